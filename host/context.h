@@ -1,0 +1,57 @@
+/* The execution context (seed PatternContext): domain, agent type,
+ * priority and attributes, plus the domain glob rules and the command-line
+ * and JSON ways of building one. */
+#ifndef NDF_HOST_CONTEXT_H
+#define NDF_HOST_CONTEXT_H
+
+#include <ndf/context.h>
+#include "value.h"
+
+struct ndf_context {
+    char *domain;      /* never NULL; "" when unset */
+    char *agent_type;  /* never NULL; "" when unset */
+    int priority;      /* 1..5 */
+    ndf_value *attrs;  /* a GROUP, never NULL; values STRING/INT/NUMBER/BOOL/LIST */
+};
+
+/* A new context with the given fields (NULL means ""), priority 1 and no
+ * attributes.  Free with context_free(). */
+ndf_context *context_new(const char *domain, const char *agent_type, int priority);
+void context_free(ndf_context *ctx);
+ndf_context *context_dup(const ndf_context *ctx);
+
+/* Sets attribute `key` to `val` (ownership passes), replacing an old one. */
+void context_set_attr(ndf_context *ctx, const char *key, ndf_value *val);
+
+/* seed matches_domain: 1 when the context's domain matches `pattern`
+ * (glob_match rules, see ndf(1)). */
+int context_matches_domain(const ndf_context *ctx, const char *pattern);
+
+/* seed has_attribute: with `value` NULL, 1 when `key` exists; otherwise 1
+ * when it exists and equals `value` (a LIST attribute also matches when it
+ * contains `value`). */
+int context_has_attribute(const ndf_context *ctx, const char *key, const ndf_value *value);
+
+/* seed merge_attributes: a new context, `ctx`'s attributes overlaid by the
+ * members of `extra` (a GROUP).  The caller frees the result. */
+ndf_context *context_merge_attributes(const ndf_context *ctx, const ndf_value *extra);
+
+/* Parses "KEY=VALUE" from --attr: VALUE becomes a bool (true/false), an
+ * integer, a number, a list ("[a, b]") or else a string.  Returns NDF_OK or
+ * NDF_ERR_INVALID with err_msg() set. */
+int context_parse_attr(ndf_context *ctx, const char *arg);
+
+/* Reads a context from a JSON object {"domain":..., "agent_type":...,
+ * "priority":..., "attributes":{...}}.  `origin` names the source in errors.
+ * Returns NDF_OK and *out, or NDF_ERR_INVALID with err_msg() set. */
+int context_from_json(const char *text, const char *origin, ndf_context **out);
+/* Reads it from a file ("-" for stdin). */
+int context_from_json_file(const char *path, ndf_context **out);
+/* Appends the context as a JSON object. */
+struct strbuf;
+void context_to_json(const ndf_context *ctx, struct strbuf *sb);
+
+/* Checks priority range etc.  Returns NDF_OK or NDF_ERR_INVALID. */
+int context_validate(const ndf_context *ctx);
+
+#endif

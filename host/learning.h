@@ -1,0 +1,72 @@
+/* Learning state of one pattern (the statistics half of the seed's
+ * DelegationPattern) and the confidence algorithms (seed ConfidenceLevel,
+ * PatternConfig.configure_confidence_calculation).  The math is written down
+ * in ndf.conf(5). */
+#ifndef NDF_LEARNING_H
+#define NDF_LEARNING_H
+
+#include <stdint.h>
+
+typedef enum confidence_level {
+    CONFIDENCE_LOW = 0,    /* score < 0.5 */
+    CONFIDENCE_MEDIUM = 1, /* 0.5 <= score <= 0.8 */
+    CONFIDENCE_HIGH = 2    /* score > 0.8 */
+} confidence_level;
+
+typedef enum confidence_algorithm {
+    ALGO_SIMPLE_AVERAGE = 0,
+    ALGO_WEIGHTED_AVERAGE = 1,
+    ALGO_ADAPTIVE_BAYES = 2
+} confidence_algorithm;
+
+/* The parameters of the confidence calculation (from the global config). */
+typedef struct learning_params {
+    confidence_algorithm algorithm;
+    double learning_rate;         /* weighted_average: weight of the newest outcome */
+    int min_samples;              /* executions before the score is trusted */
+    double convergence_threshold; /* adaptive_bayes: stop updating once the
+                                     posterior's certainty exceeds it */
+    double prior_alpha, prior_beta; /* adaptive_bayes Beta prior */
+} learning_params;
+
+void learning_params_default(learning_params *p);
+const char *confidence_algorithm_name(confidence_algorithm a);
+/* Returns 0 and sets *out, or -1 for an unknown name. */
+int confidence_algorithm_parse(const char *name, confidence_algorithm *out);
+
+confidence_level confidence_level_from_score(double score);
+const char *confidence_level_name(confidence_level l); /* "LOW", ... */
+/* <0, 0, >0 like strcmp (the seed's __lt__ and friends). */
+int confidence_level_compare(confidence_level a, confidence_level b);
+
+typedef struct domain_count {
+    char *domain;
+    uint64_t executions, successes;
+} domain_count;
+
+typedef struct learning_state {
+    uint64_t executions, successes;
+    double score;          /* current confidence score 0..1 */
+    double alpha, beta;    /* adaptive_bayes posterior */
+    int converged;         /* adaptive_bayes stopped updating */
+    domain_count *domains; /* per-domain counts, sorted by domain */
+    size_t ndomains;
+    double last_used;      /* wall-clock seconds of the last execution, 0 never */
+    double created;        /* wall-clock seconds when first registered */
+} learning_state;
+
+/* Initializes to "no executions": score is the prior (0.5 by default). */
+void learning_init(learning_state *st, const learning_params *p);
+void learning_free(learning_state *st);
+/* Deep copy into `dst` (which must not hold data). */
+void learning_copy(learning_state *dst, const learning_state *src);
+/* seed record_execution.  `domain` may be NULL. */
+void learning_record(learning_state *st, const learning_params *p, int success,
+                     const char *domain, double when);
+/* seed reset_stats. */
+void learning_reset(learning_state *st, const learning_params *p);
+double learning_success_rate(const learning_state *st); /* 0 when no executions */
+/* 1 once min_samples executions have been recorded. */
+int learning_trusted(const learning_state *st, const learning_params *p);
+
+#endif

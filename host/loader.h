@@ -1,0 +1,72 @@
+/* The plugin loader: finds plugin files, checks them (ownership, mode,
+ * ELF, descriptor, ABI), loads private content-addressed copies, runs their
+ * init, and keeps what they registered (pattern types and steps). */
+#ifndef NDF_LOADER_H
+#define NDF_LOADER_H
+
+#include <stddef.h>
+#include <ndf/sdk.h>
+
+typedef struct loader loader;
+typedef struct plugin plugin;
+
+typedef enum provided_kind { PROVIDED_PATTERN_TYPE = 1, PROVIDED_STEP = 2 } provided_kind;
+
+/* Something a plugin registered. */
+typedef struct provided {
+    provided_kind kind;
+    const char *name;
+    union {
+        const ndf_pattern_type_def *ptype;
+        const ndf_step_def *step;
+    } def;
+    plugin *owner;
+} provided;
+
+/* What `ndf plugins` and `ndf inspect` show of a plugin file. */
+typedef struct plugin_info {
+    const char *path;           /* as found */
+    const char *cached;         /* the private copy loaded, or NULL */
+    char hash[65];              /* sha-256 of the file, hex, or "" */
+    const char *name, *version, *license, *description; /* from the descriptor */
+    unsigned abi_major, abi_minor;
+    int loaded;                 /* 0: refused */
+    const char *reason;         /* why it was refused, else NULL */
+    const provided *const *provides;
+    size_t nprovides;
+} plugin_info;
+
+typedef struct loader_opts {
+    const char *cache_dir;      /* where private copies go; created 0700 */
+    int allow_insecure;         /* skip the owner/mode checks (warns loudly) */
+} loader_opts;
+
+loader *loader_new(const loader_opts *opts);
+/* Calls every loaded plugin's fini() (in reverse load order), unloads them
+ * and removes their private copies. */
+void loader_free(loader *l);
+
+/* Loads every regular "*.so" file in `dirs`, each directory in the given
+ * order and its files sorted by name.  A refused file is recorded (see
+ * loader_plugin) and logged, never fatal.  Returns the number loaded. */
+size_t loader_scan(loader *l, char *const *dirs, size_t ndirs);
+/* Loads one file.  NDF_OK, or a status with err_msg() naming the file, the
+ * reason and what to do; the refusal is recorded either way. */
+int loader_load(loader *l, const char *path);
+
+size_t loader_count(const loader *l);  /* files tried, loaded or refused */
+/* Fills `info` for the i-th file tried; pointers live as long as `l`. */
+void loader_plugin(const loader *l, size_t i, plugin_info *info);
+
+/* Lookups among loaded plugins; NULL when absent. */
+const provided *loader_find(const loader *l, provided_kind kind, const char *name);
+
+/* The loader whose registrations the services table consults (step_new,
+ * pattern_build).  Set once the plugins are loaded. */
+void loader_set_active(loader *l);
+loader *loader_active(void);
+
+/* Called by the services table for register_pattern_type/register_step. */
+int loader_registrar_add(ndf_registrar *reg, provided_kind kind, const void *def);
+
+#endif

@@ -1,0 +1,63 @@
+/* A pattern as the host holds it (the generic half of the seed's
+ * DelegationPattern): its definition, the type instance built from it, and
+ * its learning state.  Patterns are reference counted: an execution, the
+ * registry and a pending configuration each hold a reference. */
+#ifndef NDF_HOST_PATTERN_H
+#define NDF_HOST_PATTERN_H
+
+#include <pthread.h>
+#include <ndf/sdk.h>
+#include "learning.h"
+#include "value.h"
+
+struct provided;
+
+typedef struct pattern {
+    char *name;
+    char *type_name;
+    char *description;
+    char **domains;        /* globs; none means "any domain" */
+    size_t ndomains;
+    char **agent_types;    /* globs; none means "any agent type" */
+    size_t nagent_types;
+    ndf_value *attributes; /* GROUP used for matching; never NULL */
+    char **tags;
+    size_t ntags;
+    double threshold;      /* own confidence threshold, or < 0 for the global */
+    double timeout;        /* seconds, or <= 0 for the configured default */
+    ndf_value *def;        /* the whole definition as read (owned) */
+    ndf_value *params;     /* the type's parameters, validated (inside def) */
+    const char *file;      /* where it was defined */
+    int line;
+
+    const struct provided *type; /* the pattern type, from the loader */
+    void *instance;        /* the type's instance (type->def->create) */
+
+    pthread_mutex_t lock;  /* guards `learn` */
+    learning_state learn;
+    int refs;              /* atomic */
+} pattern;
+
+/* Builds a pattern from its definition group (ownership of `def` passes,
+ * even on failure): checks the generic keys, looks up the type among the
+ * loaded plugins, validates the type's parameters against its schema, and
+ * calls the type's create().  Errors name file:line.  Returns NDF_OK and
+ * *out with one reference, or an ndf_status with err_msg() set. */
+int pattern_build(ndf_value *def, const learning_params *lp, pattern **out);
+
+pattern *pattern_ref(pattern *p);
+/* Drops a reference; the last one destroys the instance and frees it. */
+void pattern_unref(pattern *p);
+
+/* Learning, under the pattern's lock. */
+void pattern_record(pattern *p, const learning_params *lp, int success, const char *domain);
+void pattern_reset_stats(pattern *p, const learning_params *lp);
+/* A consistent copy of the learning state; learning_free() it. */
+void pattern_stats(pattern *p, learning_state *out);
+void pattern_set_threshold(pattern *p, double threshold);
+
+/* 1 when the pattern serves the context's domain and agent type (its globs)
+ * and the type's own matches() agrees (seed DelegationPattern.matches). */
+int pattern_matches(const pattern *p, const ndf_context *ctx);
+
+#endif

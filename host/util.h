@@ -1,0 +1,75 @@
+/* Host-wide helpers: allocation that never returns NULL, the per-thread error
+ * message that goes with a returned ndf_status, and small string tools.
+ *
+ * Out of memory is handled one way everywhere in the host: x*alloc() print a
+ * message and abort.  Plugins are never aborted for; they get NDF_ERR_NOMEM. */
+#ifndef NDF_UTIL_H
+#define NDF_UTIL_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <ndf/status.h>
+
+#if defined(__GNUC__)
+#define ATTR_PRINTF(f, a) __attribute__((format(printf, f, a)))
+#define ATTR_NORETURN __attribute__((noreturn))
+#else
+#define ATTR_PRINTF(f, a)
+#define ATTR_NORETURN
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+void *xmalloc(size_t n);
+void *xcalloc(size_t n, size_t size);
+void *xrealloc(void *p, size_t n);
+char *xstrdup(const char *s);
+char *xstrndup(const char *s, size_t n);
+/* Returns a newly allocated formatted string; the caller frees it. */
+char *xasprintf(const char *fmt, ...) ATTR_PRINTF(1, 2);
+char *xvasprintf(const char *fmt, va_list ap);
+
+/* Sets this thread's error message and returns `status`.  The message stays
+ * until the next err_set() on the same thread. */
+int err_set(int status, const char *fmt, ...) ATTR_PRINTF(2, 3);
+int err_vset(int status, const char *fmt, va_list ap);
+/* Prefixes the current message with "prefix: ". Returns `status`. */
+int err_prefix(int status, const char *fmt, ...) ATTR_PRINTF(2, 3);
+/* This thread's last message ("" when none); valid until the next err_set(). */
+const char *err_msg(void);
+void err_clear(void);
+
+/* Growable string buffer. */
+typedef struct strbuf {
+    char *buf;
+    size_t len, cap;
+} strbuf;
+void sb_init(strbuf *sb);
+void sb_add(strbuf *sb, const char *s, size_t n);
+void sb_puts(strbuf *sb, const char *s);
+void sb_printf(strbuf *sb, const char *fmt, ...) ATTR_PRINTF(2, 3);
+/* Returns the buffer (never NULL) and leaves `sb` empty; caller frees. */
+char *sb_steal(strbuf *sb);
+void sb_free(strbuf *sb);
+
+/* Monotonic and wall-clock time in seconds. */
+double now_mono(void);
+double now_wall(void);
+
+/* Pattern / plugin / step names: [A-Za-z0-9_.-], 1..128 chars, no leading
+ * dot.  Returns 1 when valid. */
+int name_valid(const char *s);
+
+/* Glob match used for domains and agent types: '*' matches any run of
+ * characters (including '.'), '?' one character; everything else literally.
+ * Returns 1 on match. */
+int glob_match(const char *pattern, const char *text);
+
+/* Logging to stderr with a level ("ndf: warning: ..."); messages above the
+ * current level (set by -v/-q) are dropped.  Thread-safe: one write(2) per
+ * message. */
+void log_set_level(int level);
+int log_get_level(void);
+void log_msg(int level, const char *fmt, ...) ATTR_PRINTF(2, 3);
+void log_vmsg(int level, const char *fmt, va_list ap);
+
+#endif

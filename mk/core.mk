@@ -1,0 +1,22 @@
+# The host's core: a convenience library shared by the ndf program and the
+# Check suites, so every suite links the code it tests.
+noinst_LTLIBRARIES += libndfcore.la
+libndfcore_la_SOURCES = \
+	host/util.c host/util.h \
+	host/value.c host/value.h \
+	host/services.c host/services.h \
+	host/app.c host/app.h \
+	host/commands.h
+libndfcore_la_CPPFLAGS = $(AM_CPPFLAGS) \
+	-DPLUGINDIR='"$(pkglibdir)"' -DSYSCONFDIR='"$(sysconfdir)"' \
+	-DLOCALSTATEDIR='"$(localstatedir)"' -DRUNSTATEDIR='"$(runstatedir)"' \
+	$(LIBCONFIG_CFLAGS) $(CJSON_CFLAGS) $(ZLIB_CFLAGS) $(YAML_CFLAGS)
+libndfcore_la_LIBADD = $(LIBCONFIG_LIBS) $(CJSON_LIBS) $(ZLIB_LIBS) $(YAML_LIBS)
+
+bin_PROGRAMS += ndf
+ndf_SOURCES = host/main.c
+ndf_CPPFLAGS = $(libndfcore_la_CPPFLAGS)
+ndf_LDADD = libndfcore.la
+
+CORE_TEST_CFLAGS = $(libndfcore_la_CPPFLAGS) $(CHECK_CFLAGS)
+CORE_TEST_LIBS = libndfcore.la $(CHECK_LIBS)

@@ -1,0 +1,11 @@
+# The SDK: installed headers and the pkg-config module.
+ndfincludedir = $(includedir)/ndf
+ndfinclude_HEADERS = \
+	sdk/ndf/sdk.h sdk/ndf/version.h sdk/ndf/status.h sdk/ndf/params.h \
+	sdk/ndf/context.h sdk/ndf/exec.h sdk/ndf/step.h sdk/ndf/pattern.h \
+	sdk/ndf/host.h sdk/ndf/plugin.h
+
+pkgconfigdir = $(libdir)/pkgconfig
+pkgconfig_DATA = sdk/ndf-sdk.pc
+DISTCLEANFILES += sdk/ndf-sdk.pc
+EXTRA_DIST += sdk/ndf-sdk.pc.in sdk/README.md
