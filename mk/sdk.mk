@@ -9,3 +9,5 @@ pkgconfigdir = $(libdir)/pkgconfig
 pkgconfig_DATA = sdk/ndf-sdk.pc
 DISTCLEANFILES += sdk/ndf-sdk.pc
 EXTRA_DIST += sdk/ndf-sdk.pc.in sdk/README.md
+
+dist_man_MANS += doc/ndf.1 doc/ndf-plugin.7

@@ -1,1 +1,23 @@
-# tests
+# Program-level shell tests owned by the build itself: the command line and
+# the installed layout.
+TESTS += tests/shell/cli.sh tests/shell/install.sh
+EXTRA_DIST += tests/shell/cli.sh tests/shell/install.sh tests/shell/lib.sh
+
+# Plugins are loaded with dlopen() on their .so; the .la files are of no use
+# at run time, so they are not installed.  libtool uninstalls a module
+# through its .la, hence the hook that removes the .so files itself.
+install-exec-hook:
+	@for la in $(pkglib_LTLIBRARIES); do \
+	  rm -f "$(DESTDIR)$(pkglibdir)/`basename $$la`"; \
+	done
+uninstall-hook:
+	@for la in $(pkglib_LTLIBRARIES); do \
+	  rm -f "$(DESTDIR)$(pkglibdir)/`basename $$la .la`.so"; \
+	done
+
+# Used by tests/shell/install.sh to learn the configured layout.
+print-install-dirs:
+	@echo "prefix='$(prefix)' bindir='$(bindir)' libdir='$(libdir)' pkglibdir='$(pkglibdir)'"
+	@echo "includedir='$(includedir)' sysconfdir='$(sysconfdir)' mandir='$(mandir)' docdir='$(docdir)'"
+	@echo "plugins='$(pkglib_LTLIBRARIES)'"
+.PHONY: print-install-dirs
