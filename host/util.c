@@ -97,13 +97,22 @@ int err_set(int status, const char *fmt, ...)
 
 int err_prefix(int status, const char *fmt, ...)
 {
-    char prefix[512], old[sizeof err_buf];
+    char prefix[512];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(prefix, sizeof prefix, fmt, ap);
     va_end(ap);
-    memcpy(old, err_buf, sizeof old);
-    snprintf(err_buf, sizeof err_buf, "%s: %s", prefix, old);
+    /* Shift the old message right and put the prefix in front; the tail is
+     * cut when the two do not fit. */
+    size_t plen = strlen(prefix) + 2, olen = strlen(err_buf);
+    if (plen >= sizeof err_buf)
+        plen = sizeof err_buf - 1;
+    if (plen + olen >= sizeof err_buf)
+        olen = sizeof err_buf - 1 - plen;
+    memmove(err_buf + plen, err_buf, olen);
+    err_buf[plen + olen] = '\0';
+    memcpy(err_buf, prefix, plen - 2);
+    memcpy(err_buf + plen - 2, ": ", 2);
     return status;
 }
 

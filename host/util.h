@@ -16,6 +16,7 @@
 #else
 #define ATTR_PRINTF(f, a)
 #define ATTR_NORETURN
+#endif
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 

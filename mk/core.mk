@@ -20,3 +20,12 @@ ndf_LDADD = libndfcore.la
 
 CORE_TEST_CFLAGS = $(libndfcore_la_CPPFLAGS) $(CHECK_CFLAGS)
 CORE_TEST_LIBS = libndfcore.la $(CHECK_LIBS)
+
+check_PROGRAMS += tests/check_util tests/check_value
+TESTS += tests/check_util tests/check_value
+tests_check_util_SOURCES = tests/check_util.c
+tests_check_util_CPPFLAGS = $(CORE_TEST_CFLAGS)
+tests_check_util_LDADD = $(CORE_TEST_LIBS)
+tests_check_value_SOURCES = tests/check_value.c
+tests_check_value_CPPFLAGS = $(CORE_TEST_CFLAGS)
+tests_check_value_LDADD = $(CORE_TEST_LIBS)

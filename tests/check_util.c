@@ -1,0 +1,113 @@
+/* Check suite for host/util.c: names, globs, strbuf, error messages. */
+#include "build-config.h"
+
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+START_TEST(test_name_valid)
+{
+    ck_assert(name_valid("data_processing_pipeline"));
+    ck_assert(name_valid("a"));
+    ck_assert(name_valid("v1.2-beta_3"));
+    ck_assert(!name_valid(NULL));
+    ck_assert(!name_valid(""));
+    ck_assert(!name_valid(".hidden"));
+    ck_assert(!name_valid("../etc/passwd"));
+    ck_assert(!name_valid("a/b"));
+    ck_assert(!name_valid("sp ace"));
+    ck_assert(!name_valid("caf\xc3\xa9"));
+    char buf[200];
+    memset(buf, 'x', 128);
+    buf[128] = '\0';
+    ck_assert(name_valid(buf));
+    buf[128] = 'x';
+    buf[129] = '\0';
+    ck_assert(!name_valid(buf));
+}
+END_TEST
+
+START_TEST(test_glob)
+{
+    ck_assert(glob_match("*", ""));
+    ck_assert(glob_match("*", "anything.at.all"));
+    ck_assert(glob_match("web_*", "web_development.frontend"));
+    ck_assert(glob_match("web_development.*", "web_development.frontend"));
+    ck_assert(!glob_match("data_*", "web_development.frontend"));
+    ck_assert(glob_match("d?ta", "data"));
+    ck_assert(!glob_match("d?ta", "dta"));
+    ck_assert(glob_match("*a*b*c", "xxaxxbxxc"));
+    ck_assert(!glob_match("*a*b*c", "xxaxxbxx"));
+    ck_assert(glob_match("exact", "exact"));
+    ck_assert(!glob_match("exact", "exactly"));
+    /* A hostile pattern must not take exponential time. */
+    ck_assert(!glob_match("*a*a*a*a*a*a*a*a*a*a*a*b", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"));
+}
+END_TEST
+
+START_TEST(test_strbuf)
+{
+    strbuf sb;
+    sb_init(&sb);
+    sb_puts(&sb, "a");
+    sb_printf(&sb, "%d-%s", 42, "x");
+    for (int i = 0; i < 1000; i++)
+        sb_add(&sb, "y", 1);
+    ck_assert_uint_eq(sb.len, 1 + 4 + 1000);
+    char *s = sb_steal(&sb);
+    ck_assert(strncmp(s, "a42-xy", 6) == 0);
+    ck_assert_ptr_null(sb.buf);
+    free(s);
+    s = sb_steal(&sb);
+    ck_assert_str_eq(s, "");
+    free(s);
+}
+END_TEST
+
+START_TEST(test_err)
+{
+    err_clear();
+    ck_assert_str_eq(err_msg(), "");
+    ck_assert_int_eq(err_set(NDF_ERR_NOT_FOUND, "pattern '%s' not found", "x"), NDF_ERR_NOT_FOUND);
+    ck_assert_str_eq(err_msg(), "pattern 'x' not found");
+    ck_assert_int_eq(err_prefix(NDF_ERR_IO, "loading %s", "f"), NDF_ERR_IO);
+    ck_assert_str_eq(err_msg(), "loading f: pattern 'x' not found");
+    char *p = xasprintf("%s=%d", "k", 7);
+    ck_assert_str_eq(p, "k=7");
+    free(p);
+    ck_assert_str_eq(ndf_status_name(NDF_ERR_CONFIDENCE), "confidence below threshold");
+    ck_assert_str_eq(ndf_status_name(-999), "unknown error");
+}
+END_TEST
+
+START_TEST(test_clocks)
+{
+    double a = now_mono(), b = now_mono();
+    ck_assert(b >= a);
+    ck_assert(now_wall() > 1.6e9);
+}
+END_TEST
+
+static Suite *util_suite(void)
+{
+    Suite *s = suite_create("util");
+    TCase *tc = tcase_create("core");
+    tcase_add_test(tc, test_name_valid);
+    tcase_add_test(tc, test_glob);
+    tcase_add_test(tc, test_strbuf);
+    tcase_add_test(tc, test_err);
+    tcase_add_test(tc, test_clocks);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(util_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
