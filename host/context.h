@@ -23,8 +23,19 @@ ndf_context *context_dup(const ndf_context *ctx);
 /* Sets attribute `key` to `val` (ownership passes), replacing an old one. */
 void context_set_attr(ndf_context *ctx, const char *key, ndf_value *val);
 
+/* The glob rule for domains and agent types: glob_match() ('*' any run,
+ * '?' one character, the rest literal), and in addition a glob ending in
+ * ".*" matches its bare parent ("web_development.*" matches
+ * "web_development").  Returns 1 on match. */
+int context_glob_match(const char *glob, const char *text);
+
+/* 1 when an attribute value `have` satisfies `want`: equal (an integer and a
+ * number compare by value), or one is a LIST and contains the other, or both
+ * are LISTs that share an element. */
+int context_value_matches(const ndf_value *have, const ndf_value *want);
+
 /* seed matches_domain: 1 when the context's domain matches `pattern`
- * (glob_match rules, see ndf(1)). */
+ * (context_glob_match rules, see ndf(1)). */
 int context_matches_domain(const ndf_context *ctx, const char *pattern);
 
 /* seed has_attribute: with `value` NULL, 1 when `key` exists; otherwise 1
@@ -51,7 +62,8 @@ int context_from_json_file(const char *path, ndf_context **out);
 struct strbuf;
 void context_to_json(const ndf_context *ctx, struct strbuf *sb);
 
-/* Checks priority range etc.  Returns NDF_OK or NDF_ERR_INVALID. */
+/* Checks the priority range (1..5) and the attribute value types.  Returns
+ * NDF_OK or NDF_ERR_INVALID with err_msg() set. */
 int context_validate(const ndf_context *ctx);
 
 #endif

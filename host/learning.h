@@ -29,6 +29,7 @@ typedef struct learning_params {
     double prior_alpha, prior_beta; /* adaptive_bayes Beta prior */
 } learning_params;
 
+/* adaptive_bayes, learning_rate 0.1, min_samples 5, convergence 0.95, Beta(1, 1). */
 void learning_params_default(learning_params *p);
 const char *confidence_algorithm_name(confidence_algorithm a);
 /* Returns 0 and sets *out, or -1 for an unknown name. */
@@ -53,9 +54,21 @@ typedef struct learning_state {
     size_t ndomains;
     double last_used;      /* wall-clock seconds of the last execution, 0 never */
     double created;        /* wall-clock seconds when first registered */
+    double duration_total; /* seconds, summed over the executions recorded with one */
+    uint64_t timed;        /* executions that were recorded with a duration */
 } learning_state;
 
-/* Initializes to "no executions": score is the prior (0.5 by default). */
+/* The score with no executions: the prior mean alpha0 / (alpha0 + beta0),
+ * for every algorithm (0.5 with the default Beta(1, 1) prior). */
+double learning_prior_mean(const learning_params *p);
+
+/* adaptive_bayes: the certainty of a Beta(alpha, beta) posterior,
+ * 1 - 2 * sd with sd = sqrt(alpha*beta / ((alpha+beta)^2 (alpha+beta+1))),
+ * clamped to 0..1.  Updating stops once it reaches convergence_threshold
+ * (and min_samples executions were seen). */
+double learning_certainty(double alpha, double beta);
+
+/* Initializes to "no executions": score is the prior mean. */
 void learning_init(learning_state *st, const learning_params *p);
 void learning_free(learning_state *st);
 /* Deep copy into `dst` (which must not hold data). */
@@ -63,7 +76,9 @@ void learning_copy(learning_state *dst, const learning_state *src);
 /* seed record_execution.  `domain` may be NULL. */
 void learning_record(learning_state *st, const learning_params *p, int success,
                      const char *domain, double when);
-/* seed reset_stats. */
+/* Adds one execution's duration (seconds, >= 0) to the totals. */
+void learning_add_duration(learning_state *st, double seconds);
+/* seed reset_stats: back to "no executions" (keeps `created`). */
 void learning_reset(learning_state *st, const learning_params *p);
 double learning_success_rate(const learning_state *st); /* 0 when no executions */
 /* 1 once min_samples executions have been recorded. */

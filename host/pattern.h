@@ -11,6 +11,7 @@
 #include "value.h"
 
 struct provided;
+struct registry_store;
 
 typedef struct pattern {
     char *name;
@@ -33,10 +34,25 @@ typedef struct pattern {
     const struct provided *type; /* the pattern type, from the loader */
     void *instance;        /* the type's instance (type->def->create) */
 
-    pthread_mutex_t lock;  /* guards `learn` */
+    pthread_mutex_t lock;  /* guards `learn`, `resident`, `store` */
     learning_state learn;
+    /* Paging (see registry.h, cache_size): when `resident` is 0 the
+     * variable-size part of `learn` (the per-domain counts) lives only in
+     * `store`; the fixed-size summary (counts, score, posterior, times)
+     * always stays, so sorting by confidence never pages anything in. */
+    int resident;
+    const struct registry_store *store;
     int refs;              /* atomic */
 } pattern;
+
+/* A bare pattern named `name` (not checked) with no type, no instance, no
+ * domains or agent types (so it serves any), empty attributes, the global
+ * threshold, fresh learning state and one reference.  For programs and tests
+ * that build patterns without a definition (the registry benchmark). */
+pattern *pattern_new(const char *name, const learning_params *lp);
+/* Append a domain / agent-type glob (copied) to a pattern not yet shared. */
+void pattern_add_domain(pattern *p, const char *glob);
+void pattern_add_agent_type(pattern *p, const char *glob);
 
 /* Builds a pattern from its definition group (ownership of `def` passes,
  * even on failure): checks the generic keys, looks up the type among the
@@ -52,9 +68,24 @@ void pattern_unref(pattern *p);
 /* Learning, under the pattern's lock. */
 void pattern_record(pattern *p, const learning_params *lp, int success, const char *domain);
 void pattern_reset_stats(pattern *p, const learning_params *lp);
-/* A consistent copy of the learning state; learning_free() it. */
+/* Adds an execution's duration to the statistics. */
+void pattern_record_duration(pattern *p, double seconds);
+/* A consistent copy of the learning state; learning_free() it.  A paged-out
+ * pattern's per-domain counts are read from its store (not made resident). */
 void pattern_stats(pattern *p, learning_state *out);
+/* The current confidence score. */
+double pattern_score(pattern *p);
+/* Sets the pattern's own threshold (0..1), or < 0 to follow the global one. */
 void pattern_set_threshold(pattern *p, double threshold);
+/* The threshold in effect: the pattern's own, else `global`. */
+double pattern_threshold(const pattern *p, double global);
+
+/* Paging, called by the registry.  page_out saves the learning state through
+ * `p->store` and drops its per-domain counts from memory: NDF_OK, or the
+ * store's status (then the state stays resident).  page_in reads them back
+ * (a store without them leaves the summary and no domain counts). */
+int pattern_page_out(pattern *p);
+void pattern_page_in(pattern *p);
 
 /* 1 when the pattern serves the context's domain and agent type (its globs)
  * and the type's own matches() agrees (seed DelegationPattern.matches). */
