@@ -268,7 +268,7 @@ int context_from_json(const char *text, const char *origin, ndf_context **out)
 {
     *out = NULL;
     const char *end = NULL;
-    cJSON *root = cJSON_ParseWithLengthOpts(text, strlen(text), &end, 1);
+    cJSON *root = cJSON_ParseWithLengthOpts(text, strlen(text) + 1, &end, 1);
     if (!root) {
         int line, col;
         position(text, end ? end : text, &line, &col);

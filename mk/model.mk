@@ -4,3 +4,17 @@ libndfcore_la_SOURCES += \
 	host/learning.c host/learning.h \
 	host/pattern.c host/pattern.h \
 	host/registry.c host/registry.h
+
+check_PROGRAMS += tests/check_context tests/check_learning
+TESTS += tests/check_context tests/check_learning
+tests_check_context_SOURCES = tests/check_context.c
+tests_check_context_CPPFLAGS = $(CORE_TEST_CFLAGS)
+tests_check_context_LDADD = $(CORE_TEST_LIBS)
+tests_check_learning_SOURCES = tests/check_learning.c
+tests_check_learning_CPPFLAGS = $(CORE_TEST_CFLAGS)
+tests_check_learning_LDADD = $(CORE_TEST_LIBS)
+check_PROGRAMS += tests/check_registry
+TESTS += tests/check_registry
+tests_check_registry_SOURCES = tests/check_registry.c
+tests_check_registry_CPPFLAGS = $(CORE_TEST_CFLAGS)
+tests_check_registry_LDADD = $(CORE_TEST_LIBS)
