@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <ndf/sdk.h>
 
 #include "monitor.h"
 #include "util.h"
@@ -290,7 +291,7 @@ int monitor_available(double cpu_thr, double mem_thr)
         warned = 1;
         pthread_mutex_unlock(&mon_lock);
         if (first)
-            log_msg(1, "warning: resource monitor: %s; treating resources as available",
+            log_msg(NDF_LOG_WARN, "resource monitor: %s; treating resources as available",
                     err_msg());
         return 1;
     }
