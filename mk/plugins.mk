@@ -1,1 +1,33 @@
-# plugins
+# The plugins shipped with ndf: the seed's three pattern types, the core
+# steps, and the template plugin.  Each is built only against sdk/ (never
+# host/) and exports only its descriptor.
+pkglib_LTLIBRARIES += plugins/sequential.la plugins/parallel.la plugins/meta.la \
+	plugins/steps.la plugins/example.la
+
+plugins_sequential_la_SOURCES = plugins/sequential/sequential.c
+plugins_sequential_la_CFLAGS = $(PLUGIN_CFLAGS)
+plugins_sequential_la_CPPFLAGS = -I$(top_srcdir)/sdk
+plugins_sequential_la_LDFLAGS = $(PLUGIN_LINK_FLAGS)
+
+plugins_parallel_la_SOURCES = plugins/parallel/parallel.c
+plugins_parallel_la_CFLAGS = $(PLUGIN_CFLAGS)
+plugins_parallel_la_CPPFLAGS = -I$(top_srcdir)/sdk
+plugins_parallel_la_LDFLAGS = $(PLUGIN_LINK_FLAGS)
+
+plugins_meta_la_SOURCES = plugins/meta/meta.c
+plugins_meta_la_CFLAGS = $(PLUGIN_CFLAGS)
+plugins_meta_la_CPPFLAGS = -I$(top_srcdir)/sdk
+plugins_meta_la_LDFLAGS = $(PLUGIN_LINK_FLAGS)
+
+plugins_steps_la_SOURCES = plugins/steps/steps.c
+plugins_steps_la_CFLAGS = $(PLUGIN_CFLAGS)
+plugins_steps_la_CPPFLAGS = -I$(top_srcdir)/sdk
+plugins_steps_la_LDFLAGS = $(PLUGIN_LINK_FLAGS)
+
+# The template for third-party authors: built and installed like the others
+# (so `ndf plugins` lists it), and shipped with its standalone Makefile.
+plugins_example_la_SOURCES = plugins/example/example.c
+plugins_example_la_CFLAGS = $(PLUGIN_CFLAGS)
+plugins_example_la_CPPFLAGS = -I$(top_srcdir)/sdk
+plugins_example_la_LDFLAGS = $(PLUGIN_LINK_FLAGS)
+EXTRA_DIST += plugins/example/Makefile plugins/example/README.md

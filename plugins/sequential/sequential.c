@@ -1,0 +1,306 @@
+/* The "sequential" pattern type (the seed's SequentialDelegationPattern):
+ * ordered steps, each run only after the one before it completed, with
+ * per-step timeouts and retries, a timeout for the whole sequence, and
+ * rollback of the completed steps in reverse order on failure. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <ndf/sdk.h>
+
+static const ndf_param_spec step_entry[] = {
+    NDF_PARAM("name", NDF_VALUE_STRING, NDF_PARAM_REQUIRED, NULL,
+              "the step's name, unique within the sequence"),
+    NDF_PARAM("step", NDF_VALUE_STRING, NDF_PARAM_REQUIRED, NULL,
+              "the step type to run (exec, sleep, log, ..., or a plugin's)"),
+    NDF_PARAM_GROUP("params", 0, NULL, "the step type's parameters (checked against its schema)"),
+    NDF_PARAM_RANGED("timeout", NDF_VALUE_NUMBER, 0, NULL, 0, 1e9,
+                     "seconds one attempt may take (0 or absent: only enclosing deadlines)"),
+    NDF_PARAM_RANGED("retries", NDF_VALUE_INT, 0, "0", 0, 100,
+                     "attempts after the first when the step fails"),
+    NDF_PARAM_RANGED("backoff", NDF_VALUE_NUMBER, 0, "0.1", 0, 3600,
+                     "seconds before the first retry; doubled for each further one"),
+    NDF_PARAM_RANGED("backoff_max", NDF_VALUE_NUMBER, 0, "5", 0, 3600,
+                     "cap on the delay between retries, in seconds"),
+    NDF_PARAM_END};
+
+static const ndf_param_spec seq_params[] = {
+    NDF_PARAM_LIST("steps", NDF_VALUE_GROUP, NDF_PARAM_REQUIRED, step_entry,
+                   "the steps, in the order they run"),
+    NDF_PARAM_RANGED("timeout_seconds", NDF_VALUE_NUMBER, 0, NULL, 0, 1e9,
+                     "deadline for the whole sequence, in seconds (absent or 0: none)"),
+    NDF_PARAM("rollback_enabled", NDF_VALUE_BOOL, 0, "true",
+              "undo the completed steps, newest first, when a step fails or times out"),
+    NDF_PARAM_END};
+
+typedef struct seq_step {
+    char *name;
+    ndf_step *step;
+    double timeout;     /* <= 0: none of its own */
+    int retries;
+    double backoff, backoff_max;
+} seq_step;
+
+typedef struct seq {
+    seq_step *steps;
+    size_t n;
+    double timeout;     /* whole sequence; <= 0: none */
+    int rollback;
+} seq;
+
+/* What one execution leaves for a later rollback(). */
+typedef struct seq_run {
+    const seq *inst;    /* the instance that ran it (sanity check only) */
+    size_t n;
+    ndf_exec **nodes;
+    unsigned char *done; /* 1: completed and not yet undone */
+} seq_run;
+
+static double mono_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void seq_destroy(const ndf_host *host, void *instance)
+{
+    seq *s = instance;
+    if (!s)
+        return;
+    for (size_t i = 0; i < s->n; i++) {
+        free(s->steps[i].name);
+        host->step_free(s->steps[i].step);
+    }
+    free(s->steps);
+    free(s);
+}
+
+static int seq_create(const ndf_host *host, const ndf_value *params, void **instance)
+{
+    *instance = NULL;
+    const ndf_value *list = host->value_get(params, "steps");
+    size_t n = host->value_count(list);
+    seq *s = calloc(1, sizeof *s);
+    if (!s || (n && !(s->steps = calloc(n, sizeof *s->steps)))) {
+        free(s);
+        return host->fail(NDF_ERR_NOMEM, "sequential: out of memory");
+    }
+    s->timeout = host->value_number(host->value_get(params, "timeout_seconds"));
+    s->rollback = host->value_bool(host->value_get(params, "rollback_enabled"));
+
+    int rc = NDF_ERR_VALIDATION;
+    for (size_t i = 0; i < n; i++) {
+        const ndf_value *e = host->value_at(list, i);
+        const char *name = host->value_string(host->value_get(e, "name"));
+        const char *type = host->value_string(host->value_get(e, "step"));
+        if (!*name) {
+            host->fail_at(e, NDF_ERR_VALIDATION, "sequential: step %zu has an empty name", i + 1);
+            goto fail;
+        }
+        for (size_t j = 0; j < i; j++) {
+            if (strcmp(s->steps[j].name, name) == 0) {
+                const ndf_value *first = host->value_at(list, j);
+                host->fail_at(e, NDF_ERR_VALIDATION,
+                              "sequential: duplicate step name '%s' (first defined at line %d)",
+                              name, host->value_line(first));
+                goto fail;
+            }
+        }
+        seq_step *st = &s->steps[s->n];
+        if (!(st->name = strdup(name))) {
+            rc = host->fail(NDF_ERR_NOMEM, "sequential: out of memory");
+            goto fail;
+        }
+        s->n++;
+        if ((rc = host->step_new(type, host->value_get(e, "params"), e, &st->step)))
+            goto fail;
+        st->timeout = host->value_number(host->value_get(e, "timeout"));
+        st->retries = (int)host->value_int(host->value_get(e, "retries"));
+        st->backoff = host->value_number(host->value_get(e, "backoff"));
+        st->backoff_max = host->value_number(host->value_get(e, "backoff_max"));
+    }
+    *instance = s;
+    return NDF_OK;
+fail:
+    seq_destroy(host, s);
+    return rc;
+}
+
+static void run_free(void *p)
+{
+    seq_run *r = p;
+    if (!r)
+        return;
+    free(r->nodes);
+    free(r->done);
+    free(r);
+}
+
+/* Runs step `i` with its retries.  `deadline` is the sequence's (0: none). */
+static int run_one(const ndf_host *host, ndf_exec *exec, const seq_step *st, ndf_exec *node,
+                   double deadline)
+{
+    for (int attempt = 0;; attempt++) {
+        double t = st->timeout;
+        if (deadline > 0) {
+            double left = deadline - mono_now();
+            if (left <= 0) {
+                host->node_set_state(node, NDF_STATE_TIMED_OUT,
+                                     "the sequence's deadline passed before the step started");
+                return NDF_ERR_TIMEOUT;
+            }
+            if (t <= 0 || left < t)
+                t = left;
+        }
+        int rc = host->run_step(node, st->step, t);
+        if (rc == NDF_OK || attempt >= st->retries || rc == NDF_ERR_CANCELLED ||
+            host->cancelled(exec))
+            return rc;
+        /* Exponential, capped; computed without pow() overflow for 100 retries. */
+        double delay = st->backoff * ldexp(1.0, attempt < 60 ? attempt : 60);
+        if (delay > st->backoff_max)
+            delay = st->backoff_max;
+        if (deadline > 0 && mono_now() + delay >= deadline)
+            return rc;
+        host->node_log(node, NDF_LOG_WARN, "attempt %d of %d failed (%s); retrying in %.3gs",
+                       attempt + 1, st->retries + 1, ndf_status_name(rc), delay);
+        int src = host->sleep(exec, delay);
+        if (src)
+            return rc;
+    }
+}
+
+/* Undoes the completed steps in [lower, upper), newest first.  An undo that
+ * fails is reported and the others still run.  Returns how many failed. */
+static size_t undo_range(const ndf_host *host, ndf_exec *exec, seq_run *r, const seq *s,
+                         size_t lower, size_t upper)
+{
+    size_t failed = 0;
+    for (size_t i = upper; i-- > lower;) {
+        if (!r->done[i])
+            continue;
+        int rc = host->undo_step(r->nodes[i], s->steps[i].step);
+        if (rc) {
+            failed++;
+            host->node_log(exec, NDF_LOG_ERROR, "rollback: undoing step '%s' failed (%s)",
+                           s->steps[i].name, ndf_status_name(rc));
+        } else {
+            r->done[i] = 0;
+        }
+    }
+    return failed;
+}
+
+static int seq_run_pattern(const ndf_host *host, ndf_exec *exec, void *instance)
+{
+    const seq *s = instance;
+    seq_run *r = calloc(1, sizeof *r);
+    if (r) {
+        r->inst = s;
+        r->n = s->n;
+        r->nodes = calloc(s->n ? s->n : 1, sizeof *r->nodes);
+        r->done = calloc(s->n ? s->n : 1, 1);
+    }
+    if (!r || !r->nodes || !r->done) {
+        run_free(r);
+        return host->fail(NDF_ERR_NOMEM, "sequential: out of memory");
+    }
+    int rc = host->exec_set_data(exec, r, run_free);
+    if (rc) {
+        run_free(r);
+        return rc;
+    }
+    /* Every step is in the record from the start, so progress reads
+     * "3 of 7" and the untouched ones show PENDING. */
+    for (size_t i = 0; i < s->n; i++)
+        if (!(r->nodes[i] = host->node_new(exec, NDF_NODE_STEP, s->steps[i].name)))
+            return host->fail(NDF_ERR_NOMEM, "sequential: out of memory");
+
+    double deadline = s->timeout > 0 ? mono_now() + s->timeout : 0;
+    size_t i;
+    rc = NDF_OK;
+    for (i = 0; i < s->n; i++) {
+        if ((rc = run_one(host, exec, &s->steps[i], r->nodes[i], deadline)))
+            break;
+        r->done[i] = 1;
+    }
+    if (rc == NDF_OK)
+        return NDF_OK;
+
+    int own_timeout = rc == NDF_ERR_TIMEOUT && deadline > 0 && mono_now() >= deadline;
+    const char *why = rc == NDF_ERR_TIMEOUT ? "timed out" : rc == NDF_ERR_CANCELLED ? "was cancelled"
+                                                                                  : "failed";
+    for (size_t j = i + 1; j < s->n; j++)
+        host->node_set_state(r->nodes[j], NDF_STATE_SKIPPED, "not run: step '%s' %s",
+                             s->steps[i].name, why);
+    size_t undone = 0, undo_failed = 0;
+    if (s->rollback) {
+        for (size_t j = 0; j < i; j++)
+            undone += r->done[j];
+        undo_failed = undo_range(host, exec, r, s, 0, i);
+    }
+    char tail[128] = "";
+    if (undo_failed)
+        snprintf(tail, sizeof tail, "; rollback: %zu of %zu undo action(s) failed", undo_failed,
+                 undone);
+    else if (undone)
+        snprintf(tail, sizeof tail, "; rolled back %zu completed step(s)", undone);
+    if (own_timeout)
+        return host->fail(rc, "sequence timed out after %gs in step '%s'%s", s->timeout,
+                          s->steps[i].name, tail);
+    return host->fail(rc, "step '%s' (%zu of %zu) %s%s", s->steps[i].name, i + 1, s->n, why, tail);
+}
+
+/* A sequence has one level: `level` is accepted as is.  `target`, when
+ * given, names a step: only the steps after it are undone. */
+static int seq_rollback(const ndf_host *host, ndf_exec *exec, void *instance, const char *level,
+                        const char *target)
+{
+    const seq *s = instance;
+    seq_run *r = host->exec_data(exec);
+    if (!r)
+        return host->fail(NDF_ERR_INVALID, "execution %s has no sequence to roll back",
+                          host->exec_id(exec));
+    if (r->inst != s || r->n != s->n)
+        return host->fail(NDF_ERR_INVALID,
+                          "execution %s ran an earlier definition of this pattern; "
+                          "it cannot be rolled back with the current one", host->exec_id(exec));
+    size_t lower = 0;
+    if (target) {
+        size_t k = 0;
+        while (k < s->n && strcmp(s->steps[k].name, target) != 0)
+            k++;
+        if (k == s->n)
+            return host->fail(NDF_ERR_NOT_FOUND, "no step '%s' in this sequence", target);
+        lower = k + 1;
+    }
+    size_t failed = undo_range(host, exec, r, s, lower, s->n);
+    if (failed)
+        return host->fail(NDF_ERR_EXECUTION, "rollback: %zu undo action(s) failed", failed);
+    return NDF_OK;
+}
+
+static const ndf_pattern_type_def seq_type = {
+    sizeof(ndf_pattern_type_def),
+    "sequential",
+    "ordered steps, each after the previous one completed, with rollback",
+    seq_params,
+    seq_create,
+    seq_destroy,
+    seq_run_pattern,
+    seq_rollback,
+    NULL,
+};
+
+static int seq_init(const ndf_host *host, ndf_registrar *reg, void **state)
+{
+    *state = NULL;
+    return host->register_pattern_type(reg, &seq_type);
+}
+
+NDF_PLUGIN_DEFINE("sequential", "1.0.0", "MIT",
+                  "the sequential pattern type (seed SequentialDelegationPattern)", seq_init,
+                  NULL);

@@ -1,0 +1,393 @@
+/* The core step types: exec (run a process), sleep, log, fail, noop and
+ * pattern (run another pattern as a step).  A plugin like any other: built
+ * only against the SDK, reaching the host through the services table. */
+#include <ctype.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <ndf/sdk.h>
+
+/* ---- exec ---- */
+
+static const ndf_param_spec exec_params[] = {
+    NDF_PARAM_LIST("argv", NDF_VALUE_STRING, 0, NULL,
+                   "program and arguments, run without a shell; argv[0] is looked up in PATH"),
+    NDF_PARAM("shell", NDF_VALUE_BOOL, 0, "false", "run `command` with /bin/sh -c"),
+    NDF_PARAM("command", NDF_VALUE_STRING, 0, NULL, "shell command line (needs shell = true)"),
+    NDF_PARAM_GROUP("env", 0, NULL, "extra environment: NAME = \"value\" members, values expanded"),
+    NDF_PARAM("cwd", NDF_VALUE_STRING, 0, NULL, "working directory (expanded)"),
+    NDF_PARAM("stdin", NDF_VALUE_STRING, 0, NULL, "text fed to standard input (expanded)"),
+    NDF_PARAM("undo", NDF_VALUE_ANY, 0, NULL,
+              "rollback action: an argv list, or a command string (needs shell = true)"),
+    NDF_PARAM_RANGED("output_limit", NDF_VALUE_INT, 0, NULL, 0, 1073741824.0,
+                     "bytes of stdout and of stderr kept in the record (0: host default)"),
+    NDF_PARAM_END};
+
+static int env_name_ok(const char *s)
+{
+    if (!s || !(isalpha((unsigned char)*s) || *s == '_'))
+        return 0;
+    for (; *s; s++)
+        if (!(isalnum((unsigned char)*s) || *s == '_'))
+            return 0;
+    return 1;
+}
+
+/* Checks one command (`argv` list or `command` string) against the shell
+ * rule; `what` names the parameter in messages. */
+static int check_command(const ndf_host *host, const ndf_value *cmd, int shell, const char *what)
+{
+    ndf_value_type t = host->value_type(cmd);
+    if (t == NDF_VALUE_LIST) {
+        size_t n = host->value_count(cmd);
+        if (n == 0)
+            return host->fail_at(cmd, NDF_ERR_VALIDATION, "step exec: '%s' is an empty list", what);
+        for (size_t i = 0; i < n; i++)
+            if (host->value_type(host->value_at(cmd, i)) != NDF_VALUE_STRING)
+                return host->fail_at(cmd, NDF_ERR_VALIDATION,
+                                     "step exec: '%s[%zu]' must be a string", what, i);
+        return NDF_OK;
+    }
+    if (t == NDF_VALUE_STRING) {
+        if (!shell)
+            return host->fail_at(cmd, NDF_ERR_VALIDATION,
+                                 "step exec: '%s' is a shell command string, which needs "
+                                 "shell = true (or give an argv list)", what);
+        return NDF_OK;
+    }
+    return host->fail_at(cmd, NDF_ERR_VALIDATION,
+                         "step exec: '%s' must be a list of strings or a command string", what);
+}
+
+/* Cross-field rules the schema cannot say.  No instance: run() reads the
+ * validated parameters directly. */
+static int exec_create(const ndf_host *host, const ndf_value *params, void **instance)
+{
+    *instance = NULL;
+    const ndf_value *argv = host->value_get(params, "argv");
+    const ndf_value *command = host->value_get(params, "command");
+    int shell = host->value_bool(host->value_get(params, "shell"));
+    if (argv && command)
+        return host->fail_at(command, NDF_ERR_VALIDATION,
+                             "step exec: give either 'argv' or 'command', not both");
+    if (!argv && !command)
+        return host->fail_at(params, NDF_ERR_VALIDATION,
+                             "step exec: needs 'argv' (a list) or 'command' (with shell = true)");
+    if (argv && shell)
+        return host->fail_at(argv, NDF_ERR_VALIDATION,
+                             "step exec: shell = true runs 'command', not 'argv'");
+    int rc = check_command(host, argv ? argv : command, shell, argv ? "argv" : "command");
+    if (rc)
+        return rc;
+    const ndf_value *undo = host->value_get(params, "undo");
+    if (undo && (rc = check_command(host, undo, shell, "undo")))
+        return rc;
+    const ndf_value *env = host->value_get(params, "env");
+    for (size_t i = 0; i < host->value_count(env); i++) {
+        const ndf_value *e = host->value_at(env, i);
+        if (!env_name_ok(host->value_name(e)))
+            return host->fail_at(e, NDF_ERR_VALIDATION,
+                                 "step exec: 'env.%s' is not a valid environment variable name",
+                                 host->value_name(e));
+        if (host->value_type(e) != NDF_VALUE_STRING)
+            return host->fail_at(e, NDF_ERR_VALIDATION, "step exec: 'env.%s' must be a string",
+                                 host->value_name(e));
+    }
+    return NDF_OK;
+}
+
+/* Every string handed to spawn, expanded, so one free loop releases them. */
+typedef struct strings {
+    char **v;
+    size_t n, cap;
+} strings;
+
+static void strings_free(const ndf_host *host, strings *s)
+{
+    for (size_t i = 0; i < s->n; i++)
+        host->free(s->v[i]);
+    free(s->v);
+    s->v = NULL;
+    s->n = s->cap = 0;
+}
+
+/* Appends `p` (owned, may be NULL as an argv terminator). */
+static int strings_push(const ndf_host *host, strings *s, char *p)
+{
+    if (s->n == s->cap) {
+        size_t cap = s->cap ? 2 * s->cap : 8;
+        char **v = realloc(s->v, cap * sizeof *v);
+        if (!v) {
+            host->free(p);
+            return host->fail(NDF_ERR_NOMEM, "step exec: out of memory");
+        }
+        s->v = v;
+        s->cap = cap;
+    }
+    s->v[s->n++] = p;
+    return NDF_OK;
+}
+
+/* Expands `tmpl` in the node's context; the host sets the message of an
+ * unknown variable (NDF_ERR_VALIDATION), which becomes the step's. */
+static int expand(const ndf_host *host, ndf_exec *node, const char *tmpl, char **out)
+{
+    return host->expand(node, tmpl, out);
+}
+
+static int expand_push(const ndf_host *host, ndf_exec *node, strings *s, const char *tmpl)
+{
+    char *x = NULL;
+    int rc = expand(host, node, tmpl, &x);
+    return rc ? rc : strings_push(host, s, x);
+}
+
+static int dup_push(const ndf_host *host, strings *s, const char *text)
+{
+    char *p = strdup(text);
+    if (!p)
+        return host->fail(NDF_ERR_NOMEM, "step exec: out of memory");
+    return strings_push(host, s, p);
+}
+
+/* Runs `cmd` (an argv list or a shell command string) with the step's env,
+ * cwd and stdin. */
+static int exec_command(const ndf_host *host, ndf_exec *node, const ndf_value *params,
+                        const ndf_value *cmd)
+{
+    strings argv = {0}, env = {0};
+    char *cwd = NULL, *input = NULL;
+    int rc = NDF_OK;
+
+    if (host->value_type(cmd) == NDF_VALUE_STRING) {
+        rc = dup_push(host, &argv, "/bin/sh");
+        if (!rc)
+            rc = dup_push(host, &argv, "-c");
+        if (!rc)
+            rc = expand_push(host, node, &argv, host->value_string(cmd));
+    } else {
+        size_t n = host->value_count(cmd);
+        for (size_t i = 0; i < n && !rc; i++)
+            rc = expand_push(host, node, &argv, host->value_string(host->value_at(cmd, i)));
+    }
+    if (!rc)
+        rc = strings_push(host, &argv, NULL);
+
+    const ndf_value *envg = host->value_get(params, "env");
+    size_t nenv = host->value_count(envg);
+    for (size_t i = 0; i < nenv && !rc; i++) {
+        const ndf_value *e = host->value_at(envg, i);
+        char *val = NULL;
+        rc = expand(host, node, host->value_string(e), &val);
+        if (rc)
+            break;
+        const char *name = host->value_name(e);
+        size_t len = strlen(name) + 1 + strlen(val) + 1;
+        char *kv = malloc(len);
+        if (!kv) {
+            host->free(val);
+            rc = host->fail(NDF_ERR_NOMEM, "step exec: out of memory");
+            break;
+        }
+        snprintf(kv, len, "%s=%s", name, val);
+        host->free(val);
+        /* strings_free() releases through host->free(), which is free(). */
+        rc = strings_push(host, &env, kv);
+    }
+    if (!rc && nenv)
+        rc = strings_push(host, &env, NULL);
+
+    const char *s;
+    if (!rc && (s = host->value_string(host->value_get(params, "cwd"))))
+        rc = expand(host, node, s, &cwd);
+    if (!rc && (s = host->value_string(host->value_get(params, "stdin"))))
+        rc = expand(host, node, s, &input);
+
+    if (!rc) {
+        ndf_spawn opts;
+        memset(&opts, 0, sizeof opts);
+        opts.size = sizeof opts;
+        opts.argv = (const char *const *)argv.v;
+        opts.env = nenv ? (const char *const *)env.v : NULL;
+        opts.cwd = cwd;
+        opts.input = input;
+        opts.input_len = input ? strlen(input) : 0;
+        opts.output_limit = (size_t)host->value_int(host->value_get(params, "output_limit"));
+        rc = host->spawn(node, &opts, NULL);
+    }
+    strings_free(host, &argv);
+    strings_free(host, &env);
+    host->free(cwd);
+    host->free(input);
+    return rc;
+}
+
+static int exec_run(const ndf_host *host, ndf_exec *node, const ndf_value *params, void *inst)
+{
+    const ndf_value *cmd = host->value_get(params, "argv");
+    return exec_command(host, node, params, cmd ? cmd : host->value_get(params, "command"));
+}
+
+static int exec_undo(const ndf_host *host, ndf_exec *node, const ndf_value *params, void *inst)
+{
+    const ndf_value *undo = host->value_get(params, "undo");
+    if (!undo) {
+        host->node_log(node, NDF_LOG_DEBUG, "no undo action: nothing to roll back");
+        return NDF_OK;
+    }
+    return exec_command(host, node, params, undo);
+}
+
+/* ---- sleep ---- */
+
+static const ndf_param_spec sleep_params[] = {
+    NDF_PARAM_RANGED("seconds", NDF_VALUE_NUMBER, NDF_PARAM_REQUIRED, NULL, 0, 1e9,
+                     "how long to sleep; cut short by the deadline or cancellation"),
+    NDF_PARAM_END};
+
+static int sleep_run(const ndf_host *host, ndf_exec *node, const ndf_value *params, void *inst)
+{
+    return host->sleep(node, host->value_number(host->value_get(params, "seconds")));
+}
+
+/* ---- log ---- */
+
+static const ndf_param_spec log_params[] = {
+    NDF_PARAM("message", NDF_VALUE_STRING, NDF_PARAM_REQUIRED, NULL,
+              "the line to write to the record and the log (expanded)"),
+    NDF_PARAM("level", NDF_VALUE_STRING, 0, "\"info\"", "error, warning, info or debug"),
+    NDF_PARAM_END};
+
+/* -1 for a name that is not a level. */
+static int log_level(const char *s)
+{
+    static const struct {
+        const char *name;
+        int level;
+    } levels[] = {{"error", NDF_LOG_ERROR}, {"warning", NDF_LOG_WARN}, {"warn", NDF_LOG_WARN},
+                  {"info", NDF_LOG_INFO},   {"debug", NDF_LOG_DEBUG}};
+    for (size_t i = 0; s && i < sizeof levels / sizeof levels[0]; i++)
+        if (strcasecmp(s, levels[i].name) == 0)
+            return levels[i].level;
+    return -1;
+}
+
+static int log_create(const ndf_host *host, const ndf_value *params, void **instance)
+{
+    *instance = NULL;
+    const ndf_value *lv = host->value_get(params, "level");
+    if (log_level(host->value_string(lv)) < 0)
+        return host->fail_at(lv, NDF_ERR_VALIDATION,
+                             "step log: unknown level '%s' (error, warning, info or debug)",
+                             host->value_string(lv));
+    return NDF_OK;
+}
+
+static int log_run(const ndf_host *host, ndf_exec *node, const ndf_value *params, void *inst)
+{
+    char *msg = NULL;
+    int rc = expand(host, node, host->value_string(host->value_get(params, "message")), &msg);
+    if (rc)
+        return rc;
+    host->node_log(node, log_level(host->value_string(host->value_get(params, "level"))), "%s",
+                   msg);
+    host->free(msg);
+    return NDF_OK;
+}
+
+/* ---- fail ---- */
+
+static const ndf_param_spec fail_params[] = {
+    NDF_PARAM("message", NDF_VALUE_STRING, 0, "\"failed as configured\"",
+              "the failure message (expanded)"),
+    NDF_PARAM_RANGED("after", NDF_VALUE_NUMBER, 0, "0", 0, 1e9,
+                     "seconds to wait before failing (cut short by the deadline)"),
+    NDF_PARAM_END};
+
+static int fail_run(const ndf_host *host, ndf_exec *node, const ndf_value *params, void *inst)
+{
+    double after = host->value_number(host->value_get(params, "after"));
+    int rc;
+    if (after > 0 && (rc = host->sleep(node, after)))
+        return rc;
+    char *msg = NULL;
+    if ((rc = expand(host, node, host->value_string(host->value_get(params, "message")), &msg)))
+        return rc;
+    rc = host->fail(NDF_ERR_EXECUTION, "%s", msg);
+    host->free(msg);
+    return rc;
+}
+
+/* ---- noop ---- */
+
+/* The dispatch benchmark runs a million of these: no parameters, no
+ * instance, nothing but the return. */
+static const ndf_param_spec noop_params[] = {NDF_PARAM_END};
+
+static int noop_run(const ndf_host *host, ndf_exec *node, const ndf_value *params, void *inst)
+{
+    return NDF_OK;
+}
+
+/* ---- pattern ---- */
+
+static const ndf_param_spec pattern_params[] = {
+    NDF_PARAM("pattern", NDF_VALUE_STRING, NDF_PARAM_REQUIRED, NULL,
+              "name of the pattern to run as this step (checked once all are loaded)"),
+    NDF_PARAM_END};
+
+static int pattern_create(const ndf_host *host, const ndf_value *params, void **instance)
+{
+    *instance = NULL;
+    const ndf_value *p = host->value_get(params, "pattern");
+    const char *name = host->value_string(p);
+    if (!name || !*name)
+        return host->fail_at(p, NDF_ERR_VALIDATION, "step pattern: 'pattern' is empty");
+    return host->require_pattern(p, name);
+}
+
+static int pattern_run(const ndf_host *host, ndf_exec *node, const ndf_value *params, void *inst)
+{
+    return host->run_pattern(node, host->value_string(host->value_get(params, "pattern")), 0);
+}
+
+/* Undoing a sub-pattern rolls back all it completed. */
+static int pattern_undo(const ndf_host *host, ndf_exec *node, const ndf_value *params, void *inst)
+{
+    return host->rollback_pattern(node, "complete", NULL);
+}
+
+/* ---- registration ---- */
+
+static const ndf_step_def step_defs[] = {
+    {sizeof(ndf_step_def), "exec", "run a process (argv, or a shell command with shell = true)",
+     exec_params, NDF_STEP_BLOCKING, exec_create, NULL, exec_run, exec_undo},
+    {sizeof(ndf_step_def), "sleep", "wait a number of seconds", sleep_params, NDF_STEP_BLOCKING,
+     NULL, NULL, sleep_run, NULL},
+    {sizeof(ndf_step_def), "log", "write a message to the record and the log", log_params, 0,
+     log_create, NULL, log_run, NULL},
+    /* Blocking because `after` sleeps. */
+    {sizeof(ndf_step_def), "fail", "fail with a message, optionally after a delay", fail_params,
+     NDF_STEP_BLOCKING, NULL, NULL, fail_run, NULL},
+    {sizeof(ndf_step_def), "noop", "do nothing and succeed", noop_params, 0, NULL, NULL,
+     noop_run, NULL},
+    {sizeof(ndf_step_def), "pattern", "run another pattern as a step", pattern_params, 0,
+     pattern_create, NULL, pattern_run, pattern_undo},
+};
+
+static int steps_init(const ndf_host *host, ndf_registrar *reg, void **state)
+{
+    *state = NULL;
+    for (size_t i = 0; i < sizeof step_defs / sizeof step_defs[0]; i++) {
+        int rc = host->register_step(reg, &step_defs[i]);
+        if (rc)
+            return rc;
+    }
+    return NDF_OK;
+}
+
+NDF_PLUGIN_DEFINE("steps", "1.0.0", "MIT", "core steps: exec, sleep, log, fail, noop, pattern",
+                  steps_init, NULL);
