@@ -3,7 +3,9 @@ libndfcore_la_SOURCES += \
 	host/context.c host/context.h \
 	host/learning.c host/learning.h \
 	host/pattern.c host/pattern.h \
-	host/registry.c host/registry.h
+	host/registry.c host/registry.h \
+	host/ctxopt.c host/ctxopt.h \
+	host/cmd_patterns.c
 
 check_PROGRAMS += tests/check_context tests/check_learning
 TESTS += tests/check_context tests/check_learning
