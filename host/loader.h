@@ -34,21 +34,31 @@ typedef struct plugin_info {
     const char *reason;         /* why it was refused, else NULL */
     const provided *const *provides;
     size_t nprovides;
+    size_t desc_size;           /* the descriptor's size field, 0 if unread */
+    int status;                 /* NDF_OK, or the ndf_status of the refusal */
 } plugin_info;
 
 typedef struct loader_opts {
     const char *cache_dir;      /* where private copies go; created 0700 */
     int allow_insecure;         /* skip the owner/mode checks (warns loudly) */
+    int quiet;                  /* do not log refusals (the caller reports them) */
 } loader_opts;
 
+/* A loader with no plugins.  `opts` may be NULL (defaults).  The cache
+ * directory is opts->cache_dir, else $NDF_RUNTIME_DIR/plugins, else
+ * $XDG_RUNTIME_DIR/ndf/plugins, else /tmp/ndf-UID/plugins; it is created
+ * 0700 and must be a directory owned by the effective user with no group or
+ * other permissions.  Returns NULL with err_msg() set when it is not. */
 loader *loader_new(const loader_opts *opts);
 /* Calls every loaded plugin's fini() (in reverse load order), unloads them
  * and removes their private copies. */
 void loader_free(loader *l);
 
 /* Loads every regular "*.so" file in `dirs`, each directory in the given
- * order and its files sorted by name.  A refused file is recorded (see
- * loader_plugin) and logged, never fatal.  Returns the number loaded. */
+ * order and its files sorted by name (strcmp).  Names starting with '.' are
+ * skipped (installers and editors write temporary files so); symbolic links
+ * are tried and refused.  A refused file is recorded (see loader_plugin) and
+ * logged, never fatal.  Returns the number loaded. */
 size_t loader_scan(loader *l, char *const *dirs, size_t ndirs);
 /* Loads one file.  NDF_OK, or a status with err_msg() naming the file, the
  * reason and what to do; the refusal is recorded either way. */
@@ -58,7 +68,10 @@ size_t loader_count(const loader *l);  /* files tried, loaded or refused */
 /* Fills `info` for the i-th file tried; pointers live as long as `l`. */
 void loader_plugin(const loader *l, size_t i, plugin_info *info);
 
-/* Lookups among loaded plugins; NULL when absent. */
+/* The directory private copies go to; lives as long as `l`. */
+const char *loader_cache_dir(const loader *l);
+
+/* Lookups among loaded plugins; NULL when absent.  Constant time. */
 const provided *loader_find(const loader *l, provided_kind kind, const char *name);
 
 /* The loader whose registrations the services table consults (step_new,
@@ -66,7 +79,12 @@ const provided *loader_find(const loader *l, provided_kind kind, const char *nam
 void loader_set_active(loader *l);
 loader *loader_active(void);
 
-/* Called by the services table for register_pattern_type/register_step. */
+/* Called by the services table for register_pattern_type/register_step.
+ * Valid only during the init() that was handed `reg`.  Checks the
+ * definition (size, name, callbacks, parameter schema, uniqueness); a
+ * definition is kept only if init() then returns NDF_OK, and any failed
+ * registration refuses the whole plugin.  Returns NDF_OK or a status with
+ * err_msg() set. */
 int loader_registrar_add(ndf_registrar *reg, provided_kind kind, const void *def);
 
 #endif

@@ -1,1 +1,58 @@
-# loader
+# loader: the plugin loader, `ndf plugins` / `ndf inspect`, their tests and
+# fixture plugins (one per refusal), and the ABI 1.0 compatibility fixture.
+libndfcore_la_SOURCES += \
+	host/loader.c host/loader.h \
+	host/sha256.c host/sha256.h \
+	host/cmd_plugins.c
+
+# Fixture plugins: built for `make check` only, never installed.  Each is a
+# libtool module so it is built exactly as a real plugin is.
+LOADER_FIXTURES = \
+	tests/fixtures/good.la tests/fixtures/bad_major.la \
+	tests/fixtures/newer_minor.la tests/fixtures/short_descriptor.la \
+	tests/fixtures/no_descriptor.la tests/fixtures/init_fails.la \
+	tests/fixtures/dup_name.la tests/fixtures/dup_step.la \
+	tests/fixtures/bad_schema.la tests/fixtures/compat_v1_0.la
+check_LTLIBRARIES += $(LOADER_FIXTURES)
+
+tests_fixtures_good_la_SOURCES = tests/fixtures/good.c
+tests_fixtures_good_la_CFLAGS = $(PLUGIN_CFLAGS)
+tests_fixtures_good_la_LDFLAGS = $(FIXTURE_LINK_FLAGS)
+tests_fixtures_bad_major_la_SOURCES = tests/fixtures/bad_major.c
+tests_fixtures_bad_major_la_CFLAGS = $(PLUGIN_CFLAGS)
+tests_fixtures_bad_major_la_LDFLAGS = $(FIXTURE_LINK_FLAGS)
+tests_fixtures_newer_minor_la_SOURCES = tests/fixtures/newer_minor.c
+tests_fixtures_newer_minor_la_CFLAGS = $(PLUGIN_CFLAGS)
+tests_fixtures_newer_minor_la_LDFLAGS = $(FIXTURE_LINK_FLAGS)
+tests_fixtures_short_descriptor_la_SOURCES = tests/fixtures/short_descriptor.c
+tests_fixtures_short_descriptor_la_CFLAGS = $(PLUGIN_CFLAGS)
+tests_fixtures_short_descriptor_la_LDFLAGS = $(FIXTURE_LINK_FLAGS)
+tests_fixtures_no_descriptor_la_SOURCES = tests/fixtures/no_descriptor.c
+tests_fixtures_no_descriptor_la_CFLAGS = $(PLUGIN_CFLAGS)
+tests_fixtures_no_descriptor_la_LDFLAGS = $(FIXTURE_LINK_FLAGS)
+tests_fixtures_init_fails_la_SOURCES = tests/fixtures/init_fails.c
+tests_fixtures_init_fails_la_CFLAGS = $(PLUGIN_CFLAGS)
+tests_fixtures_init_fails_la_LDFLAGS = $(FIXTURE_LINK_FLAGS)
+tests_fixtures_dup_name_la_SOURCES = tests/fixtures/dup_name.c
+tests_fixtures_dup_name_la_CFLAGS = $(PLUGIN_CFLAGS)
+tests_fixtures_dup_name_la_LDFLAGS = $(FIXTURE_LINK_FLAGS)
+tests_fixtures_dup_step_la_SOURCES = tests/fixtures/dup_step.c
+tests_fixtures_dup_step_la_CFLAGS = $(PLUGIN_CFLAGS)
+tests_fixtures_dup_step_la_LDFLAGS = $(FIXTURE_LINK_FLAGS)
+tests_fixtures_bad_schema_la_SOURCES = tests/fixtures/bad_schema.c
+tests_fixtures_bad_schema_la_CFLAGS = $(PLUGIN_CFLAGS)
+tests_fixtures_bad_schema_la_LDFLAGS = $(FIXTURE_LINK_FLAGS)
+# The compatibility fixture's source lives apart (tests/compat/) because it
+# must never change; its module lands beside the others in NDF_FIXTURE_DIR.
+tests_fixtures_compat_v1_0_la_SOURCES = tests/compat/compat_v1_0.c
+tests_fixtures_compat_v1_0_la_CFLAGS = $(PLUGIN_CFLAGS)
+tests_fixtures_compat_v1_0_la_LDFLAGS = $(FIXTURE_LINK_FLAGS)
+
+check_PROGRAMS += tests/check_loader
+tests_check_loader_SOURCES = tests/check_loader.c
+tests_check_loader_CPPFLAGS = $(CORE_TEST_CFLAGS)
+tests_check_loader_LDADD = $(CORE_TEST_LIBS)
+# `make tests/check_loader` alone builds the fixtures it loads.
+EXTRA_tests_check_loader_DEPENDENCIES = $(LOADER_FIXTURES)
+TESTS += tests/check_loader tests/shell/inspect.sh
+EXTRA_DIST += tests/shell/inspect.sh

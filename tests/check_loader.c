@@ -1,0 +1,868 @@
+/* Check suite for host/loader.c (and host/sha256.c): every refusal with its
+ * message, the ownership and mode checks, the private cache, registration,
+ * and the ABI 1.0 compatibility fixture. */
+#include "build-config.h"
+
+#include <check.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "loader.h"
+#include "services.h"
+#include "sha256.h"
+#include "util.h"
+#include "value.h"
+
+static char tmp[PATH_MAX];
+static char plugdir[PATH_MAX];
+static char cachedir[PATH_MAX];
+
+static void setup(void)
+{
+    const char *t = getenv("TMPDIR");
+    snprintf(tmp, sizeof tmp, "%s/ndf-check-loader.XXXXXX", t && *t ? t : "/tmp");
+    ck_assert_ptr_nonnull(mkdtemp(tmp));
+    snprintf(plugdir, sizeof plugdir, "%s/plugins", tmp);
+    snprintf(cachedir, sizeof cachedir, "%s/cache", tmp);
+    ck_assert_int_eq(mkdir(plugdir, 0700), 0);
+}
+
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    chmod(path, 0700); /* a test may have left a directory unwritable */
+    return remove(path);
+}
+
+static void teardown(void)
+{
+    chmod(tmp, 0700);
+    nftw(tmp, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static char *path_in(const char *dir, const char *name)
+{
+    return xasprintf("%s/%s", dir, name);
+}
+
+/* Copies fixture `fixture` (a .so in $NDF_FIXTURE_DIR) to dir/as, mode 0644. */
+static char *copy_fixture(const char *fixture, const char *dir, const char *as)
+{
+    const char *fx = getenv("NDF_FIXTURE_DIR");
+    ck_assert_msg(fx && *fx, "NDF_FIXTURE_DIR is not set (run through make check)");
+    char *src = xasprintf("%s/%s.so", fx, fixture);
+    char *dst = path_in(dir, as);
+    int in = open(src, O_RDONLY);
+    ck_assert_msg(in >= 0, "cannot open fixture %s: %s", src, strerror(errno));
+    int out = open(dst, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    ck_assert_msg(out >= 0, "cannot create %s: %s", dst, strerror(errno));
+    char buf[65536];
+    ssize_t n;
+    while ((n = read(in, buf, sizeof buf)) > 0)
+        ck_assert_int_eq(write(out, buf, (size_t)n), n);
+    ck_assert_int_eq(fchmod(out, 0644), 0);
+    close(in);
+    close(out);
+    free(src);
+    return dst;
+}
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs(text, f);
+    fclose(f);
+    chmod(path, 0644);
+}
+
+static loader *new_loader(int insecure)
+{
+    loader_opts o = {.cache_dir = cachedir, .allow_insecure = insecure, .quiet = 1};
+    loader *l = loader_new(&o);
+    ck_assert_msg(l != NULL, "loader_new: %s", err_msg());
+    return l;
+}
+
+static size_t count_dir(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return 0;
+    size_t n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+        n += strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0;
+    closedir(d);
+    return n;
+}
+
+static plugin_info info_of(const loader *l, size_t i)
+{
+    plugin_info pi;
+    ck_assert_uint_lt(i, loader_count(l));
+    loader_plugin(l, i, &pi);
+    return pi;
+}
+
+#define ck_assert_has(text, sub)                                                                   \
+    do {                                                                                           \
+        const char *t_ = (text);                                                                   \
+        ck_assert_msg(t_ &&strstr(t_, (sub)), "'%s' does not contain '%s'", t_ ? t_ : "(null)",    \
+                      (sub));                                                                      \
+    } while (0)
+
+/* Loads fixture `fixture` alone and checks the refusal names the file and
+ * contains each of the given substrings (NULL-terminated). */
+static void expect_refused(const char *fixture, int status, ...)
+{
+    char *as = xasprintf("%s.so", fixture);
+    char *path = copy_fixture(fixture, plugdir, as);
+    loader *l = new_loader(0);
+    int rc = loader_load(l, path);
+    ck_assert_int_eq(rc, status);
+    plugin_info pi = info_of(l, 0);
+    ck_assert_int_eq(pi.loaded, 0);
+    ck_assert_int_eq(pi.status, status);
+    ck_assert_ptr_null(pi.cached);
+    ck_assert_uint_eq(pi.nprovides, 0);
+    ck_assert_has(pi.reason, path);
+    ck_assert_str_eq(err_msg(), pi.reason);
+    va_list ap;
+    va_start(ap, status);
+    const char *sub;
+    while ((sub = va_arg(ap, const char *)) != NULL)
+        ck_assert_has(pi.reason, sub);
+    va_end(ap);
+    /* A refused plugin leaves no copy behind. */
+    ck_assert_uint_eq(count_dir(cachedir), 0);
+    loader_free(l);
+    free(path);
+    free(as);
+}
+
+/* ---- sha256 ---- */
+
+static void hex_of(const void *data, size_t n, char out[65])
+{
+    sha256_ctx c;
+    unsigned char d[32];
+    sha256_init(&c);
+    sha256_update(&c, data, n);
+    sha256_final(&c, d);
+    sha256_hex(d, out);
+}
+
+START_TEST(sha256_vectors)
+{
+    char hex[65];
+    /* FIPS 180-4 examples (and the empty message). */
+    hex_of("", 0, hex);
+    ck_assert_str_eq(hex, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    hex_of("abc", 3, hex);
+    ck_assert_str_eq(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    const char *m2 = "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq";
+    hex_of(m2, strlen(m2), hex);
+    ck_assert_str_eq(hex, "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+
+    /* One million 'a', fed in uneven pieces to cross block boundaries. */
+    char *a = xmalloc(1000000);
+    memset(a, 'a', 1000000);
+    sha256_ctx c;
+    unsigned char d[32];
+    sha256_init(&c);
+    size_t off = 0, step = 1;
+    while (off < 1000000) {
+        size_t n = step < 1000000 - off ? step : 1000000 - off;
+        sha256_update(&c, a + off, n);
+        off += n;
+        step = step * 3 % 997 + 1;
+    }
+    sha256_final(&c, d);
+    sha256_hex(d, hex);
+    ck_assert_str_eq(hex, "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
+    free(a);
+
+    /* Lengths around the padding boundary (55, 56, 64 bytes). */
+    static const char *const want[] = {
+        "9f4390f8d30c2dd92ec9f095b65e2b9ae9b0a925a5258e241c9f1e910f734318",
+        "b35439a4ac6f0948b6d6f9e3c6af0f5f590ce20f1bde7090ef7970686ec6738a",
+        "ffe054fe7ae0cb6dc65c3af9b61d5209f439851db43d0ba5997337df154668eb",
+    };
+    static const size_t lens[] = {55, 56, 64};
+    for (size_t i = 0; i < 3; i++) {
+        char buf[64];
+        memset(buf, 'a', sizeof buf);
+        hex_of(buf, lens[i], hex);
+        ck_assert_str_eq(hex, want[i]);
+    }
+}
+END_TEST
+
+/* ---- a good plugin ---- */
+
+START_TEST(good_loads)
+{
+    char *path = copy_fixture("good", plugdir, "good.so");
+    loader *l = new_loader(0);
+    char *dirs[] = {plugdir};
+    ck_assert_uint_eq(loader_scan(l, dirs, 1), 1);
+    ck_assert_uint_eq(loader_count(l), 1);
+    plugin_info pi = info_of(l, 0);
+    ck_assert_int_eq(pi.loaded, 1);
+    ck_assert_int_eq(pi.status, NDF_OK);
+    ck_assert_ptr_null(pi.reason);
+    ck_assert_str_eq(pi.path, path);
+    ck_assert_str_eq(pi.name, "good");
+    ck_assert_str_eq(pi.version, "1.2.3");
+    ck_assert_str_eq(pi.license, "MIT");
+    ck_assert_uint_eq(pi.abi_major, NDF_ABI_MAJOR);
+    ck_assert_uint_eq(pi.abi_minor, NDF_ABI_MINOR);
+    ck_assert_uint_eq(pi.desc_size, sizeof(ndf_plugin));
+    ck_assert_uint_eq(pi.nprovides, 2);
+
+    const provided *pt = loader_find(l, PROVIDED_PATTERN_TYPE, "good_trivial");
+    const provided *st = loader_find(l, PROVIDED_STEP, "good_echo");
+    ck_assert_ptr_nonnull(pt);
+    ck_assert_ptr_nonnull(st);
+    ck_assert_str_eq(pt->def.ptype->name, "good_trivial");
+    ck_assert_str_eq(st->def.step->name, "good_echo");
+    ck_assert_ptr_eq(pt->owner, st->owner);
+    /* Kinds are separate namespaces; unknown names are absent. */
+    ck_assert_ptr_null(loader_find(l, PROVIDED_STEP, "good_trivial"));
+    ck_assert_ptr_null(loader_find(l, PROVIDED_PATTERN_TYPE, "nope"));
+    ck_assert_ptr_null(loader_find(l, PROVIDED_STEP, NULL));
+    loader_free(l);
+    free(path);
+}
+END_TEST
+
+START_TEST(cache_is_content_addressed)
+{
+    char *path = copy_fixture("good", plugdir, "good.so");
+    loader *l = new_loader(0);
+    ck_assert_int_eq(loader_load(l, path), NDF_OK);
+    plugin_info pi = info_of(l, 0);
+
+    /* The hash is of the file's content. */
+    int fd = open(path, O_RDONLY);
+    struct stat st;
+    ck_assert_int_eq(fstat(fd, &st), 0);
+    char *buf = xmalloc((size_t)st.st_size);
+    ck_assert_int_eq(read(fd, buf, (size_t)st.st_size), st.st_size);
+    close(fd);
+    char hex[65];
+    hex_of(buf, (size_t)st.st_size, hex);
+    ck_assert_str_eq(pi.hash, hex);
+
+    /* <cache>/<name>.<first 16 hex>.so, a private read-only copy. */
+    char *want = xasprintf("%s/good.%.16s.so", cachedir, hex);
+    ck_assert_str_eq(pi.cached, want);
+    ck_assert_str_eq(loader_cache_dir(l), cachedir);
+    struct stat cst;
+    ck_assert_int_eq(stat(pi.cached, &cst), 0);
+    ck_assert_int_eq(cst.st_mode & 0777, 0500);
+    ck_assert_int_eq(cst.st_size, st.st_size);
+    ck_assert_int_eq(stat(cachedir, &cst), 0);
+    ck_assert_int_eq(cst.st_mode & 0777, 0700);
+    ck_assert_uint_eq(count_dir(cachedir), 1);
+
+    loader_free(l);
+    ck_assert_int_eq(access(want, F_OK), -1);
+    ck_assert_uint_eq(count_dir(cachedir), 0);
+    free(want);
+    free(buf);
+    free(path);
+}
+END_TEST
+
+START_TEST(free_cleans_cache)
+{
+    copy_fixture("good", plugdir, "good.so");
+    copy_fixture("compat_v1_0", plugdir, "compat.so");
+    copy_fixture("init_fails", plugdir, "init_fails.so");
+    loader *l = new_loader(0);
+    char *dirs[] = {plugdir};
+    ck_assert_uint_eq(loader_scan(l, dirs, 1), 2);
+    ck_assert_uint_eq(count_dir(cachedir), 2);
+    loader_free(l);
+    ck_assert_uint_eq(count_dir(cachedir), 0);
+    loader_free(NULL);
+}
+END_TEST
+
+/* ---- each refusal, with its message ---- */
+
+START_TEST(refuse_bad_major)
+{
+    char want[128];
+    snprintf(want, sizeof want, "built for plugin ABI 2.0, this ndf supports %d.%d", NDF_ABI_MAJOR,
+             NDF_ABI_MINOR);
+    expect_refused("bad_major", NDF_ERR_INVALID, want, "major 2 != 1", "upgrade ndf",
+                   "rebuild the plugin", (char *)NULL);
+}
+END_TEST
+
+START_TEST(refuse_newer_minor)
+{
+    char want[160];
+    snprintf(want, sizeof want,
+             "built for ABI %d.%d, this ndf supports %d.%d (major %d = %d, minor %d > %d): "
+             "rebuild the plugin against the installed SDK or upgrade ndf",
+             NDF_ABI_MAJOR, NDF_ABI_MINOR + 1, NDF_ABI_MAJOR, NDF_ABI_MINOR, NDF_ABI_MAJOR,
+             NDF_ABI_MAJOR, NDF_ABI_MINOR + 1, NDF_ABI_MINOR);
+    expect_refused("newer_minor", NDF_ERR_INVALID, want, (char *)NULL);
+}
+END_TEST
+
+START_TEST(refuse_short_descriptor)
+{
+    char want[96];
+    snprintf(want, sizeof want, "smaller than the %zu bytes", (size_t)NDF_PLUGIN_V1_0_SIZE);
+    expect_refused("short_descriptor", NDF_ERR_INVALID, want, "NDF_PLUGIN_DEFINE()", "rebuild",
+                   (char *)NULL);
+}
+END_TEST
+
+START_TEST(refuse_no_descriptor)
+{
+    expect_refused("no_descriptor", NDF_ERR_INVALID,
+                   "does not export ndf_plugin_descriptor; was it built with NDF_PLUGIN_DEFINE()?",
+                   (char *)NULL);
+}
+END_TEST
+
+START_TEST(refuse_init_fails)
+{
+    expect_refused("init_fails", NDF_ERR_INVALID, "init failed (resources exhausted)",
+                   "the frobnicator device is missing", (char *)NULL);
+}
+END_TEST
+
+START_TEST(refuse_bad_schema)
+{
+    expect_refused("bad_schema", NDF_ERR_INVALID, "step 'bad_schema_step'",
+                   "default of parameter 'count' (many) is not a valid", (char *)NULL);
+}
+END_TEST
+
+START_TEST(refuse_not_elf)
+{
+    char *p = path_in(plugdir, "notelf.so");
+    write_file(p, "this is not a plugin\n");
+    char *e = path_in(plugdir, "empty.so");
+    write_file(e, "");
+    loader *l = new_loader(0);
+    ck_assert_int_eq(loader_load(l, p), NDF_ERR_INVALID);
+    ck_assert_has(err_msg(), p);
+    ck_assert_has(err_msg(), "is not an ELF shared object (no ELF magic)");
+    ck_assert_int_eq(loader_load(l, e), NDF_ERR_INVALID);
+    ck_assert_has(err_msg(), "too short");
+    ck_assert_uint_eq(count_dir(cachedir), 0);
+    loader_free(l);
+    free(p);
+    free(e);
+}
+END_TEST
+
+START_TEST(refuse_missing)
+{
+    loader *l = new_loader(0);
+    char *p = path_in(plugdir, "nope.so");
+    ck_assert_int_eq(loader_load(l, p), NDF_ERR_NOT_FOUND);
+    ck_assert_has(err_msg(), p);
+    ck_assert_has(err_msg(), "no such file");
+    char *q = xasprintf("%s/nodir/x.so", tmp);
+    ck_assert_int_eq(loader_load(l, q), NDF_ERR_NOT_FOUND);
+    ck_assert_uint_eq(loader_count(l), 2);
+    /* A missing directory in a scan is skipped, not fatal. */
+    char *dirs[] = {q, plugdir};
+    ck_assert_uint_eq(loader_scan(l, dirs, 2), 0);
+    ck_assert_uint_eq(loader_count(l), 2);
+    loader_free(l);
+    free(p);
+    free(q);
+}
+END_TEST
+
+START_TEST(refuse_not_regular)
+{
+    char *d = path_in(plugdir, "dir.so");
+    ck_assert_int_eq(mkdir(d, 0700), 0);
+    loader *l = new_loader(0);
+    char *dirs[] = {plugdir};
+    /* A scan passes over what is not a file ... */
+    ck_assert_uint_eq(loader_scan(l, dirs, 1), 0);
+    ck_assert_uint_eq(loader_count(l), 0);
+    /* ... and loading one by name says what is wrong. */
+    ck_assert_int_eq(loader_load(l, d), NDF_ERR_INVALID);
+    ck_assert_has(err_msg(), "is not a regular file");
+    loader_free(l);
+    free(d);
+}
+END_TEST
+
+START_TEST(refuse_duplicate_name)
+{
+    char *a = copy_fixture("good", plugdir, "a_good.so");
+    char *b = copy_fixture("dup_name", plugdir, "b_dup_name.so");
+    loader *l = new_loader(0);
+    char *dirs[] = {plugdir};
+    ck_assert_uint_eq(loader_scan(l, dirs, 1), 1);
+    plugin_info pa = info_of(l, 0), pb = info_of(l, 1);
+    ck_assert_int_eq(pa.loaded, 1);
+    ck_assert_int_eq(pb.loaded, 0);
+    ck_assert_int_eq(pb.status, NDF_ERR_EXISTS);
+    ck_assert_has(pb.reason, b);
+    ck_assert_has(pb.reason, "plugin name 'good' is already loaded from");
+    ck_assert_has(pb.reason, a);
+    ck_assert_str_eq(pb.version, "9.9"); /* the descriptor was read */
+    /* Only the loaded plugin's copy remains. */
+    ck_assert_uint_eq(count_dir(cachedir), 1);
+    loader_free(l);
+    free(a);
+    free(b);
+}
+END_TEST
+
+START_TEST(refuse_duplicate_step)
+{
+    copy_fixture("good", plugdir, "a_good.so");
+    char *b = copy_fixture("dup_step", plugdir, "b_dup_step.so");
+    loader *l = new_loader(0);
+    char *dirs[] = {plugdir};
+    ck_assert_uint_eq(loader_scan(l, dirs, 1), 1);
+    plugin_info pb = info_of(l, 1);
+    ck_assert_int_eq(pb.loaded, 0);
+    ck_assert_int_eq(pb.status, NDF_ERR_EXISTS);
+    ck_assert_has(pb.reason, b);
+    ck_assert_has(pb.reason, "step 'good_echo' is already registered by plugin 'good'");
+    /* The whole plugin is refused: its other step does not stay. */
+    ck_assert_ptr_null(loader_find(l, PROVIDED_STEP, "dup_step_mine"));
+    const provided *p = loader_find(l, PROVIDED_STEP, "good_echo");
+    ck_assert_ptr_nonnull(p);
+    plugin_info pa = info_of(l, 0);
+    ck_assert_uint_eq(pa.nprovides, 2);
+    ck_assert_ptr_eq(pa.provides[0]->owner, p->owner);
+    loader_free(l);
+    free(b);
+}
+END_TEST
+
+START_TEST(init_failure_registers_nothing)
+{
+    char *p = copy_fixture("init_fails", plugdir, "init_fails.so");
+    loader *l = new_loader(0);
+    ck_assert_int_ne(loader_load(l, p), NDF_OK);
+    ck_assert_ptr_null(loader_find(l, PROVIDED_STEP, "init_fails_orphan"));
+    /* Its registrations did not block a later plugin either. */
+    char *g = copy_fixture("good", plugdir, "good.so");
+    ck_assert_int_eq(loader_load(l, g), NDF_OK);
+    loader_free(l);
+    free(p);
+    free(g);
+}
+END_TEST
+
+/* ---- ownership and mode ---- */
+
+START_TEST(refuse_writable_file)
+{
+    char *p = copy_fixture("good", plugdir, "good.so");
+    ck_assert_int_eq(chmod(p, 0664), 0);
+    loader *l = new_loader(0);
+    ck_assert_int_eq(loader_load(l, p), NDF_ERR_INVALID);
+    ck_assert_has(err_msg(), p);
+    ck_assert_has(err_msg(), "is group-writable (mode 0664)");
+    ck_assert_has(err_msg(), "chmod go-w");
+    ck_assert_int_eq(chmod(p, 0646), 0);
+    ck_assert_int_eq(loader_load(l, p), NDF_ERR_INVALID);
+    ck_assert_has(err_msg(), "is world-writable (mode 0646)");
+    ck_assert_uint_eq(count_dir(cachedir), 0);
+    loader_free(l);
+
+    /* Allowed, loudly, for development. */
+    l = new_loader(1);
+    ck_assert_int_eq(loader_load(l, p), NDF_OK);
+    loader_free(l);
+    free(p);
+}
+END_TEST
+
+START_TEST(refuse_writable_dir)
+{
+    char *p = copy_fixture("good", plugdir, "good.so");
+    ck_assert_int_eq(chmod(plugdir, 0777), 0);
+    loader *l = new_loader(0);
+    char *dirs[] = {plugdir};
+    ck_assert_uint_eq(loader_scan(l, dirs, 1), 0);
+    plugin_info pi = info_of(l, 0);
+    ck_assert_has(pi.reason, p);
+    ck_assert_has(pi.reason, "its directory");
+    ck_assert_has(pi.reason, "is world-writable (mode 0777)");
+    ck_assert_int_eq(chmod(plugdir, 0770), 0);
+    ck_assert_int_eq(loader_load(l, p), NDF_ERR_INVALID);
+    ck_assert_has(err_msg(), "is group-writable (mode 0770)");
+    loader_free(l);
+    free(p);
+}
+END_TEST
+
+START_TEST(refuse_foreign_owner)
+{
+    if (geteuid() != 0)
+        return; /* only root can give a file away; the check is exercised as root in CI */
+    char *p = copy_fixture("good", plugdir, "good.so");
+    ck_assert_int_eq(chown(p, 65534, 65534), 0);
+    loader *l = new_loader(0);
+    ck_assert_int_eq(loader_load(l, p), NDF_ERR_INVALID);
+    ck_assert_has(err_msg(), "is owned by uid 65534, neither root nor the user running ndf");
+    loader_free(l);
+    free(p);
+}
+END_TEST
+
+START_TEST(refuse_symlink)
+{
+    char *real = xasprintf("%s/real", tmp);
+    ck_assert_int_eq(mkdir(real, 0700), 0);
+    char *target = copy_fixture("good", real, "good.so");
+    char *link = path_in(plugdir, "link.so");
+    ck_assert_int_eq(symlink(target, link), 0);
+    loader *l = new_loader(0);
+    char *dirs[] = {plugdir};
+    /* A scan tries the link, so that its refusal is reported. */
+    ck_assert_uint_eq(loader_scan(l, dirs, 1), 0);
+    ck_assert_uint_eq(loader_count(l), 1);
+    plugin_info pi = info_of(l, 0);
+    ck_assert_has(pi.reason, link);
+    ck_assert_has(pi.reason, "is a symbolic link");
+    ck_assert_int_eq(loader_load(l, link), NDF_ERR_INVALID);
+    ck_assert_has(err_msg(), "is a symbolic link");
+    /* Even when insecure files are allowed. */
+    loader_free(l);
+    l = new_loader(1);
+    ck_assert_int_eq(loader_load(l, link), NDF_ERR_INVALID);
+    loader_free(l);
+    free(real);
+    free(target);
+    free(link);
+}
+END_TEST
+
+/* ---- scanning ---- */
+
+START_TEST(mixed_dir_and_order)
+{
+    static const char *const fixtures[] = {"bad_major",     "newer_minor", "short_descriptor",
+                                           "no_descriptor", "init_fails",  "dup_step",
+                                           "bad_schema",    "good"};
+    for (size_t i = 0; i < ARRAY_SIZE(fixtures); i++) {
+        /* dup_step must come after good to be the one refused. */
+        char *as = xasprintf("%s%s.so", strcmp(fixtures[i], "dup_step") ? "" : "z_", fixtures[i]);
+        free(copy_fixture(fixtures[i], plugdir, as));
+        free(as);
+    }
+    char *p = path_in(plugdir, "notelf.so");
+    write_file(p, "#!/bin/sh\n");
+    free(p);
+    /* Not candidates: wrong suffix, hidden, a directory. */
+    free(copy_fixture("good", plugdir, "good.so.bak"));
+    free(copy_fixture("good", plugdir, ".hidden.so"));
+    p = path_in(plugdir, "sub.so");
+    mkdir(p, 0700);
+    free(p);
+
+    char *order1[16], *order2[16];
+    size_t n1, n2;
+    for (int round = 0; round < 2; round++) {
+        loader *l = new_loader(0);
+        char *dirs[] = {plugdir};
+        /* good loads; every other one is refused, and none stops it. */
+        ck_assert_uint_eq(loader_scan(l, dirs, 1), 1);
+        size_t n = loader_count(l);
+        ck_assert_uint_eq(n, ARRAY_SIZE(fixtures) + 1);
+        for (size_t i = 0; i < n; i++) {
+            plugin_info pi = info_of(l, i);
+            (round ? order2 : order1)[i] = xstrdup(pi.path);
+            if (i)
+                ck_assert_int_lt(strcmp((round ? order2 : order1)[i - 1], pi.path), 0);
+            const char *base = strrchr(pi.path, '/') + 1;
+            int ok = strcmp(base, "good.so") == 0;
+            ck_assert_int_eq(pi.loaded, ok);
+            if (!ok)
+                ck_assert_has(pi.reason, pi.path);
+        }
+        *(round ? &n2 : &n1) = n;
+        ck_assert_ptr_nonnull(loader_find(l, PROVIDED_STEP, "good_echo"));
+        ck_assert_ptr_nonnull(loader_find(l, PROVIDED_PATTERN_TYPE, "good_trivial"));
+        loader_free(l);
+    }
+    ck_assert_uint_eq(n1, n2);
+    for (size_t i = 0; i < n1; i++) {
+        ck_assert_str_eq(order1[i], order2[i]);
+        free(order1[i]);
+        free(order2[i]);
+    }
+}
+END_TEST
+
+START_TEST(dirs_in_given_order)
+{
+    char *d2 = xasprintf("%s/second", tmp);
+    ck_assert_int_eq(mkdir(d2, 0700), 0);
+    /* "a_" sorts first, but the directory order wins. */
+    copy_fixture("dup_name", plugdir, "a_dup_name.so");
+    char *g = copy_fixture("good", d2, "z_good.so");
+    loader *l = new_loader(0);
+    char *dirs[] = {d2, plugdir};
+    ck_assert_uint_eq(loader_scan(l, dirs, 2), 1);
+    plugin_info p0 = info_of(l, 0), p1 = info_of(l, 1);
+    ck_assert_str_eq(p0.path, g);
+    ck_assert_int_eq(p0.loaded, 1);
+    ck_assert_str_eq(p0.version, "1.2.3");
+    ck_assert_int_eq(p1.loaded, 0);
+    ck_assert_has(p1.reason, g);
+    loader_free(l);
+    free(d2);
+    free(g);
+}
+END_TEST
+
+START_TEST(same_file_twice)
+{
+    /* The same directory listed twice: the second copy is refused and the
+     * first keeps its cache copy. */
+    copy_fixture("good", plugdir, "good.so");
+    loader *l = new_loader(0);
+    char *dirs[] = {plugdir, plugdir};
+    ck_assert_uint_eq(loader_scan(l, dirs, 2), 1);
+    plugin_info p0 = info_of(l, 0), p1 = info_of(l, 1);
+    ck_assert_int_eq(p1.loaded, 0);
+    ck_assert_has(p1.reason, "already loaded");
+    ck_assert_int_eq(access(p0.cached, R_OK), 0);
+    loader_free(l);
+    ck_assert_uint_eq(count_dir(cachedir), 0);
+}
+END_TEST
+
+/* ---- the cache directory ---- */
+
+START_TEST(cache_dir_checks)
+{
+    ck_assert_int_eq(mkdir(cachedir, 0755), 0);
+    loader_opts o = {.cache_dir = cachedir, .quiet = 1};
+    ck_assert_ptr_null(loader_new(&o));
+    ck_assert_has(err_msg(), cachedir);
+    ck_assert_has(err_msg(), "mode 0755");
+    ck_assert_has(err_msg(), "0700");
+    ck_assert_int_eq(chmod(cachedir, 0700), 0);
+
+    /* A symbolic link could point anywhere. */
+    char *link = xasprintf("%s/cachelink", tmp);
+    ck_assert_int_eq(symlink(cachedir, link), 0);
+    o.cache_dir = link;
+    ck_assert_ptr_null(loader_new(&o));
+    ck_assert_has(err_msg(), "not a symbolic link");
+
+    /* Default: $NDF_RUNTIME_DIR/plugins, created 0700 with its parents. */
+    char *rt = xasprintf("%s/run/deeper", tmp);
+    setenv("NDF_RUNTIME_DIR", rt, 1);
+    loader *l = loader_new(NULL);
+    ck_assert_ptr_nonnull(l);
+    char *want = xasprintf("%s/plugins", rt);
+    ck_assert_str_eq(loader_cache_dir(l), want);
+    struct stat st;
+    ck_assert_int_eq(stat(want, &st), 0);
+    ck_assert_int_eq(st.st_mode & 0777, 0700);
+    loader_free(l);
+    unsetenv("NDF_RUNTIME_DIR");
+    free(link);
+    free(rt);
+    free(want);
+}
+END_TEST
+
+START_TEST(register_outside_init)
+{
+    static const ndf_step_def d = {.size = sizeof d, .name = "late", .run = NULL};
+    int dummy;
+    ck_assert_int_eq(loader_registrar_add((ndf_registrar *)&dummy, PROVIDED_STEP, &d),
+                     NDF_ERR_INVALID);
+    ck_assert_has(err_msg(), "outside its init()");
+    ck_assert_int_eq(host_services.register_step(NULL, &d), NDF_ERR_INVALID);
+}
+END_TEST
+
+START_TEST(active_loader)
+{
+    loader *l = new_loader(0);
+    ck_assert_ptr_null(loader_active());
+    loader_set_active(l);
+    ck_assert_ptr_eq(loader_active(), l);
+    loader_free(l); /* also clears it */
+    ck_assert_ptr_null(loader_active());
+}
+END_TEST
+
+/* ---- the ABI 1.0 compatibility fixture ---- */
+
+static ndf_value *group_with(const char *name, ndf_value *a, ndf_value *b)
+{
+    ndf_value *g = value_new_group(name);
+    if (a)
+        value_append(g, a);
+    if (b)
+        value_append(g, b);
+    return g;
+}
+
+START_TEST(compat_v1_0)
+{
+    char *p = copy_fixture("compat_v1_0", plugdir, "compat_v1_0.so");
+    loader *l = new_loader(0);
+    ck_assert_msg(loader_load(l, p) == NDF_OK, "compat_v1_0 refused: %s", err_msg());
+    loader_set_active(l);
+    plugin_info pi = info_of(l, 0);
+    ck_assert_str_eq(pi.name, "compat_v1_0");
+    ck_assert_uint_eq(pi.abi_major, 1);
+    ck_assert_uint_eq(pi.nprovides, 2);
+    const provided *echo = loader_find(l, PROVIDED_STEP, "compat_echo");
+    const provided *list = loader_find(l, PROVIDED_PATTERN_TYPE, "compat_list");
+    ck_assert_ptr_nonnull(echo);
+    ck_assert_ptr_nonnull(list);
+    const char *file = value_intern_file("compat.conf");
+
+    /* The step, bound through the host: schema defaults and the plugin's
+     * own create(). */
+    ndf_value *params = group_with(NULL, value_new_string("text", "hello"), NULL);
+    value_set_pos(params, file, 7);
+    ndf_step *s = NULL;
+    ck_assert_msg(host_services.step_new("compat_echo", params, params, &s) == NDF_OK, "%s",
+                  err_msg());
+    ck_assert_ptr_nonnull(s);
+    ck_assert_str_eq(host_services.step_type(s), "compat_echo");
+    ck_assert_int_eq(value_int(value_get(s->params, "repeat")), 1);
+    ck_assert_ptr_nonnull(s->instance);
+    host_services.step_free(s);
+    value_free(params);
+
+    /* Its create() refuses with a position through fail_at(). */
+    ndf_value *text = value_new_string("text", "refuse me");
+    value_set_pos(text, file, 9);
+    params = group_with(NULL, text, NULL);
+    ck_assert_int_eq(host_services.step_new("compat_echo", params, params, &s), NDF_ERR_VALIDATION);
+    ck_assert_has(err_msg(), "compat.conf:9: compat_echo: refusing 'refuse me'");
+    value_free(params);
+
+    /* The host's schema check comes first. */
+    params = group_with(NULL, value_new_int("repeat", 50), NULL);
+    ck_assert_int_eq(host_services.step_new("compat_echo", params, NULL, &s), NDF_ERR_VALIDATION);
+    value_free(params);
+
+    /* The pattern type: create() binds a step per entry through step_new. */
+    const ndf_pattern_type_def *d = list->def.ptype;
+    ndf_value *steps = value_new_list("steps");
+    for (int i = 0; i < 2; i++)
+        value_append(steps, group_with(NULL, value_new_string("step", "compat_echo"),
+                                       group_with("params", value_new_string("text", "x"),
+                                                  value_new_int("repeat", i))));
+    ndf_value *pp = group_with(NULL, steps, NULL);
+    ck_assert_msg(value_validate(pp, d->params, "pattern type 'compat_list'") == NDF_OK, "%s",
+                  err_msg());
+    void *inst = NULL;
+    ck_assert_msg(d->create(&host_services, pp, &inst) == NDF_OK, "%s", err_msg());
+    ck_assert_ptr_nonnull(inst);
+    d->destroy(&host_services, inst);
+    value_free(pp);
+
+    /* An unknown step type is the host's error, passed through. */
+    steps = value_new_list("steps");
+    value_append(steps, group_with(NULL, value_new_string("step", "nope"), NULL));
+    pp = group_with(NULL, steps, NULL);
+    ck_assert_int_ne(d->create(&host_services, pp, &inst), NDF_OK);
+    ck_assert_has(err_msg(), "unknown step 'nope'");
+    value_free(pp);
+
+    /* Running needs the executor's record; see tests of the executor. */
+    loader_free(l);
+    ck_assert_ptr_null(loader_active());
+    ck_assert_uint_eq(count_dir(cachedir), 0);
+    free(p);
+}
+END_TEST
+
+static Suite *loader_suite(void)
+{
+    Suite *s = suite_create("loader");
+    TCase *t = tcase_create("sha256");
+    tcase_add_test(t, sha256_vectors);
+    suite_add_tcase(s, t);
+
+    t = tcase_create("load");
+    tcase_add_checked_fixture(t, setup, teardown);
+    tcase_add_test(t, good_loads);
+    tcase_add_test(t, cache_is_content_addressed);
+    tcase_add_test(t, free_cleans_cache);
+    tcase_add_test(t, init_failure_registers_nothing);
+    tcase_add_test(t, register_outside_init);
+    tcase_add_test(t, active_loader);
+    tcase_add_test(t, cache_dir_checks);
+    suite_add_tcase(s, t);
+
+    t = tcase_create("refusals");
+    tcase_add_checked_fixture(t, setup, teardown);
+    tcase_add_test(t, refuse_bad_major);
+    tcase_add_test(t, refuse_newer_minor);
+    tcase_add_test(t, refuse_short_descriptor);
+    tcase_add_test(t, refuse_no_descriptor);
+    tcase_add_test(t, refuse_init_fails);
+    tcase_add_test(t, refuse_bad_schema);
+    tcase_add_test(t, refuse_not_elf);
+    tcase_add_test(t, refuse_missing);
+    tcase_add_test(t, refuse_not_regular);
+    tcase_add_test(t, refuse_duplicate_name);
+    tcase_add_test(t, refuse_duplicate_step);
+    suite_add_tcase(s, t);
+
+    t = tcase_create("security");
+    tcase_add_checked_fixture(t, setup, teardown);
+    tcase_add_test(t, refuse_writable_file);
+    tcase_add_test(t, refuse_writable_dir);
+    tcase_add_test(t, refuse_foreign_owner);
+    tcase_add_test(t, refuse_symlink);
+    suite_add_tcase(s, t);
+
+    t = tcase_create("scan");
+    tcase_add_checked_fixture(t, setup, teardown);
+    tcase_add_test(t, mixed_dir_and_order);
+    tcase_add_test(t, dirs_in_given_order);
+    tcase_add_test(t, same_file_twice);
+    suite_add_tcase(s, t);
+
+    t = tcase_create("compat");
+    tcase_add_checked_fixture(t, setup, teardown);
+    tcase_add_test(t, compat_v1_0);
+    suite_add_tcase(s, t);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(loader_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
