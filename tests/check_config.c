@@ -1,0 +1,843 @@
+/* Check suite for host/config.c: defaults, every key's range and type
+ * errors, unknown keys, syntax and I/O errors with file:line, relative paths,
+ * @include, patterns_dir order, duplicates, and the pattern value trees. */
+#include "build-config.h"
+
+#include <check.h>
+#include <cJSON.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "util.h"
+#include "value.h"
+
+static char scratch[PATH_MAX];
+
+static void make_scratch(void)
+{
+    const char *b = getenv("top_builddir");
+    snprintf(scratch, sizeof scratch, "%s/check_config.XXXXXX", b && *b ? b : "/tmp");
+    ck_assert_ptr_nonnull(mkdtemp(scratch));
+}
+
+static void rm_scratch(void)
+{
+    char *cmd = xasprintf("rm -rf '%s'", scratch);
+    ck_assert_int_eq(system(cmd), 0);
+    free(cmd);
+}
+
+/* Writes `text` to scratch/name (directories created); returns the path. */
+static char *put(const char *name, const char *text)
+{
+    char *path = xasprintf("%s/%s", scratch, name);
+    char *dir = xstrdup(path);
+    *strrchr(dir, '/') = '\0';
+    char *cmd = xasprintf("mkdir -p '%s'", dir);
+    ck_assert_int_eq(system(cmd), 0);
+    free(cmd);
+    free(dir);
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs(text, f);
+    ck_assert_int_eq(fclose(f), 0);
+    return path;
+}
+
+static char *fixture(const char *name)
+{
+    const char *s = getenv("top_srcdir");
+    return xasprintf("%s/tests/configs/%s", s && *s ? s : ".", name);
+}
+
+/* Loads and asserts the status. */
+static config *load(const char *path, int want_rc)
+{
+    config *c = NULL;
+    int rc = config_load(path, &c);
+    ck_assert_ptr_nonnull(c);
+    if (rc != want_rc) {
+        for (size_t i = 0; i < c->ndiags; i++)
+            fprintf(stderr, "diag: %s\n", c->diags[i].text);
+    }
+    ck_assert_int_eq(rc, want_rc);
+    return c;
+}
+
+/* Asserts that a diagnostic of the given kind reads exactly `fmt`. */
+static void has_diag(const config *c, int is_error, const char *fmt, ...) ATTR_PRINTF(3, 4);
+
+static void has_diag(const config *c, int is_error, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *want = xvasprintf(fmt, ap);
+    va_end(ap);
+    for (size_t i = 0; i < c->ndiags; i++)
+        if (c->diags[i].is_error == is_error && strcmp(c->diags[i].text, want) == 0) {
+            free(want);
+            return;
+        }
+    for (size_t i = 0; i < c->ndiags; i++)
+        fprintf(stderr, "have %s: %s\n", c->diags[i].is_error ? "error" : "warning",
+                c->diags[i].text);
+    ck_abort_msg("missing %s: %s", is_error ? "error" : "warning", want);
+}
+
+/* ---- defaults ---- */
+
+START_TEST(test_defaults)
+{
+    unsetenv("NDF_STATE_DIR");
+    unsetenv("XDG_STATE_HOME");
+    unsetenv("NDF_RUNTIME_DIR");
+    unsetenv("XDG_RUNTIME_DIR");
+    setenv("HOME", "/home/u", 1);
+    settings s;
+    settings_default(&s);
+    ck_assert(s.confidence_threshold == 0.75);
+    ck_assert_int_eq(s.learning.algorithm, ALGO_ADAPTIVE_BAYES);
+    ck_assert(s.learning.learning_rate == 0.1);
+    ck_assert_int_eq(s.learning.min_samples, 5);
+    ck_assert(s.learning.convergence_threshold == 0.95);
+    ck_assert_int_eq(s.cache_size, 1000);
+    ck_assert_int_eq(s.learning_enabled, 1);
+    ck_assert_int_eq(s.threads, 4);
+    ck_assert(s.default_timeout == 60.0);
+    ck_assert(s.pattern_timeout == 120.0);
+    ck_assert(s.kill_grace == 2.0);
+    ck_assert_str_eq(s.storage_path, "/home/u/.local/state/ndf");
+    ck_assert_int_eq(s.backups, 5);
+    ck_assert_int_eq(s.compression, 1);
+    ck_assert_int_eq(s.compression_level, 6);
+    ck_assert_int_eq(s.history_limit, 1000);
+    ck_assert_uint_eq(s.nplugin_dirs, 1);
+    ck_assert_str_eq(s.plugin_dirs[0], PLUGINDIR);
+    ck_assert_int_eq(s.allow_insecure, 0);
+    ck_assert_ptr_null(s.cache_dir);
+    char *sock = xasprintf("/tmp/ndf-%lu/ndf.sock", (unsigned long)getuid());
+    ck_assert_str_eq(s.socket_path, sock);
+    free(sock);
+    ck_assert_ptr_null(s.socket_group);
+    ck_assert_ptr_null(s.patterns_dir);
+    ck_assert_ptr_null(s.file);
+    settings_free(&s);
+
+    setenv("XDG_STATE_HOME", "/xdg/state", 1);
+    setenv("XDG_RUNTIME_DIR", "/run/user/7", 1);
+    settings_default(&s);
+    ck_assert_str_eq(s.storage_path, "/xdg/state/ndf");
+    ck_assert_str_eq(s.socket_path, "/run/user/7/ndf/ndf.sock");
+    settings_free(&s);
+
+    /* Relative XDG values are invalid by the XDG spec and ignored. */
+    setenv("XDG_STATE_HOME", "rel", 1);
+    setenv("XDG_RUNTIME_DIR", "rel", 1);
+    settings_default(&s);
+    ck_assert_str_eq(s.storage_path, "/home/u/.local/state/ndf");
+    settings_free(&s);
+
+    setenv("NDF_STATE_DIR", "/srv/ndf", 1);
+    setenv("NDF_RUNTIME_DIR", "/run/ndf", 1);
+    settings_default(&s);
+    ck_assert_str_eq(s.storage_path, "/srv/ndf");
+    ck_assert_str_eq(s.socket_path, "/run/ndf/ndf.sock");
+    settings_free(&s);
+    unsetenv("NDF_STATE_DIR");
+    unsetenv("NDF_RUNTIME_DIR");
+    unsetenv("XDG_STATE_HOME");
+    unsetenv("XDG_RUNTIME_DIR");
+}
+END_TEST
+
+START_TEST(test_empty_file)
+{
+    make_scratch();
+    char *p = put("empty.conf", "# nothing\n");
+    config *c = load(p, NDF_OK);
+    ck_assert_str_eq(c->set.file, p);
+    ck_assert_uint_eq(c->ndiags, 0);
+    ck_assert_uint_eq(c->npatterns, 0);
+    ck_assert_int_eq(c->set.threads, 4);
+    config_free(c);
+    free(p);
+    rm_scratch();
+}
+END_TEST
+
+START_TEST(test_all_keys)
+{
+    make_scratch();
+    char *p = put("all.conf",
+                  "confidence: { threshold = 0.5; algorithm = \"weighted_average\";\n"
+                  "  learning_rate = 0.25; min_samples = 10; convergence_threshold = 0.98; };\n"
+                  "registry: { cache_size = 100000000; learning = false; };\n"
+                  "executor: { threads = 256; default_timeout = 30; pattern_timeout = 0.5;\n"
+                  "  kill_grace = 0; };\n"
+                  "storage: { path = \"/var/x\"; backups = 0; compression = false; level = 9;\n"
+                  "  history_limit = 1000000; };\n"
+                  "plugins: { dirs = [ \"/a\", \"/b\" ]; allow_insecure = true;\n"
+                  "  cache_dir = \"/c\"; };\n"
+                  "server: { socket = \"/s.sock\"; group = \"ndf\"; };\n"
+                  "patterns_dir = \"/nonexistent-but-unused\";\n");
+    /* The patterns_dir does not exist: the only error. */
+    config *c = load(p, NDF_ERR_VALIDATION);
+    ck_assert_uint_eq(c->nerrors, 1);
+    has_diag(c, 1, "%s:11: cannot read patterns_dir /nonexistent-but-unused: "
+                   "No such file or directory", p);
+    settings *s = &c->set;
+    ck_assert(s->confidence_threshold == 0.5);
+    ck_assert_int_eq(s->learning.algorithm, ALGO_WEIGHTED_AVERAGE);
+    ck_assert(s->learning.learning_rate == 0.25);
+    ck_assert_int_eq(s->learning.min_samples, 10);
+    ck_assert(s->learning.convergence_threshold == 0.98);
+    ck_assert_int_eq(s->cache_size, 100000000);
+    ck_assert_int_eq(s->learning_enabled, 0);
+    ck_assert_int_eq(s->threads, 256);
+    ck_assert(s->default_timeout == 30.0);
+    ck_assert(s->pattern_timeout == 0.5);
+    ck_assert(s->kill_grace == 0.0);
+    ck_assert_str_eq(s->storage_path, "/var/x");
+    ck_assert_int_eq(s->backups, 0);
+    ck_assert_int_eq(s->compression, 0);
+    ck_assert_int_eq(s->compression_level, 9);
+    ck_assert_int_eq(s->history_limit, 1000000);
+    ck_assert_uint_eq(s->nplugin_dirs, 2);
+    ck_assert_str_eq(s->plugin_dirs[0], "/a");
+    ck_assert_str_eq(s->plugin_dirs[1], "/b");
+    ck_assert_int_eq(s->allow_insecure, 1);
+    ck_assert_str_eq(s->cache_dir, "/c");
+    ck_assert_str_eq(s->socket_path, "/s.sock");
+    ck_assert_str_eq(s->socket_group, "ndf");
+    ck_assert_str_eq(s->patterns_dir, "/nonexistent-but-unused");
+    config_free(c);
+    free(p);
+    rm_scratch();
+}
+END_TEST
+
+/* ---- ranges: every ranged key, below and above ---- */
+
+static const struct range_case {
+    const char *section, *key, *value, *message;
+} range_cases[] = {
+    {"confidence", "threshold", "-0.01", "is -0.01, out of range [0, 1]"},
+    {"confidence", "threshold", "1.01", "is 1.01, out of range [0, 1]"},
+    {"confidence", "learning_rate", "-1", "is -1, out of range [0, 1]"},
+    {"confidence", "learning_rate", "1.5", "is 1.5, out of range [0, 1]"},
+    {"confidence", "min_samples", "-1", "is -1, out of range [0, 1000000]"},
+    {"confidence", "min_samples", "1000001", "is 1000001, out of range [0, 1000000]"},
+    {"confidence", "convergence_threshold", "-0.5", "is -0.5, out of range [0, 1]"},
+    {"confidence", "convergence_threshold", "2.0", "is 2, out of range [0, 1]"},
+    {"confidence", "algorithm", "\"bayes\"",
+     "is 'bayes', expected simple_average, weighted_average or adaptive_bayes"},
+    {"registry", "cache_size", "0", "is 0, out of range [1, 100000000]"},
+    {"registry", "cache_size", "100000001L", "is 100000001, out of range [1, 100000000]"},
+    {"executor", "threads", "0", "is 0, out of range [1, 256]"},
+    {"executor", "threads", "257", "is 257, out of range [1, 256]"},
+    {"executor", "default_timeout", "0", "is 0, must be greater than 0"},
+    {"executor", "default_timeout", "-1.5", "is -1.5, must be greater than 0"},
+    {"executor", "pattern_timeout", "0.0", "is 0, must be greater than 0"},
+    {"executor", "kill_grace", "-0.1", "is -0.1, out of range [0, 60]"},
+    {"executor", "kill_grace", "60.5", "is 60.5, out of range [0, 60]"},
+    {"storage", "backups", "-1", "is -1, out of range [0, 100]"},
+    {"storage", "backups", "101", "is 101, out of range [0, 100]"},
+    {"storage", "level", "0", "is 0, out of range [1, 9]"},
+    {"storage", "level", "10", "is 10, out of range [1, 9]"},
+    {"storage", "history_limit", "0", "is 0, out of range [1, 1000000]"},
+    {"storage", "history_limit", "1000001", "is 1000001, out of range [1, 1000000]"},
+};
+
+START_TEST(test_range_errors)
+{
+    const struct range_case *rc = &range_cases[_i];
+    make_scratch();
+    /* The value sits on line 3 so the line number is really checked. */
+    char *text = xasprintf("# range\n%s:\n{ %s = %s; };\n", rc->section, rc->key, rc->value);
+    char *p = put("range.conf", text);
+    config *c = load(p, NDF_ERR_VALIDATION);
+    ck_assert_uint_eq(c->nerrors, 1);
+    has_diag(c, 1, "%s:3: '%s.%s' %s", p, rc->section, rc->key, rc->message);
+    /* The default survives a rejected value. */
+    settings d;
+    settings_default(&d);
+    ck_assert_int_eq(c->set.threads, d.threads);
+    ck_assert_int_eq(c->set.compression_level, d.compression_level);
+    settings_free(&d);
+    config_free(c);
+    free(text);
+    free(p);
+    rm_scratch();
+}
+END_TEST
+
+/* A 64-bit value far outside an int's range is still reported exactly. */
+START_TEST(test_range_message_exact)
+{
+    make_scratch();
+    char *p = put("r.conf", "storage: { history_limit = 9000000000L; };\n");
+    config *c = load(p, NDF_ERR_VALIDATION);
+    has_diag(c, 1, "%s:1: 'storage.history_limit' is 9000000000, out of range [1, 1000000]", p);
+    config_free(c);
+    free(p);
+    rm_scratch();
+}
+END_TEST
+
+/* ---- types ---- */
+
+static const struct type_case {
+    const char *line, *message;
+} type_cases[] = {
+    {"confidence: { threshold = \"high\"; };", "'confidence.threshold' must be a number, not a string"},
+    {"confidence: { algorithm = 2; };", "'confidence.algorithm' must be a string, not an integer"},
+    {"confidence: { min_samples = 5.0; };", "'confidence.min_samples' must be an integer, not a float"},
+    {"registry: { learning = 1; };", "'registry.learning' must be a bool (true or false), not an integer"},
+    {"registry: { cache_size = \"big\"; };", "'registry.cache_size' must be an integer, not a string"},
+    {"executor: { threads = 2.0; };", "'executor.threads' must be an integer, not a float"},
+    {"executor: { default_timeout = true; };", "'executor.default_timeout' must be a number, not a bool"},
+    {"storage: { path = 5; };", "'storage.path' must be a string, not an integer"},
+    {"storage: { compression = \"yes\"; };", "'storage.compression' must be a bool (true or false), not a string"},
+    {"plugins: { dirs = 7; };", "'plugins.dirs' must be a list of strings, not an integer"},
+    {"plugins: { dirs = ( \"/a\", 3 ); };", "'plugins.dirs[1]' must be a string, not an integer"},
+    {"plugins: { cache_dir = [ \"a\" ]; };", "'plugins.cache_dir' must be a string, not an array"},
+    {"server: { group = false; };", "'server.group' must be a string, not a bool"},
+    {"server = \"ndf.sock\";", "'server' must be a group { ... }, not a string"},
+    {"patterns_dir = [ \"a\" ];", "'patterns_dir' must be a string, not an array"},
+    {"patterns = { name = \"x\"; };", "'patterns' must be a list of groups ( { ... }, ... ), not a group"},
+    {"patterns = ( \"x\" );", "patterns[0]: a pattern definition must be a group { ... }, not a string"},
+};
+
+START_TEST(test_type_errors)
+{
+    const struct type_case *tc = &type_cases[_i];
+    make_scratch();
+    char *text = xasprintf("# types\n\n%s\n", tc->line);
+    char *p = put("types.conf", text);
+    config *c = load(p, NDF_ERR_VALIDATION);
+    ck_assert_uint_eq(c->nerrors, 1);
+    has_diag(c, 1, "%s:3: %s", p, tc->message);
+    config_free(c);
+    free(text);
+    free(p);
+    rm_scratch();
+}
+END_TEST
+
+/* Errors do not stop the reading: every one in a file is reported. */
+START_TEST(test_many_errors_fixture)
+{
+    char *p = fixture("types.conf");
+    config *c = load(p, NDF_ERR_VALIDATION);
+    ck_assert_uint_eq(c->nerrors, 6);
+    has_diag(c, 1, "%s:2: 'confidence.threshold' must be a number, not a string", p);
+    has_diag(c, 1, "%s:3: 'registry.learning' must be a bool (true or false), not an integer", p);
+    has_diag(c, 1, "%s:4: 'executor.threads' must be an integer, not a float", p);
+    has_diag(c, 1, "%s:5: 'storage.path' must be a string, not an integer", p);
+    has_diag(c, 1, "%s:6: 'plugins.dirs' must be a list of strings, not an integer", p);
+    has_diag(c, 1, "%s:7: 'server' must be a group { ... }, not a string", p);
+    /* err_msg() carries the first one for callers that show one line. */
+    char *first = xasprintf("%s:2: 'confidence.threshold' must be a number, not a string", p);
+    ck_assert_str_eq(err_msg(), first);
+    free(first);
+    config_free(c);
+    free(p);
+
+    p = fixture("ranges.conf");
+    c = load(p, NDF_ERR_VALIDATION);
+    ck_assert_uint_eq(c->nerrors, 5);
+    has_diag(c, 1, "%s:3: 'confidence.threshold' is 1.5, out of range [0, 1]", p);
+    has_diag(c, 1,
+             "%s:4: 'confidence.algorithm' is 'magic', expected simple_average, "
+             "weighted_average or adaptive_bayes",
+             p);
+    has_diag(c, 1, "%s:5: 'registry.cache_size' is 0, out of range [1, 100000000]", p);
+    has_diag(c, 1, "%s:6: 'executor.threads' is 257, out of range [1, 256]", p);
+    has_diag(c, 1, "%s:7: 'storage.level' is 10, out of range [1, 9]", p);
+    config_free(c);
+    free(p);
+}
+END_TEST
+
+/* ---- unknown keys ---- */
+
+START_TEST(test_unknown_keys)
+{
+    char *p = fixture("unknown.conf");
+    config *c = load(p, NDF_OK); /* warnings only */
+    ck_assert_uint_eq(c->nerrors, 0);
+    ck_assert_uint_eq(c->ndiags, 3);
+    has_diag(c, 0, "%s:2: unknown key 'thread' in 'executor' (did you mean 'threads'?)", p);
+    has_diag(c, 0, "%s:3: unknown key 'storag' (did you mean 'storage'?)", p);
+    has_diag(c, 0, "%s:4: unknown key 'colour'", p);
+    ck_assert_int_eq(c->set.threads, 4);
+    config_free(c);
+    free(p);
+}
+END_TEST
+
+/* ---- syntax and I/O ---- */
+
+START_TEST(test_syntax_error)
+{
+    char *p = fixture("syntax.conf");
+    config *c = load(p, NDF_ERR_VALIDATION);
+    ck_assert_uint_eq(c->nerrors, 1);
+    has_diag(c, 1, "%s:3: syntax error", p);
+    config_free(c);
+    free(p);
+}
+END_TEST
+
+START_TEST(test_missing_file)
+{
+    make_scratch();
+    char *p = xasprintf("%s/none.conf", scratch);
+    config *c = load(p, NDF_ERR_VALIDATION);
+    ck_assert_uint_eq(c->nerrors, 1);
+    has_diag(c, 1, "cannot read %s: No such file or directory", p);
+    ck_assert_int_eq(c->set.threads, 4); /* defaults are still filled in */
+    config_free(c);
+    free(p);
+
+    c = load(scratch, NDF_ERR_VALIDATION);
+    has_diag(c, 1, "cannot read %s: Is a directory", scratch);
+    config_free(c);
+    rm_scratch();
+}
+END_TEST
+
+START_TEST(test_unreadable_file)
+{
+    if (geteuid() == 0)
+        return; /* root reads anything */
+    make_scratch();
+    char *p = put("secret.conf", "executor: { threads = 2; };\n");
+    ck_assert_int_eq(chmod(p, 0), 0);
+    config *c = load(p, NDF_ERR_VALIDATION);
+    has_diag(c, 1, "cannot read %s: Permission denied", p);
+    config_free(c);
+    free(p);
+    rm_scratch();
+}
+END_TEST
+
+/* ---- paths ---- */
+
+START_TEST(test_relative_paths)
+{
+    char *p = fixture("relative/sub/ndf.conf");
+    config *c = load(p, NDF_OK);
+    char *dir = fixture("relative/sub");
+    char *want = xasprintf("%s/state", dir);
+    ck_assert_str_eq(c->set.storage_path, want);
+    free(want);
+    ck_assert_uint_eq(c->set.nplugin_dirs, 3);
+    want = xasprintf("%s/../plugins", dir);
+    ck_assert_str_eq(c->set.plugin_dirs[0], want);
+    free(want);
+    ck_assert_str_eq(c->set.plugin_dirs[1], "/opt/ndf/plugins");
+    ck_assert_str_eq(c->set.plugin_dirs[2], dir);
+    want = xasprintf("%s/cache", dir);
+    ck_assert_str_eq(c->set.cache_dir, want);
+    free(want);
+    want = xasprintf("%s/run/ndf.sock", dir);
+    ck_assert_str_eq(c->set.socket_path, want);
+    free(want);
+    ck_assert_str_eq(c->set.socket_group, "ndf");
+    config_free(c);
+    free(p);
+    free(dir);
+}
+END_TEST
+
+/* A relative config path is made absolute against the working directory,
+ * and the paths in it against the file, not the working directory. */
+START_TEST(test_relative_config_path)
+{
+    make_scratch();
+    char *p = put("a/b/ndf.conf", "storage: { path = \"st\"; };\n");
+    char cwd[PATH_MAX];
+    ck_assert_ptr_nonnull(getcwd(cwd, sizeof cwd));
+    ck_assert_int_eq(chdir(scratch), 0);
+    config *c = load("./a/b/ndf.conf", NDF_OK);
+    ck_assert_int_eq(chdir(cwd), 0);
+    char real[PATH_MAX];
+    ck_assert_ptr_nonnull(realpath(scratch, real));
+    char *want = xasprintf("%s/a/b/ndf.conf", real);
+    ck_assert_str_eq(c->set.file, want);
+    free(want);
+    want = xasprintf("%s/a/b/st", real);
+    ck_assert_str_eq(c->set.storage_path, want);
+    free(want);
+    config_free(c);
+    free(p);
+    rm_scratch();
+}
+END_TEST
+
+START_TEST(test_include)
+{
+    char cwd[PATH_MAX];
+    ck_assert_ptr_nonnull(getcwd(cwd, sizeof cwd));
+    ck_assert_int_eq(chdir("/"), 0); /* @include must not depend on the cwd */
+    char *p = fixture("include.conf");
+    config *c = load(p, NDF_OK);
+    ck_assert_int_eq(chdir(cwd), 0);
+    ck_assert_int_eq(c->set.threads, 3);
+    ck_assert_int_eq(c->set.cache_size, 7);
+    /* Relative to the included file's own directory. */
+    char *want = fixture("inc/state");
+    ck_assert_str_eq(c->set.storage_path, want);
+    free(want);
+    config_free(c);
+    free(p);
+}
+END_TEST
+
+START_TEST(test_include_errors)
+{
+    make_scratch();
+    char *inc = put("inc/bad.inc", "# bad\nexecutor: { threads = 0; };\n");
+    char *p = put("main.conf", "@include \"inc/bad.inc\"\n@include \"inc/none.inc\"\n");
+    config *c = load(p, NDF_ERR_VALIDATION);
+    /* libconfig stops at the missing include, a parse error of main.conf. */
+    ck_assert_uint_eq(c->nerrors, 1);
+    ck_assert(strncmp(c->diags[0].text, p, strlen(p)) == 0);
+    ck_assert(strstr(c->diags[0].text, ":2: ") != NULL);
+    config_free(c);
+    free(p);
+
+    p = put("main2.conf", "# ok\n@include \"inc/bad.inc\"\n");
+    c = load(p, NDF_ERR_VALIDATION);
+    has_diag(c, 1, "%s:2: 'executor.threads' is 0, out of range [1, 256]", inc);
+    config_free(c);
+    free(p);
+    free(inc);
+    rm_scratch();
+}
+END_TEST
+
+/* ---- patterns ---- */
+
+static void assert_positions(const ndf_value *v, const char *file)
+{
+    ck_assert_ptr_nonnull(v->file);
+    ck_assert_str_eq(v->file, file);
+    ck_assert_int_gt(v->line, 0);
+    for (size_t i = 0; i < value_count(v); i++)
+        assert_positions(value_at(v, i), file);
+}
+
+START_TEST(test_pattern_tree)
+{
+    make_scratch();
+    char *p = put("p.conf",
+                  "patterns = (\n"                                          /* 1 */
+                  "  {\n"                                                   /* 2 */
+                  "    name = \"demo\";\n"                                  /* 3 */
+                  "    type = \"sequential\";\n"                            /* 4 */
+                  "    domains = [ \"data_*\", \"etl\" ];\n"                /* 5 */
+                  "    attributes = { size = 5000000000L; ratio = 0.5; on = true; };\n"
+                  "    confidence_threshold = 0.8;\n"                       /* 7 */
+                  "    params = {\n"                                        /* 8 */
+                  "      steps = (\n"                                       /* 9 */
+                  "        { name = \"a\"; step = \"exec\";\n"              /* 10 */
+                  "          params = { argv = [ \"true\" ]; }; }\n"        /* 11 */
+                  "      );\n"
+                  "    };\n"
+                  "  }\n"
+                  ");\n");
+    config *c = load(p, NDF_OK);
+    ck_assert_uint_eq(c->npatterns, 1);
+    const ndf_value *d = c->patterns[0];
+    ck_assert_int_eq(d->type, NDF_VALUE_GROUP);
+    assert_positions(d, p);
+    ck_assert_str_eq(d->file, p);
+    ck_assert_int_eq(value_get(d, "name")->line, 3);
+    ck_assert_str_eq(value_string(value_get(d, "name")), "demo");
+    const ndf_value *doms = value_get(d, "domains");
+    ck_assert_int_eq(doms->type, NDF_VALUE_LIST);
+    ck_assert_int_eq(doms->line, 5);
+    ck_assert_uint_eq(value_count(doms), 2);
+    ck_assert_str_eq(value_string(value_at(doms, 1)), "etl");
+    const ndf_value *attrs = value_get(d, "attributes");
+    ck_assert_int_eq(value_get(attrs, "size")->type, NDF_VALUE_INT);
+    ck_assert(value_int(value_get(attrs, "size")) == 5000000000LL);
+    ck_assert_int_eq(value_get(attrs, "ratio")->type, NDF_VALUE_NUMBER);
+    ck_assert_int_eq(value_get(attrs, "on")->type, NDF_VALUE_BOOL);
+    const ndf_value *steps = value_get(value_get(d, "params"), "steps");
+    ck_assert_int_eq(steps->type, NDF_VALUE_LIST);
+    ck_assert_int_eq(steps->line, 9);
+    const ndf_value *step = value_at(steps, 0);
+    ck_assert_int_eq(step->type, NDF_VALUE_GROUP);
+    ck_assert_int_eq(value_get(step, "name")->line, 10);
+    ck_assert_int_eq(value_get(value_get(step, "params"), "argv")->line, 11);
+    config_free(c);
+    free(p);
+    rm_scratch();
+}
+END_TEST
+
+START_TEST(test_pattern_errors)
+{
+    char *p = fixture("patterns.conf");
+    config *c = load(p, NDF_ERR_VALIDATION);
+    has_diag(c, 1, "%s:3: pattern: missing 'name'", p);
+    has_diag(c, 1, "%s:6: pattern 'no_type': missing 'type'", p);
+    has_diag(c, 1,
+             "%s:10: pattern: invalid name '.hidden' (use A-Z a-z 0-9 _ . -, 1 to 128 "
+             "characters, no leading dot)",
+             p);
+    has_diag(c, 1, "%s:16: pattern 'twice': 'confidence_threshold' is 2, out of range [0, 1]", p);
+    has_diag(c, 1, "%s:19: duplicate pattern 'twice' (first defined at %s:14)", p, p);
+    has_diag(c, 0, "%s:21: unknown key 'domain' in a pattern definition (did you mean 'domains'?)",
+             p);
+    ck_assert_uint_eq(c->nerrors, 5);
+    ck_assert_uint_eq(c->npatterns, 0);
+    config_free(c);
+    free(p);
+}
+END_TEST
+
+START_TEST(test_pattern_generic_types)
+{
+    make_scratch();
+    char *p = put("g.conf",
+                  "patterns = ( {\n"
+                  "  name = \"g\"; type = \"sequential\";\n"
+                  "  description = 5;\n"
+                  "  domains = \"data\";\n"
+                  "  agent_types = [ 1 ];\n"
+                  "  attributes = [ \"a\" ];\n"
+                  "  tags = ( \"ok\", true );\n"
+                  "  confidence_threshold = \"high\";\n"
+                  "  timeout = 0;\n"
+                  "  params = 3;\n"
+                  "} );\n");
+    config *c = load(p, NDF_ERR_VALIDATION);
+    has_diag(c, 1, "%s:3: pattern 'g': 'description' must be a string, not an integer", p);
+    has_diag(c, 1, "%s:4: pattern 'g': 'domains' must be a list of strings, not a string", p);
+    has_diag(c, 1, "%s:5: pattern 'g': 'agent_types[0]' must be a string, not an integer", p);
+    has_diag(c, 1, "%s:6: pattern 'g': 'attributes' must be a group, not a list", p);
+    has_diag(c, 1, "%s:7: pattern 'g': 'tags[1]' must be a string, not a bool", p);
+    has_diag(c, 1, "%s:8: pattern 'g': 'confidence_threshold' must be a number, not a string", p);
+    has_diag(c, 1, "%s:9: pattern 'g': 'timeout' is 0, must be greater than 0", p);
+    has_diag(c, 1, "%s:10: pattern 'g': 'params' must be a group, not an integer", p);
+    ck_assert_uint_eq(c->nerrors, 8);
+    config_free(c);
+    free(p);
+    rm_scratch();
+}
+END_TEST
+
+START_TEST(test_unknown_pattern_key_dropped)
+{
+    make_scratch();
+    char *p = put("u.conf", "patterns = ( { name = \"u\"; type = \"t\";\n  prams = { }; } );\n");
+    config *c = load(p, NDF_OK);
+    has_diag(c, 0, "%s:2: unknown key 'prams' in a pattern definition (did you mean 'params'?)", p);
+    ck_assert_uint_eq(c->npatterns, 1);
+    ck_assert_ptr_null(value_get(c->patterns[0], "prams"));
+    ck_assert_uint_eq(value_count(c->patterns[0]), 2);
+    config_free(c);
+    free(p);
+    rm_scratch();
+}
+END_TEST
+
+START_TEST(test_patterns_dir_order_and_duplicates)
+{
+    char *p = fixture("dup/main.conf");
+    config *c = load(p, NDF_ERR_VALIDATION);
+    char *d10 = fixture("dup/d/10-first.conf");
+    char *d20 = fixture("dup/d/20-second.conf");
+    char *d30 = fixture("dup/d/30-extra.conf");
+    char *dir = fixture("dup/d");
+    ck_assert_str_eq(c->set.patterns_dir, dir);
+    has_diag(c, 1, "%s:3: duplicate pattern 'alpha' (first defined at %s:2)", d20, d10);
+    has_diag(c, 1, "%s:3: duplicate pattern 'inline_one' (first defined at %s:4)", d30, p);
+    has_diag(c, 0,
+             "%s:1: unknown key 'executor' in a patterns_dir file (only 'patterns' is read "
+             "there)",
+             d30);
+    ck_assert_uint_eq(c->nerrors, 2);
+    /* inline first, then the files in strcmp order; duplicates dropped */
+    static const char *const order[] = {"inline_one", "alpha", "beta", "gamma"};
+    ck_assert_uint_eq(c->npatterns, 4);
+    for (size_t i = 0; i < 4; i++)
+        ck_assert_str_eq(value_string(value_get(c->patterns[i], "name")), order[i]);
+    ck_assert_str_eq(c->patterns[1]->file, d10);
+    ck_assert_str_eq(c->patterns[3]->file, d20);
+    /* The other file's settings were not applied. */
+    ck_assert_int_eq(c->set.threads, 4);
+    config_free(c);
+    free(p);
+    free(d10);
+    free(d20);
+    free(d30);
+    free(dir);
+}
+END_TEST
+
+START_TEST(test_patterns_dir_sorting)
+{
+    make_scratch();
+    put("pd/b.conf", "patterns = ( { name = \"b\"; type = \"t\"; } );\n");
+    put("pd/a.conf", "patterns = ( { name = \"a\"; type = \"t\"; } );\n");
+    put("pd/B.conf", "patterns = ( { name = \"B\"; type = \"t\"; } );\n");
+    put("pd/10.conf", "patterns = ( { name = \"n10\"; type = \"t\"; } );\n");
+    put("pd/9.conf", "patterns = ( { name = \"n9\"; type = \"t\"; } );\n");
+    put("pd/.hidden.conf", "patterns = ( { name = \"hidden\"; type = \"t\"; } );\n");
+    put("pd/x.conf.bak", "patterns = ( { name = \"bak\"; type = \"t\"; } );\n");
+    put("pd/dir.conf/inner.conf", "patterns = ( { name = \"inner\"; type = \"t\"; } );\n");
+    put("pd/broken.conf", "patterns = ( {\n");
+    char *p = put("ndf.conf", "patterns_dir = \"pd\";\n");
+    config *c = load(p, NDF_ERR_VALIDATION);
+    ck_assert_uint_eq(c->nerrors, 1); /* broken.conf; the others still load */
+    ck_assert(strstr(c->diags[0].text, "/pd/broken.conf:") != NULL);
+    static const char *const order[] = {"n10", "n9", "B", "a", "b"};
+    ck_assert_uint_eq(c->npatterns, 5);
+    for (size_t i = 0; i < 5; i++)
+        ck_assert_str_eq(value_string(value_get(c->patterns[i], "name")), order[i]);
+    config_free(c);
+    free(p);
+    rm_scratch();
+}
+END_TEST
+
+/* app.c takes definitions out of the config and leaves NULL behind. */
+START_TEST(test_free_after_take)
+{
+    char *p = fixture("dup/main.conf");
+    config *c = NULL;
+    config_load(p, &c);
+    ck_assert_uint_ge(c->npatterns, 2);
+    value_free(c->patterns[0]);
+    c->patterns[0] = NULL;
+    config_free(c);
+    free(p);
+}
+END_TEST
+
+/* ---- JSON ---- */
+
+START_TEST(test_json)
+{
+    char *p = fixture("relative/sub/ndf.conf");
+    config *c = load(p, NDF_OK);
+    strbuf sb;
+    sb_init(&sb);
+    settings_to_json(&c->set, &sb);
+    cJSON *j = cJSON_Parse(sb.buf);
+    ck_assert_ptr_nonnull(j);
+    ck_assert_str_eq(cJSON_GetObjectItemCaseSensitive(j, "file")->valuestring, p);
+    cJSON *conf = cJSON_GetObjectItemCaseSensitive(j, "confidence");
+    ck_assert(cJSON_GetObjectItemCaseSensitive(conf, "threshold")->valuedouble == 0.75);
+    ck_assert_str_eq(cJSON_GetObjectItemCaseSensitive(conf, "algorithm")->valuestring,
+                     "adaptive_bayes");
+    ck_assert(cJSON_GetObjectItemCaseSensitive(conf, "learning_rate")->valuedouble == 0.1);
+    ck_assert_int_eq(cJSON_GetObjectItemCaseSensitive(conf, "min_samples")->valueint, 5);
+    cJSON *reg = cJSON_GetObjectItemCaseSensitive(j, "registry");
+    ck_assert_int_eq(cJSON_GetObjectItemCaseSensitive(reg, "cache_size")->valueint, 1000);
+    ck_assert(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(reg, "learning")));
+    cJSON *ex = cJSON_GetObjectItemCaseSensitive(j, "executor");
+    ck_assert_int_eq(cJSON_GetObjectItemCaseSensitive(ex, "threads")->valueint, 4);
+    ck_assert(cJSON_GetObjectItemCaseSensitive(ex, "kill_grace")->valuedouble == 2.0);
+    cJSON *st = cJSON_GetObjectItemCaseSensitive(j, "storage");
+    ck_assert_str_eq(cJSON_GetObjectItemCaseSensitive(st, "path")->valuestring,
+                     c->set.storage_path);
+    ck_assert_int_eq(cJSON_GetObjectItemCaseSensitive(st, "level")->valueint, 6);
+    cJSON *pl = cJSON_GetObjectItemCaseSensitive(j, "plugins");
+    ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(pl, "dirs")), 3);
+    ck_assert(cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(pl, "allow_insecure")));
+    cJSON *sv = cJSON_GetObjectItemCaseSensitive(j, "server");
+    ck_assert_str_eq(cJSON_GetObjectItemCaseSensitive(sv, "group")->valuestring, "ndf");
+    ck_assert(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(j, "patterns_dir")));
+    /* 0.1 prints as 0.1, not 0.10000000000000001 */
+    ck_assert_ptr_nonnull(strstr(sb.buf, "\"learning_rate\":0.1,"));
+    cJSON_Delete(j);
+    sb_free(&sb);
+    config_free(c);
+    free(p);
+}
+END_TEST
+
+/* The shipped example configuration validates as far as the host's part
+ * goes (types and steps are checked once plugins load: check_config.sh). */
+START_TEST(test_shipped_patterns)
+{
+    const char *s = getenv("top_srcdir");
+    make_scratch();
+    char *text = xasprintf("patterns_dir = \"%s/conf/patterns.d\";\n", s && *s ? s : ".");
+    char *p = put("ndf.conf", text);
+    config *c = load(p, NDF_OK);
+    ck_assert_uint_eq(c->ndiags, 0);
+    static const char *const want[] = {"data_processing_pipeline", "microservice_deployment",
+                                       "system_migration_orchestration", "basic_deployment"};
+    for (size_t w = 0; w < ARRAY_SIZE(want); w++) {
+        size_t i = 0;
+        while (i < c->npatterns &&
+               strcmp(value_string(value_get(c->patterns[i], "name")), want[w]) != 0)
+            i++;
+        ck_assert_msg(i < c->npatterns, "%s missing", want[w]);
+    }
+    config_free(c);
+    free(text);
+    free(p);
+    rm_scratch();
+}
+END_TEST
+
+static Suite *config_suite(void)
+{
+    Suite *s = suite_create("config");
+    TCase *t = tcase_create("settings");
+    tcase_add_test(t, test_defaults);
+    tcase_add_test(t, test_empty_file);
+    tcase_add_test(t, test_all_keys);
+    tcase_add_loop_test(t, test_range_errors, 0, (int)ARRAY_SIZE(range_cases));
+    tcase_add_test(t, test_range_message_exact);
+    tcase_add_loop_test(t, test_type_errors, 0, (int)ARRAY_SIZE(type_cases));
+    tcase_add_test(t, test_many_errors_fixture);
+    tcase_add_test(t, test_unknown_keys);
+    suite_add_tcase(s, t);
+
+    t = tcase_create("files");
+    tcase_add_test(t, test_syntax_error);
+    tcase_add_test(t, test_missing_file);
+    tcase_add_test(t, test_unreadable_file);
+    tcase_add_test(t, test_relative_paths);
+    tcase_add_test(t, test_relative_config_path);
+    tcase_add_test(t, test_include);
+    tcase_add_test(t, test_include_errors);
+    suite_add_tcase(s, t);
+
+    t = tcase_create("patterns");
+    tcase_add_test(t, test_pattern_tree);
+    tcase_add_test(t, test_pattern_errors);
+    tcase_add_test(t, test_pattern_generic_types);
+    tcase_add_test(t, test_unknown_pattern_key_dropped);
+    tcase_add_test(t, test_patterns_dir_order_and_duplicates);
+    tcase_add_test(t, test_patterns_dir_sorting);
+    tcase_add_test(t, test_free_after_take);
+    tcase_add_test(t, test_json);
+    tcase_add_test(t, test_shipped_patterns);
+    suite_add_tcase(s, t);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(config_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

@@ -1,0 +1,83 @@
+#!/bin/sh
+# `ndf check-config` and `ndf config` on the build-tree configuration and on
+# broken fixtures: exit codes, file:line messages, and the JSON shape.
+. "$top_srcdir/tests/shell/lib.sh"
+CONF=$top_builddir/conf/ndf-build.conf
+FIX=$top_srcdir/tests/configs
+
+expect_exit 0 "check-config accepts the build configuration" -- "$NDF" -c "$CONF" check-config
+expect_match "$out" '^ndf-build\.conf: OK, [1-9][0-9]* patterns, [1-9][0-9]* plugins?$' \
+    "check-config prints a one-line summary"
+expect_match "$out" ' 1[0-9] patterns,' "every shipped pattern is built"
+
+expect_exit 2 "a syntax error exits 2" -- "$NDF" -c "$FIX/syntax.conf" check-config
+expect_match "$err" "^$FIX/syntax\.conf:3: syntax error\$" "the syntax error names file:line"
+
+expect_exit 2 "wrong types exit 2" -- "$NDF" -c "$FIX/types.conf" check-config
+expect_match "$err" "^$FIX/types\.conf:4: 'executor\.threads' must be an integer, not a float\$" \
+    "a type error names file:line"
+expect_match "$err" "^$FIX/types\.conf:7: 'server' must be a group" "every type error is reported"
+
+expect_exit 2 "out-of-range values exit 2" -- "$NDF" -c "$FIX/ranges.conf" check-config
+expect_match "$err" "^$FIX/ranges\.conf:6: 'executor\.threads' is 257, out of range \[1, 256\]\$" \
+    "a range error names file:line"
+
+expect_exit 2 "broken patterns exit 2" -- "$NDF" -c "$FIX/patterns.conf" check-config
+expect_match "$err" "^$FIX/patterns\.conf:19: duplicate pattern 'twice' \(first defined at $FIX/patterns\.conf:14\)\$" \
+    "a duplicate names both places"
+
+expect_exit 2 "duplicates across patterns_dir files exit 2" -- \
+    "$NDF" -c "$FIX/dup/main.conf" check-config
+expect_match "$err" "^$FIX/dup/d/20-second\.conf:3: duplicate pattern 'alpha' \(first defined at $FIX/dup/d/10-first\.conf:2\)\$" \
+    "a duplicate across files names both files"
+
+expect_exit 2 "a missing file exits 2" -- "$NDF" -c "$SCRATCH/none.conf" check-config
+expect_match "$err" "cannot read $SCRATCH/none\.conf: No such file or directory" \
+    "a missing file is named with the reason"
+
+# Unknown keys warn but do not fail.
+expect_exit 0 "unknown keys only warn" -- "$NDF" -c "$FIX/unknown.conf" check-config
+expect_match "$err" "^warning: $FIX/unknown\.conf:2: unknown key 'thread' in 'executor' \(did you mean 'threads'\?\)\$" \
+    "the warning suggests the right key"
+expect_exit 0 "-q hides warnings" -- "$NDF" -q -c "$FIX/unknown.conf" check-config
+expect_match "x$err" '^x$' "-q leaves stderr empty"
+
+# Errors found when patterns are built (unknown type, unknown step, bad
+# parameters) also name file:line.
+cat >"$SCRATCH/types.conf" <<EOC
+plugins: { dirs = [ "$top_builddir/plugins/.libs" ]; cache_dir = "$SCRATCH/cache"; };
+patterns = (
+    { name = "a"; type = "no_such_type"; },
+    { name = "b"; type = "sequential";
+      params = { steps = ( { name = "s"; step = "no_such_step"; } ); }; },
+    { name = "c"; type = "sequential";
+      params = { steps = ( { name = "s"; step = "noop"; retries = 1000; } ); }; },
+    { name = "d"; type = "parallel"; params = { }; }
+);
+EOC
+expect_exit 2 "pattern build errors exit 2" -- "$NDF" -c "$SCRATCH/types.conf" check-config
+expect_match "$err" "^$SCRATCH/types\.conf:3: .*no_such_type" "an unknown type names file:line"
+expect_match "$err" "^$SCRATCH/types\.conf:5: .*no_such_step" "an unknown step names file:line"
+expect_match "$err" "^$SCRATCH/types\.conf:7: .*retries" "an out-of-range parameter names file:line"
+expect_match "$err" "^$SCRATCH/types\.conf:8: .*tasks" "a missing parameter names file:line"
+
+# ndf config: one JSON object mirroring the configuration's sections.
+expect_exit 0 "config exits 0" -- "$NDF" -c "$CONF" config
+expect_match "$out" '"threshold":0\.75,' "config prints the threshold"
+if command -v python3 >/dev/null 2>&1; then
+    printf '%s\n' "$out" >"$SCRATCH/config.json"
+    expect_exit 0 "config prints valid JSON with every section" -- python3 -c '
+import json, sys
+j = json.load(open(sys.argv[1]))
+for k in ("file", "confidence", "registry", "executor", "storage", "plugins", "server",
+          "patterns_dir", "patterns"):
+    assert k in j, k
+assert j["confidence"]["algorithm"] == "adaptive_bayes"
+assert j["executor"]["threads"] == 4
+assert isinstance(j["plugins"]["dirs"], list)
+names = [p["name"] for p in j["patterns"]]
+assert "data_processing_pipeline" in names, names
+' "$SCRATCH/config.json"
+fi
+expect_exit 0 "config --json is the same" -- "$NDF" -c "$CONF" config --json
+finish
