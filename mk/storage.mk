@@ -1,10 +1,17 @@
 # storage: crash-safe pattern storage, analytics and the resource monitor (issue 5)
 libndfcore_la_SOURCES += \
 	host/monitor.c host/monitor.h \
-	host/storage.c host/storage.h
+	host/storage.c host/storage.h \
+	host/analytics.c host/analytics.h
 
 check_PROGRAMS += tests/check_storage
 tests_check_storage_SOURCES = tests/check_storage.c
 tests_check_storage_CPPFLAGS = $(CORE_TEST_CFLAGS)
 tests_check_storage_LDADD = $(CORE_TEST_LIBS)
 TESTS += tests/check_storage
+
+check_PROGRAMS += tests/check_analytics
+tests_check_analytics_SOURCES = tests/check_analytics.c
+tests_check_analytics_CPPFLAGS = $(CORE_TEST_CFLAGS)
+tests_check_analytics_LDADD = $(CORE_TEST_LIBS)
+TESTS += tests/check_analytics
