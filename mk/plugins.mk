@@ -31,3 +31,12 @@ plugins_example_la_CFLAGS = $(PLUGIN_CFLAGS)
 plugins_example_la_CPPFLAGS = -I$(top_srcdir)/sdk
 plugins_example_la_LDFLAGS = $(PLUGIN_LINK_FLAGS)
 EXTRA_DIST += plugins/example/Makefile plugins/example/README.md
+
+# Their Check suites run patterns on the real executor with the build-tree
+# plugins ($NDF_PLUGIN_PATH); plugin_harness.h is their shared set-up.
+PLUGIN_SUITES = tests/check_sequential
+check_PROGRAMS += $(PLUGIN_SUITES)
+TESTS += $(PLUGIN_SUITES)
+tests_check_sequential_SOURCES = tests/check_sequential.c tests/plugin_harness.h
+tests_check_sequential_CPPFLAGS = $(CORE_TEST_CFLAGS)
+tests_check_sequential_LDADD = $(CORE_TEST_LIBS)

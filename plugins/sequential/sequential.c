@@ -91,21 +91,22 @@ static int seq_create(const ndf_host *host, const ndf_value *params, void **inst
     s->timeout = host->value_number(host->value_get(params, "timeout_seconds"));
     s->rollback = host->value_bool(host->value_get(params, "rollback_enabled"));
 
-    int rc = NDF_ERR_VALIDATION;
+    int rc;
     for (size_t i = 0; i < n; i++) {
         const ndf_value *e = host->value_at(list, i);
         const char *name = host->value_string(host->value_get(e, "name"));
         const char *type = host->value_string(host->value_get(e, "step"));
         if (!*name) {
-            host->fail_at(e, NDF_ERR_VALIDATION, "sequential: step %zu has an empty name", i + 1);
+            rc = host->fail_at(e, NDF_ERR_VALIDATION, "sequential: step %zu has an empty name",
+                               i + 1);
             goto fail;
         }
         for (size_t j = 0; j < i; j++) {
             if (strcmp(s->steps[j].name, name) == 0) {
                 const ndf_value *first = host->value_at(list, j);
-                host->fail_at(e, NDF_ERR_VALIDATION,
-                              "sequential: duplicate step name '%s' (first defined at line %d)",
-                              name, host->value_line(first));
+                rc = host->fail_at(e, NDF_ERR_VALIDATION,
+                                   "sequential: duplicate step name '%s' (first defined at line %d)",
+                                   name, host->value_line(first));
                 goto fail;
             }
         }
