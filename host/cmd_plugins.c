@@ -262,7 +262,7 @@ static void print_params(const ndf_param_spec *spec, int indent, int depth)
             sb_printf(&sb, ", default %s", s->def);
         if (s->flags & NDF_PARAM_RANGE) {
             int len = s->type == NDF_VALUE_STRING || s->type == NDF_VALUE_LIST;
-            sb_printf(&sb, ", %s %g..%g", len ? "length" : "range", s->min, s->max);
+            sb_printf(&sb, ", %s %.15g..%.15g", len ? "length" : "range", s->min, s->max);
         }
         if (s->flags & NDF_PARAM_OPEN)
             sb_puts(&sb, ", open");

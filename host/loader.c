@@ -853,7 +853,8 @@ size_t loader_scan(loader *l, char *const *dirs, size_t ndirs)
             names[nnames++] = xstrdup(e->d_name);
         }
         closedir(d);
-        qsort(names, nnames, sizeof *names, cmp_str);
+        if (nnames)
+            qsort(names, nnames, sizeof *names, cmp_str);
         int trailing = dir[0] && dir[strlen(dir) - 1] == '/';
         for (size_t j = 0; j < nnames; j++) {
             char *path = xasprintf("%s%s%s", dir, trailing ? "" : "/", names[j]);
