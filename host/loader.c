@@ -756,21 +756,32 @@ static int load_at(loader *l, int dfd, const struct stat *dst, const char *dirpa
                             : "no ELF magic");
         goto out;
     }
-    if ((rc = copy_to_cache(l, p, fd, name)) != NDF_OK)
-        goto out;
-    close(fd);
-    fd = -1;
-
-    p->handle = dlopen(p->cached, RTLD_NOW | RTLD_LOCAL);
-    if (!p->handle) {
+    /* Another ndf sharing the cache may remove an identical copy (its own,
+     * same name) between our rename and our dlopen; copy again then.  Once
+     * loaded, the mapping outlives any removal. */
+    for (int attempt = 0;; attempt++) {
+        if ((rc = copy_to_cache(l, p, fd, name)) != NDF_OK)
+            goto out;
+        p->handle = dlopen(p->cached, RTLD_NOW | RTLD_LOCAL);
+        if (p->handle)
+            break;
         const char *e = dlerror();
+        if (attempt < 3 && faccessat(l->cache_fd, p->cached_name, F_OK, 0) != 0 &&
+            errno == ENOENT) {
+            free(p->cached);
+            free(p->cached_name);
+            p->cached = p->cached_name = NULL;
+            continue;
+        }
         int noexec = e && strstr(e, "failed to map segment");
-        return refuse(l, p, NDF_ERR_INVALID, "cannot be loaded: %s%s%s%s",
-                      e ? e : "unknown dlopen error", noexec ? " (is the plugin cache " : "",
-                      noexec ? l->cache_dir : "",
-                      noexec ? " on a noexec mount? set plugins.cache_dir or NDF_RUNTIME_DIR)"
-                             : "; rebuild it against the installed SDK and libraries");
+        rc = refuse(l, p, NDF_ERR_INVALID, "cannot be loaded: %s%s%s%s",
+                    e ? e : "unknown dlopen error", noexec ? " (is the plugin cache " : "",
+                    noexec ? l->cache_dir : "",
+                    noexec ? " on a noexec mount? set plugins.cache_dir or NDF_RUNTIME_DIR)"
+                           : "; rebuild it against the installed SDK and libraries");
+        goto out;
     }
+    close(fd);
     return check_and_init(l, p);
 out:
     if (fd >= 0)
