@@ -15,6 +15,7 @@
 #include "pattern.h"
 #include "registry.h"
 #include "services.h"
+#include "storage.h"
 #include "util.h"
 
 int exit_code_for(int status)
@@ -124,14 +125,23 @@ static int load_patterns(app *a)
         .cache_size = (size_t)a->cfg->set.cache_size,
         .enable_learning = a->cfg->set.learning_enabled,
         .learning = a->cfg->set.learning,
-        .store = NULL,
+        /* learning state is paged through, and restored from, storage */
+        .store = storage_app_store(&a->cfg->set),
     };
+    storage *st = storage_app(&a->cfg->set);
     a->reg = registry_new(&ro);
     for (size_t i = 0; i < a->cfg->npatterns; i++) {
         ndf_value *def = a->cfg->patterns[i];
         a->cfg->patterns[i] = NULL;
         pattern *p;
         int rc = pattern_build(def, &a->cfg->set.learning, &p);
+        if (rc == NDF_OK && st) {
+            /* learning goes on across runs; a bad record is reported by
+             * storage and the pattern starts afresh */
+            int lr = storage_restore_learning(st, p);
+            if (lr && lr != NDF_ERR_NOT_FOUND)
+                log_msg(NDF_LOG_WARN, "%s", err_msg());
+        }
         if (rc == NDF_OK) {
             rc = registry_register(a->reg, p);
             pattern_unref(p);

@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -27,7 +28,9 @@
 #include <zlib.h>
 #include <ndf/sdk.h>
 
+#include "config.h"
 #include "pattern.h"
+#include "record.h"
 #include "storage.h"
 
 struct storage {
@@ -1701,4 +1704,161 @@ int storage_restore_learning(storage *s, struct pattern *p)
     memset(&sp.learn, 0, sizeof sp.learn);
     stored_pattern_free(&sp);
     return NDF_OK;
+}
+
+/* ------------------------------------------------------------------ */
+/* executions */
+
+static const char *outcome_of_status(int status)
+{
+    switch (status) {
+    case NDF_OK: return "succeeded";
+    case NDF_ERR_TIMEOUT: return "timeout";
+    case NDF_ERR_CANCELLED: return "cancelled";
+    case NDF_ERR_CONFIDENCE: return "refused";
+    default: return "failed";
+    }
+}
+
+static const char *outcome_of_state(int state)
+{
+    switch (state) {
+    case NDF_STATE_PENDING: return "pending";
+    case NDF_STATE_RUNNING: return "running";
+    case NDF_STATE_COMPLETED: return "succeeded";
+    case NDF_STATE_FAILED: return "failed";
+    case NDF_STATE_SKIPPED: return "skipped";
+    case NDF_STATE_ROLLED_BACK: return "rolled_back";
+    case NDF_STATE_CANCELLED: return "cancelled";
+    case NDF_STATE_TIMED_OUT: return "timeout";
+    case NDF_STATE_DEGRADED: return "degraded";
+    default: return "unknown";
+    }
+}
+
+static double tv_s(const struct timeval *tv)
+{
+    return (double)tv->tv_sec + (double)tv->tv_usec / 1e6;
+}
+
+/* cpu time of the process and its reaped children at the previous
+ * completion: executions that do not overlap (ndf run) get exact figures. */
+static pthread_mutex_t cpu_lock = PTHREAD_MUTEX_INITIALIZER;
+static double cpu_prev;
+
+static void process_usage(double *cpu_delta, long *peak_kb)
+{
+    struct rusage self, kids;
+    if (getrusage(RUSAGE_SELF, &self) != 0)
+        memset(&self, 0, sizeof self);
+    if (getrusage(RUSAGE_CHILDREN, &kids) != 0)
+        memset(&kids, 0, sizeof kids);
+    double total = tv_s(&self.ru_utime) + tv_s(&self.ru_stime) + tv_s(&kids.ru_utime) +
+                   tv_s(&kids.ru_stime);
+    pthread_mutex_lock(&cpu_lock);
+    *cpu_delta = total - cpu_prev;
+    cpu_prev = total;
+    pthread_mutex_unlock(&cpu_lock);
+    if (*cpu_delta < 0)
+        *cpu_delta = 0;
+    *peak_kb = self.ru_maxrss > kids.ru_maxrss ? self.ru_maxrss : kids.ru_maxrss;
+}
+
+void storage_entry_from_record(history_entry *e, struct pattern *p, const struct record *r)
+{
+    memset(e, 0, sizeof *e);
+    ndf_exec *root = r->root;
+    double end = r->end > 0 ? r->end : now_mono();
+    double start = root && root->start > 0 ? root->start : r->start;
+    e->time = r->start_wall > 0 ? r->start_wall : root ? root->start_wall : now_wall();
+    e->duration_s = start > 0 && end > start ? end - start : 0;
+    e->success = r->status == NDF_OK;
+    e->outcome = xstrdup(outcome_of_status(r->status));
+    if (r->ctx && r->ctx->domain && *r->ctx->domain)
+        e->domain = xstrdup(r->ctx->domain);
+    if (r->error)
+        e->error = xstrdup(r->error);
+    e->confidence = p ? pattern_score(p) : 0;
+    if (root && isfinite(root->deadline) && root->start > 0 && root->deadline > root->start)
+        e->timeout_s = root->deadline - root->start;
+    process_usage(&e->cpu_s, &e->peak_rss_kb);
+    if (!root)
+        return;
+    pthread_mutex_lock(&((struct record *)r)->lock);
+    e->nsteps = root->nkids;
+    e->steps = root->nkids ? xcalloc(root->nkids, sizeof *e->steps) : NULL;
+    for (size_t i = 0; i < root->nkids; i++) {
+        const ndf_exec *k = root->kids[i];
+        history_step *st = &e->steps[i];
+        st->name = xstrdup(k->name);
+        st->outcome = xstrdup(outcome_of_state(atomic_load(&k->state)));
+        st->duration_s = k->start > 0 && k->end >= k->start ? k->end - k->start : 0;
+        /* a limit of its own only when tighter than the execution's */
+        if (isfinite(k->deadline) && k->start > 0 && k->deadline > k->start &&
+            (!isfinite(root->deadline) || k->deadline < root->deadline))
+            st->timeout_s = k->deadline - k->start;
+    }
+    pthread_mutex_unlock(&((struct record *)r)->lock);
+}
+
+void storage_on_complete(void *opaque, struct pattern *p, const struct record *r)
+{
+    storage *s = opaque;
+    if (!s || !p)
+        return;
+    history_entry e;
+    storage_entry_from_record(&e, p, r);
+    learning_state st;
+    pattern_stats(p, &st);
+    if (storage_append_history(s, p->name, &e, &st) != NDF_OK)
+        log_msg(NDF_LOG_WARN, "pattern '%s': execution not saved: %s", p->name, err_msg());
+    learning_free(&st);
+    history_entry_free(&e);
+}
+
+/* ------------------------------------------------------------------ */
+/* the program's storage */
+
+static pthread_mutex_t app_lock = PTHREAD_MUTEX_INITIALIZER;
+static storage *app_storage;
+static registry_store app_store;
+static int app_failed;
+
+static void app_storage_free(void)
+{
+    storage_close(app_storage);
+    app_storage = NULL;
+}
+
+void storage_opts_from_settings(const settings *set, storage_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->compression = set->compression;
+    o->level = set->compression_level;
+    o->backups = set->backups;
+    o->history_limit = set->history_limit;
+}
+
+storage *storage_app(const settings *set)
+{
+    pthread_mutex_lock(&app_lock);
+    if (!app_storage && !app_failed) {
+        storage_opts o;
+        storage_opts_from_settings(set, &o);
+        if (storage_open(set->storage_path, &o, &app_storage) == NDF_OK) {
+            storage_registry_store(app_storage, &app_store);
+            atexit(app_storage_free);
+        } else {
+            app_failed = 1;
+            log_msg(NDF_LOG_WARN, "%s; learning is not saved", err_msg());
+        }
+    }
+    storage *s = app_storage;
+    pthread_mutex_unlock(&app_lock);
+    return s;
+}
+
+const registry_store *storage_app_store(const settings *set)
+{
+    return storage_app(set) ? &app_store : NULL;
 }

@@ -141,4 +141,26 @@ void storage_registry_store(storage *s, registry_store *out);
 struct pattern;
 int storage_restore_learning(storage *s, struct pattern *p);
 
+/* Builds the history entry of a finished execution: its times, outcome,
+ * domain, error, the pattern's score now, the root's direct children as
+ * steps (tasks, phases), and resource usage: the process's cpu time since
+ * the previous completion (exact when executions do not overlap, as in
+ * `ndf run`) and its peak RSS (RUSAGE_SELF / RUSAGE_CHILDREN, an upper bound).
+ * Free with history_entry_free(). */
+struct record;
+void storage_entry_from_record(history_entry *e, struct pattern *p, const struct record *r);
+/* The executor's on_complete callback (executor_opts.on_complete, with
+ * `opaque` a storage *): appends the execution and the pattern's learning
+ * state in one atomic save.  Failures are logged, never fatal. */
+void storage_on_complete(void *opaque, struct pattern *p, const struct record *r);
+
+/* The program's storage, opened once from the settings (storage { }) and
+ * closed at exit; NULL (with a warning, once) when it cannot be opened.
+ * Thread-safe. */
+struct settings;
+storage *storage_app(const struct settings *set);
+/* The registry seam on storage_app(), or NULL. */
+const registry_store *storage_app_store(const struct settings *set);
+void storage_opts_from_settings(const struct settings *set, storage_opts *o);
+
 #endif
