@@ -1,1 +1,23 @@
-# exec
+# exec: the executor (pool, groups, execute calls), the live record, process
+# spawning, the execution half of the services table, and the run / batch /
+# status commands; their Check suites, fixtures, shell test and benchmarks.
+libndfcore_la_SOURCES += \
+	host/executor.c host/executor.h \
+	host/record.c host/record.h \
+	host/process.c host/process.h \
+	host/services_exec.c
+
+EXEC_FIXTURES = tests/fixtures/exec_fixtures.c tests/fixtures/exec_fixtures.h
+EXEC_TEST_CFLAGS = $(CORE_TEST_CFLAGS) -I$(top_srcdir)/tests/fixtures
+
+check_PROGRAMS += tests/check_executor tests/check_record tests/check_spawn
+TESTS += tests/check_executor tests/check_record tests/check_spawn
+tests_check_executor_SOURCES = tests/check_executor.c $(EXEC_FIXTURES)
+tests_check_executor_CPPFLAGS = $(EXEC_TEST_CFLAGS)
+tests_check_executor_LDADD = $(CORE_TEST_LIBS)
+tests_check_record_SOURCES = tests/check_record.c
+tests_check_record_CPPFLAGS = $(EXEC_TEST_CFLAGS)
+tests_check_record_LDADD = $(CORE_TEST_LIBS)
+tests_check_spawn_SOURCES = tests/check_spawn.c
+tests_check_spawn_CPPFLAGS = $(EXEC_TEST_CFLAGS)
+tests_check_spawn_LDADD = $(CORE_TEST_LIBS)

@@ -1,0 +1,34 @@
+/* Starting processes for steps (ndf_host.spawn): own process group, the
+ * context exported as NDF_* variables, output captured into the record,
+ * and deadlines enforced with SIGTERM, a grace period and SIGKILL on the
+ * whole group.  (Not "spawn.h": that name would hide the system header.) */
+#ifndef NDF_PROCESS_H
+#define NDF_PROCESS_H
+
+#include <ndf/sdk.h>
+
+/* Runs the process `opts` describes in record node `node` and waits for it
+ * and for its process group to be gone.  stdout and stderr go into the
+ * node's record (the newest opts->output_limit bytes of each, default
+ * RECORD_OUTPUT_LIMIT).  At the node's deadline or cancellation the group
+ * gets SIGTERM, then SIGKILL after the grace period (opts->grace_s, else the
+ * record's kill_grace); members left behind by a leader that exited are
+ * treated the same way, so nothing a step started outlives it.
+ *
+ * Returns NDF_OK (exit status 0); NDF_ERR_EXECUTION ("exited with status 3",
+ * "killed by signal 9", "cannot run 'x': ..."); NDF_ERR_TIMEOUT or
+ * NDF_ERR_CANCELLED ("killed by signal 15 (timeout)"); NDF_ERR_INVALID for
+ * bad options.  err_msg() is set on failure.  `result` may be NULL; it is
+ * filled up to result->size. */
+int spawn_run(ndf_exec *node, const ndf_spawn *opts, ndf_spawn_result *result);
+
+/* The NAME for attribute KEY: "NDF_ATTR_" + KEY uppercased, every byte
+ * that is not [A-Za-z0-9] turned into '_'.  The caller frees it. */
+char *spawn_attr_env_name(const char *key);
+
+/* Appends a context attribute value as text (NDF_ATTR_* variables and
+ * ${attr.KEY}): scalars as written, lists joined with commas. */
+struct strbuf;
+void spawn_value_text(const ndf_value *v, struct strbuf *sb);
+
+#endif

@@ -1,0 +1,133 @@
+/* The live record of an execution: a tree of nodes (the SDK's ndf_exec),
+ * one per pattern, phase, task and step, each with its state, timings,
+ * message, bounded captured output and children.  Records are reference
+ * counted, so work that outlives its caller (a step that overran its
+ * deadline) never touches freed memory; `ndf status` and the server read
+ * them while they run. */
+#ifndef NDF_RECORD_H
+#define NDF_RECORD_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <ndf/sdk.h>
+
+struct strbuf;
+struct pattern;
+struct pool;
+struct executor;
+
+/* Bytes of stdout / stderr / log lines kept per node unless told otherwise. */
+#define RECORD_OUTPUT_LIMIT (64u * 1024u)
+
+/* Output kept bounded: the newest `limit` bytes, and how many were dropped
+ * before them. */
+typedef struct tailbuf {
+    char *buf;
+    size_t len, cap;
+    uint64_t dropped;
+} tailbuf;
+
+typedef enum record_stream { REC_STDOUT = 0, REC_STDERR = 1, REC_LOG = 2 } record_stream;
+
+typedef struct record record;
+
+/* A node.  Fields marked (lock) are guarded by the record's lock; `state` is
+ * atomic so progress can be read without it; the rest is written once by the
+ * thread that runs the node. */
+struct ndf_exec {
+    ndf_node_kind kind;
+    _Atomic int state;          /* ndf_state */
+    int depth;                  /* 0 for the root */
+    record *rec;
+    struct ndf_exec *parent;
+    struct ndf_exec **kids;     /* (lock) */
+    size_t nkids, capkids;      /* (lock) */
+    double deadline;            /* effective: absolute now_mono(), INFINITY none */
+    double start, end;          /* now_mono(); 0 until set */
+    double start_wall;          /* now_wall() at start */
+    char *message;              /* (lock) */
+    tailbuf out[3];             /* (lock) stdout, stderr, log */
+    void *data;                 /* exec_set_data */
+    void (*data_free)(void *);
+    struct pattern *pat;        /* PATTERN nodes of run_pattern: a reference */
+    int cleanup;                /* running an undo: the execution's cancellation
+                                   does not stop it (its own deadline does) */
+    char name[];                /* inline, NUL-terminated */
+};
+
+struct record {
+    _Atomic int refs;
+    char id[48];
+    pthread_mutex_t lock;
+    ndf_context *ctx;           /* owned copy */
+    ndf_exec *root;
+    struct executor *ex;        /* the executor that runs it, or NULL (tests) */
+    struct pool *pool;          /* where its groups run */
+    double kill_grace;          /* seconds, processes and in-process steps */
+    int force;                  /* skip confidence gates of sub-patterns */
+    _Atomic int cancel;         /* 0, or NDF_ERR_CANCELLED once cancelled */
+    _Atomic int started;        /* its work began (the root deadline is set) */
+    _Atomic int claimed;        /* someone is finishing it (once) */
+    _Atomic int done;           /* the execution has returned */
+    int status;                 /* final ndf_status (valid once done) */
+    char *error;                /* final message, or NULL */
+    double start_wall, start, end;
+    char *fallback_from;        /* set when this ran as a fallback */
+    char *fallback_cause;
+};
+
+/* Generates a new execution id: unique within the process and, in practice,
+ * across processes (wall time, pid and a counter).  `out` gets at most
+ * `size` bytes. */
+void record_make_id(char *out, size_t size);
+
+/* A new record for running pattern `name` in `ctx` (copied; NULL means an
+ * empty context), with a root PATTERN node named `name` whose deadline is
+ * `deadline` (absolute now_mono(), INFINITY for none).  One reference. */
+record *record_new(const char *name, const ndf_context *ctx, double deadline);
+record *record_ref(record *r);
+/* Drops a reference; the last frees the tree, node data (data_free) and the
+ * pattern references. */
+void record_unref(record *r);
+
+/* A child of `parent` (kind, name), PENDING, inheriting its deadline.
+ * Never NULL (aborts on out of memory, like x*alloc). */
+ndf_exec *node_new(ndf_exec *parent, ndf_node_kind kind, const char *name);
+/* Sets the state and, when `msg` is not NULL, the message (copied).  The
+ * RUNNING state stamps the start time, a final one the end time. */
+void node_set_state(ndf_exec *node, ndf_state state, const char *msg);
+void node_set_message(ndf_exec *node, const char *msg);
+/* Appends to one of the node's bounded buffers (`limit` 0: the default).
+ * A byte count above the limit keeps the tail. */
+void node_append(ndf_exec *node, record_stream s, const char *buf, size_t len, size_t limit);
+/* Tightens the node's deadline to `deadline` if earlier. */
+void node_limit_deadline(ndf_exec *node, double deadline);
+/* 0 while work in `node` may go on; else NDF_ERR_CANCELLED (its execution
+ * was cancelled, unless the node is cleaning up) or NDF_ERR_TIMEOUT (its
+ * deadline passed). */
+int node_stop_status(const ndf_exec *node);
+/* Completion percentage 0..100: a finished node is 100, a leaf not finished
+ * 0, otherwise the mean of its children. */
+double node_progress(ndf_exec *node);
+/* 1 for states after which a node does not change any more. */
+int state_final(ndf_state s);
+/* "PENDING", "RUNNING", ... */
+const char *state_name(ndf_state s);
+const char *node_kind_name(ndf_node_kind k);
+
+/* Renders the record as one JSON object (id, pattern, status, message,
+ * context, started, duration, progress, and the node tree with each node's
+ * kind, name, state, timings, message, output and children).  Safe while
+ * the record runs. */
+void record_to_json(record *r, struct strbuf *sb);
+/* Renders a node tree as indented text lines for people ("  [COMPLETED]
+ * step validate  0.12s  message"). */
+void record_to_text(record *r, struct strbuf *sb);
+
+/* Appends `s` as a JSON string literal (quotes and escapes; invalid UTF-8
+ * bytes become U+FFFD). */
+void json_str(struct strbuf *sb, const char *s, size_t len);
+
+#endif

@@ -1,0 +1,613 @@
+/* Check suite for host/executor.c: the pool (priorities, groups, nesting,
+ * deadlines, max_concurrent) and the execute calls (gate, timeouts,
+ * overruns, fallback, batch, learning), with in-process fixture patterns. */
+#include "build-config.h"
+
+#include <check.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "context.h"
+#include "executor.h"
+#include "exec_fixtures.h"
+#include "registry.h"
+#include "util.h"
+
+static void msleep(int ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* ---- the pool ---- */
+
+static _Atomic long counter;
+
+static int bump(void *arg)
+{
+    (void)arg;
+    atomic_fetch_add(&counter, 1);
+    return 0;
+}
+
+START_TEST(pool_runs_everything)
+{
+    pool *p = pool_new(2);
+    record *r = record_new("t", NULL, INFINITY);
+    r->pool = p;
+    atomic_store(&counter, 0);
+    ndf_group *g = pool_group_new(p, r->root, 0, 1);
+    for (int i = 0; i < 20000; i++)
+        ck_assert_int_eq(pool_group_spawn(g, bump, NULL), NDF_OK);
+    ck_assert_int_eq(pool_group_wait(g), NDF_OK);
+    ck_assert_int_eq(atomic_load(&counter), 20000);
+    pool_group_free(g);
+    /* ungrouped submissions run too */
+    for (int i = 0; i < 1000; i++)
+        pool_submit(p, 3, bump, NULL);
+    while (atomic_load(&counter) < 21000)
+        msleep(1);
+    record_unref(r);
+    pool_free(p, -1);
+}
+END_TEST
+
+static _Atomic int gate;
+static pthread_mutex_t order_lock = PTHREAD_MUTEX_INITIALIZER;
+static int order[64];
+static _Atomic int norder;
+
+static int blocker(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&gate))
+        msleep(1);
+    return 0;
+}
+
+static int note_prio(void *arg)
+{
+    pthread_mutex_lock(&order_lock);
+    order[atomic_load(&norder)] = (int)(intptr_t)arg;
+    atomic_fetch_add(&norder, 1);
+    pthread_mutex_unlock(&order_lock);
+    return 0;
+}
+
+START_TEST(pool_priority_order)
+{
+    pool *p = pool_new(1);
+    atomic_store(&gate, 0);
+    atomic_store(&norder, 0);
+    pool_submit(p, 1, blocker, NULL);
+    msleep(20); /* the one worker is now inside blocker */
+    static const int prios[] = {5, 3, 1, 4, 2, 5, 1, 3, 2, 4, 1, 5};
+    for (size_t i = 0; i < ARRAY_SIZE(prios); i++)
+        pool_submit(p, prios[i], note_prio, (void *)(intptr_t)prios[i]);
+    atomic_store(&gate, 1);
+    while (atomic_load(&norder) < (int)ARRAY_SIZE(prios))
+        msleep(1);
+    for (size_t i = 1; i < ARRAY_SIZE(prios); i++)
+        ck_assert_msg(order[i - 1] <= order[i], "priority %d ran before %d", order[i - 1],
+                      order[i]);
+    pool_free(p, -1);
+}
+END_TEST
+
+typedef struct nest {
+    ndf_exec *node;
+    int depth;
+} nest;
+
+/* Each level waits on a group of two children: a worker that parked in
+ * group_wait would deadlock a one-thread pool at the second level. */
+static int nested(void *arg)
+{
+    nest *n = arg;
+    if (n->depth == 0) {
+        atomic_fetch_add(&counter, 1);
+        return 0;
+    }
+    nest kids[2] = {{n->node, n->depth - 1}, {n->node, n->depth - 1}};
+    ndf_group *g = pool_group_new(n->node->rec->pool, n->node, 0, 1);
+    pool_group_spawn(g, nested, &kids[0]);
+    pool_group_spawn(g, nested, &kids[1]);
+    int rc = pool_group_wait(g);
+    pool_group_free(g);
+    return rc;
+}
+
+static _Atomic int root_done;
+
+static int nested_root(void *arg)
+{
+    nested(arg);
+    atomic_store(&root_done, 1);
+    return 0;
+}
+
+START_TEST(pool_nested_waits_one_thread)
+{
+    pool *p = pool_new(1);
+    record *r = record_new("t", NULL, INFINITY);
+    r->pool = p;
+    atomic_store(&counter, 0);
+    atomic_store(&root_done, 0);
+    nest top = {r->root, 12};
+    pool_submit(p, 1, nested_root, &top);
+    while (!atomic_load(&root_done))
+        msleep(1);
+    ck_assert_int_eq(atomic_load(&counter), 4096);
+    record_unref(r);
+    pool_free(p, -1);
+}
+END_TEST
+
+static int slow_item(void *arg)
+{
+    (void)arg;
+    atomic_fetch_add(&counter, 1);
+    msleep(30);
+    return 0;
+}
+
+typedef struct tmo {
+    ndf_exec *node;
+    int rc, spawn_rc;
+    _Atomic int done;
+} tmo;
+
+static int timeout_root(void *arg)
+{
+    tmo *t = arg;
+    ndf_group *g = pool_group_new(t->node->rec->pool, t->node, 0, 1);
+    for (int i = 0; i < 100; i++)
+        pool_group_spawn(g, slow_item, NULL);
+    t->rc = pool_group_wait(g);
+    /* spawning into a stopped group is refused */
+    t->spawn_rc = pool_group_spawn(g, slow_item, NULL);
+    pool_group_free(g);
+    atomic_store(&t->done, 1);
+    return 0;
+}
+
+START_TEST(pool_group_timeout_drops_queued)
+{
+    pool *p = pool_new(1);
+    record *r = record_new("t", NULL, now_mono() + 0.2);
+    r->pool = p;
+    r->kill_grace = 0.1;
+    atomic_store(&counter, 0);
+    tmo t = {r->root, 0, 0, 0};
+    pool_submit(p, 1, timeout_root, &t);
+    while (!atomic_load(&t.done))
+        msleep(1);
+    ck_assert_int_eq(t.rc, NDF_ERR_TIMEOUT);
+    ck_assert_int_eq(t.spawn_rc, NDF_ERR_TIMEOUT);
+    ck_assert_msg(atomic_load(&counter) < 50, "%ld items ran", atomic_load(&counter));
+    record_unref(r);
+    pool_free(p, -1);
+}
+END_TEST
+
+START_TEST(pool_group_cancelled)
+{
+    pool *p = pool_new(2);
+    record *r = record_new("t", NULL, INFINITY);
+    r->pool = p;
+    atomic_store(&counter, 0);
+    ndf_group *g = pool_group_new(p, r->root, 0, 1);
+    for (int i = 0; i < 100; i++)
+        pool_group_spawn(g, slow_item, NULL);
+    atomic_store(&r->cancel, NDF_ERR_CANCELLED);
+    ck_assert_int_eq(pool_group_wait(g), NDF_ERR_CANCELLED);
+    ck_assert(strstr(err_msg(), "cancelled"));
+    pool_group_free(g);
+    ck_assert_msg(atomic_load(&counter) < 100, "%ld ran", atomic_load(&counter));
+    record_unref(r);
+    pool_free(p, -1);
+}
+END_TEST
+
+static _Atomic int running, peak;
+
+static int conc_item(void *arg)
+{
+    (void)arg;
+    int now = atomic_fetch_add(&running, 1) + 1;
+    int old = atomic_load(&peak);
+    while (now > old && !atomic_compare_exchange_weak(&peak, &old, now))
+        ;
+    msleep(2);
+    atomic_fetch_sub(&running, 1);
+    atomic_fetch_add(&counter, 1);
+    return 0;
+}
+
+START_TEST(pool_max_concurrent)
+{
+    pool *p = pool_new(4);
+    record *r = record_new("t", NULL, INFINITY);
+    r->pool = p;
+    atomic_store(&counter, 0);
+    atomic_store(&peak, 0);
+    ndf_group *g = pool_group_new(p, r->root, 2, 1);
+    for (int i = 0; i < 40; i++)
+        pool_group_spawn(g, conc_item, NULL);
+    ck_assert_int_eq(pool_group_wait(g), NDF_OK);
+    pool_group_free(g);
+    ck_assert_int_eq(atomic_load(&counter), 40);
+    ck_assert_int_le(atomic_load(&peak), 2);
+    record_unref(r);
+    pool_free(p, -1);
+}
+END_TEST
+
+static ndf_group *chain_group;
+
+/* Work that spawns more work into its own group. */
+static int chain(void *arg)
+{
+    intptr_t left = (intptr_t)arg;
+    atomic_fetch_add(&counter, 1);
+    if (left > 0)
+        pool_group_spawn(chain_group, chain, (void *)(left - 1));
+    return 0;
+}
+
+START_TEST(pool_spawn_from_work)
+{
+    pool *p = pool_new(2);
+    record *r = record_new("t", NULL, INFINITY);
+    r->pool = p;
+    atomic_store(&counter, 0);
+    chain_group = pool_group_new(p, r->root, 0, 1);
+    for (int i = 0; i < 10; i++)
+        pool_group_spawn(chain_group, chain, (void *)(intptr_t)99);
+    ck_assert_int_eq(pool_group_wait(chain_group), NDF_OK);
+    ck_assert_int_eq(atomic_load(&counter), 1000);
+    pool_group_free(chain_group);
+    record_unref(r);
+    pool_free(p, -1);
+}
+END_TEST
+
+/* ---- the executor ---- */
+
+static registry *reg;
+static executor *ex;
+static learning_params lp;
+static _Atomic int completions;
+
+static void on_complete(void *opaque, pattern *p, const record *r)
+{
+    (void)opaque, (void)p, (void)r;
+    atomic_fetch_add(&completions, 1);
+}
+
+static void add(pattern *p)
+{
+    ck_assert_int_eq(registry_register(reg, p), NDF_OK);
+    pattern_unref(p);
+}
+
+static ndf_step **steps1(const ndf_step_def *d, void *inst)
+{
+    ndf_step **s = xcalloc(1, sizeof *s);
+    s[0] = fx_step(d, inst);
+    return s;
+}
+
+static void setup_exec(unsigned threads)
+{
+    learning_params_default(&lp);
+    lp.min_samples = 3;
+    registry_opts ro = {.cache_size = 0, .enable_learning = 1, .learning = lp, .store = NULL};
+    reg = registry_new(&ro);
+    executor_opts eo = {.threads = threads,
+                        .default_timeout = 10,
+                        .pattern_timeout = 10,
+                        .kill_grace = 0.2,
+                        .confidence_threshold = 0.5,
+                        .reg = reg,
+                        .on_complete = on_complete};
+    ex = executor_new(&eo);
+    ck_assert_ptr_nonnull(ex);
+    atomic_store(&completions, 0);
+    atomic_store(&fx_gate, 0);
+
+    ndf_step **s = xcalloc(3, sizeof *s);
+    s[0] = fx_step(&fx_count_def, NULL);
+    s[1] = fx_step(&fx_noop_def, NULL);
+    s[2] = fx_step(&fx_count_def, NULL);
+    add(fx_pattern_seq("ok", &lp, 0, 3, s));
+    add(fx_pattern_seq("fails", &lp, 0, 1, steps1(&fx_fail_def, NULL)));
+    add(fx_pattern_seq("hangs", &lp, 0, 1, steps1(&fx_poll_hang_def, NULL)));
+    add(fx_pattern_seq("overruns", &lp, 0.2, 1, steps1(&fx_overrun_def, NULL)));
+    add(fx_pattern_seq("slow", &lp, 0, 1, steps1(&fx_sleep_def, (void *)(intptr_t)150)));
+    add(fx_pattern_seq("fast", &lp, 0, 1, steps1(&fx_sleep_def, (void *)(intptr_t)1)));
+    s = xcalloc(3, sizeof *s);
+    s[0] = fx_step(&fx_undo_ok_def, NULL);
+    s[1] = fx_step(&fx_undo_fail_def, NULL);
+    s[2] = fx_step(&fx_fail_def, NULL);
+    add(fx_pattern_seq("rollback", &lp, 0, 3, s));
+    const char *inner[] = {"ok", "ok", "fast"};
+    add(fx_pattern_group("par", &lp, 0, 3, inner));
+    const char *outer[] = {"par", "ok", "par"};
+    add(fx_pattern_group("meta", &lp, 0, 3, outer));
+}
+
+static void setup1(void)
+{
+    setup_exec(1);
+}
+
+static void setup2(void)
+{
+    setup_exec(2);
+}
+
+static void teardown_exec(void)
+{
+    atomic_store(&fx_gate, 1);
+    executor_free(ex);
+    registry_free(reg);
+}
+
+static uint64_t executions(const char *name)
+{
+    pattern *p;
+    ck_assert_int_eq(registry_get(reg, name, &p), NDF_OK);
+    learning_state st;
+    pattern_stats(p, &st);
+    uint64_t n = st.executions;
+    learning_free(&st);
+    pattern_unref(p);
+    return n;
+}
+
+START_TEST(exec_ok_and_learning)
+{
+    ndf_context *c = context_new("web", "dev", 2);
+    record *r;
+    atomic_store(&fx_count, 0);
+    ck_assert_int_eq(executor_execute(ex, "ok", c, 0, 0, &r), NDF_OK);
+    ck_assert_int_eq(atomic_load(&fx_count), 2);
+    ck_assert_int_eq(atomic_load(&r->root->state), NDF_STATE_COMPLETED);
+    ck_assert_int_eq(r->root->nkids, 3);
+    for (size_t i = 0; i < 3; i++)
+        ck_assert_int_eq(atomic_load(&r->root->kids[i]->state), NDF_STATE_COMPLETED);
+    ck_assert_double_eq(node_progress(r->root), 100.0);
+    ck_assert_uint_eq(executions("ok"), 1);
+    ck_assert_int_eq(executor_execute(ex, "fails", c, 0, 0, NULL), NDF_ERR_EXECUTION);
+    ck_assert_str_eq(err_msg(), "fixture failure");
+    ck_assert_uint_eq(executions("fails"), 1);
+    ck_assert_int_eq(atomic_load(&completions), 2);
+    /* the record is kept by id, and the latest is the default */
+    record *f = executor_find(ex, r->id);
+    ck_assert_ptr_eq(f, r);
+    record_unref(f);
+    f = executor_find(ex, NULL);
+    ck_assert_str_eq(f->root->name, "fails");
+    ck_assert_int_eq(f->status, NDF_ERR_EXECUTION);
+    record_unref(f);
+    ck_assert_ptr_null(executor_find(ex, "no-such-id"));
+    strbuf sb;
+    sb_init(&sb);
+    record_to_json(r, &sb);
+    ck_assert(strstr(sb.buf, "\"status\":\"ok\""));
+    ck_assert(strstr(sb.buf, "\"domain\":\"web\""));
+    sb_free(&sb);
+    record_unref(r);
+    context_free(c);
+}
+END_TEST
+
+START_TEST(exec_not_found_and_gate)
+{
+    ndf_context *c = context_new("web", "dev", 1);
+    record *r = (record *)1;
+    ck_assert_int_eq(executor_execute(ex, "nope", c, 0, 0, &r), NDF_ERR_NOT_FOUND);
+    ck_assert_ptr_null(r);
+    ck_assert_str_eq(err_msg(), "pattern 'nope' not found");
+    /* untrusted (fewer than min_samples): the gate lets it through */
+    ck_assert_int_eq(executor_execute(ex, "fails", c, 0, 0, NULL), NDF_ERR_EXECUTION);
+    ck_assert_int_eq(executor_execute(ex, "fails", c, 0, 0, NULL), NDF_ERR_EXECUTION);
+    ck_assert_int_eq(executor_execute(ex, "fails", c, 0, 0, NULL), NDF_ERR_EXECUTION);
+    ck_assert_int_eq(executor_execute(ex, "fails", c, 0, 0, NULL), NDF_ERR_CONFIDENCE);
+    ck_assert(strstr(err_msg(), "below its threshold"));
+    ck_assert_int_eq(executor_execute(ex, "fails", c, 0, EXEC_FORCE, NULL), NDF_ERR_EXECUTION);
+    context_free(c);
+}
+END_TEST
+
+START_TEST(exec_hung_step_cancelled_at_deadline)
+{
+    ndf_context *c = context_new("web", "dev", 1);
+    record *r;
+    double t0 = now_mono();
+    ck_assert_int_eq(executor_execute(ex, "hangs", c, 0.2, 0, &r), NDF_ERR_TIMEOUT);
+    ck_assert(now_mono() - t0 < 5);
+    ck_assert_int_eq(atomic_load(&r->root->state), NDF_STATE_TIMED_OUT);
+    ck_assert_int_eq(atomic_load(&r->root->kids[0]->state), NDF_STATE_TIMED_OUT);
+    ck_assert_str_eq(r->root->kids[0]->message, "stopped: timed out");
+    record_unref(r);
+    /* explicit cancellation */
+    ck_assert_int_eq(executor_start(ex, "hangs", c, 0, 0, &r), NDF_OK);
+    msleep(50);
+    ck_assert_int_eq(executor_cancel(ex, r->id), NDF_OK);
+    executor_wait(ex, r, -1);
+    ck_assert_int_eq(r->status, NDF_ERR_CANCELLED);
+    ck_assert_int_eq(atomic_load(&r->root->kids[0]->state), NDF_STATE_CANCELLED);
+    record_unref(r);
+    ck_assert_int_eq(executor_cancel(ex, "nope"), NDF_ERR_NOT_FOUND);
+    context_free(c);
+}
+END_TEST
+
+START_TEST(exec_overrun_reported)
+{
+    ndf_context *c = context_new("web", "dev", 1);
+    record *r;
+    atomic_store(&fx_overrun_done, 0);
+    ck_assert_int_eq(executor_execute(ex, "overruns", c, 0, 0, &r), NDF_ERR_TIMEOUT);
+    ndf_exec *step = r->root->kids[0];
+    ck_assert_int_eq(atomic_load(&step->state), NDF_STATE_TIMED_OUT);
+    ck_assert_msg(strstr(step->message, "overran its deadline by"), "%s", step->message);
+    ck_assert(strstr(r->error, "overran its deadline by"));
+    ck_assert_int_eq(atomic_load(&fx_overrun_done), 0); /* still running, detached */
+    record_unref(r);
+    atomic_store(&fx_gate, 1);
+    while (atomic_load(&fx_overrun_done) == 0)
+        msleep(1);
+    context_free(c);
+}
+END_TEST
+
+START_TEST(exec_rollback_with_failing_undo)
+{
+    ndf_context *c = context_new("web", "dev", 1);
+    record *r;
+    atomic_store(&fx_undone, 0);
+    ck_assert_int_eq(executor_execute(ex, "rollback", c, 0, 0, &r), NDF_ERR_EXECUTION);
+    ck_assert_int_eq(atomic_load(&fx_undone), 1); /* ran after the failing undo */
+    ck_assert_int_eq(atomic_load(&r->root->kids[0]->state), NDF_STATE_ROLLED_BACK);
+    ck_assert_int_eq(atomic_load(&r->root->kids[1]->state), NDF_STATE_FAILED);
+    ck_assert_str_eq(r->root->kids[1]->message, "undo failed: fixture undo failure");
+    ck_assert_int_eq(atomic_load(&r->root->kids[2]->state), NDF_STATE_FAILED);
+    record_unref(r);
+    context_free(c);
+}
+END_TEST
+
+START_TEST(exec_nested_one_thread)
+{
+    ndf_context *c = context_new("web", "dev", 1);
+    record *r;
+    atomic_store(&fx_count, 0);
+    ck_assert_int_eq(executor_execute(ex, "meta", c, 0, 0, &r), NDF_OK);
+    ck_assert_int_eq(atomic_load(&fx_count), 10); /* 5 "ok" runs, 2 counts each */
+    ck_assert_uint_eq(executions("par"), 2);
+    ck_assert_uint_eq(executions("ok"), 5);
+    ck_assert_int_eq(atomic_load(&completions), 1); /* sub-patterns feed learning only */
+    record_unref(r);
+    context_free(c);
+}
+END_TEST
+
+START_TEST(exec_fallback_causes)
+{
+    ndf_context *c = context_new("web", "dev", 1);
+    fallback_result fr;
+    ck_assert_int_eq(executor_execute_with_fallback(ex, "ok", "fast", c, 0, 0, &fr), NDF_OK);
+    ck_assert_str_eq(fr.used, "ok");
+    ck_assert_int_eq(fr.cause, FALLBACK_NONE);
+    ck_assert_ptr_null(fr.fallback);
+    fallback_result_free(&fr);
+
+    ck_assert_int_eq(executor_execute_with_fallback(ex, "fails", "fast", c, 0, 0, &fr), NDF_OK);
+    ck_assert_str_eq(fr.used, "fast");
+    ck_assert_int_eq(fr.cause, FALLBACK_FAILURE);
+    ck_assert_str_eq(fr.primary_error, "fixture failure");
+    ck_assert_str_eq(fr.fallback->fallback_cause, "failure");
+    fallback_result_free(&fr);
+
+    ck_assert_int_eq(executor_execute_with_fallback(ex, "nope", "fast", c, 0, 0, &fr), NDF_OK);
+    ck_assert_int_eq(fr.cause, FALLBACK_NOT_FOUND);
+    ck_assert_str_eq(fallback_cause_name(fr.cause), "not found");
+    fallback_result_free(&fr);
+
+    ck_assert_int_eq(executor_execute_with_fallback(ex, "hangs", "fast", c, 0.1, 0, &fr),
+                     NDF_OK);
+    ck_assert_int_eq(fr.cause, FALLBACK_TIMEOUT);
+    ck_assert_int_eq(fr.primary_status, NDF_ERR_TIMEOUT);
+    fallback_result_free(&fr);
+
+    for (int i = 0; i < 3; i++)
+        executor_execute(ex, "fails", c, 0, 0, NULL);
+    ck_assert_int_eq(executor_execute_with_fallback(ex, "fails", "fast", c, 0, 0, &fr), NDF_OK);
+    ck_assert_int_eq(fr.cause, FALLBACK_CONFIDENCE);
+    ck_assert_str_eq(fallback_cause_name(fr.cause), "confidence gate");
+    fallback_result_free(&fr);
+
+    /* both fail: the fallback's status */
+    ck_assert_int_eq(executor_execute_with_fallback(ex, "nope", "nope2", c, 0, 0, &fr),
+                     NDF_ERR_NOT_FOUND);
+    ck_assert_str_eq(fr.used, "nope2");
+    fallback_result_free(&fr);
+    context_free(c);
+}
+END_TEST
+
+START_TEST(exec_batch_order)
+{
+    ndf_context *c1 = context_new("web", "dev", 1);
+    ndf_context *c5 = context_new("web", "dev", 5);
+    batch_item items[] = {{"slow", c5, 0}, {"fast", c1, 0}, {"nope", c1, 0},
+                          {"fails", c1, 0}, {"ok", c1, 0}};
+    batch_result res[5];
+    for (int parallel = 1; parallel >= 0; parallel--) {
+        ck_assert_uint_eq(executor_batch(ex, items, 5, parallel, 0, res), 2);
+        ck_assert_int_eq(res[0].status, NDF_OK);
+        ck_assert_str_eq(res[0].rec->root->name, "slow");
+        ck_assert_str_eq(res[1].rec->root->name, "fast");
+        ck_assert_int_eq(res[2].status, NDF_ERR_NOT_FOUND);
+        ck_assert_ptr_null(res[2].rec);
+        ck_assert_str_eq(res[2].error, "pattern 'nope' not found");
+        ck_assert_int_eq(res[3].status, NDF_ERR_EXECUTION);
+        ck_assert_str_eq(res[3].error, "fixture failure");
+        ck_assert_int_eq(res[4].status, NDF_OK);
+        if (parallel && pool_size(executor_pool(ex)) > 1) /* "slow" finished last */
+            ck_assert(res[0].rec->end > res[1].rec->end);
+        batch_results_free(res, 5);
+    }
+    context_free(c1);
+    context_free(c5);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("executor");
+    TCase *tc = tcase_create("pool");
+    tcase_add_test(tc, pool_runs_everything);
+    tcase_add_test(tc, pool_priority_order);
+    tcase_add_test(tc, pool_nested_waits_one_thread);
+    tcase_add_test(tc, pool_group_timeout_drops_queued);
+    tcase_add_test(tc, pool_group_cancelled);
+    tcase_add_test(tc, pool_max_concurrent);
+    tcase_add_test(tc, pool_spawn_from_work);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("execute1");
+    tcase_add_checked_fixture(tc, setup1, teardown_exec);
+    tcase_add_test(tc, exec_ok_and_learning);
+    tcase_add_test(tc, exec_not_found_and_gate);
+    tcase_add_test(tc, exec_hung_step_cancelled_at_deadline);
+    tcase_add_test(tc, exec_overrun_reported);
+    tcase_add_test(tc, exec_rollback_with_failing_undo);
+    tcase_add_test(tc, exec_nested_one_thread);
+    tcase_add_test(tc, exec_fallback_causes);
+    tcase_add_test(tc, exec_batch_order);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("execute2");
+    tcase_add_checked_fixture(tc, setup2, teardown_exec);
+    tcase_add_test(tc, exec_nested_one_thread);
+    tcase_add_test(tc, exec_batch_order);
+    tcase_add_test(tc, exec_overrun_reported);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

@@ -1,0 +1,193 @@
+/* Check suite for host/record.c: the node tree, states and timings, bounded
+ * output, progress, ids, references and the JSON / text renderings. */
+#include "build-config.h"
+
+#include <check.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "context.h"
+#include "record.h"
+#include "util.h"
+
+static int freed;
+
+static void count_free(void *p)
+{
+    freed++;
+    free(p);
+}
+
+START_TEST(tree_states_progress)
+{
+    ndf_context *c = context_new("web", "dev", 3);
+    record *r = record_new("pipeline", c, INFINITY);
+    context_free(c);
+    ck_assert_str_eq(r->root->name, "pipeline");
+    ck_assert_int_eq(r->root->kind, NDF_NODE_PATTERN);
+    ck_assert_int_eq(r->ctx->priority, 3);
+    ndf_exec *ph = node_new(r->root, NDF_NODE_PHASE, "phase1");
+    ndf_exec *a = node_new(ph, NDF_NODE_STEP, "a");
+    ndf_exec *b = node_new(ph, NDF_NODE_STEP, "b");
+    ck_assert_int_eq(ph->depth, 1);
+    ck_assert_int_eq(a->depth, 2);
+    ck_assert_int_eq(atomic_load(&a->state), NDF_STATE_PENDING);
+    ck_assert_double_eq(node_progress(r->root), 0);
+    node_set_state(a, NDF_STATE_RUNNING, NULL);
+    ck_assert(a->start > 0);
+    ck_assert(a->end == 0);
+    node_set_state(a, NDF_STATE_COMPLETED, NULL);
+    ck_assert(a->end >= a->start);
+    ck_assert_double_eq(node_progress(ph), 50);
+    ck_assert_double_eq(node_progress(r->root), 50);
+    node_set_state(b, NDF_STATE_FAILED, "boom");
+    ck_assert_str_eq(b->message, "boom");
+    ck_assert_double_eq(node_progress(ph), 100);
+    ck_assert(state_final(NDF_STATE_SKIPPED));
+    ck_assert(!state_final(NDF_STATE_RUNNING));
+    ck_assert_str_eq(state_name(NDF_STATE_ROLLED_BACK), "ROLLED_BACK");
+    ck_assert_str_eq(state_name((ndf_state)99), "UNKNOWN");
+    ck_assert_str_eq(node_kind_name(NDF_NODE_TASK), "task");
+
+    freed = 0;
+    ph->data = xstrdup("plugin data");
+    ph->data_free = count_free;
+    record *again = record_ref(r);
+    record_unref(r);
+    ck_assert_int_eq(freed, 0);
+    record_unref(again);
+    ck_assert_int_eq(freed, 1);
+}
+END_TEST
+
+START_TEST(deadlines_inherit)
+{
+    record *r = record_new("p", NULL, now_mono() + 100);
+    ndf_exec *a = node_new(r->root, NDF_NODE_STEP, "a");
+    ck_assert_double_eq(a->deadline, r->root->deadline);
+    node_limit_deadline(a, a->deadline + 10); /* never loosened */
+    ck_assert_double_eq(a->deadline, r->root->deadline);
+    ck_assert_int_eq(node_stop_status(a), 0);
+    node_limit_deadline(a, now_mono() - 1);
+    ck_assert_int_eq(node_stop_status(a), NDF_ERR_TIMEOUT);
+    ck_assert_int_eq(node_stop_status(r->root), 0);
+    atomic_store(&r->cancel, NDF_ERR_CANCELLED);
+    ck_assert_int_eq(node_stop_status(r->root), NDF_ERR_CANCELLED);
+    r->root->cleanup = 1;
+    ck_assert_int_eq(node_stop_status(r->root), 0);
+    record_unref(r);
+}
+END_TEST
+
+START_TEST(output_bounded_tail)
+{
+    record *r = record_new("p", NULL, INFINITY);
+    ndf_exec *n = r->root;
+    node_append(n, REC_STDOUT, "hello ", 6, 10);
+    node_append(n, REC_STDOUT, "world", 5, 10);
+    ck_assert_str_eq(n->out[REC_STDOUT].buf, "ello world");
+    ck_assert_uint_eq(n->out[REC_STDOUT].dropped, 1);
+    node_append(n, REC_STDOUT, "0123456789abcdef", 16, 10);
+    ck_assert_str_eq(n->out[REC_STDOUT].buf, "6789abcdef");
+    ck_assert_uint_eq(n->out[REC_STDOUT].dropped, 1 + 10 + 6);
+    node_append(n, REC_STDERR, "x", 0, 0);
+    ck_assert_ptr_null(n->out[REC_STDERR].buf);
+    /* default limit */
+    char *big = xmalloc(RECORD_OUTPUT_LIMIT + 5);
+    memset(big, 'a', RECORD_OUTPUT_LIMIT + 5);
+    node_append(n, REC_STDERR, big, RECORD_OUTPUT_LIMIT + 5, 0);
+    ck_assert_uint_eq(n->out[REC_STDERR].len, RECORD_OUTPUT_LIMIT);
+    ck_assert_uint_eq(n->out[REC_STDERR].dropped, 5);
+    free(big);
+    record_unref(r);
+}
+END_TEST
+
+START_TEST(ids_unique)
+{
+    char a[48], b[48];
+    record_make_id(a, sizeof a);
+    record_make_id(b, sizeof b);
+    ck_assert_str_ne(a, b);
+    ck_assert_uint_ge(strlen(a), 20);
+    record *r1 = record_new("p", NULL, INFINITY), *r2 = record_new("p", NULL, INFINITY);
+    ck_assert_str_ne(r1->id, r2->id);
+    record_unref(r1);
+    record_unref(r2);
+}
+END_TEST
+
+START_TEST(json_escaping)
+{
+    strbuf sb;
+    sb_init(&sb);
+    const char s[] = "q\"b\\n\n\x01 \xc3\xa9 \xff end";
+    json_str(&sb, s, sizeof s - 1);
+    ck_assert_str_eq(sb.buf, "\"q\\\"b\\\\n\\n\\u0001 \xc3\xa9 \\ufffd end\"");
+    sb_free(&sb);
+}
+END_TEST
+
+START_TEST(json_and_text)
+{
+    ndf_context *c = context_new("web", "dev", 2);
+    record *r = record_new("deploy", c, INFINITY);
+    context_free(c);
+    ndf_exec *s = node_new(r->root, NDF_NODE_STEP, "build \"x\"");
+    node_set_state(r->root, NDF_STATE_RUNNING, NULL);
+    node_set_state(s, NDF_STATE_FAILED, "exited with status 3");
+    node_append(s, REC_STDOUT, "out\n", 4, 0);
+    node_append(s, REC_STDERR, "0123456789", 10, 4);
+    strbuf sb;
+    sb_init(&sb);
+    record_to_json(r, &sb);
+    ck_assert_msg(strstr(sb.buf, "\"pattern\":\"deploy\""), "%s", sb.buf);
+    ck_assert(strstr(sb.buf, "\"done\":false"));
+    ck_assert(strstr(sb.buf, "\"name\":\"build \\\"x\\\"\""));
+    ck_assert(strstr(sb.buf, "\"state\":\"FAILED\""));
+    ck_assert(strstr(sb.buf, "\"message\":\"exited with status 3\""));
+    ck_assert(strstr(sb.buf, "\"stdout\":\"out\\n\""));
+    ck_assert(strstr(sb.buf, "\"stderr\":\"6789\",\"stderr_truncated\":6"));
+    ck_assert_msg(strstr(sb.buf, "\"progress\":100"), "%s", sb.buf);
+    ck_assert(strstr(sb.buf, "\"priority\":2"));
+    sb_free(&sb);
+    atomic_store(&r->claimed, 1);
+    r->status = NDF_ERR_TIMEOUT;
+    r->error = xstrdup("late");
+    atomic_store(&r->done, 1);
+    sb_init(&sb);
+    record_to_json(r, &sb);
+    ck_assert(strstr(sb.buf, "\"status\":\"timed out\",\"success\":false,\"error\":\"late\""));
+    sb_free(&sb);
+    sb_init(&sb);
+    record_to_text(r, &sb);
+    ck_assert_msg(strstr(sb.buf, "RUNNING       pattern deploy"), "%s", sb.buf);
+    ck_assert(strstr(sb.buf, "  FAILED        step build \"x\"  (exited with status 3)"));
+    sb_free(&sb);
+    record_unref(r);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("record");
+    TCase *tc = tcase_create("record");
+    tcase_add_test(tc, tree_states_progress);
+    tcase_add_test(tc, deadlines_inherit);
+    tcase_add_test(tc, output_bounded_tail);
+    tcase_add_test(tc, ids_unique);
+    tcase_add_test(tc, json_escaping);
+    tcase_add_test(tc, json_and_text);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
