@@ -25,3 +25,11 @@ TESTS += tests/check_pattern
 tests_check_pattern_SOURCES = tests/check_pattern.c
 tests_check_pattern_CPPFLAGS = $(CORE_TEST_CFLAGS)
 tests_check_pattern_LDADD = $(CORE_TEST_LIBS)
+
+# The registry benchmark (make bench).
+EXTRA_PROGRAMS += tests/bench/bench_registry
+BENCHMARKS += tests/bench/bench_registry
+CLEANFILES += tests/bench/bench_registry
+tests_bench_bench_registry_SOURCES = tests/bench/bench_registry.c
+tests_bench_bench_registry_CPPFLAGS = $(libndfcore_la_CPPFLAGS)
+tests_bench_bench_registry_LDADD = libndfcore.la
