@@ -33,3 +33,6 @@ CLEANFILES += tests/bench/bench_registry
 tests_bench_bench_registry_SOURCES = tests/bench/bench_registry.c
 tests_bench_bench_registry_CPPFLAGS = $(libndfcore_la_CPPFLAGS)
 tests_bench_bench_registry_LDADD = libndfcore.la
+
+# The CONFIDENCE AND LEARNING section of ndf.conf(5), included by its build.
+EXTRA_DIST += doc/ndf.conf.5.learning
