@@ -36,6 +36,12 @@ int cmd_config(app *a, int argc, char **argv);
 int cmd_list(app *a, int argc, char **argv);
 int cmd_show(app *a, int argc, char **argv);
 int cmd_similar(app *a, int argc, char **argv);
+/* cmd_storage.c */
+int cmd_export(app *a, int argc, char **argv);
+int cmd_cleanup(app *a, int argc, char **argv);
+int cmd_reset_stats(app *a, int argc, char **argv);
+int cmd_analytics(app *a, int argc, char **argv);
+int cmd_monitor(app *a, int argc, char **argv);
 
 /* Prints "Usage: ..." help for a command on stdout. */
 void usage_print(const char *text);

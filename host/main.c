@@ -25,6 +25,11 @@ static const struct command {
     {"list", cmd_list, "list patterns with their confidence"},
     {"show", cmd_show, "show a pattern's definition and statistics"},
     {"similar", cmd_similar, "find patterns similar to a context"},
+    {"export", cmd_export, "export a pattern's learning data (json, csv, yaml)"},
+    {"cleanup", cmd_cleanup, "release unused learning state and stale stored files"},
+    {"reset-stats", cmd_reset_stats, "reset a pattern's learning state and history"},
+    {"analytics", cmd_analytics, "report a pattern's performance, trend and advice"},
+    {"monitor", cmd_monitor, "print current cpu, memory and disk I/O usage"},
 };
 
 static void usage(FILE *f)

@@ -2,7 +2,8 @@
 libndfcore_la_SOURCES += \
 	host/monitor.c host/monitor.h \
 	host/storage.c host/storage.h \
-	host/analytics.c host/analytics.h
+	host/analytics.c host/analytics.h \
+	host/cmd_storage.c
 
 check_PROGRAMS += tests/check_storage
 tests_check_storage_SOURCES = tests/check_storage.c
