@@ -198,6 +198,19 @@ static const char *h_errors(const harness *h)
     return h->errors.buf ? h->errors.buf : "";
 }
 
+/* Waits (at most 10 s) until only the caller and the executor's ring of
+ * kept records hold `r`.  A blocking step runs on a detached thread that
+ * drops its reference just after it reports back; were that the last one
+ * after h_close() unloaded the plugins, freeing the record would call a
+ * plugin's data_free in unmapped code. */
+static void h_settle(record *r)
+{
+    if (!r)
+        return;
+    for (int i = 0; i < 10000 && atomic_load(&r->refs) > 2; i++)
+        usleep(1000);
+}
+
 /* Runs pattern `name` (forced past the confidence gate) in `ctx` (NULL: an
  * empty context).  Returns the status; *rec gets the record (unref it) and
  * msg (may be NULL) a copy of the message (free it). */
@@ -210,6 +223,7 @@ static int h_run(harness *h, const char *name, const ndf_context *ctx, double ti
     int rc = executor_execute(h->ex, name, ctx, timeout, EXEC_FORCE, rec);
     if (msg)
         *msg = xstrdup(rc ? err_msg() : "");
+    h_settle(*rec);
     context_free(own);
     return rc;
 }
