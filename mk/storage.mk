@@ -16,3 +16,6 @@ tests_check_analytics_SOURCES = tests/check_analytics.c
 tests_check_analytics_CPPFLAGS = $(CORE_TEST_CFLAGS)
 tests_check_analytics_LDADD = $(CORE_TEST_LIBS)
 TESTS += tests/check_analytics
+
+TESTS += tests/shell/storage.sh
+EXTRA_DIST += tests/shell/storage.sh
