@@ -7,7 +7,7 @@
 MAKE=${MAKE:-make}
 DEST=$SCRATCH/dest
 
-eval "$($MAKE -s -C "$top_builddir" print-install-dirs)"
+eval "$($MAKE -s --no-print-directory -C "$top_builddir" print-install-dirs 2>/dev/null)"
 
 expect_exit 0 "make install DESTDIR" -- $MAKE -s -C "$top_builddir" install DESTDIR="$DEST"
 
