@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <limits.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +18,7 @@
 #include <unistd.h>
 
 #include "loader.h"
+#include "record.h"
 #include "services.h"
 #include "sha256.h"
 #include "util.h"
@@ -773,7 +775,7 @@ START_TEST(compat_v1_0)
     value_free(params);
 
     /* The pattern type: create() binds a step per entry through step_new,
-     * (running them needs the executor, not yet part of this build). */
+     * and run() runs them through the host in the record. */
     const ndf_pattern_type_def *d = list->def.ptype;
     ndf_value *steps = value_new_list("steps");
     static const char *const texts[] = {"alpha", "beta"};
@@ -787,7 +789,19 @@ START_TEST(compat_v1_0)
     void *inst = NULL;
     ck_assert_msg(d->create(&host_services, pp, &inst) == NDF_OK, "%s", err_msg());
     ck_assert_ptr_nonnull(inst);
-    /* Running needs the executor's record (tested once it is in the tree). */
+    record *r = record_new("compat", NULL, INFINITY);
+    ck_assert_msg(d->run(&host_services, r->root, inst) == NDF_OK, "%s", err_msg());
+    ck_assert_uint_eq(r->root->nkids, 2);
+    for (int i = 0; i < 2; i++) {
+        ndf_exec *k = r->root->kids[i];
+        ck_assert_str_eq(k->name, "compat_echo");
+        ck_assert_int_eq(atomic_load(&k->state), NDF_STATE_COMPLETED);
+        const tailbuf *log = &k->out[REC_LOG];
+        char *got = xstrndup(log->buf ? log->buf : "", log->len);
+        ck_assert_str_eq(got, i == 0 ? "alpha\n" : "beta\nbeta\n");
+        free(got);
+    }
+    record_unref(r);
     d->destroy(&host_services, inst);
     value_free(pp);
 
