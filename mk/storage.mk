@@ -19,3 +19,9 @@ TESTS += tests/check_analytics
 
 TESTS += tests/shell/storage.sh
 EXTRA_DIST += tests/shell/storage.sh
+
+check_PROGRAMS += tests/check_monitor
+tests_check_monitor_SOURCES = tests/check_monitor.c
+tests_check_monitor_CPPFLAGS = $(CORE_TEST_CFLAGS)
+tests_check_monitor_LDADD = $(CORE_TEST_LIBS)
+TESTS += tests/check_monitor
