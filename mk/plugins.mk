@@ -34,7 +34,7 @@ EXTRA_DIST += plugins/example/Makefile plugins/example/README.md
 
 # Their Check suites run patterns on the real executor with the build-tree
 # plugins ($NDF_PLUGIN_PATH); plugin_harness.h is their shared set-up.
-PLUGIN_SUITES = tests/check_sequential tests/check_parallel
+PLUGIN_SUITES = tests/check_sequential tests/check_parallel tests/check_meta tests/check_steps
 check_PROGRAMS += $(PLUGIN_SUITES)
 TESTS += $(PLUGIN_SUITES)
 tests_check_sequential_SOURCES = tests/check_sequential.c tests/plugin_harness.h
@@ -43,3 +43,9 @@ tests_check_sequential_LDADD = $(CORE_TEST_LIBS)
 tests_check_parallel_SOURCES = tests/check_parallel.c tests/plugin_harness.h
 tests_check_parallel_CPPFLAGS = $(CORE_TEST_CFLAGS)
 tests_check_parallel_LDADD = $(CORE_TEST_LIBS)
+tests_check_meta_SOURCES = tests/check_meta.c tests/plugin_harness.h
+tests_check_meta_CPPFLAGS = $(CORE_TEST_CFLAGS)
+tests_check_meta_LDADD = $(CORE_TEST_LIBS)
+tests_check_steps_SOURCES = tests/check_steps.c tests/plugin_harness.h
+tests_check_steps_CPPFLAGS = $(CORE_TEST_CFLAGS)
+tests_check_steps_LDADD = $(CORE_TEST_LIBS)
