@@ -25,3 +25,10 @@ tests_check_monitor_SOURCES = tests/check_monitor.c
 tests_check_monitor_CPPFLAGS = $(CORE_TEST_CFLAGS)
 tests_check_monitor_LDADD = $(CORE_TEST_LIBS)
 TESTS += tests/check_monitor
+
+EXTRA_PROGRAMS += tests/bench/bench_storage
+BENCHMARKS += tests/bench/bench_storage
+CLEANFILES += tests/bench/bench_storage
+tests_bench_bench_storage_SOURCES = tests/bench/bench_storage.c
+tests_bench_bench_storage_CPPFLAGS = $(CORE_TEST_CFLAGS)
+tests_bench_bench_storage_LDADD = libndfcore.la

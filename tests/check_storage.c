@@ -983,6 +983,7 @@ static Suite *storage_suite(void)
     tcase_add_test(tc, test_history_limit_append);
     tcase_add_test(tc, test_compression_switch);
     tcase_add_test(tc, test_sweep_and_default_dir);
+    tcase_set_timeout(tc, 30); /* the 65 MiB decompression bomb under sanitizers */
     suite_add_tcase(s, tc);
 
     tc = tcase_create("export");
