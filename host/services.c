@@ -10,6 +10,7 @@
 
 #include "context.h"
 #include "loader.h"
+#include "record.h"
 #include "services.h"
 #include "util.h"
 #include "value.h"
@@ -154,7 +155,7 @@ static void svc_step_free(ndf_step *s)
         return;
     const ndf_step_def *d = s->type->def.step;
     if (s->instance && DEF_HAS(d, destroy) && d->destroy)
-        d->destroy(s->instance);
+        d->destroy(&host_services, s->instance);
     value_free(s->params);
     free(s);
 }
@@ -197,6 +198,38 @@ void services_free_requirements(pattern_requirement *r, size_t n)
 static void svc_free(void *p)
 {
     free(p);
+}
+
+static const char *svc_last_error(void)
+{
+    return err_msg();
+}
+
+static size_t svc_node_message(const ndf_exec *node, char *buf, size_t size)
+{
+    if (!node) {
+        if (size)
+            buf[0] = '\0';
+        return 0;
+    }
+    /* The message can be replaced at any time by the thread running the
+     * node, so it is copied under the record's lock, never lent out. */
+    pthread_mutex_lock(&node->rec->lock);
+    const char *m = node->message ? node->message : "";
+    size_t len = strlen(m);
+    if (size) {
+        size_t n = len < size - 1 ? len : size - 1;
+        memcpy(buf, m, n);
+        buf[n] = '\0';
+    }
+    pthread_mutex_unlock(&node->rec->lock);
+    return len;
+}
+
+static void svc_node_set_timeout(ndf_exec *node, double seconds)
+{
+    if (node && seconds > 0)
+        node_limit_deadline(node, now_mono() + seconds);
 }
 
 const ndf_host host_services = {
@@ -253,4 +286,7 @@ const ndf_host host_services = {
     .spawn = svc_spawn,
     .expand = svc_expand,
     .free = svc_free,
+    .last_error = svc_last_error,
+    .node_message = svc_node_message,
+    .node_set_timeout = svc_node_set_timeout,
 };

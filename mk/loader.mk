@@ -46,6 +46,12 @@ tests_fixtures_bad_schema_la_LDFLAGS = $(FIXTURE_LINK_FLAGS)
 # must never change; its module lands beside the others in NDF_FIXTURE_DIR.
 tests_fixtures_compat_v1_0_la_SOURCES = tests/compat/compat_v1_0.c
 tests_fixtures_compat_v1_0_la_CFLAGS = $(PLUGIN_CFLAGS)
+# Built against the frozen 1.0 headers, never against sdk/: it must keep the
+# exact binary layout a plugin built for 1.0 has.
+tests_fixtures_compat_v1_0_la_CPPFLAGS = -I$(top_srcdir)/tests/compat/sdk-1.0
+EXTRA_DIST += tests/compat/sdk-1.0/README \
+	tests/compat/sdk-1.0/ndf/sdk.h tests/compat/sdk-1.0/ndf/version.h tests/compat/sdk-1.0/ndf/status.h tests/compat/sdk-1.0/ndf/params.h tests/compat/sdk-1.0/ndf/context.h tests/compat/sdk-1.0/ndf/exec.h tests/compat/sdk-1.0/ndf/step.h tests/compat/sdk-1.0/ndf/pattern.h tests/compat/sdk-1.0/ndf/host.h \
+	tests/compat/sdk-1.0/ndf/plugin.h
 tests_fixtures_compat_v1_0_la_LDFLAGS = $(FIXTURE_LINK_FLAGS)
 
 check_PROGRAMS += tests/check_loader

@@ -174,6 +174,17 @@ typedef struct ndf_host {
      * unknown variable is NDF_ERR_VALIDATION.  Free *out with free(). */
     int (*expand)(const ndf_exec *node, const char *tmpl, char **out);
     void (*free)(void *p);
+
+    /* --- reading back what happened --- */
+    /* This thread's last failure message (set by fail(), fail_at() or a
+     * failing host call); "" when none.  Valid until the next host call. */
+    const char *(*last_error)(void);
+    /* Copies the node's current message into buf (always NUL-terminated
+     * when size > 0) and returns its full length, like snprintf. */
+    size_t (*node_message)(const ndf_exec *node, char *buf, size_t size);
+    /* Gives `node` (and the work under it) a deadline `seconds` from now,
+     * unless an enclosing deadline is earlier. */
+    void (*node_set_timeout)(ndf_exec *node, double seconds);
 } ndf_host;
 
 /* True when the running host's table has `member` (a plugin built for a

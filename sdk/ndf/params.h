@@ -57,6 +57,9 @@ typedef struct ndf_param_spec {
       NULL, (doc_), NULL }
 #define NDF_PARAM_LIST(name_, elem_, flags_, children_, doc_) \
     { (name_), NDF_VALUE_LIST, (flags_), NULL, 0, 0, (elem_), (children_), (doc_), NULL }
+#define NDF_PARAM_LIST_RANGED(name_, elem_, flags_, min_, max_, children_, doc_)          \
+    { (name_), NDF_VALUE_LIST, (flags_) | NDF_PARAM_RANGE, NULL, (min_), (max_), (elem_), \
+      (children_), (doc_), NULL }
 #define NDF_PARAM_GROUP(name_, flags_, children_, doc_) \
     { (name_), NDF_VALUE_GROUP, (flags_), NULL, 0, 0, NDF_VALUE_NONE, (children_), (doc_), NULL }
 #define NDF_PARAM_END { NULL, NDF_VALUE_NONE, 0, NULL, 0, 0, NDF_VALUE_NONE, NULL, NULL, NULL }

@@ -31,7 +31,7 @@ typedef struct ndf_step_def {
      * report problems with ndf_host.fail_at() so they carry file:line.
      * The instance is released with destroy(). */
     int (*create)(const struct ndf_host *host, const ndf_value *params, void **instance);
-    void (*destroy)(void *instance);
+    void (*destroy)(const struct ndf_host *host, void *instance);
 
     /* Required.  Do the work in record node `node`.  Long work polls
      * ndf_host.cancelled(node) and returns NDF_ERR_CANCELLED or

@@ -52,7 +52,7 @@ static int echo_create(const ndf_host *host, const ndf_value *params, void **ins
     return NDF_OK;
 }
 
-static void echo_destroy(void *instance)
+static void echo_destroy(const ndf_host *host, void *instance)
 {
     echo_state *st = instance;
     free(st->text);

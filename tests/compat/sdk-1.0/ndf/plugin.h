@@ -1,0 +1,55 @@
+/* ndf SDK: the plugin descriptor.
+ *
+ * A plugin exports exactly one symbol, `ndf_plugin_descriptor`, made with
+ * NDF_PLUGIN_DEFINE().  The host reads it, checks the ABI version and size,
+ * then calls init() with the services table and a registrar. */
+#ifndef NDF_PLUGIN_H
+#define NDF_PLUGIN_H
+
+#include <stdint.h>
+#include <ndf/host.h>
+#include <ndf/version.h>
+
+#define NDF_PLUGIN_SYMBOL "ndf_plugin_descriptor"
+
+#if defined(__GNUC__)
+#define NDF_EXPORT __attribute__((visibility("default")))
+#else
+#define NDF_EXPORT
+#endif
+
+typedef struct ndf_plugin {
+    uint32_t size;          /* sizeof(ndf_plugin) as the plugin was built */
+    uint16_t abi_major;     /* NDF_ABI_MAJOR as the plugin was built */
+    uint16_t abi_minor;     /* NDF_ABI_MINOR as the plugin was built */
+    const char *name;       /* [a-z0-9_-]+, unique among loaded plugins */
+    const char *version;    /* the plugin's own version */
+    const char *license;    /* SPDX identifier */
+    const char *description;/* one line */
+
+    /* Registers what the plugin provides through `reg`, and may keep state
+     * for fini() in *state.  Returns NDF_OK, or a status with a message set
+     * by host->fail(); the plugin is then refused and fini() is not called. */
+    int (*init)(const ndf_host *host, ndf_registrar *reg, void **state);
+
+    /* Optional.  Called before the plugin is unloaded, once nothing it
+     * registered is in use. */
+    void (*fini)(const ndf_host *host, void *state);
+} ndf_plugin;
+
+/* The v1.0 layout ends after fini; a host refuses a smaller descriptor. */
+#define NDF_PLUGIN_V1_0_SIZE (offsetof(ndf_plugin, fini) + sizeof(void (*)(void)))
+
+#ifdef __cplusplus
+#define NDF_EXTERN_C extern "C"
+#else
+#define NDF_EXTERN_C
+#endif
+
+/* Defines the plugin's descriptor.  Use once per plugin, at file scope. */
+#define NDF_PLUGIN_DEFINE(name_, version_, license_, description_, init_, fini_) \
+    NDF_EXTERN_C NDF_EXPORT const ndf_plugin ndf_plugin_descriptor = {          \
+        sizeof(ndf_plugin), NDF_ABI_MAJOR, NDF_ABI_MINOR, (name_), (version_),  \
+        (license_), (description_), (init_), (fini_)}
+
+#endif
