@@ -35,4 +35,3 @@ tests_bench_bench_registry_CPPFLAGS = $(libndfcore_la_CPPFLAGS)
 tests_bench_bench_registry_LDADD = libndfcore.la
 
 # The CONFIDENCE AND LEARNING section of ndf.conf(5), included by its build.
-EXTRA_DIST += doc/ndf.conf.5.learning
