@@ -36,6 +36,7 @@ dist_man_MANS += doc/ndf.conf.5
 NDF_PATTERN_FILES = \
 	conf/patterns.d/10-data-processing.conf \
 	conf/patterns.d/20-microservices.conf \
+	conf/patterns.d/25-health-checks.conf \
 	conf/patterns.d/30-migration.conf \
 	conf/patterns.d/90-basic-deployment.conf
 

@@ -21,3 +21,10 @@ print-install-dirs:
 	@echo "includedir='$(includedir)' sysconfdir='$(sysconfdir)' mandir='$(mandir)' docdir='$(docdir)'"
 	@echo "plugins='$(pkglib_LTLIBRARIES)'"
 .PHONY: print-install-dirs
+
+# The README's demo: the seed's complete example, from the build tree.
+EXTRA_DIST += conf/demo.sh
+demo: all conf/ndf-build.conf
+	@NDF_RUNTIME_DIR='$(abs_top_builddir)/var/run' \
+	  $(SHELL) $(srcdir)/conf/demo.sh '$(abs_top_builddir)/ndf' '$(abs_top_builddir)/conf/ndf-build.conf'
+.PHONY: demo
