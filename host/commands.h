@@ -43,6 +43,11 @@ int cmd_reset_stats(app *a, int argc, char **argv);
 int cmd_analytics(app *a, int argc, char **argv);
 int cmd_monitor(app *a, int argc, char **argv);
 
+/* cmd_run.c */
+int cmd_run(app *a, int argc, char **argv);
+int cmd_batch(app *a, int argc, char **argv);
+int cmd_status(app *a, int argc, char **argv);
+
 /* Prints "Usage: ..." help for a command on stdout. */
 void usage_print(const char *text);
 

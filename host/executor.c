@@ -36,7 +36,8 @@ typedef struct item {
     ndf_work_fn fn;
     void *arg;
     struct ndf_group *g;
-    struct item *next;       /* global queue and group overflow links */
+    struct item *next;       /* global queue, group overflow, free list links */
+    struct worker *owner;    /* whose free list it returns to; NULL: malloc'd */
     int prio;                /* 0..NPRIO-1 */
 } item;
 
@@ -160,6 +161,13 @@ typedef struct worker {
     unsigned index;
     pthread_t thread;
     _Atomic int busy;         /* inside work (for pool_free's bounded wait) */
+    /* Items are recycled, not malloc'd per task: a worker allocates from its
+     * own list; items another thread finished come back through the
+     * lock-free `remote` stack, which the owner takes whole. */
+    item *free_local;
+    void **slabs;             /* item blocks, freed with the pool */
+    size_t nslabs;
+    _Alignas(CACHELINE) _Atomic(item *) free_remote;
 } worker;
 
 typedef struct gqueue {
@@ -205,6 +213,53 @@ pool *pool_self(void)
 unsigned pool_size(const pool *p)
 {
     return p->n;
+}
+
+#define SLAB_ITEMS 256
+
+static item *item_alloc(pool *p)
+{
+    worker *w = tl_worker;
+    if (!w || w->pool != p) {
+        item *it = xmalloc(sizeof *it);
+        it->owner = NULL;
+        return it;
+    }
+    item *it = w->free_local;
+    if (!it) {
+        it = atomic_exchange_explicit(&w->free_remote, NULL, memory_order_acquire);
+        if (!it) {
+            item *slab = xmalloc(SLAB_ITEMS * sizeof *slab);
+            w->slabs = xrealloc(w->slabs, (w->nslabs + 1) * sizeof *w->slabs);
+            w->slabs[w->nslabs++] = slab;
+            for (int i = 0; i < SLAB_ITEMS; i++) {
+                slab[i].owner = w;
+                slab[i].next = i + 1 < SLAB_ITEMS ? &slab[i + 1] : NULL;
+            }
+            it = slab;
+        }
+    }
+    w->free_local = it->next;
+    return it;
+}
+
+static void item_free(item *it)
+{
+    worker *o = it->owner;
+    if (!o) {
+        free(it);
+        return;
+    }
+    if (o == tl_worker) {
+        it->next = o->free_local;
+        o->free_local = it;
+        return;
+    }
+    item *h = atomic_load_explicit(&o->free_remote, memory_order_relaxed);
+    do
+        it->next = h;
+    while (!atomic_compare_exchange_weak_explicit(&o->free_remote, &h, it, memory_order_release,
+                                                  memory_order_relaxed));
 }
 
 static inline void cpu_relax(void)
@@ -300,7 +355,7 @@ static void group_unref(ndf_group *g)
         return;
     for (item *it = g->ov_head, *next; it; it = next) {
         next = it->next;
-        free(it);
+        item_free(it);
     }
     pthread_mutex_destroy(&g->lock);
     record_unref(g->rec);
@@ -339,7 +394,7 @@ static void run_item(item *it)
             it->fn(it->arg);
         item_done(g);
     }
-    free(it);
+    item_free(it);
 }
 
 /* Sleeps until new work or a wake-up, or until `until` (now_mono seconds,
@@ -482,13 +537,18 @@ void pool_free(pool *p, double wait_s)
     }
     for (unsigned i = 0; i < p->n; i++)
         pthread_join(p->w[i].thread, NULL);
-    for (unsigned i = 0; i < p->n; i++)
+    for (unsigned i = 0; i < p->n; i++) {
         for (int j = 0; j < NPRIO; j++)
             deque_destroy(&p->w[i].dq[j]);
+        for (size_t k = 0; k < p->w[i].nslabs; k++)
+            free(p->w[i].slabs[k]);
+        free(p->w[i].slabs);
+    }
     for (int i = 0; i < NPRIO; i++) {
         for (item *it = p->global[i].head, *next; it; it = next) {
             next = it->next;
-            free(it);
+            if (!it->owner)
+                free(it);
         }
         pthread_mutex_destroy(&p->global[i].lock);
     }
@@ -509,7 +569,7 @@ static int prio_index(int prio)
 
 void pool_submit(pool *p, int prio, ndf_work_fn fn, void *arg)
 {
-    item *it = xmalloc(sizeof *it);
+    item *it = item_alloc(p);
     it->fn = fn;
     it->arg = arg;
     it->g = NULL;
@@ -565,7 +625,7 @@ int pool_group_spawn(ndf_group *g, ndf_work_fn fn, void *arg)
     int st = atomic_load_explicit(&g->stop, memory_order_relaxed);
     if (st)
         return err_set(st, "%s: group stopped (%s)", g->node->name, ndf_status_name(st));
-    item *it = xmalloc(sizeof *it);
+    item *it = item_alloc(g->pool);
     it->fn = fn;
     it->arg = arg;
     it->g = g;
@@ -604,7 +664,7 @@ static void group_stop(ndf_group *g, int st)
     long n = 0;
     while (it) {
         item *next = it->next;
-        free(it);
+        item_free(it);
         it = next;
         n++;
     }

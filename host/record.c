@@ -316,8 +316,7 @@ static void node_json(const ndf_exec *n, strbuf *sb, double now)
     json_str(sb, n->name, strlen(n->name));
     sb_printf(sb, ",\"state\":\"%s\"", state_name(st));
     if (n->start > 0) {
-        sb_puts(sb, ",\"started\":");
-        json_num(sb, n->start_wall);
+        sb_printf(sb, ",\"started\":%.3f", n->start_wall);
         sb_puts(sb, ",\"duration\":");
         json_num(sb, node_duration(n, now));
     }
@@ -377,8 +376,7 @@ void record_to_json(record *r, strbuf *sb)
     }
     sb_puts(sb, ",\"context\":");
     context_to_json(r->ctx, sb);
-    sb_puts(sb, ",\"started\":");
-    json_num(sb, r->start_wall);
+    sb_printf(sb, ",\"started\":%.3f", r->start_wall);
     sb_puts(sb, ",\"duration\":");
     json_num(sb, (r->end > 0 ? r->end : now) - r->start);
     sb_puts(sb, ",\"root\":");

@@ -21,3 +21,15 @@ tests_check_record_LDADD = $(CORE_TEST_LIBS)
 tests_check_spawn_SOURCES = tests/check_spawn.c
 tests_check_spawn_CPPFLAGS = $(EXEC_TEST_CFLAGS)
 tests_check_spawn_LDADD = $(CORE_TEST_LIBS)
+
+EXTRA_PROGRAMS += tests/bench/bench_pool tests/bench/bench_dispatch
+BENCHMARKS += tests/bench/bench_pool tests/bench/bench_dispatch
+CLEANFILES += tests/bench/bench_pool tests/bench/bench_dispatch
+tests_bench_bench_pool_SOURCES = tests/bench/bench_pool.c
+tests_bench_bench_pool_CPPFLAGS = $(EXEC_TEST_CFLAGS)
+tests_bench_bench_pool_LDADD = libndfcore.la
+tests_bench_bench_dispatch_SOURCES = tests/bench/bench_dispatch.c $(EXEC_FIXTURES)
+tests_bench_bench_dispatch_CPPFLAGS = $(EXEC_TEST_CFLAGS)
+tests_bench_bench_dispatch_LDADD = libndfcore.la
+
+ndf_SOURCES += host/cmd_run.c
