@@ -33,3 +33,6 @@ tests_bench_bench_dispatch_CPPFLAGS = $(EXEC_TEST_CFLAGS)
 tests_bench_bench_dispatch_LDADD = libndfcore.la
 
 ndf_SOURCES += host/cmd_run.c
+
+TESTS += tests/shell/run.sh
+EXTRA_DIST += tests/shell/run.sh

@@ -1,0 +1,99 @@
+#!/bin/sh
+# `ndf run`, `ndf batch` and `ndf status` on a scratch configuration of exec
+# steps: exit codes per outcome, fallback causes, a hung process tree killed
+# at the deadline with no survivors, templating errors, batch order, and the
+# record kept for a later `ndf status`.
+. "$top_srcdir/tests/shell/lib.sh"
+CONF=$SCRATCH/ndf.conf
+cat >"$CONF" <<CONF
+executor: { threads = 2; default_timeout = 30.0; kill_grace = 0.3; };
+storage: { path = "$SCRATCH/state"; };
+confidence: { threshold = 0.75; min_samples = 2; };
+patterns = (
+  { name = "ok"; type = "sequential";
+    params = { steps = ( { name = "hello"; step = "exec";
+                           params = { argv = [ "sh", "-c", "echo hello \${domain} \$NDF_ATTR_SIZE" ]; }; } ); }; },
+  { name = "fails"; type = "sequential";
+    params = { steps = ( { name = "boom"; step = "exec"; params = { argv = [ "sh", "-c", "exit 3" ]; }; } ); }; },
+  { name = "gated"; type = "sequential"; confidence_threshold = 0.99;
+    params = { steps = ( { name = "boom"; step = "exec"; params = { argv = [ "false" ]; }; } ); }; },
+  { name = "hangs"; type = "sequential";
+    params = { steps = ( { name = "tree"; step = "exec";
+                           params = { argv = [ "sh", "-c", "sleep 1000 & echo \$! > $SCRATCH/pid; wait" ]; }; } ); }; },
+  { name = "slow"; type = "sequential";
+    params = { steps = ( { name = "nap"; step = "exec"; params = { argv = [ "sleep", "0.4" ]; }; } ); }; },
+  { name = "badvar"; type = "sequential";
+    params = { steps = ( { name = "t"; step = "exec"; params = { argv = [ "echo", "\${nope}" ]; }; } ); }; }
+);
+CONF
+R="$NDF -c $CONF"
+
+expect_exit 0 "a pattern that succeeds exits 0" -- $R run ok --domain web --attr size=3
+expect_match "$err" '^step hello: COMPLETED' "progress names each step (plain lines off a terminal)"
+expect_match "$err" '^pattern ok: COMPLETED in [0-9.]+s \(execution [^)]+\): 1 COMPLETED$' \
+    "a summary ends the run"
+expect_exit 0 "status shows the last execution" -- $R status
+expect_match "$out" '^execution [0-9T]+-[0-9a-f]+-1: ok' "status names the execution and outcome"
+expect_match "$out" '^  COMPLETED +step hello' "status lists the steps"
+expect_exit 0 "status --json" -- $R status --json
+expect_match "$out" '"stdout":"hello web 3\\n"' "captured output and context variables are kept"
+id=$(printf '%s\n' "$out" | sed -n 's/^{"id":"\([^"]*\)".*/\1/p')
+expect_exit 0 "status by id" -- $R status "$id"
+expect_exit 3 "status of an unknown id exits 3" -- $R status no-such-id
+expect_match "$err" "no execution 'no-such-id'" "and says so"
+mode=$(stat -c %a "$SCRATCH/state")
+expect_match "$mode" '^700$' "the storage directory is private"
+
+expect_exit 1 "a failing pattern exits 1" -- $R run fails
+expect_match "$err" 'exited with status 3' "the failure says why"
+expect_exit 3 "an unknown pattern exits 3" -- $R run nope
+expect_match "$err" "pattern 'nope' not found" "and says so"
+
+$R run gated >/dev/null 2>&1
+$R run gated >/dev/null 2>&1
+expect_exit 4 "the confidence gate exits 4" -- $R run gated
+expect_match "$err" 'below its threshold' "and says why"
+expect_exit 1 "--force passes the gate" -- $R run gated --force
+
+start=$(date +%s)
+expect_exit 5 "a hung process tree times out with exit 5" -- $R run hangs --timeout 0.5
+expect_match "$err" 'killed by signal 15 \(timeout\)' "the step was stopped with SIGTERM"
+pid=$(cat "$SCRATCH/pid")
+state=$(sed 's/.*) \(.\).*/\1/' "/proc/$pid/stat" 2>/dev/null || echo gone)
+expect_match "$state" '^(gone|Z|X)$' "the backgrounded child did not survive"
+[ $(($(date +%s) - start)) -lt 10 ] && ok "it did not wait for the tree" || not_ok "it waited"
+
+expect_exit 0 "fallback after a failure" -- $R run fails --fallback ok
+expect_match "$err" "falling back to 'ok' \(cause: failure\)" "names the failure cause"
+expect_exit 0 "fallback when not found" -- $R run nope --fallback ok
+expect_match "$err" "\(cause: not found\)" "names the not-found cause"
+expect_exit 0 "fallback at the confidence gate" -- $R run gated --fallback ok
+expect_match "$err" "\(cause: confidence gate\)" "names the gate"
+expect_exit 0 "fallback on timeout" -- $R run slow --timeout 0.1 --fallback ok
+expect_match "$err" "\(cause: timeout\)" "names the timeout"
+expect_exit 0 "status shows the fallback" -- $R status
+expect_match "$out" '^fallback from slow \(cause: timeout\)' "with its cause"
+
+expect_exit 2 "an unknown template variable fails the step (validation, exit 2)" -- $R run badvar
+expect_match "$err" 'unknown variable \$\{nope\}' "and names the variable"
+
+expect_exit 0 "--json prints the record" -- $R run ok --json
+expect_match "$out" '^\{"id":"[^"]+","pattern":"ok","done":true,"status":"ok"' "as one JSON object"
+expect_exit 2 "a bad --timeout is a usage error" -- $R run ok --timeout abc
+
+printf '%s\n' '{"pattern":"slow"}' 'not json' '{"pattern":"nope"}' \
+    '{"pattern":"ok","context":{"domain":"d","priority":2}}' '' '{"pattern":"fails"}' \
+    >"$SCRATCH/batch"
+expect_exit 1 "batch exits 1 when an item failed" -- $R batch "$SCRATCH/batch"
+lines=$(printf '%s\n' "$out" | sed -n 's/^{"line":\([0-9]*\).*/\1/p' | tr '\n' ' ')
+expect_match "$lines" '^1 2 3 4 6 $' "one result per item, in input order"
+expect_match "$out" '^\{"line":1,"pattern":"slow","success":true' "the slow first item is first"
+expect_match "$out" '^\{"line":2,"success":false,"status":"invalid","error":"[^"]*:2: not a JSON object"' \
+    "a bad line is reported with its number"
+expect_match "$out" '^\{"line":3,"pattern":"nope","success":false,"status":"not found"' \
+    "an unknown pattern is an error line"
+expect_exit 1 "batch --sequential from stdin" -- sh -c "$R batch --sequential - <'$SCRATCH/batch'"
+expect_match "$out" '"line":4,"pattern":"ok","success":true' "runs the same items"
+printf '{"pattern":"ok"}\n' | $R batch - >/dev/null 2>&1 && ok "an all-good batch exits 0" ||
+    not_ok "an all-good batch exits 0"
+finish
