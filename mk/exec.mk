@@ -36,3 +36,11 @@ ndf_SOURCES += host/cmd_run.c
 
 TESTS += tests/shell/run.sh
 EXTRA_DIST += tests/shell/run.sh
+
+# The process-DAG benchmark is a script; its floor is a small C helper.
+EXTRA_PROGRAMS += tests/bench/bench_spawnloop
+CLEANFILES += tests/bench/bench_spawnloop
+tests_bench_bench_spawnloop_SOURCES = tests/bench/bench_spawnloop.c
+BENCHMARKS += tests/bench/bench_procdag.sh
+EXTRA_DIST += tests/bench/bench_procdag.sh
+tests/bench/bench_procdag.sh: tests/bench/bench_spawnloop
