@@ -329,9 +329,13 @@ int cmd_run(app *a, int argc, char **argv)
                                                           : FALLBACK_FAILURE;
         if (r && show)
             summary(r, st);
+        /* The summary already said why the primary failed, when there was
+         * a record to summarize. */
+        if (a->verbosity >= 0 && !(r && show))
+            fprintf(stderr, "ndf: %s\n", err_msg());
         if (a->verbosity >= 0)
-            fprintf(stderr, "ndf: %s\nndf: falling back to '%s' (cause: %s)\n", err_msg(),
-                    fallback, fallback_cause_name(cause));
+            fprintf(stderr, "ndf: falling back to '%s' (cause: %s)\n", fallback,
+                    fallback_cause_name(cause));
         st = run_one(ex, fallback, ctx, timeout, flags, show, &r2);
         if (r2) {
             pthread_mutex_lock(&r2->lock);

@@ -490,7 +490,11 @@ static void analytics_text(strbuf *sb, const stored_pattern *sp, const analytics
     fmt_time(when, sizeof when, an->last_execution);
     sb_printf(sb, "Last execution:  %s\n", when);
     sb_printf(sb, "\nTrend, last %d day%s: %s", t->days, t->days == 1 ? "" : "s", t->direction);
-    if (t->samples >= 2)
+    /* A slope fitted to too few samples (two runs seconds apart give
+     * thousands per day) says nothing, so it is only shown once trusted. */
+    if (strcmp(t->direction, "insufficient data") == 0)
+        sb_printf(sb, " (%zu execution%s in the period)", t->samples, t->samples == 1 ? "" : "s");
+    else if (t->samples >= 2)
         sb_printf(sb, ", %+.3f per day; success %.1f%% over %zu executions; predicted %.0f%%; "
                       "outlook %s",
                   t->slope_per_day, 100.0 * t->success_rate, t->samples, 100.0 * t->prediction,
