@@ -48,6 +48,10 @@ int cmd_run(app *a, int argc, char **argv);
 int cmd_batch(app *a, int argc, char **argv);
 int cmd_status(app *a, int argc, char **argv);
 
+/* cmd_serve.c */
+int cmd_serve(app *a, int argc, char **argv);
+int cmd_ctl(app *a, int argc, char **argv);
+
 /* Prints "Usage: ..." help for a command on stdout. */
 void usage_print(const char *text);
 

@@ -8,7 +8,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,6 +51,19 @@ struct plugin {
     void *state; /* from init(), handed back to fini() */
     provided **prov;
     size_t nprov;
+    /* Generations (hot reload): the loader holds one reference while the
+     * plugin serves, and every pattern built on one of its types and every
+     * step bound to one of its steps holds another (loader_pin), so code
+     * that runs is never unloaded under it.  A replaced or removed plugin
+     * is `retired`: out of the lookup table, finalized and unloaded by
+     * loader_collect() once its count is zero. */
+    _Atomic int refs;
+    int retired;
+    int seen;          /* loader_rescan: the file is still there */
+    dev_t dev;         /* what the file was when loaded, to notice a change */
+    ino_t ino;
+    off_t fsize;
+    struct timespec mtim;
 };
 
 struct ndf_registrar {
@@ -70,6 +85,15 @@ struct loader {
     provided **slots; /* open-addressing table of what loaded plugins provide */
     size_t cap, count;
     unsigned long tmp_seq;
+    /* Guards `slots`: lookups may come from executor threads while a
+     * reload rebuilds the table (everything else is changed by one thread
+     * at a time: the caller serializes loads, rescans and collections). */
+    pthread_rwlock_t lock;
+    plugin *replacing;  /* loader_rescan: the plugin the file being loaded replaces */
+    plugin **retired;   /* replaced or removed, waiting for their last user */
+    size_t nretired;
+    unsigned long gen_seq;
+    size_t unloaded, not_unloadable;
 };
 
 /* The registrar of the init() running on this thread: registration is only
@@ -161,9 +185,39 @@ static void table_add(loader *l, provided *p)
 
 const provided *loader_find(const loader *l, provided_kind kind, const char *name)
 {
-    if (!l || !name || !l->cap)
+    if (!l || !name)
         return NULL;
-    return *table_slot(l, kind, name);
+    pthread_rwlock_t *lk = (pthread_rwlock_t *)&l->lock;
+    pthread_rwlock_rdlock(lk);
+    const provided *p = l->cap ? *table_slot(l, kind, name) : NULL;
+    pthread_rwlock_unlock(lk);
+    return p;
+}
+
+/* Refills the table from the plugins that serve (after a rescan replaced
+ * or retired some: open addressing has no cheap removal). */
+static void table_rebuild(loader *l)
+{
+    pthread_rwlock_wrlock(&l->lock);
+    memset(l->slots, 0, l->cap * sizeof *l->slots);
+    l->count = 0;
+    for (size_t i = 0; i < l->nfiles; i++)
+        if (l->files[i]->loaded)
+            for (size_t j = 0; j < l->files[i]->nprov; j++)
+                table_add(l, l->files[i]->prov[j]);
+    pthread_rwlock_unlock(&l->lock);
+}
+
+void loader_pin(const provided *p)
+{
+    if (p && p->owner)
+        atomic_fetch_add(&p->owner->refs, 1);
+}
+
+void loader_unpin(const provided *p)
+{
+    if (p && p->owner)
+        atomic_fetch_sub(&p->owner->refs, 1);
 }
 
 /* ---- the cache directory ---- */
@@ -258,6 +312,7 @@ loader *loader_new(const loader_opts *opts)
         goto fail;
 
     loader *l = xcalloc(1, sizeof *l);
+    pthread_rwlock_init(&l->lock, NULL);
     l->cache_dir = dir;
     l->cache_fd = fd;
     l->allow_insecure = opts && opts->allow_insecure;
@@ -278,6 +333,16 @@ const char *loader_cache_dir(const loader *l)
 
 /* ---- refusing ---- */
 
+/* 1 when a retired plugin, still mapped, was loaded from cache name `name`. */
+static int retired_uses(const loader *l, const char *name)
+{
+    for (size_t i = 0; i < l->nretired; i++)
+        if (l->retired[i]->cached_name && strcmp(l->retired[i]->cached_name, name) == 0)
+            return 1;
+    return 0;
+}
+
+
 static void remove_copy(loader *l, plugin *p)
 {
     if (!p->cached)
@@ -289,6 +354,8 @@ static void remove_copy(loader *l, plugin *p)
         if (l->files[i] != p && l->files[i]->loaded && l->files[i]->cached &&
             strcmp(l->files[i]->cached, p->cached) == 0)
             shared = 1;
+    if (retired_uses(l, p->cached_name))
+        shared = 1;
     if (!shared)
         unlinkat(l->cache_fd, p->cached_name, 0);
     free(p->cached);
@@ -444,6 +511,8 @@ int loader_registrar_add(ndf_registrar *reg, provided_kind kind, const void *def
     }
 
     const provided *other = loader_find(reg->l, kind, name);
+    if (other && other->owner == reg->l->replacing)
+        other = NULL; /* the new build of a plugin takes over its own names */
     if (other)
         return reg_fail(reg, NDF_ERR_EXISTS,
                         "%s '%s' is already registered by plugin '%s' (%s): remove one of the "
@@ -555,7 +624,14 @@ static int copy_to_cache(loader *l, plugin *p, int fd, const char *base)
     size_t blen = strlen(base);
     if (blen > 3 && strcmp(base + blen - 3, ".so") == 0)
         blen -= 3;
+    /* A new build replacing a plugin gets a name of its own even when its
+     * content equals a retired build still mapped (v1 -> v2 -> v1): dlopen
+     * would otherwise hand back that same instance, its statics and all. */
     p->cached_name = xasprintf("%.*s.%.16s.so", (int)blen, base, p->hash);
+    if (l->replacing || retired_uses(l, p->cached_name)) {
+        free(p->cached_name);
+        p->cached_name = xasprintf("%.*s.%.16s.g%lu.so", (int)blen, base, p->hash, ++l->gen_seq);
+    }
     if (renameat(l->cache_fd, tmp, l->cache_fd, p->cached_name) != 0) {
         int e = errno;
         unlinkat(l->cache_fd, tmp, 0);
@@ -659,6 +735,8 @@ static int check_and_init(loader *l, plugin *p)
                       "its descriptor has no init function: give NDF_PLUGIN_DEFINE() one and "
                       "rebuild");
     plugin *other = find_loaded_name(l, p->name);
+    if (other == l->replacing)
+        other = NULL;
     if (other)
         return refuse(l, p, NDF_ERR_EXISTS,
                       "plugin name '%s' is already loaded from %s: remove one of the two files "
@@ -697,8 +775,11 @@ static int check_and_init(loader *l, plugin *p)
     p->desc = d;
     p->prov = reg.pending;
     p->nprov = reg.npending;
+    pthread_rwlock_wrlock(&l->lock);
     for (size_t i = 0; i < p->nprov; i++)
         table_add(l, p->prov[i]);
+    pthread_rwlock_unlock(&l->lock);
+    atomic_store(&p->refs, 1);
     p->loaded = 1;
     p->status = NDF_OK;
     return NDF_OK;
@@ -732,6 +813,10 @@ static int load_at(loader *l, int dfd, const struct stat *dst, const char *dirpa
         rc = refuse(l, p, NDF_ERR_IO, "cannot stat: %s", strerror(errno));
         goto out;
     }
+    p->dev = st.st_dev;
+    p->ino = st.st_ino;
+    p->fsize = st.st_size;
+    p->mtim = st.st_mtim;
     if (!S_ISREG(st.st_mode)) {
         rc = refuse(l, p, NDF_ERR_INVALID, "is not a regular file: a plugin is a shared object");
         goto out;
@@ -821,54 +906,79 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+/* The names of the "*.so" regular files and symbolic links in the open
+ * directory `dfd`, sorted by strcmp; NULL with *n 0 when none or unreadable
+ * (logged). */
+static char **list_plugins(int dfd, const char *dir, size_t *n)
+{
+    *n = 0;
+    int dfd2 = dup(dfd);
+    DIR *d = dfd2 >= 0 ? fdopendir(dfd2) : NULL;
+    if (!d) {
+        log_msg(NDF_LOG_WARN, "plugin directory %s: %s (skipped)", dir, strerror(errno));
+        if (dfd2 >= 0)
+            close(dfd2);
+        return NULL;
+    }
+    char **names = NULL;
+    size_t nnames = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        size_t len = strlen(e->d_name);
+        if (e->d_name[0] == '.' || len < 4 || strcmp(e->d_name + len - 3, ".so") != 0)
+            continue;
+        unsigned char type = e->d_type;
+        if (type == DT_UNKNOWN) {
+            struct stat st;
+            if (fstatat(dfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+                continue;
+            type = S_ISREG(st.st_mode) ? DT_REG : S_ISLNK(st.st_mode) ? DT_LNK : DT_DIR;
+        }
+        /* Symbolic links are tried so that their refusal is reported. */
+        if (type != DT_REG && type != DT_LNK)
+            continue;
+        names = xrealloc(names, (nnames + 1) * sizeof *names);
+        names[nnames++] = xstrdup(e->d_name);
+    }
+    closedir(d);
+    if (nnames)
+        qsort(names, nnames, sizeof *names, cmp_str);
+    *n = nnames;
+    return names;
+}
+
+static int open_plugin_dir(const char *dir, int *dfd, struct stat *dst)
+{
+    *dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (*dfd < 0 || fstat(*dfd, dst) != 0) {
+        log_msg(NDF_LOG_WARN, "plugin directory %s: %s (skipped)", dir, strerror(errno));
+        if (*dfd >= 0)
+            close(*dfd);
+        *dfd = -1;
+        return -1;
+    }
+    return 0;
+}
+
+static char *join_path(const char *dir, const char *name)
+{
+    int trailing = dir[0] && dir[strlen(dir) - 1] == '/';
+    return xasprintf("%s%s%s", dir, trailing ? "" : "/", name);
+}
+
 size_t loader_scan(loader *l, char *const *dirs, size_t ndirs)
 {
     size_t loaded = 0;
     for (size_t i = 0; i < ndirs; i++) {
         const char *dir = dirs[i];
-        int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        int dfd;
         struct stat dst;
-        if (dfd < 0 || fstat(dfd, &dst) != 0) {
-            log_msg(NDF_LOG_WARN, "plugin directory %s: %s (skipped)", dir, strerror(errno));
-            if (dfd >= 0)
-                close(dfd);
+        if (open_plugin_dir(dir, &dfd, &dst) != 0)
             continue;
-        }
-        int dfd2 = dup(dfd);
-        DIR *d = dfd2 >= 0 ? fdopendir(dfd2) : NULL;
-        if (!d) {
-            log_msg(NDF_LOG_WARN, "plugin directory %s: %s (skipped)", dir, strerror(errno));
-            if (dfd2 >= 0)
-                close(dfd2);
-            close(dfd);
-            continue;
-        }
-        char **names = NULL;
-        size_t nnames = 0;
-        struct dirent *e;
-        while ((e = readdir(d)) != NULL) {
-            size_t len = strlen(e->d_name);
-            if (e->d_name[0] == '.' || len < 4 || strcmp(e->d_name + len - 3, ".so") != 0)
-                continue;
-            unsigned char type = e->d_type;
-            if (type == DT_UNKNOWN) {
-                struct stat st;
-                if (fstatat(dfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0)
-                    continue;
-                type = S_ISREG(st.st_mode) ? DT_REG : S_ISLNK(st.st_mode) ? DT_LNK : DT_DIR;
-            }
-            /* Symbolic links are tried so that their refusal is reported. */
-            if (type != DT_REG && type != DT_LNK)
-                continue;
-            names = xrealloc(names, (nnames + 1) * sizeof *names);
-            names[nnames++] = xstrdup(e->d_name);
-        }
-        closedir(d);
-        if (nnames)
-            qsort(names, nnames, sizeof *names, cmp_str);
-        int trailing = dir[0] && dir[strlen(dir) - 1] == '/';
+        size_t nnames;
+        char **names = list_plugins(dfd, dir, &nnames);
         for (size_t j = 0; j < nnames; j++) {
-            char *path = xasprintf("%s%s%s", dir, trailing ? "" : "/", names[j]);
+            char *path = join_path(dir, names[j]);
             if (load_at(l, dfd, &dst, dir, names[j], path) == NDF_OK)
                 loaded++;
             free(path);
@@ -878,6 +988,284 @@ size_t loader_scan(loader *l, char *const *dirs, size_t ndirs)
         close(dfd);
     }
     return loaded;
+}
+
+/* ---- generations: rescan, retire, collect ---- */
+
+static void plugin_free(plugin *p)
+{
+    for (size_t j = 0; j < p->nprov; j++)
+        free(p->prov[j]);
+    free(p->prov);
+    free(p->path);
+    free(p->cached);
+    free(p->cached_name);
+    free(p->name);
+    free(p->version);
+    free(p->license);
+    free(p->description);
+    free(p->reason);
+    free(p);
+}
+
+static void files_remove(loader *l, plugin *p)
+{
+    for (size_t i = 0; i < l->nfiles; i++)
+        if (l->files[i] == p) {
+            memmove(&l->files[i], &l->files[i + 1], (l->nfiles - i - 1) * sizeof *l->files);
+            l->nfiles--;
+            return;
+        }
+}
+
+/* Forgets a refused entry (its copy is already gone). */
+static void drop_refused(loader *l, plugin *p)
+{
+    files_remove(l, p);
+    plugin_free(p);
+}
+
+/* Takes a serving plugin out of service: lookups no longer find it (after
+ * table_rebuild), and it is unloaded once its last user is gone. */
+static void retire(loader *l, plugin *p)
+{
+    files_remove(l, p);
+    p->retired = 1;
+    l->retired = xrealloc(l->retired, (l->nretired + 1) * sizeof *l->retired);
+    l->retired[l->nretired++] = p;
+    atomic_fetch_sub(&p->refs, 1);
+}
+
+static plugin *find_entry(const loader *l, const char *path, int loaded)
+{
+    for (size_t i = 0; i < l->nfiles; i++)
+        if (!l->files[i]->loaded == !loaded && strcmp(l->files[i]->path, path) == 0)
+            return l->files[i];
+    return NULL;
+}
+
+static int same_file(const plugin *p, const struct stat *st)
+{
+    return p->dev == st->st_dev && p->ino == st->st_ino && p->fsize == st->st_size &&
+           p->mtim.tv_sec == st->st_mtim.tv_sec && p->mtim.tv_nsec == st->st_mtim.tv_nsec;
+}
+
+/* The sha-256 of `name` in `dfd` (hex into `out`), or -1. */
+static int hash_file(int dfd, const char *name, char out[65])
+{
+    int fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+    if (fd < 0)
+        return -1;
+    sha256_ctx h;
+    sha256_init(&h);
+    unsigned char *buf = xmalloc(65536);
+    off_t off = 0;
+    int rc = 0;
+    for (;;) {
+        ssize_t n = pread(fd, buf, 65536, off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            rc = -1;
+        if (n <= 0)
+            break;
+        sha256_update(&h, buf, (size_t)n);
+        off += n;
+    }
+    free(buf);
+    close(fd);
+    unsigned char digest[SHA256_DIGEST_SIZE];
+    sha256_final(&h, digest);
+    sha256_hex(digest, out);
+    return rc;
+}
+
+/* One file found by a rescan: new, changed, or as it was. */
+static size_t rescan_file(loader *l, int dfd, const struct stat *dst, const char *dir,
+                          const char *name, const char *path)
+{
+    plugin *cur = find_entry(l, path, 1), *bad = find_entry(l, path, 0);
+    if (cur)
+        cur->seen = 1;
+    if (bad)
+        bad->seen = 1;
+    struct stat st;
+    if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+        return 0; /* gone again: the next rescan sees it missing */
+    if (cur && same_file(cur, &st)) {
+        if (bad)
+            drop_refused(l, bad); /* the file went back to what serves */
+        return 0;
+    }
+    if (!cur && bad && same_file(bad, &st))
+        return 0;
+    char hash[65] = "";
+    if (S_ISREG(st.st_mode) && hash_file(dfd, name, hash) != 0)
+        hash[0] = '\0';
+    if (cur && hash[0] && strcmp(hash, cur->hash) == 0) {
+        /* touched or rewritten with the same bytes: nothing to reload */
+        cur->dev = st.st_dev;
+        cur->ino = st.st_ino;
+        cur->fsize = st.st_size;
+        cur->mtim = st.st_mtim;
+        if (bad)
+            drop_refused(l, bad);
+        return 0;
+    }
+    if (bad && hash[0] && strcmp(hash, bad->hash) == 0) {
+        bad->dev = st.st_dev;
+        bad->ino = st.st_ino;
+        bad->fsize = st.st_size;
+        bad->mtim = st.st_mtim;
+        return 0;
+    }
+    if (bad)
+        drop_refused(l, bad);
+
+    l->replacing = cur;
+    int quiet = l->quiet;
+    l->quiet = 1; /* logged below, with what keeps serving */
+    int rc = load_at(l, dfd, dst, dir, name, path);
+    l->quiet = quiet;
+    l->replacing = NULL;
+    plugin *np = l->files[l->nfiles - 1];
+    np->seen = 1;
+    if (!np->hash[0])
+        memcpy(np->hash, hash, sizeof np->hash);
+    if (rc != NDF_OK) {
+        if (cur) {
+            char *r = xasprintf("%s [new file sha256 %.16s refused; version %s (sha256 %.16s) "
+                                "keeps serving]",
+                                np->reason, np->hash[0] ? np->hash : "unknown",
+                                cur->version ? cur->version : "?", cur->hash);
+            free(np->reason);
+            np->reason = r;
+        }
+        log_msg(NDF_LOG_WARN, "plugin %s", np->reason);
+        return 0;
+    }
+    if (cur) {
+        /* the new build takes the old one's place in the list */
+        l->nfiles--;
+        for (size_t i = 0; i < l->nfiles; i++)
+            if (l->files[i] == cur)
+                l->files[i] = np;
+        l->files = xrealloc(l->files, (l->nfiles + 1) * sizeof *l->files);
+        l->files[l->nfiles++] = cur;
+        log_msg(NDF_LOG_INFO, "plugin %s reloaded from %s: version %s (sha256 %.16s) replaces "
+                              "%s (sha256 %.16s), which is unloaded once idle",
+                np->name, path, np->version ? np->version : "?", np->hash,
+                cur->version ? cur->version : "?", cur->hash);
+        retire(l, cur);
+    } else {
+        log_msg(NDF_LOG_INFO, "plugin %s loaded from %s: version %s (sha256 %.16s)", np->name,
+                path, np->version ? np->version : "?", np->hash);
+    }
+    return 1;
+}
+
+size_t loader_rescan(loader *l, char *const *dirs, size_t ndirs)
+{
+    size_t changes = 0;
+    for (size_t i = 0; i < l->nfiles; i++)
+        l->files[i]->seen = 0;
+    for (size_t i = 0; i < ndirs; i++) {
+        int dfd;
+        struct stat dst;
+        if (open_plugin_dir(dirs[i], &dfd, &dst) != 0)
+            continue;
+        size_t nnames;
+        char **names = list_plugins(dfd, dirs[i], &nnames);
+        for (size_t j = 0; j < nnames; j++) {
+            char *path = join_path(dirs[i], names[j]);
+            changes += rescan_file(l, dfd, &dst, dirs[i], names[j], path);
+            free(path);
+            free(names[j]);
+        }
+        free(names);
+        close(dfd);
+    }
+    for (size_t i = l->nfiles; i-- > 0;) {
+        plugin *p = l->files[i];
+        if (p->seen)
+            continue;
+        if (p->loaded) {
+            log_msg(NDF_LOG_WARN,
+                    "plugin %s: %s is gone; it is unloaded once idle, and patterns that use "
+                    "what it provides no longer validate",
+                    p->name, p->path);
+            retire(l, p);
+            changes++;
+        } else {
+            drop_refused(l, p);
+        }
+    }
+    if (changes)
+        table_rebuild(l);
+    return changes;
+}
+
+/* Finalizes and unloads `p` (no users left), then checks that the code
+ * really left the process. */
+static void unload(loader *l, plugin *p)
+{
+    if (p->desc && p->desc->fini)
+        p->desc->fini(&host_services, p->state);
+    int gone = 1;
+    if (p->handle) {
+        dlclose(p->handle);
+        p->handle = NULL;
+        void *h = p->cached ? dlopen(p->cached, RTLD_NOW | RTLD_NOLOAD) : NULL;
+        if (h) {
+            dlclose(h);
+            gone = 0;
+        }
+    }
+    if (gone) {
+        l->unloaded++;
+        log_msg(NDF_LOG_INFO, "plugin %s version %s (sha256 %.16s) unloaded", p->name,
+                p->version ? p->version : "?", p->hash);
+    } else {
+        l->not_unloadable++;
+        log_msg(NDF_LOG_WARN,
+                "plugin %s version %s (sha256 %.16s) is not unloadable: its code is still "
+                "mapped after dlclose (thread-local destructors, unique symbols or "
+                "DF_1_NODELETE keep it); it stays in memory until ndf exits",
+                p->name, p->version ? p->version : "?", p->hash);
+    }
+    if (p->cached_name)
+        unlinkat(l->cache_fd, p->cached_name, 0);
+    plugin_free(p);
+}
+
+size_t loader_collect(loader *l)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < l->nretired;) {
+        plugin *p = l->retired[i];
+        if (atomic_load(&p->refs) > 0) {
+            i++;
+            continue;
+        }
+        memmove(&l->retired[i], &l->retired[i + 1], (l->nretired - i - 1) * sizeof *l->retired);
+        l->nretired--;
+        unload(l, p);
+        n++;
+    }
+    return n;
+}
+
+void loader_generations(const loader *l, loader_gen_stats *out)
+{
+    out->retired = l->nretired;
+    out->unloaded = l->unloaded;
+    out->not_unloadable = l->not_unloadable;
+    out->pinned = 0;
+    for (size_t i = 0; i < l->nfiles; i++)
+        if (l->files[i]->loaded)
+            out->pinned += (size_t)(atomic_load(&l->files[i]->refs) - 1);
+    for (size_t i = 0; i < l->nretired; i++)
+        out->pinned += (size_t)atomic_load(&l->retired[i]->refs);
 }
 
 size_t loader_count(const loader *l)
@@ -922,6 +1310,19 @@ void loader_free(loader *l)
         return;
     if (loader_active() == l)
         loader_set_active(NULL);
+    /* Retired generations first (they were loaded before their
+     * replacements), then the serving ones in reverse load order. */
+    while (l->nretired) {
+        plugin *p = l->retired[--l->nretired];
+        if (p->desc && p->desc->fini)
+            p->desc->fini(&host_services, p->state);
+        if (p->handle)
+            dlclose(p->handle);
+        if (p->cached_name)
+            unlinkat(l->cache_fd, p->cached_name, 0);
+        plugin_free(p);
+    }
+    free(l->retired);
     for (size_t i = l->nfiles; i-- > 0;) {
         plugin *p = l->files[i];
         if (p->loaded && p->desc->fini)
@@ -930,21 +1331,11 @@ void loader_free(loader *l)
             dlclose(p->handle);
         if (p->cached_name)
             unlinkat(l->cache_fd, p->cached_name, 0);
-        for (size_t j = 0; j < p->nprov; j++)
-            free(p->prov[j]);
-        free(p->prov);
-        free(p->path);
-        free(p->cached);
-        free(p->cached_name);
-        free(p->name);
-        free(p->version);
-        free(p->license);
-        free(p->description);
-        free(p->reason);
-        free(p);
+        plugin_free(p);
     }
     free(l->files);
     free(l->slots);
+    pthread_rwlock_destroy(&l->lock);
     close(l->cache_fd);
     free(l->cache_dir);
     free(l);

@@ -79,6 +79,47 @@ const provided *loader_find(const loader *l, provided_kind kind, const char *nam
 void loader_set_active(loader *l);
 loader *loader_active(void);
 
+/* ---- generations (hot reload) ----
+ *
+ * A serving plugin is referenced by the loader and pinned by everything
+ * built on what it registered: pattern_build() pins the pattern type's
+ * plugin, step_new() the step's, and their frees unpin.  Running executions
+ * hold their patterns, so they pin the code they started with.  A plugin
+ * replaced or removed by loader_rescan() is retired: lookups stop finding
+ * it at once, and loader_collect() finalizes and unloads it once nothing
+ * pins it. */
+
+/* Takes / drops a reference on the plugin that registered `p` (NULL: no-op).
+ * Thread-safe. */
+void loader_pin(const provided *p);
+void loader_unpin(const provided *p);
+
+/* Looks at `dirs` again (same rules and order as loader_scan): loads files
+ * that are new; for a file whose identity (device, inode, size, mtime) and
+ * content (sha-256) changed, loads the new build beside the serving one
+ * (its own private copy, so it never shares the old one's statics) with
+ * every check of a first load, and on success swaps it in and retires the
+ * old one; on failure the old one keeps serving and the refusal (with the
+ * new file's hash) is recorded and logged.  A serving plugin whose file is
+ * gone is retired.  Returns the number of plugins loaded, replaced or
+ * retired (0: the lookups are as they were).  Not thread-safe against
+ * other loads, rescans and collections of `l` (lookups are fine). */
+size_t loader_rescan(loader *l, char *const *dirs, size_t ndirs);
+
+/* Finalizes (fini), dlcloses and removes the private copies of retired
+ * plugins that nothing pins any more; after dlclose it checks with
+ * RTLD_NOLOAD that the object really left, and logs the plugin as not
+ * unloadable when it did not.  Returns how many were unloaded. */
+size_t loader_collect(loader *l);
+
+typedef struct loader_gen_stats {
+    size_t retired;        /* replaced or removed, waiting for their last user */
+    size_t pinned;         /* references held by patterns and steps, all plugins */
+    size_t unloaded;       /* retired plugins unloaded so far */
+    size_t not_unloadable; /* ... of which dlclose did not unmap the code */
+} loader_gen_stats;
+void loader_generations(const loader *l, loader_gen_stats *out);
+
 /* Called by the services table for register_pattern_type/register_step.
  * Valid only during the init() that was handed `reg`.  Checks the
  * definition (size, name, callbacks, parameter schema, uniqueness); a

@@ -33,6 +33,8 @@ static const struct command {
     {"reset-stats", cmd_reset_stats, "reset a pattern's learning state and history"},
     {"analytics", cmd_analytics, "report a pattern's performance, trend and advice"},
     {"monitor", cmd_monitor, "print current cpu, memory and disk I/O usage"},
+    {"serve", cmd_serve, "run as a service on a control socket, reloading plugins live"},
+    {"ctl", cmd_ctl, "send a request to a running 'ndf serve'"},
 };
 
 static void usage(FILE *f)

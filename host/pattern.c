@@ -71,6 +71,7 @@ static void pattern_destroy(pattern *p)
 {
     if (p->instance && p->type)
         p->type->def.ptype->destroy(&host_services, p->instance);
+    loader_unpin(p->type); /* the type's code may be unloaded from here on */
     free(p->name);
     free(p->type_name);
     free(p->description);
@@ -321,6 +322,7 @@ int pattern_build(ndf_value *def, const learning_params *lp, pattern **out)
         goto fail;
     }
     p->type = t;
+    loader_pin(t); /* running this pattern needs its type's code */
     if (!p->attributes)
         p->attributes = value_new_group("attributes");
     *out = p;

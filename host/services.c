@@ -145,6 +145,7 @@ static int svc_step_new(const char *type, const ndf_value *params, const ndf_val
             return rc < 0 ? rc : NDF_ERR_VALIDATION;
         }
     }
+    loader_pin(p); /* the bound step keeps its plugin's code loaded */
     *out = s;
     return NDF_OK;
 }
@@ -156,6 +157,7 @@ static void svc_step_free(ndf_step *s)
     const ndf_step_def *d = s->type->def.step;
     if (s->instance && DEF_HAS(d, destroy) && d->destroy)
         d->destroy(&host_services, s->instance);
+    loader_unpin(s->type);
     value_free(s->params);
     free(s);
 }

@@ -1,0 +1,27 @@
+# serve: `ndf serve` / `ndf ctl` (the control socket and its protocol), hot
+# reload of plugins and configuration; the reload fixtures, the shell test,
+# the benchmark and the systemd unit (issue 6).
+libndfcore_la_SOURCES += \
+	host/server.c host/server.h \
+	host/cmd_serve.c
+
+# Three builds of one plugin, each reporting its own version, copied over a
+# watched file by the reload tests and the benchmark.
+RELOAD_FIXTURES = tests/fixtures/reload_v1.la tests/fixtures/reload_v2.la \
+	tests/fixtures/reload_v3.la
+check_LTLIBRARIES += $(RELOAD_FIXTURES)
+tests_fixtures_reload_v1_la_SOURCES = tests/fixtures/reload.c
+tests_fixtures_reload_v1_la_CFLAGS = $(PLUGIN_CFLAGS)
+tests_fixtures_reload_v1_la_CPPFLAGS = $(AM_CPPFLAGS) -DRELOAD_VERSION=1
+tests_fixtures_reload_v1_la_LDFLAGS = $(FIXTURE_LINK_FLAGS)
+tests_fixtures_reload_v2_la_SOURCES = tests/fixtures/reload.c
+tests_fixtures_reload_v2_la_CFLAGS = $(PLUGIN_CFLAGS)
+tests_fixtures_reload_v2_la_CPPFLAGS = $(AM_CPPFLAGS) -DRELOAD_VERSION=2
+tests_fixtures_reload_v2_la_LDFLAGS = $(FIXTURE_LINK_FLAGS)
+tests_fixtures_reload_v3_la_SOURCES = tests/fixtures/reload.c
+tests_fixtures_reload_v3_la_CFLAGS = $(PLUGIN_CFLAGS)
+tests_fixtures_reload_v3_la_CPPFLAGS = $(AM_CPPFLAGS) -DRELOAD_VERSION=3
+tests_fixtures_reload_v3_la_LDFLAGS = $(FIXTURE_LINK_FLAGS)
+
+TESTS += tests/shell/serve.sh
+EXTRA_DIST += tests/shell/serve.sh
