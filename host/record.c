@@ -62,6 +62,9 @@ record *record_ref(record *r)
     return r;
 }
 
+/* Children first, then the node's own data, then its pattern reference:
+ * plugin-owned data (data_free, the pattern's instance) is released while
+ * the pattern that pins its plugin's code is still held. */
 static void node_free(ndf_exec *n)
 {
     for (size_t i = 0; i < n->nkids; i++)

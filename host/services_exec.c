@@ -109,12 +109,19 @@ void *svc_exec_data(const ndf_exec *node)
 /* ---- running steps ---- */
 
 /* A blocking step running on its own thread, so that its caller can stop
- * waiting when the step overruns.  Two references: caller and thread. */
+ * waiting when the step overruns.  Two references to the call: caller and
+ * thread.  The record reference `rec` belongs to the caller while it waits
+ * and passes to the thread only when the caller gives up (`abandoned`): a
+ * thread that reported back in time must never hold the last reference,
+ * or the record (and the plugins' data in it) would be freed on this
+ * detached thread at an arbitrary later moment, possibly after the plugin
+ * that owns that data was unloaded. */
 typedef struct step_call {
     _Atomic int refs;
     pthread_mutex_t lock;
     pthread_cond_t cond;
     int done, rc;
+    int abandoned;          /* (lock) the caller stopped waiting */
     int undo;
     const ndf_step *step;
     ndf_exec *node;
@@ -128,7 +135,6 @@ static void call_unref(step_call *c)
         return;
     pthread_mutex_destroy(&c->lock);
     pthread_cond_destroy(&c->cond);
-    record_unref(c->rec);
     free(c);
 }
 
@@ -151,8 +157,13 @@ static void *step_thread(void *arg)
     c->rc = rc;
     snprintf(c->msg, sizeof c->msg, "%s", err_msg());
     c->done = 1;
+    record *orphan = c->abandoned ? c->rec : NULL;
     pthread_cond_signal(&c->cond);
     pthread_mutex_unlock(&c->lock);
+    /* Only an overrun step, whose caller went on without it, drops the
+     * record here; the patterns the record holds pin their plugins, so the
+     * plugin data freed with it still has its code. */
+    record_unref(orphan);
     call_unref(c);
     return NULL;
 }
@@ -184,6 +195,7 @@ static int run_detachable(const ndf_step *step, ndf_exec *node, int undo)
     if (e) {
         /* No thread to spare: run it here, without the overrun escape. */
         c->refs = 1;
+        record_unref(c->rec);
         call_unref(c);
         return call_step(step, node, undo);
     }
@@ -209,6 +221,7 @@ static int run_detachable(const ndf_step *step, ndf_exec *node, int undo)
             log_msg(0, "%s: step '%s' %s; not waiting for it", node->name,
                     step->type->name, msg);
             rc = err_set(NDF_ERR_TIMEOUT, "%s: step %s", node->name, msg);
+            c->abandoned = 1; /* the thread now owns c->rec */
             break;
         }
         double until = isfinite(stop_at) ? stop_at + grace : fmin(node->deadline, now + 0.1);
@@ -220,7 +233,10 @@ static int run_detachable(const ndf_step *step, ndf_exec *node, int undo)
         ts.tv_nsec = (long)((at - (double)ts.tv_sec) * 1e9);
         pthread_cond_timedwait(&c->cond, &c->lock, &ts);
     }
+    int abandoned = c->abandoned;
     pthread_mutex_unlock(&c->lock);
+    if (!abandoned)
+        record_unref(c->rec); /* never the last: the execution holds one */
     call_unref(c);
     return rc;
 }

@@ -571,6 +571,57 @@ START_TEST(exec_batch_order)
 }
 END_TEST
 
+/* A blocking step (run on a thread of its own) that leaves data in its
+ * node; the data's free function notes the thread that freed it. */
+static _Atomic(pthread_t *) freed_on;
+static pthread_t freed_thread;
+
+static void tagged_free(void *data)
+{
+    freed_thread = pthread_self();
+    atomic_store(&freed_on, &freed_thread);
+    free(data);
+}
+
+static int tagged_run(const ndf_host *h, ndf_exec *n, const ndf_value *p, void *inst)
+{
+    (void)p, (void)inst;
+    return h->exec_set_data(n, xmalloc(16), tagged_free);
+}
+
+static const ndf_param_spec no_params[] = {NDF_PARAM_END};
+static const ndf_step_def tagged_def = {sizeof(ndf_step_def), "tagged", "fixture", no_params,
+                                        NDF_STEP_BLOCKING, NULL, NULL, tagged_run, NULL};
+
+/* Regression: the detached thread of a blocking step used to drop its record
+ * reference after reporting back, so the record (and plugin data in it)
+ * could be freed on that thread later, after the plugin was unloaded.  Once
+ * the executor is stopped, the caller's reference must be the only one,
+ * and the last unref frees the step's data on the caller's thread. */
+START_TEST(exec_blocking_step_releases_record)
+{
+    for (int i = 0; i < 50; i++) {
+        registry_opts ro = {.cache_size = 0, .enable_learning = 0, .learning = lp};
+        registry *rg = registry_new(&ro);
+        pattern *p = fx_pattern_seq("tagged", &lp, 0, 1, steps1(&tagged_def, NULL));
+        registry_register(rg, p);
+        pattern_unref(p);
+        executor_opts eo = {.threads = 2, .kill_grace = 0.2, .reg = rg};
+        executor *e = executor_new(&eo);
+        record *r;
+        atomic_store(&freed_on, NULL);
+        ck_assert_int_eq(executor_execute(e, "tagged", NULL, 5, EXEC_FORCE, &r), NDF_OK);
+        executor_free(e);
+        ck_assert_int_eq(atomic_load(&r->refs), 1);
+        ck_assert_ptr_null(atomic_load(&freed_on));
+        record_unref(r);
+        ck_assert_ptr_nonnull(atomic_load(&freed_on));
+        ck_assert(pthread_equal(freed_thread, pthread_self()));
+        registry_free(rg);
+    }
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("executor");
@@ -593,6 +644,7 @@ static Suite *suite(void)
     tcase_add_test(tc, exec_nested_one_thread);
     tcase_add_test(tc, exec_fallback_causes);
     tcase_add_test(tc, exec_batch_order);
+    tcase_add_test(tc, exec_blocking_step_releases_record);
     suite_add_tcase(s, tc);
     tc = tcase_create("execute2");
     tcase_add_checked_fixture(tc, setup2, teardown_exec);
