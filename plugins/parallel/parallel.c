@@ -206,28 +206,37 @@ static int report_cycle(const ndf_host *host, const par *p, const ndf_value *lis
 static int link_tasks(const ndf_host *host, par *p, const ndf_value *list, name_index *ix)
 {
     size_t n = p->n;
+    /* seen[d] == i + 1: task i already lists d (a linear de-duplication, so
+     * a join task depending on 100,000 others stays cheap). */
+    size_t *seen = calloc(n ? n : 1, sizeof *seen);
+    if (!seen)
+        return host->fail(NDF_ERR_NOMEM, "parallel: out of memory");
     for (size_t i = 0; i < n; i++) {
         const ndf_value *deps = host->value_get(host->value_at(list, i), "depends_on");
         size_t nd = host->value_count(deps);
         ptask *t = &p->tasks[i];
-        if (nd && !(t->deps = malloc(nd * sizeof *t->deps)))
+        if (nd && !(t->deps = malloc(nd * sizeof *t->deps))) {
+            free(seen);
             return host->fail(NDF_ERR_NOMEM, "parallel: out of memory");
+        }
         for (size_t k = 0; k < nd; k++) {
             const ndf_value *dv = host->value_at(deps, k);
             const char *dn = host->value_string(dv);
             size_t d = index_find(ix, p->tasks, dn, SIZE_MAX);
-            if (d == SIZE_MAX)
+            if (d == SIZE_MAX) {
+                free(seen);
                 return host->fail_at(host->value_line(dv) ? dv : host->value_at(list, i),
                                      NDF_ERR_VALIDATION,
                                      "parallel: task '%s' depends on unknown task '%s'", t->name,
                                      dn);
-            size_t j = 0;
-            while (j < t->ndeps && t->deps[j] != d)
-                j++;
-            if (j == t->ndeps) /* a dependency listed twice counts once */
+            }
+            if (seen[d] != i + 1) { /* a dependency listed twice counts once */
+                seen[d] = i + 1;
                 t->deps[t->ndeps++] = d;
+            }
         }
     }
+    free(seen);
     size_t *count = calloc(n ? n : 1, sizeof *count);
     if (!count)
         return host->fail(NDF_ERR_NOMEM, "parallel: out of memory");

@@ -3,6 +3,7 @@
  * per-step timeouts and retries, a timeout for the whole sequence, and
  * rollback of the completed steps in reverse order on failure. */
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,6 +66,36 @@ static double mono_now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* Step names seen so far, for the duplicate check at create(): open
+ * addressing over indexes into the steps (0: empty), so a definition of a
+ * million steps loads in linear time. */
+typedef struct name_set {
+    size_t *slot;
+    size_t mask;
+} name_set;
+
+static size_t hash_name(const char *s)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return (size_t)(h ^ (h >> 29));
+}
+
+/* The index of a step already named `name`, or SIZE_MAX after adding
+ * `idx` under it. */
+static size_t name_set_add(name_set *ns, const seq_step *steps, const char *name, size_t idx)
+{
+    for (size_t h = hash_name(name) & ns->mask;; h = (h + 1) & ns->mask) {
+        if (!ns->slot[h]) {
+            ns->slot[h] = idx + 1;
+            return SIZE_MAX;
+        }
+        if (strcmp(steps[ns->slot[h] - 1].name, name) == 0)
+            return ns->slot[h] - 1;
+    }
+}
+
 static void seq_destroy(const ndf_host *host, void *instance)
 {
     seq *s = instance;
@@ -84,7 +115,14 @@ static int seq_create(const ndf_host *host, const ndf_value *params, void **inst
     const ndf_value *list = host->value_get(params, "steps");
     size_t n = host->value_count(list);
     seq *s = calloc(1, sizeof *s);
-    if (!s || (n && !(s->steps = calloc(n, sizeof *s->steps)))) {
+    name_set ns = {NULL, 0};
+    size_t cap = 16;
+    while (cap < 2 * n)
+        cap *= 2;
+    ns.mask = cap - 1;
+    if (!s || (n && !(s->steps = calloc(n, sizeof *s->steps))) ||
+        !(ns.slot = calloc(cap, sizeof *ns.slot))) {
+        free(s ? s->steps : NULL);
         free(s);
         return host->fail(NDF_ERR_NOMEM, "sequential: out of memory");
     }
@@ -101,18 +139,19 @@ static int seq_create(const ndf_host *host, const ndf_value *params, void **inst
                                i + 1);
             goto fail;
         }
-        for (size_t j = 0; j < i; j++) {
-            if (strcmp(s->steps[j].name, name) == 0) {
-                const ndf_value *first = host->value_at(list, j);
-                rc = host->fail_at(e, NDF_ERR_VALIDATION,
-                                   "sequential: duplicate step name '%s' (first defined at line %d)",
-                                   name, host->value_line(first));
-                goto fail;
-            }
-        }
         seq_step *st = &s->steps[s->n];
         if (!(st->name = strdup(name))) {
             rc = host->fail(NDF_ERR_NOMEM, "sequential: out of memory");
+            goto fail;
+        }
+        size_t j = name_set_add(&ns, s->steps, name, s->n);
+        if (j != SIZE_MAX) {
+            free(st->name);
+            st->name = NULL;
+            const ndf_value *first = host->value_at(list, j);
+            rc = host->fail_at(e, NDF_ERR_VALIDATION,
+                               "sequential: duplicate step name '%s' (first defined at line %d)",
+                               name, host->value_line(first));
             goto fail;
         }
         s->n++;
@@ -123,9 +162,11 @@ static int seq_create(const ndf_host *host, const ndf_value *params, void **inst
         st->backoff = host->value_number(host->value_get(e, "backoff"));
         st->backoff_max = host->value_number(host->value_get(e, "backoff_max"));
     }
+    free(ns.slot);
     *instance = s;
     return NDF_OK;
 fail:
+    free(ns.slot);
     seq_destroy(host, s);
     return rc;
 }
