@@ -1035,6 +1035,8 @@ static void *conn_main(void *arg)
     char *buf = xmalloc(cap);
     for (;;) {
         char *nl = len ? memchr(buf, '\n', len) : NULL;
+        if (nl && (size_t)(nl - buf) > SERVER_MAX_LINE)
+            nl = NULL, len = SERVER_MAX_LINE + 1; /* answered as over-long below */
         if (nl) {
             size_t n = (size_t)(nl - buf);
             size_t start = 0;

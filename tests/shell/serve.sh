@@ -1,0 +1,241 @@
+#!/bin/sh
+# `ndf serve` and `ndf ctl`: the protocol (malformed, over-long, unknown),
+# many clients at once, a plugin replaced 100 times under load (zero failed
+# executions, each from one whole build, no fd or memory growth), broken new
+# builds and a removed plugin, configuration reloads (syntax error, semantic
+# error, valid, SIGHUP), the peer uid check, and SIGTERM with executions in
+# flight (no learning lost).
+. "$top_srcdir/tests/shell/lib.sh"
+
+FIX=${NDF_FIXTURE_DIR:?run through make check}
+WATCH=$SCRATCH/watch
+RUN=$SCRATCH/run
+mkdir -m 700 "$WATCH" "$RUN" "$SCRATCH/state"
+export NDF_RUNTIME_DIR=$RUN
+export NDF_PLUGIN_PATH="$NDF_PLUGIN_PATH:$WATCH"
+SOCK=$RUN/ndf.sock
+CONF=$SCRATCH/ndf.conf
+write_conf() { # extra text for the probe's first step parameters, name of the noop pattern
+    cat >"$CONF" <<EOF
+confidence: { threshold = 0.0; };
+executor: { threads = 4; kill_grace = 0.5; };
+storage: { path = "$SCRATCH/state"; history_limit = 50; };
+plugins: { cache_dir = "$RUN/cache"; };
+patterns = (
+    { name = "probe"; type = "reload_seq";
+      params = { steps = ( { name = "a"; step = "reload_step"; params = { $1 }; },
+                           { name = "b"; step = "reload_step"; } ); }; },
+    { name = "$2"; type = "sequential"; params = { steps = ( { name = "n"; step = "noop"; } ); }; },
+    { name = "slow"; type = "sequential";
+      params = { steps = ( { name = "s"; step = "sleep"; params = { seconds = 0.6; }; } ); }; }
+);
+EOF
+}
+write_conf "sleep_ms = 2.0;" nop
+export NDF_CONFIG=$CONF
+cp "$FIX/reload_v1.so" "$WATCH/reload.so"
+
+"$NDF" serve --grace 20 --debounce 0.05 2>"$SCRATCH/serve.log" &
+SERVER=$!
+for i in $(seq 1 100); do
+    "$NDF" ctl ping >/dev/null 2>&1 && break
+    sleep 0.05
+done
+ctl() { "$NDF" ctl "$@"; }
+
+# ---- the basics ----
+expect_exit 0 "ctl ping answers" -- ctl ping
+expect_match "$out" '"generation":1' "the first generation serves"
+if [ "$(stat -c %a "$SOCK")" = 600 ]; then ok "socket mode 0600"; else not_ok "socket mode $(stat -c %a "$SOCK")"; fi
+expect_exit 0 "ctl run probe" -- ctl run probe
+expect_match "$out" 'type v1' "the probe runs build 1"
+expect_exit 0 "ctl run --json" -- ctl run probe --json
+expect_match "$out" '^\{"id":"[^"]+","pattern":"probe","done":true,"status":"ok"' "run --json prints the record"
+expect_exit 3 "ctl run of an unknown pattern exits 3" -- ctl run nosuch
+expect_match "$err" "nosuch" "and names it"
+expect_exit 0 "ctl list" -- ctl list
+ctl_list_head=$(printf '%s\n' "$out" | head -1)
+"$NDF" list >"$SCRATCH/list" 2>/dev/null
+expect_match "$ctl_list_head" "^$(head -1 "$SCRATCH/list")\$" "ctl list prints what ndf list prints"
+expect_exit 3 "ctl show of an unknown pattern exits 3 as ndf show does" -- ctl show nosuch
+expect_exit 0 "ctl similar with a context file" -- sh -c "echo '{\"domain\":\"x\"}' | $NDF ctl similar --context - --threshold 0"
+expect_exit 0 "ctl export -o writes on the client side" -- ctl export probe -o "$SCRATCH/probe.json"
+expect_match "$(head -c 200 "$SCRATCH/probe.json")" '"name"' "the export file is the stored JSON"
+expect_exit 0 "ctl config" -- ctl config
+expect_match "$out" '"server"' "ctl config prints the settings"
+id=$(ctl run slow --async)
+expect_exit 0 "ctl status of a running execution" -- ctl status "$id"
+expect_match "$out" 'RUNNING|PENDING' "shows it running"
+expect_exit 0 "ctl cancel" -- ctl cancel "$id"
+sleep 0.3
+expect_exit 0 "ctl status after cancel" -- ctl status "$id" --json
+expect_match "$out" '"status":"cancelled"' "the execution was cancelled"
+expect_exit 3 "ctl status of an unknown id exits 3" -- ctl status no-such-id
+expect_exit 2 "ctl with an unknown verb exits 2" -- ctl frobnicate
+expect_exit 9 "ctl with no server exits 9" -- ctl --socket "$SCRATCH/none.sock" ping
+expect_match "$err" "no ndf server is listening" "and says so"
+
+# ---- malformed requests: an error each, the server stays up ----
+printf '%s\n' 'not json' '{"cmd":42}' '{"cmd":"nope"}' '{"cmd":"run","pattern":7}' '[1,2]' \
+    '{"cmd":"run","pattern":"probe","timeout":"soon"}' '{"cmd":"list","args":[1]}' \
+    '{"cmd":"ping"}' >"$SCRATCH/bad.in"
+expect_exit 0 "malformed requests get answers" -- sh -c "$NDF ctl send <'$SCRATCH/bad.in'"
+nbad=$(printf '%s\n' "$out" | grep -c '"ok":false')
+[ "$nbad" -eq 7 ] && ok "seven error responses" || not_ok "seven error responses (got $nbad)"
+expect_match "$(printf '%s\n' "$out" | tail -1)" '"ok":true' "the last request, valid, succeeds"
+expect_match "$out" 'unknown command' "an unknown command is named"
+expect_match "$out" '"timeout\\" must be a number' "a mistyped member is named"
+awk 'BEGIN { printf "{\"cmd\":\""; for (i = 0; i < 1100000; i++) printf "a"; print "\"}" }' \
+    >"$SCRATCH/long.in"
+expect_exit 0 "an over-long request is answered" -- sh -c "$NDF ctl send <'$SCRATCH/long.in'"
+expect_match "$out" 'longer than 1048576 bytes' "with an error naming the limit"
+expect_exit 0 "the server is still up" -- ctl ping
+
+# ---- many clients at once ----
+pids=
+for c in $(seq 1 16); do
+    (for i in 1 2 3 4 5; do "$NDF" ctl run nop >/dev/null 2>&1 || echo fail; done) >"$SCRATCH/c$c" &
+    pids="$pids $!"
+done
+wait $pids
+nfail=$(cat "$SCRATCH"/c[0-9]* | grep -c fail)
+[ "$nfail" -eq 0 ] && ok "16 concurrent clients, 80 runs, none failed" || not_ok "$nfail concurrent runs failed"
+
+# ---- a plugin replaced 100 times under load ----
+fds() { ls /proc/$SERVER/fd | wc -l; }
+rss() { awk '/^VmRSS/ { print $2 }' /proc/$SERVER/status; }
+serving() { ctl run probe 2>/dev/null | sed -n 's/.*(type v\([0-9]\)).*/\1/p' | head -1; }
+replace() { # version, method
+    if [ "$2" = cp ]; then
+        cp "$FIX/reload_v$1.so" "$WATCH/reload.so"
+    else
+        cp "$FIX/reload_v$1.so" "$WATCH/.reload.tmp" && mv "$WATCH/.reload.tmp" "$WATCH/reload.so"
+    fi
+}
+wait_version() {
+    for t in $(seq 1 200); do
+        [ "$(serving)" = "$1" ] && return 0
+        sleep 0.02
+    done
+    return 1
+}
+rm -f "$SCRATCH/stop"
+(
+    while [ ! -e "$SCRATCH/stop" ]; do
+        o=$("$NDF" ctl run probe 2>&1)
+        rc=$?
+        printf '%s %s\n' "$rc" "$(printf '%s\n' "$o" | grep -o 'v[0-9]' | sort -u | tr -d '\n')"
+    done
+) >"$SCRATCH/load.log" &
+LOAD=$!
+(
+    while [ ! -e "$SCRATCH/stop" ]; do "$NDF" ctl run probe >/dev/null 2>&1 || echo fail; done
+) >"$SCRATCH/load2.log" &
+LOAD2=$!
+missed=0
+v=1
+for i in $(seq 1 100); do
+    v=$((v % 3 + 1))
+    if [ $((i % 2)) -eq 0 ]; then replace $v cp; else replace $v mv; fi
+    wait_version $v || missed=$((missed + 1))
+    if [ "$i" -eq 10 ]; then fds0=$(fds); rss0=$(rss); fi
+done
+sleep 0.3
+fds1=$(fds)
+rss1=$(rss)
+touch "$SCRATCH/stop"
+wait "$LOAD" "$LOAD2"
+[ "$missed" -eq 0 ] && ok "each of 100 replacements served within 4 s" || not_ok "$missed replacements not seen"
+nruns=$(wc -l <"$SCRATCH/load.log")
+nfailed=$(grep -vc '^0 ' "$SCRATCH/load.log")
+nmixed=$(grep -Evc '^0 v[0-9]$' "$SCRATCH/load.log")
+nversions=$(awk '{ print $2 }' "$SCRATCH/load.log" | sort -u | wc -l)
+[ "$nruns" -gt 50 ] && ok "the client loop ran $nruns executions during the reloads" || not_ok "only $nruns executions ran"
+[ "$nfailed" -eq 0 ] && ok "zero failed executions" || not_ok "$nfailed executions failed"
+[ "$(grep -c fail "$SCRATCH/load2.log")" -eq 0 ] && ok "zero failures in the second client" || not_ok "second client failed"
+[ "$nmixed" -eq 0 ] && ok "every result came from one whole build" || not_ok "$nmixed results mixed builds"
+[ "$nversions" -eq 3 ] && ok "all three builds were observed" || not_ok "$nversions builds observed"
+echo "# fds $fds0 -> $fds1, VmRSS $rss0 kB -> $rss1 kB over 90 reloads"
+[ "$fds1" -le $((fds0 + 4)) ] && ok "open descriptors did not grow ($fds0 -> $fds1)" || not_ok "fds grew $fds0 -> $fds1"
+[ "$rss1" -le $((rss0 + 8192)) ] && ok "resident memory did not grow materially ($rss0 -> $rss1 kB)" || not_ok "RSS grew $rss0 -> $rss1 kB"
+sleep 0.3
+expect_exit 0 "ping after the reloads" -- ctl ping
+expect_match "$out" '"plugins_retired":0' "every old build was unloaded"
+expect_match "$out" '"plugins_not_unloadable":0' "and left the process"
+nlinger=$(ls "$RUN/cache" | grep -c '^reload')
+[ "$nlinger" -eq 1 ] && ok "one private copy left in the cache" || not_ok "$nlinger private copies in the cache"
+
+# ---- broken new builds keep the old one serving ----
+cur=$(serving)
+for bad in bad_major init_fails no_descriptor; do
+    cp "$FIX/$bad.so" "$WATCH/reload.so"
+    sleep 0.4
+    [ "$(serving)" = "$cur" ] && ok "$bad: build $cur keeps serving" || not_ok "$bad: probe broke"
+    ctl plugins >"$SCRATCH/plugins" 2>&1
+    expect_match "$(cat "$SCRATCH/plugins")" "refused: $WATCH/reload.so: .*new file sha256 [0-9a-f]{16} refused; version $cur" \
+        "$bad: ctl plugins shows the refusal and the new file's hash"
+done
+expect_match "$(cat "$SCRATCH/serve.log")" "init failed .*frobnicator" "the log says why init failed"
+
+# ---- a removed plugin ----
+rm "$WATCH/reload.so"
+sleep 0.4
+expect_exit 3 "the removed plugin's pattern is gone" -- ctl run probe
+expect_match "$(cat "$SCRATCH/serve.log")" "unknown pattern type 'reload_seq'" "the log says why it no longer validates"
+expect_exit 0 "other patterns still run" -- ctl run nop
+replace 2 cp
+wait_version 2 && ok "the plugin is back when its file is" || not_ok "the plugin did not come back"
+
+# ---- configuration reloads ----
+cp "$CONF" "$SCRATCH/good.conf"
+printf 'patterns = ( \n' >>"$CONF"
+expect_exit 2 "reload with a syntax error exits 2" -- ctl reload
+expect_match "$err" "$CONF:[0-9]+" "and names file:line"
+expect_exit 0 "the old configuration keeps serving" -- ctl run nop
+write_conf "sleep_ms = 20000.0;" nop
+expect_exit 2 "reload with a semantic error exits 2" -- ctl reload
+expect_match "$err" "sleep_ms.*out of range" "and says what is wrong"
+expect_exit 0 "the old configuration still serves" -- ctl run nop
+write_conf "sleep_ms = 1.0;" nop2
+expect_exit 0 "a valid configuration reloads" -- ctl reload
+expect_match "$out" "configuration reloaded" "and says so"
+expect_exit 0 "its new pattern runs" -- ctl run nop2
+expect_exit 3 "its removed pattern is gone" -- ctl run nop
+write_conf "sleep_ms = 1.0;" nop3
+kill -HUP "$SERVER"
+for t in $(seq 1 100); do ctl run nop3 >/dev/null 2>&1 && break; sleep 0.05; done
+expect_exit 0 "SIGHUP reloads the configuration" -- ctl run nop3
+expect_exit 0 "learning carried over across reloads" -- ctl show probe --json
+expect_match "$out" '"executions":[1-9][0-9]{2,}' "probe keeps its executions"
+
+# ---- another uid is refused ----
+if [ "$(id -u)" -eq 0 ] && command -v setpriv >/dev/null 2>&1; then
+    # Open the path up so only SO_PEERCRED stands in the way.
+    chmod 755 "$SCRATCH" "$RUN"
+    chmod 666 "$SOCK"
+    expect_exit 2 "uid 65534 is refused" -- setpriv --reuid=65534 --regid=65534 --clear-groups \
+        "$NDF" ctl --socket "$SOCK" ping
+    expect_match "$err" "permission denied: uid 65534" "with a message naming the uid"
+    chmod 600 "$SOCK"
+    chmod 700 "$SCRATCH" "$RUN"
+else
+    echo "# skipped the peer uid test: needs root and setpriv(1)"
+fi
+
+# ---- SIGTERM with executions in flight loses no learning ----
+before=$(ctl show slow --json | sed -n 's/.*"executions":\([0-9]*\).*/\1/p')
+for i in 1 2 3 4; do ctl run slow --async >/dev/null; done
+sleep 0.1
+kill -TERM "$SERVER"
+wait "$SERVER"
+rc=$?
+[ "$rc" -eq 0 ] && ok "SIGTERM: the server exits 0" || not_ok "SIGTERM: exit $rc"
+[ ! -e "$SOCK" ] && ok "the socket is removed" || not_ok "the socket is left behind"
+expect_match "$(cat "$SCRATCH/serve.log")" "learning state of [0-9]+ patterns saved" "state saved at exit"
+expect_exit 0 "the stored learning can be read" -- "$NDF" show slow --json
+after=$(printf '%s\n' "$out" | sed -n 's/.*"executions":\([0-9]*\).*/\1/p')
+[ "$after" = $((before + 4)) ] && ok "the 4 executions in flight were recorded ($before -> $after)" \
+    || not_ok "executions $before -> $after, wanted $((before + 4))"
+grep -E 'error|not saved' "$SCRATCH/serve.log" | grep -v 'reload: ' | sed 's/^/# log: /' | head -5
+
+finish
