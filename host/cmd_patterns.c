@@ -19,12 +19,6 @@
 
 /* ---- JSON helpers ---- */
 
-static void json_str(strbuf *sb, const char *s)
-{
-    ndf_value *v = value_new_string(NULL, s ? s : "");
-    value_to_json(v, sb);
-    value_free(v);
-}
 
 static void json_strs(strbuf *sb, char *const *a, size_t n)
 {
@@ -32,7 +26,7 @@ static void json_strs(strbuf *sb, char *const *a, size_t n)
     for (size_t i = 0; i < n; i++) {
         if (i)
             sb_puts(sb, ",");
-        json_str(sb, a[i]);
+        sb_json_str(sb, a[i]);
     }
     sb_puts(sb, "]");
 }
@@ -157,11 +151,11 @@ int cmd_list(app *a, int argc, char **argv)
         const char *level = confidence_level_name(confidence_level_from_score(st.score));
         if (json) {
             sb_puts(&sb, shown ? ",{\"name\":" : "{\"name\":");
-            json_str(&sb, p->name);
+            sb_json_str(&sb, p->name);
             sb_puts(&sb, ",\"type\":");
-            json_str(&sb, p->type_name);
+            sb_json_str(&sb, p->type_name);
             sb_puts(&sb, ",\"description\":");
-            json_str(&sb, p->description);
+            sb_json_str(&sb, p->description);
             sb_puts(&sb, ",\"domains\":");
             json_strs(&sb, p->domains, p->ndomains);
             sb_puts(&sb, ",\"confidence\":");
@@ -220,14 +214,14 @@ static void show_json(strbuf *sb, const pattern *p, const learning_state *st,
                       const learning_params *lp, double global)
 {
     sb_puts(sb, "{\"name\":");
-    json_str(sb, p->name);
+    sb_json_str(sb, p->name);
     sb_puts(sb, ",\"type\":");
-    json_str(sb, p->type_name);
+    sb_json_str(sb, p->type_name);
     sb_puts(sb, ",\"description\":");
-    json_str(sb, p->description);
+    sb_json_str(sb, p->description);
     sb_puts(sb, ",\"file\":");
     if (p->file)
-        json_str(sb, p->file);
+        sb_json_str(sb, p->file);
     else
         sb_puts(sb, "null");
     sb_printf(sb, ",\"line\":%d,\"domains\":", p->line);
@@ -276,7 +270,7 @@ static void show_json(strbuf *sb, const pattern *p, const learning_state *st,
     sb_puts(sb, ",\"domains\":[");
     for (size_t i = 0; i < st->ndomains; i++) {
         sb_puts(sb, i ? ",{\"domain\":" : "{\"domain\":");
-        json_str(sb, st->domains[i].domain);
+        sb_json_str(sb, st->domains[i].domain);
         sb_printf(sb, ",\"executions\":%llu,\"successes\":%llu}",
                   (unsigned long long)st->domains[i].executions,
                   (unsigned long long)st->domains[i].successes);
@@ -473,9 +467,9 @@ int cmd_similar(app *a, int argc, char **argv)
         sb_puts(&sb, ",\"results\":[");
         for (size_t i = 0; i < l.count; i++) {
             sb_puts(&sb, i ? ",{\"name\":" : "{\"name\":");
-            json_str(&sb, l.items[i]->name);
+            sb_json_str(&sb, l.items[i]->name);
             sb_puts(&sb, ",\"type\":");
-            json_str(&sb, l.items[i]->type_name);
+            sb_json_str(&sb, l.items[i]->type_name);
             sb_puts(&sb, ",\"score\":");
             json_num(&sb, l.scores[i]);
             sb_puts(&sb, ",\"matches\":");

@@ -67,28 +67,6 @@ static int parse_opts(int argc, char **argv, const char *usage, int *json, int *
 
 /* ---- JSON ---- */
 
-static void json_str(strbuf *sb, const char *s)
-{
-    if (!s) {
-        sb_puts(sb, "null");
-        return;
-    }
-    sb_puts(sb, "\"");
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\')
-            sb_printf(sb, "\\%c", c);
-        else if (c == '\n')
-            sb_puts(sb, "\\n");
-        else if (c == '\t')
-            sb_puts(sb, "\\t");
-        else if (c < 0x20)
-            sb_printf(sb, "\\u%04x", c);
-        else
-            sb_add(sb, (const char *)&c, 1);
-    }
-    sb_puts(sb, "\"");
-}
 
 static void json_num(strbuf *sb, double d)
 {
@@ -128,10 +106,10 @@ static void json_params(strbuf *sb, const ndf_param_spec *spec)
         if (i)
             sb_puts(sb, ",");
         sb_puts(sb, "{\"name\":");
-        json_str(sb, s->name);
+        sb_json_str(sb, s->name);
         sb_printf(sb, ",\"type\":\"%s\",\"required\":%s,\"default\":", type_name(s->type),
                   (s->flags & NDF_PARAM_REQUIRED) ? "true" : "false");
-        json_str(sb, (s->flags & NDF_PARAM_REQUIRED) ? NULL : s->def);
+        sb_json_str(sb, (s->flags & NDF_PARAM_REQUIRED) ? NULL : s->def);
         sb_puts(sb, ",\"range\":");
         if (s->flags & NDF_PARAM_RANGE) {
             sb_puts(sb, "{\"min\":");
@@ -148,7 +126,7 @@ static void json_params(strbuf *sb, const ndf_param_spec *spec)
         else
             sb_puts(sb, "null");
         sb_printf(sb, ",\"open\":%s,\"doc\":", (s->flags & NDF_PARAM_OPEN) ? "true" : "false");
-        json_str(sb, s->doc);
+        sb_json_str(sb, s->doc);
         sb_puts(sb, ",\"children\":");
         if (has_children(s))
             json_params(sb, s->children);
@@ -174,22 +152,22 @@ static void json_provides(strbuf *sb, const plugin_info *pi, int full)
             if (n++)
                 sb_puts(sb, ",");
             if (!full) {
-                json_str(sb, p->name);
+                sb_json_str(sb, p->name);
                 continue;
             }
             sb_puts(sb, "{\"name\":");
-            json_str(sb, p->name);
+            sb_json_str(sb, p->name);
             sb_puts(sb, ",\"description\":");
             if (kind == PROVIDED_PATTERN_TYPE) {
                 const ndf_pattern_type_def *d = p->def.ptype;
-                json_str(sb, d->description);
+                sb_json_str(sb, d->description);
                 sb_printf(sb, ",\"rollback\":%s,\"matches\":%s", d->rollback ? "true" : "false",
                           d->matches ? "true" : "false");
                 sb_puts(sb, ",\"params\":");
                 json_params(sb, d->params);
             } else {
                 const ndf_step_def *d = p->def.step;
-                json_str(sb, d->description);
+                sb_json_str(sb, d->description);
                 sb_printf(sb, ",\"blocking\":%s,\"undo\":%s",
                           (d->flags & NDF_STEP_BLOCKING) ? "true" : "false",
                           d->undo ? "true" : "false");
@@ -205,21 +183,21 @@ static void json_provides(strbuf *sb, const plugin_info *pi, int full)
 static void json_plugin_common(strbuf *sb, const plugin_info *pi)
 {
     sb_puts(sb, "\"file\":");
-    json_str(sb, pi->path);
+    sb_json_str(sb, pi->path);
     sb_puts(sb, ",\"cached\":");
-    json_str(sb, pi->cached);
+    sb_json_str(sb, pi->cached);
     sb_puts(sb, ",\"sha256\":");
-    json_str(sb, pi->hash[0] ? pi->hash : NULL);
+    sb_json_str(sb, pi->hash[0] ? pi->hash : NULL);
     sb_printf(sb, ",\"loaded\":%s,\"reason\":", pi->loaded ? "true" : "false");
-    json_str(sb, pi->reason);
+    sb_json_str(sb, pi->reason);
     sb_puts(sb, ",\"name\":");
-    json_str(sb, pi->name);
+    sb_json_str(sb, pi->name);
     sb_puts(sb, ",\"version\":");
-    json_str(sb, pi->version);
+    sb_json_str(sb, pi->version);
     sb_puts(sb, ",\"license\":");
-    json_str(sb, pi->license);
+    sb_json_str(sb, pi->license);
     sb_puts(sb, ",\"description\":");
-    json_str(sb, pi->description);
+    sb_json_str(sb, pi->description);
     sb_puts(sb, ",\"abi\":");
     if (pi->desc_size)
         sb_printf(sb, "{\"major\":%u,\"minor\":%u}", pi->abi_major, pi->abi_minor);
@@ -412,7 +390,7 @@ int cmd_inspect(app *a, int argc, char **argv)
         strbuf sb;
         sb_init(&sb);
         sb_printf(&sb, "{\"valid\":%s,\"verdict\":", status == NDF_OK ? "true" : "false");
-        json_str(&sb, verdict);
+        sb_json_str(&sb, verdict);
         sb_printf(&sb, ",\"host_abi\":{\"major\":%d,\"minor\":%d},", NDF_ABI_MAJOR, NDF_ABI_MINOR);
         json_plugin_common(&sb, &pi);
         json_provides(&sb, &pi, 1);

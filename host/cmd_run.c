@@ -420,14 +420,14 @@ static void result_line(const bline *b, const batch_result *res)
     sb_printf(&sb, "{\"line\":%ld", b->lineno);
     if (b->pattern) {
         sb_puts(&sb, ",\"pattern\":");
-        json_str(&sb, b->pattern, strlen(b->pattern));
+        sb_json_str(&sb, b->pattern);
     }
     int st = b->error ? NDF_ERR_INVALID : res->status;
     sb_printf(&sb, ",\"success\":%s,\"status\":\"%s\"", st ? "false" : "true",
               ndf_status_name(st));
     if (res && res->rec) {
         sb_puts(&sb, ",\"id\":");
-        json_str(&sb, res->rec->id, strlen(res->rec->id));
+        sb_json_str(&sb, res->rec->id);
         double d = res->rec->end > 0 && res->rec->root->start > 0
                        ? res->rec->end - res->rec->root->start
                        : 0;
@@ -436,7 +436,7 @@ static void result_line(const bline *b, const batch_result *res)
     const char *err = b->error ? b->error : res ? res->error : NULL;
     if (err) {
         sb_puts(&sb, ",\"error\":");
-        json_str(&sb, err, strlen(err));
+        sb_json_str(&sb, err);
     }
     sb_puts(&sb, "}");
     puts(sb.buf);

@@ -47,23 +47,6 @@ static int fail_status(const char *cmd, int status)
                                        : exit_code_for(status);
 }
 
-static void json_str(strbuf *sb, const char *s)
-{
-    static const char hex[] = "0123456789abcdef";
-    sb_puts(sb, "\"");
-    for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p; p++) {
-        if (*p == '"' || *p == '\\') {
-            char e[2] = {'\\', (char)*p};
-            sb_add(sb, e, 2);
-        } else if (*p < 0x20) {
-            char e[6] = {'\\', 'u', '0', '0', hex[*p >> 4], hex[*p & 15]};
-            sb_add(sb, e, 6);
-        } else {
-            sb_add(sb, (const char *)p, 1);
-        }
-    }
-    sb_puts(sb, "\"");
-}
 
 static void json_num(strbuf *sb, double x)
 {
@@ -368,7 +351,7 @@ static void analytics_json(strbuf *sb, const stored_pattern *sp, const analytics
                            const trend *t, char **recs, size_t nrec, const analytics_opts *o)
 {
     sb_puts(sb, "{\"pattern\":");
-    json_str(sb, sp->name);
+    sb_json_str(sb, sp->name);
     sb_printf(sb, ",\"execution_count\":%llu,\"successes\":%llu,\"success_rate\":",
               (unsigned long long)an->execution_count, (unsigned long long)an->successes);
     json_num(sb, an->success_rate);
@@ -401,7 +384,7 @@ static void analytics_json(strbuf *sb, const stored_pattern *sp, const analytics
         const domain_perf *d = &an->domains[i];
         if (i)
             sb_puts(sb, ",");
-        json_str(sb, d->domain);
+        sb_json_str(sb, d->domain);
         sb_printf(sb, ":{\"executions\":%llu,\"successes\":%llu,\"success_rate\":",
                   (unsigned long long)d->executions, (unsigned long long)d->successes);
         json_num(sb, d->success_rate);
@@ -422,7 +405,7 @@ static void analytics_json(strbuf *sb, const stored_pattern *sp, const analytics
         if (i)
             sb_puts(sb, ",");
         sb_puts(sb, "{\"name\":");
-        json_str(sb, s->name);
+        sb_json_str(sb, s->name);
         sb_printf(sb, ",\"count\":%zu,\"failures\":%zu,\"timeouts\":%zu,\"mean_ms\":", s->count,
                   s->failures, s->timeouts);
         json_num(sb, s->mean_ms);
@@ -447,7 +430,7 @@ static void analytics_json(strbuf *sb, const stored_pattern *sp, const analytics
             sb_puts(sb, "null");
     }
     sb_puts(sb, "],\"direction\":");
-    json_str(sb, t->direction);
+    sb_json_str(sb, t->direction);
     sb_puts(sb, ",\"rate_of_change\":");
     json_num(sb, t->slope_per_day);
     sb_puts(sb, ",\"prediction\":");
@@ -455,12 +438,12 @@ static void analytics_json(strbuf *sb, const stored_pattern *sp, const analytics
     sb_puts(sb, ",\"horizon_days\":");
     json_num(sb, t->horizon_days);
     sb_puts(sb, ",\"performance_outlook\":");
-    json_str(sb, t->outlook);
+    sb_json_str(sb, t->outlook);
     sb_puts(sb, "},\"recommendations\":[");
     for (size_t i = 0; i < nrec; i++) {
         if (i)
             sb_puts(sb, ",");
-        json_str(sb, recs[i]);
+        sb_json_str(sb, recs[i]);
     }
     sb_puts(sb, "]}\n");
 }

@@ -983,16 +983,6 @@ void config_free(config *c)
 
 /* ---- JSON ---- */
 
-static void json_str(strbuf *sb, const char *s)
-{
-    if (!s) {
-        sb_puts(sb, "null");
-        return;
-    }
-    ndf_value *v = value_new_string(NULL, s);
-    value_to_json(v, sb);
-    value_free(v);
-}
 
 /* %.15g keeps 0.1 as 0.1 while still round-tripping every configured value
  * a person would write. */
@@ -1007,11 +997,11 @@ static void json_num(strbuf *sb, double x)
 void settings_to_json(const settings *s, strbuf *sb)
 {
     sb_puts(sb, "{\"file\":");
-    json_str(sb, s->file);
+    sb_json_str(sb, s->file);
     sb_puts(sb, ",\"confidence\":{\"threshold\":");
     json_num(sb, s->confidence_threshold);
     sb_puts(sb, ",\"algorithm\":");
-    json_str(sb, confidence_algorithm_name(s->learning.algorithm));
+    sb_json_str(sb, confidence_algorithm_name(s->learning.algorithm));
     sb_puts(sb, ",\"learning_rate\":");
     json_num(sb, s->learning.learning_rate);
     sb_printf(sb, ",\"min_samples\":%d", s->learning.min_samples);
@@ -1030,7 +1020,7 @@ void settings_to_json(const settings *s, strbuf *sb)
     sb_puts(sb, ",\"kill_grace\":");
     json_num(sb, s->kill_grace);
     sb_puts(sb, "},\"storage\":{\"path\":");
-    json_str(sb, s->storage_path);
+    sb_json_str(sb, s->storage_path);
     sb_printf(sb, ",\"backups\":%d,\"compression\":%s,\"level\":%d,\"history_limit\":%ld}",
               s->backups, s->compression ? "true" : "false", s->compression_level,
               s->history_limit);
@@ -1038,15 +1028,15 @@ void settings_to_json(const settings *s, strbuf *sb)
     for (size_t i = 0; i < s->nplugin_dirs; i++) {
         if (i)
             sb_puts(sb, ",");
-        json_str(sb, s->plugin_dirs[i]);
+        sb_json_str(sb, s->plugin_dirs[i]);
     }
     sb_printf(sb, "],\"allow_insecure\":%s,\"cache_dir\":", s->allow_insecure ? "true" : "false");
-    json_str(sb, s->cache_dir);
+    sb_json_str(sb, s->cache_dir);
     sb_puts(sb, "},\"server\":{\"socket\":");
-    json_str(sb, s->socket_path);
+    sb_json_str(sb, s->socket_path);
     sb_puts(sb, ",\"group\":");
-    json_str(sb, s->socket_group);
+    sb_json_str(sb, s->socket_group);
     sb_puts(sb, "},\"patterns_dir\":");
-    json_str(sb, s->patterns_dir);
+    sb_json_str(sb, s->patterns_dir);
     sb_puts(sb, "}");
 }

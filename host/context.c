@@ -369,19 +369,13 @@ int context_from_json_file(const char *path, ndf_context **out)
     return rc;
 }
 
-static void json_str(strbuf *sb, const char *s)
-{
-    ndf_value *v = value_new_string(NULL, s);
-    value_to_json(v, sb);
-    value_free(v);
-}
 
 void context_to_json(const ndf_context *ctx, strbuf *sb)
 {
     sb_puts(sb, "{\"domain\":");
-    json_str(sb, ctx->domain);
+    sb_json_str(sb, ctx->domain);
     sb_puts(sb, ",\"agent_type\":");
-    json_str(sb, ctx->agent_type);
+    sb_json_str(sb, ctx->agent_type);
     sb_printf(sb, ",\"priority\":%d,\"attributes\":", ctx->priority);
     value_to_json(ctx->attrs, sb);
     sb_puts(sb, "}");

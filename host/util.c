@@ -184,6 +184,81 @@ void sb_free(strbuf *sb)
     sb_init(sb);
 }
 
+/* Length of the valid UTF-8 sequence at s (1..4), or 0 when invalid. */
+static size_t utf8_len(const unsigned char *s, size_t avail)
+{
+    unsigned c = s[0], min;
+    size_t n;
+    if (c < 0x80)
+        return 1;
+    if ((c & 0xE0) == 0xC0)
+        n = 2, min = 0x80, c &= 0x1F;
+    else if ((c & 0xF0) == 0xE0)
+        n = 3, min = 0x800, c &= 0x0F;
+    else if ((c & 0xF8) == 0xF0)
+        n = 4, min = 0x10000, c &= 0x07;
+    else
+        return 0;
+    if (n > avail)
+        return 0;
+    for (size_t i = 1; i < n; i++) {
+        if ((s[i] & 0xC0) != 0x80)
+            return 0;
+        c = (c << 6) | (s[i] & 0x3F);
+    }
+    if (c < min || c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF))
+        return 0;
+    return n;
+}
+
+void sb_json_strn(strbuf *sb, const char *s, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0, run = 0;
+    sb_add(sb, "\"", 1);
+    /* Plain ASCII is copied in runs; only what needs escaping is looked at. */
+    while (i < len) {
+        unsigned c = p[i];
+        if (c >= 0x20 && c != '"' && c != '\\' && c < 0x80) {
+            i++;
+            run++;
+            continue;
+        }
+        sb_add(sb, s + i - run, run);
+        run = 0;
+        if (c >= 0x80) {
+            size_t n = utf8_len(p + i, len - i);
+            if (n) {
+                sb_add(sb, s + i, n);
+                i += n;
+            } else {
+                sb_puts(sb, "\\ufffd");
+                i++;
+            }
+            continue;
+        }
+        switch (c) {
+        case '"': sb_puts(sb, "\\\""); break;
+        case '\\': sb_puts(sb, "\\\\"); break;
+        case '\n': sb_puts(sb, "\\n"); break;
+        case '\r': sb_puts(sb, "\\r"); break;
+        case '\t': sb_puts(sb, "\\t"); break;
+        default: sb_printf(sb, "\\u%04x", c); break;
+        }
+        i++;
+    }
+    sb_add(sb, s + i - run, run);
+    sb_add(sb, "\"", 1);
+}
+
+void sb_json_str(strbuf *sb, const char *s)
+{
+    if (s)
+        sb_json_strn(sb, s, strlen(s));
+    else
+        sb_puts(sb, "null");
+}
+
 double now_mono(void)
 {
     struct timespec ts;

@@ -52,6 +52,12 @@ void sb_printf(strbuf *sb, const char *fmt, ...) ATTR_PRINTF(2, 3);
 char *sb_steal(strbuf *sb);
 void sb_free(strbuf *sb);
 
+/* Appends `s` (`len` bytes) as a JSON string literal: quotes and control
+ * characters escaped, valid UTF-8 kept, invalid bytes replaced by U+FFFD. */
+void sb_json_strn(strbuf *sb, const char *s, size_t len);
+/* The same for a C string; NULL becomes JSON null. */
+void sb_json_str(strbuf *sb, const char *s);
+
 /* Monotonic and wall-clock time in seconds. */
 double now_mono(void);
 double now_wall(void);

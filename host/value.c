@@ -489,26 +489,6 @@ bad:
 
 /* ---- JSON ---- */
 
-static void json_string(strbuf *sb, const char *s)
-{
-    sb_puts(sb, "\"");
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        switch (c) {
-        case '"': sb_puts(sb, "\\\""); break;
-        case '\\': sb_puts(sb, "\\\\"); break;
-        case '\n': sb_puts(sb, "\\n"); break;
-        case '\r': sb_puts(sb, "\\r"); break;
-        case '\t': sb_puts(sb, "\\t"); break;
-        default:
-            if (c < 0x20)
-                sb_printf(sb, "\\u%04x", c);
-            else
-                sb_add(sb, (const char *)&c, 1);
-        }
-    }
-    sb_puts(sb, "\"");
-}
 
 void value_to_json(const ndf_value *v, strbuf *sb)
 {
@@ -517,7 +497,7 @@ void value_to_json(const ndf_value *v, strbuf *sb)
         return;
     }
     switch (v->type) {
-    case NDF_VALUE_STRING: json_string(sb, v->u.s); break;
+    case NDF_VALUE_STRING: sb_json_str(sb, v->u.s); break;
     case NDF_VALUE_INT: sb_printf(sb, "%lld", (long long)v->u.i); break;
     case NDF_VALUE_NUMBER:
         if (isfinite(v->u.n))
@@ -534,7 +514,7 @@ void value_to_json(const ndf_value *v, strbuf *sb)
             if (i)
                 sb_puts(sb, ",");
             if (group) {
-                json_string(sb, v->u.c.items[i]->name ? v->u.c.items[i]->name : "");
+                sb_json_str(sb, v->u.c.items[i]->name ? v->u.c.items[i]->name : "");
                 sb_puts(sb, ":");
             }
             value_to_json(v->u.c.items[i], sb);
