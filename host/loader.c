@@ -679,6 +679,43 @@ static plugin *find_loaded_name(const loader *l, const char *name)
     return NULL;
 }
 
+/* ABI 1.1 state handoff from the build `l->replacing` to `p` (descriptor
+ * `d`, initialized): the old build's state_save(), the new one's
+ * state_restore().  Either side may lack its hook (then nothing is handed
+ * over); each is read only when the descriptor's size covers it. */
+static int handoff(loader *l, plugin *p, const ndf_plugin *d)
+{
+    plugin *old = l->replacing;
+    const ndf_plugin *od = old->desc;
+    if (!od || od->size < NDF_PLUGIN_V1_1_SIZE || !od->state_save || d->size < NDF_PLUGIN_V1_1_SIZE ||
+        !d->state_restore)
+        return NDF_OK;
+    char *blob = NULL;
+    size_t len = 0;
+    err_clear();
+    int rc = od->state_save(&host_services, old->state, &blob, &len);
+    if (rc != NDF_OK) {
+        free(blob);
+        return err_set(NDF_ERR_INVALID,
+                       "the serving build (version %s) could not save its state for the new "
+                       "one (%s): %s; it keeps serving",
+                       old->version ? old->version : "?", ndf_status_name(rc),
+                       *err_msg() ? err_msg() : "no message given");
+    }
+    err_clear();
+    rc = d->state_restore(&host_services, p->state, blob, len);
+    free(blob);
+    if (rc != NDF_OK)
+        return err_set(NDF_ERR_INVALID,
+                       "state_restore of the state saved by version %s failed (%s): %s; the "
+                       "old build keeps serving",
+                       old->version ? old->version : "?", ndf_status_name(rc),
+                       *err_msg() ? err_msg() : "no message given");
+    log_msg(NDF_LOG_INFO, "plugin %s: version %s took over the state of version %s (%zu bytes)",
+            p->name, p->version ? p->version : "?", old->version ? old->version : "?", len);
+    return NDF_OK;
+}
+
 /* Checks the loaded copy's descriptor, then runs init().  `p->handle` is
  * open. */
 static int check_and_init(loader *l, plugin *p)
@@ -769,6 +806,16 @@ static int check_and_init(loader *l, plugin *p)
             d->fini(&host_services, p->state);
         p->state = NULL;
         rc = refuse(l, p, status, "%s", msg);
+        free(msg);
+        return rc;
+    }
+    if (l->replacing && (rc = handoff(l, p, d)) != NDF_OK) {
+        char *msg = xstrdup(err_msg());
+        registrar_discard(&reg);
+        if (d->fini)
+            d->fini(&host_services, p->state);
+        p->state = NULL;
+        rc = refuse(l, p, NDF_ERR_INVALID, "%s", msg);
         free(msg);
         return rc;
     }

@@ -35,10 +35,30 @@ typedef struct ndf_plugin {
     /* Optional.  Called before the plugin is unloaded, once nothing it
      * registered is in use. */
     void (*fini)(const ndf_host *host, void *state);
+
+    /* ---- ABI 1.1: state handoff across a hot reload (both optional) ----
+     * When a new build of a plugin replaces a loaded one, the host calls
+     * the old build's state_save() after the new build's init() succeeded,
+     * then the new build's state_restore() with the bytes saved, and frees
+     * them.  Executions of the old build may still be running while
+     * state_save() runs: guard the state accordingly.  A host reads these
+     * members only when `size` says the descriptor has them. */
+
+    /* Serializes `state` (from the old build's init) into *blob, allocated
+     * with malloc() (the host frees it with free()), of *len bytes.  NDF_OK,
+     * or a status with a message set by host->fail(): the new build is then
+     * refused and the old one keeps serving. */
+    int (*state_save)(const ndf_host *host, void *state, char **blob, size_t *len);
+    /* Takes over what an older build saved.  `blob` is only valid during
+     * the call.  NDF_OK, or a status: the new build is refused (its fini()
+     * is called) and the old one keeps serving. */
+    int (*state_restore)(const ndf_host *host, void *state, const char *blob, size_t len);
 } ndf_plugin;
 
 /* The v1.0 layout ends after fini; a host refuses a smaller descriptor. */
 #define NDF_PLUGIN_V1_0_SIZE (offsetof(ndf_plugin, fini) + sizeof(void (*)(void)))
+/* The v1.1 layout ends after state_restore. */
+#define NDF_PLUGIN_V1_1_SIZE (offsetof(ndf_plugin, state_restore) + sizeof(void (*)(void)))
 
 #ifdef __cplusplus
 #define NDF_EXTERN_C extern "C"
@@ -46,10 +66,19 @@ typedef struct ndf_plugin {
 #define NDF_EXTERN_C
 #endif
 
-/* Defines the plugin's descriptor.  Use once per plugin, at file scope. */
+/* Defines the plugin's descriptor.  Use once per plugin, at file scope.
+ * Members it does not name (the 1.1 state hooks) are NULL. */
 #define NDF_PLUGIN_DEFINE(name_, version_, license_, description_, init_, fini_) \
     NDF_EXTERN_C NDF_EXPORT const ndf_plugin ndf_plugin_descriptor = {          \
         sizeof(ndf_plugin), NDF_ABI_MAJOR, NDF_ABI_MINOR, (name_), (version_),  \
-        (license_), (description_), (init_), (fini_)}
+        (license_), (description_), (init_), (fini_), 0, 0}
+
+/* The same with the ABI 1.1 state handoff hooks (either may be NULL).  A
+ * plugin using it needs a host of ABI 1.1 or later. */
+#define NDF_PLUGIN_DEFINE_1_1(name_, version_, license_, description_, init_, fini_, save_,  \
+                              restore_)                                                    \
+    NDF_EXTERN_C NDF_EXPORT const ndf_plugin ndf_plugin_descriptor = {                     \
+        sizeof(ndf_plugin), NDF_ABI_MAJOR, NDF_ABI_MINOR, (name_), (version_), (license_), \
+        (description_), (init_), (fini_), (save_), (restore_)}
 
 #endif

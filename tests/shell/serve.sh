@@ -158,6 +158,9 @@ nversions=$(awk '{ print $2 }' "$SCRATCH/load.log" | sort -u | wc -l)
 echo "# fds $fds0 -> $fds1, VmRSS $rss0 kB -> $rss1 kB over 90 reloads"
 [ "$fds1" -le $((fds0 + 4)) ] && ok "open descriptors did not grow ($fds0 -> $fds1)" || not_ok "fds grew $fds0 -> $fds1"
 [ "$rss1" -le $((rss0 + 8192)) ] && ok "resident memory did not grow materially ($rss0 -> $rss1 kB)" || not_ok "RSS grew $rss0 -> $rss1 kB"
+runs=$(ctl run probe | sed -n 's/.*step v[0-9] run \([0-9]*\).*/\1/p' | tail -1)
+[ "${runs:-0}" -gt "$nruns" ] && ok "state handed over across reloads (ABI 1.1): run $runs" \
+    || not_ok "run count ${runs:-none} after $nruns executions: state not handed over"
 sleep 0.3
 expect_exit 0 "ping after the reloads" -- ctl ping
 expect_match "$out" '"plugins_retired":0' "every old build was unloaded"
