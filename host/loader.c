@@ -5,6 +5,7 @@
 
 #include <dirent.h>
 #include <dlfcn.h>
+#include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -563,6 +564,44 @@ static int write_all(int fd, const unsigned char *p, size_t n)
     return 0;
 }
 
+/* 1 when the ELF file `fd` of `size` bytes holds everything its headers
+ * point at.  A file caught half-written (a `cp` over a plugin while a
+ * reload reads it) would otherwise be mapped with pages past its end, and
+ * touching them while relocating kills the host with SIGBUS. */
+static int elf_complete(int fd, off_t size, const char **why)
+{
+    Elf64_Ehdr eh;
+    *why = NULL;
+    if (pread(fd, &eh, sizeof eh, 0) != (ssize_t)sizeof eh) {
+        *why = "too short for an ELF header";
+        return 0;
+    }
+    if (eh.e_ident[EI_CLASS] != ELFCLASS64 || sizeof(void *) != 8)
+        return 1; /* not this host's class: dlopen says why */
+    uint64_t sz = (uint64_t)size;
+    if (eh.e_phentsize != sizeof(Elf64_Phdr) || eh.e_phoff > sz ||
+        (uint64_t)eh.e_phnum * sizeof(Elf64_Phdr) > sz - eh.e_phoff) {
+        *why = "its program headers lie past its end (truncated, or still being written)";
+        return 0;
+    }
+    if (eh.e_shoff && (eh.e_shoff > sz || (uint64_t)eh.e_shnum * eh.e_shentsize > sz - eh.e_shoff)) {
+        *why = "its section headers lie past its end (truncated, or still being written)";
+        return 0;
+    }
+    for (unsigned i = 0; i < eh.e_phnum; i++) {
+        Elf64_Phdr ph;
+        if (pread(fd, &ph, sizeof ph, (off_t)(eh.e_phoff + i * sizeof ph)) != (ssize_t)sizeof ph) {
+            *why = "cannot read its program headers";
+            return 0;
+        }
+        if (ph.p_type == PT_LOAD && (ph.p_offset > sz || ph.p_filesz > sz - ph.p_offset)) {
+            *why = "a loadable segment lies past its end (truncated, or still being written)";
+            return 0;
+        }
+    }
+    return 1;
+}
+
 /* Copies the open plugin `fd` into the cache, hashing exactly the bytes
  * copied, so that what is loaded is what was checked. */
 static int copy_to_cache(loader *l, plugin *p, int fd, const char *base)
@@ -894,6 +933,17 @@ static int load_at(loader *l, int dfd, const struct stat *dst, const char *dirpa
     for (int attempt = 0;; attempt++) {
         if ((rc = copy_to_cache(l, p, fd, name)) != NDF_OK)
             goto out;
+        int cfd = openat(l->cache_fd, p->cached_name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+        struct stat cst;
+        const char *why = NULL;
+        if (cfd >= 0 && fstat(cfd, &cst) == 0 && !elf_complete(cfd, cst.st_size, &why)) {
+            close(cfd);
+            rc = refuse(l, p, NDF_ERR_INVALID, "is not a complete shared object: %s; install it "
+                        "whole (write a temporary file, then rename it over the plugin)", why);
+            goto out;
+        }
+        if (cfd >= 0)
+            close(cfd);
         p->handle = dlopen(p->cached, RTLD_NOW | RTLD_LOCAL);
         if (p->handle)
             break;
@@ -1188,7 +1238,8 @@ static size_t rescan_file(loader *l, int dfd, const struct stat *dst, const char
             free(np->reason);
             np->reason = r;
         }
-        log_msg(NDF_LOG_WARN, "plugin %s", np->reason);
+        if (!l->quiet)
+            log_msg(NDF_LOG_WARN, "plugin %s", np->reason);
         return 0;
     }
     if (cur) {
@@ -1237,10 +1288,11 @@ size_t loader_rescan(loader *l, char *const *dirs, size_t ndirs)
         if (p->seen)
             continue;
         if (p->loaded) {
-            log_msg(NDF_LOG_WARN,
-                    "plugin %s: %s is gone; it is unloaded once idle, and patterns that use "
-                    "what it provides no longer validate",
-                    p->name, p->path);
+            if (!l->quiet)
+                log_msg(NDF_LOG_WARN,
+                        "plugin %s: %s is gone; it is unloaded once idle, and patterns that "
+                        "use what it provides no longer validate",
+                        p->name, p->path);
             retire(l, p);
             changes++;
         } else {

@@ -10,6 +10,8 @@ libndfcore_la_SOURCES += \
 RELOAD_FIXTURES = tests/fixtures/reload_v1.la tests/fixtures/reload_v2.la \
 	tests/fixtures/reload_v3.la
 check_LTLIBRARIES += $(RELOAD_FIXTURES)
+# check_loader reloads them too.
+EXTRA_tests_check_loader_DEPENDENCIES += $(RELOAD_FIXTURES)
 tests_fixtures_reload_v1_la_SOURCES = tests/fixtures/reload.c
 tests_fixtures_reload_v1_la_CFLAGS = $(PLUGIN_CFLAGS)
 tests_fixtures_reload_v1_la_CPPFLAGS = $(AM_CPPFLAGS) -DRELOAD_VERSION=1

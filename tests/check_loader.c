@@ -1,6 +1,7 @@
 /* Check suite for host/loader.c (and host/sha256.c): every refusal with its
  * message, the ownership and mode checks, the private cache, registration,
- * and the ABI 1.0 compatibility fixture. */
+ * hot reload (rescan, pinning, collection), and the ABI 1.0 compatibility
+ * fixture. */
 #include "build-config.h"
 
 #include <check.h>
@@ -731,6 +732,152 @@ static ndf_value *group_with(const char *name, ndf_value *a, ndf_value *b)
     return g;
 }
 
+
+/* ---- generations: rescan, pin, collect ---- */
+
+static const plugin_info *serving(const loader *l, const char *path, plugin_info *pi)
+{
+    for (size_t i = 0; i < loader_count(l); i++) {
+        loader_plugin(l, i, pi);
+        if (pi->loaded && strcmp(pi->path, path) == 0)
+            return pi;
+    }
+    return NULL;
+}
+
+/* Rewrites `path` with another fixture, making sure its mtime moves. */
+static void replace_with(const char *fixture, const char *as)
+{
+    char *p = copy_fixture(fixture, plugdir, as);
+    struct timespec ts[2] = {{0, UTIME_NOW}, {0, UTIME_NOW}};
+    utimensat(AT_FDCWD, p, ts, 0);
+    free(p);
+}
+
+START_TEST(rescan_replaces_and_pins)
+{
+    char *path = copy_fixture("reload_v1", plugdir, "reload.so");
+    loader *l = new_loader(0);
+    char *dirs[] = {plugdir};
+    ck_assert_uint_eq(loader_scan(l, dirs, 1), 1);
+    const provided *step = loader_find(l, PROVIDED_STEP, "reload_step");
+    ck_assert_ptr_nonnull(step);
+    loader_pin(step); /* as a bound step would */
+    ck_assert_uint_eq(loader_rescan(l, dirs, 1), 0);
+
+    replace_with("reload_v2", "reload.so");
+    ck_assert_uint_eq(loader_rescan(l, dirs, 1), 1);
+    plugin_info pi;
+    ck_assert_ptr_nonnull(serving(l, path, &pi));
+    ck_assert_str_eq(pi.version, "2");
+    const provided *step2 = loader_find(l, PROVIDED_STEP, "reload_step");
+    ck_assert_ptr_nonnull(step2);
+    ck_assert_ptr_ne(step2, step);
+    loader_gen_stats gs;
+    loader_generations(l, &gs);
+    ck_assert_uint_eq(gs.retired, 1);
+    ck_assert_uint_eq(gs.pinned, 1);
+    /* build 1 is pinned: it stays loaded, and its private copy stays */
+    ck_assert_uint_eq(loader_collect(l), 0);
+    ck_assert_uint_eq(count_dir(cachedir), 2);
+    loader_unpin(step);
+    ck_assert_uint_eq(loader_collect(l), 1);
+    loader_generations(l, &gs);
+    ck_assert_uint_eq(gs.retired, 0);
+    ck_assert_uint_eq(gs.unloaded, 1);
+    ck_assert_uint_eq(gs.not_unloadable, 0);
+    ck_assert_uint_eq(count_dir(cachedir), 1);
+
+    /* back to build 1's bytes: a fresh copy, not build 1's old instance */
+    replace_with("reload_v1", "reload.so");
+    ck_assert_uint_eq(loader_rescan(l, dirs, 1), 1);
+    ck_assert_ptr_nonnull(serving(l, path, &pi));
+    ck_assert_str_eq(pi.version, "1");
+    ck_assert_uint_eq(loader_collect(l), 1);
+    loader_free(l);
+    free(path);
+}
+END_TEST
+
+START_TEST(rescan_refused_keeps_old)
+{
+    char *path = copy_fixture("reload_v1", plugdir, "reload.so");
+    loader *l = new_loader(0);
+    char *dirs[] = {plugdir};
+    loader_scan(l, dirs, 1);
+    const provided *step = loader_find(l, PROVIDED_STEP, "reload_step");
+    const char *bad[] = {"bad_major", "init_fails", "no_descriptor"};
+    for (size_t i = 0; i < 3; i++) {
+        replace_with(bad[i], "reload.so");
+        ck_assert_uint_eq(loader_rescan(l, dirs, 1), 0);
+        ck_assert_ptr_eq(loader_find(l, PROVIDED_STEP, "reload_step"), step);
+        ck_assert_uint_eq(loader_count(l), 2);
+        plugin_info pi = info_of(l, 1);
+        ck_assert_int_eq(pi.loaded, 0);
+        ck_assert_msg(strstr(pi.reason, "refused; version 1 (sha256 ") &&
+                          strstr(pi.reason, "keeps serving"),
+                      "reason: %s", pi.reason);
+        ck_assert_str_eq(pi.hash[0] ? "hash" : "", "hash");
+        /* unchanged since: not tried again */
+        ck_assert_uint_eq(loader_rescan(l, dirs, 1), 0);
+        ck_assert_uint_eq(loader_count(l), 2);
+    }
+    loader_gen_stats gs;
+    loader_generations(l, &gs);
+    ck_assert_uint_eq(gs.retired, 0);
+    loader_free(l);
+    free(path);
+}
+END_TEST
+
+START_TEST(rescan_removed_and_touched)
+{
+    char *path = copy_fixture("reload_v1", plugdir, "reload.so");
+    loader *l = new_loader(0);
+    char *dirs[] = {plugdir};
+    loader_scan(l, dirs, 1);
+    struct timespec ts[2] = {{0, UTIME_NOW}, {0, UTIME_NOW}};
+    ck_assert_int_eq(utimensat(AT_FDCWD, path, ts, 0), 0);
+    ck_assert_uint_eq(loader_rescan(l, dirs, 1), 0); /* same bytes: no reload */
+    ck_assert_int_eq(unlink(path), 0);
+    ck_assert_uint_eq(loader_rescan(l, dirs, 1), 1);
+    ck_assert_ptr_null(loader_find(l, PROVIDED_STEP, "reload_step"));
+    ck_assert_ptr_null(loader_find(l, PROVIDED_PATTERN_TYPE, "reload_seq"));
+    ck_assert_uint_eq(loader_count(l), 0);
+    ck_assert_uint_eq(loader_collect(l), 1);
+    ck_assert_uint_eq(count_dir(cachedir), 0);
+    /* a new file appears */
+    free(copy_fixture("reload_v3", plugdir, "reload.so"));
+    ck_assert_uint_eq(loader_rescan(l, dirs, 1), 1);
+    ck_assert_ptr_nonnull(loader_find(l, PROVIDED_STEP, "reload_step"));
+    loader_free(l);
+    free(path);
+}
+END_TEST
+
+START_TEST(refuse_truncated)
+{
+    char *full = copy_fixture("good", plugdir, "full.so");
+    int in = open(full, O_RDONLY);
+    char *half = path_in(plugdir, "half.so");
+    int out = open(half, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    char buf[4096];
+    ck_assert_int_eq(read(in, buf, sizeof buf), (ssize_t)sizeof buf);
+    ck_assert_int_eq(write(out, buf, sizeof buf), (ssize_t)sizeof buf);
+    close(in);
+    close(out);
+    unlink(full);
+    loader *l = new_loader(0);
+    ck_assert_int_eq(loader_load(l, half), NDF_ERR_INVALID);
+    ck_assert_msg(strstr(err_msg(), "is not a complete shared object") &&
+                      strstr(err_msg(), "past its end"),
+                  "message: %s", err_msg());
+    loader_free(l);
+    free(full);
+    free(half);
+}
+END_TEST
+
 START_TEST(compat_v1_0)
 {
     char *p = copy_fixture("compat_v1_0", plugdir, "compat_v1_0.so");
@@ -866,6 +1013,14 @@ static Suite *loader_suite(void)
     tcase_add_test(t, mixed_dir_and_order);
     tcase_add_test(t, dirs_in_given_order);
     tcase_add_test(t, same_file_twice);
+    suite_add_tcase(s, t);
+
+    t = tcase_create("generations");
+    tcase_add_checked_fixture(t, setup, teardown);
+    tcase_add_test(t, rescan_replaces_and_pins);
+    tcase_add_test(t, rescan_refused_keeps_old);
+    tcase_add_test(t, rescan_removed_and_touched);
+    tcase_add_test(t, refuse_truncated);
     suite_add_tcase(s, t);
 
     t = tcase_create("compat");
