@@ -15,6 +15,7 @@
 #include "context.h"
 #include "ctxopt.h"
 #include "registry.h"
+#include "storage.h"
 #include "util.h"
 
 /* ---- JSON helpers ---- */
@@ -343,6 +344,54 @@ static void show_text(strbuf *sb, const pattern *p, const learning_state *st,
     free(tags);
 }
 
+/* The last stored execution of the pattern, step by step (the seed's
+ * get_step_status / get_task_status_all / get_phase_progress after the
+ * fact), appended to the text or JSON of `show`.  Nothing when there is no
+ * stored history. */
+static void show_last_execution(app *a, const char *name, strbuf *sb, int json)
+{
+    storage *s = storage_app(&a->cfg->set);
+    stored_pattern sp;
+    if (!s || storage_load_pattern(s, name, &sp) != NDF_OK)
+        return;
+    if (sp.nhistory) {
+        const history_entry *h = &sp.history[sp.nhistory - 1];
+        if (json) {
+            sb->len--; /* reopen the object: drop its closing brace */
+            sb_printf(sb, ",\"last_execution\":{\"time\":%.3f,\"duration\":%.6f,\"outcome\":",
+                      h->time, h->duration_s);
+            sb_json_str(sb, h->outcome);
+            sb_puts(sb, ",\"domain\":");
+            sb_json_str(sb, h->domain);
+            sb_puts(sb, ",\"error\":");
+            sb_json_str(sb, h->error);
+            sb_puts(sb, ",\"steps\":[");
+            for (size_t i = 0; i < h->nsteps; i++) {
+                sb_puts(sb, i ? ",{\"name\":" : "{\"name\":");
+                sb_json_str(sb, h->steps[i].name);
+                sb_puts(sb, ",\"outcome\":");
+                sb_json_str(sb, h->steps[i].outcome);
+                sb_printf(sb, ",\"duration\":%.6f}", h->steps[i].duration_s);
+            }
+            sb_puts(sb, "]}}");
+        } else {
+            char when[32];
+            time_t t = (time_t)h->time;
+            struct tm tm;
+            strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&t, &tm));
+            sb_printf(sb, "\nlast execution: %s, %s in %.3fs%s%s\n", when,
+                      h->outcome ? h->outcome : "?", h->duration_s, h->domain ? ", domain " : "",
+                      h->domain ? h->domain : "");
+            if (h->error)
+                sb_printf(sb, "  error: %s\n", h->error);
+            for (size_t i = 0; i < h->nsteps; i++)
+                sb_printf(sb, "  %-12s %-32s %8.3fs\n", h->steps[i].outcome, h->steps[i].name,
+                          h->steps[i].duration_s);
+        }
+    }
+    stored_pattern_free(&sp);
+}
+
 int cmd_show(app *a, int argc, char **argv)
 {
     static const struct option opts[] = {{"json", no_argument, NULL, 'j'},
@@ -378,6 +427,7 @@ int cmd_show(app *a, int argc, char **argv)
         show_json(&sb, p, &st, registry_learning(a->reg), global_threshold(a));
     else
         show_text(&sb, p, &st, registry_learning(a->reg), global_threshold(a));
+    show_last_execution(a, name, &sb, json);
     emit(&sb);
     learning_free(&st);
     pattern_unref(p);

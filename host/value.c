@@ -500,9 +500,15 @@ void value_to_json(const ndf_value *v, strbuf *sb)
     case NDF_VALUE_STRING: sb_json_str(sb, v->u.s); break;
     case NDF_VALUE_INT: sb_printf(sb, "%lld", (long long)v->u.i); break;
     case NDF_VALUE_NUMBER:
-        if (isfinite(v->u.n))
-            sb_printf(sb, "%.17g", v->u.n);
-        else
+        if (isfinite(v->u.n)) {
+            /* The shortest of %.15g and %.17g that reads back the same
+             * double: 0.1 stays 0.1, yet nothing loses precision. */
+            char buf[32];
+            snprintf(buf, sizeof buf, "%.15g", v->u.n);
+            if (strtod(buf, NULL) != v->u.n)
+                snprintf(buf, sizeof buf, "%.17g", v->u.n);
+            sb_puts(sb, buf);
+        } else
             sb_puts(sb, "null");
         break;
     case NDF_VALUE_BOOL: sb_puts(sb, v->u.b ? "true" : "false"); break;

@@ -46,6 +46,12 @@ expect_match "$mode" '^700$' "the storage directory is private"
 
 expect_exit 1 "a failing pattern exits 1" -- $R run fails
 expect_match "$err" 'exited with status 3' "the failure says why"
+expect_exit 0 "show after a run" -- $R show fails
+expect_match "$out" '^last execution: .*, failed in ' "show names the last execution's outcome"
+expect_match "$out" '^  failed +[a-z_]+ ' "show lists the last execution's steps"
+expect_exit 0 "show --json after a run" -- $R show --json fails
+expect_match "$out" '"last_execution":\{"time":[0-9.]+,"duration":[0-9.]+,"outcome":"failed"' \
+    "show --json carries the last execution"
 expect_exit 3 "an unknown pattern exits 3" -- $R run nope
 expect_match "$err" "pattern 'nope' not found" "and says so"
 
