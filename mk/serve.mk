@@ -27,3 +27,16 @@ tests_fixtures_reload_v3_la_LDFLAGS = $(FIXTURE_LINK_FLAGS)
 
 TESTS += tests/shell/serve.sh
 EXTRA_DIST += tests/shell/serve.sh
+
+# The systemd unit, with the installed program's path.  Installed under
+# $(prefix)/lib/systemd/system (/usr/lib/systemd/system with --prefix=/usr,
+# where distributions keep units); a packager who ships units elsewhere
+# passes systemdunitdir=... to make install.
+systemdunitdir = $(prefix)/lib/systemd/system
+systemdunit_DATA = conf/ndf.service
+EXTRA_DIST += conf/ndf.service.in
+CLEANFILES += conf/ndf.service
+conf/ndf.service: $(srcdir)/conf/ndf.service.in Makefile
+	$(AM_V_GEN)$(MKDIR_P) conf && rm -f $@ $@.tmp && \
+	sed -e 's|@ndf_bindir@|$(bindir)|g' -e 's|@ndf_sysconfdir@|$(sysconfdir)|g' \
+	    $(srcdir)/conf/ndf.service.in > $@.tmp && mv $@.tmp $@
