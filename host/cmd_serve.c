@@ -52,6 +52,13 @@ static int parse_seconds(const char *opt, const char *arg, double *out)
     return 0;
 }
 
+/* What `ndf ctl VERB` runs on the server as the one-shot command would. */
+static const server_command served_commands[] = {
+    {"list", cmd_list},       {"show", cmd_show},       {"similar", cmd_similar},
+    {"export", cmd_export},   {"analytics", cmd_analytics}, {"plugins", cmd_plugins},
+    {"config", cmd_config},
+};
+
 int cmd_serve(app *a, int argc, char **argv)
 {
     static const struct option opts[] = {{"socket", required_argument, NULL, 's'},
@@ -60,7 +67,11 @@ int cmd_serve(app *a, int argc, char **argv)
                                          {"no-watch", no_argument, NULL, 'W'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
-    server_opts so = {.grace = 30, .watch = 1, .debounce = 0.2};
+    server_opts so = {.grace = 30,
+                      .watch = 1,
+                      .debounce = 0.2,
+                      .commands = served_commands,
+                      .ncommands = ARRAY_SIZE(served_commands)};
     int c;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {

@@ -31,7 +31,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "commands.h"
+#include "commands.h" /* exit codes */
 #include "config.h"
 #include "context.h"
 #include "executor.h"
@@ -799,18 +799,6 @@ static cJSON *req_rollback(server *s, const cJSON *req)
     return resp;
 }
 
-/* The read-only commands run exactly as `ndf COMMAND ARGS` would, on the
- * serving generation, with their stdout and stderr captured: the client
- * prints them, so the output formats and exit codes are the same. */
-static const struct {
-    const char *name;
-    command_fn fn;
-} forwarded[] = {
-    {"list", cmd_list},   {"show", cmd_show},       {"similar", cmd_similar},
-    {"export", cmd_export}, {"analytics", cmd_analytics}, {"plugins", cmd_plugins},
-    {"config", cmd_config},
-};
-
 static char *write_context_file(const cJSON *jctx)
 {
     const char *dir = getenv("NDF_RUNTIME_DIR");
@@ -833,7 +821,10 @@ static char *write_context_file(const cJSON *jctx)
     return tmpl;
 }
 
-static cJSON *req_forward(server *s, const cJSON *req, command_fn fn, const char *name)
+/* The read-only commands run exactly as `ndf COMMAND ARGS` would, on the
+ * serving generation, with their stdout and stderr captured: the client
+ * prints them, so the output formats and exit codes are the same. */
+static cJSON *req_forward(server *s, const cJSON *req, const server_command *sc)
 {
     cJSON *resp = NULL;
     const cJSON *jargs, *jctx;
@@ -843,7 +834,7 @@ static cJSON *req_forward(server *s, const cJSON *req, command_fn fn, const char
     size_t n = jargs ? (size_t)cJSON_GetArraySize(jargs) : 0;
     char **argv = xcalloc(n + 4, sizeof *argv);
     size_t argc = 0;
-    argv[argc++] = xstrdup(name);
+    argv[argc++] = xstrdup(sc->name);
     const cJSON *e;
     cJSON_ArrayForEach(e, jargs)
     {
@@ -892,7 +883,7 @@ static cJSON *req_forward(server *s, const cJSON *req, command_fn fn, const char
         stdout = fo;
         stderr = fe;
         optind = 0;
-        rc = fn(&a, (int)argc, args_copy);
+        rc = sc->fn(&a, (int)argc, args_copy);
         stdout = saved_out;
         stderr = saved_err;
     }
@@ -997,9 +988,9 @@ static cJSON *handle(server *s, const char *line, size_t len)
             resp = resp_ok();
             request_stop(s);
         } else {
-            for (size_t i = 0; i < ARRAY_SIZE(forwarded); i++)
-                if (strcmp(cmd, forwarded[i].name) == 0)
-                    resp = req_forward(s, req, forwarded[i].fn, forwarded[i].name);
+            for (size_t i = 0; !resp && i < s->o.ncommands; i++)
+                if (strcmp(cmd, s->o.commands[i].name) == 0)
+                    resp = req_forward(s, req, &s->o.commands[i]);
             if (!resp)
                 resp = resp_error(NDF_ERR_INVALID,
                                   "unknown command '%.64s' (run, status, cancel, rollback, list, "

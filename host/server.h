@@ -10,11 +10,24 @@
  * connection is closed. */
 #define SERVER_MAX_LINE (1024u * 1024u)
 
+/* A one-shot command the server runs for clients (list, show, ...), with
+ * its output captured; see server_opts. */
+typedef struct server_command {
+    const char *name;
+    int (*fn)(app *a, int argc, char **argv);
+} server_command;
+
 typedef struct server_opts {
     const char *socket_path; /* NULL: the configuration's server.socket */
     double grace;            /* SIGTERM: seconds running executions get to finish */
     int watch;               /* reload plugins when their directories change (inotify) */
     double debounce;         /* seconds of quiet after a change before reloading */
+    /* The read-only commands clients may run (by name, with their own
+     * arguments) on the serving generation: stdout, stderr and the exit
+     * code go back in the response.  They must not free or replace what
+     * the app they are handed holds. */
+    const server_command *commands;
+    size_t ncommands;
 } server_opts;
 
 /* Loads the configuration, plugins and patterns of `a` (a->config_path) as

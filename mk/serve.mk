@@ -1,9 +1,9 @@
 # serve: `ndf serve` / `ndf ctl` (the control socket and its protocol), hot
 # reload of plugins and configuration; the reload fixtures, the shell test,
 # the benchmark and the systemd unit (issue 6).
-libndfcore_la_SOURCES += \
-	host/server.c host/server.h \
-	host/cmd_serve.c
+libndfcore_la_SOURCES += host/server.c host/server.h
+# Beside the other commands it forwards (cmd_config.c is the program's).
+ndf_SOURCES += host/cmd_serve.c
 
 # Three builds of one plugin, each reporting its own version, copied over a
 # watched file by the reload tests and the benchmark.
@@ -40,3 +40,12 @@ conf/ndf.service: $(srcdir)/conf/ndf.service.in Makefile
 	$(AM_V_GEN)$(MKDIR_P) conf && rm -f $@ $@.tmp && \
 	sed -e 's|@ndf_bindir@|$(bindir)|g' -e 's|@ndf_sysconfdir@|$(sysconfdir)|g' \
 	    $(srcdir)/conf/ndf.service.in > $@.tmp && mv $@.tmp $@
+
+EXTRA_PROGRAMS += tests/bench/bench_serve
+BENCHMARKS += tests/bench/bench_serve
+CLEANFILES += tests/bench/bench_serve
+tests_bench_bench_serve_SOURCES = tests/bench/bench_serve.c
+tests_bench_bench_serve_CPPFLAGS = $(CORE_TEST_CFLAGS)
+tests_bench_bench_serve_LDADD = libndfcore.la
+# It serves the reload fixtures with the ndf program just built.
+EXTRA_tests_bench_bench_serve_DEPENDENCIES = $(RELOAD_FIXTURES) ndf$(EXEEXT)
