@@ -108,8 +108,10 @@ static const char ctl_usage[] =
     "one-shot command would (same output and exit status).\n"
     "\n"
     "Verbs:\n"
-    "  run PATTERN [context options] [--timeout S] [--force] [--async] [--json]\n"
-    "                     run a pattern; --async prints the execution id at once\n"
+    "  run PATTERN [context options] [--timeout S] [--force] [--fallback P]\n"
+    "      [--async] [--json]\n"
+    "                     run a pattern as 'ndf run' does; --async prints the\n"
+    "                     execution id at once\n"
     "  status [ID] [--json]\n"
     "                     an execution's live record (default: the latest)\n"
     "  cancel ID          cancel a running execution\n"
@@ -217,17 +219,109 @@ static int ctl_failed(const char *verb, const cJSON *resp)
     return rc ? rc : EXIT_FAILED;
 }
 
+/* ---- printing records as the one-shot commands do ---- */
+
+/* `ndf status` prints a record so (cmd_run.c, status_node). */
+static void status_node(const cJSON *n, int depth)
+{
+    const cJSON *kind = cJSON_GetObjectItemCaseSensitive(n, "kind");
+    const cJSON *name = cJSON_GetObjectItemCaseSensitive(n, "name");
+    const cJSON *state = cJSON_GetObjectItemCaseSensitive(n, "state");
+    const cJSON *dur = cJSON_GetObjectItemCaseSensitive(n, "duration");
+    const cJSON *prog = cJSON_GetObjectItemCaseSensitive(n, "progress");
+    const cJSON *msg = cJSON_GetObjectItemCaseSensitive(n, "message");
+    printf("%*s%-11s %s %s", depth * 2, "", cJSON_IsString(state) ? state->valuestring : "?",
+           cJSON_IsString(kind) ? kind->valuestring : "?",
+           cJSON_IsString(name) ? name->valuestring : "?");
+    if (cJSON_IsNumber(dur))
+        printf("  %.3fs", dur->valuedouble);
+    if (cJSON_IsNumber(prog) && prog->valuedouble < 100 &&
+        cJSON_GetObjectItemCaseSensitive(n, "children"))
+        printf("  %.0f%%", prog->valuedouble);
+    if (cJSON_IsString(msg) && *msg->valuestring)
+        printf("  (%s)", msg->valuestring);
+    putchar('\n');
+    const cJSON *k;
+    cJSON_ArrayForEach(k, cJSON_GetObjectItemCaseSensitive(n, "children")) status_node(k, depth + 1);
+}
+
+static void status_text(const cJSON *j)
+{
+    const char *id = str_of(j, "id"), *status = str_of(j, "status"), *err = str_of(j, "error");
+    const char *from = str_of(j, "fallback_from"), *cause = str_of(j, "fallback_cause");
+    const cJSON *dur = cJSON_GetObjectItemCaseSensitive(j, "duration");
+    printf("execution %s: %s", id ? id : "?", status ? status : "running");
+    if (cJSON_IsNumber(dur))
+        printf(" in %.3fs", dur->valuedouble);
+    putchar('\n');
+    if (from)
+        printf("fallback from %s (cause: %s)\n", from, cause ? cause : "?");
+    if (err)
+        printf("error: %s\n", err);
+    status_node(cJSON_GetObjectItemCaseSensitive(j, "root"), 0);
+}
+
+static const char *const state_names[] = {"PENDING",   "RUNNING",   "COMPLETED",
+                                          "FAILED",    "SKIPPED",   "ROLLED_BACK",
+                                          "CANCELLED", "TIMED_OUT", "DEGRADED"};
+
+/* `ndf run` reports, on stderr, each node's final state and a summary line
+ * (cmd_run.c: walk, summary); the server sends the finished record. */
+static void run_nodes(const cJSON *n, int depth, unsigned *counts)
+{
+    const char *state = str_of(n, "state");
+    if (depth > 0) {
+        for (size_t s = 0; state && s < ARRAY_SIZE(state_names); s++)
+            if (strcmp(state, state_names[s]) == 0)
+                counts[s]++;
+        const cJSON *dur = cJSON_GetObjectItemCaseSensitive(n, "duration");
+        const char *msg = str_of(n, "message");
+        fprintf(stderr, "%*s%s %s: %s", (depth - 1) * 2, "", str_of(n, "kind"), str_of(n, "name"),
+                state ? state : "?");
+        if (cJSON_IsNumber(dur))
+            fprintf(stderr, " (%.2fs)", dur->valuedouble);
+        if (msg && *msg)
+            fprintf(stderr, ": %s", msg);
+        fputc('\n', stderr);
+    }
+    const cJSON *k;
+    cJSON_ArrayForEach(k, cJSON_GetObjectItemCaseSensitive(n, "children"))
+        run_nodes(k, depth + 1, counts);
+}
+
+static void run_summary(const cJSON *j, int failed)
+{
+    unsigned counts[ARRAY_SIZE(state_names)] = {0};
+    const cJSON *root = cJSON_GetObjectItemCaseSensitive(j, "root");
+    fprintf(stderr, "pattern %s: started (execution %s)\n", str_of(root, "name"), str_of(j, "id"));
+    run_nodes(root, 0, counts);
+    const cJSON *dur = cJSON_GetObjectItemCaseSensitive(j, "duration");
+    const char *status = str_of(j, "status");
+    fprintf(stderr, "pattern %s: %s in %.2fs (execution %s)", str_of(root, "name"),
+            failed && status ? status : str_of(root, "state"),
+            cJSON_IsNumber(dur) ? dur->valuedouble : 0.0, str_of(j, "id"));
+    const char *sep = ": ";
+    for (size_t s = 0; s < ARRAY_SIZE(state_names); s++)
+        if (counts[s]) {
+            fprintf(stderr, "%s%u %s", sep, counts[s], state_names[s]);
+            sep = ", ";
+        }
+    fputc('\n', stderr);
+    const char *err = str_of(j, "error");
+    if (failed && err)
+        fprintf(stderr, "ndf: %s\n", err);
+}
+
 static void print_record(const cJSON *resp, int json)
 {
+    const cJSON *rec = cJSON_GetObjectItemCaseSensitive(resp, "record");
     if (json) {
-        char *t = cJSON_PrintUnformatted(cJSON_GetObjectItemCaseSensitive(resp, "record"));
+        char *t = cJSON_PrintUnformatted(rec);
         if (t)
             printf("%s\n", t);
         cJSON_free(t);
-    } else {
-        const char *t = str_of(resp, "text");
-        if (t)
-            fputs(t, stdout);
+    } else if (rec) {
+        status_text(rec);
     }
 }
 
@@ -265,6 +359,7 @@ static int ctl_run(ctl *c, int argc, char **argv)
                                          {"timeout", required_argument, NULL, 't'},
                                          {"force", no_argument, NULL, 'f'},
                                          {"async", no_argument, NULL, 'A'},
+                                         {"fallback", required_argument, NULL, 'F'},
                                          {"json", no_argument, NULL, 'j'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
@@ -272,6 +367,7 @@ static int ctl_run(ctl *c, int argc, char **argv)
     ctxopt_init(&co);
     double timeout = 0;
     int force = 0, async = 0, json = 0, opt, rc;
+    const char *fallback = NULL;
     while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         int h = ctxopt_handle(&co, opt, optarg);
         if (h < 0) {
@@ -289,6 +385,7 @@ static int ctl_run(ctl *c, int argc, char **argv)
             break;
         case 'f': force = 1; break;
         case 'A': async = 1; break;
+        case 'F': fallback = optarg; break;
         case 'j': json = 1; break;
         case 'h': ctxopt_free(&co); usage_print(ctl_usage); return EXIT_OK;
         default: ctxopt_free(&co); fputs(ctl_usage, stderr); return EXIT_USAGE;
@@ -311,8 +408,15 @@ static int ctl_run(ctl *c, int argc, char **argv)
         cJSON_AddNumberToObject(req, "timeout", timeout);
     if (force)
         cJSON_AddBoolToObject(req, "force", 1);
+    if (async && fallback) {
+        fprintf(stderr, "ndf ctl run: --fallback waits for the primary; it cannot be --async\n");
+        cJSON_Delete(req);
+        return EXIT_USAGE;
+    }
     if (async)
         cJSON_AddBoolToObject(req, "async", 1);
+    if (fallback)
+        cJSON_AddStringToObject(req, "fallback", fallback);
     cJSON *resp = ctl_call(c, req, &rc);
     cJSON_Delete(req);
     if (!resp)
@@ -328,8 +432,21 @@ static int ctl_run(ctl *c, int argc, char **argv)
         else
             printf("%s\n", id ? id : "");
     } else {
-        print_record(resp, json);
         rc = int_of(resp, "exit", EXIT_FAILED);
+        const cJSON *prim = cJSON_GetObjectItemCaseSensitive(resp, "primary");
+        const char *cause = str_of(resp, "fallback_cause");
+        if (!json && prim)
+            run_summary(prim, 1);
+        if (!json && cause) {
+            const char *perr = str_of(resp, "primary_error");
+            if (!prim && perr)
+                fprintf(stderr, "ndf: %s\n", perr);
+            fprintf(stderr, "ndf: falling back to '%s' (cause: %s)\n", fallback, cause);
+        }
+        if (json)
+            print_record(resp, 1);
+        else if (cJSON_GetObjectItemCaseSensitive(resp, "record"))
+            run_summary(cJSON_GetObjectItemCaseSensitive(resp, "record"), rc != EXIT_OK);
     }
     cJSON_Delete(resp);
     return rc;

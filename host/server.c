@@ -641,6 +641,54 @@ static record *find_live(server *s, const char *id)
 
 /* ---- requests ---- */
 
+/* seed execute_with_fallback: the record of the pattern used, and the
+ * primary's when the fallback ran. */
+static cJSON *run_fallback(server *s, const char *name, const char *fallback,
+                           const ndf_context *ctx, double timeout, unsigned flags)
+{
+    gen *g = gen_current(s);
+    fallback_result fr;
+    int rc = executor_execute_with_fallback(g->ex, name, fallback, ctx, timeout, flags, &fr);
+    unsigned long gid = g->id;
+    gen_release(s, g);
+    record *used = fr.fallback ? fr.fallback : fr.primary;
+    cJSON *resp;
+    if (!used) {
+        resp = resp_error(rc, "%s", err_msg());
+    } else {
+        if (fr.fallback) {
+            pthread_mutex_lock(&fr.fallback->lock);
+            if (!fr.fallback->fallback_from) {
+                fr.fallback->fallback_from = xstrdup(name);
+                fr.fallback->fallback_cause = xstrdup(fallback_cause_name(fr.cause));
+            }
+            pthread_mutex_unlock(&fr.fallback->lock);
+        }
+        resp = resp_ok();
+        cJSON_AddStringToObject(resp, "id", used->id);
+        cJSON_AddStringToObject(resp, "status", ndf_status_name(rc));
+        cJSON_AddNumberToObject(resp, "exit", exit_code_for(rc));
+        cJSON_AddNumberToObject(resp, "generation", (double)gid);
+        cJSON_AddStringToObject(resp, "used", fr.used ? fr.used : name);
+        add_record(resp, used);
+    }
+    if (fr.cause != FALLBACK_NONE && used) {
+        cJSON_AddStringToObject(resp, "fallback_cause", fallback_cause_name(fr.cause));
+        if (fr.primary_error)
+            cJSON_AddStringToObject(resp, "primary_error", fr.primary_error);
+        if (fr.primary && fr.fallback) {
+            strbuf sb;
+            sb_init(&sb);
+            record_to_json(fr.primary, &sb);
+            char *j = sb_steal(&sb);
+            add_raw(resp, "primary", j);
+            free(j);
+        }
+    }
+    fallback_result_free(&fr);
+    return resp;
+}
+
 static cJSON *req_run(server *s, const cJSON *req)
 {
     cJSON *resp = NULL;
@@ -668,6 +716,20 @@ static cJSON *req_run(server *s, const cJSON *req)
         return resp_error(NDF_ERR_INVALID, "bad request: \"timeout\" must be >= 0 seconds");
     }
     unsigned flags = jforce && cJSON_IsTrue(jforce) ? EXEC_FORCE : 0;
+    const cJSON *jfb;
+    if (member(req, "fallback", cJSON_String, &jfb, &resp)) {
+        context_free(ctx);
+        return resp;
+    }
+    if (jfb && jasync && cJSON_IsTrue(jasync)) {
+        context_free(ctx);
+        return resp_error(NDF_ERR_INVALID, "bad request: \"fallback\" cannot be \"async\"");
+    }
+    if (jfb) {
+        resp = run_fallback(s, name, jfb->valuestring, ctx, timeout, flags);
+        context_free(ctx);
+        return resp;
+    }
     gen *g = gen_current(s);
     record *r = NULL;
     int rc = executor_start(g->ex, name, ctx, timeout, flags, &r);

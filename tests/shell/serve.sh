@@ -48,7 +48,9 @@ expect_exit 0 "ctl ping answers" -- ctl ping
 expect_match "$out" '"generation":1' "the first generation serves"
 if [ "$(stat -c %a "$SOCK")" = 600 ]; then ok "socket mode 0600"; else not_ok "socket mode $(stat -c %a "$SOCK")"; fi
 expect_exit 0 "ctl run probe" -- ctl run probe
-expect_match "$out" 'type v1' "the probe runs build 1"
+expect_match "$err" '^pattern probe: COMPLETED in [0-9.]+s \(execution [^)]+\): 2 COMPLETED$' \
+    "ctl run reports as ndf run does"
+expect_match "$err" 'step a: COMPLETED \([0-9.]+s\): step v1' "the probe runs build 1"
 expect_exit 0 "ctl run --json" -- ctl run probe --json
 expect_match "$out" '^\{"id":"[^"]+","pattern":"probe","done":true,"status":"ok"' "run --json prints the record"
 expect_exit 3 "ctl run of an unknown pattern exits 3" -- ctl run nosuch
@@ -70,6 +72,10 @@ expect_exit 0 "ctl cancel" -- ctl cancel "$id"
 sleep 0.3
 expect_exit 0 "ctl status after cancel" -- ctl status "$id" --json
 expect_match "$out" '"status":"cancelled"' "the execution was cancelled"
+expect_exit 0 "ctl status prints as ndf status does" -- ctl status "$id"
+expect_match "$out" "^execution $id: cancelled in [0-9.]+s" "the status line"
+expect_exit 0 "ctl run --fallback" -- ctl run nosuch --fallback nop
+expect_match "$err" "falling back to 'nop' \\(cause: not found\\)" "says why it fell back"
 expect_exit 3 "ctl status of an unknown id exits 3" -- ctl status no-such-id
 expect_exit 2 "ctl with an unknown verb exits 2" -- ctl frobnicate
 expect_exit 9 "ctl with no server exits 9" -- ctl --socket "$SCRATCH/none.sock" ping
@@ -104,7 +110,8 @@ nfail=$(cat "$SCRATCH"/c[0-9]* | grep -c fail)
 # ---- a plugin replaced 100 times under load ----
 fds() { ls /proc/$SERVER/fd | wc -l; }
 rss() { awk '/^VmRSS/ { print $2 }' /proc/$SERVER/status; }
-serving() { ctl run probe 2>/dev/null | sed -n 's/.*(type v\([0-9]\)).*/\1/p' | head -1; }
+serving() { ctl run probe --json 2>/dev/null | sed -n 's/.*"message":"type v\([0-9]\)".*/\1/p'; }
+versions() { grep -o '"message":"[a-z]* v[0-9]' | grep -o 'v[0-9]' | sort -u | tr -d '\n'; }
 replace() { # version, method
     if [ "$2" = cp ]; then
         cp "$FIX/reload_v$1.so" "$WATCH/reload.so"
@@ -122,9 +129,9 @@ wait_version() {
 rm -f "$SCRATCH/stop"
 (
     while [ ! -e "$SCRATCH/stop" ]; do
-        o=$("$NDF" ctl run probe 2>&1)
+        o=$("$NDF" ctl run probe --json 2>&1)
         rc=$?
-        printf '%s %s\n' "$rc" "$(printf '%s\n' "$o" | grep -o 'v[0-9]' | sort -u | tr -d '\n')"
+        printf '%s %s\n' "$rc" "$(printf '%s\n' "$o" | versions)"
     done
 ) >"$SCRATCH/load.log" &
 LOAD=$!
@@ -158,7 +165,7 @@ nversions=$(awk '{ print $2 }' "$SCRATCH/load.log" | sort -u | wc -l)
 echo "# fds $fds0 -> $fds1, VmRSS $rss0 kB -> $rss1 kB over 90 reloads"
 [ "$fds1" -le $((fds0 + 4)) ] && ok "open descriptors did not grow ($fds0 -> $fds1)" || not_ok "fds grew $fds0 -> $fds1"
 [ "$rss1" -le $((rss0 + 8192)) ] && ok "resident memory did not grow materially ($rss0 -> $rss1 kB)" || not_ok "RSS grew $rss0 -> $rss1 kB"
-runs=$(ctl run probe | sed -n 's/.*step v[0-9] run \([0-9]*\).*/\1/p' | tail -1)
+runs=$(ctl run probe --json | grep -o 'step v[0-9] run [0-9]*' | sed 's/.* //' | tail -1)
 [ "${runs:-0}" -gt "$nruns" ] && ok "state handed over across reloads (ABI 1.1): run $runs" \
     || not_ok "run count ${runs:-none} after $nruns executions: state not handed over"
 sleep 0.3
