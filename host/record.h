@@ -29,6 +29,10 @@ typedef struct tailbuf {
     uint64_t dropped;
 } tailbuf;
 
+/* What a node's `out` points at until output arrives: three empty buffers,
+ * never written (node_append gives the node its own first). */
+extern tailbuf record_no_output[3];
+
 typedef enum record_stream { REC_STDOUT = 0, REC_STDERR = 1, REC_LOG = 2 } record_stream;
 
 typedef struct record record;
@@ -42,13 +46,18 @@ struct ndf_exec {
     int depth;                  /* 0 for the root */
     record *rec;
     struct ndf_exec *parent;
-    struct ndf_exec **kids;     /* (lock) */
-    size_t nkids, capkids;      /* (lock) */
+    /* Children, appended under the record's alloc_lock.  Readable under the
+     * record lock or even without: a child is complete before nkids counts
+     * it, and outgrown arrays stay valid (they live in the record's arena),
+     * so a reader never sees freed memory. */
+    struct ndf_exec **kids;
+    size_t nkids, capkids;
     double deadline;            /* effective: absolute now_mono(), INFINITY none */
-    double start, end;          /* now_mono(); 0 until set */
-    double start_wall;          /* now_wall() at start */
+    double start, end;          /* record_now(); 0 until set */
+    double start_wall;          /* wall-clock time at start */
     char *message;              /* (lock) */
-    tailbuf out[3];             /* (lock) stdout, stderr, log */
+    tailbuf *out;               /* (lock) stdout, stderr, log: 3 buffers, or
+                                   record_no_output while there was none */
     void *data;                 /* exec_set_data */
     void (*data_free)(void *);
     struct pattern *pat;        /* PATTERN nodes of run_pattern: a reference */
@@ -76,7 +85,62 @@ struct record {
     double start_wall, start, end;
     char *fallback_from;        /* set when this ran as a fallback */
     char *fallback_cause;
+    /* (alloc_lock) Nodes and children arrays are carved from chunks that
+     * live as long as the record: a million-step execution costs no malloc
+     * per step.  alloc_lock is a spin lock held for a few instructions. */
+    _Atomic int alloc_lock;
+    struct arena_chunk *arena;
+    char *arena_ptr, *arena_end;
 };
+
+/* now_mono() in a few nanoseconds: the time stamp counter, calibrated per
+ * thread against CLOCK_MONOTONIC (re-anchored every 50 ms), where it is
+ * invariant; else CLOCK_MONOTONIC itself.  What record timings use: a
+ * clock_gettime() costs ~60 ns on some virtual machines, more than the
+ * rest of dispatching a step.  Inline: it is read twice per step. */
+double record_now_slow(void);
+#if defined(__x86_64__) || defined(__i386__)
+#include <x86intrin.h>
+/* The calling thread's line: stamps are mono + (tsc - anchor) * rate while
+ * tsc - anchor < span (span 0: not calibrated, or no usable counter). */
+typedef struct record_clock {
+    uint64_t tsc, span;
+    double mono, rate;
+} record_clock;
+extern _Thread_local record_clock record_clock_tl __attribute__((tls_model("initial-exec")));
+
+static inline double record_now(void)
+{
+    record_clock *c = &record_clock_tl;
+    uint64_t t = __rdtsc();
+    if (t - c->tsc < c->span)
+        return c->mono + (double)(t - c->tsc) * c->rate;
+    return record_now_slow();
+}
+#else
+static inline double record_now(void)
+{
+    return record_now_slow();
+}
+#endif
+
+/* The RUNNING and COMPLETED transitions of node_set_state() without a
+ * message, at time `now`: the per-step fast path. */
+static inline void node_start_at(ndf_exec *node, double now)
+{
+    node->start = now;
+    /* The wall time follows from the record's: one clock read, not two. */
+    node->start_wall = node->rec->start_wall + (now - node->rec->start);
+    node->end = 0;
+    atomic_store_explicit(&node->state, NDF_STATE_RUNNING, memory_order_release);
+}
+
+static inline void node_complete_at(ndf_exec *node, double now)
+{
+    if (node->start > 0 && node->end == 0)
+        node->end = now > node->start ? now : node->start;
+    atomic_store_explicit(&node->state, NDF_STATE_COMPLETED, memory_order_release);
+}
 
 /* Generates a new execution id: unique within the process and, in practice,
  * across processes (wall time, pid and a counter).  `out` gets at most
@@ -98,6 +162,8 @@ ndf_exec *node_new(ndf_exec *parent, ndf_node_kind kind, const char *name);
 /* Sets the state and, when `msg` is not NULL, the message (copied).  The
  * RUNNING state stamps the start time, a final one the end time. */
 void node_set_state(ndf_exec *node, ndf_state state, const char *msg);
+/* node_set_state() with the time `now` (record_now()) already read. */
+void node_set_state_at(ndf_exec *node, ndf_state state, const char *msg, double now);
 void node_set_message(ndf_exec *node, const char *msg);
 /* Appends to one of the node's bounded buffers (`limit` 0: the default).
  * A byte count above the limit keeps the tail. */
@@ -108,6 +174,8 @@ void node_limit_deadline(ndf_exec *node, double deadline);
  * was cancelled, unless the node is cleaning up) or NDF_ERR_TIMEOUT (its
  * deadline passed). */
 int node_stop_status(const ndf_exec *node);
+/* node_stop_status() at time `now`. */
+int node_stop_status_at(const ndf_exec *node, double now);
 /* Completion percentage 0..100: a finished node is 100, a leaf not finished
  * 0, otherwise the mean of its children. */
 double node_progress(ndf_exec *node);
