@@ -15,6 +15,7 @@
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,6 +52,7 @@ typedef struct deque {
     _Alignas(CACHELINE) _Atomic long top;
     _Alignas(CACHELINE) _Atomic long bottom;
     _Atomic(cl_array *) arr;
+    long top_seen;           /* owner only: a lower bound of top (it only grows) */
 } deque;
 
 static cl_array *cl_array_new(size_t size)
@@ -81,8 +83,12 @@ static void deque_destroy(deque *q)
 static void deque_push(deque *q, item *x)
 {
     long b = atomic_load_explicit(&q->bottom, memory_order_relaxed);
-    long t = atomic_load_explicit(&q->top, memory_order_acquire);
     cl_array *a = atomic_load_explicit(&q->arr, memory_order_relaxed);
+    /* Reading top would pull the cache line thieves write: a stale value
+     * only overestimates the size, so look again only when it seems full. */
+    long t = q->top_seen;
+    if (b - t > (long)a->mask)
+        t = q->top_seen = atomic_load_explicit(&q->top, memory_order_acquire);
     if (b - t > (long)a->mask) {
         cl_array *na = cl_array_new((a->mask + 1) * 2);
         for (long i = t; i < b; i++)
@@ -167,6 +173,17 @@ typedef struct worker {
     item *free_local;
     void **slabs;             /* item blocks, freed with the pool */
     size_t nslabs;
+    /* Batched bookkeeping, so that a stream of small tasks does not move a
+     * shared cache line per task: items finished here that belong to
+     * another worker go back as one chain (ret_*), and ended work of one
+     * group is subtracted from its pending count at once (done_*).  Both
+     * are flushed when the worker switches groups or owners, after a
+     * batch, and before it looks elsewhere or sleeps. */
+    item *ret_head, *ret_tail;
+    struct worker *ret_owner;
+    unsigned ret_n;
+    struct ndf_group *done_g;
+    long done_n;
     _Alignas(CACHELINE) _Atomic(item *) free_remote;
 } worker;
 
@@ -182,12 +199,21 @@ struct pool {
     gqueue global[NPRIO];
     _Atomic int stop;
     _Atomic unsigned exited;  /* workers that returned */
-    /* The event count idle threads sleep on. */
+    /* The event count idle threads sleep on: EV_EPOCH bumps wake them;
+     * EV_WAITERS counts those announced; EV_DIRTY says someone announced
+     * since the last bump.  A producer pays one fence and one load unless
+     * a sleeper announced since the last wake-up, so a burst of spawns
+     * while a sleeper is still waking up costs no lock and no system call
+     * per task. */
     pthread_mutex_t sleep_lock;
     pthread_cond_t sleep_cond;
-    _Atomic unsigned epoch;
-    _Atomic int nsleep;
+    _Alignas(CACHELINE) _Atomic uint64_t ev;
 };
+
+#define EV_WAITERS 0xffffffffull
+#define EV_DIRTY (1ull << 32)
+#define EV_EPOCH_ONE (1ull << 33)
+#define EV_EPOCH(v) ((v) >> 33)
 
 struct ndf_group {
     pool *pool;
@@ -195,9 +221,12 @@ struct ndf_group {
     record *rec;              /* a reference, so node outlives the group */
     int prio;
     unsigned max;
-    _Atomic long pending;     /* spawned and not yet ended, overflow included */
-    _Atomic long refs;        /* the owner's handle + pending work */
     _Atomic int stop;         /* 0, or the status that stopped the group */
+    /* The owner's handle, + 1 while pending > 0 (taken when pending leaves
+     * 0, dropped when it comes back): not one per task. */
+    _Atomic long refs;
+    _Alignas(CACHELINE) _Atomic long pending; /* spawned and not yet ended,
+                                                 overflow included */
     pthread_mutex_t lock;     /* overflow and inflight, when max > 0 */
     long inflight;            /* queued in the pool or running */
     item *ov_head, *ov_tail;  /* waiting for a concurrency slot */
@@ -243,6 +272,28 @@ static item *item_alloc(pool *p)
     return it;
 }
 
+/* Hands a chain of items back to their owner in one step. */
+static void give_back(worker *o, item *head, item *tail)
+{
+    item *h = atomic_load_explicit(&o->free_remote, memory_order_relaxed);
+    do
+        tail->next = h;
+    while (!atomic_compare_exchange_weak_explicit(&o->free_remote, &h, head, memory_order_release,
+                                                  memory_order_relaxed));
+}
+
+static void flush_ret(worker *w)
+{
+    if (!w->ret_head)
+        return;
+    give_back(w->ret_owner, w->ret_head, w->ret_tail);
+    w->ret_head = w->ret_tail = NULL;
+    w->ret_owner = NULL;
+    w->ret_n = 0;
+}
+
+#define RET_BATCH 64
+
 static void item_free(item *it)
 {
     worker *o = it->owner;
@@ -250,16 +301,26 @@ static void item_free(item *it)
         free(it);
         return;
     }
-    if (o == tl_worker) {
+    worker *self = tl_worker;
+    if (o == self) {
         it->next = o->free_local;
         o->free_local = it;
         return;
     }
-    item *h = atomic_load_explicit(&o->free_remote, memory_order_relaxed);
-    do
-        it->next = h;
-    while (!atomic_compare_exchange_weak_explicit(&o->free_remote, &h, it, memory_order_release,
-                                                  memory_order_relaxed));
+    if (!self || self->pool != o->pool) {
+        give_back(o, it, it);
+        return;
+    }
+    if (self->ret_owner != o) {
+        flush_ret(self);
+        self->ret_owner = o;
+    }
+    it->next = self->ret_head;
+    self->ret_head = it;
+    if (!self->ret_tail)
+        self->ret_tail = it;
+    if (++self->ret_n >= RET_BATCH)
+        flush_ret(self);
 }
 
 static inline void cpu_relax(void)
@@ -269,15 +330,30 @@ static inline void cpu_relax(void)
 #endif
 }
 
+/* Wakes the sleepers that announced since the last wake-up, if any. */
 static void notify(pool *p)
 {
     atomic_thread_fence(memory_order_seq_cst);
-    if (atomic_load_explicit(&p->nsleep, memory_order_relaxed) > 0) {
-        pthread_mutex_lock(&p->sleep_lock);
-        atomic_fetch_add(&p->epoch, 1);
-        pthread_cond_broadcast(&p->sleep_cond);
-        pthread_mutex_unlock(&p->sleep_lock);
+    uint64_t v = atomic_load_explicit(&p->ev, memory_order_relaxed);
+    while (v & EV_DIRTY) {
+        uint64_t nv = ((v & ~EV_DIRTY) & EV_WAITERS) | ((EV_EPOCH(v) + 1) << 33);
+        if (atomic_compare_exchange_weak_explicit(&p->ev, &v, nv, memory_order_seq_cst,
+                                                  memory_order_relaxed)) {
+            pthread_mutex_lock(&p->sleep_lock);
+            pthread_cond_broadcast(&p->sleep_cond);
+            pthread_mutex_unlock(&p->sleep_lock);
+            return;
+        }
     }
+}
+
+/* Wakes every sleeper, announced or not (stopping the pool). */
+static void notify_all(pool *p)
+{
+    atomic_fetch_add(&p->ev, EV_EPOCH_ONE);
+    pthread_mutex_lock(&p->sleep_lock);
+    pthread_cond_broadcast(&p->sleep_cond);
+    pthread_mutex_unlock(&p->sleep_lock);
 }
 
 static void gqueue_push(gqueue *q, item *it)
@@ -362,6 +438,46 @@ static void group_unref(ndf_group *g)
     free(g);
 }
 
+/* Counts one more piece of work of `g` (spawn side).  The first one
+ * takes the reference that pending work holds on the group. */
+static void group_take(ndf_group *g)
+{
+    if (atomic_fetch_add_explicit(&g->pending, 1, memory_order_relaxed) == 0)
+        atomic_fetch_add_explicit(&g->refs, 1, memory_order_relaxed);
+}
+
+/* Ends `n` pieces of work of `g`: the last wakes its waiter and drops the
+ * reference pending work held. */
+static void group_end(ndf_group *g, long n)
+{
+    if (atomic_fetch_sub_explicit(&g->pending, n, memory_order_seq_cst) == n) {
+        notify(g->pool);
+        group_unref(g);
+    }
+}
+
+static void flush_done(worker *w)
+{
+    ndf_group *g = w->done_g;
+    if (!g)
+        return;
+    long n = w->done_n;
+    w->done_g = NULL;
+    w->done_n = 0;
+    group_end(g, n);
+}
+
+/* What a worker owes others: ended work and foreign items. */
+static void worker_flush(worker *w)
+{
+    if (w) {
+        flush_done(w);
+        flush_ret(w);
+    }
+}
+
+#define DONE_BATCH 256
+
 static void item_done(ndf_group *g)
 {
     if (g->max) {
@@ -379,20 +495,34 @@ static void item_done(ndf_group *g)
         if (next)
             enqueue(g->pool, next);
     }
-    if (atomic_fetch_sub_explicit(&g->pending, 1, memory_order_seq_cst) == 1)
-        notify(g->pool);
-    group_unref(g);
+    group_end(g, 1);
 }
 
 static void run_item(item *it)
 {
     ndf_group *g = it->g;
+    worker *w = tl_worker;
+    if (w && w->pool != (g ? g->pool : w->pool))
+        w = NULL;
+    /* Ended work of another group is owed before this work, which may take
+     * long, starts. */
+    if (w && w->done_g && w->done_g != g)
+        flush_done(w);
     if (!g) {
         it->fn(it->arg);
     } else {
         if (!atomic_load_explicit(&g->stop, memory_order_relaxed))
             it->fn(it->arg);
-        item_done(g);
+        if (g->max || !w) {
+            item_done(g);
+        } else {
+            if (w->done_g != g) {
+                flush_done(w);
+                w->done_g = g;
+            }
+            if (++w->done_n >= DONE_BATCH)
+                flush_done(w);
+        }
     }
     item_free(it);
 }
@@ -402,9 +532,13 @@ static void run_item(item *it)
  * sleep, so a wake-up between the caller's check and the sleep is not lost. */
 static void idle_wait(pool *p, worker *self, double until, _Atomic long *done, int groups_only)
 {
-    atomic_fetch_add(&p->nsleep, 1);
-    atomic_thread_fence(memory_order_seq_cst);
-    unsigned e = atomic_load(&p->epoch);
+    /* Announce (one waiter more, dirty), then look: a producer either
+     * sees the announcement or its work is seen here. */
+    uint64_t v = atomic_load_explicit(&p->ev, memory_order_relaxed);
+    while (!atomic_compare_exchange_weak_explicit(&p->ev, &v, (v + 1) | EV_DIRTY,
+                                                  memory_order_seq_cst, memory_order_relaxed))
+        ;
+    uint64_t e = EV_EPOCH(v);
     int ready = atomic_load(&p->stop) || (done && atomic_load(done) == 0);
     if (!ready) {
         for (int pr = 0; pr < NPRIO && !ready; pr++) {
@@ -418,7 +552,7 @@ static void idle_wait(pool *p, worker *self, double until, _Atomic long *done, i
     (void)self;
     if (!ready) {
         pthread_mutex_lock(&p->sleep_lock);
-        while (atomic_load(&p->epoch) == e && !atomic_load(&p->stop)) {
+        while (EV_EPOCH(atomic_load(&p->ev)) == e && !atomic_load(&p->stop)) {
             if (isinf(until)) {
                 pthread_cond_wait(&p->sleep_cond, &p->sleep_lock);
             } else {
@@ -437,7 +571,7 @@ static void idle_wait(pool *p, worker *self, double until, _Atomic long *done, i
         }
         pthread_mutex_unlock(&p->sleep_lock);
     }
-    atomic_fetch_sub(&p->nsleep, 1);
+    atomic_fetch_sub(&p->ev, 1);
 }
 
 static void *worker_main(void *arg)
@@ -448,6 +582,7 @@ static void *worker_main(void *arg)
     for (;;) {
         item *it = find_work(p, w, 0);
         if (!it) {
+            worker_flush(w);
             /* Spin a little before sleeping: producers usually come back
              * within microseconds, and a sleep costs two system calls on
              * each side. */
@@ -462,10 +597,12 @@ static void *worker_main(void *arg)
             atomic_store_explicit(&w->busy, 0, memory_order_relaxed);
             continue;
         }
+        worker_flush(w);
         if (atomic_load(&p->stop))
             break;
         idle_wait(p, w, INFINITY, NULL, 0);
     }
+    worker_flush(w);
     atomic_fetch_add(&p->exited, 1);
     return NULL;
 }
@@ -516,10 +653,7 @@ void pool_free(pool *p, double wait_s)
     if (!p)
         return;
     atomic_store(&p->stop, 1);
-    pthread_mutex_lock(&p->sleep_lock);
-    atomic_fetch_add(&p->epoch, 1);
-    pthread_cond_broadcast(&p->sleep_cond);
-    pthread_mutex_unlock(&p->sleep_lock);
+    notify_all(p);
     if (wait_s >= 0) {
         double until = now_mono() + wait_s;
         while (atomic_load(&p->exited) < p->n && now_mono() < until) {
@@ -582,7 +716,10 @@ void pool_submit(pool *p, int prio, ndf_work_fn fn, void *arg)
 
 ndf_group *pool_group_new(pool *p, ndf_exec *node, unsigned max_concurrent, int prio)
 {
-    ndf_group *g = xcalloc(1, sizeof *g);
+    ndf_group *g = aligned_alloc(CACHELINE, (sizeof *g + CACHELINE - 1) / CACHELINE * CACHELINE);
+    if (!g)
+        abort(); /* like x*alloc: out of memory */
+    memset(g, 0, sizeof *g);
     g->pool = p;
     g->node = node;
     g->rec = record_ref(node->rec);
@@ -630,8 +767,7 @@ int pool_group_spawn(ndf_group *g, ndf_work_fn fn, void *arg)
     it->arg = arg;
     it->g = g;
     it->prio = g->prio;
-    atomic_fetch_add_explicit(&g->refs, 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&g->pending, 1, memory_order_relaxed);
+    group_take(g);
     if (g->max) {
         pthread_mutex_lock(&g->lock);
         if ((unsigned long)g->inflight >= g->max) {
@@ -668,11 +804,8 @@ static void group_stop(ndf_group *g, int st)
         it = next;
         n++;
     }
-    if (n) {
-        atomic_fetch_sub(&g->refs, n); /* the owner's handle keeps it above 0 */
-        if (atomic_fetch_sub(&g->pending, n) == n)
-            notify(g->pool);
-    }
+    if (n)
+        group_end(g, n); /* the owner's handle keeps the group alive */
 }
 
 int pool_group_wait(ndf_group *g)
@@ -682,7 +815,9 @@ int pool_group_wait(ndf_group *g)
     pool *p = g->pool;
     worker *self = tl_worker && tl_worker->pool == p ? tl_worker : NULL;
     int st = 0;
-    while (atomic_load_explicit(&g->pending, memory_order_acquire) > 0) {
+    /* Work of g this thread ended is counted here but owed to pending. */
+    while (atomic_load_explicit(&g->pending, memory_order_acquire) -
+               (self && self->done_g == g ? self->done_n : 0) > 0) {
         if ((st = node_stopped_fast(g->node)))
             break;
         item *it = find_work(p, self, 1);
@@ -690,8 +825,10 @@ int pool_group_wait(ndf_group *g)
             run_item(it);
             continue;
         }
+        worker_flush(self);
         idle_wait(p, self, g->node->deadline, &g->pending, 1);
     }
+    worker_flush(self);
     if (!st)
         return NDF_OK;
 
@@ -711,6 +848,7 @@ int pool_group_wait(ndf_group *g)
             run_item(it);
             continue;
         }
+        worker_flush(self);
         double now = now_mono();
         if (now >= bound) {
             long left = atomic_load(&g->pending);

@@ -217,12 +217,22 @@ int main(void)
 {
     the_dag.need = xcalloc(NTASKS, sizeof *the_dag.need);
     mc_need = xcalloc(NTASKS, sizeof *mc_need);
-    const int reps = 7;
+    const int reps = 21;
     printf("pool throughput: %d no-op tasks, best of %d (tasks/s; higher is better)\n", NTASKS,
            reps);
     printf("%-22s %8s %14s %18s %7s\n", "workload", "threads", "ndf pool", "mutex+condvar",
            "ratio");
     static const char *names[] = {"fan-out/fan-in", "layered DAG (w=1000)"};
+    /* BENCH_POOL=KIND:THREADS (0 fan-out, 1 DAG) runs one ndf row, many
+     * times, for profiling. */
+    const char *only = getenv("BENCH_POOL");
+    if (only) {
+        int kind = atoi(only);
+        const char *c = strchr(only, ':');
+        unsigned t = c ? (unsigned)atoi(c + 1) : 1;
+        printf("%-22s %8u %14.0f\n", names[kind & 1], t, run_ndf(t, kind & 1, 200));
+        return 0;
+    }
     for (int kind = 0; kind < 2; kind++) {
         for (unsigned t = 1; t <= 2; t++) {
             double a = run_ndf(t, kind, reps);
