@@ -158,6 +158,10 @@ static ndf_value *parse_scalar(const char *text)
 
 int context_parse_attr(ndf_context *ctx, const char *arg)
 {
+    /* a context travels as JSON (ctl, batch, show): text must be UTF-8, and
+     * the message must not echo bytes a terminal would choke on */
+    if (!utf8_valid(arg, strlen(arg)))
+        return err_set(NDF_ERR_INVALID, "--attr: the argument is not valid UTF-8");
     const char *eq = strchr(arg, '=');
     if (!eq)
         return err_set(NDF_ERR_INVALID, "--attr '%s': expected KEY=VALUE", arg);
@@ -216,10 +220,21 @@ static void position(const char *text, const char *at, int *line, int *col)
     }
 }
 
-/* A JSON number becomes an INT when it is integral and in range. */
+/* cJSON takes any bytes inside a string; a context's text must be UTF-8 so
+ * that it reads back the same wherever it is written out again. */
+static int utf8_ok(const char *s)
+{
+    return utf8_valid(s, strlen(s));
+}
+
+/* A JSON number becomes an INT when it is integral and in range; NULL for
+ * one that overflowed a double (cJSON reads 1e999 as infinity), which JSON
+ * could not write back. */
 static ndf_value *json_number(const cJSON *j)
 {
     double d = j->valuedouble;
+    if (!isfinite(d))
+        return NULL;
     if (d == floor(d) && fabs(d) < 9007199254740992.0)
         return value_new_int(NULL, (int64_t)d);
     return value_new_number(NULL, d);
@@ -229,23 +244,38 @@ static int json_attr(const cJSON *j, const char *origin, const char *key, ndf_va
 {
     *out = NULL;
     if (cJSON_IsString(j)) {
+        if (!utf8_ok(j->valuestring))
+            return err_set(NDF_ERR_INVALID, "%s: attribute '%s': the string is not valid UTF-8",
+                           origin, key);
         *out = value_new_string(NULL, j->valuestring);
     } else if (cJSON_IsBool(j)) {
         *out = value_new_bool(NULL, cJSON_IsTrue(j));
     } else if (cJSON_IsNumber(j)) {
-        *out = json_number(j);
+        if (!(*out = json_number(j)))
+            return err_set(NDF_ERR_INVALID, "%s: attribute '%s': the number is out of range",
+                           origin, key);
     } else if (cJSON_IsArray(j)) {
         ndf_value *l = value_new_list(NULL);
         const cJSON *e;
         cJSON_ArrayForEach(e, j)
         {
             ndf_value *x = NULL;
+            if (cJSON_IsString(e) && !utf8_ok(e->valuestring)) {
+                value_free(l);
+                return err_set(NDF_ERR_INVALID,
+                               "%s: attribute '%s': a list element is not valid UTF-8", origin,
+                               key);
+            }
             if (cJSON_IsString(e))
                 x = value_new_string(NULL, e->valuestring);
             else if (cJSON_IsBool(e))
                 x = value_new_bool(NULL, cJSON_IsTrue(e));
-            else if (cJSON_IsNumber(e))
-                x = json_number(e);
+            else if (cJSON_IsNumber(e) && !(x = json_number(e))) {
+                value_free(l);
+                return err_set(NDF_ERR_INVALID,
+                               "%s: attribute '%s': a list element is out of range", origin,
+                               key);
+            }
             if (!x) {
                 value_free(l);
                 return err_set(NDF_ERR_INVALID,
@@ -286,9 +316,17 @@ int context_from_json(const char *text, const char *origin, ndf_context **out)
     cJSON_ArrayForEach(m, root)
     {
         const char *k = m->string;
+        if (!utf8_ok(k)) {
+            rc = err_set(NDF_ERR_INVALID, "%s: a key is not valid UTF-8", origin);
+            goto done;
+        }
         if (strcmp(k, "domain") == 0 || strcmp(k, "agent_type") == 0) {
             if (!cJSON_IsString(m)) {
                 rc = err_set(NDF_ERR_INVALID, "%s: '%s' must be a string", origin, k);
+                goto done;
+            }
+            if (!utf8_ok(m->valuestring)) {
+                rc = err_set(NDF_ERR_INVALID, "%s: '%s' is not valid UTF-8", origin, k);
                 goto done;
             }
             char **field = k[0] == 'd' ? &c->domain : &c->agent_type;
@@ -313,6 +351,11 @@ int context_from_json(const char *text, const char *origin, ndf_context **out)
             cJSON_ArrayForEach(a, m)
             {
                 ndf_value *v;
+                if (!utf8_ok(a->string)) {
+                    rc = err_set(NDF_ERR_INVALID, "%s: an attribute name is not valid UTF-8",
+                                 origin);
+                    goto done;
+                }
                 rc = json_attr(a, origin, a->string, &v);
                 if (rc)
                     goto done;
@@ -386,6 +429,10 @@ int context_validate(const ndf_context *ctx)
     if (ctx->priority < NDF_PRIORITY_HIGHEST || ctx->priority > NDF_PRIORITY_LOWEST)
         return err_set(NDF_ERR_INVALID,
                        "priority %d is out of range (1 highest .. 5 lowest)", ctx->priority);
+    if (!utf8_ok(ctx->domain))
+        return err_set(NDF_ERR_INVALID, "the domain is not valid UTF-8");
+    if (!utf8_ok(ctx->agent_type))
+        return err_set(NDF_ERR_INVALID, "the agent type is not valid UTF-8");
     for (size_t i = 0; i < value_count(ctx->attrs); i++) {
         const ndf_value *a = value_at(ctx->attrs, i);
         if (a->type == NDF_VALUE_GROUP || a->type == NDF_VALUE_NONE)

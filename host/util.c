@@ -251,6 +251,37 @@ void sb_json_strn(strbuf *sb, const char *s, size_t len)
     sb_add(sb, "\"", 1);
 }
 
+int utf8_valid(const char *s, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    for (size_t i = 0; i < len;) {
+        size_t n = utf8_len(p + i, len - i);
+        if (!n)
+            return 0;
+        i += n;
+    }
+    return 1;
+}
+
+char *utf8_repair(const char *s)
+{
+    size_t len = strlen(s);
+    const unsigned char *p = (const unsigned char *)s;
+    strbuf sb;
+    sb_init(&sb);
+    for (size_t i = 0; i < len;) {
+        size_t n = utf8_len(p + i, len - i);
+        if (n) {
+            sb_add(&sb, s + i, n);
+            i += n;
+        } else {
+            sb_puts(&sb, "\xEF\xBF\xBD"); /* U+FFFD */
+            i++;
+        }
+    }
+    return sb_steal(&sb);
+}
+
 void sb_json_str(strbuf *sb, const char *s)
 {
     if (s)

@@ -58,6 +58,13 @@ void sb_json_strn(strbuf *sb, const char *s, size_t len);
 /* The same for a C string; NULL becomes JSON null. */
 void sb_json_str(strbuf *sb, const char *s);
 
+/* 1 when the `len` bytes at `s` are valid UTF-8 (no overlongs, surrogates
+ * or code points above U+10FFFF), else 0. */
+int utf8_valid(const char *s, size_t len);
+/* A copy of the C string `s` with every invalid UTF-8 byte replaced by
+ * U+FFFD, for writers (YAML) that refuse invalid text.  Caller frees. */
+char *utf8_repair(const char *s);
+
 /* Monotonic and wall-clock time in seconds. */
 double now_mono(void);
 double now_wall(void);

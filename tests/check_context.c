@@ -271,6 +271,86 @@ START_TEST(test_json_file)
 }
 END_TEST
 
+/* Found by tests/fuzz/fuzz_context_json: text that JSON cannot write back. */
+START_TEST(test_json_hostile)
+{
+    ndf_context *c = (ndf_context *)1;
+    /* a number that overflows a double reads as infinity and wrote back as null */
+    ck_assert_int_eq(context_from_json("{\"attributes\": {\"e\": 1e999}}", "a.json", &c),
+                     NDF_ERR_INVALID);
+    ck_assert_ptr_null(c);
+    ck_assert_str_eq(err_msg(), "a.json: attribute 'e': the number is out of range");
+    ck_assert_int_eq(context_from_json("{\"attributes\": {\"l\": [1, -1e400]}}", "a.json", &c),
+                     NDF_ERR_INVALID);
+    ck_assert_str_eq(err_msg(), "a.json: attribute 'l': a list element is out of range");
+    /* invalid UTF-8 came back as U+FFFD, a different name or value */
+    ck_assert_int_eq(context_from_json("{\"attributes\": {\"re\xb8ions\": 1}}", "a.json", &c),
+                     NDF_ERR_INVALID);
+    ck_assert_str_eq(err_msg(), "a.json: an attribute name is not valid UTF-8");
+    ck_assert_int_eq(context_from_json("{\"attributes\": {\"x\": \"\xc0\xaf\"}}", "a.json", &c),
+                     NDF_ERR_INVALID);
+    ck_assert_str_eq(err_msg(), "a.json: attribute 'x': the string is not valid UTF-8");
+    ck_assert_int_eq(context_from_json("{\"attributes\": {\"x\": [\"ok\", \"\xff\"]}}", "a.json",
+                                       &c),
+                     NDF_ERR_INVALID);
+    ck_assert_str_eq(err_msg(), "a.json: attribute 'x': a list element is not valid UTF-8");
+    ck_assert_int_eq(context_from_json("{\"domain\": \"web\xed\xa0\x80\"}", "a.json", &c),
+                     NDF_ERR_INVALID);
+    ck_assert_str_eq(err_msg(), "a.json: 'domain' is not valid UTF-8");
+    ck_assert_int_eq(context_from_json("{\"\xfe\": 1}", "a.json", &c), NDF_ERR_INVALID);
+    ck_assert_str_eq(err_msg(), "a.json: a key is not valid UTF-8");
+    /* escaped and literal UTF-8 are fine, and survive the round trip */
+    ck_assert_int_eq(context_from_json("{\"domain\": \"caf\xc3\xa9\", \"attributes\": "
+                                       "{\"u\": \"\\u00e9\\ud83d\\ude00\", \"big\": 1e308}}",
+                                       "a.json", &c),
+                     NDF_OK);
+    strbuf sb;
+    sb_init(&sb);
+    context_to_json(c, &sb);
+    ndf_context *back;
+    ck_assert_int_eq(context_from_json(sb.buf, "back", &back), NDF_OK);
+    ck_assert(value_equal(back->attrs, c->attrs));
+    ck_assert_str_eq(back->domain, "caf\xc3\xa9");
+    context_free(back);
+    context_free(c);
+    sb_free(&sb);
+    /* nesting beyond cJSON's limit (1000) is a parse error, not a stack overflow */
+    size_t depth = 100000;
+    char *deep = xmalloc(2 * depth + 32);
+    char *p = deep + sprintf(deep, "{\"attributes\": {\"x\": ");
+    memset(p, '[', depth);
+    memset(p + depth, ']', depth);
+    strcpy(p + 2 * depth, "}}");
+    ck_assert_int_eq(context_from_json(deep, "deep.json", &c), NDF_ERR_INVALID);
+    ck_assert(strncmp(err_msg(), "deep.json: invalid JSON at line 1, column ", 42) == 0);
+    free(deep);
+}
+END_TEST
+
+/* Found by tests/fuzz/fuzz_ctxopt_attr review: --attr text goes out as JSON. */
+START_TEST(test_parse_attr_hostile)
+{
+    ndf_context *c = context_new(NULL, NULL, 1);
+    ck_assert_int_eq(context_parse_attr(c, "k=\xff\xfe"), NDF_ERR_INVALID);
+    ck_assert_str_eq(err_msg(), "--attr: the argument is not valid UTF-8");
+    ck_assert_int_eq(context_parse_attr(c, "k\x80=v"), NDF_ERR_INVALID);
+    ck_assert_int_eq(value_count(c->attrs), 0);
+    /* overflowing numbers stay strings, which JSON can carry */
+    ck_assert_int_eq(context_parse_attr(c, "big=1e999"), NDF_OK);
+    ck_assert_str_eq(value_string(value_get(c->attrs, "big")), "1e999");
+    ck_assert_int_eq(context_parse_attr(c, "huge=99999999999999999999"), NDF_OK);
+    ck_assert_int_eq(value_get(c->attrs, "huge")->type, NDF_VALUE_NUMBER);
+    ck_assert_int_eq(context_parse_attr(c, "l=[,]"), NDF_ERR_INVALID);
+    ck_assert_int_eq(context_parse_attr(c, "e=[]"), NDF_OK);
+    ck_assert_int_eq(value_count(value_get(c->attrs, "e")), 0);
+    free(c->domain);
+    c->domain = xstrdup("bad\xc3");
+    ck_assert_int_eq(context_validate(c), NDF_ERR_INVALID);
+    ck_assert_str_eq(err_msg(), "the domain is not valid UTF-8");
+    context_free(c);
+}
+END_TEST
+
 static Suite *context_suite(void)
 {
     Suite *s = suite_create("context");
@@ -284,6 +364,8 @@ static Suite *context_suite(void)
     tcase_add_test(tc, test_json);
     tcase_add_test(tc, test_json_errors);
     tcase_add_test(tc, test_json_file);
+    tcase_add_test(tc, test_json_hostile);
+    tcase_add_test(tc, test_parse_attr_hostile);
     suite_add_tcase(s, tc);
     return s;
 }

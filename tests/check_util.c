@@ -47,6 +47,26 @@ START_TEST(test_glob)
 }
 END_TEST
 
+START_TEST(test_utf8)
+{
+    ck_assert(utf8_valid("", 0));
+    ck_assert(utf8_valid("caf\xc3\xa9 \xf0\x9f\x98\x80", 10));
+    ck_assert(!utf8_valid("\xff", 1));
+    ck_assert(!utf8_valid("\xc0\xaf", 2));         /* overlong '/' */
+    ck_assert(!utf8_valid("\xed\xa0\x80", 3));     /* a surrogate */
+    ck_assert(!utf8_valid("\xf4\x90\x80\x80", 4)); /* above U+10FFFF */
+    ck_assert(!utf8_valid("\xc3", 1));             /* truncated */
+    ck_assert(utf8_valid("a\0b", 3));              /* NUL is valid UTF-8 */
+    char *r = utf8_repair("ok \xff\xc3 caf\xc3\xa9");
+    ck_assert_str_eq(r, "ok \xef\xbf\xbd\xef\xbf\xbd caf\xc3\xa9");
+    ck_assert(utf8_valid(r, strlen(r)));
+    free(r);
+    r = utf8_repair("");
+    ck_assert_str_eq(r, "");
+    free(r);
+}
+END_TEST
+
 START_TEST(test_strbuf)
 {
     strbuf sb;
@@ -97,6 +117,7 @@ static Suite *util_suite(void)
     tcase_add_test(tc, test_name_valid);
     tcase_add_test(tc, test_glob);
     tcase_add_test(tc, test_strbuf);
+    tcase_add_test(tc, test_utf8);
     tcase_add_test(tc, test_err);
     tcase_add_test(tc, test_clocks);
     suite_add_tcase(s, tc);
