@@ -1430,12 +1430,17 @@ static void csv_num(strbuf *sb, double v)
     sb_puts(sb, b);
 }
 
+/* A stored time outside years 1..9999 (a damaged or hand-written file) has
+ * no ISO form: the column stays empty rather than overflow time_t. */
 static void iso_time(char *buf, size_t n, double t)
 {
-    time_t tt = (time_t)t;
     struct tm tm;
-    gmtime_r(&tt, &tm);
-    strftime(buf, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    buf[0] = '\0';
+    if (!(t >= -62135596800.0 && t < 253402300800.0))
+        return;
+    time_t tt = (time_t)t;
+    if (!gmtime_r(&tt, &tm) || strftime(buf, n, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+        buf[0] = '\0';
 }
 
 /* The CSV columns, documented in ndf(1). */
@@ -1512,10 +1517,17 @@ static void y_event(yemit *y, yaml_event_t *ev, int ok)
 static void y_scalar(yemit *y, const char *s, int plain)
 {
     yaml_event_t ev;
+    /* libyaml refuses invalid UTF-8, which a stored error message (a step's
+     * output) may hold: write U+FFFD for the bad bytes, as the JSON writer
+     * does, rather than fail the whole export. */
+    char *fixed = NULL;
+    if (!utf8_valid(s, strlen(s)))
+        s = fixed = utf8_repair(s);
     /* strings are double-quoted so that "yes", "1.0" or "null" stay strings */
     int ok = yaml_scalar_event_initialize(
         &ev, NULL, NULL, (yaml_char_t *)(uintptr_t)s, (int)strlen(s), plain, !plain,
         plain ? YAML_PLAIN_SCALAR_STYLE : YAML_DOUBLE_QUOTED_SCALAR_STYLE);
+    free(fixed);
     y_event(y, &ev, ok);
 }
 

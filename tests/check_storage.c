@@ -682,6 +682,55 @@ static void free_fields(char **f, size_t n)
     free(f);
 }
 
+/* Found by tests/fuzz/fuzz_storage_json: documents the reader accepts must
+ * export in every format, without undefined behaviour. */
+START_TEST(test_export_hostile_record)
+{
+    /* invalid UTF-8 in a stored error message (a step's raw output): libyaml
+     * refused it and the export failed with "unknown problem" */
+    const char *doc = "{\"schema\":1,\"name\":\"u\",\"learning\":{\"executions\":1,"
+                      "\"successes\":0,\"score\":0.5},\"history\":[{\"time\":1700000000,"
+                      "\"duration\":1,\"success\":false,\"outcome\":\"failed\","
+                      "\"error\":\"bad \xff\xfe bytes\",\"domain\":\"re\xb8ions\"}]}";
+    stored_pattern sp;
+    ck_assert_int_eq(storage_from_json(doc, strlen(doc), &sp), NDF_OK);
+    strbuf sb;
+    sb_init(&sb);
+    ck_assert_int_eq(storage_export_record(&sp, EXPORT_YAML, &sb), NDF_OK);
+    ck_assert_ptr_nonnull(strstr(sb.buf, "error: \"bad \xef\xbf\xbd\xef\xbf\xbd bytes\""));
+    ck_assert_ptr_nonnull(strstr(sb.buf, "domain: \"re\xef\xbf\xbdions\""));
+    sb_free(&sb);
+    ck_assert_int_eq(storage_export_record(&sp, EXPORT_CSV, &sb), NDF_OK);
+    sb_free(&sb);
+    stored_pattern_free(&sp);
+
+    /* a time far outside time_t overflowed the CSV's ISO column (UBSan) */
+    doc = "{\"schema\":1,\"name\":\"t\",\"learning\":{\"executions\":2,\"successes\":2,"
+          "\"score\":1},\"history\":[{\"time\":1.7e137,\"duration\":1,\"success\":true,"
+          "\"outcome\":\"succeeded\"},{\"time\":-1e300,\"duration\":1,\"success\":true,"
+          "\"outcome\":\"succeeded\"}]}";
+    ck_assert_int_eq(storage_from_json(doc, strlen(doc), &sp), NDF_OK);
+    ck_assert_int_eq(storage_export_record(&sp, EXPORT_CSV, &sb), NDF_OK);
+    ck_assert_ptr_nonnull(strstr(sb.buf, "\r\nt,1.7e+137,,1000,true,succeeded,"));
+    ck_assert_ptr_nonnull(strstr(sb.buf, "\r\nt,-1e+300,,1000,true,succeeded,"));
+    sb_free(&sb);
+    ck_assert_int_eq(storage_export_record(&sp, EXPORT_YAML, &sb), NDF_OK);
+    sb_free(&sb);
+    stored_pattern_free(&sp);
+
+    /* nesting beyond cJSON's limit is refused, not a stack overflow */
+    size_t depth = 100000;
+    char *deep = xmalloc(2 * depth + 64);
+    char *p = deep + sprintf(deep, "{\"schema\":1,\"name\":\"d\",\"x\":");
+    memset(p, '[', depth);
+    memset(p + depth, ']', depth);
+    strcpy(p + 2 * depth, "}");
+    ck_assert_int_eq(storage_from_json(deep, strlen(deep), &sp), NDF_ERR_INVALID);
+    ck_assert(strncmp(err_msg(), "invalid JSON at byte ", 21) == 0);
+    free(deep);
+}
+END_TEST
+
 START_TEST(test_export_csv)
 {
     storage *s = open_store(1, 1, 10);
@@ -991,6 +1040,7 @@ static Suite *storage_suite(void)
     tcase_add_test(tc, test_export_json);
     tcase_add_test(tc, test_export_csv);
     tcase_add_test(tc, test_export_yaml);
+    tcase_add_test(tc, test_export_hostile_record);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("persistence");
