@@ -5,6 +5,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <math.h>
 #include <stdarg.h>
@@ -803,21 +804,114 @@ static void read_patterns(reader *r, const config_setting_t *s)
 
 /* ---- files ---- */
 
+/* Checks that `file` is something libconfig can read without hanging or
+ * exhausting memory: a regular file of at most CONFIG_MAX_FILE bytes, or
+ * /dev/null ("-c /dev/null": no configuration).  A FIFO would block the
+ * open and a device like /dev/zero or a tty would read forever, so both
+ * are refused before libconfig opens them.  The @include files it names
+ * are checked the same way (libconfig 1.5 has no include hook), down to
+ * libconfig's own depth limit; a missing include is left for libconfig to
+ * report.  `from`:`line` names the @include, or is NULL for the main file.
+ * Reports and returns -1 on failure. */
+#define CONFIG_MAX_FILE ((off_t)16 << 20)
+#define CONFIG_MAX_INCLUDE_DEPTH 10
+
+static int check_input(reader *r, const char *file, const char *from, int line, int depth)
+{
+    struct stat st;
+    /* O_NONBLOCK: opening a FIFO without a writer must not wait for one */
+    int fd = open(file, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
+        if (from && errno == ENOENT)
+            return 0;
+        diag_add(r->c, 1, from, line, "cannot read %s: %s", file, strerror(errno));
+        return -1;
+    }
+    if (fstat(fd, &st) != 0) {
+        diag_add(r->c, 1, from, line, "cannot read %s: %s", file, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    struct stat null_st;
+    int is_null = S_ISCHR(st.st_mode) && stat("/dev/null", &null_st) == 0 &&
+                  S_ISCHR(null_st.st_mode) && st.st_rdev == null_st.st_rdev;
+    const char *why = S_ISDIR(st.st_mode)   ? strerror(EISDIR)
+                      : S_ISFIFO(st.st_mode) ? "a FIFO, not a regular file"
+                      : S_ISSOCK(st.st_mode) ? "a socket, not a regular file"
+                      : S_ISREG(st.st_mode) || is_null ? NULL
+                                                       : "a device, not a regular file";
+    if (why) {
+        diag_add(r->c, 1, from, line, "cannot read %s: %s", file, why);
+        close(fd);
+        return -1;
+    }
+    if (S_ISREG(st.st_mode) && st.st_size > CONFIG_MAX_FILE) {
+        diag_add(r->c, 1, from, line,
+                 "cannot read %s: %lld bytes exceeds the %lld byte limit for a "
+                 "configuration file",
+                 file, (long long)st.st_size, (long long)CONFIG_MAX_FILE);
+        close(fd);
+        return -1;
+    }
+    if (!S_ISREG(st.st_mode) || depth >= CONFIG_MAX_INCLUDE_DEPTH) {
+        close(fd);
+        return 0;
+    }
+    /* the @include lines: `^[ \t]*@include[ \t]+"name"` as libconfig scans */
+    char *text = xmalloc((size_t)st.st_size + 1);
+    size_t n = 0;
+    for (;;) {
+        ssize_t k = read(fd, text + n, (size_t)st.st_size - n);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            break;
+        n += (size_t)k;
+        if (n == (size_t)st.st_size)
+            break;
+    }
+    close(fd);
+    text[n] = '\0';
+    int rc = 0, lineno = 1;
+    for (char *p = text; p < text + n && rc == 0; lineno++) {
+        char *eol = memchr(p, '\n', (size_t)(text + n - p));
+        char *end = eol ? eol : text + n;
+        char *q = p;
+        while (q < end && (*q == ' ' || *q == '\t'))
+            q++;
+        if ((size_t)(end - q) > 9 && memcmp(q, "@include", 8) == 0 &&
+            (q[8] == ' ' || q[8] == '\t')) {
+            q += 8;
+            while (q < end && (*q == ' ' || *q == '\t'))
+                q++;
+            char *close_q = q < end && *q == '"' ? memchr(q + 1, '"', (size_t)(end - q - 1))
+                                                 : NULL;
+            /* names with escapes or NULs are rare enough to leave to libconfig */
+            if (close_q && !memchr(q + 1, '\\', (size_t)(close_q - q - 1)) &&
+                !memchr(q + 1, '\0', (size_t)(close_q - q - 1))) {
+                char *name = xstrndup(q + 1, (size_t)(close_q - q - 1));
+                char *inc = name[0] == '/' || !r->incdir
+                                ? xstrdup(name)
+                                : xasprintf("%s%s%s", r->incdir,
+                                            strcmp(r->incdir, "/") ? "/" : "", name);
+                rc = check_input(r, inc, value_intern_file(file), lineno, depth + 1);
+                free(inc);
+                free(name);
+            }
+        }
+        p = end + 1;
+    }
+    free(text);
+    return rc;
+}
+
 /* Reads `file` (absolute) into `cf`.  Reports and returns -1 on failure. */
 static int read_file(reader *r, config_t *cf, const char *file)
 {
-    struct stat st;
-    FILE *f = fopen(file, "r");
-    if (!f || fstat(fileno(f), &st) != 0 || S_ISDIR(st.st_mode)) {
-        int e = !f ? errno : S_ISDIR(st.st_mode) ? EISDIR : errno;
-        if (f)
-            fclose(f);
-        diag_add(r->c, 1, NULL, 0, "cannot read %s: %s", file, strerror(e));
-        return -1;
-    }
-    fclose(f);
     free(r->incdir);
     r->incdir = path_dir(file);
+    if (check_input(r, file, NULL, 0, 0) != 0)
+        return -1;
     config_set_include_dir(cf, r->incdir);
     errno = 0;
     if (config_read_file(cf, file) != CONFIG_TRUE) {
