@@ -907,6 +907,15 @@ static cJSON *req_forward(server *s, const cJSON *req, const server_command *sc)
             return resp_error(NDF_ERR_INVALID, "bad request: \"args\" must be an array of "
                                                "strings");
         }
+        /* a context comes in the "context" member: a file named here would
+         * be read by the server, and "-" its standard input */
+        if (strncmp(e->valuestring, "--context", 9) == 0) {
+            for (size_t i = 0; i < argc; i++)
+                free(argv[i]);
+            free(argv);
+            return resp_error(NDF_ERR_INVALID, "bad request: pass the context as the "
+                                               "\"context\" member, not --context");
+        }
         argv[argc++] = xstrdup(e->valuestring);
     }
     char *ctxfile = NULL;

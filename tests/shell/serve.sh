@@ -87,13 +87,14 @@ expect_match "$err" "no ndf server is listening" "and says so"
 # ---- malformed requests: an error each, the server stays up ----
 printf '%s\n' 'not json' '{"cmd":42}' '{"cmd":"nope"}' '{"cmd":"run","pattern":7}' '[1,2]' \
     '{"cmd":"run","pattern":"probe","timeout":"soon"}' '{"cmd":"list","args":[1]}' \
-    '{"cmd":"ping"}' >"$SCRATCH/bad.in"
+    '{"cmd":"similar","args":["--context","-"]}' '{"cmd":"ping"}' >"$SCRATCH/bad.in"
 expect_exit 0 "malformed requests get answers" -- sh -c "$NDF ctl send <'$SCRATCH/bad.in'"
 nbad=$(printf '%s\n' "$out" | grep -c '"ok":false')
-[ "$nbad" -eq 7 ] && ok "seven error responses" || not_ok "seven error responses (got $nbad)"
+[ "$nbad" -eq 8 ] && ok "eight error responses" || not_ok "eight error responses (got $nbad)"
 expect_match "$(printf '%s\n' "$out" | tail -1)" '"ok":true' "the last request, valid, succeeds"
 expect_match "$out" 'unknown command' "an unknown command is named"
 expect_match "$out" '"timeout\\" must be a number' "a mistyped member is named"
+expect_match "$out" 'not --context' "a context file for the server to read is refused"
 awk 'BEGIN { printf "{\"cmd\":\""; for (i = 0; i < 1100000; i++) printf "a"; print "\"}" }' \
     >"$SCRATCH/long.in"
 expect_exit 0 "an over-long request is answered" -- sh -c "$NDF ctl send <'$SCRATCH/long.in'"
