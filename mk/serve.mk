@@ -8,7 +8,7 @@ ndf_SOURCES += host/cmd_serve.c
 # Three builds of one plugin, each reporting its own version, copied over a
 # watched file by the reload tests and the benchmark.
 RELOAD_FIXTURES = tests/fixtures/reload_v1.la tests/fixtures/reload_v2.la \
-	tests/fixtures/reload_v3.la
+	tests/fixtures/reload_v3.la tests/fixtures/reload_nodelete.la
 check_LTLIBRARIES += $(RELOAD_FIXTURES)
 # check_loader reloads them too.
 EXTRA_tests_check_loader_DEPENDENCIES += $(RELOAD_FIXTURES)
@@ -24,6 +24,12 @@ tests_fixtures_reload_v3_la_SOURCES = tests/fixtures/reload.c
 tests_fixtures_reload_v3_la_CFLAGS = $(PLUGIN_CFLAGS)
 tests_fixtures_reload_v3_la_CPPFLAGS = $(AM_CPPFLAGS) -DRELOAD_VERSION=3
 tests_fixtures_reload_v3_la_LDFLAGS = $(FIXTURE_LINK_FLAGS)
+# Marked DF_1_NODELETE: dlclose cannot unmap it, which the loader must notice
+# (RTLD_NOLOAD) and report as "not unloadable".
+tests_fixtures_reload_nodelete_la_SOURCES = tests/fixtures/reload.c
+tests_fixtures_reload_nodelete_la_CFLAGS = $(PLUGIN_CFLAGS)
+tests_fixtures_reload_nodelete_la_CPPFLAGS = $(AM_CPPFLAGS) -DRELOAD_VERSION=9
+tests_fixtures_reload_nodelete_la_LDFLAGS = $(FIXTURE_LINK_FLAGS) -Wl,-z,nodelete
 
 TESTS += tests/shell/serve.sh
 EXTRA_DIST += tests/shell/serve.sh

@@ -855,6 +855,24 @@ START_TEST(rescan_removed_and_touched)
 }
 END_TEST
 
+START_TEST(nodelete_is_not_unloadable)
+{
+    char *path = copy_fixture("reload_nodelete", plugdir, "reload.so");
+    loader *l = new_loader(0);
+    char *dirs[] = {plugdir};
+    loader_scan(l, dirs, 1);
+    replace_with("reload_v1", "reload.so");
+    ck_assert_uint_eq(loader_rescan(l, dirs, 1), 1);
+    ck_assert_uint_eq(loader_collect(l), 1);
+    loader_gen_stats gs;
+    loader_generations(l, &gs);
+    ck_assert_uint_eq(gs.unloaded, 0);
+    ck_assert_uint_eq(gs.not_unloadable, 1);
+    loader_free(l);
+    free(path);
+}
+END_TEST
+
 START_TEST(refuse_truncated)
 {
     char *full = copy_fixture("good", plugdir, "full.so");
@@ -1021,6 +1039,7 @@ static Suite *loader_suite(void)
     tcase_add_test(t, rescan_refused_keeps_old);
     tcase_add_test(t, rescan_removed_and_touched);
     tcase_add_test(t, refuse_truncated);
+    tcase_add_test(t, nodelete_is_not_unloadable);
     suite_add_tcase(s, t);
 
     t = tcase_create("compat");
