@@ -46,6 +46,7 @@
 
 #define MAX_CONNS 512         /* connections served at once; more are turned away */
 #define RING_SIZE 256         /* finished executions whose record outlives their generation */
+#define REMOVAL_GRACE 1.0     /* s: quiet time after a plugin file went away */
 #define TICK_MS 100           /* housekeeping: reap runs and generations, unload plugins */
 
 /* A configuration and the pattern definitions read with it, shared by the
@@ -1345,7 +1346,9 @@ static void watch_dirs(server *s, char **dirs, size_t n)
     }
 }
 
-/* Reads the pending events; 1 when one concerns a "*.so" file. */
+/* Reads the pending events: 0 when none concerns a "*.so" file, 1 when
+ * one was written or renamed into place, 2 when one went away (an installer
+ * may be replacing it: `install` and `make install` unlink, then create). */
 static int inotify_relevant(server *s)
 {
     char buf[8192] __attribute__((aligned(__alignof__(struct inotify_event))));
@@ -1361,8 +1364,10 @@ static int inotify_relevant(server *s)
                 relevant = 1;
             /* IN_CREATE alone is a file still being written: wait for its
              * close (IN_CLOSE_WRITE) or rename (IN_MOVED_TO). */
-            if (l > 3 && ev->name[0] != '.' && strcmp(ev->name + l - 3, ".so") == 0 &&
-                (ev->mask & (IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE)))
+            int so = l > 3 && ev->name[0] != '.' && strcmp(ev->name + l - 3, ".so") == 0;
+            if (so && (ev->mask & (IN_MOVED_FROM | IN_DELETE)))
+                relevant = 2;
+            else if (so && (ev->mask & (IN_CLOSE_WRITE | IN_MOVED_TO)) && relevant < 2)
                 relevant = 1;
             p += sizeof *ev + ev->len;
         }
@@ -1599,8 +1604,16 @@ int server_run(app *a, const server_opts *opts)
         }
         if (atomic_load(&s->stopping))
             break;
-        if (n > 0 && s->ino_fd >= 0 && (pf[3].revents & POLLIN) && inotify_relevant(s))
-            debounce_at = now_mono() + s->o.debounce;
+        if (n > 0 && s->ino_fd >= 0 && (pf[3].revents & POLLIN)) {
+            int rel = inotify_relevant(s);
+            /* A file that went away gets a second to come back before its
+             * plugin is retired, so an unlink-then-create install does not
+             * take its patterns away for a moment. */
+            double quiet = rel == 2 && s->o.debounce < REMOVAL_GRACE ? REMOVAL_GRACE
+                                                                     : s->o.debounce;
+            if (rel && now_mono() + quiet > debounce_at)
+                debounce_at = now_mono() + quiet;
+        }
         if (n > 0 && (pf[0].revents & POLLIN))
             for (int i = 0; i < 64; i++) {
                 int before = s->nconns;
