@@ -391,22 +391,28 @@ int context_from_json_file(const char *path, ndf_context **out)
     sb_init(&sb);
     char buf[4096];
     size_t n;
-    while ((n = fread(buf, 1, sizeof buf, f)) > 0)
-        sb_add(&sb, buf, n);
-    int err = ferror(f);
+    /* checked while reading, so that /dev/zero or an endless pipe ends in a
+     * message rather than in memory exhaustion */
+    const char *bad = NULL;
+    while (!bad && (n = fread(buf, 1, sizeof buf, f)) > 0) {
+        if (memchr(buf, '\0', n))
+            bad = "invalid JSON: contains a NUL byte";
+        else if (sb.len + n > CONTEXT_MAX_FILE)
+            bad = "larger than " CONTEXT_MAX_FILE_TEXT "; refusing to read it";
+        else
+            sb_add(&sb, buf, n);
+    }
+    int err = !bad && ferror(f);
     int saved = errno;
     if (!is_stdin)
         fclose(f);
-    if (err) {
+    if (bad || err) {
         sb_free(&sb);
+        if (bad)
+            return err_set(NDF_ERR_INVALID, "%s: %s", origin, bad);
         return err_set(NDF_ERR_INVALID, "%s: cannot read context: %s", origin, strerror(saved));
     }
-    size_t len = sb.len;
     char *text = sb_steal(&sb);
-    if (strlen(text) != len) {
-        free(text);
-        return err_set(NDF_ERR_INVALID, "%s: invalid JSON: contains a NUL byte", origin);
-    }
     int rc = context_from_json(text, origin, out);
     free(text);
     return rc;

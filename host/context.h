@@ -56,7 +56,11 @@ int context_parse_attr(ndf_context *ctx, const char *arg);
  * "priority":..., "attributes":{...}}.  `origin` names the source in errors.
  * Returns NDF_OK and *out, or NDF_ERR_INVALID with err_msg() set. */
 int context_from_json(const char *text, const char *origin, ndf_context **out);
-/* Reads it from a file ("-" for stdin). */
+/* Reads it from a file ("-" for stdin) of at most CONTEXT_MAX_FILE bytes
+ * and without NUL bytes (refused with a message, so that /dev/zero or an
+ * endless pipe cannot exhaust memory). */
+#define CONTEXT_MAX_FILE ((size_t)16 << 20)
+#define CONTEXT_MAX_FILE_TEXT "16 MiB"
 int context_from_json_file(const char *path, ndf_context **out);
 /* Appends the context as a JSON object. */
 struct strbuf;

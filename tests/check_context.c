@@ -268,6 +268,26 @@ START_TEST(test_json_file)
     ck_assert_str_eq(value_string(value_get(c->attrs, "processing_type")), "stream");
     context_free(c);
     unlink(path);
+
+    /* /dev/zero read until memory ran out (abort in xrealloc) */
+    ck_assert_int_eq(context_from_json_file("/dev/zero", &c), NDF_ERR_INVALID);
+    ck_assert_str_eq(err_msg(), "/dev/zero: invalid JSON: contains a NUL byte");
+    /* as did any huge file */
+    strcpy(path, "/tmp/check_context.XXXXXX");
+    fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    FILE *f = fdopen(fd, "w");
+    ck_assert_ptr_nonnull(f);
+    fputc('{', f);
+    for (size_t i = 0; i < CONTEXT_MAX_FILE; i++)
+        fputc(' ', f);
+    fputc('}', f);
+    ck_assert_int_eq(fclose(f), 0);
+    ck_assert_int_eq(context_from_json_file(path, &c), NDF_ERR_INVALID);
+    char *want = xasprintf("%s: larger than 16 MiB; refusing to read it", path);
+    ck_assert_str_eq(err_msg(), want);
+    free(want);
+    unlink(path);
 }
 END_TEST
 
