@@ -54,19 +54,17 @@ static int parse_seconds(const char *opt, const char *arg, double *out)
 
 /* What `ndf ctl VERB` runs on the server as the one-shot command would. */
 static const server_command served_commands[] = {
-    {"list", cmd_list},       {"show", cmd_show},       {"similar", cmd_similar},
-    {"export", cmd_export},   {"analytics", cmd_analytics}, {"plugins", cmd_plugins},
+    {"list", cmd_list},     {"show", cmd_show},           {"similar", cmd_similar},
+    {"export", cmd_export}, {"analytics", cmd_analytics}, {"plugins", cmd_plugins},
     {"config", cmd_config},
 };
 
 int cmd_serve(app *a, int argc, char **argv)
 {
-    static const struct option opts[] = {{"socket", required_argument, NULL, 's'},
-                                         {"grace", required_argument, NULL, 'g'},
-                                         {"debounce", required_argument, NULL, 'd'},
-                                         {"no-watch", no_argument, NULL, 'W'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {
+        {"socket", required_argument, NULL, 's'},   {"grace", required_argument, NULL, 'g'},
+        {"debounce", required_argument, NULL, 'd'}, {"no-watch", no_argument, NULL, 'W'},
+        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0}};
     server_opts so = {.grace = 30,
                       .watch = 1,
                       .debounce = 0.2,
@@ -126,8 +124,7 @@ static const char ctl_usage[] =
     "\n"
     "Options:\n"
     "  --socket PATH      the server's socket (default: server.socket)\n"
-    "\n" CTXOPT_HELP
-    "\n"
+    "\n" CTXOPT_HELP "\n"
     "Exit status: as the one-shot command; 9 when no server is listening.\n";
 
 typedef struct ctl {
@@ -144,8 +141,10 @@ static cJSON *ctl_call(ctl *c, cJSON *req, int *rc)
     if (c->fd < 0) {
         int e = errno;
         if (e == ENOENT || e == ECONNREFUSED)
-            fprintf(stderr, "ndf ctl: no ndf server is listening on %s (start one with 'ndf "
-                            "serve')\n", c->socket);
+            fprintf(stderr,
+                    "ndf ctl: no ndf server is listening on %s (start one with 'ndf "
+                    "serve')\n",
+                    c->socket);
         else
             fprintf(stderr, "ndf ctl: cannot connect to %s: %s\n", c->socket, strerror(e));
         return NULL;
@@ -242,7 +241,8 @@ static void status_node(const cJSON *n, int depth)
         printf("  (%s)", msg->valuestring);
     putchar('\n');
     const cJSON *k;
-    cJSON_ArrayForEach(k, cJSON_GetObjectItemCaseSensitive(n, "children")) status_node(k, depth + 1);
+    cJSON_ArrayForEach(k, cJSON_GetObjectItemCaseSensitive(n, "children"))
+        status_node(k, depth + 1);
 }
 
 static void status_text(const cJSON *j)
@@ -387,8 +387,14 @@ static int ctl_run(ctl *c, int argc, char **argv)
         case 'A': async = 1; break;
         case 'F': fallback = optarg; break;
         case 'j': json = 1; break;
-        case 'h': ctxopt_free(&co); usage_print(ctl_usage); return EXIT_OK;
-        default: ctxopt_free(&co); fputs(ctl_usage, stderr); return EXIT_USAGE;
+        case 'h':
+            ctxopt_free(&co);
+            usage_print(ctl_usage);
+            return EXIT_OK;
+        default:
+            ctxopt_free(&co);
+            fputs(ctl_usage, stderr);
+            return EXIT_USAGE;
         }
     }
     if (optind + 1 != argc) {

@@ -60,8 +60,8 @@ struct plugin {
      * loader_collect() once its count is zero. */
     _Atomic int refs;
     int retired;
-    int seen;          /* loader_rescan: the file is still there */
-    dev_t dev;         /* what the file was when loaded, to notice a change */
+    int seen;  /* loader_rescan: the file is still there */
+    dev_t dev; /* what the file was when loaded, to notice a change */
     ino_t ino;
     off_t fsize;
     struct timespec mtim;
@@ -90,8 +90,8 @@ struct loader {
      * reload rebuilds the table (everything else is changed by one thread
      * at a time: the caller serializes loads, rescans and collections). */
     pthread_rwlock_t lock;
-    plugin *replacing;  /* loader_rescan: the plugin the file being loaded replaces */
-    plugin **retired;   /* replaced or removed, waiting for their last user */
+    plugin *replacing; /* loader_rescan: the plugin the file being loaded replaces */
+    plugin **retired;  /* replaced or removed, waiting for their last user */
     size_t nretired;
     unsigned long gen_seq;
     size_t unloaded, not_unloadable;
@@ -343,7 +343,6 @@ static int retired_uses(const loader *l, const char *name)
     return 0;
 }
 
-
 static void remove_copy(loader *l, plugin *p)
 {
     if (!p->cached)
@@ -584,7 +583,8 @@ static int elf_complete(int fd, off_t size, const char **why)
         *why = "its program headers lie past its end (truncated, or still being written)";
         return 0;
     }
-    if (eh.e_shoff && (eh.e_shoff > sz || (uint64_t)eh.e_shnum * eh.e_shentsize > sz - eh.e_shoff)) {
+    if (eh.e_shoff &&
+        (eh.e_shoff > sz || (uint64_t)eh.e_shnum * eh.e_shentsize > sz - eh.e_shoff)) {
         *why = "its section headers lie past its end (truncated, or still being written)";
         return 0;
     }
@@ -726,8 +726,8 @@ static int handoff(loader *l, plugin *p, const ndf_plugin *d)
 {
     plugin *old = l->replacing;
     const ndf_plugin *od = old->desc;
-    if (!od || od->size < NDF_PLUGIN_V1_1_SIZE || !od->state_save || d->size < NDF_PLUGIN_V1_1_SIZE ||
-        !d->state_restore)
+    if (!od || od->size < NDF_PLUGIN_V1_1_SIZE || !od->state_save ||
+        d->size < NDF_PLUGIN_V1_1_SIZE || !d->state_restore)
         return NDF_OK;
     char *blob = NULL;
     size_t len = 0;
@@ -938,8 +938,10 @@ static int load_at(loader *l, int dfd, const struct stat *dst, const char *dirpa
         const char *why = NULL;
         if (cfd >= 0 && fstat(cfd, &cst) == 0 && !elf_complete(cfd, cst.st_size, &why)) {
             close(cfd);
-            rc = refuse(l, p, NDF_ERR_INVALID, "is not a complete shared object: %s; install it "
-                        "whole (write a temporary file, then rename it over the plugin)", why);
+            rc = refuse(l, p, NDF_ERR_INVALID,
+                        "is not a complete shared object: %s; install it "
+                        "whole (write a temporary file, then rename it over the plugin)",
+                        why);
             goto out;
         }
         if (cfd >= 0)
@@ -1250,14 +1252,15 @@ static size_t rescan_file(loader *l, int dfd, const struct stat *dst, const char
                 l->files[i] = np;
         l->files = xrealloc(l->files, (l->nfiles + 1) * sizeof *l->files);
         l->files[l->nfiles++] = cur;
-        log_msg(NDF_LOG_INFO, "plugin %s reloaded from %s: version %s (sha256 %.16s) replaces "
-                              "%s (sha256 %.16s), which is unloaded once idle",
+        log_msg(NDF_LOG_INFO,
+                "plugin %s reloaded from %s: version %s (sha256 %.16s) replaces "
+                "%s (sha256 %.16s), which is unloaded once idle",
                 np->name, path, np->version ? np->version : "?", np->hash,
                 cur->version ? cur->version : "?", cur->hash);
         retire(l, cur);
     } else {
-        log_msg(NDF_LOG_INFO, "plugin %s loaded from %s: version %s (sha256 %.16s)", np->name,
-                path, np->version ? np->version : "?", np->hash);
+        log_msg(NDF_LOG_INFO, "plugin %s loaded from %s: version %s (sha256 %.16s)", np->name, path,
+                np->version ? np->version : "?", np->hash);
     }
     return 1;
 }

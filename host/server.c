@@ -44,10 +44,10 @@
 #include "storage.h"
 #include "util.h"
 
-#define MAX_CONNS 512         /* connections served at once; more are turned away */
-#define RING_SIZE 256         /* finished executions whose record outlives their generation */
-#define REMOVAL_GRACE 1.0     /* s: quiet time after a plugin file went away */
-#define TICK_MS 100           /* housekeeping: reap runs and generations, unload plugins */
+#define MAX_CONNS 512     /* connections served at once; more are turned away */
+#define RING_SIZE 256     /* finished executions whose record outlives their generation */
+#define REMOVAL_GRACE 1.0 /* s: quiet time after a plugin file went away */
+#define TICK_MS 100       /* housekeeping: reap runs and generations, unload plugins */
 
 /* A configuration and the pattern definitions read with it, shared by the
  * generations built from it (a plugin reload rebuilds from the same one). */
@@ -62,13 +62,13 @@ typedef struct server server;
 
 typedef struct gen {
     unsigned long id;
-    _Atomic int refs;         /* threads using it; guarded by srv->gen_lock to reach 0 */
+    _Atomic int refs; /* threads using it; guarded by srv->gen_lock to reach 0 */
     server *srv;
     cfgref *cr;
     registry *reg;
     executor *ex;
-    pthread_mutex_t lock;     /* guards runs */
-    record **runs;            /* started here and not yet seen done by the reaper */
+    pthread_mutex_t lock; /* guards runs */
+    record **runs;        /* started here and not yet seen done by the reaper */
     size_t nruns;
 } gen;
 
@@ -104,7 +104,7 @@ struct server {
 
     pthread_mutex_t conn_lock;
     pthread_cond_t conn_cond;
-    int conns[MAX_CONNS];     /* open connection descriptors, -1 free */
+    int conns[MAX_CONNS]; /* open connection descriptors, -1 free */
     int nconns;
 
     int listen_fd, sig_fd, ino_fd, wake[2];
@@ -427,10 +427,10 @@ static void reap(server *s)
 
 typedef struct reload_result {
     int ok;
-    int config_status;        /* 0 not asked, 1 reloaded, -1 kept (errors) */
+    int config_status; /* 0 not asked, 1 reloaded, -1 kept (errors) */
     size_t plugins_changed;
     unsigned long generation;
-    char *error;              /* malloc'ed, or NULL */
+    char *error; /* malloc'ed, or NULL */
 } reload_result;
 
 static void watch_dirs(server *s, char **dirs, size_t n);
@@ -498,10 +498,8 @@ static void do_reload(server *s, int with_config, reload_result *res)
     res->ok = res->config_status >= 0 && (ng || !res->plugins_changed);
     if (why.len) {
         res->error = sb_steal(&why);
-        log_msg(NDF_LOG_ERROR, "reload: %s%s", res->config_status < 0
-                                                  ? "the configuration keeps serving: "
-                                                  : "",
-                res->error);
+        log_msg(NDF_LOG_ERROR, "reload: %s%s",
+                res->config_status < 0 ? "the configuration keeps serving: " : "", res->error);
     }
     sb_free(&why);
     if (ng)
@@ -594,9 +592,11 @@ static int member(const cJSON *req, const char *key, int want, const cJSON **out
     static const struct {
         int t;
         const char *name;
-    } names[] = {{cJSON_String, "a string"}, {cJSON_Number, "a number"},
+    } names[] = {{cJSON_String, "a string"},
+                 {cJSON_Number, "a number"},
                  {cJSON_True | cJSON_False, "true or false"},
-                 {cJSON_Object, "an object"}, {cJSON_Array, "an array"}};
+                 {cJSON_Object, "an object"},
+                 {cJSON_Array, "an array"}};
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(req, key);
     *out = NULL;
     if (!v || cJSON_IsNull(v))
@@ -828,8 +828,10 @@ static cJSON *req_rollback(server *s, const cJSON *req)
         return resp;
     record *r = find_live(s, id);
     if (!r)
-        return resp_error(NDF_ERR_NOT_FOUND, "no execution with id '%s' (rollback needs one "
-                                             "of the recently finished executions)", id);
+        return resp_error(NDF_ERR_NOT_FOUND,
+                          "no execution with id '%s' (rollback needs one "
+                          "of the recently finished executions)",
+                          id);
     if (!atomic_load(&r->done)) {
         record_unref(r);
         return resp_error(NDF_ERR_INVALID, "execution '%s' is still running: cancel it or wait",
@@ -846,9 +848,9 @@ static cJSON *req_rollback(server *s, const cJSON *req)
         return resp;
     }
     err_clear();
-    int rc = d->rollback(&host_services, r->root, p->instance,
-                         jlevel ? jlevel->valuestring : "pattern",
-                         jtarget ? jtarget->valuestring : NULL);
+    int rc =
+        d->rollback(&host_services, r->root, p->instance, jlevel ? jlevel->valuestring : "pattern",
+                    jtarget ? jtarget->valuestring : NULL);
     if (rc > 0 || rc < NDF_STATUS_MIN)
         rc = NDF_ERR_EXECUTION;
     if (rc) {
@@ -998,9 +1000,10 @@ static cJSON *req_reload(server *s)
     }
     cJSON_AddNumberToObject(resp, "generation", (double)res.generation);
     cJSON_AddNumberToObject(resp, "plugins_changed", (double)res.plugins_changed);
-    cJSON_AddStringToObject(resp, "config", res.config_status > 0   ? "reloaded"
-                                            : res.config_status < 0 ? "kept"
-                                                                    : "unchanged");
+    cJSON_AddStringToObject(resp, "config",
+                            res.config_status > 0   ? "reloaded"
+                            : res.config_status < 0 ? "kept"
+                                                    : "unchanged");
     free(res.error);
     return resp;
 }
@@ -1187,8 +1190,8 @@ static void accept_one(server *s)
         s->nconns++;
     pthread_mutex_unlock(&s->conn_lock);
     if (full) {
-        cJSON *resp = resp_error(NDF_ERR_RESOURCE, "too many connections (%d); try again",
-                                 MAX_CONNS);
+        cJSON *resp =
+            resp_error(NDF_ERR_RESOURCE, "too many connections (%d); try again", MAX_CONNS);
         send_line(fd, resp);
         cJSON_Delete(resp);
         close(fd);
@@ -1283,8 +1286,10 @@ static int listen_socket(server *s)
     struct stat st;
     if (lstat(path, &st) == 0) {
         if (!S_ISSOCK(st.st_mode)) {
-            log_msg(NDF_LOG_ERROR, "%s exists and is not a socket: remove it or set "
-                                   "server.socket elsewhere", path);
+            log_msg(NDF_LOG_ERROR,
+                    "%s exists and is not a socket: remove it or set "
+                    "server.socket elsewhere",
+                    path);
             return EXIT_IO;
         }
         unlink(path); /* stale: its server is gone */
@@ -1339,8 +1344,10 @@ static void watch_dirs(server *s, char **dirs, size_t n)
                                    IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE |
                                        IN_CREATE | IN_ONLYDIR);
         if (wd < 0)
-            log_msg(NDF_LOG_WARN, "cannot watch plugin directory %s: %s (reload with SIGHUP "
-                                  "or 'ndf ctl reload')", dirs[i], strerror(errno));
+            log_msg(NDF_LOG_WARN,
+                    "cannot watch plugin directory %s: %s (reload with SIGHUP "
+                    "or 'ndf ctl reload')",
+                    dirs[i], strerror(errno));
         else
             s->wds[s->nwds++] = wd;
     }
@@ -1430,8 +1437,8 @@ static void persist_learning(server *s)
         if (storage_save_learning(st, l.items[i]->name, &ls) == NDF_OK)
             saved++;
         else
-            log_msg(NDF_LOG_WARN, "pattern '%s': learning state not saved: %s",
-                    l.items[i]->name, err_msg());
+            log_msg(NDF_LOG_WARN, "pattern '%s': learning state not saved: %s", l.items[i]->name,
+                    err_msg());
         learning_free(&ls);
     }
     log_msg(NDF_LOG_INFO, "learning state of %zu pattern%s saved", saved, saved == 1 ? "" : "s");
@@ -1458,8 +1465,8 @@ static void shutdown_server(server *s)
     int cancelled = 0;
     while ((running = running_total(s)) > 0) {
         if (!cancelled && now_mono() >= deadline) {
-            log_msg(NDF_LOG_WARN, "%zu execution%s still running after %.1fs: cancelling",
-                    running, running == 1 ? "" : "s", s->o.grace);
+            log_msg(NDF_LOG_WARN, "%zu execution%s still running after %.1fs: cancelling", running,
+                    running == 1 ? "" : "s", s->o.grace);
             cancel_all(s);
             cancelled = 1;
             gen *g = gen_current(s);
@@ -1545,16 +1552,17 @@ int server_run(app *a, const server_opts *opts)
     sb_free(&why);
     gen_swap(s, g);
 
-    s->socket_path = xstrdup(opts->socket_path && *opts->socket_path
-                                 ? opts->socket_path
-                                 : g->cr->cfg->set.socket_path);
+    s->socket_path = xstrdup(opts->socket_path && *opts->socket_path ? opts->socket_path
+                                                                     : g->cr->cfg->set.socket_path);
     if ((rc = listen_socket(s)) != EXIT_OK)
         goto out;
     if (s->o.watch) {
         s->ino_fd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
         if (s->ino_fd < 0)
-            log_msg(NDF_LOG_WARN, "inotify: %s; plugins reload only on SIGHUP or 'ndf ctl "
-                                  "reload'", strerror(errno));
+            log_msg(NDF_LOG_WARN,
+                    "inotify: %s; plugins reload only on SIGHUP or 'ndf ctl "
+                    "reload'",
+                    strerror(errno));
         size_t ndirs;
         char **dirs = plugin_dirs(s, g->cr->cfg, &ndirs);
         watch_dirs(s, dirs, ndirs);
@@ -1591,8 +1599,8 @@ int server_run(app *a, const server_opts *opts)
                     pthread_mutex_unlock(&s->world);
                     free(res.error);
                 } else {
-                    log_msg(NDF_LOG_INFO, "%s received", si.ssi_signo == SIGTERM ? "SIGTERM"
-                                                                                 : "SIGINT");
+                    log_msg(NDF_LOG_INFO, "%s received",
+                            si.ssi_signo == SIGTERM ? "SIGTERM" : "SIGINT");
                     atomic_store(&s->stopping, 1);
                 }
             }
@@ -1609,8 +1617,8 @@ int server_run(app *a, const server_opts *opts)
             /* A file that went away gets a second to come back before its
              * plugin is retired, so an unlink-then-create install does not
              * take its patterns away for a moment. */
-            double quiet = rel == 2 && s->o.debounce < REMOVAL_GRACE ? REMOVAL_GRACE
-                                                                     : s->o.debounce;
+            double quiet =
+                rel == 2 && s->o.debounce < REMOVAL_GRACE ? REMOVAL_GRACE : s->o.debounce;
             if (rel && now_mono() + quiet > debounce_at)
                 debounce_at = now_mono() + quiet;
         }

@@ -277,8 +277,8 @@ int main(void)
     char *dst = xasprintf("%s/reload.so", watch);
     copy_file(src, dst);
     const char *sd = getenv("NDF_BENCH_STATE_DIR");
-    char *state = sd && *sd ? xasprintf("%s/bench_serve-state.XXXXXX", sd)
-                            : xasprintf("%s/state", scratch);
+    char *state =
+        sd && *sd ? xasprintf("%s/bench_serve-state.XXXXXX", sd) : xasprintf("%s/state", scratch);
     if (sd && *sd && !mkdtemp(state))
         die(state);
     FILE *f = fopen(conf, "w");
