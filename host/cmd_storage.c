@@ -587,8 +587,11 @@ int cmd_analytics(app *a, int argc, char **argv)
         pattern_stats(p, &sp.learn);
         pattern_unref(p);
     } else if (st) {
-        if (st == NDF_ERR_NOT_FOUND)
-            err_set(st, "no pattern named '%s' (not defined, nothing stored)", name);
+        /* a name storage refuses (NDF_ERR_INVALID: "../x") cannot be stored
+         * either: it is simply not there, like in show and reset-stats */
+        if (st == NDF_ERR_NOT_FOUND || st == NDF_ERR_INVALID)
+            st = err_set(NDF_ERR_NOT_FOUND, "no pattern named '%s' (not defined, nothing stored)",
+                         name);
         return fail_status("analytics", st);
     }
     analytics an;

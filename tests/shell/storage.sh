@@ -103,6 +103,10 @@ assert d["steps"][1]["name"] == "b" and d["steps"][1]["failures"] == 2
 fi
 expect_exit 2 "analytics --days 0 is refused" -- ndf analytics deploy --days 0
 expect_exit 3 "analytics of an unknown pattern" -- ndf analytics nosuch
+# a name storage refuses is unknown too (was exit 2 with the registry's message)
+expect_exit 3 "analytics of a traversal name" -- ndf analytics ../../etc/passwd
+expect_match "$err" "no pattern named '../../etc/passwd' \\(not defined, nothing stored\\)" \
+    "the traversal name is reported as unknown"
 
 # A save makes the hand-written file a backup; then damage the current one.
 expect_exit 0 "reset-stats" -- ndf reset-stats deploy
