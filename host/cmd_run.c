@@ -575,6 +575,27 @@ static void status_node(const cJSON *n, int depth)
     cJSON_ArrayForEach(k, kids) status_node(k, depth + 1);
 }
 
+void status_print(const cJSON *j)
+{
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(j, "id");
+    const cJSON *status = cJSON_GetObjectItemCaseSensitive(j, "status");
+    const cJSON *err = cJSON_GetObjectItemCaseSensitive(j, "error");
+    const cJSON *from = cJSON_GetObjectItemCaseSensitive(j, "fallback_from");
+    const cJSON *cause = cJSON_GetObjectItemCaseSensitive(j, "fallback_cause");
+    const cJSON *dur = cJSON_GetObjectItemCaseSensitive(j, "duration");
+    printf("execution %s: %s", cJSON_IsString(id) ? id->valuestring : "?",
+           cJSON_IsString(status) ? status->valuestring : "running");
+    if (cJSON_IsNumber(dur))
+        printf(" in %.3fs", dur->valuedouble);
+    putchar('\n');
+    if (cJSON_IsString(from))
+        printf("fallback from %s (cause: %s)\n", from->valuestring,
+               cJSON_IsString(cause) ? cause->valuestring : "?");
+    if (cJSON_IsString(err))
+        printf("error: %s\n", err->valuestring);
+    status_node(cJSON_GetObjectItemCaseSensitive(j, "root"), 0);
+}
+
 static const char status_usage[] =
     "Usage: ndf status [ID] [--json]\n"
     "\n"
@@ -637,26 +658,10 @@ int cmd_status(app *a, int argc, char **argv)
         free(path);
         return EXIT_NOT_FOUND;
     }
-    if (json) {
+    if (json)
         fputs(sb.buf, stdout);
-    } else {
-        const cJSON *status = cJSON_GetObjectItemCaseSensitive(j, "status");
-        const cJSON *err = cJSON_GetObjectItemCaseSensitive(j, "error");
-        const cJSON *from = cJSON_GetObjectItemCaseSensitive(j, "fallback_from");
-        const cJSON *cause = cJSON_GetObjectItemCaseSensitive(j, "fallback_cause");
-        const cJSON *dur = cJSON_GetObjectItemCaseSensitive(j, "duration");
-        printf("execution %s: %s", jid->valuestring,
-               cJSON_IsString(status) ? status->valuestring : "running");
-        if (cJSON_IsNumber(dur))
-            printf(" in %.3fs", dur->valuedouble);
-        putchar('\n');
-        if (cJSON_IsString(from))
-            printf("fallback from %s (cause: %s)\n", from->valuestring,
-                   cJSON_IsString(cause) ? cause->valuestring : "?");
-        if (cJSON_IsString(err))
-            printf("error: %s\n", err->valuestring);
-        status_node(cJSON_GetObjectItemCaseSensitive(j, "root"), 0);
-    }
+    else
+        status_print(j);
     cJSON_Delete(j);
     sb_free(&sb);
     free(path);

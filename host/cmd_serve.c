@@ -220,47 +220,6 @@ static int ctl_failed(const char *verb, const cJSON *resp)
 
 /* ---- printing records as the one-shot commands do ---- */
 
-/* `ndf status` prints a record so (cmd_run.c, status_node). */
-static void status_node(const cJSON *n, int depth)
-{
-    const cJSON *kind = cJSON_GetObjectItemCaseSensitive(n, "kind");
-    const cJSON *name = cJSON_GetObjectItemCaseSensitive(n, "name");
-    const cJSON *state = cJSON_GetObjectItemCaseSensitive(n, "state");
-    const cJSON *dur = cJSON_GetObjectItemCaseSensitive(n, "duration");
-    const cJSON *prog = cJSON_GetObjectItemCaseSensitive(n, "progress");
-    const cJSON *msg = cJSON_GetObjectItemCaseSensitive(n, "message");
-    printf("%*s%-11s %s %s", depth * 2, "", cJSON_IsString(state) ? state->valuestring : "?",
-           cJSON_IsString(kind) ? kind->valuestring : "?",
-           cJSON_IsString(name) ? name->valuestring : "?");
-    if (cJSON_IsNumber(dur))
-        printf("  %.3fs", dur->valuedouble);
-    if (cJSON_IsNumber(prog) && prog->valuedouble < 100 &&
-        cJSON_GetObjectItemCaseSensitive(n, "children"))
-        printf("  %.0f%%", prog->valuedouble);
-    if (cJSON_IsString(msg) && *msg->valuestring)
-        printf("  (%s)", msg->valuestring);
-    putchar('\n');
-    const cJSON *k;
-    cJSON_ArrayForEach(k, cJSON_GetObjectItemCaseSensitive(n, "children"))
-        status_node(k, depth + 1);
-}
-
-static void status_text(const cJSON *j)
-{
-    const char *id = str_of(j, "id"), *status = str_of(j, "status"), *err = str_of(j, "error");
-    const char *from = str_of(j, "fallback_from"), *cause = str_of(j, "fallback_cause");
-    const cJSON *dur = cJSON_GetObjectItemCaseSensitive(j, "duration");
-    printf("execution %s: %s", id ? id : "?", status ? status : "running");
-    if (cJSON_IsNumber(dur))
-        printf(" in %.3fs", dur->valuedouble);
-    putchar('\n');
-    if (from)
-        printf("fallback from %s (cause: %s)\n", from, cause ? cause : "?");
-    if (err)
-        printf("error: %s\n", err);
-    status_node(cJSON_GetObjectItemCaseSensitive(j, "root"), 0);
-}
-
 static const char *const state_names[] = {"PENDING",   "RUNNING",   "COMPLETED",
                                           "FAILED",    "SKIPPED",   "ROLLED_BACK",
                                           "CANCELLED", "TIMED_OUT", "DEGRADED"};
@@ -321,7 +280,7 @@ static void print_record(const cJSON *resp, int json)
             printf("%s\n", t);
         cJSON_free(t);
     } else if (rec) {
-        status_text(rec);
+        status_print(rec);
     }
 }
 

@@ -52,6 +52,11 @@ int cmd_status(app *a, int argc, char **argv);
 int cmd_serve(app *a, int argc, char **argv);
 int cmd_ctl(app *a, int argc, char **argv);
 
+/* Prints an execution record (record_to_json's object, parsed) as
+ * `ndf status` does: the summary line, then every node indented. */
+struct cJSON;
+void status_print(const struct cJSON *record);
+
 /* Prints "Usage: ..." help for a command on stdout. */
 void usage_print(const char *text);
 
