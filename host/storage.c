@@ -720,7 +720,9 @@ static int write_atomic(storage *s, const char *fname, const void *data, size_t 
  * and files larger than the document limit. */
 static int read_file(storage *s, const char *fname, unsigned char **out, size_t *len)
 {
-    int fd = openat(s->dirfd, fname, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    /* O_NONBLOCK: a FIFO planted in the directory must not hang the open;
+     * it is refused as not regular below (regular files ignore the flag) */
+    int fd = openat(s->dirfd, fname, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
     if (fd < 0) {
         if (errno == ENOENT)
             return NDF_ERR_NOT_FOUND;

@@ -490,6 +490,43 @@ START_TEST(test_inflate_bound)
 }
 END_TEST
 
+/* A FIFO planted in the directory hung every load (and so list, export,
+ * cleanup and run) in open(); it is now refused and moved aside, and a good
+ * backup still serves. */
+START_TEST(test_fifo_in_dir)
+{
+    storage *s = open_store(1, 2, 10);
+    save_k(s, "fifo", 3, 1);
+    save_k(s, "fifo", 4, 1);
+    char *cur = path_of("fifo.json.gz");
+    ck_assert_int_eq(unlink(cur), 0);
+    ck_assert_int_eq(mkfifo(cur, 0600), 0);
+    free(cur);
+    capture_start();
+    stored_pattern sp;
+    int rc = storage_load_pattern(s, "fifo", &sp);
+    char *err = capture_end();
+    ck_assert_int_eq(rc, NDF_OK);
+    ck_assert_uint_eq(sp.learn.executions, 3); /* the backup */
+    ck_assert_ptr_nonnull(strstr(err, "fifo.json.gz: not a regular file"));
+    ck_assert_int_eq(count_prefix("fifo.json.gz.corrupt-"), 1);
+    stored_pattern_free(&sp);
+    free(err);
+    /* with no backup: a clear error, and nothing removed */
+    char *other = path_of("lone.json");
+    ck_assert_int_eq(mkfifo(other, 0600), 0);
+    free(other);
+    capture_start();
+    rc = storage_load_pattern(s, "lone", &sp);
+    err = capture_end();
+    ck_assert_int_eq(rc, NDF_ERR_IO);
+    ck_assert_ptr_nonnull(strstr(err_msg(), "lone.json: not a regular file; no good backup"));
+    ck_assert_int_eq(count_prefix("lone.json.corrupt-"), 1);
+    free(err);
+    storage_close(s);
+}
+END_TEST
+
 START_TEST(test_bad_names)
 {
     static const char *const bad[] = {"../escape", ".hidden", "a/b", "", "x\n", "/abs",
@@ -1029,6 +1066,7 @@ static Suite *storage_suite(void)
     tcase_add_test(tc, test_corrupt_no_backup);
     tcase_add_test(tc, test_inflate_bound);
     tcase_add_test(tc, test_bad_names);
+    tcase_add_test(tc, test_fifo_in_dir);
     tcase_add_test(tc, test_history_limit_append);
     tcase_add_test(tc, test_compression_switch);
     tcase_add_test(tc, test_sweep_and_default_dir);
