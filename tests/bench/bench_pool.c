@@ -217,7 +217,7 @@ int main(void)
 {
     the_dag.need = xcalloc(NTASKS, sizeof *the_dag.need);
     mc_need = xcalloc(NTASKS, sizeof *mc_need);
-    const int reps = 21;
+    const int reps = 51;
     printf("pool throughput: %d no-op tasks, best of %d (tasks/s; higher is better)\n", NTASKS,
            reps);
     printf("%-22s %8s %14s %18s %7s\n", "workload", "threads", "ndf pool", "mutex+condvar",
