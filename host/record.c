@@ -219,7 +219,7 @@ static void arena_grow(record *r, size_t need)
  * (or owns the record alone). */
 static void *arena_alloc(record *r, size_t size)
 {
-    size = (size + 15) & ~(size_t)15;
+    size = (size + 7) & ~(size_t)7; /* nodes and pointer arrays need 8 */
     if ((size_t)(r->arena_end - r->arena_ptr) < size)
         arena_grow(r, size);
     void *p = r->arena_ptr;
@@ -253,21 +253,23 @@ static ndf_exec *node_alloc(record *r, ndf_exec *parent, ndf_node_kind kind, con
 {
     size_t len = name ? strlen(name) : 0;
     ndf_exec *n = arena_alloc(r, sizeof *n + len + 1);
-    /* Arena memory is not zeroed: every field is set here (a fixed-size
-     * copy of a zero node compiles to a few vector stores; a memset of a
-     * runtime-sized block would not). */
-    static const ndf_exec zero;
-    memcpy(n, &zero, sizeof *n);
+    /* Arena memory is not zeroed: every field is set here. */
     n->kind = kind;
-    n->out = record_no_output;
     atomic_init(&n->state, NDF_STATE_PENDING);
+    n->depth = parent ? parent->depth + 1 : 0;
     n->rec = r;
     n->parent = parent;
-    n->depth = parent ? parent->depth + 1 : 0;
+    n->kids = NULL;
+    n->nkids = n->capkids = 0;
     n->deadline = parent ? parent->deadline : INFINITY;
-    if (len)
-        memcpy(n->name, name, len);
-    n->name[len] = '\0';
+    n->start = n->end = n->start_wall = 0;
+    n->message = NULL;
+    n->out = record_no_output;
+    n->data = NULL;
+    n->data_free = NULL;
+    n->pat = NULL;
+    n->cleanup = 0;
+    memcpy(n->name, name ? name : "", len + 1);
     return n;
 }
 
