@@ -886,9 +886,10 @@ static int check_input(reader *r, const char *file, const char *from, int line, 
                 q++;
             char *close_q = q < end && *q == '"' ? memchr(q + 1, '"', (size_t)(end - q - 1))
                                                  : NULL;
-            /* names with escapes or NULs are rare enough to leave to libconfig */
-            if (close_q && !memchr(q + 1, '\\', (size_t)(close_q - q - 1)) &&
-                !memchr(q + 1, '\0', (size_t)(close_q - q - 1))) {
+            /* libconfig 1.5 takes the name literally (no escapes) and as a C
+             * string: a NUL ends it, so "\0x" names the directory itself,
+             * whose read error makes libconfig's scanner exit(2) the process */
+            if (close_q) {
                 char *name = xstrndup(q + 1, (size_t)(close_q - q - 1));
                 char *inc = name[0] == '/' || !r->incdir
                                 ? xstrdup(name)

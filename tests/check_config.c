@@ -588,6 +588,24 @@ START_TEST(test_hostile_files)
     has_diag(c, 1, "%s:1: include file nesting too deep", p);
     config_free(c);
     free(p);
+    /* found by tests/fuzz/fuzz_config: an include name that a NUL ends (or an
+     * empty one) names the directory, whose read error made libconfig's
+     * scanner exit(2) the whole process ("input in flex scanner failed") */
+    char nulinc[] = "@include \"\0x\"\n";
+    p = xasprintf("%s/nulinc.conf", scratch);
+    f = fopen(p, "w");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_uint_eq(fwrite(nulinc, 1, sizeof nulinc - 1, f), sizeof nulinc - 1);
+    ck_assert_int_eq(fclose(f), 0);
+    c = load(p, NDF_ERR_VALIDATION);
+    has_diag(c, 1, "%s:1: cannot read %s/: Is a directory", p, scratch);
+    config_free(c);
+    free(p);
+    p = put("emptyinc.conf", "@include \"\"\n");
+    c = load(p, NDF_ERR_VALIDATION);
+    has_diag(c, 1, "%s:1: cannot read %s/: Is a directory", p, scratch);
+    config_free(c);
+    free(p);
     /* (tests/fuzz/fuzz_config found that a file holding just "" leaks inside
      * libconfig 1.5: not loaded here, as it would fail the sanitizer build;
      * see tests/fuzz/lsan.supp) */
