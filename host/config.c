@@ -857,21 +857,37 @@ static int check_input(reader *r, const char *file, const char *from, int line, 
         close(fd);
         return 0;
     }
-    /* the @include lines: `^[ \t]*@include[ \t]+"name"` as libconfig scans */
-    char *text = xmalloc((size_t)st.st_size + 1);
-    size_t n = 0;
+    /* the @include lines: `^[ \t]*@include[ \t]+"name"` as libconfig scans.
+     * Read to the end whatever st_size says: /proc files claim 0 bytes. */
+    strbuf sb;
+    sb_init(&sb);
+    char buf[8192];
     for (;;) {
-        ssize_t k = read(fd, text + n, (size_t)st.st_size - n);
+        ssize_t k = read(fd, buf, sizeof buf);
         if (k < 0 && errno == EINTR)
             continue;
-        if (k <= 0)
+        if (k < 0) {
+            /* libconfig's scanner would exit(2) the process on this error */
+            diag_add(r->c, 1, from, line, "cannot read %s: %s", file, strerror(errno));
+            sb_free(&sb);
+            close(fd);
+            return -1;
+        }
+        if (k == 0)
             break;
-        n += (size_t)k;
-        if (n == (size_t)st.st_size)
-            break;
+        if (sb.len + (size_t)k > (size_t)CONFIG_MAX_FILE) {
+            diag_add(r->c, 1, from, line,
+                     "cannot read %s: more than the %lld byte limit for a configuration file",
+                     file, (long long)CONFIG_MAX_FILE);
+            sb_free(&sb);
+            close(fd);
+            return -1;
+        }
+        sb_add(&sb, buf, (size_t)k);
     }
     close(fd);
-    text[n] = '\0';
+    size_t n = sb.len;
+    char *text = sb_steal(&sb);
     int rc = 0, lineno = 1;
     for (char *p = text; p < text + n && rc == 0; lineno++) {
         char *eol = memchr(p, '\n', (size_t)(text + n - p));
