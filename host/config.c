@@ -900,8 +900,14 @@ static int check_input(reader *r, const char *file, const char *from, int line, 
             q += 8;
             while (q < end && (*q == ' ' || *q == '\t'))
                 q++;
-            char *close_q = q < end && *q == '"' ? memchr(q + 1, '"', (size_t)(end - q - 1))
-                                                 : NULL;
+            /* the name may run past the line (libconfig's string does) and
+             * past the end of the file, where libconfig ends it too */
+            char *close_q = NULL;
+            if (q < end && *q == '"') {
+                close_q = memchr(q + 1, '"', (size_t)(text + n - q - 1));
+                if (!close_q)
+                    close_q = text + n;
+            }
             /* libconfig 1.5 takes the name literally (no escapes) and as a C
              * string: a NUL ends it, so "\0x" names the directory itself,
              * whose read error makes libconfig's scanner exit(2) the process */

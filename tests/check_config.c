@@ -602,6 +602,17 @@ START_TEST(test_hostile_files)
     has_diag(c, 1, "%s:1: cannot read %s/: Is a directory", p, scratch);
     config_free(c);
     free(p);
+    /* and one whose closing quote is on a later line, or missing */
+    char noquote[] = "a = 1;\n@include \"\0x\n";
+    p = xasprintf("%s/noquote.conf", scratch);
+    f = fopen(p, "w");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_uint_eq(fwrite(noquote, 1, sizeof noquote - 1, f), sizeof noquote - 1);
+    ck_assert_int_eq(fclose(f), 0);
+    c = load(p, NDF_ERR_VALIDATION);
+    has_diag(c, 1, "%s:2: cannot read %s/: Is a directory", p, scratch);
+    config_free(c);
+    free(p);
     p = put("emptyinc.conf", "@include \"\"\n");
     c = load(p, NDF_ERR_VALIDATION);
     has_diag(c, 1, "%s:1: cannot read %s/: Is a directory", p, scratch);
