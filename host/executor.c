@@ -221,6 +221,10 @@ struct ndf_group {
     record *rec;              /* a reference, so node outlives the group */
     int prio;
     unsigned max;
+    /* Work can overrun a deadline: ended work is counted at once, so that
+     * a waiter that gives up reports exactly what still runs.  Without a
+     * deadline, workers count ended work in batches (DONE_BATCH). */
+    int exact;
     _Atomic int stop;         /* 0, or the status that stopped the group */
     /* The owner's handle, + 1 while pending > 0 (taken when pending leaves
      * 0, dropped when it comes back): not one per task. */
@@ -513,7 +517,7 @@ static void run_item(item *it)
     } else {
         if (!atomic_load_explicit(&g->stop, memory_order_relaxed))
             it->fn(it->arg);
-        if (g->max || !w) {
+        if (g->max || g->exact || !w) {
             item_done(g);
         } else {
             if (w->done_g != g) {
@@ -725,6 +729,7 @@ ndf_group *pool_group_new(pool *p, ndf_exec *node, unsigned max_concurrent, int 
     g->rec = record_ref(node->rec);
     g->prio = prio_index(prio);
     g->max = max_concurrent;
+    g->exact = isfinite(node->deadline);
     atomic_init(&g->pending, 0);
     atomic_init(&g->refs, 1);
     pthread_mutex_init(&g->lock, NULL);
