@@ -22,7 +22,7 @@
 
 /* BENCH_STEPS in the environment overrides the count (for profiling under
  * callgrind, say). */
-static long NSTEPS = 1000000;
+static long nsteps = 1000000;
 
 static int noop_fn(const ndf_host *h, ndf_exec *n, const ndf_value *p, void *inst)
 {
@@ -40,14 +40,14 @@ static double direct_loop(void)
     for (int r = 0; r < 5; r++) {
         double t0 = now_mono();
         int acc = 0;
-        for (long i = 0; i < NSTEPS; i++)
+        for (long i = 0; i < nsteps; i++)
             acc += direct(NULL, NULL, NULL, NULL);
         double t = now_mono() - t0;
         if (acc)
             abort();
         best = fmin(best, t);
     }
-    return best / NSTEPS * 1e9;
+    return best / nsteps * 1e9;
 }
 
 
@@ -59,7 +59,7 @@ static ndf_value *seq_def(void)
     ndf_value *params = value_new_group("params");
     ndf_value *steps = value_new_list("steps");
     char name[32];
-    for (long i = 0; i < NSTEPS; i++) {
+    for (long i = 0; i < nsteps; i++) {
         ndf_value *s = value_new_group(NULL);
         snprintf(name, sizeof name, "s%ld", i);
         value_append(s, value_new_string("name", name));
@@ -100,29 +100,29 @@ static double run(executor *ex, const char *name, size_t nodes, double *cpu, dou
         }
         record_unref(rec); /* freeing the record is not part of dispatch */
         if (r == 0)
-            *first = t / (double)NSTEPS * 1e9;
+            *first = t / (double)nsteps * 1e9;
         best = fmin(best, t);
         best_cpu = fmin(best_cpu, c);
     }
     context_free(ctx);
-    *cpu = best_cpu / (double)NSTEPS * 1e9;
-    return best / (double)NSTEPS * 1e9;
+    *cpu = best_cpu / (double)nsteps * 1e9;
+    return best / (double)nsteps * 1e9;
 }
 
 int main(void)
 {
     const char *env = getenv("BENCH_STEPS");
     if (env && atol(env) > 0)
-        NSTEPS = atol(env);
+        nsteps = atol(env);
     learning_params lp;
     learning_params_default(&lp);
     registry_opts ro = {.cache_size = 0, .enable_learning = 1, .learning = lp};
     registry *reg = registry_new(&ro);
 
-    ndf_step **steps = xcalloc(NSTEPS, sizeof *steps);
-    for (long i = 0; i < NSTEPS; i++)
+    ndf_step **steps = xcalloc(nsteps, sizeof *steps);
+    for (long i = 0; i < nsteps; i++)
         steps[i] = fx_step(&fx_noop_def, NULL);
-    pattern *p = fx_pattern_seq("bench_fixture", &lp, 0, NSTEPS, steps);
+    pattern *p = fx_pattern_seq("bench_fixture", &lp, 0, nsteps, steps);
     registry_register(reg, p);
     pattern_unref(p);
 
@@ -164,18 +164,18 @@ int main(void)
     executor *ex = executor_new(&eo);
 
     double base = direct_loop();
-    double fx_cpu, fx_first, fx = run(ex, "bench_fixture", (size_t)NSTEPS, &fx_cpu, &fx_first);
+    double fx_cpu, fx_first, fx = run(ex, "bench_fixture", (size_t)nsteps, &fx_cpu, &fx_first);
     printf("per-step dispatch: %ld no-op in-process steps, one execution, best of 5 (ns/step;\n"
-           "cpu: process CPU time; first: the first run, on fresh memory)\n", NSTEPS);
+           "cpu: process CPU time; first: the first run, on fresh memory)\n", nsteps);
     printf("  %-44s %7.1f\n", "direct function-call loop", base);
     printf("  %-44s %7.1f  cpu %6.1f  first %6.1f  overhead %6.1f ns (%.0fx)\n",
            "in-process fixture sequence (no plugin)", fx, fx_cpu, fx_first, fx - base, fx / base);
     if (have_plugin) {
-        double pl_cpu, pl_first, pl = run(ex, "bench_plugin", (size_t)NSTEPS, &pl_cpu, &pl_first);
+        double pl_cpu, pl_first, pl = run(ex, "bench_plugin", (size_t)nsteps, &pl_cpu, &pl_first);
         printf("  %-44s %7.1f  cpu %6.1f  first %6.1f  overhead %6.1f ns (%.0fx)\n",
                "sequential plugin + steps plugin noop", pl, pl_cpu, pl_first, pl - base,
                pl / base);
-        printf("  (building the %ld-step sequential pattern took %.2f s)\n", NSTEPS, build_s);
+        printf("  (building the %ld-step sequential pattern took %.2f s)\n", nsteps, build_s);
     } else {
         printf("  (sequential/steps plugins not found in NDF_PLUGIN_PATH: plugin row skipped)\n");
     }
