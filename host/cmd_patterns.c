@@ -205,6 +205,10 @@ static void fmt_time(char *buf, size_t n, double t)
         snprintf(buf, n, "never");
         return;
     }
+    if (!(t < 1e12)) { /* a stored time past year 33000: no time_t overflow */
+        snprintf(buf, n, "(invalid time)");
+        return;
+    }
     time_t s = (time_t)t;
     struct tm tm;
     gmtime_r(&s, &tm);
@@ -375,10 +379,8 @@ static void show_last_execution(app *a, const char *name, strbuf *sb, int json)
             }
             sb_puts(sb, "]}}");
         } else {
-            char when[32];
-            time_t t = (time_t)h->time;
-            struct tm tm;
-            strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&t, &tm));
+            char when[40];
+            fmt_time(when, sizeof when, h->time);
             sb_printf(sb, "\nlast execution: %s, %s in %.3fs%s%s\n", when,
                       h->outcome ? h->outcome : "?", h->duration_s, h->domain ? ", domain " : "",
                       h->domain ? h->domain : "");

@@ -1,7 +1,8 @@
 /* The execution commands: `ndf run` (one pattern, live progress, optional
  * fallback), `ndf batch` (JSON lines in, JSON lines out, in input order)
  * and `ndf status` (the last execution's record, kept across processes in
- * the storage directory as last-execution.json). */
+ * the storage directory as .last-execution.json, a dot file so that
+ * storage never takes it for a pattern's record). */
 #include "build-config.h"
 
 #include <cJSON.h>
@@ -23,7 +24,7 @@
 #include "storage.h"
 #include "util.h"
 
-#define LAST_FILE "last-execution.json"
+#define LAST_FILE ".last-execution.json"
 
 static executor *make_executor(app *a)
 {
@@ -66,7 +67,7 @@ static int mkdirs(const char *path)
     return rc;
 }
 
-/* Keeps the record as the storage directory's last-execution.json (atomic:
+/* Keeps the record as the storage directory's .last-execution.json (atomic:
  * temporary file, fsync, rename).  Failures are warnings. */
 static void save_last(app *a, record *r)
 {
@@ -379,10 +380,41 @@ typedef struct bline {
     int status;
 } bline;
 
+/* The longest batch line taken; a longer one is an error result, read past
+ * without being kept, so an endless line cannot exhaust memory. */
+#define BATCH_LINE_MAX (1 << 20)
+
+/* Reads one line (with its newline) into `sb`, keeping at most `max` bytes;
+ * *too_long is set when more were discarded.  Returns 0 at end of input or
+ * on a read error (ferror tells which), else 1. */
+static int read_line(FILE *f, strbuf *sb, size_t max, int *too_long)
+{
+    int c;
+    while ((c = getc(f)) != EOF) {
+        if (sb->len < max) {
+            char ch = (char)c;
+            sb_add(sb, &ch, 1);
+        } else {
+            *too_long = 1;
+        }
+        if (c == '\n')
+            return 1;
+    }
+    return 0;
+}
+
 static void parse_line(bline *b, const char *text, const char *origin)
 {
-    cJSON *j = cJSON_Parse(text);
-    if (!j || !cJSON_IsObject(j)) {
+    const char *end = NULL;
+    cJSON *j = cJSON_ParseWithOpts(text, &end, 1);
+    if (!j) {
+        /* cJSON stops at the first byte it cannot take (or at its nesting
+         * limit of CJSON_NESTING_LIMIT); say where. */
+        b->error = xasprintf("%s:%ld: invalid JSON at column %ld", origin, b->lineno,
+                             end ? (long)(end - text) + 1 : 1L);
+        return;
+    }
+    if (!cJSON_IsObject(j)) {
         b->error = xasprintf("%s:%ld: not a JSON object", origin, b->lineno);
         cJSON_Delete(j);
         return;
@@ -478,26 +510,39 @@ int cmd_batch(app *a, int argc, char **argv)
     const char *origin = is_stdin ? "<stdin>" : path;
     bline *lines = NULL;
     size_t n = 0;
-    char *buf = NULL;
-    size_t cap = 0;
-    ssize_t len;
+    strbuf line;
+    sb_init(&line);
     long lineno = 0;
-    while ((len = getline(&buf, &cap, f)) >= 0) {
+    int more = 1;
+    while (more) {
+        int too_long = 0;
+        more = read_line(f, &line, BATCH_LINE_MAX, &too_long);
+        if (!more && line.len == 0)
+            break;
         lineno++;
-        while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
-            buf[--len] = '\0';
-        const char *s = buf;
+        while (line.len > 0 && (line.buf[line.len - 1] == '\n' || line.buf[line.len - 1] == '\r'))
+            line.buf[--line.len] = '\0';
+        const char *s = line.buf;
         while (*s == ' ' || *s == '\t')
             s++;
-        if (!*s || *s == '#')
+        if (!too_long && (!*s || *s == '#') && strlen(line.buf) == line.len)
             continue;
         lines = xrealloc(lines, (n + 1) * sizeof *lines);
         memset(&lines[n], 0, sizeof lines[n]);
         lines[n].lineno = lineno;
-        parse_line(&lines[n], s, origin);
+        if (too_long)
+            lines[n].error = xasprintf("%s:%ld: line longer than %d bytes", origin, lineno,
+                                       BATCH_LINE_MAX);
+        else if (strlen(line.buf) != line.len)
+            lines[n].error = xasprintf("%s:%ld: the line contains a NUL byte", origin, lineno);
+        else
+            parse_line(&lines[n], s, origin);
         n++;
+        line.len = 0;
+        if (line.buf)
+            line.buf[0] = '\0';
     }
-    free(buf);
+    sb_free(&line);
     int read_err = ferror(f);
     if (!is_stdin)
         fclose(f);

@@ -567,6 +567,10 @@ static void idle_wait(pool *p, worker *self, double until, _Atomic long *done, i
                 struct timespec ts;
                 clock_gettime(CLOCK_MONOTONIC, &ts);
                 double t = (double)ts.tv_sec + ts.tv_nsec / 1e9 + (until - now);
+                /* A deadline decades away (--timeout 1e308) must not
+                 * overflow time_t; waking early only loops once more. */
+                if (t > 1e15)
+                    t = 1e15;
                 ts.tv_sec = (time_t)t;
                 ts.tv_nsec = (long)((t - (double)ts.tv_sec) * 1e9);
                 if (pthread_cond_timedwait(&p->sleep_cond, &p->sleep_lock, &ts) == ETIMEDOUT)
@@ -1150,6 +1154,8 @@ static void timespec_at(struct timespec *ts, double until_mono)
     double t = (double)now.tv_sec + now.tv_nsec / 1e9 + (until_mono - now_mono());
     if (t < 0)
         t = 0;
+    if (t > 1e15) /* see the sleeper's wait: no time_t overflow */
+        t = 1e15;
     ts->tv_sec = (time_t)t;
     ts->tv_nsec = (long)((t - (double)ts->tv_sec) * 1e9);
     if (ts->tv_nsec >= 1000000000L)

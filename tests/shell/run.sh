@@ -94,12 +94,20 @@ expect_exit 1 "batch exits 1 when an item failed" -- $R batch "$SCRATCH/batch"
 lines=$(printf '%s\n' "$out" | sed -n 's/^{"line":\([0-9]*\).*/\1/p' | tr '\n' ' ')
 expect_match "$lines" '^1 2 3 4 6 $' "one result per item, in input order"
 expect_match "$out" '^\{"line":1,"pattern":"slow","success":true' "the slow first item is first"
-expect_match "$out" '^\{"line":2,"success":false,"status":"invalid","error":"[^"]*:2: not a JSON object"' \
+expect_match "$out" '^\{"line":2,"success":false,"status":"invalid","error":"[^"]*:2: invalid JSON at column 1"' \
     "a bad line is reported with its number"
 expect_match "$out" '^\{"line":3,"pattern":"nope","success":false,"status":"not found"' \
     "an unknown pattern is an error line"
 expect_exit 1 "batch --sequential from stdin" -- sh -c "$R batch --sequential - <'$SCRATCH/batch'"
 expect_match "$out" '"line":4,"pattern":"ok","success":true' "runs the same items"
+printf '{"pattern":"ok"}\n{"pattern":"ok"}\000junk\n[1,2]\n' >"$SCRATCH/batch2"
+head -c 1100000 /dev/zero | tr '\000' x >>"$SCRATCH/batch2"
+echo >>"$SCRATCH/batch2"
+expect_exit 1 "batch with hostile lines" -- $R batch --sequential "$SCRATCH/batch2"
+expect_match "$out" '"line":1,"pattern":"ok","success":true' "a good line still runs"
+expect_match "$out" '"line":2,.*the line contains a NUL byte' "a NUL byte is refused"
+expect_match "$out" '"line":3,.*not a JSON object' "a non-object is refused"
+expect_match "$out" '"line":4,.*line longer than 1048576 bytes' "an over-long line is refused"
 printf '{"pattern":"ok"}\n' | $R batch - >/dev/null 2>&1 && ok "an all-good batch exits 0" ||
     not_ok "an all-good batch exits 0"
 finish
