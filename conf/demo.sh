@@ -9,7 +9,11 @@ CONF=$2
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/ndf-demo.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
 ndf() { "$NDF" -c "$CONF" "$@"; }
-say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+if [ -t 1 ]; then
+    say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+else
+    say() { printf '\n== %s\n' "$*"; }
+fi
 bad=0
 expect() { # expect CODE command...
     want=$1
