@@ -525,72 +525,6 @@ const char *node_kind_name(ndf_node_kind k)
     }
 }
 
-/* Length of the valid UTF-8 sequence at s (1..4), or 0 when invalid. */
-static size_t utf8_len(const unsigned char *s, size_t avail)
-{
-    unsigned c = s[0];
-    size_t n;
-    unsigned min;
-    if (c < 0x80)
-        return 1;
-    if ((c & 0xE0) == 0xC0)
-        n = 2, min = 0x80, c &= 0x1F;
-    else if ((c & 0xF0) == 0xE0)
-        n = 3, min = 0x800, c &= 0x0F;
-    else if ((c & 0xF8) == 0xF0)
-        n = 4, min = 0x10000, c &= 0x07;
-    else
-        return 0;
-    if (n > avail)
-        return 0;
-    for (size_t i = 1; i < n; i++) {
-        if ((s[i] & 0xC0) != 0x80)
-            return 0;
-        c = (c << 6) | (s[i] & 0x3F);
-    }
-    if (c < min || c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF))
-        return 0;
-    return n;
-}
-
-void json_str(strbuf *sb, const char *s, size_t len)
-{
-    const unsigned char *p = (const unsigned char *)s;
-    sb_add(sb, "\"", 1);
-    size_t i = 0, run = 0;
-    while (i < len) {
-        unsigned c = p[i];
-        if (c >= 0x20 && c != '"' && c != '\\' && c < 0x80) {
-            i++;
-            run++;
-            continue;
-        }
-        sb_add(sb, s + i - run, run);
-        run = 0;
-        if (c >= 0x80) {
-            size_t n = utf8_len(p + i, len - i);
-            if (n) {
-                sb_add(sb, s + i, n);
-                i += n;
-            } else {
-                sb_puts(sb, "\\ufffd");
-                i++;
-            }
-            continue;
-        }
-        switch (c) {
-        case '"': sb_puts(sb, "\\\""); break;
-        case '\\': sb_puts(sb, "\\\\"); break;
-        case '\n': sb_puts(sb, "\\n"); break;
-        case '\r': sb_puts(sb, "\\r"); break;
-        case '\t': sb_puts(sb, "\\t"); break;
-        default: sb_printf(sb, "\\u%04x", c); break;
-        }
-        i++;
-    }
-    sb_add(sb, s + i - run, run);
-    sb_add(sb, "\"", 1);
-}
 
 static void json_num(strbuf *sb, double v)
 {
@@ -612,9 +546,9 @@ static void node_json(const ndf_exec *n, strbuf *sb, double now)
 {
     ndf_state st = atomic_load_explicit(&n->state, memory_order_acquire);
     sb_puts(sb, "{\"kind\":");
-    json_str(sb, node_kind_name(n->kind), strlen(node_kind_name(n->kind)));
+    sb_json_str(sb, node_kind_name(n->kind));
     sb_puts(sb, ",\"name\":");
-    json_str(sb, n->name, strlen(n->name));
+    sb_json_str(sb, n->name);
     sb_printf(sb, ",\"state\":\"%s\"", state_name(st));
     if (n->start > 0) {
         sb_printf(sb, ",\"started\":%.3f", n->start_wall);
@@ -625,7 +559,7 @@ static void node_json(const ndf_exec *n, strbuf *sb, double now)
     json_num(sb, progress_locked(n));
     if (n->message) {
         sb_puts(sb, ",\"message\":");
-        json_str(sb, n->message, strlen(n->message));
+        sb_json_str(sb, n->message);
     }
     static const char *const streams[] = {"stdout", "stderr", "log"};
     for (int i = 0; i < 3; i++) {
@@ -633,7 +567,7 @@ static void node_json(const ndf_exec *n, strbuf *sb, double now)
         if (!t->len && !t->dropped)
             continue;
         sb_printf(sb, ",\"%s\":", streams[i]);
-        json_str(sb, t->buf ? t->buf : "", t->len);
+        sb_json_strn(sb, t->buf ? t->buf : "", t->len);
         if (t->dropped)
             sb_printf(sb, ",\"%s_truncated\":%llu", streams[i], (unsigned long long)t->dropped);
     }
@@ -657,25 +591,25 @@ void record_to_json(record *r, strbuf *sb)
     pthread_mutex_lock(&r->lock);
     int done = atomic_load(&r->done);
     sb_puts(sb, "{\"id\":");
-    json_str(sb, r->id, strlen(r->id));
+    sb_json_str(sb, r->id);
     sb_puts(sb, ",\"pattern\":");
-    json_str(sb, r->root->name, strlen(r->root->name));
+    sb_json_str(sb, r->root->name);
     sb_printf(sb, ",\"done\":%s", done ? "true" : "false");
     if (done) {
         const char *sn = ndf_status_name(r->status);
         sb_puts(sb, ",\"status\":");
-        json_str(sb, sn, strlen(sn));
+        sb_json_str(sb, sn);
         sb_printf(sb, ",\"success\":%s", r->status == NDF_OK ? "true" : "false");
         if (r->error) {
             sb_puts(sb, ",\"error\":");
-            json_str(sb, r->error, strlen(r->error));
+            sb_json_str(sb, r->error);
         }
     }
     if (r->fallback_from) {
         sb_puts(sb, ",\"fallback_from\":");
-        json_str(sb, r->fallback_from, strlen(r->fallback_from));
+        sb_json_str(sb, r->fallback_from);
         sb_puts(sb, ",\"fallback_cause\":");
-        json_str(sb, r->fallback_cause ? r->fallback_cause : "", strlen(r->fallback_cause ? r->fallback_cause : ""));
+        sb_json_str(sb, r->fallback_cause ? r->fallback_cause : "");
     }
     sb_puts(sb, ",\"context\":");
     context_to_json(r->ctx, sb);

@@ -194,8 +194,4 @@ void record_to_json(record *r, struct strbuf *sb);
  * step validate  0.12s  message"). */
 void record_to_text(record *r, struct strbuf *sb);
 
-/* Appends `s` as a JSON string literal (quotes and escapes; invalid UTF-8
- * bytes become U+FFFD). */
-void json_str(struct strbuf *sb, const char *s, size_t len);
-
 #endif

@@ -123,7 +123,7 @@ START_TEST(json_escaping)
     strbuf sb;
     sb_init(&sb);
     const char s[] = "q\"b\\n\n\x01 \xc3\xa9 \xff end";
-    json_str(&sb, s, sizeof s - 1);
+    sb_json_strn(&sb, s, sizeof s - 1);
     ck_assert_str_eq(sb.buf, "\"q\\\"b\\\\n\\n\\u0001 \xc3\xa9 \\ufffd end\"");
     sb_free(&sb);
 }
