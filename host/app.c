@@ -3,6 +3,7 @@
 #include "build-config.h"
 
 #include <errno.h>
+#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +40,15 @@ int exit_code_for(int status)
 void usage_print(const char *text)
 {
     fputs(text, stdout);
+}
+
+const char *app_pattern_arg(const char *cmd, int argc, char **argv)
+{
+    if (argc - optind == 1)
+        return argv[optind];
+    fprintf(stderr, "ndf %s: %s\n", cmd,
+            optind < argc ? "too many arguments" : "which pattern? (see 'ndf list')");
+    return NULL;
 }
 
 static void split_path(const char *s, char ***dirs, size_t *n)

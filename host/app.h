@@ -28,6 +28,11 @@ enum {
 int app_load(app *a, unsigned what);
 void app_free(app *a);
 
+/* The one PATTERN operand a command takes (argv[optind] after getopt), or
+ * NULL after telling the user on stderr what is wrong ("ndf CMD: which
+ * pattern?..." / "too many arguments"); the caller then exits EXIT_USAGE. */
+const char *app_pattern_arg(const char *cmd, int argc, char **argv);
+
 /* The plugin directories in effect: NDF_PLUGIN_PATH (colon-separated) when
  * set, else the configuration's, else the compiled-in one. */
 char **app_plugin_dirs(app *a, size_t *n);

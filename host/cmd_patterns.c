@@ -407,12 +407,9 @@ int cmd_show(app *a, int argc, char **argv)
         default: fputs(show_usage, stderr); return EXIT_USAGE;
         }
     }
-    if (argc - optind != 1) {
-        fprintf(stderr, "ndf show: %s\n", optind < argc ? "too many arguments"
-                                                        : "which pattern? (see 'ndf list')");
+    const char *name = app_pattern_arg("show", argc, argv);
+    if (!name)
         return EXIT_USAGE;
-    }
-    const char *name = argv[optind];
     int deferred, rc = load(a, &deferred);
     if (rc)
         return rc;

@@ -131,18 +131,16 @@ int cmd_export(app *a, int argc, char **argv)
         default: fputs(export_usage, stderr); return EXIT_USAGE;
         }
     }
-    if (argc - optind != 1) {
-        fprintf(stderr, "ndf export: %s\n",
-                optind < argc ? "too many arguments" : "which pattern? (see 'ndf list')");
+    const char *name = app_pattern_arg("export", argc, argv);
+    if (!name)
         return EXIT_USAGE;
-    }
     int rc;
     storage *s = open_storage(a, APP_CONFIG, &rc);
     if (!s)
         return rc;
     strbuf sb;
     sb_init(&sb);
-    int st = storage_export(s, argv[optind], fmt, &sb);
+    int st = storage_export(s, name, fmt, &sb);
     if (st) {
         sb_free(&sb);
         return fail_status("export", st);
@@ -285,12 +283,9 @@ int cmd_reset_stats(app *a, int argc, char **argv)
         default: fputs(reset_usage, stderr); return EXIT_USAGE;
         }
     }
-    if (argc - optind != 1) {
-        fprintf(stderr, "ndf reset-stats: %s\n",
-                optind < argc ? "too many arguments" : "which pattern? (see 'ndf list')");
+    const char *name = app_pattern_arg("reset-stats", argc, argv);
+    if (!name)
         return EXIT_USAGE;
-    }
-    const char *name = argv[optind];
     int rc;
     storage *s = open_storage(a, APP_PATTERNS, &rc);
     if (!s)
@@ -555,12 +550,9 @@ int cmd_analytics(app *a, int argc, char **argv)
         default: fputs(analytics_usage, stderr); return EXIT_USAGE;
         }
     }
-    if (argc - optind != 1) {
-        fprintf(stderr, "ndf analytics: %s\n",
-                optind < argc ? "too many arguments" : "which pattern? (see 'ndf list')");
+    const char *name = app_pattern_arg("analytics", argc, argv);
+    if (!name)
         return EXIT_USAGE;
-    }
-    const char *name = argv[optind];
     int rc;
     storage *s = open_storage(a, APP_PATTERNS, &rc);
     if (!s)

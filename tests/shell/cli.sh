@@ -19,4 +19,12 @@ for cmd in $("$NDF" --help | awk '/^Commands:/ {on=1; next} on && /^  [a-z]/ {pr
     expect_match "$out" "Usage: ndf $cmd" "$cmd --help prints its usage"
     expect_exit 2 "$cmd rejects an unknown option" -- "$NDF" "$cmd" --no-such-option
 done
+
+# Commands that take one PATTERN say what is missing or extra.
+for cmd in show export reset-stats analytics; do
+    expect_exit 2 "$cmd without a pattern exits 2" -- "$NDF" -c /dev/null "$cmd"
+    expect_match "$err" "^ndf $cmd: which pattern\\?" "$cmd asks which pattern"
+    expect_exit 2 "$cmd with two patterns exits 2" -- "$NDF" -c /dev/null "$cmd" a b
+    expect_match "$err" "^ndf $cmd: too many arguments" "$cmd says too many"
+done
 finish
