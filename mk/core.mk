@@ -2,11 +2,11 @@
 # Check suites, so every suite links the code it tests.
 noinst_LTLIBRARIES += libndfcore.la
 libndfcore_la_SOURCES = \
-	host/util.c host/util.h \
-	host/value.c host/value.h \
-	host/services.c host/services.h \
-	host/app.c host/app.h \
-	host/commands.h
+	host/base/util.c host/base/util.h \
+	host/base/value.c host/base/value.h \
+	host/exec/services.c host/exec/services.h \
+	host/cli/app.c host/cli/app.h \
+	host/cli/commands.h
 libndfcore_la_CPPFLAGS = $(AM_CPPFLAGS) \
 	-DPLUGINDIR='"$(pkglibdir)"' -DSYSCONFDIR='"$(sysconfdir)"' \
 	-DLOCALSTATEDIR='"$(localstatedir)"' -DRUNSTATEDIR='"$(runstatedir)"' \
@@ -14,7 +14,7 @@ libndfcore_la_CPPFLAGS = $(AM_CPPFLAGS) \
 libndfcore_la_LIBADD = $(LIBCONFIG_LIBS) $(CJSON_LIBS) $(ZLIB_LIBS) $(YAML_LIBS)
 
 bin_PROGRAMS += ndf
-ndf_SOURCES = host/main.c
+ndf_SOURCES = host/cli/main.c
 ndf_CPPFLAGS = $(libndfcore_la_CPPFLAGS)
 ndf_LDADD = libndfcore.la
 

@@ -2,10 +2,10 @@
 # spawning, the execution half of the services table, and the run / batch /
 # status commands; their Check suites, fixtures, shell test and benchmarks.
 libndfcore_la_SOURCES += \
-	host/executor.c host/executor.h \
-	host/record.c host/record.h \
-	host/process.c host/process.h \
-	host/services_exec.c
+	host/exec/executor.c host/exec/executor.h \
+	host/exec/record.c host/exec/record.h \
+	host/exec/process.c host/exec/process.h \
+	host/exec/services_exec.c
 
 EXEC_FIXTURES = tests/fixtures/exec_fixtures.c tests/fixtures/exec_fixtures.h
 EXEC_TEST_CFLAGS = $(CORE_TEST_CFLAGS) -I$(top_srcdir)/tests/fixtures
@@ -32,7 +32,7 @@ tests_bench_bench_dispatch_SOURCES = tests/bench/bench_dispatch.c $(EXEC_FIXTURE
 tests_bench_bench_dispatch_CPPFLAGS = $(EXEC_TEST_CFLAGS)
 tests_bench_bench_dispatch_LDADD = libndfcore.la
 
-ndf_SOURCES += host/cmd_run.c
+ndf_SOURCES += host/cli/cmd_run.c
 
 TESTS += tests/shell/run.sh
 EXTRA_DIST += tests/shell/run.sh

@@ -1,9 +1,9 @@
 # loader: the plugin loader, `ndf plugins` / `ndf inspect`, their tests and
 # fixture plugins (one per refusal), and the ABI 1.0 compatibility fixture.
 libndfcore_la_SOURCES += \
-	host/loader.c host/loader.h \
-	host/sha256.c host/sha256.h \
-	host/cmd_plugins.c
+	host/plugin/loader.c host/plugin/loader.h \
+	host/base/sha256.c host/base/sha256.h \
+	host/cli/cmd_plugins.c
 
 # Fixture plugins: built for `make check` only, never installed.  Each is a
 # libtool module so it is built exactly as a real plugin is.

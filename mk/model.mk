@@ -1,11 +1,11 @@
 # model: contexts, patterns, learning, the registry and the pattern commands.
 libndfcore_la_SOURCES += \
-	host/context.c host/context.h \
-	host/learning.c host/learning.h \
-	host/pattern.c host/pattern.h \
-	host/registry.c host/registry.h \
-	host/ctxopt.c host/ctxopt.h \
-	host/cmd_patterns.c
+	host/model/context.c host/model/context.h \
+	host/base/learning.c host/base/learning.h \
+	host/model/pattern.c host/model/pattern.h \
+	host/model/registry.c host/model/registry.h \
+	host/cli/ctxopt.c host/cli/ctxopt.h \
+	host/cli/cmd_patterns.c
 
 check_PROGRAMS += tests/check_context tests/check_learning
 TESTS += tests/check_context tests/check_learning

@@ -1,9 +1,9 @@
 # serve: `ndf serve` / `ndf ctl` (the control socket and its protocol), hot
 # reload of plugins and configuration; the reload fixtures, the shell test,
 # the benchmark and the systemd unit (issue 6).
-libndfcore_la_SOURCES += host/server.c host/server.h
+libndfcore_la_SOURCES += host/serve/server.c host/serve/server.h
 # Beside the other commands it forwards (cmd_config.c is the program's).
-ndf_SOURCES += host/cmd_serve.c
+ndf_SOURCES += host/cli/cmd_serve.c
 
 # Three builds of one plugin, each reporting its own version, copied over a
 # watched file by the reload tests and the benchmark.

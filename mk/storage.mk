@@ -1,9 +1,9 @@
 # storage: crash-safe pattern storage, analytics and the resource monitor (issue 5)
 libndfcore_la_SOURCES += \
-	host/monitor.c host/monitor.h \
-	host/storage.c host/storage.h \
-	host/analytics.c host/analytics.h \
-	host/cmd_storage.c
+	host/exec/monitor.c host/exec/monitor.h \
+	host/store/storage.c host/store/storage.h \
+	host/store/analytics.c host/store/analytics.h \
+	host/cli/cmd_storage.c
 
 check_PROGRAMS += tests/check_storage
 tests_check_storage_SOURCES = tests/check_storage.c

@@ -7,8 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "analytics.h"
-#include "util.h"
+#include "store/analytics.h"
+#include "base/util.h"
 
 #define NOW 1800000000.0
 #define DAY 86400.0

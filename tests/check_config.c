@@ -14,9 +14,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "config.h"
-#include "util.h"
-#include "value.h"
+#include "conf/config.h"
+#include "base/util.h"
+#include "base/value.h"
 
 static char scratch[PATH_MAX];
 

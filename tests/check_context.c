@@ -8,8 +8,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "context.h"
-#include "util.h"
+#include "model/context.h"
+#include "base/util.h"
 
 START_TEST(test_new_free_dup)
 {

@@ -12,11 +12,11 @@
 #include <string.h>
 #include <time.h>
 
-#include "context.h"
-#include "executor.h"
+#include "model/context.h"
+#include "exec/executor.h"
 #include "exec_fixtures.h"
-#include "registry.h"
-#include "util.h"
+#include "model/registry.h"
+#include "base/util.h"
 
 static void msleep(int ms)
 {

@@ -8,8 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "learning.h"
-#include "util.h"
+#include "base/learning.h"
+#include "base/util.h"
 
 #define EPS 1e-12
 

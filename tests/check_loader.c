@@ -18,12 +18,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "loader.h"
-#include "record.h"
-#include "services.h"
-#include "sha256.h"
-#include "util.h"
-#include "value.h"
+#include "plugin/loader.h"
+#include "exec/record.h"
+#include "exec/services.h"
+#include "base/sha256.h"
+#include "base/util.h"
+#include "base/value.h"
 
 static char tmp[PATH_MAX];
 static char plugdir[PATH_MAX];

@@ -14,8 +14,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "monitor.h"
-#include "util.h"
+#include "exec/monitor.h"
+#include "base/util.h"
 
 static char dir[512];
 

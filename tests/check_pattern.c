@@ -12,10 +12,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "context.h"
-#include "loader.h"
-#include "pattern.h"
-#include "util.h"
+#include "model/context.h"
+#include "plugin/loader.h"
+#include "model/pattern.h"
+#include "base/util.h"
 
 static loader *ld;
 static char cache_dir[256];

@@ -7,9 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "context.h"
-#include "record.h"
-#include "util.h"
+#include "model/context.h"
+#include "exec/record.h"
+#include "base/util.h"
 
 static int freed;
 

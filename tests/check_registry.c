@@ -13,10 +13,10 @@
 #include <dirent.h>
 #include <unistd.h>
 
-#include "config.h"
-#include "loader.h"
-#include "registry.h"
-#include "util.h"
+#include "conf/config.h"
+#include "plugin/loader.h"
+#include "model/registry.h"
+#include "base/util.h"
 
 #define EPS 1e-9
 

@@ -14,11 +14,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "context.h"
-#include "process.h"
-#include "record.h"
-#include "services.h"
-#include "util.h"
+#include "model/context.h"
+#include "exec/process.h"
+#include "exec/record.h"
+#include "exec/services.h"
+#include "base/util.h"
 
 static record *rec;
 

@@ -21,10 +21,10 @@
 #include <yaml.h>
 #include <zlib.h>
 
-#include "learning.h"
-#include "pattern.h"
-#include "storage.h"
-#include "util.h"
+#include "base/learning.h"
+#include "model/pattern.h"
+#include "store/storage.h"
+#include "base/util.h"
 
 static char scratch[512];
 static char dir[600];

@@ -7,8 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "util.h"
-#include "value.h"
+#include "base/util.h"
+#include "base/value.h"
 
 static ndf_value *at(ndf_value *v, const char *file, int line)
 {

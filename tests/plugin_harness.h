@@ -13,16 +13,16 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "config.h"
-#include "context.h"
-#include "executor.h"
-#include "loader.h"
-#include "pattern.h"
-#include "record.h"
-#include "registry.h"
-#include "services.h"
-#include "util.h"
-#include "value.h"
+#include "conf/config.h"
+#include "model/context.h"
+#include "exec/executor.h"
+#include "plugin/loader.h"
+#include "model/pattern.h"
+#include "exec/record.h"
+#include "model/registry.h"
+#include "exec/services.h"
+#include "base/util.h"
+#include "base/value.h"
 
 typedef struct harness {
     char dir[PATH_MAX];

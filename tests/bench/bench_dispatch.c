@@ -13,12 +13,12 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "context.h"
-#include "executor.h"
+#include "model/context.h"
+#include "exec/executor.h"
 #include "exec_fixtures.h"
-#include "loader.h"
-#include "registry.h"
-#include "util.h"
+#include "plugin/loader.h"
+#include "model/registry.h"
+#include "base/util.h"
 
 /* BENCH_STEPS in the environment overrides the count (for profiling under
  * callgrind, say). */

@@ -11,9 +11,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "executor.h"
-#include "record.h"
-#include "util.h"
+#include "exec/executor.h"
+#include "exec/record.h"
+#include "base/util.h"
 
 #define NTASKS 100000
 #define WIDTH 1000 /* DAG: NTASKS / WIDTH layers, each node needs two below */

@@ -10,8 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "registry.h"
-#include "util.h"
+#include "model/registry.h"
+#include "base/util.h"
 
 #define NDOMAINS 1000
 #define MAXN 1000000

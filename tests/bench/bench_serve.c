@@ -24,13 +24,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "app.h"
-#include "commands.h"
-#include "context.h"
-#include "executor.h"
-#include "server.h"
-#include "storage.h"
-#include "util.h"
+#include "cli/app.h"
+#include "cli/commands.h"
+#include "model/context.h"
+#include "exec/executor.h"
+#include "serve/server.h"
+#include "store/storage.h"
+#include "base/util.h"
 
 static char scratch[4096], watch[4200], sock[4200], conf[4200];
 static const char *builddir;

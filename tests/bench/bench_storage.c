@@ -17,8 +17,8 @@
 
 #include <zlib.h>
 
-#include "storage.h"
-#include "util.h"
+#include "store/storage.h"
+#include "base/util.h"
 
 static long env_long(const char *name, long def)
 {

@@ -35,7 +35,7 @@ pc_libs=$(pkg-config --libs $pkgs)
 # The host modules every harness may reach.  storage.c also holds the
 # executor's completion hook, which needs pattern.c: fuzz_shims.c stands in
 # for the two functions it calls (and aborts if a harness ever gets there).
-core="util.c value.c learning.c context.c ctxopt.c config.c storage.c"
+core="base/util.c base/value.c base/learning.c model/context.c cli/ctxopt.c conf/config.c store/storage.c"
 
 harnesses=${*:-"fuzz_context_json fuzz_ctxopt_attr fuzz_config fuzz_storage_json fuzz_value_default"}
 
@@ -49,7 +49,7 @@ objdir="$out/obj"
 mkdir -p "$objdir"
 # The host objects are built once, without the fuzzer's main.
 for f in $core; do
-    o="$objdir/${f%.c}.o"
+    o="$objdir/$(basename "${f%.c}").o"
     if [ ! -f "$o" ] || [ "$srcdir/host/$f" -nt "$o" ] || [ "$builddir/build-config.h" -nt "$o" ]; then
         # shellcheck disable=SC2086
         $CC $cflags -fsanitize=fuzzer-no-link -c "$srcdir/host/$f" -o "$o"
@@ -58,7 +58,7 @@ done
 for h in $harnesses; do
     # shellcheck disable=SC2086
     $CC $cflags "$here/$h.c" "$here/fuzz_shims.c" \
-        $(for f in $core; do echo "$objdir/${f%.c}.o"; done) \
+        $(for f in $core; do echo "$objdir/$(basename "${f%.c}").o"; done) \
         -o "$out/$h" $pc_libs -lpthread -lm
     echo "built $out/$h"
 done

@@ -4,9 +4,9 @@
  * context_from_json unchanged. */
 #include "build-config.h"
 
-#include "context.h"
+#include "model/context.h"
 #include "fuzz_common.h"
-#include "util.h"
+#include "base/util.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -7,11 +7,11 @@
 
 #include <stdio.h>
 
-#include "commands.h"
-#include "context.h"
-#include "ctxopt.h"
+#include "cli/commands.h"
+#include "model/context.h"
+#include "cli/ctxopt.h"
 #include "fuzz_common.h"
-#include "util.h"
+#include "base/util.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -7,7 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "pattern.h"
+#include "model/pattern.h"
 
 void pattern_stats(pattern *p, learning_state *out)
 {

@@ -6,8 +6,8 @@
 #include "build-config.h"
 
 #include "fuzz_common.h"
-#include "storage.h"
-#include "util.h"
+#include "store/storage.h"
+#include "base/util.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

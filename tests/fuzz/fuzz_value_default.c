@@ -11,8 +11,8 @@
 #include "build-config.h"
 
 #include "fuzz_common.h"
-#include "util.h"
-#include "value.h"
+#include "base/util.h"
+#include "base/value.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

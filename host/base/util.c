@@ -1,0 +1,383 @@
+/* Host-wide helpers: allocation, the per-thread error message, strbuf,
+ * clocks, name validation and the glob matcher. */
+#include "build-config.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "base/util.h"
+
+static void ATTR_NORETURN oom(size_t n)
+{
+    fprintf(stderr, "ndf: out of memory (allocating %zu bytes)\n", n);
+    abort();
+}
+
+void *xmalloc(size_t n)
+{
+    void *p = malloc(n ? n : 1);
+    if (!p)
+        oom(n);
+    return p;
+}
+
+void *xcalloc(size_t n, size_t size)
+{
+    void *p = calloc(n ? n : 1, size ? size : 1);
+    if (!p)
+        oom(n * size);
+    return p;
+}
+
+void *xrealloc(void *p, size_t n)
+{
+    void *q = realloc(p, n ? n : 1);
+    if (!q)
+        oom(n);
+    return q;
+}
+
+char *xstrdup(const char *s)
+{
+    return xstrndup(s, strlen(s));
+}
+
+char *xstrndup(const char *s, size_t n)
+{
+    size_t len = strnlen(s, n);
+    char *p = xmalloc(len + 1);
+    memcpy(p, s, len);
+    p[len] = '\0';
+    return p;
+}
+
+char *xvasprintf(const char *fmt, va_list ap)
+{
+    va_list aq;
+    va_copy(aq, ap);
+    int n = vsnprintf(NULL, 0, fmt, aq);
+    va_end(aq);
+    if (n < 0)
+        return xstrdup("");
+    char *p = xmalloc((size_t)n + 1);
+    vsnprintf(p, (size_t)n + 1, fmt, ap);
+    return p;
+}
+
+char *xasprintf(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *p = xvasprintf(fmt, ap);
+    va_end(ap);
+    return p;
+}
+
+/* One message per thread, like errno, so concurrent executions never see
+ * each other's errors.  Fixed size: a message longer than this is cut. */
+static _Thread_local char err_buf[2048];
+
+int err_vset(int status, const char *fmt, va_list ap)
+{
+    vsnprintf(err_buf, sizeof err_buf, fmt, ap);
+    return status;
+}
+
+int err_set(int status, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    err_vset(status, fmt, ap);
+    va_end(ap);
+    return status;
+}
+
+int err_prefix(int status, const char *fmt, ...)
+{
+    char prefix[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(prefix, sizeof prefix, fmt, ap);
+    va_end(ap);
+    /* Shift the old message right and put the prefix in front; the tail is
+     * cut when the two do not fit. */
+    size_t plen = strlen(prefix) + 2, olen = strlen(err_buf);
+    if (plen >= sizeof err_buf)
+        plen = sizeof err_buf - 1;
+    if (plen + olen >= sizeof err_buf)
+        olen = sizeof err_buf - 1 - plen;
+    memmove(err_buf + plen, err_buf, olen);
+    err_buf[plen + olen] = '\0';
+    memcpy(err_buf, prefix, plen - 2);
+    memcpy(err_buf + plen - 2, ": ", 2);
+    return status;
+}
+
+const char *err_msg(void)
+{
+    return err_buf;
+}
+
+void err_clear(void)
+{
+    err_buf[0] = '\0';
+}
+
+void sb_init(strbuf *sb)
+{
+    sb->buf = NULL;
+    sb->len = sb->cap = 0;
+}
+
+static void sb_grow(strbuf *sb, size_t extra)
+{
+    if (sb->len + extra + 1 <= sb->cap)
+        return;
+    size_t cap = sb->cap ? sb->cap : 64;
+    while (cap < sb->len + extra + 1)
+        cap *= 2;
+    sb->buf = xrealloc(sb->buf, cap);
+    sb->cap = cap;
+}
+
+void sb_add(strbuf *sb, const char *s, size_t n)
+{
+    sb_grow(sb, n);
+    memcpy(sb->buf + sb->len, s, n);
+    sb->len += n;
+    sb->buf[sb->len] = '\0';
+}
+
+void sb_puts(strbuf *sb, const char *s)
+{
+    sb_add(sb, s, strlen(s));
+}
+
+void sb_printf(strbuf *sb, const char *fmt, ...)
+{
+    va_list ap, aq;
+    va_start(ap, fmt);
+    va_copy(aq, ap);
+    int n = vsnprintf(NULL, 0, fmt, aq);
+    va_end(aq);
+    if (n > 0) {
+        sb_grow(sb, (size_t)n);
+        vsnprintf(sb->buf + sb->len, (size_t)n + 1, fmt, ap);
+        sb->len += (size_t)n;
+    }
+    va_end(ap);
+}
+
+char *sb_steal(strbuf *sb)
+{
+    char *p = sb->buf ? sb->buf : xstrdup("");
+    sb_init(sb);
+    return p;
+}
+
+void sb_free(strbuf *sb)
+{
+    free(sb->buf);
+    sb_init(sb);
+}
+
+/* Length of the valid UTF-8 sequence at s (1..4), or 0 when invalid. */
+static size_t utf8_len(const unsigned char *s, size_t avail)
+{
+    unsigned c = s[0], min;
+    size_t n;
+    if (c < 0x80)
+        return 1;
+    if ((c & 0xE0) == 0xC0)
+        n = 2, min = 0x80, c &= 0x1F;
+    else if ((c & 0xF0) == 0xE0)
+        n = 3, min = 0x800, c &= 0x0F;
+    else if ((c & 0xF8) == 0xF0)
+        n = 4, min = 0x10000, c &= 0x07;
+    else
+        return 0;
+    if (n > avail)
+        return 0;
+    for (size_t i = 1; i < n; i++) {
+        if ((s[i] & 0xC0) != 0x80)
+            return 0;
+        c = (c << 6) | (s[i] & 0x3F);
+    }
+    if (c < min || c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF))
+        return 0;
+    return n;
+}
+
+void sb_json_strn(strbuf *sb, const char *s, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0, run = 0;
+    sb_add(sb, "\"", 1);
+    /* Plain ASCII is copied in runs; only what needs escaping is looked at. */
+    while (i < len) {
+        unsigned c = p[i];
+        if (c >= 0x20 && c != '"' && c != '\\' && c < 0x80) {
+            i++;
+            run++;
+            continue;
+        }
+        sb_add(sb, s + i - run, run);
+        run = 0;
+        if (c >= 0x80) {
+            size_t n = utf8_len(p + i, len - i);
+            if (n) {
+                sb_add(sb, s + i, n);
+                i += n;
+            } else {
+                sb_puts(sb, "\\ufffd");
+                i++;
+            }
+            continue;
+        }
+        switch (c) {
+        case '"': sb_puts(sb, "\\\""); break;
+        case '\\': sb_puts(sb, "\\\\"); break;
+        case '\n': sb_puts(sb, "\\n"); break;
+        case '\r': sb_puts(sb, "\\r"); break;
+        case '\t': sb_puts(sb, "\\t"); break;
+        default: sb_printf(sb, "\\u%04x", c); break;
+        }
+        i++;
+    }
+    sb_add(sb, s + i - run, run);
+    sb_add(sb, "\"", 1);
+}
+
+int utf8_valid(const char *s, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    for (size_t i = 0; i < len;) {
+        size_t n = utf8_len(p + i, len - i);
+        if (!n)
+            return 0;
+        i += n;
+    }
+    return 1;
+}
+
+char *utf8_repair(const char *s)
+{
+    size_t len = strlen(s);
+    const unsigned char *p = (const unsigned char *)s;
+    strbuf sb;
+    sb_init(&sb);
+    for (size_t i = 0; i < len;) {
+        size_t n = utf8_len(p + i, len - i);
+        if (n) {
+            sb_add(&sb, s + i, n);
+            i += n;
+        } else {
+            sb_puts(&sb, "\xEF\xBF\xBD"); /* U+FFFD */
+            i++;
+        }
+    }
+    return sb_steal(&sb);
+}
+
+void sb_json_str(strbuf *sb, const char *s)
+{
+    if (s)
+        sb_json_strn(sb, s, strlen(s));
+    else
+        sb_puts(sb, "null");
+}
+
+double now_mono(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+double now_wall(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+int name_valid(const char *s)
+{
+    size_t n = 0;
+    if (!s || !*s || *s == '.')
+        return 0;
+    for (; s[n]; n++) {
+        unsigned char c = (unsigned char)s[n];
+        if (!(isalnum(c) || c == '_' || c == '.' || c == '-') || c > 127)
+            return 0;
+        if (n >= 128)
+            return 0;
+    }
+    return 1;
+}
+
+int glob_match(const char *p, const char *t)
+{
+    /* Iterative matcher with one backtrack point: linear in practice and
+     * never recursive, so hostile patterns cannot blow the stack. */
+    const char *star = NULL, *resume = NULL;
+    while (*t) {
+        if (*p == '*') {
+            star = p++;
+            resume = t;
+        } else if (*p == '?' || *p == *t) {
+            p++;
+            t++;
+        } else if (star) {
+            p = star + 1;
+            t = ++resume;
+        } else {
+            return 0;
+        }
+    }
+    while (*p == '*')
+        p++;
+    return *p == '\0';
+}
+
+#include <unistd.h>
+#include <ndf/host.h>
+
+static int log_level = NDF_LOG_WARN;
+
+void log_set_level(int level)
+{
+    log_level = level;
+}
+
+int log_get_level(void)
+{
+    return log_level;
+}
+
+void log_vmsg(int level, const char *fmt, va_list ap)
+{
+    static const char *const names[] = {"error: ", "warning: ", "", "debug: "};
+    if (level > log_level)
+        return;
+    char buf[4096];
+    int n = snprintf(buf, sizeof buf, "ndf: %s", names[level < 0 ? 0 : level > 3 ? 3 : level]);
+    int m = vsnprintf(buf + n, sizeof buf - (size_t)n - 1, fmt, ap);
+    size_t len = (size_t)n + (m < 0 ? 0 : (size_t)m);
+    if (len > sizeof buf - 2)
+        len = sizeof buf - 2;
+    buf[len++] = '\n';
+    ssize_t w = write(STDERR_FILENO, buf, len);
+    (void)w;
+}
+
+void log_msg(int level, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    log_vmsg(level, fmt, ap);
+    va_end(ap);
+}

@@ -1,0 +1,550 @@
+/* ndf list, ndf show and ndf similar: the registry's patterns with their
+ * confidence, one pattern's definition and statistics, and the similarity
+ * search.  Human output is aligned tables; --json output is documented in
+ * ndf(1) and stable. */
+#include "build-config.h"
+
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli/commands.h"
+#include "model/context.h"
+#include "cli/ctxopt.h"
+#include "model/registry.h"
+#include "store/storage.h"
+#include "base/util.h"
+
+/* ---- JSON helpers ---- */
+
+
+static void json_strs(strbuf *sb, char *const *a, size_t n)
+{
+    sb_puts(sb, "[");
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            sb_puts(sb, ",");
+        sb_json_str(sb, a[i]);
+    }
+    sb_puts(sb, "]");
+}
+
+/* Numbers in JSON output: up to 6 significant digits, never "nan". */
+static void json_num(strbuf *sb, double x)
+{
+    if (isfinite(x))
+        sb_printf(sb, "%.6g", x);
+    else
+        sb_puts(sb, "null");
+}
+
+static void emit(strbuf *sb)
+{
+    sb_puts(sb, "\n");
+    fwrite(sb->buf, 1, sb->len, stdout);
+    sb_free(sb);
+}
+
+/* ---- shared ---- */
+
+static double global_threshold(app *a)
+{
+    return a->cfg ? a->cfg->set.confidence_threshold : 0.75;
+}
+
+/* Loads the patterns; a definition that failed is reported by app_load and
+ * makes the command exit 2 at the end, but the others are still shown. */
+static int load(app *a, int *deferred)
+{
+    int rc = app_load(a, APP_PATTERNS);
+    if (rc && !a->reg)
+        return rc;
+    *deferred = rc;
+    return EXIT_OK;
+}
+
+static char *joined(char *const *a, size_t n, const char *none)
+{
+    strbuf sb;
+    sb_init(&sb);
+    for (size_t i = 0; i < n; i++)
+        sb_printf(&sb, "%s%s", i ? ", " : "", a[i]);
+    if (!n)
+        sb_puts(&sb, none);
+    return sb_steal(&sb);
+}
+
+/* ---- ndf list ---- */
+
+static const char list_usage[] =
+    "Usage: ndf list [--domain GLOB] [--json]\n"
+    "\n"
+    "Lists the patterns by name with their type, confidence score and level,\n"
+    "executions and success rate.\n"
+    "\n"
+    "  --domain GLOB   only patterns that serve GLOB as a domain or have a\n"
+    "                  domain that GLOB matches\n"
+    "  --json          print JSON (see ndf(1))\n"
+    "  -h, --help      show this help\n";
+
+static int domain_filter(const pattern *p, const char *glob)
+{
+    if (!p->ndomains)
+        return 1;
+    for (size_t i = 0; i < p->ndomains; i++)
+        if (context_glob_match(p->domains[i], glob) || context_glob_match(glob, p->domains[i]))
+            return 1;
+    return 0;
+}
+
+int cmd_list(app *a, int argc, char **argv)
+{
+    static const struct option opts[] = {{"domain", required_argument, NULL, 'd'},
+                                         {"json", no_argument, NULL, 'j'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    const char *domain = NULL;
+    int json = 0, c;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'd': domain = optarg; break;
+        case 'j': json = 1; break;
+        case 'h': usage_print(list_usage); return EXIT_OK;
+        default: fputs(list_usage, stderr); return EXIT_USAGE;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "ndf list: unexpected argument '%s'\n", argv[optind]);
+        return EXIT_USAGE;
+    }
+    int deferred, rc = load(a, &deferred);
+    if (rc)
+        return rc;
+
+    pattern_list l;
+    registry_all(a->reg, &l);
+    const learning_params *lp = registry_learning(a->reg);
+    strbuf sb;
+    sb_init(&sb);
+    size_t wname = 4, wtype = 4;
+    for (size_t i = 0; i < l.count; i++) {
+        if (domain && !domain_filter(l.items[i], domain))
+            continue;
+        size_t n = strlen(l.items[i]->name), t = strlen(l.items[i]->type_name);
+        wname = n > wname ? n : wname;
+        wtype = t > wtype ? t : wtype;
+    }
+    if (json)
+        sb_puts(&sb, "{\"patterns\":[");
+    else
+        sb_printf(&sb, "%-*s  %-*s  %10s  %-6s  %10s  %7s\n", (int)wname, "NAME", (int)wtype,
+                  "TYPE", "CONFIDENCE", "LEVEL", "EXECUTIONS", "SUCCESS");
+    size_t shown = 0;
+    for (size_t i = 0; i < l.count; i++) {
+        pattern *p = l.items[i];
+        if (domain && !domain_filter(p, domain))
+            continue;
+        learning_state st;
+        pattern_stats(p, &st);
+        const char *level = confidence_level_name(confidence_level_from_score(st.score));
+        if (json) {
+            sb_puts(&sb, shown ? ",{\"name\":" : "{\"name\":");
+            sb_json_str(&sb, p->name);
+            sb_puts(&sb, ",\"type\":");
+            sb_json_str(&sb, p->type_name);
+            sb_puts(&sb, ",\"description\":");
+            sb_json_str(&sb, p->description);
+            sb_puts(&sb, ",\"domains\":");
+            json_strs(&sb, p->domains, p->ndomains);
+            sb_puts(&sb, ",\"confidence\":");
+            json_num(&sb, st.score);
+            sb_printf(&sb, ",\"level\":\"%s\",\"trusted\":%s", level,
+                      learning_trusted(&st, lp) ? "true" : "false");
+            sb_printf(&sb, ",\"executions\":%llu,\"successes\":%llu,\"success_rate\":",
+                      (unsigned long long)st.executions, (unsigned long long)st.successes);
+            json_num(&sb, learning_success_rate(&st));
+            sb_puts(&sb, "}");
+        } else {
+            char rate[16];
+            if (st.executions)
+                snprintf(rate, sizeof rate, "%.1f%%", 100 * learning_success_rate(&st));
+            else
+                snprintf(rate, sizeof rate, "-");
+            sb_printf(&sb, "%-*s  %-*s  %10.3f  %-6s  %10llu  %7s\n", (int)wname, p->name,
+                      (int)wtype, p->type_name, st.score, level,
+                      (unsigned long long)st.executions, rate);
+        }
+        learning_free(&st);
+        shown++;
+    }
+    if (json)
+        sb_puts(&sb, "]}");
+    else if (sb.len && sb.buf[sb.len - 1] == '\n')
+        sb.len--, sb.buf[sb.len] = '\0';
+    emit(&sb);
+    pattern_list_free(&l);
+    return deferred;
+}
+
+/* ---- ndf show ---- */
+
+static const char show_usage[] = "Usage: ndf show PATTERN [--json]\n"
+                                 "\n"
+                                 "Shows a pattern's definition and its statistics.\n"
+                                 "Exits with 3 when there is no such pattern.\n"
+                                 "\n"
+                                 "  --json      print JSON (see ndf(1))\n"
+                                 "  -h, --help  show this help\n";
+
+static void fmt_time(char *buf, size_t n, double t)
+{
+    if (t <= 0) {
+        snprintf(buf, n, "never");
+        return;
+    }
+    if (!(t < 1e12)) { /* a stored time past year 33000: no time_t overflow */
+        snprintf(buf, n, "(invalid time)");
+        return;
+    }
+    time_t s = (time_t)t;
+    struct tm tm;
+    gmtime_r(&s, &tm);
+    strftime(buf, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static void show_json(strbuf *sb, const pattern *p, const learning_state *st,
+                      const learning_params *lp, double global)
+{
+    sb_puts(sb, "{\"name\":");
+    sb_json_str(sb, p->name);
+    sb_puts(sb, ",\"type\":");
+    sb_json_str(sb, p->type_name);
+    sb_puts(sb, ",\"description\":");
+    sb_json_str(sb, p->description);
+    sb_puts(sb, ",\"file\":");
+    if (p->file)
+        sb_json_str(sb, p->file);
+    else
+        sb_puts(sb, "null");
+    sb_printf(sb, ",\"line\":%d,\"domains\":", p->line);
+    json_strs(sb, p->domains, p->ndomains);
+    sb_puts(sb, ",\"agent_types\":");
+    json_strs(sb, p->agent_types, p->nagent_types);
+    sb_puts(sb, ",\"tags\":");
+    json_strs(sb, p->tags, p->ntags);
+    sb_puts(sb, ",\"attributes\":");
+    value_to_json(p->attributes, sb);
+    sb_puts(sb, ",\"confidence_threshold\":");
+    json_num(sb, pattern_threshold(p, global));
+    sb_printf(sb, ",\"threshold_source\":\"%s\",\"timeout\":",
+              p->threshold >= 0 ? "pattern" : "global");
+    if (p->timeout > 0)
+        json_num(sb, p->timeout);
+    else
+        sb_puts(sb, "null");
+    sb_puts(sb, ",\"params\":");
+    if (p->params)
+        value_to_json(p->params, sb);
+    else
+        sb_puts(sb, "{}");
+    sb_printf(sb, ",\"statistics\":{\"executions\":%llu,\"successes\":%llu,\"success_rate\":",
+              (unsigned long long)st->executions, (unsigned long long)st->successes);
+    json_num(sb, learning_success_rate(st));
+    sb_puts(sb, ",\"confidence\":");
+    json_num(sb, st->score);
+    sb_printf(sb, ",\"level\":\"%s\",\"trusted\":%s,\"algorithm\":\"%s\",\"alpha\":",
+              confidence_level_name(confidence_level_from_score(st->score)),
+              learning_trusted(st, lp) ? "true" : "false",
+              confidence_algorithm_name(lp->algorithm));
+    json_num(sb, st->alpha);
+    sb_puts(sb, ",\"beta\":");
+    json_num(sb, st->beta);
+    sb_printf(sb, ",\"converged\":%s,\"last_used\":", st->converged ? "true" : "false");
+    if (st->last_used > 0)
+        json_num(sb, st->last_used);
+    else
+        sb_puts(sb, "null");
+    sb_puts(sb, ",\"avg_duration\":");
+    if (st->timed)
+        json_num(sb, st->duration_total / (double)st->timed);
+    else
+        sb_puts(sb, "null");
+    sb_puts(sb, ",\"domains\":[");
+    for (size_t i = 0; i < st->ndomains; i++) {
+        sb_puts(sb, i ? ",{\"domain\":" : "{\"domain\":");
+        sb_json_str(sb, st->domains[i].domain);
+        sb_printf(sb, ",\"executions\":%llu,\"successes\":%llu}",
+                  (unsigned long long)st->domains[i].executions,
+                  (unsigned long long)st->domains[i].successes);
+    }
+    sb_puts(sb, "]}}");
+}
+
+static void show_text(strbuf *sb, const pattern *p, const learning_state *st,
+                      const learning_params *lp, double global)
+{
+    char *d = joined(p->domains, p->ndomains, "(any)");
+    char *at = joined(p->agent_types, p->nagent_types, "(any)");
+    char *tags = joined(p->tags, p->ntags, "(none)");
+    char when[64];
+    fmt_time(when, sizeof when, st->last_used);
+    sb_printf(sb, "name:         %s\n", p->name);
+    sb_printf(sb, "type:         %s\n", p->type_name);
+    if (*p->description)
+        sb_printf(sb, "description:  %s\n", p->description);
+    if (p->file)
+        sb_printf(sb, "defined at:   %s:%d\n", p->file, p->line);
+    sb_printf(sb, "domains:      %s\n", d);
+    sb_printf(sb, "agent types:  %s\n", at);
+    sb_printf(sb, "tags:         %s\n", tags);
+    sb_puts(sb, "attributes:   ");
+    value_to_json(p->attributes, sb);
+    sb_printf(sb, "\nthreshold:    %.3f (%s)\n", pattern_threshold(p, global),
+              p->threshold >= 0 ? "pattern" : "global");
+    if (p->timeout > 0)
+        sb_printf(sb, "timeout:      %g s\n", p->timeout);
+    else
+        sb_puts(sb, "timeout:      (configured default)\n");
+    sb_printf(sb, "confidence:   %.3f %s", st->score,
+              confidence_level_name(confidence_level_from_score(st->score)));
+    if (!learning_trusted(st, lp))
+        sb_printf(sb, " (not trusted yet: %llu of %d executions)",
+                  (unsigned long long)st->executions, lp->min_samples);
+    sb_printf(sb, "\nalgorithm:    %s", confidence_algorithm_name(lp->algorithm));
+    if (lp->algorithm == ALGO_ADAPTIVE_BAYES)
+        sb_printf(sb, " (posterior Beta(%g, %g)%s)", st->alpha, st->beta,
+                  st->converged ? ", converged" : "");
+    sb_printf(sb, "\nexecutions:   %llu", (unsigned long long)st->executions);
+    if (st->executions)
+        sb_printf(sb, " (%llu succeeded, %.1f%%)", (unsigned long long)st->successes,
+                  100 * learning_success_rate(st));
+    if (st->timed)
+        sb_printf(sb, "\navg duration: %.3f s", st->duration_total / (double)st->timed);
+    sb_printf(sb, "\nlast used:    %s\n", when);
+    if (st->ndomains) {
+        size_t w = 6;
+        for (size_t i = 0; i < st->ndomains; i++)
+            if (strlen(st->domains[i].domain) > w)
+                w = strlen(st->domains[i].domain);
+        sb_printf(sb, "\n%-*s  %10s  %7s\n", (int)w, "DOMAIN", "EXECUTIONS", "SUCCESS");
+        for (size_t i = 0; i < st->ndomains; i++) {
+            const domain_count *dc = &st->domains[i];
+            sb_printf(sb, "%-*s  %10llu  %6.1f%%\n", (int)w, dc->domain,
+                      (unsigned long long)dc->executions,
+                      dc->executions ? 100.0 * (double)dc->successes / (double)dc->executions
+                                     : 0.0);
+        }
+    }
+    sb_puts(sb, "\nparams:       ");
+    if (p->params)
+        value_to_json(p->params, sb);
+    else
+        sb_puts(sb, "{}");
+    free(d);
+    free(at);
+    free(tags);
+}
+
+/* The last stored execution of the pattern, step by step (the seed's
+ * get_step_status / get_task_status_all / get_phase_progress after the
+ * fact), appended to the text or JSON of `show`.  Nothing when there is no
+ * stored history. */
+static void show_last_execution(app *a, const char *name, strbuf *sb, int json)
+{
+    storage *s = storage_app(&a->cfg->set);
+    stored_pattern sp;
+    if (!s || storage_load_pattern(s, name, &sp) != NDF_OK)
+        return;
+    if (sp.nhistory) {
+        const history_entry *h = &sp.history[sp.nhistory - 1];
+        if (json) {
+            sb->len--; /* reopen the object: drop its closing brace */
+            sb_printf(sb, ",\"last_execution\":{\"time\":%.3f,\"duration\":%.6f,\"outcome\":",
+                      h->time, h->duration_s);
+            sb_json_str(sb, h->outcome);
+            sb_puts(sb, ",\"domain\":");
+            sb_json_str(sb, h->domain);
+            sb_puts(sb, ",\"error\":");
+            sb_json_str(sb, h->error);
+            sb_puts(sb, ",\"steps\":[");
+            for (size_t i = 0; i < h->nsteps; i++) {
+                sb_puts(sb, i ? ",{\"name\":" : "{\"name\":");
+                sb_json_str(sb, h->steps[i].name);
+                sb_puts(sb, ",\"outcome\":");
+                sb_json_str(sb, h->steps[i].outcome);
+                sb_printf(sb, ",\"duration\":%.6f}", h->steps[i].duration_s);
+            }
+            sb_puts(sb, "]}}");
+        } else {
+            char when[40];
+            fmt_time(when, sizeof when, h->time);
+            sb_printf(sb, "\nlast execution: %s, %s in %.3fs%s%s\n", when,
+                      h->outcome ? h->outcome : "?", h->duration_s, h->domain ? ", domain " : "",
+                      h->domain ? h->domain : "");
+            if (h->error)
+                sb_printf(sb, "  error: %s\n", h->error);
+            for (size_t i = 0; i < h->nsteps; i++)
+                sb_printf(sb, "  %-12s %-32s %8.3fs\n", h->steps[i].outcome, h->steps[i].name,
+                          h->steps[i].duration_s);
+        }
+    }
+    stored_pattern_free(&sp);
+}
+
+int cmd_show(app *a, int argc, char **argv)
+{
+    static const struct option opts[] = {{"json", no_argument, NULL, 'j'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    int json = 0, c;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'j': json = 1; break;
+        case 'h': usage_print(show_usage); return EXIT_OK;
+        default: fputs(show_usage, stderr); return EXIT_USAGE;
+        }
+    }
+    const char *name = app_pattern_arg("show", argc, argv);
+    if (!name)
+        return EXIT_USAGE;
+    int deferred, rc = load(a, &deferred);
+    if (rc)
+        return rc;
+    pattern *p;
+    if (registry_get(a->reg, name, &p) != NDF_OK) {
+        fprintf(stderr, "ndf: %s\n", err_msg());
+        return EXIT_NOT_FOUND;
+    }
+    learning_state st;
+    pattern_stats(p, &st);
+    strbuf sb;
+    sb_init(&sb);
+    if (json)
+        show_json(&sb, p, &st, registry_learning(a->reg), global_threshold(a));
+    else
+        show_text(&sb, p, &st, registry_learning(a->reg), global_threshold(a));
+    show_last_execution(a, name, &sb, json);
+    emit(&sb);
+    learning_free(&st);
+    pattern_unref(p);
+    return deferred;
+}
+
+/* ---- ndf similar ---- */
+
+static const char similar_usage[] =
+    "Usage: ndf similar [CONTEXT OPTIONS] [--threshold X] [--json]\n"
+    "\n"
+    "Lists the patterns whose similarity to the context is at least X\n"
+    "(default 0.7), most similar first.  ndf(1) gives the formula.\n"
+    "\n"
+    "  --threshold X   0 to 1\n"
+    "  --json          print JSON (see ndf(1))\n"
+    "  -h, --help      show this help\n"
+    "\n" CTXOPT_HELP;
+
+int cmd_similar(app *a, int argc, char **argv)
+{
+    static const struct option opts[] = {{"threshold", required_argument, NULL, 't'},
+                                         {"json", no_argument, NULL, 'j'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         CTXOPT_LONG_OPTIONS,
+                                         {NULL, 0, NULL, 0}};
+    ctxopt co;
+    ctxopt_init(&co);
+    double threshold = 0.7;
+    int json = 0, c, rc = EXIT_OK;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        int h = ctxopt_handle(&co, c, optarg);
+        if (h < 0) {
+            ctxopt_free(&co);
+            return EXIT_USAGE;
+        }
+        if (h > 0)
+            continue;
+        switch (c) {
+        case 't': {
+            char *end;
+            threshold = strtod(optarg, &end);
+            if (!*optarg || *end || !(threshold >= 0 && threshold <= 1)) {
+                fprintf(stderr, "ndf: --threshold '%s': must be a number from 0 to 1\n",
+                        optarg);
+                ctxopt_free(&co);
+                return EXIT_USAGE;
+            }
+            break;
+        }
+        case 'j': json = 1; break;
+        case 'h':
+            ctxopt_free(&co);
+            usage_print(similar_usage);
+            return EXIT_OK;
+        default:
+            ctxopt_free(&co);
+            fputs(similar_usage, stderr);
+            return EXIT_USAGE;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "ndf similar: unexpected argument '%s'\n", argv[optind]);
+        ctxopt_free(&co);
+        return EXIT_USAGE;
+    }
+    ndf_context *ctx;
+    rc = ctxopt_finish(&co, &ctx);
+    ctxopt_free(&co);
+    if (rc)
+        return rc;
+    int deferred;
+    rc = load(a, &deferred);
+    if (rc) {
+        context_free(ctx);
+        return rc;
+    }
+    pattern_list l;
+    registry_find_similar(a->reg, ctx, threshold, &l);
+    strbuf sb;
+    sb_init(&sb);
+    if (json) {
+        sb_puts(&sb, "{\"context\":");
+        context_to_json(ctx, &sb);
+        sb_puts(&sb, ",\"threshold\":");
+        json_num(&sb, threshold);
+        sb_puts(&sb, ",\"results\":[");
+        for (size_t i = 0; i < l.count; i++) {
+            sb_puts(&sb, i ? ",{\"name\":" : "{\"name\":");
+            sb_json_str(&sb, l.items[i]->name);
+            sb_puts(&sb, ",\"type\":");
+            sb_json_str(&sb, l.items[i]->type_name);
+            sb_puts(&sb, ",\"score\":");
+            json_num(&sb, l.scores[i]);
+            sb_puts(&sb, ",\"matches\":");
+            sb_puts(&sb, pattern_matches(l.items[i], ctx) ? "true" : "false");
+            sb_puts(&sb, "}");
+        }
+        sb_puts(&sb, "]}");
+    } else if (l.count) {
+        size_t w = 4, wt = 4;
+        for (size_t i = 0; i < l.count; i++) {
+            size_t n = strlen(l.items[i]->name), t = strlen(l.items[i]->type_name);
+            w = n > w ? n : w;
+            wt = t > wt ? t : wt;
+        }
+        sb_printf(&sb, "%6s  %-*s  %-*s  %s\n", "SCORE", (int)w, "NAME", (int)wt, "TYPE",
+                  "MATCHES");
+        for (size_t i = 0; i < l.count; i++)
+            sb_printf(&sb, "%6.4f  %-*s  %-*s  %s%s", l.scores[i], (int)w, l.items[i]->name,
+                      (int)wt, l.items[i]->type_name,
+                      pattern_matches(l.items[i], ctx) ? "yes" : "no",
+                      i + 1 < l.count ? "\n" : "");
+    } else {
+        sb_printf(&sb, "no pattern is at least %g similar", threshold);
+    }
+    emit(&sb);
+    pattern_list_free(&l);
+    context_free(ctx);
+    return deferred;
+}

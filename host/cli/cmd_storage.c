@@ -1,0 +1,669 @@
+/* ndf export, cleanup, reset-stats, analytics and monitor: the commands over
+ * the stored learning data and the resource monitor.  --json outputs are
+ * documented in ndf(1). */
+#include "build-config.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <ndf/sdk.h>
+
+#include "store/analytics.h"
+#include "cli/commands.h"
+#include "exec/monitor.h"
+#include "model/pattern.h"
+#include "model/registry.h"
+#include "store/storage.h"
+#include "base/util.h"
+
+/* ---- shared ---- */
+
+/* The storage of the configuration (loaded first); NULL after printing why. */
+static storage *open_storage(app *a, unsigned what, int *rc)
+{
+    *rc = app_load(a, what);
+    if (*rc && !(what & APP_PATTERNS && a->reg))
+        return NULL;
+    storage *s = storage_app(&a->cfg->set);
+    if (!s) {
+        fprintf(stderr, "ndf: no usable storage directory\n");
+        *rc = EXIT_IO;
+    }
+    return s;
+}
+
+static int fail_status(const char *cmd, int status)
+{
+    fprintf(stderr, "ndf %s: %s\n", cmd, err_msg());
+    return status == NDF_ERR_NOT_FOUND ? EXIT_NOT_FOUND
+           : status == NDF_ERR_INVALID ? EXIT_USAGE
+                                       : exit_code_for(status);
+}
+
+
+static void json_num(strbuf *sb, double x)
+{
+    if (isfinite(x))
+        sb_printf(sb, "%.10g", x);
+    else
+        sb_puts(sb, "null");
+}
+
+static void emit(strbuf *sb)
+{
+    fwrite(sb->buf, 1, sb->len, stdout);
+    sb_free(sb);
+}
+
+static void fmt_time(char *buf, size_t n, double t)
+{
+    if (t <= 0) {
+        snprintf(buf, n, "never");
+        return;
+    }
+    time_t tt = (time_t)t;
+    struct tm tm;
+    gmtime_r(&tt, &tm);
+    strftime(buf, n, "%Y-%m-%d %H:%M:%S UTC", &tm);
+}
+
+/* Writes `data` to `path` ("-" is stdout), reporting errors by path. */
+static int write_output(const char *path, const char *data, size_t len)
+{
+    if (!path || strcmp(path, "-") == 0) {
+        fwrite(data, 1, len, stdout);
+        return EXIT_OK;
+    }
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        fprintf(stderr, "ndf export: %s: %s\n", path, strerror(errno));
+        return EXIT_IO;
+    }
+    size_t w = fwrite(data, 1, len, f);
+    int bad = w != len || ferror(f);
+    if (fclose(f) != 0 || bad) {
+        fprintf(stderr, "ndf export: %s: write error\n", path);
+        return EXIT_IO;
+    }
+    return EXIT_OK;
+}
+
+/* ---- ndf export ---- */
+
+static const char export_usage[] =
+    "Usage: ndf export PATTERN [--format json|csv|yaml] [-o FILE]\n"
+    "\n"
+    "Prints the stored learning data of PATTERN: its learning state and\n"
+    "execution history.  json is the stored document, csv one row per\n"
+    "execution (RFC 4180), yaml the document as YAML.\n"
+    "\n"
+    "  -f, --format FMT  json (default), csv or yaml\n"
+    "  -o, --output FILE write to FILE instead of standard output\n"
+    "  -h, --help        show this help\n";
+
+int cmd_export(app *a, int argc, char **argv)
+{
+    static const struct option opts[] = {{"format", required_argument, NULL, 'f'},
+                                         {"output", required_argument, NULL, 'o'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    export_format fmt = EXPORT_JSON;
+    const char *out = NULL;
+    int c;
+    while ((c = getopt_long(argc, argv, "f:o:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'f':
+            if (export_format_parse(optarg, &fmt) != 0) {
+                fprintf(stderr, "ndf export: unknown format '%s' (json, csv or yaml)\n",
+                        optarg);
+                return EXIT_USAGE;
+            }
+            break;
+        case 'o': out = optarg; break;
+        case 'h': usage_print(export_usage); return EXIT_OK;
+        default: fputs(export_usage, stderr); return EXIT_USAGE;
+        }
+    }
+    const char *name = app_pattern_arg("export", argc, argv);
+    if (!name)
+        return EXIT_USAGE;
+    int rc;
+    storage *s = open_storage(a, APP_CONFIG, &rc);
+    if (!s)
+        return rc;
+    strbuf sb;
+    sb_init(&sb);
+    int st = storage_export(s, name, fmt, &sb);
+    if (st) {
+        sb_free(&sb);
+        return fail_status("export", st);
+    }
+    rc = write_output(out, sb.buf ? sb.buf : "", sb.len);
+    sb_free(&sb);
+    return rc;
+}
+
+/* ---- ndf cleanup ---- */
+
+static const char cleanup_usage[] =
+    "Usage: ndf cleanup [--max-age-hours N] [--dry-run]\n"
+    "\n"
+    "Drops from memory the learning state of patterns unused for N hours\n"
+    "(saving it first), removes the stored state of patterns that are no\n"
+    "longer defined and were not saved for N hours, and removes temporary\n"
+    "files of killed writers and corrupt copies kept aside that are older\n"
+    "than N hours.  Prints what it removes.  Default N: 24.\n"
+    "\n"
+    "  --max-age-hours N  age in hours (>= 0)\n"
+    "  -n, --dry-run      only say what would be removed\n"
+    "  -h, --help         show this help\n";
+
+int cmd_cleanup(app *a, int argc, char **argv)
+{
+    static const struct option opts[] = {{"max-age-hours", required_argument, NULL, 'm'},
+                                         {"dry-run", no_argument, NULL, 'n'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    double hours = 24;
+    int dry = 0, c;
+    while ((c = getopt_long(argc, argv, "nh", opts, NULL)) != -1) {
+        switch (c) {
+        case 'm': {
+            char *end;
+            hours = strtod(optarg, &end);
+            if (*end || end == optarg || !(hours >= 0) || !isfinite(hours)) {
+                fprintf(stderr, "ndf cleanup: --max-age-hours: not a number >= 0: '%s'\n",
+                        optarg);
+                return EXIT_USAGE;
+            }
+            break;
+        }
+        case 'n': dry = 1; break;
+        case 'h': usage_print(cleanup_usage); return EXIT_OK;
+        default: fputs(cleanup_usage, stderr); return EXIT_USAGE;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "ndf cleanup: too many arguments\n");
+        return EXIT_USAGE;
+    }
+    int rc;
+    storage *s = open_storage(a, APP_PATTERNS, &rc);
+    if (!s)
+        return rc;
+    double now = now_wall();
+    if (!dry) {
+        size_t paged = registry_cleanup(a->reg, hours, now);
+        printf("released the learning state of %zu unused pattern%s from memory\n", paged,
+               paged == 1 ? "" : "s");
+    }
+
+    char **names;
+    size_t n;
+    int st = storage_list(s, &names, &n);
+    if (st)
+        return fail_status("cleanup", st);
+    size_t removed = 0;
+    int status = rc;
+    for (size_t i = 0; i < n; i++) {
+        pattern *p;
+        if (registry_get(a->reg, names[i], &p) == NDF_OK) {
+            pattern_unref(p);
+            continue;
+        }
+        /* with definitions that failed to load, "not defined" means nothing */
+        if (a->pattern_errors) {
+            if (i == 0 || removed == 0)
+                fprintf(stderr, "ndf cleanup: some pattern definitions failed to load; "
+                                "stored state is left alone\n");
+            break;
+        }
+        stored_pattern sp;
+        double saved = 0;
+        if (storage_load_pattern(s, names[i], &sp) == NDF_OK) {
+            saved = sp.saved;
+            stored_pattern_free(&sp);
+        }
+        if (saved > 0 && now - saved < hours * 3600.0)
+            continue;
+        if (dry) {
+            printf("would remove the stored state of '%s' (not defined)\n", names[i]);
+            removed++;
+            continue;
+        }
+        st = storage_remove(s, names[i]);
+        if (st) {
+            fprintf(stderr, "ndf cleanup: %s\n", err_msg());
+            status = EXIT_IO;
+        } else {
+            printf("removed the stored state of '%s' (not defined)\n", names[i]);
+            removed++;
+        }
+    }
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+    if (!dry) {
+        int swept = storage_sweep(s, hours * 3600.0, now);
+        if (swept < 0) {
+            fprintf(stderr, "ndf cleanup: %s\n", err_msg());
+            status = EXIT_IO;
+        } else {
+            printf("removed %d left-over file%s\n", swept, swept == 1 ? "" : "s");
+        }
+    }
+    return status;
+}
+
+/* ---- ndf reset-stats ---- */
+
+static const char reset_usage[] =
+    "Usage: ndf reset-stats PATTERN\n"
+    "\n"
+    "Resets the learning state of PATTERN (counts, confidence) and clears its\n"
+    "stored history.  The previous file is kept as the newest backup.\n"
+    "\n"
+    "  -h, --help  show this help\n";
+
+int cmd_reset_stats(app *a, int argc, char **argv)
+{
+    static const struct option opts[] = {{"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    int c;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'h': usage_print(reset_usage); return EXIT_OK;
+        default: fputs(reset_usage, stderr); return EXIT_USAGE;
+        }
+    }
+    const char *name = app_pattern_arg("reset-stats", argc, argv);
+    if (!name)
+        return EXIT_USAGE;
+    int rc;
+    storage *s = open_storage(a, APP_PATTERNS, &rc);
+    if (!s)
+        return rc;
+    const learning_params *lp = registry_learning(a->reg);
+    learning_state st;
+    pattern *p = NULL;
+    if (registry_get(a->reg, name, &p) == NDF_OK) {
+        pattern_reset_stats(p, lp);
+        pattern_stats(p, &st);
+    } else if (storage_exists(s, name)) {
+        learning_init(&st, lp);
+        st.created = now_wall();
+    } else {
+        fprintf(stderr, "ndf reset-stats: no pattern named '%s'\n", name);
+        return EXIT_NOT_FOUND;
+    }
+    int status = storage_save_pattern(s, name, &st, NULL, 0);
+    learning_free(&st);
+    if (p)
+        pattern_unref(p);
+    if (status)
+        return fail_status("reset-stats", status);
+    printf("reset the statistics of '%s' (the previous state is kept as a backup in %s)\n",
+           name, storage_dir(s));
+    return rc;
+}
+
+/* ---- ndf analytics ---- */
+
+static const char analytics_usage[] =
+    "Usage: ndf analytics PATTERN [--days N] [--json]\n"
+    "\n"
+    "Reports a pattern's performance from its stored history: counts, success\n"
+    "rate, response times, resource usage, domains, steps, the trend over the\n"
+    "last N days (default 7) and recommendations.  ndf(1) gives the formulas.\n"
+    "\n"
+    "  -d, --days N  trend window in days (1..3650)\n"
+    "  --json        print JSON (see ndf(1))\n"
+    "  -h, --help    show this help\n";
+
+/* Unicode sparklines only where the locale says UTF-8. */
+static int utf8_terminal(void)
+{
+    const char *vars[] = {"LC_ALL", "LC_CTYPE", "LANG"};
+    if (!isatty(STDOUT_FILENO))
+        return 0;
+    for (size_t i = 0; i < 3; i++) {
+        const char *v = getenv(vars[i]);
+        if (v && *v)
+            return strstr(v, "UTF-8") || strstr(v, "utf8") || strstr(v, "UTF8") ||
+                   strstr(v, "utf-8");
+    }
+    return 0;
+}
+
+static void analytics_json(strbuf *sb, const stored_pattern *sp, const analytics *an,
+                           const trend *t, char **recs, size_t nrec, const analytics_opts *o)
+{
+    sb_puts(sb, "{\"pattern\":");
+    sb_json_str(sb, sp->name);
+    sb_printf(sb, ",\"execution_count\":%llu,\"successes\":%llu,\"success_rate\":",
+              (unsigned long long)an->execution_count, (unsigned long long)an->successes);
+    json_num(sb, an->success_rate);
+    sb_puts(sb, ",\"confidence\":");
+    json_num(sb, an->score);
+    sb_puts(sb, ",\"threshold\":");
+    json_num(sb, o->threshold);
+    sb_puts(sb, ",\"avg_response_time\":");
+    json_num(sb, an->avg_response_ms);
+    sb_puts(sb, ",\"p50_response_time\":");
+    json_num(sb, an->p50_response_ms);
+    sb_puts(sb, ",\"p95_response_time\":");
+    json_num(sb, an->p95_response_ms);
+    sb_printf(sb, ",\"history_count\":%zu,\"confidence_trend\":[", an->history_count);
+    for (size_t i = 0; i < an->ntrend; i++) {
+        if (i)
+            sb_puts(sb, ",");
+        json_num(sb, an->confidence_trend[i]);
+    }
+    sb_puts(sb, "],\"resource_usage\":{\"avg_cpu_time\":");
+    json_num(sb, an->avg_cpu_s);
+    sb_puts(sb, ",\"max_cpu_time\":");
+    json_num(sb, an->max_cpu_s);
+    sb_puts(sb, ",\"avg_peak_rss_kb\":");
+    json_num(sb, an->avg_peak_rss_kb);
+    sb_puts(sb, ",\"max_peak_rss_kb\":");
+    json_num(sb, an->max_peak_rss_kb);
+    sb_puts(sb, "},\"domain_performance\":{");
+    for (size_t i = 0; i < an->ndomains; i++) {
+        const domain_perf *d = &an->domains[i];
+        if (i)
+            sb_puts(sb, ",");
+        sb_json_str(sb, d->domain);
+        sb_printf(sb, ":{\"executions\":%llu,\"successes\":%llu,\"success_rate\":",
+                  (unsigned long long)d->executions, (unsigned long long)d->successes);
+        json_num(sb, d->success_rate);
+        sb_puts(sb, ",\"avg_response_time\":");
+        json_num(sb, d->avg_ms);
+        sb_puts(sb, "}");
+    }
+    sb_puts(sb, "},\"last_execution\":");
+    if (an->last_execution > 0)
+        json_num(sb, an->last_execution);
+    else
+        sb_puts(sb, "null");
+    sb_puts(sb, ",\"learning_progress\":");
+    json_num(sb, an->learning_progress);
+    sb_puts(sb, ",\"steps\":[");
+    for (size_t i = 0; i < an->nsteps; i++) {
+        const step_stats *s = &an->steps[i];
+        if (i)
+            sb_puts(sb, ",");
+        sb_puts(sb, "{\"name\":");
+        sb_json_str(sb, s->name);
+        sb_printf(sb, ",\"count\":%zu,\"failures\":%zu,\"timeouts\":%zu,\"mean_ms\":", s->count,
+                  s->failures, s->timeouts);
+        json_num(sb, s->mean_ms);
+        sb_puts(sb, ",\"p50_ms\":");
+        json_num(sb, s->p50_ms);
+        sb_puts(sb, ",\"p95_ms\":");
+        json_num(sb, s->p95_ms);
+        sb_puts(sb, ",\"max_ms\":");
+        json_num(sb, s->max_ms);
+        sb_puts(sb, "}");
+    }
+    sb_printf(sb, "],\"trend\":{\"days\":%d,\"samples\":%zu,\"success_rate\":", t->days,
+              t->samples);
+    json_num(sb, t->success_rate);
+    sb_puts(sb, ",\"success_rate_trend\":[");
+    for (int i = 0; i < t->days; i++) {
+        if (i)
+            sb_puts(sb, ",");
+        if (t->daily[i].executions)
+            json_num(sb, (double)t->daily[i].successes / (double)t->daily[i].executions);
+        else
+            sb_puts(sb, "null");
+    }
+    sb_puts(sb, "],\"direction\":");
+    sb_json_str(sb, t->direction);
+    sb_puts(sb, ",\"rate_of_change\":");
+    json_num(sb, t->slope_per_day);
+    sb_puts(sb, ",\"prediction\":");
+    json_num(sb, t->prediction);
+    sb_puts(sb, ",\"horizon_days\":");
+    json_num(sb, t->horizon_days);
+    sb_puts(sb, ",\"performance_outlook\":");
+    sb_json_str(sb, t->outlook);
+    sb_puts(sb, "},\"recommendations\":[");
+    for (size_t i = 0; i < nrec; i++) {
+        if (i)
+            sb_puts(sb, ",");
+        sb_json_str(sb, recs[i]);
+    }
+    sb_puts(sb, "]}\n");
+}
+
+static void analytics_text(strbuf *sb, const stored_pattern *sp, const analytics *an,
+                           const trend *t, char **recs, size_t nrec, const analytics_opts *o)
+{
+    char when[64];
+    int utf8 = utf8_terminal();
+    sb_printf(sb, "Pattern:         %s\n", sp->name);
+    sb_printf(sb, "Executions:      %llu (%llu succeeded, success rate %.1f%%)\n",
+              (unsigned long long)an->execution_count, (unsigned long long)an->successes,
+              100.0 * an->success_rate);
+    sb_printf(sb, "Confidence:      %.3f (%s), threshold %.2f\n", an->score,
+              confidence_level_name(confidence_level_from_score(an->score)), o->threshold);
+    sb_printf(sb, "Learning:        %.0f%% (min_samples %d)\n", 100.0 * an->learning_progress,
+              o->min_samples);
+    if (an->history_count) {
+        sb_printf(sb, "Response time:   avg %.1f ms, p50 %.1f ms, p95 %.1f ms (last %zu)\n",
+                  an->avg_response_ms, an->p50_response_ms, an->p95_response_ms,
+                  an->history_count);
+        sb_printf(sb, "Resources:       cpu avg %.3f s (max %.3f s), peak memory avg %.1f MiB "
+                      "(max %.1f MiB)\n",
+                  an->avg_cpu_s, an->max_cpu_s, an->avg_peak_rss_kb / 1024.0,
+                  an->max_peak_rss_kb / 1024.0);
+    }
+    fmt_time(when, sizeof when, an->last_execution);
+    sb_printf(sb, "Last execution:  %s\n", when);
+    sb_printf(sb, "\nTrend, last %d day%s: %s", t->days, t->days == 1 ? "" : "s", t->direction);
+    /* A slope fitted to too few samples (two runs seconds apart give
+     * thousands per day) says nothing, so it is only shown once trusted. */
+    if (strcmp(t->direction, "insufficient data") == 0)
+        sb_printf(sb, " (%zu execution%s in the period)", t->samples, t->samples == 1 ? "" : "s");
+    else if (t->samples >= 2)
+        sb_printf(sb, ", %+.3f per day; success %.1f%% over %zu executions; predicted %.0f%%; "
+                      "outlook %s",
+                  t->slope_per_day, 100.0 * t->success_rate, t->samples, 100.0 * t->prediction,
+                  t->outlook);
+    sb_puts(sb, "\n");
+    if (an->ntrend) {
+        /* the charts: scores as stored, the success rate as a rolling mean */
+        size_t n = an->ntrend, w = n >= 50 ? n / 10 : 5;
+        double *roll = xmalloc(n * sizeof *roll);
+        double acc = 0;
+        for (size_t i = 0; i < n; i++) {
+            acc += sp->history[i].success ? 1 : 0;
+            if (i >= w)
+                acc -= sp->history[i - w].success ? 1 : 0;
+            roll[i] = acc / (double)(i + 1 < w ? i + 1 : w);
+        }
+        char *cl = sparkline(an->confidence_trend, n, 0, 1, 60, utf8);
+        char *rl = sparkline(roll, n, 0, 1, 60, utf8);
+        sb_printf(sb, "  confidence    %s  %.2f -> %.2f\n", cl, an->confidence_trend[0],
+                  an->confidence_trend[n - 1]);
+        sb_printf(sb, "  success rate  %s  (rolling over %zu)\n", rl, w);
+        free(cl);
+        free(rl);
+        free(roll);
+    }
+    if (an->ndomains) {
+        sb_puts(sb, "\nDomains:\n");
+        for (size_t i = 0; i < an->ndomains; i++) {
+            const domain_perf *d = &an->domains[i];
+            sb_printf(sb, "  %-24s %6llu executions  %5.1f%% success", d->domain,
+                      (unsigned long long)d->executions, 100.0 * d->success_rate);
+            if (d->avg_ms > 0)
+                sb_printf(sb, "  avg %.1f ms", d->avg_ms);
+            sb_puts(sb, "\n");
+        }
+    }
+    if (an->nsteps) {
+        sb_printf(sb, "\nSteps:\n  %-24s %7s %8s %10s %10s\n", "NAME", "RUNS", "FAILED",
+                  "P50 MS", "P95 MS");
+        for (size_t i = 0; i < an->nsteps; i++) {
+            const step_stats *s = &an->steps[i];
+            sb_printf(sb, "  %-24s %7zu %8zu %10.1f %10.1f\n", s->name, s->count, s->failures,
+                      s->p50_ms, s->p95_ms);
+        }
+    }
+    sb_puts(sb, "\nRecommendations:\n");
+    if (!nrec)
+        sb_puts(sb, "  none: nothing stands out\n");
+    for (size_t i = 0; i < nrec; i++)
+        sb_printf(sb, "  - %s\n", recs[i]);
+}
+
+int cmd_analytics(app *a, int argc, char **argv)
+{
+    static const struct option opts[] = {{"days", required_argument, NULL, 'd'},
+                                         {"json", no_argument, NULL, 'j'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    int days = 7, json = 0, c;
+    while ((c = getopt_long(argc, argv, "d:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'd': {
+            char *end;
+            long v = strtol(optarg, &end, 10);
+            if (*end || end == optarg || v < 1 || v > 3650) {
+                fprintf(stderr, "ndf analytics: --days: not a number of days 1..3650: '%s'\n",
+                        optarg);
+                return EXIT_USAGE;
+            }
+            days = (int)v;
+            break;
+        }
+        case 'j': json = 1; break;
+        case 'h': usage_print(analytics_usage); return EXIT_OK;
+        default: fputs(analytics_usage, stderr); return EXIT_USAGE;
+        }
+    }
+    const char *name = app_pattern_arg("analytics", argc, argv);
+    if (!name)
+        return EXIT_USAGE;
+    int rc;
+    storage *s = open_storage(a, APP_PATTERNS, &rc);
+    if (!s)
+        return rc;
+    const learning_params *lp = registry_learning(a->reg);
+    analytics_opts o = {lp->min_samples, a->cfg->set.confidence_threshold,
+                        a->cfg->set.pattern_timeout, lp->convergence_threshold, now_wall()};
+    pattern *p = NULL;
+    stored_pattern sp;
+    int st = storage_load_pattern(s, name, &sp);
+    if (registry_get(a->reg, name, &p) == NDF_OK) {
+        o.threshold = pattern_threshold(p, o.threshold);
+        if (p->timeout > 0)
+            o.timeout_s = p->timeout;
+        /* the live state is the authority on counts; history comes from disk */
+        if (st == NDF_OK)
+            learning_free(&sp.learn);
+        else if (st == NDF_ERR_NOT_FOUND)
+            memset(&sp, 0, sizeof sp), sp.name = xstrdup(name);
+        else {
+            pattern_unref(p);
+            return fail_status("analytics", st);
+        }
+        pattern_stats(p, &sp.learn);
+        pattern_unref(p);
+    } else if (st) {
+        /* a name storage refuses (NDF_ERR_INVALID: "../x") cannot be stored
+         * either: it is simply not there, like in show and reset-stats */
+        if (st == NDF_ERR_NOT_FOUND || st == NDF_ERR_INVALID)
+            st = err_set(NDF_ERR_NOT_FOUND, "no pattern named '%s' (not defined, nothing stored)",
+                         name);
+        return fail_status("analytics", st);
+    }
+    analytics an;
+    trend t;
+    char **recs;
+    analytics_compute(&sp, &o, &an);
+    analytics_trend(&sp, days, &o, &t);
+    size_t nrec = analytics_recommendations(&an, &t, &o, &recs);
+    strbuf sb;
+    sb_init(&sb);
+    if (json)
+        analytics_json(&sb, &sp, &an, &t, recs, nrec, &o);
+    else
+        analytics_text(&sb, &sp, &an, &t, recs, nrec, &o);
+    emit(&sb);
+    for (size_t i = 0; i < nrec; i++)
+        free(recs[i]);
+    free(recs);
+    trend_free(&t);
+    analytics_free(&an);
+    stored_pattern_free(&sp);
+    return rc;
+}
+
+/* ---- ndf monitor ---- */
+
+static const char monitor_help[] =
+    "Usage: ndf monitor [--json]\n"
+    "\n"
+    "Prints the current cpu, memory and disk I/O usage (fractions of the\n"
+    "machine, from /proc over a 100 ms interval), as the executor sees them\n"
+    "for resource thresholds.\n"
+    "\n"
+    "  --json      print JSON (see ndf(1))\n"
+    "  -h, --help  show this help\n";
+
+int cmd_monitor(app *a, int argc, char **argv)
+{
+    static const struct option opts[] = {{"json", no_argument, NULL, 'j'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    int json = 0, c;
+    (void)a;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'j': json = 1; break;
+        case 'h': usage_print(monitor_help); return EXIT_OK;
+        default: fputs(monitor_help, stderr); return EXIT_USAGE;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "ndf monitor: too many arguments\n");
+        return EXIT_USAGE;
+    }
+    monitor_sample m;
+    if (monitor_sample_get(&m) != NDF_OK) {
+        fprintf(stderr, "ndf monitor: %s\n", err_msg());
+        return EXIT_IO;
+    }
+    strbuf sb;
+    sb_init(&sb);
+    if (json) {
+        sb_puts(&sb, "{\"cpu\":");
+        json_num(&sb, m.cpu);
+        sb_puts(&sb, ",\"memory\":");
+        json_num(&sb, m.mem);
+        sb_puts(&sb, ",\"disk_io\":");
+        json_num(&sb, m.io);
+        sb_printf(&sb, ",\"cpus\":%d,\"memory_total_kb\":", m.ncpu);
+        json_num(&sb, m.mem_total_kb);
+        sb_puts(&sb, ",\"memory_available_kb\":");
+        json_num(&sb, m.mem_available_kb);
+        sb_puts(&sb, "}\n");
+    } else {
+        sb_printf(&sb, "cpu       %5.1f%%  (%d cpu%s)\n", 100.0 * m.cpu, m.ncpu,
+                  m.ncpu == 1 ? "" : "s");
+        sb_printf(&sb, "memory    %5.1f%%  (%.0f of %.0f MiB available)\n", 100.0 * m.mem,
+                  m.mem_available_kb / 1024.0, m.mem_total_kb / 1024.0);
+        sb_printf(&sb, "disk I/O  %5.1f%%  (busiest device)\n", 100.0 * m.io);
+    }
+    emit(&sb);
+    return EXIT_OK;
+}

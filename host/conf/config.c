@@ -1,0 +1,1159 @@
+/* Reading the configuration: libconfig files become plain C settings and
+ * ndf_value pattern definitions that remember their file:line.  This is the
+ * only file in ndf that includes <libconfig.h>. */
+#include "build-config.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <libconfig.h>
+
+#include "conf/config.h"
+#include "base/learning.h"
+#include "base/util.h"
+#include "base/value.h"
+
+#ifndef PLUGINDIR
+#define PLUGINDIR "/usr/local/lib/ndf"
+#endif
+#ifndef LOCALSTATEDIR
+#define LOCALSTATEDIR "/usr/local/var"
+#endif
+
+/* ---- paths ---- */
+
+static char *path_absolute(const char *path)
+{
+    if (path[0] == '/')
+        return xstrdup(path);
+    char *cwd = getcwd(NULL, 0);
+    if (!cwd)
+        return xstrdup(path); /* cannot do better; relative paths still work */
+    while (path[0] == '.' && path[1] == '/') {
+        path += 2;
+        while (*path == '/')
+            path++;
+    }
+    char *r = xasprintf("%s%s%s", cwd, strcmp(cwd, "/") ? "/" : "", path);
+    free(cwd);
+    return r;
+}
+
+/* The directory part of an absolute file name ("/" for "/x"). */
+static char *path_dir(const char *file)
+{
+    const char *slash = strrchr(file, '/');
+    if (!slash)
+        return xstrdup(".");
+    if (slash == file)
+        return xstrdup("/");
+    return xstrndup(file, (size_t)(slash - file));
+}
+
+/* `p` when absolute, else `p` relative to the directory of `file`. */
+static char *path_resolve(const char *file, const char *p)
+{
+    if (p[0] == '/' || !file)
+        return xstrdup(p);
+    char *dir = path_dir(file);
+    while (p[0] == '.' && p[1] == '/') {
+        p += 2;
+        while (*p == '/')
+            p++;
+    }
+    if (strcmp(p, ".") == 0)
+        p = "";
+    char *r = *p ? xasprintf("%s%s%s", dir, strcmp(dir, "/") ? "/" : "", p)
+                 : xstrdup(dir); /* "." or "./" is the directory itself */
+    free(dir);
+    return r;
+}
+
+/* ---- defaults ---- */
+
+static const char *env_nonempty(const char *name)
+{
+    const char *v = getenv(name);
+    return v && *v ? v : NULL;
+}
+
+/* XDG variables must hold absolute paths; others are ignored (XDG spec). */
+static const char *env_abs(const char *name)
+{
+    const char *v = env_nonempty(name);
+    return v && v[0] == '/' ? v : NULL;
+}
+
+static char *default_storage_path(void)
+{
+    const char *v;
+    if ((v = env_nonempty("NDF_STATE_DIR")))
+        return xstrdup(v);
+    if ((v = env_abs("XDG_STATE_HOME")))
+        return xasprintf("%s/ndf", v);
+    if ((v = env_nonempty("HOME")))
+        return xasprintf("%s/.local/state/ndf", v);
+    return xstrdup(LOCALSTATEDIR "/lib/ndf");
+}
+
+static char *default_socket_path(void)
+{
+    const char *v;
+    if ((v = env_nonempty("NDF_RUNTIME_DIR")))
+        return xasprintf("%s/ndf.sock", v);
+    if ((v = env_abs("XDG_RUNTIME_DIR")))
+        return xasprintf("%s/ndf/ndf.sock", v);
+    return xasprintf("/tmp/ndf-%lu/ndf.sock", (unsigned long)getuid());
+}
+
+void settings_default(settings *s)
+{
+    memset(s, 0, sizeof *s);
+    s->confidence_threshold = 0.75;
+    learning_params_default(&s->learning);
+    /* The documented defaults (ndf.conf(5)) are stated here, so the page and
+     * `ndf config` agree whatever the learning module's own defaults are. */
+    s->learning.algorithm = ALGO_ADAPTIVE_BAYES;
+    s->learning.learning_rate = 0.1;
+    s->learning.min_samples = 5;
+    s->learning.convergence_threshold = 0.95;
+    s->cache_size = 1000;
+    s->learning_enabled = 1;
+    s->threads = 4;
+    s->default_timeout = 60.0;
+    s->pattern_timeout = 120.0;
+    s->kill_grace = 2.0;
+    s->storage_path = default_storage_path();
+    s->backups = 5;
+    s->compression = 1;
+    s->compression_level = 6;
+    s->history_limit = 1000;
+    s->plugin_dirs = xmalloc(sizeof *s->plugin_dirs);
+    s->plugin_dirs[0] = xstrdup(PLUGINDIR);
+    s->nplugin_dirs = 1;
+    s->allow_insecure = 0;
+    s->cache_dir = NULL;
+    s->socket_path = default_socket_path();
+    s->socket_group = NULL;
+    s->patterns_dir = NULL;
+}
+
+static void free_dirs(settings *s)
+{
+    for (size_t i = 0; i < s->nplugin_dirs; i++)
+        free(s->plugin_dirs[i]);
+    free(s->plugin_dirs);
+    s->plugin_dirs = NULL;
+    s->nplugin_dirs = 0;
+}
+
+void settings_free(settings *s)
+{
+    if (!s)
+        return;
+    free(s->file);
+    free(s->storage_path);
+    free_dirs(s);
+    free(s->cache_dir);
+    free(s->socket_path);
+    free(s->socket_group);
+    free(s->patterns_dir);
+    memset(s, 0, sizeof *s);
+}
+
+/* ---- diagnostics ---- */
+
+static void diag_add(config *c, int is_error, const char *file, int line, const char *fmt, ...)
+    ATTR_PRINTF(5, 6);
+
+static void diag_add(config *c, int is_error, const char *file, int line, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *msg = xvasprintf(fmt, ap);
+    va_end(ap);
+    c->diags = xrealloc(c->diags, (c->ndiags + 1) * sizeof *c->diags);
+    c->diags[c->ndiags].is_error = is_error;
+    c->diags[c->ndiags].text = file ? xasprintf("%s:%d: %s", file, line, msg) : xstrdup(msg);
+    c->ndiags++;
+    if (is_error)
+        c->nerrors++;
+    free(msg);
+}
+
+/* Levenshtein distance, capped: names are short. */
+static size_t edit_distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    if (la > 64 || lb > 64)
+        return SIZE_MAX;
+    size_t row[65];
+    for (size_t j = 0; j <= lb; j++)
+        row[j] = j;
+    for (size_t i = 1; i <= la; i++) {
+        size_t diag = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= lb; j++) {
+            size_t up = row[j];
+            size_t best = diag + (a[i - 1] != b[j - 1]);
+            if (up + 1 < best)
+                best = up + 1;
+            if (row[j - 1] + 1 < best)
+                best = row[j - 1] + 1;
+            row[j] = best;
+            diag = up;
+        }
+    }
+    return row[lb];
+}
+
+/* The closest of `names` (NULL-terminated) to `key` when it is close enough
+ * to be a likely typo, else NULL. */
+static const char *suggest(const char *key, const char *const *names)
+{
+    const char *best = NULL;
+    size_t bestd = SIZE_MAX;
+    for (size_t i = 0; names[i]; i++) {
+        size_t d = edit_distance(key, names[i]);
+        if (d < bestd) {
+            bestd = d;
+            best = names[i];
+        }
+    }
+    size_t len = strlen(key);
+    size_t limit = len <= 4 ? 1 : len <= 8 ? 2 : 3;
+    return bestd <= limit ? best : NULL;
+}
+
+static void warn_unknown(config *c, const char *file, int line, const char *what, const char *key,
+                         const char *const *names)
+{
+    const char *s = suggest(key, names);
+    if (s)
+        diag_add(c, 0, file, line, "unknown key '%s'%s (did you mean '%s'?)", key, what, s);
+    else
+        diag_add(c, 0, file, line, "unknown key '%s'%s", key, what);
+}
+
+/* ---- libconfig to plain values ---- */
+
+/* Everything a read needs to know besides the config itself. */
+typedef struct reader {
+    config *c;
+    const char *file; /* interned absolute name of the file being read */
+    char *incdir;     /* its directory: where libconfig 1.5 resolves @include */
+    /* pattern names seen so far, for duplicates: open addressing */
+    struct seen {
+        char *name;
+        const char *file;
+        int line;
+    } *seen;
+    size_t nseen, cap;
+} reader;
+
+/* libconfig records an included file's name as written in the @include,
+ * which it resolved against the include directory. */
+static const char *lc_file(const reader *r, const char *f)
+{
+    if (!f)
+        return r->file;
+    if (f[0] == '/' || !r->incdir)
+        return value_intern_file(f);
+    char *abs = xasprintf("%s%s%s", r->incdir, strcmp(r->incdir, "/") ? "/" : "", f);
+    const char *v = value_intern_file(abs);
+    free(abs);
+    return v;
+}
+
+static const char *setting_file(const reader *r, const config_setting_t *s)
+{
+    return lc_file(r, config_setting_source_file(s));
+}
+
+static int setting_line(const config_setting_t *s)
+{
+    return (int)config_setting_source_line(s);
+}
+
+static const char *lc_type_name(int type)
+{
+    switch (type) {
+    case CONFIG_TYPE_INT:
+    case CONFIG_TYPE_INT64: return "an integer";
+    case CONFIG_TYPE_FLOAT: return "a float";
+    case CONFIG_TYPE_STRING: return "a string";
+    case CONFIG_TYPE_BOOL: return "a bool";
+    case CONFIG_TYPE_ARRAY: return "an array";
+    case CONFIG_TYPE_LIST: return "a list";
+    case CONFIG_TYPE_GROUP: return "a group";
+    default: return "nothing";
+    }
+}
+
+/* Converts a setting and everything below it; each node gets its own
+ * file:line (a member without a line of its own inherits its parent's). */
+static ndf_value *to_value(const reader *r, const config_setting_t *s, const char *name,
+                           const char *pfile, int pline)
+{
+    ndf_value *v;
+    switch (config_setting_type(s)) {
+    case CONFIG_TYPE_INT:
+    case CONFIG_TYPE_INT64: v = value_new_int(name, (int64_t)config_setting_get_int64(s)); break;
+    case CONFIG_TYPE_FLOAT: v = value_new_number(name, config_setting_get_float(s)); break;
+    case CONFIG_TYPE_STRING: v = value_new_string(name, config_setting_get_string(s)); break;
+    case CONFIG_TYPE_BOOL: v = value_new_bool(name, config_setting_get_bool(s)); break;
+    case CONFIG_TYPE_GROUP: v = value_new_group(name); break;
+    default: v = value_new_list(name); break;
+    }
+    const char *file = setting_file(r, s);
+    int line = setting_line(s);
+    if (line <= 0) {
+        file = pfile;
+        line = pline;
+    }
+    value_set_pos(v, file, line);
+    if (v->type == NDF_VALUE_GROUP || v->type == NDF_VALUE_LIST) {
+        int n = config_setting_length(s);
+        for (int i = 0; i < n; i++) {
+            const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+            value_append(v, to_value(r, e, v->type == NDF_VALUE_GROUP ? config_setting_name(e)
+                                                                      : NULL,
+                                     file, line));
+        }
+    }
+    return v;
+}
+
+/* ---- global settings ---- */
+
+typedef enum key_type {
+    KT_INT,   /* int */
+    KT_LONG,  /* long */
+    KT_NUM,   /* double; integers accepted */
+    KT_BOOL,  /* int 0/1 */
+    KT_STR,   /* char *, "" means NULL */
+    KT_PATH,  /* char *, resolved against the file's directory */
+    KT_PATHS, /* plugin_dirs: list of paths (or one string) */
+    KT_ALGO   /* confidence_algorithm */
+} key_type;
+
+typedef struct key_def {
+    const char *name;
+    key_type type;
+    double min, max;
+    int min_open; /* the minimum itself is excluded (> min) */
+    size_t off;
+} key_def;
+
+#define OFF(f) offsetof(settings, f)
+#define NOMAX HUGE_VAL
+
+static const key_def confidence_keys[] = {
+    {"threshold", KT_NUM, 0, 1, 0, OFF(confidence_threshold)},
+    {"algorithm", KT_ALGO, 0, 0, 0, OFF(learning.algorithm)},
+    {"learning_rate", KT_NUM, 0, 1, 0, OFF(learning.learning_rate)},
+    {"min_samples", KT_INT, 0, 1e6, 0, OFF(learning.min_samples)},
+    {"convergence_threshold", KT_NUM, 0, 1, 0, OFF(learning.convergence_threshold)},
+    {NULL, 0, 0, 0, 0, 0}};
+static const key_def registry_keys[] = {
+    {"cache_size", KT_LONG, 1, 1e8, 0, OFF(cache_size)},
+    {"learning", KT_BOOL, 0, 0, 0, OFF(learning_enabled)},
+    {NULL, 0, 0, 0, 0, 0}};
+static const key_def executor_keys[] = {
+    {"threads", KT_INT, 1, 256, 0, OFF(threads)},
+    {"default_timeout", KT_NUM, 0, NOMAX, 1, OFF(default_timeout)},
+    {"pattern_timeout", KT_NUM, 0, NOMAX, 1, OFF(pattern_timeout)},
+    {"kill_grace", KT_NUM, 0, 60, 0, OFF(kill_grace)},
+    {NULL, 0, 0, 0, 0, 0}};
+static const key_def storage_keys[] = {
+    {"path", KT_PATH, 0, 0, 0, OFF(storage_path)},
+    {"backups", KT_INT, 0, 100, 0, OFF(backups)},
+    {"compression", KT_BOOL, 0, 0, 0, OFF(compression)},
+    {"level", KT_INT, 1, 9, 0, OFF(compression_level)},
+    {"history_limit", KT_LONG, 1, 1e6, 0, OFF(history_limit)},
+    {NULL, 0, 0, 0, 0, 0}};
+static const key_def plugins_keys[] = {
+    {"dirs", KT_PATHS, 0, 0, 0, 0},
+    {"allow_insecure", KT_BOOL, 0, 0, 0, OFF(allow_insecure)},
+    {"cache_dir", KT_PATH, 0, 0, 0, OFF(cache_dir)},
+    {NULL, 0, 0, 0, 0, 0}};
+static const key_def server_keys[] = {
+    {"socket", KT_PATH, 0, 0, 0, OFF(socket_path)},
+    {"group", KT_STR, 0, 0, 0, OFF(socket_group)},
+    {NULL, 0, 0, 0, 0, 0}};
+
+static const struct section {
+    const char *name;
+    const key_def *keys;
+} sections[] = {
+    {"confidence", confidence_keys}, {"registry", registry_keys}, {"executor", executor_keys},
+    {"storage", storage_keys},       {"plugins", plugins_keys},   {"server", server_keys},
+};
+
+static const char *const top_names[] = {"confidence", "registry",     "executor", "storage",
+                                        "plugins",    "server",       "patterns_dir",
+                                        "patterns",   NULL};
+
+static int is_int_type(int t)
+{
+    return t == CONFIG_TYPE_INT || t == CONFIG_TYPE_INT64;
+}
+
+static void type_error(reader *r, const config_setting_t *s, const char *key, const char *want)
+{
+    diag_add(r->c, 1, setting_file(r, s), setting_line(s), "'%s' must be %s, not %s", key, want,
+             lc_type_name(config_setting_type(s)));
+}
+
+/* Integers in full ("1000001", not "1e+06"), other numbers with %g. */
+static const char *fmt_num(char *buf, size_t n, double x)
+{
+    if (x == floor(x) && fabs(x) < 1e15)
+        snprintf(buf, n, "%.0f", x);
+    else
+        snprintf(buf, n, "%g", x);
+    return buf;
+}
+
+/* Checks `x` against the key's range; reports and returns -1 when outside. */
+static int check_key_range(reader *r, const config_setting_t *s, const char *key,
+                           const key_def *k, double x)
+{
+    int ok = k->min_open ? x > k->min : x >= k->min;
+    if (ok && x <= k->max && !isnan(x))
+        return 0;
+    char bx[32], blo[32], bhi[32];
+    fmt_num(bx, sizeof bx, x);
+    fmt_num(blo, sizeof blo, k->min);
+    if (isinf(k->max) && k->min_open)
+        diag_add(r->c, 1, setting_file(r, s), setting_line(s), "'%s' is %s, must be greater than %s",
+                 key, bx, blo);
+    else
+        diag_add(r->c, 1, setting_file(r, s), setting_line(s), "'%s' is %s, out of range [%s, %s]",
+                 key, bx, blo, fmt_num(bhi, sizeof bhi, k->max));
+    return -1;
+}
+
+static void set_string(char **slot, char *v)
+{
+    free(*slot);
+    *slot = v;
+}
+
+static void read_plugin_dirs(reader *r, const config_setting_t *s, const char *key)
+{
+    settings *set = &r->c->set;
+    int t = config_setting_type(s);
+    if (t == CONFIG_TYPE_STRING) {
+        free_dirs(set);
+        set->plugin_dirs = xmalloc(sizeof *set->plugin_dirs);
+        set->plugin_dirs[0] = path_resolve(setting_file(r, s), config_setting_get_string(s));
+        set->nplugin_dirs = 1;
+        return;
+    }
+    if (t != CONFIG_TYPE_ARRAY && t != CONFIG_TYPE_LIST) {
+        type_error(r, s, key, "a list of strings");
+        return;
+    }
+    int n = config_setting_length(s);
+    for (int i = 0; i < n; i++) {
+        const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+        if (config_setting_type(e) != CONFIG_TYPE_STRING) {
+            int line = setting_line(e) > 0 ? setting_line(e) : setting_line(s);
+            diag_add(r->c, 1, setting_file(r, s), line, "'%s[%d]' must be a string, not %s", key,
+                     i, lc_type_name(config_setting_type(e)));
+            return;
+        }
+    }
+    free_dirs(set);
+    set->plugin_dirs = xcalloc((size_t)n + 1, sizeof *set->plugin_dirs);
+    for (int i = 0; i < n; i++) {
+        const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+        set->plugin_dirs[i] = path_resolve(setting_file(r, s), config_setting_get_string(e));
+    }
+    set->nplugin_dirs = (size_t)n;
+}
+
+static void read_key(reader *r, const config_setting_t *s, const char *key, const key_def *k)
+{
+    char *base = (char *)&r->c->set;
+    int t = config_setting_type(s);
+    switch (k->type) {
+    case KT_INT:
+    case KT_LONG: {
+        if (!is_int_type(t)) {
+            type_error(r, s, key, "an integer");
+            return;
+        }
+        long long x = config_setting_get_int64(s);
+        if (check_key_range(r, s, key, k, (double)x))
+            return;
+        if (k->type == KT_INT)
+            *(int *)(base + k->off) = (int)x;
+        else
+            *(long *)(base + k->off) = (long)x;
+        return;
+    }
+    case KT_NUM: {
+        double x;
+        if (is_int_type(t))
+            x = (double)config_setting_get_int64(s);
+        else if (t == CONFIG_TYPE_FLOAT)
+            x = config_setting_get_float(s);
+        else {
+            type_error(r, s, key, "a number");
+            return;
+        }
+        if (check_key_range(r, s, key, k, x))
+            return;
+        *(double *)(base + k->off) = x;
+        return;
+    }
+    case KT_BOOL:
+        if (t != CONFIG_TYPE_BOOL) {
+            type_error(r, s, key, "a bool (true or false)");
+            return;
+        }
+        *(int *)(base + k->off) = config_setting_get_bool(s) != 0;
+        return;
+    case KT_STR:
+    case KT_PATH: {
+        if (t != CONFIG_TYPE_STRING) {
+            type_error(r, s, key, "a string");
+            return;
+        }
+        const char *v = config_setting_get_string(s);
+        char *val = NULL;
+        if (*v)
+            val = k->type == KT_PATH ? path_resolve(setting_file(r, s), v) : xstrdup(v);
+        set_string((char **)(base + k->off), val);
+        return;
+    }
+    case KT_PATHS: read_plugin_dirs(r, s, key); return;
+    case KT_ALGO: {
+        if (t != CONFIG_TYPE_STRING) {
+            type_error(r, s, key, "a string");
+            return;
+        }
+        const char *v = config_setting_get_string(s);
+        confidence_algorithm a;
+        if (confidence_algorithm_parse(v, &a) != 0) {
+            diag_add(r->c, 1, setting_file(r, s), setting_line(s),
+                     "'%s' is '%s', expected simple_average, weighted_average or adaptive_bayes",
+                     key, v);
+            return;
+        }
+        *(confidence_algorithm *)(base + k->off) = a;
+        return;
+    }
+    }
+}
+
+static void read_section(reader *r, const config_setting_t *grp, const struct section *sec)
+{
+    const char *names[16];
+    size_t nn = 0;
+    for (const key_def *k = sec->keys; k->name && nn < ARRAY_SIZE(names) - 1; k++)
+        names[nn++] = k->name;
+    names[nn] = NULL;
+
+    int n = config_setting_length(grp);
+    for (int i = 0; i < n; i++) {
+        const config_setting_t *s = config_setting_get_elem(grp, (unsigned)i);
+        const char *name = config_setting_name(s);
+        char key[128];
+        snprintf(key, sizeof key, "%s.%s", sec->name, name);
+        const key_def *k = sec->keys;
+        while (k->name && strcmp(k->name, name) != 0)
+            k++;
+        if (!k->name) {
+            char what[64];
+            snprintf(what, sizeof what, " in '%s'", sec->name);
+            warn_unknown(r->c, setting_file(r, s), setting_line(s), what, name, names);
+            continue;
+        }
+        read_key(r, s, key, k);
+    }
+}
+
+/* ---- pattern definitions ---- */
+
+static const char *const pattern_keys[] = {"name",        "type",       "description",
+                                           "domains",     "agent_types", "attributes",
+                                           "tags",        "confidence_threshold",
+                                           "timeout",     "params",     NULL};
+
+static uint64_t hash_name(const char *s)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    return h;
+}
+
+/* Returns the earlier definition of `name`, or records this one and returns
+ * NULL. */
+static const struct seen *seen_add(reader *r, const char *name, const char *file, int line)
+{
+    if ((r->nseen + 1) * 2 > r->cap) {
+        size_t ncap = r->cap ? r->cap * 2 : 64;
+        struct seen *n = xcalloc(ncap, sizeof *n);
+        for (size_t i = 0; i < r->cap; i++) {
+            if (!r->seen[i].name)
+                continue;
+            size_t j = hash_name(r->seen[i].name) & (ncap - 1);
+            while (n[j].name)
+                j = (j + 1) & (ncap - 1);
+            n[j] = r->seen[i];
+        }
+        free(r->seen);
+        r->seen = n;
+        r->cap = ncap;
+    }
+    size_t j = hash_name(name) & (r->cap - 1);
+    for (; r->seen[j].name; j = (j + 1) & (r->cap - 1))
+        if (strcmp(r->seen[j].name, name) == 0)
+            return &r->seen[j];
+    r->seen[j].name = xstrdup(name);
+    r->seen[j].file = file;
+    r->seen[j].line = line;
+    r->nseen++;
+    return NULL;
+}
+
+static const char *vtype_name(const ndf_value *v)
+{
+    switch (v->type) {
+    case NDF_VALUE_INT: return "an integer";
+    case NDF_VALUE_NUMBER: return "a float";
+    case NDF_VALUE_STRING: return "a string";
+    case NDF_VALUE_BOOL: return "a bool";
+    case NDF_VALUE_LIST: return "a list";
+    case NDF_VALUE_GROUP: return "a group";
+    default: return "nothing";
+    }
+}
+
+/* Reports an error about member `v` of pattern `pname` (may be NULL). */
+static void pattern_error(reader *r, const ndf_value *at, const char *pname, const char *fmt, ...)
+    ATTR_PRINTF(4, 5);
+
+static void pattern_error(reader *r, const ndf_value *at, const char *pname, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *msg = xvasprintf(fmt, ap);
+    va_end(ap);
+    if (pname)
+        diag_add(r->c, 1, at->file, at->line, "pattern '%s': %s", pname, msg);
+    else
+        diag_add(r->c, 1, at->file, at->line, "pattern: %s", msg);
+    free(msg);
+}
+
+static int check_string_list(reader *r, const ndf_value *v, const char *pname)
+{
+    if (v->type != NDF_VALUE_LIST) {
+        pattern_error(r, v, pname, "'%s' must be a list of strings, not %s", v->name,
+                      vtype_name(v));
+        return -1;
+    }
+    for (size_t i = 0; i < value_count(v); i++) {
+        const ndf_value *e = value_at(v, i);
+        if (e->type != NDF_VALUE_STRING) {
+            pattern_error(r, e, pname, "'%s[%zu]' must be a string, not %s", v->name, i,
+                          vtype_name(e));
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Checks the generic keys the host owns; the type's params are checked
+ * against its schema later (pattern_build).  Returns the number of errors. */
+static int check_generic(reader *r, const ndf_value *def, const char *pname)
+{
+    int bad = 0;
+    for (size_t i = 0; i < value_count(def); i++) {
+        const ndf_value *m = value_at(def, i);
+        const char *k = m->name;
+        if (strcmp(k, "description") == 0 || strcmp(k, "type") == 0) {
+            if (m->type != NDF_VALUE_STRING) {
+                pattern_error(r, m, pname, "'%s' must be a string, not %s", k, vtype_name(m));
+                bad++;
+            } else if (strcmp(k, "type") == 0 && !*m->u.s) {
+                pattern_error(r, m, pname, "'type' is empty");
+                bad++;
+            }
+        } else if (strcmp(k, "domains") == 0 || strcmp(k, "agent_types") == 0 ||
+                   strcmp(k, "tags") == 0) {
+            bad += check_string_list(r, m, pname) != 0;
+        } else if (strcmp(k, "attributes") == 0 || strcmp(k, "params") == 0) {
+            if (m->type != NDF_VALUE_GROUP) {
+                pattern_error(r, m, pname, "'%s' must be a group, not %s", k, vtype_name(m));
+                bad++;
+            }
+        } else if (strcmp(k, "confidence_threshold") == 0 || strcmp(k, "timeout") == 0) {
+            if (m->type != NDF_VALUE_INT && m->type != NDF_VALUE_NUMBER) {
+                pattern_error(r, m, pname, "'%s' must be a number, not %s", k, vtype_name(m));
+                bad++;
+                continue;
+            }
+            double x = value_number(m);
+            if (k[0] == 'c' && !(x >= 0 && x <= 1)) {
+                pattern_error(r, m, pname, "'%s' is %g, out of range [0, 1]", k, x);
+                bad++;
+            } else if (k[0] == 't' && !(x > 0)) {
+                pattern_error(r, m, pname, "'%s' is %g, must be greater than 0", k, x);
+                bad++;
+            }
+        }
+    }
+    return bad;
+}
+
+static void read_pattern(reader *r, const config_setting_t *s)
+{
+    ndf_value *def = to_value(r, s, NULL, r->file, 0);
+
+    /* Unknown keys are warnings: drop them so nothing later trips on them. */
+    for (size_t i = 0; i < value_count(def);) {
+        const ndf_value *m = value_at(def, i);
+        size_t k = 0;
+        while (pattern_keys[k] && strcmp(pattern_keys[k], m->name) != 0)
+            k++;
+        if (pattern_keys[k]) {
+            i++;
+            continue;
+        }
+        warn_unknown(r->c, m->file, m->line, " in a pattern definition", m->name, pattern_keys);
+        value_remove(def, i);
+    }
+
+    int bad = 0;
+    const char *pname = NULL;
+    const ndf_value *name = value_get(def, "name");
+    if (!name) {
+        pattern_error(r, def, NULL, "missing 'name'");
+        bad++;
+    } else if (name->type != NDF_VALUE_STRING) {
+        pattern_error(r, name, NULL, "'name' must be a string, not %s", vtype_name(name));
+        bad++;
+    } else if (!name_valid(name->u.s)) {
+        pattern_error(r, name, NULL,
+                      "invalid name '%s' (use A-Z a-z 0-9 _ . -, 1 to 128 characters, "
+                      "no leading dot)",
+                      name->u.s);
+        bad++;
+    } else {
+        pname = name->u.s;
+        const struct seen *first = seen_add(r, pname, name->file, name->line);
+        if (first) {
+            diag_add(r->c, 1, name->file, name->line,
+                     "duplicate pattern '%s' (first defined at %s:%d)", pname, first->file,
+                     first->line);
+            value_free(def);
+            return;
+        }
+    }
+    if (!value_get(def, "type")) {
+        pattern_error(r, def, pname, "missing 'type'");
+        bad++;
+    }
+    bad += check_generic(r, def, pname);
+    if (bad) {
+        value_free(def);
+        return;
+    }
+    config *c = r->c;
+    c->patterns = xrealloc(c->patterns, (c->npatterns + 1) * sizeof *c->patterns);
+    c->patterns[c->npatterns++] = def;
+}
+
+static void read_patterns(reader *r, const config_setting_t *s)
+{
+    int t = config_setting_type(s);
+    if (t != CONFIG_TYPE_LIST && t != CONFIG_TYPE_ARRAY) {
+        diag_add(r->c, 1, setting_file(r, s), setting_line(s),
+                 "'patterns' must be a list of groups ( { ... }, ... ), not %s", lc_type_name(t));
+        return;
+    }
+    int n = config_setting_length(s);
+    for (int i = 0; i < n; i++) {
+        const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+        if (config_setting_type(e) != CONFIG_TYPE_GROUP) {
+            int line = setting_line(e) > 0 ? setting_line(e) : setting_line(s);
+            diag_add(r->c, 1, setting_file(r, e), line,
+                     "patterns[%d]: a pattern definition must be a group { ... }, not %s", i,
+                     lc_type_name(config_setting_type(e)));
+            continue;
+        }
+        read_pattern(r, e);
+    }
+}
+
+/* ---- files ---- */
+
+/* Checks that `file` is something libconfig can read without hanging or
+ * exhausting memory: a regular file of at most CONFIG_MAX_FILE bytes, or
+ * /dev/null ("-c /dev/null": no configuration).  A FIFO would block the
+ * open and a device like /dev/zero or a tty would read forever, so both
+ * are refused before libconfig opens them.  The @include files it names
+ * are checked the same way (libconfig 1.5 has no include hook), down to
+ * libconfig's own depth limit; a missing include is left for libconfig to
+ * report.  `from`:`line` names the @include, or is NULL for the main file.
+ * Reports and returns -1 on failure. */
+#define CONFIG_MAX_FILE ((off_t)16 << 20)
+#define CONFIG_MAX_INCLUDE_DEPTH 10
+
+static int check_input(reader *r, const char *file, const char *from, int line, int depth)
+{
+    struct stat st;
+    /* O_NONBLOCK: opening a FIFO without a writer must not wait for one */
+    int fd = open(file, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
+        if (from && errno == ENOENT)
+            return 0;
+        diag_add(r->c, 1, from, line, "cannot read %s: %s", file, strerror(errno));
+        return -1;
+    }
+    if (fstat(fd, &st) != 0) {
+        diag_add(r->c, 1, from, line, "cannot read %s: %s", file, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    struct stat null_st;
+    int is_null = S_ISCHR(st.st_mode) && stat("/dev/null", &null_st) == 0 &&
+                  S_ISCHR(null_st.st_mode) && st.st_rdev == null_st.st_rdev;
+    const char *why = S_ISDIR(st.st_mode)   ? strerror(EISDIR)
+                      : S_ISFIFO(st.st_mode) ? "a FIFO, not a regular file"
+                      : S_ISSOCK(st.st_mode) ? "a socket, not a regular file"
+                      : S_ISREG(st.st_mode) || is_null ? NULL
+                                                       : "a device, not a regular file";
+    if (why) {
+        diag_add(r->c, 1, from, line, "cannot read %s: %s", file, why);
+        close(fd);
+        return -1;
+    }
+    if (S_ISREG(st.st_mode) && st.st_size > CONFIG_MAX_FILE) {
+        diag_add(r->c, 1, from, line,
+                 "cannot read %s: %lld bytes exceeds the %lld byte limit for a "
+                 "configuration file",
+                 file, (long long)st.st_size, (long long)CONFIG_MAX_FILE);
+        close(fd);
+        return -1;
+    }
+    if (!S_ISREG(st.st_mode) || depth >= CONFIG_MAX_INCLUDE_DEPTH) {
+        close(fd);
+        return 0;
+    }
+    /* the @include lines: `^[ \t]*@include[ \t]+"name"` as libconfig scans.
+     * Read to the end whatever st_size says: /proc files claim 0 bytes. */
+    strbuf sb;
+    sb_init(&sb);
+    char buf[8192];
+    for (;;) {
+        ssize_t k = read(fd, buf, sizeof buf);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k < 0) {
+            /* libconfig's scanner would exit(2) the process on this error */
+            diag_add(r->c, 1, from, line, "cannot read %s: %s", file, strerror(errno));
+            sb_free(&sb);
+            close(fd);
+            return -1;
+        }
+        if (k == 0)
+            break;
+        if (sb.len + (size_t)k > (size_t)CONFIG_MAX_FILE) {
+            diag_add(r->c, 1, from, line,
+                     "cannot read %s: more than the %lld byte limit for a configuration file",
+                     file, (long long)CONFIG_MAX_FILE);
+            sb_free(&sb);
+            close(fd);
+            return -1;
+        }
+        sb_add(&sb, buf, (size_t)k);
+    }
+    close(fd);
+    size_t n = sb.len;
+    char *text = sb_steal(&sb);
+    int rc = 0, lineno = 1;
+    for (char *p = text; p < text + n && rc == 0; lineno++) {
+        char *eol = memchr(p, '\n', (size_t)(text + n - p));
+        char *end = eol ? eol : text + n;
+        char *q = p;
+        while (q < end && (*q == ' ' || *q == '\t'))
+            q++;
+        if ((size_t)(end - q) > 9 && memcmp(q, "@include", 8) == 0 &&
+            (q[8] == ' ' || q[8] == '\t')) {
+            q += 8;
+            while (q < end && (*q == ' ' || *q == '\t'))
+                q++;
+            /* the name may run past the line (libconfig's string does) and
+             * past the end of the file, where libconfig ends it too */
+            char *close_q = NULL;
+            if (q < end && *q == '"') {
+                close_q = memchr(q + 1, '"', (size_t)(text + n - q - 1));
+                if (!close_q)
+                    close_q = text + n;
+            }
+            /* libconfig 1.5 takes the name literally (no escapes) and as a C
+             * string: a NUL ends it, so "\0x" names the directory itself,
+             * whose read error makes libconfig's scanner exit(2) the process */
+            if (close_q) {
+                char *name = xstrndup(q + 1, (size_t)(close_q - q - 1));
+                char *inc = name[0] == '/' || !r->incdir
+                                ? xstrdup(name)
+                                : xasprintf("%s%s%s", r->incdir,
+                                            strcmp(r->incdir, "/") ? "/" : "", name);
+                rc = check_input(r, inc, value_intern_file(file), lineno, depth + 1);
+                free(inc);
+                free(name);
+            }
+        }
+        p = end + 1;
+    }
+    free(text);
+    return rc;
+}
+
+/* Reads `file` (absolute) into `cf`.  Reports and returns -1 on failure. */
+static int read_file(reader *r, config_t *cf, const char *file)
+{
+    free(r->incdir);
+    r->incdir = path_dir(file);
+    if (check_input(r, file, NULL, 0, 0) != 0)
+        return -1;
+    config_set_include_dir(cf, r->incdir);
+    errno = 0;
+    if (config_read_file(cf, file) != CONFIG_TRUE) {
+        if (config_error_type(cf) == CONFIG_ERR_FILE_IO) {
+            diag_add(r->c, 1, NULL, 0, "cannot read %s: %s", file,
+                     strerror(errno ? errno : EIO));
+        } else {
+            const char *ef = config_error_file(cf);
+            diag_add(r->c, 1, ef ? lc_file(r, ef) : file, config_error_line(cf), "%s",
+                     config_error_text(cf));
+        }
+        return -1;
+    }
+    return 0;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void read_patterns_file(reader *r, const char *path)
+{
+    config_t cf;
+    config_init(&cf);
+    const char *saved = r->file;
+    char *saved_dir = r->incdir;
+    r->incdir = NULL;
+    r->file = value_intern_file(path);
+    if (read_file(r, &cf, path) == 0) {
+        config_setting_t *root = config_root_setting(&cf);
+        int n = config_setting_length(root);
+        for (int i = 0; i < n; i++) {
+            const config_setting_t *s = config_setting_get_elem(root, (unsigned)i);
+            const char *name = config_setting_name(s);
+            if (strcmp(name, "patterns") == 0) {
+                read_patterns(r, s);
+            } else {
+                static const char *const only[] = {"patterns", NULL};
+                warn_unknown(r->c, setting_file(r, s), setting_line(s),
+                             " in a patterns_dir file (only 'patterns' is read there)", name,
+                             only);
+            }
+        }
+    }
+    config_destroy(&cf);
+    free(r->incdir);
+    r->incdir = saved_dir;
+    r->file = saved;
+}
+
+static void read_patterns_dir(reader *r, const char *dir, const char *from, int line)
+{
+    DIR *d = opendir(dir);
+    if (!d) {
+        diag_add(r->c, 1, from, line, "cannot read patterns_dir %s: %s", dir, strerror(errno));
+        return;
+    }
+    char **names = NULL;
+    size_t n = 0;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        size_t len = strlen(de->d_name);
+        if (de->d_name[0] == '.' || len <= 5 || strcmp(de->d_name + len - 5, ".conf") != 0)
+            continue;
+        names = xrealloc(names, (n + 1) * sizeof *names);
+        names[n++] = xstrdup(de->d_name);
+    }
+    closedir(d);
+    if (n)
+        qsort(names, n, sizeof *names, cmp_str);
+    for (size_t i = 0; i < n; i++) {
+        char *path = xasprintf("%s%s%s", dir, strcmp(dir, "/") ? "/" : "", names[i]);
+        struct stat st;
+        if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+            free(path);
+            free(names[i]);
+            continue;
+        }
+        read_patterns_file(r, path);
+        free(path);
+        free(names[i]);
+    }
+    free(names);
+}
+
+int config_load(const char *path, config **out)
+{
+    config *c = xcalloc(1, sizeof *c);
+    *out = c;
+    settings_default(&c->set);
+    c->set.file = path_absolute(path);
+
+    reader r = {.c = c, .file = value_intern_file(c->set.file)};
+    config_t cf;
+    config_init(&cf);
+    const char *pdir_file = NULL;
+    int pdir_line = 0;
+    if (read_file(&r, &cf, c->set.file) == 0) {
+        config_setting_t *root = config_root_setting(&cf);
+        const config_setting_t *patterns = NULL;
+        int n = config_setting_length(root);
+        for (int i = 0; i < n; i++) {
+            const config_setting_t *s = config_setting_get_elem(root, (unsigned)i);
+            const char *name = config_setting_name(s);
+            if (strcmp(name, "patterns") == 0) {
+                patterns = s;
+                continue;
+            }
+            if (strcmp(name, "patterns_dir") == 0) {
+                static const key_def k = {"patterns_dir", KT_PATH, 0, 0, 0, OFF(patterns_dir)};
+                read_key(&r, s, "patterns_dir", &k);
+                pdir_file = setting_file(&r, s);
+                pdir_line = setting_line(s);
+                continue;
+            }
+            size_t j = 0;
+            while (j < ARRAY_SIZE(sections) && strcmp(sections[j].name, name) != 0)
+                j++;
+            if (j == ARRAY_SIZE(sections)) {
+                warn_unknown(c, setting_file(&r, s), setting_line(s), "", name, top_names);
+                continue;
+            }
+            if (config_setting_type(s) != CONFIG_TYPE_GROUP) {
+                type_error(&r, s, name, "a group { ... }");
+                continue;
+            }
+            read_section(&r, s, &sections[j]);
+        }
+        /* Inline patterns come first, then patterns_dir, wherever the keys
+         * stand in the file: the order duplicates are reported in. */
+        if (patterns)
+            read_patterns(&r, patterns);
+        if (c->set.patterns_dir)
+            read_patterns_dir(&r, c->set.patterns_dir, pdir_file, pdir_line);
+    }
+    config_destroy(&cf);
+
+    for (size_t i = 0; i < r.cap; i++)
+        free(r.seen[i].name);
+    free(r.seen);
+    free(r.incdir);
+
+    for (size_t i = 0; i < c->ndiags; i++)
+        if (c->diags[i].is_error)
+            return err_set(NDF_ERR_VALIDATION, "%s", c->diags[i].text);
+    return NDF_OK;
+}
+
+void config_free(config *c)
+{
+    if (!c)
+        return;
+    settings_free(&c->set);
+    for (size_t i = 0; i < c->npatterns; i++)
+        value_free(c->patterns[i]); /* NULL when app.c took it */
+    free(c->patterns);
+    for (size_t i = 0; i < c->ndiags; i++)
+        free(c->diags[i].text);
+    free(c->diags);
+    free(c);
+}
+
+/* ---- JSON ---- */
+
+
+/* %.15g keeps 0.1 as 0.1 while still round-tripping every configured value
+ * a person would write. */
+static void json_num(strbuf *sb, double x)
+{
+    if (isfinite(x))
+        sb_printf(sb, "%.15g", x);
+    else
+        sb_puts(sb, "null");
+}
+
+void settings_to_json(const settings *s, strbuf *sb)
+{
+    sb_puts(sb, "{\"file\":");
+    sb_json_str(sb, s->file);
+    sb_puts(sb, ",\"confidence\":{\"threshold\":");
+    json_num(sb, s->confidence_threshold);
+    sb_puts(sb, ",\"algorithm\":");
+    sb_json_str(sb, confidence_algorithm_name(s->learning.algorithm));
+    sb_puts(sb, ",\"learning_rate\":");
+    json_num(sb, s->learning.learning_rate);
+    sb_printf(sb, ",\"min_samples\":%d", s->learning.min_samples);
+    sb_puts(sb, ",\"convergence_threshold\":");
+    json_num(sb, s->learning.convergence_threshold);
+    sb_puts(sb, ",\"prior_alpha\":");
+    json_num(sb, s->learning.prior_alpha);
+    sb_puts(sb, ",\"prior_beta\":");
+    json_num(sb, s->learning.prior_beta);
+    sb_printf(sb, "},\"registry\":{\"cache_size\":%ld,\"learning\":%s}", s->cache_size,
+              s->learning_enabled ? "true" : "false");
+    sb_printf(sb, ",\"executor\":{\"threads\":%d,\"default_timeout\":", s->threads);
+    json_num(sb, s->default_timeout);
+    sb_puts(sb, ",\"pattern_timeout\":");
+    json_num(sb, s->pattern_timeout);
+    sb_puts(sb, ",\"kill_grace\":");
+    json_num(sb, s->kill_grace);
+    sb_puts(sb, "},\"storage\":{\"path\":");
+    sb_json_str(sb, s->storage_path);
+    sb_printf(sb, ",\"backups\":%d,\"compression\":%s,\"level\":%d,\"history_limit\":%ld}",
+              s->backups, s->compression ? "true" : "false", s->compression_level,
+              s->history_limit);
+    sb_puts(sb, ",\"plugins\":{\"dirs\":[");
+    for (size_t i = 0; i < s->nplugin_dirs; i++) {
+        if (i)
+            sb_puts(sb, ",");
+        sb_json_str(sb, s->plugin_dirs[i]);
+    }
+    sb_printf(sb, "],\"allow_insecure\":%s,\"cache_dir\":", s->allow_insecure ? "true" : "false");
+    sb_json_str(sb, s->cache_dir);
+    sb_puts(sb, "},\"server\":{\"socket\":");
+    sb_json_str(sb, s->socket_path);
+    sb_puts(sb, ",\"group\":");
+    sb_json_str(sb, s->socket_group);
+    sb_puts(sb, "},\"patterns_dir\":");
+    sb_json_str(sb, s->patterns_dir);
+    sb_puts(sb, "}");
+}

@@ -1,0 +1,78 @@
+/* The configuration (seed PatternConfig): global settings with defaults and
+ * ranges, and the pattern definitions, read from libconfig files.  libconfig
+ * is used in config.c alone; everything leaves it as plain C or ndf_value.
+ * Every error names file:line. */
+#ifndef NDF_CONFIG_H
+#define NDF_CONFIG_H
+
+#include <stddef.h>
+#include "base/learning.h"
+#include "base/value.h"
+
+typedef struct settings {
+    char *file;                 /* absolute path of the main config file */
+
+    /* confidence { } */
+    double confidence_threshold; /* global gate, 0..1 */
+    learning_params learning;    /* algorithm, learning_rate, min_samples, ... */
+
+    /* registry { } */
+    long cache_size;
+    int learning_enabled;
+
+    /* executor { } */
+    int threads;
+    double default_timeout;      /* seconds: an execution's deadline */
+    double pattern_timeout;      /* seconds: default for one pattern run */
+    double kill_grace;           /* seconds between SIGTERM and SIGKILL */
+
+    /* storage { } */
+    char *storage_path;
+    int backups;
+    int compression;
+    int compression_level;
+    long history_limit;
+
+    /* plugins { } */
+    char **plugin_dirs;          /* absolute */
+    size_t nplugin_dirs;
+    int allow_insecure;          /* relax the ownership checks (development) */
+    char *cache_dir;             /* private copies of loaded plugins */
+
+    /* server { } */
+    char *socket_path;
+    char *socket_group;
+
+    char *patterns_dir;          /* absolute, or NULL */
+} settings;
+
+/* A diagnostic collected while reading: "file:line: message". */
+typedef struct config_diag {
+    int is_error;               /* 0: warning */
+    char *text;
+} config_diag;
+
+typedef struct config {
+    settings set;
+    ndf_value **patterns;       /* definition groups, in file order */
+    size_t npatterns;
+    config_diag *diags;
+    size_t ndiags;
+    size_t nerrors;
+} config;
+
+/* Fills `s` with the documented defaults. */
+void settings_default(settings *s);
+void settings_free(settings *s);
+
+/* Reads `path` (and the patterns_dir files, sorted).  Always fills *out
+ * (free with config_free()); returns NDF_OK when there were no errors,
+ * otherwise NDF_ERR_VALIDATION (diags hold the errors and warnings). */
+int config_load(const char *path, config **out);
+void config_free(config *c);
+
+/* Appends the effective settings as JSON (seed get_current_config). */
+struct strbuf;
+void settings_to_json(const settings *s, struct strbuf *sb);
+
+#endif

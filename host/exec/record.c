@@ -1,0 +1,649 @@
+/* The live record of an execution: node tree, bounded output, ids and the
+ * JSON and text renderings read by `ndf status` and the server. */
+#include "build-config.h"
+
+#include <math.h>
+#include <sched.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#include <x86intrin.h>
+#define HAVE_TSC 1
+#endif
+
+#include "model/context.h"
+#include "model/pattern.h"
+#include "exec/record.h"
+#include "base/util.h"
+
+void record_make_id(char *out, size_t size)
+{
+    static _Atomic unsigned counter;
+    unsigned n = atomic_fetch_add(&counter, 1) + 1;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    struct tm tm;
+    gmtime_r(&ts.tv_sec, &tm);
+    snprintf(out, size, "%04d%02d%02dT%02d%02d%02d-%x-%u", tm.tm_year + 1900, tm.tm_mon + 1,
+             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (unsigned)getpid(), n);
+}
+
+/* ---- the clock ---- */
+
+#ifdef HAVE_TSC
+/* Seconds per tick, as measured by the threads (0: not yet); and whether
+ * the counter can be trusted: 0 not known yet, 1 yes, -1 no. */
+static _Atomic double tsc_rate;
+static _Atomic int tsc_usable;
+
+/* Per thread: the line the stamps follow (record.h) and the baseline of
+ * the rate measurement.  Initial-exec TLS: the core library is only ever
+ * linked into executables. */
+_Thread_local record_clock record_clock_tl __attribute__((tls_model("initial-exec")));
+typedef struct tsc_cal {
+    uint64_t cal_tsc;
+    double cal_mono;
+    int strikes;              /* rate samples in a row that disagreed */
+} tsc_cal;
+static _Thread_local tsc_cal tl_cal __attribute__((tls_model("initial-exec")));
+
+static int tsc_invariant(void)
+{
+    unsigned a, b, c, d;
+    if (!__get_cpuid(0x80000000u, &a, &b, &c, &d) || a < 0x80000007u)
+        return 0;
+    __get_cpuid(0x80000007u, &a, &b, &c, &d);
+    return (d >> 8) & 1; /* invariant TSC: constant rate, runs in every C-state */
+}
+
+/* Reads CLOCK_MONOTONIC, refines the rate and re-anchors the thread's line.
+ * A reading whose bracketing counter values are far apart (the thread was
+ * preempted in between) teaches nothing and only re-anchors.  Rates that
+ * keep disagreeing with the previous one by more than 0.1% (counters not
+ * synchronized between CPUs) retire the counter for good: every stamp then
+ * comes from clock_gettime(). */
+static double clock_slow(record_clock *c, tsc_cal *k)
+{
+    int u = atomic_load_explicit(&tsc_usable, memory_order_relaxed);
+    if (u == 0) {
+        u = tsc_invariant() ? 1 : -1;
+        atomic_store(&tsc_usable, u);
+    }
+    if (u < 0)
+        return now_mono();
+    uint64_t t0 = __rdtsc();
+    double m = now_mono();
+    uint64_t t1 = __rdtsc();
+    uint64_t t = t0 + (t1 - t0) / 2;
+    double prev = c->span ? c->mono + (double)(t - c->tsc) * c->rate : 0;
+    double rate0 = atomic_load_explicit(&tsc_rate, memory_order_relaxed);
+    int tight = t1 - t0 < 100000; /* ~25-50 us: not preempted */
+    if (tight && k->cal_tsc && t > k->cal_tsc && m - k->cal_mono >= 0.02) {
+        double sample = (m - k->cal_mono) / (double)(t - k->cal_tsc);
+        if (rate0 > 0 && fabs(sample / rate0 - 1.0) > 1e-3) {
+            if (++k->strikes >= 8) {
+                atomic_store(&tsc_usable, -1);
+                return m;
+            }
+        } else {
+            k->strikes = 0;
+        }
+        atomic_store_explicit(&tsc_rate, sample, memory_order_relaxed);
+        k->cal_tsc = t;
+        k->cal_mono = m;
+    } else if (tight && (!k->cal_tsc || t < k->cal_tsc)) {
+        k->cal_tsc = t;
+        k->cal_mono = m;
+    }
+    double rate = atomic_load_explicit(&tsc_rate, memory_order_relaxed);
+    if (rate <= 0) {
+        c->span = 0; /* not calibrated yet: the next stamp comes here again */
+        return m;
+    }
+    /* Never step back from what this thread already handed out. */
+    c->mono = fmax(m, prev);
+    c->tsc = t;
+    c->rate = rate;
+    c->span = (uint64_t)(0.05 / rate);
+    return c->mono;
+}
+#endif
+
+double record_now_slow(void)
+{
+#ifdef HAVE_TSC
+    return clock_slow(&record_clock_tl, &tl_cal);
+#else
+    return now_mono();
+#endif
+}
+
+/* ---- the node arena ---- */
+
+tailbuf record_no_output[3];
+
+typedef struct arena_chunk {
+    struct arena_chunk *next;
+    size_t size;              /* of the whole allocation */
+    int mapped;               /* from mmap (huge-page aligned), else malloc */
+    _Alignas(16) char mem[];
+} arena_chunk;
+
+#define ARENA_FIRST 2048
+#define ARENA_MAPPED ((size_t)64 * 1024)
+#define ARENA_HUGE ((size_t)2 * 1024 * 1024)
+/* Bytes of big chunks that freed records leave for the next ones, at most.
+ * Touching fresh pages is what a big record costs most (several
+ * microseconds per 4 KiB page on virtual machines with shadow page tables,
+ * MADV_FREE'd pages included), so the chunks stay mapped and dirty. */
+#define CHUNK_CACHE_BYTES ((size_t)256 * 1024 * 1024)
+
+static pthread_mutex_t chunk_lock = PTHREAD_MUTEX_INITIALIZER;
+static arena_chunk *chunk_cache;
+static _Atomic size_t chunk_cached; /* bytes (read unlocked as a hint) */
+
+/* A cached chunk of at least `size` bytes (the first that fits), or NULL. */
+static arena_chunk *chunk_reuse(size_t size)
+{
+    arena_chunk *c = NULL;
+    pthread_mutex_lock(&chunk_lock);
+    for (arena_chunk **pp = &chunk_cache; *pp; pp = &(*pp)->next) {
+        if ((*pp)->size >= size) {
+            c = *pp;
+            *pp = c->next;
+            chunk_cached -= c->size;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&chunk_lock);
+    return c;
+}
+
+/* Small chunks come from malloc; from 64 KiB on they are anonymous memory
+ * reused through the cache, and from 2 MiB on huge-page aligned (one fault
+ * per 2 MiB instead of one per 4 KiB).  Not zeroed: users set every byte
+ * they read. */
+static void arena_grow(record *r, size_t need)
+{
+    size_t size = r->arena ? r->arena->size * 2 : ARENA_FIRST;
+    if (size > ARENA_HUGE)
+        size = ARENA_HUGE;
+    while (size < need + sizeof(arena_chunk))
+        size *= 2;
+    arena_chunk *c = NULL;
+    if (size >= ARENA_MAPPED && chunk_cached)
+        c = chunk_reuse(size);
+    if (!c && size >= ARENA_MAPPED && size < ARENA_HUGE) {
+        void *m = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (m != MAP_FAILED) {
+            c = m;
+            c->size = size;
+            c->mapped = 1;
+        }
+    }
+    if (!c && size >= ARENA_HUGE) {
+        size_t len = size + ARENA_HUGE;
+        char *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (m != MAP_FAILED) {
+            char *al = (char *)(((uintptr_t)m + ARENA_HUGE - 1) & ~(uintptr_t)(ARENA_HUGE - 1));
+            if (al > m)
+                munmap(m, (size_t)(al - m));
+            if (al + size < m + len)
+                munmap(al + size, (size_t)(m + len - (al + size)));
+#ifdef MADV_HUGEPAGE
+            madvise(al, size, MADV_HUGEPAGE);
+#endif
+            c = (arena_chunk *)(void *)al;
+            c->size = size;
+            c->mapped = 1;
+        }
+    }
+    if (!c) {
+        c = xmalloc(size);
+        c->size = size;
+        c->mapped = 0;
+    }
+    c->next = r->arena;
+    r->arena = c;
+    r->arena_ptr = c->mem;
+    r->arena_end = (char *)c + c->size;
+}
+
+/* Memory that lives as long as the record.  Caller holds the record lock
+ * (or owns the record alone). */
+static void *arena_alloc(record *r, size_t size)
+{
+    size = (size + 7) & ~(size_t)7; /* nodes and pointer arrays need 8 */
+    if ((size_t)(r->arena_end - r->arena_ptr) < size)
+        arena_grow(r, size);
+    void *p = r->arena_ptr;
+    r->arena_ptr += size;
+    return p;
+}
+
+static void arena_free(record *r)
+{
+    for (arena_chunk *c = r->arena, *next; c; c = next) {
+        next = c->next;
+        if (!c->mapped) {
+            free(c);
+            continue;
+        }
+        pthread_mutex_lock(&chunk_lock);
+        if (chunk_cached + c->size <= CHUNK_CACHE_BYTES) {
+            c->next = chunk_cache;
+            chunk_cache = c;
+            chunk_cached += c->size;
+            c = NULL;
+        }
+        pthread_mutex_unlock(&chunk_lock);
+        if (c)
+            munmap(c, c->size);
+    }
+}
+
+/* Caller holds the record lock (or owns the record alone). */
+static ndf_exec *node_alloc(record *r, ndf_exec *parent, ndf_node_kind kind, const char *name)
+{
+    size_t len = name ? strlen(name) : 0;
+    ndf_exec *n = arena_alloc(r, sizeof *n + len + 1);
+    /* Arena memory is not zeroed: every field is set here. */
+    n->kind = kind;
+    atomic_init(&n->state, NDF_STATE_PENDING);
+    n->depth = parent ? parent->depth + 1 : 0;
+    n->rec = r;
+    n->parent = parent;
+    n->kids = NULL;
+    n->nkids = n->capkids = 0;
+    n->deadline = parent ? parent->deadline : INFINITY;
+    n->start = n->end = n->start_wall = 0;
+    n->message = NULL;
+    n->out = record_no_output;
+    n->data = NULL;
+    n->data_free = NULL;
+    n->pat = NULL;
+    n->cleanup = 0;
+    memcpy(n->name, name ? name : "", len + 1);
+    return n;
+}
+
+record *record_new(const char *name, const ndf_context *ctx, double deadline)
+{
+    record *r = xcalloc(1, sizeof *r);
+    atomic_init(&r->refs, 1);
+    record_make_id(r->id, sizeof r->id);
+    pthread_mutex_init(&r->lock, NULL);
+    r->ctx = ctx ? context_dup(ctx) : context_new(NULL, NULL, NDF_PRIORITY_HIGHEST);
+    r->root = node_alloc(r, NULL, NDF_NODE_PATTERN, name ? name : "");
+    r->root->deadline = deadline;
+    r->kill_grace = 2.0;
+    r->start_wall = now_wall();
+    r->start = record_now();
+    return r;
+}
+
+record *record_ref(record *r)
+{
+    atomic_fetch_add_explicit(&r->refs, 1, memory_order_relaxed);
+    return r;
+}
+
+/* Children first, then the node's own data, then its pattern reference:
+ * plugin-owned data (data_free, the pattern's instance) is released while
+ * the pattern that pins its plugin's code is still held. */
+static void node_free(ndf_exec *n)
+{
+    for (size_t i = 0; i < n->nkids; i++)
+        node_free(n->kids[i]);
+    if (n->data && n->data_free)
+        n->data_free(n->data);
+    if (n->pat)
+        pattern_unref(n->pat);
+    free(n->message);
+    if (n->out != record_no_output) {
+        for (int i = 0; i < 3; i++)
+            free(n->out[i].buf);
+        free(n->out);
+    }
+    /* The node itself is in the record's arena. */
+}
+
+void record_unref(record *r)
+{
+    if (!r || atomic_fetch_sub_explicit(&r->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    node_free(r->root);
+    arena_free(r);
+    context_free(r->ctx);
+    free(r->error);
+    free(r->fallback_from);
+    free(r->fallback_cause);
+    pthread_mutex_destroy(&r->lock);
+    free(r);
+}
+
+static void alloc_lock(record *r)
+{
+    while (atomic_exchange_explicit(&r->alloc_lock, 1, memory_order_acquire)) {
+        for (int i = 0; atomic_load_explicit(&r->alloc_lock, memory_order_relaxed); i++) {
+            if (i >= 64) {
+                sched_yield(); /* the holder was preempted */
+                i = 0;
+            }
+#if defined(__x86_64__) || defined(__i386__)
+            __builtin_ia32_pause();
+#endif
+        }
+    }
+}
+
+static void alloc_unlock(record *r)
+{
+    atomic_store_explicit(&r->alloc_lock, 0, memory_order_release);
+}
+
+ndf_exec *node_new(ndf_exec *parent, ndf_node_kind kind, const char *name)
+{
+    record *r = parent->rec;
+    alloc_lock(r);
+    ndf_exec *n = node_alloc(r, parent, kind, name);
+    if (parent->nkids == parent->capkids) {
+        /* Children arrays live in the arena too; an outgrown one is left
+         * there (at most as much again as the final array). */
+        size_t cap = parent->capkids ? parent->capkids * 2 : 4;
+        ndf_exec **kids = arena_alloc(r, cap * sizeof *kids);
+        if (parent->nkids)
+            memcpy(kids, parent->kids, parent->nkids * sizeof *kids);
+        __atomic_store_n(&parent->kids, kids, __ATOMIC_RELEASE);
+        parent->capkids = cap;
+    }
+    parent->kids[parent->nkids] = n;
+    /* Publishes the child (and, before it, the array holding it). */
+    __atomic_store_n(&parent->nkids, parent->nkids + 1, __ATOMIC_RELEASE);
+    alloc_unlock(r);
+    return n;
+}
+
+/* A consistent view of a node's children while others may append: the
+ * count first, then the array (which holds at least that many). */
+static ndf_exec *const *kids_view(const ndf_exec *n, size_t *count)
+{
+    *count = __atomic_load_n(&n->nkids, __ATOMIC_ACQUIRE);
+    return __atomic_load_n(&n->kids, __ATOMIC_ACQUIRE);
+}
+
+#define STATE_FINAL(s) ((s) != NDF_STATE_PENDING && (s) != NDF_STATE_RUNNING)
+
+int state_final(ndf_state s)
+{
+    return s != NDF_STATE_PENDING && s != NDF_STATE_RUNNING;
+}
+
+void node_set_message(ndf_exec *node, const char *msg)
+{
+    char *copy = msg ? xstrdup(msg) : NULL;
+    pthread_mutex_lock(&node->rec->lock);
+    char *old = node->message;
+    node->message = copy;
+    pthread_mutex_unlock(&node->rec->lock);
+    free(old);
+}
+
+void node_set_state_at(ndf_exec *node, ndf_state state, const char *msg, double now)
+{
+    if (!msg && state == NDF_STATE_RUNNING) {
+        node_start_at(node, now);
+        return;
+    }
+    if (state == NDF_STATE_RUNNING) {
+        node->start = now;
+        node->start_wall = node->rec->start_wall + (now - node->rec->start);
+        node->end = 0;
+    } else if (STATE_FINAL(state) && node->start > 0 && node->end == 0) {
+        node->end = now > node->start ? now : node->start;
+    }
+    if (msg)
+        node_set_message(node, msg);
+    atomic_store_explicit(&node->state, state, memory_order_release);
+}
+
+void node_set_state(ndf_exec *node, ndf_state state, const char *msg)
+{
+    int stamp = state == NDF_STATE_RUNNING ||
+                (STATE_FINAL(state) && node->start > 0 && node->end == 0);
+    node_set_state_at(node, state, msg, stamp ? record_now() : 0);
+}
+
+void node_limit_deadline(ndf_exec *node, double deadline)
+{
+    if (deadline < node->deadline)
+        node->deadline = deadline;
+}
+
+int node_stop_status_at(const ndf_exec *node, double now)
+{
+    int c = atomic_load_explicit(&node->rec->cancel, memory_order_relaxed);
+    if (c && !node->cleanup)
+        return c;
+    if (node->deadline < INFINITY && now >= node->deadline)
+        return NDF_ERR_TIMEOUT;
+    return 0;
+}
+
+int node_stop_status(const ndf_exec *node)
+{
+    int c = atomic_load_explicit(&node->rec->cancel, memory_order_relaxed);
+    if (c && !node->cleanup)
+        return c;
+    if (node->deadline < INFINITY && record_now() >= node->deadline)
+        return NDF_ERR_TIMEOUT;
+    return 0;
+}
+
+static void tail_add(tailbuf *t, const char *buf, size_t len, size_t limit)
+{
+    if (len >= limit) {
+        t->dropped += t->len + (len - limit);
+        buf += len - limit;
+        len = limit;
+        t->len = 0;
+    } else if (t->len + len > limit) {
+        size_t drop = t->len + len - limit;
+        memmove(t->buf, t->buf + drop, t->len - drop);
+        t->len -= drop;
+        t->dropped += drop;
+    }
+    if (t->len + len + 1 > t->cap) {
+        size_t cap = t->cap ? t->cap : 256;
+        while (cap < t->len + len + 1)
+            cap *= 2;
+        t->buf = xrealloc(t->buf, cap);
+        t->cap = cap;
+    }
+    memcpy(t->buf + t->len, buf, len);
+    t->len += len;
+    t->buf[t->len] = '\0';
+}
+
+void node_append(ndf_exec *node, record_stream s, const char *buf, size_t len, size_t limit)
+{
+    if (!len)
+        return;
+    pthread_mutex_lock(&node->rec->lock);
+    if (node->out == record_no_output)
+        node->out = xcalloc(3, sizeof *node->out);
+    tail_add(&node->out[s], buf, len, limit ? limit : RECORD_OUTPUT_LIMIT);
+    pthread_mutex_unlock(&node->rec->lock);
+}
+
+/* Caller holds the record lock. */
+static double progress_locked(const ndf_exec *n)
+{
+    ndf_state s = atomic_load_explicit(&n->state, memory_order_acquire);
+    if (state_final(s))
+        return 100.0;
+    size_t nk;
+    ndf_exec *const *kids = kids_view(n, &nk);
+    if (!nk)
+        return 0.0;
+    double sum = 0;
+    for (size_t i = 0; i < nk; i++)
+        sum += progress_locked(kids[i]);
+    return sum / (double)nk;
+}
+
+double node_progress(ndf_exec *node)
+{
+    pthread_mutex_lock(&node->rec->lock);
+    double p = progress_locked(node);
+    pthread_mutex_unlock(&node->rec->lock);
+    return p;
+}
+
+const char *state_name(ndf_state s)
+{
+    static const char *const names[] = {"PENDING",     "RUNNING",   "COMPLETED",
+                                        "FAILED",      "SKIPPED",   "ROLLED_BACK",
+                                        "CANCELLED",   "TIMED_OUT", "DEGRADED"};
+    return (unsigned)s < ARRAY_SIZE(names) ? names[s] : "UNKNOWN";
+}
+
+const char *node_kind_name(ndf_node_kind k)
+{
+    switch (k) {
+    case NDF_NODE_PATTERN: return "pattern";
+    case NDF_NODE_PHASE: return "phase";
+    case NDF_NODE_TASK: return "task";
+    case NDF_NODE_STEP: return "step";
+    default: return "node";
+    }
+}
+
+
+static void json_num(strbuf *sb, double v)
+{
+    if (!isfinite(v))
+        sb_puts(sb, "null");
+    else
+        sb_printf(sb, "%.6g", v);
+}
+
+static double node_duration(const ndf_exec *n, double now)
+{
+    if (n->start <= 0)
+        return 0;
+    return (n->end > 0 ? n->end : now) - n->start;
+}
+
+/* Caller holds the record lock. */
+static void node_json(const ndf_exec *n, strbuf *sb, double now)
+{
+    ndf_state st = atomic_load_explicit(&n->state, memory_order_acquire);
+    sb_puts(sb, "{\"kind\":");
+    sb_json_str(sb, node_kind_name(n->kind));
+    sb_puts(sb, ",\"name\":");
+    sb_json_str(sb, n->name);
+    sb_printf(sb, ",\"state\":\"%s\"", state_name(st));
+    if (n->start > 0) {
+        sb_printf(sb, ",\"started\":%.3f", n->start_wall);
+        sb_puts(sb, ",\"duration\":");
+        json_num(sb, node_duration(n, now));
+    }
+    sb_puts(sb, ",\"progress\":");
+    json_num(sb, progress_locked(n));
+    if (n->message) {
+        sb_puts(sb, ",\"message\":");
+        sb_json_str(sb, n->message);
+    }
+    static const char *const streams[] = {"stdout", "stderr", "log"};
+    for (int i = 0; i < 3; i++) {
+        const tailbuf *t = &n->out[i];
+        if (!t->len && !t->dropped)
+            continue;
+        sb_printf(sb, ",\"%s\":", streams[i]);
+        sb_json_strn(sb, t->buf ? t->buf : "", t->len);
+        if (t->dropped)
+            sb_printf(sb, ",\"%s_truncated\":%llu", streams[i], (unsigned long long)t->dropped);
+    }
+    size_t nk;
+    ndf_exec *const *kids = kids_view(n, &nk);
+    if (nk) {
+        sb_puts(sb, ",\"children\":[");
+        for (size_t i = 0; i < nk; i++) {
+            if (i)
+                sb_add(sb, ",", 1);
+            node_json(kids[i], sb, now);
+        }
+        sb_add(sb, "]", 1);
+    }
+    sb_add(sb, "}", 1);
+}
+
+void record_to_json(record *r, strbuf *sb)
+{
+    double now = record_now();
+    pthread_mutex_lock(&r->lock);
+    int done = atomic_load(&r->done);
+    sb_puts(sb, "{\"id\":");
+    sb_json_str(sb, r->id);
+    sb_puts(sb, ",\"pattern\":");
+    sb_json_str(sb, r->root->name);
+    sb_printf(sb, ",\"done\":%s", done ? "true" : "false");
+    if (done) {
+        const char *sn = ndf_status_name(r->status);
+        sb_puts(sb, ",\"status\":");
+        sb_json_str(sb, sn);
+        sb_printf(sb, ",\"success\":%s", r->status == NDF_OK ? "true" : "false");
+        if (r->error) {
+            sb_puts(sb, ",\"error\":");
+            sb_json_str(sb, r->error);
+        }
+    }
+    if (r->fallback_from) {
+        sb_puts(sb, ",\"fallback_from\":");
+        sb_json_str(sb, r->fallback_from);
+        sb_puts(sb, ",\"fallback_cause\":");
+        sb_json_str(sb, r->fallback_cause ? r->fallback_cause : "");
+    }
+    sb_puts(sb, ",\"context\":");
+    context_to_json(r->ctx, sb);
+    sb_printf(sb, ",\"started\":%.3f", r->start_wall);
+    sb_puts(sb, ",\"duration\":");
+    json_num(sb, (r->end > 0 ? r->end : now) - r->start);
+    sb_puts(sb, ",\"root\":");
+    node_json(r->root, sb, now);
+    sb_add(sb, "}", 1);
+    pthread_mutex_unlock(&r->lock);
+}
+
+static void node_text(const ndf_exec *n, strbuf *sb, int indent, double now)
+{
+    ndf_state st = atomic_load_explicit(&n->state, memory_order_acquire);
+    sb_printf(sb, "%*s%-13s %s %s", indent * 2, "", state_name(st), node_kind_name(n->kind),
+              n->name);
+    if (n->start > 0)
+        sb_printf(sb, "  %.3fs", node_duration(n, now));
+    size_t nk;
+    ndf_exec *const *kids = kids_view(n, &nk);
+    if (nk && !state_final(st))
+        sb_printf(sb, "  %.0f%%", progress_locked(n));
+    if (n->message && *n->message)
+        sb_printf(sb, "  (%s)", n->message);
+    sb_add(sb, "\n", 1);
+    for (size_t i = 0; i < nk; i++)
+        node_text(kids[i], sb, indent + 1, now);
+}
+
+void record_to_text(record *r, strbuf *sb)
+{
+    double now = record_now();
+    pthread_mutex_lock(&r->lock);
+    node_text(r->root, sb, 0, now);
+    pthread_mutex_unlock(&r->lock);
+}

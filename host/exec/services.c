@@ -1,0 +1,294 @@
+/* The host services table: what a plugin can ask of the host.  Each member
+ * is a thin adapter over the module that owns the data; the execution
+ * members live in services_exec.c. */
+#include "build-config.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model/context.h"
+#include "plugin/loader.h"
+#include "exec/record.h"
+#include "exec/services.h"
+#include "base/util.h"
+#include "base/value.h"
+
+static void svc_log(int level, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    log_vmsg(level, fmt, ap);
+    va_end(ap);
+}
+
+static int svc_fail(int status, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    err_vset(status, fmt, ap);
+    va_end(ap);
+    return status < 0 ? status : NDF_ERR_EXECUTION;
+}
+
+static int svc_fail_at(const ndf_value *where, int status, const char *fmt, ...)
+{
+    char msg[1536];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (where && where->file)
+        err_set(status, "%s:%d: %s", where->file, where->line, msg);
+    else
+        err_set(status, "%s", msg);
+    return status < 0 ? status : NDF_ERR_EXECUTION;
+}
+
+static int svc_register_pattern_type(ndf_registrar *reg, const ndf_pattern_type_def *def)
+{
+    return loader_registrar_add(reg, PROVIDED_PATTERN_TYPE, def);
+}
+
+static int svc_register_step(ndf_registrar *reg, const ndf_step_def *def)
+{
+    return loader_registrar_add(reg, PROVIDED_STEP, def);
+}
+
+static ndf_value_type svc_value_type(const ndf_value *v)
+{
+    return v ? v->type : NDF_VALUE_NONE;
+}
+
+static const char *svc_value_name(const ndf_value *v)
+{
+    return v ? v->name : NULL;
+}
+
+static const ndf_value *svc_value_at(const ndf_value *v, size_t i)
+{
+    return value_at(v, i);
+}
+
+static const ndf_value *svc_value_get(const ndf_value *g, const char *name)
+{
+    return value_get(g, name);
+}
+
+static const char *svc_value_file(const ndf_value *v)
+{
+    return v ? v->file : NULL;
+}
+
+static int svc_value_line(const ndf_value *v)
+{
+    return v ? v->line : 0;
+}
+
+static const char *svc_ctx_domain(const ndf_context *c)
+{
+    return c ? c->domain : "";
+}
+
+static const char *svc_ctx_agent_type(const ndf_context *c)
+{
+    return c ? c->agent_type : "";
+}
+
+static int svc_ctx_priority(const ndf_context *c)
+{
+    return c ? c->priority : NDF_PRIORITY_LOWEST;
+}
+
+static const ndf_value *svc_ctx_attributes(const ndf_context *c)
+{
+    return c ? c->attrs : NULL;
+}
+
+/* Step definitions older than the running host are read only up to their
+ * size; a member they do not have counts as NULL. */
+#define DEF_HAS(def, member) \
+    ((def)->size >= offsetof(__typeof__(*(def)), member) + sizeof((def)->member))
+
+static int svc_step_new(const char *type, const ndf_value *params, const ndf_value *where,
+                        ndf_step **out)
+{
+    *out = NULL;
+    loader *ld = loader_active();
+    const provided *p = ld ? loader_find(ld, PROVIDED_STEP, type) : NULL;
+    if (!p)
+        return svc_fail_at(where, NDF_ERR_VALIDATION, "unknown step '%s'%s", type ? type : "",
+                           ld ? "" : " (no plugins loaded)");
+    ndf_value *copy = params ? value_dup(params) : value_new_group(NULL);
+    if (!params && where)
+        value_set_pos(copy, where->file, where->line);
+    char what[160];
+    snprintf(what, sizeof what, "step '%s'", p->name);
+    int rc = value_validate(copy, p->def.step->params, what);
+    if (rc) {
+        value_free(copy);
+        return rc;
+    }
+    ndf_step *s = xcalloc(1, sizeof *s);
+    s->type = p;
+    s->params = copy;
+    const ndf_step_def *d = p->def.step;
+    if (DEF_HAS(d, create) && d->create) {
+        err_clear();
+        rc = d->create(&host_services, copy, &s->instance);
+        if (rc) {
+            if (!*err_msg())
+                svc_fail_at(copy, rc, "step '%s' refused its parameters", p->name);
+            value_free(copy);
+            free(s);
+            return rc < 0 ? rc : NDF_ERR_VALIDATION;
+        }
+    }
+    loader_pin(p); /* the bound step keeps its plugin's code loaded */
+    *out = s;
+    return NDF_OK;
+}
+
+static void svc_step_free(ndf_step *s)
+{
+    if (!s)
+        return;
+    const ndf_step_def *d = s->type->def.step;
+    if (s->instance && DEF_HAS(d, destroy) && d->destroy)
+        d->destroy(&host_services, s->instance);
+    loader_unpin(s->type);
+    value_free(s->params);
+    free(s);
+}
+
+static const char *svc_step_type(const ndf_step *s)
+{
+    return s ? s->type->name : NULL;
+}
+
+/* Requirements are per thread: configurations are built on one thread at a
+ * time each, and a reload building a new one must not mix with the old. */
+static _Thread_local pattern_requirement *reqs;
+static _Thread_local size_t nreqs;
+
+static int svc_require_pattern(const ndf_value *where, const char *name)
+{
+    reqs = xrealloc(reqs, (nreqs + 1) * sizeof *reqs);
+    reqs[nreqs].name = xstrdup(name ? name : "");
+    reqs[nreqs].file = where ? where->file : NULL;
+    reqs[nreqs].line = where ? where->line : 0;
+    nreqs++;
+    return NDF_OK;
+}
+
+void services_take_requirements(pattern_requirement **out, size_t *n)
+{
+    *out = reqs;
+    *n = nreqs;
+    reqs = NULL;
+    nreqs = 0;
+}
+
+void services_free_requirements(pattern_requirement *r, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(r[i].name);
+    free(r);
+}
+
+static void svc_free(void *p)
+{
+    free(p);
+}
+
+static const char *svc_last_error(void)
+{
+    return err_msg();
+}
+
+static size_t svc_node_message(const ndf_exec *node, char *buf, size_t size)
+{
+    if (!node) {
+        if (size)
+            buf[0] = '\0';
+        return 0;
+    }
+    /* The message can be replaced at any time by the thread running the
+     * node, so it is copied under the record's lock, never lent out. */
+    pthread_mutex_lock(&node->rec->lock);
+    const char *m = node->message ? node->message : "";
+    size_t len = strlen(m);
+    if (size) {
+        size_t n = len < size - 1 ? len : size - 1;
+        memcpy(buf, m, n);
+        buf[n] = '\0';
+    }
+    pthread_mutex_unlock(&node->rec->lock);
+    return len;
+}
+
+static void svc_node_set_timeout(ndf_exec *node, double seconds)
+{
+    if (node && seconds > 0)
+        node_limit_deadline(node, now_mono() + seconds);
+}
+
+const ndf_host host_services = {
+    .size = sizeof(ndf_host),
+    .abi_major = NDF_ABI_MAJOR,
+    .abi_minor = NDF_ABI_MINOR,
+    .host_version = PACKAGE_VERSION,
+    .log = svc_log,
+    .fail = svc_fail,
+    .fail_at = svc_fail_at,
+    .register_pattern_type = svc_register_pattern_type,
+    .register_step = svc_register_step,
+    .value_type = svc_value_type,
+    .value_string = value_string,
+    .value_int = value_int,
+    .value_number = value_number,
+    .value_bool = value_bool,
+    .value_count = value_count,
+    .value_at = svc_value_at,
+    .value_name = svc_value_name,
+    .value_get = svc_value_get,
+    .value_file = svc_value_file,
+    .value_line = svc_value_line,
+    .exec_context = svc_exec_context,
+    .ctx_domain = svc_ctx_domain,
+    .ctx_agent_type = svc_ctx_agent_type,
+    .ctx_priority = svc_ctx_priority,
+    .ctx_attributes = svc_ctx_attributes,
+    .step_new = svc_step_new,
+    .step_free = svc_step_free,
+    .step_type = svc_step_type,
+    .require_pattern = svc_require_pattern,
+    .node_new = svc_node_new,
+    .node_set_state = svc_node_set_state,
+    .node_state = svc_node_state,
+    .node_name = svc_node_name,
+    .node_log = svc_node_log,
+    .exec_id = svc_exec_id,
+    .exec_set_data = svc_exec_set_data,
+    .exec_data = svc_exec_data,
+    .run_step = svc_run_step,
+    .undo_step = svc_undo_step,
+    .run_pattern = svc_run_pattern,
+    .rollback_pattern = svc_rollback_pattern,
+    .group_new = svc_group_new,
+    .group_spawn = svc_group_spawn,
+    .group_wait = svc_group_wait,
+    .group_free = svc_group_free,
+    .cancelled = svc_cancelled,
+    .remaining = svc_remaining,
+    .sleep = svc_sleep,
+    .resources_wait = svc_resources_wait,
+    .resources_usage = svc_resources_usage,
+    .spawn = svc_spawn,
+    .expand = svc_expand,
+    .free = svc_free,
+    .last_error = svc_last_error,
+    .node_message = svc_node_message,
+    .node_set_timeout = svc_node_set_timeout,
+};

@@ -1,0 +1,59 @@
+/* The host services table handed to plugins (ndf_host), and the host-side
+ * objects behind its handles that are not owned by another module. */
+#ifndef NDF_SERVICES_H
+#define NDF_SERVICES_H
+
+#include <ndf/sdk.h>
+#include "plugin/loader.h"
+#include "base/value.h"
+
+/* The one table, filled at compile time. */
+extern const ndf_host host_services;
+
+/* A step bound to its parameters (ndf_host.step_new). */
+struct ndf_step {
+    const provided *type;
+    ndf_value *params;    /* validated GROUP, owned */
+    void *instance;       /* from the step's create(), or NULL */
+};
+
+/* Patterns that definitions said they run (ndf_host.require_pattern),
+ * collected while building patterns so that the caller can check them once
+ * all are loaded. */
+typedef struct pattern_requirement {
+    char *name;
+    const char *file;
+    int line;
+} pattern_requirement;
+
+/* Moves the collected requirements to the caller (this thread's list). */
+void services_take_requirements(pattern_requirement **out, size_t *n);
+void services_free_requirements(pattern_requirement *r, size_t n);
+
+/* The execution half of the table, in services_exec.c. */
+const ndf_context *svc_exec_context(const ndf_exec *node);
+ndf_exec *svc_node_new(ndf_exec *parent, ndf_node_kind kind, const char *name);
+void svc_node_set_state(ndf_exec *node, ndf_state state, const char *fmt, ...) NDF_PRINTF(3, 4);
+ndf_state svc_node_state(const ndf_exec *node);
+const char *svc_node_name(const ndf_exec *node);
+void svc_node_log(ndf_exec *node, int level, const char *fmt, ...) NDF_PRINTF(3, 4);
+const char *svc_exec_id(const ndf_exec *node);
+int svc_exec_set_data(ndf_exec *node, void *data, void (*free_fn)(void *));
+void *svc_exec_data(const ndf_exec *node);
+int svc_run_step(ndf_exec *node, const ndf_step *step, double timeout_s);
+int svc_undo_step(ndf_exec *node, const ndf_step *step);
+int svc_run_pattern(ndf_exec *node, const char *name, double timeout_s);
+int svc_rollback_pattern(ndf_exec *node, const char *level, const char *target);
+ndf_group *svc_group_new(ndf_exec *node, unsigned max_concurrent);
+int svc_group_spawn(ndf_group *group, ndf_work_fn fn, void *arg);
+int svc_group_wait(ndf_group *group);
+void svc_group_free(ndf_group *group);
+int svc_cancelled(const ndf_exec *node);
+double svc_remaining(const ndf_exec *node);
+int svc_sleep(ndf_exec *node, double seconds);
+int svc_resources_wait(ndf_exec *node, double cpu, double memory);
+int svc_resources_usage(double *cpu, double *memory, double *disk_io);
+int svc_spawn(ndf_exec *node, const ndf_spawn *opts, ndf_spawn_result *result);
+int svc_expand(const ndf_exec *node, const char *tmpl, char **out);
+
+#endif

@@ -1,0 +1,548 @@
+/* The execution half of the services table: record nodes, running steps
+ * and sub-patterns with their deadlines, task groups, cancellation, sleep,
+ * resources, processes and templating.  Thin adapters over record.c,
+ * executor.c, spawn.c and monitor.c, plus the step-running policy. */
+#include "build-config.h"
+
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "model/context.h"
+#include "exec/executor.h"
+#include "exec/monitor.h"
+#include "exec/record.h"
+#include "exec/services.h"
+#include "exec/process.h"
+#include "base/util.h"
+
+/* Definitions older than the running host are read only up to their size. */
+#define DEF_HAS(def, member) \
+    ((def)->size >= offsetof(__typeof__(*(def)), member) + sizeof((def)->member))
+
+static executor *exec_of(const ndf_exec *node)
+{
+    return node && node->rec->ex ? node->rec->ex : executor_current();
+}
+
+const ndf_context *svc_exec_context(const ndf_exec *node)
+{
+    return node ? node->rec->ctx : NULL;
+}
+
+ndf_exec *svc_node_new(ndf_exec *parent, ndf_node_kind kind, const char *name)
+{
+    if (!parent || kind < NDF_NODE_PATTERN || kind > NDF_NODE_STEP)
+        return NULL;
+    return node_new(parent, kind, name ? name : "");
+}
+
+void svc_node_set_state(ndf_exec *node, ndf_state state, const char *fmt, ...)
+{
+    if (!node || (unsigned)state > NDF_STATE_DEGRADED)
+        return;
+    char msg[1024];
+    if (fmt) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof msg, fmt, ap);
+        va_end(ap);
+    }
+    node_set_state(node, state, fmt ? msg : NULL);
+}
+
+ndf_state svc_node_state(const ndf_exec *node)
+{
+    return node ? (ndf_state)atomic_load(&node->state) : NDF_STATE_PENDING;
+}
+
+const char *svc_node_name(const ndf_exec *node)
+{
+    return node ? node->name : "";
+}
+
+void svc_node_log(ndf_exec *node, int level, const char *fmt, ...)
+{
+    char msg[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(msg, sizeof msg - 1, fmt ? fmt : "", ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    size_t len = strlen(msg);
+    if (node) {
+        log_msg(level, "%s: %s", node->name, msg);
+        msg[len++] = '\n';
+        node_append(node, REC_LOG, msg, len, 0);
+    } else {
+        log_msg(level, "%s", msg);
+    }
+}
+
+const char *svc_exec_id(const ndf_exec *node)
+{
+    return node ? node->rec->id : "";
+}
+
+int svc_exec_set_data(ndf_exec *node, void *data, void (*free_fn)(void *))
+{
+    if (!node)
+        return err_set(NDF_ERR_INVALID, "exec_set_data: no node");
+    if (node->data && node->data != data && node->data_free)
+        node->data_free(node->data);
+    node->data = data;
+    node->data_free = free_fn;
+    return NDF_OK;
+}
+
+void *svc_exec_data(const ndf_exec *node)
+{
+    return node ? node->data : NULL;
+}
+
+/* ---- running steps ---- */
+
+/* A blocking step running on its own thread, so that its caller can stop
+ * waiting when the step overruns.  Two references to the call: caller and
+ * thread.  The record reference `rec` belongs to the caller while it waits
+ * and passes to the thread only when the caller gives up (`abandoned`): a
+ * thread that reported back in time must never hold the last reference,
+ * or the record (and the plugins' data in it) would be freed on this
+ * detached thread at an arbitrary later moment, possibly after the plugin
+ * that owns that data was unloaded. */
+typedef struct step_call {
+    _Atomic int refs;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int done, rc;
+    int abandoned;          /* (lock) the caller stopped waiting */
+    int undo;
+    const ndf_step *step;
+    ndf_exec *node;
+    record *rec;
+    char msg[2048];
+} step_call;
+
+static void call_unref(step_call *c)
+{
+    if (atomic_fetch_sub(&c->refs, 1) != 1)
+        return;
+    pthread_mutex_destroy(&c->lock);
+    pthread_cond_destroy(&c->cond);
+    free(c);
+}
+
+static int call_step(const ndf_step *step, ndf_exec *node, int undo)
+{
+    const ndf_step_def *d = step->type->def.step;
+    err_clear();
+    int rc = undo ? d->undo(&host_services, node, step->params, step->instance)
+                  : d->run(&host_services, node, step->params, step->instance);
+    if (rc > 0 || rc < NDF_STATUS_MIN)
+        rc = NDF_ERR_EXECUTION;
+    return rc;
+}
+
+static void *step_thread(void *arg)
+{
+    step_call *c = arg;
+    int rc = call_step(c->step, c->node, c->undo);
+    pthread_mutex_lock(&c->lock);
+    c->rc = rc;
+    snprintf(c->msg, sizeof c->msg, "%s", err_msg());
+    c->done = 1;
+    record *orphan = c->abandoned ? c->rec : NULL;
+    pthread_cond_signal(&c->cond);
+    pthread_mutex_unlock(&c->lock);
+    /* Only an overrun step, whose caller went on without it, drops the
+     * record here; the patterns the record holds pin their plugins, so the
+     * plugin data freed with it still has its code. */
+    record_unref(orphan);
+    call_unref(c);
+    return NULL;
+}
+
+/* Runs the step on a thread of its own and waits for it until the grace
+ * period after the node's deadline (or after its cancellation).  A step
+ * still running then is left to finish alone: the call and the record stay
+ * referenced, so nothing it touches is freed under it. */
+static int run_detachable(const ndf_step *step, ndf_exec *node, int undo)
+{
+    step_call *c = xcalloc(1, sizeof *c);
+    atomic_init(&c->refs, 2);
+    pthread_mutex_init(&c->lock, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&c->cond, &ca);
+    pthread_condattr_destroy(&ca);
+    c->step = step;
+    c->node = node;
+    c->undo = undo;
+    c->rec = record_ref(node->rec);
+    pthread_attr_t ta;
+    pthread_attr_init(&ta);
+    pthread_attr_setdetachstate(&ta, PTHREAD_CREATE_DETACHED);
+    pthread_t t;
+    int e = pthread_create(&t, &ta, step_thread, c);
+    pthread_attr_destroy(&ta);
+    if (e) {
+        /* No thread to spare: run it here, without the overrun escape. */
+        c->refs = 1;
+        record_unref(c->rec);
+        call_unref(c);
+        return call_step(step, node, undo);
+    }
+    double grace = node->rec->kill_grace;
+    double stop_at = INFINITY; /* when the step was told to stop */
+    int rc;
+    pthread_mutex_lock(&c->lock);
+    for (;;) {
+        if (c->done) {
+            rc = c->rc;
+            err_set(rc, "%s", c->msg);
+            break;
+        }
+        double now = now_mono();
+        if (!isfinite(stop_at) && node_stop_status(node))
+            stop_at = fmin(now, node->deadline);
+        if (now >= stop_at + grace) {
+            double over = now - stop_at;
+            node_set_state(node, NDF_STATE_TIMED_OUT, NULL);
+            char msg[128];
+            snprintf(msg, sizeof msg, "overran its deadline by %.1fs", over);
+            node_set_message(node, msg);
+            log_msg(0, "%s: step '%s' %s; not waiting for it", node->name,
+                    step->type->name, msg);
+            rc = err_set(NDF_ERR_TIMEOUT, "%s: step %s", node->name, msg);
+            c->abandoned = 1; /* the thread now owns c->rec */
+            break;
+        }
+        double until = isfinite(stop_at) ? stop_at + grace : fmin(node->deadline, now + 0.1);
+        until = fmin(until, now + 0.1); /* cancellation is a flag: look often */
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        double at = (double)ts.tv_sec + ts.tv_nsec / 1e9 + fmax(0, until - now);
+        ts.tv_sec = (time_t)at;
+        ts.tv_nsec = (long)((at - (double)ts.tv_sec) * 1e9);
+        pthread_cond_timedwait(&c->cond, &c->lock, &ts);
+    }
+    int abandoned = c->abandoned;
+    pthread_mutex_unlock(&c->lock);
+    if (!abandoned)
+        record_unref(c->rec); /* never the last: the execution holds one */
+    call_unref(c);
+    return rc;
+}
+
+static ndf_state state_for(int rc)
+{
+    switch (rc) {
+    case NDF_OK: return NDF_STATE_COMPLETED;
+    case NDF_ERR_TIMEOUT: return NDF_STATE_TIMED_OUT;
+    case NDF_ERR_CANCELLED: return NDF_STATE_CANCELLED;
+    default: return NDF_STATE_FAILED;
+    }
+}
+
+int svc_run_step(ndf_exec *node, const ndf_step *step, double timeout_s)
+{
+    if (!node || !step)
+        return err_set(NDF_ERR_INVALID, "run_step: no node or no step");
+    const ndf_step_def *d = step->type->def.step;
+    /* One clock read serves the step deadline, the stop check and the
+     * start time. */
+    double now = record_now();
+    /* Each attempt (a plugin may retry) gets its own step deadline. */
+    if (node->parent)
+        node->deadline = node->parent->deadline;
+    if (timeout_s > 0)
+        node_limit_deadline(node, now + timeout_s);
+    int rc = node_stop_status_at(node, now);
+    if (rc) {
+        node_set_state(node, state_for(rc), rc == NDF_ERR_CANCELLED ? "not started: cancelled"
+                                                                    : "not started: deadline passed");
+        return err_set(rc, "%s: not started: %s", node->name, ndf_status_name(rc));
+    }
+    node_start_at(node, now);
+    if (!(DEF_HAS(d, flags) && (d->flags & NDF_STEP_BLOCKING))) {
+        /* The fast path: an in-process step that returns by itself is a
+         * direct call. */
+        err_clear();
+        rc = d->run(&host_services, node, step->params, step->instance);
+        if (rc == NDF_OK) {
+            node_complete_at(node, record_now());
+            return NDF_OK;
+        }
+        if (rc > 0 || rc < NDF_STATUS_MIN)
+            rc = NDF_ERR_EXECUTION;
+    } else if (isfinite(node->deadline) || node->rec->ex) {
+        rc = run_detachable(step, node, 0);
+    } else {
+        rc = call_step(step, node, 0);
+    }
+    if (atomic_load(&node->state) == NDF_STATE_TIMED_OUT && rc == NDF_ERR_TIMEOUT)
+        return rc; /* overran: already settled */
+    if (rc == NDF_OK) {
+        node_set_state(node, NDF_STATE_COMPLETED, NULL);
+        return NDF_OK;
+    }
+    if (!*err_msg())
+        err_set(rc, "step '%s' %s", step->type->name, ndf_status_name(rc));
+    node_set_state(node, state_for(rc), err_msg());
+    return rc;
+}
+
+int svc_undo_step(ndf_exec *node, const ndf_step *step)
+{
+    if (!node || !step)
+        return err_set(NDF_ERR_INVALID, "undo_step: no node or no step");
+    const ndf_step_def *d = step->type->def.step;
+    if (!DEF_HAS(d, undo) || !d->undo) {
+        node_set_state(node, NDF_STATE_ROLLED_BACK, "nothing to undo");
+        return NDF_OK;
+    }
+    /* Rollback runs after the deadline that made it necessary: it gets a
+     * budget of its own and ignores the execution's cancellation. */
+    executor *ex = exec_of(node);
+    double budget = ex && executor_options(ex)->pattern_timeout > 0
+                        ? executor_options(ex)->pattern_timeout
+                        : 60.0;
+    node->deadline = now_mono() + budget;
+    node->cleanup = 1;
+    int rc;
+    if (DEF_HAS(d, flags) && (d->flags & NDF_STEP_BLOCKING))
+        rc = run_detachable(step, node, 1);
+    else
+        rc = call_step(step, node, 1);
+    node->cleanup = 0;
+    if (rc == NDF_OK) {
+        node_set_state(node, NDF_STATE_ROLLED_BACK, NULL);
+        return NDF_OK;
+    }
+    char msg[2100];
+    snprintf(msg, sizeof msg, "undo failed: %s", *err_msg() ? err_msg() : ndf_status_name(rc));
+    node_set_state(node, NDF_STATE_FAILED, msg);
+    return err_set(rc, "%s: %s", node->name, msg);
+}
+
+int svc_run_pattern(ndf_exec *node, const char *name, double timeout_s)
+{
+    executor *ex = exec_of(node);
+    if (!ex)
+        return err_set(NDF_ERR_EXECUTION, "run_pattern '%s': no executor", name ? name : "");
+    return executor_run_pattern(ex, node, name, timeout_s);
+}
+
+/* The PATTERN node of the sub-execution that ran in `node`: itself, or its
+ * latest PATTERN child. */
+static ndf_exec *sub_execution(ndf_exec *node)
+{
+    if (node->pat)
+        return node;
+    ndf_exec *found = NULL;
+    pthread_mutex_lock(&node->rec->lock);
+    size_t nk = __atomic_load_n(&node->nkids, __ATOMIC_ACQUIRE);
+    ndf_exec **kids = __atomic_load_n(&node->kids, __ATOMIC_ACQUIRE);
+    for (size_t i = nk; i-- > 0;)
+        if (kids[i]->kind == NDF_NODE_PATTERN && kids[i]->pat) {
+            found = kids[i];
+            break;
+        }
+    pthread_mutex_unlock(&node->rec->lock);
+    return found;
+}
+
+int svc_rollback_pattern(ndf_exec *node, const char *level, const char *target)
+{
+    if (!node)
+        return err_set(NDF_ERR_INVALID, "rollback_pattern: no node");
+    ndf_exec *sub = sub_execution(node);
+    if (!sub)
+        return err_set(NDF_ERR_NOT_FOUND, "%s: no pattern ran here to roll back", node->name);
+    pattern *p = sub->pat;
+    const ndf_pattern_type_def *def = p->type ? p->type->def.ptype : NULL;
+    if (!def || !DEF_HAS(def, rollback) || !def->rollback) {
+        svc_node_log(sub, NDF_LOG_INFO, "pattern type has no rollback; nothing to undo");
+        return NDF_OK;
+    }
+    err_clear();
+    int rc = def->rollback(&host_services, sub, p->instance, level ? level : "pattern", target);
+    if (rc > 0 || rc < NDF_STATUS_MIN)
+        rc = NDF_ERR_EXECUTION;
+    if (rc && !*err_msg())
+        err_set(rc, "rollback of '%s' %s", p->name, ndf_status_name(rc));
+    return rc;
+}
+
+/* ---- groups ---- */
+
+ndf_group *svc_group_new(ndf_exec *node, unsigned max_concurrent)
+{
+    if (!node || !node->rec->pool) {
+        err_set(NDF_ERR_EXECUTION, "group_new: no executor for this node");
+        return NULL;
+    }
+    return pool_group_new(node->rec->pool, node, max_concurrent, node->rec->ctx->priority);
+}
+
+int svc_group_spawn(ndf_group *group, ndf_work_fn fn, void *arg)
+{
+    return pool_group_spawn(group, fn, arg);
+}
+
+int svc_group_wait(ndf_group *group)
+{
+    return pool_group_wait(group);
+}
+
+void svc_group_free(ndf_group *group)
+{
+    pool_group_free(group);
+}
+
+/* ---- deadlines ---- */
+
+int svc_cancelled(const ndf_exec *node)
+{
+    return node ? node_stop_status(node) : 0;
+}
+
+double svc_remaining(const ndf_exec *node)
+{
+    if (!node || !isfinite(node->deadline))
+        return INFINITY;
+    double r = node->deadline - now_mono();
+    return r > 0 ? r : 0;
+}
+
+int svc_sleep(ndf_exec *node, double seconds)
+{
+    double until = now_mono() + (seconds > 0 ? seconds : 0);
+    for (;;) {
+        int st = node ? node_stop_status(node) : 0;
+        if (st)
+            return err_set(st, "%s: sleep cut short: %s", node->name, ndf_status_name(st));
+        double now = now_mono();
+        if (now >= until)
+            return NDF_OK;
+        double next = fmin(until, now + 0.05);
+        if (node)
+            next = fmin(next, node->deadline);
+        double d = fmax(0, next - now);
+        struct timespec ts = {(time_t)d, (long)((d - (double)(time_t)d) * 1e9)};
+        while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+            ;
+    }
+}
+
+/* ---- resources ---- */
+
+int svc_resources_wait(ndf_exec *node, double cpu, double memory)
+{
+    for (;;) {
+        if (monitor_available(cpu, memory))
+            return NDF_OK;
+        int st = node ? node_stop_status(node) : 0;
+        if (st == NDF_ERR_CANCELLED)
+            return err_set(st, "%s: cancelled while waiting for resources", node->name);
+        if (st) {
+            double c = 0, m = 0;
+            monitor_usage(&c, &m, NULL);
+            return err_set(NDF_ERR_RESOURCE,
+                           "%s: resources not available by the deadline (cpu %.0f%% of %.0f%%, "
+                           "memory %.0f%% of %.0f%%)",
+                           node->name, c * 100, cpu * 100, m * 100, memory * 100);
+        }
+        if (node && svc_sleep(node, 0.1) == NDF_ERR_CANCELLED)
+            return NDF_ERR_CANCELLED;
+        if (!node) {
+            struct timespec ts = {0, 100 * 1000 * 1000};
+            nanosleep(&ts, NULL);
+        }
+    }
+}
+
+int svc_resources_usage(double *cpu, double *memory, double *disk_io)
+{
+    return monitor_usage(cpu, memory, disk_io);
+}
+
+/* ---- processes and text ---- */
+
+int svc_spawn(ndf_exec *node, const ndf_spawn *opts, ndf_spawn_result *result)
+{
+    return spawn_run(node, opts, result);
+}
+
+int svc_expand(const ndf_exec *node, const char *tmpl, char **out)
+{
+    *out = NULL;
+    if (!tmpl)
+        return err_set(NDF_ERR_INVALID, "expand: no text");
+    const ndf_context *ctx = node ? node->rec->ctx : NULL;
+    strbuf sb;
+    sb_init(&sb);
+    const char *p = tmpl;
+    while (*p) {
+        const char *d = strchr(p, '$');
+        if (!d) {
+            sb_puts(&sb, p);
+            break;
+        }
+        sb_add(&sb, p, (size_t)(d - p));
+        if (d[1] == '$') {
+            sb_add(&sb, "$", 1);
+            p = d + 2;
+            continue;
+        }
+        if (d[1] != '{') {
+            sb_add(&sb, "$", 1);
+            p = d + 1;
+            continue;
+        }
+        const char *end = strchr(d + 2, '}');
+        if (!end) {
+            sb_free(&sb);
+            return err_set(NDF_ERR_VALIDATION, "unterminated ${ in '%s'", tmpl);
+        }
+        size_t n = (size_t)(end - d - 2);
+        char *var = xstrndup(d + 2, n);
+        int ok = 1;
+        if (!ctx) {
+            ok = 0;
+        } else if (strcmp(var, "domain") == 0) {
+            sb_puts(&sb, ctx->domain);
+        } else if (strcmp(var, "agent_type") == 0) {
+            sb_puts(&sb, ctx->agent_type);
+        } else if (strcmp(var, "priority") == 0) {
+            sb_printf(&sb, "%d", ctx->priority);
+        } else if (strcmp(var, "execution_id") == 0) {
+            sb_puts(&sb, node->rec->id);
+        } else if (strncmp(var, "attr.", 5) == 0 && var[5]) {
+            const ndf_value *v = value_get(ctx->attrs, var + 5);
+            if (v)
+                spawn_value_text(v, &sb);
+            else
+                ok = 0;
+        } else {
+            ok = 0;
+        }
+        if (!ok) {
+            err_set(NDF_ERR_VALIDATION, "unknown variable ${%s} in '%s'", var, tmpl);
+            free(var);
+            sb_free(&sb);
+            return NDF_ERR_VALIDATION;
+        }
+        free(var);
+        p = end + 1;
+    }
+    *out = sb_steal(&sb);
+    return NDF_OK;
+}

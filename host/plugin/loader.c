@@ -1,0 +1,1444 @@
+/* The plugin loader: opens each plugin file once, checks it on that
+ * descriptor, copies it from that descriptor into a private content-addressed
+ * cache, loads the copy, checks its descriptor and runs its init. */
+#include "build-config.h"
+
+#include <dirent.h>
+#include <dlfcn.h>
+#include <elf.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "plugin/loader.h"
+#include "exec/services.h"
+#include "base/sha256.h"
+#include "base/util.h"
+#include "base/value.h"
+
+/* The v1.0 sizes of the definitions plugins register: a definition smaller
+ * than this was not built from the v1.0 headers (or later ones). */
+#define PTYPE_V1_0_SIZE (offsetof(ndf_pattern_type_def, matches) + sizeof(void (*)(void)))
+#define STEP_V1_0_SIZE (offsetof(ndf_step_def, undo) + sizeof(void (*)(void)))
+
+/* Schemas nest (groups in lists in groups); a deeper one is surely a cycle. */
+#define SCHEMA_MAX_DEPTH 16
+/* Entries in one schema array; more means a missing NDF_PARAM_END. */
+#define SCHEMA_MAX_ENTRIES 1024
+#define NAME_MAX_LEN 128
+
+struct plugin {
+    char *path;        /* as found */
+    char *cached;      /* full path of the private copy, or NULL */
+    char *cached_name; /* its name within the cache directory */
+    char hash[65];
+    char *name, *version, *license, *description;
+    unsigned abi_major, abi_minor;
+    size_t desc_size;
+    int loaded;
+    int status;
+    char *reason;
+    void *handle;
+    const ndf_plugin *desc;
+    void *state; /* from init(), handed back to fini() */
+    provided **prov;
+    size_t nprov;
+    /* Generations (hot reload): the loader holds one reference while the
+     * plugin serves, and every pattern built on one of its types and every
+     * step bound to one of its steps holds another (loader_pin), so code
+     * that runs is never unloaded under it.  A replaced or removed plugin
+     * is `retired`: out of the lookup table, finalized and unloaded by
+     * loader_collect() once its count is zero. */
+    _Atomic int refs;
+    int retired;
+    int seen;  /* loader_rescan: the file is still there */
+    dev_t dev; /* what the file was when loaded, to notice a change */
+    ino_t ino;
+    off_t fsize;
+    struct timespec mtim;
+};
+
+struct ndf_registrar {
+    loader *l;
+    plugin *p;
+    provided **pending;
+    size_t npending;
+    int status;  /* of the first failed registration */
+    char *error; /* its message, which refuses the plugin */
+};
+
+struct loader {
+    char *cache_dir;
+    int cache_fd;
+    int allow_insecure;
+    int quiet;
+    plugin **files; /* every file tried, in order */
+    size_t nfiles;
+    provided **slots; /* open-addressing table of what loaded plugins provide */
+    size_t cap, count;
+    unsigned long tmp_seq;
+    /* Guards `slots`: lookups may come from executor threads while a
+     * reload rebuilds the table (everything else is changed by one thread
+     * at a time: the caller serializes loads, rescans and collections). */
+    pthread_rwlock_t lock;
+    plugin *replacing; /* loader_rescan: the plugin the file being loaded replaces */
+    plugin **retired;  /* replaced or removed, waiting for their last user */
+    size_t nretired;
+    unsigned long gen_seq;
+    size_t unloaded, not_unloadable;
+};
+
+/* The registrar of the init() running on this thread: registration is only
+ * valid from inside init(), and a plugin that kept the pointer for later is
+ * told so instead of writing into freed memory. */
+static _Thread_local ndf_registrar *current_reg;
+
+static loader *active_loader;
+
+/* ---- small helpers ---- */
+
+static const char *kind_name(provided_kind kind)
+{
+    return kind == PROVIDED_PATTERN_TYPE ? "pattern type" : "step";
+}
+
+/* [a-z0-9_] (plus '-' when `dash`), 1..NAME_MAX_LEN characters. */
+static int ident_valid(const char *s, int dash)
+{
+    size_t n = 0;
+    if (!s || !*s)
+        return 0;
+    for (; s[n]; n++) {
+        char c = s[n];
+        if (n >= NAME_MAX_LEN)
+            return 0;
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || (dash && c == '-')))
+            return 0;
+    }
+    return 1;
+}
+
+/* Parameter names as a configuration writes them: [A-Za-z_][A-Za-z0-9_-]*. */
+static int param_name_valid(const char *s)
+{
+    if (!s || !*s || !((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || *s == '_'))
+        return 0;
+    for (size_t n = 0; s[n]; n++) {
+        char c = s[n];
+        if (n >= NAME_MAX_LEN)
+            return 0;
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '-'))
+            return 0;
+    }
+    return 1;
+}
+
+static char *dup_or_null(const char *s)
+{
+    return s ? xstrdup(s) : NULL;
+}
+
+static uint64_t name_hash(provided_kind kind, const char *s)
+{
+    uint64_t h = 1469598103934665603ULL ^ (uint64_t)kind;
+    for (; *s; s++) {
+        h ^= (unsigned char)*s;
+        h *= 1099511628211ULL;
+    }
+    return h;
+}
+
+static provided **table_slot(const loader *l, provided_kind kind, const char *name)
+{
+    size_t mask = l->cap - 1;
+    for (size_t i = (size_t)name_hash(kind, name) & mask;; i = (i + 1) & mask) {
+        provided *p = l->slots[i];
+        if (!p || (p->kind == kind && strcmp(p->name, name) == 0))
+            return &l->slots[i];
+    }
+}
+
+static void table_add(loader *l, provided *p)
+{
+    if ((l->count + 1) * 10 > l->cap * 7) {
+        provided **old = l->slots;
+        size_t oldcap = l->cap;
+        l->cap = oldcap ? oldcap * 2 : 64;
+        l->slots = xcalloc(l->cap, sizeof *l->slots);
+        for (size_t i = 0; i < oldcap; i++)
+            if (old[i])
+                *table_slot(l, old[i]->kind, old[i]->name) = old[i];
+        free(old);
+    }
+    *table_slot(l, p->kind, p->name) = p;
+    l->count++;
+}
+
+const provided *loader_find(const loader *l, provided_kind kind, const char *name)
+{
+    if (!l || !name)
+        return NULL;
+    pthread_rwlock_t *lk = (pthread_rwlock_t *)&l->lock;
+    pthread_rwlock_rdlock(lk);
+    const provided *p = l->cap ? *table_slot(l, kind, name) : NULL;
+    pthread_rwlock_unlock(lk);
+    return p;
+}
+
+/* Refills the table from the plugins that serve (after a rescan replaced
+ * or retired some: open addressing has no cheap removal). */
+static void table_rebuild(loader *l)
+{
+    pthread_rwlock_wrlock(&l->lock);
+    memset(l->slots, 0, l->cap * sizeof *l->slots);
+    l->count = 0;
+    for (size_t i = 0; i < l->nfiles; i++)
+        if (l->files[i]->loaded)
+            for (size_t j = 0; j < l->files[i]->nprov; j++)
+                table_add(l, l->files[i]->prov[j]);
+    pthread_rwlock_unlock(&l->lock);
+}
+
+void loader_pin(const provided *p)
+{
+    if (p && p->owner)
+        atomic_fetch_add(&p->owner->refs, 1);
+}
+
+void loader_unpin(const provided *p)
+{
+    if (p && p->owner)
+        atomic_fetch_sub(&p->owner->refs, 1);
+}
+
+/* ---- the cache directory ---- */
+
+static int mkdir_p(const char *path)
+{
+    char *tmp = xstrdup(path);
+    for (char *s = tmp + 1;; s++) {
+        if (*s != '/' && *s != '\0')
+            continue;
+        char c = *s;
+        *s = '\0';
+        if (mkdir(tmp, 0700) != 0 && errno != EEXIST) {
+            int e = errno;
+            err_set(NDF_ERR_IO, "cannot create the plugin cache directory %s: %s", tmp,
+                    strerror(e));
+            free(tmp);
+            return NDF_ERR_IO;
+        }
+        *s = c;
+        if (!c)
+            break;
+    }
+    free(tmp);
+    return NDF_OK;
+}
+
+/* Opens `path` as a directory owned by us that no one else can write (and,
+ * when `private_`, no one else can read or enter either). */
+static int open_private_dir(const char *path, int private_, int *fd_out)
+{
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return err_set(NDF_ERR_IO, "cannot open the plugin cache directory %s: %s%s", path,
+                       strerror(errno),
+                       errno == ELOOP || errno == ENOTDIR
+                           ? " (it must be a real directory, not a symbolic link)"
+                           : "");
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        int e = errno;
+        close(fd);
+        return err_set(NDF_ERR_IO, "cannot stat the plugin cache directory %s: %s", path,
+                       strerror(e));
+    }
+    mode_t bad = private_ ? 077 : 022;
+    if (st.st_uid != geteuid() || (st.st_mode & bad)) {
+        close(fd);
+        return err_set(NDF_ERR_IO,
+                       "plugin cache directory %s is owned by uid %u with mode %04o; it must "
+                       "be owned by the user running ndf (uid %u) with mode %s: remove it, or "
+                       "point plugins.cache_dir or NDF_RUNTIME_DIR elsewhere",
+                       path, (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777),
+                       (unsigned)geteuid(), private_ ? "0700" : "0700 or 0755");
+    }
+    *fd_out = fd;
+    return NDF_OK;
+}
+
+static char *default_cache_dir(int *in_tmp)
+{
+    const char *e = getenv("NDF_RUNTIME_DIR");
+    *in_tmp = 0;
+    if (e && *e)
+        return xasprintf("%s/plugins", e);
+    e = getenv("XDG_RUNTIME_DIR");
+    if (e && *e)
+        return xasprintf("%s/ndf/plugins", e);
+    *in_tmp = 1;
+    return xasprintf("/tmp/ndf-%u/plugins", (unsigned)geteuid());
+}
+
+loader *loader_new(const loader_opts *opts)
+{
+    int in_tmp = 0;
+    char *dir = opts && opts->cache_dir && *opts->cache_dir ? xstrdup(opts->cache_dir)
+                                                            : default_cache_dir(&in_tmp);
+    int fd = -1;
+    if (mkdir_p(dir) != NDF_OK)
+        goto fail;
+    if (in_tmp) {
+        /* /tmp is shared: someone else could have made /tmp/ndf-UID first. */
+        char *parent = xstrndup(dir, strlen(dir) - strlen("/plugins"));
+        int pfd;
+        int rc = open_private_dir(parent, 0, &pfd);
+        free(parent);
+        if (rc)
+            goto fail;
+        close(pfd);
+    }
+    if (open_private_dir(dir, 1, &fd) != NDF_OK)
+        goto fail;
+
+    loader *l = xcalloc(1, sizeof *l);
+    pthread_rwlock_init(&l->lock, NULL);
+    l->cache_dir = dir;
+    l->cache_fd = fd;
+    l->allow_insecure = opts && opts->allow_insecure;
+    l->quiet = opts && opts->quiet;
+    if (l->allow_insecure)
+        log_msg(NDF_LOG_WARN, "plugin ownership checks are OFF (plugins.allow_insecure); do "
+                              "not use this in production");
+    return l;
+fail:
+    free(dir);
+    return NULL;
+}
+
+const char *loader_cache_dir(const loader *l)
+{
+    return l->cache_dir;
+}
+
+/* ---- refusing ---- */
+
+/* 1 when a retired plugin, still mapped, was loaded from cache name `name`. */
+static int retired_uses(const loader *l, const char *name)
+{
+    for (size_t i = 0; i < l->nretired; i++)
+        if (l->retired[i]->cached_name && strcmp(l->retired[i]->cached_name, name) == 0)
+            return 1;
+    return 0;
+}
+
+static void remove_copy(loader *l, plugin *p)
+{
+    if (!p->cached)
+        return;
+    /* Loading identical content twice resolves to the same copy (and the
+     * same dlopen handle): keep it while a loaded plugin uses it. */
+    int shared = 0;
+    for (size_t i = 0; i < l->nfiles; i++)
+        if (l->files[i] != p && l->files[i]->loaded && l->files[i]->cached &&
+            strcmp(l->files[i]->cached, p->cached) == 0)
+            shared = 1;
+    if (retired_uses(l, p->cached_name))
+        shared = 1;
+    if (!shared)
+        unlinkat(l->cache_fd, p->cached_name, 0);
+    free(p->cached);
+    free(p->cached_name);
+    p->cached = p->cached_name = NULL;
+}
+
+/* Records why `p` is refused ("PATH: reason; what to do"), logs it, undoes
+ * what was done for it, and returns `status` with err_msg() set. */
+static int refuse(loader *l, plugin *p, int status, const char *fmt, ...) ATTR_PRINTF(4, 5);
+static int refuse(loader *l, plugin *p, int status, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *why = xvasprintf(fmt, ap);
+    va_end(ap);
+    free(p->reason);
+    p->reason = xasprintf("%s: %s", p->path, why);
+    free(why);
+    p->status = status;
+    p->loaded = 0;
+    if (p->handle) {
+        dlclose(p->handle);
+        p->handle = NULL;
+    }
+    p->desc = NULL;
+    remove_copy(l, p);
+    if (!l->quiet)
+        log_msg(NDF_LOG_WARN, "plugin %s", p->reason);
+    return err_set(status, "%s", p->reason);
+}
+
+/* ---- registration ---- */
+
+static int reg_fail(ndf_registrar *reg, int status, const char *fmt, ...) ATTR_PRINTF(3, 4);
+static int reg_fail(ndf_registrar *reg, int status, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *msg = xvasprintf(fmt, ap);
+    va_end(ap);
+    /* The first failure is the one that refuses the plugin. */
+    int rc = err_set(status, "%s", msg);
+    if (!reg->error) {
+        reg->error = msg;
+        reg->status = status;
+    } else {
+        free(msg);
+    }
+    return rc;
+}
+
+/* Checks one schema array; `path` is the dotted name of its parent ("" at
+ * the top).  Returns NULL, or a malloc'ed description of the problem. */
+static char *schema_check(const ndf_param_spec *spec, const char *path, int depth)
+{
+    if (!spec)
+        return NULL;
+    if (depth > SCHEMA_MAX_DEPTH)
+        return xasprintf("parameter '%s' nests deeper than %d levels (a cycle in `children`?)",
+                         path, SCHEMA_MAX_DEPTH);
+    for (size_t i = 0; spec[i].name; i++) {
+        const ndf_param_spec *s = &spec[i];
+        if (i >= SCHEMA_MAX_ENTRIES)
+            return xasprintf("parameters under '%s' exceed %d entries (missing NDF_PARAM_END?)",
+                             *path ? path : "(top)", SCHEMA_MAX_ENTRIES);
+        char *full = *path ? xasprintf("%s.%s", path, s->name) : xstrdup(s->name);
+        char *err = NULL;
+        if (!param_name_valid(s->name))
+            err = xasprintf("parameter name '%s' is not valid (use [A-Za-z_][A-Za-z0-9_-]*)", full);
+        for (size_t j = 0; !err && j < i; j++)
+            if (strcmp(spec[j].name, s->name) == 0)
+                err = xasprintf("parameter '%s' is declared twice", full);
+        if (!err && (s->type < NDF_VALUE_STRING || s->type > NDF_VALUE_ANY))
+            err = xasprintf("parameter '%s' has an unknown type (%d)", full, (int)s->type);
+        if (!err && s->type == NDF_VALUE_LIST &&
+            ((int)s->elem_type < NDF_VALUE_NONE || s->elem_type > NDF_VALUE_ANY))
+            err = xasprintf("parameter '%s' has an unknown element type (%d)", full,
+                            (int)s->elem_type);
+        if (!err && (s->flags & NDF_PARAM_RANGE) &&
+            (isnan(s->min) || isnan(s->max) || s->min > s->max))
+            err = xasprintf("parameter '%s' has an empty range (%g..%g)", full, s->min, s->max);
+        if (!err && s->def && !(s->flags & NDF_PARAM_REQUIRED)) {
+            ndf_value *v = value_parse_default(s->name, s->def, s->type);
+            if (!v)
+                err = xasprintf("the default of parameter '%s' (%s) is not a valid %s", full,
+                                s->def, value_type_name(s->type));
+            value_free(v);
+        }
+        if (!err && (s->type == NDF_VALUE_GROUP || s->type == NDF_VALUE_LIST))
+            err = schema_check(s->children, full, depth + 1);
+        free(full);
+        if (err)
+            return err;
+    }
+    return NULL;
+}
+
+int loader_registrar_add(ndf_registrar *reg, provided_kind kind, const void *def)
+{
+    const char *what = kind_name(kind);
+    if (!reg || reg != current_reg)
+        return err_set(NDF_ERR_INVALID,
+                       "a plugin registered a %s outside its init(); registration is only "
+                       "possible during init()",
+                       what);
+    if (!def)
+        return reg_fail(reg, NDF_ERR_INVALID, "init() registered a NULL %s definition", what);
+
+    /* Read nothing but the size until it says the v1.0 members are there. */
+    size_t size = *(const size_t *)def;
+    size_t need = kind == PROVIDED_PATTERN_TYPE ? PTYPE_V1_0_SIZE : STEP_V1_0_SIZE;
+    const char *name;
+    const ndf_param_spec *params;
+    if (size < need)
+        return reg_fail(reg, NDF_ERR_INVALID,
+                        "a %s definition is %zu bytes, smaller than the %zu bytes of ABI 1.0 "
+                        "(size not set to sizeof(), or not built with the ndf SDK): rebuild "
+                        "the plugin against the installed SDK",
+                        what, size, need);
+    if (kind == PROVIDED_PATTERN_TYPE) {
+        const ndf_pattern_type_def *d = def;
+        name = d->name;
+        params = d->params;
+        if (ident_valid(name, 0) && (!d->create || !d->destroy || !d->run))
+            return reg_fail(reg, NDF_ERR_INVALID,
+                            "pattern type '%s' lacks a%s%s%s callback (create, destroy and run "
+                            "are required): fix the definition and rebuild",
+                            name, d->create ? "" : " create", d->destroy ? "" : " destroy",
+                            d->run ? "" : " run");
+    } else {
+        const ndf_step_def *d = def;
+        name = d->name;
+        params = d->params;
+        if (ident_valid(name, 0) && !d->run)
+            return reg_fail(reg, NDF_ERR_INVALID,
+                            "step '%s' has no run callback (it is required): fix the "
+                            "definition and rebuild",
+                            name);
+    }
+    if (!ident_valid(name, 0))
+        return reg_fail(reg, NDF_ERR_INVALID,
+                        "%s name '%s' is not valid (use [a-z0-9_], 1 to %d characters): fix "
+                        "the definition and rebuild",
+                        what, name ? name : "(null)", NAME_MAX_LEN);
+
+    char *bad = schema_check(params, "", 0);
+    if (bad) {
+        int rc = reg_fail(reg, NDF_ERR_INVALID, "%s '%s': %s: fix its parameter schema and rebuild",
+                          what, name, bad);
+        free(bad);
+        return rc;
+    }
+
+    const provided *other = loader_find(reg->l, kind, name);
+    if (other && other->owner == reg->l->replacing)
+        other = NULL; /* the new build of a plugin takes over its own names */
+    if (other)
+        return reg_fail(reg, NDF_ERR_EXISTS,
+                        "%s '%s' is already registered by plugin '%s' (%s): remove one of the "
+                        "two plugins, or rename the %s in one of them",
+                        what, name, other->owner->name, other->owner->path, what);
+    for (size_t i = 0; i < reg->npending; i++)
+        if (reg->pending[i]->kind == kind && strcmp(reg->pending[i]->name, name) == 0)
+            return reg_fail(reg, NDF_ERR_EXISTS,
+                            "init() registered %s '%s' twice: register it once", what, name);
+
+    provided *p = xcalloc(1, sizeof *p);
+    p->kind = kind;
+    p->name = name;
+    if (kind == PROVIDED_PATTERN_TYPE)
+        p->def.ptype = def;
+    else
+        p->def.step = def;
+    p->owner = reg->p;
+    reg->pending = xrealloc(reg->pending, (reg->npending + 1) * sizeof *reg->pending);
+    reg->pending[reg->npending++] = p;
+    return NDF_OK;
+}
+
+static void registrar_discard(ndf_registrar *reg)
+{
+    for (size_t i = 0; i < reg->npending; i++)
+        free(reg->pending[i]);
+    free(reg->pending);
+    free(reg->error);
+    reg->pending = NULL;
+    reg->npending = 0;
+    reg->error = NULL;
+}
+
+/* ---- loading one file ---- */
+
+static int write_all(int fd, const unsigned char *p, size_t n)
+{
+    while (n) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return -1;
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+/* 1 when the ELF file `fd` of `size` bytes holds everything its headers
+ * point at.  A file caught half-written (a `cp` over a plugin while a
+ * reload reads it) would otherwise be mapped with pages past its end, and
+ * touching them while relocating kills the host with SIGBUS. */
+static int elf_complete(int fd, off_t size, const char **why)
+{
+    Elf64_Ehdr eh;
+    *why = NULL;
+    if (pread(fd, &eh, sizeof eh, 0) != (ssize_t)sizeof eh) {
+        *why = "too short for an ELF header";
+        return 0;
+    }
+    if (eh.e_ident[EI_CLASS] != ELFCLASS64 || sizeof(void *) != 8)
+        return 1; /* not this host's class: dlopen says why */
+    uint64_t sz = (uint64_t)size;
+    if (eh.e_phentsize != sizeof(Elf64_Phdr) || eh.e_phoff > sz ||
+        (uint64_t)eh.e_phnum * sizeof(Elf64_Phdr) > sz - eh.e_phoff) {
+        *why = "its program headers lie past its end (truncated, or still being written)";
+        return 0;
+    }
+    if (eh.e_shoff &&
+        (eh.e_shoff > sz || (uint64_t)eh.e_shnum * eh.e_shentsize > sz - eh.e_shoff)) {
+        *why = "its section headers lie past its end (truncated, or still being written)";
+        return 0;
+    }
+    for (unsigned i = 0; i < eh.e_phnum; i++) {
+        Elf64_Phdr ph;
+        if (pread(fd, &ph, sizeof ph, (off_t)(eh.e_phoff + i * sizeof ph)) != (ssize_t)sizeof ph) {
+            *why = "cannot read its program headers";
+            return 0;
+        }
+        if (ph.p_type == PT_LOAD && (ph.p_offset > sz || ph.p_filesz > sz - ph.p_offset)) {
+            *why = "a loadable segment lies past its end (truncated, or still being written)";
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* Copies the open plugin `fd` into the cache, hashing exactly the bytes
+ * copied, so that what is loaded is what was checked. */
+static int copy_to_cache(loader *l, plugin *p, int fd, const char *base)
+{
+    char tmp[96];
+    int out = -1;
+    for (int tries = 0; out < 0 && tries < 100; tries++) {
+        snprintf(tmp, sizeof tmp, ".tmp.%ld.%lu", (long)getpid(), ++l->tmp_seq);
+        out = openat(l->cache_fd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (out < 0 && errno != EEXIST)
+            break;
+    }
+    if (out < 0)
+        return refuse(l, p, NDF_ERR_IO, "cannot create a copy in the plugin cache %s: %s",
+                      l->cache_dir, strerror(errno));
+
+    sha256_ctx h;
+    sha256_init(&h);
+    unsigned char *buf = xmalloc(65536);
+    off_t off = 0;
+    int err = 0;
+    const char *op = "read";
+    for (;;) {
+        ssize_t n = pread(fd, buf, 65536, off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            err = errno;
+            break;
+        }
+        if (n == 0)
+            break;
+        sha256_update(&h, buf, (size_t)n);
+        if (write_all(out, buf, (size_t)n) != 0) {
+            err = errno ? errno : EIO;
+            op = "write";
+            break;
+        }
+        off += n;
+    }
+    free(buf);
+    if (!err && fchmod(out, 0500) != 0) {
+        err = errno;
+        op = "chmod";
+    }
+    if (close(out) != 0 && !err) {
+        err = errno;
+        op = "write";
+    }
+    if (err) {
+        unlinkat(l->cache_fd, tmp, 0);
+        return refuse(l, p, NDF_ERR_IO, "cannot %s while copying into the plugin cache %s: %s", op,
+                      l->cache_dir, strerror(err));
+    }
+
+    unsigned char digest[SHA256_DIGEST_SIZE];
+    sha256_final(&h, digest);
+    sha256_hex(digest, p->hash);
+    size_t blen = strlen(base);
+    if (blen > 3 && strcmp(base + blen - 3, ".so") == 0)
+        blen -= 3;
+    /* A new build replacing a plugin gets a name of its own even when its
+     * content equals a retired build still mapped (v1 -> v2 -> v1): dlopen
+     * would otherwise hand back that same instance, its statics and all. */
+    p->cached_name = xasprintf("%.*s.%.16s.so", (int)blen, base, p->hash);
+    if (l->replacing || retired_uses(l, p->cached_name)) {
+        free(p->cached_name);
+        p->cached_name = xasprintf("%.*s.%.16s.g%lu.so", (int)blen, base, p->hash, ++l->gen_seq);
+    }
+    if (renameat(l->cache_fd, tmp, l->cache_fd, p->cached_name) != 0) {
+        int e = errno;
+        unlinkat(l->cache_fd, tmp, 0);
+        free(p->cached_name);
+        p->cached_name = NULL;
+        return refuse(l, p, NDF_ERR_IO, "cannot rename its copy in the plugin cache %s: %s",
+                      l->cache_dir, strerror(e));
+    }
+    p->cached = xasprintf("%s/%s", l->cache_dir, p->cached_name);
+    return NDF_OK;
+}
+
+static int check_owner_mode(loader *l, plugin *p, const struct stat *st, const char *dir)
+{
+    const char *what = dir ? "its directory " : "the file";
+    if (st->st_mode & (S_IWGRP | S_IWOTH))
+        return refuse(l, p, NDF_ERR_INVALID,
+                      "%s%s is %s-writable (mode %04o), so others could change the code ndf "
+                      "runs: run 'chmod go-w %s'%s",
+                      what, dir ? dir : "", (st->st_mode & S_IWOTH) ? "world" : "group",
+                      (unsigned)(st->st_mode & 07777), dir ? dir : p->path,
+                      dir ? " or move the plugin to a directory only you or root can write" : "");
+    if (st->st_uid != 0 && st->st_uid != geteuid())
+        return refuse(l, p, NDF_ERR_INVALID,
+                      "%s%s is owned by uid %u, neither root nor the user running ndf (uid %u): "
+                      "chown it to root or to uid %u",
+                      what, dir ? dir : "", (unsigned)st->st_uid, (unsigned)geteuid(),
+                      (unsigned)geteuid());
+    return NDF_OK;
+}
+
+static void read_descriptor_strings(plugin *p, const ndf_plugin *d)
+{
+    p->name = dup_or_null(d->name);
+    p->version = dup_or_null(d->version);
+    p->license = dup_or_null(d->license);
+    p->description = dup_or_null(d->description);
+}
+
+static plugin *find_loaded_name(const loader *l, const char *name)
+{
+    for (size_t i = 0; i < l->nfiles; i++)
+        if (l->files[i]->loaded && strcmp(l->files[i]->name, name) == 0)
+            return l->files[i];
+    return NULL;
+}
+
+/* ABI 1.1 state handoff from the build `l->replacing` to `p` (descriptor
+ * `d`, initialized): the old build's state_save(), the new one's
+ * state_restore().  Either side may lack its hook (then nothing is handed
+ * over); each is read only when the descriptor's size covers it. */
+static int handoff(loader *l, plugin *p, const ndf_plugin *d)
+{
+    plugin *old = l->replacing;
+    const ndf_plugin *od = old->desc;
+    if (!od || od->size < NDF_PLUGIN_V1_1_SIZE || !od->state_save ||
+        d->size < NDF_PLUGIN_V1_1_SIZE || !d->state_restore)
+        return NDF_OK;
+    char *blob = NULL;
+    size_t len = 0;
+    err_clear();
+    int rc = od->state_save(&host_services, old->state, &blob, &len);
+    if (rc != NDF_OK) {
+        free(blob);
+        return err_set(NDF_ERR_INVALID,
+                       "the serving build (version %s) could not save its state for the new "
+                       "one (%s): %s; it keeps serving",
+                       old->version ? old->version : "?", ndf_status_name(rc),
+                       *err_msg() ? err_msg() : "no message given");
+    }
+    err_clear();
+    rc = d->state_restore(&host_services, p->state, blob, len);
+    free(blob);
+    if (rc != NDF_OK)
+        return err_set(NDF_ERR_INVALID,
+                       "state_restore of the state saved by version %s failed (%s): %s; the "
+                       "old build keeps serving",
+                       old->version ? old->version : "?", ndf_status_name(rc),
+                       *err_msg() ? err_msg() : "no message given");
+    log_msg(NDF_LOG_INFO, "plugin %s: version %s took over the state of version %s (%zu bytes)",
+            p->name, p->version ? p->version : "?", old->version ? old->version : "?", len);
+    return NDF_OK;
+}
+
+/* Checks the loaded copy's descriptor, then runs init().  `p->handle` is
+ * open. */
+static int check_and_init(loader *l, plugin *p)
+{
+    dlerror();
+    const ndf_plugin *d = dlsym(p->handle, NDF_PLUGIN_SYMBOL);
+    if (!d)
+        return refuse(l, p, NDF_ERR_INVALID,
+                      "does not export %s; was it built with NDF_PLUGIN_DEFINE()? (a shared "
+                      "object that is not an ndf plugin cannot be loaded)",
+                      NDF_PLUGIN_SYMBOL);
+    /* size and the ABI numbers are where every ABI version puts them;
+     * nothing else may be read until they are checked. */
+    p->desc_size = d->size;
+    p->abi_major = d->abi_major;
+    p->abi_minor = d->abi_minor;
+    if (d->abi_major != NDF_ABI_MAJOR) {
+        int newer = d->abi_major > NDF_ABI_MAJOR;
+        return refuse(l, p, NDF_ERR_INVALID,
+                      "built for plugin ABI %u.%u, this ndf supports %d.%d (major %u != %d, "
+                      "the layouts are incompatible): %s",
+                      p->abi_major, p->abi_minor, NDF_ABI_MAJOR, NDF_ABI_MINOR, p->abi_major,
+                      NDF_ABI_MAJOR,
+                      newer ? "upgrade ndf to a version with that ABI, or rebuild the plugin "
+                              "against this ndf's SDK (pkg-config ndf-sdk)"
+                            : "rebuild the plugin against the installed SDK (pkg-config ndf-sdk)");
+    }
+    /* Same major: a descriptor of at least the v1.0 size has the v1.0
+     * layout, so its strings can be shown even if it is refused below. */
+    if (d->size >= NDF_PLUGIN_V1_0_SIZE)
+        read_descriptor_strings(p, d);
+    if (d->abi_minor > NDF_ABI_MINOR)
+        return refuse(l, p, NDF_ERR_INVALID,
+                      "built for ABI %u.%u, this ndf supports %d.%d (major %u = %d, minor %u > "
+                      "%d): rebuild the plugin against the installed SDK or upgrade ndf",
+                      p->abi_major, p->abi_minor, NDF_ABI_MAJOR, NDF_ABI_MINOR, p->abi_major,
+                      NDF_ABI_MAJOR, p->abi_minor, NDF_ABI_MINOR);
+    if (d->size < NDF_PLUGIN_V1_0_SIZE)
+        return refuse(l, p, NDF_ERR_INVALID,
+                      "its descriptor is %zu bytes, smaller than the %zu bytes of an ABI %u.%u "
+                      "descriptor, so it was not made by NDF_PLUGIN_DEFINE(): rebuild the "
+                      "plugin with the ndf SDK",
+                      p->desc_size, (size_t)NDF_PLUGIN_V1_0_SIZE, p->abi_major, p->abi_minor);
+    if (!p->name)
+        return refuse(l, p, NDF_ERR_INVALID,
+                      "its descriptor has no name: give NDF_PLUGIN_DEFINE() a name and rebuild");
+    if (!ident_valid(p->name, 1))
+        return refuse(l, p, NDF_ERR_INVALID,
+                      "its name '%s' is not valid (use [a-z0-9_-], 1 to %d characters): fix "
+                      "NDF_PLUGIN_DEFINE() and rebuild",
+                      p->name, NAME_MAX_LEN);
+    if (!d->init)
+        return refuse(l, p, NDF_ERR_INVALID,
+                      "its descriptor has no init function: give NDF_PLUGIN_DEFINE() one and "
+                      "rebuild");
+    plugin *other = find_loaded_name(l, p->name);
+    if (other == l->replacing)
+        other = NULL;
+    if (other)
+        return refuse(l, p, NDF_ERR_EXISTS,
+                      "plugin name '%s' is already loaded from %s: remove one of the two files "
+                      "(or rename one plugin)",
+                      p->name, other->path);
+
+    ndf_registrar reg = {.l = l, .p = p};
+    ndf_registrar *saved = current_reg;
+    current_reg = &reg;
+    err_clear();
+    int rc = d->init(&host_services, &reg, &p->state);
+    current_reg = saved;
+    if (rc != NDF_OK) {
+        char *msg = xstrdup(reg.error ? reg.error : *err_msg() ? err_msg() : "no message given");
+        registrar_discard(&reg);
+        p->state = NULL;
+        rc = refuse(l, p, NDF_ERR_INVALID,
+                    "init failed (%s): %s; fix what it names, or remove the plugin",
+                    ndf_status_name(rc), msg);
+        free(msg);
+        return rc;
+    }
+    if (reg.error) {
+        /* init() succeeded, so it may hold state: let it release it. */
+        char *msg = reg.error;
+        int status = reg.status;
+        reg.error = NULL;
+        registrar_discard(&reg);
+        if (d->fini)
+            d->fini(&host_services, p->state);
+        p->state = NULL;
+        rc = refuse(l, p, status, "%s", msg);
+        free(msg);
+        return rc;
+    }
+    if (l->replacing && (rc = handoff(l, p, d)) != NDF_OK) {
+        char *msg = xstrdup(err_msg());
+        registrar_discard(&reg);
+        if (d->fini)
+            d->fini(&host_services, p->state);
+        p->state = NULL;
+        rc = refuse(l, p, NDF_ERR_INVALID, "%s", msg);
+        free(msg);
+        return rc;
+    }
+    p->desc = d;
+    p->prov = reg.pending;
+    p->nprov = reg.npending;
+    pthread_rwlock_wrlock(&l->lock);
+    for (size_t i = 0; i < p->nprov; i++)
+        table_add(l, p->prov[i]);
+    pthread_rwlock_unlock(&l->lock);
+    atomic_store(&p->refs, 1);
+    p->loaded = 1;
+    p->status = NDF_OK;
+    return NDF_OK;
+}
+
+/* Loads `name` within the open directory `dfd` (whose stat is `dst`). */
+static int load_at(loader *l, int dfd, const struct stat *dst, const char *dirpath,
+                   const char *name, const char *path)
+{
+    plugin *p = xcalloc(1, sizeof *p);
+    p->path = xstrdup(path);
+    l->files = xrealloc(l->files, (l->nfiles + 1) * sizeof *l->files);
+    l->files[l->nfiles++] = p;
+
+    int fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+    if (fd < 0) {
+        int e = errno;
+        if (e == ELOOP)
+            return refuse(l, p, NDF_ERR_INVALID,
+                          "is a symbolic link; ndf loads only the regular file it opens (so "
+                          "that the file checked is the file loaded): install or copy the "
+                          "plugin there instead of linking it");
+        if (e == ENOENT)
+            return refuse(l, p, NDF_ERR_NOT_FOUND, "no such file");
+        return refuse(l, p, e == EACCES ? NDF_ERR_IO : NDF_ERR_INVALID, "cannot open: %s",
+                      strerror(e));
+    }
+    struct stat st;
+    int rc;
+    if (fstat(fd, &st) != 0) {
+        rc = refuse(l, p, NDF_ERR_IO, "cannot stat: %s", strerror(errno));
+        goto out;
+    }
+    p->dev = st.st_dev;
+    p->ino = st.st_ino;
+    p->fsize = st.st_size;
+    p->mtim = st.st_mtim;
+    if (!S_ISREG(st.st_mode)) {
+        rc = refuse(l, p, NDF_ERR_INVALID, "is not a regular file: a plugin is a shared object");
+        goto out;
+    }
+    if (!l->allow_insecure) {
+        if ((rc = check_owner_mode(l, p, dst, dirpath)) != NDF_OK)
+            goto out;
+        if ((rc = check_owner_mode(l, p, &st, NULL)) != NDF_OK)
+            goto out;
+    }
+    unsigned char magic[4];
+    ssize_t n;
+    do
+        n = pread(fd, magic, sizeof magic, 0);
+    while (n < 0 && errno == EINTR);
+    if (n != 4 || memcmp(magic, "\177ELF", 4) != 0) {
+        rc = refuse(l, p, NDF_ERR_INVALID,
+                    "is not an ELF shared object (%s); a plugin is a .so built against the ndf "
+                    "SDK: rebuild it, or remove the file",
+                    n < 0   ? strerror(errno)
+                    : n < 4 ? "too short"
+                            : "no ELF magic");
+        goto out;
+    }
+    /* Another ndf sharing the cache may remove an identical copy (its own,
+     * same name) between our rename and our dlopen; copy again then.  Once
+     * loaded, the mapping outlives any removal. */
+    for (int attempt = 0;; attempt++) {
+        if ((rc = copy_to_cache(l, p, fd, name)) != NDF_OK)
+            goto out;
+        int cfd = openat(l->cache_fd, p->cached_name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+        struct stat cst;
+        const char *why = NULL;
+        if (cfd >= 0 && fstat(cfd, &cst) == 0 && !elf_complete(cfd, cst.st_size, &why)) {
+            close(cfd);
+            rc = refuse(l, p, NDF_ERR_INVALID,
+                        "is not a complete shared object: %s; install it "
+                        "whole (write a temporary file, then rename it over the plugin)",
+                        why);
+            goto out;
+        }
+        if (cfd >= 0)
+            close(cfd);
+        p->handle = dlopen(p->cached, RTLD_NOW | RTLD_LOCAL);
+        if (p->handle)
+            break;
+        const char *e = dlerror();
+        if (attempt < 3 && faccessat(l->cache_fd, p->cached_name, F_OK, 0) != 0 &&
+            errno == ENOENT) {
+            free(p->cached);
+            free(p->cached_name);
+            p->cached = p->cached_name = NULL;
+            continue;
+        }
+        int noexec = e && strstr(e, "failed to map segment");
+        rc = refuse(l, p, NDF_ERR_INVALID, "cannot be loaded: %s%s%s%s",
+                    e ? e : "unknown dlopen error", noexec ? " (is the plugin cache " : "",
+                    noexec ? l->cache_dir : "",
+                    noexec ? " on a noexec mount? set plugins.cache_dir or NDF_RUNTIME_DIR)"
+                           : "; rebuild it against the installed SDK and libraries");
+        goto out;
+    }
+    close(fd);
+    return check_and_init(l, p);
+out:
+    if (fd >= 0)
+        close(fd);
+    return rc;
+}
+
+int loader_load(loader *l, const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    char *dir = slash ? (slash == path ? xstrdup("/") : xstrndup(path, (size_t)(slash - path)))
+                      : xstrdup(".");
+    const char *base = slash ? slash + 1 : path;
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    struct stat dst;
+    int rc;
+    if (dfd < 0 || fstat(dfd, &dst) != 0) {
+        int e = errno;
+        plugin *p = xcalloc(1, sizeof *p);
+        p->path = xstrdup(path);
+        l->files = xrealloc(l->files, (l->nfiles + 1) * sizeof *l->files);
+        l->files[l->nfiles++] = p;
+        rc = e == ENOENT || e == ENOTDIR
+                 ? refuse(l, p, NDF_ERR_NOT_FOUND, "no such file")
+                 : refuse(l, p, NDF_ERR_IO, "cannot open its directory %s: %s", dir, strerror(e));
+    } else {
+        rc = load_at(l, dfd, &dst, dir, base, path);
+    }
+    if (dfd >= 0)
+        close(dfd);
+    free(dir);
+    return rc;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The names of the "*.so" regular files and symbolic links in the open
+ * directory `dfd`, sorted by strcmp; NULL with *n 0 when none or unreadable
+ * (logged). */
+static char **list_plugins(int dfd, const char *dir, size_t *n)
+{
+    *n = 0;
+    int dfd2 = dup(dfd);
+    DIR *d = dfd2 >= 0 ? fdopendir(dfd2) : NULL;
+    if (!d) {
+        log_msg(NDF_LOG_WARN, "plugin directory %s: %s (skipped)", dir, strerror(errno));
+        if (dfd2 >= 0)
+            close(dfd2);
+        return NULL;
+    }
+    char **names = NULL;
+    size_t nnames = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        size_t len = strlen(e->d_name);
+        if (e->d_name[0] == '.' || len < 4 || strcmp(e->d_name + len - 3, ".so") != 0)
+            continue;
+        unsigned char type = e->d_type;
+        if (type == DT_UNKNOWN) {
+            struct stat st;
+            if (fstatat(dfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+                continue;
+            type = S_ISREG(st.st_mode) ? DT_REG : S_ISLNK(st.st_mode) ? DT_LNK : DT_DIR;
+        }
+        /* Symbolic links are tried so that their refusal is reported. */
+        if (type != DT_REG && type != DT_LNK)
+            continue;
+        names = xrealloc(names, (nnames + 1) * sizeof *names);
+        names[nnames++] = xstrdup(e->d_name);
+    }
+    closedir(d);
+    if (nnames)
+        qsort(names, nnames, sizeof *names, cmp_str);
+    *n = nnames;
+    return names;
+}
+
+static int open_plugin_dir(const char *dir, int *dfd, struct stat *dst)
+{
+    *dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (*dfd < 0 || fstat(*dfd, dst) != 0) {
+        log_msg(NDF_LOG_WARN, "plugin directory %s: %s (skipped)", dir, strerror(errno));
+        if (*dfd >= 0)
+            close(*dfd);
+        *dfd = -1;
+        return -1;
+    }
+    return 0;
+}
+
+static char *join_path(const char *dir, const char *name)
+{
+    int trailing = dir[0] && dir[strlen(dir) - 1] == '/';
+    return xasprintf("%s%s%s", dir, trailing ? "" : "/", name);
+}
+
+size_t loader_scan(loader *l, char *const *dirs, size_t ndirs)
+{
+    size_t loaded = 0;
+    for (size_t i = 0; i < ndirs; i++) {
+        const char *dir = dirs[i];
+        int dfd;
+        struct stat dst;
+        if (open_plugin_dir(dir, &dfd, &dst) != 0)
+            continue;
+        size_t nnames;
+        char **names = list_plugins(dfd, dir, &nnames);
+        for (size_t j = 0; j < nnames; j++) {
+            char *path = join_path(dir, names[j]);
+            if (load_at(l, dfd, &dst, dir, names[j], path) == NDF_OK)
+                loaded++;
+            free(path);
+            free(names[j]);
+        }
+        free(names);
+        close(dfd);
+    }
+    return loaded;
+}
+
+/* ---- generations: rescan, retire, collect ---- */
+
+static void plugin_free(plugin *p)
+{
+    for (size_t j = 0; j < p->nprov; j++)
+        free(p->prov[j]);
+    free(p->prov);
+    free(p->path);
+    free(p->cached);
+    free(p->cached_name);
+    free(p->name);
+    free(p->version);
+    free(p->license);
+    free(p->description);
+    free(p->reason);
+    free(p);
+}
+
+static void files_remove(loader *l, plugin *p)
+{
+    for (size_t i = 0; i < l->nfiles; i++)
+        if (l->files[i] == p) {
+            memmove(&l->files[i], &l->files[i + 1], (l->nfiles - i - 1) * sizeof *l->files);
+            l->nfiles--;
+            return;
+        }
+}
+
+/* Forgets a refused entry (its copy is already gone). */
+static void drop_refused(loader *l, plugin *p)
+{
+    files_remove(l, p);
+    plugin_free(p);
+}
+
+/* Takes a serving plugin out of service: lookups no longer find it (after
+ * table_rebuild), and it is unloaded once its last user is gone. */
+static void retire(loader *l, plugin *p)
+{
+    files_remove(l, p);
+    p->retired = 1;
+    l->retired = xrealloc(l->retired, (l->nretired + 1) * sizeof *l->retired);
+    l->retired[l->nretired++] = p;
+    atomic_fetch_sub(&p->refs, 1);
+}
+
+static plugin *find_entry(const loader *l, const char *path, int loaded)
+{
+    for (size_t i = 0; i < l->nfiles; i++)
+        if (!l->files[i]->loaded == !loaded && strcmp(l->files[i]->path, path) == 0)
+            return l->files[i];
+    return NULL;
+}
+
+static int same_file(const plugin *p, const struct stat *st)
+{
+    return p->dev == st->st_dev && p->ino == st->st_ino && p->fsize == st->st_size &&
+           p->mtim.tv_sec == st->st_mtim.tv_sec && p->mtim.tv_nsec == st->st_mtim.tv_nsec;
+}
+
+/* The sha-256 of `name` in `dfd` (hex into `out`), or -1. */
+static int hash_file(int dfd, const char *name, char out[65])
+{
+    int fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+    if (fd < 0)
+        return -1;
+    sha256_ctx h;
+    sha256_init(&h);
+    unsigned char *buf = xmalloc(65536);
+    off_t off = 0;
+    int rc = 0;
+    for (;;) {
+        ssize_t n = pread(fd, buf, 65536, off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            rc = -1;
+        if (n <= 0)
+            break;
+        sha256_update(&h, buf, (size_t)n);
+        off += n;
+    }
+    free(buf);
+    close(fd);
+    unsigned char digest[SHA256_DIGEST_SIZE];
+    sha256_final(&h, digest);
+    sha256_hex(digest, out);
+    return rc;
+}
+
+/* One file found by a rescan: new, changed, or as it was. */
+static size_t rescan_file(loader *l, int dfd, const struct stat *dst, const char *dir,
+                          const char *name, const char *path)
+{
+    plugin *cur = find_entry(l, path, 1), *bad = find_entry(l, path, 0);
+    if (cur)
+        cur->seen = 1;
+    if (bad)
+        bad->seen = 1;
+    struct stat st;
+    if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+        return 0; /* gone again: the next rescan sees it missing */
+    if (cur && same_file(cur, &st)) {
+        if (bad)
+            drop_refused(l, bad); /* the file went back to what serves */
+        return 0;
+    }
+    if (!cur && bad && same_file(bad, &st))
+        return 0;
+    char hash[65] = "";
+    if (S_ISREG(st.st_mode) && hash_file(dfd, name, hash) != 0)
+        hash[0] = '\0';
+    if (cur && hash[0] && strcmp(hash, cur->hash) == 0) {
+        /* touched or rewritten with the same bytes: nothing to reload */
+        cur->dev = st.st_dev;
+        cur->ino = st.st_ino;
+        cur->fsize = st.st_size;
+        cur->mtim = st.st_mtim;
+        if (bad)
+            drop_refused(l, bad);
+        return 0;
+    }
+    if (bad && hash[0] && strcmp(hash, bad->hash) == 0) {
+        bad->dev = st.st_dev;
+        bad->ino = st.st_ino;
+        bad->fsize = st.st_size;
+        bad->mtim = st.st_mtim;
+        return 0;
+    }
+    if (bad)
+        drop_refused(l, bad);
+
+    l->replacing = cur;
+    int quiet = l->quiet;
+    l->quiet = 1; /* logged below, with what keeps serving */
+    int rc = load_at(l, dfd, dst, dir, name, path);
+    l->quiet = quiet;
+    l->replacing = NULL;
+    plugin *np = l->files[l->nfiles - 1];
+    np->seen = 1;
+    if (!np->hash[0])
+        memcpy(np->hash, hash, sizeof np->hash);
+    if (rc != NDF_OK) {
+        if (cur) {
+            char *r = xasprintf("%s [new file sha256 %.16s refused; version %s (sha256 %.16s) "
+                                "keeps serving]",
+                                np->reason, np->hash[0] ? np->hash : "unknown",
+                                cur->version ? cur->version : "?", cur->hash);
+            free(np->reason);
+            np->reason = r;
+        }
+        if (!l->quiet)
+            log_msg(NDF_LOG_WARN, "plugin %s", np->reason);
+        return 0;
+    }
+    if (cur) {
+        /* the new build takes the old one's place in the list */
+        l->nfiles--;
+        for (size_t i = 0; i < l->nfiles; i++)
+            if (l->files[i] == cur)
+                l->files[i] = np;
+        l->files = xrealloc(l->files, (l->nfiles + 1) * sizeof *l->files);
+        l->files[l->nfiles++] = cur;
+        log_msg(NDF_LOG_INFO,
+                "plugin %s reloaded from %s: version %s (sha256 %.16s) replaces "
+                "%s (sha256 %.16s), which is unloaded once idle",
+                np->name, path, np->version ? np->version : "?", np->hash,
+                cur->version ? cur->version : "?", cur->hash);
+        retire(l, cur);
+    } else {
+        log_msg(NDF_LOG_INFO, "plugin %s loaded from %s: version %s (sha256 %.16s)", np->name, path,
+                np->version ? np->version : "?", np->hash);
+    }
+    return 1;
+}
+
+size_t loader_rescan(loader *l, char *const *dirs, size_t ndirs)
+{
+    size_t changes = 0;
+    for (size_t i = 0; i < l->nfiles; i++)
+        l->files[i]->seen = 0;
+    for (size_t i = 0; i < ndirs; i++) {
+        int dfd;
+        struct stat dst;
+        if (open_plugin_dir(dirs[i], &dfd, &dst) != 0)
+            continue;
+        size_t nnames;
+        char **names = list_plugins(dfd, dirs[i], &nnames);
+        for (size_t j = 0; j < nnames; j++) {
+            char *path = join_path(dirs[i], names[j]);
+            changes += rescan_file(l, dfd, &dst, dirs[i], names[j], path);
+            free(path);
+            free(names[j]);
+        }
+        free(names);
+        close(dfd);
+    }
+    for (size_t i = l->nfiles; i-- > 0;) {
+        plugin *p = l->files[i];
+        if (p->seen)
+            continue;
+        if (p->loaded) {
+            if (!l->quiet)
+                log_msg(NDF_LOG_WARN,
+                        "plugin %s: %s is gone; it is unloaded once idle, and patterns that "
+                        "use what it provides no longer validate",
+                        p->name, p->path);
+            retire(l, p);
+            changes++;
+        } else {
+            drop_refused(l, p);
+        }
+    }
+    if (changes)
+        table_rebuild(l);
+    return changes;
+}
+
+/* Finalizes and unloads `p` (no users left), then checks that the code
+ * really left the process. */
+static void unload(loader *l, plugin *p)
+{
+    if (p->desc && p->desc->fini)
+        p->desc->fini(&host_services, p->state);
+    int gone = 1;
+    if (p->handle) {
+        dlclose(p->handle);
+        p->handle = NULL;
+        void *h = p->cached ? dlopen(p->cached, RTLD_NOW | RTLD_NOLOAD) : NULL;
+        if (h) {
+            dlclose(h);
+            gone = 0;
+        }
+    }
+    if (gone) {
+        l->unloaded++;
+        log_msg(NDF_LOG_INFO, "plugin %s version %s (sha256 %.16s) unloaded", p->name,
+                p->version ? p->version : "?", p->hash);
+    } else {
+        l->not_unloadable++;
+        log_msg(NDF_LOG_WARN,
+                "plugin %s version %s (sha256 %.16s) is not unloadable: its code is still "
+                "mapped after dlclose (thread-local destructors, unique symbols or "
+                "DF_1_NODELETE keep it); it stays in memory until ndf exits",
+                p->name, p->version ? p->version : "?", p->hash);
+    }
+    if (p->cached_name)
+        unlinkat(l->cache_fd, p->cached_name, 0);
+    plugin_free(p);
+}
+
+size_t loader_collect(loader *l)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < l->nretired;) {
+        plugin *p = l->retired[i];
+        if (atomic_load(&p->refs) > 0) {
+            i++;
+            continue;
+        }
+        memmove(&l->retired[i], &l->retired[i + 1], (l->nretired - i - 1) * sizeof *l->retired);
+        l->nretired--;
+        unload(l, p);
+        n++;
+    }
+    return n;
+}
+
+void loader_generations(const loader *l, loader_gen_stats *out)
+{
+    out->retired = l->nretired;
+    out->unloaded = l->unloaded;
+    out->not_unloadable = l->not_unloadable;
+    out->pinned = 0;
+    for (size_t i = 0; i < l->nfiles; i++)
+        if (l->files[i]->loaded)
+            out->pinned += (size_t)(atomic_load(&l->files[i]->refs) - 1);
+    for (size_t i = 0; i < l->nretired; i++)
+        out->pinned += (size_t)atomic_load(&l->retired[i]->refs);
+}
+
+size_t loader_count(const loader *l)
+{
+    return l->nfiles;
+}
+
+void loader_plugin(const loader *l, size_t i, plugin_info *info)
+{
+    const plugin *p = l->files[i];
+    memset(info, 0, sizeof *info);
+    info->path = p->path;
+    info->cached = p->cached;
+    memcpy(info->hash, p->hash, sizeof info->hash);
+    info->name = p->name;
+    info->version = p->version;
+    info->license = p->license;
+    info->description = p->description;
+    info->abi_major = p->abi_major;
+    info->abi_minor = p->abi_minor;
+    info->loaded = p->loaded;
+    info->reason = p->reason;
+    info->provides = (const provided *const *)p->prov;
+    info->nprovides = p->nprov;
+    info->desc_size = p->desc_size;
+    info->status = p->status;
+}
+
+void loader_set_active(loader *l)
+{
+    __atomic_store_n(&active_loader, l, __ATOMIC_RELEASE);
+}
+
+loader *loader_active(void)
+{
+    return __atomic_load_n(&active_loader, __ATOMIC_ACQUIRE);
+}
+
+void loader_free(loader *l)
+{
+    if (!l)
+        return;
+    if (loader_active() == l)
+        loader_set_active(NULL);
+    /* Retired generations first (they were loaded before their
+     * replacements), then the serving ones in reverse load order. */
+    while (l->nretired) {
+        plugin *p = l->retired[--l->nretired];
+        if (p->desc && p->desc->fini)
+            p->desc->fini(&host_services, p->state);
+        if (p->handle)
+            dlclose(p->handle);
+        if (p->cached_name)
+            unlinkat(l->cache_fd, p->cached_name, 0);
+        plugin_free(p);
+    }
+    free(l->retired);
+    for (size_t i = l->nfiles; i-- > 0;) {
+        plugin *p = l->files[i];
+        if (p->loaded && p->desc->fini)
+            p->desc->fini(&host_services, p->state);
+        if (p->handle)
+            dlclose(p->handle);
+        if (p->cached_name)
+            unlinkat(l->cache_fd, p->cached_name, 0);
+        plugin_free(p);
+    }
+    free(l->files);
+    free(l->slots);
+    pthread_rwlock_destroy(&l->lock);
+    close(l->cache_fd);
+    free(l->cache_dir);
+    free(l);
+}
