@@ -59,3 +59,10 @@ tests_check_delegate_SOURCES = tests/check_delegate.c
 tests_check_delegate_CPPFLAGS = $(CORE_TEST_CFLAGS)
 tests_check_delegate_LDADD = $(CORE_TEST_LIBS)
 
+# The delegation simulation and the cost of one decision (make bench).
+EXTRA_PROGRAMS += tests/bench/bench_delegate
+BENCHMARKS += tests/bench/bench_delegate
+CLEANFILES += tests/bench/bench_delegate
+tests_bench_bench_delegate_SOURCES = tests/bench/bench_delegate.c
+tests_bench_bench_delegate_CPPFLAGS = $(libndfcore_la_CPPFLAGS)
+tests_bench_bench_delegate_LDADD = libndfcore.la

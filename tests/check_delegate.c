@@ -266,6 +266,19 @@ START_TEST(test_threshold_governs_selection)
     o = opts(DELEGATE_THOMPSON, 5);
     ck_assert_int_eq(rank_seeded(&o, &r, 1), NDF_OK);
     ck_assert_uint_eq(r.norder, 2);
+    /* Only the candidates whose place depends on it are judged, unless
+     * explain asks for all. */
+    r.cands[1].n = 10, r.cands[1].s = 9, r.cands[1].nd = 10, r.cands[1].sd = 9;
+    o = opts(DELEGATE_GREEDY, 0);
+    ck_assert_int_eq(rank_seeded(&o, &r, 1), NDF_OK);
+    ck_assert_str_eq(chosen(&r), "good");
+    ck_assert_int_eq(r.cands[1].below, 0);
+    ck_assert_int_eq(r.cands[0].below, -1);
+    ck_assert_int_eq(r.cands[0].verdict, DELEGATE_OUTRANKED);
+    o.explain = 1;
+    ck_assert_int_eq(rank_seeded(&o, &r, 1), NDF_OK);
+    ck_assert_int_eq(r.cands[0].below, 1);
+    ck_assert_int_eq(r.cands[0].verdict, DELEGATE_BELOW);
     /* A threshold of 0 holds nothing back. */
     r.cands[0].threshold = r.cands[1].threshold = 0;
     o = opts(DELEGATE_GREEDY, 5);

@@ -133,25 +133,6 @@ static int key_cmp(const void *a, const void *b)
     return key_before(x, y) ? -1 : key_before(y, x) ? 1 : 0;
 }
 
-/* Puts the best `k` keys, in order, at the front of `v`.  A partial
- * selection for the usual handful of attempts, a sort for many. */
-static void top_k(key *v, size_t n, size_t k)
-{
-    if (k > 8) {
-        qsort(v, n, sizeof *v, key_cmp);
-        return;
-    }
-    for (size_t j = 0; j < k && j < n; j++) {
-        size_t best = j;
-        for (size_t i = j + 1; i < n; i++)
-            if (key_before(&v[i], &v[best]))
-                best = i;
-        key t = v[j];
-        v[j] = v[best];
-        v[best] = t;
-    }
-}
-
 static int opts_check(const delegate_opts *o)
 {
     if ((unsigned)o->policy >= ARRAY_SIZE(policy_names))
@@ -173,6 +154,53 @@ static int policy_explores(delegate_policy p)
     return p == DELEGATE_THOMPSON || p == DELEGATE_UCB;
 }
 
+/* The threshold rule for `c`, judged at most once per ranking: an exact
+ * judgement may cost an incomplete beta (0.3 us), so a policy judges only
+ * the candidates whose place depends on it. */
+static int judge(delegate_candidate *c)
+{
+    if (c->below < 0)
+        c->below = delegate_confidently_below(c->alpha, c->beta, c->threshold);
+    return c->below;
+}
+
+/* Appends to res->order the best keys of v[0..n), best first, until it
+ * holds `want`.  A policy that does not explore passes over (and marks)
+ * the candidates that are confidently below, judging them as it reaches
+ * them.  A partial selection for the usual handful of attempts, a sort for
+ * many. */
+static void take_best(delegate_result *res, key *v, size_t n, size_t want, int explores)
+{
+    delegate_candidate *c = res->cands;
+    if (want <= 8) {
+        size_t j = 0;
+        while (res->norder < want && j < n) {
+            size_t best = j;
+            for (size_t i = j + 1; i < n; i++)
+                if (key_before(&v[i], &v[best]))
+                    best = i;
+            key t = v[j];
+            v[j] = v[best];
+            v[best] = t;
+            if (!explores && judge(&c[v[j].i])) {
+                c[v[j].i].score = NAN;
+                v[j] = v[--n];
+                continue;
+            }
+            res->order[res->norder++] = v[j++].i;
+        }
+        return;
+    }
+    qsort(v, n, sizeof *v, key_cmp);
+    for (size_t j = 0; j < n && res->norder < want; j++) {
+        if (!explores && judge(&c[v[j].i])) {
+            c[v[j].i].score = NAN;
+            continue;
+        }
+        res->order[res->norder++] = v[j].i;
+    }
+}
+
 int delegate_rank(const delegate_opts *o, const learning_params *lp, rng *g, delegate_result *res)
 {
     int rc = opts_check(o);
@@ -189,23 +217,25 @@ int delegate_rank(const delegate_opts *o, const learning_params *lp, rng *g, del
     double total = 0; /* UCB's N */
     for (size_t i = 0; i < n; i++) {
         delegate_posterior(&c[i], lp, o->prior_strength);
-        c[i].below = delegate_confidently_below(c[i].alpha, c[i].beta, c[i].threshold);
+        c[i].below = -1;
         c[i].lo = c[i].hi = NAN;
         if (o->explain) {
+            judge(&c[i]);
             c[i].lo = beta_quantile(DELEGATE_INTERVAL_LO, c[i].alpha, c[i].beta);
             c[i].hi = beta_quantile(DELEGATE_INTERVAL_HI, c[i].alpha, c[i].beta);
         }
-        c[i].score = NAN;
         c[i].rank = -1;
         c[i].explored = 0;
         total += c[i].alpha + c[i].beta;
     }
 
     /* epsilon-greedy's coin comes first, so a seed fixes it too. */
+    size_t want = (size_t)o->max_fallbacks + 1;
     size_t picked = n;
     if (o->policy == DELEGATE_EPSILON && rng_uniform(g) < o->epsilon) {
         res->coin = 1;
         picked = (size_t)rng_below(g, n);
+        res->order[res->norder++] = picked;
     }
 
     key stack[32];
@@ -222,42 +252,33 @@ int delegate_rank(const delegate_opts *o, const learning_params *lp, rng *g, del
         case DELEGATE_EPSILON:
         default: s = c[i].mean; break;
         }
-        if (!explores && c[i].below)
-            continue;
         c[i].score = s;
         if (i != picked)
             keys[nk++] = (key){s, c[i].similarity, i};
     }
-
-    size_t want = (size_t)o->max_fallbacks + 1;
-    if (picked < n) {
-        res->order[res->norder++] = picked;
-        want--;
-    }
-    size_t k = want < nk ? want : nk;
-    top_k(keys, nk, k);
-    for (size_t j = 0; j < k; j++)
-        res->order[res->norder++] = keys[j].i;
+    take_best(res, keys, nk, want, explores);
     if (keys != stack)
         free(keys);
 
     for (size_t j = 0; j < res->norder; j++) {
         delegate_candidate *x = &c[res->order[j]];
         x->rank = (int)j;
-        x->explored = x->below;
+        x->explored = judge(x);
     }
     for (size_t i = 0; i < n; i++) {
         if (c[i].rank == 0)
             c[i].verdict = DELEGATE_CHOSEN;
         else if (c[i].rank > 0)
             c[i].verdict = DELEGATE_FALLBACK;
-        else if (c[i].below && !explores)
+        else if (c[i].below == 1 && !explores)
             c[i].verdict = DELEGATE_BELOW;
         else
             c[i].verdict = DELEGATE_OUTRANKED;
     }
 
     if (res->norder == 0) {
+        /* Only a policy that does not explore gets here, having judged
+         * every candidate below. */
         size_t best = 0;
         for (size_t i = 1; i < n; i++)
             if (c[i].mean > c[best].mean)
@@ -274,12 +295,19 @@ int delegate_rank(const delegate_opts *o, const learning_params *lp, rng *g, del
 
 /* ---- candidates from the registry ---- */
 
+/* What the candidates are sorted by, kept small: sorting the candidates
+ * themselves would move 150-byte structs. */
+typedef struct simkey {
+    double sim;
+    pattern *p;
+} simkey;
+
 static int by_similarity(const void *a, const void *b)
 {
-    const delegate_candidate *x = a, *y = b;
-    if (x->similarity != y->similarity)
-        return x->similarity > y->similarity ? -1 : 1;
-    return strcmp(x->name, y->name);
+    const simkey *x = a, *y = b;
+    if (x->sim != y->sim)
+        return x->sim > y->sim ? -1 : 1;
+    return strcmp(x->p->name, y->p->name);
 }
 
 static const domain_count *find_domain(const learning_state *st, const char *domain)
@@ -345,21 +373,25 @@ int delegate_choose(registry *r, const ndf_context *ctx, const delegate_opts *o,
             pattern_unref(l.items[i]);
     l.count = n;
 
+    simkey *sk = xmalloc((n ? n : 1) * sizeof *sk);
+    for (size_t i = 0; i < n; i++)
+        sk[i] = (simkey){registry_similarity(l.items[i], ctx), l.items[i]};
+    qsort(sk, n, sizeof *sk, by_similarity);
+
     delegate_result_init(out, n);
     out->domain = xstrdup(ctx->domain);
     out->seed = o->has_seed ? o->seed : rng_seed_fresh();
     for (size_t i = 0; i < n; i++) {
         delegate_candidate *c = &out->cands[i];
-        c->p = l.items[i]; /* the list's reference passes to the result */
+        c->p = sk[i].p; /* the list's reference passes to the result */
         c->name = c->p->name;
-        c->similarity = registry_similarity(c->p, ctx);
+        c->similarity = sk[i].sim;
         c->threshold = pattern_threshold(c->p, o->threshold);
+        read_counts(c, ctx->domain);
     }
+    free(sk);
     l.count = 0;
     pattern_list_free(&l);
-    qsort(out->cands, n, sizeof *out->cands, by_similarity);
-    for (size_t i = 0; i < n; i++)
-        read_counts(&out->cands[i], ctx->domain);
 
     rng g;
     rng_seed(&g, out->seed);
@@ -448,7 +480,10 @@ void delegate_result_to_json(const delegate_result *res, strbuf *sb)
             sb_puts(sb, "null");
         sb_puts(sb, ", \"score\": ");
         json_num(sb, c->score);
-        sb_printf(sb, ", \"below\": %s, \"explored\": %s, \"rank\": ", c->below ? "true" : "false",
+        sb_printf(sb, ", \"below\": %s, \"explored\": %s, \"rank\": ",
+                  c->below < 0 ? "null"
+                  : c->below   ? "true"
+                               : "false",
                   c->explored ? "true" : "false");
         if (c->rank >= 0)
             sb_printf(sb, "%d", c->rank);

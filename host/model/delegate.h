@@ -117,7 +117,9 @@ typedef struct delegate_candidate {
     double lo, hi;      /* 90% credible interval; NAN unless explain */
     double score;       /* what the policy ranked by (the draw for
                            thompson); NAN when it did not score it */
-    int below;          /* confidently below its threshold */
+    int below;          /* 1 confidently below its threshold, 0 not, -1 not
+                           judged (only without explain: a candidate whose
+                           place did not depend on it) */
     int explored;       /* in the order although below */
     int rank;           /* place in the attempt order, -1 when not in it */
     delegate_verdict verdict;
@@ -180,8 +182,8 @@ char *delegate_reason(const delegate_result *res, size_t k);
 
 /* Appends the result as a JSON object: policy, seed, coin, the candidates
  * (pattern, similarity, threshold, counts, alpha, beta, mean, interval or
- * null, score or null, below, explored, rank or null, verdict) and the
- * attempt order by name. */
+ * null, score or null, below or null, explored, rank or null, verdict)
+ * and the attempt order by name. */
 void delegate_result_to_json(const delegate_result *res, struct strbuf *sb);
 
 /* ---- outcome accounting ---- */
