@@ -293,10 +293,12 @@ static int check_program(const ndf_host *host, const char *prog, const char *cwd
     for (const char *p = path;; p++) {
         const char *end = strchr(p, ':');
         size_t len = end ? (size_t)(end - p) : strlen(p);
-        /* An empty entry is the working directory. */
-        const char *dir = len ? p : (cwd && *cwd ? cwd : ".");
-        int dlen = len ? (int)len : (int)strlen(dir);
-        int n = snprintf(buf, sizeof buf, "%.*s/%s", dlen, dir, prog);
+        /* An empty entry is the working directory; a relative one is
+         * relative to it (the agent's, where the exec happens). */
+        const char *base = cwd && *cwd ? cwd : ".";
+        int n = !len          ? snprintf(buf, sizeof buf, "%s/%s", base, prog)
+                : p[0] == '/' ? snprintf(buf, sizeof buf, "%.*s/%s", (int)len, p, prog)
+                              : snprintf(buf, sizeof buf, "%s/%.*s/%s", base, (int)len, p, prog);
         if (n > 0 && (size_t)n < sizeof buf && is_executable(buf))
             return NDF_OK;
         if (!end)

@@ -16,7 +16,8 @@
  *    patterns (500 domains of 20), and with all 10,000 as candidates.
  *
  * Prints figures; asserts nothing about them.  NDF_BENCH_SEEDS sets the
- * number of seeds (default 20; 0 skips the simulation). */
+ * number of seeds (default 20; 0 skips the simulation), NDF_BENCH_DECISIONS
+ * the decisions per timing round (default 20,000; fewer under callgrind). */
 #include "build-config.h"
 
 #include <math.h>
@@ -242,7 +243,7 @@ static double time_choose(registry *r, const ndf_context *ctx, const delegate_op
     return cpu[2];
 }
 
-static void decision_cost(void)
+static void decision_cost(int iters)
 {
     learning_params_default(&lp);
     registry_opts ro = {.cache_size = 0, .enable_learning = 1, .learning = lp, .store = NULL};
@@ -274,7 +275,7 @@ static void decision_cost(void)
         delegate_opts_default(&o);
         o.policy = pols[i];
         o.threshold = 0.75;
-        double cpu = time_choose(r, ctx, &o, 20000, &wall);
+        double cpu = time_choose(r, ctx, &o, iters, &wall);
         printf("  20 candidates, %-18s %8.0f cpu %8.0f wall\n", delegate_policy_name(pols[i]), cpu,
                wall);
     }
@@ -282,7 +283,7 @@ static void decision_cost(void)
     delegate_opts_default(&o);
     o.threshold = 0.75;
     o.explain = 1;
-    double cpu = time_choose(r, ctx, &o, 2000, &wall);
+    double cpu = time_choose(r, ctx, &o, iters / 10 + 1, &wall);
     printf("  20 candidates, %-18s %8.0f cpu %8.0f wall\n", "thompson, explain", cpu, wall);
 
     /* The policy alone, on the same 20 candidates. */
@@ -292,11 +293,11 @@ static void decision_cost(void)
     o.seed = 1;
     delegate_choose(r, ctx, &o, &res);
     rng_seed(&g, 5);
-    const int iters = 200000;
     double c0 = cpu_now();
-    for (int i = 0; i < iters; i++)
+    for (int i = 0; i < 10 * iters; i++)
         delegate_rank(&o, &lp, &g, &res);
-    printf("  of which delegate_rank, thompson  %8.0f cpu\n", (cpu_now() - c0) / iters * 1e9);
+    printf("  of which delegate_rank, thompson  %8.0f cpu\n",
+           (cpu_now() - c0) / (10.0 * iters) * 1e9);
     delegate_result_free(&res);
     registry_free(r);
     context_free(ctx);
@@ -312,7 +313,7 @@ static void decision_cost(void)
     ctx = context_new("d042", "agent-x", 1);
     delegate_opts_default(&o);
     o.threshold = 0.75;
-    cpu = time_choose(r, ctx, &o, 20, &wall);
+    cpu = time_choose(r, ctx, &o, iters / 1000 + 1, &wall);
     printf("  10,000 candidates, thompson %8.0f cpu %8.0f wall (%.0f ns per candidate)\n", cpu,
            wall, cpu / 10000);
     registry_free(r);
@@ -349,6 +350,9 @@ int main(void)
     if (seeds)
         run_scenario("domains alike (every domain the same probabilities)", 1, alike,
                      sizeof alike / sizeof *alike, seeds);
-    decision_cost();
+    int iters = 20000;
+    if ((env = getenv("NDF_BENCH_DECISIONS")) && atoi(env) > 0)
+        iters = atoi(env);
+    decision_cost(iters);
     return 0;
 }
