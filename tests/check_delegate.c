@@ -630,6 +630,7 @@ START_TEST(test_seed_reproduces)
     delegate_opts o = opts(DELEGATE_THOMPSON, 7);
     delegate_result a, b;
     ck_assert_int_eq(delegate_choose(r, ctx, &o, &a), NDF_OK);
+    ck_assert_uint_lt(a.seed, 1ull << 53); /* exact as a JSON number */
     /* The fresh seed it reports reproduces the whole order. */
     o.has_seed = 1;
     o.seed = a.seed;

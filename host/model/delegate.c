@@ -380,7 +380,9 @@ int delegate_choose(registry *r, const ndf_context *ctx, const delegate_opts *o,
 
     delegate_result_init(out, n);
     out->domain = xstrdup(ctx->domain);
-    out->seed = o->has_seed ? o->seed : rng_seed_fresh();
+    /* 53 bits: the seed is reported in JSON, whose numbers are doubles,
+     * and must come back exactly through --seed. */
+    out->seed = o->has_seed ? o->seed : rng_seed_fresh() >> 11;
     for (size_t i = 0; i < n; i++) {
         delegate_candidate *c = &out->cands[i];
         c->p = sk[i].p; /* the list's reference passes to the result */

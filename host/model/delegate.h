@@ -167,7 +167,8 @@ int delegate_rank(const delegate_opts *o, const learning_params *lp, rng *g, del
  * agent-type globs, attributes, the type's matches hook), by similarity;
  * their counts are read from the patterns (a paged-out pattern's domain
  * counts from its store); then delegate_rank() with a generator seeded by
- * o->seed, or by a fresh seed kept in out->seed.  `out` is always filled
+ * o->seed, or by a fresh seed below 2^53 (exact in JSON) kept in
+ * out->seed.  Safe to call from several threads at once.  `out` is always filled
  * and must be released with delegate_result_free().  Returns what
  * delegate_rank() returns; NDF_ERR_NOT_FOUND is the distinct status of "no
  * pattern suits this context" (message names the domain and agent type),
