@@ -1,7 +1,7 @@
 /* The execution half of the services table: record nodes, running steps
  * and sub-patterns with their deadlines, task groups, cancellation, sleep,
  * resources, processes and templating.  Thin adapters over record.c,
- * executor.c, spawn.c and monitor.c, plus the step-running policy. */
+ * executor.c, process.c and monitor.c, plus the step-running policy. */
 #include "build-config.h"
 
 #include <errno.h>
@@ -22,7 +22,7 @@
 #include "base/util.h"
 
 /* Definitions older than the running host are read only up to their size. */
-#define DEF_HAS(def, member) \
+#define DEF_HAS(def, member)                                                                       \
     ((def)->size >= offsetof(__typeof__(*(def)), member) + sizeof((def)->member))
 
 static executor *exec_of(const ndf_exec *node)
@@ -121,7 +121,7 @@ typedef struct step_call {
     pthread_mutex_t lock;
     pthread_cond_t cond;
     int done, rc;
-    int abandoned;          /* (lock) the caller stopped waiting */
+    int abandoned; /* (lock) the caller stopped waiting */
     int undo;
     const ndf_step *step;
     ndf_exec *node;
@@ -218,8 +218,7 @@ static int run_detachable(const ndf_step *step, ndf_exec *node, int undo)
             char msg[128];
             snprintf(msg, sizeof msg, "overran its deadline by %.1fs", over);
             node_set_message(node, msg);
-            log_msg(0, "%s: step '%s' %s; not waiting for it", node->name,
-                    step->type->name, msg);
+            log_msg(0, "%s: step '%s' %s; not waiting for it", node->name, step->type->name, msg);
             rc = err_set(NDF_ERR_TIMEOUT, "%s: step %s", node->name, msg);
             c->abandoned = 1; /* the thread now owns c->rec */
             break;
@@ -266,8 +265,9 @@ int svc_run_step(ndf_exec *node, const ndf_step *step, double timeout_s)
         node_limit_deadline(node, now + timeout_s);
     int rc = node_stop_status_at(node, now);
     if (rc) {
-        node_set_state(node, state_for(rc), rc == NDF_ERR_CANCELLED ? "not started: cancelled"
-                                                                    : "not started: deadline passed");
+        node_set_state(node, state_for(rc),
+                       rc == NDF_ERR_CANCELLED ? "not started: cancelled"
+                                               : "not started: deadline passed");
         return err_set(rc, "%s: not started: %s", node->name, ndf_status_name(rc));
     }
     node_start_at(node, now);
@@ -478,7 +478,7 @@ int svc_resources_usage(double *cpu, double *memory, double *disk_io)
 
 int svc_spawn(ndf_exec *node, const ndf_spawn *opts, ndf_spawn_result *result)
 {
-    return spawn_run(node, opts, result);
+    return process_run(node, opts, result);
 }
 
 int svc_expand(const ndf_exec *node, const char *tmpl, char **out)
@@ -528,7 +528,7 @@ int svc_expand(const ndf_exec *node, const char *tmpl, char **out)
         } else if (strncmp(var, "attr.", 5) == 0 && var[5]) {
             const ndf_value *v = value_get(ctx->attrs, var + 5);
             if (v)
-                spawn_value_text(v, &sb);
+                process_value_text(v, &sb);
             else
                 ok = 0;
         } else {
