@@ -42,8 +42,8 @@ typedef struct record record;
  * thread that runs the node. */
 struct ndf_exec {
     ndf_node_kind kind;
-    _Atomic int state;          /* ndf_state */
-    int depth;                  /* 0 for the root */
+    _Atomic int state; /* ndf_state */
+    int depth;         /* 0 for the root */
     record *rec;
     struct ndf_exec *parent;
     /* Children, appended under the record's alloc_lock.  Readable under the
@@ -52,38 +52,42 @@ struct ndf_exec {
      * so a reader never sees freed memory. */
     struct ndf_exec **kids;
     size_t nkids, capkids;
-    double deadline;            /* effective: absolute now_mono(), INFINITY none */
-    double start, end;          /* record_now(); 0 until set */
-    double start_wall;          /* wall-clock time at start */
-    char *message;              /* (lock) */
-    tailbuf *out;               /* (lock) stdout, stderr, log: 3 buffers, or
-                                   record_no_output while there was none */
-    void *data;                 /* exec_set_data */
+    double deadline;   /* effective: absolute now_mono(), INFINITY none */
+    double start, end; /* record_now(); 0 until set */
+    double start_wall; /* wall-clock time at start */
+    char *message;     /* (lock) */
+    tailbuf *out;      /* (lock) stdout, stderr, log: 3 buffers, or
+                          record_no_output while there was none */
+    void *data;        /* exec_set_data */
     void (*data_free)(void *);
-    struct pattern *pat;        /* PATTERN nodes of run_pattern: a reference */
-    int cleanup;                /* running an undo: the execution's cancellation
-                                   does not stop it (its own deadline does) */
-    char name[];                /* inline, NUL-terminated */
+    struct pattern *pat; /* PATTERN nodes of run_pattern: a reference */
+    int cleanup;         /* running an undo: the execution's cancellation
+                            does not stop it (its own deadline does) */
+    char name[];         /* inline, NUL-terminated */
 };
 
 struct record {
     _Atomic int refs;
     char id[48];
     pthread_mutex_t lock;
-    ndf_context *ctx;           /* owned copy */
+    ndf_context *ctx; /* owned copy */
     ndf_exec *root;
-    struct executor *ex;        /* the executor that runs it, or NULL (tests) */
-    struct pool *pool;          /* where its groups run */
-    double kill_grace;          /* seconds, processes and in-process steps */
-    int force;                  /* skip confidence gates of sub-patterns */
-    _Atomic int cancel;         /* 0, or NDF_ERR_CANCELLED once cancelled */
-    _Atomic int started;        /* its work began (the root deadline is set) */
-    _Atomic int claimed;        /* someone is finishing it (once) */
-    _Atomic int done;           /* the execution has returned */
-    int status;                 /* final ndf_status (valid once done) */
-    char *error;                /* final message, or NULL */
+    /* Set by whoever runs the record, before its work starts, and never
+     * changed: how code that holds only a node (the services table) finds
+     * what runs it, with no global lookup. */
+    struct executor *ex; /* the executor that runs it; NULL for a record
+                            driven by hand (tests): no sub-patterns */
+    struct pool *pool;   /* where its groups run; NULL: no groups */
+    double kill_grace;   /* seconds, processes and in-process steps */
+    int force;           /* skip confidence gates of sub-patterns */
+    _Atomic int cancel;  /* 0, or NDF_ERR_CANCELLED once cancelled */
+    _Atomic int started; /* its work began (the root deadline is set) */
+    _Atomic int claimed; /* someone is finishing it (once) */
+    _Atomic int done;    /* the execution has returned */
+    int status;          /* final ndf_status (valid once done) */
+    char *error;         /* final message, or NULL */
     double start_wall, start, end;
-    char *fallback_from;        /* set when this ran as a fallback */
+    char *fallback_from; /* set when this ran as a fallback */
     char *fallback_cause;
     /* (alloc_lock) Nodes and children arrays are carved from chunks that
      * live as long as the record: a million-step execution costs no malloc

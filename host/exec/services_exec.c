@@ -1,7 +1,9 @@
 /* The execution half of the services table: record nodes, running steps
  * and sub-patterns with their deadlines, task groups, cancellation, sleep,
  * resources, processes and templating.  Thin adapters over record.c,
- * executor.c, process.c and monitor.c, plus the step-running policy. */
+ * executor.c, pool.c, process.c and monitor.c, plus the step-running
+ * policy.  Everything is reached from the node a plugin hands in (node->rec
+ * holds the executor and pool that run it): no global lookup. */
 #include "build-config.h"
 
 #include <errno.h>
@@ -15,6 +17,7 @@
 
 #include "model/context.h"
 #include "exec/executor.h"
+#include "exec/pool.h"
 #include "exec/monitor.h"
 #include "exec/record.h"
 #include "exec/services.h"
@@ -25,9 +28,11 @@
 #define DEF_HAS(def, member)                                                                       \
     ((def)->size >= offsetof(__typeof__(*(def)), member) + sizeof((def)->member))
 
+/* The executor running `node`: NULL for a record made outside one (tests
+ * that drive a pattern type by hand), which then cannot run sub-patterns. */
 static executor *exec_of(const ndf_exec *node)
 {
-    return node && node->rec->ex ? node->rec->ex : executor_current();
+    return node ? node->rec->ex : NULL;
 }
 
 const ndf_context *svc_exec_context(const ndf_exec *node)
