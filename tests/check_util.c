@@ -102,6 +102,36 @@ START_TEST(test_err)
 }
 END_TEST
 
+/* A message built from the current one: the arguments point into the very
+ * buffer being written (err_set(..., err_msg()), and the SDK's
+ * host->fail(rc, "%s", host->last_error())). */
+START_TEST(test_err_from_itself)
+{
+    err_set(NDF_ERR_IO, "disk full");
+    ck_assert_int_eq(err_set(NDF_ERR_EXECUTION, "saving state: %s", err_msg()), NDF_ERR_EXECUTION);
+    ck_assert_str_eq(err_msg(), "saving state: disk full");
+    err_set(NDF_ERR_IO, "%s; then %s", err_msg(), "gave up");
+    ck_assert_str_eq(err_msg(), "saving state: disk full; then gave up");
+    err_set(NDF_ERR_IO, "%s", err_msg());
+    ck_assert_str_eq(err_msg(), "saving state: disk full; then gave up");
+    err_set(NDF_ERR_IO, "x");
+    err_prefix(NDF_ERR_IO, "%s", err_msg());
+    ck_assert_str_eq(err_msg(), "x: x");
+    /* a message at the size limit, quoted into a longer one, is cut, not
+     * smeared */
+    char big[4096];
+    memset(big, 'a', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    err_set(NDF_ERR_IO, "%s", big);
+    size_t full = strlen(err_msg());
+    ck_assert_uint_gt(full, 1000);
+    err_set(NDF_ERR_IO, "pre %s", err_msg());
+    ck_assert_uint_eq(strlen(err_msg()), full);
+    ck_assert_int_eq(strncmp(err_msg(), "pre aaaa", 8), 0);
+    ck_assert_ptr_null(strchr(err_msg() + 4, 'p'));
+}
+END_TEST
+
 START_TEST(test_clocks)
 {
     double a = now_mono(), b = now_mono();
@@ -119,6 +149,7 @@ static Suite *util_suite(void)
     tcase_add_test(tc, test_strbuf);
     tcase_add_test(tc, test_utf8);
     tcase_add_test(tc, test_err);
+    tcase_add_test(tc, test_err_from_itself);
     tcase_add_test(tc, test_clocks);
     suite_add_tcase(s, tc);
     return s;

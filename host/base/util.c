@@ -82,7 +82,13 @@ static _Thread_local char err_buf[2048];
 
 int err_vset(int status, const char *fmt, va_list ap)
 {
-    vsnprintf(err_buf, sizeof err_buf, fmt, ap);
+    /* Formatted aside first: the arguments may point into err_buf itself
+     * (err_set(st, "context: %s", err_msg()), or a plugin's
+     * host->fail(rc, "%s", host->last_error())), and vsnprintf must never
+     * write the buffer it reads. */
+    char msg[sizeof err_buf];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    memcpy(err_buf, msg, strlen(msg) + 1);
     return status;
 }
 
