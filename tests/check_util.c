@@ -1,4 +1,5 @@
-/* Check suite for host/util.c: names, globs, strbuf, error messages. */
+/* Check suite for host/base/util.c: names, globs, strbuf, JSON numbers,
+ * error messages. */
 #include "build-config.h"
 
 #include <check.h>
@@ -102,6 +103,37 @@ START_TEST(test_err)
 }
 END_TEST
 
+START_TEST(test_json_num)
+{
+    strbuf sb;
+    sb_init(&sb);
+    double third = 1.0 / 3.0, sum = 0.1 + 0.2;
+    sb_json_num(&sb, 0.1, 0);
+    sb_puts(&sb, " ");
+    sb_json_num(&sb, sum, 0); /* needs all 17 digits */
+    sb_puts(&sb, " ");
+    sb_json_num(&sb, third, 6);
+    sb_puts(&sb, " ");
+    sb_json_num(&sb, 300, 0);
+    sb_puts(&sb, " ");
+    sb_json_num(&sb, -2.5e-7, 0);
+    sb_puts(&sb, " ");
+    sb_json_num(&sb, 0.0 / 0.0, 0);
+    sb_puts(&sb, " ");
+    sb_json_num(&sb, 1.0 / 0.0, 6);
+    ck_assert_str_eq(sb.buf, "0.1 0.30000000000000004 0.333333 300 -2.5e-07 null null");
+    sb_free(&sb);
+    /* the shortest form always reads back exactly */
+    double x = 1.0;
+    for (int i = 0; i < 200; i++) {
+        x = x * 1.37 + third;
+        sb_json_num(&sb, x, 0);
+        ck_assert(strtod(sb.buf, NULL) == x);
+        sb_free(&sb);
+    }
+}
+END_TEST
+
 /* A message built from the current one: the arguments point into the very
  * buffer being written (err_set(..., err_msg()), and the SDK's
  * host->fail(rc, "%s", host->last_error())). */
@@ -150,6 +182,7 @@ static Suite *util_suite(void)
     tcase_add_test(tc, test_utf8);
     tcase_add_test(tc, test_err);
     tcase_add_test(tc, test_err_from_itself);
+    tcase_add_test(tc, test_json_num);
     tcase_add_test(tc, test_clocks);
     suite_add_tcase(s, tc);
     return s;

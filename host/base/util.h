@@ -57,6 +57,11 @@ void sb_free(strbuf *sb);
 void sb_json_strn(strbuf *sb, const char *s, size_t len);
 /* The same for a C string; NULL becomes JSON null. */
 void sb_json_str(strbuf *sb, const char *s);
+/* Appends `x` as a JSON number.  `digits` > 0 rounds to that many
+ * significant digits (%.*g, for figures meant to be read); 0 gives the
+ * shortest form that reads back as the same double (0.1 stays 0.1, nothing
+ * loses precision).  NaN and infinities, which JSON lacks, become null. */
+void sb_json_num(strbuf *sb, double x, int digits);
 
 /* 1 when the `len` bytes at `s` are valid UTF-8 (no overlongs, surrogates
  * or code points above U+10FFFF), else 0. */
