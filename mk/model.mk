@@ -1,21 +1,18 @@
-# model: contexts, patterns, learning, the registry and the pattern commands.
+# model: contexts, patterns, the registry, the build from configuration to
+# registry, and the pattern commands.
 libndfcore_la_SOURCES += \
 	host/model/context.c host/model/context.h \
-	host/base/learning.c host/base/learning.h \
 	host/model/pattern.c host/model/pattern.h \
 	host/model/registry.c host/model/registry.h \
 	host/model/build.c host/model/build.h \
 	host/cli/ctxopt.c host/cli/ctxopt.h \
 	host/cli/cmd_patterns.c
 
-check_PROGRAMS += tests/check_context tests/check_learning
-TESTS += tests/check_context tests/check_learning
+check_PROGRAMS += tests/check_context
+TESTS += tests/check_context
 tests_check_context_SOURCES = tests/check_context.c
 tests_check_context_CPPFLAGS = $(CORE_TEST_CFLAGS)
 tests_check_context_LDADD = $(CORE_TEST_LIBS)
-tests_check_learning_SOURCES = tests/check_learning.c
-tests_check_learning_CPPFLAGS = $(CORE_TEST_CFLAGS)
-tests_check_learning_LDADD = $(CORE_TEST_LIBS)
 check_PROGRAMS += tests/check_registry
 TESTS += tests/check_registry
 tests_check_registry_SOURCES = tests/check_registry.c
