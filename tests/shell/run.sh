@@ -43,6 +43,11 @@ expect_exit 3 "status of an unknown id exits 3" -- $R status no-such-id
 expect_match "$err" "no execution 'no-such-id'" "and says so"
 mode=$(stat -c %a "$SCRATCH/state")
 expect_match "$mode" '^700$' "the storage directory is private"
+# errno was read after the message was printed: a failing stderr turned
+# "nothing recorded" (3) into a system error (8).
+printf 'storage: { path = "%s/nothing"; };\n' "$SCRATCH" >"$SCRATCH/empty.conf"
+expect_exit 3 "status with nothing recorded exits 3, even when stderr fails" -- \
+    sh -c "$NDF -c '$SCRATCH/empty.conf' status 2>/dev/full"
 
 expect_exit 1 "a failing pattern exits 1" -- $R run fails
 expect_match "$err" 'exited with status 3' "the failure says why"
