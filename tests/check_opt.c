@@ -12,7 +12,7 @@
 enum { O_JSON = 0x100, O_CONFIG, O_CONTEXT, O_ATTR };
 
 static const opt_spec specs[] = {
-    {"json", 0, OPT_NONE, O_JSON},          {"config", 'c', OPT_REQUIRED, O_CONFIG},
+    {"json", 0, OPT_NONE, O_JSON},           {"config", 'c', OPT_REQUIRED, O_CONFIG},
     {"context", 0, OPT_REQUIRED, O_CONTEXT}, {"attr", 0, OPT_REQUIRED, O_ATTR},
     {"dry-run", 'n', OPT_NONE, 'n'},         {"help", 'h', OPT_NONE, 'h'},
     {NULL, 'f', OPT_REQUIRED, 'f'},          {0}};
@@ -102,8 +102,8 @@ END_TEST
 START_TEST(test_values)
 {
     char *t, *m;
-    const char *a[] = {"--attr", "-x", "--context=", "--config", "--json", "-fjson",
-                       "-f",     "csv", "-c=v", NULL};
+    const char *a[] = {"--attr", "-x", "--context=", "--config", "--json",
+                       "-fjson", "-f", "csv",        "-c=v",     NULL};
     opt_parser p = run(OPT_PERMUTE, a, &t, &m);
     /* a required value is the next argument whatever it looks like */
     ck_assert_str_eq(t, "259=-x 258= 257=--json 102=json 102=csv 257==v ");

@@ -61,8 +61,7 @@ void runtime_init(runtime *rt, const char *config_path, int config_explicit,
 
 void runtime_view(runtime *view, const runtime *base, config *cfg)
 {
-    runtime_init(view, base->config_path, base->config_explicit, base->report,
-                 base->report_opaque);
+    runtime_init(view, base->config_path, base->config_explicit, base->report, base->report_opaque);
     view->cfg = cfg;
     view->ld = base->ld;
     view->st = base->st;

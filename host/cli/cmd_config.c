@@ -80,8 +80,8 @@ static int cmd_check_config(cmd_ctx *c, int argc, char **argv)
     const char *base = strrchr(a->config_path, '/');
     base = base ? base + 1 : a->config_path;
     if (c->verbosity >= 0)
-        fprintf(c->out, "%s: OK, %zu pattern%s, %zu plugin%s\n", base, npatterns, npatterns == 1 ? "" : "s",
-               loaded, loaded == 1 ? "" : "s");
+        fprintf(c->out, "%s: OK, %zu pattern%s, %zu plugin%s\n", base, npatterns,
+                npatterns == 1 ? "" : "s", loaded, loaded == 1 ? "" : "s");
     return EXIT_OK;
 }
 

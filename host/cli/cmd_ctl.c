@@ -105,8 +105,8 @@ static cJSON *ctl_call(ctl *t, cJSON *req, int *rc)
     }
     close(fd);
     if (!sb.len) {
-        fprintf(t->c->err,
-                "ndf ctl: the server at %s closed the connection without an answer\n", t->socket);
+        fprintf(t->c->err, "ndf ctl: the server at %s closed the connection without an answer\n",
+                t->socket);
         sb_free(&sb);
         return NULL;
     }
@@ -606,11 +606,9 @@ static int ctl_verb(ctl *t, int argc, char **argv)
     const char *verb = argv[0];
     if (strcmp(verb, "run") == 0)
         return ctl_run(t, argc, argv);
-    if (strcmp(verb, "status") == 0 || strcmp(verb, "cancel") == 0 ||
-        strcmp(verb, "rollback") == 0)
+    if (strcmp(verb, "status") == 0 || strcmp(verb, "cancel") == 0 || strcmp(verb, "rollback") == 0)
         return ctl_by_id(t, verb, argc, argv);
-    if (strcmp(verb, "reload") == 0 || strcmp(verb, "shutdown") == 0 ||
-        strcmp(verb, "ping") == 0)
+    if (strcmp(verb, "reload") == 0 || strcmp(verb, "shutdown") == 0 || strcmp(verb, "ping") == 0)
         return ctl_simple(t, verb, argc, argv);
     if (strcmp(verb, "send") == 0)
         return ctl_send(t, argc, argv);

@@ -21,7 +21,6 @@
 
 /* ---- JSON helpers ---- */
 
-
 static void json_strs(strbuf *sb, char *const *a, size_t n)
 {
     sb_puts(sb, "[");
@@ -121,8 +120,7 @@ static void list_json(strbuf *sb, const pattern *p, const learning_state *st,
     sb_puts(sb, "}");
 }
 
-static void list_text(strbuf *sb, const pattern *p, const learning_state *st, int wname,
-                      int wtype)
+static void list_text(strbuf *sb, const pattern *p, const learning_state *st, int wname, int wtype)
 {
     char rate[16];
     if (st->executions)
@@ -151,8 +149,8 @@ static void list_render(strbuf *sb, registry *reg, const char *domain, int json)
     if (json)
         sb_puts(sb, "{\"patterns\":[");
     else
-        sb_printf(sb, "%-*s  %-*s  %10s  %-6s  %10s  %7s\n", (int)wname, "NAME", (int)wtype,
-                  "TYPE", "CONFIDENCE", "LEVEL", "EXECUTIONS", "SUCCESS");
+        sb_printf(sb, "%-*s  %-*s  %10s  %-6s  %10s  %7s\n", (int)wname, "NAME", (int)wtype, "TYPE",
+                  "CONFIDENCE", "LEVEL", "EXECUTIONS", "SUCCESS");
     size_t shown = 0;
     for (size_t i = 0; i < l.count; i++) {
         pattern *p = l.items[i];
@@ -256,8 +254,8 @@ static void show_json(strbuf *sb, const pattern *p, const learning_state *st,
     value_to_json(p->attributes, sb);
     sb_puts(sb, ",\"confidence_threshold\":");
     json_num(sb, pattern_threshold(p, global));
-    sb_printf(sb, ",\"threshold_source\":\"%s\",\"timeout\":",
-              p->threshold >= 0 ? "pattern" : "global");
+    sb_printf(
+        sb, ",\"threshold_source\":\"%s\",\"timeout\":", p->threshold >= 0 ? "pattern" : "global");
     if (p->timeout > 0)
         json_num(sb, p->timeout);
     else
@@ -379,8 +377,9 @@ static void show_last_execution(runtime *a, const char *name, strbuf *sb, int js
         const history_entry *h = &sp.history[sp.nhistory - 1];
         if (json) {
             sb->len--; /* reopen the object: drop its closing brace */
-            sb_printf(sb, ",\"last_execution\":{\"time\":%.3f,\"duration\":%.6f,\"outcome\":",
-                      h->time, h->duration_s);
+            sb_printf(sb,
+                      ",\"last_execution\":{\"time\":%.3f,\"duration\":%.6f,\"outcome\":", h->time,
+                      h->duration_s);
             sb_json_str(sb, h->outcome);
             sb_puts(sb, ",\"domain\":");
             sb_json_str(sb, h->domain);
@@ -413,8 +412,7 @@ static void show_last_execution(runtime *a, const char *name, strbuf *sb, int js
 
 static int cmd_show(cmd_ctx *c, int argc, char **argv)
 {
-    static const opt_spec opts[] = {
-        {"json", 0, OPT_NONE, 'j'}, {"help", 'h', OPT_NONE, 'h'}, {0}};
+    static const opt_spec opts[] = {{"json", 0, OPT_NONE, 'j'}, {"help", 'h', OPT_NONE, 'h'}, {0}};
     int json = 0, o;
     opt_parser op;
     opt_init(&op, argc, argv, opts, OPT_PERMUTE, c->err);
@@ -493,8 +491,7 @@ static void similar_render(strbuf *sb, const pattern_list *l, const ndf_context 
             w = n > w ? n : w;
             wt = t > wt ? t : wt;
         }
-        sb_printf(sb, "%6s  %-*s  %-*s  %s\n", "SCORE", (int)w, "NAME", (int)wt, "TYPE",
-                  "MATCHES");
+        sb_printf(sb, "%6s  %-*s  %-*s  %s\n", "SCORE", (int)w, "NAME", (int)wt, "TYPE", "MATCHES");
         for (size_t i = 0; i < l->count; i++)
             sb_printf(sb, "%6.4f  %-*s  %-*s  %s%s", l->scores[i], (int)w, l->items[i]->name,
                       (int)wt, l->items[i]->type_name,

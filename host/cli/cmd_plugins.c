@@ -48,8 +48,7 @@ static const char inspect_usage[] =
  * else the exit code; the operands are left in *p. */
 static int parse_opts(cmd_ctx *c, opt_parser *p, int argc, char **argv, int *json)
 {
-    static const opt_spec opts[] = {
-        {"json", 0, OPT_NONE, 'j'}, {"help", 'h', OPT_NONE, 'h'}, {0}};
+    static const opt_spec opts[] = {{"json", 0, OPT_NONE, 'j'}, {"help", 'h', OPT_NONE, 'h'}, {0}};
     opt_init(p, argc, argv, opts, OPT_STOP, NULL);
     int o;
     while ((o = opt_next(p)) != OPT_END) {
@@ -66,7 +65,6 @@ static int parse_opts(cmd_ctx *c, opt_parser *p, int argc, char **argv, int *jso
 }
 
 /* ---- JSON ---- */
-
 
 static void json_num(strbuf *sb, double d)
 {
@@ -371,8 +369,8 @@ static void inspect_text(FILE *out, const plugin_info *pi, int status)
         fprintf(out, "name: %s\nversion: %s\nlicense: %s\ndescription: %s\n", pi->name,
                 or_dash(pi->version), or_dash(pi->license), or_dash(pi->description));
     if (pi->desc_size)
-        fprintf(out, "abi: %u.%u (descriptor %zu bytes; this ndf supports %d.%d)\n",
-                pi->abi_major, pi->abi_minor, pi->desc_size, NDF_ABI_MAJOR, NDF_ABI_MINOR);
+        fprintf(out, "abi: %u.%u (descriptor %zu bytes; this ndf supports %d.%d)\n", pi->abi_major,
+                pi->abi_minor, pi->desc_size, NDF_ABI_MAJOR, NDF_ABI_MINOR);
     fprintf(out, "verdict: %s\n", status == NDF_OK ? "compatible" : "refused");
     for (int k = 0; k < 2; k++)
         for (size_t i = 0; i < pi->nprovides; i++)

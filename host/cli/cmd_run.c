@@ -110,8 +110,8 @@ typedef struct seen {
 typedef struct progress {
     FILE *err; /* where progress goes */
     int tty;
-    int lines;       /* lines drawn last time (tty) */
-    seen *seen;      /* last state printed per node (plain) */
+    int lines;  /* lines drawn last time (tty) */
+    seen *seen; /* last state printed per node (plain) */
     size_t nseen;
 } progress;
 
@@ -141,8 +141,8 @@ static void walk(const ndf_exec *n, int depth, progress *pg, strbuf *sb, int *li
             }
             if (pg->seen[i].state != (int)st && st != NDF_STATE_PENDING) {
                 pg->seen[i].state = (int)st;
-                sb_printf(sb, "%*s%s %s: %s", (depth - 1) * 2, "", node_kind_name(n->kind),
-                          n->name, state_name(st));
+                sb_printf(sb, "%*s%s %s: %s", (depth - 1) * 2, "", node_kind_name(n->kind), n->name,
+                          state_name(st));
                 if (state_final(st) && n->start > 0)
                     sb_printf(sb, " (%.2fs)", dur);
                 if (state_final(st) && n->message && *n->message)
@@ -279,8 +279,7 @@ static int run_parse(cmd_ctx *c, int argc, char **argv, run_args *ra)
             errno = 0;
             ra->timeout = strtod(p.arg, &end);
             if (errno || *end || end == p.arg || !(ra->timeout > 0) || !isfinite(ra->timeout)) {
-                fprintf(c->err, "ndf: --timeout %s: expected a number of seconds above 0\n",
-                        p.arg);
+                fprintf(c->err, "ndf: --timeout %s: expected a number of seconds above 0\n", p.arg);
                 rc = EXIT_USAGE, done = 1;
             }
             break;
@@ -381,7 +380,7 @@ typedef struct bline {
     char *pattern;
     ndf_context *ctx;
     double timeout;
-    char *error;       /* parse error, or NULL */
+    char *error; /* parse error, or NULL */
     int status;
 } bline;
 
@@ -460,8 +459,7 @@ static void result_line(FILE *out, const bline *b, const batch_result *res)
         sb_json_str(&sb, b->pattern);
     }
     int st = b->error ? NDF_ERR_INVALID : res->status;
-    sb_printf(&sb, ",\"success\":%s,\"status\":\"%s\"", st ? "false" : "true",
-              ndf_status_name(st));
+    sb_printf(&sb, ",\"success\":%s,\"status\":\"%s\"", st ? "false" : "true", ndf_status_name(st));
     if (res && res->rec) {
         sb_puts(&sb, ",\"id\":");
         sb_json_str(&sb, res->rec->id);
@@ -526,8 +524,8 @@ static int batch_read(FILE *f, const char *origin, bline **out, size_t *nout)
         memset(&lines[n], 0, sizeof lines[n]);
         lines[n].lineno = lineno;
         if (too_long)
-            lines[n].error = xasprintf("%s:%ld: line longer than %d bytes", origin, lineno,
-                                       BATCH_LINE_MAX);
+            lines[n].error =
+                xasprintf("%s:%ld: line longer than %d bytes", origin, lineno, BATCH_LINE_MAX);
         else if (strlen(line.buf) != line.len)
             lines[n].error = xasprintf("%s:%ld: the line contains a NUL byte", origin, lineno);
         else
@@ -695,8 +693,7 @@ static int status_read(FILE *err, const char *path, strbuf *sb)
 
 static int cmd_status(cmd_ctx *c, int argc, char **argv)
 {
-    static const opt_spec opts[] = {
-        {"json", 0, OPT_NONE, 'j'}, {"help", 'h', OPT_NONE, 'h'}, {0}};
+    static const opt_spec opts[] = {{"json", 0, OPT_NONE, 'j'}, {"help", 'h', OPT_NONE, 'h'}, {0}};
     int json = 0, o;
     opt_parser p;
     opt_init(&p, argc, argv, opts, OPT_PERMUTE, c->err);
@@ -725,12 +722,11 @@ static int cmd_status(cmd_ctx *c, int argc, char **argv)
     j = sb.buf ? cJSON_Parse(sb.buf) : NULL;
     const cJSON *jid = j ? cJSON_GetObjectItemCaseSensitive(j, "id") : NULL;
     if (!cJSON_IsString(jid)) {
-        fprintf(c->err,
-                "ndf: %s: not an execution record (remove it; the next run rewrites it)\n", path);
+        fprintf(c->err, "ndf: %s: not an execution record (remove it; the next run rewrites it)\n",
+                path);
         rc = EXIT_IO;
     } else if (id && strcmp(id, jid->valuestring) != 0) {
-        fprintf(c->err, "ndf: no execution '%s' (the last one kept is %s)\n", id,
-                jid->valuestring);
+        fprintf(c->err, "ndf: no execution '%s' (the last one kept is %s)\n", id, jid->valuestring);
         rc = EXIT_NOT_FOUND;
     } else if (json) {
         fputs(sb.buf, c->out);

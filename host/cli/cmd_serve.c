@@ -57,12 +57,10 @@ static int run_served(void *opaque, const server_call *call)
 
 static int cmd_serve(cmd_ctx *c, int argc, char **argv)
 {
-    static const opt_spec opts[] = {{"socket", 0, OPT_REQUIRED, 's'},
-                                    {"grace", 0, OPT_REQUIRED, 'g'},
-                                    {"debounce", 0, OPT_REQUIRED, 'd'},
-                                    {"no-watch", 0, OPT_NONE, 'W'},
-                                    {"help", 'h', OPT_NONE, 'h'},
-                                    {0}};
+    static const opt_spec opts[] = {
+        {"socket", 0, OPT_REQUIRED, 's'},   {"grace", 0, OPT_REQUIRED, 'g'},
+        {"debounce", 0, OPT_REQUIRED, 'd'}, {"no-watch", 0, OPT_NONE, 'W'},
+        {"help", 'h', OPT_NONE, 'h'},       {0}};
     server_opts so = {.grace = 30,
                       .watch = 1,
                       .debounce = 0.2,

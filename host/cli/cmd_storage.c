@@ -52,7 +52,6 @@ static int fail_status(cmd_ctx *c, int status)
                                        : exit_code_for(status);
 }
 
-
 static void json_num(strbuf *sb, double x)
 {
     if (isfinite(x))
@@ -181,8 +180,8 @@ static const char cleanup_usage[] =
 /* Removes (or, dry, names) the stored state of the patterns in `names`
  * that are no longer defined and were not saved for `hours`.  Returns the
  * exit code so far. */
-static int cleanup_stored(cmd_ctx *c, storage *s, char **names, size_t n, double hours,
-                          double now, int dry, int status)
+static int cleanup_stored(cmd_ctx *c, storage *s, char **names, size_t n, double hours, double now,
+                          int dry, int status)
 {
     size_t removed = 0;
     for (size_t i = 0; i < n; i++) {
@@ -509,8 +508,8 @@ static void analytics_breakdown(strbuf *sb, const analytics *an)
         }
     }
     if (an->nsteps) {
-        sb_printf(sb, "\nSteps:\n  %-24s %7s %8s %10s %10s\n", "NAME", "RUNS", "FAILED",
-                  "P50 MS", "P95 MS");
+        sb_printf(sb, "\nSteps:\n  %-24s %7s %8s %10s %10s\n", "NAME", "RUNS", "FAILED", "P50 MS",
+                  "P95 MS");
         for (size_t i = 0; i < an->nsteps; i++) {
             const step_stats *s = &an->steps[i];
             sb_printf(sb, "  %-24s %7zu %8zu %10.1f %10.1f\n", s->name, s->count, s->failures,
@@ -534,10 +533,10 @@ static void analytics_text(strbuf *sb, const stored_pattern *sp, const analytics
               o->min_samples);
     if (an->history_count) {
         sb_printf(sb, "Response time:   avg %.1f ms, p50 %.1f ms, p95 %.1f ms (last %zu)\n",
-                  an->avg_response_ms, an->p50_response_ms, an->p95_response_ms,
-                  an->history_count);
-        sb_printf(sb, "Resources:       cpu avg %.3f s (max %.3f s), peak memory avg %.1f MiB "
-                      "(max %.1f MiB)\n",
+                  an->avg_response_ms, an->p50_response_ms, an->p95_response_ms, an->history_count);
+        sb_printf(sb,
+                  "Resources:       cpu avg %.3f s (max %.3f s), peak memory avg %.1f MiB "
+                  "(max %.1f MiB)\n",
                   an->avg_cpu_s, an->max_cpu_s, an->avg_peak_rss_kb / 1024.0,
                   an->max_peak_rss_kb / 1024.0);
     }
@@ -549,8 +548,9 @@ static void analytics_text(strbuf *sb, const stored_pattern *sp, const analytics
     if (strcmp(t->direction, "insufficient data") == 0)
         sb_printf(sb, " (%zu execution%s in the period)", t->samples, t->samples == 1 ? "" : "s");
     else if (t->samples >= 2)
-        sb_printf(sb, ", %+.3f per day; success %.1f%% over %zu executions; predicted %.0f%%; "
-                      "outlook %s",
+        sb_printf(sb,
+                  ", %+.3f per day; success %.1f%% over %zu executions; predicted %.0f%%; "
+                  "outlook %s",
                   t->slope_per_day, 100.0 * t->success_rate, t->samples, 100.0 * t->prediction,
                   t->outlook);
     sb_puts(sb, "\n");
@@ -676,8 +676,7 @@ static const char monitor_help[] =
 
 static int cmd_monitor(cmd_ctx *c, int argc, char **argv)
 {
-    static const opt_spec opts[] = {
-        {"json", 0, OPT_NONE, 'j'}, {"help", 'h', OPT_NONE, 'h'}, {0}};
+    static const opt_spec opts[] = {{"json", 0, OPT_NONE, 'j'}, {"help", 'h', OPT_NONE, 'h'}, {0}};
     int json = 0, o;
     opt_parser p;
     opt_init(&p, argc, argv, opts, OPT_PERMUTE, c->err);

@@ -12,14 +12,10 @@
 #include "model/context.h"
 #include "cli/opt.h"
 
-enum {
-    CTXOPT_DOMAIN = 0x1001,
-    CTXOPT_AGENT_TYPE,
-    CTXOPT_PRIORITY,
-    CTXOPT_ATTR,
-    CTXOPT_CONTEXT
-};
+enum { CTXOPT_DOMAIN = 0x1001, CTXOPT_AGENT_TYPE, CTXOPT_PRIORITY, CTXOPT_ATTR, CTXOPT_CONTEXT };
 
+/* One option per line: */
+/* clang-format off */
 #define CTXOPT_OPTIONS                                       \
     {"domain", 0, OPT_REQUIRED, CTXOPT_DOMAIN},              \
     {"agent-type", 0, OPT_REQUIRED, CTXOPT_AGENT_TYPE},      \
@@ -37,6 +33,7 @@ enum {
     "                        integer, a number, a list [a, b] or a string\n"      \
     "  --context FILE        read the context from a JSON file ('-': stdin);\n"   \
     "                        the options above override its fields\n"
+/* clang-format on */
 
 typedef struct ctxopt {
     char *domain, *agent_type; /* NULL: not given */

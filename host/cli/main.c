@@ -61,12 +61,10 @@ static int run(const cmd_entry *e, const char *config_path, int config_explicit,
 
 int main(int argc, char **argv)
 {
-    static const opt_spec opts[] = {{"config", 'c', OPT_REQUIRED, 'c'},
-                                    {"verbose", 'v', OPT_NONE, 'v'},
-                                    {"quiet", 'q', OPT_NONE, 'q'},
-                                    {"help", 'h', OPT_NONE, 'h'},
-                                    {"version", 'V', OPT_NONE, 'V'},
-                                    {0}};
+    static const opt_spec opts[] = {
+        {"config", 'c', OPT_REQUIRED, 'c'}, {"verbose", 'v', OPT_NONE, 'v'},
+        {"quiet", 'q', OPT_NONE, 'q'},      {"help", 'h', OPT_NONE, 'h'},
+        {"version", 'V', OPT_NONE, 'V'},    {0}};
     const char *config_path = NULL;
     int config_explicit = 0, verbosity = 0, c;
     opt_parser p;

@@ -7,8 +7,7 @@
 
 #include "cli/opt.h"
 
-void opt_init(opt_parser *p, int argc, char **argv, const opt_spec *specs, opt_mode mode,
-              FILE *err)
+void opt_init(opt_parser *p, int argc, char **argv, const opt_spec *specs, opt_mode mode, FILE *err)
 {
     memset(p, 0, sizeof *p);
     p->argc = argc;

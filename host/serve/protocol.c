@@ -20,7 +20,7 @@ static const struct {
     const char *name;
     request_kind kind;
 } kinds[] = {
-    {"run", REQ_RUN},       {"status", REQ_STATUS}, {"cancel", REQ_CANCEL},
+    {"run", REQ_RUN},           {"status", REQ_STATUS}, {"cancel", REQ_CANCEL},
     {"rollback", REQ_ROLLBACK}, {"reload", REQ_RELOAD}, {"ping", REQ_PING},
     {"shutdown", REQ_SHUTDOWN},
 };

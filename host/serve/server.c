@@ -211,8 +211,8 @@ static char *req_rollback(server *s, const request *rq)
     pattern *p = r->root->pat;
     const ndf_pattern_type_def *d = p && p->type ? p->type->def.ptype : NULL;
     if (!atomic_load(&r->done)) {
-        text = fail(s, NDF_ERR_INVALID, "execution '%s' is still running: cancel it or wait",
-                    rq->id);
+        text =
+            fail(s, NDF_ERR_INVALID, "execution '%s' is still running: cancel it or wait", rq->id);
     } else if (!(d && d->size >= offsetof(ndf_pattern_type_def, rollback) + sizeof d->rollback &&
                  d->rollback)) {
         text = fail(s, NDF_ERR_INVALID, "pattern type '%s' of '%s' has no rollback",

@@ -29,8 +29,8 @@ struct transport {
     int has_group;
     gid_t gid; /* the socket's group, when has_group */
 
-    pthread_mutex_t lock; /* guards conns and nconns */
-    pthread_cond_t idle;  /* nconns reached 0 */
+    pthread_mutex_t lock;           /* guards conns and nconns */
+    pthread_cond_t idle;            /* nconns reached 0 */
     int conns[TRANSPORT_MAX_CONNS]; /* open connection descriptors, -1 free */
     int nconns;
 };
@@ -226,8 +226,9 @@ static int accept_one(transport *t)
     if (!peer_check(t, fd, &uid)) {
         refuse(t, fd, NDF_ERR_INVALID,
                "permission denied: uid %u may not use this ndf server (it serves uid %u%s%s%s)",
-               (unsigned)uid, (unsigned)geteuid(), t->has_group ? ", root and group '" : " and root",
-               t->has_group ? t->o.group : "", t->has_group ? "'" : "");
+               (unsigned)uid, (unsigned)geteuid(),
+               t->has_group ? ", root and group '" : " and root", t->has_group ? t->o.group : "",
+               t->has_group ? "'" : "");
         close(fd);
         log_msg(NDF_LOG_WARN, "refused a connection from uid %u", (unsigned)uid);
         return 1;
