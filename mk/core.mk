@@ -15,6 +15,12 @@ libndfcore_la_LIBADD = $(LIBCONFIG_LIBS) $(CJSON_LIBS) $(ZLIB_LIBS) $(YAML_LIBS)
 CORE_TEST_CFLAGS = $(libndfcore_la_CPPFLAGS) $(CHECK_CFLAGS)
 CORE_TEST_LIBS = libndfcore.la $(CHECK_LIBS)
 
+check_PROGRAMS += tests/check_runtime
+TESTS += tests/check_runtime
+tests_check_runtime_SOURCES = tests/check_runtime.c
+tests_check_runtime_CPPFLAGS = $(CORE_TEST_CFLAGS)
+tests_check_runtime_LDADD = $(CORE_TEST_LIBS)
+
 check_PROGRAMS += tests/check_util tests/check_value
 TESTS += tests/check_util tests/check_value
 tests_check_util_SOURCES = tests/check_util.c

@@ -290,17 +290,23 @@ static char *req_command(server *s, const request *rq)
     return text;
 }
 
-static char *req_reload(server *s)
+/* A reload; a new configuration may name other plugin directories. */
+static void reload(server *s, int with_config, reload_result *res)
 {
-    reload_result res;
-    genset_reload(s->gs, 1, &res);
-    if (res.config_status > 0 && s->w) {
+    genset_reload(s->gs, with_config, res);
+    if (res->config_status > 0 && s->w) {
         gen *g = genset_current(s->gs);
         size_t n;
         char *const *dirs = runtime_plugin_dirs(s->base, &gen_runtime(g)->cfg->set, &n);
         watch_set(s->w, dirs, n);
         genset_release(s->gs, g);
     }
+}
+
+static char *req_reload(server *s)
+{
+    reload_result res;
+    reload(s, 1, &res);
     int status = res.config_status < 0 ? NDF_ERR_VALIDATION : NDF_ERR_EXECUTION;
     response a = {.ok = res.ok,
                   .has = RESP_GENERATION | RESP_PLUGINS_CHANGED,
@@ -382,20 +388,6 @@ static char *refuse(void *opaque, int status, const char *msg)
 
 /* ---- the loop ---- */
 
-static void reload(server *s, int with_config)
-{
-    reload_result res;
-    genset_reload(s->gs, with_config, &res);
-    if (res.config_status > 0 && s->w) {
-        gen *g = genset_current(s->gs);
-        size_t n;
-        char *const *dirs = runtime_plugin_dirs(s->base, &gen_runtime(g)->cfg->set, &n);
-        watch_set(s->w, dirs, n);
-        genset_release(s->gs, g);
-    }
-    free(res.error);
-}
-
 /* Reads the pending signals: SIGHUP reloads, the others stop. */
 static void read_signals(server *s)
 {
@@ -403,7 +395,9 @@ static void read_signals(server *s)
     while (read(s->sig_fd, &si, sizeof si) == (ssize_t)sizeof si) {
         if (si.ssi_signo == SIGHUP) {
             log_msg(NDF_LOG_INFO, "SIGHUP: reloading the configuration and plugins");
-            reload(s, 1);
+            reload_result res;
+            reload(s, 1, &res);
+            free(res.error);
         } else {
             log_msg(NDF_LOG_INFO, "%s received", si.ssi_signo == SIGTERM ? "SIGTERM" : "SIGINT");
             atomic_store(&s->stopping, 1);
@@ -450,8 +444,10 @@ static void loop(server *s)
                 debounce_at = now_mono() + quiet;
         }
         if (debounce_at > 0 && now_mono() >= debounce_at) {
+            reload_result res;
             debounce_at = 0;
-            reload(s, 0);
+            reload(s, 0, &res);
+            free(res.error);
         }
         genset_reap(s->gs);
     }
