@@ -145,6 +145,10 @@ START_TEST(test_plugin_dirs)
     settings set;
     settings_default(&set);
     char *dirs[] = {(char *)"/conf/a", (char *)"/conf/b"};
+    char **own = set.plugin_dirs; /* the default's, freed by settings_free() */
+    size_t nown = set.nplugin_dirs;
+    set.plugin_dirs = NULL;
+    set.nplugin_dirs = 0;
     runtime rt;
     size_t n;
 
@@ -172,8 +176,8 @@ START_TEST(test_plugin_dirs)
     d = runtime_plugin_dirs(&rt, NULL, &n);
     ck_assert_str_eq(d[0], "/env/1");
     runtime_free(&rt);
-    set.plugin_dirs = NULL;
-    set.nplugin_dirs = 0;
+    set.plugin_dirs = own;
+    set.nplugin_dirs = nown;
     settings_free(&set);
 }
 END_TEST

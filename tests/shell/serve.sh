@@ -30,7 +30,9 @@ patterns = (
                            { name = "b"; step = "reload_step"; } ); }; },
     { name = "$2"; type = "sequential"; params = { steps = ( { name = "n"; step = "noop"; } ); }; },
     { name = "slow"; type = "sequential";
-      params = { steps = ( { name = "s"; step = "sleep"; params = { seconds = 0.6; }; } ); }; }
+      params = { steps = ( { name = "s"; step = "sleep"; params = { seconds = 0.6; }; } ); }; },
+    { name = "long"; type = "sequential";
+      params = { steps = ( { name = "s"; step = "sleep"; params = { seconds = 60.0; }; } ); }; }
 );
 EOF
 }
@@ -72,11 +74,15 @@ expect_match "$out" '"patterns":\[\{"name":"probe"' "and the patterns, as ndf co
 # fclose failing (a full disk) used to be followed by a second fclose
 expect_exit 8 "ctl export -o to a full device fails cleanly" -- ctl export probe -o /dev/full
 expect_match "$err" "cannot write /dev/full" "and says so"
-id=$(ctl run slow --async)
+# A minute long, so that however loaded the machine, it runs until cancelled.
+id=$(ctl run long --async)
 expect_exit 0 "ctl status of a running execution" -- ctl status "$id"
 expect_match "$out" 'RUNNING|PENDING' "shows it running"
 expect_exit 0 "ctl cancel" -- ctl cancel "$id"
-sleep 0.3
+for t in $(seq 1 200); do
+    ctl status "$id" --json 2>/dev/null | grep -q '"done":true' && break
+    sleep 0.05
+done
 expect_exit 0 "ctl status after cancel" -- ctl status "$id" --json
 expect_match "$out" '"status":"cancelled"' "the execution was cancelled"
 expect_exit 0 "ctl status prints as ndf status does" -- ctl status "$id"
