@@ -101,8 +101,11 @@ START_TEST(test_patterns_and_executor)
     ndf_context *ctx = context_new(NULL, NULL, NDF_PRIORITY_HIGHEST);
     ck_assert_int_eq(executor_execute(rt.ex, "ok", ctx, 0, EXEC_FORCE, NULL), NDF_OK);
     context_free(ctx);
-    runtime_free(&rt);
+    config *cfg = runtime_take_config(&rt);
+    ck_assert_ptr_nonnull(cfg);
     ck_assert_ptr_null(rt.cfg);
+    runtime_free(&rt);
+    config_free(cfg);
     sb_free(&diags);
     free(path);
 }
@@ -127,6 +130,8 @@ START_TEST(test_view)
     ck_assert_int_eq(runtime_build_registry(&v, base.reg), NDF_OK);
     ck_assert_int_eq(runtime_start_executor(&v, NULL, NULL), NDF_OK);
     ck_assert_uint_eq(v.owned, RT_OWN_REGISTRY | RT_OWN_EXECUTOR);
+    ck_assert_ptr_null(runtime_take_config(&v)); /* the base's, not the view's */
+    ck_assert_ptr_eq(v.cfg, base.cfg);
     /* fully loaded: loading again changes nothing */
     registry *reg = v.reg;
     ck_assert_int_eq(runtime_load(&v, RT_EXECUTOR), NDF_OK);

@@ -89,6 +89,21 @@ void runtime_free(runtime *rt)
     memset(rt, 0, sizeof *rt);
 }
 
+config *runtime_take_config(runtime *rt)
+{
+    if (!(rt->owned & RT_OWN_CONFIG))
+        return NULL; /* none, or a view's, which is not its to give */
+    config *cfg = rt->cfg;
+    rt->cfg = NULL;
+    rt->owned &= ~(unsigned)RT_OWN_CONFIG;
+    return cfg;
+}
+
+void runtime_abandon(runtime *rt, unsigned what)
+{
+    rt->owned &= ~what;
+}
+
 char *const *runtime_plugin_dirs(const runtime *rt, const settings *set, size_t *n)
 {
     if (rt->nenv_dirs) {

@@ -47,9 +47,10 @@ enum {
 };
 
 /* Fields are read by the commands; they change only through the functions
- * below.  A runtime whose parts are all loaded is not written by them
- * (runtime_load() finds everything there), so concurrent commands may share
- * one, as the server's do. */
+ * below, except the report callback, which the owner may replace.  A
+ * runtime whose parts are all loaded is not written by them (runtime_load()
+ * finds everything there), so concurrent commands may share one, as the
+ * server's do. */
 typedef struct runtime {
     const char *config_path; /* not owned */
     int config_explicit;     /* named by the user: a missing file is an error */
@@ -89,6 +90,15 @@ void runtime_view(runtime *view, const runtime *base, config *cfg);
 /* Frees the owned parts, executor first (it stops before what it uses),
  * then registry, loader, storage, configuration. */
 void runtime_free(runtime *rt);
+
+/* Hands the loaded configuration over to the caller, who frees it with
+ * config_free(); rt no longer refers to it.  NULL when rt owns none (not
+ * loaded, or a view's). */
+config *runtime_take_config(runtime *rt);
+
+/* Leaves the parts in `what` (RT_OWN_*) to the process exit: runtime_free()
+ * will not free them, for a thread that may still be using them. */
+void runtime_abandon(runtime *rt, unsigned what);
 
 /* Loads what `what` asks for that is not loaded yet.  Returns NDF_OK, or
  * the status of the first step that failed after reporting why; failed

@@ -527,11 +527,8 @@ static int start(server *s)
     if (rc)
         return rc;
     runtime_storage(rt); /* once, before generations share it */
-    config *cfg = rt->cfg;
-    rt->cfg = NULL; /* generation 1 takes it over */
-    rt->owned &= ~(unsigned)RT_OWN_CONFIG;
     char *why;
-    if ((rc = genset_start(s->gs, cfg, &why)) != NDF_OK) {
+    if ((rc = genset_start(s->gs, runtime_take_config(rt), &why)) != NDF_OK) {
         if (rt->report)
             rt->report(rt->report_opaque, RT_DIAG_ERROR, why);
         else
@@ -596,7 +593,7 @@ int server_run(runtime *rt, const server_opts *opts)
          * leave it all, the loader and storage included (taken from `rt`
          * so that runtime_free() does not free them), to the process
          * exit rather than free it under that thread. */
-        rt->owned &= ~(unsigned)(RT_OWN_LOADER | RT_OWN_STORAGE);
+        runtime_abandon(rt, RT_OWN_LOADER | RT_OWN_STORAGE);
         return rc;
     }
     transport_free(s->tp);
