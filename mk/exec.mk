@@ -40,8 +40,6 @@ tests_bench_bench_dispatch_SOURCES = tests/bench/bench_dispatch.c $(EXEC_FIXTURE
 tests_bench_bench_dispatch_CPPFLAGS = $(EXEC_TEST_CFLAGS)
 tests_bench_bench_dispatch_LDADD = libndfcore.la
 
-ndf_SOURCES += host/cli/cmd_run.c
-
 TESTS += tests/shell/run.sh
 EXTRA_DIST += tests/shell/run.sh
 

@@ -4,9 +4,7 @@ libndfcore_la_SOURCES += \
 	host/model/context.c host/model/context.h \
 	host/model/pattern.c host/model/pattern.h \
 	host/model/registry.c host/model/registry.h \
-	host/model/build.c host/model/build.h \
-	host/cli/ctxopt.c host/cli/ctxopt.h \
-	host/cli/cmd_patterns.c
+	host/model/build.c host/model/build.h
 
 check_PROGRAMS += tests/check_context
 TESTS += tests/check_context

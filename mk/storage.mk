@@ -2,8 +2,7 @@
 libndfcore_la_SOURCES += \
 	host/exec/monitor.c host/exec/monitor.h \
 	host/store/storage.c host/store/storage.h \
-	host/store/analytics.c host/store/analytics.h \
-	host/cli/cmd_storage.c
+	host/store/analytics.c host/store/analytics.h
 
 check_PROGRAMS += tests/check_storage
 tests_check_storage_SOURCES = tests/check_storage.c
