@@ -211,7 +211,8 @@ typedef struct gqueue {
 
 struct pool {
     unsigned n;
-    worker *w; /* n workers, cache-line aligned */
+    worker *w;        /* n workers, cache-line aligned */
+    unsigned started; /* workers whose thread runs (all n, once pool_new returned) */
     gqueue global[NPRIO];
     _Atomic int stop;
     _Atomic unsigned exited; /* workers that returned */
@@ -744,12 +745,12 @@ pool *pool_new(unsigned threads)
         if (e) {
             err_set(NDF_ERR_RESOURCE, "executor: cannot start worker thread %u: %s", i,
                     strerror(e));
-            for (unsigned k = i; k < threads; k++)
-                worker_release(&p->w[k]);
-            p->n = i; /* pool_free stops, joins and releases the started ones */
+            /* p->n stays: the started workers read it.  The others' deques
+             * stay empty, and pool_free joins only the started threads. */
             pool_free(p, -1);
             return NULL;
         }
+        p->started++;
     }
     return p;
 }
@@ -781,21 +782,21 @@ void pool_free(pool *p, double wait_s)
     notify_all(p);
     if (wait_s >= 0) {
         double until = now_mono() + wait_s;
-        while (atomic_load(&p->exited) < p->n && now_mono() < until) {
+        while (atomic_load(&p->exited) < p->started && now_mono() < until) {
             struct timespec ts = {0, 5 * 1000 * 1000};
             nanosleep(&ts, NULL);
         }
-        if (atomic_load(&p->exited) < p->n) {
+        if (atomic_load(&p->exited) < p->started) {
             log_msg(0,
                     "executor: %u worker(s) still inside overrunning work at exit; "
                     "leaving them running",
-                    p->n - atomic_load(&p->exited));
-            for (unsigned i = 0; i < p->n; i++)
+                    p->started - atomic_load(&p->exited));
+            for (unsigned i = 0; i < p->started; i++)
                 pthread_detach(p->w[i].thread);
             return; /* leaked on purpose: those workers still use it */
         }
     }
-    for (unsigned i = 0; i < p->n; i++)
+    for (unsigned i = 0; i < p->started; i++)
         pthread_join(p->w[i].thread, NULL);
     pool_destroy(p);
 }
