@@ -177,7 +177,8 @@ static int finish(executor *ex, record *r, pattern *p, int status, const char *m
                                      : NULL;
     r->end = end;
     pthread_mutex_unlock(&r->lock);
-    double dur = r->root->start > 0 ? end - r->root->start : 0;
+    double start = atomic_load_explicit(&r->root->start, memory_order_relaxed);
+    double dur = start > 0 ? end - start : 0;
     if (ex->o.reg && p)
         registry_record(ex->o.reg, p, status == NDF_OK, r->ctx->domain, dur);
     if (ex->o.on_complete && p)
@@ -470,7 +471,9 @@ int executor_run_pattern(executor *ex, ndf_exec *node, const char *name, double 
     c->pat = p; /* the record keeps the pattern (and its steps) alive */
     node_limit_deadline(c, pattern_deadline(ex, p, timeout_s, now_mono()));
     rc = run_in_node(p, c);
-    double dur = c->start > 0 ? (c->end > 0 ? c->end : now_mono()) - c->start : 0;
+    double start, end;
+    node_times(c, &start, &end);
+    double dur = start > 0 ? (end > 0 ? end : now_mono()) - start : 0;
     if (ex->o.reg) {
         char msg[sizeof "" + 2048];
         snprintf(msg, sizeof msg, "%s", err_msg()); /* registry code may touch it */

@@ -49,7 +49,7 @@ _Thread_local record_clock record_clock_tl __attribute__((tls_model("initial-exe
 typedef struct tsc_cal {
     uint64_t cal_tsc;
     double cal_mono;
-    int strikes;              /* rate samples in a row that disagreed */
+    int strikes; /* rate samples in a row that disagreed */
 } tsc_cal;
 static _Thread_local tsc_cal tl_cal __attribute__((tls_model("initial-exec")));
 
@@ -130,8 +130,8 @@ tailbuf record_no_output[3];
 
 typedef struct arena_chunk {
     struct arena_chunk *next;
-    size_t size;              /* of the whole allocation */
-    int mapped;               /* from mmap (huge-page aligned), else malloc */
+    size_t size; /* of the whole allocation */
+    int mapped;  /* from mmap (huge-page aligned), else malloc */
     _Alignas(16) char mem[];
 } arena_chunk;
 
@@ -259,10 +259,13 @@ static ndf_exec *node_alloc(record *r, ndf_exec *parent, ndf_node_kind kind, con
     n->depth = parent ? parent->depth + 1 : 0;
     n->rec = r;
     n->parent = parent;
-    n->kids = NULL;
-    n->nkids = n->capkids = 0;
+    atomic_init(&n->kids, NULL);
+    atomic_init(&n->nkids, 0);
+    n->capkids = 0;
     n->deadline = parent ? parent->deadline : INFINITY;
-    n->start = n->end = n->start_wall = 0;
+    atomic_init(&n->start, 0);
+    atomic_init(&n->end, 0);
+    atomic_init(&n->start_wall, 0);
     n->message = NULL;
     n->out = record_no_output;
     n->data = NULL;
@@ -353,29 +356,38 @@ ndf_exec *node_new(ndf_exec *parent, ndf_node_kind kind, const char *name)
     record *r = parent->rec;
     alloc_lock(r);
     ndf_exec *n = node_alloc(r, parent, kind, name);
-    if (parent->nkids == parent->capkids) {
+    size_t nk = atomic_load_explicit(&parent->nkids, memory_order_relaxed);
+    ndf_exec **kids = atomic_load_explicit(&parent->kids, memory_order_relaxed);
+    if (nk == parent->capkids) {
         /* Children arrays live in the arena too; an outgrown one is left
          * there (at most as much again as the final array). */
         size_t cap = parent->capkids ? parent->capkids * 2 : 4;
-        ndf_exec **kids = arena_alloc(r, cap * sizeof *kids);
-        if (parent->nkids)
-            memcpy(kids, parent->kids, parent->nkids * sizeof *kids);
-        __atomic_store_n(&parent->kids, kids, __ATOMIC_RELEASE);
+        ndf_exec **grown = arena_alloc(r, cap * sizeof *grown);
+        if (nk)
+            memcpy(grown, kids, nk * sizeof *grown);
+        atomic_store_explicit(&parent->kids, grown, memory_order_release);
         parent->capkids = cap;
+        kids = grown;
     }
-    parent->kids[parent->nkids] = n;
+    kids[nk] = n;
     /* Publishes the child (and, before it, the array holding it). */
-    __atomic_store_n(&parent->nkids, parent->nkids + 1, __ATOMIC_RELEASE);
+    atomic_store_explicit(&parent->nkids, nk + 1, memory_order_release);
     alloc_unlock(r);
     return n;
 }
 
-/* A consistent view of a node's children while others may append: the
- * count first, then the array (which holds at least that many). */
-static ndf_exec *const *kids_view(const ndf_exec *n, size_t *count)
+ndf_exec *const *node_kids(const ndf_exec *n, size_t *count)
 {
-    *count = __atomic_load_n(&n->nkids, __ATOMIC_ACQUIRE);
-    return __atomic_load_n(&n->kids, __ATOMIC_ACQUIRE);
+    /* The count first, then the array: the array stored before that count
+     * or a later one, each holding at least that many. */
+    *count = atomic_load_explicit(&n->nkids, memory_order_acquire);
+    return atomic_load_explicit(&n->kids, memory_order_acquire);
+}
+
+void node_times(const ndf_exec *n, double *start, double *end)
+{
+    *start = atomic_load_explicit(&n->start, memory_order_relaxed);
+    *end = atomic_load_explicit(&n->end, memory_order_relaxed);
 }
 
 #define STATE_FINAL(s) ((s) != NDF_STATE_PENDING && (s) != NDF_STATE_RUNNING)
@@ -402,11 +414,15 @@ void node_set_state_at(ndf_exec *node, ndf_state state, const char *msg, double 
         return;
     }
     if (state == NDF_STATE_RUNNING) {
-        node->start = now;
-        node->start_wall = node->rec->start_wall + (now - node->rec->start);
-        node->end = 0;
-    } else if (STATE_FINAL(state) && node->start > 0 && node->end == 0) {
-        node->end = now > node->start ? now : node->start;
+        atomic_store_explicit(&node->start, now, memory_order_relaxed);
+        atomic_store_explicit(&node->start_wall, node->rec->start_wall + (now - node->rec->start),
+                              memory_order_relaxed);
+        atomic_store_explicit(&node->end, 0, memory_order_relaxed);
+    } else if (STATE_FINAL(state)) {
+        double start, end;
+        node_times(node, &start, &end);
+        if (start > 0 && end == 0)
+            atomic_store_explicit(&node->end, now > start ? now : start, memory_order_relaxed);
     }
     if (msg)
         node_set_message(node, msg);
@@ -415,8 +431,9 @@ void node_set_state_at(ndf_exec *node, ndf_state state, const char *msg, double 
 
 void node_set_state(ndf_exec *node, ndf_state state, const char *msg)
 {
-    int stamp = state == NDF_STATE_RUNNING ||
-                (STATE_FINAL(state) && node->start > 0 && node->end == 0);
+    double start, end;
+    node_times(node, &start, &end);
+    int stamp = state == NDF_STATE_RUNNING || (STATE_FINAL(state) && start > 0 && end == 0);
     node_set_state_at(node, state, msg, stamp ? record_now() : 0);
 }
 
@@ -489,7 +506,7 @@ static double progress_locked(const ndf_exec *n)
     if (state_final(s))
         return 100.0;
     size_t nk;
-    ndf_exec *const *kids = kids_view(n, &nk);
+    ndf_exec *const *kids = node_kids(n, &nk);
     if (!nk)
         return 0.0;
     double sum = 0;
@@ -508,9 +525,9 @@ double node_progress(ndf_exec *node)
 
 const char *state_name(ndf_state s)
 {
-    static const char *const names[] = {"PENDING",     "RUNNING",   "COMPLETED",
-                                        "FAILED",      "SKIPPED",   "ROLLED_BACK",
-                                        "CANCELLED",   "TIMED_OUT", "DEGRADED"};
+    static const char *const names[] = {"PENDING",   "RUNNING",   "COMPLETED",
+                                        "FAILED",    "SKIPPED",   "ROLLED_BACK",
+                                        "CANCELLED", "TIMED_OUT", "DEGRADED"};
     return (unsigned)s < ARRAY_SIZE(names) ? names[s] : "UNKNOWN";
 }
 
@@ -525,7 +542,6 @@ const char *node_kind_name(ndf_node_kind k)
     }
 }
 
-
 static void json_num(strbuf *sb, double v)
 {
     if (!isfinite(v))
@@ -536,9 +552,11 @@ static void json_num(strbuf *sb, double v)
 
 static double node_duration(const ndf_exec *n, double now)
 {
-    if (n->start <= 0)
+    double start, end;
+    node_times(n, &start, &end);
+    if (start <= 0)
         return 0;
-    return (n->end > 0 ? n->end : now) - n->start;
+    return (end > 0 ? end : now) - start;
 }
 
 /* Caller holds the record lock. */
@@ -550,8 +568,9 @@ static void node_json(const ndf_exec *n, strbuf *sb, double now)
     sb_puts(sb, ",\"name\":");
     sb_json_str(sb, n->name);
     sb_printf(sb, ",\"state\":\"%s\"", state_name(st));
-    if (n->start > 0) {
-        sb_printf(sb, ",\"started\":%.3f", n->start_wall);
+    if (atomic_load_explicit(&n->start, memory_order_relaxed) > 0) {
+        sb_printf(sb, ",\"started\":%.3f",
+                  atomic_load_explicit(&n->start_wall, memory_order_relaxed));
         sb_puts(sb, ",\"duration\":");
         json_num(sb, node_duration(n, now));
     }
@@ -572,7 +591,7 @@ static void node_json(const ndf_exec *n, strbuf *sb, double now)
             sb_printf(sb, ",\"%s_truncated\":%llu", streams[i], (unsigned long long)t->dropped);
     }
     size_t nk;
-    ndf_exec *const *kids = kids_view(n, &nk);
+    ndf_exec *const *kids = node_kids(n, &nk);
     if (nk) {
         sb_puts(sb, ",\"children\":[");
         for (size_t i = 0; i < nk; i++) {
@@ -627,10 +646,10 @@ static void node_text(const ndf_exec *n, strbuf *sb, int indent, double now)
     ndf_state st = atomic_load_explicit(&n->state, memory_order_acquire);
     sb_printf(sb, "%*s%-13s %s %s", indent * 2, "", state_name(st), node_kind_name(n->kind),
               n->name);
-    if (n->start > 0)
+    if (atomic_load_explicit(&n->start, memory_order_relaxed) > 0)
         sb_printf(sb, "  %.3fs", node_duration(n, now));
     size_t nk;
-    ndf_exec *const *kids = kids_view(n, &nk);
+    ndf_exec *const *kids = node_kids(n, &nk);
     if (nk && !state_final(st))
         sb_printf(sb, "  %.0f%%", progress_locked(n));
     if (n->message && *n->message)

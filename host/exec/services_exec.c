@@ -353,8 +353,8 @@ static ndf_exec *sub_execution(ndf_exec *node)
         return node;
     ndf_exec *found = NULL;
     pthread_mutex_lock(&node->rec->lock);
-    size_t nk = __atomic_load_n(&node->nkids, __ATOMIC_ACQUIRE);
-    ndf_exec **kids = __atomic_load_n(&node->kids, __ATOMIC_ACQUIRE);
+    size_t nk;
+    ndf_exec *const *kids = node_kids(node, &nk);
     for (size_t i = nk; i-- > 0;)
         if (kids[i]->kind == NDF_NODE_PATTERN && kids[i]->pat) {
             found = kids[i];
