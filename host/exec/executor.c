@@ -275,21 +275,6 @@ static void give_up(executor *ex, record *r, double base)
     finish(ex, r, r->root->pat, NDF_ERR_TIMEOUT, msg);
 }
 
-static void timespec_at(struct timespec *ts, double until_mono)
-{
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    double t = (double)now.tv_sec + now.tv_nsec / 1e9 + (until_mono - now_mono());
-    if (t < 0)
-        t = 0;
-    if (t > 1e15) /* see the sleeper's wait: no time_t overflow */
-        t = 1e15;
-    ts->tv_sec = (time_t)t;
-    ts->tv_nsec = (long)((t - (double)ts->tv_sec) * 1e9);
-    if (ts->tv_nsec >= 1000000000L)
-        ts->tv_sec++, ts->tv_nsec -= 1000000000L;
-}
-
 int executor_wait(executor *ex, record *r, double wait_s)
 {
     double until = wait_s >= 0 ? now_mono() + wait_s : INFINITY;
@@ -309,8 +294,7 @@ int executor_wait(executor *ex, record *r, double wait_s)
             break;
         /* Re-check at least every second: `started` and the deadline are
          * set by the worker without signalling. */
-        struct timespec ts;
-        timespec_at(&ts, fmin(fmin(until, bound), now + 1.0));
+        struct timespec ts = record_timespec(fmin(fmin(until, bound), now + 1.0));
         pthread_cond_timedwait(&ex->done_cond, &ex->lock, &ts);
     }
     int done = atomic_load(&r->done);

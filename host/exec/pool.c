@@ -601,24 +601,6 @@ static int pool_has_news(pool *p, _Atomic long *done)
     return 0;
 }
 
-/* An absolute CLOCK_MONOTONIC time `until_mono - now_mono()` seconds from
- * now, clamped to [now, 1e15 s] (a deadline decades away, --timeout 1e308,
- * must not overflow time_t; waking early only costs the caller one more
- * look). */
-static struct timespec mono_at(double until_mono)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    double t = (double)ts.tv_sec + ts.tv_nsec / 1e9 + fmax(0, until_mono - now_mono());
-    if (t > 1e15)
-        t = 1e15;
-    ts.tv_sec = (time_t)t;
-    ts.tv_nsec = (long)((t - (double)ts.tv_sec) * 1e9);
-    if (ts.tv_nsec >= 1000000000L)
-        ts.tv_sec++, ts.tv_nsec -= 1000000000L;
-    return ts;
-}
-
 /* Sleeps on the event count until its epoch moves past `e`, the pool stops,
  * or `until` (now_mono seconds, INFINITY for none) passes. */
 static void sleep_epoch(pool *p, uint64_t e, double until)
@@ -632,7 +614,7 @@ static void sleep_epoch(pool *p, uint64_t e, double until)
         if (now_mono() >= until)
             break;
         /* The condvar runs on CLOCK_MONOTONIC, like now_mono(). */
-        struct timespec ts = mono_at(until);
+        struct timespec ts = record_timespec(until);
         if (pthread_cond_timedwait(&p->sleep_cond, &p->sleep_lock, &ts) == ETIMEDOUT)
             break;
     }

@@ -124,6 +124,17 @@ double record_now_slow(void)
 #endif
 }
 
+struct timespec record_timespec(double mono)
+{
+    double t = mono > 0 ? (mono < 1e15 ? mono : 1e15) : 0; /* NaN: 0 */
+    struct timespec ts;
+    ts.tv_sec = (time_t)t;
+    ts.tv_nsec = (long)((t - (double)ts.tv_sec) * 1e9);
+    if (ts.tv_nsec >= 1000000000L)
+        ts.tv_sec++, ts.tv_nsec -= 1000000000L;
+    return ts;
+}
+
 /* ---- the node arena ---- */
 
 tailbuf record_no_output[3];

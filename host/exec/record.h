@@ -11,6 +11,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 #include <ndf/sdk.h>
 
 struct strbuf;
@@ -132,6 +133,12 @@ static inline double record_now(void)
     return record_now_slow();
 }
 #endif
+
+/* now_mono() time `mono` (CLOCK_MONOTONIC seconds) as the absolute time
+ * pthread_cond_timedwait() wants on a condvar set to CLOCK_MONOTONIC;
+ * clamped to 0 .. 1e15 s, so a deadline decades away (--timeout 1e308)
+ * cannot overflow time_t (waking early only costs the caller a look). */
+struct timespec record_timespec(double mono);
 
 /* The RUNNING and COMPLETED transitions of node_set_state() without a
  * message, at time `now`: the per-step fast path. */
