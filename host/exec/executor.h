@@ -92,6 +92,8 @@ typedef struct fallback_result {
 int executor_execute_with_fallback(executor *ex, const char *primary, const char *fallback,
                                    const ndf_context *ctx, double timeout, unsigned flags,
                                    fallback_result *out);
+/* Frees what `r` owns (message, record references) and zeroes it; NULL is
+ * fine.  `r` itself belongs to the caller. */
 void fallback_result_free(fallback_result *r);
 
 typedef struct batch_item {
@@ -111,6 +113,8 @@ typedef struct batch_result {
  * whatever order they finish in.  Returns the number that failed. */
 size_t executor_batch(executor *ex, const batch_item *items, size_t n, int parallel, unsigned flags,
                       batch_result *out);
+/* Frees what the `n` results own (messages, record references); the array
+ * itself belongs to the caller. */
 void batch_results_free(batch_result *r, size_t n);
 
 /* A reference to the record with execution id `id` (NULL or "": the latest

@@ -24,7 +24,7 @@
 
 void record_make_id(char *out, size_t size)
 {
-    static _Atomic unsigned counter;
+    static _Atomic unsigned counter; /* process-wide: ids are unique in it */
     unsigned n = atomic_fetch_add(&counter, 1) + 1;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -38,13 +38,17 @@ void record_make_id(char *out, size_t size)
 
 #ifdef HAVE_TSC
 /* Seconds per tick, as measured by the threads (0: not yet); and whether
- * the counter can be trusted: 0 not known yet, 1 yes, -1 no. */
+ * the counter can be trusted: 0 not known yet, 1 yes, -1 no.  Module-level
+ * on purpose: both are properties of the machine's counter, learnt once
+ * for every thread. */
 static _Atomic double tsc_rate;
 static _Atomic int tsc_usable;
 
 /* Per thread: the line the stamps follow (record.h) and the baseline of
- * the rate measurement.  Initial-exec TLS: the core library is only ever
- * linked into executables. */
+ * the rate measurement.  Thread-local because a reading is anchored to the
+ * thread's own last clock_gettime() (re-anchored every 50 ms), so no stamp
+ * needs a shared cache line.  Initial-exec TLS: the core library is only
+ * ever linked into executables. */
 _Thread_local record_clock record_clock_tl __attribute__((tls_model("initial-exec")));
 typedef struct tsc_cal {
     uint64_t cal_tsc;
@@ -137,6 +141,7 @@ struct timespec record_timespec(double mono)
 
 /* ---- the node arena ---- */
 
+/* Never written: shared by every node without output (see record.h). */
 tailbuf record_no_output[3];
 
 typedef struct arena_chunk {
@@ -155,24 +160,29 @@ typedef struct arena_chunk {
  * MADV_FREE'd pages included), so the chunks stay mapped and dirty. */
 #define CHUNK_CACHE_BYTES ((size_t)256 * 1024 * 1024)
 
-static pthread_mutex_t chunk_lock = PTHREAD_MUTEX_INITIALIZER;
-static arena_chunk *chunk_cache;
-static _Atomic size_t chunk_cached; /* bytes (read unlocked as a hint) */
+/* Big chunks freed records left for the next ones.  Module-level on
+ * purpose, like malloc's own caches: any record may reuse any other's
+ * memory, whoever runs them, and record_new() has no owner to ask. */
+static struct {
+    pthread_mutex_t lock;
+    arena_chunk *head;
+    _Atomic size_t bytes; /* read unlocked as a hint */
+} chunks = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 /* A cached chunk of at least `size` bytes (the first that fits), or NULL. */
 static arena_chunk *chunk_reuse(size_t size)
 {
     arena_chunk *c = NULL;
-    pthread_mutex_lock(&chunk_lock);
-    for (arena_chunk **pp = &chunk_cache; *pp; pp = &(*pp)->next) {
+    pthread_mutex_lock(&chunks.lock);
+    for (arena_chunk **pp = &chunks.head; *pp; pp = &(*pp)->next) {
         if ((*pp)->size >= size) {
             c = *pp;
             *pp = c->next;
-            chunk_cached -= c->size;
+            chunks.bytes -= c->size;
             break;
         }
     }
-    pthread_mutex_unlock(&chunk_lock);
+    pthread_mutex_unlock(&chunks.lock);
     return c;
 }
 
@@ -188,7 +198,7 @@ static void arena_grow(record *r, size_t need)
     while (size < need + sizeof(arena_chunk))
         size *= 2;
     arena_chunk *c = NULL;
-    if (size >= ARENA_MAPPED && chunk_cached)
+    if (size >= ARENA_MAPPED && chunks.bytes)
         c = chunk_reuse(size);
     if (!c && size >= ARENA_MAPPED && size < ARENA_HUGE) {
         void *m = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -246,14 +256,14 @@ static void arena_free(record *r)
             free(c);
             continue;
         }
-        pthread_mutex_lock(&chunk_lock);
-        if (chunk_cached + c->size <= CHUNK_CACHE_BYTES) {
-            c->next = chunk_cache;
-            chunk_cache = c;
-            chunk_cached += c->size;
+        pthread_mutex_lock(&chunks.lock);
+        if (chunks.bytes + c->size <= CHUNK_CACHE_BYTES) {
+            c->next = chunks.head;
+            chunks.head = c;
+            chunks.bytes += c->size;
             c = NULL;
         }
-        pthread_mutex_unlock(&chunk_lock);
+        pthread_mutex_unlock(&chunks.lock);
         if (c)
             munmap(c, c->size);
     }

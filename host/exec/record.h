@@ -169,6 +169,7 @@ void record_make_id(char *out, size_t size);
  * empty context), with a root PATTERN node named `name` whose deadline is
  * `deadline` (absolute now_mono(), INFINITY for none).  One reference. */
 record *record_new(const char *name, const ndf_context *ctx, double deadline);
+/* Takes one more reference to `r` (any thread); returns `r`. */
 record *record_ref(record *r);
 /* Drops a reference; the last frees the tree, node data (data_free) and the
  * pattern references. */
@@ -208,6 +209,7 @@ double node_progress(ndf_exec *node);
 int state_final(ndf_state s);
 /* "PENDING", "RUNNING", ... */
 const char *state_name(ndf_state s);
+/* "pattern", "phase", "task", "step". */
 const char *node_kind_name(ndf_node_kind k);
 
 /* Renders the record as one JSON object (id, pattern, status, message,

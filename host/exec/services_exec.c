@@ -24,6 +24,10 @@
 #include "exec/process.h"
 #include "base/util.h"
 
+/* Each svc_X below is the host's ndf_host.X: its contract is the one
+ * sdk/ndf/host.h documents for plugins; comments here say only what the
+ * host adds (its policies and why). */
+
 /* Definitions older than the running host are read only up to their size. */
 #define DEF_HAS(def, member)                                                                       \
     ((def)->size >= offsetof(__typeof__(*(def)), member) + sizeof((def)->member))
