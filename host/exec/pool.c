@@ -182,7 +182,6 @@ typedef struct worker {
     struct pool *pool;
     unsigned index;
     pthread_t thread;
-    _Atomic int busy; /* inside work (for pool_free's bounded wait) */
     /* Items are recycled, not malloc'd per task: a worker allocates from its
      * own list; items another thread finished come back through the
      * lock-free `remote` stack, which the owner takes whole. */
@@ -589,9 +588,9 @@ static int pool_has_news(pool *p, _Atomic long *done)
     if (atomic_load(&p->stop) || (done && atomic_load(done) == 0))
         return 1;
     for (int pr = 0; pr < NPRIO; pr++) {
-        /* Global work counts even for a group waiter that will not take
-         * ungrouped work: it looks again rather than risk sleeping through
-         * grouped work behind it. */
+        /* Global work counts even for a group waiter, which does not take
+         * ungrouped work: while such work waits for a free worker, the
+         * waiter looks again instead of sleeping (a spin, not a hang). */
         if (atomic_load(&p->global[pr].count) > 0)
             return 1;
         for (unsigned k = 0; k < p->n; k++)
@@ -655,9 +654,7 @@ static void *worker_main(void *arg)
             }
         }
         if (it) {
-            atomic_store_explicit(&w->busy, 1, memory_order_relaxed);
             run_item(it);
-            atomic_store_explicit(&w->busy, 0, memory_order_relaxed);
             continue;
         }
         worker_flush(w);
