@@ -563,14 +563,6 @@ const char *node_kind_name(ndf_node_kind k)
     }
 }
 
-static void json_num(strbuf *sb, double v)
-{
-    if (!isfinite(v))
-        sb_puts(sb, "null");
-    else
-        sb_printf(sb, "%.6g", v);
-}
-
 static double node_duration(const ndf_exec *n, double now)
 {
     double start, end;
@@ -593,10 +585,10 @@ static void node_json(const ndf_exec *n, strbuf *sb, double now)
         sb_printf(sb, ",\"started\":%.3f",
                   atomic_load_explicit(&n->start_wall, memory_order_relaxed));
         sb_puts(sb, ",\"duration\":");
-        json_num(sb, node_duration(n, now));
+        sb_json_num(sb, node_duration(n, now), 6);
     }
     sb_puts(sb, ",\"progress\":");
-    json_num(sb, progress_locked(n));
+    sb_json_num(sb, progress_locked(n), 6);
     if (n->message) {
         sb_puts(sb, ",\"message\":");
         sb_json_str(sb, n->message);
@@ -655,7 +647,7 @@ void record_to_json(record *r, strbuf *sb)
     context_to_json(r->ctx, sb);
     sb_printf(sb, ",\"started\":%.3f", r->start_wall);
     sb_puts(sb, ",\"duration\":");
-    json_num(sb, (r->end > 0 ? r->end : now) - r->start);
+    sb_json_num(sb, (r->end > 0 ? r->end : now) - r->start, 6);
     sb_puts(sb, ",\"root\":");
     node_json(r->root, sb, now);
     sb_add(sb, "}", 1);
