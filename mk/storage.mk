@@ -2,8 +2,12 @@
 libndfcore_la_SOURCES += \
 	host/exec/monitor.c host/exec/monitor.h \
 	host/store/storage.c host/store/storage.h \
+	host/store/store.h host/store/store_sqlite.c \
 	host/store/analytics.c host/store/analytics.h \
 	host/cli/cmd_storage.c
+# the store's database (issue 10): SQLite, kept to store_sqlite.c
+libndfcore_la_CPPFLAGS += $(SQLITE_CFLAGS)
+libndfcore_la_LIBADD += $(SQLITE_LIBS)
 
 check_PROGRAMS += tests/check_storage
 tests_check_storage_SOURCES = tests/check_storage.c
@@ -32,3 +36,16 @@ CLEANFILES += tests/bench/bench_storage
 tests_bench_bench_storage_SOURCES = tests/bench/bench_storage.c
 tests_bench_bench_storage_CPPFLAGS = $(CORE_TEST_CFLAGS)
 tests_bench_bench_storage_LDADD = libndfcore.la
+
+check_PROGRAMS += tests/check_store
+tests_check_store_SOURCES = tests/check_store.c
+tests_check_store_CPPFLAGS = $(CORE_TEST_CFLAGS)
+tests_check_store_LDADD = $(CORE_TEST_LIBS) $(SQLITE_LIBS)
+TESTS += tests/check_store
+
+EXTRA_PROGRAMS += tests/bench/bench_store
+BENCHMARKS += tests/bench/bench_store
+CLEANFILES += tests/bench/bench_store
+tests_bench_bench_store_SOURCES = tests/bench/bench_store.c
+tests_bench_bench_store_CPPFLAGS = $(CORE_TEST_CFLAGS)
+tests_bench_bench_store_LDADD = libndfcore.la $(SQLITE_LIBS)
