@@ -86,23 +86,23 @@ typedef struct store_node {
  * `parent_id` set).  Submission: strings are read, not kept.  Query: all
  * strings are owned; free with store_exec_free(). */
 typedef struct store_exec {
-    char *id;              /* unique across the store (record_make_id()) */
+    char *id; /* unique across the store (record_make_id()) */
     char *pattern;
-    char *parent_id;       /* the execution that ran this one as a sub-pattern */
-    char *redrive_of;      /* the execution this one redrives */
+    char *parent_id;  /* the execution that ran this one as a sub-pattern */
+    char *redrive_of; /* the execution this one redrives */
     store_origin origin;
     store_status status;
-    char *context;         /* the context as JSON text; NULL: none */
-    char *domain;          /* the context's domain, for per-domain learning */
-    char *host;            /* submission: NULL means this host */
-    long pid;              /* submission: 0 means this process, < 0 unknown */
-    char *boot_id;         /* submission: NULL means this boot */
-    double start, end;     /* wall-clock seconds; end 0 while running */
-    double duration;       /* seconds, measured on the monotonic clock */
-    char *message;         /* the failure's message, NULL on success */
-    char *plugins;         /* plugin generations and hashes it pinned (JSON), or NULL */
-    int learn;             /* submission: 1 to count the outcome in learning */
-    int counted;           /* query: 1 when the outcome was counted */
+    char *context;     /* the context as JSON text; NULL: none */
+    char *domain;      /* the context's domain, for per-domain learning */
+    char *host;        /* submission: NULL means this host */
+    long pid;          /* submission: 0 means this process, < 0 unknown */
+    char *boot_id;     /* submission: NULL means this boot */
+    double start, end; /* wall-clock seconds; end 0 while running */
+    double duration;   /* seconds, measured on the monotonic clock */
+    char *message;     /* the failure's message, NULL on success */
+    char *plugins;     /* plugin generations and hashes it pinned (JSON), or NULL */
+    int learn;         /* submission: 1 to count the outcome in learning */
+    int counted;       /* query: 1 when the outcome was counted */
     store_node *nodes;
     size_t nnodes;
 } store_exec;
@@ -128,7 +128,7 @@ typedef struct store_opts {
     int batch_max;         /* executions per group-commit transaction; 0: 256 */
     int enable_learning;   /* 0: executions are recorded, never counted */
     learning_params learning;
-    int import_legacy;     /* 1: store_open() imports old per-pattern files */
+    int import_legacy; /* 1: store_open() imports old per-pattern files */
 } store_opts;
 
 /* sync normal, the defaults above, learning on with learning_params_default(),
@@ -184,10 +184,10 @@ int store_finish(store *s, const store_exec *e, learning_state *after);
 /* ---- queries -------------------------------------------------------- */
 
 typedef struct store_query {
-    const char *pattern;  /* NULL: every pattern */
-    int status;           /* a store_status, or -1 for any */
-    double since;         /* wall-clock seconds; executions started at or after; 0: any */
-    size_t limit;         /* 0: 50 */
+    const char *pattern; /* NULL: every pattern */
+    int status;          /* a store_status, or -1 for any */
+    double since;        /* wall-clock seconds; executions started at or after; 0: any */
+    size_t limit;        /* 0: 50 */
 } store_query;
 
 /* Executions matching `q`, newest first, without their nodes; free with
@@ -202,8 +202,8 @@ int store_children(store *s, const char *id, store_exec **out, size_t *n);
  * (*len bytes, NUL-terminated; caller frees), and how many bytes were
  * dropped before it.  NDF_ERR_NOT_FOUND when the execution or node is not
  * kept; an empty buffer when the node wrote nothing to that stream. */
-int store_output(store *s, const char *id, const char *path, int stream, char **buf,
-                 size_t *len, uint64_t *dropped);
+int store_output(store *s, const char *id, const char *path, int stream, char **buf, size_t *len,
+                 uint64_t *dropped);
 
 /* The pattern's learning state from the patterns table only (no history is
  * read).  NDF_ERR_NOT_FOUND when nothing is stored.  Free with
@@ -249,7 +249,11 @@ char *store_newest_backup(const char *dir);
  * ndf.db.corrupt-<time> first.  The schema is then migrated forward. */
 int store_restore(const char *dir, const store_opts *opts, const char *file);
 
-typedef enum store_format { STORE_FORMAT_JSON = 0, STORE_FORMAT_CSV = 1, STORE_FORMAT_YAML = 2 } store_format;
+typedef enum store_format {
+    STORE_FORMAT_JSON = 0,
+    STORE_FORMAT_CSV = 1,
+    STORE_FORMAT_YAML = 2
+} store_format;
 /* Returns 0 and *out for "json", "csv" or "yaml", else -1. */
 int store_format_parse(const char *name, store_format *out);
 /* Appends the pattern's learning state and kept executions (oldest first,
@@ -281,6 +285,7 @@ typedef struct store_stats {
     uint64_t transactions; /* group-commit transactions committed */
     uint64_t executions;   /* executions finished through them */
     uint64_t queued;       /* writes waiting for the writer now */
+    uint64_t pending;      /* writes queued or being committed (not yet answered) */
     int degraded;          /* the last write failed */
 } store_stats;
 

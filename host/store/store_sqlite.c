@@ -40,14 +40,13 @@
 /* ------------------------------------------------------------------ */
 /* names */
 
-static const char *const status_names[] = {"RUNNING",   "SUCCEEDED", "FAILED",
-                                           "TIMED_OUT", "CANCELLED", "REFUSED",
-                                           "ROLLED_BACK", "CRASHED"};
+static const char *const status_names[] = {"RUNNING",   "SUCCEEDED", "FAILED",      "TIMED_OUT",
+                                           "CANCELLED", "REFUSED",   "ROLLED_BACK", "CRASHED"};
 static const char *const origin_names[] = {"run",      "batch",   "ctl",
                                            "delegate", "redrive", "external"};
 /* ndf_state and ndf_node_kind as stored (the record's names). */
-static const char *const state_names[] = {"PENDING", "RUNNING",     "COMPLETED",
-                                          "FAILED",  "SKIPPED",     "ROLLED_BACK",
+static const char *const state_names[] = {"PENDING",   "RUNNING",   "COMPLETED",
+                                          "FAILED",    "SKIPPED",   "ROLLED_BACK",
                                           "CANCELLED", "TIMED_OUT", "DEGRADED"};
 static const char *const kind_names[] = {"?", "pattern", "phase", "task", "step"};
 
@@ -157,7 +156,7 @@ typedef struct job {
     learning_state *after; /* FINISH: filled when not NULL */
     int have_after;
     int rc;
-    char *msg;             /* the error's message, owned */
+    char *msg; /* the error's message, owned */
     int done;
     struct job *next;
 } job;
@@ -257,14 +256,15 @@ struct store {
 
     /* the writer: a queue of jobs and the thread that commits them */
     pthread_mutex_t qlock;
-    pthread_cond_t qcv;    /* the writer waits for jobs */
-    pthread_cond_t dcv;    /* callers wait for their job */
+    pthread_cond_t qcv; /* the writer waits for jobs */
+    pthread_cond_t dcv; /* callers wait for their job */
     job *head, *tail;
-    size_t queued;
+    size_t queued;  /* jobs waiting for the writer */
+    size_t pending; /* jobs queued or in the batch being committed */
     int started, stopping;
     pthread_t thread;
-    uint64_t transactions, executions;
-    int degraded;
+    uint64_t transactions, executions; /* (qlock) */
+    int degraded;                      /* (qlock) */
 };
 
 /* ------------------------------------------------------------------ */
@@ -347,8 +347,7 @@ static int mkdirs(const char *path)
         char save = *c;
         *c = 0;
         if (mkdir(p, 0700) != 0 && errno != EEXIST) {
-            rc = err_set(NDF_ERR_IO, "cannot create storage directory %s: %s", p,
-                         strerror(errno));
+            rc = err_set(NDF_ERR_IO, "cannot create storage directory %s: %s", p, strerror(errno));
             break;
         }
         *c = save;
@@ -605,6 +604,10 @@ static int connect(const char *dir, const char *path, const store_opts *o, int c
         else if (errno != EEXIST)
             return err_set(NDF_ERR_IO, "cannot create %s: %s", path, strerror(errno));
     }
+    /* auto_vacuum can only be chosen before the first table, and setting
+     * it takes the write lock: only on a new (empty) file */
+    struct stat sb;
+    int fresh = stat(path, &sb) == 0 && sb.st_size == 0;
     int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_NOFOLLOW;
     rc = sqlite3_open_v2(path, &db, flags, NULL);
     if (rc != SQLITE_OK) {
@@ -614,8 +617,9 @@ static int connect(const char *dir, const char *path, const store_opts *o, int c
     }
     sqlite3_extended_result_codes(db, 1);
     sqlite3_busy_timeout(db, o->busy_timeout_ms > 0 ? o->busy_timeout_ms : 5000);
-    char *sql = xasprintf("PRAGMA auto_vacuum = INCREMENTAL; PRAGMA journal_mode = WAL;"
+    char *sql = xasprintf("%s PRAGMA journal_mode = WAL;"
                           " PRAGMA synchronous = %s; PRAGMA foreign_keys = OFF",
+                          fresh ? "PRAGMA auto_vacuum = INCREMENTAL;" : "",
                           o->sync == STORE_SYNC_FULL ? "FULL" : "NORMAL");
     rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
     free(sql);
@@ -645,14 +649,28 @@ static int connect(const char *dir, const char *path, const store_opts *o, int c
     return NDF_OK;
 }
 
+/* SQLite goes on writing into a database file that was unlinked or
+ * renamed while open (the directory removed under a server), losing every
+ * later write at exit: each write transaction checks first. */
+static int check_moved(const char *path, sqlite3 *db)
+{
+    int moved = 0;
+    if (sqlite3_file_control(db, "main", SQLITE_FCNTL_HAS_MOVED, &moved) == SQLITE_OK && moved)
+        return err_set(NDF_ERR_IO,
+                       "%s: the database file was removed or replaced while in use; "
+                       "not writing into a deleted file (restart ndf to recreate it)",
+                       path);
+    return NDF_OK;
+}
+
 /* ------------------------------------------------------------------ */
 /* writer statements */
 
 static int wstmt(store *s, int which, sqlite3_stmt **out)
 {
     if (!s->ws[which]) {
-        int rc = sqlite3_prepare_v3(s->w, wsql[which], -1, SQLITE_PREPARE_PERSISTENT,
-                                    &s->ws[which], NULL);
+        int rc = sqlite3_prepare_v3(s->w, wsql[which], -1, SQLITE_PREPARE_PERSISTENT, &s->ws[which],
+                                    NULL);
         if (rc != SQLITE_OK)
             return wfail(s, rc, "cannot prepare a statement");
     }
@@ -811,8 +829,8 @@ static int load_all_domains(store *s, const char *name, learning_state *st)
 
 /* Compresses the newest `limit` bytes of `data` into a zlib stream.
  * *kept gets the bytes kept, *extra those dropped to fit. */
-static int deflate_tail(const char *data, size_t len, size_t limit, int level,
-                        unsigned char **out, size_t *outlen, size_t *kept, uint64_t *extra)
+static int deflate_tail(const char *data, size_t len, size_t limit, int level, unsigned char **out,
+                        size_t *outlen, size_t *kept, uint64_t *extra)
 {
     *extra = 0;
     if (len > limit) {
@@ -846,8 +864,8 @@ static int write_outputs(store *s, sqlite3_int64 xseq, const store_node *n)
         unsigned char *z = NULL;
         size_t zlen = 0, kept = 0;
         uint64_t extra = 0;
-        int rc = deflate_tail(n->out[k] ? n->out[k] : "", len, limit, level, &z, &zlen, &kept,
-                              &extra);
+        int rc =
+            deflate_tail(n->out[k] ? n->out[k] : "", len, limit, level, &z, &zlen, &kept, &extra);
         if (rc)
             return rc;
         sqlite3_stmt *q;
@@ -988,8 +1006,8 @@ static int apply_progress(store *s, const char *id, const store_node *n)
     if (rc)
         return rc;
     if (!seq)
-        return err_set(NDF_ERR_NOT_FOUND, "%s: no execution %s to record progress for",
-                       s->path, id);
+        return err_set(NDF_ERR_NOT_FOUND, "%s: no execution %s to record progress for", s->path,
+                       id);
     if (st != STORE_RUNNING)
         return NDF_OK; /* it ended: the final record wins */
     return write_node(s, seq, n);
@@ -1134,10 +1152,11 @@ static void progress_free(job *j)
 /* Commits one batch: BEGIN IMMEDIATE, each job under its own savepoint (so
  * one bad job fails alone), pruning of the patterns it touched, COMMIT.  A
  * failed BEGIN or COMMIT fails every job of the batch. */
-static void run_batch(store *s, job *batch)
+static void run_batch(store *s, job *batch, size_t *committed)
 {
     int rc;
     size_t finished = 0;
+    *committed = 0;
     pthread_mutex_lock(&s->wlock);
     rc = wsimple(s, W_BEGIN, "cannot start a transaction");
     if (rc) {
@@ -1145,6 +1164,8 @@ static void run_batch(store *s, job *batch)
             job_fail(j, rc);
         goto out;
     }
+    if ((rc = check_moved(s->path, s->w)))
+        goto abort;
     for (job *j = batch; j; j = j->next) {
         if ((rc = wsimple(s, W_SAVEPOINT, "cannot start a savepoint")))
             goto abort;
@@ -1179,9 +1200,7 @@ static void run_batch(store *s, job *batch)
         /* a failed COMMIT may leave the transaction open */
         goto abort;
     }
-    s->transactions++;
-    s->executions += finished;
-    s->degraded = 0;
+    *committed = finished + 1; /* the transaction and its executions */
     goto out;
 abort:;
     char *why = xstrdup(err_msg());
@@ -1198,10 +1217,6 @@ abort:;
     }
     free(why);
 out:
-    /* a job refused for its own sake (a duplicate id) is not a storage fault */
-    for (job *j = batch; j; j = j->next)
-        if (j->rc == NDF_ERR_IO)
-            s->degraded = 1;
     pthread_mutex_unlock(&s->wlock);
 }
 
@@ -1228,11 +1243,22 @@ static void *writer_main(void *arg)
         s->queued -= n;
         pthread_mutex_unlock(&s->qlock);
 
-        run_batch(s, batch);
+        size_t committed;
+        run_batch(s, batch, &committed);
 
         pthread_mutex_lock(&s->qlock);
+        if (committed) {
+            s->transactions++;
+            s->executions += committed - 1;
+            s->degraded = 0;
+        }
+        /* a job refused for its own sake (a duplicate id) is not a storage fault */
+        for (job *j = batch; j; j = j->next)
+            if (j->rc == NDF_ERR_IO)
+                s->degraded = 1;
         for (job *j = batch, *next; j; j = next) {
             next = j->next;
+            s->pending--;
             if (j->kind == JOB_PROGRESS) {
                 if (j->rc)
                     log_msg(NDF_LOG_ERROR, "%s", j->msg);
@@ -1255,8 +1281,8 @@ static int enqueue_locked(store *s, job *j)
     if (!s->started) {
         int e = pthread_create(&s->thread, NULL, writer_main, s);
         if (e)
-            return err_set(NDF_ERR_RESOURCE, "%s: cannot start the writer thread: %s",
-                           s->path, strerror(e));
+            return err_set(NDF_ERR_RESOURCE, "%s: cannot start the writer thread: %s", s->path,
+                           strerror(e));
         s->started = 1;
     }
     j->next = NULL;
@@ -1266,6 +1292,7 @@ static int enqueue_locked(store *s, job *j)
         s->head = j;
     s->tail = j;
     s->queued++;
+    s->pending++;
     pthread_cond_signal(&s->qcv);
     return NDF_OK;
 }
@@ -1341,13 +1368,13 @@ int store_progress(store *s, const char *id, const store_node *n)
 void store_get_stats(store *s, store_stats *out)
 {
     pthread_mutex_lock(&s->qlock);
+    /* qlock only: a batch waiting for another process's lock holds wlock */
     out->queued = s->queued;
-    pthread_mutex_unlock(&s->qlock);
-    pthread_mutex_lock(&s->wlock);
+    out->pending = s->pending;
     out->transactions = s->transactions;
     out->executions = s->executions;
     out->degraded = s->degraded;
-    pthread_mutex_unlock(&s->wlock);
+    pthread_mutex_unlock(&s->qlock);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1379,8 +1406,7 @@ static char *absolute_dir(const char *dir)
     } else {
         char cwd[PATH_MAX];
         if (!getcwd(cwd, sizeof cwd)) {
-            err_set(NDF_ERR_IO, "cannot resolve storage directory %s: %s", dir,
-                    strerror(errno));
+            err_set(NDF_ERR_IO, "cannot resolve storage directory %s: %s", dir, strerror(errno));
             return NULL;
         }
         d = xasprintf("%s/%s", cwd, dir);
@@ -1403,8 +1429,7 @@ static int prepare_dir(const char *d)
     if (!S_ISDIR(st.st_mode))
         return err_set(NDF_ERR_IO, "storage directory %s is %s", d, file_type(st.st_mode));
     if (access(d, W_OK | X_OK) != 0)
-        return err_set(NDF_ERR_IO, "storage directory %s is not writable: %s", d,
-                       strerror(errno));
+        return err_set(NDF_ERR_IO, "storage directory %s is not writable: %s", d, strerror(errno));
     return NDF_OK;
 }
 
@@ -1567,6 +1592,8 @@ static int wbegin(store *s)
 {
     pthread_mutex_lock(&s->wlock);
     int rc = wsimple(s, W_BEGIN, "cannot start a transaction");
+    if (!rc && (rc = check_moved(s->path, s->w)))
+        sqlite3_exec(s->w, "ROLLBACK", NULL, NULL, NULL);
     if (rc)
         pthread_mutex_unlock(&s->wlock);
     return rc;
@@ -1591,8 +1618,7 @@ static int wend(store *s, int rc)
 /* ------------------------------------------------------------------ */
 /* crash recovery */
 
-static int process_alive(store *s, const char *host, long pid, const char *boot,
-                         long long started)
+static int process_alive(store *s, const char *host, long pid, const char *boot, long long started)
 {
     if (!host || strcmp(host, s->host) != 0)
         return 1; /* another machine: nothing to tell from here */
@@ -1698,8 +1724,7 @@ int store_recover(store *s, size_t *count)
             sqlite3_finalize(st);
         }
         if (!rc)
-            log_msg(NDF_LOG_WARN, "%s: execution %lld %s", s->path, (long long)dead[i].seq,
-                    msg);
+            log_msg(NDF_LOG_WARN, "%s: execution %lld %s", s->path, (long long)dead[i].seq, msg);
         free(msg);
         free(node);
     }
@@ -1728,8 +1753,8 @@ static int reader(store *s)
     return NDF_OK;
 }
 
-#define EXEC_COLS                                                                              \
-    "id, pattern, parent_id, redrive_of, origin, status, context, domain, host, pid, boot_id," \
+#define EXEC_COLS                                                                                  \
+    "id, pattern, parent_id, redrive_of, origin, status, context, domain, host, pid, boot_id,"     \
     " start_time, end_time, duration, message, plugins, counted, seq"
 
 static void exec_from_row(sqlite3_stmt *st, store_exec *e)
@@ -1888,8 +1913,7 @@ static int load_nodes(store *s, sqlite3_int64 xseq, store_exec *e)
         n->start = sqlite3_column_double(st, 4);
         n->end = sqlite3_column_double(st, 5);
         n->attempt = sqlite3_column_int(st, 6);
-        n->exit_status =
-            sqlite3_column_type(st, 7) == SQLITE_NULL ? -1 : sqlite3_column_int(st, 7);
+        n->exit_status = sqlite3_column_type(st, 7) == SQLITE_NULL ? -1 : sqlite3_column_int(st, 7);
         n->message = col_dup(st, 8);
         for (int k = 0; k < STORE_NSTREAMS; k++) {
             n->outlen[k] = (size_t)sqlite3_column_int64(st, 9 + 2 * k);
@@ -1910,8 +1934,8 @@ int store_get(store *s, const char *id, store_exec *out)
     sqlite3_int64 xseq = 0;
     int rc = reader(s);
     if (!rc) {
-        int r = sqlite3_prepare_v2(s->r, "SELECT " EXEC_COLS " FROM executions WHERE id = ?1",
-                                   -1, &st, NULL);
+        int r = sqlite3_prepare_v2(s->r, "SELECT " EXEC_COLS " FROM executions WHERE id = ?1", -1,
+                                   &st, NULL);
         if (r != SQLITE_OK)
             rc = rfail(s, r, "cannot read an execution");
     }
@@ -1939,8 +1963,8 @@ int store_get(store *s, const char *id, store_exec *out)
 /* Largest output a query inflates: a damaged row must not ask for more. */
 #define STORE_MAX_OUTPUT ((size_t)64 << 20)
 
-int store_output(store *s, const char *id, const char *path, int stream, char **buf,
-                 size_t *len, uint64_t *dropped)
+int store_output(store *s, const char *id, const char *path, int stream, char **buf, size_t *len,
+                 uint64_t *dropped)
 {
     *buf = NULL;
     *len = 0;
@@ -1987,8 +2011,8 @@ int store_output(store *s, const char *id, const char *path, int stream, char **
                 int zr = want ? uncompress((Bytef *)b, &got, z, (uLong)zlen) : Z_OK;
                 if (zr != Z_OK || got != want) {
                     free(b);
-                    rc = err_set(NDF_ERR_IO, "%s: output of %s '%s' is damaged (zlib %d)",
-                                 s->path, id, path, zr);
+                    rc = err_set(NDF_ERR_IO, "%s: output of %s '%s' is damaged (zlib %d)", s->path,
+                                 id, path, zr);
                 } else {
                     b[want] = 0;
                     *buf = b;
@@ -2079,8 +2103,7 @@ int store_patterns(store *s, char ***names, size_t *n)
     sqlite3_stmt *st = NULL;
     int rc = reader(s);
     if (!rc) {
-        int r = sqlite3_prepare_v2(s->r, "SELECT name FROM patterns ORDER BY name", -1, &st,
-                                   NULL);
+        int r = sqlite3_prepare_v2(s->r, "SELECT name FROM patterns ORDER BY name", -1, &st, NULL);
         if (r != SQLITE_OK)
             rc = rfail(s, r, "cannot list patterns");
     }
@@ -2132,8 +2155,8 @@ int store_reset_stats(store *s, const char *name)
     if (!rc)
         rc = wexec(s, "DELETE FROM pattern_domains WHERE pattern = ?1", name, NULL);
     if (!rc)
-        rc = wexec(s, "UPDATE executions SET counted = 0 WHERE pattern = ?1 AND counted = 1",
-                   name, NULL);
+        rc = wexec(s, "UPDATE executions SET counted = 0 WHERE pattern = ?1 AND counted = 1", name,
+                   NULL);
     return wend(s, rc);
 }
 
@@ -2302,8 +2325,8 @@ int store_check(store *s)
             rc = err_set(NDF_ERR_VALIDATION,
                          "%s: pattern '%s' counts %lld executions, but %lld are recorded "
                          "(%lld rows, %lld pruned)",
-                         s->path, (const char *)sqlite3_column_text(st, 0), ex, pruned + rows,
-                         rows, pruned);
+                         s->path, (const char *)sqlite3_column_text(st, 0), ex, pruned + rows, rows,
+                         pruned);
     }
     if (!rc && r != SQLITE_DONE)
         rc = rfail(s, r, "cannot check the counts");
@@ -2471,9 +2494,8 @@ int store_backup(store *s, char **path_out)
     /* a connection of its own: the writer goes on during the copy */
     if ((rc = connect(s->dir, s->path, &s->opts, 0, &src)))
         goto out;
-    int r = sqlite3_open_v2(tmpdb, &dst,
-                            SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOFOLLOW,
-                            NULL);
+    int r = sqlite3_open_v2(
+        tmpdb, &dst, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOFOLLOW, NULL);
     if (r != SQLITE_OK) {
         rc = db_fail(s->dir, tmpdb, dst, r, "cannot create the backup");
         goto out;
@@ -2630,8 +2652,7 @@ static int move_aside(const char *path)
         free(from);
         free(to);
         if (r != 0 && e != ENOENT)
-            return err_set(NDF_ERR_IO, "cannot move %s%s aside: %s", path, suffix[i],
-                           strerror(e));
+            return err_set(NDF_ERR_IO, "cannot move %s%s aside: %s", path, suffix[i], strerror(e));
     }
     return NDF_OK;
 }
@@ -2739,7 +2760,8 @@ int store_format_parse(const char *name, store_format *out)
 
 static cJSON *jadd(cJSON *obj, const char *key, cJSON *item)
 {
-    if (!item || (key ? !cJSON_AddItemToObject(obj, key, item) : !cJSON_AddItemToArray(obj, item))) {
+    if (!item ||
+        (key ? !cJSON_AddItemToObject(obj, key, item) : !cJSON_AddItemToArray(obj, item))) {
         /* cJSON fails here only on allocation: out of memory is fatal in the host */
         cJSON_Delete(item);
         fprintf(stderr, "ndf: out of memory\n");
@@ -3061,8 +3083,7 @@ static void y_value(yemit *y, const cJSON *v)
     yaml_event_t ev;
     if (cJSON_IsObject(v)) {
         y_event(y, &ev,
-                yaml_mapping_start_event_initialize(&ev, NULL, NULL, 1,
-                                                    YAML_BLOCK_MAPPING_STYLE));
+                yaml_mapping_start_event_initialize(&ev, NULL, NULL, 1, YAML_BLOCK_MAPPING_STYLE));
         const cJSON *k;
         cJSON_ArrayForEach(k, v)
         {
@@ -3071,12 +3092,11 @@ static void y_value(yemit *y, const cJSON *v)
         }
         y_event(y, &ev, yaml_mapping_end_event_initialize(&ev));
     } else if (cJSON_IsArray(v)) {
-        y_event(y, &ev,
-                yaml_sequence_start_event_initialize(&ev, NULL, NULL, 1,
-                                                     YAML_BLOCK_SEQUENCE_STYLE));
+        y_event(
+            y, &ev,
+            yaml_sequence_start_event_initialize(&ev, NULL, NULL, 1, YAML_BLOCK_SEQUENCE_STYLE));
         const cJSON *k;
-        cJSON_ArrayForEach(k, v)
-        y_value(y, k);
+        cJSON_ArrayForEach(k, v) y_value(y, k);
         y_event(y, &ev, yaml_sequence_end_event_initialize(&ev));
     } else if (cJSON_IsString(v)) {
         y_scalar(y, v->valuestring, 0);
@@ -3161,10 +3181,10 @@ static int state_of_outcome(const char *o)
     static const struct {
         const char *name;
         int state;
-    } map[] = {{"succeeded", NDF_STATE_COMPLETED}, {"failed", NDF_STATE_FAILED},
-               {"timeout", NDF_STATE_TIMED_OUT},   {"skipped", NDF_STATE_SKIPPED},
+    } map[] = {{"succeeded", NDF_STATE_COMPLETED},     {"failed", NDF_STATE_FAILED},
+               {"timeout", NDF_STATE_TIMED_OUT},       {"skipped", NDF_STATE_SKIPPED},
                {"rolled_back", NDF_STATE_ROLLED_BACK}, {"cancelled", NDF_STATE_CANCELLED},
-               {"degraded", NDF_STATE_DEGRADED},   {"pending", NDF_STATE_PENDING},
+               {"degraded", NDF_STATE_DEGRADED},       {"pending", NDF_STATE_PENDING},
                {"running", NDF_STATE_RUNNING}};
     for (size_t i = 0; o && i < ARRAY_SIZE(map); i++)
         if (strcmp(o, map[i].name) == 0)
@@ -3180,8 +3200,8 @@ static int import_one(store *s, const stored_pattern *sp)
     int rc = save_learning(s, sp->name, &sp->learn);
     if (rc)
         return rc;
-    size_t counted_n = sp->learn.executions < sp->nhistory ? (size_t)sp->learn.executions
-                                                            : sp->nhistory;
+    size_t counted_n =
+        sp->learn.executions < sp->nhistory ? (size_t)sp->learn.executions : sp->nhistory;
     for (size_t i = 0; i < sp->nhistory && !rc; i++) {
         const history_entry *h = &sp->history[i];
         char *id = xasprintf("legacy-%s-%zu", sp->name, i + 1);
@@ -3205,7 +3225,7 @@ static int import_one(store *s, const stored_pattern *sp)
         store_node root = {0};
         root.path = none;
         root.kind = NDF_NODE_PATTERN;
-        root.state = e.status == STORE_SUCCEEDED ? NDF_STATE_COMPLETED
+        root.state = e.status == STORE_SUCCEEDED   ? NDF_STATE_COMPLETED
                      : e.status == STORE_TIMED_OUT ? NDF_STATE_TIMED_OUT
                      : e.status == STORE_CANCELLED ? NDF_STATE_CANCELLED
                                                    : NDF_STATE_FAILED;
@@ -3296,8 +3316,7 @@ int store_import_legacy(store *s, const char *dir, size_t *imported)
         if (storage_load_pattern(old, names[i], &sps[i]) == NDF_OK)
             ok[i] = 1;
         else
-            log_msg(NDF_LOG_WARN, "%s: pattern '%s' not imported: %s", dir, names[i],
-                    err_msg());
+            log_msg(NDF_LOG_WARN, "%s: pattern '%s' not imported: %s", dir, names[i], err_msg());
     }
     storage_close(old);
 
@@ -3328,8 +3347,10 @@ int store_import_legacy(store *s, const char *dir, size_t *imported)
     char *where = NULL;
     rc = move_legacy(dir, &where);
     if (!rc)
-        log_msg(NDF_LOG_INFO, "imported %zu patterns from the old storage in %s into %s; "
-                "the old files are in %s", count, dir, s->path, where);
+        log_msg(NDF_LOG_INFO,
+                "imported %zu patterns from the old storage in %s into %s; "
+                "the old files are in %s",
+                count, dir, s->path, where);
     free(where);
     if (!rc && imported)
         *imported = count;
