@@ -4,6 +4,7 @@ libndfcore_la_SOURCES += \
 	host/base/learning.c host/base/learning.h \
 	host/model/pattern.c host/model/pattern.h \
 	host/model/registry.c host/model/registry.h \
+	host/model/build.c host/model/build.h \
 	host/cli/ctxopt.c host/cli/ctxopt.h \
 	host/cli/cmd_patterns.c
 

@@ -92,7 +92,7 @@ static void write_file(const char *path, const char *text)
 
 static loader *new_loader(int insecure)
 {
-    loader_opts o = {.cache_dir = cachedir, .allow_insecure = insecure, .quiet = 1};
+    loader_opts o = {.host = &host_services, .cache_dir = cachedir, .allow_insecure = insecure, .quiet = 1};
     loader *l = loader_new(&o);
     ck_assert_msg(l != NULL, "loader_new: %s", err_msg());
     return l;
@@ -666,7 +666,7 @@ END_TEST
 START_TEST(cache_dir_checks)
 {
     ck_assert_int_eq(mkdir(cachedir, 0755), 0);
-    loader_opts o = {.cache_dir = cachedir, .quiet = 1};
+    loader_opts o = {.host = &host_services, .cache_dir = cachedir, .quiet = 1};
     ck_assert_ptr_null(loader_new(&o));
     ck_assert_has(err_msg(), cachedir);
     ck_assert_has(err_msg(), "mode 0755");
@@ -683,7 +683,9 @@ START_TEST(cache_dir_checks)
     /* Default: $NDF_RUNTIME_DIR/plugins, created 0700 with its parents. */
     char *rt = xasprintf("%s/run/deeper", tmp);
     setenv("NDF_RUNTIME_DIR", rt, 1);
-    loader *l = loader_new(NULL);
+    ck_assert_ptr_null(loader_new(NULL)); /* the services table is required */
+    loader_opts d = {.host = &host_services};
+    loader *l = loader_new(&d);
     ck_assert_ptr_nonnull(l);
     char *want = xasprintf("%s/plugins", rt);
     ck_assert_str_eq(loader_cache_dir(l), want);
@@ -709,14 +711,27 @@ START_TEST(register_outside_init)
 }
 END_TEST
 
-START_TEST(active_loader)
+START_TEST(build_scope)
 {
     loader *l = new_loader(0);
-    ck_assert_ptr_null(loader_active());
-    loader_set_active(l);
-    ck_assert_ptr_eq(loader_active(), l);
+    loader *m = new_loader(0);
+    ck_assert_ptr_null(loader_scope());
+    loader *prev = loader_scope_enter(l);
+    ck_assert_ptr_null(prev);
+    ck_assert_ptr_eq(loader_scope(), l);
+    /* scopes nest and restore */
+    loader *inner = loader_scope_enter(m);
+    ck_assert_ptr_eq(inner, l);
+    ck_assert_ptr_eq(loader_scope(), m);
+    loader_scope_leave(inner);
+    ck_assert_ptr_eq(loader_scope(), l);
     loader_free(l); /* also clears it */
-    ck_assert_ptr_null(loader_active());
+    ck_assert_ptr_null(loader_scope());
+    loader_free(m);
+    /* outside a build, step names resolve against nothing */
+    ndf_step *s = NULL;
+    ck_assert_int_eq(host_services.step_new("anything", NULL, NULL, &s), NDF_ERR_VALIDATION);
+    ck_assert_has(err_msg(), "no plugins loaded");
 }
 END_TEST
 
@@ -901,7 +916,7 @@ START_TEST(compat_v1_0)
     char *p = copy_fixture("compat_v1_0", plugdir, "compat_v1_0.so");
     loader *l = new_loader(0);
     ck_assert_msg(loader_load(l, p) == NDF_OK, "compat_v1_0 refused: %s", err_msg());
-    loader_set_active(l);
+    loader_scope_enter(l);
     plugin_info pi = info_of(l, 0);
     ck_assert_str_eq(pi.name, "compat_v1_0");
     ck_assert_uint_eq(pi.abi_major, 1);
@@ -979,7 +994,7 @@ START_TEST(compat_v1_0)
     value_free(pp);
 
     loader_free(l);
-    ck_assert_ptr_null(loader_active());
+    ck_assert_ptr_null(loader_scope());
     ck_assert_uint_eq(count_dir(cachedir), 0);
     free(p);
 }
@@ -999,7 +1014,7 @@ static Suite *loader_suite(void)
     tcase_add_test(t, free_cleans_cache);
     tcase_add_test(t, init_failure_registers_nothing);
     tcase_add_test(t, register_outside_init);
-    tcase_add_test(t, active_loader);
+    tcase_add_test(t, build_scope);
     tcase_add_test(t, cache_dir_checks);
     suite_add_tcase(s, t);
 

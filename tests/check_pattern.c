@@ -14,6 +14,7 @@
 
 #include "model/context.h"
 #include "plugin/loader.h"
+#include "exec/services.h"
 #include "model/pattern.h"
 #include "base/util.h"
 
@@ -27,18 +28,16 @@ static void setup(void)
     const char *base = getenv("top_builddir");
     snprintf(cache_dir, sizeof cache_dir, "%s/check_pattern.XXXXXX", base ? base : "/tmp");
     ck_assert_ptr_nonnull(mkdtemp(cache_dir));
-    loader_opts o = {.cache_dir = cache_dir, .allow_insecure = 0};
+    loader_opts o = {.host = &host_services, .cache_dir = cache_dir, .allow_insecure = 0};
     ld = loader_new(&o);
     ck_assert_ptr_nonnull(ld);
     const char *dir = getenv("NDF_PLUGIN_PATH");
     char *dirs[] = {(char *)(dir ? dir : "plugins/.libs")};
     loader_scan(ld, dirs, 1);
-    loader_set_active(ld);
 }
 
 static void teardown(void)
 {
-    loader_set_active(NULL);
     loader_free(ld);
     /* The loader may leave its private copies for reuse: not ours to keep. */
     DIR *d = opendir(cache_dir);
@@ -117,7 +116,7 @@ static ndf_value *def_with(const char *key, ndf_value *v)
 static void build_fails(ndf_value *def, int status, const char *msg)
 {
     pattern *p = (pattern *)1;
-    int rc = pattern_build(def, &lp, &p);
+    int rc = pattern_build(ld, def, &lp, &p);
     ck_assert_int_eq(rc, status);
     ck_assert_ptr_null(p);
     if (strcmp(err_msg(), msg) != 0)
@@ -127,7 +126,7 @@ static void build_fails(ndf_value *def, int status, const char *msg)
 START_TEST(test_build)
 {
     pattern *p;
-    int rc = pattern_build(good_def(), &lp, &p);
+    int rc = pattern_build(ld, good_def(), &lp, &p);
     if (rc)
         ck_abort_msg("%s", err_msg());
     ck_assert_str_eq(p->name, "data_processing_pipeline");
@@ -208,7 +207,7 @@ START_TEST(test_type_errors)
 {
     F = value_intern_file("p.conf");
     pattern *p = (pattern *)1;
-    int rc = pattern_build(def_with("type", at(value_new_string(NULL, "bogus"), 40)), &lp, &p);
+    int rc = pattern_build(ld, def_with("type", at(value_new_string(NULL, "bogus"), 40)), &lp, &p);
     ck_assert_int_eq(rc, NDF_ERR_VALIDATION);
     ck_assert_ptr_null(p);
     const char *want = "p.conf:40: unknown pattern type 'bogus' (loaded types: ";
@@ -232,14 +231,13 @@ START_TEST(test_type_errors)
     value_append(s, at(value_new_string("step", "warp_drive"), 45));
     value_append(steps, s);
     value_append(params, steps);
-    rc = pattern_build(def_with("params", params), &lp, &p);
+    rc = pattern_build(ld, def_with("params", params), &lp, &p);
     ck_assert_int_eq(rc, NDF_ERR_VALIDATION);
     ck_assert_msg(strstr(err_msg(), "p.conf:45") && strstr(err_msg(), "warp_drive"), "%s",
                   err_msg());
 
     /* No plugins at all. */
-    loader_set_active(NULL);
-    rc = pattern_build(good_def(), &lp, &p);
+    rc = pattern_build(NULL, good_def(), &lp, &p);
     ck_assert_int_eq(rc, NDF_ERR_VALIDATION);
     ck_assert_str_eq(err_msg(), "p.conf:12: unknown pattern type 'sequential' (loaded types: "
                                 "none: no plugins loaded)");
@@ -252,7 +250,7 @@ START_TEST(test_unknown_key_warns)
     ndf_value *d = good_def();
     value_append(d, at(value_new_string("colour", "red"), 50));
     log_set_level(0); /* the warning goes to stderr; the build succeeds */
-    ck_assert_int_eq(pattern_build(d, &lp, &p), NDF_OK);
+    ck_assert_int_eq(pattern_build(ld, d, &lp, &p), NDF_OK);
     log_set_level(1);
     pattern_unref(p);
 }
@@ -261,7 +259,7 @@ END_TEST
 START_TEST(test_matches)
 {
     pattern *p;
-    ck_assert_int_eq(pattern_build(good_def(), &lp, &p), NDF_OK);
+    ck_assert_int_eq(pattern_build(ld, good_def(), &lp, &p), NDF_OK);
     ndf_context *c = context_new("data_processing.stream", "data_analyst", 1);
     ck_assert(pattern_matches(p, c));
     context_set_attr(c, "data_size", value_new_string(NULL, "large"));

@@ -15,6 +15,7 @@
 
 #include "conf/config.h"
 #include "plugin/loader.h"
+#include "exec/services.h"
 #include "model/registry.h"
 #include "base/util.h"
 
@@ -607,17 +608,15 @@ static void conf_setup(void)
     const char *base = getenv("top_builddir");
     snprintf(cache_dir, sizeof cache_dir, "%s/check_registry.XXXXXX", base ? base : "/tmp");
     ck_assert_ptr_nonnull(mkdtemp(cache_dir));
-    loader_opts o = {.cache_dir = cache_dir};
+    loader_opts o = {.host = &host_services, .cache_dir = cache_dir};
     ld = loader_new(&o);
     const char *dir = getenv("NDF_PLUGIN_PATH");
     char *dirs[] = {(char *)(dir ? dir : "plugins/.libs")};
     loader_scan(ld, dirs, 1);
-    loader_set_active(ld);
 }
 
 static void conf_teardown(void)
 {
-    loader_set_active(NULL);
     loader_free(ld);
     DIR *d = opendir(cache_dir);
     struct dirent *e;
@@ -646,7 +645,7 @@ static registry *conf_registry(void)
         pattern *p;
         ndf_value *def = cfg->patterns[i];
         cfg->patterns[i] = NULL;
-        rc = pattern_build(def, &lp, &p);
+        rc = pattern_build(ld, def, &lp, &p);
         ck_assert_msg(rc == NDF_OK, "%s", err_msg());
         ck_assert_int_eq(registry_register(r, p), NDF_OK);
         pattern_unref(p);

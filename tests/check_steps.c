@@ -7,8 +7,8 @@
 #include "plugin_harness.h"
 
 /* A one-step sequential pattern named `name` running step `type`. */
-#define ONE(name, type, params)                                                           \
-    "{ name = \"" name "\"; type = \"sequential\"; params = { steps = ( { name = \"s\"; " \
+#define ONE(name, type, params)                                                                    \
+    "{ name = \"" name "\"; type = \"sequential\"; params = { steps = ( { name = \"s\"; "          \
     "step = \"" type "\"; params = { " params " }; } ); }; }"
 
 static int run_ctx(harness *h, const char *name, record **r, char **msg)
@@ -24,14 +24,24 @@ START_TEST(test_exec_argv_env_cwd_stdin)
 {
     harness h;
     h_open_ok(&h, 1,
-              ONE("argv", "exec", "argv = [\"touch\", \"@DIR@/touched-${attr.user}\"];") ",\n"
-              ONE("shell", "exec", "shell = true; command = \"echo $GREETING $NDF_DOMAIN > "
-                                   "@DIR@/shell\"; env = { GREETING = \"hi ${agent_type}\"; };")
-              ",\n"
-              ONE("cwd", "exec", "argv = [\"/bin/sh\", \"-c\", \"pwd > out\"]; cwd = \"@DIR@\";")
-              ",\n"
-              ONE("stdin", "exec", "argv = [\"/bin/sh\", \"-c\", \"cat > @DIR@/in\"]; "
-                                   "stdin = \"priority ${priority}, $$5\";"));
+              ONE("argv", "exec", "argv = [\"touch\", \"@DIR@/touched-${attr.user}\"];") ",\n" ONE(
+                  "shell", "exec",
+                  "shell = true; command = \"echo $GREETING $NDF_DOMAIN > "
+                  "@DIR@/shell\"; env = { GREETING = \"hi ${agent_type}\"; };") ",\n" ONE("cwd",
+                                                                                          "exec",
+                                                                                          "argv = "
+                                                                                          "[\"/bin/"
+                                                                                          "sh\", "
+                                                                                          "\"-c\", "
+                                                                                          "\"pwd > "
+                                                                                          "out\"]; "
+                                                                                          "cwd = "
+                                                                                          "\"@DIR@"
+                                                                                          "\";") ","
+                                                                                                 "\n" ONE("stdin",
+                                                                                                          "exec",
+                                                                                                          "argv = [\"/bin/sh\", \"-c\", \"cat > @DIR@/in\"]; "
+                                                                                                          "stdin = \"priority ${priority}, $$5\";"));
     record *r;
     char *msg;
     const char *names[] = {"argv", "shell", "cwd", "stdin"};
@@ -61,9 +71,10 @@ END_TEST
 START_TEST(test_exec_exit_status_and_output)
 {
     harness h;
-    h_open_ok(&h, 1,
-              ONE("bad", "exec", "argv = [\"/bin/sh\", \"-c\", \"echo oops >&2; exit 3\"];") ",\n"
-              ONE("missing", "exec", "argv = [\"/nonexistent/program\"];"));
+    h_open_ok(
+        &h, 1,
+        ONE("bad", "exec", "argv = [\"/bin/sh\", \"-c\", \"echo oops >&2; exit 3\"];") ",\n" ONE(
+            "missing", "exec", "argv = [\"/nonexistent/program\"];"));
     record *r;
     char *msg;
     ck_assert_int_eq(run_ctx(&h, "bad", &r, &msg), NDF_ERR_EXECUTION);
@@ -84,10 +95,13 @@ END_TEST
 START_TEST(test_templating_errors)
 {
     harness h;
-    h_open_ok(&h, 1,
-              ONE("argv", "exec", "argv = [\"echo\", \"${nope}\"];") ",\n"
-              ONE("env", "exec", "argv = [\"true\"]; env = { X = \"${attr.missing}\"; };") ",\n"
-              ONE("log", "log", "message = \"hello ${attr.user\";"));
+    h_open_ok(
+        &h, 1,
+        ONE("argv", "exec", "argv = [\"echo\", \"${nope}\"];") ",\n" ONE(
+            "env", "exec",
+            "argv = [\"true\"]; env = { X = \"${attr.missing}\"; };") ",\n" ONE("log", "log",
+                                                                                "message = \"hello "
+                                                                                "${attr.user\";"));
     record *r;
     char *msg;
     ck_assert_int_eq(run_ctx(&h, "argv", &r, &msg), NDF_ERR_VALIDATION);
@@ -97,8 +111,8 @@ START_TEST(test_templating_errors)
     record_unref(r);
     free(msg);
     ck_assert_int_eq(run_ctx(&h, "env", &r, &msg), NDF_ERR_VALIDATION);
-    ck_assert_msg(strstr(h_message(r, "env/s"), "unknown variable ${attr.missing}") != NULL,
-                  "%s", h_message(r, "env/s"));
+    ck_assert_msg(strstr(h_message(r, "env/s"), "unknown variable ${attr.missing}") != NULL, "%s",
+                  h_message(r, "env/s"));
     record_unref(r);
     free(msg);
     ck_assert_int_eq(run_ctx(&h, "log", &r, &msg), NDF_ERR_VALIDATION);
@@ -113,17 +127,25 @@ END_TEST
 START_TEST(test_exec_definition_errors)
 {
     harness h;
-    h_open(&h, 1,
-           ONE("a", "exec", "command = \"ls\";") ",\n"
-           ONE("b", "exec", "argv = [\"ls\"]; command = \"ls\"; shell = true;") ",\n"
-           ONE("c", "exec", "cwd = \"/\";") ",\n"
-           ONE("d", "exec", "argv = [\"ls\"]; shell = true;") ",\n"
-           ONE("e", "exec", "argv = [];") ",\n"
-           ONE("f", "exec", "argv = [\"ls\"]; env = { X-Y = \"y\"; };") ",\n"
-           ONE("g", "exec", "argv = [\"ls\"]; undo = \"rm -rf x\";") ",\n"
-           ONE("h", "exec", "argv = [\"ls\"]; env = { X = 1; };") ",\n"
-           ONE("i", "log", "message = \"m\"; level = \"loud\";") ",\n"
-           ONE("j", "exec", "argv = [\"ls\"]; undo = 5;"));
+    h_open(
+        &h, 1,
+        ONE("a", "exec", "command = \"ls\";") ",\n" ONE("b", "exec", "argv = [\"ls\"]; command = \"ls\"; shell = true;") ",\n" ONE("c", "exec", "cwd = \"/\";") ",\n" ONE("d", "exec", "argv = [\"ls\"]; shell = true;") ",\n" ONE(
+            "e", "exec",
+            "argv = [];") ",\n" ONE("f", "exec",
+                                    "argv = [\"ls\"]; env = { X-Y = \"y\"; };") ",\n" ONE("g",
+                                                                                          "exec",
+                                                                                          "argv = "
+                                                                                          "[\"ls\"]"
+                                                                                          "; undo "
+                                                                                          "= \"rm "
+                                                                                          "-rf "
+                                                                                          "x\";") ",\n" ONE("h",
+                                                                                                            "exec",
+                                                                                                            "argv = [\"ls\"]; env = { X = 1; };") ",\n" ONE("i",
+                                                                                                                                                            "log",
+                                                                                                                                                            "message = \"m\"; level = \"loud\";") ",\n" ONE("j",
+                                                                                                                                                                                                            "exec",
+                                                                                                                                                                                                            "argv = [\"ls\"]; undo = 5;"));
     const char *e = h_errors(&h);
     ck_assert_msg(strstr(e, "'command' is a shell command string, which needs shell = true"), "%s",
                   e);
@@ -173,11 +195,18 @@ END_TEST
 START_TEST(test_sleep_log_fail_noop)
 {
     harness h;
-    h_open_ok(&h, 1,
-              ONE("nap", "sleep", "seconds = 0.01;") ",\n"
-              ONE("long", "sleep", "seconds = 30.0;") ",\n"
-              ONE("say", "log", "message = \"user ${attr.user} in ${domain}\"; level = \"warning\";")
-              ",\n" ONE("late", "fail", "after = 0.01;") ",\n" ONE("nothing", "noop", ""));
+    h_open_ok(
+        &h, 1,
+        ONE("nap", "sleep", "seconds = 0.01;") ",\n" ONE(
+            "long", "sleep",
+            "seconds = 30.0;") ",\n" ONE("say", "log",
+                                         "message = \"user ${attr.user} in ${domain}\"; level = "
+                                         "\"warning\";") ",\n" ONE("late", "fail",
+                                                                   "after = 0.01;") ",\n" ONE("noth"
+                                                                                              "ing",
+                                                                                              "noo"
+                                                                                              "p",
+                                                                                              ""));
     record *r;
     char *msg;
     ck_assert_int_eq(run_ctx(&h, "nap", &r, &msg), NDF_OK);
@@ -241,6 +270,82 @@ START_TEST(test_pattern_step)
 }
 END_TEST
 
+/* A ${...} in a shell command is one literal value wherever it sits:
+ * unquoted, in double quotes, in single quotes.  Hostile values (command
+ * separators, substitutions, backquotes, newlines, both quotes, a leading
+ * dash, a trailing backslash) come out as text and run nothing. */
+START_TEST(test_shell_values_are_data)
+{
+    static const char *const hostile[] = {
+        "x; touch @DIR@/PWNED",
+        "$(touch @DIR@/PWNED)",
+        "`touch @DIR@/PWNED`",
+        "a\ntouch @DIR@/PWNED",
+        "it's \"quoted\" 'twice'",
+        "'; touch @DIR@/PWNED; echo '",
+        "\"; touch @DIR@/PWNED; echo \"",
+        "-n",
+        "back\\",
+        "$HOME ${HOME} $$",
+        "",
+    };
+    harness h;
+    h_open_ok(&h, 1,
+              ONE("q", "exec",
+                  "shell = true; command = \"printf '[%s]' ${attr.v} >@DIR@/plain; "
+                  "printf '[%s]' \\\"dq ${attr.v}\\\" >@DIR@/dq; "
+                  "printf '[%s]' 'sq ${attr.v}' >@DIR@/sq\";"));
+    for (size_t i = 0; i < sizeof hostile / sizeof *hostile; i++) {
+        char *v = h_subst(&h, hostile[i]);
+        ndf_context *c = context_new("d", "a", 1);
+        context_set_attr(c, "v", value_new_string("v", v));
+        record *r;
+        char *msg;
+        int rc = h_run(&h, "q", c, 0, &r, &msg);
+        ck_assert_msg(rc == NDF_OK, "value %zu: %s", i, msg);
+        record_unref(r);
+        free(msg);
+        context_free(c);
+        char *want = xasprintf("[%s]", v);
+        char *got = h_file(&h, "plain");
+        ck_assert_msg(strcmp(got, want) == 0, "unquoted: value %zu: got %s", i, got);
+        free(got);
+        free(want);
+        want = xasprintf("[dq %s]", v);
+        got = h_file(&h, "dq");
+        ck_assert_msg(strcmp(got, want) == 0, "double quotes: value %zu: got %s", i, got);
+        free(got);
+        free(want);
+        want = xasprintf("[sq %s]", v);
+        got = h_file(&h, "sq");
+        ck_assert_msg(strcmp(got, want) == 0, "single quotes: value %zu: got %s", i, got);
+        free(got);
+        free(want);
+        char *pwned = h_path(&h, "PWNED");
+        ck_assert_msg(access(pwned, F_OK) != 0, "value %zu ran code", i);
+        free(pwned);
+        free(v);
+    }
+    h_close(&h);
+}
+END_TEST
+
+/* A backslash right before ${...} would escape the opening quote: refused. */
+START_TEST(test_shell_backslash_before_ref)
+{
+    harness h;
+    h_open_ok(&h, 1, ONE("b", "exec", "shell = true; command = \"echo \\\\${attr.user}\";"));
+    record *r;
+    char *msg;
+    ck_assert_int_eq(run_ctx(&h, "b", &r, &msg), NDF_ERR_VALIDATION);
+    ck_assert_msg(strstr(h_message(r, "b/s"), "backslash before ${...}") != NULL, "%s",
+                  h_message(r, "b/s"));
+    record_unref(r);
+    free(msg);
+    h_close(&h);
+}
+END_TEST
+
 static Suite *steps_suite(void)
 {
     Suite *s = suite_create("steps");
@@ -249,6 +354,8 @@ static Suite *steps_suite(void)
     tcase_add_test(tc, test_exec_argv_env_cwd_stdin);
     tcase_add_test(tc, test_exec_exit_status_and_output);
     tcase_add_test(tc, test_templating_errors);
+    tcase_add_test(tc, test_shell_values_are_data);
+    tcase_add_test(tc, test_shell_backslash_before_ref);
     tcase_add_test(tc, test_exec_definition_errors);
     tcase_add_test(tc, test_exec_undo_and_shell_undo);
     tcase_add_test(tc, test_sleep_log_fail_noop);

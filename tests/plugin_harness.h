@@ -19,6 +19,7 @@
 #include "plugin/loader.h"
 #include "model/pattern.h"
 #include "exec/record.h"
+#include "model/build.h"
 #include "model/registry.h"
 #include "exec/services.h"
 #include "base/util.h"
@@ -87,6 +88,12 @@ static char *h_file(const harness *h, const char *name)
     return s;
 }
 
+static void h_report(void *opaque, const char *msg)
+{
+    harness *h = opaque;
+    sb_printf(&h->errors, "%s\n", msg);
+}
+
 /* Loads `patterns` (the inside of `patterns = ( ... );`, with @DIR@
  * substituted) on an executor of `threads` workers.  Definitions that do not
  * build are counted in h->nerrors with their messages in h->errors, as are
@@ -116,7 +123,7 @@ static void h_open(harness *h, unsigned threads, const char *patterns)
 
     const char *pp = getenv("NDF_PLUGIN_PATH");
     ck_assert_msg(pp && *pp, "NDF_PLUGIN_PATH is not set");
-    loader_opts lo = {.cache_dir = h->cfg->set.cache_dir, .allow_insecure = 0};
+    loader_opts lo = {.host = &host_services, .cache_dir = h->cfg->set.cache_dir, .allow_insecure = 0};
     h->ld = loader_new(&lo);
     ck_assert_msg(h->ld != NULL, "loader_new: %s", err_msg());
     char *dir = xstrdup(pp);
@@ -126,38 +133,13 @@ static void h_open(harness *h, unsigned threads, const char *patterns)
     char *dirs[] = {dir};
     ck_assert_msg(loader_scan(h->ld, dirs, 1) >= 4, "plugins in %s did not load", dir);
     free(dir);
-    loader_set_active(h->ld);
 
-    registry_opts ro = {.cache_size = 0, .enable_learning = 1, .learning = h->cfg->set.learning};
-    h->reg = registry_new(&ro);
-    for (size_t i = 0; i < h->cfg->npatterns; i++) {
-        ndf_value *def = h->cfg->patterns[i];
-        h->cfg->patterns[i] = NULL;
-        pattern *p;
-        rc = pattern_build(def, &h->cfg->set.learning, &p);
-        if (rc == NDF_OK) {
-            rc = registry_register(h->reg, p);
-            pattern_unref(p);
-        }
-        if (rc) {
-            sb_printf(&h->errors, "%s\n", err_msg());
-            h->nerrors++;
-        }
-    }
-    pattern_requirement *req;
-    size_t nreq;
-    services_take_requirements(&req, &nreq);
-    for (size_t i = 0; i < nreq; i++) {
-        pattern *p;
-        if (registry_get(h->reg, req[i].name, &p) == NDF_OK) {
-            pattern_unref(p);
-            continue;
-        }
-        sb_printf(&h->errors, "%s:%d: unknown pattern '%s'\n", req[i].file ? req[i].file : "?",
-                  req[i].line, req[i].name);
-        h->nerrors++;
-    }
-    services_free_requirements(req, nreq);
+    /* The same path from configuration to registry as the program's. */
+    settings set = h->cfg->set;
+    set.cache_size = 0;
+    set.learning_enabled = 1;
+    build_opts bo = {.ld = h->ld, .set = &set, .report = h_report, .opaque = h};
+    h->reg = build_registry(&bo, h->cfg->patterns, h->cfg->npatterns, &h->nerrors);
 
     executor_opts eo = {
         .threads = threads,
@@ -182,7 +164,6 @@ static void h_close(harness *h)
 {
     executor_free(h->ex);
     registry_free(h->reg);
-    loader_set_active(NULL);
     loader_free(h->ld);
     config_free(h->cfg);
     sb_free(&h->errors);

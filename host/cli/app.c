@@ -14,6 +14,7 @@
 #include "conf/config.h"
 #include "plugin/loader.h"
 #include "model/pattern.h"
+#include "model/build.h"
 #include "model/registry.h"
 #include "exec/services.h"
 #include "store/storage.h"
@@ -100,8 +101,8 @@ static int load_config(app *a)
     int rc = config_load(a->config_path, &a->cfg);
     for (size_t i = 0; a->cfg && i < a->cfg->ndiags; i++)
         if (a->cfg->diags[i].is_error || a->verbosity >= 0)
-            fprintf(stderr, "%s%s\n", a->cfg->diags[i].is_error ? "" : "warning: ",
-                    a->cfg->diags[i].text);
+            fprintf(stderr, "%s%s\n",
+                    a->cfg->diags[i].is_error ? "" : "warning: ", a->cfg->diags[i].text);
     if (rc && (!a->cfg || a->cfg->nerrors == 0))
         fprintf(stderr, "ndf: %s\n", err_msg());
     return rc ? exit_code_for(rc) : EXIT_OK;
@@ -112,6 +113,7 @@ static int load_plugins(app *a)
     if (a->ld)
         return EXIT_OK;
     loader_opts lo = {
+        .host = &host_services,
         .cache_dir = a->cfg->set.cache_dir,
         .allow_insecure = a->cfg->set.allow_insecure,
     };
@@ -123,58 +125,27 @@ static int load_plugins(app *a)
     size_t n;
     char **dirs = app_plugin_dirs(a, &n);
     loader_scan(a->ld, dirs, n);
-    loader_set_active(a->ld);
     return EXIT_OK;
+}
+
+static void report_stderr(void *opaque, const char *msg)
+{
+    (void)opaque;
+    fprintf(stderr, "%s\n", msg);
 }
 
 static int load_patterns(app *a)
 {
     if (a->reg)
         return EXIT_OK;
-    registry_opts ro = {
-        .cache_size = (size_t)a->cfg->set.cache_size,
-        .enable_learning = a->cfg->set.learning_enabled,
-        .learning = a->cfg->set.learning,
+    build_opts bo = {
+        .ld = a->ld,
+        .set = &a->cfg->set,
         /* learning state is paged through, and restored from, storage */
         .store = storage_app_store(&a->cfg->set),
+        .report = report_stderr,
     };
-    storage *st = storage_app(&a->cfg->set);
-    a->reg = registry_new(&ro);
-    for (size_t i = 0; i < a->cfg->npatterns; i++) {
-        ndf_value *def = a->cfg->patterns[i];
-        a->cfg->patterns[i] = NULL;
-        pattern *p;
-        int rc = pattern_build(def, &a->cfg->set.learning, &p);
-        if (rc == NDF_OK && st) {
-            /* learning goes on across runs; a bad record is reported by
-             * storage and the pattern starts afresh */
-            int lr = storage_restore_learning(st, p);
-            if (lr && lr != NDF_ERR_NOT_FOUND)
-                log_msg(NDF_LOG_WARN, "%s", err_msg());
-        }
-        if (rc == NDF_OK) {
-            rc = registry_register(a->reg, p);
-            pattern_unref(p);
-        }
-        if (rc) {
-            fprintf(stderr, "%s\n", err_msg());
-            a->pattern_errors++;
-        }
-    }
-    pattern_requirement *req;
-    size_t nreq;
-    services_take_requirements(&req, &nreq);
-    for (size_t i = 0; i < nreq; i++) {
-        pattern *p;
-        if (registry_get(a->reg, req[i].name, &p) == NDF_OK) {
-            pattern_unref(p);
-            continue;
-        }
-        fprintf(stderr, "%s:%d: unknown pattern '%s'\n", req[i].file ? req[i].file : "?",
-                req[i].line, req[i].name);
-        a->pattern_errors++;
-    }
-    services_free_requirements(req, nreq);
+    a->reg = build_registry(&bo, a->cfg->patterns, a->cfg->npatterns, &a->pattern_errors);
     return a->pattern_errors ? EXIT_USAGE : EXIT_OK;
 }
 
@@ -197,10 +168,8 @@ void app_free(app *a)
 {
     if (a->reg)
         registry_free(a->reg);
-    if (a->ld) {
-        loader_set_active(NULL);
+    if (a->ld)
         loader_free(a->ld);
-    }
     if (a->cfg)
         config_free(a->cfg);
     a->reg = NULL;

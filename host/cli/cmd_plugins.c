@@ -11,6 +11,7 @@
 #include "cli/app.h"
 #include "cli/commands.h"
 #include "plugin/loader.h"
+#include "exec/services.h"
 #include "base/util.h"
 
 static const char plugins_usage[] =
@@ -371,7 +372,7 @@ int cmd_inspect(app *a, int argc, char **argv)
 
     /* A private loader: inspecting must not touch the configured plugins,
      * and the same checks apply, so an insecure file gets that verdict. */
-    loader_opts lo = {.quiet = 1};
+    loader_opts lo = {.host = &host_services, .quiet = 1};
     loader *ld = loader_new(&lo);
     if (!ld) {
         fprintf(stderr, "ndf inspect: %s\n", err_msg());

@@ -108,14 +108,14 @@ static const ndf_value *svc_ctx_attributes(const ndf_context *c)
 
 /* Step definitions older than the running host are read only up to their
  * size; a member they do not have counts as NULL. */
-#define DEF_HAS(def, member) \
+#define DEF_HAS(def, member)                                                                       \
     ((def)->size >= offsetof(__typeof__(*(def)), member) + sizeof((def)->member))
 
 static int svc_step_new(const char *type, const ndf_value *params, const ndf_value *where,
                         ndf_step **out)
 {
     *out = NULL;
-    loader *ld = loader_active();
+    loader *ld = loader_scope();
     const provided *p = ld ? loader_find(ld, PROVIDED_STEP, type) : NULL;
     if (!p)
         return svc_fail_at(where, NDF_ERR_VALIDATION, "unknown step '%s'%s", type ? type : "",
@@ -167,34 +167,10 @@ static const char *svc_step_type(const ndf_step *s)
     return s ? s->type->name : NULL;
 }
 
-/* Requirements are per thread: configurations are built on one thread at a
- * time each, and a reload building a new one must not mix with the old. */
-static _Thread_local pattern_requirement *reqs;
-static _Thread_local size_t nreqs;
-
 static int svc_require_pattern(const ndf_value *where, const char *name)
 {
-    reqs = xrealloc(reqs, (nreqs + 1) * sizeof *reqs);
-    reqs[nreqs].name = xstrdup(name ? name : "");
-    reqs[nreqs].file = where ? where->file : NULL;
-    reqs[nreqs].line = where ? where->line : 0;
-    nreqs++;
+    loader_require(name ? name : "", where ? where->file : NULL, where ? where->line : 0);
     return NDF_OK;
-}
-
-void services_take_requirements(pattern_requirement **out, size_t *n)
-{
-    *out = reqs;
-    *n = nreqs;
-    reqs = NULL;
-    nreqs = 0;
-}
-
-void services_free_requirements(pattern_requirement *r, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        free(r[i].name);
-    free(r);
 }
 
 static void svc_free(void *p)

@@ -13,22 +13,9 @@ extern const ndf_host host_services;
 /* A step bound to its parameters (ndf_host.step_new). */
 struct ndf_step {
     const provided *type;
-    ndf_value *params;    /* validated GROUP, owned */
-    void *instance;       /* from the step's create(), or NULL */
+    ndf_value *params; /* validated GROUP, owned */
+    void *instance;    /* from the step's create(), or NULL */
 };
-
-/* Patterns that definitions said they run (ndf_host.require_pattern),
- * collected while building patterns so that the caller can check them once
- * all are loaded. */
-typedef struct pattern_requirement {
-    char *name;
-    const char *file;
-    int line;
-} pattern_requirement;
-
-/* Moves the collected requirements to the caller (this thread's list). */
-void services_take_requirements(pattern_requirement **out, size_t *n);
-void services_free_requirements(pattern_requirement *r, size_t n);
 
 /* The execution half of the table, in services_exec.c. */
 const ndf_context *svc_exec_context(const ndf_exec *node);

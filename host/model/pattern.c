@@ -13,13 +13,11 @@
 #include "model/context.h"
 #include "plugin/loader.h"
 #include "model/pattern.h"
-#include "model/registry.h"
-#include "exec/services.h"
 #include "base/util.h"
 
 /* Type definitions older than the running host are read only up to their
  * size; a member they do not have counts as NULL. */
-#define DEF_HAS(def, member) \
+#define DEF_HAS(def, member)                                                                       \
     ((def)->size >= offsetof(__typeof__(*(def)), member) + sizeof((def)->member))
 
 static pattern *pattern_alloc(const learning_params *lp)
@@ -70,7 +68,7 @@ static void free_strs(char **a, size_t n)
 static void pattern_destroy(pattern *p)
 {
     if (p->instance && p->type)
-        p->type->def.ptype->destroy(&host_services, p->instance);
+        p->type->def.ptype->destroy(p->host, p->instance);
     loader_unpin(p->type); /* the type's code may be unloaded from here on */
     free(p->name);
     free(p->type_name);
@@ -116,8 +114,7 @@ static int bad(const ndf_value *at, const char *fmt, ...)
 }
 
 /* A LIST of non-empty strings into a new array. */
-static int str_list(const ndf_value *v, const char *pname, const char *key, char ***out,
-                    size_t *n)
+static int str_list(const ndf_value *v, const char *pname, const char *key, char ***out, size_t *n)
 {
     if (v->type != NDF_VALUE_LIST)
         return bad(v, "pattern '%s': '%s' must be a list of strings, not a %s", pname, key,
@@ -188,14 +185,14 @@ static int check_attributes(const ndf_value *v, const char *pname)
         const ndf_value *a = value_at(v, i);
         if (a->type == NDF_VALUE_GROUP)
             return bad(a->line ? a : v,
-                       "pattern '%s': attribute '%s' must be a string, number, bool or list",
-                       pname, a->name ? a->name : "?");
+                       "pattern '%s': attribute '%s' must be a string, number, bool or list", pname,
+                       a->name ? a->name : "?");
         for (size_t j = 0; a->type == NDF_VALUE_LIST && j < value_count(a); j++) {
             ndf_value_type t = value_at(a, j)->type;
             if (t == NDF_VALUE_LIST || t == NDF_VALUE_GROUP)
                 return bad(a->line ? a : v,
-                           "pattern '%s': attribute '%s': list elements must be scalars",
-                           pname, a->name ? a->name : "?");
+                           "pattern '%s': attribute '%s': list elements must be scalars", pname,
+                           a->name ? a->name : "?");
         }
     }
     return NDF_OK;
@@ -259,8 +256,7 @@ static int build_generic(pattern *p, ndf_value *def)
     }
     if ((v = value_get(def, "timeout"))) {
         if (!is_number(v) || !(value_number(v) > 0))
-            return bad(v, "pattern '%s': 'timeout' must be a number of seconds above 0",
-                       p->name);
+            return bad(v, "pattern '%s': 'timeout' must be a number of seconds above 0", p->name);
         p->timeout = value_number(v);
     }
 
@@ -273,7 +269,7 @@ static int build_generic(pattern *p, ndf_value *def)
     return NDF_OK;
 }
 
-int pattern_build(ndf_value *def, const learning_params *lp, pattern **out)
+int pattern_build(loader *ld, ndf_value *def, const learning_params *lp, pattern **out)
 {
     *out = NULL;
     if (!def || def->type != NDF_VALUE_GROUP) {
@@ -289,7 +285,6 @@ int pattern_build(ndf_value *def, const learning_params *lp, pattern **out)
     if (rc)
         goto fail;
 
-    loader *ld = loader_active();
     const provided *t = ld ? loader_find(ld, PROVIDED_PATTERN_TYPE, p->type_name) : NULL;
     if (!t) {
         char *names = loaded_types(ld);
@@ -313,7 +308,11 @@ int pattern_build(ndf_value *def, const learning_params *lp, pattern **out)
     p->params = params;
 
     err_clear();
-    rc = t->def.ptype->create(&host_services, params, &p->instance);
+    p->host = loader_host(ld);
+    /* step_new() calls from create() resolve against this loader */
+    loader *prev = loader_scope_enter(ld);
+    rc = t->def.ptype->create(p->host, params, &p->instance);
+    loader_scope_leave(prev);
     if (rc) {
         if (!*err_msg())
             bad(params, "%s refused its parameters", what);
@@ -456,7 +455,17 @@ int pattern_matches(const pattern *p, const ndf_context *ctx)
     if (p->type && p->instance) {
         const ndf_pattern_type_def *d = p->type->def.ptype;
         if (DEF_HAS(d, matches) && d->matches)
-            return d->matches(&host_services, p->instance, ctx) ? 1 : 0;
+            return d->matches(p->host, p->instance, ctx) ? 1 : 0;
     }
     return 1;
+}
+
+void pattern_adopt_learning(pattern *to, pattern *from)
+{
+    learning_state st;
+    pattern_stats(from, &st);
+    pthread_mutex_lock(&to->lock);
+    learning_free(&to->learn);
+    to->learn = st;
+    pthread_mutex_unlock(&to->lock);
 }

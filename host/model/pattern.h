@@ -11,30 +11,42 @@
 #include "base/value.h"
 
 struct provided;
-struct registry_store;
+struct loader;
+
+/* The seam to the storage backend, through which learning state of patterns
+ * beyond the registry's cache_size is paged out and back in, and restored
+ * when a pattern is built.  All may be NULL. */
+typedef struct registry_store {
+    void *opaque;
+    /* Saves a pattern's learning state; returns an ndf_status. */
+    int (*save)(void *opaque, const char *name, const learning_state *st);
+    /* Loads it; NDF_ERR_NOT_FOUND when there is none. */
+    int (*load)(void *opaque, const char *name, learning_state *st);
+} registry_store;
 
 typedef struct pattern {
     char *name;
     char *type_name;
     char *description;
-    char **domains;        /* globs; none means "any domain" */
+    char **domains; /* globs; none means "any domain" */
     size_t ndomains;
-    char **agent_types;    /* globs; none means "any agent type" */
+    char **agent_types; /* globs; none means "any agent type" */
     size_t nagent_types;
     ndf_value *attributes; /* GROUP used for matching; never NULL */
     char **tags;
     size_t ntags;
-    double threshold;      /* own confidence threshold, or < 0 for the global */
-    double timeout;        /* seconds, or <= 0 for the configured default */
-    ndf_value *def;        /* the whole definition as read (owned) */
-    ndf_value *params;     /* the type's parameters, validated (inside def) */
-    const char *file;      /* where it was defined */
+    double threshold;  /* own confidence threshold, or < 0 for the global */
+    double timeout;    /* seconds, or <= 0 for the configured default */
+    ndf_value *def;    /* the whole definition as read (owned) */
+    ndf_value *params; /* the type's parameters, validated (inside def) */
+    const char *file;  /* where it was defined */
     int line;
 
     const struct provided *type; /* the pattern type, from the loader */
-    void *instance;        /* the type's instance (type->def->create) */
+    const ndf_host *host;        /* the services table `type` was handed */
+    void *instance;              /* the type's instance (type->def->create) */
 
-    pthread_mutex_t lock;  /* guards `learn`, `resident`, `store` */
+    pthread_mutex_t lock; /* guards `learn`, `resident`, `store` */
     learning_state learn;
     /* Paging (see registry.h, cache_size): when `resident` is 0 the
      * variable-size part of `learn` (the per-domain counts) lives only in
@@ -42,7 +54,7 @@ typedef struct pattern {
      * always stays, so sorting by confidence never pages anything in. */
     int resident;
     const struct registry_store *store;
-    int refs;              /* atomic */
+    int refs; /* atomic */
 } pattern;
 
 /* A bare pattern named `name` (not checked) with no type, no instance, no
@@ -56,10 +68,15 @@ void pattern_add_agent_type(pattern *p, const char *glob);
 
 /* Builds a pattern from its definition group (ownership of `def` passes,
  * even on failure): checks the generic keys, looks up the type among the
- * loaded plugins, validates the type's parameters against its schema, and
- * calls the type's create().  Errors name file:line.  Returns NDF_OK and
+ * plugins of `ld` (NULL: none loaded), validates the type's parameters
+ * against its schema, and calls the type's create().  Errors name
+ * file:line.  Returns NDF_OK and
  * *out with one reference, or an ndf_status with err_msg() set. */
-int pattern_build(ndf_value *def, const learning_params *lp, pattern **out);
+int pattern_build(struct loader *ld, ndf_value *def, const learning_params *lp, pattern **out);
+
+/* Replaces the learning state of `to` with a copy of `from`'s (a rebuilt
+ * pattern keeps what its predecessor learned). */
+void pattern_adopt_learning(pattern *to, pattern *from);
 
 pattern *pattern_ref(pattern *p);
 /* Drops a reference; the last one destroys the instance and frees it. */

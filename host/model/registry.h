@@ -11,16 +11,6 @@
 
 typedef struct registry registry;
 
-/* The seam to the storage backend, through which learning state of patterns
- * beyond cache_size is paged out and back in.  All may be NULL. */
-typedef struct registry_store {
-    void *opaque;
-    /* Saves a pattern's learning state; returns an ndf_status. */
-    int (*save)(void *opaque, const char *name, const learning_state *st);
-    /* Loads it; NDF_ERR_NOT_FOUND when there is none. */
-    int (*load)(void *opaque, const char *name, learning_state *st);
-} registry_store;
-
 /* Paging: the registry keeps the learning state of at most `cache_size`
  * patterns resident (least recently recorded first out).  With a store, the
  * state of the others is saved through it and their per-domain counts are

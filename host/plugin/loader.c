@@ -20,7 +20,6 @@
 #include <unistd.h>
 
 #include "plugin/loader.h"
-#include "exec/services.h"
 #include "base/sha256.h"
 #include "base/util.h"
 #include "base/value.h"
@@ -77,6 +76,7 @@ struct ndf_registrar {
 };
 
 struct loader {
+    const ndf_host *host; /* handed to every plugin entry point */
     char *cache_dir;
     int cache_fd;
     int allow_insecure;
@@ -102,7 +102,13 @@ struct loader {
  * told so instead of writing into freed memory. */
 static _Thread_local ndf_registrar *current_reg;
 
-static loader *active_loader;
+/* The loader whose build runs on this thread (see loader_scope_enter), and
+ * the patterns its definitions said they run.  Per thread: configurations
+ * are built on one thread at a time each, and a reload building a new one
+ * must not mix with the old. */
+static _Thread_local loader *scope_loader;
+static _Thread_local loader_requirement *scope_reqs;
+static _Thread_local size_t scope_nreqs;
 
 /* ---- small helpers ---- */
 
@@ -293,6 +299,10 @@ static char *default_cache_dir(int *in_tmp)
 
 loader *loader_new(const loader_opts *opts)
 {
+    if (!opts || !opts->host) {
+        err_set(NDF_ERR_INVALID, "plugin loader: no host services table");
+        return NULL;
+    }
     int in_tmp = 0;
     char *dir = opts && opts->cache_dir && *opts->cache_dir ? xstrdup(opts->cache_dir)
                                                             : default_cache_dir(&in_tmp);
@@ -314,6 +324,7 @@ loader *loader_new(const loader_opts *opts)
 
     loader *l = xcalloc(1, sizeof *l);
     pthread_rwlock_init(&l->lock, NULL);
+    l->host = opts->host;
     l->cache_dir = dir;
     l->cache_fd = fd;
     l->allow_insecure = opts && opts->allow_insecure;
@@ -732,7 +743,7 @@ static int handoff(loader *l, plugin *p, const ndf_plugin *d)
     char *blob = NULL;
     size_t len = 0;
     err_clear();
-    int rc = od->state_save(&host_services, old->state, &blob, &len);
+    int rc = od->state_save(l->host, old->state, &blob, &len);
     if (rc != NDF_OK) {
         free(blob);
         return err_set(NDF_ERR_INVALID,
@@ -742,7 +753,7 @@ static int handoff(loader *l, plugin *p, const ndf_plugin *d)
                        *err_msg() ? err_msg() : "no message given");
     }
     err_clear();
-    rc = d->state_restore(&host_services, p->state, blob, len);
+    rc = d->state_restore(l->host, p->state, blob, len);
     free(blob);
     if (rc != NDF_OK)
         return err_set(NDF_ERR_INVALID,
@@ -823,7 +834,7 @@ static int check_and_init(loader *l, plugin *p)
     ndf_registrar *saved = current_reg;
     current_reg = &reg;
     err_clear();
-    int rc = d->init(&host_services, &reg, &p->state);
+    int rc = d->init(l->host, &reg, &p->state);
     current_reg = saved;
     if (rc != NDF_OK) {
         char *msg = xstrdup(reg.error ? reg.error : *err_msg() ? err_msg() : "no message given");
@@ -842,7 +853,7 @@ static int check_and_init(loader *l, plugin *p)
         reg.error = NULL;
         registrar_discard(&reg);
         if (d->fini)
-            d->fini(&host_services, p->state);
+            d->fini(l->host, p->state);
         p->state = NULL;
         rc = refuse(l, p, status, "%s", msg);
         free(msg);
@@ -852,7 +863,7 @@ static int check_and_init(loader *l, plugin *p)
         char *msg = xstrdup(err_msg());
         registrar_discard(&reg);
         if (d->fini)
-            d->fini(&host_services, p->state);
+            d->fini(l->host, p->state);
         p->state = NULL;
         rc = refuse(l, p, NDF_ERR_INVALID, "%s", msg);
         free(msg);
@@ -1312,7 +1323,7 @@ size_t loader_rescan(loader *l, char *const *dirs, size_t ndirs)
 static void unload(loader *l, plugin *p)
 {
     if (p->desc && p->desc->fini)
-        p->desc->fini(&host_services, p->state);
+        p->desc->fini(l->host, p->state);
     int gone = 1;
     if (p->handle) {
         dlclose(p->handle);
@@ -1396,28 +1407,64 @@ void loader_plugin(const loader *l, size_t i, plugin_info *info)
     info->status = p->status;
 }
 
-void loader_set_active(loader *l)
+loader *loader_scope_enter(loader *l)
 {
-    __atomic_store_n(&active_loader, l, __ATOMIC_RELEASE);
+    loader *prev = scope_loader;
+    scope_loader = l;
+    return prev;
 }
 
-loader *loader_active(void)
+void loader_scope_leave(loader *prev)
 {
-    return __atomic_load_n(&active_loader, __ATOMIC_ACQUIRE);
+    scope_loader = prev;
+}
+
+loader *loader_scope(void)
+{
+    return scope_loader;
+}
+
+void loader_require(const char *name, const char *file, int line)
+{
+    scope_reqs = xrealloc(scope_reqs, (scope_nreqs + 1) * sizeof *scope_reqs);
+    scope_reqs[scope_nreqs].name = xstrdup(name);
+    scope_reqs[scope_nreqs].file = file;
+    scope_reqs[scope_nreqs].line = line;
+    scope_nreqs++;
+}
+
+void loader_take_requirements(loader_requirement **out, size_t *n)
+{
+    *out = scope_reqs;
+    *n = scope_nreqs;
+    scope_reqs = NULL;
+    scope_nreqs = 0;
+}
+
+void loader_free_requirements(loader_requirement *r, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(r[i].name);
+    free(r);
+}
+
+const ndf_host *loader_host(const loader *l)
+{
+    return l->host;
 }
 
 void loader_free(loader *l)
 {
     if (!l)
         return;
-    if (loader_active() == l)
-        loader_set_active(NULL);
+    if (scope_loader == l)
+        scope_loader = NULL;
     /* Retired generations first (they were loaded before their
      * replacements), then the serving ones in reverse load order. */
     while (l->nretired) {
         plugin *p = l->retired[--l->nretired];
         if (p->desc && p->desc->fini)
-            p->desc->fini(&host_services, p->state);
+            p->desc->fini(l->host, p->state);
         if (p->handle)
             dlclose(p->handle);
         if (p->cached_name)
@@ -1428,7 +1475,7 @@ void loader_free(loader *l)
     for (size_t i = l->nfiles; i-- > 0;) {
         plugin *p = l->files[i];
         if (p->loaded && p->desc->fini)
-            p->desc->fini(&host_services, p->state);
+            p->desc->fini(l->host, p->state);
         if (p->handle)
             dlclose(p->handle);
         if (p->cached_name)

@@ -25,26 +25,28 @@ typedef struct provided {
 
 /* What `ndf plugins` and `ndf inspect` show of a plugin file. */
 typedef struct plugin_info {
-    const char *path;           /* as found */
-    const char *cached;         /* the private copy loaded, or NULL */
-    char hash[65];              /* sha-256 of the file, hex, or "" */
+    const char *path;                                   /* as found */
+    const char *cached;                                 /* the private copy loaded, or NULL */
+    char hash[65];                                      /* sha-256 of the file, hex, or "" */
     const char *name, *version, *license, *description; /* from the descriptor */
     unsigned abi_major, abi_minor;
-    int loaded;                 /* 0: refused */
-    const char *reason;         /* why it was refused, else NULL */
+    int loaded;         /* 0: refused */
+    const char *reason; /* why it was refused, else NULL */
     const provided *const *provides;
     size_t nprovides;
-    size_t desc_size;           /* the descriptor's size field, 0 if unread */
-    int status;                 /* NDF_OK, or the ndf_status of the refusal */
+    size_t desc_size; /* the descriptor's size field, 0 if unread */
+    int status;       /* NDF_OK, or the ndf_status of the refusal */
 } plugin_info;
 
 typedef struct loader_opts {
-    const char *cache_dir;      /* where private copies go; created 0700 */
-    int allow_insecure;         /* skip the owner/mode checks (warns loudly) */
-    int quiet;                  /* do not log refusals (the caller reports them) */
+    const ndf_host *host;  /* the services table plugins are handed; required */
+    const char *cache_dir; /* where private copies go; created 0700 */
+    int allow_insecure;    /* skip the owner/mode checks (warns loudly) */
+    int quiet;             /* do not log refusals (the caller reports them) */
 } loader_opts;
 
-/* A loader with no plugins.  `opts` may be NULL (defaults).  The cache
+/* A loader with no plugins.  `opts->host` is required (the loader sits below
+ * the services table and is handed it).  The cache
  * directory is opts->cache_dir, else $NDF_RUNTIME_DIR/plugins, else
  * $XDG_RUNTIME_DIR/ndf/plugins, else /tmp/ndf-UID/plugins; it is created
  * 0700 and must be a directory owned by the effective user with no group or
@@ -64,7 +66,7 @@ size_t loader_scan(loader *l, char *const *dirs, size_t ndirs);
  * reason and what to do; the refusal is recorded either way. */
 int loader_load(loader *l, const char *path);
 
-size_t loader_count(const loader *l);  /* files tried, loaded or refused */
+size_t loader_count(const loader *l); /* files tried, loaded or refused */
 /* Fills `info` for the i-th file tried; pointers live as long as `l`. */
 void loader_plugin(const loader *l, size_t i, plugin_info *info);
 
@@ -74,10 +76,33 @@ const char *loader_cache_dir(const loader *l);
 /* Lookups among loaded plugins; NULL when absent.  Constant time. */
 const provided *loader_find(const loader *l, provided_kind kind, const char *name);
 
-/* The loader whose registrations the services table consults (step_new,
- * pattern_build).  Set once the plugins are loaded. */
-void loader_set_active(loader *l);
-loader *loader_active(void);
+/* The services table this loader hands to plugins. */
+const ndf_host *loader_host(const loader *l);
+
+/* The build scope.  ndf_host.step_new() carries no handle (ABI 1.x), so
+ * while a pattern type's create() runs, the services table resolves step
+ * names against the loader whose build is running on the calling thread.
+ * enter returns the previous scope, which leave restores (builds nest when
+ * a test builds inside a build).  loader_scope() is NULL outside a build.
+ * Per thread: concurrent builds of different generations never see each
+ * other's plugins. */
+loader *loader_scope_enter(loader *l);
+void loader_scope_leave(loader *prev);
+loader *loader_scope(void);
+
+/* A pattern that a definition said it runs (ndf_host.require_pattern),
+ * collected on this thread while patterns are built, so that the builder
+ * can check them once all are built.  `file` is borrowed from the
+ * definition's value and must outlive the list. */
+typedef struct loader_requirement {
+    char *name;
+    const char *file;
+    int line;
+} loader_requirement;
+void loader_require(const char *name, const char *file, int line);
+/* Moves this thread's list to the caller; free with loader_free_requirements. */
+void loader_take_requirements(loader_requirement **out, size_t *n);
+void loader_free_requirements(loader_requirement *r, size_t n);
 
 /* ---- generations (hot reload) ----
  *

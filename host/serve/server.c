@@ -38,6 +38,7 @@
 #include "plugin/loader.h"
 #include "model/pattern.h"
 #include "exec/record.h"
+#include "model/build.h"
 #include "model/registry.h"
 #include "serve/server.h"
 #include "exec/services.h"
@@ -176,16 +177,6 @@ static void gen_release(server *s, gen *g)
     pthread_mutex_unlock(&s->gen_lock);
 }
 
-static void pattern_adopt_learning(pattern *to, pattern *from)
-{
-    learning_state st;
-    pattern_stats(from, &st);
-    pthread_mutex_lock(&to->lock);
-    learning_free(&to->learn);
-    to->learn = st;
-    pthread_mutex_unlock(&to->lock);
-}
-
 /* The executor's on_complete: persists the execution, and when the
  * generation it ran in has been replaced meanwhile, feeds its outcome to the
  * pattern of the same name that now serves, so that no learning is lost
@@ -219,6 +210,22 @@ static void why_add(strbuf *why, const char *msg)
     sb_puts(why, msg);
 }
 
+typedef struct build_report {
+    int strict;
+    strbuf *why;
+} build_report;
+
+/* A configuration reload fails on any problem, with every reason; a plugin
+ * reload leaves out the patterns that stopped validating, with a warning. */
+static void build_report_fn(void *opaque, const char *msg)
+{
+    build_report *br = opaque;
+    if (br->strict)
+        why_add(br->why, msg);
+    else
+        log_msg(NDF_LOG_WARN, "%s (pattern left out)", msg);
+}
+
 /* Builds a generation from `cr` (a reference is taken) against the plugins
  * loaded now.  `strict`: any pattern that fails to build fails the whole
  * generation (a configuration reload); otherwise such patterns are left
@@ -228,63 +235,22 @@ static void why_add(strbuf *why, const char *msg)
 static gen *gen_build(server *s, cfgref *cr, gen *prev, int strict, strbuf *why)
 {
     const settings *set = &cr->cfg->set;
-    registry_opts ro = {
-        .cache_size = (size_t)set->cache_size,
-        .enable_learning = set->learning_enabled,
-        .learning = set->learning,
-        .store = storage_app_store(set),
-    };
-    storage *st = storage_app(set);
     gen *g = xcalloc(1, sizeof *g);
     pthread_mutex_init(&g->lock, NULL);
     g->srv = s;
     atomic_fetch_add(&cr->refs, 1);
     g->cr = cr;
-    g->reg = registry_new(&ro);
-    size_t errors = 0;
-    for (size_t i = 0; i < cr->ndefs; i++) {
-        pattern *p;
-        int rc = pattern_build(value_dup(cr->defs[i]), &set->learning, &p);
-        if (rc == NDF_OK) {
-            pattern *old = NULL;
-            if (prev && registry_get(prev->reg, p->name, &old) == NDF_OK) {
-                pattern_adopt_learning(p, old);
-                pattern_unref(old);
-            } else if (st) {
-                int lr = storage_restore_learning(st, p);
-                if (lr && lr != NDF_ERR_NOT_FOUND)
-                    log_msg(NDF_LOG_WARN, "%s", err_msg());
-            }
-            rc = registry_register(g->reg, p);
-            pattern_unref(p);
-        }
-        if (rc) {
-            errors++;
-            if (strict)
-                why_add(why, err_msg());
-            else
-                log_msg(NDF_LOG_WARN, "%s (pattern left out)", err_msg());
-        }
-    }
-    pattern_requirement *req;
-    size_t nreq;
-    services_take_requirements(&req, &nreq);
-    for (size_t i = 0; i < nreq; i++) {
-        pattern *p;
-        if (registry_get(g->reg, req[i].name, &p) == NDF_OK) {
-            pattern_unref(p);
-            continue;
-        }
-        char *m = xasprintf("%s:%d: unknown pattern '%s'", req[i].file ? req[i].file : "?",
-                            req[i].line, req[i].name);
-        errors++;
-        if (strict)
-            why_add(why, m);
-        else
-            log_msg(NDF_LOG_WARN, "%s", m);
-        free(m);
-    }
-    services_free_requirements(req, nreq);
+    build_report br = {.strict = strict, .why = why};
+    build_opts bo = {
+        .ld = s->ld,
+        .set = set,
+        .store = storage_app_store(set),
+        .prev = prev ? prev->reg : NULL,
+        .report = build_report_fn,
+        .opaque = &br,
+    };
+    size_t errors;
+    g->reg = build_registry(&bo, cr->defs, cr->ndefs, &errors);
     if (strict && errors) {
         gen_free(g);
         return NULL;
@@ -1666,7 +1632,6 @@ out:
             gen_free(all[i]);
         if (s->ld) {
             loader_collect(s->ld);
-            loader_set_active(NULL);
             loader_free(s->ld);
         }
         for (size_t i = 0; i < RING_SIZE; i++) {

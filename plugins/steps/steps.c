@@ -36,6 +36,8 @@ static int env_name_ok(const char *s)
     return 1;
 }
 
+static void warn_quoted_refs(const ndf_host *host, const ndf_value *cmd);
+
 /* Checks one command (`argv` list or `command` string) against the shell
  * rule; `what` names the parameter in messages. */
 static int check_command(const ndf_host *host, const ndf_value *cmd, int shell, const char *what)
@@ -55,7 +57,9 @@ static int check_command(const ndf_host *host, const ndf_value *cmd, int shell, 
         if (!shell)
             return host->fail_at(cmd, NDF_ERR_VALIDATION,
                                  "step exec: '%s' is a shell command string, which needs "
-                                 "shell = true (or give an argv list)", what);
+                                 "shell = true (or give an argv list)",
+                                 what);
+        warn_quoted_refs(host, cmd);
         return NDF_OK;
     }
     return host->fail_at(cmd, NDF_ERR_VALIDATION,
@@ -145,6 +149,152 @@ static int expand_push(const ndf_host *host, ndf_exec *node, strings *s, const c
     return rc ? rc : strings_push(host, s, x);
 }
 
+/* ---- shell command lines ----
+ *
+ * In a `shell = true` command every ${...} becomes exactly its value as
+ * one piece of one shell word, never code: the value is single-quoted
+ * (embedded quotes as '\''), and when the reference sits inside quotes of
+ * the command line, those are closed around it and reopened.  Scripts that
+ * want the raw text read it from NDF_ATTR_*. */
+
+typedef enum { SH_PLAIN, SH_SINGLE, SH_DOUBLE } sh_state;
+
+/* Appends `n` bytes to a growing buffer; 0, or -1 out of memory. */
+static int buf_add(char **b, size_t *len, size_t *cap, const char *s, size_t n)
+{
+    if (*len + n + 1 > *cap) {
+        size_t c = *cap ? *cap : 64;
+        while (*len + n + 1 > c)
+            c *= 2;
+        char *nb = realloc(*b, c);
+        if (!nb)
+            return -1;
+        *b = nb;
+        *cap = c;
+    }
+    memcpy(*b + *len, s, n);
+    *len += n;
+    (*b)[*len] = 0;
+    return 0;
+}
+
+static int buf_quoted(char **b, size_t *len, size_t *cap, const char *v)
+{
+    if (buf_add(b, len, cap, "'", 1))
+        return -1;
+    for (const char *q; (q = strchr(v, '\'')); v = q + 1)
+        if (buf_add(b, len, cap, v, (size_t)(q - v)) || buf_add(b, len, cap, "'\\''", 4))
+            return -1;
+    return buf_add(b, len, cap, v, strlen(v)) || buf_add(b, len, cap, "'", 1) ? -1 : 0;
+}
+
+/* Tracks the shell's quoting over the literal byte `c`; `*esc` is set when
+ * a backslash makes the next byte literal. */
+static void sh_track(sh_state *st, int *esc, char c)
+{
+    if (*esc) {
+        *esc = 0;
+        return;
+    }
+    if (*st == SH_SINGLE) {
+        if (c == '\'')
+            *st = SH_PLAIN;
+    } else if (c == '\\') {
+        *esc = 1;
+    } else if (c == '\'' && *st == SH_PLAIN) {
+        *st = SH_SINGLE;
+    } else if (c == '"') {
+        *st = *st == SH_DOUBLE ? SH_PLAIN : SH_DOUBLE;
+    }
+}
+
+/* Expands the shell command line `tmpl` as described above, into *out
+ * (freed with host->free). */
+static int shell_expand(const ndf_host *host, ndf_exec *node, const char *tmpl, char **out)
+{
+    char *b = NULL;
+    size_t len = 0, cap = 0;
+    sh_state st = SH_PLAIN;
+    int esc = 0, rc = NDF_OK;
+    *out = NULL;
+    for (const char *p = tmpl; *p && rc == NDF_OK;) {
+        if (p[0] == '$' && p[1] == '$') { /* "$$" is a literal "$" */
+            if (buf_add(&b, &len, &cap, "$", 1))
+                goto nomem;
+            sh_track(&st, &esc, '$');
+            p += 2;
+            continue;
+        }
+        if (p[0] != '$' || p[1] != '{') {
+            if (buf_add(&b, &len, &cap, p, 1))
+                goto nomem;
+            sh_track(&st, &esc, *p++);
+            continue;
+        }
+        const char *end = strchr(p + 2, '}');
+        if (esc && end) {
+            free(b);
+            return host->fail(NDF_ERR_VALIDATION,
+                              "step exec: a backslash before ${...} in a shell command would "
+                              "unquote the value; write $${ for a literal ${");
+        }
+        /* the host expands one reference (and reports an unknown or
+         * unterminated one with the whole template's message) */
+        char *ref = end ? strndup(p, (size_t)(end - p + 1)) : strdup(tmpl);
+        char *val = NULL;
+        if (!ref)
+            goto nomem;
+        rc = host->expand(node, ref, &val);
+        free(ref);
+        if (rc)
+            break;
+        const char *close = st == SH_SINGLE ? "'" : st == SH_DOUBLE ? "\"" : "";
+        int bad = buf_add(&b, &len, &cap, close, strlen(close)) ||
+                  buf_quoted(&b, &len, &cap, val) || buf_add(&b, &len, &cap, close, strlen(close));
+        host->free(val);
+        if (bad)
+            goto nomem;
+        p = end + 1;
+    }
+    if (rc) {
+        free(b);
+        return rc;
+    }
+    if (!b && buf_add(&b, &len, &cap, "", 0))
+        goto nomem;
+    /* handed out like host strings, which host->free() (free()) releases */
+    *out = b;
+    return NDF_OK;
+nomem:
+    free(b);
+    return host->fail(NDF_ERR_NOMEM, "step exec: out of memory");
+}
+
+/* check-config's hint: a reference inside quotes of a shell command is
+ * still inserted literally (the quotes are closed around it), which can
+ * surprise who wrote the quotes to get the shell's expansion of it. */
+static void warn_quoted_refs(const ndf_host *host, const ndf_value *cmd)
+{
+    const char *t = host->value_string(cmd);
+    sh_state st = SH_PLAIN;
+    int esc = 0;
+    for (const char *p = t; p && *p; p++) {
+        if (p[0] == '$' && p[1] == '$') {
+            p++;
+            continue;
+        }
+        if (p[0] == '$' && p[1] == '{' && st != SH_PLAIN) {
+            const char *f = host->value_file(cmd);
+            host->log(NDF_LOG_WARN,
+                      "%s:%d: step exec: ${...} inside %s quotes of a shell command is inserted "
+                      "as one literal value (ndf closes the quotes around it); drop the quotes",
+                      f ? f : "?", host->value_line(cmd), st == SH_SINGLE ? "single" : "double");
+            return;
+        }
+        sh_track(&st, &esc, *p);
+    }
+}
+
 static int dup_push(const ndf_host *host, strings *s, const char *text)
 {
     char *p = strdup(text);
@@ -166,8 +316,9 @@ static int exec_command(const ndf_host *host, ndf_exec *node, const ndf_value *p
         rc = dup_push(host, &argv, "/bin/sh");
         if (!rc)
             rc = dup_push(host, &argv, "-c");
-        if (!rc)
-            rc = expand_push(host, node, &argv, host->value_string(cmd));
+        char *line = NULL;
+        if (!rc && !(rc = shell_expand(host, node, host->value_string(cmd), &line)))
+            rc = strings_push(host, &argv, line);
     } else {
         size_t n = host->value_count(cmd);
         for (size_t i = 0; i < n && !rc; i++)
@@ -267,8 +418,11 @@ static int log_level(const char *s)
     static const struct {
         const char *name;
         int level;
-    } levels[] = {{"error", NDF_LOG_ERROR}, {"warning", NDF_LOG_WARN}, {"warn", NDF_LOG_WARN},
-                  {"info", NDF_LOG_INFO},   {"debug", NDF_LOG_DEBUG}};
+    } levels[] = {{"error", NDF_LOG_ERROR},
+                  {"warning", NDF_LOG_WARN},
+                  {"warn", NDF_LOG_WARN},
+                  {"info", NDF_LOG_INFO},
+                  {"debug", NDF_LOG_DEBUG}};
     for (size_t i = 0; s && i < sizeof levels / sizeof levels[0]; i++)
         if (strcasecmp(s, levels[i].name) == 0)
             return levels[i].level;
@@ -372,8 +526,8 @@ static const ndf_step_def step_defs[] = {
     /* Blocking because `after` sleeps. */
     {sizeof(ndf_step_def), "fail", "fail with a message, optionally after a delay", fail_params,
      NDF_STEP_BLOCKING, NULL, NULL, fail_run, NULL},
-    {sizeof(ndf_step_def), "noop", "do nothing and succeed", noop_params, 0, NULL, NULL,
-     noop_run, NULL},
+    {sizeof(ndf_step_def), "noop", "do nothing and succeed", noop_params, 0, NULL, NULL, noop_run,
+     NULL},
     {sizeof(ndf_step_def), "pattern", "run another pattern as a step", pattern_params, 0,
      pattern_create, NULL, pattern_run, pattern_undo},
 };

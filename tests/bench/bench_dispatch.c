@@ -17,6 +17,7 @@
 #include "exec/executor.h"
 #include "exec_fixtures.h"
 #include "plugin/loader.h"
+#include "exec/services.h"
 #include "model/registry.h"
 #include "base/util.h"
 
@@ -132,13 +133,12 @@ int main(void)
     double build_s = 0;
     const char *path = getenv("NDF_PLUGIN_PATH");
     if (path && *path && mkdtemp(cache)) {
-        loader_opts lo = {.cache_dir = cache, .allow_insecure = 1};
+        loader_opts lo = {.host = &host_services, .cache_dir = cache, .allow_insecure = 1};
         log_set_level(0);
         ld = loader_new(&lo);
         char *dirs[] = {(char *)path};
         if (ld) {
             loader_scan(ld, dirs, 1);
-            loader_set_active(ld);
         }
         log_set_level(1);
     }
@@ -146,7 +146,7 @@ int main(void)
         loader_find(ld, PROVIDED_STEP, "noop")) {
         ndf_value *def = seq_def();
         double t0 = now_mono();
-        int brc = pattern_build(def, &lp, &p);
+        int brc = pattern_build(ld, def, &lp, &p);
         build_s = now_mono() - t0;
         if (brc == NDF_OK) {
             registry_register(reg, p);
@@ -183,7 +183,6 @@ int main(void)
     executor_free(ex);
     registry_free(reg);
     if (ld) {
-        loader_set_active(NULL);
         loader_free(ld);
         rmdir(cache);
     }

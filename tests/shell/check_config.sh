@@ -80,4 +80,42 @@ assert "data_processing_pipeline" in names, names
 ' "$SCRATCH/config.json"
 fi
 expect_exit 0 "config --json is the same" -- "$NDF" -c "$CONF" config --json
+
+# Sub-pattern references that come back to their pattern: itself, two and
+# three patterns, through each pattern type (a `pattern` step of sequential,
+# a `pattern` task of parallel, a meta phase).  Each is a configuration
+# error naming every edge with its file:line, never a stack overflow.
+P="plugins: { dirs = [ \"$top_builddir/plugins/.libs\" ]; cache_dir = \"$SCRATCH/cache\"; };"
+seq() { echo "{ name = \"$1\"; type = \"sequential\"; params = { steps = ( { name = \"s\"; step = \"pattern\"; params = { pattern = \"$2\"; }; } ); }; },"; }
+par() { echo "{ name = \"$1\"; type = \"parallel\"; params = { tasks = ( { name = \"t\"; step = \"pattern\"; params = { pattern = \"$2\"; }; } ); }; },"; }
+meta() { echo "{ name = \"$1\"; type = \"meta\"; params = { phases = ( { name = \"ph\"; patterns = [ \"$2\" ]; } ); }; },"; }
+ok() { echo "{ name = \"$1\"; type = \"sequential\"; params = { steps = ( { name = \"s\"; step = \"noop\"; } ); }; }"; }
+for kind in seq par meta; do
+    { echo "$P"; echo "patterns = ("; $kind self self; ok fine; echo ");"; } >"$SCRATCH/self-$kind.conf"
+    expect_exit 2 "$kind: a pattern that runs itself is refused" -- \
+        "$NDF" -c "$SCRATCH/self-$kind.conf" check-config
+    expect_match "$err" "^$SCRATCH/self-$kind\.conf:3: pattern 'self' runs itself: self -> self \($SCRATCH/self-$kind\.conf:3\)\$" \
+        "$kind: the self reference names its file:line"
+    expect_exit 2 "$kind: running it is a configuration error, not a crash" -- \
+        "$NDF" -c "$SCRATCH/self-$kind.conf" run self
+
+    { echo "$P"; echo "patterns = ("; $kind a b; $kind b a; ok fine; echo ");"; } >"$SCRATCH/two-$kind.conf"
+    expect_exit 2 "$kind: a two-pattern cycle is refused" -- \
+        "$NDF" -c "$SCRATCH/two-$kind.conf" check-config
+    expect_match "$err" "two-$kind\.conf:4: pattern 'a' runs itself: a -> b \(.*two-$kind\.conf:3\); b -> a \(.*two-$kind\.conf:4\)\$" \
+        "$kind: both edges are named"
+done
+# Three patterns, each through a different type.
+{ echo "$P"; echo "patterns = ("; seq x y; par y z; meta z x; ok fine; echo ");"; } >"$SCRATCH/three.conf"
+expect_exit 2 "a three-pattern cycle across the types is refused" -- \
+    "$NDF" -c "$SCRATCH/three.conf" check-config
+expect_match "$err" "runs itself: x -> y \(.*:3\); y -> z \(.*:4\); z -> x \(.*:5\)\$" \
+    "every edge of the cycle is named"
+# A diamond (two paths to one pattern) is not a cycle.
+{ echo "$P"; echo "patterns = ("; echo "{ name = \"top\"; type = \"meta\"; params = { phases = ( { name = \"ph\"; patterns = [ \"l\", \"r\" ]; } ); }; },"; seq l fine; seq r fine; ok fine; echo ");"; } >"$SCRATCH/diamond.conf"
+expect_exit 0 "a diamond is not a cycle" -- "$NDF" -c "$SCRATCH/diamond.conf" check-config
+# A long chain does not exhaust the stack of the check.
+{ echo "$P"; echo "patterns = ("; i=0; while [ $i -lt 3000 ]; do seq "c$i" "c$((i + 1))"; i=$((i + 1)); done; seq "c3000" c0; ok fine; echo ");"; } >"$SCRATCH/chain.conf"
+expect_exit 2 "a 3001-pattern cycle is found" -- "$NDF" -c "$SCRATCH/chain.conf" check-config
+expect_match "$err" "pattern 'c0' runs itself: c0 -> c1 " "the long cycle is reported"
 finish
