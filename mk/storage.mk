@@ -3,6 +3,8 @@ libndfcore_la_SOURCES += \
 	host/exec/monitor.c host/exec/monitor.h \
 	host/store/storage.c host/store/storage.h \
 	host/store/store.h host/store/store_sqlite.c \
+	host/store/history.h host/store/history.c \
+	host/cli/cmd_history.c \
 	host/store/analytics.c host/store/analytics.h \
 	host/cli/cmd_storage.c
 # the store's database (issue 10): SQLite, kept to store_sqlite.c

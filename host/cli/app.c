@@ -17,7 +17,7 @@
 #include "model/build.h"
 #include "model/registry.h"
 #include "exec/services.h"
-#include "store/storage.h"
+#include "store/history.h"
 #include "base/util.h"
 
 int exit_code_for(int status)
@@ -141,8 +141,8 @@ static int load_patterns(app *a)
     build_opts bo = {
         .ld = a->ld,
         .set = &a->cfg->set,
-        /* learning state is paged through, and restored from, storage */
-        .store = storage_app_store(&a->cfg->set),
+        /* learning state is read from, and paged back in from, the store */
+        .store = history_registry_store(&a->cfg->set),
         .report = report_stderr,
     };
     a->reg = build_registry(&bo, a->cfg->patterns, a->cfg->npatterns, &a->pattern_errors);

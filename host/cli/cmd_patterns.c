@@ -15,7 +15,7 @@
 #include "model/context.h"
 #include "cli/ctxopt.h"
 #include "model/registry.h"
-#include "store/storage.h"
+#include "store/history.h"
 #include "base/util.h"
 
 /* ---- JSON helpers ---- */
@@ -354,9 +354,9 @@ static void show_text(strbuf *sb, const pattern *p, const learning_state *st,
  * stored history. */
 static void show_last_execution(app *a, const char *name, strbuf *sb, int json)
 {
-    storage *s = storage_app(&a->cfg->set);
+    store *s = history_app(&a->cfg->set);
     stored_pattern sp;
-    if (!s || storage_load_pattern(s, name, &sp) != NDF_OK)
+    if (!s || history_load(s, name, 1, &sp) != NDF_OK)
         return;
     if (sp.nhistory) {
         const history_entry *h = &sp.history[sp.nhistory - 1];

@@ -1,8 +1,7 @@
 /* The execution commands: `ndf run` (one pattern, live progress, optional
- * fallback), `ndf batch` (JSON lines in, JSON lines out, in input order)
- * and `ndf status` (the last execution's record, kept across processes in
- * the storage directory as .last-execution.json, a dot file so that
- * storage never takes it for a pattern's record). */
+ * fallback) and `ndf batch` (JSON lines in, JSON lines out, in input
+ * order).  Every execution is committed to the store before its result is
+ * printed; one that cannot be is a storage error (exit 8). */
 #include "build-config.h"
 
 #include <cJSON.h>
@@ -21,12 +20,12 @@
 #include "cli/ctxopt.h"
 #include "exec/executor.h"
 #include "exec/record.h"
-#include "store/storage.h"
+#include "store/history.h"
 #include "base/util.h"
 
-#define LAST_FILE ".last-execution.json"
-
-static executor *make_executor(app *a)
+/* The executor of a one-shot command, recording through `hook` (whose
+ * store is opened here: NULL and a message when it cannot be). */
+static executor *make_executor(app *a, history_hook *hook, store_origin origin)
 {
     const settings *s = &a->cfg->set;
     executor_opts eo = {
@@ -37,75 +36,18 @@ static executor *make_executor(app *a)
         .confidence_threshold = s->confidence_threshold,
         .reg = a->reg,
     };
-    storage *st = storage_app(s);
-    if (st) {
-        eo.on_complete = storage_on_complete;
-        eo.opaque = st;
+    hook->s = history_app(s);
+    hook->origin = origin;
+    if (!hook->s) {
+        fprintf(stderr, "ndf: %s\n", err_msg());
+        return NULL;
     }
+    eo.on_complete = history_on_complete;
+    eo.opaque = hook;
     executor *ex = executor_new(&eo);
     if (!ex)
         fprintf(stderr, "ndf: %s\n", err_msg());
     return ex;
-}
-
-/* mkdir -p with mode 0700 for what it creates. */
-static int mkdirs(const char *path)
-{
-    char *p = xstrdup(path);
-    for (char *s = p + 1; *s; s++) {
-        if (*s != '/')
-            continue;
-        *s = '\0';
-        if (mkdir(p, 0700) < 0 && errno != EEXIST) {
-            free(p);
-            return -1;
-        }
-        *s = '/';
-    }
-    int rc = mkdir(p, 0700) < 0 && errno != EEXIST ? -1 : 0;
-    free(p);
-    return rc;
-}
-
-/* Keeps the record as the storage directory's .last-execution.json (atomic:
- * temporary file, fsync, rename).  Failures are warnings. */
-static void save_last(app *a, record *r)
-{
-    const char *dir = a->cfg->set.storage_path;
-    if (!dir || !*dir)
-        return;
-    if (mkdirs(dir) < 0) {
-        log_msg(1, "cannot create %s: %s (the record is not kept for 'ndf status')", dir,
-                strerror(errno));
-        return;
-    }
-    strbuf sb;
-    sb_init(&sb);
-    record_to_json(r, &sb);
-    sb_add(&sb, "\n", 1);
-    char *tmp = xasprintf("%s/.%s.%d", dir, LAST_FILE, (int)getpid());
-    char *dst = xasprintf("%s/%s", dir, LAST_FILE);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    int ok = fd >= 0;
-    for (size_t off = 0; ok && off < sb.len;) {
-        ssize_t n = write(fd, sb.buf + off, sb.len - off);
-        if (n < 0 && errno == EINTR)
-            continue;
-        ok = n > 0;
-        off += n > 0 ? (size_t)n : 0;
-    }
-    if (fd >= 0) {
-        ok = ok && fsync(fd) == 0;
-        ok = close(fd) == 0 && ok;
-    }
-    ok = ok && rename(tmp, dst) == 0;
-    if (!ok) {
-        log_msg(1, "cannot write %s: %s", dst, strerror(errno));
-        unlink(tmp);
-    }
-    free(tmp);
-    free(dst);
-    sb_free(&sb);
 }
 
 /* ---- live progress ---- */
@@ -182,14 +124,18 @@ static void progress_draw(progress *pg, record *r)
 
 /* Starts `name`, shows its progress on stderr until it ends, and returns
  * its status; *out gets the record when it ran. */
-static int run_one(executor *ex, const char *name, const ndf_context *ctx, double timeout,
-                   unsigned flags, int show, record **out)
+static int run_one(executor *ex, store *hs, const char *name, const ndf_context *ctx,
+                   double timeout, unsigned flags, int show, record **out)
 {
     *out = NULL;
     int rc = executor_start(ex, name, ctx, timeout, flags, out);
     if (rc)
         return rc;
     record *r = *out;
+    /* RUNNING in the store while it runs: `ndf runs`, `ndf status ID` and
+     * crash recovery see it; the end is recorded by the executor's hook */
+    if (history_begin(hs, r, STORE_ORIGIN_RUN) != NDF_OK)
+        log_msg(NDF_LOG_ERROR, "execution %s: %s", r->id, err_msg());
     progress pg = {.tty = isatty(STDERR_FILENO)};
     if (show && !pg.tty)
         fprintf(stderr, "pattern %s: started (execution %s)\n", name, r->id);
@@ -311,14 +257,15 @@ int cmd_run(app *a, int argc, char **argv)
         context_free(ctx);
         return rc;
     }
-    executor *ex = make_executor(a);
+    history_hook hook;
+    executor *ex = make_executor(a, &hook, STORE_ORIGIN_RUN);
     if (!ex) {
         context_free(ctx);
-        return EXIT_FAILED;
+        return hook.s ? EXIT_FAILED : EXIT_IO;
     }
     int show = a->verbosity >= 0 && !json;
     record *r = NULL, *r2 = NULL;
-    int st = run_one(ex, name, ctx, timeout, flags, show, &r);
+    int st = run_one(ex, hook.s, name, ctx, timeout, flags, show, &r);
     if (st && !r && !fallback)
         fprintf(stderr, "ndf: %s\n", err_msg());
     if (st && r && show && !fallback)
@@ -337,12 +284,11 @@ int cmd_run(app *a, int argc, char **argv)
         if (a->verbosity >= 0)
             fprintf(stderr, "ndf: falling back to '%s' (cause: %s)\n", fallback,
                     fallback_cause_name(cause));
-        st = run_one(ex, fallback, ctx, timeout, flags, show, &r2);
+        /* the hook writes the link into the record before it is stored */
+        hook.fallback_from = name;
+        hook.fallback_cause = fallback_cause_name(cause);
+        st = run_one(ex, hook.s, fallback, ctx, timeout, flags, show, &r2);
         if (r2) {
-            pthread_mutex_lock(&r2->lock);
-            r2->fallback_from = xstrdup(name);
-            r2->fallback_cause = xstrdup(fallback_cause_name(cause));
-            pthread_mutex_unlock(&r2->lock);
             if (show)
                 summary(r2, st);
         } else {
@@ -353,7 +299,6 @@ int cmd_run(app *a, int argc, char **argv)
     }
     record *last = r2 ? r2 : r;
     if (last) {
-        save_last(a, last);
         if (json) {
             strbuf sb;
             sb_init(&sb);
@@ -554,12 +499,13 @@ int cmd_batch(app *a, int argc, char **argv)
         return EXIT_IO;
     }
     int rc = app_load(a, APP_PATTERNS);
-    executor *ex = rc ? NULL : make_executor(a);
+    history_hook hook = {0};
+    executor *ex = rc ? NULL : make_executor(a, &hook, STORE_ORIGIN_BATCH);
     if (!ex) {
         for (size_t i = 0; i < n; i++)
             free(lines[i].pattern), free(lines[i].error), context_free(lines[i].ctx);
         free(lines);
-        return rc ? rc : EXIT_FAILED;
+        return rc ? rc : hook.s ? EXIT_FAILED : EXIT_IO;
     }
     batch_item *items = xcalloc(n ? n : 1, sizeof *items);
     size_t *map = xcalloc(n ? n : 1, sizeof *map);
@@ -581,8 +527,6 @@ int cmd_batch(app *a, int argc, char **argv)
             result_line(&lines[i], &res[k++]);
         }
     }
-    if (m && res[m - 1].rec)
-        save_last(a, res[m - 1].rec);
     batch_results_free(res, m);
     free(res);
     free(items);
@@ -592,123 +536,4 @@ int cmd_batch(app *a, int argc, char **argv)
     free(lines);
     executor_free(ex);
     return failed ? EXIT_FAILED : EXIT_OK;
-}
-
-/* ---- status ---- */
-
-static void status_node(const cJSON *n, int depth)
-{
-    const cJSON *kind = cJSON_GetObjectItemCaseSensitive(n, "kind");
-    const cJSON *name = cJSON_GetObjectItemCaseSensitive(n, "name");
-    const cJSON *state = cJSON_GetObjectItemCaseSensitive(n, "state");
-    const cJSON *dur = cJSON_GetObjectItemCaseSensitive(n, "duration");
-    const cJSON *prog = cJSON_GetObjectItemCaseSensitive(n, "progress");
-    const cJSON *msg = cJSON_GetObjectItemCaseSensitive(n, "message");
-    printf("%*s%-11s %s %s", depth * 2, "", cJSON_IsString(state) ? state->valuestring : "?",
-           cJSON_IsString(kind) ? kind->valuestring : "?",
-           cJSON_IsString(name) ? name->valuestring : "?");
-    if (cJSON_IsNumber(dur))
-        printf("  %.3fs", dur->valuedouble);
-    if (cJSON_IsNumber(prog) && prog->valuedouble < 100 &&
-        cJSON_GetObjectItemCaseSensitive(n, "children"))
-        printf("  %.0f%%", prog->valuedouble);
-    if (cJSON_IsString(msg) && *msg->valuestring)
-        printf("  (%s)", msg->valuestring);
-    putchar('\n');
-    const cJSON *kids = cJSON_GetObjectItemCaseSensitive(n, "children");
-    const cJSON *k;
-    cJSON_ArrayForEach(k, kids) status_node(k, depth + 1);
-}
-
-void status_print(const cJSON *j)
-{
-    const cJSON *id = cJSON_GetObjectItemCaseSensitive(j, "id");
-    const cJSON *status = cJSON_GetObjectItemCaseSensitive(j, "status");
-    const cJSON *err = cJSON_GetObjectItemCaseSensitive(j, "error");
-    const cJSON *from = cJSON_GetObjectItemCaseSensitive(j, "fallback_from");
-    const cJSON *cause = cJSON_GetObjectItemCaseSensitive(j, "fallback_cause");
-    const cJSON *dur = cJSON_GetObjectItemCaseSensitive(j, "duration");
-    printf("execution %s: %s", cJSON_IsString(id) ? id->valuestring : "?",
-           cJSON_IsString(status) ? status->valuestring : "running");
-    if (cJSON_IsNumber(dur))
-        printf(" in %.3fs", dur->valuedouble);
-    putchar('\n');
-    if (cJSON_IsString(from))
-        printf("fallback from %s (cause: %s)\n", from->valuestring,
-               cJSON_IsString(cause) ? cause->valuestring : "?");
-    if (cJSON_IsString(err))
-        printf("error: %s\n", err->valuestring);
-    status_node(cJSON_GetObjectItemCaseSensitive(j, "root"), 0);
-}
-
-static const char status_usage[] =
-    "Usage: ndf status [ID] [--json]\n"
-    "\n"
-    "Shows the last execution (or execution ID, when it is the last one kept):\n"
-    "the state, timing and message of every step, task and phase.\n";
-
-int cmd_status(app *a, int argc, char **argv)
-{
-    static const struct option opts[] = {
-        {"json", no_argument, NULL, 'j'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
-    int json = 0, c;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'j': json = 1; break;
-        case 'h': usage_print(status_usage); return EXIT_OK;
-        default: fprintf(stderr, "%s", status_usage); return EXIT_USAGE;
-        }
-    }
-    if (optind < argc - 1) {
-        fprintf(stderr, "ndf status: expected at most one execution ID\n");
-        return EXIT_USAGE;
-    }
-    const char *id = optind < argc ? argv[optind] : NULL;
-    int rc = app_load(a, APP_CONFIG);
-    if (rc)
-        return rc;
-    const char *dir = a->cfg->set.storage_path;
-    char *path = xasprintf("%s/%s", dir ? dir : ".", LAST_FILE);
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        if (errno == ENOENT)
-            fprintf(stderr, "ndf: no execution recorded yet (%s does not exist)\n", path);
-        else
-            fprintf(stderr, "ndf: cannot open %s: %s\n", path, strerror(errno));
-        free(path);
-        return errno == ENOENT ? EXIT_NOT_FOUND : EXIT_IO;
-    }
-    strbuf sb;
-    sb_init(&sb);
-    char chunk[8192];
-    size_t got;
-    while ((got = fread(chunk, 1, sizeof chunk, f)) > 0)
-        sb_add(&sb, chunk, got);
-    fclose(f);
-    cJSON *j = sb.buf ? cJSON_Parse(sb.buf) : NULL;
-    const cJSON *jid = j ? cJSON_GetObjectItemCaseSensitive(j, "id") : NULL;
-    if (!cJSON_IsString(jid)) {
-        fprintf(stderr, "ndf: %s: not an execution record (remove it; the next run rewrites it)\n",
-                path);
-        cJSON_Delete(j);
-        sb_free(&sb);
-        free(path);
-        return EXIT_IO;
-    }
-    if (id && strcmp(id, jid->valuestring) != 0) {
-        fprintf(stderr, "ndf: no execution '%s' (the last one kept is %s)\n", id,
-                jid->valuestring);
-        cJSON_Delete(j);
-        sb_free(&sb);
-        free(path);
-        return EXIT_NOT_FOUND;
-    }
-    if (json)
-        fputs(sb.buf, stdout);
-    else
-        status_print(j);
-    cJSON_Delete(j);
-    sb_free(&sb);
-    free(path);
-    return EXIT_OK;
 }

@@ -1,6 +1,6 @@
 /* ndf export, cleanup, reset-stats, analytics and monitor: the commands over
- * the stored learning data and the resource monitor.  --json outputs are
- * documented in ndf(1). */
+ * the store's learning data and history, and the resource monitor.  --json
+ * outputs are documented in ndf(1). */
 #include "build-config.h"
 
 #include <errno.h>
@@ -20,20 +20,20 @@
 #include "exec/monitor.h"
 #include "model/pattern.h"
 #include "model/registry.h"
-#include "store/storage.h"
+#include "store/history.h"
 #include "base/util.h"
 
 /* ---- shared ---- */
 
-/* The storage of the configuration (loaded first); NULL after printing why. */
-static storage *open_storage(app *a, unsigned what, int *rc)
+/* The store of the configuration (loaded first); NULL after printing why. */
+static store *open_store(app *a, unsigned what, int *rc)
 {
     *rc = app_load(a, what);
     if (*rc && !(what & APP_PATTERNS && a->reg))
         return NULL;
-    storage *s = storage_app(&a->cfg->set);
+    store *s = history_app(&a->cfg->set);
     if (!s) {
-        fprintf(stderr, "ndf: no usable storage directory\n");
+        fprintf(stderr, "ndf: %s\n", err_msg());
         *rc = EXIT_IO;
     }
     return s;
@@ -100,9 +100,9 @@ static int write_output(const char *path, const char *data, size_t len)
 static const char export_usage[] =
     "Usage: ndf export PATTERN [--format json|csv|yaml] [-o FILE]\n"
     "\n"
-    "Prints the stored learning data of PATTERN: its learning state and\n"
-    "execution history.  json is the stored document, csv one row per\n"
-    "execution (RFC 4180), yaml the document as YAML.\n"
+    "Prints the stored learning data of PATTERN: its learning state and its\n"
+    "kept executions with their ids, contexts and steps.  json is one\n"
+    "document, csv one row per execution (RFC 4180), yaml the document as YAML.\n"
     "\n"
     "  -f, --format FMT  json (default), csv or yaml\n"
     "  -o, --output FILE write to FILE instead of standard output\n"
@@ -114,13 +114,13 @@ int cmd_export(app *a, int argc, char **argv)
                                          {"output", required_argument, NULL, 'o'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
-    export_format fmt = EXPORT_JSON;
+    store_format fmt = STORE_FORMAT_JSON;
     const char *out = NULL;
     int c;
     while ((c = getopt_long(argc, argv, "f:o:h", opts, NULL)) != -1) {
         switch (c) {
         case 'f':
-            if (export_format_parse(optarg, &fmt) != 0) {
+            if (store_format_parse(optarg, &fmt) != 0) {
                 fprintf(stderr, "ndf export: unknown format '%s' (json, csv or yaml)\n",
                         optarg);
                 return EXIT_USAGE;
@@ -135,12 +135,12 @@ int cmd_export(app *a, int argc, char **argv)
     if (!name)
         return EXIT_USAGE;
     int rc;
-    storage *s = open_storage(a, APP_CONFIG, &rc);
+    store *s = open_store(a, APP_CONFIG, &rc);
     if (!s)
         return rc;
     strbuf sb;
     sb_init(&sb);
-    int st = storage_export(s, name, fmt, &sb);
+    int st = store_export(s, name, fmt, &sb);
     if (st) {
         sb_free(&sb);
         return fail_status("export", st);
@@ -155,14 +155,15 @@ int cmd_export(app *a, int argc, char **argv)
 static const char cleanup_usage[] =
     "Usage: ndf cleanup [--max-age-hours N] [--dry-run]\n"
     "\n"
-    "Drops from memory the learning state of patterns unused for N hours\n"
-    "(saving it first), removes the stored state of patterns that are no\n"
-    "longer defined and were not saved for N hours, and removes temporary\n"
-    "files of killed writers and corrupt copies kept aside that are older\n"
-    "than N hours.  Prints what it removes.  Default N: 24.\n"
+    "Prunes the stored history: executions beyond storage.history_limit per\n"
+    "pattern and those older than storage.retention days (running ones are\n"
+    "kept, counts stay exact), and gives the freed space back to the file\n"
+    "system.  Then removes the stored state of patterns that are no longer\n"
+    "defined and were not used for N hours (default 24).  Prints what it\n"
+    "removes.\n"
     "\n"
-    "  --max-age-hours N  age in hours (>= 0)\n"
-    "  -n, --dry-run      only say what would be removed\n"
+    "  --max-age-hours N  age in hours (>= 0) for patterns no longer defined\n"
+    "  -n, --dry-run      prune nothing; only name the patterns it would remove\n"
     "  -h, --help         show this help\n";
 
 int cmd_cleanup(app *a, int argc, char **argv)
@@ -195,23 +196,27 @@ int cmd_cleanup(app *a, int argc, char **argv)
         return EXIT_USAGE;
     }
     int rc;
-    storage *s = open_storage(a, APP_PATTERNS, &rc);
+    store *s = open_store(a, APP_PATTERNS, &rc);
     if (!s)
         return rc;
+    const settings *set = &a->cfg->set;
     double now = now_wall();
+    int status = rc;
     if (!dry) {
-        size_t paged = registry_cleanup(a->reg, hours, now);
-        printf("released the learning state of %zu unused pattern%s from memory\n", paged,
-               paged == 1 ? "" : "s");
+        store_cleanup_result res;
+        int st = store_cleanup(s, set->history_limit, set->retention_days * 86400.0, now, &res);
+        if (st)
+            return fail_status("cleanup", st);
+        printf("removed %llu execution%s from the history; gave back %llu page%s\n",
+               (unsigned long long)res.executions, res.executions == 1 ? "" : "s",
+               (unsigned long long)res.pages, res.pages == 1 ? "" : "s");
     }
 
     char **names;
     size_t n;
-    int st = storage_list(s, &names, &n);
+    int st = store_patterns(s, &names, &n);
     if (st)
         return fail_status("cleanup", st);
-    size_t removed = 0;
-    int status = rc;
     for (size_t i = 0; i < n; i++) {
         pattern *p;
         if (registry_get(a->reg, names[i], &p) == NDF_OK) {
@@ -220,45 +225,33 @@ int cmd_cleanup(app *a, int argc, char **argv)
         }
         /* with definitions that failed to load, "not defined" means nothing */
         if (a->pattern_errors) {
-            if (i == 0 || removed == 0)
-                fprintf(stderr, "ndf cleanup: some pattern definitions failed to load; "
-                                "stored state is left alone\n");
+            fprintf(stderr, "ndf cleanup: some pattern definitions failed to load; "
+                            "stored state is left alone\n");
             break;
         }
-        stored_pattern sp;
-        double saved = 0;
-        if (storage_load_pattern(s, names[i], &sp) == NDF_OK) {
-            saved = sp.saved;
-            stored_pattern_free(&sp);
+        learning_state l;
+        double used = 0;
+        if (store_learning(s, names[i], &l) == NDF_OK) {
+            used = l.last_used > 0 ? l.last_used : l.created;
+            learning_free(&l);
         }
-        if (saved > 0 && now - saved < hours * 3600.0)
+        if (used > 0 && now - used < hours * 3600.0)
             continue;
         if (dry) {
             printf("would remove the stored state of '%s' (not defined)\n", names[i]);
-            removed++;
             continue;
         }
-        st = storage_remove(s, names[i]);
+        st = store_remove_pattern(s, names[i]);
         if (st) {
             fprintf(stderr, "ndf cleanup: %s\n", err_msg());
-            status = EXIT_IO;
+            status = exit_code_for(st);
         } else {
             printf("removed the stored state of '%s' (not defined)\n", names[i]);
-            removed++;
         }
     }
     for (size_t i = 0; i < n; i++)
         free(names[i]);
     free(names);
-    if (!dry) {
-        int swept = storage_sweep(s, hours * 3600.0, now);
-        if (swept < 0) {
-            fprintf(stderr, "ndf cleanup: %s\n", err_msg());
-            status = EXIT_IO;
-        } else {
-            printf("removed %d left-over file%s\n", swept, swept == 1 ? "" : "s");
-        }
-    }
     return status;
 }
 
@@ -267,8 +260,8 @@ int cmd_cleanup(app *a, int argc, char **argv)
 static const char reset_usage[] =
     "Usage: ndf reset-stats PATTERN\n"
     "\n"
-    "Resets the learning state of PATTERN (counts, confidence) and clears its\n"
-    "stored history.  The previous file is kept as the newest backup.\n"
+    "Resets the learning state of PATTERN (counts, confidence) to its prior.\n"
+    "Its kept executions stay in the history ('ndf runs'), no longer counted.\n"
     "\n"
     "  -h, --help  show this help\n";
 
@@ -287,30 +280,24 @@ int cmd_reset_stats(app *a, int argc, char **argv)
     if (!name)
         return EXIT_USAGE;
     int rc;
-    storage *s = open_storage(a, APP_PATTERNS, &rc);
+    store *s = open_store(a, APP_PATTERNS, &rc);
     if (!s)
         return rc;
-    const learning_params *lp = registry_learning(a->reg);
-    learning_state st;
     pattern *p = NULL;
-    if (registry_get(a->reg, name, &p) == NDF_OK) {
-        pattern_reset_stats(p, lp);
-        pattern_stats(p, &st);
-    } else if (storage_exists(s, name)) {
-        learning_init(&st, lp);
-        st.created = now_wall();
-    } else {
-        fprintf(stderr, "ndf reset-stats: no pattern named '%s'\n", name);
-        return EXIT_NOT_FOUND;
-    }
-    int status = storage_save_pattern(s, name, &st, NULL, 0);
-    learning_free(&st);
-    if (p)
+    int defined = registry_get(a->reg, name, &p) == NDF_OK;
+    int st = store_reset_stats(s, name);
+    if (st == NDF_ERR_NOT_FOUND && defined)
+        st = NDF_OK; /* nothing stored: it is at its prior already */
+    if (p) {
+        if (!st)
+            pattern_reset_stats(p, registry_learning(a->reg));
         pattern_unref(p);
-    if (status)
-        return fail_status("reset-stats", status);
-    printf("reset the statistics of '%s' (the previous state is kept as a backup in %s)\n",
-           name, storage_dir(s));
+    }
+    if (st == NDF_ERR_NOT_FOUND)
+        st = err_set(NDF_ERR_NOT_FOUND, "no pattern named '%s'", name);
+    if (st)
+        return fail_status("reset-stats", st);
+    printf("reset the statistics of '%s' (its kept executions stay in the history)\n", name);
     return rc;
 }
 
@@ -554,7 +541,7 @@ int cmd_analytics(app *a, int argc, char **argv)
     if (!name)
         return EXIT_USAGE;
     int rc;
-    storage *s = open_storage(a, APP_PATTERNS, &rc);
+    store *s = open_store(a, APP_PATTERNS, &rc);
     if (!s)
         return rc;
     const learning_params *lp = registry_learning(a->reg);
@@ -562,12 +549,12 @@ int cmd_analytics(app *a, int argc, char **argv)
                         a->cfg->set.pattern_timeout, lp->convergence_threshold, now_wall()};
     pattern *p = NULL;
     stored_pattern sp;
-    int st = storage_load_pattern(s, name, &sp);
+    int st = history_load(s, name, a->cfg->set.history_limit, &sp);
     if (registry_get(a->reg, name, &p) == NDF_OK) {
         o.threshold = pattern_threshold(p, o.threshold);
         if (p->timeout > 0)
             o.timeout_s = p->timeout;
-        /* the live state is the authority on counts; history comes from disk */
+        /* the registry read it from the store: the same counts, resident */
         if (st == NDF_OK)
             learning_free(&sp.learn);
         else if (st == NDF_ERR_NOT_FOUND)
@@ -579,8 +566,7 @@ int cmd_analytics(app *a, int argc, char **argv)
         pattern_stats(p, &sp.learn);
         pattern_unref(p);
     } else if (st) {
-        /* a name storage refuses (NDF_ERR_INVALID: "../x") cannot be stored
-         * either: it is simply not there, like in show and reset-stats */
+        /* a name never stored (or not a valid one) is simply not there */
         if (st == NDF_ERR_NOT_FOUND || st == NDF_ERR_INVALID)
             st = err_set(NDF_ERR_NOT_FOUND, "no pattern named '%s' (not defined, nothing stored)",
                          name);

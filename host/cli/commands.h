@@ -46,7 +46,12 @@ int cmd_monitor(app *a, int argc, char **argv);
 /* cmd_run.c */
 int cmd_run(app *a, int argc, char **argv);
 int cmd_batch(app *a, int argc, char **argv);
+/* cmd_history.c */
+int cmd_runs(app *a, int argc, char **argv);
 int cmd_status(app *a, int argc, char **argv);
+int cmd_logs(app *a, int argc, char **argv);
+int cmd_backup(app *a, int argc, char **argv);
+int cmd_restore(app *a, int argc, char **argv);
 
 /* cmd_serve.c */
 int cmd_serve(app *a, int argc, char **argv);

@@ -42,7 +42,7 @@
 #include "model/registry.h"
 #include "serve/server.h"
 #include "exec/services.h"
-#include "store/storage.h"
+#include "store/history.h"
 #include "base/util.h"
 
 #define MAX_CONNS 512     /* connections served at once; more are turned away */
@@ -177,10 +177,11 @@ static void gen_release(server *s, gen *g)
     pthread_mutex_unlock(&s->gen_lock);
 }
 
-/* The executor's on_complete: persists the execution, and when the
- * generation it ran in has been replaced meanwhile, feeds its outcome to the
- * pattern of the same name that now serves, so that no learning is lost
- * across a reload. */
+/* The executor's on_complete: records the execution in the store before
+ * anyone is answered (a failed commit becomes the execution's storage
+ * error), and puts the committed learning state into the pattern that now
+ * serves under its name, which is another one when the generation it ran
+ * in has been replaced meanwhile: no learning is lost across a reload. */
 static void on_complete(void *opaque, pattern *p, const record *r)
 {
     gen *g = opaque;
@@ -191,13 +192,18 @@ static void on_complete(void *opaque, pattern *p, const record *r)
         pattern_unref(q);
         q = NULL;
     }
-    if (q) {
-        double dur = r->end > 0 && r->root->start > 0 ? r->end - r->root->start : -1;
-        registry_record(cur->reg, q, r->status == NDF_OK, r->ctx->domain, dur);
+    store *st = history_app(&g->cr->cfg->set);
+    if (st) {
+        history_record(st, (record *)(uintptr_t)r, STORE_ORIGIN_CTL, q ? q : p);
+    } else {
+        record *w = (record *)(uintptr_t)r;
+        log_msg(NDF_LOG_ERROR, "execution %s not recorded: %s", r->id, err_msg());
+        pthread_mutex_lock(&w->lock);
+        w->status = NDF_ERR_IO;
+        free(w->error);
+        w->error = xasprintf("not recorded: %s", err_msg());
+        pthread_mutex_unlock(&w->lock);
     }
-    storage *st = storage_app(&g->cr->cfg->set);
-    if (st)
-        storage_on_complete(st, q ? q : p, r);
     if (q)
         pattern_unref(q);
     gen_release(s, cur);
@@ -244,7 +250,7 @@ static gen *gen_build(server *s, cfgref *cr, gen *prev, int strict, strbuf *why)
     build_opts bo = {
         .ld = s->ld,
         .set = set,
-        .store = storage_app_store(set),
+        .store = history_registry_store(set),
         .prev = prev ? prev->reg : NULL,
         .report = build_report_fn,
         .opaque = &br,
@@ -707,6 +713,10 @@ static cJSON *req_run(server *s, const cJSON *req)
         return resp;
     }
     gen_track(g, r);
+    /* a RUNNING row, so that crash recovery and `ndf runs` see it */
+    store *hs = history_app(&g->cr->cfg->set);
+    if (hs && history_begin(hs, r, STORE_ORIGIN_CTL) != NDF_OK)
+        log_msg(NDF_LOG_ERROR, "execution %s: %s", r->id, err_msg());
     unsigned long gid = g->id;
     if (jasync && cJSON_IsTrue(jasync)) {
         gen_release(s, g);
@@ -1388,29 +1398,6 @@ static void cancel_all(server *s)
     free(all);
 }
 
-static void persist_learning(server *s)
-{
-    gen *g = s->cur;
-    storage *st = storage_app(&g->cr->cfg->set);
-    if (!st)
-        return;
-    pattern_list l;
-    registry_all(g->reg, &l);
-    size_t saved = 0;
-    for (size_t i = 0; i < l.count; i++) {
-        learning_state ls;
-        pattern_stats(l.items[i], &ls);
-        if (storage_save_learning(st, l.items[i]->name, &ls) == NDF_OK)
-            saved++;
-        else
-            log_msg(NDF_LOG_WARN, "pattern '%s': learning state not saved: %s", l.items[i]->name,
-                    err_msg());
-        learning_free(&ls);
-    }
-    log_msg(NDF_LOG_INFO, "learning state of %zu pattern%s saved", saved, saved == 1 ? "" : "s");
-    pattern_list_free(&l);
-}
-
 static void shutdown_server(server *s)
 {
     log_msg(NDF_LOG_INFO, "shutting down: no new connections");
@@ -1456,9 +1443,7 @@ static void shutdown_server(server *s)
     pthread_mutex_unlock(&s->conn_lock);
     if (left)
         log_msg(NDF_LOG_WARN, "%d connection%s still open at exit", left, left == 1 ? "" : "s");
-    pthread_mutex_lock(&s->world);
-    persist_learning(s);
-    pthread_mutex_unlock(&s->world);
+    /* nothing to save: every execution was committed before it was answered */
 }
 
 /* ---- the main loop ---- */

@@ -73,6 +73,7 @@ typedef struct store_node {
     int attempt;       /* 1 for a first run; 0 is taken as 1 */
     int exit_status;   /* a process's exit status, -1 when none */
     char *message;     /* NULL when none */
+    double timeout;    /* its own limit (s) when tighter than the execution's, else 0 */
     /* Captured output.  Submission: out[i] holds outlen[i] bytes (NULL for
      * none), of which only the newest output_limit are stored; `dropped`
      * counts the bytes lost before them.  Query: out[] stays NULL (read it
@@ -92,17 +93,23 @@ typedef struct store_exec {
     char *redrive_of; /* the execution this one redrives */
     store_origin origin;
     store_status status;
-    char *context;     /* the context as JSON text; NULL: none */
-    char *domain;      /* the context's domain, for per-domain learning */
-    char *host;        /* submission: NULL means this host */
-    long pid;          /* submission: 0 means this process, < 0 unknown */
-    char *boot_id;     /* submission: NULL means this boot */
-    double start, end; /* wall-clock seconds; end 0 while running */
-    double duration;   /* seconds, measured on the monotonic clock */
-    char *message;     /* the failure's message, NULL on success */
-    char *plugins;     /* plugin generations and hashes it pinned (JSON), or NULL */
-    int learn;         /* submission: 1 to count the outcome in learning */
-    int counted;       /* query: 1 when the outcome was counted */
+    char *context;        /* the context as JSON text; NULL: none */
+    char *domain;         /* the context's domain, for per-domain learning */
+    char *host;           /* submission: NULL means this host */
+    long pid;             /* submission: 0 means this process, < 0 unknown */
+    char *boot_id;        /* submission: NULL means this boot */
+    double start, end;    /* wall-clock seconds; end 0 while running */
+    double duration;      /* seconds, measured on the monotonic clock */
+    char *message;        /* the failure's message, NULL on success */
+    char *plugins;        /* plugin generations and hashes it pinned (JSON), or NULL */
+    double timeout;       /* its limit in seconds, 0 when none */
+    double cpu;           /* cpu seconds used (an upper bound when executions overlap) */
+    long peak_rss_kb;     /* peak memory of its process, 0 when unknown */
+    double confidence;    /* query: the pattern's score after it (set by the store) */
+    char *fallback_from;  /* it ran as the fallback of this pattern, or NULL */
+    char *fallback_cause; /* why: "failure", "not_found", "confidence", "timeout" */
+    int learn;            /* submission: 1 to count the outcome in learning */
+    int counted;          /* query: 1 when the outcome was counted */
     store_node *nodes;
     size_t nnodes;
 } store_exec;
@@ -180,6 +187,10 @@ int store_progress(store *s, const char *id, const store_node *n);
  * is not NULL it receives the pattern's committed learning state (free
  * with learning_free()); NDF_ERR_EXISTS when `e` already ended. */
 int store_finish(store *s, const store_exec *e, learning_state *after);
+/* store_finish() of `n` executions (an execution and its sub-pattern
+ * executions) in one transaction: all are recorded or none.  `after` NULL,
+ * or an array of `n` states filled on success. */
+int store_finish_all(store *s, const store_exec *v, size_t n, learning_state *after);
 
 /* ---- queries -------------------------------------------------------- */
 

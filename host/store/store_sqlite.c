@@ -114,6 +114,8 @@ void store_exec_free(store_exec *e)
     free(e->boot_id);
     free(e->message);
     free(e->plugins);
+    free(e->fallback_from);
+    free(e->fallback_cause);
     for (size_t i = 0; i < e->nnodes; i++) {
         free(e->nodes[i].path);
         free(e->nodes[i].message);
@@ -150,11 +152,12 @@ typedef enum job_kind { JOB_BEGIN, JOB_FINISH, JOB_PROGRESS } job_kind;
 
 typedef struct job {
     job_kind kind;
-    const store_exec *e;   /* BEGIN, FINISH */
+    const store_exec *e; /* BEGIN: one; FINISH: `ne` of them, one transaction */
+    size_t ne;
     char *id;              /* PROGRESS: owned */
     store_node node;       /* PROGRESS: owned copy */
-    learning_state *after; /* FINISH: filled when not NULL */
-    int have_after;
+    learning_state *after; /* FINISH: `ne` of them filled when not NULL */
+    size_t have_after;     /* how many of them are filled */
     int rc;
     char *msg; /* the error's message, owned */
     int done;
@@ -184,6 +187,7 @@ enum {
     W_DEL_OUTPUTS,
     W_DEL_EXEC,
     W_ADD_PRUNED,
+    W_SET_CONFIDENCE,
     W_COUNT
 };
 
@@ -198,19 +202,23 @@ static const char *const wsql[W_COUNT] = {
     [W_INSERT_EXEC] =
         "INSERT INTO executions (id, pattern, parent_id, redrive_of, origin, status, context,"
         " domain, host, pid, boot_id, pid_start, start_time, end_time, duration, message,"
-        " plugins, counted) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13,"
-        " ?14, ?15, ?16, ?17, ?18)",
+        " plugins, counted, timeout, cpu, peak_rss_kb, fallback_from, fallback_cause) VALUES"
+        " (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,"
+        " ?19, ?20, ?21, ?22, ?23)",
     [W_UPDATE_EXEC] = "UPDATE executions SET status = ?2, end_time = ?3, duration = ?4,"
                       " message = ?5, counted = ?6, context = coalesce(?7, context),"
-                      " plugins = coalesce(?8, plugins), domain = coalesce(?9, domain)"
-                      " WHERE seq = ?1",
+                      " plugins = coalesce(?8, plugins), domain = coalesce(?9, domain),"
+                      " timeout = ?10, cpu = ?11, peak_rss_kb = ?12,"
+                      " fallback_from = coalesce(?13, fallback_from),"
+                      " fallback_cause = coalesce(?14, fallback_cause) WHERE seq = ?1",
     [W_UPSERT_NODE] =
         "INSERT INTO nodes (exec_seq, path, seq, kind, state, start_time, end_time, attempt,"
-        " exit_status, message) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+        " exit_status, message, timeout) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
         " ON CONFLICT (exec_seq, path) DO UPDATE SET seq = excluded.seq, kind = excluded.kind,"
         " state = excluded.state, start_time = excluded.start_time,"
         " end_time = excluded.end_time, attempt = excluded.attempt,"
-        " exit_status = excluded.exit_status, message = excluded.message",
+        " exit_status = excluded.exit_status, message = excluded.message,"
+        " timeout = excluded.timeout",
     [W_UPSERT_OUTPUT] =
         "INSERT INTO outputs (exec_seq, path, stream, length, dropped, data)"
         " VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (exec_seq, path, stream) DO UPDATE SET"
@@ -238,6 +246,7 @@ static const char *const wsql[W_COUNT] = {
     [W_DEL_OUTPUTS] = "DELETE FROM outputs WHERE exec_seq = ?1",
     [W_DEL_EXEC] = "DELETE FROM executions WHERE seq = ?1",
     [W_ADD_PRUNED] = "UPDATE patterns SET pruned = pruned + ?2 WHERE name = ?1",
+    [W_SET_CONFIDENCE] = "UPDATE executions SET confidence = ?2 WHERE seq = ?1",
 };
 
 struct store {
@@ -493,6 +502,8 @@ static const char *const migrations[STORE_SCHEMA_VERSION] = {
     " host TEXT, pid INTEGER, boot_id TEXT, pid_start INTEGER,"
     " start_time REAL, end_time REAL, duration REAL,"
     " message TEXT, plugins TEXT,"
+    " timeout REAL, cpu REAL, peak_rss_kb INTEGER, confidence REAL,"
+    " fallback_from TEXT, fallback_cause TEXT,"
     " counted INTEGER NOT NULL DEFAULT 0);"
     "CREATE INDEX executions_pattern ON executions (pattern, seq);"
     "CREATE INDEX executions_status ON executions (status, seq);"
@@ -501,7 +512,7 @@ static const char *const migrations[STORE_SCHEMA_VERSION] = {
     " exec_seq INTEGER NOT NULL, path TEXT NOT NULL, seq INTEGER NOT NULL,"
     " kind TEXT NOT NULL, state TEXT NOT NULL,"
     " start_time REAL, end_time REAL,"
-    " attempt INTEGER NOT NULL DEFAULT 1, exit_status INTEGER, message TEXT,"
+    " attempt INTEGER NOT NULL DEFAULT 1, exit_status INTEGER, message TEXT, timeout REAL,"
     " PRIMARY KEY (exec_seq, path));"
     "CREATE TABLE outputs ("
     " exec_seq INTEGER NOT NULL, path TEXT NOT NULL, stream INTEGER NOT NULL,"
@@ -904,6 +915,7 @@ static int write_node(store *s, sqlite3_int64 xseq, const store_node *n)
     else
         sqlite3_bind_null(q, 9);
     bind_text(q, 10, n->message);
+    bind_time(q, 11, n->timeout);
     if ((rc = wrun(s, q, "cannot write a node")))
         return rc;
     return write_outputs(s, xseq, n);
@@ -966,6 +978,11 @@ static int insert_exec(store *s, const store_exec *e, store_status status, int c
     bind_text(q, 16, e->message);
     bind_text(q, 17, e->plugins);
     sqlite3_bind_int(q, 18, counted);
+    bind_time(q, 19, e->timeout);
+    sqlite3_bind_double(q, 20, e->cpu >= 0 && isfinite(e->cpu) ? e->cpu : 0);
+    sqlite3_bind_int64(q, 21, e->peak_rss_kb > 0 ? e->peak_rss_kb : 0);
+    bind_text(q, 22, e->fallback_from);
+    bind_text(q, 23, e->fallback_cause);
     if ((rc = wrun(s, q, "cannot record an execution")))
         return rc;
     *seq = sqlite3_last_insert_rowid(s->w);
@@ -1040,6 +1057,11 @@ static int apply_finish(store *s, const store_exec *e, learning_state *after, in
         bind_text(q, 7, e->context);
         bind_text(q, 8, e->plugins);
         bind_text(q, 9, e->domain && *e->domain ? e->domain : NULL);
+        bind_time(q, 10, e->timeout);
+        sqlite3_bind_double(q, 11, e->cpu >= 0 && isfinite(e->cpu) ? e->cpu : 0);
+        sqlite3_bind_int64(q, 12, e->peak_rss_kb > 0 ? e->peak_rss_kb : 0);
+        bind_text(q, 13, e->fallback_from);
+        bind_text(q, 14, e->fallback_cause);
         if ((rc = wrun(s, q, "cannot record the end of an execution")))
             return rc;
     } else if ((rc = insert_exec(s, e, status, counted, &seq))) {
@@ -1064,6 +1086,14 @@ static int apply_finish(store *s, const store_exec *e, learning_state *after, in
         learning_add_duration(&st, e->duration);
         if ((rc = save_learning(s, e->pattern, &st)))
             goto out;
+        /* the score it led to, for the confidence trend of analytics */
+        sqlite3_stmt *q;
+        if ((rc = wstmt(s, W_SET_CONFIDENCE, &q)))
+            goto out;
+        sqlite3_bind_int64(q, 1, seq);
+        sqlite3_bind_double(q, 2, st.score);
+        if ((rc = wrun(s, q, "cannot record an execution")))
+            goto out;
     }
     if (after) {
         if ((rc = load_all_domains(s, e->pattern, &st)))
@@ -1075,6 +1105,27 @@ static int apply_finish(store *s, const store_exec *e, learning_state *after, in
 out:
     learning_free(&st);
     return rc;
+}
+
+/* The executions of a FINISH job, all or none (the caller's savepoint). */
+static int apply_finish_all(store *s, job *j)
+{
+    int rc = NDF_OK;
+    for (size_t i = 0; i < j->ne && !rc; i++) {
+        int have = 0;
+        rc = apply_finish(s, &j->e[i], j->after ? &j->after[i] : NULL, &have);
+        if (have)
+            j->have_after++;
+    }
+    return rc;
+}
+
+/* Frees the learning states a failed FINISH job filled. */
+static void drop_after(job *j)
+{
+    for (size_t i = 0; i < j->have_after; i++)
+        learning_free(&j->after[i]);
+    j->have_after = 0;
 }
 
 /* Drops the oldest ended executions of `pattern` beyond `keep`, adding
@@ -1171,29 +1222,41 @@ static void run_batch(store *s, job *batch, size_t *committed)
             goto abort;
         switch (j->kind) {
         case JOB_BEGIN: rc = apply_begin(s, j->e); break;
-        case JOB_FINISH: rc = apply_finish(s, j->e, j->after, &j->have_after); break;
+        case JOB_FINISH: rc = apply_finish_all(s, j); break;
         case JOB_PROGRESS: rc = apply_progress(s, j->id, &j->node); break;
         }
         if (rc) {
             job_fail(j, rc);
+            if (j->kind == JOB_FINISH)
+                drop_after(j);
             if ((rc = wsimple(s, W_ROLLBACK_TO, "cannot roll back a savepoint")))
                 goto abort;
         }
         if ((rc = wsimple(s, W_RELEASE, "cannot release a savepoint")))
             goto abort;
         if (j->kind == JOB_FINISH && !j->rc)
-            finished++;
+            finished += j->ne;
     }
     if (s->opts.history_limit > 0) {
-        /* each pattern once per batch */
+        /* each pattern the batch wrote, once */
         for (job *j = batch; j; j = j->next) {
             if (j->kind != JOB_FINISH || j->rc)
                 continue;
-            int seen = 0;
-            for (job *k = batch; k != j && !seen; k = k->next)
-                seen = k->kind == JOB_FINISH && !k->rc && strcmp(k->e->pattern, j->e->pattern) == 0;
-            if (!seen && (rc = prune_pattern(s, j->e->pattern, s->opts.history_limit, NULL)))
-                goto abort;
+            for (size_t i = 0; i < j->ne; i++) {
+                const char *pat = j->e[i].pattern;
+                int seen = 0;
+                for (job *k = batch; k && !seen; k = k->next) {
+                    if (k->kind != JOB_FINISH || k->rc)
+                        continue;
+                    size_t upto = k == j ? i : k->ne;
+                    for (size_t m = 0; m < upto && !seen; m++)
+                        seen = strcmp(k->e[m].pattern, pat) == 0;
+                    if (k == j)
+                        break;
+                }
+                if (!seen && (rc = prune_pattern(s, pat, s->opts.history_limit, NULL)))
+                    goto abort;
+            }
         }
     }
     if ((rc = wsimple(s, W_COMMIT, "cannot commit"))) {
@@ -1207,10 +1270,8 @@ abort:;
     if (!sqlite3_get_autocommit(s->w))
         sqlite3_exec(s->w, "ROLLBACK", NULL, NULL, NULL);
     for (job *j = batch; j; j = j->next) {
-        if (j->kind == JOB_FINISH && j->have_after) {
-            learning_free(j->after);
-            j->have_after = 0;
-        }
+        if (j->kind == JOB_FINISH)
+            drop_after(j);
         j->rc = rc;
         free(j->msg);
         j->msg = xstrdup(why);
@@ -1326,16 +1387,22 @@ int store_begin(store *s, const store_exec *e)
     return submit_wait(s, &j);
 }
 
+int store_finish_all(store *s, const store_exec *v, size_t n, learning_state *after)
+{
+    for (size_t i = 0; i < n; i++) {
+        int rc = check_exec(&v[i]);
+        if (rc)
+            return rc;
+    }
+    if (!n)
+        return NDF_OK;
+    job j = {.kind = JOB_FINISH, .e = v, .ne = n, .after = after};
+    return submit_wait(s, &j);
+}
+
 int store_finish(store *s, const store_exec *e, learning_state *after)
 {
-    int rc = check_exec(e);
-    if (rc)
-        return rc;
-    job j = {.kind = JOB_FINISH, .e = e, .after = after};
-    rc = submit_wait(s, &j);
-    if (rc && after && j.have_after)
-        learning_free(after);
-    return rc;
+    return store_finish_all(s, e, 1, after);
 }
 
 int store_progress(store *s, const char *id, const store_node *n)
@@ -1755,7 +1822,8 @@ static int reader(store *s)
 
 #define EXEC_COLS                                                                                  \
     "id, pattern, parent_id, redrive_of, origin, status, context, domain, host, pid, boot_id,"     \
-    " start_time, end_time, duration, message, plugins, counted, seq"
+    " start_time, end_time, duration, message, plugins, counted, seq, timeout, cpu,"               \
+    " peak_rss_kb, confidence, fallback_from, fallback_cause"
 
 static void exec_from_row(sqlite3_stmt *st, store_exec *e)
 {
@@ -1781,6 +1849,12 @@ static void exec_from_row(sqlite3_stmt *st, store_exec *e)
     e->message = col_dup(st, 14);
     e->plugins = col_dup(st, 15);
     e->counted = sqlite3_column_int(st, 16);
+    e->timeout = sqlite3_column_double(st, 18);
+    e->cpu = sqlite3_column_double(st, 19);
+    e->peak_rss_kb = (long)sqlite3_column_int64(st, 20);
+    e->confidence = sqlite3_column_double(st, 21);
+    e->fallback_from = col_dup(st, 22);
+    e->fallback_cause = col_dup(st, 23);
 }
 
 /* Runs a prepared query of EXEC_COLS rows on the reader into a new array. */
@@ -1876,7 +1950,7 @@ static int load_nodes(store *s, sqlite3_int64 xseq, store_exec *e)
     int rc = sqlite3_prepare_v2(
         s->r,
         "SELECT n.path, n.seq, n.kind, n.state, n.start_time, n.end_time, n.attempt,"
-        " n.exit_status, n.message,"
+        " n.exit_status, n.message, n.timeout,"
         " (SELECT length FROM outputs o WHERE o.exec_seq = n.exec_seq AND o.path = n.path"
         "  AND o.stream = 0),"
         " (SELECT dropped FROM outputs o WHERE o.exec_seq = n.exec_seq AND o.path = n.path"
@@ -1915,9 +1989,10 @@ static int load_nodes(store *s, sqlite3_int64 xseq, store_exec *e)
         n->attempt = sqlite3_column_int(st, 6);
         n->exit_status = sqlite3_column_type(st, 7) == SQLITE_NULL ? -1 : sqlite3_column_int(st, 7);
         n->message = col_dup(st, 8);
+        n->timeout = sqlite3_column_double(st, 9);
         for (int k = 0; k < STORE_NSTREAMS; k++) {
-            n->outlen[k] = (size_t)sqlite3_column_int64(st, 9 + 2 * k);
-            n->dropped[k] = (uint64_t)sqlite3_column_int64(st, 10 + 2 * k);
+            n->outlen[k] = (size_t)sqlite3_column_int64(st, 10 + 2 * k);
+            n->dropped[k] = (uint64_t)sqlite3_column_int64(st, 11 + 2 * k);
         }
     }
     sqlite3_finalize(st);
@@ -1946,7 +2021,7 @@ int store_get(store *s, const char *id, store_exec *out)
             exec_from_row(st, out);
             xseq = sqlite3_column_int64(st, 17);
         } else if (r == SQLITE_DONE) {
-            rc = err_set(NDF_ERR_NOT_FOUND, "no execution %s in %s", id, s->path);
+            rc = err_set(NDF_ERR_NOT_FOUND, "no execution '%s' in %s", id, s->path);
         } else {
             rc = rfail(s, r, "cannot read an execution");
         }
@@ -2835,6 +2910,12 @@ static cJSON *exec_json(const store_exec *e)
     jnum(o, "pid", (double)e->pid);
     jstr(o, "message", e->message);
     jraw(o, "plugins", e->plugins);
+    jnum(o, "timeout", e->timeout);
+    jnum(o, "cpu_time", e->cpu);
+    jnum(o, "peak_rss_kb", (double)e->peak_rss_kb);
+    jnum(o, "confidence", e->confidence);
+    jstr(o, "fallback_from", e->fallback_from);
+    jstr(o, "fallback_cause", e->fallback_cause);
     jadd(o, "counted", cJSON_CreateBool(e->counted));
     cJSON *nodes = jadd(o, "nodes", cJSON_CreateArray());
     for (size_t i = 0; i < e->nnodes; i++) {
@@ -2851,6 +2932,7 @@ static cJSON *exec_json(const store_exec *e)
         else
             jstr(x, "exit_status", NULL);
         jstr(x, "message", n->message);
+        jnum(x, "timeout", n->timeout);
     }
     return o;
 }
@@ -3031,7 +3113,8 @@ static void export_csv(const cJSON *doc, strbuf *sb)
             if (!p || !*p)
                 continue;
             double st = jget_num(n, "start"), en = jget_num(n, "end");
-            fmt_num(num, sizeof num, st > 0 && en >= st ? (en - st) * 1000.0 : 0);
+            /* microseconds: wall-clock stamps near 2^31 s carry no more */
+            fmt_num(num, sizeof num, st > 0 && en >= st ? round((en - st) * 1e6) / 1000.0 : 0);
             sb_printf(&ns, "%s%s=%s:%s", ns.len ? ";" : "", p, jget_str(n, "state"), num);
         }
         char *nodes = sb_steal(&ns);
@@ -3219,9 +3302,18 @@ static int import_one(store *s, const stored_pattern *sp)
         e.end = h->time + h->duration_s;
         e.duration = h->duration_s;
         e.message = h->error;
+        e.timeout = h->timeout_s;
+        e.cpu = h->cpu_s;
+        e.peak_rss_kb = h->peak_rss_kb;
         sqlite3_int64 seq;
         int counted = i >= sp->nhistory - counted_n;
         rc = insert_exec(s, &e, e.status, counted, &seq);
+        sqlite3_stmt *cq;
+        if (!rc && !(rc = wstmt(s, W_SET_CONFIDENCE, &cq))) {
+            sqlite3_bind_int64(cq, 1, seq);
+            sqlite3_bind_double(cq, 2, h->confidence);
+            rc = wrun(s, cq, "cannot import a pattern");
+        }
         store_node root = {0};
         root.path = none;
         root.kind = NDF_NODE_PATTERN;
@@ -3249,6 +3341,10 @@ static int import_one(store *s, const stored_pattern *sp)
             n.kind = NDF_NODE_STEP;
             n.state = state_of_outcome(h->steps[k].outcome);
             n.exit_status = -1;
+            /* the old format kept durations only: the steps start with it */
+            n.start = e.start;
+            n.end = e.start + h->steps[k].duration_s;
+            n.timeout = h->steps[k].timeout_s;
             rc = write_node(s, seq, &n);
             free(path);
         }
