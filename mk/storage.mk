@@ -1,4 +1,6 @@
-# storage: crash-safe pattern storage, analytics and the resource monitor (issue 5)
+# storage: the store (SQLite, issue 10) with its history bridge and commands,
+# the reader of the previous release's files (for their import), analytics
+# and the resource monitor
 libndfcore_la_SOURCES += \
 	host/exec/monitor.c host/exec/monitor.h \
 	host/store/storage.c host/store/storage.h \
@@ -16,6 +18,9 @@ tests_check_storage_SOURCES = tests/check_storage.c
 tests_check_storage_CPPFLAGS = $(CORE_TEST_CFLAGS)
 tests_check_storage_LDADD = $(CORE_TEST_LIBS)
 TESTS += tests/check_storage
+# files written by the previous release, for the import tests
+EXTRA_DIST += tests/compat/storage-v1/legacy.json.gz tests/compat/storage-v1/legacy.json.gz.1 \
+	tests/compat/storage-v1/other.v2.json.gz tests/compat/storage-v1/plain.json
 
 check_PROGRAMS += tests/check_analytics
 tests_check_analytics_SOURCES = tests/check_analytics.c
@@ -31,13 +36,6 @@ tests_check_monitor_SOURCES = tests/check_monitor.c
 tests_check_monitor_CPPFLAGS = $(CORE_TEST_CFLAGS)
 tests_check_monitor_LDADD = $(CORE_TEST_LIBS)
 TESTS += tests/check_monitor
-
-EXTRA_PROGRAMS += tests/bench/bench_storage
-BENCHMARKS += tests/bench/bench_storage
-CLEANFILES += tests/bench/bench_storage
-tests_bench_bench_storage_SOURCES = tests/bench/bench_storage.c
-tests_bench_bench_storage_CPPFLAGS = $(CORE_TEST_CFLAGS)
-tests_bench_bench_storage_LDADD = libndfcore.la
 
 check_PROGRAMS += tests/check_store
 tests_check_store_SOURCES = tests/check_store.c

@@ -1287,47 +1287,39 @@ END_TEST
 /* ------------------------------------------------------------------ */
 /* import of the old format */
 
-static void old_entry(history_entry *h, double t, int ok, const char *domain)
+/* Copies a file written by the previous release (tests/compat/storage-v1)
+ * into the storage directory. */
+static void legacy_fixture(const char *name)
 {
-    memset(h, 0, sizeof *h);
-    h->time = t;
-    h->duration_s = 0.5;
-    h->success = ok;
-    h->outcome = xstrdup(ok ? "succeeded" : "timeout");
-    h->domain = domain ? xstrdup(domain) : NULL;
-    h->error = ok ? NULL : xstrdup("timed out after 1s");
-    h->nsteps = 2;
-    h->steps = xcalloc(2, sizeof *h->steps);
-    h->steps[0].name = xstrdup("fetch");
-    h->steps[0].outcome = xstrdup("succeeded");
-    h->steps[1].name = xstrdup("fetch");
-    h->steps[1].outcome = xstrdup(ok ? "succeeded" : "timeout");
+    const char *src = getenv("top_srcdir");
+    char *from = xasprintf("%s/tests/compat/storage-v1/%s", src ? src : ".", name);
+    char *to = xasprintf("%s/%s", dir, name);
+    FILE *in = fopen(from, "rb");
+    ck_assert_msg(in != NULL, "%s: %s", from, strerror(errno));
+    strbuf sb;
+    sb_init(&sb);
+    char buf[4096];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, in)) > 0)
+        sb_add(&sb, buf, n);
+    fclose(in);
+    write_file(to, sb.buf, sb.len);
+    sb_free(&sb);
+    free(from);
+    free(to);
 }
 
 START_TEST(test_import_legacy)
 {
-    /* files written by the current storage.c */
-    storage_opts so = {1, 6, 2, 3, 1};
-    storage *old;
-    ck_assert_int_eq(storage_open(dir, &so, &old), NDF_OK);
-    learning_params lp;
-    learning_params_default(&lp);
-    learning_state l;
-    learning_init(&l, &lp);
-    l.created = 1690000000;
-    for (int i = 0; i < 5; i++) {
-        history_entry h;
-        old_entry(&h, 1700000000 + i, i != 2, i % 2 ? "web" : NULL);
-        learning_record(&l, &lp, h.success, h.domain, h.time);
-        ck_assert_int_eq(storage_append_history(old, "legacy", &h, &l), NDF_OK);
-        history_entry_free(&h);
-    }
-    ck_assert_int_eq(storage_save_learning(old, "other.v2", &l), NDF_OK);
-    storage_close(old);
-    learning_free(&l);
+    mkdir_p(dir);
+    legacy_fixture("legacy.json.gz");
+    legacy_fixture("legacy.json.gz.1");
+    legacy_fixture("other.v2.json.gz");
+    legacy_fixture("plain.json");
     char bad[800];
     snprintf(bad, sizeof bad, "%s/broken.json.gz", dir);
     write_file(bad, "\x1f\x8bgarbage", 9);
+    learning_state l;
 
     store *s = open_default(); /* imports on open */
     ck_assert_int_eq(store_learning(s, "legacy", &l), NDF_OK);
@@ -1341,6 +1333,7 @@ START_TEST(test_import_legacy)
     ck_assert_uint_eq(count_runs(s, "legacy"), 3);
     ck_assert_int_eq(executions_of(s, "other.v2"), 5);
     ck_assert_uint_eq(count_runs(s, "other.v2"), 0);
+    ck_assert_int_eq(executions_of(s, "plain"), 5);
     ck_assert_msg(store_check(s) == NDF_OK, "%s", err_msg());
     store_exec *v;
     size_t n;

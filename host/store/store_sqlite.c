@@ -3395,7 +3395,7 @@ int store_import_legacy(store *s, const char *dir, size_t *imported)
 {
     if (imported)
         *imported = 0;
-    storage_opts o = {1, 6, 100, -1, 1};
+    storage_opts o = {1, 1};
     storage *old;
     int rc = storage_open(dir, &o, &old);
     if (rc)
