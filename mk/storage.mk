@@ -49,3 +49,9 @@ CLEANFILES += tests/bench/bench_store
 tests_bench_bench_store_SOURCES = tests/bench/bench_store.c
 tests_bench_bench_store_CPPFLAGS = $(CORE_TEST_CFLAGS)
 tests_bench_bench_store_LDADD = libndfcore.la $(SQLITE_LIBS)
+
+check_PROGRAMS += tests/check_history
+tests_check_history_SOURCES = tests/check_history.c
+tests_check_history_CPPFLAGS = $(CORE_TEST_CFLAGS)
+tests_check_history_LDADD = $(CORE_TEST_LIBS)
+TESTS += tests/check_history
