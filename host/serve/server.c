@@ -1001,6 +1001,23 @@ static cJSON *req_ping(server *s)
     cJSON_AddNumberToObject(resp, "plugins_not_unloadable", (double)gs.not_unloadable);
     cJSON_AddNumberToObject(resp, "reloads", (double)atomic_load(&s->reloads_ok));
     cJSON_AddNumberToObject(resp, "reloads_failed", (double)atomic_load(&s->reloads_failed));
+    /* the store: "degraded" from a failed write until one succeeds */
+    pthread_mutex_lock(&s->gen_lock);
+    const settings *set = &s->cur->cr->cfg->set;
+    pthread_mutex_unlock(&s->gen_lock);
+    store *st = history_app(set);
+    cJSON *js = cJSON_AddObjectToObject(resp, "store");
+    if (js && st) {
+        store_stats ss;
+        store_get_stats(st, &ss);
+        cJSON_AddStringToObject(js, "path", store_path(st));
+        cJSON_AddStringToObject(js, "state", ss.degraded ? "degraded" : "ok");
+        cJSON_AddNumberToObject(js, "transactions", (double)ss.transactions);
+        cJSON_AddNumberToObject(js, "executions", (double)ss.executions);
+    } else if (js) {
+        cJSON_AddStringToObject(js, "state", "unavailable");
+        cJSON_AddStringToObject(js, "error", err_msg());
+    }
     return resp;
 }
 
