@@ -260,8 +260,9 @@ struct store {
     sqlite3 *w;
     sqlite3_stmt *ws[W_COUNT];
 
-    pthread_mutex_t rlock; /* guards r */
+    pthread_mutex_t rlock; /* guards r, rs[] */
     sqlite3 *r;
+    sqlite3_stmt *rs[2]; /* the registry's start-up reads, prepared once */
 
     /* the writer: a queue of jobs and the thread that commits them */
     pthread_mutex_t qlock;
@@ -1600,6 +1601,8 @@ void store_close(store *s)
         pthread_join(s->thread, NULL);
     for (int i = 0; i < W_COUNT; i++)
         sqlite3_finalize(s->ws[i]);
+    for (size_t i = 0; i < ARRAY_SIZE(s->rs); i++)
+        sqlite3_finalize(s->rs[i]);
     sqlite3_close(s->w);
     sqlite3_close(s->r);
     pthread_mutex_destroy(&s->wlock);
@@ -2101,21 +2104,32 @@ int store_output(store *s, const char *id, const char *path, int stream, char **
     return rc;
 }
 
+/* Statement `which` of s->rs, prepared on first use; caller holds rlock
+ * and resets it after use. */
+static int rcached(store *s, int which, const char *sql, sqlite3_stmt **out)
+{
+    if (!s->rs[which]) {
+        int r = sqlite3_prepare_v3(s->r, sql, -1, SQLITE_PREPARE_PERSISTENT, &s->rs[which], NULL);
+        if (r != SQLITE_OK)
+            return rfail(s, r, "cannot prepare a statement");
+    }
+    sqlite3_clear_bindings(s->rs[which]);
+    *out = s->rs[which];
+    return NDF_OK;
+}
+
 int store_learning(store *s, const char *name, learning_state *out)
 {
     memset(out, 0, sizeof *out);
     pthread_mutex_lock(&s->rlock);
     sqlite3_stmt *st = NULL;
     int rc = reader(s);
-    if (!rc) {
-        int r = sqlite3_prepare_v2(s->r,
-                                   "SELECT executions, successes, score, alpha, beta, converged,"
-                                   " last_used, created, duration_total, timed FROM patterns"
-                                   " WHERE name = ?1",
-                                   -1, &st, NULL);
-        if (r != SQLITE_OK)
-            rc = rfail(s, r, "cannot read learning state");
-    }
+    if (!rc)
+        rc = rcached(s, 0,
+                     "SELECT executions, successes, score, alpha, beta, converged,"
+                     " last_used, created, duration_total, timed FROM patterns"
+                     " WHERE name = ?1",
+                     &st);
     if (!rc) {
         bind_text(st, 1, name);
         int r = sqlite3_step(st);
@@ -2136,16 +2150,16 @@ int store_learning(store *s, const char *name, learning_state *out)
             rc = rfail(s, r, "cannot read learning state");
         }
     }
-    sqlite3_finalize(st);
+    if (st)
+        sqlite3_reset(st);
     st = NULL;
     if (!rc) {
-        int r = sqlite3_prepare_v2(s->r,
-                                   "SELECT domain, executions, successes FROM pattern_domains"
-                                   " WHERE pattern = ?1 ORDER BY domain",
-                                   -1, &st, NULL);
-        if (r != SQLITE_OK)
-            rc = rfail(s, r, "cannot read learning state");
-        else
+        int r = SQLITE_DONE;
+        rc = rcached(s, 1,
+                     "SELECT domain, executions, successes FROM pattern_domains"
+                     " WHERE pattern = ?1 ORDER BY domain",
+                     &st);
+        if (!rc)
             bind_text(st, 1, name);
         size_t cap = 0;
         while (!rc && (r = sqlite3_step(st)) == SQLITE_ROW) {
@@ -2163,7 +2177,8 @@ int store_learning(store *s, const char *name, learning_state *out)
         if (!rc && r != SQLITE_DONE)
             rc = rfail(s, r, "cannot read learning state");
     }
-    sqlite3_finalize(st);
+    if (st)
+        sqlite3_reset(st);
     pthread_mutex_unlock(&s->rlock);
     if (rc)
         learning_free(out);

@@ -3,7 +3,8 @@
  * sync = normal and full, beside a bare SQLite program doing the same
  * statements in transactions of the same sizes, in the same run; the
  * rate with 0, 10,000 and NDF_BENCH_LARGE (default 1,000,000) executions
- * already stored; and `runs --limit 50` / get-one latency at that size.
+ * already stored; `runs --limit 50` / get-one latency at that size; and the
+ * registry's start-up reads of 10,000 patterns' learning state.
  * Figures are printed, never asserted.
  *
  * NDF_BENCH_EXECUTIONS (default 10000) executions per measurement, under
@@ -370,6 +371,54 @@ static void latency(const char *dir, long n)
     printf("    open + runs --limit 50 (one shot)   %8.3f ms\n", cold);
 }
 
+/* What the registry's start-up reads: the learning state of `n` patterns,
+ * one store_learning() each, from the patterns table only. */
+static void startup_reads(const char *dir, long n)
+{
+    store *s;
+    store_opts o;
+    store_opts_default(&o);
+    o.import_legacy = 0;
+    if (store_open(dir, &o, &s) != NDF_OK)
+        die("store_open");
+    store_close(s);
+    char *path = xasprintf("%s/%s", dir, STORE_DB_NAME);
+    sqlite3 *db;
+    if (sqlite3_open(path, &db) != SQLITE_OK)
+        sql_die(db, path);
+    free(path);
+    sqlite3_stmt *ins = prep(db, "INSERT INTO patterns (name, executions, successes, score,"
+                                 " alpha, beta) VALUES (?1, 1000, 900, 0.9, 901, 101)");
+    sqlite3_stmt *dom = prep(db, "INSERT INTO pattern_domains VALUES (?1, 'web', 1000, 900)");
+    sqlite3_exec(db, "BEGIN", NULL, NULL, NULL);
+    char name[32];
+    for (long i = 0; i < n; i++) {
+        snprintf(name, sizeof name, "pattern%06ld", i);
+        sqlite3_bind_text(ins, 1, name, -1, SQLITE_TRANSIENT);
+        step_reset(db, ins);
+        sqlite3_bind_text(dom, 1, name, -1, SQLITE_TRANSIENT);
+        step_reset(db, dom);
+    }
+    if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+        sql_die(db, "COMMIT");
+    sqlite3_finalize(ins);
+    sqlite3_finalize(dom);
+    sqlite3_close(db);
+    double t0 = now_mono();
+    if (store_open(dir, &o, &s) != NDF_OK)
+        die("store_open");
+    for (long i = 0; i < n; i++) {
+        snprintf(name, sizeof name, "pattern%06ld", i);
+        learning_state l;
+        if (store_learning(s, name, &l) != NDF_OK)
+            die("store_learning");
+        learning_free(&l);
+    }
+    store_close(s);
+    printf("\nregistry start-up reads: open + learning state of %ld patterns: %.1f ms\n", n,
+           (now_mono() - t0) * 1000);
+}
+
 int main(void)
 {
     const char *top = getenv("NDF_BENCH_DIR");
@@ -426,6 +475,10 @@ int main(void)
     latency(big, sizes[ARRAY_SIZE(sizes) - 1] > 10000 ? large : 10000);
     rm_rf(big);
     free(big);
+    char *sd = xasprintf("%s/startup", base);
+    startup_reads(sd, 10000);
+    rm_rf(sd);
+    free(sd);
     rm_rf(base);
     return 0;
 }
