@@ -1,7 +1,10 @@
-# exec: the executor (pool, groups, execute calls), the live record, process
-# spawning, the execution half of the services table, and the run / batch /
-# status commands; their Check suites, fixtures, shell test and benchmarks.
+# exec: the pool (work stealing, groups), the executor (execute calls), the
+# live record, processes started by steps, the execution half of the
+# services table, and the run / batch / status commands; their Check
+# suites, fixtures, shell test and benchmarks.  (monitor.c is built by
+# mk/storage.mk.)
 libndfcore_la_SOURCES += \
+	host/exec/pool.c host/exec/pool.h \
 	host/exec/executor.c host/exec/executor.h \
 	host/exec/record.c host/exec/record.h \
 	host/exec/process.c host/exec/process.h \
@@ -10,8 +13,13 @@ libndfcore_la_SOURCES += \
 EXEC_FIXTURES = tests/fixtures/exec_fixtures.c tests/fixtures/exec_fixtures.h
 EXEC_TEST_CFLAGS = $(CORE_TEST_CFLAGS) -I$(top_srcdir)/tests/fixtures
 
-check_PROGRAMS += tests/check_executor tests/check_record tests/check_spawn
-TESTS += tests/check_executor tests/check_record tests/check_spawn
+check_PROGRAMS += tests/check_pool tests/check_executor tests/check_record tests/check_spawn
+TESTS += tests/check_pool tests/check_executor tests/check_record tests/check_spawn
+tests_check_pool_SOURCES = tests/check_pool.c
+tests_check_pool_CPPFLAGS = $(EXEC_TEST_CFLAGS)
+tests_check_pool_LDADD = $(CORE_TEST_LIBS)
+# The suite fails pthread_create on purpose to see the error pool_new reports.
+tests_check_pool_LDFLAGS = $(AM_LDFLAGS) -Wl,--wrap=pthread_create
 tests_check_executor_SOURCES = tests/check_executor.c $(EXEC_FIXTURES)
 tests_check_executor_CPPFLAGS = $(EXEC_TEST_CFLAGS)
 tests_check_executor_LDADD = $(CORE_TEST_LIBS)
@@ -31,8 +39,6 @@ tests_bench_bench_pool_LDADD = libndfcore.la
 tests_bench_bench_dispatch_SOURCES = tests/bench/bench_dispatch.c $(EXEC_FIXTURES)
 tests_bench_bench_dispatch_CPPFLAGS = $(EXEC_TEST_CFLAGS)
 tests_bench_bench_dispatch_LDADD = libndfcore.la
-
-ndf_SOURCES += host/cli/cmd_run.c
 
 TESTS += tests/shell/run.sh
 EXTRA_DIST += tests/shell/run.sh

@@ -2,8 +2,7 @@
 # fixture plugins (one per refusal), and the ABI 1.0 compatibility fixture.
 libndfcore_la_SOURCES += \
 	host/plugin/loader.c host/plugin/loader.h \
-	host/base/sha256.c host/base/sha256.h \
-	host/cli/cmd_plugins.c
+	host/base/sha256.c host/base/sha256.h
 
 # Fixture plugins: built for `make check` only, never installed.  Each is a
 # libtool module so it is built exactly as a real plugin is.

@@ -1,21 +1,16 @@
-# model: contexts, patterns, learning, the registry and the pattern commands.
+# model: contexts, patterns, the registry, the build from configuration to
+# registry, and the pattern commands.
 libndfcore_la_SOURCES += \
 	host/model/context.c host/model/context.h \
-	host/base/learning.c host/base/learning.h \
 	host/model/pattern.c host/model/pattern.h \
 	host/model/registry.c host/model/registry.h \
-	host/model/build.c host/model/build.h \
-	host/cli/ctxopt.c host/cli/ctxopt.h \
-	host/cli/cmd_patterns.c
+	host/model/build.c host/model/build.h
 
-check_PROGRAMS += tests/check_context tests/check_learning
-TESTS += tests/check_context tests/check_learning
+check_PROGRAMS += tests/check_context
+TESTS += tests/check_context
 tests_check_context_SOURCES = tests/check_context.c
 tests_check_context_CPPFLAGS = $(CORE_TEST_CFLAGS)
 tests_check_context_LDADD = $(CORE_TEST_LIBS)
-tests_check_learning_SOURCES = tests/check_learning.c
-tests_check_learning_CPPFLAGS = $(CORE_TEST_CFLAGS)
-tests_check_learning_LDADD = $(CORE_TEST_LIBS)
 check_PROGRAMS += tests/check_registry
 TESTS += tests/check_registry
 tests_check_registry_SOURCES = tests/check_registry.c
@@ -36,3 +31,33 @@ tests_bench_bench_registry_CPPFLAGS = $(libndfcore_la_CPPFLAGS)
 tests_bench_bench_registry_LDADD = libndfcore.la
 
 # The CONFIDENCE AND LEARNING section of ndf.conf(5), included by its build.
+
+# Delegation (issue 13): choosing the pattern for a context by the Beta
+# posterior of each candidate, the policies, the outcome table; with the
+# seeded generator and the Beta distribution it draws from and bounds with.
+libndfcore_la_SOURCES += \
+	host/base/rng.c host/base/rng.h \
+	host/base/beta.c host/base/beta.h \
+	host/model/delegate.c host/model/delegate.h
+EXTRA_DIST += doc/delegation.md
+
+DELEGATE_SUITES = tests/check_rng tests/check_beta tests/check_delegate
+check_PROGRAMS += $(DELEGATE_SUITES)
+TESTS += $(DELEGATE_SUITES)
+tests_check_rng_SOURCES = tests/check_rng.c
+tests_check_rng_CPPFLAGS = $(CORE_TEST_CFLAGS)
+tests_check_rng_LDADD = $(CORE_TEST_LIBS)
+tests_check_beta_SOURCES = tests/check_beta.c
+tests_check_beta_CPPFLAGS = $(CORE_TEST_CFLAGS)
+tests_check_beta_LDADD = $(CORE_TEST_LIBS)
+tests_check_delegate_SOURCES = tests/check_delegate.c
+tests_check_delegate_CPPFLAGS = $(CORE_TEST_CFLAGS)
+tests_check_delegate_LDADD = $(CORE_TEST_LIBS)
+
+# The delegation simulation and the cost of one decision (make bench).
+EXTRA_PROGRAMS += tests/bench/bench_delegate
+BENCHMARKS += tests/bench/bench_delegate
+CLEANFILES += tests/bench/bench_delegate
+tests_bench_bench_delegate_SOURCES = tests/bench/bench_delegate.c
+tests_bench_bench_delegate_CPPFLAGS = $(libndfcore_la_CPPFLAGS)
+tests_bench_bench_delegate_LDADD = libndfcore.la

@@ -49,3 +49,20 @@ tests_check_meta_LDADD = $(CORE_TEST_LIBS)
 tests_check_steps_SOURCES = tests/check_steps.c tests/plugin_harness.h
 tests_check_steps_CPPFLAGS = $(CORE_TEST_CFLAGS)
 tests_check_steps_LDADD = $(CORE_TEST_LIBS)
+
+# The agent step (issue 13): delegates a step to an agent program.  It
+# links cJSON itself, to check and pick from JSON answers.
+pkglib_LTLIBRARIES += plugins/agent.la
+plugins_agent_la_SOURCES = plugins/agent/agent.c
+plugins_agent_la_CFLAGS = $(PLUGIN_CFLAGS)
+plugins_agent_la_CPPFLAGS = -I$(top_srcdir)/sdk $(CJSON_CFLAGS)
+plugins_agent_la_LDFLAGS = $(PLUGIN_LINK_FLAGS)
+plugins_agent_la_LIBADD = $(CJSON_LIBS)
+
+# Its suite drives a fake agent (a shell script read through $(srcdir)).
+check_PROGRAMS += tests/check_agent
+TESTS += tests/check_agent
+tests_check_agent_SOURCES = tests/check_agent.c tests/plugin_harness.h
+tests_check_agent_CPPFLAGS = $(CORE_TEST_CFLAGS)
+tests_check_agent_LDADD = $(CORE_TEST_LIBS)
+EXTRA_DIST += tests/fixtures/fake_agent.sh

@@ -11,3 +11,7 @@ DISTCLEANFILES += sdk/ndf-sdk.pc
 EXTRA_DIST += sdk/ndf-sdk.pc.in sdk/README.md
 
 dist_man_MANS += doc/ndf.1 doc/ndf-plugin.7
+
+# configure reads the ABI version out of version.h (for ndf-sdk.pc): a change
+# to the header re-runs configure.
+CONFIG_STATUS_DEPENDENCIES = $(srcdir)/sdk/ndf/version.h

@@ -1,9 +1,22 @@
-# serve: `ndf serve` / `ndf ctl` (the control socket and its protocol), hot
-# reload of plugins and configuration; the reload fixtures, the shell test,
-# the benchmark and the systemd unit (issue 6).
-libndfcore_la_SOURCES += host/serve/server.c host/serve/server.h
-# Beside the other commands it forwards (cmd_config.c is the program's).
-ndf_SOURCES += host/cli/cmd_serve.c
+# serve: `ndf serve` (the control socket, its protocol, generations and hot
+# reload of plugins and configuration); the Check suites of the protocol
+# and the transport, the reload fixtures, the shell test, the benchmark and
+# the systemd unit (issue 6).  `ndf serve` and `ndf ctl` are in mk/cli.mk.
+libndfcore_la_SOURCES += \
+	host/serve/protocol.c host/serve/protocol.h \
+	host/serve/transport.c host/serve/transport.h \
+	host/serve/generation.c host/serve/generation.h \
+	host/serve/watch.c host/serve/watch.h \
+	host/serve/server.c host/serve/server.h
+
+check_PROGRAMS += tests/check_protocol tests/check_transport
+TESTS += tests/check_protocol tests/check_transport
+tests_check_protocol_SOURCES = tests/check_protocol.c
+tests_check_protocol_CPPFLAGS = $(CORE_TEST_CFLAGS)
+tests_check_protocol_LDADD = $(CORE_TEST_LIBS)
+tests_check_transport_SOURCES = tests/check_transport.c
+tests_check_transport_CPPFLAGS = $(CORE_TEST_CFLAGS)
+tests_check_transport_LDADD = $(CORE_TEST_LIBS)
 
 # Three builds of one plugin, each reporting its own version, copied over a
 # watched file by the reload tests and the benchmark.

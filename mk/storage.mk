@@ -1,4 +1,4 @@
-# storage: the store (SQLite, issue 10) with its history bridge and commands,
+# storage: the store (SQLite, issue 10) with its history bridge,
 # the reader of the previous release's files (for their import), analytics
 # and the resource monitor
 libndfcore_la_SOURCES += \
@@ -6,9 +6,7 @@ libndfcore_la_SOURCES += \
 	host/store/storage.c host/store/storage.h \
 	host/store/store.h host/store/store_sqlite.c \
 	host/store/history.h host/store/history.c \
-	host/cli/cmd_history.c \
-	host/store/analytics.c host/store/analytics.h \
-	host/cli/cmd_storage.c
+	host/store/analytics.c host/store/analytics.h
 # the store's database (issue 10): SQLite, kept to store_sqlite.c
 libndfcore_la_CPPFLAGS += $(SQLITE_CFLAGS)
 libndfcore_la_LIBADD += $(SQLITE_LIBS)

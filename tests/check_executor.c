@@ -1,6 +1,7 @@
-/* Check suite for host/executor.c: the pool (priorities, groups, nesting,
- * deadlines, max_concurrent) and the execute calls (gate, timeouts,
- * overruns, fallback, batch, learning), with in-process fixture patterns. */
+/* Check suite for host/exec/executor.c: the execute calls (gate, timeouts,
+ * overruns, fallback, batch, learning, sub-patterns through the record's
+ * executor), with in-process fixture patterns.  The pool has its own suite,
+ * check_pool.c. */
 #include "build-config.h"
 
 #include <check.h>
@@ -23,259 +24,6 @@ static void msleep(int ms)
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
     nanosleep(&ts, NULL);
 }
-
-/* ---- the pool ---- */
-
-static _Atomic long counter;
-
-static int bump(void *arg)
-{
-    (void)arg;
-    atomic_fetch_add(&counter, 1);
-    return 0;
-}
-
-START_TEST(pool_runs_everything)
-{
-    pool *p = pool_new(2);
-    record *r = record_new("t", NULL, INFINITY);
-    r->pool = p;
-    atomic_store(&counter, 0);
-    ndf_group *g = pool_group_new(p, r->root, 0, 1);
-    for (int i = 0; i < 20000; i++)
-        ck_assert_int_eq(pool_group_spawn(g, bump, NULL), NDF_OK);
-    ck_assert_int_eq(pool_group_wait(g), NDF_OK);
-    ck_assert_int_eq(atomic_load(&counter), 20000);
-    pool_group_free(g);
-    /* ungrouped submissions run too */
-    for (int i = 0; i < 1000; i++)
-        pool_submit(p, 3, bump, NULL);
-    while (atomic_load(&counter) < 21000)
-        msleep(1);
-    record_unref(r);
-    pool_free(p, -1);
-}
-END_TEST
-
-static _Atomic int gate;
-static pthread_mutex_t order_lock = PTHREAD_MUTEX_INITIALIZER;
-static int order[64];
-static _Atomic int norder;
-
-static int blocker(void *arg)
-{
-    (void)arg;
-    while (!atomic_load(&gate))
-        msleep(1);
-    return 0;
-}
-
-static int note_prio(void *arg)
-{
-    pthread_mutex_lock(&order_lock);
-    order[atomic_load(&norder)] = (int)(intptr_t)arg;
-    atomic_fetch_add(&norder, 1);
-    pthread_mutex_unlock(&order_lock);
-    return 0;
-}
-
-START_TEST(pool_priority_order)
-{
-    pool *p = pool_new(1);
-    atomic_store(&gate, 0);
-    atomic_store(&norder, 0);
-    pool_submit(p, 1, blocker, NULL);
-    msleep(20); /* the one worker is now inside blocker */
-    static const int prios[] = {5, 3, 1, 4, 2, 5, 1, 3, 2, 4, 1, 5};
-    for (size_t i = 0; i < ARRAY_SIZE(prios); i++)
-        pool_submit(p, prios[i], note_prio, (void *)(intptr_t)prios[i]);
-    atomic_store(&gate, 1);
-    while (atomic_load(&norder) < (int)ARRAY_SIZE(prios))
-        msleep(1);
-    for (size_t i = 1; i < ARRAY_SIZE(prios); i++)
-        ck_assert_msg(order[i - 1] <= order[i], "priority %d ran before %d", order[i - 1],
-                      order[i]);
-    pool_free(p, -1);
-}
-END_TEST
-
-typedef struct nest {
-    ndf_exec *node;
-    int depth;
-} nest;
-
-/* Each level waits on a group of two children: a worker that parked in
- * group_wait would deadlock a one-thread pool at the second level. */
-static int nested(void *arg)
-{
-    nest *n = arg;
-    if (n->depth == 0) {
-        atomic_fetch_add(&counter, 1);
-        return 0;
-    }
-    nest kids[2] = {{n->node, n->depth - 1}, {n->node, n->depth - 1}};
-    ndf_group *g = pool_group_new(n->node->rec->pool, n->node, 0, 1);
-    pool_group_spawn(g, nested, &kids[0]);
-    pool_group_spawn(g, nested, &kids[1]);
-    int rc = pool_group_wait(g);
-    pool_group_free(g);
-    return rc;
-}
-
-static _Atomic int root_done;
-
-static int nested_root(void *arg)
-{
-    nested(arg);
-    atomic_store(&root_done, 1);
-    return 0;
-}
-
-START_TEST(pool_nested_waits_one_thread)
-{
-    pool *p = pool_new(1);
-    record *r = record_new("t", NULL, INFINITY);
-    r->pool = p;
-    atomic_store(&counter, 0);
-    atomic_store(&root_done, 0);
-    nest top = {r->root, 12};
-    pool_submit(p, 1, nested_root, &top);
-    while (!atomic_load(&root_done))
-        msleep(1);
-    ck_assert_int_eq(atomic_load(&counter), 4096);
-    record_unref(r);
-    pool_free(p, -1);
-}
-END_TEST
-
-static int slow_item(void *arg)
-{
-    (void)arg;
-    atomic_fetch_add(&counter, 1);
-    msleep(30);
-    return 0;
-}
-
-typedef struct tmo {
-    ndf_exec *node;
-    int rc, spawn_rc;
-    _Atomic int done;
-} tmo;
-
-static int timeout_root(void *arg)
-{
-    tmo *t = arg;
-    ndf_group *g = pool_group_new(t->node->rec->pool, t->node, 0, 1);
-    for (int i = 0; i < 100; i++)
-        pool_group_spawn(g, slow_item, NULL);
-    t->rc = pool_group_wait(g);
-    /* spawning into a stopped group is refused */
-    t->spawn_rc = pool_group_spawn(g, slow_item, NULL);
-    pool_group_free(g);
-    atomic_store(&t->done, 1);
-    return 0;
-}
-
-START_TEST(pool_group_timeout_drops_queued)
-{
-    pool *p = pool_new(1);
-    record *r = record_new("t", NULL, now_mono() + 0.2);
-    r->pool = p;
-    r->kill_grace = 0.1;
-    atomic_store(&counter, 0);
-    tmo t = {r->root, 0, 0, 0};
-    pool_submit(p, 1, timeout_root, &t);
-    while (!atomic_load(&t.done))
-        msleep(1);
-    ck_assert_int_eq(t.rc, NDF_ERR_TIMEOUT);
-    ck_assert_int_eq(t.spawn_rc, NDF_ERR_TIMEOUT);
-    ck_assert_msg(atomic_load(&counter) < 50, "%ld items ran", atomic_load(&counter));
-    record_unref(r);
-    pool_free(p, -1);
-}
-END_TEST
-
-START_TEST(pool_group_cancelled)
-{
-    pool *p = pool_new(2);
-    record *r = record_new("t", NULL, INFINITY);
-    r->pool = p;
-    atomic_store(&counter, 0);
-    ndf_group *g = pool_group_new(p, r->root, 0, 1);
-    for (int i = 0; i < 100; i++)
-        pool_group_spawn(g, slow_item, NULL);
-    atomic_store(&r->cancel, NDF_ERR_CANCELLED);
-    ck_assert_int_eq(pool_group_wait(g), NDF_ERR_CANCELLED);
-    ck_assert(strstr(err_msg(), "cancelled"));
-    pool_group_free(g);
-    ck_assert_msg(atomic_load(&counter) < 100, "%ld ran", atomic_load(&counter));
-    record_unref(r);
-    pool_free(p, -1);
-}
-END_TEST
-
-static _Atomic int running, peak;
-
-static int conc_item(void *arg)
-{
-    (void)arg;
-    int now = atomic_fetch_add(&running, 1) + 1;
-    int old = atomic_load(&peak);
-    while (now > old && !atomic_compare_exchange_weak(&peak, &old, now))
-        ;
-    msleep(2);
-    atomic_fetch_sub(&running, 1);
-    atomic_fetch_add(&counter, 1);
-    return 0;
-}
-
-START_TEST(pool_max_concurrent)
-{
-    pool *p = pool_new(4);
-    record *r = record_new("t", NULL, INFINITY);
-    r->pool = p;
-    atomic_store(&counter, 0);
-    atomic_store(&peak, 0);
-    ndf_group *g = pool_group_new(p, r->root, 2, 1);
-    for (int i = 0; i < 40; i++)
-        pool_group_spawn(g, conc_item, NULL);
-    ck_assert_int_eq(pool_group_wait(g), NDF_OK);
-    pool_group_free(g);
-    ck_assert_int_eq(atomic_load(&counter), 40);
-    ck_assert_int_le(atomic_load(&peak), 2);
-    record_unref(r);
-    pool_free(p, -1);
-}
-END_TEST
-
-static ndf_group *chain_group;
-
-/* Work that spawns more work into its own group. */
-static int chain(void *arg)
-{
-    intptr_t left = (intptr_t)arg;
-    atomic_fetch_add(&counter, 1);
-    if (left > 0)
-        pool_group_spawn(chain_group, chain, (void *)(left - 1));
-    return 0;
-}
-
-START_TEST(pool_spawn_from_work)
-{
-    pool *p = pool_new(2);
-    record *r = record_new("t", NULL, INFINITY);
-    r->pool = p;
-    atomic_store(&counter, 0);
-    chain_group = pool_group_new(p, r->root, 0, 1);
-    for (int i = 0; i < 10; i++)
-        pool_group_spawn(chain_group, chain, (void *)(intptr_t)99);
-    ck_assert_int_eq(pool_group_wait(chain_group), NDF_OK);
-    ck_assert_int_eq(atomic_load(&counter), 1000);
-    pool_group_free(chain_group);
-    record_unref(r);
-    pool_free(p, -1);
-}
-END_TEST
 
 /* ---- the executor ---- */
 
@@ -522,8 +270,7 @@ START_TEST(exec_fallback_causes)
     ck_assert_str_eq(fallback_cause_name(fr.cause), "not found");
     fallback_result_free(&fr);
 
-    ck_assert_int_eq(executor_execute_with_fallback(ex, "hangs", "fast", c, 0.1, 0, &fr),
-                     NDF_OK);
+    ck_assert_int_eq(executor_execute_with_fallback(ex, "hangs", "fast", c, 0.1, 0, &fr), NDF_OK);
     ck_assert_int_eq(fr.cause, FALLBACK_TIMEOUT);
     ck_assert_int_eq(fr.primary_status, NDF_ERR_TIMEOUT);
     fallback_result_free(&fr);
@@ -548,8 +295,8 @@ START_TEST(exec_batch_order)
 {
     ndf_context *c1 = context_new("web", "dev", 1);
     ndf_context *c5 = context_new("web", "dev", 5);
-    batch_item items[] = {{"slow", c5, 0}, {"fast", c1, 0}, {"nope", c1, 0},
-                          {"fails", c1, 0}, {"ok", c1, 0}};
+    batch_item items[] = {
+        {"slow", c5, 0}, {"fast", c1, 0}, {"nope", c1, 0}, {"fails", c1, 0}, {"ok", c1, 0}};
     batch_result res[5];
     for (int parallel = 1; parallel >= 0; parallel--) {
         ck_assert_uint_eq(executor_batch(ex, items, 5, parallel, 0, res), 2);
@@ -590,8 +337,9 @@ static int tagged_run(const ndf_host *h, ndf_exec *n, const ndf_value *p, void *
 }
 
 static const ndf_param_spec no_params[] = {NDF_PARAM_END};
-static const ndf_step_def tagged_def = {sizeof(ndf_step_def), "tagged", "fixture", no_params,
-                                        NDF_STEP_BLOCKING, NULL, NULL, tagged_run, NULL};
+static const ndf_step_def tagged_def = {
+    sizeof(ndf_step_def), "tagged", "fixture", no_params, NDF_STEP_BLOCKING, NULL, NULL,
+    tagged_run,           NULL};
 
 /* Regression: the detached thread of a blocking step used to drop its record
  * reference after reporting back, so the record (and plugin data in it)
@@ -622,19 +370,25 @@ START_TEST(exec_blocking_step_releases_record)
 }
 END_TEST
 
+/* No hidden global: the services table finds the executor only through the
+ * node's record, so a record no executor started cannot run sub-patterns,
+ * even while an executor exists (records the executor starts can: see
+ * exec_nested_one_thread). */
+START_TEST(exec_sub_pattern_needs_the_records_executor)
+{
+    record *r = record_new("by-hand", NULL, INFINITY);
+    ck_assert_ptr_null(r->ex);
+    ck_assert_int_eq(host_services.run_pattern(r->root, "ok", 0), NDF_ERR_EXECUTION);
+    ck_assert_msg(strstr(err_msg(), "no executor"), "%s", err_msg());
+    ck_assert_uint_eq(r->root->nkids, 0);
+    record_unref(r);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("executor");
-    TCase *tc = tcase_create("pool");
-    tcase_add_test(tc, pool_runs_everything);
-    tcase_add_test(tc, pool_priority_order);
-    tcase_add_test(tc, pool_nested_waits_one_thread);
-    tcase_add_test(tc, pool_group_timeout_drops_queued);
-    tcase_add_test(tc, pool_group_cancelled);
-    tcase_add_test(tc, pool_max_concurrent);
-    tcase_add_test(tc, pool_spawn_from_work);
-    suite_add_tcase(s, tc);
-    tc = tcase_create("execute1");
+    TCase *tc = tcase_create("execute1");
     tcase_add_checked_fixture(tc, setup1, teardown_exec);
     tcase_add_test(tc, exec_ok_and_learning);
     tcase_add_test(tc, exec_not_found_and_gate);
@@ -645,6 +399,7 @@ static Suite *suite(void)
     tcase_add_test(tc, exec_fallback_causes);
     tcase_add_test(tc, exec_batch_order);
     tcase_add_test(tc, exec_blocking_step_releases_record);
+    tcase_add_test(tc, exec_sub_pattern_needs_the_records_executor);
     suite_add_tcase(s, tc);
     tc = tcase_create("execute2");
     tcase_add_checked_fixture(tc, setup2, teardown_exec);

@@ -711,6 +711,24 @@ START_TEST(register_outside_init)
 }
 END_TEST
 
+/* What a plugin writes to pass a host call's failure on: the arguments
+ * point into the message being set. */
+START_TEST(fail_with_last_error)
+{
+    /* (h->fail): check.h defines a function-like macro named fail */
+    const ndf_host *h = &host_services;
+    (h->fail)(NDF_ERR_IO, "connection refused");
+    ck_assert_int_eq((h->fail)(NDF_ERR_IO, "%s", h->last_error()), NDF_ERR_IO);
+    ck_assert_str_eq(h->last_error(), "connection refused");
+    ck_assert_int_eq((h->fail)(NDF_ERR_TIMEOUT, "step fetch: %s", h->last_error()),
+                     NDF_ERR_TIMEOUT);
+    ck_assert_str_eq(h->last_error(), "step fetch: connection refused");
+    /* fail() with a non-error status still fails the call */
+    ck_assert_int_eq((h->fail)(NDF_OK, "%s (again)", h->last_error()), NDF_ERR_EXECUTION);
+    ck_assert_str_eq(h->last_error(), "step fetch: connection refused (again)");
+}
+END_TEST
+
 START_TEST(build_scope)
 {
     loader *l = new_loader(0);
@@ -1014,6 +1032,7 @@ static Suite *loader_suite(void)
     tcase_add_test(t, free_cleans_cache);
     tcase_add_test(t, init_failure_registers_nothing);
     tcase_add_test(t, register_outside_init);
+    tcase_add_test(t, fail_with_last_error);
     tcase_add_test(t, build_scope);
     tcase_add_test(t, cache_dir_checks);
     suite_add_tcase(s, t);

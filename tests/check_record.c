@@ -1,9 +1,13 @@
-/* Check suite for host/record.c: the node tree, states and timings, bounded
- * output, progress, ids, references and the JSON / text renderings. */
+/* Check suite for host/exec/record.c: the node tree, states and timings,
+ * bounded output, progress, ids, references, the JSON / text renderings,
+ * readers of a live record, and the condvar time conversion. */
 #include "build-config.h"
 
 #include <check.h>
 #include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -169,6 +173,67 @@ START_TEST(json_and_text)
 }
 END_TEST
 
+/* A writer appends and runs children while a reader walks them: the
+ * children and timings are atomics, so the reader needs no lock and (under
+ * ThreadSanitizer) races with nothing. */
+#define LIVE_KIDS 5000
+
+static void *live_writer(void *arg)
+{
+    ndf_exec *parent = arg;
+    char name[32];
+    for (int i = 0; i < LIVE_KIDS; i++) {
+        snprintf(name, sizeof name, "s%d", i);
+        ndf_exec *k = node_new(parent, NDF_NODE_STEP, name);
+        double now = record_now();
+        node_start_at(k, now);
+        node_complete_at(k, now);
+    }
+    return NULL;
+}
+
+START_TEST(live_readers)
+{
+    record *r = record_new("live", NULL, INFINITY);
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, live_writer, r->root), 0);
+    size_t seen = 0;
+    while (seen < LIVE_KIDS) {
+        size_t n;
+        ndf_exec *const *kids = node_kids(r->root, &n);
+        ck_assert_uint_ge(n, seen); /* children are only ever added */
+        for (size_t i = seen; i < n; i++) {
+            ck_assert_ptr_eq(kids[i]->parent, r->root);
+            double start, end;
+            node_times(kids[i], &start, &end);
+            ck_assert(end == 0 || end >= start);
+        }
+        seen = n;
+        strbuf sb;
+        sb_init(&sb);
+        record_to_json(r, &sb);
+        sb_free(&sb);
+    }
+    pthread_join(t, NULL);
+    ck_assert_double_eq(node_progress(r->root), 100);
+    record_unref(r);
+}
+END_TEST
+
+START_TEST(timespec_clamped)
+{
+    struct timespec ts = record_timespec(12.25);
+    ck_assert_int_eq(ts.tv_sec, 12);
+    ck_assert_int_eq(ts.tv_nsec, 250000000L);
+    ts = record_timespec(INFINITY); /* --timeout 1e308: no time_t overflow */
+    ck_assert(ts.tv_sec == (time_t)1e15);
+    ts = record_timespec(-3);
+    ck_assert(ts.tv_sec == 0 && ts.tv_nsec == 0);
+    ts = record_timespec(NAN);
+    ck_assert(ts.tv_sec == 0 && ts.tv_nsec == 0);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("record");
@@ -179,6 +244,8 @@ static Suite *suite(void)
     tcase_add_test(tc, ids_unique);
     tcase_add_test(tc, json_escaping);
     tcase_add_test(tc, json_and_text);
+    tcase_add_test(tc, live_readers);
+    tcase_add_test(tc, timespec_clamped);
     suite_add_tcase(s, tc);
     return s;
 }

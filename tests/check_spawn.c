@@ -43,9 +43,9 @@ static void teardown(void)
 
 static int run(ndf_exec *n, const char *const *argv, const char *input, ndf_spawn_result *res)
 {
-    ndf_spawn o = {.size = sizeof o, .argv = argv, .input = input,
-                   .input_len = input ? strlen(input) : 0};
-    return spawn_run(n, &o, res);
+    ndf_spawn o = {
+        .size = sizeof o, .argv = argv, .input = input, .input_len = input ? strlen(input) : 0};
+    return process_run(n, &o, res);
 }
 
 static const char *out(ndf_exec *n)
@@ -77,11 +77,11 @@ START_TEST(env_exported)
                           NULL};
     const char *env[] = {"EXTRA=x y", "NDF_ATTR_REGION=override", NULL};
     ndf_spawn o = {.size = sizeof o, .argv = argv, .env = env};
-    ck_assert_int_eq(spawn_run(n, &o, NULL), NDF_OK);
+    ck_assert_int_eq(process_run(n, &o, NULL), NDF_OK);
     char want[256];
     snprintf(want, sizeof want, "web.prod dev 2 3 override a,b x y %s\n", rec->id);
     ck_assert_str_eq(out(n), want);
-    char *name = spawn_attr_env_name("max-size.v2");
+    char *name = process_attr_env_name("max-size.v2");
     ck_assert_str_eq(name, "NDF_ATTR_MAX_SIZE_V2");
     free(name);
 }
@@ -92,7 +92,7 @@ START_TEST(cwd_stdin_stderr)
     ndf_exec *n = node_new(rec->root, NDF_NODE_STEP, "s");
     const char *pwd[] = {"pwd", NULL};
     ndf_spawn o = {.size = sizeof o, .argv = pwd, .cwd = "/"};
-    ck_assert_int_eq(spawn_run(n, &o, NULL), NDF_OK);
+    ck_assert_int_eq(process_run(n, &o, NULL), NDF_OK);
     ck_assert_str_eq(out(n), "/\n");
 
     n = node_new(rec->root, NDF_NODE_STEP, "s2");
@@ -130,7 +130,7 @@ START_TEST(cwd_stdin_stderr)
     n = node_new(rec->root, NDF_NODE_STEP, "s7");
     o.argv = pwd;
     o.cwd = "/nonexistent-dir";
-    ck_assert_int_eq(spawn_run(n, &o, NULL), NDF_ERR_EXECUTION);
+    ck_assert_int_eq(process_run(n, &o, NULL), NDF_ERR_EXECUTION);
     ck_assert_msg(strstr(err_msg(), "cannot run 'pwd'"), "%s", err_msg());
 }
 END_TEST
@@ -140,7 +140,7 @@ START_TEST(output_truncated)
     ndf_exec *n = node_new(rec->root, NDF_NODE_STEP, "s");
     const char *argv[] = {"seq", "1", "100000", NULL};
     ndf_spawn o = {.size = sizeof o, .argv = argv, .output_limit = 100};
-    ck_assert_int_eq(spawn_run(n, &o, NULL), NDF_OK);
+    ck_assert_int_eq(process_run(n, &o, NULL), NDF_OK);
     ck_assert_uint_eq(n->out[REC_STDOUT].len, 100);
     ck_assert(n->out[REC_STDOUT].dropped > 0);
     const char *s = out(n);
@@ -168,7 +168,7 @@ START_TEST(exit_status_and_signal)
                      "cannot run '/nonexistent/ndf-no-such-program': No such file or directory");
     const char *empty[] = {NULL};
     ck_assert_int_eq(run(n, empty, NULL, NULL), NDF_ERR_INVALID);
-    ck_assert_int_eq(spawn_run(n, NULL, NULL), NDF_ERR_INVALID);
+    ck_assert_int_eq(process_run(n, NULL, NULL), NDF_ERR_INVALID);
 }
 END_TEST
 
@@ -189,9 +189,8 @@ START_TEST(timeout_kills_tree)
     /* a tree that ignores SIGTERM gets SIGKILL after the grace period */
     n = node_new(rec->root, NDF_NODE_STEP, "s2");
     node_limit_deadline(n, now_mono() + 0.3);
-    const char *stubborn[] = {"sh", "-c",
-                              "trap '' TERM; sleep 1000 & echo $!; while :; do sleep 0.05; done",
-                              NULL};
+    const char *stubborn[] = {
+        "sh", "-c", "trap '' TERM; sleep 1000 & echo $!; while :; do sleep 0.05; done", NULL};
     ck_assert_int_eq(run(n, stubborn, NULL, &res), NDF_ERR_TIMEOUT);
     ck_assert_str_eq(err_msg(), "killed by signal 9 (timeout)");
     ck_assert_int_eq(res.term_signal, 9);
@@ -277,8 +276,9 @@ START_TEST(expand_templates)
 {
     ndf_exec *n = node_new(rec->root, NDF_NODE_STEP, "s");
     char *s;
-    ck_assert_int_eq(host_services.expand(n, "d=${domain} a=${agent_type} p=${priority} "
-                                             "r=${attr.region} m=${attr.max-size} $$x $y",
+    ck_assert_int_eq(host_services.expand(n,
+                                          "d=${domain} a=${agent_type} p=${priority} "
+                                          "r=${attr.region} m=${attr.max-size} $$x $y",
                                           &s),
                      NDF_OK);
     ck_assert_str_eq(s, "d=web.prod a=dev p=2 r=eu m=3 $x $y");

@@ -1,4 +1,5 @@
-/* Check suite for host/util.c: names, globs, strbuf, error messages. */
+/* Check suite for host/base/util.c: names, globs, strbuf, JSON numbers,
+ * error messages. */
 #include "build-config.h"
 
 #include <check.h>
@@ -102,6 +103,67 @@ START_TEST(test_err)
 }
 END_TEST
 
+START_TEST(test_json_num)
+{
+    strbuf sb;
+    sb_init(&sb);
+    double third = 1.0 / 3.0, sum = 0.1 + 0.2;
+    sb_json_num(&sb, 0.1, 0);
+    sb_puts(&sb, " ");
+    sb_json_num(&sb, sum, 0); /* needs all 17 digits */
+    sb_puts(&sb, " ");
+    sb_json_num(&sb, third, 6);
+    sb_puts(&sb, " ");
+    sb_json_num(&sb, 300, 0);
+    sb_puts(&sb, " ");
+    sb_json_num(&sb, -2.5e-7, 0);
+    sb_puts(&sb, " ");
+    sb_json_num(&sb, 0.0 / 0.0, 0);
+    sb_puts(&sb, " ");
+    sb_json_num(&sb, 1.0 / 0.0, 6);
+    ck_assert_str_eq(sb.buf, "0.1 0.30000000000000004 0.333333 300 -2.5e-07 null null");
+    sb_free(&sb);
+    /* the shortest form always reads back exactly */
+    double x = 1.0;
+    for (int i = 0; i < 200; i++) {
+        x = x * 1.37 + third;
+        sb_json_num(&sb, x, 0);
+        ck_assert(strtod(sb.buf, NULL) == x);
+        sb_free(&sb);
+    }
+}
+END_TEST
+
+/* A message built from the current one: the arguments point into the very
+ * buffer being written (err_set(..., err_msg()), and the SDK's
+ * host->fail(rc, "%s", host->last_error())). */
+START_TEST(test_err_from_itself)
+{
+    err_set(NDF_ERR_IO, "disk full");
+    ck_assert_int_eq(err_set(NDF_ERR_EXECUTION, "saving state: %s", err_msg()), NDF_ERR_EXECUTION);
+    ck_assert_str_eq(err_msg(), "saving state: disk full");
+    err_set(NDF_ERR_IO, "%s; then %s", err_msg(), "gave up");
+    ck_assert_str_eq(err_msg(), "saving state: disk full; then gave up");
+    err_set(NDF_ERR_IO, "%s", err_msg());
+    ck_assert_str_eq(err_msg(), "saving state: disk full; then gave up");
+    err_set(NDF_ERR_IO, "x");
+    err_prefix(NDF_ERR_IO, "%s", err_msg());
+    ck_assert_str_eq(err_msg(), "x: x");
+    /* a message at the size limit, quoted into a longer one, is cut, not
+     * smeared */
+    char big[4096];
+    memset(big, 'a', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    err_set(NDF_ERR_IO, "%s", big);
+    size_t full = strlen(err_msg());
+    ck_assert_uint_gt(full, 1000);
+    err_set(NDF_ERR_IO, "pre %s", err_msg());
+    ck_assert_uint_eq(strlen(err_msg()), full);
+    ck_assert_int_eq(strncmp(err_msg(), "pre aaaa", 8), 0);
+    ck_assert_ptr_null(strchr(err_msg() + 4, 'p'));
+}
+END_TEST
+
 START_TEST(test_clocks)
 {
     double a = now_mono(), b = now_mono();
@@ -119,6 +181,8 @@ static Suite *util_suite(void)
     tcase_add_test(tc, test_strbuf);
     tcase_add_test(tc, test_utf8);
     tcase_add_test(tc, test_err);
+    tcase_add_test(tc, test_err_from_itself);
+    tcase_add_test(tc, test_json_num);
     tcase_add_test(tc, test_clocks);
     suite_add_tcase(s, tc);
     return s;

@@ -31,10 +31,14 @@ typedef struct learning_params {
 
 /* adaptive_bayes, learning_rate 0.1, min_samples 5, convergence 0.95, Beta(1, 1). */
 void learning_params_default(learning_params *p);
+/* The configuration name of `a` ("adaptive_bayes", ...); a static string,
+ * "unknown" when out of range. */
 const char *confidence_algorithm_name(confidence_algorithm a);
 /* Returns 0 and sets *out, or -1 for an unknown name. */
 int confidence_algorithm_parse(const char *name, confidence_algorithm *out);
 
+/* The seed's ConfidenceLevel of a score: HIGH above 0.8, MEDIUM from 0.5,
+ * else LOW. */
 confidence_level confidence_level_from_score(double score);
 const char *confidence_level_name(confidence_level l); /* "LOW", ... */
 /* <0, 0, >0 like strcmp (the seed's __lt__ and friends). */

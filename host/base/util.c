@@ -1,12 +1,18 @@
-/* Host-wide helpers: allocation, the per-thread error message, strbuf,
- * clocks, name validation and the glob matcher. */
+/* Host-wide helpers: allocation, the per-thread error message, strbuf and
+ * the one JSON writer for strings and numbers, clocks, name validation, the
+ * glob matcher and logging. */
 #include "build-config.h"
 
 #include <ctype.h>
+#include <math.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
+
+#include <ndf/host.h>
 
 #include "base/util.h"
 
@@ -77,12 +83,21 @@ char *xasprintf(const char *fmt, ...)
 }
 
 /* One message per thread, like errno, so concurrent executions never see
- * each other's errors.  Fixed size: a message longer than this is cut. */
+ * each other's errors; thread-local rather than in an owner struct because
+ * every layer and every plugin (through host->fail/last_error) sets and
+ * reads it without a handle in common, as with errno.  Fixed size: a
+ * message longer than this is cut. */
 static _Thread_local char err_buf[2048];
 
 int err_vset(int status, const char *fmt, va_list ap)
 {
-    vsnprintf(err_buf, sizeof err_buf, fmt, ap);
+    /* Formatted aside first: the arguments may point into err_buf itself
+     * (err_set(st, "context: %s", err_msg()), or a plugin's
+     * host->fail(rc, "%s", host->last_error())), and vsnprintf must never
+     * write the buffer it reads. */
+    char msg[sizeof err_buf];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    memcpy(err_buf, msg, strlen(msg) + 1);
     return status;
 }
 
@@ -290,6 +305,27 @@ void sb_json_str(strbuf *sb, const char *s)
         sb_puts(sb, "null");
 }
 
+void sb_json_num(strbuf *sb, double x, int digits)
+{
+    if (!isfinite(x)) {
+        sb_puts(sb, "null");
+        return;
+    }
+    if (digits > 0) {
+        sb_printf(sb, "%.*g", digits, x);
+        return;
+    }
+    /* 17 significant digits always round-trip; try fewer first so that the
+     * values people write come back as they wrote them. */
+    char buf[32];
+    for (int prec = 15; prec <= 17; prec++) {
+        snprintf(buf, sizeof buf, "%.*g", prec, x);
+        if (strtod(buf, NULL) == x)
+            break;
+    }
+    sb_puts(sb, buf);
+}
+
 double now_mono(void)
 {
     struct timespec ts;
@@ -343,25 +379,27 @@ int glob_match(const char *p, const char *t)
     return *p == '\0';
 }
 
-#include <unistd.h>
-#include <ndf/host.h>
-
-static int log_level = NDF_LOG_WARN;
+/* The process's stderr verbosity, a property of the process like stderr
+ * itself: set once from -v/-q (or by `ndf serve`) and read by every thread
+ * that logs, plugins included through the services table, none of which
+ * has a handle to pass it down.  Atomic, so that a change while workers log
+ * is not a data race. */
+static _Atomic int log_level = NDF_LOG_WARN;
 
 void log_set_level(int level)
 {
-    log_level = level;
+    atomic_store_explicit(&log_level, level, memory_order_relaxed);
 }
 
 int log_get_level(void)
 {
-    return log_level;
+    return atomic_load_explicit(&log_level, memory_order_relaxed);
 }
 
 void log_vmsg(int level, const char *fmt, va_list ap)
 {
     static const char *const names[] = {"error: ", "warning: ", "", "debug: "};
-    if (level > log_level)
+    if (level > log_get_level())
         return;
     char buf[4096];
     int n = snprintf(buf, sizeof buf, "ndf: %s", names[level < 0 ? 0 : level > 3 ? 3 : level]);

@@ -20,6 +20,9 @@
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
+/* malloc, calloc, realloc, strdup and strndup that never return NULL (out
+ * of memory aborts, above); a size of 0 still returns a unique pointer.  The
+ * caller frees the result with free(). */
 void *xmalloc(size_t n);
 void *xcalloc(size_t n, size_t size);
 void *xrealloc(void *p, size_t n);
@@ -27,29 +30,38 @@ char *xstrdup(const char *s);
 char *xstrndup(const char *s, size_t n);
 /* Returns a newly allocated formatted string; the caller frees it. */
 char *xasprintf(const char *fmt, ...) ATTR_PRINTF(1, 2);
+/* The va_list form of xasprintf; consumes `ap`. */
 char *xvasprintf(const char *fmt, va_list ap);
 
 /* Sets this thread's error message and returns `status`.  The message stays
- * until the next err_set() on the same thread. */
+ * until the next err_set() on the same thread.  The arguments may point into
+ * the current message (err_set(st, "loading x: %s", err_msg()) is fine): it
+ * is formatted aside before it replaces the old one.  Messages are cut at
+ * 2047 bytes.  err_vset is the va_list form. */
 int err_set(int status, const char *fmt, ...) ATTR_PRINTF(2, 3);
 int err_vset(int status, const char *fmt, va_list ap);
 /* Prefixes the current message with "prefix: ". Returns `status`. */
 int err_prefix(int status, const char *fmt, ...) ATTR_PRINTF(2, 3);
 /* This thread's last message ("" when none); valid until the next err_set(). */
 const char *err_msg(void);
+/* Empties this thread's message. */
 void err_clear(void);
 
-/* Growable string buffer. */
+/* Growable string buffer.  `buf` is NULL until the first append, then always
+ * NUL-terminated at `len`; the strbuf owns it. */
 typedef struct strbuf {
     char *buf;
     size_t len, cap;
 } strbuf;
+/* Makes `sb` empty without allocating. */
 void sb_init(strbuf *sb);
+/* Append `n` bytes, a C string, or formatted text (out of memory aborts). */
 void sb_add(strbuf *sb, const char *s, size_t n);
 void sb_puts(strbuf *sb, const char *s);
 void sb_printf(strbuf *sb, const char *fmt, ...) ATTR_PRINTF(2, 3);
 /* Returns the buffer (never NULL) and leaves `sb` empty; caller frees. */
 char *sb_steal(strbuf *sb);
+/* Frees the buffer; `sb` is empty and reusable afterwards. */
 void sb_free(strbuf *sb);
 
 /* Appends `s` (`len` bytes) as a JSON string literal: quotes and control
@@ -57,6 +69,11 @@ void sb_free(strbuf *sb);
 void sb_json_strn(strbuf *sb, const char *s, size_t len);
 /* The same for a C string; NULL becomes JSON null. */
 void sb_json_str(strbuf *sb, const char *s);
+/* Appends `x` as a JSON number.  `digits` > 0 rounds to that many
+ * significant digits (%.*g, for figures meant to be read); 0 gives the
+ * shortest form that reads back as the same double (0.1 stays 0.1, nothing
+ * loses precision).  NaN and infinities, which JSON lacks, become null. */
+void sb_json_num(strbuf *sb, double x, int digits);
 
 /* 1 when the `len` bytes at `s` are valid UTF-8 (no overlongs, surrogates
  * or code points above U+10FFFF), else 0. */

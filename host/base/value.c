@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/hashmap.h"
 #include "base/util.h"
 #include "base/value.h"
 
@@ -104,24 +105,28 @@ void value_set_pos(ndf_value *v, const char *file, int line)
 }
 
 /* File names are interned so that every value can point at its origin
- * without owning a copy; the set only grows, bounded by the number of
- * configuration files ever read. */
+ * without owning a copy.  This is the one process-wide table in base/, on
+ * purpose: values are plain data that are copied freely between
+ * configurations, server generations, patterns and plugins (which read the
+ * name through the services table and may keep it), so no owner outlives
+ * every holder of the pointer but the process.  The set only grows, bounded
+ * by the configuration files ever read; the lock makes it safe to read
+ * files from several threads. */
 static pthread_mutex_t intern_lock = PTHREAD_MUTEX_INITIALIZER;
-static char **interned;
-static size_t ninterned;
+static hashmap *interned;
 
 const char *value_intern_file(const char *path)
 {
     if (!path)
         return NULL;
     pthread_mutex_lock(&intern_lock);
-    for (size_t i = 0; i < ninterned; i++)
-        if (strcmp(interned[i], path) == 0) {
-            pthread_mutex_unlock(&intern_lock);
-            return interned[i];
-        }
-    interned = xrealloc(interned, (ninterned + 1) * sizeof *interned);
-    char *p = interned[ninterned++] = xstrdup(path);
+    if (!interned)
+        interned = hashmap_new();
+    const char *p = hashmap_key(interned, path);
+    if (!p) {
+        hashmap_put(interned, path, NULL);
+        p = hashmap_key(interned, path);
+    }
     pthread_mutex_unlock(&intern_lock);
     return p;
 }
@@ -499,18 +504,7 @@ void value_to_json(const ndf_value *v, strbuf *sb)
     switch (v->type) {
     case NDF_VALUE_STRING: sb_json_str(sb, v->u.s); break;
     case NDF_VALUE_INT: sb_printf(sb, "%lld", (long long)v->u.i); break;
-    case NDF_VALUE_NUMBER:
-        if (isfinite(v->u.n)) {
-            /* The shortest of %.15g and %.17g that reads back the same
-             * double: 0.1 stays 0.1, yet nothing loses precision. */
-            char buf[32];
-            snprintf(buf, sizeof buf, "%.15g", v->u.n);
-            if (strtod(buf, NULL) != v->u.n)
-                snprintf(buf, sizeof buf, "%.17g", v->u.n);
-            sb_puts(sb, buf);
-        } else
-            sb_puts(sb, "null");
-        break;
+    case NDF_VALUE_NUMBER: sb_json_num(sb, v->u.n, 0); break;
     case NDF_VALUE_BOOL: sb_puts(sb, v->u.b ? "true" : "false"); break;
     case NDF_VALUE_LIST:
     case NDF_VALUE_GROUP: {

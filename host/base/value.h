@@ -49,6 +49,12 @@ void value_insert(ndf_value *container, size_t pos, ndf_value *child);
 /* Removes and frees member `i`.  Returns 0, or -1 when out of range. */
 int value_remove(ndf_value *container, size_t i);
 
+/* Readers, all NULL-tolerant; what they return is borrowed from the tree.
+ * value_get: the member `name` of a GROUP (NULL when absent or not a group);
+ * value_at/value_count: members of a LIST or GROUP (NULL / 0 otherwise);
+ * value_string: a STRING's text, else NULL; value_int/value_number convert
+ * between INT and NUMBER and give 0 for anything else; value_bool: a BOOL,
+ * else 0. */
 ndf_value *value_get(const ndf_value *group, const char *name);
 ndf_value *value_at(const ndf_value *v, size_t i);
 size_t value_count(const ndf_value *v);
@@ -58,6 +64,7 @@ double value_number(const ndf_value *v);
 int value_bool(const ndf_value *v);
 /* Structural equality (names, types, contents; positions ignored). */
 int value_equal(const ndf_value *a, const ndf_value *b);
+/* The type's name in messages ("string", "integer", ...); static. */
 const char *value_type_name(ndf_value_type t);
 
 /* Checks `group` against `schema`: every required member present, every
@@ -72,7 +79,8 @@ int value_validate(ndf_value *group, const ndf_param_spec *schema, const char *w
  * schema type; NULL when it does not parse. */
 ndf_value *value_parse_default(const char *name, const char *text, ndf_value_type type);
 
-/* Appends the value as JSON to a strbuf (declared in util.h). */
+/* Appends the value as JSON to a strbuf (declared in util.h); NULL and
+ * non-finite numbers become null. */
 struct strbuf;
 void value_to_json(const ndf_value *v, struct strbuf *sb);
 

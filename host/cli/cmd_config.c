@@ -3,13 +3,13 @@
  * the settings in effect as JSON (the seed's PatternConfig.get_current_config). */
 #include "build-config.h"
 
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli/app.h"
+#include "app/runtime.h"
 #include "cli/commands.h"
+#include "cli/opt.h"
 #include "conf/config.h"
 #include "plugin/loader.h"
 #include "model/registry.h"
@@ -30,44 +30,46 @@ static const char config_usage[] =
     "Prints the configuration in effect (defaults, the configuration file,\n"
     "NDF_PLUGIN_PATH) as one JSON object; see ndf.conf(5) for its keys.\n";
 
-/* Parses a command's only options: --help and the given flag.  Returns -1
- * to continue, else the exit code. */
-static int parse_opts(int argc, char **argv, const char *usage, const char *flag, int *flag_set)
+/* Parses a command's only options: --help and `flag` (when not NULL).
+ * Returns -1 to continue, else the exit code. */
+static int parse_opts(cmd_ctx *c, int argc, char **argv, const char *flag, int *flag_set)
 {
-    struct option opts[3] = {{"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+    opt_spec opts[3] = {{"help", 'h', OPT_NONE, 'h'}, {0}, {0}};
     if (flag)
-        opts[1] = (struct option){flag, no_argument, NULL, 'f'};
-    int c;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'h': usage_print(usage); return EXIT_OK;
+        opts[1] = (opt_spec){flag, 0, OPT_NONE, 'f'};
+    opt_parser p;
+    opt_init(&p, argc, argv, opts, OPT_STOP, NULL);
+    int o;
+    while ((o = opt_next(&p)) != OPT_END) {
+        switch (o) {
+        case 'h': return cmd_help(c);
         case 'f':
             if (flag_set)
                 *flag_set = 1;
             break;
         default:
-            fprintf(stderr, "ndf %s: unknown option '%s' (see 'ndf %s --help')\n", argv[0],
-                    argv[optind - 1], argv[0]);
+            fprintf(c->err, "ndf %s: unknown option '%s' (see 'ndf %s --help')\n", argv[0], p.bad,
+                    argv[0]);
             return EXIT_USAGE;
         }
     }
-    if (optind < argc) {
-        fprintf(stderr, "ndf %s: unexpected argument '%s' (see 'ndf %s --help')\n", argv[0],
-                argv[optind], argv[0]);
+    if (p.noperands) {
+        fprintf(c->err, "ndf %s: unexpected argument '%s' (see 'ndf %s --help')\n", argv[0],
+                p.operands[0], argv[0]);
         return EXIT_USAGE;
     }
     return -1;
 }
 
-int cmd_check_config(app *a, int argc, char **argv)
+static int cmd_check_config(cmd_ctx *c, int argc, char **argv)
 {
-    int rc = parse_opts(argc, argv, check_usage, NULL, NULL);
+    int rc = parse_opts(c, argc, argv, NULL, NULL);
     if (rc >= 0)
         return rc;
-    rc = app_load(a, APP_PATTERNS);
-    if (rc != EXIT_OK)
-        return rc;
+    runtime *a = c->rt;
+    rc = runtime_load(a, RT_PATTERNS);
+    if (rc != NDF_OK)
+        return exit_code_for(rc);
     size_t loaded = 0;
     for (size_t i = 0; a->ld && i < loader_count(a->ld); i++) {
         plugin_info info;
@@ -77,26 +79,27 @@ int cmd_check_config(app *a, int argc, char **argv)
     size_t npatterns = a->reg ? registry_count(a->reg) : 0;
     const char *base = strrchr(a->config_path, '/');
     base = base ? base + 1 : a->config_path;
-    if (a->verbosity >= 0)
-        printf("%s: OK, %zu pattern%s, %zu plugin%s\n", base, npatterns, npatterns == 1 ? "" : "s",
-               loaded, loaded == 1 ? "" : "s");
+    if (c->verbosity >= 0)
+        fprintf(c->out, "%s: OK, %zu pattern%s, %zu plugin%s\n", base, npatterns,
+                npatterns == 1 ? "" : "s", loaded, loaded == 1 ? "" : "s");
     return EXIT_OK;
 }
 
-int cmd_config(app *a, int argc, char **argv)
+static int cmd_config(cmd_ctx *c, int argc, char **argv)
 {
     int json = 0;
-    int rc = parse_opts(argc, argv, config_usage, "json", &json);
+    int rc = parse_opts(c, argc, argv, "json", &json);
     if (rc >= 0)
         return rc;
-    rc = app_load(a, APP_CONFIG);
-    if (rc != EXIT_OK)
-        return rc;
+    runtime *a = c->rt;
+    rc = runtime_load(a, RT_CONFIG);
+    if (rc != NDF_OK)
+        return exit_code_for(rc);
 
     /* What is in effect, not just what the file says: NDF_PLUGIN_PATH
      * replaces the configured plugin directories. */
     settings eff = a->cfg->set;
-    eff.plugin_dirs = app_plugin_dirs(a, &eff.nplugin_dirs);
+    eff.plugin_dirs = (char **)runtime_plugin_dirs(a, &a->cfg->set, &eff.nplugin_dirs);
 
     strbuf sb;
     sb_init(&sb);
@@ -122,7 +125,22 @@ int cmd_config(app *a, int argc, char **argv)
         sb_printf(&sb, ",\"line\":%d}", def->line);
     }
     sb_puts(&sb, "]}\n");
-    fputs(sb.buf, stdout);
+    fputs(sb.buf, c->out);
     sb_free(&sb);
     return EXIT_OK;
 }
+
+const cmd_entry cmd_check_config_entry = {
+    .name = "check-config",
+    .summary = "validate the configuration and patterns",
+    .usage = check_usage,
+    .exec = cmd_check_config,
+};
+
+const cmd_entry cmd_config_entry = {
+    .name = "config",
+    .summary = "print the effective configuration as JSON",
+    .usage = config_usage,
+    .flags = CMD_SERVABLE,
+    .exec = cmd_config,
+};

@@ -6,7 +6,6 @@
 
 #include <cJSON.h>
 #include <errno.h>
-#include <getopt.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,31 +17,57 @@
 
 #include <ndf/sdk.h>
 
+#include "app/runtime.h"
 #include "base/util.h"
 #include "cli/commands.h"
+#include "cli/opt.h"
 #include "conf/config.h"
 #include "exec/record.h"
 #include "store/history.h"
 
 /* ---- shared ---- */
 
-static store *open_store(app *a, int *rc)
+/* The configuration's store; NULL after saying why on c->err (*rc is the
+ * exit code). */
+static store *open_store(cmd_ctx *c, int *rc)
 {
-    *rc = app_load(a, APP_CONFIG);
-    if (*rc)
+    int st = runtime_load(c->rt, RT_CONFIG);
+    if (st) {
+        *rc = exit_code_for(st);
         return NULL;
-    store *s = history_app(&a->cfg->set);
+    }
+    store *s = runtime_store(c->rt);
     if (!s) {
-        fprintf(stderr, "ndf: %s\n", err_msg());
+        fprintf(c->err, "ndf: %s\n", err_msg());
         *rc = EXIT_IO;
     }
     return s;
 }
 
-static int fail(const char *cmd, int status)
+static int fail(cmd_ctx *c, int status)
 {
-    fprintf(stderr, "ndf %s: %s\n", cmd, err_msg());
+    fprintf(c->err, "ndf %s: %s\n", c->entry->name, err_msg());
     return exit_code_for(status);
+}
+
+/* Parses the options of a command that takes only --help (and `extra`, an
+ * option id handled by setting *flag).  Returns -1 to go on, else the exit
+ * code. */
+static int parse_simple(cmd_ctx *c, opt_parser *p, int argc, char **argv, const opt_spec *opts,
+                        int extra, int *flag)
+{
+    int o;
+    opt_init(p, argc, argv, opts, OPT_PERMUTE, c->err);
+    while ((o = opt_next(p)) != OPT_END) {
+        if (o == 'h')
+            return cmd_help(c);
+        if (extra && o == extra) {
+            *flag = 1;
+            continue;
+        }
+        return cmd_bad_usage(c);
+    }
+    return -1;
 }
 
 static void utc(char *buf, size_t n, double t)
@@ -165,61 +190,65 @@ static const char runs_usage[] =
     "  --json            one JSON array (see ndf(1))\n"
     "  -h, --help        show this help\n";
 
-int cmd_runs(app *a, int argc, char **argv)
+static int cmd_runs(cmd_ctx *c, int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"status", required_argument, NULL, 's'}, {"since", required_argument, NULL, 'S'},
-        {"limit", required_argument, NULL, 'n'},  {"json", no_argument, NULL, 'j'},
-        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0}};
+    static const opt_spec opts[] = {{"status", 's', OPT_REQUIRED, 's'},
+                                    {"since", 0, OPT_REQUIRED, 'S'},
+                                    {"limit", 'n', OPT_REQUIRED, 'n'},
+                                    {"json", 0, OPT_NONE, 'j'},
+                                    {"help", 'h', OPT_NONE, 'h'},
+                                    {0}};
     store_query q = {NULL, -1, 0, 50};
-    int json = 0, c;
-    while ((c = getopt_long(argc, argv, "s:n:h", opts, NULL)) != -1) {
-        switch (c) {
+    int json = 0, o;
+    opt_parser p;
+    opt_init(&p, argc, argv, opts, OPT_PERMUTE, c->err);
+    while ((o = opt_next(&p)) != OPT_END) {
+        switch (o) {
         case 's': {
             store_status st;
-            if (store_status_parse(optarg, &st) != 0) {
-                fprintf(stderr, "ndf runs: --status: unknown status '%s'\n", optarg);
+            if (store_status_parse(p.arg, &st) != 0) {
+                fprintf(c->err, "ndf runs: --status: unknown status '%s'\n", p.arg);
                 return EXIT_USAGE;
             }
             q.status = (int)st;
             break;
         }
         case 'S':
-            if (parse_since(optarg, now_wall(), &q.since) != 0) {
-                fprintf(stderr, "ndf runs: --since: not a time or an age: '%s'\n", optarg);
+            if (parse_since(p.arg, now_wall(), &q.since) != 0) {
+                fprintf(c->err, "ndf runs: --since: not a time or an age: '%s'\n", p.arg);
                 return EXIT_USAGE;
             }
             break;
         case 'n': {
             char *end;
-            long v = strtol(optarg, &end, 10);
-            if (*end || end == optarg || v < 1 || v > 1000000) {
-                fprintf(stderr, "ndf runs: --limit: not a number 1..1000000: '%s'\n", optarg);
+            long v = strtol(p.arg, &end, 10);
+            if (*end || end == p.arg || v < 1 || v > 1000000) {
+                fprintf(c->err, "ndf runs: --limit: not a number 1..1000000: '%s'\n", p.arg);
                 return EXIT_USAGE;
             }
             q.limit = (size_t)v;
             break;
         }
         case 'j': json = 1; break;
-        case 'h': usage_print(runs_usage); return EXIT_OK;
-        default: fputs(runs_usage, stderr); return EXIT_USAGE;
+        case 'h': return cmd_help(c);
+        default: return cmd_bad_usage(c);
         }
     }
-    if (argc - optind > 1) {
-        fprintf(stderr, "ndf runs: too many arguments\n");
+    if (p.noperands > 1) {
+        fprintf(c->err, "ndf runs: too many arguments\n");
         return EXIT_USAGE;
     }
-    if (optind < argc)
-        q.pattern = argv[optind];
+    if (p.noperands)
+        q.pattern = p.operands[0];
     int rc;
-    store *s = open_store(a, &rc);
+    store *s = open_store(c, &rc);
     if (!s)
         return rc;
     store_exec *v;
     size_t n;
     int st = store_runs(s, &q, &v, &n);
     if (st)
-        return fail("runs", st);
+        return fail(c, st);
     strbuf sb;
     sb_init(&sb);
     if (json) {
@@ -240,10 +269,10 @@ int cmd_runs(app *a, int argc, char **argv)
                       store_status_name(v[i].status), when, v[i].duration,
                       store_origin_name(v[i].origin), v[i].host ? v[i].host : "");
         }
-    } else if (a->verbosity >= 0) {
-        fprintf(stderr, "ndf runs: no execution matches\n");
+    } else if (c->verbosity >= 0) {
+        fprintf(c->err, "ndf runs: no execution matches\n");
     }
-    fwrite(sb.buf ? sb.buf : "", 1, sb.len, stdout);
+    fwrite(sb.buf ? sb.buf : "", 1, sb.len, c->out);
     sb_free(&sb);
     store_exec_array_free(v, n);
     return EXIT_OK;
@@ -251,97 +280,94 @@ int cmd_runs(app *a, int argc, char **argv)
 
 /* ---- ndf status ---- */
 
-static void status_node(const cJSON *n, int depth)
-{
-    const cJSON *kind = cJSON_GetObjectItemCaseSensitive(n, "kind");
-    const cJSON *name = cJSON_GetObjectItemCaseSensitive(n, "name");
-    const cJSON *state = cJSON_GetObjectItemCaseSensitive(n, "state");
-    const cJSON *dur = cJSON_GetObjectItemCaseSensitive(n, "duration");
-    const cJSON *prog = cJSON_GetObjectItemCaseSensitive(n, "progress");
-    const cJSON *msg = cJSON_GetObjectItemCaseSensitive(n, "message");
-    printf("%*s%-11s %s %s", depth * 2, "", cJSON_IsString(state) ? state->valuestring : "?",
-           cJSON_IsString(kind) ? kind->valuestring : "?",
-           cJSON_IsString(name) ? name->valuestring : "?");
-    if (cJSON_IsNumber(dur))
-        printf("  %.3fs", dur->valuedouble);
-    if (cJSON_IsNumber(prog) && prog->valuedouble < 100 &&
-        cJSON_GetObjectItemCaseSensitive(n, "children"))
-        printf("  %.0f%%", prog->valuedouble);
-    if (cJSON_IsString(msg) && *msg->valuestring)
-        printf("  (%s)", msg->valuestring);
-    putchar('\n');
-    const cJSON *kids = cJSON_GetObjectItemCaseSensitive(n, "children");
-    const cJSON *k;
-    cJSON_ArrayForEach(k, kids) status_node(k, depth + 1);
-}
-
-void status_print(const cJSON *j)
-{
-    const cJSON *id = cJSON_GetObjectItemCaseSensitive(j, "id");
-    const cJSON *status = cJSON_GetObjectItemCaseSensitive(j, "status");
-    const cJSON *err = cJSON_GetObjectItemCaseSensitive(j, "error");
-    const cJSON *from = cJSON_GetObjectItemCaseSensitive(j, "fallback_from");
-    const cJSON *cause = cJSON_GetObjectItemCaseSensitive(j, "fallback_cause");
-    const cJSON *dur = cJSON_GetObjectItemCaseSensitive(j, "duration");
-    printf("execution %s: %s", cJSON_IsString(id) ? id->valuestring : "?",
-           cJSON_IsString(status) ? status->valuestring : "running");
-    if (cJSON_IsNumber(dur))
-        printf(" in %.3fs", dur->valuedouble);
-    putchar('\n');
-    if (cJSON_IsString(from))
-        printf("fallback from %s (cause: %s)\n", from->valuestring,
-               cJSON_IsString(cause) ? cause->valuestring : "?");
-    if (cJSON_IsString(err))
-        printf("error: %s\n", err->valuestring);
-    status_node(cJSON_GetObjectItemCaseSensitive(j, "root"), 0);
-}
-
 static const char *kind_name(int k)
 {
     return node_kind_name((ndf_node_kind)k);
 }
 
-static void status_text(const store_exec *e, const store_exec *kids, size_t nkids)
+static void status_text(FILE *out, const store_exec *e, const store_exec *kids, size_t nkids)
 {
     char when[32];
     utc(when, sizeof when, e->start);
-    printf("execution %s: %s in %.3fs\n", e->id, store_status_name(e->status), e->duration);
-    printf("pattern %s, started %s by %s on %s (pid %ld)\n", e->pattern, when,
-           store_origin_name(e->origin), e->host ? e->host : "?", e->pid);
+    fprintf(out, "execution %s: %s in %.3fs\n", e->id, store_status_name(e->status), e->duration);
+    fprintf(out, "pattern %s, started %s by %s on %s (pid %ld)\n", e->pattern, when,
+            store_origin_name(e->origin), e->host ? e->host : "?", e->pid);
     if (e->parent_id)
-        printf("sub-pattern of %s\n", e->parent_id);
+        fprintf(out, "sub-pattern of %s\n", e->parent_id);
     if (e->redrive_of)
-        printf("redrive of %s\n", e->redrive_of);
+        fprintf(out, "redrive of %s\n", e->redrive_of);
     if (e->fallback_from)
-        printf("fallback from %s (cause: %s)\n", e->fallback_from,
-               e->fallback_cause ? e->fallback_cause : "?");
+        fprintf(out, "fallback from %s (cause: %s)\n", e->fallback_from,
+                e->fallback_cause ? e->fallback_cause : "?");
     if (e->message)
-        printf("error: %s\n", e->message);
+        fprintf(out, "error: %s\n", e->message);
     for (size_t i = 0; i < e->nnodes; i++) {
         const store_node *n = &e->nodes[i];
         int depth = 0;
         const char *name = n->path;
-        for (const char *p = n->path; *p; p++)
-            if (*p == '/') {
+        for (const char *q = n->path; *q; q++)
+            if (*q == '/') {
                 depth++;
-                name = p + 1;
+                name = q + 1;
             }
         if (*n->path)
             depth++;
-        printf("%*s%-11s %s %s", depth * 2, "", state_name((ndf_state)n->state), kind_name(n->kind),
-               *n->path ? name : e->pattern);
+        fprintf(out, "%*s%-11s %s %s", depth * 2, "", state_name((ndf_state)n->state),
+                kind_name(n->kind), *n->path ? name : e->pattern);
         if (n->start > 0 && n->end >= n->start)
-            printf("  %.3fs", n->end - n->start);
+            fprintf(out, "  %.3fs", n->end - n->start);
         if (n->message)
-            printf("  (%s)", n->message);
-        size_t out = n->outlen[0] + n->outlen[1] + n->outlen[2];
-        if (out)
-            printf("  [%zu bytes of output]", out);
-        putchar('\n');
+            fprintf(out, "  (%s)", n->message);
+        size_t bytes = n->outlen[0] + n->outlen[1] + n->outlen[2];
+        if (bytes)
+            fprintf(out, "  [%zu bytes of output]", bytes);
+        fputc('\n', out);
     }
     for (size_t i = 0; i < nkids; i++)
-        printf("sub-pattern execution %s: %s %s\n", kids[i].id, kids[i].pattern,
-               store_status_name(kids[i].status));
+        fprintf(out, "sub-pattern execution %s: %s %s\n", kids[i].id, kids[i].pattern,
+                store_status_name(kids[i].status));
+}
+
+static void status_json(strbuf *sb, store *s, const store_exec *e, const store_exec *kids,
+                        size_t nkids)
+{
+    static const char *const streams[] = {"stdout", "stderr", "log"};
+    sb_puts(sb, "{");
+    exec_json(sb, e);
+    sb_puts(sb, ",\"nodes\":[");
+    for (size_t i = 0; i < e->nnodes; i++) {
+        const store_node *n = &e->nodes[i];
+        sb_puts(sb, i ? ",{\"path\":" : "{\"path\":");
+        sb_json_str(sb, n->path);
+        sb_puts(sb, ",\"kind\":");
+        sb_json_str(sb, kind_name(n->kind));
+        sb_puts(sb, ",\"state\":");
+        sb_json_str(sb, state_name((ndf_state)n->state));
+        sb_puts(sb, ",\"start\":");
+        json_num(sb, n->start);
+        sb_puts(sb, ",\"end\":");
+        json_num(sb, n->end);
+        sb_puts(sb, ",\"message\":");
+        sb_json_str(sb, n->message);
+        /* the captured output itself, as `ndf logs` prints it */
+        for (int k = 0; k < STORE_NSTREAMS; k++) {
+            char *buf;
+            size_t len;
+            if (!n->outlen[k] || store_output(s, e->id, n->path, k, &buf, &len, NULL))
+                continue;
+            sb_printf(sb, ",\"%s\":", streams[k]);
+            sb_json_strn(sb, buf, len);
+            free(buf);
+        }
+        sb_puts(sb, "}");
+    }
+    sb_puts(sb, "],\"sub_executions\":[");
+    for (size_t i = 0; i < nkids; i++) {
+        sb_puts(sb, i ? ",{" : "{");
+        exec_json(sb, &kids[i]);
+        sb_puts(sb, "}");
+    }
+    sb_puts(sb, "]}\n");
 }
 
 static const char status_usage[] =
@@ -354,37 +380,32 @@ static const char status_usage[] =
     "  --json      print JSON (see ndf(1))\n"
     "  -h, --help  show this help\n";
 
-int cmd_status(app *a, int argc, char **argv)
+static int cmd_status(cmd_ctx *c, int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"json", no_argument, NULL, 'j'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
-    int json = 0, c;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'j': json = 1; break;
-        case 'h': usage_print(status_usage); return EXIT_OK;
-        default: fprintf(stderr, "%s", status_usage); return EXIT_USAGE;
-        }
-    }
-    if (optind < argc - 1) {
-        fprintf(stderr, "ndf status: expected at most one execution ID\n");
+    static const opt_spec opts[] = {{"json", 0, OPT_NONE, 'j'}, {"help", 'h', OPT_NONE, 'h'}, {0}};
+    int json = 0;
+    opt_parser p;
+    int rc = parse_simple(c, &p, argc, argv, opts, 'j', &json);
+    if (rc >= 0)
+        return rc;
+    if (p.noperands > 1) {
+        fprintf(c->err, "ndf status: expected at most one execution ID\n");
         return EXIT_USAGE;
     }
-    int rc;
-    store *s = open_store(a, &rc);
+    store *s = open_store(c, &rc);
     if (!s)
         return rc;
-    char *id = optind < argc ? xstrdup(argv[optind]) : NULL;
+    char *id = p.noperands ? xstrdup(p.operands[0]) : NULL;
     if (!id) {
         store_exec *v;
         size_t n;
         store_query q = {NULL, -1, 0, 1};
         int st = store_runs(s, &q, &v, &n);
         if (st)
-            return fail("status", st);
+            return fail(c, st);
         if (!n) {
             free(v);
-            fprintf(stderr, "ndf status: no execution recorded yet in %s\n", store_path(s));
+            fprintf(c->err, "ndf status: no execution recorded yet in %s\n", store_path(s));
             return EXIT_NOT_FOUND;
         }
         id = xstrdup(v[0].id);
@@ -394,58 +415,22 @@ int cmd_status(app *a, int argc, char **argv)
     int st = store_get(s, id, &e);
     free(id);
     if (st)
-        return fail("status", st);
+        return fail(c, st);
     store_exec *kids;
     size_t nkids;
     st = store_children(s, e.id, &kids, &nkids);
     if (st) {
         store_exec_free(&e);
-        return fail("status", st);
+        return fail(c, st);
     }
     if (json) {
         strbuf sb;
         sb_init(&sb);
-        sb_puts(&sb, "{");
-        exec_json(&sb, &e);
-        sb_puts(&sb, ",\"nodes\":[");
-        for (size_t i = 0; i < e.nnodes; i++) {
-            const store_node *n = &e.nodes[i];
-            sb_puts(&sb, i ? ",{\"path\":" : "{\"path\":");
-            sb_json_str(&sb, n->path);
-            sb_puts(&sb, ",\"kind\":");
-            sb_json_str(&sb, kind_name(n->kind));
-            sb_puts(&sb, ",\"state\":");
-            sb_json_str(&sb, state_name((ndf_state)n->state));
-            sb_puts(&sb, ",\"start\":");
-            json_num(&sb, n->start);
-            sb_puts(&sb, ",\"end\":");
-            json_num(&sb, n->end);
-            sb_puts(&sb, ",\"message\":");
-            sb_json_str(&sb, n->message);
-            /* the captured output itself, as `ndf logs` prints it */
-            static const char *const streams[] = {"stdout", "stderr", "log"};
-            for (int k = 0; k < STORE_NSTREAMS; k++) {
-                char *buf;
-                size_t len;
-                if (!n->outlen[k] || store_output(s, e.id, n->path, k, &buf, &len, NULL))
-                    continue;
-                sb_printf(&sb, ",\"%s\":", streams[k]);
-                sb_json_strn(&sb, buf, len);
-                free(buf);
-            }
-            sb_puts(&sb, "}");
-        }
-        sb_puts(&sb, "],\"sub_executions\":[");
-        for (size_t i = 0; i < nkids; i++) {
-            sb_puts(&sb, i ? ",{" : "{");
-            exec_json(&sb, &kids[i]);
-            sb_puts(&sb, "}");
-        }
-        sb_puts(&sb, "]}\n");
-        fwrite(sb.buf, 1, sb.len, stdout);
+        status_json(&sb, s, &e, kids, nkids);
+        fwrite(sb.buf, 1, sb.len, c->out);
         sb_free(&sb);
     } else {
-        status_text(&e, kids, nkids);
+        status_text(c->out, &e, kids, nkids);
     }
     store_exec_array_free(kids, nkids);
     store_exec_free(&e);
@@ -466,7 +451,8 @@ static const char logs_usage[] =
     "  -f, --follow  wait while the execution is RUNNING, then print\n"
     "  -h, --help  show this help\n";
 
-static int print_stream(store *s, const char *id, const char *path, int k, int header)
+static int print_stream(FILE *out, store *s, const char *id, const char *path, int k,
+                        int header)
 {
     static const char *const names[] = {"stdout", "stderr", "log"};
     char *buf;
@@ -477,55 +463,57 @@ static int print_stream(store *s, const char *id, const char *path, int k, int h
         return st;
     if (len) {
         if (header)
-            printf("==> %s (%s)%s <==\n", *path ? path : "(pattern)", names[k],
-                   dropped ? " [older output dropped]" : "");
-        fwrite(buf, 1, len, stdout);
+            fprintf(out, "==> %s (%s)%s <==\n", *path ? path : "(pattern)", names[k],
+                    dropped ? " [older output dropped]" : "");
+        fwrite(buf, 1, len, out);
         if (buf[len - 1] != '\n')
-            putchar('\n');
+            fputc('\n', out);
     }
     free(buf);
     return NDF_OK;
 }
 
-int cmd_logs(app *a, int argc, char **argv)
+static int cmd_logs(cmd_ctx *c, int argc, char **argv)
 {
-    static const struct option opts[] = {{"stream", required_argument, NULL, 's'},
-                                         {"follow", no_argument, NULL, 'f'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
-    int stream = -1, follow = 0, c;
-    while ((c = getopt_long(argc, argv, "fh", opts, NULL)) != -1) {
-        switch (c) {
+    static const opt_spec opts[] = {{"stream", 0, OPT_REQUIRED, 's'},
+                                    {"follow", 'f', OPT_NONE, 'f'},
+                                    {"help", 'h', OPT_NONE, 'h'},
+                                    {0}};
+    int stream = -1, follow = 0, o;
+    opt_parser p;
+    opt_init(&p, argc, argv, opts, OPT_PERMUTE, c->err);
+    while ((o = opt_next(&p)) != OPT_END) {
+        switch (o) {
         case 's':
-            stream = !strcmp(optarg, "stdout")   ? STORE_STDOUT
-                     : !strcmp(optarg, "stderr") ? STORE_STDERR
-                     : !strcmp(optarg, "log")    ? STORE_LOG
-                                                 : -2;
+            stream = !strcmp(p.arg, "stdout")   ? STORE_STDOUT
+                     : !strcmp(p.arg, "stderr") ? STORE_STDERR
+                     : !strcmp(p.arg, "log")    ? STORE_LOG
+                                                : -2;
             if (stream == -2) {
-                fprintf(stderr, "ndf logs: --stream: stdout, stderr or log, not '%s'\n", optarg);
+                fprintf(c->err, "ndf logs: --stream: stdout, stderr or log, not '%s'\n", p.arg);
                 return EXIT_USAGE;
             }
             break;
         case 'f': follow = 1; break;
-        case 'h': usage_print(logs_usage); return EXIT_OK;
-        default: fputs(logs_usage, stderr); return EXIT_USAGE;
+        case 'h': return cmd_help(c);
+        default: return cmd_bad_usage(c);
         }
     }
-    if (argc - optind < 1 || argc - optind > 2) {
-        fprintf(stderr, "ndf logs: expected an execution ID and at most one STEP\n");
+    if (p.noperands < 1 || p.noperands > 2) {
+        fprintf(c->err, "ndf logs: expected an execution ID and at most one STEP\n");
         return EXIT_USAGE;
     }
-    const char *id = argv[optind];
-    const char *step = argc - optind == 2 ? argv[optind + 1] : NULL;
+    const char *id = p.operands[0];
+    const char *step = p.noperands == 2 ? p.operands[1] : NULL;
     int rc;
-    store *s = open_store(a, &rc);
+    store *s = open_store(c, &rc);
     if (!s)
         return rc;
     store_exec e;
     int st;
     for (;;) {
         if ((st = store_get(s, id, &e)))
-            return fail("logs", st);
+            return fail(c, st);
         if (!follow || e.status != STORE_RUNNING)
             break;
         store_exec_free(&e);
@@ -537,7 +525,7 @@ int cmd_logs(app *a, int argc, char **argv)
             continue;
         for (int k = 0; k < STORE_NSTREAMS && !st; k++)
             if ((stream < 0 || stream == k) && n->outlen[k])
-                st = print_stream(s, id, n->path, k, !step);
+                st = print_stream(c->out, s, id, n->path, k, !step);
     }
     if (!st && step) {
         int found = 0;
@@ -548,7 +536,7 @@ int cmd_logs(app *a, int argc, char **argv)
                          id, step, id);
     }
     store_exec_free(&e);
-    return st ? fail("logs", st) : EXIT_OK;
+    return st ? fail(c, st) : EXIT_OK;
 }
 
 /* ---- ndf backup, ndf restore ---- */
@@ -562,29 +550,25 @@ static const char backup_usage[] =
     "\n"
     "  -h, --help  show this help\n";
 
-int cmd_backup(app *a, int argc, char **argv)
+static int cmd_backup(cmd_ctx *c, int argc, char **argv)
 {
-    static const struct option opts[] = {{"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
-    int c;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'h': usage_print(backup_usage); return EXIT_OK;
-        default: fputs(backup_usage, stderr); return EXIT_USAGE;
-        }
-    }
-    if (optind < argc) {
-        fprintf(stderr, "ndf backup: too many arguments\n");
+    static const opt_spec opts[] = {{"help", 'h', OPT_NONE, 'h'}, {0}};
+    opt_parser p;
+    int rc = parse_simple(c, &p, argc, argv, opts, 0, NULL);
+    if (rc >= 0)
+        return rc;
+    if (p.noperands) {
+        fprintf(c->err, "ndf backup: too many arguments\n");
         return EXIT_USAGE;
     }
-    int rc;
-    store *s = open_store(a, &rc);
+    store *s = open_store(c, &rc);
     if (!s)
         return rc;
     char *path;
     int st = store_backup(s, &path);
     if (st)
-        return fail("backup", st);
-    puts(path);
+        return fail(c, st);
+    fprintf(c->out, "%s\n", path);
     free(path);
     return EXIT_OK;
 }
@@ -617,28 +601,23 @@ static const char restore_usage[] =
     "              contents; executions it finishes meanwhile are lost)\n"
     "  -h, --help  show this help\n";
 
-int cmd_restore(app *a, int argc, char **argv)
+static int cmd_restore(cmd_ctx *c, int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"force", no_argument, NULL, 'F'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
-    int force = 0, c;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'F': force = 1; break;
-        case 'h': usage_print(restore_usage); return EXIT_OK;
-        default: fputs(restore_usage, stderr); return EXIT_USAGE;
-        }
-    }
-    if (argc - optind != 1) {
-        fprintf(stderr, "ndf restore: expected one backup FILE\n");
+    static const opt_spec opts[] = {{"force", 0, OPT_NONE, 'F'}, {"help", 'h', OPT_NONE, 'h'}, {0}};
+    int force = 0;
+    opt_parser p;
+    int rc = parse_simple(c, &p, argc, argv, opts, 'F', &force);
+    if (rc >= 0)
+        return rc;
+    if (p.noperands != 1) {
+        fprintf(c->err, "ndf restore: expected one backup FILE\n");
         return EXIT_USAGE;
     }
-    int rc = app_load(a, APP_CONFIG);
-    if (rc)
-        return rc;
-    const settings *set = &a->cfg->set;
+    if ((rc = runtime_load(c->rt, RT_CONFIG)))
+        return exit_code_for(rc);
+    const settings *set = &c->rt->cfg->set;
     if (!force && server_running(set->socket_path)) {
-        fprintf(stderr,
+        fprintf(c->err,
                 "ndf restore: a server answers on %s and uses the store; stop it first "
                 "(or --force)\n",
                 set->socket_path);
@@ -646,9 +625,45 @@ int cmd_restore(app *a, int argc, char **argv)
     }
     store_opts o;
     history_opts(set, &o);
-    int st = store_restore(set->storage_path, &o, argv[optind]);
+    int st = store_restore(set->storage_path, &o, p.operands[0]);
     if (st)
-        return fail("restore", st);
-    printf("restored %s into %s/%s\n", argv[optind], set->storage_path, STORE_DB_NAME);
+        return fail(c, st);
+    fprintf(c->out, "restored %s into %s/%s\n", p.operands[0], set->storage_path,
+            STORE_DB_NAME);
     return EXIT_OK;
 }
+
+const cmd_entry cmd_runs_entry = {
+    .name = "runs",
+    .summary = "list kept executions, newest first",
+    .usage = runs_usage,
+    .exec = cmd_runs,
+};
+
+const cmd_entry cmd_status_entry = {
+    .name = "status",
+    .summary = "show an execution's steps, tasks and phases (the newest by default)",
+    .usage = status_usage,
+    .exec = cmd_status,
+};
+
+const cmd_entry cmd_logs_entry = {
+    .name = "logs",
+    .summary = "print the output captured from an execution's steps",
+    .usage = logs_usage,
+    .exec = cmd_logs,
+};
+
+const cmd_entry cmd_backup_entry = {
+    .name = "backup",
+    .summary = "write a compressed online backup of the store",
+    .usage = backup_usage,
+    .exec = cmd_backup,
+};
+
+const cmd_entry cmd_restore_entry = {
+    .name = "restore",
+    .summary = "replace the store with a backup",
+    .usage = restore_usage,
+    .exec = cmd_restore,
+};

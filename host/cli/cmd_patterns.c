@@ -4,22 +4,22 @@
  * ndf(1) and stable. */
 #include "build-config.h"
 
-#include <getopt.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "app/runtime.h"
 #include "cli/commands.h"
 #include "model/context.h"
 #include "cli/ctxopt.h"
+#include "cli/opt.h"
 #include "model/registry.h"
 #include "store/history.h"
 #include "base/util.h"
 
 /* ---- JSON helpers ---- */
-
 
 static void json_strs(strbuf *sb, char *const *a, size_t n)
 {
@@ -41,29 +41,27 @@ static void json_num(strbuf *sb, double x)
         sb_puts(sb, "null");
 }
 
-static void emit(strbuf *sb)
+static void emit(FILE *out, strbuf *sb)
 {
     sb_puts(sb, "\n");
-    fwrite(sb->buf, 1, sb->len, stdout);
+    fwrite(sb->buf, 1, sb->len, out);
     sb_free(sb);
 }
 
 /* ---- shared ---- */
 
-static double global_threshold(app *a)
+static double global_threshold(const runtime *a)
 {
     return a->cfg ? a->cfg->set.confidence_threshold : 0.75;
 }
 
-/* Loads the patterns; a definition that failed is reported by app_load and
- * makes the command exit 2 at the end, but the others are still shown. */
-static int load(app *a, int *deferred)
+/* Loads the patterns; a definition that failed is reported by the runtime
+ * and makes the command exit 2 at the end, but the others are still shown. */
+static int load(runtime *a, int *deferred)
 {
-    int rc = app_load(a, APP_PATTERNS);
-    if (rc && !a->reg)
-        return rc;
-    *deferred = rc;
-    return EXIT_OK;
+    int rc = runtime_load(a, RT_PATTERNS);
+    *deferred = exit_code_for(rc);
+    return rc && !a->reg ? *deferred : EXIT_OK;
 }
 
 static char *joined(char *const *a, size_t n, const char *none)
@@ -100,35 +98,46 @@ static int domain_filter(const pattern *p, const char *glob)
     return 0;
 }
 
-int cmd_list(app *a, int argc, char **argv)
+static void list_json(strbuf *sb, const pattern *p, const learning_state *st,
+                      const learning_params *lp, size_t shown)
 {
-    static const struct option opts[] = {{"domain", required_argument, NULL, 'd'},
-                                         {"json", no_argument, NULL, 'j'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
-    const char *domain = NULL;
-    int json = 0, c;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'd': domain = optarg; break;
-        case 'j': json = 1; break;
-        case 'h': usage_print(list_usage); return EXIT_OK;
-        default: fputs(list_usage, stderr); return EXIT_USAGE;
-        }
-    }
-    if (optind < argc) {
-        fprintf(stderr, "ndf list: unexpected argument '%s'\n", argv[optind]);
-        return EXIT_USAGE;
-    }
-    int deferred, rc = load(a, &deferred);
-    if (rc)
-        return rc;
+    sb_puts(sb, shown ? ",{\"name\":" : "{\"name\":");
+    sb_json_str(sb, p->name);
+    sb_puts(sb, ",\"type\":");
+    sb_json_str(sb, p->type_name);
+    sb_puts(sb, ",\"description\":");
+    sb_json_str(sb, p->description);
+    sb_puts(sb, ",\"domains\":");
+    json_strs(sb, p->domains, p->ndomains);
+    sb_puts(sb, ",\"confidence\":");
+    json_num(sb, st->score);
+    sb_printf(sb, ",\"level\":\"%s\",\"trusted\":%s",
+              confidence_level_name(confidence_level_from_score(st->score)),
+              learning_trusted(st, lp) ? "true" : "false");
+    sb_printf(sb, ",\"executions\":%llu,\"successes\":%llu,\"success_rate\":",
+              (unsigned long long)st->executions, (unsigned long long)st->successes);
+    json_num(sb, learning_success_rate(st));
+    sb_puts(sb, "}");
+}
 
+static void list_text(strbuf *sb, const pattern *p, const learning_state *st, int wname, int wtype)
+{
+    char rate[16];
+    if (st->executions)
+        snprintf(rate, sizeof rate, "%.1f%%", 100 * learning_success_rate(st));
+    else
+        snprintf(rate, sizeof rate, "-");
+    sb_printf(sb, "%-*s  %-*s  %10.3f  %-6s  %10llu  %7s\n", wname, p->name, wtype, p->type_name,
+              st->score, confidence_level_name(confidence_level_from_score(st->score)),
+              (unsigned long long)st->executions, rate);
+}
+
+/* The patterns (those `domain` selects, when not NULL) as a table or JSON. */
+static void list_render(strbuf *sb, registry *reg, const char *domain, int json)
+{
     pattern_list l;
-    registry_all(a->reg, &l);
-    const learning_params *lp = registry_learning(a->reg);
-    strbuf sb;
-    sb_init(&sb);
+    registry_all(reg, &l);
+    const learning_params *lp = registry_learning(reg);
     size_t wname = 4, wtype = 4;
     for (size_t i = 0; i < l.count; i++) {
         if (domain && !domain_filter(l.items[i], domain))
@@ -138,10 +147,10 @@ int cmd_list(app *a, int argc, char **argv)
         wtype = t > wtype ? t : wtype;
     }
     if (json)
-        sb_puts(&sb, "{\"patterns\":[");
+        sb_puts(sb, "{\"patterns\":[");
     else
-        sb_printf(&sb, "%-*s  %-*s  %10s  %-6s  %10s  %7s\n", (int)wname, "NAME", (int)wtype,
-                  "TYPE", "CONFIDENCE", "LEVEL", "EXECUTIONS", "SUCCESS");
+        sb_printf(sb, "%-*s  %-*s  %10s  %-6s  %10s  %7s\n", (int)wname, "NAME", (int)wtype, "TYPE",
+                  "CONFIDENCE", "LEVEL", "EXECUTIONS", "SUCCESS");
     size_t shown = 0;
     for (size_t i = 0; i < l.count; i++) {
         pattern *p = l.items[i];
@@ -149,43 +158,49 @@ int cmd_list(app *a, int argc, char **argv)
             continue;
         learning_state st;
         pattern_stats(p, &st);
-        const char *level = confidence_level_name(confidence_level_from_score(st.score));
-        if (json) {
-            sb_puts(&sb, shown ? ",{\"name\":" : "{\"name\":");
-            sb_json_str(&sb, p->name);
-            sb_puts(&sb, ",\"type\":");
-            sb_json_str(&sb, p->type_name);
-            sb_puts(&sb, ",\"description\":");
-            sb_json_str(&sb, p->description);
-            sb_puts(&sb, ",\"domains\":");
-            json_strs(&sb, p->domains, p->ndomains);
-            sb_puts(&sb, ",\"confidence\":");
-            json_num(&sb, st.score);
-            sb_printf(&sb, ",\"level\":\"%s\",\"trusted\":%s", level,
-                      learning_trusted(&st, lp) ? "true" : "false");
-            sb_printf(&sb, ",\"executions\":%llu,\"successes\":%llu,\"success_rate\":",
-                      (unsigned long long)st.executions, (unsigned long long)st.successes);
-            json_num(&sb, learning_success_rate(&st));
-            sb_puts(&sb, "}");
-        } else {
-            char rate[16];
-            if (st.executions)
-                snprintf(rate, sizeof rate, "%.1f%%", 100 * learning_success_rate(&st));
-            else
-                snprintf(rate, sizeof rate, "-");
-            sb_printf(&sb, "%-*s  %-*s  %10.3f  %-6s  %10llu  %7s\n", (int)wname, p->name,
-                      (int)wtype, p->type_name, st.score, level,
-                      (unsigned long long)st.executions, rate);
-        }
+        if (json)
+            list_json(sb, p, &st, lp, shown);
+        else
+            list_text(sb, p, &st, (int)wname, (int)wtype);
         learning_free(&st);
         shown++;
     }
     if (json)
-        sb_puts(&sb, "]}");
-    else if (sb.len && sb.buf[sb.len - 1] == '\n')
-        sb.len--, sb.buf[sb.len] = '\0';
-    emit(&sb);
+        sb_puts(sb, "]}");
+    else if (sb->len && sb->buf[sb->len - 1] == '\n')
+        sb->len--, sb->buf[sb->len] = '\0';
     pattern_list_free(&l);
+}
+
+static int cmd_list(cmd_ctx *c, int argc, char **argv)
+{
+    static const opt_spec opts[] = {{"domain", 0, OPT_REQUIRED, 'd'},
+                                    {"json", 0, OPT_NONE, 'j'},
+                                    {"help", 'h', OPT_NONE, 'h'},
+                                    {0}};
+    const char *domain = NULL;
+    int json = 0, o;
+    opt_parser p;
+    opt_init(&p, argc, argv, opts, OPT_PERMUTE, c->err);
+    while ((o = opt_next(&p)) != OPT_END) {
+        switch (o) {
+        case 'd': domain = p.arg; break;
+        case 'j': json = 1; break;
+        case 'h': return cmd_help(c);
+        default: return cmd_bad_usage(c);
+        }
+    }
+    if (p.noperands) {
+        fprintf(c->err, "ndf list: unexpected argument '%s'\n", p.operands[0]);
+        return EXIT_USAGE;
+    }
+    int deferred, rc = load(c->rt, &deferred);
+    if (rc)
+        return rc;
+    strbuf sb;
+    sb_init(&sb);
+    list_render(&sb, c->rt->reg, domain, json);
+    emit(c->out, &sb);
     return deferred;
 }
 
@@ -239,8 +254,8 @@ static void show_json(strbuf *sb, const pattern *p, const learning_state *st,
     value_to_json(p->attributes, sb);
     sb_puts(sb, ",\"confidence_threshold\":");
     json_num(sb, pattern_threshold(p, global));
-    sb_printf(sb, ",\"threshold_source\":\"%s\",\"timeout\":",
-              p->threshold >= 0 ? "pattern" : "global");
+    sb_printf(
+        sb, ",\"threshold_source\":\"%s\",\"timeout\":", p->threshold >= 0 ? "pattern" : "global");
     if (p->timeout > 0)
         json_num(sb, p->timeout);
     else
@@ -352,9 +367,9 @@ static void show_text(strbuf *sb, const pattern *p, const learning_state *st,
  * get_step_status / get_task_status_all / get_phase_progress after the
  * fact), appended to the text or JSON of `show`.  Nothing when there is no
  * stored history. */
-static void show_last_execution(app *a, const char *name, strbuf *sb, int json)
+static void show_last_execution(runtime *a, const char *name, strbuf *sb, int json)
 {
-    store *s = history_app(&a->cfg->set);
+    store *s = runtime_store(a);
     stored_pattern sp;
     if (!s || history_load(s, name, 1, &sp) != NDF_OK)
         return;
@@ -362,8 +377,9 @@ static void show_last_execution(app *a, const char *name, strbuf *sb, int json)
         const history_entry *h = &sp.history[sp.nhistory - 1];
         if (json) {
             sb->len--; /* reopen the object: drop its closing brace */
-            sb_printf(sb, ",\"last_execution\":{\"time\":%.3f,\"duration\":%.6f,\"outcome\":",
-                      h->time, h->duration_s);
+            sb_printf(sb,
+                      ",\"last_execution\":{\"time\":%.3f,\"duration\":%.6f,\"outcome\":", h->time,
+                      h->duration_s);
             sb_json_str(sb, h->outcome);
             sb_puts(sb, ",\"domain\":");
             sb_json_str(sb, h->domain);
@@ -394,28 +410,29 @@ static void show_last_execution(app *a, const char *name, strbuf *sb, int json)
     stored_pattern_free(&sp);
 }
 
-int cmd_show(app *a, int argc, char **argv)
+static int cmd_show(cmd_ctx *c, int argc, char **argv)
 {
-    static const struct option opts[] = {{"json", no_argument, NULL, 'j'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
-    int json = 0, c;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        switch (c) {
+    static const opt_spec opts[] = {{"json", 0, OPT_NONE, 'j'}, {"help", 'h', OPT_NONE, 'h'}, {0}};
+    int json = 0, o;
+    opt_parser op;
+    opt_init(&op, argc, argv, opts, OPT_PERMUTE, c->err);
+    while ((o = opt_next(&op)) != OPT_END) {
+        switch (o) {
         case 'j': json = 1; break;
-        case 'h': usage_print(show_usage); return EXIT_OK;
-        default: fputs(show_usage, stderr); return EXIT_USAGE;
+        case 'h': return cmd_help(c);
+        default: return cmd_bad_usage(c);
         }
     }
-    const char *name = app_pattern_arg("show", argc, argv);
+    const char *name = cmd_pattern_arg(c, &op);
     if (!name)
         return EXIT_USAGE;
+    runtime *a = c->rt;
     int deferred, rc = load(a, &deferred);
     if (rc)
         return rc;
     pattern *p;
     if (registry_get(a->reg, name, &p) != NDF_OK) {
-        fprintf(stderr, "ndf: %s\n", err_msg());
+        fprintf(c->err, "ndf: %s\n", err_msg());
         return EXIT_NOT_FOUND;
     }
     learning_state st;
@@ -427,7 +444,7 @@ int cmd_show(app *a, int argc, char **argv)
     else
         show_text(&sb, p, &st, registry_learning(a->reg), global_threshold(a));
     show_last_execution(a, name, &sb, json);
-    emit(&sb);
+    emit(c->out, &sb);
     learning_free(&st);
     pattern_unref(p);
     return deferred;
@@ -446,105 +463,138 @@ static const char similar_usage[] =
     "  -h, --help      show this help\n"
     "\n" CTXOPT_HELP;
 
-int cmd_similar(app *a, int argc, char **argv)
+static void similar_render(strbuf *sb, const pattern_list *l, const ndf_context *ctx,
+                           double threshold, int json)
 {
-    static const struct option opts[] = {{"threshold", required_argument, NULL, 't'},
-                                         {"json", no_argument, NULL, 'j'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         CTXOPT_LONG_OPTIONS,
-                                         {NULL, 0, NULL, 0}};
+    if (json) {
+        sb_puts(sb, "{\"context\":");
+        context_to_json(ctx, sb);
+        sb_puts(sb, ",\"threshold\":");
+        json_num(sb, threshold);
+        sb_puts(sb, ",\"results\":[");
+        for (size_t i = 0; i < l->count; i++) {
+            sb_puts(sb, i ? ",{\"name\":" : "{\"name\":");
+            sb_json_str(sb, l->items[i]->name);
+            sb_puts(sb, ",\"type\":");
+            sb_json_str(sb, l->items[i]->type_name);
+            sb_puts(sb, ",\"score\":");
+            json_num(sb, l->scores[i]);
+            sb_puts(sb, ",\"matches\":");
+            sb_puts(sb, pattern_matches(l->items[i], ctx) ? "true" : "false");
+            sb_puts(sb, "}");
+        }
+        sb_puts(sb, "]}");
+    } else if (l->count) {
+        size_t w = 4, wt = 4;
+        for (size_t i = 0; i < l->count; i++) {
+            size_t n = strlen(l->items[i]->name), t = strlen(l->items[i]->type_name);
+            w = n > w ? n : w;
+            wt = t > wt ? t : wt;
+        }
+        sb_printf(sb, "%6s  %-*s  %-*s  %s\n", "SCORE", (int)w, "NAME", (int)wt, "TYPE", "MATCHES");
+        for (size_t i = 0; i < l->count; i++)
+            sb_printf(sb, "%6.4f  %-*s  %-*s  %s%s", l->scores[i], (int)w, l->items[i]->name,
+                      (int)wt, l->items[i]->type_name,
+                      pattern_matches(l->items[i], ctx) ? "yes" : "no",
+                      i + 1 < l->count ? "\n" : "");
+    } else {
+        sb_printf(sb, "no pattern is at least %g similar", threshold);
+    }
+}
+
+/* Parses similar's command line.  Returns EXIT_OK with *ctx set (to free)
+ * to go on; otherwise *ctx is NULL and the return is the command's. */
+static int similar_parse(cmd_ctx *c, int argc, char **argv, ndf_context **ctx, double *threshold,
+                         int *json)
+{
+    static const opt_spec opts[] = {{"threshold", 0, OPT_REQUIRED, 't'},
+                                    {"json", 0, OPT_NONE, 'j'},
+                                    {"help", 'h', OPT_NONE, 'h'},
+                                    CTXOPT_OPTIONS,
+                                    {0}};
     ctxopt co;
     ctxopt_init(&co);
-    double threshold = 0.7;
-    int json = 0, c, rc = EXIT_OK;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        int h = ctxopt_handle(&co, c, optarg);
-        if (h < 0) {
-            ctxopt_free(&co);
-            return EXIT_USAGE;
-        }
-        if (h > 0)
+    opt_parser p;
+    opt_init(&p, argc, argv, opts, OPT_PERMUTE, c->err);
+    int o, rc = EXIT_OK, done = 0;
+    while (!done && (o = opt_next(&p)) != OPT_END) {
+        if (cmd_context_option(c, &co, o, p.arg, &rc)) {
+            done = rc != EXIT_OK;
             continue;
-        switch (c) {
+        }
+        done = 1;
+        switch (o) {
         case 't': {
             char *end;
-            threshold = strtod(optarg, &end);
-            if (!*optarg || *end || !(threshold >= 0 && threshold <= 1)) {
-                fprintf(stderr, "ndf: --threshold '%s': must be a number from 0 to 1\n",
-                        optarg);
-                ctxopt_free(&co);
-                return EXIT_USAGE;
+            *threshold = strtod(p.arg, &end);
+            done = !*p.arg || *end || !(*threshold >= 0 && *threshold <= 1);
+            if (done) {
+                fprintf(c->err, "ndf: --threshold '%s': must be a number from 0 to 1\n", p.arg);
+                rc = EXIT_USAGE;
             }
             break;
         }
-        case 'j': json = 1; break;
-        case 'h':
-            ctxopt_free(&co);
-            usage_print(similar_usage);
-            return EXIT_OK;
-        default:
-            ctxopt_free(&co);
-            fputs(similar_usage, stderr);
-            return EXIT_USAGE;
+        case 'j': *json = 1, done = 0; break;
+        case 'h': rc = cmd_help(c); break;
+        default: rc = cmd_bad_usage(c); break;
         }
     }
-    if (optind < argc) {
-        fprintf(stderr, "ndf similar: unexpected argument '%s'\n", argv[optind]);
-        ctxopt_free(&co);
-        return EXIT_USAGE;
+    if (!done && p.noperands) {
+        fprintf(c->err, "ndf similar: unexpected argument '%s'\n", p.operands[0]);
+        rc = EXIT_USAGE;
+        done = 1;
     }
-    ndf_context *ctx;
-    rc = ctxopt_finish(&co, &ctx);
+    if (!done)
+        rc = cmd_context_finish(c, &co, ctx);
     ctxopt_free(&co);
-    if (rc)
+    return rc;
+}
+
+static int cmd_similar(cmd_ctx *c, int argc, char **argv)
+{
+    ndf_context *ctx = NULL;
+    double threshold = 0.7;
+    int json = 0;
+    int rc = similar_parse(c, argc, argv, &ctx, &threshold, &json);
+    if (!ctx)
         return rc;
     int deferred;
-    rc = load(a, &deferred);
+    rc = load(c->rt, &deferred);
     if (rc) {
         context_free(ctx);
         return rc;
     }
     pattern_list l;
-    registry_find_similar(a->reg, ctx, threshold, &l);
+    registry_find_similar(c->rt->reg, ctx, threshold, &l);
     strbuf sb;
     sb_init(&sb);
-    if (json) {
-        sb_puts(&sb, "{\"context\":");
-        context_to_json(ctx, &sb);
-        sb_puts(&sb, ",\"threshold\":");
-        json_num(&sb, threshold);
-        sb_puts(&sb, ",\"results\":[");
-        for (size_t i = 0; i < l.count; i++) {
-            sb_puts(&sb, i ? ",{\"name\":" : "{\"name\":");
-            sb_json_str(&sb, l.items[i]->name);
-            sb_puts(&sb, ",\"type\":");
-            sb_json_str(&sb, l.items[i]->type_name);
-            sb_puts(&sb, ",\"score\":");
-            json_num(&sb, l.scores[i]);
-            sb_puts(&sb, ",\"matches\":");
-            sb_puts(&sb, pattern_matches(l.items[i], ctx) ? "true" : "false");
-            sb_puts(&sb, "}");
-        }
-        sb_puts(&sb, "]}");
-    } else if (l.count) {
-        size_t w = 4, wt = 4;
-        for (size_t i = 0; i < l.count; i++) {
-            size_t n = strlen(l.items[i]->name), t = strlen(l.items[i]->type_name);
-            w = n > w ? n : w;
-            wt = t > wt ? t : wt;
-        }
-        sb_printf(&sb, "%6s  %-*s  %-*s  %s\n", "SCORE", (int)w, "NAME", (int)wt, "TYPE",
-                  "MATCHES");
-        for (size_t i = 0; i < l.count; i++)
-            sb_printf(&sb, "%6.4f  %-*s  %-*s  %s%s", l.scores[i], (int)w, l.items[i]->name,
-                      (int)wt, l.items[i]->type_name,
-                      pattern_matches(l.items[i], ctx) ? "yes" : "no",
-                      i + 1 < l.count ? "\n" : "");
-    } else {
-        sb_printf(&sb, "no pattern is at least %g similar", threshold);
-    }
-    emit(&sb);
+    similar_render(&sb, &l, ctx, threshold, json);
+    emit(c->out, &sb);
     pattern_list_free(&l);
     context_free(ctx);
     return deferred;
 }
+
+const cmd_entry cmd_list_entry = {
+    .name = "list",
+    .summary = "list patterns with their confidence",
+    .usage = list_usage,
+    .flags = CMD_SERVABLE,
+    .exec = cmd_list,
+};
+
+const cmd_entry cmd_show_entry = {
+    .name = "show",
+    .summary = "show a pattern's definition and statistics",
+    .usage = show_usage,
+    .flags = CMD_SERVABLE,
+    .exec = cmd_show,
+};
+
+const cmd_entry cmd_similar_entry = {
+    .name = "similar",
+    .summary = "find patterns similar to a context",
+    .usage = similar_usage,
+    .flags = CMD_SERVABLE | CMD_CONTEXT,
+    .exec = cmd_similar,
+};

@@ -3,13 +3,13 @@
  * full parameter schema of everything it provides), as text or JSON. */
 #include "build-config.h"
 
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli/app.h"
+#include "app/runtime.h"
 #include "cli/commands.h"
+#include "cli/opt.h"
 #include "plugin/loader.h"
 #include "exec/services.h"
 #include "base/util.h"
@@ -44,30 +44,27 @@ static const char inspect_usage[] =
     "Exit status: 0 valid plugin; 7 not a valid plugin (the reason is printed\n"
     "on standard error); 3 no such file; 8 system error; 2 bad command line.\n";
 
-/* Parses --json and --help.  Returns -1 to go on, else the exit code; the
- * first operand's index is left in *first. */
-static int parse_opts(int argc, char **argv, const char *usage, int *json, int *first)
+/* Parses --json and --help, up to the first operand.  Returns -1 to go on,
+ * else the exit code; the operands are left in *p. */
+static int parse_opts(cmd_ctx *c, opt_parser *p, int argc, char **argv, int *json)
 {
-    static const struct option opts[] = {
-        {"json", no_argument, NULL, 'j'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
-    int c;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
-        switch (c) {
+    static const opt_spec opts[] = {{"json", 0, OPT_NONE, 'j'}, {"help", 'h', OPT_NONE, 'h'}, {0}};
+    opt_init(p, argc, argv, opts, OPT_STOP, NULL);
+    int o;
+    while ((o = opt_next(p)) != OPT_END) {
+        switch (o) {
         case 'j': *json = 1; break;
-        case 'h': usage_print(usage); return EXIT_OK;
+        case 'h': return cmd_help(c);
         default:
-            fprintf(stderr, "ndf %s: unknown option '%s' (see 'ndf %s --help')\n", argv[0],
-                    argv[optind - 1], argv[0]);
+            fprintf(c->err, "ndf %s: unknown option '%s' (see 'ndf %s --help')\n", argv[0], p->bad,
+                    argv[0]);
             return EXIT_USAGE;
         }
     }
-    *first = optind;
     return -1;
 }
 
 /* ---- JSON ---- */
-
 
 static void json_num(strbuf *sb, double d)
 {
@@ -214,19 +211,19 @@ static const char *or_dash(const char *s)
     return s && *s ? s : "-";
 }
 
-static void print_names(const plugin_info *pi, provided_kind kind, const char *label)
+static void print_names(FILE *out, const plugin_info *pi, provided_kind kind, const char *label)
 {
     int n = 0;
     for (size_t i = 0; i < pi->nprovides; i++) {
         if (pi->provides[i]->kind != kind)
             continue;
-        printf("%s%s", n++ ? ", " : label, pi->provides[i]->name);
+        fprintf(out, "%s%s", n++ ? ", " : label, pi->provides[i]->name);
     }
     if (n)
-        printf("\n");
+        fprintf(out, "\n");
 }
 
-static void print_params(const ndf_param_spec *spec, int indent, int depth)
+static void print_params(FILE *out, const ndf_param_spec *spec, int indent, int depth)
 {
     for (size_t i = 0; spec && spec[i].name; i++) {
         const ndf_param_spec *s = &spec[i];
@@ -245,15 +242,15 @@ static void print_params(const ndf_param_spec *spec, int indent, int depth)
         }
         if (s->flags & NDF_PARAM_OPEN)
             sb_puts(&sb, ", open");
-        printf("%*s%s (%s)%s%s\n", indent, "", s->name, sb.buf, s->doc ? ": " : "",
-               s->doc ? s->doc : "");
+        fprintf(out, "%*s%s (%s)%s%s\n", indent, "", s->name, sb.buf, s->doc ? ": " : "",
+                s->doc ? s->doc : "");
         sb_free(&sb);
         if (has_children(s) && depth < 16)
-            print_params(s->children, indent + 2, depth + 1);
+            print_params(out, s->children, indent + 2, depth + 1);
     }
 }
 
-static void print_provided(const provided *p)
+static void print_provided(FILE *out, const provided *p)
 {
     const char *desc;
     const ndf_param_spec *params;
@@ -276,35 +273,52 @@ static void print_provided(const provided *p)
         if (d->undo)
             sb_puts(&extra, ", undo");
     }
-    printf("\n%s %s%s%s\n", p->kind == PROVIDED_PATTERN_TYPE ? "pattern type" : "step", p->name,
-           desc ? ": " : "", desc ? desc : "");
+    fprintf(out, "\n%s %s%s%s\n", p->kind == PROVIDED_PATTERN_TYPE ? "pattern type" : "step",
+            p->name, desc ? ": " : "", desc ? desc : "");
     if (extra.len)
-        printf("  supports: %s\n", extra.buf + 2);
+        fprintf(out, "  supports: %s\n", extra.buf + 2);
     sb_free(&extra);
     if (params && params[0].name) {
-        printf("  parameters:\n");
-        print_params(params, 4, 0);
+        fprintf(out, "  parameters:\n");
+        print_params(out, params, 4, 0);
     } else {
-        printf("  parameters: none\n");
+        fprintf(out, "  parameters: none\n");
     }
 }
 
 /* ---- ndf plugins ---- */
 
-int cmd_plugins(app *a, int argc, char **argv)
+static void plugins_text(FILE *out, size_t i, const plugin_info *pi)
 {
-    int json = 0, first = 1;
-    int rc = parse_opts(argc, argv, plugins_usage, &json, &first);
+    if (!pi->loaded) {
+        fprintf(out, "%srefused: %s\n", i ? "\n" : "", pi->reason);
+        return;
+    }
+    fprintf(out, "%s%s %s (ABI %u.%u)\n", i ? "\n" : "", pi->name, or_dash(pi->version),
+            pi->abi_major, pi->abi_minor);
+    fprintf(out, "  file: %s\n  sha256: %.16s\n", pi->path, pi->hash);
+    if (pi->description)
+        fprintf(out, "  description: %s\n", pi->description);
+    print_names(out, pi, PROVIDED_PATTERN_TYPE, "  pattern types: ");
+    print_names(out, pi, PROVIDED_STEP, "  steps: ");
+}
+
+static int cmd_plugins(cmd_ctx *c, int argc, char **argv)
+{
+    int json = 0;
+    opt_parser p;
+    int rc = parse_opts(c, &p, argc, argv, &json);
     if (rc >= 0)
         return rc;
-    if (first < argc) {
-        fprintf(stderr, "ndf plugins: unexpected argument '%s' (see 'ndf plugins --help')\n",
-                argv[first]);
+    if (p.noperands) {
+        fprintf(c->err, "ndf plugins: unexpected argument '%s' (see 'ndf plugins --help')\n",
+                p.operands[0]);
         return EXIT_USAGE;
     }
-    rc = app_load(a, APP_PLUGINS);
-    if (rc != EXIT_OK)
-        return rc;
+    runtime *a = c->rt;
+    rc = runtime_load(a, RT_PLUGINS);
+    if (rc != NDF_OK)
+        return exit_code_for(rc);
 
     size_t n = loader_count(a->ld), refused = 0;
     strbuf sb;
@@ -320,62 +334,70 @@ int cmd_plugins(app *a, int argc, char **argv)
             json_plugin_common(&sb, &pi);
             json_provides(&sb, &pi, 0);
             sb_puts(&sb, "}");
-            continue;
+        } else {
+            plugins_text(c->out, i, &pi);
         }
-        if (!pi.loaded) {
-            printf("%srefused: %s\n", i ? "\n" : "", pi.reason);
-            continue;
-        }
-        printf("%s%s %s (ABI %u.%u)\n", i ? "\n" : "", pi.name, or_dash(pi.version), pi.abi_major,
-               pi.abi_minor);
-        printf("  file: %s\n  sha256: %.16s\n", pi.path, pi.hash);
-        if (pi.description)
-            printf("  description: %s\n", pi.description);
-        print_names(&pi, PROVIDED_PATTERN_TYPE, "  pattern types: ");
-        print_names(&pi, PROVIDED_STEP, "  steps: ");
     }
     if (json) {
         sb_printf(&sb,
                   "],\"loaded\":%zu,\"refused\":%zu,\"host_abi\":{\"major\":%d,\"minor\":%d}}\n",
                   n - refused, refused, NDF_ABI_MAJOR, NDF_ABI_MINOR);
-        fputs(sb.buf, stdout);
+        fputs(sb.buf, c->out);
     } else if (n == 0) {
         size_t nd;
-        char **dirs = app_plugin_dirs(a, &nd);
-        printf("no plugin files found in");
+        char *const *dirs = runtime_plugin_dirs(a, &a->cfg->set, &nd);
+        fprintf(c->out, "no plugin files found in");
         for (size_t i = 0; i < nd; i++)
-            printf(" %s", dirs[i]);
-        printf("\n");
+            fprintf(c->out, " %s", dirs[i]);
+        fprintf(c->out, "\n");
     }
     sb_free(&sb);
     if (refused)
-        fprintf(stderr, "ndf plugins: %zu of %zu plugin file%s refused\n", refused, n,
+        fprintf(c->err, "ndf plugins: %zu of %zu plugin file%s refused\n", refused, n,
                 n == 1 ? "" : "s");
     return EXIT_OK;
 }
 
 /* ---- ndf inspect ---- */
 
-int cmd_inspect(app *a, int argc, char **argv)
+static void inspect_text(FILE *out, const plugin_info *pi, int status)
 {
-    int json = 0, first = 1;
-    (void)a;
-    int rc = parse_opts(argc, argv, inspect_usage, &json, &first);
+    fprintf(out, "file: %s\n", pi->path);
+    if (pi->hash[0])
+        fprintf(out, "sha256: %s\n", pi->hash);
+    if (pi->name)
+        fprintf(out, "name: %s\nversion: %s\nlicense: %s\ndescription: %s\n", pi->name,
+                or_dash(pi->version), or_dash(pi->license), or_dash(pi->description));
+    if (pi->desc_size)
+        fprintf(out, "abi: %u.%u (descriptor %zu bytes; this ndf supports %d.%d)\n", pi->abi_major,
+                pi->abi_minor, pi->desc_size, NDF_ABI_MAJOR, NDF_ABI_MINOR);
+    fprintf(out, "verdict: %s\n", status == NDF_OK ? "compatible" : "refused");
+    for (int k = 0; k < 2; k++)
+        for (size_t i = 0; i < pi->nprovides; i++)
+            if (pi->provides[i]->kind == (k ? PROVIDED_STEP : PROVIDED_PATTERN_TYPE))
+                print_provided(out, pi->provides[i]);
+}
+
+static int cmd_inspect(cmd_ctx *c, int argc, char **argv)
+{
+    int json = 0;
+    opt_parser p;
+    int rc = parse_opts(c, &p, argc, argv, &json);
     if (rc >= 0)
         return rc;
-    if (first >= argc || first + 1 < argc) {
-        fprintf(stderr, "ndf inspect: %s (see 'ndf inspect --help')\n",
-                first >= argc ? "expected one plugin FILE" : "expected only one FILE");
+    if (p.noperands != 1) {
+        fprintf(c->err, "ndf inspect: %s (see 'ndf inspect --help')\n",
+                !p.noperands ? "expected one plugin FILE" : "expected only one FILE");
         return EXIT_USAGE;
     }
-    const char *path = argv[first];
+    const char *path = p.operands[0];
 
     /* A private loader: inspecting must not touch the configured plugins,
      * and the same checks apply, so an insecure file gets that verdict. */
     loader_opts lo = {.host = &host_services, .quiet = 1};
     loader *ld = loader_new(&lo);
     if (!ld) {
-        fprintf(stderr, "ndf inspect: %s\n", err_msg());
+        fprintf(c->err, "ndf inspect: %s\n", err_msg());
         return EXIT_IO;
     }
     int status = loader_load(ld, path);
@@ -396,27 +418,30 @@ int cmd_inspect(app *a, int argc, char **argv)
         json_plugin_common(&sb, &pi);
         json_provides(&sb, &pi, 1);
         sb_puts(&sb, "}\n");
-        fputs(sb.buf, stdout);
+        fputs(sb.buf, c->out);
         sb_free(&sb);
     } else if (code != EXIT_NOT_FOUND) {
-        printf("file: %s\n", pi.path);
-        if (pi.hash[0])
-            printf("sha256: %s\n", pi.hash);
-        if (pi.name)
-            printf("name: %s\nversion: %s\nlicense: %s\ndescription: %s\n", pi.name,
-                   or_dash(pi.version), or_dash(pi.license), or_dash(pi.description));
-        if (pi.desc_size)
-            printf("abi: %u.%u (descriptor %zu bytes; this ndf supports %d.%d)\n", pi.abi_major,
-                   pi.abi_minor, pi.desc_size, NDF_ABI_MAJOR, NDF_ABI_MINOR);
-        printf("verdict: %s\n", status == NDF_OK ? "compatible" : "refused");
-        for (int k = 0; k < 2; k++)
-            for (size_t i = 0; i < pi.nprovides; i++)
-                if (pi.provides[i]->kind == (k ? PROVIDED_STEP : PROVIDED_PATTERN_TYPE))
-                    print_provided(pi.provides[i]);
+        inspect_text(c->out, &pi, status);
     }
     if (status != NDF_OK)
-        fprintf(stderr, "ndf inspect: %s\n", pi.reason);
-    fflush(stdout);
+        fprintf(c->err, "ndf inspect: %s\n", pi.reason);
+    /* out first: the plugin's fini may write to the terminal too */
+    fflush(c->out);
     loader_free(ld);
     return code;
 }
+
+const cmd_entry cmd_plugins_entry = {
+    .name = "plugins",
+    .summary = "list loaded and refused plugins",
+    .usage = plugins_usage,
+    .flags = CMD_SERVABLE | CMD_LOADER,
+    .exec = cmd_plugins,
+};
+
+const cmd_entry cmd_inspect_entry = {
+    .name = "inspect",
+    .summary = "check a plugin file and print what it provides",
+    .usage = inspect_usage,
+    .exec = cmd_inspect,
+};

@@ -1,13 +1,13 @@
 /* The execution commands: `ndf run` (one pattern, live progress, optional
  * fallback) and `ndf batch` (JSON lines in, JSON lines out, in input
  * order).  Every execution is committed to the store before its result is
- * printed; one that cannot be is a storage error (exit 8). */
+ * printed; one that cannot be is a storage error (exit 8).  Also the
+ * printer of a live record that `ndf ctl status` uses. */
 #include "build-config.h"
 
 #include <cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,39 +15,29 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "app/runtime.h"
 #include "cli/commands.h"
 #include "model/context.h"
 #include "cli/ctxopt.h"
+#include "cli/opt.h"
 #include "exec/executor.h"
 #include "exec/record.h"
 #include "store/history.h"
 #include "base/util.h"
 
-/* The executor of a one-shot command, recording through `hook` (whose
- * store is opened here: NULL and a message when it cannot be). */
-static executor *make_executor(app *a, history_hook *hook, store_origin origin)
+/* The runtime's patterns and an executor on them that records each
+ * execution in the store (with `origin`).  Returns EXIT_OK, or the exit
+ * code after the runtime reported why (no store: exit 8; an executor that
+ * cannot start otherwise is a failed run, exit 1). */
+static int load_executor(runtime *rt, store_origin origin)
 {
-    const settings *s = &a->cfg->set;
-    executor_opts eo = {
-        .threads = s->threads > 0 ? (unsigned)s->threads : 1,
-        .default_timeout = s->default_timeout,
-        .pattern_timeout = s->pattern_timeout,
-        .kill_grace = s->kill_grace,
-        .confidence_threshold = s->confidence_threshold,
-        .reg = a->reg,
-    };
-    hook->s = history_app(s);
-    hook->origin = origin;
-    if (!hook->s) {
-        fprintf(stderr, "ndf: %s\n", err_msg());
-        return NULL;
-    }
-    eo.on_complete = history_on_complete;
-    eo.opaque = hook;
-    executor *ex = executor_new(&eo);
-    if (!ex)
-        fprintf(stderr, "ndf: %s\n", err_msg());
-    return ex;
+    int rc = runtime_load(rt, RT_PATTERNS);
+    if (rc)
+        return exit_code_for(rc);
+    rt->hook.origin = origin;
+    if (!rt->ex && (rc = runtime_start_executor(rt, NULL, NULL)) != NDF_OK)
+        return rc == NDF_ERR_IO ? EXIT_IO : EXIT_FAILED;
+    return EXIT_OK;
 }
 
 /* ---- live progress ---- */
@@ -58,9 +48,10 @@ typedef struct seen {
 } seen;
 
 typedef struct progress {
+    FILE *err; /* where progress goes */
     int tty;
-    int lines;       /* lines drawn last time (tty) */
-    seen *seen;      /* last state printed per node (plain) */
+    int lines;  /* lines drawn last time (tty) */
+    seen *seen; /* last state printed per node (plain) */
     size_t nseen;
 } progress;
 
@@ -90,8 +81,8 @@ static void walk(const ndf_exec *n, int depth, progress *pg, strbuf *sb, int *li
             }
             if (pg->seen[i].state != (int)st && st != NDF_STATE_PENDING) {
                 pg->seen[i].state = (int)st;
-                sb_printf(sb, "%*s%s %s: %s", (depth - 1) * 2, "", node_kind_name(n->kind),
-                          n->name, state_name(st));
+                sb_printf(sb, "%*s%s %s: %s", (depth - 1) * 2, "", node_kind_name(n->kind), n->name,
+                          state_name(st));
                 if (state_final(st) && n->start > 0)
                     sb_printf(sb, " (%.2fs)", dur);
                 if (state_final(st) && n->message && *n->message)
@@ -117,28 +108,30 @@ static void progress_draw(progress *pg, record *r)
     if (pg->tty)
         pg->lines = lines;
     if (sb.len)
-        fwrite(sb.buf, 1, sb.len, stderr);
-    fflush(stderr);
+        fwrite(sb.buf, 1, sb.len, pg->err);
+    fflush(pg->err);
     sb_free(&sb);
 }
 
-/* Starts `name`, shows its progress on stderr until it ends, and returns
+/* Starts `name`, shows its progress on `err` until it ends, and returns
  * its status; *out gets the record when it ran. */
-static int run_one(executor *ex, store *hs, const char *name, const ndf_context *ctx,
-                   double timeout, unsigned flags, int show, record **out)
+static int run_one(runtime *rt, const char *name, const ndf_context *ctx, double timeout,
+                   unsigned flags, FILE *err, int show, record **out)
 {
     *out = NULL;
-    int rc = executor_start(ex, name, ctx, timeout, flags, out);
+    int rc = executor_start(rt->ex, name, ctx, timeout, flags, out);
     if (rc)
         return rc;
     record *r = *out;
+    executor *ex = rt->ex;
     /* RUNNING in the store while it runs: `ndf runs`, `ndf status ID` and
-     * crash recovery see it; the end is recorded by the executor's hook */
-    if (history_begin(hs, r, STORE_ORIGIN_RUN) != NDF_OK)
-        log_msg(NDF_LOG_ERROR, "execution %s: %s", r->id, err_msg());
-    progress pg = {.tty = isatty(STDERR_FILENO)};
+     * crash recovery see it; its end is recorded by the executor's hook */
+    if (rt->st && history_begin(rt->st, r, rt->hook.origin) != NDF_OK)
+        fprintf(err, "ndf: execution %s: %s\n", r->id, err_msg());
+    int fd = fileno(err);
+    progress pg = {.err = err, .tty = fd >= 0 && isatty(fd)};
     if (show && !pg.tty)
-        fprintf(stderr, "pattern %s: started (execution %s)\n", name, r->id);
+        fprintf(err, "pattern %s: started (execution %s)\n", name, r->id);
     while (!executor_wait(ex, r, pg.tty ? 0.1 : 0.25))
         if (show)
             progress_draw(&pg, r);
@@ -159,24 +152,24 @@ static void count_states(const ndf_exec *n, unsigned *counts)
     }
 }
 
-static void summary(record *r, int rc)
+static void summary(FILE *err, record *r, int rc)
 {
     unsigned counts[9] = {0};
     pthread_mutex_lock(&r->lock);
     count_states(r->root, counts);
     pthread_mutex_unlock(&r->lock);
     double dur = r->end > 0 && r->root->start > 0 ? r->end - r->root->start : 0;
-    fprintf(stderr, "pattern %s: %s in %.2fs (execution %s)", r->root->name,
+    fprintf(err, "pattern %s: %s in %.2fs (execution %s)", r->root->name,
             rc ? ndf_status_name(rc) : state_name(atomic_load(&r->root->state)), dur, r->id);
     const char *sep = ": ";
     for (int s = 0; s < 9; s++)
         if (counts[s]) {
-            fprintf(stderr, "%s%u %s", sep, counts[s], state_name((ndf_state)s));
+            fprintf(err, "%s%u %s", sep, counts[s], state_name((ndf_state)s));
             sep = ", ";
         }
-    fputc('\n', stderr);
+    fputc('\n', err);
     if (rc && r->error)
-        fprintf(stderr, "ndf: %s\n", r->error);
+        fprintf(err, "ndf: %s\n", r->error);
 }
 
 static const char run_usage[] =
@@ -194,123 +187,133 @@ static const char run_usage[] =
     "  --json              print the execution record as JSON on stdout\n"
     "\n" CTXOPT_HELP;
 
-int cmd_run(app *a, int argc, char **argv)
+typedef struct run_args {
+    const char *name, *fallback;
+    ndf_context *ctx;
+    double timeout;
+    unsigned flags;
+    int json;
+} run_args;
+
+/* Parses run's command line into *ra.  Returns EXIT_OK with ra->ctx set
+ * (to free) to go on; otherwise ra->ctx is NULL and the return is the
+ * command's. */
+static int run_parse(cmd_ctx *c, int argc, char **argv, run_args *ra)
 {
     enum { OPT_TIMEOUT = 1, OPT_FALLBACK, OPT_FORCE, OPT_JSON };
-    static const struct option opts[] = {
-        CTXOPT_LONG_OPTIONS,
-        {"timeout", required_argument, NULL, OPT_TIMEOUT},
-        {"fallback", required_argument, NULL, OPT_FALLBACK},
-        {"force", no_argument, NULL, OPT_FORCE},
-        {"json", no_argument, NULL, OPT_JSON},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0}};
+    static const opt_spec opts[] = {CTXOPT_OPTIONS,
+                                    {"timeout", 0, OPT_REQUIRED, OPT_TIMEOUT},
+                                    {"fallback", 0, OPT_REQUIRED, OPT_FALLBACK},
+                                    {"force", 0, OPT_NONE, OPT_FORCE},
+                                    {"json", 0, OPT_NONE, OPT_JSON},
+                                    {"help", 'h', OPT_NONE, 'h'},
+                                    {0}};
     ctxopt co;
     ctxopt_init(&co);
-    double timeout = 0;
-    const char *fallback = NULL;
-    unsigned flags = 0;
-    int json = 0, c, rc;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        int h = ctxopt_handle(&co, c, optarg);
-        if (h < 0) {
-            ctxopt_free(&co);
-            return EXIT_USAGE;
-        }
-        if (h > 0)
+    opt_parser p;
+    opt_init(&p, argc, argv, opts, OPT_PERMUTE, c->err);
+    int o, rc = EXIT_OK, done = 0;
+    while (!done && (o = opt_next(&p)) != OPT_END) {
+        if (cmd_context_option(c, &co, o, p.arg, &rc)) {
+            done = rc != EXIT_OK;
             continue;
-        switch (c) {
+        }
+        switch (o) {
         case OPT_TIMEOUT: {
             char *end;
             errno = 0;
-            timeout = strtod(optarg, &end);
-            if (errno || *end || end == optarg || !(timeout > 0) || !isfinite(timeout)) {
-                fprintf(stderr, "ndf: --timeout %s: expected a number of seconds above 0\n",
-                        optarg);
-                ctxopt_free(&co);
-                return EXIT_USAGE;
+            ra->timeout = strtod(p.arg, &end);
+            if (errno || *end || end == p.arg || !(ra->timeout > 0) || !isfinite(ra->timeout)) {
+                fprintf(c->err, "ndf: --timeout %s: expected a number of seconds above 0\n", p.arg);
+                rc = EXIT_USAGE, done = 1;
             }
             break;
         }
-        case OPT_FALLBACK: fallback = optarg; break;
-        case OPT_FORCE: flags |= EXEC_FORCE; break;
-        case OPT_JSON: json = 1; break;
-        case 'h': usage_print(run_usage); ctxopt_free(&co); return EXIT_OK;
-        default:
-            fprintf(stderr, "%s", run_usage);
-            ctxopt_free(&co);
-            return EXIT_USAGE;
+        case OPT_FALLBACK: ra->fallback = p.arg; break;
+        case OPT_FORCE: ra->flags |= EXEC_FORCE; break;
+        case OPT_JSON: ra->json = 1; break;
+        case 'h': rc = cmd_help(c), done = 1; break;
+        default: rc = cmd_bad_usage(c), done = 1; break;
         }
     }
-    if (optind != argc - 1) {
-        fprintf(stderr, "ndf run: expected one PATTERN (see 'ndf run --help')\n");
-        ctxopt_free(&co);
-        return EXIT_USAGE;
+    if (!done && p.noperands != 1) {
+        fprintf(c->err, "ndf run: expected one PATTERN (see 'ndf run --help')\n");
+        rc = EXIT_USAGE, done = 1;
     }
-    const char *name = argv[optind];
-    ndf_context *ctx = NULL;
-    rc = ctxopt_finish(&co, &ctx);
+    if (!done) {
+        ra->name = p.operands[0];
+        rc = cmd_context_finish(c, &co, &ra->ctx);
+    }
     ctxopt_free(&co);
-    if (rc)
+    return rc;
+}
+
+/* The primary ended with `st` (its record `r`, or NULL when it did not
+ * start): runs the fallback, saying why.  Returns the fallback's status;
+ * *r2 gets its record. */
+static int run_fallback(cmd_ctx *c, const run_args *ra, int st, record *r, int show, record **r2)
+{
+    fallback_cause cause = st == NDF_ERR_NOT_FOUND    ? FALLBACK_NOT_FOUND
+                           : st == NDF_ERR_CONFIDENCE ? FALLBACK_CONFIDENCE
+                           : st == NDF_ERR_TIMEOUT    ? FALLBACK_TIMEOUT
+                                                      : FALLBACK_FAILURE;
+    if (r && show)
+        summary(c->err, r, st);
+    /* The summary already said why the primary failed, when there was
+     * a record to summarize. */
+    if (c->verbosity >= 0 && !(r && show))
+        fprintf(c->err, "ndf: %s\n", err_msg());
+    if (c->verbosity >= 0)
+        fprintf(c->err, "ndf: falling back to '%s' (cause: %s)\n", ra->fallback,
+                fallback_cause_name(cause));
+    /* the hook writes the link into the record before it is stored */
+    c->rt->hook.fallback_from = ra->name;
+    c->rt->hook.fallback_cause = fallback_cause_name(cause);
+    st = run_one(c->rt, ra->fallback, ra->ctx, ra->timeout, ra->flags, c->err, show, r2);
+    c->rt->hook.fallback_from = c->rt->hook.fallback_cause = NULL;
+    if (*r2) {
+        if (show)
+            summary(c->err, *r2, st);
+    } else {
+        fprintf(c->err, "ndf: %s\n", err_msg());
+    }
+    return st;
+}
+
+static int cmd_run(cmd_ctx *c, int argc, char **argv)
+{
+    run_args ra = {0};
+    int rc = run_parse(c, argc, argv, &ra);
+    if (!ra.ctx)
         return rc;
-    if ((rc = app_load(a, APP_PATTERNS))) {
-        context_free(ctx);
+    if ((rc = load_executor(c->rt, STORE_ORIGIN_RUN))) {
+        context_free(ra.ctx);
         return rc;
     }
-    history_hook hook;
-    executor *ex = make_executor(a, &hook, STORE_ORIGIN_RUN);
-    if (!ex) {
-        context_free(ctx);
-        return hook.s ? EXIT_FAILED : EXIT_IO;
-    }
-    int show = a->verbosity >= 0 && !json;
+    int show = c->verbosity >= 0 && !ra.json;
     record *r = NULL, *r2 = NULL;
-    int st = run_one(ex, hook.s, name, ctx, timeout, flags, show, &r);
-    if (st && !r && !fallback)
-        fprintf(stderr, "ndf: %s\n", err_msg());
-    if (st && r && show && !fallback)
-        summary(r, st);
-    if (st && st != NDF_ERR_CANCELLED && fallback) {
-        fallback_cause cause = st == NDF_ERR_NOT_FOUND    ? FALLBACK_NOT_FOUND
-                               : st == NDF_ERR_CONFIDENCE ? FALLBACK_CONFIDENCE
-                               : st == NDF_ERR_TIMEOUT    ? FALLBACK_TIMEOUT
-                                                          : FALLBACK_FAILURE;
-        if (r && show)
-            summary(r, st);
-        /* The summary already said why the primary failed, when there was
-         * a record to summarize. */
-        if (a->verbosity >= 0 && !(r && show))
-            fprintf(stderr, "ndf: %s\n", err_msg());
-        if (a->verbosity >= 0)
-            fprintf(stderr, "ndf: falling back to '%s' (cause: %s)\n", fallback,
-                    fallback_cause_name(cause));
-        /* the hook writes the link into the record before it is stored */
-        hook.fallback_from = name;
-        hook.fallback_cause = fallback_cause_name(cause);
-        st = run_one(ex, hook.s, fallback, ctx, timeout, flags, show, &r2);
-        if (r2) {
-            if (show)
-                summary(r2, st);
-        } else {
-            fprintf(stderr, "ndf: %s\n", err_msg());
-        }
-    } else if (!st && show) {
-        summary(r, st);
-    }
+    int st = run_one(c->rt, ra.name, ra.ctx, ra.timeout, ra.flags, c->err, show, &r);
+    if (st && !r && !ra.fallback)
+        fprintf(c->err, "ndf: %s\n", err_msg());
+    if (st && r && show && !ra.fallback)
+        summary(c->err, r, st);
+    if (st && st != NDF_ERR_CANCELLED && ra.fallback)
+        st = run_fallback(c, &ra, st, r, show, &r2);
+    else if (!st && show)
+        summary(c->err, r, st);
     record *last = r2 ? r2 : r;
     if (last) {
-        if (json) {
+        if (ra.json) {
             strbuf sb;
             sb_init(&sb);
             record_to_json(last, &sb);
-            puts(sb.buf);
+            fprintf(c->out, "%s\n", sb.buf);
             sb_free(&sb);
         }
     }
     record_unref(r);
     record_unref(r2);
-    executor_free(ex);
-    context_free(ctx);
+    context_free(ra.ctx);
     return exit_code_for(st);
 }
 
@@ -321,7 +324,7 @@ typedef struct bline {
     char *pattern;
     ndf_context *ctx;
     double timeout;
-    char *error;       /* parse error, or NULL */
+    char *error; /* parse error, or NULL */
     int status;
 } bline;
 
@@ -390,7 +393,7 @@ static void parse_line(bline *b, const char *text, const char *origin)
     cJSON_Delete(j);
 }
 
-static void result_line(const bline *b, const batch_result *res)
+static void result_line(FILE *out, const bline *b, const batch_result *res)
 {
     strbuf sb;
     sb_init(&sb);
@@ -400,8 +403,7 @@ static void result_line(const bline *b, const batch_result *res)
         sb_json_str(&sb, b->pattern);
     }
     int st = b->error ? NDF_ERR_INVALID : res->status;
-    sb_printf(&sb, ",\"success\":%s,\"status\":\"%s\"", st ? "false" : "true",
-              ndf_status_name(st));
+    sb_printf(&sb, ",\"success\":%s,\"status\":\"%s\"", st ? "false" : "true", ndf_status_name(st));
     if (res && res->rec) {
         sb_puts(&sb, ",\"id\":");
         sb_json_str(&sb, res->rec->id);
@@ -416,7 +418,7 @@ static void result_line(const bline *b, const batch_result *res)
         sb_json_str(&sb, err);
     }
     sb_puts(&sb, "}");
-    puts(sb.buf);
+    fprintf(out, "%s\n", sb.buf);
     sb_free(&sb);
 }
 
@@ -428,31 +430,21 @@ static const char batch_usage[] =
     "(context and timeout optional), all at once unless --sequential, and\n"
     "prints one JSON result per line in input order.  Exits 1 if any failed.\n";
 
-int cmd_batch(app *a, int argc, char **argv)
+static void blines_free(bline *lines, size_t n)
 {
-    static const struct option opts[] = {{"sequential", no_argument, NULL, 's'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
-    int parallel = 1, c;
-    while ((c = getopt_long(argc, argv, "sh", opts, NULL)) != -1) {
-        switch (c) {
-        case 's': parallel = 0; break;
-        case 'h': usage_print(batch_usage); return EXIT_OK;
-        default: fprintf(stderr, "%s", batch_usage); return EXIT_USAGE;
-        }
+    for (size_t i = 0; i < n; i++) {
+        free(lines[i].pattern);
+        free(lines[i].error);
+        context_free(lines[i].ctx);
     }
-    if (optind != argc - 1) {
-        fprintf(stderr, "ndf batch: expected one FILE or '-' (see 'ndf batch --help')\n");
-        return EXIT_USAGE;
-    }
-    const char *path = argv[optind];
-    int is_stdin = strcmp(path, "-") == 0;
-    FILE *f = is_stdin ? stdin : fopen(path, "r");
-    if (!f) {
-        fprintf(stderr, "ndf: cannot open %s: %s\n", path, strerror(errno));
-        return EXIT_NOT_FOUND;
-    }
-    const char *origin = is_stdin ? "<stdin>" : path;
+    free(lines);
+}
+
+/* Reads every line of `f` (named `origin` in messages): blank lines and
+ * comments are skipped, the others parsed or marked with their error.
+ * Returns 0, or -1 on a read error. */
+static int batch_read(FILE *f, const char *origin, bline **out, size_t *nout)
+{
     bline *lines = NULL;
     size_t n = 0;
     strbuf line;
@@ -476,8 +468,8 @@ int cmd_batch(app *a, int argc, char **argv)
         memset(&lines[n], 0, sizeof lines[n]);
         lines[n].lineno = lineno;
         if (too_long)
-            lines[n].error = xasprintf("%s:%ld: line longer than %d bytes", origin, lineno,
-                                       BATCH_LINE_MAX);
+            lines[n].error =
+                xasprintf("%s:%ld: line longer than %d bytes", origin, lineno, BATCH_LINE_MAX);
         else if (strlen(line.buf) != line.len)
             lines[n].error = xasprintf("%s:%ld: the line contains a NUL byte", origin, lineno);
         else
@@ -488,52 +480,141 @@ int cmd_batch(app *a, int argc, char **argv)
             line.buf[0] = '\0';
     }
     sb_free(&line);
-    int read_err = ferror(f);
-    if (!is_stdin)
-        fclose(f);
-    if (read_err) {
-        fprintf(stderr, "ndf: error reading %s\n", origin);
-        for (size_t i = 0; i < n; i++)
-            free(lines[i].pattern), free(lines[i].error), context_free(lines[i].ctx);
-        free(lines);
-        return EXIT_IO;
-    }
-    int rc = app_load(a, APP_PATTERNS);
-    history_hook hook = {0};
-    executor *ex = rc ? NULL : make_executor(a, &hook, STORE_ORIGIN_BATCH);
-    if (!ex) {
-        for (size_t i = 0; i < n; i++)
-            free(lines[i].pattern), free(lines[i].error), context_free(lines[i].ctx);
-        free(lines);
-        return rc ? rc : hook.s ? EXIT_FAILED : EXIT_IO;
-    }
+    *out = lines;
+    *nout = n;
+    return ferror(f) ? -1 : 0;
+}
+
+/* Runs the lines that parsed (all at once unless !parallel) and prints one
+ * result per line in input order.  Returns how many failed. */
+static size_t batch_run(cmd_ctx *c, bline *lines, size_t n, int parallel)
+{
     batch_item *items = xcalloc(n ? n : 1, sizeof *items);
-    size_t *map = xcalloc(n ? n : 1, sizeof *map);
     size_t m = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (lines[i].error)
-            continue;
-        items[m] = (batch_item){lines[i].pattern, lines[i].ctx, lines[i].timeout};
-        map[m++] = i;
-    }
+    for (size_t i = 0; i < n; i++)
+        if (!lines[i].error)
+            items[m++] = (batch_item){lines[i].pattern, lines[i].ctx, lines[i].timeout};
     batch_result *res = xcalloc(m ? m : 1, sizeof *res);
-    size_t failed = executor_batch(ex, items, m, parallel, 0, res);
+    size_t failed = executor_batch(c->rt->ex, items, m, parallel, 0, res);
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
         if (lines[i].error) {
             failed++;
-            result_line(&lines[i], NULL);
+            result_line(c->out, &lines[i], NULL);
         } else {
-            result_line(&lines[i], &res[k++]);
+            result_line(c->out, &lines[i], &res[k++]);
         }
     }
     batch_results_free(res, m);
     free(res);
     free(items);
-    free(map);
-    for (size_t i = 0; i < n; i++)
-        free(lines[i].pattern), free(lines[i].error), context_free(lines[i].ctx);
-    free(lines);
-    executor_free(ex);
+    return failed;
+}
+
+static int cmd_batch(cmd_ctx *c, int argc, char **argv)
+{
+    static const opt_spec opts[] = {
+        {"sequential", 's', OPT_NONE, 's'}, {"help", 'h', OPT_NONE, 'h'}, {0}};
+    int parallel = 1, o;
+    opt_parser p;
+    opt_init(&p, argc, argv, opts, OPT_PERMUTE, c->err);
+    while ((o = opt_next(&p)) != OPT_END) {
+        switch (o) {
+        case 's': parallel = 0; break;
+        case 'h': return cmd_help(c);
+        default: return cmd_bad_usage(c);
+        }
+    }
+    if (p.noperands != 1) {
+        fprintf(c->err, "ndf batch: expected one FILE or '-' (see 'ndf batch --help')\n");
+        return EXIT_USAGE;
+    }
+    const char *path = p.operands[0];
+    int is_stdin = strcmp(path, "-") == 0;
+    FILE *f = is_stdin ? c->in : fopen(path, "r");
+    if (!f) {
+        fprintf(c->err, "ndf: cannot open %s: %s\n", path,
+                is_stdin ? "no standard input" : strerror(errno));
+        return EXIT_NOT_FOUND;
+    }
+    const char *origin = is_stdin ? "<stdin>" : path;
+    bline *lines;
+    size_t n;
+    int read_err = batch_read(f, origin, &lines, &n);
+    if (!is_stdin)
+        fclose(f);
+    if (read_err) {
+        fprintf(c->err, "ndf: error reading %s\n", origin);
+        blines_free(lines, n);
+        return EXIT_IO;
+    }
+    int rc = load_executor(c->rt, STORE_ORIGIN_BATCH);
+    if (rc) {
+        blines_free(lines, n);
+        return rc;
+    }
+    size_t failed = batch_run(c, lines, n, parallel);
+    blines_free(lines, n);
     return failed ? EXIT_FAILED : EXIT_OK;
 }
+
+/* ---- status ---- */
+
+static void status_node(FILE *out, const cJSON *n, int depth)
+{
+    const cJSON *kind = cJSON_GetObjectItemCaseSensitive(n, "kind");
+    const cJSON *name = cJSON_GetObjectItemCaseSensitive(n, "name");
+    const cJSON *state = cJSON_GetObjectItemCaseSensitive(n, "state");
+    const cJSON *dur = cJSON_GetObjectItemCaseSensitive(n, "duration");
+    const cJSON *prog = cJSON_GetObjectItemCaseSensitive(n, "progress");
+    const cJSON *msg = cJSON_GetObjectItemCaseSensitive(n, "message");
+    fprintf(out, "%*s%-11s %s %s", depth * 2, "", cJSON_IsString(state) ? state->valuestring : "?",
+            cJSON_IsString(kind) ? kind->valuestring : "?",
+            cJSON_IsString(name) ? name->valuestring : "?");
+    if (cJSON_IsNumber(dur))
+        fprintf(out, "  %.3fs", dur->valuedouble);
+    if (cJSON_IsNumber(prog) && prog->valuedouble < 100 &&
+        cJSON_GetObjectItemCaseSensitive(n, "children"))
+        fprintf(out, "  %.0f%%", prog->valuedouble);
+    if (cJSON_IsString(msg) && *msg->valuestring)
+        fprintf(out, "  (%s)", msg->valuestring);
+    fputc('\n', out);
+    const cJSON *kids = cJSON_GetObjectItemCaseSensitive(n, "children");
+    const cJSON *k;
+    cJSON_ArrayForEach(k, kids) status_node(out, k, depth + 1);
+}
+
+void status_print(FILE *out, const cJSON *j)
+{
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(j, "id");
+    const cJSON *status = cJSON_GetObjectItemCaseSensitive(j, "status");
+    const cJSON *err = cJSON_GetObjectItemCaseSensitive(j, "error");
+    const cJSON *from = cJSON_GetObjectItemCaseSensitive(j, "fallback_from");
+    const cJSON *cause = cJSON_GetObjectItemCaseSensitive(j, "fallback_cause");
+    const cJSON *dur = cJSON_GetObjectItemCaseSensitive(j, "duration");
+    fprintf(out, "execution %s: %s", cJSON_IsString(id) ? id->valuestring : "?",
+            cJSON_IsString(status) ? status->valuestring : "running");
+    if (cJSON_IsNumber(dur))
+        fprintf(out, " in %.3fs", dur->valuedouble);
+    fputc('\n', out);
+    if (cJSON_IsString(from))
+        fprintf(out, "fallback from %s (cause: %s)\n", from->valuestring,
+                cJSON_IsString(cause) ? cause->valuestring : "?");
+    if (cJSON_IsString(err))
+        fprintf(out, "error: %s\n", err->valuestring);
+    status_node(out, cJSON_GetObjectItemCaseSensitive(j, "root"), 0);
+}
+
+const cmd_entry cmd_run_entry = {
+    .name = "run",
+    .summary = "run a pattern, showing its progress",
+    .usage = run_usage,
+    .exec = cmd_run,
+};
+
+const cmd_entry cmd_batch_entry = {
+    .name = "batch",
+    .summary = "run patterns listed as JSON lines, results in input order",
+    .usage = batch_usage,
+    .exec = cmd_batch,
+};

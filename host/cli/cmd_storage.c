@@ -4,7 +4,6 @@
 #include "build-config.h"
 
 #include <errno.h>
-#include <getopt.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,8 +14,10 @@
 
 #include <ndf/sdk.h>
 
+#include "app/runtime.h"
 #include "store/analytics.h"
 #include "cli/commands.h"
+#include "cli/opt.h"
 #include "exec/monitor.h"
 #include "model/pattern.h"
 #include "model/registry.h"
@@ -25,28 +26,31 @@
 
 /* ---- shared ---- */
 
-/* The store of the configuration (loaded first); NULL after printing why. */
-static store *open_store(app *a, unsigned what, int *rc)
+/* The store of the configuration (loaded first, with what `what` asks
+ * for); NULL after printing why.  *rc is the exit code to end with: a
+ * pattern definition that failed still lets the others be served. */
+static store *open_store(cmd_ctx *c, unsigned what, int *rc)
 {
-    *rc = app_load(a, what);
-    if (*rc && !(what & APP_PATTERNS && a->reg))
+    runtime *a = c->rt;
+    int st = runtime_load(a, what);
+    *rc = exit_code_for(st);
+    if (st && !(what & RT_PATTERNS && a->reg))
         return NULL;
-    store *s = history_app(&a->cfg->set);
+    store *s = runtime_store(a);
     if (!s) {
-        fprintf(stderr, "ndf: %s\n", err_msg());
+        fprintf(c->err, "ndf: %s\n", err_msg());
         *rc = EXIT_IO;
     }
     return s;
 }
 
-static int fail_status(const char *cmd, int status)
+static int fail_status(cmd_ctx *c, int status)
 {
-    fprintf(stderr, "ndf %s: %s\n", cmd, err_msg());
+    fprintf(c->err, "ndf %s: %s\n", c->entry->name, err_msg());
     return status == NDF_ERR_NOT_FOUND ? EXIT_NOT_FOUND
            : status == NDF_ERR_INVALID ? EXIT_USAGE
                                        : exit_code_for(status);
 }
-
 
 static void json_num(strbuf *sb, double x)
 {
@@ -56,9 +60,9 @@ static void json_num(strbuf *sb, double x)
         sb_puts(sb, "null");
 }
 
-static void emit(strbuf *sb)
+static void emit(FILE *out, strbuf *sb)
 {
-    fwrite(sb->buf, 1, sb->len, stdout);
+    fwrite(sb->buf, 1, sb->len, out);
     sb_free(sb);
 }
 
@@ -74,22 +78,22 @@ static void fmt_time(char *buf, size_t n, double t)
     strftime(buf, n, "%Y-%m-%d %H:%M:%S UTC", &tm);
 }
 
-/* Writes `data` to `path` ("-" is stdout), reporting errors by path. */
-static int write_output(const char *path, const char *data, size_t len)
+/* Writes `data` to `path` ("-" or NULL: c->out), reporting errors by path. */
+static int write_output(cmd_ctx *c, const char *path, const char *data, size_t len)
 {
     if (!path || strcmp(path, "-") == 0) {
-        fwrite(data, 1, len, stdout);
+        fwrite(data, 1, len, c->out);
         return EXIT_OK;
     }
     FILE *f = fopen(path, "w");
     if (!f) {
-        fprintf(stderr, "ndf export: %s: %s\n", path, strerror(errno));
+        fprintf(c->err, "ndf export: %s: %s\n", path, strerror(errno));
         return EXIT_IO;
     }
     size_t w = fwrite(data, 1, len, f);
     int bad = w != len || ferror(f);
     if (fclose(f) != 0 || bad) {
-        fprintf(stderr, "ndf export: %s: write error\n", path);
+        fprintf(c->err, "ndf export: %s: write error\n", path);
         return EXIT_IO;
     }
     return EXIT_OK;
@@ -100,42 +104,50 @@ static int write_output(const char *path, const char *data, size_t len)
 static const char export_usage[] =
     "Usage: ndf export PATTERN [--format json|csv|yaml] [-o FILE]\n"
     "\n"
-    "Prints the stored learning data of PATTERN: its learning state and its\n"
-    "kept executions with their ids, contexts and steps.  json is one\n"
-    "document, csv one row per execution (RFC 4180), yaml the document as YAML.\n"
+    "Prints the stored learning data of PATTERN: its learning state and\n"
+    "execution history.  json is the stored document, csv one row per\n"
+    "execution (RFC 4180), yaml the document as YAML.\n"
     "\n"
     "  -f, --format FMT  json (default), csv or yaml\n"
     "  -o, --output FILE write to FILE instead of standard output\n"
     "  -h, --help        show this help\n";
 
-int cmd_export(app *a, int argc, char **argv)
+static int cmd_export(cmd_ctx *c, int argc, char **argv)
 {
-    static const struct option opts[] = {{"format", required_argument, NULL, 'f'},
-                                         {"output", required_argument, NULL, 'o'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
+    static const opt_spec opts[] = {{"format", 'f', OPT_REQUIRED, 'f'},
+                                    {"output", 'o', OPT_REQUIRED, 'o'},
+                                    {"help", 'h', OPT_NONE, 'h'},
+                                    {0}};
     store_format fmt = STORE_FORMAT_JSON;
     const char *out = NULL;
-    int c;
-    while ((c = getopt_long(argc, argv, "f:o:h", opts, NULL)) != -1) {
-        switch (c) {
+    int o;
+    opt_parser p;
+    opt_init(&p, argc, argv, opts, OPT_PERMUTE, c->err);
+    while ((o = opt_next(&p)) != OPT_END) {
+        switch (o) {
         case 'f':
-            if (store_format_parse(optarg, &fmt) != 0) {
-                fprintf(stderr, "ndf export: unknown format '%s' (json, csv or yaml)\n",
-                        optarg);
+            if (store_format_parse(p.arg, &fmt) != 0) {
+                fprintf(c->err, "ndf export: unknown format '%s' (json, csv or yaml)\n", p.arg);
                 return EXIT_USAGE;
             }
             break;
-        case 'o': out = optarg; break;
-        case 'h': usage_print(export_usage); return EXIT_OK;
-        default: fputs(export_usage, stderr); return EXIT_USAGE;
+        case 'o':
+            /* the server writes no file a client names: the data comes
+             * back, and `ndf ctl export -o` writes it on the client's side */
+            if (cmd_refuse_served(c, "export answers with the data in \"stdout\"; the client "
+                                     "writes the file, not -o"))
+                return CMD_REFUSED;
+            out = p.arg;
+            break;
+        case 'h': return cmd_help(c);
+        default: return cmd_bad_usage(c);
         }
     }
-    const char *name = app_pattern_arg("export", argc, argv);
+    const char *name = cmd_pattern_arg(c, &p);
     if (!name)
         return EXIT_USAGE;
     int rc;
-    store *s = open_store(a, APP_CONFIG, &rc);
+    store *s = open_store(c, RT_CONFIG, &rc);
     if (!s)
         return rc;
     strbuf sb;
@@ -143,9 +155,9 @@ int cmd_export(app *a, int argc, char **argv)
     int st = store_export(s, name, fmt, &sb);
     if (st) {
         sb_free(&sb);
-        return fail_status("export", st);
+        return fail_status(c, st);
     }
-    rc = write_output(out, sb.buf ? sb.buf : "", sb.len);
+    rc = write_output(c, out, sb.buf ? sb.buf : "", sb.len);
     sb_free(&sb);
     return rc;
 }
@@ -166,66 +178,21 @@ static const char cleanup_usage[] =
     "  -n, --dry-run      prune nothing; only name the patterns it would remove\n"
     "  -h, --help         show this help\n";
 
-int cmd_cleanup(app *a, int argc, char **argv)
+/* Removes (or, dry, names) the stored state of the patterns in `names`
+ * that are no longer defined and were not used for `hours`.  Returns the
+ * exit code so far. */
+static int cleanup_stored(cmd_ctx *c, store *s, char **names, size_t n, double hours, double now,
+                          int dry, int status)
 {
-    static const struct option opts[] = {{"max-age-hours", required_argument, NULL, 'm'},
-                                         {"dry-run", no_argument, NULL, 'n'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
-    double hours = 24;
-    int dry = 0, c;
-    while ((c = getopt_long(argc, argv, "nh", opts, NULL)) != -1) {
-        switch (c) {
-        case 'm': {
-            char *end;
-            hours = strtod(optarg, &end);
-            if (*end || end == optarg || !(hours >= 0) || !isfinite(hours)) {
-                fprintf(stderr, "ndf cleanup: --max-age-hours: not a number >= 0: '%s'\n",
-                        optarg);
-                return EXIT_USAGE;
-            }
-            break;
-        }
-        case 'n': dry = 1; break;
-        case 'h': usage_print(cleanup_usage); return EXIT_OK;
-        default: fputs(cleanup_usage, stderr); return EXIT_USAGE;
-        }
-    }
-    if (optind < argc) {
-        fprintf(stderr, "ndf cleanup: too many arguments\n");
-        return EXIT_USAGE;
-    }
-    int rc;
-    store *s = open_store(a, APP_PATTERNS, &rc);
-    if (!s)
-        return rc;
-    const settings *set = &a->cfg->set;
-    double now = now_wall();
-    int status = rc;
-    if (!dry) {
-        store_cleanup_result res;
-        int st = store_cleanup(s, set->history_limit, set->retention_days * 86400.0, now, &res);
-        if (st)
-            return fail_status("cleanup", st);
-        printf("removed %llu execution%s from the history; gave back %llu page%s\n",
-               (unsigned long long)res.executions, res.executions == 1 ? "" : "s",
-               (unsigned long long)res.pages, res.pages == 1 ? "" : "s");
-    }
-
-    char **names;
-    size_t n;
-    int st = store_patterns(s, &names, &n);
-    if (st)
-        return fail_status("cleanup", st);
     for (size_t i = 0; i < n; i++) {
         pattern *p;
-        if (registry_get(a->reg, names[i], &p) == NDF_OK) {
+        if (registry_get(c->rt->reg, names[i], &p) == NDF_OK) {
             pattern_unref(p);
             continue;
         }
         /* with definitions that failed to load, "not defined" means nothing */
-        if (a->pattern_errors) {
-            fprintf(stderr, "ndf cleanup: some pattern definitions failed to load; "
+        if (c->rt->pattern_errors) {
+            fprintf(c->err, "ndf cleanup: some pattern definitions failed to load; "
                             "stored state is left alone\n");
             break;
         }
@@ -238,17 +205,68 @@ int cmd_cleanup(app *a, int argc, char **argv)
         if (used > 0 && now - used < hours * 3600.0)
             continue;
         if (dry) {
-            printf("would remove the stored state of '%s' (not defined)\n", names[i]);
-            continue;
-        }
-        st = store_remove_pattern(s, names[i]);
-        if (st) {
-            fprintf(stderr, "ndf cleanup: %s\n", err_msg());
-            status = exit_code_for(st);
+            fprintf(c->out, "would remove the stored state of '%s' (not defined)\n", names[i]);
+        } else if (store_remove_pattern(s, names[i]) != NDF_OK) {
+            fprintf(c->err, "ndf cleanup: %s\n", err_msg());
+            status = EXIT_IO;
         } else {
-            printf("removed the stored state of '%s' (not defined)\n", names[i]);
+            fprintf(c->out, "removed the stored state of '%s' (not defined)\n", names[i]);
         }
     }
+    return status;
+}
+
+static int cmd_cleanup(cmd_ctx *c, int argc, char **argv)
+{
+    static const opt_spec opts[] = {{"max-age-hours", 0, OPT_REQUIRED, 'm'},
+                                    {"dry-run", 'n', OPT_NONE, 'n'},
+                                    {"help", 'h', OPT_NONE, 'h'},
+                                    {0}};
+    double hours = 24;
+    int dry = 0, o;
+    opt_parser p;
+    opt_init(&p, argc, argv, opts, OPT_PERMUTE, c->err);
+    while ((o = opt_next(&p)) != OPT_END) {
+        switch (o) {
+        case 'm': {
+            char *end;
+            hours = strtod(p.arg, &end);
+            if (*end || end == p.arg || !(hours >= 0) || !isfinite(hours)) {
+                fprintf(c->err, "ndf cleanup: --max-age-hours: not a number >= 0: '%s'\n", p.arg);
+                return EXIT_USAGE;
+            }
+            break;
+        }
+        case 'n': dry = 1; break;
+        case 'h': return cmd_help(c);
+        default: return cmd_bad_usage(c);
+        }
+    }
+    if (p.noperands) {
+        fprintf(c->err, "ndf cleanup: too many arguments\n");
+        return EXIT_USAGE;
+    }
+    int rc;
+    store *s = open_store(c, RT_PATTERNS, &rc);
+    if (!s)
+        return rc;
+    const settings *set = &c->rt->cfg->set;
+    double now = now_wall();
+    if (!dry) {
+        store_cleanup_result res;
+        int st = store_cleanup(s, set->history_limit, set->retention_days * 86400.0, now, &res);
+        if (st)
+            return fail_status(c, st);
+        fprintf(c->out, "removed %llu execution%s from the history; gave back %llu page%s\n",
+                (unsigned long long)res.executions, res.executions == 1 ? "" : "s",
+                (unsigned long long)res.pages, res.pages == 1 ? "" : "s");
+    }
+    char **names;
+    size_t n;
+    int st = store_patterns(s, &names, &n);
+    if (st)
+        return fail_status(c, st);
+    int status = cleanup_stored(c, s, names, n, hours, now, dry, rc);
     for (size_t i = 0; i < n; i++)
         free(names[i]);
     free(names);
@@ -265,39 +283,44 @@ static const char reset_usage[] =
     "\n"
     "  -h, --help  show this help\n";
 
-int cmd_reset_stats(app *a, int argc, char **argv)
+static int cmd_reset_stats(cmd_ctx *c, int argc, char **argv)
 {
-    static const struct option opts[] = {{"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
-    int c;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'h': usage_print(reset_usage); return EXIT_OK;
-        default: fputs(reset_usage, stderr); return EXIT_USAGE;
+    static const opt_spec opts[] = {{"help", 'h', OPT_NONE, 'h'}, {0}};
+    int o;
+    opt_parser op;
+    opt_init(&op, argc, argv, opts, OPT_PERMUTE, c->err);
+    while ((o = opt_next(&op)) != OPT_END) {
+        switch (o) {
+        case 'h': return cmd_help(c);
+        default: return cmd_bad_usage(c);
         }
     }
-    const char *name = app_pattern_arg("reset-stats", argc, argv);
+    const char *name = cmd_pattern_arg(c, &op);
     if (!name)
         return EXIT_USAGE;
     int rc;
-    store *s = open_store(a, APP_PATTERNS, &rc);
+    store *s = open_store(c, RT_PATTERNS, &rc);
     if (!s)
         return rc;
+    registry *reg = c->rt->reg;
     pattern *p = NULL;
-    int defined = registry_get(a->reg, name, &p) == NDF_OK;
+    int defined = registry_get(reg, name, &p) == NDF_OK;
     int st = store_reset_stats(s, name);
     if (st == NDF_ERR_NOT_FOUND && defined)
         st = NDF_OK; /* nothing stored: it is at its prior already */
     if (p) {
         if (!st)
-            pattern_reset_stats(p, registry_learning(a->reg));
+            pattern_reset_stats(p, registry_learning(reg));
         pattern_unref(p);
     }
-    if (st == NDF_ERR_NOT_FOUND)
-        st = err_set(NDF_ERR_NOT_FOUND, "no pattern named '%s'", name);
+    if (st == NDF_ERR_NOT_FOUND) {
+        fprintf(c->err, "ndf reset-stats: no pattern named '%s'\n", name);
+        return EXIT_NOT_FOUND;
+    }
     if (st)
-        return fail_status("reset-stats", st);
-    printf("reset the statistics of '%s' (its kept executions stay in the history)\n", name);
+        return fail_status(c, st);
+    fprintf(c->out, "reset the statistics of '%s' (its kept executions stay in the history)\n",
+            name);
     return rc;
 }
 
@@ -315,10 +338,11 @@ static const char analytics_usage[] =
     "  -h, --help    show this help\n";
 
 /* Unicode sparklines only where the locale says UTF-8. */
-static int utf8_terminal(void)
+static int utf8_terminal(FILE *out)
 {
     const char *vars[] = {"LC_ALL", "LC_CTYPE", "LANG"};
-    if (!isatty(STDOUT_FILENO))
+    int fd = fileno(out); /* -1 for a memory stream (a served command) */
+    if (fd < 0 || !isatty(fd))
         return 0;
     for (size_t i = 0; i < 3; i++) {
         const char *v = getenv(vars[i]);
@@ -327,6 +351,59 @@ static int utf8_terminal(void)
                    strstr(v, "utf-8");
     }
     return 0;
+}
+
+/* analytics_json's steps, trend and recommendations. */
+static void analytics_json_tail(strbuf *sb, const analytics *an, const trend *t, char **recs,
+                                size_t nrec)
+{
+    sb_puts(sb, ",\"steps\":[");
+    for (size_t i = 0; i < an->nsteps; i++) {
+        const step_stats *s = &an->steps[i];
+        if (i)
+            sb_puts(sb, ",");
+        sb_puts(sb, "{\"name\":");
+        sb_json_str(sb, s->name);
+        sb_printf(sb, ",\"count\":%zu,\"failures\":%zu,\"timeouts\":%zu,\"mean_ms\":", s->count,
+                  s->failures, s->timeouts);
+        json_num(sb, s->mean_ms);
+        sb_puts(sb, ",\"p50_ms\":");
+        json_num(sb, s->p50_ms);
+        sb_puts(sb, ",\"p95_ms\":");
+        json_num(sb, s->p95_ms);
+        sb_puts(sb, ",\"max_ms\":");
+        json_num(sb, s->max_ms);
+        sb_puts(sb, "}");
+    }
+    sb_printf(sb, "],\"trend\":{\"days\":%d,\"samples\":%zu,\"success_rate\":", t->days,
+              t->samples);
+    json_num(sb, t->success_rate);
+    sb_puts(sb, ",\"success_rate_trend\":[");
+    for (int i = 0; i < t->days; i++) {
+        if (i)
+            sb_puts(sb, ",");
+        if (t->daily[i].executions)
+            json_num(sb, (double)t->daily[i].successes / (double)t->daily[i].executions);
+        else
+            sb_puts(sb, "null");
+    }
+    sb_puts(sb, "],\"direction\":");
+    sb_json_str(sb, t->direction);
+    sb_puts(sb, ",\"rate_of_change\":");
+    json_num(sb, t->slope_per_day);
+    sb_puts(sb, ",\"prediction\":");
+    json_num(sb, t->prediction);
+    sb_puts(sb, ",\"horizon_days\":");
+    json_num(sb, t->horizon_days);
+    sb_puts(sb, ",\"performance_outlook\":");
+    sb_json_str(sb, t->outlook);
+    sb_puts(sb, "},\"recommendations\":[");
+    for (size_t i = 0; i < nrec; i++) {
+        if (i)
+            sb_puts(sb, ",");
+        sb_json_str(sb, recs[i]);
+    }
+    sb_puts(sb, "]}\n");
 }
 
 static void analytics_json(strbuf *sb, const stored_pattern *sp, const analytics *an,
@@ -381,110 +458,34 @@ static void analytics_json(strbuf *sb, const stored_pattern *sp, const analytics
         sb_puts(sb, "null");
     sb_puts(sb, ",\"learning_progress\":");
     json_num(sb, an->learning_progress);
-    sb_puts(sb, ",\"steps\":[");
-    for (size_t i = 0; i < an->nsteps; i++) {
-        const step_stats *s = &an->steps[i];
-        if (i)
-            sb_puts(sb, ",");
-        sb_puts(sb, "{\"name\":");
-        sb_json_str(sb, s->name);
-        sb_printf(sb, ",\"count\":%zu,\"failures\":%zu,\"timeouts\":%zu,\"mean_ms\":", s->count,
-                  s->failures, s->timeouts);
-        json_num(sb, s->mean_ms);
-        sb_puts(sb, ",\"p50_ms\":");
-        json_num(sb, s->p50_ms);
-        sb_puts(sb, ",\"p95_ms\":");
-        json_num(sb, s->p95_ms);
-        sb_puts(sb, ",\"max_ms\":");
-        json_num(sb, s->max_ms);
-        sb_puts(sb, "}");
-    }
-    sb_printf(sb, "],\"trend\":{\"days\":%d,\"samples\":%zu,\"success_rate\":", t->days,
-              t->samples);
-    json_num(sb, t->success_rate);
-    sb_puts(sb, ",\"success_rate_trend\":[");
-    for (int i = 0; i < t->days; i++) {
-        if (i)
-            sb_puts(sb, ",");
-        if (t->daily[i].executions)
-            json_num(sb, (double)t->daily[i].successes / (double)t->daily[i].executions);
-        else
-            sb_puts(sb, "null");
-    }
-    sb_puts(sb, "],\"direction\":");
-    sb_json_str(sb, t->direction);
-    sb_puts(sb, ",\"rate_of_change\":");
-    json_num(sb, t->slope_per_day);
-    sb_puts(sb, ",\"prediction\":");
-    json_num(sb, t->prediction);
-    sb_puts(sb, ",\"horizon_days\":");
-    json_num(sb, t->horizon_days);
-    sb_puts(sb, ",\"performance_outlook\":");
-    sb_json_str(sb, t->outlook);
-    sb_puts(sb, "},\"recommendations\":[");
-    for (size_t i = 0; i < nrec; i++) {
-        if (i)
-            sb_puts(sb, ",");
-        sb_json_str(sb, recs[i]);
-    }
-    sb_puts(sb, "]}\n");
+    analytics_json_tail(sb, an, t, recs, nrec);
 }
 
-static void analytics_text(strbuf *sb, const stored_pattern *sp, const analytics *an,
-                           const trend *t, char **recs, size_t nrec, const analytics_opts *o)
+/* The charts: scores as stored, the success rate as a rolling mean. */
+static void analytics_charts(strbuf *sb, const stored_pattern *sp, const analytics *an, int utf8)
 {
-    char when[64];
-    int utf8 = utf8_terminal();
-    sb_printf(sb, "Pattern:         %s\n", sp->name);
-    sb_printf(sb, "Executions:      %llu (%llu succeeded, success rate %.1f%%)\n",
-              (unsigned long long)an->execution_count, (unsigned long long)an->successes,
-              100.0 * an->success_rate);
-    sb_printf(sb, "Confidence:      %.3f (%s), threshold %.2f\n", an->score,
-              confidence_level_name(confidence_level_from_score(an->score)), o->threshold);
-    sb_printf(sb, "Learning:        %.0f%% (min_samples %d)\n", 100.0 * an->learning_progress,
-              o->min_samples);
-    if (an->history_count) {
-        sb_printf(sb, "Response time:   avg %.1f ms, p50 %.1f ms, p95 %.1f ms (last %zu)\n",
-                  an->avg_response_ms, an->p50_response_ms, an->p95_response_ms,
-                  an->history_count);
-        sb_printf(sb, "Resources:       cpu avg %.3f s (max %.3f s), peak memory avg %.1f MiB "
-                      "(max %.1f MiB)\n",
-                  an->avg_cpu_s, an->max_cpu_s, an->avg_peak_rss_kb / 1024.0,
-                  an->max_peak_rss_kb / 1024.0);
+    size_t n = an->ntrend, w = n >= 50 ? n / 10 : 5;
+    double *roll = xmalloc(n * sizeof *roll);
+    double acc = 0;
+    for (size_t i = 0; i < n; i++) {
+        acc += sp->history[i].success ? 1 : 0;
+        if (i >= w)
+            acc -= sp->history[i - w].success ? 1 : 0;
+        roll[i] = acc / (double)(i + 1 < w ? i + 1 : w);
     }
-    fmt_time(when, sizeof when, an->last_execution);
-    sb_printf(sb, "Last execution:  %s\n", when);
-    sb_printf(sb, "\nTrend, last %d day%s: %s", t->days, t->days == 1 ? "" : "s", t->direction);
-    /* A slope fitted to too few samples (two runs seconds apart give
-     * thousands per day) says nothing, so it is only shown once trusted. */
-    if (strcmp(t->direction, "insufficient data") == 0)
-        sb_printf(sb, " (%zu execution%s in the period)", t->samples, t->samples == 1 ? "" : "s");
-    else if (t->samples >= 2)
-        sb_printf(sb, ", %+.3f per day; success %.1f%% over %zu executions; predicted %.0f%%; "
-                      "outlook %s",
-                  t->slope_per_day, 100.0 * t->success_rate, t->samples, 100.0 * t->prediction,
-                  t->outlook);
-    sb_puts(sb, "\n");
-    if (an->ntrend) {
-        /* the charts: scores as stored, the success rate as a rolling mean */
-        size_t n = an->ntrend, w = n >= 50 ? n / 10 : 5;
-        double *roll = xmalloc(n * sizeof *roll);
-        double acc = 0;
-        for (size_t i = 0; i < n; i++) {
-            acc += sp->history[i].success ? 1 : 0;
-            if (i >= w)
-                acc -= sp->history[i - w].success ? 1 : 0;
-            roll[i] = acc / (double)(i + 1 < w ? i + 1 : w);
-        }
-        char *cl = sparkline(an->confidence_trend, n, 0, 1, 60, utf8);
-        char *rl = sparkline(roll, n, 0, 1, 60, utf8);
-        sb_printf(sb, "  confidence    %s  %.2f -> %.2f\n", cl, an->confidence_trend[0],
-                  an->confidence_trend[n - 1]);
-        sb_printf(sb, "  success rate  %s  (rolling over %zu)\n", rl, w);
-        free(cl);
-        free(rl);
-        free(roll);
-    }
+    char *cl = sparkline(an->confidence_trend, n, 0, 1, 60, utf8);
+    char *rl = sparkline(roll, n, 0, 1, 60, utf8);
+    sb_printf(sb, "  confidence    %s  %.2f -> %.2f\n", cl, an->confidence_trend[0],
+              an->confidence_trend[n - 1]);
+    sb_printf(sb, "  success rate  %s  (rolling over %zu)\n", rl, w);
+    free(cl);
+    free(rl);
+    free(roll);
+}
+
+/* The per-domain and per-step tables. */
+static void analytics_breakdown(strbuf *sb, const analytics *an)
+{
     if (an->ndomains) {
         sb_puts(sb, "\nDomains:\n");
         for (size_t i = 0; i < an->ndomains; i++) {
@@ -497,14 +498,55 @@ static void analytics_text(strbuf *sb, const stored_pattern *sp, const analytics
         }
     }
     if (an->nsteps) {
-        sb_printf(sb, "\nSteps:\n  %-24s %7s %8s %10s %10s\n", "NAME", "RUNS", "FAILED",
-                  "P50 MS", "P95 MS");
+        sb_printf(sb, "\nSteps:\n  %-24s %7s %8s %10s %10s\n", "NAME", "RUNS", "FAILED", "P50 MS",
+                  "P95 MS");
         for (size_t i = 0; i < an->nsteps; i++) {
             const step_stats *s = &an->steps[i];
             sb_printf(sb, "  %-24s %7zu %8zu %10.1f %10.1f\n", s->name, s->count, s->failures,
                       s->p50_ms, s->p95_ms);
         }
     }
+}
+
+static void analytics_text(strbuf *sb, const stored_pattern *sp, const analytics *an,
+                           const trend *t, char **recs, size_t nrec, const analytics_opts *o,
+                           int utf8)
+{
+    char when[64];
+    sb_printf(sb, "Pattern:         %s\n", sp->name);
+    sb_printf(sb, "Executions:      %llu (%llu succeeded, success rate %.1f%%)\n",
+              (unsigned long long)an->execution_count, (unsigned long long)an->successes,
+              100.0 * an->success_rate);
+    sb_printf(sb, "Confidence:      %.3f (%s), threshold %.2f\n", an->score,
+              confidence_level_name(confidence_level_from_score(an->score)), o->threshold);
+    sb_printf(sb, "Learning:        %.0f%% (min_samples %d)\n", 100.0 * an->learning_progress,
+              o->min_samples);
+    if (an->history_count) {
+        sb_printf(sb, "Response time:   avg %.1f ms, p50 %.1f ms, p95 %.1f ms (last %zu)\n",
+                  an->avg_response_ms, an->p50_response_ms, an->p95_response_ms, an->history_count);
+        sb_printf(sb,
+                  "Resources:       cpu avg %.3f s (max %.3f s), peak memory avg %.1f MiB "
+                  "(max %.1f MiB)\n",
+                  an->avg_cpu_s, an->max_cpu_s, an->avg_peak_rss_kb / 1024.0,
+                  an->max_peak_rss_kb / 1024.0);
+    }
+    fmt_time(when, sizeof when, an->last_execution);
+    sb_printf(sb, "Last execution:  %s\n", when);
+    sb_printf(sb, "\nTrend, last %d day%s: %s", t->days, t->days == 1 ? "" : "s", t->direction);
+    /* A slope fitted to too few samples (two runs seconds apart give
+     * thousands per day) says nothing, so it is only shown once trusted. */
+    if (strcmp(t->direction, "insufficient data") == 0)
+        sb_printf(sb, " (%zu execution%s in the period)", t->samples, t->samples == 1 ? "" : "s");
+    else if (t->samples >= 2)
+        sb_printf(sb,
+                  ", %+.3f per day; success %.1f%% over %zu executions; predicted %.0f%%; "
+                  "outlook %s",
+                  t->slope_per_day, 100.0 * t->success_rate, t->samples, 100.0 * t->prediction,
+                  t->outlook);
+    sb_puts(sb, "\n");
+    if (an->ntrend)
+        analytics_charts(sb, sp, an, utf8);
+    analytics_breakdown(sb, an);
     sb_puts(sb, "\nRecommendations:\n");
     if (!nrec)
         sb_puts(sb, "  none: nothing stands out\n");
@@ -512,66 +554,81 @@ static void analytics_text(strbuf *sb, const stored_pattern *sp, const analytics
         sb_printf(sb, "  - %s\n", recs[i]);
 }
 
-int cmd_analytics(app *a, int argc, char **argv)
+/* The pattern's stored record, its counts from the live pattern when it is
+ * defined, into *sp, and the analysis options in *o.  Returns NDF_OK or a
+ * status with err_msg() set. */
+static int analytics_load(runtime *a, store *s, const char *name, stored_pattern *sp,
+                          analytics_opts *o)
 {
-    static const struct option opts[] = {{"days", required_argument, NULL, 'd'},
-                                         {"json", no_argument, NULL, 'j'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
-    int days = 7, json = 0, c;
-    while ((c = getopt_long(argc, argv, "d:h", opts, NULL)) != -1) {
-        switch (c) {
+    const learning_params *lp = registry_learning(a->reg);
+    *o = (analytics_opts){lp->min_samples, a->cfg->set.confidence_threshold,
+                          a->cfg->set.pattern_timeout, lp->convergence_threshold, now_wall()};
+    pattern *p = NULL;
+    int st = history_load(s, name, (size_t)a->cfg->set.history_limit, sp);
+    if (registry_get(a->reg, name, &p) != NDF_OK) {
+        /* a name never stored (or not a valid one) is simply not there */
+        if (st == NDF_ERR_NOT_FOUND || st == NDF_ERR_INVALID)
+            st = err_set(NDF_ERR_NOT_FOUND, "no pattern named '%s' (not defined, nothing stored)",
+                         name);
+        return st;
+    }
+    o->threshold = pattern_threshold(p, o->threshold);
+    if (p->timeout > 0)
+        o->timeout_s = p->timeout;
+    /* the registry read it from the store: the same counts, resident */
+    if (st == NDF_OK) {
+        learning_free(&sp->learn);
+    } else if (st == NDF_ERR_NOT_FOUND) {
+        memset(sp, 0, sizeof *sp);
+        sp->name = xstrdup(name);
+    } else {
+        pattern_unref(p);
+        return st;
+    }
+    pattern_stats(p, &sp->learn);
+    pattern_unref(p);
+    return NDF_OK;
+}
+
+static int cmd_analytics(cmd_ctx *c, int argc, char **argv)
+{
+    static const opt_spec opts[] = {{"days", 'd', OPT_REQUIRED, 'd'},
+                                    {"json", 0, OPT_NONE, 'j'},
+                                    {"help", 'h', OPT_NONE, 'h'},
+                                    {0}};
+    int days = 7, json = 0, opt;
+    opt_parser p;
+    opt_init(&p, argc, argv, opts, OPT_PERMUTE, c->err);
+    while ((opt = opt_next(&p)) != OPT_END) {
+        switch (opt) {
         case 'd': {
             char *end;
-            long v = strtol(optarg, &end, 10);
-            if (*end || end == optarg || v < 1 || v > 3650) {
-                fprintf(stderr, "ndf analytics: --days: not a number of days 1..3650: '%s'\n",
-                        optarg);
+            long v = strtol(p.arg, &end, 10);
+            if (*end || end == p.arg || v < 1 || v > 3650) {
+                fprintf(c->err, "ndf analytics: --days: not a number of days 1..3650: '%s'\n",
+                        p.arg);
                 return EXIT_USAGE;
             }
             days = (int)v;
             break;
         }
         case 'j': json = 1; break;
-        case 'h': usage_print(analytics_usage); return EXIT_OK;
-        default: fputs(analytics_usage, stderr); return EXIT_USAGE;
+        case 'h': return cmd_help(c);
+        default: return cmd_bad_usage(c);
         }
     }
-    const char *name = app_pattern_arg("analytics", argc, argv);
+    const char *name = cmd_pattern_arg(c, &p);
     if (!name)
         return EXIT_USAGE;
     int rc;
-    store *s = open_store(a, APP_PATTERNS, &rc);
+    store *s = open_store(c, RT_PATTERNS, &rc);
     if (!s)
         return rc;
-    const learning_params *lp = registry_learning(a->reg);
-    analytics_opts o = {lp->min_samples, a->cfg->set.confidence_threshold,
-                        a->cfg->set.pattern_timeout, lp->convergence_threshold, now_wall()};
-    pattern *p = NULL;
     stored_pattern sp;
-    int st = history_load(s, name, a->cfg->set.history_limit, &sp);
-    if (registry_get(a->reg, name, &p) == NDF_OK) {
-        o.threshold = pattern_threshold(p, o.threshold);
-        if (p->timeout > 0)
-            o.timeout_s = p->timeout;
-        /* the registry read it from the store: the same counts, resident */
-        if (st == NDF_OK)
-            learning_free(&sp.learn);
-        else if (st == NDF_ERR_NOT_FOUND)
-            memset(&sp, 0, sizeof sp), sp.name = xstrdup(name);
-        else {
-            pattern_unref(p);
-            return fail_status("analytics", st);
-        }
-        pattern_stats(p, &sp.learn);
-        pattern_unref(p);
-    } else if (st) {
-        /* a name never stored (or not a valid one) is simply not there */
-        if (st == NDF_ERR_NOT_FOUND || st == NDF_ERR_INVALID)
-            st = err_set(NDF_ERR_NOT_FOUND, "no pattern named '%s' (not defined, nothing stored)",
-                         name);
-        return fail_status("analytics", st);
-    }
+    analytics_opts o;
+    int st = analytics_load(c->rt, s, name, &sp, &o);
+    if (st)
+        return fail_status(c, st);
     analytics an;
     trend t;
     char **recs;
@@ -583,8 +640,8 @@ int cmd_analytics(app *a, int argc, char **argv)
     if (json)
         analytics_json(&sb, &sp, &an, &t, recs, nrec, &o);
     else
-        analytics_text(&sb, &sp, &an, &t, recs, nrec, &o);
-    emit(&sb);
+        analytics_text(&sb, &sp, &an, &t, recs, nrec, &o, utf8_terminal(c->out));
+    emit(c->out, &sb);
     for (size_t i = 0; i < nrec; i++)
         free(recs[i]);
     free(recs);
@@ -606,27 +663,26 @@ static const char monitor_help[] =
     "  --json      print JSON (see ndf(1))\n"
     "  -h, --help  show this help\n";
 
-int cmd_monitor(app *a, int argc, char **argv)
+static int cmd_monitor(cmd_ctx *c, int argc, char **argv)
 {
-    static const struct option opts[] = {{"json", no_argument, NULL, 'j'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
-    int json = 0, c;
-    (void)a;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        switch (c) {
+    static const opt_spec opts[] = {{"json", 0, OPT_NONE, 'j'}, {"help", 'h', OPT_NONE, 'h'}, {0}};
+    int json = 0, o;
+    opt_parser p;
+    opt_init(&p, argc, argv, opts, OPT_PERMUTE, c->err);
+    while ((o = opt_next(&p)) != OPT_END) {
+        switch (o) {
         case 'j': json = 1; break;
-        case 'h': usage_print(monitor_help); return EXIT_OK;
-        default: fputs(monitor_help, stderr); return EXIT_USAGE;
+        case 'h': return cmd_help(c);
+        default: return cmd_bad_usage(c);
         }
     }
-    if (optind < argc) {
-        fprintf(stderr, "ndf monitor: too many arguments\n");
+    if (p.noperands) {
+        fprintf(c->err, "ndf monitor: too many arguments\n");
         return EXIT_USAGE;
     }
     monitor_sample m;
     if (monitor_sample_get(&m) != NDF_OK) {
-        fprintf(stderr, "ndf monitor: %s\n", err_msg());
+        fprintf(c->err, "ndf monitor: %s\n", err_msg());
         return EXIT_IO;
     }
     strbuf sb;
@@ -650,6 +706,44 @@ int cmd_monitor(app *a, int argc, char **argv)
                   m.mem_available_kb / 1024.0, m.mem_total_kb / 1024.0);
         sb_printf(&sb, "disk I/O  %5.1f%%  (busiest device)\n", 100.0 * m.io);
     }
-    emit(&sb);
+    emit(c->out, &sb);
     return EXIT_OK;
 }
+
+const cmd_entry cmd_export_entry = {
+    .name = "export",
+    .summary = "export a pattern's learning data (json, csv, yaml)",
+    .usage = export_usage,
+    .flags = CMD_SERVABLE,
+    .exec = cmd_export,
+};
+
+const cmd_entry cmd_cleanup_entry = {
+    .name = "cleanup",
+    .summary = "release unused learning state and stale stored files",
+    .usage = cleanup_usage,
+    .exec = cmd_cleanup,
+};
+
+const cmd_entry cmd_reset_stats_entry = {
+    .name = "reset-stats",
+    .summary = "reset a pattern's learning state and history",
+    .usage = reset_usage,
+    .exec = cmd_reset_stats,
+};
+
+const cmd_entry cmd_analytics_entry = {
+    .name = "analytics",
+    .summary = "report a pattern's performance, trend and advice",
+    .usage = analytics_usage,
+    .flags = CMD_SERVABLE,
+    .exec = cmd_analytics,
+};
+
+const cmd_entry cmd_monitor_entry = {
+    .name = "monitor",
+    .summary = "print current cpu, memory and disk I/O usage",
+    .usage = monitor_help,
+    .flags = 0,
+    .exec = cmd_monitor,
+};

@@ -1,10 +1,16 @@
-/* The ndf program's commands and its documented exit codes (ndf(1)).
- * Each command is `int cmd_NAME(app *a, int argc, char **argv)`, called with
- * argv[0] being the command name, and returns an exit code. */
+/* The ndf program's commands as one table (tmux's cmd_entry is the model):
+ * each entry has its name, help, flags and a handler that writes to the
+ * sinks it is handed, never to the process's stdout or stderr, so that the
+ * server runs the same handlers for its clients.  Also the documented exit
+ * codes (ndf(1)): this layer alone knows them. */
 #ifndef NDF_COMMANDS_H
 #define NDF_COMMANDS_H
 
-#include "cli/app.h"
+#include <stdio.h>
+
+#include "app/runtime.h"
+#include "model/context.h"
+#include "cli/opt.h"
 
 /* Exit codes: stable, documented in ndf(1). */
 enum {
@@ -24,45 +30,98 @@ enum {
 /* Maps an ndf_status to the exit code above. */
 int exit_code_for(int status);
 
-typedef int (*command_fn)(app *a, int argc, char **argv);
+/* cmd_entry.flags */
+enum {
+    CMD_SERVABLE = 1, /* `ndf ctl NAME` runs it on the server for a client */
+    CMD_LOADER = 2,   /* reads the plugin loader (served under the reload lock) */
+    CMD_CONTEXT = 4   /* takes a context (served: the request's "context") */
+};
 
-/* cmd_plugins.c */
-int cmd_plugins(app *a, int argc, char **argv);
-int cmd_inspect(app *a, int argc, char **argv);
-/* cmd_config.c */
-int cmd_check_config(app *a, int argc, char **argv);
-int cmd_config(app *a, int argc, char **argv);
-/* cmd_patterns.c */
-int cmd_list(app *a, int argc, char **argv);
-int cmd_show(app *a, int argc, char **argv);
-int cmd_similar(app *a, int argc, char **argv);
-/* cmd_storage.c */
-int cmd_export(app *a, int argc, char **argv);
-int cmd_cleanup(app *a, int argc, char **argv);
-int cmd_reset_stats(app *a, int argc, char **argv);
-int cmd_analytics(app *a, int argc, char **argv);
-int cmd_monitor(app *a, int argc, char **argv);
+struct cmd_entry;
 
-/* cmd_run.c */
-int cmd_run(app *a, int argc, char **argv);
-int cmd_batch(app *a, int argc, char **argv);
-/* cmd_history.c */
-int cmd_runs(app *a, int argc, char **argv);
-int cmd_status(app *a, int argc, char **argv);
-int cmd_logs(app *a, int argc, char **argv);
-int cmd_backup(app *a, int argc, char **argv);
-int cmd_restore(app *a, int argc, char **argv);
+/* What a command runs with.  The sinks belong to the caller. */
+typedef struct cmd_ctx {
+    const struct cmd_entry *entry;
+    runtime *rt;
+    FILE *in; /* standard input, or NULL when served (a client has none here) */
+    FILE *out, *err;
+    int verbosity; /* -1 quiet, 0 normal, 1+ verbose */
+    /* Served: the client's context, sent as data (the request's "context"
+     * member); NULL when none was sent. */
+    const ndf_context *context;
+    int served; /* running for a socket client */
+} cmd_ctx;
 
-/* cmd_serve.c */
-int cmd_serve(app *a, int argc, char **argv);
-int cmd_ctl(app *a, int argc, char **argv);
+/* A handler's return when it refuses a served request outright (it named
+ * a file or standard input of the server's side): err_msg() says why, and
+ * the client gets an error answer rather than an exit code. */
+#define CMD_REFUSED (-1)
 
-/* Prints an execution record (record_to_json's object, parsed) as
- * `ndf status` does: the summary line, then every node indented. */
+typedef struct cmd_entry {
+    const char *name;
+    const char *summary; /* one line for `ndf --help` */
+    const char *usage;   /* all of `ndf NAME --help` */
+    unsigned flags;      /* CMD_* */
+    /* argv[0] is the command's name.  Returns an exit code (or CMD_REFUSED). */
+    int (*exec)(cmd_ctx *c, int argc, char **argv);
+} cmd_entry;
+
+/* The commands, in the order `ndf --help` lists them; NULL-terminated. */
+extern const cmd_entry *const cmd_table[];
+/* The entry named `name`, or NULL. */
+const cmd_entry *cmd_find(const char *name);
+
+/* The report callback of a runtime that a command's context prints
+ * (`opaque` is the cmd_ctx): errors as they are, warnings as "warning: ..."
+ * unless quiet, failures as "ndf: ...", on c->err. */
+void cmd_report(void *opaque, runtime_diag sev, const char *msg);
+
+/* Prints the command's usage on c->out (for --help); returns EXIT_OK. */
+int cmd_help(cmd_ctx *c);
+/* Prints the command's usage on c->err (after a bad option); returns
+ * EXIT_USAGE. */
+int cmd_bad_usage(cmd_ctx *c);
+
+/* The one PATTERN operand a command takes, or NULL after telling the user
+ * on c->err what is wrong ("ndf CMD: which pattern?..." / "too many
+ * arguments"); the caller then returns EXIT_USAGE. */
+const char *cmd_pattern_arg(cmd_ctx *c, const opt_parser *p);
+
+/* Served commands take data, not paths: when c->served, refuses `what`
+ * (sets err_msg() to "bad request: ..." with `instead`) and returns 1 (the
+ * handler returns CMD_REFUSED); otherwise returns 0. */
+int cmd_refuse_served(cmd_ctx *c, const char *instead);
+
+/* The context options (cli/ctxopt.h) of a command: takes option `opt`
+ * into `co` and returns 1 when it is one, 0 when it is not.  A bad value
+ * is printed on c->err ("ndf: --priority ...") and *rc set to EXIT_USAGE;
+ * --context when served is refused (*rc = CMD_REFUSED): a client sends its
+ * context as data, and the server reads no file or stdin for it. */
+struct ctxopt;
+int cmd_context_option(cmd_ctx *c, struct ctxopt *co, int opt, const char *arg, int *rc);
+/* Builds the context of the options (from c->context when served).
+ * Returns EXIT_OK and *out (free with context_free()), or EXIT_USAGE after
+ * printing why on c->err. */
+int cmd_context_finish(cmd_ctx *c, struct ctxopt *co, ndf_context **out);
+
+/* Parses `arg`, the value of option `opt`, as a number of seconds >= 0.
+ * Returns 0, or -1 after saying why on c->err. */
+int cmd_parse_seconds(cmd_ctx *c, const char *opt, const char *arg, double *out);
+
+/* Prints an execution record (record_to_json's object, parsed) on `out`
+ * as `ndf status` does: the summary line, then every node indented. */
 struct cJSON;
-void status_print(const struct cJSON *record);
+void status_print(FILE *out, const struct cJSON *record);
 
-/* Prints "Usage: ..." help for a command on stdout. */
-void usage_print(const char *text);
+/* The handlers' entries, each beside its handler in cmd_*.c. */
+extern const cmd_entry cmd_plugins_entry, cmd_inspect_entry;              /* cmd_plugins.c */
+extern const cmd_entry cmd_check_config_entry, cmd_config_entry;          /* cmd_config.c */
+extern const cmd_entry cmd_list_entry, cmd_show_entry, cmd_similar_entry; /* cmd_patterns.c */
+extern const cmd_entry cmd_run_entry, cmd_batch_entry;                    /* cmd_run.c */
+extern const cmd_entry cmd_runs_entry, cmd_status_entry, cmd_logs_entry, cmd_backup_entry,
+    cmd_restore_entry; /* cmd_history.c */
+extern const cmd_entry cmd_export_entry, cmd_cleanup_entry, cmd_reset_stats_entry,
+    cmd_analytics_entry, cmd_monitor_entry;            /* cmd_storage.c */
+extern const cmd_entry cmd_serve_entry, cmd_ctl_entry; /* cmd_serve.c */
 
 #endif

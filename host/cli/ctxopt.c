@@ -2,11 +2,9 @@
 #include "build-config.h"
 
 #include <errno.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli/commands.h"
 #include "cli/ctxopt.h"
 #include "base/util.h"
 
@@ -41,9 +39,8 @@ int ctxopt_handle(ctxopt *o, int opt, const char *arg)
         errno = 0;
         long v = strtol(arg, &end, 10);
         if (!*arg || *end || errno || v < NDF_PRIORITY_HIGHEST || v > NDF_PRIORITY_LOWEST) {
-            fprintf(stderr, "ndf: --priority '%s': must be an integer from 1 (highest) to 5 "
-                            "(lowest)\n",
-                    arg);
+            err_set(NDF_ERR_INVALID,
+                    "--priority '%s': must be an integer from 1 (highest) to 5 (lowest)", arg);
             return -1;
         }
         o->priority = (int)v;
@@ -52,10 +49,8 @@ int ctxopt_handle(ctxopt *o, int opt, const char *arg)
     case CTXOPT_ATTR:
         if (!o->attrs)
             o->attrs = context_new(NULL, NULL, NDF_PRIORITY_HIGHEST);
-        if (context_parse_attr(o->attrs, arg) != NDF_OK) {
-            fprintf(stderr, "ndf: %s\n", err_msg());
+        if (context_parse_attr(o->attrs, arg) != NDF_OK)
             return -1;
-        }
         return 1;
     default: return 0;
     }
@@ -65,11 +60,12 @@ int ctxopt_finish(ctxopt *o, ndf_context **out)
 {
     ndf_context *c = NULL;
     *out = NULL;
-    if (o->file) {
-        if (context_from_json_file(o->file, &c) != NDF_OK) {
-            fprintf(stderr, "ndf: %s\n", err_msg());
-            return EXIT_USAGE;
-        }
+    if (o->base) {
+        c = context_dup(o->base);
+    } else if (o->file) {
+        int rc = context_from_json_file(o->file, &c);
+        if (rc != NDF_OK)
+            return rc;
     } else {
         c = context_new(NULL, NULL, NDF_PRIORITY_HIGHEST);
     }
@@ -84,11 +80,11 @@ int ctxopt_finish(ctxopt *o, ndf_context **out)
         context_free(c);
         c = m;
     }
-    if (context_validate(c) != NDF_OK) {
-        fprintf(stderr, "ndf: %s\n", err_msg());
+    int rc = context_validate(c);
+    if (rc != NDF_OK) {
         context_free(c);
-        return EXIT_USAGE;
+        return rc;
     }
     *out = c;
-    return EXIT_OK;
+    return NDF_OK;
 }

@@ -19,6 +19,7 @@
 #include <libconfig.h>
 
 #include "conf/config.h"
+#include "base/hashmap.h"
 #include "base/learning.h"
 #include "base/util.h"
 #include "base/value.h"
@@ -252,14 +253,13 @@ typedef struct reader {
     config *c;
     const char *file; /* interned absolute name of the file being read */
     char *incdir;     /* its directory: where libconfig 1.5 resolves @include */
-    /* pattern names seen so far, for duplicates: open addressing */
-    struct seen {
-        char *name;
-        const char *file;
-        int line;
-    } *seen;
-    size_t nseen, cap;
+    hashmap *seen;    /* pattern name -> its first definition (struct seen) */
 } reader;
+
+struct seen {
+    const char *file; /* interned */
+    int line;
+};
 
 /* libconfig records an included file's name as written in the @include,
  * which it resolved against the include directory. */
@@ -610,41 +610,17 @@ static const char *const pattern_keys[] = {"name",        "type",       "descrip
                                            "tags",        "confidence_threshold",
                                            "timeout",     "params",     NULL};
 
-static uint64_t hash_name(const char *s)
-{
-    uint64_t h = 1469598103934665603ULL;
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-    return h;
-}
-
 /* Returns the earlier definition of `name`, or records this one and returns
  * NULL. */
 static const struct seen *seen_add(reader *r, const char *name, const char *file, int line)
 {
-    if ((r->nseen + 1) * 2 > r->cap) {
-        size_t ncap = r->cap ? r->cap * 2 : 64;
-        struct seen *n = xcalloc(ncap, sizeof *n);
-        for (size_t i = 0; i < r->cap; i++) {
-            if (!r->seen[i].name)
-                continue;
-            size_t j = hash_name(r->seen[i].name) & (ncap - 1);
-            while (n[j].name)
-                j = (j + 1) & (ncap - 1);
-            n[j] = r->seen[i];
-        }
-        free(r->seen);
-        r->seen = n;
-        r->cap = ncap;
-    }
-    size_t j = hash_name(name) & (r->cap - 1);
-    for (; r->seen[j].name; j = (j + 1) & (r->cap - 1))
-        if (strcmp(r->seen[j].name, name) == 0)
-            return &r->seen[j];
-    r->seen[j].name = xstrdup(name);
-    r->seen[j].file = file;
-    r->seen[j].line = line;
-    r->nseen++;
+    const struct seen *first = hashmap_get(r->seen, name);
+    if (first)
+        return first;
+    struct seen *e = xmalloc(sizeof *e);
+    e->file = file;
+    e->line = line;
+    hashmap_put(r->seen, name, e);
     return NULL;
 }
 
@@ -1045,7 +1021,7 @@ int config_load(const char *path, config **out)
     settings_default(&c->set);
     c->set.file = path_absolute(path);
 
-    reader r = {.c = c, .file = value_intern_file(c->set.file)};
+    reader r = {.c = c, .file = value_intern_file(c->set.file), .seen = hashmap_new()};
     config_t cf;
     config_init(&cf);
     const char *pdir_file = NULL;
@@ -1090,9 +1066,7 @@ int config_load(const char *path, config **out)
     }
     config_destroy(&cf);
 
-    for (size_t i = 0; i < r.cap; i++)
-        free(r.seen[i].name);
-    free(r.seen);
+    hashmap_free(r.seen, free);
     free(r.incdir);
 
     for (size_t i = 0; i < c->ndiags; i++)
@@ -1117,49 +1091,38 @@ void config_free(config *c)
 
 /* ---- JSON ---- */
 
-
-/* %.15g keeps 0.1 as 0.1 while still round-tripping every configured value
- * a person would write. */
-static void json_num(strbuf *sb, double x)
-{
-    if (isfinite(x))
-        sb_printf(sb, "%.15g", x);
-    else
-        sb_puts(sb, "null");
-}
-
 void settings_to_json(const settings *s, strbuf *sb)
 {
     sb_puts(sb, "{\"file\":");
     sb_json_str(sb, s->file);
     sb_puts(sb, ",\"confidence\":{\"threshold\":");
-    json_num(sb, s->confidence_threshold);
+    sb_json_num(sb, s->confidence_threshold, 0);
     sb_puts(sb, ",\"algorithm\":");
     sb_json_str(sb, confidence_algorithm_name(s->learning.algorithm));
     sb_puts(sb, ",\"learning_rate\":");
-    json_num(sb, s->learning.learning_rate);
+    sb_json_num(sb, s->learning.learning_rate, 0);
     sb_printf(sb, ",\"min_samples\":%d", s->learning.min_samples);
     sb_puts(sb, ",\"convergence_threshold\":");
-    json_num(sb, s->learning.convergence_threshold);
+    sb_json_num(sb, s->learning.convergence_threshold, 0);
     sb_puts(sb, ",\"prior_alpha\":");
-    json_num(sb, s->learning.prior_alpha);
+    sb_json_num(sb, s->learning.prior_alpha, 0);
     sb_puts(sb, ",\"prior_beta\":");
-    json_num(sb, s->learning.prior_beta);
+    sb_json_num(sb, s->learning.prior_beta, 0);
     sb_printf(sb, "},\"registry\":{\"cache_size\":%ld,\"learning\":%s}", s->cache_size,
               s->learning_enabled ? "true" : "false");
     sb_printf(sb, ",\"executor\":{\"threads\":%d,\"default_timeout\":", s->threads);
-    json_num(sb, s->default_timeout);
+    sb_json_num(sb, s->default_timeout, 0);
     sb_puts(sb, ",\"pattern_timeout\":");
-    json_num(sb, s->pattern_timeout);
+    sb_json_num(sb, s->pattern_timeout, 0);
     sb_puts(sb, ",\"kill_grace\":");
-    json_num(sb, s->kill_grace);
+    sb_json_num(sb, s->kill_grace, 0);
     sb_puts(sb, "},\"storage\":{\"path\":");
     sb_json_str(sb, s->storage_path);
     sb_printf(sb, ",\"backups\":%d,\"compression\":%s,\"level\":%d,\"history_limit\":%ld",
               s->backups, s->compression ? "true" : "false", s->compression_level,
               s->history_limit);
     sb_printf(sb, ",\"sync\":\"%s\",\"retention\":", s->storage_sync ? "full" : "normal");
-    json_num(sb, s->retention_days);
+    sb_json_num(sb, s->retention_days, 0);
     sb_puts(sb, "}");
     sb_puts(sb, ",\"plugins\":{\"dirs\":[");
     for (size_t i = 0; i < s->nplugin_dirs; i++) {

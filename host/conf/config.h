@@ -71,6 +71,8 @@ void settings_free(settings *s);
  * (free with config_free()); returns NDF_OK when there were no errors,
  * otherwise NDF_ERR_VALIDATION (diags hold the errors and warnings). */
 int config_load(const char *path, config **out);
+/* Frees the configuration, its settings, definitions and diagnostics; NULL
+ * is a no-op.  Values' file names stay valid (they are interned). */
 void config_free(config *c);
 
 /* Appends the effective settings as JSON (seed get_current_config). */

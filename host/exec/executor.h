@@ -1,57 +1,17 @@
-/* The executor (seed PatternExecutor): one pool of worker threads with
- * per-priority work-stealing queues, task groups whose waiters run queued
- * work instead of parking, and the execute / execute_with_fallback /
- * batch_execute calls with their deadlines, live records and learning. */
+/* The executor (seed PatternExecutor): runs patterns on one pool of worker
+ * threads (exec/pool.h), with the execute / execute_with_fallback /
+ * batch_execute calls, their deadlines, live records and learning.  Every
+ * record it starts points back at it (record->ex), which is how the
+ * services table finds the executor of the node a plugin hands it. */
 #ifndef NDF_EXECUTOR_H
 #define NDF_EXECUTOR_H
 
 #include <stddef.h>
 #include <ndf/sdk.h>
 #include "model/pattern.h"
+#include "exec/pool.h"
 #include "exec/record.h"
 #include "model/registry.h"
-
-/* ---- the pool ---- */
-
-typedef struct pool pool;
-
-/* A pool of `threads` workers (at least 1), started at once.  NULL with
- * err_msg() set when a thread cannot be created. */
-pool *pool_new(unsigned threads);
-/* Runs what is still queued, stops the workers and frees the pool.  A worker
- * still inside work after `wait_s` seconds (an in-process step that overran
- * and never returned) is left running and the pool is leaked rather than
- * freed under it. */
-void pool_free(pool *p, double wait_s);
-unsigned pool_size(const pool *p);
-/* Queues fn(arg) at priority `prio` (1 highest .. 5 lowest; clamped), not
- * in any group.  When the pool is saturated, queued work of priority 1 is
- * started before priority 2, and so on. */
-void pool_submit(pool *p, int prio, ndf_work_fn fn, void *arg);
-
-/* Task groups (ndf_host.group_*).  A group belongs to record node `node`:
- * its deadline and its execution's cancellation stop the group.  Work runs
- * at `prio`.  `max_concurrent` 0: no limit beyond the pool. */
-ndf_group *pool_group_new(pool *p, ndf_exec *node, unsigned max_concurrent, int prio);
-/* Queues fn(arg) in the group.  From a worker it goes to that worker's own
- * queue (the cheapest place, and where its own group_wait looks first).
- * NDF_OK, or the status that stopped the group (nothing queued). */
-int pool_group_spawn(ndf_group *g, ndf_work_fn fn, void *arg);
-/* Waits until every piece of work of the group has ended, running queued
- * work meanwhile (never parks while work is queued), so nesting completes on
- * one thread.  Returns NDF_OK, or NDF_ERR_TIMEOUT / NDF_ERR_CANCELLED when
- * the node's deadline passed or its execution was cancelled: queued work of
- * the group is then dropped and running work sees cancelled().  Running work
- * is waited for until the grace period after the deadline; work still running
- * then is reported as overrun and left to finish on its own. */
-int pool_group_wait(ndf_group *g);
-/* Releases the caller's handle; the group lives on until its work is gone. */
-void pool_group_free(ndf_group *g);
-
-/* The pool the calling thread is a worker of, or NULL. */
-pool *pool_self(void);
-
-/* ---- the executor ---- */
 
 typedef struct executor executor;
 
@@ -70,20 +30,20 @@ typedef struct executor_opts {
     void *opaque;
 } executor_opts;
 
-/* Starts the pool.  NULL with err_msg() set on failure.  The executor
- * becomes executor_current(). */
+/* Starts the pool.  NULL with err_msg() set on failure.  Free with
+ * executor_free(). */
 executor *executor_new(const executor_opts *opts);
-/* Stops the pool (see pool_free) and drops the kept records. */
+/* Stops the pool, waiting up to twice the kill grace for work that overran
+ * (see pool_free), and drops the kept records. */
 void executor_free(executor *ex);
-/* The most recently created executor still alive, for code that only holds
- * a record node (the services table), or NULL. */
-executor *executor_current(void);
+/* The executor's pool, registry and options (defaults filled in); owned by
+ * the executor. */
 pool *executor_pool(executor *ex);
 registry *executor_registry(executor *ex);
 const executor_opts *executor_options(executor *ex);
 
 /* Flags of an execution. */
-#define EXEC_FORCE 0x1u  /* skip the confidence gate (here and in sub-patterns) */
+#define EXEC_FORCE 0x1u /* skip the confidence gate (here and in sub-patterns) */
 
 /* Starts pattern `name` in `ctx` and returns at once.  `timeout` > 0
  * replaces default_timeout as the execution's deadline (counted from when it
@@ -108,8 +68,8 @@ int executor_execute(executor *ex, const char *name, const ndf_context *ctx, dou
 
 /* Why a fallback ran. */
 typedef enum fallback_cause {
-    FALLBACK_NONE = 0,      /* the primary succeeded */
-    FALLBACK_FAILURE = 1,   /* it ran and failed */
+    FALLBACK_NONE = 0,    /* the primary succeeded */
+    FALLBACK_FAILURE = 1, /* it ran and failed */
     FALLBACK_NOT_FOUND = 2,
     FALLBACK_CONFIDENCE = 3, /* the confidence gate refused it */
     FALLBACK_TIMEOUT = 4
@@ -117,11 +77,11 @@ typedef enum fallback_cause {
 const char *fallback_cause_name(fallback_cause c); /* "failure", "not found", ... */
 
 typedef struct fallback_result {
-    int status;             /* of the pattern used */
-    const char *used;       /* `primary` or `fallback` as passed */
+    int status;       /* of the pattern used */
+    const char *used; /* `primary` or `fallback` as passed */
     fallback_cause cause;
     int primary_status;
-    char *primary_error;    /* the primary's message, or NULL */
+    char *primary_error;        /* the primary's message, or NULL */
     record *primary, *fallback; /* references, or NULL when not run */
 } fallback_result;
 
@@ -132,25 +92,29 @@ typedef struct fallback_result {
 int executor_execute_with_fallback(executor *ex, const char *primary, const char *fallback,
                                    const ndf_context *ctx, double timeout, unsigned flags,
                                    fallback_result *out);
+/* Frees what `r` owns (message, record references) and zeroes it; NULL is
+ * fine.  `r` itself belongs to the caller. */
 void fallback_result_free(fallback_result *r);
 
 typedef struct batch_item {
     const char *pattern;
     const ndf_context *ctx;
-    double timeout;         /* <= 0: the default */
+    double timeout; /* <= 0: the default */
 } batch_item;
 
 typedef struct batch_result {
     int status;
-    char *error;            /* message when status != NDF_OK, else NULL */
-    record *rec;            /* reference, or NULL when it did not start */
+    char *error; /* message when status != NDF_OK, else NULL */
+    record *rec; /* reference, or NULL when it did not start */
 } batch_result;
 
 /* seed batch_execute.  Runs all `n` items, at once (parallel, each at its
  * context's priority) or one after another, and fills out[i] for items[i]
  * whatever order they finish in.  Returns the number that failed. */
-size_t executor_batch(executor *ex, const batch_item *items, size_t n, int parallel,
-                      unsigned flags, batch_result *out);
+size_t executor_batch(executor *ex, const batch_item *items, size_t n, int parallel, unsigned flags,
+                      batch_result *out);
+/* Frees what the `n` results own (messages, record references); the array
+ * itself belongs to the caller. */
 void batch_results_free(batch_result *r, size_t n);
 
 /* A reference to the record with execution id `id` (NULL or "": the latest

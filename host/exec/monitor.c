@@ -26,19 +26,25 @@ typedef struct dev_ticks {
     unsigned long long ticks;
 } dev_ticks;
 
-static pthread_mutex_t mon_lock = PTHREAD_MUTEX_INITIALIZER;
-static char *proc_dir;       /* NULL: "/proc" */
-static int have_prev;
-static raw prev;
-static dev_ticks *prev_dev;
-static size_t nprev_dev;
-static monitor_sample cached;
-static int have_cached;
-static int warned;
+/* The one monitor of the process, all under `lock`.  Module-level on
+ * purpose: what it reads (/proc) is one per machine, and the rates need the
+ * previous reading whoever asked for it; the SDK's resources_usage() carries
+ * no node through which a per-runtime monitor could be reached. */
+static struct {
+    pthread_mutex_t lock;
+    char *proc_dir; /* NULL: "/proc"; tests point it elsewhere */
+    int have_prev;
+    raw prev; /* the baseline of the rates */
+    dev_ticks *prev_dev;
+    size_t nprev_dev;
+    monitor_sample cached;
+    int have_cached;
+    int warned; /* the "treating resources as available" warning */
+} mon = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 static char *proc_path(const char *name)
 {
-    return xasprintf("%s/%s", proc_dir ? proc_dir : "/proc", name);
+    return xasprintf("%s/%s", mon.proc_dir ? mon.proc_dir : "/proc", name);
 }
 
 static int read_stat(raw *r)
@@ -57,8 +63,8 @@ static int read_stat(raw *r)
     while (fgets(line, sizeof line, f)) {
         if (strncmp(line, "cpu ", 4) == 0) {
             unsigned long long v[8] = {0};
-            int n = sscanf(line + 4, "%llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1],
-                           &v[2], &v[3], &v[4], &v[5], &v[6], &v[7]);
+            int n = sscanf(line + 4, "%llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2],
+                           &v[3], &v[4], &v[5], &v[6], &v[7]);
             if (n >= 4) {
                 /* guest time is already counted in user, so stop at steal */
                 r->cpu_total = 0;
@@ -138,9 +144,9 @@ static void read_diskstats(dev_ticks **out, size_t *n)
         unsigned maj, min;
         char name[64];
         unsigned long long v[10];
-        int k = sscanf(line, " %u %u %63s %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu",
-                       &maj, &min, name, &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6],
-                       &v[7], &v[8], &v[9]);
+        int k = sscanf(line, " %u %u %63s %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu", &maj,
+                       &min, name, &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6], &v[7], &v[8],
+                       &v[9]);
         if (k < 13)
             continue;
         /* ram disks never wait; loop devices double-count their backing disk */
@@ -150,7 +156,7 @@ static void read_diskstats(dev_ticks **out, size_t *n)
             cap = cap ? cap * 2 : 16;
             *out = xrealloc(*out, cap * sizeof **out);
         }
-        snprintf((*out)[*n].name, sizeof (*out)[*n].name, "%s", name);
+        snprintf((*out)[*n].name, sizeof(*out)[*n].name, "%s", name);
         (*out)[*n].ticks = v[9];
         (*n)++;
     }
@@ -213,7 +219,7 @@ static void sleep_s(double s)
         ;
 }
 
-/* Called with mon_lock held. */
+/* Called with mon.lock held. */
 static int refresh(void)
 {
     raw cur;
@@ -223,16 +229,16 @@ static int refresh(void)
 
     /* Without a recent previous reading a rate would be an average since
      * boot, which says nothing about now: take a short baseline. */
-    if (!have_prev || now_mono() - prev.when > 10.0) {
-        free(prev_dev);
-        prev_dev = NULL;
-        nprev_dev = 0;
-        rc = read_raw(&prev, &prev_dev, &nprev_dev);
+    if (!mon.have_prev || now_mono() - mon.prev.when > 10.0) {
+        free(mon.prev_dev);
+        mon.prev_dev = NULL;
+        mon.nprev_dev = 0;
+        rc = read_raw(&mon.prev, &mon.prev_dev, &mon.nprev_dev);
         if (rc != NDF_OK) {
-            have_prev = 0;
+            mon.have_prev = 0;
             return rc;
         }
-        have_prev = 1;
+        mon.have_prev = 1;
         sleep_s(0.1);
     }
     rc = read_raw(&cur, &dev, &ndev);
@@ -240,15 +246,15 @@ static int refresh(void)
         free(dev);
         return rc;
     }
-    compute(&prev, prev_dev, nprev_dev, &cur, dev, ndev, &cached);
-    have_cached = 1;
+    compute(&mon.prev, mon.prev_dev, mon.nprev_dev, &cur, dev, ndev, &mon.cached);
+    mon.have_cached = 1;
     /* Keep the baseline when the interval is tiny, so the cpu fraction is
      * always measured over at least one cache period. */
-    if (cur.when - prev.when >= MONITOR_CACHE_S) {
-        free(prev_dev);
-        prev = cur;
-        prev_dev = dev;
-        nprev_dev = ndev;
+    if (cur.when - mon.prev.when >= MONITOR_CACHE_S) {
+        free(mon.prev_dev);
+        mon.prev = cur;
+        mon.prev_dev = dev;
+        mon.nprev_dev = ndev;
     } else {
         free(dev);
     }
@@ -258,14 +264,14 @@ static int refresh(void)
 int monitor_sample_get(monitor_sample *out)
 {
     int rc = NDF_OK;
-    pthread_mutex_lock(&mon_lock);
-    if (!have_cached || now_mono() - cached.when >= MONITOR_CACHE_S)
+    pthread_mutex_lock(&mon.lock);
+    if (!mon.have_cached || now_mono() - mon.cached.when >= MONITOR_CACHE_S)
         rc = refresh();
     if (rc == NDF_OK)
-        *out = cached;
+        *out = mon.cached;
     else
         memset(out, 0, sizeof *out);
-    pthread_mutex_unlock(&mon_lock);
+    pthread_mutex_unlock(&mon.lock);
     return rc;
 }
 
@@ -286,10 +292,10 @@ int monitor_available(double cpu_thr, double mem_thr)
 {
     monitor_sample s;
     if (monitor_sample_get(&s) != NDF_OK) {
-        pthread_mutex_lock(&mon_lock);
-        int first = !warned;
-        warned = 1;
-        pthread_mutex_unlock(&mon_lock);
+        pthread_mutex_lock(&mon.lock);
+        int first = !mon.warned;
+        mon.warned = 1;
+        pthread_mutex_unlock(&mon.lock);
         if (first)
             log_msg(NDF_LOG_WARN, "resource monitor: %s; treating resources as available",
                     err_msg());
@@ -304,14 +310,14 @@ int monitor_available(double cpu_thr, double mem_thr)
 
 void monitor_set_proc_dir(const char *dir)
 {
-    pthread_mutex_lock(&mon_lock);
-    free(proc_dir);
-    proc_dir = dir ? xstrdup(dir) : NULL;
-    free(prev_dev);
-    prev_dev = NULL;
-    nprev_dev = 0;
-    have_prev = have_cached = warned = 0;
-    pthread_mutex_unlock(&mon_lock);
+    pthread_mutex_lock(&mon.lock);
+    free(mon.proc_dir);
+    mon.proc_dir = dir ? xstrdup(dir) : NULL;
+    free(mon.prev_dev);
+    mon.prev_dev = NULL;
+    mon.nprev_dev = 0;
+    mon.have_prev = mon.have_cached = mon.warned = 0;
+    pthread_mutex_unlock(&mon.lock);
 }
 
 static double tv_s(const struct timeval *tv)
@@ -349,8 +355,8 @@ struct rusage monitor_scope_enter(monitor_scope *s)
 void monitor_scope_leave(monitor_scope *s, const struct rusage *token)
 {
     struct rusage now = thread_usage();
-    double d = tv_s(&now.ru_utime) - tv_s(&token->ru_utime) + tv_s(&now.ru_stime) -
-               tv_s(&token->ru_stime);
+    double d =
+        tv_s(&now.ru_utime) - tv_s(&token->ru_utime) + tv_s(&now.ru_stime) - tv_s(&token->ru_stime);
     pthread_mutex_lock(&s->lock);
     if (d > 0)
         s->cpu_s += d;

@@ -12,15 +12,15 @@
 
 /* One reading of the system.  Each fraction is 0..1. */
 typedef struct monitor_sample {
-    double cpu;     /* busy share of all cpus since the previous reading
-                       (/proc/stat: everything but idle and iowait) */
-    double mem;     /* 1 - MemAvailable / MemTotal (/proc/meminfo) */
-    double io;      /* the busiest block device's share of time spent doing
-                       I/O since the previous reading (/proc/diskstats
-                       io_ticks); 0 when there is no device */
-    int ncpu;       /* cpus counted in /proc/stat */
+    double cpu; /* busy share of all cpus since the previous reading
+                   (/proc/stat: everything but idle and iowait) */
+    double mem; /* 1 - MemAvailable / MemTotal (/proc/meminfo) */
+    double io;  /* the busiest block device's share of time spent doing
+                   I/O since the previous reading (/proc/diskstats
+                   io_ticks); 0 when there is no device */
+    int ncpu;   /* cpus counted in /proc/stat */
     double mem_total_kb, mem_available_kb;
-    double when;    /* now_mono() of the reading */
+    double when; /* now_mono() of the reading */
 } monitor_sample;
 
 /* Current usage (seed get_current_usage).  Thread-safe; a reading younger
@@ -53,23 +53,24 @@ void monitor_set_proc_dir(const char *dir);
  * execution used) and each reported child's.  All functions are thread-safe. */
 typedef struct monitor_scope {
     pthread_mutex_t lock;
-    double start_wall;   /* now_wall() at init */
+    double start_wall; /* now_wall() at init */
     double start_mono;
-    double cpu_s;        /* accumulated: threads that left + children */
-    double child_cpu_s;  /* of which children */
-    long peak_rss_kb;    /* largest child ru_maxrss seen */
+    double cpu_s;       /* accumulated: threads that left + children */
+    double child_cpu_s; /* of which children */
+    long peak_rss_kb;   /* largest child ru_maxrss seen */
     unsigned nchildren;
 } monitor_scope;
 
 /* Result of a scope. */
 typedef struct monitor_measure {
-    double wall_s;       /* monotonic seconds between init and finish */
-    double cpu_s;        /* user + system seconds (threads + children) */
-    double child_cpu_s;  /* of which child processes */
-    long peak_rss_kb;    /* see monitor_scope */
+    double wall_s;      /* monotonic seconds between init and finish */
+    double cpu_s;       /* user + system seconds (threads + children) */
+    double child_cpu_s; /* of which child processes */
+    long peak_rss_kb;   /* see monitor_scope */
     unsigned nchildren;
 } monitor_measure;
 
+/* Starts a scope in caller-owned `s` (wall and monotonic start time now). */
 void monitor_scope_init(monitor_scope *s);
 /* Marks the start of the calling thread's work for the scope; returns the
  * token to hand to monitor_scope_leave() on the same thread. */
@@ -80,6 +81,7 @@ void monitor_scope_leave(monitor_scope *s, const struct rusage *token);
 void monitor_scope_add_child(monitor_scope *s, const struct rusage *ru);
 /* Fills *out; the scope may still be used afterwards.  Then destroy it. */
 void monitor_scope_finish(monitor_scope *s, monitor_measure *out);
+/* Releases the scope's lock; `s` itself belongs to the caller. */
 void monitor_scope_destroy(monitor_scope *s);
 
 #endif

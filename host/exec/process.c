@@ -2,7 +2,9 @@
  * for stdin/stdout/stderr (all O_CLOEXEC, so concurrent spawns never leak
  * descriptors into each other's children), a poll loop that captures the
  * output and watches the deadline, and a group kill that leaves nothing
- * behind. */
+ * behind.  One run is a small state machine over a `child`: child_start,
+ * then child_escalate / child_reap / child_pump until the group is gone,
+ * then child_result. */
 #include "build-config.h"
 
 #include <ctype.h>
@@ -32,10 +34,9 @@ extern char **environ;
 
 /* A member of an ndf_spawn the caller's build knows. */
 #define OPT_HAS(o, member) ((o)->size >= offsetof(ndf_spawn, member) + sizeof((o)->member))
-#define RES_HAS(r, member) \
-    ((r)->size >= offsetof(ndf_spawn_result, member) + sizeof((r)->member))
+#define RES_HAS(r, member) ((r)->size >= offsetof(ndf_spawn_result, member) + sizeof((r)->member))
 
-char *spawn_attr_env_name(const char *key)
+char *process_attr_env_name(const char *key)
 {
     size_t n = strlen(key);
     char *s = xmalloc(sizeof "NDF_ATTR_" + n);
@@ -48,7 +49,7 @@ char *spawn_attr_env_name(const char *key)
     return s;
 }
 
-void spawn_value_text(const ndf_value *v, strbuf *sb)
+void process_value_text(const ndf_value *v, strbuf *sb)
 {
     switch (v->type) {
     case NDF_VALUE_STRING: sb_puts(sb, v->u.s); break;
@@ -60,7 +61,7 @@ void spawn_value_text(const ndf_value *v, strbuf *sb)
         for (size_t i = 0; i < v->u.c.count; i++) {
             if (i)
                 sb_add(sb, ",", 1);
-            spawn_value_text(v->u.c.items[i], sb);
+            process_value_text(v->u.c.items[i], sb);
         }
         break;
     default: break;
@@ -112,10 +113,10 @@ static void env_build(envlist *e, ndf_exec *node, const char *const *extra)
             continue;
         strbuf sb;
         sb_init(&sb);
-        char *name = spawn_attr_env_name(a->name);
+        char *name = process_attr_env_name(a->name);
         sb_printf(&sb, "%s=", name);
         free(name);
-        spawn_value_text(a, &sb);
+        process_value_text(a, &sb);
         env_push(&own, sb_steal(&sb));
     }
     size_t nextra = 0;
@@ -214,212 +215,298 @@ static void become_subreaper(void)
 #endif
 }
 
-int spawn_run(ndf_exec *node, const ndf_spawn *opts, ndf_spawn_result *result)
+/* ---- one child, from start to result ---- */
+
+/* How far stopping the child's group has gone. */
+typedef enum child_phase {
+    CHILD_RUNNING,     /* nothing sent */
+    CHILD_TERMINATING, /* SIGTERM sent to the group; SIGKILL due at kill_at */
+    CHILD_KILLED       /* SIGKILL sent; stragglers are given up at give_up */
+} child_phase;
+
+typedef struct child {
+    ndf_exec *node;
+    const char *prog;
+    const char *input; /* for its stdin, or NULL (/dev/null) */
+    size_t input_len, in_off;
+    double grace;            /* SIGTERM -> SIGKILL, seconds */
+    size_t limit;            /* output kept per stream */
+    pid_t pid;               /* the leader, and the group's id */
+    int out, err, in, pidfd; /* our ends; -1 once closed */
+    int status;              /* wait status, once reaped */
+    int reaped;              /* the leader is reaped (its group may live on) */
+    int done;                /* the group is gone, or given up on */
+    int stop_cause;          /* 0, NDF_ERR_TIMEOUT or NDF_ERR_CANCELLED */
+    int leftovers;           /* the leader left members of its group behind */
+    child_phase phase;
+    double t0, kill_at, give_up;
+    int blocked_pipe; /* SIGPIPE blocked in this thread; oldmask restores */
+    sigset_t oldmask;
+} child;
+
+/* The child's settings from `opts`, read only as far as the caller's build
+ * of ndf_spawn knows them. */
+static void child_init(child *c, ndf_exec *node, const ndf_spawn *opts)
 {
-    if (result && RES_HAS(result, exit_status)) {
-        result->exit_status = -1;
-        if (RES_HAS(result, term_signal))
-            result->term_signal = 0;
-        if (RES_HAS(result, wall_s))
-            result->wall_s = 0;
-    }
-    if (!node || !opts || !OPT_HAS(opts, argv) || !opts->argv || !opts->argv[0] ||
-        !*opts->argv[0])
-        return err_set(NDF_ERR_INVALID, "spawn: no command given");
+    memset(c, 0, sizeof *c);
+    c->node = node;
+    c->prog = opts->argv[0];
+    c->input = OPT_HAS(opts, input_len) ? opts->input : NULL;
+    c->input_len = c->input ? opts->input_len : 0;
+    c->grace = OPT_HAS(opts, grace_s) && opts->grace_s > 0 ? opts->grace_s : node->rec->kill_grace;
+    c->limit = OPT_HAS(opts, output_limit) && opts->output_limit ? opts->output_limit
+                                                                 : RECORD_OUTPUT_LIMIT;
+    c->out = c->err = c->in = c->pidfd = -1;
+    c->phase = CHILD_RUNNING;
+    c->kill_at = c->give_up = INFINITY;
+}
+
+/* What posix_spawn does for the child: stdin from `in_r` (or /dev/null when
+ * -1), stdout and stderr to the pipes, `cwd`, a new process group, no
+ * blocked signals, and every signal at its default (the host ignores
+ * SIGPIPE, which must not stay ignored in the child). */
+static void spawn_setup(posix_spawn_file_actions_t *fa, posix_spawnattr_t *attr, int in_r,
+                        int out_w, int err_w, const char *cwd)
+{
+    posix_spawn_file_actions_init(fa);
+    if (in_r >= 0)
+        posix_spawn_file_actions_adddup2(fa, in_r, 0);
+    else
+        posix_spawn_file_actions_addopen(fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_adddup2(fa, out_w, 1);
+    posix_spawn_file_actions_adddup2(fa, err_w, 2);
+    if (cwd && *cwd)
+        posix_spawn_file_actions_addchdir_np(fa, cwd);
+    posix_spawnattr_init(attr);
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    posix_spawnattr_setsigmask(attr, &sigs);
+    sigfillset(&sigs);
+    sigdelset(&sigs, SIGKILL);
+    sigdelset(&sigs, SIGSTOP);
+    posix_spawnattr_setsigdefault(attr, &sigs);
+    posix_spawnattr_setpgroup(attr, 0);
+    posix_spawnattr_setflags(attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
+                                       POSIX_SPAWN_SETSIGDEF);
+}
+
+/* The message for a posix_spawnp failure `e`: a working directory that is
+ * not there is named as such, since ENOENT alone would blame the program. */
+static int spawn_failed(const child *c, int e, const char *cwd)
+{
+    if (cwd && *cwd && (e == ENOENT || e == ENOTDIR || e == EACCES) && access(cwd, X_OK) != 0)
+        return err_set(NDF_ERR_EXECUTION, "cannot run '%s': working directory '%s': %s", c->prog,
+                       cwd, strerror(errno));
+    return err_set(NDF_ERR_EXECUTION, "cannot run '%s': %s", c->prog, strerror(e));
+}
+
+/* Our ends after a successful spawn: non-blocking, a pidfd to poll for the
+ * leader's exit, and SIGPIPE blocked in this thread while we write its
+ * input (a child that exits without reading must cost this thread an EPIPE,
+ * not the process a SIGPIPE). */
+static void child_started(child *c)
+{
+    c->pidfd = pidfd_open_(c->pid);
+    set_nonblock(c->out);
+    set_nonblock(c->err);
+    if (!c->input)
+        return;
+    set_nonblock(c->in);
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &sigs, &c->oldmask);
+    c->blocked_pipe = 1;
+    if (c->input_len == 0)
+        close_fd(&c->in);
+}
+
+/* Starts the child.  NDF_OK, or the error with everything released. */
+static int child_start(child *c, const ndf_spawn *opts)
+{
     const char *const *extra = OPT_HAS(opts, env) ? opts->env : NULL;
     const char *cwd = OPT_HAS(opts, cwd) ? opts->cwd : NULL;
-    const char *input = OPT_HAS(opts, input_len) ? opts->input : NULL;
-    size_t input_len = input ? opts->input_len : 0;
-    double grace = OPT_HAS(opts, grace_s) && opts->grace_s > 0 ? opts->grace_s
-                                                                : node->rec->kill_grace;
-    size_t limit = OPT_HAS(opts, output_limit) && opts->output_limit ? opts->output_limit
-                                                                      : RECORD_OUTPUT_LIMIT;
-    const char *prog = opts->argv[0];
-    static pthread_once_t once = PTHREAD_ONCE_INIT;
-    pthread_once(&once, become_subreaper);
-
-    int rc = 0, status = 0;
-    int out[2] = {-1, -1}, err[2] = {-1, -1}, in[2] = {-1, -1}, pidfd = -1;
-    envlist env = {0};
-    posix_spawn_file_actions_t fa;
-    posix_spawnattr_t attr;
-    sigset_t sigs, oldmask;
-    int blocked_pipe = 0;
-
-    if (pipe2(out, O_CLOEXEC) || pipe2(err, O_CLOEXEC) || (input && pipe2(in, O_CLOEXEC))) {
-        rc = err_set(NDF_ERR_IO, "cannot run '%s': pipe: %s", prog, strerror(errno));
+    int out[2] = {-1, -1}, err[2] = {-1, -1}, in[2] = {-1, -1};
+    if (pipe2(out, O_CLOEXEC) || pipe2(err, O_CLOEXEC) || (c->input && pipe2(in, O_CLOEXEC))) {
+        int rc = err_set(NDF_ERR_IO, "cannot run '%s': pipe: %s", c->prog, strerror(errno));
         close_fd(&out[0]), close_fd(&out[1]), close_fd(&err[0]), close_fd(&err[1]);
         close_fd(&in[0]), close_fd(&in[1]);
         return rc;
     }
-    env_build(&env, node, extra);
-    posix_spawn_file_actions_init(&fa);
-    if (input)
-        posix_spawn_file_actions_adddup2(&fa, in[0], 0);
-    else
-        posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_adddup2(&fa, out[1], 1);
-    posix_spawn_file_actions_adddup2(&fa, err[1], 2);
-    if (cwd && *cwd)
-        posix_spawn_file_actions_addchdir_np(&fa, cwd);
-    posix_spawnattr_init(&attr);
-    sigemptyset(&sigs);
-    posix_spawnattr_setsigmask(&attr, &sigs);
-    /* Signals the host ignores (SIGPIPE) must not stay ignored in the child. */
-    sigfillset(&sigs);
-    sigdelset(&sigs, SIGKILL);
-    sigdelset(&sigs, SIGSTOP);
-    posix_spawnattr_setsigdefault(&attr, &sigs);
-    posix_spawnattr_setpgroup(&attr, 0);
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
-                                        POSIX_SPAWN_SETSIGDEF);
-
-    double t0 = now_mono();
-    pid_t pid;
-    int e = posix_spawnp(&pid, prog, &fa, &attr, (char *const *)opts->argv, env.v);
+    envlist env = {0};
+    env_build(&env, c->node, extra);
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t attr;
+    spawn_setup(&fa, &attr, c->input ? in[0] : -1, out[1], err[1], cwd);
+    c->t0 = now_mono();
+    int e = posix_spawnp(&c->pid, c->prog, &fa, &attr, (char *const *)opts->argv, env.v);
     posix_spawn_file_actions_destroy(&fa);
     posix_spawnattr_destroy(&attr);
     env_free(&env);
     close_fd(&out[1]);
     close_fd(&err[1]);
     close_fd(&in[0]);
+    c->out = out[0];
+    c->err = err[0];
+    c->in = in[1];
     if (e) {
-        close_fd(&out[0]), close_fd(&err[0]), close_fd(&in[1]);
-        if (cwd && *cwd && (e == ENOENT || e == ENOTDIR || e == EACCES) &&
-            access(cwd, X_OK) != 0)
-            return err_set(NDF_ERR_EXECUTION, "cannot run '%s': working directory '%s': %s",
-                           prog, cwd, strerror(errno));
-        return err_set(NDF_ERR_EXECUTION, "cannot run '%s': %s", prog, strerror(e));
+        close_fd(&c->out), close_fd(&c->err), close_fd(&c->in);
+        return spawn_failed(c, e, cwd);
     }
-    pidfd = pidfd_open_(pid);
-    set_nonblock(out[0]);
-    set_nonblock(err[0]);
-    if (input) {
-        set_nonblock(in[1]);
-        /* A child that exits without reading its input must cost this
-         * thread an EPIPE, not the process a SIGPIPE. */
-        sigemptyset(&sigs);
-        sigaddset(&sigs, SIGPIPE);
-        pthread_sigmask(SIG_BLOCK, &sigs, &oldmask);
-        blocked_pipe = 1;
-        if (input_len == 0)
-            close_fd(&in[1]);
-    }
-    size_t in_off = 0;
+    child_started(c);
+    return NDF_OK;
+}
 
-    int reaped = 0, stop_cause = 0, term_sent = 0, kill_sent = 0, leftovers = 0;
-    double kill_at = INFINITY, give_up = INFINITY;
-    for (;;) {
-        double now = now_mono();
-        if (!stop_cause && !reaped) {
-            stop_cause = node_stop_status(node);
-        }
-        if (stop_cause && !term_sent) {
-            kill(-pid, SIGTERM);
-            term_sent = 1;
-            kill_at = now + grace;
-        }
-        if (term_sent && !kill_sent && now >= kill_at) {
-            kill(-pid, SIGKILL);
-            kill_sent = 1;
-            /* Killed processes die at once; members still listed after this
-             * are zombies their new parent has not reaped. */
-            give_up = now + 1.0;
-        }
-        if (!reaped) {
-            pid_t w = waitpid(pid, &status, WNOHANG);
-            if (w == pid) {
-                reaped = 1;
-            } else if (w < 0 && errno != EINTR) {
-                rc = err_set(NDF_ERR_IO, "waiting for '%s': %s", prog, strerror(errno));
-                break;
-            }
-        }
-        if (reaped) {
-            close_fd(&pidfd);
-            if (out[0] >= 0)
-                pump_read(&out[0], node, REC_STDOUT, limit);
-            if (err[0] >= 0)
-                pump_read(&err[0], node, REC_STDERR, limit);
-            if (!group_alive(pid) || now >= give_up)
-                break;
-            if (!term_sent) {
-                /* The leader exited and left members of its group behind:
-                 * they end with the step. */
-                leftovers = 1;
-                kill(-pid, SIGTERM);
-                term_sent = 1;
-                kill_at = now + grace;
-            }
-        }
-        struct pollfd pf[4];
-        int np = 0, i_out = -1, i_err = -1, i_in = -1;
-        if (out[0] >= 0)
-            i_out = np, pf[np++] = (struct pollfd){.fd = out[0], .events = POLLIN};
-        if (err[0] >= 0)
-            i_err = np, pf[np++] = (struct pollfd){.fd = err[0], .events = POLLIN};
-        if (in[1] >= 0)
-            i_in = np, pf[np++] = (struct pollfd){.fd = in[1], .events = POLLOUT};
-        if (pidfd >= 0)
-            pf[np++] = (struct pollfd){.fd = pidfd, .events = POLLIN};
-        double wake = INFINITY;
-        if (!stop_cause)
-            wake = node->deadline;
-        if (term_sent && !kill_sent)
-            wake = fmin(wake, kill_at);
-        double ms;
-        if (reaped || pidfd < 0)
-            ms = 10; /* group members and children without a pidfd: poll */
-        else
-            ms = 100; /* cancellation is a flag, read this often */
-        if (isfinite(wake))
-            ms = fmin(ms, fmax(0, (wake - now) * 1000.0 + 1));
-        int n = poll(pf, (nfds_t)np, (int)ms);
-        if (n < 0 && errno != EINTR) {
-            rc = err_set(NDF_ERR_IO, "waiting for '%s': poll: %s", prog, strerror(errno));
-            break;
-        }
-        if (n <= 0)
-            continue;
-        if (i_out >= 0 && pf[i_out].revents)
-            pump_read(&out[0], node, REC_STDOUT, limit);
-        if (i_err >= 0 && pf[i_err].revents)
-            pump_read(&err[0], node, REC_STDERR, limit);
-        if (i_in >= 0 && pf[i_in].revents) {
-            ssize_t w = write(in[1], input + in_off, input_len - in_off);
-            if (w > 0)
-                in_off += (size_t)w;
-            if ((w < 0 && errno != EAGAIN && errno != EINTR) || in_off >= input_len)
-                close_fd(&in[1]);
-        }
+/* Sends `sig` to the whole group and moves to the phase it starts. */
+static void child_signal(child *c, int sig, double now)
+{
+    kill(-c->pid, sig);
+    if (sig == SIGTERM) {
+        c->phase = CHILD_TERMINATING;
+        c->kill_at = now + c->grace;
+    } else {
+        c->phase = CHILD_KILLED;
+        /* Killed processes die at once; members still listed after this
+         * are zombies their new parent has not reaped. */
+        c->give_up = now + 1.0;
     }
-    if (!reaped && rc) {
-        kill(-pid, SIGKILL);
-        while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+}
+
+/* Stops the group when the node's deadline passed or its execution was
+ * cancelled: SIGTERM, then SIGKILL once the grace period is over. */
+static void child_escalate(child *c, double now)
+{
+    if (!c->stop_cause && !c->reaped)
+        c->stop_cause = node_stop_status(c->node);
+    if (c->stop_cause && c->phase == CHILD_RUNNING)
+        child_signal(c, SIGTERM, now);
+    if (c->phase == CHILD_TERMINATING && now >= c->kill_at)
+        child_signal(c, SIGKILL, now);
+}
+
+/* Reaps the leader if it exited.  Once it has, drains its output and sets
+ * c->done when its group is gone too (or given up on); members it left
+ * behind are stopped like the leader would have been.  NDF_OK, or an error
+ * from waitpid. */
+static int child_reap(child *c, double now)
+{
+    if (!c->reaped) {
+        pid_t w = waitpid(c->pid, &c->status, WNOHANG);
+        if (w == c->pid)
+            c->reaped = 1;
+        else if (w < 0 && errno != EINTR)
+            return err_set(NDF_ERR_IO, "waiting for '%s': %s", c->prog, strerror(errno));
+    }
+    if (!c->reaped)
+        return NDF_OK;
+    close_fd(&c->pidfd);
+    if (c->out >= 0)
+        pump_read(&c->out, c->node, REC_STDOUT, c->limit);
+    if (c->err >= 0)
+        pump_read(&c->err, c->node, REC_STDERR, c->limit);
+    if (!group_alive(c->pid) || now >= c->give_up) {
+        c->done = 1;
+        return NDF_OK;
+    }
+    if (c->phase == CHILD_RUNNING) {
+        /* The leader exited and left members of its group behind: they end
+         * with the step. */
+        c->leftovers = 1;
+        child_signal(c, SIGTERM, now);
+    }
+    return NDF_OK;
+}
+
+/* How long one poll may sleep, in ms: until the deadline or the SIGKILL,
+ * and never long, since some changes are not seen by poll (cancellation is
+ * a flag; group members and children without a pidfd are polled). */
+static int pump_timeout(const child *c, double now)
+{
+    double wake = INFINITY;
+    if (!c->stop_cause)
+        wake = c->node->deadline;
+    if (c->phase == CHILD_TERMINATING)
+        wake = fmin(wake, c->kill_at);
+    double ms = c->reaped || c->pidfd < 0 ? 10 : 100;
+    if (isfinite(wake))
+        ms = fmin(ms, fmax(0, (wake - now) * 1000.0 + 1));
+    return (int)ms;
+}
+
+/* Writes what the child's stdin takes of the rest of its input; closes it
+ * when all is written or the child stopped reading. */
+static void pump_write(child *c)
+{
+    ssize_t w = write(c->in, c->input + c->in_off, c->input_len - c->in_off);
+    if (w > 0)
+        c->in_off += (size_t)w;
+    if ((w < 0 && errno != EAGAIN && errno != EINTR) || c->in_off >= c->input_len)
+        close_fd(&c->in);
+}
+
+/* One wait on the child's pipes and pidfd, then moves what is ready:
+ * output into the record, input into the child.  NDF_OK, or a poll error. */
+static int child_pump(child *c, double now)
+{
+    struct pollfd pf[4];
+    int np = 0, i_out = -1, i_err = -1, i_in = -1;
+    if (c->out >= 0)
+        i_out = np, pf[np++] = (struct pollfd){.fd = c->out, .events = POLLIN};
+    if (c->err >= 0)
+        i_err = np, pf[np++] = (struct pollfd){.fd = c->err, .events = POLLIN};
+    if (c->in >= 0)
+        i_in = np, pf[np++] = (struct pollfd){.fd = c->in, .events = POLLOUT};
+    if (c->pidfd >= 0)
+        pf[np++] = (struct pollfd){.fd = c->pidfd, .events = POLLIN};
+    int n = poll(pf, (nfds_t)np, pump_timeout(c, now));
+    if (n < 0 && errno != EINTR)
+        return err_set(NDF_ERR_IO, "waiting for '%s': poll: %s", c->prog, strerror(errno));
+    if (n <= 0)
+        return NDF_OK;
+    if (i_out >= 0 && pf[i_out].revents)
+        pump_read(&c->out, c->node, REC_STDOUT, c->limit);
+    if (i_err >= 0 && pf[i_err].revents)
+        pump_read(&c->err, c->node, REC_STDERR, c->limit);
+    if (i_in >= 0 && pf[i_in].revents)
+        pump_write(c);
+    return NDF_OK;
+}
+
+/* Releases what the run held.  After an error (`rc`) a leader still running
+ * is killed with its group and reaped, so no error path leaves it behind. */
+static void child_close(child *c, int rc)
+{
+    if (!c->reaped && rc) {
+        kill(-c->pid, SIGKILL);
+        while (waitpid(c->pid, &c->status, 0) < 0 && errno == EINTR)
             ;
-        reaped = 1;
+        c->reaped = 1;
     }
-    close_fd(&out[0]);
-    close_fd(&err[0]);
-    close_fd(&in[1]);
-    close_fd(&pidfd);
-    if (blocked_pipe) {
+    close_fd(&c->out);
+    close_fd(&c->err);
+    close_fd(&c->in);
+    close_fd(&c->pidfd);
+    if (c->blocked_pipe) {
+        /* A SIGPIPE raised while it was blocked is pending: take it. */
         struct timespec zero = {0, 0};
+        sigset_t sigs;
         sigemptyset(&sigs);
         sigaddset(&sigs, SIGPIPE);
         while (sigtimedwait(&sigs, NULL, &zero) > 0)
             ;
-        pthread_sigmask(SIG_SETMASK, &oldmask, NULL);
+        pthread_sigmask(SIG_SETMASK, &c->oldmask, NULL);
     }
-    double wall = now_mono() - t0;
-    if (rc)
-        return rc;
+}
 
+/* The outcome of a finished run: `result` (may be NULL) and the status. */
+static int child_result(const child *c, ndf_spawn_result *result)
+{
+    double wall = now_mono() - c->t0;
     int code = -1, sig = 0;
-    if (WIFEXITED(status))
-        code = WEXITSTATUS(status);
-    else if (WIFSIGNALED(status))
-        sig = WTERMSIG(status);
+    if (WIFEXITED(c->status))
+        code = WEXITSTATUS(c->status);
+    else if (WIFSIGNALED(c->status))
+        sig = WTERMSIG(c->status);
     if (result) {
         if (RES_HAS(result, exit_status))
             result->exit_status = code;
@@ -428,18 +515,57 @@ int spawn_run(ndf_exec *node, const ndf_spawn *opts, ndf_spawn_result *result)
         if (RES_HAS(result, wall_s))
             result->wall_s = wall;
     }
-    if (leftovers)
-        log_msg(2, "%s: '%s' left processes in its group; they were stopped", node->name,
-                prog);
-    if (stop_cause) {
-        const char *why = stop_cause == NDF_ERR_CANCELLED ? "cancelled" : "timeout";
+    if (c->leftovers)
+        log_msg(2, "%s: '%s' left processes in its group; they were stopped", c->node->name,
+                c->prog);
+    if (c->stop_cause) {
+        const char *why = c->stop_cause == NDF_ERR_CANCELLED ? "cancelled" : "timeout";
         if (sig)
-            return err_set(stop_cause, "killed by signal %d (%s)", sig, why);
-        return err_set(stop_cause, "exited with status %d (%s)", code, why);
+            return err_set(c->stop_cause, "killed by signal %d (%s)", sig, why);
+        return err_set(c->stop_cause, "exited with status %d (%s)", code, why);
     }
     if (sig)
         return err_set(NDF_ERR_EXECUTION, "killed by signal %d", sig);
     if (code != 0)
         return err_set(NDF_ERR_EXECUTION, "exited with status %d", code);
     return NDF_OK;
+}
+
+/* What a caller sees when the run fails before an exit status exists. */
+static void result_reset(ndf_spawn_result *result)
+{
+    if (!result || !RES_HAS(result, exit_status))
+        return;
+    result->exit_status = -1;
+    if (RES_HAS(result, term_signal))
+        result->term_signal = 0;
+    if (RES_HAS(result, wall_s))
+        result->wall_s = 0;
+}
+
+int process_run(ndf_exec *node, const ndf_spawn *opts, ndf_spawn_result *result)
+{
+    result_reset(result);
+    if (!node || !opts || !OPT_HAS(opts, argv) || !opts->argv || !opts->argv[0] || !*opts->argv[0])
+        return err_set(NDF_ERR_INVALID, "spawn: no command given");
+    /* Process-wide, once: see become_subreaper. */
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, become_subreaper);
+
+    child c;
+    child_init(&c, node, opts);
+    int rc = child_start(&c, opts);
+    if (rc)
+        return rc;
+    while (rc == NDF_OK && !c.done) {
+        double now = now_mono();
+        child_escalate(&c, now);
+        rc = child_reap(&c, now);
+        if (rc == NDF_OK && !c.done)
+            rc = child_pump(&c, now);
+    }
+    child_close(&c, rc);
+    if (rc)
+        return rc;
+    return child_result(&c, result);
 }

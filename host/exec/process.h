@@ -1,4 +1,4 @@
-/* Starting processes for steps (ndf_host.spawn): own process group, the
+/* Processes started by steps (ndf_host.spawn): own process group, the
  * context exported as NDF_* variables, output captured into the record,
  * and deadlines enforced with SIGTERM, a grace period and SIGKILL on the
  * whole group.  (Not "spawn.h": that name would hide the system header.) */
@@ -20,15 +20,15 @@
  * NDF_ERR_CANCELLED ("killed by signal 15 (timeout)"); NDF_ERR_INVALID for
  * bad options.  err_msg() is set on failure.  `result` may be NULL; it is
  * filled up to result->size. */
-int spawn_run(ndf_exec *node, const ndf_spawn *opts, ndf_spawn_result *result);
+int process_run(ndf_exec *node, const ndf_spawn *opts, ndf_spawn_result *result);
 
 /* The NAME for attribute KEY: "NDF_ATTR_" + KEY uppercased, every byte
  * that is not [A-Za-z0-9] turned into '_'.  The caller frees it. */
-char *spawn_attr_env_name(const char *key);
+char *process_attr_env_name(const char *key);
 
 /* Appends a context attribute value as text (NDF_ATTR_* variables and
  * ${attr.KEY}): scalars as written, lists joined with commas. */
 struct strbuf;
-void spawn_value_text(const ndf_value *v, struct strbuf *sb);
+void process_value_text(const ndf_value *v, struct strbuf *sb);
 
 #endif

@@ -24,7 +24,7 @@
 
 void record_make_id(char *out, size_t size)
 {
-    static _Atomic unsigned counter;
+    static _Atomic unsigned counter; /* process-wide: ids are unique in it */
     unsigned n = atomic_fetch_add(&counter, 1) + 1;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -38,18 +38,22 @@ void record_make_id(char *out, size_t size)
 
 #ifdef HAVE_TSC
 /* Seconds per tick, as measured by the threads (0: not yet); and whether
- * the counter can be trusted: 0 not known yet, 1 yes, -1 no. */
+ * the counter can be trusted: 0 not known yet, 1 yes, -1 no.  Module-level
+ * on purpose: both are properties of the machine's counter, learnt once
+ * for every thread. */
 static _Atomic double tsc_rate;
 static _Atomic int tsc_usable;
 
 /* Per thread: the line the stamps follow (record.h) and the baseline of
- * the rate measurement.  Initial-exec TLS: the core library is only ever
- * linked into executables. */
+ * the rate measurement.  Thread-local because a reading is anchored to the
+ * thread's own last clock_gettime() (re-anchored every 50 ms), so no stamp
+ * needs a shared cache line.  Initial-exec TLS: the core library is only
+ * ever linked into executables. */
 _Thread_local record_clock record_clock_tl __attribute__((tls_model("initial-exec")));
 typedef struct tsc_cal {
     uint64_t cal_tsc;
     double cal_mono;
-    int strikes;              /* rate samples in a row that disagreed */
+    int strikes; /* rate samples in a row that disagreed */
 } tsc_cal;
 static _Thread_local tsc_cal tl_cal __attribute__((tls_model("initial-exec")));
 
@@ -124,14 +128,26 @@ double record_now_slow(void)
 #endif
 }
 
+struct timespec record_timespec(double mono)
+{
+    double t = mono > 0 ? (mono < 1e15 ? mono : 1e15) : 0; /* NaN: 0 */
+    struct timespec ts;
+    ts.tv_sec = (time_t)t;
+    ts.tv_nsec = (long)((t - (double)ts.tv_sec) * 1e9);
+    if (ts.tv_nsec >= 1000000000L)
+        ts.tv_sec++, ts.tv_nsec -= 1000000000L;
+    return ts;
+}
+
 /* ---- the node arena ---- */
 
+/* Never written: shared by every node without output (see record.h). */
 tailbuf record_no_output[3];
 
 typedef struct arena_chunk {
     struct arena_chunk *next;
-    size_t size;              /* of the whole allocation */
-    int mapped;               /* from mmap (huge-page aligned), else malloc */
+    size_t size; /* of the whole allocation */
+    int mapped;  /* from mmap (huge-page aligned), else malloc */
     _Alignas(16) char mem[];
 } arena_chunk;
 
@@ -144,24 +160,29 @@ typedef struct arena_chunk {
  * MADV_FREE'd pages included), so the chunks stay mapped and dirty. */
 #define CHUNK_CACHE_BYTES ((size_t)256 * 1024 * 1024)
 
-static pthread_mutex_t chunk_lock = PTHREAD_MUTEX_INITIALIZER;
-static arena_chunk *chunk_cache;
-static _Atomic size_t chunk_cached; /* bytes (read unlocked as a hint) */
+/* Big chunks freed records left for the next ones.  Module-level on
+ * purpose, like malloc's own caches: any record may reuse any other's
+ * memory, whoever runs them, and record_new() has no owner to ask. */
+static struct {
+    pthread_mutex_t lock;
+    arena_chunk *head;
+    _Atomic size_t bytes; /* read unlocked as a hint */
+} chunks = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 /* A cached chunk of at least `size` bytes (the first that fits), or NULL. */
 static arena_chunk *chunk_reuse(size_t size)
 {
     arena_chunk *c = NULL;
-    pthread_mutex_lock(&chunk_lock);
-    for (arena_chunk **pp = &chunk_cache; *pp; pp = &(*pp)->next) {
+    pthread_mutex_lock(&chunks.lock);
+    for (arena_chunk **pp = &chunks.head; *pp; pp = &(*pp)->next) {
         if ((*pp)->size >= size) {
             c = *pp;
             *pp = c->next;
-            chunk_cached -= c->size;
+            chunks.bytes -= c->size;
             break;
         }
     }
-    pthread_mutex_unlock(&chunk_lock);
+    pthread_mutex_unlock(&chunks.lock);
     return c;
 }
 
@@ -177,7 +198,7 @@ static void arena_grow(record *r, size_t need)
     while (size < need + sizeof(arena_chunk))
         size *= 2;
     arena_chunk *c = NULL;
-    if (size >= ARENA_MAPPED && chunk_cached)
+    if (size >= ARENA_MAPPED && chunks.bytes)
         c = chunk_reuse(size);
     if (!c && size >= ARENA_MAPPED && size < ARENA_HUGE) {
         void *m = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -235,14 +256,14 @@ static void arena_free(record *r)
             free(c);
             continue;
         }
-        pthread_mutex_lock(&chunk_lock);
-        if (chunk_cached + c->size <= CHUNK_CACHE_BYTES) {
-            c->next = chunk_cache;
-            chunk_cache = c;
-            chunk_cached += c->size;
+        pthread_mutex_lock(&chunks.lock);
+        if (chunks.bytes + c->size <= CHUNK_CACHE_BYTES) {
+            c->next = chunks.head;
+            chunks.head = c;
+            chunks.bytes += c->size;
             c = NULL;
         }
-        pthread_mutex_unlock(&chunk_lock);
+        pthread_mutex_unlock(&chunks.lock);
         if (c)
             munmap(c, c->size);
     }
@@ -259,10 +280,13 @@ static ndf_exec *node_alloc(record *r, ndf_exec *parent, ndf_node_kind kind, con
     n->depth = parent ? parent->depth + 1 : 0;
     n->rec = r;
     n->parent = parent;
-    n->kids = NULL;
-    n->nkids = n->capkids = 0;
+    atomic_init(&n->kids, NULL);
+    atomic_init(&n->nkids, 0);
+    n->capkids = 0;
     n->deadline = parent ? parent->deadline : INFINITY;
-    n->start = n->end = n->start_wall = 0;
+    atomic_init(&n->start, 0);
+    atomic_init(&n->end, 0);
+    atomic_init(&n->start_wall, 0);
     n->message = NULL;
     n->out = record_no_output;
     n->data = NULL;
@@ -353,29 +377,38 @@ ndf_exec *node_new(ndf_exec *parent, ndf_node_kind kind, const char *name)
     record *r = parent->rec;
     alloc_lock(r);
     ndf_exec *n = node_alloc(r, parent, kind, name);
-    if (parent->nkids == parent->capkids) {
+    size_t nk = atomic_load_explicit(&parent->nkids, memory_order_relaxed);
+    ndf_exec **kids = atomic_load_explicit(&parent->kids, memory_order_relaxed);
+    if (nk == parent->capkids) {
         /* Children arrays live in the arena too; an outgrown one is left
          * there (at most as much again as the final array). */
         size_t cap = parent->capkids ? parent->capkids * 2 : 4;
-        ndf_exec **kids = arena_alloc(r, cap * sizeof *kids);
-        if (parent->nkids)
-            memcpy(kids, parent->kids, parent->nkids * sizeof *kids);
-        __atomic_store_n(&parent->kids, kids, __ATOMIC_RELEASE);
+        ndf_exec **grown = arena_alloc(r, cap * sizeof *grown);
+        if (nk)
+            memcpy(grown, kids, nk * sizeof *grown);
+        atomic_store_explicit(&parent->kids, grown, memory_order_release);
         parent->capkids = cap;
+        kids = grown;
     }
-    parent->kids[parent->nkids] = n;
+    kids[nk] = n;
     /* Publishes the child (and, before it, the array holding it). */
-    __atomic_store_n(&parent->nkids, parent->nkids + 1, __ATOMIC_RELEASE);
+    atomic_store_explicit(&parent->nkids, nk + 1, memory_order_release);
     alloc_unlock(r);
     return n;
 }
 
-/* A consistent view of a node's children while others may append: the
- * count first, then the array (which holds at least that many). */
-static ndf_exec *const *kids_view(const ndf_exec *n, size_t *count)
+ndf_exec *const *node_kids(const ndf_exec *n, size_t *count)
 {
-    *count = __atomic_load_n(&n->nkids, __ATOMIC_ACQUIRE);
-    return __atomic_load_n(&n->kids, __ATOMIC_ACQUIRE);
+    /* The count first, then the array: the array stored before that count
+     * or a later one, each holding at least that many. */
+    *count = atomic_load_explicit(&n->nkids, memory_order_acquire);
+    return atomic_load_explicit(&n->kids, memory_order_acquire);
+}
+
+void node_times(const ndf_exec *n, double *start, double *end)
+{
+    *start = atomic_load_explicit(&n->start, memory_order_relaxed);
+    *end = atomic_load_explicit(&n->end, memory_order_relaxed);
 }
 
 #define STATE_FINAL(s) ((s) != NDF_STATE_PENDING && (s) != NDF_STATE_RUNNING)
@@ -402,11 +435,15 @@ void node_set_state_at(ndf_exec *node, ndf_state state, const char *msg, double 
         return;
     }
     if (state == NDF_STATE_RUNNING) {
-        node->start = now;
-        node->start_wall = node->rec->start_wall + (now - node->rec->start);
-        node->end = 0;
-    } else if (STATE_FINAL(state) && node->start > 0 && node->end == 0) {
-        node->end = now > node->start ? now : node->start;
+        atomic_store_explicit(&node->start, now, memory_order_relaxed);
+        atomic_store_explicit(&node->start_wall, node->rec->start_wall + (now - node->rec->start),
+                              memory_order_relaxed);
+        atomic_store_explicit(&node->end, 0, memory_order_relaxed);
+    } else if (STATE_FINAL(state)) {
+        double start, end;
+        node_times(node, &start, &end);
+        if (start > 0 && end == 0)
+            atomic_store_explicit(&node->end, now > start ? now : start, memory_order_relaxed);
     }
     if (msg)
         node_set_message(node, msg);
@@ -415,8 +452,9 @@ void node_set_state_at(ndf_exec *node, ndf_state state, const char *msg, double 
 
 void node_set_state(ndf_exec *node, ndf_state state, const char *msg)
 {
-    int stamp = state == NDF_STATE_RUNNING ||
-                (STATE_FINAL(state) && node->start > 0 && node->end == 0);
+    double start, end;
+    node_times(node, &start, &end);
+    int stamp = state == NDF_STATE_RUNNING || (STATE_FINAL(state) && start > 0 && end == 0);
     node_set_state_at(node, state, msg, stamp ? record_now() : 0);
 }
 
@@ -489,7 +527,7 @@ static double progress_locked(const ndf_exec *n)
     if (state_final(s))
         return 100.0;
     size_t nk;
-    ndf_exec *const *kids = kids_view(n, &nk);
+    ndf_exec *const *kids = node_kids(n, &nk);
     if (!nk)
         return 0.0;
     double sum = 0;
@@ -508,9 +546,9 @@ double node_progress(ndf_exec *node)
 
 const char *state_name(ndf_state s)
 {
-    static const char *const names[] = {"PENDING",     "RUNNING",   "COMPLETED",
-                                        "FAILED",      "SKIPPED",   "ROLLED_BACK",
-                                        "CANCELLED",   "TIMED_OUT", "DEGRADED"};
+    static const char *const names[] = {"PENDING",   "RUNNING",   "COMPLETED",
+                                        "FAILED",    "SKIPPED",   "ROLLED_BACK",
+                                        "CANCELLED", "TIMED_OUT", "DEGRADED"};
     return (unsigned)s < ARRAY_SIZE(names) ? names[s] : "UNKNOWN";
 }
 
@@ -525,7 +563,6 @@ const char *node_kind_name(ndf_node_kind k)
     }
 }
 
-
 static void json_num(strbuf *sb, double v)
 {
     if (!isfinite(v))
@@ -536,9 +573,11 @@ static void json_num(strbuf *sb, double v)
 
 static double node_duration(const ndf_exec *n, double now)
 {
-    if (n->start <= 0)
+    double start, end;
+    node_times(n, &start, &end);
+    if (start <= 0)
         return 0;
-    return (n->end > 0 ? n->end : now) - n->start;
+    return (end > 0 ? end : now) - start;
 }
 
 /* Caller holds the record lock. */
@@ -550,8 +589,9 @@ static void node_json(const ndf_exec *n, strbuf *sb, double now)
     sb_puts(sb, ",\"name\":");
     sb_json_str(sb, n->name);
     sb_printf(sb, ",\"state\":\"%s\"", state_name(st));
-    if (n->start > 0) {
-        sb_printf(sb, ",\"started\":%.3f", n->start_wall);
+    if (atomic_load_explicit(&n->start, memory_order_relaxed) > 0) {
+        sb_printf(sb, ",\"started\":%.3f",
+                  atomic_load_explicit(&n->start_wall, memory_order_relaxed));
         sb_puts(sb, ",\"duration\":");
         json_num(sb, node_duration(n, now));
     }
@@ -572,7 +612,7 @@ static void node_json(const ndf_exec *n, strbuf *sb, double now)
             sb_printf(sb, ",\"%s_truncated\":%llu", streams[i], (unsigned long long)t->dropped);
     }
     size_t nk;
-    ndf_exec *const *kids = kids_view(n, &nk);
+    ndf_exec *const *kids = node_kids(n, &nk);
     if (nk) {
         sb_puts(sb, ",\"children\":[");
         for (size_t i = 0; i < nk; i++) {
@@ -627,10 +667,10 @@ static void node_text(const ndf_exec *n, strbuf *sb, int indent, double now)
     ndf_state st = atomic_load_explicit(&n->state, memory_order_acquire);
     sb_printf(sb, "%*s%-13s %s %s", indent * 2, "", state_name(st), node_kind_name(n->kind),
               n->name);
-    if (n->start > 0)
+    if (atomic_load_explicit(&n->start, memory_order_relaxed) > 0)
         sb_printf(sb, "  %.3fs", node_duration(n, now));
     size_t nk;
-    ndf_exec *const *kids = kids_view(n, &nk);
+    ndf_exec *const *kids = node_kids(n, &nk);
     if (nk && !state_final(st))
         sb_printf(sb, "  %.0f%%", progress_locked(n));
     if (n->message && *n->message)

@@ -11,6 +11,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 #include <ndf/sdk.h>
 
 struct strbuf;
@@ -37,53 +38,62 @@ typedef enum record_stream { REC_STDOUT = 0, REC_STDERR = 1, REC_LOG = 2 } recor
 
 typedef struct record record;
 
-/* A node.  Fields marked (lock) are guarded by the record's lock; `state` is
- * atomic so progress can be read without it; the rest is written once by the
- * thread that runs the node. */
+/* A node.  Fields marked (lock) are guarded by the record's lock.  What
+ * readers (status, progress, the CLI's live view) look at while the node
+ * runs is atomic: `state`, the children and the timings.  The rest is
+ * written by the thread that runs the node before others can see it. */
 struct ndf_exec {
     ndf_node_kind kind;
-    _Atomic int state;          /* ndf_state */
-    int depth;                  /* 0 for the root */
+    _Atomic int state; /* ndf_state */
+    int depth;         /* 0 for the root */
     record *rec;
     struct ndf_exec *parent;
     /* Children, appended under the record's alloc_lock.  Readable under the
-     * record lock or even without: a child is complete before nkids counts
-     * it, and outgrown arrays stay valid (they live in the record's arena),
-     * so a reader never sees freed memory. */
-    struct ndf_exec **kids;
-    size_t nkids, capkids;
-    double deadline;            /* effective: absolute now_mono(), INFINITY none */
-    double start, end;          /* record_now(); 0 until set */
-    double start_wall;          /* wall-clock time at start */
-    char *message;              /* (lock) */
-    tailbuf *out;               /* (lock) stdout, stderr, log: 3 buffers, or
-                                   record_no_output while there was none */
-    void *data;                 /* exec_set_data */
+     * record lock or even without (node_kids): a child is complete before
+     * nkids counts it (release), a grown array is stored before the count
+     * that needs it, and outgrown arrays stay valid (they live in the
+     * record's arena), so a reader never sees freed memory. */
+    _Atomic(struct ndf_exec **) kids;
+    _Atomic size_t nkids;
+    size_t capkids;  /* (alloc_lock) */
+    double deadline; /* effective: absolute now_mono(), INFINITY none */
+    /* Timings, set by the thread that runs the node (again on a retry)
+     * while readers may look: relaxed atomics, free on x86. */
+    _Atomic double start, end; /* record_now(); 0 until set */
+    _Atomic double start_wall; /* wall-clock time at start */
+    char *message;             /* (lock) */
+    tailbuf *out;              /* (lock) stdout, stderr, log: 3 buffers, or
+                                  record_no_output while there was none */
+    void *data;                /* exec_set_data */
     void (*data_free)(void *);
-    struct pattern *pat;        /* PATTERN nodes of run_pattern: a reference */
-    int cleanup;                /* running an undo: the execution's cancellation
-                                   does not stop it (its own deadline does) */
-    char name[];                /* inline, NUL-terminated */
+    struct pattern *pat; /* PATTERN nodes of run_pattern: a reference */
+    int cleanup;         /* running an undo: the execution's cancellation
+                            does not stop it (its own deadline does) */
+    char name[];         /* inline, NUL-terminated */
 };
 
 struct record {
     _Atomic int refs;
     char id[48];
     pthread_mutex_t lock;
-    ndf_context *ctx;           /* owned copy */
+    ndf_context *ctx; /* owned copy */
     ndf_exec *root;
-    struct executor *ex;        /* the executor that runs it, or NULL (tests) */
-    struct pool *pool;          /* where its groups run */
-    double kill_grace;          /* seconds, processes and in-process steps */
-    int force;                  /* skip confidence gates of sub-patterns */
-    _Atomic int cancel;         /* 0, or NDF_ERR_CANCELLED once cancelled */
-    _Atomic int started;        /* its work began (the root deadline is set) */
-    _Atomic int claimed;        /* someone is finishing it (once) */
-    _Atomic int done;           /* the execution has returned */
-    int status;                 /* final ndf_status (valid once done) */
-    char *error;                /* final message, or NULL */
+    /* Set by whoever runs the record, before its work starts, and never
+     * changed: how code that holds only a node (the services table) finds
+     * what runs it, with no global lookup. */
+    struct executor *ex; /* the executor that runs it; NULL for a record
+                            driven by hand (tests): no sub-patterns */
+    struct pool *pool;   /* where its groups run; NULL: no groups */
+    double kill_grace;   /* seconds, processes and in-process steps */
+    int force;           /* skip confidence gates of sub-patterns */
+    _Atomic int cancel;  /* 0, or NDF_ERR_CANCELLED once cancelled */
+    _Atomic int started; /* its work began (the root deadline is set) */
+    _Atomic int claimed; /* someone is finishing it (once) */
+    _Atomic int done;    /* the execution has returned */
+    int status;          /* final ndf_status (valid once done) */
+    char *error;         /* final message, or NULL */
     double start_wall, start, end;
-    char *fallback_from;        /* set when this ran as a fallback */
+    char *fallback_from; /* set when this ran as a fallback */
     char *fallback_cause;
     /* (alloc_lock) Nodes and children arrays are carved from chunks that
      * live as long as the record: a million-step execution costs no malloc
@@ -124,21 +134,29 @@ static inline double record_now(void)
 }
 #endif
 
+/* now_mono() time `mono` (CLOCK_MONOTONIC seconds) as the absolute time
+ * pthread_cond_timedwait() wants on a condvar set to CLOCK_MONOTONIC;
+ * clamped to 0 .. 1e15 s, so a deadline decades away (--timeout 1e308)
+ * cannot overflow time_t (waking early only costs the caller a look). */
+struct timespec record_timespec(double mono);
+
 /* The RUNNING and COMPLETED transitions of node_set_state() without a
  * message, at time `now`: the per-step fast path. */
 static inline void node_start_at(ndf_exec *node, double now)
 {
-    node->start = now;
+    atomic_store_explicit(&node->start, now, memory_order_relaxed);
     /* The wall time follows from the record's: one clock read, not two. */
-    node->start_wall = node->rec->start_wall + (now - node->rec->start);
-    node->end = 0;
+    atomic_store_explicit(&node->start_wall, node->rec->start_wall + (now - node->rec->start),
+                          memory_order_relaxed);
+    atomic_store_explicit(&node->end, 0, memory_order_relaxed);
     atomic_store_explicit(&node->state, NDF_STATE_RUNNING, memory_order_release);
 }
 
 static inline void node_complete_at(ndf_exec *node, double now)
 {
-    if (node->start > 0 && node->end == 0)
-        node->end = now > node->start ? now : node->start;
+    double start = atomic_load_explicit(&node->start, memory_order_relaxed);
+    if (start > 0 && atomic_load_explicit(&node->end, memory_order_relaxed) == 0)
+        atomic_store_explicit(&node->end, now > start ? now : start, memory_order_relaxed);
     atomic_store_explicit(&node->state, NDF_STATE_COMPLETED, memory_order_release);
 }
 
@@ -151,6 +169,7 @@ void record_make_id(char *out, size_t size);
  * empty context), with a root PATTERN node named `name` whose deadline is
  * `deadline` (absolute now_mono(), INFINITY for none).  One reference. */
 record *record_new(const char *name, const ndf_context *ctx, double deadline);
+/* Takes one more reference to `r` (any thread); returns `r`. */
 record *record_ref(record *r);
 /* Drops a reference; the last frees the tree, node data (data_free) and the
  * pattern references. */
@@ -168,6 +187,13 @@ void node_set_message(ndf_exec *node, const char *msg);
 /* Appends to one of the node's bounded buffers (`limit` 0: the default).
  * A byte count above the limit keeps the tail. */
 void node_append(ndf_exec *node, record_stream s, const char *buf, size_t len, size_t limit);
+/* The node's children as they are now, safe while others append: returns
+ * the array and sets *count; the array holds at least *count children and
+ * stays valid as long as the record. */
+ndf_exec *const *node_kids(const ndf_exec *node, size_t *count);
+/* The node's start and end (record_now(); 0 while not set), safe while it
+ * runs. */
+void node_times(const ndf_exec *node, double *start, double *end);
 /* Tightens the node's deadline to `deadline` if earlier. */
 void node_limit_deadline(ndf_exec *node, double deadline);
 /* 0 while work in `node` may go on; else NDF_ERR_CANCELLED (its execution
@@ -183,6 +209,7 @@ double node_progress(ndf_exec *node);
 int state_final(ndf_state s);
 /* "PENDING", "RUNNING", ... */
 const char *state_name(ndf_state s);
+/* "pattern", "phase", "task", "step". */
 const char *node_kind_name(ndf_node_kind k);
 
 /* Renders the record as one JSON object (id, pattern, status, message,

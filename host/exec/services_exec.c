@@ -1,7 +1,9 @@
 /* The execution half of the services table: record nodes, running steps
  * and sub-patterns with their deadlines, task groups, cancellation, sleep,
  * resources, processes and templating.  Thin adapters over record.c,
- * executor.c, spawn.c and monitor.c, plus the step-running policy. */
+ * executor.c, pool.c, process.c and monitor.c, plus the step-running
+ * policy.  Everything is reached from the node a plugin hands in (node->rec
+ * holds the executor and pool that run it): no global lookup. */
 #include "build-config.h"
 
 #include <errno.h>
@@ -15,19 +17,26 @@
 
 #include "model/context.h"
 #include "exec/executor.h"
+#include "exec/pool.h"
 #include "exec/monitor.h"
 #include "exec/record.h"
 #include "exec/services.h"
 #include "exec/process.h"
 #include "base/util.h"
 
+/* Each svc_X below is the host's ndf_host.X: its contract is the one
+ * sdk/ndf/host.h documents for plugins; comments here say only what the
+ * host adds (its policies and why). */
+
 /* Definitions older than the running host are read only up to their size. */
-#define DEF_HAS(def, member) \
+#define DEF_HAS(def, member)                                                                       \
     ((def)->size >= offsetof(__typeof__(*(def)), member) + sizeof((def)->member))
 
+/* The executor running `node`: NULL for a record made outside one (tests
+ * that drive a pattern type by hand), which then cannot run sub-patterns. */
 static executor *exec_of(const ndf_exec *node)
 {
-    return node && node->rec->ex ? node->rec->ex : executor_current();
+    return node ? node->rec->ex : NULL;
 }
 
 const ndf_context *svc_exec_context(const ndf_exec *node)
@@ -121,7 +130,7 @@ typedef struct step_call {
     pthread_mutex_t lock;
     pthread_cond_t cond;
     int done, rc;
-    int abandoned;          /* (lock) the caller stopped waiting */
+    int abandoned; /* (lock) the caller stopped waiting */
     int undo;
     const ndf_step *step;
     ndf_exec *node;
@@ -168,11 +177,9 @@ static void *step_thread(void *arg)
     return NULL;
 }
 
-/* Runs the step on a thread of its own and waits for it until the grace
- * period after the node's deadline (or after its cancellation).  A step
- * still running then is left to finish alone: the call and the record stay
- * referenced, so nothing it touches is freed under it. */
-static int run_detachable(const ndf_step *step, ndf_exec *node, int undo)
+/* A call of `step` in `node` for a thread of its own: two references
+ * (caller and thread) and one on the node's record, held by the caller. */
+static step_call *call_new(const ndf_step *step, ndf_exec *node, int undo)
 {
     step_call *c = xcalloc(1, sizeof *c);
     atomic_init(&c->refs, 2);
@@ -186,6 +193,53 @@ static int run_detachable(const ndf_step *step, ndf_exec *node, int undo)
     c->node = node;
     c->undo = undo;
     c->rec = record_ref(node->rec);
+    return c;
+}
+
+/* Gives up on a step that overran by `over` seconds: the node says so and
+ * the thread now owns c->rec.  Caller holds c->lock.  NDF_ERR_TIMEOUT. */
+static int call_abandon(step_call *c, double over)
+{
+    ndf_exec *node = c->node;
+    node_set_state(node, NDF_STATE_TIMED_OUT, NULL);
+    char msg[128];
+    snprintf(msg, sizeof msg, "overran its deadline by %.1fs", over);
+    node_set_message(node, msg);
+    log_msg(0, "%s: step '%s' %s; not waiting for it", node->name, c->step->type->name, msg);
+    c->abandoned = 1;
+    return err_set(NDF_ERR_TIMEOUT, "%s: step %s", node->name, msg);
+}
+
+/* Waits for the step's thread until the grace period after the node's
+ * deadline or cancellation.  Caller holds c->lock.  The step's status (its
+ * message in err_msg()), or call_abandon's. */
+static int call_wait(step_call *c)
+{
+    ndf_exec *node = c->node;
+    double grace = node->rec->kill_grace;
+    double stop_at = INFINITY; /* when the step was told to stop */
+    for (;;) {
+        if (c->done)
+            return err_set(c->rc, "%s", c->msg);
+        double now = now_mono();
+        if (!isfinite(stop_at) && node_stop_status(node))
+            stop_at = fmin(now, node->deadline);
+        if (now >= stop_at + grace)
+            return call_abandon(c, now - stop_at);
+        double until = isfinite(stop_at) ? stop_at + grace : fmin(node->deadline, now + 0.1);
+        until = fmin(until, now + 0.1); /* cancellation is a flag: look often */
+        struct timespec ts = record_timespec(fmax(now, until));
+        pthread_cond_timedwait(&c->cond, &c->lock, &ts);
+    }
+}
+
+/* Runs the step on a thread of its own and waits for it until the grace
+ * period after the node's deadline (or after its cancellation).  A step
+ * still running then is left to finish alone: the call and the record stay
+ * referenced, so nothing it touches is freed under it. */
+static int run_detachable(const ndf_step *step, ndf_exec *node, int undo)
+{
+    step_call *c = call_new(step, node, undo);
     pthread_attr_t ta;
     pthread_attr_init(&ta);
     pthread_attr_setdetachstate(&ta, PTHREAD_CREATE_DETACHED);
@@ -193,46 +247,17 @@ static int run_detachable(const ndf_step *step, ndf_exec *node, int undo)
     int e = pthread_create(&t, &ta, step_thread, c);
     pthread_attr_destroy(&ta);
     if (e) {
-        /* No thread to spare: run it here, without the overrun escape. */
-        c->refs = 1;
+        /* No thread to spare (pthread_create returned e): run it here,
+         * without the overrun escape. */
+        log_msg(NDF_LOG_DEBUG, "%s: no thread for a blocking step (%s); running it inline",
+                node->name, strerror(e));
+        atomic_store(&c->refs, 1);
         record_unref(c->rec);
         call_unref(c);
         return call_step(step, node, undo);
     }
-    double grace = node->rec->kill_grace;
-    double stop_at = INFINITY; /* when the step was told to stop */
-    int rc;
     pthread_mutex_lock(&c->lock);
-    for (;;) {
-        if (c->done) {
-            rc = c->rc;
-            err_set(rc, "%s", c->msg);
-            break;
-        }
-        double now = now_mono();
-        if (!isfinite(stop_at) && node_stop_status(node))
-            stop_at = fmin(now, node->deadline);
-        if (now >= stop_at + grace) {
-            double over = now - stop_at;
-            node_set_state(node, NDF_STATE_TIMED_OUT, NULL);
-            char msg[128];
-            snprintf(msg, sizeof msg, "overran its deadline by %.1fs", over);
-            node_set_message(node, msg);
-            log_msg(0, "%s: step '%s' %s; not waiting for it", node->name,
-                    step->type->name, msg);
-            rc = err_set(NDF_ERR_TIMEOUT, "%s: step %s", node->name, msg);
-            c->abandoned = 1; /* the thread now owns c->rec */
-            break;
-        }
-        double until = isfinite(stop_at) ? stop_at + grace : fmin(node->deadline, now + 0.1);
-        until = fmin(until, now + 0.1); /* cancellation is a flag: look often */
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        double at = (double)ts.tv_sec + ts.tv_nsec / 1e9 + fmax(0, until - now);
-        ts.tv_sec = (time_t)at;
-        ts.tv_nsec = (long)((at - (double)ts.tv_sec) * 1e9);
-        pthread_cond_timedwait(&c->cond, &c->lock, &ts);
-    }
+    int rc = call_wait(c);
     int abandoned = c->abandoned;
     pthread_mutex_unlock(&c->lock);
     if (!abandoned)
@@ -266,8 +291,9 @@ int svc_run_step(ndf_exec *node, const ndf_step *step, double timeout_s)
         node_limit_deadline(node, now + timeout_s);
     int rc = node_stop_status_at(node, now);
     if (rc) {
-        node_set_state(node, state_for(rc), rc == NDF_ERR_CANCELLED ? "not started: cancelled"
-                                                                    : "not started: deadline passed");
+        node_set_state(node, state_for(rc),
+                       rc == NDF_ERR_CANCELLED ? "not started: cancelled"
+                                               : "not started: deadline passed");
         return err_set(rc, "%s: not started: %s", node->name, ndf_status_name(rc));
     }
     node_start_at(node, now);
@@ -348,8 +374,8 @@ static ndf_exec *sub_execution(ndf_exec *node)
         return node;
     ndf_exec *found = NULL;
     pthread_mutex_lock(&node->rec->lock);
-    size_t nk = __atomic_load_n(&node->nkids, __ATOMIC_ACQUIRE);
-    ndf_exec **kids = __atomic_load_n(&node->kids, __ATOMIC_ACQUIRE);
+    size_t nk;
+    ndf_exec *const *kids = node_kids(node, &nk);
     for (size_t i = nk; i-- > 0;)
         if (kids[i]->kind == NDF_NODE_PATTERN && kids[i]->pat) {
             found = kids[i];
@@ -478,7 +504,34 @@ int svc_resources_usage(double *cpu, double *memory, double *disk_io)
 
 int svc_spawn(ndf_exec *node, const ndf_spawn *opts, ndf_spawn_result *result)
 {
-    return spawn_run(node, opts, result);
+    return process_run(node, opts, result);
+}
+
+/* Appends the value of template variable `var` (domain, agent_type,
+ * priority, execution_id, attr.KEY) in `node`'s context.  0 when there is
+ * no such variable (or no node). */
+static int expand_var(const ndf_exec *node, const char *var, strbuf *sb)
+{
+    const ndf_context *ctx = node ? node->rec->ctx : NULL;
+    if (!ctx)
+        return 0;
+    if (strcmp(var, "domain") == 0) {
+        sb_puts(sb, ctx->domain);
+    } else if (strcmp(var, "agent_type") == 0) {
+        sb_puts(sb, ctx->agent_type);
+    } else if (strcmp(var, "priority") == 0) {
+        sb_printf(sb, "%d", ctx->priority);
+    } else if (strcmp(var, "execution_id") == 0) {
+        sb_puts(sb, node->rec->id);
+    } else if (strncmp(var, "attr.", 5) == 0 && var[5]) {
+        const ndf_value *v = value_get(ctx->attrs, var + 5);
+        if (!v)
+            return 0;
+        process_value_text(v, sb);
+    } else {
+        return 0;
+    }
+    return 1;
 }
 
 int svc_expand(const ndf_exec *node, const char *tmpl, char **out)
@@ -486,7 +539,6 @@ int svc_expand(const ndf_exec *node, const char *tmpl, char **out)
     *out = NULL;
     if (!tmpl)
         return err_set(NDF_ERR_INVALID, "expand: no text");
-    const ndf_context *ctx = node ? node->rec->ctx : NULL;
     strbuf sb;
     sb_init(&sb);
     const char *p = tmpl;
@@ -497,14 +549,10 @@ int svc_expand(const ndf_exec *node, const char *tmpl, char **out)
             break;
         }
         sb_add(&sb, p, (size_t)(d - p));
-        if (d[1] == '$') {
-            sb_add(&sb, "$", 1);
-            p = d + 2;
-            continue;
-        }
         if (d[1] != '{') {
+            /* "$$" is one '$'; a '$' before anything else stays as it is. */
             sb_add(&sb, "$", 1);
-            p = d + 1;
+            p = d + (d[1] == '$' ? 2 : 1);
             continue;
         }
         const char *end = strchr(d + 2, '}');
@@ -512,28 +560,8 @@ int svc_expand(const ndf_exec *node, const char *tmpl, char **out)
             sb_free(&sb);
             return err_set(NDF_ERR_VALIDATION, "unterminated ${ in '%s'", tmpl);
         }
-        size_t n = (size_t)(end - d - 2);
-        char *var = xstrndup(d + 2, n);
-        int ok = 1;
-        if (!ctx) {
-            ok = 0;
-        } else if (strcmp(var, "domain") == 0) {
-            sb_puts(&sb, ctx->domain);
-        } else if (strcmp(var, "agent_type") == 0) {
-            sb_puts(&sb, ctx->agent_type);
-        } else if (strcmp(var, "priority") == 0) {
-            sb_printf(&sb, "%d", ctx->priority);
-        } else if (strcmp(var, "execution_id") == 0) {
-            sb_puts(&sb, node->rec->id);
-        } else if (strncmp(var, "attr.", 5) == 0 && var[5]) {
-            const ndf_value *v = value_get(ctx->attrs, var + 5);
-            if (v)
-                spawn_value_text(v, &sb);
-            else
-                ok = 0;
-        } else {
-            ok = 0;
-        }
+        char *var = xstrndup(d + 2, (size_t)(end - d - 2));
+        int ok = expand_var(node, var, &sb);
         if (!ok) {
             err_set(NDF_ERR_VALIDATION, "unknown variable ${%s} in '%s'", var, tmpl);
             free(var);

@@ -78,6 +78,7 @@ int pattern_build(struct loader *ld, ndf_value *def, const learning_params *lp, 
  * pattern keeps what its predecessor learned). */
 void pattern_adopt_learning(pattern *to, pattern *from);
 
+/* Takes a reference (thread-safe) and returns `p`. */
 pattern *pattern_ref(pattern *p);
 /* Drops a reference; the last one destroys the instance and frees it. */
 void pattern_unref(pattern *p);

@@ -1,4 +1,4 @@
-/* The pattern registry (seed PatternRegistry): a hash table by name, domain
+/* The pattern registry (seed PatternRegistry): a hash map by name, domain
  * indexes (exact domains, wildcard globs by the first token of their literal
  * prefix, domain tokens for similarity), the similarity score, and the cache
  * of resident learning state paged through a registry_store.
@@ -10,11 +10,11 @@
 #include "build-config.h"
 
 #include <pthread.h>
-#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "model/registry.h"
+#include "base/hashmap.h"
 #include "base/util.h"
 
 /* ---- small containers ---- */
@@ -43,113 +43,6 @@ static void pvec_remove(pvec *a, const pattern *p)
         }
 }
 
-/* Chained hash table from strings (copied) to pointers. */
-typedef struct hent {
-    char *key;
-    uint64_t hash;
-    void *val;
-    struct hent *next;
-} hent;
-
-typedef struct hmap {
-    hent **b;
-    size_t nb, n;
-} hmap;
-
-static uint64_t hash_mem(const char *s, size_t n)
-{
-    uint64_t h = 1469598103934665603ull; /* FNV-1a */
-    for (size_t i = 0; i < n; i++) {
-        h ^= (unsigned char)s[i];
-        h *= 1099511628211ull;
-    }
-    return h;
-}
-
-static hent *hmap_find(const hmap *m, const char *key, size_t len)
-{
-    if (!m->nb)
-        return NULL;
-    uint64_t h = hash_mem(key, len);
-    for (hent *e = m->b[h & (m->nb - 1)]; e; e = e->next)
-        if (e->hash == h && strncmp(e->key, key, len) == 0 && e->key[len] == '\0')
-            return e;
-    return NULL;
-}
-
-static void *hmap_get(const hmap *m, const char *key)
-{
-    hent *e = hmap_find(m, key, strlen(key));
-    return e ? e->val : NULL;
-}
-
-static void hmap_grow(hmap *m)
-{
-    size_t nb = m->nb ? m->nb * 2 : 64;
-    hent **b = xcalloc(nb, sizeof *b);
-    for (size_t i = 0; i < m->nb; i++) {
-        hent *e = m->b[i], *next;
-        for (; e; e = next) {
-            next = e->next;
-            e->next = b[e->hash & (nb - 1)];
-            b[e->hash & (nb - 1)] = e;
-        }
-    }
-    free(m->b);
-    m->b = b;
-    m->nb = nb;
-}
-
-/* Adds `key` (must be absent) -> val. */
-static void hmap_put(hmap *m, const char *key, void *val)
-{
-    if (m->n >= m->nb)
-        hmap_grow(m);
-    hent *e = xmalloc(sizeof *e);
-    e->key = xstrdup(key);
-    e->hash = hash_mem(key, strlen(key));
-    e->val = val;
-    e->next = m->b[e->hash & (m->nb - 1)];
-    m->b[e->hash & (m->nb - 1)] = e;
-    m->n++;
-}
-
-/* Removes `key`, returning its value (NULL when absent). */
-static void *hmap_del(hmap *m, const char *key)
-{
-    if (!m->nb)
-        return NULL;
-    uint64_t h = hash_mem(key, strlen(key));
-    for (hent **pp = &m->b[h & (m->nb - 1)]; *pp; pp = &(*pp)->next) {
-        hent *e = *pp;
-        if (e->hash == h && strcmp(e->key, key) == 0) {
-            void *v = e->val;
-            *pp = e->next;
-            free(e->key);
-            free(e);
-            m->n--;
-            return v;
-        }
-    }
-    return NULL;
-}
-
-static void hmap_free(hmap *m, void (*free_val)(void *))
-{
-    for (size_t i = 0; i < m->nb; i++) {
-        hent *e = m->b[i], *next;
-        for (; e; e = next) {
-            next = e->next;
-            if (free_val)
-                free_val(e->val);
-            free(e->key);
-            free(e);
-        }
-    }
-    free(m->b);
-    memset(m, 0, sizeof *m);
-}
-
 static void pvec_free_void(void *p)
 {
     pvec *a = p;
@@ -157,30 +50,25 @@ static void pvec_free_void(void *p)
     free(a);
 }
 
-/* The pvec under `key` in `m`, created when `create`. */
-static pvec *index_vec(hmap *m, const char *key, size_t len, int create)
+/* The pvec under the `len` bytes at `key` in `m`, created when `create`. */
+static pvec *index_vec(hashmap *m, const char *key, size_t len, int create)
 {
-    hent *e = hmap_find(m, key, len);
-    if (e || !create)
-        return e ? e->val : NULL;
-    pvec *a = xcalloc(1, sizeof *a);
-    char *k = xstrndup(key, len);
-    hmap_put(m, k, a);
-    free(k);
+    pvec *a = hashmap_getn(m, key, len);
+    if (a || !create)
+        return a;
+    a = xcalloc(1, sizeof *a);
+    hashmap_putn(m, key, len, a);
     return a;
 }
 
-static void index_drop(hmap *m, const char *key, size_t len, const pattern *p)
+static void index_drop(hashmap *m, const char *key, size_t len, const pattern *p)
 {
     pvec *a = index_vec(m, key, len, 0);
     if (!a)
         return;
     pvec_remove(a, p);
-    if (!a->n) {
-        char *k = xstrndup(key, len);
-        pvec_free_void(hmap_del(m, k));
-        free(k);
-    }
+    if (!a->n)
+        pvec_free_void(hashmap_removen(m, key, len));
 }
 
 /* ---- tokens and globs ---- */
@@ -331,12 +219,12 @@ typedef struct entry {
 struct registry {
     registry_opts opts;
     pthread_rwlock_t lock;
-    hmap names;   /* name -> entry */
-    hmap exact;   /* literal domain -> pvec */
-    hmap wild;    /* first token of a wildcard glob's literal prefix -> pvec */
-    pvec other;   /* wildcard globs without such a token ("w*", "?x") */
-    pvec any;     /* no domains, or a glob of only '*' */
-    hmap tokens;  /* literal token of a domain glob -> pvec */
+    hashmap *names;  /* name -> entry */
+    hashmap *exact;  /* literal domain -> pvec */
+    hashmap *wild;   /* first token of a wildcard glob's literal prefix -> pvec */
+    pvec other;      /* wildcard globs without such a token ("w*", "?x") */
+    pvec any;        /* no domains, or a glob of only '*' */
+    hashmap *tokens; /* literal token of a domain glob -> pvec */
 
     pthread_mutex_t lru_lock;
     entry *head, *tail;
@@ -347,6 +235,10 @@ registry *registry_new(const registry_opts *opts)
 {
     registry *r = xcalloc(1, sizeof *r);
     r->opts = *opts;
+    r->names = hashmap_new();
+    r->exact = hashmap_new();
+    r->wild = hashmap_new();
+    r->tokens = hashmap_new();
     pthread_rwlock_init(&r->lock, NULL);
     pthread_mutex_init(&r->lru_lock, NULL);
     return r;
@@ -363,10 +255,10 @@ void registry_free(registry *r)
 {
     if (!r)
         return;
-    hmap_free(&r->names, entry_free);
-    hmap_free(&r->exact, pvec_free_void);
-    hmap_free(&r->wild, pvec_free_void);
-    hmap_free(&r->tokens, pvec_free_void);
+    hashmap_free(r->names, entry_free);
+    hashmap_free(r->exact, pvec_free_void);
+    hashmap_free(r->wild, pvec_free_void);
+    hashmap_free(r->tokens, pvec_free_void);
     free(r->other.v);
     free(r->any.v);
     pthread_rwlock_destroy(&r->lock);
@@ -397,14 +289,14 @@ static void index_pattern(registry *r, pattern *p, int add)
                 pvec_remove(&r->any, p);
         } else if (!has_meta(g, strlen(g))) {
             if (add)
-                pvec_push(index_vec(&r->exact, g, strlen(g), 1), p);
+                pvec_push(index_vec(r->exact, g, strlen(g), 1), p);
             else
-                index_drop(&r->exact, g, strlen(g), p);
+                index_drop(r->exact, g, strlen(g), p);
         } else if ((ft = glob_first_token(g)) > 0) {
             if (add)
-                pvec_push(index_vec(&r->wild, g, ft, 1), p);
+                pvec_push(index_vec(r->wild, g, ft, 1), p);
             else
-                index_drop(&r->wild, g, ft, p);
+                index_drop(r->wild, g, ft, p);
         } else {
             if (add)
                 pvec_push(&r->other, p);
@@ -427,9 +319,9 @@ static void index_pattern(registry *r, pattern *p, int add)
                 continue;
             seen[nseen++] = t[k];
             if (add)
-                pvec_push(index_vec(&r->tokens, t[k].s, t[k].n, 1), p);
+                pvec_push(index_vec(r->tokens, t[k].s, t[k].n, 1), p);
             else
-                index_drop(&r->tokens, t[k].s, t[k].n, p);
+                index_drop(r->tokens, t[k].s, t[k].n, p);
         }
     }
 }
@@ -518,7 +410,7 @@ int registry_register(registry *r, pattern *p)
                        p->name, p->threshold);
 
     pthread_rwlock_wrlock(&r->lock);
-    entry *old = hmap_get(&r->names, p->name);
+    entry *old = hashmap_get(r->names, p->name);
     if (old) {
         const pattern *q = old->p;
         if (p->file && q->file)
@@ -531,7 +423,7 @@ int registry_register(registry *r, pattern *p)
     }
     entry *e = xcalloc(1, sizeof *e);
     e->p = pattern_ref(p);
-    hmap_put(&r->names, p->name, e);
+    hashmap_put(r->names, p->name, e);
     index_pattern(r, p, 1);
 
     pthread_mutex_lock(&p->lock);
@@ -551,7 +443,7 @@ int registry_register(registry *r, pattern *p)
 int registry_unregister(registry *r, const char *name)
 {
     pthread_rwlock_wrlock(&r->lock);
-    entry *e = hmap_del(&r->names, name);
+    entry *e = hashmap_remove(r->names, name);
     if (!e) {
         pthread_rwlock_unlock(&r->lock);
         return err_set(NDF_ERR_NOT_FOUND, "no pattern named '%s'", name);
@@ -568,7 +460,7 @@ int registry_unregister(registry *r, const char *name)
 int registry_get(registry *r, const char *name, pattern **out)
 {
     pthread_rwlock_rdlock(&r->lock);
-    entry *e = hmap_get(&r->names, name);
+    entry *e = hashmap_get(r->names, name);
     *out = e ? pattern_ref(e->p) : NULL;
     pthread_rwlock_unlock(&r->lock);
     return e ? NDF_OK : err_set(NDF_ERR_NOT_FOUND, "no pattern named '%s'", name);
@@ -577,7 +469,7 @@ int registry_get(registry *r, const char *name, pattern **out)
 size_t registry_count(registry *r)
 {
     pthread_rwlock_rdlock(&r->lock);
-    size_t n = r->names.n;
+    size_t n = hashmap_count(r->names);
     pthread_rwlock_unlock(&r->lock);
     return n;
 }
@@ -649,9 +541,9 @@ static void uniq(pvec *c)
 /* Candidates for `domain` from the domain indexes; caller holds the lock. */
 static void domain_candidates(registry *r, const char *domain, pvec *c)
 {
-    add_all(c, hmap_get(&r->exact, domain));
+    add_all(c, hashmap_get(r->exact, domain));
     size_t ft = first_token(domain);
-    add_all(c, index_vec(&r->wild, domain, ft, 0));
+    add_all(c, index_vec(r->wild, domain, ft, 0));
     add_all(c, &r->other);
     add_all(c, &r->any);
 }
@@ -716,12 +608,13 @@ int registry_find_similar(registry *r, const ndf_context *ctx, double threshold,
         tok t[MAX_TOKENS];
         size_t nt = tokenize(ctx->domain, t);
         for (size_t i = 0; i < nt; i++)
-            add_all(&c, index_vec(&r->tokens, t[i].s, t[i].n, 0));
+            add_all(&c, index_vec(r->tokens, t[i].s, t[i].n, 0));
         uniq(&c);
     } else {
-        for (size_t i = 0; i < r->names.nb; i++)
-            for (hent *e = r->names.b[i]; e; e = e->next)
-                pvec_push(&c, ((entry *)e->val)->p);
+        size_t pos = 0;
+        void *e;
+        while (hashmap_next(r->names, &pos, NULL, &e))
+            pvec_push(&c, ((entry *)e)->p);
     }
     scored *s = xmalloc((c.n ? c.n : 1) * sizeof *s);
     size_t n = 0;
@@ -744,12 +637,13 @@ int registry_all(registry *r, pattern_list *out)
     memset(out, 0, sizeof *out);
     pthread_rwlock_rdlock(&r->lock);
     size_t n = 0;
-    scored *s = xmalloc((r->names.n ? r->names.n : 1) * sizeof *s);
-    for (size_t i = 0; i < r->names.nb; i++)
-        for (hent *e = r->names.b[i]; e; e = e->next) {
-            s[n].p = pattern_ref(((entry *)e->val)->p);
-            s[n++].score = 0; /* all equal: sorted by name */
-        }
+    size_t total = hashmap_count(r->names), pos = 0;
+    scored *s = xmalloc((total ? total : 1) * sizeof *s);
+    void *e;
+    while (hashmap_next(r->names, &pos, NULL, &e)) {
+        s[n].p = pattern_ref(((entry *)e)->p);
+        s[n++].score = 0; /* all equal: sorted by name */
+    }
     pthread_rwlock_unlock(&r->lock);
     fill_list(s, n, out);
     free(s);
@@ -763,25 +657,26 @@ size_t registry_cleanup(registry *r, double max_age_hours, double now)
     double cutoff = now - max_age_hours * 3600.0;
     size_t count = 0;
     pthread_rwlock_rdlock(&r->lock);
-    for (size_t i = 0; i < r->names.nb; i++)
-        for (hent *h = r->names.b[i]; h; h = h->next) {
-            entry *e = h->val;
-            pattern *p = e->p;
-            pthread_mutex_lock(&p->lock);
-            double base = p->learn.last_used > 0 ? p->learn.last_used : p->learn.created;
-            int stale = p->resident && base < cutoff;
-            pthread_mutex_unlock(&p->lock);
-            if (!stale)
-                continue;
-            pthread_mutex_lock(&r->lru_lock);
-            lru_unlink(r, e);
-            pthread_mutex_unlock(&r->lru_lock);
-            if (pattern_page_out(p) == NDF_OK)
-                count++;
-            else
-                log_msg(NDF_LOG_WARN, "pattern '%s': cannot page out its learning state: %s",
-                        p->name, err_msg());
-        }
+    size_t pos = 0;
+    void *v;
+    while (hashmap_next(r->names, &pos, NULL, &v)) {
+        entry *e = v;
+        pattern *p = e->p;
+        pthread_mutex_lock(&p->lock);
+        double base = p->learn.last_used > 0 ? p->learn.last_used : p->learn.created;
+        int stale = p->resident && base < cutoff;
+        pthread_mutex_unlock(&p->lock);
+        if (!stale)
+            continue;
+        pthread_mutex_lock(&r->lru_lock);
+        lru_unlink(r, e);
+        pthread_mutex_unlock(&r->lru_lock);
+        if (pattern_page_out(p) == NDF_OK)
+            count++;
+        else
+            log_msg(NDF_LOG_WARN, "pattern '%s': cannot page out its learning state: %s", p->name,
+                    err_msg());
+    }
     pthread_rwlock_unlock(&r->lock);
     return count;
 }
@@ -795,7 +690,7 @@ void registry_record(registry *r, pattern *p, int success, const char *domain,
     if (duration_s >= 0)
         pattern_record_duration(p, duration_s);
     pthread_rwlock_rdlock(&r->lock);
-    entry *e = hmap_get(&r->names, p->name);
+    entry *e = hashmap_get(r->names, p->name);
     if (e && e->p == p) {
         pthread_mutex_lock(&r->lru_lock);
         lru_front(r, e);

@@ -24,7 +24,11 @@ typedef struct registry_opts {
     const registry_store *store; /* may be NULL */
 } registry_opts;
 
+/* A new empty registry with a copy of `opts` (the store it points at must
+ * outlive the registry).  Never NULL. */
 registry *registry_new(const registry_opts *opts);
+/* Drops the registry's references on its patterns and frees it; NULL is a
+ * no-op.  No other thread may use it any more. */
 void registry_free(registry *r);
 
 /* seed register_pattern.  Takes a reference on success.  NDF_ERR_EXISTS (the
@@ -36,6 +40,7 @@ int registry_register(registry *r, pattern *p);
 int registry_unregister(registry *r, const char *name);
 /* seed get_pattern: a new reference in *out, or NDF_ERR_NOT_FOUND. */
 int registry_get(registry *r, const char *name, pattern **out);
+/* Number of registered patterns. */
 size_t registry_count(registry *r);
 
 /* A list of pattern references; free with pattern_list_free(). */
@@ -79,6 +84,7 @@ size_t registry_cleanup(registry *r, double max_age_hours, double now);
 void registry_record(registry *r, pattern *p, int success, const char *domain,
                      double duration_s);
 
+/* The learning parameters the registry was made with; owned by it. */
 const learning_params *registry_learning(registry *r);
 /* Patterns whose learning state is resident (bounded by cache_size when
  * there is a store). */

@@ -20,6 +20,8 @@
 #include <unistd.h>
 
 #include "plugin/loader.h"
+#include "base/fsutil.h"
+#include "base/hashmap.h"
 #include "base/sha256.h"
 #include "base/util.h"
 #include "base/value.h"
@@ -83,10 +85,9 @@ struct loader {
     int quiet;
     plugin **files; /* every file tried, in order */
     size_t nfiles;
-    provided **slots; /* open-addressing table of what loaded plugins provide */
-    size_t cap, count;
-    unsigned long tmp_seq;
-    /* Guards `slots`: lookups may come from executor threads while a
+    hashmap *types; /* name -> provided, of what loaded plugins provide */
+    hashmap *steps;
+    /* Guards `types` and `steps`: lookups may come from executor threads while a
      * reload rebuilds the table (everything else is changed by one thread
      * at a time: the caller serializes loads, rescans and collections). */
     pthread_rwlock_t lock;
@@ -154,40 +155,16 @@ static char *dup_or_null(const char *s)
     return s ? xstrdup(s) : NULL;
 }
 
-static uint64_t name_hash(provided_kind kind, const char *s)
+/* The table of what loaded plugins provide of `kind`, by name. */
+static hashmap *table_for(const loader *l, provided_kind kind)
 {
-    uint64_t h = 1469598103934665603ULL ^ (uint64_t)kind;
-    for (; *s; s++) {
-        h ^= (unsigned char)*s;
-        h *= 1099511628211ULL;
-    }
-    return h;
+    return kind == PROVIDED_PATTERN_TYPE ? l->types : kind == PROVIDED_STEP ? l->steps : NULL;
 }
 
-static provided **table_slot(const loader *l, provided_kind kind, const char *name)
-{
-    size_t mask = l->cap - 1;
-    for (size_t i = (size_t)name_hash(kind, name) & mask;; i = (i + 1) & mask) {
-        provided *p = l->slots[i];
-        if (!p || (p->kind == kind && strcmp(p->name, name) == 0))
-            return &l->slots[i];
-    }
-}
-
+/* Caller holds the write lock. */
 static void table_add(loader *l, provided *p)
 {
-    if ((l->count + 1) * 10 > l->cap * 7) {
-        provided **old = l->slots;
-        size_t oldcap = l->cap;
-        l->cap = oldcap ? oldcap * 2 : 64;
-        l->slots = xcalloc(l->cap, sizeof *l->slots);
-        for (size_t i = 0; i < oldcap; i++)
-            if (old[i])
-                *table_slot(l, old[i]->kind, old[i]->name) = old[i];
-        free(old);
-    }
-    *table_slot(l, p->kind, p->name) = p;
-    l->count++;
+    hashmap_put(table_for(l, p->kind), p->name, p);
 }
 
 const provided *loader_find(const loader *l, provided_kind kind, const char *name)
@@ -195,19 +172,22 @@ const provided *loader_find(const loader *l, provided_kind kind, const char *nam
     if (!l || !name)
         return NULL;
     pthread_rwlock_t *lk = (pthread_rwlock_t *)&l->lock;
+    hashmap *m = table_for(l, kind);
+    if (!m)
+        return NULL;
     pthread_rwlock_rdlock(lk);
-    const provided *p = l->cap ? *table_slot(l, kind, name) : NULL;
+    const provided *p = hashmap_get(m, name);
     pthread_rwlock_unlock(lk);
     return p;
 }
 
-/* Refills the table from the plugins that serve (after a rescan replaced
- * or retired some: open addressing has no cheap removal). */
+/* Refills the tables from the plugins that serve, after a rescan replaced
+ * or retired some, so that a retired plugin's names go with it. */
 static void table_rebuild(loader *l)
 {
     pthread_rwlock_wrlock(&l->lock);
-    memset(l->slots, 0, l->cap * sizeof *l->slots);
-    l->count = 0;
+    hashmap_clear(l->types, NULL);
+    hashmap_clear(l->steps, NULL);
     for (size_t i = 0; i < l->nfiles; i++)
         if (l->files[i]->loaded)
             for (size_t j = 0; j < l->files[i]->nprov; j++)
@@ -228,29 +208,6 @@ void loader_unpin(const provided *p)
 }
 
 /* ---- the cache directory ---- */
-
-static int mkdir_p(const char *path)
-{
-    char *tmp = xstrdup(path);
-    for (char *s = tmp + 1;; s++) {
-        if (*s != '/' && *s != '\0')
-            continue;
-        char c = *s;
-        *s = '\0';
-        if (mkdir(tmp, 0700) != 0 && errno != EEXIST) {
-            int e = errno;
-            err_set(NDF_ERR_IO, "cannot create the plugin cache directory %s: %s", tmp,
-                    strerror(e));
-            free(tmp);
-            return NDF_ERR_IO;
-        }
-        *s = c;
-        if (!c)
-            break;
-    }
-    free(tmp);
-    return NDF_OK;
-}
 
 /* Opens `path` as a directory owned by us that no one else can write (and,
  * when `private_`, no one else can read or enter either). */
@@ -307,7 +264,7 @@ loader *loader_new(const loader_opts *opts)
     char *dir = opts && opts->cache_dir && *opts->cache_dir ? xstrdup(opts->cache_dir)
                                                             : default_cache_dir(&in_tmp);
     int fd = -1;
-    if (mkdir_p(dir) != NDF_OK)
+    if (fs_mkdir_p(dir, 0700, "the plugin cache directory") != NDF_OK)
         goto fail;
     if (in_tmp) {
         /* /tmp is shared: someone else could have made /tmp/ndf-UID first. */
@@ -323,6 +280,8 @@ loader *loader_new(const loader_opts *opts)
         goto fail;
 
     loader *l = xcalloc(1, sizeof *l);
+    l->types = hashmap_new();
+    l->steps = hashmap_new();
     pthread_rwlock_init(&l->lock, NULL);
     l->host = opts->host;
     l->cache_dir = dir;
@@ -560,20 +519,6 @@ static void registrar_discard(ndf_registrar *reg)
 
 /* ---- loading one file ---- */
 
-static int write_all(int fd, const unsigned char *p, size_t n)
-{
-    while (n) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return -1;
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
 /* 1 when the ELF file `fd` of `size` bytes holds everything its headers
  * point at.  A file caught half-written (a `cp` over a plugin while a
  * reload reads it) would otherwise be mapped with pages past its end, and
@@ -617,15 +562,8 @@ static int elf_complete(int fd, off_t size, const char **why)
  * copied, so that what is loaded is what was checked. */
 static int copy_to_cache(loader *l, plugin *p, int fd, const char *base)
 {
-    char tmp[96];
-    int out = -1;
-    for (int tries = 0; out < 0 && tries < 100; tries++) {
-        snprintf(tmp, sizeof tmp, ".tmp.%ld.%lu", (long)getpid(), ++l->tmp_seq);
-        out = openat(l->cache_fd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-        if (out < 0 && errno != EEXIST)
-            break;
-    }
-    if (out < 0)
+    fs_atomic out;
+    if (fs_atomic_begin(&out, l->cache_fd, l->cache_dir, "copy", 0600) != NDF_OK)
         return refuse(l, p, NDF_ERR_IO, "cannot create a copy in the plugin cache %s: %s",
                       l->cache_dir, strerror(errno));
 
@@ -646,24 +584,20 @@ static int copy_to_cache(loader *l, plugin *p, int fd, const char *base)
         if (n == 0)
             break;
         sha256_update(&h, buf, (size_t)n);
-        if (write_all(out, buf, (size_t)n) != 0) {
-            err = errno ? errno : EIO;
+        if (fs_write_all(out.fd, buf, (size_t)n) != 0) {
+            err = errno;
             op = "write";
             break;
         }
         off += n;
     }
     free(buf);
-    if (!err && fchmod(out, 0500) != 0) {
+    if (!err && fchmod(out.fd, 0500) != 0) {
         err = errno;
         op = "chmod";
     }
-    if (close(out) != 0 && !err) {
-        err = errno;
-        op = "write";
-    }
     if (err) {
-        unlinkat(l->cache_fd, tmp, 0);
+        fs_atomic_abort(&out);
         return refuse(l, p, NDF_ERR_IO, "cannot %s while copying into the plugin cache %s: %s", op,
                       l->cache_dir, strerror(err));
     }
@@ -682,12 +616,13 @@ static int copy_to_cache(loader *l, plugin *p, int fd, const char *base)
         free(p->cached_name);
         p->cached_name = xasprintf("%.*s.%.16s.g%lu.so", (int)blen, base, p->hash, ++l->gen_seq);
     }
-    if (renameat(l->cache_fd, tmp, l->cache_fd, p->cached_name) != 0) {
+    /* Not durable: the cache is rebuilt from the plugin files after a
+     * crash, so an fsync per load would buy nothing. */
+    if (fs_atomic_commit(&out, p->cached_name, 0) != NDF_OK) {
         int e = errno;
-        unlinkat(l->cache_fd, tmp, 0);
         free(p->cached_name);
         p->cached_name = NULL;
-        return refuse(l, p, NDF_ERR_IO, "cannot rename its copy in the plugin cache %s: %s",
+        return refuse(l, p, NDF_ERR_IO, "cannot store its copy in the plugin cache %s: %s",
                       l->cache_dir, strerror(e));
     }
     p->cached = xasprintf("%s/%s", l->cache_dir, p->cached_name);
@@ -1483,7 +1418,8 @@ void loader_free(loader *l)
         plugin_free(p);
     }
     free(l->files);
-    free(l->slots);
+    hashmap_free(l->types, NULL);
+    hashmap_free(l->steps, NULL);
     pthread_rwlock_destroy(&l->lock);
     close(l->cache_fd);
     free(l->cache_dir);

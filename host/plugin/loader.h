@@ -143,6 +143,7 @@ typedef struct loader_gen_stats {
     size_t unloaded;       /* retired plugins unloaded so far */
     size_t not_unloadable; /* ... of which dlclose did not unmap the code */
 } loader_gen_stats;
+/* Fills `out` with the counts above, for `ndf ctl ping`. */
 void loader_generations(const loader *l, loader_gen_stats *out);
 
 /* Called by the services table for register_pattern_type/register_step.

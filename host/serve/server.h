@@ -1,46 +1,66 @@
 /* `ndf serve`: the long-running host behind a Unix control socket, with hot
  * reload of plugins and configuration in generations.  The wire protocol is
- * one JSON object per line each way (documented in ndf(1)). */
+ * one JSON object per line each way (serve/protocol.h, documented in
+ * ndf(1)).  The server knows nothing of the command line: the commands it
+ * runs for clients, and the exit codes its answers carry, are handed to it
+ * in server_opts. */
 #ifndef NDF_SERVER_H
 #define NDF_SERVER_H
 
-#include "cli/app.h"
+#include <stdio.h>
 
-/* A request line longer than this gets an error response and the
- * connection is closed. */
-#define SERVER_MAX_LINE (1024u * 1024u)
+#include "app/runtime.h"
+#include "model/context.h"
 
-/* A one-shot command the server runs for clients (list, show, ...), with
- * its output captured; see server_opts. */
+/* server_command.flags */
+enum {
+    /* Reads the plugin loader, which a reload rescans: runs under the
+     * reload lock. */
+    SERVER_CMD_LOADER = 1
+};
+
+/* A command clients may run by name ("cmd" with "args"), on the serving
+ * generation, answered with its output and exit code. */
 typedef struct server_command {
     const char *name;
-    int (*fn)(app *a, int argc, char **argv);
+    unsigned flags; /* SERVER_CMD_* */
 } server_command;
+
+/* One run of a command for a client. */
+typedef struct server_call {
+    const server_command *command;
+    runtime *rt;                /* the serving generation's; fully loaded, shared: read only */
+    int argc;                   /* argv[0] is the command's name */
+    char **argv;                /* the request's "args" after it */
+    const ndf_context *context; /* the request's "context", or NULL */
+    FILE *out, *err;            /* captured for the answer's "stdout" and "stderr" */
+} server_call;
 
 typedef struct server_opts {
     const char *socket_path; /* NULL: the configuration's server.socket */
     double grace;            /* SIGTERM: seconds running executions get to finish */
     int watch;               /* reload plugins when their directories change (inotify) */
     double debounce;         /* seconds of quiet after a change before reloading */
-    /* The read-only commands clients may run (by name, with their own
-     * arguments) on the serving generation: stdout, stderr and the exit
-     * code go back in the response.  They must not free or replace what
-     * the app they are handed holds. */
+
     const server_command *commands;
     size_t ncommands;
+    /* Runs call->command.  Returns its exit code, or a negative ndf_status
+     * when the request is refused (err_msg() says why; the client gets an
+     * error answer).  It must not free or replace what call->rt holds, and
+     * may run on several threads at once. */
+    int (*run_command)(void *opaque, const server_call *call);
+    void *opaque;
+    /* The exit code of an ndf_status, for the "exit" member of answers. */
+    int (*exit_code)(int status);
 } server_opts;
 
-/* Loads the configuration, plugins and patterns of `a` (a->config_path) as
- * generation 1, listens on the socket and serves until SIGTERM, SIGINT or a
- * "shutdown" request; then stops accepting, lets running executions finish
- * up to opts->grace seconds (cancelling the rest), saves every pattern's
- * learning state and returns EXIT_OK.  Returns another exit code (after
- * logging why) when it cannot start.  Takes over a->cfg; the caller still
- * calls app_free(a). */
-int server_run(app *a, const server_opts *opts);
-
-/* Connects to the server socket at `path`.  Returns the descriptor, or -1
- * with errno set (ENOENT or ECONNREFUSED: nothing listens). */
-int server_connect(const char *path);
+/* Loads the configuration, plugins and patterns of `rt` as generation 1,
+ * listens on the socket and serves until SIGTERM, SIGINT or a "shutdown"
+ * request; then stops accepting, lets running executions finish up to
+ * opts->grace seconds (cancelling the rest), saves every pattern's learning
+ * state and returns NDF_OK.  Returns another status (after logging why)
+ * when it cannot start.  Takes over rt->cfg; the loader and storage stay
+ * in `rt`, which the caller frees with runtime_free() afterwards. */
+int server_run(runtime *rt, const server_opts *opts);
 
 #endif

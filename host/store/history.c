@@ -30,32 +30,7 @@ void history_opts(const settings *set, store_opts *o)
     o->learning = set->learning;
 }
 
-/* ---- the program's store ---- */
-
-static pthread_mutex_t app_lock = PTHREAD_MUTEX_INITIALIZER;
-static store *app_store;
-static registry_store app_seam;
-static int app_warned;
-
-static void app_close(void)
-{
-    store_close(app_store);
-    app_store = NULL;
-}
-
-store *history_app(const settings *set)
-{
-    pthread_mutex_lock(&app_lock);
-    if (!app_store) {
-        store_opts o;
-        history_opts(set, &o);
-        if (store_open(set->storage_path, &o, &app_store) == NDF_OK)
-            atexit(app_close);
-    }
-    store *s = app_store;
-    pthread_mutex_unlock(&app_lock);
-    return s;
-}
+/* ---- the registry's seam ---- */
 
 static int seam_load(void *opaque, const char *name, learning_state *st)
 {
@@ -70,22 +45,11 @@ static int seam_save(void *opaque, const char *name, const learning_state *st)
     return NDF_OK;
 }
 
-const registry_store *history_registry_store(const settings *set)
+void history_registry_seam(store *s, registry_store *out)
 {
-    store *s = history_app(set);
-    pthread_mutex_lock(&app_lock);
-    const registry_store *seam = NULL;
-    if (s) {
-        app_seam.opaque = s;
-        app_seam.load = seam_load;
-        app_seam.save = seam_save;
-        seam = &app_seam;
-    } else if (!app_warned) {
-        app_warned = 1;
-        log_msg(NDF_LOG_WARN, "%s; patterns start from their prior", err_msg());
-    }
-    pthread_mutex_unlock(&app_lock);
-    return seam;
+    out->opaque = s;
+    out->load = seam_load;
+    out->save = seam_save;
 }
 
 /* ---- records to rows ---- */

@@ -1,8 +1,8 @@
 /* History: how executions reach the store.  Turns a finished execution
  * record into store rows (the execution, each sub-pattern execution, every
  * node with its output), commits them through the group-commit writer, and
- * puts the committed learning state back into the patterns; opens the
- * program's store from the settings; and is the registry's seam onto it. */
+ * puts the committed learning state back into the patterns; and is the
+ * registry's seam onto the store. */
 #ifndef NDF_HISTORY_H
 #define NDF_HISTORY_H
 
@@ -18,17 +18,11 @@ struct registry_store;
  * confidence { }) give. */
 void history_opts(const struct settings *set, store_opts *o);
 
-/* The program's store, opened from `set` on first use and closed at exit.
- * NULL with err_msg() set (the database and the reason) when it cannot be
- * opened; later calls try again.  Thread-safe. */
-store *history_app(const struct settings *set);
-
-/* The registry's seam onto history_app(): load reads the patterns table;
- * save does nothing, since every execution already wrote its increments
- * (a snapshot written back could only lose another process's counts).
- * NULL, with one warning, when the store cannot be opened: patterns then
- * start from their prior. */
-const struct registry_store *history_registry_store(const struct settings *set);
+/* The registry's seam onto `s` (which must outlive the registry): load
+ * reads the patterns table; save does nothing, since every execution
+ * already wrote its increments (a snapshot written back could only lose
+ * another process's counts). */
+void history_registry_seam(store *s, struct registry_store *out);
 
 /* The store executions of finished record `r`: [0] the execution itself,
  * then one per sub-pattern that ran inside it (parent_id set; skipped ones

@@ -66,7 +66,10 @@ typedef struct ndf_host {
     /* --- diagnostics --- */
     void (*log)(int level, const char *fmt, ...) NDF_PRINTF(2, 3);
     /* Sets the message of the failure being returned and returns `status`,
-     * so `return host->fail(NDF_ERR_INVALID, "...")` reads naturally. */
+     * so `return host->fail(NDF_ERR_INVALID, "...")` reads naturally.  The
+     * arguments may include host->last_error(): the new message is formatted
+     * before it replaces the old, so `host->fail(rc, "fetching: %s",
+     * host->last_error())` passes a failed host call's reason on. */
     int (*fail)(int status, const char *fmt, ...) NDF_PRINTF(2, 3);
     /* Like fail(), prefixing the message with the file:line of `where`. */
     int (*fail_at)(const ndf_value *where, int status, const char *fmt, ...) NDF_PRINTF(3, 4);

@@ -51,7 +51,6 @@ static double direct_loop(void)
     return best / nsteps * 1e9;
 }
 
-
 static ndf_value *seq_def(void)
 {
     ndf_value *def = value_new_group(NULL);
@@ -110,6 +109,42 @@ static double run(executor *ex, const char *name, size_t nodes, double *cpu, dou
     return best / (double)nsteps * 1e9;
 }
 
+/* Registers "bench_plugin" (seq_def) built from the sequential and steps
+ * plugins found in NDF_PLUGIN_PATH, loaded through a loader whose private
+ * copies go to `cache` (made here).  1 when it was registered; *ld is the
+ * loader to free (may be NULL), *build_s the time pattern_build took. */
+static int load_plugin_pattern(registry *reg, const learning_params *lp, char *cache, loader **ld,
+                               double *build_s)
+{
+    *ld = NULL;
+    *build_s = 0;
+    const char *path = getenv("NDF_PLUGIN_PATH");
+    if (!path || !*path || !mkdtemp(cache))
+        return 0;
+    loader_opts lo = {.host = &host_services, .cache_dir = cache, .allow_insecure = 1};
+    log_set_level(0);
+    *ld = loader_new(&lo);
+    char *dirs[] = {(char *)path};
+    if (*ld)
+        loader_scan(*ld, dirs, 1);
+    log_set_level(1);
+    if (!*ld || !loader_find(*ld, PROVIDED_PATTERN_TYPE, "sequential") ||
+        !loader_find(*ld, PROVIDED_STEP, "noop"))
+        return 0;
+    ndf_value *def = seq_def();
+    pattern *p;
+    double t0 = now_mono();
+    int rc = pattern_build(*ld, def, lp, &p);
+    *build_s = now_mono() - t0;
+    if (rc != NDF_OK) {
+        fprintf(stderr, "bench_dispatch: %s\n", err_msg());
+        return 0;
+    }
+    registry_register(reg, p);
+    pattern_unref(p);
+    return 1;
+}
+
 int main(void)
 {
     const char *env = getenv("BENCH_STEPS");
@@ -128,53 +163,33 @@ int main(void)
     pattern_unref(p);
 
     char cache[] = "/tmp/ndf-bench-XXXXXX";
-    loader *ld = NULL;
-    int have_plugin = 0;
-    double build_s = 0;
-    const char *path = getenv("NDF_PLUGIN_PATH");
-    if (path && *path && mkdtemp(cache)) {
-        loader_opts lo = {.host = &host_services, .cache_dir = cache, .allow_insecure = 1};
-        log_set_level(0);
-        ld = loader_new(&lo);
-        char *dirs[] = {(char *)path};
-        if (ld) {
-            loader_scan(ld, dirs, 1);
-        }
-        log_set_level(1);
-    }
-    if (ld && loader_find(ld, PROVIDED_PATTERN_TYPE, "sequential") &&
-        loader_find(ld, PROVIDED_STEP, "noop")) {
-        ndf_value *def = seq_def();
-        double t0 = now_mono();
-        int brc = pattern_build(ld, def, &lp, &p);
-        build_s = now_mono() - t0;
-        if (brc == NDF_OK) {
-            registry_register(reg, p);
-            pattern_unref(p);
-            have_plugin = 1;
-        } else {
-            fprintf(stderr, "bench_dispatch: %s\n", err_msg());
-        }
-    }
+    loader *ld;
+    double build_s;
+    int have_plugin = load_plugin_pattern(reg, &lp, cache, &ld, &build_s);
     /* keep = 1: an execution's record is dropped when the next one starts,
      * so its memory serves the next (as in a long-running server); the
      * first run of each pattern pays for fresh memory and is shown apart. */
-    executor_opts eo = {.threads = 1, .default_timeout = 0, .pattern_timeout = 0,
-                        .kill_grace = 1, .confidence_threshold = 0, .reg = reg, .keep = 1};
+    executor_opts eo = {.threads = 1,
+                        .default_timeout = 0,
+                        .pattern_timeout = 0,
+                        .kill_grace = 1,
+                        .confidence_threshold = 0,
+                        .reg = reg,
+                        .keep = 1};
     executor *ex = executor_new(&eo);
 
     double base = direct_loop();
     double fx_cpu, fx_first, fx = run(ex, "bench_fixture", (size_t)nsteps, &fx_cpu, &fx_first);
     printf("per-step dispatch: %ld no-op in-process steps, one execution, best of 5 (ns/step;\n"
-           "cpu: process CPU time; first: the first run, on fresh memory)\n", nsteps);
+           "cpu: process CPU time; first: the first run, on fresh memory)\n",
+           nsteps);
     printf("  %-44s %7.1f\n", "direct function-call loop", base);
     printf("  %-44s %7.1f  cpu %6.1f  first %6.1f  overhead %6.1f ns (%.0fx)\n",
            "in-process fixture sequence (no plugin)", fx, fx_cpu, fx_first, fx - base, fx / base);
     if (have_plugin) {
         double pl_cpu, pl_first, pl = run(ex, "bench_plugin", (size_t)nsteps, &pl_cpu, &pl_first);
         printf("  %-44s %7.1f  cpu %6.1f  first %6.1f  overhead %6.1f ns (%.0fx)\n",
-               "sequential plugin + steps plugin noop", pl, pl_cpu, pl_first, pl - base,
-               pl / base);
+               "sequential plugin + steps plugin noop", pl, pl_cpu, pl_first, pl - base, pl / base);
         printf("  (building the %ld-step sequential pattern took %.2f s)\n", nsteps, build_s);
     } else {
         printf("  (sequential/steps plugins not found in NDF_PLUGIN_PATH: plugin row skipped)\n");

@@ -11,7 +11,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "exec/executor.h"
+#include "exec/pool.h"
 #include "exec/record.h"
 #include "base/util.h"
 
@@ -28,7 +28,7 @@ static int noop(void *arg)
 
 typedef struct dag {
     ndf_group *g;
-    _Atomic int *need;  /* unmet dependencies per node */
+    _Atomic int *need; /* unmet dependencies per node */
 } dag;
 
 static dag the_dag;

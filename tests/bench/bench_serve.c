@@ -24,11 +24,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "cli/app.h"
-#include "cli/commands.h"
+#include "app/runtime.h"
 #include "model/context.h"
 #include "exec/executor.h"
-#include "serve/server.h"
+#include "serve/transport.h"
 #include "store/storage.h"
 #include "base/util.h"
 
@@ -112,7 +111,7 @@ static pid_t start_server(const char *debounce)
         _exit(127);
     }
     for (int i = 0; i < 500; i++) {
-        int fd = server_connect(sock);
+        int fd = transport_connect(sock);
         if (fd >= 0) {
             close(fd);
             return pid;
@@ -139,7 +138,7 @@ static int cmp_double(const void *a, const void *b)
 static void reload_latency(const char *debounce, int n)
 {
     pid_t pid = start_server(debounce);
-    int fd = server_connect(sock);
+    int fd = transport_connect(sock);
     double *lat = xcalloc((size_t)n, sizeof *lat);
     char *tmp = xasprintf("%s/.reload.so.tmp", watch), *dst = xasprintf("%s/reload.so", watch);
     int v = 1;
@@ -189,7 +188,7 @@ typedef struct client {
 static void *client_main(void *arg)
 {
     client *c = arg;
-    int fd = server_connect(sock);
+    int fd = transport_connect(sock);
     if (fd < 0)
         die("connect");
     while (now_mono() < c->until) {
@@ -320,9 +319,10 @@ int main(void)
     }
     stop_server(pid);
 
-    app a = {.config_path = conf, .config_explicit = 1, .verbosity = -1};
+    runtime rt;
+    runtime_init(&rt, conf, 1, NULL, NULL);
     log_set_level(0);
-    if (app_load(&a, APP_PATTERNS) != EXIT_OK) {
+    if (runtime_load(&rt, RT_PATTERNS) != NDF_OK) {
         fprintf(stderr, "bench_serve: cannot load %s\n", conf);
         return 1;
     }
@@ -330,16 +330,17 @@ int main(void)
                         .default_timeout = 60,
                         .pattern_timeout = 120,
                         .kill_grace = 2,
-                        .reg = a.reg,
-                        .on_complete = storage_on_complete,
-                        .opaque = storage_app(&a.cfg->set)};
+                        .reg = rt.reg,
+                        .on_complete = history_on_complete,
+                        .opaque = &rt.hook};
+    runtime_store(&rt);
     executor *ex = executor_new(&eo);
     for (int n = 1; n <= 8; n += 7) {
         double r = inproc_throughput(ex, n, secs);
         printf("%-28s %8d %12.0f %12.1f\n", "in-process (executor)", n, r, 1e6 / r);
     }
     executor_free(ex);
-    app_free(&a);
+    runtime_free(&rt);
     rm_rf(scratch);
     if (sd && *sd)
         rm_rf(state);

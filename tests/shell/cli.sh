@@ -20,6 +20,19 @@ for cmd in $("$NDF" --help | awk '/^Commands:/ {on=1; next} on && /^  [a-z]/ {pr
     expect_exit 2 "$cmd rejects an unknown option" -- "$NDF" "$cmd" --no-such-option
 done
 
+# Long options are taken by their exact names only: getopt_long's
+# abbreviations let "--c FILE" through as --context (issue 12).
+expect_exit 2 "an abbreviated long option is refused" -- "$NDF" -c /dev/null list --js
+expect_match "$err" "unrecognized option '--js' \\(abbreviations are not accepted; did you mean '--json'\\?\\)" \
+    "and the message names the option meant"
+expect_exit 2 "an abbreviated global option is refused" -- "$NDF" --conf /dev/null list
+expect_match "$err" "did you mean '--config'" "naming it"
+expect_exit 2 "similar --c FILE reads no file" -- "$NDF" -c /dev/null similar --c /dev/null
+expect_match "$err" "did you mean '--context'" "and names --context"
+expect_exit 0 "the exact names still work, --name=value included" -- \
+    "$NDF" --config=/dev/null list --json --domain=x
+expect_match "$out" '^\{"patterns":\[' "and the command ran"
+
 # Commands that take one PATTERN say what is missing or extra.
 for cmd in show export reset-stats analytics; do
     expect_exit 2 "$cmd without a pattern exits 2" -- "$NDF" -c /dev/null "$cmd"

@@ -7,35 +7,103 @@
 MAKE=${MAKE:-make}
 DEST=$SCRATCH/dest
 
+# The tools the checks below rely on.  A missing one is a failure, never a
+# silent pass: binutils and pkg-config are declared CI dependencies.
+for need in readelf:binutils pkg-config:pkg-config; do
+    tool=${need%%:*}
+    if command -v "$tool" >/dev/null 2>&1; then
+        ok "$tool is available"
+    else
+        not_ok "$tool is not installed (on Debian: apt-get install ${need#*:})"
+    fi
+done
+
 eval "$($MAKE -s --no-print-directory -C "$top_builddir" print-install-dirs 2>/dev/null)"
+if [ -n "${prefix:-}" ] && [ -n "${pkglibdir:-}" ]; then
+    ok "make print-install-dirs"
+else
+    not_ok "make print-install-dirs gave no layout"
+fi
 
 expect_exit 0 "make install DESTDIR" -- $MAKE -s -C "$top_builddir" install DESTDIR="$DEST"
 
-for f in "$bindir/ndf" "$includedir/ndf/sdk.h" "$includedir/ndf/host.h" \
-         "$libdir/pkgconfig/ndf-sdk.pc" "$mandir/man1/ndf.1" "$mandir/man7/ndf-plugin.7" \
-         "$sysconfdir/ndf/ndf.conf"; do
-    if [ -f "$DEST$f" ]; then ok "installed $f"; else not_ok "installed $f"; fi
-done
-for la in $plugins; do
-    so=$(basename "$la" .la).so
-    if [ -f "$DEST$pkglibdir/$so" ]; then ok "plugin $so installed"; else not_ok "plugin $so installed"; fi
-done
+# Exactly the expected set: each file below is installed, and nothing else.
+# A new installed file belongs in this list (a packager sees it too).
+expected=$SCRATCH/expected
+{
+    echo "$bindir/ndf"
+    for h in "$top_srcdir"/sdk/ndf/*.h; do echo "$includedir/ndf/$(basename "$h")"; done
+    echo "$libdir/pkgconfig/ndf-sdk.pc"
+    echo "$mandir/man1/ndf.1"
+    echo "$mandir/man5/ndf.conf.5"
+    echo "$mandir/man7/ndf-plugin.7"
+    echo "$sysconfdir/ndf/ndf.conf"
+    echo "$docdir/examples/ndf.conf"
+    for c in "$top_srcdir"/conf/patterns.d/*.conf; do
+        echo "$sysconfdir/ndf/patterns.d/$(basename "$c")"
+        echo "$docdir/examples/patterns.d/$(basename "$c")"
+    done
+    echo "$prefix/lib/systemd/system/ndf.service"
+    for la in $plugins; do echo "$pkglibdir/$(basename "$la" .la).so"; done
+} | LC_ALL=C sort >"$expected"
+missing=$(while read -r f; do [ -f "$DEST$f" ] || echo "$f"; done <"$expected")
+if [ -z "$missing" ]; then
+    ok "every expected file is installed ($(wc -l <"$expected") files)"
+else
+    not_ok "expected files not installed:"
+    printf '%s\n' "$missing" | sed 's/^/#   /'
+fi
+extra=$(cd "$DEST" && find . -type f -o -type l | sed 's/^\.//' | LC_ALL=C sort | LC_ALL=C comm -13 "$expected" -)
+if [ -z "$extra" ]; then
+    ok "no unexpected file is installed"
+else
+    not_ok "installed but not expected (add them to tests/shell/install.sh if meant):"
+    printf '%s\n' "$extra" | sed 's/^/#   /'
+fi
+sos=0
+for la in $plugins; do sos=$((sos + 1)); done
+if [ "$sos" -gt 0 ]; then ok "$sos plugins to install"; else not_ok "no plugins in the install layout"; fi
 
 stray=$(find "$DEST" -type f | grep -v -e "^$DEST$prefix/" -e "^$DEST$sysconfdir/" || true)
 if [ -z "$stray" ]; then ok "nothing outside prefix and sysconfdir"; else not_ok "files outside prefix: $stray"; fi
 las=$(find "$DEST" -name '*.la')
 if [ -z "$las" ]; then ok "no .la files installed"; else not_ok "installed .la files: $las"; fi
 
-rpaths=
+# RPATH/RUNPATH: readelf must read every installed ELF file, and a file it
+# cannot read is a failure, not a pass.
+rpaths= unread= elves=0
 for f in $(find "$DEST" -type f); do
     if head -c 4 "$f" | grep -q 'ELF'; then
-        if readelf -d "$f" 2>/dev/null | grep -Eq 'RPATH|RUNPATH'; then rpaths="$rpaths $f"; fi
+        elves=$((elves + 1))
+        if ! dyn=$(readelf -d "$f" 2>&1); then
+            unread="$unread $f"
+        elif printf '%s\n' "$dyn" | grep -Eq 'RPATH|RUNPATH'; then
+            rpaths="$rpaths $f"
+        fi
     fi
 done
+if [ "$elves" -gt 0 ]; then ok "$elves installed ELF files"; else not_ok "no installed ELF file found"; fi
+if [ -z "$unread" ]; then ok "readelf reads every installed ELF file"; else not_ok "readelf failed on:$unread"; fi
 if [ -z "$rpaths" ]; then ok "no RPATH/RUNPATH in installed ELF files"; else not_ok "rpath in:$rpaths"; fi
+
+# The ABI version is written once, in version.h; the .pc and --version
+# must say the same.
+abi_major=$(sed -n 's/^#define NDF_ABI_MAJOR \([0-9][0-9]*\)$/\1/p' "$top_srcdir/sdk/ndf/version.h")
+abi_minor=$(sed -n 's/^#define NDF_ABI_MINOR \([0-9][0-9]*\)$/\1/p' "$top_srcdir/sdk/ndf/version.h")
+abi=$abi_major.$abi_minor
+expect_match "$abi" '^[0-9]+\.[0-9]+$' "version.h gives the ABI version ($abi)"
+pcabi=$(PKG_CONFIG_PATH="$DEST$libdir/pkgconfig" PKG_CONFIG_SYSROOT_DIR="$DEST" \
+    pkg-config --variable=abi ndf-sdk 2>&1)
+if [ "$pcabi" = "$abi" ]; then ok "ndf-sdk.pc abi=$pcabi, as version.h"; else not_ok "ndf-sdk.pc abi='$pcabi', version.h says $abi"; fi
+if cmp -s "$top_srcdir/sdk/ndf/version.h" "$DEST$includedir/ndf/version.h"; then
+    ok "the installed version.h is the source one"
+else
+    not_ok "the installed version.h differs from sdk/ndf/version.h"
+fi
 
 # The staged ndf runs.
 expect_exit 0 "staged ndf --version" -- "$DEST$bindir/ndf" --version
+expect_match "$out" "plugin ABI $abi_major\\.$abi_minor\\)" "--version names the ABI of version.h"
 
 # An out-of-tree plugin from the staged SDK, with pkg-config alone.
 cp -R "$top_srcdir/plugins/example" "$SCRATCH/example"
@@ -45,11 +113,23 @@ export PKG_CONFIG_SYSROOT_DIR="$DEST"
 expect_exit 0 "example plugin builds out of tree" -- $MAKE -C "$SCRATCH/example"
 so=$(ls "$SCRATCH/example"/*.so 2>/dev/null | head -1)
 unset PKG_CONFIG_SYSROOT_DIR
-if [ -n "$so" ]; then ok "example plugin built: $(basename "$so")"; else not_ok "example plugin built"; so=$SCRATCH/missing.so; fi
-if readelf --dyn-syms -W "$so" 2>/dev/null | awk '$5 == "GLOBAL" && $7 != "UND" {print $8}' | grep -qvx 'ndf_plugin_descriptor'; then
-    not_ok "example plugin exports only its descriptor"
+if [ -n "$so" ] && [ -f "$so" ]; then
+    ok "example plugin built: $(basename "$so")"
 else
-    ok "example plugin exports only its descriptor"
+    not_ok "example plugin built (no .so in $SCRATCH/example)"
+    so=$SCRATCH/missing.so
+fi
+# The exported symbols: exactly the descriptor.  No .so, or a readelf that
+# fails, is a failure (an empty list would otherwise read as "only").
+if syms=$(readelf --dyn-syms -W "$so" 2>&1); then
+    exported=$(printf '%s\n' "$syms" | awk '$5 == "GLOBAL" && $7 != "UND" {print $8}' | sort -u)
+    if [ "$exported" = ndf_plugin_descriptor ]; then
+        ok "example plugin exports only its descriptor"
+    else
+        not_ok "example plugin exports only its descriptor (exports: $(echo $exported))"
+    fi
+else
+    not_ok "readelf --dyn-syms $so failed: $syms"
 fi
 expect_exit 0 "staged ndf inspect loads it" -- env NDF_RUNTIME_DIR="$SCRATCH/run" "$DEST$bindir/ndf" inspect "$so"
 expect_match "$out" 'compatible' "inspect gives the ABI verdict"

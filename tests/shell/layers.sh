@@ -4,7 +4,7 @@
 # Also fails on an include cycle among host headers.  Reads $(srcdir) only.
 set -u
 src=${top_srcdir:-$(cd "$(dirname "$0")/../.." && pwd)}
-order="base conf plugin model exec store serve cli"
+order="base conf plugin model exec store app serve cli"
 
 rank() {
     i=0

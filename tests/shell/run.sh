@@ -22,6 +22,8 @@ patterns = (
                            params = { argv = [ "sh", "-c", "sleep 1000 & echo \$! > $SCRATCH/pid; wait" ]; }; } ); }; },
   { name = "slow"; type = "sequential";
     params = { steps = ( { name = "nap"; step = "exec"; params = { argv = [ "sleep", "0.4" ]; }; } ); }; },
+  { name = "sleeps"; type = "sequential";
+    params = { steps = ( { name = "nap"; step = "exec"; params = { argv = [ "sleep", "60" ]; }; } ); }; },
   { name = "badvar"; type = "sequential";
     params = { steps = ( { name = "t"; step = "exec"; params = { argv = [ "echo", "\${nope}" ]; }; } ); }; }
 );
@@ -52,6 +54,11 @@ expect_exit 3 "status of an unknown id exits 3" -- $R status no-such-id
 expect_match "$err" "no execution 'no-such-id'" "and says so"
 mode=$(stat -c %a "$SCRATCH/state")
 expect_match "$mode" '^700$' "the storage directory is private"
+# errno was read after the message was printed: a failing stderr turned
+# "nothing recorded" (3) into a system error (8).
+printf 'storage: { path = "%s/nothing"; };\n' "$SCRATCH" >"$SCRATCH/empty.conf"
+expect_exit 3 "status with nothing recorded exits 3, even when stderr fails" -- \
+    sh -c "$NDF -c '$SCRATCH/empty.conf' status 2>/dev/full"
 
 expect_exit 1 "a failing pattern exits 1" -- $R run fails
 expect_match "$err" 'exited with status 3' "the failure says why"
@@ -84,10 +91,12 @@ expect_exit 0 "fallback when not found" -- $R run nope --fallback ok
 expect_match "$err" "\(cause: not found\)" "names the not-found cause"
 expect_exit 0 "fallback at the confidence gate" -- $R run gated --fallback ok
 expect_match "$err" "\(cause: confidence gate\)" "names the gate"
-expect_exit 0 "fallback on timeout" -- $R run slow --timeout 0.1 --fallback ok
+# The fallback runs under the same --timeout: 2 s leave it time to run
+# however loaded the machine (0.1 s did not, under the sanitizers).
+expect_exit 0 "fallback on timeout" -- $R run sleeps --timeout 2 --fallback ok
 expect_match "$err" "\(cause: timeout\)" "names the timeout"
 expect_exit 0 "status shows the fallback" -- $R status
-expect_match "$out" '^fallback from slow \(cause: timeout\)' "with its cause"
+expect_match "$out" '^fallback from sleeps \(cause: timeout\)' "with its cause"
 
 expect_exit 2 "an unknown template variable fails the step (validation, exit 2)" -- $R run badvar
 expect_match "$err" 'unknown variable \$\{nope\}' "and names the variable"

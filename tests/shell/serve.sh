@@ -30,7 +30,9 @@ patterns = (
                            { name = "b"; step = "reload_step"; } ); }; },
     { name = "$2"; type = "sequential"; params = { steps = ( { name = "n"; step = "noop"; } ); }; },
     { name = "slow"; type = "sequential";
-      params = { steps = ( { name = "s"; step = "sleep"; params = { seconds = 0.6; }; } ); }; }
+      params = { steps = ( { name = "s"; step = "sleep"; params = { seconds = 0.6; }; } ); }; },
+    { name = "long"; type = "sequential";
+      params = { steps = ( { name = "s"; step = "sleep"; params = { seconds = 60.0; }; } ); }; }
 );
 EOF
 }
@@ -68,11 +70,19 @@ expect_exit 0 "ctl export -o writes on the client side" -- ctl export probe -o "
 expect_match "$(head -c 200 "$SCRATCH/probe.json")" '"name"' "the export file is the stored JSON"
 expect_exit 0 "ctl config" -- ctl config
 expect_match "$out" '"server"' "ctl config prints the settings"
-id=$(ctl run slow --async)
+expect_match "$out" '"patterns":\[\{"name":"probe"' "and the patterns, as ndf config does"
+# fclose failing (a full disk) used to be followed by a second fclose
+expect_exit 8 "ctl export -o to a full device fails cleanly" -- ctl export probe -o /dev/full
+expect_match "$err" "cannot write /dev/full" "and says so"
+# A minute long, so that however loaded the machine, it runs until cancelled.
+id=$(ctl run long --async)
 expect_exit 0 "ctl status of a running execution" -- ctl status "$id"
 expect_match "$out" 'RUNNING|PENDING' "shows it running"
 expect_exit 0 "ctl cancel" -- ctl cancel "$id"
-sleep 0.3
+for t in $(seq 1 200); do
+    ctl status "$id" --json 2>/dev/null | grep -q '"done":true' && break
+    sleep 0.05
+done
 expect_exit 0 "ctl status after cancel" -- ctl status "$id" --json
 expect_match "$out" '"status":"cancelled"' "the execution was cancelled"
 expect_exit 0 "ctl status prints as ndf status does" -- ctl status "$id"
@@ -95,6 +105,31 @@ expect_match "$(printf '%s\n' "$out" | tail -1)" '"ok":true' "the last request, 
 expect_match "$out" 'unknown command' "an unknown command is named"
 expect_match "$out" '"timeout\\" must be a number' "a mistyped member is named"
 expect_match "$out" 'not --context' "a context file for the server to read is refused"
+# Served commands take data, not paths, and their options are exact.
+printf '%s\n' '{"cmd":"similar","args":["--c","/etc/shadow"]}' \
+    '{"cmd":"export","args":["probe","-o","'"$SCRATCH"'/written-by-server"]}' \
+    '{"cmd":"list","context":{"domain":"x"}}' \
+    '{"cmd":"run","pattern":"nop\u0000evil"}' \
+    '{"cmd":"similar","args":["--threshold","0"],"context":{"domain":"x"}}' >"$SCRATCH/data.in"
+expect_exit 0 "requests naming server-side files get answers" -- sh -c "$NDF ctl send <'$SCRATCH/data.in'"
+expect_match "$(printf '%s\n' "$out" | sed -n 1p)" '"exit":2,.*abbreviations are not accepted' \
+    "similar --c is an unknown option, not --context"
+expect_match "$(printf '%s\n' "$out" | sed -n 2p)" '"ok":false,.*the client writes the file, not -o' \
+    "export -o is refused on the server"
+[ ! -e "$SCRATCH/written-by-server" ] && ok "and nothing was written" || not_ok "the server wrote a client's path"
+expect_match "$(printf '%s\n' "$out" | sed -n 3p)" '"ok":false,.*list takes no \\"context\\"' \
+    "a context for a command without one is refused"
+expect_match "$(printf '%s\n' "$out" | sed -n 4p)" '"ok":false,.*NUL' "a NUL inside a name is refused"
+expect_match "$(printf '%s\n' "$out" | sed -n 5p)" '"ok":true,"exit":0,"stdout":"' \
+    "similar takes its context as data"
+printf '{"cmd":"\377\376"}\n{"cmd":"run","pattern":"\300\257"}\n' >"$SCRATCH/utf8.in"
+"$NDF" ctl send <"$SCRATCH/utf8.in" >"$SCRATCH/utf8.out" 2>&1
+expect_match "$(cat "$SCRATCH/utf8.out")" 'not valid UTF-8' "invalid UTF-8 is refused"
+if LC_ALL=C grep -q "$(printf '[\200-\377]')" "$SCRATCH/utf8.out"; then
+    not_ok "invalid UTF-8 was echoed back raw"
+else
+    ok "and never echoed back raw"
+fi
 awk 'BEGIN { printf "{\"cmd\":\""; for (i = 0; i < 1100000; i++) printf "a"; print "\"}" }' \
     >"$SCRATCH/long.in"
 expect_exit 0 "an over-long request is answered" -- sh -c "$NDF ctl send <'$SCRATCH/long.in'"
@@ -248,6 +283,31 @@ if [ "$(id -u)" -eq 0 ] && command -v setpriv >/dev/null 2>&1; then
     chmod 700 "$SCRATCH" "$RUN"
 else
     echo "# skipped the peer uid test: needs root and setpriv(1)"
+fi
+
+# ---- a member of server.group through a supplementary group only ----
+grp=$(getent group | awk -F: '$3 > 0 && $3 < 1000 && $3 != 65534 { print $1 ":" $3; exit }')
+if [ "$(id -u)" -eq 0 ] && command -v setpriv >/dev/null 2>&1 && [ -n "$grp" ]; then
+    printf 'storage: { path = "%s"; };\nplugins: { cache_dir = "%s"; };\nserver: { group = "%s"; };\n' \
+        "$SCRATCH/gstate" "$RUN/gcache" "${grp%%:*}" >"$SCRATCH/group.conf"
+    "$NDF" -c "$SCRATCH/group.conf" serve --no-watch --socket "$RUN/g.sock" 2>"$SCRATCH/gserve.log" &
+    GSERVER=$!
+    for i in $(seq 1 100); do
+        "$NDF" ctl --socket "$RUN/g.sock" ping >/dev/null 2>&1 && break
+        sleep 0.05
+    done
+    chmod 755 "$SCRATCH" "$RUN"
+    expect_exit 0 "a supplementary member of server.group may connect" -- \
+        setpriv --reuid=65534 --regid=65534 --groups="${grp#*:}" "$NDF" ctl --socket "$RUN/g.sock" ping
+    chmod 666 "$RUN/g.sock" # so that only SO_PEERCRED stands in the way
+    expect_exit 2 "a non-member is refused" -- setpriv --reuid=65534 --regid=65534 --clear-groups \
+        "$NDF" ctl --socket "$RUN/g.sock" ping
+    expect_match "$err" "permission denied: uid 65534 .*group '${grp%%:*}'" "naming the group"
+    chmod 700 "$SCRATCH" "$RUN"
+    "$NDF" ctl --socket "$RUN/g.sock" shutdown >/dev/null 2>&1
+    wait "$GSERVER"
+else
+    echo "# skipped the group member test: needs root, setpriv(1) and a group"
 fi
 
 # ---- SIGTERM with executions in flight loses no learning ----

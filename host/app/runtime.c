@@ -1,0 +1,258 @@
+/* The runtime (see runtime.h): loading a command's world in order,
+ * configuration -> plugins -> patterns -> executor, and freeing it in
+ * reverse. */
+#include "build-config.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "app/runtime.h"
+#include "model/build.h"
+#include "exec/services.h"
+#include "base/util.h"
+
+/* The compiled-in plugin directory, when neither NDF_PLUGIN_PATH nor the
+ * configuration names any. */
+static char *const builtin_dirs[] = {(char *)PLUGINDIR};
+
+static void report(runtime *rt, runtime_diag sev, const char *fmt, ...) ATTR_PRINTF(3, 4);
+static void report(runtime *rt, runtime_diag sev, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *msg = xvasprintf(fmt, ap);
+    va_end(ap);
+    if (rt->report)
+        rt->report(rt->report_opaque, sev, msg);
+    else
+        log_msg(sev == RT_DIAG_WARNING ? NDF_LOG_WARN : NDF_LOG_ERROR, "%s", msg);
+    free(msg);
+}
+
+static void split_path(const char *s, char ***dirs, size_t *n)
+{
+    *dirs = NULL;
+    *n = 0;
+    while (s && *s) {
+        const char *e = strchr(s, ':');
+        size_t len = e ? (size_t)(e - s) : strlen(s);
+        if (len) {
+            *dirs = xrealloc(*dirs, (*n + 1) * sizeof **dirs);
+            (*dirs)[(*n)++] = xstrndup(s, len);
+        }
+        s = e ? e + 1 : NULL;
+    }
+}
+
+void runtime_init(runtime *rt, const char *config_path, int config_explicit,
+                  runtime_report_fn report_fn, void *opaque)
+{
+    memset(rt, 0, sizeof *rt);
+    rt->config_path = config_path;
+    rt->config_explicit = config_explicit;
+    rt->report = report_fn;
+    rt->report_opaque = opaque;
+    split_path(getenv("NDF_PLUGIN_PATH"), &rt->env_dirs, &rt->nenv_dirs);
+}
+
+void runtime_view(runtime *view, const runtime *base, config *cfg)
+{
+    runtime_init(view, base->config_path, base->config_explicit, base->report, base->report_opaque);
+    view->cfg = cfg;
+    view->ld = base->ld;
+    view->st = base->st;
+    view->storage_tried = 1; /* the base's verdict stands: never reopened */
+    if (view->st)
+        history_registry_seam(view->st, &view->seam);
+    view->hook = base->hook;
+}
+
+void runtime_free(runtime *rt)
+{
+    if (rt->ex && (rt->owned & RT_OWN_EXECUTOR))
+        executor_free(rt->ex);
+    if (rt->reg && (rt->owned & RT_OWN_REGISTRY))
+        registry_free(rt->reg);
+    /* after the registry: its patterns pin the plugins they were built on */
+    if (rt->ld && (rt->owned & RT_OWN_LOADER))
+        loader_free(rt->ld);
+    if (rt->st && (rt->owned & RT_OWN_STORAGE))
+        store_close(rt->st);
+    if (rt->cfg && (rt->owned & RT_OWN_CONFIG))
+        config_free(rt->cfg);
+    for (size_t i = 0; i < rt->nenv_dirs; i++)
+        free(rt->env_dirs[i]);
+    free(rt->env_dirs);
+    free(rt->store_error);
+    memset(rt, 0, sizeof *rt);
+}
+
+config *runtime_take_config(runtime *rt)
+{
+    if (!(rt->owned & RT_OWN_CONFIG))
+        return NULL; /* none, or a view's, which is not its to give */
+    config *cfg = rt->cfg;
+    rt->cfg = NULL;
+    rt->owned &= ~(unsigned)RT_OWN_CONFIG;
+    return cfg;
+}
+
+void runtime_abandon(runtime *rt, unsigned what)
+{
+    rt->owned &= ~what;
+}
+
+char *const *runtime_plugin_dirs(const runtime *rt, const settings *set, size_t *n)
+{
+    if (rt->nenv_dirs) {
+        *n = rt->nenv_dirs;
+        return rt->env_dirs;
+    }
+    if (set && set->nplugin_dirs) {
+        *n = set->nplugin_dirs;
+        return set->plugin_dirs;
+    }
+    *n = ARRAY_SIZE(builtin_dirs);
+    return builtin_dirs;
+}
+
+store *runtime_store(runtime *rt)
+{
+    if (rt->st || !rt->cfg)
+        return rt->st;
+    if (rt->storage_tried) {
+        err_set(NDF_ERR_IO, "%s", rt->store_error ? rt->store_error : "no store");
+        return NULL;
+    }
+    rt->storage_tried = 1;
+    store_opts o;
+    history_opts(&rt->cfg->set, &o);
+    if (store_open(rt->cfg->set.storage_path, &o, &rt->st) != NDF_OK) {
+        rt->st = NULL;
+        rt->store_error = xstrdup(err_msg());
+        report(rt, RT_DIAG_WARNING, "%s", rt->store_error);
+        err_set(NDF_ERR_IO, "%s", rt->store_error);
+        return NULL;
+    }
+    rt->owned |= RT_OWN_STORAGE;
+    history_registry_seam(rt->st, &rt->seam);
+    rt->hook.s = rt->st;
+    return rt->st;
+}
+
+static int load_config(runtime *rt)
+{
+    if (rt->cfg)
+        return rt->config_status;
+    if (!rt->config_explicit && access(rt->config_path, F_OK) != 0 && errno == ENOENT) {
+        /* No system configuration: run on defaults, as documented. */
+        rt->cfg = xcalloc(1, sizeof *rt->cfg);
+        settings_default(&rt->cfg->set);
+        rt->owned |= RT_OWN_CONFIG;
+        return NDF_OK;
+    }
+    int rc = config_load(rt->config_path, &rt->cfg);
+    if (rt->cfg)
+        rt->owned |= RT_OWN_CONFIG;
+    for (size_t i = 0; rt->cfg && i < rt->cfg->ndiags; i++)
+        report(rt, rt->cfg->diags[i].is_error ? RT_DIAG_ERROR : RT_DIAG_WARNING, "%s",
+               rt->cfg->diags[i].text);
+    if (rc && (!rt->cfg || rt->cfg->nerrors == 0))
+        report(rt, RT_DIAG_FAILURE, "%s", err_msg());
+    rt->config_status = rc;
+    return rc;
+}
+
+static int load_plugins(runtime *rt)
+{
+    if (rt->ld)
+        return NDF_OK;
+    loader_opts lo = {
+        .host = &host_services,
+        .cache_dir = rt->cfg->set.cache_dir,
+        .allow_insecure = rt->cfg->set.allow_insecure,
+    };
+    rt->ld = loader_new(&lo);
+    if (!rt->ld) {
+        report(rt, RT_DIAG_FAILURE, "%s", err_msg());
+        return NDF_ERR_IO;
+    }
+    rt->owned |= RT_OWN_LOADER;
+    size_t n;
+    char *const *dirs = runtime_plugin_dirs(rt, &rt->cfg->set, &n);
+    loader_scan(rt->ld, dirs, n);
+    return NDF_OK;
+}
+
+static void report_build(void *opaque, const char *msg)
+{
+    report(opaque, RT_DIAG_ERROR, "%s", msg);
+}
+
+int runtime_build_registry(runtime *rt, registry *prev)
+{
+    build_opts bo = {
+        .ld = rt->ld,
+        .set = &rt->cfg->set,
+        /* learning state is read from, and paged back in from, the store */
+        .store = runtime_store(rt) ? &rt->seam : NULL,
+        .prev = prev,
+        .report = report_build,
+        .opaque = rt,
+    };
+    rt->reg = build_registry(&bo, rt->cfg->patterns, rt->cfg->npatterns, &rt->pattern_errors);
+    rt->owned |= RT_OWN_REGISTRY;
+    return rt->pattern_errors ? NDF_ERR_VALIDATION : NDF_OK;
+}
+
+int runtime_start_executor(runtime *rt, void (*on_complete)(void *, pattern *, const record *),
+                           void *opaque)
+{
+    const settings *s = &rt->cfg->set;
+    executor_opts eo = {
+        .threads = s->threads > 0 ? (unsigned)s->threads : 1,
+        .default_timeout = s->default_timeout,
+        .pattern_timeout = s->pattern_timeout,
+        .kill_grace = s->kill_grace,
+        .confidence_threshold = s->confidence_threshold,
+        .reg = rt->reg,
+        .on_complete = on_complete,
+        .opaque = opaque,
+    };
+    if (!on_complete) {
+        if (!runtime_store(rt)) {
+            report(rt, RT_DIAG_FAILURE, "%s (nothing runs unrecorded)", err_msg());
+            return NDF_ERR_IO;
+        }
+        eo.on_complete = history_on_complete;
+        eo.opaque = &rt->hook;
+    }
+    rt->ex = executor_new(&eo);
+    if (!rt->ex) {
+        report(rt, RT_DIAG_FAILURE, "%s", err_msg());
+        return NDF_ERR_RESOURCE;
+    }
+    rt->owned |= RT_OWN_EXECUTOR;
+    return NDF_OK;
+}
+
+int runtime_load(runtime *rt, unsigned what)
+{
+    int rc = load_config(rt);
+    if (rc)
+        return rc;
+    if (what & (RT_PLUGINS | RT_PATTERNS | RT_EXECUTOR)) {
+        rc = load_plugins(rt);
+        if (rc)
+            return rc;
+    }
+    if ((what & (RT_PATTERNS | RT_EXECUTOR)) && !rt->reg)
+        rc = runtime_build_registry(rt, NULL);
+    if ((what & RT_EXECUTOR) && !rt->ex && !rc)
+        rc = runtime_start_executor(rt, NULL, NULL);
+    return rc;
+}

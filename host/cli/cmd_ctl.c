@@ -1,0 +1,663 @@
+/* `ndf ctl`, the client of `ndf serve`: turns a command line into one JSON
+ * request, sends it over the control socket and prints the answer as the
+ * one-shot command would (same output, same exit status). */
+#include "build-config.h"
+
+#include <cJSON.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "cli/commands.h"
+#include "cli/ctxopt.h"
+#include "cli/opt.h"
+#include "conf/config.h"
+#include "model/context.h"
+#include "serve/transport.h"
+#include "base/util.h"
+
+/* ---- ndf ctl ---- */
+
+static const char ctl_usage[] =
+    "Usage: ndf ctl [--socket PATH] VERB [ARGS]\n"
+    "\n"
+    "Sends one request to a running 'ndf serve' and prints the answer as the\n"
+    "one-shot command would (same output and exit status).\n"
+    "\n"
+    "Verbs:\n"
+    "  run PATTERN [context options] [--timeout S] [--force] [--fallback P]\n"
+    "      [--async] [--json]\n"
+    "                     run a pattern as 'ndf run' does; --async prints the\n"
+    "                     execution id at once\n"
+    "  status [ID] [--json]\n"
+    "                     an execution's live record (default: the latest)\n"
+    "  cancel ID          cancel a running execution\n"
+    "  rollback ID [--level LEVEL] [--target PHASE] [--json]\n"
+    "                     roll back a finished execution (pattern, phase, complete)\n"
+    "  list, show, similar, analytics, export, plugins, config [ARGS]\n"
+    "                     as 'ndf VERB ARGS', answered by the server\n"
+    "  reload             reload the configuration and plugins (a transaction)\n"
+    "  ping               the server's generation and reload counters (JSON)\n"
+    "  send               send each line of stdin as a raw request, print answers\n"
+    "  shutdown           stop the server as SIGTERM does\n"
+    "\n"
+    "Options:\n"
+    "  --socket PATH      the server's socket (default: server.socket)\n"
+    "\n" CTXOPT_HELP "\n"
+    "Exit status: as the one-shot command; 9 when no server is listening.\n";
+
+/* One ctl invocation: where the server is, and the sinks to print on. */
+typedef struct ctl {
+    const char *socket;
+    cmd_ctx *c;
+} ctl;
+
+static void send_all(int fd, const char *p, size_t len)
+{
+    while (len) {
+        ssize_t w = send(fd, p, len, MSG_NOSIGNAL);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            break;
+        p += w;
+        len -= (size_t)w;
+    }
+}
+
+/* Sends `req` and reads one answer line; NULL (after printing why) when
+ * the server is not there or the answer is not a JSON object. */
+static cJSON *ctl_call(ctl *t, cJSON *req, int *rc)
+{
+    *rc = EXIT_UNAVAILABLE;
+    int fd = transport_connect(t->socket);
+    if (fd < 0) {
+        int e = errno;
+        if (e == ENOENT || e == ECONNREFUSED)
+            fprintf(t->c->err,
+                    "ndf ctl: no ndf server is listening on %s (start one with 'ndf "
+                    "serve')\n",
+                    t->socket);
+        else
+            fprintf(t->c->err, "ndf ctl: cannot connect to %s: %s\n", t->socket, strerror(e));
+        return NULL;
+    }
+    char *text = cJSON_PrintUnformatted(req);
+    size_t len = strlen(text);
+    text[len] = '\n'; /* replaces the NUL; cJSON allocated len + 1 */
+    send_all(fd, text, len + 1);
+    cJSON_free(text);
+    strbuf sb;
+    sb_init(&sb);
+    char buf[65536];
+    for (;;) {
+        ssize_t n = recv(fd, buf, sizeof buf, 0);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        sb_add(&sb, buf, (size_t)n);
+        if (memchr(buf, '\n', (size_t)n))
+            break;
+    }
+    close(fd);
+    if (!sb.len) {
+        fprintf(t->c->err, "ndf ctl: the server at %s closed the connection without an answer\n",
+                t->socket);
+        sb_free(&sb);
+        return NULL;
+    }
+    cJSON *resp = cJSON_ParseWithLength(sb.buf, sb.len);
+    sb_free(&sb);
+    if (!cJSON_IsObject(resp)) {
+        cJSON_Delete(resp);
+        fprintf(t->c->err, "ndf ctl: the server's answer is not a JSON object\n");
+        *rc = EXIT_IO;
+        return NULL;
+    }
+    *rc = EXIT_OK;
+    return resp;
+}
+
+static const char *str_of(const cJSON *o, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static int int_of(const cJSON *o, const char *key, int dflt)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    return cJSON_IsNumber(v) ? v->valueint : dflt;
+}
+
+/* An error answer: its message on err, its exit code; EXIT_OK for an
+ * answer that is not one. */
+static int ctl_failed(ctl *t, const char *verb, const cJSON *resp)
+{
+    if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(resp, "ok")))
+        return EXIT_OK;
+    const char *e = str_of(resp, "error");
+    fprintf(t->c->err, "ndf ctl %s: %s\n", verb, e ? e : "failed");
+    int rc = int_of(resp, "exit", EXIT_FAILED);
+    return rc ? rc : EXIT_FAILED;
+}
+
+/* ---- printing records as the one-shot commands do ---- */
+
+static const char *const state_names[] = {"PENDING",   "RUNNING",   "COMPLETED",
+                                          "FAILED",    "SKIPPED",   "ROLLED_BACK",
+                                          "CANCELLED", "TIMED_OUT", "DEGRADED"};
+
+/* `ndf run` reports, on stderr, each node's final state and a summary line
+ * (cmd_run.c: walk, summary); the server sends the finished record. */
+static void run_nodes(FILE *err, const cJSON *n, int depth, unsigned *counts)
+{
+    const char *state = str_of(n, "state");
+    if (depth > 0) {
+        for (size_t s = 0; state && s < ARRAY_SIZE(state_names); s++)
+            if (strcmp(state, state_names[s]) == 0)
+                counts[s]++;
+        const cJSON *dur = cJSON_GetObjectItemCaseSensitive(n, "duration");
+        const char *msg = str_of(n, "message");
+        fprintf(err, "%*s%s %s: %s", (depth - 1) * 2, "", str_of(n, "kind"), str_of(n, "name"),
+                state ? state : "?");
+        if (cJSON_IsNumber(dur))
+            fprintf(err, " (%.2fs)", dur->valuedouble);
+        if (msg && *msg)
+            fprintf(err, ": %s", msg);
+        fputc('\n', err);
+    }
+    const cJSON *k;
+    cJSON_ArrayForEach(k, cJSON_GetObjectItemCaseSensitive(n, "children"))
+        run_nodes(err, k, depth + 1, counts);
+}
+
+static void run_summary(FILE *err, const cJSON *j, int failed)
+{
+    unsigned counts[ARRAY_SIZE(state_names)] = {0};
+    const cJSON *root = cJSON_GetObjectItemCaseSensitive(j, "root");
+    fprintf(err, "pattern %s: started (execution %s)\n", str_of(root, "name"), str_of(j, "id"));
+    run_nodes(err, root, 0, counts);
+    const cJSON *dur = cJSON_GetObjectItemCaseSensitive(j, "duration");
+    const char *status = str_of(j, "status");
+    fprintf(err, "pattern %s: %s in %.2fs (execution %s)", str_of(root, "name"),
+            failed && status ? status : str_of(root, "state"),
+            cJSON_IsNumber(dur) ? dur->valuedouble : 0.0, str_of(j, "id"));
+    const char *sep = ": ";
+    for (size_t s = 0; s < ARRAY_SIZE(state_names); s++)
+        if (counts[s]) {
+            fprintf(err, "%s%u %s", sep, counts[s], state_names[s]);
+            sep = ", ";
+        }
+    fputc('\n', err);
+    const char *e = str_of(j, "error");
+    if (failed && e)
+        fprintf(err, "ndf: %s\n", e);
+}
+
+static void print_record(FILE *out, const cJSON *resp, int json)
+{
+    const cJSON *rec = cJSON_GetObjectItemCaseSensitive(resp, "record");
+    if (json) {
+        char *t = cJSON_PrintUnformatted(rec);
+        if (t)
+            fprintf(out, "%s\n", t);
+        cJSON_free(t);
+    } else if (rec) {
+        status_print(out, rec);
+    }
+}
+
+static cJSON *request(const char *cmd)
+{
+    cJSON *r = cJSON_CreateObject();
+    cJSON_AddStringToObject(r, "cmd", cmd);
+    return r;
+}
+
+/* Adds `ctx` as the request's "context" (replacing one already there).
+ * Returns EXIT_OK, or EXIT_USAGE after saying why. */
+static int add_context(ctl *t, cJSON *req, const ndf_context *ctx)
+{
+    strbuf sb;
+    sb_init(&sb);
+    context_to_json(ctx, &sb);
+    cJSON *j = cJSON_ParseWithLength(sb.buf, sb.len);
+    sb_free(&sb);
+    if (!j) {
+        fprintf(t->c->err, "ndf ctl: cannot encode the context\n");
+        return EXIT_USAGE;
+    }
+    cJSON_DeleteItemFromObjectCaseSensitive(req, "context");
+    cJSON_AddItemToObject(req, "context", j);
+    return EXIT_OK;
+}
+
+/* ---- ctl run ---- */
+
+/* Parses `ctl run`'s command line into the request.  Returns EXIT_OK with
+ * *req set (to delete) to go on; otherwise the exit code. */
+static int ctl_run_parse(ctl *t, int argc, char **argv, cJSON **req, int *json, int *async,
+                         const char **fallback)
+{
+    static const opt_spec opts[] = {CTXOPT_OPTIONS,
+                                    {"timeout", 0, OPT_REQUIRED, 't'},
+                                    {"force", 0, OPT_NONE, 'f'},
+                                    {"async", 0, OPT_NONE, 'A'},
+                                    {"fallback", 0, OPT_REQUIRED, 'F'},
+                                    {"json", 0, OPT_NONE, 'j'},
+                                    {"help", 'h', OPT_NONE, 'h'},
+                                    {0}};
+    cmd_ctx *c = t->c;
+    ctxopt co;
+    ctxopt_init(&co);
+    double timeout = 0;
+    int force = 0, o, rc = EXIT_OK, done = 0;
+    opt_parser p;
+    opt_init(&p, argc, argv, opts, OPT_PERMUTE, c->err);
+    while (!done && (o = opt_next(&p)) != OPT_END) {
+        if (cmd_context_option(c, &co, o, p.arg, &rc)) {
+            done = rc != EXIT_OK;
+            continue;
+        }
+        switch (o) {
+        case 't':
+            if (cmd_parse_seconds(c, "--timeout", p.arg, &timeout))
+                rc = EXIT_USAGE, done = 1;
+            break;
+        case 'f': force = 1; break;
+        case 'A': *async = 1; break;
+        case 'F': *fallback = p.arg; break;
+        case 'j': *json = 1; break;
+        case 'h': rc = cmd_help(c), done = 1; break;
+        default: rc = cmd_bad_usage(c), done = 1; break;
+        }
+    }
+    if (!done && p.noperands != 1) {
+        fprintf(c->err, "ndf ctl run: expected one PATTERN (see 'ndf ctl --help')\n");
+        rc = EXIT_USAGE, done = 1;
+    }
+    ndf_context *ctx = NULL;
+    if (!done && (rc = cmd_context_finish(c, &co, &ctx)) != EXIT_OK)
+        done = 1;
+    ctxopt_free(&co);
+    if (done)
+        return rc;
+    if (*async && *fallback) {
+        fprintf(c->err, "ndf ctl run: --fallback waits for the primary; it cannot be --async\n");
+        context_free(ctx);
+        return EXIT_USAGE;
+    }
+    *req = request("run");
+    cJSON_AddStringToObject(*req, "pattern", p.operands[0]);
+    rc = add_context(t, *req, ctx);
+    context_free(ctx);
+    if (rc != EXIT_OK) {
+        cJSON_Delete(*req);
+        *req = NULL;
+        return rc;
+    }
+    if (timeout > 0)
+        cJSON_AddNumberToObject(*req, "timeout", timeout);
+    if (force)
+        cJSON_AddBoolToObject(*req, "force", 1);
+    if (*async)
+        cJSON_AddBoolToObject(*req, "async", 1);
+    if (*fallback)
+        cJSON_AddStringToObject(*req, "fallback", *fallback);
+    return EXIT_OK;
+}
+
+/* A finished run's answer, printed as `ndf run` would. */
+static int ctl_run_report(ctl *t, const cJSON *resp, int json, const char *fallback)
+{
+    FILE *err = t->c->err;
+    int rc = int_of(resp, "exit", EXIT_FAILED);
+    const cJSON *prim = cJSON_GetObjectItemCaseSensitive(resp, "primary");
+    const char *cause = str_of(resp, "fallback_cause");
+    if (!json && prim)
+        run_summary(err, prim, 1);
+    if (!json && cause) {
+        const char *perr = str_of(resp, "primary_error");
+        if (!prim && perr)
+            fprintf(err, "ndf: %s\n", perr);
+        fprintf(err, "ndf: falling back to '%s' (cause: %s)\n", fallback, cause);
+    }
+    if (json)
+        print_record(t->c->out, resp, 1);
+    else if (cJSON_GetObjectItemCaseSensitive(resp, "record"))
+        run_summary(err, cJSON_GetObjectItemCaseSensitive(resp, "record"), rc != EXIT_OK);
+    return rc;
+}
+
+static int ctl_run(ctl *t, int argc, char **argv)
+{
+    cJSON *req = NULL;
+    int json = 0, async = 0, rc;
+    const char *fallback = NULL;
+    if ((rc = ctl_run_parse(t, argc, argv, &req, &json, &async, &fallback)) != EXIT_OK)
+        return rc;
+    cJSON *resp = ctl_call(t, req, &rc);
+    cJSON_Delete(req);
+    if (!resp)
+        return rc;
+    if ((rc = ctl_failed(t, "run", resp)) != EXIT_OK) {
+        cJSON_Delete(resp);
+        return rc;
+    }
+    if (async) {
+        const char *id = str_of(resp, "id");
+        if (json)
+            fprintf(t->c->out, "{\"id\":\"%s\"}\n", id ? id : "");
+        else
+            fprintf(t->c->out, "%s\n", id ? id : "");
+    } else {
+        rc = ctl_run_report(t, resp, json, fallback);
+    }
+    cJSON_Delete(resp);
+    return rc;
+}
+
+/* ---- status / cancel / rollback: an id and a few options ---- */
+
+static int ctl_by_id(ctl *t, const char *verb, int argc, char **argv)
+{
+    static const opt_spec opts[] = {{"json", 0, OPT_NONE, 'j'},
+                                    {"level", 0, OPT_REQUIRED, 'l'},
+                                    {"target", 0, OPT_REQUIRED, 't'},
+                                    {"help", 'h', OPT_NONE, 'h'},
+                                    {0}};
+    cmd_ctx *c = t->c;
+    int json = 0, o, rc;
+    const char *level = NULL, *target = NULL;
+    int is_status = strcmp(verb, "status") == 0, is_rollback = strcmp(verb, "rollback") == 0;
+    opt_parser p;
+    opt_init(&p, argc, argv, opts, OPT_PERMUTE, c->err);
+    while ((o = opt_next(&p)) != OPT_END) {
+        switch (o) {
+        case 'j': json = 1; break;
+        case 'l':
+        case 't':
+            if (!is_rollback) {
+                fprintf(c->err, "ndf ctl %s: --%s is for rollback\n", verb,
+                        o == 'l' ? "level" : "target");
+                return EXIT_USAGE;
+            }
+            *(o == 'l' ? &level : &target) = p.arg;
+            break;
+        case 'h': return cmd_help(c);
+        default: return cmd_bad_usage(c);
+        }
+    }
+    if (p.noperands > 1 || (p.noperands == 0 && !is_status)) {
+        fprintf(c->err, "ndf ctl %s: expected %s execution ID\n", verb,
+                is_status ? "at most one" : "one");
+        return EXIT_USAGE;
+    }
+    cJSON *req = request(verb);
+    if (p.noperands)
+        cJSON_AddStringToObject(req, "id", p.operands[0]);
+    if (level)
+        cJSON_AddStringToObject(req, "level", level);
+    if (target)
+        cJSON_AddStringToObject(req, "target", target);
+    cJSON *resp = ctl_call(t, req, &rc);
+    cJSON_Delete(req);
+    if (!resp)
+        return rc;
+    if ((rc = ctl_failed(t, verb, resp)) == EXIT_OK) {
+        if (strcmp(verb, "cancel") == 0)
+            fprintf(c->out, "cancelled %s\n", p.operands[0]);
+        else
+            print_record(c->out, resp, json);
+    }
+    cJSON_Delete(resp);
+    return rc;
+}
+
+/* ---- the commands the server runs ---- */
+
+/* Writes an export to `path` on this side: the server writes no file a
+ * client names. */
+static int write_file(ctl *t, const char *path, const char *data)
+{
+    FILE *f = fopen(path, "w");
+    int e = f ? 0 : errno;
+    if (f && fputs(data, f) < 0)
+        e = errno;
+    /* fclose releases the stream even when it fails: never a second one */
+    if (f && fclose(f) != 0 && !e)
+        e = errno;
+    if (e) {
+        fprintf(t->c->err, "ndf ctl export: cannot write %s: %s\n", path, strerror(e));
+        return EXIT_IO;
+    }
+    return EXIT_OK;
+}
+
+/* Takes out of the arguments what names a file on this side: export's -o
+ * (written here) and similar's --context (read here, sent as data).
+ * Returns EXIT_OK, or EXIT_USAGE after saying why. */
+static int ctl_local_args(ctl *t, const char *verb, int argc, char **argv, cJSON *req,
+                          const char **out)
+{
+    cJSON *args = cJSON_AddArrayToObject(req, "args");
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *val = NULL;
+        int is_out = 0, is_ctx = 0;
+        if (strcmp(verb, "export") == 0) {
+            if (strcmp(a, "-o") == 0 || strcmp(a, "--output") == 0)
+                is_out = 1, val = i + 1 < argc ? argv[++i] : NULL;
+            else if (strncmp(a, "--output=", 9) == 0)
+                is_out = 1, val = a + 9;
+            else if (strncmp(a, "-o", 2) == 0 && a[2])
+                is_out = 1, val = a + 2;
+        } else if (strcmp(verb, "similar") == 0) {
+            if (strcmp(a, "--context") == 0)
+                is_ctx = 1, val = i + 1 < argc ? argv[++i] : NULL;
+            else if (strncmp(a, "--context=", 10) == 0)
+                is_ctx = 1, val = a + 10;
+        }
+        if ((is_out || is_ctx) && !val) {
+            fprintf(t->c->err, "ndf ctl %s: %s needs a value\n", verb, a);
+            return EXIT_USAGE;
+        }
+        if (is_out) {
+            *out = val;
+        } else if (is_ctx) {
+            ndf_context *ctx;
+            if (context_from_json_file(val, &ctx) != NDF_OK) {
+                fprintf(t->c->err, "ndf: %s\n", err_msg());
+                return EXIT_USAGE;
+            }
+            int rc = add_context(t, req, ctx);
+            context_free(ctx);
+            if (rc != EXIT_OK)
+                return rc;
+        } else {
+            cJSON_AddItemToArray(args, cJSON_CreateString(a));
+        }
+    }
+    return EXIT_OK;
+}
+
+/* The servable commands: the arguments go to the server untouched, except
+ * what names a file on this side. */
+static int ctl_forward(ctl *t, const char *verb, int argc, char **argv)
+{
+    cJSON *req = request(verb);
+    const char *out = NULL;
+    int rc = ctl_local_args(t, verb, argc, argv, req, &out);
+    if (rc != EXIT_OK) {
+        cJSON_Delete(req);
+        return rc;
+    }
+    cJSON *resp = ctl_call(t, req, &rc);
+    cJSON_Delete(req);
+    if (!resp)
+        return rc;
+    if ((rc = ctl_failed(t, verb, resp)) != EXIT_OK) {
+        cJSON_Delete(resp);
+        return rc;
+    }
+    const char *so = str_of(resp, "stdout"), *se = str_of(resp, "stderr");
+    rc = int_of(resp, "exit", EXIT_FAILED);
+    if (se)
+        fputs(se, t->c->err);
+    if (so && out && rc == EXIT_OK)
+        rc = write_file(t, out, so);
+    else if (so)
+        fputs(so, t->c->out);
+    cJSON_Delete(resp);
+    return rc;
+}
+
+/* ---- send, and the verbs without arguments ---- */
+
+/* Protocol-level access for scripts and tests: each line of stdin is sent
+ * as it is, on one connection, and each answer line printed. */
+static int ctl_send(ctl *t, int argc, char **argv)
+{
+    cmd_ctx *c = t->c;
+    (void)argv;
+    if (argc > 1) {
+        fprintf(c->err, "ndf ctl send: takes no arguments (the requests come on stdin)\n");
+        return EXIT_USAGE;
+    }
+    int fd = transport_connect(t->socket);
+    if (fd < 0) {
+        fprintf(c->err, "ndf ctl: no ndf server is listening on %s (%s)\n", t->socket,
+                strerror(errno));
+        return EXIT_UNAVAILABLE;
+    }
+    char *line = NULL, *ans = NULL;
+    size_t cap = 0, acap = 0;
+    ssize_t n;
+    int rc = EXIT_OK;
+    FILE *in = fdopen(dup(fd), "r");
+    while (c->in && (n = getline(&line, &cap, c->in)) > 0) {
+        if (line[n - 1] != '\n') {
+            line = xrealloc(line, (size_t)n + 2);
+            line[n++] = '\n';
+        }
+        size_t off = 0;
+        while (off < (size_t)n) {
+            ssize_t w = send(fd, line + off, (size_t)n - off, MSG_NOSIGNAL);
+            if (w <= 0)
+                break;
+            off += (size_t)w;
+        }
+        int broken = off < (size_t)n; /* the server may have answered, then closed */
+        ssize_t an = in ? getline(&ans, &acap, in) : -1;
+        if (an <= 0) {
+            fprintf(c->err, "ndf ctl send: the server closed the connection\n");
+            rc = EXIT_UNAVAILABLE;
+            break;
+        }
+        fwrite(ans, 1, (size_t)an, c->out);
+        if (broken)
+            break;
+    }
+    free(line);
+    free(ans);
+    if (in)
+        fclose(in);
+    close(fd);
+    return rc;
+}
+
+static int ctl_simple(ctl *t, const char *verb, int argc, char **argv)
+{
+    cmd_ctx *c = t->c;
+    if (argc > 1) {
+        if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)
+            return cmd_help(c);
+        fprintf(c->err, "ndf ctl %s: takes no arguments\n", verb);
+        return EXIT_USAGE;
+    }
+    int rc;
+    cJSON *req = request(verb);
+    cJSON *resp = ctl_call(t, req, &rc);
+    cJSON_Delete(req);
+    if (!resp)
+        return rc;
+    if (strcmp(verb, "ping") == 0) {
+        char *text = cJSON_PrintUnformatted(resp);
+        fprintf(c->out, "%s\n", text);
+        cJSON_free(text);
+    } else if (strcmp(verb, "reload") == 0) {
+        const char *cfg = str_of(resp, "config");
+        int changed = int_of(resp, "plugins_changed", 0);
+        fprintf(c->out, "generation %d serves (configuration %s, %d plugin change%s)\n",
+                int_of(resp, "generation", 0), cfg ? cfg : "?", changed, changed == 1 ? "" : "s");
+    }
+    rc = ctl_failed(t, verb, resp);
+    cJSON_Delete(resp);
+    return rc;
+}
+
+/* The verb argv[0] on the server at t->socket. */
+static int ctl_verb(ctl *t, int argc, char **argv)
+{
+    const char *verb = argv[0];
+    if (strcmp(verb, "run") == 0)
+        return ctl_run(t, argc, argv);
+    if (strcmp(verb, "status") == 0 || strcmp(verb, "cancel") == 0 || strcmp(verb, "rollback") == 0)
+        return ctl_by_id(t, verb, argc, argv);
+    if (strcmp(verb, "reload") == 0 || strcmp(verb, "shutdown") == 0 || strcmp(verb, "ping") == 0)
+        return ctl_simple(t, verb, argc, argv);
+    if (strcmp(verb, "send") == 0)
+        return ctl_send(t, argc, argv);
+    const cmd_entry *e = cmd_find(verb);
+    if (e && (e->flags & CMD_SERVABLE))
+        return ctl_forward(t, verb, argc, argv);
+    fprintf(t->c->err, "ndf ctl: unknown verb '%s' (see 'ndf ctl --help')\n", verb);
+    return EXIT_USAGE;
+}
+
+static int cmd_ctl(cmd_ctx *c, int argc, char **argv)
+{
+    static const opt_spec opts[] = {
+        {"socket", 0, OPT_REQUIRED, 's'}, {"help", 'h', OPT_NONE, 'h'}, {0}};
+    ctl t = {.c = c};
+    int o;
+    opt_parser p;
+    opt_init(&p, argc, argv, opts, OPT_STOP, c->err);
+    while ((o = opt_next(&p)) != OPT_END) {
+        switch (o) {
+        case 's': t.socket = p.arg; break;
+        case 'h': return cmd_help(c);
+        default: return cmd_bad_usage(c);
+        }
+    }
+    if (!p.noperands)
+        return cmd_bad_usage(c);
+    config *cfg = NULL;
+    if (!t.socket) {
+        /* Only the socket path is needed, and a configuration being edited
+         * (with errors: the server keeps its old one) must not keep ctl
+         * from reaching the server: take whatever path was read. */
+        const char *path = c->rt->config_path;
+        if (access(path, F_OK) == 0) {
+            config_load(path, &cfg);
+        } else {
+            cfg = xcalloc(1, sizeof *cfg);
+            settings_default(&cfg->set);
+        }
+        t.socket = cfg->set.socket_path;
+    }
+    int rc = ctl_verb(&t, argc - p.ind, argv + p.ind);
+    config_free(cfg);
+    return rc;
+}
+
+const cmd_entry cmd_ctl_entry = {
+    .name = "ctl",
+    .summary = "send a request to a running 'ndf serve'",
+    .usage = ctl_usage,
+    .exec = cmd_ctl,
+};

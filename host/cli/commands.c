@@ -1,0 +1,130 @@
+/* The command table and what the handlers share: exit codes, help,
+ * diagnostics, the PATTERN operand and the served-request rule. */
+#include "build-config.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/commands.h"
+#include "cli/ctxopt.h"
+#include "base/util.h"
+
+const cmd_entry *const cmd_table[] = {
+    &cmd_plugins_entry,   &cmd_inspect_entry,     &cmd_check_config_entry,
+    &cmd_config_entry,    &cmd_list_entry,        &cmd_show_entry,
+    &cmd_similar_entry,   &cmd_run_entry,         &cmd_batch_entry,
+    &cmd_runs_entry,      &cmd_status_entry,      &cmd_logs_entry,
+    &cmd_export_entry,    &cmd_cleanup_entry,     &cmd_reset_stats_entry,
+    &cmd_backup_entry,    &cmd_restore_entry,     &cmd_analytics_entry,
+    &cmd_monitor_entry,   &cmd_serve_entry,       &cmd_ctl_entry,
+    NULL,
+};
+
+const cmd_entry *cmd_find(const char *name)
+{
+    for (size_t i = 0; cmd_table[i]; i++)
+        if (strcmp(cmd_table[i]->name, name) == 0)
+            return cmd_table[i];
+    return NULL;
+}
+
+int exit_code_for(int status)
+{
+    switch (status) {
+    case NDF_OK: return EXIT_OK;
+    case NDF_ERR_NOT_FOUND: return EXIT_NOT_FOUND;
+    case NDF_ERR_EXISTS:
+    case NDF_ERR_INVALID:
+    case NDF_ERR_VALIDATION: return EXIT_USAGE;
+    case NDF_ERR_CONFIDENCE: return EXIT_CONFIDENCE;
+    case NDF_ERR_RESOURCE: return EXIT_RESOURCE;
+    case NDF_ERR_TIMEOUT: return EXIT_TIMEOUT;
+    case NDF_ERR_IO:
+    case NDF_ERR_NOMEM: return EXIT_IO;
+    case NDF_ERR_CANCELLED: return EXIT_CANCELLED;
+    default: return EXIT_FAILED;
+    }
+}
+
+void cmd_report(void *opaque, runtime_diag sev, const char *msg)
+{
+    cmd_ctx *c = opaque;
+    switch (sev) {
+    case RT_DIAG_ERROR: fprintf(c->err, "%s\n", msg); break;
+    case RT_DIAG_WARNING:
+        if (c->verbosity >= 0)
+            fprintf(c->err, "warning: %s\n", msg);
+        break;
+    case RT_DIAG_FAILURE: fprintf(c->err, "ndf: %s\n", msg); break;
+    }
+}
+
+int cmd_help(cmd_ctx *c)
+{
+    fputs(c->entry->usage, c->out);
+    return EXIT_OK;
+}
+
+int cmd_bad_usage(cmd_ctx *c)
+{
+    fputs(c->entry->usage, c->err);
+    return EXIT_USAGE;
+}
+
+const char *cmd_pattern_arg(cmd_ctx *c, const opt_parser *p)
+{
+    if (p->noperands == 1)
+        return p->operands[0];
+    fprintf(c->err, "ndf %s: %s\n", c->entry->name,
+            p->noperands ? "too many arguments" : "which pattern? (see 'ndf list')");
+    return NULL;
+}
+
+int cmd_refuse_served(cmd_ctx *c, const char *instead)
+{
+    if (!c->served)
+        return 0;
+    err_set(NDF_ERR_INVALID, "bad request: %s", instead);
+    return 1;
+}
+
+int cmd_context_option(cmd_ctx *c, ctxopt *co, int opt, const char *arg, int *rc)
+{
+    if (opt == CTXOPT_CONTEXT &&
+        cmd_refuse_served(c, "pass the context as the \"context\" member, not --context")) {
+        *rc = CMD_REFUSED;
+        return 1;
+    }
+    int h = ctxopt_handle(co, opt, arg);
+    if (h < 0) {
+        fprintf(c->err, "ndf: %s\n", err_msg());
+        *rc = EXIT_USAGE;
+    }
+    return h != 0;
+}
+
+int cmd_context_finish(cmd_ctx *c, ctxopt *co, ndf_context **out)
+{
+    co->base = c->context;
+    if (ctxopt_finish(co, out) != NDF_OK) {
+        fprintf(c->err, "ndf: %s\n", err_msg());
+        return EXIT_USAGE;
+    }
+    return EXIT_OK;
+}
+
+int cmd_parse_seconds(cmd_ctx *c, const char *opt, const char *arg, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(arg, &end);
+    if (errno || end == arg || *end || !isfinite(v) || v < 0) {
+        fprintf(c->err, "ndf: %s %s: expected a number of seconds >= 0\n", opt, arg);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}

@@ -1,0 +1,49 @@
+/* The worker pool: threads with per-priority work-stealing deques, and task
+ * groups (ndf_host.group_*) whose waiters run queued work instead of
+ * parking, so any nesting of groups completes even on one thread. */
+#ifndef NDF_POOL_H
+#define NDF_POOL_H
+
+#include <ndf/sdk.h>
+
+typedef struct pool pool;
+
+/* A pool of `threads` workers (at least 1), started at once.  NULL with
+ * err_msg() set (naming the error pthread_create returned) when a thread
+ * cannot be created; the workers already started are stopped and joined. */
+pool *pool_new(unsigned threads);
+/* Runs what is still queued, stops the workers and frees the pool.  A worker
+ * still inside work after `wait_s` seconds (an in-process step that overran
+ * and never returned) is left running and the pool is leaked rather than
+ * freed under it.  `wait_s` < 0: wait as long as it takes. */
+void pool_free(pool *p, double wait_s);
+/* The number of workers. */
+unsigned pool_size(const pool *p);
+/* Queues fn(arg) at priority `prio` (1 highest .. 5 lowest; clamped), not
+ * in any group.  When the pool is saturated, queued work of priority 1 is
+ * started before priority 2, and so on. */
+void pool_submit(pool *p, int prio, ndf_work_fn fn, void *arg);
+
+/* A task group of record node `node`; the group holds a reference to the
+ * node's record, so the node outlives it.  The node's deadline and its
+ * execution's cancellation stop the group.  Work runs at
+ * `prio`.  `max_concurrent` 0: no limit beyond the pool.  Never NULL (aborts
+ * on out of memory, like x*alloc).  Release with pool_group_free(). */
+ndf_group *pool_group_new(pool *p, ndf_exec *node, unsigned max_concurrent, int prio);
+/* Queues fn(arg) in the group.  From a worker it goes to that worker's own
+ * deque (the cheapest place, and where its own group wait looks first).
+ * NDF_OK, or the status that stopped the group (nothing queued). */
+int pool_group_spawn(ndf_group *g, ndf_work_fn fn, void *arg);
+/* Waits until every piece of work of the group has ended, running queued
+ * work meanwhile (never parks while work is queued), so nesting completes on
+ * one thread.  Returns NDF_OK, or NDF_ERR_TIMEOUT / NDF_ERR_CANCELLED when
+ * the node's deadline passed or its execution was cancelled: queued work of
+ * the group is then dropped and running work sees cancelled().  Running work
+ * is waited for until the grace period after the deadline; work still running
+ * then is reported as overrun (in the node's log) and left to finish on its
+ * own. */
+int pool_group_wait(ndf_group *g);
+/* Releases the caller's handle; the group lives on until its work is gone. */
+void pool_group_free(ndf_group *g);
+
+#endif

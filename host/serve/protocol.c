@@ -1,0 +1,324 @@
+/* The wire protocol (see protocol.h): request lines parsed with cJSON and
+ * checked member by member; answers written with the host's JSON string
+ * writer, which escapes and repairs whatever text it is given. */
+#include "build-config.h"
+
+#include <cJSON.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <ndf/status.h>
+
+#include "serve/protocol.h"
+#include "base/util.h"
+
+/* ---- requests ---- */
+
+static const struct {
+    const char *name;
+    request_kind kind;
+} kinds[] = {
+    {"run", REQ_RUN},           {"status", REQ_STATUS}, {"cancel", REQ_CANCEL},
+    {"rollback", REQ_ROLLBACK}, {"reload", REQ_RELOAD}, {"ping", REQ_PING},
+    {"shutdown", REQ_SHUTDOWN},
+};
+
+/* A "\u0000" escape inside a string of the JSON text: cJSON would decode
+ * it into a NUL that ends the C string, so "p\u0000evil" would name "p".
+ * The text is known to hold no raw NUL byte. */
+static int nul_escape(const char *s, size_t len)
+{
+    int in_string = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (!in_string) {
+            in_string = s[i] == '"';
+            continue;
+        }
+        if (s[i] == '"') {
+            in_string = 0;
+        } else if (s[i] == '\\' && i + 1 < len) {
+            if (s[i + 1] == 'u' && i + 5 < len && strncmp(s + i + 2, "0000", 4) == 0)
+                return 1;
+            i++; /* the escaped character: never a closing quote */
+        }
+    }
+    return 0;
+}
+
+/* Member `key` of type `want` (cJSON type bits): 0 with *out NULL when
+ * absent or null, 0 with *out set when of that type, else -1 with *error. */
+static int member(const cJSON *req, const char *key, int want, const cJSON **out, char **error)
+{
+    static const struct {
+        int t;
+        const char *name;
+    } names[] = {{cJSON_String, "a string"},
+                 {cJSON_Number, "a number"},
+                 {cJSON_True | cJSON_False, "true or false"},
+                 {cJSON_Object, "an object"},
+                 {cJSON_Array, "an array"}};
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(req, key);
+    *out = NULL;
+    if (!v || cJSON_IsNull(v))
+        return 0;
+    if (v->type & want) {
+        *out = v;
+        return 0;
+    }
+    const char *n = "?";
+    for (size_t i = 0; i < ARRAY_SIZE(names); i++)
+        if (names[i].t & want)
+            n = names[i].name;
+    *error = xasprintf("bad request: \"%s\" must be %s", key, n);
+    return -1;
+}
+
+/* An optional string member, copied into *dst. */
+static int opt_string(const cJSON *req, const char *key, char **dst, char **error)
+{
+    const cJSON *v;
+    if (member(req, key, cJSON_String, &v, error))
+        return -1;
+    *dst = v ? xstrdup(v->valuestring) : NULL;
+    return 0;
+}
+
+static int required_string(const cJSON *req, const char *key, char **dst, char **error)
+{
+    if (opt_string(req, key, dst, error))
+        return -1;
+    if (!*dst || !**dst) {
+        free(*dst);
+        *dst = NULL;
+        *error = xasprintf("bad request: \"%s\" (a string) is required", key);
+        return -1;
+    }
+    return 0;
+}
+
+static int opt_bool(const cJSON *req, const char *key, int *dst, char **error)
+{
+    const cJSON *v;
+    if (member(req, key, cJSON_True | cJSON_False, &v, error))
+        return -1;
+    *dst = v && cJSON_IsTrue(v);
+    return 0;
+}
+
+static int opt_context(const cJSON *req, char **dst, char **error)
+{
+    const cJSON *v;
+    if (member(req, "context", cJSON_Object, &v, error))
+        return -1;
+    *dst = v ? cJSON_PrintUnformatted(v) : NULL;
+    return 0;
+}
+
+static int parse_run(const cJSON *j, request *r, char **error)
+{
+    const cJSON *t;
+    if (required_string(j, "pattern", &r->pattern, error) || opt_context(j, &r->context, error) ||
+        member(j, "timeout", cJSON_Number, &t, error) || opt_bool(j, "force", &r->force, error) ||
+        opt_bool(j, "async", &r->async, error) || opt_string(j, "fallback", &r->fallback, error))
+        return -1;
+    r->timeout = t ? t->valuedouble : 0;
+    if (t && !(r->timeout >= 0 && isfinite(r->timeout))) {
+        *error = xstrdup("bad request: \"timeout\" must be >= 0 seconds");
+        return -1;
+    }
+    if (r->fallback && r->async) {
+        *error = xstrdup("bad request: \"fallback\" cannot be \"async\"");
+        return -1;
+    }
+    return 0;
+}
+
+static int parse_command(const cJSON *j, request *r, char **error)
+{
+    const cJSON *args, *e;
+    if (member(j, "args", cJSON_Array, &args, error) || opt_context(j, &r->context, error))
+        return -1;
+    int n = args ? cJSON_GetArraySize(args) : 0;
+    if (n > PROTOCOL_MAX_ARGS) {
+        *error = xasprintf("bad request: \"args\" has more than %d elements", PROTOCOL_MAX_ARGS);
+        return -1;
+    }
+    r->args = xcalloc((size_t)n + 1, sizeof *r->args);
+    cJSON_ArrayForEach(e, args)
+    {
+        if (!cJSON_IsString(e)) {
+            *error = xstrdup("bad request: \"args\" must be an array of strings");
+            return -1;
+        }
+        r->args[r->nargs++] = xstrdup(e->valuestring);
+    }
+    return 0;
+}
+
+static int parse_members(const cJSON *j, request *r, char **error)
+{
+    if (required_string(j, "cmd", &r->cmd, error))
+        return -1;
+    r->kind = REQ_COMMAND;
+    for (size_t i = 0; i < ARRAY_SIZE(kinds); i++)
+        if (strcmp(r->cmd, kinds[i].name) == 0)
+            r->kind = kinds[i].kind;
+    switch (r->kind) {
+    case REQ_RUN: return parse_run(j, r, error);
+    case REQ_STATUS: return opt_string(j, "id", &r->id, error);
+    case REQ_CANCEL: return required_string(j, "id", &r->id, error);
+    case REQ_ROLLBACK:
+        return required_string(j, "id", &r->id, error) ||
+                       opt_string(j, "level", &r->level, error) ||
+                       opt_string(j, "target", &r->target, error)
+                   ? -1
+                   : 0;
+    case REQ_COMMAND: return parse_command(j, r, error);
+    default: return 0;
+    }
+}
+
+int protocol_parse(const char *text, size_t len, request *req, char **error)
+{
+    memset(req, 0, sizeof *req);
+    *error = NULL;
+    if (memchr(text, '\0', len)) {
+        *error = xstrdup("malformed request: the line holds a NUL byte");
+        return -1;
+    }
+    if (!utf8_valid(text, len)) {
+        *error = xstrdup("malformed request: not valid UTF-8");
+        return -1;
+    }
+    if (nul_escape(text, len)) {
+        *error = xstrdup("bad request: a string holds \\u0000 (NUL), which no name, argument "
+                         "or context may");
+        return -1;
+    }
+    const char *end = NULL;
+    cJSON *j = cJSON_ParseWithLengthOpts(text, len, &end, 0);
+    if (!j) {
+        *error = xstrdup("malformed request: not valid JSON (one JSON object per line is "
+                         "expected)");
+        return -1;
+    }
+    while (end && end < text + len && (*end == ' ' || *end == '\t' || *end == '\r'))
+        end++;
+    int rc = -1;
+    if (end && end < text + len)
+        *error = xstrdup("malformed request: text after the JSON value (one JSON object per "
+                         "line is expected)");
+    else if (!cJSON_IsObject(j))
+        *error = xstrdup("malformed request: a JSON object is expected");
+    else
+        rc = parse_members(j, req, error);
+    cJSON_Delete(j);
+    if (rc)
+        request_free(req);
+    return rc;
+}
+
+void request_free(request *req)
+{
+    free(req->cmd);
+    free(req->pattern);
+    free(req->fallback);
+    free(req->id);
+    free(req->level);
+    free(req->target);
+    cJSON_free(req->context);
+    for (size_t i = 0; i < req->nargs; i++)
+        free(req->args[i]);
+    free(req->args);
+    memset(req, 0, sizeof *req);
+}
+
+/* ---- answers ---- */
+
+static void str_member(strbuf *sb, const char *key, const char *value)
+{
+    if (!value)
+        return;
+    sb_printf(sb, ",\"%s\":", key);
+    sb_json_str(sb, value);
+}
+
+static void num_member(strbuf *sb, const char *key, unsigned long value)
+{
+    sb_printf(sb, ",\"%s\":%lu", key, value);
+}
+
+/* JSON that ndf rendered (a record), inserted as it is but on one line. */
+static void raw_member(strbuf *sb, const char *key, const char *json)
+{
+    if (!json)
+        return;
+    sb_printf(sb, ",\"%s\":", key);
+    size_t start = sb->len;
+    sb_puts(sb, json);
+    for (size_t i = start; i < sb->len; i++)
+        if (sb->buf[i] == '\n')
+            sb->buf[i] = ' ';
+}
+
+static void ping_members(strbuf *sb, const protocol_ping *p)
+{
+    num_member(sb, "old_generations", p->old_generations);
+    sb_printf(sb, ",\"pid\":%ld", p->pid);
+    num_member(sb, "plugins_retired", p->plugins_retired);
+    num_member(sb, "plugins_unloaded", p->plugins_unloaded);
+    num_member(sb, "plugins_not_unloadable", p->plugins_not_unloadable);
+    num_member(sb, "reloads", p->reloads);
+    num_member(sb, "reloads_failed", p->reloads_failed);
+}
+
+char *protocol_response(const response *r)
+{
+    strbuf sb;
+    sb_init(&sb);
+    sb_puts(&sb, r->ok ? "{\"ok\":true" : "{\"ok\":false");
+    str_member(&sb, "error", r->error);
+    str_member(&sb, "id", r->id);
+    if (r->has & RESP_STATUS)
+        str_member(&sb, "status", ndf_status_name(r->status));
+    if (r->has & RESP_EXIT)
+        sb_printf(&sb, ",\"exit\":%d", r->exit);
+    if (r->has & RESP_GENERATION)
+        num_member(&sb, "generation", r->generation);
+    if (r->ping)
+        ping_members(&sb, r->ping);
+    if (r->has & RESP_PLUGINS_CHANGED)
+        num_member(&sb, "plugins_changed", r->plugins_changed);
+    str_member(&sb, "config", r->config);
+    str_member(&sb, "used", r->used);
+    if (r->out) {
+        sb_puts(&sb, ",\"stdout\":");
+        sb_json_strn(&sb, r->out, r->out_len);
+    }
+    if (r->err) {
+        sb_puts(&sb, ",\"stderr\":");
+        sb_json_strn(&sb, r->err, r->err_len);
+    }
+    raw_member(&sb, "record", r->record);
+    str_member(&sb, "text", r->text);
+    str_member(&sb, "fallback_cause", r->fallback_cause);
+    str_member(&sb, "primary_error", r->primary_error);
+    raw_member(&sb, "primary", r->primary);
+    sb_puts(&sb, "}\n");
+    return sb_steal(&sb);
+}
+
+char *protocol_error(int status, int exit_code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *msg = xvasprintf(fmt, ap);
+    va_end(ap);
+    response r = {
+        .has = RESP_STATUS | RESP_EXIT, .error = msg, .status = status, .exit = exit_code};
+    char *text = protocol_response(&r);
+    free(msg);
+    return text;
+}

@@ -1,0 +1,26 @@
+# cli: the ndf program.  Its command table, reentrant option parser and
+# commands, the one layer that knows stdio and exit codes; everything else
+# is in libndfcore.la.  Included by mk/core.mk.
+bin_PROGRAMS += ndf
+ndf_SOURCES = \
+	host/cli/main.c \
+	host/cli/commands.c host/cli/commands.h \
+	host/cli/opt.c host/cli/opt.h \
+	host/cli/ctxopt.c host/cli/ctxopt.h \
+	host/cli/cmd_config.c \
+	host/cli/cmd_patterns.c \
+	host/cli/cmd_plugins.c \
+	host/cli/cmd_run.c \
+	host/cli/cmd_storage.c \
+	host/cli/cmd_history.c \
+	host/cli/cmd_serve.c \
+	host/cli/cmd_ctl.c
+ndf_CPPFLAGS = $(libndfcore_la_CPPFLAGS)
+ndf_LDADD = libndfcore.la
+
+# The option parser is tested on its own.
+check_PROGRAMS += tests/check_opt
+TESTS += tests/check_opt
+tests_check_opt_SOURCES = tests/check_opt.c host/cli/opt.c host/cli/opt.h
+tests_check_opt_CPPFLAGS = $(CORE_TEST_CFLAGS)
+tests_check_opt_LDADD = $(CHECK_LIBS)
