@@ -78,9 +78,11 @@ const char *svc_node_name(const ndf_exec *node)
 void svc_node_log(ndf_exec *node, int level, const char *fmt, ...)
 {
     char msg[2048];
+    if (!fmt)
+        return;
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(msg, sizeof msg - 1, fmt ? fmt : "", ap);
+    int n = vsnprintf(msg, sizeof msg - 1, fmt, ap);
     va_end(ap);
     if (n < 0)
         return;

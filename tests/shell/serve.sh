@@ -209,9 +209,11 @@ echo "# fds $fds0 -> $fds1, VmRSS $rss0 kB -> $rss1 kB over 90 reloads"
 [ "$fds1" -le $((fds0 + 4)) ] && ok "open descriptors did not grow ($fds0 -> $fds1)" || not_ok "fds grew $fds0 -> $fds1"
 # Under AddressSanitizer freed memory sits in its quarantine (256 MiB by
 # default) and RSS says nothing about leaks; LeakSanitizer checks them at
-# the server's exit instead.
-if grep -q 'libasan' "/proc/$SERVER/maps" 2>/dev/null || nm -D "$NDF" 2>/dev/null | grep -q __asan_init; then
-    ok "# SKIP resident memory under AddressSanitizer (quarantine; leaks are checked at exit)"
+# the server's exit instead.  ThreadSanitizer's shadow memory grows with
+# what the threads touch, so RSS says nothing there either.
+if grep -q 'libasan\|libtsan' "/proc/$SERVER/maps" 2>/dev/null ||
+    nm "$NDF" 2>/dev/null | grep -q '__asan_init\|__tsan_init'; then
+    ok "# SKIP resident memory under a sanitizer (quarantine or shadow memory; leaks are checked at exit)"
 else
     [ "$rss1" -le $((rss0 + 8192)) ] && ok "resident memory did not grow materially ($rss0 -> $rss1 kB)" || not_ok "RSS grew $rss0 -> $rss1 kB"
 fi
