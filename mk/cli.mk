@@ -12,6 +12,7 @@ ndf_SOURCES = \
 	host/cli/cmd_plugins.c \
 	host/cli/cmd_run.c \
 	host/cli/cmd_storage.c \
+	host/cli/cmd_history.c \
 	host/cli/cmd_serve.c \
 	host/cli/cmd_ctl.c
 ndf_CPPFLAGS = $(libndfcore_la_CPPFLAGS)

@@ -1,14 +1,24 @@
-# storage: crash-safe pattern storage, analytics and the resource monitor (issue 5)
+# storage: the store (SQLite, issue 10) with its history bridge,
+# the reader of the previous release's files (for their import), analytics
+# and the resource monitor
 libndfcore_la_SOURCES += \
 	host/exec/monitor.c host/exec/monitor.h \
 	host/store/storage.c host/store/storage.h \
+	host/store/store.h host/store/store_sqlite.c \
+	host/store/history.h host/store/history.c \
 	host/store/analytics.c host/store/analytics.h
+# the store's database (issue 10): SQLite, kept to store_sqlite.c
+libndfcore_la_CPPFLAGS += $(SQLITE_CFLAGS)
+libndfcore_la_LIBADD += $(SQLITE_LIBS)
 
 check_PROGRAMS += tests/check_storage
 tests_check_storage_SOURCES = tests/check_storage.c
 tests_check_storage_CPPFLAGS = $(CORE_TEST_CFLAGS)
 tests_check_storage_LDADD = $(CORE_TEST_LIBS)
 TESTS += tests/check_storage
+# files written by the previous release, for the import tests
+EXTRA_DIST += tests/compat/storage-v1/legacy.json.gz tests/compat/storage-v1/legacy.json.gz.1 \
+	tests/compat/storage-v1/other.v2.json.gz tests/compat/storage-v1/plain.json
 
 check_PROGRAMS += tests/check_analytics
 tests_check_analytics_SOURCES = tests/check_analytics.c
@@ -25,9 +35,21 @@ tests_check_monitor_CPPFLAGS = $(CORE_TEST_CFLAGS)
 tests_check_monitor_LDADD = $(CORE_TEST_LIBS)
 TESTS += tests/check_monitor
 
-EXTRA_PROGRAMS += tests/bench/bench_storage
-BENCHMARKS += tests/bench/bench_storage
-CLEANFILES += tests/bench/bench_storage
-tests_bench_bench_storage_SOURCES = tests/bench/bench_storage.c
-tests_bench_bench_storage_CPPFLAGS = $(CORE_TEST_CFLAGS)
-tests_bench_bench_storage_LDADD = libndfcore.la
+check_PROGRAMS += tests/check_store
+tests_check_store_SOURCES = tests/check_store.c
+tests_check_store_CPPFLAGS = $(CORE_TEST_CFLAGS)
+tests_check_store_LDADD = $(CORE_TEST_LIBS) $(SQLITE_LIBS)
+TESTS += tests/check_store
+
+EXTRA_PROGRAMS += tests/bench/bench_store
+BENCHMARKS += tests/bench/bench_store
+CLEANFILES += tests/bench/bench_store
+tests_bench_bench_store_SOURCES = tests/bench/bench_store.c
+tests_bench_bench_store_CPPFLAGS = $(CORE_TEST_CFLAGS)
+tests_bench_bench_store_LDADD = libndfcore.la $(SQLITE_LIBS)
+
+check_PROGRAMS += tests/check_history
+tests_check_history_SOURCES = tests/check_history.c
+tests_check_history_CPPFLAGS = $(CORE_TEST_CFLAGS)
+tests_check_history_LDADD = $(CORE_TEST_LIBS)
+TESTS += tests/check_history

@@ -96,7 +96,7 @@ START_TEST(test_patterns_and_executor)
     ck_assert(rt.owned & RT_OWN_LOADER);
     ck_assert_int_eq(runtime_start_executor(&rt, NULL, NULL), NDF_OK);
     ck_assert_ptr_nonnull(rt.ex);
-    ck_assert_ptr_nonnull(runtime_storage(&rt));
+    ck_assert_ptr_nonnull(runtime_store(&rt));
     ck_assert(rt.owned & RT_OWN_STORAGE);
     ndf_context *ctx = context_new(NULL, NULL, NDF_PRIORITY_HIGHEST);
     ck_assert_int_eq(executor_execute(rt.ex, "ok", ctx, 0, EXEC_FORCE, NULL), NDF_OK);
@@ -121,7 +121,7 @@ START_TEST(test_view)
     runtime base;
     runtime_init(&base, path, 1, NULL, NULL);
     ck_assert_int_eq(runtime_load(&base, RT_PATTERNS), NDF_OK);
-    ck_assert_ptr_nonnull(runtime_storage(&base));
+    ck_assert_ptr_nonnull(runtime_store(&base));
     runtime v;
     runtime_view(&v, &base, base.cfg);
     ck_assert_ptr_eq(v.ld, base.ld);

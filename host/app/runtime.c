@@ -67,7 +67,8 @@ void runtime_view(runtime *view, const runtime *base, config *cfg)
     view->st = base->st;
     view->storage_tried = 1; /* the base's verdict stands: never reopened */
     if (view->st)
-        storage_registry_store(view->st, &view->seam);
+        history_registry_seam(view->st, &view->seam);
+    view->hook = base->hook;
 }
 
 void runtime_free(runtime *rt)
@@ -80,12 +81,13 @@ void runtime_free(runtime *rt)
     if (rt->ld && (rt->owned & RT_OWN_LOADER))
         loader_free(rt->ld);
     if (rt->st && (rt->owned & RT_OWN_STORAGE))
-        storage_close(rt->st);
+        store_close(rt->st);
     if (rt->cfg && (rt->owned & RT_OWN_CONFIG))
         config_free(rt->cfg);
     for (size_t i = 0; i < rt->nenv_dirs; i++)
         free(rt->env_dirs[i]);
     free(rt->env_dirs);
+    free(rt->store_error);
     memset(rt, 0, sizeof *rt);
 }
 
@@ -118,20 +120,27 @@ char *const *runtime_plugin_dirs(const runtime *rt, const settings *set, size_t 
     return builtin_dirs;
 }
 
-storage *runtime_storage(runtime *rt)
+store *runtime_store(runtime *rt)
 {
-    if (rt->st || rt->storage_tried || !rt->cfg)
+    if (rt->st || !rt->cfg)
         return rt->st;
+    if (rt->storage_tried) {
+        err_set(NDF_ERR_IO, "%s", rt->store_error ? rt->store_error : "no store");
+        return NULL;
+    }
     rt->storage_tried = 1;
-    storage_opts o;
-    storage_opts_from_settings(&rt->cfg->set, &o);
-    if (storage_open(rt->cfg->set.storage_path, &o, &rt->st) != NDF_OK) {
+    store_opts o;
+    history_opts(&rt->cfg->set, &o);
+    if (store_open(rt->cfg->set.storage_path, &o, &rt->st) != NDF_OK) {
         rt->st = NULL;
-        log_msg(NDF_LOG_WARN, "%s; learning is not saved", err_msg());
+        rt->store_error = xstrdup(err_msg());
+        report(rt, RT_DIAG_WARNING, "%s", rt->store_error);
+        err_set(NDF_ERR_IO, "%s", rt->store_error);
         return NULL;
     }
     rt->owned |= RT_OWN_STORAGE;
-    storage_registry_store(rt->st, &rt->seam);
+    history_registry_seam(rt->st, &rt->seam);
+    rt->hook.s = rt->st;
     return rt->st;
 }
 
@@ -189,8 +198,8 @@ int runtime_build_registry(runtime *rt, registry *prev)
     build_opts bo = {
         .ld = rt->ld,
         .set = &rt->cfg->set,
-        /* learning state is paged through, and restored from, storage */
-        .store = runtime_storage(rt) ? &rt->seam : NULL,
+        /* learning state is read from, and paged back in from, the store */
+        .store = runtime_store(rt) ? &rt->seam : NULL,
         .prev = prev,
         .report = report_build,
         .opaque = rt,
@@ -214,9 +223,13 @@ int runtime_start_executor(runtime *rt, void (*on_complete)(void *, pattern *, c
         .on_complete = on_complete,
         .opaque = opaque,
     };
-    if (!on_complete && runtime_storage(rt)) {
-        eo.on_complete = storage_on_complete;
-        eo.opaque = rt->st;
+    if (!on_complete) {
+        if (!runtime_store(rt)) {
+            report(rt, RT_DIAG_FAILURE, "%s (nothing runs unrecorded)", err_msg());
+            return NDF_ERR_IO;
+        }
+        eo.on_complete = history_on_complete;
+        eo.opaque = &rt->hook;
     }
     rt->ex = executor_new(&eo);
     if (!rt->ex) {

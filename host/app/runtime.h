@@ -1,10 +1,10 @@
 /* The runtime: the world a command runs in.  One struct owns the
- * configuration, the plugin loader, the storage, the registry and the
+ * configuration, the plugin loader, the store, the registry and the
  * executor, each loaded on demand in that order (configuration -> plugins
  * -> patterns through model/build), and is passed down instead of living in
  * globals.  A one-shot command loads what it needs into one; each
  * generation of `ndf serve` is a view that borrows the server's loader and
- * storage and owns its registry and executor.  Diagnostics go to a
+ * store and owns its registry and executor.  Diagnostics go to a
  * callback: this layer knows neither stdio nor exit codes. */
 #ifndef NDF_RUNTIME_H
 #define NDF_RUNTIME_H
@@ -17,14 +17,14 @@
 #include "model/registry.h"
 #include "exec/executor.h"
 #include "exec/record.h"
-#include "store/storage.h"
+#include "store/history.h"
 
 /* What runtime_load() loads; each implies those before it. */
 enum {
     RT_CONFIG = 1,   /* the configuration file (defaults when the default file is absent) */
     RT_PLUGINS = 2,  /* the plugins of the directories in effect */
     RT_PATTERNS = 4, /* the patterns, built into the registry */
-    RT_EXECUTOR = 8  /* an executor on the registry, persisting to storage */
+    RT_EXECUTOR = 8  /* an executor on the registry, recording in the store */
 };
 
 /* Severity of a diagnostic handed to runtime_report_fn. */
@@ -59,14 +59,19 @@ typedef struct runtime {
 
     config *cfg;
     loader *ld;
-    storage *st;
+    store *st;
     registry *reg;
     executor *ex;
     unsigned owned; /* RT_OWN_* */
 
     int config_status;     /* what loading the configuration returned */
-    int storage_tried;     /* storage is opened once, and warned about once */
+    int storage_tried;     /* the store is opened once, and warned about once */
+    char *store_error;     /* why it could not be opened, or NULL */
     registry_store seam;   /* learning state through st, for the registry */
+    /* The executor's on_complete data (history_on_complete): the store and
+     * how executions are started (STORE_ORIGIN_RUN unless the command says
+     * otherwise before they end; a fallback's link). */
+    history_hook hook;
     size_t pattern_errors; /* definitions that failed to build */
 
     /* NDF_PLUGIN_PATH, split once at runtime_init(): it replaces the
@@ -82,13 +87,13 @@ typedef struct runtime {
 void runtime_init(runtime *rt, const char *config_path, int config_explicit,
                   runtime_report_fn report, void *opaque);
 
-/* Prepares `view` on `cfg` (borrowed), with the loader and storage of
+/* Prepares `view` on `cfg` (borrowed), with the loader and store of
  * `base` (borrowed; base must outlive the view) and nothing else: the view
  * builds and owns its own registry and executor. */
 void runtime_view(runtime *view, const runtime *base, config *cfg);
 
 /* Frees the owned parts, executor first (it stops before what it uses),
- * then registry, loader, storage, configuration. */
+ * then registry, loader, store (waiting for its writes), configuration. */
 void runtime_free(runtime *rt);
 
 /* Hands the loaded configuration over to the caller, who frees it with
@@ -108,21 +113,24 @@ int runtime_load(runtime *rt, unsigned what);
 
 /* Builds rt->reg from the configuration's definitions against rt->ld (the
  * one path through model/build): learning state from `prev`'s pattern of
- * the same name, else from storage.  Every problem is reported as
+ * the same name, else from the store.  Every problem is reported as
  * RT_DIAG_ERROR and counted in rt->pattern_errors.  Returns NDF_OK or
  * NDF_ERR_VALIDATION; either way rt->reg holds what was built. */
 int runtime_build_registry(runtime *rt, registry *prev);
 
 /* Starts rt->ex on rt->reg with the configuration's executor settings.
- * `on_complete` NULL: finished executions are persisted to storage.
- * NDF_OK, or a status after reporting why. */
+ * `on_complete` NULL: finished executions are recorded in the store
+ * (history_on_complete on rt->hook), and a store that cannot be opened is
+ * a failure (NDF_ERR_IO): nothing runs unrecorded.  NDF_OK, or a status
+ * after reporting why. */
 int runtime_start_executor(runtime *rt, void (*on_complete)(void *, pattern *, const record *),
                            void *opaque);
 
-/* The storage of the configuration's storage { } settings, opened on the
- * first call; NULL (logged once: learning is then not saved) when it
- * cannot be opened.  Needs the configuration. */
-storage *runtime_storage(runtime *rt);
+/* The store of the configuration's storage { } settings, opened on the
+ * first call; NULL when it cannot be opened (reported once as a warning,
+ * with the database and the reason; err_msg() says it again on each
+ * call).  Needs the configuration. */
+store *runtime_store(runtime *rt);
 
 /* The plugin directories in effect for `set`: NDF_PLUGIN_PATH when set,
  * else the configured ones, else the compiled-in one.  Valid while `rt`

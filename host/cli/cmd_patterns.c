@@ -16,7 +16,7 @@
 #include "cli/ctxopt.h"
 #include "cli/opt.h"
 #include "model/registry.h"
-#include "store/storage.h"
+#include "store/history.h"
 #include "base/util.h"
 
 /* ---- JSON helpers ---- */
@@ -369,9 +369,9 @@ static void show_text(strbuf *sb, const pattern *p, const learning_state *st,
  * stored history. */
 static void show_last_execution(runtime *a, const char *name, strbuf *sb, int json)
 {
-    storage *s = runtime_storage(a);
+    store *s = runtime_store(a);
     stored_pattern sp;
-    if (!s || storage_load_pattern(s, name, &sp) != NDF_OK)
+    if (!s || history_load(s, name, 1, &sp) != NDF_OK)
         return;
     if (sp.nhistory) {
         const history_entry *h = &sp.history[sp.nhistory - 1];

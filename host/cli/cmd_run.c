@@ -1,8 +1,8 @@
 /* The execution commands: `ndf run` (one pattern, live progress, optional
- * fallback), `ndf batch` (JSON lines in, JSON lines out, in input order)
- * and `ndf status` (the last execution's record, kept across processes in
- * the storage directory as .last-execution.json, a dot file so that
- * storage never takes it for a pattern's record). */
+ * fallback) and `ndf batch` (JSON lines in, JSON lines out, in input
+ * order).  Every execution is committed to the store before its result is
+ * printed; one that cannot be is a storage error (exit 8).  Also the
+ * printer of a live record that `ndf ctl status` uses. */
 #include "build-config.h"
 
 #include <cJSON.h>
@@ -22,82 +22,22 @@
 #include "cli/opt.h"
 #include "exec/executor.h"
 #include "exec/record.h"
-#include "store/storage.h"
+#include "store/history.h"
 #include "base/util.h"
 
-#define LAST_FILE ".last-execution.json"
-
-/* The runtime's patterns and an executor on them that persists each
- * execution.  Returns EXIT_OK, or the exit code after the runtime reported
- * why (an executor that cannot start is a failed run, exit 1). */
-static int load_executor(runtime *rt)
+/* The runtime's patterns and an executor on them that records each
+ * execution in the store (with `origin`).  Returns EXIT_OK, or the exit
+ * code after the runtime reported why (no store: exit 8; an executor that
+ * cannot start otherwise is a failed run, exit 1). */
+static int load_executor(runtime *rt, store_origin origin)
 {
     int rc = runtime_load(rt, RT_PATTERNS);
     if (rc)
         return exit_code_for(rc);
-    if (!rt->ex && runtime_start_executor(rt, NULL, NULL) != NDF_OK)
-        return EXIT_FAILED;
+    rt->hook.origin = origin;
+    if (!rt->ex && (rc = runtime_start_executor(rt, NULL, NULL)) != NDF_OK)
+        return rc == NDF_ERR_IO ? EXIT_IO : EXIT_FAILED;
     return EXIT_OK;
-}
-
-/* mkdir -p with mode 0700 for what it creates. */
-static int mkdirs(const char *path)
-{
-    char *p = xstrdup(path);
-    for (char *s = p + 1; *s; s++) {
-        if (*s != '/')
-            continue;
-        *s = '\0';
-        if (mkdir(p, 0700) < 0 && errno != EEXIST) {
-            free(p);
-            return -1;
-        }
-        *s = '/';
-    }
-    int rc = mkdir(p, 0700) < 0 && errno != EEXIST ? -1 : 0;
-    free(p);
-    return rc;
-}
-
-/* Keeps the record as the storage directory's .last-execution.json (atomic:
- * temporary file, fsync, rename).  Failures are warnings. */
-static void save_last(runtime *a, record *r)
-{
-    const char *dir = a->cfg->set.storage_path;
-    if (!dir || !*dir)
-        return;
-    if (mkdirs(dir) < 0) {
-        log_msg(1, "cannot create %s: %s (the record is not kept for 'ndf status')", dir,
-                strerror(errno));
-        return;
-    }
-    strbuf sb;
-    sb_init(&sb);
-    record_to_json(r, &sb);
-    sb_add(&sb, "\n", 1);
-    char *tmp = xasprintf("%s/.%s.%d", dir, LAST_FILE, (int)getpid());
-    char *dst = xasprintf("%s/%s", dir, LAST_FILE);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    int ok = fd >= 0;
-    for (size_t off = 0; ok && off < sb.len;) {
-        ssize_t n = write(fd, sb.buf + off, sb.len - off);
-        if (n < 0 && errno == EINTR)
-            continue;
-        ok = n > 0;
-        off += n > 0 ? (size_t)n : 0;
-    }
-    if (fd >= 0) {
-        ok = ok && fsync(fd) == 0;
-        ok = close(fd) == 0 && ok;
-    }
-    ok = ok && rename(tmp, dst) == 0;
-    if (!ok) {
-        log_msg(1, "cannot write %s: %s", dst, strerror(errno));
-        unlink(tmp);
-    }
-    free(tmp);
-    free(dst);
-    sb_free(&sb);
 }
 
 /* ---- live progress ---- */
@@ -175,14 +115,19 @@ static void progress_draw(progress *pg, record *r)
 
 /* Starts `name`, shows its progress on `err` until it ends, and returns
  * its status; *out gets the record when it ran. */
-static int run_one(executor *ex, const char *name, const ndf_context *ctx, double timeout,
+static int run_one(runtime *rt, const char *name, const ndf_context *ctx, double timeout,
                    unsigned flags, FILE *err, int show, record **out)
 {
     *out = NULL;
-    int rc = executor_start(ex, name, ctx, timeout, flags, out);
+    int rc = executor_start(rt->ex, name, ctx, timeout, flags, out);
     if (rc)
         return rc;
     record *r = *out;
+    executor *ex = rt->ex;
+    /* RUNNING in the store while it runs: `ndf runs`, `ndf status ID` and
+     * crash recovery see it; its end is recorded by the executor's hook */
+    if (rt->st && history_begin(rt->st, r, rt->hook.origin) != NDF_OK)
+        fprintf(err, "ndf: execution %s: %s\n", r->id, err_msg());
     int fd = fileno(err);
     progress pg = {.err = err, .tty = fd >= 0 && isatty(fd)};
     if (show && !pg.tty)
@@ -321,12 +266,12 @@ static int run_fallback(cmd_ctx *c, const run_args *ra, int st, record *r, int s
     if (c->verbosity >= 0)
         fprintf(c->err, "ndf: falling back to '%s' (cause: %s)\n", ra->fallback,
                 fallback_cause_name(cause));
-    st = run_one(c->rt->ex, ra->fallback, ra->ctx, ra->timeout, ra->flags, c->err, show, r2);
+    /* the hook writes the link into the record before it is stored */
+    c->rt->hook.fallback_from = ra->name;
+    c->rt->hook.fallback_cause = fallback_cause_name(cause);
+    st = run_one(c->rt, ra->fallback, ra->ctx, ra->timeout, ra->flags, c->err, show, r2);
+    c->rt->hook.fallback_from = c->rt->hook.fallback_cause = NULL;
     if (*r2) {
-        pthread_mutex_lock(&(*r2)->lock);
-        (*r2)->fallback_from = xstrdup(ra->name);
-        (*r2)->fallback_cause = xstrdup(fallback_cause_name(cause));
-        pthread_mutex_unlock(&(*r2)->lock);
         if (show)
             summary(c->err, *r2, st);
     } else {
@@ -341,13 +286,13 @@ static int cmd_run(cmd_ctx *c, int argc, char **argv)
     int rc = run_parse(c, argc, argv, &ra);
     if (!ra.ctx)
         return rc;
-    if ((rc = load_executor(c->rt))) {
+    if ((rc = load_executor(c->rt, STORE_ORIGIN_RUN))) {
         context_free(ra.ctx);
         return rc;
     }
     int show = c->verbosity >= 0 && !ra.json;
     record *r = NULL, *r2 = NULL;
-    int st = run_one(c->rt->ex, ra.name, ra.ctx, ra.timeout, ra.flags, c->err, show, &r);
+    int st = run_one(c->rt, ra.name, ra.ctx, ra.timeout, ra.flags, c->err, show, &r);
     if (st && !r && !ra.fallback)
         fprintf(c->err, "ndf: %s\n", err_msg());
     if (st && r && show && !ra.fallback)
@@ -358,7 +303,6 @@ static int cmd_run(cmd_ctx *c, int argc, char **argv)
         summary(c->err, r, st);
     record *last = r2 ? r2 : r;
     if (last) {
-        save_last(c->rt, last);
         if (ra.json) {
             strbuf sb;
             sb_init(&sb);
@@ -561,8 +505,6 @@ static size_t batch_run(cmd_ctx *c, bline *lines, size_t n, int parallel)
             result_line(c->out, &lines[i], &res[k++]);
         }
     }
-    if (m && res[m - 1].rec)
-        save_last(c->rt, res[m - 1].rec);
     batch_results_free(res, m);
     free(res);
     free(items);
@@ -606,7 +548,7 @@ static int cmd_batch(cmd_ctx *c, int argc, char **argv)
         blines_free(lines, n);
         return EXIT_IO;
     }
-    int rc = load_executor(c->rt);
+    int rc = load_executor(c->rt, STORE_ORIGIN_BATCH);
     if (rc) {
         blines_free(lines, n);
         return rc;
@@ -663,83 +605,6 @@ void status_print(FILE *out, const cJSON *j)
     status_node(out, cJSON_GetObjectItemCaseSensitive(j, "root"), 0);
 }
 
-static const char status_usage[] =
-    "Usage: ndf status [ID] [--json]\n"
-    "\n"
-    "Shows the last execution (or execution ID, when it is the last one kept):\n"
-    "the state, timing and message of every step, task and phase.\n";
-
-/* Reads the kept record at `path` into *sb.  Returns EXIT_OK, or the exit
- * code after saying why on `err`. */
-static int status_read(FILE *err, const char *path, strbuf *sb)
-{
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        /* errno first: the messages below may change it */
-        int e = errno;
-        if (e == ENOENT)
-            fprintf(err, "ndf: no execution recorded yet (%s does not exist)\n", path);
-        else
-            fprintf(err, "ndf: cannot open %s: %s\n", path, strerror(e));
-        return e == ENOENT ? EXIT_NOT_FOUND : EXIT_IO;
-    }
-    char chunk[8192];
-    size_t got;
-    while ((got = fread(chunk, 1, sizeof chunk, f)) > 0)
-        sb_add(sb, chunk, got);
-    fclose(f);
-    return EXIT_OK;
-}
-
-static int cmd_status(cmd_ctx *c, int argc, char **argv)
-{
-    static const opt_spec opts[] = {{"json", 0, OPT_NONE, 'j'}, {"help", 'h', OPT_NONE, 'h'}, {0}};
-    int json = 0, o;
-    opt_parser p;
-    opt_init(&p, argc, argv, opts, OPT_PERMUTE, c->err);
-    while ((o = opt_next(&p)) != OPT_END) {
-        switch (o) {
-        case 'j': json = 1; break;
-        case 'h': return cmd_help(c);
-        default: return cmd_bad_usage(c);
-        }
-    }
-    if (p.noperands > 1) {
-        fprintf(c->err, "ndf status: expected at most one execution ID\n");
-        return EXIT_USAGE;
-    }
-    const char *id = p.noperands ? p.operands[0] : NULL;
-    int rc = runtime_load(c->rt, RT_CONFIG);
-    if (rc)
-        return exit_code_for(rc);
-    const char *dir = c->rt->cfg->set.storage_path;
-    char *path = xasprintf("%s/%s", dir ? dir : ".", LAST_FILE);
-    strbuf sb;
-    sb_init(&sb);
-    cJSON *j = NULL;
-    if ((rc = status_read(c->err, path, &sb)) != EXIT_OK)
-        goto out;
-    j = sb.buf ? cJSON_Parse(sb.buf) : NULL;
-    const cJSON *jid = j ? cJSON_GetObjectItemCaseSensitive(j, "id") : NULL;
-    if (!cJSON_IsString(jid)) {
-        fprintf(c->err, "ndf: %s: not an execution record (remove it; the next run rewrites it)\n",
-                path);
-        rc = EXIT_IO;
-    } else if (id && strcmp(id, jid->valuestring) != 0) {
-        fprintf(c->err, "ndf: no execution '%s' (the last one kept is %s)\n", id, jid->valuestring);
-        rc = EXIT_NOT_FOUND;
-    } else if (json) {
-        fputs(sb.buf, c->out);
-    } else {
-        status_print(c->out, j);
-    }
-out:
-    cJSON_Delete(j);
-    sb_free(&sb);
-    free(path);
-    return rc;
-}
-
 const cmd_entry cmd_run_entry = {
     .name = "run",
     .summary = "run a pattern, showing its progress",
@@ -752,11 +617,4 @@ const cmd_entry cmd_batch_entry = {
     .summary = "run patterns listed as JSON lines, results in input order",
     .usage = batch_usage,
     .exec = cmd_batch,
-};
-
-const cmd_entry cmd_status_entry = {
-    .name = "status",
-    .summary = "show the last execution's steps, tasks and phases",
-    .usage = status_usage,
-    .exec = cmd_status,
 };

@@ -1,6 +1,6 @@
 /* ndf export, cleanup, reset-stats, analytics and monitor: the commands over
- * the stored learning data and the resource monitor.  --json outputs are
- * documented in ndf(1). */
+ * the store's learning data and history, and the resource monitor.  --json
+ * outputs are documented in ndf(1). */
 #include "build-config.h"
 
 #include <errno.h>
@@ -21,24 +21,24 @@
 #include "exec/monitor.h"
 #include "model/pattern.h"
 #include "model/registry.h"
-#include "store/storage.h"
+#include "store/history.h"
 #include "base/util.h"
 
 /* ---- shared ---- */
 
-/* The storage of the configuration (loaded first, with what `what` asks
+/* The store of the configuration (loaded first, with what `what` asks
  * for); NULL after printing why.  *rc is the exit code to end with: a
  * pattern definition that failed still lets the others be served. */
-static storage *open_storage(cmd_ctx *c, unsigned what, int *rc)
+static store *open_store(cmd_ctx *c, unsigned what, int *rc)
 {
     runtime *a = c->rt;
     int st = runtime_load(a, what);
     *rc = exit_code_for(st);
     if (st && !(what & RT_PATTERNS && a->reg))
         return NULL;
-    storage *s = runtime_storage(a);
+    store *s = runtime_store(a);
     if (!s) {
-        fprintf(c->err, "ndf: no usable storage directory\n");
+        fprintf(c->err, "ndf: %s\n", err_msg());
         *rc = EXIT_IO;
     }
     return s;
@@ -118,7 +118,7 @@ static int cmd_export(cmd_ctx *c, int argc, char **argv)
                                     {"output", 'o', OPT_REQUIRED, 'o'},
                                     {"help", 'h', OPT_NONE, 'h'},
                                     {0}};
-    export_format fmt = EXPORT_JSON;
+    store_format fmt = STORE_FORMAT_JSON;
     const char *out = NULL;
     int o;
     opt_parser p;
@@ -126,7 +126,7 @@ static int cmd_export(cmd_ctx *c, int argc, char **argv)
     while ((o = opt_next(&p)) != OPT_END) {
         switch (o) {
         case 'f':
-            if (export_format_parse(p.arg, &fmt) != 0) {
+            if (store_format_parse(p.arg, &fmt) != 0) {
                 fprintf(c->err, "ndf export: unknown format '%s' (json, csv or yaml)\n", p.arg);
                 return EXIT_USAGE;
             }
@@ -147,12 +147,12 @@ static int cmd_export(cmd_ctx *c, int argc, char **argv)
     if (!name)
         return EXIT_USAGE;
     int rc;
-    storage *s = open_storage(c, RT_CONFIG, &rc);
+    store *s = open_store(c, RT_CONFIG, &rc);
     if (!s)
         return rc;
     strbuf sb;
     sb_init(&sb);
-    int st = storage_export(s, name, fmt, &sb);
+    int st = store_export(s, name, fmt, &sb);
     if (st) {
         sb_free(&sb);
         return fail_status(c, st);
@@ -167,23 +167,23 @@ static int cmd_export(cmd_ctx *c, int argc, char **argv)
 static const char cleanup_usage[] =
     "Usage: ndf cleanup [--max-age-hours N] [--dry-run]\n"
     "\n"
-    "Drops from memory the learning state of patterns unused for N hours\n"
-    "(saving it first), removes the stored state of patterns that are no\n"
-    "longer defined and were not saved for N hours, and removes temporary\n"
-    "files of killed writers and corrupt copies kept aside that are older\n"
-    "than N hours.  Prints what it removes.  Default N: 24.\n"
+    "Prunes the stored history: executions beyond storage.history_limit per\n"
+    "pattern and those older than storage.retention days (running ones are\n"
+    "kept, counts stay exact), and gives the freed space back to the file\n"
+    "system.  Then removes the stored state of patterns that are no longer\n"
+    "defined and were not used for N hours (default 24).  Prints what it\n"
+    "removes.\n"
     "\n"
-    "  --max-age-hours N  age in hours (>= 0)\n"
-    "  -n, --dry-run      only say what would be removed\n"
+    "  --max-age-hours N  age in hours (>= 0) for patterns no longer defined\n"
+    "  -n, --dry-run      prune nothing; only name the patterns it would remove\n"
     "  -h, --help         show this help\n";
 
 /* Removes (or, dry, names) the stored state of the patterns in `names`
- * that are no longer defined and were not saved for `hours`.  Returns the
+ * that are no longer defined and were not used for `hours`.  Returns the
  * exit code so far. */
-static int cleanup_stored(cmd_ctx *c, storage *s, char **names, size_t n, double hours, double now,
+static int cleanup_stored(cmd_ctx *c, store *s, char **names, size_t n, double hours, double now,
                           int dry, int status)
 {
-    size_t removed = 0;
     for (size_t i = 0; i < n; i++) {
         pattern *p;
         if (registry_get(c->rt->reg, names[i], &p) == NDF_OK) {
@@ -192,28 +192,25 @@ static int cleanup_stored(cmd_ctx *c, storage *s, char **names, size_t n, double
         }
         /* with definitions that failed to load, "not defined" means nothing */
         if (c->rt->pattern_errors) {
-            if (i == 0 || removed == 0)
-                fprintf(c->err, "ndf cleanup: some pattern definitions failed to load; "
-                                "stored state is left alone\n");
+            fprintf(c->err, "ndf cleanup: some pattern definitions failed to load; "
+                            "stored state is left alone\n");
             break;
         }
-        stored_pattern sp;
-        double saved = 0;
-        if (storage_load_pattern(s, names[i], &sp) == NDF_OK) {
-            saved = sp.saved;
-            stored_pattern_free(&sp);
+        learning_state l;
+        double used = 0;
+        if (store_learning(s, names[i], &l) == NDF_OK) {
+            used = l.last_used > 0 ? l.last_used : l.created;
+            learning_free(&l);
         }
-        if (saved > 0 && now - saved < hours * 3600.0)
+        if (used > 0 && now - used < hours * 3600.0)
             continue;
         if (dry) {
             fprintf(c->out, "would remove the stored state of '%s' (not defined)\n", names[i]);
-            removed++;
-        } else if (storage_remove(s, names[i]) != NDF_OK) {
+        } else if (store_remove_pattern(s, names[i]) != NDF_OK) {
             fprintf(c->err, "ndf cleanup: %s\n", err_msg());
             status = EXIT_IO;
         } else {
             fprintf(c->out, "removed the stored state of '%s' (not defined)\n", names[i]);
-            removed++;
         }
     }
     return status;
@@ -250,33 +247,29 @@ static int cmd_cleanup(cmd_ctx *c, int argc, char **argv)
         return EXIT_USAGE;
     }
     int rc;
-    storage *s = open_storage(c, RT_PATTERNS, &rc);
+    store *s = open_store(c, RT_PATTERNS, &rc);
     if (!s)
         return rc;
+    const settings *set = &c->rt->cfg->set;
     double now = now_wall();
     if (!dry) {
-        size_t paged = registry_cleanup(c->rt->reg, hours, now);
-        fprintf(c->out, "released the learning state of %zu unused pattern%s from memory\n", paged,
-                paged == 1 ? "" : "s");
+        store_cleanup_result res;
+        int st = store_cleanup(s, set->history_limit, set->retention_days * 86400.0, now, &res);
+        if (st)
+            return fail_status(c, st);
+        fprintf(c->out, "removed %llu execution%s from the history; gave back %llu page%s\n",
+                (unsigned long long)res.executions, res.executions == 1 ? "" : "s",
+                (unsigned long long)res.pages, res.pages == 1 ? "" : "s");
     }
     char **names;
     size_t n;
-    int st = storage_list(s, &names, &n);
+    int st = store_patterns(s, &names, &n);
     if (st)
         return fail_status(c, st);
     int status = cleanup_stored(c, s, names, n, hours, now, dry, rc);
     for (size_t i = 0; i < n; i++)
         free(names[i]);
     free(names);
-    if (!dry) {
-        int swept = storage_sweep(s, hours * 3600.0, now);
-        if (swept < 0) {
-            fprintf(c->err, "ndf cleanup: %s\n", err_msg());
-            status = EXIT_IO;
-        } else {
-            fprintf(c->out, "removed %d left-over file%s\n", swept, swept == 1 ? "" : "s");
-        }
-    }
     return status;
 }
 
@@ -285,8 +278,8 @@ static int cmd_cleanup(cmd_ctx *c, int argc, char **argv)
 static const char reset_usage[] =
     "Usage: ndf reset-stats PATTERN\n"
     "\n"
-    "Resets the learning state of PATTERN (counts, confidence) and clears its\n"
-    "stored history.  The previous file is kept as the newest backup.\n"
+    "Resets the learning state of PATTERN (counts, confidence) to its prior.\n"
+    "Its kept executions stay in the history ('ndf runs'), no longer counted.\n"
     "\n"
     "  -h, --help  show this help\n";
 
@@ -306,31 +299,28 @@ static int cmd_reset_stats(cmd_ctx *c, int argc, char **argv)
     if (!name)
         return EXIT_USAGE;
     int rc;
-    storage *s = open_storage(c, RT_PATTERNS, &rc);
+    store *s = open_store(c, RT_PATTERNS, &rc);
     if (!s)
         return rc;
     registry *reg = c->rt->reg;
-    const learning_params *lp = registry_learning(reg);
-    learning_state st;
     pattern *p = NULL;
-    if (registry_get(reg, name, &p) == NDF_OK) {
-        pattern_reset_stats(p, lp);
-        pattern_stats(p, &st);
-    } else if (storage_exists(s, name)) {
-        learning_init(&st, lp);
-        st.created = now_wall();
-    } else {
+    int defined = registry_get(reg, name, &p) == NDF_OK;
+    int st = store_reset_stats(s, name);
+    if (st == NDF_ERR_NOT_FOUND && defined)
+        st = NDF_OK; /* nothing stored: it is at its prior already */
+    if (p) {
+        if (!st)
+            pattern_reset_stats(p, registry_learning(reg));
+        pattern_unref(p);
+    }
+    if (st == NDF_ERR_NOT_FOUND) {
         fprintf(c->err, "ndf reset-stats: no pattern named '%s'\n", name);
         return EXIT_NOT_FOUND;
     }
-    int status = storage_save_pattern(s, name, &st, NULL, 0);
-    learning_free(&st);
-    if (p)
-        pattern_unref(p);
-    if (status)
-        return fail_status(c, status);
-    fprintf(c->out, "reset the statistics of '%s' (the previous state is kept as a backup in %s)\n",
-            name, storage_dir(s));
+    if (st)
+        return fail_status(c, st);
+    fprintf(c->out, "reset the statistics of '%s' (its kept executions stay in the history)\n",
+            name);
     return rc;
 }
 
@@ -567,17 +557,16 @@ static void analytics_text(strbuf *sb, const stored_pattern *sp, const analytics
 /* The pattern's stored record, its counts from the live pattern when it is
  * defined, into *sp, and the analysis options in *o.  Returns NDF_OK or a
  * status with err_msg() set. */
-static int analytics_load(runtime *a, storage *s, const char *name, stored_pattern *sp,
+static int analytics_load(runtime *a, store *s, const char *name, stored_pattern *sp,
                           analytics_opts *o)
 {
     const learning_params *lp = registry_learning(a->reg);
     *o = (analytics_opts){lp->min_samples, a->cfg->set.confidence_threshold,
                           a->cfg->set.pattern_timeout, lp->convergence_threshold, now_wall()};
     pattern *p = NULL;
-    int st = storage_load_pattern(s, name, sp);
+    int st = history_load(s, name, (size_t)a->cfg->set.history_limit, sp);
     if (registry_get(a->reg, name, &p) != NDF_OK) {
-        /* a name storage refuses (NDF_ERR_INVALID: "../x") cannot be stored
-         * either: it is simply not there, like in show and reset-stats */
+        /* a name never stored (or not a valid one) is simply not there */
         if (st == NDF_ERR_NOT_FOUND || st == NDF_ERR_INVALID)
             st = err_set(NDF_ERR_NOT_FOUND, "no pattern named '%s' (not defined, nothing stored)",
                          name);
@@ -586,7 +575,7 @@ static int analytics_load(runtime *a, storage *s, const char *name, stored_patte
     o->threshold = pattern_threshold(p, o->threshold);
     if (p->timeout > 0)
         o->timeout_s = p->timeout;
-    /* the live state is the authority on counts; history comes from disk */
+    /* the registry read it from the store: the same counts, resident */
     if (st == NDF_OK) {
         learning_free(&sp->learn);
     } else if (st == NDF_ERR_NOT_FOUND) {
@@ -632,7 +621,7 @@ static int cmd_analytics(cmd_ctx *c, int argc, char **argv)
     if (!name)
         return EXIT_USAGE;
     int rc;
-    storage *s = open_storage(c, RT_PATTERNS, &rc);
+    store *s = open_store(c, RT_PATTERNS, &rc);
     if (!s)
         return rc;
     stored_pattern sp;

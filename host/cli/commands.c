@@ -13,12 +13,14 @@
 #include "base/util.h"
 
 const cmd_entry *const cmd_table[] = {
-    &cmd_plugins_entry,     &cmd_inspect_entry,   &cmd_check_config_entry,
-    &cmd_config_entry,      &cmd_list_entry,      &cmd_show_entry,
-    &cmd_similar_entry,     &cmd_run_entry,       &cmd_batch_entry,
-    &cmd_status_entry,      &cmd_export_entry,    &cmd_cleanup_entry,
-    &cmd_reset_stats_entry, &cmd_analytics_entry, &cmd_monitor_entry,
-    &cmd_serve_entry,       &cmd_ctl_entry,       NULL,
+    &cmd_plugins_entry,   &cmd_inspect_entry,     &cmd_check_config_entry,
+    &cmd_config_entry,    &cmd_list_entry,        &cmd_show_entry,
+    &cmd_similar_entry,   &cmd_run_entry,         &cmd_batch_entry,
+    &cmd_runs_entry,      &cmd_status_entry,      &cmd_logs_entry,
+    &cmd_export_entry,    &cmd_cleanup_entry,     &cmd_reset_stats_entry,
+    &cmd_backup_entry,    &cmd_restore_entry,     &cmd_analytics_entry,
+    &cmd_monitor_entry,   &cmd_serve_entry,       &cmd_ctl_entry,
+    NULL,
 };
 
 const cmd_entry *cmd_find(const char *name)

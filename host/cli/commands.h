@@ -117,7 +117,9 @@ void status_print(FILE *out, const struct cJSON *record);
 extern const cmd_entry cmd_plugins_entry, cmd_inspect_entry;              /* cmd_plugins.c */
 extern const cmd_entry cmd_check_config_entry, cmd_config_entry;          /* cmd_config.c */
 extern const cmd_entry cmd_list_entry, cmd_show_entry, cmd_similar_entry; /* cmd_patterns.c */
-extern const cmd_entry cmd_run_entry, cmd_batch_entry, cmd_status_entry;  /* cmd_run.c */
+extern const cmd_entry cmd_run_entry, cmd_batch_entry;                    /* cmd_run.c */
+extern const cmd_entry cmd_runs_entry, cmd_status_entry, cmd_logs_entry, cmd_backup_entry,
+    cmd_restore_entry; /* cmd_history.c */
 extern const cmd_entry cmd_export_entry, cmd_cleanup_entry, cmd_reset_stats_entry,
     cmd_analytics_entry, cmd_monitor_entry;            /* cmd_storage.c */
 extern const cmd_entry cmd_serve_entry, cmd_ctl_entry; /* cmd_serve.c */

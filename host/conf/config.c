@@ -344,7 +344,8 @@ typedef enum key_type {
     KT_STR,   /* char *, "" means NULL */
     KT_PATH,  /* char *, resolved against the file's directory */
     KT_PATHS, /* plugin_dirs: list of paths (or one string) */
-    KT_ALGO   /* confidence_algorithm */
+    KT_ALGO,  /* confidence_algorithm */
+    KT_SYNC   /* int: storage.sync, "normal" 0 or "full" 1 */
 } key_type;
 
 typedef struct key_def {
@@ -381,6 +382,8 @@ static const key_def storage_keys[] = {
     {"compression", KT_BOOL, 0, 0, 0, OFF(compression)},
     {"level", KT_INT, 1, 9, 0, OFF(compression_level)},
     {"history_limit", KT_LONG, 1, 1e6, 0, OFF(history_limit)},
+    {"sync", KT_SYNC, 0, 0, 0, OFF(storage_sync)},
+    {"retention", KT_NUM, 0, NOMAX, 0, OFF(retention_days)},
     {NULL, 0, 0, 0, 0, 0}};
 static const key_def plugins_keys[] = {
     {"dirs", KT_PATHS, 0, 0, 0, 0},
@@ -554,6 +557,20 @@ static void read_key(reader *r, const config_setting_t *s, const char *key, cons
             return;
         }
         *(confidence_algorithm *)(base + k->off) = a;
+        return;
+    }
+    case KT_SYNC: {
+        if (t != CONFIG_TYPE_STRING) {
+            type_error(r, s, key, "a string");
+            return;
+        }
+        const char *v = config_setting_get_string(s);
+        if (strcmp(v, "normal") != 0 && strcmp(v, "full") != 0) {
+            diag_add(r->c, 1, setting_file(r, s), setting_line(s),
+                     "'%s' is '%s', expected normal or full", key, v);
+            return;
+        }
+        *(int *)(base + k->off) = strcmp(v, "full") == 0;
         return;
     }
     }
@@ -1101,9 +1118,12 @@ void settings_to_json(const settings *s, strbuf *sb)
     sb_json_num(sb, s->kill_grace, 0);
     sb_puts(sb, "},\"storage\":{\"path\":");
     sb_json_str(sb, s->storage_path);
-    sb_printf(sb, ",\"backups\":%d,\"compression\":%s,\"level\":%d,\"history_limit\":%ld}",
+    sb_printf(sb, ",\"backups\":%d,\"compression\":%s,\"level\":%d,\"history_limit\":%ld",
               s->backups, s->compression ? "true" : "false", s->compression_level,
               s->history_limit);
+    sb_printf(sb, ",\"sync\":\"%s\",\"retention\":", s->storage_sync ? "full" : "normal");
+    sb_json_num(sb, s->retention_days, 0);
+    sb_puts(sb, "}");
     sb_puts(sb, ",\"plugins\":{\"dirs\":[");
     for (size_t i = 0; i < s->nplugin_dirs; i++) {
         if (i)

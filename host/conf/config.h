@@ -32,6 +32,8 @@ typedef struct settings {
     int compression;
     int compression_level;
     long history_limit;
+    int storage_sync;            /* 0: normal, 1: full */
+    double retention_days;       /* ndf cleanup prunes older executions; 0: keep */
 
     /* plugins { } */
     char **plugin_dirs;          /* absolute */

@@ -15,7 +15,7 @@
 #include "model/registry.h"
 #include "plugin/loader.h"
 #include "serve/generation.h"
-#include "store/storage.h"
+#include "store/history.h"
 #include "base/util.h"
 
 #define RING_SIZE 256 /* finished executions whose record outlives their generation */
@@ -116,10 +116,11 @@ runtime *gen_runtime(gen *g)
     return &g->rt;
 }
 
-/* The executor's on_complete: persists the execution, and when the
- * generation it ran in has been replaced meanwhile, feeds its outcome to the
- * pattern of the same name that now serves, so that no learning is lost
- * across a reload. */
+/* The executor's on_complete: records the execution in the store before
+ * anyone is answered (a failed commit becomes the execution's storage
+ * error), and puts the committed learning state into the pattern that now
+ * serves under its name, which is another one when the generation it ran
+ * in has been replaced meanwhile: no learning is lost across a reload. */
 static void on_complete(void *opaque, pattern *p, const record *r)
 {
     gen *g = opaque;
@@ -129,12 +130,17 @@ static void on_complete(void *opaque, pattern *p, const record *r)
         pattern_unref(q);
         q = NULL;
     }
-    if (q) {
-        double dur = r->end > 0 && r->root->start > 0 ? r->end - r->root->start : -1;
-        registry_record(cur->rt.reg, q, r->status == NDF_OK, r->ctx->domain, dur);
+    record *w = (record *)(uintptr_t)r; /* finishing it is this thread's */
+    if (g->rt.st) {
+        history_record(g->rt.st, w, STORE_ORIGIN_CTL, q ? q : p);
+    } else {
+        log_msg(NDF_LOG_ERROR, "execution %s not recorded: no store", r->id);
+        pthread_mutex_lock(&w->lock);
+        w->status = NDF_ERR_IO;
+        free(w->error);
+        w->error = xstrdup("not recorded: the store could not be opened");
+        pthread_mutex_unlock(&w->lock);
     }
-    if (g->rt.st)
-        storage_on_complete(g->rt.st, q ? q : p, r);
     if (q)
         pattern_unref(q);
     genset_release(g->gs, cur);
@@ -166,7 +172,7 @@ static void report_lenient(void *opaque, runtime_diag sev, const char *msg)
 /* Builds a generation from `cr` (a reference is taken) against the plugins
  * loaded now.  `strict`: any pattern that fails to build fails the whole
  * generation; otherwise such patterns are left out.  Learning state comes
- * from `prev`'s pattern of the same name, else from storage.  Returns NULL
+ * from `prev`'s pattern of the same name, else from the store.  Returns NULL
  * with the reasons in `why`. */
 static gen *gen_build(genset *gs, cfgref *cr, gen *prev, int strict, strbuf *why)
 {
@@ -441,32 +447,6 @@ void genset_cancel_all(genset *gs)
         pthread_mutex_unlock(&g->lock);
     }
     pthread_mutex_unlock(&gs->lock);
-}
-
-void genset_persist(genset *gs)
-{
-    pthread_mutex_lock(&gs->reload_lock);
-    gen *g = gs->cur;
-    storage *st = g->rt.st;
-    pattern_list l = {0};
-    size_t saved = 0;
-    if (st)
-        registry_all(g->rt.reg, &l);
-    for (size_t i = 0; i < l.count; i++) {
-        learning_state ls;
-        pattern_stats(l.items[i], &ls);
-        if (storage_save_learning(st, l.items[i]->name, &ls) == NDF_OK)
-            saved++;
-        else
-            log_msg(NDF_LOG_WARN, "pattern '%s': learning state not saved: %s", l.items[i]->name,
-                    err_msg());
-        learning_free(&ls);
-    }
-    if (st)
-        log_msg(NDF_LOG_INFO, "learning state of %zu pattern%s saved", saved,
-                saved == 1 ? "" : "s");
-    pattern_list_free(&l);
-    pthread_mutex_unlock(&gs->reload_lock);
 }
 
 void genset_stats_get(genset *gs, genset_stats *out)

@@ -1,6 +1,6 @@
 /* The generations of `ndf serve`.  A generation is a runtime view: a
  * configuration, the registry of patterns built from it against the plugins
- * loaded at that moment, and an executor; the server's loader and storage
+ * loaded at that moment, and an executor; the server's loader and store
  * are shared by all.  A reload builds a whole new generation off to the
  * side and swaps it in at once; new executions go to it, running ones
  * finish in the generation they started in (their records hold their
@@ -23,7 +23,7 @@
 typedef struct gen gen;
 typedef struct genset genset;
 
-/* A set on `base`, whose loader and storage (loaded) its generations
+/* A set on `base`, whose loader and store (loaded) its generations
  * share; `base` must outlive the set.  Free with genset_free(). */
 genset *genset_new(runtime *base);
 /* Frees every generation (executors stop before the plugins go) and the
@@ -62,8 +62,6 @@ void genset_reap(genset *gs);
 size_t genset_running(genset *gs);
 /* Cancels every running execution. */
 void genset_cancel_all(genset *gs);
-/* Saves the learning state of every pattern of the serving generation. */
-void genset_persist(genset *gs);
 
 /* The reload lock, for a reader of the loader (a served command). */
 void genset_lock(genset *gs);

@@ -33,7 +33,7 @@
 #define TICK_MS 100       /* housekeeping: reap runs and generations, unload plugins */
 
 typedef struct server {
-    runtime *base; /* the loader and storage every generation shares */
+    runtime *base; /* the loader and store every generation shares */
     server_opts o;
     genset *gs;
     transport *tp;
@@ -147,6 +147,10 @@ static char *req_run(server *s, const request *rq)
         return fail(s, rc, "%s", err_msg());
     }
     gen_track(g, r);
+    /* a RUNNING row, so that crash recovery and `ndf runs` see it */
+    store *hs = gen_runtime(g)->st;
+    if (hs && history_begin(hs, r, STORE_ORIGIN_CTL) != NDF_OK)
+        log_msg(NDF_LOG_ERROR, "execution %s: %s", r->id, err_msg());
     response a = {.ok = 1, .has = RESP_GENERATION, .id = r->id, .generation = gen_id(g)};
     char *text;
     if (rq->async) {
@@ -483,7 +487,7 @@ static void shutdown_server(server *s)
     int left = transport_wait(s->tp, 5);
     if (left)
         log_msg(NDF_LOG_WARN, "%d connection%s still open at exit", left, left == 1 ? "" : "s");
-    genset_persist(s->gs);
+    /* nothing to save: every execution was committed before it was answered */
 }
 
 /* ---- start and end ---- */
@@ -526,7 +530,7 @@ static int start(server *s)
     int rc = runtime_load(rt, RT_PLUGINS);
     if (rc)
         return rc;
-    runtime_storage(rt); /* once, before generations share it */
+    runtime_store(rt); /* once, before generations share it */
     char *why;
     if ((rc = genset_start(s->gs, runtime_take_config(rt), &why)) != NDF_OK) {
         if (rt->report)
@@ -590,7 +594,7 @@ int server_run(runtime *rt, const server_opts *opts)
         transport_stop(s->tp);
     if (s->tp && transport_nconns(s->tp) > 0) {
         /* A connection thread still holds a generation and the server:
-         * leave it all, the loader and storage included (taken from `rt`
+         * leave it all, the loader and store included (taken from `rt`
          * so that runtime_free() does not free them), to the process
          * exit rather than free it under that thread. */
         runtime_abandon(rt, RT_OWN_LOADER | RT_OWN_STORAGE);

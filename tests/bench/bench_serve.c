@@ -331,8 +331,9 @@ int main(void)
                         .pattern_timeout = 120,
                         .kill_grace = 2,
                         .reg = rt.reg,
-                        .on_complete = storage_on_complete,
-                        .opaque = runtime_storage(&rt)};
+                        .on_complete = history_on_complete,
+                        .opaque = &rt.hook};
+    runtime_store(&rt);
     executor *ex = executor_new(&eo);
     for (int n = 1; n <= 8; n += 7) {
         double r = inproc_throughput(ex, n, secs);

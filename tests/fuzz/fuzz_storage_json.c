@@ -1,8 +1,8 @@
-/* libFuzzer harness: storage_from_json, the reader of the stored-state
- * documents (what a damaged or hostile file in the storage directory
- * reaches).  Invariants: no crash, leak or UB; a refused document leaves a
- * message; an accepted one survives storage_to_json -> storage_from_json
- * with the same counts, and exports as JSON, CSV and YAML. */
+/* libFuzzer harness: storage_from_json, the reader of the previous
+ * release's documents that the store imports (what a damaged or hostile
+ * file in the storage directory reaches).  Invariants: no crash, leak or
+ * UB; a refused document leaves a message; an accepted one has a name,
+ * successes <= executions, and an outcome for every history entry. */
 #include "build-config.h"
 
 #include "fuzz_common.h"
@@ -26,22 +26,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         FUZZ_CHECK(err_msg() && *err_msg(), "a refused document left no message");
         return 0;
     }
-    char *json = storage_to_json(&sp, 0);
-    stored_pattern back;
-    rc = storage_from_json(json, strlen(json), &back);
-    FUZZ_CHECK(rc == NDF_OK, "storage_to_json output does not re-parse: %s", err_msg());
-    FUZZ_CHECK(back.nhistory == sp.nhistory && back.learn.executions == sp.learn.executions &&
-                   back.learn.ndomains == sp.learn.ndomains,
-               "the round trip changed the record");
-    stored_pattern_free(&back);
-    free(json);
-    for (int f = EXPORT_JSON; f <= EXPORT_YAML; f++) {
-        strbuf sb;
-        sb_init(&sb);
-        rc = storage_export_record(&sp, (export_format)f, &sb);
-        FUZZ_CHECK(rc == NDF_OK, "export %d failed: %s", f, err_msg());
-        sb_free(&sb);
-    }
+    /* what the import relies on */
+    FUZZ_CHECK(sp.name && sp.learn.successes <= sp.learn.executions,
+               "an accepted document breaks the record's invariants");
+    for (size_t i = 0; i < sp.nhistory; i++)
+        FUZZ_CHECK(sp.history[i].outcome != NULL, "an accepted entry has no outcome");
     stored_pattern_free(&sp);
     return 0;
 }

@@ -35,12 +35,21 @@ expect_match "$err" '^step hello: COMPLETED' "progress names each step (plain li
 expect_match "$err" '^pattern ok: COMPLETED in [0-9.]+s \(execution [^)]+\): 1 COMPLETED$' \
     "a summary ends the run"
 expect_exit 0 "status shows the last execution" -- $R status
-expect_match "$out" '^execution [0-9T]+-[0-9a-f]+-1: ok' "status names the execution and outcome"
+expect_match "$out" '^execution [0-9T]+-[0-9a-f]+-1: SUCCEEDED' "status names the execution and outcome"
 expect_match "$out" '^  COMPLETED +step hello' "status lists the steps"
 expect_exit 0 "status --json" -- $R status --json
 expect_match "$out" '"stdout":"hello web 3\\n"' "captured output and context variables are kept"
 id=$(printf '%s\n' "$out" | sed -n 's/^{"id":"\([^"]*\)".*/\1/p')
 expect_exit 0 "status by id" -- $R status "$id"
+expect_exit 0 "runs lists it" -- $R runs
+expect_match "$out" "^$id +ok +SUCCEEDED .* run " "runs names id, pattern, status and origin"
+expect_exit 0 "runs --json" -- $R runs ok --status succeeded --limit 1 --json
+expect_match "$out" "^\\[\\{\"id\":\"$id\"" "runs --json is an array, newest first"
+expect_exit 0 "logs of one step" -- $R logs "$id" hello
+expect_match "$out" '^hello web 3$' "logs prints the step's captured output"
+expect_exit 0 "logs of the whole execution" -- $R logs "$id"
+expect_match "$out" '^==> hello \(stdout\) <==$' "with a header per step and stream"
+expect_exit 3 "logs of an unknown step exits 3" -- $R logs "$id" nope
 expect_exit 3 "status of an unknown id exits 3" -- $R status no-such-id
 expect_match "$err" "no execution 'no-such-id'" "and says so"
 mode=$(stat -c %a "$SCRATCH/state")

@@ -1,0 +1,669 @@
+/* The history commands over the store: `ndf runs` (executions, newest
+ * first), `ndf status [ID]` (one execution, its steps and sub-patterns),
+ * `ndf logs ID [STEP]` (captured output), `ndf backup` and `ndf restore`.
+ * --json outputs are documented in ndf(1). */
+#include "build-config.h"
+
+#include <cJSON.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <ndf/sdk.h>
+
+#include "app/runtime.h"
+#include "base/util.h"
+#include "cli/commands.h"
+#include "cli/opt.h"
+#include "conf/config.h"
+#include "exec/record.h"
+#include "store/history.h"
+
+/* ---- shared ---- */
+
+/* The configuration's store; NULL after saying why on c->err (*rc is the
+ * exit code). */
+static store *open_store(cmd_ctx *c, int *rc)
+{
+    int st = runtime_load(c->rt, RT_CONFIG);
+    if (st) {
+        *rc = exit_code_for(st);
+        return NULL;
+    }
+    store *s = runtime_store(c->rt);
+    if (!s) {
+        fprintf(c->err, "ndf: %s\n", err_msg());
+        *rc = EXIT_IO;
+    }
+    return s;
+}
+
+static int fail(cmd_ctx *c, int status)
+{
+    fprintf(c->err, "ndf %s: %s\n", c->entry->name, err_msg());
+    return exit_code_for(status);
+}
+
+/* Parses the options of a command that takes only --help (and `extra`, an
+ * option id handled by setting *flag).  Returns -1 to go on, else the exit
+ * code. */
+static int parse_simple(cmd_ctx *c, opt_parser *p, int argc, char **argv, const opt_spec *opts,
+                        int extra, int *flag)
+{
+    int o;
+    opt_init(p, argc, argv, opts, OPT_PERMUTE, c->err);
+    while ((o = opt_next(p)) != OPT_END) {
+        if (o == 'h')
+            return cmd_help(c);
+        if (extra && o == extra) {
+            *flag = 1;
+            continue;
+        }
+        return cmd_bad_usage(c);
+    }
+    return -1;
+}
+
+static void utc(char *buf, size_t n, double t)
+{
+    buf[0] = 0;
+    if (!(t > 0 && t < 253402300800.0))
+        return;
+    time_t tt = (time_t)t;
+    struct tm tm;
+    gmtime_r(&tt, &tm);
+    strftime(buf, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static void json_num(strbuf *sb, double x)
+{
+    if (isfinite(x))
+        sb_printf(sb, "%.17g", x);
+    else
+        sb_puts(sb, "null");
+}
+
+/* The summary fields of an execution as JSON members (no braces). */
+static void exec_json(strbuf *sb, const store_exec *e)
+{
+    sb_puts(sb, "\"id\":");
+    sb_json_str(sb, e->id);
+    sb_puts(sb, ",\"pattern\":");
+    sb_json_str(sb, e->pattern);
+    sb_puts(sb, ",\"status\":");
+    sb_json_str(sb, store_status_name(e->status));
+    sb_puts(sb, ",\"origin\":");
+    sb_json_str(sb, store_origin_name(e->origin));
+    sb_puts(sb, ",\"start\":");
+    json_num(sb, e->start);
+    sb_puts(sb, ",\"end\":");
+    if (e->end > 0)
+        json_num(sb, e->end);
+    else
+        sb_puts(sb, "null");
+    sb_puts(sb, ",\"duration\":");
+    json_num(sb, e->duration);
+    sb_puts(sb, ",\"host\":");
+    sb_json_str(sb, e->host);
+    sb_printf(sb, ",\"pid\":%ld,\"parent_id\":", e->pid);
+    sb_json_str(sb, e->parent_id);
+    sb_puts(sb, ",\"redrive_of\":");
+    sb_json_str(sb, e->redrive_of);
+    sb_puts(sb, ",\"domain\":");
+    sb_json_str(sb, e->domain);
+    sb_puts(sb, ",\"message\":");
+    sb_json_str(sb, e->message);
+    sb_puts(sb, ",\"fallback_from\":");
+    sb_json_str(sb, e->fallback_from);
+    sb_puts(sb, ",\"fallback_cause\":");
+    sb_json_str(sb, e->fallback_cause);
+    sb_puts(sb, ",\"context\":");
+    cJSON *ctx = e->context ? cJSON_Parse(e->context) : NULL;
+    if (ctx)
+        sb_puts(sb, e->context);
+    else
+        sb_json_str(sb, e->context);
+    cJSON_Delete(ctx);
+}
+
+/* --since: seconds since the epoch, an ISO date or time (UTC), or an age
+ * such as 30s, 15m, 2h or 7d.  Returns 0 and *out, or -1. */
+static int parse_since(const char *arg, double now, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(arg, &end);
+    if (!errno && end != arg && v >= 0 && isfinite(v)) {
+        double unit = 0;
+        if (!*end)
+            unit = -1; /* plain number: epoch seconds */
+        else if (!strcmp(end, "s"))
+            unit = 1;
+        else if (!strcmp(end, "m"))
+            unit = 60;
+        else if (!strcmp(end, "h"))
+            unit = 3600;
+        else if (!strcmp(end, "d"))
+            unit = 86400;
+        if (unit < 0) {
+            *out = v;
+            return 0;
+        }
+        if (unit > 0) {
+            *out = now - v * unit;
+            return 0;
+        }
+    }
+    struct tm tm;
+    memset(&tm, 0, sizeof tm);
+    const char *rest = strptime(arg, "%Y-%m-%dT%H:%M:%S", &tm);
+    if (!rest) {
+        memset(&tm, 0, sizeof tm);
+        rest = strptime(arg, "%Y-%m-%d", &tm);
+    }
+    if (!rest || (*rest && strcmp(rest, "Z") != 0))
+        return -1;
+    *out = (double)timegm(&tm);
+    return 0;
+}
+
+/* ---- ndf runs ---- */
+
+static const char runs_usage[] =
+    "Usage: ndf runs [PATTERN] [--status S] [--since TIME] [--limit N] [--json]\n"
+    "\n"
+    "Lists kept executions, newest first: id, pattern, status, start (UTC),\n"
+    "duration, host and how it was started (run, batch, ctl, delegate,\n"
+    "redrive, external).  Sub-pattern executions are listed too.\n"
+    "\n"
+    "  -s, --status S    RUNNING, SUCCEEDED, FAILED, TIMED_OUT, CANCELLED,\n"
+    "                    REFUSED, ROLLED_BACK or CRASHED\n"
+    "  --since TIME      started at or after TIME: epoch seconds, 2024-05-01,\n"
+    "                    2024-05-01T12:00:00Z, or an age: 30m, 2h, 7d\n"
+    "  -n, --limit N     at most N (default 50)\n"
+    "  --json            one JSON array (see ndf(1))\n"
+    "  -h, --help        show this help\n";
+
+static int cmd_runs(cmd_ctx *c, int argc, char **argv)
+{
+    static const opt_spec opts[] = {{"status", 's', OPT_REQUIRED, 's'},
+                                    {"since", 0, OPT_REQUIRED, 'S'},
+                                    {"limit", 'n', OPT_REQUIRED, 'n'},
+                                    {"json", 0, OPT_NONE, 'j'},
+                                    {"help", 'h', OPT_NONE, 'h'},
+                                    {0}};
+    store_query q = {NULL, -1, 0, 50};
+    int json = 0, o;
+    opt_parser p;
+    opt_init(&p, argc, argv, opts, OPT_PERMUTE, c->err);
+    while ((o = opt_next(&p)) != OPT_END) {
+        switch (o) {
+        case 's': {
+            store_status st;
+            if (store_status_parse(p.arg, &st) != 0) {
+                fprintf(c->err, "ndf runs: --status: unknown status '%s'\n", p.arg);
+                return EXIT_USAGE;
+            }
+            q.status = (int)st;
+            break;
+        }
+        case 'S':
+            if (parse_since(p.arg, now_wall(), &q.since) != 0) {
+                fprintf(c->err, "ndf runs: --since: not a time or an age: '%s'\n", p.arg);
+                return EXIT_USAGE;
+            }
+            break;
+        case 'n': {
+            char *end;
+            long v = strtol(p.arg, &end, 10);
+            if (*end || end == p.arg || v < 1 || v > 1000000) {
+                fprintf(c->err, "ndf runs: --limit: not a number 1..1000000: '%s'\n", p.arg);
+                return EXIT_USAGE;
+            }
+            q.limit = (size_t)v;
+            break;
+        }
+        case 'j': json = 1; break;
+        case 'h': return cmd_help(c);
+        default: return cmd_bad_usage(c);
+        }
+    }
+    if (p.noperands > 1) {
+        fprintf(c->err, "ndf runs: too many arguments\n");
+        return EXIT_USAGE;
+    }
+    if (p.noperands)
+        q.pattern = p.operands[0];
+    int rc;
+    store *s = open_store(c, &rc);
+    if (!s)
+        return rc;
+    store_exec *v;
+    size_t n;
+    int st = store_runs(s, &q, &v, &n);
+    if (st)
+        return fail(c, st);
+    strbuf sb;
+    sb_init(&sb);
+    if (json) {
+        sb_puts(&sb, "[");
+        for (size_t i = 0; i < n; i++) {
+            sb_puts(&sb, i ? ",{" : "{");
+            exec_json(&sb, &v[i]);
+            sb_puts(&sb, "}");
+        }
+        sb_puts(&sb, "]\n");
+    } else if (n) {
+        sb_printf(&sb, "%-40s %-24s %-11s %-20s %10s %-8s %s\n", "ID", "PATTERN", "STATUS",
+                  "STARTED", "DURATION", "ORIGIN", "HOST");
+        for (size_t i = 0; i < n; i++) {
+            char when[32];
+            utc(when, sizeof when, v[i].start);
+            sb_printf(&sb, "%-40s %-24s %-11s %-20s %9.3fs %-8s %s\n", v[i].id, v[i].pattern,
+                      store_status_name(v[i].status), when, v[i].duration,
+                      store_origin_name(v[i].origin), v[i].host ? v[i].host : "");
+        }
+    } else if (c->verbosity >= 0) {
+        fprintf(c->err, "ndf runs: no execution matches\n");
+    }
+    fwrite(sb.buf ? sb.buf : "", 1, sb.len, c->out);
+    sb_free(&sb);
+    store_exec_array_free(v, n);
+    return EXIT_OK;
+}
+
+/* ---- ndf status ---- */
+
+static const char *kind_name(int k)
+{
+    return node_kind_name((ndf_node_kind)k);
+}
+
+static void status_text(FILE *out, const store_exec *e, const store_exec *kids, size_t nkids)
+{
+    char when[32];
+    utc(when, sizeof when, e->start);
+    fprintf(out, "execution %s: %s in %.3fs\n", e->id, store_status_name(e->status), e->duration);
+    fprintf(out, "pattern %s, started %s by %s on %s (pid %ld)\n", e->pattern, when,
+            store_origin_name(e->origin), e->host ? e->host : "?", e->pid);
+    if (e->parent_id)
+        fprintf(out, "sub-pattern of %s\n", e->parent_id);
+    if (e->redrive_of)
+        fprintf(out, "redrive of %s\n", e->redrive_of);
+    if (e->fallback_from)
+        fprintf(out, "fallback from %s (cause: %s)\n", e->fallback_from,
+                e->fallback_cause ? e->fallback_cause : "?");
+    if (e->message)
+        fprintf(out, "error: %s\n", e->message);
+    for (size_t i = 0; i < e->nnodes; i++) {
+        const store_node *n = &e->nodes[i];
+        int depth = 0;
+        const char *name = n->path;
+        for (const char *q = n->path; *q; q++)
+            if (*q == '/') {
+                depth++;
+                name = q + 1;
+            }
+        if (*n->path)
+            depth++;
+        fprintf(out, "%*s%-11s %s %s", depth * 2, "", state_name((ndf_state)n->state),
+                kind_name(n->kind), *n->path ? name : e->pattern);
+        if (n->start > 0 && n->end >= n->start)
+            fprintf(out, "  %.3fs", n->end - n->start);
+        if (n->message)
+            fprintf(out, "  (%s)", n->message);
+        size_t bytes = n->outlen[0] + n->outlen[1] + n->outlen[2];
+        if (bytes)
+            fprintf(out, "  [%zu bytes of output]", bytes);
+        fputc('\n', out);
+    }
+    for (size_t i = 0; i < nkids; i++)
+        fprintf(out, "sub-pattern execution %s: %s %s\n", kids[i].id, kids[i].pattern,
+                store_status_name(kids[i].status));
+}
+
+static void status_json(strbuf *sb, store *s, const store_exec *e, const store_exec *kids,
+                        size_t nkids)
+{
+    static const char *const streams[] = {"stdout", "stderr", "log"};
+    sb_puts(sb, "{");
+    exec_json(sb, e);
+    sb_puts(sb, ",\"nodes\":[");
+    for (size_t i = 0; i < e->nnodes; i++) {
+        const store_node *n = &e->nodes[i];
+        sb_puts(sb, i ? ",{\"path\":" : "{\"path\":");
+        sb_json_str(sb, n->path);
+        sb_puts(sb, ",\"kind\":");
+        sb_json_str(sb, kind_name(n->kind));
+        sb_puts(sb, ",\"state\":");
+        sb_json_str(sb, state_name((ndf_state)n->state));
+        sb_puts(sb, ",\"start\":");
+        json_num(sb, n->start);
+        sb_puts(sb, ",\"end\":");
+        json_num(sb, n->end);
+        sb_puts(sb, ",\"message\":");
+        sb_json_str(sb, n->message);
+        /* the captured output itself, as `ndf logs` prints it */
+        for (int k = 0; k < STORE_NSTREAMS; k++) {
+            char *buf;
+            size_t len;
+            if (!n->outlen[k] || store_output(s, e->id, n->path, k, &buf, &len, NULL))
+                continue;
+            sb_printf(sb, ",\"%s\":", streams[k]);
+            sb_json_strn(sb, buf, len);
+            free(buf);
+        }
+        sb_puts(sb, "}");
+    }
+    sb_puts(sb, "],\"sub_executions\":[");
+    for (size_t i = 0; i < nkids; i++) {
+        sb_puts(sb, i ? ",{" : "{");
+        exec_json(sb, &kids[i]);
+        sb_puts(sb, "}");
+    }
+    sb_puts(sb, "]}\n");
+}
+
+static const char status_usage[] =
+    "Usage: ndf status [ID] [--json]\n"
+    "\n"
+    "Shows a kept execution (the newest when no ID is given), however it was\n"
+    "started: its status, timing, every step, task and phase, and the\n"
+    "sub-pattern executions it ran.\n"
+    "\n"
+    "  --json      print JSON (see ndf(1))\n"
+    "  -h, --help  show this help\n";
+
+static int cmd_status(cmd_ctx *c, int argc, char **argv)
+{
+    static const opt_spec opts[] = {{"json", 0, OPT_NONE, 'j'}, {"help", 'h', OPT_NONE, 'h'}, {0}};
+    int json = 0;
+    opt_parser p;
+    int rc = parse_simple(c, &p, argc, argv, opts, 'j', &json);
+    if (rc >= 0)
+        return rc;
+    if (p.noperands > 1) {
+        fprintf(c->err, "ndf status: expected at most one execution ID\n");
+        return EXIT_USAGE;
+    }
+    store *s = open_store(c, &rc);
+    if (!s)
+        return rc;
+    char *id = p.noperands ? xstrdup(p.operands[0]) : NULL;
+    if (!id) {
+        store_exec *v;
+        size_t n;
+        store_query q = {NULL, -1, 0, 1};
+        int st = store_runs(s, &q, &v, &n);
+        if (st)
+            return fail(c, st);
+        if (!n) {
+            free(v);
+            fprintf(c->err, "ndf status: no execution recorded yet in %s\n", store_path(s));
+            return EXIT_NOT_FOUND;
+        }
+        id = xstrdup(v[0].id);
+        store_exec_array_free(v, n);
+    }
+    store_exec e;
+    int st = store_get(s, id, &e);
+    free(id);
+    if (st)
+        return fail(c, st);
+    store_exec *kids;
+    size_t nkids;
+    st = store_children(s, e.id, &kids, &nkids);
+    if (st) {
+        store_exec_free(&e);
+        return fail(c, st);
+    }
+    if (json) {
+        strbuf sb;
+        sb_init(&sb);
+        status_json(&sb, s, &e, kids, nkids);
+        fwrite(sb.buf, 1, sb.len, c->out);
+        sb_free(&sb);
+    } else {
+        status_text(c->out, &e, kids, nkids);
+    }
+    store_exec_array_free(kids, nkids);
+    store_exec_free(&e);
+    return EXIT_OK;
+}
+
+/* ---- ndf logs ---- */
+
+static const char logs_usage[] =
+    "Usage: ndf logs ID [STEP] [--stream stdout|stderr|log] [--follow]\n"
+    "\n"
+    "Prints the output captured from the steps of execution ID (the newest\n"
+    "64 KiB of each stream per step, as stored): of every node that wrote\n"
+    "any, each under a header, or of STEP alone (its path in 'ndf status',\n"
+    "e.g. validate or phase1/task2) without headers.\n"
+    "\n"
+    "  --stream S  only stdout, stderr or log lines\n"
+    "  -f, --follow  wait while the execution is RUNNING, then print\n"
+    "  -h, --help  show this help\n";
+
+static int print_stream(FILE *out, store *s, const char *id, const char *path, int k,
+                        int header)
+{
+    static const char *const names[] = {"stdout", "stderr", "log"};
+    char *buf;
+    size_t len;
+    uint64_t dropped;
+    int st = store_output(s, id, path, k, &buf, &len, &dropped);
+    if (st)
+        return st;
+    if (len) {
+        if (header)
+            fprintf(out, "==> %s (%s)%s <==\n", *path ? path : "(pattern)", names[k],
+                    dropped ? " [older output dropped]" : "");
+        fwrite(buf, 1, len, out);
+        if (buf[len - 1] != '\n')
+            fputc('\n', out);
+    }
+    free(buf);
+    return NDF_OK;
+}
+
+static int cmd_logs(cmd_ctx *c, int argc, char **argv)
+{
+    static const opt_spec opts[] = {{"stream", 0, OPT_REQUIRED, 's'},
+                                    {"follow", 'f', OPT_NONE, 'f'},
+                                    {"help", 'h', OPT_NONE, 'h'},
+                                    {0}};
+    int stream = -1, follow = 0, o;
+    opt_parser p;
+    opt_init(&p, argc, argv, opts, OPT_PERMUTE, c->err);
+    while ((o = opt_next(&p)) != OPT_END) {
+        switch (o) {
+        case 's':
+            stream = !strcmp(p.arg, "stdout")   ? STORE_STDOUT
+                     : !strcmp(p.arg, "stderr") ? STORE_STDERR
+                     : !strcmp(p.arg, "log")    ? STORE_LOG
+                                                : -2;
+            if (stream == -2) {
+                fprintf(c->err, "ndf logs: --stream: stdout, stderr or log, not '%s'\n", p.arg);
+                return EXIT_USAGE;
+            }
+            break;
+        case 'f': follow = 1; break;
+        case 'h': return cmd_help(c);
+        default: return cmd_bad_usage(c);
+        }
+    }
+    if (p.noperands < 1 || p.noperands > 2) {
+        fprintf(c->err, "ndf logs: expected an execution ID and at most one STEP\n");
+        return EXIT_USAGE;
+    }
+    const char *id = p.operands[0];
+    const char *step = p.noperands == 2 ? p.operands[1] : NULL;
+    int rc;
+    store *s = open_store(c, &rc);
+    if (!s)
+        return rc;
+    store_exec e;
+    int st;
+    for (;;) {
+        if ((st = store_get(s, id, &e)))
+            return fail(c, st);
+        if (!follow || e.status != STORE_RUNNING)
+            break;
+        store_exec_free(&e);
+        usleep(250000);
+    }
+    for (size_t i = 0; i < e.nnodes && !st; i++) {
+        const store_node *n = &e.nodes[i];
+        if (step && strcmp(n->path, step) != 0)
+            continue;
+        for (int k = 0; k < STORE_NSTREAMS && !st; k++)
+            if ((stream < 0 || stream == k) && n->outlen[k])
+                st = print_stream(c->out, s, id, n->path, k, !step);
+    }
+    if (!st && step) {
+        int found = 0;
+        for (size_t i = 0; i < e.nnodes; i++)
+            found |= !strcmp(e.nodes[i].path, step);
+        if (!found)
+            st = err_set(NDF_ERR_NOT_FOUND, "execution %s has no step '%s' (see 'ndf status %s')",
+                         id, step, id);
+    }
+    store_exec_free(&e);
+    return st ? fail(c, st) : EXIT_OK;
+}
+
+/* ---- ndf backup, ndf restore ---- */
+
+static const char backup_usage[] =
+    "Usage: ndf backup\n"
+    "\n"
+    "Writes a consistent copy of the store (while executions go on) as\n"
+    "backups/ndf-TIME.db.gz in the storage directory, keeping the newest\n"
+    "storage.backups of them, and prints its path.\n"
+    "\n"
+    "  -h, --help  show this help\n";
+
+static int cmd_backup(cmd_ctx *c, int argc, char **argv)
+{
+    static const opt_spec opts[] = {{"help", 'h', OPT_NONE, 'h'}, {0}};
+    opt_parser p;
+    int rc = parse_simple(c, &p, argc, argv, opts, 0, NULL);
+    if (rc >= 0)
+        return rc;
+    if (p.noperands) {
+        fprintf(c->err, "ndf backup: too many arguments\n");
+        return EXIT_USAGE;
+    }
+    store *s = open_store(c, &rc);
+    if (!s)
+        return rc;
+    char *path;
+    int st = store_backup(s, &path);
+    if (st)
+        return fail(c, st);
+    fprintf(c->out, "%s\n", path);
+    free(path);
+    return EXIT_OK;
+}
+
+/* 1 when a server answers on the configured socket. */
+static int server_running(const char *path)
+{
+    if (!path || strlen(path) >= sizeof(((struct sockaddr_un *)0)->sun_path))
+        return 0;
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return 0;
+    struct sockaddr_un sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sun_family = AF_UNIX;
+    memcpy(sa.sun_path, path, strlen(path));
+    int up = connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0;
+    close(fd);
+    return up;
+}
+
+static const char restore_usage[] =
+    "Usage: ndf restore FILE [--force]\n"
+    "\n"
+    "Replaces the store with backup FILE (from 'ndf backup', gzip or not),\n"
+    "after checking it.  A corrupt store is kept aside as ndf.db.corrupt-TIME.\n"
+    "Refuses while 'ndf serve' answers on the configured socket.\n"
+    "\n"
+    "  --force     restore even while a server runs (it sees the restored\n"
+    "              contents; executions it finishes meanwhile are lost)\n"
+    "  -h, --help  show this help\n";
+
+static int cmd_restore(cmd_ctx *c, int argc, char **argv)
+{
+    static const opt_spec opts[] = {{"force", 0, OPT_NONE, 'F'}, {"help", 'h', OPT_NONE, 'h'}, {0}};
+    int force = 0;
+    opt_parser p;
+    int rc = parse_simple(c, &p, argc, argv, opts, 'F', &force);
+    if (rc >= 0)
+        return rc;
+    if (p.noperands != 1) {
+        fprintf(c->err, "ndf restore: expected one backup FILE\n");
+        return EXIT_USAGE;
+    }
+    if ((rc = runtime_load(c->rt, RT_CONFIG)))
+        return exit_code_for(rc);
+    const settings *set = &c->rt->cfg->set;
+    if (!force && server_running(set->socket_path)) {
+        fprintf(c->err,
+                "ndf restore: a server answers on %s and uses the store; stop it first "
+                "(or --force)\n",
+                set->socket_path);
+        return EXIT_USAGE;
+    }
+    store_opts o;
+    history_opts(set, &o);
+    int st = store_restore(set->storage_path, &o, p.operands[0]);
+    if (st)
+        return fail(c, st);
+    fprintf(c->out, "restored %s into %s/%s\n", p.operands[0], set->storage_path,
+            STORE_DB_NAME);
+    return EXIT_OK;
+}
+
+const cmd_entry cmd_runs_entry = {
+    .name = "runs",
+    .summary = "list kept executions, newest first",
+    .usage = runs_usage,
+    .exec = cmd_runs,
+};
+
+const cmd_entry cmd_status_entry = {
+    .name = "status",
+    .summary = "show an execution's steps, tasks and phases (the newest by default)",
+    .usage = status_usage,
+    .exec = cmd_status,
+};
+
+const cmd_entry cmd_logs_entry = {
+    .name = "logs",
+    .summary = "print the output captured from an execution's steps",
+    .usage = logs_usage,
+    .exec = cmd_logs,
+};
+
+const cmd_entry cmd_backup_entry = {
+    .name = "backup",
+    .summary = "write a compressed online backup of the store",
+    .usage = backup_usage,
+    .exec = cmd_backup,
+};
+
+const cmd_entry cmd_restore_entry = {
+    .name = "restore",
+    .summary = "replace the store with a backup",
+    .usage = restore_usage,
+    .exec = cmd_restore,
+};

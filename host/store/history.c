@@ -1,0 +1,444 @@
+/* History: finished execution records become store rows, committed
+ * before anyone is answered; the committed learning state flows back into
+ * the patterns.  Also the program's store and the registry's seam. */
+#include "build-config.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include <ndf/sdk.h>
+
+#include "base/util.h"
+#include "conf/config.h"
+#include "exec/record.h"
+#include "model/context.h"
+#include "model/pattern.h"
+#include "store/history.h"
+
+void history_opts(const settings *set, store_opts *o)
+{
+    store_opts_default(o);
+    o->sync = set->storage_sync ? STORE_SYNC_FULL : STORE_SYNC_NORMAL;
+    o->history_limit = set->history_limit;
+    o->retention_s = set->retention_days * 86400.0;
+    o->backups = set->backups;
+    o->compression_level = set->compression_level;
+    o->enable_learning = set->learning_enabled;
+    o->learning = set->learning;
+}
+
+/* ---- the registry's seam ---- */
+
+static int seam_load(void *opaque, const char *name, learning_state *st)
+{
+    return store_learning(opaque, name, st);
+}
+
+static int seam_save(void *opaque, const char *name, const learning_state *st)
+{
+    (void)opaque;
+    (void)name;
+    (void)st;
+    return NDF_OK;
+}
+
+void history_registry_seam(store *s, registry_store *out)
+{
+    out->opaque = s;
+    out->load = seam_load;
+    out->save = seam_save;
+}
+
+/* ---- records to rows ---- */
+
+static store_status status_of_node(int state)
+{
+    switch (state) {
+    case NDF_STATE_COMPLETED:
+    case NDF_STATE_DEGRADED: return STORE_SUCCEEDED;
+    case NDF_STATE_TIMED_OUT: return STORE_TIMED_OUT;
+    case NDF_STATE_CANCELLED: return STORE_CANCELLED;
+    case NDF_STATE_ROLLED_BACK: return STORE_ROLLED_BACK;
+    case NDF_STATE_SKIPPED: return STORE_REFUSED;
+    case NDF_STATE_PENDING:
+    case NDF_STATE_RUNNING: return STORE_RUNNING;
+    default: return STORE_FAILED;
+    }
+}
+
+static store_status status_of_record(int status, int root_state)
+{
+    switch (status) {
+    case NDF_OK: return STORE_SUCCEEDED;
+    case NDF_ERR_TIMEOUT: return STORE_TIMED_OUT;
+    case NDF_ERR_CANCELLED: return STORE_CANCELLED;
+    case NDF_ERR_CONFIDENCE: return STORE_REFUSED;
+    default: return root_state == NDF_STATE_ROLLED_BACK ? STORE_ROLLED_BACK : STORE_FAILED;
+    }
+}
+
+static double node_wall_end(const ndf_exec *n)
+{
+    return n->start > 0 && n->end >= n->start ? n->start_wall + (n->end - n->start) : 0;
+}
+
+/* The path of child `i` of `parent` below `path`. */
+static char *child_path(const ndf_exec *parent, size_t i, const char *path)
+{
+    const char *name = parent->kids[i]->name;
+    int dup = 0;
+    for (size_t k = 0; k < i; k++)
+        dup += strcmp(parent->kids[k]->name, name) == 0;
+    if (dup)
+        return *path ? xasprintf("%s/%s#%d", path, name, dup + 1)
+                     : xasprintf("%s#%d", name, dup + 1);
+    return *path ? xasprintf("%s/%s", path, name) : xstrdup(name);
+}
+
+/* Appends `n` and its subtree to e's nodes, paths below `path` (taken).
+ * `limit` is the enclosing execution's deadline: a node's own timeout is
+ * kept only when tighter.  Caller holds the record lock (messages and
+ * outputs). */
+static void add_nodes(store_exec *e, size_t *cap, const ndf_exec *n, char *path, double limit)
+{
+    if (e->nnodes == *cap) {
+        *cap = *cap ? *cap * 2 : 8;
+        e->nodes = xrealloc(e->nodes, *cap * sizeof *e->nodes);
+    }
+    store_node *d = &e->nodes[e->nnodes];
+    memset(d, 0, sizeof *d);
+    d->path = path;
+    d->seq = (int)e->nnodes;
+    e->nnodes++;
+    d->kind = n->kind;
+    d->state = atomic_load(&n->state);
+    d->start = n->start > 0 ? n->start_wall : 0;
+    d->end = node_wall_end(n);
+    d->attempt = 1;
+    d->exit_status = -1;
+    d->message = n->message && *n->message ? xstrdup(n->message) : NULL;
+    if (isfinite(n->deadline) && n->start > 0 && n->deadline > n->start &&
+        (!isfinite(limit) || n->deadline < limit))
+        d->timeout = n->deadline - n->start;
+    if (n->out && n->out != record_no_output) {
+        for (int k = 0; k < STORE_NSTREAMS; k++) {
+            const tailbuf *t = &n->out[k];
+            if (t->len) {
+                d->out[k] = xmalloc(t->len);
+                memcpy(d->out[k], t->buf, t->len);
+                d->outlen[k] = t->len;
+            }
+            d->dropped[k] = t->dropped;
+        }
+    }
+    size_t nk = __atomic_load_n(&n->nkids, __ATOMIC_ACQUIRE);
+    for (size_t i = 0; i < nk; i++)
+        add_nodes(e, cap, n->kids[i], child_path(n, i, path), limit);
+}
+
+typedef struct builder {
+    store_exec *v;
+    pattern **pats;
+    size_t n, cap;
+} builder;
+
+static store_exec *new_exec(builder *b, pattern *p)
+{
+    if (b->n == b->cap) {
+        b->cap = b->cap ? b->cap * 2 : 4;
+        b->v = xrealloc(b->v, b->cap * sizeof *b->v);
+        b->pats = xrealloc(b->pats, b->cap * sizeof *b->pats);
+    }
+    b->pats[b->n] = p;
+    store_exec *e = &b->v[b->n++];
+    memset(e, 0, sizeof *e);
+    return e;
+}
+
+/* Sub-pattern executions below `n` (at `path`) whose nearest enclosing
+ * execution is `parent_id` (an id string, which stays put when b->v moves). */
+static void find_subs(builder *b, const ndf_exec *n, const char *path, const char *parent_id)
+{
+    size_t nk = __atomic_load_n(&n->nkids, __ATOMIC_ACQUIRE);
+    for (size_t i = 0; i < nk; i++) {
+        const ndf_exec *k = n->kids[i];
+        char *kp = child_path(n, i, path);
+        const char *inner = parent_id;
+        if (k->kind == NDF_NODE_PATTERN && k->pat) {
+            store_exec *e = new_exec(b, k->pat);
+            const store_exec *top = &b->v[0];
+            e->id = xasprintf("%s/%s", top->id, kp);
+            e->pattern = xstrdup(k->pat->name);
+            e->parent_id = xstrdup(parent_id);
+            e->origin = top->origin;
+            int st = atomic_load(&k->state);
+            e->status = status_of_node(st);
+            if (e->status == STORE_RUNNING)
+                e->status = STORE_FAILED;
+            e->context = top->context ? xstrdup(top->context) : NULL;
+            e->domain = top->domain ? xstrdup(top->domain) : NULL;
+            e->start = k->start > 0 ? k->start_wall : top->start;
+            e->end = node_wall_end(k);
+            if (e->end <= 0)
+                e->end = top->end;
+            e->duration = k->start > 0 && k->end >= k->start ? k->end - k->start : 0;
+            e->message = k->message && *k->message && e->status != STORE_SUCCEEDED
+                             ? xstrdup(k->message)
+                             : NULL;
+            /* a sub-pattern the confidence gate refused never ran */
+            e->learn = st != NDF_STATE_SKIPPED;
+            size_t cap = 0;
+            add_nodes(e, &cap, k, xstrdup(""), k->deadline);
+            inner = e->id;
+        }
+        find_subs(b, k, kp, inner);
+        free(kp);
+    }
+}
+
+static double tv_s(const struct timeval *tv)
+{
+    return (double)tv->tv_sec + (double)tv->tv_usec / 1e6;
+}
+
+/* cpu time of the process and its reaped children since the previous
+ * completion (exact when executions do not overlap, as in `ndf run`), and
+ * the peak RSS of either (an upper bound). */
+static pthread_mutex_t cpu_lock = PTHREAD_MUTEX_INITIALIZER;
+static double cpu_prev;
+
+static void process_usage(double *cpu_delta, long *peak_kb)
+{
+    struct rusage self, kids;
+    if (getrusage(RUSAGE_SELF, &self) != 0)
+        memset(&self, 0, sizeof self);
+    if (getrusage(RUSAGE_CHILDREN, &kids) != 0)
+        memset(&kids, 0, sizeof kids);
+    double total =
+        tv_s(&self.ru_utime) + tv_s(&self.ru_stime) + tv_s(&kids.ru_utime) + tv_s(&kids.ru_stime);
+    pthread_mutex_lock(&cpu_lock);
+    *cpu_delta = total > cpu_prev ? total - cpu_prev : 0;
+    cpu_prev = total;
+    pthread_mutex_unlock(&cpu_lock);
+    *peak_kb = self.ru_maxrss > kids.ru_maxrss ? self.ru_maxrss : kids.ru_maxrss;
+}
+
+void history_from_record(const record *rc, store_origin origin, store_exec **out, size_t *n,
+                         pattern ***pats)
+{
+    record *r = (record *)rc; /* the lock is taken, nothing is changed */
+    builder b = {0};
+    store_exec *e = new_exec(&b, r->root->pat);
+    e->id = xstrdup(r->id);
+    e->pattern = xstrdup(r->root->name);
+    e->origin = origin;
+    strbuf sb;
+    sb_init(&sb);
+    context_to_json(r->ctx, &sb);
+    e->context = sb_steal(&sb);
+    e->domain = r->ctx && r->ctx->domain && *r->ctx->domain ? xstrdup(r->ctx->domain) : NULL;
+    e->start = r->start_wall;
+    double mono_end = r->end > 0 ? r->end : now_mono();
+    e->end = r->start_wall + (mono_end > r->start ? mono_end - r->start : 0);
+    double rs = r->root->start > 0 ? r->root->start : r->start;
+    e->duration = r->end > 0 && r->end >= rs ? r->end - rs : 0;
+    e->learn = 1;
+    pthread_mutex_lock(&r->lock);
+    int done = atomic_load(&r->done) || atomic_load(&r->claimed);
+    e->status = done ? status_of_record(r->status, atomic_load(&r->root->state)) : STORE_RUNNING;
+    e->message = done && r->status && r->error ? xstrdup(r->error) : NULL;
+    e->fallback_from = r->fallback_from ? xstrdup(r->fallback_from) : NULL;
+    e->fallback_cause = r->fallback_cause ? xstrdup(r->fallback_cause) : NULL;
+    if (isfinite(r->root->deadline) && r->root->start > 0 && r->root->deadline > r->root->start)
+        e->timeout = r->root->deadline - r->root->start;
+    process_usage(&e->cpu, &e->peak_rss_kb);
+    size_t cap = 0;
+    add_nodes(e, &cap, r->root, xstrdup(""), r->root->deadline);
+    find_subs(&b, r->root, "", b.v[0].id);
+    pthread_mutex_unlock(&r->lock);
+    *out = b.v;
+    *n = b.n;
+    if (pats)
+        *pats = b.pats;
+    else
+        free(b.pats);
+}
+
+/* Puts the committed state into `p`; takes `st`. */
+static void set_learning(pattern *p, learning_state *st)
+{
+    pthread_mutex_lock(&p->lock);
+    learning_free(&p->learn);
+    p->learn = *st;
+    /* a paged-out pattern keeps only the fixed-size summary in memory */
+    if (!p->resident)
+        learning_free(&p->learn);
+    pthread_mutex_unlock(&p->lock);
+    memset(st, 0, sizeof *st);
+}
+
+int history_record(store *s, record *r, store_origin origin, pattern *target)
+{
+    store_exec *v;
+    size_t n;
+    pattern **pats;
+    history_from_record(r, origin, &v, &n, &pats);
+    learning_state *after = xcalloc(n, sizeof *after);
+    int rc = store_finish_all(s, v, n, after);
+    if (rc == NDF_OK) {
+        for (size_t i = 0; i < n; i++) {
+            pattern *p = i == 0 && target ? target : pats[i];
+            if (p && v[i].learn)
+                set_learning(p, &after[i]);
+            learning_free(&after[i]);
+        }
+    } else {
+        char *why = xstrdup(err_msg());
+        log_msg(NDF_LOG_ERROR, "execution %s of pattern '%s' not recorded: %s", r->id,
+                r->root->name, why);
+        pthread_mutex_lock(&r->lock);
+        r->status = NDF_ERR_IO;
+        free(r->error);
+        r->error = xasprintf("not recorded: %s", why);
+        pthread_mutex_unlock(&r->lock);
+        err_set(rc, "%s", why);
+        free(why);
+    }
+    free(after);
+    free(pats);
+    store_exec_array_free(v, n);
+    return rc;
+}
+
+int history_begin(store *s, const record *r, store_origin origin)
+{
+    store_exec e;
+    memset(&e, 0, sizeof e);
+    e.id = (char *)(uintptr_t)r->id;
+    e.pattern = r->root->name;
+    e.origin = origin;
+    e.status = STORE_RUNNING;
+    strbuf sb;
+    sb_init(&sb);
+    context_to_json(r->ctx, &sb);
+    e.context = sb.buf;
+    e.domain = r->ctx ? r->ctx->domain : NULL;
+    e.start = r->start_wall;
+    store_node root;
+    memset(&root, 0, sizeof root);
+    char empty[1] = "";
+    root.path = empty;
+    root.kind = NDF_NODE_PATTERN;
+    root.state = NDF_STATE_RUNNING;
+    root.start = r->start_wall;
+    root.exit_status = -1;
+    e.nodes = &root;
+    e.nnodes = 1;
+    int rc = store_begin(s, &e);
+    sb_free(&sb);
+    if (rc == NDF_ERR_EXISTS)
+        rc = NDF_OK; /* it ended first: the final row is there */
+    return rc;
+}
+
+void history_on_complete(void *opaque, pattern *p, const record *r)
+{
+    history_hook *h = opaque;
+    record *w = (record *)(uintptr_t)r;
+    if (h && h->fallback_from) {
+        pthread_mutex_lock(&w->lock);
+        if (!w->fallback_from) {
+            w->fallback_from = xstrdup(h->fallback_from);
+            w->fallback_cause = h->fallback_cause ? xstrdup(h->fallback_cause) : NULL;
+        }
+        pthread_mutex_unlock(&w->lock);
+    }
+    if (h && h->s)
+        history_record(h->s, w, h->origin, p);
+}
+
+/* ---- the kept history as the old record, for analytics ---- */
+
+static const char *outcome_of(store_status s)
+{
+    switch (s) {
+    case STORE_SUCCEEDED: return "succeeded";
+    case STORE_TIMED_OUT: return "timeout";
+    case STORE_CANCELLED: return "cancelled";
+    case STORE_REFUSED: return "refused";
+    case STORE_CRASHED: return "crashed";
+    case STORE_ROLLED_BACK: return "rolled_back";
+    case STORE_RUNNING: return "running";
+    default: return "failed";
+    }
+}
+
+static const char *step_outcome(int state)
+{
+    static const char *const names[] = {"pending",   "running", "succeeded",
+                                        "failed",    "skipped", "rolled_back",
+                                        "cancelled", "timeout", "degraded"};
+    return (unsigned)state < ARRAY_SIZE(names) ? names[state] : "failed";
+}
+
+int history_load(store *s, const char *name, size_t limit, stored_pattern *out)
+{
+    memset(out, 0, sizeof *out);
+    int rc = store_learning(s, name, &out->learn);
+    int have_learning = rc == NDF_OK;
+    if (rc && rc != NDF_ERR_NOT_FOUND)
+        return rc;
+    store_exec *v;
+    size_t n;
+    store_query q = {name, -1, 0, limit ? limit : 1000};
+    if ((rc = store_runs(s, &q, &v, &n))) {
+        learning_free(&out->learn);
+        return rc;
+    }
+    if (!have_learning && !n) {
+        free(v);
+        return err_set(NDF_ERR_NOT_FOUND, "pattern '%s' has no stored state", name);
+    }
+    out->name = xstrdup(name);
+    out->history = n ? xcalloc(n, sizeof *out->history) : NULL;
+    /* oldest first, running ones left out */
+    for (size_t i = n; i-- > 0 && !rc;) {
+        const store_exec *e = &v[i];
+        if (e->status == STORE_RUNNING)
+            continue;
+        history_entry *h = &out->history[out->nhistory++];
+        h->time = e->start;
+        h->duration_s = e->duration;
+        h->success = e->status == STORE_SUCCEEDED;
+        h->outcome = xstrdup(outcome_of(e->status));
+        h->domain = e->domain ? xstrdup(e->domain) : NULL;
+        h->error = e->message ? xstrdup(e->message) : NULL;
+        h->confidence = e->confidence;
+        h->timeout_s = e->timeout;
+        h->cpu_s = e->cpu;
+        h->peak_rss_kb = e->peak_rss_kb;
+        store_exec full;
+        if ((rc = store_get(s, e->id, &full)))
+            break;
+        /* the root's children: the steps, tasks or phases */
+        for (size_t k = 0; k < full.nnodes; k++) {
+            const store_node *nd = &full.nodes[k];
+            if (!*nd->path || strchr(nd->path, '/'))
+                continue;
+            h->steps = xrealloc(h->steps, (h->nsteps + 1) * sizeof *h->steps);
+            history_step *st = &h->steps[h->nsteps++];
+            st->name = xstrdup(nd->path);
+            st->outcome = xstrdup(step_outcome(nd->state));
+            st->duration_s = nd->start > 0 && nd->end >= nd->start ? nd->end - nd->start : 0;
+            st->timeout_s = nd->timeout;
+        }
+        store_exec_free(&full);
+    }
+    store_exec_array_free(v, n);
+    if (rc)
+        stored_pattern_free(out);
+    return rc;
+}

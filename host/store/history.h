@@ -1,0 +1,69 @@
+/* History: how executions reach the store.  Turns a finished execution
+ * record into store rows (the execution, each sub-pattern execution, every
+ * node with its output), commits them through the group-commit writer, and
+ * puts the committed learning state back into the patterns; and is the
+ * registry's seam onto the store. */
+#ifndef NDF_HISTORY_H
+#define NDF_HISTORY_H
+
+#include "store/storage.h"
+#include "store/store.h"
+
+struct settings;
+struct pattern;
+struct record;
+struct registry_store;
+
+/* The store options that the settings (storage { }, registry.learning,
+ * confidence { }) give. */
+void history_opts(const struct settings *set, store_opts *o);
+
+/* The registry's seam onto `s` (which must outlive the registry): load
+ * reads the patterns table; save does nothing, since every execution
+ * already wrote its increments (a snapshot written back could only lose
+ * another process's counts). */
+void history_registry_seam(store *s, struct registry_store *out);
+
+/* The store executions of finished record `r`: [0] the execution itself,
+ * then one per sub-pattern that ran inside it (parent_id set; skipped ones
+ * are recorded but not counted).  Node paths are the node names from the
+ * root joined by '/', a repeated sibling name getting "#2", "#3"...
+ * *pats (may be NULL) gets, per execution, the pattern that ran (borrowed
+ * from the record; NULL when unknown).  Free with store_exec_array_free()
+ * and free(*pats). */
+void history_from_record(const struct record *r, store_origin origin, store_exec **out, size_t *n,
+                         struct pattern ***pats);
+
+/* Records finished execution `r` (history_from_record()) in one
+ * transaction and returns after the commit.  On success the committed
+ * learning state replaces the in-memory state of `target` (the pattern
+ * that ran, or the one now serving under its name; NULL: the record's)
+ * and of each sub-pattern.  On failure the record's status becomes
+ * NDF_ERR_IO with the store's message, so that a caller answering after
+ * completion reports the storage error instead of a result; the error is
+ * logged and returned. */
+int history_record(store *s, struct record *r, store_origin origin, struct pattern *target);
+
+/* Records `r` as RUNNING (its root only), so that crash recovery, `ndf
+ * runs` and `ndf status ID` see it while it runs.  A record that already
+ * ended is not an error (its final row wins). */
+int history_begin(store *s, const struct record *r, store_origin origin);
+
+/* The executor's on_complete for one-shot commands: `opaque` is a
+ * history_hook. */
+typedef struct history_hook {
+    store *s;
+    store_origin origin;
+    /* set while a fallback runs: written into its record before it is
+     * recorded (both borrowed) */
+    const char *fallback_from, *fallback_cause;
+} history_hook;
+void history_on_complete(void *opaque, struct pattern *p, const struct record *r);
+
+/* The pattern's learning state and its newest `limit` (0: 1000) ended
+ * executions as the record analytics reads (oldest first, the root's
+ * children as steps).  NDF_ERR_NOT_FOUND when nothing is stored.  Free
+ * with stored_pattern_free(). */
+int history_load(store *s, const char *name, size_t limit, stored_pattern *out);
+
+#endif

@@ -1,0 +1,1446 @@
+/* Check suite for host/store/store_sqlite.c: schema and migrations, exact
+ * counts with several processes recording at once, group commit that
+ * answers only after the commit, crash recovery, storage faults, bounded
+ * compressed outputs, retention, backup and restore, exports read back by
+ * real parsers, and the import of files written by the old storage.c. */
+#include "build-config.h"
+
+#include <check.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cJSON.h>
+#include <sqlite3.h>
+#include <yaml.h>
+#include <ndf/sdk.h>
+
+#include "base/learning.h"
+#include "base/util.h"
+#include "store/storage.h"
+#include "store/store.h"
+
+static char scratch[512];
+static char dir[600];
+static char dbpath[700];
+
+static void rm_rf(const char *path)
+{
+    struct stat st;
+    if (lstat(path, &st) != 0)
+        return;
+    if (S_ISDIR(st.st_mode)) {
+        chmod(path, 0700);
+        DIR *d = opendir(path);
+        if (d) {
+            struct dirent *de;
+            while ((de = readdir(d))) {
+                if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+                    continue;
+                char *p = xasprintf("%s/%s", path, de->d_name);
+                rm_rf(p);
+                free(p);
+            }
+            closedir(d);
+        }
+        rmdir(path);
+    } else {
+        unlink(path);
+    }
+}
+
+static void setup(void)
+{
+    const char *base = getenv("top_builddir");
+    snprintf(scratch, sizeof scratch, "%s/check_store.XXXXXX", base ? base : "/tmp");
+    ck_assert_ptr_nonnull(mkdtemp(scratch));
+    snprintf(dir, sizeof dir, "%s/state/ndf", scratch);
+    snprintf(dbpath, sizeof dbpath, "%s/%s", dir, STORE_DB_NAME);
+    log_set_level(-1); /* recovery and import log; the tests read err_msg() */
+}
+
+static void teardown(void)
+{
+    rm_rf(scratch);
+}
+
+static store *open_with(const store_opts *o)
+{
+    store *s = NULL;
+    int rc = store_open(dir, o, &s);
+    ck_assert_msg(rc == NDF_OK, "store_open: %s", err_msg());
+    return s;
+}
+
+static store *open_default(void)
+{
+    return open_with(NULL);
+}
+
+/* A one-step execution to submit; free with store_exec_free(). */
+static store_exec make_exec(const char *id, const char *pat, store_status st, const char *domain)
+{
+    store_exec e;
+    memset(&e, 0, sizeof e);
+    e.id = xstrdup(id);
+    e.pattern = xstrdup(pat);
+    e.status = st;
+    e.origin = STORE_ORIGIN_RUN;
+    e.domain = domain ? xstrdup(domain) : NULL;
+    e.context = xasprintf("{\"domain\":\"%s\",\"n\":7}", domain ? domain : "");
+    e.start = now_wall() - 0.25;
+    e.end = now_wall();
+    e.duration = 0.25;
+    e.learn = 1;
+    if (st != STORE_SUCCEEDED && st != STORE_RUNNING)
+        e.message = xstrdup("step 'work' failed: exit status 3");
+    e.nnodes = 2;
+    e.nodes = xcalloc(2, sizeof *e.nodes);
+    e.nodes[0].path = xstrdup("");
+    e.nodes[0].kind = NDF_NODE_PATTERN;
+    e.nodes[0].state = st == STORE_SUCCEEDED ? NDF_STATE_COMPLETED
+                       : st == STORE_RUNNING ? NDF_STATE_RUNNING
+                                             : NDF_STATE_FAILED;
+    e.nodes[0].exit_status = -1;
+    e.nodes[0].start = e.start;
+    e.nodes[0].end = st == STORE_RUNNING ? 0 : e.end;
+    e.nodes[1].path = xstrdup("work");
+    e.nodes[1].seq = 1;
+    e.nodes[1].kind = NDF_NODE_STEP;
+    e.nodes[1].state = e.nodes[0].state;
+    e.nodes[1].exit_status = st == STORE_SUCCEEDED ? 0 : 3;
+    e.nodes[1].start = e.start;
+    e.nodes[1].end = e.nodes[0].end;
+    return e;
+}
+
+static int finish(store *s, const char *id, const char *pat, store_status st, const char *domain)
+{
+    store_exec e = make_exec(id, pat, st, domain);
+    int rc = store_finish(s, &e, NULL);
+    store_exec_free(&e);
+    return rc;
+}
+
+static long long raw_int(const char *path, const char *sql)
+{
+    sqlite3 *db;
+    ck_assert_int_eq(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+    sqlite3_stmt *st;
+    ck_assert_msg(sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK, "%s: %s", sql,
+                  sqlite3_errmsg(db));
+    long long v = -1;
+    if (sqlite3_step(st) == SQLITE_ROW)
+        v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return v;
+}
+
+static void raw_exec(const char *path, const char *sql)
+{
+    sqlite3 *db;
+    ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
+    char *err = NULL;
+    ck_assert_msg(sqlite3_exec(db, sql, NULL, NULL, &err) == SQLITE_OK, "%s: %s", sql,
+                  err ? err : "?");
+    sqlite3_close(db);
+}
+
+static void write_file(const char *path, const void *data, size_t len)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(write(fd, data, len), (ssize_t)len);
+    close(fd);
+}
+
+static void mkdir_p(const char *path)
+{
+    char *p = xstrdup(path);
+    for (char *c = p + 1; *c; c++) {
+        if (*c == '/') {
+            *c = 0;
+            mkdir(p, 0700);
+            *c = '/';
+        }
+    }
+    mkdir(p, 0700);
+    free(p);
+}
+
+static uint64_t executions_of(store *s, const char *pat)
+{
+    learning_state l;
+    int rc = store_learning(s, pat, &l);
+    ck_assert_msg(rc == NDF_OK, "store_learning(%s): %s", pat, err_msg());
+    uint64_t n = l.executions;
+    learning_free(&l);
+    return n;
+}
+
+static size_t count_runs(store *s, const char *pat)
+{
+    store_exec *v;
+    size_t n;
+    store_query q = {pat, -1, 0, 1000000};
+    ck_assert_int_eq(store_runs(s, &q, &v, &n), NDF_OK);
+    store_exec_array_free(v, n);
+    return n;
+}
+
+/* ------------------------------------------------------------------ */
+/* schema */
+
+START_TEST(test_fresh_schema)
+{
+    store *s = open_default();
+    ck_assert_str_eq(store_path(s), dbpath);
+    store_close(s);
+    ck_assert_int_eq(raw_int(dbpath, "PRAGMA user_version"), STORE_SCHEMA_VERSION);
+    ck_assert_int_eq(raw_int(dbpath, "PRAGMA auto_vacuum"), 2);
+    ck_assert_int_eq(raw_int(dbpath, "SELECT count(*) FROM sqlite_master WHERE type='table'"), 5);
+    sqlite3 *db;
+    ck_assert_int_eq(sqlite3_open(dbpath, &db), SQLITE_OK);
+    sqlite3_stmt *st;
+    ck_assert_int_eq(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+    ck_assert_str_eq((const char *)sqlite3_column_text(st, 0), "wal");
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    struct stat sb;
+    ck_assert_int_eq(stat(dbpath, &sb), 0);
+    ck_assert_int_eq(sb.st_mode & 0777, 0600);
+    ck_assert_int_eq(stat(dir, &sb), 0);
+    ck_assert_int_eq(sb.st_mode & 0777, 0700);
+    /* a second open finds it current */
+    s = open_default();
+    store_close(s);
+    ck_assert_int_eq(raw_int(dbpath, "PRAGMA user_version"), STORE_SCHEMA_VERSION);
+}
+END_TEST
+
+START_TEST(test_migrate_from_zero)
+{
+    mkdir_p(dir);
+    /* a valid SQLite file at user_version 0 and no tables */
+    raw_exec(dbpath, "CREATE TABLE t (x); DROP TABLE t;");
+    ck_assert_int_eq(raw_int(dbpath, "PRAGMA user_version"), 0);
+    store *s = open_default();
+    ck_assert_int_eq(finish(s, "m1", "p", STORE_SUCCEEDED, NULL), NDF_OK);
+    store_close(s);
+    ck_assert_int_eq(raw_int(dbpath, "PRAGMA user_version"), STORE_SCHEMA_VERSION);
+    ck_assert_int_eq(raw_int(dbpath, "SELECT count(*) FROM executions"), 1);
+}
+END_TEST
+
+START_TEST(test_refuse_newer_and_foreign)
+{
+    mkdir_p(dir);
+    raw_exec(dbpath, "PRAGMA application_id = 1852073521; PRAGMA user_version = 99;"
+                     "CREATE TABLE patterns (name TEXT)");
+    store *s = NULL;
+    ck_assert_int_eq(store_open(dir, NULL, &s), NDF_ERR_IO);
+    ck_assert_ptr_null(s);
+    ck_assert_ptr_nonnull(strstr(err_msg(), "newer ndf"));
+    ck_assert_ptr_nonnull(strstr(err_msg(), dbpath));
+    unlink(dbpath);
+    raw_exec(dbpath, "CREATE TABLE foo (x); INSERT INTO foo VALUES (1)");
+    ck_assert_int_eq(store_open(dir, NULL, &s), NDF_ERR_IO);
+    ck_assert_ptr_nonnull(strstr(err_msg(), "not an ndf database"));
+    /* and nothing was changed in it */
+    ck_assert_int_eq(raw_int(dbpath, "SELECT count(*) FROM foo"), 1);
+    ck_assert_int_eq(raw_int(dbpath, "PRAGMA user_version"), 0);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* recording and reading */
+
+START_TEST(test_record_and_get)
+{
+    store *s = open_default();
+    store_exec e = make_exec("x1", "pat", STORE_RUNNING, "web");
+    ck_assert_int_eq(store_begin(s, &e), NDF_OK);
+    ck_assert_int_eq(store_begin(s, &e), NDF_ERR_EXISTS);
+
+    /* progress of the step, with output */
+    store_node n = e.nodes[1];
+    n.state = NDF_STATE_COMPLETED;
+    n.end = now_wall();
+    char out[] = "hello\n";
+    n.out[STORE_STDOUT] = out;
+    n.outlen[STORE_STDOUT] = 6;
+    ck_assert_int_eq(store_progress(s, "x1", &n), NDF_OK);
+
+    store_exec got;
+    /* a running execution is visible once begun */
+    ck_assert_int_eq(store_get(s, "x1", &got), NDF_OK);
+    ck_assert_int_eq(got.status, STORE_RUNNING);
+    store_exec_free(&got);
+
+    e.status = STORE_SUCCEEDED;
+    e.nodes[0].state = e.nodes[1].state = NDF_STATE_COMPLETED;
+    e.nodes[1].out[STORE_STDOUT] = out;
+    e.nodes[1].outlen[STORE_STDOUT] = 6;
+    e.nodes[1].exit_status = 0;
+    e.end = now_wall();
+    learning_state after;
+    ck_assert_int_eq(store_finish(s, &e, &after), NDF_OK);
+    ck_assert_int_eq(after.executions, 1);
+    ck_assert_int_eq(after.successes, 1);
+    ck_assert_uint_eq(after.ndomains, 1);
+    ck_assert_str_eq(after.domains[0].domain, "web");
+    ck_assert(after.score > 0.5);
+    learning_free(&after);
+    e.nodes[1].out[STORE_STDOUT] = NULL;
+    /* ended once: a second end is refused, and not counted */
+    ck_assert_int_eq(store_finish(s, &e, NULL), NDF_ERR_EXISTS);
+    ck_assert_ptr_nonnull(strstr(err_msg(), "already ended"));
+    store_exec_free(&e);
+
+    ck_assert_int_eq(store_get(s, "x1", &got), NDF_OK);
+    ck_assert_str_eq(got.id, "x1");
+    ck_assert_str_eq(got.pattern, "pat");
+    ck_assert_int_eq(got.status, STORE_SUCCEEDED);
+    ck_assert_int_eq(got.origin, STORE_ORIGIN_RUN);
+    ck_assert_int_eq(got.pid, (long)getpid());
+    ck_assert_ptr_nonnull(strstr(got.context, "\"n\":7"));
+    ck_assert_int_eq(got.counted, 1);
+    ck_assert_uint_eq(got.nnodes, 2);
+    ck_assert_str_eq(got.nodes[0].path, "");
+    ck_assert_int_eq(got.nodes[0].kind, NDF_NODE_PATTERN);
+    ck_assert_str_eq(got.nodes[1].path, "work");
+    ck_assert_int_eq(got.nodes[1].state, NDF_STATE_COMPLETED);
+    ck_assert_int_eq(got.nodes[1].exit_status, 0);
+    ck_assert_uint_eq(got.nodes[1].outlen[STORE_STDOUT], 6);
+    store_exec_free(&got);
+
+    /* a sub-pattern execution is a row of its own, and counted */
+    store_exec sub = make_exec("x1.sub", "child", STORE_FAILED, NULL);
+    sub.parent_id = xstrdup("x1");
+    ck_assert_int_eq(store_finish(s, &sub, NULL), NDF_OK);
+    store_exec_free(&sub);
+    store_exec *kids;
+    size_t nk;
+    ck_assert_int_eq(store_children(s, "x1", &kids, &nk), NDF_OK);
+    ck_assert_uint_eq(nk, 1);
+    ck_assert_str_eq(kids[0].id, "x1.sub");
+    ck_assert_str_eq(kids[0].parent_id, "x1");
+    store_exec_array_free(kids, nk);
+    ck_assert_int_eq(executions_of(s, "child"), 1);
+
+    ck_assert_int_eq(store_get(s, "nope", &got), NDF_ERR_NOT_FOUND);
+    ck_assert_int_eq(store_check(s), NDF_OK);
+    store_close(s);
+}
+END_TEST
+
+START_TEST(test_runs_query)
+{
+    store *s = open_default();
+    char id[32];
+    for (int i = 0; i < 30; i++) {
+        snprintf(id, sizeof id, "r%02d", i);
+        ck_assert_int_eq(
+            finish(s, id, i % 3 ? "a" : "b", i % 5 ? STORE_SUCCEEDED : STORE_FAILED, NULL), NDF_OK);
+    }
+    store_exec *v;
+    size_t n;
+    store_query q = {NULL, -1, 0, 0};
+    ck_assert_int_eq(store_runs(s, &q, &v, &n), NDF_OK);
+    ck_assert_uint_eq(n, 30);
+    ck_assert_str_eq(v[0].id, "r29"); /* newest first */
+    ck_assert_str_eq(v[29].id, "r00");
+    ck_assert_uint_eq(v[0].nnodes, 0);
+    store_exec_array_free(v, n);
+
+    store_query qa = {"b", STORE_FAILED, 0, 3};
+    ck_assert_int_eq(store_runs(s, &qa, &v, &n), NDF_OK);
+    /* b: 0,3,6,...,27; failed among them: 0, 15 */
+    ck_assert_uint_eq(n, 2);
+    ck_assert_str_eq(v[0].id, "r15");
+    ck_assert_str_eq(v[1].id, "r00");
+    store_exec_array_free(v, n);
+
+    store_query ql = {"a", -1, 0, 4};
+    ck_assert_int_eq(store_runs(s, &ql, &v, &n), NDF_OK);
+    ck_assert_uint_eq(n, 4);
+    store_exec_array_free(v, n);
+
+    store_query qs = {NULL, -1, now_wall() + 3600, 0};
+    ck_assert_int_eq(store_runs(s, &qs, &v, &n), NDF_OK);
+    ck_assert_uint_eq(n, 0);
+    free(v);
+
+    char **names;
+    size_t nn;
+    ck_assert_int_eq(store_patterns(s, &names, &nn), NDF_OK);
+    ck_assert_uint_eq(nn, 2);
+    ck_assert_str_eq(names[0], "a");
+    ck_assert_str_eq(names[1], "b");
+    for (size_t i = 0; i < nn; i++)
+        free(names[i]);
+    free(names);
+    ck_assert_int_eq(executions_of(s, "a"), 20);
+    ck_assert_int_eq(executions_of(s, "b"), 10);
+    store_close(s);
+}
+END_TEST
+
+START_TEST(test_learning_disabled)
+{
+    store_opts o;
+    store_opts_default(&o);
+    o.enable_learning = 0;
+    store *s = open_with(&o);
+    ck_assert_int_eq(finish(s, "n1", "quiet", STORE_SUCCEEDED, NULL), NDF_OK);
+    learning_state l;
+    ck_assert_int_eq(store_learning(s, "quiet", &l), NDF_ERR_NOT_FOUND);
+    ck_assert_uint_eq(count_runs(s, "quiet"), 1);
+    ck_assert_int_eq(store_check(s), NDF_OK);
+    store_close(s);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* exact counts across processes */
+
+#define NCHILD 4
+#define PER_CHILD 150
+
+START_TEST(test_concurrent_processes)
+{
+    store *s = open_default(); /* create first, so children only open */
+    store_close(s);
+    pid_t kids[NCHILD];
+    for (int c = 0; c < NCHILD; c++) {
+        kids[c] = fork();
+        ck_assert_int_ge(kids[c], 0);
+        if (kids[c] == 0) {
+            store *cs;
+            store_opts o;
+            store_opts_default(&o);
+            o.busy_timeout_ms = 30000;
+            if (store_open(dir, &o, &cs) != NDF_OK)
+                _exit(10);
+            for (int i = 0; i < PER_CHILD; i++) {
+                char id[64], sid[80];
+                snprintf(id, sizeof id, "c%d-%d", c, i);
+                store_status st = (i + c) % 4 ? STORE_SUCCEEDED : STORE_FAILED;
+                if (finish(cs, id, i % 2 ? "odd" : "even", st, i % 3 ? "d1" : "d2"))
+                    _exit(11);
+                if (i % 5 == 0) {
+                    snprintf(sid, sizeof sid, "%s.sub", id);
+                    store_exec e = make_exec(sid, "sub", st, NULL);
+                    e.parent_id = xstrdup(id);
+                    int rc = store_finish(cs, &e, NULL);
+                    store_exec_free(&e);
+                    if (rc)
+                        _exit(12);
+                }
+            }
+            store_close(cs);
+            _exit(0);
+        }
+    }
+    for (int c = 0; c < NCHILD; c++) {
+        int status;
+        ck_assert_int_eq(waitpid(kids[c], &status, 0), kids[c]);
+        ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child %d: status %#x", c,
+                      status);
+    }
+    s = open_default();
+    ck_assert_int_eq(executions_of(s, "odd"), NCHILD * PER_CHILD / 2);
+    ck_assert_int_eq(executions_of(s, "even"), NCHILD * PER_CHILD / 2);
+    ck_assert_int_eq(executions_of(s, "sub"), NCHILD * PER_CHILD / 5);
+    learning_state l;
+    ck_assert_int_eq(store_learning(s, "even", &l), NDF_OK);
+    /* successes: (i + c) % 4 != 0 over even i */
+    uint64_t want = 0, d1 = 0;
+    for (int c = 0; c < NCHILD; c++)
+        for (int i = 0; i < PER_CHILD; i += 2) {
+            want += (i + c) % 4 != 0;
+            d1 += i % 3 != 0;
+        }
+    ck_assert_uint_eq(l.successes, want);
+    ck_assert_uint_eq(l.ndomains, 2);
+    ck_assert_str_eq(l.domains[0].domain, "d1");
+    ck_assert_uint_eq(l.domains[0].executions, d1);
+    learning_free(&l);
+    ck_assert_uint_eq(count_runs(s, NULL), NCHILD * PER_CHILD + NCHILD * PER_CHILD / 5);
+    ck_assert_msg(store_check(s) == NDF_OK, "%s", err_msg());
+    store_close(s);
+}
+END_TEST
+
+/* The invariant check is not vacuous: a count written behind the store's
+ * back is reported. */
+START_TEST(test_check_detects_drift)
+{
+    store *s = open_default();
+    ck_assert_int_eq(finish(s, "d1", "drift", STORE_SUCCEEDED, NULL), NDF_OK);
+    ck_assert_int_eq(store_check(s), NDF_OK);
+    raw_exec(dbpath, "UPDATE patterns SET executions = 5 WHERE name = 'drift'");
+    ck_assert_int_eq(store_check(s), NDF_ERR_VALIDATION);
+    ck_assert_ptr_nonnull(strstr(err_msg(), "'drift'"));
+    store_close(s);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* group commit */
+
+typedef struct submitter {
+    store *s;
+    int index;
+    int count;
+    int rc;
+    int visible; /* each acknowledged execution was readable at once */
+    char msg[512];
+    atomic_int *returned;
+} submitter;
+
+static void *submit_thread(void *arg)
+{
+    submitter *t = arg;
+    t->visible = 1;
+    for (int i = 0; i < t->count; i++) {
+        char id[64];
+        snprintf(id, sizeof id, "t%d-%d", t->index, i);
+        int rc = finish(t->s, id, "gc", STORE_SUCCEEDED, NULL);
+        if (t->returned)
+            atomic_fetch_add(t->returned, 1);
+        if (rc) {
+            t->rc = rc;
+            snprintf(t->msg, sizeof t->msg, "%s", err_msg());
+            break;
+        }
+        /* read through the store's other connection: only committed rows show */
+        store_exec got;
+        if (store_get(t->s, id, &got) != NDF_OK)
+            t->visible = 0;
+        store_exec_free(&got);
+    }
+    return NULL;
+}
+
+START_TEST(test_group_commit_threads)
+{
+    store *s = open_default();
+    pthread_t th[8];
+    submitter t[8];
+    for (int i = 0; i < 8; i++) {
+        t[i] = (submitter){s, i, 100, 0, 0, "", NULL};
+        ck_assert_int_eq(pthread_create(&th[i], NULL, submit_thread, &t[i]), 0);
+    }
+    for (int i = 0; i < 8; i++) {
+        pthread_join(th[i], NULL);
+        ck_assert_msg(t[i].rc == NDF_OK, "thread %d: %s", i, t[i].msg);
+        ck_assert(t[i].visible);
+    }
+    store_stats st;
+    store_get_stats(s, &st);
+    ck_assert_uint_eq(st.executions, 800);
+    ck_assert_uint_ge(st.transactions, 1);
+    ck_assert_uint_le(st.transactions, 800);
+    ck_assert_uint_eq(st.pending, 0);
+    ck_assert_int_eq(executions_of(s, "gc"), 800);
+    ck_assert_int_eq(store_check(s), NDF_OK);
+    store_close(s);
+}
+END_TEST
+
+/* A child process that holds the database's write lock until told.  It
+ * is forked while this process has no connection open: SQLite's state
+ * must not cross a fork. */
+typedef struct locker {
+    pid_t pid;
+    int go; /* write a byte to release */
+} locker;
+
+static locker lock_db(void)
+{
+    int ready[2], go[2];
+    ck_assert_int_eq(pipe(ready), 0);
+    ck_assert_int_eq(pipe(go), 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        close(ready[0]);
+        close(go[1]);
+        sqlite3 *db;
+        if (sqlite3_open(dbpath, &db) != SQLITE_OK ||
+            sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+            _exit(1);
+        char c = 'x';
+        if (write(ready[1], &c, 1) != 1 || read(go[0], &c, 1) < 0)
+            _exit(2);
+        sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+        sqlite3_close(db);
+        _exit(0);
+    }
+    close(ready[1]);
+    close(go[0]);
+    char c;
+    ck_assert_int_eq(read(ready[0], &c, 1), 1);
+    close(ready[0]);
+    return (locker){pid, go[1]};
+}
+
+static void unlock_db(locker l)
+{
+    char c = 'g';
+    ck_assert_int_eq(write(l.go, &c, 1), 1);
+    close(l.go);
+    int status;
+    ck_assert_int_eq(waitpid(l.pid, &status, 0), l.pid);
+    ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+START_TEST(test_ack_after_commit)
+{
+    store_opts o;
+    store_opts_default(&o);
+    o.busy_timeout_ms = 60000;
+    store_close(open_with(&o));
+    locker l = lock_db();
+    store *s = open_with(&o);
+    atomic_int returned = 0;
+    pthread_t th[8];
+    submitter t[8];
+    for (int i = 0; i < 8; i++) {
+        t[i] = (submitter){s, i, 1, 0, 0, "", &returned};
+        ck_assert_int_eq(pthread_create(&th[i], NULL, submit_thread, &t[i]), 0);
+    }
+    /* wait (for a state, not a time) until all eight wait for the writer */
+    store_stats st;
+    do {
+        usleep(1000);
+        store_get_stats(s, &st);
+    } while (st.pending < 8);
+    /* nobody can commit while the lock is held: nobody was answered */
+    ck_assert_int_eq(atomic_load(&returned), 0);
+    unlock_db(l);
+    for (int i = 0; i < 8; i++) {
+        pthread_join(th[i], NULL);
+        ck_assert_msg(t[i].rc == NDF_OK, "thread %d: %s", i, t[i].msg);
+        ck_assert(t[i].visible);
+    }
+    ck_assert_int_eq(atomic_load(&returned), 8);
+    store_get_stats(s, &st);
+    /* the first batch waited alone at most; the rest shared one commit */
+    ck_assert_uint_eq(st.executions, 8);
+    ck_assert_uint_le(st.transactions, 2);
+    store_close(s);
+}
+END_TEST
+
+START_TEST(test_commit_failure_is_an_error)
+{
+    store_opts o;
+    store_opts_default(&o);
+    o.busy_timeout_ms = 100;
+    store_close(open_with(&o));
+    locker l = lock_db();
+    store *s = open_with(&o);
+    int rc = finish(s, "lost", "p", STORE_SUCCEEDED, NULL);
+    ck_assert_int_eq(rc, NDF_ERR_IO);
+    ck_assert_ptr_nonnull(strstr(err_msg(), dbpath));
+    ck_assert_ptr_nonnull(strstr(err_msg(), "locked"));
+    store_stats st;
+    store_get_stats(s, &st);
+    ck_assert_int_eq(st.degraded, 1);
+    unlock_db(l);
+    store_exec got;
+    ck_assert_int_eq(store_get(s, "lost", &got), NDF_ERR_NOT_FOUND);
+    learning_state ls;
+    ck_assert_int_eq(store_learning(s, "p", &ls), NDF_ERR_NOT_FOUND);
+    /* the next write succeeds and clears the state */
+    ck_assert_int_eq(finish(s, "kept", "p", STORE_SUCCEEDED, NULL), NDF_OK);
+    store_get_stats(s, &st);
+    ck_assert_int_eq(st.degraded, 0);
+    ck_assert_int_eq(executions_of(s, "p"), 1);
+    store_close(s);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* crash recovery */
+
+START_TEST(test_crash_recovery)
+{
+    store *s = open_default();
+    store_close(s);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        store *cs;
+        if (store_open(dir, NULL, &cs) != NDF_OK)
+            _exit(1);
+        store_exec e = make_exec("dead", "p", STORE_RUNNING, NULL);
+        e.nnodes = 1; /* the root only at first */
+        if (store_begin(cs, &e) != NDF_OK)
+            _exit(2);
+        e.nnodes = 2;
+        store_node a = e.nodes[1];
+        char name[] = "prepare";
+        a.path = name;
+        a.state = NDF_STATE_COMPLETED;
+        a.end = now_wall();
+        store_progress(cs, "dead", &a);
+        store_node b = e.nodes[1];
+        b.seq = 2;
+        b.start = now_wall() + 1;
+        store_progress(cs, "dead", &b); /* "work" RUNNING */
+        store_close(cs);                /* drains the queue: then dies mid-run */
+        _exit(0);
+    }
+    int status;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+
+    s = open_default();
+    store_exec got;
+    ck_assert_int_eq(store_get(s, "dead", &got), NDF_OK);
+    ck_assert_int_eq(got.status, STORE_CRASHED);
+    ck_assert_ptr_nonnull(got.message);
+    ck_assert_msg(strstr(got.message, "'work'") != NULL, "%s", got.message);
+    ck_assert(got.end > 0);
+    ck_assert_int_eq(got.counted, 0);
+    ck_assert_uint_eq(got.nnodes, 3);
+    for (size_t i = 0; i < got.nnodes; i++) {
+        if (!strcmp(got.nodes[i].path, "prepare"))
+            ck_assert_int_eq(got.nodes[i].state, NDF_STATE_COMPLETED);
+        else
+            ck_assert_int_eq(got.nodes[i].state, NDF_STATE_FAILED);
+    }
+    store_exec_free(&got);
+
+    /* alive: this process; another machine: unknown; another boot: dead */
+    store_exec mine = make_exec("alive", "p", STORE_RUNNING, NULL);
+    ck_assert_int_eq(store_begin(s, &mine), NDF_OK);
+    store_exec far = make_exec("far", "p", STORE_RUNNING, NULL);
+    far.host = xstrdup("another-host.example");
+    far.pid = 1;
+    ck_assert_int_eq(store_begin(s, &far), NDF_OK);
+    store_exec old = make_exec("oldboot", "p", STORE_RUNNING, NULL);
+    old.boot_id = xstrdup("00000000-0000-0000-0000-000000000000");
+    old.pid = getpid();
+    ck_assert_int_eq(store_begin(s, &old), NDF_OK);
+    size_t n;
+    ck_assert_int_eq(store_recover(s, &n), NDF_OK);
+    ck_assert_uint_eq(n, 1);
+    ck_assert_int_eq(store_get(s, "oldboot", &got), NDF_OK);
+    ck_assert_int_eq(got.status, STORE_CRASHED);
+    ck_assert_ptr_nonnull(strstr(got.message, "'work'"));
+    store_exec_free(&got);
+    ck_assert_int_eq(store_get(s, "alive", &got), NDF_OK);
+    ck_assert_int_eq(got.status, STORE_RUNNING);
+    store_exec_free(&got);
+    ck_assert_int_eq(store_get(s, "far", &got), NDF_OK);
+    ck_assert_int_eq(got.status, STORE_RUNNING);
+    store_exec_free(&got);
+    /* the live one still ends normally */
+    mine.status = STORE_SUCCEEDED;
+    ck_assert_int_eq(store_finish(s, &mine, NULL), NDF_OK);
+    store_exec_free(&mine);
+    store_exec_free(&far);
+    store_exec_free(&old);
+    ck_assert_int_eq(store_check(s), NDF_OK);
+    store_close(s);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* faults */
+
+static void expect_open_fails(const char *needle)
+{
+    store *s = NULL;
+    int rc = store_open(dir, NULL, &s);
+    ck_assert_ptr_null(s);
+    ck_assert_int_eq(rc, NDF_ERR_IO);
+    ck_assert_msg(strstr(err_msg(), needle) != NULL, "'%s' not in: %s", needle, err_msg());
+}
+
+START_TEST(test_fault_missing_directory_created)
+{
+    /* three missing levels */
+    snprintf(dir, sizeof dir, "%s/x/y/z", scratch);
+    store *s = open_default();
+    ck_assert_int_eq(finish(s, "m", "p", STORE_SUCCEEDED, NULL), NDF_OK);
+    store_close(s);
+}
+END_TEST
+
+START_TEST(test_fault_symlink)
+{
+    mkdir_p(dir);
+    char target[800];
+    snprintf(target, sizeof target, "%s/elsewhere.db", scratch);
+    ck_assert_int_eq(symlink(target, dbpath), 0);
+    expect_open_fails("symbolic link");
+    ck_assert_ptr_nonnull(strstr(err_msg(), dbpath));
+    ck_assert_int_eq(access(target, F_OK), -1); /* nothing created there */
+    /* the same for the WAL file beside a good database */
+    unlink(dbpath);
+    store *s = open_default();
+    store_close(s);
+    char wal[800];
+    snprintf(wal, sizeof wal, "%s-wal", dbpath);
+    unlink(wal);
+    ck_assert_int_eq(symlink(target, wal), 0);
+    expect_open_fails("symbolic link");
+}
+END_TEST
+
+START_TEST(test_fault_fifo)
+{
+    mkdir_p(dir);
+    ck_assert_int_eq(mkfifo(dbpath, 0600), 0);
+    expect_open_fails("FIFO");
+}
+END_TEST
+
+START_TEST(test_fault_directory_in_place)
+{
+    mkdir_p(dbpath);
+    expect_open_fails("a directory");
+    /* and the storage directory itself being a file */
+    rm_rf(dbpath);
+    rm_rf(dir);
+    write_file(dir, "x", 1);
+    store *s = NULL;
+    ck_assert_int_ne(store_open(dir, NULL, &s), NDF_OK);
+    ck_assert_ptr_nonnull(strstr(err_msg(), dir));
+}
+END_TEST
+
+START_TEST(test_fault_corrupt)
+{
+    mkdir_p(dir);
+    char junk[8192];
+    for (size_t i = 0; i < sizeof junk; i++)
+        junk[i] = (char)(i * 7 + 3);
+    write_file(dbpath, junk, sizeof junk);
+    expect_open_fails("corrupt");
+    ck_assert_ptr_nonnull(strstr(err_msg(), "no backup"));
+    /* with a backup, the message names it, and restore brings it back */
+    unlink(dbpath);
+    store *s = open_default();
+    ck_assert_int_eq(finish(s, "b1", "p", STORE_SUCCEEDED, NULL), NDF_OK);
+    char *bk;
+    ck_assert_int_eq(store_backup(s, &bk), NDF_OK);
+    store_close(s);
+    write_file(dbpath, junk, sizeof junk);
+    expect_open_fails(bk);
+    ck_assert_int_eq(store_restore(dir, NULL, bk), NDF_OK);
+    s = open_default();
+    ck_assert_int_eq(executions_of(s, "p"), 1);
+    ck_assert_uint_eq(count_runs(s, "p"), 1);
+    store_close(s);
+    /* the corrupt file was kept aside, not deleted */
+    DIR *d = opendir(dir);
+    int aside = 0;
+    struct dirent *de;
+    while ((de = readdir(d)))
+        aside += strncmp(de->d_name, "ndf.db.corrupt-", 15) == 0 && !strchr(de->d_name + 15, '-');
+    closedir(d);
+    ck_assert_int_eq(aside, 1);
+    free(bk);
+}
+END_TEST
+
+START_TEST(test_fault_truncated)
+{
+    store *s = open_default();
+    char id[32];
+    char big[4000];
+    memset(big, 'q', sizeof big);
+    for (int i = 0; i < 300; i++) {
+        store_exec e = make_exec("", "p", STORE_SUCCEEDED, NULL);
+        snprintf(id, sizeof id, "t%d", i);
+        free(e.id);
+        e.id = xstrdup(id);
+        free(e.message);
+        e.message = xstrndup(big, sizeof big - 1);
+        ck_assert_int_eq(store_finish(s, &e, NULL), NDF_OK);
+        store_exec_free(&e);
+    }
+    store_close(s); /* checkpoints the WAL into the file */
+    struct stat st;
+    ck_assert_int_eq(stat(dbpath, &st), 0);
+    ck_assert_int_eq(truncate(dbpath, st.st_size / 2), 0);
+    /* either the open or a full read says "corrupt": never a silent answer */
+    s = NULL;
+    int rc = store_open(dir, NULL, &s);
+    if (rc == NDF_OK) {
+        store_exec *v;
+        size_t n;
+        store_query q = {NULL, -1, 0, 100000};
+        rc = store_runs(s, &q, &v, &n);
+        if (rc == NDF_OK) {
+            store_exec_array_free(v, n);
+            rc = store_check(s);
+        }
+        store_close(s);
+    }
+    ck_assert_int_eq(rc, NDF_ERR_IO);
+    ck_assert_msg(strstr(err_msg(), "corrupt") != NULL, "%s", err_msg());
+}
+END_TEST
+
+START_TEST(test_fault_readonly_directory)
+{
+    store *s = open_default();
+    ck_assert_int_eq(finish(s, "r1", "p", STORE_SUCCEEDED, NULL), NDF_OK);
+    store_close(s);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        /* root ignores permissions: become nobody to see them */
+        chmod(scratch, 0755);
+        chmod(dir, 0555);
+        char parent[600];
+        snprintf(parent, sizeof parent, "%s/state", scratch);
+        chmod(parent, 0755);
+        if (geteuid() == 0 && (setgid(65534) != 0 || setuid(65534) != 0))
+            _exit(3);
+        store *cs = NULL;
+        int rc = store_open(dir, NULL, &cs);
+        if (rc != NDF_ERR_IO || cs)
+            _exit(1);
+        if (!strstr(err_msg(), dir) || !strstr(err_msg(), "not writable"))
+            _exit(2);
+        _exit(0);
+    }
+    int status;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %#x", status);
+    chmod(dir, 0700);
+    /* nothing lost */
+    s = open_default();
+    ck_assert_int_eq(executions_of(s, "p"), 1);
+    store_close(s);
+}
+END_TEST
+
+START_TEST(test_fault_directory_removed_while_open)
+{
+    store *s = open_default();
+    ck_assert_int_eq(finish(s, "before", "p", STORE_SUCCEEDED, NULL), NDF_OK);
+    rm_rf(dir);
+    int rc = finish(s, "after", "p", STORE_SUCCEEDED, NULL);
+    ck_assert_int_eq(rc, NDF_ERR_IO);
+    ck_assert_ptr_nonnull(strstr(err_msg(), dbpath));
+    ck_assert_ptr_nonnull(strstr(err_msg(), "removed or replaced"));
+    ck_assert_int_eq(store_reset_stats(s, "p"), NDF_ERR_IO);
+    store_close(s);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* outputs */
+
+START_TEST(test_outputs_bounded_and_compressed)
+{
+    store *s = open_default();
+    strbuf sb;
+    sb_init(&sb);
+    for (int i = 0; sb.len < 200000; i++)
+        sb_printf(&sb, "line %d of the step's output\n", i);
+    size_t total = sb.len;
+    store_exec e = make_exec("o1", "p", STORE_SUCCEEDED, NULL);
+    e.nodes[1].out[STORE_STDOUT] = sb.buf;
+    e.nodes[1].outlen[STORE_STDOUT] = total;
+    e.nodes[1].dropped[STORE_STDOUT] = 5;
+    char err[] = "warning: x\n";
+    e.nodes[1].out[STORE_STDERR] = err;
+    e.nodes[1].outlen[STORE_STDERR] = strlen(err);
+    ck_assert_int_eq(store_finish(s, &e, NULL), NDF_OK);
+    e.nodes[1].out[STORE_STDOUT] = e.nodes[1].out[STORE_STDERR] = NULL;
+    store_exec_free(&e);
+
+    char *buf;
+    size_t len;
+    uint64_t dropped;
+    ck_assert_int_eq(store_output(s, "o1", "work", STORE_STDOUT, &buf, &len, &dropped), NDF_OK);
+    ck_assert_uint_eq(len, STORE_OUTPUT_LIMIT);
+    ck_assert_uint_eq(dropped, total - STORE_OUTPUT_LIMIT + 5);
+    ck_assert(memcmp(buf, sb.buf + total - len, len) == 0);
+    ck_assert_int_eq(buf[len], 0);
+    free(buf);
+    ck_assert_int_eq(store_output(s, "o1", "work", STORE_STDERR, &buf, &len, &dropped), NDF_OK);
+    ck_assert_str_eq(buf, err);
+    ck_assert_uint_eq(dropped, 0);
+    free(buf);
+    /* a node that wrote nothing: empty; no such node: not found */
+    ck_assert_int_eq(store_output(s, "o1", "", STORE_STDOUT, &buf, &len, NULL), NDF_OK);
+    ck_assert_uint_eq(len, 0);
+    ck_assert_str_eq(buf, "");
+    free(buf);
+    ck_assert_int_eq(store_output(s, "o1", "nope", STORE_STDOUT, &buf, &len, NULL),
+                     NDF_ERR_NOT_FOUND);
+    ck_assert_int_eq(store_output(s, "zz", "work", STORE_STDOUT, &buf, &len, NULL),
+                     NDF_ERR_NOT_FOUND);
+    store_close(s);
+    /* stored compressed */
+    long long stored = raw_int(dbpath, "SELECT length(data) FROM outputs WHERE stream = 0");
+    ck_assert_int_gt(stored, 0);
+    ck_assert_int_lt(stored, STORE_OUTPUT_LIMIT / 4);
+    sb_free(&sb);
+
+    store_opts o;
+    store_opts_default(&o);
+    o.output_limit = 100;
+    s = open_with(&o);
+    e = make_exec("o2", "p", STORE_SUCCEEDED, NULL);
+    char many[1000];
+    memset(many, 'a', sizeof many);
+    many[999] = 'z';
+    e.nodes[1].out[STORE_LOG] = many;
+    e.nodes[1].outlen[STORE_LOG] = sizeof many;
+    ck_assert_int_eq(store_finish(s, &e, NULL), NDF_OK);
+    e.nodes[1].out[STORE_LOG] = NULL;
+    store_exec_free(&e);
+    ck_assert_int_eq(store_output(s, "o2", "work", STORE_LOG, &buf, &len, &dropped), NDF_OK);
+    ck_assert_uint_eq(len, 100);
+    ck_assert_uint_eq(dropped, 900);
+    ck_assert_int_eq(buf[99], 'z');
+    free(buf);
+    store_close(s);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* retention */
+
+START_TEST(test_retention)
+{
+    store_opts o;
+    store_opts_default(&o);
+    o.history_limit = 10;
+    store *s = open_with(&o);
+    char id[32];
+    for (int i = 0; i < 25; i++) {
+        snprintf(id, sizeof id, "h%02d", i);
+        ck_assert_int_eq(finish(s, id, "p", STORE_SUCCEEDED, NULL), NDF_OK);
+    }
+    ck_assert_uint_eq(count_runs(s, "p"), 10);
+    ck_assert_int_eq(executions_of(s, "p"), 25);
+    store_exec got;
+    ck_assert_int_eq(store_get(s, "h24", &got), NDF_OK);
+    store_exec_free(&got);
+    ck_assert_int_eq(store_get(s, "h14", &got), NDF_ERR_NOT_FOUND);
+    ck_assert_int_eq(store_check(s), NDF_OK);
+
+    /* cleanup: a tighter limit, then age */
+    store_cleanup_result res;
+    ck_assert_int_eq(store_cleanup(s, 4, 0, now_wall(), &res), NDF_OK);
+    ck_assert_uint_eq(res.executions, 6);
+    ck_assert_uint_eq(count_runs(s, "p"), 4);
+    for (int i = 0; i < 3; i++) {
+        store_exec e = make_exec("", "old", STORE_FAILED, NULL);
+        snprintf(id, sizeof id, "old%d", i);
+        free(e.id);
+        e.id = xstrdup(id);
+        e.start = now_wall() - 10000;
+        e.end = e.start + 1;
+        ck_assert_int_eq(store_finish(s, &e, NULL), NDF_OK);
+        store_exec_free(&e);
+    }
+    /* a running one is never pruned */
+    store_exec run = make_exec("running", "old", STORE_RUNNING, NULL);
+    run.start = now_wall() - 10000;
+    ck_assert_int_eq(store_begin(s, &run), NDF_OK);
+    store_exec_free(&run);
+    ck_assert_int_eq(store_cleanup(s, 0, 5000, now_wall(), &res), NDF_OK);
+    ck_assert_uint_eq(res.executions, 3);
+    ck_assert_uint_eq(count_runs(s, "old"), 1);
+    ck_assert_uint_eq(count_runs(s, "p"), 4);
+    ck_assert_int_eq(executions_of(s, "old"), 3);
+    ck_assert_int_eq(store_check(s), NDF_OK);
+
+    /* space comes back: incompressible outputs, then removed */
+    for (int i = 0; i < 20; i++) {
+        store_exec e = make_exec("", "big", STORE_SUCCEEDED, NULL);
+        snprintf(id, sizeof id, "big%d", i);
+        free(e.id);
+        e.id = xstrdup(id);
+        char *noise = xmalloc(60000);
+        unsigned x = 12345u + (unsigned)i;
+        for (int k = 0; k < 60000; k++) {
+            x = x * 1103515245u + 12345u;
+            noise[k] = (char)(x >> 16);
+        }
+        e.nodes[1].out[STORE_STDOUT] = noise;
+        e.nodes[1].outlen[STORE_STDOUT] = 60000;
+        ck_assert_int_eq(store_finish(s, &e, NULL), NDF_OK);
+        store_exec_free(&e);
+    }
+    /* history_limit kept 10 of "big" and "p" has 4: 9 + 3 go */
+    ck_assert_int_eq(store_cleanup(s, 1, 0, now_wall(), &res), NDF_OK);
+    ck_assert_uint_eq(res.executions, 12);
+    ck_assert_uint_gt(res.pages, 100);
+    ck_assert_int_eq(store_check(s), NDF_OK);
+    store_close(s);
+}
+END_TEST
+
+START_TEST(test_reset_and_remove)
+{
+    store *s = open_default();
+    ck_assert_int_eq(finish(s, "a1", "p", STORE_SUCCEEDED, "d"), NDF_OK);
+    ck_assert_int_eq(finish(s, "a2", "p", STORE_FAILED, "d"), NDF_OK);
+    learning_state l;
+    ck_assert_int_eq(store_learning(s, "p", &l), NDF_OK);
+    double created = l.created;
+    ck_assert(created > 0);
+    learning_free(&l);
+    ck_assert_int_eq(store_reset_stats(s, "p"), NDF_OK);
+    ck_assert_int_eq(store_learning(s, "p", &l), NDF_OK);
+    ck_assert_uint_eq(l.executions, 0);
+    ck_assert_uint_eq(l.ndomains, 0);
+    ck_assert(l.score == 0.5);
+    ck_assert(l.created == created);
+    learning_free(&l);
+    ck_assert_uint_eq(count_runs(s, "p"), 2);
+    ck_assert_int_eq(store_check(s), NDF_OK);
+    ck_assert_int_eq(finish(s, "a3", "p", STORE_SUCCEEDED, NULL), NDF_OK);
+    ck_assert_int_eq(executions_of(s, "p"), 1);
+    ck_assert_int_eq(store_check(s), NDF_OK);
+    ck_assert_int_eq(store_reset_stats(s, "none"), NDF_ERR_NOT_FOUND);
+
+    ck_assert_int_eq(store_remove_pattern(s, "p"), NDF_OK);
+    ck_assert_int_eq(store_learning(s, "p", &l), NDF_ERR_NOT_FOUND);
+    ck_assert_uint_eq(count_runs(s, "p"), 0);
+    ck_assert_int_eq(store_remove_pattern(s, "p"), NDF_ERR_NOT_FOUND);
+    store_close(s);
+    ck_assert_int_eq(raw_int(dbpath, "SELECT count(*) FROM nodes"), 0);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* backups */
+
+static int is_gzip(const char *path)
+{
+    unsigned char m[2] = {0, 0};
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return 0;
+    size_t n = fread(m, 1, 2, f);
+    fclose(f);
+    return n == 2 && m[0] == 0x1f && m[1] == 0x8b;
+}
+
+START_TEST(test_backup_restore_rotation)
+{
+    store_opts o;
+    store_opts_default(&o);
+    o.backups = 2;
+    store *s = open_with(&o);
+    char id[32];
+    for (int i = 0; i < 3; i++) {
+        snprintf(id, sizeof id, "b%d", i);
+        ck_assert_int_eq(finish(s, id, "p", STORE_SUCCEEDED, NULL), NDF_OK);
+    }
+    char *b1;
+    ck_assert_int_eq(store_backup(s, &b1), NDF_OK);
+    ck_assert(is_gzip(b1));
+    char *newest = store_newest_backup(dir);
+    ck_assert_str_eq(newest, b1);
+    free(newest);
+    for (int i = 3; i < 5; i++) {
+        snprintf(id, sizeof id, "b%d", i);
+        ck_assert_int_eq(finish(s, id, "p", STORE_SUCCEEDED, NULL), NDF_OK);
+    }
+    ck_assert_int_eq(executions_of(s, "p"), 5);
+    /* restore while this store is open: it sees the restored contents */
+    ck_assert_msg(store_restore(dir, &o, b1) == NDF_OK, "%s", err_msg());
+    ck_assert_int_eq(executions_of(s, "p"), 3);
+    ck_assert_uint_eq(count_runs(s, "p"), 3);
+    ck_assert_int_eq(store_check(s), NDF_OK);
+    /* and goes on writing */
+    ck_assert_int_eq(finish(s, "b9", "p", STORE_SUCCEEDED, NULL), NDF_OK);
+    ck_assert_int_eq(executions_of(s, "p"), 4);
+
+    /* rotation keeps the newest two */
+    char *b2, *b3;
+    ck_assert_int_eq(store_backup(s, &b2), NDF_OK);
+    ck_assert_int_eq(store_backup(s, &b3), NDF_OK);
+    ck_assert_int_eq(access(b1, F_OK), -1);
+    ck_assert_int_eq(access(b2, F_OK), 0);
+    ck_assert_int_eq(access(b3, F_OK), 0);
+    newest = store_newest_backup(dir);
+    ck_assert_str_eq(newest, b3);
+    free(newest);
+    store_close(s);
+
+    /* a file that is not an ndf backup is refused, and nothing changes */
+    char junk[800];
+    snprintf(junk, sizeof junk, "%s/junk.db", scratch);
+    raw_exec(junk, "CREATE TABLE foo (x)");
+    ck_assert_int_eq(store_restore(dir, &o, junk), NDF_ERR_IO);
+    ck_assert_ptr_nonnull(strstr(err_msg(), "not an ndf database"));
+    s = open_with(&o);
+    ck_assert_int_eq(executions_of(s, "p"), 4);
+    store_close(s);
+    free(b1);
+    free(b2);
+    free(b3);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* exports */
+
+static void yaml_check(const char *text, size_t len)
+{
+    yaml_parser_t p;
+    yaml_event_t ev;
+    ck_assert(yaml_parser_initialize(&p));
+    yaml_parser_set_input_string(&p, (const unsigned char *)text, len);
+    int done = 0, scalars = 0;
+    while (!done) {
+        ck_assert_msg(yaml_parser_parse(&p, &ev), "YAML: %s", p.problem);
+        scalars += ev.type == YAML_SCALAR_EVENT;
+        done = ev.type == YAML_STREAM_END_EVENT;
+        yaml_event_delete(&ev);
+    }
+    yaml_parser_delete(&p);
+    ck_assert_int_gt(scalars, 20);
+}
+
+START_TEST(test_export_formats)
+{
+    store *s = open_default();
+    ck_assert_int_eq(finish(s, "e1", "exp", STORE_SUCCEEDED, "web"), NDF_OK);
+    store_exec e = make_exec("e2", "exp", STORE_FAILED, "a,\"b\"");
+    free(e.message);
+    e.message = xstrdup("bad \xff byte, \"quoted\"\nline");
+    ck_assert_int_eq(store_finish(s, &e, NULL), NDF_OK);
+    store_exec_free(&e);
+
+    strbuf sb;
+    sb_init(&sb);
+    ck_assert_int_eq(store_export(s, "exp", STORE_FORMAT_JSON, &sb), NDF_OK);
+    cJSON *doc = cJSON_Parse(sb.buf);
+    ck_assert_ptr_nonnull(doc);
+    cJSON *ex = cJSON_GetObjectItemCaseSensitive(doc, "executions");
+    ck_assert_int_eq(cJSON_GetArraySize(ex), 2);
+    cJSON *first = cJSON_GetArrayItem(ex, 0);
+    ck_assert_str_eq(cJSON_GetObjectItemCaseSensitive(first, "id")->valuestring, "e1");
+    cJSON *ctx = cJSON_GetObjectItemCaseSensitive(first, "context");
+    ck_assert(cJSON_IsObject(ctx));
+    ck_assert_int_eq(cJSON_GetObjectItemCaseSensitive(ctx, "n")->valueint, 7);
+    cJSON *learn = cJSON_GetObjectItemCaseSensitive(doc, "learning");
+    ck_assert_int_eq(cJSON_GetObjectItemCaseSensitive(learn, "executions")->valueint, 2);
+    ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(first, "nodes")), 2);
+    cJSON_Delete(doc);
+    sb_free(&sb);
+
+    sb_init(&sb);
+    ck_assert_int_eq(store_export(s, "exp", STORE_FORMAT_CSV, &sb), NDF_OK);
+    ck_assert(strncmp(sb.buf, "pattern,id,start,", 17) == 0);
+    /* header + 2 records; the message's newline is inside quotes */
+    int records = 0, quoted = 0;
+    for (size_t i = 0; i < sb.len; i++) {
+        if (sb.buf[i] == '"')
+            quoted = !quoted;
+        if (!quoted && sb.buf[i] == '\r' && sb.buf[i + 1] == '\n')
+            records++;
+    }
+    ck_assert_int_eq(records, 3);
+    ck_assert_ptr_nonnull(strstr(sb.buf, "\r\nexp,e1,"));
+    ck_assert_ptr_nonnull(strstr(sb.buf, "work=COMPLETED:"));
+    ck_assert_ptr_nonnull(strstr(sb.buf, "\"a,\"\"b\"\"\""));
+    sb_free(&sb);
+
+    sb_init(&sb);
+    ck_assert_int_eq(store_export(s, "exp", STORE_FORMAT_YAML, &sb), NDF_OK);
+    yaml_check(sb.buf, sb.len);
+    ck_assert_ptr_nonnull(strstr(sb.buf, "\"e2\""));
+    sb_free(&sb);
+
+    sb_init(&sb);
+    ck_assert_int_eq(store_export(s, "nothing", STORE_FORMAT_JSON, &sb), NDF_ERR_NOT_FOUND);
+    sb_free(&sb);
+    store_format f;
+    ck_assert_int_eq(store_format_parse("yaml", &f), 0);
+    ck_assert_int_eq(f, STORE_FORMAT_YAML);
+    ck_assert_int_eq(store_format_parse("xml", &f), -1);
+    store_close(s);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* import of the old format */
+
+/* Copies a file written by the previous release (tests/compat/storage-v1)
+ * into the storage directory. */
+static void legacy_fixture(const char *name)
+{
+    const char *src = getenv("top_srcdir");
+    char *from = xasprintf("%s/tests/compat/storage-v1/%s", src ? src : ".", name);
+    char *to = xasprintf("%s/%s", dir, name);
+    FILE *in = fopen(from, "rb");
+    ck_assert_msg(in != NULL, "%s: %s", from, strerror(errno));
+    strbuf sb;
+    sb_init(&sb);
+    char buf[4096];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, in)) > 0)
+        sb_add(&sb, buf, n);
+    fclose(in);
+    write_file(to, sb.buf, sb.len);
+    sb_free(&sb);
+    free(from);
+    free(to);
+}
+
+START_TEST(test_import_legacy)
+{
+    mkdir_p(dir);
+    legacy_fixture("legacy.json.gz");
+    legacy_fixture("legacy.json.gz.1");
+    legacy_fixture("other.v2.json.gz");
+    legacy_fixture("plain.json");
+    char bad[800];
+    snprintf(bad, sizeof bad, "%s/broken.json.gz", dir);
+    write_file(bad, "\x1f\x8bgarbage", 9);
+    learning_state l;
+
+    store *s = open_default(); /* imports on open */
+    ck_assert_int_eq(store_learning(s, "legacy", &l), NDF_OK);
+    ck_assert_uint_eq(l.executions, 5);
+    ck_assert_uint_eq(l.successes, 4);
+    ck_assert_uint_eq(l.ndomains, 1);
+    ck_assert_str_eq(l.domains[0].domain, "web");
+    ck_assert(l.created == 1690000000);
+    learning_free(&l);
+    /* history_limit 3 kept three entries: rows for them, two pruned */
+    ck_assert_uint_eq(count_runs(s, "legacy"), 3);
+    ck_assert_int_eq(executions_of(s, "other.v2"), 5);
+    ck_assert_uint_eq(count_runs(s, "other.v2"), 0);
+    ck_assert_int_eq(executions_of(s, "plain"), 5);
+    ck_assert_msg(store_check(s) == NDF_OK, "%s", err_msg());
+    store_exec *v;
+    size_t n;
+    store_query q = {"legacy", STORE_TIMED_OUT, 0, 0};
+    ck_assert_int_eq(store_runs(s, &q, &v, &n), NDF_OK);
+    ck_assert_uint_eq(n, 1);
+    ck_assert_int_eq(v[0].origin, STORE_ORIGIN_EXTERNAL);
+    ck_assert(v[0].start == 1700000002);
+    store_exec got;
+    ck_assert_int_eq(store_get(s, v[0].id, &got), NDF_OK);
+    ck_assert_uint_eq(got.nnodes, 3);
+    ck_assert_str_eq(got.nodes[1].path, "fetch");
+    ck_assert_str_eq(got.nodes[2].path, "fetch#2");
+    ck_assert_int_eq(got.nodes[2].state, NDF_STATE_TIMED_OUT);
+    store_exec_free(&got);
+    store_exec_array_free(v, n);
+    store_close(s);
+
+    /* the old files moved aside, nothing of them left in the directory */
+    DIR *d = opendir(dir);
+    int left = 0, moved_dir = 0;
+    struct dirent *de;
+    char legacy_dir[900] = "";
+    while ((de = readdir(d))) {
+        left += strstr(de->d_name, ".json") != NULL;
+        if (!strncmp(de->d_name, "legacy-", 7)) {
+            moved_dir++;
+            snprintf(legacy_dir, sizeof legacy_dir, "%s/%s", dir, de->d_name);
+        }
+    }
+    closedir(d);
+    ck_assert_int_eq(left, 0);
+    ck_assert_int_eq(moved_dir, 1);
+    char *kept = xasprintf("%s/legacy.json.gz", legacy_dir);
+    ck_assert_int_eq(access(kept, F_OK), 0);
+    free(kept);
+    /* the unreadable one too (storage.c's loader renamed it .corrupt-*) */
+    d = opendir(legacy_dir);
+    int broken = 0;
+    while ((de = readdir(d)))
+        broken += !strncmp(de->d_name, "broken.json.gz", 14);
+    closedir(d);
+    ck_assert_int_eq(broken, 1);
+
+    /* a second open imports nothing again */
+    s = open_default();
+    ck_assert_int_eq(executions_of(s, "legacy"), 5);
+    store_close(s);
+}
+END_TEST
+
+START_TEST(test_names)
+{
+    store_status st;
+    ck_assert_str_eq(store_status_name(STORE_TIMED_OUT), "TIMED_OUT");
+    ck_assert_int_eq(store_status_parse("crashed", &st), 0);
+    ck_assert_int_eq(st, STORE_CRASHED);
+    ck_assert_int_eq(store_status_parse("bogus", &st), -1);
+    store_origin o;
+    ck_assert_str_eq(store_origin_name(STORE_ORIGIN_CTL), "ctl");
+    ck_assert_int_eq(store_origin_parse("redrive", &o), 0);
+    ck_assert_int_eq(o, STORE_ORIGIN_REDRIVE);
+}
+END_TEST
+
+static Suite *store_suite(void)
+{
+    Suite *s = suite_create("store");
+    TCase *tc = tcase_create("core");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_names);
+    tcase_add_test(tc, test_fresh_schema);
+    tcase_add_test(tc, test_migrate_from_zero);
+    tcase_add_test(tc, test_refuse_newer_and_foreign);
+    tcase_add_test(tc, test_record_and_get);
+    tcase_add_test(tc, test_runs_query);
+    tcase_add_test(tc, test_learning_disabled);
+    tcase_add_test(tc, test_concurrent_processes);
+    tcase_add_test(tc, test_check_detects_drift);
+    tcase_add_test(tc, test_group_commit_threads);
+    tcase_add_test(tc, test_ack_after_commit);
+    tcase_add_test(tc, test_commit_failure_is_an_error);
+    tcase_add_test(tc, test_crash_recovery);
+    tcase_add_test(tc, test_fault_missing_directory_created);
+    tcase_add_test(tc, test_fault_symlink);
+    tcase_add_test(tc, test_fault_fifo);
+    tcase_add_test(tc, test_fault_directory_in_place);
+    tcase_add_test(tc, test_fault_corrupt);
+    tcase_add_test(tc, test_fault_truncated);
+    tcase_add_test(tc, test_fault_readonly_directory);
+    tcase_add_test(tc, test_fault_directory_removed_while_open);
+    tcase_add_test(tc, test_outputs_bounded_and_compressed);
+    tcase_add_test(tc, test_retention);
+    tcase_add_test(tc, test_reset_and_remove);
+    tcase_add_test(tc, test_backup_restore_rotation);
+    tcase_add_test(tc, test_export_formats);
+    tcase_add_test(tc, test_import_legacy);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(store_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
