@@ -56,7 +56,8 @@ struct ndf_exec {
     _Atomic(struct ndf_exec **) kids;
     _Atomic size_t nkids;
     size_t capkids;  /* (alloc_lock) */
-    double deadline; /* effective: absolute now_mono(), INFINITY none */
+    _Atomic double deadline; /* effective: absolute now_mono(), INFINITY none; atomic:
+                                a step thread tightens it while its waiter reads it */
     /* Timings, set by the thread that runs the node (again on a retry)
      * while readers may look: relaxed atomics, free on x86. */
     _Atomic double start, end; /* record_now(); 0 until set */
