@@ -81,14 +81,6 @@ static void utc(char *buf, size_t n, double t)
     strftime(buf, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
-static void json_num(strbuf *sb, double x)
-{
-    if (isfinite(x))
-        sb_printf(sb, "%.17g", x);
-    else
-        sb_puts(sb, "null");
-}
-
 /* The summary fields of an execution as JSON members (no braces). */
 static void exec_json(strbuf *sb, const store_exec *e)
 {
@@ -101,14 +93,14 @@ static void exec_json(strbuf *sb, const store_exec *e)
     sb_puts(sb, ",\"origin\":");
     sb_json_str(sb, store_origin_name(e->origin));
     sb_puts(sb, ",\"start\":");
-    json_num(sb, e->start);
+    sb_json_num(sb, e->start, 0);
     sb_puts(sb, ",\"end\":");
     if (e->end > 0)
-        json_num(sb, e->end);
+        sb_json_num(sb, e->end, 0);
     else
         sb_puts(sb, "null");
     sb_puts(sb, ",\"duration\":");
-    json_num(sb, e->duration);
+    sb_json_num(sb, e->duration, 0);
     sb_puts(sb, ",\"host\":");
     sb_json_str(sb, e->host);
     sb_printf(sb, ",\"pid\":%ld,\"parent_id\":", e->pid);
@@ -344,9 +336,9 @@ static void status_json(strbuf *sb, store *s, const store_exec *e, const store_e
         sb_puts(sb, ",\"state\":");
         sb_json_str(sb, state_name((ndf_state)n->state));
         sb_puts(sb, ",\"start\":");
-        json_num(sb, n->start);
+        sb_json_num(sb, n->start, 0);
         sb_puts(sb, ",\"end\":");
-        json_num(sb, n->end);
+        sb_json_num(sb, n->end, 0);
         sb_puts(sb, ",\"message\":");
         sb_json_str(sb, n->message);
         /* the captured output itself, as `ndf logs` prints it */

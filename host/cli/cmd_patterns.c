@@ -33,14 +33,6 @@ static void json_strs(strbuf *sb, char *const *a, size_t n)
 }
 
 /* Numbers in JSON output: up to 6 significant digits, never "nan". */
-static void json_num(strbuf *sb, double x)
-{
-    if (isfinite(x))
-        sb_printf(sb, "%.6g", x);
-    else
-        sb_puts(sb, "null");
-}
-
 static void emit(FILE *out, strbuf *sb)
 {
     sb_puts(sb, "\n");
@@ -110,13 +102,13 @@ static void list_json(strbuf *sb, const pattern *p, const learning_state *st,
     sb_puts(sb, ",\"domains\":");
     json_strs(sb, p->domains, p->ndomains);
     sb_puts(sb, ",\"confidence\":");
-    json_num(sb, st->score);
+    sb_json_num(sb, st->score, 6);
     sb_printf(sb, ",\"level\":\"%s\",\"trusted\":%s",
               confidence_level_name(confidence_level_from_score(st->score)),
               learning_trusted(st, lp) ? "true" : "false");
     sb_printf(sb, ",\"executions\":%llu,\"successes\":%llu,\"success_rate\":",
               (unsigned long long)st->executions, (unsigned long long)st->successes);
-    json_num(sb, learning_success_rate(st));
+    sb_json_num(sb, learning_success_rate(st), 6);
     sb_puts(sb, "}");
 }
 
@@ -253,11 +245,11 @@ static void show_json(strbuf *sb, const pattern *p, const learning_state *st,
     sb_puts(sb, ",\"attributes\":");
     value_to_json(p->attributes, sb);
     sb_puts(sb, ",\"confidence_threshold\":");
-    json_num(sb, pattern_threshold(p, global));
+    sb_json_num(sb, pattern_threshold(p, global), 6);
     sb_printf(
         sb, ",\"threshold_source\":\"%s\",\"timeout\":", p->threshold >= 0 ? "pattern" : "global");
     if (p->timeout > 0)
-        json_num(sb, p->timeout);
+        sb_json_num(sb, p->timeout, 6);
     else
         sb_puts(sb, "null");
     sb_puts(sb, ",\"params\":");
@@ -267,24 +259,24 @@ static void show_json(strbuf *sb, const pattern *p, const learning_state *st,
         sb_puts(sb, "{}");
     sb_printf(sb, ",\"statistics\":{\"executions\":%llu,\"successes\":%llu,\"success_rate\":",
               (unsigned long long)st->executions, (unsigned long long)st->successes);
-    json_num(sb, learning_success_rate(st));
+    sb_json_num(sb, learning_success_rate(st), 6);
     sb_puts(sb, ",\"confidence\":");
-    json_num(sb, st->score);
+    sb_json_num(sb, st->score, 6);
     sb_printf(sb, ",\"level\":\"%s\",\"trusted\":%s,\"algorithm\":\"%s\",\"alpha\":",
               confidence_level_name(confidence_level_from_score(st->score)),
               learning_trusted(st, lp) ? "true" : "false",
               confidence_algorithm_name(lp->algorithm));
-    json_num(sb, st->alpha);
+    sb_json_num(sb, st->alpha, 6);
     sb_puts(sb, ",\"beta\":");
-    json_num(sb, st->beta);
+    sb_json_num(sb, st->beta, 6);
     sb_printf(sb, ",\"converged\":%s,\"last_used\":", st->converged ? "true" : "false");
     if (st->last_used > 0)
-        json_num(sb, st->last_used);
+        sb_json_num(sb, st->last_used, 6);
     else
         sb_puts(sb, "null");
     sb_puts(sb, ",\"avg_duration\":");
     if (st->timed)
-        json_num(sb, st->duration_total / (double)st->timed);
+        sb_json_num(sb, st->duration_total / (double)st->timed, 6);
     else
         sb_puts(sb, "null");
     sb_puts(sb, ",\"domains\":[");
@@ -470,7 +462,7 @@ static void similar_render(strbuf *sb, const pattern_list *l, const ndf_context 
         sb_puts(sb, "{\"context\":");
         context_to_json(ctx, sb);
         sb_puts(sb, ",\"threshold\":");
-        json_num(sb, threshold);
+        sb_json_num(sb, threshold, 6);
         sb_puts(sb, ",\"results\":[");
         for (size_t i = 0; i < l->count; i++) {
             sb_puts(sb, i ? ",{\"name\":" : "{\"name\":");
@@ -478,7 +470,7 @@ static void similar_render(strbuf *sb, const pattern_list *l, const ndf_context 
             sb_puts(sb, ",\"type\":");
             sb_json_str(sb, l->items[i]->type_name);
             sb_puts(sb, ",\"score\":");
-            json_num(sb, l->scores[i]);
+            sb_json_num(sb, l->scores[i], 6);
             sb_puts(sb, ",\"matches\":");
             sb_puts(sb, pattern_matches(l->items[i], ctx) ? "true" : "false");
             sb_puts(sb, "}");

@@ -66,15 +66,6 @@ static int parse_opts(cmd_ctx *c, opt_parser *p, int argc, char **argv, int *jso
 
 /* ---- JSON ---- */
 
-static void json_num(strbuf *sb, double d)
-{
-    /* %.17g round-trips; JSON has no inf/nan, and ranges never need them. */
-    if (d != d || d > 1.7976931348623157e308 || d < -1.7976931348623157e308)
-        sb_puts(sb, "null");
-    else
-        sb_printf(sb, "%.17g", d);
-}
-
 /* Stable names (documented in ndf(1)); independent of any message text. */
 static const char *type_name(ndf_value_type t)
 {
@@ -111,9 +102,9 @@ static void json_params(strbuf *sb, const ndf_param_spec *spec)
         sb_puts(sb, ",\"range\":");
         if (s->flags & NDF_PARAM_RANGE) {
             sb_puts(sb, "{\"min\":");
-            json_num(sb, s->min);
+            sb_json_num(sb, s->min, 0);
             sb_puts(sb, ",\"max\":");
-            json_num(sb, s->max);
+            sb_json_num(sb, s->max, 0);
             sb_puts(sb, "}");
         } else {
             sb_puts(sb, "null");

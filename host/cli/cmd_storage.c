@@ -52,14 +52,6 @@ static int fail_status(cmd_ctx *c, int status)
                                        : exit_code_for(status);
 }
 
-static void json_num(strbuf *sb, double x)
-{
-    if (isfinite(x))
-        sb_printf(sb, "%.10g", x);
-    else
-        sb_puts(sb, "null");
-}
-
 static void emit(FILE *out, strbuf *sb)
 {
     fwrite(sb->buf, 1, sb->len, out);
@@ -366,35 +358,35 @@ static void analytics_json_tail(strbuf *sb, const analytics *an, const trend *t,
         sb_json_str(sb, s->name);
         sb_printf(sb, ",\"count\":%zu,\"failures\":%zu,\"timeouts\":%zu,\"mean_ms\":", s->count,
                   s->failures, s->timeouts);
-        json_num(sb, s->mean_ms);
+        sb_json_num(sb, s->mean_ms, 10);
         sb_puts(sb, ",\"p50_ms\":");
-        json_num(sb, s->p50_ms);
+        sb_json_num(sb, s->p50_ms, 10);
         sb_puts(sb, ",\"p95_ms\":");
-        json_num(sb, s->p95_ms);
+        sb_json_num(sb, s->p95_ms, 10);
         sb_puts(sb, ",\"max_ms\":");
-        json_num(sb, s->max_ms);
+        sb_json_num(sb, s->max_ms, 10);
         sb_puts(sb, "}");
     }
     sb_printf(sb, "],\"trend\":{\"days\":%d,\"samples\":%zu,\"success_rate\":", t->days,
               t->samples);
-    json_num(sb, t->success_rate);
+    sb_json_num(sb, t->success_rate, 10);
     sb_puts(sb, ",\"success_rate_trend\":[");
     for (int i = 0; i < t->days; i++) {
         if (i)
             sb_puts(sb, ",");
         if (t->daily[i].executions)
-            json_num(sb, (double)t->daily[i].successes / (double)t->daily[i].executions);
+            sb_json_num(sb, (double)t->daily[i].successes / (double)t->daily[i].executions, 10);
         else
             sb_puts(sb, "null");
     }
     sb_puts(sb, "],\"direction\":");
     sb_json_str(sb, t->direction);
     sb_puts(sb, ",\"rate_of_change\":");
-    json_num(sb, t->slope_per_day);
+    sb_json_num(sb, t->slope_per_day, 10);
     sb_puts(sb, ",\"prediction\":");
-    json_num(sb, t->prediction);
+    sb_json_num(sb, t->prediction, 10);
     sb_puts(sb, ",\"horizon_days\":");
-    json_num(sb, t->horizon_days);
+    sb_json_num(sb, t->horizon_days, 10);
     sb_puts(sb, ",\"performance_outlook\":");
     sb_json_str(sb, t->outlook);
     sb_puts(sb, "},\"recommendations\":[");
@@ -413,31 +405,31 @@ static void analytics_json(strbuf *sb, const stored_pattern *sp, const analytics
     sb_json_str(sb, sp->name);
     sb_printf(sb, ",\"execution_count\":%llu,\"successes\":%llu,\"success_rate\":",
               (unsigned long long)an->execution_count, (unsigned long long)an->successes);
-    json_num(sb, an->success_rate);
+    sb_json_num(sb, an->success_rate, 10);
     sb_puts(sb, ",\"confidence\":");
-    json_num(sb, an->score);
+    sb_json_num(sb, an->score, 10);
     sb_puts(sb, ",\"threshold\":");
-    json_num(sb, o->threshold);
+    sb_json_num(sb, o->threshold, 10);
     sb_puts(sb, ",\"avg_response_time\":");
-    json_num(sb, an->avg_response_ms);
+    sb_json_num(sb, an->avg_response_ms, 10);
     sb_puts(sb, ",\"p50_response_time\":");
-    json_num(sb, an->p50_response_ms);
+    sb_json_num(sb, an->p50_response_ms, 10);
     sb_puts(sb, ",\"p95_response_time\":");
-    json_num(sb, an->p95_response_ms);
+    sb_json_num(sb, an->p95_response_ms, 10);
     sb_printf(sb, ",\"history_count\":%zu,\"confidence_trend\":[", an->history_count);
     for (size_t i = 0; i < an->ntrend; i++) {
         if (i)
             sb_puts(sb, ",");
-        json_num(sb, an->confidence_trend[i]);
+        sb_json_num(sb, an->confidence_trend[i], 10);
     }
     sb_puts(sb, "],\"resource_usage\":{\"avg_cpu_time\":");
-    json_num(sb, an->avg_cpu_s);
+    sb_json_num(sb, an->avg_cpu_s, 10);
     sb_puts(sb, ",\"max_cpu_time\":");
-    json_num(sb, an->max_cpu_s);
+    sb_json_num(sb, an->max_cpu_s, 10);
     sb_puts(sb, ",\"avg_peak_rss_kb\":");
-    json_num(sb, an->avg_peak_rss_kb);
+    sb_json_num(sb, an->avg_peak_rss_kb, 10);
     sb_puts(sb, ",\"max_peak_rss_kb\":");
-    json_num(sb, an->max_peak_rss_kb);
+    sb_json_num(sb, an->max_peak_rss_kb, 10);
     sb_puts(sb, "},\"domain_performance\":{");
     for (size_t i = 0; i < an->ndomains; i++) {
         const domain_perf *d = &an->domains[i];
@@ -446,18 +438,18 @@ static void analytics_json(strbuf *sb, const stored_pattern *sp, const analytics
         sb_json_str(sb, d->domain);
         sb_printf(sb, ":{\"executions\":%llu,\"successes\":%llu,\"success_rate\":",
                   (unsigned long long)d->executions, (unsigned long long)d->successes);
-        json_num(sb, d->success_rate);
+        sb_json_num(sb, d->success_rate, 10);
         sb_puts(sb, ",\"avg_response_time\":");
-        json_num(sb, d->avg_ms);
+        sb_json_num(sb, d->avg_ms, 10);
         sb_puts(sb, "}");
     }
     sb_puts(sb, "},\"last_execution\":");
     if (an->last_execution > 0)
-        json_num(sb, an->last_execution);
+        sb_json_num(sb, an->last_execution, 10);
     else
         sb_puts(sb, "null");
     sb_puts(sb, ",\"learning_progress\":");
-    json_num(sb, an->learning_progress);
+    sb_json_num(sb, an->learning_progress, 10);
     analytics_json_tail(sb, an, t, recs, nrec);
 }
 
@@ -689,15 +681,15 @@ static int cmd_monitor(cmd_ctx *c, int argc, char **argv)
     sb_init(&sb);
     if (json) {
         sb_puts(&sb, "{\"cpu\":");
-        json_num(&sb, m.cpu);
+        sb_json_num(&sb, m.cpu, 10);
         sb_puts(&sb, ",\"memory\":");
-        json_num(&sb, m.mem);
+        sb_json_num(&sb, m.mem, 10);
         sb_puts(&sb, ",\"disk_io\":");
-        json_num(&sb, m.io);
+        sb_json_num(&sb, m.io, 10);
         sb_printf(&sb, ",\"cpus\":%d,\"memory_total_kb\":", m.ncpu);
-        json_num(&sb, m.mem_total_kb);
+        sb_json_num(&sb, m.mem_total_kb, 10);
         sb_puts(&sb, ",\"memory_available_kb\":");
-        json_num(&sb, m.mem_available_kb);
+        sb_json_num(&sb, m.mem_available_kb, 10);
         sb_puts(&sb, "}\n");
     } else {
         sb_printf(&sb, "cpu       %5.1f%%  (%d cpu%s)\n", 100.0 * m.cpu, m.ncpu,

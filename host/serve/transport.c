@@ -20,6 +20,7 @@
 #include <ndf/status.h>
 
 #include "serve/transport.h"
+#include "base/fsutil.h"
 #include "base/util.h"
 
 struct transport {
@@ -305,6 +306,7 @@ int transport_connect(const char *path)
 }
 
 /* mkdir -p of the socket's directory, 0700 for what it creates. */
+/* The socket's directory and its missing parents, 0700. */
 static int make_parent(const char *path)
 {
     char *dir = xstrdup(path);
@@ -312,19 +314,7 @@ static int make_parent(const char *path)
     int rc = 0;
     if (slash && slash != dir) {
         *slash = '\0';
-        for (char *p = dir + 1;; p++) {
-            if (*p != '/' && *p)
-                continue;
-            char c = *p;
-            *p = '\0';
-            if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
-                rc = -1;
-                break;
-            }
-            *p = c;
-            if (!c)
-                break;
-        }
+        rc = fs_mkdir_p(dir, 0700, "socket directory") == NDF_OK ? 0 : -1;
     }
     free(dir);
     return rc;
@@ -335,7 +325,7 @@ static int make_parent(const char *path)
 static int claim_path(const char *path)
 {
     if (make_parent(path) != 0) {
-        log_msg(NDF_LOG_ERROR, "cannot create the directory of %s: %s", path, strerror(errno));
+        log_msg(NDF_LOG_ERROR, "%s", err_msg());
         return NDF_ERR_IO;
     }
     int probe = transport_connect(path);

@@ -30,6 +30,7 @@
 #include <zlib.h>
 #include <ndf/sdk.h>
 
+#include "base/fsutil.h"
 #include "store/storage.h"
 #include "store/store.h"
 
@@ -345,27 +346,6 @@ static void bind_time(sqlite3_stmt *st, int i, double t)
         sqlite3_bind_double(st, i, t);
     else
         sqlite3_bind_null(st, i);
-}
-
-static int mkdirs(const char *path)
-{
-    char *p = xstrdup(path);
-    int rc = NDF_OK;
-    for (char *c = p + 1;; c++) {
-        if (*c != '/' && *c)
-            continue;
-        char save = *c;
-        *c = 0;
-        if (mkdir(p, 0700) != 0 && errno != EEXIST) {
-            rc = err_set(NDF_ERR_IO, "cannot create storage directory %s: %s", p, strerror(errno));
-            break;
-        }
-        *c = save;
-        if (!save)
-            break;
-    }
-    free(p);
-    return rc;
 }
 
 static const char *file_type(mode_t m)
@@ -1488,7 +1468,7 @@ static char *absolute_dir(const char *dir)
 /* Creates the directory when missing and checks it is a writable one. */
 static int prepare_dir(const char *d)
 {
-    int rc = mkdirs(d);
+    int rc = fs_mkdir_p(d, 0700, "storage directory");
     if (rc)
         return rc;
     struct stat st;
@@ -2574,7 +2554,7 @@ int store_backup(store *s, char **path_out)
     char *bdir = xasprintf("%s/backups", s->dir);
     char *tmpdb = NULL, *tmpgz = NULL, *final = NULL;
     sqlite3 *src = NULL, *dst = NULL;
-    int rc = mkdirs(bdir);
+    int rc = fs_mkdir_p(bdir, 0700, "backup directory");
     if (rc)
         goto out;
     char stamp[40];
