@@ -441,14 +441,6 @@ char *delegate_reason(const delegate_result *res, size_t k)
     return sb_steal(&sb);
 }
 
-static void json_num(strbuf *sb, double v)
-{
-    if (isfinite(v))
-        sb_printf(sb, "%.6g", v);
-    else
-        sb_puts(sb, "null");
-}
-
 void delegate_result_to_json(const delegate_result *res, strbuf *sb)
 {
     sb_puts(sb, "{\"policy\": ");
@@ -462,26 +454,26 @@ void delegate_result_to_json(const delegate_result *res, strbuf *sb)
         sb_puts(sb, i ? ", {\"pattern\": " : "{\"pattern\": ");
         sb_json_str(sb, c->name);
         sb_puts(sb, ", \"similarity\": ");
-        json_num(sb, c->similarity);
+        sb_json_num(sb, c->similarity, 6);
         sb_puts(sb, ", \"threshold\": ");
-        json_num(sb, c->threshold);
+        sb_json_num(sb, c->threshold, 6);
         sb_printf(sb,
                   ", \"executions\": %" PRIu64 ", \"successes\": %" PRIu64
                   ", \"domain_executions\": %" PRIu64 ", \"domain_successes\": %" PRIu64,
                   c->n, c->s, c->nd, c->sd);
         sb_puts(sb, ", \"alpha\": ");
-        json_num(sb, c->alpha);
+        sb_json_num(sb, c->alpha, 6);
         sb_puts(sb, ", \"beta\": ");
-        json_num(sb, c->beta);
+        sb_json_num(sb, c->beta, 6);
         sb_puts(sb, ", \"mean\": ");
-        json_num(sb, c->mean);
+        sb_json_num(sb, c->mean, 6);
         sb_puts(sb, ", \"interval\": ");
         if (isfinite(c->lo) && isfinite(c->hi))
             sb_printf(sb, "[%.6g, %.6g]", c->lo, c->hi);
         else
             sb_puts(sb, "null");
         sb_puts(sb, ", \"score\": ");
-        json_num(sb, c->score);
+        sb_json_num(sb, c->score, 6);
         sb_printf(sb, ", \"below\": %s, \"explored\": %s, \"rank\": ",
                   c->below < 0 ? "null"
                   : c->below   ? "true"
