@@ -88,6 +88,9 @@ static void setup_exec(unsigned threads)
     add(fx_pattern_group("par", &lp, 0, 3, inner));
     const char *outer[] = {"par", "ok", "par"};
     add(fx_pattern_group("meta", &lp, 0, 3, outer));
+    /* built by hand, so no load-time cycle check stands in its way */
+    const char *self[] = {"selfish"};
+    add(fx_pattern_group("selfish", &lp, 0, 1, self));
 }
 
 static void setup1(void)
@@ -385,12 +388,33 @@ START_TEST(exec_sub_pattern_needs_the_records_executor)
 }
 END_TEST
 
+/* A pattern that runs itself past the load-time check meets the nesting
+ * limit: an error, not a stack overflow. */
+START_TEST(exec_nesting_limit)
+{
+    ndf_context *c = context_new("web", "dev", 2);
+    record *r;
+    ck_assert_int_eq(executor_execute(ex, "selfish", c, 0, 0, &r), NDF_ERR_VALIDATION);
+    /* the innermost refusal names the limit */
+    const ndf_exec *n = r->root;
+    int depth = 1;
+    while (n->nkids && n->kids[0]->nkids) {
+        n = n->kids[0]->kids[0]; /* task, then its sub-pattern */
+        depth++;
+    }
+    ck_assert_int_eq(depth, EXECUTOR_MAX_NESTING);
+    record_unref(r);
+    context_free(c);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("executor");
     TCase *tc = tcase_create("execute1");
     tcase_add_checked_fixture(tc, setup1, teardown_exec);
     tcase_add_test(tc, exec_ok_and_learning);
+    tcase_add_test(tc, exec_nesting_limit);
     tcase_add_test(tc, exec_not_found_and_gate);
     tcase_add_test(tc, exec_hung_step_cancelled_at_deadline);
     tcase_add_test(tc, exec_overrun_reported);

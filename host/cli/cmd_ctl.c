@@ -540,6 +540,10 @@ static int ctl_send(ctl *t, int argc, char **argv)
     int rc = EXIT_OK;
     FILE *in = fdopen(dup(fd), "r");
     while (c->in && (n = getline(&line, &cap, c->in)) > 0) {
+        /* The server answers every request line and skips blank ones
+         * without a word, so a blank line must not wait for an answer. */
+        if (strspn(line, " \t\r\n") == (size_t)n)
+            continue;
         if (line[n - 1] != '\n') {
             line = xrealloc(line, (size_t)n + 2);
             line[n++] = '\n';

@@ -462,8 +462,10 @@ static int batch_read(FILE *f, const char *origin, bline **out, size_t *nout)
         const char *s = line.buf;
         while (*s == ' ' || *s == '\t')
             s++;
-        if (!too_long && (!*s || *s == '#') && strlen(line.buf) == line.len)
+        if (!too_long && (!*s || *s == '#') && strlen(line.buf) == line.len) {
+            line.len = 0; /* skipped, and not glued to the next line */
             continue;
+        }
         lines = xrealloc(lines, (n + 1) * sizeof *lines);
         memset(&lines[n], 0, sizeof lines[n]);
         lines[n].lineno = lineno;

@@ -437,10 +437,28 @@ int executor_cancel(executor *ex, const char *id)
     return NDF_OK;
 }
 
+/* Sub-patterns nested above `node` (the root pattern counts). */
+static int pattern_depth(const ndf_exec *node)
+{
+    int d = 0;
+    for (; node; node = node->parent)
+        if (node->kind == NDF_NODE_PATTERN)
+            d++;
+    return d;
+}
+
 int executor_run_pattern(executor *ex, ndf_exec *node, const char *name, double timeout_s)
 {
     if (!node || !name)
         return err_set(NDF_ERR_INVALID, "run_pattern: no node or no pattern name");
+    /* The load-time cycle check cannot see names that come from a context
+     * or a plugin's own logic; this bound turns unbounded recursion into an
+     * error instead of a crash. */
+    if (pattern_depth(node) >= EXECUTOR_MAX_NESTING)
+        return err_set(NDF_ERR_VALIDATION,
+                       "run_pattern '%s': sub-patterns nested %d deep (the limit; does a "
+                       "pattern run itself?)",
+                       name, EXECUTOR_MAX_NESTING);
     pattern *p;
     if (!ex || !ex->o.reg || registry_get(ex->o.reg, name, &p) != NDF_OK)
         return err_set(NDF_ERR_NOT_FOUND, "pattern '%s' not found", name);

@@ -13,6 +13,11 @@
 #include "exec/record.h"
 #include "model/registry.h"
 
+/* How deep sub-patterns may nest (host->run_pattern inside a pattern run by
+ * host->run_pattern ...); deeper is a validation error (documented in
+ * ndf(1)). */
+#define EXECUTOR_MAX_NESTING 64
+
 typedef struct executor executor;
 
 typedef struct executor_opts {

@@ -461,9 +461,9 @@ void node_set_state(ndf_exec *node, ndf_state state, const char *msg)
 void node_limit_deadline(ndf_exec *node, double deadline)
 {
     double cur = atomic_load_explicit(&node->deadline, memory_order_relaxed);
-    while (deadline < cur && !atomic_compare_exchange_weak_explicit(
-                                 &node->deadline, &cur, deadline, memory_order_release,
-                                 memory_order_relaxed))
+    while (deadline < cur &&
+           !atomic_compare_exchange_weak_explicit(&node->deadline, &cur, deadline,
+                                                  memory_order_release, memory_order_relaxed))
         ;
 }
 

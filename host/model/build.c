@@ -82,21 +82,44 @@ static void take_edges(edges *es, const char *from)
     free(req);
 }
 
+static size_t first_edge(const edges *es, const char *name);
+
+/* Every reference must name a registered pattern.  A pattern whose
+ * reference is missing (undefined, or left out for a cycle or an error of
+ * its own) is reported and left out too, and so on up the chain, so that
+ * nothing registered can run a pattern that is not there. */
 static size_t check_unknown(const build_opts *o, registry *reg, const edges *es)
 {
     size_t errors = 0;
-    for (size_t i = 0; i < es->n; i++) {
-        pattern *p;
-        if (registry_get(reg, es->v[i].to, &p) == NDF_OK) {
+    unsigned char *done = xcalloc(es->n ? es->n : 1, 1);
+    for (int changed = 1; changed;) {
+        changed = 0;
+        for (size_t i = 0; i < es->n; i++) {
+            pattern *p;
+            if (done[i] || registry_get(reg, es->v[i].to, &p) == NDF_OK) {
+                if (!done[i])
+                    pattern_unref(p);
+                continue;
+            }
+            done[i] = 1;
+            if (registry_get(reg, es->v[i].from, &p) != NDF_OK)
+                continue; /* the referring pattern is gone already */
             pattern_unref(p);
-            continue;
+            /* a target with references of its own was defined, and left out */
+            size_t t = first_edge(es, es->v[i].to);
+            int defined = t < es->n && strcmp(es->v[t].from, es->v[i].to) == 0;
+            char *m = xasprintf(
+                defined ? "%s:%d: pattern '%s' is left out (see above), so '%s' is too"
+                        : "%s:%d: unknown pattern '%s'",
+                es->v[i].file ? es->v[i].file : "?", es->v[i].line, es->v[i].to, es->v[i].from);
+            report(o, m);
+            free(m);
+            errors++;
+            registry_unregister(reg, es->v[i].from);
+            changed = 1;
         }
-        char *m = xasprintf("%s:%d: unknown pattern '%s'", es->v[i].file ? es->v[i].file : "?",
-                            es->v[i].line, es->v[i].to);
-        report(o, m);
-        free(m);
-        errors++;
     }
+    free(done);
     return errors;
 }
 
@@ -234,8 +257,8 @@ registry *build_registry(const build_opts *o, ndf_value *const *defs, size_t nde
             errors++;
         }
     }
-    errors += check_unknown(o, reg, &es);
     errors += check_cycles(o, reg, &es);
+    errors += check_unknown(o, reg, &es);
     free_edges(&es);
     *nerrors = errors;
     return reg;

@@ -111,6 +111,11 @@ expect_exit 2 "a three-pattern cycle across the types is refused" -- \
     "$NDF" -c "$SCRATCH/three.conf" check-config
 expect_match "$err" "runs itself: x -> y \(.*:3\); y -> z \(.*:4\); z -> x \(.*:5\)\$" \
     "every edge of the cycle is named"
+# A pattern that runs a cyclic one is left out too, and so on up the chain.
+{ echo "$P"; echo "patterns = ("; meta b b; meta c b; meta d c; ok fine; echo ");"; } >"$SCRATCH/upchain.conf"
+expect_exit 2 "patterns that depend on a cycle are refused" -- "$NDF" -c "$SCRATCH/upchain.conf" check-config
+expect_match "$err" ":4: pattern 'b' is left out \(see above\), so 'c' is too\$" "the dependent names the cyclic one"
+expect_match "$err" ":5: pattern 'c' is left out \(see above\), so 'd' is too\$" "and so on up the chain"
 # A diamond (two paths to one pattern) is not a cycle.
 { echo "$P"; echo "patterns = ("; echo "{ name = \"top\"; type = \"meta\"; params = { phases = ( { name = \"ph\"; patterns = [ \"l\", \"r\" ]; } ); }; },"; seq l fine; seq r fine; ok fine; echo ");"; } >"$SCRATCH/diamond.conf"
 expect_exit 0 "a diamond is not a cycle" -- "$NDF" -c "$SCRATCH/diamond.conf" check-config

@@ -118,6 +118,11 @@ expect_match "$out" '^\{"line":3,"pattern":"nope","success":false,"status":"not 
     "an unknown pattern is an error line"
 expect_exit 1 "batch --sequential from stdin" -- sh -c "$R batch --sequential - <'$SCRATCH/batch'"
 expect_match "$out" '"line":4,"pattern":"ok","success":true' "runs the same items"
+# A comment or blank line is skipped, not glued to the lines after it.
+printf '%s\n' '# a comment' '{"pattern":"ok"}' '   ' '{"pattern":"nope"}' >"$SCRATCH/batch-comment"
+expect_exit 1 "batch after a comment line" -- $R batch --sequential "$SCRATCH/batch-comment"
+lines=$(printf '%s\n' "$out" | sed -n 's/^{"line":\([0-9]*\).*/\1/p' | tr '\n' ' ')
+expect_match "$lines" '^2 4 $' "the items after a comment and a blank line run"
 printf '{"pattern":"ok"}\n{"pattern":"ok"}\000junk\n[1,2]\n' >"$SCRATCH/batch2"
 head -c 1100000 /dev/zero | tr '\000' x >>"$SCRATCH/batch2"
 echo >>"$SCRATCH/batch2"

@@ -97,8 +97,9 @@ expect_match "$err" "no ndf server is listening" "and says so"
 # ---- malformed requests: an error each, the server stays up ----
 printf '%s\n' 'not json' '{"cmd":42}' '{"cmd":"nope"}' '{"cmd":"run","pattern":7}' '[1,2]' \
     '{"cmd":"run","pattern":"probe","timeout":"soon"}' '{"cmd":"list","args":[1]}' \
-    '{"cmd":"similar","args":["--context","-"]}' '{"cmd":"ping"}' >"$SCRATCH/bad.in"
-expect_exit 0 "malformed requests get answers" -- sh -c "$NDF ctl send <'$SCRATCH/bad.in'"
+    '{"cmd":"similar","args":["--context","-"]}' '' '   ' '{"cmd":"ping"}' >"$SCRATCH/bad.in"
+expect_exit 0 "malformed requests get answers (blank lines need none)" -- \
+    sh -c "timeout 30 $NDF ctl send <'$SCRATCH/bad.in'"
 nbad=$(printf '%s\n' "$out" | grep -c '"ok":false')
 [ "$nbad" -eq 8 ] && ok "eight error responses" || not_ok "eight error responses (got $nbad)"
 expect_match "$(printf '%s\n' "$out" | tail -1)" '"ok":true' "the last request, valid, succeeds"
