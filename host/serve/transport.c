@@ -4,6 +4,7 @@
 #include "build-config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <pthread.h>
 #include <pwd.h>
@@ -27,6 +28,7 @@ struct transport {
     transport_opts o;
     char *path;
     int listen_fd;
+    int reserve_fd; /* kept open to accept-and-refuse when descriptors run out */
     int has_group;
     gid_t gid; /* the socket's group, when has_group */
 
@@ -221,6 +223,20 @@ static int peer_check(transport *t, int fd, uid_t *uid)
 static int accept_one(transport *t)
 {
     int fd = accept4(t->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+    if (fd < 0 && (errno == EMFILE || errno == ENFILE) && t->reserve_fd >= 0) {
+        /* Out of descriptors the connection stays queued and the socket
+         * stays readable, so poll would spin: give the reserve up to take
+         * the client, tell it why, and close (libuv's and nginx's way). */
+        close(t->reserve_fd);
+        fd = accept4(t->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+        if (fd >= 0) {
+            refuse(t, fd, NDF_ERR_RESOURCE, "the server is out of file descriptors; try again");
+            close(fd);
+            log_msg(NDF_LOG_WARN, "out of file descriptors: refused a connection");
+        }
+        t->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        return fd >= 0;
+    }
     if (fd < 0)
         return 0;
     uid_t uid = (uid_t)-1;
@@ -407,6 +423,7 @@ int transport_listen(const transport_opts *opts, transport **out)
     pthread_cond_init(&t->idle, NULL);
     for (int i = 0; i < TRANSPORT_MAX_CONNS; i++)
         t->conns[i] = -1;
+    t->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     t->listen_fd = bind_socket(t, &sa);
     if (t->listen_fd < 0) {
         transport_free(t);
@@ -466,6 +483,8 @@ void transport_free(transport *t)
     if (!t)
         return;
     transport_stop(t);
+    if (t->reserve_fd >= 0)
+        close(t->reserve_fd);
     pthread_mutex_destroy(&t->lock);
     pthread_cond_destroy(&t->idle);
     free((char *)t->o.group);

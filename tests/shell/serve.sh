@@ -313,6 +313,48 @@ else
     echo "# skipped the group member test: needs root, setpriv(1) and a group"
 fi
 
+# ---- out of file descriptors: new clients are told so, the loop does not spin ----
+printf 'storage: { path = "%s"; };\nplugins: { cache_dir = "%s"; };\n' \
+    "$SCRATCH/fdstate" "$RUN/fdcache" >"$SCRATCH/fd.conf"
+(ulimit -n 40 && exec "$NDF" -c "$SCRATCH/fd.conf" serve --no-watch --socket "$RUN/fd.sock") \
+    2>"$SCRATCH/fdserve.log" &
+FDSERVER=$!
+for i in $(seq 1 100); do
+    "$NDF" ctl --socket "$RUN/fd.sock" ping >/dev/null 2>&1 && break
+    sleep 0.05
+done
+python3 - "$RUN/fd.sock" "$FDSERVER" >"$SCRATCH/fd.out" 2>&1 <<'EOP'
+import socket, sys, time
+path, pid = sys.argv[1], sys.argv[2]
+held = []
+for _ in range(60):  # more than the server's 40 descriptors allow
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(path)
+    held.append(s)
+time.sleep(0.5)
+def ticks():
+    f = open("/proc/%s/stat" % pid).read().rsplit(")", 1)[1].split()
+    return int(f[11]) + int(f[12])
+t0 = ticks()
+time.sleep(2)
+print("ticks", ticks() - t0)
+c = socket.socket(socket.AF_UNIX)
+c.settimeout(10)
+c.connect(path)
+c.sendall(b'{"cmd":"ping"}\n')
+try:
+    print("answer", c.recv(4096).decode(errors="replace").strip())
+except socket.timeout:
+    print("answer none")
+EOP
+ticks=$(sed -n 's/^ticks //p' "$SCRATCH/fd.out")
+[ -n "$ticks" ] && [ "$ticks" -lt 20 ] && ok "no busy loop out of descriptors ($ticks ticks in 2 s)" ||
+    not_ok "the server spins out of descriptors: $(cat "$SCRATCH/fd.out")"
+expect_match "$(sed -n 's/^answer //p' "$SCRATCH/fd.out")" '"ok":(false|true)' \
+    "a new client gets an answer out of descriptors"
+kill -TERM "$FDSERVER" 2>/dev/null
+wait "$FDSERVER" 2>/dev/null
+
 # ---- SIGTERM with executions in flight loses no learning ----
 before=$(ctl show slow --json | sed -n 's/.*"executions":\([0-9]*\).*/\1/p')
 for i in 1 2 3 4; do ctl run slow --async >/dev/null; done
