@@ -90,6 +90,9 @@ expect_exit 0 "a validation error (missing attribute) falls back" -- \
     $R delegate --domain tpl --policy fixed --json
 expect_match "$(json_get '" ".join(a["pattern"] + ":" + a["outcome"] for a in d["attempts"])')" \
     '^tpl_badvar:not counted tpl_ok:success$' "the outcome table: validation is not counted"
+expect_exit 0 "again" -- $R delegate --domain tpl --policy fixed --json
+expect_match "$(json_get '" ".join("%s:%d/%d" % (c["pattern"], c["successes"], c["executions"]) for c in d["delegation"]["candidates"])')" \
+    '^tpl_badvar:0/0 tpl_ok:1/1$' "the validation failure was not learned, the success was"
 
 # --- no candidate ---
 mkconf none
