@@ -240,9 +240,11 @@ static int run_attempts(cmd_ctx *c, const deleg_args *da, const delegate_result 
         attempt *t = &a[(*na)++];
         t->pattern = cand->name;
         t->reason = delegate_reason(res, k);
-        if (show)
-            fprintf(c->err, "delegate: %s '%s' (%s)\n", k ? "falling back to" : "chose", cand->name,
-                    t->reason);
+        if (show && k == 0)
+            fprintf(c->err, "delegate: chose '%s' (%s; seed %llu)\n", cand->name, t->reason,
+                    (unsigned long long)res->seed);
+        else if (show)
+            fprintf(c->err, "delegate: falling back to '%s' (%s)\n", cand->name, t->reason);
         ndf_context *ctx = context_dup(da->ctx);
         context_set_attr(ctx, DELEGATE_REASON_ATTR,
                          value_new_string(DELEGATE_REASON_ATTR, t->reason));
