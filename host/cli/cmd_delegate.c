@@ -226,7 +226,7 @@ static void json_print(FILE *out, const delegate_result *res, const attempt *a, 
     sb_free(&sb);
 }
 
-/* Runs the attempt order of `res` for `base` until an outcome does not
+/* Runs the attempt order of `res` with da->ctx until an outcome does not
  * fall back; fills a[] (room for res->norder) and *na.  Returns the
  * status of the last attempt. */
 static int run_attempts(cmd_ctx *c, const deleg_args *da, const delegate_result *res, attempt *a,
@@ -300,8 +300,10 @@ static int cmd_delegate(cmd_ctx *c, int argc, char **argv)
     da.o.explain = da.explain || da.json;
     delegate_result res;
     int st = delegate_choose(c->rt->reg, da.ctx, &da.o, &res);
-    if (da.explain && !da.json)
+    if (da.explain && !da.json) {
         explain_print(c->out, &res);
+        fflush(c->out); /* before the attempts' progress on c->err */
+    }
     attempt *a = xcalloc(res.norder ? res.norder : 1, sizeof *a);
     size_t na = 0;
     if (st == NDF_OK) {
