@@ -11,6 +11,7 @@ ndf_SOURCES = \
 	host/cli/cmd_patterns.c \
 	host/cli/cmd_plugins.c \
 	host/cli/cmd_run.c \
+	host/cli/cmd_delegate.c \
 	host/cli/cmd_storage.c \
 	host/cli/cmd_history.c \
 	host/cli/cmd_serve.c \
@@ -24,3 +25,7 @@ TESTS += tests/check_opt
 tests_check_opt_SOURCES = tests/check_opt.c host/cli/opt.c host/cli/opt.h
 tests_check_opt_CPPFLAGS = $(CORE_TEST_CFLAGS)
 tests_check_opt_LDADD = $(CHECK_LIBS)
+
+# ndf delegate: choice, fallbacks, explain, JSON, learning over runs.
+TESTS += tests/shell/delegate.sh
+EXTRA_DIST += tests/shell/delegate.sh

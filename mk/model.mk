@@ -39,7 +39,6 @@ libndfcore_la_SOURCES += \
 	host/base/rng.c host/base/rng.h \
 	host/base/beta.c host/base/beta.h \
 	host/model/delegate.c host/model/delegate.h
-EXTRA_DIST += doc/delegation.md
 
 DELEGATE_SUITES = tests/check_rng tests/check_beta tests/check_delegate
 check_PROGRAMS += $(DELEGATE_SUITES)

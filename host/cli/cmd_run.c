@@ -25,11 +25,7 @@
 #include "store/history.h"
 #include "base/util.h"
 
-/* The runtime's patterns and an executor on them that records each
- * execution in the store (with `origin`).  Returns EXIT_OK, or the exit
- * code after the runtime reported why (no store: exit 8; an executor that
- * cannot start otherwise is a failed run, exit 1). */
-static int load_executor(runtime *rt, store_origin origin)
+int cmd_load_executor(runtime *rt, store_origin origin)
 {
     int rc = runtime_load(rt, RT_PATTERNS);
     if (rc)
@@ -113,10 +109,8 @@ static void progress_draw(progress *pg, record *r)
     sb_free(&sb);
 }
 
-/* Starts `name`, shows its progress on `err` until it ends, and returns
- * its status; *out gets the record when it ran. */
-static int run_one(runtime *rt, const char *name, const ndf_context *ctx, double timeout,
-                   unsigned flags, FILE *err, int show, record **out)
+int cmd_run_one(runtime *rt, const char *name, const ndf_context *ctx, double timeout,
+                unsigned flags, FILE *err, int show, record **out)
 {
     *out = NULL;
     int rc = executor_start(rt->ex, name, ctx, timeout, flags, out);
@@ -152,7 +146,7 @@ static void count_states(const ndf_exec *n, unsigned *counts)
     }
 }
 
-static void summary(FILE *err, record *r, int rc)
+void cmd_run_summary(FILE *err, record *r, int rc)
 {
     unsigned counts[9] = {0};
     pthread_mutex_lock(&r->lock);
@@ -258,7 +252,7 @@ static int run_fallback(cmd_ctx *c, const run_args *ra, int st, record *r, int s
                            : st == NDF_ERR_TIMEOUT    ? FALLBACK_TIMEOUT
                                                       : FALLBACK_FAILURE;
     if (r && show)
-        summary(c->err, r, st);
+        cmd_run_summary(c->err, r, st);
     /* The summary already said why the primary failed, when there was
      * a record to summarize. */
     if (c->verbosity >= 0 && !(r && show))
@@ -269,11 +263,11 @@ static int run_fallback(cmd_ctx *c, const run_args *ra, int st, record *r, int s
     /* the hook writes the link into the record before it is stored */
     c->rt->hook.fallback_from = ra->name;
     c->rt->hook.fallback_cause = fallback_cause_name(cause);
-    st = run_one(c->rt, ra->fallback, ra->ctx, ra->timeout, ra->flags, c->err, show, r2);
+    st = cmd_run_one(c->rt, ra->fallback, ra->ctx, ra->timeout, ra->flags, c->err, show, r2);
     c->rt->hook.fallback_from = c->rt->hook.fallback_cause = NULL;
     if (*r2) {
         if (show)
-            summary(c->err, *r2, st);
+            cmd_run_summary(c->err, *r2, st);
     } else {
         fprintf(c->err, "ndf: %s\n", err_msg());
     }
@@ -286,21 +280,21 @@ static int cmd_run(cmd_ctx *c, int argc, char **argv)
     int rc = run_parse(c, argc, argv, &ra);
     if (!ra.ctx)
         return rc;
-    if ((rc = load_executor(c->rt, STORE_ORIGIN_RUN))) {
+    if ((rc = cmd_load_executor(c->rt, STORE_ORIGIN_RUN))) {
         context_free(ra.ctx);
         return rc;
     }
     int show = c->verbosity >= 0 && !ra.json;
     record *r = NULL, *r2 = NULL;
-    int st = run_one(c->rt, ra.name, ra.ctx, ra.timeout, ra.flags, c->err, show, &r);
+    int st = cmd_run_one(c->rt, ra.name, ra.ctx, ra.timeout, ra.flags, c->err, show, &r);
     if (st && !r && !ra.fallback)
         fprintf(c->err, "ndf: %s\n", err_msg());
     if (st && r && show && !ra.fallback)
-        summary(c->err, r, st);
+        cmd_run_summary(c->err, r, st);
     if (st && st != NDF_ERR_CANCELLED && ra.fallback)
         st = run_fallback(c, &ra, st, r, show, &r2);
     else if (!st && show)
-        summary(c->err, r, st);
+        cmd_run_summary(c->err, r, st);
     record *last = r2 ? r2 : r;
     if (last) {
         if (ra.json) {
@@ -550,7 +544,7 @@ static int cmd_batch(cmd_ctx *c, int argc, char **argv)
         blines_free(lines, n);
         return EXIT_IO;
     }
-    int rc = load_executor(c->rt, STORE_ORIGIN_BATCH);
+    int rc = cmd_load_executor(c->rt, STORE_ORIGIN_BATCH);
     if (rc) {
         blines_free(lines, n);
         return rc;

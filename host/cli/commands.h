@@ -15,16 +15,17 @@
 /* Exit codes: stable, documented in ndf(1). */
 enum {
     EXIT_OK = 0,
-    EXIT_FAILED = 1,      /* the pattern ran and failed */
-    EXIT_USAGE = 2,       /* bad command line, configuration or context */
-    EXIT_NOT_FOUND = 3,   /* no such pattern, plugin file, execution */
-    EXIT_CONFIDENCE = 4,  /* confidence below the threshold (see --force) */
-    EXIT_TIMEOUT = 5,     /* the deadline passed */
-    EXIT_RESOURCE = 6,    /* resources exhausted */
-    EXIT_PLUGIN = 7,      /* not a valid plugin (ndf inspect) */
-    EXIT_IO = 8,          /* storage or system error */
-    EXIT_UNAVAILABLE = 9, /* no server listening (ndf ctl) */
-    EXIT_CANCELLED = 10   /* cancelled on request */
+    EXIT_FAILED = 1,       /* the pattern ran and failed */
+    EXIT_USAGE = 2,        /* bad command line, configuration or context */
+    EXIT_NOT_FOUND = 3,    /* no such pattern, plugin file, execution */
+    EXIT_CONFIDENCE = 4,   /* confidence below the threshold (see --force) */
+    EXIT_TIMEOUT = 5,      /* the deadline passed */
+    EXIT_RESOURCE = 6,     /* resources exhausted */
+    EXIT_PLUGIN = 7,       /* not a valid plugin (ndf inspect) */
+    EXIT_IO = 8,           /* storage or system error */
+    EXIT_UNAVAILABLE = 9,  /* no server listening (ndf ctl) */
+    EXIT_CANCELLED = 10,   /* cancelled on request */
+    EXIT_NO_CANDIDATE = 11 /* ndf delegate: no pattern suits the context */
 };
 
 /* Maps an ndf_status to the exit code above. */
@@ -108,6 +109,30 @@ int cmd_context_finish(cmd_ctx *c, struct ctxopt *co, ndf_context **out);
  * Returns 0, or -1 after saying why on c->err. */
 int cmd_parse_seconds(cmd_ctx *c, const char *opt, const char *arg, double *out);
 
+/* ---- running a pattern as `ndf run` does (cmd_run.c; `ndf delegate`
+ * runs its attempts through the same functions) ---- */
+
+struct record;
+
+/* The runtime's patterns and an executor on them that records each
+ * execution in the store (with `origin`).  Returns EXIT_OK, or the exit
+ * code after the runtime reported why (no store: exit 8; an executor that
+ * cannot start otherwise is a failed run, exit 1). */
+int cmd_load_executor(runtime *rt, store_origin origin);
+
+/* Starts pattern `name` on rt->ex with `ctx` (copied by the executor),
+ * records it as RUNNING with rt->hook.origin, shows its progress on `err`
+ * while it runs (when `show`), and returns its status after the store
+ * recorded its end (err_msg() says why it failed).  *out gets the record
+ * (release with record_unref()), or NULL when it did not start. */
+int cmd_run_one(runtime *rt, const char *name, const ndf_context *ctx, double timeout,
+                unsigned flags, FILE *err, int show, struct record **out);
+
+/* The one-line summary of finished record `r` with status `rc` on `err`
+ * ("pattern NAME: COMPLETED in 0.01s (execution ID): 1 COMPLETED"), and
+ * the error on a line of its own when it failed. */
+void cmd_run_summary(FILE *err, struct record *r, int rc);
+
 /* Prints an execution record (record_to_json's object, parsed) on `out`
  * as `ndf status` does: the summary line, then every node indented. */
 struct cJSON;
@@ -118,6 +143,7 @@ extern const cmd_entry cmd_plugins_entry, cmd_inspect_entry;              /* cmd
 extern const cmd_entry cmd_check_config_entry, cmd_config_entry;          /* cmd_config.c */
 extern const cmd_entry cmd_list_entry, cmd_show_entry, cmd_similar_entry; /* cmd_patterns.c */
 extern const cmd_entry cmd_run_entry, cmd_batch_entry;                    /* cmd_run.c */
+extern const cmd_entry cmd_delegate_entry;                                /* cmd_delegate.c */
 extern const cmd_entry cmd_runs_entry, cmd_status_entry, cmd_logs_entry, cmd_backup_entry,
     cmd_restore_entry; /* cmd_history.c */
 extern const cmd_entry cmd_export_entry, cmd_cleanup_entry, cmd_reset_stats_entry,

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "model/delegate.h"
 #include "model/context.h"
 #include "exec/executor.h"
 #include "exec/pool.h"
@@ -179,7 +180,8 @@ static int finish(executor *ex, record *r, pattern *p, int status, const char *m
     pthread_mutex_unlock(&r->lock);
     double start = atomic_load_explicit(&r->root->start, memory_order_relaxed);
     double dur = start > 0 ? end - start : 0;
-    if (ex->o.reg && p)
+    /* as the store counts it (history_from_record): the outcome table */
+    if (ex->o.reg && p && delegate_outcome_counts(delegate_outcome_of(status)))
         registry_record(ex->o.reg, p, status == NDF_OK, r->ctx->domain, dur);
     if (ex->o.on_complete && p)
         ex->o.on_complete(ex->o.opaque, p, r);

@@ -1,6 +1,6 @@
 /* Delegation: candidates for a context, their blended Beta posteriors, the
  * policies that rank them, and the accounting of outcomes.  The formulas
- * are in delegate.h and doc/delegation.md. */
+ * are in delegate.h and ndf.conf(5), DELEGATION. */
 #include "build-config.h"
 
 #include <inttypes.h>

@@ -2,8 +2,8 @@
  * "minimum confidence threshold for pattern selection").  The registry's
  * candidates for the context are ranked by a policy over each candidate's
  * Beta posterior for the context's domain; the first runs, the next ones
- * are its fallbacks.  These formulas are the ones in doc/delegation.md
- * (ndf.conf(5)); change one only together with the other.
+ * are its fallbacks.  These formulas are the ones in ndf.conf(5)
+ * (doc/ndf.conf.5, DELEGATION); change one only together with the other.
  *
  * Posterior of a candidate in domain d.  a0, b0 are the configured prior
  * (confidence.prior_alpha/beta), m >= 0 the prior strength; n, s are the
@@ -190,7 +190,7 @@ void delegate_result_to_json(const delegate_result *res, struct strbuf *sb);
 /* ---- outcome accounting ---- */
 
 /* What one attempt's status means for learning and for the fallback chain
- * (table in doc/delegation.md):
+ * (table in ndf.conf(5), DELEGATION):
  *
  *   status                           outcome      learns     next candidate
  *   NDF_OK                           SUCCESS      success    no (done)

@@ -15,6 +15,7 @@
 #include "conf/config.h"
 #include "exec/record.h"
 #include "model/context.h"
+#include "model/delegate.h"
 #include "model/pattern.h"
 #include "store/history.h"
 
@@ -245,10 +246,12 @@ void history_from_record(const record *rc, store_origin origin, store_exec **out
     e->end = r->start_wall + (mono_end > r->start ? mono_end - r->start : 0);
     double rs = r->root->start > 0 ? r->root->start : r->start;
     e->duration = r->end > 0 && r->end >= rs ? r->end - rs : 0;
-    e->learn = 1;
     pthread_mutex_lock(&r->lock);
     int done = atomic_load(&r->done) || atomic_load(&r->claimed);
     e->status = done ? status_of_record(r->status, atomic_load(&r->root->state)) : STORE_RUNNING;
+    /* the outcome table (ndf.conf(5), DELEGATION): a cancellation, a
+     * validation error, a storage error... says nothing about the pattern */
+    e->learn = delegate_outcome_counts(delegate_outcome_of(r->status));
     e->message = done && r->status && r->error ? xstrdup(r->error) : NULL;
     e->fallback_from = r->fallback_from ? xstrdup(r->fallback_from) : NULL;
     e->fallback_cause = r->fallback_cause ? xstrdup(r->fallback_cause) : NULL;
