@@ -27,23 +27,6 @@
 
 /* ---- shared ---- */
 
-/* The configuration's store; NULL after saying why on c->err (*rc is the
- * exit code). */
-static store *open_store(cmd_ctx *c, int *rc)
-{
-    int st = runtime_load(c->rt, RT_CONFIG);
-    if (st) {
-        *rc = exit_code_for(st);
-        return NULL;
-    }
-    store *s = runtime_store(c->rt);
-    if (!s) {
-        fprintf(c->err, "ndf: %s\n", err_msg());
-        *rc = EXIT_IO;
-    }
-    return s;
-}
-
 static int fail(cmd_ctx *c, int status)
 {
     fprintf(c->err, "ndf %s: %s\n", c->entry->name, err_msg());
@@ -184,12 +167,10 @@ static const char runs_usage[] =
 
 static int cmd_runs(cmd_ctx *c, int argc, char **argv)
 {
-    static const opt_spec opts[] = {{"status", 's', OPT_REQUIRED, 's'},
-                                    {"since", 0, OPT_REQUIRED, 'S'},
-                                    {"limit", 'n', OPT_REQUIRED, 'n'},
-                                    {"json", 0, OPT_NONE, 'j'},
-                                    {"help", 'h', OPT_NONE, 'h'},
-                                    {0}};
+    static const opt_spec opts[] = {
+        {"status", 's', OPT_REQUIRED, 's'}, {"since", 0, OPT_REQUIRED, 'S'},
+        {"limit", 'n', OPT_REQUIRED, 'n'},  {"json", 0, OPT_NONE, 'j'},
+        {"help", 'h', OPT_NONE, 'h'},       {0}};
     store_query q = {NULL, -1, 0, 50};
     int json = 0, o;
     opt_parser p;
@@ -233,7 +214,7 @@ static int cmd_runs(cmd_ctx *c, int argc, char **argv)
     if (p.noperands)
         q.pattern = p.operands[0];
     int rc;
-    store *s = open_store(c, &rc);
+    store *s = cmd_open_store(c, RT_CONFIG, &rc);
     if (!s)
         return rc;
     store_exec *v;
@@ -384,7 +365,7 @@ static int cmd_status(cmd_ctx *c, int argc, char **argv)
         fprintf(c->err, "ndf status: expected at most one execution ID\n");
         return EXIT_USAGE;
     }
-    store *s = open_store(c, &rc);
+    store *s = cmd_open_store(c, RT_CONFIG, &rc);
     if (!s)
         return rc;
     char *id = p.noperands ? xstrdup(p.operands[0]) : NULL;
@@ -443,8 +424,7 @@ static const char logs_usage[] =
     "  -f, --follow  wait while the execution is RUNNING, then print\n"
     "  -h, --help  show this help\n";
 
-static int print_stream(FILE *out, store *s, const char *id, const char *path, int k,
-                        int header)
+static int print_stream(FILE *out, store *s, const char *id, const char *path, int k, int header)
 {
     static const char *const names[] = {"stdout", "stderr", "log"};
     char *buf;
@@ -498,7 +478,7 @@ static int cmd_logs(cmd_ctx *c, int argc, char **argv)
     const char *id = p.operands[0];
     const char *step = p.noperands == 2 ? p.operands[1] : NULL;
     int rc;
-    store *s = open_store(c, &rc);
+    store *s = cmd_open_store(c, RT_CONFIG, &rc);
     if (!s)
         return rc;
     store_exec e;
@@ -553,7 +533,7 @@ static int cmd_backup(cmd_ctx *c, int argc, char **argv)
         fprintf(c->err, "ndf backup: too many arguments\n");
         return EXIT_USAGE;
     }
-    store *s = open_store(c, &rc);
+    store *s = cmd_open_store(c, RT_CONFIG, &rc);
     if (!s)
         return rc;
     char *path;
@@ -620,8 +600,7 @@ static int cmd_restore(cmd_ctx *c, int argc, char **argv)
     int st = store_restore(set->storage_path, &o, p.operands[0]);
     if (st)
         return fail(c, st);
-    fprintf(c->out, "restored %s into %s/%s\n", p.operands[0], set->storage_path,
-            STORE_DB_NAME);
+    fprintf(c->out, "restored %s into %s/%s\n", p.operands[0], set->storage_path, STORE_DB_NAME);
     return EXIT_OK;
 }
 

@@ -32,7 +32,7 @@ static void json_strs(strbuf *sb, char *const *a, size_t n)
     sb_puts(sb, "]");
 }
 
-/* Numbers in JSON output: up to 6 significant digits, never "nan". */
+/* Writes `sb` and a newline to `out`, and frees it. */
 static void emit(FILE *out, strbuf *sb)
 {
     sb_puts(sb, "\n");

@@ -26,24 +26,6 @@
 
 /* ---- shared ---- */
 
-/* The store of the configuration (loaded first, with what `what` asks
- * for); NULL after printing why.  *rc is the exit code to end with: a
- * pattern definition that failed still lets the others be served. */
-static store *open_store(cmd_ctx *c, unsigned what, int *rc)
-{
-    runtime *a = c->rt;
-    int st = runtime_load(a, what);
-    *rc = exit_code_for(st);
-    if (st && !(what & RT_PATTERNS && a->reg))
-        return NULL;
-    store *s = runtime_store(a);
-    if (!s) {
-        fprintf(c->err, "ndf: %s\n", err_msg());
-        *rc = EXIT_IO;
-    }
-    return s;
-}
-
 static int fail_status(cmd_ctx *c, int status)
 {
     fprintf(c->err, "ndf %s: %s\n", c->entry->name, err_msg());
@@ -139,7 +121,7 @@ static int cmd_export(cmd_ctx *c, int argc, char **argv)
     if (!name)
         return EXIT_USAGE;
     int rc;
-    store *s = open_store(c, RT_CONFIG, &rc);
+    store *s = cmd_open_store(c, RT_CONFIG, &rc);
     if (!s)
         return rc;
     strbuf sb;
@@ -239,7 +221,7 @@ static int cmd_cleanup(cmd_ctx *c, int argc, char **argv)
         return EXIT_USAGE;
     }
     int rc;
-    store *s = open_store(c, RT_PATTERNS, &rc);
+    store *s = cmd_open_store(c, RT_PATTERNS, &rc);
     if (!s)
         return rc;
     const settings *set = &c->rt->cfg->set;
@@ -291,7 +273,7 @@ static int cmd_reset_stats(cmd_ctx *c, int argc, char **argv)
     if (!name)
         return EXIT_USAGE;
     int rc;
-    store *s = open_store(c, RT_PATTERNS, &rc);
+    store *s = cmd_open_store(c, RT_PATTERNS, &rc);
     if (!s)
         return rc;
     registry *reg = c->rt->reg;
@@ -613,7 +595,7 @@ static int cmd_analytics(cmd_ctx *c, int argc, char **argv)
     if (!name)
         return EXIT_USAGE;
     int rc;
-    store *s = open_store(c, RT_PATTERNS, &rc);
+    store *s = cmd_open_store(c, RT_PATTERNS, &rc);
     if (!s)
         return rc;
     stored_pattern sp;

@@ -10,6 +10,7 @@
 
 #include "cli/commands.h"
 #include "cli/ctxopt.h"
+#include "store/store.h"
 #include "base/util.h"
 
 const cmd_entry *const cmd_table[] = {
@@ -142,4 +143,19 @@ int cmd_parse_seconds(cmd_ctx *c, const char *opt, const char *arg, double *out)
     }
     *out = v;
     return 0;
+}
+
+store *cmd_open_store(cmd_ctx *c, unsigned what, int *rc)
+{
+    runtime *a = c->rt;
+    int st = runtime_load(a, what);
+    *rc = exit_code_for(st);
+    if (st && !(what & RT_PATTERNS && a->reg))
+        return NULL;
+    store *s = runtime_store(a);
+    if (!s) {
+        fprintf(c->err, "ndf: %s\n", err_msg());
+        *rc = EXIT_IO;
+    }
+    return s;
 }

@@ -88,6 +88,12 @@ int cmd_bad_usage(cmd_ctx *c);
  * arguments"); the caller then returns EXIT_USAGE. */
 const char *cmd_pattern_arg(cmd_ctx *c, const opt_parser *p);
 
+/* The configuration's store, after loading what `what` (RT_*) asks for;
+ * NULL after saying why on c->err, with *rc the exit code to end with.  A
+ * pattern definition that failed to build still lets the others be used
+ * when RT_PATTERNS is asked for.  The runtime owns the store. */
+struct store *cmd_open_store(cmd_ctx *c, unsigned what, int *rc);
+
 /* Served commands take data, not paths: when c->served, refuses `what`
  * (sets err_msg() to "bad request: ..." with `instead`) and returns 1 (the
  * handler returns CMD_REFUSED); otherwise returns 0. */
