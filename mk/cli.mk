@@ -14,6 +14,7 @@ ndf_SOURCES = \
 	host/cli/cmd_delegate.c \
 	host/cli/cmd_storage.c \
 	host/cli/cmd_history.c \
+	host/cli/cmd_redrive.c \
 	host/cli/cmd_serve.c \
 	host/cli/cmd_ctl.c
 ndf_CPPFLAGS = $(libndfcore_la_CPPFLAGS)

@@ -116,11 +116,17 @@ int cmd_run_one(runtime *rt, const char *name, const ndf_context *ctx, double ti
     int rc = executor_start(rt->ex, name, ctx, timeout, flags, out);
     if (rc)
         return rc;
-    record *r = *out;
+    return cmd_run_follow(rt, *out, rt->hook.origin, err, show);
+}
+
+int cmd_run_follow(runtime *rt, record *r, store_origin origin, FILE *err, int show)
+{
     executor *ex = rt->ex;
+    const char *name = r->root->name;
+    int rc;
     /* RUNNING in the store while it runs: `ndf runs`, `ndf status ID` and
      * crash recovery see it; its end is recorded by the executor's hook */
-    if (rt->st && history_begin(rt->st, r, rt->hook.origin) != NDF_OK)
+    if (rt->st && history_begin(rt->st, r, origin) != NDF_OK)
         fprintf(err, "ndf: execution %s: %s\n", r->id, err_msg());
     int fd = fileno(err);
     progress pg = {.err = err, .tty = fd >= 0 && isatty(fd)};

@@ -134,6 +134,11 @@ int cmd_load_executor(runtime *rt, store_origin origin);
 int cmd_run_one(runtime *rt, const char *name, const ndf_context *ctx, double timeout,
                 unsigned flags, FILE *err, int show, struct record **out);
 
+/* cmd_run_one() once started: records `r` (a reference the caller keeps)
+ * as RUNNING with `origin`, shows its progress on `err` (when `show`) and
+ * returns its status after the store recorded its end. */
+int cmd_run_follow(runtime *rt, struct record *r, store_origin origin, FILE *err, int show);
+
 /* The one-line summary of finished record `r` with status `rc` on `err`
  * ("pattern NAME: COMPLETED in 0.01s (execution ID): 1 COMPLETED"), and
  * the error on a line of its own when it failed. */
@@ -150,6 +155,7 @@ extern const cmd_entry cmd_check_config_entry, cmd_config_entry;          /* cmd
 extern const cmd_entry cmd_list_entry, cmd_show_entry, cmd_similar_entry; /* cmd_patterns.c */
 extern const cmd_entry cmd_run_entry, cmd_batch_entry;                    /* cmd_run.c */
 extern const cmd_entry cmd_delegate_entry;                                /* cmd_delegate.c */
+extern const cmd_entry cmd_redrive_entry;                                 /* cmd_redrive.c */
 extern const cmd_entry cmd_runs_entry, cmd_status_entry, cmd_logs_entry, cmd_backup_entry,
     cmd_restore_entry; /* cmd_history.c */
 extern const cmd_entry cmd_export_entry, cmd_cleanup_entry, cmd_reset_stats_entry,

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/hashmap.h"
 #include "model/delegate.h"
 #include "model/context.h"
 #include "exec/executor.h"
@@ -220,20 +221,35 @@ static int root_job(void *arg)
 int executor_start(executor *ex, const char *name, const ndf_context *ctx, double timeout,
                    unsigned flags, record **out)
 {
+    return executor_start_redrive(ex, name, ctx, timeout, flags, NULL, NULL, out);
+}
+
+int executor_start_redrive(executor *ex, const char *name, const ndf_context *ctx, double timeout,
+                           unsigned flags, const char *from, hashmap *reuse, record **out)
+{
     *out = NULL;
-    if (!name || !*name)
+    if (!name || !*name) {
+        hashmap_free(reuse, free);
         return err_set(NDF_ERR_INVALID, "no pattern name given");
-    if (ctx && context_validate(ctx))
+    }
+    if (ctx && context_validate(ctx)) {
+        hashmap_free(reuse, free);
         return NDF_ERR_INVALID;
+    }
     pattern *p;
-    if (!ex->o.reg || registry_get(ex->o.reg, name, &p) != NDF_OK)
+    if (!ex->o.reg || registry_get(ex->o.reg, name, &p) != NDF_OK) {
+        hashmap_free(reuse, free);
         return err_set(NDF_ERR_NOT_FOUND, "pattern '%s' not found", name);
+    }
     int rc;
     if (!(flags & EXEC_FORCE) && (rc = confidence_gate(ex, p))) {
         pattern_unref(p);
+        hashmap_free(reuse, free);
         return rc;
     }
     record *r = record_new(name, ctx, INFINITY);
+    r->redrive_of = from ? xstrdup(from) : NULL;
+    r->reuse = reuse;
     r->ex = ex;
     r->pool = ex->pool;
     r->kill_grace = ex->o.kill_grace;
@@ -465,14 +481,16 @@ int executor_run_pattern(executor *ex, ndf_exec *node, const char *name, double 
     if (!ex || !ex->o.reg || registry_get(ex->o.reg, name, &p) != NDF_OK)
         return err_set(NDF_ERR_NOT_FOUND, "pattern '%s' not found", name);
     int rc;
+    ndf_exec *c = node_new(node, NDF_NODE_PATTERN, name);
+    c->pat = p; /* the record keeps the pattern (and its steps) alive */
+    /* a redrive takes the outcome it had in the execution it redrives:
+     * neither run nor counted again */
+    if (node->rec->reuse && record_reuse_node(c))
+        return NDF_OK;
     if (!node->rec->force && (rc = confidence_gate(ex, p))) {
-        ndf_exec *c = node_new(node, NDF_NODE_PATTERN, name);
-        c->pat = p;
         node_set_state(c, NDF_STATE_SKIPPED, err_msg());
         return rc;
     }
-    ndf_exec *c = node_new(node, NDF_NODE_PATTERN, name);
-    c->pat = p; /* the record keeps the pattern (and its steps) alive */
     node_limit_deadline(c, pattern_deadline(ex, p, timeout_s, now_mono()));
     rc = run_in_node(p, c);
     double start, end;

@@ -18,6 +18,8 @@
  * ndf(1)). */
 #define EXECUTOR_MAX_NESTING 64
 
+struct hashmap;
+
 typedef struct executor executor;
 
 typedef struct executor_opts {
@@ -58,6 +60,13 @@ const executor_opts *executor_options(executor *ex);
  * threshold (its own, else the global) and EXEC_FORCE is not given. */
 int executor_start(executor *ex, const char *name, const ndf_context *ctx, double timeout,
                    unsigned flags, record **out);
+/* executor_start() of a redrive of execution `from` (copied; NULL: not a
+ * redrive): the nodes whose paths (record_node_path) are keys of `reuse`
+ * are not run but take the recorded outcome (see record.h); `reuse` (may
+ * be NULL: rerun everything) is taken, freed with the record (its values
+ * with free()), or at once on failure. */
+int executor_start_redrive(executor *ex, const char *name, const ndf_context *ctx, double timeout,
+                           unsigned flags, const char *from, struct hashmap *reuse, record **out);
 /* Waits up to `wait_s` seconds (< 0: until done) for the execution of `r`.
  * Returns 1 when it is done (its status is then r->status), 0 if not yet.
  * An execution whose work overran its deadline by more than the grace

@@ -17,6 +17,7 @@
 #define HAVE_TSC 1
 #endif
 
+#include "base/hashmap.h"
 #include "model/context.h"
 #include "model/pattern.h"
 #include "exec/record.h"
@@ -348,6 +349,8 @@ void record_unref(record *r)
     free(r->error);
     free(r->fallback_from);
     free(r->fallback_cause);
+    free(r->redrive_of);
+    hashmap_free(r->reuse, free);
     pthread_mutex_destroy(&r->lock);
     free(r);
 }
@@ -681,4 +684,50 @@ void record_to_text(record *r, strbuf *sb)
     pthread_mutex_lock(&r->lock);
     node_text(r->root, sb, 0, now);
     pthread_mutex_unlock(&r->lock);
+}
+
+/* Appends `n`'s path below the root to `sb` (recursing up first). */
+static void path_of(const ndf_exec *n, strbuf *sb)
+{
+    if (!n->parent)
+        return;
+    path_of(n->parent, sb);
+    size_t nk;
+    ndf_exec *const *kids = node_kids(n->parent, &nk);
+    int dup = 0;
+    for (size_t i = 0; i < nk && kids[i] != n; i++)
+        dup += strcmp(kids[i]->name, n->name) == 0;
+    if (sb->len)
+        sb_add(sb, "/", 1);
+    sb_puts(sb, n->name);
+    if (dup)
+        sb_printf(sb, "#%d", dup + 1);
+}
+
+char *record_node_path(const ndf_exec *node)
+{
+    strbuf sb;
+    sb_init(&sb);
+    path_of(node, &sb);
+    return sb_steal(&sb);
+}
+
+int record_reuse_node(ndf_exec *node)
+{
+    record *r = node->rec;
+    if (!r->reuse)
+        return 0;
+    char *path = record_node_path(node);
+    const char *was = hashmap_get(r->reuse, path);
+    free(path);
+    if (!was)
+        return 0;
+    node->reused = 1;
+    double now = record_now();
+    node_start_at(node, now);
+    char *msg = *was ? xasprintf("reused from execution %s: %s", r->redrive_of, was)
+                     : xasprintf("reused from execution %s", r->redrive_of);
+    node_set_state_at(node, NDF_STATE_COMPLETED, msg, now);
+    free(msg);
+    return 1;
 }

@@ -70,6 +70,8 @@ struct ndf_exec {
     struct pattern *pat; /* PATTERN nodes of run_pattern: a reference */
     int cleanup;         /* running an undo: the execution's cancellation
                             does not stop it (its own deadline does) */
+    int reused;          /* a redrive took its recorded outcome instead of
+                            running it (record_reuse_node) */
     char name[];         /* inline, NUL-terminated */
 };
 
@@ -96,6 +98,13 @@ struct record {
     double start_wall, start, end;
     char *fallback_from; /* set when this ran as a fallback */
     char *fallback_cause;
+    /* A redrive (set before its work starts, then only read): the
+     * execution it redrives, and the node paths (record_node_path) whose
+     * recorded outcome is taken instead of running them, each mapped to
+     * that outcome's message (or to "" when none).  NULL: not a redrive,
+     * or nothing is reused (--from-start). */
+    char *redrive_of;
+    struct hashmap *reuse;
     /* (alloc_lock) Nodes and children arrays are carved from chunks that
      * live as long as the record: a million-step execution costs no malloc
      * per step.  alloc_lock is a spin lock held for a few instructions. */
@@ -212,6 +221,17 @@ int state_final(ndf_state s);
 const char *state_name(ndf_state s);
 /* "pattern", "phase", "task", "step". */
 const char *node_kind_name(ndf_node_kind k);
+
+/* The node's path in its record: the names from below the root joined by
+ * '/', a name repeated among earlier siblings getting "#2", "#3"...; ""
+ * for the root.  The same paths the store keeps (history.c), which is how
+ * a redrive finds a node of the execution it redrives.  Caller frees. */
+char *record_node_path(const ndf_exec *node);
+/* For a redrive: when `node`'s path is in its record's reuse set, marks it
+ * COMPLETED with a message naming the execution whose outcome it reuses,
+ * without running it, and returns 1; else 0.  What run_step and
+ * run_pattern call before running anything. */
+int record_reuse_node(ndf_exec *node);
 
 /* Renders the record as one JSON object (id, pattern, status, message,
  * context, started, duration, progress, and the node tree with each node's

@@ -282,6 +282,9 @@ int svc_run_step(ndf_exec *node, const ndf_step *step, double timeout_s)
 {
     if (!node || !step)
         return err_set(NDF_ERR_INVALID, "run_step: no node or no step");
+    /* a redrive takes the outcome the step had in the execution it redrives */
+    if (node->rec->reuse && record_reuse_node(node))
+        return NDF_OK;
     const ndf_step_def *d = step->type->def.step;
     /* One clock read serves the step deadline, the stop check and the
      * start time. */

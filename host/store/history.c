@@ -168,7 +168,8 @@ static void find_subs(builder *b, const ndf_exec *n, const char *path, const cha
         const ndf_exec *k = n->kids[i];
         char *kp = child_path(n, i, path);
         const char *inner = parent_id;
-        if (k->kind == NDF_NODE_PATTERN && k->pat) {
+        /* a sub-pattern a redrive reused did not run: no execution */
+        if (k->kind == NDF_NODE_PATTERN && k->pat && !k->reused) {
             store_exec *e = new_exec(b, k->pat);
             const store_exec *top = &b->v[0];
             e->id = xasprintf("%s/%s", top->id, kp);
@@ -235,7 +236,8 @@ void history_from_record(const record *rc, store_origin origin, store_exec **out
     store_exec *e = new_exec(&b, r->root->pat);
     e->id = xstrdup(r->id);
     e->pattern = xstrdup(r->root->name);
-    e->origin = origin;
+    e->origin = r->redrive_of ? STORE_ORIGIN_REDRIVE : origin;
+    e->redrive_of = r->redrive_of ? xstrdup(r->redrive_of) : NULL;
     strbuf sb;
     sb_init(&sb);
     context_to_json(r->ctx, &sb);
@@ -322,7 +324,8 @@ int history_begin(store *s, const record *r, store_origin origin)
     memset(&e, 0, sizeof e);
     e.id = (char *)(uintptr_t)r->id;
     e.pattern = r->root->name;
-    e.origin = origin;
+    e.origin = r->redrive_of ? STORE_ORIGIN_REDRIVE : origin;
+    e.redrive_of = r->redrive_of;
     e.status = STORE_RUNNING;
     strbuf sb;
     sb_init(&sb);
