@@ -26,8 +26,8 @@ tests_check_analytics_CPPFLAGS = $(CORE_TEST_CFLAGS)
 tests_check_analytics_LDADD = $(CORE_TEST_LIBS)
 TESTS += tests/check_analytics
 
-TESTS += tests/shell/storage.sh tests/shell/redrive.sh
-EXTRA_DIST += tests/shell/storage.sh tests/shell/redrive.sh
+TESTS += tests/shell/storage.sh tests/shell/redrive.sh tests/shell/progress.sh
+EXTRA_DIST += tests/shell/storage.sh tests/shell/redrive.sh tests/shell/progress.sh
 
 check_PROGRAMS += tests/check_monitor
 tests_check_monitor_SOURCES = tests/check_monitor.c

@@ -73,6 +73,8 @@ void runtime_view(runtime *view, const runtime *base, config *cfg)
 
 void runtime_free(runtime *rt)
 {
+    /* first: it samples the executor's records into the store */
+    history_progress_stop(rt->progress);
     if (rt->ex && (rt->owned & RT_OWN_EXECUTOR))
         executor_free(rt->ex);
     if (rt->reg && (rt->owned & RT_OWN_REGISTRY))
@@ -237,6 +239,9 @@ int runtime_start_executor(runtime *rt, void (*on_complete)(void *, pattern *, c
         return NDF_ERR_RESOURCE;
     }
     rt->owned |= RT_OWN_EXECUTOR;
+    /* without it a run is still recorded, only not while it runs */
+    if (rt->st && !(rt->progress = history_progress_start(rt->st, rt->ex, 0)))
+        report(rt, RT_DIAG_WARNING, "%s", err_msg());
     return NDF_OK;
 }
 

@@ -72,6 +72,7 @@ typedef struct runtime {
      * how executions are started (STORE_ORIGIN_RUN unless the command says
      * otherwise before they end; a fallback's link). */
     history_hook hook;
+    history_progress *progress; /* writes running executions' progress (rt->st) */
     size_t pattern_errors; /* definitions that failed to build */
 
     /* NDF_PLUGIN_PATH, split once at runtime_init(): it replaces the

@@ -37,6 +37,8 @@ static const char ctl_usage[] =
     "  cancel ID          cancel a running execution\n"
     "  rollback ID [--level LEVEL] [--target PHASE] [--json]\n"
     "                     roll back a finished execution (pattern, phase, complete)\n"
+    "  redrive ID [--from-start] [--json]\n"
+    "                     as 'ndf redrive ID', run by the server\n"
     "  list, show, similar, analytics, export, plugins, config [ARGS]\n"
     "                     as 'ndf VERB ARGS', answered by the server\n"
     "  reload             reload the configuration and plugins (a transaction)\n"

@@ -421,7 +421,8 @@ static const char logs_usage[] =
     "e.g. validate or phase1/task2) without headers.\n"
     "\n"
     "  --stream S  only stdout, stderr or log lines\n"
-    "  -f, --follow  wait while the execution is RUNNING, then print\n"
+    "  -f, --follow  print output as it arrives while the execution is RUNNING\n"
+    "                (its progress is stored every 0.25 s), until it ends\n"
     "  -h, --help  show this help\n";
 
 static int print_stream(FILE *out, store *s, const char *id, const char *path, int k, int header)
@@ -443,6 +444,107 @@ static int print_stream(FILE *out, store *s, const char *id, const char *path, i
     }
     free(buf);
     return NDF_OK;
+}
+
+static int has_node(const store_exec *e, const char *path)
+{
+    for (size_t i = 0; i < e->nnodes; i++)
+        if (!strcmp(e->nodes[i].path, path))
+            return 1;
+    return 0;
+}
+
+/* How much of one node's stream --follow has printed: bytes counted from
+ * the first the node ever wrote (kept + dropped before them). */
+typedef struct followed {
+    char *path;
+    int stream;
+    uint64_t printed;
+} followed;
+
+/* Prints what node `path` wrote to stream `k` since *f, with a header
+ * when `header` and the stream differs from the last one printed
+ * (*last). */
+static int follow_stream(cmd_ctx *c, store *s, const char *id, followed *f, int header,
+                         const followed **last)
+{
+    static const char *const names[] = {"stdout", "stderr", "log"};
+    char *buf;
+    size_t len;
+    uint64_t dropped;
+    int st = store_output(s, id, f->path, f->stream, &buf, &len, &dropped);
+    if (st)
+        return st == NDF_ERR_NOT_FOUND ? NDF_OK : st;
+    uint64_t total = dropped + len;
+    if (total > f->printed) {
+        size_t from = 0;
+        int lost = 0;
+        if (f->printed < dropped)
+            lost = f->printed > 0 || dropped > 0; /* older bytes went before we saw them */
+        else
+            from = (size_t)(f->printed - dropped);
+        if (header && *last != f)
+            fprintf(c->out, "==> %s (%s)%s <==\n", *f->path ? f->path : "(pattern)",
+                    names[f->stream], lost ? " [older output dropped]" : "");
+        fwrite(buf + from, 1, len - from, c->out);
+        f->printed = total;
+        *last = f;
+        fflush(c->out);
+    }
+    free(buf);
+    return NDF_OK;
+}
+
+/* --follow: prints output as the store receives it (the running
+ * execution's progress, written while it runs), polling until the
+ * execution has ended, then what its final record adds. */
+static int follow_logs(cmd_ctx *c, store *s, const char *id, const char *step, int stream)
+{
+    followed *fs = NULL;
+    size_t nf = 0;
+    const followed *last = NULL;
+    int st, running, seen_step = 0;
+    do {
+        store_exec e;
+        if ((st = store_get(s, id, &e)))
+            break;
+        running = e.status == STORE_RUNNING;
+        for (size_t i = 0; i < e.nnodes && !st; i++) {
+            const store_node *n = &e.nodes[i];
+            if (step && strcmp(n->path, step) != 0)
+                continue;
+            seen_step = 1;
+            for (int k = 0; k < STORE_NSTREAMS && !st; k++) {
+                if ((stream >= 0 && stream != k) || !(n->outlen[k] || n->dropped[k]))
+                    continue;
+                size_t j;
+                for (j = 0; j < nf && (fs[j].stream != k || strcmp(fs[j].path, n->path)); j++)
+                    ;
+                if (j == nf) {
+                    fs = xrealloc(fs, (nf + 1) * sizeof *fs);
+                    fs[nf++] = (followed){xstrdup(n->path), k, 0};
+                }
+                st = follow_stream(c, s, id, &fs[j], !step, &last);
+            }
+        }
+        store_exec_free(&e);
+        if (!st && running)
+            usleep(200000);
+    } while (!st && running);
+    /* the step may appear only once it starts: unknown only at the end */
+    if (!st && step && !seen_step) {
+        store_exec e;
+        if (!(st = store_get(s, id, &e))) {
+            if (!has_node(&e, step))
+                st = err_set(NDF_ERR_NOT_FOUND,
+                             "execution %s has no step '%s' (see 'ndf status %s')", id, step, id);
+            store_exec_free(&e);
+        }
+    }
+    for (size_t j = 0; j < nf; j++)
+        free(fs[j].path);
+    free(fs);
+    return st ? fail(c, st) : EXIT_OK;
 }
 
 static int cmd_logs(cmd_ctx *c, int argc, char **argv)
@@ -483,14 +585,10 @@ static int cmd_logs(cmd_ctx *c, int argc, char **argv)
         return rc;
     store_exec e;
     int st;
-    for (;;) {
-        if ((st = store_get(s, id, &e)))
-            return fail(c, st);
-        if (!follow || e.status != STORE_RUNNING)
-            break;
-        store_exec_free(&e);
-        usleep(250000);
-    }
+    if (follow)
+        return follow_logs(c, s, id, step, stream);
+    if ((st = store_get(s, id, &e)))
+        return fail(c, st);
     for (size_t i = 0; i < e.nnodes && !st; i++) {
         const store_node *n = &e.nodes[i];
         if (step && strcmp(n->path, step) != 0)
@@ -499,14 +597,9 @@ static int cmd_logs(cmd_ctx *c, int argc, char **argv)
             if ((stream < 0 || stream == k) && n->outlen[k])
                 st = print_stream(c->out, s, id, n->path, k, !step);
     }
-    if (!st && step) {
-        int found = 0;
-        for (size_t i = 0; i < e.nnodes; i++)
-            found |= !strcmp(e.nodes[i].path, step);
-        if (!found)
-            st = err_set(NDF_ERR_NOT_FOUND, "execution %s has no step '%s' (see 'ndf status %s')",
-                         id, step, id);
-    }
+    if (!st && step && !has_node(&e, step))
+        st = err_set(NDF_ERR_NOT_FOUND, "execution %s has no step '%s' (see 'ndf status %s')", id,
+                     step, id);
     store_exec_free(&e);
     return st ? fail(c, st) : EXIT_OK;
 }

@@ -441,6 +441,19 @@ record *executor_find(executor *ex, const char *id)
     return found;
 }
 
+size_t executor_running(executor *ex, record ***out)
+{
+    pthread_mutex_lock(&ex->lock);
+    record **v = xmalloc((ex->nkept ? ex->nkept : 1) * sizeof *v);
+    size_t n = 0;
+    for (size_t i = 0; i < ex->nkept; i++)
+        if (atomic_load(&ex->kept[i]->started) && !atomic_load(&ex->kept[i]->done))
+            v[n++] = record_ref(ex->kept[i]);
+    pthread_mutex_unlock(&ex->lock);
+    *out = v;
+    return n;
+}
+
 int executor_cancel(executor *ex, const char *id)
 {
     record *r = executor_find(ex, id);

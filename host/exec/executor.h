@@ -135,6 +135,10 @@ void batch_results_free(batch_result *r, size_t n);
  * started), among those running and the last `keep` finished; NULL when
  * unknown. */
 record *executor_find(executor *ex, const char *id);
+/* References to the executions that are running now (among the last
+ * `keep` started) into *out (an array to free; unref each).  Returns the
+ * count. */
+size_t executor_running(executor *ex, record ***out);
 /* Cancels a running execution: its nodes see NDF_ERR_CANCELLED, its
  * processes are stopped.  NDF_OK or NDF_ERR_NOT_FOUND. */
 int executor_cancel(executor *ex, const char *id);

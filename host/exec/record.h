@@ -93,6 +93,8 @@ struct record {
     _Atomic int started; /* its work began (the root deadline is set) */
     _Atomic int claimed; /* someone is finishing it (once) */
     _Atomic int done;    /* the execution has returned */
+    _Atomic int stored;  /* its RUNNING row is committed (history_begin):
+                            progress may be written for it */
     int status;          /* final ndf_status (valid once done) */
     char *error;         /* final message, or NULL */
     double start_wall, start, end;

@@ -7,11 +7,14 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/resource.h>
 
 #include <ndf/sdk.h>
 
+#include "base/hashmap.h"
 #include "base/util.h"
+#include "exec/executor.h"
 #include "conf/config.h"
 #include "exec/record.h"
 #include "model/context.h"
@@ -99,21 +102,14 @@ static char *child_path(const ndf_exec *parent, size_t i, const char *path)
     return *path ? xasprintf("%s/%s", path, name) : xstrdup(name);
 }
 
-/* Appends `n` and its subtree to e's nodes, paths below `path` (taken).
+/* Fills `d` from node `n` at `path` (taken), without its children.
  * `limit` is the enclosing execution's deadline: a node's own timeout is
  * kept only when tighter.  Caller holds the record lock (messages and
  * outputs). */
-static void add_nodes(store_exec *e, size_t *cap, const ndf_exec *n, char *path, double limit)
+static void fill_node(store_node *d, const ndf_exec *n, char *path, double limit)
 {
-    if (e->nnodes == *cap) {
-        *cap = *cap ? *cap * 2 : 8;
-        e->nodes = xrealloc(e->nodes, *cap * sizeof *e->nodes);
-    }
-    store_node *d = &e->nodes[e->nnodes];
     memset(d, 0, sizeof *d);
     d->path = path;
-    d->seq = (int)e->nnodes;
-    e->nnodes++;
     d->kind = n->kind;
     d->state = atomic_load(&n->state);
     d->start = n->start > 0 ? n->start_wall : 0;
@@ -135,6 +131,20 @@ static void add_nodes(store_exec *e, size_t *cap, const ndf_exec *n, char *path,
             d->dropped[k] = t->dropped;
         }
     }
+}
+
+/* Appends `n` and its subtree to e's nodes, paths below `path` (taken).
+ * Caller holds the record lock. */
+static void add_nodes(store_exec *e, size_t *cap, const ndf_exec *n, char *path, double limit)
+{
+    if (e->nnodes == *cap) {
+        *cap = *cap ? *cap * 2 : 8;
+        e->nodes = xrealloc(e->nodes, *cap * sizeof *e->nodes);
+    }
+    store_node *d = &e->nodes[e->nnodes];
+    fill_node(d, n, path, limit);
+    d->seq = (int)e->nnodes;
+    e->nnodes++;
     size_t nk = __atomic_load_n(&n->nkids, __ATOMIC_ACQUIRE);
     for (size_t i = 0; i < nk; i++)
         add_nodes(e, cap, n->kids[i], child_path(n, i, path), limit);
@@ -347,7 +357,188 @@ int history_begin(store *s, const record *r, store_origin origin)
     sb_free(&sb);
     if (rc == NDF_ERR_EXISTS)
         rc = NDF_OK; /* it ended first: the final row is there */
+    if (rc == NDF_OK)
+        atomic_store(&((record *)(uintptr_t)r)->stored, 1);
     return rc;
+}
+
+/* ---- progress while executions run ---- */
+
+/* What was last written of one node. */
+typedef struct seen_node {
+    int state;
+    uint64_t written; /* bytes ever appended to its streams (kept + dropped) */
+} seen_node;
+
+/* One running execution being watched. */
+typedef struct watched {
+    hashmap *nodes; /* node address -> seen_node */
+    unsigned mark;  /* the sample that last saw it running */
+} watched;
+
+struct history_progress {
+    store *s;
+    executor *ex;
+    double interval;
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t cv;
+    int stopping;
+    hashmap *watched; /* execution id -> watched (the thread's own) */
+    unsigned mark;
+};
+
+static void watched_free(void *p)
+{
+    watched *w = p;
+    hashmap_free(w->nodes, free);
+    free(w);
+}
+
+static uint64_t bytes_written(const ndf_exec *n)
+{
+    uint64_t b = 0;
+    if (n->out && n->out != record_no_output)
+        for (int k = 0; k < STORE_NSTREAMS; k++)
+            b += n->out[k].len + n->out[k].dropped;
+    return b;
+}
+
+/* Writes the nodes of `n`'s subtree that changed since the last sample,
+ * at most *budget of them.  Caller holds the record lock. */
+static void sample_nodes(history_progress *hp, record *r, watched *w, const ndf_exec *n,
+                         int *budget)
+{
+    if (*budget <= 0)
+        return;
+    int state = atomic_load(&n->state);
+    uint64_t written = bytes_written(n);
+    seen_node *sn = hashmap_getn(w->nodes, (const char *)&n, sizeof n);
+    int was = sn ? sn->state : NDF_STATE_PENDING;
+    uint64_t had = sn ? sn->written : 0;
+    if (state != was || written != had) {
+        store_node d;
+        fill_node(&d, n, record_node_path(n), r->root->deadline);
+        store_progress(hp->s, r->id, &d);
+        free(d.path);
+        free(d.message);
+        for (int k = 0; k < STORE_NSTREAMS; k++)
+            free(d.out[k]);
+        if (!sn) {
+            sn = xmalloc(sizeof *sn);
+            hashmap_putn(w->nodes, (const char *)&n, sizeof n, sn);
+        }
+        sn->state = state;
+        sn->written = written;
+        (*budget)--;
+    }
+    size_t nk;
+    ndf_exec *const *kids = node_kids(n, &nk);
+    for (size_t i = 0; i < nk && *budget > 0; i++)
+        sample_nodes(hp, r, w, kids[i], budget);
+}
+
+/* Nodes written per execution and sample at most: progress of a huge
+ * execution trickles in over several samples instead of flooding the
+ * writer (its final record has every node anyway). */
+#define PROGRESS_BUDGET 512
+
+static void sample(history_progress *hp)
+{
+    record **v;
+    size_t n = executor_running(hp->ex, &v);
+    hp->mark++;
+    for (size_t i = 0; i < n; i++) {
+        record *r = v[i];
+        if (atomic_load(&r->stored)) {
+            watched *w = hashmap_get(hp->watched, r->id);
+            if (!w) {
+                w = xcalloc(1, sizeof *w);
+                w->nodes = hashmap_new();
+                hashmap_put(hp->watched, r->id, w);
+            }
+            w->mark = hp->mark;
+            int budget = PROGRESS_BUDGET;
+            pthread_mutex_lock(&r->lock);
+            sample_nodes(hp, r, w, r->root, &budget);
+            pthread_mutex_unlock(&r->lock);
+        }
+        record_unref(r);
+    }
+    free(v);
+    /* forget the executions that ended */
+    size_t pos = 0;
+    const char *id;
+    void *val;
+    char **gone = NULL;
+    size_t ngone = 0;
+    while (hashmap_next(hp->watched, &pos, &id, &val))
+        if (((watched *)val)->mark != hp->mark) {
+            gone = xrealloc(gone, (ngone + 1) * sizeof *gone);
+            gone[ngone++] = xstrdup(id);
+        }
+    for (size_t i = 0; i < ngone; i++) {
+        watched_free(hashmap_remove(hp->watched, gone[i]));
+        free(gone[i]);
+    }
+    free(gone);
+}
+
+static void *progress_main(void *arg)
+{
+    history_progress *hp = arg;
+    pthread_mutex_lock(&hp->lock);
+    while (!hp->stopping) {
+        struct timespec ts = record_timespec(now_mono() + hp->interval);
+        pthread_cond_timedwait(&hp->cv, &hp->lock, &ts);
+        if (hp->stopping)
+            break;
+        pthread_mutex_unlock(&hp->lock);
+        sample(hp);
+        pthread_mutex_lock(&hp->lock);
+    }
+    pthread_mutex_unlock(&hp->lock);
+    return NULL;
+}
+
+history_progress *history_progress_start(store *s, executor *ex, double interval_s)
+{
+    history_progress *hp = xcalloc(1, sizeof *hp);
+    hp->s = s;
+    hp->ex = ex;
+    hp->interval = interval_s > 0 ? interval_s : HISTORY_PROGRESS_INTERVAL;
+    hp->watched = hashmap_new();
+    pthread_mutex_init(&hp->lock, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&hp->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    int e = pthread_create(&hp->thread, NULL, progress_main, hp);
+    if (e) {
+        err_set(NDF_ERR_RESOURCE, "cannot start the progress thread: %s", strerror(e));
+        hashmap_free(hp->watched, NULL);
+        pthread_mutex_destroy(&hp->lock);
+        pthread_cond_destroy(&hp->cv);
+        free(hp);
+        return NULL;
+    }
+    return hp;
+}
+
+void history_progress_stop(history_progress *hp)
+{
+    if (!hp)
+        return;
+    pthread_mutex_lock(&hp->lock);
+    hp->stopping = 1;
+    pthread_cond_broadcast(&hp->cv);
+    pthread_mutex_unlock(&hp->lock);
+    pthread_join(hp->thread, NULL);
+    hashmap_free(hp->watched, watched_free);
+    pthread_mutex_destroy(&hp->lock);
+    pthread_cond_destroy(&hp->cv);
+    free(hp);
 }
 
 void history_on_complete(void *opaque, pattern *p, const record *r)

@@ -13,6 +13,7 @@ struct settings;
 struct pattern;
 struct record;
 struct registry_store;
+struct executor;
 
 /* The store options that the settings (storage { }, registry.learning,
  * confidence { }) give. */
@@ -48,6 +49,19 @@ int history_record(store *s, struct record *r, store_origin origin, struct patte
  * runs` and `ndf status ID` see it while it runs.  A record that already
  * ended is not an error (its final row wins). */
 int history_begin(store *s, const struct record *r, store_origin origin);
+
+/* Writes the progress of running executions into the store while they
+ * run: every `interval_s` (0: HISTORY_PROGRESS_INTERVAL), the nodes whose
+ * state or output changed, of each execution of `ex` recorded as RUNNING
+ * by history_begin().  So `ndf logs --follow` and `ndf status ID` see an
+ * execution advance, and crash recovery names the step that was running
+ * when its process died.  NULL (err_msg() says why) when the thread cannot
+ * start.  Stop it before freeing `ex` or closing `s`. */
+#define HISTORY_PROGRESS_INTERVAL 0.25
+typedef struct history_progress history_progress;
+history_progress *history_progress_start(store *s, struct executor *ex, double interval_s);
+/* Stops the thread (after its current sample) and frees `hp`; NULL is fine. */
+void history_progress_stop(history_progress *hp);
 
 /* The executor's on_complete for one-shot commands: `opaque` is a
  * history_hook. */

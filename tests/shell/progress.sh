@@ -1,0 +1,84 @@
+#!/bin/sh
+# Progress in the store while an execution runs: `ndf logs --follow`
+# prints a step's output before the execution ends, `ndf status ID` shows
+# the running step, a SIGKILLed run becomes CRASHED on the next open naming
+# the step that was running, and its redrive reruns only that step on.
+. "$top_srcdir/tests/shell/lib.sh"
+
+STATE=$SCRATCH/state
+GO=$SCRATCH/go
+LOG=$SCRATCH/log
+CONF=$SCRATCH/ndf.conf
+cat >"$CONF" <<EOF
+storage: { path = "$STATE"; };
+confidence: { threshold = 0.0; };
+patterns = (
+    { name = "live"; type = "sequential";
+      params = { rollback_enabled = false; steps = (
+        { name = "a"; step = "exec"; params = { shell = true; command = "echo a >> $LOG"; }; },
+        { name = "b"; step = "exec"; params = { shell = true;
+          command = "echo b >> $LOG; echo first; while [ ! -e $GO ]; do sleep 0.05; done; echo second"; }; },
+        { name = "c"; step = "exec"; params = { shell = true; command = "echo c >> $LOG"; }; } ); }; }
+);
+EOF
+ndf() { "$NDF" -c "$CONF" "$@"; }
+# waits up to 20 s for command "$@" to succeed
+wait_for() {
+    i=0
+    while ! "$@" >/dev/null 2>&1; do
+        i=$((i + 1))
+        [ $i -ge 400 ] && return 1
+        sleep 0.05
+    done
+}
+running_id() { ndf runs live --status RUNNING --limit 1 --json | sed -n 's/^\[{"id":"\([^"]*\)".*/\1/p'; }
+has_id() { [ -n "$(running_id)" ]; }
+
+# ---- logs --follow streams a running execution ----
+rm -f "$GO" "$LOG"
+"$NDF" -c "$CONF" run live 2>"$SCRATCH/run.err" &
+RUNNER=$!
+if wait_for has_id; then ok "the running execution is in the store"; else not_ok "no RUNNING row"; fi
+id=$(running_id)
+"$NDF" -c "$CONF" logs --follow "$id" b >"$SCRATCH/follow.out" 2>&1 &
+FOLLOW=$!
+if wait_for grep -q first "$SCRATCH/follow.out"; then
+    ok "logs --follow printed the step's first line while it runs"
+else
+    not_ok "logs --follow printed nothing while the step runs"
+fi
+kill -0 "$FOLLOW" 2>/dev/null && ok "logs --follow is still following" || not_ok "logs --follow ended early"
+expect_exit 0 "status of the running execution" -- ndf status "$id"
+expect_match "$out" "RUNNING +step b" "status shows step b RUNNING"
+expect_match "$out" "COMPLETED +step a" "and step a COMPLETED"
+touch "$GO"
+wait "$RUNNER"
+expect_match "$?" '^0$' "the run succeeded"
+wait "$FOLLOW"
+expect_match "$?" '^0$' "logs --follow ended with the execution"
+expect_match "$(tr '\n' ' ' <"$SCRATCH/follow.out")" '^first second $' "and printed all of the step's output once"
+
+# ---- a SIGKILL leaves the running step recorded ----
+rm -f "$GO" "$LOG"
+# exec: $! must be ndf itself, not a subshell running the function
+"$NDF" -c "$CONF" run live 2>/dev/null &
+RUNNER=$!
+wait_for has_id
+id=$(running_id)
+# b is running once its first line is stored
+wait_for sh -c "'$NDF' -c '$CONF' logs '$id' b | grep -q first"
+kill -9 "$RUNNER"
+wait "$RUNNER" 2>/dev/null
+expect_exit 0 "status after the crash" -- ndf status "$id"
+expect_match "$out" "CRASHED" "the next open marks it CRASHED"
+expect_match "$out" "died while 'b' was running" "naming the step that was running"
+expect_exit 0 "runs --status CRASHED" -- ndf runs live --status CRASHED --json
+expect_match "$out" "\"id\":\"$id\"" "runs lists it as CRASHED"
+
+# ---- and its redrive resumes at that step ----
+: >"$LOG"
+touch "$GO"
+expect_exit 0 "the crashed execution is redriven" -- ndf redrive "$id"
+expect_match "$(tr '\n' ' ' <"$LOG")" '^b c $' "the redrive reran b and c, not a"
+
+finish
