@@ -105,6 +105,30 @@ static void exec_json(strbuf *sb, const store_exec *e)
     else
         sb_json_str(sb, e->context);
     cJSON_Delete(ctx);
+    sb_puts(sb, ",\"plugins\":");
+    cJSON *pl = e->plugins ? cJSON_Parse(e->plugins) : NULL;
+    if (pl)
+        sb_puts(sb, e->plugins);
+    else
+        sb_json_str(sb, e->plugins);
+    cJSON_Delete(pl);
+}
+
+/* "sequential (plugin sequential 1.0, sha256 0123456789ab)" from an
+ * execution's plugins JSON into `buf`; "" when it says nothing. */
+static void plugins_text(char *buf, size_t n, const char *json)
+{
+    buf[0] = 0;
+    cJSON *j = json ? cJSON_Parse(json) : NULL;
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(j, "type");
+    const cJSON *p = cJSON_GetObjectItemCaseSensitive(j, "plugin");
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, "version");
+    const cJSON *h = cJSON_GetObjectItemCaseSensitive(j, "sha256");
+    if (cJSON_IsString(t))
+        snprintf(buf, n, "%s (plugin %s %s, sha256 %.12s)", t->valuestring,
+                 cJSON_IsString(p) ? p->valuestring : "?", cJSON_IsString(v) ? v->valuestring : "?",
+                 cJSON_IsString(h) ? h->valuestring : "?");
+    cJSON_Delete(j);
 }
 
 /* --since: seconds since the epoch, an ISO date or time (UTC), or an age
@@ -265,6 +289,10 @@ static void status_text(FILE *out, const store_exec *e, const store_exec *kids, 
     fprintf(out, "execution %s: %s in %.3fs\n", e->id, store_status_name(e->status), e->duration);
     fprintf(out, "pattern %s, started %s by %s on %s (pid %ld)\n", e->pattern, when,
             store_origin_name(e->origin), e->host ? e->host : "?", e->pid);
+    char ran[256];
+    plugins_text(ran, sizeof ran, e->plugins);
+    if (*ran)
+        fprintf(out, "type %s\n", ran);
     if (e->parent_id)
         fprintf(out, "sub-pattern of %s\n", e->parent_id);
     if (e->redrive_of)

@@ -384,6 +384,7 @@ static const key_def storage_keys[] = {
     {"history_limit", KT_LONG, 1, 1e6, 0, OFF(history_limit)},
     {"sync", KT_SYNC, 0, 0, 0, OFF(storage_sync)},
     {"retention", KT_NUM, 0, NOMAX, 0, OFF(retention_days)},
+    {"backup_interval", KT_NUM, 0, NOMAX, 0, OFF(backup_interval)},
     {NULL, 0, 0, 0, 0, 0}};
 static const key_def plugins_keys[] = {
     {"dirs", KT_PATHS, 0, 0, 0, 0},
@@ -1123,6 +1124,8 @@ void settings_to_json(const settings *s, strbuf *sb)
               s->history_limit);
     sb_printf(sb, ",\"sync\":\"%s\",\"retention\":", s->storage_sync ? "full" : "normal");
     sb_json_num(sb, s->retention_days, 0);
+    sb_puts(sb, ",\"backup_interval\":");
+    sb_json_num(sb, s->backup_interval, 0);
     sb_puts(sb, "}");
     sb_puts(sb, ",\"plugins\":{\"dirs\":[");
     for (size_t i = 0; i < s->nplugin_dirs; i++) {

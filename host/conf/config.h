@@ -34,6 +34,7 @@ typedef struct settings {
     long history_limit;
     int storage_sync;            /* 0: normal, 1: full */
     double retention_days;       /* ndf cleanup prunes older executions; 0: keep */
+    double backup_interval;      /* seconds between ndf serve's backups; 0: none */
 
     /* plugins { } */
     char **plugin_dirs;          /* absolute */

@@ -1323,7 +1323,11 @@ size_t loader_count(const loader *l)
 
 void loader_plugin(const loader *l, size_t i, plugin_info *info)
 {
-    const plugin *p = l->files[i];
+    loader_plugin_describe(l->files[i], info);
+}
+
+void loader_plugin_describe(const plugin *p, plugin_info *info)
+{
     memset(info, 0, sizeof *info);
     info->path = p->path;
     info->cached = p->cached;

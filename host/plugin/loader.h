@@ -70,6 +70,10 @@ size_t loader_count(const loader *l); /* files tried, loaded or refused */
 /* Fills `info` for the i-th file tried; pointers live as long as `l`. */
 void loader_plugin(const loader *l, size_t i, plugin_info *info);
 
+/* loader_plugin() of plugin `p` (a provided thing's owner); pointers live
+ * as long as the plugin (a pattern built on it pins it). */
+void loader_plugin_describe(const plugin *p, plugin_info *info);
+
 /* The directory private copies go to; lives as long as `l`. */
 const char *loader_cache_dir(const loader *l);
 

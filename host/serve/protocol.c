@@ -272,6 +272,15 @@ static void ping_members(strbuf *sb, const protocol_ping *p)
     num_member(sb, "plugins_not_unloadable", p->plugins_not_unloadable);
     num_member(sb, "reloads", p->reloads);
     num_member(sb, "reloads_failed", p->reloads_failed);
+    if (p->store_path) {
+        sb_puts(sb, ",\"store\":{\"path\":");
+        sb_json_str(sb, p->store_path);
+        sb_printf(sb, ",\"state\":\"%s\"", p->store_degraded ? "degraded" : "ok");
+        num_member(sb, "transactions", p->store_transactions);
+        num_member(sb, "executions", p->store_executions);
+        num_member(sb, "queued", p->store_queued);
+        sb_puts(sb, "}");
+    }
 }
 
 char *protocol_response(const response *r)

@@ -58,6 +58,10 @@ typedef struct protocol_ping {
     long pid;
     unsigned long plugins_retired, plugins_unloaded, plugins_not_unloadable;
     unsigned long reloads, reloads_failed;
+    /* the store: NULL path when there is none */
+    const char *store_path;
+    int store_degraded; /* its last write failed (until one succeeds) */
+    unsigned long store_transactions, store_executions, store_queued;
 } protocol_ping;
 
 /* response.has */

@@ -294,15 +294,26 @@ static char *req_command(server *s, const request *rq)
     return text;
 }
 
+/* The serving configuration's interval backups (storage.backup_interval). */
+static void schedule_backups(server *s, const settings *set)
+{
+    if (s->base->st && store_backup_every(s->base->st, set->backup_interval) != NDF_OK)
+        log_msg(NDF_LOG_ERROR, "%s", err_msg());
+}
+
 /* A reload; a new configuration may name other plugin directories. */
 static void reload(server *s, int with_config, reload_result *res)
 {
     genset_reload(s->gs, with_config, res);
-    if (res->config_status > 0 && s->w) {
+    if (res->config_status > 0) {
         gen *g = genset_current(s->gs);
-        size_t n;
-        char *const *dirs = runtime_plugin_dirs(s->base, &gen_runtime(g)->cfg->set, &n);
-        watch_set(s->w, dirs, n);
+        const settings *set = &gen_runtime(g)->cfg->set;
+        if (s->w) {
+            size_t n;
+            char *const *dirs = runtime_plugin_dirs(s->base, set, &n);
+            watch_set(s->w, dirs, n);
+        }
+        schedule_backups(s, set);
         genset_release(s->gs, g);
     }
 }
@@ -341,6 +352,15 @@ static char *req_ping(server *s)
                        .plugins_not_unloadable = st.plugins.not_unloadable,
                        .reloads = st.reloads_ok,
                        .reloads_failed = st.reloads_failed};
+    if (s->base->st) {
+        store_stats ss;
+        store_get_stats(s->base->st, &ss);
+        p.store_path = store_path(s->base->st);
+        p.store_degraded = ss.degraded;
+        p.store_transactions = (unsigned long)ss.transactions;
+        p.store_executions = (unsigned long)ss.executions;
+        p.store_queued = (unsigned long)ss.queued;
+    }
     response a = {.ok = 1, .has = RESP_GENERATION, .generation = st.generation, .ping = &p};
     return protocol_response(&a);
 }
@@ -555,6 +575,8 @@ static int start(server *s)
         char *const *dirs = runtime_plugin_dirs(rt, set, &n);
         watch_set(s->w, dirs, n);
     }
+    if (rc == NDF_OK)
+        schedule_backups(s, set);
     if (rc == NDF_OK) {
         size_t np = registry_count(gen_runtime(g)->reg), nf = loader_count(rt->ld);
         log_msg(NDF_LOG_INFO, "serving on %s (pid %ld, %zu pattern%s, %zu plugin file%s)", to.path,

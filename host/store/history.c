@@ -20,6 +20,7 @@
 #include "model/context.h"
 #include "model/delegate.h"
 #include "model/pattern.h"
+#include "plugin/loader.h"
 #include "store/history.h"
 
 void history_opts(const settings *set, store_opts *o)
@@ -150,6 +151,29 @@ static void add_nodes(store_exec *e, size_t *cap, const ndf_exec *n, char *path,
         add_nodes(e, cap, n->kids[i], child_path(n, i, path), limit);
 }
 
+/* What ran: the pattern type of `p` and the plugin file that provided it
+ * (name, version, sha-256), as JSON for the executions' plugins column,
+ * so a run can be tied to the exact build it ran on.  NULL when unknown. */
+static char *plugins_json(const pattern *p)
+{
+    if (!p || !p->type || !p->type->owner)
+        return NULL;
+    plugin_info pi;
+    loader_plugin_describe(p->type->owner, &pi);
+    strbuf sb;
+    sb_init(&sb);
+    sb_puts(&sb, "{\"type\":");
+    sb_json_str(&sb, p->type->name);
+    sb_puts(&sb, ",\"plugin\":");
+    sb_json_str(&sb, pi.name);
+    sb_puts(&sb, ",\"version\":");
+    sb_json_str(&sb, pi.version);
+    sb_puts(&sb, ",\"sha256\":");
+    sb_json_str(&sb, *pi.hash ? pi.hash : NULL);
+    sb_puts(&sb, "}");
+    return sb_steal(&sb);
+}
+
 typedef struct builder {
     store_exec *v;
     pattern **pats;
@@ -202,6 +226,7 @@ static void find_subs(builder *b, const ndf_exec *n, const char *path, const cha
                              : NULL;
             /* a sub-pattern the confidence gate refused never ran */
             e->learn = st != NDF_STATE_SKIPPED;
+            e->plugins = plugins_json(k->pat);
             size_t cap = 0;
             add_nodes(e, &cap, k, xstrdup(""), k->deadline);
             inner = e->id;
@@ -270,6 +295,7 @@ void history_from_record(const record *rc, store_origin origin, store_exec **out
     if (isfinite(r->root->deadline) && r->root->start > 0 && r->root->deadline > r->root->start)
         e->timeout = r->root->deadline - r->root->start;
     process_usage(&e->cpu, &e->peak_rss_kb);
+    e->plugins = plugins_json(r->root->pat);
     size_t cap = 0;
     add_nodes(e, &cap, r->root, xstrdup(""), r->root->deadline);
     find_subs(&b, r->root, "", b.v[0].id);

@@ -249,6 +249,12 @@ int store_cleanup(store *s, long history_limit, double max_age_s, double now,
  * backups beyond opts.backups.  *path_out (may be NULL) gets the file's
  * path; caller frees. */
 int store_backup(store *s, char **path_out);
+/* store_backup() every `interval_s` seconds, from a thread of its own
+ * (ndf serve's storage.backup_interval), the first `interval_s` after the
+ * call; a new interval starts the count over, 0 stops them.  A backup that
+ * fails is logged at error priority and tried again an interval later.
+ * store_close() waits for a backup in progress. */
+int store_backup_every(store *s, double interval_s);
 /* The newest backup file in the storage directory `dir`, or NULL when there
  * is none.  Caller frees. */
 char *store_newest_backup(const char *dir);

@@ -276,6 +276,13 @@ struct store {
     pthread_t thread;
     uint64_t transactions, executions; /* (qlock) */
     int degraded;                      /* (qlock) */
+
+    /* interval backups (store_backup_every) */
+    pthread_mutex_t block;
+    pthread_cond_t bcv;
+    pthread_t bthread;
+    int bstarted, bstopping; /* (block) */
+    double binterval;        /* (block) seconds; 0: none */
 };
 
 /* ------------------------------------------------------------------ */
@@ -1545,6 +1552,12 @@ int store_open(const char *dir, const store_opts *opts, store **out)
     pthread_mutex_init(&s->qlock, NULL);
     pthread_cond_init(&s->qcv, NULL);
     pthread_cond_init(&s->dcv, NULL);
+    pthread_mutex_init(&s->block, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&s->bcv, &ca);
+    pthread_condattr_destroy(&ca);
     if (gethostname(s->host, sizeof s->host) != 0)
         snprintf(s->host, sizeof s->host, "localhost");
     s->host[sizeof s->host - 1] = 0;
@@ -1571,6 +1584,13 @@ void store_close(store *s)
 {
     if (!s)
         return;
+    pthread_mutex_lock(&s->block);
+    s->bstopping = 1;
+    pthread_cond_broadcast(&s->bcv);
+    int bstarted = s->bstarted;
+    pthread_mutex_unlock(&s->block);
+    if (bstarted)
+        pthread_join(s->bthread, NULL); /* after the backup in progress, if any */
     pthread_mutex_lock(&s->qlock);
     s->stopping = 1;
     pthread_cond_signal(&s->qcv);
@@ -1590,6 +1610,8 @@ void store_close(store *s)
     pthread_mutex_destroy(&s->qlock);
     pthread_cond_destroy(&s->qcv);
     pthread_cond_destroy(&s->dcv);
+    pthread_mutex_destroy(&s->block);
+    pthread_cond_destroy(&s->bcv);
     free(s->dir);
     free(s->path);
     free(s);
@@ -1603,6 +1625,71 @@ const char *store_path(const store *s)
 const char *store_dir(const store *s)
 {
     return s->dir;
+}
+
+static struct timespec mono_after(double seconds)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    if (seconds > 1e9)
+        seconds = 1e9;
+    double whole = floor(seconds);
+    ts.tv_sec += (time_t)whole;
+    ts.tv_nsec += (long)((seconds - whole) * 1e9);
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    return ts;
+}
+
+static void *backup_main(void *arg)
+{
+    store *s = arg;
+    pthread_mutex_lock(&s->block);
+    while (!s->bstopping) {
+        if (s->binterval <= 0) {
+            pthread_cond_wait(&s->bcv, &s->block);
+            continue;
+        }
+        double interval = s->binterval;
+        struct timespec ts = mono_after(interval);
+        int e = pthread_cond_timedwait(&s->bcv, &s->block, &ts);
+        /* woken early: stopping, or a new interval that starts over */
+        if (e != ETIMEDOUT || s->bstopping)
+            continue;
+        pthread_mutex_unlock(&s->block);
+        char *path;
+        if (store_backup(s, &path) == NDF_OK)
+            log_msg(NDF_LOG_INFO, "backup written: %s", path);
+        else
+            log_msg(NDF_LOG_ERROR, "interval backup failed (tried again in %gs): %s", interval,
+                    err_msg());
+        free(path);
+        pthread_mutex_lock(&s->block);
+    }
+    pthread_mutex_unlock(&s->block);
+    return NULL;
+}
+
+int store_backup_every(store *s, double interval_s)
+{
+    if (!(interval_s >= 0) || !isfinite(interval_s))
+        return err_set(NDF_ERR_INVALID, "backup interval %g: expected seconds >= 0", interval_s);
+    int rc = NDF_OK;
+    pthread_mutex_lock(&s->block);
+    s->binterval = interval_s;
+    if (!s->bstarted && interval_s > 0) {
+        int e = pthread_create(&s->bthread, NULL, backup_main, s);
+        if (e)
+            rc = err_set(NDF_ERR_RESOURCE, "%s: cannot start the backup thread: %s", s->path,
+                         strerror(e));
+        else
+            s->bstarted = 1;
+    }
+    pthread_cond_broadcast(&s->bcv);
+    pthread_mutex_unlock(&s->block);
+    return rc;
 }
 
 /* ------------------------------------------------------------------ */
