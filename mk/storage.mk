@@ -26,8 +26,15 @@ tests_check_analytics_CPPFLAGS = $(CORE_TEST_CFLAGS)
 tests_check_analytics_LDADD = $(CORE_TEST_LIBS)
 TESTS += tests/check_analytics
 
-TESTS += tests/shell/storage.sh tests/shell/redrive.sh tests/shell/progress.sh
-EXTRA_DIST += tests/shell/storage.sh tests/shell/redrive.sh tests/shell/progress.sh
+TESTS += tests/shell/storage.sh tests/shell/redrive.sh tests/shell/progress.sh \
+	tests/shell/crash.sh tests/shell/faults.sh tests/shell/concurrency.sh
+EXTRA_DIST += tests/shell/storage.sh tests/shell/redrive.sh tests/shell/progress.sh \
+	tests/shell/crash.sh tests/shell/faults.sh tests/shell/concurrency.sh
+# the shell tests' view into a store (invariants, ids, counts); built, not run
+check_PROGRAMS += tests/store_probe
+tests_store_probe_SOURCES = tests/store_probe.c
+tests_store_probe_CPPFLAGS = $(CORE_TEST_CFLAGS) $(SQLITE_CFLAGS)
+tests_store_probe_LDADD = libndfcore.la $(SQLITE_LIBS)
 
 check_PROGRAMS += tests/check_monitor
 tests_check_monitor_SOURCES = tests/check_monitor.c

@@ -412,6 +412,114 @@ START_TEST(test_learning_disabled)
 }
 END_TEST
 
+/* store_learning_all: the same state as store_learning, one call per
+ * stored pattern, in name order, domains included. */
+typedef struct all_seen {
+    char names[8][16];
+    learning_state st[8];
+    int n;
+} all_seen;
+
+static void all_each(void *arg, const char *name, learning_state *st)
+{
+    all_seen *a = arg;
+    ck_assert_int_lt(a->n, 8);
+    snprintf(a->names[a->n], sizeof a->names[a->n], "%s", name);
+    a->st[a->n++] = *st; /* taken */
+    memset(st, 0, sizeof *st);
+}
+
+static void leave_each(void *arg, const char *name, learning_state *st)
+{
+    (void)name;
+    (void)st; /* not taken: the store frees it */
+    (*(int *)arg)++;
+}
+
+START_TEST(test_learning_all)
+{
+    store *s = open_default();
+    ck_assert_int_eq(finish(s, "a1", "beta", STORE_SUCCEEDED, "web"), NDF_OK);
+    ck_assert_int_eq(finish(s, "a2", "beta", STORE_FAILED, "db"), NDF_OK);
+    ck_assert_int_eq(finish(s, "a3", "alpha", STORE_SUCCEEDED, NULL), NDF_OK);
+    ck_assert_int_eq(finish(s, "a4", "gamma", STORE_SUCCEEDED, "web"), NDF_OK);
+    ck_assert_int_eq(finish(s, "a5", "beta", STORE_SUCCEEDED, "web"), NDF_OK);
+    all_seen a;
+    memset(&a, 0, sizeof a);
+    ck_assert_msg(store_learning_all(s, all_each, &a) == NDF_OK, "%s", err_msg());
+    ck_assert_int_eq(a.n, 3);
+    ck_assert_str_eq(a.names[0], "alpha");
+    ck_assert_str_eq(a.names[1], "beta");
+    ck_assert_str_eq(a.names[2], "gamma");
+    for (int i = 0; i < a.n; i++) {
+        learning_state one;
+        ck_assert_int_eq(store_learning(s, a.names[i], &one), NDF_OK);
+        ck_assert_uint_eq(a.st[i].executions, one.executions);
+        ck_assert_uint_eq(a.st[i].successes, one.successes);
+        ck_assert(a.st[i].alpha == one.alpha && a.st[i].beta == one.beta);
+        ck_assert(a.st[i].score == one.score && a.st[i].created == one.created);
+        ck_assert_uint_eq(a.st[i].ndomains, one.ndomains);
+        for (size_t k = 0; k < one.ndomains; k++) {
+            ck_assert_str_eq(a.st[i].domains[k].domain, one.domains[k].domain);
+            ck_assert_uint_eq(a.st[i].domains[k].executions, one.domains[k].executions);
+            ck_assert_uint_eq(a.st[i].domains[k].successes, one.domains[k].successes);
+        }
+        learning_free(&one);
+        learning_free(&a.st[i]);
+    }
+    int calls = 0;
+    ck_assert_int_eq(store_learning_all(s, leave_each, &calls), NDF_OK);
+    ck_assert_int_eq(calls, 3);
+    store_close(s);
+}
+END_TEST
+
+/* store_backup_every: backups appear on their own, rotated to opts.backups;
+ * 0 stops them; store_close() does not wait for the next one. */
+static int count_backups(void)
+{
+    char *b = xasprintf("%s/backups", dir);
+    DIR *d = opendir(b);
+    free(b);
+    int n = 0;
+    struct dirent *de;
+    while (d && (de = readdir(d)))
+        n += strncmp(de->d_name, "ndf-", 4) == 0;
+    if (d)
+        closedir(d);
+    return n;
+}
+
+START_TEST(test_backup_every)
+{
+    store_opts o;
+    store_opts_default(&o);
+    o.backups = 2;
+    store *s = open_with(&o);
+    ck_assert_int_eq(finish(s, "e1", "p", STORE_SUCCEEDED, NULL), NDF_OK);
+    ck_assert_int_eq(store_backup_every(s, -1), NDF_ERR_INVALID);
+    ck_assert_int_eq(store_backup_every(s, 0.05), NDF_OK);
+    int n = 0;
+    for (int i = 0; i < 400 && (n = count_backups()) < 2; i++)
+        usleep(10000);
+    ck_assert_int_eq(n, 2);
+    usleep(200000); /* more intervals: still two, rotated */
+    ck_assert_int_eq(count_backups(), 2);
+    ck_assert_int_eq(store_backup_every(s, 0), NDF_OK);
+    char *newest = store_newest_backup(dir);
+    usleep(200000);
+    char *still = store_newest_backup(dir);
+    ck_assert_str_eq(newest, still); /* stopped */
+    free(newest);
+    free(still);
+    /* a long interval: closing does not wait for it */
+    ck_assert_int_eq(store_backup_every(s, 3600), NDF_OK);
+    double t0 = now_mono();
+    store_close(s);
+    ck_assert(now_mono() - t0 < 30);
+}
+END_TEST
+
 /* ------------------------------------------------------------------ */
 /* exact counts across processes */
 
@@ -1412,6 +1520,8 @@ static Suite *store_suite(void)
     tcase_add_test(tc, test_record_and_get);
     tcase_add_test(tc, test_runs_query);
     tcase_add_test(tc, test_learning_disabled);
+    tcase_add_test(tc, test_learning_all);
+    tcase_add_test(tc, test_backup_every);
     tcase_add_test(tc, test_concurrent_processes);
     tcase_add_test(tc, test_check_detects_drift);
     tcase_add_test(tc, test_group_commit_threads);

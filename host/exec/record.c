@@ -294,6 +294,7 @@ static ndf_exec *node_alloc(record *r, ndf_exec *parent, ndf_node_kind kind, con
     n->data_free = NULL;
     n->pat = NULL;
     n->cleanup = 0;
+    n->reused = 0;
     memcpy(n->name, name ? name : "", len + 1);
     return n;
 }

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/hashmap.h"
 #include "base/util.h"
 #include "model/build.h"
 #include "model/pattern.h"
@@ -20,7 +21,7 @@ static void report(const build_opts *o, const char *msg)
 /* Learning goes on across runs and reloads: from the previous generation's
  * pattern of the same name, else from the store.  A bad stored record is
  * reported by the store and the pattern starts afresh. */
-static void carry_learning(const build_opts *o, pattern *p)
+static void carry_learning(const build_opts *o, hashmap *bulk, pattern *p)
 {
     pattern *old = NULL;
     if (o->prev && registry_get(o->prev, p->name, &old) == NDF_OK) {
@@ -28,11 +29,21 @@ static void carry_learning(const build_opts *o, pattern *p)
         pattern_unref(old);
         return;
     }
-    if (!o->store || !o->store->load)
-        return;
     learning_state st;
     memset(&st, 0, sizeof st);
-    int rc = o->store->load(o->store->opaque, p->name, &st);
+    int rc;
+    if (bulk) {
+        learning_state *got = hashmap_remove(bulk, p->name);
+        if (!got)
+            return; /* nothing stored */
+        st = *got;
+        free(got);
+        rc = NDF_OK;
+    } else if (!o->store || !o->store->load) {
+        return;
+    } else {
+        rc = o->store->load(o->store->opaque, p->name, &st);
+    }
     if (rc == NDF_OK) {
         pthread_mutex_lock(&p->lock);
         learning_free(&p->learn);
@@ -214,6 +225,46 @@ static size_t check_cycles(const build_opts *o, registry *reg, edges *es)
     return errors;
 }
 
+static void bulk_put(void *arg, const char *name, learning_state *st)
+{
+    learning_state *copy = xmalloc(sizeof *copy);
+    *copy = *st;
+    memset(st, 0, sizeof *st);
+    learning_state *was = hashmap_put(arg, name, copy);
+    if (was) {
+        learning_free(was);
+        free(was);
+    }
+}
+
+static void bulk_free(void *v)
+{
+    learning_free(v);
+    free(v);
+}
+
+/* From this many definitions on (and with no previous generation to take
+ * state from), the whole patterns table is read at once: one query costs
+ * less than this many indexed lookups even when the table holds many
+ * patterns the configuration no longer defines. */
+#define BULK_LOAD_MIN 64
+
+/* The stored learning state of every pattern, by name, or NULL when it is
+ * read per pattern instead. */
+static hashmap *bulk_load(const build_opts *o, size_t ndefs)
+{
+    if (o->prev || ndefs < BULK_LOAD_MIN || !o->store || !o->store->load_all)
+        return NULL;
+    hashmap *m = hashmap_new();
+    if (o->store->load_all(o->store->opaque, bulk_put, m) != NDF_OK) {
+        /* per pattern, then, which reports what is wrong where */
+        log_msg(NDF_LOG_WARN, "%s", err_msg());
+        hashmap_free(m, bulk_free);
+        return NULL;
+    }
+    return m;
+}
+
 static void free_edges(edges *es)
 {
     for (size_t i = 0; i < es->n; i++) {
@@ -241,11 +292,12 @@ registry *build_registry(const build_opts *o, ndf_value *const *defs, size_t nde
     loader_take_requirements(&stale, &nstale);
     loader_free_requirements(stale, nstale);
     edges es = {0};
+    hashmap *bulk = bulk_load(o, ndefs);
     for (size_t i = 0; i < ndefs; i++) {
         pattern *p;
         int rc = pattern_build(o->ld, value_dup(defs[i]), &set->learning, &p);
         if (rc == NDF_OK) {
-            carry_learning(o, p);
+            carry_learning(o, bulk, p);
             rc = registry_register(reg, p);
             take_edges(&es, rc == NDF_OK ? p->name : NULL);
             pattern_unref(p);
@@ -257,6 +309,7 @@ registry *build_registry(const build_opts *o, ndf_value *const *defs, size_t nde
             errors++;
         }
     }
+    hashmap_free(bulk, bulk_free);
     errors += check_cycles(o, reg, &es);
     errors += check_unknown(o, reg, &es);
     free_edges(&es);

@@ -22,6 +22,12 @@ typedef struct registry_store {
     int (*save)(void *opaque, const char *name, const learning_state *st);
     /* Loads it; NDF_ERR_NOT_FOUND when there is none. */
     int (*load)(void *opaque, const char *name, learning_state *st);
+    /* Optional (NULL: load() per pattern): calls `each` once per stored
+     * pattern with its state (which `each` takes), in one read of the
+     * whole table, so that building a registry of many patterns costs one
+     * query, not one per pattern.  Returns an ndf_status. */
+    int (*load_all)(void *opaque, void (*each)(void *arg, const char *name, learning_state *st),
+                    void *arg);
 } registry_store;
 
 typedef struct pattern {

@@ -42,6 +42,12 @@ static int seam_load(void *opaque, const char *name, learning_state *st)
     return store_learning(opaque, name, st);
 }
 
+static int seam_load_all(void *opaque, void (*each)(void *, const char *, learning_state *),
+                         void *arg)
+{
+    return store_learning_all(opaque, each, arg);
+}
+
 static int seam_save(void *opaque, const char *name, const learning_state *st)
 {
     (void)opaque;
@@ -55,6 +61,7 @@ void history_registry_seam(store *s, registry_store *out)
     out->opaque = s;
     out->load = seam_load;
     out->save = seam_save;
+    out->load_all = seam_load_all;
 }
 
 /* ---- records to rows ---- */

@@ -220,6 +220,11 @@ int store_output(store *s, const char *id, const char *path, int stream, char **
  * read).  NDF_ERR_NOT_FOUND when nothing is stored.  Free with
  * learning_free(). */
 int store_learning(store *s, const char *name, learning_state *out);
+/* store_learning() of every stored pattern in one read: calls `each` per
+ * pattern, in name order, with its state, which `each` may take (zeroing
+ * it) or leave to be freed.  What the registry reads at start-up. */
+typedef void (*store_learning_fn)(void *arg, const char *name, learning_state *st);
+int store_learning_all(store *s, store_learning_fn each, void *arg);
 /* Names of the patterns with stored state, sorted; free each and the array. */
 int store_patterns(store *s, char ***names, size_t *n);
 /* seed reset_stats: the pattern's learning state back to "no executions"

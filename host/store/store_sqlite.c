@@ -316,6 +316,12 @@ static int db_fail(const char *dir, const char *path, sqlite3 *db, int rc, const
         free(b);
         return st;
     }
+    /* "disk I/O error" alone does not tell a full disk from a failing one:
+     * the system's own reason does */
+    int se = db ? sqlite3_system_errno(db) : 0;
+    if (se && ((rc & 0xff) == SQLITE_IOERR || (rc & 0xff) == SQLITE_FULL ||
+               (rc & 0xff) == SQLITE_CANTOPEN || (rc & 0xff) == SQLITE_READONLY))
+        return err_set(NDF_ERR_IO, "%s: %s: %s (%s)", path, what, why, strerror(se));
     return err_set(NDF_ERR_IO, "%s: %s: %s", path, what, why);
 }
 
@@ -2249,6 +2255,84 @@ int store_learning(store *s, const char *name, learning_state *out)
     pthread_mutex_unlock(&s->rlock);
     if (rc)
         learning_free(out);
+    return rc;
+}
+
+int store_learning_all(store *s, store_learning_fn each, void *arg)
+{
+    pthread_mutex_lock(&s->rlock);
+    sqlite3_stmt *pt = NULL, *dt = NULL;
+    int rc = reader(s), r = SQLITE_OK;
+    /* both in name order, merged: two scans instead of two lookups per
+     * pattern; one read transaction, so the two agree */
+    if (!rc && (r = sqlite3_exec(s->r, "BEGIN", NULL, NULL, NULL)) != SQLITE_OK)
+        rc = rfail(s, r, "cannot read learning state");
+    int began = !rc;
+    if (!rc &&
+        (r = sqlite3_prepare_v2(s->r,
+                                "SELECT name, executions, successes, score, alpha, beta,"
+                                " converged, last_used, created, duration_total, timed"
+                                " FROM patterns ORDER BY name",
+                                -1, &pt, NULL)) != SQLITE_OK)
+        rc = rfail(s, r, "cannot read learning state");
+    if (!rc && (r = sqlite3_prepare_v2(s->r,
+                                       "SELECT pattern, domain, executions, successes"
+                                       " FROM pattern_domains ORDER BY pattern, domain",
+                                       -1, &dt, NULL)) != SQLITE_OK)
+        rc = rfail(s, r, "cannot read learning state");
+    int dr = rc ? SQLITE_DONE : sqlite3_step(dt);
+    while (!rc && (r = sqlite3_step(pt)) == SQLITE_ROW) {
+        const char *name = (const char *)sqlite3_column_text(pt, 0);
+        if (!name)
+            continue;
+        learning_state ls;
+        memset(&ls, 0, sizeof ls);
+        ls.executions = (uint64_t)sqlite3_column_int64(pt, 1);
+        ls.successes = (uint64_t)sqlite3_column_int64(pt, 2);
+        ls.score = sqlite3_column_double(pt, 3);
+        ls.alpha = sqlite3_column_double(pt, 4);
+        ls.beta = sqlite3_column_double(pt, 5);
+        ls.converged = sqlite3_column_int(pt, 6);
+        ls.last_used = sqlite3_column_double(pt, 7);
+        ls.created = sqlite3_column_double(pt, 8);
+        ls.duration_total = sqlite3_column_double(pt, 9);
+        ls.timed = (uint64_t)sqlite3_column_int64(pt, 10);
+        size_t cap = 0;
+        /* domains of patterns with no row (none in a consistent store) are skipped */
+        while (dr == SQLITE_ROW) {
+            const char *dp = (const char *)sqlite3_column_text(dt, 0);
+            int c = dp ? strcmp(dp, name) : -1;
+            if (c > 0)
+                break;
+            if (c == 0) {
+                if (ls.ndomains == cap) {
+                    cap = cap ? cap * 2 : 4;
+                    ls.domains = xrealloc(ls.domains, cap * sizeof *ls.domains);
+                }
+                domain_count *d = &ls.domains[ls.ndomains++];
+                d->domain = col_dup(dt, 1);
+                if (!d->domain)
+                    d->domain = xstrdup("");
+                d->executions = (uint64_t)sqlite3_column_int64(dt, 2);
+                d->successes = (uint64_t)sqlite3_column_int64(dt, 3);
+            }
+            dr = sqlite3_step(dt);
+        }
+        if (dr != SQLITE_ROW && dr != SQLITE_DONE) {
+            learning_free(&ls);
+            rc = rfail(s, dr, "cannot read learning state");
+            break;
+        }
+        each(arg, name, &ls);
+        learning_free(&ls); /* what `each` did not take */
+    }
+    if (!rc && r != SQLITE_DONE)
+        rc = rfail(s, r, "cannot read learning state");
+    sqlite3_finalize(pt);
+    sqlite3_finalize(dt);
+    if (began)
+        sqlite3_exec(s->r, "COMMIT", NULL, NULL, NULL);
+    pthread_mutex_unlock(&s->rlock);
     return rc;
 }
 
