@@ -54,6 +54,9 @@ CLEANFILES += tests/bench/bench_store
 tests_bench_bench_store_SOURCES = tests/bench/bench_store.c
 tests_bench_bench_store_CPPFLAGS = $(CORE_TEST_CFLAGS)
 tests_bench_bench_store_LDADD = libndfcore.la $(SQLITE_LIBS)
+BENCHMARKS += tests/bench/bench_e2e.sh
+EXTRA_DIST += tests/bench/bench_e2e.sh
+tests/bench/bench_e2e.sh: tests/bench/bench_store
 
 check_PROGRAMS += tests/check_history
 tests_check_history_SOURCES = tests/check_history.c

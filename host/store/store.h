@@ -256,7 +256,8 @@ int store_cleanup(store *s, long history_limit, double max_age_s, double now,
 int store_backup(store *s, char **path_out);
 /* store_backup() every `interval_s` seconds, from a thread of its own
  * (ndf serve's storage.backup_interval), the first `interval_s` after the
- * call; a new interval starts the count over, 0 stops them.  A backup that
+ * call; a new interval starts the count over, 0 stops them (returning
+ * after a backup being written, if any, has ended).  A backup that
  * fails is logged at error priority and tried again an interval later.
  * store_close() waits for a backup in progress. */
 int store_backup_every(store *s, double interval_s);

@@ -31,6 +31,7 @@
 #include <ndf/sdk.h>
 
 #include "base/fsutil.h"
+#include "base/hashmap.h"
 #include "store/storage.h"
 #include "store/store.h"
 
@@ -257,9 +258,13 @@ struct store {
     char host[256];
     char boot_id[64];
 
-    pthread_mutex_t wlock; /* guards w, ws[] */
+    pthread_mutex_t wlock; /* guards w, ws[], since_prune */
     sqlite3 *w;
     sqlite3_stmt *ws[W_COUNT];
+    /* executions recorded per pattern since its last prune: the prune (a
+     * scan of up to history_limit rows) runs every history_limit/16 of
+     * them, not after every commit */
+    hashmap *since_prune;
 
     pthread_mutex_t rlock; /* guards r, rs[] */
     sqlite3 *r;
@@ -282,6 +287,7 @@ struct store {
     pthread_cond_t bcv;
     pthread_t bthread;
     int bstarted, bstopping; /* (block) */
+    int brunning;            /* (block) a backup is being written */
     double binterval;        /* (block) seconds; 0: none */
 };
 
@@ -1232,23 +1238,27 @@ static void run_batch(store *s, job *batch, size_t *committed)
             finished += j->ne;
     }
     if (s->opts.history_limit > 0) {
-        /* each pattern the batch wrote, once */
+        /* Each pattern once it has had `step` more executions: the prune
+         * skips the `history_limit` newest rows, which after every commit
+         * made the rate fall as history grew.  Kept rows exceed the limit
+         * by less than `step` in between (exact for limits below 32). */
+        uintptr_t step = (uintptr_t)(s->opts.history_limit / 16);
+        if (step < 1)
+            step = 1;
+        if (!s->since_prune)
+            s->since_prune = hashmap_new();
         for (job *j = batch; j; j = j->next) {
             if (j->kind != JOB_FINISH || j->rc)
                 continue;
             for (size_t i = 0; i < j->ne; i++) {
                 const char *pat = j->e[i].pattern;
-                int seen = 0;
-                for (job *k = batch; k && !seen; k = k->next) {
-                    if (k->kind != JOB_FINISH || k->rc)
-                        continue;
-                    size_t upto = k == j ? i : k->ne;
-                    for (size_t m = 0; m < upto && !seen; m++)
-                        seen = strcmp(k->e[m].pattern, pat) == 0;
-                    if (k == j)
-                        break;
+                uintptr_t n = (uintptr_t)hashmap_get(s->since_prune, pat) + 1;
+                if (n < step) {
+                    hashmap_put(s->since_prune, pat, (void *)n);
+                    continue;
                 }
-                if (!seen && (rc = prune_pattern(s, pat, s->opts.history_limit, NULL)))
+                hashmap_put(s->since_prune, pat, NULL);
+                if ((rc = prune_pattern(s, pat, s->opts.history_limit, NULL)))
                     goto abort;
             }
         }
@@ -1605,6 +1615,7 @@ void store_close(store *s)
     /* the writer drains the queue before it stops */
     if (started)
         pthread_join(s->thread, NULL);
+    hashmap_free(s->since_prune, NULL);
     for (int i = 0; i < W_COUNT; i++)
         sqlite3_finalize(s->ws[i]);
     for (size_t i = 0; i < ARRAY_SIZE(s->rs); i++)
@@ -1664,6 +1675,7 @@ static void *backup_main(void *arg)
         /* woken early: stopping, or a new interval that starts over */
         if (e != ETIMEDOUT || s->bstopping)
             continue;
+        s->brunning = 1;
         pthread_mutex_unlock(&s->block);
         char *path;
         if (store_backup(s, &path) == NDF_OK)
@@ -1673,6 +1685,8 @@ static void *backup_main(void *arg)
                     err_msg());
         free(path);
         pthread_mutex_lock(&s->block);
+        s->brunning = 0;
+        pthread_cond_broadcast(&s->bcv);
     }
     pthread_mutex_unlock(&s->block);
     return NULL;
@@ -1694,6 +1708,9 @@ int store_backup_every(store *s, double interval_s)
             s->bstarted = 1;
     }
     pthread_cond_broadcast(&s->bcv);
+    /* stopped: no backup is written after this returns */
+    while (interval_s == 0 && s->brunning)
+        pthread_cond_wait(&s->bcv, &s->block);
     pthread_mutex_unlock(&s->block);
     return rc;
 }

@@ -419,8 +419,99 @@ static void startup_reads(const char *dir, long n)
            (now_mono() - t0) * 1000);
 }
 
-int main(void)
+/* bench_e2e.sh's helpers: the bare SQLite rate beside a measured one,
+ * and a store filled for `ndf list`. */
+static int helper(int argc, char **argv)
 {
+    log_set_level(-1);
+    if (argc == 5 && !strcmp(argv[1], "bare")) {
+        /* bare DIR normal|full PER_TXN: N executions (NDF_BENCH_EXECUTIONS) */
+        total = env_long("NDF_BENCH_EXECUTIONS", 10000);
+        double r = run_bare(argv[2], strcmp(argv[3], "full") ? STORE_SYNC_NORMAL : STORE_SYNC_FULL,
+                            strtod(argv[4], NULL));
+        printf("%.0f\n", r);
+        return 0;
+    }
+    if (argc == 5 && !strcmp(argv[1], "fill")) {
+        /* fill DIR NPATTERNS PER: patterns p000000.. with PER counted
+         * executions each (a root and a step node), and their learning rows */
+        long np = strtol(argv[3], NULL, 10), per = strtol(argv[4], NULL, 10);
+        store *s;
+        store_opts o;
+        store_opts_default(&o);
+        o.import_legacy = 0;
+        if (store_open(argv[2], &o, &s) != NDF_OK)
+            die("store_open");
+        store_close(s);
+        char *path = xasprintf("%s/%s", argv[2], STORE_DB_NAME);
+        sqlite3 *db;
+        if (sqlite3_open(path, &db) != SQLITE_OK)
+            sql_die(db, path);
+        free(path);
+        sqlite3_exec(db, "PRAGMA synchronous = OFF", NULL, NULL, NULL);
+        sqlite3_stmt *ins = prep(db, "INSERT INTO executions (id, pattern, origin, status,"
+                                     " context, host, pid, start_time, end_time, duration,"
+                                     " counted) VALUES (?1, ?2, 'run', 'SUCCEEDED',"
+                                     " '{\"domain\":\"web\"}', 'h', 1, ?3, ?3, 0.001, 1)");
+        sqlite3_stmt *node = prep(db, "INSERT INTO nodes (exec_seq, path, seq, kind, state,"
+                                      " start_time, end_time) VALUES (?1, ?2, ?3, ?4,"
+                                      " 'COMPLETED', ?5, ?5)");
+        sqlite3_stmt *pat = prep(db, "INSERT INTO patterns (name, executions, successes, score,"
+                                     " alpha, beta, created) VALUES (?1, ?2, ?2, 0.9, ?2, 1, ?3)");
+        sqlite3_stmt *dom = prep(db, "INSERT INTO pattern_domains VALUES (?1, 'web', ?2, ?2)");
+        char id[64], name[32];
+        double t0 = now_wall() - (double)(np * per);
+        long k = 0;
+        sqlite3_exec(db, "BEGIN", NULL, NULL, NULL);
+        for (long i = 0; i < np; i++) {
+            snprintf(name, sizeof name, "p%06ld", i);
+            for (long j = 0; j < per; j++, k++) {
+                snprintf(id, sizeof id, "fill-%ld", k);
+                sqlite3_bind_text(ins, 1, id, -1, SQLITE_TRANSIENT);
+                sqlite3_bind_text(ins, 2, name, -1, SQLITE_TRANSIENT);
+                sqlite3_bind_double(ins, 3, t0 + (double)k);
+                step_reset(db, ins);
+                sqlite3_int64 seq = sqlite3_last_insert_rowid(db);
+                for (int n = 0; n < 2; n++) {
+                    sqlite3_bind_int64(node, 1, seq);
+                    sqlite3_bind_text(node, 2, n ? "n" : "", -1, SQLITE_STATIC);
+                    sqlite3_bind_int(node, 3, n);
+                    sqlite3_bind_text(node, 4, n ? "step" : "pattern", -1, SQLITE_STATIC);
+                    sqlite3_bind_double(node, 5, t0 + (double)k);
+                    step_reset(db, node);
+                }
+                if (k % 200000 == 199999) {
+                    sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+                    sqlite3_exec(db, "BEGIN", NULL, NULL, NULL);
+                }
+            }
+            if (per > 0) {
+                sqlite3_bind_text(pat, 1, name, -1, SQLITE_TRANSIENT);
+                sqlite3_bind_int64(pat, 2, per);
+                sqlite3_bind_double(pat, 3, t0);
+                step_reset(db, pat);
+                sqlite3_bind_text(dom, 1, name, -1, SQLITE_TRANSIENT);
+                sqlite3_bind_int64(dom, 2, per);
+                step_reset(db, dom);
+            }
+        }
+        if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+            sql_die(db, "COMMIT");
+        sqlite3_exec(db, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL, NULL);
+        sqlite3_stmt *all[] = {ins, node, pat, dom};
+        for (size_t i = 0; i < ARRAY_SIZE(all); i++)
+            sqlite3_finalize(all[i]);
+        sqlite3_close(db);
+        return 0;
+    }
+    fprintf(stderr, "usage: bench_store [bare DIR SYNC PER_TXN | fill DIR NPATTERNS PER]\n");
+    return 2;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc > 1)
+        return helper(argc, argv);
     const char *top = getenv("NDF_BENCH_DIR");
     if (!top || !*top)
         top = getenv("top_builddir");

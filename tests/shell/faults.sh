@@ -110,7 +110,8 @@ fi
 
 # ---- the directory deleted under ndf serve ----
 conf "$SCRATCH/state3"
-ndf serve 2>"$SCRATCH/serve.log" &
+# exec: $! must be the server itself, not a subshell running the function
+"$NDF" -c "$SCRATCH/ndf.conf" serve 2>"$SCRATCH/serve.log" &
 SERVER=$!
 for i in $(seq 1 200); do ndf ctl ping >/dev/null 2>&1 && break; sleep 0.02; done
 expect_exit 0 "served run recorded" -- ndf ctl run nop
