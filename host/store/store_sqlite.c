@@ -265,6 +265,8 @@ struct store {
      * scan of up to history_limit rows) runs every history_limit/16 of
      * them, not after every commit */
     hashmap *since_prune;
+    long own_pid; /* (wlock) the process own_start is of */
+    long long own_start;
 
     pthread_mutex_t rlock; /* guards r, rs[] */
     sqlite3 *r;
@@ -453,6 +455,18 @@ static long long pid_start_time(long pid)
     for (int field = 3; field < 22 && p; field++)
         p = strchr(p + 1, ' ');
     return p ? strtoll(p + 1, NULL, 10) : 0;
+}
+
+/* This process's start time, read from /proc once (per process: a forked
+ * child reads its own), not once per execution.  Caller holds wlock. */
+static long long own_start_time(store *s)
+{
+    long pid = (long)getpid();
+    if (s->own_pid != pid) {
+        s->own_pid = pid;
+        s->own_start = pid_start_time(pid);
+    }
+    return s->own_start;
 }
 
 static void utc_stamp(char *buf, size_t n, int millis)
@@ -971,7 +985,7 @@ static int insert_exec(store *s, const store_exec *e, store_status status, int c
     else
         sqlite3_bind_int64(q, 10, pid);
     bind_text(q, 11, e->boot_id ? e->boot_id : s->boot_id);
-    sqlite3_bind_int64(q, 12, e->pid != 0 ? 0 : pid_start_time(pid));
+    sqlite3_bind_int64(q, 12, e->pid != 0 ? 0 : own_start_time(s));
     bind_time(q, 13, e->start);
     bind_time(q, 14, status == STORE_RUNNING ? 0 : e->end);
     sqlite3_bind_double(q, 15, e->duration >= 0 && isfinite(e->duration) ? e->duration : 0);
