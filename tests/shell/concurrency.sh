@@ -1,5 +1,6 @@
 #!/bin/sh
-# Exact counts across processes: `ndf serve` running, 4 shell loops of
+# Exact counts across processes: `ndf serve` running (writing interval
+# backups meanwhile), 4 shell loops of
 # one-shot `ndf run` and 2 loops of `ndf ctl run` at once on the same
 # patterns, one of which runs the other as a sub-pattern.  Afterwards each
 # pattern's stored count equals its execution rows equals the runs
@@ -14,7 +15,7 @@ mkdir -m 700 "$RUN"
 export NDF_RUNTIME_DIR=$RUN
 CONF=$SCRATCH/ndf.conf
 cat >"$CONF" <<EOF
-storage: { path = "$STATE"; history_limit = 1000000; };
+storage: { path = "$STATE"; history_limit = 1000000; backups = 2; backup_interval = 0.3; };
 confidence: { threshold = 0.0; };
 patterns = (
     { name = "inner"; type = "sequential"; params = { steps = ( { name = "n"; step = "noop"; } ); }; },
@@ -68,5 +69,11 @@ expect_match "$("$PROBE" "$STATE" count inner)" "^$((inner + outer))\$" \
     "inner's count equals its $inner runs plus the $outer it ran inside outer"
 expect_match "$("$NDF" runs outer --limit 1000 --json | tr '{' '\n' | grep -c '"pattern":"outer"')" \
     "^$outer\$" "ndf runs lists exactly the acknowledged outer runs"
+
+# the server's interval backups (storage.backup_interval), written while
+# the loops ran, rotated to storage.backups
+nb=$(ls "$STATE/backups" 2>/dev/null | grep -c '^ndf-.*\.db\.gz$')
+expect_match "$nb" '^2$' "ndf serve wrote interval backups, keeping the newest 2"
+expect_match "$(cat "$SCRATCH/serve.log")" "backup written: .*/backups/ndf-" "and logged them"
 
 finish
