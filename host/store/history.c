@@ -405,7 +405,7 @@ typedef struct seen_node {
 
 /* One running execution being watched. */
 typedef struct watched {
-    hashmap *nodes; /* node address -> seen_node */
+    hashmap *nodes; /* node address ("%p") -> seen_node */
     unsigned mark;  /* the sample that last saw it running */
 } watched;
 
@@ -446,7 +446,10 @@ static void sample_nodes(history_progress *hp, record *r, watched *w, const ndf_
         return;
     int state = atomic_load(&n->state);
     uint64_t written = bytes_written(n);
-    seen_node *sn = hashmap_getn(w->nodes, (const char *)&n, sizeof n);
+    /* the node's address as text: the map copies keys as strings */
+    char key[2 * sizeof(void *) + 3];
+    snprintf(key, sizeof key, "%p", (const void *)n);
+    seen_node *sn = hashmap_get(w->nodes, key);
     int was = sn ? sn->state : NDF_STATE_PENDING;
     uint64_t had = sn ? sn->written : 0;
     if (state != was || written != had) {
@@ -459,7 +462,7 @@ static void sample_nodes(history_progress *hp, record *r, watched *w, const ndf_
             free(d.out[k]);
         if (!sn) {
             sn = xmalloc(sizeof *sn);
-            hashmap_putn(w->nodes, (const char *)&n, sizeof n, sn);
+            hashmap_put(w->nodes, key, sn);
         }
         sn->state = state;
         sn->written = written;
