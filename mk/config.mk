@@ -79,3 +79,12 @@ clean-local: clean-local-config
 clean-local-config:
 	-rm -rf var
 .PHONY: clean-local-config
+
+# Reading cost: long values and many patterns beside libconfig's own file
+# reader (make bench).
+EXTRA_PROGRAMS += tests/bench/bench_config
+BENCHMARKS += tests/bench/bench_config
+CLEANFILES += tests/bench/bench_config
+tests_bench_bench_config_SOURCES = tests/bench/bench_config.c
+tests_bench_bench_config_CPPFLAGS = $(libndfcore_la_CPPFLAGS)
+tests_bench_bench_config_LDADD = libndfcore.la
