@@ -195,6 +195,16 @@ static char *req_status(server *s, const request *rq)
 
 static char *req_cancel(server *s, const request *rq)
 {
+    /* A finished execution is kept for status and rollback: cancelling it
+     * would change nothing, and saying "cancelled" would be a lie. */
+    record *r = genset_find(s->gs, rq->id);
+    if (r && atomic_load(&r->done)) {
+        record_unref(r);
+        return fail(s, NDF_ERR_INVALID, "execution '%s' has already finished: nothing to cancel",
+                    rq->id);
+    }
+    if (r)
+        record_unref(r);
     if (genset_cancel(s->gs, rq->id) != NDF_OK)
         return fail(s, NDF_ERR_NOT_FOUND, "no running execution with id '%s'", rq->id);
     response a = {.ok = 1, .id = rq->id};

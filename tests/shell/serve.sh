@@ -87,6 +87,13 @@ expect_exit 0 "ctl status after cancel" -- ctl status "$id" --json
 expect_match "$out" '"status":"cancelled"' "the execution was cancelled"
 expect_exit 0 "ctl status prints as ndf status does" -- ctl status "$id"
 expect_match "$out" "^execution $id: cancelled in [0-9.]+s" "the status line"
+expect_exit 2 "ctl cancel of a finished execution is an error" -- ctl cancel "$id"
+expect_match "$err" "has already finished: nothing to cancel" "and says so"
+expect_exit 2 "ctl rollback with an unknown level is an error" -- ctl rollback "$id" --level bogus
+expect_match "$err" '"level" must be pattern, phase or complete' "and names the levels"
+expect_exit 0 "ctl export -o - writes to standard output" -- sh -c "cd '$SCRATCH' && $NDF ctl export probe -o -"
+expect_match "$out" '"pattern_name":"probe"|"probe"' "the export is on standard output"
+[ ! -e "$SCRATCH/-" ] && ok "and no file named '-' was written" || not_ok "a file named '-' was written"
 expect_exit 0 "ctl run --fallback" -- ctl run nosuch --fallback nop
 expect_match "$err" "falling back to 'nop' \\(cause: not found\\)" "says why it fell back"
 expect_exit 3 "ctl status of an unknown id exits 3" -- ctl status no-such-id
