@@ -147,6 +147,8 @@ void settings_default(settings *s)
     s->cache_dir = NULL;
     s->socket_path = default_socket_path();
     s->socket_group = NULL;
+    s->idle_timeout = 60.0;
+    s->max_conns_per_uid = 128;
     s->patterns_dir = NULL;
 }
 
@@ -404,6 +406,8 @@ static const key_def plugins_keys[] = {
 static const key_def server_keys[] = {
     {"socket", KT_PATH, 0, 0, 0, OFF(socket_path)},
     {"group", KT_STR, 0, 0, 0, OFF(socket_group)},
+    {"idle_timeout", KT_NUM, 0, 86400, 1, OFF(idle_timeout)},
+    {"max_connections_per_uid", KT_INT, 1, 512, 0, OFF(max_conns_per_uid)},
     {NULL, 0, 0, 0, 0, 0}};
 
 static const struct section {
@@ -1034,6 +1038,9 @@ void settings_to_json(const settings *s, strbuf *sb)
     sb_json_str(sb, s->socket_path);
     sb_puts(sb, ",\"group\":");
     sb_json_str(sb, s->socket_group);
+    sb_puts(sb, ",\"idle_timeout\":");
+    sb_json_num(sb, s->idle_timeout, 0);
+    sb_printf(sb, ",\"max_connections_per_uid\":%d", s->max_conns_per_uid);
     sb_puts(sb, "},\"patterns_dir\":");
     sb_json_str(sb, s->patterns_dir);
     sb_puts(sb, "}");
