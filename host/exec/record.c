@@ -602,9 +602,11 @@ static void node_json(const ndf_exec *n, strbuf *sb, double now)
         if (!t->len && !t->dropped)
             continue;
         sb_printf(sb, ",\"%s\":", streams[i]);
-        sb_json_strn(sb, t->buf ? t->buf : "", t->len);
-        if (t->dropped)
-            sb_printf(sb, ",\"%s_truncated\":%llu", streams[i], (unsigned long long)t->dropped);
+        size_t skip = t->len > RECORD_JSON_OUTPUT ? t->len - RECORD_JSON_OUTPUT : 0;
+        sb_json_strn(sb, t->buf ? t->buf + skip : "", t->len - skip);
+        if (t->dropped || skip)
+            sb_printf(sb, ",\"%s_truncated\":%llu", streams[i],
+                      (unsigned long long)t->dropped + skip);
     }
     size_t nk;
     ndf_exec *const *kids = node_kids(n, &nk);
