@@ -33,9 +33,10 @@ struct executor;
 /* Output kept bounded: the newest `limit` bytes, and how many were dropped
  * before them. */
 typedef struct tailbuf {
-    char *buf;
-    size_t len, cap;
+    char *buf; /* the kept bytes, buf[0, len), NUL-terminated; inside mem */
+    size_t len, cap; /* cap: the size of mem */
     uint64_t dropped;
+    char *mem; /* the allocation buf slides along (freed with the node) */
 } tailbuf;
 
 /* What a node's `out` points at until output arrives: three empty buffers,
