@@ -1,6 +1,7 @@
 # Configuration: reading ndf.conf (host/conf/config.c), the check-config and
 # config commands, the example configuration and ndf.conf(5).
-libndfcore_la_SOURCES += host/conf/config.c host/conf/config.h
+libndfcore_la_SOURCES += host/conf/config.c host/conf/config.h \
+	host/conf/conftext.c host/conf/conftext.h
 
 check_PROGRAMS += tests/check_config
 tests_check_config_SOURCES = tests/check_config.c
@@ -78,3 +79,12 @@ clean-local: clean-local-config
 clean-local-config:
 	-rm -rf var
 .PHONY: clean-local-config
+
+# Reading cost: long values and many patterns beside libconfig's own file
+# reader (make bench).
+EXTRA_PROGRAMS += tests/bench/bench_config
+BENCHMARKS += tests/bench/bench_config
+CLEANFILES += tests/bench/bench_config
+tests_bench_bench_config_SOURCES = tests/bench/bench_config.c
+tests_bench_bench_config_CPPFLAGS = $(libndfcore_la_CPPFLAGS)
+tests_bench_bench_config_LDADD = libndfcore.la

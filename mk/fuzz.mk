@@ -3,13 +3,13 @@
 # `make fuzz-smoke` builds them into a scratch directory outside the tree
 # and runs each over its seed corpus once (-runs=0) when clang is there.
 FUZZ_HARNESSES = fuzz_context_json fuzz_ctxopt_attr fuzz_config fuzz_storage_json \
-	fuzz_value_default
+	fuzz_value_default fuzz_protocol
 
 EXTRA_DIST += tests/fuzz/README.md tests/fuzz/build.sh tests/fuzz/lsan.supp \
 	tests/fuzz/fuzz_common.h tests/fuzz/fuzz_shims.c \
 	tests/fuzz/fuzz_context_json.c tests/fuzz/fuzz_ctxopt_attr.c \
 	tests/fuzz/fuzz_config.c tests/fuzz/fuzz_storage_json.c \
-	tests/fuzz/fuzz_value_default.c \
+	tests/fuzz/fuzz_value_default.c tests/fuzz/fuzz_protocol.c \
 	tests/fuzz/corpus
 
 FUZZ_CC = clang

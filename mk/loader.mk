@@ -2,6 +2,7 @@
 # fixture plugins (one per refusal), and the ABI 1.0 compatibility fixture.
 libndfcore_la_SOURCES += \
 	host/plugin/loader.c host/plugin/loader.h \
+	host/plugin/elfcheck.c host/plugin/elfcheck.h \
 	host/base/sha256.c host/base/sha256.h
 
 # Fixture plugins: built for `make check` only, never installed.  Each is a
@@ -11,7 +12,8 @@ LOADER_FIXTURES = \
 	tests/fixtures/newer_minor.la tests/fixtures/short_descriptor.la \
 	tests/fixtures/no_descriptor.la tests/fixtures/init_fails.la \
 	tests/fixtures/dup_name.la tests/fixtures/dup_step.la \
-	tests/fixtures/bad_schema.la tests/fixtures/compat_v1_0.la
+	tests/fixtures/bad_schema.la tests/fixtures/compat_v1_0.la \
+	tests/fixtures/ctor_marker.la
 check_LTLIBRARIES += $(LOADER_FIXTURES)
 
 tests_fixtures_good_la_SOURCES = tests/fixtures/good.c
@@ -41,6 +43,9 @@ tests_fixtures_dup_step_la_LDFLAGS = $(FIXTURE_LINK_FLAGS)
 tests_fixtures_bad_schema_la_SOURCES = tests/fixtures/bad_schema.c
 tests_fixtures_bad_schema_la_CFLAGS = $(PLUGIN_CFLAGS)
 tests_fixtures_bad_schema_la_LDFLAGS = $(FIXTURE_LINK_FLAGS)
+tests_fixtures_ctor_marker_la_SOURCES = tests/fixtures/ctor_marker.c
+tests_fixtures_ctor_marker_la_CFLAGS = $(PLUGIN_CFLAGS)
+tests_fixtures_ctor_marker_la_LDFLAGS = $(FIXTURE_LINK_FLAGS)
 # The compatibility fixture's source lives apart (tests/compat/) because it
 # must never change; its module lands beside the others in NDF_FIXTURE_DIR.
 tests_fixtures_compat_v1_0_la_SOURCES = tests/compat/compat_v1_0.c

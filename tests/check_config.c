@@ -297,6 +297,129 @@ START_TEST(test_range_message_exact)
 }
 END_TEST
 
+/* ---- exact numbers ---- */
+
+/* libconfig 1.5 truncated an integer beyond 32 bits written without 'L'
+ * (threads = 4294967300 was 4); every integer key at 2^31, 2^32, 2^63 and -1,
+ * in decimal, and beyond 32 bits in hex, is now reported at its line. */
+static const struct wide_key {
+    const char *section, *key, *range;
+} wide_keys[] = {
+    {"confidence", "min_samples", "[0, 1000000]"}, {"registry", "cache_size", "[1, 100000000]"},
+    {"executor", "threads", "[1, 256]"},           {"storage", "backups", "[0, 100]"},
+    {"storage", "level", "[1, 9]"},                {"storage", "history_limit", "[1, 1000000]"},
+};
+
+START_TEST(test_integer_keys_wide)
+{
+    const struct wide_key *k = &wide_keys[_i];
+    static const struct {
+        const char *lit, *shown;
+    } vals[] = {{"2147483648", "2147483648"},   {"4294967296", "4294967296"},
+                {"4294967300", "4294967300"},   {"-1", "-1"},
+                {"-2147483649", "-2147483649"}, {"0x100000004", "4294967300"},
+                {"0xFFFFFFFF", "4294967295"},   {"4294967297L", "4294967297"}};
+    make_scratch();
+    for (size_t i = 0; i < ARRAY_SIZE(vals); i++) {
+        char *text = xasprintf("# wide\n%s:\n{ %s = %s; };\n", k->section, k->key, vals[i].lit);
+        char *p = put("wide.conf", text);
+        config *c = load(p, NDF_ERR_VALIDATION);
+        ck_assert_uint_eq(c->nerrors, 1);
+        has_diag(c, 1, "%s:3: '%s.%s' is %s, out of range %s", p, k->section, k->key,
+                 vals[i].shown, k->range);
+        config_free(c);
+        free(p);
+        free(text);
+    }
+    /* 2^63 fits no 64-bit integer: libconfig would saturate it */
+    static const char *const over[] = {"9223372036854775808", "9223372036854775808L",
+                                       "-9223372036854775809", "0x8000000000000000",
+                                       "0x8000000000000000L", "99999999999999999999"};
+    for (size_t i = 0; i < ARRAY_SIZE(over); i++) {
+        char *text = xasprintf("# wide\n%s:\n{ %s = %s; };\n", k->section, k->key, over[i]);
+        char *p = put("wide.conf", text);
+        config *c = load(p, NDF_ERR_VALIDATION);
+        ck_assert_uint_eq(c->nerrors, 1);
+        ck_assert_msg(strncmp(c->diags[0].text, p, strlen(p)) == 0 &&
+                          strncmp(c->diags[0].text + strlen(p), ":3: the integer ", 16) == 0 &&
+                          strstr(c->diags[0].text, "does not fit in 64 bits") != NULL,
+                      "%s: %s", over[i], c->diags[0].text);
+        config_free(c);
+        free(p);
+        free(text);
+    }
+    rm_scratch();
+}
+END_TEST
+
+/* Values beyond 32 bits reach patterns whole; the 64-bit bounds are exact;
+ * digits inside names, strings and comments are no numbers. */
+START_TEST(test_integer_values_exact)
+{
+    make_scratch();
+    char *p = put("exact.conf",
+                  "// 99999999999999999999 in a comment\n"
+                  "/* 99999999999999999999\n   4294967300 */\n"
+                  "patterns = ( { name = \"p4294967300\"; type = \"t\";\n"
+                  "  description = \"99999999999999999999 4294967300\";\n"
+                  "  params = { big = 4294967300; hex = 0xFFFFFFFF; neg = -4294967300;\n"
+                  "    max = 9223372036854775807; min = -9223372036854775808;\n"
+                  "    small = 7; f = 1.5e300; tiny = 1e-400; x-1 = 2; }; } );\n");
+    config *c = load(p, NDF_OK);
+    ck_assert_uint_eq(c->npatterns, 1);
+    const ndf_value *params = value_get(c->patterns[0], "params");
+    ck_assert_ptr_nonnull(params);
+    ck_assert_int_eq(value_get(params, "big")->u.i, 4294967300LL);
+    ck_assert_int_eq(value_get(params, "hex")->u.i, 4294967295LL);
+    ck_assert_int_eq(value_get(params, "neg")->u.i, -4294967300LL);
+    ck_assert_int_eq(value_get(params, "max")->u.i, INT64_MAX);
+    ck_assert_int_eq(value_get(params, "min")->u.i, INT64_MIN);
+    ck_assert_int_eq(value_get(params, "small")->u.i, 7);
+    ck_assert_int_eq(value_get(params, "x-1")->u.i, 2);
+    ck_assert_int_eq(value_get(params, "big")->line, 6);
+    ck_assert_int_eq(value_get(params, "max")->line, 7);
+    ck_assert_str_eq(value_get(c->patterns[0], "description")->u.s,
+                     "99999999999999999999 4294967300");
+    config_free(c);
+    free(p);
+    rm_scratch();
+}
+END_TEST
+
+/* A float literal that overflows is infinity to libconfig: refused where it
+ * stands; and a NUL byte, which would end libconfig's input early. */
+START_TEST(test_float_overflow_and_nul)
+{
+    make_scratch();
+    char *p = put("inf.conf", "# inf\nexecutor:\n{ default_timeout = 1e999; };\n");
+    config *c = load(p, NDF_ERR_VALIDATION);
+    ck_assert_uint_eq(c->nerrors, 1);
+    has_diag(c, 1, "%s:3: the number 1e999 is too large (beyond the range of a double)", p);
+    config_free(c);
+    free(p);
+    p = put("inf2.conf", "patterns = ( { name = \"p\"; type = \"t\";\n timeout = -1.0e400; } );\n");
+    c = load(p, NDF_ERR_VALIDATION);
+    has_diag(c, 1, "%s:2: the number -1.0e400 is too large (beyond the range of a double)", p);
+    config_free(c);
+    free(p);
+    static const char nul[] = "executor: { threads = 3; };\n# x\0\nexecutor: { threads = 0; };\n";
+    p = xasprintf("%s/nul.conf", scratch);
+    FILE *f = fopen(p, "w");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_uint_eq(fwrite(nul, 1, sizeof nul - 1, f), sizeof nul - 1);
+    ck_assert_int_eq(fclose(f), 0);
+    c = load(p, NDF_ERR_VALIDATION);
+    ck_assert_uint_eq(c->nerrors, 1);
+    has_diag(c, 1,
+             "%s:2: a NUL byte (a configuration file is text; libconfig would ignore "
+             "everything after it)",
+             p);
+    config_free(c);
+    free(p);
+    rm_scratch();
+}
+END_TEST
+
 /* ---- types ---- */
 
 static const struct type_case {
@@ -531,6 +654,106 @@ START_TEST(test_include_errors)
 }
 END_TEST
 
+/* Each include is read from the descriptor that was checked, and an error
+ * anywhere names the file and line it is in. */
+START_TEST(test_include_checked)
+{
+    make_scratch();
+    config *c;
+    char *p;
+    /* an absolute include names its file */
+    p = put("abs.conf", "# abs\n@include \"/nonexistent-ndf/x.inc\"\n");
+    c = load(p, NDF_ERR_VALIDATION);
+    ck_assert_uint_eq(c->nerrors, 1);
+    has_diag(c, 1, "%s:2: cannot read /nonexistent-ndf/x.inc: No such file or directory", p);
+    config_free(c);
+    free(p);
+    /* an include anyone may write is refused: another user could change it */
+    char *ww = put("ww.inc", "executor: { threads = 2; };\n");
+    ck_assert_int_eq(chmod(ww, 0666), 0);
+    p = put("ww.conf", "@include \"ww.inc\"\n");
+    c = load(p, NDF_ERR_VALIDATION);
+    has_diag(c, 1,
+             "%s:1: cannot read %s: it is writable by everyone (mode 0666): run 'chmod o-w %s'",
+             p, ww, ww);
+    config_free(c);
+    free(p);
+    if (geteuid() == 0) {
+        /* owned by another user, neither root nor the main file's owner */
+        ck_assert_int_eq(chmod(ww, 0644), 0);
+        ck_assert_int_eq(chown(ww, 12345, 12345), 0);
+        p = put("own.conf", "@include \"ww.inc\"\n");
+        c = load(p, NDF_ERR_VALIDATION);
+        has_diag(c, 1,
+                 "%s:1: cannot read %s: it is owned by uid 12345, neither root, the user "
+                 "running ndf (uid 0) nor the owner of the main configuration file (uid 0)",
+                 p, ww);
+        config_free(c);
+        /* the main file's owner may own its includes */
+        ck_assert_int_eq(chown(p, 12345, 12345), 0);
+        c = load(p, NDF_OK);
+        ck_assert_int_eq(c->set.threads, 2);
+        config_free(c);
+        free(p);
+    }
+    free(ww);
+    /* errors inside an include, and in the main file after one, keep their
+     * own lines; so do settings three files deep */
+    char *b = put("inc/b.inc", "# b\n@include \"inc/c.inc\"\nregistry: { cache_size = 9; };\n");
+    char *cc = put("inc/c.inc", "\n\nexecutor: { threads = 0; };\n");
+    p = put("deep.conf", "# deep\n\n@include \"inc/b.inc\" # trailing comment\nstorage: { level = 0; };\n");
+    c = load(p, NDF_ERR_VALIDATION);
+    ck_assert_uint_eq(c->nerrors, 2);
+    has_diag(c, 1, "%s:3: 'executor.threads' is 0, out of range [1, 256]", cc);
+    has_diag(c, 1, "%s:4: 'storage.level' is 0, out of range [1, 9]", p);
+    ck_assert_int_eq(c->set.cache_size, 9);
+    config_free(c);
+    free(p);
+    put_only("inc/syn.inc", "# syn\nexecutor: { threads = ; };\n");
+    p = put("syn.conf", "@include \"inc/syn.inc\"\n");
+    c = load(p, NDF_ERR_VALIDATION);
+    has_diag(c, 1, "%s/inc/syn.inc:2: syntax error", scratch);
+    config_free(c);
+    free(p);
+    p = put("syn2.conf", "@include \"inc/b.inc\"\n\nstorage: { level = ; };\n");
+    c = load(p, NDF_ERR_VALIDATION);
+    has_diag(c, 1, "%s:3: syntax error", p);
+    config_free(c);
+    free(p);
+    /* anything but a comment after the name, or a string or comment left
+     * open at the end of an include, would join the two files */
+    p = put("after.conf", "@include \"inc/b.inc\" @include \"inc/c.inc\"\n");
+    c = load(p, NDF_ERR_VALIDATION);
+    has_diag(c, 1, "%s:1: @include: only a comment may follow the file name on its line", p);
+    config_free(c);
+    free(p);
+    char *open_s = put("inc/open.inc", "# open\nserver: { group = \"x;\n");
+    p = put("open.conf", "@include \"inc/open.inc\"\n\"; };\n");
+    c = load(p, NDF_ERR_VALIDATION);
+    has_diag(c, 1, "%s:2: a string opened here is not closed by the end of %s", open_s, open_s);
+    config_free(c);
+    free(p);
+    free(open_s);
+    char *open_c = put("inc/openc.inc", "/* open\n");
+    p = put("openc.conf", "@include \"inc/openc.inc\"\n*/\n");
+    c = load(p, NDF_ERR_VALIDATION);
+    has_diag(c, 1, "%s:1: a comment opened here is not closed by the end of %s", open_c, open_c);
+    config_free(c);
+    free(p);
+    free(open_c);
+    /* an @include inside a string or a comment is text, as for libconfig */
+    p = put("quoted.conf", "server: { group = \"a\n@include \\\"inc/c.inc\\\"\"; };\n/*\n"
+                           "@include \"inc/c.inc\"\n*/\n");
+    c = load(p, NDF_OK);
+    ck_assert_str_eq(c->set.socket_group, "a\n@include \"inc/c.inc\"");
+    config_free(c);
+    free(p);
+    free(b);
+    free(cc);
+    rm_scratch();
+}
+END_TEST
+
 /* Hostile inputs: nothing libconfig would block on or read without end. */
 START_TEST(test_hostile_files)
 {
@@ -586,7 +809,8 @@ START_TEST(test_hostile_files)
     /* an include loop ends at libconfig's depth limit */
     p = put("loop.conf", "@include \"loop.conf\"\n");
     c = load(p, NDF_ERR_VALIDATION);
-    has_diag(c, 1, "%s:1: include file nesting too deep", p);
+    has_diag(c, 1, "%s:1: @include nested deeper than 10 files (does a file include itself?)",
+             p);
     config_free(c);
     free(p);
     /* found by tests/fuzz/fuzz_config: an include name that a NUL ends (or an
@@ -599,7 +823,10 @@ START_TEST(test_hostile_files)
     ck_assert_uint_eq(fwrite(nulinc, 1, sizeof nulinc - 1, f), sizeof nulinc - 1);
     ck_assert_int_eq(fclose(f), 0);
     c = load(p, NDF_ERR_VALIDATION);
-    has_diag(c, 1, "%s:1: cannot read %s/: Is a directory", p, scratch);
+    has_diag(c, 1,
+             "%s:1: a NUL byte (a configuration file is text; libconfig would ignore "
+             "everything after it)",
+             p);
     config_free(c);
     free(p);
     /* and one whose closing quote is on a later line, or missing */
@@ -610,7 +837,15 @@ START_TEST(test_hostile_files)
     ck_assert_uint_eq(fwrite(noquote, 1, sizeof noquote - 1, f), sizeof noquote - 1);
     ck_assert_int_eq(fclose(f), 0);
     c = load(p, NDF_ERR_VALIDATION);
-    has_diag(c, 1, "%s:2: cannot read %s/: Is a directory", p, scratch);
+    has_diag(c, 1,
+             "%s:2: a NUL byte (a configuration file is text; libconfig would ignore "
+             "everything after it)",
+             p);
+    config_free(c);
+    free(p);
+    p = put("noquote2.conf", "a = 1;\n@include \"x\ny\"\n");
+    c = load(p, NDF_ERR_VALIDATION);
+    has_diag(c, 1, "%s:2: @include: the file name has no closing quote on its line", p);
     config_free(c);
     free(p);
     p = put("emptyinc.conf", "@include \"\"\n");
@@ -912,6 +1147,9 @@ static Suite *config_suite(void)
     tcase_add_test(t, test_all_keys);
     tcase_add_loop_test(t, test_range_errors, 0, (int)ARRAY_SIZE(range_cases));
     tcase_add_test(t, test_range_message_exact);
+    tcase_add_loop_test(t, test_integer_keys_wide, 0, (int)ARRAY_SIZE(wide_keys));
+    tcase_add_test(t, test_integer_values_exact);
+    tcase_add_test(t, test_float_overflow_and_nul);
     tcase_add_loop_test(t, test_type_errors, 0, (int)ARRAY_SIZE(type_cases));
     tcase_add_test(t, test_many_errors_fixture);
     tcase_add_test(t, test_unknown_keys);
@@ -925,6 +1163,7 @@ static Suite *config_suite(void)
     tcase_add_test(t, test_relative_config_path);
     tcase_add_test(t, test_include);
     tcase_add_test(t, test_include_errors);
+    tcase_add_test(t, test_include_checked);
     tcase_add_test(t, test_hostile_files);
     suite_add_tcase(s, t);
 

@@ -6,6 +6,8 @@
 
 #include <check.h>
 #include <dirent.h>
+#include <dlfcn.h>
+#include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -343,6 +345,130 @@ START_TEST(refuse_no_descriptor)
     expect_refused("no_descriptor", NDF_ERR_INVALID,
                    "does not export ndf_plugin_descriptor; was it built with NDF_PLUGIN_DEFINE()?",
                    (char *)NULL);
+}
+END_TEST
+
+/* A shared object that is no plugin: refused from its symbol table, before
+ * dlopen, so its constructor never runs (it would create the marker). */
+START_TEST(refuse_no_descriptor_runs_nothing)
+{
+    char *marker = path_in(tmp, "marker");
+    setenv("NDF_TEST_MARKER", marker, 1);
+    expect_refused("ctor_marker", NDF_ERR_INVALID,
+                   "does not export ndf_plugin_descriptor; was it built with NDF_PLUGIN_DEFINE()?",
+                   "its dynamic symbol table has no such symbol", "none of its code ran",
+                   (char *)NULL);
+    ck_assert_int_eq(access(marker, F_OK), -1);
+    ck_assert_int_eq(errno, ENOENT);
+    /* the fixture's constructor does work when the object is loaded */
+    const char *fx = getenv("NDF_FIXTURE_DIR");
+    char *so = xasprintf("%s/ctor_marker.so", fx);
+    void *h = dlopen(so, RTLD_NOW | RTLD_LOCAL);
+    ck_assert_msg(h != NULL, "dlopen %s: %s", so, dlerror());
+    ck_assert_int_eq(access(marker, F_OK), 0);
+    dlclose(h);
+    unsetenv("NDF_TEST_MARKER");
+    free(so);
+    free(marker);
+}
+END_TEST
+
+/* Malformed dynamic sections are refused with a reason, never read out of
+ * bounds (the good fixture with its PT_DYNAMIC at an address no segment
+ * maps). */
+START_TEST(refuse_bad_dynamic)
+{
+    char *p = copy_fixture("good", plugdir, "bad.so");
+    int fd = open(p, O_RDWR);
+    ck_assert_int_ge(fd, 0);
+    Elf64_Ehdr eh;
+    ck_assert_int_eq(pread(fd, &eh, sizeof eh, 0), (ssize_t)sizeof eh);
+    int found = 0;
+    for (unsigned i = 0; i < eh.e_phnum; i++) {
+        Elf64_Phdr ph;
+        off_t off = (off_t)(eh.e_phoff + i * sizeof ph);
+        ck_assert_int_eq(pread(fd, &ph, sizeof ph, off), (ssize_t)sizeof ph);
+        if (ph.p_type == PT_DYNAMIC) {
+            ph.p_vaddr = (Elf64_Addr)1 << 40;
+            ck_assert_int_eq(pwrite(fd, &ph, sizeof ph, off), (ssize_t)sizeof ph);
+            found = 1;
+        }
+    }
+    close(fd);
+    ck_assert(found);
+    loader *l = new_loader(0);
+    ck_assert_int_eq(loader_load(l, p), NDF_ERR_INVALID);
+    ck_assert_has(err_msg(), "is not a loadable shared object: its dynamic section lies outside its "
+                           "loadable segments");
+    loader_free(l);
+    free(p);
+}
+END_TEST
+
+/* StrictModes: a directory above the plugin directory that others may
+ * write (so they could swap the plugin directory for another) refuses its
+ * plugins; so does one above the cache.  A sticky one (/tmp) does not. */
+START_TEST(refuse_writable_ancestor)
+{
+    char *mid = path_in(tmp, "mid");
+    ck_assert_int_eq(mkdir(mid, 0755), 0);
+    char *dir = path_in(mid, "plugins");
+    ck_assert_int_eq(mkdir(dir, 0755), 0);
+    char *p = copy_fixture("good", dir, "good.so");
+    ck_assert_int_eq(chmod(mid, 0777), 0);
+    loader *l = new_loader(0);
+    ck_assert_int_eq(loader_load(l, p), NDF_ERR_INVALID);
+    ck_assert_has(err_msg(), p);
+    ck_assert_has(err_msg(), "its parent directory");
+    ck_assert_has(err_msg(), "is world-writable (mode 0777)");
+    ck_assert_uint_eq(count_dir(cachedir), 0);
+    ck_assert_int_eq(chmod(mid, 0775), 0);
+    ck_assert_int_eq(loader_load(l, p), NDF_ERR_INVALID);
+    ck_assert_has(err_msg(), "is group-writable (mode 0775)");
+    ck_assert_int_eq(chmod(mid, 01777), 0);
+    ck_assert_int_eq(loader_load(l, p), NDF_OK);
+    loader_free(l);
+
+    /* through a symbolic link: the directory holding the link, and the one
+     * the link leads to, are both checked */
+    ck_assert_int_eq(chmod(mid, 0755), 0);
+    char *lnkdir = path_in(tmp, "lnk");
+    ck_assert_int_eq(mkdir(lnkdir, 0777), 0);
+    ck_assert_int_eq(chmod(lnkdir, 0777), 0);
+    char *lnk = path_in(lnkdir, "plugins");
+    ck_assert_int_eq(symlink(dir, lnk), 0);
+    char *viap = path_in(lnk, "good.so");
+    l = new_loader(0);
+    ck_assert_int_eq(loader_load(l, viap), NDF_ERR_INVALID);
+    ck_assert_has(err_msg(), lnkdir);
+    ck_assert_has(err_msg(), "is world-writable (mode 0777)");
+    loader_free(l);
+    l = new_loader(1); /* allow_insecure relaxes it, loudly */
+    ck_assert_int_eq(loader_load(l, viap), NDF_OK);
+    loader_free(l);
+
+    /* the cache directory's parents */
+    char *cparent = path_in(tmp, "cparent");
+    ck_assert_int_eq(mkdir(cparent, 0700), 0);
+    ck_assert_int_eq(chmod(cparent, 0770), 0);
+    char *cdir = path_in(cparent, "cache");
+    loader_opts o = {.host = &host_services, .cache_dir = cdir, .quiet = 1};
+    ck_assert_ptr_null(loader_new(&o));
+    ck_assert_has(err_msg(), "the plugin cache directory");
+    ck_assert_has(err_msg(), cparent);
+    ck_assert_has(err_msg(), "is group-writable (mode 0770)");
+    ck_assert_int_eq(chmod(cparent, 0700), 0);
+    l = loader_new(&o);
+    ck_assert_ptr_nonnull(l);
+    loader_free(l);
+    free(cdir);
+    free(cparent);
+    free(viap);
+    free(lnk);
+    free(lnkdir);
+    free(p);
+    free(dir);
+    free(mid);
 }
 END_TEST
 
@@ -1043,6 +1169,9 @@ static Suite *loader_suite(void)
     tcase_add_test(t, refuse_newer_minor);
     tcase_add_test(t, refuse_short_descriptor);
     tcase_add_test(t, refuse_no_descriptor);
+    tcase_add_test(t, refuse_no_descriptor_runs_nothing);
+    tcase_add_test(t, refuse_bad_dynamic);
+    tcase_add_test(t, refuse_writable_ancestor);
     tcase_add_test(t, refuse_init_fails);
     tcase_add_test(t, refuse_bad_schema);
     tcase_add_test(t, refuse_not_elf);

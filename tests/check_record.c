@@ -108,6 +108,31 @@ START_TEST(output_bounded_tail)
 }
 END_TEST
 
+/* Escaping cannot multiply what the JSON record holds beyond a bound: of
+ * 2 MiB of NUL bytes kept, the JSON writes the newest RECORD_JSON_OUTPUT,
+ * six bytes each ("\u0000"), and counts the rest as truncated. */
+START_TEST(json_output_bounded)
+{
+    record *r = record_new("p", NULL, INFINITY);
+    ndf_exec *n = r->root;
+    size_t len = 2u * RECORD_JSON_OUTPUT;
+    char *zeros = xcalloc(1, len);
+    node_append(n, REC_STDOUT, zeros, len, 4u * RECORD_JSON_OUTPUT);
+    ck_assert_uint_eq(n->out[REC_STDOUT].len, len);
+    strbuf sb;
+    sb_init(&sb);
+    record_to_json(r, &sb);
+    ck_assert_uint_le(sb.len, 6u * RECORD_JSON_OUTPUT + 4096);
+    ck_assert_uint_ge(sb.len, 6u * RECORD_JSON_OUTPUT);
+    char *want = xasprintf("\"stdout_truncated\":%u", RECORD_JSON_OUTPUT);
+    ck_assert_ptr_nonnull(strstr(sb.buf, want));
+    free(want);
+    sb_free(&sb);
+    free(zeros);
+    record_unref(r);
+}
+END_TEST
+
 START_TEST(ids_unique)
 {
     char a[48], b[48];
@@ -241,6 +266,7 @@ static Suite *suite(void)
     tcase_add_test(tc, tree_states_progress);
     tcase_add_test(tc, deadlines_inherit);
     tcase_add_test(tc, output_bounded_tail);
+    tcase_add_test(tc, json_output_bounded);
     tcase_add_test(tc, ids_unique);
     tcase_add_test(tc, json_escaping);
     tcase_add_test(tc, json_and_text);

@@ -201,7 +201,7 @@ int runtime_build_registry(runtime *rt, registry *prev)
         .ld = rt->ld,
         .set = &rt->cfg->set,
         /* learning state is read from, and paged back in from, the store */
-        .store = runtime_store(rt) ? &rt->seam : NULL,
+        .store = !rt->no_store && runtime_store(rt) ? &rt->seam : NULL,
         .prev = prev,
         .report = report_build,
         .opaque = rt,
@@ -250,6 +250,8 @@ int runtime_load(runtime *rt, unsigned what)
     int rc = load_config(rt);
     if (rc)
         return rc;
+    if (what & RT_NO_STORE)
+        rt->no_store = 1;
     if (what & (RT_PLUGINS | RT_PATTERNS | RT_EXECUTOR)) {
         rc = load_plugins(rt);
         if (rc)

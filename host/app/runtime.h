@@ -24,7 +24,10 @@ enum {
     RT_CONFIG = 1,   /* the configuration file (defaults when the default file is absent) */
     RT_PLUGINS = 2,  /* the plugins of the directories in effect */
     RT_PATTERNS = 4, /* the patterns, built into the registry */
-    RT_EXECUTOR = 8  /* an executor on the registry, recording in the store */
+    RT_EXECUTOR = 8, /* an executor on the registry, recording in the store */
+    /* with RT_PATTERNS: build without the store, so that a check opens,
+     * creates and writes nothing (learning state is not paged out) */
+    RT_NO_STORE = 16
 };
 
 /* Severity of a diagnostic handed to runtime_report_fn. */
@@ -74,6 +77,7 @@ typedef struct runtime {
     history_hook hook;
     history_progress *progress; /* writes running executions' progress (rt->st) */
     size_t pattern_errors; /* definitions that failed to build */
+    int no_store;          /* RT_NO_STORE: the registry is built without the store */
 
     /* NDF_PLUGIN_PATH, split once at runtime_init(): it replaces the
      * configured directories, and the environment does not change under a

@@ -290,6 +290,16 @@ static int fail_at(const ndf_value *at, const ndf_value *parent, int status, con
     return err_set(status, "%s", msg);
 }
 
+/* A bound or value for a message: whole numbers in full, others %g. */
+static const char *range_num(char *buf, size_t n, double x)
+{
+    if (x == floor(x) && fabs(x) < 1e18)
+        snprintf(buf, n, "%.0f", x);
+    else
+        snprintf(buf, n, "%g", x);
+    return buf;
+}
+
 static int check_range(const ndf_param_spec *s, const ndf_value *v, const char *path,
                        const char *what)
 {
@@ -308,9 +318,18 @@ static int check_range(const ndf_param_spec *s, const ndf_value *v, const char *
     } else {
         return NDF_OK;
     }
-    if (x < s->min || x > s->max || isnan(x))
-        return fail_at(v, NULL, NDF_ERR_VALIDATION, "%s: '%s' is %g%s, out of range [%g, %g]",
-                       what, path, x, unit, s->min, s->max);
+    if (x < s->min || x > s->max || isnan(x)) {
+        /* integers in full: 67108865 is not "6.71089e+07", nor its range's
+         * bound written the same way */
+        char bx[32], blo[32], bhi[32];
+        if (v->type == NDF_VALUE_INT)
+            snprintf(bx, sizeof bx, "%lld", (long long)v->u.i);
+        else
+            range_num(bx, sizeof bx, x);
+        return fail_at(v, NULL, NDF_ERR_VALIDATION, "%s: '%s' is %s%s, out of range [%s, %s]",
+                       what, path, bx, unit, range_num(blo, sizeof blo, s->min),
+                       range_num(bhi, sizeof bhi, s->max));
+    }
     return NDF_OK;
 }
 

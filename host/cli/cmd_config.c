@@ -67,7 +67,7 @@ static int cmd_check_config(cmd_ctx *c, int argc, char **argv)
     if (rc >= 0)
         return rc;
     runtime *a = c->rt;
-    rc = runtime_load(a, RT_PATTERNS);
+    rc = runtime_load(a, RT_PATTERNS | RT_NO_STORE);
     if (rc != NDF_OK)
         return exit_code_for(rc);
     size_t loaded = 0;

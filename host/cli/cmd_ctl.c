@@ -143,7 +143,9 @@ static int ctl_failed(ctl *t, const char *verb, const cJSON *resp)
     if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(resp, "ok")))
         return EXIT_OK;
     const char *e = str_of(resp, "error");
-    fprintf(t->c->err, "ndf ctl %s: %s\n", verb, e ? e : "failed");
+    char *m = term_safe(e ? e : "failed"); /* the server's words, maybe quoting a client */
+    fprintf(t->c->err, "ndf ctl %s: %s\n", verb, m);
+    free(m);
     int rc = int_of(resp, "exit", EXIT_FAILED);
     return rc ? rc : EXIT_FAILED;
 }
@@ -427,6 +429,15 @@ static int ctl_by_id(ctl *t, const char *verb, int argc, char **argv)
  * client names. */
 static int write_file(ctl *t, const char *path, const char *data)
 {
+    if (strcmp(path, "-") == 0) {
+        /* as `ndf export -o -`: standard output, not a file named "-" */
+        if (fputs(data, t->c->out) < 0 || fflush(t->c->out) != 0) {
+            fprintf(t->c->err, "ndf ctl export: cannot write to standard output: %s\n",
+                    strerror(errno));
+            return EXIT_IO;
+        }
+        return EXIT_OK;
+    }
     FILE *f = fopen(path, "w");
     int e = f ? 0 : errno;
     if (f && fputs(data, f) < 0)

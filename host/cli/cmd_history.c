@@ -300,8 +300,11 @@ static void status_text(FILE *out, const store_exec *e, const store_exec *kids, 
     if (e->fallback_from)
         fprintf(out, "fallback from %s (cause: %s)\n", e->fallback_from,
                 e->fallback_cause ? e->fallback_cause : "?");
-    if (e->message)
-        fprintf(out, "error: %s\n", e->message);
+    if (e->message) {
+        char *m = term_safe(e->message);
+        fprintf(out, "error: %s\n", m);
+        free(m);
+    }
     for (size_t i = 0; i < e->nnodes; i++) {
         const store_node *n = &e->nodes[i];
         int depth = 0;
@@ -317,8 +320,11 @@ static void status_text(FILE *out, const store_exec *e, const store_exec *kids, 
                 kind_name(n->kind), *n->path ? name : e->pattern);
         if (n->start > 0 && n->end >= n->start)
             fprintf(out, "  %.3fs", n->end - n->start);
-        if (n->message)
-            fprintf(out, "  (%s)", n->message);
+        if (n->message) {
+            char *m = term_safe(n->message);
+            fprintf(out, "  (%s)", m);
+            free(m);
+        }
         size_t bytes = n->outlen[0] + n->outlen[1] + n->outlen[2];
         if (bytes)
             fprintf(out, "  [%zu bytes of output]", bytes);

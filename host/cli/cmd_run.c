@@ -63,8 +63,11 @@ static void walk(const ndf_exec *n, int depth, progress *pg, strbuf *sb, int *li
                       node_kind_name(n->kind), n->name);
             if (n->start > 0)
                 sb_printf(sb, "  %.1fs", dur);
-            if (n->message && *n->message)
-                sb_printf(sb, "  %.60s", n->message);
+            if (n->message && *n->message) {
+                char *m = term_safe(n->message);
+                sb_printf(sb, "  %.60s", m);
+                free(m);
+            }
             sb_add(sb, "\n", 1);
             (*lines)++;
         } else {
@@ -81,8 +84,11 @@ static void walk(const ndf_exec *n, int depth, progress *pg, strbuf *sb, int *li
                           state_name(st));
                 if (state_final(st) && n->start > 0)
                     sb_printf(sb, " (%.2fs)", dur);
-                if (state_final(st) && n->message && *n->message)
-                    sb_printf(sb, ": %s", n->message);
+                if (state_final(st) && n->message && *n->message) {
+                    char *m = term_safe(n->message);
+                    sb_printf(sb, ": %s", m);
+                    free(m);
+                }
                 sb_add(sb, "\n", 1);
             }
         }
@@ -168,8 +174,11 @@ void cmd_run_summary(FILE *err, record *r, int rc)
             sep = ", ";
         }
     fputc('\n', err);
-    if (rc && r->error)
-        fprintf(err, "ndf: %s\n", r->error);
+    if (rc && r->error) {
+        char *m = term_safe(r->error);
+        fprintf(err, "ndf: %s\n", m);
+        free(m);
+    }
 }
 
 static const char run_usage[] =
@@ -578,8 +587,11 @@ static void status_node(FILE *out, const cJSON *n, int depth)
     if (cJSON_IsNumber(prog) && prog->valuedouble < 100 &&
         cJSON_GetObjectItemCaseSensitive(n, "children"))
         fprintf(out, "  %.0f%%", prog->valuedouble);
-    if (cJSON_IsString(msg) && *msg->valuestring)
-        fprintf(out, "  (%s)", msg->valuestring);
+    if (cJSON_IsString(msg) && *msg->valuestring) {
+        char *m = term_safe(msg->valuestring);
+        fprintf(out, "  (%s)", m);
+        free(m);
+    }
     fputc('\n', out);
     const cJSON *kids = cJSON_GetObjectItemCaseSensitive(n, "children");
     const cJSON *k;
@@ -602,8 +614,11 @@ void status_print(FILE *out, const cJSON *j)
     if (cJSON_IsString(from))
         fprintf(out, "fallback from %s (cause: %s)\n", from->valuestring,
                 cJSON_IsString(cause) ? cause->valuestring : "?");
-    if (cJSON_IsString(err))
-        fprintf(out, "error: %s\n", err->valuestring);
+    if (cJSON_IsString(err)) {
+        char *m = term_safe(err->valuestring);
+        fprintf(out, "error: %s\n", m);
+        free(m);
+    }
     status_node(out, cJSON_GetObjectItemCaseSensitive(j, "root"), 0);
 }
 

@@ -149,6 +149,13 @@ void cmd_run_summary(FILE *err, struct record *r, int rc);
 struct cJSON;
 void status_print(FILE *out, const struct cJSON *record);
 
+/* `s` (NULL: "") as text that is safe to print on a terminal: control
+ * characters (C0 but tab, DEL, C1) and bytes that are no valid UTF-8 are
+ * written as \xNN or \uNNNN, so that a message or a value from a step, a
+ * context or a client cannot move the cursor, rewrite the screen or set
+ * the window title.  Returns a malloc'd string. */
+char *term_safe(const char *s);
+
 /* The handlers' entries, each beside its handler in cmd_*.c. */
 extern const cmd_entry cmd_plugins_entry, cmd_inspect_entry;              /* cmd_plugins.c */
 extern const cmd_entry cmd_check_config_entry, cmd_config_entry;          /* cmd_config.c */

@@ -39,7 +39,8 @@ static void add_operand(opt_parser *p, const char *a)
 static void refuse_abbreviation(opt_parser *p, const char *text, const char *name, size_t len)
 {
     int n = 0;
-    for (const opt_spec *s = p->specs; !is_end(s); s++)
+    /* "--=x" has an empty name, a prefix of every option: it abbreviates none */
+    for (const opt_spec *s = p->specs; len && !is_end(s); s++)
         if (s->name && strncmp(s->name, name, len) == 0)
             n++;
     if (!p->err)

@@ -19,6 +19,7 @@
 #include <libconfig.h>
 
 #include "conf/config.h"
+#include "conf/conftext.h"
 #include "base/hashmap.h"
 #include "base/learning.h"
 #include "base/util.h"
@@ -146,6 +147,8 @@ void settings_default(settings *s)
     s->cache_dir = NULL;
     s->socket_path = default_socket_path();
     s->socket_group = NULL;
+    s->idle_timeout = 60.0;
+    s->max_conns_per_uid = 128;
     s->patterns_dir = NULL;
 }
 
@@ -183,7 +186,8 @@ static void diag_add(config *c, int is_error, const char *file, int line, const 
     va_start(ap, fmt);
     char *msg = xvasprintf(fmt, ap);
     va_end(ap);
-    c->diags = xrealloc(c->diags, (c->ndiags + 1) * sizeof *c->diags);
+    if ((c->ndiags & (c->ndiags - 1)) == 0) /* 0, 1, 2, 4, ...: double, stay linear */
+        c->diags = xrealloc(c->diags, (c->ndiags ? 2 * c->ndiags : 1) * sizeof *c->diags);
     c->diags[c->ndiags].is_error = is_error;
     c->diags[c->ndiags].text = file ? xasprintf("%s:%d: %s", file, line, msg) : xstrdup(msg);
     c->ndiags++;
@@ -253,6 +257,7 @@ typedef struct reader {
     config *c;
     const char *file; /* interned absolute name of the file being read */
     char *incdir;     /* its directory: where libconfig 1.5 resolves @include */
+    conftext *txt;    /* the expanded text being parsed: its line map */
     hashmap *seen;    /* pattern name -> its first definition (struct seen) */
 } reader;
 
@@ -261,28 +266,36 @@ struct seen {
     int line;
 };
 
-/* libconfig records an included file's name as written in the @include,
- * which it resolved against the include directory. */
-static const char *lc_file(const reader *r, const char *f)
+/* libconfig parses the expanded text (conftext), so its lines are lines of
+ * that text: the line map turns them back into the file and line they came
+ * from. */
+static void setting_pos(const reader *r, const config_setting_t *s, const char **file, int *line)
 {
-    if (!f)
-        return r->file;
-    if (f[0] == '/' || !r->incdir)
-        return value_intern_file(f);
-    char *abs = xasprintf("%s%s%s", r->incdir, strcmp(r->incdir, "/") ? "/" : "", f);
-    const char *v = value_intern_file(abs);
-    free(abs);
-    return v;
+    int l = (int)config_setting_source_line(s);
+    if (l <= 0 || !r->txt) {
+        *file = r->file;
+        *line = l;
+        return;
+    }
+    conftext_where(r->txt, l, file, line);
+    if (!*file)
+        *file = r->file;
 }
 
 static const char *setting_file(const reader *r, const config_setting_t *s)
 {
-    return lc_file(r, config_setting_source_file(s));
+    const char *f;
+    int l;
+    setting_pos(r, s, &f, &l);
+    return f;
 }
 
-static int setting_line(const config_setting_t *s)
+static int setting_line(const reader *r, const config_setting_t *s)
 {
-    return (int)config_setting_source_line(s);
+    const char *f;
+    int l;
+    setting_pos(r, s, &f, &l);
+    return l;
 }
 
 static const char *lc_type_name(int type)
@@ -316,7 +329,7 @@ static ndf_value *to_value(const reader *r, const config_setting_t *s, const cha
     default: v = value_new_list(name); break;
     }
     const char *file = setting_file(r, s);
-    int line = setting_line(s);
+    int line = setting_line(r, s);
     if (line <= 0) {
         file = pfile;
         line = pline;
@@ -394,6 +407,8 @@ static const key_def plugins_keys[] = {
 static const key_def server_keys[] = {
     {"socket", KT_PATH, 0, 0, 0, OFF(socket_path)},
     {"group", KT_STR, 0, 0, 0, OFF(socket_group)},
+    {"idle_timeout", KT_NUM, 0, 86400, 1, OFF(idle_timeout)},
+    {"max_connections_per_uid", KT_INT, 1, 512, 0, OFF(max_conns_per_uid)},
     {NULL, 0, 0, 0, 0, 0}};
 
 static const struct section {
@@ -415,7 +430,7 @@ static int is_int_type(int t)
 
 static void type_error(reader *r, const config_setting_t *s, const char *key, const char *want)
 {
-    diag_add(r->c, 1, setting_file(r, s), setting_line(s), "'%s' must be %s, not %s", key, want,
+    diag_add(r->c, 1, setting_file(r, s), setting_line(r, s), "'%s' must be %s, not %s", key, want,
              lc_type_name(config_setting_type(s)));
 }
 
@@ -434,16 +449,16 @@ static int check_key_range(reader *r, const config_setting_t *s, const char *key
                            const key_def *k, double x)
 {
     int ok = k->min_open ? x > k->min : x >= k->min;
-    if (ok && x <= k->max && !isnan(x))
+    if (ok && x <= k->max && isfinite(x))
         return 0;
     char bx[32], blo[32], bhi[32];
     fmt_num(bx, sizeof bx, x);
     fmt_num(blo, sizeof blo, k->min);
     if (isinf(k->max) && k->min_open)
-        diag_add(r->c, 1, setting_file(r, s), setting_line(s), "'%s' is %s, must be greater than %s",
+        diag_add(r->c, 1, setting_file(r, s), setting_line(r, s), "'%s' is %s, must be greater than %s",
                  key, bx, blo);
     else
-        diag_add(r->c, 1, setting_file(r, s), setting_line(s), "'%s' is %s, out of range [%s, %s]",
+        diag_add(r->c, 1, setting_file(r, s), setting_line(r, s), "'%s' is %s, out of range [%s, %s]",
                  key, bx, blo, fmt_num(bhi, sizeof bhi, k->max));
     return -1;
 }
@@ -473,7 +488,7 @@ static void read_plugin_dirs(reader *r, const config_setting_t *s, const char *k
     for (int i = 0; i < n; i++) {
         const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
         if (config_setting_type(e) != CONFIG_TYPE_STRING) {
-            int line = setting_line(e) > 0 ? setting_line(e) : setting_line(s);
+            int line = setting_line(r, e) > 0 ? setting_line(r, e) : setting_line(r, s);
             diag_add(r->c, 1, setting_file(r, s), line, "'%s[%d]' must be a string, not %s", key,
                      i, lc_type_name(config_setting_type(e)));
             return;
@@ -552,7 +567,7 @@ static void read_key(reader *r, const config_setting_t *s, const char *key, cons
         const char *v = config_setting_get_string(s);
         confidence_algorithm a;
         if (confidence_algorithm_parse(v, &a) != 0) {
-            diag_add(r->c, 1, setting_file(r, s), setting_line(s),
+            diag_add(r->c, 1, setting_file(r, s), setting_line(r, s),
                      "'%s' is '%s', expected simple_average, weighted_average or adaptive_bayes",
                      key, v);
             return;
@@ -567,7 +582,7 @@ static void read_key(reader *r, const config_setting_t *s, const char *key, cons
         }
         const char *v = config_setting_get_string(s);
         if (strcmp(v, "normal") != 0 && strcmp(v, "full") != 0) {
-            diag_add(r->c, 1, setting_file(r, s), setting_line(s),
+            diag_add(r->c, 1, setting_file(r, s), setting_line(r, s),
                      "'%s' is '%s', expected normal or full", key, v);
             return;
         }
@@ -597,7 +612,7 @@ static void read_section(reader *r, const config_setting_t *grp, const struct se
         if (!k->name) {
             char what[64];
             snprintf(what, sizeof what, " in '%s'", sec->name);
-            warn_unknown(r->c, setting_file(r, s), setting_line(s), what, name, names);
+            warn_unknown(r->c, setting_file(r, s), setting_line(r, s), what, name, names);
             continue;
         }
         read_key(r, s, key, k);
@@ -707,7 +722,7 @@ static int check_generic(reader *r, const ndf_value *def, const char *pname)
             if (k[0] == 'c' && !(x >= 0 && x <= 1)) {
                 pattern_error(r, m, pname, "'%s' is %g, out of range [0, 1]", k, x);
                 bad++;
-            } else if (k[0] == 't' && !(x > 0)) {
+            } else if (k[0] == 't' && !(x > 0 && isfinite(x))) {
                 pattern_error(r, m, pname, "'%s' is %g, must be greater than 0", k, x);
                 bad++;
             }
@@ -770,7 +785,9 @@ static void read_pattern(reader *r, const config_setting_t *s)
         return;
     }
     config *c = r->c;
-    c->patterns = xrealloc(c->patterns, (c->npatterns + 1) * sizeof *c->patterns);
+    if ((c->npatterns & (c->npatterns - 1)) == 0) /* 0, 1, 2, 4, ...: double */
+        c->patterns =
+            xrealloc(c->patterns, (c->npatterns ? 2 * c->npatterns : 1) * sizeof *c->patterns);
     c->patterns[c->npatterns++] = def;
 }
 
@@ -778,7 +795,7 @@ static void read_patterns(reader *r, const config_setting_t *s)
 {
     int t = config_setting_type(s);
     if (t != CONFIG_TYPE_LIST && t != CONFIG_TYPE_ARRAY) {
-        diag_add(r->c, 1, setting_file(r, s), setting_line(s),
+        diag_add(r->c, 1, setting_file(r, s), setting_line(r, s),
                  "'patterns' must be a list of groups ( { ... }, ... ), not %s", lc_type_name(t));
         return;
     }
@@ -786,7 +803,7 @@ static void read_patterns(reader *r, const config_setting_t *s)
     for (int i = 0; i < n; i++) {
         const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
         if (config_setting_type(e) != CONFIG_TYPE_GROUP) {
-            int line = setting_line(e) > 0 ? setting_line(e) : setting_line(s);
+            int line = setting_line(r, e) > 0 ? setting_line(r, e) : setting_line(r, s);
             diag_add(r->c, 1, setting_file(r, e), line,
                      "patterns[%d]: a pattern definition must be a group { ... }, not %s", i,
                      lc_type_name(config_setting_type(e)));
@@ -798,148 +815,27 @@ static void read_patterns(reader *r, const config_setting_t *s)
 
 /* ---- files ---- */
 
-/* Checks that `file` is something libconfig can read without hanging or
- * exhausting memory: a regular file of at most CONFIG_MAX_FILE bytes, or
- * /dev/null ("-c /dev/null": no configuration).  A FIFO would block the
- * open and a device like /dev/zero or a tty would read forever, so both
- * are refused before libconfig opens them.  The @include files it names
- * are checked the same way (libconfig 1.5 has no include hook), down to
- * libconfig's own depth limit; a missing include is left for libconfig to
- * report.  `from`:`line` names the @include, or is NULL for the main file.
- * Reports and returns -1 on failure. */
-#define CONFIG_MAX_FILE ((off_t)16 << 20)
-#define CONFIG_MAX_INCLUDE_DEPTH 10
-
-static int check_input(reader *r, const char *file, const char *from, int line, int depth)
-{
-    struct stat st;
-    /* O_NONBLOCK: opening a FIFO without a writer must not wait for one */
-    int fd = open(file, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-    if (fd < 0) {
-        if (from && errno == ENOENT)
-            return 0;
-        diag_add(r->c, 1, from, line, "cannot read %s: %s", file, strerror(errno));
-        return -1;
-    }
-    if (fstat(fd, &st) != 0) {
-        diag_add(r->c, 1, from, line, "cannot read %s: %s", file, strerror(errno));
-        close(fd);
-        return -1;
-    }
-    struct stat null_st;
-    int is_null = S_ISCHR(st.st_mode) && stat("/dev/null", &null_st) == 0 &&
-                  S_ISCHR(null_st.st_mode) && st.st_rdev == null_st.st_rdev;
-    const char *why = S_ISDIR(st.st_mode)   ? strerror(EISDIR)
-                      : S_ISFIFO(st.st_mode) ? "a FIFO, not a regular file"
-                      : S_ISSOCK(st.st_mode) ? "a socket, not a regular file"
-                      : S_ISREG(st.st_mode) || is_null ? NULL
-                                                       : "a device, not a regular file";
-    if (why) {
-        diag_add(r->c, 1, from, line, "cannot read %s: %s", file, why);
-        close(fd);
-        return -1;
-    }
-    if (S_ISREG(st.st_mode) && st.st_size > CONFIG_MAX_FILE) {
-        diag_add(r->c, 1, from, line,
-                 "cannot read %s: %lld bytes exceeds the %lld byte limit for a "
-                 "configuration file",
-                 file, (long long)st.st_size, (long long)CONFIG_MAX_FILE);
-        close(fd);
-        return -1;
-    }
-    if (!S_ISREG(st.st_mode) || depth >= CONFIG_MAX_INCLUDE_DEPTH) {
-        close(fd);
-        return 0;
-    }
-    /* the @include lines: `^[ \t]*@include[ \t]+"name"` as libconfig scans.
-     * Read to the end whatever st_size says: /proc files claim 0 bytes. */
-    strbuf sb;
-    sb_init(&sb);
-    char buf[8192];
-    for (;;) {
-        ssize_t k = read(fd, buf, sizeof buf);
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k < 0) {
-            /* libconfig's scanner would exit(2) the process on this error */
-            diag_add(r->c, 1, from, line, "cannot read %s: %s", file, strerror(errno));
-            sb_free(&sb);
-            close(fd);
-            return -1;
-        }
-        if (k == 0)
-            break;
-        if (sb.len + (size_t)k > (size_t)CONFIG_MAX_FILE) {
-            diag_add(r->c, 1, from, line,
-                     "cannot read %s: more than the %lld byte limit for a configuration file",
-                     file, (long long)CONFIG_MAX_FILE);
-            sb_free(&sb);
-            close(fd);
-            return -1;
-        }
-        sb_add(&sb, buf, (size_t)k);
-    }
-    close(fd);
-    size_t n = sb.len;
-    char *text = sb_steal(&sb);
-    int rc = 0, lineno = 1;
-    for (char *p = text; p < text + n && rc == 0; lineno++) {
-        char *eol = memchr(p, '\n', (size_t)(text + n - p));
-        char *end = eol ? eol : text + n;
-        char *q = p;
-        while (q < end && (*q == ' ' || *q == '\t'))
-            q++;
-        if ((size_t)(end - q) > 9 && memcmp(q, "@include", 8) == 0 &&
-            (q[8] == ' ' || q[8] == '\t')) {
-            q += 8;
-            while (q < end && (*q == ' ' || *q == '\t'))
-                q++;
-            /* the name may run past the line (libconfig's string does) and
-             * past the end of the file, where libconfig ends it too */
-            char *close_q = NULL;
-            if (q < end && *q == '"') {
-                close_q = memchr(q + 1, '"', (size_t)(text + n - q - 1));
-                if (!close_q)
-                    close_q = text + n;
-            }
-            /* libconfig 1.5 takes the name literally (no escapes) and as a C
-             * string: a NUL ends it, so "\0x" names the directory itself,
-             * whose read error makes libconfig's scanner exit(2) the process */
-            if (close_q) {
-                char *name = xstrndup(q + 1, (size_t)(close_q - q - 1));
-                char *inc = name[0] == '/' || !r->incdir
-                                ? xstrdup(name)
-                                : xasprintf("%s%s%s", r->incdir,
-                                            strcmp(r->incdir, "/") ? "/" : "", name);
-                rc = check_input(r, inc, value_intern_file(file), lineno, depth + 1);
-                free(inc);
-                free(name);
-            }
-        }
-        p = end + 1;
-    }
-    free(text);
-    return rc;
-}
-
-/* Reads `file` (absolute) into `cf`.  Reports and returns -1 on failure. */
-static int read_file(reader *r, config_t *cf, const char *file)
+/* Reads `file` (absolute) into `cf`: conftext expands its includes from
+ * the descriptors it checked (regular file or /dev/null, at most 16 MiB, an
+ * include owned by root, us or the main file's owner) and checks its
+ * literals, and libconfig parses that one text.  A FIFO or a device is
+ * refused before anything blocks on it.  `txt` must stay alive while the
+ * settings are read (it maps their lines back to files).  Reports and
+ * returns -1 on failure. */
+static int read_file(reader *r, config_t *cf, const char *file, conftext *txt)
 {
     free(r->incdir);
     r->incdir = path_dir(file);
-    if (check_input(r, file, NULL, 0, 0) != 0)
+    r->txt = txt;
+    if (conftext_read(txt, file, r->incdir) != 0) {
+        diag_add(r->c, 1, txt->err_file, txt->err_line, "%s", txt->err);
         return -1;
-    config_set_include_dir(cf, r->incdir);
-    errno = 0;
-    if (config_read_file(cf, file) != CONFIG_TRUE) {
-        if (config_error_type(cf) == CONFIG_ERR_FILE_IO) {
-            diag_add(r->c, 1, NULL, 0, "cannot read %s: %s", file,
-                     strerror(errno ? errno : EIO));
-        } else {
-            const char *ef = config_error_file(cf);
-            diag_add(r->c, 1, ef ? lc_file(r, ef) : file, config_error_line(cf), "%s",
-                     config_error_text(cf));
-        }
+    }
+    if (config_read_string(cf, txt->text) != CONFIG_TRUE) {
+        const char *ef;
+        int el;
+        conftext_where(txt, config_error_line(cf), &ef, &el);
+        diag_add(r->c, 1, ef ? ef : file, el, "%s", config_error_text(cf));
         return -1;
     }
     return 0;
@@ -956,9 +852,11 @@ static void read_patterns_file(reader *r, const char *path)
     config_init(&cf);
     const char *saved = r->file;
     char *saved_dir = r->incdir;
+    conftext *saved_txt = r->txt;
+    conftext txt;
     r->incdir = NULL;
     r->file = value_intern_file(path);
-    if (read_file(r, &cf, path) == 0) {
+    if (read_file(r, &cf, path, &txt) == 0) {
         config_setting_t *root = config_root_setting(&cf);
         int n = config_setting_length(root);
         for (int i = 0; i < n; i++) {
@@ -968,15 +866,17 @@ static void read_patterns_file(reader *r, const char *path)
                 read_patterns(r, s);
             } else {
                 static const char *const only[] = {"patterns", NULL};
-                warn_unknown(r->c, setting_file(r, s), setting_line(s),
+                warn_unknown(r->c, setting_file(r, s), setting_line(r, s),
                              " in a patterns_dir file (only 'patterns' is read there)", name,
                              only);
             }
         }
     }
     config_destroy(&cf);
+    conftext_free(&txt);
     free(r->incdir);
     r->incdir = saved_dir;
+    r->txt = saved_txt;
     r->file = saved;
 }
 
@@ -1027,7 +927,8 @@ int config_load(const char *path, config **out)
     config_init(&cf);
     const char *pdir_file = NULL;
     int pdir_line = 0;
-    if (read_file(&r, &cf, c->set.file) == 0) {
+    conftext txt;
+    if (read_file(&r, &cf, c->set.file, &txt) == 0) {
         config_setting_t *root = config_root_setting(&cf);
         const config_setting_t *patterns = NULL;
         int n = config_setting_length(root);
@@ -1042,14 +943,14 @@ int config_load(const char *path, config **out)
                 static const key_def k = {"patterns_dir", KT_PATH, 0, 0, 0, OFF(patterns_dir)};
                 read_key(&r, s, "patterns_dir", &k);
                 pdir_file = setting_file(&r, s);
-                pdir_line = setting_line(s);
+                pdir_line = setting_line(&r, s);
                 continue;
             }
             size_t j = 0;
             while (j < ARRAY_SIZE(sections) && strcmp(sections[j].name, name) != 0)
                 j++;
             if (j == ARRAY_SIZE(sections)) {
-                warn_unknown(c, setting_file(&r, s), setting_line(s), "", name, top_names);
+                warn_unknown(c, setting_file(&r, s), setting_line(&r, s), "", name, top_names);
                 continue;
             }
             if (config_setting_type(s) != CONFIG_TYPE_GROUP) {
@@ -1066,6 +967,7 @@ int config_load(const char *path, config **out)
             read_patterns_dir(&r, c->set.patterns_dir, pdir_file, pdir_line);
     }
     config_destroy(&cf);
+    conftext_free(&txt);
 
     hashmap_free(r.seen, free);
     free(r.incdir);
@@ -1139,6 +1041,9 @@ void settings_to_json(const settings *s, strbuf *sb)
     sb_json_str(sb, s->socket_path);
     sb_puts(sb, ",\"group\":");
     sb_json_str(sb, s->socket_group);
+    sb_puts(sb, ",\"idle_timeout\":");
+    sb_json_num(sb, s->idle_timeout, 0);
+    sb_printf(sb, ",\"max_connections_per_uid\":%d", s->max_conns_per_uid);
     sb_puts(sb, "},\"patterns_dir\":");
     sb_json_str(sb, s->patterns_dir);
     sb_puts(sb, "}");

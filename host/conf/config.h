@@ -45,6 +45,8 @@ typedef struct settings {
     /* server { } */
     char *socket_path;
     char *socket_group;
+    double idle_timeout;         /* seconds a connection may go without a complete request */
+    int max_conns_per_uid;       /* connections one uid may hold at once */
 
     char *patterns_dir;          /* absolute, or NULL */
 } settings;

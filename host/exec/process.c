@@ -256,6 +256,8 @@ static void child_init(child *c, ndf_exec *node, const ndf_spawn *opts)
     c->grace = OPT_HAS(opts, grace_s) && opts->grace_s > 0 ? opts->grace_s : node->rec->kill_grace;
     c->limit = OPT_HAS(opts, output_limit) && opts->output_limit ? opts->output_limit
                                                                  : RECORD_OUTPUT_LIMIT;
+    if (c->limit > RECORD_OUTPUT_MAX)
+        c->limit = RECORD_OUTPUT_MAX;
     c->out = c->err = c->in = c->pidfd = -1;
     c->phase = CHILD_RUNNING;
     c->kill_at = c->give_up = INFINITY;

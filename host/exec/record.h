@@ -21,13 +21,22 @@ struct executor;
 
 /* Bytes of stdout / stderr / log lines kept per node unless told otherwise. */
 #define RECORD_OUTPUT_LIMIT (64u * 1024u)
+/* The most a step may ask to keep (ndf_spawn.output_limit): larger asks are
+ * cut to it. */
+#define RECORD_OUTPUT_MAX (64u * 1024u * 1024u)
+/* The newest bytes of each stream that record_to_json writes: escaping may
+ * take up to six bytes for one ("\u0000"), so the JSON of a node stays
+ * within six times this whatever the output holds; all of what was kept is
+ * in the store (ndf logs). */
+#define RECORD_JSON_OUTPUT (1024u * 1024u)
 
 /* Output kept bounded: the newest `limit` bytes, and how many were dropped
  * before them. */
 typedef struct tailbuf {
-    char *buf;
-    size_t len, cap;
+    char *buf; /* the kept bytes, buf[0, len), NUL-terminated; inside mem */
+    size_t len, cap; /* cap: the size of mem */
     uint64_t dropped;
+    char *mem; /* the allocation buf slides along (freed with the node) */
 } tailbuf;
 
 /* What a node's `out` points at until output arrives: three empty buffers,

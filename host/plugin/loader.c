@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "plugin/loader.h"
+#include "plugin/elfcheck.h"
 #include "base/fsutil.h"
 #include "base/hashmap.h"
 #include "base/sha256.h"
@@ -254,6 +255,8 @@ static char *default_cache_dir(int *in_tmp)
     return xasprintf("/tmp/ndf-%u/plugins", (unsigned)geteuid());
 }
 
+static int check_ancestors_of(const char *path, const char *what);
+
 loader *loader_new(const loader_opts *opts)
 {
     if (!opts || !opts->host) {
@@ -278,6 +281,11 @@ loader *loader_new(const loader_opts *opts)
     }
     if (open_private_dir(dir, 1, &fd) != NDF_OK)
         goto fail;
+    if (!(opts && opts->allow_insecure) &&
+        check_ancestors_of(dir, "the plugin cache directory") != NDF_OK) {
+        close(fd);
+        goto fail;
+    }
 
     loader *l = xcalloc(1, sizeof *l);
     l->types = hashmap_new();
@@ -629,6 +637,87 @@ static int copy_to_cache(loader *l, plugin *p, int fd, const char *base)
     return NDF_OK;
 }
 
+/* Before dlopen(), which runs the constructors of any shared object:
+ * the very copy about to be loaded (`cfd`) must export the descriptor, so
+ * that the code of a shared object that is no plugin never runs. */
+static int check_exports(loader *l, plugin *p, int cfd)
+{
+    const char *why = NULL;
+    int r = elfcheck_exports(cfd, NDF_PLUGIN_SYMBOL, &why);
+    if (r > 0)
+        return NDF_OK;
+    if (r == 0)
+        return refuse(l, p, NDF_ERR_INVALID,
+                      "does not export %s; was it built with NDF_PLUGIN_DEFINE()? (%s; a "
+                      "shared object that is not an ndf plugin is not loaded, and none of its "
+                      "code ran)",
+                      NDF_PLUGIN_SYMBOL, why);
+    return refuse(l, p, NDF_ERR_INVALID,
+                  "is not a loadable shared object: %s; rebuild it against the ndf SDK, or "
+                  "remove it (none of its code ran)",
+                  why);
+}
+
+/* OpenSSH's StrictModes for the directories above `path` (absolute): each
+ * must be owned by root or by the user running ndf and writable by no one
+ * else, or whoever may write one could rename what is below it and put
+ * other code in the plugin's place.  A sticky directory (/tmp) is accepted
+ * from root or us: others may add entries there but not rename ours.  Both
+ * the path as written and the path its symbolic links lead to are checked
+ * (the directory holding a link decides where it points).  `what` names
+ * the directory for the message.  Returns NDF_OK, or sets the error. */
+static int check_ancestors_of(const char *path, const char *what)
+{
+    char *real = realpath(path, NULL);
+    const char *paths[2] = {path, real};
+    int rc = NDF_OK;
+    for (int k = 0; k < 2 && rc == NDF_OK; k++) {
+        const char *pth = paths[k];
+        if (!pth || pth[0] != '/' || (k == 1 && strcmp(pth, path) == 0))
+            continue;
+        char *dir = xstrdup(pth);
+        /* from the parent of `pth` up to "/" */
+        for (;;) {
+            char *slash = strrchr(dir, '/');
+            if (!slash)
+                break;
+            if (slash == dir)
+                slash[1] = '\0';
+            else
+                *slash = '\0';
+            struct stat st;
+            if (stat(dir, &st) != 0) {
+                rc = err_set(NDF_ERR_IO, "%s %s: cannot check its parent directory %s: %s", what,
+                             path, dir, strerror(errno));
+                break;
+            }
+            int sticky = (st.st_mode & S_ISVTX) != 0;
+            if (st.st_uid != 0 && st.st_uid != geteuid()) {
+                rc = err_set(NDF_ERR_INVALID,
+                             "%s %s: its parent directory %s is owned by uid %u, neither root "
+                             "nor the user running ndf (uid %u), who could replace what is "
+                             "below it: move the plugins, or chown %s",
+                             what, path, dir, (unsigned)st.st_uid, (unsigned)geteuid(), dir);
+                break;
+            }
+            if ((st.st_mode & (S_IWGRP | S_IWOTH)) && !sticky) {
+                rc = err_set(NDF_ERR_INVALID,
+                             "%s %s: its parent directory %s is %s-writable (mode %04o), so "
+                             "others could replace what is below it: run 'chmod go-w %s', or "
+                             "move the plugins",
+                             what, path, dir, (st.st_mode & S_IWOTH) ? "world" : "group",
+                             (unsigned)(st.st_mode & 07777), dir);
+                break;
+            }
+            if (strcmp(dir, "/") == 0)
+                break;
+        }
+        free(dir);
+    }
+    free(real);
+    return rc;
+}
+
 static int check_owner_mode(loader *l, plugin *p, const struct stat *st, const char *dir)
 {
     const char *what = dir ? "its directory " : "the file";
@@ -646,6 +735,28 @@ static int check_owner_mode(loader *l, plugin *p, const struct stat *st, const c
                       what, dir ? dir : "", (unsigned)st->st_uid, (unsigned)geteuid(),
                       (unsigned)geteuid());
     return NDF_OK;
+}
+
+/* check_ancestors_of() for the plugin directory `dir`, as a refusal of `p`;
+ * a relative `dir` is taken from the working directory. */
+static int check_ancestors(loader *l, plugin *p, const char *dir)
+{
+    char *abs = NULL;
+    if (dir[0] != '/') {
+        char *cwd = getcwd(NULL, 0);
+        if (cwd) {
+            abs = xasprintf("%s/%s", cwd, dir);
+            free(cwd);
+        }
+    }
+    int rc = check_ancestors_of(abs ? abs : dir, "plugin directory");
+    free(abs);
+    if (rc == NDF_OK)
+        return NDF_OK;
+    char *msg = xstrdup(err_msg());
+    rc = refuse(l, p, rc, "%s", msg);
+    free(msg);
+    return rc;
 }
 
 static void read_descriptor_strings(plugin *p, const ndf_plugin *d)
@@ -854,6 +965,8 @@ static int load_at(loader *l, int dfd, const struct stat *dst, const char *dirpa
         goto out;
     }
     if (!l->allow_insecure) {
+        if ((rc = check_ancestors(l, p, dirpath)) != NDF_OK)
+            goto out;
         if ((rc = check_owner_mode(l, p, dst, dirpath)) != NDF_OK)
             goto out;
         if ((rc = check_owner_mode(l, p, &st, NULL)) != NDF_OK)
@@ -888,6 +1001,10 @@ static int load_at(loader *l, int dfd, const struct stat *dst, const char *dirpa
                         "is not a complete shared object: %s; install it "
                         "whole (write a temporary file, then rename it over the plugin)",
                         why);
+            goto out;
+        }
+        if (cfd >= 0 && (rc = check_exports(l, p, cfd)) != NDF_OK) {
+            close(cfd);
             goto out;
         }
         if (cfd >= 0)

@@ -157,6 +157,17 @@ static int parse_command(const cJSON *j, request *r, char **error)
     return 0;
 }
 
+/* The rollback levels of the seed's trigger_rollback, long and short. */
+static int rollback_level_valid(const char *s)
+{
+    static const char *const levels[] = {"pattern", "pattern_level", "phase", "phase_level",
+                                         "complete"};
+    for (size_t i = 0; i < ARRAY_SIZE(levels); i++)
+        if (strcmp(s, levels[i]) == 0)
+            return 1;
+    return 0;
+}
+
 static int parse_members(const cJSON *j, request *r, char **error)
 {
     if (required_string(j, "cmd", &r->cmd, error))
@@ -170,11 +181,17 @@ static int parse_members(const cJSON *j, request *r, char **error)
     case REQ_STATUS: return opt_string(j, "id", &r->id, error);
     case REQ_CANCEL: return required_string(j, "id", &r->id, error);
     case REQ_ROLLBACK:
-        return required_string(j, "id", &r->id, error) ||
-                       opt_string(j, "level", &r->level, error) ||
-                       opt_string(j, "target", &r->target, error)
-                   ? -1
-                   : 0;
+        if (required_string(j, "id", &r->id, error) || opt_string(j, "level", &r->level, error) ||
+            opt_string(j, "target", &r->target, error))
+            return -1;
+        if (r->level && !rollback_level_valid(r->level)) {
+            /* a pattern type may ignore the level: an unknown one must not
+             * pass as a rollback done at some default level */
+            *error = xstrdup("bad request: \"level\" must be pattern, phase or complete "
+                             "(or pattern_level, phase_level)");
+            return -1;
+        }
+        return 0;
     case REQ_COMMAND: return parse_command(j, r, error);
     default: return 0;
     }

@@ -195,6 +195,16 @@ static char *req_status(server *s, const request *rq)
 
 static char *req_cancel(server *s, const request *rq)
 {
+    /* A finished execution is kept for status and rollback: cancelling it
+     * would change nothing, and saying "cancelled" would be a lie. */
+    record *r = genset_find(s->gs, rq->id);
+    if (r && atomic_load(&r->done)) {
+        record_unref(r);
+        return fail(s, NDF_ERR_INVALID, "execution '%s' has already finished: nothing to cancel",
+                    rq->id);
+    }
+    if (r)
+        record_unref(r);
     if (genset_cancel(s->gs, rq->id) != NDF_OK)
         return fail(s, NDF_ERR_NOT_FOUND, "no running execution with id '%s'", rq->id);
     response a = {.ok = 1, .id = rq->id};
@@ -379,13 +389,23 @@ static char *handle(void *opaque, const transport_peer *peer, const char *line, 
     server *s = opaque;
     request rq;
     char *error;
-    (void)peer;
     if (protocol_parse(line, len, &rq, &error) != 0) {
         char *text = fail(s, NDF_ERR_INVALID, "%s", error);
         free(error);
         return text;
     }
     char *text;
+    if (peer->reserved && rq.kind != REQ_PING && rq.kind != REQ_STATUS &&
+        rq.kind != REQ_RELOAD) {
+        /* the owner's reserved slot is there so that it can always see and
+         * steer the server, not to run work past the limits */
+        text = fail(s, NDF_ERR_RESOURCE,
+                    "the server is at its connection limit; this connection is one of those "
+                    "kept for its owner, which serve only ping, status and reload: try again "
+                    "later");
+        request_free(&rq);
+        return text;
+    }
     switch (rq.kind) {
     case REQ_RUN: text = req_run(s, &rq); break;
     case REQ_STATUS: text = req_status(s, &rq); break;
@@ -568,6 +588,8 @@ static int start(server *s)
         .handle = handle,
         .refuse = refuse,
         .opaque = s,
+        .idle_timeout = set->idle_timeout,
+        .max_per_uid = set->max_conns_per_uid,
     };
     rc = transport_listen(&to, &s->tp);
     if (rc == NDF_OK && s->o.watch && (s->w = watch_new())) {

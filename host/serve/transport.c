@@ -7,8 +7,10 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <pthread.h>
+#include <poll.h>
 #include <pwd.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -32,16 +34,29 @@ struct transport {
     int has_group;
     gid_t gid; /* the socket's group, when has_group */
 
-    pthread_mutex_t lock;           /* guards conns and nconns */
-    pthread_cond_t idle;            /* nconns reached 0 */
-    int conns[TRANSPORT_MAX_CONNS]; /* open connection descriptors, -1 free */
-    int nconns;
+    double idle_timeout;
+    int max_per_uid;
+
+    pthread_mutex_t lock; /* guards the slots, seq and nconns */
+    pthread_cond_t idle;  /* nconns reached 0 */
+    /* the connections holding a slot, fd -1 when free: TRANSPORT_MAX_CONNS
+     * ordinary slots, then TRANSPORT_RESERVED for the owner; a slot is
+     * named by fd and seq together, as an fd number is reused */
+    int conns[TRANSPORT_MAX_CONNS + TRANSPORT_RESERVED];
+    uid_t conn_uid[TRANSPORT_MAX_CONNS + TRANSPORT_RESERVED];
+    unsigned long conn_seq[TRANSPORT_MAX_CONNS + TRANSPORT_RESERVED];
+    unsigned long seq;
+    int nconns; /* connection threads alive (an evicted one holds no slot) */
 };
+
+#define NSLOTS (TRANSPORT_MAX_CONNS + TRANSPORT_RESERVED)
 
 typedef struct conn {
     transport *t;
     int fd;
     uid_t uid;
+    int reserved;
+    unsigned long seq;
 } conn;
 
 /* ---- connections ---- */
@@ -75,48 +90,106 @@ static void refuse(transport *t, int fd, int status, const char *fmt, ...)
     free(msg);
 }
 
-/* Takes a slot for `fd`; 0 when all are taken. */
-static int conn_add(transport *t, int fd)
+static int is_owner(uid_t uid)
 {
-    int ok = 0;
+    return uid == geteuid() || uid == 0;
+}
+
+static int take_slot(transport *t, int i, conn *c)
+{
+    t->conns[i] = c->fd;
+    t->conn_uid[i] = c->uid;
+    t->conn_seq[i] = c->seq = ++t->seq;
+    t->nconns++;
+    return 1;
+}
+
+static int free_slot(const transport *t, int from, int to)
+{
+    for (int i = from; i < to; i++)
+        if (t->conns[i] < 0)
+            return i;
+    return -1;
+}
+
+/* Takes a slot for connection `c`: an ordinary one within the limits
+ * (TRANSPORT_MAX_CONNS in all, max_per_uid each), else, for the owner, a
+ * reserved one (c->reserved set).  When the owner's own clients hold every
+ * reserved slot, the oldest of them is shut down and its slot taken over,
+ * so that the newest request of the owner always gets in.  Returns 0 and
+ * words the refusal in `why` when there is no slot. */
+static int conn_add(transport *t, conn *c, char *why, size_t whylen)
+{
+    int ok = 0, used = 0, mine = 0, i;
+    c->reserved = 0;
     pthread_mutex_lock(&t->lock);
-    for (int i = 0; i < TRANSPORT_MAX_CONNS && !ok; i++)
-        if (t->conns[i] < 0) {
-            t->conns[i] = fd;
-            t->nconns++;
-            ok = 1;
+    for (i = 0; i < TRANSPORT_MAX_CONNS; i++)
+        if (t->conns[i] >= 0) {
+            used++;
+            mine += t->conn_uid[i] == c->uid;
         }
+    if (used < TRANSPORT_MAX_CONNS && mine < t->max_per_uid &&
+        (i = free_slot(t, 0, TRANSPORT_MAX_CONNS)) >= 0) {
+        ok = take_slot(t, i, c);
+    } else if (is_owner(c->uid)) {
+        if ((i = free_slot(t, TRANSPORT_MAX_CONNS, NSLOTS)) < 0) {
+            i = TRANSPORT_MAX_CONNS;
+            for (int k = TRANSPORT_MAX_CONNS + 1; k < NSLOTS; k++)
+                if (t->conn_seq[k] < t->conn_seq[i])
+                    i = k;
+            /* its thread has not released the slot, so the fd is still its
+             * own: shut it down, and the thread ends without the slot */
+            shutdown(t->conns[i], SHUT_RDWR);
+            log_msg(NDF_LOG_WARN, "reserved connection slots all taken: closed the oldest "
+                                  "for a new request of the owner");
+        }
+        ok = take_slot(t, i, c);
+        c->reserved = 1;
+    }
     pthread_mutex_unlock(&t->lock);
+    if (!ok && mine >= t->max_per_uid)
+        snprintf(why, whylen, "too many connections from uid %u (at most %d); try again",
+                 (unsigned)c->uid, t->max_per_uid);
+    else if (!ok)
+        snprintf(why, whylen, "too many connections (%d); try again", TRANSPORT_MAX_CONNS);
     return ok;
 }
 
-static void conn_remove(transport *t, int fd)
+/* Gives back `c`'s slot, unless an eviction gave it to another already. */
+static void conn_remove(transport *t, const conn *c)
 {
     pthread_mutex_lock(&t->lock);
-    for (int i = 0; i < TRANSPORT_MAX_CONNS; i++)
-        if (t->conns[i] == fd) {
+    for (int i = 0; i < NSLOTS; i++)
+        if (t->conns[i] == c->fd && t->conn_seq[i] == c->seq) {
             t->conns[i] = -1;
-            if (--t->nconns == 0)
-                pthread_cond_broadcast(&t->idle);
             break;
         }
+    if (--t->nconns == 0)
+        pthread_cond_broadcast(&t->idle);
     pthread_mutex_unlock(&t->lock);
 }
 
-/* Answers the complete lines at the start of buf[0..*len) and drops them.
- * Returns -1 when the line under way is over-long (the connection ends). */
+/* Answers the complete lines at the start of buf[0..*len) and drops them
+ * (a reserved connection: the first only).  Returns how many were
+ * answered, or -1 when the line under way is over-long (the connection
+ * ends). */
 static int answer_lines(conn *c, const transport_peer *peer, char *buf, size_t *len)
 {
     transport *t = c->t;
     char *nl;
+    int answered = 0;
     while ((nl = memchr(buf, '\n', *len)) && (size_t)(nl - buf) <= TRANSPORT_MAX_LINE) {
         size_t n = (size_t)(nl - buf), start = 0;
         while (start < n && (buf[start] == ' ' || buf[start] == '\t' || buf[start] == '\r'))
             start++;
-        if (start < n)
+        if (start < n) {
             send_line(c->fd, t->o.handle(t->o.opaque, peer, buf + start, n - start));
+            answered++;
+        }
         memmove(buf, nl + 1, *len - n - 1);
         *len -= n + 1;
+        if (c->reserved && answered)
+            return answered;
     }
     if (nl || *len > TRANSPORT_MAX_LINE) {
         refuse(t, c->fd, NDF_ERR_INVALID,
@@ -125,19 +198,64 @@ static int answer_lines(conn *c, const transport_peer *peer, char *buf, size_t *
                 (unsigned)c->uid, TRANSPORT_MAX_LINE);
         return -1;
     }
-    return 0;
+    return answered;
+}
+
+static double mono_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Waits until `fd` is readable or `deadline` (monotonic seconds) passes;
+ * returns 1 when readable (or in error: recv says which), 0 at the deadline. */
+static int wait_readable(int fd, double deadline)
+{
+    for (;;) {
+        double left = deadline - mono_now();
+        if (left <= 0)
+            return 0;
+        struct pollfd pf = {fd, POLLIN, 0};
+        int n = poll(&pf, 1, left > 1e6 ? 1000000000 : (int)(left * 1000) + 1);
+        if (n > 0)
+            return 1;
+        if (n < 0 && errno != EINTR)
+            return 1;
+    }
 }
 
 static void *conn_main(void *arg)
 {
     conn *c = arg;
-    transport_peer peer = {.uid = c->uid};
+    transport *t = c->t;
+    transport_peer peer = {.uid = c->uid, .reserved = c->reserved};
+    double timeout = t->idle_timeout;
+    if (c->reserved && timeout > TRANSPORT_RESERVED_TIMEOUT)
+        timeout = TRANSPORT_RESERVED_TIMEOUT;
+    /* the deadline runs from the connect or the last answer, not from the
+     * last byte: a request trickled in slowly does not keep it alive */
+    double deadline = mono_now() + timeout;
     size_t cap = 65536, len = 0;
     char *buf = xmalloc(cap);
-    while (answer_lines(c, &peer, buf, &len) == 0) {
+    int answered;
+    while ((answered = answer_lines(c, &peer, buf, &len)) >= 0) {
+        if (answered) {
+            if (c->reserved)
+                break;
+            deadline = mono_now() + timeout;
+        }
         if (cap - len < 4096) {
             cap *= 2;
             buf = xrealloc(buf, cap);
+        }
+        if (!wait_readable(c->fd, deadline)) {
+            char secs[32];
+            snprintf(secs, sizeof secs, "%g", timeout);
+            refuse(t, c->fd, NDF_ERR_TIMEOUT,
+                   "no complete request within %s second%s; closing the connection", secs,
+                   timeout == 1 ? "" : "s");
+            break;
         }
         ssize_t r = recv(c->fd, buf + len, cap - len, 0);
         if (r < 0 && errno == EINTR)
@@ -147,7 +265,7 @@ static void *conn_main(void *arg)
         len += (size_t)r;
     }
     free(buf);
-    conn_remove(c->t, c->fd);
+    conn_remove(c->t, c);
     close(c->fd);
     free(c);
     return NULL;
@@ -250,16 +368,17 @@ static int accept_one(transport *t)
         log_msg(NDF_LOG_WARN, "refused a connection from uid %u", (unsigned)uid);
         return 1;
     }
-    if (!conn_add(t, fd)) {
-        refuse(t, fd, NDF_ERR_RESOURCE, "too many connections (%d); try again",
-               TRANSPORT_MAX_CONNS);
-        close(fd);
-        return 1;
-    }
+    char why[160];
     conn *c = xcalloc(1, sizeof *c);
     c->t = t;
     c->fd = fd;
     c->uid = uid;
+    if (!conn_add(t, c, why, sizeof why)) {
+        refuse(t, fd, NDF_ERR_RESOURCE, "%s", why);
+        close(fd);
+        free(c);
+        return 1;
+    }
     pthread_t th;
     pthread_attr_t at;
     pthread_attr_init(&at);
@@ -269,7 +388,7 @@ static int accept_one(transport *t)
     if (e != 0) {
         /* pthread_create returns its error; errno is not set */
         log_msg(NDF_LOG_ERROR, "cannot start a connection thread: %s", strerror(e));
-        conn_remove(t, fd);
+        conn_remove(t, c);
         close(fd);
         free(c);
     }
@@ -321,16 +440,43 @@ int transport_connect(const char *path)
     return fd;
 }
 
-/* mkdir -p of the socket's directory, 0700 for what it creates. */
-/* The socket's directory and its missing parents, 0700. */
+/* The socket's directory and its missing parents, 0700.  The directory
+ * must then be ours and writable by no one else: whoever may write it may
+ * put their own socket in our socket's place, and our clients would talk
+ * to them. */
 static int make_parent(const char *path)
 {
     char *dir = xstrdup(path);
     char *slash = strrchr(dir, '/');
     int rc = 0;
-    if (slash && slash != dir) {
-        *slash = '\0';
-        rc = fs_mkdir_p(dir, 0700, "socket directory") == NDF_OK ? 0 : -1;
+    if (slash) {
+        if (slash == dir)
+            slash[1] = '\0';
+        else
+            *slash = '\0';
+        if (slash != dir && fs_mkdir_p(dir, 0700, "socket directory") != NDF_OK) {
+            free(dir);
+            return -1;
+        }
+        struct stat st;
+        if (stat(dir, &st) != 0) {
+            err_set(NDF_ERR_IO, "cannot check the socket directory %s: %s", dir, strerror(errno));
+            rc = -1;
+        } else if (st.st_uid != geteuid()) {
+            err_set(NDF_ERR_IO,
+                    "the socket directory %s is owned by uid %u, not by the user running ndf "
+                    "(uid %u), who could replace the socket: set server.socket in a directory "
+                    "of your own (e.g. under $XDG_RUNTIME_DIR)",
+                    dir, (unsigned)st.st_uid, (unsigned)geteuid());
+            rc = -1;
+        } else if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+            err_set(NDF_ERR_IO,
+                    "the socket directory %s is %s-writable (mode %04o), so others could "
+                    "replace the socket: run 'chmod go-w %s' or set server.socket elsewhere",
+                    dir, (st.st_mode & S_IWOTH) ? "world" : "group",
+                    (unsigned)(st.st_mode & 07777), dir);
+            rc = -1;
+        }
     }
     free(dir);
     return rc;
@@ -421,8 +567,10 @@ int transport_listen(const transport_opts *opts, transport **out)
     t->o.group = opts->group ? xstrdup(opts->group) : NULL;
     pthread_mutex_init(&t->lock, NULL);
     pthread_cond_init(&t->idle, NULL);
-    for (int i = 0; i < TRANSPORT_MAX_CONNS; i++)
+    for (int i = 0; i < NSLOTS; i++)
         t->conns[i] = -1;
+    t->idle_timeout = opts->idle_timeout > 0 ? opts->idle_timeout : TRANSPORT_IDLE_TIMEOUT;
+    t->max_per_uid = opts->max_per_uid > 0 ? opts->max_per_uid : TRANSPORT_MAX_PER_UID;
     t->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     t->listen_fd = bind_socket(t, &sa);
     if (t->listen_fd < 0) {
@@ -445,7 +593,7 @@ void transport_stop(transport *t)
 void transport_shutdown(transport *t)
 {
     pthread_mutex_lock(&t->lock);
-    for (int i = 0; i < TRANSPORT_MAX_CONNS; i++)
+    for (int i = 0; i < NSLOTS; i++)
         if (t->conns[i] >= 0)
             shutdown(t->conns[i], SHUT_RD);
     pthread_mutex_unlock(&t->lock);

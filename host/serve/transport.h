@@ -15,6 +15,14 @@
 #define TRANSPORT_MAX_LINE (1024u * 1024u)
 /* Connections served at once; more are turned away. */
 #define TRANSPORT_MAX_CONNS 512
+/* Defaults of transport_opts' limits (ndf.conf(5) server { }). */
+#define TRANSPORT_MAX_PER_UID 128
+#define TRANSPORT_IDLE_TIMEOUT 60.0
+/* Beyond the limits, slots kept for the socket's owner (the user the
+ * server runs as, and root), so that it can always ask ping, status or
+ * reload: one request each, within TRANSPORT_RESERVED_TIMEOUT seconds. */
+#define TRANSPORT_RESERVED 8
+#define TRANSPORT_RESERVED_TIMEOUT 5.0
 
 /* Who is at the other end (SO_PEERCRED, SO_PEERGROUPS). */
 typedef struct transport_peer {
@@ -22,6 +30,8 @@ typedef struct transport_peer {
     gid_t gid;
     const gid_t *groups; /* supplementary groups; NULL when unknown */
     size_t ngroups;
+    int reserved; /* came in on a reserved slot: the handler should serve only
+                   * what the owner must always be able to ask */
 } transport_peer;
 
 typedef struct transport_opts {
@@ -35,12 +45,22 @@ typedef struct transport_opts {
      * `status` an ndf_status, `msg` the reason. */
     char *(*refuse)(void *opaque, int status, const char *msg);
     void *opaque;
+    /* A connection that has not sent a complete request line this many
+     * seconds after it connected or was last answered is told so and
+     * closed (nginx's client_header_timeout and keepalive_timeout in one):
+     * neither idle clients nor a line trickled a byte at a time hold a
+     * slot for long.  0: TRANSPORT_IDLE_TIMEOUT. */
+    double idle_timeout;
+    /* Connections one uid may hold at once; 0: TRANSPORT_MAX_PER_UID. */
+    int max_per_uid;
 } transport_opts;
 
 typedef struct transport transport;
 
 /* Binds and listens on opts->path (creating its directory 0700; a stale
- * socket of a dead server is replaced, another server's is not).  Returns
+ * socket of a dead server is replaced, another server's is not).  The
+ * directory must be owned by the user running ndf and writable by no one
+ * else, or someone else could replace the socket.  Returns
  * NDF_OK and *out, or a status after logging why.  The strings of `opts`
  * are copied. */
 int transport_listen(const transport_opts *opts, transport **out);

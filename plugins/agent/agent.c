@@ -51,8 +51,8 @@ static const ndf_param_spec agent_params[] = {
               "json: JSON pointer to usage figures the agent reports (tokens, cost), logged"),
     NDF_PARAM_RANGED("timeout", NDF_VALUE_NUMBER, 0, "0", 0, 1e9,
                      "seconds the agent may take (0: only the enclosing deadlines)"),
-    NDF_PARAM_RANGED("output_limit", NDF_VALUE_INT, 0, "1048576", 1, 1073741824.0,
-                     "bytes of answer accepted; a longer answer fails the step"),
+    NDF_PARAM_RANGED("output_limit", NDF_VALUE_INT, 0, "1048576", 1, 67108864.0,
+                     "bytes of answer accepted; a longer answer fails the step (at most 64 MiB)"),
     NDF_PARAM_END};
 
 /* What create() compiled from the parameters. */

@@ -22,8 +22,10 @@ static const ndf_param_spec exec_params[] = {
     NDF_PARAM("stdin", NDF_VALUE_STRING, 0, NULL, "text fed to standard input (expanded)"),
     NDF_PARAM("undo", NDF_VALUE_ANY, 0, NULL,
               "rollback action: an argv list, or a command string (needs shell = true)"),
-    NDF_PARAM_RANGED("output_limit", NDF_VALUE_INT, 0, NULL, 0, 1073741824.0,
-                     "bytes of stdout and of stderr kept in the record (0: host default)"),
+    /* 64 MiB: at 1 GiB one step's output took gigabytes of memory to keep */
+    NDF_PARAM_RANGED("output_limit", NDF_VALUE_INT, 0, NULL, 0, 67108864.0,
+                     "bytes of stdout and of stderr kept in the record (0: host default; at "
+                     "most 64 MiB)"),
     NDF_PARAM_END};
 
 static int env_name_ok(const char *s)

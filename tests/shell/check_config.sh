@@ -123,4 +123,28 @@ expect_exit 0 "a diamond is not a cycle" -- "$NDF" -c "$SCRATCH/diamond.conf" ch
 { echo "$P"; echo "patterns = ("; i=0; while [ $i -lt 3000 ]; do seq "c$i" "c$((i + 1))"; i=$((i + 1)); done; seq "c3000" c0; ok fine; echo ");"; } >"$SCRATCH/chain.conf"
 expect_exit 2 "a 3001-pattern cycle is found" -- "$NDF" -c "$SCRATCH/chain.conf" check-config
 expect_match "$err" "pattern 'c0' runs itself: c0 -> c1 " "the long cycle is reported"
+# output_limit has a documented maximum, 64 MiB, for exec and agent steps;
+# check-config writes nothing anywhere (no store is opened or created).
+cat >"$SCRATCH/olimit.conf" <<EOF
+storage: { path = "$SCRATCH/olstate"; };
+patterns = (
+  { name = "max"; type = "sequential";
+    params = { steps = ( { name = "s"; step = "exec";
+                           params = { argv = [ "true" ]; output_limit = 67108864; }; } ); }; },
+  { name = "over"; type = "sequential";
+    params = { steps = ( { name = "s"; step = "exec";
+                           params = { argv = [ "true" ]; output_limit = 67108865; }; } ); }; },
+  { name = "wide"; type = "sequential";
+    params = { steps = ( { name = "s"; step = "exec";
+                           params = { argv = [ "true" ]; output_limit = 4294967296; }; } ); }; }
+);
+EOF
+expect_exit 2 "an output_limit above 64 MiB is refused" -- "$NDF" -c "$SCRATCH/olimit.conf" check-config
+expect_match "$err" "olimit\.conf:8: .*output_limit.*67108865" "at its line, with its value"
+expect_match "$err" "olimit\.conf:11: .*output_limit.*4294967296" "a value beyond 32 bits too, whole"
+[ "$(printf '%s\n' "$err" | grep -c 'output_limit')" -eq 2 ] && ok "64 MiB itself is accepted" ||
+    not_ok "64 MiB itself is accepted"
+[ ! -e "$SCRATCH/olstate" ] && ok "check-config created no state directory" ||
+    not_ok "check-config wrote $(find "$SCRATCH/olstate" | head -3)"
+
 finish

@@ -24,6 +24,8 @@ patterns = (
     params = { steps = ( { name = "nap"; step = "exec"; params = { argv = [ "sleep", "0.4" ]; }; } ); }; },
   { name = "sleeps"; type = "sequential";
     params = { steps = ( { name = "nap"; step = "exec"; params = { argv = [ "sleep", "60" ]; }; } ); }; },
+  { name = "says"; type = "sequential";
+    params = { steps = ( { name = "t"; step = "fail"; params = { message = "said \${attr.m}"; }; } ); }; },
   { name = "badvar"; type = "sequential";
     params = { steps = ( { name = "t"; step = "exec"; params = { argv = [ "echo", "\${nope}" ]; }; } ); }; }
 );
@@ -104,6 +106,27 @@ expect_match "$err" 'unknown variable \$\{nope\}' "and names the variable"
 expect_exit 0 "--json prints the record" -- $R run ok --json
 expect_match "$out" '^\{"id":"[^"]+","pattern":"ok","done":true,"status":"ok"' "as one JSON object"
 expect_exit 2 "a bad --timeout is a usage error" -- $R run ok --timeout abc
+
+# A message carrying a context value is printed with its control
+# characters escaped: no escape sequence from a value reaches a terminal.
+esc=$(printf '\033]0;pwned\007\033[2J\r\302\233x')
+expect_exit 1 "a step fails with a context value in its message" -- $R run says --attr "m=$esc"
+expect_match "$err" 'said \\x1b]0;pwned\\x07\\x1b\[2J\\x0d\\u009bx' \
+    "run escapes C0, DEL and C1 controls in messages"
+if LC_ALL=C grep -q "$(printf '[\001-\010\013-\037\177]')" "$SCRATCH/err"; then
+    not_ok "a control character reached the output raw"
+else
+    ok "no control character reaches the output raw"
+fi
+expect_exit 0 "status of that execution" -- $R status
+expect_match "$out" 'said \\x1b]0;pwned' "status escapes them too"
+if LC_ALL=C grep -q "$(printf '\033')" "$SCRATCH/out"; then
+    not_ok "status printed an escape raw"
+else
+    ok "status printed no escape raw"
+fi
+expect_exit 2 "an empty long option name is refused" -- $R run ok --=x
+expect_match "$err" "unrecognized option '--=x'\$" "and suggests nothing (it abbreviates no option)"
 
 printf '%s\n' '{"pattern":"slow"}' 'not json' '{"pattern":"nope"}' \
     '{"pattern":"ok","context":{"domain":"d","priority":2}}' '' '{"pattern":"fails"}' \

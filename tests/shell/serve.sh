@@ -87,6 +87,13 @@ expect_exit 0 "ctl status after cancel" -- ctl status "$id" --json
 expect_match "$out" '"status":"cancelled"' "the execution was cancelled"
 expect_exit 0 "ctl status prints as ndf status does" -- ctl status "$id"
 expect_match "$out" "^execution $id: cancelled in [0-9.]+s" "the status line"
+expect_exit 2 "ctl cancel of a finished execution is an error" -- ctl cancel "$id"
+expect_match "$err" "has already finished: nothing to cancel" "and says so"
+expect_exit 2 "ctl rollback with an unknown level is an error" -- ctl rollback "$id" --level bogus
+expect_match "$err" '"level" must be pattern, phase or complete' "and names the levels"
+expect_exit 0 "ctl export -o - writes to standard output" -- sh -c "cd '$SCRATCH' && $NDF ctl export probe -o -"
+expect_match "$out" '"pattern_name":"probe"|"probe"' "the export is on standard output"
+[ ! -e "$SCRATCH/-" ] && ok "and no file named '-' was written" || not_ok "a file named '-' was written"
 expect_exit 0 "ctl run --fallback" -- ctl run nosuch --fallback nop
 expect_match "$err" "falling back to 'nop' \\(cause: not found\\)" "says why it fell back"
 expect_exit 3 "ctl status of an unknown id exits 3" -- ctl status no-such-id
@@ -360,6 +367,65 @@ expect_exit 0 "the server serves again once descriptors are free" -- \
     "$NDF" ctl --socket "$RUN/fd.sock" ping
 kill -TERM "$FDSERVER" 2>/dev/null
 wait "$FDSERVER" 2>/dev/null
+
+# ---- connection limits: idle timeout, per-uid limit, the owner's reserve ----
+printf 'storage: { path = "%s"; };\nplugins: { cache_dir = "%s"; };\nserver: { idle_timeout = 3; };\n%s\n' \
+    "$SCRATCH/lstate" "$RUN/lcache" \
+    'patterns = ( { name = "nop"; type = "sequential"; params = { steps = ( { name = "n"; step = "noop"; } ); }; } );' \
+    >"$SCRATCH/limits.conf"
+"$NDF" -c "$SCRATCH/limits.conf" serve --no-watch --socket "$RUN/l.sock" 2>"$SCRATCH/lserve.log" &
+LSERVER=$!
+for i in $(seq 1 100); do
+    "$NDF" ctl --socket "$RUN/l.sock" ping >/dev/null 2>&1 && break
+    sleep 0.05
+done
+rm -f "$SCRATCH/held"
+python3 - "$RUN/l.sock" "$SCRATCH/held" >"$SCRATCH/limits.out" 2>&1 <<'EOP' &
+import os, socket, sys, time
+path, flag = sys.argv[1], sys.argv[2]
+held = []
+for _ in range(600):
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(path)
+    held.append(s)
+def state(s):
+    try:
+        d = s.recv(4096, socket.MSG_DONTWAIT)
+        return "closed" if d == b"" else d.decode(errors="replace")
+    except BlockingIOError:
+        return "open"
+# wait until the server has taken all of them
+for _ in range(200):
+    n = sum(1 for s in held if state(s) == "open")
+    if n <= 136:
+        break
+    time.sleep(0.05)
+print("open", sum(1 for s in held if state(s) == "open"))
+sys.stdout.flush()
+open(flag, "w").close()
+time.sleep(5)  # past the server's 3 s idle timeout
+said = [state(s) for s in held]
+print("timed out", sum(1 for t in said if "no complete request within 3 seconds" in t))
+print("still open", sum(1 for t in said if t == "open"))
+EOP
+PY=$!
+for i in $(seq 1 400); do [ -e "$SCRATCH/held" ] && break; sleep 0.05; done
+expect_match "$(cat "$SCRATCH/limits.out")" '^open 136$' \
+    "600 idle connections of one uid: 128 (its limit) and the owner's 8 reserved stay open"
+expect_exit 0 "the owner can still ping" -- "$NDF" ctl --socket "$RUN/l.sock" ping
+expect_exit 3 "and ask for a status (none yet: exit 3)" -- "$NDF" ctl --socket "$RUN/l.sock" status
+expect_match "$err" "no execution has run yet" "the status request was served"
+expect_exit 6 "but not run work past the limits" -- "$NDF" ctl --socket "$RUN/l.sock" run nop
+expect_match "$err" "kept for its owner, which serve only ping, status and reload" "and is told why"
+wait "$PY"
+# the 128 ordinary ones and the reserved ones the requests above did not
+# take over (3 were: their clients were closed without a word)
+expect_match "$(cat "$SCRATCH/limits.out")" '^timed out 13[3-6]$' \
+    "idle connections are told and closed after server.idle_timeout"
+expect_match "$(cat "$SCRATCH/limits.out")" '^still open 0$' "none is left open"
+expect_exit 0 "with the idle clients gone, work runs again" -- "$NDF" ctl --socket "$RUN/l.sock" run nop
+kill -TERM "$LSERVER" 2>/dev/null
+wait "$LSERVER" 2>/dev/null
 
 # ---- SIGTERM with executions in flight loses no learning ----
 before=$(ctl show slow --json | sed -n 's/.*"executions":\([0-9]*\).*/\1/p')
