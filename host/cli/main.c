@@ -50,6 +50,12 @@ static int run(const cmd_entry *e, const char *config_path, int config_explicit,
     runtime_init(&rt, config_path, config_explicit, cmd_report, &c);
     c.rt = &rt;
     int rc = e->exec(&c, argc, argv);
+    cmd_signals_watch(NULL);
+    /* Interrupted: the executions were cancelled and recorded; the exit
+     * status says which signal ended the command, as a shell expects. */
+    int sig = cmd_signal_received();
+    if (sig)
+        rc = 128 + sig;
     runtime_free(&rt);
     fflush(stdout);
     if (ferror(stdout)) {

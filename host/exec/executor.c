@@ -30,7 +30,35 @@ struct executor {
     pthread_cond_t done_cond; /* broadcast when an execution finishes */
     record **kept;            /* ring of the last o.keep started */
     size_t nkept, kept_next;
+    /* Started and not finished (references; record->run_idx is the slot):
+     * what executor_cancel_all reaches, however many a batch started. */
+    record **running;
+    size_t nrunning, caprunning;
+    _Atomic int stopping; /* executor_cancel_all ran: nothing new starts */
 };
+
+/* Caller holds ex->lock. */
+static void running_add(executor *ex, record *r)
+{
+    if (ex->nrunning == ex->caprunning) {
+        ex->caprunning = ex->caprunning ? ex->caprunning * 2 : 16;
+        ex->running = xrealloc(ex->running, ex->caprunning * sizeof *ex->running);
+    }
+    r->run_idx = ex->nrunning;
+    ex->running[ex->nrunning++] = record_ref(r);
+}
+
+/* Caller holds ex->lock; returns the list's reference for the caller to
+ * drop outside the lock. */
+static record *running_remove(executor *ex, record *r)
+{
+    size_t i = r->run_idx;
+    if (i >= ex->nrunning || ex->running[i] != r)
+        return NULL;
+    ex->running[i] = ex->running[--ex->nrunning];
+    ex->running[i]->run_idx = i;
+    return r;
+}
 
 pool *executor_pool(executor *ex)
 {
@@ -80,6 +108,9 @@ void executor_free(executor *ex)
     for (size_t i = 0; i < ex->nkept; i++)
         record_unref(ex->kept[i]);
     free(ex->kept);
+    for (size_t i = 0; i < ex->nrunning; i++)
+        record_unref(ex->running[i]);
+    free(ex->running);
     pthread_mutex_destroy(&ex->lock);
     pthread_cond_destroy(&ex->done_cond);
     free(ex);
@@ -187,8 +218,10 @@ static int finish(executor *ex, record *r, pattern *p, int status, const char *m
         ex->o.on_complete(ex->o.opaque, p, r);
     pthread_mutex_lock(&ex->lock);
     atomic_store(&r->done, 1);
+    record *listed = running_remove(ex, r);
     pthread_cond_broadcast(&ex->done_cond);
     pthread_mutex_unlock(&ex->lock);
+    record_unref(listed);
     return 1;
 }
 
@@ -217,6 +250,19 @@ static int root_job(void *arg)
     return rc;
 }
 
+/* Marks `r` cancelled (once; `hard` may follow a first soft cancellation).
+ * Its work sees it through node_stop_status(). */
+static void cancel_record(record *r, int hard)
+{
+    /* The time first: a waiter that sees `cancel` reads it. */
+    if (atomic_load(&r->cancel_at) == 0)
+        atomic_store(&r->cancel_at, now_mono());
+    int zero = 0;
+    atomic_compare_exchange_strong(&r->cancel, &zero, NDF_ERR_CANCELLED);
+    if (hard)
+        atomic_store(&r->hard_cancel, 1);
+}
+
 int executor_start(executor *ex, const char *name, const ndf_context *ctx, double timeout,
                    unsigned flags, record **out)
 {
@@ -232,6 +278,10 @@ int executor_start(executor *ex, const char *name, const ndf_context *ctx, doubl
     if (!(flags & EXEC_FORCE) && (rc = confidence_gate(ex, p))) {
         pattern_unref(p);
         return rc;
+    }
+    if (atomic_load(&ex->stopping)) {
+        pattern_unref(p);
+        return err_set(NDF_ERR_CANCELLED, "pattern '%s': not started: ndf is stopping", name);
     }
     record *r = record_new(name, ctx, INFINITY);
     r->ex = ex;
@@ -249,6 +299,10 @@ int executor_start(executor *ex, const char *name, const ndf_context *ctx, doubl
     }
     ex->kept[ex->kept_next] = record_ref(r);
     ex->kept_next = (ex->kept_next + 1) % ex->o.keep;
+    running_add(ex, r);
+    int stopping = atomic_load(&ex->stopping);
+    if (stopping) /* cancel_all ran since the check above */
+        cancel_record(r, stopping > 1);
     pthread_mutex_unlock(&ex->lock);
     record_unref(old);
 
@@ -262,19 +316,24 @@ int executor_start(executor *ex, const char *name, const ndf_context *ctx, doubl
     return NDF_OK;
 }
 
-/* Gives up on an execution whose work is past its deadline and the grace
- * periods: the record says so, the caller gets NDF_ERR_TIMEOUT, and the
- * work goes on alone (it holds its own references). */
-static void give_up(executor *ex, record *r, double base)
+/* Gives up on an execution whose work is past its deadline (or its
+ * cancellation, `cancelled`) and the grace periods: the record says so, the
+ * caller gets NDF_ERR_TIMEOUT (NDF_ERR_CANCELLED), and the work goes on
+ * alone (it holds its own references); the pool replaces the workers it
+ * holds (pool_abandon). */
+static void give_up(executor *ex, record *r, double base, int cancelled)
 {
     double over = now_mono() - base;
     char msg[128];
-    snprintf(msg, sizeof msg, "overran its deadline by %.1fs", over);
+    if (cancelled)
+        snprintf(msg, sizeof msg, "did not stop %.1fs after it was cancelled", over);
+    else
+        snprintf(msg, sizeof msg, "overran its deadline by %.1fs", over);
     if (atomic_load(&r->claimed))
         return;
-    node_set_state(r->root, NDF_STATE_TIMED_OUT, msg);
+    node_set_state(r->root, cancelled ? NDF_STATE_CANCELLED : NDF_STATE_TIMED_OUT, msg);
     log_msg(0, "execution %s: pattern '%s' %s; not waiting for it", r->id, r->root->name, msg);
-    finish(ex, r, r->root->pat, NDF_ERR_TIMEOUT, msg);
+    finish(ex, r, r->root->pat, cancelled ? NDF_ERR_CANCELLED : NDF_ERR_TIMEOUT, msg);
 }
 
 int executor_wait(executor *ex, record *r, double wait_s)
@@ -283,12 +342,20 @@ int executor_wait(executor *ex, record *r, double wait_s)
     pthread_mutex_lock(&ex->lock);
     while (!atomic_load(&r->done)) {
         double now = now_mono();
-        double bound = INFINITY;
+        double bound = INFINITY, base = INFINITY;
         if (atomic_load(&r->started) && isfinite(r->root->deadline))
-            bound = r->root->deadline + r->kill_grace * 2.5;
+            base = r->root->deadline;
+        /* A cancelled execution gets the same grace as one past its
+         * deadline, counted from the cancellation. */
+        double cancel_at = atomic_load(&r->cancel_at);
+        int cancelled = atomic_load(&r->cancel) != 0 && cancel_at > 0 && cancel_at < base;
+        if (cancelled)
+            base = cancel_at;
+        if (isfinite(base))
+            bound = base + r->kill_grace * 2.5 + 1.0; /* after the groups' (pool.c) */
         if (now >= bound) {
             pthread_mutex_unlock(&ex->lock);
-            give_up(ex, r, r->root->deadline);
+            give_up(ex, r, base, cancelled);
             pthread_mutex_lock(&ex->lock);
             continue;
         }
@@ -430,13 +497,26 @@ int executor_cancel(executor *ex, const char *id)
     record *r = executor_find(ex, id);
     if (!r)
         return err_set(NDF_ERR_NOT_FOUND, "no execution '%s'", id ? id : "");
-    int zero = 0;
-    atomic_compare_exchange_strong(&r->cancel, &zero, NDF_ERR_CANCELLED);
+    cancel_record(r, 0);
     pthread_mutex_lock(&ex->lock);
     pthread_cond_broadcast(&ex->done_cond);
     pthread_mutex_unlock(&ex->lock);
     record_unref(r);
     return NDF_OK;
+}
+
+size_t executor_cancel_all(executor *ex, int hard)
+{
+    pthread_mutex_lock(&ex->lock);
+    int want = hard ? 2 : 1;
+    if (atomic_load(&ex->stopping) < want)
+        atomic_store(&ex->stopping, want);
+    size_t n = ex->nrunning;
+    for (size_t i = 0; i < n; i++)
+        cancel_record(ex->running[i], hard);
+    pthread_cond_broadcast(&ex->done_cond);
+    pthread_mutex_unlock(&ex->lock);
+    return n;
 }
 
 /* Sub-patterns nested above `node` (the root pattern counts). */

@@ -129,6 +129,12 @@ record *executor_find(executor *ex, const char *id);
 /* Cancels a running execution: its nodes see NDF_ERR_CANCELLED, its
  * processes are stopped.  NDF_OK or NDF_ERR_NOT_FOUND. */
 int executor_cancel(executor *ex, const char *id);
+/* Cancels every running execution and refuses new ones from now on
+ * (NDF_ERR_CANCELLED, "ndf is stopping"): what a signal to ndf does.
+ * `hard` (a second signal) also skips their undo actions, stops cleanup
+ * in progress and kills their processes without a grace period.  Returns
+ * how many were running.  Any thread; not async-signal-safe. */
+size_t executor_cancel_all(executor *ex, int hard);
 
 /* Runs pattern `name` as a sub-execution in a new PATTERN child of `node`
  * (ndf_host.run_pattern).  `timeout_s` > 0 bounds it, else the pattern's or

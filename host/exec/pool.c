@@ -826,7 +826,7 @@ ndf_group *pool_group_new(pool *p, ndf_exec *node, unsigned max_concurrent, int 
 static int node_stopped_fast(const ndf_exec *node)
 {
     int c = atomic_load_explicit(&node->rec->cancel, memory_order_relaxed);
-    if (c && !node->cleanup)
+    if (c && (!node->cleanup || atomic_load_explicit(&node->rec->hard_cancel, memory_order_relaxed)))
         return c;
     if (node->deadline < INFINITY) {
         struct timespec ts;
@@ -908,7 +908,10 @@ static void group_drain(ndf_group *g, worker *self, int st)
     double grace = g->rec->kill_grace;
     double base =
         isfinite(g->node->deadline) && st == NDF_ERR_TIMEOUT ? g->node->deadline : now_mono();
-    double bound = base + grace * (1.0 + 1.0 / (2.0 + g->node->depth));
+    /* Past the grace period and the slack a blocking step's waiter adds
+     * (CALL_SLACK, 0.25 s), so a step killed at the end of its grace is
+     * seen to end. */
+    double bound = base + grace * (1.0 + 1.0 / (2.0 + g->node->depth)) + 0.5;
     while (atomic_load_explicit(&g->pending, memory_order_acquire) > 0) {
         /* Dropping queued work is instant: do it before looking at the
          * clock. */

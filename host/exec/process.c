@@ -382,6 +382,10 @@ static void child_escalate(child *c, double now)
         child_signal(c, SIGTERM, now);
     if (c->phase == CHILD_TERMINATING && now >= c->kill_at)
         child_signal(c, SIGKILL, now);
+    /* Cancelled twice: no grace any more. */
+    if (c->stop_cause == NDF_ERR_CANCELLED && c->phase != CHILD_KILLED &&
+        atomic_load(&c->node->rec->hard_cancel))
+        child_signal(c, SIGKILL, now);
 }
 
 /* Reaps the leader if it exited.  Once it has, drains its output and sets
