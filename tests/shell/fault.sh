@@ -34,6 +34,14 @@ patterns = (
                            params = { argv = [ "sh", "-c", "sleep 309 & echo \$\$\$\$ \$! > $S/par_b.pids; wait" ]; }; } ); }; },
   { name = "meta_inner"; type = "sequential";
     params = { steps = ( $(tree meta_tree) ); }; },
+  { name = "escape"; type = "sequential";
+    params = { steps = ( { name = "daemon"; step = "exec";
+                           params = { argv = [ "sh", "-c", "setsid sleep 311 & echo \$! > $S/escape.pids; sleep 0.2" ]; }; },
+                         { name = "deep"; step = "exec";
+                           params = { argv = [ "sh", "-c", "setsid sh -c 'trap \"\" TERM; sleep 312 & echo \$\$\$\$ \$! > $S/deep.pids; wait' & sleep 0.2" ]; }; } ); }; },
+  { name = "orphan_exits"; type = "sequential";
+    params = { steps = ( { name = "o"; step = "exec";
+                           params = { argv = [ "sh", "-c", "setsid sh -c 'exit 0' & sleep 0.2" ]; }; } ); }; },
   { name = "meta"; type = "meta";
     params = { phases = ( { name = "one"; patterns = [ "meta_inner" ]; } ); }; }
 );
@@ -170,6 +178,37 @@ expect_match "$err" "step ign_tree: CANCELLED .*killed by signal 9 \(cancelled\)
     "SIGTERM, step ignoring it: killed after the grace period, not abandoned"
 no_survivors "SIGTERM, step ignoring it: no process left" "$S/ign_tree.pids"
 [ -e "$S/ign_first.undone" ] && ok "SIGTERM, step ignoring it: rollback ran" || not_ok "SIGTERM, step ignoring it: rollback ran"
+
+# Processes that leave the step's process group (setsid) are reparented to
+# ndf (a child subreaper), found by their NDF_STEP variable, stopped with
+# the step (SIGKILL after the grace when they ignore SIGTERM) and reaped.
+rm -f "$S"/*.pids
+expect_exit 0 "a step whose daemon escaped with setsid completes" -- $R run escape
+no_survivors "the escaped daemon was stopped with its step" "$S/escape.pids" "$S/deep.pids"
+expect_exit 0 "logs of the step" -- $R logs "$(sed -n 's/.*(execution \([^)]*\)).*/\1/p' "$S/err" | tail -1)" daemon --stream log
+expect_match "$out" "left 1 process\(es\) outside its process group" "the step's log says so"
+
+# Under the server: escaped daemons are stopped, and orphans that exit on
+# their own are reaped, not left as zombies under it.
+mkdir -m 700 "$S/run"
+NDF_RUNTIME_DIR=$S/run $R serve 2>"$S/serve.log" &
+SERVER=$!
+for i in $(seq 1 100); do
+    NDF_RUNTIME_DIR=$S/run $R ctl ping >/dev/null 2>&1 && break
+    sleep 0.05
+done
+rm -f "$S"/*.pids
+fails=0
+for i in 1 2 3; do
+    NDF_RUNTIME_DIR=$S/run $R ctl run escape >/dev/null 2>&1 || fails=$((fails + 1))
+    NDF_RUNTIME_DIR=$S/run $R ctl run orphan_exits >/dev/null 2>&1 || fails=$((fails + 1))
+done
+[ $fails -eq 0 ] && ok "serve: the runs succeed" || not_ok "serve: $fails runs failed"
+no_survivors "serve: no escaped daemon left" "$S/escape.pids" "$S/deep.pids"
+kids=$(cat /proc/$SERVER/task/*/children 2>/dev/null | tr -s ' \n' ' ')
+expect_match "[${kids# }]" '^\[ ?\]$' "serve: no child (zombie or not) left under the server"
+kill -TERM $SERVER
+wait $SERVER
 
 # A signal ignored on entry (nohup) stays ignored.
 rm -f "$S"/*.pids
