@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "model/context.h"
+#include "exec/cgroup.h"
 #include "exec/record.h"
 #include "exec/process.h"
 #include "base/util.h"
@@ -432,6 +433,8 @@ typedef struct child {
     int blocked_pipe; /* SIGPIPE blocked in this thread; oldmask restores */
     sigset_t oldmask;
     size_t escaped;  /* processes that left the group, stopped at the end */
+    int cg_left;     /* processes the cgroup still held at the end */
+    cgroup *cg;      /* the step's cgroup, or NULL (see cgroup.h) */
     char token[48];  /* NDF_STEP of its processes: "hostpid.n" */
 } child;
 
@@ -535,6 +538,15 @@ static int child_start(child *c, const ndf_spawn *opts)
     spawn_begin();
     int e = posix_spawnp(&c->pid, c->prog, &fa, &attr, (char *const *)opts->argv, env.v);
     spawn_end(e ? 0 : c->pid);
+    /* Moved right after the spawn: what the program forks from here on is
+     * in the cgroup (a fork before the move is caught by the process group
+     * and NDF_STEP, as without cgroups). */
+    if (!e && (c->cg = cgroup_new(c->token)) && cgroup_attach(c->cg, c->pid) != 0) {
+        log_msg(NDF_LOG_DEBUG, "cannot move '%s' into %s: %s", c->prog, cgroup_path(c->cg),
+                strerror(errno));
+        cgroup_free(c->cg);
+        c->cg = NULL;
+    }
     posix_spawn_file_actions_destroy(&fa);
     posix_spawnattr_destroy(&attr);
     env_free(&env);
@@ -767,6 +779,38 @@ static void escaped_stop(child *c)
     }
 }
 
+/* Stops what is left in the step's cgroup once its group and the escaped
+ * processes NDF_STEP found are gone (a process that cleared its
+ * environment): SIGTERM, the grace period, then cgroup.kill; then reaps
+ * and removes the cgroup. */
+static void cgroup_stop(child *c)
+{
+    if (!c->cg)
+        return;
+    if (cgroup_populated(c->cg)) {
+        int hard = atomic_load(&c->node->rec->hard_cancel);
+        c->cg_left = cgroup_signal(c->cg, hard ? SIGKILL : SIGTERM);
+        double kill_at = now_mono() + (hard ? 0 : c->grace), give_up = kill_at + 1.0;
+        int killed = hard;
+        while (cgroup_populated(c->cg)) {
+            double now = now_mono();
+            if (killed && now >= give_up)
+                break;
+            if (!killed && now >= kill_at) {
+                cgroup_signal(c->cg, SIGKILL);
+                killed = 1;
+            }
+            /* the killed ones are our children (subreaper): their zombies
+             * would keep them listed */
+            process_reap_orphans();
+            struct timespec ts = {0, 5 * 1000 * 1000};
+            nanosleep(&ts, NULL);
+        }
+    }
+    cgroup_free(c->cg);
+    c->cg = NULL;
+}
+
 /* The outcome of a finished run: `result` (may be NULL) and the status. */
 static int child_result(const child *c, ndf_spawn_result *result)
 {
@@ -787,6 +831,15 @@ static int child_result(const child *c, ndf_spawn_result *result)
     if (c->leftovers)
         log_msg(2, "%s: '%s' left processes in its group; they were stopped", c->node->name,
                 c->prog);
+    if (c->cg_left) {
+        char msg[160];
+        int len = snprintf(msg, sizeof msg,
+                           "its cgroup still held %d process(es) at the end; they were stopped\n",
+                           c->cg_left);
+        node_append(c->node, REC_LOG, msg, (size_t)len < sizeof msg ? (size_t)len : sizeof msg - 1,
+                    0);
+        log_msg(2, "%s: %.*s", c->node->name, len - 1, msg);
+    }
     if (c->escaped) {
         char msg[256];
         int len = snprintf(msg, sizeof msg,
@@ -845,6 +898,7 @@ int process_run(ndf_exec *node, const ndf_spawn *opts, ndf_spawn_result *result)
     }
     child_close(&c, rc);
     escaped_stop(&c);
+    cgroup_stop(&c);
     process_reap_orphans();
     if (rc)
         return rc;

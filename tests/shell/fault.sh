@@ -39,6 +39,9 @@ patterns = (
                            params = { argv = [ "sh", "-c", "setsid sleep 311 & echo \$! > $S/escape.pids; sleep 0.2" ]; }; },
                          { name = "deep"; step = "exec";
                            params = { argv = [ "sh", "-c", "setsid sh -c 'trap \"\" TERM; sleep 312 & echo \$\$\$\$ \$! > $S/deep.pids; wait' & sleep 0.2" ]; }; } ); }; },
+  { name = "envi"; type = "sequential";
+    params = { steps = ( { name = "d"; step = "exec";
+                           params = { argv = [ "sh", "-c", "setsid env -i sleep 313 & echo \$! > $S/envi.pids; sleep 0.2" ]; }; } ); }; },
   { name = "orphan_exits"; type = "sequential";
     params = { steps = ( { name = "o"; step = "exec";
                            params = { argv = [ "sh", "-c", "setsid sh -c 'exit 0' & sleep 0.2" ]; }; } ); }; },
@@ -182,11 +185,29 @@ no_survivors "SIGTERM, step ignoring it: no process left" "$S/ign_tree.pids"
 # Processes that leave the step's process group (setsid) are reparented to
 # ndf (a child subreaper), found by their NDF_STEP variable, stopped with
 # the step (SIGKILL after the grace when they ignore SIGTERM) and reaped.
+# Both paths: NDF_STEP and the subreaper alone (NDF_CGROUP=off), then with
+# a cgroup per step where this machine delegates a writable cgroup2 tree.
+for cg in off on; do
+    rm -f "$S"/*.pids
+    expect_exit 0 "cgroup $cg: a step whose daemon escaped with setsid completes" -- \
+        env NDF_CGROUP=$cg $R run escape
+    no_survivors "cgroup $cg: the escaped daemon was stopped with its step" "$S/escape.pids" "$S/deep.pids"
+    expect_exit 0 "cgroup $cg: logs of the step" -- \
+        $R logs "$(sed -n 's/.*(execution \([^)]*\)).*/\1/p' "$S/err" | tail -1)" daemon --stream log
+    expect_match "$out" "left 1 process\(es\) outside its process group" "cgroup $cg: the step's log says so"
+done
+# A process that escaped and cleared its environment: only a cgroup finds it.
 rm -f "$S"/*.pids
-expect_exit 0 "a step whose daemon escaped with setsid completes" -- $R run escape
-no_survivors "the escaped daemon was stopped with its step" "$S/escape.pids" "$S/deep.pids"
-expect_exit 0 "logs of the step" -- $R logs "$(sed -n 's/.*(execution \([^)]*\)).*/\1/p' "$S/err" | tail -1)" daemon --stream log
-expect_match "$out" "left 1 process\(es\) outside its process group" "the step's log says so"
+expect_exit 0 "a daemon that cleared its environment" -- $R -vv run envi
+if printf '%s\n' "$err" | grep -q 'exec steps run in cgroups under'; then
+    echo "# cgroup path exercised: $(printf '%s\n' "$err" | sed -n 's/.*exec steps run in cgroups under //p')"
+    no_survivors "the cgroup stopped the daemon that cleared its environment" "$S/envi.pids"
+    expect_match "$err" "its cgroup still held 1 process" "the step says the cgroup held it"
+else
+    echo "# no delegated writable cgroup2 tree here: the cgroup path is not exercised"
+    ok "# SKIP the cgroup path (no delegated cgroup2 tree)"
+    kill $(cat "$S/envi.pids") 2>/dev/null
+fi
 
 # Under the server: escaped daemons are stopped, and orphans that exit on
 # their own are reaped, not left as zombies under it.
