@@ -51,3 +51,9 @@ tests_bench_bench_spawnloop_SOURCES = tests/bench/bench_spawnloop.c
 BENCHMARKS += tests/bench/bench_procdag.sh
 EXTRA_DIST += tests/bench/bench_procdag.sh
 tests/bench/bench_procdag.sh: tests/bench/bench_spawnloop
+
+# The fault-containment fixture: misbehaving steps (tests/shell/fault.sh).
+check_LTLIBRARIES += tests/fixtures/misbehave.la
+tests_fixtures_misbehave_la_SOURCES = tests/fixtures/misbehave.c
+tests_fixtures_misbehave_la_CFLAGS = $(PLUGIN_CFLAGS)
+tests_fixtures_misbehave_la_LDFLAGS = $(FIXTURE_LINK_FLAGS)

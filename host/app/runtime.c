@@ -73,8 +73,21 @@ void runtime_view(runtime *view, const runtime *base, config *cfg)
 
 void runtime_free(runtime *rt)
 {
+    unsigned left = 0;
     if (rt->ex && (rt->owned & RT_OWN_EXECUTOR))
-        executor_free(rt->ex);
+        left = executor_free(rt->ex);
+    /* A worker still inside a step (abandoned) runs code of the registry's
+     * patterns and of their plugins: those are left to the process exit
+     * rather than freed and unloaded under it.  The store is still closed,
+     * so everything acknowledged is on disk. */
+    if (left) {
+        log_msg(NDF_LOG_WARN,
+                "%u worker thread(s) still inside steps: their patterns and plugins stay loaded",
+                left);
+        rt->owned &= ~(unsigned)RT_OWN_REGISTRY;
+    }
+    if (pool_stuck_threads() > 0)
+        rt->owned &= ~(unsigned)RT_OWN_LOADER;
     if (rt->reg && (rt->owned & RT_OWN_REGISTRY))
         registry_free(rt->reg);
     /* after the registry: its patterns pin the plugins they were built on */

@@ -5,10 +5,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <ndf/version.h>
 
 #include "app/runtime.h"
+#include "exec/pool.h"
 #include "cli/commands.h"
 #include "cli/opt.h"
 #include "base/util.h"
@@ -60,7 +62,14 @@ static int run(const cmd_entry *e, const char *config_path, int config_explicit,
     fflush(stdout);
     if (ferror(stdout)) {
         fprintf(stderr, "ndf: error writing to standard output\n");
-        return rc ? rc : EXIT_IO;
+        rc = rc ? rc : EXIT_IO;
+    }
+    /* A thread stuck in a step's code (abandoned) would crash in exit()'s
+     * destructors and unloading: the store is closed and the output
+     * flushed, so leave at once. */
+    if (pool_stuck_threads() > 0) {
+        fflush(stderr);
+        _exit(rc);
     }
     return rc;
 }

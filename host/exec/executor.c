@@ -100,11 +100,11 @@ executor *executor_new(const executor_opts *opts)
     return ex;
 }
 
-void executor_free(executor *ex)
+unsigned executor_free(executor *ex)
 {
     if (!ex)
-        return;
-    pool_free(ex->pool, ex->o.kill_grace * 2);
+        return 0;
+    unsigned left = pool_free(ex->pool, ex->o.kill_grace * 2);
     for (size_t i = 0; i < ex->nkept; i++)
         record_unref(ex->kept[i]);
     free(ex->kept);
@@ -114,6 +114,7 @@ void executor_free(executor *ex)
     pthread_mutex_destroy(&ex->lock);
     pthread_cond_destroy(&ex->done_cond);
     free(ex);
+    return left;
 }
 
 const char *fallback_cause_name(fallback_cause c)
@@ -237,10 +238,6 @@ static int root_job(void *arg)
     exec_job *j = arg;
     executor *ex = j->ex;
     record *r = j->rec;
-    double now = now_mono();
-    double t = j->timeout > 0 ? j->timeout : ex->o.default_timeout;
-    double dl = t > 0 ? now + t : INFINITY;
-    r->root->deadline = fmin(dl, pattern_deadline(ex, j->p, 0, now));
     atomic_store(&r->started, 1);
     int rc = run_in_node(j->p, r->root);
     finish(ex, r, j->p, rc, err_msg());
@@ -283,6 +280,16 @@ int executor_start(executor *ex, const char *name, const ndf_context *ctx, doubl
         pattern_unref(p);
         return err_set(NDF_ERR_CANCELLED, "pattern '%s': not started: ndf is stopping", name);
     }
+    pool_stats ps;
+    pool_health(ex->pool, &ps);
+    if (ps.active == 0) {
+        pattern_unref(p);
+        return err_set(NDF_ERR_RESOURCE,
+                       "pattern '%s': not started: no worker thread can take it (all %u are "
+                       "stuck in steps that overran their deadlines and could not be "
+                       "replaced); restart ndf",
+                       name, ps.threads);
+    }
     record *r = record_new(name, ctx, INFINITY);
     r->ex = ex;
     r->pool = ex->pool;
@@ -306,12 +313,17 @@ int executor_start(executor *ex, const char *name, const ndf_context *ctx, doubl
     pthread_mutex_unlock(&ex->lock);
     record_unref(old);
 
+    /* The deadline runs from now, queued or not: an execution waiting for a
+     * free worker times out like one that runs too long. */
+    double now = now_mono();
+    double t = timeout > 0 ? timeout : ex->o.default_timeout;
+    r->root->deadline = fmin(t > 0 ? now + t : INFINITY, pattern_deadline(ex, p, 0, now));
     exec_job *j = xmalloc(sizeof *j);
     j->ex = ex;
     j->rec = record_ref(r);
     j->p = p; /* the registry_get reference */
     j->timeout = timeout;
-    pool_submit(ex->pool, r->ctx->priority, root_job, j);
+    pool_submit_tagged(ex->pool, r->ctx->priority, root_job, j, r);
     *out = r;
     return NDF_OK;
 }
@@ -331,9 +343,15 @@ static void give_up(executor *ex, record *r, double base, int cancelled)
         snprintf(msg, sizeof msg, "overran its deadline by %.1fs", over);
     if (atomic_load(&r->claimed))
         return;
+    if (!atomic_load(&r->started))
+        snprintf(msg, sizeof msg, "%s while queued (no worker was free)",
+                 cancelled ? "cancelled" : "deadline passed");
     node_set_state(r->root, cancelled ? NDF_STATE_CANCELLED : NDF_STATE_TIMED_OUT, msg);
     log_msg(0, "execution %s: pattern '%s' %s; not waiting for it", r->id, r->root->name, msg);
     finish(ex, r, r->root->pat, cancelled ? NDF_ERR_CANCELLED : NDF_ERR_TIMEOUT, msg);
+    /* The workers still inside it are lost to everyone else: replace
+     * them. */
+    pool_abandon(ex->pool, r);
 }
 
 int executor_wait(executor *ex, record *r, double wait_s)
@@ -343,7 +361,7 @@ int executor_wait(executor *ex, record *r, double wait_s)
     while (!atomic_load(&r->done)) {
         double now = now_mono();
         double bound = INFINITY, base = INFINITY;
-        if (atomic_load(&r->started) && isfinite(r->root->deadline))
+        if (isfinite(r->root->deadline))
             base = r->root->deadline;
         /* A cancelled execution gets the same grace as one past its
          * deadline, counted from the cancellation. */
@@ -566,4 +584,9 @@ int executor_run_pattern(executor *ex, ndf_exec *node, const char *name, double 
             err_set(rc, "%s", msg);
     }
     return rc;
+}
+
+void executor_health(executor *ex, pool_stats *out)
+{
+    pool_health(ex->pool, out);
 }

@@ -6,6 +6,10 @@
 . "$top_srcdir/tests/shell/lib.sh"
 CONF=$SCRATCH/ndf.conf
 S=$SCRATCH
+FIX=${NDF_FIXTURE_DIR:?run through make check}
+mkdir "$S/plugins"
+cp "$FIX/misbehave.so" "$S/plugins/"
+export NDF_PLUGIN_PATH="$NDF_PLUGIN_PATH:$S/plugins"
 # A step process that writes its pid and the pid of a child it starts,
 # then waits; `ign` ignores SIGTERM, so only SIGKILL ends it.
 tree() { # NAME [ign]
@@ -45,6 +49,10 @@ patterns = (
   { name = "orphan_exits"; type = "sequential";
     params = { steps = ( { name = "o"; step = "exec";
                            params = { argv = [ "sh", "-c", "setsid sh -c 'exit 0' & sleep 0.2" ]; }; } ); }; },
+  { name = "spin"; type = "sequential";
+    params = { steps = ( { name = "s"; step = "mb_spin"; } ); }; },
+  { name = "nop"; type = "sequential";
+    params = { steps = ( { name = "n"; step = "noop"; } ); }; },
   { name = "meta"; type = "meta";
     params = { phases = ( { name = "one"; patterns = [ "meta_inner" ]; } ); }; }
 );
@@ -228,8 +236,33 @@ done
 no_survivors "serve: no escaped daemon left" "$S/escape.pids" "$S/deep.pids"
 kids=$(cat /proc/$SERVER/task/*/children 2>/dev/null | tr -s ' \n' ' ')
 expect_match "[${kids# }]" '^\[ ?\]$' "serve: no child (zombie or not) left under the server"
+expect_exit 5 "serve: a step looping past its deadline times out" -- \
+    env NDF_RUNTIME_DIR=$S/run $R ctl run spin --timeout 0.3
+expect_exit 0 "serve: the server goes on with a replaced worker" -- env NDF_RUNTIME_DIR=$S/run $R ctl run nop
+expect_exit 0 "serve: and again" -- env NDF_RUNTIME_DIR=$S/run $R ctl run nop
 kill -TERM $SERVER
 wait $SERVER
+rc=$?
+[ "$rc" -eq 0 ] && ok "serve: exits 0 on SIGTERM with a thread still in the plugin's step" \
+    || not_ok "serve: exits 0 on SIGTERM with a thread still in the plugin's step (got $rc)"
+
+# An in-process step that ignores its deadline holds a worker: the
+# execution is given up on, the worker replaced, and ndf exits with the
+# timeout status instead of crashing in the plugin it would have unloaded
+# under the thread (it was exit 139).
+expect_exit 5 "a step looping past its deadline: ndf run exits 5, no crash" -- $R run spin --timeout 0.3
+expect_match "$err" "overran its deadline by" "it says the pattern overran"
+expect_match "$err" "worker stuck in overrunning work abandoned and replaced" "and that its worker was replaced"
+env --default-signal=INT $R run spin >"$S/out" 2>"$S/err" &
+npid=$!
+sleep 0.5
+kill -INT $npid
+wait $npid
+rc=$?
+[ "$rc" -eq 130 ] && ok "SIGINT to a run whose step ignores cancellation exits 130" \
+    || not_ok "SIGINT to a run whose step ignores cancellation exits 130 (got $rc)"
+expect_match "$(cat "$S/err")" "did not stop .* after it was cancelled" "it says the step did not stop"
+expect_match "$(last_status spin)" '^CANCELLED$' "recorded CANCELLED"
 
 # A signal ignored on entry (nohup) stays ignored.
 rm -f "$S"/*.pids
