@@ -115,6 +115,11 @@ const char *cgroup_path(const cgroup *cg)
     return cg->path;
 }
 
+int cgroup_open_dir(const cgroup *cg)
+{
+    return open(cg->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+}
+
 /* Writes `text` to file `name` of the cgroup.  0 or -1 (errno). */
 static int cg_write(cgroup *cg, const char *name, const char *text)
 {

@@ -24,6 +24,10 @@ const char *cgroup_base(void);
  * cgroup_free(). */
 cgroup *cgroup_new(const char *name);
 
+/* A descriptor of the cgroup's directory (O_CLOEXEC) for clone3's
+ * CLONE_INTO_CGROUP, or -1 with errno set.  The caller closes it. */
+int cgroup_open_dir(const cgroup *cg);
+
 /* Moves process `pid` into `cg`.  0, or -1 with errno set.  Processes
  * `pid` started before the move stay where they were. */
 int cgroup_attach(cgroup *cg, pid_t pid);

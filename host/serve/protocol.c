@@ -272,6 +272,11 @@ static void ping_members(strbuf *sb, const protocol_ping *p)
     num_member(sb, "plugins_not_unloadable", p->plugins_not_unloadable);
     num_member(sb, "reloads", p->reloads);
     num_member(sb, "reloads_failed", p->reloads_failed);
+    num_member(sb, "workers", p->workers);
+    num_member(sb, "workers_active", p->workers_active);
+    num_member(sb, "workers_abandoned", p->workers_abandoned);
+    num_member(sb, "workers_replaced", p->workers_replaced);
+    num_member(sb, "workers_unreplaced", p->workers_unreplaced);
 }
 
 char *protocol_response(const response *r)

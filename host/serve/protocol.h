@@ -58,6 +58,9 @@ typedef struct protocol_ping {
     long pid;
     unsigned long plugins_retired, plugins_unloaded, plugins_not_unloadable;
     unsigned long reloads, reloads_failed;
+    /* the current generation's executor (pool_stats) */
+    unsigned long workers, workers_active, workers_abandoned, workers_replaced,
+        workers_unreplaced;
 } protocol_ping;
 
 /* response.has */
