@@ -1,12 +1,16 @@
 /* A cgroup v2 per process tree (see cgroup.h): found once, one directory
- * per step, signalled through cgroup.procs or cgroup.kill, removed when
- * empty. */
+ * per running step, signalled through cgroup.procs or cgroup.kill.  Making
+ * and removing a cgroup costs the kernel milliseconds (tens on a loaded
+ * machine), more than the process it holds, so empty ones are kept for the
+ * next step and removed at exit; those a dead ndf left are removed when
+ * the next one starts. */
 #include "build-config.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,9 +24,55 @@
 
 struct cgroup {
     char *path;
+    struct cgroup *next; /* (free_lock) the free list */
 };
 
 static char *base_path;
+
+/* Empty cgroups ready for the next step, at most FREE_MAX. */
+#define FREE_MAX 256
+static pthread_mutex_t free_lock = PTHREAD_MUTEX_INITIALIZER;
+static cgroup *free_list;
+static size_t nfree;
+static unsigned long made;
+
+/* Removes the empty step cgroups of ndf processes that are gone
+ * ("ndf-PID.N" with no process PID): a crash or _exit leaves them. */
+static void sweep_dead(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        long pid;
+        unsigned long n;
+        char tail;
+        if (sscanf(de->d_name, "ndf-%ld.%lu%c", &pid, &n, &tail) != 2 || pid <= 0)
+            continue;
+        if (pid == (long)getpid() || kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+            continue;
+        char *p = xasprintf("%s/%s", dir, de->d_name);
+        rmdir(p); /* fails, and stays, while something is in it */
+        free(p);
+    }
+    closedir(d);
+}
+
+/* At exit: the kept empty cgroups go. */
+static void remove_free(void)
+{
+    pthread_mutex_lock(&free_lock);
+    while (free_list) {
+        cgroup *cg = free_list;
+        free_list = cg->next;
+        rmdir(cg->path);
+        free(cg->path);
+        free(cg);
+    }
+    nfree = 0;
+    pthread_mutex_unlock(&free_lock);
+}
 
 /* The mount point of the cgroup2 hierarchy, from /proc/self/mountinfo
  * (malloc'd), or NULL. */
@@ -77,6 +127,8 @@ static void find_base(void)
             base_path = dir;
             dir = NULL;
             log_msg(NDF_LOG_DEBUG, "exec steps run in cgroups under %s", base_path);
+            sweep_dead(base_path);
+            atexit(remove_free);
         } else {
             log_msg(NDF_LOG_DEBUG, "no cgroup per exec step: %s: %s", probe, strerror(errno));
         }
@@ -94,30 +146,36 @@ const char *cgroup_base(void)
     return base_path;
 }
 
-cgroup *cgroup_new(const char *name)
+cgroup *cgroup_new(void)
 {
     const char *base = cgroup_base();
     if (!base)
         return NULL;
-    char *path = xasprintf("%s/ndf-step-%s", base, name);
+    pthread_mutex_lock(&free_lock);
+    cgroup *cg = free_list;
+    if (cg) {
+        free_list = cg->next;
+        nfree--;
+    }
+    unsigned long n = ++made;
+    pthread_mutex_unlock(&free_lock);
+    if (cg)
+        return cg;
+    char *path = xasprintf("%s/ndf-%ld.%lu", base, (long)getpid(), n);
     if (mkdir(path, 0755) != 0) {
         log_msg(NDF_LOG_DEBUG, "cannot create cgroup %s: %s", path, strerror(errno));
         free(path);
         return NULL;
     }
-    cgroup *cg = xmalloc(sizeof *cg);
+    cg = xmalloc(sizeof *cg);
     cg->path = path;
+    cg->next = NULL;
     return cg;
 }
 
 const char *cgroup_path(const cgroup *cg)
 {
     return cg->path;
-}
-
-int cgroup_open_dir(const cgroup *cg)
-{
-    return open(cg->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 }
 
 /* Writes `text` to file `name` of the cgroup.  0 or -1 (errno). */
@@ -181,6 +239,18 @@ void cgroup_free(cgroup *cg)
 {
     if (!cg)
         return;
+    if (!cgroup_populated(cg)) {
+        pthread_mutex_lock(&free_lock);
+        int keep = nfree < FREE_MAX;
+        if (keep) {
+            cg->next = free_list;
+            free_list = cg;
+            nfree++;
+        }
+        pthread_mutex_unlock(&free_lock);
+        if (keep)
+            return;
+    }
     if (rmdir(cg->path) != 0)
         log_msg(NDF_LOG_WARN, "cannot remove cgroup %s: %s", cg->path, strerror(errno));
     free(cg->path);

@@ -19,14 +19,10 @@ typedef struct cgroup cgroup;
  * environment.  Not to be freed. */
 const char *cgroup_base(void);
 
-/* A new, empty cgroup named "ndf-step-" `name` under cgroup_base(), or
- * NULL (no base, or mkdir failed; nothing to undo).  Free with
- * cgroup_free(). */
-cgroup *cgroup_new(const char *name);
-
-/* A descriptor of the cgroup's directory (O_CLOEXEC) for clone3's
- * CLONE_INTO_CGROUP, or -1 with errno set.  The caller closes it. */
-int cgroup_open_dir(const cgroup *cg);
+/* An empty cgroup under cgroup_base() ("ndf-PID.N": one kept from an
+ * earlier step, else a new one), or NULL (no base, or mkdir failed).
+ * Release with cgroup_free(). */
+cgroup *cgroup_new(void);
 
 /* Moves process `pid` into `cg`.  0, or -1 with errno set.  Processes
  * `pid` started before the move stay where they were. */
@@ -42,9 +38,11 @@ int cgroup_populated(cgroup *cg);
  * cgroup.kill: 1 when it was written). */
 int cgroup_signal(cgroup *cg, int sig);
 
-/* Removes the cgroup (it must be empty: the caller stopped and waited for
- * its processes) and frees `cg`; a cgroup that cannot be removed is
- * logged and left.  NULL is fine. */
+/* Releases `cg`, which should be empty (the caller stopped and waited for
+ * its processes): kept for a later cgroup_new(), or removed; one still
+ * populated that cannot be removed is logged and left.  Kept ones are
+ * removed at exit(); those of a process that died otherwise, by the next
+ * ndf that finds the cgroup base.  NULL is fine. */
 void cgroup_free(cgroup *cg);
 
 /* The path of `cg`'s directory, for messages and tests. */
