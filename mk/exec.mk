@@ -9,6 +9,7 @@ libndfcore_la_SOURCES += \
 	host/exec/record.c host/exec/record.h \
 	host/exec/process.c host/exec/process.h \
 	host/exec/cgroup.c host/exec/cgroup.h \
+	host/exec/crash.c host/exec/crash.h \
 	host/exec/services_exec.c
 
 EXEC_FIXTURES = tests/fixtures/exec_fixtures.c tests/fixtures/exec_fixtures.h

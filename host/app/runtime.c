@@ -12,6 +12,7 @@
 
 #include "app/runtime.h"
 #include "model/build.h"
+#include "exec/crash.h"
 #include "exec/services.h"
 #include "base/util.h"
 
@@ -152,6 +153,14 @@ store *runtime_store(runtime *rt)
         return NULL;
     }
     rt->owned |= RT_OWN_STORAGE;
+    /* A crash note of the ndf that last died here is told once; this one
+     * leaves its own if it dies. */
+    char *note = crash_note_take(rt->cfg->set.storage_path);
+    if (note) {
+        report(rt, RT_DIAG_WARNING, "%s", note);
+        free(note);
+    }
+    crash_arm(rt->cfg->set.storage_path);
     history_registry_seam(rt->st, &rt->seam);
     rt->hook.s = rt->st;
     return rt->st;

@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "model/context.h"
+#include "exec/crash.h"
 #include "exec/executor.h"
 #include "exec/pool.h"
 #include "exec/monitor.h"
@@ -153,8 +154,10 @@ static int call_step(const ndf_step *step, ndf_exec *node, int undo)
 {
     const ndf_step_def *d = step->type->def.step;
     err_clear();
+    crash_frame prev = crash_enter(node, step->type);
     int rc = undo ? d->undo(&host_services, node, step->params, step->instance)
                   : d->run(&host_services, node, step->params, step->instance);
+    crash_leave(prev);
     if (rc > 0 || rc < NDF_STATUS_MIN)
         rc = NDF_ERR_EXECUTION;
     return rc;
@@ -313,7 +316,9 @@ int svc_run_step(ndf_exec *node, const ndf_step *step, double timeout_s)
         /* The fast path: an in-process step that returns by itself is a
          * direct call. */
         err_clear();
+        crash_frame prev = crash_enter(node, step->type);
         rc = d->run(&host_services, node, step->params, step->instance);
+        crash_leave(prev);
         if (rc == NDF_OK) {
             node_complete_at(node, record_now());
             return NDF_OK;

@@ -51,6 +51,12 @@ patterns = (
                            params = { argv = [ "sh", "-c", "setsid sh -c 'exit 0' & sleep 0.2" ]; }; } ); }; },
   { name = "spin"; type = "sequential";
     params = { steps = ( { name = "s"; step = "mb_spin"; } ); }; },
+  { name = "crashy"; type = "sequential";
+    params = { steps = ( { name = "pause"; step = "exec"; params = { argv = [ "sleep", "0.3" ]; }; },
+                         { name = "boom"; step = "mb_null"; } ); }; },
+  { name = "aborts"; type = "sequential";
+    params = { steps = ( { name = "pause"; step = "exec"; params = { argv = [ "sleep", "0.3" ]; }; },
+                         { name = "ab"; step = "mb_abort"; } ); }; },
   { name = "nop"; type = "sequential";
     params = { steps = ( { name = "n"; step = "noop"; } ); }; },
   { name = "meta"; type = "meta";
@@ -276,6 +282,25 @@ expect_match "$(last_status spin)" '^CANCELLED$' "recorded CANCELLED"
 NDF_CGROUP=off "$top_builddir/tests/check_spawn" >"$S/spawn.log" 2>&1 \
     && ok "check_spawn passes with NDF_CGROUP=off" \
     || { not_ok "check_spawn passes with NDF_CGROUP=off"; sed 's/^/#   /' "$S/spawn.log" | tail -5; }
+
+# Crash notes: a step that kills the host still kills it (no isolation
+# yet), but the handler names what ran, and the next start reports it.
+# (The pause lets the store record the execution as RUNNING first: a crash
+# before that leaves no row to mark CRASHED.)
+for c in "crashy boom mb_null 139 11 SIGSEGV" "aborts ab mb_abort 134 6 SIGABRT"; do
+    set -- $c
+    expect_exit $4 "$1: the host dies of $6 (exit $4)" -- $R run $1
+    expect_match "$err" "^ndf: fatal signal $5 \\($6\\) in process [0-9]+ while running step '$2' \\(type $3, plugin misbehave, file [^)]*misbehave.so\\) of pattern '$1', execution [^ ]+$" \
+        "$1: the handler names the step, plugin, pattern and execution"
+    id=$(printf "%s\n" "$err" | sed -n "/^ndf: fatal signal/s/.*execution \\([^ ]*\\)$/\\1/p")
+    [ -s "$S/state/crash-note" ] && ok "$1: a crash note is left in the state directory" \
+        || not_ok "$1: a crash note is left in the state directory"
+    expect_exit 0 "$1: the next start" -- $R runs $1 --limit 1
+    expect_match "$err" "the previous ndf \\(pid [0-9]+\\) died of signal $5 \\($6\\) while running step '$2' .*execution $id \\(CRASHED in the store\\)" \
+        "$1: the next start reports the note"
+    expect_match "$out" "^$id +$1 +CRASHED " "$1: the execution is recorded CRASHED"
+    [ ! -e "$S/state/crash-note" ] && ok "$1: the note is reported once" || not_ok "$1: the note is reported once"
+done
 
 # A signal ignored on entry (nohup) stays ignored.
 rm -f "$S"/*.pids
