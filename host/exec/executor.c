@@ -328,6 +328,21 @@ int executor_start(executor *ex, const char *name, const ndf_context *ctx, doubl
     return NDF_OK;
 }
 
+/* Marks the nodes below `n` still RUNNING as `st`, "abandoned":
+ * the record is settled without them (what they do later is not waited
+ * for). */
+static void abandon_nodes(ndf_exec *n, ndf_state st)
+{
+    size_t count;
+    ndf_exec *const *kids = node_kids(n, &count);
+    for (size_t i = 0; i < count; i++) {
+        ndf_state cur = atomic_load(&kids[i]->state);
+        if (cur == NDF_STATE_RUNNING)
+            node_set_state(kids[i], st, "abandoned: still running when the execution was given up on");
+        abandon_nodes(kids[i], st);
+    }
+}
+
 /* Gives up on an execution whose work is past its deadline (or its
  * cancellation, `cancelled`) and the grace periods: the record says so, the
  * caller gets NDF_ERR_TIMEOUT (NDF_ERR_CANCELLED), and the work goes on
@@ -346,6 +361,7 @@ static void give_up(executor *ex, record *r, double base, int cancelled)
     if (!atomic_load(&r->started))
         snprintf(msg, sizeof msg, "%s while queued (no worker was free)",
                  cancelled ? "cancelled" : "deadline passed");
+    abandon_nodes(r->root, cancelled ? NDF_STATE_CANCELLED : NDF_STATE_TIMED_OUT);
     node_set_state(r->root, cancelled ? NDF_STATE_CANCELLED : NDF_STATE_TIMED_OUT, msg);
     log_msg(0, "execution %s: pattern '%s' %s; not waiting for it", r->id, r->root->name, msg);
     finish(ex, r, r->root->pat, cancelled ? NDF_ERR_CANCELLED : NDF_ERR_TIMEOUT, msg);

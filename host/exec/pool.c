@@ -771,7 +771,8 @@ unsigned pool_abandon(pool *p, const void *tag)
         return 0;
     unsigned n = 0;
     pthread_mutex_lock(&p->slot_lock);
-    for (unsigned i = 0; i < p->n; i++) {
+    /* A stopping pool is pool_free's: it counts what is left itself. */
+    for (unsigned i = 0; i < p->n && !atomic_load(&p->stop); i++) {
         worker *w = &p->w[i];
         if (atomic_load(&w->state) != W_ACTIVE || atomic_load(&w->tag) != tag)
             continue;
@@ -787,7 +788,7 @@ unsigned pool_abandon(pool *p, const void *tag)
          * threads at twice the workers. */
         int e = ENOSPC;
         for (unsigned k = 0; k < p->n && e == ENOSPC; k++)
-            if (atomic_load(&p->w[k].state) == W_FREE && !atomic_load(&p->stop))
+            if (atomic_load(&p->w[k].state) == W_FREE)
                 e = worker_start(p, &p->w[k]);
         if (e) {
             atomic_fetch_add(&p->unreplaced, 1);
