@@ -8,6 +8,8 @@ libndfcore_la_SOURCES += \
 	host/exec/executor.c host/exec/executor.h \
 	host/exec/record.c host/exec/record.h \
 	host/exec/process.c host/exec/process.h \
+	host/exec/cgroup.c host/exec/cgroup.h \
+	host/exec/crash.c host/exec/crash.h \
 	host/exec/services_exec.c
 
 EXEC_FIXTURES = tests/fixtures/exec_fixtures.c tests/fixtures/exec_fixtures.h
@@ -40,8 +42,8 @@ tests_bench_bench_dispatch_SOURCES = tests/bench/bench_dispatch.c $(EXEC_FIXTURE
 tests_bench_bench_dispatch_CPPFLAGS = $(EXEC_TEST_CFLAGS)
 tests_bench_bench_dispatch_LDADD = libndfcore.la
 
-TESTS += tests/shell/run.sh
-EXTRA_DIST += tests/shell/run.sh
+TESTS += tests/shell/run.sh tests/shell/fault.sh
+EXTRA_DIST += tests/shell/run.sh tests/shell/fault.sh
 
 # The process-DAG benchmark is a script; its floor is a small C helper.
 EXTRA_PROGRAMS += tests/bench/bench_spawnloop
@@ -50,3 +52,9 @@ tests_bench_bench_spawnloop_SOURCES = tests/bench/bench_spawnloop.c
 BENCHMARKS += tests/bench/bench_procdag.sh
 EXTRA_DIST += tests/bench/bench_procdag.sh
 tests/bench/bench_procdag.sh: tests/bench/bench_spawnloop
+
+# The fault-containment fixture: misbehaving steps (tests/shell/fault.sh).
+check_LTLIBRARIES += tests/fixtures/misbehave.la
+tests_fixtures_misbehave_la_SOURCES = tests/fixtures/misbehave.c
+tests_fixtures_misbehave_la_CFLAGS = $(PLUGIN_CFLAGS)
+tests_fixtures_misbehave_la_LDFLAGS = $(FIXTURE_LINK_FLAGS)

@@ -84,6 +84,11 @@ static void setup_exec(unsigned threads)
     s[1] = fx_step(&fx_undo_fail_def, NULL);
     s[2] = fx_step(&fx_fail_def, NULL);
     add(fx_pattern_seq("rollback", &lp, 0, 3, s));
+    s = xcalloc(2, sizeof *s);
+    s[0] = fx_step(&fx_undo_ok_def, NULL);
+    s[1] = fx_step(&fx_poll_hang_def, NULL);
+    add(fx_pattern_seq("undo_hang", &lp, 0, 2, s));
+    add(fx_pattern_seq("spins", &lp, 0, 1, steps1(&fx_spin_def, NULL)));
     const char *inner[] = {"ok", "ok", "fast"};
     add(fx_pattern_group("par", &lp, 0, 3, inner));
     const char *outer[] = {"par", "ok", "par"};
@@ -197,6 +202,99 @@ START_TEST(exec_hung_step_cancelled_at_deadline)
     ck_assert_int_eq(atomic_load(&r->root->kids[0]->state), NDF_STATE_CANCELLED);
     record_unref(r);
     ck_assert_int_eq(executor_cancel(ex, "nope"), NDF_ERR_NOT_FOUND);
+    context_free(c);
+}
+END_TEST
+
+/* What a signal to ndf does: every running execution is cancelled (the
+ * queued one too), rollback runs, new ones are refused. */
+START_TEST(exec_cancel_all)
+{
+    ndf_context *c = context_new("web", "dev", 1);
+    record *r1, *r2, *r3 = (record *)1;
+    atomic_store(&fx_undone, 0);
+    ck_assert_int_eq(executor_start(ex, "undo_hang", c, 0, 0, &r1), NDF_OK);
+    ck_assert_int_eq(executor_start(ex, "hangs", c, 0, 0, &r2), NDF_OK);
+    while (atomic_load(&r1->root->nkids) < 2)
+        msleep(1);
+    ck_assert_uint_eq(executor_cancel_all(ex, 0), 2);
+    executor_wait(ex, r1, -1);
+    executor_wait(ex, r2, -1);
+    ck_assert_int_eq(r1->status, NDF_ERR_CANCELLED);
+    ck_assert_int_eq(r2->status, NDF_ERR_CANCELLED);
+    ck_assert_int_eq(atomic_load(&fx_undone), 1);
+    ck_assert_int_eq(atomic_load(&r1->root->kids[0]->state), NDF_STATE_ROLLED_BACK);
+    ck_assert_int_eq(executor_start(ex, "ok", c, 0, 0, &r3), NDF_ERR_CANCELLED);
+    ck_assert_ptr_null(r3);
+    ck_assert_str_eq(err_msg(), "pattern 'ok': not started: ndf is stopping");
+    ck_assert_uint_eq(executor_cancel_all(ex, 1), 0);
+    record_unref(r1);
+    record_unref(r2);
+    context_free(c);
+}
+END_TEST
+
+/* A second signal: the undo actions are skipped. */
+START_TEST(exec_cancel_all_hard)
+{
+    ndf_context *c = context_new("web", "dev", 1);
+    record *r;
+    atomic_store(&fx_undone, 0);
+    ck_assert_int_eq(executor_start(ex, "undo_hang", c, 0, 0, &r), NDF_OK);
+    while (atomic_load(&r->root->nkids) < 2)
+        msleep(1);
+    /* hard at once: a soft one first could let the undo start before the
+     * hard flag lands */
+    ck_assert_uint_eq(executor_cancel_all(ex, 1), 1);
+    executor_wait(ex, r, -1);
+    ck_assert_int_eq(r->status, NDF_ERR_CANCELLED);
+    ck_assert_int_eq(atomic_load(&fx_undone), 0);
+    ck_assert_msg(strstr(r->root->kids[0]->message, "rollback skipped"), "%s",
+                  r->root->kids[0]->message);
+    record_unref(r);
+    context_free(c);
+}
+END_TEST
+
+/* An in-process step that holds its worker past its deadline: the worker
+ * is abandoned and replaced (the pool of one goes on), an execution queued
+ * behind it keeps its deadline, and once no worker is left new runs fail
+ * at once, saying why. */
+START_TEST(exec_worker_abandoned)
+{
+    ndf_context *c = context_new("web", "dev", 1);
+    record *r, *q;
+    ck_assert_int_eq(executor_start(ex, "spins", c, 0.2, 0, &r), NDF_OK);
+    /* queued behind it on the only worker, with a deadline of its own */
+    ck_assert_int_eq(executor_start(ex, "ok", c, 0.1, 0, &q), NDF_OK);
+    executor_wait(ex, q, -1);
+    ck_assert_int_eq(q->status, NDF_ERR_TIMEOUT);
+    ck_assert_msg(strstr(q->error, "while queued"), "%s", q->error);
+    record_unref(q);
+    executor_wait(ex, r, -1);
+    ck_assert_int_eq(r->status, NDF_ERR_TIMEOUT);
+    record_unref(r);
+    pool_stats st;
+    executor_health(ex, &st);
+    ck_assert_uint_eq(st.abandoned, 1);
+    ck_assert_uint_eq(st.replaced, 1);
+    ck_assert_uint_eq(st.active, 1);
+    ck_assert_int_eq(executor_execute(ex, "ok", c, 0, 0, NULL), NDF_OK);
+    /* the replacement is held too: no spare left */
+    ck_assert_int_eq(executor_execute(ex, "spins", c, 0.2, 0, NULL), NDF_ERR_TIMEOUT);
+    executor_health(ex, &st);
+    ck_assert_uint_eq(st.active, 0);
+    ck_assert_uint_eq(st.unreplaced, 1);
+    ck_assert_int_eq(executor_start(ex, "ok", c, 0, 0, &r), NDF_ERR_RESOURCE);
+    ck_assert_msg(strstr(err_msg(), "no worker thread can take it"), "%s", err_msg());
+    /* the steps return: a worker is back */
+    atomic_store(&fx_gate, 1);
+    do {
+        msleep(1);
+        executor_health(ex, &st);
+    } while (st.abandoned > 0);
+    ck_assert_uint_eq(st.active, 1);
+    ck_assert_int_eq(executor_execute(ex, "ok", c, 0, 0, NULL), NDF_OK);
     context_free(c);
 }
 END_TEST
@@ -419,6 +517,9 @@ static Suite *suite(void)
     tcase_add_test(tc, exec_hung_step_cancelled_at_deadline);
     tcase_add_test(tc, exec_overrun_reported);
     tcase_add_test(tc, exec_rollback_with_failing_undo);
+    tcase_add_test(tc, exec_cancel_all);
+    tcase_add_test(tc, exec_cancel_all_hard);
+    tcase_add_test(tc, exec_worker_abandoned);
     tcase_add_test(tc, exec_nested_one_thread);
     tcase_add_test(tc, exec_fallback_causes);
     tcase_add_test(tc, exec_batch_order);

@@ -33,6 +33,90 @@ static int bump(void *arg)
     return 0;
 }
 
+/* Work that holds its worker until `stuck_gate` opens (an in-process
+ * step ignoring cancellation). */
+static _Atomic int stuck_gate, stuck_in;
+
+static int stuck(void *arg)
+{
+    (void)arg;
+    atomic_fetch_add(&stuck_in, 1);
+    while (!atomic_load(&stuck_gate))
+        msleep(1);
+    atomic_fetch_sub(&stuck_in, 1);
+    return 0;
+}
+
+/* A worker stuck in abandoned work is replaced: other work runs on a pool
+ * of one; past as many abandoned as workers the pool shrinks (counted);
+ * an abandoned thread that returns leaves, and pool_free then frees. */
+START_TEST(pool_abandon_replaces)
+{
+    pool *p = pool_new(1);
+    static const char tag1, tag2;
+    atomic_store(&stuck_gate, 0);
+    atomic_store(&stuck_in, 0);
+    atomic_store(&counter, 0);
+    pool_submit_tagged(p, 3, stuck, NULL, &tag1);
+    while (atomic_load(&stuck_in) < 1)
+        msleep(1);
+    ck_assert_uint_eq(pool_abandon(p, &tag2), 0); /* nobody runs that */
+    ck_assert_uint_eq(pool_abandon(p, &tag1), 1);
+    pool_stats st;
+    pool_health(p, &st);
+    ck_assert_uint_eq(st.threads, 1);
+    ck_assert_uint_eq(st.active, 1);
+    ck_assert_uint_eq(st.abandoned, 1);
+    ck_assert_uint_eq(st.replaced, 1);
+    ck_assert_uint_eq(pool_stuck_threads(), 1);
+    pool_submit(p, 3, bump, NULL); /* the replacement takes it */
+    while (atomic_load(&counter) < 1)
+        msleep(1);
+    /* the replacement gets stuck too: no spare slot is left */
+    pool_submit_tagged(p, 3, stuck, NULL, &tag2);
+    while (atomic_load(&stuck_in) < 2)
+        msleep(1);
+    ck_assert_uint_eq(pool_abandon(p, &tag2), 1);
+    pool_health(p, &st);
+    ck_assert_uint_eq(st.active, 0);
+    ck_assert_uint_eq(st.abandoned, 2);
+    ck_assert_uint_eq(st.unreplaced, 1);
+    /* both return: one is back at work (the pool was short), the other
+     * leaves; nothing is lost for good */
+    atomic_store(&stuck_gate, 1);
+    do {
+        msleep(1);
+        pool_health(p, &st);
+    } while (st.abandoned > 0);
+    ck_assert_uint_eq(pool_stuck_threads(), 0);
+    ck_assert_uint_eq(st.active, 1);
+    pool_submit(p, 3, bump, NULL);
+    while (atomic_load(&counter) < 2)
+        msleep(1);
+    ck_assert_uint_eq(pool_free(p, 5), 0);
+}
+END_TEST
+
+/* pool_free does not wait for an abandoned thread, leaves the pool to it
+ * and says how many threads it left. */
+START_TEST(pool_free_leaves_abandoned)
+{
+    pool *p = pool_new(2);
+    static const char tag;
+    atomic_store(&stuck_gate, 0);
+    atomic_store(&stuck_in, 0);
+    pool_submit_tagged(p, 3, stuck, NULL, &tag);
+    while (atomic_load(&stuck_in) < 1)
+        msleep(1);
+    ck_assert_uint_eq(pool_abandon(p, &tag), 1);
+    ck_assert_uint_eq(pool_free(p, 60), 1); /* at once, not after 60 s */
+    ck_assert_uint_eq(pool_stuck_threads(), 1);
+    atomic_store(&stuck_gate, 1);
+    while (pool_stuck_threads() > 0)
+        msleep(1);
+}
+END_TEST
+
 START_TEST(pool_runs_everything)
 {
     pool *p = pool_new(2);
@@ -383,6 +467,8 @@ static Suite *suite(void)
     tcase_add_test(tc, pool_spawn_from_work);
     tcase_add_test(tc, pool_steal_hands_over_data);
     tcase_add_test(tc, pool_new_reports_thread_error);
+    tcase_add_test(tc, pool_abandon_replaces);
+    tcase_add_test(tc, pool_free_leaves_abandoned);
     suite_add_tcase(s, tc);
     return s;
 }

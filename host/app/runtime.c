@@ -12,6 +12,7 @@
 
 #include "app/runtime.h"
 #include "model/build.h"
+#include "exec/crash.h"
 #include "exec/services.h"
 #include "base/util.h"
 
@@ -75,8 +76,21 @@ void runtime_free(runtime *rt)
 {
     /* first: it samples the executor's records into the store */
     history_progress_stop(rt->progress);
+    unsigned left = 0;
     if (rt->ex && (rt->owned & RT_OWN_EXECUTOR))
-        executor_free(rt->ex);
+        left = executor_free(rt->ex);
+    /* A worker still inside a step (abandoned) runs code of the registry's
+     * patterns and of their plugins: those are left to the process exit
+     * rather than freed and unloaded under it.  The store is still closed,
+     * so everything acknowledged is on disk. */
+    if (left) {
+        log_msg(NDF_LOG_WARN,
+                "%u worker thread(s) still inside steps: their patterns and plugins stay loaded",
+                left);
+        rt->owned &= ~(unsigned)RT_OWN_REGISTRY;
+    }
+    if (pool_stuck_threads() > 0)
+        rt->owned &= ~(unsigned)RT_OWN_LOADER;
     if (rt->reg && (rt->owned & RT_OWN_REGISTRY))
         registry_free(rt->reg);
     /* after the registry: its patterns pin the plugins they were built on */
@@ -141,6 +155,14 @@ store *runtime_store(runtime *rt)
         return NULL;
     }
     rt->owned |= RT_OWN_STORAGE;
+    /* A crash note of the ndf that last died here is told once; this one
+     * leaves its own if it dies. */
+    char *note = crash_note_take(rt->cfg->set.storage_path);
+    if (note) {
+        report(rt, RT_DIAG_WARNING, "%s", note);
+        free(note);
+    }
+    crash_arm(rt->cfg->set.storage_path);
     history_registry_seam(rt->st, &rt->seam);
     rt->hook.s = rt->st;
     return rt->st;

@@ -98,7 +98,12 @@ void runtime_init(runtime *rt, const char *config_path, int config_explicit,
 void runtime_view(runtime *view, const runtime *base, config *cfg);
 
 /* Frees the owned parts, executor first (it stops before what it uses),
- * then registry, loader, store (waiting for its writes), configuration. */
+ * then registry, loader, store (waiting for its writes), configuration.
+ * While worker threads are stuck in abandoned steps (pool_stuck_threads),
+ * the registry of an executor that left them and any loader are not freed
+ * (their code may be running); a program should then end with _exit()
+ * after flushing its output, not exit(), whose destructors would run
+ * under those threads. */
 void runtime_free(runtime *rt);
 
 /* Hands the loaded configuration over to the caller, who frees it with

@@ -291,7 +291,7 @@ static int cmd_delegate(cmd_ctx *c, int argc, char **argv)
     int rc = delegate_parse(c, argc, argv, &da);
     if (!da.ctx)
         return rc;
-    if ((rc = cmd_load_executor(c->rt, STORE_ORIGIN_DELEGATE))) {
+    if ((rc = cmd_start_executor(c, STORE_ORIGIN_DELEGATE))) {
         context_free(da.ctx);
         return rc;
     }

@@ -2,13 +2,16 @@
  * fallback) and `ndf batch` (JSON lines in, JSON lines out, in input
  * order).  Every execution is committed to the store before its result is
  * printed; one that cannot be is a storage error (exit 8).  Also the
- * printer of a live record that `ndf ctl status` uses. */
+ * printer of a live record that `ndf ctl status` uses, and the signal
+ * handling of the commands that run patterns in the foreground. */
 #include "build-config.h"
 
 #include <cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +27,119 @@
 #include "exec/record.h"
 #include "store/history.h"
 #include "base/util.h"
+
+/* ---- signals ----
+ *
+ * SIGINT, SIGTERM and SIGHUP are blocked in every thread and taken by one
+ * thread of their own with sigwait(): no handler runs in the middle of a
+ * plugin's code, and the thread may take locks to cancel the executions
+ * (executor_cancel_all), which a handler may not.  The command's own wait
+ * then sees its executions end as CANCELLED, after rollback, with their
+ * processes stopped, and records them as any other. */
+
+static struct {
+    pthread_mutex_t lock;
+    sigset_t set;
+    int armed;
+    executor *ex; /* the executor to cancel, or NULL */
+    int sig;      /* the first signal received, or 0 */
+    int count;
+} sigs = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+static const char *sig_name(int sig)
+{
+    return sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : sig == SIGHUP ? "SIGHUP" : "signal";
+}
+
+static void *signal_thread(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        int sig;
+        if (sigwait(&sigs.set, &sig) != 0)
+            continue;
+        pthread_mutex_lock(&sigs.lock);
+        if (!sigs.sig)
+            sigs.sig = sig;
+        int n = ++sigs.count;
+        char msg[160];
+        if (n == 1)
+            snprintf(msg, sizeof msg,
+                     "ndf: %s: cancelling (rollback runs; send it again to skip rollback)\n",
+                     sig_name(sig));
+        else
+            snprintf(msg, sizeof msg,
+                     "ndf: %s again: skipping rollback, killing step processes\n", sig_name(sig));
+        /* write(2), not stdio: the main thread may hold stderr's lock
+         * while it draws progress, and this message must not wait. */
+        ssize_t w = write(STDERR_FILENO, msg, strlen(msg));
+        (void)w;
+        if (sigs.ex)
+            executor_cancel_all(sigs.ex, n > 1);
+        pthread_mutex_unlock(&sigs.lock);
+    }
+    return NULL;
+}
+
+void cmd_signals_arm(void)
+{
+    if (sigs.armed)
+        return;
+    sigemptyset(&sigs.set);
+    static const int taken[] = {SIGINT, SIGTERM, SIGHUP};
+    for (size_t i = 0; i < ARRAY_SIZE(taken); i++) {
+        /* A signal ignored on entry stays ignored (nohup; a background
+         * job of a non-interactive shell ignores SIGINT). */
+        struct sigaction sa;
+        if (sigaction(taken[i], NULL, &sa) == 0 && sa.sa_handler == SIG_IGN)
+            continue;
+        sigaddset(&sigs.set, taken[i]);
+    }
+    /* Before any other thread starts: they inherit the mask. */
+    pthread_sigmask(SIG_BLOCK, &sigs.set, NULL);
+    pthread_attr_t ta;
+    pthread_attr_init(&ta);
+    pthread_attr_setdetachstate(&ta, PTHREAD_CREATE_DETACHED);
+    pthread_t t;
+    int e = pthread_create(&t, &ta, signal_thread, NULL);
+    pthread_attr_destroy(&ta);
+    if (e) {
+        /* No thread: the signals keep their default action (ndf dies),
+         * as before; say so once. */
+        pthread_sigmask(SIG_UNBLOCK, &sigs.set, NULL);
+        log_msg(NDF_LOG_WARN, "cannot start the signal thread (%s): a signal will stop ndf at once",
+                strerror(e));
+        return;
+    }
+    sigs.armed = 1;
+}
+
+void cmd_signals_watch(executor *ex)
+{
+    pthread_mutex_lock(&sigs.lock);
+    sigs.ex = ex;
+    if (ex && sigs.count)
+        executor_cancel_all(ex, sigs.count > 1);
+    pthread_mutex_unlock(&sigs.lock);
+}
+
+int cmd_signal_received(void)
+{
+    pthread_mutex_lock(&sigs.lock);
+    int sig = sigs.sig;
+    pthread_mutex_unlock(&sigs.lock);
+    return sig;
+}
+
+int cmd_start_executor(cmd_ctx *c, store_origin origin)
+{
+    if (!c->served)
+        cmd_signals_arm();
+    int rc = cmd_load_executor(c->rt, origin);
+    if (rc == EXIT_OK && !c->served)
+        cmd_signals_watch(c->rt->ex);
+    return rc;
+}
 
 int cmd_load_executor(runtime *rt, store_origin origin)
 {
@@ -295,7 +411,7 @@ static int cmd_run(cmd_ctx *c, int argc, char **argv)
     int rc = run_parse(c, argc, argv, &ra);
     if (!ra.ctx)
         return rc;
-    if ((rc = cmd_load_executor(c->rt, STORE_ORIGIN_RUN))) {
+    if ((rc = cmd_start_executor(c, STORE_ORIGIN_RUN))) {
         context_free(ra.ctx);
         return rc;
     }
@@ -559,7 +675,7 @@ static int cmd_batch(cmd_ctx *c, int argc, char **argv)
         blines_free(lines, n);
         return EXIT_IO;
     }
-    int rc = cmd_load_executor(c->rt, STORE_ORIGIN_BATCH);
+    int rc = cmd_start_executor(c, STORE_ORIGIN_BATCH);
     if (rc) {
         blines_free(lines, n);
         return rc;

@@ -126,6 +126,25 @@ struct record;
  * cannot start otherwise is a failed run, exit 1). */
 int cmd_load_executor(runtime *rt, store_origin origin);
 
+/* cmd_load_executor for command `c`, which then runs patterns in the
+ * foreground: unless served, SIGINT, SIGTERM and SIGHUP cancel its
+ * executions from now on (cmd_signals_arm, cmd_signals_watch). */
+int cmd_start_executor(cmd_ctx *c, store_origin origin);
+
+/* Blocks SIGINT, SIGTERM and SIGHUP in the calling thread (and so in every
+ * thread it starts later: call it before any) and takes them on a thread
+ * of its own.  Once armed, the first signal cancels every execution of the
+ * watched executor (rollback runs, processes get SIGTERM, the grace period,
+ * SIGKILL) and refuses new ones; a second skips rollback and kills the
+ * processes at once.  Idempotent. */
+void cmd_signals_arm(void);
+/* The executor the signals cancel (NULL: none; before freeing it).  A
+ * signal that came before is applied to it at once. */
+struct executor;
+void cmd_signals_watch(struct executor *ex);
+/* The first signal received since cmd_signals_arm(), or 0. */
+int cmd_signal_received(void);
+
 /* Starts pattern `name` on rt->ex with `ctx` (copied by the executor),
  * records it as RUNNING with rt->hook.origin, shows its progress on `err`
  * while it runs (when `show`), and returns its status after the store

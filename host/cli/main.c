@@ -5,10 +5,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <ndf/version.h>
 
 #include "app/runtime.h"
+#include "exec/pool.h"
 #include "cli/commands.h"
 #include "cli/opt.h"
 #include "base/util.h"
@@ -50,11 +52,24 @@ static int run(const cmd_entry *e, const char *config_path, int config_explicit,
     runtime_init(&rt, config_path, config_explicit, cmd_report, &c);
     c.rt = &rt;
     int rc = e->exec(&c, argc, argv);
+    cmd_signals_watch(NULL);
+    /* Interrupted: the executions were cancelled and recorded; the exit
+     * status says which signal ended the command, as a shell expects. */
+    int sig = cmd_signal_received();
+    if (sig)
+        rc = 128 + sig;
     runtime_free(&rt);
     fflush(stdout);
     if (ferror(stdout)) {
         fprintf(stderr, "ndf: error writing to standard output\n");
-        return rc ? rc : EXIT_IO;
+        rc = rc ? rc : EXIT_IO;
+    }
+    /* A thread stuck in a step's code (abandoned) would crash in exit()'s
+     * destructors and unloading: the store is closed and the output
+     * flushed, so leave at once. */
+    if (pool_stuck_threads() > 0) {
+        fflush(stderr);
+        _exit(rc);
     }
     return rc;
 }

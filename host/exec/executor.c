@@ -31,7 +31,35 @@ struct executor {
     pthread_cond_t done_cond; /* broadcast when an execution finishes */
     record **kept;            /* ring of the last o.keep started */
     size_t nkept, kept_next;
+    /* Started and not finished (references; record->run_idx is the slot):
+     * what executor_cancel_all reaches, however many a batch started. */
+    record **running;
+    size_t nrunning, caprunning;
+    _Atomic int stopping; /* executor_cancel_all ran: nothing new starts */
 };
+
+/* Caller holds ex->lock. */
+static void running_add(executor *ex, record *r)
+{
+    if (ex->nrunning == ex->caprunning) {
+        ex->caprunning = ex->caprunning ? ex->caprunning * 2 : 16;
+        ex->running = xrealloc(ex->running, ex->caprunning * sizeof *ex->running);
+    }
+    r->run_idx = ex->nrunning;
+    ex->running[ex->nrunning++] = record_ref(r);
+}
+
+/* Caller holds ex->lock; returns the list's reference for the caller to
+ * drop outside the lock. */
+static record *running_remove(executor *ex, record *r)
+{
+    size_t i = r->run_idx;
+    if (i >= ex->nrunning || ex->running[i] != r)
+        return NULL;
+    ex->running[i] = ex->running[--ex->nrunning];
+    ex->running[i]->run_idx = i;
+    return r;
+}
 
 pool *executor_pool(executor *ex)
 {
@@ -73,17 +101,21 @@ executor *executor_new(const executor_opts *opts)
     return ex;
 }
 
-void executor_free(executor *ex)
+unsigned executor_free(executor *ex)
 {
     if (!ex)
-        return;
-    pool_free(ex->pool, ex->o.kill_grace * 2);
+        return 0;
+    unsigned left = pool_free(ex->pool, ex->o.kill_grace * 2);
     for (size_t i = 0; i < ex->nkept; i++)
         record_unref(ex->kept[i]);
     free(ex->kept);
+    for (size_t i = 0; i < ex->nrunning; i++)
+        record_unref(ex->running[i]);
+    free(ex->running);
     pthread_mutex_destroy(&ex->lock);
     pthread_cond_destroy(&ex->done_cond);
     free(ex);
+    return left;
 }
 
 const char *fallback_cause_name(fallback_cause c)
@@ -188,8 +220,10 @@ static int finish(executor *ex, record *r, pattern *p, int status, const char *m
         ex->o.on_complete(ex->o.opaque, p, r);
     pthread_mutex_lock(&ex->lock);
     atomic_store(&r->done, 1);
+    record *listed = running_remove(ex, r);
     pthread_cond_broadcast(&ex->done_cond);
     pthread_mutex_unlock(&ex->lock);
+    record_unref(listed);
     return 1;
 }
 
@@ -205,10 +239,6 @@ static int root_job(void *arg)
     exec_job *j = arg;
     executor *ex = j->ex;
     record *r = j->rec;
-    double now = now_mono();
-    double t = j->timeout > 0 ? j->timeout : ex->o.default_timeout;
-    double dl = t > 0 ? now + t : INFINITY;
-    r->root->deadline = fmin(dl, pattern_deadline(ex, j->p, 0, now));
     atomic_store(&r->started, 1);
     int rc = run_in_node(j->p, r->root);
     finish(ex, r, j->p, rc, err_msg());
@@ -216,6 +246,19 @@ static int root_job(void *arg)
     record_unref(r);
     free(j);
     return rc;
+}
+
+/* Marks `r` cancelled (once; `hard` may follow a first soft cancellation).
+ * Its work sees it through node_stop_status(). */
+static void cancel_record(record *r, int hard)
+{
+    /* The time first: a waiter that sees `cancel` reads it. */
+    if (atomic_load(&r->cancel_at) == 0)
+        atomic_store(&r->cancel_at, now_mono());
+    int zero = 0;
+    atomic_compare_exchange_strong(&r->cancel, &zero, NDF_ERR_CANCELLED);
+    if (hard)
+        atomic_store(&r->hard_cancel, 1);
 }
 
 int executor_start(executor *ex, const char *name, const ndf_context *ctx, double timeout,
@@ -247,6 +290,20 @@ int executor_start_redrive(executor *ex, const char *name, const ndf_context *ct
         hashmap_free(reuse, free);
         return rc;
     }
+    if (atomic_load(&ex->stopping)) {
+        pattern_unref(p);
+        return err_set(NDF_ERR_CANCELLED, "pattern '%s': not started: ndf is stopping", name);
+    }
+    pool_stats ps;
+    pool_health(ex->pool, &ps);
+    if (ps.active == 0) {
+        pattern_unref(p);
+        return err_set(NDF_ERR_RESOURCE,
+                       "pattern '%s': not started: no worker thread can take it (all %u are "
+                       "stuck in steps that overran their deadlines and could not be "
+                       "replaced); restart ndf",
+                       name, ps.threads);
+    }
     record *r = record_new(name, ctx, INFINITY);
     r->redrive_of = from ? xstrdup(from) : NULL;
     r->reuse = reuse;
@@ -265,32 +322,68 @@ int executor_start_redrive(executor *ex, const char *name, const ndf_context *ct
     }
     ex->kept[ex->kept_next] = record_ref(r);
     ex->kept_next = (ex->kept_next + 1) % ex->o.keep;
+    running_add(ex, r);
+    int stopping = atomic_load(&ex->stopping);
+    if (stopping) /* cancel_all ran since the check above */
+        cancel_record(r, stopping > 1);
     pthread_mutex_unlock(&ex->lock);
     record_unref(old);
 
+    /* The deadline runs from now, queued or not: an execution waiting for a
+     * free worker times out like one that runs too long. */
+    double now = now_mono();
+    double t = timeout > 0 ? timeout : ex->o.default_timeout;
+    r->root->deadline = fmin(t > 0 ? now + t : INFINITY, pattern_deadline(ex, p, 0, now));
     exec_job *j = xmalloc(sizeof *j);
     j->ex = ex;
     j->rec = record_ref(r);
     j->p = p; /* the registry_get reference */
     j->timeout = timeout;
-    pool_submit(ex->pool, r->ctx->priority, root_job, j);
+    pool_submit_tagged(ex->pool, r->ctx->priority, root_job, j, r);
     *out = r;
     return NDF_OK;
 }
 
-/* Gives up on an execution whose work is past its deadline and the grace
- * periods: the record says so, the caller gets NDF_ERR_TIMEOUT, and the
- * work goes on alone (it holds its own references). */
-static void give_up(executor *ex, record *r, double base)
+/* Marks the nodes below `n` still RUNNING as `st`, "abandoned":
+ * the record is settled without them (what they do later is not waited
+ * for). */
+static void abandon_nodes(ndf_exec *n, ndf_state st)
+{
+    size_t count;
+    ndf_exec *const *kids = node_kids(n, &count);
+    for (size_t i = 0; i < count; i++) {
+        ndf_state cur = atomic_load(&kids[i]->state);
+        if (cur == NDF_STATE_RUNNING)
+            node_set_state(kids[i], st, "abandoned: still running when the execution was given up on");
+        abandon_nodes(kids[i], st);
+    }
+}
+
+/* Gives up on an execution whose work is past its deadline (or its
+ * cancellation, `cancelled`) and the grace periods: the record says so, the
+ * caller gets NDF_ERR_TIMEOUT (NDF_ERR_CANCELLED), and the work goes on
+ * alone (it holds its own references); the pool replaces the workers it
+ * holds (pool_abandon). */
+static void give_up(executor *ex, record *r, double base, int cancelled)
 {
     double over = now_mono() - base;
     char msg[128];
-    snprintf(msg, sizeof msg, "overran its deadline by %.1fs", over);
+    if (cancelled)
+        snprintf(msg, sizeof msg, "did not stop %.1fs after it was cancelled", over);
+    else
+        snprintf(msg, sizeof msg, "overran its deadline by %.1fs", over);
     if (atomic_load(&r->claimed))
         return;
-    node_set_state(r->root, NDF_STATE_TIMED_OUT, msg);
+    if (!atomic_load(&r->started))
+        snprintf(msg, sizeof msg, "%s while queued (no worker was free)",
+                 cancelled ? "cancelled" : "deadline passed");
+    abandon_nodes(r->root, cancelled ? NDF_STATE_CANCELLED : NDF_STATE_TIMED_OUT);
+    node_set_state(r->root, cancelled ? NDF_STATE_CANCELLED : NDF_STATE_TIMED_OUT, msg);
     log_msg(0, "execution %s: pattern '%s' %s; not waiting for it", r->id, r->root->name, msg);
-    finish(ex, r, r->root->pat, NDF_ERR_TIMEOUT, msg);
+    finish(ex, r, r->root->pat, cancelled ? NDF_ERR_CANCELLED : NDF_ERR_TIMEOUT, msg);
+    /* The workers still inside it are lost to everyone else: replace
+     * them. */
+    pool_abandon(ex->pool, r);
 }
 
 int executor_wait(executor *ex, record *r, double wait_s)
@@ -299,12 +392,20 @@ int executor_wait(executor *ex, record *r, double wait_s)
     pthread_mutex_lock(&ex->lock);
     while (!atomic_load(&r->done)) {
         double now = now_mono();
-        double bound = INFINITY;
-        if (atomic_load(&r->started) && isfinite(r->root->deadline))
-            bound = r->root->deadline + r->kill_grace * 2.5;
+        double bound = INFINITY, base = INFINITY;
+        if (isfinite(r->root->deadline))
+            base = r->root->deadline;
+        /* A cancelled execution gets the same grace as one past its
+         * deadline, counted from the cancellation. */
+        double cancel_at = atomic_load(&r->cancel_at);
+        int cancelled = atomic_load(&r->cancel) != 0 && cancel_at > 0 && cancel_at < base;
+        if (cancelled)
+            base = cancel_at;
+        if (isfinite(base))
+            bound = base + r->kill_grace * 2.5 + 1.0; /* after the groups' (pool.c) */
         if (now >= bound) {
             pthread_mutex_unlock(&ex->lock);
-            give_up(ex, r, r->root->deadline);
+            give_up(ex, r, base, cancelled);
             pthread_mutex_lock(&ex->lock);
             continue;
         }
@@ -459,13 +560,26 @@ int executor_cancel(executor *ex, const char *id)
     record *r = executor_find(ex, id);
     if (!r)
         return err_set(NDF_ERR_NOT_FOUND, "no execution '%s'", id ? id : "");
-    int zero = 0;
-    atomic_compare_exchange_strong(&r->cancel, &zero, NDF_ERR_CANCELLED);
+    cancel_record(r, 0);
     pthread_mutex_lock(&ex->lock);
     pthread_cond_broadcast(&ex->done_cond);
     pthread_mutex_unlock(&ex->lock);
     record_unref(r);
     return NDF_OK;
+}
+
+size_t executor_cancel_all(executor *ex, int hard)
+{
+    pthread_mutex_lock(&ex->lock);
+    int want = hard ? 2 : 1;
+    if (atomic_load(&ex->stopping) < want)
+        atomic_store(&ex->stopping, want);
+    size_t n = ex->nrunning;
+    for (size_t i = 0; i < n; i++)
+        cancel_record(ex->running[i], hard);
+    pthread_cond_broadcast(&ex->done_cond);
+    pthread_mutex_unlock(&ex->lock);
+    return n;
 }
 
 /* Sub-patterns nested above `node` (the root pattern counts). */
@@ -517,4 +631,9 @@ int executor_run_pattern(executor *ex, ndf_exec *node, const char *name, double 
             err_set(rc, "%s", msg);
     }
     return rc;
+}
+
+void executor_health(executor *ex, pool_stats *out)
+{
+    pool_health(ex->pool, out);
 }

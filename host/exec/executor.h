@@ -41,8 +41,12 @@ typedef struct executor_opts {
  * executor_free(). */
 executor *executor_new(const executor_opts *opts);
 /* Stops the pool, waiting up to twice the kill grace for work that overran
- * (see pool_free), and drops the kept records. */
-void executor_free(executor *ex);
+ * (see pool_free), and drops the kept records.  Returns the number of
+ * worker threads left running in abandoned work (0 normally): the caller
+ * must then keep the registry and plugins they may be in. */
+unsigned executor_free(executor *ex);
+/* The pool's worker counts (pool_health). */
+void executor_health(executor *ex, pool_stats *out);
 /* The executor's pool, registry and options (defaults filled in); owned by
  * the executor. */
 pool *executor_pool(executor *ex);
@@ -53,11 +57,13 @@ const executor_opts *executor_options(executor *ex);
 #define EXEC_FORCE 0x1u /* skip the confidence gate (here and in sub-patterns) */
 
 /* Starts pattern `name` in `ctx` and returns at once.  `timeout` > 0
- * replaces default_timeout as the execution's deadline (counted from when it
- * starts running).  On NDF_OK *out is a reference to the live record (the
+ * replaces default_timeout as the execution's deadline (counted from now,
+ * time waiting for a free worker included).  On NDF_OK *out is a reference to the live record (the
  * caller unrefs it).  Fails before starting with NDF_ERR_NOT_FOUND, or
  * NDF_ERR_CONFIDENCE when the pattern's trusted confidence is below its
- * threshold (its own, else the global) and EXEC_FORCE is not given. */
+ * threshold (its own, else the global) and EXEC_FORCE is not given;
+ * NDF_ERR_RESOURCE when no worker is left to run it (all abandoned, see
+ * pool_abandon); NDF_ERR_CANCELLED after executor_cancel_all. */
 int executor_start(executor *ex, const char *name, const ndf_context *ctx, double timeout,
                    unsigned flags, record **out);
 /* executor_start() of a redrive of execution `from` (copied; NULL: not a
@@ -142,6 +148,12 @@ size_t executor_running(executor *ex, record ***out);
 /* Cancels a running execution: its nodes see NDF_ERR_CANCELLED, its
  * processes are stopped.  NDF_OK or NDF_ERR_NOT_FOUND. */
 int executor_cancel(executor *ex, const char *id);
+/* Cancels every running execution and refuses new ones from now on
+ * (NDF_ERR_CANCELLED, "ndf is stopping"): what a signal to ndf does.
+ * `hard` (a second signal) also skips their undo actions, stops cleanup
+ * in progress and kills their processes without a grace period.  Returns
+ * how many were running.  Any thread; not async-signal-safe. */
+size_t executor_cancel_all(executor *ex, int hard);
 
 /* Runs pattern `name` as a sub-execution in a new PATTERN child of `node`
  * (ndf_host.run_pattern).  `timeout_s` > 0 bounds it, else the pattern's or

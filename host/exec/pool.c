@@ -46,6 +46,7 @@ typedef struct item {
     struct ndf_group *g;
     struct item *next;    /* global queue, group overflow, free list links */
     struct worker *owner; /* whose free list it returns to; NULL: malloc'd */
+    const void *tag;      /* pool_submit_tagged's; group work: its record */
     int prio;             /* 0..NPRIO-1 */
 } item;
 
@@ -177,11 +178,19 @@ static int deque_maybe_nonempty(deque *q)
 /* ------------------------------------------------------------------ */
 /* Workers, the global queues and the pool. */
 
+/* A worker slot's life: FREE (no thread), ACTIVE (a worker thread),
+ * ABANDONED (its thread is stuck in work the executor gave up on; it exits
+ * when that work returns, and the slot is FREE again). */
+enum { W_FREE, W_ACTIVE, W_ABANDONED };
+
 typedef struct worker {
     deque dq[NPRIO];
     struct pool *pool;
     unsigned index;
     pthread_t thread;
+    int joinable;             /* (slot_lock) thread is to be joined by pool_free */
+    _Atomic int state;        /* W_* */
+    _Atomic(const void *) tag; /* the tag of the innermost work it runs */
     /* Items are recycled, not malloc'd per task: a worker allocates from its
      * own list; items another thread finished come back through the
      * lock-free `remote` stack, which the owner takes whole. */
@@ -209,12 +218,16 @@ typedef struct gqueue {
 } gqueue;
 
 struct pool {
-    unsigned n;
-    worker *w;        /* n workers, cache-line aligned */
-    unsigned started; /* workers whose thread runs (all n, once pool_new returned) */
+    unsigned n;       /* worker slots: threads, and as many spares */
+    unsigned threads; /* the workers asked for */
+    worker *w;        /* n slots, cache-line aligned */
     gqueue global[NPRIO];
     _Atomic int stop;
-    _Atomic unsigned exited; /* workers that returned */
+    _Atomic unsigned live;   /* threads inside worker_main */
+    _Atomic unsigned active; /* slots W_ACTIVE: workers that can take work */
+    _Atomic unsigned stuck;  /* slots W_ABANDONED */
+    _Atomic unsigned long replaced, unreplaced; /* abandoned workers, counted */
+    pthread_mutex_t slot_lock; /* slot states and threads: abandon, start, free */
     /* The event count idle threads sleep on: EV_EPOCH bumps wake them;
      * EV_WAITERS counts those announced; EV_DIRTY says someone announced
      * since the last bump.  A producer pays one fence and one load unless
@@ -268,7 +281,24 @@ static worker *self_in(pool *p)
 
 unsigned pool_size(const pool *p)
 {
-    return p->n;
+    return p->threads;
+}
+
+/* Threads stuck in abandoned work, in every pool of the process. */
+static _Atomic unsigned stuck_total;
+
+unsigned pool_stuck_threads(void)
+{
+    return atomic_load(&stuck_total);
+}
+
+void pool_health(pool *p, pool_stats *out)
+{
+    out->threads = p->threads;
+    out->active = atomic_load(&p->active);
+    out->abandoned = atomic_load(&p->stuck);
+    out->replaced = atomic_load(&p->replaced);
+    out->unreplaced = atomic_load(&p->unreplaced);
 }
 
 #define SLAB_ITEMS 256
@@ -568,6 +598,12 @@ static void run_item(item *it)
      * long, starts. */
     if (w && w->done_g && w->done_g != g)
         flush_done(w);
+    /* What the worker runs, for pool_abandon: the innermost work's tag. */
+    const void *outer = NULL;
+    if (w) {
+        outer = atomic_load_explicit(&w->tag, memory_order_relaxed);
+        atomic_store_explicit(&w->tag, g ? (const void *)g->rec : it->tag, memory_order_relaxed);
+    }
     if (!g) {
         it->fn(it->arg);
     } else {
@@ -575,6 +611,8 @@ static void run_item(item *it)
             it->fn(it->arg);
         count_done(w, g);
     }
+    if (w)
+        atomic_store_explicit(&w->tag, outer, memory_order_relaxed);
     item_free(it);
 }
 
@@ -636,6 +674,25 @@ static void idle_wait(pool *p, double until, _Atomic long *done)
     atomic_fetch_sub(&p->ev, 1);
 }
 
+/* An abandoned worker whose work returned: back to work if the pool has
+ * fewer active workers than it should (1), else 0 (it leaves). */
+static int worker_rejoin(pool *p, worker *w)
+{
+    int back = 0;
+    pthread_mutex_lock(&p->slot_lock);
+    if (!atomic_load(&p->stop) && atomic_load(&p->active) < p->threads) {
+        atomic_store(&w->state, W_ACTIVE);
+        atomic_fetch_add(&p->active, 1);
+        atomic_fetch_sub(&p->stuck, 1);
+        atomic_fetch_sub(&stuck_total, 1);
+        back = 1;
+    }
+    pthread_mutex_unlock(&p->slot_lock);
+    if (back)
+        log_msg(NDF_LOG_INFO, "executor: an abandoned worker returned and is back at work");
+    return back;
+}
+
 static void *worker_main(void *arg)
 {
     worker *w = arg;
@@ -655,6 +712,11 @@ static void *worker_main(void *arg)
         }
         if (it) {
             run_item(it);
+            /* Given up on while inside it: a replacement has this
+             * worker's place, and this thread leaves, unless the pool is
+             * short of workers (none could replace it). */
+            if (atomic_load(&w->state) == W_ABANDONED && !worker_rejoin(p, w))
+                break;
             continue;
         }
         worker_flush(w);
@@ -663,8 +725,88 @@ static void *worker_main(void *arg)
         idle_wait(p, INFINITY, NULL);
     }
     worker_flush(w);
-    atomic_fetch_add(&p->exited, 1);
+    if (atomic_load(&w->state) == W_ABANDONED) {
+        log_msg(NDF_LOG_INFO, "executor: an abandoned worker returned from its work and left");
+        atomic_fetch_sub(&p->stuck, 1);
+        atomic_fetch_sub(&stuck_total, 1);
+        /* Last: the slot may be handed to a new thread from here on. */
+        atomic_store(&w->state, W_FREE);
+    } else {
+        int a = W_ACTIVE;
+        /* The pool stops (an abandon racing with it made it ABANDONED,
+         * handled above) */
+        if (atomic_compare_exchange_strong(&w->state, &a, W_FREE))
+            atomic_fetch_sub(&p->active, 1);
+        else if (a == W_ABANDONED) {
+            atomic_fetch_sub(&p->stuck, 1);
+            atomic_fetch_sub(&stuck_total, 1);
+            atomic_store(&w->state, W_FREE);
+        }
+    }
+    atomic_fetch_sub(&p->live, 1);
     return NULL;
+}
+
+/* Starts a worker thread on FREE slot `w`.  Caller holds slot_lock.
+ * 0, or pthread_create's error. */
+static int worker_start(pool *p, worker *w)
+{
+    atomic_store(&w->state, W_ACTIVE);
+    atomic_fetch_add(&p->live, 1);
+    atomic_fetch_add(&p->active, 1);
+    int e = pthread_create(&w->thread, NULL, worker_main, w);
+    if (e) {
+        atomic_store(&w->state, W_FREE);
+        atomic_fetch_sub(&p->live, 1);
+        atomic_fetch_sub(&p->active, 1);
+        return e;
+    }
+    w->joinable = 1;
+    return 0;
+}
+
+unsigned pool_abandon(pool *p, const void *tag)
+{
+    if (!tag)
+        return 0;
+    unsigned n = 0;
+    pthread_mutex_lock(&p->slot_lock);
+    /* A stopping pool is pool_free's: it counts what is left itself. */
+    for (unsigned i = 0; i < p->n && !atomic_load(&p->stop); i++) {
+        worker *w = &p->w[i];
+        if (atomic_load(&w->state) != W_ACTIVE || atomic_load(&w->tag) != tag)
+            continue;
+        atomic_store(&w->state, W_ABANDONED);
+        atomic_fetch_sub(&p->active, 1);
+        atomic_fetch_add(&p->stuck, 1);
+        atomic_fetch_add(&stuck_total, 1);
+        pthread_detach(w->thread);
+        w->joinable = 0;
+        n++;
+        /* A FREE slot whose last thread is gone takes the replacement;
+         * there are as many spare slots as workers, which bounds the
+         * threads at twice the workers. */
+        int e = ENOSPC;
+        for (unsigned k = 0; k < p->n && e == ENOSPC; k++)
+            if (atomic_load(&p->w[k].state) == W_FREE)
+                e = worker_start(p, &p->w[k]);
+        if (e) {
+            atomic_fetch_add(&p->unreplaced, 1);
+            log_msg(NDF_LOG_ERROR,
+                    "executor: worker stuck in overrunning work abandoned, and not replaced (%s): "
+                    "%u of %u workers left",
+                    e == ENOSPC ? "as many workers are already abandoned" : strerror(e),
+                    atomic_load(&p->active), p->threads);
+        } else {
+            atomic_fetch_add(&p->replaced, 1);
+            log_msg(NDF_LOG_WARN,
+                    "executor: worker stuck in overrunning work abandoned and replaced "
+                    "(%u abandoned now)",
+                    atomic_load(&p->stuck));
+        }
+    }
+    pthread_mutex_unlock(&p->slot_lock);
+    return n;
 }
 
 /* ------------------------------------------------------------------ */
@@ -685,26 +827,30 @@ static void worker_release(worker *w)
 static pool *pool_alloc(unsigned threads)
 {
     pool *p = xcalloc(1, sizeof *p);
-    p->n = threads;
+    p->threads = threads;
+    unsigned slots = threads * 2;
+    p->n = slots;
     p->w = aligned_alloc(CACHELINE,
-                         ((sizeof(worker) * threads + CACHELINE - 1) / CACHELINE) * CACHELINE);
+                         ((sizeof(worker) * slots + CACHELINE - 1) / CACHELINE) * CACHELINE);
     if (!p->w) {
         free(p);
         err_set(NDF_ERR_NOMEM, "executor: out of memory for %u workers", threads);
         return NULL;
     }
-    memset(p->w, 0, sizeof(worker) * threads);
+    memset(p->w, 0, sizeof(worker) * slots);
     for (int i = 0; i < NPRIO; i++)
         pthread_mutex_init(&p->global[i].lock, NULL);
     pthread_mutex_init(&p->sleep_lock, NULL);
+    pthread_mutex_init(&p->slot_lock, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&p->sleep_cond, &ca);
     pthread_condattr_destroy(&ca);
-    for (unsigned i = 0; i < threads; i++) {
+    for (unsigned i = 0; i < slots; i++) {
         p->w[i].pool = p;
         p->w[i].index = i;
+        atomic_init(&p->w[i].state, W_FREE);
         for (int j = 0; j < NPRIO; j++)
             deque_init(&p->w[i].dq[j]);
     }
@@ -718,19 +864,21 @@ pool *pool_new(unsigned threads)
     pool *p = pool_alloc(threads);
     if (!p)
         return NULL;
+    pthread_mutex_lock(&p->slot_lock);
     for (unsigned i = 0; i < threads; i++) {
         /* pthread_create returns its error; errno is not set. */
-        int e = pthread_create(&p->w[i].thread, NULL, worker_main, &p->w[i]);
+        int e = worker_start(p, &p->w[i]);
         if (e) {
+            pthread_mutex_unlock(&p->slot_lock);
             err_set(NDF_ERR_RESOURCE, "executor: cannot start worker thread %u: %s", i,
                     strerror(e));
-            /* p->n stays: the started workers read it.  The others' deques
-             * stay empty, and pool_free joins only the started threads. */
+            /* The others' deques stay empty, and pool_free joins only the
+             * started threads. */
             pool_free(p, -1);
             return NULL;
         }
-        p->started++;
     }
+    pthread_mutex_unlock(&p->slot_lock);
     return p;
 }
 
@@ -748,36 +896,56 @@ static void pool_destroy(pool *p)
         pthread_mutex_destroy(&p->global[i].lock);
     }
     pthread_mutex_destroy(&p->sleep_lock);
+    pthread_mutex_destroy(&p->slot_lock);
     pthread_cond_destroy(&p->sleep_cond);
     free(p->w);
     free(p);
 }
 
-void pool_free(pool *p, double wait_s)
+unsigned pool_free(pool *p, double wait_s)
 {
     if (!p)
-        return;
+        return 0;
+    pthread_mutex_lock(&p->slot_lock); /* no replacement starts from here on */
     atomic_store(&p->stop, 1);
+    pthread_mutex_unlock(&p->slot_lock);
     notify_all(p);
     if (wait_s >= 0) {
         double until = now_mono() + wait_s;
-        while (atomic_load(&p->exited) < p->started && now_mono() < until) {
+        /* Abandoned threads are not waited for: they were given up on
+         * already. */
+        while (atomic_load(&p->live) > atomic_load(&p->stuck) && now_mono() < until) {
             struct timespec ts = {0, 5 * 1000 * 1000};
             nanosleep(&ts, NULL);
         }
-        if (atomic_load(&p->exited) < p->started) {
+        unsigned left = atomic_load(&p->live);
+        if (left > 0) {
             log_msg(0,
                     "executor: %u worker(s) still inside overrunning work at exit; "
                     "leaving them running",
-                    p->started - atomic_load(&p->exited));
-            for (unsigned i = 0; i < p->started; i++)
-                pthread_detach(p->w[i].thread);
-            return; /* leaked on purpose: those workers still use it */
+                    left);
+            pthread_mutex_lock(&p->slot_lock);
+            for (unsigned i = 0; i < p->n; i++)
+                if (p->w[i].joinable) {
+                    pthread_detach(p->w[i].thread);
+                    p->w[i].joinable = 0;
+                }
+            /* Counted as stuck: the caller must not unload what they run. */
+            for (unsigned i = 0; i < p->n; i++)
+                if (atomic_load(&p->w[i].state) == W_ACTIVE) {
+                    atomic_store(&p->w[i].state, W_ABANDONED);
+                    atomic_fetch_add(&p->stuck, 1);
+                    atomic_fetch_add(&stuck_total, 1);
+                }
+            pthread_mutex_unlock(&p->slot_lock);
+            return left; /* leaked on purpose: those workers still use it */
         }
     }
-    for (unsigned i = 0; i < p->started; i++)
-        pthread_join(p->w[i].thread, NULL);
+    for (unsigned i = 0; i < p->n; i++)
+        if (p->w[i].joinable)
+            pthread_join(p->w[i].thread, NULL);
     pool_destroy(p);
+    return 0;
 }
 
 static int prio_index(int prio)
@@ -791,9 +959,15 @@ static int prio_index(int prio)
 
 void pool_submit(pool *p, int prio, ndf_work_fn fn, void *arg)
 {
+    pool_submit_tagged(p, prio, fn, arg, NULL);
+}
+
+void pool_submit_tagged(pool *p, int prio, ndf_work_fn fn, void *arg, const void *tag)
+{
     item *it = item_alloc(p);
     it->fn = fn;
     it->arg = arg;
+    it->tag = tag;
     it->g = NULL;
     it->prio = prio_index(prio);
     enqueue(p, it);
@@ -826,7 +1000,7 @@ ndf_group *pool_group_new(pool *p, ndf_exec *node, unsigned max_concurrent, int 
 static int node_stopped_fast(const ndf_exec *node)
 {
     int c = atomic_load_explicit(&node->rec->cancel, memory_order_relaxed);
-    if (c && !node->cleanup)
+    if (c && (!node->cleanup || atomic_load_explicit(&node->rec->hard_cancel, memory_order_relaxed)))
         return c;
     if (node->deadline < INFINITY) {
         struct timespec ts;
@@ -908,7 +1082,10 @@ static void group_drain(ndf_group *g, worker *self, int st)
     double grace = g->rec->kill_grace;
     double base =
         isfinite(g->node->deadline) && st == NDF_ERR_TIMEOUT ? g->node->deadline : now_mono();
-    double bound = base + grace * (1.0 + 1.0 / (2.0 + g->node->depth));
+    /* Past the grace period and the slack a blocking step's waiter adds
+     * (CALL_SLACK, 0.25 s), so a step killed at the end of its grace is
+     * seen to end. */
+    double bound = base + grace * (1.0 + 1.0 / (2.0 + g->node->depth)) + 0.5;
     while (atomic_load_explicit(&g->pending, memory_order_acquire) > 0) {
         /* Dropping queued work is instant: do it before looking at the
          * clock. */

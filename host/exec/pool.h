@@ -14,15 +14,40 @@ typedef struct pool pool;
 pool *pool_new(unsigned threads);
 /* Runs what is still queued, stops the workers and frees the pool.  A worker
  * still inside work after `wait_s` seconds (an in-process step that overran
- * and never returned) is left running and the pool is leaked rather than
- * freed under it.  `wait_s` < 0: wait as long as it takes. */
-void pool_free(pool *p, double wait_s);
-/* The number of workers. */
+ * and never returned), or one abandoned before, is left running and the
+ * pool is leaked rather than freed under it.  `wait_s` < 0: wait as long as
+ * it takes.  Returns the number of threads left running (0: freed); the
+ * caller must then not unload code they may be in (pool_stuck_threads). */
+unsigned pool_free(pool *p, double wait_s);
+/* The number of workers asked for. */
 unsigned pool_size(const pool *p);
+
+/* Gives up on the workers whose innermost work carries `tag` (a record:
+ * pool_submit_tagged's, or a group's node's record): each is marked
+ * abandoned, leaves when that work returns, and is replaced at once by a
+ * new thread, as long as fewer workers than pool_size() are abandoned;
+ * beyond that the pool runs with fewer workers (counted as unreplaced).
+ * Returns how many were abandoned.  Any thread. */
+unsigned pool_abandon(pool *p, const void *tag);
+
+typedef struct pool_stats {
+    unsigned threads;                /* asked for */
+    unsigned active;                 /* workers that can take work */
+    unsigned abandoned;              /* threads stuck in abandoned work now */
+    unsigned long replaced;          /* abandoned workers replaced, ever */
+    unsigned long unreplaced;        /* abandoned and not replaced, ever */
+} pool_stats;
+/* The pool's worker counts (a snapshot; any thread). */
+void pool_health(pool *p, pool_stats *out);
+/* Threads stuck in abandoned work, in all pools of the process (including
+ * those left running by pool_free). */
+unsigned pool_stuck_threads(void);
 /* Queues fn(arg) at priority `prio` (1 highest .. 5 lowest; clamped), not
  * in any group.  When the pool is saturated, queued work of priority 1 is
  * started before priority 2, and so on. */
 void pool_submit(pool *p, int prio, ndf_work_fn fn, void *arg);
+/* pool_submit with a tag for pool_abandon (NULL: none). */
+void pool_submit_tagged(pool *p, int prio, ndf_work_fn fn, void *arg, const void *tag);
 
 /* A task group of record node `node`; the group holds a reference to the
  * node's record, so the node outlives it.  The node's deadline and its

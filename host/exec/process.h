@@ -13,7 +13,10 @@
  * RECORD_OUTPUT_LIMIT).  At the node's deadline or cancellation the group
  * gets SIGTERM, then SIGKILL after the grace period (opts->grace_s, else the
  * record's kill_grace); members left behind by a leader that exited are
- * treated the same way, so nothing a step started outlives it.
+ * treated the same way, and so are processes that left the group (setsid)
+ * and were reparented to this process (a child subreaper), found by the
+ * NDF_STEP variable every process of the run inherits: nothing a step
+ * started outlives it.
  *
  * Returns NDF_OK (exit status 0); NDF_ERR_EXECUTION ("exited with status 3",
  * "killed by signal 9", "cannot run 'x': ..."); NDF_ERR_TIMEOUT or
@@ -21,6 +24,12 @@
  * bad options.  err_msg() is set on failure.  `result` may be NULL; it is
  * filled up to result->size. */
 int process_run(ndf_exec *node, const ndf_spawn *opts, ndf_spawn_result *result);
+
+/* Reaps the zombies of orphans reparented to this process (a child
+ * subreaper once a step spawned a process), never a leader a run still
+ * waits for.  process_run calls it at the end of every run; a long-lived
+ * process may call it from its housekeeping too.  Any thread. */
+void process_reap_orphans(void);
 
 /* The NAME for attribute KEY: "NDF_ATTR_" + KEY uppercased, every byte
  * that is not [A-Za-z0-9] turned into '_'.  The caller frees it. */

@@ -474,7 +474,7 @@ void node_limit_deadline(ndf_exec *node, double deadline)
 int node_stop_status_at(const ndf_exec *node, double now)
 {
     int c = atomic_load_explicit(&node->rec->cancel, memory_order_relaxed);
-    if (c && !node->cleanup)
+    if (c && (!node->cleanup || atomic_load_explicit(&node->rec->hard_cancel, memory_order_relaxed)))
         return c;
     if (node->deadline < INFINITY && now >= node->deadline)
         return NDF_ERR_TIMEOUT;
@@ -484,7 +484,7 @@ int node_stop_status_at(const ndf_exec *node, double now)
 int node_stop_status(const ndf_exec *node)
 {
     int c = atomic_load_explicit(&node->rec->cancel, memory_order_relaxed);
-    if (c && !node->cleanup)
+    if (c && (!node->cleanup || atomic_load_explicit(&node->rec->hard_cancel, memory_order_relaxed)))
         return c;
     if (node->deadline < INFINITY && record_now() >= node->deadline)
         return NDF_ERR_TIMEOUT;

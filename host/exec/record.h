@@ -99,6 +99,11 @@ struct record {
     double kill_grace;   /* seconds, processes and in-process steps */
     int force;           /* skip confidence gates of sub-patterns */
     _Atomic int cancel;  /* 0, or NDF_ERR_CANCELLED once cancelled */
+    /* Cancelled again (a second SIGINT): undo actions are skipped and
+     * cleanup nodes stop too, processes get SIGKILL at once. */
+    _Atomic int hard_cancel;
+    _Atomic double cancel_at; /* now_mono() of the first cancellation */
+    size_t run_idx;           /* (executor lock) its slot in the running list */
     _Atomic int started; /* its work began (the root deadline is set) */
     _Atomic int claimed; /* someone is finishing it (once) */
     _Atomic int done;    /* the execution has returned */

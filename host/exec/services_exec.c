@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "model/context.h"
+#include "exec/crash.h"
 #include "exec/executor.h"
 #include "exec/pool.h"
 #include "exec/monitor.h"
@@ -153,8 +154,10 @@ static int call_step(const ndf_step *step, ndf_exec *node, int undo)
 {
     const ndf_step_def *d = step->type->def.step;
     err_clear();
+    crash_frame prev = crash_enter(node, step->type);
     int rc = undo ? d->undo(&host_services, node, step->params, step->instance)
                   : d->run(&host_services, node, step->params, step->instance);
+    crash_leave(prev);
     if (rc > 0 || rc < NDF_STATUS_MIN)
         rc = NDF_ERR_EXECUTION;
     return rc;
@@ -203,14 +206,21 @@ static step_call *call_new(const ndf_step *step, ndf_exec *node, int undo)
 static int call_abandon(step_call *c, double over)
 {
     ndf_exec *node = c->node;
-    node_set_state(node, NDF_STATE_TIMED_OUT, NULL);
+    int st = node_stop_status(node) == NDF_ERR_CANCELLED ? NDF_ERR_CANCELLED : NDF_ERR_TIMEOUT;
+    node_set_state(node, st == NDF_ERR_CANCELLED ? NDF_STATE_CANCELLED : NDF_STATE_TIMED_OUT, NULL);
     char msg[128];
-    snprintf(msg, sizeof msg, "overran its deadline by %.1fs", over);
+    if (st == NDF_ERR_CANCELLED)
+        snprintf(msg, sizeof msg, "did not stop %.1fs after it was cancelled", over);
+    else
+        snprintf(msg, sizeof msg, "overran its deadline by %.1fs", over);
     node_set_message(node, msg);
     log_msg(0, "%s: step '%s' %s; not waiting for it", node->name, c->step->type->name, msg);
     c->abandoned = 1;
-    return err_set(NDF_ERR_TIMEOUT, "%s: step %s", node->name, msg);
+    return err_set(st, "%s: step %s", node->name, msg);
 }
+
+/* Seconds a step's waiter adds to the grace period (see call_wait). */
+#define CALL_SLACK 0.25
 
 /* Waits for the step's thread until the grace period after the node's
  * deadline or cancellation.  Caller holds c->lock.  The step's status (its
@@ -226,9 +236,12 @@ static int call_wait(step_call *c)
         double now = now_mono();
         if (!isfinite(stop_at) && node_stop_status(node))
             stop_at = fmin(now, node->deadline);
-        if (now >= stop_at + grace)
+        /* The slack lets a process the step started be killed at the end
+         * of the same grace period and reaped, so an exec step that ignores
+         * SIGTERM ends killed, not abandoned. */
+        if (now >= stop_at + grace + CALL_SLACK)
             return call_abandon(c, now - stop_at);
-        double until = isfinite(stop_at) ? stop_at + grace : fmin(node->deadline, now + 0.1);
+        double until = isfinite(stop_at) ? stop_at + grace + CALL_SLACK : fmin(node->deadline, now + 0.1);
         until = fmin(until, now + 0.1); /* cancellation is a flag: look often */
         struct timespec ts = record_timespec(fmax(now, until));
         pthread_cond_timedwait(&c->cond, &c->lock, &ts);
@@ -306,7 +319,9 @@ int svc_run_step(ndf_exec *node, const ndf_step *step, double timeout_s)
         /* The fast path: an in-process step that returns by itself is a
          * direct call. */
         err_clear();
+        crash_frame prev = crash_enter(node, step->type);
         rc = d->run(&host_services, node, step->params, step->instance);
+        crash_leave(prev);
         if (rc == NDF_OK) {
             node_complete_at(node, record_now());
             return NDF_OK;
@@ -339,8 +354,13 @@ int svc_undo_step(ndf_exec *node, const ndf_step *step)
         node_set_state(node, NDF_STATE_ROLLED_BACK, "nothing to undo");
         return NDF_OK;
     }
+    if (atomic_load(&node->rec->hard_cancel)) {
+        node_set_message(node, "not undone: rollback skipped (cancelled twice)");
+        return err_set(NDF_ERR_CANCELLED, "%s: rollback skipped (cancelled twice)", node->name);
+    }
     /* Rollback runs after the deadline that made it necessary: it gets a
-     * budget of its own and ignores the execution's cancellation. */
+     * budget of its own and ignores the execution's cancellation (not a
+     * second one). */
     executor *ex = exec_of(node);
     double budget = ex && executor_options(ex)->pattern_timeout > 0
                         ? executor_options(ex)->pattern_timeout

@@ -1546,3 +1546,11 @@ void loader_free(loader *l)
     free(l->cache_dir);
     free(l);
 }
+
+const char *loader_provided_plugin(const provided *p, const char **file)
+{
+    const plugin *pl = p ? p->owner : NULL;
+    if (file)
+        *file = pl ? pl->path : NULL;
+    return pl ? pl->name : NULL;
+}

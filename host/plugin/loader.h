@@ -120,6 +120,10 @@ void loader_free_requirements(loader_requirement *r, size_t n);
 
 /* Takes / drops a reference on the plugin that registered `p` (NULL: no-op).
  * Thread-safe. */
+/* The name (from its descriptor) and file of the plugin that provides
+ * `p`; valid as long as `p` is (never freed while pinned).  For the crash
+ * handler, which may not lock: no lock is taken. */
+const char *loader_provided_plugin(const provided *p, const char **file);
 void loader_pin(const provided *p);
 void loader_unpin(const provided *p);
 

@@ -298,6 +298,11 @@ static void ping_members(strbuf *sb, const protocol_ping *p)
         num_member(sb, "queued", p->store_queued);
         sb_puts(sb, "}");
     }
+    num_member(sb, "workers", p->workers);
+    num_member(sb, "workers_active", p->workers_active);
+    num_member(sb, "workers_abandoned", p->workers_abandoned);
+    num_member(sb, "workers_replaced", p->workers_replaced);
+    num_member(sb, "workers_unreplaced", p->workers_unreplaced);
 }
 
 char *protocol_response(const response *r)

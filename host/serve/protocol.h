@@ -62,6 +62,9 @@ typedef struct protocol_ping {
     const char *store_path;
     int store_degraded; /* its last write failed (until one succeeds) */
     unsigned long store_transactions, store_executions, store_queued;
+    /* the current generation's executor (pool_stats) */
+    unsigned long workers, workers_active, workers_abandoned, workers_replaced,
+        workers_unreplaced;
 } protocol_ping;
 
 /* response.has */

@@ -371,6 +371,18 @@ static char *req_ping(server *s)
         p.store_executions = (unsigned long)ss.executions;
         p.store_queued = (unsigned long)ss.queued;
     }
+    gen *g = genset_current(s->gs);
+    if (g && gen_runtime(g)->ex) {
+        pool_stats ps;
+        executor_health(gen_runtime(g)->ex, &ps);
+        p.workers = ps.threads;
+        p.workers_active = ps.active;
+        p.workers_abandoned = ps.abandoned;
+        p.workers_replaced = ps.replaced;
+        p.workers_unreplaced = ps.unreplaced;
+    }
+    if (g)
+        genset_release(s->gs, g);
     response a = {.ok = 1, .has = RESP_GENERATION, .generation = st.generation, .ping = &p};
     return protocol_response(&a);
 }
