@@ -15,7 +15,10 @@ ndf_SOURCES = \
 	host/cli/cmd_storage.c \
 	host/cli/cmd_history.c \
 	host/cli/cmd_serve.c \
-	host/cli/cmd_ctl.c
+	host/cli/cmd_ctl.c \
+	host/cli/plan.c host/cli/plan.h \
+	host/cli/cmd_plan.c \
+	host/cli/cmd_graph.c
 ndf_CPPFLAGS = $(libndfcore_la_CPPFLAGS)
 ndf_LDADD = libndfcore.la
 

@@ -217,6 +217,7 @@ int runtime_start_executor(runtime *rt, void (*on_complete)(void *, pattern *, c
         .threads = s->threads > 0 ? (unsigned)s->threads : 1,
         .default_timeout = s->default_timeout,
         .pattern_timeout = s->pattern_timeout,
+        .max_timeout = s->max_timeout,
         .kill_grace = s->kill_grace,
         .confidence_threshold = s->confidence_threshold,
         .reg = rt->reg,

@@ -20,6 +20,7 @@
 #include "model/context.h"
 #include "cli/ctxopt.h"
 #include "cli/opt.h"
+#include "cli/plan.h"
 #include "exec/executor.h"
 #include "exec/record.h"
 #include "store/history.h"
@@ -113,7 +114,18 @@ int cmd_run_one(runtime *rt, const char *name, const ndf_context *ctx, double ti
                 unsigned flags, FILE *err, int show, record **out)
 {
     *out = NULL;
-    int rc = executor_start(rt->ex, name, ctx, timeout, flags, out);
+    /* A ${variable} the context cannot resolve would fail a step halfway
+     * through the run: refuse before anything starts (ndf plan shows all). */
+    cJSON *plan = NULL;
+    int rc = plan_build(rt, name, ctx, timeout, &plan);
+    cJSON_Delete(plan);
+    if (rc == NDF_ERR_VALIDATION) {
+        char *why = xstrdup(err_msg());
+        err_set(rc, "pattern '%s' not started: %s (see 'ndf plan %s')", name, why, name);
+        free(why);
+        return rc;
+    }
+    rc = executor_start(rt->ex, name, ctx, timeout, flags, out);
     if (rc)
         return rc;
     record *r = *out;
@@ -168,17 +180,18 @@ void cmd_run_summary(FILE *err, record *r, int rc)
 
 static const char run_usage[] =
     "Usage: ndf run PATTERN [context options] [--timeout S] [--fallback PATTERN]\n"
-    "               [--force] [--json]\n"
+    "               [--force] [--json] [--dry-run]\n"
     "\n"
     "Runs a pattern and shows its steps, tasks and phases as they go.\n"
     "\n"
     "Options:\n"
-    "  --timeout S         the execution's deadline in seconds (default:\n"
-    "                      executor.default_timeout)\n"
+    "  --timeout S         the execution's deadline in seconds (default: the\n"
+    "                      pattern's own, else executor.default_timeout)\n"
     "  --fallback PATTERN  run PATTERN when the first fails, is not found, is\n"
     "                      refused by the confidence gate or times out\n"
     "  --force             run even when the confidence is below the threshold\n"
     "  --json              print the execution record as JSON on stdout\n"
+    "  --dry-run           print the plan (as 'ndf plan') and run nothing\n"
     "\n" CTXOPT_HELP;
 
 typedef struct run_args {
@@ -186,7 +199,7 @@ typedef struct run_args {
     ndf_context *ctx;
     double timeout;
     unsigned flags;
-    int json;
+    int json, dry_run;
 } run_args;
 
 /* Parses run's command line into *ra.  Returns EXIT_OK with ra->ctx set
@@ -194,12 +207,13 @@ typedef struct run_args {
  * command's. */
 static int run_parse(cmd_ctx *c, int argc, char **argv, run_args *ra)
 {
-    enum { OPT_TIMEOUT = 1, OPT_FALLBACK, OPT_FORCE, OPT_JSON };
+    enum { OPT_TIMEOUT = 1, OPT_FALLBACK, OPT_FORCE, OPT_JSON, OPT_DRY_RUN };
     static const opt_spec opts[] = {CTXOPT_OPTIONS,
                                     {"timeout", 0, OPT_REQUIRED, OPT_TIMEOUT},
                                     {"fallback", 0, OPT_REQUIRED, OPT_FALLBACK},
                                     {"force", 0, OPT_NONE, OPT_FORCE},
                                     {"json", 0, OPT_NONE, OPT_JSON},
+                                    {"dry-run", 'n', OPT_NONE, OPT_DRY_RUN},
                                     {"help", 'h', OPT_NONE, 'h'},
                                     {0}};
     ctxopt co;
@@ -226,6 +240,7 @@ static int run_parse(cmd_ctx *c, int argc, char **argv, run_args *ra)
         case OPT_FALLBACK: ra->fallback = p.arg; break;
         case OPT_FORCE: ra->flags |= EXEC_FORCE; break;
         case OPT_JSON: ra->json = 1; break;
+        case OPT_DRY_RUN: ra->dry_run = 1; break;
         case 'h': rc = cmd_help(c), done = 1; break;
         default: rc = cmd_bad_usage(c), done = 1; break;
         }
@@ -280,6 +295,11 @@ static int cmd_run(cmd_ctx *c, int argc, char **argv)
     int rc = run_parse(c, argc, argv, &ra);
     if (!ra.ctx)
         return rc;
+    if (ra.dry_run) {
+        rc = cmd_plan_show(c, ra.name, ra.ctx, ra.timeout, ra.json);
+        context_free(ra.ctx);
+        return rc;
+    }
     if ((rc = cmd_load_executor(c->rt, STORE_ORIGIN_RUN))) {
         context_free(ra.ctx);
         return rc;

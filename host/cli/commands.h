@@ -144,6 +144,13 @@ void cmd_run_summary(FILE *err, struct record *r, int rc);
 struct cJSON;
 void status_print(FILE *out, const struct cJSON *record);
 
+/* Prints the plan of pattern `name` in `ctx` (cli/plan.h) on c->out, as
+ * text or JSON, after loading the patterns; problems go to c->err as
+ * "ndf: COMMAND: ...".  Returns the exit code (2 when a template cannot be
+ * resolved, 3 when there is no such pattern).  `ndf plan` and `ndf run
+ * --dry-run`. */
+int cmd_plan_show(cmd_ctx *c, const char *name, const ndf_context *ctx, double timeout, int json);
+
 /* The handlers' entries, each beside its handler in cmd_*.c. */
 extern const cmd_entry cmd_plugins_entry, cmd_inspect_entry;              /* cmd_plugins.c */
 extern const cmd_entry cmd_check_config_entry, cmd_config_entry;          /* cmd_config.c */
@@ -155,5 +162,7 @@ extern const cmd_entry cmd_runs_entry, cmd_status_entry, cmd_logs_entry, cmd_bac
 extern const cmd_entry cmd_export_entry, cmd_cleanup_entry, cmd_reset_stats_entry,
     cmd_analytics_entry, cmd_monitor_entry;            /* cmd_storage.c */
 extern const cmd_entry cmd_serve_entry, cmd_ctl_entry; /* cmd_serve.c */
+extern const cmd_entry cmd_plan_entry;                 /* cmd_plan.c */
+extern const cmd_entry cmd_graph_entry;                /* cmd_graph.c */
 
 #endif

@@ -374,6 +374,7 @@ static const key_def executor_keys[] = {
     {"threads", KT_INT, 1, 256, 0, OFF(threads)},
     {"default_timeout", KT_NUM, 0, NOMAX, 1, OFF(default_timeout)},
     {"pattern_timeout", KT_NUM, 0, NOMAX, 1, OFF(pattern_timeout)},
+    {"max_timeout", KT_NUM, 0, NOMAX, 1, OFF(max_timeout)},
     {"kill_grace", KT_NUM, 0, 60, 0, OFF(kill_grace)},
     {NULL, 0, 0, 0, 0, 0}};
 static const key_def storage_keys[] = {
@@ -1114,6 +1115,10 @@ void settings_to_json(const settings *s, strbuf *sb)
     sb_json_num(sb, s->default_timeout, 0);
     sb_puts(sb, ",\"pattern_timeout\":");
     sb_json_num(sb, s->pattern_timeout, 0);
+    if (s->max_timeout > 0) {
+        sb_puts(sb, ",\"max_timeout\":");
+        sb_json_num(sb, s->max_timeout, 0);
+    }
     sb_puts(sb, ",\"kill_grace\":");
     sb_json_num(sb, s->kill_grace, 0);
     sb_puts(sb, "},\"storage\":{\"path\":");

@@ -24,6 +24,7 @@ typedef struct settings {
     int threads;
     double default_timeout;      /* seconds: an execution's deadline */
     double pattern_timeout;      /* seconds: default for one pattern run */
+    double max_timeout;          /* seconds: the only cap on deadlines; 0: none */
     double kill_grace;           /* seconds between SIGTERM and SIGKILL */
 
     /* storage { } */

@@ -116,10 +116,49 @@ static int confidence_gate(executor *ex, pattern *p)
     return NDF_OK;
 }
 
+double executor_timeout(const executor_opts *o, const pattern *p, double requested, int top,
+                        timeout_source *src, int *capped)
+{
+    timeout_source s = TIMEOUT_NONE;
+    double t = INFINITY;
+    double dflt = top ? o->default_timeout : o->pattern_timeout;
+    if (top && requested > 0)
+        t = requested, s = TIMEOUT_REQUESTED;
+    else if (p && p->timeout > 0)
+        t = p->timeout, s = TIMEOUT_PATTERN;
+    else if (dflt > 0)
+        t = dflt, s = top ? TIMEOUT_DEFAULT : TIMEOUT_PATTERN_DEFAULT;
+    /* A plugin's run_pattern timeout is what is left of its own budget: a
+     * bound on the sub-pattern, not a replacement of what it asks for. */
+    if (!top && requested > 0 && requested < t)
+        t = requested, s = TIMEOUT_REQUESTED;
+    int cap = o->max_timeout > 0 && t > o->max_timeout;
+    if (cap)
+        t = o->max_timeout;
+    if (src)
+        *src = s;
+    if (capped)
+        *capped = cap;
+    return t;
+}
+
+const char *timeout_source_name(timeout_source s, const pattern *p)
+{
+    switch (s) {
+    case TIMEOUT_REQUESTED: return "requested";
+    case TIMEOUT_PATTERN:
+        return p && p->timeout_key && strcmp(p->timeout_key, "timeout")
+                   ? "the pattern's params.timeout_seconds"
+                   : "the pattern's timeout";
+    case TIMEOUT_DEFAULT: return "executor.default_timeout";
+    case TIMEOUT_PATTERN_DEFAULT: return "executor.pattern_timeout";
+    default: return "none";
+    }
+}
+
 static double pattern_deadline(executor *ex, pattern *p, double timeout_s, double now)
 {
-    double t = timeout_s > 0 ? timeout_s : p->timeout > 0 ? p->timeout : ex->o.pattern_timeout;
-    return t > 0 ? now + t : INFINITY;
+    return now + executor_timeout(&ex->o, p, timeout_s, 0, NULL, NULL);
 }
 
 /* Runs the type's run() in PATTERN node `n` and settles its state.  Returns
@@ -205,9 +244,9 @@ static int root_job(void *arg)
     executor *ex = j->ex;
     record *r = j->rec;
     double now = now_mono();
-    double t = j->timeout > 0 ? j->timeout : ex->o.default_timeout;
-    double dl = t > 0 ? now + t : INFINITY;
-    r->root->deadline = fmin(dl, pattern_deadline(ex, j->p, 0, now));
+    /* One deadline, by executor_timeout's precedence: default_timeout is
+     * only a default, never a cap on a pattern that says how long it needs. */
+    r->root->deadline = now + executor_timeout(&ex->o, j->p, j->timeout, 1, NULL, NULL);
     atomic_store(&r->started, 1);
     int rc = run_in_node(j->p, r->root);
     finish(ex, r, j->p, rc, err_msg());

@@ -510,11 +510,11 @@ int svc_spawn(ndf_exec *node, const ndf_spawn *opts, ndf_spawn_result *result)
 }
 
 /* Appends the value of template variable `var` (domain, agent_type,
- * priority, execution_id, attr.KEY) in `node`'s context.  0 when there is
- * no such variable (or no node). */
-static int expand_var(const ndf_exec *node, const char *var, strbuf *sb)
+ * priority, execution_id, attr.KEY) in context `ctx`; with no `id` (a plan,
+ * before any execution exists) ${execution_id} stays as written.  0 when
+ * there is no such variable (or no context). */
+static int expand_var(const ndf_context *ctx, const char *id, const char *var, strbuf *sb)
 {
-    const ndf_context *ctx = node ? node->rec->ctx : NULL;
     if (!ctx)
         return 0;
     if (strcmp(var, "domain") == 0) {
@@ -524,7 +524,7 @@ static int expand_var(const ndf_exec *node, const char *var, strbuf *sb)
     } else if (strcmp(var, "priority") == 0) {
         sb_printf(sb, "%d", ctx->priority);
     } else if (strcmp(var, "execution_id") == 0) {
-        sb_puts(sb, node->rec->id);
+        sb_puts(sb, id ? id : "${execution_id}");
     } else if (strncmp(var, "attr.", 5) == 0 && var[5]) {
         const ndf_value *v = value_get(ctx->attrs, var + 5);
         if (!v)
@@ -537,6 +537,11 @@ static int expand_var(const ndf_exec *node, const char *var, strbuf *sb)
 }
 
 int svc_expand(const ndf_exec *node, const char *tmpl, char **out)
+{
+    return svc_expand_ctx(node ? node->rec->ctx : NULL, node ? node->rec->id : NULL, tmpl, out);
+}
+
+int svc_expand_ctx(const ndf_context *ctx, const char *id, const char *tmpl, char **out)
 {
     *out = NULL;
     if (!tmpl)
@@ -563,7 +568,7 @@ int svc_expand(const ndf_exec *node, const char *tmpl, char **out)
             return err_set(NDF_ERR_VALIDATION, "unterminated ${ in '%s'", tmpl);
         }
         char *var = xstrndup(d + 2, (size_t)(end - d - 2));
-        int ok = expand_var(node, var, &sb);
+        int ok = expand_var(ctx, id, var, &sb);
         if (!ok) {
             err_set(NDF_ERR_VALIDATION, "unknown variable ${%s} in '%s'", var, tmpl);
             free(var);
