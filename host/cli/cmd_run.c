@@ -39,18 +39,120 @@ int cmd_load_executor(runtime *rt, store_origin origin)
 
 /* ---- live progress ---- */
 
+/* A terminal that cannot move the cursor gets the plain line-per-change
+ * display. */
+static int term_dumb(void)
+{
+    const char *t = getenv("TERM");
+    return !t || !*t || strcmp(t, "dumb") == 0;
+}
+
 typedef struct seen {
     const ndf_exec *node;
     int state;
 } seen;
 
+void cmd_output_tail(FILE *out, int indent, const char *text, size_t len, int all,
+                     const char *more)
+{
+    while (len > 0 && text[len - 1] == '\n')
+        len--;
+    if (!len)
+        return;
+    size_t nlines = 1;
+    for (size_t i = 0; i < len; i++)
+        nlines += text[i] == '\n';
+    size_t skip = !all && nlines > CMD_TAIL_LINES ? nlines - CMD_TAIL_LINES : 0;
+    if (skip)
+        fprintf(out, "%*s| ... %zu earlier line%s%s%s\n", indent, "", skip, skip == 1 ? "" : "s",
+                more ? ": " : "", more ? more : "");
+    size_t line = 0, i = 0;
+    while (i < len) {
+        size_t end = i;
+        while (end < len && text[end] != '\n')
+            end++;
+        if (line++ >= skip) {
+            fprintf(out, "%*s| ", indent, "");
+            size_t n = end - i;
+            if (!all && n > CMD_TAIL_WIDTH)
+                n = CMD_TAIL_WIDTH;
+            for (size_t k = 0; k < n; k++) {
+                unsigned char ch = (unsigned char)text[i + k];
+                fputc(ch < 0x20 && ch != '\t' ? '?' : ch == 0x7f ? '?' : ch, out);
+            }
+            if (n < end - i)
+                fputs(" ...", out);
+            fputc('\n', out);
+        }
+        i = end + 1;
+    }
+}
+
 typedef struct progress {
     FILE *err; /* where progress goes */
     int tty;
+    int verbose; /* all the output of failed steps, not only a tail */
     int lines;  /* lines drawn last time (tty) */
     seen *seen; /* last state printed per node (plain) */
     size_t nseen;
 } progress;
+
+/* The captured output of failed leaf node `n` (its stderr's tail; with
+ * `verbose`, all of its stdout and stderr) into sb.  Caller holds the
+ * record lock. */
+static char *node_path(const ndf_exec *n)
+{
+    if (!n->parent)
+        return xstrdup("");
+    char *pp = node_path(n->parent);
+    char *r = *pp ? xasprintf("%s/%s", pp, n->name) : xstrdup(n->name);
+    free(pp);
+    return r;
+}
+
+static void failure_output(const ndf_exec *n, int indent, int verbose, strbuf *sb)
+{
+    char *path = node_path(n);
+    char *more = xasprintf("ndf logs %s %s shows all", n->rec->id, path);
+    free(path);
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    if (!f) {
+        free(more);
+        return;
+    }
+    if (verbose && n->out[REC_STDOUT].len) {
+        fprintf(f, "%*sstdout:\n", indent, "");
+        cmd_output_tail(f, indent, n->out[REC_STDOUT].buf, n->out[REC_STDOUT].len, 1, NULL);
+    }
+    if (verbose && n->out[REC_STDERR].len)
+        fprintf(f, "%*sstderr:\n", indent, "");
+    cmd_output_tail(f, indent, n->out[REC_STDERR].buf, n->out[REC_STDERR].len, verbose, more);
+    fclose(f);
+    free(more);
+    sb_add(sb, text, len);
+    free(text);
+}
+
+/* Failed leaves of the tree with their reasons, for a terminal whose live
+ * display was redrawn in place. */
+static void failures_walk(const ndf_exec *n, const char *path, int verbose, strbuf *sb)
+{
+    ndf_state st = atomic_load(&n->state);
+    if (!n->nkids && (st == NDF_STATE_FAILED || st == NDF_STATE_TIMED_OUT) && n->parent) {
+        sb_printf(sb, "%s %s %s", state_name(st), node_kind_name(n->kind), path);
+        if (n->message && *n->message)
+            sb_printf(sb, ": %s", n->message);
+        sb_add(sb, "\n", 1);
+        failure_output(n, 2, verbose, sb);
+    }
+    for (size_t i = 0; i < n->nkids; i++) {
+        char *sub = *path ? xasprintf("%s/%s", path, n->kids[i]->name) : xstrdup(n->kids[i]->name);
+        failures_walk(n->kids[i], sub, verbose, sb);
+        free(sub);
+    }
+}
 
 /* Caller holds the record lock. */
 static void walk(const ndf_exec *n, int depth, progress *pg, strbuf *sb, int *lines)
@@ -85,6 +187,8 @@ static void walk(const ndf_exec *n, int depth, progress *pg, strbuf *sb, int *li
                 if (state_final(st) && n->message && *n->message)
                     sb_printf(sb, ": %s", n->message);
                 sb_add(sb, "\n", 1);
+                if ((st == NDF_STATE_FAILED || st == NDF_STATE_TIMED_OUT) && !n->nkids)
+                    failure_output(n, (depth + 1) * 2, pg->verbose, sb);
             }
         }
     }
@@ -135,7 +239,7 @@ int cmd_run_one(runtime *rt, const char *name, const ndf_context *ctx, double ti
     if (rt->st && history_begin(rt->st, r, rt->hook.origin) != NDF_OK)
         fprintf(err, "ndf: execution %s: %s\n", r->id, err_msg());
     int fd = fileno(err);
-    progress pg = {.err = err, .tty = fd >= 0 && isatty(fd)};
+    progress pg = {.err = err, .tty = fd >= 0 && isatty(fd) && !term_dumb(), .verbose = show > 1};
     if (show && !pg.tty)
         fprintf(err, "pattern %s: started (execution %s)\n", name, r->id);
     while (!executor_wait(ex, r, pg.tty ? 0.1 : 0.25))
@@ -143,6 +247,16 @@ int cmd_run_one(runtime *rt, const char *name, const ndf_context *ctx, double ti
             progress_draw(&pg, r);
     if (show)
         progress_draw(&pg, r);
+    if (show && pg.tty) {
+        strbuf sb;
+        sb_init(&sb);
+        pthread_mutex_lock(&r->lock);
+        failures_walk(r->root, "", pg.verbose, &sb);
+        pthread_mutex_unlock(&r->lock);
+        if (sb.len)
+            fwrite(sb.buf, 1, sb.len, err);
+        sb_free(&sb);
+    }
     free(pg.seen);
     rc = r->status;
     if (rc)
@@ -304,7 +418,7 @@ static int cmd_run(cmd_ctx *c, int argc, char **argv)
         context_free(ra.ctx);
         return rc;
     }
-    int show = c->verbosity >= 0 && !ra.json;
+    int show = c->verbosity < 0 || ra.json ? 0 : c->verbosity > 0 ? 2 : 1;
     record *r = NULL, *r2 = NULL;
     int st = cmd_run_one(c->rt, ra.name, ra.ctx, ra.timeout, ra.flags, c->err, show, &r);
     if (st && !r && !ra.fallback)
@@ -596,6 +710,10 @@ static void status_node(FILE *out, const cJSON *n, int depth)
         fprintf(out, "  (%s)", msg->valuestring);
     fputc('\n', out);
     const cJSON *kids = cJSON_GetObjectItemCaseSensitive(n, "children");
+    const cJSON *se = cJSON_GetObjectItemCaseSensitive(n, "stderr");
+    if (cJSON_IsString(state) && cJSON_IsString(se) && !kids &&
+        (strcmp(state->valuestring, "FAILED") == 0 || strcmp(state->valuestring, "TIMED_OUT") == 0))
+        cmd_output_tail(out, depth * 2 + 2, se->valuestring, strlen(se->valuestring), 0, NULL);
     const cJSON *k;
     cJSON_ArrayForEach(k, kids) status_node(out, k, depth + 1);
 }

@@ -128,7 +128,8 @@ int cmd_load_executor(runtime *rt, store_origin origin);
 
 /* Starts pattern `name` on rt->ex with `ctx` (copied by the executor),
  * records it as RUNNING with rt->hook.origin, shows its progress on `err`
- * while it runs (when `show`), and returns its status after the store
+ * while it runs (when `show`; with the reasons of failed steps, and all
+ * their output when `show` > 1), and returns its status after the store
  * recorded its end (err_msg() says why it failed).  *out gets the record
  * (release with record_unref()), or NULL when it did not start. */
 int cmd_run_one(runtime *rt, const char *name, const ndf_context *ctx, double timeout,
@@ -138,6 +139,20 @@ int cmd_run_one(runtime *rt, const char *name, const ndf_context *ctx, double ti
  * ("pattern NAME: COMPLETED in 0.01s (execution ID): 1 COMPLETED"), and
  * the error on a line of its own when it failed. */
 void cmd_run_summary(FILE *err, struct record *r, int rc);
+
+/* How much of a failed step's captured stderr `ndf run` and `ndf status`
+ * show under its FAILED line (all of it with -v). */
+#define CMD_TAIL_LINES 5
+#define CMD_TAIL_WIDTH 300
+
+/* Prints captured output `text` (`len` bytes) under a failed node, each line
+ * after `indent` spaces and "| ": the last CMD_TAIL_LINES lines cut at
+ * CMD_TAIL_WIDTH bytes, with a line saying how many came before and
+ * `more` (how to see them; may be NULL), or every line when `all`.
+ * Control characters are shown as '?': a step's output never moves the
+ * cursor or changes colours. */
+void cmd_output_tail(FILE *out, int indent, const char *text, size_t len, int all,
+                     const char *more);
 
 /* Prints an execution record (record_to_json's object, parsed) on `out`
  * as `ndf status` does: the summary line, then every node indented. */
