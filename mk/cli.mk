@@ -32,3 +32,7 @@ tests_check_opt_LDADD = $(CHECK_LIBS)
 # ndf delegate: choice, fallbacks, explain, JSON, learning over runs.
 TESTS += tests/shell/delegate.sh
 EXTRA_DIST += tests/shell/delegate.sh
+
+# ndf plan, run --dry-run, graph; failure reasons; the timeout rule.
+TESTS += tests/shell/plan.sh
+EXTRA_DIST += tests/shell/plan.sh
