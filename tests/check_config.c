@@ -118,6 +118,7 @@ START_TEST(test_defaults)
     ck_assert_int_eq(s.threads, 4);
     ck_assert(s.default_timeout == 60.0);
     ck_assert(s.pattern_timeout == 120.0);
+    ck_assert(s.max_timeout == 0); /* unset: nothing caps a deadline */
     ck_assert(s.kill_grace == 2.0);
     ck_assert_str_eq(s.storage_path, "/home/u/.local/state/ndf");
     ck_assert_int_eq(s.backups, 5);
@@ -186,7 +187,7 @@ START_TEST(test_all_keys)
                   "  learning_rate = 0.25; min_samples = 10; convergence_threshold = 0.98; };\n"
                   "registry: { cache_size = 100000000; learning = false; };\n"
                   "executor: { threads = 256; default_timeout = 30; pattern_timeout = 0.5;\n"
-                  "  kill_grace = 0; };\n"
+                  "  kill_grace = 0; max_timeout = 90; };\n"
                   "storage: { path = \"/var/x\"; backups = 0; compression = false; level = 9;\n"
                   "  history_limit = 1000000; };\n"
                   "plugins: { dirs = [ \"/a\", \"/b\" ]; allow_insecure = true;\n"
@@ -209,6 +210,7 @@ START_TEST(test_all_keys)
     ck_assert_int_eq(s->threads, 256);
     ck_assert(s->default_timeout == 30.0);
     ck_assert(s->pattern_timeout == 0.5);
+    ck_assert(s->max_timeout == 90.0);
     ck_assert(s->kill_grace == 0.0);
     ck_assert_str_eq(s->storage_path, "/var/x");
     ck_assert_int_eq(s->backups, 0);
@@ -251,6 +253,7 @@ static const struct range_case {
     {"executor", "default_timeout", "0", "is 0, must be greater than 0"},
     {"executor", "default_timeout", "-1.5", "is -1.5, must be greater than 0"},
     {"executor", "pattern_timeout", "0.0", "is 0, must be greater than 0"},
+    {"executor", "max_timeout", "0", "is 0, must be greater than 0"},
     {"executor", "kill_grace", "-0.1", "is -0.1, out of range [0, 60]"},
     {"executor", "kill_grace", "60.5", "is 60.5, out of range [0, 60]"},
     {"storage", "backups", "-1", "is -1, out of range [0, 100]"},

@@ -21,13 +21,13 @@
 /* One node of the drawing, from a plan or an execution record. */
 typedef struct gnode {
     int id;
-    char *kind;   /* pattern, phase, step, task */
+    char *kind; /* pattern, phase, step, task */
     char *name;
     char *detail; /* the pattern's type, the step's, a phase's coordination; or NULL */
     char *state;  /* the record's state, or NULL for a plan */
     char *message;
-    int chain;    /* children run one after another, in order */
-    char **deps;  /* names of siblings it runs after */
+    int chain;   /* children run one after another, in order */
+    char **deps; /* names of siblings it runs after */
     size_t ndeps;
     struct gnode **kids;
     size_t nkids;
@@ -86,8 +86,7 @@ static gnode *from_plan(const cJSON *n, int *next)
     gnode *g = gnode_new(next, kind, jstr(n, "name"), detail);
     const char *order = jstr(n, "order");
     const char *coord = jstr(n, "coordination");
-    g->chain = (order && strcmp(order, "chain") == 0) ||
-               (coord && strcmp(coord, "parallel") != 0);
+    g->chain = (order && strcmp(order, "chain") == 0) || (coord && strcmp(coord, "parallel") != 0);
     const cJSON *deps = cJSON_GetObjectItemCaseSensitive(n, "depends_on"), *v;
     cJSON_ArrayForEach(v, deps)
     {
@@ -153,14 +152,13 @@ static gnode *by_path(gnode *root, const char *path)
  * counterpart there (by kind and name). */
 static void annotate(gnode *g, const cJSON *plan)
 {
-    const cJSON *pn = plan ? plan_find(plan, strcmp(g->kind, "task") == 0 ? "step" : g->kind,
-                                       g->name)
-                           : NULL;
+    const cJSON *pn =
+        plan ? plan_find(plan, strcmp(g->kind, "task") == 0 ? "step" : g->kind, g->name) : NULL;
     if (pn) {
         const char *order = jstr(pn, "order");
         const char *coord = jstr(pn, "coordination");
-        g->chain = (order && strcmp(order, "chain") == 0) ||
-                   (coord && strcmp(coord, "parallel") != 0);
+        g->chain =
+            (order && strcmp(order, "chain") == 0) || (coord && strcmp(coord, "parallel") != 0);
         if (!g->detail) {
             const char *d = jstr(pn, "type") ? jstr(pn, "type") : jstr(pn, "step");
             g->detail = d ? xstrdup(d) : coord ? xstrdup(coord) : NULL;
@@ -228,8 +226,8 @@ static const char *state_colour(const char *st)
 {
     static const struct {
         const char *state, *colour;
-    } map[] = {{"COMPLETED", "#a5d6a7"}, {"FAILED", "#ef9a9a"},    {"TIMED_OUT", "#ffcc80"},
-               {"CANCELLED", "#b0bec5"}, {"SKIPPED", "#e0e0e0"},   {"ROLLED_BACK", "#90caf9"},
+    } map[] = {{"COMPLETED", "#a5d6a7"}, {"FAILED", "#ef9a9a"},   {"TIMED_OUT", "#ffcc80"},
+               {"CANCELLED", "#b0bec5"}, {"SKIPPED", "#e0e0e0"},  {"ROLLED_BACK", "#90caf9"},
                {"RUNNING", "#fff59d"},   {"DEGRADED", "#ffe082"}, {"PENDING", "#ffffff"}};
     for (size_t i = 0; st && i < sizeof map / sizeof *map; i++)
         if (strcmp(map[i].state, st) == 0)
@@ -331,8 +329,7 @@ static const char *ansi_for(const char *st)
         return "31";
     if (strcmp(st, "SKIPPED") == 0 || strcmp(st, "CANCELLED") == 0)
         return "2";
-    if (strcmp(st, "ROLLED_BACK") == 0 || strcmp(st, "DEGRADED") == 0 ||
-        strcmp(st, "RUNNING") == 0)
+    if (strcmp(st, "ROLLED_BACK") == 0 || strcmp(st, "DEGRADED") == 0 || strcmp(st, "RUNNING") == 0)
         return "33";
     return NULL;
 }
@@ -343,8 +340,7 @@ static void text_node(FILE *out, const gnode *g, const tstyle *ts, strbuf *prefi
     size_t plen = prefix->len;
     if (!top) {
         fputs(prefix->buf ? prefix->buf : "", out);
-        fputs(ts->utf8 ? (last ? "\u2514\u2500 " : "\u251c\u2500 ") : (last ? "`- " : "|- "),
-              out);
+        fputs(ts->utf8 ? (last ? "\u2514\u2500 " : "\u251c\u2500 ") : (last ? "`- " : "|- "), out);
         sb_puts(prefix, ts->utf8 ? (last ? "   " : "\u2502  ") : (last ? "   " : "|  "));
     }
     if (step_no)
@@ -473,8 +469,9 @@ static int cmd_graph(cmd_ctx *c, int argc, char **argv)
         store *s = runtime_store(c->rt);
         store_exec e;
         if (!s) {
-            fprintf(c->err, "ndf: graph: no pattern '%s', and no store to look for an "
-                            "execution: %s\n",
+            fprintf(c->err,
+                    "ndf: graph: no pattern '%s', and no store to look for an "
+                    "execution: %s\n",
                     name, err_msg());
             context_free(ctx);
             return EXIT_NOT_FOUND;

@@ -52,8 +52,7 @@ typedef struct seen {
     int state;
 } seen;
 
-void cmd_output_tail(FILE *out, int indent, const char *text, size_t len, int all,
-                     const char *more)
+void cmd_output_tail(FILE *out, int indent, const char *text, size_t len, int all, const char *more)
 {
     while (len > 0 && text[len - 1] == '\n')
         len--;
@@ -92,8 +91,8 @@ typedef struct progress {
     FILE *err; /* where progress goes */
     int tty;
     int verbose; /* all the output of failed steps, not only a tail */
-    int lines;  /* lines drawn last time (tty) */
-    seen *seen; /* last state printed per node (plain) */
+    int lines;   /* lines drawn last time (tty) */
+    seen *seen;  /* last state printed per node (plain) */
     size_t nseen;
 } progress;
 

@@ -69,8 +69,7 @@ static void plan_error(planner *pl, cJSON *node, const ndf_value *v, const char 
 
 /* `v` as JSON; strings expanded in the planner's context when `expand`
  * (an unresolvable one is kept as written and reported on `node`). */
-static cJSON *value_json(planner *pl, cJSON *node, const ndf_value *v, int expand,
-                         const char *what)
+static cJSON *value_json(planner *pl, cJSON *node, const ndf_value *v, int expand, const char *what)
 {
     switch (v->type) {
     case NDF_VALUE_STRING: {
@@ -101,7 +100,8 @@ static cJSON *value_json(planner *pl, cJSON *node, const ndf_value *v, int expan
         cJSON *o = cJSON_CreateObject();
         for (size_t i = 0; i < value_count(v); i++) {
             const ndf_value *m = value_at(v, i);
-            cJSON_AddItemToObject(o, m->name ? m->name : "?", value_json(pl, node, m, expand, what));
+            cJSON_AddItemToObject(o, m->name ? m->name : "?",
+                                  value_json(pl, node, m, expand, what));
         }
         return o;
     }
@@ -144,16 +144,16 @@ static cJSON *plan_step(planner *pl, const char *pname, const ndf_value *e, cons
     if ((v = value_get(e, "retries")) && is_num(v))
         cJSON_AddNumberToObject(n, "retries", value_number(v));
 
-    double own = (v = value_get(e, "timeout")) && is_num(v) && value_number(v) > 0
-                     ? value_number(v)
-                     : INFINITY;
+    double own = (v = value_get(e, "timeout")) && is_num(v) && value_number(v) > 0 ? value_number(v)
+                                                                                   : INFINITY;
     cJSON *t = cJSON_AddObjectToObject(n, "timeout");
     add_num_or_null(t, "seconds", own);
     double eff = fmin(own, enclosing);
     add_num_or_null(t, "effective", eff);
-    cJSON_AddStringToObject(t, "source", !isfinite(eff) ? "none"
-                                         : own <= enclosing ? "step timeout"
-                                                            : "the pattern's deadline");
+    cJSON_AddStringToObject(t, "source",
+                            !isfinite(eff)     ? "none"
+                            : own <= enclosing ? "step timeout"
+                                               : "the pattern's deadline");
 
     const ndf_value *cpu = value_get(e, "cpu"), *mem = value_get(e, "memory");
     if (is_num(cpu) || is_num(mem)) {
@@ -176,13 +176,12 @@ static cJSON *plan_step(planner *pl, const char *pname, const ndf_value *e, cons
         /* A type whose schema takes an `undo` parameter undoes nothing
          * without one; a type with an undo and no such parameter has its
          * own (the `pattern` step rolls its sub-pattern back). */
-        cJSON_AddStringToObject(n, "rollback",
-                                st->def.step->size >= offsetof(ndf_step_def, undo) +
-                                                              sizeof st->def.step->undo &&
-                                        st->def.step->undo &&
-                                        !spec_find(st->def.step->params, "undo")
-                                    ? "(the step type's own undo)"
-                                    : "none");
+        cJSON_AddStringToObject(
+            n, "rollback",
+            st->def.step->size >= offsetof(ndf_step_def, undo) + sizeof st->def.step->undo &&
+                    st->def.step->undo && !spec_find(st->def.step->params, "undo")
+                ? "(the step type's own undo)"
+                : "none");
 
     /* A step that runs a pattern (the core `pattern` step and its kind). */
     const ndf_value *sub = params ? value_get(params, "pattern") : NULL;
@@ -219,8 +218,8 @@ static cJSON *plan_phase(planner *pl, const ndf_value *e, double enclosing)
     for (size_t i = 0; i < value_count(pats); i++) {
         const ndf_value *pv = value_at(pats, i);
         if (pv->type == NDF_VALUE_STRING)
-            cJSON_AddItemToArray(kids,
-                                 plan_pattern_named(pl, value_string(pv), pv, enclosing, enclosing));
+            cJSON_AddItemToArray(
+                kids, plan_pattern_named(pl, value_string(pv), pv, enclosing, enclosing));
     }
     return n;
 }
@@ -284,8 +283,7 @@ static cJSON *plan_pattern(planner *pl, pattern *p, double enclosing, double req
             for (size_t k = 0; k < value_count(m); k++) {
                 const ndf_value *e = value_at(m, k);
                 const char *sname2 = value_string(value_get(e, "step"));
-                const provided *st =
-                    sname2 ? loader_find(pl->rt->ld, PROVIDED_STEP, sname2) : NULL;
+                const provided *st = sname2 ? loader_find(pl->rt->ld, PROVIDED_STEP, sname2) : NULL;
                 const ndf_value *pats = value_get(e, "patterns");
                 cJSON *c = NULL;
                 if (st)
@@ -328,8 +326,7 @@ static cJSON *plan_pattern_named(planner *pl, const char *name, const ndf_value 
     return n;
 }
 
-int plan_build(runtime *rt, const char *name, const ndf_context *ctx, double requested,
-               cJSON **out)
+int plan_build(runtime *rt, const char *name, const ndf_context *ctx, double requested, cJSON **out)
 {
     *out = NULL;
     pattern *p;
