@@ -36,3 +36,7 @@ EXTRA_DIST += tests/shell/delegate.sh
 # ndf plan, run --dry-run, graph; failure reasons; the timeout rule.
 TESTS += tests/shell/plan.sh
 EXTRA_DIST += tests/shell/plan.sh
+
+# make demo, three times in a row.
+TESTS += tests/shell/demo.sh
+EXTRA_DIST += tests/shell/demo.sh

@@ -119,6 +119,7 @@ START_TEST(test_defaults)
     ck_assert(s.default_timeout == 60.0);
     ck_assert(s.pattern_timeout == 120.0);
     ck_assert(s.max_timeout == 0); /* unset: nothing caps a deadline */
+    ck_assert_int_eq(s.resources_system, 0); /* resources.scope = "ndf" */
     ck_assert(s.kill_grace == 2.0);
     ck_assert_str_eq(s.storage_path, "/home/u/.local/state/ndf");
     ck_assert_int_eq(s.backups, 5);
@@ -318,6 +319,8 @@ static const struct type_case {
     {"plugins: { dirs = ( \"/a\", 3 ); };", "'plugins.dirs[1]' must be a string, not an integer"},
     {"plugins: { cache_dir = [ \"a\" ]; };", "'plugins.cache_dir' must be a string, not an array"},
     {"server: { group = false; };", "'server.group' must be a string, not a bool"},
+    {"resources: { scope = 1; };", "'resources.scope' must be a string, not an integer"},
+    {"resources: { scope = \"cloud\"; };", "'resources.scope' is 'cloud', expected ndf or system"},
     {"server = \"ndf.sock\";", "'server' must be a group { ... }, not a string"},
     {"patterns_dir = [ \"a\" ];", "'patterns_dir' must be a string, not an array"},
     {"patterns = { name = \"x\"; };", "'patterns' must be a list of groups ( { ... }, ... ), not a group"},

@@ -12,6 +12,7 @@
 
 #include "app/runtime.h"
 #include "model/build.h"
+#include "exec/monitor.h"
 #include "exec/services.h"
 #include "base/util.h"
 
@@ -232,6 +233,7 @@ int runtime_start_executor(runtime *rt, void (*on_complete)(void *, pattern *, c
         eo.on_complete = history_on_complete;
         eo.opaque = &rt->hook;
     }
+    monitor_set_counting(s->resources_system ? MONITOR_COUNT_SYSTEM : MONITOR_COUNT_NDF);
     rt->ex = executor_new(&eo);
     if (!rt->ex) {
         report(rt, RT_DIAG_FAILURE, "%s", err_msg());

@@ -345,7 +345,8 @@ typedef enum key_type {
     KT_PATH,  /* char *, resolved against the file's directory */
     KT_PATHS, /* plugin_dirs: list of paths (or one string) */
     KT_ALGO,  /* confidence_algorithm */
-    KT_SYNC   /* int: storage.sync, "normal" 0 or "full" 1 */
+    KT_SYNC,  /* int: storage.sync, "normal" 0 or "full" 1 */
+    KT_SCOPE  /* int: resources.scope, "ndf" 0 or "system" 1 */
 } key_type;
 
 typedef struct key_def {
@@ -396,16 +397,21 @@ static const key_def server_keys[] = {
     {"group", KT_STR, 0, 0, 0, OFF(socket_group)},
     {NULL, 0, 0, 0, 0, 0}};
 
+static const key_def resources_keys[] = {
+    {"scope", KT_SCOPE, 0, 0, 0, OFF(resources_system)},
+    {NULL, 0, 0, 0, 0, 0}};
+
 static const struct section {
     const char *name;
     const key_def *keys;
 } sections[] = {
     {"confidence", confidence_keys}, {"registry", registry_keys}, {"executor", executor_keys},
     {"storage", storage_keys},       {"plugins", plugins_keys},   {"server", server_keys},
+    {"resources", resources_keys},
 };
 
-static const char *const top_names[] = {"confidence", "registry",     "executor", "storage",
-                                        "plugins",    "server",       "patterns_dir",
+static const char *const top_names[] = {"confidence", "registry", "executor",     "storage",
+                                        "plugins",    "server",   "resources",    "patterns_dir",
                                         "patterns",   NULL};
 
 static int is_int_type(int t)
@@ -572,6 +578,20 @@ static void read_key(reader *r, const config_setting_t *s, const char *key, cons
             return;
         }
         *(int *)(base + k->off) = strcmp(v, "full") == 0;
+        return;
+    }
+    case KT_SCOPE: {
+        if (t != CONFIG_TYPE_STRING) {
+            type_error(r, s, key, "a string");
+            return;
+        }
+        const char *v = config_setting_get_string(s);
+        if (strcmp(v, "ndf") != 0 && strcmp(v, "system") != 0) {
+            diag_add(r->c, 1, setting_file(r, s), setting_line(s),
+                     "'%s' is '%s', expected ndf or system", key, v);
+            return;
+        }
+        *(int *)(base + k->off) = strcmp(v, "system") == 0;
         return;
     }
     }
@@ -1141,6 +1161,7 @@ void settings_to_json(const settings *s, strbuf *sb)
     sb_json_str(sb, s->socket_path);
     sb_puts(sb, ",\"group\":");
     sb_json_str(sb, s->socket_group);
+    sb_printf(sb, "},\"resources\":{\"scope\":\"%s\"", s->resources_system ? "system" : "ndf");
     sb_puts(sb, "},\"patterns_dir\":");
     sb_json_str(sb, s->patterns_dir);
     sb_puts(sb, "}");

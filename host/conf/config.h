@@ -46,6 +46,9 @@ typedef struct settings {
     char *socket_path;
     char *socket_group;
 
+    /* resources { } */
+    int resources_system;        /* scope: 0 "ndf" (its own processes), 1 "system" */
+
     char *patterns_dir;          /* absolute, or NULL */
 } settings;
 

@@ -472,21 +472,58 @@ int svc_sleep(ndf_exec *node, double seconds)
 
 /* ---- resources ---- */
 
+/* The name of the pattern `node` runs in. */
+static const char *pattern_of(const ndf_exec *node)
+{
+    for (const ndf_exec *n = node; n; n = n->parent)
+        if (n->kind == NDF_NODE_PATTERN)
+            return n->name;
+    return "?";
+}
+
 int svc_resources_wait(ndf_exec *node, double cpu, double memory)
 {
+    char seen[256];
+    int ok;
+    double began = now_mono(), said = 0;
     for (;;) {
-        if (monitor_available(cpu, memory))
+        monitor_describe(seen, sizeof seen, cpu, memory, &ok);
+        if (ok) {
+            if (said > 0 && node)
+                log_msg(NDF_LOG_INFO,
+                        "execution %s: pattern %s: %s: resources available after "
+                        "%.1fs: %s",
+                        node->rec->id, pattern_of(node), node->name, now_mono() - began, seen);
             return NDF_OK;
+        }
         int st = node ? node_stop_status(node) : 0;
         if (st == NDF_ERR_CANCELLED)
             return err_set(st, "%s: cancelled while waiting for resources", node->name);
         if (st) {
-            double c = 0, m = 0;
-            monitor_usage(&c, &m, NULL);
-            return err_set(NDF_ERR_RESOURCE,
-                           "%s: resources not available by the deadline (cpu %.0f%% of %.0f%%, "
-                           "memory %.0f%% of %.0f%%)",
-                           node->name, c * 100, cpu * 100, m * 100, memory * 100);
+            err_set(NDF_ERR_RESOURCE,
+                    "%s: resources not available after %.1fs: %s (resources.scope = %s)",
+                    node->name, now_mono() - began, seen,
+                    monitor_counting_name(monitor_get_counting()));
+            /* a pattern type may word the failure its own way: the reading
+             * is in the log whatever it says */
+            log_msg(NDF_LOG_WARN, "execution %s: pattern %s: %s", node->rec->id, pattern_of(node),
+                    err_msg());
+            return NDF_ERR_RESOURCE;
+        }
+        if (node) {
+            /* what it waits for, live in the record (ndf run's display, ndf
+             * ctl status), and in the log at first and every 10 s */
+            char msg[320];
+            snprintf(msg, sizeof msg, "waiting for resources: %s", seen);
+            node_set_message(node, msg);
+            double now = now_mono();
+            if ((said == 0 && now - began >= 1) || (said > 0 && now - said >= 10)) {
+                log_msg(NDF_LOG_WARN,
+                        "execution %s: pattern %s: %s waits for resources (%.0fs "
+                        "so far): %s",
+                        node->rec->id, pattern_of(node), node->name, now - began, seen);
+                said = now;
+            }
         }
         if (node && svc_sleep(node, 0.1) == NDF_ERR_CANCELLED)
             return NDF_ERR_CANCELLED;

@@ -138,4 +138,25 @@ expect_exit 0 "plan says when max_timeout applies" -- $NDF -c "$SCRATCH/cap.conf
 expect_match "$out" '^  deadline: 0.3 s \(the pattern.s timeout\); capped by executor.max_timeout \(0.3 s\)$' \
     "with the cap"
 
+# ---- resource waits say what they see ----
+cat >"$SCRATCH/res.conf" <<RES
+executor: { threads = 2; kill_grace = 0.2; };
+storage: { path = "$SCRATCH/state"; };
+patterns = (
+  { name = "one"; type = "sequential"; params = { steps = ( { name = "s"; step = "noop"; } ); }; },
+  { name = "gated"; type = "meta"; timeout = 1.5;
+    params = { phases = ( { name = "p"; patterns = [ "one" ];
+                            resource_allocation = { memory = 0.0; }; } ); }; }
+);
+RES
+# ndf's own resident memory is never 0%: the wait cannot end
+expect_exit 6 "a resource wait that reaches the deadline exits 6" -- $NDF -c "$SCRATCH/res.conf" run gated
+expect_match "$err" "execution [^ ]+: pattern gated: p waits for resources \(1s so far\): ndf's memory [0-9.]+% of the machine \(waits for <= 0%\)" \
+    "while it waits, the reading and the threshold are logged with the execution and pattern"
+expect_match "$err" "pattern gated: p: resources not available after 1\.[0-9]s: ndf's memory [0-9.]+% of the machine \(waits for <= 0%\) \(resources.scope = ndf\)" \
+    "at the deadline, the last reading, the threshold and the scope"
+sed -i 's/^executor:/resources: { scope = "system"; };\nexecutor:/' "$SCRATCH/res.conf"
+expect_exit 0 "resources.scope is read" -- $NDF -c "$SCRATCH/res.conf" config --json
+expect_match "$out" '"resources":\{"scope":"system"\}' "and shown by ndf config"
+
 finish
