@@ -19,7 +19,7 @@ grep -q "path = \"$WORK/state\";" "$WORK/ndf.conf" || {
 }
 CONF=$WORK/ndf.conf
 ndf() { "$NDF" -c "$CONF" "$@"; }
-if [ -t 1 ]; then
+if [ -t 1 ] && [ -z "${NO_COLOR:-}" ] && [ "${TERM:-dumb}" != dumb ]; then
     say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 else
     say() { printf '\n== %s\n' "$*"; }

@@ -5,7 +5,6 @@
 #include "build-config.h"
 
 #include <cJSON.h>
-#include <langinfo.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -384,8 +383,17 @@ static tstyle text_style(FILE *out)
     int fd = fileno(out);
     int tty = fd >= 0 && isatty(fd);
     ts.colour = tty && !dumb && !(nc && *nc);
-    const char *cs = nl_langinfo(CODESET);
-    ts.utf8 = cs && strcmp(cs, "UTF-8") == 0 && !dumb;
+    /* the program never calls setlocale(): read the locale's charset from
+     * the environment as setlocale would */
+    const char *vars[] = {"LC_ALL", "LC_CTYPE", "LANG"};
+    for (size_t i = 0; i < 3; i++) {
+        const char *v = getenv(vars[i]);
+        if (v && *v) {
+            ts.utf8 = !dumb && (strstr(v, "UTF-8") || strstr(v, "utf8") || strstr(v, "UTF8") ||
+                                strstr(v, "utf-8"));
+            break;
+        }
+    }
     return ts;
 }
 

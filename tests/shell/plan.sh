@@ -91,7 +91,9 @@ expect_match "$n" '^0$' "nothing was recorded"
 # ---- graph ----
 expect_exit 0 "graph of a meta pattern as text" -- $R graph migrate
 expect_match "$out" '^pattern migrate \(meta\)$' "the root"
-expect_match "$out" '^[|`]- 1\. phase prepare \(sequential\)$' "phases in order"
+expect_match "$out" '^(\|-|├─) 1\. phase prepare \(sequential\)$' "phases in order"
+expect_exit 0 "graph in the C locale" -- env LC_ALL=C $R graph migrate
+expect_match "$out" '^`- 2\. phase roll \(parallel\)$' "draws with ASCII"
 expect_match "$out" 'pattern deploy \(parallel\)$' "sub-patterns under their phase"
 expect_match "$out" 'step check \(exec\) after api, web$' "dependencies"
 if command -v dot >/dev/null 2>&1; then
@@ -137,6 +139,37 @@ expect_exit 5 "executor.max_timeout caps a pattern's own timeout" -- $NDF -c "$S
 expect_exit 0 "plan says when max_timeout applies" -- $NDF -c "$SCRATCH/cap.conf" plan slow
 expect_match "$out" '^  deadline: 0.3 s \(the pattern.s timeout\); capped by executor.max_timeout \(0.3 s\)$' \
     "with the cap"
+
+# ---- terminals: cursor movement and colour only where they work ----
+if command -v script >/dev/null 2>&1; then
+    esc=$(printf '\033')
+    TERM=xterm script -qc "$R run slow" /dev/null >"$SCRATCH/tty.out" 2>&1
+    if grep -q "$esc\\[" "$SCRATCH/tty.out"; then ok "a terminal gets the live redraw"; else not_ok "a terminal gets the live redraw"; fi
+    TERM=dumb script -qc "$R run slow" /dev/null >"$SCRATCH/tty.out" 2>&1
+    if grep -q "$esc" "$SCRATCH/tty.out"; then not_ok "TERM=dumb gets no escape sequence"; else ok "TERM=dumb gets no escape sequence"; fi
+    expect_match "$(cat "$SCRATCH/tty.out")" '^step nap: COMPLETED' "but the plain line per change"
+    id=$($R runs slow --json | sed -n 's/^\[{"id":"\([^"]*\)".*/\1/p')
+    TERM=xterm script -qc "$R graph $id" /dev/null >"$SCRATCH/tty.out" 2>&1
+    if grep -q "$esc\\[32mCOMPLETED" "$SCRATCH/tty.out"; then ok "graph colours states on a terminal"; else not_ok "graph colours states on a terminal"; fi
+    NO_COLOR=1 TERM=xterm script -qc "$R graph $id" /dev/null >"$SCRATCH/tty.out" 2>&1
+    if grep -q "$esc" "$SCRATCH/tty.out"; then not_ok "NO_COLOR turns colours off"; else ok "NO_COLOR turns colours off"; fi
+    TERM=dumb script -qc "$R graph $id" /dev/null >"$SCRATCH/tty.out" 2>&1
+    if grep -q "$esc" "$SCRATCH/tty.out"; then not_ok "TERM=dumb turns colours off"; else ok "TERM=dumb turns colours off"; fi
+else
+    echo "# script(1) is not installed: terminal output not checked"
+fi
+$R graph "$($R runs slow --json | sed -n 's/^\[{"id":"\([^"]*\)".*/\1/p')" >"$SCRATCH/pipe.out"
+if grep -q "$(printf '\033')" "$SCRATCH/pipe.out"; then not_ok "no colour into a pipe"; else ok "no colour into a pipe"; fi
+
+# ---- global options after the command ----
+expect_exit 0 "-q after the command" -- $NDF list -q -c "$CONF"
+expect_match "$out" '^NAME ' "and -c after it too"
+expect_exit 1 "-q after the command quiets the run" -- $R run backup --attr db=a -q
+expect_match "$err" '^$' "nothing on stderr"
+expect_exit 2 "-c without a FILE after the command" -- $NDF list -c
+expect_match "$err" "^ndf: list: option '-c' requires a FILE$" "says so in the command's error style"
+expect_exit 3 "after '--' it is an operand again" -- $R plan -- -q
+expect_match "$err" "pattern '-q' not found" "and not an option"
 
 # ---- resource waits say what they see ----
 cat >"$SCRATCH/res.conf" <<RES
