@@ -40,3 +40,9 @@ EXTRA_DIST += tests/shell/plan.sh
 # make demo, three times in a row.
 TESTS += tests/shell/demo.sh
 EXTRA_DIST += tests/shell/demo.sh
+
+# Bash completion: commands, options, pattern names (configure.ac sets
+# bashcompletiondir), and its test.
+dist_bashcompletion_DATA = contrib/bash-completion/ndf
+TESTS += tests/shell/completion.sh
+EXTRA_DIST += tests/shell/completion.sh

@@ -43,6 +43,7 @@ expected=$SCRATCH/expected
         echo "$docdir/examples/patterns.d/$(basename "$c")"
     done
     echo "$prefix/lib/systemd/system/ndf.service"
+    echo "$bashcompletiondir/ndf"
     for la in $plugins; do echo "$pkglibdir/$(basename "$la" .la).so"; done
 } | LC_ALL=C sort >"$expected"
 missing=$(while read -r f; do [ -f "$DEST$f" ] || echo "$f"; done <"$expected")
