@@ -219,6 +219,14 @@ static int finish(executor *ex, record *r, pattern *p, int status, const char *m
     pthread_mutex_unlock(&r->lock);
     double start = atomic_load_explicit(&r->root->start, memory_order_relaxed);
     double dur = start > 0 ? end - start : 0;
+    /* the end of every execution, for a service's log (ndf serve logs at
+     * info; ndf run -v) */
+    if (status)
+        log_msg(NDF_LOG_INFO, "execution %s: pattern %s: %s in %.3fs: %s", r->id, r->root->name,
+                ndf_status_name(status), dur, r->error ? r->error : "");
+    else
+        log_msg(NDF_LOG_INFO, "execution %s: pattern %s: succeeded in %.3fs", r->id,
+                r->root->name, dur);
     /* as the store counts it (history_from_record): the outcome table */
     if (ex->o.reg && p && delegate_outcome_counts(delegate_outcome_of(status)))
         registry_record(ex->o.reg, p, status == NDF_OK, r->ctx->domain, dur);
@@ -246,7 +254,11 @@ static int root_job(void *arg)
     double now = now_mono();
     /* One deadline, by executor_timeout's precedence: default_timeout is
      * only a default, never a cap on a pattern that says how long it needs. */
-    r->root->deadline = now + executor_timeout(&ex->o, j->p, j->timeout, 1, NULL, NULL);
+    timeout_source src;
+    double t = executor_timeout(&ex->o, j->p, j->timeout, 1, &src, NULL);
+    r->root->deadline = now + t;
+    log_msg(NDF_LOG_INFO, "execution %s: pattern %s: started (deadline %gs, %s)", r->id,
+            j->p->name, t, timeout_source_name(src, j->p));
     atomic_store(&r->started, 1);
     int rc = run_in_node(j->p, r->root);
     finish(ex, r, j->p, rc, err_msg());

@@ -75,6 +75,15 @@ const char *svc_node_name(const ndf_exec *node)
     return node ? node->name : "";
 }
 
+/* The name of the pattern `node` runs in. */
+static const char *pattern_of(const ndf_exec *node)
+{
+    for (const ndf_exec *n = node; n; n = n->parent)
+        if (n->kind == NDF_NODE_PATTERN)
+            return n->name;
+    return "?";
+}
+
 void svc_node_log(ndf_exec *node, int level, const char *fmt, ...)
 {
     char msg[2048];
@@ -88,7 +97,9 @@ void svc_node_log(ndf_exec *node, int level, const char *fmt, ...)
         return;
     size_t len = strlen(msg);
     if (node) {
-        log_msg(level, "%s: %s", node->name, msg);
+        /* a log line of its own: it says which execution and pattern */
+        log_msg(level, "execution %s: pattern %s: %s: %s", node->rec->id, pattern_of(node),
+                node->name, msg);
         msg[len++] = '\n';
         node_append(node, REC_LOG, msg, len, 0);
     } else {
@@ -471,15 +482,6 @@ int svc_sleep(ndf_exec *node, double seconds)
 }
 
 /* ---- resources ---- */
-
-/* The name of the pattern `node` runs in. */
-static const char *pattern_of(const ndf_exec *node)
-{
-    for (const ndf_exec *n = node; n; n = n->parent)
-        if (n->kind == NDF_NODE_PATTERN)
-            return n->name;
-    return "?";
-}
 
 int svc_resources_wait(ndf_exec *node, double cpu, double memory)
 {
