@@ -363,10 +363,32 @@ static void analytics_json_tail(strbuf *sb, const analytics *an, const trend *t,
     }
     sb_puts(sb, "],\"direction\":");
     sb_json_str(sb, t->direction);
+    /* no number where the data cannot support one (t->why says why) */
+    int enough = !t->why[0];
     sb_puts(sb, ",\"rate_of_change\":");
-    sb_json_num(sb, t->slope_per_day, 10);
+    if (enough)
+        sb_json_num(sb, t->slope_per_day, 10);
+    else
+        sb_puts(sb, "null");
+    sb_puts(sb, ",\"rate_of_change_interval\":[");
+    if (enough && isfinite(t->slope_low) && isfinite(t->slope_high)) {
+        sb_json_num(sb, t->slope_low, 10);
+        sb_puts(sb, ",");
+        sb_json_num(sb, t->slope_high, 10);
+    } else {
+        sb_puts(sb, "null,null");
+    }
+    sb_printf(sb, "],\"span_days\":");
+    sb_json_num(sb, t->span_days, 10);
+    if (t->why[0]) {
+        sb_puts(sb, ",\"insufficient\":");
+        sb_json_str(sb, t->why);
+    }
     sb_puts(sb, ",\"prediction\":");
-    sb_json_num(sb, t->prediction, 10);
+    if (enough)
+        sb_json_num(sb, t->prediction, 10);
+    else
+        sb_puts(sb, "null");
     sb_puts(sb, ",\"horizon_days\":");
     sb_json_num(sb, t->horizon_days, 10);
     sb_puts(sb, ",\"performance_outlook\":");
@@ -510,13 +532,13 @@ static void analytics_text(strbuf *sb, const stored_pattern *sp, const analytics
     /* A slope fitted to too few samples (two runs seconds apart give
      * thousands per day) says nothing, so it is only shown once trusted. */
     if (strcmp(t->direction, "insufficient data") == 0)
-        sb_printf(sb, " (%zu execution%s in the period)", t->samples, t->samples == 1 ? "" : "s");
+        sb_printf(sb, " (%s; no rate of change or outlook)", t->why);
     else if (t->samples >= 2)
         sb_printf(sb,
-                  ", %+.3f per day; success %.1f%% over %zu executions; predicted %.0f%%; "
-                  "outlook %s",
-                  t->slope_per_day, 100.0 * t->success_rate, t->samples, 100.0 * t->prediction,
-                  t->outlook);
+                  ", %+.3f per day (95%% interval %+.3f to %+.3f, from %zu executions over "
+                  "%.1f days); success %.1f%%; predicted %.0f%%; outlook %s",
+                  t->slope_per_day, t->slope_low, t->slope_high, t->samples, t->span_days,
+                  100.0 * t->success_rate, 100.0 * t->prediction, t->outlook);
     sb_puts(sb, "\n");
     if (an->ntrend)
         analytics_charts(sb, sp, an, utf8);
