@@ -250,21 +250,25 @@ static int cmd_cleanup(cmd_ctx *c, int argc, char **argv)
 /* ---- ndf reset-stats ---- */
 
 static const char reset_usage[] =
-    "Usage: ndf reset-stats PATTERN\n"
+    "Usage: ndf reset-stats PATTERN [--json]\n"
     "\n"
     "Resets the learning state of PATTERN (counts, confidence) to its prior.\n"
     "Its kept executions stay in the history ('ndf runs'), no longer counted.\n"
     "\n"
+    "  --json      print {\"pattern\", \"reset\": true, \"defined\"} (defined: it is\n"
+    "              in the configuration, not only in the store)\n"
     "  -h, --help  show this help\n";
 
 static int cmd_reset_stats(cmd_ctx *c, int argc, char **argv)
 {
-    static const opt_spec opts[] = {{"help", 'h', OPT_NONE, 'h'}, {0}};
-    int o;
+    static const opt_spec opts[] = {
+        {"json", 0, OPT_NONE, 'j'}, {"help", 'h', OPT_NONE, 'h'}, {0}};
+    int o, json = 0;
     opt_parser op;
     opt_init(&op, argc, argv, opts, OPT_PERMUTE, c->err);
     while ((o = opt_next(&op)) != OPT_END) {
         switch (o) {
+        case 'j': json = 1; break;
         case 'h': return cmd_help(c);
         default: return cmd_bad_usage(c);
         }
@@ -293,8 +297,18 @@ static int cmd_reset_stats(cmd_ctx *c, int argc, char **argv)
     }
     if (st)
         return fail_status(c, st);
-    fprintf(c->out, "reset the statistics of '%s' (its kept executions stay in the history)\n",
-            name);
+    if (json) {
+        strbuf sb;
+        sb_init(&sb);
+        sb_puts(&sb, "{\"pattern\":");
+        sb_json_str(&sb, name);
+        sb_printf(&sb, ",\"reset\":true,\"defined\":%s}\n", defined ? "true" : "false");
+        fwrite(sb.buf, 1, sb.len, c->out);
+        sb_free(&sb);
+    } else {
+        fprintf(c->out, "reset the statistics of '%s' (its kept executions stay in the history)\n",
+                name);
+    }
     return rc;
 }
 

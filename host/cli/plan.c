@@ -240,8 +240,9 @@ static cJSON *plan_pattern(planner *pl, pattern *p, double enclosing, double req
 
     timeout_source src;
     int capped;
-    double t = executor_timeout(&pl->eo, p, top ? requested : (isfinite(requested) ? requested : 0),
-                                top, &src, &capped);
+    /* a sub-pattern's own setting, then what its parent leaves it: the
+     * plugin's run_pattern bound is that enclosing deadline */
+    double t = executor_timeout(&pl->eo, p, top ? requested : 0, top, &src, &capped);
     double eff = fmin(t, enclosing);
     cJSON *tj = cJSON_AddObjectToObject(n, "timeout");
     add_num_or_null(tj, "seconds", t);

@@ -11,9 +11,9 @@ cat >"$CONF" <<CONF
 executor: { threads = 2; default_timeout = 0.3; pattern_timeout = 20.0; kill_grace = 0.2; };
 storage: { path = "$SCRATCH/state"; };
 patterns = (
-  { name = "backup"; type = "sequential"; description = "nightly backup";
+  { name = "backup"; type = "sequential"; description = "nightly backup"; timeout = 15.0;
     params = { steps = (
-      { name = "snapshot"; step = "exec"; timeout = 5.0;
+      { name = "snapshot"; step = "exec"; timeout = 30.0;
         params = { argv = [ "echo", "snapshot of \${attr.db}" ]; undo = [ "echo", "drop \${attr.db}" ]; }; },
       { name = "rotate"; step = "exec"; retries = 2;
         params = { shell = true;
@@ -25,8 +25,10 @@ patterns = (
       { name = "check"; step = "exec"; depends_on = [ "api", "web" ]; params = { argv = [ "true" ]; }; } ); }; },
   { name = "migrate"; type = "meta";
     params = { timeout_seconds = 30.0; phases = (
-      { name = "prepare"; patterns = [ "backup" ]; },
+      { name = "prepare"; patterns = [ "backup", "tidy" ]; },
       { name = "roll"; patterns = [ "deploy", "slow" ]; coordination = "parallel"; } ); }; },
+  { name = "tidy"; type = "sequential";
+    params = { steps = ( { name = "t"; step = "noop"; } ); }; },
   { name = "slow"; type = "sequential"; timeout = 2.0;
     params = { steps = ( { name = "nap"; step = "exec"; params = { argv = [ "sleep", "0.8" ]; }; } ); }; },
   { name = "badvar"; type = "sequential";
@@ -40,12 +42,11 @@ R="$NDF -c $CONF"
 # ---- plan, per pattern type ----
 expect_exit 0 "plan of a sequential pattern" -- $R plan backup --attr db=sales
 expect_match "$out" '^pattern backup \(sequential\): nightly backup$' "names the pattern and its type"
-expect_match "$out" '^  deadline: 0.3 s \(executor.default_timeout\)$' \
-    "with no timeout of its own, the default applies and says so"
+expect_match "$out" '^  deadline: 15 s \(the pattern.s timeout\)$' "its own timeout, and where it comes from"
 expect_match "$out" '^  step snapshot \(exec\)$' "lists each step with its type"
 expect_match "$out" '^    argv: \["echo","snapshot of sales"\]$' "parameters expanded as they would run"
 expect_match "$out" '^    rollback: \["echo","drop sales"\]$' "the undo, expanded"
-expect_match "$out" '^    deadline: 0.3 s \(the pattern.s deadline\); its own 5 s does not apply$' \
+expect_match "$out" '^    deadline: 15 s \(the pattern.s deadline\); its own 30 s does not apply$' \
     "a step timeout longer than its pattern's deadline is said not to apply"
 expect_match "$out" '^    retries: 2$' "retries"
 expect_match "$out" '^  order: one after another$' "a sequence is a chain"
@@ -64,6 +65,11 @@ expect_match "$out" '^    pattern slow \(sequential\)$' "and the sub-patterns th
 expect_match "$out" '^      deadline: 2 s \(the pattern.s timeout\)$' "each with its own deadline"
 expect_match "$out" '^      deadline: 20 s \(executor.pattern_timeout\)$' \
     "a sub-pattern with none gets executor.pattern_timeout"
+expect_match "$out" '^      deadline: 30 s \(the enclosing deadline\); its own 40 s does not apply$' \
+    "one whose own is longer than what its parent has left gets that"
+expect_exit 2 "plan of a pattern with no timeout" -- $R plan badvar
+expect_match "$out" '^  deadline: 0.3 s \(executor.default_timeout\)$' \
+    "gets the default, and says so"
 
 expect_exit 0 "plan --json" -- $R plan deploy --json
 expect_match "$out" '"source":[[:space:]]*"the pattern.s timeout"' "carries the deadline's source"
@@ -173,7 +179,7 @@ expect_match "$err" "pattern '-q' not found" "and not an option"
 
 # ---- logs: execution and pattern on every line; journald priorities ----
 expect_exit 1 "run -v logs the start and end of the execution" -- $R -v run backup --attr db=a
-expect_match "$err" '^ndf: execution [^ ]+: pattern backup: started \(deadline 0.3s, executor.default_timeout\)$' \
+expect_match "$err" '^ndf: execution [^ ]+: pattern backup: started \(deadline 15s, the pattern.s timeout\)$' \
     "the start, with the deadline and its source"
 expect_match "$err" '^ndf: execution [^ ]+: pattern backup: execution failed in [0-9.]+s: step .rotate.' \
     "the end, with the status, the duration and the reason"
@@ -187,6 +193,19 @@ expect_match "$(cat "$SCRATCH/journal")" '^<4>ndf: warning: execution [^ ]+: pat
 expect_match "$(cat "$SCRATCH/journal")" '^<6>ndf: execution [^ ]+: pattern backup: started' "information <6>"
 JOURNAL_STREAM=1:1 $R -v run backup --attr db=a 2>"$SCRATCH/journal"
 expect_match "$(cat "$SCRATCH/journal")" '^ndf: warning: execution' "JOURNAL_STREAM naming another stream: no prefix"
+
+# ---- --json on the reporting commands ----
+expect_exit 0 "check-config --json" -- $R check-config --json
+expect_match "$out" '^\{"ok":true,"file":"[^"]+","patterns":6,"plugins":[0-9]+,"errors":\[\],"warnings":\[\]\}$' \
+    "one object"
+printf 'executor: { threads = 0; frobnicate = 1; };\n' >"$SCRATCH/bad.conf"
+expect_exit 2 "check-config --json of a bad file exits 2" -- $NDF -c "$SCRATCH/bad.conf" check-config --json
+expect_match "$out" '"ok":false' "says it is not ok"
+expect_match "$out" "\"errors\":\\[\"$SCRATCH/bad.conf:1: [^\"]*threads" "lists the errors with file:line"
+expect_match "$out" "\"warnings\":\\[\"$SCRATCH/bad.conf:1: [^\"]*frobnicate" "and the warnings"
+expect_match "$err" '^$' "and prints nothing on stderr"
+expect_exit 0 "reset-stats --json" -- $R reset-stats backup --json
+expect_match "$out" '^\{"pattern":"backup","reset":true,"defined":true\}$' "one object"
 
 # ---- resource waits say what they see ----
 cat >"$SCRATCH/res.conf" <<RES
