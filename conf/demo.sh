@@ -8,8 +8,18 @@ NDF=$1
 CONF=$2
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/ndf-demo.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
+# The demo learns from a clean slate each time, in a store of its own: what
+# it shows at the end is what this run taught ndf, and a failure it causes
+# on purpose never lowers a pattern's confidence below the gate for the next
+# demo (or for whoever else uses the build tree's store).
+sed 's|^\([[:space:]]*path = \)"[^"]*";|\1"'"$WORK"'/state";|' "$CONF" >"$WORK/ndf.conf"
+grep -q "path = \"$WORK/state\";" "$WORK/ndf.conf" || {
+    echo "demo: cannot point storage.path of $CONF at a scratch directory" >&2
+    exit 1
+}
+CONF=$WORK/ndf.conf
 ndf() { "$NDF" -c "$CONF" "$@"; }
-if [ -t 1 ]; then
+if [ -t 1 ] && [ -z "${NO_COLOR:-}" ] && [ "${TERM:-dumb}" != dumb ]; then
     say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 else
     say() { printf '\n== %s\n' "$*"; }

@@ -16,7 +16,10 @@ ndf_SOURCES = \
 	host/cli/cmd_history.c \
 	host/cli/cmd_redrive.c \
 	host/cli/cmd_serve.c \
-	host/cli/cmd_ctl.c
+	host/cli/cmd_ctl.c \
+	host/cli/plan.c host/cli/plan.h \
+	host/cli/cmd_plan.c \
+	host/cli/cmd_graph.c
 ndf_CPPFLAGS = $(libndfcore_la_CPPFLAGS)
 ndf_LDADD = libndfcore.la
 
@@ -30,3 +33,17 @@ tests_check_opt_LDADD = $(CHECK_LIBS)
 # ndf delegate: choice, fallbacks, explain, JSON, learning over runs.
 TESTS += tests/shell/delegate.sh
 EXTRA_DIST += tests/shell/delegate.sh
+
+# ndf plan, run --dry-run, graph; failure reasons; the timeout rule.
+TESTS += tests/shell/plan.sh
+EXTRA_DIST += tests/shell/plan.sh
+
+# make demo, three times in a row.
+TESTS += tests/shell/demo.sh
+EXTRA_DIST += tests/shell/demo.sh
+
+# Bash completion: commands, options, pattern names (configure.ac sets
+# bashcompletiondir), and its test.
+dist_bashcompletion_DATA = contrib/bash-completion/ndf
+TESTS += tests/shell/completion.sh
+EXTRA_DIST += tests/shell/completion.sh

@@ -42,12 +42,20 @@ NDF_PATTERN_FILES = \
 
 ndfconfdir = $(sysconfdir)/ndf
 ndfconf_DATA = conf/ndf.conf
-ndfpatternsdir = $(sysconfdir)/ndf/patterns.d
-dist_ndfpatterns_DATA = $(NDF_PATTERN_FILES)
 ndfexamplesdir = $(docdir)/examples
 ndfexamples_DATA = conf/ndf.conf
+# The demo patterns are examples, not live configuration: a fresh install
+# runs none of them.  The live patterns.d is created empty for the
+# operator's own (and removed on uninstall when it is still empty).
 ndfexamplespatternsdir = $(docdir)/examples/patterns.d
-ndfexamplespatterns_DATA = $(NDF_PATTERN_FILES)
+dist_ndfexamplespatterns_DATA = $(NDF_PATTERN_FILES)
+install-data-local: install-data-local-patterns
+install-data-local-patterns:
+	$(MKDIR_P) '$(DESTDIR)$(sysconfdir)/ndf/patterns.d'
+uninstall-local: uninstall-local-patterns
+uninstall-local-patterns:
+	-rmdir '$(DESTDIR)$(sysconfdir)/ndf/patterns.d' 2>/dev/null
+.PHONY: install-data-local-patterns uninstall-local-patterns
 
 EXTRA_DIST += conf/ndf.conf.in
 CLEANFILES += conf/ndf.conf conf/ndf-build.conf
@@ -59,6 +67,7 @@ conf/ndf.conf: $(srcdir)/conf/ndf.conf.in Makefile
 	sed -e '/@build-only@/d' -e 's| *# *@install-only@||' \
 	    -e 's|@plugindir@|$(pkglibdir)|g' \
 	    -e 's|@statedir@|$(localstatedir)/lib/ndf|g' \
+	    -e 's|@runsocket@|$(runstatedir)/ndf/ndf.sock|g' \
 	    -e 's|@patternsdir@|patterns.d|g' \
 	    $(srcdir)/conf/ndf.conf.in > $@.tmp && mv $@.tmp $@
 

@@ -58,6 +58,8 @@ CLEANFILES += conf/ndf.service
 conf/ndf.service: $(srcdir)/conf/ndf.service.in Makefile
 	$(AM_V_GEN)$(MKDIR_P) conf && rm -f $@ $@.tmp && \
 	sed -e 's|@ndf_bindir@|$(bindir)|g' -e 's|@ndf_sysconfdir@|$(sysconfdir)|g' \
+	    -e 's|@ndf_statedir@|$(localstatedir)/lib/ndf|g' \
+	    -e 's|@ndf_socket@|$(runstatedir)/ndf/ndf.sock|g' \
 	    $(srcdir)/conf/ndf.service.in > $@.tmp && mv $@.tmp $@
 
 EXTRA_PROGRAMS += tests/bench/bench_serve

@@ -20,6 +20,7 @@ print-install-dirs:
 	@echo "prefix='$(prefix)' bindir='$(bindir)' libdir='$(libdir)' pkglibdir='$(pkglibdir)'"
 	@echo "includedir='$(includedir)' sysconfdir='$(sysconfdir)' mandir='$(mandir)' docdir='$(docdir)'"
 	@echo "plugins='$(pkglib_LTLIBRARIES)'"
+	@echo "localstatedir='$(localstatedir)' runstatedir='$(runstatedir)' bashcompletiondir='$(bashcompletiondir)'"
 .PHONY: print-install-dirs
 
 # The README's demo: the seed's complete example, from the build tree.

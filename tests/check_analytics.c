@@ -3,6 +3,7 @@
 #include "build-config.h"
 
 #include <check.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -229,16 +230,50 @@ START_TEST(test_trend)
     analytics_free(&a);
     trend_free(&t);
 
-    /* all at one instant: no slope, stable */
+    /* hand computed interval: the fit 0.55 - 0.1 x gives 0.9, 0.8, 0.7,
+     * 0.6, residuals 0.1, 0.2, -0.7, 0.4, RSS 0.70, s^2 = 0.35 on 2 df,
+     * SE = sqrt(0.35 / Sxx = 5), t(0.975, 2) = 4.303 */
+    analytics_trend(&sp, 20, &o, &t);
+    double w = 4.303 * sqrt(0.35 / 5);
+    ck_assert_double_eq_tol(t.slope_low, -0.1 - w, 1e-9);
+    ck_assert_double_eq_tol(t.slope_high, -0.1 + w, 1e-9);
+    ck_assert_double_eq_tol(t.span_days, 3, 1e-9);
+    ck_assert_str_eq(t.why, "");
+    trend_free(&t);
+
+    /* all at one instant: no trend is claimed from no time span */
     stored_pattern_free(&sp);
     rec_init();
     for (int i = 0; i < 6; i++)
         add(0.1, i % 2, NULL, 10, 0.5, NULL);
     analytics_trend(&sp, 7, &o, &t);
     ck_assert_double_eq(t.slope_per_day, 0);
-    ck_assert_double_eq_tol(t.prediction, 0.5, 1e-12);
-    ck_assert_str_eq(t.direction, "stable");
-    ck_assert_str_eq(t.outlook, "fair");
+    ck_assert_str_eq(t.direction, "insufficient data");
+    ck_assert_str_eq(t.outlook, "unknown");
+    ck_assert_ptr_nonnull(strstr(t.why, "span 0 days, at least 1 needed"));
+    trend_free(&t);
+
+    /* ten executions within ten seconds (the "+5594 per day" of issue 14):
+     * enough samples, too short a span */
+    stored_pattern_free(&sp);
+    rec_init();
+    for (int i = 0; i < 10; i++)
+        add(0.5 - i / 86400.0, i >= 5, NULL, 10, 0.5, NULL);
+    analytics_trend(&sp, 7, &o, &t);
+    ck_assert_str_eq(t.direction, "insufficient data");
+    ck_assert_str_eq(t.outlook, "unknown");
+    ck_assert_ptr_nonnull(strstr(t.why, "at least 1 needed"));
+    trend_free(&t);
+
+    /* three samples are needed even when min_samples says fewer */
+    stored_pattern_free(&sp);
+    rec_init();
+    add(3, 1, NULL, 10, 0.5, NULL);
+    add(1, 0, NULL, 10, 0.5, NULL);
+    analytics_opts o2 = opts(1, 0.5, 0);
+    analytics_trend(&sp, 7, &o2, &t);
+    ck_assert_str_eq(t.direction, "insufficient data");
+    ck_assert_str_eq(t.why, "2 executions in the period, 3 needed");
     trend_free(&t);
 
     /* improving, clamped prediction */

@@ -118,6 +118,8 @@ START_TEST(test_defaults)
     ck_assert_int_eq(s.threads, 4);
     ck_assert(s.default_timeout == 60.0);
     ck_assert(s.pattern_timeout == 120.0);
+    ck_assert(s.max_timeout == 0); /* unset: nothing caps a deadline */
+    ck_assert_int_eq(s.resources_system, 0); /* resources.scope = "ndf" */
     ck_assert(s.kill_grace == 2.0);
     ck_assert_str_eq(s.storage_path, "/home/u/.local/state/ndf");
     ck_assert_int_eq(s.backups, 5);
@@ -186,7 +188,7 @@ START_TEST(test_all_keys)
                   "  learning_rate = 0.25; min_samples = 10; convergence_threshold = 0.98; };\n"
                   "registry: { cache_size = 100000000; learning = false; };\n"
                   "executor: { threads = 256; default_timeout = 30; pattern_timeout = 0.5;\n"
-                  "  kill_grace = 0; };\n"
+                  "  kill_grace = 0; max_timeout = 90; };\n"
                   "storage: { path = \"/var/x\"; backups = 0; compression = false; level = 9;\n"
                   "  history_limit = 1000000; };\n"
                   "plugins: { dirs = [ \"/a\", \"/b\" ]; allow_insecure = true;\n"
@@ -209,6 +211,7 @@ START_TEST(test_all_keys)
     ck_assert_int_eq(s->threads, 256);
     ck_assert(s->default_timeout == 30.0);
     ck_assert(s->pattern_timeout == 0.5);
+    ck_assert(s->max_timeout == 90.0);
     ck_assert(s->kill_grace == 0.0);
     ck_assert_str_eq(s->storage_path, "/var/x");
     ck_assert_int_eq(s->backups, 0);
@@ -251,6 +254,7 @@ static const struct range_case {
     {"executor", "default_timeout", "0", "is 0, must be greater than 0"},
     {"executor", "default_timeout", "-1.5", "is -1.5, must be greater than 0"},
     {"executor", "pattern_timeout", "0.0", "is 0, must be greater than 0"},
+    {"executor", "max_timeout", "0", "is 0, must be greater than 0"},
     {"executor", "kill_grace", "-0.1", "is -0.1, out of range [0, 60]"},
     {"executor", "kill_grace", "60.5", "is 60.5, out of range [0, 60]"},
     {"storage", "backups", "-1", "is -1, out of range [0, 100]"},
@@ -438,6 +442,8 @@ static const struct type_case {
     {"plugins: { dirs = ( \"/a\", 3 ); };", "'plugins.dirs[1]' must be a string, not an integer"},
     {"plugins: { cache_dir = [ \"a\" ]; };", "'plugins.cache_dir' must be a string, not an array"},
     {"server: { group = false; };", "'server.group' must be a string, not a bool"},
+    {"resources: { scope = 1; };", "'resources.scope' must be a string, not an integer"},
+    {"resources: { scope = \"cloud\"; };", "'resources.scope' is 'cloud', expected ndf or system"},
     {"server = \"ndf.sock\";", "'server' must be a group { ... }, not a string"},
     {"patterns_dir = [ \"a\" ];", "'patterns_dir' must be a string, not an array"},
     {"patterns = { name = \"x\"; };", "'patterns' must be a list of groups ( { ... }, ... ), not a group"},

@@ -38,6 +38,19 @@ static void setup(void)
 
 static void teardown(void)
 {
+    /* test_own_counting's process tree: this process, a child, a grandchild
+     * and a stranger */
+    char *sub[4];
+    int pids[4] = {(int)getpid(), 900001, 900002, 900003};
+    for (int i = 0; i < 4; i++) {
+        sub[i] = xasprintf("%s/%d", dir, pids[i]);
+        char *f = xasprintf("%s/stat", sub[i]);
+        unlink(f);
+        free(f);
+        rmdir(sub[i]);
+        free(sub[i]);
+    }
+    monitor_set_counting(MONITOR_COUNT_NDF);
     static const char *const files[] = {"stat", "meminfo", "diskstats"};
     for (size_t i = 0; i < 3; i++) {
         char *p = xasprintf("%s/%s", dir, files[i]);
@@ -57,6 +70,7 @@ static void past_cache(void)
 
 START_TEST(test_fractions)
 {
+    monitor_set_counting(MONITOR_COUNT_SYSTEM);
     put("stat", "cpu  100 0 100 800 0 0 0 0 0 0\ncpu0 50 0 50 400 0 0 0 0 0 0\n"
                 "cpu1 50 0 50 400 0 0 0 0 0 0\nintr 1\n");
     put("meminfo", "MemTotal:       1000 kB\nMemFree:         100 kB\n"
@@ -90,6 +104,74 @@ START_TEST(test_fractions)
     ck_assert_int_eq(monitor_available(0.6, 0.7), 0);
     ck_assert_int_eq(monitor_available(1, 1), 1);
     ck_assert_int_eq(monitor_usage(NULL, NULL, NULL), NDF_OK);
+}
+END_TEST
+
+/* A /proc/PID/stat line: ppid, utime, stime, cutime, cstime, rss pages. */
+static void put_pid(int pid, int ppid, int ut, int st, int cut, int cst, long rss)
+{
+    char *d = xasprintf("%s/%d", dir, pid);
+    mkdir(d, 0700);
+    char *name = xasprintf("%d/stat", pid);
+    char *text = xasprintf("%d (a (b) c) S %d 1 1 0 -1 0 0 0 0 0 %d %d %d %d 20 0 1 0 1 1000 %ld "
+                           "0 0\n",
+                           pid, ppid, ut, st, cut, cst, rss);
+    put(name, text);
+    free(text);
+    free(name);
+    free(d);
+}
+
+/* resources.scope = "ndf": only this process and its descendants count;
+ * "system": the machine.  The descriptions say what was compared. */
+START_TEST(test_own_counting)
+{
+    int self = (int)getpid();
+    long page_kb = sysconf(_SC_PAGESIZE) / 1024;
+    put("meminfo", "MemTotal: 100000 kB\nMemAvailable: 10000 kB\n");
+    put("stat", "cpu  1000 0 0 1000 0 0 0 0\ncpu0 1 0 0 0\ncpu1 1 0 0 0\n");
+    put_pid(self, 1, 10, 0, 0, 0, 1000 / page_kb);
+    put_pid(900001, self, 0, 0, 0, 0, 0);   /* a step's process */
+    put_pid(900002, 900001, 0, 0, 0, 0, 0); /* what it started */
+    put_pid(900003, 1, 0, 0, 0, 0, 0);      /* someone else's */
+    monitor_set_counting(MONITOR_COUNT_NDF);
+    monitor_set_proc_dir(dir);
+    monitor_sample s;
+    ck_assert_int_eq(monitor_sample_get(&s), NDF_OK);
+
+    /* 2000 ticks pass on the machine, all busy; ndf's tree used 100 of them
+     * (its own 20, a reaped child 10, the step 30, what it started 40), the
+     * stranger 1000 */
+    put("stat", "cpu  3000 0 0 1000 0 0 0 0\ncpu0 1 0 0 0\ncpu1 1 0 0 0\n");
+    put_pid(self, 1, 30, 0, 10, 0, 1000 / page_kb);
+    put_pid(900001, self, 20, 10, 0, 0, 2000 / page_kb);
+    put_pid(900002, 900001, 40, 0, 0, 0, 2000 / page_kb);
+    put_pid(900003, 1, 1000, 0, 0, 0, 50000 / page_kb);
+    past_cache();
+    ck_assert_int_eq(monitor_sample_get(&s), NDF_OK);
+    ck_assert_double_eq_tol(s.cpu, 1.0, 1e-12);
+    ck_assert_double_eq_tol(s.own_cpu, 100.0 / 2000.0, 1e-12);
+    ck_assert_double_eq_tol(s.own_mem, 5000.0 / 100000.0, 1e-12);
+    ck_assert_int_eq(monitor_available(0.5, 0.5), 1); /* the machine is busy, ndf is not */
+    ck_assert_int_eq(monitor_available(0.04, 0.5), 0);
+    ck_assert_int_eq(monitor_available(0.5, 0.04), 0);
+    char buf[256];
+    int ok = -1;
+    monitor_describe(buf, sizeof buf, 0.5, 0.5, &ok);
+    ck_assert_int_eq(ok, 1);
+    ck_assert_str_eq(buf, "ndf's cpu 5.0% of the machine (waits for <= 50%), memory 5.0% of "
+                          "the machine (waits for <= 50%)");
+
+    monitor_set_counting(MONITOR_COUNT_SYSTEM);
+    ck_assert_str_eq(monitor_counting_name(monitor_get_counting()), "system");
+    put("stat", "cpu  5000 0 0 1000 0 0 0 0\ncpu0 1 0 0 0\ncpu1 1 0 0 0\n");
+    monitor_sample_get(&s); /* a new baseline after the switch */
+    put("stat", "cpu  7000 0 0 1000 0 0 0 0\ncpu0 1 0 0 0\ncpu1 1 0 0 0\n");
+    past_cache();
+    ck_assert_int_eq(monitor_available(0.5, 1), 0);
+    monitor_describe(buf, sizeof buf, 0.5, 1, &ok);
+    ck_assert_int_eq(ok, 0);
+    ck_assert_str_eq(buf, "cpu 100% (waits for <= 50%)");
 }
 END_TEST
 
@@ -207,6 +289,7 @@ static Suite *monitor_suite(void)
     TCase *tc = tcase_create("core");
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, test_fractions);
+    tcase_add_test(tc, test_own_counting);
     tcase_add_test(tc, test_missing_proc);
     tcase_add_test(tc, test_real_proc_threads);
     tcase_add_test(tc, test_scope);

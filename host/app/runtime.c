@@ -13,6 +13,7 @@
 #include "app/runtime.h"
 #include "model/build.h"
 #include "exec/crash.h"
+#include "exec/monitor.h"
 #include "exec/services.h"
 #include "base/util.h"
 
@@ -241,6 +242,7 @@ int runtime_start_executor(runtime *rt, void (*on_complete)(void *, pattern *, c
         .threads = s->threads > 0 ? (unsigned)s->threads : 1,
         .default_timeout = s->default_timeout,
         .pattern_timeout = s->pattern_timeout,
+        .max_timeout = s->max_timeout,
         .kill_grace = s->kill_grace,
         .confidence_threshold = s->confidence_threshold,
         .reg = rt->reg,
@@ -255,6 +257,7 @@ int runtime_start_executor(runtime *rt, void (*on_complete)(void *, pattern *, c
         eo.on_complete = history_on_complete;
         eo.opaque = &rt->hook;
     }
+    monitor_set_counting(s->resources_system ? MONITOR_COUNT_SYSTEM : MONITOR_COUNT_NDF);
     rt->ex = executor_new(&eo);
     if (!rt->ex) {
         report(rt, RT_DIAG_FAILURE, "%s", err_msg());

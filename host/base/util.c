@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -396,13 +397,35 @@ int log_get_level(void)
     return atomic_load_explicit(&log_level, memory_order_relaxed);
 }
 
+int log_to_journal(void)
+{
+    /* 1 when stderr is the stream systemd named in JOURNAL_STREAM
+     * ("DEVICE:INODE"): a redirection of stderr elsewhere does not count. */
+    static _Atomic int known = -1;
+    int k = atomic_load_explicit(&known, memory_order_relaxed);
+    if (k >= 0)
+        return k;
+    k = 0;
+    const char *js = getenv("JOURNAL_STREAM");
+    unsigned long long dev, ino;
+    struct stat st;
+    if (js && sscanf(js, "%llu:%llu", &dev, &ino) == 2 && fstat(STDERR_FILENO, &st) == 0 &&
+        (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino)
+        k = 1;
+    atomic_store_explicit(&known, k, memory_order_relaxed);
+    return k;
+}
+
 void log_vmsg(int level, const char *fmt, va_list ap)
 {
     static const char *const names[] = {"error: ", "warning: ", "", "debug: "};
+    /* syslog priorities: err, warning, info, debug (sd-daemon(3)) */
+    static const char *const prio[] = {"<3>", "<4>", "<6>", "<7>"};
     if (level > log_get_level())
         return;
+    int l = level < 0 ? 0 : level > 3 ? 3 : level;
     char buf[4096];
-    int n = snprintf(buf, sizeof buf, "ndf: %s", names[level < 0 ? 0 : level > 3 ? 3 : level]);
+    int n = snprintf(buf, sizeof buf, "%sndf: %s", log_to_journal() ? prio[l] : "", names[l]);
     int m = vsnprintf(buf + n, sizeof buf - (size_t)n - 1, fmt, ap);
     size_t len = (size_t)n + (m < 0 ? 0 : (size_t)m);
     if (len > sizeof buf - 2)

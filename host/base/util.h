@@ -102,5 +102,9 @@ void log_set_level(int level);
 int log_get_level(void);
 void log_msg(int level, const char *fmt, ...) ATTR_PRINTF(2, 3);
 void log_vmsg(int level, const char *fmt, va_list ap);
+/* 1 when stderr is the systemd journal (JOURNAL_STREAM names it): log lines
+ * then start with their syslog priority, "<3>" error ... "<7>" debug, so
+ * journald files them by level. */
+int log_to_journal(void);
 
 #endif

@@ -282,7 +282,8 @@ static const char *kind_name(int k)
     return node_kind_name((ndf_node_kind)k);
 }
 
-static void status_text(FILE *out, const store_exec *e, const store_exec *kids, size_t nkids)
+static void status_text(FILE *out, store *s, const store_exec *e, const store_exec *kids,
+                        size_t nkids, int verbose)
 {
     char when[32];
     utc(when, sizeof when, e->start);
@@ -329,6 +330,24 @@ static void status_text(FILE *out, const store_exec *e, const store_exec *kids, 
         if (bytes)
             fprintf(out, "  [%zu bytes of output]", bytes);
         fputc('\n', out);
+        /* why a failed step failed is usually on its stderr: its tail (all
+         * of its output with -v) under the line */
+        size_t pl = strlen(n->path);
+        int leaf = i + 1 == e->nnodes || strncmp(e->nodes[i + 1].path, n->path, pl) != 0 ||
+                   e->nodes[i + 1].path[pl] != '/';
+        if (leaf && *n->path && (n->state == NDF_STATE_FAILED || n->state == NDF_STATE_TIMED_OUT))
+            for (int k = verbose ? 0 : 1; k < 2; k++) {
+                char *buf;
+                size_t len;
+                if (!n->outlen[k] || store_output(s, e->id, n->path, k, &buf, &len, NULL))
+                    continue;
+                if (verbose)
+                    fprintf(out, "%*s%s:\n", depth * 2 + 2, "", k ? "stderr" : "stdout");
+                char more[200];
+                snprintf(more, sizeof more, "ndf logs %s %s shows all", e->id, n->path);
+                cmd_output_tail(out, depth * 2 + 2, buf, len, verbose, more);
+                free(buf);
+            }
     }
     for (size_t i = 0; i < nkids; i++)
         fprintf(out, "sub-pattern execution %s: %s %s\n", kids[i].id, kids[i].pattern,
@@ -437,7 +456,7 @@ static int cmd_status(cmd_ctx *c, int argc, char **argv)
         fwrite(sb.buf, 1, sb.len, c->out);
         sb_free(&sb);
     } else {
-        status_text(c->out, &e, kids, nkids);
+        status_text(c->out, s, &e, kids, nkids, c->verbosity > 0);
     }
     store_exec_array_free(kids, nkids);
     store_exec_free(&e);

@@ -15,6 +15,7 @@
 #include "model/context.h"
 #include "cli/ctxopt.h"
 #include "cli/opt.h"
+#include "exec/executor.h"
 #include "model/registry.h"
 #include "store/history.h"
 #include "base/util.h"
@@ -291,7 +292,7 @@ static void show_json(strbuf *sb, const pattern *p, const learning_state *st,
 }
 
 static void show_text(strbuf *sb, const pattern *p, const learning_state *st,
-                      const learning_params *lp, double global)
+                      const executor_opts *eo, const learning_params *lp, double global)
 {
     char *d = joined(p->domains, p->ndomains, "(any)");
     char *at = joined(p->agent_types, p->nagent_types, "(any)");
@@ -311,10 +312,19 @@ static void show_text(strbuf *sb, const pattern *p, const learning_state *st,
     value_to_json(p->attributes, sb);
     sb_printf(sb, "\nthreshold:    %.3f (%s)\n", pattern_threshold(p, global),
               p->threshold >= 0 ? "pattern" : "global");
-    if (p->timeout > 0)
+    if (eo) {
+        /* what the executor will apply, by the same rule (see ndf plan) */
+        timeout_source src;
+        int capped;
+        double t = executor_timeout(eo, p, 0, 1, &src, &capped);
+        if (isfinite(t))
+            sb_printf(sb, "timeout:      %g s (%s%s)\n", t, timeout_source_name(src, p),
+                      capped ? ", capped by executor.max_timeout" : "");
+        else
+            sb_puts(sb, "timeout:      none\n");
+    } else if (p->timeout > 0) {
         sb_printf(sb, "timeout:      %g s\n", p->timeout);
-    else
-        sb_puts(sb, "timeout:      (configured default)\n");
+    }
     sb_printf(sb, "confidence:   %.3f %s", st->score,
               confidence_level_name(confidence_level_from_score(st->score)));
     if (!learning_trusted(st, lp))
@@ -433,8 +443,15 @@ static int cmd_show(cmd_ctx *c, int argc, char **argv)
     sb_init(&sb);
     if (json)
         show_json(&sb, p, &st, registry_learning(a->reg), global_threshold(a));
-    else
-        show_text(&sb, p, &st, registry_learning(a->reg), global_threshold(a));
+    else {
+        executor_opts eo = {0};
+        if (a->cfg) {
+            eo.default_timeout = a->cfg->set.default_timeout;
+            eo.pattern_timeout = a->cfg->set.pattern_timeout;
+            eo.max_timeout = a->cfg->set.max_timeout;
+        }
+        show_text(&sb, p, &st, a->cfg ? &eo : NULL, registry_learning(a->reg), global_threshold(a));
+    }
     show_last_execution(a, name, &sb, json);
     emit(c->out, &sb);
     learning_free(&st);

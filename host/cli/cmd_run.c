@@ -23,6 +23,7 @@
 #include "model/context.h"
 #include "cli/ctxopt.h"
 #include "cli/opt.h"
+#include "cli/plan.h"
 #include "exec/executor.h"
 #include "exec/record.h"
 #include "store/history.h"
@@ -154,18 +155,119 @@ int cmd_load_executor(runtime *rt, store_origin origin)
 
 /* ---- live progress ---- */
 
+/* A terminal that cannot move the cursor gets the plain line-per-change
+ * display. */
+static int term_dumb(void)
+{
+    const char *t = getenv("TERM");
+    return !t || !*t || strcmp(t, "dumb") == 0;
+}
+
 typedef struct seen {
     const ndf_exec *node;
     int state;
 } seen;
 
+void cmd_output_tail(FILE *out, int indent, const char *text, size_t len, int all, const char *more)
+{
+    while (len > 0 && text[len - 1] == '\n')
+        len--;
+    if (!len)
+        return;
+    size_t nlines = 1;
+    for (size_t i = 0; i < len; i++)
+        nlines += text[i] == '\n';
+    size_t skip = !all && nlines > CMD_TAIL_LINES ? nlines - CMD_TAIL_LINES : 0;
+    if (skip)
+        fprintf(out, "%*s| ... %zu earlier line%s%s%s\n", indent, "", skip, skip == 1 ? "" : "s",
+                more ? ": " : "", more ? more : "");
+    size_t line = 0, i = 0;
+    while (i < len) {
+        size_t end = i;
+        while (end < len && text[end] != '\n')
+            end++;
+        if (line++ >= skip) {
+            fprintf(out, "%*s| ", indent, "");
+            size_t n = end - i;
+            if (!all && n > CMD_TAIL_WIDTH)
+                n = CMD_TAIL_WIDTH;
+            for (size_t k = 0; k < n; k++) {
+                unsigned char ch = (unsigned char)text[i + k];
+                fputc(ch < 0x20 && ch != '\t' ? '?' : ch == 0x7f ? '?' : ch, out);
+            }
+            if (n < end - i)
+                fputs(" ...", out);
+            fputc('\n', out);
+        }
+        i = end + 1;
+    }
+}
+
 typedef struct progress {
     FILE *err; /* where progress goes */
     int tty;
-    int lines;  /* lines drawn last time (tty) */
-    seen *seen; /* last state printed per node (plain) */
+    int verbose; /* all the output of failed steps, not only a tail */
+    int lines;   /* lines drawn last time (tty) */
+    seen *seen;  /* last state printed per node (plain) */
     size_t nseen;
 } progress;
+
+/* The captured output of failed leaf node `n` (its stderr's tail; with
+ * `verbose`, all of its stdout and stderr) into sb.  Caller holds the
+ * record lock. */
+static char *node_path(const ndf_exec *n)
+{
+    if (!n->parent)
+        return xstrdup("");
+    char *pp = node_path(n->parent);
+    char *r = *pp ? xasprintf("%s/%s", pp, n->name) : xstrdup(n->name);
+    free(pp);
+    return r;
+}
+
+static void failure_output(const ndf_exec *n, int indent, int verbose, strbuf *sb)
+{
+    char *path = node_path(n);
+    char *more = xasprintf("ndf logs %s %s shows all", n->rec->id, path);
+    free(path);
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    if (!f) {
+        free(more);
+        return;
+    }
+    if (verbose && n->out[REC_STDOUT].len) {
+        fprintf(f, "%*sstdout:\n", indent, "");
+        cmd_output_tail(f, indent, n->out[REC_STDOUT].buf, n->out[REC_STDOUT].len, 1, NULL);
+    }
+    if (verbose && n->out[REC_STDERR].len)
+        fprintf(f, "%*sstderr:\n", indent, "");
+    cmd_output_tail(f, indent, n->out[REC_STDERR].buf, n->out[REC_STDERR].len, verbose, more);
+    fclose(f);
+    free(more);
+    sb_add(sb, text, len);
+    free(text);
+}
+
+/* Failed leaves of the tree with their reasons, for a terminal whose live
+ * display was redrawn in place. */
+static void failures_walk(const ndf_exec *n, const char *path, int verbose, strbuf *sb)
+{
+    ndf_state st = atomic_load(&n->state);
+    if (!n->nkids && (st == NDF_STATE_FAILED || st == NDF_STATE_TIMED_OUT) && n->parent) {
+        sb_printf(sb, "%s %s %s", state_name(st), node_kind_name(n->kind), path);
+        if (n->message && *n->message)
+            sb_printf(sb, ": %s", n->message);
+        sb_add(sb, "\n", 1);
+        failure_output(n, 2, verbose, sb);
+    }
+    for (size_t i = 0; i < n->nkids; i++) {
+        char *sub = *path ? xasprintf("%s/%s", path, n->kids[i]->name) : xstrdup(n->kids[i]->name);
+        failures_walk(n->kids[i], sub, verbose, sb);
+        free(sub);
+    }
+}
 
 /* Caller holds the record lock. */
 static void walk(const ndf_exec *n, int depth, progress *pg, strbuf *sb, int *lines)
@@ -206,6 +308,8 @@ static void walk(const ndf_exec *n, int depth, progress *pg, strbuf *sb, int *li
                     free(m);
                 }
                 sb_add(sb, "\n", 1);
+                if ((st == NDF_STATE_FAILED || st == NDF_STATE_TIMED_OUT) && !n->nkids)
+                    failure_output(n, (depth + 1) * 2, pg->verbose, sb);
             }
         }
     }
@@ -235,7 +339,18 @@ int cmd_run_one(runtime *rt, const char *name, const ndf_context *ctx, double ti
                 unsigned flags, FILE *err, int show, record **out)
 {
     *out = NULL;
-    int rc = executor_start(rt->ex, name, ctx, timeout, flags, out);
+    /* A ${variable} the context cannot resolve would fail a step halfway
+     * through the run: refuse before anything starts (ndf plan shows all). */
+    cJSON *plan = NULL;
+    int rc = plan_build(rt, name, ctx, timeout, &plan);
+    cJSON_Delete(plan);
+    if (rc == NDF_ERR_VALIDATION) {
+        char *why = xstrdup(err_msg());
+        err_set(rc, "pattern '%s' not started: %s (see 'ndf plan %s')", name, why, name);
+        free(why);
+        return rc;
+    }
+    rc = executor_start(rt->ex, name, ctx, timeout, flags, out);
     if (rc)
         return rc;
     return cmd_run_follow(rt, *out, rt->hook.origin, err, show);
@@ -251,7 +366,7 @@ int cmd_run_follow(runtime *rt, record *r, store_origin origin, FILE *err, int s
     if (rt->st && history_begin(rt->st, r, origin) != NDF_OK)
         fprintf(err, "ndf: execution %s: %s\n", r->id, err_msg());
     int fd = fileno(err);
-    progress pg = {.err = err, .tty = fd >= 0 && isatty(fd)};
+    progress pg = {.err = err, .tty = fd >= 0 && isatty(fd) && !term_dumb(), .verbose = show > 1};
     if (show && !pg.tty)
         fprintf(err, "pattern %s: started (execution %s)\n", name, r->id);
     while (!executor_wait(ex, r, pg.tty ? 0.1 : 0.25))
@@ -259,6 +374,16 @@ int cmd_run_follow(runtime *rt, record *r, store_origin origin, FILE *err, int s
             progress_draw(&pg, r);
     if (show)
         progress_draw(&pg, r);
+    if (show && pg.tty) {
+        strbuf sb;
+        sb_init(&sb);
+        pthread_mutex_lock(&r->lock);
+        failures_walk(r->root, "", pg.verbose, &sb);
+        pthread_mutex_unlock(&r->lock);
+        if (sb.len)
+            fwrite(sb.buf, 1, sb.len, err);
+        sb_free(&sb);
+    }
     free(pg.seen);
     rc = r->status;
     if (rc)
@@ -299,17 +424,18 @@ void cmd_run_summary(FILE *err, record *r, int rc)
 
 static const char run_usage[] =
     "Usage: ndf run PATTERN [context options] [--timeout S] [--fallback PATTERN]\n"
-    "               [--force] [--json]\n"
+    "               [--force] [--json] [--dry-run]\n"
     "\n"
     "Runs a pattern and shows its steps, tasks and phases as they go.\n"
     "\n"
     "Options:\n"
-    "  --timeout S         the execution's deadline in seconds (default:\n"
-    "                      executor.default_timeout)\n"
+    "  --timeout S         the execution's deadline in seconds (default: the\n"
+    "                      pattern's own, else executor.default_timeout)\n"
     "  --fallback PATTERN  run PATTERN when the first fails, is not found, is\n"
     "                      refused by the confidence gate or times out\n"
     "  --force             run even when the confidence is below the threshold\n"
     "  --json              print the execution record as JSON on stdout\n"
+    "  --dry-run           print the plan (as 'ndf plan') and run nothing\n"
     "\n" CTXOPT_HELP;
 
 typedef struct run_args {
@@ -317,7 +443,7 @@ typedef struct run_args {
     ndf_context *ctx;
     double timeout;
     unsigned flags;
-    int json;
+    int json, dry_run;
 } run_args;
 
 /* Parses run's command line into *ra.  Returns EXIT_OK with ra->ctx set
@@ -325,12 +451,13 @@ typedef struct run_args {
  * command's. */
 static int run_parse(cmd_ctx *c, int argc, char **argv, run_args *ra)
 {
-    enum { OPT_TIMEOUT = 1, OPT_FALLBACK, OPT_FORCE, OPT_JSON };
+    enum { OPT_TIMEOUT = 1, OPT_FALLBACK, OPT_FORCE, OPT_JSON, OPT_DRY_RUN };
     static const opt_spec opts[] = {CTXOPT_OPTIONS,
                                     {"timeout", 0, OPT_REQUIRED, OPT_TIMEOUT},
                                     {"fallback", 0, OPT_REQUIRED, OPT_FALLBACK},
                                     {"force", 0, OPT_NONE, OPT_FORCE},
                                     {"json", 0, OPT_NONE, OPT_JSON},
+                                    {"dry-run", 'n', OPT_NONE, OPT_DRY_RUN},
                                     {"help", 'h', OPT_NONE, 'h'},
                                     {0}};
     ctxopt co;
@@ -357,6 +484,7 @@ static int run_parse(cmd_ctx *c, int argc, char **argv, run_args *ra)
         case OPT_FALLBACK: ra->fallback = p.arg; break;
         case OPT_FORCE: ra->flags |= EXEC_FORCE; break;
         case OPT_JSON: ra->json = 1; break;
+        case OPT_DRY_RUN: ra->dry_run = 1; break;
         case 'h': rc = cmd_help(c), done = 1; break;
         default: rc = cmd_bad_usage(c), done = 1; break;
         }
@@ -411,11 +539,16 @@ static int cmd_run(cmd_ctx *c, int argc, char **argv)
     int rc = run_parse(c, argc, argv, &ra);
     if (!ra.ctx)
         return rc;
+    if (ra.dry_run) {
+        rc = cmd_plan_show(c, ra.name, ra.ctx, ra.timeout, ra.json);
+        context_free(ra.ctx);
+        return rc;
+    }
     if ((rc = cmd_start_executor(c, STORE_ORIGIN_RUN))) {
         context_free(ra.ctx);
         return rc;
     }
-    int show = c->verbosity >= 0 && !ra.json;
+    int show = c->verbosity < 0 || ra.json ? 0 : c->verbosity > 0 ? 2 : 1;
     record *r = NULL, *r2 = NULL;
     int st = cmd_run_one(c->rt, ra.name, ra.ctx, ra.timeout, ra.flags, c->err, show, &r);
     if (st && !r && !ra.fallback)
@@ -710,6 +843,10 @@ static void status_node(FILE *out, const cJSON *n, int depth)
     }
     fputc('\n', out);
     const cJSON *kids = cJSON_GetObjectItemCaseSensitive(n, "children");
+    const cJSON *se = cJSON_GetObjectItemCaseSensitive(n, "stderr");
+    if (cJSON_IsString(state) && cJSON_IsString(se) && !kids &&
+        (strcmp(state->valuestring, "FAILED") == 0 || strcmp(state->valuestring, "TIMED_OUT") == 0))
+        cmd_output_tail(out, depth * 2 + 2, se->valuestring, strlen(se->valuestring), 0, NULL);
     const cJSON *k;
     cJSON_ArrayForEach(k, kids) status_node(out, k, depth + 1);
 }

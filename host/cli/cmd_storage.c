@@ -250,21 +250,25 @@ static int cmd_cleanup(cmd_ctx *c, int argc, char **argv)
 /* ---- ndf reset-stats ---- */
 
 static const char reset_usage[] =
-    "Usage: ndf reset-stats PATTERN\n"
+    "Usage: ndf reset-stats PATTERN [--json]\n"
     "\n"
     "Resets the learning state of PATTERN (counts, confidence) to its prior.\n"
     "Its kept executions stay in the history ('ndf runs'), no longer counted.\n"
     "\n"
+    "  --json      print {\"pattern\", \"reset\": true, \"defined\"} (defined: it is\n"
+    "              in the configuration, not only in the store)\n"
     "  -h, --help  show this help\n";
 
 static int cmd_reset_stats(cmd_ctx *c, int argc, char **argv)
 {
-    static const opt_spec opts[] = {{"help", 'h', OPT_NONE, 'h'}, {0}};
-    int o;
+    static const opt_spec opts[] = {
+        {"json", 0, OPT_NONE, 'j'}, {"help", 'h', OPT_NONE, 'h'}, {0}};
+    int o, json = 0;
     opt_parser op;
     opt_init(&op, argc, argv, opts, OPT_PERMUTE, c->err);
     while ((o = opt_next(&op)) != OPT_END) {
         switch (o) {
+        case 'j': json = 1; break;
         case 'h': return cmd_help(c);
         default: return cmd_bad_usage(c);
         }
@@ -293,8 +297,18 @@ static int cmd_reset_stats(cmd_ctx *c, int argc, char **argv)
     }
     if (st)
         return fail_status(c, st);
-    fprintf(c->out, "reset the statistics of '%s' (its kept executions stay in the history)\n",
-            name);
+    if (json) {
+        strbuf sb;
+        sb_init(&sb);
+        sb_puts(&sb, "{\"pattern\":");
+        sb_json_str(&sb, name);
+        sb_printf(&sb, ",\"reset\":true,\"defined\":%s}\n", defined ? "true" : "false");
+        fwrite(sb.buf, 1, sb.len, c->out);
+        sb_free(&sb);
+    } else {
+        fprintf(c->out, "reset the statistics of '%s' (its kept executions stay in the history)\n",
+                name);
+    }
     return rc;
 }
 
@@ -363,10 +377,32 @@ static void analytics_json_tail(strbuf *sb, const analytics *an, const trend *t,
     }
     sb_puts(sb, "],\"direction\":");
     sb_json_str(sb, t->direction);
+    /* no number where the data cannot support one (t->why says why) */
+    int enough = !t->why[0];
     sb_puts(sb, ",\"rate_of_change\":");
-    sb_json_num(sb, t->slope_per_day, 10);
+    if (enough)
+        sb_json_num(sb, t->slope_per_day, 10);
+    else
+        sb_puts(sb, "null");
+    sb_puts(sb, ",\"rate_of_change_interval\":[");
+    if (enough && isfinite(t->slope_low) && isfinite(t->slope_high)) {
+        sb_json_num(sb, t->slope_low, 10);
+        sb_puts(sb, ",");
+        sb_json_num(sb, t->slope_high, 10);
+    } else {
+        sb_puts(sb, "null,null");
+    }
+    sb_printf(sb, "],\"span_days\":");
+    sb_json_num(sb, t->span_days, 10);
+    if (t->why[0]) {
+        sb_puts(sb, ",\"insufficient\":");
+        sb_json_str(sb, t->why);
+    }
     sb_puts(sb, ",\"prediction\":");
-    sb_json_num(sb, t->prediction, 10);
+    if (enough)
+        sb_json_num(sb, t->prediction, 10);
+    else
+        sb_puts(sb, "null");
     sb_puts(sb, ",\"horizon_days\":");
     sb_json_num(sb, t->horizon_days, 10);
     sb_puts(sb, ",\"performance_outlook\":");
@@ -510,13 +546,13 @@ static void analytics_text(strbuf *sb, const stored_pattern *sp, const analytics
     /* A slope fitted to too few samples (two runs seconds apart give
      * thousands per day) says nothing, so it is only shown once trusted. */
     if (strcmp(t->direction, "insufficient data") == 0)
-        sb_printf(sb, " (%zu execution%s in the period)", t->samples, t->samples == 1 ? "" : "s");
+        sb_printf(sb, " (%s; no rate of change or outlook)", t->why);
     else if (t->samples >= 2)
         sb_printf(sb,
-                  ", %+.3f per day; success %.1f%% over %zu executions; predicted %.0f%%; "
-                  "outlook %s",
-                  t->slope_per_day, 100.0 * t->success_rate, t->samples, 100.0 * t->prediction,
-                  t->outlook);
+                  ", %+.3f per day (95%% interval %+.3f to %+.3f, from %zu executions over "
+                  "%.1f days); success %.1f%%; predicted %.0f%%; outlook %s",
+                  t->slope_per_day, t->slope_low, t->slope_high, t->samples, t->span_days,
+                  100.0 * t->success_rate, 100.0 * t->prediction, t->outlook);
     sb_puts(sb, "\n");
     if (an->ntrend)
         analytics_charts(sb, sp, an, utf8);

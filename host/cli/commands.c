@@ -21,6 +21,8 @@ const cmd_entry *const cmd_table[] = {
     &cmd_list_entry,
     &cmd_show_entry,
     &cmd_similar_entry,
+    &cmd_plan_entry,
+    &cmd_graph_entry,
     &cmd_run_entry,
     &cmd_delegate_entry,
     &cmd_batch_entry,

@@ -147,7 +147,8 @@ int cmd_signal_received(void);
 
 /* Starts pattern `name` on rt->ex with `ctx` (copied by the executor),
  * records it as RUNNING with rt->hook.origin, shows its progress on `err`
- * while it runs (when `show`), and returns its status after the store
+ * while it runs (when `show`; with the reasons of failed steps, and all
+ * their output when `show` > 1), and returns its status after the store
  * recorded its end (err_msg() says why it failed).  *out gets the record
  * (release with record_unref()), or NULL when it did not start. */
 int cmd_run_one(runtime *rt, const char *name, const ndf_context *ctx, double timeout,
@@ -163,6 +164,20 @@ int cmd_run_follow(runtime *rt, struct record *r, store_origin origin, FILE *err
  * the error on a line of its own when it failed. */
 void cmd_run_summary(FILE *err, struct record *r, int rc);
 
+/* How much of a failed step's captured stderr `ndf run` and `ndf status`
+ * show under its FAILED line (all of it with -v). */
+#define CMD_TAIL_LINES 5
+#define CMD_TAIL_WIDTH 300
+
+/* Prints captured output `text` (`len` bytes) under a failed node, each line
+ * after `indent` spaces and "| ": the last CMD_TAIL_LINES lines cut at
+ * CMD_TAIL_WIDTH bytes, with a line saying how many came before and
+ * `more` (how to see them; may be NULL), or every line when `all`.
+ * Control characters are shown as '?': a step's output never moves the
+ * cursor or changes colours. */
+void cmd_output_tail(FILE *out, int indent, const char *text, size_t len, int all,
+                     const char *more);
+
 /* Prints an execution record (record_to_json's object, parsed) on `out`
  * as `ndf status` does: the summary line, then every node indented. */
 struct cJSON;
@@ -174,6 +189,12 @@ void status_print(FILE *out, const struct cJSON *record);
  * context or a client cannot move the cursor, rewrite the screen or set
  * the window title.  Returns a malloc'd string. */
 char *term_safe(const char *s);
+/* Prints the plan of pattern `name` in `ctx` (cli/plan.h) on c->out, as
+ * text or JSON, after loading the patterns; problems go to c->err as
+ * "ndf: COMMAND: ...".  Returns the exit code (2 when a template cannot be
+ * resolved, 3 when there is no such pattern).  `ndf plan` and `ndf run
+ * --dry-run`. */
+int cmd_plan_show(cmd_ctx *c, const char *name, const ndf_context *ctx, double timeout, int json);
 
 /* The handlers' entries, each beside its handler in cmd_*.c. */
 extern const cmd_entry cmd_plugins_entry, cmd_inspect_entry;              /* cmd_plugins.c */
@@ -187,5 +208,7 @@ extern const cmd_entry cmd_runs_entry, cmd_status_entry, cmd_logs_entry, cmd_bac
 extern const cmd_entry cmd_export_entry, cmd_cleanup_entry, cmd_reset_stats_entry,
     cmd_analytics_entry, cmd_monitor_entry;            /* cmd_storage.c */
 extern const cmd_entry cmd_serve_entry, cmd_ctl_entry; /* cmd_serve.c */
+extern const cmd_entry cmd_plan_entry;                 /* cmd_plan.c */
+extern const cmd_entry cmd_graph_entry;                /* cmd_graph.c */
 
 #endif

@@ -19,6 +19,7 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "Usage: ndf [-c FILE] [-v|-q] COMMAND [ARGS]\n"
+            "       (the options may also follow COMMAND, before any '--')\n"
             "\n"
             "Runs delegation patterns built from plugins.\n"
             "\n"
@@ -74,6 +75,46 @@ static int run(const cmd_entry *e, const char *config_path, int config_explicit,
     return rc;
 }
 
+/* Takes the global options out of a command's arguments (argv[0] is the
+ * command's name), so that "ndf list -q" means "ndf -q list": -v, -vv...,
+ * --verbose, -q, --quiet, -c FILE, -cFILE, --config FILE, --config=FILE,
+ * up to a "--".  No command has an option of its own by these names.
+ * Compacts argv in place and returns the new argc, or -1 after saying what
+ * is wrong (-c with no FILE). */
+static int take_globals(int argc, char **argv, const char **config_path, int *config_explicit,
+                        int *verbosity)
+{
+    int out = 1, i = 1;
+    for (; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--") == 0)
+            break;
+        if (strcmp(a, "--verbose") == 0) {
+            (*verbosity)++;
+        } else if (a[0] == '-' && a[1] == 'v' && strspn(a + 1, "v") == strlen(a + 1)) {
+            *verbosity += (int)strlen(a + 1);
+        } else if (strcmp(a, "-q") == 0 || strcmp(a, "--quiet") == 0) {
+            *verbosity = -1;
+        } else if (strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "ndf: %s: option '%s' requires a FILE\n", argv[0], a);
+                return -1;
+            }
+            *config_path = argv[++i];
+            *config_explicit = 1;
+        } else if (strncmp(a, "--config=", 9) == 0 || (strncmp(a, "-c", 2) == 0 && a[2])) {
+            *config_path = a + (a[1] == '-' ? 9 : 2);
+            *config_explicit = 1;
+        } else {
+            argv[out++] = argv[i];
+        }
+    }
+    for (; i < argc; i++)
+        argv[out++] = argv[i];
+    argv[out] = NULL;
+    return out;
+}
+
 int main(int argc, char **argv)
 {
     static const opt_spec opts[] = {
@@ -101,6 +142,11 @@ int main(int argc, char **argv)
         default: usage(stderr); return EXIT_USAGE;
         }
     }
+    const cmd_entry *e = p.ind < argc ? cmd_find(argv[p.ind]) : NULL;
+    int cargc = argc - p.ind;
+    if (e && (cargc = take_globals(cargc, argv + p.ind, &config_path, &config_explicit,
+                                   &verbosity)) < 0)
+        return EXIT_USAGE;
     log_set_level(verbosity < 0 ? 0 : verbosity == 0 ? 1 : verbosity == 1 ? 2 : 3);
     if (!config_path) {
         const char *env = getenv("NDF_CONFIG");
@@ -115,10 +161,9 @@ int main(int argc, char **argv)
         usage(stderr);
         return EXIT_USAGE;
     }
-    const cmd_entry *e = cmd_find(argv[p.ind]);
     if (!e) {
         fprintf(stderr, "ndf: unknown command '%s' (see 'ndf --help')\n", argv[p.ind]);
         return EXIT_USAGE;
     }
-    return run(e, config_path, config_explicit, verbosity, argc - p.ind, argv + p.ind);
+    return run(e, config_path, config_explicit, verbosity, cargc, argv + p.ind);
 }

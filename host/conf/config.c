@@ -358,7 +358,8 @@ typedef enum key_type {
     KT_PATH,  /* char *, resolved against the file's directory */
     KT_PATHS, /* plugin_dirs: list of paths (or one string) */
     KT_ALGO,  /* confidence_algorithm */
-    KT_SYNC   /* int: storage.sync, "normal" 0 or "full" 1 */
+    KT_SYNC,  /* int: storage.sync, "normal" 0 or "full" 1 */
+    KT_SCOPE  /* int: resources.scope, "ndf" 0 or "system" 1 */
 } key_type;
 
 typedef struct key_def {
@@ -387,6 +388,7 @@ static const key_def executor_keys[] = {
     {"threads", KT_INT, 1, 256, 0, OFF(threads)},
     {"default_timeout", KT_NUM, 0, NOMAX, 1, OFF(default_timeout)},
     {"pattern_timeout", KT_NUM, 0, NOMAX, 1, OFF(pattern_timeout)},
+    {"max_timeout", KT_NUM, 0, NOMAX, 1, OFF(max_timeout)},
     {"kill_grace", KT_NUM, 0, 60, 0, OFF(kill_grace)},
     {NULL, 0, 0, 0, 0, 0}};
 static const key_def storage_keys[] = {
@@ -411,16 +413,21 @@ static const key_def server_keys[] = {
     {"max_connections_per_uid", KT_INT, 1, 512, 0, OFF(max_conns_per_uid)},
     {NULL, 0, 0, 0, 0, 0}};
 
+static const key_def resources_keys[] = {
+    {"scope", KT_SCOPE, 0, 0, 0, OFF(resources_system)},
+    {NULL, 0, 0, 0, 0, 0}};
+
 static const struct section {
     const char *name;
     const key_def *keys;
 } sections[] = {
     {"confidence", confidence_keys}, {"registry", registry_keys}, {"executor", executor_keys},
     {"storage", storage_keys},       {"plugins", plugins_keys},   {"server", server_keys},
+    {"resources", resources_keys},
 };
 
-static const char *const top_names[] = {"confidence", "registry",     "executor", "storage",
-                                        "plugins",    "server",       "patterns_dir",
+static const char *const top_names[] = {"confidence", "registry", "executor",     "storage",
+                                        "plugins",    "server",   "resources",    "patterns_dir",
                                         "patterns",   NULL};
 
 static int is_int_type(int t)
@@ -587,6 +594,20 @@ static void read_key(reader *r, const config_setting_t *s, const char *key, cons
             return;
         }
         *(int *)(base + k->off) = strcmp(v, "full") == 0;
+        return;
+    }
+    case KT_SCOPE: {
+        if (t != CONFIG_TYPE_STRING) {
+            type_error(r, s, key, "a string");
+            return;
+        }
+        const char *v = config_setting_get_string(s);
+        if (strcmp(v, "ndf") != 0 && strcmp(v, "system") != 0) {
+            diag_add(r->c, 1, setting_file(r, s), setting_line(s),
+                     "'%s' is '%s', expected ndf or system", key, v);
+            return;
+        }
+        *(int *)(base + k->off) = strcmp(v, "system") == 0;
         return;
     }
     }
@@ -1017,6 +1038,10 @@ void settings_to_json(const settings *s, strbuf *sb)
     sb_json_num(sb, s->default_timeout, 0);
     sb_puts(sb, ",\"pattern_timeout\":");
     sb_json_num(sb, s->pattern_timeout, 0);
+    if (s->max_timeout > 0) {
+        sb_puts(sb, ",\"max_timeout\":");
+        sb_json_num(sb, s->max_timeout, 0);
+    }
     sb_puts(sb, ",\"kill_grace\":");
     sb_json_num(sb, s->kill_grace, 0);
     sb_puts(sb, "},\"storage\":{\"path\":");
@@ -1044,6 +1069,7 @@ void settings_to_json(const settings *s, strbuf *sb)
     sb_puts(sb, ",\"idle_timeout\":");
     sb_json_num(sb, s->idle_timeout, 0);
     sb_printf(sb, ",\"max_connections_per_uid\":%d", s->max_conns_per_uid);
+    sb_printf(sb, "},\"resources\":{\"scope\":\"%s\"", s->resources_system ? "system" : "ndf");
     sb_puts(sb, "},\"patterns_dir\":");
     sb_json_str(sb, s->patterns_dir);
     sb_puts(sb, "}");

@@ -24,6 +24,7 @@ typedef struct settings {
     int threads;
     double default_timeout;      /* seconds: an execution's deadline */
     double pattern_timeout;      /* seconds: default for one pattern run */
+    double max_timeout;          /* seconds: the only cap on deadlines; 0: none */
     double kill_grace;           /* seconds between SIGTERM and SIGKILL */
 
     /* storage { } */
@@ -47,6 +48,9 @@ typedef struct settings {
     char *socket_group;
     double idle_timeout;         /* seconds a connection may go without a complete request */
     int max_conns_per_uid;       /* connections one uid may hold at once */
+
+    /* resources { } */
+    int resources_system;        /* scope: 0 "ndf" (its own processes), 1 "system" */
 
     char *patterns_dir;          /* absolute, or NULL */
 } settings;

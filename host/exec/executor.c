@@ -149,10 +149,49 @@ static int confidence_gate(executor *ex, pattern *p)
     return NDF_OK;
 }
 
+double executor_timeout(const executor_opts *o, const pattern *p, double requested, int top,
+                        timeout_source *src, int *capped)
+{
+    timeout_source s = TIMEOUT_NONE;
+    double t = INFINITY;
+    double dflt = top ? o->default_timeout : o->pattern_timeout;
+    if (top && requested > 0)
+        t = requested, s = TIMEOUT_REQUESTED;
+    else if (p && p->timeout > 0)
+        t = p->timeout, s = TIMEOUT_PATTERN;
+    else if (dflt > 0)
+        t = dflt, s = top ? TIMEOUT_DEFAULT : TIMEOUT_PATTERN_DEFAULT;
+    /* A plugin's run_pattern timeout is what is left of its own budget: a
+     * bound on the sub-pattern, not a replacement of what it asks for. */
+    if (!top && requested > 0 && requested < t)
+        t = requested, s = TIMEOUT_REQUESTED;
+    int cap = o->max_timeout > 0 && t > o->max_timeout;
+    if (cap)
+        t = o->max_timeout;
+    if (src)
+        *src = s;
+    if (capped)
+        *capped = cap;
+    return t;
+}
+
+const char *timeout_source_name(timeout_source s, const pattern *p)
+{
+    switch (s) {
+    case TIMEOUT_REQUESTED: return "requested";
+    case TIMEOUT_PATTERN:
+        return p && p->timeout_key && strcmp(p->timeout_key, "timeout")
+                   ? "the pattern's params.timeout_seconds"
+                   : "the pattern's timeout";
+    case TIMEOUT_DEFAULT: return "executor.default_timeout";
+    case TIMEOUT_PATTERN_DEFAULT: return "executor.pattern_timeout";
+    default: return "none";
+    }
+}
+
 static double pattern_deadline(executor *ex, pattern *p, double timeout_s, double now)
 {
-    double t = timeout_s > 0 ? timeout_s : p->timeout > 0 ? p->timeout : ex->o.pattern_timeout;
-    return t > 0 ? now + t : INFINITY;
+    return now + executor_timeout(&ex->o, p, timeout_s, 0, NULL, NULL);
 }
 
 /* Runs the type's run() in PATTERN node `n` and settles its state.  Returns
@@ -213,6 +252,14 @@ static int finish(executor *ex, record *r, pattern *p, int status, const char *m
     pthread_mutex_unlock(&r->lock);
     double start = atomic_load_explicit(&r->root->start, memory_order_relaxed);
     double dur = start > 0 ? end - start : 0;
+    /* the end of every execution, for a service's log (ndf serve logs at
+     * info; ndf run -v) */
+    if (status)
+        log_msg(NDF_LOG_INFO, "execution %s: pattern %s: %s in %.3fs: %s", r->id, r->root->name,
+                ndf_status_name(status), dur, r->error ? r->error : "");
+    else
+        log_msg(NDF_LOG_INFO, "execution %s: pattern %s: succeeded in %.3fs", r->id,
+                r->root->name, dur);
     /* as the store counts it (history_from_record): the outcome table */
     if (ex->o.reg && p && delegate_outcome_counts(delegate_outcome_of(status)))
         registry_record(ex->o.reg, p, status == NDF_OK, r->ctx->domain, dur);
@@ -239,6 +286,11 @@ static int root_job(void *arg)
     exec_job *j = arg;
     executor *ex = j->ex;
     record *r = j->rec;
+    /* the deadline was set when it was started (executor_start) */
+    timeout_source src;
+    double t = executor_timeout(&ex->o, j->p, j->timeout, 1, &src, NULL);
+    log_msg(NDF_LOG_INFO, "execution %s: pattern %s: started (deadline %gs, %s)", r->id,
+            j->p->name, t, timeout_source_name(src, j->p));
     atomic_store(&r->started, 1);
     int rc = run_in_node(j->p, r->root);
     finish(ex, r, j->p, rc, err_msg());
@@ -330,10 +382,10 @@ int executor_start_redrive(executor *ex, const char *name, const ndf_context *ct
     record_unref(old);
 
     /* The deadline runs from now, queued or not: an execution waiting for a
-     * free worker times out like one that runs too long. */
-    double now = now_mono();
-    double t = timeout > 0 ? timeout : ex->o.default_timeout;
-    r->root->deadline = fmin(t > 0 ? now + t : INFINITY, pattern_deadline(ex, p, 0, now));
+     * free worker times out like one that runs too long.  Which timeout
+     * applies is executor_timeout's precedence: default_timeout is only a
+     * default, never a cap on a pattern that says how long it needs. */
+    r->root->deadline = now_mono() + executor_timeout(&ex->o, p, timeout, 1, NULL, NULL);
     exec_job *j = xmalloc(sizeof *j);
     j->ex = ex;
     j->rec = record_ref(r);

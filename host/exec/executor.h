@@ -26,6 +26,7 @@ typedef struct executor_opts {
     unsigned threads;            /* workers (>= 1) */
     double default_timeout;      /* an execution's deadline, s; <= 0 none */
     double pattern_timeout;      /* a pattern run's, unless the pattern sets one; <= 0 none */
+    double max_timeout;          /* the one cap on every deadline, s; <= 0 none */
     double kill_grace;           /* SIGTERM->SIGKILL, and in-process overrun grace; s */
     double confidence_threshold; /* the global gate, 0..1 */
     registry *reg;               /* patterns and learning (not owned) */
@@ -36,6 +37,27 @@ typedef struct executor_opts {
     void (*on_complete)(void *opaque, pattern *p, const record *r);
     void *opaque;
 } executor_opts;
+
+/* Where an effective timeout came from (executor_timeout). */
+typedef enum timeout_source {
+    TIMEOUT_NONE = 0,   /* no deadline at all */
+    TIMEOUT_REQUESTED,  /* the caller's (--timeout, a plugin's run_pattern) */
+    TIMEOUT_PATTERN,    /* the pattern's own (its `timeout`, pattern->timeout_key) */
+    TIMEOUT_DEFAULT,    /* executor.default_timeout (top level) */
+    TIMEOUT_PATTERN_DEFAULT /* executor.pattern_timeout (a sub-pattern) */
+} timeout_source;
+
+/* The one rule for how long a run of `p` may take.  An execution (`top`):
+ * `requested` (> 0, the caller's --timeout), else the pattern's own
+ * timeout, else default_timeout.  A sub-pattern: its own timeout, else
+ * pattern_timeout, bounded by `requested` (> 0, what the plugin running it
+ * has left).  The defaults are only defaults.  max_timeout, when set, is the only
+ * cap: *capped is set when it shortened the result.  Returns seconds, or
+ * INFINITY for none; *src (may be NULL) says which setting won. */
+double executor_timeout(const executor_opts *o, const pattern *p, double requested, int top,
+                        timeout_source *src, int *capped);
+/* "--timeout", "pattern timeout", "executor.default_timeout", ... */
+const char *timeout_source_name(timeout_source s, const pattern *p);
 
 /* Starts the pool.  NULL with err_msg() set on failure.  Free with
  * executor_free(). */
@@ -56,9 +78,10 @@ const executor_opts *executor_options(executor *ex);
 /* Flags of an execution. */
 #define EXEC_FORCE 0x1u /* skip the confidence gate (here and in sub-patterns) */
 
-/* Starts pattern `name` in `ctx` and returns at once.  `timeout` > 0
- * replaces default_timeout as the execution's deadline (counted from now,
- * time waiting for a free worker included).  On NDF_OK *out is a reference to the live record (the
+/* Starts pattern `name` in `ctx` and returns at once.  `timeout` > 0 is
+ * the execution's deadline, else the pattern's own, else default_timeout
+ * (executor_timeout()), counted from now, time waiting for a free worker
+ * included.  On NDF_OK *out is a reference to the live record (the
  * caller unrefs it).  Fails before starting with NDF_ERR_NOT_FOUND, or
  * NDF_ERR_CONFIDENCE when the pattern's trusted confidence is below its
  * threshold (its own, else the global) and EXEC_FORCE is not given;

@@ -2,11 +2,13 @@
  * short-lived cache, and the per-execution measuring scope. */
 #include "build-config.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #include <ndf/sdk.h>
 
 #include "exec/monitor.h"
@@ -18,6 +20,9 @@ typedef struct raw {
     int ncpu;
     double mem_total_kb, mem_avail_kb;
     double when;
+    int have_own;                 /* own_* were read (MONITOR_COUNT_NDF) */
+    unsigned long long own_ticks; /* cpu ticks of ndf and its processes */
+    double own_rss_kb;
 } raw;
 
 /* Per-device io_ticks of the previous reading, to take the busiest delta. */
@@ -40,7 +45,8 @@ static struct {
     monitor_sample cached;
     int have_cached;
     int warned; /* the "treating resources as available" warning */
-} mon = {.lock = PTHREAD_MUTEX_INITIALIZER};
+    monitor_counting counting;
+} mon = {.lock = PTHREAD_MUTEX_INITIALIZER, .counting = MONITOR_COUNT_NDF};
 
 static char *proc_path(const char *name)
 {
@@ -163,6 +169,120 @@ static void read_diskstats(dev_ticks **out, size_t *n)
     fclose(f);
 }
 
+/* One process of /proc/PID/stat: its parent, cpu ticks (own and of its
+ * reaped children) and resident pages.  0, or -1 when it is gone. */
+typedef struct pinfo {
+    int pid, ppid;
+    unsigned long long ticks;
+    long rss_pages;
+} pinfo;
+
+static int read_pstat(const char *dir, const char *pid, pinfo *out)
+{
+    char path[300];
+    snprintf(path, sizeof path, "%s/%s/stat", dir, pid);
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return -1;
+    char line[1024];
+    int ok = fgets(line, sizeof line, f) != NULL;
+    fclose(f);
+    /* the command name may hold spaces and parentheses: fields start
+     * after the last ')' */
+    char *p = ok ? strrchr(line, ')') : NULL;
+    if (!p)
+        return -1;
+    unsigned long long ut, st, cut, cst;
+    int ppid;
+    long rss;
+    /* state ppid pgrp session tty tpgid flags minflt cminflt majflt
+     * cmajflt utime stime cutime cstime priority nice threads itreal
+     * starttime vsize rss */
+    if (sscanf(p + 2,
+               "%*c %d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %llu %llu %*d %*d %*d %*d "
+               "%*u %*u %ld",
+               &ppid, &ut, &st, &cut, &cst, &rss) != 6)
+        return -1;
+    out->pid = atoi(pid);
+    out->ppid = ppid;
+    out->ticks = ut + st + cut + cst;
+    out->rss_pages = rss;
+    return 0;
+}
+
+static int pinfo_cmp(const void *a, const void *b)
+{
+    int x = ((const pinfo *)a)->pid, y = ((const pinfo *)b)->pid;
+    return (x > y) - (x < y);
+}
+
+/* Sums ndf's own use: this process and every live descendant (found by
+ * following parent links over all of /proc).  Children reaped already are
+ * in their reaper's cutime/cstime, and every reaper is ndf or one of its
+ * descendants (ndf is their subreaper). */
+static void read_own(raw *r)
+{
+    const char *dir = mon.proc_dir ? mon.proc_dir : "/proc";
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    pinfo *all = NULL;
+    size_t n = 0, cap = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] < '1' || e->d_name[0] > '9')
+            continue;
+        pinfo pi;
+        if (read_pstat(dir, e->d_name, &pi))
+            continue;
+        if (n == cap) {
+            cap = cap ? cap * 2 : 256;
+            all = xrealloc(all, cap * sizeof *all);
+        }
+        all[n++] = pi;
+    }
+    closedir(d);
+    int self = (int)getpid();
+    /* /proc lists pids in ascending order, so a parent is found by binary
+     * search; each process's verdict (1 ours, 2 not) is kept, so every
+     * chain of parents is walked once. */
+    qsort(all, n, sizeof *all, pinfo_cmp);
+    char *mine = xcalloc(n ? n : 1, 1);
+    for (size_t i = 0; i < n; i++) {
+        size_t chain[64], depth = 0, k = i;
+        char verdict = 0;
+        while (!verdict) {
+            if (mine[k]) {
+                verdict = mine[k];
+            } else if (all[k].pid == self) {
+                verdict = 1;
+            } else if (all[k].ppid <= 1 || depth == 64) {
+                verdict = 2;
+            } else {
+                chain[depth++] = k;
+                pinfo key = {.pid = all[k].ppid};
+                pinfo *par = bsearch(&key, all, n, sizeof *all, pinfo_cmp);
+                if (!par)
+                    verdict = 2;
+                else
+                    k = (size_t)(par - all);
+            }
+        }
+        mine[k] = verdict;
+        for (size_t c = 0; c < depth; c++)
+            mine[chain[c]] = verdict;
+    }
+    long page_kb = sysconf(_SC_PAGESIZE) / 1024;
+    for (size_t i = 0; i < n; i++)
+        if (mine[i] == 1) {
+            r->own_ticks += all[i].ticks;
+            r->own_rss_kb += (double)all[i].rss_pages * (double)(page_kb > 0 ? page_kb : 4);
+        }
+    r->have_own = 1;
+    free(mine);
+    free(all);
+}
+
 static int read_raw(raw *r, dev_ticks **dev, size_t *ndev)
 {
     memset(r, 0, sizeof *r);
@@ -172,6 +292,8 @@ static int read_raw(raw *r, dev_ticks **dev, size_t *ndev)
     if (rc != NDF_OK)
         return rc;
     read_diskstats(dev, ndev);
+    if (mon.counting == MONITOR_COUNT_NDF)
+        read_own(r);
     r->when = now_mono();
     return NDF_OK;
 }
@@ -210,6 +332,14 @@ static void compute(const raw *a, const dev_ticks *adev, size_t nadev, const raw
         }
     }
     s->io = clamp01(io);
+    s->own_cpu = s->own_mem = 0;
+    if (a->have_own && b->have_own) {
+        /* the ticks of /proc/PID/stat and of /proc/stat are both USER_HZ,
+         * the latter summed over all cpus: the ratio is the machine share */
+        if (dt && b->own_ticks > a->own_ticks)
+            s->own_cpu = clamp01((double)(b->own_ticks - a->own_ticks) / (double)dt);
+        s->own_mem = clamp01(b->own_rss_kb / b->mem_total_kb);
+    }
 }
 
 static void sleep_s(double s)
@@ -301,11 +431,66 @@ int monitor_available(double cpu_thr, double mem_thr)
                     err_msg());
         return 1;
     }
-    if (cpu_thr < 1 && s.cpu > cpu_thr)
+    int own = monitor_get_counting() == MONITOR_COUNT_NDF;
+    if (cpu_thr < 1 && (own ? s.own_cpu : s.cpu) > cpu_thr)
         return 0;
-    if (mem_thr < 1 && s.mem > mem_thr)
+    if (mem_thr < 1 && (own ? s.own_mem : s.mem) > mem_thr)
         return 0;
     return 1;
+}
+
+void monitor_set_counting(monitor_counting c)
+{
+    pthread_mutex_lock(&mon.lock);
+    if (mon.counting != c) {
+        mon.counting = c;
+        /* the baseline must have the same fields as the next reading */
+        mon.have_prev = mon.have_cached = 0;
+    }
+    pthread_mutex_unlock(&mon.lock);
+}
+
+monitor_counting monitor_get_counting(void)
+{
+    pthread_mutex_lock(&mon.lock);
+    monitor_counting c = mon.counting;
+    pthread_mutex_unlock(&mon.lock);
+    return c;
+}
+
+const char *monitor_counting_name(monitor_counting c)
+{
+    return c == MONITOR_COUNT_SYSTEM ? "system" : "ndf";
+}
+
+char *monitor_describe(char *buf, size_t size, double cpu_thr, double mem_thr, int *ok)
+{
+    monitor_sample s;
+    int rc = monitor_sample_get(&s);
+    int own = monitor_get_counting() == MONITOR_COUNT_NDF;
+    double cpu = own ? s.own_cpu : s.cpu, mem = own ? s.own_mem : s.mem;
+    if (ok)
+        *ok =
+            rc != NDF_OK || ((cpu_thr >= 1 || cpu <= cpu_thr) && (mem_thr >= 1 || mem <= mem_thr));
+    if (rc != NDF_OK) {
+        snprintf(buf, size, "no reading (%s)", err_msg());
+        return buf;
+    }
+    const char *who = own ? "ndf's " : "";
+    const char *of = own ? " of the machine" : "";
+    /* a small share keeps a decimal: "0%" next to "<= 0%" explains nothing */
+    int cd = cpu * 100 < 9.95, md = mem * 100 < 9.95;
+    int n = 0;
+    buf[0] = '\0';
+    if (cpu_thr < 1)
+        n = snprintf(buf, size, "%scpu %.*f%%%s (waits for <= %.0f%%)", who, cd, cpu * 100, of,
+                     cpu_thr * 100);
+    if (mem_thr < 1 && n >= 0 && (size_t)n < size)
+        snprintf(buf + n, size - (size_t)n, "%s%smemory %.*f%%%s (waits for <= %.0f%%)",
+                 n ? ", " : "", n ? "" : who, md, mem * 100, of, mem_thr * 100);
+    if (!buf[0])
+        snprintf(buf, size, "no threshold below 100%%");
+    return buf;
 }
 
 void monitor_set_proc_dir(const char *dir)

@@ -1,6 +1,7 @@
 /* The resource monitor (seed ResourceMonitor): system cpu, memory and disk
- * I/O usage as fractions 0..1 read from /proc, and a measuring scope that
- * gives one execution's cpu time and peak memory. */
+ * I/O usage as fractions 0..1 read from /proc, what ndf's own processes
+ * use of them, and a measuring scope that gives one execution's cpu time
+ * and peak memory. */
 #ifndef NDF_MONITOR_H
 #define NDF_MONITOR_H
 
@@ -21,7 +22,26 @@ typedef struct monitor_sample {
     int ncpu;   /* cpus counted in /proc/stat */
     double mem_total_kb, mem_available_kb;
     double when; /* now_mono() of the reading */
+    /* What ndf itself uses: this process and every live process descended
+     * from it (the steps' processes and what they started), plus children
+     * already reaped.  cpu is their share of all cpus, mem their resident
+     * memory over MemTotal.  Read only when the counting is
+     * MONITOR_COUNT_NDF (else 0). */
+    double own_cpu, own_mem;
 } monitor_sample;
+
+/* What resource waits compare with their thresholds (resources.scope). */
+typedef enum monitor_counting {
+    MONITOR_COUNT_NDF = 0,   /* only ndf and its processes (the default) */
+    MONITOR_COUNT_SYSTEM = 1 /* the whole machine's load */
+} monitor_counting;
+
+/* Sets what monitor_available() and monitor_describe() count, for the
+ * process (the monitor is one per process, like /proc). */
+void monitor_set_counting(monitor_counting c);
+monitor_counting monitor_get_counting(void);
+/* "ndf" or "system" */
+const char *monitor_counting_name(monitor_counting c);
 
 /* Current usage (seed get_current_usage).  Thread-safe; a reading younger
  * than MONITOR_CACHE_S is shared by all callers.  The cpu and io fractions
@@ -39,6 +59,13 @@ int monitor_sample_get(monitor_sample *out);
  * /proc read error counts as available (it is logged once), so a machine
  * without /proc never deadlocks an executor waiting for resources. */
 int monitor_available(double cpu_thr, double mem_thr);
+
+/* Writes what a resource wait sees into buf, for people: the reading
+ * each threshold is compared with, e.g. "cpu 93% of the machine (waits for
+ * <= 60%), memory 41% (<= 60%)" or "ndf's cpu 12% (...)".  A threshold >= 1
+ * is left out.  Sets *ok (may be NULL) to what monitor_available() would
+ * answer.  Returns buf. */
+char *monitor_describe(char *buf, size_t size, double cpu_thr, double mem_thr, int *ok);
 
 /* Reads /proc files below `dir` instead of /proc (tests); NULL restores
  * /proc.  Drops the cached reading.  Not for use while other threads sample. */

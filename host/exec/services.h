@@ -42,5 +42,9 @@ int svc_resources_wait(ndf_exec *node, double cpu, double memory);
 int svc_resources_usage(double *cpu, double *memory, double *disk_io);
 int svc_spawn(ndf_exec *node, const ndf_spawn *opts, ndf_spawn_result *result);
 int svc_expand(const ndf_exec *node, const char *tmpl, char **out);
+/* svc_expand's rule without a node: variables from `ctx`, ${execution_id}
+ * from `id`, or left as written when `id` is NULL (ndf plan).  Free *out
+ * with free(). */
+int svc_expand_ctx(const ndf_context *ctx, const char *id, const char *tmpl, char **out);
 
 #endif

@@ -76,6 +76,15 @@ const char *svc_node_name(const ndf_exec *node)
     return node ? node->name : "";
 }
 
+/* The name of the pattern `node` runs in. */
+static const char *pattern_of(const ndf_exec *node)
+{
+    for (const ndf_exec *n = node; n; n = n->parent)
+        if (n->kind == NDF_NODE_PATTERN)
+            return n->name;
+    return "?";
+}
+
 void svc_node_log(ndf_exec *node, int level, const char *fmt, ...)
 {
     char msg[2048];
@@ -89,7 +98,9 @@ void svc_node_log(ndf_exec *node, int level, const char *fmt, ...)
         return;
     size_t len = strlen(msg);
     if (node) {
-        log_msg(level, "%s: %s", node->name, msg);
+        /* a log line of its own: it says which execution and pattern */
+        log_msg(level, "execution %s: pattern %s: %s: %s", node->rec->id, pattern_of(node),
+                node->name, msg);
         msg[len++] = '\n';
         node_append(node, REC_LOG, msg, len, 0);
     } else {
@@ -497,19 +508,47 @@ int svc_sleep(ndf_exec *node, double seconds)
 
 int svc_resources_wait(ndf_exec *node, double cpu, double memory)
 {
+    char seen[256];
+    int ok;
+    double began = now_mono(), said = 0;
     for (;;) {
-        if (monitor_available(cpu, memory))
+        monitor_describe(seen, sizeof seen, cpu, memory, &ok);
+        if (ok) {
+            if (said > 0 && node)
+                log_msg(NDF_LOG_INFO,
+                        "execution %s: pattern %s: %s: resources available after "
+                        "%.1fs: %s",
+                        node->rec->id, pattern_of(node), node->name, now_mono() - began, seen);
             return NDF_OK;
+        }
         int st = node ? node_stop_status(node) : 0;
         if (st == NDF_ERR_CANCELLED)
             return err_set(st, "%s: cancelled while waiting for resources", node->name);
         if (st) {
-            double c = 0, m = 0;
-            monitor_usage(&c, &m, NULL);
-            return err_set(NDF_ERR_RESOURCE,
-                           "%s: resources not available by the deadline (cpu %.0f%% of %.0f%%, "
-                           "memory %.0f%% of %.0f%%)",
-                           node->name, c * 100, cpu * 100, m * 100, memory * 100);
+            err_set(NDF_ERR_RESOURCE,
+                    "%s: resources not available after %.1fs: %s (resources.scope = %s)",
+                    node->name, now_mono() - began, seen,
+                    monitor_counting_name(monitor_get_counting()));
+            /* a pattern type may word the failure its own way: the reading
+             * is in the log whatever it says */
+            log_msg(NDF_LOG_WARN, "execution %s: pattern %s: %s", node->rec->id, pattern_of(node),
+                    err_msg());
+            return NDF_ERR_RESOURCE;
+        }
+        if (node) {
+            /* what it waits for, live in the record (ndf run's display, ndf
+             * ctl status), and in the log at first and every 10 s */
+            char msg[320];
+            snprintf(msg, sizeof msg, "waiting for resources: %s", seen);
+            node_set_message(node, msg);
+            double now = now_mono();
+            if ((said == 0 && now - began >= 1) || (said > 0 && now - said >= 10)) {
+                log_msg(NDF_LOG_WARN,
+                        "execution %s: pattern %s: %s waits for resources (%.0fs "
+                        "so far): %s",
+                        node->rec->id, pattern_of(node), node->name, now - began, seen);
+                said = now;
+            }
         }
         if (node && svc_sleep(node, 0.1) == NDF_ERR_CANCELLED)
             return NDF_ERR_CANCELLED;
@@ -533,11 +572,11 @@ int svc_spawn(ndf_exec *node, const ndf_spawn *opts, ndf_spawn_result *result)
 }
 
 /* Appends the value of template variable `var` (domain, agent_type,
- * priority, execution_id, attr.KEY) in `node`'s context.  0 when there is
- * no such variable (or no node). */
-static int expand_var(const ndf_exec *node, const char *var, strbuf *sb)
+ * priority, execution_id, attr.KEY) in context `ctx`; with no `id` (a plan,
+ * before any execution exists) ${execution_id} stays as written.  0 when
+ * there is no such variable (or no context). */
+static int expand_var(const ndf_context *ctx, const char *id, const char *var, strbuf *sb)
 {
-    const ndf_context *ctx = node ? node->rec->ctx : NULL;
     if (!ctx)
         return 0;
     if (strcmp(var, "domain") == 0) {
@@ -547,7 +586,7 @@ static int expand_var(const ndf_exec *node, const char *var, strbuf *sb)
     } else if (strcmp(var, "priority") == 0) {
         sb_printf(sb, "%d", ctx->priority);
     } else if (strcmp(var, "execution_id") == 0) {
-        sb_puts(sb, node->rec->id);
+        sb_puts(sb, id ? id : "${execution_id}");
     } else if (strncmp(var, "attr.", 5) == 0 && var[5]) {
         const ndf_value *v = value_get(ctx->attrs, var + 5);
         if (!v)
@@ -560,6 +599,11 @@ static int expand_var(const ndf_exec *node, const char *var, strbuf *sb)
 }
 
 int svc_expand(const ndf_exec *node, const char *tmpl, char **out)
+{
+    return svc_expand_ctx(node ? node->rec->ctx : NULL, node ? node->rec->id : NULL, tmpl, out);
+}
+
+int svc_expand_ctx(const ndf_context *ctx, const char *id, const char *tmpl, char **out)
 {
     *out = NULL;
     if (!tmpl)
@@ -586,7 +630,7 @@ int svc_expand(const ndf_exec *node, const char *tmpl, char **out)
             return err_set(NDF_ERR_VALIDATION, "unterminated ${ in '%s'", tmpl);
         }
         char *var = xstrndup(d + 2, (size_t)(end - d - 2));
-        int ok = expand_var(node, var, &sb);
+        int ok = expand_var(ctx, id, var, &sb);
         if (!ok) {
             err_set(NDF_ERR_VALIDATION, "unknown variable ${%s} in '%s'", var, tmpl);
             free(var);

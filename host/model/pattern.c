@@ -258,6 +258,7 @@ static int build_generic(pattern *p, ndf_value *def)
         if (!is_number(v) || !(value_number(v) > 0))
             return bad(v, "pattern '%s': 'timeout' must be a number of seconds above 0", p->name);
         p->timeout = value_number(v);
+        p->timeout_key = "timeout";
     }
 
     for (size_t i = 0; i < value_count(def); i++) {
@@ -306,6 +307,13 @@ int pattern_build(loader *ld, ndf_value *def, const learning_params *lp, pattern
     if (rc)
         goto fail;
     p->params = params;
+    /* A type's own whole-run budget is how long the pattern says it needs:
+     * the executor's default must not cut it short (executor_timeout). */
+    const ndf_value *ts = value_get(params, "timeout_seconds");
+    if (!p->timeout_key && ts && is_number(ts) && value_number(ts) > 0) {
+        p->timeout = value_number(ts);
+        p->timeout_key = "params.timeout_seconds";
+    }
 
     err_clear();
     p->host = loader_host(ld);

@@ -43,6 +43,10 @@ typedef struct pattern {
     size_t ntags;
     double threshold;  /* own confidence threshold, or < 0 for the global */
     double timeout;    /* seconds, or <= 0 for the configured default */
+    /* The key `timeout` came from: "timeout", or "params.timeout_seconds"
+     * (the whole-run budget the seed's types take) when the definition has
+     * no `timeout`; NULL when neither is set.  Static text. */
+    const char *timeout_key;
     ndf_value *def;    /* the whole definition as read (owned) */
     ndf_value *params; /* the type's parameters, validated (inside def) */
     const char *file;  /* where it was defined */

@@ -45,6 +45,50 @@ double percentile(double *v, size_t n, double q)
     return v[lo] + (v[lo + 1] - v[lo]) * frac;
 }
 
+/* The two-sided 97.5% quantile of Student's t with `df` degrees of
+ * freedom: the table to 30, then 1.96 + 2.46 / df, within 0.001 of the
+ * exact value beyond. */
+static double t975(size_t df)
+{
+    static const double q[] = {12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306,
+                               2.262,  2.228, 2.201, 2.179, 2.160, 2.145, 2.131, 2.120,
+                               2.110,  2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064,
+                               2.060,  2.056, 2.052, 2.048, 2.045, 2.042};
+    if (df == 0)
+        return INFINITY;
+    if (df <= 30)
+        return q[df - 1];
+    return 1.96 + 2.46 / (double)df;
+}
+
+/* The 95% interval of a least-squares slope: slope +- t * s / sqrt(Sxx),
+ * s^2 the residual variance on n - 2 degrees of freedom.  Unbounded (the
+ * whole line) with fewer than three points or no spread in x. */
+static void slope_interval(const double *x, const double *y, size_t n, double slope, double icpt,
+                           double *lo, double *hi)
+{
+    *lo = -INFINITY;
+    *hi = INFINITY;
+    if (n < 3)
+        return;
+    double mx = 0;
+    for (size_t i = 0; i < n; i++)
+        mx += x[i];
+    mx /= (double)n;
+    double sxx = 0, rss = 0;
+    for (size_t i = 0; i < n; i++) {
+        sxx += (x[i] - mx) * (x[i] - mx);
+        double r = y[i] - (icpt + slope * x[i]);
+        rss += r * r;
+    }
+    if (sxx == 0)
+        return;
+    double se = sqrt(rss / (double)(n - 2) / sxx);
+    double w = t975(n - 2) * se;
+    *lo = slope - w;
+    *hi = slope + w;
+}
+
 int least_squares(const double *x, const double *y, size_t n, double *slope, double *intercept)
 {
     double sx = 0, sy = 0;
@@ -302,10 +346,20 @@ void analytics_trend(const stored_pattern *sp, int days, const analytics_opts *o
     t->horizon_days = span < days ? span : days;
     t->prediction = m ? clamp01(icpt + slope * (xmax + t->horizon_days)) : 0;
     t->confidence_change = m >= 2 ? last_conf - first_conf : 0;
-    size_t need = o->min_samples > 2 ? (size_t)o->min_samples : 2;
-    if (m < need) {
+    t->span_days = span;
+    slope_interval(x, y, m, slope, icpt, &t->slope_low, &t->slope_high);
+    /* three points at least: two always fit a line exactly */
+    size_t need = o->min_samples > 3 ? (size_t)o->min_samples : 3;
+    if (m < need || span < TREND_MIN_SPAN_DAYS) {
         t->direction = "insufficient data";
         t->outlook = "unknown";
+        if (m < need)
+            snprintf(t->why, sizeof t->why, "%zu execution%s in the period, %zu needed", m,
+                     m == 1 ? "" : "s", need);
+        else
+            snprintf(t->why, sizeof t->why,
+                     "the executions span %.2g day%s, at least %g needed", span,
+                     span == 1 ? "" : "s", TREND_MIN_SPAN_DAYS);
     } else {
         double change = slope * span;
         t->direction = fabs(change) < TREND_STABLE ? "stable"

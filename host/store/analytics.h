@@ -63,6 +63,11 @@ typedef struct trend_day {
     size_t executions, successes;
 } trend_day;
 
+/* No trend, rate of change or outlook is computed from executions that
+ * span less than this (days): a slope "per day" fitted to minutes of data
+ * is an extrapolation, not a measurement (documented in ndf(1)). */
+#define TREND_MIN_SPAN_DAYS 1.0
+
 /* seed get_trend_analysis(days). */
 typedef struct trend {
     int days;
@@ -75,6 +80,11 @@ typedef struct trend {
     const char *outlook;   /* "excellent", "good", "fair", "poor", "unknown" */
     trend_day *daily;      /* `days` entries, oldest first */
     double confidence_change; /* last minus first score in the window */
+    /* the 95% interval of slope_per_day (Student's t on the least-squares
+     * standard error); both equal slope_per_day when it is exact */
+    double slope_low, slope_high;
+    double span_days;        /* first to last execution in the window */
+    char why[120];           /* with "insufficient data": what is missing */
 } trend;
 
 /* Analyses the executions of the last `days` days (>= 1) before o->now. */

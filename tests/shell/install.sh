@@ -40,10 +40,10 @@ expected=$SCRATCH/expected
     echo "$sysconfdir/ndf/ndf.conf"
     echo "$docdir/examples/ndf.conf"
     for c in "$top_srcdir"/conf/patterns.d/*.conf; do
-        echo "$sysconfdir/ndf/patterns.d/$(basename "$c")"
         echo "$docdir/examples/patterns.d/$(basename "$c")"
     done
     echo "$prefix/lib/systemd/system/ndf.service"
+    echo "$bashcompletiondir/ndf"
     for la in $plugins; do echo "$pkglibdir/$(basename "$la" .la).so"; done
 } | LC_ALL=C sort >"$expected"
 missing=$(while read -r f; do [ -f "$DEST$f" ] || echo "$f"; done <"$expected")
@@ -137,6 +137,57 @@ mkdir -p "$SCRATCH/plugdir" && cp "$so" "$SCRATCH/plugdir/"
 expect_exit 0 "staged ndf plugins lists it" -- env NDF_RUNTIME_DIR="$SCRATCH/run" \
     NDF_PLUGIN_PATH="$SCRATCH/plugdir" "$DEST$bindir/ndf" -c /dev/null plugins
 expect_match "$out" 'example' "the example plugin is listed"
+
+# ---- packaging that keeps state (issue 14): begin ----
+# The live configuration and plugin directories hold only what a service
+# runs: ndf.conf, an empty patterns.d for the operator's own patterns, and
+# the real plugins (the demo patterns are examples, under docdir).
+live=$(cd "$DEST" && find ".$sysconfdir/ndf" ".$pkglibdir" -type f 2>/dev/null | sed 's/^\.//' | LC_ALL=C sort)
+unexpected_live=$(printf '%s\n' "$live" | grep -v -x -e "$sysconfdir/ndf/ndf.conf" \
+    $(for la in $plugins; do printf -- '-e %s ' "$pkglibdir/$(basename "$la" .la).so"; done) || true)
+if [ -z "$unexpected_live" ]; then
+    ok "live config and plugin directories hold only ndf.conf and the plugins"
+else
+    not_ok "live config or plugin directories hold more than ndf.conf and the plugins:"
+    printf '%s\n' "$unexpected_live" | sed 's/^/#   /'
+fi
+if [ -d "$DEST$sysconfdir/ndf/patterns.d" ] && [ -z "$(ls -A "$DEST$sysconfdir/ndf/patterns.d")" ]; then
+    ok "patterns.d is installed empty"
+else
+    not_ok "patterns.d is installed empty"
+fi
+# The installed configuration, the unit and ctl agree on the store and the
+# socket (with the README's --localstatedir=/var --runstatedir=/run these are
+# the unit's StateDirectory and RuntimeDirectory).
+expect_exit 0 "the installed ndf.conf loads, with no pattern" -- \
+    env NDF_PLUGIN_PATH="$DEST$pkglibdir" "$DEST$bindir/ndf" -c "$DEST$sysconfdir/ndf/ndf.conf" config --json
+expect_match "$out" "\"storage\":\\{\"path\":\"$localstatedir/lib/ndf\"" \
+    "its storage.path is \$(localstatedir)/lib/ndf"
+expect_match "$out" "\"server\":\\{\"socket\":\"$runstatedir/ndf/ndf.sock\"" \
+    "its server.socket is \$(runstatedir)/ndf/ndf.sock"
+unit=$DEST$prefix/lib/systemd/system/ndf.service
+expect_match "$(cat "$unit")" '^StateDirectory=ndf$' "the unit's StateDirectory is ndf"
+expect_match "$(cat "$unit")" '^RuntimeDirectory=ndf$' "the unit's RuntimeDirectory is ndf"
+expect_match "$(grep '^ExecStart=' "$unit")" "^ExecStart=$bindir/ndf serve --grace [0-9]+\$" \
+    "the unit's ExecStart takes the socket from ndf.conf (no --socket of its own)"
+expect_match "$(cat "$unit")" "storage.path = $localstatedir/lib/ndf" "the unit says which store it uses"
+# ctl finds the configured socket with no option: nothing listens there, and
+# it says where it looked.
+expect_exit 9 "ndf ctl with the installed ndf.conf looks at the configured socket" -- \
+    "$DEST$bindir/ndf" -c "$DEST$sysconfdir/ndf/ndf.conf" ctl list
+expect_match "$err" "$runstatedir/ndf/ndf.sock" "and names it"
+if command -v systemd-analyze >/dev/null 2>&1 &&
+    systemd-analyze security --help 2>/dev/null | grep -q -- '--offline'; then
+    sec=$(systemd-analyze security --offline=true "$unit" 2>/dev/null | sed -n 's/.*Overall exposure level for [^:]*: \([0-9.]*\).*/\1/p')
+    if [ -n "$sec" ] && awk "BEGIN { exit !($sec <= 2.0) }"; then
+        ok "systemd-analyze security rates the unit $sec (<= 2.0)"
+    else
+        not_ok "systemd-analyze security rates the unit '$sec' (wanted <= 2.0)"
+    fi
+else
+    echo "# systemd-analyze security --offline is not available: the unit's rating is not checked"
+fi
+# ---- packaging that keeps state (issue 14): end ----
 
 expect_exit 0 "make uninstall DESTDIR" -- $MAKE -s -C "$top_builddir" uninstall DESTDIR="$DEST"
 left=$(find "$DEST" -type f)
