@@ -50,3 +50,10 @@ tests_bench_bench_spawnloop_SOURCES = tests/bench/bench_spawnloop.c
 BENCHMARKS += tests/bench/bench_procdag.sh
 EXTRA_DIST += tests/bench/bench_procdag.sh
 tests/bench/bench_procdag.sh: tests/bench/bench_spawnloop
+
+# The ABI 1.2 members of the services table, through the table itself.
+check_PROGRAMS += tests/check_services
+TESTS += tests/check_services
+tests_check_services_SOURCES = tests/check_services.c $(EXEC_FIXTURES)
+tests_check_services_CPPFLAGS = $(EXEC_TEST_CFLAGS)
+tests_check_services_LDADD = $(CORE_TEST_LIBS)
