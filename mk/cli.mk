@@ -15,7 +15,8 @@ ndf_SOURCES = \
 	host/cli/cmd_storage.c \
 	host/cli/cmd_history.c \
 	host/cli/cmd_serve.c \
-	host/cli/cmd_ctl.c
+	host/cli/cmd_ctl.c \
+	host/cli/cmd_teststep.c
 ndf_CPPFLAGS = $(libndfcore_la_CPPFLAGS)
 ndf_LDADD = libndfcore.la
 

@@ -155,5 +155,6 @@ extern const cmd_entry cmd_runs_entry, cmd_status_entry, cmd_logs_entry, cmd_bac
 extern const cmd_entry cmd_export_entry, cmd_cleanup_entry, cmd_reset_stats_entry,
     cmd_analytics_entry, cmd_monitor_entry;            /* cmd_storage.c */
 extern const cmd_entry cmd_serve_entry, cmd_ctl_entry; /* cmd_serve.c */
+extern const cmd_entry cmd_test_step_entry;            /* cmd_teststep.c */
 
 #endif

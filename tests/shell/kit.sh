@@ -1,0 +1,49 @@
+#!/bin/sh
+# The plugin author's kit on the build tree: `ndf test-step` (outcomes and
+# exit codes, parameters inline and from a file, context options, --undo,
+# --json, errors), `ndf new-plugin` (the files it writes and what it
+# refuses) and `ndf inspect --conformance` (verdicts on the built-in plugins
+# and on fixtures that break a rule).  The same tools against the installed
+# SDK are in install.sh.
+. "$top_srcdir/tests/shell/lib.sh"
+P=$NDF_PLUGIN_PATH
+export NDF_RUNTIME_DIR=$SCRATCH/run
+
+# ---- ndf test-step ----
+expect_exit 0 "test-step runs a step and exits 0" -- \
+    "$NDF" test-step "$P/example.so" hello --attr user=ada --params '{"name": "${attr.user}"}'
+expect_match "$out" '^step hello \(example\): COMPLETED in [0-9.]+s$' "it prints the state"
+expect_match "$out" '^Hello, ada!$' "and the step's log"
+printf '{ "argv": ["sh", "-c", "echo out; echo err >&2; exit 4"] }\n' >"$SCRATCH/p.json"
+expect_exit 1 "a failing step exits 1" -- "$NDF" test-step "$P/steps.so" exec --params "$SCRATCH/p.json"
+expect_match "$out" '^message: exited with status 4$' "with the step's message"
+expect_match "$out" '^--- stderr ---$' "and its stderr"
+expect_exit 1 "a step's 'not found' is its failure, not exit 3" -- \
+    "$NDF" test-step "$P/steps.so" fail --params '{"status": "not found"}'
+expect_exit 5 "a step past --timeout exits 5" -- \
+    "$NDF" test-step "$P/steps.so" sleep --params '{"seconds": 30}' --timeout 0.2
+expect_match "$out" 'TIMED_OUT' "and is TIMED_OUT"
+expect_exit 10 "a cancelled step exits 10" -- \
+    "$NDF" test-step "$P/steps.so" fail --params '{"status": "cancelled"}'
+expect_exit 0 "--undo runs the undo after the run" -- "$NDF" test-step "$P/steps.so" exec \
+    --params '{"argv": ["true"], "undo": ["echo", "undone"]}' --undo --json
+expect_match "$out" '"state":"ROLLED_BACK".*"stdout":"undone\\n"' "the record shows it, as JSON"
+expect_exit 0 "context options reach the step" -- "$NDF" test-step "$P/steps.so" exec \
+    --params '{"argv": ["sh", "-c", "echo $NDF_DOMAIN/$NDF_ATTR_SIZE"]}' --domain web --attr size=3
+expect_match "$out" '^web/3$' "as NDF_* variables"
+expect_exit 3 "an unknown step exits 3" -- "$NDF" test-step "$P/steps.so" nope
+expect_match "$err" "has no step 'nope' \(steps: exec sleep log fail noop pattern\)" "naming the steps it has"
+expect_exit 2 "parameters against the schema exit 2" -- \
+    "$NDF" test-step "$P/steps.so" exec --params '{"argv": 5}'
+expect_match "$err" "'argv' must be a list" "saying what is wrong"
+expect_exit 2 "bad JSON exits 2" -- "$NDF" test-step "$P/steps.so" exec --params '{"argv": '
+expect_match "$err" 'not valid JSON' "saying so"
+expect_exit 2 "a missing params file exits 2" -- "$NDF" test-step "$P/steps.so" exec --params "$SCRATCH/none.json"
+expect_exit 7 "a file that is no plugin exits 7" -- "$NDF" test-step "$top_srcdir/README.md" x
+expect_exit 2 "one operand is a usage error" -- "$NDF" test-step "$P/steps.so"
+expect_exit 0 "the agent step's result and metrics" -- "$NDF" test-step "$P/agent.so" agent \
+    --params "{\"argv\": [\"/bin/sh\", \"$top_srcdir/tests/fixtures/fake_agent.sh\", \"json\"], \"prompt\": \"q\", \"format\": \"json\", \"result\": \"/result/text\", \"usage\": \"/usage\"}"
+expect_match "$out" '^result: answer to: q$' "the result is printed"
+expect_match "$out" '^metric cost_usd = 0.5$' "and the metrics"
+
+finish
