@@ -46,6 +46,11 @@ expected=$SCRATCH/expected
     echo "$prefix/lib/systemd/system/ndf.service"
     for la in $plugins; do echo "$pkglibdir/$(basename "$la" .la).so"; done
 } | LC_ALL=C sort >"$expected"
+# ==== section: the plugin author's kit (issue 15) ====
+# The template is documentation to copy, not a live plugin.
+for f in example.c Makefile README.md; do echo "$docdir/examples/plugin/$f"; done >>"$expected"
+LC_ALL=C sort -o "$expected" "$expected"
+# ==== end: the plugin author's kit ====
 missing=$(while read -r f; do [ -f "$DEST$f" ] || echo "$f"; done <"$expected")
 if [ -z "$missing" ]; then
     ok "every expected file is installed ($(wc -l <"$expected") files)"
@@ -106,11 +111,16 @@ expect_exit 0 "staged ndf --version" -- "$DEST$bindir/ndf" --version
 expect_match "$out" "plugin ABI $abi_major\\.$abi_minor\\)" "--version names the ABI of version.h"
 
 # An out-of-tree plugin from the staged SDK, with pkg-config alone.
-cp -R "$top_srcdir/plugins/example" "$SCRATCH/example"
+# ==== section: the plugin author's kit (issue 15) ====
+# The template as installed under the documentation directory.
+cp -R "$DEST$docdir/examples/plugin" "$SCRATCH/example"
 chmod -R u+w "$SCRATCH/example"
 export PKG_CONFIG_PATH="$DEST$libdir/pkgconfig"
 export PKG_CONFIG_SYSROOT_DIR="$DEST"
 expect_exit 0 "example plugin builds out of tree" -- $MAKE -C "$SCRATCH/example"
+expect_exit 0 "its make check passes (ndf test-step)" -- $MAKE -C "$SCRATCH/example" check \
+    NDF="env NDF_RUNTIME_DIR=$SCRATCH/run $DEST$bindir/ndf"
+# ==== end: the plugin author's kit ====
 so=$(ls "$SCRATCH/example"/*.so 2>/dev/null | head -1)
 unset PKG_CONFIG_SYSROOT_DIR
 if [ -n "$so" ] && [ -f "$so" ]; then
