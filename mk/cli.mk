@@ -16,7 +16,8 @@ ndf_SOURCES = \
 	host/cli/cmd_history.c \
 	host/cli/cmd_serve.c \
 	host/cli/cmd_ctl.c \
-	host/cli/cmd_teststep.c
+	host/cli/cmd_teststep.c \
+	host/cli/cmd_newplugin.c
 ndf_CPPFLAGS = $(libndfcore_la_CPPFLAGS)
 ndf_LDADD = libndfcore.la
 

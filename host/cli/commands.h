@@ -156,5 +156,6 @@ extern const cmd_entry cmd_export_entry, cmd_cleanup_entry, cmd_reset_stats_entr
     cmd_analytics_entry, cmd_monitor_entry;            /* cmd_storage.c */
 extern const cmd_entry cmd_serve_entry, cmd_ctl_entry; /* cmd_serve.c */
 extern const cmd_entry cmd_test_step_entry;            /* cmd_teststep.c */
+extern const cmd_entry cmd_new_plugin_entry;           /* cmd_newplugin.c */
 
 #endif

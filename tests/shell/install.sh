@@ -148,6 +148,20 @@ expect_exit 0 "staged ndf plugins lists it" -- env NDF_RUNTIME_DIR="$SCRATCH/run
     NDF_PLUGIN_PATH="$SCRATCH/plugdir" "$DEST$bindir/ndf" -c /dev/null plugins
 expect_match "$out" 'example' "the example plugin is listed"
 
+# ==== section: the plugin author's kit (issue 15) ====
+# ndf new-plugin, built against the staged SDK alone: it builds, inspects
+# and passes its own make check at once.
+STAGED="env NDF_RUNTIME_DIR=$SCRATCH/run $DEST$bindir/ndf"
+export PKG_CONFIG_SYSROOT_DIR="$DEST"
+expect_exit 0 "staged ndf new-plugin" -- $STAGED new-plugin scaffold --step probe --pattern-type chain \
+    "$SCRATCH/scaffold"
+expect_exit 0 "the scaffold builds with -Werror" -- $MAKE -C "$SCRATCH/scaffold" CFLAGS="-O2 -Wall -Wextra -Werror"
+expect_exit 0 "the staged ndf inspects it" -- $STAGED inspect "$SCRATCH/scaffold/scaffold.so"
+expect_match "$out" 'verdict: compatible' "compatible"
+expect_exit 0 "its make check passes" -- $MAKE -C "$SCRATCH/scaffold" check NDF="$STAGED"
+unset PKG_CONFIG_SYSROOT_DIR
+# ==== end: the plugin author's kit ====
+
 expect_exit 0 "make uninstall DESTDIR" -- $MAKE -s -C "$top_builddir" uninstall DESTDIR="$DEST"
 left=$(find "$DEST" -type f)
 if [ -z "$left" ]; then ok "uninstall leaves no files"; else not_ok "left after uninstall: $left"; fi

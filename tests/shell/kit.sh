@@ -46,4 +46,31 @@ expect_exit 0 "the agent step's result and metrics" -- "$NDF" test-step "$P/agen
 expect_match "$out" '^result: answer to: q$' "the result is printed"
 expect_match "$out" '^metric cost_usd = 0.5$' "and the metrics"
 
+# ---- ndf new-plugin (building it needs the installed SDK: install.sh) ----
+cd "$SCRATCH" || exit 1
+expect_exit 0 "new-plugin writes a plugin directory" -- "$NDF" new-plugin my-thing --step fetch \
+    --pattern-type race
+expect_match "$out" '^next: cd my-thing && make' "and says what to do next"
+for f in my-thing.c Makefile README.md my-thing.conf; do
+    [ -s "my-thing/$f" ] && ok "my-thing/$f written" || not_ok "my-thing/$f missing"
+done
+src=$(cat my-thing/my-thing.c)
+expect_match "$src" 'NDF_PLUGIN_DEFINE\("my-thing"' "the descriptor names the plugin"
+expect_match "$src" '\.name = "fetch",' "the step is stubbed with designated initializers"
+expect_match "$src" 'static const ndf_param_spec step_fetch_params\[\]' "with its schema"
+expect_match "$src" 'host->task_run\(node' "the pattern type runs tasks with the host's helper"
+expect_match "$src" '^#define NDF_SDK_MIN_MINOR 2$' "and records the minor it needs"
+expect_match "$(cat my-thing/Makefile)" 'test-step ./\$\(PLUGIN\) fetch' "make check runs ndf test-step"
+expect_exit 0 "the test configuration names them" -- grep -q 'type = "race"' my-thing/my-thing.conf
+expect_exit 0 "only steps: the minor stays 0" -- "$NDF" new-plugin solo "$SCRATCH/solo"
+expect_match "$(cat solo/solo.c)" '^#define NDF_SDK_MIN_MINOR 0$' "a plugin of steps only loads on 1.0 hosts"
+expect_match "$(cat solo/solo.c)" '\.name = "solo",' "the default step is named after the plugin"
+expect_exit 2 "an existing, non-empty directory is refused" -- "$NDF" new-plugin my-thing
+expect_match "$err" 'exists and is not an empty directory' "saying so"
+expect_exit 2 "a bad plugin name is refused" -- "$NDF" new-plugin 'Bad/Name'
+expect_exit 2 "a bad step name is refused" -- "$NDF" new-plugin ok --step 'no-dash'
+expect_exit 2 "a name given twice is refused" -- "$NDF" new-plugin ok --step a --pattern-type a
+[ ! -e ok ] && ok "nothing is written when refused" || not_ok "a refused new-plugin wrote ok/"
+cd "$top_builddir" || exit 1
+
 finish
