@@ -32,3 +32,6 @@ demo: all conf/ndf-build.conf
 # The plugin author's kit: test-step, new-plugin, inspect --conformance.
 TESTS += tests/shell/kit.sh
 EXTRA_DIST += tests/shell/kit.sh
+# A third party's plugin (SDK 1.2: a quorum type), built by install.sh from
+# the staged SDK only.
+EXTRA_DIST += tests/oot/quorum/quorum.c tests/oot/quorum/Makefile

@@ -8,6 +8,7 @@
 
 #include <check.h>
 #include <math.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -245,6 +246,65 @@ START_TEST(group_cancel_kills_processes)
 }
 END_TEST
 
+/* A saturated pool still completes: the only worker is held by one piece,
+ * so the waiter (here not a worker) runs the others itself after its short
+ * grace, and reports them while the first still runs. */
+static _Atomic int held_gate, held_on_worker;
+static pthread_t tester;
+
+static int held(void *arg)
+{
+    (void)arg;
+    atomic_store(&held_on_worker, !pthread_equal(pthread_self(), tester));
+    for (int i = 0; i < 4000 && !atomic_load(&held_gate); i++)
+        msleep(1);
+    return NDF_OK;
+}
+
+static int quick(void *arg)
+{
+    (void)arg;
+    return NDF_ERR_EXECUTION;
+}
+
+START_TEST(group_wait_any_helps_a_saturated_pool)
+{
+    pool *one = pool_new(1);
+    record *r = record_new("one", NULL, INFINITY);
+    r->pool = one;
+    tester = pthread_self();
+    atomic_store(&held_gate, 0);
+    atomic_store(&held_on_worker, -1);
+    ndf_group *g = H->group_new_any(r->root, 0);
+    static int ids[3] = {0, 1, 2};
+    ck_assert_int_eq(H->group_spawn(g, held, &ids[0]), NDF_OK);
+    while (atomic_load(&held_on_worker) < 0)
+        msleep(1);
+    ck_assert_int_eq(H->group_spawn(g, quick, &ids[1]), NDF_OK);
+    ck_assert_int_eq(H->group_spawn(g, quick, &ids[2]), NDF_OK);
+    void *arg;
+    int st, seen = 0;
+    for (int k = 0; k < 2; k++) {
+        ck_assert_int_eq(H->group_wait_any(g, &arg, &st), NDF_OK);
+        /* The held piece is on the worker: the two quick ones come first,
+         * run by this thread. */
+        if (atomic_load(&held_on_worker) == 1) {
+            ck_assert_int_ne(*(int *)arg, 0);
+            ck_assert_int_eq(st, NDF_ERR_EXECUTION);
+        }
+        seen |= 1 << *(int *)arg;
+    }
+    atomic_store(&held_gate, 1);
+    ck_assert_int_eq(H->group_wait_any(g, &arg, &st), NDF_OK);
+    seen |= 1 << *(int *)arg;
+    ck_assert_int_eq(seen, 7);
+    ck_assert_int_eq(H->group_wait_any(g, &arg, &st), NDF_ERR_NOT_FOUND);
+    H->group_free(g);
+    record_unref(r);
+    pool_free(one, -1);
+}
+END_TEST
+
 /* ---- results, metrics and ${steps.NAME.result} ---- */
 
 START_TEST(results_metrics_and_expansion)
@@ -363,6 +423,7 @@ static Suite *services_suite(void)
     tcase_add_test(tc, group_wait_any_then_cancel_losers);
     tcase_add_test(tc, group_wait_any_needs_an_any_group);
     tcase_add_test(tc, group_cancel_drops_queued_work);
+    tcase_add_test(tc, group_wait_any_helps_a_saturated_pool);
     tcase_add_test(tc, group_cancel_kills_processes);
     tcase_add_test(tc, results_metrics_and_expansion);
     tcase_add_test(tc, spawn_capture);

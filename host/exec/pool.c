@@ -1039,6 +1039,23 @@ static int any_pop(ndf_group *g, void **arg, int *status)
     return 1;
 }
 
+/* How long a group_wait_any waiter leaves queued work of a saturated pool
+ * to the other workers before it runs a piece itself. */
+#define ANY_HELP_AFTER 0.02
+
+/* Sleeps until a report arrives for `g`, something is queued or ends, or
+ * `until`; unlike idle_wait, queued work does not keep it awake. */
+static void any_idle(pool *p, ndf_group *g, double until)
+{
+    uint64_t v = atomic_load_explicit(&p->ev, memory_order_relaxed);
+    while (!atomic_compare_exchange_weak_explicit(&p->ev, &v, (v + 1) | EV_DIRTY,
+                                                  memory_order_seq_cst, memory_order_relaxed))
+        ;
+    if (atomic_load(&g->any_gate) != 0 && atomic_load(&g->pending) > 0 && !atomic_load(&p->stop))
+        sleep_epoch(p, EV_EPOCH(v), until);
+    atomic_fetch_sub(&p->ev, 1);
+}
+
 int pool_group_wait_any(ndf_group *g, void **arg, int *status)
 {
     if (!g)
@@ -1048,6 +1065,13 @@ int pool_group_wait_any(ndf_group *g, void **arg, int *status)
                        "%s: group_wait_any needs a group made with group_new_any", g->node->name);
     pool *p = g->pool;
     worker *self = self_in(p);
+    /* Unlike group_wait, the waiter does not run queued work at once: the
+     * point of waiting for any is to act (cancel the rest) as soon as one
+     * piece ends, which it cannot do from inside another piece.  It helps
+     * only when no report came for ANY_HELP_AFTER while work is queued (the
+     * other workers are all busy), so a saturated pool, or a pool of one
+     * thread, still completes. */
+    double quiet_since = now_mono();
     for (;;) {
         if (any_pop(g, arg, status))
             return NDF_OK;
@@ -1064,13 +1088,19 @@ int pool_group_wait_any(ndf_group *g, void **arg, int *status)
             return err_set(st, "%s: %s", g->node->name,
                            st == NDF_ERR_CANCELLED ? "cancelled" : "deadline passed");
         }
-        item *it = find_work(p, self, 1);
-        if (it) {
-            run_item(it);
-            continue;
+        double now = now_mono();
+        if (now - quiet_since >= ANY_HELP_AFTER) {
+            item *it = find_work(p, self, 1);
+            if (it) {
+                run_item(it);
+                quiet_since = now_mono();
+                continue;
+            }
         }
         worker_flush(self);
-        idle_wait(p, g->node->deadline, &g->any_gate);
+        any_idle(p, g, fmin(g->node->deadline, quiet_since + ANY_HELP_AFTER));
+        if (now_mono() - quiet_since >= ANY_HELP_AFTER && !pool_has_news(p, NULL))
+            quiet_since = now_mono(); /* nothing queued: nothing to help with yet */
     }
 }
 

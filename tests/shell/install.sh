@@ -159,6 +159,29 @@ expect_exit 0 "the scaffold builds with -Werror" -- $MAKE -C "$SCRATCH/scaffold"
 expect_exit 0 "the staged ndf inspects it" -- $STAGED inspect "$SCRATCH/scaffold/scaffold.so"
 expect_match "$out" 'verdict: compatible' "compatible"
 expect_exit 0 "its make check passes" -- $MAKE -C "$SCRATCH/scaffold" check NDF="$STAGED"
+# A third party's plugin using SDK 1.2: a quorum pattern type that cancels
+# its losers with group_cancel, and a step tested with ndf test-step.
+cp -R "$top_srcdir/tests/oot/quorum" "$SCRATCH/quorum"
+chmod -R u+w "$SCRATCH/quorum"
+expect_exit 0 "the quorum plugin builds from the staged SDK" -- \
+    $MAKE -C "$SCRATCH/quorum" CFLAGS="-O2 -Wall -Wextra -Werror"
+expect_exit 0 "its step passes ndf test-step (make check)" -- $MAKE -C "$SCRATCH/quorum" check NDF="$STAGED"
+mkdir -p "$SCRATCH/qplug" && cp "$SCRATCH/quorum/quorum.so" "$SCRATCH/qplug/"
+cat >"$SCRATCH/quorum.conf" <<QCONF
+storage: { path = "$SCRATCH/qstate"; };
+executor: { threads = 3; kill_grace = 0.5; };
+patterns = (
+  { name = "race"; type = "quorum";
+    params = { need = 2; tasks = (
+      { name = "fast1"; step = "delay"; params = { seconds = 0.05; }; },
+      { name = "slow"; step = "delay"; params = { seconds = 60; }; },
+      { name = "fast2"; step = "delay"; params = { seconds = 0.1; }; } ); }; }
+);
+QCONF
+QRUN="env NDF_RUNTIME_DIR=$SCRATCH/run NDF_PLUGIN_PATH=$SCRATCH/qplug $DEST$bindir/ndf -c $SCRATCH/quorum.conf"
+expect_exit 0 "the quorum pattern succeeds once 2 of 3 did" -- $QRUN run race --force
+expect_match "$err" 'task slow: CANCELLED' "the loser was cancelled (group_cancel), not waited for"
+expect_match "$err" 'COMPLETED in [0-9.]+s .*2 COMPLETED, 1 CANCELLED' "the record says so"
 unset PKG_CONFIG_SYSROOT_DIR
 # ==== end: the plugin author's kit ====
 
