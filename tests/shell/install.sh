@@ -159,6 +159,7 @@ expect_exit 0 "the scaffold builds with -Werror" -- $MAKE -C "$SCRATCH/scaffold"
 expect_exit 0 "the staged ndf inspects it" -- $STAGED inspect "$SCRATCH/scaffold/scaffold.so"
 expect_match "$out" 'verdict: compatible' "compatible"
 expect_exit 0 "its make check passes" -- $MAKE -C "$SCRATCH/scaffold" check NDF="$STAGED"
+expect_exit 0 "it passes ndf inspect --conformance" -- $STAGED inspect --conformance "$SCRATCH/scaffold/scaffold.so"
 # A third party's plugin using SDK 1.2: a quorum pattern type that cancels
 # its losers with group_cancel, and a step tested with ndf test-step.
 cp -R "$top_srcdir/tests/oot/quorum" "$SCRATCH/quorum"

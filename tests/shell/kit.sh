@@ -46,6 +46,37 @@ expect_exit 0 "the agent step's result and metrics" -- "$NDF" test-step "$P/agen
 expect_match "$out" '^result: answer to: q$' "the result is printed"
 expect_match "$out" '^metric cost_usd = 0.5$' "and the metrics"
 
+# ---- ndf inspect --conformance ----
+for f in example steps agent sequential parallel meta; do
+    expect_exit 0 "the built-in $f plugin conforms" -- "$NDF" inspect --conformance "$P/$f.so"
+done
+expect_match "$out" '^ok +fini: leaves no thread behind' "a verdict per check"
+"$NDF" inspect --conformance "$P/example.so" >"$SCRATCH/ex.out" 2>&1
+expect_match "$(cat "$SCRATCH/ex.out")" '^ok +load: example .*ABI 1\.0 recorded' \
+    "the template records ABI 1.0 (NDF_SDK_MIN_MINOR 0)"
+expect_match "$(cat "$SCRATCH/ex.out")" '^ok +step hello: binds with its schema.s defaults' "its step binds"
+expect_match "$(cat "$SCRATCH/ex.out")" '^skipped +pattern type once: create with defaults: it needs step' \
+    "a type with required parameters is skipped, saying why"
+expect_match "$(cat "$SCRATCH/ex.out")" '^ok +reload: a second copy loads' "a second copy loads beside the first"
+"$NDF" inspect --conformance "$P/steps.so" >"$SCRATCH/st.out" 2>&1
+expect_match "$(cat "$SCRATCH/st.out")" "^ok +step exec: refuses its schema's defaults with a message" \
+    "create() refusing defaults with a validation message conforms"
+expect_match "$(cat "$SCRATCH/st.out")" '^ok +step exec: declares undo' "undo presence is reported"
+expect_exit 7 "a plugin that breaks the rules fails (exit 7)" -- \
+    "$NDF" inspect --conformance "$NDF_FIXTURE_DIR/nonconforming.so"
+expect_match "$out" '^warn +writable data: .*mutable globals: runs \(8 bytes\)' "its mutable global is named"
+expect_match "$out" '^fail +fini: [0-9]+ thread\(s\) still run after fini' "the thread fini left is caught"
+expect_match "$out" "^fail +step nc_broken: .*'I/O error'.*cannot open /nonexistent/state" \
+    "a create() failing with a non-validation status fails"
+expect_match "$out" '^conformance: FAIL \(8 check\(s\), 2 failed, 1 warning\(s\)\)$' "and the summary counts"
+expect_exit 7 "--json gives the same verdicts" -- \
+    "$NDF" inspect --conformance --json "$NDF_FIXTURE_DIR/nonconforming.so"
+expect_match "$out" '"failed":2,"warnings":1,"verdict":"fail"\}$' "as one JSON object"
+expect_exit 7 "a file that does not load fails the load check" -- \
+    "$NDF" inspect --conformance "$NDF_FIXTURE_DIR/bad_major.so"
+expect_match "$out" '^fail +load: ' "saying why"
+expect_exit 2 "plugins does not take --conformance" -- "$NDF" plugins --conformance
+
 # ---- ndf new-plugin (building it needs the installed SDK: install.sh) ----
 cd "$SCRATCH" || exit 1
 expect_exit 0 "new-plugin writes a plugin directory" -- "$NDF" new-plugin my-thing --step fetch \
