@@ -77,6 +77,37 @@ expect_exit 7 "a file that does not load fails the load check" -- \
 expect_match "$out" '^fail +load: ' "saying why"
 expect_exit 2 "plugins does not take --conformance" -- "$NDF" plugins --conformance
 
+# ---- NDF_SDK_MIN_MINOR: newer members warn unless read after a check ----
+cat >"$SCRATCH/mm.c" <<'MM'
+#define NDF_SDK_MIN_MINOR 0
+#include <ndf/sdk.h>
+void direct(const ndf_host *host, ndf_exec *n);
+void direct(const ndf_host *host, ndf_exec *n) { host->node_cancel(n); }
+void checked(const ndf_host *host, ndf_exec *n);
+void checked(const ndf_host *host, ndf_exec *n)
+{
+    void (*cancel)(ndf_exec *) = NDF_HOST_GET(host, node_cancel);
+    if (cancel && NDF_HOST_HAS(host, node_set_timeout))
+        cancel(n);
+}
+static int init(const ndf_host *host, ndf_registrar *reg, void **state)
+{
+    (void)host, (void)reg;
+    *state = 0;
+    return NDF_OK;
+}
+NDF_PLUGIN_DEFINE("mm", "1", "MIT", "min minor", init, 0);
+MM
+expect_exit 0 "a plugin with NDF_SDK_MIN_MINOR 0 compiles" -- \
+    ${CC:-cc} -Wall -Wextra -I"$top_srcdir/sdk" -fPIC -shared -o "$SCRATCH/mm.so" "$SCRATCH/mm.c"
+expect_match "$err" "mm.c:4:.*node_cancel. is deprecated: added in SDK 1.2, newer than NDF_SDK_MIN_MINOR" \
+    "reading a 1.2 member directly warns"
+[ "$(printf '%s\n' "$err" | grep -c 'deprecated')" -eq 1 ] && ok "NDF_HOST_GET and NDF_HOST_HAS do not warn" \
+    || not_ok "NDF_HOST_GET/HAS warned too"
+chmod 644 "$SCRATCH/mm.so"
+expect_exit 0 "inspect loads it" -- "$NDF" inspect "$SCRATCH/mm.so"
+expect_match "$out" '^abi: 1\.0 ' "and it records ABI 1.0"
+
 # ---- ndf new-plugin (building it needs the installed SDK: install.sh) ----
 cd "$SCRATCH" || exit 1
 expect_exit 0 "new-plugin writes a plugin directory" -- "$NDF" new-plugin my-thing --step fetch \
