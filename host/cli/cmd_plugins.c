@@ -467,8 +467,7 @@ static void conform_step(checks *k, const provided *pv)
         } else if (rc == NDF_ERR_VALIDATION || rc == NDF_ERR_INVALID) {
             /* What a schema cannot say ("argv or command") is create()'s to
              * check: refusing the defaults with a message is conforming. */
-            check_say(k, what, "ok", "refuses its schema's defaults with a message: %s",
-                      err_msg());
+            check_say(k, what, "ok", "refuses its schema's defaults with a message: %s", err_msg());
         } else {
             check_say(k, what, "fail",
                       "binding with its schema's defaults failed with '%s' (a create() that "
@@ -477,8 +476,9 @@ static void conform_step(checks *k, const provided *pv)
         }
     }
     int has_undo = d->size >= offsetof(ndf_step_def, undo) + sizeof d->undo && d->undo;
-    check_say(k, what, "ok", "%s", has_undo ? "declares undo (rollback runs it)"
-                                            : "declares no undo (rollback skips it)");
+    check_say(k, what, "ok", "%s",
+              has_undo ? "declares undo (rollback runs it)"
+                       : "declares no undo (rollback skips it)");
     if ((d->size >= offsetof(ndf_step_def, destroy) + sizeof d->destroy && d->destroy) &&
         !(d->size >= offsetof(ndf_step_def, create) + sizeof d->create && d->create))
         check_say(k, what, "warn", "has destroy() but no create(): destroy is never called");
@@ -552,8 +552,9 @@ static int inspect_conformance(cmd_ctx *c, const char *path, int json)
     if (status != NDF_OK) {
         check_say(&k, "load", "fail", "%s", pi.reason ? pi.reason : err_msg());
     } else {
-        check_say(&k, "load", "ok", "%s %s loads (ABI %u.%u recorded: hosts of 1.%u and later load it)",
-                  pi.name, or_dash(pi.version), pi.abi_major, pi.abi_minor, pi.abi_minor);
+        check_say(&k, "load", "ok",
+                  "%s %s loads (ABI %u.%u recorded: hosts of 1.%u and later load it)", pi.name,
+                  or_dash(pi.version), pi.abi_major, pi.abi_minor, pi.abi_minor);
         loader *prev = loader_scope_enter(ld);
         for (int pass = 0; pass < 2; pass++)
             for (size_t i = 0; i < pi.nprovides; i++) {
@@ -611,12 +612,12 @@ static int inspect_conformance(cmd_ctx *c, const char *path, int json)
                       "the plugin must be joined in fini",
                       threads1 - threads0);
         else
-            check_say(&k, "fini", "ok", "leaves no thread behind (%zu before, %zu after)",
-                      threads0, threads1);
+            check_say(&k, "fini", "ok", "leaves no thread behind (%zu before, %zu after)", threads0,
+                      threads1);
     }
     int code = status == NDF_ERR_NOT_FOUND ? EXIT_NOT_FOUND
                : status == NDF_ERR_IO      ? EXIT_IO
-               : k.nfail || status        ? EXIT_PLUGIN
+               : k.nfail || status         ? EXIT_PLUGIN
                                            : EXIT_OK;
     if (json) {
         fprintf(c->out, "{\"file\":");

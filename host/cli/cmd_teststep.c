@@ -96,7 +96,9 @@ static char *read_text(const char *path)
     fclose(f);
     if (bad || sb.len >= (1u << 24) || (sb.len && memchr(sb.buf, '\0', sb.len))) {
         err_set(NDF_ERR_VALIDATION, "--params %s: %s", path,
-                bad ? "read error" : sb.len >= (1u << 24) ? "larger than 16 MiB" : "holds a NUL byte");
+                bad                    ? "read error"
+                : sb.len >= (1u << 24) ? "larger than 16 MiB"
+                                       : "holds a NUL byte");
         sb_free(&sb);
         return NULL;
     }
@@ -151,8 +153,8 @@ static void print_step(FILE *out, ndf_exec *n, const char *plugin_name)
 {
     double start, end;
     node_times(n, &start, &end);
-    fprintf(out, "step %s (%s): %s in %.3fs\n", n->name, plugin_name, state_name(atomic_load(&n->state)),
-            start > 0 && end > start ? end - start : 0.0);
+    fprintf(out, "step %s (%s): %s in %.3fs\n", n->name, plugin_name,
+            state_name(atomic_load(&n->state)), start > 0 && end > start ? end - start : 0.0);
     pthread_mutex_lock(&n->rec->lock);
     if (n->message && *n->message)
         fprintf(out, "message: %s\n", n->message);
@@ -210,7 +212,8 @@ static int parse(cmd_ctx *c, int argc, char **argv, ts_args *a)
         }
     }
     if (rc < 0 && p.noperands != 2) {
-        fprintf(c->err, "ndf test-step: expected PLUGIN.so and STEP (see 'ndf test-step --help')\n");
+        fprintf(c->err,
+                "ndf test-step: expected PLUGIN.so and STEP (see 'ndf test-step --help')\n");
         rc = EXIT_USAGE;
     }
     if (rc < 0) {

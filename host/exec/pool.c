@@ -1061,8 +1061,8 @@ int pool_group_wait_any(ndf_group *g, void **arg, int *status)
     if (!g)
         return err_set(NDF_ERR_INVALID, "group_wait_any: no group");
     if (!g->any)
-        return err_set(NDF_ERR_INVALID,
-                       "%s: group_wait_any needs a group made with group_new_any", g->node->name);
+        return err_set(NDF_ERR_INVALID, "%s: group_wait_any needs a group made with group_new_any",
+                       g->node->name);
     pool *p = g->pool;
     worker *self = self_in(p);
     /* Unlike group_wait, the waiter does not run queued work at once: the

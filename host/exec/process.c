@@ -242,8 +242,8 @@ typedef struct child {
     double t0, kill_at, give_up;
     int blocked_pipe; /* SIGPIPE blocked in this thread; oldmask restores */
     sigset_t oldmask;
-    int capture;      /* NDF_SPAWN_CAPTURE_STDOUT: stdout into `cap` */
-    int overflow;     /* it wrote more than `limit` to a captured stdout */
+    int capture;  /* NDF_SPAWN_CAPTURE_STDOUT: stdout into `cap` */
+    int overflow; /* it wrote more than `limit` to a captured stdout */
     strbuf cap;
 } child;
 

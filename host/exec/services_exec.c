@@ -494,14 +494,12 @@ int svc_node_set_metric(ndf_exec *node, const char *name, double value)
         return err_set(NDF_ERR_INVALID, "node_set_metric: no node or no name");
     if (!metric_name_ok(name))
         return err_set(NDF_ERR_INVALID,
-                       "%s: metric name '%s' is not [A-Za-z0-9_.]+ of at most %d bytes",
-                       node->name, name, NODE_METRIC_NAME_MAX - 1);
+                       "%s: metric name '%s' is not [A-Za-z0-9_.]+ of at most %d bytes", node->name,
+                       name, NODE_METRIC_NAME_MAX - 1);
     if (!isfinite(value))
-        return err_set(NDF_ERR_INVALID, "%s: metric '%s' is not a finite number", node->name,
-                       name);
+        return err_set(NDF_ERR_INVALID, "%s: metric '%s' is not a finite number", node->name, name);
     if (node_set_metric(node, name, value))
-        return err_set(NDF_ERR_RESOURCE, "%s: more than %d metrics", node->name,
-                       NODE_METRICS_MAX);
+        return err_set(NDF_ERR_RESOURCE, "%s: more than %d metrics", node->name, NODE_METRICS_MAX);
     char line[NODE_METRIC_NAME_MAX + 48];
     int n = snprintf(line, sizeof line, "metric %s = %.17g\n", name, value);
     node_append(node, REC_LOG, line, (size_t)n, 0);

@@ -90,8 +90,8 @@ int elf_data_read(const char *path, elf_data_info *out)
         return err_set(NDF_ERR_INVALID, "%s: not a 64-bit ELF file of this machine's byte order",
                        path);
     }
-    if (eh.e_shentsize != sizeof(Elf64_Shdr) || !in(&b, eh.e_shoff, (uint64_t)eh.e_shnum *
-                                                                         sizeof(Elf64_Shdr)) ||
+    if (eh.e_shentsize != sizeof(Elf64_Shdr) ||
+        !in(&b, eh.e_shoff, (uint64_t)eh.e_shnum * sizeof(Elf64_Shdr)) ||
         eh.e_shstrndx >= eh.e_shnum) {
         free(b.p);
         return err_set(NDF_ERR_INVALID, "%s: its section headers are out of the file", path);

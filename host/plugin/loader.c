@@ -95,10 +95,10 @@ struct loader {
      * at a time: the caller serializes loads, rescans and collections). */
     pthread_rwlock_t lock;
     plugin *replacing; /* loader_rescan: the plugin the file being loaded replaces */
-    int retry_refused;  /* loader_rescan_ex: load refused files again even unchanged */
-    strbuf *refusals;   /* loader_rescan_ex: the refusals of this rescan, or NULL */
+    int retry_refused; /* loader_rescan_ex: load refused files again even unchanged */
+    strbuf *refusals;  /* loader_rescan_ex: the refusals of this rescan, or NULL */
     size_t nrefusals;
-    plugin **retired;  /* replaced or removed, waiting for their last user */
+    plugin **retired; /* replaced or removed, waiting for their last user */
     size_t nretired;
     unsigned long gen_seq;
     size_t unloaded, not_unloadable;

@@ -250,7 +250,6 @@ static int strings_push(const ndf_host *host, strings *s, char *p)
     return NDF_OK;
 }
 
-
 /* ---- finding the program ---- */
 
 static int is_executable(const char *path)
@@ -547,7 +546,8 @@ static int agent_run(const ndf_host *host, ndf_exec *node, const ndf_value *para
 static const ndf_step_def agent_step = {
     .size = sizeof(ndf_step_def),
     .name = "agent",
-    .description = "delegate to an agent program: a prompt on its stdin, the answer from its stdout",
+    .description =
+        "delegate to an agent program: a prompt on its stdin, the answer from its stdout",
     .params = agent_params,
     .flags = NDF_STEP_BLOCKING,
     .create = agent_create,

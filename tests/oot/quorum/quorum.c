@@ -45,9 +45,7 @@ static const ndf_step_def delay_step = {
 static const ndf_param_spec task_params[] = {
     NDF_PARAM("name", NDF_VALUE_STRING, NDF_PARAM_REQUIRED, NULL, "the task's name"),
     NDF_PARAM("step", NDF_VALUE_STRING, NDF_PARAM_REQUIRED, NULL, "the step type it runs"),
-    NDF_PARAM_GROUP("params", 0, NULL, "the step's parameters"),
-    NDF_TASK_PARAMS,
-    NDF_PARAM_END};
+    NDF_PARAM_GROUP("params", 0, NULL, "the step's parameters"), NDF_TASK_PARAMS, NDF_PARAM_END};
 
 static const ndf_param_spec quorum_params[] = {
     NDF_PARAM_LIST("tasks", NDF_VALUE_GROUP, NDF_PARAM_REQUIRED, task_params,
@@ -165,8 +163,8 @@ static int quorum_run(const ndf_host *host, ndf_exec *exec, void *instance)
         return rc; /* the pattern's own deadline or cancellation */
     if (ok >= q->need)
         return NDF_OK;
-    return host->fail(NDF_ERR_EXECUTION, "quorum lost: %zu of %zu succeeded, %zu needed", ok,
-                      q->n, q->need);
+    return host->fail(NDF_ERR_EXECUTION, "quorum lost: %zu of %zu succeeded, %zu needed", ok, q->n,
+                      q->need);
 }
 
 static const ndf_pattern_type_def quorum_type = {
