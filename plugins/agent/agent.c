@@ -225,10 +225,12 @@ typedef struct strings {
     size_t n, cap;
 } strings;
 
-static void strings_free(const ndf_host *host, strings *s)
+/* Entries are this plugin's memory (freed with free()): strings the host
+ * expanded are copied in, so the two allocators never mix in one list. */
+static void strings_free(strings *s)
 {
     for (size_t i = 0; i < s->n; i++)
-        host->free(s->v[i]);
+        free(s->v[i]);
     free(s->v);
     memset(s, 0, sizeof *s);
 }
@@ -240,7 +242,7 @@ static int strings_push(const ndf_host *host, strings *s, char *p)
         size_t cap = s->cap ? 2 * s->cap : 8;
         char **v = realloc(s->v, cap * sizeof *v);
         if (!v) {
-            host->free(p);
+            free(p);
             return host->fail(NDF_ERR_NOMEM, "step agent: out of memory");
         }
         s->v = v;
@@ -441,8 +443,12 @@ static int build(const ndf_host *host, ndf_exec *node, const ndf_value *params, 
     for (size_t i = 0; i < host->value_count(av) && !rc; i++) {
         char *x = NULL;
         rc = host->expand(node, host->value_string(host->value_at(av, i)), &x);
+        char *own = rc ? NULL : strdup(x);
+        host->free(x);
+        if (!rc && !own)
+            rc = host->fail(NDF_ERR_NOMEM, "step agent: out of memory");
         if (!rc)
-            rc = strings_push(host, argv, x);
+            rc = strings_push(host, argv, own);
     }
     if (!rc)
         rc = strings_push(host, argv, NULL);
@@ -536,8 +542,8 @@ static int agent_run(const ndf_host *host, ndf_exec *node, const ndf_value *para
         rc = take_answer(host, node, params, a, prog, &ans);
     }
     host->free(res.output);
-    strings_free(host, &argv);
-    strings_free(host, &env);
+    strings_free(&argv);
+    strings_free(&env);
     host->free(cwd);
     host->free(prompt);
     return rc;

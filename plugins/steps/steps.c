@@ -103,16 +103,19 @@ static int exec_create(const ndf_host *host, const ndf_value *params, void **ins
     return NDF_OK;
 }
 
-/* Every string handed to spawn, expanded, so one free loop releases them. */
+/* Every string handed to spawn, expanded, in this plugin's own memory
+ * (strings the host expanded are copied in: what the host hands out is
+ * freed with host->free, what the plugin allocates with free, and the two
+ * never mix in one list). */
 typedef struct strings {
     char **v;
     size_t n, cap;
 } strings;
 
-static void strings_free(const ndf_host *host, strings *s)
+static void strings_free(strings *s)
 {
     for (size_t i = 0; i < s->n; i++)
-        host->free(s->v[i]);
+        free(s->v[i]);
     free(s->v);
     s->v = NULL;
     s->n = s->cap = 0;
@@ -125,7 +128,7 @@ static int strings_push(const ndf_host *host, strings *s, char *p)
         size_t cap = s->cap ? 2 * s->cap : 8;
         char **v = realloc(s->v, cap * sizeof *v);
         if (!v) {
-            host->free(p);
+            free(p);
             return host->fail(NDF_ERR_NOMEM, "step exec: out of memory");
         }
         s->v = v;
@@ -146,7 +149,13 @@ static int expand_push(const ndf_host *host, ndf_exec *node, strings *s, const c
 {
     char *x = NULL;
     int rc = expand(host, node, tmpl, &x);
-    return rc ? rc : strings_push(host, s, x);
+    if (rc)
+        return rc;
+    char *own = strdup(x);
+    host->free(x);
+    if (!own)
+        return host->fail(NDF_ERR_NOMEM, "step exec: out of memory");
+    return strings_push(host, s, own);
 }
 
 /* ---- shell command lines ----
@@ -209,7 +218,7 @@ static void sh_track(sh_state *st, int *esc, char c)
 }
 
 /* Expands the shell command line `tmpl` as described above, into *out
- * (freed with host->free). */
+ * (this plugin's memory: freed with free()). */
 static int shell_expand(const ndf_host *host, ndf_exec *node, const char *tmpl, char **out)
 {
     char *b = NULL;
@@ -262,7 +271,6 @@ static int shell_expand(const ndf_host *host, ndf_exec *node, const char *tmpl, 
     }
     if (!b && buf_add(&b, &len, &cap, "", 0))
         goto nomem;
-    /* handed out like host strings, which host->free() (free()) releases */
     *out = b;
     return NDF_OK;
 nomem:
@@ -345,7 +353,6 @@ static int exec_command(const ndf_host *host, ndf_exec *node, const ndf_value *p
         }
         snprintf(kv, len, "%s=%s", name, val);
         host->free(val);
-        /* strings_free() releases through host->free(), which is free(). */
         rc = strings_push(host, &env, kv);
     }
     if (!rc && nenv)
@@ -369,8 +376,8 @@ static int exec_command(const ndf_host *host, ndf_exec *node, const ndf_value *p
         opts.output_limit = (size_t)host->value_int(host->value_get(params, "output_limit"));
         rc = host->spawn(node, &opts, NULL);
     }
-    strings_free(host, &argv);
-    strings_free(host, &env);
+    strings_free(&argv);
+    strings_free(&env);
     host->free(cwd);
     host->free(input);
     return rc;
