@@ -58,3 +58,10 @@ check_LTLIBRARIES += tests/fixtures/misbehave.la
 tests_fixtures_misbehave_la_SOURCES = tests/fixtures/misbehave.c
 tests_fixtures_misbehave_la_CFLAGS = $(PLUGIN_CFLAGS)
 tests_fixtures_misbehave_la_LDFLAGS = $(FIXTURE_LINK_FLAGS)
+
+# The ABI 1.2 members of the services table, through the table itself.
+check_PROGRAMS += tests/check_services
+TESTS += tests/check_services
+tests_check_services_SOURCES = tests/check_services.c $(EXEC_FIXTURES)
+tests_check_services_CPPFLAGS = $(EXEC_TEST_CFLAGS)
+tests_check_services_LDADD = $(CORE_TEST_LIBS)

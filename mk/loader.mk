@@ -3,6 +3,7 @@
 libndfcore_la_SOURCES += \
 	host/plugin/loader.c host/plugin/loader.h \
 	host/plugin/elfcheck.c host/plugin/elfcheck.h \
+	host/plugin/elfdata.c host/plugin/elfdata.h \
 	host/base/sha256.c host/base/sha256.h
 
 # Fixture plugins: built for `make check` only, never installed.  Each is a
@@ -13,9 +14,12 @@ LOADER_FIXTURES = \
 	tests/fixtures/no_descriptor.la tests/fixtures/init_fails.la \
 	tests/fixtures/dup_name.la tests/fixtures/dup_step.la \
 	tests/fixtures/bad_schema.la tests/fixtures/compat_v1_0.la \
-	tests/fixtures/ctor_marker.la
+	tests/fixtures/ctor_marker.la tests/fixtures/nonconforming.la
 check_LTLIBRARIES += $(LOADER_FIXTURES)
 
+tests_fixtures_nonconforming_la_SOURCES = tests/fixtures/nonconforming.c
+tests_fixtures_nonconforming_la_CFLAGS = $(PLUGIN_CFLAGS)
+tests_fixtures_nonconforming_la_LDFLAGS = $(FIXTURE_LINK_FLAGS)
 tests_fixtures_good_la_SOURCES = tests/fixtures/good.c
 tests_fixtures_good_la_CFLAGS = $(PLUGIN_CFLAGS)
 tests_fixtures_good_la_LDFLAGS = $(FIXTURE_LINK_FLAGS)

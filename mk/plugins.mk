@@ -2,7 +2,7 @@
 # steps, and the template plugin.  Each is built only against sdk/ (never
 # host/) and exports only its descriptor.
 pkglib_LTLIBRARIES += plugins/sequential.la plugins/parallel.la plugins/meta.la \
-	plugins/steps.la plugins/example.la
+	plugins/steps.la
 
 plugins_sequential_la_SOURCES = plugins/sequential/sequential.c
 plugins_sequential_la_CFLAGS = $(PLUGIN_CFLAGS)
@@ -24,13 +24,18 @@ plugins_steps_la_CFLAGS = $(PLUGIN_CFLAGS)
 plugins_steps_la_CPPFLAGS = -I$(top_srcdir)/sdk
 plugins_steps_la_LDFLAGS = $(PLUGIN_LINK_FLAGS)
 
-# The template for third-party authors: built and installed like the others
-# (so `ndf plugins` lists it), and shipped with its standalone Makefile.
+# The template for third-party authors.  Built in the build tree with every
+# `make` (so it keeps compiling, and tests load it from plugins/.libs), never
+# installed as a live plugin: its source, Makefile and README are installed
+# as documentation, to copy.
+noinst_LTLIBRARIES += plugins/example.la
 plugins_example_la_SOURCES = plugins/example/example.c
 plugins_example_la_CFLAGS = $(PLUGIN_CFLAGS)
 plugins_example_la_CPPFLAGS = -I$(top_srcdir)/sdk
-plugins_example_la_LDFLAGS = $(PLUGIN_LINK_FLAGS)
-EXTRA_DIST += plugins/example/Makefile plugins/example/README.md
+plugins_example_la_LDFLAGS = $(FIXTURE_LINK_FLAGS)
+ndfexampleplugindir = $(docdir)/examples/plugin
+dist_ndfexampleplugin_DATA = plugins/example/example.c plugins/example/Makefile \
+	plugins/example/README.md
 
 # Their Check suites run patterns on the real executor with the build-tree
 # plugins ($NDF_PLUGIN_PATH); plugin_harness.h is their shared set-up.

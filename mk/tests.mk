@@ -29,3 +29,10 @@ demo: all conf/ndf-build.conf
 	@NDF_RUNTIME_DIR='$(abs_top_builddir)/var/run' \
 	  $(SHELL) $(srcdir)/conf/demo.sh '$(abs_top_builddir)/ndf' '$(abs_top_builddir)/conf/ndf-build.conf'
 .PHONY: demo
+
+# The plugin author's kit: test-step, new-plugin, inspect --conformance.
+TESTS += tests/shell/kit.sh
+EXTRA_DIST += tests/shell/kit.sh
+# A third party's plugin (SDK 1.2: a quorum type), built by install.sh from
+# the staged SDK only.
+EXTRA_DIST += tests/oot/quorum/quorum.c tests/oot/quorum/Makefile

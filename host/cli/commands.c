@@ -16,6 +16,8 @@
 const cmd_entry *const cmd_table[] = {
     &cmd_plugins_entry,
     &cmd_inspect_entry,
+    &cmd_test_step_entry,
+    &cmd_new_plugin_entry,
     &cmd_check_config_entry,
     &cmd_config_entry,
     &cmd_list_entry,

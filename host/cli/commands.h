@@ -210,5 +210,7 @@ extern const cmd_entry cmd_export_entry, cmd_cleanup_entry, cmd_reset_stats_entr
 extern const cmd_entry cmd_serve_entry, cmd_ctl_entry; /* cmd_serve.c */
 extern const cmd_entry cmd_plan_entry;                 /* cmd_plan.c */
 extern const cmd_entry cmd_graph_entry;                /* cmd_graph.c */
+extern const cmd_entry cmd_test_step_entry;            /* cmd_teststep.c */
+extern const cmd_entry cmd_new_plugin_entry;           /* cmd_newplugin.c */
 
 #endif

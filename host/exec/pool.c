@@ -26,6 +26,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -263,7 +264,19 @@ struct ndf_group {
     pthread_mutex_t lock;                     /* overflow and inflight, when max > 0 */
     long inflight;                            /* queued in the pool or running */
     item *ov_head, *ov_tail;                  /* waiting for a concurrency slot */
+    /* group_new_any: ended work not yet reported by pool_group_wait_any, in
+     * the order it ended (lock).  any_gate is 0 while the list is not empty,
+     * so idle_wait() wakes for it as it does for pending reaching 0. */
+    int any;
+    struct any_done *any_head, *any_tail;
+    _Atomic long any_gate;
 };
+
+typedef struct any_done {
+    struct any_done *next;
+    void *arg;
+    int status;
+} any_done;
 
 /* The worker the calling thread is, or NULL.  Thread-local because the
  * calls that need it (group_spawn, group_wait, item recycling) come from
@@ -505,6 +518,10 @@ static void group_unref(ndf_group *g)
         next = it->next;
         item_free(it);
     }
+    for (any_done *d = g->any_head, *next; d; d = next) {
+        next = d->next;
+        free(d);
+    }
     pthread_mutex_destroy(&g->lock);
     record_unref(g->rec);
     free(g);
@@ -588,6 +605,25 @@ static void count_done(worker *w, ndf_group *g)
         flush_done(w);
 }
 
+/* Remembers that work `arg` of an any-group ended with `status`, for
+ * pool_group_wait_any, and wakes its waiter. */
+static void any_push(ndf_group *g, void *arg, int status)
+{
+    any_done *d = xmalloc(sizeof *d);
+    d->next = NULL;
+    d->arg = arg;
+    d->status = status;
+    pthread_mutex_lock(&g->lock);
+    if (g->any_tail)
+        g->any_tail->next = d;
+    else
+        g->any_head = d;
+    g->any_tail = d;
+    atomic_store(&g->any_gate, 0);
+    pthread_mutex_unlock(&g->lock);
+    notify(g->pool);
+}
+
 static void run_item(item *it)
 {
     ndf_group *g = it->g;
@@ -607,8 +643,10 @@ static void run_item(item *it)
     if (!g) {
         it->fn(it->arg);
     } else {
-        if (!atomic_load_explicit(&g->stop, memory_order_relaxed))
-            it->fn(it->arg);
+        int stopped = atomic_load_explicit(&g->stop, memory_order_relaxed);
+        int rc = stopped ? stopped : it->fn(it->arg);
+        if (g->any)
+            any_push(g, it->arg, rc);
         count_done(w, g);
     }
     if (w)
@@ -1000,6 +1038,8 @@ ndf_group *pool_group_new(pool *p, ndf_exec *node, unsigned max_concurrent, int 
 static int node_stopped_fast(const ndf_exec *node)
 {
     int c = atomic_load_explicit(&node->rec->cancel, memory_order_relaxed);
+    if (!c)
+        c = atomic_load_explicit(&node->cancelled, memory_order_relaxed);
     if (c && (!node->cleanup || atomic_load_explicit(&node->rec->hard_cancel, memory_order_relaxed)))
         return c;
     if (node->deadline < INFINITY) {
@@ -1063,6 +1103,8 @@ static void group_stop(ndf_group *g, int st)
     long n = 0;
     while (it) {
         item *next = it->next;
+        if (g->any)
+            any_push(g, it->arg, atomic_load(&g->stop));
         item_free(it);
         it = next;
         n++;
@@ -1139,6 +1181,117 @@ int pool_group_wait(ndf_group *g)
     group_drain(g, self, st);
     return err_set(st, "%s: %s", g->node->name,
                    st == NDF_ERR_CANCELLED ? "cancelled" : "deadline passed");
+}
+
+ndf_group *pool_group_new_any(pool *p, ndf_exec *node, unsigned max_concurrent, int prio)
+{
+    ndf_group *g = pool_group_new(p, node, max_concurrent, prio);
+    g->any = 1;
+    g->exact = 1; /* the waiter wakes per piece, so count each at once */
+    atomic_init(&g->any_gate, 1);
+    return g;
+}
+
+/* Takes the oldest unreported ended work of `g`, if any: 1 and *arg,
+ * *status set, else 0. */
+static int any_pop(ndf_group *g, void **arg, int *status)
+{
+    pthread_mutex_lock(&g->lock);
+    any_done *d = g->any_head;
+    if (d) {
+        g->any_head = d->next;
+        if (!g->any_head) {
+            g->any_tail = NULL;
+            atomic_store(&g->any_gate, 1);
+        }
+    }
+    pthread_mutex_unlock(&g->lock);
+    if (!d)
+        return 0;
+    if (arg)
+        *arg = d->arg;
+    if (status)
+        *status = d->status;
+    free(d);
+    return 1;
+}
+
+/* How long a group_wait_any waiter leaves queued work of a saturated pool
+ * to the other workers before it runs a piece itself. */
+#define ANY_HELP_AFTER 0.02
+
+/* Sleeps until a report arrives for `g`, something is queued or ends, or
+ * `until`; unlike idle_wait, queued work does not keep it awake. */
+static void any_idle(pool *p, ndf_group *g, double until)
+{
+    uint64_t v = atomic_load_explicit(&p->ev, memory_order_relaxed);
+    while (!atomic_compare_exchange_weak_explicit(&p->ev, &v, (v + 1) | EV_DIRTY,
+                                                  memory_order_seq_cst, memory_order_relaxed))
+        ;
+    if (atomic_load(&g->any_gate) != 0 && atomic_load(&g->pending) > 0 && !atomic_load(&p->stop))
+        sleep_epoch(p, EV_EPOCH(v), until);
+    atomic_fetch_sub(&p->ev, 1);
+}
+
+int pool_group_wait_any(ndf_group *g, void **arg, int *status)
+{
+    if (!g)
+        return err_set(NDF_ERR_INVALID, "group_wait_any: no group");
+    if (!g->any)
+        return err_set(NDF_ERR_INVALID, "%s: group_wait_any needs a group made with group_new_any",
+                       g->node->name);
+    pool *p = g->pool;
+    worker *self = self_in(p);
+    /* Unlike group_wait, the waiter does not run queued work at once: the
+     * point of waiting for any is to act (cancel the rest) as soon as one
+     * piece ends, which it cannot do from inside another piece.  It helps
+     * only when no report came for ANY_HELP_AFTER while work is queued (the
+     * other workers are all busy), so a saturated pool, or a pool of one
+     * thread, still completes. */
+    double quiet_since = now_mono();
+    for (;;) {
+        if (any_pop(g, arg, status))
+            return NDF_OK;
+        /* pending counts work until after its report is pushed: 0 with an
+         * empty list means everything was reported. */
+        if (atomic_load_explicit(&g->pending, memory_order_acquire) == 0) {
+            if (any_pop(g, arg, status))
+                return NDF_OK;
+            return err_set(NDF_ERR_NOT_FOUND, "%s: no work left to report", g->node->name);
+        }
+        int st = node_stopped_fast(g->node);
+        if (st) {
+            group_drain(g, self, st);
+            return err_set(st, "%s: %s", g->node->name,
+                           st == NDF_ERR_CANCELLED ? "cancelled" : "deadline passed");
+        }
+        double now = now_mono();
+        if (now - quiet_since >= ANY_HELP_AFTER) {
+            item *it = find_work(p, self, 1);
+            if (it) {
+                run_item(it);
+                quiet_since = now_mono();
+                continue;
+            }
+        }
+        worker_flush(self);
+        any_idle(p, g, fmin(g->node->deadline, quiet_since + ANY_HELP_AFTER));
+        if (now_mono() - quiet_since >= ANY_HELP_AFTER && !pool_has_news(p, NULL))
+            quiet_since = now_mono(); /* nothing queued: nothing to help with yet */
+    }
+}
+
+int pool_group_cancel(ndf_group *g)
+{
+    if (!g)
+        return err_set(NDF_ERR_INVALID, "group_cancel: no group");
+    group_stop(g, NDF_ERR_CANCELLED);
+    size_t n = 0, nk;
+    ndf_exec *const *kids = node_kids(g->node, &nk);
+    for (size_t i = 0; i < nk; i++)
+        n += node_cancel(kids[i]);
+    notify(g->pool);
+    return (int)(n > INT_MAX ? INT_MAX : n);
 }
 
 void pool_group_free(ndf_group *g)

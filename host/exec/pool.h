@@ -68,6 +68,20 @@ int pool_group_spawn(ndf_group *g, ndf_work_fn fn, void *arg);
  * then is reported as overrun (in the node's log) and left to finish on its
  * own. */
 int pool_group_wait(ndf_group *g);
+/* pool_group_new() for a group whose ended work pool_group_wait_any()
+ * reports, one piece at a time. */
+ndf_group *pool_group_new_any(pool *p, ndf_exec *node, unsigned max_concurrent, int prio);
+/* Waits (running queued work meanwhile) until a piece of work of `g` ended
+ * that was not reported yet, and reports it: its `arg` and what its function
+ * returned (the group's stop status for work dropped unrun).  NDF_OK;
+ * NDF_ERR_NOT_FOUND when everything was reported; NDF_ERR_INVALID when `g`
+ * was not made with pool_group_new_any; or the status that stopped the
+ * group's node (as pool_group_wait). */
+int pool_group_wait_any(ndf_group *g, void **arg, int *status);
+/* Drops the group's queued work and cancels (node_cancel) every child of
+ * its node that has not ended; later spawns fail.  The number of children
+ * that were not final. */
+int pool_group_cancel(ndf_group *g);
 /* Releases the caller's handle; the group lives on until its work is gone. */
 void pool_group_free(ndf_group *g);
 

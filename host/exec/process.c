@@ -428,7 +428,12 @@ typedef struct child {
     int cg_left;     /* processes the cgroup still held at the end */
     cgroup *cg;      /* the step's cgroup, or NULL (see cgroup.h) */
     char token[48];  /* NDF_STEP of its processes: "hostpid.n" */
+    int capture;  /* NDF_SPAWN_CAPTURE_STDOUT: stdout into `cap` */
+    int overflow; /* it wrote more than `limit` to a captured stdout */
+    strbuf cap;
 } child;
+
+static void child_signal(child *c, int sig, double now);
 
 /* The child's settings from `opts`, read only as far as the caller's build
  * of ndf_spawn knows them. */
@@ -444,6 +449,8 @@ static void child_init(child *c, ndf_exec *node, const ndf_spawn *opts)
                                                                  : RECORD_OUTPUT_LIMIT;
     if (c->limit > RECORD_OUTPUT_MAX)
         c->limit = RECORD_OUTPUT_MAX;
+    c->capture = OPT_HAS(opts, flags) && (opts->flags & NDF_SPAWN_CAPTURE_STDOUT);
+    sb_init(&c->cap);
     c->out = c->err = c->in = c->pidfd = -1;
     c->phase = CHILD_RUNNING;
     c->kill_at = c->give_up = INFINITY;
@@ -576,6 +583,41 @@ static void child_signal(child *c, int sig, double now)
     }
 }
 
+/* Reads the child's stdout: into the record, or for a capturing caller into
+ * c->cap, bounded by c->limit; a child that writes more is stopped (its
+ * answer is unusable anyway) and the pipe is closed, so it gets EPIPE
+ * instead of blocking on a full pipe until its deadline. */
+static void pump_stdout(child *c)
+{
+    if (!c->capture) {
+        pump_read(&c->out, c->node, REC_STDOUT, c->limit);
+        return;
+    }
+    char buf[16384];
+    for (;;) {
+        ssize_t n = read(c->out, buf, sizeof buf);
+        if (n > 0) {
+            if (c->cap.len + (size_t)n > c->limit) {
+                c->overflow = 1;
+                close_fd(&c->out);
+                if (c->phase == CHILD_RUNNING && !c->reaped)
+                    child_signal(c, SIGTERM, now_mono());
+                return;
+            }
+            sb_add(&c->cap, buf, (size_t)n);
+            if ((size_t)n < sizeof buf)
+                return;
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EAGAIN)
+            return;
+        close_fd(&c->out);
+        return;
+    }
+}
+
 /* Stops the group when the node's deadline passed or its execution was
  * cancelled: SIGTERM, then SIGKILL once the grace period is over. */
 static void child_escalate(child *c, double now)
@@ -611,7 +653,7 @@ static int child_reap(child *c, double now)
         return NDF_OK;
     close_fd(&c->pidfd);
     if (c->out >= 0)
-        pump_read(&c->out, c->node, REC_STDOUT, c->limit);
+        pump_stdout(c);
     if (c->err >= 0)
         pump_read(&c->err, c->node, REC_STDERR, c->limit);
     if (!group_alive(c->pid) || now >= c->give_up) {
@@ -674,7 +716,7 @@ static int child_pump(child *c, double now)
     if (n <= 0)
         return NDF_OK;
     if (i_out >= 0 && pf[i_out].revents)
-        pump_read(&c->out, c->node, REC_STDOUT, c->limit);
+        pump_stdout(c);
     if (i_err >= 0 && pf[i_err].revents)
         pump_read(&c->err, c->node, REC_STDERR, c->limit);
     if (i_in >= 0 && pf[i_in].revents)
@@ -847,6 +889,10 @@ static int child_result(const child *c, ndf_spawn_result *result)
                     0);
         log_msg(2, "%s: %.*s", c->node->name, len - 1, msg);
     }
+    if (c->overflow && !c->stop_cause)
+        return err_set(NDF_ERR_EXECUTION,
+                       "'%s' wrote more than %zu bytes to its standard output; it was stopped",
+                       c->prog, c->limit);
     if (c->stop_cause) {
         const char *why = c->stop_cause == NDF_ERR_CANCELLED ? "cancelled" : "timeout";
         if (sig)
@@ -870,6 +916,11 @@ static void result_reset(ndf_spawn_result *result)
         result->term_signal = 0;
     if (RES_HAS(result, wall_s))
         result->wall_s = 0;
+    if (RES_HAS(result, output_overflow)) {
+        result->output = NULL;
+        result->output_len = 0;
+        result->output_overflow = 0;
+    }
 }
 
 int process_run(ndf_exec *node, const ndf_spawn *opts, ndf_spawn_result *result)
@@ -877,6 +928,10 @@ int process_run(ndf_exec *node, const ndf_spawn *opts, ndf_spawn_result *result)
     result_reset(result);
     if (!node || !opts || !OPT_HAS(opts, argv) || !opts->argv || !opts->argv[0] || !*opts->argv[0])
         return err_set(NDF_ERR_INVALID, "spawn: no command given");
+    if (OPT_HAS(opts, flags) && (opts->flags & NDF_SPAWN_CAPTURE_STDOUT) &&
+        (!result || !RES_HAS(result, output_overflow)))
+        return err_set(NDF_ERR_INVALID,
+                       "spawn: NDF_SPAWN_CAPTURE_STDOUT needs an ndf_spawn_result of ABI 1.2");
     /* Process-wide, once: see become_subreaper. */
     static pthread_once_t once = PTHREAD_ONCE_INIT;
     pthread_once(&once, become_subreaper);
@@ -897,7 +952,15 @@ int process_run(ndf_exec *node, const ndf_spawn *opts, ndf_spawn_result *result)
     escaped_stop(&c);
     cgroup_stop(&c);
     process_reap_orphans();
-    if (rc)
-        return rc;
-    return child_result(&c, result);
+    if (!rc)
+        rc = child_result(&c, result);
+    if (c.capture && result && RES_HAS(result, output_overflow)) {
+        /* Given whatever the status: the output of a failed run is often
+         * what explains it. */
+        result->output_len = c.cap.len;
+        result->output = sb_steal(&c.cap);
+        result->output_overflow = c.overflow;
+    }
+    sb_free(&c.cap);
+    return rc;
 }

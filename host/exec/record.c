@@ -295,6 +295,10 @@ static ndf_exec *node_alloc(record *r, ndf_exec *parent, ndf_node_kind kind, con
     n->pat = NULL;
     n->cleanup = 0;
     n->reused = 0;
+    atomic_init(&n->cancelled, parent ? atomic_load(&parent->cancelled) : 0);
+    n->result = NULL;
+    n->metrics = NULL;
+    n->nmetrics = 0;
     memcpy(n->name, name ? name : "", len + 1);
     return n;
 }
@@ -332,6 +336,8 @@ static void node_free(ndf_exec *n)
     if (n->pat)
         pattern_unref(n->pat);
     free(n->message);
+    free(n->result);
+    free(n->metrics);
     if (n->out != record_no_output) {
         for (int i = 0; i < 3; i++)
             free(n->out[i].mem);
@@ -398,6 +404,11 @@ ndf_exec *node_new(ndf_exec *parent, ndf_node_kind kind, const char *name)
     /* Publishes the child (and, before it, the array holding it). */
     atomic_store_explicit(&parent->nkids, nk + 1, memory_order_release);
     alloc_unlock(r);
+    /* node_cancel() sets the parent, then walks its children: seen here, or
+     * the walk sees this child (both sides are sequentially consistent). */
+    atomic_thread_fence(memory_order_seq_cst);
+    if (atomic_load(&parent->cancelled) && !atomic_load(&n->cancelled))
+        node_cancel(n);
     return n;
 }
 
@@ -471,9 +482,102 @@ void node_limit_deadline(ndf_exec *node, double deadline)
         ;
 }
 
+size_t node_cancel(ndf_exec *node)
+{
+    size_t n = 0;
+    atomic_store(&node->cancelled, NDF_ERR_CANCELLED);
+    int st = atomic_load_explicit(&node->state, memory_order_acquire);
+    if (st == NDF_STATE_PENDING) {
+        int pending = NDF_STATE_PENDING;
+        /* Only a node nobody has started: its owner's RUNNING wins. */
+        if (atomic_compare_exchange_strong(&node->state, &pending, NDF_STATE_CANCELLED)) {
+            pthread_mutex_lock(&node->rec->lock);
+            if (!node->message) {
+                node->message = xstrdup("cancelled before it started");
+            }
+            pthread_mutex_unlock(&node->rec->lock);
+        }
+        n++;
+    } else if (st == NDF_STATE_RUNNING) {
+        n++;
+    }
+    size_t nk;
+    ndf_exec *const *kids = node_kids(node, &nk);
+    for (size_t i = 0; i < nk; i++)
+        node_cancel(kids[i]);
+    return n;
+}
+
+void node_set_result(ndf_exec *node, const char *text)
+{
+    char *copy = text ? xstrdup(text) : NULL;
+    pthread_mutex_lock(&node->rec->lock);
+    char *old = node->result;
+    node->result = copy;
+    pthread_mutex_unlock(&node->rec->lock);
+    free(old);
+}
+
+char *node_result_dup(const ndf_exec *node)
+{
+    pthread_mutex_lock(&node->rec->lock);
+    char *copy = node->result ? xstrdup(node->result) : NULL;
+    pthread_mutex_unlock(&node->rec->lock);
+    return copy;
+}
+
+int node_set_metric(ndf_exec *node, const char *name, double value)
+{
+    int rc = 0;
+    pthread_mutex_lock(&node->rec->lock);
+    size_t i;
+    for (i = 0; i < node->nmetrics; i++)
+        if (strcmp(node->metrics[i].name, name) == 0)
+            break;
+    if (i == node->nmetrics) {
+        if (i >= NODE_METRICS_MAX) {
+            rc = -1;
+            goto out;
+        }
+        node->metrics = xrealloc(node->metrics, (i + 1) * sizeof *node->metrics);
+        snprintf(node->metrics[i].name, sizeof node->metrics[i].name, "%s", name);
+        node->nmetrics++;
+    }
+    node->metrics[i].value = value;
+out:
+    pthread_mutex_unlock(&node->rec->lock);
+    return rc;
+}
+
+/* Caller holds the record lock. */
+static const ndf_exec *find_result_locked(const ndf_exec *n, const char *name)
+{
+    if (n->result && strcmp(n->name, name) == 0)
+        return n;
+    size_t nk;
+    ndf_exec *const *kids = node_kids(n, &nk);
+    for (size_t i = 0; i < nk; i++) {
+        const ndf_exec *f = find_result_locked(kids[i], name);
+        if (f)
+            return f;
+    }
+    return NULL;
+}
+
+char *node_find_result(ndf_exec *root, const char *name)
+{
+    pthread_mutex_lock(&root->rec->lock);
+    const ndf_exec *f = find_result_locked(root, name);
+    char *copy = f ? xstrdup(f->result) : NULL;
+    pthread_mutex_unlock(&root->rec->lock);
+    return copy;
+}
+
 int node_stop_status_at(const ndf_exec *node, double now)
 {
     int c = atomic_load_explicit(&node->rec->cancel, memory_order_relaxed);
+    if (!c)
+        c = atomic_load_explicit(&node->cancelled, memory_order_relaxed);
     if (c && (!node->cleanup || atomic_load_explicit(&node->rec->hard_cancel, memory_order_relaxed)))
         return c;
     if (node->deadline < INFINITY && now >= node->deadline)
@@ -484,6 +588,8 @@ int node_stop_status_at(const ndf_exec *node, double now)
 int node_stop_status(const ndf_exec *node)
 {
     int c = atomic_load_explicit(&node->rec->cancel, memory_order_relaxed);
+    if (!c)
+        c = atomic_load_explicit(&node->cancelled, memory_order_relaxed);
     if (c && (!node->cleanup || atomic_load_explicit(&node->rec->hard_cancel, memory_order_relaxed)))
         return c;
     if (node->deadline < INFINITY && record_now() >= node->deadline)
@@ -619,6 +725,21 @@ static void node_json(const ndf_exec *n, strbuf *sb, double now)
     if (n->message) {
         sb_puts(sb, ",\"message\":");
         sb_json_str(sb, n->message);
+    }
+    if (n->result) {
+        sb_puts(sb, ",\"result\":");
+        sb_json_str(sb, n->result);
+    }
+    if (n->nmetrics) {
+        sb_puts(sb, ",\"metrics\":{");
+        for (size_t i = 0; i < n->nmetrics; i++) {
+            if (i)
+                sb_add(sb, ",", 1);
+            sb_json_str(sb, n->metrics[i].name);
+            sb_add(sb, ":", 1);
+            sb_json_num(sb, n->metrics[i].value, 17);
+        }
+        sb_add(sb, "}", 1);
     }
     static const char *const streams[] = {"stdout", "stderr", "log"};
     for (int i = 0; i < 3; i++) {

@@ -47,6 +47,14 @@ typedef enum record_stream { REC_STDOUT = 0, REC_STDERR = 1, REC_LOG = 2 } recor
 
 typedef struct record record;
 
+/* A named figure of a node (ndf_host.node_set_metric). */
+#define NODE_METRIC_NAME_MAX 64
+#define NODE_METRICS_MAX 32
+typedef struct node_metric {
+    char name[NODE_METRIC_NAME_MAX];
+    double value;
+} node_metric;
+
 /* A node.  Fields marked (lock) are guarded by the record's lock.  What
  * readers (status, progress, the CLI's live view) look at while the node
  * runs is atomic: `state`, the children and the timings.  The rest is
@@ -81,6 +89,12 @@ struct ndf_exec {
                             does not stop it (its own deadline does) */
     int reused;          /* a redrive took its recorded outcome instead of
                             running it (record_reuse_node) */
+    /* node_cancel(): set on the node and everything under it, inherited by
+     * children made later, so checking it costs one load. */
+    _Atomic int cancelled;
+    char *result;                  /* (lock) node_set_result, or NULL */
+    struct node_metric *metrics;   /* (lock) node_set_metric */
+    size_t nmetrics;               /* (lock) */
     char name[];         /* inline, NUL-terminated */
 };
 
@@ -228,6 +242,20 @@ void node_limit_deadline(ndf_exec *node, double deadline);
 int node_stop_status(const ndf_exec *node);
 /* node_stop_status() at time `now`. */
 int node_stop_status_at(const ndf_exec *node, double now);
+/* Cancels `node` and everything under it, now and made later: stop checks
+ * answer NDF_ERR_CANCELLED, and nodes still PENDING become CANCELLED.  Nodes
+ * in a final state keep it.  Returns how many nodes were not final yet. */
+size_t node_cancel(ndf_exec *node);
+/* Sets (copies) or clears (NULL) the node's result. */
+void node_set_result(ndf_exec *node, const char *text);
+/* A copy of the node's result (caller frees), or NULL when it has none. */
+char *node_result_dup(const ndf_exec *node);
+/* Sets metric `name` (valid per ndf_host.node_set_metric) to `value`.
+ * 0, or -1 when the node already has NODE_METRICS_MAX others. */
+int node_set_metric(ndf_exec *node, const char *name, double value);
+/* The first node named `name` under `root` (depth first) that has a result;
+ * a copy of that result (caller frees), or NULL. */
+char *node_find_result(ndf_exec *root, const char *name);
 /* Completion percentage 0..100: a finished node is 100, a leaf not finished
  * 0, otherwise the mean of its children. */
 double node_progress(ndf_exec *node);

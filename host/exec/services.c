@@ -46,6 +46,16 @@ static int svc_fail_at(const ndf_value *where, int status, const char *fmt, ...)
     return status < 0 ? status : NDF_ERR_EXECUTION;
 }
 
+int svc_fail_at_value(const ndf_value *where, int status, const char *fmt, ...)
+{
+    char msg[1536];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return svc_fail_at(where, status, "%s", msg);
+}
+
 static int svc_register_pattern_type(ndf_registrar *reg, const ndf_pattern_type_def *def)
 {
     return loader_registrar_add(reg, PROVIDED_PATTERN_TYPE, def);
@@ -267,4 +277,16 @@ const ndf_host host_services = {
     .last_error = svc_last_error,
     .node_message = svc_node_message,
     .node_set_timeout = svc_node_set_timeout,
+    .node_cancel = svc_node_cancel,
+    .group_cancel = svc_group_cancel,
+    .group_new_any = svc_group_new_any,
+    .group_wait_any = svc_group_wait_any,
+    .task_new = svc_task_new,
+    .task_run = svc_task_run,
+    .task_undo = svc_task_undo,
+    .task_free = svc_task_free,
+    .task_step = svc_task_step,
+    .node_set_result = svc_node_set_result,
+    .node_set_metric = svc_node_set_metric,
+    .node_result = svc_node_result,
 };

@@ -46,5 +46,19 @@ int svc_expand(const ndf_exec *node, const char *tmpl, char **out);
  * from `id`, or left as written when `id` is NULL (ndf plan).  Free *out
  * with free(). */
 int svc_expand_ctx(const ndf_context *ctx, const char *id, const char *tmpl, char **out);
+ndf_group *svc_group_new_any(ndf_exec *node, unsigned max_concurrent);
+int svc_group_wait_any(ndf_group *group, void **arg, int *status);
+int svc_group_cancel(ndf_group *group);
+void svc_node_cancel(ndf_exec *node);
+int svc_node_set_result(ndf_exec *node, const char *text);
+int svc_node_set_metric(ndf_exec *node, const char *name, double value);
+int svc_node_result(const ndf_exec *node, char **out);
+int svc_task_new(const ndf_task_spec *spec, ndf_task **out);
+void svc_task_free(ndf_task *task);
+const ndf_step *svc_task_step(const ndf_task *task);
+int svc_task_run(ndf_exec *node, const ndf_task *task);
+int svc_task_undo(ndf_exec *node, const ndf_task *task);
+/* fail_at() for the host's own callers (services_exec.c). */
+int svc_fail_at_value(const ndf_value *where, int status, const char *fmt, ...) NDF_PRINTF(3, 4);
 
 #endif

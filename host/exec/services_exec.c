@@ -6,6 +6,7 @@
  * holds the executor and pool that run it): no global lookup. */
 #include "build-config.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
@@ -469,6 +470,183 @@ void svc_group_free(ndf_group *group)
     pool_group_free(group);
 }
 
+ndf_group *svc_group_new_any(ndf_exec *node, unsigned max_concurrent)
+{
+    if (!node || !node->rec->pool) {
+        err_set(NDF_ERR_EXECUTION, "group_new_any: no executor for this node");
+        return NULL;
+    }
+    return pool_group_new_any(node->rec->pool, node, max_concurrent, node->rec->ctx->priority);
+}
+
+int svc_group_wait_any(ndf_group *group, void **arg, int *status)
+{
+    return pool_group_wait_any(group, arg, status);
+}
+
+int svc_group_cancel(ndf_group *group)
+{
+    return pool_group_cancel(group);
+}
+
+void svc_node_cancel(ndf_exec *node)
+{
+    if (node)
+        node_cancel(node);
+}
+
+/* ---- results and metrics ---- */
+
+int svc_node_set_result(ndf_exec *node, const char *text)
+{
+    if (!node)
+        return err_set(NDF_ERR_INVALID, "node_set_result: no node");
+    node_set_result(node, text);
+    /* The store keeps each node's log: the result is written there too, so
+     * it is in the stored execution as well as in the live record. */
+    if (text) {
+        size_t len = strlen(text);
+        node_append(node, REC_LOG, "result: ", 8, 0);
+        node_append(node, REC_LOG, text, len, 0);
+        node_append(node, REC_LOG, "\n", 1, 0);
+    }
+    return NDF_OK;
+}
+
+static int metric_name_ok(const char *s)
+{
+    size_t n = 0;
+    for (; s[n]; n++)
+        if (!(isalnum((unsigned char)s[n]) || s[n] == '_' || s[n] == '.'))
+            return 0;
+    return n > 0 && n < NODE_METRIC_NAME_MAX;
+}
+
+int svc_node_set_metric(ndf_exec *node, const char *name, double value)
+{
+    if (!node || !name)
+        return err_set(NDF_ERR_INVALID, "node_set_metric: no node or no name");
+    if (!metric_name_ok(name))
+        return err_set(NDF_ERR_INVALID,
+                       "%s: metric name '%s' is not [A-Za-z0-9_.]+ of at most %d bytes", node->name,
+                       name, NODE_METRIC_NAME_MAX - 1);
+    if (!isfinite(value))
+        return err_set(NDF_ERR_INVALID, "%s: metric '%s' is not a finite number", node->name, name);
+    if (node_set_metric(node, name, value))
+        return err_set(NDF_ERR_RESOURCE, "%s: more than %d metrics", node->name, NODE_METRICS_MAX);
+    char line[NODE_METRIC_NAME_MAX + 48];
+    int n = snprintf(line, sizeof line, "metric %s = %.17g\n", name, value);
+    node_append(node, REC_LOG, line, (size_t)n, 0);
+    return NDF_OK;
+}
+
+int svc_node_result(const ndf_exec *node, char **out)
+{
+    *out = NULL;
+    if (!node)
+        return err_set(NDF_ERR_INVALID, "node_result: no node");
+    *out = node_result_dup(node);
+    if (!*out)
+        return err_set(NDF_ERR_NOT_FOUND, "%s: no result", node->name);
+    return NDF_OK;
+}
+
+/* ---- tasks: a step or pattern bound with its retry policy ---- */
+
+struct ndf_task {
+    ndf_step *step; /* or NULL: run `pattern` */
+    char *pattern;
+    double timeout, backoff, backoff_max;
+    int retries;
+};
+
+#define SPEC_HAS(s, member) ((s)->size >= offsetof(ndf_task_spec, member) + sizeof((s)->member))
+
+int svc_task_new(const ndf_task_spec *spec, ndf_task **out)
+{
+    *out = NULL;
+    if (!spec || !SPEC_HAS(spec, backoff_max_s))
+        return err_set(NDF_ERR_INVALID, "task_new: no spec, or one older than ABI 1.2");
+    if (!spec->step == !spec->pattern)
+        return svc_fail_at_value(spec->where, NDF_ERR_VALIDATION,
+                                 "a task names either a step or a pattern%s",
+                                 spec->step ? ", not both" : "");
+    if (spec->retries < 0 || spec->retries > 1000 || !(spec->timeout_s < 1e12) ||
+        !(spec->backoff_s < 1e6) || !(spec->backoff_max_s < 1e6))
+        return svc_fail_at_value(spec->where, NDF_ERR_VALIDATION,
+                                 "task: retries must be 0..1000 and times finite");
+    ndf_task *t = xcalloc(1, sizeof *t);
+    if (spec->step) {
+        int rc = host_services.step_new(spec->step, spec->params, spec->where, &t->step);
+        if (rc) {
+            free(t);
+            return rc;
+        }
+    } else {
+        t->pattern = xstrdup(spec->pattern);
+        host_services.require_pattern(spec->where, spec->pattern);
+    }
+    t->timeout = spec->timeout_s > 0 ? spec->timeout_s : 0;
+    t->retries = spec->retries;
+    t->backoff = spec->backoff_s >= 0 ? spec->backoff_s : 0.1;
+    t->backoff_max = spec->backoff_max_s > 0 ? spec->backoff_max_s : 5.0;
+    *out = t;
+    return NDF_OK;
+}
+
+void svc_task_free(ndf_task *t)
+{
+    if (!t)
+        return;
+    host_services.step_free(t->step);
+    free(t->pattern);
+    free(t);
+}
+
+const ndf_step *svc_task_step(const ndf_task *t)
+{
+    return t ? t->step : NULL;
+}
+
+int svc_task_run(ndf_exec *node, const ndf_task *t)
+{
+    if (!node || !t)
+        return err_set(NDF_ERR_INVALID, "task_run: no node or no task");
+    for (int attempt = 0;; attempt++) {
+        int rc = t->step ? svc_run_step(node, t->step, t->timeout)
+                         : svc_run_pattern(node, t->pattern, t->timeout);
+        if (rc == NDF_OK || attempt >= t->retries || rc == NDF_ERR_CANCELLED)
+            return rc;
+        /* The node's own deadline was reset per attempt by run_step; what
+         * stops retrying is the enclosing one (the parent's) or a stop. */
+        const ndf_exec *outer = node->parent ? node->parent : node;
+        if (node_stop_status(outer))
+            return rc;
+        /* Exponential, capped; ldexp keeps 1000 retries from overflowing. */
+        double delay = fmin(t->backoff * ldexp(1.0, attempt < 60 ? attempt : 60), t->backoff_max);
+        if (isfinite(outer->deadline) && now_mono() + delay >= outer->deadline)
+            return rc;
+        char why[2100];
+        snprintf(why, sizeof why, "%s", err_msg());
+        svc_node_log(node, NDF_LOG_WARN, "attempt %d of %d failed (%s); retrying in %.3gs",
+                     attempt + 1, t->retries + 1, *why ? why : ndf_status_name(rc), delay);
+        if (svc_sleep((ndf_exec *)outer, delay)) {
+            err_set(rc, "%s", why);
+            return rc;
+        }
+        err_set(rc, "%s", why);
+    }
+}
+
+int svc_task_undo(ndf_exec *node, const ndf_task *t)
+{
+    if (!node || !t)
+        return err_set(NDF_ERR_INVALID, "task_undo: no node or no task");
+    if (t->step)
+        return svc_undo_step(node, t->step);
+    return svc_rollback_pattern(node, "complete", NULL);
+}
+
 /* ---- deadlines ---- */
 
 int svc_cancelled(const ndf_exec *node)
@@ -572,10 +750,13 @@ int svc_spawn(ndf_exec *node, const ndf_spawn *opts, ndf_spawn_result *result)
 }
 
 /* Appends the value of template variable `var` (domain, agent_type,
- * priority, execution_id, attr.KEY) in context `ctx`; with no `id` (a plan,
- * before any execution exists) ${execution_id} stays as written.  0 when
- * there is no such variable (or no context). */
-static int expand_var(const ndf_context *ctx, const char *id, const char *var, strbuf *sb)
+ * priority, execution_id, attr.KEY) in context `ctx`, or steps.NAME.result
+ * from `node`'s execution record.  With no `id` and no `node` (a plan,
+ * before any execution exists) ${execution_id} and ${steps.NAME.result}
+ * stay as written.  0 when there is no such variable (or no context), -1
+ * for a step that has no result. */
+static int expand_var(const ndf_context *ctx, const char *id, const ndf_exec *node, const char *var,
+                      strbuf *sb)
 {
     if (!ctx)
         return 0;
@@ -592,18 +773,43 @@ static int expand_var(const ndf_context *ctx, const char *id, const char *var, s
         if (!v)
             return 0;
         process_value_text(v, sb);
+    } else if (strncmp(var, "steps.", 6) == 0) {
+        /* steps.NAME.result: NAME may itself hold dots, the suffix may not. */
+        size_t len = strlen(var);
+        if (len <= 6 + 7 || strcmp(var + len - 7, ".result") != 0)
+            return 0;
+        if (!node) {
+            sb_printf(sb, "${%s}", var);
+            return 1;
+        }
+        char *name = xstrndup(var + 6, len - 6 - 7);
+        char *res = node_find_result(node->rec->root, name);
+        free(name);
+        if (!res)
+            return -1;
+        sb_puts(sb, res);
+        free(res);
     } else {
         return 0;
     }
     return 1;
 }
 
+static int expand(const ndf_context *ctx, const char *id, const ndf_exec *node, const char *tmpl,
+                  char **out);
+
 int svc_expand(const ndf_exec *node, const char *tmpl, char **out)
 {
-    return svc_expand_ctx(node ? node->rec->ctx : NULL, node ? node->rec->id : NULL, tmpl, out);
+    return expand(node ? node->rec->ctx : NULL, node ? node->rec->id : NULL, node, tmpl, out);
 }
 
 int svc_expand_ctx(const ndf_context *ctx, const char *id, const char *tmpl, char **out)
+{
+    return expand(ctx, id, NULL, tmpl, out);
+}
+
+static int expand(const ndf_context *ctx, const char *id, const ndf_exec *node, const char *tmpl,
+                  char **out)
 {
     *out = NULL;
     if (!tmpl)
@@ -630,9 +836,15 @@ int svc_expand_ctx(const ndf_context *ctx, const char *id, const char *tmpl, cha
             return err_set(NDF_ERR_VALIDATION, "unterminated ${ in '%s'", tmpl);
         }
         char *var = xstrndup(d + 2, (size_t)(end - d - 2));
-        int ok = expand_var(ctx, id, var, &sb);
-        if (!ok) {
-            err_set(NDF_ERR_VALIDATION, "unknown variable ${%s} in '%s'", var, tmpl);
+        int ok = expand_var(ctx, id, node, var, &sb);
+        if (ok <= 0) {
+            if (ok < 0)
+                err_set(NDF_ERR_VALIDATION,
+                        "${%s} in '%s': no step of this execution by that name has a result "
+                        "(yet)",
+                        var, tmpl);
+            else
+                err_set(NDF_ERR_VALIDATION, "unknown variable ${%s} in '%s'", var, tmpl);
             free(var);
             sb_free(&sb);
             return NDF_ERR_VALIDATION;

@@ -67,6 +67,9 @@ struct plugin {
     ino_t ino;
     off_t fsize;
     struct timespec mtim;
+    mode_t mode; /* ... and its mode and owner: fixing them retries a refusal */
+    uid_t uid;
+    gid_t gid;
 };
 
 struct ndf_registrar {
@@ -93,7 +96,10 @@ struct loader {
      * at a time: the caller serializes loads, rescans and collections). */
     pthread_rwlock_t lock;
     plugin *replacing; /* loader_rescan: the plugin the file being loaded replaces */
-    plugin **retired;  /* replaced or removed, waiting for their last user */
+    int retry_refused; /* loader_rescan_ex: load refused files again even unchanged */
+    strbuf *refusals;  /* loader_rescan_ex: the refusals of this rescan, or NULL */
+    size_t nrefusals;
+    plugin **retired; /* replaced or removed, waiting for their last user */
     size_t nretired;
     unsigned long gen_seq;
     size_t unloaded, not_unloadable;
@@ -960,6 +966,9 @@ static int load_at(loader *l, int dfd, const struct stat *dst, const char *dirpa
     p->ino = st.st_ino;
     p->fsize = st.st_size;
     p->mtim = st.st_mtim;
+    p->mode = st.st_mode;
+    p->uid = st.st_uid;
+    p->gid = st.st_gid;
     if (!S_ISREG(st.st_mode)) {
         rc = refuse(l, p, NDF_ERR_INVALID, "is not a regular file: a plugin is a shared object");
         goto out;
@@ -1209,7 +1218,8 @@ static plugin *find_entry(const loader *l, const char *path, int loaded)
 static int same_file(const plugin *p, const struct stat *st)
 {
     return p->dev == st->st_dev && p->ino == st->st_ino && p->fsize == st->st_size &&
-           p->mtim.tv_sec == st->st_mtim.tv_sec && p->mtim.tv_nsec == st->st_mtim.tv_nsec;
+           p->mtim.tv_sec == st->st_mtim.tv_sec && p->mtim.tv_nsec == st->st_mtim.tv_nsec &&
+           p->mode == st->st_mode && p->uid == st->st_uid && p->gid == st->st_gid;
 }
 
 /* The sha-256 of `name` in `dfd` (hex into `out`), or -1. */
@@ -1242,6 +1252,8 @@ static int hash_file(int dfd, const char *name, char out[65])
     return rc;
 }
 
+static size_t loader_rescan_dirs(loader *l, char *const *dirs, size_t ndirs);
+
 /* One file found by a rescan: new, changed, or as it was. */
 static size_t rescan_file(loader *l, int dfd, const struct stat *dst, const char *dir,
                           const char *name, const char *path)
@@ -1259,7 +1271,10 @@ static size_t rescan_file(loader *l, int dfd, const struct stat *dst, const char
             drop_refused(l, bad); /* the file went back to what serves */
         return 0;
     }
-    if (!cur && bad && same_file(bad, &st))
+    /* A refused file is tried again only when something about it changed
+     * (its bytes, mtime, mode or owner: a refusal for a group-writable file
+     * is fixed by chmod alone), or when the operator asks (ctl reload). */
+    if (bad && same_file(bad, &st) && !l->retry_refused)
         return 0;
     char hash[65] = "";
     if (S_ISREG(st.st_mode) && hash_file(dfd, name, hash) != 0)
@@ -1270,15 +1285,11 @@ static size_t rescan_file(loader *l, int dfd, const struct stat *dst, const char
         cur->ino = st.st_ino;
         cur->fsize = st.st_size;
         cur->mtim = st.st_mtim;
+        cur->mode = st.st_mode;
+        cur->uid = st.st_uid;
+        cur->gid = st.st_gid;
         if (bad)
             drop_refused(l, bad);
-        return 0;
-    }
-    if (bad && hash[0] && strcmp(hash, bad->hash) == 0) {
-        bad->dev = st.st_dev;
-        bad->ino = st.st_ino;
-        bad->fsize = st.st_size;
-        bad->mtim = st.st_mtim;
         return 0;
     }
     if (bad)
@@ -1305,6 +1316,9 @@ static size_t rescan_file(loader *l, int dfd, const struct stat *dst, const char
         }
         if (!l->quiet)
             log_msg(NDF_LOG_WARN, "plugin %s", np->reason);
+        l->nrefusals++;
+        if (l->refusals)
+            sb_printf(l->refusals, "%splugin %s", l->refusals->len ? "; " : "", np->reason);
         return 0;
     }
     if (cur) {
@@ -1329,6 +1343,25 @@ static size_t rescan_file(loader *l, int dfd, const struct stat *dst, const char
 }
 
 size_t loader_rescan(loader *l, char *const *dirs, size_t ndirs)
+{
+    return loader_rescan_ex(l, dirs, ndirs, 0, NULL, NULL);
+}
+
+size_t loader_rescan_ex(loader *l, char *const *dirs, size_t ndirs, int retry_refused,
+                        size_t *refused, strbuf *why)
+{
+    l->retry_refused = retry_refused;
+    l->refusals = why;
+    l->nrefusals = 0;
+    size_t changes = loader_rescan_dirs(l, dirs, ndirs);
+    if (refused)
+        *refused = l->nrefusals;
+    l->retry_refused = 0;
+    l->refusals = NULL;
+    return changes;
+}
+
+static size_t loader_rescan_dirs(loader *l, char *const *dirs, size_t ndirs)
 {
     size_t changes = 0;
     for (size_t i = 0; i < l->nfiles; i++)

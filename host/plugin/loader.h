@@ -138,6 +138,14 @@ void loader_unpin(const provided *p);
  * retired (0: the lookups are as they were).  Not thread-safe against
  * other loads, rescans and collections of `l` (lookups are fine). */
 size_t loader_rescan(loader *l, char *const *dirs, size_t ndirs);
+/* loader_rescan(), also telling how it went: a refused file is tried again
+ * when its identity, mtime, mode or owner changed, and with `retry_refused`
+ * even when nothing did (the operator's explicit reload); *refused (may be
+ * NULL) gets the number of files refused by this rescan, and `why` (may be
+ * NULL) their reasons, "; "-separated. */
+struct strbuf;
+size_t loader_rescan_ex(loader *l, char *const *dirs, size_t ndirs, int retry_refused,
+                        size_t *refused, struct strbuf *why);
 
 /* Finalizes (fini), dlcloses and removes the private copies of retired
  * plugins that nothing pins any more; after dlclose it checks with

@@ -525,16 +525,33 @@ void genset_reload(genset *gs, int with_config, reload_result *res)
     size_t ndirs;
     char *const *dirs =
         runtime_plugin_dirs(gs->base, ncfg ? &ncfg->set : &gs->cur->cr->cfg->set, &ndirs);
-    res->plugins_changed = loader_rescan(gs->base->ld, dirs, ndirs);
+    /* An explicit reload (SIGHUP, ctl reload) tries refused builds again
+     * even if nothing about their files changed: the operator may have
+     * fixed what the refusal named elsewhere (a directory's mode, a
+     * library the plugin needs). */
+    size_t refused = 0;
+    strbuf refusals;
+    sb_init(&refusals);
+    res->plugins_changed =
+        loader_rescan_ex(gs->base->ld, dirs, ndirs, with_config, &refused, &refusals);
     gen *ng = reload_build(gs, ncfg, res, &why);
     if (ng)
         gen_swap(gs, ng);
     res->generation = gs->cur->id;
-    res->ok = res->config_status >= 0 && (ng || !res->plugins_changed);
+    res->plugins_refused = refused;
+    if (refused)
+        why_add(&why, refusals.buf);
+    sb_free(&refusals);
+    res->ok = res->config_status >= 0 && (ng || !res->plugins_changed) && !refused;
     res->error = why.len ? sb_steal(&why) : NULL;
     sb_free(&why);
     reload_log(res, ng);
-    atomic_fetch_add(res->ok ? &gs->reloads_ok : &gs->reloads_failed, 1);
+    /* Every refused build is a failed reload of that plugin, whatever else
+     * the reload did. */
+    if (res->ok)
+        atomic_fetch_add(&gs->reloads_ok, 1);
+    else
+        atomic_fetch_add(&gs->reloads_failed, refused ? refused : 1);
     reap_locked(gs);
     pthread_mutex_unlock(&gs->reload_lock);
 }

@@ -78,6 +78,7 @@ typedef struct reload_result {
     int ok;
     int config_status; /* 0 not asked, 1 reloaded, -1 kept (errors) */
     size_t plugins_changed;
+    size_t plugins_refused;   /* builds refused by this reload (each a failed reload) */
     unsigned long generation; /* the one serving afterwards */
     char *error;              /* why, malloc'd, or NULL */
 } reload_result;
@@ -85,7 +86,9 @@ typedef struct reload_result {
 /* A reload as a transaction (under the reload lock): with `with_config`,
  * the base's configuration file is read again and a generation built from
  * it; any error keeps the serving configuration.  Plugins are rescanned
- * either way; if any changed and no new configuration took effect, the
+ * either way (with `with_config`, the explicit reload, refused builds are
+ * tried again even when their files did not change; a refusal makes the
+ * reload fail and counts in reloads_failed); if any changed and no new configuration took effect, the
  * generation is rebuilt from the serving configuration, leaving out (with
  * a warning) the patterns that no longer build.  Free res->error. */
 void genset_reload(genset *gs, int with_config, reload_result *res);

@@ -55,7 +55,7 @@ void watch_set(watch *w, char *const *dirs, size_t n)
     for (size_t i = 0; i < n; i++) {
         int wd = inotify_add_watch(w->fd, dirs[i],
                                    IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE |
-                                       IN_CREATE | IN_ONLYDIR);
+                                       IN_CREATE | IN_ATTRIB | IN_ONLYDIR);
         if (wd < 0)
             log_msg(NDF_LOG_WARN,
                     "cannot watch plugin directory %s: %s (reload with SIGHUP or 'ndf ctl "
@@ -85,7 +85,10 @@ int watch_read(watch *w)
             int so = l > 3 && ev->name[0] != '.' && strcmp(ev->name + l - 3, ".so") == 0;
             if (so && (ev->mask & (IN_MOVED_FROM | IN_DELETE)))
                 seen = WATCH_REMOVED;
-            else if (so && (ev->mask & (IN_CLOSE_WRITE | IN_MOVED_TO)) && seen < WATCH_WRITTEN)
+            /* IN_ATTRIB: chmod, chown, touch; a refused build whose mode or
+             * owner was fixed is tried again. */
+            else if (so && (ev->mask & (IN_CLOSE_WRITE | IN_MOVED_TO | IN_ATTRIB)) &&
+                     seen < WATCH_WRITTEN)
                 seen = WATCH_WRITTEN;
             p += sizeof *ev + ev->len;
         }

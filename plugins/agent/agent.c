@@ -5,27 +5,21 @@
  * Built only against the SDK, like every plugin.
  *
  * The host's spawn service runs the agent (process group, deadline,
- * SIGTERM then SIGKILL, the prompt fed to stdin) but keeps the standard
- * output in the record, out of the plugin's reach.  So the agent's stdout
- * is sent to a FIFO in a private directory, through a fixed /bin/sh
- * trampoline that only redirects and execs (the agent's argv is passed as
- * positional parameters, never parsed by the shell), and a thread of this
- * plugin reads it, bounded by output_limit.  An ndf_spawn member that
- * captures stdout for the caller would make the trampoline, the FIFO and
- * the thread unnecessary. */
+ * SIGTERM then SIGKILL, the prompt fed to stdin) and, with SDK 1.2's
+ * NDF_SPAWN_CAPTURE_STDOUT, hands its standard output back bounded by
+ * output_limit (an agent that writes more is stopped).  The answer becomes
+ * the step's result (node_set_result), which later steps read as
+ * ${steps.NAME.result}, and the numbers among the usage figures become the
+ * step's metrics (node_set_metric). */
 #include <cJSON.h>
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <poll.h>
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <ndf/sdk.h>
@@ -231,10 +225,12 @@ typedef struct strings {
     size_t n, cap;
 } strings;
 
-static void strings_free(const ndf_host *host, strings *s)
+/* Entries are this plugin's memory (freed with free()): strings the host
+ * expanded are copied in, so the two allocators never mix in one list. */
+static void strings_free(strings *s)
 {
     for (size_t i = 0; i < s->n; i++)
-        host->free(s->v[i]);
+        free(s->v[i]);
     free(s->v);
     memset(s, 0, sizeof *s);
 }
@@ -246,7 +242,7 @@ static int strings_push(const ndf_host *host, strings *s, char *p)
         size_t cap = s->cap ? 2 * s->cap : 8;
         char **v = realloc(s->v, cap * sizeof *v);
         if (!v) {
-            host->free(p);
+            free(p);
             return host->fail(NDF_ERR_NOMEM, "step agent: out of memory");
         }
         s->v = v;
@@ -254,14 +250,6 @@ static int strings_push(const ndf_host *host, strings *s, char *p)
     }
     s->v[s->n++] = p;
     return NDF_OK;
-}
-
-static int dup_push(const ndf_host *host, strings *s, const char *text)
-{
-    char *p = strdup(text);
-    if (!p)
-        return host->fail(NDF_ERR_NOMEM, "step agent: out of memory");
-    return strings_push(host, s, p);
 }
 
 /* ---- finding the program ---- */
@@ -306,124 +294,6 @@ static int check_program(const ndf_host *host, const char *prog, const char *cwd
         p = end;
     }
     return host->fail(NDF_ERR_EXECUTION, "step agent: cannot run '%s': not found in PATH", prog);
-}
-
-/* ---- reading the answer ---- */
-
-/* The thread that drains the FIFO while the host waits for the agent. */
-typedef struct reader {
-    int fd;
-    size_t limit;
-    char *buf;
-    size_t len, cap;
-    int overflow; /* more than `limit` bytes came */
-    int nomem;
-    int err;          /* errno of a failed read */
-    atomic_int ended; /* the agent is gone: drain what is left, then stop */
-} reader;
-
-static int reader_add(reader *r, const char *data, size_t n)
-{
-    if (r->len + n > r->limit) {
-        r->overflow = 1;
-        return -1;
-    }
-    if (r->len + n + 1 > r->cap) {
-        size_t cap = r->cap ? r->cap : 4096;
-        while (cap < r->len + n + 1)
-            cap *= 2;
-        char *b = realloc(r->buf, cap);
-        if (!b) {
-            r->nomem = 1;
-            return -1;
-        }
-        r->buf = b;
-        r->cap = cap;
-    }
-    memcpy(r->buf + r->len, data, n);
-    r->len += n;
-    r->buf[r->len] = '\0';
-    return 0;
-}
-
-static void *reader_main(void *arg)
-{
-    reader *r = arg;
-    char chunk[65536];
-    for (;;) {
-        /* Read the flag before reading the pipe: once it is set, everything
-         * the agent wrote is in the pipe, and this pass drains it. */
-        int ended = atomic_load(&r->ended);
-        ssize_t n = read(r->fd, chunk, sizeof chunk);
-        if (n > 0) {
-            if (reader_add(r, chunk, (size_t)n) < 0) {
-                /* Closing our end stops a runaway agent (EPIPE or SIGPIPE
-                 * on its next write) instead of letting it run to the
-                 * deadline. */
-                close(r->fd);
-                r->fd = -1;
-                return NULL;
-            }
-            continue;
-        }
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && errno != EAGAIN) {
-            r->err = errno;
-            return NULL;
-        }
-        if (ended)
-            return NULL;
-        if (n == 0) {
-            /* No writer: not yet there, or gone (then poll would report
-             * POLLHUP at once, forever). */
-            struct timespec ts = {0, 5 * 1000 * 1000};
-            nanosleep(&ts, NULL);
-        } else {
-            struct pollfd pf = {.fd = r->fd, .events = POLLIN};
-            poll(&pf, 1, 100);
-        }
-    }
-}
-
-/* The private directory and FIFO the agent's stdout goes to. */
-typedef struct outpipe {
-    char dir[PATH_MAX - 16];
-    char fifo[PATH_MAX];
-    int have_dir, have_fifo;
-} outpipe;
-
-static int outpipe_open(const ndf_host *host, outpipe *o, int *fd)
-{
-    memset(o, 0, sizeof *o);
-    const char *tmp = getenv("TMPDIR");
-    if (!tmp || tmp[0] != '/')
-        tmp = "/tmp";
-    int n = snprintf(o->dir, sizeof o->dir, "%s/ndf-agent.XXXXXX", tmp);
-    if (n < 0 || (size_t)n >= sizeof o->dir)
-        return host->fail(NDF_ERR_IO, "step agent: TMPDIR '%s' is too long", tmp);
-    if (!mkdtemp(o->dir))
-        return host->fail(NDF_ERR_IO, "step agent: cannot make a directory in '%s': %s", tmp,
-                          strerror(errno));
-    o->have_dir = 1;
-    snprintf(o->fifo, sizeof o->fifo, "%s/stdout", o->dir);
-    if (mkfifo(o->fifo, 0600) != 0)
-        return host->fail(NDF_ERR_IO, "step agent: mkfifo '%s': %s", o->fifo, strerror(errno));
-    o->have_fifo = 1;
-    /* Opened before the agent starts, so its open for writing never
-     * waits; non-blocking, so this end never waits for a writer. */
-    *fd = open(o->fifo, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-    if (*fd < 0)
-        return host->fail(NDF_ERR_IO, "step agent: opening '%s': %s", o->fifo, strerror(errno));
-    return NDF_OK;
-}
-
-static void outpipe_close(outpipe *o)
-{
-    if (o->have_fifo)
-        unlink(o->fifo);
-    if (o->have_dir)
-        rmdir(o->dir);
 }
 
 /* ---- the answer ---- */
@@ -475,9 +345,39 @@ static void excerpt(const char *s, size_t len, size_t off, char *out, size_t cap
     out[k] = '\0';
 }
 
-/* Turns the answer into the result and logs it (with the usage figures). */
+/* The captured answer. */
+typedef struct answer {
+    char *buf; /* NUL-terminated */
+    size_t len;
+} answer;
+
+/* Records each number in `usage` as a metric named by its path ("tokens",
+ * "usage.input_tokens" for nested objects); other values are only logged. */
+static void usage_metrics(const ndf_host *host, ndf_exec *node, const cJSON *v, char *path,
+                          size_t len, size_t cap)
+{
+    if (cJSON_IsNumber(v)) {
+        if (len && host->node_set_metric(node, path, v->valuedouble) != NDF_OK)
+            host->node_log(node, NDF_LOG_WARN, "usage figure '%s' not kept: %s", path,
+                           host->last_error());
+        return;
+    }
+    if (!cJSON_IsObject(v))
+        return;
+    const cJSON *c;
+    cJSON_ArrayForEach(c, v)
+    {
+        int n = snprintf(path + len, cap - len, "%s%s", len ? "." : "", c->string);
+        if (n > 0 && (size_t)n < cap - len)
+            usage_metrics(host, node, c, path, len + (size_t)n, cap);
+        path[len] = '\0';
+    }
+}
+
+/* Sets the answer as the step's result (with the usage figures as its
+ * metrics). */
 static int take_answer(const ndf_host *host, ndf_exec *node, const ndf_value *params,
-                       const agent *a, const char *prog, reader *r)
+                       const agent *a, const char *prog, answer *r)
 {
     if (r->len && memchr(r->buf, '\0', r->len))
         return host->fail(NDF_ERR_EXECUTION, "agent '%s': the answer contains a NUL byte", prog);
@@ -485,8 +385,8 @@ static int take_answer(const ndf_host *host, ndf_exec *node, const ndf_value *pa
         size_t n = r->len;
         while (n && (r->buf[n - 1] == '\n' || r->buf[n - 1] == '\r'))
             n--;
-        host->node_log(node, NDF_LOG_INFO, "result: %.*s", (int)n, r->buf ? r->buf : "");
-        return NDF_OK;
+        r->buf[n] = '\0';
+        return host->node_set_result(node, r->buf);
     }
     const char *end = NULL;
     cJSON *root = r->len ? cJSON_ParseWithLengthOpts(r->buf, r->len + 1, &end, 1) : NULL;
@@ -506,13 +406,13 @@ static int take_answer(const ndf_host *host, ndf_exec *node, const ndf_value *pa
     if (!res) {
         rc = host->fail(NDF_ERR_EXECUTION, "agent '%s': the answer has no value at '%s'", prog, rp);
     } else if (cJSON_IsString(res)) {
-        host->node_log(node, NDF_LOG_INFO, "result: %s", res->valuestring);
+        rc = host->node_set_result(node, res->valuestring);
     } else {
         char *text = cJSON_PrintUnformatted(res);
         if (!text)
             rc = host->fail(NDF_ERR_NOMEM, "step agent: out of memory");
         else
-            host->node_log(node, NDF_LOG_INFO, "result: %s", text);
+            rc = host->node_set_result(node, text);
         free(text);
     }
     const char *up = host->value_string(host->value_get(params, "usage"));
@@ -522,6 +422,8 @@ static int take_answer(const ndf_host *host, ndf_exec *node, const ndf_value *pa
         if (text)
             host->node_log(node, NDF_LOG_INFO, "usage: %s", text);
         free(text);
+        char path[256] = "";
+        usage_metrics(host, node, usage, path, 0, sizeof path);
     } else if (up && rc == NDF_OK) {
         host->node_log(node, NDF_LOG_WARN, "no usage figures at '%s' in the answer", up);
     }
@@ -531,28 +433,22 @@ static int take_answer(const ndf_host *host, ndf_exec *node, const ndf_value *pa
 
 /* ---- running ---- */
 
-/* Expands argv, env and cwd into `argv` (the trampoline first), `env` and
- * *cwd, and the prompt into *prompt. */
+/* Expands argv, env and cwd into `argv`, `env` and *cwd, and the prompt
+ * into *prompt. */
 static int build(const ndf_host *host, ndf_exec *node, const ndf_value *params, const agent *a,
-                 const char *fifo, strings *argv, strings *env, char **cwd, char **prompt,
-                 const char **path_env)
+                 strings *argv, strings *env, char **cwd, char **prompt, const char **path_env)
 {
-    /* sh -c SCRIPT NAME FIFO ARGV...: $0 is NAME (for the shell's own
-     * messages), $1 the FIFO, the rest the agent's argv, passed through
-     * "$@" untouched. */
-    static const char *const tramp[] = {"/bin/sh", "-c", "f=$1; shift; exec \"$@\" >\"$f\"",
-                                        "ndf-agent"};
     int rc = NDF_OK;
-    for (size_t i = 0; i < 4 && !rc; i++)
-        rc = dup_push(host, argv, tramp[i]);
-    if (!rc)
-        rc = dup_push(host, argv, fifo);
     const ndf_value *av = host->value_get(params, "argv");
     for (size_t i = 0; i < host->value_count(av) && !rc; i++) {
         char *x = NULL;
         rc = host->expand(node, host->value_string(host->value_at(av, i)), &x);
+        char *own = rc ? NULL : strdup(x);
+        host->free(x);
+        if (!rc && !own)
+            rc = host->fail(NDF_ERR_NOMEM, "step agent: out of memory");
         if (!rc)
-            rc = strings_push(host, argv, x);
+            rc = strings_push(host, argv, own);
     }
     if (!rc)
         rc = strings_push(host, argv, NULL);
@@ -595,59 +491,42 @@ static int agent_run(const ndf_host *host, ndf_exec *node, const ndf_value *para
     strings argv = {0}, env = {0};
     char *cwd = NULL, *prompt = NULL;
     const char *path_env = NULL;
-    outpipe op;
-    reader r = {.fd = -1};
-    atomic_init(&r.ended, 0);
-    r.limit = (size_t)host->value_int(host->value_get(params, "output_limit"));
+    size_t limit = (size_t)host->value_int(host->value_get(params, "output_limit"));
     double timeout = host->value_number(host->value_get(params, "timeout"));
-    pthread_t th;
-    int started = 0;
 
-    int rc = outpipe_open(host, &op, &r.fd);
-    if (!rc)
-        rc = build(host, node, params, a, op.fifo, &argv, &env, &cwd, &prompt, &path_env);
-    /* argv[5] is the agent's argv[0], expanded: its name in messages. */
+    int rc = build(host, node, params, a, &argv, &env, &cwd, &prompt, &path_env);
     if (!rc) {
-        prog = argv.v[5];
+        prog = argv.v[0]; /* expanded: its name in messages */
         rc = check_program(host, prog, cwd, path_env);
     }
-    if (!rc) {
-        int e = pthread_create(&th, NULL, reader_main, &r);
-        if (e)
-            rc = host->fail(NDF_ERR_RESOURCE, "step agent: cannot start a thread: %s", strerror(e));
-        started = !e;
-    }
     ndf_spawn_result res = {.size = sizeof res};
+    int started = 0;
     if (!rc) {
         if (timeout > 0)
             host->node_set_timeout(node, timeout);
-        ndf_spawn opts;
-        memset(&opts, 0, sizeof opts);
-        opts.size = sizeof opts;
-        opts.argv = (const char *const *)argv.v;
-        opts.env = env.n ? (const char *const *)env.v : NULL;
-        opts.cwd = cwd;
-        opts.input = prompt;
-        opts.input_len = strlen(prompt);
+        ndf_spawn opts = {
+            .size = sizeof opts,
+            .argv = (const char *const *)argv.v,
+            .env = env.n ? (const char *const *)env.v : NULL,
+            .cwd = cwd,
+            .input = prompt,
+            .input_len = strlen(prompt),
+            .output_limit = limit,
+            .flags = NDF_SPAWN_CAPTURE_STDOUT,
+        };
         rc = host->spawn(node, &opts, &res);
+        started = res.output != NULL;
     }
-    if (started) {
-        atomic_store(&r.ended, 1);
-        pthread_join(th, NULL);
-    }
-    if (r.fd >= 0)
-        close(r.fd);
-    outpipe_close(&op);
 
     /* What went wrong first is what the step says: stopped from outside,
      * then the answer's size, then the agent's own end. */
     if (rc == NDF_ERR_CANCELLED) {
         /* The host's message stands. */
-    } else if (started && r.overflow) {
+    } else if (started && res.output_overflow) {
         rc = host->fail(NDF_ERR_EXECUTION,
                         "agent '%s': the answer is longer than output_limit (%zu bytes); the "
                         "agent was stopped",
-                        prog, r.limit);
+                        prog, limit);
     } else if (started && rc == NDF_ERR_TIMEOUT) {
         char why[256];
         snprintf(why, sizeof why, "%s", host->last_error());
@@ -656,33 +535,31 @@ static int agent_run(const ndf_host *host, ndf_exec *node, const ndf_value *para
         char why[256];
         snprintf(why, sizeof why, "%s", host->last_error());
         rc = host->fail(rc, "agent '%s' failed: %s (its stderr is in the record)", prog, why);
-    } else if (started && (r.nomem || r.err)) {
-        rc = r.nomem
-                 ? host->fail(NDF_ERR_NOMEM, "step agent: out of memory reading the answer")
-                 : host->fail(NDF_ERR_IO, "step agent: reading the answer: %s", strerror(r.err));
     } else if (started) {
         host->node_log(node, NDF_LOG_INFO, "agent '%s' answered in %.3f s (%zu bytes)", prog,
-                       res.wall_s, r.len);
-        rc = take_answer(host, node, params, a, prog, &r);
+                       res.wall_s, res.output_len);
+        answer ans = {res.output, res.output_len};
+        rc = take_answer(host, node, params, a, prog, &ans);
     }
-    free(r.buf);
-    strings_free(host, &argv);
-    strings_free(host, &env);
+    host->free(res.output);
+    strings_free(&argv);
+    strings_free(&env);
     host->free(cwd);
     host->free(prompt);
     return rc;
 }
 
 static const ndf_step_def agent_step = {
-    sizeof(ndf_step_def),
-    "agent",
-    "delegate to an agent program: a prompt on its stdin, the answer from its stdout",
-    agent_params,
-    NDF_STEP_BLOCKING,
-    agent_create,
-    agent_destroy,
-    agent_run,
-    NULL};
+    .size = sizeof(ndf_step_def),
+    .name = "agent",
+    .description =
+        "delegate to an agent program: a prompt on its stdin, the answer from its stdout",
+    .params = agent_params,
+    .flags = NDF_STEP_BLOCKING,
+    .create = agent_create,
+    .destroy = agent_destroy,
+    .run = agent_run,
+};
 
 static int agent_init(const ndf_host *host, ndf_registrar *reg, void **state)
 {

@@ -9,6 +9,11 @@
  * (-fvisibility=hidden) anyway. */
 #include <stdlib.h>
 
+/* The oldest SDK minor whose calls this plugin uses: it records this minor
+ * in its descriptor, so every host of ABI 1.0 or later loads it.  Raise it
+ * when you use a newer member of ndf_host (the compiler warns where you do;
+ * see NDF_SINCE in <ndf/host.h>). */
+#define NDF_SDK_MIN_MINOR 0
 #include <ndf/sdk.h>
 
 /* A note on state: the host may load a second copy of this file while the
@@ -47,24 +52,23 @@ static int hello_run(const ndf_host *host, ndf_exec *node, const ndf_value *para
 
     /* node_log() appends a line to this step's record and logs it. */
     host->node_log(node, NDF_LOG_INFO, "Hello, %s!", name);
-    host->free(name); /* strings the host allocates are freed with host->free */
+    host->free(name); /* what the host allocates is freed with host->free (host.h) */
     return NDF_OK;
 }
 
 /* A step definition.  `size` comes first so the host knows which fields
  * this build of the plugin has; the definition must stay valid until the
- * plugin is unloaded, so make it static const.  create/destroy/undo are
- * optional (NULL): "hello" has no state to build and nothing to undo. */
+ * plugin is unloaded, so make it static const.  Designated initializers
+ * name every member, so a misplaced callback cannot compile into the wrong
+ * slot.  create/destroy/undo are optional (left out: NULL): "hello" has no
+ * state to build and nothing to undo.  .flags would be NDF_STEP_BLOCKING
+ * for a step that waits on I/O or time. */
 static const ndf_step_def hello_step = {
-    sizeof(ndf_step_def),
-    "hello",                      /* name: [a-z0-9_]+, unique among loaded steps */
-    "log a greeting to the record",
-    hello_params,
-    0,                            /* flags: NDF_STEP_BLOCKING if it waits on I/O or time */
-    NULL,                         /* create */
-    NULL,                         /* destroy */
-    hello_run,
-    NULL,                         /* undo */
+    .size = sizeof(ndf_step_def),
+    .name = "hello", /* [a-z0-9_]+, unique among loaded steps */
+    .description = "log a greeting to the record",
+    .params = hello_params,
+    .run = hello_run,
 };
 
 /* ---------------------------------------------------------------------- */
@@ -141,16 +145,16 @@ static int once_run(const ndf_host *host, ndf_exec *exec, void *instance)
     return host->run_step(node, o->step, o->timeout);
 }
 
+/* rollback and matches are optional (left out); the host's own matching of
+ * domains and attributes is enough here. */
 static const ndf_pattern_type_def once_type = {
-    sizeof(ndf_pattern_type_def),
-    "once",                       /* name: [a-z0-9_]+, unique among loaded types */
-    "run a single step (the template pattern type)",
-    once_params,
-    once_create,
-    once_destroy,
-    once_run,
-    NULL,                         /* rollback: optional */
-    NULL,                         /* matches: optional; the host's matching is enough */
+    .size = sizeof(ndf_pattern_type_def),
+    .name = "once", /* [a-z0-9_]+, unique among loaded types */
+    .description = "run a single step (the template pattern type)",
+    .params = once_params,
+    .create = once_create,
+    .destroy = once_destroy,
+    .run = once_run,
 };
 
 /* ---------------------------------------------------------------------- */

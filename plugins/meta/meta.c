@@ -60,6 +60,7 @@ enum { RB_PATTERN, RB_PHASE, RB_COMPLETE };
 typedef struct mphase {
     char *name;
     char **patterns;
+    ndf_task **tasks;     /* per pattern: bound by the host's task helper */
     size_t npatterns;
     int parallel;
     double min_rate;
@@ -91,9 +92,13 @@ static void meta_destroy(const ndf_host *host, void *instance)
     if (!m)
         return;
     for (size_t i = 0; i < m->n; i++) {
-        for (size_t k = 0; k < m->phases[i].npatterns; k++)
+        for (size_t k = 0; k < m->phases[i].npatterns; k++) {
             free(m->phases[i].patterns[k]);
+            if (m->phases[i].tasks)
+                host->task_free(m->phases[i].tasks[k]);
+        }
         free(m->phases[i].patterns);
+        free(m->phases[i].tasks);
         free(m->phases[i].name);
     }
     free(m->phases);
@@ -130,7 +135,8 @@ static int build_phase(const ndf_host *host, const ndf_value *e, mphase *ph)
     if (n == 0)
         return host->fail_at(pats, NDF_ERR_VALIDATION, "meta: phase '%s' runs no patterns",
                              ph->name);
-    if (!(ph->patterns = calloc(n, sizeof *ph->patterns)))
+    if (!(ph->patterns = calloc(n, sizeof *ph->patterns)) ||
+        !(ph->tasks = calloc(n, sizeof *ph->tasks)))
         return host->fail(NDF_ERR_NOMEM, "meta: out of memory");
     for (size_t k = 0; k < n; k++) {
         const ndf_value *pv = host->value_at(pats, k);
@@ -142,7 +148,10 @@ static int build_phase(const ndf_host *host, const ndf_value *e, mphase *ph)
         if (!(ph->patterns[k] = strdup(name)))
             return host->fail(NDF_ERR_NOMEM, "meta: out of memory");
         ph->npatterns++;
-        int rc = host->require_pattern(where, name);
+        /* A pattern task: the host checks that the pattern exists once all
+         * definitions are loaded, and reports `where`. */
+        ndf_task_spec spec = {.size = sizeof spec, .pattern = name, .where = where};
+        int rc = host->task_new(&spec, &ph->tasks[k]);
         if (rc)
             return rc;
     }
@@ -340,8 +349,7 @@ static int run_sub(void *arg)
                              ph->name);
         return NDF_OK;
     }
-    double t = 0;
-    if (r->deadline > 0 && (t = r->deadline - mono_now()) <= 0) {
+    if (r->deadline > 0 && r->deadline - mono_now() <= 0) {
         s->state = SUB_SKIPPED;
         host->node_set_state(s->node, NDF_STATE_TIMED_OUT,
                              "the pattern's timeout_seconds passed before it started");
@@ -351,7 +359,9 @@ static int run_sub(void *arg)
     }
     host->node_set_state(s->node, NDF_STATE_RUNNING, "running pattern '%s'", name);
     double t0 = mono_now();
-    int rc = host->run_pattern(s->node, name, t);
+    /* timeout_seconds is the pattern node's deadline, which the task's
+     * node inherited. */
+    int rc = host->task_run(s->node, ph->tasks[s->idx]);
     double ms = (mono_now() - t0) * 1000.0;
     host->node_set_state(s->node,
                          rc == NDF_OK               ? NDF_STATE_COMPLETED
@@ -597,6 +607,8 @@ static int meta_run(const ndf_host *host, ndf_exec *exec, void *instance)
      * percentage of it.  run_pattern() records each sub-execution as a
      * PATTERN child of its task, which is also where rollback_pattern()
      * finds it again. */
+    if (m->timeout > 0)
+        host->node_set_timeout(exec, m->timeout);
     for (size_t i = 0; i < m->n; i++) {
         mphase_run *pr = &r->phases[i];
         if (!(pr->node = host->node_new(exec, NDF_NODE_PHASE, m->phases[i].name)))
@@ -737,15 +749,15 @@ static int meta_rollback(const ndf_host *host, ndf_exec *exec, void *instance, c
 }
 
 static const ndf_pattern_type_def meta_type = {
-    sizeof(ndf_pattern_type_def),
-    "meta",
-    "phases of sub-patterns with success criteria and multi-level rollback",
-    meta_params,
-    meta_create,
-    meta_destroy,
-    meta_run,
-    meta_rollback,
-    meta_matches,
+    .size = sizeof(ndf_pattern_type_def),
+    .name = "meta",
+    .description = "phases of sub-patterns with success criteria and multi-level rollback",
+    .params = meta_params,
+    .create = meta_create,
+    .destroy = meta_destroy,
+    .run = meta_run,
+    .rollback = meta_rollback,
+    .matches = meta_matches,
 };
 
 static int meta_init(const ndf_host *host, ndf_registrar *reg, void **state)

@@ -3,7 +3,9 @@
  * max_concurrent at a time, each started once its dependencies completed and
  * the system has room for its cpu/memory needs.  A failure tolerance lets
  * the pattern succeed (degraded) when few tasks fail; rollback undoes the
- * completed tasks in reverse topological order. */
+ * completed tasks in reverse topological order.  Each task's step, timeout
+ * and retries are the host's task helper (ndf_host.task_new, SDK 1.2), and
+ * timeout_seconds is the pattern node's deadline (node_set_timeout). */
 #include <math.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -26,10 +28,7 @@ static const ndf_param_spec task_entry[] = {
     NDF_PARAM_RANGED("memory", NDF_VALUE_NUMBER, 0, NULL, 0, 1,
                      "memory share the task needs: it starts when usage + memory <= "
                      "resource_threshold"),
-    NDF_PARAM_RANGED("timeout", NDF_VALUE_NUMBER, 0, NULL, 0, 1e9,
-                     "seconds one attempt may take (0 or absent: only enclosing deadlines)"),
-    NDF_PARAM_RANGED("retries", NDF_VALUE_INT, 0, "0", 0, 100,
-                     "attempts after the first (0.1 s backoff, doubled, capped at 5 s)"),
+    NDF_TASK_PARAMS,
     NDF_PARAM_END};
 
 static const ndf_param_spec par_params[] = {
@@ -51,11 +50,10 @@ static const ndf_param_spec par_params[] = {
 
 typedef struct ptask {
     char *name;
-    ndf_step *step;
+    ndf_task *task;                  /* the step with its timeout and retries */
     size_t *deps, ndeps;             /* indices of the tasks it depends on */
     size_t *dependents, ndependents; /* indices of the tasks that depend on it */
-    double cpu, memory, timeout;
-    int retries;
+    double cpu, memory;
 } ptask;
 
 typedef struct par {
@@ -68,12 +66,6 @@ typedef struct par {
     int rollback;
 } par;
 
-static double mono_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 /* ---- building ---- */
 
@@ -84,7 +76,7 @@ static void par_destroy(const ndf_host *host, void *instance)
         return;
     for (size_t i = 0; i < p->n; i++) {
         free(p->tasks[i].name);
-        host->step_free(p->tasks[i].step);
+        host->task_free(p->tasks[i].task);
         free(p->tasks[i].deps);
         free(p->tasks[i].dependents);
     }
@@ -326,8 +318,6 @@ static int par_create(const ndf_host *host, const ndf_value *params, void **inst
         index_find(&ix, p->tasks, name, i);
         t->cpu = host->value_number(host->value_get(e, "cpu"));
         t->memory = host->value_number(host->value_get(e, "memory"));
-        t->timeout = host->value_number(host->value_get(e, "timeout"));
-        t->retries = (int)host->value_int(host->value_get(e, "retries"));
         if (t->cpu > p->threshold || t->memory > p->threshold) {
             rc = host->fail_at(e, NDF_ERR_VALIDATION,
                                "parallel: task '%s' needs %s %g, more than resource_threshold %g: "
@@ -335,8 +325,10 @@ static int par_create(const ndf_host *host, const ndf_value *params, void **inst
                                t->cpu > p->threshold ? t->cpu : t->memory, p->threshold);
             break;
         }
-        rc = host->step_new(host->value_string(host->value_get(e, "step")),
-                            host->value_get(e, "params"), e, &t->step);
+        ndf_task_spec spec;
+        ndf_task_spec_read(host, e, &spec);
+        spec.where = e;
+        rc = host->task_new(&spec, &t->task);
     }
     if (!rc)
         rc = link_tasks(host, p, list, &ix);
@@ -374,7 +366,6 @@ struct prun {
     atomic_int first_status;    /* status of the first failure */
     atomic_size_t first_failed; /* index + 1 of the first failed task */
     size_t allowed;             /* most `lost` tasks for success */
-    double deadline;            /* timeout_seconds as a monotonic time; 0: none */
 };
 
 static void run_free(void *arg)
@@ -449,38 +440,6 @@ static void spawn_task(prun *r, size_t i)
     }
 }
 
-/* Runs task i's step with its retries. */
-static int run_attempts(prun *r, const ptask *t, ndf_exec *node)
-{
-    const ndf_host *host = r->host;
-    for (int attempt = 0;; attempt++) {
-        double tmo = t->timeout;
-        if (r->deadline > 0) {
-            double left = r->deadline - mono_now();
-            if (left <= 0) {
-                host->node_set_state(node, NDF_STATE_TIMED_OUT,
-                                     "the pattern's timeout_seconds passed before the task started");
-                return NDF_ERR_TIMEOUT;
-            }
-            if (tmo <= 0 || left < tmo)
-                tmo = left;
-        }
-        int rc = host->run_step(node, t->step, tmo);
-        if (rc == NDF_OK || attempt >= t->retries || rc == NDF_ERR_CANCELLED ||
-            host->cancelled(node) || atomic_load(&r->stop))
-            return rc;
-        double delay = 0.1 * ldexp(1.0, attempt < 10 ? attempt : 10);
-        if (delay > 5)
-            delay = 5;
-        if (r->deadline > 0 && mono_now() + delay >= r->deadline)
-            return rc;
-        host->node_log(node, NDF_LOG_WARN, "attempt %d of %d failed (%s); retrying in %.3gs",
-                       attempt + 1, t->retries + 1, ndf_status_name(rc), delay);
-        if (host->sleep(node, delay))
-            return rc;
-    }
-}
-
 static int task_work(void *arg)
 {
     tref *ref = arg;
@@ -511,7 +470,7 @@ static int task_work(void *arg)
             return rc;
         }
     }
-    rc = run_attempts(r, t, node);
+    rc = host->task_run(node, t->task);
     if (rc) {
         record_failure(r, i, rc);
         return rc;
@@ -554,7 +513,7 @@ static size_t undo_completed(prun *r, size_t only, size_t *undone)
         if (!atomic_load(&r->done[i]) || (mark && mark[i] != 1))
             continue;
         ++*undone;
-        int rc = host->undo_step(r->nodes[i], p->tasks[i].step);
+        int rc = host->task_undo(r->nodes[i], p->tasks[i].task);
         if (rc) {
             failed++;
             host->node_log(r->exec, NDF_LOG_ERROR, "rollback: undoing task '%s' failed (%s)",
@@ -615,6 +574,8 @@ static int par_run(const ndf_host *host, ndf_exec *exec, void *instance)
         run_free(r);
         return rc;
     }
+    if (p->timeout > 0)
+        host->node_set_timeout(exec, p->timeout);
     for (size_t i = 0; i < p->n; i++)
         if (!(r->nodes[i] = host->node_new(exec, NDF_NODE_TASK, p->tasks[i].name)))
             return host->fail(NDF_ERR_NOMEM, "parallel: out of memory");
@@ -622,7 +583,6 @@ static int par_run(const ndf_host *host, ndf_exec *exec, void *instance)
         return NDF_OK;
     if (!(r->group = host->group_new(exec, p->max_concurrent)))
         return host->fail(NDF_ERR_NOMEM, "parallel: out of memory");
-    r->deadline = p->timeout > 0 ? mono_now() + p->timeout : 0;
 
     /* Roots in topological order: that is definition order among them. */
     for (size_t k = 0; k < p->n && p->tasks[p->topo[k]].ndeps == 0; k++)
@@ -713,15 +673,15 @@ static int par_rollback(const ndf_host *host, ndf_exec *exec, void *instance, co
 }
 
 static const ndf_pattern_type_def par_type = {
-    sizeof(ndf_pattern_type_def),
-    "parallel",
-    "tasks with dependencies run concurrently, with resource checks and failure tolerance",
-    par_params,
-    par_create,
-    par_destroy,
-    par_run,
-    par_rollback,
-    NULL,
+    .size = sizeof(ndf_pattern_type_def),
+    .name = "parallel",
+    .description =
+        "tasks with dependencies run concurrently, with resource checks and failure tolerance",
+    .params = par_params,
+    .create = par_create,
+    .destroy = par_destroy,
+    .run = par_run,
+    .rollback = par_rollback,
 };
 
 static int par_init(const ndf_host *host, ndf_registrar *reg, void **state)

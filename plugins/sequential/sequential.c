@@ -1,7 +1,9 @@
 /* The "sequential" pattern type (the seed's SequentialDelegationPattern):
  * ordered steps, each run only after the one before it completed, with
  * per-step timeouts and retries, a timeout for the whole sequence, and
- * rollback of the completed steps in reverse order on failure. */
+ * rollback of the completed steps in reverse order on failure.  Steps are
+ * bound and retried by the host's task helper (ndf_host.task_new/task_run,
+ * SDK 1.2), so this file holds only what is particular to a sequence. */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -17,14 +19,7 @@ static const ndf_param_spec step_entry[] = {
     NDF_PARAM("step", NDF_VALUE_STRING, NDF_PARAM_REQUIRED, NULL,
               "the step type to run (exec, sleep, log, ..., or a plugin's)"),
     NDF_PARAM_GROUP("params", 0, NULL, "the step type's parameters (checked against its schema)"),
-    NDF_PARAM_RANGED("timeout", NDF_VALUE_NUMBER, 0, NULL, 0, 1e9,
-                     "seconds one attempt may take (0 or absent: only enclosing deadlines)"),
-    NDF_PARAM_RANGED("retries", NDF_VALUE_INT, 0, "0", 0, 100,
-                     "attempts after the first when the step fails"),
-    NDF_PARAM_RANGED("backoff", NDF_VALUE_NUMBER, 0, "0.1", 0, 3600,
-                     "seconds before the first retry; doubled for each further one"),
-    NDF_PARAM_RANGED("backoff_max", NDF_VALUE_NUMBER, 0, "5", 0, 3600,
-                     "cap on the delay between retries, in seconds"),
+    NDF_TASK_PARAMS,
     NDF_PARAM_END};
 
 static const ndf_param_spec seq_params[] = {
@@ -38,10 +33,7 @@ static const ndf_param_spec seq_params[] = {
 
 typedef struct seq_step {
     char *name;
-    ndf_step *step;
-    double timeout;     /* <= 0: none of its own */
-    int retries;
-    double backoff, backoff_max;
+    ndf_task *task;     /* the step with its timeout and retries */
 } seq_step;
 
 typedef struct seq {
@@ -103,7 +95,7 @@ static void seq_destroy(const ndf_host *host, void *instance)
         return;
     for (size_t i = 0; i < s->n; i++) {
         free(s->steps[i].name);
-        host->step_free(s->steps[i].step);
+        host->task_free(s->steps[i].task);
     }
     free(s->steps);
     free(s);
@@ -133,7 +125,6 @@ static int seq_create(const ndf_host *host, const ndf_value *params, void **inst
     for (size_t i = 0; i < n; i++) {
         const ndf_value *e = host->value_at(list, i);
         const char *name = host->value_string(host->value_get(e, "name"));
-        const char *type = host->value_string(host->value_get(e, "step"));
         if (!*name) {
             rc = host->fail_at(e, NDF_ERR_VALIDATION, "sequential: step %zu has an empty name",
                                i + 1);
@@ -155,12 +146,11 @@ static int seq_create(const ndf_host *host, const ndf_value *params, void **inst
             goto fail;
         }
         s->n++;
-        if ((rc = host->step_new(type, host->value_get(e, "params"), e, &st->step)))
+        ndf_task_spec spec;
+        ndf_task_spec_read(host, e, &spec);
+        spec.where = e;
+        if ((rc = host->task_new(&spec, &st->task)))
             goto fail;
-        st->timeout = host->value_number(host->value_get(e, "timeout"));
-        st->retries = (int)host->value_int(host->value_get(e, "retries"));
-        st->backoff = host->value_number(host->value_get(e, "backoff"));
-        st->backoff_max = host->value_number(host->value_get(e, "backoff_max"));
     }
     free(ns.slot);
     *instance = s;
@@ -181,40 +171,6 @@ static void run_free(void *p)
     free(r);
 }
 
-/* Runs step `i` with its retries.  `deadline` is the sequence's (0: none). */
-static int run_one(const ndf_host *host, ndf_exec *exec, const seq_step *st, ndf_exec *node,
-                   double deadline)
-{
-    for (int attempt = 0;; attempt++) {
-        double t = st->timeout;
-        if (deadline > 0) {
-            double left = deadline - mono_now();
-            if (left <= 0) {
-                host->node_set_state(node, NDF_STATE_TIMED_OUT,
-                                     "the sequence's deadline passed before the step started");
-                return NDF_ERR_TIMEOUT;
-            }
-            if (t <= 0 || left < t)
-                t = left;
-        }
-        int rc = host->run_step(node, st->step, t);
-        if (rc == NDF_OK || attempt >= st->retries || rc == NDF_ERR_CANCELLED ||
-            host->cancelled(exec))
-            return rc;
-        /* Exponential, capped; computed without pow() overflow for 100 retries. */
-        double delay = st->backoff * ldexp(1.0, attempt < 60 ? attempt : 60);
-        if (delay > st->backoff_max)
-            delay = st->backoff_max;
-        if (deadline > 0 && mono_now() + delay >= deadline)
-            return rc;
-        host->node_log(node, NDF_LOG_WARN, "attempt %d of %d failed (%s); retrying in %.3gs",
-                       attempt + 1, st->retries + 1, ndf_status_name(rc), delay);
-        int src = host->sleep(exec, delay);
-        if (src)
-            return rc;
-    }
-}
-
 /* Undoes the completed steps in [lower, upper), newest first.  An undo that
  * fails is reported and the others still run.  Returns how many failed. */
 static size_t undo_range(const ndf_host *host, ndf_exec *exec, seq_run *r, const seq *s,
@@ -224,7 +180,7 @@ static size_t undo_range(const ndf_host *host, ndf_exec *exec, seq_run *r, const
     for (size_t i = upper; i-- > lower;) {
         if (!r->done[i])
             continue;
-        int rc = host->undo_step(r->nodes[i], s->steps[i].step);
+        int rc = host->task_undo(r->nodes[i], s->steps[i].task);
         if (rc) {
             failed++;
             host->node_log(exec, NDF_LOG_ERROR, "rollback: undoing step '%s' failed (%s)",
@@ -255,24 +211,28 @@ static int seq_run_pattern(const ndf_host *host, ndf_exec *exec, void *instance)
         run_free(r);
         return rc;
     }
+    /* The sequence's own deadline is the pattern node's: every step and
+     * retry under it sees it, and the host enforces it. */
+    double t0 = mono_now();
+    if (s->timeout > 0)
+        host->node_set_timeout(exec, s->timeout);
     /* Every step is in the record from the start, so progress reads
      * "3 of 7" and the untouched ones show PENDING. */
     for (size_t i = 0; i < s->n; i++)
         if (!(r->nodes[i] = host->node_new(exec, NDF_NODE_STEP, s->steps[i].name)))
             return host->fail(NDF_ERR_NOMEM, "sequential: out of memory");
 
-    double deadline = s->timeout > 0 ? mono_now() + s->timeout : 0;
     size_t i;
     rc = NDF_OK;
     for (i = 0; i < s->n; i++) {
-        if ((rc = run_one(host, exec, &s->steps[i], r->nodes[i], deadline)))
+        if ((rc = host->task_run(r->nodes[i], s->steps[i].task)))
             break;
         r->done[i] = 1;
     }
     if (rc == NDF_OK)
         return NDF_OK;
 
-    int own_timeout = rc == NDF_ERR_TIMEOUT && deadline > 0 && mono_now() >= deadline;
+    int own_timeout = rc == NDF_ERR_TIMEOUT && s->timeout > 0 && mono_now() >= t0 + s->timeout;
     const char *why = rc == NDF_ERR_TIMEOUT ? "timed out" : rc == NDF_ERR_CANCELLED ? "was cancelled"
                                                                                   : "failed";
     for (size_t j = i + 1; j < s->n; j++)
@@ -326,15 +286,14 @@ static int seq_rollback(const ndf_host *host, ndf_exec *exec, void *instance, co
 }
 
 static const ndf_pattern_type_def seq_type = {
-    sizeof(ndf_pattern_type_def),
-    "sequential",
-    "ordered steps, each after the previous one completed, with rollback",
-    seq_params,
-    seq_create,
-    seq_destroy,
-    seq_run_pattern,
-    seq_rollback,
-    NULL,
+    .size = sizeof(ndf_pattern_type_def),
+    .name = "sequential",
+    .description = "ordered steps, each after the previous one completed, with rollback",
+    .params = seq_params,
+    .create = seq_create,
+    .destroy = seq_destroy,
+    .run = seq_run_pattern,
+    .rollback = seq_rollback,
 };
 
 static int seq_init(const ndf_host *host, ndf_registrar *reg, void **state)

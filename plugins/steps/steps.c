@@ -105,16 +105,19 @@ static int exec_create(const ndf_host *host, const ndf_value *params, void **ins
     return NDF_OK;
 }
 
-/* Every string handed to spawn, expanded, so one free loop releases them. */
+/* Every string handed to spawn, expanded, in this plugin's own memory
+ * (strings the host expanded are copied in: what the host hands out is
+ * freed with host->free, what the plugin allocates with free, and the two
+ * never mix in one list). */
 typedef struct strings {
     char **v;
     size_t n, cap;
 } strings;
 
-static void strings_free(const ndf_host *host, strings *s)
+static void strings_free(strings *s)
 {
     for (size_t i = 0; i < s->n; i++)
-        host->free(s->v[i]);
+        free(s->v[i]);
     free(s->v);
     s->v = NULL;
     s->n = s->cap = 0;
@@ -127,7 +130,7 @@ static int strings_push(const ndf_host *host, strings *s, char *p)
         size_t cap = s->cap ? 2 * s->cap : 8;
         char **v = realloc(s->v, cap * sizeof *v);
         if (!v) {
-            host->free(p);
+            free(p);
             return host->fail(NDF_ERR_NOMEM, "step exec: out of memory");
         }
         s->v = v;
@@ -148,7 +151,13 @@ static int expand_push(const ndf_host *host, ndf_exec *node, strings *s, const c
 {
     char *x = NULL;
     int rc = expand(host, node, tmpl, &x);
-    return rc ? rc : strings_push(host, s, x);
+    if (rc)
+        return rc;
+    char *own = strdup(x);
+    host->free(x);
+    if (!own)
+        return host->fail(NDF_ERR_NOMEM, "step exec: out of memory");
+    return strings_push(host, s, own);
 }
 
 /* ---- shell command lines ----
@@ -211,7 +220,7 @@ static void sh_track(sh_state *st, int *esc, char c)
 }
 
 /* Expands the shell command line `tmpl` as described above, into *out
- * (freed with host->free). */
+ * (this plugin's memory: freed with free()). */
 static int shell_expand(const ndf_host *host, ndf_exec *node, const char *tmpl, char **out)
 {
     char *b = NULL;
@@ -264,7 +273,6 @@ static int shell_expand(const ndf_host *host, ndf_exec *node, const char *tmpl, 
     }
     if (!b && buf_add(&b, &len, &cap, "", 0))
         goto nomem;
-    /* handed out like host strings, which host->free() (free()) releases */
     *out = b;
     return NDF_OK;
 nomem:
@@ -347,7 +355,6 @@ static int exec_command(const ndf_host *host, ndf_exec *node, const ndf_value *p
         }
         snprintf(kv, len, "%s=%s", name, val);
         host->free(val);
-        /* strings_free() releases through host->free(), which is free(). */
         rc = strings_push(host, &env, kv);
     }
     if (!rc && nenv)
@@ -371,8 +378,8 @@ static int exec_command(const ndf_host *host, ndf_exec *node, const ndf_value *p
         opts.output_limit = (size_t)host->value_int(host->value_get(params, "output_limit"));
         rc = host->spawn(node, &opts, NULL);
     }
-    strings_free(host, &argv);
-    strings_free(host, &env);
+    strings_free(&argv);
+    strings_free(&env);
     host->free(cwd);
     host->free(input);
     return rc;
@@ -461,7 +468,32 @@ static const ndf_param_spec fail_params[] = {
               "the failure message (expanded)"),
     NDF_PARAM_RANGED("after", NDF_VALUE_NUMBER, 0, "0", 0, 1e9,
                      "seconds to wait before failing (cut short by the deadline)"),
+    NDF_PARAM("status", NDF_VALUE_STRING, 0, "\"execution failed\"",
+              "the status to fail with, by its name in ndf_status_name() (\"not found\", "
+              "\"validation failed\", \"timed out\", ...): for testing pattern types"),
     NDF_PARAM_END};
+
+/* The status named `name` (ndf_status_name), or 0 when none is. */
+static int status_named(const char *name)
+{
+    for (int st = -1; st >= NDF_STATUS_MIN; st--)
+        if (strcmp(ndf_status_name(st), name) == 0)
+            return st;
+    return 0;
+}
+
+static int fail_create(const ndf_host *host, const ndf_value *params, void **instance)
+{
+    const ndf_value *v = host->value_get(params, "status");
+    int st = status_named(host->value_string(v));
+    if (!st)
+        return host->fail_at(v, NDF_ERR_VALIDATION,
+                             "step fail: unknown status '%s' (\"execution failed\", \"not "
+                             "found\", \"timed out\", ...: see ndf-plugin(7))",
+                             host->value_string(v));
+    *instance = (void *)(intptr_t)st;
+    return NDF_OK;
+}
 
 static int fail_run(const ndf_host *host, ndf_exec *node, const ndf_value *params, void *inst)
 {
@@ -472,7 +504,7 @@ static int fail_run(const ndf_host *host, ndf_exec *node, const ndf_value *param
     char *msg = NULL;
     if ((rc = expand(host, node, host->value_string(host->value_get(params, "message")), &msg)))
         return rc;
-    rc = host->fail(NDF_ERR_EXECUTION, "%s", msg);
+    rc = host->fail((int)(intptr_t)inst, "%s", msg);
     host->free(msg);
     return rc;
 }
@@ -519,19 +551,47 @@ static int pattern_undo(const ndf_host *host, ndf_exec *node, const ndf_value *p
 /* ---- registration ---- */
 
 static const ndf_step_def step_defs[] = {
-    {sizeof(ndf_step_def), "exec", "run a process (argv, or a shell command with shell = true)",
-     exec_params, NDF_STEP_BLOCKING, exec_create, NULL, exec_run, exec_undo},
-    {sizeof(ndf_step_def), "sleep", "wait a number of seconds", sleep_params, NDF_STEP_BLOCKING,
-     NULL, NULL, sleep_run, NULL},
-    {sizeof(ndf_step_def), "log", "write a message to the record and the log", log_params, 0,
-     log_create, NULL, log_run, NULL},
-    /* Blocking because `after` sleeps. */
-    {sizeof(ndf_step_def), "fail", "fail with a message, optionally after a delay", fail_params,
-     NDF_STEP_BLOCKING, NULL, NULL, fail_run, NULL},
-    {sizeof(ndf_step_def), "noop", "do nothing and succeed", noop_params, 0, NULL, NULL, noop_run,
-     NULL},
-    {sizeof(ndf_step_def), "pattern", "run another pattern as a step", pattern_params, 0,
-     pattern_create, NULL, pattern_run, pattern_undo},
+    {.size = sizeof(ndf_step_def),
+     .name = "exec",
+     .description = "run a process (argv, or a shell command with shell = true)",
+     .params = exec_params,
+     .flags = NDF_STEP_BLOCKING,
+     .create = exec_create,
+     .run = exec_run,
+     .undo = exec_undo},
+    {.size = sizeof(ndf_step_def),
+     .name = "sleep",
+     .description = "wait a number of seconds",
+     .params = sleep_params,
+     .flags = NDF_STEP_BLOCKING,
+     .run = sleep_run},
+    {.size = sizeof(ndf_step_def),
+     .name = "log",
+     .description = "write a message to the record and the log",
+     .params = log_params,
+     .create = log_create,
+     .run = log_run},
+    /* Blocking because `after` sleeps.  Its instance is the status, not a
+     * pointer: nothing to destroy. */
+    {.size = sizeof(ndf_step_def),
+     .name = "fail",
+     .description = "fail with a message (and a status), optionally after a delay",
+     .params = fail_params,
+     .flags = NDF_STEP_BLOCKING,
+     .create = fail_create,
+     .run = fail_run},
+    {.size = sizeof(ndf_step_def),
+     .name = "noop",
+     .description = "do nothing and succeed",
+     .params = noop_params,
+     .run = noop_run},
+    {.size = sizeof(ndf_step_def),
+     .name = "pattern",
+     .description = "run another pattern as a step",
+     .params = pattern_params,
+     .create = pattern_create,
+     .run = pattern_run,
+     .undo = pattern_undo},
 };
 
 static int steps_init(const ndf_host *host, ndf_registrar *reg, void **state)

@@ -45,7 +45,8 @@ typedef struct ndf_plugin {
      * members only when `size` says the descriptor has them. */
 
     /* Serializes `state` (from the old build's init) into *blob, allocated
-     * with malloc() (the host frees it with free()), of *len bytes.  NDF_OK,
+     * with malloc() (the host frees it with free(): the one direction in
+     * which the plugin allocates and the host frees), of *len bytes.  NDF_OK,
      * or a status with a message set by host->fail(): the new build is then
      * refused and the old one keeps serving. */
     int (*state_save)(const ndf_host *host, void *state, char **blob, size_t *len);
@@ -66,19 +67,53 @@ typedef struct ndf_plugin {
 #define NDF_EXTERN_C
 #endif
 
+/* The minor a plugin records in its descriptor: the oldest host minor that
+ * loads it.  An author who wants older hosts to load the plugin defines
+ * NDF_SDK_MIN_MINOR (before including <ndf/sdk.h>) to the lowest minor
+ * whose calls the plugin uses without an NDF_HOST_HAS() check; the
+ * compiler then warns wherever the plugin reads a newer member of the
+ * services table directly (see NDF_SINCE in host.h), so the declaration
+ * cannot silently go stale.  Left undefined, the plugin records the minor
+ * of the headers it was built with (always safe, loads only on hosts at
+ * least that new). */
+#ifdef NDF_SDK_MIN_MINOR
+#if NDF_SDK_MIN_MINOR > NDF_ABI_MINOR
+#error "NDF_SDK_MIN_MINOR is newer than these SDK headers"
+#endif
+#define NDF_PLUGIN_MINOR_ (NDF_SDK_MIN_MINOR)
+#else
+#define NDF_PLUGIN_MINOR_ NDF_ABI_MINOR
+#endif
+
 /* Defines the plugin's descriptor.  Use once per plugin, at file scope.
  * Members it does not name (the 1.1 state hooks) are NULL. */
 #define NDF_PLUGIN_DEFINE(name_, version_, license_, description_, init_, fini_) \
     NDF_EXTERN_C NDF_EXPORT const ndf_plugin ndf_plugin_descriptor = {          \
-        sizeof(ndf_plugin), NDF_ABI_MAJOR, NDF_ABI_MINOR, (name_), (version_),  \
-        (license_), (description_), (init_), (fini_), 0, 0}
+        .size = sizeof(ndf_plugin),                                              \
+        .abi_major = NDF_ABI_MAJOR,                                              \
+        .abi_minor = NDF_PLUGIN_MINOR_,                                          \
+        .name = (name_),                                                         \
+        .version = (version_),                                                   \
+        .license = (license_),                                                   \
+        .description = (description_),                                           \
+        .init = (init_),                                                         \
+        .fini = (fini_)}
 
-/* The same with the ABI 1.1 state handoff hooks (either may be NULL).  A
- * plugin using it needs a host of ABI 1.1 or later. */
+/* The same with the ABI 1.1 state handoff hooks (either may be NULL).  The
+ * plugin records at least minor 1: a 1.0 host would not call the hooks. */
 #define NDF_PLUGIN_DEFINE_1_1(name_, version_, license_, description_, init_, fini_, save_,  \
                               restore_)                                                    \
     NDF_EXTERN_C NDF_EXPORT const ndf_plugin ndf_plugin_descriptor = {                     \
-        sizeof(ndf_plugin), NDF_ABI_MAJOR, NDF_ABI_MINOR, (name_), (version_), (license_), \
-        (description_), (init_), (fini_), (save_), (restore_)}
+        .size = sizeof(ndf_plugin),                                                         \
+        .abi_major = NDF_ABI_MAJOR,                                                         \
+        .abi_minor = NDF_PLUGIN_MINOR_ > 1 ? NDF_PLUGIN_MINOR_ : 1,                         \
+        .name = (name_),                                                                    \
+        .version = (version_),                                                              \
+        .license = (license_),                                                              \
+        .description = (description_),                                                      \
+        .init = (init_),                                                                    \
+        .fini = (fini_),                                                                    \
+        .state_save = (save_),                                                              \
+        .state_restore = (restore_)}
 
 #endif

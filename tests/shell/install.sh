@@ -46,6 +46,11 @@ expected=$SCRATCH/expected
     echo "$bashcompletiondir/ndf"
     for la in $plugins; do echo "$pkglibdir/$(basename "$la" .la).so"; done
 } | LC_ALL=C sort >"$expected"
+# ==== section: the plugin author's kit (issue 15) ====
+# The template is documentation to copy, not a live plugin.
+for f in example.c Makefile README.md; do echo "$docdir/examples/plugin/$f"; done >>"$expected"
+LC_ALL=C sort -o "$expected" "$expected"
+# ==== end: the plugin author's kit ====
 missing=$(while read -r f; do [ -f "$DEST$f" ] || echo "$f"; done <"$expected")
 if [ -z "$missing" ]; then
     ok "every expected file is installed ($(wc -l <"$expected") files)"
@@ -106,11 +111,16 @@ expect_exit 0 "staged ndf --version" -- "$DEST$bindir/ndf" --version
 expect_match "$out" "plugin ABI $abi_major\\.$abi_minor\\)" "--version names the ABI of version.h"
 
 # An out-of-tree plugin from the staged SDK, with pkg-config alone.
-cp -R "$top_srcdir/plugins/example" "$SCRATCH/example"
+# ==== section: the plugin author's kit (issue 15) ====
+# The template as installed under the documentation directory.
+cp -R "$DEST$docdir/examples/plugin" "$SCRATCH/example"
 chmod -R u+w "$SCRATCH/example"
 export PKG_CONFIG_PATH="$DEST$libdir/pkgconfig"
 export PKG_CONFIG_SYSROOT_DIR="$DEST"
 expect_exit 0 "example plugin builds out of tree" -- $MAKE -C "$SCRATCH/example"
+expect_exit 0 "its make check passes (ndf test-step)" -- $MAKE -C "$SCRATCH/example" check \
+    NDF="env NDF_RUNTIME_DIR=$SCRATCH/run $DEST$bindir/ndf"
+# ==== end: the plugin author's kit ====
 so=$(ls "$SCRATCH/example"/*.so 2>/dev/null | head -1)
 unset PKG_CONFIG_SYSROOT_DIR
 if [ -n "$so" ] && [ -f "$so" ]; then
@@ -188,6 +198,43 @@ else
     echo "# systemd-analyze security --offline is not available: the unit's rating is not checked"
 fi
 # ---- packaging that keeps state (issue 14): end ----
+# ==== section: the plugin author's kit (issue 15) ====
+# ndf new-plugin, built against the staged SDK alone: it builds, inspects
+# and passes its own make check at once.
+STAGED="env NDF_RUNTIME_DIR=$SCRATCH/run $DEST$bindir/ndf"
+export PKG_CONFIG_SYSROOT_DIR="$DEST"
+expect_exit 0 "staged ndf new-plugin" -- $STAGED new-plugin scaffold --step probe --pattern-type chain \
+    "$SCRATCH/scaffold"
+expect_exit 0 "the scaffold builds with -Werror" -- $MAKE -C "$SCRATCH/scaffold" CFLAGS="-O2 -Wall -Wextra -Werror"
+expect_exit 0 "the staged ndf inspects it" -- $STAGED inspect "$SCRATCH/scaffold/scaffold.so"
+expect_match "$out" 'verdict: compatible' "compatible"
+expect_exit 0 "its make check passes" -- $MAKE -C "$SCRATCH/scaffold" check NDF="$STAGED"
+expect_exit 0 "it passes ndf inspect --conformance" -- $STAGED inspect --conformance "$SCRATCH/scaffold/scaffold.so"
+# A third party's plugin using SDK 1.2: a quorum pattern type that cancels
+# its losers with group_cancel, and a step tested with ndf test-step.
+cp -R "$top_srcdir/tests/oot/quorum" "$SCRATCH/quorum"
+chmod -R u+w "$SCRATCH/quorum"
+expect_exit 0 "the quorum plugin builds from the staged SDK" -- \
+    $MAKE -C "$SCRATCH/quorum" CFLAGS="-O2 -Wall -Wextra -Werror"
+expect_exit 0 "its step passes ndf test-step (make check)" -- $MAKE -C "$SCRATCH/quorum" check NDF="$STAGED"
+mkdir -p "$SCRATCH/qplug" && cp "$SCRATCH/quorum/quorum.so" "$SCRATCH/qplug/"
+cat >"$SCRATCH/quorum.conf" <<QCONF
+storage: { path = "$SCRATCH/qstate"; };
+executor: { threads = 3; kill_grace = 0.5; };
+patterns = (
+  { name = "race"; type = "quorum";
+    params = { need = 2; tasks = (
+      { name = "fast1"; step = "delay"; params = { seconds = 0.05; }; },
+      { name = "slow"; step = "delay"; params = { seconds = 60; }; },
+      { name = "fast2"; step = "delay"; params = { seconds = 0.1; }; } ); }; }
+);
+QCONF
+QRUN="env NDF_RUNTIME_DIR=$SCRATCH/run NDF_PLUGIN_PATH=$SCRATCH/qplug $DEST$bindir/ndf -c $SCRATCH/quorum.conf"
+expect_exit 0 "the quorum pattern succeeds once 2 of 3 did" -- $QRUN run race --force
+expect_match "$err" 'task slow: CANCELLED' "the loser was cancelled (group_cancel), not waited for"
+expect_match "$err" 'COMPLETED in [0-9.]+s .*2 COMPLETED, 1 CANCELLED' "the record says so"
+unset PKG_CONFIG_SYSROOT_DIR
+# ==== end: the plugin author's kit ====
 
 expect_exit 0 "make uninstall DESTDIR" -- $MAKE -s -C "$top_builddir" uninstall DESTDIR="$DEST"
 left=$(find "$DEST" -type f)

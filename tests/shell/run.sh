@@ -27,7 +27,15 @@ patterns = (
   { name = "says"; type = "sequential";
     params = { steps = ( { name = "t"; step = "fail"; params = { message = "said \${attr.m}"; }; } ); }; },
   { name = "badvar"; type = "sequential";
-    params = { steps = ( { name = "t"; step = "exec"; params = { argv = [ "echo", "\${nope}" ]; }; } ); }; }
+    params = { steps = ( { name = "t"; step = "exec"; params = { argv = [ "echo", "\${nope}" ]; }; } ); }; },
+  { name = "stnotfound"; type = "sequential";
+    params = { steps = ( { name = "t"; step = "fail"; params = { status = "not found"; message = "checksum missing"; }; } ); }; },
+  { name = "stvalidation"; type = "parallel";
+    params = { tasks = ( { name = "t"; step = "fail"; params = { status = "validation failed"; }; } ); failure_tolerance = 0.0; }; },
+  { name = "sttimeout"; type = "sequential";
+    params = { steps = ( { name = "t"; step = "fail"; params = { status = "timed out"; }; } ); }; },
+  { name = "stcancelled"; type = "sequential";
+    params = { steps = ( { name = "t"; step = "fail"; params = { status = "cancelled"; }; } ); }; }
 );
 CONF
 R="$NDF -c $CONF"
@@ -100,8 +108,28 @@ expect_match "$err" "\(cause: timeout\)" "names the timeout"
 expect_exit 0 "status shows the fallback" -- $R status
 expect_match "$out" '^fallback from sleeps \(cause: timeout\)' "with its cause"
 
-expect_exit 2 "an unknown template variable fails the step (validation, exit 2)" -- $R run badvar
+expect_exit 1 "an unknown template variable fails the step (the execution failed: exit 1)" -- $R run badvar
 expect_match "$err" 'unknown variable \$\{nope\}' "and names the variable"
+
+# The status contract (ndf-plugin(7)): a step's status decides the step's
+# and the execution's state, and the exit code is the execution's outcome.
+expect_exit 1 "a step's 'not found' is a failed execution, not exit 3" -- $R run stnotfound
+expect_match "$err" 'checksum missing' "with the step's message"
+expect_exit 1 "a task's 'validation failed' is a failed execution, not exit 2" -- $R run stvalidation
+expect_exit 5 "a step that times out times the execution out (exit 5)" -- $R run sttimeout
+expect_exit 10 "a step that was cancelled cancels it (exit 10)" -- $R run stcancelled
+expect_exit 0 "status after the contract runs" -- $R status --json
+expect_match "$out" '"state":"CANCELLED"' "the step is CANCELLED in the record"
+cat >"$SCRATCH/badstatus.conf" <<BAD
+storage: { path = "$SCRATCH/state2"; };
+patterns = (
+  { name = "x"; type = "sequential";
+    params = { steps = ( { name = "t"; step = "fail"; params = { status = "oops"; }; } ); }; }
+);
+BAD
+expect_exit 2 "an unknown status name for the fail step is a configuration error" -- \
+    $NDF -c "$SCRATCH/badstatus.conf" check-config
+expect_match "$err" "badstatus.conf:4: .*unknown status 'oops'" "named with file:line"
 
 expect_exit 0 "--json prints the record" -- $R run ok --json
 expect_match "$out" '^\{"id":"[^"]+","pattern":"ok","done":true,"status":"ok"' "as one JSON object"

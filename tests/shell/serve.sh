@@ -247,6 +247,39 @@ for bad in bad_major init_fails no_descriptor; do
 done
 expect_match "$(cat "$SCRATCH/serve.log")" "init failed .*frobnicator" "the log says why init failed"
 
+# ==== section: refused builds are retried (issue 15) ====
+failed_count() { ctl ping 2>/dev/null | sed -n 's/.*"reloads_failed":\([0-9]*\).*/\1/p'; }
+f0=$(failed_count)
+cur=$(serving)
+# A good build refused for its mode alone: fixing the mode is enough.
+cp "$FIX/reload_v3.so" "$SCRATCH/v3.so"
+chmod 664 "$SCRATCH/v3.so"
+mv "$SCRATCH/v3.so" "$WATCH/reload.so"
+sleep 0.4
+[ "$(serving)" = "$cur" ] && ok "a group-writable build is refused, $cur keeps serving" \
+    || not_ok "a group-writable build was not refused"
+ctl plugins >"$SCRATCH/plugins" 2>&1
+expect_match "$(cat "$SCRATCH/plugins")" "refused: $WATCH/reload.so: .*group-writable \(mode 0664\)" \
+    "ctl plugins shows the mode refusal"
+f1=$(failed_count)
+[ "${f1:-0}" -gt "${f0:-0}" ] && ok "the refusal counts in reloads_failed ($f0 -> $f1)" \
+    || not_ok "reloads_failed did not move ($f0 -> $f1)"
+chmod go-w "$WATCH/reload.so"
+wait_version 3 && ok "chmod go-w alone retries the refused build, which now serves" \
+    || not_ok "the fixed build was not retried (serving $(serving))"
+# Refused for its directory: nothing about the file changes when that is
+# fixed, so only an explicit reload retries it.
+chmod g+w "$WATCH"
+replace 1 cp
+sleep 0.4
+[ "$(serving)" = 3 ] && ok "a build in a group-writable directory is refused" || not_ok "it was not refused"
+chmod g-w "$WATCH"
+sleep 0.3
+[ "$(serving)" = 3 ] && ok "fixing the directory alone does not retry it" || not_ok "it was retried"
+expect_exit 0 "ctl reload retries refused builds" -- ctl reload
+wait_version 1 && ok "the retried build serves" || not_ok "ctl reload did not retry it (serving $(serving))"
+# ==== end: refused builds are retried ====
+
 # ---- a removed plugin ----
 rm "$WATCH/reload.so"
 sleep 0.1 # past the 0.05 s debounce, well inside the 1 s grace (slow under TSan)
