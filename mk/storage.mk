@@ -4,12 +4,22 @@
 libndfcore_la_SOURCES += \
 	host/exec/monitor.c host/exec/monitor.h \
 	host/store/storage.c host/store/storage.h \
-	host/store/store.h host/store/store_sqlite.c \
+	host/store/store.h host/store/store.c host/store/store_backend.h \
+	host/store/store_sqlite.c \
 	host/store/history.h host/store/history.c \
 	host/store/analytics.c host/store/analytics.h
 # the store's database (issue 10): SQLite, kept to store_sqlite.c
 libndfcore_la_CPPFLAGS += $(SQLITE_CFLAGS)
 libndfcore_la_LIBADD += $(SQLITE_LIBS)
+# the shared store of several hosts (issue 16): PostgreSQL through libpq,
+# kept to store_pg.c; optional (configure --with-postgresql)
+if HAVE_LIBPQ
+libndfcore_la_SOURCES += host/store/store_pg.c
+libndfcore_la_CPPFLAGS += $(LIBPQ_CFLAGS)
+libndfcore_la_LIBADD += $(LIBPQ_LIBS)
+else
+EXTRA_DIST += host/store/store_pg.c
+endif
 
 check_PROGRAMS += tests/check_storage
 tests_check_storage_SOURCES = tests/check_storage.c

@@ -164,6 +164,7 @@ void settings_free(settings *s)
         return;
     free(s->file);
     free(s->storage_path);
+    free(s->storage_conninfo);
     free_dirs(s);
     free(s->cache_dir);
     free(s->socket_path);
@@ -345,7 +346,8 @@ typedef enum key_type {
     KT_PATH,  /* char *, resolved against the file's directory */
     KT_PATHS, /* plugin_dirs: list of paths (or one string) */
     KT_ALGO,  /* confidence_algorithm */
-    KT_SYNC   /* int: storage.sync, "normal" 0 or "full" 1 */
+    KT_SYNC,   /* int: storage.sync, "normal" 0 or "full" 1 */
+    KT_BACKEND /* int: storage.backend, "sqlite" 0 or "postgresql" 1 */
 } key_type;
 
 typedef struct key_def {
@@ -384,6 +386,8 @@ static const key_def storage_keys[] = {
     {"history_limit", KT_LONG, 1, 1e6, 0, OFF(history_limit)},
     {"sync", KT_SYNC, 0, 0, 0, OFF(storage_sync)},
     {"retention", KT_NUM, 0, NOMAX, 0, OFF(retention_days)},
+    {"backend", KT_BACKEND, 0, 0, 0, OFF(storage_backend)},
+    {"conninfo", KT_STR, 0, 0, 0, OFF(storage_conninfo)},
     {NULL, 0, 0, 0, 0, 0}};
 static const key_def plugins_keys[] = {
     {"dirs", KT_PATHS, 0, 0, 0, 0},
@@ -571,6 +575,20 @@ static void read_key(reader *r, const config_setting_t *s, const char *key, cons
             return;
         }
         *(int *)(base + k->off) = strcmp(v, "full") == 0;
+        return;
+    }
+    case KT_BACKEND: {
+        if (t != CONFIG_TYPE_STRING) {
+            type_error(r, s, key, "a string");
+            return;
+        }
+        const char *v = config_setting_get_string(s);
+        if (strcmp(v, "sqlite") != 0 && strcmp(v, "postgresql") != 0) {
+            diag_add(r->c, 1, setting_file(r, s), setting_line(s),
+                     "'%s' is '%s', expected sqlite or postgresql", key, v);
+            return;
+        }
+        *(int *)(base + k->off) = strcmp(v, "postgresql") == 0;
         return;
     }
     }
@@ -1091,6 +1109,22 @@ void config_free(config *c)
 
 /* ---- JSON ---- */
 
+/* 1 when a connection string may carry a password (a password= keyword, or
+ * user:password@ in a URI), which `ndf config` must not print. */
+static int conninfo_has_password(const char *c)
+{
+    if (!c)
+        return 0;
+    if (strcasestr(c, "password"))
+        return 1;
+    const char *u = strstr(c, "://");
+    if (!u)
+        return 0;
+    u += 3;
+    size_t auth = strcspn(u, "/?@");
+    return u[auth] == '@' && memchr(u, ':', auth) != NULL;
+}
+
 void settings_to_json(const settings *s, strbuf *sb)
 {
     sb_puts(sb, "{\"file\":");
@@ -1123,6 +1157,12 @@ void settings_to_json(const settings *s, strbuf *sb)
               s->history_limit);
     sb_printf(sb, ",\"sync\":\"%s\",\"retention\":", s->storage_sync ? "full" : "normal");
     sb_json_num(sb, s->retention_days, 0);
+    sb_printf(sb, ",\"backend\":\"%s\",\"conninfo\":",
+              s->storage_backend ? "postgresql" : "sqlite");
+    if (conninfo_has_password(s->storage_conninfo))
+        sb_json_str(sb, "(hidden: it holds a password)");
+    else
+        sb_json_str(sb, s->storage_conninfo);
     sb_puts(sb, "}");
     sb_puts(sb, ",\"plugins\":{\"dirs\":[");
     for (size_t i = 0; i < s->nplugin_dirs; i++) {

@@ -34,6 +34,8 @@ typedef struct settings {
     long history_limit;
     int storage_sync;            /* 0: normal, 1: full */
     double retention_days;       /* ndf cleanup prunes older executions; 0: keep */
+    int storage_backend;         /* 0: sqlite, 1: postgresql (store_backend's values) */
+    char *storage_conninfo;      /* postgresql: libpq connection string or service; NULL: libpq's defaults */
 
     /* plugins { } */
     char **plugin_dirs;          /* absolute */

@@ -33,6 +33,7 @@
 #include "base/fsutil.h"
 #include "store/storage.h"
 #include "store/store.h"
+#include "store/store_backend.h"
 
 /* PRAGMA application_id of an ndf database ("ndf1"), so that restore and
  * open refuse another program's SQLite file. */
@@ -251,6 +252,7 @@ static const char *const wsql[W_COUNT] = {
 };
 
 struct store {
+    const store_ops *ops; /* first: store.c finds the backend through it */
     char *dir;
     char *path;
     store_opts opts;
@@ -277,6 +279,8 @@ struct store {
     uint64_t transactions, executions; /* (qlock) */
     int degraded;                      /* (qlock) */
 };
+
+static const store_ops lite_ops;
 
 /* ------------------------------------------------------------------ */
 /* errors */
@@ -1359,7 +1363,7 @@ static int submit_wait(store *s, job *j)
     return NDF_OK;
 }
 
-int store_begin(store *s, const store_exec *e)
+static int lite_begin(store *s, const store_exec *e)
 {
     int rc = check_exec(e);
     if (rc)
@@ -1368,7 +1372,7 @@ int store_begin(store *s, const store_exec *e)
     return submit_wait(s, &j);
 }
 
-int store_finish_all(store *s, const store_exec *v, size_t n, learning_state *after)
+static int lite_finish_all(store *s, const store_exec *v, size_t n, learning_state *after)
 {
     for (size_t i = 0; i < n; i++) {
         int rc = check_exec(&v[i]);
@@ -1381,12 +1385,7 @@ int store_finish_all(store *s, const store_exec *v, size_t n, learning_state *af
     return submit_wait(s, &j);
 }
 
-int store_finish(store *s, const store_exec *e, learning_state *after)
-{
-    return store_finish_all(s, e, 1, after);
-}
-
-int store_progress(store *s, const char *id, const store_node *n)
+static int lite_progress(store *s, const char *id, const store_node *n)
 {
     if (!id || !n)
         return err_set(NDF_ERR_INVALID, "progress needs an execution id and a node");
@@ -1413,7 +1412,7 @@ int store_progress(store *s, const char *id, const store_node *n)
     return rc;
 }
 
-void store_get_stats(store *s, store_stats *out)
+static void lite_get_stats(store *s, store_stats *out)
 {
     pthread_mutex_lock(&s->qlock);
     /* qlock only: a batch waiting for another process's lock holds wlock */
@@ -1519,7 +1518,7 @@ static int has_legacy_files(const char *dir)
     return found;
 }
 
-int store_open(const char *dir, const store_opts *opts, store **out)
+int store_sqlite_open(const char *dir, const store_opts *opts, store **out)
 {
     *out = NULL;
     char *raw = dir && *dir ? xstrdup(dir) : store_default_dir();
@@ -1530,6 +1529,7 @@ int store_open(const char *dir, const store_opts *opts, store **out)
     if (!d)
         return NDF_ERR_IO;
     store *s = xcalloc(1, sizeof *s);
+    s->ops = &lite_ops;
     s->dir = d;
     s->path = xasprintf("%s/%s", d, STORE_DB_NAME);
     if (opts)
@@ -1567,7 +1567,7 @@ int store_open(const char *dir, const store_opts *opts, store **out)
     return NDF_OK;
 }
 
-void store_close(store *s)
+static void lite_close(store *s)
 {
     if (!s)
         return;
@@ -1595,12 +1595,12 @@ void store_close(store *s)
     free(s);
 }
 
-const char *store_path(const store *s)
+static const char *lite_path(const store *s)
 {
     return s->path;
 }
 
-const char *store_dir(const store *s)
+static const char *lite_dir(const store *s)
 {
     return s->dir;
 }
@@ -1689,7 +1689,7 @@ typedef struct dead_exec {
     char *host;
 } dead_exec;
 
-int store_recover(store *s, size_t *count)
+static int lite_recover(store *s, size_t *count)
 {
     size_t ndead = 0, cap = 0, fixed = 0;
     dead_exec *dead = NULL;
@@ -1863,7 +1863,7 @@ static int collect_execs(store *s, sqlite3_stmt *st, store_exec **out, size_t *n
     return NDF_OK;
 }
 
-int store_runs(store *s, const store_query *q, store_exec **out, size_t *n)
+static int lite_runs(store *s, const store_query *q, store_exec **out, size_t *n)
 {
     *out = NULL;
     *n = 0;
@@ -1903,7 +1903,7 @@ int store_runs(store *s, const store_query *q, store_exec **out, size_t *n)
     return rc;
 }
 
-int store_children(store *s, const char *id, store_exec **out, size_t *n)
+static int lite_children(store *s, const char *id, store_exec **out, size_t *n)
 {
     *out = NULL;
     *n = 0;
@@ -1984,7 +1984,7 @@ static int load_nodes(store *s, sqlite3_int64 xseq, store_exec *e)
     return NDF_OK;
 }
 
-int store_get(store *s, const char *id, store_exec *out)
+static int lite_get(store *s, const char *id, store_exec *out)
 {
     memset(out, 0, sizeof *out);
     pthread_mutex_lock(&s->rlock);
@@ -2021,8 +2021,8 @@ int store_get(store *s, const char *id, store_exec *out)
 /* Largest output a query inflates: a damaged row must not ask for more. */
 #define STORE_MAX_OUTPUT ((size_t)64 << 20)
 
-int store_output(store *s, const char *id, const char *path, int stream, char **buf, size_t *len,
-                 uint64_t *dropped)
+static int lite_output(store *s, const char *id, const char *path, int stream, char **buf,
+                       size_t *len, uint64_t *dropped)
 {
     *buf = NULL;
     *len = 0;
@@ -2098,7 +2098,7 @@ static int rcached(store *s, int which, const char *sql, sqlite3_stmt **out)
     return NDF_OK;
 }
 
-int store_learning(store *s, const char *name, learning_state *out)
+static int lite_learning(store *s, const char *name, learning_state *out)
 {
     memset(out, 0, sizeof *out);
     pthread_mutex_lock(&s->rlock);
@@ -2165,7 +2165,7 @@ int store_learning(store *s, const char *name, learning_state *out)
     return rc;
 }
 
-int store_patterns(store *s, char ***names, size_t *n)
+static int lite_patterns(store *s, char ***names, size_t *n)
 {
     *names = NULL;
     *n = 0;
@@ -2203,7 +2203,7 @@ int store_patterns(store *s, char ***names, size_t *n)
 /* ------------------------------------------------------------------ */
 /* maintenance */
 
-int store_reset_stats(store *s, const char *name)
+static int lite_reset_stats(store *s, const char *name)
 {
     int rc = wbegin(s);
     if (rc)
@@ -2230,7 +2230,7 @@ int store_reset_stats(store *s, const char *name)
     return wend(s, rc);
 }
 
-int store_remove_pattern(store *s, const char *name)
+static int lite_remove_pattern(store *s, const char *name)
 {
     long long ex = 0, pat = 0;
     int rc = wbegin(s);
@@ -2278,8 +2278,8 @@ static int delete_exec(store *s, sqlite3_int64 seq, const char *pat, int counted
     return rc;
 }
 
-int store_cleanup(store *s, long history_limit, double max_age_s, double now,
-                  store_cleanup_result *res)
+static int lite_cleanup(store *s, long history_limit, double max_age_s, double now,
+                        store_cleanup_result *res)
 {
     uint64_t removed = 0;
     long long before = 0, after = 0;
@@ -2371,7 +2371,7 @@ int store_cleanup(store *s, long history_limit, double max_age_s, double now,
     return rc;
 }
 
-int store_check(store *s)
+static int lite_check(store *s)
 {
     pthread_mutex_lock(&s->rlock);
     sqlite3_stmt *st = NULL;
@@ -2547,7 +2547,7 @@ static int copy_db(sqlite3 *to, sqlite3 *from, int timeout_ms, int *sqlite_rc)
     return rc == SQLITE_OK || rc == SQLITE_DONE ? 0 : -1;
 }
 
-int store_backup(store *s, char **path_out)
+static int lite_backup(store *s, char **path_out)
 {
     if (path_out)
         *path_out = NULL;
@@ -2735,6 +2735,11 @@ int store_restore(const char *dir, const store_opts *opts, const char *file)
     else
         store_opts_default(&o);
     o.import_legacy = 0;
+    if (o.backend != STORE_BACKEND_SQLITE)
+        return err_set(NDF_ERR_INVALID,
+                       "restore replaces an SQLite store's file; a %s store is restored with "
+                       "its database's own tools (pg_restore, psql)",
+                       store_backend_name(o.backend));
     char *raw = dir && *dir ? xstrdup(dir) : store_default_dir();
     if (!raw)
         return NDF_ERR_INVALID;
@@ -2954,34 +2959,19 @@ static int export_doc(store *s, const char *name, cJSON **out)
         jstr(root, "learning", NULL);
     }
     cJSON *ex = jadd(root, "executions", cJSON_CreateArray());
+    /* through the store's interface, so that every backend exports alike */
+    store_exec *v = NULL;
     size_t count = 0;
-    pthread_mutex_lock(&s->rlock);
-    sqlite3_stmt *st = NULL;
-    rc = reader(s);
-    if (!rc) {
-        int r = sqlite3_prepare_v2(s->r,
-                                   "SELECT " EXEC_COLS " FROM executions WHERE pattern = ?1"
-                                   " ORDER BY seq",
-                                   -1, &st, NULL);
-        if (r != SQLITE_OK)
-            rc = rfail(s, r, "cannot export executions");
-    }
-    int r = SQLITE_DONE;
-    if (!rc)
-        bind_text(st, 1, name);
-    while (!rc && (r = sqlite3_step(st)) == SQLITE_ROW) {
+    store_query q = {name, -1, 0, SIZE_MAX};
+    rc = store_runs(s, &q, &v, &count);
+    for (size_t i = count; !rc && i-- > 0;) {
         store_exec e;
-        exec_from_row(st, &e);
-        rc = load_nodes(s, sqlite3_column_int64(st, 17), &e);
+        rc = store_get(s, v[i].id, &e);
         if (!rc)
             jadd(ex, NULL, exec_json(&e));
         store_exec_free(&e);
-        count++;
     }
-    if (!rc && r != SQLITE_DONE)
-        rc = rfail(s, r, "cannot export executions");
-    sqlite3_finalize(st);
-    pthread_mutex_unlock(&s->rlock);
+    store_exec_array_free(v, count);
     if (!rc && !have_learning && !count)
         rc = err_set(NDF_ERR_NOT_FOUND, "pattern '%s' has no stored state", name);
     if (rc) {
@@ -3386,7 +3376,7 @@ static int move_legacy(const char *dir, char **where)
     return rc;
 }
 
-int store_import_legacy(store *s, const char *dir, size_t *imported)
+static int lite_import_legacy(store *s, const char *dir, size_t *imported)
 {
     if (imported)
         *imported = 0;
@@ -3447,3 +3437,27 @@ int store_import_legacy(store *s, const char *dir, size_t *imported)
         *imported = count;
     return rc;
 }
+
+static const store_ops lite_ops = {
+    .backend = STORE_BACKEND_SQLITE,
+    .close = lite_close,
+    .path = lite_path,
+    .dir = lite_dir,
+    .begin = lite_begin,
+    .progress = lite_progress,
+    .finish_all = lite_finish_all,
+    .get_stats = lite_get_stats,
+    .runs = lite_runs,
+    .get = lite_get,
+    .children = lite_children,
+    .output = lite_output,
+    .learning = lite_learning,
+    .patterns = lite_patterns,
+    .reset_stats = lite_reset_stats,
+    .remove_pattern = lite_remove_pattern,
+    .cleanup = lite_cleanup,
+    .backup = lite_backup,
+    .import_legacy = lite_import_legacy,
+    .recover = lite_recover,
+    .check = lite_check,
+};
