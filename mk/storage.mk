@@ -49,7 +49,15 @@ check_PROGRAMS += tests/check_store
 tests_check_store_SOURCES = tests/check_store.c
 tests_check_store_CPPFLAGS = $(CORE_TEST_CFLAGS)
 tests_check_store_LDADD = $(CORE_TEST_LIBS) $(SQLITE_LIBS)
+if HAVE_LIBPQ
+tests_check_store_CPPFLAGS += $(LIBPQ_CFLAGS)
+tests_check_store_LDADD += $(LIBPQ_LIBS)
+endif
 TESTS += tests/check_store
+# the same suite against a PostgreSQL 15 server the test starts (SKIPs
+# without the server or libpq)
+TESTS += tests/shell/store_pg.sh
+EXTRA_DIST += tests/shell/store_pg.sh tests/shell/pglib.sh
 
 EXTRA_PROGRAMS += tests/bench/bench_store
 BENCHMARKS += tests/bench/bench_store

@@ -645,34 +645,20 @@ static int load_all_domains(pg_store *s, const char *name, learning_state *st)
     return NDF_OK;
 }
 
-/* Locks the pattern's row for this transaction, creating it ("no
- * executions", created at `created`) when missing. */
-static int lock_pattern(pg_store *s, const char *name, double created)
+/* Creates the pattern's row ("no executions", created at `created`)
+ * unless another writer did: then theirs stands. */
+static int new_pattern(pg_store *s, const char *name, double created)
 {
-    for (int round = 0; round < 2; round++) {
-        pargs p = {0};
-        p_text(&p, name);
-        PGresult *r;
-        int rc = wrun(s, W_LOCK_PATTERN, &p, &r, "cannot lock a pattern's learning state");
-        if (rc)
-            return rc;
-        int n = PQntuples(r);
-        PQclear(r);
-        if (n > 0 || round)
-            return NDF_OK;
-        learning_state st;
-        learning_init(&st, &s->opts.learning);
-        p_text(&p, name);
-        p_dbl(&p, st.score);
-        p_dbl(&p, st.alpha);
-        p_dbl(&p, st.beta);
-        p_dbl(&p, created);
-        learning_free(&st);
-        /* another host may insert it at once: DO NOTHING, then lock it */
-        if ((rc = wrun(s, W_NEW_PATTERN, &p, NULL, "cannot create a pattern's learning state")))
-            return rc;
-    }
-    return NDF_OK;
+    learning_state st;
+    learning_init(&st, &s->opts.learning);
+    pargs p = {0};
+    p_text(&p, name);
+    p_dbl(&p, st.score);
+    p_dbl(&p, st.alpha);
+    p_dbl(&p, st.beta);
+    p_dbl(&p, created);
+    learning_free(&st);
+    return wrun(s, W_NEW_PATTERN, &p, NULL, "cannot create a pattern's learning state");
 }
 
 /* ------------------------------------------------------------------ */
@@ -891,15 +877,19 @@ static int apply_finish(pg_store *s, const store_exec *e, learning_state *after,
     if (!counted && !after)
         return NDF_OK;
 
-    /* the exact update: the row is locked (lock_patterns()), read, applied
-     * in C, written back, all in this transaction */
+    /* the exact update: the pattern's row locked, read, applied in C and
+     * written back, all in this transaction */
     learning_state st;
     int found;
     if ((rc = load_learning(s, e->pattern, e->domain, counted, &st, &found)))
         goto out;
+    if (counted && !found) {
+        learning_free(&st);
+        if ((rc = new_pattern(s, e->pattern, e->start > 0 ? e->start : now_wall())) ||
+            (rc = load_learning(s, e->pattern, e->domain, 1, &st, &found)))
+            goto out;
+    }
     if (counted) {
-        if (!found || st.created <= 0)
-            st.created = e->start > 0 ? e->start : now_wall();
         learning_record(&st, &s->opts.learning, status == STORE_SUCCEEDED, e->domain,
                         e->end > 0 ? e->end : now_wall());
         learning_add_duration(&st, e->duration);
@@ -942,49 +932,46 @@ static void drop_after(job *j)
     j->have_after = 0;
 }
 
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* Locks, in name order, the row of every pattern whose learning the
- * batch will count: hosts committing batches that share patterns then
- * wait for each other instead of deadlocking. */
+/* Locks, in name order, the existing row of every pattern whose learning
+ * the batch will count: hosts committing batches that share patterns then
+ * wait for each other instead of deadlocking.  (A row that does not exist
+ * yet is created by its job; two first executions of new patterns that
+ * cross can still deadlock, and the batch is replayed.) */
 static int lock_patterns(pg_store *s, job *batch)
 {
     if (!s->opts.enable_learning)
         return NDF_OK;
-    size_t n = 0, cap = 0;
-    const char **names = NULL;
+    strbuf arr;
+    sb_init(&arr);
+    sb_puts(&arr, "{");
+    size_t n = 0;
     for (job *j = batch; j; j = j->next) {
-        if (j->kind != JOB_FINISH)
-            continue;
-        for (size_t i = 0; i < j->ne; i++) {
+        for (size_t i = 0; j->kind == JOB_FINISH && i < j->ne; i++) {
             if (!j->e[i].learn)
                 continue;
-            if (n == cap) {
-                cap = cap ? cap * 2 : 16;
-                names = xrealloc(names, cap * sizeof *names);
+            /* an array literal: each name quoted, its backslashes and quotes escaped */
+            sb_puts(&arr, n++ ? ",\"" : "\"");
+            for (const char *c = j->e[i].pattern; *c; c++) {
+                if (*c == '"' || *c == '\\')
+                    sb_puts(&arr, "\\");
+                sb_printf(&arr, "%c", *c);
             }
-            names[n++] = j->e[i].pattern;
+            sb_puts(&arr, "\"");
         }
     }
+    sb_puts(&arr, "}");
+    char *list = sb_steal(&arr);
     int rc = NDF_OK;
     if (n) {
-        qsort(names, n, sizeof *names, cmp_str);
-        for (size_t i = 0; i < n && !rc; i++) {
-            if (i && strcmp(names[i], names[i - 1]) == 0)
-                continue;
-            /* created: the start of the batch's first execution of it */
-            double c = 0;
-            for (job *j = batch; j && c <= 0; j = j->next)
-                for (size_t k = 0; j->kind == JOB_FINISH && k < j->ne && c <= 0; k++)
-                    if (j->e[k].learn && strcmp(j->e[k].pattern, names[i]) == 0)
-                        c = j->e[k].start > 0 ? j->e[k].start : now_wall();
-            rc = lock_pattern(s, names[i], c);
-        }
+        pargs p = {0};
+        p_text(&p, list);
+        /* LockRows sits above the sort: the rows are locked in this order */
+        rc = wsql_run(s,
+                      "SELECT name FROM patterns WHERE name = ANY ($1::text[])"
+                      " ORDER BY name COLLATE \"C\" FOR UPDATE",
+                      &p, NULL, "cannot lock the patterns' learning state");
     }
-    free(names);
+    free(list);
     return rc;
 }
 
