@@ -56,8 +56,8 @@ endif
 TESTS += tests/check_store
 # the same suite against a PostgreSQL 15 server the test starts (SKIPs
 # without the server or libpq)
-TESTS += tests/shell/store_pg.sh
-EXTRA_DIST += tests/shell/store_pg.sh tests/shell/pglib.sh
+TESTS += tests/shell/store_pg.sh tests/shell/storage_pg.sh
+EXTRA_DIST += tests/shell/store_pg.sh tests/shell/storage_pg.sh tests/shell/pglib.sh
 
 EXTRA_PROGRAMS += tests/bench/bench_store
 BENCHMARKS += tests/bench/bench_store
