@@ -71,3 +71,22 @@ tests_check_history_SOURCES = tests/check_history.c
 tests_check_history_CPPFLAGS = $(CORE_TEST_CFLAGS)
 tests_check_history_LDADD = $(CORE_TEST_LIBS)
 TESTS += tests/check_history
+
+# the two backends side by side (make bench): bench_store_pg against a
+# private PostgreSQL that tests/bench/store_pg.sh starts
+EXTRA_DIST += tests/bench/store_pg.sh
+if HAVE_LIBPQ
+EXTRA_PROGRAMS += tests/bench/bench_store_pg
+CLEANFILES += tests/bench/bench_store_pg
+tests_bench_bench_store_pg_SOURCES = tests/bench/bench_store_pg.c
+tests_bench_bench_store_pg_CPPFLAGS = $(CORE_TEST_CFLAGS) $(LIBPQ_CFLAGS)
+tests_bench_bench_store_pg_LDADD = libndfcore.la $(LIBPQ_LIBS)
+bench-store-pg: tests/bench/bench_store_pg all
+else
+bench-store-pg: all
+endif
+	@echo "== tests/bench/store_pg.sh"
+	@top_srcdir='$(abs_top_srcdir)' top_builddir='$(abs_top_builddir)' \
+	  $(SHELL) $(srcdir)/tests/bench/store_pg.sh
+bench: bench-store-pg
+.PHONY: bench-store-pg

@@ -134,6 +134,7 @@ typedef struct job {
     int rc;
     char *msg;
     int done;
+    int excluded; /* failed for its own sake: left out of the batch's replays */
     struct job *next;
 } job;
 
@@ -1036,8 +1037,11 @@ static void job_fail(job *j, int rc)
     j->msg = xstrdup(err_msg());
 }
 
+/* Back to "not applied" before a replay (an excluded job keeps its error). */
 static void job_reset(job *j)
 {
+    if (j->excluded)
+        return;
     j->rc = NDF_OK;
     free(j->msg);
     j->msg = NULL;
@@ -1062,15 +1066,38 @@ static void rollback(pg_store *s)
         PQclear(PQexec(s->w, "ROLLBACK"));
 }
 
-/* One attempt at a batch: BEGIN, the pattern locks, each job under its own
- * savepoint (one bad job fails alone), pruning, COMMIT.  Returns NDF_OK
- * when it committed, else the error that failed it all; *at_commit is 1
- * when that error came from COMMIT itself (its outcome unknown). */
-static int try_batch(pg_store *s, job *batch, size_t *finished, int *at_commit)
+/* 1 when the error a job just met is its own (a duplicate id, an unknown
+ * execution, data the server refuses) rather than the database's (a
+ * lock timeout, a lost connection, a deadlock): the others may go on. */
+static int own_fault(const pg_store *s)
+{
+    if (s->wstate[0] == 0)
+        return PQstatus(s->w) == CONNECTION_OK;
+    return strncmp(s->wstate, "22", 2) == 0 || strncmp(s->wstate, "23", 2) == 0;
+}
+
+/* try_batch()'s answer when one job failed for its own sake: the batch
+ * is rolled back and replayed without it. */
+#define REPLAY 1
+
+/* One attempt at a batch: BEGIN, the pattern locks, the jobs not excluded,
+ * pruning, COMMIT.  No savepoint per job (two round trips each on the
+ * common path): a job that fails for its own sake (a duplicate id, an
+ * unknown execution) is marked excluded and the attempt answers REPLAY,
+ * so the caller rolls back and applies the others again.  Returns NDF_OK
+ * when it committed (*empty when there was nothing left to apply), REPLAY,
+ * or the error that failed it all; *at_commit is 1 when that error came
+ * from COMMIT itself (its outcome unknown). */
+static int try_batch(pg_store *s, job *batch, size_t *finished, int *at_commit, int *empty)
 {
     int rc;
     *finished = 0;
     *at_commit = 0;
+    *empty = 1;
+    for (job *j = batch; j && *empty; j = j->next)
+        *empty = j->excluded;
+    if (*empty)
+        return NDF_OK;
     s->wstate[0] = 0;
     if ((rc = wready(s)))
         return rc;
@@ -1079,38 +1106,35 @@ static int try_batch(pg_store *s, job *batch, size_t *finished, int *at_commit)
     if ((rc = lock_patterns(s, batch)))
         return rc;
     for (job *j = batch; j; j = j->next) {
-        if ((rc = wsql_run(s, "SAVEPOINT job", NULL, NULL, "cannot start a savepoint")))
-            return rc;
+        if (j->excluded)
+            continue;
         switch (j->kind) {
         case JOB_BEGIN: rc = apply_begin(s, j->e); break;
         case JOB_FINISH: rc = apply_finish_all(s, j); break;
         case JOB_PROGRESS: rc = apply_progress(s, j->id, &j->node); break;
         }
         if (rc) {
-            if (retryable(s))
+            if (!own_fault(s))
                 return rc;
             job_fail(j, rc);
             if (j->kind == JOB_FINISH)
                 drop_after(j);
-            if ((rc = wsql_run(s, "ROLLBACK TO SAVEPOINT job", NULL, NULL,
-                               "cannot roll back a savepoint")))
-                return rc;
+            j->excluded = 1;
+            return REPLAY;
         }
-        if ((rc = wsql_run(s, "RELEASE SAVEPOINT job", NULL, NULL, "cannot release a savepoint")))
-            return rc;
-        if (j->kind == JOB_FINISH && !j->rc)
+        if (j->kind == JOB_FINISH)
             *finished += j->ne;
     }
     if (s->opts.history_limit > 0) {
         /* each pattern the batch wrote, once */
         for (job *j = batch; j; j = j->next) {
-            if (j->kind != JOB_FINISH || j->rc)
+            if (j->kind != JOB_FINISH || j->excluded)
                 continue;
             for (size_t i = 0; i < j->ne; i++) {
                 const char *pat = j->e[i].pattern;
                 int seen = 0;
                 for (job *k = batch; k && !seen; k = k->next) {
-                    if (k->kind != JOB_FINISH || k->rc)
+                    if (k->kind != JOB_FINISH || k->excluded)
                         continue;
                     size_t upto = k == j ? i : k->ne;
                     for (size_t m = 0; m < upto && !seen; m++)
@@ -1130,16 +1154,23 @@ static int try_batch(pg_store *s, job *batch, size_t *finished, int *at_commit)
 static void run_batch(pg_store *s, job *batch, size_t *committed)
 {
     size_t finished = 0;
-    int rc = NDF_OK, at_commit = 0;
+    int rc = NDF_OK, at_commit = 0, empty = 0;
     *committed = 0;
     pthread_mutex_lock(&s->wlock);
-    for (int attempt = 0;; attempt++) {
-        rc = try_batch(s, batch, &finished, &at_commit);
+    for (int attempt = 0;;) {
+        rc = try_batch(s, batch, &finished, &at_commit, &empty);
         if (!rc)
             break;
+        if (rc == REPLAY) {
+            /* each replay excludes one more job: it ends */
+            rollback(s);
+            for (job *j = batch; j; j = j->next)
+                job_reset(j);
+            continue;
+        }
         char *why = xstrdup(err_msg());
         rollback(s);
-        int again = attempt + 1 < PG_RETRIES && !at_commit && retryable(s);
+        int again = ++attempt < PG_RETRIES && !at_commit && retryable(s);
         if (again) {
             log_msg(NDF_LOG_DEBUG, "%s; replaying the transaction", why);
             free(why);
@@ -1151,6 +1182,8 @@ static void run_batch(pg_store *s, job *batch, size_t *committed)
             continue;
         }
         for (job *j = batch; j; j = j->next) {
+            if (j->excluded)
+                continue;
             if (j->kind == JOB_FINISH)
                 drop_after(j);
             j->rc = rc;
@@ -1160,7 +1193,7 @@ static void run_batch(pg_store *s, job *batch, size_t *committed)
         free(why);
         break;
     }
-    if (!rc)
+    if (!rc && !empty)
         *committed = finished + 1;
     pthread_mutex_unlock(&s->wlock);
 }
