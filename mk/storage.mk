@@ -5,6 +5,7 @@ libndfcore_la_SOURCES += \
 	host/exec/monitor.c host/exec/monitor.h \
 	host/store/storage.c host/store/storage.h \
 	host/store/store.h host/store/store.c host/store/store_backend.h \
+	host/store/queue.h host/store/queue.c \
 	host/store/store_sqlite.c \
 	host/store/history.h host/store/history.c \
 	host/store/analytics.c host/store/analytics.h
@@ -54,6 +55,16 @@ tests_check_store_CPPFLAGS += $(LIBPQ_CFLAGS)
 tests_check_store_LDADD += $(LIBPQ_LIBS)
 endif
 TESTS += tests/check_store
+
+check_PROGRAMS += tests/check_queue
+tests_check_queue_SOURCES = tests/check_queue.c
+tests_check_queue_CPPFLAGS = $(CORE_TEST_CFLAGS)
+tests_check_queue_LDADD = $(CORE_TEST_LIBS)
+if HAVE_LIBPQ
+tests_check_queue_CPPFLAGS += $(LIBPQ_CFLAGS)
+tests_check_queue_LDADD += $(LIBPQ_LIBS)
+endif
+TESTS += tests/check_queue
 # the same suite against a PostgreSQL 15 server the test starts (SKIPs
 # without the server or libpq)
 TESTS += tests/shell/store_pg.sh tests/shell/storage_pg.sh

@@ -8,32 +8,55 @@
 #ifndef NDF_STORE_BACKEND_H
 #define NDF_STORE_BACKEND_H
 
-#include "store/store.h"
+#include <stddef.h>
+#include <stdint.h>
+
+/* Struct tags only, not store.h: store.c includes this file, and a module
+ * must not include the module that includes it (tests/shell/layers.sh). */
+struct store;
+struct store_exec;
+struct store_node;
+struct store_opts;
+struct store_query;
+struct store_stats;
+struct store_cleanup_result;
+struct learning_state;
+struct queue_item;
 
 typedef struct store_ops {
-    store_backend backend;
-    void (*close)(store *s);
-    const char *(*path)(const store *s);
-    const char *(*dir)(const store *s);
-    int (*begin)(store *s, const store_exec *e);
-    int (*progress)(store *s, const char *id, const store_node *n);
-    int (*finish_all)(store *s, const store_exec *v, size_t n, learning_state *after);
-    void (*get_stats)(store *s, store_stats *out);
-    int (*runs)(store *s, const store_query *q, store_exec **out, size_t *n);
-    int (*get)(store *s, const char *id, store_exec *out);
-    int (*children)(store *s, const char *id, store_exec **out, size_t *n);
-    int (*output)(store *s, const char *id, const char *path, int stream, char **buf,
+    int backend; /* a store_backend */
+    void (*close)(struct store *s);
+    const char *(*path)(const struct store *s);
+    const char *(*dir)(const struct store *s);
+    int (*begin)(struct store *s, const struct store_exec *e);
+    int (*progress)(struct store *s, const char *id, const struct store_node *n);
+    int (*finish_all)(struct store *s, const struct store_exec *v, size_t n,
+                      struct learning_state *after);
+    void (*get_stats)(struct store *s, struct store_stats *out);
+    int (*runs)(struct store *s, const struct store_query *q, struct store_exec **out, size_t *n);
+    int (*get)(struct store *s, const char *id, struct store_exec *out);
+    int (*children)(struct store *s, const char *id, struct store_exec **out, size_t *n);
+    int (*output)(struct store *s, const char *id, const char *path, int stream, char **buf,
                   size_t *len, uint64_t *dropped);
-    int (*learning)(store *s, const char *name, learning_state *out);
-    int (*patterns)(store *s, char ***names, size_t *n);
-    int (*reset_stats)(store *s, const char *name);
-    int (*remove_pattern)(store *s, const char *name);
-    int (*cleanup)(store *s, long history_limit, double max_age_s, double now,
-                   store_cleanup_result *res);
-    int (*backup)(store *s, char **path_out);
-    int (*import_legacy)(store *s, const char *dir, size_t *imported);
-    int (*recover)(store *s, size_t *n);
-    int (*check)(store *s);
+    int (*learning)(struct store *s, const char *name, struct learning_state *out);
+    int (*patterns)(struct store *s, char ***names, size_t *n);
+    int (*reset_stats)(struct store *s, const char *name);
+    int (*remove_pattern)(struct store *s, const char *name);
+    int (*cleanup)(struct store *s, long history_limit, double max_age_s, double now,
+                   struct store_cleanup_result *res);
+    int (*backup)(struct store *s, char **path_out);
+    int (*import_legacy)(struct store *s, const char *dir, size_t *imported);
+    int (*recover)(struct store *s, size_t *n);
+    int (*check)(struct store *s);
+    /* the work queue (queue.h); NULL for a backend without one */
+    int (*q_submit)(struct store *s, const char *pattern, const char *context, int priority,
+                    double timeout, char **id);
+    int (*q_claim)(struct store *s, const char *worker, const char *const *patterns, size_t n,
+                   size_t max, double lease_s, struct queue_item **out, size_t *nout);
+    int (*q_renew)(struct store *s, const char *id, long long generation, double lease_s);
+    int (*q_bind)(struct store *s, const char *exec_id, const char *id, long long generation);
+    void (*q_unbind)(struct store *s, const char *exec_id);
+    int (*q_get)(struct store *s, const char *id, struct queue_item *out);
 } store_ops;
 
 /* What every handle starts with. */
@@ -43,9 +66,9 @@ typedef struct store_head {
 
 /* The backends' open functions; store_open() picks one by opts->backend.
  * `opts` is never NULL here. */
-int store_sqlite_open(const char *dir, const store_opts *opts, store **out);
+int store_sqlite_open(const char *dir, const struct store_opts *opts, struct store **out);
 #ifdef HAVE_LIBPQ
-int store_pg_open(const char *dir, const store_opts *opts, store **out);
+int store_pg_open(const char *dir, const struct store_opts *opts, struct store **out);
 #endif
 
 /* Helpers the backends share (store.c). */
