@@ -30,7 +30,9 @@
 
 static const char *pg_base;
 static char scratch[512];
+#ifdef HAVE_LIBPQ
 static char pg_db[64];
+#endif
 static char pg_conninfo[1024];
 
 #ifdef HAVE_LIBPQ

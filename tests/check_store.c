@@ -44,7 +44,9 @@ static char dbpath[700];
 /* PostgreSQL: the server (NDF_TEST_PG_CONNINFO), NULL for SQLite; this
  * test's own database and the connection string that names it. */
 static const char *pg_base;
+#ifdef HAVE_LIBPQ
 static char pg_db[64];
+#endif
 static char pg_conninfo[1024];
 
 static void rm_rf(const char *path)

@@ -167,17 +167,16 @@ typedef struct job {
 enum {
     W_FIND,
     W_INSERT_EXEC,
-    W_UPDATE_EXEC,
+    W_END_EXEC,
     W_UPSERT_NODE,
     W_UPSERT_OUTPUT,
     W_LOAD_PATTERN,
     W_LOCK_PATTERN,
     W_NEW_PATTERN,
-    W_LOAD_DOMAIN,
     W_UPSERT_PATTERN,
+    W_UPSERT_PATTERN_CONF,
     W_UPSERT_DOMAIN,
     W_ALL_DOMAINS,
-    W_SET_CONFIDENCE,
     W_COUNT
 };
 
@@ -189,12 +188,14 @@ static const char *const wsql[W_COUNT] = {
         " plugins, counted, timeout, cpu, peak_rss_kb, fallback_from, fallback_cause) VALUES"
         " ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,"
         " $19, $20, $21, $22, $23) RETURNING seq",
-    [W_UPDATE_EXEC] = "UPDATE executions SET status = $2, end_time = $3, duration = $4,"
-                      " message = $5, counted = $6, context = coalesce($7, context),"
-                      " plugins = coalesce($8, plugins), domain = coalesce($9, domain),"
-                      " timeout = $10, cpu = $11, peak_rss_kb = $12,"
-                      " fallback_from = coalesce($13, fallback_from),"
-                      " fallback_cause = coalesce($14, fallback_cause) WHERE seq = $1",
+    /* the end of an execution recorded as RUNNING: one round trip when it was */
+    [W_END_EXEC] = "UPDATE executions SET status = $2, end_time = $3, duration = $4,"
+                   " message = $5, counted = $6, context = coalesce($7, context),"
+                   " plugins = coalesce($8, plugins), domain = coalesce($9, domain),"
+                   " timeout = $10, cpu = $11, peak_rss_kb = $12,"
+                   " fallback_from = coalesce($13, fallback_from),"
+                   " fallback_cause = coalesce($14, fallback_cause)"
+                   " WHERE id = $1 AND status = 'RUNNING' RETURNING seq",
     [W_UPSERT_NODE] =
         "INSERT INTO nodes (exec_seq, path, seq, kind, state, start_time, end_time, attempt,"
         " exit_status, message, timeout) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
@@ -207,15 +208,19 @@ static const char *const wsql[W_COUNT] = {
         "INSERT INTO outputs (exec_seq, path, stream, length, dropped, data)"
         " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (exec_seq, path, stream) DO UPDATE SET"
         " length = excluded.length, dropped = excluded.dropped, data = excluded.data",
-    [W_LOAD_PATTERN] = "SELECT executions, successes, score, alpha, beta, converged, last_used,"
-                       " created, duration_total, timed FROM patterns WHERE name = $1",
-    [W_LOCK_PATTERN] = "SELECT executions, successes, score, alpha, beta, converged, last_used,"
-                       " created, duration_total, timed FROM patterns WHERE name = $1"
-                       " FOR UPDATE",
+    /* the pattern's row and, when $2 is not NULL, that domain's counts: one
+     * round trip */
+    [W_LOAD_PATTERN] = "SELECT p.executions, p.successes, p.score, p.alpha, p.beta, p.converged,"
+                       " p.last_used, p.created, p.duration_total, p.timed, d.executions,"
+                       " d.successes FROM patterns p LEFT JOIN pattern_domains d"
+                       " ON d.pattern = p.name AND d.domain = $2 WHERE p.name = $1",
+    [W_LOCK_PATTERN] = "SELECT p.executions, p.successes, p.score, p.alpha, p.beta, p.converged,"
+                       " p.last_used, p.created, p.duration_total, p.timed, d.executions,"
+                       " d.successes FROM patterns p LEFT JOIN pattern_domains d"
+                       " ON d.pattern = p.name AND d.domain = $2 WHERE p.name = $1"
+                       " FOR UPDATE OF p",
     [W_NEW_PATTERN] = "INSERT INTO patterns (name, score, alpha, beta, created)"
                       " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (name) DO NOTHING",
-    [W_LOAD_DOMAIN] = "SELECT executions, successes FROM pattern_domains"
-                      " WHERE pattern = $1 AND domain = $2",
     [W_UPSERT_PATTERN] =
         "INSERT INTO patterns (name, executions, successes, score, alpha, beta, converged,"
         " last_used, created, duration_total, timed) VALUES ($1, $2, $3, $4, $5, $6, $7, $8,"
@@ -224,12 +229,21 @@ static const char *const wsql[W_COUNT] = {
         " beta = excluded.beta, converged = excluded.converged,"
         " last_used = excluded.last_used, duration_total = excluded.duration_total,"
         " timed = excluded.timed",
+    /* the same, and the score it led to on execution $12 */
+    [W_UPSERT_PATTERN_CONF] =
+        "WITH u AS (INSERT INTO patterns (name, executions, successes, score, alpha, beta,"
+        " converged, last_used, created, duration_total, timed) VALUES ($1, $2, $3, $4, $5, $6,"
+        " $7, $8, $9, $10, $11) ON CONFLICT (name) DO UPDATE SET executions = excluded.executions,"
+        " successes = excluded.successes, score = excluded.score, alpha = excluded.alpha,"
+        " beta = excluded.beta, converged = excluded.converged,"
+        " last_used = excluded.last_used, duration_total = excluded.duration_total,"
+        " timed = excluded.timed)"
+        " UPDATE executions SET confidence = $4 WHERE seq = $12",
     [W_UPSERT_DOMAIN] = "INSERT INTO pattern_domains (pattern, domain, executions, successes)"
                         " VALUES ($1, $2, $3, $4) ON CONFLICT (pattern, domain) DO UPDATE SET"
                         " executions = excluded.executions, successes = excluded.successes",
     [W_ALL_DOMAINS] = "SELECT domain, executions, successes FROM pattern_domains"
                       " WHERE pattern = $1 ORDER BY domain COLLATE \"C\"",
-    [W_SET_CONFIDENCE] = "UPDATE executions SET confidence = $2 WHERE seq = $1",
 };
 
 typedef struct pg_store {
@@ -600,33 +614,30 @@ static int load_learning(pg_store *s, const char *name, const char *domain, int 
     learning_init(st, &s->opts.learning);
     pargs p = {0};
     p_text(&p, name);
+    p_text(&p, domain && *domain ? domain : NULL);
     PGresult *r;
     int rc = wrun(s, lock ? W_LOCK_PATTERN : W_LOAD_PATTERN, &p, &r,
                   "cannot read a pattern's learning state");
     if (rc)
         return rc;
     *found = PQntuples(r) > 0;
-    if (*found)
+    if (*found) {
         learning_from_row(r, st);
-    PQclear(r);
-    if (!domain || !*domain || !*found)
-        return NDF_OK;
-    p_text(&p, name);
-    p_text(&p, domain);
-    if ((rc = wrun(s, W_LOAD_DOMAIN, &p, &r, "cannot read a pattern's domain counts")))
-        return rc;
-    if (PQntuples(r) > 0) {
-        st->domains = xcalloc(1, sizeof *st->domains);
-        st->domains[0].domain = xstrdup(domain);
-        st->domains[0].executions = (uint64_t)g_int(r, 0, 0);
-        st->domains[0].successes = (uint64_t)g_int(r, 0, 1);
-        st->ndomains = 1;
+        if (!PQgetisnull(r, 0, 10)) {
+            st->domains = xcalloc(1, sizeof *st->domains);
+            st->domains[0].domain = xstrdup(domain);
+            st->domains[0].executions = (uint64_t)g_int(r, 0, 10);
+            st->domains[0].successes = (uint64_t)g_int(r, 0, 11);
+            st->ndomains = 1;
+        }
     }
     PQclear(r);
     return NDF_OK;
 }
 
-static int save_learning(pg_store *s, const char *name, const learning_state *st)
+/* Writes the pattern row and its domain rows (all of `st`'s); `seq` > 0
+ * also sets that execution's confidence to the new score. */
+static int save_learning(pg_store *s, const char *name, const learning_state *st, long long seq)
 {
     pargs p = {0};
     p_text(&p, name);
@@ -640,7 +651,10 @@ static int save_learning(pg_store *s, const char *name, const learning_state *st
     p_dbl(&p, st->created);
     p_dbl(&p, st->duration_total);
     p_int(&p, (long long)st->timed);
-    int rc = wrun(s, W_UPSERT_PATTERN, &p, NULL, "cannot write a pattern's learning state");
+    if (seq > 0)
+        p_int(&p, seq);
+    int rc = wrun(s, seq > 0 ? W_UPSERT_PATTERN_CONF : W_UPSERT_PATTERN, &p, NULL,
+                  "cannot write a pattern's learning state");
     for (size_t i = 0; i < st->ndomains && !rc; i++) {
         p_text(&p, name);
         p_text(&p, st->domains[i].domain);
@@ -932,32 +946,35 @@ static int apply_finish(pg_store *s, const store_exec *e, learning_state *after,
         if (rc)
             return rc;
     }
-    if ((rc = find_exec(s, e->id, &seq, &old)))
+    /* most ends follow a recorded start: try that first */
+    pargs p = {0};
+    p_text(&p, e->id);
+    p_text(&p, store_status_name(status));
+    p_time(&p, e->end);
+    p_dbl(&p, e->duration >= 0 && isfinite(e->duration) ? e->duration : 0);
+    p_text(&p, e->message);
+    p_int(&p, counted);
+    p_text(&p, e->context);
+    p_text(&p, e->plugins);
+    p_text(&p, e->domain && *e->domain ? e->domain : NULL);
+    p_time(&p, e->timeout);
+    p_dbl(&p, e->cpu >= 0 && isfinite(e->cpu) ? e->cpu : 0);
+    p_int(&p, e->peak_rss_kb > 0 ? e->peak_rss_kb : 0);
+    p_text(&p, e->fallback_from);
+    p_text(&p, e->fallback_cause);
+    PGresult *r;
+    if ((rc = wrun(s, W_END_EXEC, &p, &r, "cannot record the end of an execution")))
+        return rc;
+    seq = PQntuples(r) > 0 ? g_int(r, 0, 0) : 0;
+    PQclear(r);
+    old = STORE_RUNNING;
+    if (!seq && (rc = find_exec(s, e->id, &seq, &old)))
         return rc;
     if (seq && old != STORE_RUNNING)
         return err_set(NDF_ERR_EXISTS, "%s: execution %s already ended (%s)", s->name, e->id,
                        store_status_name(old));
-    if (seq) {
-        pargs p = {0};
-        p_int(&p, seq);
-        p_text(&p, store_status_name(status));
-        p_time(&p, e->end);
-        p_dbl(&p, e->duration >= 0 && isfinite(e->duration) ? e->duration : 0);
-        p_text(&p, e->message);
-        p_int(&p, counted);
-        p_text(&p, e->context);
-        p_text(&p, e->plugins);
-        p_text(&p, e->domain && *e->domain ? e->domain : NULL);
-        p_time(&p, e->timeout);
-        p_dbl(&p, e->cpu >= 0 && isfinite(e->cpu) ? e->cpu : 0);
-        p_int(&p, e->peak_rss_kb > 0 ? e->peak_rss_kb : 0);
-        p_text(&p, e->fallback_from);
-        p_text(&p, e->fallback_cause);
-        if ((rc = wrun(s, W_UPDATE_EXEC, &p, NULL, "cannot record the end of an execution")))
-            return rc;
-    } else if ((rc = insert_exec(s, e, status, counted, &seq))) {
+    if (!seq && (rc = insert_exec(s, e, status, counted, &seq)))
         return rc;
-    }
     for (size_t i = 0; i < e->nnodes; i++)
         if ((rc = write_node(s, seq, &e->nodes[i])))
             return rc;
@@ -980,12 +997,7 @@ static int apply_finish(pg_store *s, const store_exec *e, learning_state *after,
         learning_record(&st, &s->opts.learning, status == STORE_SUCCEEDED, e->domain,
                         e->end > 0 ? e->end : now_wall());
         learning_add_duration(&st, e->duration);
-        if ((rc = save_learning(s, e->pattern, &st)))
-            goto out;
-        pargs p = {0};
-        p_int(&p, seq);
-        p_dbl(&p, st.score);
-        if ((rc = wrun(s, W_SET_CONFIDENCE, &p, NULL, "cannot record an execution")))
+        if ((rc = save_learning(s, e->pattern, &st, seq)))
             goto out;
     }
     if (after) {
@@ -2152,7 +2164,7 @@ static int pg_reset_stats(store *st, const char *name)
         double created = ls.created;
         learning_reset(&ls, &s->opts.learning);
         ls.created = created;
-        rc = save_learning(s, name, &ls);
+        rc = save_learning(s, name, &ls, 0);
     }
     learning_free(&ls);
     static const char *const sql[] = {
