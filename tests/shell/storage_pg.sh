@@ -73,6 +73,35 @@ expect_match "$(pg_sql ndfcli "SELECT executions FROM patterns WHERE name = 'dep
 expect_match "$(pg_sql ndfcli "SELECT count(*) FROM executions WHERE pattern = 'deploy' AND counted = 1")" \
     '^41$' "and equals the execution rows"
 
+# ndf serve records through the shared store too, beside one-shot runs
+cat >>"$CONF" <<EOF2
+server: { socket = "$SCRATCH/ndf.sock"; };
+EOF2
+"$NDF" -c "$CONF" serve --grace 10 2>"$SCRATCH/serve.log" &
+SERVER=$!
+for i in $(seq 1 200); do
+    ndf ctl ping >/dev/null 2>&1 && break
+    sleep 0.05
+done
+(for i in 1 2 3 4 5; do ndf ctl run deploy >/dev/null 2>&1 || echo fail; done) >"$SCRATCH/c1" &
+L1=$!
+(for i in 1 2 3 4 5; do ndf ctl run deploy >/dev/null 2>&1 || echo fail; done) >"$SCRATCH/c2" &
+L2=$!
+for i in 1 2 3 4 5; do ndf run deploy >/dev/null 2>&1 || echo fail; done >"$SCRATCH/c3"
+wait "$L1" "$L2"
+if cat "$SCRATCH"/c1 "$SCRATCH"/c2 "$SCRATCH"/c3 | grep -q fail; then
+    not_ok "ctl runs beside one-shot runs"
+    sed 's/^/#   serve: /' "$SCRATCH/serve.log" | tail -20
+else
+    ok "ctl runs beside one-shot runs succeeded"
+fi
+kill -TERM "$SERVER"
+wait "$SERVER" && ok "the server stopped cleanly" || not_ok "the server's exit status"
+expect_match "$(pg_sql ndfcli "SELECT executions FROM patterns WHERE name = 'deploy'")" '^56$' \
+    "serve and one-shot runs counted exactly"
+expect_match "$(pg_sql ndfcli "SELECT count(*) FROM executions WHERE pattern = 'deploy' AND origin = 'ctl'")" \
+    '^10$' "the ctl runs are recorded as such"
+
 expect_exit 0 "reset-stats" -- ndf reset-stats deploy
 expect_match "$(pg_sql ndfcli "SELECT executions FROM patterns WHERE name = 'deploy'")" '^0$' \
     "the count is reset"
