@@ -32,8 +32,8 @@ static const char *pg_base;
 static char scratch[512];
 #ifdef HAVE_LIBPQ
 static char pg_db[64];
-#endif
 static char pg_conninfo[1024];
+#endif
 
 #ifdef HAVE_LIBPQ
 static void pg_admin(const char *sql)
@@ -103,6 +103,22 @@ static void teardown(void)
     rm_rf(scratch);
 }
 
+START_TEST(test_sqlite_has_no_queue)
+{
+    store_opts o;
+    store_opts_default(&o);
+    o.import_legacy = 0;
+    store *s = NULL;
+    ck_assert_int_eq(store_open(scratch, &o, &s), NDF_OK);
+    char *id = NULL;
+    ck_assert_int_eq(queue_submit(s, "p", NULL, 0, 0, &id), NDF_ERR_INVALID);
+    ck_assert_ptr_null(id);
+    ck_assert_msg(strstr(err_msg(), "postgresql"), "%s", err_msg());
+    store_close(s);
+}
+END_TEST
+
+#ifdef HAVE_LIBPQ
 static store *open_store(void)
 {
     store_opts o;
@@ -146,22 +162,6 @@ static int finish(store *s, const char *id, const char *pat)
     return store_finish(s, &e, NULL);
 }
 
-START_TEST(test_sqlite_has_no_queue)
-{
-    store_opts o;
-    store_opts_default(&o);
-    o.import_legacy = 0;
-    store *s = NULL;
-    ck_assert_int_eq(store_open(scratch, &o, &s), NDF_OK);
-    char *id = NULL;
-    ck_assert_int_eq(queue_submit(s, "p", NULL, 0, 0, &id), NDF_ERR_INVALID);
-    ck_assert_ptr_null(id);
-    ck_assert_msg(strstr(err_msg(), "postgresql"), "%s", err_msg());
-    store_close(s);
-}
-END_TEST
-
-#ifdef HAVE_LIBPQ
 START_TEST(test_priority_order)
 {
     store *s = open_store();
