@@ -588,6 +588,17 @@ static void read_key(reader *r, const config_setting_t *s, const char *key, cons
                      "'%s' is '%s', expected sqlite or postgresql", key, v);
             return;
         }
+#ifndef HAVE_LIBPQ
+        /* said here, with the line, rather than at the first open */
+        if (strcmp(v, "postgresql") == 0) {
+            diag_add(r->c, 1, setting_file(r, s), setting_line(s),
+                     "'%s' is 'postgresql', but this ndf was built without PostgreSQL "
+                     "support; rebuild it with libpq (Debian: apt-get install libpq-dev, then "
+                     "configure --with-postgresql), or use 'sqlite'",
+                     key);
+            return;
+        }
+#endif
         *(int *)(base + k->off) = strcmp(v, "postgresql") == 0;
         return;
     }

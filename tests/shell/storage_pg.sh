@@ -3,7 +3,7 @@
 # run, runs, status, logs, export, analytics, reset-stats, cleanup; backup
 # and restore refused with the tool to use; concurrent one-shot runs whose
 # counts equal the execution rows; the password never shown.  In a build
-# without libpq, the clear error that says how to get the backend.
+# without libpq, the configuration error that says how to get the backend.
 . "$top_srcdir/tests/shell/lib.sh"
 . "$top_srcdir/tests/shell/pglib.sh"
 
@@ -26,7 +26,8 @@ ndf() { "$NDF" -c "$CONF" "$@"; }
 if [ "${NDF_HAVE_POSTGRESQL:-no}" != yes ]; then
     write_conf "dbname=x"
     expect_exit 2 "without libpq, backend postgresql is refused" -- ndf runs
-    expect_match "$err" 'built without PostgreSQL support.*libpq-dev' "the error says what to install"
+    expect_match "$err" "ndf.conf:1: 'storage.backend' is 'postgresql', but this ndf was built without PostgreSQL support.*libpq-dev" \
+        "the error names the line and says what to install"
     finish
     exit
 fi
