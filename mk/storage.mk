@@ -4,12 +4,23 @@
 libndfcore_la_SOURCES += \
 	host/exec/monitor.c host/exec/monitor.h \
 	host/store/storage.c host/store/storage.h \
-	host/store/store.h host/store/store_sqlite.c \
+	host/store/store.h host/store/store.c host/store/store_backend.h \
+	host/store/queue.h host/store/queue.c \
+	host/store/store_sqlite.c \
 	host/store/history.h host/store/history.c \
 	host/store/analytics.c host/store/analytics.h
 # the store's database (issue 10): SQLite, kept to store_sqlite.c
 libndfcore_la_CPPFLAGS += $(SQLITE_CFLAGS)
 libndfcore_la_LIBADD += $(SQLITE_LIBS)
+# the shared store of several hosts (issue 16): PostgreSQL through libpq,
+# kept to store_pg.c; optional (configure --with-postgresql)
+if HAVE_LIBPQ
+libndfcore_la_SOURCES += host/store/store_pg.c
+libndfcore_la_CPPFLAGS += $(LIBPQ_CFLAGS)
+libndfcore_la_LIBADD += $(LIBPQ_LIBS)
+else
+EXTRA_DIST += host/store/store_pg.c
+endif
 
 check_PROGRAMS += tests/check_storage
 tests_check_storage_SOURCES = tests/check_storage.c
@@ -46,7 +57,25 @@ check_PROGRAMS += tests/check_store
 tests_check_store_SOURCES = tests/check_store.c
 tests_check_store_CPPFLAGS = $(CORE_TEST_CFLAGS)
 tests_check_store_LDADD = $(CORE_TEST_LIBS) $(SQLITE_LIBS)
+if HAVE_LIBPQ
+tests_check_store_CPPFLAGS += $(LIBPQ_CFLAGS)
+tests_check_store_LDADD += $(LIBPQ_LIBS)
+endif
 TESTS += tests/check_store
+
+check_PROGRAMS += tests/check_queue
+tests_check_queue_SOURCES = tests/check_queue.c
+tests_check_queue_CPPFLAGS = $(CORE_TEST_CFLAGS)
+tests_check_queue_LDADD = $(CORE_TEST_LIBS)
+if HAVE_LIBPQ
+tests_check_queue_CPPFLAGS += $(LIBPQ_CFLAGS)
+tests_check_queue_LDADD += $(LIBPQ_LIBS)
+endif
+TESTS += tests/check_queue
+# the same suite against a PostgreSQL 15 server the test starts (SKIPs
+# without the server or libpq)
+TESTS += tests/shell/store_pg.sh tests/shell/storage_pg.sh
+EXTRA_DIST += tests/shell/store_pg.sh tests/shell/storage_pg.sh tests/shell/pglib.sh
 
 EXTRA_PROGRAMS += tests/bench/bench_store
 BENCHMARKS += tests/bench/bench_store
@@ -63,3 +92,22 @@ tests_check_history_SOURCES = tests/check_history.c
 tests_check_history_CPPFLAGS = $(CORE_TEST_CFLAGS)
 tests_check_history_LDADD = $(CORE_TEST_LIBS)
 TESTS += tests/check_history
+
+# the two backends side by side (make bench): bench_store_pg against a
+# private PostgreSQL that tests/bench/store_pg.sh starts
+EXTRA_DIST += tests/bench/store_pg.sh
+if HAVE_LIBPQ
+EXTRA_PROGRAMS += tests/bench/bench_store_pg
+CLEANFILES += tests/bench/bench_store_pg
+tests_bench_bench_store_pg_SOURCES = tests/bench/bench_store_pg.c
+tests_bench_bench_store_pg_CPPFLAGS = $(CORE_TEST_CFLAGS) $(LIBPQ_CFLAGS)
+tests_bench_bench_store_pg_LDADD = libndfcore.la $(LIBPQ_LIBS)
+bench-store-pg: tests/bench/bench_store_pg all
+else
+bench-store-pg: all
+endif
+	@echo "== tests/bench/store_pg.sh"
+	@top_srcdir='$(abs_top_srcdir)' top_builddir='$(abs_top_builddir)' \
+	  $(SHELL) $(srcdir)/tests/bench/store_pg.sh
+bench: bench-store-pg
+.PHONY: bench-store-pg

@@ -420,6 +420,37 @@ START_TEST(test_float_overflow_and_nul)
              p);
     config_free(c);
     free(p);
+/* storage.backend and storage.conninfo: the two names only, said where */
+START_TEST(test_storage_backend)
+{
+    make_scratch();
+    char *p = put("b.conf", "storage: { backend = \"postgresql\";\n"
+                            "  conninfo = \"host=/run/pg dbname=ndf\"; };\n");
+#ifdef HAVE_LIBPQ
+    config *c = load(p, NDF_OK);
+    ck_assert_int_eq(c->set.storage_backend, 1);
+#else
+    /* a build without libpq says so where the file asks for it */
+    config *c = load(p, NDF_ERR_VALIDATION);
+    has_diag(c, 1,
+             "%s:1: 'storage.backend' is 'postgresql', but this ndf was built without "
+             "PostgreSQL support; rebuild it with libpq (Debian: apt-get install libpq-dev, then "
+             "configure --with-postgresql), or use 'sqlite'",
+             p);
+#endif
+    ck_assert_str_eq(c->set.storage_conninfo, "host=/run/pg dbname=ndf");
+    config_free(c);
+    free(p);
+    p = put("b2.conf", "storage: {\n  backend = \"mysql\"; };\n");
+    c = load(p, NDF_ERR_VALIDATION);
+    has_diag(c, 1, "%s:2: 'storage.backend' is 'mysql', expected sqlite or postgresql", p);
+    config_free(c);
+    free(p);
+    settings s;
+    settings_default(&s);
+    ck_assert_int_eq(s.storage_backend, 0);
+    ck_assert_ptr_null(s.storage_conninfo);
+    settings_free(&s);
     rm_scratch();
 }
 END_TEST
@@ -1156,6 +1187,7 @@ static Suite *config_suite(void)
     tcase_add_loop_test(t, test_integer_keys_wide, 0, (int)ARRAY_SIZE(wide_keys));
     tcase_add_test(t, test_integer_values_exact);
     tcase_add_test(t, test_float_overflow_and_nul);
+    tcase_add_test(t, test_storage_backend);
     tcase_add_loop_test(t, test_type_errors, 0, (int)ARRAY_SIZE(type_cases));
     tcase_add_test(t, test_many_errors_fixture);
     tcase_add_test(t, test_unknown_keys);

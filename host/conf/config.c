@@ -167,6 +167,7 @@ void settings_free(settings *s)
         return;
     free(s->file);
     free(s->storage_path);
+    free(s->storage_conninfo);
     free_dirs(s);
     free(s->cache_dir);
     free(s->socket_path);
@@ -358,8 +359,9 @@ typedef enum key_type {
     KT_PATH,  /* char *, resolved against the file's directory */
     KT_PATHS, /* plugin_dirs: list of paths (or one string) */
     KT_ALGO,  /* confidence_algorithm */
-    KT_SYNC,  /* int: storage.sync, "normal" 0 or "full" 1 */
-    KT_SCOPE  /* int: resources.scope, "ndf" 0 or "system" 1 */
+    KT_SYNC,   /* int: storage.sync, "normal" 0 or "full" 1 */
+    KT_SCOPE,  /* int: resources.scope, "ndf" 0 or "system" 1 */
+    KT_BACKEND /* int: storage.backend, "sqlite" 0 or "postgresql" 1 */
 } key_type;
 
 typedef struct key_def {
@@ -400,6 +402,8 @@ static const key_def storage_keys[] = {
     {"sync", KT_SYNC, 0, 0, 0, OFF(storage_sync)},
     {"retention", KT_NUM, 0, NOMAX, 0, OFF(retention_days)},
     {"backup_interval", KT_NUM, 0, NOMAX, 0, OFF(backup_interval)},
+    {"backend", KT_BACKEND, 0, 0, 0, OFF(storage_backend)},
+    {"conninfo", KT_STR, 0, 0, 0, OFF(storage_conninfo)},
     {NULL, 0, 0, 0, 0, 0}};
 static const key_def plugins_keys[] = {
     {"dirs", KT_PATHS, 0, 0, 0, 0},
@@ -608,6 +612,31 @@ static void read_key(reader *r, const config_setting_t *s, const char *key, cons
             return;
         }
         *(int *)(base + k->off) = strcmp(v, "system") == 0;
+        return;
+    }
+    case KT_BACKEND: {
+        if (t != CONFIG_TYPE_STRING) {
+            type_error(r, s, key, "a string");
+            return;
+        }
+        const char *v = config_setting_get_string(s);
+        if (strcmp(v, "sqlite") != 0 && strcmp(v, "postgresql") != 0) {
+            diag_add(r->c, 1, setting_file(r, s), setting_line(s),
+                     "'%s' is '%s', expected sqlite or postgresql", key, v);
+            return;
+        }
+#ifndef HAVE_LIBPQ
+        /* said here, with the line, rather than at the first open */
+        if (strcmp(v, "postgresql") == 0) {
+            diag_add(r->c, 1, setting_file(r, s), setting_line(s),
+                     "'%s' is 'postgresql', but this ndf was built without PostgreSQL "
+                     "support; rebuild it with libpq (Debian: apt-get install libpq-dev, then "
+                     "configure --with-postgresql), or use 'sqlite'",
+                     key);
+            return;
+        }
+#endif
+        *(int *)(base + k->off) = strcmp(v, "postgresql") == 0;
         return;
     }
     }
@@ -1015,6 +1044,22 @@ void config_free(config *c)
 
 /* ---- JSON ---- */
 
+/* 1 when a connection string may carry a password (a password= keyword, or
+ * user:password@ in a URI), which `ndf config` must not print. */
+static int conninfo_has_password(const char *c)
+{
+    if (!c)
+        return 0;
+    if (strcasestr(c, "password"))
+        return 1;
+    const char *u = strstr(c, "://");
+    if (!u)
+        return 0;
+    u += 3;
+    size_t auth = strcspn(u, "/?@");
+    return u[auth] == '@' && memchr(u, ':', auth) != NULL;
+}
+
 void settings_to_json(const settings *s, strbuf *sb)
 {
     sb_puts(sb, "{\"file\":");
@@ -1053,6 +1098,12 @@ void settings_to_json(const settings *s, strbuf *sb)
     sb_json_num(sb, s->retention_days, 0);
     sb_puts(sb, ",\"backup_interval\":");
     sb_json_num(sb, s->backup_interval, 0);
+    sb_printf(sb, ",\"backend\":\"%s\",\"conninfo\":",
+              s->storage_backend ? "postgresql" : "sqlite");
+    if (conninfo_has_password(s->storage_conninfo))
+        sb_json_str(sb, "(hidden: it holds a password)");
+    else
+        sb_json_str(sb, s->storage_conninfo);
     sb_puts(sb, "}");
     sb_puts(sb, ",\"plugins\":{\"dirs\":[");
     for (size_t i = 0; i < s->nplugin_dirs; i++) {

@@ -36,6 +36,8 @@ typedef struct settings {
     int storage_sync;            /* 0: normal, 1: full */
     double retention_days;       /* ndf cleanup prunes older executions; 0: keep */
     double backup_interval;      /* seconds between ndf serve's backups; 0: none */
+    int storage_backend;         /* 0: sqlite, 1: postgresql (store_backend's values) */
+    char *storage_conninfo;      /* postgresql: libpq connection string or service; NULL: libpq's defaults */
 
     /* plugins { } */
     char **plugin_dirs;          /* absolute */

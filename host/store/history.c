@@ -34,6 +34,8 @@ void history_opts(const settings *set, store_opts *o)
     o->compression_level = set->compression_level;
     o->enable_learning = set->learning_enabled;
     o->learning = set->learning;
+    o->backend = set->storage_backend ? STORE_BACKEND_POSTGRESQL : STORE_BACKEND_SQLITE;
+    o->conninfo = set->storage_conninfo;
 }
 
 /* ---- the registry's seam ---- */

@@ -1,8 +1,9 @@
 /* The store: the system of record for learning state, executions, their
  * nodes and captured outputs, behind one backend-neutral interface over an
  * opaque handle.  The SQLite backend (store_sqlite.c) keeps one database
- * file in the storage directory; a PostgreSQL backend will sit behind the
- * same functions (issue 16).  No backend type appears here.
+ * file in the storage directory; the PostgreSQL backend (store_pg.c) one
+ * database several hosts share.  store.c hands each call to the backend
+ * the handle was opened with; no backend's type appears here.
  *
  * Every function returns NDF_OK or a negative ndf_status with err_msg() set
  * to a message that names the database and the backend's own diagnosis.
@@ -124,6 +125,12 @@ typedef enum store_sync {
     STORE_SYNC_FULL = 1    /* also survives a crash of the machine */
 } store_sync;
 
+/* Where the store keeps its data (storage.backend). */
+typedef enum store_backend {
+    STORE_BACKEND_SQLITE = 0,    /* one database file in the storage directory */
+    STORE_BACKEND_POSTGRESQL = 1 /* a PostgreSQL database several hosts share */
+} store_backend;
+
 typedef struct store_opts {
     store_sync sync;
     int busy_timeout_ms;   /* wait for another process's write lock; 0: 5000 */
@@ -136,6 +143,12 @@ typedef struct store_opts {
     int enable_learning;   /* 0: executions are recorded, never counted */
     learning_params learning;
     int import_legacy; /* 1: store_open() imports old per-pattern files */
+    store_backend backend;
+    /* PostgreSQL: a libpq connection string ("host=... dbname=..." or a
+     * postgresql:// URI) or a service name from pg_service.conf; NULL or ""
+     * for libpq's defaults (PGHOST, PGDATABASE, ...).  Borrowed: the store
+     * keeps a copy.  It may hold a password; the store never shows it. */
+    const char *conninfo;
 } store_opts;
 
 /* sync normal, the defaults above, learning on with learning_params_default(),
@@ -155,11 +168,16 @@ char *store_default_dir(void);
  * store_opts_default().  A database path that is a symlink, FIFO,
  * directory or device is refused (NDF_ERR_IO); a corrupt database is
  * reported as such, naming the newest backup.  Returns NDF_OK and *out
- * (close with store_close()).  Thread-safe once open. */
+ * (close with store_close()).  Thread-safe once open.
+ * With opts->backend STORE_BACKEND_POSTGRESQL, connects to opts->conninfo
+ * instead (`dir` is then only kept for store_dir()), creates or migrates
+ * the schema there and recovers this host's dead executions; no legacy
+ * import.  NDF_ERR_INVALID when this build has no such backend. */
 int store_open(const char *dir, const store_opts *opts, store **out);
 /* Waits for queued writes, stops the writer, closes the database. */
 void store_close(store *s);
-/* The database's path (for messages); owned by the store. */
+/* The database's path (for messages); owned by the store.  PostgreSQL:
+ * "postgresql://USER@HOST:PORT/DBNAME", never a password. */
 const char *store_path(const store *s);
 /* The storage directory; owned by the store. */
 const char *store_dir(const store *s);
@@ -198,7 +216,7 @@ typedef struct store_query {
     const char *pattern; /* NULL: every pattern */
     int status;          /* a store_status, or -1 for any */
     double since;        /* wall-clock seconds; executions started at or after; 0: any */
-    size_t limit;        /* 0: 50 */
+    size_t limit;        /* 0: 50; SIZE_MAX: all */
 } store_query;
 
 /* Executions matching `q`, newest first, without their nodes; free with
@@ -313,5 +331,16 @@ typedef struct store_stats {
 } store_stats;
 
 void store_get_stats(store *s, store_stats *out);
+
+/* ---- backends ------------------------------------------------------- */
+
+/* "sqlite", "postgresql". */
+const char *store_backend_name(store_backend b);
+/* Returns 0 and *out for "sqlite" or "postgresql" (case-insensitive), else -1. */
+int store_backend_parse(const char *name, store_backend *out);
+/* 1 when this build has backend `b` (PostgreSQL needs libpq at build time). */
+int store_backend_available(store_backend b);
+/* The backend an open store uses. */
+store_backend store_get_backend(const store *s);
 
 #endif

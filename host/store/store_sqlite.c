@@ -34,6 +34,7 @@
 #include "base/hashmap.h"
 #include "store/storage.h"
 #include "store/store.h"
+#include "store/store_backend.h"
 
 /* PRAGMA application_id of an ndf database ("ndf1"), so that restore and
  * open refuse another program's SQLite file. */
@@ -252,6 +253,7 @@ static const char *const wsql[W_COUNT] = {
 };
 
 struct store {
+    const store_ops *ops; /* first: store.c finds the backend through it */
     char *dir;
     char *path;
     store_opts opts;
@@ -292,6 +294,8 @@ struct store {
     int brunning;            /* (block) a backup is being written */
     double binterval;        /* (block) seconds; 0: none */
 };
+
+static const store_ops lite_ops;
 
 /* ------------------------------------------------------------------ */
 /* errors */
@@ -1396,7 +1400,7 @@ static int submit_wait(store *s, job *j)
     return NDF_OK;
 }
 
-int store_begin(store *s, const store_exec *e)
+static int lite_begin(store *s, const store_exec *e)
 {
     int rc = check_exec(e);
     if (rc)
@@ -1405,7 +1409,7 @@ int store_begin(store *s, const store_exec *e)
     return submit_wait(s, &j);
 }
 
-int store_finish_all(store *s, const store_exec *v, size_t n, learning_state *after)
+static int lite_finish_all(store *s, const store_exec *v, size_t n, learning_state *after)
 {
     for (size_t i = 0; i < n; i++) {
         int rc = check_exec(&v[i]);
@@ -1418,12 +1422,7 @@ int store_finish_all(store *s, const store_exec *v, size_t n, learning_state *af
     return submit_wait(s, &j);
 }
 
-int store_finish(store *s, const store_exec *e, learning_state *after)
-{
-    return store_finish_all(s, e, 1, after);
-}
-
-int store_progress(store *s, const char *id, const store_node *n)
+static int lite_progress(store *s, const char *id, const store_node *n)
 {
     if (!id || !n)
         return err_set(NDF_ERR_INVALID, "progress needs an execution id and a node");
@@ -1450,7 +1449,7 @@ int store_progress(store *s, const char *id, const store_node *n)
     return rc;
 }
 
-void store_get_stats(store *s, store_stats *out)
+static void lite_get_stats(store *s, store_stats *out)
 {
     pthread_mutex_lock(&s->qlock);
     /* qlock only: a batch waiting for another process's lock holds wlock */
@@ -1556,7 +1555,7 @@ static int has_legacy_files(const char *dir)
     return found;
 }
 
-int store_open(const char *dir, const store_opts *opts, store **out)
+int store_sqlite_open(const char *dir, const store_opts *opts, store **out)
 {
     *out = NULL;
     char *raw = dir && *dir ? xstrdup(dir) : store_default_dir();
@@ -1567,6 +1566,7 @@ int store_open(const char *dir, const store_opts *opts, store **out)
     if (!d)
         return NDF_ERR_IO;
     store *s = xcalloc(1, sizeof *s);
+    s->ops = &lite_ops;
     s->dir = d;
     s->path = xasprintf("%s/%s", d, STORE_DB_NAME);
     if (opts)
@@ -1610,7 +1610,7 @@ int store_open(const char *dir, const store_opts *opts, store **out)
     return NDF_OK;
 }
 
-void store_close(store *s)
+static void lite_close(store *s)
 {
     if (!s)
         return;
@@ -1648,12 +1648,12 @@ void store_close(store *s)
     free(s);
 }
 
-const char *store_path(const store *s)
+static const char *lite_path(const store *s)
 {
     return s->path;
 }
 
-const char *store_dir(const store *s)
+static const char *lite_dir(const store *s)
 {
     return s->dir;
 }
@@ -1706,7 +1706,7 @@ static void *backup_main(void *arg)
     return NULL;
 }
 
-int store_backup_every(store *s, double interval_s)
+static int lite_backup_every(store *s, double interval_s)
 {
     if (!(interval_s >= 0) || !isfinite(interval_s))
         return err_set(NDF_ERR_INVALID, "backup interval %g: expected seconds >= 0", interval_s);
@@ -1813,7 +1813,7 @@ typedef struct dead_exec {
     char *host;
 } dead_exec;
 
-int store_recover(store *s, size_t *count)
+static int lite_recover(store *s, size_t *count)
 {
     size_t ndead = 0, cap = 0, fixed = 0;
     dead_exec *dead = NULL;
@@ -1987,7 +1987,7 @@ static int collect_execs(store *s, sqlite3_stmt *st, store_exec **out, size_t *n
     return NDF_OK;
 }
 
-int store_runs(store *s, const store_query *q, store_exec **out, size_t *n)
+static int lite_runs(store *s, const store_query *q, store_exec **out, size_t *n)
 {
     *out = NULL;
     *n = 0;
@@ -2027,7 +2027,7 @@ int store_runs(store *s, const store_query *q, store_exec **out, size_t *n)
     return rc;
 }
 
-int store_children(store *s, const char *id, store_exec **out, size_t *n)
+static int lite_children(store *s, const char *id, store_exec **out, size_t *n)
 {
     *out = NULL;
     *n = 0;
@@ -2108,7 +2108,7 @@ static int load_nodes(store *s, sqlite3_int64 xseq, store_exec *e)
     return NDF_OK;
 }
 
-int store_get(store *s, const char *id, store_exec *out)
+static int lite_get(store *s, const char *id, store_exec *out)
 {
     memset(out, 0, sizeof *out);
     pthread_mutex_lock(&s->rlock);
@@ -2145,8 +2145,8 @@ int store_get(store *s, const char *id, store_exec *out)
 /* Largest output a query inflates: a damaged row must not ask for more. */
 #define STORE_MAX_OUTPUT ((size_t)64 << 20)
 
-int store_output(store *s, const char *id, const char *path, int stream, char **buf, size_t *len,
-                 uint64_t *dropped)
+static int lite_output(store *s, const char *id, const char *path, int stream, char **buf,
+                       size_t *len, uint64_t *dropped)
 {
     *buf = NULL;
     *len = 0;
@@ -2222,7 +2222,7 @@ static int rcached(store *s, int which, const char *sql, sqlite3_stmt **out)
     return NDF_OK;
 }
 
-int store_learning(store *s, const char *name, learning_state *out)
+static int lite_learning(store *s, const char *name, learning_state *out)
 {
     memset(out, 0, sizeof *out);
     pthread_mutex_lock(&s->rlock);
@@ -2289,7 +2289,7 @@ int store_learning(store *s, const char *name, learning_state *out)
     return rc;
 }
 
-int store_learning_all(store *s, store_learning_fn each, void *arg)
+static int lite_learning_all(store *s, store_learning_fn each, void *arg)
 {
     pthread_mutex_lock(&s->rlock);
     sqlite3_stmt *pt = NULL, *dt = NULL;
@@ -2367,7 +2367,7 @@ int store_learning_all(store *s, store_learning_fn each, void *arg)
     return rc;
 }
 
-int store_patterns(store *s, char ***names, size_t *n)
+static int lite_patterns(store *s, char ***names, size_t *n)
 {
     *names = NULL;
     *n = 0;
@@ -2405,7 +2405,7 @@ int store_patterns(store *s, char ***names, size_t *n)
 /* ------------------------------------------------------------------ */
 /* maintenance */
 
-int store_reset_stats(store *s, const char *name)
+static int lite_reset_stats(store *s, const char *name)
 {
     int rc = wbegin(s);
     if (rc)
@@ -2432,7 +2432,7 @@ int store_reset_stats(store *s, const char *name)
     return wend(s, rc);
 }
 
-int store_remove_pattern(store *s, const char *name)
+static int lite_remove_pattern(store *s, const char *name)
 {
     long long ex = 0, pat = 0;
     int rc = wbegin(s);
@@ -2480,8 +2480,8 @@ static int delete_exec(store *s, sqlite3_int64 seq, const char *pat, int counted
     return rc;
 }
 
-int store_cleanup(store *s, long history_limit, double max_age_s, double now,
-                  store_cleanup_result *res)
+static int lite_cleanup(store *s, long history_limit, double max_age_s, double now,
+                        store_cleanup_result *res)
 {
     uint64_t removed = 0;
     long long before = 0, after = 0;
@@ -2573,7 +2573,7 @@ int store_cleanup(store *s, long history_limit, double max_age_s, double now,
     return rc;
 }
 
-int store_check(store *s)
+static int lite_check(store *s)
 {
     pthread_mutex_lock(&s->rlock);
     sqlite3_stmt *st = NULL;
@@ -2749,7 +2749,7 @@ static int copy_db(sqlite3 *to, sqlite3 *from, int timeout_ms, int *sqlite_rc)
     return rc == SQLITE_OK || rc == SQLITE_DONE ? 0 : -1;
 }
 
-int store_backup(store *s, char **path_out)
+static int lite_backup(store *s, char **path_out)
 {
     if (path_out)
         *path_out = NULL;
@@ -2937,6 +2937,11 @@ int store_restore(const char *dir, const store_opts *opts, const char *file)
     else
         store_opts_default(&o);
     o.import_legacy = 0;
+    if (o.backend != STORE_BACKEND_SQLITE)
+        return err_set(NDF_ERR_INVALID,
+                       "restore replaces an SQLite store's file; a %s store is restored with "
+                       "its database's own tools (pg_restore, psql)",
+                       store_backend_name(o.backend));
     char *raw = dir && *dir ? xstrdup(dir) : store_default_dir();
     if (!raw)
         return NDF_ERR_INVALID;
@@ -3156,34 +3161,19 @@ static int export_doc(store *s, const char *name, cJSON **out)
         jstr(root, "learning", NULL);
     }
     cJSON *ex = jadd(root, "executions", cJSON_CreateArray());
+    /* through the store's interface, so that every backend exports alike */
+    store_exec *v = NULL;
     size_t count = 0;
-    pthread_mutex_lock(&s->rlock);
-    sqlite3_stmt *st = NULL;
-    rc = reader(s);
-    if (!rc) {
-        int r = sqlite3_prepare_v2(s->r,
-                                   "SELECT " EXEC_COLS " FROM executions WHERE pattern = ?1"
-                                   " ORDER BY seq",
-                                   -1, &st, NULL);
-        if (r != SQLITE_OK)
-            rc = rfail(s, r, "cannot export executions");
-    }
-    int r = SQLITE_DONE;
-    if (!rc)
-        bind_text(st, 1, name);
-    while (!rc && (r = sqlite3_step(st)) == SQLITE_ROW) {
+    store_query q = {name, -1, 0, SIZE_MAX};
+    rc = store_runs(s, &q, &v, &count);
+    for (size_t i = count; !rc && i-- > 0;) {
         store_exec e;
-        exec_from_row(st, &e);
-        rc = load_nodes(s, sqlite3_column_int64(st, 17), &e);
+        rc = store_get(s, v[i].id, &e);
         if (!rc)
             jadd(ex, NULL, exec_json(&e));
         store_exec_free(&e);
-        count++;
     }
-    if (!rc && r != SQLITE_DONE)
-        rc = rfail(s, r, "cannot export executions");
-    sqlite3_finalize(st);
-    pthread_mutex_unlock(&s->rlock);
+    store_exec_array_free(v, count);
     if (!rc && !have_learning && !count)
         rc = err_set(NDF_ERR_NOT_FOUND, "pattern '%s' has no stored state", name);
     if (rc) {
@@ -3588,7 +3578,7 @@ static int move_legacy(const char *dir, char **where)
     return rc;
 }
 
-int store_import_legacy(store *s, const char *dir, size_t *imported)
+static int lite_import_legacy(store *s, const char *dir, size_t *imported)
 {
     if (imported)
         *imported = 0;
@@ -3649,3 +3639,29 @@ int store_import_legacy(store *s, const char *dir, size_t *imported)
         *imported = count;
     return rc;
 }
+
+static const store_ops lite_ops = {
+    .backend = STORE_BACKEND_SQLITE,
+    .close = lite_close,
+    .path = lite_path,
+    .dir = lite_dir,
+    .begin = lite_begin,
+    .progress = lite_progress,
+    .finish_all = lite_finish_all,
+    .get_stats = lite_get_stats,
+    .runs = lite_runs,
+    .get = lite_get,
+    .children = lite_children,
+    .output = lite_output,
+    .learning = lite_learning,
+    .patterns = lite_patterns,
+    .reset_stats = lite_reset_stats,
+    .remove_pattern = lite_remove_pattern,
+    .cleanup = lite_cleanup,
+    .backup = lite_backup,
+    .import_legacy = lite_import_legacy,
+    .recover = lite_recover,
+    .check = lite_check,
+    .learning_all = lite_learning_all,
+    .backup_every = lite_backup_every,
+};

@@ -1,0 +1,85 @@
+/* The shared work queue of a PostgreSQL store: executions submitted by any
+ * host and run by workers.  Workers claim queued executions in priority
+ * order (then submission order) with FOR UPDATE SKIP LOCKED, so that they
+ * never wait for each other; each claim is a lease, renewed by heartbeat,
+ * with a generation that grows at every claim.  A worker records the end
+ * of a claimed execution only while its generation is current: the
+ * store_finish() of an execution bound to a claim (queue_bind()) checks the
+ * generation and marks the item DONE in the same transaction, so an item
+ * ends exactly once, whoever held it before.
+ *
+ * Times are the database server's clock, so hosts need not agree on theirs.
+ * Every function returns NDF_OK or a negative ndf_status with err_msg()
+ * set; on a store without a queue (SQLite) NDF_ERR_INVALID, saying so. */
+#ifndef NDF_QUEUE_H
+#define NDF_QUEUE_H
+
+#include <stddef.h>
+
+#include "store/store.h"
+
+typedef enum queue_state {
+    QUEUE_QUEUED = 0,  /* waiting for a worker (or its lease expired) */
+    QUEUE_CLAIMED = 1, /* a worker holds its lease */
+    QUEUE_DONE = 2     /* its execution was recorded */
+} queue_state;
+
+/* "QUEUED", "CLAIMED", "DONE". */
+const char *queue_state_name(queue_state s);
+
+/* One item.  All strings owned; free with queue_item_free(). */
+typedef struct queue_item {
+    char *id;
+    char *pattern;
+    char *context; /* JSON, or NULL */
+    int priority;  /* higher first */
+    double timeout; /* seconds, 0: the worker's default */
+    queue_state state;
+    char *worker;           /* the last claimant, or NULL */
+    double submitted;       /* server time, seconds */
+    double lease_until;     /* CLAIMED: when its lease ends (server time) */
+    long long generation;   /* claims so far: the fencing token of the latest */
+    int attempts;           /* claims so far */
+    char *exec_id;          /* DONE: the execution that ran it */
+    store_status status;    /* DONE: how it ended */
+    double now;             /* the server's clock when read */
+    long long seq;          /* submission order */
+} queue_item;
+
+void queue_item_free(queue_item *q);
+/* queue_item_free() on each, then free(v). */
+void queue_items_free(queue_item *v, size_t n);
+
+/* Queues pattern `pattern` in context `context` (JSON text or NULL) with
+ * `priority` and `timeout` (s, 0: none given).  *id (caller frees) gets
+ * the new item's id. */
+int queue_submit(store *s, const char *pattern, const char *context, int priority,
+                 double timeout, char **id);
+
+/* Claims up to `max` items whose pattern is one of `patterns` (`n`
+ * names), queued or with an expired lease, highest priority first, for
+ * worker `worker`, with a lease of `lease_s` seconds.  Items other workers
+ * are claiming at the same moment are skipped, not waited for.  *out (free
+ * with queue_items_free()) gets the claimed items with their new
+ * generation. */
+int queue_claim(store *s, const char *worker, const char *const *patterns, size_t n, size_t max,
+                double lease_s, queue_item **out, size_t *nout);
+
+/* Extends the lease of item `id` held at `generation` by `lease_s`
+ * seconds from now.  NDF_ERR_CANCELLED when the lease was lost (expired
+ * and claimed again, or the item ended): the holder must stop. */
+int queue_renew(store *s, const char *id, long long generation, double lease_s);
+
+/* Binds execution `exec_id` (before its store_finish()) to item `id`
+ * claimed at `generation`: its store_finish() then marks the item DONE in
+ * the same transaction, and fails with NDF_ERR_CANCELLED, recording
+ * nothing, when the generation is no longer current.  The binding ends
+ * with that store_finish(), or with queue_unbind(). */
+int queue_bind(store *s, const char *exec_id, const char *id, long long generation);
+void queue_unbind(store *s, const char *exec_id);
+
+/* Item `id` into *out (free with queue_item_free()); NDF_ERR_NOT_FOUND
+ * when there is none. */
+int queue_get(store *s, const char *id, queue_item *out);
+
+#endif

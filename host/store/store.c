@@ -1,0 +1,276 @@
+/* The store's front: store_open() picks the backend that storage.backend
+ * names, and every other store_* function hands the call to the backend
+ * the handle belongs to (its store_ops, store_backend.h).  Also the few
+ * helpers both backends need to tell a live process from a dead one. */
+#include "build-config.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/types.h>
+
+#include <ndf/sdk.h>
+
+#include "store/store.h"
+#include "store/store_backend.h"
+
+static const store_ops *ops_of(const store *s)
+{
+    return ((const store_head *)(const void *)s)->ops;
+}
+
+static const char *const backend_names[] = {"sqlite", "postgresql"};
+
+const char *store_backend_name(store_backend b)
+{
+    return (unsigned)b < ARRAY_SIZE(backend_names) ? backend_names[b] : "unknown";
+}
+
+int store_backend_parse(const char *name, store_backend *out)
+{
+    for (size_t i = 0; name && i < ARRAY_SIZE(backend_names); i++) {
+        if (strcasecmp(name, backend_names[i]) == 0) {
+            *out = (store_backend)i;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+int store_backend_available(store_backend b)
+{
+    switch (b) {
+    case STORE_BACKEND_SQLITE: return 1;
+#ifdef HAVE_LIBPQ
+    case STORE_BACKEND_POSTGRESQL: return 1;
+#endif
+    default: return 0;
+    }
+}
+
+store_backend store_get_backend(const store *s)
+{
+    return ops_of(s)->backend;
+}
+
+int store_open(const char *dir, const store_opts *opts, store **out)
+{
+    *out = NULL;
+    store_opts o;
+    if (opts)
+        o = *opts;
+    else
+        store_opts_default(&o);
+    switch (o.backend) {
+    case STORE_BACKEND_SQLITE: return store_sqlite_open(dir, &o, out);
+    case STORE_BACKEND_POSTGRESQL:
+#ifdef HAVE_LIBPQ
+        return store_pg_open(dir, &o, out);
+#else
+        return err_set(NDF_ERR_INVALID,
+                       "storage.backend is \"postgresql\", but this ndf was built without "
+                       "PostgreSQL support; rebuild it with libpq (Debian: apt-get install "
+                       "libpq-dev, then configure --with-postgresql), or use \"sqlite\"");
+#endif
+    }
+    return err_set(NDF_ERR_INVALID, "unknown storage backend %d", (int)o.backend);
+}
+
+void store_close(store *s)
+{
+    if (s)
+        ops_of(s)->close(s);
+}
+
+const char *store_path(const store *s)
+{
+    return ops_of(s)->path(s);
+}
+
+const char *store_dir(const store *s)
+{
+    return ops_of(s)->dir(s);
+}
+
+int store_begin(store *s, const store_exec *e)
+{
+    return ops_of(s)->begin(s, e);
+}
+
+int store_progress(store *s, const char *id, const store_node *n)
+{
+    return ops_of(s)->progress(s, id, n);
+}
+
+int store_finish_all(store *s, const store_exec *v, size_t n, learning_state *after)
+{
+    return ops_of(s)->finish_all(s, v, n, after);
+}
+
+int store_finish(store *s, const store_exec *e, learning_state *after)
+{
+    return ops_of(s)->finish_all(s, e, 1, after);
+}
+
+void store_get_stats(store *s, store_stats *out)
+{
+    ops_of(s)->get_stats(s, out);
+}
+
+int store_runs(store *s, const store_query *q, store_exec **out, size_t *n)
+{
+    return ops_of(s)->runs(s, q, out, n);
+}
+
+int store_get(store *s, const char *id, store_exec *out)
+{
+    return ops_of(s)->get(s, id, out);
+}
+
+int store_children(store *s, const char *id, store_exec **out, size_t *n)
+{
+    return ops_of(s)->children(s, id, out, n);
+}
+
+int store_output(store *s, const char *id, const char *path, int stream, char **buf, size_t *len,
+                 uint64_t *dropped)
+{
+    return ops_of(s)->output(s, id, path, stream, buf, len, dropped);
+}
+
+int store_learning(store *s, const char *name, learning_state *out)
+{
+    return ops_of(s)->learning(s, name, out);
+}
+
+int store_patterns(store *s, char ***names, size_t *n)
+{
+    return ops_of(s)->patterns(s, names, n);
+}
+
+int store_learning_all(store *s, store_learning_fn each, void *arg)
+{
+    const store_ops *o = ops_of(s);
+    if (o->learning_all)
+        return o->learning_all(s, each, arg);
+    char **names;
+    size_t n;
+    int rc = o->patterns(s, &names, &n);
+    for (size_t i = 0; i < n; i++) {
+        learning_state st;
+        int r = rc ? rc : o->learning(s, names[i], &st);
+        if (r == NDF_OK) {
+            each(arg, names[i], &st);
+            learning_free(&st);
+        } else if (r != NDF_ERR_NOT_FOUND) {
+            rc = r; /* one read failed: the rest would too, or be inconsistent */
+        }
+        free(names[i]);
+    }
+    free(names);
+    return rc;
+}
+
+int store_backup_every(store *s, double interval_s)
+{
+    const store_ops *o = ops_of(s);
+    if (o->backup_every)
+        return o->backup_every(s, interval_s);
+    if (interval_s <= 0)
+        return NDF_OK;
+    return err_set(NDF_ERR_INVALID,
+                   "storage.backup_interval: the %s store takes no file backups "
+                   "(back the database up with its own tools)",
+                   store_backend_name((store_backend)o->backend));
+}
+
+int store_reset_stats(store *s, const char *name)
+{
+    return ops_of(s)->reset_stats(s, name);
+}
+
+int store_remove_pattern(store *s, const char *name)
+{
+    return ops_of(s)->remove_pattern(s, name);
+}
+
+int store_cleanup(store *s, long history_limit, double max_age_s, double now,
+                  store_cleanup_result *res)
+{
+    return ops_of(s)->cleanup(s, history_limit, max_age_s, now, res);
+}
+
+int store_backup(store *s, char **path_out)
+{
+    if (path_out)
+        *path_out = NULL;
+    return ops_of(s)->backup(s, path_out);
+}
+
+int store_import_legacy(store *s, const char *dir, size_t *imported)
+{
+    return ops_of(s)->import_legacy(s, dir, imported);
+}
+
+int store_recover(store *s, size_t *n)
+{
+    return ops_of(s)->recover(s, n);
+}
+
+int store_check(store *s)
+{
+    return ops_of(s)->check(s);
+}
+
+/* ------------------------------------------------------------------ */
+/* shared helpers */
+
+void store_read_boot_id(char *out, size_t n)
+{
+    out[0] = 0;
+    FILE *f = fopen("/proc/sys/kernel/random/boot_id", "r");
+    if (f) {
+        if (fgets(out, (int)n, f))
+            out[strcspn(out, "\n")] = 0;
+        fclose(f);
+    }
+}
+
+long long store_pid_start_time(long pid)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    /* the command name may hold spaces and parentheses: fields follow the last ')' */
+    char *p = strrchr(buf, ')');
+    if (!p)
+        return 0;
+    p++;
+    for (int field = 3; field < 22 && p; field++)
+        p = strchr(p + 1, ' ');
+    return p ? strtoll(p + 1, NULL, 10) : 0;
+}
+
+int store_process_alive(const char *myhost, const char *myboot, const char *host, long pid,
+                        const char *boot, long long started)
+{
+    if (!host || strcmp(host, myhost) != 0)
+        return 1; /* another machine: nothing to tell from here */
+    if (boot && *boot && myboot[0] && strcmp(boot, myboot) != 0)
+        return 0;
+    if (pid <= 0)
+        return 1;
+    if (kill((pid_t)pid, 0) != 0 && errno == ESRCH)
+        return 0;
+    if (started > 0 && store_pid_start_time(pid) != started)
+        return 0; /* the pid was reused */
+    return 1;
+}

@@ -1,0 +1,95 @@
+/* The seam between store.c (the store_* functions callers use) and the
+ * backends behind it (store_sqlite.c, store_pg.c).  Private to host/store.
+ *
+ * A backend's handle is its own struct whose first member is a pointer to
+ * its store_ops table: store.c reads that pointer to find the backend, so
+ * callers keep one opaque `store *` whatever holds the data.  Every entry
+ * has the contract of the store.h function of the same name. */
+#ifndef NDF_STORE_BACKEND_H
+#define NDF_STORE_BACKEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Struct tags only, not store.h: store.c includes this file, and a module
+ * must not include the module that includes it (tests/shell/layers.sh). */
+struct store;
+struct store_exec;
+struct store_node;
+struct store_opts;
+struct store_query;
+struct store_stats;
+struct store_cleanup_result;
+struct learning_state;
+struct queue_item;
+
+typedef struct store_ops {
+    int backend; /* a store_backend */
+    void (*close)(struct store *s);
+    const char *(*path)(const struct store *s);
+    const char *(*dir)(const struct store *s);
+    int (*begin)(struct store *s, const struct store_exec *e);
+    int (*progress)(struct store *s, const char *id, const struct store_node *n);
+    int (*finish_all)(struct store *s, const struct store_exec *v, size_t n,
+                      struct learning_state *after);
+    void (*get_stats)(struct store *s, struct store_stats *out);
+    int (*runs)(struct store *s, const struct store_query *q, struct store_exec **out, size_t *n);
+    int (*get)(struct store *s, const char *id, struct store_exec *out);
+    int (*children)(struct store *s, const char *id, struct store_exec **out, size_t *n);
+    int (*output)(struct store *s, const char *id, const char *path, int stream, char **buf,
+                  size_t *len, uint64_t *dropped);
+    int (*learning)(struct store *s, const char *name, struct learning_state *out);
+    int (*patterns)(struct store *s, char ***names, size_t *n);
+    int (*reset_stats)(struct store *s, const char *name);
+    int (*remove_pattern)(struct store *s, const char *name);
+    int (*cleanup)(struct store *s, long history_limit, double max_age_s, double now,
+                   struct store_cleanup_result *res);
+    int (*backup)(struct store *s, char **path_out);
+    int (*import_legacy)(struct store *s, const char *dir, size_t *imported);
+    int (*recover)(struct store *s, size_t *n);
+    int (*check)(struct store *s);
+    /* NULL: store.c reads pattern by pattern (learning_all), or interval
+     * backups are not offered (backup_every) */
+    int (*learning_all)(struct store *s,
+                        void (*each)(void *arg, const char *name, struct learning_state *st),
+                        void *arg);
+    int (*backup_every)(struct store *s, double interval_s);
+    /* the work queue (queue.h); NULL for a backend without one */
+    int (*q_submit)(struct store *s, const char *pattern, const char *context, int priority,
+                    double timeout, char **id);
+    int (*q_claim)(struct store *s, const char *worker, const char *const *patterns, size_t n,
+                   size_t max, double lease_s, struct queue_item **out, size_t *nout);
+    int (*q_renew)(struct store *s, const char *id, long long generation, double lease_s);
+    int (*q_bind)(struct store *s, const char *exec_id, const char *id, long long generation);
+    void (*q_unbind)(struct store *s, const char *exec_id);
+    int (*q_get)(struct store *s, const char *id, struct queue_item *out);
+} store_ops;
+
+/* What every handle starts with. */
+typedef struct store_head {
+    const store_ops *ops;
+} store_head;
+
+/* The backends' open functions; store_open() picks one by opts->backend.
+ * `opts` is never NULL here. */
+int store_sqlite_open(const char *dir, const struct store_opts *opts, struct store **out);
+#ifdef HAVE_LIBPQ
+int store_pg_open(const char *dir, const struct store_opts *opts, struct store **out);
+#endif
+
+/* Helpers the backends share (store.c). */
+
+/* This machine's boot id (/proc/sys/kernel/random/boot_id), or "" into
+ * `out` (n bytes). */
+void store_read_boot_id(char *out, size_t n);
+/* The start time of process `pid` in clock ticks after boot (field 22 of
+ * /proc/PID/stat), which tells a live process from a later one given the
+ * same pid; 0 when unknown. */
+long long store_pid_start_time(long pid);
+/* 0 when the process that recorded an execution (host, pid, boot id, start
+ * time) is known to be dead from this machine (`myhost`, `myboot`): same
+ * host, and another boot, no such pid, or the pid reused; 1 otherwise. */
+int store_process_alive(const char *myhost, const char *myboot, const char *host, long pid,
+                        const char *boot, long long started);
+
+#endif
