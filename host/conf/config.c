@@ -607,7 +607,7 @@ static void read_key(reader *r, const config_setting_t *s, const char *key, cons
         }
         const char *v = config_setting_get_string(s);
         if (strcmp(v, "ndf") != 0 && strcmp(v, "system") != 0) {
-            diag_add(r->c, 1, setting_file(r, s), setting_line(s),
+            diag_add(r->c, 1, setting_file(r, s), setting_line(r, s),
                      "'%s' is '%s', expected ndf or system", key, v);
             return;
         }
@@ -621,14 +621,14 @@ static void read_key(reader *r, const config_setting_t *s, const char *key, cons
         }
         const char *v = config_setting_get_string(s);
         if (strcmp(v, "sqlite") != 0 && strcmp(v, "postgresql") != 0) {
-            diag_add(r->c, 1, setting_file(r, s), setting_line(s),
+            diag_add(r->c, 1, setting_file(r, s), setting_line(r, s),
                      "'%s' is '%s', expected sqlite or postgresql", key, v);
             return;
         }
 #ifndef HAVE_LIBPQ
         /* said here, with the line, rather than at the first open */
         if (strcmp(v, "postgresql") == 0) {
-            diag_add(r->c, 1, setting_file(r, s), setting_line(s),
+            diag_add(r->c, 1, setting_file(r, s), setting_line(r, s),
                      "'%s' is 'postgresql', but this ndf was built without PostgreSQL "
                      "support; rebuild it with libpq (Debian: apt-get install libpq-dev, then "
                      "configure --with-postgresql), or use 'sqlite'",
