@@ -420,6 +420,10 @@ START_TEST(test_float_overflow_and_nul)
              p);
     config_free(c);
     free(p);
+    rm_scratch();
+}
+END_TEST
+
 /* storage.backend and storage.conninfo: the two names only, said where */
 START_TEST(test_storage_backend)
 {
