@@ -21,9 +21,12 @@ patterns = (
     { name = "inner"; type = "sequential"; params = { steps = ( { name = "n"; step = "noop"; } ); }; },
     { name = "outer"; type = "sequential";
       params = { steps = ( { name = "a"; step = "noop"; },
-                           { name = "sub"; step = "pattern"; params = { pattern = "inner"; }; } ); }; }
+                           { name = "sub"; step = "pattern"; params = { pattern = "inner"; }; } ); }; },
+$(awk 'BEGIN { for (i = 0; i < 70; i++) printf "    { name = \"pad%02d\"; type = \"sequential\"; params = { steps = ( { name = \"n\"; step = \"noop\"; } ); }; }%s\n", i, i < 69 ? "," : "" }')
 );
 EOF
+# (72 patterns: the registry reads the stored learning state in one pass,
+# from 64 definitions on, which `ndf show` below goes through)
 export NDF_CONFIG=$CONF
 
 "$NDF" serve 2>"$SCRATCH/serve.log" &
@@ -69,6 +72,10 @@ expect_match "$("$PROBE" "$STATE" count inner)" "^$((inner + outer))\$" \
     "inner's count equals its $inner runs plus the $outer it ran inside outer"
 expect_match "$("$NDF" runs outer --limit 1000 --json | tr '{' '\n' | grep -c '"pattern":"outer"')" \
     "^$outer\$" "ndf runs lists exactly the acknowledged outer runs"
+
+expect_match "$("$NDF" show outer)" "executions: +$outer \\($outer succeeded" \
+    "ndf show (the registry's one-pass read) has outer's count"
+expect_match "$("$NDF" show inner)" "executions: +$((inner + outer)) " "and inner's"
 
 # the server's interval backups (storage.backup_interval), written while
 # the loops ran, rotated to storage.backups

@@ -1,8 +1,8 @@
 #!/bin/sh
 # Storage faults from the command line: the database file replaced by a
 # symlink, a FIFO, a directory, a truncated or a corrupt file; a full disk
-# (a small tmpfs, or a file size limit where mounting is not permitted); a
-# read-only file system; the storage directory deleted under `ndf serve`.
+# (a 1 MiB tmpfs) and a read-only file system (the tmpfs remounted; both
+# skipped, saying so, where mounting is not permitted); the storage directory deleted under `ndf serve`.
 # Each gives its clear error and exit 8, never a result that was not
 # recorded, and what was acknowledged before is still there afterwards.
 . "$top_srcdir/tests/shell/lib.sh"
@@ -94,18 +94,10 @@ if mount -t tmpfs -o size=1m,mode=0700 tmpfs "$MNT" 2>/dev/null; then
     expect_exit 0 "and runs are recorded" -- ndf run nop
     umount "$MNT"
 else
-    # no mount here (an unprivileged container): a file size limit gives
-    # SQLite EFBIG at the same places a full disk gives ENOSPC
-    conf "$SCRATCH/state2"
-    expect_exit 0 "a run recorded" -- ndf run nop
-    acked=$(ndf runs --limit 1 --json | sed -n 's/^\[{"id":"\([^"]*\)".*/\1/p')
-    rc=0
-    for i in 1 2 3 4 5 6 7 8 9 10; do
-        (trap '' XFSZ; ulimit -f 8; exec "$NDF" -c "$SCRATCH/ndf.conf" run nop) >/dev/null 2>"$SCRATCH/full.err" || { rc=$?; break; }
-    done
-    expect_match "$rc" '^8$' "a file size limit (no tmpfs mount allowed): the run exits 8"
-    expect_exit 0 "what was acknowledged before is there" -- ndf status "$acked"
-    echo "# SKIP read-only file system: mount is not permitted here"
+    # A file size limit (ulimit -f) is no stand-in: it stops the plugin
+    # cache's copies before the database, and SQLite's WAL writes start at
+    # offset 0.  Without a mount there is no full disk to give ndf.
+    echo "# SKIP full disk and read-only file system: mount -t tmpfs is not permitted here"
 fi
 
 # ---- the directory deleted under ndf serve ----

@@ -2,7 +2,8 @@
 # Progress in the store while an execution runs: `ndf logs --follow`
 # prints a step's output before the execution ends, `ndf status ID` shows
 # the running step, a SIGKILLed run becomes CRASHED on the next open naming
-# the step that was running, and its redrive reruns only that step on.
+# the step that was running, and its redrive reruns only that step on; and
+# progress of a run that `ndf serve` runs.
 . "$top_srcdir/tests/shell/lib.sh"
 
 STATE=$SCRATCH/state
@@ -80,5 +81,27 @@ expect_match "$out" "\"id\":\"$id\"" "runs lists it as CRASHED"
 touch "$GO"
 expect_exit 0 "the crashed execution is redriven" -- ndf redrive "$id"
 expect_match "$(tr '\n' ' ' <"$LOG")" '^b c $' "the redrive reran b and c, not a"
+
+# ---- the same for a run served by ndf serve ----
+RUN=$SCRATCH/run
+mkdir -m 700 "$RUN"
+export NDF_RUNTIME_DIR=$RUN
+"$NDF" -c "$CONF" serve 2>"$SCRATCH/serve.log" &
+SERVER=$!
+for i in $(seq 1 200); do ndf ctl ping >/dev/null 2>&1 && break; sleep 0.02; done
+rm -f "$GO"
+expect_exit 0 "ctl run --async" -- ndf ctl run live --async
+id=$(printf '%s\n' "$out" | grep -o '[0-9]\{8\}T[0-9]\{6\}-[0-9a-f]*-[0-9]*' | head -1)
+[ -n "$id" ] && ok "ctl run --async printed the id" || not_ok "no execution id in: $out"
+if wait_for sh -c "'$NDF' -c '$CONF' logs '$id' b | grep -q first"; then
+    ok "served: the running step's output is in the store before the end"
+else
+    not_ok "served: no progress stored for $id"
+fi
+expect_exit 0 "served: status from the store" -- ndf status "$id"
+expect_match "$out" "RUNNING +step b" "served: status shows step b RUNNING"
+touch "$GO"
+kill "$SERVER"
+wait "$SERVER"
 
 finish
