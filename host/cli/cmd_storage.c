@@ -139,7 +139,7 @@ static int cmd_export(cmd_ctx *c, int argc, char **argv)
 /* ---- ndf cleanup ---- */
 
 static const char cleanup_usage[] =
-    "Usage: ndf cleanup [--max-age-hours N] [--dry-run]\n"
+    "Usage: ndf cleanup [--max-age-hours N] [--dry-run] [--json]\n"
     "\n"
     "Prunes the stored history: executions beyond storage.history_limit per\n"
     "pattern and those older than storage.retention days (running ones are\n"
@@ -150,14 +150,17 @@ static const char cleanup_usage[] =
     "\n"
     "  --max-age-hours N  age in hours (>= 0) for patterns no longer defined\n"
     "  -n, --dry-run      prune nothing; only name the patterns it would remove\n"
+    "  --json             print {\"dry_run\", \"executions_removed\", \"pages_freed\",\n"
+    "                     \"patterns_removed\"} (counts null with --dry-run)\n"
     "  -h, --help         show this help\n";
 
 /* Removes (or, dry, names) the stored state of the patterns in `names`
  * that are no longer defined and were not used for `hours`.  Returns the
  * exit code so far. */
 static int cleanup_stored(cmd_ctx *c, store *s, char **names, size_t n, double hours, double now,
-                          int dry, int status)
+                          int dry, int status, strbuf *json)
 {
+    size_t listed = 0;
     for (size_t i = 0; i < n; i++) {
         pattern *p;
         if (registry_get(c->rt->reg, names[i], &p) == NDF_OK) {
@@ -179,12 +182,18 @@ static int cleanup_stored(cmd_ctx *c, store *s, char **names, size_t n, double h
         if (used > 0 && now - used < hours * 3600.0)
             continue;
         if (dry) {
-            fprintf(c->out, "would remove the stored state of '%s' (not defined)\n", names[i]);
+            if (!json)
+                fprintf(c->out, "would remove the stored state of '%s' (not defined)\n", names[i]);
         } else if (store_remove_pattern(s, names[i]) != NDF_OK) {
             fprintf(c->err, "ndf cleanup: %s\n", err_msg());
             status = EXIT_IO;
-        } else {
+            continue;
+        } else if (!json) {
             fprintf(c->out, "removed the stored state of '%s' (not defined)\n", names[i]);
+        }
+        if (json) {
+            sb_puts(json, listed++ ? "," : "");
+            sb_json_str(json, names[i]);
         }
     }
     return status;
@@ -194,10 +203,11 @@ static int cmd_cleanup(cmd_ctx *c, int argc, char **argv)
 {
     static const opt_spec opts[] = {{"max-age-hours", 0, OPT_REQUIRED, 'm'},
                                     {"dry-run", 'n', OPT_NONE, 'n'},
+                                    {"json", 0, OPT_NONE, 'j'},
                                     {"help", 'h', OPT_NONE, 'h'},
                                     {0}};
     double hours = 24;
-    int dry = 0, o;
+    int dry = 0, json = 0, o;
     opt_parser p;
     opt_init(&p, argc, argv, opts, OPT_PERMUTE, c->err);
     while ((o = opt_next(&p)) != OPT_END) {
@@ -212,6 +222,7 @@ static int cmd_cleanup(cmd_ctx *c, int argc, char **argv)
             break;
         }
         case 'n': dry = 1; break;
+        case 'j': json = 1; break;
         case 'h': return cmd_help(c);
         default: return cmd_bad_usage(c);
         }
@@ -226,21 +237,40 @@ static int cmd_cleanup(cmd_ctx *c, int argc, char **argv)
         return rc;
     const settings *set = &c->rt->cfg->set;
     double now = now_wall();
+    strbuf js;
+    sb_init(&js);
+    /* --json: {"dry_run", "executions_removed", "pages_freed" (null when
+     * dry), "patterns_removed" (or would remove)} */
+    sb_printf(&js, "{\"dry_run\":%s", dry ? "true" : "false");
     if (!dry) {
         store_cleanup_result res;
         int st = store_cleanup(s, set->history_limit, set->retention_days * 86400.0, now, &res);
-        if (st)
+        if (st) {
+            sb_free(&js);
             return fail_status(c, st);
-        fprintf(c->out, "removed %llu execution%s from the history; gave back %llu page%s\n",
-                (unsigned long long)res.executions, res.executions == 1 ? "" : "s",
-                (unsigned long long)res.pages, res.pages == 1 ? "" : "s");
+        }
+        if (!json)
+            fprintf(c->out, "removed %llu execution%s from the history; gave back %llu page%s\n",
+                    (unsigned long long)res.executions, res.executions == 1 ? "" : "s",
+                    (unsigned long long)res.pages, res.pages == 1 ? "" : "s");
+        sb_printf(&js, ",\"executions_removed\":%llu,\"pages_freed\":%llu",
+                  (unsigned long long)res.executions, (unsigned long long)res.pages);
+    } else {
+        sb_puts(&js, ",\"executions_removed\":null,\"pages_freed\":null");
     }
     char **names;
     size_t n;
     int st = store_patterns(s, &names, &n);
-    if (st)
+    if (st) {
+        sb_free(&js);
         return fail_status(c, st);
-    int status = cleanup_stored(c, s, names, n, hours, now, dry, rc);
+    }
+    sb_puts(&js, ",\"patterns_removed\":[");
+    int status = cleanup_stored(c, s, names, n, hours, now, dry, rc, json ? &js : NULL);
+    sb_puts(&js, "]}\n");
+    if (json)
+        fwrite(js.buf, 1, js.len, c->out);
+    sb_free(&js);
     for (size_t i = 0; i < n; i++)
         free(names[i]);
     free(names);

@@ -204,6 +204,10 @@ expect_match "$out" '"ok":false' "says it is not ok"
 expect_match "$out" "\"errors\":\\[\"$SCRATCH/bad.conf:1: [^\"]*threads" "lists the errors with file:line"
 expect_match "$out" "\"warnings\":\\[\"$SCRATCH/bad.conf:1: [^\"]*frobnicate" "and the warnings"
 expect_match "$err" '^$' "and prints nothing on stderr"
+expect_exit 0 "cleanup --json" -- $R cleanup --json
+expect_match "$out" '^\{"dry_run":false,"executions_removed":[0-9]+,"pages_freed":[0-9]+,"patterns_removed":\[\]\}$' "one object"
+expect_exit 0 "cleanup --dry-run --json" -- $R cleanup --dry-run --json
+expect_match "$out" '^\{"dry_run":true,"executions_removed":null,"pages_freed":null,"patterns_removed":\[\]\}$' "counts null"
 expect_exit 0 "reset-stats --json" -- $R reset-stats backup --json
 expect_match "$out" '^\{"pattern":"backup","reset":true,"defined":true\}$' "one object"
 
