@@ -241,6 +241,13 @@ const char *state_name(ndf_state s);
 /* "pattern", "phase", "task", "step". */
 const char *node_kind_name(ndf_node_kind k);
 
+/* The status that stands for how execution `r` (done) ended, for exit
+ * codes: once its pattern started, only its outcome (NDF_OK,
+ * NDF_ERR_TIMEOUT, NDF_ERR_CANCELLED, else NDF_ERR_EXECUTION), whatever
+ * status a step or pattern type returned (ndf-plugin(7), the status
+ * contract); before that, its status as it is (not found, gate, ...). */
+int record_outcome(const record *r);
+
 /* Renders the record as one JSON object (id, pattern, status, message,
  * context, started, duration, progress, and the node tree with each node's
  * kind, name, state, timings, message, output and children).  Safe while
