@@ -533,25 +533,12 @@ static int run_fallback(cmd_ctx *c, const run_args *ra, int st, record *r, int s
     return st;
 }
 
-/* The exit code of `ndf run` for an execution that ended with `st` in
- * record `r`.  Once the pattern has started, its status decides the
- * execution's state and what is learned, and the exit code is only the
- * execution's outcome: succeeded 0, timed out 5, cancelled 10, anything else
- * failed 1.  A step or pattern type returning NDF_ERR_NOT_FOUND or
- * NDF_ERR_VALIDATION must not make ndf exit as if the command line or the
- * pattern name were wrong (ndf-plugin(7), STATUS CONTRACT).  Before it
- * started (no such pattern, confidence gate, deadline already passed) the
- * status is ndf's own, mapped as every command maps it. */
+/* The exit code of `ndf run`: the execution's outcome once its pattern
+ * started (record_outcome: a step's NDF_ERR_NOT_FOUND must not make ndf
+ * exit as if the pattern name were wrong), else ndf's own status. */
 static int run_exit_code(const record *r, int st)
 {
-    if (!r || atomic_load_explicit(&r->root->start, memory_order_relaxed) <= 0)
-        return exit_code_for(st);
-    switch (st) {
-    case NDF_OK: return EXIT_OK;
-    case NDF_ERR_TIMEOUT: return EXIT_TIMEOUT;
-    case NDF_ERR_CANCELLED: return EXIT_CANCELLED;
-    default: return EXIT_FAILED;
-    }
+    return exit_code_for(r && st == r->status ? record_outcome(r) : st);
 }
 
 static int cmd_run(cmd_ctx *c, int argc, char **argv)

@@ -767,6 +767,15 @@ static void node_json(const ndf_exec *n, strbuf *sb, double now)
     sb_add(sb, "}", 1);
 }
 
+int record_outcome(const record *r)
+{
+    int st = r->status;
+    if (atomic_load_explicit(&r->root->start, memory_order_relaxed) <= 0)
+        return st;
+    return st == NDF_OK || st == NDF_ERR_TIMEOUT || st == NDF_ERR_CANCELLED ? st
+                                                                            : NDF_ERR_EXECUTION;
+}
+
 void record_to_json(record *r, strbuf *sb)
 {
     double now = record_now();

@@ -276,6 +276,12 @@ char *record_node_path(const ndf_exec *node);
  * without running it, and returns 1; else 0.  What run_step and
  * run_pattern call before running anything. */
 int record_reuse_node(ndf_exec *node);
+/* The status that stands for how execution `r` (done) ended, for exit
+ * codes: once its pattern started, only its outcome (NDF_OK,
+ * NDF_ERR_TIMEOUT, NDF_ERR_CANCELLED, else NDF_ERR_EXECUTION), whatever
+ * status a step or pattern type returned (ndf-plugin(7), the status
+ * contract); before that, its status as it is (not found, gate, ...). */
+int record_outcome(const record *r);
 
 /* Renders the record as one JSON object (id, pattern, status, message,
  * context, started, duration, progress, and the node tree with each node's

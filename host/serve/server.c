@@ -109,7 +109,7 @@ static char *run_fallback(server *s, const request *rq, const ndf_context *ctx, 
                   .has = RESP_STATUS | RESP_EXIT | RESP_GENERATION,
                   .id = used->id,
                   .status = rc,
-                  .exit = s->o.exit_code(rc),
+                  .exit = s->o.exit_code(rc == used->status ? record_outcome(used) : rc),
                   .generation = gid,
                   .used = fr.used ? fr.used : rq->pattern};
     if (fr.cause != FALLBACK_NONE) {
@@ -161,7 +161,7 @@ static char *req_run(server *s, const request *rq)
         genset_release(s->gs, g);
         a.has |= RESP_STATUS | RESP_EXIT;
         a.status = r->status;
-        a.exit = s->o.exit_code(r->status);
+        a.exit = s->o.exit_code(record_outcome(r)); /* the status contract */
         text = answer_record(&a, r, NULL);
     }
     record_unref(r);
