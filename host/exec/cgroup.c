@@ -237,9 +237,14 @@ int cgroup_signal(cgroup *cg, int sig)
 
 void cgroup_free(cgroup *cg)
 {
+    cgroup_release(cg, 1);
+}
+
+void cgroup_release(cgroup *cg, int reuse)
+{
     if (!cg)
         return;
-    if (!cgroup_populated(cg)) {
+    if (reuse && !cgroup_populated(cg)) {
         pthread_mutex_lock(&free_lock);
         int keep = nfree < FREE_MAX;
         if (keep) {

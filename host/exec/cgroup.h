@@ -45,6 +45,10 @@ int cgroup_signal(cgroup *cg, int sig);
  * ndf that finds the cgroup base.  NULL is fine. */
 void cgroup_free(cgroup *cg);
 
+/* cgroup_free, or (`reuse` 0) removed without being kept: one a process
+ * could not be moved into. */
+void cgroup_release(cgroup *cg, int reuse);
+
 /* The path of `cg`'s directory, for messages and tests. */
 const char *cgroup_path(const cgroup *cg);
 

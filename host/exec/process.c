@@ -548,7 +548,7 @@ static int child_start(child *c, const ndf_spawn *opts)
         if (!e)
             log_msg(NDF_LOG_DEBUG, "cannot move '%s' into %s: %s", c->prog, cgroup_path(c->cg),
                     strerror(errno));
-        cgroup_free(c->cg);
+        cgroup_release(c->cg, e != 0); /* not kept when it refused a process */
         c->cg = NULL;
     }
     posix_spawn_file_actions_destroy(&fa);

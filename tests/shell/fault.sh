@@ -154,6 +154,36 @@ expect_match "$out" '^\{"line":1,"pattern":"seq","success":false,"status":"cance
 expect_match "$out" '^\{"line":2,"pattern":"meta","success":false,"status":"cancelled"' "batch: line 2 cancelled"
 no_survivors "batch: no process left" "$S/seq_tree.pids" "$S/meta_tree.pids"
 
+# ndf delegate: the chosen pattern is cancelled and no fallback starts.
+# (A configuration of its own: patterns without domains are candidates for
+# any context, the crashing fixtures included.)
+cat >"$S/deleg.conf" <<DCONF
+executor: { threads = 2; default_timeout = 60.0; kill_grace = 1.5; };
+storage: { path = "$S/state"; };
+patterns = (
+  { name = "deleg"; type = "sequential"; domains = [ "sigdeleg" ];
+    params = { steps = ( $(undo_step deleg_first), $(tree deleg_tree) ); }; },
+  { name = "deleg_other"; type = "sequential"; domains = [ "sigdeleg" ];
+    params = { steps = ( $(undo_step other_first), $(tree other_tree) ); }; }
+);
+DCONF
+rm -f "$S"/*.pids "$S"/*.undone
+$NDF -c "$S/deleg.conf" delegate --domain sigdeleg >"$S/out" 2>"$S/err" &
+npid=$!
+i=0
+while [ ! -s "$S/deleg_tree.pids" ] && [ ! -s "$S/other_tree.pids" ] && [ $i -lt 200 ]; do
+    sleep 0.05; i=$((i + 1))
+done
+kill -TERM $npid
+wait $npid
+rc=$?
+[ "$rc" -eq 143 ] && ok "delegate: SIGTERM exits 143" || not_ok "delegate: SIGTERM exits 143 (got $rc)"
+no_survivors "delegate: no process left" $(ls "$S"/deleg_tree.pids "$S"/other_tree.pids 2>/dev/null)
+[ -e "$S/deleg_first.undone" ] || [ -e "$S/other_first.undone" ] && ok "delegate: rollback ran" \
+    || not_ok "delegate: rollback ran"
+[ ! -e "$S/deleg_tree.pids" ] || [ ! -e "$S/other_tree.pids" ] && ok "delegate: no fallback started after the signal" \
+    || not_ok "delegate: no fallback started after the signal"
+
 # SIGHUP too; a second SIGINT while the step ignores SIGTERM kills it at
 # once and skips rollback.
 rm -f "$S"/*.pids "$S"/*.undone
