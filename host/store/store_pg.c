@@ -447,10 +447,21 @@ static int pg_connect(pg_store *s, PGconn **out)
     *out = NULL;
     const char *ci = s->conninfo ? s->conninfo : "";
     char *expanded = NULL;
-    /* a bare word is a service name from pg_service.conf */
+    /* a bare word is a service name from pg_service.conf (quoted for
+     * libpq: a backslash or quote in it is escaped) */
     if (*ci && !strchr(ci, '=') && strncmp(ci, "postgresql://", 13) != 0 &&
-        strncmp(ci, "postgres://", 11) != 0)
-        expanded = xasprintf("service='%s'", ci);
+        strncmp(ci, "postgres://", 11) != 0) {
+        strbuf sb;
+        sb_init(&sb);
+        sb_puts(&sb, "service='");
+        for (const char *c = ci; *c; c++) {
+            if (*c == '\'' || *c == '\\')
+                sb_puts(&sb, "\\");
+            sb_printf(&sb, "%c", *c);
+        }
+        sb_puts(&sb, "'");
+        expanded = sb_steal(&sb);
+    }
     const char *keys[] = {"dbname", "fallback_application_name", "connect_timeout", NULL};
     const char *vals[] = {expanded ? expanded : ci, "ndf", "10", NULL};
     PGconn *c = PQconnectdbParams(keys, vals, 1);
