@@ -223,7 +223,9 @@ patterns = (
 );
 RES
 # ndf's own resident memory is never 0%: the wait cannot end
-expect_exit 6 "a resource wait that reaches the deadline exits 6" -- $NDF -c "$SCRATCH/res.conf" run gated
+# Once started, the exit code is the execution's outcome (the status
+# contract, ndf-plugin(7)): a failed run, whatever the type returned.
+expect_exit 1 "a resource wait that reaches the deadline fails the run (exit 1)" -- $NDF -c "$SCRATCH/res.conf" run gated
 expect_match "$err" "execution [^ ]+: pattern gated: p waits for resources \(1s so far\): ndf's memory [0-9.]+% of the machine \(waits for <= 0%\)" \
     "while it waits, the reading and the threshold are logged with the execution and pattern"
 expect_match "$err" "pattern gated: p: resources not available after 1\.[0-9]s: ndf's memory [0-9.]+% of the machine \(waits for <= 0%\) \(resources.scope = ndf\)" \

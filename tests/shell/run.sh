@@ -108,8 +108,9 @@ expect_match "$err" "\(cause: timeout\)" "names the timeout"
 expect_exit 0 "status shows the fallback" -- $R status
 expect_match "$out" '^fallback from sleeps \(cause: timeout\)' "with its cause"
 
-expect_exit 1 "an unknown template variable fails the step (the execution failed: exit 1)" -- $R run badvar
-expect_match "$err" 'unknown variable \$\{nope\}' "and names the variable"
+# An unknown variable is found by the plan before any step runs (ndf plan).
+expect_exit 2 "an unknown template variable refuses the run before it starts (exit 2)" -- $R run badvar
+expect_match "$err" 'not started: .*unknown variable \$\{nope\}' "and names the variable"
 
 # The status contract (ndf-plugin(7)): a step's status decides the step's
 # and the execution's state, and the exit code is the execution's outcome.
