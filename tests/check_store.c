@@ -1771,7 +1771,6 @@ static Suite *store_suite(void)
     tcase_add_test(tc, test_runs_query);
     tcase_add_test(tc, test_learning_disabled);
     tcase_add_test(tc, test_learning_all);
-    tcase_add_test(tc, test_backup_every);
     tcase_add_test(tc, test_concurrent_processes);
     tcase_add_test(tc, test_check_detects_drift);
     tcase_add_test(tc, test_group_commit_threads);
@@ -1802,6 +1801,7 @@ static Suite *store_suite(void)
     TCase *lite = tcase_create("sqlite");
     tcase_add_checked_fixture(lite, setup, teardown);
     tcase_set_timeout(lite, 120);
+    tcase_add_test(lite, test_backup_every);
     tcase_add_test(lite, test_fresh_schema);
     tcase_add_test(lite, test_migrate_from_zero);
     tcase_add_test(lite, test_refuse_newer_and_foreign);

@@ -770,6 +770,9 @@ static void node_json(const ndf_exec *n, strbuf *sb, double now)
 int record_outcome(const record *r)
 {
     int st = r->status;
+    /* not the pattern's outcome but the host's: nothing was acknowledged */
+    if (atomic_load(&r->unrecorded))
+        return NDF_ERR_IO;
     if (atomic_load_explicit(&r->root->start, memory_order_relaxed) <= 0)
         return st;
     return st == NDF_OK || st == NDF_ERR_TIMEOUT || st == NDF_ERR_CANCELLED ? st

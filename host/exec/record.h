@@ -123,6 +123,8 @@ struct record {
     _Atomic int done;    /* the execution has returned */
     _Atomic int stored;  /* its RUNNING row is committed (history_begin):
                             progress may be written for it */
+    _Atomic int unrecorded; /* its end could not be committed (history.c):
+                               a storage error, whatever the outcome */
     int status;          /* final ndf_status (valid once done) */
     char *error;         /* final message, or NULL */
     double start_wall, start, end;
@@ -282,6 +284,7 @@ int record_reuse_node(ndf_exec *node);
  * status a step or pattern type returned (ndf-plugin(7), the status
  * contract); before that, its status as it is (not found, gate, ...). */
 int record_outcome(const record *r);
+/* (An execution whose end the store could not commit is NDF_ERR_IO.) */
 
 /* Renders the record as one JSON object (id, pattern, status, message,
  * context, started, duration, progress, and the node tree with each node's

@@ -352,6 +352,7 @@ int history_record(store *s, record *r, store_origin origin, pattern *target)
                 r->root->name, why);
         pthread_mutex_lock(&r->lock);
         r->status = NDF_ERR_IO;
+        atomic_store(&r->unrecorded, 1);
         free(r->error);
         r->error = xasprintf("not recorded: %s", why);
         pthread_mutex_unlock(&r->lock);

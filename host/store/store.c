@@ -179,7 +179,9 @@ int store_backup_every(store *s, double interval_s)
     const store_ops *o = ops_of(s);
     if (o->backup_every)
         return o->backup_every(s, interval_s);
-    if (interval_s <= 0)
+    if (interval_s < 0)
+        return err_set(NDF_ERR_INVALID, "backup interval %g: must be >= 0", interval_s);
+    if (interval_s == 0)
         return NDF_OK;
     return err_set(NDF_ERR_INVALID,
                    "storage.backup_interval: the %s store takes no file backups "
