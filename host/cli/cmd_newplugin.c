@@ -307,8 +307,8 @@ static void gen_readme(FILE *f, const np_args *a)
             "ndf inspect ./%s.so         # descriptor, ABI verdict, parameter docs\n"
             "make check                  # each step alone, through `ndf test-step`\n"
             "ndf inspect --conformance ./%s.so\n"
-            "ndf -c %s.conf check-config # a configuration that uses it\n"
             "make install                # into `pkg-config --variable=plugindir ndf-sdk`\n"
+            "ndf -c %s.conf check-config # a configuration that uses it, once installed\n"
             "```\n\n"
             "The contract is ndf-plugin(7): ABI versions, the services table and who\n"
             "may call what from which thread, what each status a step returns means,\n"
@@ -320,9 +320,10 @@ static void gen_readme(FILE *f, const np_args *a)
 static void gen_conf(FILE *f, const np_args *a)
 {
     fprintf(f,
-            "# A configuration that uses what %s provides: `ndf -c %s.conf check-config`,\n"
-            "# then `ndf -c %s.conf run NAME` once the plugin is installed (or with\n"
-            "# NDF_PLUGIN_PATH pointing here and at ndf's own plugins).\n"
+            "# A configuration that uses what %s provides.  Once the plugin is installed\n"
+            "# (or with NDF_PLUGIN_PATH pointing here and at ndf's own plugins, whose\n"
+            "# directory is `pkg-config --variable=plugindir ndf-sdk`):\n"
+            "# `ndf -c %s.conf check-config`, then `ndf -c %s.conf run NAME`.\n"
             "patterns = (\n",
             a->name, a->name, a->name);
     int first = 1;

@@ -154,6 +154,10 @@ expect_match "$src" 'static const ndf_param_spec step_fetch_params\[\]' "with it
 expect_match "$src" 'host->task_run\(node' "the pattern type runs tasks with the host's helper"
 expect_match "$src" '^#define NDF_SDK_MIN_MINOR 2$' "and records the minor it needs"
 expect_match "$(cat my-thing/Makefile)" 'test-step ./\$\(PLUGIN\) fetch' "make check runs ndf test-step"
+readme=$(cat my-thing/README.md)
+[ "${readme#*make install*check-config}" != "$readme" ] &&
+    ok "the README checks the configuration after make install (it needs the plugin)" ||
+    not_ok "the README runs check-config before the plugin is installed"
 expect_exit 0 "the test configuration names them" -- grep -q 'type = "race"' my-thing/my-thing.conf
 expect_exit 0 "only steps: the minor stays 0" -- "$NDF" new-plugin solo "$SCRATCH/solo"
 expect_match "$(cat solo/solo.c)" '^#define NDF_SDK_MIN_MINOR 0$' "a plugin of steps only loads on 1.0 hosts"
