@@ -29,7 +29,7 @@ static const char newplugin_usage[] =
     "the plugin gets one step named after it.  `cd DIR && make && ndf inspect\n"
     "./NAME.so` works at once.\n"
     "\n"
-    "  NAME   [a-z0-9_-]+, at most 64 bytes: the plugin's name\n"
+    "  NAME   [a-z0-9_][a-z0-9_-]*, at most 64 bytes: the plugin's name\n"
     "  S, T   [a-z0-9_]+, at most 64 bytes, unique among everything ndf loads\n";
 
 #define MAX_NAMES 32
@@ -48,7 +48,8 @@ static int name_ok(const char *s, int dash)
         if (!((s[n] >= 'a' && s[n] <= 'z') || (s[n] >= '0' && s[n] <= '9') || s[n] == '_' ||
               (dash && s[n] == '-')))
             return 0;
-    return n > 0 && n <= 64;
+    /* A leading '-' would make NAME.c an option to the compiler. */
+    return n > 0 && n <= 64 && s[0] != '-';
 }
 
 /* ---- the files ---- */
@@ -306,8 +307,8 @@ static void gen_readme(FILE *f, const np_args *a)
             "ndf inspect ./%s.so         # descriptor, ABI verdict, parameter docs\n"
             "make check                  # each step alone, through `ndf test-step`\n"
             "ndf inspect --conformance ./%s.so\n"
-            "ndf -c %s.conf check-config # a configuration that uses it\n"
             "make install                # into `pkg-config --variable=plugindir ndf-sdk`\n"
+            "ndf -c %s.conf check-config # a configuration that uses it, once installed\n"
             "```\n\n"
             "The contract is ndf-plugin(7): ABI versions, the services table and who\n"
             "may call what from which thread, what each status a step returns means,\n"
@@ -319,9 +320,10 @@ static void gen_readme(FILE *f, const np_args *a)
 static void gen_conf(FILE *f, const np_args *a)
 {
     fprintf(f,
-            "# A configuration that uses what %s provides: `ndf -c %s.conf check-config`,\n"
-            "# then `ndf -c %s.conf run NAME` once the plugin is installed (or with\n"
-            "# NDF_PLUGIN_PATH pointing here and at ndf's own plugins).\n"
+            "# A configuration that uses what %s provides.  Once the plugin is installed\n"
+            "# (or with NDF_PLUGIN_PATH pointing here and at ndf's own plugins, whose\n"
+            "# directory is `pkg-config --variable=plugindir ndf-sdk`):\n"
+            "# `ndf -c %s.conf check-config`, then `ndf -c %s.conf run NAME`.\n"
             "patterns = (\n",
             a->name, a->name, a->name);
     int first = 1;
@@ -442,7 +444,9 @@ static int cmd_new_plugin(cmd_ctx *c, int argc, char **argv)
     }
     a.name = p.operands[0];
     if (!name_ok(a.name, 1)) {
-        fprintf(c->err, "ndf new-plugin: plugin name '%s' is not [a-z0-9_-]+ of at most 64 bytes\n",
+        fprintf(c->err,
+                "ndf new-plugin: plugin name '%s' is not [a-z0-9_][a-z0-9_-]* of at most 64 "
+                "bytes\n",
                 a.name);
         return EXIT_USAGE;
     }
@@ -453,10 +457,13 @@ static int cmd_new_plugin(cmd_ctx *c, int argc, char **argv)
     if (!a.nsteps && !a.ntypes)
         a.steps[a.nsteps++] = a.ident;
     a.dir = p.noperands == 2 ? p.operands[1] : a.name;
-    if (mkdir(a.dir, 0755) != 0 && !(errno == EEXIST && dir_empty(a.dir))) {
-        fprintf(c->err, "ndf new-plugin: %s: %s\n", a.dir,
-                errno == EEXIST ? "exists and is not an empty directory" : strerror(errno));
-        return errno == EEXIST ? EXIT_USAGE : EXIT_IO;
+    if (mkdir(a.dir, 0755) != 0) {
+        int e = errno; /* dir_empty() changes errno */
+        if (!(e == EEXIST && dir_empty(a.dir))) {
+            fprintf(c->err, "ndf new-plugin: %s: %s\n", a.dir,
+                    e == EEXIST ? "exists and is not an empty directory" : strerror(e));
+            return e == EEXIST ? EXIT_USAGE : EXIT_IO;
+        }
     }
     char *src = xasprintf("%s.c", a.name), *conf = xasprintf("%s.conf", a.name);
     int bad = write_file(c, a.dir, src, gen_source, &a) ||

@@ -8,9 +8,12 @@
 #include <cJSON.h>
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "cli/commands.h"
 #include "cli/ctxopt.h"
@@ -36,7 +39,10 @@ static const char teststep_usage[] =
     "  --params JSON|FILE  the step's parameters: a JSON object, inline (it\n"
     "                      starts with '{') or in FILE; checked against the\n"
     "                      step's schema, defaults filled in.  Default: {}\n"
-    "  --timeout S         the step's deadline in seconds (default: none)\n"
+    "  --timeout S         the step's deadline in seconds (default: none); a\n"
+    "                      step still running 1 s after its deadline plus the\n"
+    "                      kill grace (it ignores cancellation) is given up\n"
+    "                      on: exit 5\n"
     "  --undo              after a successful run, run the step's undo too\n"
     "  --json              print the execution's record as JSON\n"
     "\n" CTXOPT_HELP;
@@ -134,6 +140,50 @@ static ndf_value *read_params(const char *arg)
     cJSON_Delete(root);
     free(text);
     return g;
+}
+
+/* The watchdog of --timeout: a step runs in this process, so one that
+ * never looks at host->cancelled() cannot be stopped.  Past its deadline
+ * and the kill grace, the harness gives up on it and exits 5 rather than
+ * hang the author's `make check`. */
+typedef struct watchdog {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int done;
+    double seconds; /* from the start to giving up */
+    const char *step;
+} watchdog;
+
+static void *watchdog_main(void *arg)
+{
+    watchdog *w = arg;
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    double whole = floor(w->seconds);
+    until.tv_sec += (time_t)whole;
+    until.tv_nsec += (long)((w->seconds - whole) * 1e9);
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&w->lock);
+    int rc = 0;
+    while (!w->done && rc != ETIMEDOUT)
+        rc = pthread_cond_timedwait(&w->cond, &w->lock, &until);
+    int done = w->done;
+    pthread_mutex_unlock(&w->lock);
+    if (!done) {
+        char msg[256];
+        int len = snprintf(msg, sizeof msg,
+                           "ndf test-step: step '%s' has not returned %.3gs after it started, "
+                           "past its --timeout and the kill grace: it does not check "
+                           "host->cancelled(); giving up (exit 5)\n",
+                           w->step, w->seconds);
+        if (len > 0)
+            (void)!write(2, msg, (size_t)len < sizeof msg ? (size_t)len : sizeof msg - 1);
+        _exit(EXIT_TIMEOUT);
+    }
+    return NULL;
 }
 
 static int outcome_exit(ndf_state st)
@@ -298,7 +348,28 @@ static int cmd_test_step(cmd_ctx *c, int argc, char **argv)
     r->kill_grace = 2.0;
     node_set_state(r->root, NDF_STATE_RUNNING, NULL);
     ndf_exec *n = node_new(r->root, NDF_NODE_STEP, a.step);
+    watchdog wd = {.seconds = a.timeout + r->kill_grace + 1.0, .step = a.step};
+    pthread_t wt;
+    int watching = a.timeout > 0 && isfinite(a.timeout) && pthread_mutex_init(&wd.lock, NULL) == 0;
+    if (watching && pthread_cond_init(&wd.cond, NULL) != 0) {
+        pthread_mutex_destroy(&wd.lock);
+        watching = 0;
+    }
+    if (watching && pthread_create(&wt, NULL, watchdog_main, &wd) != 0) {
+        pthread_cond_destroy(&wd.cond);
+        pthread_mutex_destroy(&wd.lock);
+        watching = 0;
+    }
     status = host_services.run_step(n, step, a.timeout);
+    if (watching) {
+        pthread_mutex_lock(&wd.lock);
+        wd.done = 1;
+        pthread_cond_signal(&wd.cond);
+        pthread_mutex_unlock(&wd.lock);
+        pthread_join(wt, NULL);
+        pthread_cond_destroy(&wd.cond);
+        pthread_mutex_destroy(&wd.lock);
+    }
     if (status == NDF_OK && a.undo)
         status = host_services.undo_step(n, step);
     ndf_state st = (ndf_state)atomic_load(&n->state);

@@ -80,6 +80,9 @@ typedef struct ndf_plugin {
 #if NDF_SDK_MIN_MINOR > NDF_ABI_MINOR
 #error "NDF_SDK_MIN_MINOR is newer than these SDK headers"
 #endif
+#if NDF_SDK_MIN_MINOR < 0
+#error "NDF_SDK_MIN_MINOR must be 0 or more"
+#endif
 #define NDF_PLUGIN_MINOR_ (NDF_SDK_MIN_MINOR)
 #else
 #define NDF_PLUGIN_MINOR_ NDF_ABI_MINOR

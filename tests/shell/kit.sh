@@ -107,6 +107,37 @@ expect_match "$err" "mm.c:4:.*node_cancel. is deprecated: added in SDK 1.2, newe
 chmod 644 "$SCRATCH/mm.so"
 expect_exit 0 "inspect loads it" -- "$NDF" inspect "$SCRATCH/mm.so"
 expect_match "$out" '^abi: 1\.0 ' "and it records ABI 1.0"
+sed 's/^#define NDF_SDK_MIN_MINOR 0$/#define NDF_SDK_MIN_MINOR -1/' "$SCRATCH/mm.c" >"$SCRATCH/mneg.c"
+expect_exit 1 "a negative NDF_SDK_MIN_MINOR does not compile (it would record minor 65535)" -- \
+    ${CC:-cc} -I"$top_srcdir/sdk" -fPIC -shared -o "$SCRATCH/mneg.so" "$SCRATCH/mneg.c"
+expect_match "$err" 'NDF_SDK_MIN_MINOR must be 0 or more' "saying so"
+
+# ---- test-step --timeout gives up on a step that ignores cancellation ----
+cat >"$SCRATCH/deaf.c" <<'DEAF'
+#include <unistd.h>
+#include <ndf/sdk.h>
+static const ndf_param_spec none[] = {NDF_PARAM_END};
+static int deaf(const ndf_host *h, ndf_exec *n, const ndf_value *p, void *i)
+{
+    (void)h, (void)n, (void)p, (void)i;
+    for (;;)
+        pause();
+    return NDF_OK;
+}
+static const ndf_step_def d = {.size = sizeof(ndf_step_def), .name = "deaf", .description = "x",
+                               .params = none, .run = deaf};
+static int init(const ndf_host *host, ndf_registrar *reg, void **state)
+{
+    *state = 0;
+    return host->register_step(reg, &d);
+}
+NDF_PLUGIN_DEFINE("deaf", "1", "MIT", "a step deaf to cancellation", init, 0);
+DEAF
+${CC:-cc} -I"$top_srcdir/sdk" -fPIC -shared -o "$SCRATCH/deaf.so" "$SCRATCH/deaf.c" &&
+    chmod 644 "$SCRATCH/deaf.so"
+expect_exit 5 "test-step --timeout exits 5 even when the step ignores cancellation" -- \
+    timeout 60 "$NDF" test-step "$SCRATCH/deaf.so" deaf --timeout 0.2
+expect_match "$err" "step 'deaf' has not returned .*giving up" "saying it gave up on it"
 
 # ---- ndf new-plugin (building it needs the installed SDK: install.sh) ----
 cd "$SCRATCH" || exit 1
@@ -123,6 +154,10 @@ expect_match "$src" 'static const ndf_param_spec step_fetch_params\[\]' "with it
 expect_match "$src" 'host->task_run\(node' "the pattern type runs tasks with the host's helper"
 expect_match "$src" '^#define NDF_SDK_MIN_MINOR 2$' "and records the minor it needs"
 expect_match "$(cat my-thing/Makefile)" 'test-step ./\$\(PLUGIN\) fetch' "make check runs ndf test-step"
+readme=$(cat my-thing/README.md)
+[ "${readme#*make install*check-config}" != "$readme" ] &&
+    ok "the README checks the configuration after make install (it needs the plugin)" ||
+    not_ok "the README runs check-config before the plugin is installed"
 expect_exit 0 "the test configuration names them" -- grep -q 'type = "race"' my-thing/my-thing.conf
 expect_exit 0 "only steps: the minor stays 0" -- "$NDF" new-plugin solo "$SCRATCH/solo"
 expect_match "$(cat solo/solo.c)" '^#define NDF_SDK_MIN_MINOR 0$' "a plugin of steps only loads on 1.0 hosts"
@@ -130,6 +165,13 @@ expect_match "$(cat solo/solo.c)" '\.name = "solo",' "the default step is named 
 expect_exit 2 "an existing, non-empty directory is refused" -- "$NDF" new-plugin my-thing
 expect_match "$err" 'exists and is not an empty directory' "saying so"
 expect_exit 2 "a bad plugin name is refused" -- "$NDF" new-plugin 'Bad/Name'
+expect_exit 2 "a plugin name starting with '-' is refused (NAME.c would be a cc option)" -- \
+    "$NDF" new-plugin -- -x
+[ ! -e ./-x ] && ok "and nothing is written" || not_ok "new-plugin -- -x wrote ./-x"
+: >"$SCRATCH/plainfile"
+expect_exit 2 "a DIR that is an existing file is a usage error" -- \
+    "$NDF" new-plugin ok "$SCRATCH/plainfile"
+expect_match "$err" 'plainfile: exists and is not an empty directory' "saying so, not ENOTDIR"
 expect_exit 2 "a bad step name is refused" -- "$NDF" new-plugin ok --step 'no-dash'
 expect_exit 2 "a name given twice is refused" -- "$NDF" new-plugin ok --step a --pattern-type a
 [ ! -e ok ] && ok "nothing is written when refused" || not_ok "a refused new-plugin wrote ok/"
