@@ -232,7 +232,10 @@ static int seq_run_pattern(const ndf_host *host, ndf_exec *exec, void *instance)
     if (rc == NDF_OK)
         return NDF_OK;
 
-    int own_timeout = rc == NDF_ERR_TIMEOUT && s->timeout > 0 && mono_now() >= t0 + s->timeout;
+    /* The host's clock decides when the deadline passed; a step's wait may
+     * end a hair before ours reads t0 + timeout, so ask it too. */
+    int own_timeout = rc == NDF_ERR_TIMEOUT && s->timeout > 0 &&
+                      (mono_now() >= t0 + s->timeout || host->remaining(exec) <= 0);
     const char *why = rc == NDF_ERR_TIMEOUT ? "timed out" : rc == NDF_ERR_CANCELLED ? "was cancelled"
                                                                                   : "failed";
     for (size_t j = i + 1; j < s->n; j++)
