@@ -1811,6 +1811,7 @@ typedef struct dead_exec {
     sqlite3_int64 seq;
     long pid;
     char *host;
+    char *id;
 } dead_exec;
 
 static int lite_recover(store *s, size_t *count)
@@ -1823,7 +1824,7 @@ static int lite_recover(store *s, size_t *count)
     /* read first: the write lock is taken only when there is work */
     pthread_mutex_lock(&s->wlock);
     int rc = wprep(s,
-                   "SELECT seq, host, pid, boot_id, pid_start FROM executions"
+                   "SELECT seq, host, pid, boot_id, pid_start, id FROM executions"
                    " WHERE status = 'RUNNING'",
                    NULL, &st);
     while (!rc && (rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -1841,6 +1842,7 @@ static int lite_recover(store *s, size_t *count)
         dead[ndead].seq = sqlite3_column_int64(st, 0);
         dead[ndead].pid = pid;
         dead[ndead].host = xstrdup(host ? host : "?");
+        dead[ndead].id = col_dup(st, 5);
         ndead++;
         rc = 0;
     }
@@ -1898,14 +1900,17 @@ static int lite_recover(store *s, size_t *count)
             sqlite3_finalize(st);
         }
         if (!rc)
-            log_msg(NDF_LOG_WARN, "%s: execution %lld %s", s->path, (long long)dead[i].seq, msg);
+            log_msg(NDF_LOG_WARN, "%s: execution %s %s", s->path,
+                    dead[i].id ? dead[i].id : "?", msg);
         free(msg);
         free(node);
     }
     rc = wend(s, rc);
 out:
-    for (size_t i = 0; i < ndead; i++)
+    for (size_t i = 0; i < ndead; i++) {
         free(dead[i].host);
+        free(dead[i].id);
+    }
     free(dead);
     if (!rc && count)
         *count = fixed;

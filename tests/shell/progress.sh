@@ -73,6 +73,7 @@ wait "$RUNNER" 2>/dev/null
 expect_exit 0 "status after the crash" -- ndf status "$id"
 expect_match "$out" "CRASHED" "the next open marks it CRASHED"
 expect_match "$out" "died while 'b' was running" "naming the step that was running"
+expect_match "$err" "execution $id crashed: .*died while 'b'" "the warning names the execution by its id, not its row number"
 expect_exit 0 "runs --status CRASHED" -- ndf runs live --status CRASHED --json
 expect_match "$out" "\"id\":\"$id\"" "runs lists it as CRASHED"
 
