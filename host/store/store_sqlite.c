@@ -312,6 +312,8 @@ static int is_corrupt(int rc)
 static int db_fail(const char *dir, const char *path, sqlite3 *db, int rc, const char *what)
 {
     const char *why = db ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
+    if (is_corrupt(rc) && !dir) /* a file offered as a backup, not the store */
+        return err_set(NDF_ERR_IO, "%s is not a usable database (SQLite: %s)", path, why);
     if (is_corrupt(rc)) {
         char *b = store_newest_backup(dir);
         int st;
@@ -2841,7 +2843,8 @@ static int gunzip_file(const char *src, const char *dst)
 {
     gzFile gz = gzopen(src, "rb");
     if (!gz)
-        return err_set(NDF_ERR_IO, "cannot read %s: %s", src, strerror(errno));
+        return err_set(errno == ENOENT ? NDF_ERR_NOT_FOUND : NDF_ERR_IO, "cannot read %s: %s", src,
+                       strerror(errno));
     int fd = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0) {
         int e = errno;
@@ -2884,14 +2887,15 @@ out:
 static int check_backup(const char *dir, const char *file, const char *copy)
 {
     sqlite3 *db = NULL;
+    (void)dir; /* its hints name the store's backups: not for this file */
     int r = sqlite3_open_v2(copy, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOFOLLOW, NULL);
     long long v = 0;
     int rc = NDF_OK;
     if (r != SQLITE_OK) {
-        rc = db_fail(dir, file, db, r, "cannot open the backup");
+        rc = db_fail(NULL, file, db, r, "cannot open the backup");
         goto out;
     }
-    if ((rc = check_identity(dir, file, db, &v)))
+    if ((rc = check_identity(NULL, file, db, &v)))
         goto out;
     sqlite3_stmt *st;
     r = sqlite3_prepare_v2(db, "PRAGMA quick_check", -1, &st, NULL);
