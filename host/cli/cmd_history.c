@@ -531,14 +531,19 @@ static int follow_stream(cmd_ctx *c, store *s, const char *id, followed *f, int 
     uint64_t total = dropped + len;
     if (total > f->printed) {
         size_t from = 0;
-        int lost = 0;
+        uint64_t lost = 0; /* bytes that went before we saw them */
         if (f->printed < dropped)
-            lost = f->printed > 0 || dropped > 0; /* older bytes went before we saw them */
+            lost = dropped - f->printed;
         else
             from = (size_t)(f->printed - dropped);
-        if (header && *last != f)
+        /* a gap is never silent: a new header says so, or (one STEP, no
+         * headers, the output kept raw) a note on standard error */
+        if (header && (*last != f || lost))
             fprintf(c->out, "==> %s (%s)%s <==\n", *f->path ? f->path : "(pattern)",
                     names[f->stream], lost ? " [older output dropped]" : "");
+        else if (lost && f->printed > 0)
+            fprintf(c->err, "ndf logs: %s (%s): %llu bytes dropped before they could be followed\n",
+                    *f->path ? f->path : "(pattern)", names[f->stream], (unsigned long long)lost);
         fwrite(buf + from, 1, len - from, c->out);
         f->printed = total;
         *last = f;

@@ -1698,6 +1698,7 @@ static const char *pg_dir(const store *st)
 typedef struct dead_exec {
     long long seq;
     long pid;
+    char *id;
 } dead_exec;
 
 static int pg_recover(store *st, size_t *count)
@@ -1714,7 +1715,7 @@ static int pg_recover(store *st, size_t *count)
     if (!rc) {
         p_text(&p, s->host);
         rc = wsql_run(s,
-                      "SELECT seq, host, pid, boot_id, pid_start FROM executions"
+                      "SELECT seq, host, pid, boot_id, pid_start, id FROM executions"
                       " WHERE status = 'RUNNING' AND host = $1",
                       &p, &r, "cannot look for crashed executions");
     }
@@ -1729,6 +1730,7 @@ static int pg_recover(store *st, size_t *count)
                 continue;
             dead[ndead].seq = g_int(r, i, 0);
             dead[ndead].pid = pid;
+            dead[ndead].id = xstrdup(PQgetvalue(r, i, 5));
             ndead++;
         }
         PQclear(r);
@@ -1775,12 +1777,14 @@ static int pg_recover(store *st, size_t *count)
                           &p, NULL, "cannot mark a crashed execution's nodes");
         }
         if (!rc)
-            log_msg(NDF_LOG_WARN, "%s: execution %lld %s", s->name, dead[i].seq, msg);
+            log_msg(NDF_LOG_WARN, "%s: execution %s %s", s->name, dead[i].id, msg);
         free(msg);
         free(node);
     }
     rc = wend(s, rc);
 out:
+    for (size_t i = 0; i < ndead; i++)
+        free(dead[i].id);
     free(dead);
     if (!rc && count)
         *count = fixed;

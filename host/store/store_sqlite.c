@@ -312,6 +312,8 @@ static int is_corrupt(int rc)
 static int db_fail(const char *dir, const char *path, sqlite3 *db, int rc, const char *what)
 {
     const char *why = db ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
+    if (is_corrupt(rc) && !dir) /* a file offered as a backup, not the store */
+        return err_set(NDF_ERR_IO, "%s is not a usable database (SQLite: %s)", path, why);
     if (is_corrupt(rc)) {
         char *b = store_newest_backup(dir);
         int st;
@@ -1811,6 +1813,7 @@ typedef struct dead_exec {
     sqlite3_int64 seq;
     long pid;
     char *host;
+    char *id;
 } dead_exec;
 
 static int lite_recover(store *s, size_t *count)
@@ -1823,7 +1826,7 @@ static int lite_recover(store *s, size_t *count)
     /* read first: the write lock is taken only when there is work */
     pthread_mutex_lock(&s->wlock);
     int rc = wprep(s,
-                   "SELECT seq, host, pid, boot_id, pid_start FROM executions"
+                   "SELECT seq, host, pid, boot_id, pid_start, id FROM executions"
                    " WHERE status = 'RUNNING'",
                    NULL, &st);
     while (!rc && (rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -1841,6 +1844,7 @@ static int lite_recover(store *s, size_t *count)
         dead[ndead].seq = sqlite3_column_int64(st, 0);
         dead[ndead].pid = pid;
         dead[ndead].host = xstrdup(host ? host : "?");
+        dead[ndead].id = col_dup(st, 5);
         ndead++;
         rc = 0;
     }
@@ -1898,14 +1902,17 @@ static int lite_recover(store *s, size_t *count)
             sqlite3_finalize(st);
         }
         if (!rc)
-            log_msg(NDF_LOG_WARN, "%s: execution %lld %s", s->path, (long long)dead[i].seq, msg);
+            log_msg(NDF_LOG_WARN, "%s: execution %s %s", s->path,
+                    dead[i].id ? dead[i].id : "?", msg);
         free(msg);
         free(node);
     }
     rc = wend(s, rc);
 out:
-    for (size_t i = 0; i < ndead; i++)
+    for (size_t i = 0; i < ndead; i++) {
         free(dead[i].host);
+        free(dead[i].id);
+    }
     free(dead);
     if (!rc && count)
         *count = fixed;
@@ -2836,7 +2843,8 @@ static int gunzip_file(const char *src, const char *dst)
 {
     gzFile gz = gzopen(src, "rb");
     if (!gz)
-        return err_set(NDF_ERR_IO, "cannot read %s: %s", src, strerror(errno));
+        return err_set(errno == ENOENT ? NDF_ERR_NOT_FOUND : NDF_ERR_IO, "cannot read %s: %s", src,
+                       strerror(errno));
     int fd = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0) {
         int e = errno;
@@ -2879,14 +2887,15 @@ out:
 static int check_backup(const char *dir, const char *file, const char *copy)
 {
     sqlite3 *db = NULL;
+    (void)dir; /* its hints name the store's backups: not for this file */
     int r = sqlite3_open_v2(copy, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOFOLLOW, NULL);
     long long v = 0;
     int rc = NDF_OK;
     if (r != SQLITE_OK) {
-        rc = db_fail(dir, file, db, r, "cannot open the backup");
+        rc = db_fail(NULL, file, db, r, "cannot open the backup");
         goto out;
     }
-    if ((rc = check_identity(dir, file, db, &v)))
+    if ((rc = check_identity(NULL, file, db, &v)))
         goto out;
     sqlite3_stmt *st;
     r = sqlite3_prepare_v2(db, "PRAGMA quick_check", -1, &st, NULL);

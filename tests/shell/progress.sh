@@ -73,6 +73,7 @@ wait "$RUNNER" 2>/dev/null
 expect_exit 0 "status after the crash" -- ndf status "$id"
 expect_match "$out" "CRASHED" "the next open marks it CRASHED"
 expect_match "$out" "died while 'b' was running" "naming the step that was running"
+expect_match "$err" "execution $id crashed: .*died while 'b'" "the warning names the execution by its id, not its row number"
 expect_exit 0 "runs --status CRASHED" -- ndf runs live --status CRASHED --json
 expect_match "$out" "\"id\":\"$id\"" "runs lists it as CRASHED"
 
@@ -81,6 +82,42 @@ expect_match "$out" "\"id\":\"$id\"" "runs lists it as CRASHED"
 touch "$GO"
 expect_exit 0 "the crashed execution is redriven" -- ndf redrive "$id"
 expect_match "$(tr '\n' ' ' <"$LOG")" '^b c $' "the redrive reran b and c, not a"
+
+# ---- output dropped while following is never a silent gap ----
+G1=$SCRATCH/go1 G2=$SCRATCH/go2 BCONF=$SCRATCH/burst.conf
+cat >"$BCONF" <<EOF
+storage: { path = "$STATE"; };
+patterns = (
+    { name = "burst"; type = "sequential"; params = { steps = (
+        { name = "gen"; step = "exec"; params = { shell = true;
+          command = "echo start; while [ ! -e $G1 ]; do sleep 0.05; done; seq 1 200000; while [ ! -e $G2 ]; do sleep 0.05; done; echo end"; }; } ); }; }
+);
+EOF
+"$NDF" -c "$BCONF" run burst >/dev/null 2>&1 &
+RUNNER=$!
+wait_for sh -c "'$NDF' -c '$BCONF' runs burst --status RUNNING --json | grep -q id"
+id=$("$NDF" -c "$BCONF" runs burst --status RUNNING --limit 1 --json | sed -n 's/^\[{"id":"\([^"]*\)".*/\1/p')
+wait_for sh -c "'$NDF' -c '$BCONF' logs '$id' gen | grep -q start"
+"$NDF" -c "$BCONF" logs "$id" gen --follow >"$SCRATCH/f1.out" 2>"$SCRATCH/f1.err" &
+F1=$!
+"$NDF" -c "$BCONF" logs "$id" --follow >"$SCRATCH/f2.out" 2>"$SCRATCH/f2.err" &
+F2=$!
+wait_for grep -q start "$SCRATCH/f1.out"
+wait_for grep -q start "$SCRATCH/f2.out"
+touch "$G1"
+wait_for sh -c "'$NDF' -c '$BCONF' logs '$id' gen | grep -qx 200000"
+sleep 1 # both followers poll at least once more before the end
+touch "$G2"
+wait "$RUNNER"
+wait "$F1"
+expect_match "$?" '^0$' "burst: logs STEP --follow ended with the execution"
+wait "$F2"
+expect_match "$(cat "$SCRATCH/f1.err")" "gen \(stdout\): [0-9]+ bytes dropped before they could be followed" \
+    "burst: a STEP's follower says on stderr that output went by unseen"
+expect_match "$(grep -c '^==> gen (stdout)' "$SCRATCH/f2.out")" '^2$' "burst: the headed follower repeats the header at the gap"
+expect_match "$(grep '==>' "$SCRATCH/f2.out" | tail -1)" \
+    '^==> gen \(stdout\) \[older output dropped\] <==$' "burst: and marks it dropped"
+expect_match "$(tail -1 "$SCRATCH/f1.out")" '^end$' "burst: the follower printed the end"
 
 # ---- the same for a run served by ndf serve ----
 RUN=$SCRATCH/run

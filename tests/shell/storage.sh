@@ -145,6 +145,10 @@ ls "$STATE" | grep -q '^ndf.db.corrupt-' && ok "the corrupt store is kept aside"
 expect_exit 0 "export after restore" -- ndf export deploy
 expect_match "$out" '"id":[[:space:]]*"legacy-deploy-6"' "the history is back"
 expect_exit 8 "restore of a file that is no backup" -- ndf restore "$CONF"
+expect_match "$err" "is not a usable database" "which is said of the file, not of the store"
+case $err in *"restore the newest backup"*) not_ok "the bad file is not called the store's corruption" ;;
+             *) ok "no advice to restore the store for a bad backup file" ;; esac
+expect_exit 3 "restore of a file that does not exist" -- ndf restore "$SCRATCH/no-such.db.gz"
 
 # cleanup: a stored pattern that is no longer defined (an old-format file
 # dropped in is imported by the next command)
