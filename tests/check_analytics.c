@@ -253,7 +253,7 @@ START_TEST(test_trend)
     ck_assert_ptr_nonnull(strstr(t.why, "span 0 days, at least 1 needed"));
     trend_free(&t);
 
-    /* ten executions within ten seconds (the "+5594 per day" of issue 14):
+    /* ten executions within ten seconds (a "+5594 per day" outlook once shown):
      * enough samples, too short a span */
     stored_pattern_free(&sp);
     rec_init();

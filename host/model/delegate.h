@@ -1,4 +1,4 @@
-/* Delegation: choosing the pattern for a context (issue 13, the seed's
+/* Delegation: choosing the pattern for a context (the seed's
  * "minimum confidence threshold for pattern selection").  The registry's
  * candidates for the context are ranked by a policy over each candidate's
  * Beta posterior for the context's domain; the first runs, the next ones

@@ -1,4 +1,4 @@
-/* The `agent` step (issue 13): delegates a step to an agent program, any
+/* The `agent` step: delegates a step to an agent program, any
  * program that reads a prompt on its standard input and answers on its
  * standard output.  The prompt is a template expanded from the context;
  * the answer is text, or JSON checked and picked from with a JSON pointer.

@@ -21,7 +21,7 @@ for cmd in $("$NDF" --help | awk '/^Commands:/ {on=1; next} on && /^  [a-z]/ {pr
 done
 
 # Long options are taken by their exact names only: getopt_long's
-# abbreviations let "--c FILE" through as --context (issue 12).
+# abbreviations let "--c FILE" through as --context.
 expect_exit 2 "an abbreviated long option is refused" -- "$NDF" -c /dev/null list --js
 expect_match "$err" "unrecognized option '--js' \\(abbreviations are not accepted; did you mean '--json'\\?\\)" \
     "and the message names the option meant"

@@ -46,7 +46,7 @@ expected=$SCRATCH/expected
     echo "$bashcompletiondir/ndf"
     for la in $plugins; do echo "$pkglibdir/$(basename "$la" .la).so"; done
 } | LC_ALL=C sort >"$expected"
-# ==== section: the plugin author's kit (issue 15) ====
+# ==== section: the plugin author's kit ====
 # The template is documentation to copy, not a live plugin.
 for f in example.c Makefile README.md; do echo "$docdir/examples/plugin/$f"; done >>"$expected"
 LC_ALL=C sort -o "$expected" "$expected"
@@ -111,7 +111,7 @@ expect_exit 0 "staged ndf --version" -- "$DEST$bindir/ndf" --version
 expect_match "$out" "plugin ABI $abi_major\\.$abi_minor\\)" "--version names the ABI of version.h"
 
 # An out-of-tree plugin from the staged SDK, with pkg-config alone.
-# ==== section: the plugin author's kit (issue 15) ====
+# ==== section: the plugin author's kit ====
 # The template as installed under the documentation directory.
 cp -R "$DEST$docdir/examples/plugin" "$SCRATCH/example"
 chmod -R u+w "$SCRATCH/example"
@@ -148,7 +148,7 @@ expect_exit 0 "staged ndf plugins lists it" -- env NDF_RUNTIME_DIR="$SCRATCH/run
     NDF_PLUGIN_PATH="$SCRATCH/plugdir" "$DEST$bindir/ndf" -c /dev/null plugins
 expect_match "$out" 'example' "the example plugin is listed"
 
-# ---- packaging that keeps state (issue 14): begin ----
+# ---- packaging that keeps state: begin ----
 # The live configuration and plugin directories hold only what a service
 # runs: ndf.conf, an empty patterns.d for the operator's own patterns, and
 # the real plugins (the demo patterns are examples, under docdir).
@@ -197,8 +197,8 @@ if command -v systemd-analyze >/dev/null 2>&1 &&
 else
     echo "# systemd-analyze security --offline is not available: the unit's rating is not checked"
 fi
-# ---- packaging that keeps state (issue 14): end ----
-# ==== section: the plugin author's kit (issue 15) ====
+# ---- packaging that keeps state: end ----
+# ==== section: the plugin author's kit ====
 # ndf new-plugin, built against the staged SDK alone: it builds, inspects
 # and passes its own make check at once.
 STAGED="env NDF_RUNTIME_DIR=$SCRATCH/run $DEST$bindir/ndf"

@@ -247,7 +247,7 @@ for bad in bad_major init_fails no_descriptor; do
 done
 expect_match "$(cat "$SCRATCH/serve.log")" "init failed .*frobnicator" "the log says why init failed"
 
-# ==== section: refused builds are retried (issue 15) ====
+# ==== section: refused builds are retried ====
 failed_count() { ctl ping 2>/dev/null | sed -n 's/.*"reloads_failed":\([0-9]*\).*/\1/p'; }
 f0=$(failed_count)
 cur=$(serving)
