@@ -283,7 +283,6 @@ START_TEST(test_big_output)
     record_unref(r);
     free(msg);
     /* Exactly at the limit is accepted: 2,000 lines of 101 bytes. */
-    ck_assert_msg(run_ctx(&h, "fits", &r, &msg) == NDF_OK, "%s", msg);
     ck_assert_msg(run_ctx(&h, "fits", &r, &msg) == NDF_OK, "%.300s", msg);
     record_unref(r);
     free(msg);

@@ -219,6 +219,7 @@ typedef struct gqueue {
 } gqueue;
 
 struct pool {
+    struct pool *left_next; /* (left_lock) in left_pools, once left behind */
     unsigned n;       /* worker slots: threads, and as many spares */
     unsigned threads; /* the workers asked for */
     worker *w;        /* n slots, cache-line aligned */
@@ -299,6 +300,12 @@ unsigned pool_size(const pool *p)
 
 /* Threads stuck in abandoned work, in every pool of the process. */
 static _Atomic unsigned stuck_total;
+
+/* Pools pool_free() left to workers still inside overrunning work.  They
+ * are kept reachable here: given up on, on purpose, not lost (which is how
+ * a leak checker would otherwise report them). */
+static pthread_mutex_t left_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct pool *left_pools;
 
 unsigned pool_stuck_threads(void)
 {
@@ -976,7 +983,11 @@ unsigned pool_free(pool *p, double wait_s)
                     atomic_fetch_add(&stuck_total, 1);
                 }
             pthread_mutex_unlock(&p->slot_lock);
-            return left; /* leaked on purpose: those workers still use it */
+            pthread_mutex_lock(&left_lock);
+            p->left_next = left_pools;
+            left_pools = p;
+            pthread_mutex_unlock(&left_lock);
+            return left; /* not freed: those workers still use it */
         }
     }
     for (unsigned i = 0; i < p->n; i++)

@@ -57,7 +57,7 @@ head -n 40 "$SCRATCH/batch.jsonl" >"$SCRATCH/batch.part"
 t0=$(date +%s.%N)
 "$NDF" batch "$SCRATCH/batch.part" >"$SCRATCH/batch.out" 2>>"$SCRATCH/batch.err"
 sed -n 's/.*"id":"\([^"]*\)".*}$/\1/p' "$SCRATCH/batch.out" >>"$ACKED"
-bmax=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { m = 3 * (b - a); printf "%.3f", m > 0.8 ? m : 0.8 }')
+bmax=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { m = 3 * (b - a); printf "%.3f", (m > 0.8 ? m : 0.8) }')
 echo "# a 40-line batch took about a third of $bmax s"
 i=0
 killed=0
