@@ -36,3 +36,9 @@ EXTRA_DIST += tests/shell/kit.sh
 # A third party's plugin (SDK 1.2: a quorum type), built by install.sh from
 # the staged SDK only.
 EXTRA_DIST += tests/oot/quorum/quorum.c tests/oot/quorum/Makefile
+
+# Lists the test scripts and programs, for CI to pick subsets (the
+# sanitizer stages run the thread-heavy ones, distcheck the unit suites).
+print-tests:
+	@echo $(TESTS)
+.PHONY: print-tests
