@@ -23,6 +23,7 @@
 #include "model/pattern.h"
 #include "plugin/loader.h"
 #include "store/history.h"
+#include "store/store_backend.h"
 
 void history_opts(const settings *set, store_opts *o)
 {
@@ -579,6 +580,13 @@ void history_progress_stop(history_progress *hp)
     pthread_mutex_destroy(&hp->lock);
     pthread_cond_destroy(&hp->cv);
     free(hp);
+}
+
+void history_on_spawn(void *arg, const record *r, long pgid, const char *token)
+{
+    /* a failure is the writer's to log; the step runs anyway */
+    if (arg)
+        store_process(arg, r->id, pgid, store_pid_start_time(pgid), token);
 }
 
 void history_on_complete(void *opaque, pattern *p, const record *r)

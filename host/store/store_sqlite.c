@@ -151,14 +151,17 @@ void store_opts_default(store_opts *o)
 /* A write for the writer thread.  BEGIN and FINISH jobs live on the
  * waiting caller's stack and point at its execution; PROGRESS jobs are
  * heap copies nobody waits for. */
-typedef enum job_kind { JOB_BEGIN, JOB_FINISH, JOB_PROGRESS } job_kind;
+typedef enum job_kind { JOB_BEGIN, JOB_FINISH, JOB_PROGRESS, JOB_PROCESS } job_kind;
 
 typedef struct job {
     job_kind kind;
     const store_exec *e; /* BEGIN: one; FINISH: `ne` of them, one transaction */
     size_t ne;
-    char *id;              /* PROGRESS: owned */
+    char *id;              /* PROGRESS, PROCESS: owned */
     store_node node;       /* PROGRESS: owned copy */
+    char *token;           /* PROCESS: owned */
+    long pgid;             /* PROCESS */
+    long long pstart;      /* PROCESS */
     learning_state *after; /* FINISH: `ne` of them filled when not NULL */
     size_t have_after;     /* how many of them are filled */
     int rc;
@@ -191,6 +194,9 @@ enum {
     W_DEL_EXEC,
     W_ADD_PRUNED,
     W_SET_CONFIDENCE,
+    W_CLAIM_HOLDER,
+    W_ADD_PROCESS,
+    W_DEL_PROCESSES,
     W_COUNT
 };
 
@@ -205,9 +211,10 @@ static const char *const wsql[W_COUNT] = {
     [W_INSERT_EXEC] =
         "INSERT INTO executions (id, pattern, parent_id, redrive_of, origin, status, context,"
         " domain, host, pid, boot_id, pid_start, start_time, end_time, duration, message,"
-        " plugins, counted, timeout, cpu, peak_rss_kb, fallback_from, fallback_cause) VALUES"
+        " plugins, counted, timeout, cpu, peak_rss_kb, fallback_from, fallback_cause,"
+        " redrive_root) VALUES"
         " (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,"
-        " ?19, ?20, ?21, ?22, ?23)",
+        " ?19, ?20, ?21, ?22, ?23, " SQL_REDRIVE_ROOT("?4") ")",
     [W_UPDATE_EXEC] = "UPDATE executions SET status = ?2, end_time = ?3, duration = ?4,"
                       " message = ?5, counted = ?6, context = coalesce(?7, context),"
                       " plugins = coalesce(?8, plugins), domain = coalesce(?9, domain),"
@@ -250,6 +257,11 @@ static const char *const wsql[W_COUNT] = {
     [W_DEL_EXEC] = "DELETE FROM executions WHERE seq = ?1",
     [W_ADD_PRUNED] = "UPDATE patterns SET pruned = pruned + ?2 WHERE name = ?1",
     [W_SET_CONFIDENCE] = "UPDATE executions SET confidence = ?2 WHERE seq = ?1",
+    [W_CLAIM_HOLDER] = SQL_CLAIM_HOLDER("?1"),
+    [W_ADD_PROCESS] = "INSERT INTO step_processes (exec_id, pgid, pid_start, token)"
+                      " VALUES (?1, ?2, ?3, ?4) ON CONFLICT (exec_id, pgid) DO UPDATE SET"
+                      " pid_start = excluded.pid_start, token = excluded.token",
+    [W_DEL_PROCESSES] = "DELETE FROM step_processes WHERE exec_id = ?1",
 };
 
 struct store {
@@ -538,6 +550,18 @@ static const char *const migrations[STORE_SCHEMA_VERSION] = {
     " exec_seq INTEGER NOT NULL, path TEXT NOT NULL, stream INTEGER NOT NULL,"
     " length INTEGER NOT NULL, dropped INTEGER NOT NULL, data BLOB NOT NULL,"
     " PRIMARY KEY (exec_seq, path, stream));",
+    /* 1 -> 2: the redrive claim.  redrive_root is the execution a chain of
+     * redrives started from; at most one redrive per chain may be RUNNING
+     * or have SUCCEEDED, which the index enforces across processes.  Rows
+     * written before keep NULL (never in conflict). */
+    "ALTER TABLE executions ADD COLUMN redrive_root TEXT;"
+    "CREATE UNIQUE INDEX executions_redrive_claim ON executions (redrive_root)"
+    " WHERE status IN ('RUNNING', 'SUCCEEDED');",
+    /* 2 -> 3: the process groups of the steps an execution runs, so that
+     * crash recovery can stop what a killed ndf left running */
+    "CREATE TABLE step_processes ("
+    " exec_id TEXT NOT NULL, pgid INTEGER NOT NULL, pid_start INTEGER NOT NULL,"
+    " token TEXT NOT NULL, PRIMARY KEY (exec_id, pgid));",
 };
 
 static int pragma_int(sqlite3 *db, const char *sql, long long *out)
@@ -1016,6 +1040,34 @@ static int check_exec(const store_exec *e)
     return NDF_OK;
 }
 
+/* A redrive's claim on its chain (SQL_CLAIM_HOLDER): NDF_OK when no other
+ * redrive of it runs or succeeded.  The writer's transaction holds the
+ * database's write lock, so nobody claims between this and the insert. */
+static int check_claim(store *s, const store_exec *e)
+{
+    sqlite3_stmt *q;
+    int rc = wstmt(s, W_CLAIM_HOLDER, &q);
+    if (rc)
+        return rc;
+    bind_text(q, 1, e->redrive_of);
+    rc = sqlite3_step(q);
+    if (rc == SQLITE_ROW) {
+        char *holder = col_dup(q, 0), *status = col_dup(q, 1);
+        sqlite3_reset(q);
+        rc = store_claim_refused(e->redrive_of, holder, status);
+        free(holder);
+        free(status);
+        return rc;
+    }
+    if (rc != SQLITE_DONE) {
+        int e2 = wfail(s, rc, "cannot look up the redrives of an execution");
+        sqlite3_reset(q);
+        return e2;
+    }
+    sqlite3_reset(q);
+    return NDF_OK;
+}
+
 static int apply_begin(store *s, const store_exec *e)
 {
     int rc = check_exec(e);
@@ -1027,6 +1079,8 @@ static int apply_begin(store *s, const store_exec *e)
         return rc;
     if (seq)
         return err_set(NDF_ERR_EXISTS, "%s: execution %s is already recorded", s->path, e->id);
+    if (e->redrive_of && (rc = check_claim(s, e)))
+        return rc;
     if ((rc = insert_exec(s, e, STORE_RUNNING, 0, &seq)))
         return rc;
     for (size_t i = 0; i < e->nnodes; i++)
@@ -1048,6 +1102,19 @@ static int apply_progress(store *s, const char *id, const store_node *n)
     if (st != STORE_RUNNING)
         return NDF_OK; /* it ended: the final record wins */
     return write_node(s, seq, n);
+}
+
+static int apply_process(store *s, const job *j)
+{
+    sqlite3_stmt *q;
+    int rc = wstmt(s, W_ADD_PROCESS, &q);
+    if (rc)
+        return rc;
+    bind_text(q, 1, j->id);
+    sqlite3_bind_int64(q, 2, j->pgid);
+    sqlite3_bind_int64(q, 3, j->pstart);
+    bind_text(q, 4, j->token);
+    return wrun(s, q, "cannot record a step's process");
 }
 
 static int apply_finish(store *s, const store_exec *e, learning_state *after, int *have_after)
@@ -1090,6 +1157,15 @@ static int apply_finish(store *s, const store_exec *e, learning_state *after, in
     for (size_t i = 0; i < e->nnodes; i++)
         if ((rc = write_node(s, seq, &e->nodes[i])))
             return rc;
+    if (!e->parent_id) {
+        /* its step processes ended with it */
+        sqlite3_stmt *q;
+        if ((rc = wstmt(s, W_DEL_PROCESSES, &q)))
+            return rc;
+        bind_text(q, 1, e->id);
+        if ((rc = wrun(s, q, "cannot record the end of an execution")))
+            return rc;
+    }
     if (!counted && !after)
         return NDF_OK;
 
@@ -1216,6 +1292,7 @@ static void progress_free(job *j)
     free(j->node.message);
     for (int k = 0; k < STORE_NSTREAMS; k++)
         free(j->node.out[k]);
+    free(j->token);
     free(j->msg);
     free(j);
 }
@@ -1244,6 +1321,7 @@ static void run_batch(store *s, job *batch, size_t *committed)
         case JOB_BEGIN: rc = apply_begin(s, j->e); break;
         case JOB_FINISH: rc = apply_finish_all(s, j); break;
         case JOB_PROGRESS: rc = apply_progress(s, j->id, &j->node); break;
+        case JOB_PROCESS: rc = apply_process(s, j); break;
         }
         if (rc) {
             job_fail(j, rc);
@@ -1344,7 +1422,7 @@ static void *writer_main(void *arg)
         for (job *j = batch, *next; j; j = next) {
             next = j->next;
             s->pending--;
-            if (j->kind == JOB_PROGRESS) {
+            if (j->kind == JOB_PROGRESS || j->kind == JOB_PROCESS) {
                 if (j->rc)
                     log_msg(NDF_LOG_ERROR, "%s", j->msg);
                 progress_free(j);
@@ -1443,6 +1521,22 @@ static int lite_progress(store *s, const char *id, const store_node *n)
             j->node.outlen[k] = 0;
         }
     }
+    pthread_mutex_lock(&s->qlock);
+    int rc = enqueue_locked(s, j);
+    pthread_mutex_unlock(&s->qlock);
+    if (rc)
+        progress_free(j);
+    return rc;
+}
+
+static int lite_process(store *s, const char *id, long pgid, long long start, const char *token)
+{
+    job *j = xcalloc(1, sizeof *j);
+    j->kind = JOB_PROCESS;
+    j->id = xstrdup(id);
+    j->token = xstrdup(token);
+    j->pgid = pgid;
+    j->pstart = start;
     pthread_mutex_lock(&s->qlock);
     int rc = enqueue_locked(s, j);
     pthread_mutex_unlock(&s->qlock);
@@ -1814,26 +1908,77 @@ typedef struct dead_exec {
     long pid;
     char *host;
     char *id;
+    double start;
+    int here; /* this host and boot: its step processes can be stopped */
 } dead_exec;
+
+/* A step process group recorded by a crashed execution. */
+typedef struct dead_group {
+    long pgid;
+    long long start;
+    char *token;
+} dead_group;
+
+/* The last time the store heard of execution `seq` (its newest node start
+ * or end), or `start` when none is later: a crashed execution's end. */
+static double last_heard(store *s, sqlite3_int64 seq, double start)
+{
+    sqlite3_stmt *st;
+    double last = start;
+    if (wprep(s,
+              "SELECT max(coalesce(max(start_time), 0), coalesce(max(end_time), 0))"
+              " FROM nodes WHERE exec_seq = ?1",
+              NULL, &st))
+        return last;
+    sqlite3_bind_int64(st, 1, seq);
+    if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_double(st, 0) > last)
+        last = sqlite3_column_double(st, 0);
+    sqlite3_finalize(st);
+    return last;
+}
+
+/* Takes the step process groups of execution `id` out of the table,
+ * appending those worth stopping (`here`) to *v. */
+static int take_groups(store *s, const char *id, int here, dead_group **v, size_t *n)
+{
+    sqlite3_stmt *st;
+    int rc = wprep(s, "SELECT pgid, pid_start, token FROM step_processes WHERE exec_id = ?1", id,
+                   &st);
+    while (!rc && here && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        *v = xrealloc(*v, (*n + 1) * sizeof **v);
+        (*v)[*n].pgid = (long)sqlite3_column_int64(st, 0);
+        (*v)[*n].start = sqlite3_column_int64(st, 1);
+        (*v)[*n].token = col_dup(st, 2);
+        ++*n;
+        rc = 0;
+    }
+    if (rc == SQLITE_DONE)
+        rc = NDF_OK;
+    else if (rc > 0)
+        rc = wfail(s, rc, "cannot read a crashed execution's processes");
+    sqlite3_finalize(st);
+    return rc ? rc : wexec(s, "DELETE FROM step_processes WHERE exec_id = ?1", id, NULL);
+}
 
 static int lite_recover(store *s, size_t *count)
 {
-    size_t ndead = 0, cap = 0, fixed = 0;
+    size_t ndead = 0, cap = 0, fixed = 0, ngroups = 0;
     dead_exec *dead = NULL;
+    dead_group *groups = NULL;
     sqlite3_stmt *st = NULL;
     if (count)
         *count = 0;
     /* read first: the write lock is taken only when there is work */
     pthread_mutex_lock(&s->wlock);
     int rc = wprep(s,
-                   "SELECT seq, host, pid, boot_id, pid_start, id FROM executions"
+                   "SELECT seq, host, pid, boot_id, pid_start, id, start_time FROM executions"
                    " WHERE status = 'RUNNING'",
                    NULL, &st);
     while (!rc && (rc = sqlite3_step(st)) == SQLITE_ROW) {
         const char *host = (const char *)sqlite3_column_text(st, 1);
+        const char *boot = (const char *)sqlite3_column_text(st, 3);
         long pid = (long)sqlite3_column_int64(st, 2);
-        if (process_alive(s, host, pid, (const char *)sqlite3_column_text(st, 3),
-                          sqlite3_column_int64(st, 4))) {
+        if (process_alive(s, host, pid, boot, sqlite3_column_int64(st, 4))) {
             rc = 0;
             continue;
         }
@@ -1845,6 +1990,9 @@ static int lite_recover(store *s, size_t *count)
         dead[ndead].pid = pid;
         dead[ndead].host = xstrdup(host ? host : "?");
         dead[ndead].id = col_dup(st, 5);
+        dead[ndead].start = sqlite3_column_double(st, 6);
+        dead[ndead].here = host && strcmp(host, s->host) == 0 && boot && s->boot_id[0] &&
+                           strcmp(boot, s->boot_id) == 0;
         ndead++;
         rc = 0;
     }
@@ -1859,9 +2007,9 @@ static int lite_recover(store *s, size_t *count)
 
     if ((rc = wbegin(s)))
         goto out;
-    double now = now_wall();
     for (size_t i = 0; i < ndead && !rc; i++) {
         char *node = NULL;
+        double now = last_heard(s, dead[i].seq, dead[i].start);
         if ((rc = wprep(s,
                         "SELECT path FROM nodes WHERE exec_seq = ?1 AND state = 'RUNNING'"
                         " AND path <> '' ORDER BY start_time DESC, seq DESC LIMIT 1",
@@ -1877,6 +2025,7 @@ static int lite_recover(store *s, size_t *count)
                                      dead[i].pid, dead[i].host);
         if (!(rc = wprep(s,
                          "UPDATE executions SET status = 'CRASHED', end_time = ?2,"
+                         " duration = max(0, ?2 - coalesce(start_time, ?2)),"
                          " message = ?3 WHERE seq = ?1 AND status = 'RUNNING'",
                          NULL, &st))) {
             sqlite3_bind_int64(st, 1, dead[i].seq);
@@ -1901,6 +2050,8 @@ static int lite_recover(store *s, size_t *count)
                 rc = wfail(s, r, "cannot mark a crashed execution's nodes");
             sqlite3_finalize(st);
         }
+        if (!rc && dead[i].id)
+            rc = take_groups(s, dead[i].id, dead[i].here, &groups, &ngroups);
         if (!rc)
             log_msg(NDF_LOG_WARN, "%s: execution %s %s", s->path,
                     dead[i].id ? dead[i].id : "?", msg);
@@ -1908,7 +2059,18 @@ static int lite_recover(store *s, size_t *count)
         free(node);
     }
     rc = wend(s, rc);
+    /* after the commit: a process killed for a row that then rolled back
+     * would be a step of a run still marked RUNNING */
+    for (size_t i = 0; i < ngroups && !rc; i++) {
+        int k = store_kill_step_group(groups[i].pgid, groups[i].start, groups[i].token);
+        if (k > 0)
+            log_msg(NDF_LOG_WARN, "%s: killed %d leftover process(es) of group %ld", s->path, k,
+                    groups[i].pgid);
+    }
 out:
+    for (size_t i = 0; i < ngroups; i++)
+        free(groups[i].token);
+    free(groups);
     for (size_t i = 0; i < ndead; i++) {
         free(dead[i].host);
         free(dead[i].id);
@@ -3671,6 +3833,7 @@ static const store_ops lite_ops = {
     .import_legacy = lite_import_legacy,
     .recover = lite_recover,
     .check = lite_check,
+    .process = lite_process,
     .learning_all = lite_learning_all,
     .backup_every = lite_backup_every,
 };
