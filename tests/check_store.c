@@ -628,6 +628,55 @@ START_TEST(test_backup_every)
 }
 END_TEST
 
+/* Lines of file `path` holding `needle`. */
+static int count_lines(const char *path, const char *needle)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    char line[4096];
+    int n = 0;
+    while (fgets(line, sizeof line, f))
+        n += strstr(line, needle) != NULL;
+    fclose(f);
+    return n;
+}
+
+/* An interval backup that keeps failing is logged once, and its end. */
+START_TEST(test_backup_every_logs_once)
+{
+    store *s = open_default();
+    ck_assert_int_eq(finish(s, "e1", "p", STORE_SUCCEEDED, NULL), NDF_OK);
+    char bdir[800], logf[800];
+    snprintf(bdir, sizeof bdir, "%s/backups", dir);
+    snprintf(logf, sizeof logf, "%s/log", scratch);
+    rmdir(bdir);
+    write_file(bdir, "x", 1); /* a file where the directory goes: every backup fails */
+    int fd = open(logf, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, 0600);
+    ck_assert_int_ge(fd, 0);
+    int saved = dup(STDERR_FILENO);
+    dup2(fd, STDERR_FILENO);
+    close(fd);
+    log_set_level(NDF_LOG_INFO);
+    ck_assert_int_eq(store_backup_every(s, 0.02), NDF_OK);
+    usleep(300000); /* some 15 intervals */
+    int failed = count_lines(logf, "interval backup failed");
+    unlink(bdir);
+    int back = 0;
+    for (int i = 0; i < 300 && !back; i++) {
+        usleep(10000);
+        back = count_lines(logf, "interval backups work again");
+    }
+    ck_assert_int_eq(store_backup_every(s, 0), NDF_OK);
+    dup2(saved, STDERR_FILENO);
+    close(saved);
+    ck_assert_int_eq(failed, 1);
+    ck_assert_int_eq(back, 1);
+    ck_assert_int_eq(count_lines(logf, "interval backup failed"), 1);
+    store_close(s);
+}
+END_TEST
+
 /* ------------------------------------------------------------------ */
 /* exact counts across processes */
 
@@ -2027,6 +2076,7 @@ static Suite *store_suite(void)
     tcase_add_checked_fixture(lite, setup, teardown);
     tcase_set_timeout(lite, 120);
     tcase_add_test(lite, test_backup_every);
+    tcase_add_test(lite, test_backup_every_logs_once);
     tcase_add_test(lite, test_fresh_schema);
     tcase_add_test(lite, test_migrate_from_zero);
     tcase_add_test(lite, test_refuse_newer_and_foreign);

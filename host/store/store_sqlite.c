@@ -1773,6 +1773,7 @@ static struct timespec mono_after(double seconds)
 static void *backup_main(void *arg)
 {
     store *s = arg;
+    int failing = 0;
     pthread_mutex_lock(&s->block);
     while (!s->bstopping) {
         if (s->binterval <= 0) {
@@ -1788,11 +1789,23 @@ static void *backup_main(void *arg)
         s->brunning = 1;
         pthread_mutex_unlock(&s->block);
         char *path;
-        if (store_backup(s, &path) == NDF_OK)
-            log_msg(NDF_LOG_INFO, "backup written: %s", path);
-        else
-            log_msg(NDF_LOG_ERROR, "interval backup failed (tried again in %gs): %s", interval,
-                    err_msg());
+        /* A failure is told once, and its end; not every interval while
+         * the cause (a full disk, a removed directory) lasts. */
+        if (store_backup(s, &path) == NDF_OK) {
+            if (failing)
+                log_msg(NDF_LOG_WARN, "interval backups work again: %s written", path);
+            else
+                log_msg(NDF_LOG_INFO, "backup written: %s", path);
+            failing = 0;
+        } else if (!failing) {
+            log_msg(NDF_LOG_ERROR,
+                    "interval backup failed: %s (tried again every %gs; told again when one "
+                    "succeeds)",
+                    err_msg(), interval);
+            failing = 1;
+        } else {
+            log_msg(NDF_LOG_DEBUG, "interval backup failed again: %s", err_msg());
+        }
         free(path);
         pthread_mutex_lock(&s->block);
         s->brunning = 0;
