@@ -77,6 +77,10 @@ expect_match "$out" "by redrive" "its origin is redrive"
 expect_match "$out" "step s1 .*reused from execution $first" "s1 is marked reused"
 expect_exit 0 "runs --json" -- ndf runs seq --json
 expect_match "$out" "\"redrive_of\":\"$first\"" "runs --json has redrive_of"
+# the builds it ran on: the pattern type's plugin and every step's
+expect_match "$(ndf export seq | tr -d ' \t\n')" \
+    '"plugins":\{"type":"sequential","plugin":"sequential","version":"[^"]*","sha256":"[0-9a-f]{64}","steps":\[\{"step":"exec","plugin":"steps","version":"[^"]*","sha256":"[0-9a-f]{64}"\}\]\}' \
+    "an execution records the plugin builds (hashes) of its pattern type and of its steps"
 
 # ---- refusals ----
 expect_exit 2 "a succeeded execution is not redriven" -- ndf redrive "$second"
