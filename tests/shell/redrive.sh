@@ -197,6 +197,15 @@ c2=$(newest seq)
 expect_exit 0 "status of the served redrive" -- ndf status "$c2"
 expect_match "$out" "redrive of $c1" "served: linked to the original"
 expect_exit 2 "ctl redrive refuses a succeeded one" -- ndf ctl redrive "$c2"
+# ctl show reads the store: runs by other processes count at once
+expect_exit 0 "ctl show" -- ndf ctl show seq --json
+before=$(printf '%s' "$out" | sed -n 's/.*"statistics":{"executions":\([0-9]*\).*/\1/p')
+expect_exit 0 "a one-shot run beside the server" -- ndf run seq
+expect_exit 0 "and another" -- ndf run seq
+expect_exit 0 "ctl show again" -- ndf ctl show seq --json
+after=$(printf '%s' "$out" | sed -n 's/.*"statistics":{"executions":\([0-9]*\).*/\1/p')
+expect_match "$before+2=$after" "^$before\\+2=$((before + 2))\$" \
+    "ctl show counts the executions other processes recorded (the store's counts)"
 kill "$SERVER"
 wait "$SERVER"
 
