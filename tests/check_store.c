@@ -1441,13 +1441,42 @@ START_TEST(test_fault_directory_removed_while_open)
 {
     store *s = open_default();
     ck_assert_int_eq(finish(s, "before", "p", STORE_SUCCEEDED, NULL), NDF_OK);
+    store_exec got;
+    ck_assert_int_eq(store_get(s, "before", &got), NDF_OK); /* the reader is open */
+    store_exec_free(&got);
+    /* removed: recreated from the copy still open, nothing lost */
     rm_rf(dir);
-    int rc = finish(s, "after", "p", STORE_SUCCEEDED, NULL);
+    ck_assert_int_eq(finish(s, "after", "p", STORE_SUCCEEDED, NULL), NDF_OK);
+    struct stat sb;
+    ck_assert_int_eq(stat(dbpath, &sb), 0);
+    ck_assert_int_eq(sb.st_mode & 0777, 0600);
+    ck_assert_int_eq(executions_of(s, "p"), 2);
+    ck_assert_int_eq(store_get(s, "before", &got), NDF_OK);
+    store_exec_free(&got);
+    ck_assert_uint_eq(count_runs(s, "p"), 2);
+    store_stats st;
+    store_get_stats(s, &st);
+    ck_assert_int_eq(st.degraded, 0);
+    ck_assert_int_eq(store_reset_stats(s, "p"), NDF_OK); /* the maintenance path too */
+    store_close(s);
+    s = open_default(); /* what a later process finds */
+    ck_assert_uint_eq(count_runs(s, "p"), 2);
+    ck_assert_int_eq(store_check(s), NDF_OK);
+    /* removed, and a file where the directory was: not ours to replace */
+    rm_rf(dir);
+    write_file(dir, "x", 1);
+    int rc = finish(s, "lost", "p", STORE_SUCCEEDED, NULL);
     ck_assert_int_eq(rc, NDF_ERR_IO);
     ck_assert_ptr_nonnull(strstr(err_msg(), dbpath));
     ck_assert_ptr_nonnull(strstr(err_msg(), "removed or replaced"));
+    store_get_stats(s, &st);
+    ck_assert_int_eq(st.degraded, 1);
+    ck_assert_ptr_nonnull(strstr(st.last_error, "removed or replaced"));
+    ck_assert(st.last_error_time > 0);
+    ck_assert_int_eq(st.schema, STORE_SCHEMA_VERSION);
     ck_assert_int_eq(store_reset_stats(s, "p"), NDF_ERR_IO);
     store_close(s);
+    unlink(dir);
 }
 END_TEST
 

@@ -340,6 +340,12 @@ typedef struct store_stats {
     uint64_t queued;       /* writes waiting for the writer now */
     uint64_t pending;      /* writes queued or being committed (not yet answered) */
     int degraded;          /* the last write failed */
+    int schema;            /* STORE_SCHEMA_VERSION */
+    /* the message of the last write that failed for the store's sake (not
+     * for its caller's: a duplicate id, a refused redrive), "" when none
+     * failed since it was opened, and when (wall-clock seconds, 0: never) */
+    char last_error[512];
+    double last_error_time;
 } store_stats;
 
 void store_get_stats(store *s, store_stats *out);

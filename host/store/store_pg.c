@@ -295,6 +295,8 @@ typedef struct pg_store {
     pthread_t thread;
     uint64_t transactions, executions;
     int degraded;
+    char last_error[512]; /* (qlock) store_stats */
+    double last_error_time;
 } pg_store;
 
 #define PG(s) ((pg_store *)(void *)(s))
@@ -1400,8 +1402,11 @@ static void *writer_main(void *arg)
             s->degraded = 0;
         }
         for (job *j = batch; j; j = j->next)
-            if (j->rc == NDF_ERR_IO)
+            if (j->rc == NDF_ERR_IO) {
                 s->degraded = 1;
+                snprintf(s->last_error, sizeof s->last_error, "%s", j->msg ? j->msg : "");
+                s->last_error_time = now_wall();
+            }
         for (job *j = batch, *next; j; j = next) {
             next = j->next;
             s->pending--;
@@ -1541,6 +1546,9 @@ static void pg_get_stats(store *st, store_stats *out)
     out->transactions = s->transactions;
     out->executions = s->executions;
     out->degraded = s->degraded;
+    out->schema = STORE_SCHEMA_VERSION;
+    snprintf(out->last_error, sizeof out->last_error, "%s", s->last_error);
+    out->last_error_time = s->last_error_time;
     pthread_mutex_unlock(&s->qlock);
 }
 

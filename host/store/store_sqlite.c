@@ -297,6 +297,8 @@ struct store {
     pthread_t thread;
     uint64_t transactions, executions; /* (qlock) */
     int degraded;                      /* (qlock) */
+    char last_error[512];              /* (qlock) store_stats */
+    double last_error_time;            /* (qlock) */
 
     /* interval backups (store_backup_every) */
     pthread_mutex_t block;
@@ -716,6 +718,56 @@ static int check_moved(const char *path, sqlite3 *db)
                        "not writing into a deleted file (restart ndf to recreate it)",
                        path);
     return NDF_OK;
+}
+
+static int copy_db(sqlite3 *to, sqlite3 *from, int timeout_ms, int *sqlite_rc);
+static int prepare_dir(const char *d);
+
+/* The database file, or its whole directory, was removed while the writer
+ * had it open (an operator's rm -rf under a server).  With wlock held and
+ * no transaction open: recreates the directory and the file from the
+ * contents the writer still reads through its open descriptors, so the
+ * server goes on recording and keeps what it had.  Only when nothing took
+ * the path's place (a file put there is not ours to overwrite).  NDF_OK
+ * when the writer has a database at the path again. */
+static int recreate_moved(store *s)
+{
+    int rc = check_moved(s->path, s->w);
+    if (!rc)
+        return NDF_OK;
+    struct stat sb;
+    if (lstat(s->path, &sb) == 0 || errno != ENOENT)
+        return rc;
+    char *why = xstrdup(err_msg());
+    sqlite3 *nw = NULL;
+    int sr = SQLITE_OK;
+    if ((rc = prepare_dir(s->dir)) || (rc = connect(s->dir, s->path, &s->opts, 1, &nw)))
+        goto fail;
+    if (copy_db(nw, s->w, s->opts.busy_timeout_ms > 0 ? s->opts.busy_timeout_ms : 5000, &sr)) {
+        rc = db_fail(s->dir, s->path, nw, sr, "cannot recreate the removed database");
+        sqlite3_close(nw);
+        nw = NULL;
+        unlink(s->path); /* half a copy is no database to leave for the next open */
+        goto fail;
+    }
+    for (int i = 0; i < W_COUNT; i++) {
+        sqlite3_finalize(s->ws[i]);
+        s->ws[i] = NULL;
+    }
+    sqlite3_close(s->w);
+    s->w = nw;
+    log_msg(NDF_LOG_WARN,
+            "%s: the database file was removed while in use; recreated it, with everything "
+            "it held, from the copy still open",
+            s->path);
+    free(why);
+    return NDF_OK;
+fail:;
+    char *how = xstrdup(err_msg());
+    rc = err_set(NDF_ERR_IO, "%s; recreating it failed: %s", why, how);
+    free(how);
+    free(why);
+    return rc;
 }
 
 /* ------------------------------------------------------------------ */
@@ -1312,8 +1364,17 @@ static void run_batch(store *s, job *batch, size_t *committed)
             job_fail(j, rc);
         goto out;
     }
-    if ((rc = check_moved(s->path, s->w)))
-        goto abort;
+    if (check_moved(s->path, s->w)) {
+        /* not inside the transaction: the copy reads the whole database */
+        sqlite3_exec(s->w, "ROLLBACK", NULL, NULL, NULL);
+        if ((rc = recreate_moved(s)) || (rc = wsimple(s, W_BEGIN, "cannot start a transaction"))) {
+            for (job *j = batch; j; j = j->next)
+                job_fail(j, rc);
+            goto out;
+        }
+        if ((rc = check_moved(s->path, s->w)))
+            goto abort;
+    }
     for (job *j = batch; j; j = j->next) {
         if ((rc = wsimple(s, W_SAVEPOINT, "cannot start a savepoint")))
             goto abort;
@@ -1417,8 +1478,11 @@ static void *writer_main(void *arg)
         }
         /* a job refused for its own sake (a duplicate id) is not a storage fault */
         for (job *j = batch; j; j = j->next)
-            if (j->rc == NDF_ERR_IO)
+            if (j->rc == NDF_ERR_IO) {
                 s->degraded = 1;
+                snprintf(s->last_error, sizeof s->last_error, "%s", j->msg ? j->msg : "");
+                s->last_error_time = now_wall();
+            }
         for (job *j = batch, *next; j; j = next) {
             next = j->next;
             s->pending--;
@@ -1554,6 +1618,9 @@ static void lite_get_stats(store *s, store_stats *out)
     out->transactions = s->transactions;
     out->executions = s->executions;
     out->degraded = s->degraded;
+    out->schema = STORE_SCHEMA_VERSION;
+    snprintf(out->last_error, sizeof out->last_error, "%s", s->last_error);
+    out->last_error_time = s->last_error_time;
     pthread_mutex_unlock(&s->qlock);
 }
 
@@ -1875,8 +1942,17 @@ static int wbegin(store *s)
 {
     pthread_mutex_lock(&s->wlock);
     int rc = wsimple(s, W_BEGIN, "cannot start a transaction");
-    if (!rc && (rc = check_moved(s->path, s->w)))
+    if (!rc && check_moved(s->path, s->w)) {
         sqlite3_exec(s->w, "ROLLBACK", NULL, NULL, NULL);
+        rc = recreate_moved(s);
+        if (!rc)
+            rc = wsimple(s, W_BEGIN, "cannot start a transaction");
+        if (!rc && (rc = check_moved(s->path, s->w)))
+            sqlite3_exec(s->w, "ROLLBACK", NULL, NULL, NULL);
+        if (rc)
+            pthread_mutex_unlock(&s->wlock);
+        return rc;
+    }
     if (rc)
         pthread_mutex_unlock(&s->wlock);
     return rc;
@@ -2100,8 +2176,18 @@ out:
 /* Opens the reader connection on first use; called with rlock held. */
 static int reader(store *s)
 {
-    if (s->r)
-        return NDF_OK;
+    if (s->r) {
+        /* the file it reads was removed (and perhaps recreated by the
+         * writer): read the one at the path */
+        if (!check_moved(s->path, s->r))
+            return NDF_OK;
+        for (size_t i = 0; i < ARRAY_SIZE(s->rs); i++) {
+            sqlite3_finalize(s->rs[i]);
+            s->rs[i] = NULL;
+        }
+        sqlite3_close(s->r);
+        s->r = NULL;
+    }
     int rc = connect(s->dir, s->path, &s->opts, 0, &s->r);
     if (rc)
         return rc;
