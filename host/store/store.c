@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <unistd.h>
 
@@ -365,6 +366,13 @@ int store_kill_step_group(long pgid, long long start, const char *token)
             continue;
         long long pgrp = stat_field(pid, 5);
         if (pgrp < 0)
+            continue;
+        /* never another user's, even when ndf runs as root: a row of a
+         * shared store is no authority over them */
+        char path[64];
+        struct stat sb;
+        snprintf(path, sizeof path, "/proc/%ld", pid);
+        if (stat(path, &sb) != 0 || sb.st_uid != geteuid())
             continue;
         int leader = pid == pgid && start > 0 && stat_field(pid, 22) == start;
         int tok = carries_token(pid, token);

@@ -674,7 +674,10 @@ static int connect(const char *dir, const char *path, const store_opts *o, int c
     }
     sqlite3_extended_result_codes(db, 1);
     sqlite3_busy_timeout(db, o->busy_timeout_ms > 0 ? o->busy_timeout_ms : 5000);
-    char *sql = xasprintf("%s PRAGMA journal_mode = WAL;"
+    /* cache_size: 16 MiB at most (allocated as pages are read), not
+     * SQLite's 2 MiB: with a million executions kept, the indexes an
+     * insert walks no longer fit in 2 MiB and the rate fell to about half */
+    char *sql = xasprintf("%s PRAGMA journal_mode = WAL; PRAGMA cache_size = -16384;"
                           " PRAGMA synchronous = %s; PRAGMA foreign_keys = OFF",
                           fresh ? "PRAGMA auto_vacuum = INCREMENTAL;" : "",
                           o->sync == STORE_SYNC_FULL ? "FULL" : "NORMAL");
