@@ -234,7 +234,12 @@ START_TEST(test_failed_commit_is_the_records_error)
     pattern *top = pattern_new("top", &lp), *sub = pattern_new("sub", &lp),
             *gated = pattern_new("gated", &lp);
     record *r = make_record(top, sub, gated, NDF_OK);
-    rm_rf(dir); /* the database goes away under the open store */
+    /* the database goes away under the open store, and a file takes the
+     * directory's place (a removed one alone is recreated) */
+    rm_rf(dir);
+    FILE *f = fopen(dir, "w");
+    ck_assert_ptr_nonnull(f);
+    fclose(f);
     ck_assert_int_eq(history_record(s, r, STORE_ORIGIN_RUN, NULL), NDF_ERR_IO);
     ck_assert_int_eq(r->status, NDF_ERR_IO);
     ck_assert_ptr_nonnull(strstr(r->error, "not recorded"));
@@ -245,6 +250,7 @@ START_TEST(test_failed_commit_is_the_records_error)
     learning_free(&l);
     record_unref(r);
     store_close(s);
+    unlink(dir);
     pattern_unref(top);
     pattern_unref(sub);
     pattern_unref(gated);

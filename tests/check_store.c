@@ -15,6 +15,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -37,6 +38,7 @@
 #include "base/util.h"
 #include "store/storage.h"
 #include "store/store.h"
+#include "store/store_backend.h"
 
 static char scratch[512];
 static char dir[600];
@@ -314,7 +316,7 @@ START_TEST(test_fresh_schema)
     store_close(s);
     ck_assert_int_eq(raw_int(dbpath, "PRAGMA user_version"), STORE_SCHEMA_VERSION);
     ck_assert_int_eq(raw_int(dbpath, "PRAGMA auto_vacuum"), 2);
-    ck_assert_int_eq(raw_int(dbpath, "SELECT count(*) FROM sqlite_master WHERE type='table'"), 5);
+    ck_assert_int_eq(raw_int(dbpath, "SELECT count(*) FROM sqlite_master WHERE type='table'"), 6);
     sqlite3 *db;
     ck_assert_int_eq(sqlite3_open(dbpath, &db), SQLITE_OK);
     sqlite3_stmt *st;
@@ -623,6 +625,55 @@ START_TEST(test_backup_every)
     double t0 = now_mono();
     store_close(s);
     ck_assert(now_mono() - t0 < 30);
+}
+END_TEST
+
+/* Lines of file `path` holding `needle`. */
+static int count_lines(const char *path, const char *needle)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    char line[4096];
+    int n = 0;
+    while (fgets(line, sizeof line, f))
+        n += strstr(line, needle) != NULL;
+    fclose(f);
+    return n;
+}
+
+/* An interval backup that keeps failing is logged once, and its end. */
+START_TEST(test_backup_every_logs_once)
+{
+    store *s = open_default();
+    ck_assert_int_eq(finish(s, "e1", "p", STORE_SUCCEEDED, NULL), NDF_OK);
+    char bdir[800], logf[800];
+    snprintf(bdir, sizeof bdir, "%s/backups", dir);
+    snprintf(logf, sizeof logf, "%s/log", scratch);
+    rmdir(bdir);
+    write_file(bdir, "x", 1); /* a file where the directory goes: every backup fails */
+    int fd = open(logf, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, 0600);
+    ck_assert_int_ge(fd, 0);
+    int saved = dup(STDERR_FILENO);
+    dup2(fd, STDERR_FILENO);
+    close(fd);
+    log_set_level(NDF_LOG_INFO);
+    ck_assert_int_eq(store_backup_every(s, 0.02), NDF_OK);
+    usleep(300000); /* some 15 intervals */
+    int failed = count_lines(logf, "interval backup failed");
+    unlink(bdir);
+    int back = 0;
+    for (int i = 0; i < 300 && !back; i++) {
+        usleep(10000);
+        back = count_lines(logf, "interval backups work again");
+    }
+    ck_assert_int_eq(store_backup_every(s, 0), NDF_OK);
+    dup2(saved, STDERR_FILENO);
+    close(saved);
+    ck_assert_int_eq(failed, 1);
+    ck_assert_int_eq(back, 1);
+    ck_assert_int_eq(count_lines(logf, "interval backup failed"), 1);
+    store_close(s);
 }
 END_TEST
 
@@ -992,6 +1043,227 @@ START_TEST(test_crash_recovery)
 END_TEST
 
 /* ------------------------------------------------------------------ */
+/* the redrive claim */
+
+/* Begins a RUNNING redrive `id` of `of`; the store's answer. */
+static int begin_redrive(store *s, const char *id, const char *of)
+{
+    store_exec e = make_exec(id, "p", STORE_RUNNING, NULL);
+    e.redrive_of = xstrdup(of);
+    e.origin = STORE_ORIGIN_REDRIVE;
+    int rc = store_begin(s, &e);
+    store_exec_free(&e);
+    return rc;
+}
+
+static int end_redrive(store *s, const char *id, const char *of, store_status st)
+{
+    store_exec e = make_exec(id, "p", st, NULL);
+    e.redrive_of = xstrdup(of);
+    e.origin = STORE_ORIGIN_REDRIVE;
+    int rc = store_finish(s, &e, NULL);
+    store_exec_free(&e);
+    return rc;
+}
+
+#define NCLAIM 4
+
+START_TEST(test_redrive_claim)
+{
+    store *s = open_default();
+    ck_assert_int_eq(finish(s, "orig", "p", STORE_FAILED, NULL), NDF_OK);
+    ck_assert_int_eq(begin_redrive(s, "r1", "orig"), NDF_OK);
+    /* a second one while the first runs */
+    ck_assert_int_eq(begin_redrive(s, "r2", "orig"), NDF_ERR_INVALID);
+    ck_assert_msg(strstr(err_msg(), "being redriven by execution r1"), "%s", err_msg());
+    /* a redrive of the running redrive is in the same chain */
+    ck_assert_int_eq(begin_redrive(s, "r2", "r1"), NDF_ERR_INVALID);
+    /* the first failed: the claim is free again */
+    ck_assert_int_eq(end_redrive(s, "r1", "orig", STORE_FAILED), NDF_OK);
+    ck_assert_int_eq(begin_redrive(s, "r2", "r1"), NDF_OK);
+    ck_assert_int_eq(end_redrive(s, "r2", "r1", STORE_SUCCEEDED), NDF_OK);
+    /* after a success, no redrive anywhere in the chain */
+    ck_assert_int_eq(begin_redrive(s, "r3", "orig"), NDF_ERR_INVALID);
+    ck_assert_msg(strstr(err_msg(), "redriven by execution r2, which succeeded"), "%s", err_msg());
+    ck_assert_int_eq(begin_redrive(s, "r3", "r1"), NDF_ERR_INVALID);
+    /* a refusal is the caller's fault, not a storage fault */
+    store_stats st;
+    store_get_stats(s, &st);
+    ck_assert_int_eq(st.degraded, 0);
+    /* an execution nobody redrove is not held by the others' claims */
+    ck_assert_int_eq(finish(s, "other", "p", STORE_FAILED, NULL), NDF_OK);
+    ck_assert_int_eq(begin_redrive(s, "o1", "other"), NDF_OK);
+    ck_assert_int_eq(end_redrive(s, "o1", "other", STORE_CRASHED), NDF_OK);
+    ck_assert_int_eq(finish(s, "many", "p", STORE_FAILED, NULL), NDF_OK);
+    store_close(s);
+
+    /* processes claiming at once: one wins.  They stay alive until all
+     * have answered: a claimer that exited would be a crashed redrive,
+     * whose claim the next store_open() rightly frees. */
+    int ready[2], go[2], res[2], done[2];
+    ck_assert_int_eq(pipe(ready), 0);
+    ck_assert_int_eq(pipe(go), 0);
+    ck_assert_int_eq(pipe(res), 0);
+    ck_assert_int_eq(pipe(done), 0);
+    pid_t kids[NCLAIM];
+    for (int c = 0; c < NCLAIM; c++) {
+        kids[c] = fork();
+        ck_assert_int_ge(kids[c], 0);
+        if (kids[c] == 0) {
+            close(go[1]);
+            close(done[1]);
+            store *cs;
+            store_opts o;
+            store_opts_default(&o);
+            o.busy_timeout_ms = 30000;
+            char b = 'x';
+            if (open_store(&o, &cs) != NDF_OK) {
+                (void)!write(ready[1], &b, 1);
+                (void)!write(res[1], &b, 1);
+                _exit(10);
+            }
+            b = 'r';
+            (void)!write(ready[1], &b, 1);
+            if (read(go[0], &b, 1) != 0) /* everyone starts when the pipe closes */
+                _exit(11);
+            char id[32];
+            snprintf(id, sizeof id, "m%d", c);
+            int rc = begin_redrive(cs, id, "many");
+            b = rc == NDF_OK ? 'w' : rc == NDF_ERR_INVALID ? 'l' : 'e';
+            (void)!write(res[1], &b, 1);
+            (void)!read(done[0], &b, 1);
+            store_close(cs);
+            _exit(0);
+        }
+    }
+    close(go[0]);
+    close(done[0]);
+    close(ready[1]);
+    close(res[1]);
+    char b;
+    for (int c = 0; c < NCLAIM; c++)
+        ck_assert_int_eq(read(ready[0], &b, 1), 1);
+    close(go[1]);
+    int won = 0, lost = 0;
+    for (int c = 0; c < NCLAIM; c++) {
+        ck_assert_int_eq(read(res[0], &b, 1), 1);
+        won += b == 'w';
+        lost += b == 'l';
+    }
+    ck_assert_int_eq(raw_int(dbpath, "SELECT count(*) FROM executions WHERE redrive_of = 'many'"),
+                     1);
+    close(done[1]);
+    for (int c = 0; c < NCLAIM; c++) {
+        int status;
+        ck_assert_int_eq(waitpid(kids[c], &status, 0), kids[c]);
+        ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child %d: %#x", c, status);
+    }
+    close(ready[0]);
+    close(res[0]);
+    ck_assert_int_eq(won, 1);
+    ck_assert_int_eq(lost, NCLAIM - 1);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* step processes left by a dead ndf */
+
+/* A process group leader running sleep with NDF_STEP=`token`. */
+static pid_t spawn_step(const char *token)
+{
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        setpgid(0, 0);
+        char env[128];
+        snprintf(env, sizeof env, "NDF_STEP=%s", token);
+        char *const envp[] = {env, NULL};
+        execle("/bin/sleep", "sleep", "30", (char *)NULL, envp);
+        _exit(127);
+    }
+    setpgid(pid, pid);
+    /* wait until it runs sleep with its environment (after exec) */
+    for (int i = 0; i < 500; i++) {
+        char path[64], buf[256] = "";
+        snprintf(path, sizeof path, "/proc/%ld/cmdline", (long)pid);
+        FILE *f = fopen(path, "r");
+        if (f) {
+            size_t n = fread(buf, 1, sizeof buf - 1, f);
+            fclose(f);
+            buf[n] = 0;
+            if (!strcmp(buf, "sleep"))
+                break;
+        }
+        usleep(10000);
+    }
+    return pid;
+}
+
+/* A pid that was just used and is certainly dead. */
+static pid_t dead_pid(void)
+{
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0)
+        _exit(0);
+    waitpid(pid, NULL, 0);
+    return pid;
+}
+
+START_TEST(test_step_processes_recovered)
+{
+    store *s = open_default();
+    pid_t mine = spawn_step("ck-tok-1");
+    pid_t other = spawn_step("ck-tok-other");
+    store_exec e = make_exec("withkids", "p", STORE_RUNNING, NULL);
+    e.pid = dead_pid();
+    e.nodes[1].start = e.start + 0.125; /* the last the store hears of it */
+    ck_assert_int_eq(store_begin(s, &e), NDF_OK);
+    ck_assert_int_eq(store_process(s, "withkids", mine, store_pid_start_time(mine), "ck-tok-1"),
+                     NDF_OK);
+    /* not its own: a token it does not carry, a start time that is not its */
+    ck_assert_int_eq(store_process(s, "withkids", other, 12345, "ck-tok-1"), NDF_OK);
+    ck_assert_int_eq(store_process(s, "withkids", 999999, 1, "gone"), NDF_OK);
+    ck_assert_int_eq(store_process(s, "withkids", 1, 1, "x"), NDF_ERR_INVALID);
+    /* a finished execution's rows go with it */
+    store_exec done = make_exec("done", "p", STORE_RUNNING, NULL);
+    ck_assert_int_eq(store_begin(s, &done), NDF_OK);
+    ck_assert_int_eq(store_process(s, "done", other, store_pid_start_time(other), "ck-tok-other"),
+                     NDF_OK);
+    done.status = STORE_SUCCEEDED;
+    ck_assert_int_eq(store_finish(s, &done, NULL), NDF_OK); /* commits the queue before it */
+    ck_assert_int_eq(raw_int(dbpath, "SELECT count(*) FROM step_processes WHERE exec_id = 'done'"),
+                     0);
+    ck_assert_int_eq(
+        raw_int(dbpath, "SELECT count(*) FROM step_processes WHERE exec_id = 'withkids'"), 3);
+
+    size_t n;
+    ck_assert_int_eq(store_recover(s, &n), NDF_OK);
+    ck_assert_uint_eq(n, 1);
+    int status;
+    ck_assert_int_eq(waitpid(mine, &status, 0), mine);
+    ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL, "status %#x", status);
+    /* the other group is not its own: left alone */
+    ck_assert_int_eq(waitpid(other, &status, WNOHANG), 0);
+    kill(-other, SIGKILL);
+    waitpid(other, &status, 0);
+    ck_assert_int_eq(
+        raw_int(dbpath, "SELECT count(*) FROM step_processes WHERE exec_id = 'withkids'"), 0);
+
+    store_exec got;
+    ck_assert_int_eq(store_get(s, "withkids", &got), NDF_OK);
+    ck_assert_int_eq(got.status, STORE_CRASHED);
+    ck_assert_msg(fabs(got.end - (e.start + 0.125)) < 0.01, "end %f, want %f", got.end,
+                  e.start + 0.125);
+    ck_assert_msg(fabs(got.duration - 0.125) < 0.01, "duration %f", got.duration);
+    store_exec_free(&got);
+    store_exec_free(&e);
+    store_exec_free(&done);
+    store_close(s);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
 /* faults */
 
 static void expect_open_fails(const char *needle)
@@ -1169,13 +1441,42 @@ START_TEST(test_fault_directory_removed_while_open)
 {
     store *s = open_default();
     ck_assert_int_eq(finish(s, "before", "p", STORE_SUCCEEDED, NULL), NDF_OK);
+    store_exec got;
+    ck_assert_int_eq(store_get(s, "before", &got), NDF_OK); /* the reader is open */
+    store_exec_free(&got);
+    /* removed: recreated from the copy still open, nothing lost */
     rm_rf(dir);
-    int rc = finish(s, "after", "p", STORE_SUCCEEDED, NULL);
+    ck_assert_int_eq(finish(s, "after", "p", STORE_SUCCEEDED, NULL), NDF_OK);
+    struct stat sb;
+    ck_assert_int_eq(stat(dbpath, &sb), 0);
+    ck_assert_int_eq(sb.st_mode & 0777, 0600);
+    ck_assert_int_eq(executions_of(s, "p"), 2);
+    ck_assert_int_eq(store_get(s, "before", &got), NDF_OK);
+    store_exec_free(&got);
+    ck_assert_uint_eq(count_runs(s, "p"), 2);
+    store_stats st;
+    store_get_stats(s, &st);
+    ck_assert_int_eq(st.degraded, 0);
+    ck_assert_int_eq(store_reset_stats(s, "p"), NDF_OK); /* the maintenance path too */
+    store_close(s);
+    s = open_default(); /* what a later process finds */
+    ck_assert_uint_eq(count_runs(s, "p"), 2);
+    ck_assert_int_eq(store_check(s), NDF_OK);
+    /* removed, and a file where the directory was: not ours to replace */
+    rm_rf(dir);
+    write_file(dir, "x", 1);
+    int rc = finish(s, "lost", "p", STORE_SUCCEEDED, NULL);
     ck_assert_int_eq(rc, NDF_ERR_IO);
     ck_assert_ptr_nonnull(strstr(err_msg(), dbpath));
     ck_assert_ptr_nonnull(strstr(err_msg(), "removed or replaced"));
+    store_get_stats(s, &st);
+    ck_assert_int_eq(st.degraded, 1);
+    ck_assert_ptr_nonnull(strstr(st.last_error, "removed or replaced"));
+    ck_assert(st.last_error_time > 0);
+    ck_assert_int_eq(st.schema, STORE_SCHEMA_VERSION);
     ck_assert_int_eq(store_reset_stats(s, "p"), NDF_ERR_IO);
     store_close(s);
+    unlink(dir);
 }
 END_TEST
 
@@ -1646,7 +1947,7 @@ START_TEST(test_pg_fresh_schema)
                      STORE_SCHEMA_VERSION);
     /* the five of the SQLite store, ndf_meta and the work queue */
     ck_assert_int_eq(raw_int(pg_db, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"),
-                     7);
+                     8);
     /* timestamps keep their precision (double, not PostgreSQL's 4-byte REAL) */
     s = open_default();
     store_exec e = make_exec("t1", "p", STORE_SUCCEEDED, NULL);
@@ -1777,6 +2078,8 @@ static Suite *store_suite(void)
     tcase_add_test(tc, test_ack_after_commit);
     tcase_add_test(tc, test_commit_failure_is_an_error);
     tcase_add_test(tc, test_crash_recovery);
+    tcase_add_test(tc, test_redrive_claim);
+    tcase_add_test(tc, test_step_processes_recovered);
     tcase_add_test(tc, test_outputs_bounded_and_compressed);
     tcase_add_test(tc, test_retention);
     tcase_add_test(tc, test_reset_and_remove);
@@ -1802,6 +2105,7 @@ static Suite *store_suite(void)
     tcase_add_checked_fixture(lite, setup, teardown);
     tcase_set_timeout(lite, 120);
     tcase_add_test(lite, test_backup_every);
+    tcase_add_test(lite, test_backup_every_logs_once);
     tcase_add_test(lite, test_fresh_schema);
     tcase_add_test(lite, test_migrate_from_zero);
     tcase_add_test(lite, test_refuse_newer_and_foreign);

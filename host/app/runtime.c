@@ -257,6 +257,10 @@ int runtime_start_executor(runtime *rt, void (*on_complete)(void *, pattern *, c
         eo.on_complete = history_on_complete;
         eo.opaque = &rt->hook;
     }
+    if (rt->st) {
+        eo.on_spawn = history_on_spawn;
+        eo.spawn_arg = rt->st;
+    }
     monitor_set_counting(s->resources_system ? MONITOR_COUNT_SYSTEM : MONITOR_COUNT_NDF);
     rt->ex = executor_new(&eo);
     if (!rt->ex) {

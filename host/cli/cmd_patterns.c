@@ -437,8 +437,12 @@ static int cmd_show(cmd_ctx *c, int argc, char **argv)
         fprintf(c->err, "ndf: %s\n", err_msg());
         return EXIT_NOT_FOUND;
     }
+    /* The store is the system of record: a server's in-memory state does
+     * not see what other processes ran since it loaded the pattern. */
     learning_state st;
-    pattern_stats(p, &st);
+    store *s = runtime_store(a);
+    if (!s || store_learning(s, name, &st) != NDF_OK)
+        pattern_stats(p, &st);
     strbuf sb;
     sb_init(&sb);
     if (json)

@@ -134,6 +134,15 @@ static int redrivable(const store_exec *e, const hashmap *by_path, int from_star
     return NDF_OK;
 }
 
+/* executor_claim_fn: the redrive's RUNNING row, committed before any of
+ * its work starts.  The store refuses it while another redrive of the same
+ * execution (or of one redriven from it) runs or after one succeeded, so
+ * of two redrives started at once only one runs. */
+static int claim_redrive(void *arg, const record *r)
+{
+    return history_begin(arg, r, STORE_ORIGIN_REDRIVE);
+}
+
 static int cmd_redrive(cmd_ctx *c, int argc, char **argv)
 {
     enum { OPT_FROM_START = 1, OPT_TIMEOUT, OPT_FORCE, OPT_JSON };
@@ -201,7 +210,8 @@ static int cmd_redrive(cmd_ctx *c, int argc, char **argv)
         reuse = reuse_set(&e, by_path, &nreuse);
     hashmap_free(by_path, NULL);
     by_path = NULL;
-    st = executor_start_redrive(rt->ex, e.pattern, ctx, timeout, flags, e.id, reuse, &r);
+    st = executor_start_redrive(rt->ex, e.pattern, ctx, timeout, flags, e.id, reuse,
+                               claim_redrive, rt->st, &r);
     reuse = NULL; /* taken */
     if (st)
         goto fail;

@@ -316,11 +316,12 @@ static void cancel_record(record *r, int hard)
 int executor_start(executor *ex, const char *name, const ndf_context *ctx, double timeout,
                    unsigned flags, record **out)
 {
-    return executor_start_redrive(ex, name, ctx, timeout, flags, NULL, NULL, out);
+    return executor_start_redrive(ex, name, ctx, timeout, flags, NULL, NULL, NULL, NULL, out);
 }
 
 int executor_start_redrive(executor *ex, const char *name, const ndf_context *ctx, double timeout,
-                           unsigned flags, const char *from, hashmap *reuse, record **out)
+                           unsigned flags, const char *from, hashmap *reuse,
+                           executor_claim_fn claim, void *claim_arg, record **out)
 {
     *out = NULL;
     if (!name || !*name) {
@@ -364,6 +365,14 @@ int executor_start_redrive(executor *ex, const char *name, const ndf_context *ct
     r->kill_grace = ex->o.kill_grace;
     r->force = (flags & EXEC_FORCE) != 0;
     r->root->pat = pattern_ref(p);
+    if (claim && (rc = claim(claim_arg, r)) != NDF_OK) {
+        char *why = xstrdup(err_msg());
+        record_unref(r); /* frees `reuse` with it */
+        pattern_unref(p);
+        err_set(rc, "%s", why);
+        free(why);
+        return rc;
+    }
 
     pthread_mutex_lock(&ex->lock);
     record *old = NULL;

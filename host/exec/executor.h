@@ -36,6 +36,13 @@ typedef struct executor_opts {
      * finished it.  `p` is the pattern that ran.  Used to persist history. */
     void (*on_complete)(void *opaque, pattern *p, const record *r);
     void *opaque;
+    /* Called (may be NULL) from the step's thread right after a step of
+     * record `r` started a process: its process group `pgid` and the
+     * NDF_STEP `token` its processes carry.  Used to record them, so that
+     * crash recovery can stop what a killed ndf left running.  Must not
+     * block for long: the step waits. */
+    void (*on_spawn)(void *arg, const record *r, long pgid, const char *token);
+    void *spawn_arg;
 } executor_opts;
 
 /* Where an effective timeout came from (executor_timeout). */
@@ -89,13 +96,21 @@ const executor_opts *executor_options(executor *ex);
  * pool_abandon); NDF_ERR_CANCELLED after executor_cancel_all. */
 int executor_start(executor *ex, const char *name, const ndf_context *ctx, double timeout,
                    unsigned flags, record **out);
+/* Called by executor_start_redrive() with the new record before any of its
+ * work is queued: NDF_OK lets it start; any other status drops the record
+ * unstarted and is returned (err_msg() as the hook left it).  How a redrive
+ * claims its execution in the store before a step can run. */
+typedef int (*executor_claim_fn)(void *arg, const record *r);
+
 /* executor_start() of a redrive of execution `from` (copied; NULL: not a
  * redrive): the nodes whose paths (record_node_path) are keys of `reuse`
  * are not run but take the recorded outcome (see record.h); `reuse` (may
  * be NULL: rerun everything) is taken, freed with the record (its values
- * with free()), or at once on failure. */
+ * with free()), or at once on failure.  `claim` (may be NULL) is asked
+ * first, see executor_claim_fn. */
 int executor_start_redrive(executor *ex, const char *name, const ndf_context *ctx, double timeout,
-                           unsigned flags, const char *from, struct hashmap *reuse, record **out);
+                           unsigned flags, const char *from, struct hashmap *reuse,
+                           executor_claim_fn claim, void *claim_arg, record **out);
 /* Waits up to `wait_s` seconds (< 0: until done) for the execution of `r`.
  * Returns 1 when it is done (its status is then r->status), 0 if not yet.
  * An execution whose work overran its deadline by more than the grace

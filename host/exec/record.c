@@ -293,6 +293,7 @@ static ndf_exec *node_alloc(record *r, ndf_exec *parent, ndf_node_kind kind, con
     n->data = NULL;
     n->data_free = NULL;
     n->pat = NULL;
+    n->step = NULL;
     n->cleanup = 0;
     n->reused = 0;
     atomic_init(&n->cancelled, parent ? atomic_load(&parent->cancelled) : 0);

@@ -85,6 +85,10 @@ struct ndf_exec {
     void *data;                /* exec_set_data */
     void (*data_free)(void *);
     struct pattern *pat; /* PATTERN nodes of run_pattern: a reference */
+    /* STEP nodes: the step implementation that ran it (set by run_step;
+     * its plugin is pinned by the bound step, which the pattern holds), so
+     * the execution's record can name the plugin builds it ran on. */
+    const struct provided *step;
     int cleanup;         /* running an undo: the execution's cancellation
                             does not stop it (its own deadline does) */
     int reused;          /* a redrive took its recorded outcome instead of

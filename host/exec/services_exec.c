@@ -311,6 +311,7 @@ int svc_run_step(ndf_exec *node, const ndf_step *step, double timeout_s)
     if (node->rec->reuse && record_reuse_node(node))
         return NDF_OK;
     const ndf_step_def *d = step->type->def.step;
+    node->step = step->type;
     /* One clock read serves the step deadline, the stop check and the
      * start time. */
     double now = record_now();

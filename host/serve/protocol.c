@@ -292,7 +292,15 @@ static void ping_members(strbuf *sb, const protocol_ping *p)
     if (p->store_path) {
         sb_puts(sb, ",\"store\":{\"path\":");
         sb_json_str(sb, p->store_path);
-        sb_printf(sb, ",\"state\":\"%s\"", p->store_degraded ? "degraded" : "ok");
+        sb_printf(sb, ",\"backend\":\"%s\",\"schema\":%d,\"state\":\"%s\",\"last_error\":",
+                  p->store_backend ? p->store_backend : "sqlite", p->store_schema,
+                  p->store_degraded ? "degraded" : "ok");
+        sb_json_str(sb, p->store_last_error && *p->store_last_error ? p->store_last_error : NULL);
+        sb_puts(sb, ",\"last_error_time\":");
+        if (p->store_last_error && *p->store_last_error)
+            sb_json_num(sb, p->store_last_error_time, 0);
+        else
+            sb_puts(sb, "null");
         num_member(sb, "transactions", p->store_transactions);
         num_member(sb, "executions", p->store_executions);
         num_member(sb, "queued", p->store_queued);

@@ -62,6 +62,10 @@ typedef struct protocol_ping {
     const char *store_path;
     int store_degraded; /* its last write failed (until one succeeds) */
     unsigned long store_transactions, store_executions, store_queued;
+    const char *store_backend;    /* "sqlite", "postgresql" */
+    int store_schema;             /* its schema version */
+    const char *store_last_error; /* the last write that failed, or NULL */
+    double store_last_error_time; /* wall-clock seconds */
     /* the current generation's executor (pool_stats) */
     unsigned long workers, workers_active, workers_abandoned, workers_replaced,
         workers_unreplaced;

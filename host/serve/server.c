@@ -362,14 +362,18 @@ static char *req_ping(server *s)
                        .plugins_not_unloadable = st.plugins.not_unloadable,
                        .reloads = st.reloads_ok,
                        .reloads_failed = st.reloads_failed};
+    store_stats ss; /* p points into it */
     if (s->base->st) {
-        store_stats ss;
         store_get_stats(s->base->st, &ss);
         p.store_path = store_path(s->base->st);
         p.store_degraded = ss.degraded;
         p.store_transactions = (unsigned long)ss.transactions;
         p.store_executions = (unsigned long)ss.executions;
         p.store_queued = (unsigned long)ss.queued;
+        p.store_backend = store_backend_name(store_get_backend(s->base->st));
+        p.store_schema = ss.schema;
+        p.store_last_error = ss.last_error;
+        p.store_last_error_time = ss.last_error_time;
     }
     gen *g = genset_current(s->gs);
     if (g && gen_runtime(g)->ex) {

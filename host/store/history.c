@@ -23,6 +23,7 @@
 #include "model/pattern.h"
 #include "plugin/loader.h"
 #include "store/history.h"
+#include "store/store_backend.h"
 
 void history_opts(const settings *set, store_opts *o)
 {
@@ -161,26 +162,69 @@ static void add_nodes(store_exec *e, size_t *cap, const ndf_exec *n, char *path,
         add_nodes(e, cap, n->kids[i], child_path(n, i, path), limit);
 }
 
+/* The step implementations that ran below `n`, each once, appended to
+ * *v (*n entries, *cap allocated). */
+static void collect_steps(const ndf_exec *n, const provided ***v, size_t *len, size_t *cap)
+{
+    if (n->step) {
+        size_t i = 0;
+        while (i < *len && (*v)[i] != n->step)
+            i++;
+        if (i == *len) {
+            if (*len == *cap) {
+                *cap = *cap ? *cap * 2 : 4;
+                *v = xrealloc(*v, *cap * sizeof **v);
+            }
+            (*v)[(*len)++] = n->step;
+        }
+    }
+    size_t nk = __atomic_load_n(&n->nkids, __ATOMIC_ACQUIRE);
+    for (size_t i = 0; i < nk; i++)
+        collect_steps(n->kids[i], v, len, cap);
+}
+
+/* "plugin":..,"version":..,"sha256":.. of provided thing `p`'s plugin. */
+static void plugin_members(strbuf *sb, const provided *p)
+{
+    plugin_info pi;
+    loader_plugin_describe(p->owner, &pi);
+    sb_puts(sb, ",\"plugin\":");
+    sb_json_str(sb, pi.name);
+    sb_puts(sb, ",\"version\":");
+    sb_json_str(sb, pi.version);
+    sb_puts(sb, ",\"sha256\":");
+    sb_json_str(sb, *pi.hash ? pi.hash : NULL);
+}
+
 /* What ran: the pattern type of `p` and the plugin file that provided it
- * (name, version, sha-256), as JSON for the executions' plugins column,
- * so a run can be tied to the exact build it ran on.  NULL when unknown. */
-static char *plugins_json(const pattern *p)
+ * (name, version, sha-256), and the same of every step implementation
+ * that ran below node `n` ("steps"), as JSON for the executions' plugins
+ * column, so a run can be tied to the exact builds it ran on.  NULL when
+ * unknown. */
+static char *plugins_json(const pattern *p, const ndf_exec *n)
 {
     if (!p || !p->type || !p->type->owner)
         return NULL;
-    plugin_info pi;
-    loader_plugin_describe(p->type->owner, &pi);
     strbuf sb;
     sb_init(&sb);
     sb_puts(&sb, "{\"type\":");
     sb_json_str(&sb, p->type->name);
-    sb_puts(&sb, ",\"plugin\":");
-    sb_json_str(&sb, pi.name);
-    sb_puts(&sb, ",\"version\":");
-    sb_json_str(&sb, pi.version);
-    sb_puts(&sb, ",\"sha256\":");
-    sb_json_str(&sb, *pi.hash ? pi.hash : NULL);
-    sb_puts(&sb, "}");
+    plugin_members(&sb, p->type);
+    const provided **steps = NULL;
+    size_t nsteps = 0, cap = 0;
+    if (n)
+        collect_steps(n, &steps, &nsteps, &cap);
+    sb_puts(&sb, ",\"steps\":[");
+    for (size_t i = 0, k = 0; i < nsteps; i++) {
+        if (!steps[i]->owner)
+            continue;
+        sb_puts(&sb, k++ ? ",{\"step\":" : "{\"step\":");
+        sb_json_str(&sb, steps[i]->name);
+        plugin_members(&sb, steps[i]);
+        sb_puts(&sb, "}");
+    }
+    free(steps);
+    sb_puts(&sb, "]}");
     return sb_steal(&sb);
 }
 
@@ -236,7 +280,7 @@ static void find_subs(builder *b, const ndf_exec *n, const char *path, const cha
                              : NULL;
             /* a sub-pattern the confidence gate refused never ran */
             e->learn = st != NDF_STATE_SKIPPED;
-            e->plugins = plugins_json(k->pat);
+            e->plugins = plugins_json(k->pat, k);
             size_t cap = 0;
             add_nodes(e, &cap, k, xstrdup(""), k->deadline);
             inner = e->id;
@@ -305,7 +349,7 @@ void history_from_record(const record *rc, store_origin origin, store_exec **out
     if (isfinite(r->root->deadline) && r->root->start > 0 && r->root->deadline > r->root->start)
         e->timeout = r->root->deadline - r->root->start;
     process_usage(&e->cpu, &e->peak_rss_kb);
-    e->plugins = plugins_json(r->root->pat);
+    e->plugins = plugins_json(r->root->pat, r->root);
     size_t cap = 0;
     add_nodes(e, &cap, r->root, xstrdup(""), r->root->deadline);
     find_subs(&b, r->root, "", b.v[0].id);
@@ -579,6 +623,13 @@ void history_progress_stop(history_progress *hp)
     pthread_mutex_destroy(&hp->lock);
     pthread_cond_destroy(&hp->cv);
     free(hp);
+}
+
+void history_on_spawn(void *arg, const record *r, long pgid, const char *token)
+{
+    /* a failure is the writer's to log; the step runs anyway */
+    if (arg)
+        store_process(arg, r->id, pgid, store_pid_start_time(pgid), token);
 }
 
 void history_on_complete(void *opaque, pattern *p, const record *r)

@@ -63,6 +63,11 @@ history_progress *history_progress_start(store *s, struct executor *ex, double i
 /* Stops the thread (after its current sample) and frees `hp`; NULL is fine. */
 void history_progress_stop(history_progress *hp);
 
+/* The executor's on_spawn: records the step's process group in store
+ * `arg` (store_process()) under the execution's id, queued, so that crash
+ * recovery can stop it if ndf is killed. */
+void history_on_spawn(void *arg, const struct record *r, long pgid, const char *token);
+
 /* The executor's on_complete for one-shot commands: `opaque` is a
  * history_hook. */
 typedef struct history_hook {

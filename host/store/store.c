@@ -4,13 +4,17 @@
  * helpers both backends need to tell a live process from a dead one. */
 #include "build-config.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <sys/types.h>
+#include <unistd.h>
 
 #include <ndf/sdk.h>
 
@@ -227,6 +231,13 @@ int store_check(store *s)
     return ops_of(s)->check(s);
 }
 
+int store_process(store *s, const char *id, long pgid, long long start, const char *token)
+{
+    if (!id || !*id || pgid <= 1 || !token)
+        return err_set(NDF_ERR_INVALID, "a step process needs an execution, a group and a token");
+    return ops_of(s)->process(s, id, pgid, start, token);
+}
+
 /* ------------------------------------------------------------------ */
 /* shared helpers */
 
@@ -275,4 +286,109 @@ int store_process_alive(const char *myhost, const char *myboot, const char *host
     if (started > 0 && store_pid_start_time(pid) != started)
         return 0; /* the pid was reused */
     return 1;
+}
+
+int store_claim_refused(const char *of, const char *holder, const char *status)
+{
+    if (status && strcmp(status, "SUCCEEDED") == 0)
+        return err_set(NDF_ERR_INVALID,
+                       "execution %s was already redriven by execution %s, which succeeded: "
+                       "nothing is left to redrive",
+                       of, holder);
+    return err_set(NDF_ERR_INVALID,
+                   "execution %s is already being redriven by execution %s (RUNNING); wait for "
+                   "it, or cancel it",
+                   of, holder);
+}
+
+/* Field `want` (1-based, as in proc(5)) of /proc/PID/stat as a number; -1
+ * when the process is gone. */
+static long long stat_field(long pid, int want)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return -1;
+    buf[n] = 0;
+    char *p = strrchr(buf, ')'); /* the command name may hold anything */
+    if (!p)
+        return -1;
+    p++;
+    for (int field = 3; field < want && p; field++)
+        p = strchr(p + 1, ' ');
+    return p ? strtoll(p + 1, NULL, 10) : -1;
+}
+
+/* 1 when process `pid` has NDF_STEP=`token` in its environment. */
+static int carries_token(long pid, const char *token)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%ld/environ", pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    strbuf sb;
+    sb_init(&sb);
+    char buf[8192];
+    ssize_t n;
+    while (sb.len < (1u << 20) && (n = read(fd, buf, sizeof buf)) > 0)
+        sb_add(&sb, buf, (size_t)n);
+    close(fd);
+    sb_add(&sb, "", 1); /* the last entry ends even when cut */
+    size_t tl = strlen(token);
+    int found = 0;
+    for (size_t i = 0; i < sb.len && !found; i += strlen(sb.buf + i) + 1)
+        found = strncmp(sb.buf + i, "NDF_STEP=", 9) == 0 && strncmp(sb.buf + i + 9, token, tl) == 0 &&
+                sb.buf[i + 9 + tl] == 0;
+    sb_free(&sb);
+    return found;
+}
+
+int store_kill_step_group(long pgid, long long start, const char *token)
+{
+    if (pgid <= 1 || !token || !*token)
+        return 0;
+    DIR *d = opendir("/proc");
+    if (!d)
+        return 0;
+    int found = 0, ours = 0;
+    long self = (long)getpid();
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        char *end;
+        long pid = strtol(de->d_name, &end, 10);
+        if (*end || pid <= 1 || pid == self)
+            continue;
+        long long pgrp = stat_field(pid, 5);
+        if (pgrp < 0)
+            continue;
+        /* never another user's, even when ndf runs as root: a row of a
+         * shared store is no authority over them */
+        char path[64];
+        struct stat sb;
+        snprintf(path, sizeof path, "/proc/%ld", pid);
+        if (stat(path, &sb) != 0 || sb.st_uid != geteuid())
+            continue;
+        int leader = pid == pgid && start > 0 && stat_field(pid, 22) == start;
+        int tok = carries_token(pid, token);
+        if (pgrp == pgid && (leader || tok))
+            ours = 1;
+        if (tok && pgrp != pgid) {
+            kill((pid_t)pid, SIGKILL); /* left the group (setsid): on its own */
+            found++;
+        } else if (pgrp == pgid) {
+            found++;
+        }
+    }
+    closedir(d);
+    /* a pgid is not given to a new process while its group has members,
+     * so a member proven ours makes the whole group ours */
+    if (ours)
+        kill(-(pid_t)pgid, SIGKILL);
+    return ours ? found : 0;
 }

@@ -19,7 +19,7 @@
 
 /* The schema version this build writes (PRAGMA user_version for SQLite).
  * Older databases are migrated forward on open; newer ones are refused. */
-#define STORE_SCHEMA_VERSION 1
+#define STORE_SCHEMA_VERSION 3
 /* The database file's name inside the storage directory. */
 #define STORE_DB_NAME "ndf.db"
 /* Bytes of each captured stream kept per node unless told otherwise. */
@@ -210,6 +210,15 @@ int store_finish(store *s, const store_exec *e, learning_state *after);
  * or an array of `n` states filled on success. */
 int store_finish_all(store *s, const store_exec *v, size_t n, learning_state *after);
 
+/* Records that running execution `id` started a step process: its process
+ * group `pgid`, the leader's start time (store_pid_start_time(), clock
+ * ticks after boot) and the step's NDF_STEP token.  Queued like
+ * store_progress() (not waited for); the execution's end removes the rows.
+ * Crash recovery uses them to stop the groups a killed ndf left running
+ * (see store_recover()).  A failure is logged and marks the store
+ * degraded. */
+int store_process(store *s, const char *id, long pgid, long long start, const char *token);
+
 /* ---- queries -------------------------------------------------------- */
 
 typedef struct store_query {
@@ -314,7 +323,10 @@ int store_import_legacy(store *s, const char *dir, size_t *imported);
 
 /* Marks RUNNING executions of processes that are no longer alive (same
  * host, and another boot or a dead pid) as CRASHED, naming the node that
- * was running.  Done by store_open(); *n (may be NULL) gets the count. */
+ * was running, with the last time the store heard of them (the newest
+ * node start or end) as their end.  On the same boot it also kills the
+ * step process groups they recorded (store_process()) that are still
+ * there.  Done by store_open(); *n (may be NULL) gets the count. */
 int store_recover(store *s, size_t *n);
 
 /* For tests: checks that for every pattern the executions counted in its
@@ -328,6 +340,12 @@ typedef struct store_stats {
     uint64_t queued;       /* writes waiting for the writer now */
     uint64_t pending;      /* writes queued or being committed (not yet answered) */
     int degraded;          /* the last write failed */
+    int schema;            /* STORE_SCHEMA_VERSION */
+    /* the message of the last write that failed for the store's sake (not
+     * for its caller's: a duplicate id, a refused redrive), "" when none
+     * failed since it was opened, and when (wall-clock seconds, 0: never) */
+    char last_error[512];
+    double last_error_time;
 } store_stats;
 
 void store_get_stats(store *s, store_stats *out);

@@ -48,6 +48,8 @@ typedef struct store_ops {
     int (*import_legacy)(struct store *s, const char *dir, size_t *imported);
     int (*recover)(struct store *s, size_t *n);
     int (*check)(struct store *s);
+    int (*process)(struct store *s, const char *id, long pgid, long long start,
+                   const char *token);
     /* NULL: store.c reads pattern by pattern (learning_all), or interval
      * backups are not offered (backup_every) */
     int (*learning_all)(struct store *s,
@@ -77,6 +79,18 @@ int store_sqlite_open(const char *dir, const struct store_opts *opts, struct sto
 int store_pg_open(const char *dir, const struct store_opts *opts, struct store **out);
 #endif
 
+/* SQL both backends use.  The execution a chain of redrives started from,
+ * for the redrive of execution P (a placeholder: "?4", "$1"): P's own
+ * root when P is itself a redrive, else P. */
+#define SQL_REDRIVE_ROOT(P)                                                                        \
+    "coalesce((SELECT coalesce(x.redrive_root, x.id) FROM executions x WHERE x.id = " P "), " P   \
+    ")"
+/* The redrive that holds the claim on the chain of execution P (RUNNING,
+ * or SUCCEEDED), if any: id, status. */
+#define SQL_CLAIM_HOLDER(P)                                                                        \
+    "SELECT id, status FROM executions WHERE redrive_root = " SQL_REDRIVE_ROOT(P)                  \
+    " AND status IN ('RUNNING', 'SUCCEEDED') LIMIT 1"
+
 /* Helpers the backends share (store.c). */
 
 /* This machine's boot id (/proc/sys/kernel/random/boot_id), or "" into
@@ -91,5 +105,16 @@ long long store_pid_start_time(long pid);
  * host, and another boot, no such pid, or the pid reused; 1 otherwise. */
 int store_process_alive(const char *myhost, const char *myboot, const char *host, long pid,
                         const char *boot, long long started);
+/* The message for a redrive of `of` refused because execution `holder`
+ * (its status `status`, a store_status name) holds the claim. */
+int store_claim_refused(const char *of, const char *holder, const char *status);
+/* Crash recovery on this host and boot: stops (SIGKILL) what is left of a
+ * step's process group `pgid` recorded for execution `id` (store_process()),
+ * never another's: the group is killed only when its leader is the one
+ * recorded (same start time) or a member still carries the step's token
+ * (NDF_STEP) in its environment; members that left the group (setsid) but
+ * carry the token are killed one by one.  Only processes of this user
+ * (effective uid).  Returns the processes found. */
+int store_kill_step_group(long pgid, long long start, const char *token);
 
 #endif

@@ -90,6 +90,14 @@ static const char *const migrations[STORE_SCHEMA_VERSION] = {
     " exec_seq BIGINT NOT NULL, path TEXT NOT NULL, stream INTEGER NOT NULL,"
     " length BIGINT NOT NULL, dropped BIGINT NOT NULL, data BYTEA NOT NULL,"
     " PRIMARY KEY (exec_seq, path, stream));",
+    /* 1 -> 2: the redrive claim (see the SQLite store's) */
+    "ALTER TABLE executions ADD COLUMN redrive_root TEXT;"
+    "CREATE UNIQUE INDEX executions_redrive_claim ON executions (redrive_root)"
+    " WHERE status IN ('RUNNING', 'SUCCEEDED');",
+    /* 2 -> 3: step process groups, for crash recovery */
+    "CREATE TABLE step_processes ("
+    " exec_id TEXT NOT NULL, pgid BIGINT NOT NULL, pid_start BIGINT NOT NULL,"
+    " token TEXT NOT NULL, PRIMARY KEY (exec_id, pgid));",
 };
 
 /* The work queue's tables (queue.h), PostgreSQL's alone: versioned apart
@@ -143,7 +151,7 @@ static const char *kind_str(int k)
 /* ------------------------------------------------------------------ */
 /* the handle */
 
-typedef enum job_kind { JOB_BEGIN, JOB_FINISH, JOB_PROGRESS } job_kind;
+typedef enum job_kind { JOB_BEGIN, JOB_FINISH, JOB_PROGRESS, JOB_PROCESS } job_kind;
 
 /* A write for the writer thread (as in the SQLite backend): BEGIN and
  * FINISH jobs live on the waiting caller's stack, PROGRESS jobs are heap
@@ -152,8 +160,11 @@ typedef struct job {
     job_kind kind;
     const store_exec *e;
     size_t ne;
-    char *id;      /* PROGRESS: owned */
+    char *id;      /* PROGRESS, PROCESS: owned */
     store_node node; /* PROGRESS: owned copy */
+    char *token;     /* PROCESS: owned */
+    long pgid;       /* PROCESS */
+    long long pstart; /* PROCESS */
     learning_state *after;
     size_t have_after;
     int rc;
@@ -177,6 +188,9 @@ enum {
     W_UPSERT_PATTERN_CONF,
     W_UPSERT_DOMAIN,
     W_ALL_DOMAINS,
+    W_CLAIM_HOLDER,
+    W_ADD_PROCESS,
+    W_DEL_PROCESSES,
     W_COUNT
 };
 
@@ -185,9 +199,10 @@ static const char *const wsql[W_COUNT] = {
     [W_INSERT_EXEC] =
         "INSERT INTO executions (id, pattern, parent_id, redrive_of, origin, status, context,"
         " domain, host, pid, boot_id, pid_start, start_time, end_time, duration, message,"
-        " plugins, counted, timeout, cpu, peak_rss_kb, fallback_from, fallback_cause) VALUES"
+        " plugins, counted, timeout, cpu, peak_rss_kb, fallback_from, fallback_cause,"
+        " redrive_root) VALUES"
         " ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,"
-        " $19, $20, $21, $22, $23) RETURNING seq",
+        " $19, $20, $21, $22, $23, " SQL_REDRIVE_ROOT("$4") ") RETURNING seq",
     /* the end of an execution recorded as RUNNING: one round trip when it was */
     [W_END_EXEC] = "UPDATE executions SET status = $2, end_time = $3, duration = $4,"
                    " message = $5, counted = $6, context = coalesce($7, context),"
@@ -244,6 +259,11 @@ static const char *const wsql[W_COUNT] = {
                         " executions = excluded.executions, successes = excluded.successes",
     [W_ALL_DOMAINS] = "SELECT domain, executions, successes FROM pattern_domains"
                       " WHERE pattern = $1 ORDER BY domain COLLATE \"C\"",
+    [W_CLAIM_HOLDER] = SQL_CLAIM_HOLDER("$1"),
+    [W_ADD_PROCESS] = "INSERT INTO step_processes (exec_id, pgid, pid_start, token)"
+                      " VALUES ($1, $2, $3, $4) ON CONFLICT (exec_id, pgid) DO UPDATE SET"
+                      " pid_start = excluded.pid_start, token = excluded.token",
+    [W_DEL_PROCESSES] = "DELETE FROM step_processes WHERE exec_id = $1",
 };
 
 typedef struct pg_store {
@@ -275,6 +295,8 @@ typedef struct pg_store {
     pthread_t thread;
     uint64_t transactions, executions;
     int degraded;
+    char last_error[512]; /* (qlock) store_stats */
+    double last_error_time;
 } pg_store;
 
 #define PG(s) ((pg_store *)(void *)(s))
@@ -876,8 +898,31 @@ static int apply_begin(pg_store *s, const store_exec *e)
         return rc;
     if (seq)
         return err_set(NDF_ERR_EXISTS, "%s: execution %s is already recorded", s->name, e->id);
-    if ((rc = insert_exec(s, e, STORE_RUNNING, 0, &seq)))
+    if (e->redrive_of) {
+        /* the claim of its chain: committed ones are seen here; one being
+         * committed by another transaction makes the insert below wait for
+         * it, then fail on executions_redrive_claim */
+        pargs p = {0};
+        p_text(&p, e->redrive_of);
+        PGresult *r;
+        if ((rc = wrun(s, W_CLAIM_HOLDER, &p, &r, "cannot look up the redrives of an execution")))
+            return rc;
+        if (PQntuples(r) > 0) {
+            rc = store_claim_refused(e->redrive_of, PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 1));
+            PQclear(r);
+            snprintf(s->wstate, sizeof s->wstate, "23505"); /* its own fault: the rest go on */
+            return rc;
+        }
+        PQclear(r);
+    }
+    if ((rc = insert_exec(s, e, STORE_RUNNING, 0, &seq))) {
+        if (e->redrive_of && strcmp(s->wstate, "23505") == 0)
+            rc = err_set(NDF_ERR_INVALID,
+                         "execution %s is already being redriven by another process; wait for "
+                         "it, or cancel it",
+                         e->redrive_of);
         return rc;
+    }
     for (size_t i = 0; i < e->nnodes; i++)
         if ((rc = write_node(s, seq, &e->nodes[i])))
             return rc;
@@ -989,6 +1034,13 @@ static int apply_finish(pg_store *s, const store_exec *e, learning_state *after,
     for (size_t i = 0; i < e->nnodes; i++)
         if ((rc = write_node(s, seq, &e->nodes[i])))
             return rc;
+    if (!e->parent_id) {
+        /* its step processes ended with it */
+        pargs d = {0};
+        p_text(&d, e->id);
+        if ((rc = wrun(s, W_DEL_PROCESSES, &d, NULL, "cannot record the end of an execution")))
+            return rc;
+    }
     if (!counted && !after)
         return NDF_OK;
 
@@ -1165,6 +1217,7 @@ static void progress_free(job *j)
     free(j->node.message);
     for (int k = 0; k < STORE_NSTREAMS; k++)
         free(j->node.out[k]);
+    free(j->token);
     free(j->msg);
     free(j);
 }
@@ -1221,6 +1274,15 @@ static int try_batch(pg_store *s, job *batch, size_t *finished, int *at_commit, 
         case JOB_BEGIN: rc = apply_begin(s, j->e); break;
         case JOB_FINISH: rc = apply_finish_all(s, j); break;
         case JOB_PROGRESS: rc = apply_progress(s, j->id, &j->node); break;
+        case JOB_PROCESS: {
+            pargs p = {0};
+            p_text(&p, j->id);
+            p_int(&p, j->pgid);
+            p_int(&p, j->pstart);
+            p_text(&p, j->token);
+            rc = wrun(s, W_ADD_PROCESS, &p, NULL, "cannot record a step's process");
+            break;
+        }
         }
         if (rc) {
             if (!own_fault(s))
@@ -1340,12 +1402,15 @@ static void *writer_main(void *arg)
             s->degraded = 0;
         }
         for (job *j = batch; j; j = j->next)
-            if (j->rc == NDF_ERR_IO)
+            if (j->rc == NDF_ERR_IO) {
                 s->degraded = 1;
+                snprintf(s->last_error, sizeof s->last_error, "%s", j->msg ? j->msg : "");
+                s->last_error_time = now_wall();
+            }
         for (job *j = batch, *next; j; j = next) {
             next = j->next;
             s->pending--;
-            if (j->kind == JOB_PROGRESS) {
+            if (j->kind == JOB_PROGRESS || j->kind == JOB_PROCESS) {
                 if (j->rc)
                     log_msg(NDF_LOG_ERROR, "%s", j->msg);
                 progress_free(j);
@@ -1455,6 +1520,23 @@ static int pg_progress(store *st, const char *id, const store_node *n)
     return rc;
 }
 
+static int pg_process(store *st, const char *id, long pgid, long long start, const char *token)
+{
+    pg_store *s = PG(st);
+    job *j = xcalloc(1, sizeof *j);
+    j->kind = JOB_PROCESS;
+    j->id = xstrdup(id);
+    j->token = xstrdup(token);
+    j->pgid = pgid;
+    j->pstart = start;
+    pthread_mutex_lock(&s->qlock);
+    int rc = enqueue_locked(s, j);
+    pthread_mutex_unlock(&s->qlock);
+    if (rc)
+        progress_free(j);
+    return rc;
+}
+
 static void pg_get_stats(store *st, store_stats *out)
 {
     pg_store *s = PG(st);
@@ -1464,6 +1546,9 @@ static void pg_get_stats(store *st, store_stats *out)
     out->transactions = s->transactions;
     out->executions = s->executions;
     out->degraded = s->degraded;
+    out->schema = STORE_SCHEMA_VERSION;
+    snprintf(out->last_error, sizeof out->last_error, "%s", s->last_error);
+    out->last_error_time = s->last_error_time;
     pthread_mutex_unlock(&s->qlock);
 }
 
@@ -1699,13 +1784,22 @@ typedef struct dead_exec {
     long long seq;
     long pid;
     char *id;
+    double start;
+    int here; /* this boot: its step processes can be stopped */
 } dead_exec;
+
+typedef struct dead_group {
+    long pgid;
+    long long start;
+    char *token;
+} dead_group;
 
 static int pg_recover(store *st, size_t *count)
 {
     pg_store *s = PG(st);
-    size_t ndead = 0, fixed = 0;
+    size_t ndead = 0, fixed = 0, ngroups = 0;
     dead_exec *dead = NULL;
+    dead_group *groups = NULL;
     if (count)
         *count = 0;
     PGresult *r = NULL;
@@ -1715,7 +1809,7 @@ static int pg_recover(store *st, size_t *count)
     if (!rc) {
         p_text(&p, s->host);
         rc = wsql_run(s,
-                      "SELECT seq, host, pid, boot_id, pid_start, id FROM executions"
+                      "SELECT seq, host, pid, boot_id, pid_start, id, start_time FROM executions"
                       " WHERE status = 'RUNNING' AND host = $1",
                       &p, &r, "cannot look for crashed executions");
     }
@@ -1731,6 +1825,8 @@ static int pg_recover(store *st, size_t *count)
             dead[ndead].seq = g_int(r, i, 0);
             dead[ndead].pid = pid;
             dead[ndead].id = xstrdup(PQgetvalue(r, i, 5));
+            dead[ndead].start = g_dbl(r, i, 6);
+            dead[ndead].here = boot && s->boot_id[0] && strcmp(boot, s->boot_id) == 0;
             ndead++;
         }
         PQclear(r);
@@ -1741,9 +1837,19 @@ static int pg_recover(store *st, size_t *count)
 
     if ((rc = wbegin(s)))
         goto out;
-    double now = now_wall();
     for (size_t i = 0; i < ndead && !rc; i++) {
         char *node = NULL;
+        /* its end: the last the store heard of it (newest node start or end) */
+        double now = dead[i].start;
+        p_int(&p, dead[i].seq);
+        if ((rc = wsql_run(s,
+                           "SELECT greatest(max(start_time), max(end_time)) FROM nodes"
+                           " WHERE exec_seq = $1",
+                           &p, &r, "cannot look for crashed executions")))
+            break;
+        if (PQntuples(r) > 0 && g_dbl(r, 0, 0) > now)
+            now = g_dbl(r, 0, 0);
+        PQclear(r);
         p_int(&p, dead[i].seq);
         if ((rc = wsql_run(s,
                            "SELECT path FROM nodes WHERE exec_seq = $1 AND state = 'RUNNING'"
@@ -1762,7 +1868,8 @@ static int pg_recover(store *st, size_t *count)
         p_dbl(&p, now);
         p_text(&p, msg);
         rc = wsql_run(s,
-                      "UPDATE executions SET status = 'CRASHED', end_time = $2, message = $3"
+                      "UPDATE executions SET status = 'CRASHED', end_time = $2,"
+                      " duration = greatest(0, $2 - coalesce(start_time, $2)), message = $3"
                       " WHERE seq = $1 AND status = 'RUNNING'",
                       &p, &r, "cannot mark a crashed execution");
         if (!rc) {
@@ -1776,13 +1883,39 @@ static int pg_recover(store *st, size_t *count)
                           " WHERE exec_seq = $1 AND state = 'RUNNING'",
                           &p, NULL, "cannot mark a crashed execution's nodes");
         }
+        if (!rc) {
+            p_text(&p, dead[i].id);
+            rc = wsql_run(s,
+                          "DELETE FROM step_processes WHERE exec_id = $1"
+                          " RETURNING pgid, pid_start, token",
+                          &p, &r, "cannot read a crashed execution's processes");
+            for (int k = 0; !rc && dead[i].here && k < PQntuples(r); k++) {
+                groups = xrealloc(groups, (ngroups + 1) * sizeof *groups);
+                groups[ngroups].pgid = (long)g_int(r, k, 0);
+                groups[ngroups].start = g_int(r, k, 1);
+                groups[ngroups].token = g_dup(r, k, 2);
+                ngroups++;
+            }
+            if (!rc)
+                PQclear(r);
+        }
         if (!rc)
             log_msg(NDF_LOG_WARN, "%s: execution %s %s", s->name, dead[i].id, msg);
         free(msg);
         free(node);
     }
     rc = wend(s, rc);
+    /* after the commit, as in the SQLite store */
+    for (size_t i = 0; i < ngroups && !rc; i++) {
+        int k = store_kill_step_group(groups[i].pgid, groups[i].start, groups[i].token);
+        if (k > 0)
+            log_msg(NDF_LOG_WARN, "%s: killed %d leftover process(es) of group %ld", s->name, k,
+                    groups[i].pgid);
+    }
 out:
+    for (size_t i = 0; i < ngroups; i++)
+        free(groups[i].token);
+    free(groups);
     for (size_t i = 0; i < ndead; i++)
         free(dead[i].id);
     free(dead);
@@ -2528,6 +2661,7 @@ static const store_ops pg_ops = {
     .import_legacy = pg_import_legacy,
     .recover = pg_recover,
     .check = pg_check,
+    .process = pg_process,
     .q_submit = pg_q_submit,
     .q_claim = pg_q_claim,
     .q_renew = pg_q_renew,

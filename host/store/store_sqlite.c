@@ -151,14 +151,17 @@ void store_opts_default(store_opts *o)
 /* A write for the writer thread.  BEGIN and FINISH jobs live on the
  * waiting caller's stack and point at its execution; PROGRESS jobs are
  * heap copies nobody waits for. */
-typedef enum job_kind { JOB_BEGIN, JOB_FINISH, JOB_PROGRESS } job_kind;
+typedef enum job_kind { JOB_BEGIN, JOB_FINISH, JOB_PROGRESS, JOB_PROCESS } job_kind;
 
 typedef struct job {
     job_kind kind;
     const store_exec *e; /* BEGIN: one; FINISH: `ne` of them, one transaction */
     size_t ne;
-    char *id;              /* PROGRESS: owned */
+    char *id;              /* PROGRESS, PROCESS: owned */
     store_node node;       /* PROGRESS: owned copy */
+    char *token;           /* PROCESS: owned */
+    long pgid;             /* PROCESS */
+    long long pstart;      /* PROCESS */
     learning_state *after; /* FINISH: `ne` of them filled when not NULL */
     size_t have_after;     /* how many of them are filled */
     int rc;
@@ -191,6 +194,9 @@ enum {
     W_DEL_EXEC,
     W_ADD_PRUNED,
     W_SET_CONFIDENCE,
+    W_CLAIM_HOLDER,
+    W_ADD_PROCESS,
+    W_DEL_PROCESSES,
     W_COUNT
 };
 
@@ -205,9 +211,10 @@ static const char *const wsql[W_COUNT] = {
     [W_INSERT_EXEC] =
         "INSERT INTO executions (id, pattern, parent_id, redrive_of, origin, status, context,"
         " domain, host, pid, boot_id, pid_start, start_time, end_time, duration, message,"
-        " plugins, counted, timeout, cpu, peak_rss_kb, fallback_from, fallback_cause) VALUES"
+        " plugins, counted, timeout, cpu, peak_rss_kb, fallback_from, fallback_cause,"
+        " redrive_root) VALUES"
         " (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,"
-        " ?19, ?20, ?21, ?22, ?23)",
+        " ?19, ?20, ?21, ?22, ?23, " SQL_REDRIVE_ROOT("?4") ")",
     [W_UPDATE_EXEC] = "UPDATE executions SET status = ?2, end_time = ?3, duration = ?4,"
                       " message = ?5, counted = ?6, context = coalesce(?7, context),"
                       " plugins = coalesce(?8, plugins), domain = coalesce(?9, domain),"
@@ -250,6 +257,11 @@ static const char *const wsql[W_COUNT] = {
     [W_DEL_EXEC] = "DELETE FROM executions WHERE seq = ?1",
     [W_ADD_PRUNED] = "UPDATE patterns SET pruned = pruned + ?2 WHERE name = ?1",
     [W_SET_CONFIDENCE] = "UPDATE executions SET confidence = ?2 WHERE seq = ?1",
+    [W_CLAIM_HOLDER] = SQL_CLAIM_HOLDER("?1"),
+    [W_ADD_PROCESS] = "INSERT INTO step_processes (exec_id, pgid, pid_start, token)"
+                      " VALUES (?1, ?2, ?3, ?4) ON CONFLICT (exec_id, pgid) DO UPDATE SET"
+                      " pid_start = excluded.pid_start, token = excluded.token",
+    [W_DEL_PROCESSES] = "DELETE FROM step_processes WHERE exec_id = ?1",
 };
 
 struct store {
@@ -285,6 +297,8 @@ struct store {
     pthread_t thread;
     uint64_t transactions, executions; /* (qlock) */
     int degraded;                      /* (qlock) */
+    char last_error[512];              /* (qlock) store_stats */
+    double last_error_time;            /* (qlock) */
 
     /* interval backups (store_backup_every) */
     pthread_mutex_t block;
@@ -538,6 +552,18 @@ static const char *const migrations[STORE_SCHEMA_VERSION] = {
     " exec_seq INTEGER NOT NULL, path TEXT NOT NULL, stream INTEGER NOT NULL,"
     " length INTEGER NOT NULL, dropped INTEGER NOT NULL, data BLOB NOT NULL,"
     " PRIMARY KEY (exec_seq, path, stream));",
+    /* 1 -> 2: the redrive claim.  redrive_root is the execution a chain of
+     * redrives started from; at most one redrive per chain may be RUNNING
+     * or have SUCCEEDED, which the index enforces across processes.  Rows
+     * written before keep NULL (never in conflict). */
+    "ALTER TABLE executions ADD COLUMN redrive_root TEXT;"
+    "CREATE UNIQUE INDEX executions_redrive_claim ON executions (redrive_root)"
+    " WHERE status IN ('RUNNING', 'SUCCEEDED');",
+    /* 2 -> 3: the process groups of the steps an execution runs, so that
+     * crash recovery can stop what a killed ndf left running */
+    "CREATE TABLE step_processes ("
+    " exec_id TEXT NOT NULL, pgid INTEGER NOT NULL, pid_start INTEGER NOT NULL,"
+    " token TEXT NOT NULL, PRIMARY KEY (exec_id, pgid));",
 };
 
 static int pragma_int(sqlite3 *db, const char *sql, long long *out)
@@ -648,7 +674,10 @@ static int connect(const char *dir, const char *path, const store_opts *o, int c
     }
     sqlite3_extended_result_codes(db, 1);
     sqlite3_busy_timeout(db, o->busy_timeout_ms > 0 ? o->busy_timeout_ms : 5000);
-    char *sql = xasprintf("%s PRAGMA journal_mode = WAL;"
+    /* cache_size: 16 MiB at most (allocated as pages are read), not
+     * SQLite's 2 MiB: with a million executions kept, the indexes an
+     * insert walks no longer fit in 2 MiB and the rate fell to about half */
+    char *sql = xasprintf("%s PRAGMA journal_mode = WAL; PRAGMA cache_size = -16384;"
                           " PRAGMA synchronous = %s; PRAGMA foreign_keys = OFF",
                           fresh ? "PRAGMA auto_vacuum = INCREMENTAL;" : "",
                           o->sync == STORE_SYNC_FULL ? "FULL" : "NORMAL");
@@ -692,6 +721,56 @@ static int check_moved(const char *path, sqlite3 *db)
                        "not writing into a deleted file (restart ndf to recreate it)",
                        path);
     return NDF_OK;
+}
+
+static int copy_db(sqlite3 *to, sqlite3 *from, int timeout_ms, int *sqlite_rc);
+static int prepare_dir(const char *d);
+
+/* The database file, or its whole directory, was removed while the writer
+ * had it open (an operator's rm -rf under a server).  With wlock held and
+ * no transaction open: recreates the directory and the file from the
+ * contents the writer still reads through its open descriptors, so the
+ * server goes on recording and keeps what it had.  Only when nothing took
+ * the path's place (a file put there is not ours to overwrite).  NDF_OK
+ * when the writer has a database at the path again. */
+static int recreate_moved(store *s)
+{
+    int rc = check_moved(s->path, s->w);
+    if (!rc)
+        return NDF_OK;
+    struct stat sb;
+    if (lstat(s->path, &sb) == 0 || errno != ENOENT)
+        return rc;
+    char *why = xstrdup(err_msg());
+    sqlite3 *nw = NULL;
+    int sr = SQLITE_OK;
+    if ((rc = prepare_dir(s->dir)) || (rc = connect(s->dir, s->path, &s->opts, 1, &nw)))
+        goto fail;
+    if (copy_db(nw, s->w, s->opts.busy_timeout_ms > 0 ? s->opts.busy_timeout_ms : 5000, &sr)) {
+        rc = db_fail(s->dir, s->path, nw, sr, "cannot recreate the removed database");
+        sqlite3_close(nw);
+        nw = NULL;
+        unlink(s->path); /* half a copy is no database to leave for the next open */
+        goto fail;
+    }
+    for (int i = 0; i < W_COUNT; i++) {
+        sqlite3_finalize(s->ws[i]);
+        s->ws[i] = NULL;
+    }
+    sqlite3_close(s->w);
+    s->w = nw;
+    log_msg(NDF_LOG_WARN,
+            "%s: the database file was removed while in use; recreated it, with everything "
+            "it held, from the copy still open",
+            s->path);
+    free(why);
+    return NDF_OK;
+fail:;
+    char *how = xstrdup(err_msg());
+    rc = err_set(NDF_ERR_IO, "%s; recreating it failed: %s", why, how);
+    free(how);
+    free(why);
+    return rc;
 }
 
 /* ------------------------------------------------------------------ */
@@ -1016,6 +1095,34 @@ static int check_exec(const store_exec *e)
     return NDF_OK;
 }
 
+/* A redrive's claim on its chain (SQL_CLAIM_HOLDER): NDF_OK when no other
+ * redrive of it runs or succeeded.  The writer's transaction holds the
+ * database's write lock, so nobody claims between this and the insert. */
+static int check_claim(store *s, const store_exec *e)
+{
+    sqlite3_stmt *q;
+    int rc = wstmt(s, W_CLAIM_HOLDER, &q);
+    if (rc)
+        return rc;
+    bind_text(q, 1, e->redrive_of);
+    rc = sqlite3_step(q);
+    if (rc == SQLITE_ROW) {
+        char *holder = col_dup(q, 0), *status = col_dup(q, 1);
+        sqlite3_reset(q);
+        rc = store_claim_refused(e->redrive_of, holder, status);
+        free(holder);
+        free(status);
+        return rc;
+    }
+    if (rc != SQLITE_DONE) {
+        int e2 = wfail(s, rc, "cannot look up the redrives of an execution");
+        sqlite3_reset(q);
+        return e2;
+    }
+    sqlite3_reset(q);
+    return NDF_OK;
+}
+
 static int apply_begin(store *s, const store_exec *e)
 {
     int rc = check_exec(e);
@@ -1027,6 +1134,8 @@ static int apply_begin(store *s, const store_exec *e)
         return rc;
     if (seq)
         return err_set(NDF_ERR_EXISTS, "%s: execution %s is already recorded", s->path, e->id);
+    if (e->redrive_of && (rc = check_claim(s, e)))
+        return rc;
     if ((rc = insert_exec(s, e, STORE_RUNNING, 0, &seq)))
         return rc;
     for (size_t i = 0; i < e->nnodes; i++)
@@ -1048,6 +1157,19 @@ static int apply_progress(store *s, const char *id, const store_node *n)
     if (st != STORE_RUNNING)
         return NDF_OK; /* it ended: the final record wins */
     return write_node(s, seq, n);
+}
+
+static int apply_process(store *s, const job *j)
+{
+    sqlite3_stmt *q;
+    int rc = wstmt(s, W_ADD_PROCESS, &q);
+    if (rc)
+        return rc;
+    bind_text(q, 1, j->id);
+    sqlite3_bind_int64(q, 2, j->pgid);
+    sqlite3_bind_int64(q, 3, j->pstart);
+    bind_text(q, 4, j->token);
+    return wrun(s, q, "cannot record a step's process");
 }
 
 static int apply_finish(store *s, const store_exec *e, learning_state *after, int *have_after)
@@ -1090,6 +1212,15 @@ static int apply_finish(store *s, const store_exec *e, learning_state *after, in
     for (size_t i = 0; i < e->nnodes; i++)
         if ((rc = write_node(s, seq, &e->nodes[i])))
             return rc;
+    if (!e->parent_id) {
+        /* its step processes ended with it */
+        sqlite3_stmt *q;
+        if ((rc = wstmt(s, W_DEL_PROCESSES, &q)))
+            return rc;
+        bind_text(q, 1, e->id);
+        if ((rc = wrun(s, q, "cannot record the end of an execution")))
+            return rc;
+    }
     if (!counted && !after)
         return NDF_OK;
 
@@ -1216,6 +1347,7 @@ static void progress_free(job *j)
     free(j->node.message);
     for (int k = 0; k < STORE_NSTREAMS; k++)
         free(j->node.out[k]);
+    free(j->token);
     free(j->msg);
     free(j);
 }
@@ -1235,8 +1367,17 @@ static void run_batch(store *s, job *batch, size_t *committed)
             job_fail(j, rc);
         goto out;
     }
-    if ((rc = check_moved(s->path, s->w)))
-        goto abort;
+    if (check_moved(s->path, s->w)) {
+        /* not inside the transaction: the copy reads the whole database */
+        sqlite3_exec(s->w, "ROLLBACK", NULL, NULL, NULL);
+        if ((rc = recreate_moved(s)) || (rc = wsimple(s, W_BEGIN, "cannot start a transaction"))) {
+            for (job *j = batch; j; j = j->next)
+                job_fail(j, rc);
+            goto out;
+        }
+        if ((rc = check_moved(s->path, s->w)))
+            goto abort;
+    }
     for (job *j = batch; j; j = j->next) {
         if ((rc = wsimple(s, W_SAVEPOINT, "cannot start a savepoint")))
             goto abort;
@@ -1244,6 +1385,7 @@ static void run_batch(store *s, job *batch, size_t *committed)
         case JOB_BEGIN: rc = apply_begin(s, j->e); break;
         case JOB_FINISH: rc = apply_finish_all(s, j); break;
         case JOB_PROGRESS: rc = apply_progress(s, j->id, &j->node); break;
+        case JOB_PROCESS: rc = apply_process(s, j); break;
         }
         if (rc) {
             job_fail(j, rc);
@@ -1339,12 +1481,15 @@ static void *writer_main(void *arg)
         }
         /* a job refused for its own sake (a duplicate id) is not a storage fault */
         for (job *j = batch; j; j = j->next)
-            if (j->rc == NDF_ERR_IO)
+            if (j->rc == NDF_ERR_IO) {
                 s->degraded = 1;
+                snprintf(s->last_error, sizeof s->last_error, "%s", j->msg ? j->msg : "");
+                s->last_error_time = now_wall();
+            }
         for (job *j = batch, *next; j; j = next) {
             next = j->next;
             s->pending--;
-            if (j->kind == JOB_PROGRESS) {
+            if (j->kind == JOB_PROGRESS || j->kind == JOB_PROCESS) {
                 if (j->rc)
                     log_msg(NDF_LOG_ERROR, "%s", j->msg);
                 progress_free(j);
@@ -1451,6 +1596,22 @@ static int lite_progress(store *s, const char *id, const store_node *n)
     return rc;
 }
 
+static int lite_process(store *s, const char *id, long pgid, long long start, const char *token)
+{
+    job *j = xcalloc(1, sizeof *j);
+    j->kind = JOB_PROCESS;
+    j->id = xstrdup(id);
+    j->token = xstrdup(token);
+    j->pgid = pgid;
+    j->pstart = start;
+    pthread_mutex_lock(&s->qlock);
+    int rc = enqueue_locked(s, j);
+    pthread_mutex_unlock(&s->qlock);
+    if (rc)
+        progress_free(j);
+    return rc;
+}
+
 static void lite_get_stats(store *s, store_stats *out)
 {
     pthread_mutex_lock(&s->qlock);
@@ -1460,6 +1621,9 @@ static void lite_get_stats(store *s, store_stats *out)
     out->transactions = s->transactions;
     out->executions = s->executions;
     out->degraded = s->degraded;
+    out->schema = STORE_SCHEMA_VERSION;
+    snprintf(out->last_error, sizeof out->last_error, "%s", s->last_error);
+    out->last_error_time = s->last_error_time;
     pthread_mutex_unlock(&s->qlock);
 }
 
@@ -1679,6 +1843,7 @@ static struct timespec mono_after(double seconds)
 static void *backup_main(void *arg)
 {
     store *s = arg;
+    int failing = 0;
     pthread_mutex_lock(&s->block);
     while (!s->bstopping) {
         if (s->binterval <= 0) {
@@ -1694,11 +1859,23 @@ static void *backup_main(void *arg)
         s->brunning = 1;
         pthread_mutex_unlock(&s->block);
         char *path;
-        if (store_backup(s, &path) == NDF_OK)
-            log_msg(NDF_LOG_INFO, "backup written: %s", path);
-        else
-            log_msg(NDF_LOG_ERROR, "interval backup failed (tried again in %gs): %s", interval,
-                    err_msg());
+        /* A failure is told once, and its end; not every interval while
+         * the cause (a full disk, a removed directory) lasts. */
+        if (store_backup(s, &path) == NDF_OK) {
+            if (failing)
+                log_msg(NDF_LOG_WARN, "interval backups work again: %s written", path);
+            else
+                log_msg(NDF_LOG_INFO, "backup written: %s", path);
+            failing = 0;
+        } else if (!failing) {
+            log_msg(NDF_LOG_ERROR,
+                    "interval backup failed: %s (tried again every %gs; told again when one "
+                    "succeeds)",
+                    err_msg(), interval);
+            failing = 1;
+        } else {
+            log_msg(NDF_LOG_DEBUG, "interval backup failed again: %s", err_msg());
+        }
         free(path);
         pthread_mutex_lock(&s->block);
         s->brunning = 0;
@@ -1768,8 +1945,17 @@ static int wbegin(store *s)
 {
     pthread_mutex_lock(&s->wlock);
     int rc = wsimple(s, W_BEGIN, "cannot start a transaction");
-    if (!rc && (rc = check_moved(s->path, s->w)))
+    if (!rc && check_moved(s->path, s->w)) {
         sqlite3_exec(s->w, "ROLLBACK", NULL, NULL, NULL);
+        rc = recreate_moved(s);
+        if (!rc)
+            rc = wsimple(s, W_BEGIN, "cannot start a transaction");
+        if (!rc && (rc = check_moved(s->path, s->w)))
+            sqlite3_exec(s->w, "ROLLBACK", NULL, NULL, NULL);
+        if (rc)
+            pthread_mutex_unlock(&s->wlock);
+        return rc;
+    }
     if (rc)
         pthread_mutex_unlock(&s->wlock);
     return rc;
@@ -1814,26 +2000,77 @@ typedef struct dead_exec {
     long pid;
     char *host;
     char *id;
+    double start;
+    int here; /* this host and boot: its step processes can be stopped */
 } dead_exec;
+
+/* A step process group recorded by a crashed execution. */
+typedef struct dead_group {
+    long pgid;
+    long long start;
+    char *token;
+} dead_group;
+
+/* The last time the store heard of execution `seq` (its newest node start
+ * or end), or `start` when none is later: a crashed execution's end. */
+static double last_heard(store *s, sqlite3_int64 seq, double start)
+{
+    sqlite3_stmt *st;
+    double last = start;
+    if (wprep(s,
+              "SELECT max(coalesce(max(start_time), 0), coalesce(max(end_time), 0))"
+              " FROM nodes WHERE exec_seq = ?1",
+              NULL, &st))
+        return last;
+    sqlite3_bind_int64(st, 1, seq);
+    if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_double(st, 0) > last)
+        last = sqlite3_column_double(st, 0);
+    sqlite3_finalize(st);
+    return last;
+}
+
+/* Takes the step process groups of execution `id` out of the table,
+ * appending those worth stopping (`here`) to *v. */
+static int take_groups(store *s, const char *id, int here, dead_group **v, size_t *n)
+{
+    sqlite3_stmt *st;
+    int rc = wprep(s, "SELECT pgid, pid_start, token FROM step_processes WHERE exec_id = ?1", id,
+                   &st);
+    while (!rc && here && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        *v = xrealloc(*v, (*n + 1) * sizeof **v);
+        (*v)[*n].pgid = (long)sqlite3_column_int64(st, 0);
+        (*v)[*n].start = sqlite3_column_int64(st, 1);
+        (*v)[*n].token = col_dup(st, 2);
+        ++*n;
+        rc = 0;
+    }
+    if (rc == SQLITE_DONE)
+        rc = NDF_OK;
+    else if (rc > 0)
+        rc = wfail(s, rc, "cannot read a crashed execution's processes");
+    sqlite3_finalize(st);
+    return rc ? rc : wexec(s, "DELETE FROM step_processes WHERE exec_id = ?1", id, NULL);
+}
 
 static int lite_recover(store *s, size_t *count)
 {
-    size_t ndead = 0, cap = 0, fixed = 0;
+    size_t ndead = 0, cap = 0, fixed = 0, ngroups = 0;
     dead_exec *dead = NULL;
+    dead_group *groups = NULL;
     sqlite3_stmt *st = NULL;
     if (count)
         *count = 0;
     /* read first: the write lock is taken only when there is work */
     pthread_mutex_lock(&s->wlock);
     int rc = wprep(s,
-                   "SELECT seq, host, pid, boot_id, pid_start, id FROM executions"
+                   "SELECT seq, host, pid, boot_id, pid_start, id, start_time FROM executions"
                    " WHERE status = 'RUNNING'",
                    NULL, &st);
     while (!rc && (rc = sqlite3_step(st)) == SQLITE_ROW) {
         const char *host = (const char *)sqlite3_column_text(st, 1);
+        const char *boot = (const char *)sqlite3_column_text(st, 3);
         long pid = (long)sqlite3_column_int64(st, 2);
-        if (process_alive(s, host, pid, (const char *)sqlite3_column_text(st, 3),
-                          sqlite3_column_int64(st, 4))) {
+        if (process_alive(s, host, pid, boot, sqlite3_column_int64(st, 4))) {
             rc = 0;
             continue;
         }
@@ -1845,6 +2082,9 @@ static int lite_recover(store *s, size_t *count)
         dead[ndead].pid = pid;
         dead[ndead].host = xstrdup(host ? host : "?");
         dead[ndead].id = col_dup(st, 5);
+        dead[ndead].start = sqlite3_column_double(st, 6);
+        dead[ndead].here = host && strcmp(host, s->host) == 0 && boot && s->boot_id[0] &&
+                           strcmp(boot, s->boot_id) == 0;
         ndead++;
         rc = 0;
     }
@@ -1859,9 +2099,9 @@ static int lite_recover(store *s, size_t *count)
 
     if ((rc = wbegin(s)))
         goto out;
-    double now = now_wall();
     for (size_t i = 0; i < ndead && !rc; i++) {
         char *node = NULL;
+        double now = last_heard(s, dead[i].seq, dead[i].start);
         if ((rc = wprep(s,
                         "SELECT path FROM nodes WHERE exec_seq = ?1 AND state = 'RUNNING'"
                         " AND path <> '' ORDER BY start_time DESC, seq DESC LIMIT 1",
@@ -1877,6 +2117,7 @@ static int lite_recover(store *s, size_t *count)
                                      dead[i].pid, dead[i].host);
         if (!(rc = wprep(s,
                          "UPDATE executions SET status = 'CRASHED', end_time = ?2,"
+                         " duration = max(0, ?2 - coalesce(start_time, ?2)),"
                          " message = ?3 WHERE seq = ?1 AND status = 'RUNNING'",
                          NULL, &st))) {
             sqlite3_bind_int64(st, 1, dead[i].seq);
@@ -1901,6 +2142,8 @@ static int lite_recover(store *s, size_t *count)
                 rc = wfail(s, r, "cannot mark a crashed execution's nodes");
             sqlite3_finalize(st);
         }
+        if (!rc && dead[i].id)
+            rc = take_groups(s, dead[i].id, dead[i].here, &groups, &ngroups);
         if (!rc)
             log_msg(NDF_LOG_WARN, "%s: execution %s %s", s->path,
                     dead[i].id ? dead[i].id : "?", msg);
@@ -1908,7 +2151,18 @@ static int lite_recover(store *s, size_t *count)
         free(node);
     }
     rc = wend(s, rc);
+    /* after the commit: a process killed for a row that then rolled back
+     * would be a step of a run still marked RUNNING */
+    for (size_t i = 0; i < ngroups && !rc; i++) {
+        int k = store_kill_step_group(groups[i].pgid, groups[i].start, groups[i].token);
+        if (k > 0)
+            log_msg(NDF_LOG_WARN, "%s: killed %d leftover process(es) of group %ld", s->path, k,
+                    groups[i].pgid);
+    }
 out:
+    for (size_t i = 0; i < ngroups; i++)
+        free(groups[i].token);
+    free(groups);
     for (size_t i = 0; i < ndead; i++) {
         free(dead[i].host);
         free(dead[i].id);
@@ -1925,8 +2179,18 @@ out:
 /* Opens the reader connection on first use; called with rlock held. */
 static int reader(store *s)
 {
-    if (s->r)
-        return NDF_OK;
+    if (s->r) {
+        /* the file it reads was removed (and perhaps recreated by the
+         * writer): read the one at the path */
+        if (!check_moved(s->path, s->r))
+            return NDF_OK;
+        for (size_t i = 0; i < ARRAY_SIZE(s->rs); i++) {
+            sqlite3_finalize(s->rs[i]);
+            s->rs[i] = NULL;
+        }
+        sqlite3_close(s->r);
+        s->r = NULL;
+    }
     int rc = connect(s->dir, s->path, &s->opts, 0, &s->r);
     if (rc)
         return rc;
@@ -3671,6 +3935,7 @@ static const store_ops lite_ops = {
     .import_legacy = lite_import_legacy,
     .recover = lite_recover,
     .check = lite_check,
+    .process = lite_process,
     .learning_all = lite_learning_all,
     .backup_every = lite_backup_every,
 };

@@ -32,6 +32,10 @@ patterns = (
     { name = "slow"; type = "sequential";
       params = { steps = ( { name = "a"; step = "noop"; },
                            { name = "wait"; step = "sleep"; params = { seconds = 5.0; }; } ); }; },
+    { name = "hang"; type = "sequential";
+      params = { steps = ( { name = "a"; step = "noop"; },
+                           { name = "long"; step = "exec"; params = { shell = true;
+                             command = "echo \$\$\$\$ > $SCRATCH/hang.pid; exec sleep 120"; }; } ); }; },
     { name = "wide"; type = "parallel";
       params = { tasks = ( { name = "t1"; step = "noop"; }, { name = "t2"; step = "noop"; },
                            { name = "t3"; step = "pattern"; params = { pattern = "nop"; }; } ); }; }
@@ -122,6 +126,32 @@ cat "$SCRATCH"/acked.[1-5] >>"$ACKED"
 ns=$(($(wc -l <"$ACKED") - nb))
 [ "$ns" -gt 0 ] && ok "serve: $ns executions acknowledged to clients" ||
     not_ok "no client run was answered"
+
+# ---- a step's processes do not outlive a killed ndf ----
+# Without a cgroup only the store knows the step's process group: the next
+# ndf that opens the store marks the execution CRASHED and kills the group.
+rm -f "$SCRATCH/hang.pid"
+NDF_CGROUP=off "$NDF" run hang 2>"$SCRATCH/hang.err" &
+pid=$!
+for w in $(seq 1 250); do [ -s "$SCRATCH/hang.pid" ] && break; sleep 0.02; done
+spid=$(cat "$SCRATCH/hang.pid" 2>/dev/null)
+sleep 0.5 # the group's row is queued, not waited for
+kill -9 "$pid"
+wait "$pid" 2>/dev/null
+if [ -n "$spid" ] && kill -0 "$spid" 2>/dev/null; then
+    ok "the step's process ($spid) outlived the SIGKILLed ndf run (no cgroup)"
+    expect_exit 0 "the next command recovers the store" -- "$NDF" runs hang --limit 1 --json
+    expect_match "$err" "killed [1-9][0-9]* leftover process" "recovery says it killed the step's leftovers"
+    gone=0
+    for w in $(seq 1 100); do kill -0 "$spid" 2>/dev/null || { gone=1; break; }; sleep 0.02; done
+    [ $gone -eq 1 ] && ok "the step's process is gone" || not_ok "the step's process $spid still runs"
+    expect_match "$out" '"status":"CRASHED"' "the execution is CRASHED"
+    expect_match "$out" '"duration":(0\.0*[1-9]|[1-9])' \
+        "its duration runs to the last the store heard of it (its last step's start), not 0"
+else
+    not_ok "the step did not start or did not outlive ndf (pid '$spid')"
+    [ -n "$spid" ] && kill -9 "$spid" 2>/dev/null
+fi
 
 # ---- what the store holds ----
 expect_exit 0 "the store's invariants hold after the kills" -- "$PROBE" "$STATE" check

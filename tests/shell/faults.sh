@@ -2,7 +2,8 @@
 # Storage faults from the command line: the database file replaced by a
 # symlink, a FIFO, a directory, a truncated or a corrupt file; a full disk
 # (a 1 MiB tmpfs) and a read-only file system (the tmpfs remounted; both
-# skipped, saying so, where mounting is not permitted); the storage directory deleted under `ndf serve`.
+# skipped, saying so, where mounting is not permitted); the storage directory deleted under `ndf serve`
+# (recreated with what it held) or replaced by a file (degraded, with its last error in ping).
 # Each gives its clear error and exit 8, never a result that was not
 # recorded, and what was acknowledged before is still there afterwards.
 . "$top_srcdir/tests/shell/lib.sh"
@@ -108,12 +109,28 @@ SERVER=$!
 for i in $(seq 1 200); do ndf ctl ping >/dev/null 2>&1 && break; sleep 0.02; done
 expect_exit 0 "served run recorded" -- ndf ctl run nop
 expect_match "$(ndf ctl ping)" '"state":"ok"' "ping: the store is ok"
+expect_match "$(ndf ctl ping)" '"store":\{"path":"[^"]*state3/ndf.db","backend":"sqlite","schema":[0-9]+,"state":"ok","last_error":null,"last_error_time":null' \
+    "ping: the store's path, backend, schema, state and last error"
 rm -rf "$SCRATCH/state3"
-expect_exit 8 "the store deleted: a served run is a storage error, exit 8" -- ndf ctl run nop
+# the server recreates it from the copy it still has open: nothing is lost
+expect_exit 0 "the store deleted: the next served run is recorded" -- ndf ctl run nop
+expect_match "$(ndf ctl ping)" '"state":"ok"' "ping: the store is ok"
+[ -f "$SCRATCH/state3/ndf.db" ] && ok "the database file is back" || not_ok "no $SCRATCH/state3/ndf.db"
+expect_exit 0 "runs" -- ndf runs nop --json
+expect_match "$(printf '%s' "$out" | grep -o '"id"' | wc -l | tr -d ' ')" '^2$' \
+    "both runs are in it, the one from before the deletion too"
+expect_match "$(cat "$SCRATCH/serve.log")" "warning: .*ndf.db: the database file was removed while in use; recreated it" \
+    "the server says so"
+# a file put where the directory was is not replaced: a storage error, exit 8
+rm -rf "$SCRATCH/state3"
+echo x >"$SCRATCH/state3"
+expect_exit 8 "the store replaced by a file: a served run is a storage error, exit 8" -- ndf ctl run nop
 expect_match "$err" "not recorded: .*ndf.db" "the answer names the database"
-expect_match "$(ndf ctl ping)" '"state":"degraded"' "ping: the store is degraded"
+expect_match "$(ndf ctl ping)" '"state":"degraded","last_error":"[^"]*ndf.db[^"]*removed or replaced' \
+    "ping: the store is degraded, with the last error"
 expect_match "$(cat "$SCRATCH/serve.log")" "error: execution .* not recorded" "the server logs it as an error"
 kill "$SERVER"
 wait "$SERVER"
+rm -f "$SCRATCH/state3"
 
 finish

@@ -4,7 +4,8 @@
 # log, which proves that completed steps do not run again and the rest do;
 # the new execution links to the old one.  Then the refusals (rolled back,
 # succeeded, sub-pattern, unknown id), --from-start, a redrive of a redrive,
-# --json, and the socket verb (`ndf ctl redrive`).
+# concurrent redrives of one execution (one runs), --json, and the socket
+# verb (`ndf ctl redrive`).
 . "$top_srcdir/tests/shell/lib.sh"
 
 STATE=$SCRATCH/state
@@ -41,6 +42,11 @@ patterns = (
     { name = "m2"; type = "sequential"; params = { rollback_enabled = false;
                  steps = ( $(step m2a), $(step m2b fails) ); }; },
     { name = "m3"; type = "sequential"; params = { steps = ( $(step m3) ); }; },
+    { name = "slowfix"; type = "sequential";
+      params = { rollback_enabled = false;
+                 steps = ( $(step f1),
+                           { name = "f2"; step = "exec"; params = { shell = true;
+                             command = "test -e $OKF || exit 1; sleep 1; echo f2 >> $LOG"; }; } ); }; },
     { name = "meta"; type = "meta";
       params = { rollback_strategy = "pattern_level";
                  phases = ( { name = "p1"; patterns = [ "m1" ]; },
@@ -71,6 +77,10 @@ expect_match "$out" "by redrive" "its origin is redrive"
 expect_match "$out" "step s1 .*reused from execution $first" "s1 is marked reused"
 expect_exit 0 "runs --json" -- ndf runs seq --json
 expect_match "$out" "\"redrive_of\":\"$first\"" "runs --json has redrive_of"
+# the builds it ran on: the pattern type's plugin and every step's
+expect_match "$(ndf export seq | tr -d ' \t\n')" \
+    '"plugins":\{"type":"sequential","plugin":"sequential","version":"[^"]*","sha256":"[0-9a-f]{64}","steps":\[\{"step":"exec","plugin":"steps","version":"[^"]*","sha256":"[0-9a-f]{64}"\}\]\}' \
+    "an execution records the plugin builds (hashes) of its pattern type and of its steps"
 
 # ---- refusals ----
 expect_exit 2 "a succeeded execution is not redriven" -- ndf redrive "$second"
@@ -135,6 +145,35 @@ expect_match "$(logged)" '^s1 s2 s3 s3$' "the failing redrive reran only s3"
 touch "$OKF"
 expect_exit 0 "the redrive of the redrive succeeds" -- ndf redrive "$b"
 expect_match "$(logged)" '^s1 s2 s3 s3 s3 s4$' "and reran only s3 and s4"
+expect_exit 2 "the chain's first execution is not redriven again" -- ndf redrive "$a"
+expect_match "$err" "already redriven by execution .*which succeeded" "it names the redrive that did it"
+
+# ---- redrives of one execution at once: one runs, the others are refused ----
+rm -f "$OKF"
+: >"$LOG"
+expect_exit 1 "slowfix fails at f2" -- ndf run slowfix
+sf=$(newest slowfix)
+touch "$OKF"
+: >"$LOG"
+for i in 1 2 3 4; do
+    (ndf redrive "$sf" >/dev/null 2>"$SCRATCH/rd.$i"; echo $? >"$SCRATCH/rd.$i.rc") &
+done
+wait
+won=0 lost=0
+for i in 1 2 3 4; do
+    case $(cat "$SCRATCH/rd.$i.rc") in
+    0) won=$((won + 1)) ;;
+    2) grep -q "already being redriven by execution\|already redriven by execution" "$SCRATCH/rd.$i" &&
+        lost=$((lost + 1)) ;;
+    esac
+done
+expect_match "$won/$lost" '^1/3$' "of 4 concurrent redrives one ran and 3 were refused (exit 2, named)"
+expect_match "$(logged)" '^f2$' "the redriven step ran once"
+expect_exit 2 "a redrive after the successful one is refused" -- ndf redrive "$sf"
+expect_match "$err" "already redriven by execution .*which succeeded" "and says by which"
+expect_exit 0 "runs" -- ndf runs slowfix --json
+expect_match "$(printf '%s' "$out" | grep -o '"redrive_of":"'"$sf"'"' | wc -l | tr -d ' ')" '^1$' \
+    "one redrive of it is recorded"
 
 # ---- the socket verb ----
 RUN=$SCRATCH/run
@@ -158,6 +197,15 @@ c2=$(newest seq)
 expect_exit 0 "status of the served redrive" -- ndf status "$c2"
 expect_match "$out" "redrive of $c1" "served: linked to the original"
 expect_exit 2 "ctl redrive refuses a succeeded one" -- ndf ctl redrive "$c2"
+# ctl show reads the store: runs by other processes count at once
+expect_exit 0 "ctl show" -- ndf ctl show seq --json
+before=$(printf '%s' "$out" | sed -n 's/.*"statistics":{"executions":\([0-9]*\).*/\1/p')
+expect_exit 0 "a one-shot run beside the server" -- ndf run seq
+expect_exit 0 "and another" -- ndf run seq
+expect_exit 0 "ctl show again" -- ndf ctl show seq --json
+after=$(printf '%s' "$out" | sed -n 's/.*"statistics":{"executions":\([0-9]*\).*/\1/p')
+expect_match "$before+2=$after" "^$before\\+2=$((before + 2))\$" \
+    "ctl show counts the executions other processes recorded (the store's counts)"
 kill "$SERVER"
 wait "$SERVER"
 
