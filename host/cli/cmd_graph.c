@@ -407,6 +407,16 @@ static void print_text(FILE *out, const gnode *root)
     sb_free(&prefix);
 }
 
+static void print_text_cb(FILE *out, const void *root)
+{
+    print_text(out, root);
+}
+
+static void print_dot_cb(FILE *out, const void *root)
+{
+    print_dot(out, root);
+}
+
 /* ---- the command ---- */
 
 static const char graph_usage[] =
@@ -497,10 +507,12 @@ static int cmd_graph(cmd_ctx *c, int argc, char **argv)
         root = from_record(&e, plan, &next);
         store_exec_free(&e);
     }
+    /* names, messages and labels come from the configuration and the
+     * store: escaped for the terminal either way */
     if (dot)
-        print_dot(c->out, root);
+        cmd_print_safe(c->out, print_dot_cb, root);
     else
-        print_text(c->out, root);
+        cmd_print_safe(c->out, print_text_cb, root);
     gnode_free(root);
     cJSON_Delete(plan);
     context_free(ctx);
