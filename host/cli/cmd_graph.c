@@ -234,17 +234,35 @@ static const char *state_colour(const char *st)
     return "#ffffff";
 }
 
+/* Names, details and messages come from the configuration and the store:
+ * both outputs print them through term_safe (only the colours this file
+ * writes itself stay escape sequences). */
+static void put_safe(FILE *out, const char *fmt, const char *s)
+{
+    char *t = term_safe(s);
+    fprintf(out, fmt, t);
+    free(t);
+}
+
 static char *label_of(const gnode *g)
 {
     strbuf sb;
     sb_init(&sb);
-    sb_printf(&sb, "%s %s", g->kind, g->name);
-    if (g->detail)
-        sb_printf(&sb, " (%s)", g->detail);
+    char *name = term_safe(g->name);
+    sb_printf(&sb, "%s %s", g->kind, name);
+    free(name);
+    if (g->detail) {
+        char *d = term_safe(g->detail);
+        sb_printf(&sb, " (%s)", d);
+        free(d);
+    }
     if (g->state)
         sb_printf(&sb, "\n%s", g->state);
-    if (g->message && g->state && strcmp(g->state, "COMPLETED"))
-        sb_printf(&sb, "\n%.80s", g->message);
+    if (g->message && g->state && strcmp(g->state, "COMPLETED")) {
+        char *m = term_safe(g->message);
+        sb_printf(&sb, "\n%.80s", m);
+        free(m);
+    }
     return sb_steal(&sb);
 }
 
@@ -344,13 +362,14 @@ static void text_node(FILE *out, const gnode *g, const tstyle *ts, strbuf *prefi
     }
     if (step_no)
         fprintf(out, "%d. ", step_no);
-    fprintf(out, "%s %s", g->kind, g->name);
+    fprintf(out, "%s ", g->kind);
+    put_safe(out, "%s", g->name);
     if (g->detail)
-        fprintf(out, " (%s)", g->detail);
+        put_safe(out, " (%s)", g->detail);
     if (g->ndeps) {
         fputs(" after ", out);
         for (size_t i = 0; i < g->ndeps; i++)
-            fprintf(out, "%s%s", i ? ", " : "", g->deps[i]);
+            put_safe(out, i ? ", %s" : "%s", g->deps[i]);
     }
     if (g->state) {
         const char *c = ts->colour ? ansi_for(g->state) : NULL;
@@ -359,7 +378,7 @@ static void text_node(FILE *out, const gnode *g, const tstyle *ts, strbuf *prefi
         else
             fprintf(out, "  %s", g->state);
         if (g->message && strcmp(g->state, "COMPLETED"))
-            fprintf(out, "  (%s)", g->message);
+            put_safe(out, "  (%s)", g->message);
     } else if (!g->nkids && parent && !parent->chain && !g->ndeps && parent->nkids > 1) {
         fputs("  (concurrent)", out);
     }
@@ -405,16 +424,6 @@ static void print_text(FILE *out, const gnode *root)
     sb_puts(&prefix, "");
     text_node(out, root, &ts, &prefix, 1, 1, 0, NULL);
     sb_free(&prefix);
-}
-
-static void print_text_cb(FILE *out, const void *root)
-{
-    print_text(out, root);
-}
-
-static void print_dot_cb(FILE *out, const void *root)
-{
-    print_dot(out, root);
 }
 
 /* ---- the command ---- */
@@ -507,12 +516,10 @@ static int cmd_graph(cmd_ctx *c, int argc, char **argv)
         root = from_record(&e, plan, &next);
         store_exec_free(&e);
     }
-    /* names, messages and labels come from the configuration and the
-     * store: escaped for the terminal either way */
     if (dot)
-        cmd_print_safe(c->out, print_dot_cb, root);
+        print_dot(c->out, root);
     else
-        cmd_print_safe(c->out, print_text_cb, root);
+        print_text(c->out, root);
     gnode_free(root);
     cJSON_Delete(plan);
     context_free(ctx);
