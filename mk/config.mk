@@ -7,10 +7,12 @@ check_PROGRAMS += tests/check_config
 tests_check_config_SOURCES = tests/check_config.c
 tests_check_config_CPPFLAGS = $(CORE_TEST_CFLAGS)
 tests_check_config_LDADD = $(CORE_TEST_LIBS)
-TESTS += tests/check_config tests/shell/check_config.sh
+TESTS += tests/check_config tests/shell/check_config.sh tests/shell/hostile_output.sh \
+	tests/shell/hostile_config.sh
 
 # Fixtures for the error cases (read in place through $(srcdir)).
-EXTRA_DIST += tests/shell/check_config.sh \
+EXTRA_DIST += tests/shell/check_config.sh tests/shell/hostile_output.sh \
+	tests/shell/hostile_config.sh \
 	tests/configs/README \
 	tests/configs/syntax.conf \
 	tests/configs/types.conf \

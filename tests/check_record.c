@@ -10,7 +10,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <zlib.h>
 
+#include "base/ztail.h"
 #include "model/context.h"
 #include "exec/record.h"
 #include "base/util.h"
@@ -118,7 +120,11 @@ START_TEST(json_output_bounded)
     size_t len = 2u * RECORD_JSON_OUTPUT;
     char *zeros = xcalloc(1, len);
     node_append(n, REC_STDOUT, zeros, len, 4u * RECORD_JSON_OUTPUT);
-    ck_assert_uint_eq(n->out[REC_STDOUT].len, len);
+    /* the newest RECORD_RAW_TAIL raw, the rest of what is kept compressed */
+    ck_assert_uint_eq(n->out[REC_STDOUT].len, RECORD_RAW_TAIL);
+    ck_assert_uint_eq(n->out[REC_STDOUT].dropped, len - RECORD_RAW_TAIL);
+    ck_assert_ptr_nonnull(n->out[REC_STDOUT].z);
+    ck_assert_uint_eq(ztail_kept(n->out[REC_STDOUT].z), len - RECORD_RAW_TAIL);
     strbuf sb;
     sb_init(&sb);
     record_to_json(r, &sb);
@@ -129,6 +135,50 @@ START_TEST(json_output_bounded)
     free(want);
     sb_free(&sb);
     free(zeros);
+    record_unref(r);
+}
+END_TEST
+
+/* A limit above RECORD_RAW_TAIL keeps its older part compressed: what
+ * the store is handed (ztail_finish of the raw tail) is exactly the newest
+ * `limit` bytes, whatever the sizes of the pieces appended; a limit at or
+ * below it never compresses. */
+START_TEST(output_compressed_beyond_raw_tail)
+{
+    record *r = record_new("p", NULL, INFINITY);
+    ndf_exec *n = r->root;
+    size_t total = 5u * RECORD_RAW_TAIL + 12345, limit = 3u * RECORD_RAW_TAIL + 7;
+    unsigned char *in = xmalloc(total);
+    uint64_t x = 88172645463325252u;
+    for (size_t i = 0; i < total; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        in[i] = (unsigned char)(x % 3 ? 'a' + x % 26 : x >> 32);
+    }
+    for (size_t off = 0, piece = 1; off < total; off += piece, piece = piece * 7 % 200003 + 1) {
+        if (piece > total - off)
+            piece = total - off;
+        node_append(n, REC_STDOUT, (const char *)in + off, piece, limit);
+        node_append(n, REC_STDERR, (const char *)in + off, piece, RECORD_RAW_TAIL);
+    }
+    const tailbuf *t = &n->out[REC_STDOUT];
+    ck_assert_uint_eq(t->len, RECORD_RAW_TAIL);
+    ck_assert_uint_eq(ztail_kept(t->z) + t->len, limit);
+    ck_assert_uint_eq(t->dropped - ztail_kept(t->z), total - limit);
+    unsigned char *zb;
+    size_t zn;
+    ck_assert_int_eq(ztail_finish(t->z, t->buf, t->len, 6, &zb, &zn), 0);
+    ck_assert_uint_lt(zn, limit); /* compressible text stays compressed */
+    uLongf got = limit + 1;
+    unsigned char *out = xmalloc(got);
+    ck_assert_int_eq(uncompress(out, &got, zb, (uLong)zn), Z_OK);
+    ck_assert_uint_eq(got, limit);
+    ck_assert(memcmp(out, in + total - limit, limit) == 0);
+    ck_assert_ptr_null(n->out[REC_STDERR].z);
+    ck_assert_uint_eq(n->out[REC_STDERR].len, RECORD_RAW_TAIL);
+    ck_assert(memcmp(n->out[REC_STDERR].buf, in + total - RECORD_RAW_TAIL, RECORD_RAW_TAIL) == 0);
+    free(zb);
+    free(out);
+    free(in);
     record_unref(r);
 }
 END_TEST
@@ -267,6 +317,7 @@ static Suite *suite(void)
     tcase_add_test(tc, deadlines_inherit);
     tcase_add_test(tc, output_bounded_tail);
     tcase_add_test(tc, json_output_bounded);
+    tcase_add_test(tc, output_compressed_beyond_raw_tail);
     tcase_add_test(tc, ids_unique);
     tcase_add_test(tc, json_escaping);
     tcase_add_test(tc, json_and_text);

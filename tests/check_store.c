@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <zlib.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -1548,6 +1549,30 @@ START_TEST(test_outputs_bounded_and_compressed)
     ck_assert_uint_eq(len, 100);
     ck_assert_uint_eq(dropped, 900);
     ck_assert_int_eq(buf[99], 'z');
+    free(buf);
+
+    /* an output the caller compressed (the record's older part, joined by
+     * ztail_finish) is stored as it is, not cut to output_limit: its
+     * producer bounded it */
+    e = make_exec("o3", "p", STORE_SUCCEEDED, NULL);
+    char text[5000];
+    for (size_t i = 0; i < sizeof text; i++)
+        text[i] = (char)('a' + i % 23);
+    uLongf zl = compressBound(sizeof text);
+    unsigned char *zb = xmalloc(zl);
+    ck_assert_int_eq(compress2(zb, &zl, (const Bytef *)text, sizeof text, 1), Z_OK);
+    e.nodes[1].out[STORE_STDOUT] = many; /* ignored beside zout */
+    e.nodes[1].outlen[STORE_STDOUT] = sizeof text;
+    e.nodes[1].zout[STORE_STDOUT] = zb; /* store_exec_free frees it */
+    e.nodes[1].zoutlen[STORE_STDOUT] = zl;
+    e.nodes[1].dropped[STORE_STDOUT] = 7;
+    ck_assert_int_eq(store_finish(s, &e, NULL), NDF_OK);
+    e.nodes[1].out[STORE_STDOUT] = NULL;
+    store_exec_free(&e);
+    ck_assert_int_eq(store_output(s, "o3", "work", STORE_STDOUT, &buf, &len, &dropped), NDF_OK);
+    ck_assert_uint_eq(len, sizeof text);
+    ck_assert_uint_eq(dropped, 7);
+    ck_assert(memcmp(buf, text, sizeof text) == 0);
     free(buf);
     store_close(s);
 }

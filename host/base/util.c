@@ -90,6 +90,28 @@ char *xasprintf(const char *fmt, ...)
  * message longer than this is cut. */
 static _Thread_local char err_buf[2048];
 
+/* Copies `msg` into `to` (`size` bytes, cut to fit) through term_safe():
+ * messages quote names, values, configuration text, file names and what
+ * plugins and clients said, and are printed on terminals and in logs, so
+ * one escape here covers every place that prints them. */
+static void err_store(const char *msg, char *to, size_t size)
+{
+    const unsigned char *p = (const unsigned char *)msg;
+    while (*p == '\t' || (*p >= 0x20 && *p < 0x7F))
+        p++;
+    if (!*p) { /* plain ASCII: the common case, copied as it is */
+        memcpy(to, msg, (size_t)((const char *)p - msg) + 1);
+        return;
+    }
+    char *safe = term_safe(msg);
+    size_t n = strlen(safe);
+    if (n >= size)
+        n = size - 1;
+    memcpy(to, safe, n);
+    to[n] = '\0';
+    free(safe);
+}
+
 int err_vset(int status, const char *fmt, va_list ap)
 {
     /* Formatted aside first: the arguments may point into err_buf itself
@@ -98,7 +120,7 @@ int err_vset(int status, const char *fmt, va_list ap)
      * write the buffer it reads. */
     char msg[sizeof err_buf];
     vsnprintf(msg, sizeof msg, fmt, ap);
-    memcpy(err_buf, msg, strlen(msg) + 1);
+    err_store(msg, err_buf, sizeof err_buf);
     return status;
 }
 
@@ -113,11 +135,12 @@ int err_set(int status, const char *fmt, ...)
 
 int err_prefix(int status, const char *fmt, ...)
 {
-    char prefix[512];
+    char raw[512], prefix[512];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(prefix, sizeof prefix, fmt, ap);
+    vsnprintf(raw, sizeof raw, fmt, ap);
     va_end(ap);
+    err_store(raw, prefix, sizeof prefix);
     /* Shift the old message right and put the prefix in front; the tail is
      * cut when the two do not fit. */
     size_t plen = strlen(prefix) + 2, olen = strlen(err_buf);
@@ -441,4 +464,61 @@ void log_msg(int level, const char *fmt, ...)
     va_start(ap, fmt);
     log_vmsg(level, fmt, ap);
     va_end(ap);
+}
+
+/* ---- text for a terminal ---- */
+
+/* Length of the valid UTF-8 sequence at `s` (1 to 4), or 0 when the bytes
+ * there are not one; *cp gets its code point. */
+static size_t utf8_seq(const unsigned char *s, unsigned *cp)
+{
+    unsigned c = s[0];
+    size_t n = c >= 0xC2 && c <= 0xDF   ? 2
+               : c >= 0xE0 && c <= 0xEF ? 3
+               : c >= 0xF0 && c <= 0xF4 ? 4
+                                        : 0;
+    if (!n)
+        return 0;
+    unsigned v = c & (0x7F >> n);
+    for (size_t i = 1; i < n; i++) {
+        if ((s[i] & 0xC0) != 0x80)
+            return 0;
+        v = (v << 6) | (s[i] & 0x3F);
+    }
+    if ((n == 3 && (v < 0x800 || (v >= 0xD800 && v <= 0xDFFF))) ||
+        (n == 4 && (v < 0x10000 || v > 0x10FFFF)))
+        return 0;
+    *cp = v;
+    return n;
+}
+
+char *term_safe(const char *s)
+{
+    strbuf sb;
+    sb_init(&sb);
+    for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p;) {
+        unsigned cp = 0;
+        size_t n;
+        if (*p == '\t' || (*p >= 0x20 && *p < 0x7F)) {
+            sb_add(&sb, (const char *)p, 1);
+            p++;
+        } else if (*p < 0x80) {
+            /* C0 controls and DEL: ESC starts the sequences that move the
+             * cursor, retitle the window or rewrite the screen; \r and \b
+             * overwrite what was printed */
+            sb_printf(&sb, "\\x%02x", *p);
+            p++;
+        } else if ((n = utf8_seq(p, &cp)) != 0) {
+            if (cp >= 0x80 && cp <= 0x9F) /* C1 controls: CSI, OSC, ... */
+                sb_printf(&sb, "\\u%04x", cp);
+            else
+                sb_add(&sb, (const char *)p, n);
+            p += n;
+        } else {
+            /* a lone byte 0x80-0xFF: an 8-bit terminal reads 0x9B as CSI */
+            sb_printf(&sb, "\\x%02x", *p);
+            p++;
+        }
+    }
+    return sb_steal(&sb);
 }

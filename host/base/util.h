@@ -37,7 +37,10 @@ char *xvasprintf(const char *fmt, va_list ap);
  * until the next err_set() on the same thread.  The arguments may point into
  * the current message (err_set(st, "loading x: %s", err_msg()) is fine): it
  * is formatted aside before it replaces the old one.  Messages are cut at
- * 2047 bytes.  err_vset is the va_list form. */
+ * 2047 bytes, and kept as term_safe() makes them (control characters and
+ * invalid UTF-8 escaped, newlines too), since they quote configuration,
+ * clients and plugins and end up on terminals.  err_vset is the va_list
+ * form. */
 int err_set(int status, const char *fmt, ...) ATTR_PRINTF(2, 3);
 int err_vset(int status, const char *fmt, va_list ap);
 /* Prefixes the current message with "prefix: ". Returns `status`. */
@@ -106,5 +109,13 @@ void log_vmsg(int level, const char *fmt, va_list ap);
  * then start with their syslog priority, "<3>" error ... "<7>" debug, so
  * journald files them by level. */
 int log_to_journal(void);
+
+/* `s` (NULL: "") as text that is safe to print on a terminal: control
+ * characters (C0 but tab, DEL, C1) and bytes that are no valid UTF-8 are
+ * written as \xNN or \uNNNN, so that a message or a value from a step, a
+ * context or a client cannot move the cursor, rewrite the screen or set
+ * the window title.  Returns a malloc'd string (out of memory aborts).
+ * What configuration diagnostics and the CLI print goes through it. */
+char *term_safe(const char *s);
 
 #endif

@@ -234,17 +234,35 @@ static const char *state_colour(const char *st)
     return "#ffffff";
 }
 
+/* Names, details and messages come from the configuration and the store:
+ * both outputs print them through term_safe (only the colours this file
+ * writes itself stay escape sequences). */
+static void put_safe(FILE *out, const char *fmt, const char *s)
+{
+    char *t = term_safe(s);
+    fprintf(out, fmt, t);
+    free(t);
+}
+
 static char *label_of(const gnode *g)
 {
     strbuf sb;
     sb_init(&sb);
-    sb_printf(&sb, "%s %s", g->kind, g->name);
-    if (g->detail)
-        sb_printf(&sb, " (%s)", g->detail);
+    char *name = term_safe(g->name);
+    sb_printf(&sb, "%s %s", g->kind, name);
+    free(name);
+    if (g->detail) {
+        char *d = term_safe(g->detail);
+        sb_printf(&sb, " (%s)", d);
+        free(d);
+    }
     if (g->state)
         sb_printf(&sb, "\n%s", g->state);
-    if (g->message && g->state && strcmp(g->state, "COMPLETED"))
-        sb_printf(&sb, "\n%.80s", g->message);
+    if (g->message && g->state && strcmp(g->state, "COMPLETED")) {
+        char *m = term_safe(g->message);
+        sb_printf(&sb, "\n%.80s", m);
+        free(m);
+    }
     return sb_steal(&sb);
 }
 
@@ -344,13 +362,14 @@ static void text_node(FILE *out, const gnode *g, const tstyle *ts, strbuf *prefi
     }
     if (step_no)
         fprintf(out, "%d. ", step_no);
-    fprintf(out, "%s %s", g->kind, g->name);
+    fprintf(out, "%s ", g->kind);
+    put_safe(out, "%s", g->name);
     if (g->detail)
-        fprintf(out, " (%s)", g->detail);
+        put_safe(out, " (%s)", g->detail);
     if (g->ndeps) {
         fputs(" after ", out);
         for (size_t i = 0; i < g->ndeps; i++)
-            fprintf(out, "%s%s", i ? ", " : "", g->deps[i]);
+            put_safe(out, i ? ", %s" : "%s", g->deps[i]);
     }
     if (g->state) {
         const char *c = ts->colour ? ansi_for(g->state) : NULL;
@@ -359,7 +378,7 @@ static void text_node(FILE *out, const gnode *g, const tstyle *ts, strbuf *prefi
         else
             fprintf(out, "  %s", g->state);
         if (g->message && strcmp(g->state, "COMPLETED"))
-            fprintf(out, "  (%s)", g->message);
+            put_safe(out, "  (%s)", g->message);
     } else if (!g->nkids && parent && !parent->chain && !g->ndeps && parent->nkids > 1) {
         fputs("  (concurrent)", out);
     }

@@ -375,14 +375,22 @@ static void status_json(strbuf *sb, store *s, const store_exec *e, const store_e
         sb_json_num(sb, n->end, 0);
         sb_puts(sb, ",\"message\":");
         sb_json_str(sb, n->message);
-        /* the captured output itself, as `ndf logs` prints it */
+        /* the newest RECORD_JSON_OUTPUT bytes of the captured output, as
+         * the live record gives them: escaping takes up to six bytes for
+         * one, which must not turn a 64 MiB output into 400 MB of JSON
+         * (`ndf logs` prints all of it) */
         for (int k = 0; k < STORE_NSTREAMS; k++) {
             char *buf;
             size_t len;
-            if (!n->outlen[k] || store_output(s, e->id, n->path, k, &buf, &len, NULL))
+            uint64_t dropped = 0;
+            if (!n->outlen[k] || store_output(s, e->id, n->path, k, &buf, &len, &dropped))
                 continue;
+            size_t skip = len > RECORD_JSON_OUTPUT ? len - RECORD_JSON_OUTPUT : 0;
             sb_printf(sb, ",\"%s\":", streams[k]);
-            sb_json_strn(sb, buf, len);
+            sb_json_strn(sb, buf + skip, len - skip);
+            if (dropped || skip)
+                sb_printf(sb, ",\"%s_truncated\":%llu", streams[k],
+                          (unsigned long long)(dropped + skip));
             free(buf);
         }
         sb_puts(sb, "}");
@@ -469,7 +477,8 @@ static const char logs_usage[] =
     "Usage: ndf logs ID [STEP] [--stream stdout|stderr|log] [--follow]\n"
     "\n"
     "Prints the output captured from the steps of execution ID (the newest\n"
-    "64 KiB of each stream per step, as stored): of every node that wrote\n"
+    "output_limit bytes of each stream per step, 64 KiB unless the step\n"
+    "sets it, as stored): of every node that wrote\n"
     "any, each under a header, or of STEP alone (its path in 'ndf status',\n"
     "e.g. validate or phase1/task2) without headers.\n"
     "\n"

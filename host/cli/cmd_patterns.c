@@ -33,11 +33,16 @@ static void json_strs(strbuf *sb, char *const *a, size_t n)
     sb_puts(sb, "]");
 }
 
-/* Writes `sb` and a newline to `out`, and frees it. */
-static void emit(FILE *out, strbuf *sb)
+/* Writes `sb` and a newline to `out`, and frees it: JSON as it is (its
+ * strings are escaped), text through term_safe, since it quotes the
+ * configuration (descriptions, domains, tags, attributes). */
+static void emit(FILE *out, strbuf *sb, int json)
 {
     sb_puts(sb, "\n");
-    fwrite(sb->buf, 1, sb->len, out);
+    if (json)
+        fwrite(sb->buf, 1, sb->len, out);
+    else
+        cmd_write_safe(out, sb->buf, sb->len);
     sb_free(sb);
 }
 
@@ -193,7 +198,7 @@ static int cmd_list(cmd_ctx *c, int argc, char **argv)
     strbuf sb;
     sb_init(&sb);
     list_render(&sb, c->rt->reg, domain, json);
-    emit(c->out, &sb);
+    emit(c->out, &sb, json);
     return deferred;
 }
 
@@ -457,7 +462,7 @@ static int cmd_show(cmd_ctx *c, int argc, char **argv)
         show_text(&sb, p, &st, a->cfg ? &eo : NULL, registry_learning(a->reg), global_threshold(a));
     }
     show_last_execution(a, name, &sb, json);
-    emit(c->out, &sb);
+    emit(c->out, &sb, json);
     learning_free(&st);
     pattern_unref(p);
     return deferred;
@@ -582,7 +587,7 @@ static int cmd_similar(cmd_ctx *c, int argc, char **argv)
     strbuf sb;
     sb_init(&sb);
     similar_render(&sb, &l, ctx, threshold, json);
-    emit(c->out, &sb);
+    emit(c->out, &sb, json);
     pattern_list_free(&l);
     context_free(ctx);
     return deferred;

@@ -30,6 +30,11 @@ static const char plan_usage[] =
     "  -h, --help    show this help\n"
     "\n" CTXOPT_HELP;
 
+static void plan_print_cb(FILE *out, const void *plan)
+{
+    plan_print(out, plan);
+}
+
 int cmd_plan_show(cmd_ctx *c, const char *name, const ndf_context *ctx, double timeout, int json)
 {
     int rc = runtime_load(c->rt, RT_PATTERNS);
@@ -46,7 +51,8 @@ int cmd_plan_show(cmd_ctx *c, const char *name, const ndf_context *ctx, double t
         fprintf(c->out, "%s\n", s ? s : "null");
         cJSON_free(s);
     } else {
-        plan_print(c->out, plan);
+        /* the plan quotes the configuration: names, commands, parameters */
+        cmd_print_safe(c->out, plan_print_cb, plan);
     }
     cJSON_Delete(plan);
     if (st) {

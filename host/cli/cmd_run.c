@@ -256,7 +256,9 @@ static void failures_walk(const ndf_exec *n, const char *path, int verbose, strb
 {
     ndf_state st = atomic_load(&n->state);
     if (!n->nkids && (st == NDF_STATE_FAILED || st == NDF_STATE_TIMED_OUT) && n->parent) {
-        sb_printf(sb, "%s %s %s", state_name(st), node_kind_name(n->kind), path);
+        char *p = term_safe(path);
+        sb_printf(sb, "%s %s %s", state_name(st), node_kind_name(n->kind), p);
+        free(p);
         if (n->message && *n->message)
             sb_printf(sb, ": %s", n->message);
         sb_add(sb, "\n", 1);
@@ -277,8 +279,10 @@ static void walk(const ndf_exec *n, int depth, progress *pg, strbuf *sb, int *li
     double dur = n->start > 0 ? (n->end > 0 ? n->end : now) - n->start : 0;
     if (depth > 0) {
         if (pg->tty) {
+            char *nm = term_safe(n->name); /* step names come from the configuration */
             sb_printf(sb, "\033[K%*s%-11s %s %s", (depth - 1) * 2, "", state_name(st),
-                      node_kind_name(n->kind), n->name);
+                      node_kind_name(n->kind), nm);
+            free(nm);
             if (n->start > 0)
                 sb_printf(sb, "  %.1fs", dur);
             if (n->message && *n->message) {
@@ -298,8 +302,10 @@ static void walk(const ndf_exec *n, int depth, progress *pg, strbuf *sb, int *li
             }
             if (pg->seen[i].state != (int)st && st != NDF_STATE_PENDING) {
                 pg->seen[i].state = (int)st;
-                sb_printf(sb, "%*s%s %s: %s", (depth - 1) * 2, "", node_kind_name(n->kind), n->name,
+                char *nm = term_safe(n->name);
+                sb_printf(sb, "%*s%s %s: %s", (depth - 1) * 2, "", node_kind_name(n->kind), nm,
                           state_name(st));
+                free(nm);
                 if (state_final(st) && n->start > 0)
                     sb_printf(sb, " (%.2fs)", dur);
                 if (state_final(st) && n->message && *n->message) {

@@ -165,59 +165,36 @@ store *cmd_open_store(cmd_ctx *c, unsigned what, int *rc)
     return s;
 }
 
-/* ---- text for a terminal ---- */
-
-/* Length of the valid UTF-8 sequence at `s` (1 to 4), or 0 when the bytes
- * there are not one; *cp gets its code point. */
-static size_t utf8_seq(const unsigned char *s, unsigned *cp)
+void cmd_write_safe(FILE *out, const char *buf, size_t len)
 {
-    unsigned c = s[0];
-    size_t n = c >= 0xC2 && c <= 0xDF   ? 2
-               : c >= 0xE0 && c <= 0xEF ? 3
-               : c >= 0xF0 && c <= 0xF4 ? 4
-                                        : 0;
-    if (!n)
-        return 0;
-    unsigned v = c & (0x7F >> n);
-    for (size_t i = 1; i < n; i++) {
-        if ((s[i] & 0xC0) != 0x80)
-            return 0;
-        v = (v << 6) | (s[i] & 0x3F);
+    const char *end = buf + len;
+    while (buf < end) {
+        const char *nl = memchr(buf, '\n', (size_t)(end - buf));
+        size_t n = nl ? (size_t)(nl - buf) : (size_t)(end - buf);
+        /* a value with a NUL byte cannot come from a C string; a line is
+         * cut at one rather than lost */
+        char *line = xstrndup(buf, n);
+        char *safe = term_safe(line);
+        fputs(safe, out);
+        if (nl)
+            fputc('\n', out);
+        free(safe);
+        free(line);
+        buf += n + (nl != NULL);
     }
-    if ((n == 3 && (v < 0x800 || (v >= 0xD800 && v <= 0xDFFF))) ||
-        (n == 4 && (v < 0x10000 || v > 0x10FFFF)))
-        return 0;
-    *cp = v;
-    return n;
 }
 
-char *term_safe(const char *s)
+void cmd_print_safe(FILE *out, void (*print)(FILE *, const void *), const void *arg)
 {
-    strbuf sb;
-    sb_init(&sb);
-    for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p;) {
-        unsigned cp = 0;
-        size_t n;
-        if (*p == '\t' || (*p >= 0x20 && *p < 0x7F)) {
-            sb_add(&sb, (const char *)p, 1);
-            p++;
-        } else if (*p < 0x80) {
-            /* C0 controls and DEL: ESC starts the sequences that move the
-             * cursor, retitle the window or rewrite the screen; \r and \b
-             * overwrite what was printed */
-            sb_printf(&sb, "\\x%02x", *p);
-            p++;
-        } else if ((n = utf8_seq(p, &cp)) != 0) {
-            if (cp >= 0x80 && cp <= 0x9F) /* C1 controls: CSI, OSC, ... */
-                sb_printf(&sb, "\\u%04x", cp);
-            else
-                sb_add(&sb, (const char *)p, n);
-            p += n;
-        } else {
-            /* a lone byte 0x80-0xFF: an 8-bit terminal reads 0x9B as CSI */
-            sb_printf(&sb, "\\x%02x", *p);
-            p++;
-        }
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *m = open_memstream(&buf, &len);
+    if (!m) { /* out of memory: as x*alloc, but printing raw is worse */
+        fputs("ndf: out of memory\n", stderr);
+        abort();
     }
-    return sb_steal(&sb);
+    print(m, arg);
+    fclose(m);
+    cmd_write_safe(out, buf, len);
+    free(buf);
 }

@@ -183,12 +183,14 @@ void cmd_output_tail(FILE *out, int indent, const char *text, size_t len, int al
 struct cJSON;
 void status_print(FILE *out, const struct cJSON *record);
 
-/* `s` (NULL: "") as text that is safe to print on a terminal: control
- * characters (C0 but tab, DEL, C1) and bytes that are no valid UTF-8 are
- * written as \xNN or \uNNNN, so that a message or a value from a step, a
- * context or a client cannot move the cursor, rewrite the screen or set
- * the window title.  Returns a malloc'd string. */
-char *term_safe(const char *s);
+/* Writes `len` bytes of text to `out` line by line through term_safe()
+ * (newlines kept): for the human output of commands that print
+ * configuration text (names, descriptions, commands, parameters). */
+void cmd_write_safe(FILE *out, const char *buf, size_t len);
+/* Runs `print(out, arg)` into memory, then writes what it printed with
+ * cmd_write_safe(). */
+void cmd_print_safe(FILE *out, void (*print)(FILE *, const void *), const void *arg);
+
 /* Prints the plan of pattern `name` in `ctx` (cli/plan.h) on c->out, as
  * text or JSON, after loading the patterns; problems go to c->err as
  * "ndf: COMMAND: ...".  Returns the exit code (2 when a template cannot be

@@ -190,7 +190,13 @@ static void diag_add(config *c, int is_error, const char *file, int line, const 
     if ((c->ndiags & (c->ndiags - 1)) == 0) /* 0, 1, 2, 4, ...: double, stay linear */
         c->diags = xrealloc(c->diags, (c->ndiags ? 2 * c->ndiags : 1) * sizeof *c->diags);
     c->diags[c->ndiags].is_error = is_error;
-    c->diags[c->ndiags].text = file ? xasprintf("%s:%d: %s", file, line, msg) : xstrdup(msg);
+    char *text = file ? xasprintf("%s:%d: %s", file, line, msg) : xstrdup(msg);
+    /* a diagnostic quotes the configuration (keys, names, values, libconfig's
+     * words about them) and its file names: a hostile file must not put an
+     * escape sequence on the operator's terminal, the service's log or a
+     * ctl client's screen */
+    c->diags[c->ndiags].text = term_safe(text);
+    free(text);
     c->ndiags++;
     if (is_error)
         c->nerrors++;

@@ -20,6 +20,7 @@
 #include "base/hashmap.h"
 #include "model/context.h"
 #include "model/pattern.h"
+#include "base/ztail.h"
 #include "exec/record.h"
 #include "base/util.h"
 
@@ -341,7 +342,7 @@ static void node_free(ndf_exec *n)
     free(n->metrics);
     if (n->out != record_no_output) {
         for (int i = 0; i < 3; i++)
-            free(n->out[i].mem);
+            free(n->out[i].mem), ztail_free(n->out[i].z);
         free(n->out);
     }
     /* The node itself is in the record's arena. */
@@ -606,6 +607,24 @@ int node_stop_status(const ndf_exec *node)
  * limit). */
 static void tail_add(tailbuf *t, const char *buf, size_t len, size_t limit)
 {
+    if (limit > RECORD_RAW_TAIL) {
+        /* what leaves the raw window, oldest first, goes to the
+         * compressed part, which keeps the rest of the limit */
+        size_t w = RECORD_RAW_TAIL, from_buf = 0, from_new = 0;
+        if (len >= w)
+            from_buf = t->len, from_new = len - w;
+        else if (t->len + len > w)
+            from_buf = t->len + len - w;
+        if (from_buf || from_new) {
+            if (!t->z)
+                t->z = ztail_new(limit - w);
+            if (from_buf)
+                ztail_add(t->z, t->buf, from_buf);
+            if (from_new)
+                ztail_add(t->z, buf, from_new);
+        }
+        limit = w;
+    }
     if (len >= limit) {
         t->dropped += t->len + (len - limit);
         buf += len - limit;

@@ -30,13 +30,23 @@ struct executor;
  * in the store (ndf logs). */
 #define RECORD_JSON_OUTPUT (1024u * 1024u)
 
+/* The newest bytes of a stream kept raw in memory: a limit above it keeps
+ * the older part compressed (tailbuf.z), so a step with a 64 MiB
+ * output_limit holds its output deflated, not twice over in raw buffers. */
+#define RECORD_RAW_TAIL RECORD_JSON_OUTPUT
+
+struct ztail;
+
 /* Output kept bounded: the newest `limit` bytes, and how many were dropped
- * before them. */
+ * before them.  Of a limit above RECORD_RAW_TAIL, buf holds the newest
+ * RECORD_RAW_TAIL bytes and z the older kept ones, compressed; `dropped`
+ * counts every byte before buf, those in z included. */
 typedef struct tailbuf {
     char *buf; /* the kept bytes, buf[0, len), NUL-terminated; inside mem */
     size_t len, cap; /* cap: the size of mem */
     uint64_t dropped;
     char *mem; /* the allocation buf slides along (freed with the node) */
+    struct ztail *z; /* NULL until bytes past RECORD_RAW_TAIL are kept */
 } tailbuf;
 
 /* What a node's `out` points at until output arrives: three empty buffers,

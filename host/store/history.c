@@ -15,6 +15,7 @@
 
 #include "base/hashmap.h"
 #include "base/util.h"
+#include "base/ztail.h"
 #include "exec/executor.h"
 #include "conf/config.h"
 #include "exec/record.h"
@@ -37,6 +38,9 @@ void history_opts(const settings *set, store_opts *o)
     o->learning = set->learning;
     o->backend = set->storage_backend ? STORE_BACKEND_POSTGRESQL : STORE_BACKEND_SQLITE;
     o->conninfo = set->storage_conninfo;
+    /* the record bounds each stream already (a step's output_limit, at
+     * most RECORD_OUTPUT_MAX): the store keeps what it is handed */
+    o->output_limit = RECORD_OUTPUT_MAX;
 }
 
 /* ---- the registry's seam ---- */
@@ -116,9 +120,13 @@ static char *child_path(const ndf_exec *parent, size_t i, const char *path)
 
 /* Fills `d` from node `n` at `path` (taken), without its children.
  * `limit` is the enclosing execution's deadline: a node's own timeout is
- * kept only when tighter.  Caller holds the record lock (messages and
- * outputs). */
-static void fill_node(store_node *d, const ndf_exec *n, char *path, double limit)
+ * kept only when tighter.  `final`: all the output kept, its older part
+ * handed over compressed as the record holds it (zout); else, for
+ * progress, only the newest STORE_OUTPUT_LIMIT bytes of each stream, the
+ * rest counted as dropped (what `logs --follow` needs, at the cost it had
+ * before any limit was raised).  Caller holds the record lock (messages
+ * and outputs). */
+static void fill_node(store_node *d, const ndf_exec *n, char *path, double limit, int final)
 {
     memset(d, 0, sizeof *d);
     d->path = path;
@@ -135,12 +143,21 @@ static void fill_node(store_node *d, const ndf_exec *n, char *path, double limit
     if (n->out && n->out != record_no_output) {
         for (int k = 0; k < STORE_NSTREAMS; k++) {
             const tailbuf *t = &n->out[k];
-            if (t->len) {
-                d->out[k] = xmalloc(t->len);
-                memcpy(d->out[k], t->buf, t->len);
-                d->outlen[k] = t->len;
+            if (final && t->z &&
+                ztail_finish(t->z, t->buf, t->len, 6, &d->zout[k], &d->zoutlen[k]) == 0) {
+                size_t zk = ztail_kept(t->z);
+                d->outlen[k] = zk + t->len;
+                d->dropped[k] = t->dropped - zk;
+                continue;
             }
-            d->dropped[k] = t->dropped;
+            /* zlib failing to finish leaves the raw newest bytes */
+            size_t skip = !final && t->len > STORE_OUTPUT_LIMIT ? t->len - STORE_OUTPUT_LIMIT : 0;
+            if (t->len - skip) {
+                d->out[k] = xmalloc(t->len - skip);
+                memcpy(d->out[k], t->buf + skip, t->len - skip);
+                d->outlen[k] = t->len - skip;
+            }
+            d->dropped[k] = t->dropped + skip;
         }
     }
 }
@@ -154,7 +171,7 @@ static void add_nodes(store_exec *e, size_t *cap, const ndf_exec *n, char *path,
         e->nodes = xrealloc(e->nodes, *cap * sizeof *e->nodes);
     }
     store_node *d = &e->nodes[e->nnodes];
-    fill_node(d, n, path, limit);
+    fill_node(d, n, path, limit, 1);
     d->seq = (int)e->nnodes;
     e->nnodes++;
     size_t nk = __atomic_load_n(&n->nkids, __ATOMIC_ACQUIRE);
@@ -502,7 +519,7 @@ static void sample_nodes(history_progress *hp, record *r, watched *w, const ndf_
     uint64_t had = sn ? sn->written : 0;
     if (state != was || written != had) {
         store_node d;
-        fill_node(&d, n, record_node_path(n), r->root->deadline);
+        fill_node(&d, n, record_node_path(n), r->root->deadline, 0);
         store_progress(hp->s, r->id, &d);
         free(d.path);
         free(d.message);

@@ -82,6 +82,13 @@ typedef struct store_node {
     char *out[STORE_NSTREAMS];
     size_t outlen[STORE_NSTREAMS];
     uint64_t dropped[STORE_NSTREAMS];
+    /* Submission of an execution's end only: when zout[i] is set, the
+     * stream is already compressed by the caller, a zlib stream (RFC 1950)
+     * of outlen[i] bytes, zoutlen[i] long, which is stored as it is (read,
+     * not kept, and not cut to output_limit: the caller bounded it); out[i]
+     * is then ignored.  Progress ignores it. */
+    unsigned char *zout[STORE_NSTREAMS];
+    size_t zoutlen[STORE_NSTREAMS];
 } store_node;
 
 /* One execution of a pattern (a sub-pattern's execution is one too, with

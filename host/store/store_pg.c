@@ -410,6 +410,16 @@ static void p_bin(pargs *p, unsigned char *data, size_t len)
     p->n++;
 }
 
+/* p_bin of bytes the caller keeps. */
+static void p_bin_ref(pargs *p, const unsigned char *data, size_t len)
+{
+    p->own[p->n] = NULL;
+    p->v[p->n] = (const char *)data;
+    p->len[p->n] = (int)len;
+    p->fmt[p->n] = 1;
+    p->n++;
+}
+
 /* result readers */
 
 static char *g_dup(const PGresult *r, int row, int col)
@@ -776,14 +786,16 @@ static int write_outputs(pg_store *s, long long xseq, const store_node *n)
                     ? s->opts.compression_level
                     : 6;
     for (int k = 0; k < STORE_NSTREAMS; k++) {
-        size_t len = n->out[k] ? n->outlen[k] : 0;
+        int pre = n->zout[k] != NULL;
+        size_t len = pre ? n->outlen[k] : n->out[k] ? n->outlen[k] : 0;
         if (!len && !n->dropped[k])
             continue;
         unsigned char *z = NULL;
-        size_t zlen = 0, kept = 0;
+        size_t zlen = 0, kept = len;
         uint64_t extra = 0;
-        int rc =
-            deflate_tail(n->out[k] ? n->out[k] : "", len, limit, level, &z, &zlen, &kept, &extra);
+        int rc = pre ? NDF_OK
+                     : deflate_tail(n->out[k] ? n->out[k] : "", len, limit, level, &z, &zlen,
+                                    &kept, &extra);
         if (rc)
             return rc;
         pargs p = {0};
@@ -792,7 +804,10 @@ static int write_outputs(pg_store *s, long long xseq, const store_node *n)
         p_int(&p, k);
         p_int(&p, (long long)kept);
         p_int(&p, (long long)(n->dropped[k] + extra));
-        p_bin(&p, z, zlen);
+        if (pre)
+            p_bin_ref(&p, n->zout[k], n->zoutlen[k]);
+        else
+            p_bin(&p, z, zlen);
         if ((rc = wrun(s, W_UPSERT_OUTPUT, &p, NULL, "cannot write a node's output")))
             return rc;
     }
@@ -1505,6 +1520,7 @@ static int pg_progress(store *st, const char *id, const store_node *n)
     j->node.message = n->message ? xstrdup(n->message) : NULL;
     for (int k = 0; k < STORE_NSTREAMS; k++) {
         j->node.out[k] = NULL;
+        j->node.zout[k] = NULL;
         if (n->out[k] && n->outlen[k]) {
             j->node.out[k] = xmalloc(n->outlen[k]);
             memcpy(j->node.out[k], n->out[k], n->outlen[k]);

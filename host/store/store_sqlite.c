@@ -123,7 +123,7 @@ void store_exec_free(store_exec *e)
         free(e->nodes[i].path);
         free(e->nodes[i].message);
         for (int k = 0; k < STORE_NSTREAMS; k++)
-            free(e->nodes[i].out[k]);
+            free(e->nodes[i].out[k]), free(e->nodes[i].zout[k]);
     }
     free(e->nodes);
     memset(e, 0, sizeof *e);
@@ -968,14 +968,16 @@ static int write_outputs(store *s, sqlite3_int64 xseq, const store_node *n)
                     ? s->opts.compression_level
                     : 6;
     for (int k = 0; k < STORE_NSTREAMS; k++) {
-        size_t len = n->out[k] ? n->outlen[k] : 0;
+        int pre = n->zout[k] != NULL;
+        size_t len = pre ? n->outlen[k] : n->out[k] ? n->outlen[k] : 0;
         if (!len && !n->dropped[k])
             continue;
         unsigned char *z = NULL;
-        size_t zlen = 0, kept = 0;
+        size_t zlen = 0, kept = len;
         uint64_t extra = 0;
-        int rc =
-            deflate_tail(n->out[k] ? n->out[k] : "", len, limit, level, &z, &zlen, &kept, &extra);
+        int rc = pre ? NDF_OK
+                     : deflate_tail(n->out[k] ? n->out[k] : "", len, limit, level, &z, &zlen,
+                                    &kept, &extra);
         if (rc)
             return rc;
         sqlite3_stmt *q;
@@ -988,7 +990,10 @@ static int write_outputs(store *s, sqlite3_int64 xseq, const store_node *n)
         sqlite3_bind_int(q, 3, k);
         sqlite3_bind_int64(q, 4, (sqlite3_int64)kept);
         sqlite3_bind_int64(q, 5, (sqlite3_int64)(n->dropped[k] + extra));
-        sqlite3_bind_blob(q, 6, z, (int)zlen, free);
+        if (pre)
+            sqlite3_bind_blob64(q, 6, n->zout[k], n->zoutlen[k], SQLITE_STATIC);
+        else
+            sqlite3_bind_blob(q, 6, z, (int)zlen, free);
         if ((rc = wrun(s, q, "cannot write a node's output")))
             return rc;
     }
@@ -1581,6 +1586,7 @@ static int lite_progress(store *s, const char *id, const store_node *n)
     j->node.message = n->message ? xstrdup(n->message) : NULL;
     for (int k = 0; k < STORE_NSTREAMS; k++) {
         j->node.out[k] = NULL;
+        j->node.zout[k] = NULL;
         if (n->out[k] && n->outlen[k]) {
             j->node.out[k] = xmalloc(n->outlen[k]);
             memcpy(j->node.out[k], n->out[k], n->outlen[k]);

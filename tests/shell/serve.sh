@@ -494,6 +494,97 @@ n=$(grep -c '^timed out then closed$' "$SCRATCH/idle.out")
     not_ok "idle connections are told and closed after server.idle_timeout: $(cat "$SCRATCH/idle.out")"
 kill -TERM "$ISERVER" 2>/dev/null
 wait "$ISERVER" 2>/dev/null
+# server.max_connections_per_uid counts each uid on its own: a second uid
+# (nobody, a member of server.group through a supplementary group) that
+# holds its limit is refused more, while the owner still runs work in an
+# ordinary slot, not only in its reserve
+ugrp=$(getent group | awk -F: '$3 > 0 && $3 < 1000 && $3 != 65534 { print $1; exit }')
+if [ "$(id -u)" -ne 0 ]; then
+    echo "# skipped the second-uid connection limit test: needs root (runuser to nobody)"
+elif ! command -v runuser >/dev/null 2>&1 || [ ! -x /usr/bin/python3 ] || [ -z "$ugrp" ]; then
+    echo "# skipped the second-uid connection limit test: needs runuser(1), /usr/bin/python3 and a group"
+else
+    printf 'storage: { path = "%s"; };\nplugins: { cache_dir = "%s"; };\nserver: { group = "%s"; max_connections_per_uid = 4; idle_timeout = 600; };\n%s\n' \
+        "$SCRATCH/ustate" "$RUN/ucache" "$ugrp" \
+        'patterns = ( { name = "nop"; type = "sequential"; params = { steps = ( { name = "n"; step = "noop"; } ); }; } );' \
+        >"$SCRATCH/uid.conf"
+    start_server "$SCRATCH/uid.conf" "$RUN/u.sock" "$SCRATCH/userve.log"
+    USERVER=$!
+    chmod 755 "$SCRATCH" "$RUN"
+    mkdir -p "$SCRATCH/u" && chmod 1777 "$SCRATCH/u" # nobody's flag files
+    cat >"$SCRATCH/uhold.py" <<'EOP'
+import os, socket, sys, time
+path, flag, release = sys.argv[1:4]
+held = []
+for _ in range(10):
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(path)
+    held.append(s)
+said = {}
+for _ in range(600):
+    for i, s in enumerate(held):
+        if i not in said:
+            try:
+                d = s.recv(4096, socket.MSG_DONTWAIT)
+                said[i] = "closed" if d == b"" else d.decode(errors="replace")
+            except BlockingIOError:
+                pass
+    if len(held) - len(said) <= 4:
+        break
+    time.sleep(0.05)
+print("uid", os.getuid(), "open", len(held) - len(said))
+for t in sorted(set(said.values())):
+    print("refused:", t.strip())
+sys.stdout.flush()
+open(flag, "w").close()
+for _ in range(1200):
+    if os.path.exists(release):
+        break
+    time.sleep(0.05)
+EOP
+    chmod 644 "$SCRATCH/uhold.py"
+    runuser -u nobody -G "$ugrp" -- /usr/bin/python3 "$SCRATCH/uhold.py" "$RUN/u.sock" \
+        "$SCRATCH/u/held" "$SCRATCH/u/release" >"$SCRATCH/uheld.out" 2>&1 &
+    UPY=$!
+    for i in $(seq 1 1200); do [ -e "$SCRATCH/u/held" ] && break; sleep 0.05; done
+    uout=$(cat "$SCRATCH/uheld.out")
+    expect_match "$uout" '^uid 65534 open 4$' "10 idle connections of uid 65534: its 4 (max_connections_per_uid) stay open"
+    expect_match "$uout" '^refused: .*too many connections from uid 65534 \(at most 4\)' \
+        "the rest are refused naming the uid and its limit"
+    expect_exit 6 "a fifth client of that uid is refused too" -- \
+        runuser -u nobody -G "$ugrp" -- "$NDF" ctl --socket "$RUN/u.sock" ping
+    expect_match "$err" "too many connections from uid 65534" "and told why"
+    # the owner holds 3 of its own: its 4th, an ordinary slot, runs work,
+    # which a limit shared by all uids would have left to the reserve
+    # (ping, status and reload only)
+    python3 - "$RUN/u.sock" "$SCRATCH/u/oheld" "$SCRATCH/u/release" >/dev/null 2>&1 <<'EOP' &
+import os, socket, sys, time
+path, flag, release = sys.argv[1:4]
+held = [socket.socket(socket.AF_UNIX) for _ in range(3)]
+for s in held:
+    s.connect(path)
+open(flag, "w").close()
+for _ in range(1200):
+    if os.path.exists(release):
+        break
+    time.sleep(0.05)
+EOP
+    OPY=$!
+    for i in $(seq 1 1200); do [ -e "$SCRATCH/u/oheld" ] && break; sleep 0.05; done
+    expect_exit 0 "the owner, holding 3 connections of its own, still runs work" -- \
+        "$NDF" ctl --socket "$RUN/u.sock" run nop
+    touch "$SCRATCH/u/release"
+    wait "$UPY" "$OPY"
+    for i in $(seq 1 200); do
+        runuser -u nobody -G "$ugrp" -- "$NDF" ctl --socket "$RUN/u.sock" ping >/dev/null 2>&1 && break
+        sleep 0.05
+    done
+    expect_exit 0 "its connections closed, uid 65534 is served again" -- \
+        runuser -u nobody -G "$ugrp" -- "$NDF" ctl --socket "$RUN/u.sock" ping
+    chmod 700 "$SCRATCH" "$RUN"
+    kill -TERM "$USERVER" 2>/dev/null
+    wait "$USERVER" 2>/dev/null
+fi
 
 # ---- SIGTERM with executions in flight loses no learning ----
 before=$(ctl show slow --json | sed -n 's/.*"executions":\([0-9]*\).*/\1/p')
