@@ -79,12 +79,12 @@ static cJSON *ctl_call(ctl *t, cJSON *req, int *rc)
     if (fd < 0) {
         int e = errno;
         if (e == ENOENT || e == ECONNREFUSED)
-            fprintf(t->c->err,
-                    "ndf ctl: no ndf server is listening on %s (start one with 'ndf "
+            cmd_error(t->c,
+                    "no ndf server is listening on %s (start one with 'ndf "
                     "serve')\n",
                     t->socket);
         else
-            fprintf(t->c->err, "ndf ctl: cannot connect to %s: %s\n", t->socket, strerror(e));
+            cmd_error(t->c, "cannot connect to %s: %s\n", t->socket, strerror(e));
         return NULL;
     }
     char *text = cJSON_PrintUnformatted(req);
@@ -107,7 +107,7 @@ static cJSON *ctl_call(ctl *t, cJSON *req, int *rc)
     }
     close(fd);
     if (!sb.len) {
-        fprintf(t->c->err, "ndf ctl: the server at %s closed the connection without an answer\n",
+        cmd_error(t->c, "the server at %s closed the connection without an answer\n",
                 t->socket);
         sb_free(&sb);
         return NULL;
@@ -116,7 +116,7 @@ static cJSON *ctl_call(ctl *t, cJSON *req, int *rc)
     sb_free(&sb);
     if (!cJSON_IsObject(resp)) {
         cJSON_Delete(resp);
-        fprintf(t->c->err, "ndf ctl: the server's answer is not a JSON object\n");
+        cmd_error(t->c, "the server's answer is not a JSON object\n");
         *rc = EXIT_IO;
         return NULL;
     }
@@ -144,7 +144,7 @@ static int ctl_failed(ctl *t, const char *verb, const cJSON *resp)
         return EXIT_OK;
     const char *e = str_of(resp, "error");
     char *m = term_safe(e ? e : "failed"); /* the server's words, maybe quoting a client */
-    fprintf(t->c->err, "ndf ctl %s: %s\n", verb, m);
+    cmd_error(t->c, "%s: %s\n", verb, m);
     free(m);
     int rc = int_of(resp, "exit", EXIT_FAILED);
     return rc ? rc : EXIT_FAILED;
@@ -200,7 +200,7 @@ static void run_summary(FILE *err, const cJSON *j, int failed)
     fputc('\n', err);
     const char *e = str_of(j, "error");
     if (failed && e)
-        fprintf(err, "ndf: %s\n", e);
+        cmd_diag(err, "ctl", DIAG_ERR, "%s\n", e);
 }
 
 static void print_record(FILE *out, const cJSON *resp, int json)
@@ -233,7 +233,7 @@ static int add_context(ctl *t, cJSON *req, const ndf_context *ctx)
     cJSON *j = cJSON_ParseWithLength(sb.buf, sb.len);
     sb_free(&sb);
     if (!j) {
-        fprintf(t->c->err, "ndf ctl: cannot encode the context\n");
+        cmd_error(t->c, "cannot encode the context\n");
         return EXIT_USAGE;
     }
     cJSON_DeleteItemFromObjectCaseSensitive(req, "context");
@@ -282,7 +282,7 @@ static int ctl_run_parse(ctl *t, int argc, char **argv, cJSON **req, int *json, 
         }
     }
     if (!done && p.noperands != 1) {
-        fprintf(c->err, "ndf ctl run: expected one PATTERN (see 'ndf ctl --help')\n");
+        cmd_error(c, "run: expected one PATTERN (see 'ndf ctl --help')\n");
         rc = EXIT_USAGE, done = 1;
     }
     ndf_context *ctx = NULL;
@@ -292,7 +292,7 @@ static int ctl_run_parse(ctl *t, int argc, char **argv, cJSON **req, int *json, 
     if (done)
         return rc;
     if (*async && *fallback) {
-        fprintf(c->err, "ndf ctl run: --fallback waits for the primary; it cannot be --async\n");
+        cmd_error(c, "run: --fallback waits for the primary; it cannot be --async\n");
         context_free(ctx);
         return EXIT_USAGE;
     }
@@ -328,8 +328,8 @@ static int ctl_run_report(ctl *t, const cJSON *resp, int json, const char *fallb
     if (!json && cause) {
         const char *perr = str_of(resp, "primary_error");
         if (!prim && perr)
-            fprintf(err, "ndf: %s\n", perr);
-        fprintf(err, "ndf: falling back to '%s' (cause: %s)\n", fallback, cause);
+            cmd_diag(err, "ctl", DIAG_ERR, "%s\n", perr);
+        cmd_diag(err, "ctl", DIAG_WARNING, "falling back to '%s' (cause: %s)\n", fallback, cause);
     }
     if (json)
         print_record(t->c->out, resp, 1);
@@ -387,7 +387,7 @@ static int ctl_by_id(ctl *t, const char *verb, int argc, char **argv)
         case 'l':
         case 't':
             if (!is_rollback) {
-                fprintf(c->err, "ndf ctl %s: --%s is for rollback\n", verb,
+                cmd_error(c, "%s: --%s is for rollback\n", verb,
                         o == 'l' ? "level" : "target");
                 return EXIT_USAGE;
             }
@@ -398,7 +398,7 @@ static int ctl_by_id(ctl *t, const char *verb, int argc, char **argv)
         }
     }
     if (p.noperands > 1 || (p.noperands == 0 && !is_status)) {
-        fprintf(c->err, "ndf ctl %s: expected %s execution ID\n", verb,
+        cmd_error(c, "%s: expected %s execution ID\n", verb,
                 is_status ? "at most one" : "one");
         return EXIT_USAGE;
     }
@@ -432,7 +432,7 @@ static int write_file(ctl *t, const char *path, const char *data)
     if (strcmp(path, "-") == 0) {
         /* as `ndf export -o -`: standard output, not a file named "-" */
         if (fputs(data, t->c->out) < 0 || fflush(t->c->out) != 0) {
-            fprintf(t->c->err, "ndf ctl export: cannot write to standard output: %s\n",
+            cmd_error(t->c, "export: cannot write to standard output: %s\n",
                     strerror(errno));
             return EXIT_IO;
         }
@@ -446,7 +446,7 @@ static int write_file(ctl *t, const char *path, const char *data)
     if (f && fclose(f) != 0 && !e)
         e = errno;
     if (e) {
-        fprintf(t->c->err, "ndf ctl export: cannot write %s: %s\n", path, strerror(e));
+        cmd_error(t->c, "export: cannot write %s: %s\n", path, strerror(e));
         return EXIT_IO;
     }
     return EXIT_OK;
@@ -476,7 +476,7 @@ static int ctl_local_args(ctl *t, const char *verb, int argc, char **argv, cJSON
                 is_ctx = 1, val = a + 10;
         }
         if ((is_out || is_ctx) && !val) {
-            fprintf(t->c->err, "ndf ctl %s: %s needs a value\n", verb, a);
+            cmd_error(t->c, "%s: %s needs a value\n", verb, a);
             return EXIT_USAGE;
         }
         if (is_out) {
@@ -484,7 +484,7 @@ static int ctl_local_args(ctl *t, const char *verb, int argc, char **argv, cJSON
         } else if (is_ctx) {
             ndf_context *ctx;
             if (context_from_json_file(val, &ctx) != NDF_OK) {
-                fprintf(t->c->err, "ndf: %s\n", err_msg());
+                cmd_error(t->c, "%s\n", err_msg());
                 return EXIT_USAGE;
             }
             int rc = add_context(t, req, ctx);
@@ -538,12 +538,12 @@ static int ctl_send(ctl *t, int argc, char **argv)
     cmd_ctx *c = t->c;
     (void)argv;
     if (argc > 1) {
-        fprintf(c->err, "ndf ctl send: takes no arguments (the requests come on stdin)\n");
+        cmd_error(c, "send: takes no arguments (the requests come on stdin)\n");
         return EXIT_USAGE;
     }
     int fd = transport_connect(t->socket);
     if (fd < 0) {
-        fprintf(c->err, "ndf ctl: no ndf server is listening on %s (%s)\n", t->socket,
+        cmd_error(c, "no ndf server is listening on %s (%s)\n", t->socket,
                 strerror(errno));
         return EXIT_UNAVAILABLE;
     }
@@ -571,7 +571,7 @@ static int ctl_send(ctl *t, int argc, char **argv)
         int broken = off < (size_t)n; /* the server may have answered, then closed */
         ssize_t an = in ? getline(&ans, &acap, in) : -1;
         if (an <= 0) {
-            fprintf(c->err, "ndf ctl send: the server closed the connection\n");
+            cmd_error(c, "send: the server closed the connection\n");
             rc = EXIT_UNAVAILABLE;
             break;
         }
@@ -593,7 +593,7 @@ static int ctl_simple(ctl *t, const char *verb, int argc, char **argv)
     if (argc > 1) {
         if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)
             return cmd_help(c);
-        fprintf(c->err, "ndf ctl %s: takes no arguments\n", verb);
+        cmd_error(c, "%s: takes no arguments\n", verb);
         return EXIT_USAGE;
     }
     int rc;
@@ -632,7 +632,7 @@ static int ctl_verb(ctl *t, int argc, char **argv)
     const cmd_entry *e = cmd_find(verb);
     if (e && (e->flags & CMD_SERVABLE))
         return ctl_forward(t, verb, argc, argv);
-    fprintf(t->c->err, "ndf ctl: unknown verb '%s' (see 'ndf ctl --help')\n", verb);
+    cmd_error(t->c, "unknown verb '%s' (see 'ndf ctl --help')\n", verb);
     return EXIT_USAGE;
 }
 

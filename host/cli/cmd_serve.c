@@ -55,6 +55,15 @@ static int run_served(void *opaque, const server_call *call)
     return rc == CMD_REFUSED ? NDF_ERR_INVALID : rc;
 }
 
+/* server_opts.check_run: a client's run is refused as `ndf run` refuses
+ * it. */
+static int check_served_run(void *opaque, runtime *rt, const char *name,
+                            const ndf_context *ctx, double timeout)
+{
+    (void)opaque;
+    return cmd_plan_check(rt, name, ctx, timeout);
+}
+
 static int cmd_serve(cmd_ctx *c, int argc, char **argv)
 {
     static const opt_spec opts[] = {
@@ -66,7 +75,8 @@ static int cmd_serve(cmd_ctx *c, int argc, char **argv)
                       .debounce = 0.2,
                       .run_command = run_served,
                       .opaque = c,
-                      .exit_code = exit_code_for};
+                      .exit_code = exit_code_for,
+                      .check_run = check_served_run};
     int o;
     opt_parser p;
     opt_init(&p, argc, argv, opts, OPT_PERMUTE, c->err);
@@ -87,7 +97,7 @@ static int cmd_serve(cmd_ctx *c, int argc, char **argv)
         }
     }
     if (p.noperands) {
-        fprintf(c->err, "ndf serve: unexpected argument '%s'\n", p.operands[0]);
+        cmd_error(c, "unexpected argument '%s'\n", p.operands[0]);
         return EXIT_USAGE;
     }
     /* The servable commands of the table replace any separate list. */
