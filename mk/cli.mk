@@ -20,6 +20,7 @@ ndf_SOURCES = \
 	host/cli/plan.c host/cli/plan.h \
 	host/cli/cmd_plan.c \
 	host/cli/cmd_graph.c \
+	host/cli/cmd_metrics.c \
 	host/cli/cmd_teststep.c \
 	host/cli/cmd_newplugin.c
 ndf_CPPFLAGS = $(libndfcore_la_CPPFLAGS)

@@ -43,6 +43,9 @@ static const char ctl_usage[] =
     "                     as 'ndf VERB ARGS', answered by the server\n"
     "  reload             reload the configuration and plugins (a transaction)\n"
     "  ping               the server's generation and reload counters (JSON)\n"
+    "  metrics [--window S] [--textfile FILE.prom [--interval S]]\n"
+    "                     'ndf metrics' with the server's live gauges and\n"
+    "                     counters; --textfile is written on this side\n"
     "  send               send each line of stdin as a raw request, print answers\n"
     "  shutdown           stop the server as SIGTERM does\n"
     "\n"
@@ -617,6 +620,97 @@ static int ctl_simple(ctl *t, const char *verb, int argc, char **argv)
     return rc;
 }
 
+/* ---- ctl metrics ---- */
+
+/* One metric of the server's from its ping answer. */
+static void ping_metric(strbuf *sb, const cJSON *ping, const char *key, const char *name,
+                        const char *type, const char *help)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(ping, key);
+    if (!cJSON_IsNumber(v))
+        return;
+    sb_printf(sb, "# HELP %s %s\n# TYPE %s %s\n%s %.0f\n", name, help, name, type, name,
+              v->valuedouble);
+}
+
+/* The served `metrics` exposition and the server's own counters (from a
+ * ping) into `sb`.  Returns EXIT_OK, the served command's exit code, or
+ * EXIT_UNAVAILABLE (with ndf_server_up 0 in `sb`) when there is no server. */
+static int ctl_metrics_collect(ctl *t, double window, strbuf *sb)
+{
+    int rc;
+    cJSON *req = request("metrics");
+    cJSON *args = cJSON_AddArrayToObject(req, "args");
+    char w[64];
+    snprintf(w, sizeof w, "--window=%.17g", window);
+    cJSON_AddItemToArray(args, cJSON_CreateString(w));
+    cJSON *resp = ctl_call(t, req, &rc);
+    cJSON_Delete(req);
+    cJSON *ping = NULL;
+    if (resp) {
+        req = request("ping");
+        ping = ctl_call(t, req, &rc);
+        cJSON_Delete(req);
+    }
+    if (!resp || !ping || (rc = ctl_failed(t, "metrics", resp)) != EXIT_OK) {
+        cJSON_Delete(resp);
+        cJSON_Delete(ping);
+        /* said, so that an alert fires rather than a stale file being read */
+        sb_puts(sb, "# HELP ndf_server_up 1 when the ndf server answered.\n"
+                    "# TYPE ndf_server_up gauge\nndf_server_up 0\n");
+        return rc ? rc : EXIT_UNAVAILABLE;
+    }
+    const char *so = str_of(resp, "stdout"), *se = str_of(resp, "stderr");
+    rc = int_of(resp, "exit", EXIT_FAILED);
+    if (se)
+        fputs(se, t->c->err);
+    if (so)
+        sb_puts(sb, so);
+    sb_puts(sb, "# HELP ndf_server_up 1 when the ndf server answered.\n"
+                "# TYPE ndf_server_up gauge\nndf_server_up 1\n");
+    ping_metric(sb, ping, "generation", "ndf_server_generation", "gauge",
+                "The configuration generation serving (1 at start, one more per reload).");
+    ping_metric(sb, ping, "old_generations", "ndf_server_old_generations", "gauge",
+                "Replaced generations still finishing their executions.");
+    ping_metric(sb, ping, "reloads", "ndf_reloads_total", "counter",
+                "Reloads of the configuration and plugins that took effect.");
+    ping_metric(sb, ping, "reloads_failed", "ndf_reloads_failed_total", "counter",
+                "Reloads refused (the old generation kept serving).");
+    ping_metric(sb, ping, "plugins_retired", "ndf_plugins_retired_total", "counter",
+                "Plugin builds replaced by a reload.");
+    ping_metric(sb, ping, "plugins_unloaded", "ndf_plugins_unloaded_total", "counter",
+                "Retired plugin builds unloaded after their last execution.");
+    ping_metric(sb, ping, "plugins_not_unloadable", "ndf_plugins_not_unloadable", "gauge",
+                "Retired plugin builds that cannot be unloaded (kept mapped).");
+    cJSON_Delete(resp);
+    cJSON_Delete(ping);
+    return rc;
+}
+
+static int ctl_metrics(ctl *t, int argc, char **argv)
+{
+    cmd_metrics_args a;
+    int rc = cmd_metrics_options(t->c, argc, argv, &a);
+    if (rc != EXIT_OK)
+        return rc;
+    if (a.interval > 0)
+        cmd_signals_arm();
+    do {
+        strbuf sb;
+        sb_init(&sb);
+        rc = ctl_metrics_collect(t, a.window, &sb);
+        /* a textfile says the server is down; standard output says nothing
+         * a scraper would take for figures */
+        int wrc = EXIT_OK;
+        if (a.textfile || rc != EXIT_UNAVAILABLE)
+            wrc = cmd_metrics_write(t->c, a.textfile, sb.buf ? sb.buf : "", sb.len);
+        sb_free(&sb);
+        if (wrc != EXIT_OK)
+            rc = wrc;
+    } while (a.interval > 0 && cmd_metrics_sleep(a.interval) == 0);
+    return rc;
+}
+
 /* The verb argv[0] on the server at t->socket. */
 static int ctl_verb(ctl *t, int argc, char **argv)
 {
@@ -629,6 +723,8 @@ static int ctl_verb(ctl *t, int argc, char **argv)
         return ctl_simple(t, verb, argc, argv);
     if (strcmp(verb, "send") == 0)
         return ctl_send(t, argc, argv);
+    if (strcmp(verb, "metrics") == 0)
+        return ctl_metrics(t, argc, argv);
     const cmd_entry *e = cmd_find(verb);
     if (e && (e->flags & CMD_SERVABLE))
         return ctl_forward(t, verb, argc, argv);

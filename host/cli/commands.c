@@ -40,6 +40,7 @@ const cmd_entry *const cmd_table[] = {
     &cmd_restore_entry,
     &cmd_analytics_entry,
     &cmd_monitor_entry,
+    &cmd_metrics_entry,
     &cmd_serve_entry,
     &cmd_ctl_entry,
     NULL,

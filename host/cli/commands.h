@@ -221,6 +221,29 @@ char *term_safe(const char *s);
  * --dry-run`. */
 int cmd_plan_show(cmd_ctx *c, const char *name, const ndf_context *ctx, double timeout, int json);
 
+/* ---- metrics (cmd_metrics.c; `ndf ctl metrics` shares the writer) ---- */
+
+typedef struct cmd_metrics_args {
+    double window;        /* seconds of kept executions counted; 0: all */
+    const char *textfile; /* NULL: standard output */
+    double interval;      /* > 0: write the textfile again every this many seconds */
+} cmd_metrics_args;
+
+/* Parses `ndf metrics`'s options (also `ndf ctl metrics`'s) into *a.
+ * Returns EXIT_OK, or the exit code after saying why (CMD_REFUSED for a
+ * --textfile sent to a server). */
+int cmd_metrics_options(cmd_ctx *c, int argc, char **argv, cmd_metrics_args *a);
+/* EXIT_OK when `path` can be a textfile collector's file (it ends in
+ * .prom), else EXIT_USAGE after saying why. */
+int cmd_metrics_check_textfile(cmd_ctx *c, const char *path);
+/* Writes the exposition `text` on c->out (`path` NULL) or atomically over
+ * `path` (mode 0644, through a temporary file in its directory).  Returns
+ * the exit code, after saying why it is not EXIT_OK. */
+int cmd_metrics_write(cmd_ctx *c, const char *path, const char *text, size_t len);
+/* Sleeps `seconds`; returns 0, or -1 as soon as a signal armed by
+ * cmd_signals_arm() came. */
+int cmd_metrics_sleep(double seconds);
+
 /* The handlers' entries, each beside its handler in cmd_*.c. */
 extern const cmd_entry cmd_plugins_entry, cmd_inspect_entry;              /* cmd_plugins.c */
 extern const cmd_entry cmd_check_config_entry, cmd_config_entry;          /* cmd_config.c */
@@ -237,5 +260,6 @@ extern const cmd_entry cmd_plan_entry;                 /* cmd_plan.c */
 extern const cmd_entry cmd_graph_entry;                /* cmd_graph.c */
 extern const cmd_entry cmd_test_step_entry;            /* cmd_teststep.c */
 extern const cmd_entry cmd_new_plugin_entry;           /* cmd_newplugin.c */
+extern const cmd_entry cmd_metrics_entry;              /* cmd_metrics.c */
 
 #endif
