@@ -41,6 +41,11 @@ EXTRA_DIST += tests/shell/delegate.sh
 TESTS += tests/shell/plan.sh
 EXTRA_DIST += tests/shell/plan.sh
 
+# ndf metrics and ctl metrics (promtool), the textfile collector's file;
+# the plan's check for batch and ctl run; the one error style.
+TESTS += tests/shell/metrics.sh
+EXTRA_DIST += tests/shell/metrics.sh
+
 # make demo, three times in a row.
 TESTS += tests/shell/demo.sh
 EXTRA_DIST += tests/shell/demo.sh
