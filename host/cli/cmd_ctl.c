@@ -633,6 +633,9 @@ static void ping_metric(strbuf *sb, const cJSON *ping, const char *key, const ch
               v->valuedouble);
 }
 
+static const char server_down[] = "# HELP ndf_server_up 1 when the ndf server answered.\n"
+                                  "# TYPE ndf_server_up gauge\nndf_server_up 0\n";
+
 /* The served `metrics` exposition and the server's own counters (from a
  * ping) into `sb`.  Returns EXIT_OK, the served command's exit code, or
  * EXIT_UNAVAILABLE (with ndf_server_up 0 in `sb`) when there is no server. */
@@ -656,8 +659,7 @@ static int ctl_metrics_collect(ctl *t, double window, strbuf *sb)
         cJSON_Delete(resp);
         cJSON_Delete(ping);
         /* said, so that an alert fires rather than a stale file being read */
-        sb_puts(sb, "# HELP ndf_server_up 1 when the ndf server answered.\n"
-                    "# TYPE ndf_server_up gauge\nndf_server_up 0\n");
+        sb_puts(sb, server_down);
         return rc ? rc : EXIT_UNAVAILABLE;
     }
     const char *so = str_of(resp, "stdout"), *se = str_of(resp, "stderr");
@@ -685,6 +687,34 @@ static int ctl_metrics_collect(ctl *t, double window, strbuf *sb)
     cJSON_Delete(resp);
     cJSON_Delete(ping);
     return rc;
+}
+
+int cmd_ctl_metrics(cmd_ctx *c, const char *socket, double window, strbuf *sb)
+{
+    ctl t = {.socket = socket, .c = c};
+    if (!socket) {
+        sb_puts(sb, server_down);
+        return EXIT_UNAVAILABLE;
+    }
+    return ctl_metrics_collect(&t, window, sb);
+}
+
+char *cmd_ctl_socket(cmd_ctx *c)
+{
+    /* Only the socket path is needed, and a configuration being edited
+     * (with errors: the server keeps its old one) must not keep ctl from
+     * reaching the server: take whatever path was read. */
+    config *cfg = NULL;
+    const char *path = c->rt->config_path;
+    if (access(path, F_OK) == 0) {
+        config_load(path, &cfg);
+    } else {
+        cfg = xcalloc(1, sizeof *cfg);
+        settings_default(&cfg->set);
+    }
+    char *s = cfg->set.socket_path ? xstrdup(cfg->set.socket_path) : NULL;
+    config_free(cfg);
+    return s;
 }
 
 static int ctl_metrics(ctl *t, int argc, char **argv)
@@ -749,22 +779,15 @@ static int cmd_ctl(cmd_ctx *c, int argc, char **argv)
     }
     if (!p.noperands)
         return cmd_bad_usage(c);
-    config *cfg = NULL;
+    char *sock = NULL;
+    if (!t.socket)
+        t.socket = sock = cmd_ctl_socket(c);
     if (!t.socket) {
-        /* Only the socket path is needed, and a configuration being edited
-         * (with errors: the server keeps its old one) must not keep ctl
-         * from reaching the server: take whatever path was read. */
-        const char *path = c->rt->config_path;
-        if (access(path, F_OK) == 0) {
-            config_load(path, &cfg);
-        } else {
-            cfg = xcalloc(1, sizeof *cfg);
-            settings_default(&cfg->set);
-        }
-        t.socket = cfg->set.socket_path;
+        cmd_error(c, "no server.socket is configured: name one with --socket\n");
+        return EXIT_USAGE;
     }
     int rc = ctl_verb(&t, argc - p.ind, argv + p.ind);
-    config_free(cfg);
+    free(sock);
     return rc;
 }
 

@@ -343,7 +343,7 @@ static int collect(store *s, executor *ex, double window, strbuf *sb)
 
 /* ---- writing it ---- */
 
-int cmd_metrics_check_textfile(cmd_ctx *c, const char *path)
+int cmd_metrics_check_textfile(cmd_ctx *c, const char *opt, const char *path)
 {
     size_t len = strlen(path);
     const char *base = strrchr(path, '/');
@@ -351,9 +351,9 @@ int cmd_metrics_check_textfile(cmd_ctx *c, const char *path)
     /* node_exporter's textfile collector reads *.prom and nothing else: a
      * file by another name would be written forever and never read */
     if (len < 5 || strcmp(path + len - 5, ".prom") != 0 || strcmp(base, ".prom") == 0) {
-        cmd_error(c, "--textfile %s: the name must end in .prom (node_exporter's textfile "
+        cmd_error(c, "%s %s: the name must end in .prom (node_exporter's textfile "
                      "collector reads no other)\n",
-                  path);
+                  opt, path);
         return EXIT_USAGE;
     }
     return EXIT_OK;
@@ -474,7 +474,7 @@ int cmd_metrics_options(cmd_ctx *c, int argc, char **argv, cmd_metrics_args *a)
         return EXIT_USAGE;
     }
     if (a->textfile)
-        return cmd_metrics_check_textfile(c, a->textfile);
+        return cmd_metrics_check_textfile(c, "--textfile", a->textfile);
     return EXIT_OK;
 }
 

@@ -233,9 +233,9 @@ typedef struct cmd_metrics_args {
  * Returns EXIT_OK, or the exit code after saying why (CMD_REFUSED for a
  * --textfile sent to a server). */
 int cmd_metrics_options(cmd_ctx *c, int argc, char **argv, cmd_metrics_args *a);
-/* EXIT_OK when `path` can be a textfile collector's file (it ends in
- * .prom), else EXIT_USAGE after saying why. */
-int cmd_metrics_check_textfile(cmd_ctx *c, const char *path);
+/* EXIT_OK when `path`, the value of option `opt`, can be a textfile
+ * collector's file (it ends in .prom), else EXIT_USAGE after saying why. */
+int cmd_metrics_check_textfile(cmd_ctx *c, const char *opt, const char *path);
 /* Writes the exposition `text` on c->out (`path` NULL) or atomically over
  * `path` (mode 0644, through a temporary file in its directory).  Returns
  * the exit code, after saying why it is not EXIT_OK. */
@@ -243,6 +243,16 @@ int cmd_metrics_write(cmd_ctx *c, const char *path, const char *text, size_t len
 /* Sleeps `seconds`; returns 0, or -1 as soon as a signal armed by
  * cmd_signals_arm() came. */
 int cmd_metrics_sleep(double seconds);
+
+/* `ndf ctl metrics`'s exposition (the served one and the server's
+ * counters) from the server at `socket` into `sb` (cmd_ctl.c).  Returns
+ * EXIT_OK or the served command's exit code; EXIT_UNAVAILABLE, with
+ * ndf_server_up 0 alone in `sb`, when no server answers (said on c->err). */
+int cmd_ctl_metrics(cmd_ctx *c, const char *socket, double window, strbuf *sb);
+/* The socket `ndf ctl` reaches by default: server.socket of the
+ * configuration (read even when it has errors).  NULL when none is set;
+ * caller frees. */
+char *cmd_ctl_socket(cmd_ctx *c);
 
 /* The handlers' entries, each beside its handler in cmd_*.c. */
 extern const cmd_entry cmd_plugins_entry, cmd_inspect_entry;              /* cmd_plugins.c */

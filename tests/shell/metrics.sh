@@ -166,6 +166,28 @@ wait "$CLOOP"
 expect_exit 9 "ctl metrics with no server exits 9" -- $R ctl metrics
 expect_match "$out" '^$' "and prints no exposition"
 
+# serve --metrics-textfile: the server writes its own, and says when it stops
+expect_exit 2 "serve --metrics-textfile not named *.prom is refused" -- \
+    $R serve --metrics-textfile "$SCRATCH/tf/srv.txt"
+expect_match "$err" "^ndf: serve: --metrics-textfile .*srv\.txt: the name must end in \.prom" "saying why"
+expect_exit 2 "serve --metrics-interval 0 is refused" -- \
+    $R serve --metrics-textfile "$SCRATCH/tf/srv.prom" --metrics-interval 0
+$R serve --metrics-textfile "$SCRATCH/tf/srv.prom" --metrics-interval 0.2 2>"$SCRATCH/serve2.log" &
+SERVER=$!
+for i in $(seq 1 200); do grep -q '^ndf_server_up 1$' "$SCRATCH/tf/srv.prom" 2>/dev/null && break; sleep 0.05; done
+grep -q '^ndf_server_up 1$' "$SCRATCH/tf/srv.prom" && ok "serve --metrics-textfile writes the live view" ||
+    not_ok "serve --metrics-textfile writes the live view"
+grep -q '^ndf_workers 2$' "$SCRATCH/tf/srv.prom" && ok "with the executor's gauges" ||
+    not_ok "with the executor's gauges"
+promtool_check "$SCRATCH/tf/srv.prom" "promtool check metrics accepts the server's textfile"
+kill -TERM "$SERVER"
+wait "$SERVER"
+rc=$?
+[ "$rc" -eq 0 ] && ok "the server still stops with exit 0" || not_ok "the server stops with exit $rc"
+expect_match "$(cat "$SCRATCH/tf/srv.prom")" '^ndf_server_up 0$' "and leaves ndf_server_up 0 behind"
+expect_match "$(grep -c 'no ndf server' "$SCRATCH/serve2.log")" '^0$' \
+    "without complaining of its own socket coming and going"
+
 # ---- one error style ----
 # A sample of refusals from several commands and layers: each line is
 # "ndf: COMMAND: message".
