@@ -20,6 +20,7 @@ ndf_SOURCES = \
 	host/cli/plan.c host/cli/plan.h \
 	host/cli/cmd_plan.c \
 	host/cli/cmd_graph.c \
+	host/cli/cmd_metrics.c \
 	host/cli/cmd_teststep.c \
 	host/cli/cmd_newplugin.c
 ndf_CPPFLAGS = $(libndfcore_la_CPPFLAGS)
@@ -39,6 +40,11 @@ EXTRA_DIST += tests/shell/delegate.sh
 # ndf plan, run --dry-run, graph; failure reasons; the timeout rule.
 TESTS += tests/shell/plan.sh
 EXTRA_DIST += tests/shell/plan.sh
+
+# ndf metrics and ctl metrics (promtool), the textfile collector's file;
+# the plan's check for batch and ctl run; the one error style.
+TESTS += tests/shell/metrics.sh
+EXTRA_DIST += tests/shell/metrics.sh
 
 # make demo, three times in a row.
 TESTS += tests/shell/demo.sh

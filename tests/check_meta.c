@@ -53,6 +53,32 @@ START_TEST(test_phases_in_order)
 }
 END_TEST
 
+START_TEST(test_resource_wait_says_what_it_saw)
+{
+    harness h;
+    /* Memory use never drops to 0: the wait runs into the deadline, and
+     * the failure says what the phase needs (not the cpu it never set)
+     * and what was measured. */
+    h_open_ok(&h, 2,
+              SUB("s1", "1") ",\n"
+              "{ name = \"m\"; type = \"meta\"; params = { timeout_seconds = 0.3; phases = ( "
+              "{ name = \"big\"; patterns = [\"s1\"]; "
+              "  resource_allocation = { memory = 0.0; }; } ); }; }");
+    record *r;
+    char *msg;
+    ck_assert_int_ne(h_run(&h, "m", NULL, 0, &r, &msg), NDF_OK);
+    const char *m = h_message(r, "m/big");
+    ck_assert_msg(strstr(m, "waiting for resources (the phase needs memory <= 0): ") != NULL, "%s",
+                  m);
+    ck_assert_msg(strstr(m, "(waits for <= 0%)") != NULL, "%s", m);
+    ck_assert_msg(strstr(m, "cpu -1") == NULL, "%s", m);
+    ck_assert_msg(strstr(msg, "the phase needs memory <= 0") != NULL, "%s", msg);
+    free(msg);
+    record_unref(r);
+    h_close(&h);
+}
+END_TEST
+
 START_TEST(test_success_rate)
 {
     harness h;
@@ -300,6 +326,7 @@ static Suite *meta_suite(void)
     tcase_set_timeout(tc, 30);
     tcase_add_test(tc, test_phases_in_order);
     tcase_add_test(tc, test_success_rate);
+    tcase_add_test(tc, test_resource_wait_says_what_it_saw);
     tcase_add_test(tc, test_response_time);
     tcase_add_test(tc, test_rollback_phase_level);
     tcase_add_test(tc, test_rollback_pattern_level);

@@ -87,7 +87,7 @@ START_TEST(test_abbreviation_refused)
     const char *a[] = {"--c", "/etc/shadow", "--jso", "--con=x", "--nope", NULL};
     opt_parser p = run(OPT_PERMUTE, a, &t, &m);
     ck_assert_str_eq(t, "?(--c) ?(--jso) ?(--con=x) ?(--nope) ");
-    ck_assert_ptr_nonnull(strstr(m, "cmd: unrecognized option '--c' (abbreviations are not "
+    ck_assert_ptr_nonnull(strstr(m, "ndf: cmd: unrecognized option '--c' (abbreviations are not "
                                     "accepted; did you mean '--config' or '--context'?)\n"));
     ck_assert_ptr_nonnull(strstr(m, "did you mean '--json'?)"));
     ck_assert_ptr_nonnull(strstr(m, "cmd: unrecognized option '--nope'\n"));
@@ -120,15 +120,16 @@ START_TEST(test_refusals)
     opt_parser p = run(OPT_PERMUTE, a, &t, &m);
     ck_assert_str_eq(t, "?(--json=1) ?(-z) 110 ?(-nz) ?(--config) ");
     ck_assert_int_eq(p.noperands, 0);
-    ck_assert_str_eq(m, "cmd: option '--json' doesn't allow an argument\n"
-                        "cmd: invalid option -- 'z'\n"
-                        "cmd: invalid option -- 'z'\n"
-                        "cmd: option '--config' requires an argument\n");
+    /* the diagnostics' one style: "ndf: COMMAND: message" */
+    ck_assert_str_eq(m, "ndf: cmd: option '--json' doesn't allow an argument\n"
+                        "ndf: cmd: invalid option -- 'z'\n"
+                        "ndf: cmd: invalid option -- 'z'\n"
+                        "ndf: cmd: option '--config' requires an argument\n");
     free(t);
     free(m);
     const char *b[] = {"-f", NULL};
     p = run(OPT_PERMUTE, b, &t, &m);
-    ck_assert_str_eq(m, "cmd: option requires an argument -- 'f'\n");
+    ck_assert_str_eq(m, "ndf: cmd: option requires an argument -- 'f'\n");
     free(t);
     free(m);
 }

@@ -197,6 +197,13 @@ START_TEST(test_resource_wait_deadline)
     ck_assert_state(r, "par/heavy", NDF_STATE_FAILED);
     ck_assert_msg(strstr(h_message(r, "par/heavy"), "waiting for resources") != NULL, "%s",
                   h_message(r, "par/heavy"));
+    /* what the task needs, and what the host measured against the limit */
+    ck_assert_msg(strstr(h_message(r, "par/heavy"),
+                         "the task needs cpu 0 and memory 0.5 under the pattern's threshold 0.5") !=
+                      NULL,
+                  "%s", h_message(r, "par/heavy"));
+    ck_assert_msg(strstr(h_message(r, "par/heavy"), "(waits for <= 0%)") != NULL, "%s",
+                  h_message(r, "par/heavy"));
     free(msg);
     record_unref(r);
     h_close(&h);

@@ -51,14 +51,13 @@ static int parse_opts(cmd_ctx *c, int argc, char **argv, const char *flag, int *
                 *flag_set = 1;
             break;
         default:
-            fprintf(c->err, "ndf %s: unknown option '%s' (see 'ndf %s --help')\n", argv[0], p.bad,
-                    argv[0]);
+            cmd_error(c, "unknown option '%s' (see 'ndf %s --help')\n", p.bad, argv[0]);
             return EXIT_USAGE;
         }
     }
     if (p.noperands) {
-        fprintf(c->err, "ndf %s: unexpected argument '%s' (see 'ndf %s --help')\n", argv[0],
-                p.operands[0], argv[0]);
+        cmd_error(c, "unexpected argument '%s' (see 'ndf %s --help')\n", p.operands[0],
+                  argv[0]);
         return EXIT_USAGE;
     }
     return -1;

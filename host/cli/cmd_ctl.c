@@ -43,6 +43,9 @@ static const char ctl_usage[] =
     "                     as 'ndf VERB ARGS', answered by the server\n"
     "  reload             reload the configuration and plugins (a transaction)\n"
     "  ping               the server's generation and reload counters (JSON)\n"
+    "  metrics [--window S] [--textfile FILE.prom [--interval S]]\n"
+    "                     'ndf metrics' with the server's live gauges and\n"
+    "                     counters; --textfile is written on this side\n"
     "  send               send each line of stdin as a raw request, print answers\n"
     "  shutdown           stop the server as SIGTERM does\n"
     "\n"
@@ -79,12 +82,12 @@ static cJSON *ctl_call(ctl *t, cJSON *req, int *rc)
     if (fd < 0) {
         int e = errno;
         if (e == ENOENT || e == ECONNREFUSED)
-            fprintf(t->c->err,
-                    "ndf ctl: no ndf server is listening on %s (start one with 'ndf "
+            cmd_error(t->c,
+                    "no ndf server is listening on %s (start one with 'ndf "
                     "serve')\n",
                     t->socket);
         else
-            fprintf(t->c->err, "ndf ctl: cannot connect to %s: %s\n", t->socket, strerror(e));
+            cmd_error(t->c, "cannot connect to %s: %s\n", t->socket, strerror(e));
         return NULL;
     }
     char *text = cJSON_PrintUnformatted(req);
@@ -107,7 +110,7 @@ static cJSON *ctl_call(ctl *t, cJSON *req, int *rc)
     }
     close(fd);
     if (!sb.len) {
-        fprintf(t->c->err, "ndf ctl: the server at %s closed the connection without an answer\n",
+        cmd_error(t->c, "the server at %s closed the connection without an answer\n",
                 t->socket);
         sb_free(&sb);
         return NULL;
@@ -116,7 +119,7 @@ static cJSON *ctl_call(ctl *t, cJSON *req, int *rc)
     sb_free(&sb);
     if (!cJSON_IsObject(resp)) {
         cJSON_Delete(resp);
-        fprintf(t->c->err, "ndf ctl: the server's answer is not a JSON object\n");
+        cmd_error(t->c, "the server's answer is not a JSON object\n");
         *rc = EXIT_IO;
         return NULL;
     }
@@ -144,7 +147,7 @@ static int ctl_failed(ctl *t, const char *verb, const cJSON *resp)
         return EXIT_OK;
     const char *e = str_of(resp, "error");
     char *m = term_safe(e ? e : "failed"); /* the server's words, maybe quoting a client */
-    fprintf(t->c->err, "ndf ctl %s: %s\n", verb, m);
+    cmd_error(t->c, "%s: %s\n", verb, m);
     free(m);
     int rc = int_of(resp, "exit", EXIT_FAILED);
     return rc ? rc : EXIT_FAILED;
@@ -200,7 +203,7 @@ static void run_summary(FILE *err, const cJSON *j, int failed)
     fputc('\n', err);
     const char *e = str_of(j, "error");
     if (failed && e)
-        fprintf(err, "ndf: %s\n", e);
+        cmd_diag(err, "ctl", DIAG_ERR, "%s\n", e);
 }
 
 static void print_record(FILE *out, const cJSON *resp, int json)
@@ -233,7 +236,7 @@ static int add_context(ctl *t, cJSON *req, const ndf_context *ctx)
     cJSON *j = cJSON_ParseWithLength(sb.buf, sb.len);
     sb_free(&sb);
     if (!j) {
-        fprintf(t->c->err, "ndf ctl: cannot encode the context\n");
+        cmd_error(t->c, "cannot encode the context\n");
         return EXIT_USAGE;
     }
     cJSON_DeleteItemFromObjectCaseSensitive(req, "context");
@@ -282,7 +285,7 @@ static int ctl_run_parse(ctl *t, int argc, char **argv, cJSON **req, int *json, 
         }
     }
     if (!done && p.noperands != 1) {
-        fprintf(c->err, "ndf ctl run: expected one PATTERN (see 'ndf ctl --help')\n");
+        cmd_error(c, "run: expected one PATTERN (see 'ndf ctl --help')\n");
         rc = EXIT_USAGE, done = 1;
     }
     ndf_context *ctx = NULL;
@@ -292,7 +295,7 @@ static int ctl_run_parse(ctl *t, int argc, char **argv, cJSON **req, int *json, 
     if (done)
         return rc;
     if (*async && *fallback) {
-        fprintf(c->err, "ndf ctl run: --fallback waits for the primary; it cannot be --async\n");
+        cmd_error(c, "run: --fallback waits for the primary; it cannot be --async\n");
         context_free(ctx);
         return EXIT_USAGE;
     }
@@ -328,8 +331,8 @@ static int ctl_run_report(ctl *t, const cJSON *resp, int json, const char *fallb
     if (!json && cause) {
         const char *perr = str_of(resp, "primary_error");
         if (!prim && perr)
-            fprintf(err, "ndf: %s\n", perr);
-        fprintf(err, "ndf: falling back to '%s' (cause: %s)\n", fallback, cause);
+            cmd_diag(err, "ctl", DIAG_ERR, "%s\n", perr);
+        cmd_diag(err, "ctl", DIAG_WARNING, "falling back to '%s' (cause: %s)\n", fallback, cause);
     }
     if (json)
         print_record(t->c->out, resp, 1);
@@ -387,7 +390,7 @@ static int ctl_by_id(ctl *t, const char *verb, int argc, char **argv)
         case 'l':
         case 't':
             if (!is_rollback) {
-                fprintf(c->err, "ndf ctl %s: --%s is for rollback\n", verb,
+                cmd_error(c, "%s: --%s is for rollback\n", verb,
                         o == 'l' ? "level" : "target");
                 return EXIT_USAGE;
             }
@@ -398,7 +401,7 @@ static int ctl_by_id(ctl *t, const char *verb, int argc, char **argv)
         }
     }
     if (p.noperands > 1 || (p.noperands == 0 && !is_status)) {
-        fprintf(c->err, "ndf ctl %s: expected %s execution ID\n", verb,
+        cmd_error(c, "%s: expected %s execution ID\n", verb,
                 is_status ? "at most one" : "one");
         return EXIT_USAGE;
     }
@@ -432,7 +435,7 @@ static int write_file(ctl *t, const char *path, const char *data)
     if (strcmp(path, "-") == 0) {
         /* as `ndf export -o -`: standard output, not a file named "-" */
         if (fputs(data, t->c->out) < 0 || fflush(t->c->out) != 0) {
-            fprintf(t->c->err, "ndf ctl export: cannot write to standard output: %s\n",
+            cmd_error(t->c, "export: cannot write to standard output: %s\n",
                     strerror(errno));
             return EXIT_IO;
         }
@@ -446,7 +449,7 @@ static int write_file(ctl *t, const char *path, const char *data)
     if (f && fclose(f) != 0 && !e)
         e = errno;
     if (e) {
-        fprintf(t->c->err, "ndf ctl export: cannot write %s: %s\n", path, strerror(e));
+        cmd_error(t->c, "export: cannot write %s: %s\n", path, strerror(e));
         return EXIT_IO;
     }
     return EXIT_OK;
@@ -476,7 +479,7 @@ static int ctl_local_args(ctl *t, const char *verb, int argc, char **argv, cJSON
                 is_ctx = 1, val = a + 10;
         }
         if ((is_out || is_ctx) && !val) {
-            fprintf(t->c->err, "ndf ctl %s: %s needs a value\n", verb, a);
+            cmd_error(t->c, "%s: %s needs a value\n", verb, a);
             return EXIT_USAGE;
         }
         if (is_out) {
@@ -484,7 +487,7 @@ static int ctl_local_args(ctl *t, const char *verb, int argc, char **argv, cJSON
         } else if (is_ctx) {
             ndf_context *ctx;
             if (context_from_json_file(val, &ctx) != NDF_OK) {
-                fprintf(t->c->err, "ndf: %s\n", err_msg());
+                cmd_error(t->c, "%s\n", err_msg());
                 return EXIT_USAGE;
             }
             int rc = add_context(t, req, ctx);
@@ -538,12 +541,12 @@ static int ctl_send(ctl *t, int argc, char **argv)
     cmd_ctx *c = t->c;
     (void)argv;
     if (argc > 1) {
-        fprintf(c->err, "ndf ctl send: takes no arguments (the requests come on stdin)\n");
+        cmd_error(c, "send: takes no arguments (the requests come on stdin)\n");
         return EXIT_USAGE;
     }
     int fd = transport_connect(t->socket);
     if (fd < 0) {
-        fprintf(c->err, "ndf ctl: no ndf server is listening on %s (%s)\n", t->socket,
+        cmd_error(c, "no ndf server is listening on %s (%s)\n", t->socket,
                 strerror(errno));
         return EXIT_UNAVAILABLE;
     }
@@ -571,7 +574,7 @@ static int ctl_send(ctl *t, int argc, char **argv)
         int broken = off < (size_t)n; /* the server may have answered, then closed */
         ssize_t an = in ? getline(&ans, &acap, in) : -1;
         if (an <= 0) {
-            fprintf(c->err, "ndf ctl send: the server closed the connection\n");
+            cmd_error(c, "send: the server closed the connection\n");
             rc = EXIT_UNAVAILABLE;
             break;
         }
@@ -593,7 +596,7 @@ static int ctl_simple(ctl *t, const char *verb, int argc, char **argv)
     if (argc > 1) {
         if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)
             return cmd_help(c);
-        fprintf(c->err, "ndf ctl %s: takes no arguments\n", verb);
+        cmd_error(c, "%s: takes no arguments\n", verb);
         return EXIT_USAGE;
     }
     int rc;
@@ -617,6 +620,127 @@ static int ctl_simple(ctl *t, const char *verb, int argc, char **argv)
     return rc;
 }
 
+/* ---- ctl metrics ---- */
+
+/* One metric of the server's from its ping answer. */
+static void ping_metric(strbuf *sb, const cJSON *ping, const char *key, const char *name,
+                        const char *type, const char *help)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(ping, key);
+    if (!cJSON_IsNumber(v))
+        return;
+    sb_printf(sb, "# HELP %s %s\n# TYPE %s %s\n%s %.0f\n", name, help, name, type, name,
+              v->valuedouble);
+}
+
+static const char server_down[] = "# HELP ndf_server_up 1 when the ndf server answered.\n"
+                                  "# TYPE ndf_server_up gauge\nndf_server_up 0\n";
+
+/* The served `metrics` exposition and the server's own counters (from a
+ * ping) into `sb`.  Returns EXIT_OK, the served command's exit code, or
+ * EXIT_UNAVAILABLE (with ndf_server_up 0 in `sb`) when there is no server. */
+static int ctl_metrics_collect(ctl *t, double window, strbuf *sb)
+{
+    int rc;
+    cJSON *req = request("metrics");
+    cJSON *args = cJSON_AddArrayToObject(req, "args");
+    char w[64];
+    snprintf(w, sizeof w, "--window=%.17g", window);
+    cJSON_AddItemToArray(args, cJSON_CreateString(w));
+    cJSON *resp = ctl_call(t, req, &rc);
+    cJSON_Delete(req);
+    cJSON *ping = NULL;
+    if (resp) {
+        req = request("ping");
+        ping = ctl_call(t, req, &rc);
+        cJSON_Delete(req);
+    }
+    if (!resp || !ping || (rc = ctl_failed(t, "metrics", resp)) != EXIT_OK) {
+        cJSON_Delete(resp);
+        cJSON_Delete(ping);
+        /* said, so that an alert fires rather than a stale file being read */
+        sb_puts(sb, server_down);
+        return rc ? rc : EXIT_UNAVAILABLE;
+    }
+    const char *so = str_of(resp, "stdout"), *se = str_of(resp, "stderr");
+    rc = int_of(resp, "exit", EXIT_FAILED);
+    if (se)
+        fputs(se, t->c->err);
+    if (so)
+        sb_puts(sb, so);
+    sb_puts(sb, "# HELP ndf_server_up 1 when the ndf server answered.\n"
+                "# TYPE ndf_server_up gauge\nndf_server_up 1\n");
+    ping_metric(sb, ping, "generation", "ndf_server_generation", "gauge",
+                "The configuration generation serving (1 at start, one more per reload).");
+    ping_metric(sb, ping, "old_generations", "ndf_server_old_generations", "gauge",
+                "Replaced generations still finishing their executions.");
+    ping_metric(sb, ping, "reloads", "ndf_reloads_total", "counter",
+                "Reloads of the configuration and plugins that took effect.");
+    ping_metric(sb, ping, "reloads_failed", "ndf_reloads_failed_total", "counter",
+                "Reloads refused (the old generation kept serving).");
+    ping_metric(sb, ping, "plugins_retired", "ndf_plugins_retired_total", "counter",
+                "Plugin builds replaced by a reload.");
+    ping_metric(sb, ping, "plugins_unloaded", "ndf_plugins_unloaded_total", "counter",
+                "Retired plugin builds unloaded after their last execution.");
+    ping_metric(sb, ping, "plugins_not_unloadable", "ndf_plugins_not_unloadable", "gauge",
+                "Retired plugin builds that cannot be unloaded (kept mapped).");
+    cJSON_Delete(resp);
+    cJSON_Delete(ping);
+    return rc;
+}
+
+int cmd_ctl_metrics(cmd_ctx *c, const char *socket, double window, strbuf *sb)
+{
+    ctl t = {.socket = socket, .c = c};
+    if (!socket) {
+        sb_puts(sb, server_down);
+        return EXIT_UNAVAILABLE;
+    }
+    return ctl_metrics_collect(&t, window, sb);
+}
+
+char *cmd_ctl_socket(cmd_ctx *c)
+{
+    /* Only the socket path is needed, and a configuration being edited
+     * (with errors: the server keeps its old one) must not keep ctl from
+     * reaching the server: take whatever path was read. */
+    config *cfg = NULL;
+    const char *path = c->rt->config_path;
+    if (access(path, F_OK) == 0) {
+        config_load(path, &cfg);
+    } else {
+        cfg = xcalloc(1, sizeof *cfg);
+        settings_default(&cfg->set);
+    }
+    char *s = cfg->set.socket_path ? xstrdup(cfg->set.socket_path) : NULL;
+    config_free(cfg);
+    return s;
+}
+
+static int ctl_metrics(ctl *t, int argc, char **argv)
+{
+    cmd_metrics_args a;
+    int rc = cmd_metrics_options(t->c, argc, argv, &a);
+    if (rc != EXIT_OK)
+        return rc;
+    if (a.interval > 0)
+        cmd_signals_arm();
+    do {
+        strbuf sb;
+        sb_init(&sb);
+        rc = ctl_metrics_collect(t, a.window, &sb);
+        /* a textfile says the server is down; standard output says nothing
+         * a scraper would take for figures */
+        int wrc = EXIT_OK;
+        if (a.textfile || rc != EXIT_UNAVAILABLE)
+            wrc = cmd_metrics_write(t->c, a.textfile, sb.buf ? sb.buf : "", sb.len);
+        sb_free(&sb);
+        if (wrc != EXIT_OK)
+            rc = wrc;
+    } while (a.interval > 0 && cmd_metrics_sleep(a.interval) == 0);
+    return rc;
+}
+
 /* The verb argv[0] on the server at t->socket. */
 static int ctl_verb(ctl *t, int argc, char **argv)
 {
@@ -629,10 +753,12 @@ static int ctl_verb(ctl *t, int argc, char **argv)
         return ctl_simple(t, verb, argc, argv);
     if (strcmp(verb, "send") == 0)
         return ctl_send(t, argc, argv);
+    if (strcmp(verb, "metrics") == 0)
+        return ctl_metrics(t, argc, argv);
     const cmd_entry *e = cmd_find(verb);
     if (e && (e->flags & CMD_SERVABLE))
         return ctl_forward(t, verb, argc, argv);
-    fprintf(t->c->err, "ndf ctl: unknown verb '%s' (see 'ndf ctl --help')\n", verb);
+    cmd_error(t->c, "unknown verb '%s' (see 'ndf ctl --help')\n", verb);
     return EXIT_USAGE;
 }
 
@@ -653,22 +779,15 @@ static int cmd_ctl(cmd_ctx *c, int argc, char **argv)
     }
     if (!p.noperands)
         return cmd_bad_usage(c);
-    config *cfg = NULL;
+    char *sock = NULL;
+    if (!t.socket)
+        t.socket = sock = cmd_ctl_socket(c);
     if (!t.socket) {
-        /* Only the socket path is needed, and a configuration being edited
-         * (with errors: the server keeps its old one) must not keep ctl
-         * from reaching the server: take whatever path was read. */
-        const char *path = c->rt->config_path;
-        if (access(path, F_OK) == 0) {
-            config_load(path, &cfg);
-        } else {
-            cfg = xcalloc(1, sizeof *cfg);
-            settings_default(&cfg->set);
-        }
-        t.socket = cfg->set.socket_path;
+        cmd_error(c, "no server.socket is configured: name one with --socket\n");
+        return EXIT_USAGE;
     }
     int rc = ctl_verb(&t, argc - p.ind, argv + p.ind);
-    config_free(cfg);
+    free(sock);
     return rc;
 }
 

@@ -95,8 +95,8 @@ static int delegate_parse(cmd_ctx *c, int argc, char **argv, deleg_args *da)
         switch (o) {
         case OPT_POLICY:
             if (delegate_policy_parse(p.arg, &da->o.policy) != 0) {
-                fprintf(c->err,
-                        "ndf: --policy %s: expected thompson, greedy, ucb, fixed or "
+                cmd_error(c,
+                        "--policy %s: expected thompson, greedy, ucb, fixed or "
                         "epsilon_greedy\n",
                         p.arg);
                 rc = EXIT_USAGE, done = 1;
@@ -104,7 +104,7 @@ static int delegate_parse(cmd_ctx *c, int argc, char **argv, deleg_args *da)
             break;
         case OPT_SEED:
             if (parse_uint(p.arg, (uint64_t)1 << 53, &v) != 0) {
-                fprintf(c->err, "ndf: --seed %s: expected a whole number from 0 to 2^53\n", p.arg);
+                cmd_error(c, "--seed %s: expected a whole number from 0 to 2^53\n", p.arg);
                 rc = EXIT_USAGE, done = 1;
             } else {
                 da->o.has_seed = 1;
@@ -113,7 +113,7 @@ static int delegate_parse(cmd_ctx *c, int argc, char **argv, deleg_args *da)
             break;
         case OPT_MAXFB:
             if (parse_uint(p.arg, 1000000, &v) != 0) {
-                fprintf(c->err, "ndf: --max-fallbacks %s: expected a whole number from 0\n", p.arg);
+                cmd_error(c, "--max-fallbacks %s: expected a whole number from 0\n", p.arg);
                 rc = EXIT_USAGE, done = 1;
             } else {
                 da->o.max_fallbacks = (unsigned)v;
@@ -130,7 +130,7 @@ static int delegate_parse(cmd_ctx *c, int argc, char **argv, deleg_args *da)
         }
     }
     if (!done && p.noperands != 0) {
-        fprintf(c->err, "ndf delegate: takes no operands (see 'ndf delegate --help')\n");
+        cmd_error(c, "takes no operands (see 'ndf delegate --help')\n");
         rc = EXIT_USAGE, done = 1;
     }
     if (!done)
@@ -260,7 +260,7 @@ static int run_attempts(cmd_ctx *c, const deleg_args *da, const delegate_result 
         /* The threshold has governed the selection (delegate_rank): a
          * candidate confidently below it runs only when exploration chose
          * it, so the executor's gate does not refuse it again. */
-        st = cmd_run_one(c->rt, cand->name, ctx, da->timeout, EXEC_FORCE, c->err, show, &r);
+        st = cmd_run_one(c, cand->name, ctx, da->timeout, EXEC_FORCE, show, &r);
         c->rt->hook.fallback_from = c->rt->hook.fallback_cause = NULL;
         context_free(ctx);
         t->status = st;
@@ -270,10 +270,10 @@ static int run_attempts(cmd_ctx *c, const deleg_args *da, const delegate_result 
         if (r) {
             snprintf(t->id, sizeof t->id, "%s", r->id);
             if (show)
-                cmd_run_summary(c->err, r, st);
+                cmd_run_summary(c, r, st);
             record_unref(r);
         } else if (st && c->verbosity >= 0) {
-            fprintf(c->err, "ndf: %s\n", t->error);
+            cmd_error(c, "%s\n", t->error);
         }
         if (!delegate_outcome_falls_back(t->outcome))
             break;
@@ -312,7 +312,7 @@ static int cmd_delegate(cmd_ctx *c, int argc, char **argv)
     } else {
         char *why = xstrdup(err_msg());
         if (c->verbosity >= 0 || !da.json)
-            fprintf(c->err, "ndf: %s\n", why);
+            cmd_error(c, "%s\n", why);
         free(why);
         rc = st == NDF_ERR_NOT_FOUND ? EXIT_NO_CANDIDATE : exit_code_for(st);
     }

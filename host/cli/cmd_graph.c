@@ -465,7 +465,7 @@ static int cmd_graph(cmd_ctx *c, int argc, char **argv)
             } else if (strcmp(p.arg, "text") == 0) {
                 dot = 0;
             } else {
-                fprintf(c->err, "ndf: graph: --format %s: expected dot or text\n", p.arg);
+                cmd_error(c, "--format %s: expected dot or text\n", p.arg);
                 rc = EXIT_USAGE, done = 1;
             }
             break;
@@ -496,8 +496,8 @@ static int cmd_graph(cmd_ctx *c, int argc, char **argv)
         store *s = runtime_store(c->rt);
         store_exec e;
         if (!s) {
-            fprintf(c->err,
-                    "ndf: graph: no pattern '%s', and no store to look for an "
+            cmd_error(c,
+                    "no pattern '%s', and no store to look for an "
                     "execution: %s\n",
                     name, err_msg());
             context_free(ctx);
@@ -505,7 +505,7 @@ static int cmd_graph(cmd_ctx *c, int argc, char **argv)
         }
         int st = store_get(s, name, &e);
         if (st) {
-            fprintf(c->err, "ndf: graph: no pattern or execution '%s'%s%s\n", name,
+            cmd_error(c, "no pattern or execution '%s'%s%s\n", name,
                     st == NDF_ERR_NOT_FOUND ? "" : ": ", st == NDF_ERR_NOT_FOUND ? "" : err_msg());
             context_free(ctx);
             return st == NDF_ERR_NOT_FOUND ? EXIT_NOT_FOUND : exit_code_for(st);

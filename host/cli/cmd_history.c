@@ -29,7 +29,7 @@
 
 static int fail(cmd_ctx *c, int status)
 {
-    fprintf(c->err, "ndf %s: %s\n", c->entry->name, err_msg());
+    cmd_error(c, "%s\n", err_msg());
     return exit_code_for(status);
 }
 
@@ -204,7 +204,7 @@ static int cmd_runs(cmd_ctx *c, int argc, char **argv)
         case 's': {
             store_status st;
             if (store_status_parse(p.arg, &st) != 0) {
-                fprintf(c->err, "ndf runs: --status: unknown status '%s'\n", p.arg);
+                cmd_error(c, "--status: unknown status '%s'\n", p.arg);
                 return EXIT_USAGE;
             }
             q.status = (int)st;
@@ -212,7 +212,7 @@ static int cmd_runs(cmd_ctx *c, int argc, char **argv)
         }
         case 'S':
             if (parse_since(p.arg, now_wall(), &q.since) != 0) {
-                fprintf(c->err, "ndf runs: --since: not a time or an age: '%s'\n", p.arg);
+                cmd_error(c, "--since: not a time or an age: '%s'\n", p.arg);
                 return EXIT_USAGE;
             }
             break;
@@ -220,7 +220,7 @@ static int cmd_runs(cmd_ctx *c, int argc, char **argv)
             char *end;
             long v = strtol(p.arg, &end, 10);
             if (*end || end == p.arg || v < 1 || v > 1000000) {
-                fprintf(c->err, "ndf runs: --limit: not a number 1..1000000: '%s'\n", p.arg);
+                cmd_error(c, "--limit: not a number 1..1000000: '%s'\n", p.arg);
                 return EXIT_USAGE;
             }
             q.limit = (size_t)v;
@@ -232,7 +232,7 @@ static int cmd_runs(cmd_ctx *c, int argc, char **argv)
         }
     }
     if (p.noperands > 1) {
-        fprintf(c->err, "ndf runs: too many arguments\n");
+        cmd_error(c, "too many arguments\n");
         return EXIT_USAGE;
     }
     if (p.noperands)
@@ -267,7 +267,7 @@ static int cmd_runs(cmd_ctx *c, int argc, char **argv)
                       store_origin_name(v[i].origin), v[i].host ? v[i].host : "");
         }
     } else if (c->verbosity >= 0) {
-        fprintf(c->err, "ndf runs: no execution matches\n");
+        cmd_error(c, "no execution matches\n");
     }
     fwrite(sb.buf ? sb.buf : "", 1, sb.len, c->out);
     sb_free(&sb);
@@ -423,7 +423,7 @@ static int cmd_status(cmd_ctx *c, int argc, char **argv)
     if (rc >= 0)
         return rc;
     if (p.noperands > 1) {
-        fprintf(c->err, "ndf status: expected at most one execution ID\n");
+        cmd_error(c, "expected at most one execution ID\n");
         return EXIT_USAGE;
     }
     store *s = cmd_open_store(c, RT_CONFIG, &rc);
@@ -439,7 +439,7 @@ static int cmd_status(cmd_ctx *c, int argc, char **argv)
             return fail(c, st);
         if (!n) {
             free(v);
-            fprintf(c->err, "ndf status: no execution recorded yet in %s\n", store_path(s));
+            cmd_error(c, "no execution recorded yet in %s\n", store_path(s));
             return EXIT_NOT_FOUND;
         }
         id = xstrdup(v[0].id);
@@ -551,7 +551,7 @@ static int follow_stream(cmd_ctx *c, store *s, const char *id, followed *f, int 
             fprintf(c->out, "==> %s (%s)%s <==\n", *f->path ? f->path : "(pattern)",
                     names[f->stream], lost ? " [older output dropped]" : "");
         else if (lost && f->printed > 0)
-            fprintf(c->err, "ndf logs: %s (%s): %llu bytes dropped before they could be followed\n",
+            cmd_error(c, "%s (%s): %llu bytes dropped before they could be followed\n",
                     *f->path ? f->path : "(pattern)", names[f->stream], (unsigned long long)lost);
         fwrite(buf + from, 1, len - from, c->out);
         f->printed = total;
@@ -631,7 +631,7 @@ static int cmd_logs(cmd_ctx *c, int argc, char **argv)
                      : !strcmp(p.arg, "log")    ? STORE_LOG
                                                 : -2;
             if (stream == -2) {
-                fprintf(c->err, "ndf logs: --stream: stdout, stderr or log, not '%s'\n", p.arg);
+                cmd_error(c, "--stream: stdout, stderr or log, not '%s'\n", p.arg);
                 return EXIT_USAGE;
             }
             break;
@@ -641,7 +641,7 @@ static int cmd_logs(cmd_ctx *c, int argc, char **argv)
         }
     }
     if (p.noperands < 1 || p.noperands > 2) {
-        fprintf(c->err, "ndf logs: expected an execution ID and at most one STEP\n");
+        cmd_error(c, "expected an execution ID and at most one STEP\n");
         return EXIT_USAGE;
     }
     const char *id = p.operands[0];
@@ -690,7 +690,7 @@ static int cmd_backup(cmd_ctx *c, int argc, char **argv)
     if (rc >= 0)
         return rc;
     if (p.noperands) {
-        fprintf(c->err, "ndf backup: too many arguments\n");
+        cmd_error(c, "too many arguments\n");
         return EXIT_USAGE;
     }
     store *s = cmd_open_store(c, RT_CONFIG, &rc);
@@ -742,15 +742,15 @@ static int cmd_restore(cmd_ctx *c, int argc, char **argv)
     if (rc >= 0)
         return rc;
     if (p.noperands != 1) {
-        fprintf(c->err, "ndf restore: expected one backup FILE\n");
+        cmd_error(c, "expected one backup FILE\n");
         return EXIT_USAGE;
     }
     if ((rc = runtime_load(c->rt, RT_CONFIG)))
         return exit_code_for(rc);
     const settings *set = &c->rt->cfg->set;
     if (!force && server_running(set->socket_path)) {
-        fprintf(c->err,
-                "ndf restore: a server answers on %s and uses the store; stop it first "
+        cmd_error(c,
+                "a server answers on %s and uses the store; stop it first "
                 "(or --force)\n",
                 set->socket_path);
         return EXIT_USAGE;

@@ -357,7 +357,7 @@ static int write_file(cmd_ctx *c, const char *dir, const char *name,
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
     FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
     if (!f) {
-        fprintf(c->err, "ndf new-plugin: cannot create %s: %s\n", path, strerror(errno));
+        cmd_error(c, "cannot create %s: %s\n", path, strerror(errno));
         if (fd >= 0)
             close(fd);
         free(path);
@@ -366,7 +366,7 @@ static int write_file(cmd_ctx *c, const char *dir, const char *name,
     gen(f, a);
     int bad = ferror(f);
     if (fclose(f) != 0 || bad) {
-        fprintf(c->err, "ndf new-plugin: writing %s: %s\n", path, strerror(errno));
+        cmd_error(c, "writing %s: %s\n", path, strerror(errno));
         free(path);
         return -1;
     }
@@ -391,7 +391,7 @@ static int add_name(cmd_ctx *c, const char **list, size_t *n, const char *v, con
                     const np_args *a)
 {
     if (!name_ok(v, 0)) {
-        fprintf(c->err, "ndf new-plugin: %s name '%s' is not [a-z0-9_]+ of at most 64 bytes\n",
+        cmd_error(c, "%s name '%s' is not [a-z0-9_]+ of at most 64 bytes\n",
                 what, v);
         return -1;
     }
@@ -402,14 +402,14 @@ static int add_name(cmd_ctx *c, const char **list, size_t *n, const char *v, con
         if (strcmp(a->types[i], v) == 0)
             goto dup;
     if (*n >= MAX_NAMES) {
-        fprintf(c->err, "ndf new-plugin: at most %d of each\n", MAX_NAMES);
+        cmd_error(c, "at most %d of each\n", MAX_NAMES);
         return -1;
     }
     list[(*n)++] = v;
     return 0;
 dup:
     /* Generated identifiers are the names: one name, one thing. */
-    fprintf(c->err, "ndf new-plugin: '%s' is given twice\n", v);
+    cmd_error(c, "'%s' is given twice\n", v);
     return -1;
 }
 
@@ -439,13 +439,13 @@ static int cmd_new_plugin(cmd_ctx *c, int argc, char **argv)
         }
     }
     if (p.noperands < 1 || p.noperands > 2) {
-        fprintf(c->err, "ndf new-plugin: expected NAME [DIR] (see 'ndf new-plugin --help')\n");
+        cmd_error(c, "expected NAME [DIR] (see 'ndf new-plugin --help')\n");
         return EXIT_USAGE;
     }
     a.name = p.operands[0];
     if (!name_ok(a.name, 1)) {
-        fprintf(c->err,
-                "ndf new-plugin: plugin name '%s' is not [a-z0-9_][a-z0-9_-]* of at most 64 "
+        cmd_error(c,
+                "plugin name '%s' is not [a-z0-9_][a-z0-9_-]* of at most 64 "
                 "bytes\n",
                 a.name);
         return EXIT_USAGE;
@@ -460,7 +460,7 @@ static int cmd_new_plugin(cmd_ctx *c, int argc, char **argv)
     if (mkdir(a.dir, 0755) != 0) {
         int e = errno; /* dir_empty() changes errno */
         if (!(e == EEXIST && dir_empty(a.dir))) {
-            fprintf(c->err, "ndf new-plugin: %s: %s\n", a.dir,
+            cmd_error(c, "%s: %s\n", a.dir,
                     e == EEXIST ? "exists and is not an empty directory" : strerror(e));
             return e == EEXIST ? EXIT_USAGE : EXIT_IO;
         }

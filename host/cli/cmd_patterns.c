@@ -189,7 +189,7 @@ static int cmd_list(cmd_ctx *c, int argc, char **argv)
         }
     }
     if (p.noperands) {
-        fprintf(c->err, "ndf list: unexpected argument '%s'\n", p.operands[0]);
+        cmd_error(c, "unexpected argument '%s'\n", p.operands[0]);
         return EXIT_USAGE;
     }
     int deferred, rc = load(c->rt, &deferred);
@@ -439,7 +439,7 @@ static int cmd_show(cmd_ctx *c, int argc, char **argv)
         return rc;
     pattern *p;
     if (registry_get(a->reg, name, &p) != NDF_OK) {
-        fprintf(c->err, "ndf: %s\n", err_msg());
+        cmd_error(c, "%s\n", err_msg());
         return EXIT_NOT_FOUND;
     }
     /* The store is the system of record: a server's in-memory state does
@@ -547,7 +547,7 @@ static int similar_parse(cmd_ctx *c, int argc, char **argv, ndf_context **ctx, d
             *threshold = strtod(p.arg, &end);
             done = !*p.arg || *end || !(*threshold >= 0 && *threshold <= 1);
             if (done) {
-                fprintf(c->err, "ndf: --threshold '%s': must be a number from 0 to 1\n", p.arg);
+                cmd_error(c, "--threshold '%s': must be a number from 0 to 1\n", p.arg);
                 rc = EXIT_USAGE;
             }
             break;
@@ -558,7 +558,7 @@ static int similar_parse(cmd_ctx *c, int argc, char **argv, ndf_context **ctx, d
         }
     }
     if (!done && p.noperands) {
-        fprintf(c->err, "ndf similar: unexpected argument '%s'\n", p.operands[0]);
+        cmd_error(c, "unexpected argument '%s'\n", p.operands[0]);
         rc = EXIT_USAGE;
         done = 1;
     }

@@ -43,7 +43,7 @@ int cmd_plan_show(cmd_ctx *c, const char *name, const ndf_context *ctx, double t
     cJSON *plan;
     int st = plan_build(c->rt, name, ctx, timeout, &plan);
     if (!plan) {
-        fprintf(c->err, "ndf: %s: %s\n", c->entry->name, err_msg());
+        cmd_error(c, "%s\n", err_msg());
         return exit_code_for(st);
     }
     if (json) {
@@ -56,7 +56,7 @@ int cmd_plan_show(cmd_ctx *c, const char *name, const ndf_context *ctx, double t
     }
     cJSON_Delete(plan);
     if (st) {
-        fprintf(c->err, "ndf: %s: %s\n", c->entry->name, err_msg());
+        cmd_error(c, "%s\n", err_msg());
         return exit_code_for(st);
     }
     return exit_code_for(rc);

@@ -75,8 +75,7 @@ static int parse_opts(cmd_ctx *c, opt_parser *p, int argc, char **argv, int *jso
         case 'C': *conf = 1; break;
         case 'h': return cmd_help(c);
         default:
-            fprintf(c->err, "ndf %s: unknown option '%s' (see 'ndf %s --help')\n", argv[0], p->bad,
-                    argv[0]);
+            cmd_error(c, "unknown option '%s' (see 'ndf %s --help')\n", p->bad, argv[0]);
             return EXIT_USAGE;
         }
     }
@@ -321,7 +320,7 @@ static int cmd_plugins(cmd_ctx *c, int argc, char **argv)
     if (rc >= 0)
         return rc;
     if (p.noperands) {
-        fprintf(c->err, "ndf plugins: unexpected argument '%s' (see 'ndf plugins --help')\n",
+        cmd_error(c, "unexpected argument '%s' (see 'ndf plugins --help')\n",
                 p.operands[0]);
         return EXIT_USAGE;
     }
@@ -363,7 +362,7 @@ static int cmd_plugins(cmd_ctx *c, int argc, char **argv)
     }
     sb_free(&sb);
     if (refused)
-        fprintf(c->err, "ndf plugins: %zu of %zu plugin file%s refused\n", refused, n,
+        cmd_error(c, "%zu of %zu plugin file%s refused\n", refused, n,
                 n == 1 ? "" : "s");
     return EXIT_OK;
 }
@@ -542,7 +541,7 @@ static int inspect_conformance(cmd_ctx *c, const char *path, int json)
     loader_opts lo2 = {.host = &host_services, .quiet = 1, .cache_dir = cache2[0] ? cache2 : NULL};
     loader *ld = loader_new(&lo1), *ld2 = NULL;
     if (!ld) {
-        fprintf(c->err, "ndf inspect: %s\n", err_msg());
+        cmd_error(c, "%s\n", err_msg());
         sb_free(&k.sb);
         return EXIT_IO;
     }
@@ -643,7 +642,7 @@ static int cmd_inspect(cmd_ctx *c, int argc, char **argv)
     if (rc >= 0)
         return rc;
     if (p.noperands != 1) {
-        fprintf(c->err, "ndf inspect: %s (see 'ndf inspect --help')\n",
+        cmd_error(c, "%s (see 'ndf inspect --help')\n",
                 !p.noperands ? "expected one plugin FILE" : "expected only one FILE");
         return EXIT_USAGE;
     }
@@ -656,7 +655,7 @@ static int cmd_inspect(cmd_ctx *c, int argc, char **argv)
     loader_opts lo = {.host = &host_services, .quiet = 1};
     loader *ld = loader_new(&lo);
     if (!ld) {
-        fprintf(c->err, "ndf inspect: %s\n", err_msg());
+        cmd_error(c, "%s\n", err_msg());
         return EXIT_IO;
     }
     int status = loader_load(ld, path);
@@ -683,7 +682,7 @@ static int cmd_inspect(cmd_ctx *c, int argc, char **argv)
         inspect_text(c->out, &pi, status);
     }
     if (status != NDF_OK)
-        fprintf(c->err, "ndf inspect: %s\n", pi.reason);
+        cmd_error(c, "%s\n", pi.reason);
     /* out first: the plugin's fini may write to the terminal too */
     fflush(c->out);
     loader_free(ld);

@@ -172,7 +172,7 @@ static int cmd_redrive(cmd_ctx *c, int argc, char **argv)
         }
     }
     if (p.noperands != 1) {
-        fprintf(c->err, "ndf redrive: expected one execution ID (see 'ndf runs')\n");
+        cmd_error(c, "expected one execution ID (see 'ndf runs')\n");
         return EXIT_USAGE;
     }
     const char *id = p.operands[0];
@@ -183,13 +183,13 @@ static int cmd_redrive(cmd_ctx *c, int argc, char **argv)
     if (!c->served && (rc = cmd_load_executor(rt, STORE_ORIGIN_REDRIVE)))
         return rc;
     if (!rt->ex || !rt->st) {
-        fprintf(c->err, "ndf redrive: no executor or no store to redrive with\n");
+        cmd_error(c, "no executor or no store to redrive with\n");
         return EXIT_IO;
     }
     store_exec e;
     int st = store_get(rt->st, id, &e);
     if (st) {
-        fprintf(c->err, "ndf redrive: %s\n", err_msg());
+        cmd_error(c, "%s\n", err_msg());
         return exit_code_for(st);
     }
     ndf_context *ctx = NULL;
@@ -219,11 +219,11 @@ static int cmd_redrive(cmd_ctx *c, int argc, char **argv)
     if (show)
         fprintf(c->err, "redrive of %s (%s, %s): %zu node(s) reused, execution %s\n", e.id,
                 e.pattern, store_status_name(e.status), nreuse, r->id);
-    st = cmd_run_follow(rt, r, STORE_ORIGIN_REDRIVE, c->err, show);
+    st = cmd_run_follow(c, r, STORE_ORIGIN_REDRIVE, show);
     if (show)
-        cmd_run_summary(c->err, r, st);
+        cmd_run_summary(c, r, st);
     else if (st && c->verbosity >= 0)
-        fprintf(c->err, "ndf: %s\n", r->error ? r->error : ndf_status_name(st));
+        cmd_error(c, "%s\n", r->error ? r->error : ndf_status_name(st));
     if (json) {
         strbuf sb;
         sb_init(&sb);
@@ -243,7 +243,7 @@ static int cmd_redrive(cmd_ctx *c, int argc, char **argv)
     store_exec_free(&e);
     return exit_code_for(st);
 fail:
-    fprintf(c->err, "ndf redrive: %s\n", err_msg());
+    cmd_error(c, "%s\n", err_msg());
     hashmap_free(by_path, NULL);
     context_free(ctx);
     store_exec_free(&e);

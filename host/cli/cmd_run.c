@@ -341,36 +341,31 @@ static void progress_draw(progress *pg, record *r)
     sb_free(&sb);
 }
 
-int cmd_run_one(runtime *rt, const char *name, const ndf_context *ctx, double timeout,
-                unsigned flags, FILE *err, int show, record **out)
+int cmd_run_one(cmd_ctx *c, const char *name, const ndf_context *ctx, double timeout,
+                unsigned flags, int show, record **out)
 {
+    runtime *rt = c->rt;
     *out = NULL;
-    /* A ${variable} the context cannot resolve would fail a step halfway
-     * through the run: refuse before anything starts (ndf plan shows all). */
-    cJSON *plan = NULL;
-    int rc = plan_build(rt, name, ctx, timeout, &plan);
-    cJSON_Delete(plan);
-    if (rc == NDF_ERR_VALIDATION) {
-        char *why = xstrdup(err_msg());
-        err_set(rc, "pattern '%s' not started: %s (see 'ndf plan %s')", name, why, name);
-        free(why);
+    int rc = cmd_plan_check(rt, name, ctx, timeout);
+    if (rc)
         return rc;
-    }
     rc = executor_start(rt->ex, name, ctx, timeout, flags, out);
     if (rc)
         return rc;
-    return cmd_run_follow(rt, *out, rt->hook.origin, err, show);
+    return cmd_run_follow(c, *out, c->rt->hook.origin, show);
 }
 
-int cmd_run_follow(runtime *rt, record *r, store_origin origin, FILE *err, int show)
+int cmd_run_follow(cmd_ctx *c, record *r, store_origin origin, int show)
 {
+    runtime *rt = c->rt;
+    FILE *err = c->err;
     executor *ex = rt->ex;
     const char *name = r->root->name;
     int rc;
     /* RUNNING in the store while it runs: `ndf runs`, `ndf status ID` and
      * crash recovery see it; its end is recorded by the executor's hook */
     if (rt->st && history_begin(rt->st, r, origin) != NDF_OK)
-        fprintf(err, "ndf: execution %s: %s\n", r->id, err_msg());
+        cmd_warn(c, "execution %s: %s\n", r->id, err_msg());
     int fd = fileno(err);
     progress pg = {.err = err, .tty = fd >= 0 && isatty(fd) && !term_dumb(), .verbose = show > 1};
     if (show && !pg.tty)
@@ -397,6 +392,21 @@ int cmd_run_follow(runtime *rt, record *r, store_origin origin, FILE *err, int s
     return rc;
 }
 
+int cmd_plan_check(runtime *rt, const char *name, const ndf_context *ctx, double timeout)
+{
+    /* A ${variable} the context cannot resolve would fail a step halfway
+     * through the run: refuse before anything starts (ndf plan shows all). */
+    cJSON *plan = NULL;
+    int rc = plan_build(rt, name, ctx, timeout, &plan);
+    cJSON_Delete(plan);
+    if (rc != NDF_ERR_VALIDATION)
+        return NDF_OK; /* no such pattern: the executor says so, as it always has */
+    char *why = xstrdup(err_msg());
+    err_set(rc, "pattern '%s' not started: %s (see 'ndf plan %s')", name, why, name);
+    free(why);
+    return rc;
+}
+
 static void count_states(const ndf_exec *n, unsigned *counts)
 {
     for (size_t i = 0; i < n->nkids; i++) {
@@ -405,8 +415,9 @@ static void count_states(const ndf_exec *n, unsigned *counts)
     }
 }
 
-void cmd_run_summary(FILE *err, record *r, int rc)
+void cmd_run_summary(cmd_ctx *c, record *r, int rc)
 {
+    FILE *err = c->err;
     unsigned counts[9] = {0};
     pthread_mutex_lock(&r->lock);
     count_states(r->root, counts);
@@ -423,7 +434,7 @@ void cmd_run_summary(FILE *err, record *r, int rc)
     fputc('\n', err);
     if (rc && r->error) {
         char *m = term_safe(r->error);
-        fprintf(err, "ndf: %s\n", m);
+        cmd_error(c, "%s\n", m);
         free(m);
     }
 }
@@ -482,7 +493,7 @@ static int run_parse(cmd_ctx *c, int argc, char **argv, run_args *ra)
             errno = 0;
             ra->timeout = strtod(p.arg, &end);
             if (errno || *end || end == p.arg || !(ra->timeout > 0) || !isfinite(ra->timeout)) {
-                fprintf(c->err, "ndf: --timeout %s: expected a number of seconds above 0\n", p.arg);
+                cmd_error(c, "--timeout %s: expected a number of seconds above 0\n", p.arg);
                 rc = EXIT_USAGE, done = 1;
             }
             break;
@@ -496,7 +507,7 @@ static int run_parse(cmd_ctx *c, int argc, char **argv, run_args *ra)
         }
     }
     if (!done && p.noperands != 1) {
-        fprintf(c->err, "ndf run: expected one PATTERN (see 'ndf run --help')\n");
+        cmd_error(c, "expected one PATTERN (see 'ndf run --help')\n");
         rc = EXIT_USAGE, done = 1;
     }
     if (!done) {
@@ -517,24 +528,24 @@ static int run_fallback(cmd_ctx *c, const run_args *ra, int st, record *r, int s
                            : st == NDF_ERR_TIMEOUT    ? FALLBACK_TIMEOUT
                                                       : FALLBACK_FAILURE;
     if (r && show)
-        cmd_run_summary(c->err, r, st);
+        cmd_run_summary(c, r, st);
     /* The summary already said why the primary failed, when there was
      * a record to summarize. */
     if (c->verbosity >= 0 && !(r && show))
-        fprintf(c->err, "ndf: %s\n", err_msg());
+        cmd_error(c, "%s\n", err_msg());
     if (c->verbosity >= 0)
-        fprintf(c->err, "ndf: falling back to '%s' (cause: %s)\n", ra->fallback,
+        cmd_diag(c->err, c->entry->name, DIAG_WARNING, "falling back to '%s' (cause: %s)\n", ra->fallback,
                 fallback_cause_name(cause));
     /* the hook writes the link into the record before it is stored */
     c->rt->hook.fallback_from = ra->name;
     c->rt->hook.fallback_cause = fallback_cause_name(cause);
-    st = cmd_run_one(c->rt, ra->fallback, ra->ctx, ra->timeout, ra->flags, c->err, show, r2);
+    st = cmd_run_one(c, ra->fallback, ra->ctx, ra->timeout, ra->flags, show, r2);
     c->rt->hook.fallback_from = c->rt->hook.fallback_cause = NULL;
     if (*r2) {
         if (show)
-            cmd_run_summary(c->err, *r2, st);
+            cmd_run_summary(c, *r2, st);
     } else {
-        fprintf(c->err, "ndf: %s\n", err_msg());
+        cmd_error(c, "%s\n", err_msg());
     }
     return st;
 }
@@ -564,15 +575,15 @@ static int cmd_run(cmd_ctx *c, int argc, char **argv)
     }
     int show = c->verbosity < 0 || ra.json ? 0 : c->verbosity > 0 ? 2 : 1;
     record *r = NULL, *r2 = NULL;
-    int st = cmd_run_one(c->rt, ra.name, ra.ctx, ra.timeout, ra.flags, c->err, show, &r);
+    int st = cmd_run_one(c, ra.name, ra.ctx, ra.timeout, ra.flags, show, &r);
     if (st && !r && !ra.fallback)
-        fprintf(c->err, "ndf: %s\n", err_msg());
+        cmd_error(c, "%s\n", err_msg());
     if (st && r && show && !ra.fallback)
-        cmd_run_summary(c->err, r, st);
+        cmd_run_summary(c, r, st);
     if (st && st != NDF_ERR_CANCELLED && ra.fallback)
         st = run_fallback(c, &ra, st, r, show, &r2);
     else if (!st && show)
-        cmd_run_summary(c->err, r, st);
+        cmd_run_summary(c, r, st);
     record *last = r2 ? r2 : r;
     if (last) {
         if (ra.json) {
@@ -675,7 +686,7 @@ static void result_line(FILE *out, const bline *b, const batch_result *res)
         sb_puts(&sb, ",\"pattern\":");
         sb_json_str(&sb, b->pattern);
     }
-    int st = b->error ? NDF_ERR_INVALID : res->status;
+    int st = b->error ? (b->status ? b->status : NDF_ERR_INVALID) : res->status;
     sb_printf(&sb, ",\"success\":%s,\"status\":\"%s\"", st ? "false" : "true", ndf_status_name(st));
     if (res && res->rec) {
         sb_puts(&sb, ",\"id\":");
@@ -766,6 +777,14 @@ static size_t batch_run(cmd_ctx *c, bline *lines, size_t n, int parallel)
 {
     batch_item *items = xcalloc(n ? n : 1, sizeof *items);
     size_t m = 0;
+    /* Each line is refused as `ndf run` would refuse it, before any runs:
+     * the others still run. */
+    for (size_t i = 0; i < n; i++)
+        if (!lines[i].error &&
+            cmd_plan_check(c->rt, lines[i].pattern, lines[i].ctx, lines[i].timeout) != NDF_OK) {
+            lines[i].status = NDF_ERR_VALIDATION;
+            lines[i].error = xstrdup(err_msg());
+        }
     for (size_t i = 0; i < n; i++)
         if (!lines[i].error)
             items[m++] = (batch_item){lines[i].pattern, lines[i].ctx, lines[i].timeout};
@@ -801,14 +820,14 @@ static int cmd_batch(cmd_ctx *c, int argc, char **argv)
         }
     }
     if (p.noperands != 1) {
-        fprintf(c->err, "ndf batch: expected one FILE or '-' (see 'ndf batch --help')\n");
+        cmd_error(c, "expected one FILE or '-' (see 'ndf batch --help')\n");
         return EXIT_USAGE;
     }
     const char *path = p.operands[0];
     int is_stdin = strcmp(path, "-") == 0;
     FILE *f = is_stdin ? c->in : fopen(path, "r");
     if (!f) {
-        fprintf(c->err, "ndf: cannot open %s: %s\n", path,
+        cmd_error(c, "cannot open %s: %s\n", path,
                 is_stdin ? "no standard input" : strerror(errno));
         return EXIT_NOT_FOUND;
     }
@@ -819,7 +838,7 @@ static int cmd_batch(cmd_ctx *c, int argc, char **argv)
     if (!is_stdin)
         fclose(f);
     if (read_err) {
-        fprintf(c->err, "ndf: error reading %s\n", origin);
+        cmd_error(c, "error reading %s\n", origin);
         blines_free(lines, n);
         return EXIT_IO;
     }

@@ -28,7 +28,7 @@
 
 static int fail_status(cmd_ctx *c, int status)
 {
-    fprintf(c->err, "ndf %s: %s\n", c->entry->name, err_msg());
+    cmd_error(c, "%s\n", err_msg());
     return status == NDF_ERR_NOT_FOUND ? EXIT_NOT_FOUND
            : status == NDF_ERR_INVALID ? EXIT_USAGE
                                        : exit_code_for(status);
@@ -61,13 +61,13 @@ static int write_output(cmd_ctx *c, const char *path, const char *data, size_t l
     }
     FILE *f = fopen(path, "w");
     if (!f) {
-        fprintf(c->err, "ndf export: %s: %s\n", path, strerror(errno));
+        cmd_error(c, "%s: %s\n", path, strerror(errno));
         return EXIT_IO;
     }
     size_t w = fwrite(data, 1, len, f);
     int bad = w != len || ferror(f);
     if (fclose(f) != 0 || bad) {
-        fprintf(c->err, "ndf export: %s: write error\n", path);
+        cmd_error(c, "%s: write error\n", path);
         return EXIT_IO;
     }
     return EXIT_OK;
@@ -76,35 +76,39 @@ static int write_output(cmd_ctx *c, const char *path, const char *data, size_t l
 /* ---- ndf export ---- */
 
 static const char export_usage[] =
-    "Usage: ndf export PATTERN [--format json|csv|yaml] [-o FILE]\n"
+    "Usage: ndf export PATTERN [--format json|csv|yaml | --json] [-o FILE]\n"
     "\n"
     "Prints the stored learning data of PATTERN: its learning state and\n"
     "execution history.  json is the stored document, csv one row per\n"
     "execution (RFC 4180), yaml the document as YAML.\n"
     "\n"
     "  -f, --format FMT  json (default), csv or yaml\n"
+    "      --json        the same as --format json\n"
     "  -o, --output FILE write to FILE instead of standard output\n"
     "  -h, --help        show this help\n";
 
 static int cmd_export(cmd_ctx *c, int argc, char **argv)
 {
     static const opt_spec opts[] = {{"format", 'f', OPT_REQUIRED, 'f'},
+                                    {"json", 0, OPT_NONE, 'j'},
                                     {"output", 'o', OPT_REQUIRED, 'o'},
                                     {"help", 'h', OPT_NONE, 'h'},
                                     {0}};
     store_format fmt = STORE_FORMAT_JSON;
-    const char *out = NULL;
-    int o;
+    const char *out = NULL, *fmt_arg = NULL;
+    int o, json = 0;
     opt_parser p;
     opt_init(&p, argc, argv, opts, OPT_PERMUTE, c->err);
     while ((o = opt_next(&p)) != OPT_END) {
         switch (o) {
         case 'f':
             if (store_format_parse(p.arg, &fmt) != 0) {
-                fprintf(c->err, "ndf export: unknown format '%s' (json, csv or yaml)\n", p.arg);
+                cmd_error(c, "unknown format '%s' (json, csv or yaml)\n", p.arg);
                 return EXIT_USAGE;
             }
+            fmt_arg = p.arg;
             break;
+        case 'j': json = 1; break;
         case 'o':
             /* the server writes no file a client names: the data comes
              * back, and `ndf ctl export -o` writes it on the client's side */
@@ -116,6 +120,12 @@ static int cmd_export(cmd_ctx *c, int argc, char **argv)
         case 'h': return cmd_help(c);
         default: return cmd_bad_usage(c);
         }
+    }
+    /* --json is what every reporting command takes; said twice, it must
+     * not quietly lose to a --format that says otherwise */
+    if (json && fmt != STORE_FORMAT_JSON) {
+        cmd_error(c, "--json and --format %s contradict each other\n", fmt_arg);
+        return EXIT_USAGE;
     }
     const char *name = cmd_pattern_arg(c, &p);
     if (!name)
@@ -169,7 +179,7 @@ static int cleanup_stored(cmd_ctx *c, store *s, char **names, size_t n, double h
         }
         /* with definitions that failed to load, "not defined" means nothing */
         if (c->rt->pattern_errors) {
-            fprintf(c->err, "ndf cleanup: some pattern definitions failed to load; "
+            cmd_error(c, "some pattern definitions failed to load; "
                             "stored state is left alone\n");
             break;
         }
@@ -185,7 +195,7 @@ static int cleanup_stored(cmd_ctx *c, store *s, char **names, size_t n, double h
             if (!json)
                 fprintf(c->out, "would remove the stored state of '%s' (not defined)\n", names[i]);
         } else if (store_remove_pattern(s, names[i]) != NDF_OK) {
-            fprintf(c->err, "ndf cleanup: %s\n", err_msg());
+            cmd_error(c, "%s\n", err_msg());
             status = EXIT_IO;
             continue;
         } else if (!json) {
@@ -216,7 +226,7 @@ static int cmd_cleanup(cmd_ctx *c, int argc, char **argv)
             char *end;
             hours = strtod(p.arg, &end);
             if (*end || end == p.arg || !(hours >= 0) || !isfinite(hours)) {
-                fprintf(c->err, "ndf cleanup: --max-age-hours: not a number >= 0: '%s'\n", p.arg);
+                cmd_error(c, "--max-age-hours: not a number >= 0: '%s'\n", p.arg);
                 return EXIT_USAGE;
             }
             break;
@@ -228,7 +238,7 @@ static int cmd_cleanup(cmd_ctx *c, int argc, char **argv)
         }
     }
     if (p.noperands) {
-        fprintf(c->err, "ndf cleanup: too many arguments\n");
+        cmd_error(c, "too many arguments\n");
         return EXIT_USAGE;
     }
     int rc;
@@ -322,7 +332,7 @@ static int cmd_reset_stats(cmd_ctx *c, int argc, char **argv)
         pattern_unref(p);
     }
     if (st == NDF_ERR_NOT_FOUND) {
-        fprintf(c->err, "ndf reset-stats: no pattern named '%s'\n", name);
+        cmd_error(c, "no pattern named '%s'\n", name);
         return EXIT_NOT_FOUND;
     }
     if (st)
@@ -645,7 +655,7 @@ static int cmd_analytics(cmd_ctx *c, int argc, char **argv)
             char *end;
             long v = strtol(p.arg, &end, 10);
             if (*end || end == p.arg || v < 1 || v > 3650) {
-                fprintf(c->err, "ndf analytics: --days: not a number of days 1..3650: '%s'\n",
+                cmd_error(c, "--days: not a number of days 1..3650: '%s'\n",
                         p.arg);
                 return EXIT_USAGE;
             }
@@ -717,12 +727,12 @@ static int cmd_monitor(cmd_ctx *c, int argc, char **argv)
         }
     }
     if (p.noperands) {
-        fprintf(c->err, "ndf monitor: too many arguments\n");
+        cmd_error(c, "too many arguments\n");
         return EXIT_USAGE;
     }
     monitor_sample m;
     if (monitor_sample_get(&m) != NDF_OK) {
-        fprintf(c->err, "ndf monitor: %s\n", err_msg());
+        cmd_error(c, "%s\n", err_msg());
         return EXIT_IO;
     }
     strbuf sb;

@@ -262,8 +262,8 @@ static int parse(cmd_ctx *c, int argc, char **argv, ts_args *a)
         }
     }
     if (rc < 0 && p.noperands != 2) {
-        fprintf(c->err,
-                "ndf test-step: expected PLUGIN.so and STEP (see 'ndf test-step --help')\n");
+        cmd_error(c,
+                "expected PLUGIN.so and STEP (see 'ndf test-step --help')\n");
         rc = EXIT_USAGE;
     }
     if (rc < 0) {
@@ -288,7 +288,7 @@ static int cmd_test_step(cmd_ctx *c, int argc, char **argv)
     loader_opts lo = {.host = &host_services, .quiet = 1};
     loader *ld = loader_new(&lo);
     if (!ld) {
-        fprintf(c->err, "ndf test-step: %s\n", err_msg());
+        cmd_error(c, "%s\n", err_msg());
         context_free(a.ctx);
         return EXIT_IO;
     }
@@ -300,7 +300,7 @@ static int cmd_test_step(cmd_ctx *c, int argc, char **argv)
     if (status != NDF_OK) {
         plugin_info pi;
         loader_plugin(ld, 0, &pi);
-        fprintf(c->err, "ndf test-step: %s\n", pi.reason ? pi.reason : err_msg());
+        cmd_error(c, "%s\n", pi.reason ? pi.reason : err_msg());
         rc = status == NDF_ERR_NOT_FOUND ? EXIT_NOT_FOUND
              : status == NDF_ERR_IO      ? EXIT_IO
                                          : EXIT_PLUGIN;
@@ -309,7 +309,7 @@ static int cmd_test_step(cmd_ctx *c, int argc, char **argv)
     if (!loader_find(ld, PROVIDED_STEP, a.step)) {
         plugin_info pi;
         loader_plugin(ld, 0, &pi);
-        fprintf(c->err, "ndf test-step: plugin %s has no step '%s' (steps:", pi.name, a.step);
+        cmd_error(c, "plugin %s has no step '%s' (steps:", pi.name, a.step);
         for (size_t i = 0; i < pi.nprovides; i++)
             if (pi.provides[i]->kind == PROVIDED_STEP)
                 fprintf(c->err, " %s", pi.provides[i]->name);
@@ -319,7 +319,7 @@ static int cmd_test_step(cmd_ctx *c, int argc, char **argv)
     }
     params = a.params ? read_params(a.params) : value_new_group(NULL);
     if (!params) {
-        fprintf(c->err, "ndf test-step: %s\n", err_msg());
+        cmd_error(c, "%s\n", err_msg());
         rc = EXIT_USAGE;
         goto out;
     }
@@ -329,7 +329,7 @@ static int cmd_test_step(cmd_ctx *c, int argc, char **argv)
     status = host_services.step_new(a.step, params, params, &step);
     loader_scope_leave(prev);
     if (status != NDF_OK) {
-        fprintf(c->err, "ndf test-step: %s\n", err_msg());
+        cmd_error(c, "%s\n", err_msg());
         rc = exit_code_for(status) == EXIT_NOT_FOUND ? EXIT_NOT_FOUND : EXIT_USAGE;
         goto out;
     }
@@ -339,7 +339,7 @@ static int cmd_test_step(cmd_ctx *c, int argc, char **argv)
      * executor, so a step that runs sub-patterns is told there is none. */
     pl = pool_new(1);
     if (!pl) {
-        fprintf(c->err, "ndf test-step: %s\n", err_msg());
+        cmd_error(c, "%s\n", err_msg());
         rc = EXIT_IO;
         goto out;
     }

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +40,7 @@ const cmd_entry *const cmd_table[] = {
     &cmd_restore_entry,
     &cmd_analytics_entry,
     &cmd_monitor_entry,
+    &cmd_metrics_entry,
     &cmd_serve_entry,
     &cmd_ctl_entry,
     NULL,
@@ -70,16 +72,66 @@ int exit_code_for(int status)
     }
 }
 
+static void diag_v(FILE *err, const char *command, int prio, const char *what,
+                   const char *fmt, va_list ap)
+{
+    /* One line, one write: a server's or batch's threads may report at
+     * once, and a line of one must not split another's. */
+    strbuf sb;
+    sb_init(&sb);
+    if (err == stderr && log_to_journal())
+        sb_printf(&sb, "<%d>", prio);
+    sb_puts(&sb, "ndf: ");
+    if (command)
+        sb_printf(&sb, "%s: ", command);
+    sb_puts(&sb, what);
+    va_list aq;
+    va_copy(aq, ap);
+    int n = vsnprintf(NULL, 0, fmt, aq);
+    va_end(aq);
+    if (n > 0) {
+        char *m = xmalloc((size_t)n + 1);
+        vsnprintf(m, (size_t)n + 1, fmt, ap);
+        sb_add(&sb, m, (size_t)n);
+        free(m);
+    }
+    fwrite(sb.buf, 1, sb.len, err);
+    sb_free(&sb);
+}
+
+void cmd_diag(FILE *err, const char *command, int prio, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    diag_v(err, command, prio, "", fmt, ap);
+    va_end(ap);
+}
+
+void cmd_error(cmd_ctx *c, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    diag_v(c->err, c->entry->name, DIAG_ERR, "", fmt, ap);
+    va_end(ap);
+}
+
+void cmd_warn(cmd_ctx *c, const char *fmt, ...)
+{
+    if (c->verbosity < 0)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    diag_v(c->err, c->entry->name, DIAG_WARNING, "warning: ", fmt, ap);
+    va_end(ap);
+}
+
 void cmd_report(void *opaque, runtime_diag sev, const char *msg)
 {
     cmd_ctx *c = opaque;
     switch (sev) {
-    case RT_DIAG_ERROR: fprintf(c->err, "%s\n", msg); break;
-    case RT_DIAG_WARNING:
-        if (c->verbosity >= 0)
-            fprintf(c->err, "warning: %s\n", msg);
-        break;
-    case RT_DIAG_FAILURE: fprintf(c->err, "ndf: %s\n", msg); break;
+    case RT_DIAG_ERROR:
+    case RT_DIAG_FAILURE: cmd_error(c, "%s\n", msg); break;
+    case RT_DIAG_WARNING: cmd_warn(c, "%s\n", msg); break;
     }
 }
 
@@ -99,8 +151,7 @@ const char *cmd_pattern_arg(cmd_ctx *c, const opt_parser *p)
 {
     if (p->noperands == 1)
         return p->operands[0];
-    fprintf(c->err, "ndf %s: %s\n", c->entry->name,
-            p->noperands ? "too many arguments" : "which pattern? (see 'ndf list')");
+    cmd_error(c, "%s\n", p->noperands ? "too many arguments" : "which pattern? (see 'ndf list')");
     return NULL;
 }
 
@@ -121,7 +172,7 @@ int cmd_context_option(cmd_ctx *c, ctxopt *co, int opt, const char *arg, int *rc
     }
     int h = ctxopt_handle(co, opt, arg);
     if (h < 0) {
-        fprintf(c->err, "ndf: %s\n", err_msg());
+        cmd_error(c, "%s\n", err_msg());
         *rc = EXIT_USAGE;
     }
     return h != 0;
@@ -131,7 +182,7 @@ int cmd_context_finish(cmd_ctx *c, ctxopt *co, ndf_context **out)
 {
     co->base = c->context;
     if (ctxopt_finish(co, out) != NDF_OK) {
-        fprintf(c->err, "ndf: %s\n", err_msg());
+        cmd_error(c, "%s\n", err_msg());
         return EXIT_USAGE;
     }
     return EXIT_OK;
@@ -143,7 +194,7 @@ int cmd_parse_seconds(cmd_ctx *c, const char *opt, const char *arg, double *out)
     errno = 0;
     double v = strtod(arg, &end);
     if (errno || end == arg || *end || !isfinite(v) || v < 0) {
-        fprintf(c->err, "ndf: %s %s: expected a number of seconds >= 0\n", opt, arg);
+        cmd_error(c, "%s %s: expected a number of seconds >= 0\n", opt, arg);
         return -1;
     }
     *out = v;
@@ -159,7 +210,7 @@ store *cmd_open_store(cmd_ctx *c, unsigned what, int *rc)
         return NULL;
     store *s = runtime_store(a);
     if (!s) {
-        fprintf(c->err, "ndf: %s\n", err_msg());
+        cmd_error(c, "%s\n", err_msg());
         *rc = EXIT_IO;
     }
     return s;

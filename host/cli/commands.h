@@ -73,9 +73,27 @@ extern const cmd_entry *const cmd_table[];
 const cmd_entry *cmd_find(const char *name);
 
 /* The report callback of a runtime that a command's context prints
- * (`opaque` is the cmd_ctx): errors as they are, warnings as "warning: ..."
- * unless quiet, failures as "ndf: ...", on c->err. */
+ * (`opaque` is the cmd_ctx), on c->err in the diagnostics' one style:
+ * "ndf: COMMAND: FILE:LINE: message" for located errors, "ndf: COMMAND:
+ * warning: ..." (unless quiet) and "ndf: COMMAND: ..." for failures. */
 void cmd_report(void *opaque, runtime_diag sev, const char *msg);
+
+/* Syslog priorities of diagnostics (sd-daemon(3)): what prefixes a line
+ * as "<N>" when it goes to the journal. */
+enum { DIAG_ERR = 3, DIAG_WARNING = 4, DIAG_INFO = 6 };
+
+/* Prints a diagnostic on `err` in the one style, "ndf: COMMAND: " and then
+ * the formatted text (`fmt` brings its own newline); "<N>" (`prio`) goes
+ * first when `err` is the process's stderr and that is the journal
+ * (log_to_journal()), so that journald files it by level as it does the
+ * log's lines.  `command` NULL: "ndf: " alone. */
+void cmd_diag(FILE *err, const char *command, int prio, const char *fmt, ...)
+    ATTR_PRINTF(4, 5);
+/* cmd_diag() of an error for command `c` on c->err. */
+void cmd_error(cmd_ctx *c, const char *fmt, ...) ATTR_PRINTF(2, 3);
+/* cmd_diag() of a warning ("warning: " after the command) for `c` on
+ * c->err; nothing when quiet (-q). */
+void cmd_warn(cmd_ctx *c, const char *fmt, ...) ATTR_PRINTF(2, 3);
 
 /* Prints the command's usage on c->out (for --help); returns EXIT_OK. */
 int cmd_help(cmd_ctx *c);
@@ -151,18 +169,25 @@ int cmd_signal_received(void);
  * their output when `show` > 1), and returns its status after the store
  * recorded its end (err_msg() says why it failed).  *out gets the record
  * (release with record_unref()), or NULL when it did not start. */
-int cmd_run_one(runtime *rt, const char *name, const ndf_context *ctx, double timeout,
-                unsigned flags, FILE *err, int show, struct record **out);
+int cmd_run_one(cmd_ctx *c, const char *name, const ndf_context *ctx, double timeout,
+                unsigned flags, int show, struct record **out);
+
+/* The check before pattern `name` starts in `ctx` (ndf run, each line of
+ * ndf batch, ndf ctl run on the server): NDF_ERR_VALIDATION, with err_msg()
+ * "pattern 'NAME' not started: ...", when a template of its plan cannot be
+ * resolved; NDF_OK otherwise (an unknown pattern is left to the executor).
+ * The runtime's patterns must be loaded; it only reads them. */
+int cmd_plan_check(runtime *rt, const char *name, const ndf_context *ctx, double timeout);
 
 /* cmd_run_one() once started: records `r` (a reference the caller keeps)
  * as RUNNING with `origin`, shows its progress on `err` (when `show`) and
  * returns its status after the store recorded its end. */
-int cmd_run_follow(runtime *rt, struct record *r, store_origin origin, FILE *err, int show);
+int cmd_run_follow(cmd_ctx *c, struct record *r, store_origin origin, int show);
 
 /* The one-line summary of finished record `r` with status `rc` on `err`
  * ("pattern NAME: COMPLETED in 0.01s (execution ID): 1 COMPLETED"), and
  * the error on a line of its own when it failed. */
-void cmd_run_summary(FILE *err, struct record *r, int rc);
+void cmd_run_summary(cmd_ctx *c, struct record *r, int rc);
 
 /* How much of a failed step's captured stderr `ndf run` and `ndf status`
  * show under its FAILED line (all of it with -v). */
@@ -198,6 +223,39 @@ void cmd_print_safe(FILE *out, void (*print)(FILE *, const void *), const void *
  * --dry-run`. */
 int cmd_plan_show(cmd_ctx *c, const char *name, const ndf_context *ctx, double timeout, int json);
 
+/* ---- metrics (cmd_metrics.c; `ndf ctl metrics` shares the writer) ---- */
+
+typedef struct cmd_metrics_args {
+    double window;        /* seconds of kept executions counted; 0: all */
+    const char *textfile; /* NULL: standard output */
+    double interval;      /* > 0: write the textfile again every this many seconds */
+} cmd_metrics_args;
+
+/* Parses `ndf metrics`'s options (also `ndf ctl metrics`'s) into *a.
+ * Returns EXIT_OK, or the exit code after saying why (CMD_REFUSED for a
+ * --textfile sent to a server). */
+int cmd_metrics_options(cmd_ctx *c, int argc, char **argv, cmd_metrics_args *a);
+/* EXIT_OK when `path`, the value of option `opt`, can be a textfile
+ * collector's file (it ends in .prom), else EXIT_USAGE after saying why. */
+int cmd_metrics_check_textfile(cmd_ctx *c, const char *opt, const char *path);
+/* Writes the exposition `text` on c->out (`path` NULL) or atomically over
+ * `path` (mode 0644, through a temporary file in its directory).  Returns
+ * the exit code, after saying why it is not EXIT_OK. */
+int cmd_metrics_write(cmd_ctx *c, const char *path, const char *text, size_t len);
+/* Sleeps `seconds`; returns 0, or -1 as soon as a signal armed by
+ * cmd_signals_arm() came. */
+int cmd_metrics_sleep(double seconds);
+
+/* `ndf ctl metrics`'s exposition (the served one and the server's
+ * counters) from the server at `socket` into `sb` (cmd_ctl.c).  Returns
+ * EXIT_OK or the served command's exit code; EXIT_UNAVAILABLE, with
+ * ndf_server_up 0 alone in `sb`, when no server answers (said on c->err). */
+int cmd_ctl_metrics(cmd_ctx *c, const char *socket, double window, strbuf *sb);
+/* The socket `ndf ctl` reaches by default: server.socket of the
+ * configuration (read even when it has errors).  NULL when none is set;
+ * caller frees. */
+char *cmd_ctl_socket(cmd_ctx *c);
+
 /* The handlers' entries, each beside its handler in cmd_*.c. */
 extern const cmd_entry cmd_plugins_entry, cmd_inspect_entry;              /* cmd_plugins.c */
 extern const cmd_entry cmd_check_config_entry, cmd_config_entry;          /* cmd_config.c */
@@ -214,5 +272,6 @@ extern const cmd_entry cmd_plan_entry;                 /* cmd_plan.c */
 extern const cmd_entry cmd_graph_entry;                /* cmd_graph.c */
 extern const cmd_entry cmd_test_step_entry;            /* cmd_teststep.c */
 extern const cmd_entry cmd_new_plugin_entry;           /* cmd_newplugin.c */
+extern const cmd_entry cmd_metrics_entry;              /* cmd_metrics.c */
 
 #endif

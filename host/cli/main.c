@@ -62,7 +62,7 @@ static int run(const cmd_entry *e, const char *config_path, int config_explicit,
     runtime_free(&rt);
     fflush(stdout);
     if (ferror(stdout)) {
-        fprintf(stderr, "ndf: error writing to standard output\n");
+        cmd_diag(stderr, e->name, DIAG_ERR, "error writing to standard output\n");
         rc = rc ? rc : EXIT_IO;
     }
     /* A thread stuck in a step's code (abandoned) would crash in exit()'s
@@ -97,7 +97,7 @@ static int take_globals(int argc, char **argv, const char **config_path, int *co
             *verbosity = -1;
         } else if (strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0) {
             if (i + 1 >= argc) {
-                fprintf(stderr, "ndf: %s: option '%s' requires a FILE\n", argv[0], a);
+                cmd_diag(stderr, argv[0], DIAG_ERR, "option '%s' requires a FILE\n", a);
                 return -1;
             }
             *config_path = argv[++i];
@@ -127,6 +127,7 @@ int main(int argc, char **argv)
 
     /* OPT_STOP ends at the command name: each command parses its own. */
     opt_init(&p, argc, argv, opts, OPT_STOP, stderr);
+    p.program = 1;
     while ((c = opt_next(&p)) != OPT_END) {
         switch (c) {
         case 'c':
@@ -162,7 +163,7 @@ int main(int argc, char **argv)
         return EXIT_USAGE;
     }
     if (!e) {
-        fprintf(stderr, "ndf: unknown command '%s' (see 'ndf --help')\n", argv[p.ind]);
+        cmd_diag(stderr, NULL, DIAG_ERR, "unknown command '%s' (see 'ndf --help')\n", argv[p.ind]);
         return EXIT_USAGE;
     }
     return run(e, config_path, config_explicit, verbosity, cargc, argv + p.ind);

@@ -18,9 +18,16 @@ void opt_init(opt_parser *p, int argc, char **argv, const opt_spec *specs, opt_m
     p->ind = 1;
 }
 
+/* The start of a refusal in the diagnostics' one style: "ndf: COMMAND",
+ * or "ndf" alone for the program's own options (argv[0] is its path). */
 static const char *prog(const opt_parser *p)
 {
-    return p->argc > 0 && p->argv[0] ? p->argv[0] : "ndf";
+    static _Thread_local char buf[160];
+    const char *a = p->argc > 0 && p->argv[0] ? p->argv[0] : NULL;
+    if (!a || p->program)
+        return "ndf";
+    snprintf(buf, sizeof buf, "ndf: %s", a);
+    return buf;
 }
 
 static int is_end(const opt_spec *s)

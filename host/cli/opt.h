@@ -40,6 +40,7 @@ typedef struct opt_parser {
     const opt_spec *specs;
     opt_mode mode;
     FILE *err; /* where refusals are printed; NULL: silent */
+    int program; /* argv[0] is the program, not a command (0 after opt_init) */
 
     /* after each opt_next() */
     const char *arg; /* the value of the option returned, or NULL */

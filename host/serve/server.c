@@ -140,7 +140,15 @@ static char *req_run(server *s, const request *rq)
     gen *g = genset_current(s->gs);
     executor *ex = gen_runtime(g)->ex;
     record *r = NULL;
-    int rc = executor_start(ex, rq->pattern, ctx, rq->timeout, flags, &r);
+    int rc = NDF_OK;
+    if (s->o.check_run) {
+        genset_lock(s->gs);
+        err_clear();
+        rc = s->o.check_run(s->o.opaque, gen_runtime(g), rq->pattern, ctx, rq->timeout);
+        genset_unlock(s->gs);
+    }
+    if (rc == NDF_OK)
+        rc = executor_start(ex, rq->pattern, ctx, rq->timeout, flags, &r);
     context_free(ctx);
     if (rc) {
         genset_release(s->gs, g);

@@ -52,6 +52,13 @@ typedef struct server_opts {
     void *opaque;
     /* The exit code of an ndf_status, for the "exit" member of answers. */
     int (*exit_code)(int status);
+    /* Checks a run request (without a fallback) before it starts, on the
+     * serving generation's runtime, under the reload lock; NULL: none.
+     * NDF_OK to start it, else the status that refuses it, with err_msg()
+     * saying why: the client gets an error answer with that status's exit
+     * code, and nothing runs or is recorded. */
+    int (*check_run)(void *opaque, runtime *rt, const char *name, const ndf_context *ctx,
+                     double timeout);
 } server_opts;
 
 /* Loads the configuration, plugins and patterns of `rt` as generation 1,

@@ -462,6 +462,18 @@ static int run_phase(mrun *r, size_t p, size_t *tolerated, char *why, size_t cap
         rc = host->resources_wait(pr->node, ph->cpu >= 0 ? ph->cpu : 1.0,
                                   ph->memory >= 0 ? ph->memory : 1.0);
         if (rc) {
+            /* the host's words carry what it measured against what the
+             * phase needs; a limit the phase does not set is not named */
+            char seen[400], need[96];
+            snprintf(seen, sizeof seen, "%s", host->last_error());
+            if (!seen[0])
+                snprintf(seen, sizeof seen, "%s", ndf_status_name(rc));
+            if (ph->cpu >= 0 && ph->memory >= 0)
+                snprintf(need, sizeof need, "cpu <= %g and memory <= %g", ph->cpu, ph->memory);
+            else if (ph->cpu >= 0)
+                snprintf(need, sizeof need, "cpu <= %g", ph->cpu);
+            else
+                snprintf(need, sizeof need, "memory <= %g", ph->memory);
             pr->state = PH_FAILED;
             for (size_t k = 0; k < ph->npatterns; k++) {
                 pr->subs[k].state = SUB_SKIPPED;
@@ -470,10 +482,8 @@ static int run_phase(mrun *r, size_t p, size_t *tolerated, char *why, size_t cap
             }
             host->node_set_state(pr->node,
                                  rc == NDF_ERR_TIMEOUT ? NDF_STATE_TIMED_OUT : NDF_STATE_FAILED,
-                                 "waiting for resources (cpu %g, memory %g): %s", ph->cpu,
-                                 ph->memory, ndf_status_name(rc));
-            snprintf(why, cap, "waiting for resources (cpu %g, memory %g): %s", ph->cpu,
-                     ph->memory, ndf_status_name(rc));
+                                 "waiting for resources (the phase needs %s): %s", need, seen);
+            snprintf(why, cap, "waiting for resources (the phase needs %s): %s", need, seen);
             return rc;
         }
     }

@@ -460,12 +460,18 @@ static int task_work(void *arg)
         rc = host->resources_wait(node, r->inst->threshold - t->cpu,
                                   r->inst->threshold - t->memory);
         if (rc) {
+            /* the host's words carry what it measured against what the
+             * wait needed; ours add what the task asked for */
+            char seen[400];
+            snprintf(seen, sizeof seen, "%s", host->last_error());
             host->node_set_state(node,
                                  rc == NDF_ERR_TIMEOUT     ? NDF_STATE_TIMED_OUT
                                  : rc == NDF_ERR_CANCELLED ? NDF_STATE_CANCELLED
                                                            : NDF_STATE_FAILED,
-                                 "waiting for resources (cpu %g, memory %g within %g): %s",
-                                 t->cpu, t->memory, r->inst->threshold, ndf_status_name(rc));
+                                 "waiting for resources (the task needs cpu %g and memory %g "
+                                 "under the pattern's threshold %g): %s",
+                                 t->cpu, t->memory, r->inst->threshold,
+                                 seen[0] ? seen : ndf_status_name(rc));
             record_failure(r, i, rc);
             return rc;
         }

@@ -11,24 +11,24 @@ expect_match "$out" '^ndf-build\.conf: OK, [1-9][0-9]* patterns, [1-9][0-9]* plu
 expect_match "$out" ' 1[0-9] patterns,' "every shipped pattern is built"
 
 expect_exit 2 "a syntax error exits 2" -- "$NDF" -c "$FIX/syntax.conf" check-config
-expect_match "$err" "^$FIX/syntax\.conf:3: syntax error\$" "the syntax error names file:line"
+expect_match "$err" "^ndf: check-config: $FIX/syntax\.conf:3: syntax error\$" "the syntax error names file:line"
 
 expect_exit 2 "wrong types exit 2" -- "$NDF" -c "$FIX/types.conf" check-config
-expect_match "$err" "^$FIX/types\.conf:4: 'executor\.threads' must be an integer, not a float\$" \
+expect_match "$err" "^ndf: check-config: $FIX/types\.conf:4: 'executor\.threads' must be an integer, not a float\$" \
     "a type error names file:line"
-expect_match "$err" "^$FIX/types\.conf:7: 'server' must be a group" "every type error is reported"
+expect_match "$err" "^ndf: check-config: $FIX/types\.conf:7: 'server' must be a group" "every type error is reported"
 
 expect_exit 2 "out-of-range values exit 2" -- "$NDF" -c "$FIX/ranges.conf" check-config
-expect_match "$err" "^$FIX/ranges\.conf:6: 'executor\.threads' is 257, out of range \[1, 256\]\$" \
+expect_match "$err" "^ndf: check-config: $FIX/ranges\.conf:6: 'executor\.threads' is 257, out of range \[1, 256\]\$" \
     "a range error names file:line"
 
 expect_exit 2 "broken patterns exit 2" -- "$NDF" -c "$FIX/patterns.conf" check-config
-expect_match "$err" "^$FIX/patterns\.conf:19: duplicate pattern 'twice' \(first defined at $FIX/patterns\.conf:14\)\$" \
+expect_match "$err" "^ndf: check-config: $FIX/patterns\.conf:19: duplicate pattern 'twice' \(first defined at $FIX/patterns\.conf:14\)\$" \
     "a duplicate names both places"
 
 expect_exit 2 "duplicates across patterns_dir files exit 2" -- \
     "$NDF" -c "$FIX/dup/main.conf" check-config
-expect_match "$err" "^$FIX/dup/d/20-second\.conf:3: duplicate pattern 'alpha' \(first defined at $FIX/dup/d/10-first\.conf:2\)\$" \
+expect_match "$err" "^ndf: check-config: $FIX/dup/d/20-second\.conf:3: duplicate pattern 'alpha' \(first defined at $FIX/dup/d/10-first\.conf:2\)\$" \
     "a duplicate across files names both files"
 
 expect_exit 2 "a missing file exits 2" -- "$NDF" -c "$SCRATCH/none.conf" check-config
@@ -37,7 +37,7 @@ expect_match "$err" "cannot read $SCRATCH/none\.conf: No such file or directory"
 
 # Unknown keys warn but do not fail.
 expect_exit 0 "unknown keys only warn" -- "$NDF" -c "$FIX/unknown.conf" check-config
-expect_match "$err" "^warning: $FIX/unknown\.conf:2: unknown key 'thread' in 'executor' \(did you mean 'threads'\?\)\$" \
+expect_match "$err" "^ndf: check-config: warning: $FIX/unknown\.conf:2: unknown key 'thread' in 'executor' \(did you mean 'threads'\?\)\$" \
     "the warning suggests the right key"
 expect_exit 0 "-q hides warnings" -- "$NDF" -q -c "$FIX/unknown.conf" check-config
 expect_match "x$err" '^x$' "-q leaves stderr empty"
@@ -56,10 +56,10 @@ patterns = (
 );
 EOC
 expect_exit 2 "pattern build errors exit 2" -- "$NDF" -c "$SCRATCH/types.conf" check-config
-expect_match "$err" "^$SCRATCH/types\.conf:3: .*no_such_type" "an unknown type names file:line"
-expect_match "$err" "^$SCRATCH/types\.conf:5: .*no_such_step" "an unknown step names file:line"
-expect_match "$err" "^$SCRATCH/types\.conf:7: .*retries" "an out-of-range parameter names file:line"
-expect_match "$err" "^$SCRATCH/types\.conf:8: .*tasks" "a missing parameter names file:line"
+expect_match "$err" "^ndf: check-config: $SCRATCH/types\.conf:3: .*no_such_type" "an unknown type names file:line"
+expect_match "$err" "^ndf: check-config: $SCRATCH/types\.conf:5: .*no_such_step" "an unknown step names file:line"
+expect_match "$err" "^ndf: check-config: $SCRATCH/types\.conf:7: .*retries" "an out-of-range parameter names file:line"
+expect_match "$err" "^ndf: check-config: $SCRATCH/types\.conf:8: .*tasks" "a missing parameter names file:line"
 
 # ndf config: one JSON object mirroring the configuration's sections.
 expect_exit 0 "config exits 0" -- "$NDF" -c "$CONF" config
@@ -94,7 +94,7 @@ for kind in seq par meta; do
     { echo "$P"; echo "patterns = ("; $kind self self; ok fine; echo ");"; } >"$SCRATCH/self-$kind.conf"
     expect_exit 2 "$kind: a pattern that runs itself is refused" -- \
         "$NDF" -c "$SCRATCH/self-$kind.conf" check-config
-    expect_match "$err" "^$SCRATCH/self-$kind\.conf:3: pattern 'self' runs itself: self -> self \($SCRATCH/self-$kind\.conf:3\)\$" \
+    expect_match "$err" "^ndf: check-config: $SCRATCH/self-$kind\.conf:3: pattern 'self' runs itself: self -> self \($SCRATCH/self-$kind\.conf:3\)\$" \
         "$kind: the self reference names its file:line"
     expect_exit 2 "$kind: running it is a configuration error, not a crash" -- \
         "$NDF" -c "$SCRATCH/self-$kind.conf" run self

@@ -36,8 +36,8 @@ expect_match "$out" '^\{"patterns":\[' "and the command ran"
 # Commands that take one PATTERN say what is missing or extra.
 for cmd in show export reset-stats analytics; do
     expect_exit 2 "$cmd without a pattern exits 2" -- "$NDF" -c /dev/null "$cmd"
-    expect_match "$err" "^ndf $cmd: which pattern\\?" "$cmd asks which pattern"
+    expect_match "$err" "^ndf: $cmd: which pattern\\?" "$cmd asks which pattern"
     expect_exit 2 "$cmd with two patterns exits 2" -- "$NDF" -c /dev/null "$cmd" a b
-    expect_match "$err" "^ndf $cmd: too many arguments" "$cmd says too many"
+    expect_match "$err" "^ndf: $cmd: too many arguments" "$cmd says too many"
 done
 finish

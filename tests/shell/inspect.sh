@@ -113,7 +113,7 @@ expect_match "$out" '^compat_v1_0 1\.0\.0 \(ABI 1\.0\)$' "the compatibility fixt
 expect_match "$out" "^refused: $D/bad_major\\.so: built for plugin ABI 2\\.0" "a refused one with its reason"
 expect_match "$out" "^refused: $D/z_dup_step\\.so: step 'good_echo' is already registered by plugin 'good'" \
     "a step taken by an earlier plugin"
-expect_match "$err" 'ndf plugins: 3 of 5 plugin files refused' "the refusals are counted on stderr"
+expect_match "$err" 'ndf: plugins: 3 of 5 plugin files refused' "the refusals are counted on stderr"
 expect_exit 0 "plugins --json exits 0" -- env NDF_PLUGIN_PATH="$D" "$NDF" -c /dev/null plugins --json
 json_check 'j["loaded"] == 2 and j["refused"] == 3 and len(j["plugins"]) == 5' "JSON: every file tried"
 json_check '[p["name"] for p in j["plugins"] if p["loaded"]] == ["compat_v1_0", "good"]' \
