@@ -122,6 +122,7 @@ void settings_default(settings *s)
 {
     memset(s, 0, sizeof *s);
     s->confidence_threshold = 0.75;
+    s->confidence_gate = GATE_WARN;
     learning_params_default(&s->learning);
     /* The documented defaults (ndf.conf(5)) are stated here, so the page and
      * `ndf config` agree whatever the learning module's own defaults are. */
@@ -359,6 +360,7 @@ typedef enum key_type {
     KT_PATH,  /* char *, resolved against the file's directory */
     KT_PATHS, /* plugin_dirs: list of paths (or one string) */
     KT_ALGO,  /* confidence_algorithm */
+    KT_GATE,  /* int: confidence_gate, "warn", "enforce" or "off" */
     KT_SYNC,   /* int: storage.sync, "normal" 0 or "full" 1 */
     KT_SCOPE,  /* int: resources.scope, "ndf" 0 or "system" 1 */
     KT_BACKEND /* int: storage.backend, "sqlite" 0 or "postgresql" 1 */
@@ -378,6 +380,7 @@ typedef struct key_def {
 static const key_def confidence_keys[] = {
     {"threshold", KT_NUM, 0, 1, 0, OFF(confidence_threshold)},
     {"algorithm", KT_ALGO, 0, 0, 0, OFF(learning.algorithm)},
+    {"gate", KT_GATE, 0, 0, 0, OFF(confidence_gate)},
     {"learning_rate", KT_NUM, 0, 1, 0, OFF(learning.learning_rate)},
     {"min_samples", KT_INT, 0, 1e6, 0, OFF(learning.min_samples)},
     {"convergence_threshold", KT_NUM, 0, 1, 0, OFF(learning.convergence_threshold)},
@@ -586,6 +589,21 @@ static void read_key(reader *r, const config_setting_t *s, const char *key, cons
         *(confidence_algorithm *)(base + k->off) = a;
         return;
     }
+    case KT_GATE: {
+        if (t != CONFIG_TYPE_STRING) {
+            type_error(r, s, key, "a string");
+            return;
+        }
+        const char *v = config_setting_get_string(s);
+        confidence_gate g;
+        if (confidence_gate_parse(v, &g) != 0) {
+            diag_add(r->c, 1, setting_file(r, s), setting_line(r, s),
+                     "'%s' is '%s', expected warn, enforce or off", key, v);
+            return;
+        }
+        *(int *)(base + k->off) = (int)g;
+        return;
+    }
     case KT_SYNC: {
         if (t != CONFIG_TYPE_STRING) {
             type_error(r, s, key, "a string");
@@ -674,7 +692,8 @@ static void read_section(reader *r, const config_setting_t *grp, const struct se
 static const char *const pattern_keys[] = {"name",        "type",       "description",
                                            "domains",     "agent_types", "attributes",
                                            "tags",        "confidence_threshold",
-                                           "timeout",     "params",     NULL};
+                                           "confidence_gate", "timeout",
+                                           "params",      NULL};
 
 /* Returns the earlier definition of `name`, or records this one and returns
  * NULL. */
@@ -760,6 +779,16 @@ static int check_generic(reader *r, const ndf_value *def, const char *pname)
         } else if (strcmp(k, "attributes") == 0 || strcmp(k, "params") == 0) {
             if (m->type != NDF_VALUE_GROUP) {
                 pattern_error(r, m, pname, "'%s' must be a group, not %s", k, vtype_name(m));
+                bad++;
+            }
+        } else if (strcmp(k, "confidence_gate") == 0) {
+            confidence_gate g;
+            if (m->type != NDF_VALUE_STRING) {
+                pattern_error(r, m, pname, "'%s' must be a string, not %s", k, vtype_name(m));
+                bad++;
+            } else if (confidence_gate_parse(m->u.s, &g) != 0) {
+                pattern_error(r, m, pname, "'%s' is '%s', expected warn, enforce or off", k,
+                              m->u.s);
                 bad++;
             }
         } else if (strcmp(k, "confidence_threshold") == 0 || strcmp(k, "timeout") == 0) {
@@ -1066,6 +1095,8 @@ void settings_to_json(const settings *s, strbuf *sb)
     sb_json_str(sb, s->file);
     sb_puts(sb, ",\"confidence\":{\"threshold\":");
     sb_json_num(sb, s->confidence_threshold, 0);
+    sb_puts(sb, ",\"gate\":");
+    sb_json_str(sb, confidence_gate_name((confidence_gate)s->confidence_gate));
     sb_puts(sb, ",\"algorithm\":");
     sb_json_str(sb, confidence_algorithm_name(s->learning.algorithm));
     sb_puts(sb, ",\"learning_rate\":");

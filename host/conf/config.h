@@ -14,6 +14,7 @@ typedef struct settings {
 
     /* confidence { } */
     double confidence_threshold; /* global gate, 0..1 */
+    int confidence_gate;         /* confidence_gate: warn, enforce or off */
     learning_params learning;    /* algorithm, learning_rate, min_samples, ... */
 
     /* registry { } */

@@ -29,6 +29,7 @@ typedef struct executor_opts {
     double max_timeout;          /* the one cap on every deadline, s; <= 0 none */
     double kill_grace;           /* SIGTERM->SIGKILL, and in-process overrun grace; s */
     double confidence_threshold; /* the global gate, 0..1 */
+    int confidence_gate;         /* the global confidence_gate (pattern_gate) */
     registry *reg;               /* patterns and learning (not owned) */
     size_t keep;                 /* finished records kept by id; 0: 64 */
     /* Called once per finished top-level execution (sub-patterns only
@@ -84,7 +85,9 @@ const executor_opts *executor_options(executor *ex);
  * included.  On NDF_OK *out is a reference to the live record (the
  * caller unrefs it).  Fails before starting with NDF_ERR_NOT_FOUND, or
  * NDF_ERR_CONFIDENCE when the pattern's trusted confidence is below its
- * threshold (its own, else the global) and EXEC_FORCE is not given;
+ * threshold (its own, else the global), its gate (pattern_gate) is
+ * enforce and EXEC_FORCE is not given (gate warn: it runs, and the warning
+ * is logged and in the record's log);
  * NDF_ERR_RESOURCE when no worker is left to run it (all abandoned, see
  * pool_abandon); NDF_ERR_CANCELLED after executor_cancel_all. */
 int executor_start(executor *ex, const char *name, const ndf_context *ctx, double timeout,
