@@ -32,6 +32,9 @@ static const char ctl_usage[] =
     "      [--async] [--json]\n"
     "                     run a pattern as 'ndf run' does; --async prints the\n"
     "                     execution id at once\n"
+    "  delegate [context options] [--policy P] [--seed N] [--max-fallbacks K]\n"
+    "      [--timeout S] [--explain] [--json]\n"
+    "                     choose, run and fall back as 'ndf delegate' does\n"
     "  status [ID] [--json]\n"
     "                     an execution's live record (default: the latest)\n"
     "  cancel ID          cancel a running execution\n"
@@ -366,6 +369,42 @@ static int ctl_run(ctl *t, int argc, char **argv)
     return rc;
 }
 
+/* ---- ctl delegate: `ndf delegate`'s options, run by the server ---- */
+
+static int ctl_delegate(ctl *t, int argc, char **argv)
+{
+    cmd_delegate_args da;
+    int rc = cmd_delegate_parse(t->c, argc, argv, &da);
+    if (!da.ctx)
+        return rc;
+    cJSON *req = request("delegate");
+    rc = add_context(t, req, da.ctx);
+    context_free(da.ctx);
+    if (rc != EXIT_OK) {
+        cJSON_Delete(req);
+        return rc;
+    }
+    cJSON_AddStringToObject(req, "policy", delegate_policy_name(da.o.policy));
+    if (da.o.has_seed)
+        cJSON_AddNumberToObject(req, "seed", (double)da.o.seed);
+    cJSON_AddNumberToObject(req, "max_fallbacks", da.o.max_fallbacks);
+    if (da.timeout > 0)
+        cJSON_AddNumberToObject(req, "timeout", da.timeout);
+    if (da.explain || da.json)
+        cJSON_AddBoolToObject(req, "explain", 1);
+    cJSON *resp = ctl_call(t, req, &rc);
+    cJSON_Delete(req);
+    if (!resp)
+        return rc;
+    /* a refusal of the request itself has no delegation to print */
+    if (!cJSON_GetObjectItemCaseSensitive(resp, "delegation"))
+        rc = ctl_failed(t, "delegate", resp);
+    else
+        rc = cmd_delegate_answer(t->c, resp, da.json, da.explain);
+    cJSON_Delete(resp);
+    return rc;
+}
+
 /* ---- status / cancel / rollback: an id and a few options ---- */
 
 static int ctl_by_id(ctl *t, const char *verb, int argc, char **argv)
@@ -621,6 +660,8 @@ static int ctl_simple(ctl *t, const char *verb, int argc, char **argv)
 static int ctl_verb(ctl *t, int argc, char **argv)
 {
     const char *verb = argv[0];
+    if (strcmp(verb, "delegate") == 0)
+        return ctl_delegate(t, argc, argv);
     if (strcmp(verb, "run") == 0)
         return ctl_run(t, argc, argv);
     if (strcmp(verb, "status") == 0 || strcmp(verb, "cancel") == 0 || strcmp(verb, "rollback") == 0)

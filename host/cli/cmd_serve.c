@@ -66,7 +66,8 @@ static int cmd_serve(cmd_ctx *c, int argc, char **argv)
                       .debounce = 0.2,
                       .run_command = run_served,
                       .opaque = c,
-                      .exit_code = exit_code_for};
+                      .exit_code = exit_code_for,
+                      .no_candidate_exit = EXIT_NO_CANDIDATE};
     int o;
     opt_parser p;
     opt_init(&p, argc, argv, opts, OPT_PERMUTE, c->err);

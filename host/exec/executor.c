@@ -334,8 +334,26 @@ int executor_start(executor *ex, const char *name, const ndf_context *ctx, doubl
     return executor_start_redrive(ex, name, ctx, timeout, flags, NULL, NULL, out);
 }
 
+static int start(executor *ex, const char *name, const ndf_context *ctx, double timeout,
+                 unsigned flags, const char *from, hashmap *reuse, const char *fb_from,
+                 const char *fb_cause, record **out);
+
 int executor_start_redrive(executor *ex, const char *name, const ndf_context *ctx, double timeout,
                            unsigned flags, const char *from, hashmap *reuse, record **out)
+{
+    return start(ex, name, ctx, timeout, flags, from, reuse, NULL, NULL, out);
+}
+
+int executor_start_fallback(executor *ex, const char *name, const ndf_context *ctx,
+                            double timeout, unsigned flags, const char *fb_from,
+                            const char *fb_cause, record **out)
+{
+    return start(ex, name, ctx, timeout, flags, NULL, NULL, fb_from, fb_cause, out);
+}
+
+static int start(executor *ex, const char *name, const ndf_context *ctx, double timeout,
+                 unsigned flags, const char *from, hashmap *reuse, const char *fb_from,
+                 const char *fb_cause, record **out)
 {
     *out = NULL;
     if (!name || !*name) {
@@ -374,6 +392,9 @@ int executor_start_redrive(executor *ex, const char *name, const ndf_context *ct
     }
     record *r = record_new(name, ctx, INFINITY);
     r->redrive_of = from ? xstrdup(from) : NULL;
+    /* before it is submitted: the stored row is written when it ends */
+    r->fallback_from = fb_from ? xstrdup(fb_from) : NULL;
+    r->fallback_cause = fb_from && fb_cause ? xstrdup(fb_cause) : NULL;
     r->reuse = reuse;
     r->ex = ex;
     r->pool = ex->pool;

@@ -99,6 +99,13 @@ int executor_start(executor *ex, const char *name, const ndf_context *ctx, doubl
  * with free()), or at once on failure. */
 int executor_start_redrive(executor *ex, const char *name, const ndf_context *ctx, double timeout,
                            unsigned flags, const char *from, struct hashmap *reuse, record **out);
+/* executor_start() of a fallback: the record says from the start that it
+ * ran as the fallback of pattern `fb_from` for `fb_cause` (both copied;
+ * NULL: not a fallback), so that its stored row says so too, whatever
+ * else runs at the same time. */
+int executor_start_fallback(executor *ex, const char *name, const ndf_context *ctx,
+                            double timeout, unsigned flags, const char *fb_from,
+                            const char *fb_cause, record **out);
 /* Waits up to `wait_s` seconds (< 0: until done) for the execution of `r`.
  * Returns 1 when it is done (its status is then r->status), 0 if not yet.
  * An execution whose work overran its deadline by more than the grace

@@ -52,6 +52,9 @@ typedef struct server_opts {
     void *opaque;
     /* The exit code of an ndf_status, for the "exit" member of answers. */
     int (*exit_code)(int status);
+    /* The exit code of a delegation that found no pattern for its context
+     * (0: exit_code(NDF_ERR_NOT_FOUND)). */
+    int no_candidate_exit;
 } server_opts;
 
 /* Loads the configuration, plugins and patterns of `rt` as generation 1,
