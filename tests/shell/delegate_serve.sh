@@ -22,6 +22,8 @@ patterns = (
     params = { steps = ( { name = "s"; step = "exec"; params = { argv = [ "false" ]; }; } ); }; },
   { name = "glob_ok"; type = "sequential"; domains = [ "web*" ];
     params = { steps = ( { name = "s"; step = "exec"; params = { argv = [ "true" ]; }; } ); }; },
+  { name = "only_fails"; type = "sequential"; domains = [ "solo" ];
+    params = { steps = ( { name = "s"; step = "exec"; params = { argv = [ "false" ]; }; } ); }; },
   { name = "plain"; type = "sequential"; domains = [ "other" ];
     params = { steps = ( { name = "s"; step = "exec"; params = { argv = [ "true" ]; }; } ); }; }
 );
@@ -64,8 +66,14 @@ expect_match "$out" '^exact_fails +0\.750 +[0-9.]+ +\[[0-9. ]+\] +1/1 ' \
 expect_match "$err" "^delegate: chose 'exact_fails' \\(fixed: similarity 0\\.750" "says what it chose"
 expect_match "$err" "^delegate: falling back to 'glob_ok'" "and the fallback"
 
+expect_exit 0 "after two failures in 'web', fixed holds exact_fails back" -- \
+    $C delegate --domain web --policy fixed --max-fallbacks 0 --json
+expect_match "$(json_get '" ".join(c["pattern"] + ":" + c["verdict"] for c in d["delegation"]["candidates"])')" \
+    '^exact_fails:below threshold glob_ok:chosen$' "it is confidently below its threshold now"
 expect_exit 1 "ctl delegate --max-fallbacks 0: the failure is the result (exit 1)" -- \
-    $C delegate --domain web --policy fixed --max-fallbacks 0
+    $C delegate --domain solo --max-fallbacks 0
+expect_match "$err" "^delegate: chose 'only_fails'" "says what it chose"
+expect_match "$err" "^pattern only_fails: execution failed \\(execution [^)]+\\)" "and how it ended"
 expect_exit 11 "ctl delegate with no candidate exits 11" -- $C delegate --domain nowhere
 expect_match "$err" "no pattern suits the context \\(domain 'nowhere'" "and says why"
 expect_exit 11 "with --json too" -- $C delegate --domain nowhere --json
@@ -145,7 +153,7 @@ for l in sys.stdin:
     d = json.loads(l)
     print(d["line"], d.get("kind", "run"), d.get("pattern"), d["status"],
           "+".join(a["pattern"] for a in d.get("delegation", {}).get("attempts", [])) or "-",
-          d.get("error", "")[:60])
+          d.get("error", "")[:120])
 ')
 expect_match "$lines" '^1 run plain ok - $' "a run line runs as before"
 expect_match "$lines" '^2 delegate glob_ok ok exact_fails\+glob_ok $' \
