@@ -110,6 +110,9 @@ START_TEST(test_defaults)
     settings_default(&s);
     ck_assert(s.confidence_threshold == 0.75);
     ck_assert_int_eq(s.confidence_gate, GATE_WARN); /* explicit runs below it warn */
+    ck_assert_int_eq(s.delegation_max_fallbacks, 2);
+    ck_assert(s.delegation_prior_strength == 10);
+    ck_assert(s.delegation_epsilon == 0.1);
     ck_assert_int_eq(s.learning.algorithm, ALGO_ADAPTIVE_BAYES);
     ck_assert(s.learning.learning_rate == 0.1);
     ck_assert_int_eq(s.learning.min_samples, 5);
@@ -249,6 +252,9 @@ static const struct range_case {
     {"confidence", "algorithm", "\"bayes\"",
      "is 'bayes', expected simple_average, weighted_average or adaptive_bayes"},
     {"confidence", "gate", "\"strict\"", "is 'strict', expected warn, enforce or off"},
+    {"delegation", "max_fallbacks", "-1", "is -1, out of range [0, 1000000]"},
+    {"delegation", "prior_strength", "-0.5", "is -0.5, out of range [0, 1000000]"},
+    {"delegation", "epsilon", "1.5", "is 1.5, out of range [0, 1]"},
     {"registry", "cache_size", "0", "is 0, out of range [1, 100000000]"},
     {"registry", "cache_size", "100000001L", "is 100000001, out of range [1, 100000000]"},
     {"executor", "threads", "0", "is 0, out of range [1, 256]"},

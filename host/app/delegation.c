@@ -16,8 +16,19 @@
 
 void delegation_opts_from(const runtime *rt, delegate_opts *o)
 {
-    if (rt->cfg)
-        o->threshold = rt->cfg->set.confidence_threshold;
+    settings dflt;
+    const settings *s = rt->cfg ? &rt->cfg->set : NULL;
+    if (!s) {
+        settings_default(&dflt);
+        s = &dflt;
+    }
+    o->threshold = s->confidence_threshold;
+    o->prior_strength = s->delegation_prior_strength;
+    o->epsilon = s->delegation_epsilon;
+    if (o->max_fallbacks == DELEGATION_FALLBACKS_CONFIGURED)
+        o->max_fallbacks = (unsigned)s->delegation_max_fallbacks;
+    if (s == &dflt)
+        settings_free(&dflt);
 }
 
 /* The fallback cause recorded with the attempt after one that ended in

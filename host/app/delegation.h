@@ -7,6 +7,7 @@
 #ifndef NDF_DELEGATION_H
 #define NDF_DELEGATION_H
 
+#include <limits.h>
 #include <stddef.h>
 
 #include "app/runtime.h"
@@ -46,8 +47,13 @@ typedef int (*delegation_run_fn)(void *opaque, size_t k, const delegation_attemp
                                  const ndf_context *ctx, const char *fb_from,
                                  const char *fb_cause, record **out);
 
-/* The options in effect for runtime `rt`: o's policy, seed and fallbacks,
- * the configuration's threshold. */
+/* delegate_opts.max_fallbacks of a caller that was not given a number:
+ * delegation_opts_from() puts delegation.max_fallbacks in its place. */
+#define DELEGATION_FALLBACKS_CONFIGURED UINT_MAX
+
+/* The options in effect for runtime `rt`: o's policy, seed and fallbacks
+ * (DELEGATION_FALLBACKS_CONFIGURED: the configuration's), the
+ * configuration's threshold, prior strength and epsilon. */
 void delegation_opts_from(const runtime *rt, delegate_opts *o);
 
 /* Chooses for `ctx` in rt->reg with `o`, then runs the attempt order with

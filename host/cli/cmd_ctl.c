@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "app/delegation.h"
 #include "cli/commands.h"
 #include "cli/ctxopt.h"
 #include "cli/opt.h"
@@ -387,7 +388,8 @@ static int ctl_delegate(ctl *t, int argc, char **argv)
     cJSON_AddStringToObject(req, "policy", delegate_policy_name(da.o.policy));
     if (da.o.has_seed)
         cJSON_AddNumberToObject(req, "seed", (double)da.o.seed);
-    cJSON_AddNumberToObject(req, "max_fallbacks", da.o.max_fallbacks);
+    if (da.o.max_fallbacks != DELEGATION_FALLBACKS_CONFIGURED)
+        cJSON_AddNumberToObject(req, "max_fallbacks", da.o.max_fallbacks);
     if (da.timeout > 0)
         cJSON_AddNumberToObject(req, "timeout", da.timeout);
     if (da.explain || da.json)

@@ -35,7 +35,8 @@ static const char delegate_usage[] =
     "                      epsilon_greedy\n"
     "  --seed N            seed of the draws (0 to 2^53): the same seed and\n"
     "                      history give the same choice\n"
-    "  --max-fallbacks K   candidates tried after the first (default 2)\n"
+    "  --max-fallbacks K   candidates tried after the first (default\n"
+    "                      delegation.max_fallbacks, 2)\n"
     "  --timeout S         each attempt's deadline in seconds\n"
     "  --explain           print the candidate table before running\n"
     "  --json              print the choice and the attempts as one JSON\n"
@@ -60,6 +61,7 @@ int cmd_delegate_parse(cmd_ctx *c, int argc, char **argv, cmd_delegate_args *da)
 {
     memset(da, 0, sizeof *da);
     delegate_opts_default(&da->o);
+    da->o.max_fallbacks = DELEGATION_FALLBACKS_CONFIGURED;
     enum { OPT_POLICY = 1, OPT_SEED, OPT_MAXFB, OPT_TIMEOUT, OPT_EXPLAIN, OPT_JSON };
     static const opt_spec opts[] = {CTXOPT_OPTIONS,
                                     {"policy", 0, OPT_REQUIRED, OPT_POLICY},

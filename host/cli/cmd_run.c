@@ -677,6 +677,7 @@ static void parse_line(bline *b, const char *text, const char *origin)
     } else if (kind && strcmp(kind->valuestring, "delegate") == 0) {
         b->delegate = 1;
         delegate_opts_default(&b->o);
+        b->o.max_fallbacks = DELEGATION_FALLBACKS_CONFIGURED;
         b->error = parse_delegate_opts(j, &b->o, origin, b->lineno);
         if (!b->error && p)
             b->error = xasprintf("%s:%ld: a \"delegate\" line chooses its pattern: it takes no "

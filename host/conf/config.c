@@ -123,6 +123,9 @@ void settings_default(settings *s)
     memset(s, 0, sizeof *s);
     s->confidence_threshold = 0.75;
     s->confidence_gate = GATE_WARN;
+    s->delegation_max_fallbacks = 2;
+    s->delegation_prior_strength = 10;
+    s->delegation_epsilon = 0.1;
     learning_params_default(&s->learning);
     /* The documented defaults (ndf.conf(5)) are stated here, so the page and
      * `ndf config` agree whatever the learning module's own defaults are. */
@@ -420,6 +423,12 @@ static const key_def server_keys[] = {
     {"max_connections_per_uid", KT_INT, 1, 512, 0, OFF(max_conns_per_uid)},
     {NULL, 0, 0, 0, 0, 0}};
 
+static const key_def delegation_keys[] = {
+    {"max_fallbacks", KT_INT, 0, 1e6, 0, OFF(delegation_max_fallbacks)},
+    {"prior_strength", KT_NUM, 0, 1e6, 0, OFF(delegation_prior_strength)},
+    {"epsilon", KT_NUM, 0, 1, 0, OFF(delegation_epsilon)},
+    {NULL, 0, 0, 0, 0, 0}};
+
 static const key_def resources_keys[] = {
     {"scope", KT_SCOPE, 0, 0, 0, OFF(resources_system)},
     {NULL, 0, 0, 0, 0, 0}};
@@ -430,12 +439,12 @@ static const struct section {
 } sections[] = {
     {"confidence", confidence_keys}, {"registry", registry_keys}, {"executor", executor_keys},
     {"storage", storage_keys},       {"plugins", plugins_keys},   {"server", server_keys},
-    {"resources", resources_keys},
+    {"resources", resources_keys},   {"delegation", delegation_keys},
 };
 
 static const char *const top_names[] = {"confidence", "registry", "executor",     "storage",
-                                        "plugins",    "server",   "resources",    "patterns_dir",
-                                        "patterns",   NULL};
+                                        "plugins",    "server",   "resources",    "delegation",
+                                        "patterns_dir", "patterns", NULL};
 
 static int is_int_type(int t)
 {
@@ -1152,6 +1161,11 @@ void settings_to_json(const settings *s, strbuf *sb)
     sb_json_num(sb, s->idle_timeout, 0);
     sb_printf(sb, ",\"max_connections_per_uid\":%d", s->max_conns_per_uid);
     sb_printf(sb, "},\"resources\":{\"scope\":\"%s\"", s->resources_system ? "system" : "ndf");
+    sb_printf(sb, "},\"delegation\":{\"max_fallbacks\":%d,\"prior_strength\":",
+              s->delegation_max_fallbacks);
+    sb_json_num(sb, s->delegation_prior_strength, 0);
+    sb_puts(sb, ",\"epsilon\":");
+    sb_json_num(sb, s->delegation_epsilon, 0);
     sb_puts(sb, "},\"patterns_dir\":");
     sb_json_str(sb, s->patterns_dir);
     sb_puts(sb, "}");

@@ -198,8 +198,7 @@ static char *req_delegate(server *s, const request *rq)
     }
     if (rq->has_seed)
         o.has_seed = 1, o.seed = rq->seed;
-    if (rq->has_max_fallbacks)
-        o.max_fallbacks = rq->max_fallbacks;
+    o.max_fallbacks = rq->has_max_fallbacks ? rq->max_fallbacks : DELEGATION_FALLBACKS_CONFIGURED;
     o.explain = rq->explain;
     gen *g = genset_current(s->gs);
     runtime *rt = gen_runtime(g);
