@@ -36,6 +36,12 @@ tests_check_opt_LDADD = $(CHECK_LIBS)
 # ndf delegate: choice, fallbacks, explain, JSON, learning over runs.
 TESTS += tests/shell/delegate.sh
 EXTRA_DIST += tests/shell/delegate.sh
+# ndf ctl delegate (the socket verb) and "delegate" lines of ndf batch.
+TESTS += tests/shell/delegate_serve.sh
+EXTRA_DIST += tests/shell/delegate_serve.sh
+# The delegation demo (conf/delegation) converges on the best pattern.
+TESTS += tests/shell/delegate_demo.sh
+EXTRA_DIST += tests/shell/delegate_demo.sh
 
 # ndf plan, run --dry-run, graph; failure reasons; the timeout rule.
 TESTS += tests/shell/plan.sh

@@ -51,6 +51,11 @@ ndfexamples_DATA = conf/ndf.conf
 # operator's own (and removed on uninstall when it is still empty).
 ndfexamplespatternsdir = $(docdir)/examples/patterns.d
 dist_ndfexamplespatterns_DATA = $(NDF_PATTERN_FILES)
+# The delegation demo: a pattern set and the script that shows ndf learning
+# which of them to choose (also examples, never live configuration).
+ndfexamplesdelegationdir = $(docdir)/examples/delegation
+dist_ndfexamplesdelegation_DATA = conf/delegation/patterns.conf
+dist_ndfexamplesdelegation_SCRIPTS = conf/delegation/demo.sh
 install-data-local: install-data-local-patterns
 install-data-local-patterns:
 	$(MKDIR_P) '$(DESTDIR)$(sysconfdir)/ndf/patterns.d'

@@ -5,7 +5,8 @@ libndfcore_la_SOURCES = \
 	host/base/util.c host/base/util.h \
 	host/base/value.c host/base/value.h \
 	host/exec/services.c host/exec/services.h \
-	host/app/runtime.c host/app/runtime.h
+	host/app/runtime.c host/app/runtime.h \
+	host/app/delegation.c host/app/delegation.h
 libndfcore_la_CPPFLAGS = $(AM_CPPFLAGS) \
 	-DPLUGINDIR='"$(pkglibdir)"' -DSYSCONFDIR='"$(sysconfdir)"' \
 	-DLOCALSTATEDIR='"$(localstatedir)"' -DRUNSTATEDIR='"$(runstatedir)"' \

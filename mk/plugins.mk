@@ -55,7 +55,7 @@ tests_check_steps_SOURCES = tests/check_steps.c tests/plugin_harness.h
 tests_check_steps_CPPFLAGS = $(CORE_TEST_CFLAGS)
 tests_check_steps_LDADD = $(CORE_TEST_LIBS)
 
-# The agent step (issue 13): delegates a step to an agent program.  It
+# The agent step: delegates a step to an agent program.  It
 # links cJSON itself, to check and pick from JSON answers.
 pkglib_LTLIBRARIES += plugins/agent.la
 plugins_agent_la_SOURCES = plugins/agent/agent.c

@@ -29,6 +29,11 @@ demo: all conf/ndf-build.conf
 	@NDF_RUNTIME_DIR='$(abs_top_builddir)/var/run' \
 	  $(SHELL) $(srcdir)/conf/demo.sh '$(abs_top_builddir)/ndf' '$(abs_top_builddir)/conf/ndf-build.conf'
 .PHONY: demo
+# Delegation learning, shown (conf/delegation/demo.sh).
+demo-delegation: all
+	NDF_PLUGIN_PATH='$(abs_top_builddir)/plugins/.libs' \
+	  $(SHELL) $(srcdir)/conf/delegation/demo.sh '$(abs_top_builddir)/ndf'
+.PHONY: demo-delegation
 
 # The plugin author's kit: test-step, new-plugin, inspect --conformance.
 TESTS += tests/shell/kit.sh

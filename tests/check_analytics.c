@@ -72,7 +72,11 @@ static void add_domain(const char *d, uint64_t n, uint64_t ok)
 
 static analytics_opts opts(int min_samples, double threshold, double timeout)
 {
-    analytics_opts o = {min_samples, threshold, timeout, 0.95, NOW};
+    analytics_opts o = {.min_samples = min_samples,
+                        .threshold = threshold,
+                        .timeout_s = timeout,
+                        .convergence_threshold = 0.95,
+                        .now = NOW};
     return o;
 }
 
@@ -322,7 +326,21 @@ START_TEST(test_recommendations)
                         "against 100% elsewhere"));
     ck_assert(has(r, n, "The confidence threshold 0.90 is above the success rate this pattern "
                         "achieves (0.60"));
+    ck_assert(has(r, n, "'ndf run' runs it with a warning (confidence_gate warn)"));
+    /* Beta(7, 5): the 0.95 quantile is about 0.81, below 0.90 */
+    ck_assert(has(r, n, "Delegation holds it back: even the upper end of its 90% credible "
+                        "interval is below the threshold 0.90"));
     ck_assert(!has(r, n, "Only "));
+    free_recs(r, n);
+    o.gate = GATE_ENFORCE;
+    n = analytics_recommendations(&a, &t, &o, &r);
+    ck_assert(has(r, n, "'ndf run' refuses it unless forced (confidence_gate enforce)"));
+    free_recs(r, n);
+    o.gate = GATE_OFF;
+    o.threshold = 0.7; /* above 0.60, but Beta(7, 5) reaches above 0.7 */
+    n = analytics_recommendations(&a, &t, &o, &r);
+    ck_assert(has(r, n, "'ndf run' still runs it (confidence_gate off)"));
+    ck_assert(!has(r, n, "Delegation holds it back"));
     free_recs(r, n);
     trend_free(&t);
     analytics_free(&a);

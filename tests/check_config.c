@@ -109,6 +109,10 @@ START_TEST(test_defaults)
     settings s;
     settings_default(&s);
     ck_assert(s.confidence_threshold == 0.75);
+    ck_assert_int_eq(s.confidence_gate, GATE_WARN); /* explicit runs below it warn */
+    ck_assert_int_eq(s.delegation_max_fallbacks, 2);
+    ck_assert(s.delegation_prior_strength == 10);
+    ck_assert(s.delegation_epsilon == 0.1);
     ck_assert_int_eq(s.learning.algorithm, ALGO_ADAPTIVE_BAYES);
     ck_assert(s.learning.learning_rate == 0.1);
     ck_assert_int_eq(s.learning.min_samples, 5);
@@ -247,6 +251,10 @@ static const struct range_case {
     {"confidence", "convergence_threshold", "2.0", "is 2, out of range [0, 1]"},
     {"confidence", "algorithm", "\"bayes\"",
      "is 'bayes', expected simple_average, weighted_average or adaptive_bayes"},
+    {"confidence", "gate", "\"strict\"", "is 'strict', expected warn, enforce or off"},
+    {"delegation", "max_fallbacks", "-1", "is -1, out of range [0, 1000000]"},
+    {"delegation", "prior_strength", "-0.5", "is -0.5, out of range [0, 1000000]"},
+    {"delegation", "epsilon", "1.5", "is 1.5, out of range [0, 1]"},
     {"registry", "cache_size", "0", "is 0, out of range [1, 100000000]"},
     {"registry", "cache_size", "100000001L", "is 100000001, out of range [1, 100000000]"},
     {"executor", "threads", "0", "is 0, out of range [1, 256]"},
@@ -1004,6 +1012,7 @@ START_TEST(test_pattern_generic_types)
                   "  confidence_threshold = \"high\";\n"
                   "  timeout = 0;\n"
                   "  params = 3;\n"
+                  "  confidence_gate = \"refuse\";\n"
                   "} );\n");
     config *c = load(p, NDF_ERR_VALIDATION);
     has_diag(c, 1, "%s:3: pattern 'g': 'description' must be a string, not an integer", p);
@@ -1014,7 +1023,9 @@ START_TEST(test_pattern_generic_types)
     has_diag(c, 1, "%s:8: pattern 'g': 'confidence_threshold' must be a number, not a string", p);
     has_diag(c, 1, "%s:9: pattern 'g': 'timeout' is 0, must be greater than 0", p);
     has_diag(c, 1, "%s:10: pattern 'g': 'params' must be a group, not an integer", p);
-    ck_assert_uint_eq(c->nerrors, 8);
+    has_diag(c, 1, "%s:11: pattern 'g': 'confidence_gate' is 'refuse', expected warn, enforce or off",
+             p);
+    ck_assert_uint_eq(c->nerrors, 9);
     config_free(c);
     free(p);
     rm_scratch();

@@ -171,13 +171,39 @@ START_TEST(exec_not_found_and_gate)
     ck_assert_int_eq(executor_execute(ex, "nope", c, 0, 0, &r), NDF_ERR_NOT_FOUND);
     ck_assert_ptr_null(r);
     ck_assert_str_eq(err_msg(), "pattern 'nope' not found");
+    pattern *p;
+    ck_assert_int_eq(registry_get(reg, "fails", &p), NDF_OK);
+    p->gate = GATE_ENFORCE;
     /* untrusted (fewer than min_samples): the gate lets it through */
     ck_assert_int_eq(executor_execute(ex, "fails", c, 0, 0, NULL), NDF_ERR_EXECUTION);
     ck_assert_int_eq(executor_execute(ex, "fails", c, 0, 0, NULL), NDF_ERR_EXECUTION);
     ck_assert_int_eq(executor_execute(ex, "fails", c, 0, 0, NULL), NDF_ERR_EXECUTION);
     ck_assert_int_eq(executor_execute(ex, "fails", c, 0, 0, NULL), NDF_ERR_CONFIDENCE);
     ck_assert(strstr(err_msg(), "below its threshold"));
+    ck_assert(strstr(err_msg(), "enforce"));
     ck_assert_int_eq(executor_execute(ex, "fails", c, 0, EXEC_FORCE, NULL), NDF_ERR_EXECUTION);
+
+    /* warn (the global default here): it runs, can earn its confidence
+     * back, and its record says it ran below the threshold */
+    p->gate = -1;
+    ck_assert_int_eq(pattern_gate(p, GATE_WARN), GATE_WARN);
+    strbuf sb;
+    sb_init(&sb);
+    record *r2;
+    ck_assert_int_eq(executor_execute(ex, "fails", c, 0, 0, &r2), NDF_ERR_EXECUTION);
+    record_to_json(r2, &sb);
+    ck_assert_msg(strstr(sb.buf, "below its threshold 0.500; running it anyway"), "%s", sb.buf);
+    record_unref(r2);
+
+    /* off: it runs and nothing is said */
+    p->gate = GATE_OFF;
+    sb.len = 0;
+    ck_assert_int_eq(executor_execute(ex, "fails", c, 0, 0, &r2), NDF_ERR_EXECUTION);
+    record_to_json(r2, &sb);
+    ck_assert_msg(!strstr(sb.buf, "below its threshold"), "%s", sb.buf);
+    record_unref(r2);
+    sb_free(&sb);
+    pattern_unref(p);
     context_free(c);
 }
 END_TEST
@@ -378,10 +404,18 @@ START_TEST(exec_fallback_causes)
 
     for (int i = 0; i < 3; i++)
         executor_execute(ex, "fails", c, 0, 0, NULL);
+    /* gate warn (the default): it runs, fails, and the fallback takes over */
+    ck_assert_int_eq(executor_execute_with_fallback(ex, "fails", "fast", c, 0, 0, &fr), NDF_OK);
+    ck_assert_int_eq(fr.cause, FALLBACK_FAILURE);
+    fallback_result_free(&fr);
+    pattern *p;
+    ck_assert_int_eq(registry_get(reg, "fails", &p), NDF_OK);
+    p->gate = GATE_ENFORCE;
     ck_assert_int_eq(executor_execute_with_fallback(ex, "fails", "fast", c, 0, 0, &fr), NDF_OK);
     ck_assert_int_eq(fr.cause, FALLBACK_CONFIDENCE);
     ck_assert_str_eq(fallback_cause_name(fr.cause), "confidence gate");
     fallback_result_free(&fr);
+    pattern_unref(p);
 
     /* both fail: the fallback's status */
     ck_assert_int_eq(executor_execute_with_fallback(ex, "nope", "nope2", c, 0, 0, &fr),

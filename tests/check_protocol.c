@@ -199,6 +199,7 @@ START_TEST(test_kinds)
         {"{\"cmd\":\"reload\"}", REQ_RELOAD},
         {"{\"cmd\":\"ping\"}", REQ_PING},
         {"{\"cmd\":\"shutdown\"}", REQ_SHUTDOWN},
+        {"{\"cmd\":\"delegate\"}", REQ_DELEGATE},
         {"{\"cmd\":\"list\"}", REQ_COMMAND},
         {"{\"cmd\":\"anything\",\"args\":[]}", REQ_COMMAND},
     };
@@ -232,6 +233,45 @@ START_TEST(test_request_round_trip)
     ck_assert_int_eq(rq.force, 1);
     ck_assert_int_eq(rq.async, 1);
     request_free(&rq);
+}
+END_TEST
+
+/* The delegate request: its options, their ranges, and what it refuses. */
+START_TEST(test_delegate_request)
+{
+    const char *l = "{\"cmd\":\"delegate\",\"context\":{\"domain\":\"web\"},\"policy\":\"ucb\","
+                    "\"seed\":9007199254740992,\"max_fallbacks\":0,\"timeout\":1.5,"
+                    "\"explain\":true}";
+    request rq;
+    ck_assert_ptr_null(parse(l, strlen(l), &rq));
+    ck_assert_int_eq(rq.kind, REQ_DELEGATE);
+    ck_assert_str_eq(rq.policy, "ucb");
+    ck_assert_int_eq(rq.has_seed, 1);
+    ck_assert(rq.seed == 9007199254740992ULL);
+    ck_assert_int_eq(rq.has_max_fallbacks, 1);
+    ck_assert_uint_eq(rq.max_fallbacks, 0);
+    ck_assert(rq.timeout == 1.5);
+    ck_assert_int_eq(rq.explain, 1);
+    ck_assert_ptr_nonnull(strstr(rq.context, "\"web\""));
+    request_free(&rq);
+    l = "{\"cmd\":\"delegate\"}";
+    ck_assert_ptr_null(parse(l, strlen(l), &rq));
+    ck_assert_int_eq(rq.has_seed, 0);
+    ck_assert_int_eq(rq.has_max_fallbacks, 0);
+    ck_assert_ptr_null(rq.policy);
+    ck_assert_ptr_null(rq.context);
+    request_free(&rq);
+    expect_refused("{\"cmd\":\"delegate\",\"seed\":-1}", "\"seed\" must be a whole number");
+    expect_refused("{\"cmd\":\"delegate\",\"seed\":9007199254740994}",
+                   "\"seed\" must be a whole number");
+    expect_refused("{\"cmd\":\"delegate\",\"seed\":1.5}", "\"seed\" must be a whole number");
+    expect_refused("{\"cmd\":\"delegate\",\"seed\":\"1\"}", "\"seed\" must be a number");
+    expect_refused("{\"cmd\":\"delegate\",\"max_fallbacks\":1000001}",
+                   "\"max_fallbacks\" must be a whole number");
+    expect_refused("{\"cmd\":\"delegate\",\"policy\":3}", "\"policy\" must be a string");
+    expect_refused("{\"cmd\":\"delegate\",\"context\":[]}", "\"context\" must be an object");
+    expect_refused("{\"cmd\":\"delegate\",\"timeout\":-1}", "\"timeout\" must be >= 0");
+    expect_refused("{\"cmd\":\"delegate\",\"explain\":1}", "\"explain\" must be true or false");
 }
 END_TEST
 
@@ -313,6 +353,7 @@ static Suite *protocol_suite(void)
     suite_add_tcase(s, tc);
     tc = tcase_create("answers");
     tcase_add_test(tc, test_response);
+    tcase_add_test(tc, test_delegate_request);
     tcase_add_test(tc, test_error_response);
     suite_add_tcase(s, tc);
     return s;

@@ -245,6 +245,7 @@ int runtime_start_executor(runtime *rt, void (*on_complete)(void *, pattern *, c
         .max_timeout = s->max_timeout,
         .kill_grace = s->kill_grace,
         .confidence_threshold = s->confidence_threshold,
+        .confidence_gate = s->confidence_gate,
         .reg = rt->reg,
         .on_complete = on_complete,
         .opaque = opaque,

@@ -38,6 +38,24 @@ int confidence_algorithm_parse(const char *name, confidence_algorithm *out)
     return -1;
 }
 
+static const char *const gate_names[] = {"warn", "enforce", "off"};
+
+const char *confidence_gate_name(confidence_gate g)
+{
+    return (unsigned)g < ARRAY_SIZE(gate_names) ? gate_names[g] : "unknown";
+}
+
+int confidence_gate_parse(const char *name, confidence_gate *out)
+{
+    for (size_t i = 0; name && i < ARRAY_SIZE(gate_names); i++) {
+        if (strcmp(name, gate_names[i]) == 0) {
+            *out = (confidence_gate)i;
+            return 0;
+        }
+    }
+    return -1;
+}
+
 confidence_level confidence_level_from_score(double score)
 {
     if (score > 0.8)

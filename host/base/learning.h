@@ -19,6 +19,21 @@ typedef enum confidence_algorithm {
     ALGO_ADAPTIVE_BAYES = 2
 } confidence_algorithm;
 
+/* How the confidence threshold applies to an explicit run (`ndf run`,
+ * batch, ctl run, sub-patterns); delegation always selects by it.  warn is
+ * the default: a gate that refuses a pattern also stops it from earning its
+ * confidence back, so refusing is opt-in. */
+typedef enum confidence_gate {
+    GATE_WARN = 0,    /* run it, with a warning */
+    GATE_ENFORCE = 1, /* refuse it (NDF_ERR_CONFIDENCE) unless forced */
+    GATE_OFF = 2      /* run it, say nothing */
+} confidence_gate;
+
+/* "warn", "enforce", "off"; "unknown" when out of range. */
+const char *confidence_gate_name(confidence_gate g);
+/* Returns 0 and sets *out, or -1 for an unknown name. */
+int confidence_gate_parse(const char *name, confidence_gate *out);
+
 /* The parameters of the confidence calculation (from the global config). */
 typedef struct learning_params {
     confidence_algorithm algorithm;

@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "app/delegation.h"
 #include "cli/commands.h"
 #include "cli/ctxopt.h"
 #include "cli/opt.h"
@@ -32,6 +33,9 @@ static const char ctl_usage[] =
     "      [--async] [--json]\n"
     "                     run a pattern as 'ndf run' does; --async prints the\n"
     "                     execution id at once\n"
+    "  delegate [context options] [--policy P] [--seed N] [--max-fallbacks K]\n"
+    "      [--timeout S] [--explain] [--json]\n"
+    "                     choose, run and fall back as 'ndf delegate' does\n"
     "  status [ID] [--json]\n"
     "                     an execution's live record (default: the latest)\n"
     "  cancel ID          cancel a running execution\n"
@@ -365,6 +369,43 @@ static int ctl_run(ctl *t, int argc, char **argv)
     } else {
         rc = ctl_run_report(t, resp, json, fallback);
     }
+    cJSON_Delete(resp);
+    return rc;
+}
+
+/* ---- ctl delegate: `ndf delegate`'s options, run by the server ---- */
+
+static int ctl_delegate(ctl *t, int argc, char **argv)
+{
+    cmd_delegate_args da;
+    int rc = cmd_delegate_parse(t->c, argc, argv, &da);
+    if (!da.ctx)
+        return rc;
+    cJSON *req = request("delegate");
+    rc = add_context(t, req, da.ctx);
+    context_free(da.ctx);
+    if (rc != EXIT_OK) {
+        cJSON_Delete(req);
+        return rc;
+    }
+    cJSON_AddStringToObject(req, "policy", delegate_policy_name(da.o.policy));
+    if (da.o.has_seed)
+        cJSON_AddNumberToObject(req, "seed", (double)da.o.seed);
+    if (da.o.max_fallbacks != DELEGATION_FALLBACKS_CONFIGURED)
+        cJSON_AddNumberToObject(req, "max_fallbacks", da.o.max_fallbacks);
+    if (da.timeout > 0)
+        cJSON_AddNumberToObject(req, "timeout", da.timeout);
+    if (da.explain || da.json)
+        cJSON_AddBoolToObject(req, "explain", 1);
+    cJSON *resp = ctl_call(t, req, &rc);
+    cJSON_Delete(req);
+    if (!resp)
+        return rc;
+    /* a refusal of the request itself has no delegation to print */
+    if (!cJSON_GetObjectItemCaseSensitive(resp, "delegation"))
+        rc = ctl_failed(t, "delegate", resp);
+    else
+        rc = cmd_delegate_answer(t->c, resp, da.json, da.explain);
     cJSON_Delete(resp);
     return rc;
 }
@@ -745,6 +786,8 @@ static int ctl_metrics(ctl *t, int argc, char **argv)
 static int ctl_verb(ctl *t, int argc, char **argv)
 {
     const char *verb = argv[0];
+    if (strcmp(verb, "delegate") == 0)
+        return ctl_delegate(t, argc, argv);
     if (strcmp(verb, "run") == 0)
         return ctl_run(t, argc, argv);
     if (strcmp(verb, "status") == 0 || strcmp(verb, "cancel") == 0 || strcmp(verb, "rollback") == 0)

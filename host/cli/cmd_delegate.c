@@ -1,16 +1,17 @@
-/* `ndf delegate`: chooses the pattern for a context (model/delegate), runs
- * it as `ndf run` does (cmd_run_one), and falls back through the attempt
- * order while the outcome says so (delegate_outcome_falls_back).  Every
- * attempt is recorded with origin "delegate" and, in its stored context,
- * why it was chosen. */
+/* `ndf delegate`: the delegation loop (app/delegation) with each attempt
+ * run as `ndf run` runs it (cmd_run_one), progress and all.  Every attempt
+ * is recorded with origin "delegate" and, in its stored context, why it
+ * was chosen. */
 #include "build-config.h"
 
+#include <cJSON.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "app/delegation.h"
 #include "app/runtime.h"
 #include "base/util.h"
 #include "cli/commands.h"
@@ -20,10 +21,6 @@
 #include "exec/record.h"
 #include "model/context.h"
 #include "model/delegate.h"
-
-/* The context attribute that carries an attempt's reason into its record
- * (the stored context), so that `ndf status ID --json` shows it. */
-#define DELEGATE_REASON_ATTR "delegate_reason"
 
 static const char delegate_usage[] =
     "Usage: ndf delegate [context options] [--explain] [--policy P] [--seed N]\n"
@@ -38,19 +35,13 @@ static const char delegate_usage[] =
     "                      epsilon_greedy\n"
     "  --seed N            seed of the draws (0 to 2^53): the same seed and\n"
     "                      history give the same choice\n"
-    "  --max-fallbacks K   candidates tried after the first (default 2)\n"
+    "  --max-fallbacks K   candidates tried after the first (default\n"
+    "                      delegation.max_fallbacks, 2)\n"
     "  --timeout S         each attempt's deadline in seconds\n"
     "  --explain           print the candidate table before running\n"
     "  --json              print the choice and the attempts as one JSON\n"
     "                      object on stdout\n"
     "\n" CTXOPT_HELP;
-
-typedef struct deleg_args {
-    ndf_context *ctx;
-    delegate_opts o;
-    double timeout;
-    int explain, json;
-} deleg_args;
 
 /* Parses a whole unsigned number no greater than `max` into *out. */
 static int parse_uint(const char *s, uint64_t max, uint64_t *out)
@@ -66,11 +57,11 @@ static int parse_uint(const char *s, uint64_t max, uint64_t *out)
     return 0;
 }
 
-/* Parses the command line into *da.  Returns EXIT_OK with da->ctx set (to
- * free) to go on; otherwise da->ctx is NULL and the return is the
- * command's. */
-static int delegate_parse(cmd_ctx *c, int argc, char **argv, deleg_args *da)
+int cmd_delegate_parse(cmd_ctx *c, int argc, char **argv, cmd_delegate_args *da)
 {
+    memset(da, 0, sizeof *da);
+    delegate_opts_default(&da->o);
+    da->o.max_fallbacks = DELEGATION_FALLBACKS_CONFIGURED;
     enum { OPT_POLICY = 1, OPT_SEED, OPT_MAXFB, OPT_TIMEOUT, OPT_EXPLAIN, OPT_JSON };
     static const opt_spec opts[] = {CTXOPT_OPTIONS,
                                     {"policy", 0, OPT_REQUIRED, OPT_POLICY},
@@ -181,150 +172,198 @@ static void explain_print(FILE *out, const delegate_result *res)
     }
 }
 
-typedef struct attempt {
-    const char *pattern; /* borrowed from the result */
-    char *reason;
-    char id[48]; /* empty when it did not start */
-    int status;
-    delegate_outcome outcome;
-    char *error;
-} attempt;
+/* The command's runner: the attempt runs as `ndf run` runs it (plan
+ * check, progress, summary on stderr), linked to the attempt before it. */
+typedef struct cli_run {
+    cmd_ctx *c;
+    double timeout;
+    int show;
+    int explain; /* the table is still to be printed */
+    const delegate_result *res;
+} cli_run;
 
-static void json_print(FILE *out, const delegate_result *res, const attempt *a, size_t na, int st)
+static int run_attempt(void *opaque, size_t k, const delegation_attempt *a,
+                       const ndf_context *ctx, const char *fb_from, const char *fb_cause,
+                       record **out)
 {
-    strbuf sb;
-    sb_init(&sb);
-    sb_puts(&sb, "{\"delegation\":");
-    delegate_result_to_json(res, &sb);
-    sb_puts(&sb, ",\"attempts\":[");
-    for (size_t i = 0; i < na; i++) {
-        sb_puts(&sb, i ? ",{\"pattern\":" : "{\"pattern\":");
-        sb_json_str(&sb, a[i].pattern);
-        sb_puts(&sb, ",\"id\":");
-        if (a[i].id[0])
-            sb_json_str(&sb, a[i].id);
-        else
-            sb_puts(&sb, "null");
-        sb_puts(&sb, ",\"reason\":");
-        sb_json_str(&sb, a[i].reason);
-        sb_printf(&sb, ",\"status\":\"%s\",\"outcome\":", ndf_status_name(a[i].status));
-        sb_json_str(&sb, delegate_outcome_name(a[i].outcome));
-        if (a[i].error) {
-            sb_puts(&sb, ",\"error\":");
-            sb_json_str(&sb, a[i].error);
-        }
-        sb_puts(&sb, "}");
+    cli_run *cr = opaque;
+    cmd_ctx *c = cr->c;
+    if (k == 0 && cr->explain) {
+        /* the table before the attempts' progress on c->err */
+        explain_print(c->out, cr->res);
+        fflush(c->out);
+        cr->explain = 0;
     }
-    sb_printf(&sb, "],\"success\":%s,\"status\":\"%s\",\"pattern\":", st ? "false" : "true",
-              ndf_status_name(st));
-    if (!st && na)
-        sb_json_str(&sb, a[na - 1].pattern);
-    else
-        sb_puts(&sb, "null");
-    sb_puts(&sb, "}");
-    fprintf(out, "%s\n", sb.buf);
-    sb_free(&sb);
-}
-
-/* Runs the attempt order of `res` with da->ctx until an outcome does not
- * fall back; fills a[] (room for res->norder) and *na.  Returns the
- * status of the last attempt. */
-static int run_attempts(cmd_ctx *c, const deleg_args *da, const delegate_result *res, attempt *a,
-                        size_t *na)
-{
-    int show = c->verbosity >= 0 && !da->json;
-    int st = NDF_OK;
-    *na = 0;
-    for (size_t k = 0; k < res->norder; k++) {
-        const delegate_candidate *cand = &res->cands[res->order[k]];
-        attempt *t = &a[(*na)++];
-        t->pattern = cand->name;
-        t->reason = delegate_reason(res, k);
-        if (show && k == 0)
-            fprintf(c->err, "delegate: chose '%s' (%s; seed %llu)\n", cand->name, t->reason,
-                    (unsigned long long)res->seed);
-        else if (show)
-            fprintf(c->err, "delegate: falling back to '%s' (%s)\n", cand->name, t->reason);
-        ndf_context *ctx = context_dup(da->ctx);
-        context_set_attr(ctx, DELEGATE_REASON_ATTR,
-                         value_new_string(DELEGATE_REASON_ATTR, t->reason));
-        if (k) {
-            /* the hook writes the link into the record before it is stored */
-            c->rt->hook.fallback_from = a[k - 1].pattern;
-            c->rt->hook.fallback_cause = a[k - 1].status == NDF_ERR_TIMEOUT      ? "timeout"
-                                         : a[k - 1].status == NDF_ERR_CONFIDENCE ? "confidence"
-                                         : a[k - 1].status == NDF_ERR_NOT_FOUND  ? "not_found"
-                                                                                 : "failure";
-        }
-        record *r = NULL;
-        /* The threshold has governed the selection (delegate_rank): a
-         * candidate confidently below it runs only when exploration chose
-         * it, so the executor's gate does not refuse it again. */
-        st = cmd_run_one(c, cand->name, ctx, da->timeout, EXEC_FORCE, show, &r);
-        c->rt->hook.fallback_from = c->rt->hook.fallback_cause = NULL;
-        context_free(ctx);
-        t->status = st;
-        t->outcome = delegate_outcome_of(st);
-        if (st)
-            t->error = xstrdup(err_msg());
-        if (r) {
-            snprintf(t->id, sizeof t->id, "%s", r->id);
-            if (show)
-                cmd_run_summary(c, r, st);
-            record_unref(r);
-        } else if (st && c->verbosity >= 0) {
-            cmd_error(c, "%s\n", t->error);
-        }
-        if (!delegate_outcome_falls_back(t->outcome))
-            break;
-        if (k + 1 == res->norder && st && show && res->norder < res->ncands)
-            fprintf(c->err, "delegate: no fallback left (--max-fallbacks %zu)\n", res->norder - 1);
-    }
+    if (cr->show && k == 0)
+        fprintf(c->err, "delegate: chose '%s' (%s; seed %llu)\n", a->pattern, a->reason,
+                (unsigned long long)cr->res->seed);
+    else if (cr->show)
+        fprintf(c->err, "delegate: falling back to '%s' (%s)\n", a->pattern, a->reason);
+    /* one command, one thread: the hook writes the link into the record
+     * before it is stored */
+    c->rt->hook.fallback_from = fb_from;
+    c->rt->hook.fallback_cause = fb_cause;
+    /* The threshold has governed the selection (delegate_rank): a
+     * candidate confidently below it runs only when exploration chose it,
+     * so the executor's gate does not refuse it again. */
+    int st = cmd_run_one(c, a->pattern, ctx, cr->timeout, EXEC_FORCE, cr->show, out);
+    c->rt->hook.fallback_from = c->rt->hook.fallback_cause = NULL;
+    if (*out && cr->show)
+        cmd_run_summary(c, *out, st);
+    else if (!*out && st && c->verbosity >= 0)
+        cmd_error(c, "%s\n", err_msg());
     return st;
 }
 
 static int cmd_delegate(cmd_ctx *c, int argc, char **argv)
 {
-    deleg_args da;
-    memset(&da, 0, sizeof da);
-    delegate_opts_default(&da.o);
-    int rc = delegate_parse(c, argc, argv, &da);
+    cmd_delegate_args da;
+    int rc = cmd_delegate_parse(c, argc, argv, &da);
     if (!da.ctx)
         return rc;
     if ((rc = cmd_start_executor(c, STORE_ORIGIN_DELEGATE))) {
         context_free(da.ctx);
         return rc;
     }
-    if (c->rt->cfg)
-        da.o.threshold = c->rt->cfg->set.confidence_threshold;
+    delegation_opts_from(c->rt, &da.o);
     da.o.explain = da.explain || da.json;
-    delegate_result res;
-    int st = delegate_choose(c->rt->reg, da.ctx, &da.o, &res);
-    if (da.explain && !da.json) {
-        explain_print(c->out, &res);
-        fflush(c->out); /* before the attempts' progress on c->err */
-    }
-    attempt *a = xcalloc(res.norder ? res.norder : 1, sizeof *a);
-    size_t na = 0;
-    if (st == NDF_OK) {
-        st = run_attempts(c, &da, &res, a, &na);
-        rc = exit_code_for(st);
-    } else {
-        char *why = xstrdup(err_msg());
+    delegation d;
+    cli_run cr = {c, da.timeout, c->verbosity >= 0 && !da.json, da.explain && !da.json, &d.res};
+    int st = delegation_run(c->rt, da.ctx, &da.o, da.timeout, STORE_ORIGIN_DELEGATE, run_attempt,
+                            &cr, &d);
+    if (cr.explain) /* nothing ran: the table says why */
+        explain_print(c->out, &d.res);
+    if (!d.chosen) {
         if (c->verbosity >= 0 || !da.json)
-            cmd_error(c, "%s\n", why);
-        free(why);
+            cmd_error(c, "%s\n", d.error);
         rc = st == NDF_ERR_NOT_FOUND ? EXIT_NO_CANDIDATE : exit_code_for(st);
+    } else {
+        rc = exit_code_for(st);
+        if (st && cr.show && d.nattempts == d.res.norder && d.res.norder < d.res.ncands &&
+            delegate_outcome_falls_back(d.attempts[d.nattempts - 1].outcome))
+            fprintf(c->err, "delegate: no fallback left (--max-fallbacks %zu)\n",
+                    d.res.norder - 1);
     }
-    if (da.json)
-        json_print(c->out, &res, a, na, st);
-    for (size_t i = 0; i < na; i++) {
-        free(a[i].reason);
-        free(a[i].error);
+    if (da.json) {
+        strbuf sb;
+        sb_init(&sb);
+        delegation_to_json(&d, &sb);
+        fprintf(c->out, "%s\n", sb.buf);
+        sb_free(&sb);
     }
-    free(a);
-    delegate_result_free(&res);
+    delegation_free(&d);
     context_free(da.ctx);
+    return rc;
+}
+
+/* ---- a delegation's answer from the server (ndf ctl delegate) ---- */
+
+static const char *jstr(const cJSON *o, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static double jnum(const cJSON *o, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    return cJSON_IsNumber(v) ? v->valuedouble : NAN;
+}
+
+/* explain_print's table from the JSON of delegate_result_to_json. */
+static void explain_print_json(FILE *out, const cJSON *d)
+{
+    const cJSON *cands = cJSON_GetObjectItemCaseSensitive(d, "candidates");
+    const char *domain = jstr(d, "domain");
+    int n = cJSON_GetArraySize(cands);
+    char *dom = domain ? term_safe(domain) : NULL;
+    fprintf(out, "delegation: policy %s, seed %.0f, domain %s%s%s, %d candidate%s",
+            jstr(d, "policy") ? jstr(d, "policy") : "?", jnum(d, "seed"), dom ? "'" : "",
+            dom ? dom : "(none)", dom ? "'" : "", n, n == 1 ? "" : "s");
+    free(dom);
+    if (jstr(d, "policy") && strcmp(jstr(d, "policy"), "epsilon_greedy") == 0)
+        fprintf(out, ", coin: %s",
+                cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(d, "coin")) ? "explore" : "exploit");
+    fputc('\n', out);
+    if (!n)
+        return;
+    size_t w = strlen("PATTERN");
+    const cJSON *k;
+    cJSON_ArrayForEach(k, cands)
+    {
+        const char *name = jstr(k, "pattern");
+        if (name && strlen(name) > w)
+            w = strlen(name);
+    }
+    fprintf(out, "%-*s  %-5s  %-5s  %-13s  %-11s  %-6s  %s\n", (int)w, "PATTERN", "SIM", "MEAN",
+            "90% INTERVAL", "SAMPLES d/n", "SCORE", "VERDICT");
+    cJSON_ArrayForEach(k, cands)
+    {
+        char iv[40], smp[48];
+        const cJSON *in = cJSON_GetObjectItemCaseSensitive(k, "interval");
+        if (cJSON_GetArraySize(in) == 2)
+            snprintf(iv, sizeof iv, "[%.3f %.3f]", cJSON_GetArrayItem(in, 0)->valuedouble,
+                     cJSON_GetArrayItem(in, 1)->valuedouble);
+        else
+            snprintf(iv, sizeof iv, "-");
+        snprintf(smp, sizeof smp, "%.0f/%.0f", jnum(k, "domain_executions"),
+                 jnum(k, "executions"));
+        const char *name = jstr(k, "pattern");
+        fprintf(out, "%-*s  %.3f  %.3f  %-13s  %-11s  ", (int)w, name ? name : "?",
+                jnum(k, "similarity"), jnum(k, "mean"), iv, smp);
+        print_num(out, "%-*.3f", jnum(k, "score"), 6);
+        fprintf(out, "  %s%s\n", jstr(k, "verdict") ? jstr(k, "verdict") : "?",
+                cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(k, "explored")) ? " (explored)"
+                                                                              : "");
+    }
+}
+
+int cmd_delegate_answer(cmd_ctx *c, const cJSON *resp, int json, int explain)
+{
+    const cJSON *d = cJSON_GetObjectItemCaseSensitive(resp, "delegation");
+    const cJSON *e = cJSON_GetObjectItemCaseSensitive(resp, "exit");
+    int rc = cJSON_IsNumber(e) ? e->valueint : EXIT_FAILED;
+    if (json) {
+        char *t = cJSON_PrintUnformatted(d);
+        if (t)
+            fprintf(c->out, "%s\n", t);
+        cJSON_free(t);
+        return rc;
+    }
+    const cJSON *choice = cJSON_GetObjectItemCaseSensitive(d, "delegation");
+    if (explain && choice) {
+        explain_print_json(c->out, choice);
+        fflush(c->out);
+    }
+    if (c->verbosity < 0)
+        return rc;
+    const cJSON *a;
+    int k = 0;
+    cJSON_ArrayForEach(a, cJSON_GetObjectItemCaseSensitive(d, "attempts"))
+    {
+        char *reason = term_safe(jstr(a, "reason") ? jstr(a, "reason") : "");
+        const char *pat = jstr(a, "pattern") ? jstr(a, "pattern") : "?";
+        if (k++ == 0)
+            fprintf(c->err, "delegate: chose '%s' (%s; seed %.0f)\n", pat, reason,
+                    jnum(choice, "seed"));
+        else
+            fprintf(c->err, "delegate: falling back to '%s' (%s)\n", pat, reason);
+        free(reason);
+        const char *id = jstr(a, "id");
+        fprintf(c->err, "pattern %s: %s (execution %s)\n", pat,
+                jstr(a, "status") ? jstr(a, "status") : "?", id ? id : "not started");
+        if (jstr(a, "error")) {
+            char *m = term_safe(jstr(a, "error"));
+            fprintf(c->err, "ndf: %s\n", m);
+            free(m);
+        }
+    }
+    if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(resp, "ok"))) {
+        const char *err = jstr(resp, "error");
+        char *m = term_safe(err ? err : "failed");
+        fprintf(c->err, "ndf: %s\n", m);
+        free(m);
+    }
     return rc;
 }
 

@@ -16,6 +16,7 @@
 #include "cli/ctxopt.h"
 #include "cli/opt.h"
 #include "exec/executor.h"
+#include "model/delegate.h"
 #include "model/registry.h"
 #include "store/history.h"
 #include "base/util.h"
@@ -51,6 +52,36 @@ static void emit(FILE *out, strbuf *sb, int json)
 static double global_threshold(const runtime *a)
 {
     return a->cfg ? a->cfg->set.confidence_threshold : 0.75;
+}
+
+static confidence_gate global_gate(const runtime *a)
+{
+    return a->cfg ? (confidence_gate)a->cfg->set.confidence_gate : GATE_WARN;
+}
+
+/* What the confidence threshold does to a pattern now: whether an explicit
+ * run meets its gate (refused: gate enforce; warned: gate warn), and
+ * whether delegation holds it back (its pattern-wide posterior confidently
+ * below the threshold, as model/delegate.h decides). */
+typedef struct gate_view {
+    double threshold;
+    confidence_gate gate;
+    int below;     /* trusted score below the threshold */
+    int held_back; /* chosen by exploration only */
+} gate_view;
+
+static gate_view gate_of(const pattern *p, const learning_state *st, const learning_params *lp,
+                         double global_thr, confidence_gate global_g)
+{
+    gate_view g;
+    g.threshold = pattern_threshold(p, global_thr);
+    g.gate = pattern_gate(p, global_g);
+    g.below = learning_trusted(st, lp) && st->score < g.threshold;
+    g.held_back = delegate_confidently_below(lp->prior_alpha + (double)st->successes,
+                                             lp->prior_beta +
+                                                 (double)(st->executions - st->successes),
+                                             g.threshold);
+    return g;
 }
 
 /* Loads the patterns; a definition that failed is reported by the runtime
@@ -229,8 +260,9 @@ static void fmt_time(char *buf, size_t n, double t)
 }
 
 static void show_json(strbuf *sb, const pattern *p, const learning_state *st,
-                      const learning_params *lp, double global)
+                      const learning_params *lp, double global, confidence_gate global_g)
 {
+    gate_view gv = gate_of(p, st, lp, global, global_g);
     sb_puts(sb, "{\"name\":");
     sb_json_str(sb, p->name);
     sb_puts(sb, ",\"type\":");
@@ -252,8 +284,14 @@ static void show_json(strbuf *sb, const pattern *p, const learning_state *st,
     value_to_json(p->attributes, sb);
     sb_puts(sb, ",\"confidence_threshold\":");
     sb_json_num(sb, pattern_threshold(p, global), 6);
-    sb_printf(
-        sb, ",\"threshold_source\":\"%s\",\"timeout\":", p->threshold >= 0 ? "pattern" : "global");
+    sb_printf(sb, ",\"threshold_source\":\"%s\"", p->threshold >= 0 ? "pattern" : "global");
+    sb_printf(sb,
+              ",\"confidence_gate\":\"%s\",\"gate_source\":\"%s\",\"below_threshold\":%s,"
+              "\"refused_by_run\":%s,\"held_back_by_delegation\":%s,\"timeout\":",
+              confidence_gate_name(gv.gate), p->gate >= 0 ? "pattern" : "global",
+              gv.below ? "true" : "false",
+              gv.below && gv.gate == GATE_ENFORCE ? "true" : "false",
+              gv.held_back ? "true" : "false");
     if (p->timeout > 0)
         sb_json_num(sb, p->timeout, 6);
     else
@@ -297,8 +335,10 @@ static void show_json(strbuf *sb, const pattern *p, const learning_state *st,
 }
 
 static void show_text(strbuf *sb, const pattern *p, const learning_state *st,
-                      const executor_opts *eo, const learning_params *lp, double global)
+                      const executor_opts *eo, const learning_params *lp, double global,
+                      confidence_gate global_g)
 {
+    gate_view gv = gate_of(p, st, lp, global, global_g);
     char *d = joined(p->domains, p->ndomains, "(any)");
     char *at = joined(p->agent_types, p->nagent_types, "(any)");
     char *tags = joined(p->tags, p->ntags, "(none)");
@@ -317,6 +357,19 @@ static void show_text(strbuf *sb, const pattern *p, const learning_state *st,
     value_to_json(p->attributes, sb);
     sb_printf(sb, "\nthreshold:    %.3f (%s)\n", pattern_threshold(p, global),
               p->threshold >= 0 ? "pattern" : "global");
+    sb_printf(sb, "gate:         %s (%s)", confidence_gate_name(gv.gate),
+              p->gate >= 0 ? "pattern" : "global");
+    if (gv.below)
+        sb_printf(sb, ": the confidence %.3f is below the threshold, so 'ndf run' %s", st->score,
+                  gv.gate == GATE_ENFORCE ? "refuses it (exit 4) unless --force"
+                  : gv.gate == GATE_WARN  ? "runs it with a warning"
+                                          : "runs it");
+    sb_puts(sb, "\n");
+    if (gv.held_back)
+        sb_printf(sb, "delegation:   held back: even the upper end of its 90%% credible interval "
+                      "is below the threshold %.3f; only exploration (thompson, ucb, "
+                      "epsilon_greedy) chooses it, never greedy or fixed\n",
+                  gv.threshold);
     if (eo) {
         /* what the executor will apply, by the same rule (see ndf plan) */
         timeout_source src;
@@ -451,7 +504,7 @@ static int cmd_show(cmd_ctx *c, int argc, char **argv)
     strbuf sb;
     sb_init(&sb);
     if (json)
-        show_json(&sb, p, &st, registry_learning(a->reg), global_threshold(a));
+        show_json(&sb, p, &st, registry_learning(a->reg), global_threshold(a), global_gate(a));
     else {
         executor_opts eo = {0};
         if (a->cfg) {
@@ -459,7 +512,8 @@ static int cmd_show(cmd_ctx *c, int argc, char **argv)
             eo.pattern_timeout = a->cfg->set.pattern_timeout;
             eo.max_timeout = a->cfg->set.max_timeout;
         }
-        show_text(&sb, p, &st, a->cfg ? &eo : NULL, registry_learning(a->reg), global_threshold(a));
+        show_text(&sb, p, &st, a->cfg ? &eo : NULL, registry_learning(a->reg), global_threshold(a),
+                  global_gate(a));
     }
     show_last_execution(a, name, &sb, json);
     emit(c->out, &sb, json);

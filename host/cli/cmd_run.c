@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "app/delegation.h"
 #include "app/runtime.h"
 #include "cli/commands.h"
 #include "model/context.h"
@@ -610,6 +611,8 @@ typedef struct bline {
     double timeout;
     char *error; /* parse error, or NULL */
     int status;
+    int delegate;   /* "kind": "delegate": ctx is the context to delegate */
+    delegate_opts o; /* its options */
 } bline;
 
 /* The longest batch line taken; a longer one is an error result, read past
@@ -635,6 +638,35 @@ static int read_line(FILE *f, strbuf *sb, size_t max, int *too_long)
     return 0;
 }
 
+/* The options of a "delegate" line: "policy", "seed", "max_fallbacks".
+ * Returns NULL, or the error (caller frees). */
+static char *parse_delegate_opts(const cJSON *j, delegate_opts *o, const char *origin, long line)
+{
+    const cJSON *pol = cJSON_GetObjectItemCaseSensitive(j, "policy");
+    const cJSON *seed = cJSON_GetObjectItemCaseSensitive(j, "seed");
+    const cJSON *mf = cJSON_GetObjectItemCaseSensitive(j, "max_fallbacks");
+    if (pol && (!cJSON_IsString(pol) || delegate_policy_parse(pol->valuestring, &o->policy)))
+        return xasprintf("%s:%ld: \"policy\" must be thompson, greedy, ucb, fixed or "
+                         "epsilon_greedy",
+                         origin, line);
+    if (seed) {
+        double x = cJSON_IsNumber(seed) ? seed->valuedouble : -1;
+        if (!(x >= 0 && x <= 9007199254740992.0 && x == floor(x)))
+            return xasprintf("%s:%ld: \"seed\" must be a whole number from 0 to 2^53", origin,
+                             line);
+        o->has_seed = 1;
+        o->seed = (uint64_t)x;
+    }
+    if (mf) {
+        double x = cJSON_IsNumber(mf) ? mf->valuedouble : -1;
+        if (!(x >= 0 && x <= 1000000 && x == floor(x)))
+            return xasprintf("%s:%ld: \"max_fallbacks\" must be a whole number from 0", origin,
+                             line);
+        o->max_fallbacks = (unsigned)x;
+    }
+    return NULL;
+}
+
 static void parse_line(bline *b, const char *text, const char *origin)
 {
     const char *end = NULL;
@@ -654,14 +686,29 @@ static void parse_line(bline *b, const char *text, const char *origin)
     const cJSON *p = cJSON_GetObjectItemCaseSensitive(j, "pattern");
     const cJSON *cx = cJSON_GetObjectItemCaseSensitive(j, "context");
     const cJSON *t = cJSON_GetObjectItemCaseSensitive(j, "timeout");
-    if (!cJSON_IsString(p) || !*p->valuestring) {
+    const cJSON *kind = cJSON_GetObjectItemCaseSensitive(j, "kind");
+    if (kind && !(cJSON_IsString(kind) && (strcmp(kind->valuestring, "run") == 0 ||
+                                           strcmp(kind->valuestring, "delegate") == 0))) {
+        b->error = xasprintf("%s:%ld: \"kind\" must be \"run\" or \"delegate\"", origin,
+                             b->lineno);
+    } else if (kind && strcmp(kind->valuestring, "delegate") == 0) {
+        b->delegate = 1;
+        delegate_opts_default(&b->o);
+        b->o.max_fallbacks = DELEGATION_FALLBACKS_CONFIGURED;
+        b->error = parse_delegate_opts(j, &b->o, origin, b->lineno);
+        if (!b->error && p)
+            b->error = xasprintf("%s:%ld: a \"delegate\" line chooses its pattern: it takes no "
+                                 "\"pattern\"",
+                                 origin, b->lineno);
+    } else if (!cJSON_IsString(p) || !*p->valuestring) {
         b->error = xasprintf("%s:%ld: \"pattern\" must be a non-empty string", origin, b->lineno);
-    } else if (cx && !cJSON_IsObject(cx)) {
+    }
+    if (!b->error && cx && !cJSON_IsObject(cx)) {
         b->error = xasprintf("%s:%ld: \"context\" must be an object", origin, b->lineno);
-    } else if (t && (!cJSON_IsNumber(t) || !(t->valuedouble > 0))) {
+    } else if (!b->error && t && (!cJSON_IsNumber(t) || !(t->valuedouble > 0))) {
         b->error = xasprintf("%s:%ld: \"timeout\" must be a number above 0", origin, b->lineno);
-    } else {
-        b->pattern = xstrdup(p->valuestring);
+    } else if (!b->error) {
+        b->pattern = b->delegate ? NULL : xstrdup(p->valuestring);
         b->timeout = t ? t->valuedouble : 0;
         if (cx) {
             char *ctext = cJSON_PrintUnformatted(cx);
@@ -675,6 +722,36 @@ static void parse_line(bline *b, const char *text, const char *origin)
         }
     }
     cJSON_Delete(j);
+}
+
+/* The result of a "delegate" line: as a run's, with "kind", the pattern
+ * that ran last (null when none did) and the delegation as `ndf delegate
+ * --json` prints it. */
+static void delegate_line(FILE *out, const bline *b, const delegation *d)
+{
+    strbuf sb;
+    sb_init(&sb);
+    sb_printf(&sb, "{\"line\":%ld,\"kind\":\"delegate\",\"pattern\":", b->lineno);
+    const delegation_attempt *last = d->nattempts ? &d->attempts[d->nattempts - 1] : NULL;
+    if (last)
+        sb_json_str(&sb, last->pattern);
+    else
+        sb_puts(&sb, "null");
+    sb_printf(&sb, ",\"success\":%s,\"status\":\"%s\"", d->status ? "false" : "true",
+              ndf_status_name(d->status));
+    if (last && last->id[0]) {
+        sb_puts(&sb, ",\"id\":");
+        sb_json_str(&sb, last->id);
+    }
+    if (d->status && d->error) {
+        sb_puts(&sb, ",\"error\":");
+        sb_json_str(&sb, d->error);
+    }
+    sb_puts(&sb, ",\"delegation\":");
+    delegation_to_json(d, &sb);
+    sb_puts(&sb, "}");
+    fprintf(out, "%s\n", sb.buf);
+    sb_free(&sb);
 }
 
 static void result_line(FILE *out, const bline *b, const batch_result *res)
@@ -712,7 +789,12 @@ static const char batch_usage[] =
     "Runs one pattern per input line, a JSON object\n"
     "  {\"pattern\": NAME, \"context\": {...}, \"timeout\": S}\n"
     "(context and timeout optional), all at once unless --sequential, and\n"
-    "prints one JSON result per line in input order.  Exits 1 if any failed.\n";
+    "prints one JSON result per line in input order.  A line\n"
+    "  {\"kind\": \"delegate\", \"context\": {...}, \"policy\": P, \"seed\": N,\n"
+    "   \"max_fallbacks\": K, \"timeout\": S}\n"
+    "delegates its context as 'ndf delegate' does; delegations run one after\n"
+    "another, after the other lines, each learning from those before it.\n"
+    "Exits 1 if any failed.\n";
 
 static void blines_free(bline *lines, size_t n)
 {
@@ -786,15 +868,30 @@ static size_t batch_run(cmd_ctx *c, bline *lines, size_t n, int parallel)
             lines[i].error = xstrdup(err_msg());
         }
     for (size_t i = 0; i < n; i++)
-        if (!lines[i].error)
+        if (!lines[i].error && !lines[i].delegate)
             items[m++] = (batch_item){lines[i].pattern, lines[i].ctx, lines[i].timeout};
     batch_result *res = xcalloc(m ? m : 1, sizeof *res);
     size_t failed = executor_batch(c->rt->ex, items, m, parallel, 0, res);
+    /* Delegations in input order, one at a time: each chooses with what
+     * the ones before it taught. */
+    delegation *dl = xcalloc(n ? n : 1, sizeof *dl);
+    for (size_t i = 0; i < n; i++) {
+        if (lines[i].error || !lines[i].delegate)
+            continue;
+        delegation_opts_from(c->rt, &lines[i].o);
+        lines[i].o.explain = 1;
+        if (delegation_run(c->rt, lines[i].ctx, &lines[i].o, lines[i].timeout,
+                           STORE_ORIGIN_BATCH, NULL, NULL, &dl[i]) != NDF_OK)
+            failed++;
+    }
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
         if (lines[i].error) {
             failed++;
             result_line(c->out, &lines[i], NULL);
+        } else if (lines[i].delegate) {
+            delegate_line(c->out, &lines[i], &dl[i]);
+            delegation_free(&dl[i]);
         } else {
             result_line(c->out, &lines[i], &res[k++]);
         }
@@ -802,6 +899,7 @@ static size_t batch_run(cmd_ctx *c, bline *lines, size_t n, int parallel)
     batch_results_free(res, m);
     free(res);
     free(items);
+    free(dl);
     return failed;
 }
 

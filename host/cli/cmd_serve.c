@@ -183,7 +183,9 @@ static int cmd_serve(cmd_ctx *c, int argc, char **argv)
                       .run_command = run_served,
                       .opaque = c,
                       .exit_code = exit_code_for,
-                      .check_run = check_served_run};
+                      .check_run = check_served_run,
+
+                      .no_candidate_exit = EXIT_NO_CANDIDATE};
     int o;
     opt_parser p;
     opt_init(&p, argc, argv, opts, OPT_PERMUTE, c->err);

@@ -468,6 +468,7 @@ static void analytics_json(strbuf *sb, const stored_pattern *sp, const analytics
     sb_json_num(sb, an->score, 10);
     sb_puts(sb, ",\"threshold\":");
     sb_json_num(sb, o->threshold, 10);
+    sb_printf(sb, ",\"confidence_gate\":\"%s\"", confidence_gate_name((confidence_gate)o->gate));
     sb_puts(sb, ",\"avg_response_time\":");
     sb_json_num(sb, an->avg_response_ms, 10);
     sb_puts(sb, ",\"p50_response_time\":");
@@ -567,8 +568,9 @@ static void analytics_text(strbuf *sb, const stored_pattern *sp, const analytics
     sb_printf(sb, "Executions:      %llu (%llu succeeded, success rate %.1f%%)\n",
               (unsigned long long)an->execution_count, (unsigned long long)an->successes,
               100.0 * an->success_rate);
-    sb_printf(sb, "Confidence:      %.3f (%s), threshold %.2f\n", an->score,
-              confidence_level_name(confidence_level_from_score(an->score)), o->threshold);
+    sb_printf(sb, "Confidence:      %.3f (%s), threshold %.2f, gate %s\n", an->score,
+              confidence_level_name(confidence_level_from_score(an->score)), o->threshold,
+              confidence_gate_name((confidence_gate)o->gate));
     sb_printf(sb, "Learning:        %.0f%% (min_samples %d)\n", 100.0 * an->learning_progress,
               o->min_samples);
     if (an->history_count) {
@@ -611,8 +613,14 @@ static int analytics_load(runtime *a, store *s, const char *name, stored_pattern
                           analytics_opts *o)
 {
     const learning_params *lp = registry_learning(a->reg);
-    *o = (analytics_opts){lp->min_samples, a->cfg->set.confidence_threshold,
-                          a->cfg->set.pattern_timeout, lp->convergence_threshold, now_wall()};
+    *o = (analytics_opts){lp->min_samples,
+                          a->cfg->set.confidence_threshold,
+                          a->cfg->set.pattern_timeout,
+                          lp->convergence_threshold,
+                          now_wall(),
+                          a->cfg->set.confidence_gate,
+                          lp->prior_alpha,
+                          lp->prior_beta};
     pattern *p = NULL;
     int st = history_load(s, name, (size_t)a->cfg->set.history_limit, sp);
     if (registry_get(a->reg, name, &p) != NDF_OK) {
@@ -623,6 +631,7 @@ static int analytics_load(runtime *a, store *s, const char *name, stored_pattern
         return st;
     }
     o->threshold = pattern_threshold(p, o->threshold);
+    o->gate = (int)pattern_gate(p, (confidence_gate)o->gate);
     if (p->timeout > 0)
         o->timeout_s = p->timeout;
     /* the registry read it from the store: the same counts, resident */

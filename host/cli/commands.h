@@ -10,6 +10,7 @@
 
 #include "app/runtime.h"
 #include "model/context.h"
+#include "model/delegate.h"
 #include "cli/opt.h"
 
 /* Exit codes: stable, documented in ndf(1). */
@@ -132,6 +133,28 @@ int cmd_context_finish(cmd_ctx *c, struct ctxopt *co, ndf_context **out);
 /* Parses `arg`, the value of option `opt`, as a number of seconds >= 0.
  * Returns 0, or -1 after saying why on c->err. */
 int cmd_parse_seconds(cmd_ctx *c, const char *opt, const char *arg, double *out);
+
+/* ---- `ndf delegate`'s command line and answer (cmd_delegate.c), shared
+ * with `ndf ctl delegate` ---- */
+
+struct cJSON;
+
+typedef struct cmd_delegate_args {
+    ndf_context *ctx;
+    delegate_opts o;
+    double timeout;
+    int explain, json;
+} cmd_delegate_args;
+
+/* Parses `ndf delegate`'s options (argv[0] is the verb) into *da.  Returns
+ * EXIT_OK with da->ctx set (to free) to go on; otherwise da->ctx is NULL
+ * and the return is the command's. */
+int cmd_delegate_parse(cmd_ctx *c, int argc, char **argv, cmd_delegate_args *da);
+
+/* Prints the server's answer to a "delegate" request as `ndf delegate`
+ * would (--json: the delegation object on c->out; else the table when
+ * `explain`, and each attempt on c->err).  Returns the exit code. */
+int cmd_delegate_answer(cmd_ctx *c, const struct cJSON *resp, int json, int explain);
 
 /* ---- running a pattern as `ndf run` does (cmd_run.c; `ndf delegate`
  * runs its attempts through the same functions) ---- */

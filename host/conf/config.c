@@ -122,6 +122,10 @@ void settings_default(settings *s)
 {
     memset(s, 0, sizeof *s);
     s->confidence_threshold = 0.75;
+    s->confidence_gate = GATE_WARN;
+    s->delegation_max_fallbacks = 2;
+    s->delegation_prior_strength = 10;
+    s->delegation_epsilon = 0.1;
     learning_params_default(&s->learning);
     /* The documented defaults (ndf.conf(5)) are stated here, so the page and
      * `ndf config` agree whatever the learning module's own defaults are. */
@@ -365,6 +369,7 @@ typedef enum key_type {
     KT_PATH,  /* char *, resolved against the file's directory */
     KT_PATHS, /* plugin_dirs: list of paths (or one string) */
     KT_ALGO,  /* confidence_algorithm */
+    KT_GATE,  /* int: confidence_gate, "warn", "enforce" or "off" */
     KT_SYNC,   /* int: storage.sync, "normal" 0 or "full" 1 */
     KT_SCOPE,  /* int: resources.scope, "ndf" 0 or "system" 1 */
     KT_BACKEND /* int: storage.backend, "sqlite" 0 or "postgresql" 1 */
@@ -384,6 +389,7 @@ typedef struct key_def {
 static const key_def confidence_keys[] = {
     {"threshold", KT_NUM, 0, 1, 0, OFF(confidence_threshold)},
     {"algorithm", KT_ALGO, 0, 0, 0, OFF(learning.algorithm)},
+    {"gate", KT_GATE, 0, 0, 0, OFF(confidence_gate)},
     {"learning_rate", KT_NUM, 0, 1, 0, OFF(learning.learning_rate)},
     {"min_samples", KT_INT, 0, 1e6, 0, OFF(learning.min_samples)},
     {"convergence_threshold", KT_NUM, 0, 1, 0, OFF(learning.convergence_threshold)},
@@ -423,6 +429,12 @@ static const key_def server_keys[] = {
     {"max_connections_per_uid", KT_INT, 1, 512, 0, OFF(max_conns_per_uid)},
     {NULL, 0, 0, 0, 0, 0}};
 
+static const key_def delegation_keys[] = {
+    {"max_fallbacks", KT_INT, 0, 1e6, 0, OFF(delegation_max_fallbacks)},
+    {"prior_strength", KT_NUM, 0, 1e6, 0, OFF(delegation_prior_strength)},
+    {"epsilon", KT_NUM, 0, 1, 0, OFF(delegation_epsilon)},
+    {NULL, 0, 0, 0, 0, 0}};
+
 static const key_def resources_keys[] = {
     {"scope", KT_SCOPE, 0, 0, 0, OFF(resources_system)},
     {NULL, 0, 0, 0, 0, 0}};
@@ -433,12 +445,12 @@ static const struct section {
 } sections[] = {
     {"confidence", confidence_keys}, {"registry", registry_keys}, {"executor", executor_keys},
     {"storage", storage_keys},       {"plugins", plugins_keys},   {"server", server_keys},
-    {"resources", resources_keys},
+    {"resources", resources_keys},   {"delegation", delegation_keys},
 };
 
 static const char *const top_names[] = {"confidence", "registry", "executor",     "storage",
-                                        "plugins",    "server",   "resources",    "patterns_dir",
-                                        "patterns",   NULL};
+                                        "plugins",    "server",   "resources",    "delegation",
+                                        "patterns_dir", "patterns", NULL};
 
 static int is_int_type(int t)
 {
@@ -592,6 +604,21 @@ static void read_key(reader *r, const config_setting_t *s, const char *key, cons
         *(confidence_algorithm *)(base + k->off) = a;
         return;
     }
+    case KT_GATE: {
+        if (t != CONFIG_TYPE_STRING) {
+            type_error(r, s, key, "a string");
+            return;
+        }
+        const char *v = config_setting_get_string(s);
+        confidence_gate g;
+        if (confidence_gate_parse(v, &g) != 0) {
+            diag_add(r->c, 1, setting_file(r, s), setting_line(r, s),
+                     "'%s' is '%s', expected warn, enforce or off", key, v);
+            return;
+        }
+        *(int *)(base + k->off) = (int)g;
+        return;
+    }
     case KT_SYNC: {
         if (t != CONFIG_TYPE_STRING) {
             type_error(r, s, key, "a string");
@@ -680,7 +707,8 @@ static void read_section(reader *r, const config_setting_t *grp, const struct se
 static const char *const pattern_keys[] = {"name",        "type",       "description",
                                            "domains",     "agent_types", "attributes",
                                            "tags",        "confidence_threshold",
-                                           "timeout",     "params",     NULL};
+                                           "confidence_gate", "timeout",
+                                           "params",      NULL};
 
 /* Returns the earlier definition of `name`, or records this one and returns
  * NULL. */
@@ -766,6 +794,16 @@ static int check_generic(reader *r, const ndf_value *def, const char *pname)
         } else if (strcmp(k, "attributes") == 0 || strcmp(k, "params") == 0) {
             if (m->type != NDF_VALUE_GROUP) {
                 pattern_error(r, m, pname, "'%s' must be a group, not %s", k, vtype_name(m));
+                bad++;
+            }
+        } else if (strcmp(k, "confidence_gate") == 0) {
+            confidence_gate g;
+            if (m->type != NDF_VALUE_STRING) {
+                pattern_error(r, m, pname, "'%s' must be a string, not %s", k, vtype_name(m));
+                bad++;
+            } else if (confidence_gate_parse(m->u.s, &g) != 0) {
+                pattern_error(r, m, pname, "'%s' is '%s', expected warn, enforce or off", k,
+                              m->u.s);
                 bad++;
             }
         } else if (strcmp(k, "confidence_threshold") == 0 || strcmp(k, "timeout") == 0) {
@@ -1072,6 +1110,8 @@ void settings_to_json(const settings *s, strbuf *sb)
     sb_json_str(sb, s->file);
     sb_puts(sb, ",\"confidence\":{\"threshold\":");
     sb_json_num(sb, s->confidence_threshold, 0);
+    sb_puts(sb, ",\"gate\":");
+    sb_json_str(sb, confidence_gate_name((confidence_gate)s->confidence_gate));
     sb_puts(sb, ",\"algorithm\":");
     sb_json_str(sb, confidence_algorithm_name(s->learning.algorithm));
     sb_puts(sb, ",\"learning_rate\":");
@@ -1127,6 +1167,11 @@ void settings_to_json(const settings *s, strbuf *sb)
     sb_json_num(sb, s->idle_timeout, 0);
     sb_printf(sb, ",\"max_connections_per_uid\":%d", s->max_conns_per_uid);
     sb_printf(sb, "},\"resources\":{\"scope\":\"%s\"", s->resources_system ? "system" : "ndf");
+    sb_printf(sb, "},\"delegation\":{\"max_fallbacks\":%d,\"prior_strength\":",
+              s->delegation_max_fallbacks);
+    sb_json_num(sb, s->delegation_prior_strength, 0);
+    sb_puts(sb, ",\"epsilon\":");
+    sb_json_num(sb, s->delegation_epsilon, 0);
     sb_puts(sb, "},\"patterns_dir\":");
     sb_json_str(sb, s->patterns_dir);
     sb_puts(sb, "}");

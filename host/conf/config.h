@@ -14,6 +14,7 @@ typedef struct settings {
 
     /* confidence { } */
     double confidence_threshold; /* global gate, 0..1 */
+    int confidence_gate;         /* confidence_gate: warn, enforce or off */
     learning_params learning;    /* algorithm, learning_rate, min_samples, ... */
 
     /* registry { } */
@@ -50,6 +51,11 @@ typedef struct settings {
     char *socket_group;
     double idle_timeout;         /* seconds a connection may go without a complete request */
     int max_conns_per_uid;       /* connections one uid may hold at once */
+
+    /* delegation { } */
+    int delegation_max_fallbacks;     /* candidates tried after the first */
+    double delegation_prior_strength; /* m: outcomes elsewhere lent to a domain */
+    double delegation_epsilon;        /* epsilon_greedy's exploration rate */
 
     /* resources { } */
     int resources_system;        /* scope: 0 "ndf" (its own processes), 1 "system" */

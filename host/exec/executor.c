@@ -130,10 +130,19 @@ const char *fallback_cause_name(fallback_cause c)
     return "unknown";
 }
 
-/* The confidence gate: NDF_ERR_CONFIDENCE when the pattern's confidence is
- * trusted (min_samples reached) and below its threshold. */
-static int confidence_gate(executor *ex, pattern *p)
+/* The confidence gate of an explicit run: whether the pattern's trusted
+ * confidence is below its threshold, and what its gate (its own, else
+ * confidence.gate) does about it.  enforce: NDF_ERR_CONFIDENCE.  warn: NDF_OK
+ * with the warning in `warn` (size > 0), for the caller to log into the
+ * execution's record once it has one.  off, or not below: NDF_OK, `warn`
+ * empty.  Refusing is opt-in because a refused pattern never runs, so it can
+ * never earn its confidence back. */
+static int gate_check(executor *ex, pattern *p, char *warn, size_t size)
 {
+    warn[0] = '\0';
+    confidence_gate mode = pattern_gate(p, (confidence_gate)ex->o.confidence_gate);
+    if (mode == GATE_OFF)
+        return NDF_OK;
     const learning_params *lp = registry_learning(ex->o.reg);
     learning_state st;
     pattern_stats(p, &st);
@@ -141,11 +150,17 @@ static int confidence_gate(executor *ex, pattern *p)
     double score = st.score;
     learning_free(&st);
     double thr = pattern_threshold(p, ex->o.confidence_threshold);
-    if (trusted && score < thr)
+    if (!trusted || score >= thr)
+        return NDF_OK;
+    if (mode == GATE_ENFORCE)
         return err_set(NDF_ERR_CONFIDENCE,
                        "pattern '%s': confidence %.3f is below its threshold %.3f "
-                       "(use --force to run it anyway)",
+                       "(confidence gate 'enforce'; use --force to run it anyway)",
                        p->name, score, thr);
+    snprintf(warn, size,
+             "confidence %.3f is below its threshold %.3f; running it anyway (confidence "
+             "gate 'warn')",
+             score, thr);
     return NDF_OK;
 }
 
@@ -319,9 +334,27 @@ int executor_start(executor *ex, const char *name, const ndf_context *ctx, doubl
     return executor_start_redrive(ex, name, ctx, timeout, flags, NULL, NULL, NULL, NULL, out);
 }
 
+static int start(executor *ex, const char *name, const ndf_context *ctx, double timeout,
+                 unsigned flags, const char *from, hashmap *reuse, executor_claim_fn claim,
+                 void *claim_arg, const char *fb_from, const char *fb_cause, record **out);
+
 int executor_start_redrive(executor *ex, const char *name, const ndf_context *ctx, double timeout,
                            unsigned flags, const char *from, hashmap *reuse,
                            executor_claim_fn claim, void *claim_arg, record **out)
+{
+    return start(ex, name, ctx, timeout, flags, from, reuse, claim, claim_arg, NULL, NULL, out);
+}
+
+int executor_start_fallback(executor *ex, const char *name, const ndf_context *ctx,
+                            double timeout, unsigned flags, const char *fb_from,
+                            const char *fb_cause, record **out)
+{
+    return start(ex, name, ctx, timeout, flags, NULL, NULL, NULL, NULL, fb_from, fb_cause, out);
+}
+
+static int start(executor *ex, const char *name, const ndf_context *ctx, double timeout,
+                 unsigned flags, const char *from, hashmap *reuse, executor_claim_fn claim,
+                 void *claim_arg, const char *fb_from, const char *fb_cause, record **out)
 {
     *out = NULL;
     if (!name || !*name) {
@@ -338,7 +371,8 @@ int executor_start_redrive(executor *ex, const char *name, const ndf_context *ct
         return err_set(NDF_ERR_NOT_FOUND, "pattern '%s' not found", name);
     }
     int rc;
-    if (!(flags & EXEC_FORCE) && (rc = confidence_gate(ex, p))) {
+    char warn[256] = "";
+    if (!(flags & EXEC_FORCE) && (rc = gate_check(ex, p, warn, sizeof warn))) {
         pattern_unref(p);
         hashmap_free(reuse, free);
         return rc;
@@ -359,6 +393,9 @@ int executor_start_redrive(executor *ex, const char *name, const ndf_context *ct
     }
     record *r = record_new(name, ctx, INFINITY);
     r->redrive_of = from ? xstrdup(from) : NULL;
+    /* before it is submitted: the stored row is written when it ends */
+    r->fallback_from = fb_from ? xstrdup(fb_from) : NULL;
+    r->fallback_cause = fb_from && fb_cause ? xstrdup(fb_cause) : NULL;
     r->reuse = reuse;
     r->ex = ex;
     r->pool = ex->pool;
@@ -373,6 +410,8 @@ int executor_start_redrive(executor *ex, const char *name, const ndf_context *ct
         free(why);
         return rc;
     }
+    if (warn[0])
+        svc_node_log(r->root, NDF_LOG_WARN, "%s", warn);
 
     pthread_mutex_lock(&ex->lock);
     record *old = NULL;
@@ -675,10 +714,13 @@ int executor_run_pattern(executor *ex, ndf_exec *node, const char *name, double 
      * neither run nor counted again */
     if (node->rec->reuse && record_reuse_node(c))
         return NDF_OK;
-    if (!node->rec->force && (rc = confidence_gate(ex, p))) {
+    char warn[256];
+    if (!node->rec->force && (rc = gate_check(ex, p, warn, sizeof warn))) {
         node_set_state(c, NDF_STATE_SKIPPED, err_msg());
         return rc;
     }
+    if (warn[0])
+        svc_node_log(c, NDF_LOG_WARN, "%s", warn);
     node_limit_deadline(c, pattern_deadline(ex, p, timeout_s, now_mono()));
     rc = run_in_node(p, c);
     double start, end;

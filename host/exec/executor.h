@@ -29,6 +29,7 @@ typedef struct executor_opts {
     double max_timeout;          /* the one cap on every deadline, s; <= 0 none */
     double kill_grace;           /* SIGTERM->SIGKILL, and in-process overrun grace; s */
     double confidence_threshold; /* the global gate, 0..1 */
+    int confidence_gate;         /* the global confidence_gate (pattern_gate) */
     registry *reg;               /* patterns and learning (not owned) */
     size_t keep;                 /* finished records kept by id; 0: 64 */
     /* Called once per finished top-level execution (sub-patterns only
@@ -91,7 +92,9 @@ const executor_opts *executor_options(executor *ex);
  * included.  On NDF_OK *out is a reference to the live record (the
  * caller unrefs it).  Fails before starting with NDF_ERR_NOT_FOUND, or
  * NDF_ERR_CONFIDENCE when the pattern's trusted confidence is below its
- * threshold (its own, else the global) and EXEC_FORCE is not given;
+ * threshold (its own, else the global), its gate (pattern_gate) is
+ * enforce and EXEC_FORCE is not given (gate warn: it runs, and the warning
+ * is logged and in the record's log);
  * NDF_ERR_RESOURCE when no worker is left to run it (all abandoned, see
  * pool_abandon); NDF_ERR_CANCELLED after executor_cancel_all. */
 int executor_start(executor *ex, const char *name, const ndf_context *ctx, double timeout,
@@ -111,6 +114,13 @@ typedef int (*executor_claim_fn)(void *arg, const record *r);
 int executor_start_redrive(executor *ex, const char *name, const ndf_context *ctx, double timeout,
                            unsigned flags, const char *from, struct hashmap *reuse,
                            executor_claim_fn claim, void *claim_arg, record **out);
+/* executor_start() of a fallback: the record says from the start that it
+ * ran as the fallback of pattern `fb_from` for `fb_cause` (both copied;
+ * NULL: not a fallback), so that its stored row says so too, whatever
+ * else runs at the same time. */
+int executor_start_fallback(executor *ex, const char *name, const ndf_context *ctx,
+                            double timeout, unsigned flags, const char *fb_from,
+                            const char *fb_cause, record **out);
 /* Waits up to `wait_s` seconds (< 0: until done) for the execution of `r`.
  * Returns 1 when it is done (its status is then r->status), 0 if not yet.
  * An execution whose work overran its deadline by more than the grace

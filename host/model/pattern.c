@@ -28,6 +28,7 @@ static pattern *pattern_alloc(const learning_params *lp)
     p->learn.created = now_wall();
     p->resident = 1;
     p->threshold = -1;
+    p->gate = -1;
     p->refs = 1;
     return p;
 }
@@ -165,7 +166,7 @@ static char *loaded_types(const loader *ld)
 
 static const char *const generic_keys[] = {
     "name",       "type", "description",          "domains", "agent_types",
-    "attributes", "tags", "confidence_threshold", "timeout", "params",
+    "attributes", "tags", "confidence_threshold", "confidence_gate", "timeout", "params",
 };
 
 static int is_generic(const char *k)
@@ -253,6 +254,13 @@ static int build_generic(pattern *p, ndf_value *def)
             return bad(v, "pattern '%s': 'confidence_threshold' must be a number from 0 to 1",
                        p->name);
         p->threshold = value_number(v);
+    }
+    if ((v = value_get(def, "confidence_gate"))) {
+        confidence_gate g;
+        if (v->type != NDF_VALUE_STRING || confidence_gate_parse(v->u.s, &g) != 0)
+            return bad(v, "pattern '%s': 'confidence_gate' must be \"warn\", \"enforce\" or \"off\"",
+                       p->name);
+        p->gate = (int)g;
     }
     if ((v = value_get(def, "timeout"))) {
         if (!is_number(v) || !(value_number(v) > 0))
@@ -435,6 +443,11 @@ void pattern_set_threshold(pattern *p, double threshold)
 double pattern_threshold(const pattern *p, double global)
 {
     return p->threshold >= 0 ? p->threshold : global;
+}
+
+confidence_gate pattern_gate(const pattern *p, confidence_gate global)
+{
+    return p->gate >= 0 ? (confidence_gate)p->gate : global;
 }
 
 /* ---- matching ---- */

@@ -42,6 +42,7 @@ typedef struct pattern {
     char **tags;
     size_t ntags;
     double threshold;  /* own confidence threshold, or < 0 for the global */
+    int gate;          /* own confidence_gate, or < 0 for the global */
     double timeout;    /* seconds, or <= 0 for the configured default */
     /* The key `timeout` came from: "timeout", or "params.timeout_seconds"
      * (the whole-run budget the seed's types take) when the definition has
@@ -107,6 +108,8 @@ double pattern_score(pattern *p);
 void pattern_set_threshold(pattern *p, double threshold);
 /* The threshold in effect: the pattern's own, else `global`. */
 double pattern_threshold(const pattern *p, double global);
+/* The confidence gate in effect: the pattern's own, else `global`. */
+confidence_gate pattern_gate(const pattern *p, confidence_gate global);
 
 /* Paging, called by the registry.  page_out saves the learning state through
  * `p->store` and drops its per-domain counts from memory: NDF_OK, or the

@@ -22,7 +22,7 @@ static const struct {
 } kinds[] = {
     {"run", REQ_RUN},           {"status", REQ_STATUS}, {"cancel", REQ_CANCEL},
     {"rollback", REQ_ROLLBACK}, {"reload", REQ_RELOAD}, {"ping", REQ_PING},
-    {"shutdown", REQ_SHUTDOWN},
+    {"shutdown", REQ_SHUTDOWN}, {"delegate", REQ_DELEGATE},
 };
 
 /* A "\u0000" escape inside a string of the JSON text: cJSON would decode
@@ -135,6 +135,43 @@ static int parse_run(const cJSON *j, request *r, char **error)
     return 0;
 }
 
+/* An optional whole number member from 0 to `max` into *out (*has set). */
+static int opt_whole(const cJSON *j, const char *key, double max, int *has,
+                     unsigned long long *out, char **error)
+{
+    const cJSON *v;
+    if (member(j, key, cJSON_Number, &v, error))
+        return -1;
+    *has = v != NULL;
+    if (!v)
+        return 0;
+    double x = v->valuedouble;
+    if (!(x >= 0 && x <= max && x == floor(x))) {
+        *error = xasprintf("bad request: \"%s\" must be a whole number from 0 to %.0f", key, max);
+        return -1;
+    }
+    *out = (unsigned long long)x;
+    return 0;
+}
+
+static int parse_delegate(const cJSON *j, request *r, char **error)
+{
+    const cJSON *t;
+    unsigned long long mf = 0;
+    if (opt_context(j, &r->context, error) || member(j, "timeout", cJSON_Number, &t, error) ||
+        opt_string(j, "policy", &r->policy, error) || opt_bool(j, "explain", &r->explain, error) ||
+        opt_whole(j, "seed", 9007199254740992.0, &r->has_seed, &r->seed, error) ||
+        opt_whole(j, "max_fallbacks", 1000000, &r->has_max_fallbacks, &mf, error))
+        return -1;
+    r->max_fallbacks = (unsigned)mf;
+    r->timeout = t ? t->valuedouble : 0;
+    if (t && !(r->timeout >= 0 && isfinite(r->timeout))) {
+        *error = xstrdup("bad request: \"timeout\" must be >= 0 seconds");
+        return -1;
+    }
+    return 0;
+}
+
 static int parse_command(const cJSON *j, request *r, char **error)
 {
     const cJSON *args, *e;
@@ -178,6 +215,7 @@ static int parse_members(const cJSON *j, request *r, char **error)
             r->kind = kinds[i].kind;
     switch (r->kind) {
     case REQ_RUN: return parse_run(j, r, error);
+    case REQ_DELEGATE: return parse_delegate(j, r, error);
     case REQ_STATUS: return opt_string(j, "id", &r->id, error);
     case REQ_CANCEL: return required_string(j, "id", &r->id, error);
     case REQ_ROLLBACK:
@@ -245,6 +283,7 @@ void request_free(request *req)
     free(req->id);
     free(req->level);
     free(req->target);
+    free(req->policy);
     cJSON_free(req->context);
     for (size_t i = 0; i < req->nargs; i++)
         free(req->args[i]);
@@ -345,6 +384,7 @@ char *protocol_response(const response *r)
     str_member(&sb, "fallback_cause", r->fallback_cause);
     str_member(&sb, "primary_error", r->primary_error);
     raw_member(&sb, "primary", r->primary);
+    raw_member(&sb, "delegation", r->delegation);
     sb_puts(&sb, "}\n");
     return sb_steal(&sb);
 }

@@ -22,6 +22,7 @@ typedef enum request_kind {
     REQ_RELOAD,
     REQ_PING,
     REQ_SHUTDOWN,
+    REQ_DELEGATE,
     /* Any other "cmd": a command with "args" (and maybe "context"); the
      * server decides whether it serves one of that name. */
     REQ_COMMAND
@@ -42,6 +43,12 @@ typedef struct request {
     int async;      /* run */
     char **args;    /* commands: "args", each a string */
     size_t nargs;
+    /* delegate (and "context", "timeout"): policy name (checked by the
+     * server), seed 0..2^53, max_fallbacks 0..1000000, explain */
+    char *policy;
+    int has_seed, has_max_fallbacks, explain;
+    unsigned long long seed;
+    unsigned max_fallbacks;
 } request;
 
 /* Parses one request line (`len` bytes, its newline excluded).  Returns 0
@@ -82,7 +89,7 @@ enum {
 /* An answer.  Its members are written in one fixed order (that of ndf(1)):
  * ok, error, id, status, exit, generation, the ping counters,
  * plugins_changed, config, used, stdout, stderr, record, text,
- * fallback_cause, primary_error, primary; NULL strings and members not in
+ * fallback_cause, primary_error, primary, delegation; NULL strings and members not in
  * `has` are left out.  Nothing is owned. */
 typedef struct response {
     int ok;
@@ -105,6 +112,7 @@ typedef struct response {
     const char *fallback_cause;
     const char *primary_error;
     const char *primary; /* the primary's record as JSON */
+    const char *delegation; /* delegate: the delegation as JSON (delegation_to_json) */
 } response;
 
 /* The answer as one line of JSON ending in "\n".  Strings are escaped and

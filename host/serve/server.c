@@ -16,6 +16,7 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include "app/delegation.h"
 #include "app/runtime.h"
 #include "exec/executor.h"
 #include "exec/record.h"
@@ -173,6 +174,76 @@ static char *req_run(server *s, const request *rq)
         text = answer_record(&a, r, NULL);
     }
     record_unref(r);
+    return text;
+}
+
+/* delegation_quiet's track: the attempt is findable by id (status,
+ * cancel) while it runs, as a run's record is. */
+static void track_attempt(void *opaque, record *r)
+{
+    gen_track(opaque, r);
+}
+
+/* A delegation (app/delegation), answered with its JSON and, when an
+ * attempt ran, the last attempt's record. */
+static char *req_delegate(server *s, const request *rq)
+{
+    ndf_context *ctx = NULL;
+    if (rq->context) {
+        int rc = context_from_json(rq->context, "request context", &ctx);
+        if (rc)
+            return fail(s, rc, "%s", err_msg());
+    } else {
+        ctx = context_new("", "", NDF_PRIORITY_HIGHEST);
+    }
+    delegate_opts o;
+    delegate_opts_default(&o);
+    if (rq->policy && delegate_policy_parse(rq->policy, &o.policy) != 0) {
+        context_free(ctx);
+        return fail(s, NDF_ERR_INVALID,
+                    "bad request: \"policy\" must be thompson, greedy, ucb, fixed or "
+                    "epsilon_greedy");
+    }
+    if (rq->has_seed)
+        o.has_seed = 1, o.seed = rq->seed;
+    o.max_fallbacks = rq->has_max_fallbacks ? rq->max_fallbacks : DELEGATION_FALLBACKS_CONFIGURED;
+    o.explain = rq->explain;
+    gen *g = genset_current(s->gs);
+    runtime *rt = gen_runtime(g);
+    delegation_opts_from(rt, &o);
+    delegation_quiet q = {.rt = rt,
+                          .origin = STORE_ORIGIN_DELEGATE,
+                          .timeout = rq->timeout,
+                          .track = track_attempt,
+                          .track_opaque = g};
+    delegation d;
+    int st = delegation_run(rt, ctx, &o, rq->timeout, STORE_ORIGIN_DELEGATE, delegation_run_quiet,
+                            &q, &d);
+    context_free(ctx);
+    unsigned long gid = gen_id(g);
+    genset_release(s->gs, g);
+    strbuf dj;
+    sb_init(&dj);
+    delegation_to_json(&d, &dj);
+    int ex = !d.chosen && st == NDF_ERR_NOT_FOUND && s->o.no_candidate_exit
+                 ? s->o.no_candidate_exit
+                 : s->o.exit_code(st);
+    const delegation_attempt *last = d.nattempts ? &d.attempts[d.nattempts - 1] : NULL;
+    /* not ok when nothing could be chosen; the delegation says why */
+    response a = {.ok = d.chosen,
+                  .has = RESP_STATUS | RESP_EXIT | RESP_GENERATION,
+                  .id = last && last->id[0] ? last->id : NULL,
+                  .status = st,
+                  .exit = ex,
+                  .generation = gid,
+                  .used = last ? last->pattern : NULL,
+                  .error = st ? d.error : NULL,
+                  .delegation = dj.buf};
+    record *r = a.id ? genset_find(s->gs, a.id) : NULL;
+    char *text = r ? answer_record(&a, r, NULL) : protocol_response(&a);
+    record_unref(r);
+    sb_free(&dj);
+    delegation_free(&d);
     return text;
 }
 
@@ -432,6 +503,7 @@ static char *handle(void *opaque, const transport_peer *peer, const char *line, 
     }
     switch (rq.kind) {
     case REQ_RUN: text = req_run(s, &rq); break;
+    case REQ_DELEGATE: text = req_delegate(s, &rq); break;
     case REQ_STATUS: text = req_status(s, &rq); break;
     case REQ_CANCEL: text = req_cancel(s, &rq); break;
     case REQ_ROLLBACK: text = req_rollback(s, &rq); break;
@@ -561,7 +633,7 @@ static char *known_commands(const server_opts *o)
 {
     strbuf sb;
     sb_init(&sb);
-    sb_puts(&sb, "run, status, cancel, rollback");
+    sb_puts(&sb, "run, delegate, status, cancel, rollback");
     for (size_t i = 0; i < o->ncommands; i++)
         sb_printf(&sb, ", %s", o->commands[i].name);
     sb_puts(&sb, ", reload, ping, shutdown");

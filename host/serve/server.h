@@ -59,6 +59,9 @@ typedef struct server_opts {
      * code, and nothing runs or is recorded. */
     int (*check_run)(void *opaque, runtime *rt, const char *name, const ndf_context *ctx,
                      double timeout);
+    /* The exit code of a delegation that found no pattern for its context
+     * (0: exit_code(NDF_ERR_NOT_FOUND)). */
+    int no_candidate_exit;
 } server_opts;
 
 /* Loads the configuration, plugins and patterns of `rt` as generation 1,

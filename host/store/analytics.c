@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "model/delegate.h"
 #include "store/analytics.h"
 #include "base/learning.h"
 #include "base/util.h"
@@ -408,11 +409,27 @@ size_t analytics_recommendations(const analytics *a, const trend *t, const analy
                               (unsigned long long)a->execution_count, ms));
     else if (o->threshold > a->success_rate)
         rec_add(&r, xasprintf("The confidence threshold %.2f is above the success rate this "
-                              "pattern achieves (%.2f over %llu executions, score %.2f): it "
-                              "will be refused unless forced; lower confidence_threshold or "
-                              "fix its failures.",
+                              "pattern achieves (%.2f over %llu executions, score %.2f): %s; "
+                              "lower confidence_threshold or fix its failures.",
                               o->threshold, a->success_rate,
-                              (unsigned long long)a->execution_count, a->score));
+                              (unsigned long long)a->execution_count, a->score,
+                              o->gate == GATE_ENFORCE
+                                  ? "'ndf run' refuses it unless forced (confidence_gate "
+                                    "enforce)"
+                              : o->gate == GATE_OFF
+                                  ? "'ndf run' still runs it (confidence_gate off)"
+                                  : "'ndf run' runs it with a warning (confidence_gate warn)"));
+    /* what delegation does with it: the pattern-wide posterior, as
+     * delegate_rank judges a context without a domain */
+    double a0 = o->prior_alpha > 0 ? o->prior_alpha : 1, b0 = o->prior_beta > 0 ? o->prior_beta : 1;
+    if (a->execution_count &&
+        delegate_confidently_below(a0 + (double)a->successes,
+                                   b0 + (double)(a->execution_count - a->successes), o->threshold))
+        rec_add(&r, xasprintf("Delegation holds it back: even the upper end of its 90%% "
+                              "credible interval is below the threshold %.2f, so 'ndf delegate' "
+                              "chooses it only by exploration (thompson, ucb, epsilon_greedy), "
+                              "never by greedy or fixed.",
+                              o->threshold));
 
     /* the step that fails most */
     const step_stats *worst = NULL;

@@ -15,6 +15,8 @@ typedef struct analytics_opts {
     double timeout_s;     /* the pattern's timeout, 0 when unknown */
     double convergence_threshold; /* adaptive_bayes certainty target */
     double now;           /* wall-clock seconds (now_wall()) */
+    int gate;             /* the confidence_gate in effect (0: warn) */
+    double prior_alpha, prior_beta; /* the Beta prior; 0, 0: Beta(1, 1) */
 } analytics_opts;
 
 /* Per-step breakdown over the history. */

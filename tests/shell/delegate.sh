@@ -84,6 +84,14 @@ else
     ok "--max-fallbacks 0 tries no other candidate"
 fi
 
+# --- delegation.max_fallbacks is the default; --max-fallbacks replaces it ---
+mkconf cfgfb
+echo 'delegation: { max_fallbacks = 0; };' >>"$SCRATCH/cfgfb.conf"
+expect_exit 1 "delegation.max_fallbacks = 0: no fallback" -- $R delegate --domain web --policy fixed
+expect_match "$err" '^delegate: no fallback left' "it stopped after the first"
+expect_exit 0 "--max-fallbacks 1 replaces it" -- $R delegate --domain web --policy fixed --max-fallbacks 1
+expect_match "$err" "^delegate: falling back to 'glob_ok'" "and the fallback ran"
+
 # --- an outcome that is not counted falls back, and is not learned ---
 mkconf skip
 expect_exit 0 "a validation error (missing attribute) falls back" -- \

@@ -42,6 +42,8 @@ expected=$SCRATCH/expected
     for c in "$top_srcdir"/conf/patterns.d/*.conf; do
         echo "$docdir/examples/patterns.d/$(basename "$c")"
     done
+    echo "$docdir/examples/delegation/patterns.conf"
+    echo "$docdir/examples/delegation/demo.sh"
     echo "$prefix/lib/systemd/system/ndf.service"
     echo "$bashcompletiondir/ndf"
     for la in $plugins; do echo "$pkglibdir/$(basename "$la" .la).so"; done

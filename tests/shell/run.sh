@@ -15,7 +15,12 @@ patterns = (
                            params = { argv = [ "sh", "-c", "echo hello \${domain} \$NDF_ATTR_SIZE" ]; }; } ); }; },
   { name = "fails"; type = "sequential";
     params = { steps = ( { name = "boom"; step = "exec"; params = { argv = [ "sh", "-c", "exit 3" ]; }; } ); }; },
-  { name = "gated"; type = "sequential"; confidence_threshold = 0.99;
+  { name = "gated"; type = "sequential"; confidence_threshold = 0.99; confidence_gate = "enforce";
+    params = { steps = ( { name = "boom"; step = "exec"; params = { argv = [ "false" ]; }; } ); }; },
+  { name = "nightly"; type = "sequential";
+    params = { steps = ( { name = "backup"; step = "exec";
+                           params = { argv = [ "sh", "-c", "test ! -e $SCRATCH/nightly.fail" ]; }; } ); }; },
+  { name = "quiet"; type = "sequential"; confidence_threshold = 0.99; confidence_gate = "off";
     params = { steps = ( { name = "boom"; step = "exec"; params = { argv = [ "false" ]; }; } ); }; },
   { name = "hangs"; type = "sequential";
     params = { steps = ( { name = "tree"; step = "exec";
@@ -86,6 +91,46 @@ $R run gated >/dev/null 2>&1
 expect_exit 4 "the confidence gate exits 4" -- $R run gated
 expect_match "$err" 'below its threshold' "and says why"
 expect_exit 1 "--force passes the gate" -- $R run gated --force
+expect_exit 0 "show of a gated pattern" -- $R show gated
+expect_match "$out" "^gate: +enforce \(pattern\): .*refuses it \(exit 4\) unless --force" \
+    "show says 'ndf run' refuses it"
+
+# expect_no_match TEXT REGEX DESCRIPTION
+expect_no_match() {
+    if printf '%s\n' "$1" | grep -Eq -- "$2"; then
+        not_ok "$3 (/$2/ matched)"
+        printf '%s\n' "$1" | grep -E -- "$2" | head -5 | sed 's/^/#   /'
+    else
+        ok "$3"
+    fi
+}
+
+# The default gate (warn): a pattern that fell below its threshold still
+# runs, with a warning, and earns its confidence back by succeeding.
+touch "$SCRATCH/nightly.fail"
+$R run nightly >/dev/null 2>&1
+$R run nightly >/dev/null 2>&1
+rm -f "$SCRATCH/nightly.fail"
+expect_exit 0 "show of a pattern below its threshold" -- $R show nightly
+expect_match "$out" "^gate: +warn \(global\): .*'ndf run' runs it with a warning" \
+    "show says it runs with a warning"
+expect_match "$out" "^delegation: +held back" "and that delegation holds it back"
+expect_exit 0 "analytics of it" -- $R analytics nightly
+expect_match "$out" "runs it with a warning \(confidence_gate warn\)" "analytics says what the gate does"
+expect_exit 0 "gate warn (the default): the pattern below its threshold runs" -- $R run nightly
+expect_match "$err" "below its threshold 0\.750; running it anyway \(confidence gate 'warn'\)" \
+    "with a warning"
+
+i=0
+while [ $i -lt 12 ]; do $R -q run nightly >/dev/null 2>&1; i=$((i + 1)); done
+expect_exit 0 "after a run of successes" -- $R run nightly
+expect_no_match "$err" "running it anyway" "it has earned its confidence back: no warning"
+expect_exit 0 "show after it earned it back" -- $R show nightly
+expect_no_match "$out" "^delegation: +held back" "delegation no longer holds it back"
+expect_exit 1 "gate off: a pattern below its threshold runs" -- $R run quiet
+expect_exit 1 "again" -- $R run quiet
+expect_exit 1 "and again, below its threshold now" -- $R run quiet
+expect_no_match "$err" "running it anyway" "without a word"
 
 start=$(date +%s)
 expect_exit 5 "a hung process tree times out with exit 5" -- $R run hangs --timeout 0.5
