@@ -468,12 +468,18 @@ static int run_phase(mrun *r, size_t p, size_t *tolerated, char *why, size_t cap
                 host->node_set_state(pr->subs[k].node, NDF_STATE_SKIPPED,
                                      "not run: the phase's resources were not available");
             }
+            /* Only the shares the phase asked for: an unset one is -1. */
+            char need[64];
+            if (ph->cpu >= 0 && ph->memory >= 0)
+                snprintf(need, sizeof need, "cpu %g, memory %g", ph->cpu, ph->memory);
+            else if (ph->cpu >= 0)
+                snprintf(need, sizeof need, "cpu %g", ph->cpu);
+            else
+                snprintf(need, sizeof need, "memory %g", ph->memory);
             host->node_set_state(pr->node,
                                  rc == NDF_ERR_TIMEOUT ? NDF_STATE_TIMED_OUT : NDF_STATE_FAILED,
-                                 "waiting for resources (cpu %g, memory %g): %s", ph->cpu,
-                                 ph->memory, ndf_status_name(rc));
-            snprintf(why, cap, "waiting for resources (cpu %g, memory %g): %s", ph->cpu,
-                     ph->memory, ndf_status_name(rc));
+                                 "waiting for resources (%s): %s", need, ndf_status_name(rc));
+            snprintf(why, cap, "waiting for resources (%s): %s", need, ndf_status_name(rc));
             return rc;
         }
     }
