@@ -57,7 +57,7 @@ int exit_code_for(int status)
     switch (status) {
     case NDF_OK: return EXIT_OK;
     case NDF_ERR_NOT_FOUND: return EXIT_NOT_FOUND;
-    case NDF_ERR_EXISTS:
+    case NDF_ERR_EXISTS: return EXIT_EXISTS;
     case NDF_ERR_INVALID:
     case NDF_ERR_VALIDATION: return EXIT_USAGE;
     case NDF_ERR_CONFIDENCE: return EXIT_CONFIDENCE;

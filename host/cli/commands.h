@@ -25,7 +25,8 @@ enum {
     EXIT_IO = 8,           /* storage or system error */
     EXIT_UNAVAILABLE = 9,  /* no server listening (ndf ctl) */
     EXIT_CANCELLED = 10,   /* cancelled on request */
-    EXIT_NO_CANDIDATE = 11 /* ndf delegate: no pattern suits the context */
+    EXIT_NO_CANDIDATE = 11, /* ndf delegate: no pattern suits the context */
+    EXIT_EXISTS = 12        /* already exists (a pattern defined twice, ...) */
 };
 
 /* Maps an ndf_status to the exit code above. */

@@ -149,6 +149,19 @@ static int confidence_gate(executor *ex, pattern *p)
     return NDF_OK;
 }
 
+/* The reference's matches() decides selection only; what a type says it
+ * cannot serve at all (below meta's complexity_threshold, whose docs call it
+ * the "minimum complexity for activation") is refused on an explicit run
+ * too, unless forced.  The host's domain and agent-type globs are not a gate:
+ * naming a pattern is the caller's choice. */
+static int type_gate(pattern *p, const ndf_context *ctx)
+{
+    if (pattern_type_accepts(p, ctx))
+        return NDF_OK;
+    return err_set(NDF_ERR_VALIDATION, "pattern '%s': not started: %s (use --force to run it anyway)",
+                   p->name, err_msg());
+}
+
 double executor_timeout(const executor_opts *o, const pattern *p, double requested, int top,
                         timeout_source *src, int *capped)
 {
@@ -337,7 +350,7 @@ int executor_start_redrive(executor *ex, const char *name, const ndf_context *ct
         return err_set(NDF_ERR_NOT_FOUND, "pattern '%s' not found", name);
     }
     int rc;
-    if (!(flags & EXEC_FORCE) && (rc = confidence_gate(ex, p))) {
+    if (!(flags & EXEC_FORCE) && ((rc = confidence_gate(ex, p)) || (rc = type_gate(p, ctx)))) {
         pattern_unref(p);
         hashmap_free(reuse, free);
         return rc;
@@ -666,7 +679,8 @@ int executor_run_pattern(executor *ex, ndf_exec *node, const char *name, double 
      * neither run nor counted again */
     if (node->rec->reuse && record_reuse_node(c))
         return NDF_OK;
-    if (!node->rec->force && (rc = confidence_gate(ex, p))) {
+    if (!node->rec->force &&
+        ((rc = confidence_gate(ex, p)) || (rc = type_gate(p, node->rec->ctx)))) {
         node_set_state(c, NDF_STATE_SKIPPED, err_msg());
         return rc;
     }

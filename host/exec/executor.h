@@ -85,6 +85,9 @@ const executor_opts *executor_options(executor *ex);
  * caller unrefs it).  Fails before starting with NDF_ERR_NOT_FOUND, or
  * NDF_ERR_CONFIDENCE when the pattern's trusted confidence is below its
  * threshold (its own, else the global) and EXEC_FORCE is not given;
+ * NDF_ERR_VALIDATION when the pattern's type refuses the context (its
+ * matches(), e.g. below meta's complexity_threshold) and EXEC_FORCE is not
+ * given;
  * NDF_ERR_RESOURCE when no worker is left to run it (all abandoned, see
  * pool_abandon); NDF_ERR_CANCELLED after executor_cancel_all. */
 int executor_start(executor *ex, const char *name, const ndf_context *ctx, double timeout,

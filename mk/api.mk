@@ -1,0 +1,5 @@
+# The reference's imperative API at run time: record, the verbs every
+# command shares between one-shot use and ndf ctl, and the reference's
+# semantics (find_patterns_by_domain order, the type's gate, exit codes).
+TESTS += tests/shell/api.sh
+EXTRA_DIST += tests/shell/api.sh
