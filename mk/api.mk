@@ -3,3 +3,5 @@
 # semantics (find_patterns_by_domain order, the type's gate, exit codes).
 TESTS += tests/shell/api.sh
 EXTRA_DIST += tests/shell/api.sh
+libndfcore_la_SOURCES += host/app/api.c host/app/api.h
+ndf_SOURCES += host/cli/cmd_record.c

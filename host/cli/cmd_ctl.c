@@ -39,7 +39,8 @@ static const char ctl_usage[] =
     "                     roll back a finished execution (pattern, phase, complete)\n"
     "  redrive ID [--from-start] [--json]\n"
     "                     as 'ndf redrive ID', run by the server\n"
-    "  list, show, similar, analytics, export, plugins, config [ARGS]\n"
+    "  list, show, similar, analytics, export, plugins, config, record,\n"
+    "  reset-stats, cleanup [ARGS]\n"
     "                     as 'ndf VERB ARGS', answered by the server\n"
     "  reload             reload the configuration and plugins (a transaction)\n"
     "  ping               the server's generation and reload counters (JSON)\n"
@@ -453,7 +454,8 @@ static int write_file(ctl *t, const char *path, const char *data)
 }
 
 /* Takes out of the arguments what names a file on this side: export's -o
- * (written here) and similar's --context (read here, sent as data).
+ * (written here) and the --context of similar and record (read here, sent
+ * as data).
  * Returns EXIT_OK, or EXIT_USAGE after saying why. */
 static int ctl_local_args(ctl *t, const char *verb, int argc, char **argv, cJSON *req,
                           const char **out)
@@ -469,7 +471,7 @@ static int ctl_local_args(ctl *t, const char *verb, int argc, char **argv, cJSON
                 is_out = 1, val = a + 9;
             else if (strncmp(a, "-o", 2) == 0 && a[2])
                 is_out = 1, val = a + 2;
-        } else if (strcmp(verb, "similar") == 0) {
+        } else if (strcmp(verb, "similar") == 0 || strcmp(verb, "record") == 0) {
             if (strcmp(a, "--context") == 0)
                 is_ctx = 1, val = i + 1 < argc ? argv[++i] : NULL;
             else if (strncmp(a, "--context=", 10) == 0)
