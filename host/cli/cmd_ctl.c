@@ -37,6 +37,10 @@ static const char ctl_usage[] =
     "  cancel ID          cancel a running execution\n"
     "  rollback ID [--level LEVEL] [--target PHASE] [--json]\n"
     "                     roll back a finished execution (pattern, phase, complete)\n"
+    "  wait ID [--timeout S] [--json]\n"
+    "                     wait for an execution to end, at most S seconds (it\n"
+    "                     goes on running after a timeout: exit 5); then as\n"
+    "                     status, exiting as the execution did\n"
     "  redrive ID [--from-start] [--json]\n"
     "                     as 'ndf redrive ID', run by the server\n"
     "  list, show, similar, analytics, export, plugins, config, record,\n"
@@ -374,12 +378,15 @@ static int ctl_by_id(ctl *t, const char *verb, int argc, char **argv)
     static const opt_spec opts[] = {{"json", 0, OPT_NONE, 'j'},
                                     {"level", 0, OPT_REQUIRED, 'l'},
                                     {"target", 0, OPT_REQUIRED, 't'},
+                                    {"timeout", 0, OPT_REQUIRED, 'T'},
                                     {"help", 'h', OPT_NONE, 'h'},
                                     {0}};
     cmd_ctx *c = t->c;
     int json = 0, o, rc;
     const char *level = NULL, *target = NULL;
+    double timeout = -1;
     int is_status = strcmp(verb, "status") == 0, is_rollback = strcmp(verb, "rollback") == 0;
+    int is_wait = strcmp(verb, "wait") == 0;
     opt_parser p;
     opt_init(&p, argc, argv, opts, OPT_PERMUTE, c->err);
     while ((o = opt_next(&p)) != OPT_END) {
@@ -393,6 +400,14 @@ static int ctl_by_id(ctl *t, const char *verb, int argc, char **argv)
                 return EXIT_USAGE;
             }
             *(o == 'l' ? &level : &target) = p.arg;
+            break;
+        case 'T':
+            if (!is_wait) {
+                fprintf(c->err, "ndf ctl %s: --timeout is for wait\n", verb);
+                return EXIT_USAGE;
+            }
+            if (cmd_parse_seconds(c, "--timeout", p.arg, &timeout))
+                return EXIT_USAGE;
             break;
         case 'h': return cmd_help(c);
         default: return cmd_bad_usage(c);
@@ -410,6 +425,8 @@ static int ctl_by_id(ctl *t, const char *verb, int argc, char **argv)
         cJSON_AddStringToObject(req, "level", level);
     if (target)
         cJSON_AddStringToObject(req, "target", target);
+    if (timeout >= 0)
+        cJSON_AddNumberToObject(req, "timeout", timeout);
     cJSON *resp = ctl_call(t, req, &rc);
     cJSON_Delete(req);
     if (!resp)
@@ -419,6 +436,9 @@ static int ctl_by_id(ctl *t, const char *verb, int argc, char **argv)
             fprintf(c->out, "cancelled %s\n", p.operands[0]);
         else
             print_record(c->out, resp, json);
+        /* wait ends as the execution did, as run does */
+        if (is_wait)
+            rc = int_of(resp, "exit", EXIT_OK);
     }
     cJSON_Delete(resp);
     return rc;
@@ -625,7 +645,8 @@ static int ctl_verb(ctl *t, int argc, char **argv)
     const char *verb = argv[0];
     if (strcmp(verb, "run") == 0)
         return ctl_run(t, argc, argv);
-    if (strcmp(verb, "status") == 0 || strcmp(verb, "cancel") == 0 || strcmp(verb, "rollback") == 0)
+    if (strcmp(verb, "status") == 0 || strcmp(verb, "cancel") == 0 ||
+        strcmp(verb, "rollback") == 0 || strcmp(verb, "wait") == 0)
         return ctl_by_id(t, verb, argc, argv);
     if (strcmp(verb, "reload") == 0 || strcmp(verb, "shutdown") == 0 || strcmp(verb, "ping") == 0)
         return ctl_simple(t, verb, argc, argv);

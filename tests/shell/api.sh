@@ -3,7 +3,7 @@
 # find_patterns_by_domain, a meta pattern's complexity_threshold as a gate
 # on explicit runs (and --force), "already exists" with its own exit code,
 # `record` (record_execution) counted exactly as a run, one-shot and through
-# a server, and reset-stats / cleanup through the server.
+# a server, reset-stats / cleanup through the server, and wait ID --timeout.
 . "$top_srcdir/tests/shell/lib.sh"
 CONF=$SCRATCH/ndf.conf
 cat >"$CONF" <<CONF
@@ -25,6 +25,8 @@ patterns = (
     params = { steps = ( { name = "s"; step = "exec"; params = { argv = [ "sh", "-c", "exit \${attr.rc}" ]; }; } ); }; },
   { name = "twin_rec"; type = "sequential"; domains = [ "ops" ];
     params = { steps = ( { name = "s"; step = "noop"; } ); }; },
+  { name = "slow"; type = "sequential"; domains = [ "ops" ];
+    params = { steps = ( { name = "s"; step = "exec"; params = { argv = [ "sh", "-c", "while [ ! -f $SCRATCH/go ]; do sleep 0.05; done; exit \${attr.rc}" ]; }; } ); }; },
   { name = "m"; type = "meta"; params = { complexity_threshold = 5;
     phases = ( { name = "p"; patterns = [ "alpha" ]; } ); }; }
 );
@@ -42,7 +44,7 @@ expect_match "$names" '^zeta alpha m mid down $' \
     "list --domain orders by confidence, then name (got: $names)"
 expect_exit 0 "list without --domain" -- $R list
 names=$(printf '%s\n' "$out" | awk 'NR > 1 { print $1 }' | tr '\n' ' ')
-expect_match "$names" '^alpha down m mid other twin_rec twin_run zeta $' "plain list stays by name (got: $names)"
+expect_match "$names" '^alpha down m mid other slow twin_rec twin_run zeta $' "plain list stays by name (got: $names)"
 expect_exit 0 "list --domain web --json" -- $R list --domain web --json
 names=$(printf '%s\n' "$out" | grep -o '"name":"[a-z]*"' | tr '\n' ' ')
 expect_match "$names" '^"name":"zeta" "name":"alpha" "name":"m" "name":"mid" "name":"down" $' \
@@ -151,6 +153,25 @@ n_rows=$($R runs alpha --limit 1000 | awk 'NR > 1' | wc -l)
     not_ok "the reset was undone: $n_after counted of $n_rows"
 [ -s "$SCRATCH/client.err" ] && not_ok "client runs failed: $(head -3 "$SCRATCH/client.err")" ||
     ok "no execution of the client failed"
+# ---- wait: bounds the wait, never the execution ----
+expect_exit 0 "ctl run --async" -- $C run slow --async --attr rc=0
+id=$out
+expect_exit 5 "wait --timeout returns at the timeout" -- $C wait "$id" --timeout 0.3
+expect_match "$err" "^ndf ctl wait: execution '$id' is still running after 0\.3s \(the wait ended, the execution goes on\)$" \
+    "and says the execution goes on"
+expect_exit 0 "status after the timed-out wait" -- $C status "$id" --json
+expect_match "$out" '"state":"RUNNING"' "the execution is still running"
+expect_exit 5 "wait --timeout 0 only looks" -- $C wait "$id" --timeout 0
+touch "$SCRATCH/go"
+expect_exit 0 "wait without a timeout ends with the execution" -- $C wait "$id"
+expect_match "$out" "^execution $id: ok in " "and shows its record"
+expect_exit 0 "another run --async, failing" -- $C run slow --async --attr rc=3
+id=$out
+expect_exit 1 "wait exits as the execution did" -- $C wait "$id" --timeout 30
+expect_exit 3 "wait for an unknown execution" -- $C wait nosuch --timeout 1
+expect_exit 2 "wait with a bad timeout" -- $C wait "$id" --timeout -1
+expect_exit 2 "wait without an id" -- $C wait
+
 expect_exit 0 "ctl cleanup" -- $C cleanup --json
 expect_match "$out" '^\{"dry_run":false,"executions_removed":[0-9]+' "cleanup answers through the server"
 kill -TERM "$SERVER"
