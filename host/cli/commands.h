@@ -207,6 +207,7 @@ extern const cmd_entry cmd_redrive_entry;                                 /* cmd
 extern const cmd_entry cmd_runs_entry, cmd_status_entry, cmd_logs_entry, cmd_backup_entry,
     cmd_restore_entry; /* cmd_history.c */
 extern const cmd_entry cmd_record_entry; /* cmd_record.c */
+extern const cmd_entry cmd_wait_entry;   /* cmd_wait.c */
 extern const cmd_entry cmd_export_entry, cmd_cleanup_entry, cmd_reset_stats_entry,
     cmd_analytics_entry, cmd_monitor_entry;            /* cmd_storage.c */
 extern const cmd_entry cmd_serve_entry, cmd_ctl_entry; /* cmd_serve.c */

@@ -111,6 +111,28 @@ expect_exit 2 "record with a bad context" -- $R record mid --success --priority 
 before=$(stats mid)
 [ "$before" = "$m" ] && ok "bad requests changed nothing" || not_ok "changed: $m -> $before"
 
+# ---- one-shot wait: an execution another process runs ----
+rm -f "$SCRATCH/go"
+$R run slow --attr rc=0 >/dev/null 2>&1 &
+RUNNER=$!
+for i in $(seq 1 100); do
+    $R runs slow --status running 2>/dev/null | awk 'NR > 1' | grep -q . && break
+    sleep 0.05
+done
+id=$($R runs slow --status running 2>/dev/null | awk 'NR == 2 { print $1 }')
+[ -n "$id" ] && ok "the running execution is in the store" || not_ok "no running execution of slow"
+expect_exit 5 "ndf wait --timeout returns at the timeout" -- $R wait "$id" --timeout 0.3
+expect_match "$err" "^ndf wait: execution '$id' is still running after 0\.3s \(the wait ended, the execution goes on\)$" \
+    "and says the execution goes on"
+kill -0 "$RUNNER" 2>/dev/null && ok "the run goes on after the wait" || not_ok "the run ended with the wait"
+touch "$SCRATCH/go"
+expect_exit 0 "ndf wait ends with the execution" -- $R wait "$id" --json
+expect_match "$out" "^\{\"id\":\"$id\",\"pattern\":\"slow\",\"status\":\"SUCCEEDED\",\"done\":true\}$" "wait --json"
+wait "$RUNNER"
+expect_exit 3 "ndf wait for an unknown execution" -- $R wait nosuch --timeout 0
+expect_exit 2 "ndf wait with a bad timeout" -- $R wait "$id" --timeout x
+rm -f "$SCRATCH/go"
+
 # ---- through a server: record, reset-stats, cleanup ----
 RUN=$SCRATCH/run
 mkdir -m 700 "$RUN"
