@@ -236,6 +236,44 @@ START_TEST(test_all_keys)
 }
 END_TEST
 
+/* learning_rate weighs outcomes in weighted_average only: set for another
+ * algorithm, wherever the algorithm key stands, it is accepted with a
+ * warning; with weighted_average, or left unset, nothing is said. */
+START_TEST(test_learning_rate_unused)
+{
+    make_scratch();
+    char *p = put("lr.conf", "confidence: {\n  learning_rate = 0.3;\n  algorithm = \"simple_average\"; };\n");
+    config *c = load(p, NDF_OK);
+    ck_assert_uint_eq(c->ndiags, 1);
+    has_diag(c, 0,
+             "%s:2: 'confidence.learning_rate' has no effect with algorithm 'simple_average' "
+             "(only weighted_average uses it)",
+             p);
+    config_free(c);
+    free(p);
+    p = put("lr.conf", "confidence: { learning_rate = 0.3; };\n");
+    c = load(p, NDF_OK);
+    has_diag(c, 0,
+             "%s:1: 'confidence.learning_rate' has no effect with algorithm 'adaptive_bayes' "
+             "(only weighted_average uses it)",
+             p);
+    config_free(c);
+    free(p);
+    p = put("lr.conf", "confidence: { algorithm = \"weighted_average\"; learning_rate = 0.3; };\n");
+    c = load(p, NDF_OK);
+    ck_assert_uint_eq(c->ndiags, 0);
+    ck_assert(c->set.learning.learning_rate == 0.3);
+    config_free(c);
+    free(p);
+    p = put("lr.conf", "confidence: { min_samples = 3; };\n");
+    c = load(p, NDF_OK);
+    ck_assert_uint_eq(c->ndiags, 0);
+    config_free(c);
+    free(p);
+    rm_scratch();
+}
+END_TEST
+
 /* ---- ranges: every ranged key, below and above ---- */
 
 static const struct range_case {
@@ -1050,7 +1088,8 @@ END_TEST
 START_TEST(test_patterns_dir_order_and_duplicates)
 {
     char *p = fixture("dup/main.conf");
-    config *c = load(p, NDF_ERR_VALIDATION);
+    /* Only duplicates are wrong here: "already exists", not "invalid". */
+    config *c = load(p, NDF_ERR_EXISTS);
     char *d10 = fixture("dup/d/10-first.conf");
     char *d20 = fixture("dup/d/20-second.conf");
     char *d30 = fixture("dup/d/30-extra.conf");
@@ -1197,6 +1236,7 @@ static Suite *config_suite(void)
     tcase_add_test(t, test_defaults);
     tcase_add_test(t, test_empty_file);
     tcase_add_test(t, test_all_keys);
+    tcase_add_test(t, test_learning_rate_unused);
     tcase_add_loop_test(t, test_range_errors, 0, (int)ARRAY_SIZE(range_cases));
     tcase_add_test(t, test_range_message_exact);
     tcase_add_loop_test(t, test_integer_keys_wide, 0, (int)ARRAY_SIZE(wide_keys));

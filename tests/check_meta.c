@@ -319,9 +319,38 @@ START_TEST(test_nested_on_one_thread)
 }
 END_TEST
 
+START_TEST(test_resource_wait_timeout_seconds)
+{
+    harness h;
+    /* Memory use never drops to 0: only the pattern's timeout_seconds (not
+     * the harness's 30 s execution default) can end the phase's wait. */
+    h_open_ok(&h, 2,
+              SUB("s1", "1") ",\n"
+              "{ name = \"m\"; type = \"meta\"; params = { timeout_seconds = 0.3; phases = ( "
+              "{ name = \"p\"; patterns = [\"s1\"]; "
+              "  resource_allocation = { memory = 0.0; }; } ); }; }");
+    record *r;
+    char *msg;
+    ck_assert_int_eq(h_run(&h, "m", NULL, 0, &r, &msg), NDF_ERR_RESOURCE);
+    ck_assert_msg(strstr(msg, "phase 'p' failed: waiting for resources (memory 0): "
+                              "resources exhausted") != NULL, "%s", msg);
+    ck_assert_state(r, "m/p", NDF_STATE_FAILED);
+    ck_assert_state(r, "m/p/s1", NDF_STATE_SKIPPED);
+    free(msg);
+    record_unref(r);
+    h_close(&h);
+}
+END_TEST
+
 static Suite *meta_suite(void)
 {
     Suite *s = suite_create("meta");
+    /* Short: a resource wait that ignored timeout_seconds would run to the
+     * harness's 30 s execution default and fail here. */
+    TCase *tw = tcase_create("timeout_seconds");
+    tcase_set_timeout(tw, 10);
+    tcase_add_test(tw, test_resource_wait_timeout_seconds);
+    suite_add_tcase(s, tw);
     TCase *tc = tcase_create("core");
     tcase_set_timeout(tc, 30);
     tcase_add_test(tc, test_phases_in_order);

@@ -210,6 +210,26 @@ START_TEST(test_resource_wait_deadline)
 }
 END_TEST
 
+START_TEST(test_resource_wait_timeout_seconds)
+{
+    harness h;
+    /* The pattern's own timeout_seconds, not the execution's (30 s in the
+     * harness, past this test case's limit), must end the wait. */
+    h_open_ok(&h, 2,
+              "{ name = \"par\"; type = \"parallel\"; params = { timeout_seconds = 0.3; "
+              "resource_threshold = 0.5; failure_tolerance = 0.0; tasks = ( "
+              "{ name = \"heavy\"; step = \"noop\"; memory = 0.5; } ); }; }");
+    record *r;
+    char *msg;
+    ck_assert_int_eq(run(&h, "par", &r, &msg), NDF_ERR_RESOURCE);
+    ck_assert_msg(strstr(msg, "first: task 'heavy' (resources exhausted)") != NULL, "%s", msg);
+    ck_assert_state(r, "par/heavy", NDF_STATE_FAILED);
+    free(msg);
+    record_unref(r);
+    h_close(&h);
+}
+END_TEST
+
 START_TEST(test_resource_need_over_threshold)
 {
     harness h;
@@ -292,6 +312,12 @@ END_TEST
 static Suite *parallel_suite(void)
 {
     Suite *s = suite_create("parallel");
+    /* Short: a resource wait that ignored timeout_seconds would run to the
+     * harness's 30 s execution default and fail here. */
+    TCase *tw = tcase_create("timeout_seconds");
+    tcase_set_timeout(tw, 10);
+    tcase_add_test(tw, test_resource_wait_timeout_seconds);
+    suite_add_tcase(s, tw);
     TCase *tc = tcase_create("core");
     tcase_set_timeout(tc, 20);
     tcase_add_test(tc, test_dependencies_order);

@@ -186,6 +186,27 @@ START_TEST(test_huge_arrays)
 }
 END_TEST
 
+/* wait_for_completion: an id, and a bounded wait or none. */
+START_TEST(test_wait)
+{
+    expect_refused("{\"cmd\":\"wait\"}", "\"id\" (a string) is required");
+    expect_refused("{\"cmd\":\"wait\",\"id\":\"x\",\"timeout\":-0.5}", "must be >= 0 seconds");
+    expect_refused("{\"cmd\":\"wait\",\"id\":\"x\",\"timeout\":\"1\"}",
+                   "\"timeout\" must be a number");
+    request rq;
+    const char *l = "{\"cmd\":\"wait\",\"id\":\"x\"}";
+    ck_assert_ptr_null(parse(l, strlen(l), &rq));
+    ck_assert_int_eq(rq.kind, REQ_WAIT);
+    ck_assert_str_eq(rq.id, "x");
+    ck_assert(rq.timeout == -1); /* no bound */
+    request_free(&rq);
+    l = "{\"cmd\":\"wait\",\"id\":\"x\",\"timeout\":0}";
+    ck_assert_ptr_null(parse(l, strlen(l), &rq));
+    ck_assert(rq.timeout == 0); /* a look, no wait */
+    request_free(&rq);
+}
+END_TEST
+
 START_TEST(test_kinds)
 {
     static const struct {
@@ -200,6 +221,7 @@ START_TEST(test_kinds)
         {"{\"cmd\":\"ping\"}", REQ_PING},
         {"{\"cmd\":\"shutdown\"}", REQ_SHUTDOWN},
         {"{\"cmd\":\"delegate\"}", REQ_DELEGATE},
+        {"{\"cmd\":\"wait\",\"id\":\"x\",\"timeout\":0.5}", REQ_WAIT},
         {"{\"cmd\":\"list\"}", REQ_COMMAND},
         {"{\"cmd\":\"anything\",\"args\":[]}", REQ_COMMAND},
     };
@@ -349,6 +371,7 @@ static Suite *protocol_suite(void)
     tcase_add_test(tc, test_invalid_utf8);
     tcase_add_test(tc, test_huge_arrays);
     tcase_add_test(tc, test_kinds);
+    tcase_add_test(tc, test_wait);
     tcase_add_test(tc, test_request_round_trip);
     suite_add_tcase(s, tc);
     tc = tcase_create("answers");

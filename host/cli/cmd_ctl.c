@@ -41,9 +41,14 @@ static const char ctl_usage[] =
     "  cancel ID          cancel a running execution\n"
     "  rollback ID [--level LEVEL] [--target PHASE] [--json]\n"
     "                     roll back a finished execution (pattern, phase, complete)\n"
+    "  wait ID [--timeout S] [--json]\n"
+    "                     wait for an execution to end, at most S seconds (it\n"
+    "                     goes on running after a timeout: exit 5); then as\n"
+    "                     status, exiting as the execution did\n"
     "  redrive ID [--from-start] [--json]\n"
     "                     as 'ndf redrive ID', run by the server\n"
-    "  list, show, similar, analytics, export, plugins, config [ARGS]\n"
+    "  list, show, similar, analytics, export, plugins, config, record,\n"
+    "  reset-stats, cleanup [ARGS]\n"
     "                     as 'ndf VERB ARGS', answered by the server\n"
     "  reload             reload the configuration and plugins (a transaction)\n"
     "  ping               the server's generation and reload counters (JSON)\n"
@@ -417,12 +422,15 @@ static int ctl_by_id(ctl *t, const char *verb, int argc, char **argv)
     static const opt_spec opts[] = {{"json", 0, OPT_NONE, 'j'},
                                     {"level", 0, OPT_REQUIRED, 'l'},
                                     {"target", 0, OPT_REQUIRED, 't'},
+                                    {"timeout", 0, OPT_REQUIRED, 'T'},
                                     {"help", 'h', OPT_NONE, 'h'},
                                     {0}};
     cmd_ctx *c = t->c;
     int json = 0, o, rc;
     const char *level = NULL, *target = NULL;
+    double timeout = -1;
     int is_status = strcmp(verb, "status") == 0, is_rollback = strcmp(verb, "rollback") == 0;
+    int is_wait = strcmp(verb, "wait") == 0;
     opt_parser p;
     opt_init(&p, argc, argv, opts, OPT_PERMUTE, c->err);
     while ((o = opt_next(&p)) != OPT_END) {
@@ -436,6 +444,14 @@ static int ctl_by_id(ctl *t, const char *verb, int argc, char **argv)
                 return EXIT_USAGE;
             }
             *(o == 'l' ? &level : &target) = p.arg;
+            break;
+        case 'T':
+            if (!is_wait) {
+                fprintf(c->err, "ndf ctl %s: --timeout is for wait\n", verb);
+                return EXIT_USAGE;
+            }
+            if (cmd_parse_seconds(c, "--timeout", p.arg, &timeout))
+                return EXIT_USAGE;
             break;
         case 'h': return cmd_help(c);
         default: return cmd_bad_usage(c);
@@ -453,6 +469,8 @@ static int ctl_by_id(ctl *t, const char *verb, int argc, char **argv)
         cJSON_AddStringToObject(req, "level", level);
     if (target)
         cJSON_AddStringToObject(req, "target", target);
+    if (timeout >= 0)
+        cJSON_AddNumberToObject(req, "timeout", timeout);
     cJSON *resp = ctl_call(t, req, &rc);
     cJSON_Delete(req);
     if (!resp)
@@ -462,6 +480,9 @@ static int ctl_by_id(ctl *t, const char *verb, int argc, char **argv)
             fprintf(c->out, "cancelled %s\n", p.operands[0]);
         else
             print_record(c->out, resp, json);
+        /* wait ends as the execution did, as run does */
+        if (is_wait)
+            rc = int_of(resp, "exit", EXIT_OK);
     }
     cJSON_Delete(resp);
     return rc;
@@ -497,7 +518,8 @@ static int write_file(ctl *t, const char *path, const char *data)
 }
 
 /* Takes out of the arguments what names a file on this side: export's -o
- * (written here) and similar's --context (read here, sent as data).
+ * (written here) and the --context of similar and record (read here, sent
+ * as data).
  * Returns EXIT_OK, or EXIT_USAGE after saying why. */
 static int ctl_local_args(ctl *t, const char *verb, int argc, char **argv, cJSON *req,
                           const char **out)
@@ -513,7 +535,7 @@ static int ctl_local_args(ctl *t, const char *verb, int argc, char **argv, cJSON
                 is_out = 1, val = a + 9;
             else if (strncmp(a, "-o", 2) == 0 && a[2])
                 is_out = 1, val = a + 2;
-        } else if (strcmp(verb, "similar") == 0) {
+        } else if (strcmp(verb, "similar") == 0 || strcmp(verb, "record") == 0) {
             if (strcmp(a, "--context") == 0)
                 is_ctx = 1, val = i + 1 < argc ? argv[++i] : NULL;
             else if (strncmp(a, "--context=", 10) == 0)
@@ -790,7 +812,8 @@ static int ctl_verb(ctl *t, int argc, char **argv)
         return ctl_delegate(t, argc, argv);
     if (strcmp(verb, "run") == 0)
         return ctl_run(t, argc, argv);
-    if (strcmp(verb, "status") == 0 || strcmp(verb, "cancel") == 0 || strcmp(verb, "rollback") == 0)
+    if (strcmp(verb, "status") == 0 || strcmp(verb, "cancel") == 0 ||
+        strcmp(verb, "rollback") == 0 || strcmp(verb, "wait") == 0)
         return ctl_by_id(t, verb, argc, argv);
     if (strcmp(verb, "reload") == 0 || strcmp(verb, "shutdown") == 0 || strcmp(verb, "ping") == 0)
         return ctl_simple(t, verb, argc, argv);

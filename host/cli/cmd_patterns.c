@@ -113,7 +113,7 @@ static const char list_usage[] =
     "executions and success rate.\n"
     "\n"
     "  --domain GLOB   only patterns that serve GLOB as a domain or have a\n"
-    "                  domain that GLOB matches\n"
+    "                  domain that GLOB matches, most confident first\n"
     "  --json          print JSON (see ndf(1))\n"
     "  -h, --help      show this help\n";
 
@@ -161,11 +161,52 @@ static void list_text(strbuf *sb, const pattern *p, const learning_state *st, in
               (unsigned long long)st->executions, rate);
 }
 
-/* The patterns (those `domain` selects, when not NULL) as a table or JSON. */
+typedef struct ranked {
+    pattern *p;
+    double score;
+} ranked;
+
+/* Confidence descending, ties by name, as the seed's find_patterns_by_domain. */
+static int by_confidence(const void *a, const void *b)
+{
+    const ranked *x = a, *y = b;
+    if (x->score != y->score)
+        return x->score < y->score ? 1 : -1;
+    return strcmp(x->p->name, y->p->name);
+}
+
+/* Keeps the patterns that serve `domain`, most confident first.  The scores
+ * are read once, so a pattern that learns meanwhile cannot upset qsort. */
+static void list_rank(pattern_list *l, const char *domain)
+{
+    ranked *v = xmalloc((l->count ? l->count : 1) * sizeof *v);
+    size_t n = 0;
+    for (size_t i = 0; i < l->count; i++) {
+        if (!domain_filter(l->items[i], domain)) {
+            pattern_unref(l->items[i]);
+            continue;
+        }
+        v[n].p = l->items[i];
+        v[n++].score = pattern_score(l->items[i]);
+    }
+    qsort(v, n, sizeof *v, by_confidence);
+    for (size_t i = 0; i < n; i++) {
+        l->items[i] = v[i].p;
+        if (l->scores)
+            l->scores[i] = v[i].score;
+    }
+    l->count = n;
+    free(v);
+}
+
+/* The patterns as a table or JSON: all by name, or those that serve
+ * `domain` (when not NULL) by confidence. */
 static void list_render(strbuf *sb, registry *reg, const char *domain, int json)
 {
     pattern_list l;
     registry_all(reg, &l);
+    if (domain)
+        list_rank(&l, domain);
     const learning_params *lp = registry_learning(reg);
     size_t wname = 4, wtype = 4;
     for (size_t i = 0; i < l.count; i++) {

@@ -781,6 +781,8 @@ const cmd_entry cmd_cleanup_entry = {
     .name = "cleanup",
     .summary = "release unused learning state and stale stored files",
     .usage = cleanup_usage,
+    /* served, it releases the server's own resident state too */
+    .flags = CMD_SERVABLE,
     .exec = cmd_cleanup,
 };
 
@@ -788,6 +790,9 @@ const cmd_entry cmd_reset_stats_entry = {
     .name = "reset-stats",
     .summary = "reset a pattern's learning state and history",
     .usage = reset_usage,
+    /* served, the server's patterns are reset at once, not at their next
+     * execution's commit */
+    .flags = CMD_SERVABLE,
     .exec = cmd_reset_stats,
 };
 

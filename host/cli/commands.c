@@ -30,6 +30,8 @@ const cmd_entry *const cmd_table[] = {
     &cmd_delegate_entry,
     &cmd_batch_entry,
     &cmd_redrive_entry,
+    &cmd_record_entry,
+    &cmd_wait_entry,
     &cmd_runs_entry,
     &cmd_status_entry,
     &cmd_logs_entry,
@@ -59,7 +61,7 @@ int exit_code_for(int status)
     switch (status) {
     case NDF_OK: return EXIT_OK;
     case NDF_ERR_NOT_FOUND: return EXIT_NOT_FOUND;
-    case NDF_ERR_EXISTS:
+    case NDF_ERR_EXISTS: return EXIT_EXISTS;
     case NDF_ERR_INVALID:
     case NDF_ERR_VALIDATION: return EXIT_USAGE;
     case NDF_ERR_CONFIDENCE: return EXIT_CONFIDENCE;

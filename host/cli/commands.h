@@ -26,7 +26,8 @@ enum {
     EXIT_IO = 8,           /* storage or system error */
     EXIT_UNAVAILABLE = 9,  /* no server listening (ndf ctl) */
     EXIT_CANCELLED = 10,   /* cancelled on request */
-    EXIT_NO_CANDIDATE = 11 /* ndf delegate: no pattern suits the context */
+    EXIT_NO_CANDIDATE = 11, /* ndf delegate: no pattern suits the context */
+    EXIT_EXISTS = 12        /* already exists (a pattern defined twice, ...) */
 };
 
 /* Maps an ndf_status to the exit code above. */
@@ -288,6 +289,8 @@ extern const cmd_entry cmd_delegate_entry;                                /* cmd
 extern const cmd_entry cmd_redrive_entry;                                 /* cmd_redrive.c */
 extern const cmd_entry cmd_runs_entry, cmd_status_entry, cmd_logs_entry, cmd_backup_entry,
     cmd_restore_entry; /* cmd_history.c */
+extern const cmd_entry cmd_record_entry; /* cmd_record.c */
+extern const cmd_entry cmd_wait_entry;   /* cmd_wait.c */
 extern const cmd_entry cmd_export_entry, cmd_cleanup_entry, cmd_reset_stats_entry,
     cmd_analytics_entry, cmd_monitor_entry;            /* cmd_storage.c */
 extern const cmd_entry cmd_serve_entry, cmd_ctl_entry; /* cmd_serve.c */

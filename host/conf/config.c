@@ -700,6 +700,17 @@ static void read_section(reader *r, const config_setting_t *grp, const struct se
         }
         read_key(r, s, key, k);
     }
+    /* The reference's set_learning_rate; in ndf only weighted_average weighs
+     * outcomes by it.  adaptive_bayes counts every outcome alike (decaying
+     * old evidence would make the stored counts disagree with the
+     * execution rows), so a rate set for it is said to do nothing. */
+    const config_setting_t *lr;
+    if (sec->keys == confidence_keys && (lr = config_setting_get_member(grp, "learning_rate")) &&
+        r->c->set.learning.algorithm != ALGO_WEIGHTED_AVERAGE)
+        diag_add(r->c, 0, setting_file(r, lr), setting_line(r, lr),
+                 "'confidence.learning_rate' has no effect with algorithm '%s' (only "
+                 "weighted_average uses it)",
+                 confidence_algorithm_name(r->c->set.learning.algorithm));
 }
 
 /* ---- pattern definitions ---- */
@@ -865,6 +876,7 @@ static void read_pattern(reader *r, const config_setting_t *s)
             diag_add(r->c, 1, name->file, name->line,
                      "duplicate pattern '%s' (first defined at %s:%d)", pname, first->file,
                      first->line);
+            r->c->nduplicates++;
             value_free(def);
             return;
         }
@@ -1068,7 +1080,8 @@ int config_load(const char *path, config **out)
 
     for (size_t i = 0; i < c->ndiags; i++)
         if (c->diags[i].is_error)
-            return err_set(NDF_ERR_VALIDATION, "%s", c->diags[i].text);
+            return err_set(c->nduplicates == c->nerrors ? NDF_ERR_EXISTS : NDF_ERR_VALIDATION,
+                           "%s", c->diags[i].text);
     return NDF_OK;
 }
 

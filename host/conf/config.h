@@ -76,6 +76,7 @@ typedef struct config {
     config_diag *diags;
     size_t ndiags;
     size_t nerrors;
+    size_t nduplicates;         /* errors that are a pattern defined twice */
 } config;
 
 /* Fills `s` with the documented defaults. */
@@ -84,7 +85,9 @@ void settings_free(settings *s);
 
 /* Reads `path` (and the patterns_dir files, sorted).  Always fills *out
  * (free with config_free()); returns NDF_OK when there were no errors,
- * otherwise NDF_ERR_VALIDATION (diags hold the errors and warnings). */
+ * NDF_ERR_EXISTS when every error is a pattern defined twice (the seed's
+ * PatternAlreadyExistsError), otherwise NDF_ERR_VALIDATION (diags hold the
+ * errors and warnings). */
 int config_load(const char *path, config **out);
 /* Frees the configuration, its settings, definitions and diagnostics; NULL
  * is a no-op.  Values' file names stay valid (they are interned). */

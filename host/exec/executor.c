@@ -164,6 +164,19 @@ static int gate_check(executor *ex, pattern *p, char *warn, size_t size)
     return NDF_OK;
 }
 
+/* The reference's matches() decides selection only; what a type says it
+ * cannot serve at all (below meta's complexity_threshold, whose docs call it
+ * the "minimum complexity for activation") is refused on an explicit run
+ * too, unless forced.  The host's domain and agent-type globs are not a gate:
+ * naming a pattern is the caller's choice. */
+static int type_gate(pattern *p, const ndf_context *ctx)
+{
+    if (pattern_type_accepts(p, ctx))
+        return NDF_OK;
+    return err_set(NDF_ERR_VALIDATION, "pattern '%s': not started: %s (use --force to run it anyway)",
+                   p->name, err_msg());
+}
+
 double executor_timeout(const executor_opts *o, const pattern *p, double requested, int top,
                         timeout_source *src, int *capped)
 {
@@ -372,7 +385,8 @@ static int start(executor *ex, const char *name, const ndf_context *ctx, double 
     }
     int rc;
     char warn[256] = "";
-    if (!(flags & EXEC_FORCE) && (rc = gate_check(ex, p, warn, sizeof warn))) {
+    if (!(flags & EXEC_FORCE) &&
+        ((rc = gate_check(ex, p, warn, sizeof warn)) || (rc = type_gate(p, ctx)))) {
         pattern_unref(p);
         hashmap_free(reuse, free);
         return rc;
@@ -715,7 +729,8 @@ int executor_run_pattern(executor *ex, ndf_exec *node, const char *name, double 
     if (node->rec->reuse && record_reuse_node(c))
         return NDF_OK;
     char warn[256];
-    if (!node->rec->force && (rc = gate_check(ex, p, warn, sizeof warn))) {
+    if (!node->rec->force && ((rc = gate_check(ex, p, warn, sizeof warn)) ||
+                              (rc = type_gate(p, node->rec->ctx)))) {
         node_set_state(c, NDF_STATE_SKIPPED, err_msg());
         return rc;
     }

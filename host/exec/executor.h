@@ -95,6 +95,9 @@ const executor_opts *executor_options(executor *ex);
  * threshold (its own, else the global), its gate (pattern_gate) is
  * enforce and EXEC_FORCE is not given (gate warn: it runs, and the warning
  * is logged and in the record's log);
+ * NDF_ERR_VALIDATION when the pattern's type refuses the context (its
+ * matches(), e.g. below meta's complexity_threshold) and EXEC_FORCE is not
+ * given;
  * NDF_ERR_RESOURCE when no worker is left to run it (all abandoned, see
  * pool_abandon); NDF_ERR_CANCELLED after executor_cancel_all. */
 int executor_start(executor *ex, const char *name, const ndf_context *ctx, double timeout,

@@ -452,6 +452,21 @@ confidence_gate pattern_gate(const pattern *p, confidence_gate global)
 
 /* ---- matching ---- */
 
+int pattern_type_accepts(const pattern *p, const ndf_context *ctx)
+{
+    if (!ctx || !p->type || !p->instance)
+        return 1;
+    const ndf_pattern_type_def *d = p->type->def.ptype;
+    if (!DEF_HAS(d, matches) || !d->matches)
+        return 1;
+    err_clear();
+    if (d->matches(p->host, p->instance, ctx))
+        return 1;
+    if (!*err_msg())
+        err_set(NDF_ERR_VALIDATION, "its type (%s) does not serve this context", p->type_name);
+    return 0;
+}
+
 int pattern_matches(const pattern *p, const ndf_context *ctx)
 {
     size_t i;

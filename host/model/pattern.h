@@ -121,5 +121,9 @@ void pattern_page_in(pattern *p);
 /* 1 when the pattern serves the context's domain and agent type (its globs)
  * and the type's own matches() agrees (seed DelegationPattern.matches). */
 int pattern_matches(const pattern *p, const ndf_context *ctx);
+/* The type's own matches() alone (meta's complexity_threshold, say): 1 when
+ * it accepts `ctx` or has no opinion; 0 when it refuses, with err_msg()
+ * saying why (the type's reason when it gave one through fail()). */
+int pattern_type_accepts(const pattern *p, const ndf_context *ctx);
 
 #endif

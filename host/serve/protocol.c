@@ -22,7 +22,7 @@ static const struct {
 } kinds[] = {
     {"run", REQ_RUN},           {"status", REQ_STATUS}, {"cancel", REQ_CANCEL},
     {"rollback", REQ_ROLLBACK}, {"reload", REQ_RELOAD}, {"ping", REQ_PING},
-    {"shutdown", REQ_SHUTDOWN}, {"delegate", REQ_DELEGATE},
+    {"shutdown", REQ_SHUTDOWN}, {"delegate", REQ_DELEGATE}, {"wait", REQ_WAIT},
 };
 
 /* A "\u0000" escape inside a string of the JSON text: cJSON would decode
@@ -113,6 +113,20 @@ static int opt_context(const cJSON *req, char **dst, char **error)
     if (member(req, "context", cJSON_Object, &v, error))
         return -1;
     *dst = v ? cJSON_PrintUnformatted(v) : NULL;
+    return 0;
+}
+
+/* seed wait_for_completion(timeout): an id, and how long to wait at most. */
+static int parse_wait(const cJSON *j, request *r, char **error)
+{
+    const cJSON *t;
+    if (required_string(j, "id", &r->id, error) || member(j, "timeout", cJSON_Number, &t, error))
+        return -1;
+    r->timeout = t ? t->valuedouble : -1;
+    if (t && !(r->timeout >= 0 && isfinite(r->timeout))) {
+        *error = xstrdup("bad request: \"timeout\" must be >= 0 seconds");
+        return -1;
+    }
     return 0;
 }
 
@@ -231,6 +245,7 @@ static int parse_members(const cJSON *j, request *r, char **error)
         }
         return 0;
     case REQ_COMMAND: return parse_command(j, r, error);
+    case REQ_WAIT: return parse_wait(j, r, error);
     default: return 0;
     }
 }

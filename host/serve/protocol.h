@@ -23,6 +23,7 @@ typedef enum request_kind {
     REQ_PING,
     REQ_SHUTDOWN,
     REQ_DELEGATE,
+    REQ_WAIT,
     /* Any other "cmd": a command with "args" (and maybe "context"); the
      * server decides whether it serves one of that name. */
     REQ_COMMAND
@@ -34,11 +35,11 @@ typedef struct request {
     char *cmd;
     char *pattern;  /* run: required */
     char *fallback; /* run */
-    char *id;       /* cancel, rollback: required; status: optional */
+    char *id;       /* cancel, rollback, wait: required; status: optional */
     char *level;    /* rollback */
     char *target;   /* rollback */
     char *context;  /* run, commands: the "context" object as JSON text */
-    double timeout; /* run: >= 0, 0 for none */
+    double timeout; /* run: >= 0, 0 for none; wait: >= 0, -1 when absent */
     int force;      /* run */
     int async;      /* run */
     char **args;    /* commands: "args", each a string */

@@ -13,7 +13,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <math.h>
 #include <sys/signalfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "app/delegation.h"
@@ -325,6 +327,47 @@ static char *req_rollback(server *s, const request *rq)
     return text;
 }
 
+/* seed wait_for_completion(timeout): waits on this connection's thread, at
+ * most `timeout` seconds (absent: until it ends), for a running or
+ * recently finished execution.  The wait is bounded, never the execution:
+ * one still running at the timeout goes on, and the answer says so (exit
+ * 5).  Finished, the answer is run's: its status, exit and record. */
+static char *req_wait(server *s, const request *rq)
+{
+    record *r = genset_find(s->gs, rq->id);
+    if (!r)
+        return fail(s, NDF_ERR_NOT_FOUND,
+                    "no execution with id '%s' (running or among the recently finished)", rq->id);
+    /* Polled on the record (a reference keeps it), not waited on its
+     * executor: an old generation's executor may be freed once the
+     * execution is done, while this thread would still be in its wait. */
+    double until = rq->timeout >= 0 ? now_mono() + rq->timeout : INFINITY;
+    for (;;) {
+        if (atomic_load(&r->done))
+            break;
+        double left = until - now_mono();
+        if (left <= 0)
+            break;
+        double d = left < 0.02 ? left : 0.02;
+        struct timespec ts = {0, (long)(d * 1e9)};
+        nanosleep(&ts, NULL);
+    }
+    char *text;
+    if (!atomic_load(&r->done)) {
+        text = fail(s, NDF_ERR_TIMEOUT,
+                    "execution '%s' is still running after %gs (the wait ended, the execution "
+                    "goes on)",
+                    rq->id, rq->timeout);
+    } else {
+        response a = {.ok = 1, .has = RESP_STATUS | RESP_EXIT, .id = rq->id};
+        a.status = r->status;
+        a.exit = s->o.exit_code(record_outcome(r));
+        text = answer_record(&a, r, NULL);
+    }
+    record_unref(r);
+    return text;
+}
+
 /* Runs served command `sc` with the request's arguments and context on the
  * serving generation, its output captured for the answer, so that the
  * client prints what `ndf COMMAND` would and exits as it would. */
@@ -507,6 +550,7 @@ static char *handle(void *opaque, const transport_peer *peer, const char *line, 
     case REQ_STATUS: text = req_status(s, &rq); break;
     case REQ_CANCEL: text = req_cancel(s, &rq); break;
     case REQ_ROLLBACK: text = req_rollback(s, &rq); break;
+    case REQ_WAIT: text = req_wait(s, &rq); break;
     case REQ_RELOAD: text = req_reload(s); break;
     case REQ_PING: text = req_ping(s); break;
     case REQ_SHUTDOWN: {

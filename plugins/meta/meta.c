@@ -266,11 +266,20 @@ static int meta_matches(const ndf_host *host, void *instance, const ndf_context 
     const meta *m = instance;
     double c = 0;
     int have = context_complexity(host, ctx, &c);
+    /* The reason goes through fail() for a host that refuses the run. */
     if (have == 0)
         return 1;
-    if (have < 0)
+    if (have < 0) {
+        host->fail(NDF_ERR_VALIDATION,
+                   "the context's complexity is not a number 0..10 or low, medium, high, "
+                   "enterprise");
         return 0;
-    return c >= (double)m->complexity;
+    }
+    if (c >= (double)m->complexity)
+        return 1;
+    host->fail(NDF_ERR_VALIDATION, "the context's complexity %g is below complexity_threshold %d",
+               c, m->complexity);
+    return 0;
 }
 
 /* ---- running ---- */

@@ -44,7 +44,9 @@ typedef struct ndf_pattern_type_def {
 
     /* Optional.  Further say whether the pattern suits a context, after the
      * host's own domain / agent-type / attribute matching accepted it.
-     * Returns 1 (suits) or 0. */
+     * Returns 1 (suits) or 0; when 0, a reason given with host->fail() is
+     * what the host shows if it refuses an explicit run for it (unforced
+     * runs of a context the type refuses do not start). */
     int (*matches)(const struct ndf_host *host, void *instance, const ndf_context *ctx);
 } ndf_pattern_type_def;
 

@@ -26,7 +26,7 @@ expect_exit 2 "broken patterns exit 2" -- "$NDF" -c "$FIX/patterns.conf" check-c
 expect_match "$err" "^ndf: check-config: $FIX/patterns\.conf:19: duplicate pattern 'twice' \(first defined at $FIX/patterns\.conf:14\)\$" \
     "a duplicate names both places"
 
-expect_exit 2 "duplicates across patterns_dir files exit 2" -- \
+expect_exit 12 "duplicates (and nothing else wrong) exit 12, already exists" -- \
     "$NDF" -c "$FIX/dup/main.conf" check-config
 expect_match "$err" "^ndf: check-config: $FIX/dup/d/20-second\.conf:3: duplicate pattern 'alpha' \(first defined at $FIX/dup/d/10-first\.conf:2\)\$" \
     "a duplicate across files names both files"

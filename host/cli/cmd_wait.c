@@ -1,0 +1,126 @@
+/* ndf wait: the reference's wait_for_completion(timeout) for an execution
+ * that another process runs (`ndf run`, `ndf batch`, a server): the store
+ * is watched until its row is final.  The timeout bounds the wait, never
+ * the execution.  (`ndf ctl wait` asks the server instead.) */
+#include "build-config.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli/commands.h"
+#include "cli/opt.h"
+#include "base/util.h"
+#include "store/store.h"
+
+static const char wait_usage[] =
+    "Usage: ndf wait ID [--timeout S] [--json]\n"
+    "\n"
+    "Waits until execution ID, run by another ndf process on the same store,\n"
+    "has ended, at most S seconds when given (0: only look).  A timeout ends\n"
+    "the wait, not the execution: it goes on, and wait exits 5.  Otherwise\n"
+    "prints how it ended and exits as its run did (0 succeeded, 1 failed,\n"
+    "4 refused, 5 timed out, 10 cancelled); 3 when no such execution is kept.\n"
+    "\n"
+    "  --timeout S   wait at most S seconds\n"
+    "  --json        print {\"id\", \"pattern\", \"status\", \"done\"}\n"
+    "  -h, --help    show this help\n";
+
+static int exit_of(store_status st)
+{
+    switch (st) {
+    case STORE_SUCCEEDED: return EXIT_OK;
+    case STORE_REFUSED: return EXIT_CONFIDENCE;
+    case STORE_TIMED_OUT: return EXIT_TIMEOUT;
+    case STORE_CANCELLED: return EXIT_CANCELLED;
+    default: return EXIT_FAILED;
+    }
+}
+
+static int cmd_wait(cmd_ctx *c, int argc, char **argv)
+{
+    static const opt_spec opts[] = {{"timeout", 0, OPT_REQUIRED, 't'},
+                                    {"json", 0, OPT_NONE, 'j'},
+                                    {"help", 'h', OPT_NONE, 'h'},
+                                    {0}};
+    double timeout = -1;
+    int json = 0, o;
+    opt_parser p;
+    opt_init(&p, argc, argv, opts, OPT_PERMUTE, c->err);
+    while ((o = opt_next(&p)) != OPT_END) {
+        switch (o) {
+        case 't':
+            if (cmd_parse_seconds(c, "--timeout", p.arg, &timeout))
+                return EXIT_USAGE;
+            break;
+        case 'j': json = 1; break;
+        case 'h': return cmd_help(c);
+        default: return cmd_bad_usage(c);
+        }
+    }
+    if (p.noperands != 1) {
+        fprintf(c->err, "ndf wait: expected one execution ID\n");
+        return EXIT_USAGE;
+    }
+    const char *id = p.operands[0];
+    int rc;
+    store *s = cmd_open_store(c, RT_CONFIG, &rc);
+    if (!s)
+        return rc;
+    double until = timeout >= 0 ? now_mono() + timeout : INFINITY;
+    store_exec e;
+    for (;;) {
+        memset(&e, 0, sizeof e);
+        int st = store_get(s, id, &e);
+        if (st == NDF_ERR_NOT_FOUND) {
+            fprintf(c->err, "ndf wait: no execution with id '%s' is kept\n", id);
+            return EXIT_NOT_FOUND;
+        }
+        if (st) {
+            fprintf(c->err, "ndf wait: %s\n", err_msg());
+            return exit_code_for(st);
+        }
+        if (e.status != STORE_RUNNING)
+            break;
+        store_exec_free(&e);
+        double left = until - now_mono();
+        if (left <= 0) {
+            fprintf(c->err,
+                    "ndf wait: execution '%s' is still running after %gs (the wait ended, the "
+                    "execution goes on)\n",
+                    id, timeout);
+            return EXIT_TIMEOUT;
+        }
+        /* a store read is cheap; a tenth of a second is prompt enough */
+        double d = left < 0.1 ? left : 0.1;
+        struct timespec ts = {0, (long)(d * 1e9)};
+        nanosleep(&ts, NULL);
+    }
+    strbuf sb;
+    sb_init(&sb);
+    if (json) {
+        sb_puts(&sb, "{\"id\":");
+        sb_json_str(&sb, e.id);
+        sb_puts(&sb, ",\"pattern\":");
+        sb_json_str(&sb, e.pattern);
+        sb_puts(&sb, ",\"status\":");
+        sb_json_str(&sb, store_status_name(e.status));
+        sb_puts(&sb, ",\"done\":true}\n");
+    } else {
+        sb_printf(&sb, "execution %s of '%s': %s\n", e.id, e.pattern,
+                  store_status_name(e.status));
+    }
+    fwrite(sb.buf, 1, sb.len, c->out);
+    sb_free(&sb);
+    rc = exit_of(e.status);
+    store_exec_free(&e);
+    return rc;
+}
+
+const cmd_entry cmd_wait_entry = {
+    .name = "wait",
+    .summary = "wait for an execution another process runs to end (wait_for_completion)",
+    .usage = wait_usage,
+    .exec = cmd_wait,
+};
