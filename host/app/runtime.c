@@ -196,12 +196,19 @@ static int load_plugins(runtime *rt)
 {
     if (rt->ld)
         return NDF_OK;
+    /* Verdicts are kept beside the store: they must outlive a reboot,
+     * which the runtime directory (the plugin cache) may not. */
+    char *verdicts = xasprintf("%s/plugin-verdicts", rt->cfg->set.storage_path);
     loader_opts lo = {
         .host = &host_services,
         .cache_dir = rt->cfg->set.cache_dir,
         .allow_insecure = rt->cfg->set.allow_insecure,
+        .no_scan = !rt->cfg->set.scan_plugins,
+        .verdict_dir = verdicts,
+        .scan_timeout = rt->cfg->set.scan_timeout,
     };
     rt->ld = loader_new(&lo);
+    free(verdicts);
     if (!rt->ld) {
         report(rt, RT_DIAG_FAILURE, "%s", err_msg());
         return NDF_ERR_IO;

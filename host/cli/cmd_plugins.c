@@ -198,6 +198,8 @@ static void json_plugin_common(strbuf *sb, const plugin_info *pi)
     sb_json_str(sb, pi->hash[0] ? pi->hash : NULL);
     sb_printf(sb, ",\"loaded\":%s,\"reason\":", pi->loaded ? "true" : "false");
     sb_json_str(sb, pi->reason);
+    sb_printf(sb, ",\"quarantined\":%s,\"scanned\":%s", pi->quarantined ? "true" : "false",
+              pi->scanned == 2 ? "\"cached\"" : pi->scanned ? "\"now\"" : "null");
     sb_puts(sb, ",\"name\":");
     sb_json_str(sb, pi->name);
     sb_puts(sb, ",\"version\":");
@@ -301,6 +303,7 @@ static void print_provided(FILE *out, const provided *p)
 static void plugins_text(FILE *out, size_t i, const plugin_info *pi)
 {
     if (!pi->loaded) {
+        /* the reason says "quarantined: ..." for those */
         fprintf(out, "%srefused: %s\n", i ? "\n" : "", pi->reason);
         return;
     }
@@ -330,7 +333,7 @@ static int cmd_plugins(cmd_ctx *c, int argc, char **argv)
     if (rc != NDF_OK)
         return exit_code_for(rc);
 
-    size_t n = loader_count(a->ld), refused = 0;
+    size_t n = loader_count(a->ld), refused = 0, quarantined = 0;
     strbuf sb;
     sb_init(&sb);
     if (json)
@@ -339,6 +342,7 @@ static int cmd_plugins(cmd_ctx *c, int argc, char **argv)
         plugin_info pi;
         loader_plugin(a->ld, i, &pi);
         refused += !pi.loaded;
+        quarantined += pi.quarantined != 0;
         if (json) {
             sb_puts(&sb, i ? ",{" : "{");
             json_plugin_common(&sb, &pi);
@@ -350,8 +354,9 @@ static int cmd_plugins(cmd_ctx *c, int argc, char **argv)
     }
     if (json) {
         sb_printf(&sb,
-                  "],\"loaded\":%zu,\"refused\":%zu,\"host_abi\":{\"major\":%d,\"minor\":%d}}\n",
-                  n - refused, refused, NDF_ABI_MAJOR, NDF_ABI_MINOR);
+                  "],\"loaded\":%zu,\"refused\":%zu,\"quarantined\":%zu,\"host_abi\":{"
+                  "\"major\":%d,\"minor\":%d}}\n",
+                  n - refused, refused, quarantined, NDF_ABI_MAJOR, NDF_ABI_MINOR);
         fputs(sb.buf, c->out);
     } else if (n == 0) {
         size_t nd;
@@ -363,8 +368,12 @@ static int cmd_plugins(cmd_ctx *c, int argc, char **argv)
     }
     sb_free(&sb);
     if (refused)
-        fprintf(c->err, "ndf plugins: %zu of %zu plugin file%s refused\n", refused, n,
+        fprintf(c->err, "ndf plugins: %zu of %zu plugin file%s refused", refused, n,
                 n == 1 ? "" : "s");
+    if (refused && quarantined)
+        fprintf(c->err, " (%zu quarantined)", quarantined);
+    if (refused)
+        fprintf(c->err, "\n");
     return EXIT_OK;
 }
 
