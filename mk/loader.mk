@@ -36,7 +36,8 @@ tests_fixtures_scan_fini_segv_la_SOURCES = tests/fixtures/scan_bad.c
 tests_fixtures_scan_fini_segv_la_CFLAGS = $(PLUGIN_CFLAGS) -DSCAN_BAD=4
 tests_fixtures_scan_fini_segv_la_LDFLAGS = $(FIXTURE_LINK_FLAGS)
 TESTS += tests/shell/scan.sh
-EXTRA_DIST += tests/shell/scan.sh
+EXTRA_DIST += tests/shell/scan.sh tests/bench/bench_scan.sh
+BENCHMARKS += tests/bench/bench_scan.sh
 
 tests_fixtures_nonconforming_la_SOURCES = tests/fixtures/nonconforming.c
 tests_fixtures_nonconforming_la_CFLAGS = $(PLUGIN_CFLAGS)

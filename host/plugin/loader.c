@@ -801,6 +801,25 @@ static plugin *find_loaded_name(const loader *l, const char *name)
     return NULL;
 }
 
+/* The scanner's child tells its parent what the descriptor says, so that a
+ * refused or quarantined build is shown as if the host had read it. */
+static void child_report_desc(const loader *l, const plugin *p)
+{
+    char num[64];
+    if (!p->desc_size)
+        return;
+    snprintf(num, sizeof num, "%u %u %zu", p->abi_major, p->abi_minor, p->desc_size);
+    scanner_report(l->child_fd, "abi", num);
+    if (p->name)
+        scanner_report(l->child_fd, "name", p->name);
+    if (p->version)
+        scanner_report(l->child_fd, "version", p->version);
+    if (p->license)
+        scanner_report(l->child_fd, "license", p->license);
+    if (p->description)
+        scanner_report(l->child_fd, "description", p->description);
+}
+
 /* ABI 1.1 state handoff from the build `l->replacing` to `p` (descriptor
  * `d`, initialized): the old build's state_save(), the new one's
  * state_restore().  Either side may lack its hook (then nothing is handed
@@ -902,8 +921,10 @@ static int check_and_init(loader *l, plugin *p)
                       "(or rename one plugin)",
                       p->name, other->path);
 
-    if (l->child_fd >= 0)
+    if (l->child_fd >= 0) {
+        child_report_desc(l, p);
         scanner_report(l->child_fd, "stage", "init");
+    }
     ndf_registrar reg = {.l = l, .p = p};
     ndf_registrar *saved = current_reg;
     current_reg = &reg;
@@ -1064,11 +1085,23 @@ static int load_at(loader *l, int dfd, const struct stat *dst, const char *dirpa
             p->scanned = sr.cached ? 2 : 1;
             if (sr.verdict != SCAN_OK) {
                 p->quarantined = sr.verdict == SCAN_QUARANTINED;
+                p->abi_major = sr.abi_major;
+                p->abi_minor = sr.abi_minor;
+                p->desc_size = sr.desc_size;
+                p->name = sr.name;
+                p->version = sr.version;
+                p->license = sr.license;
+                p->description = sr.description;
                 rc = refuse(l, p, sr.status, "%s%s", p->quarantined ? "quarantined: " : "",
                             sr.message);
                 free(sr.message);
                 goto out;
             }
+            /* the host reads the descriptor itself once loaded */
+            free(sr.name);
+            free(sr.version);
+            free(sr.license);
+            free(sr.description);
             if (!sr.cached)
                 log_msg(NDF_LOG_DEBUG, "plugin %s: scanned in %.1f ms", path, sr.seconds * 1e3);
         }
@@ -1626,10 +1659,7 @@ int loader_scan_child(const ndf_host *host, const char *file, int fd)
             why += n + 2;
         scanner_report(fd, "reason", why);
     }
-    if (p->name)
-        scanner_report(fd, "name", p->name);
-    if (p->version)
-        scanner_report(fd, "version", p->version);
+    child_report_desc(l, p);
     for (size_t i = 0; i < p->nprov; i++)
         scanner_report(fd, p->prov[i]->kind == PROVIDED_STEP ? "step" : "pattern-type",
                        p->prov[i]->name);

@@ -136,8 +136,11 @@ static int verdict_read(const char *dir, const char *hash, const struct stat *st
 static void verdict_write(const char *dir, const char *hash, const struct stat *st,
                           const scan_result *r)
 {
-    if (fs_mkdir_p(dir, 0700, "the plugin verdict directory") != NDF_OK) {
-        log_msg(NDF_LOG_DEBUG, "plugin scan verdict not kept: %s", err_msg());
+    /* Only inside a state directory that exists: a command that writes
+     * nothing else (check-config) must not create one for this. */
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+        log_msg(NDF_LOG_DEBUG, "plugin scan verdict not kept: cannot create %s: %s", dir,
+                strerror(errno));
         return;
     }
     strbuf sb;
@@ -330,6 +333,23 @@ scan_verdict scanner_scan(const char *file, const char *hash, const struct stat 
                        : strcmp(stg, "init") == 0 ? "init"
                        : strcmp(stg, "fini") == 0 ? "fini"
                                                   : "unloading (its destructors)";
+    char abi[64], text[1024];
+    unsigned amaj, amin;
+    size_t dsize;
+    if (report_get(r, "abi", abi, sizeof abi) &&
+        sscanf(abi, "%u %u %zu", &amaj, &amin, &dsize) == 3) {
+        out->abi_major = amaj;
+        out->abi_minor = amin;
+        out->desc_size = dsize;
+    }
+    if (report_get(r, "name", text, sizeof text))
+        out->name = xstrdup(text);
+    if (report_get(r, "version", text, sizeof text))
+        out->version = xstrdup(text);
+    if (report_get(r, "license", text, sizeof text))
+        out->license = xstrdup(text);
+    if (report_get(r, "description", text, sizeof text))
+        out->description = xstrdup(text);
     strbuf msg;
     sb_init(&msg);
     if (timed_out) {

@@ -49,6 +49,11 @@ typedef struct scan_result {
     char *message; /* why (no file name), for SCAN_REFUSED/QUARANTINED; caller frees */
     int cached;    /* the verdict came from the verdict directory */
     double seconds; /* how long the scan took (0 when cached) */
+    /* What the child read of the descriptor (0 and NULL when it did not
+     * get that far); the strings are the caller's to free. */
+    unsigned abi_major, abi_minor;
+    size_t desc_size;
+    char *name, *version, *license, *description;
 } scan_result;
 
 /* Scans `file` (the private copy about to be loaded, whose sha-256 is

@@ -44,12 +44,8 @@ expect_match "$out" "so this build \(sha256 [0-9a-f]{16}\) is never loaded: fix 
 expect_match "$out" "refused: $S/plugins/init_fails.so: init failed \([a-z ]+\): " \
     "an init that fails cleanly is refused with its own message, not quarantined"
 expect_match "$err" "ndf plugins: 5 of 12 plugin files refused \(4 quarantined\)" "the summary counts the quarantined"
-n=$(ls "$VD" | wc -l)
-[ "$n" -ge 11 ] && ok "verdicts are kept by hash ($n)" || not_ok "verdicts are kept by hash ($n files)"
-[ ! -e "$VD/$(sha256sum "$S/plugins/init_fails.so" | cut -c1-64)" ] && ok "a clean refusal is not kept" \
-    || not_ok "a clean refusal is not kept"
-perm=$(stat -c %a "$VD")
-[ "$perm" = 700 ] && ok "the verdict directory is private" || not_ok "the verdict directory is private ($perm)"
+[ ! -e "$S/state" ] && ok "no state directory is made for verdicts alone" \
+    || not_ok "no state directory is made for verdicts alone"
 
 # Every verbosity names the quarantined files.
 expect_exit 0 "ndf -q list" -- $R -q list
@@ -57,6 +53,13 @@ for f in scan_init_segv scan_init_exit scan_init_hang scan_fini_segv; do
     expect_match "$err" "^ndf: error: plugin $S/plugins/$f.so: quarantined: " "-q still names $f.so"
 done
 expect_exit 0 "ndf run runs beside quarantined plugins" -- $R run nop
+n=$(ls "$VD" | wc -l)
+[ "$n" -ge 11 ] && ok "verdicts are kept by hash once the store exists ($n)" \
+    || not_ok "verdicts are kept by hash once the store exists ($n files)"
+[ ! -e "$VD/$(sha256sum "$S/plugins/init_fails.so" | cut -c1-64)" ] && ok "a clean refusal is not kept" \
+    || not_ok "a clean refusal is not kept"
+perm=$(stat -c %a "$VD")
+[ "$perm" = 700 ] && ok "the verdict directory is private" || not_ok "the verdict directory is private ($perm)"
 
 # Cached: no second scan (the hanging one would cost the timeout again).
 expect_exit 0 "ndf plugins --json" -- $R plugins --json
