@@ -5,10 +5,12 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -160,6 +162,53 @@ static void on_fatal(int sig)
     raise(sig);
 }
 
+/* ---- alternate signal stacks ----
+ *
+ * A step that overflows its stack leaves the handler no stack to run on:
+ * the kernel then kills the process without a note.  Every thread that
+ * runs steps gets a stack of its own for the handler (sigaltstack is per
+ * thread), unmapped when the thread ends. */
+
+#define ALT_STACK_SIZE (64 * 1024)
+
+static pthread_key_t alt_key;
+static pthread_once_t alt_once = PTHREAD_ONCE_INIT;
+static _Thread_local void *alt_stack;
+
+static void alt_release(void *mem)
+{
+    stack_t ss = {.ss_flags = SS_DISABLE};
+    sigaltstack(&ss, NULL);
+    munmap(mem, ALT_STACK_SIZE);
+}
+
+static void alt_key_make(void)
+{
+    pthread_key_create(&alt_key, alt_release);
+}
+
+void crash_thread_init(void)
+{
+    if (alt_stack)
+        return;
+    stack_t cur;
+    /* one set up by someone else (a sanitizer's) stays */
+    if (sigaltstack(NULL, &cur) == 0 && !(cur.ss_flags & SS_DISABLE))
+        return;
+    void *mem = mmap(NULL, ALT_STACK_SIZE, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+    if (mem == MAP_FAILED)
+        return; /* no note on an overflow, as before */
+    stack_t ss = {.ss_sp = mem, .ss_size = ALT_STACK_SIZE, .ss_flags = 0};
+    if (sigaltstack(&ss, NULL) != 0) {
+        munmap(mem, ALT_STACK_SIZE);
+        return;
+    }
+    alt_stack = mem;
+    pthread_once(&alt_once, alt_key_make);
+    pthread_setspecific(alt_key, mem);
+}
+
 void crash_arm(const char *state_dir)
 {
     int fd = -1;
@@ -168,13 +217,15 @@ void crash_arm(const char *state_dir)
     int old = atomic_exchange(&dir_fd, fd);
     if (old >= 0)
         close(old);
+    crash_thread_init();
     static _Atomic int armed;
     if (atomic_exchange(&armed, 1))
         return;
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_fatal;
-    sa.sa_flags = SA_RESETHAND | SA_NODEFER;
+    /* SA_ONSTACK: on the thread's alternate stack where it has one */
+    sa.sa_flags = SA_RESETHAND | SA_NODEFER | SA_ONSTACK;
     sigemptyset(&sa.sa_mask);
     for (size_t i = 0; i < ARRAY_SIZE(fatal); i++) {
         /* A handler someone else installed (a sanitizer's) stays. */

@@ -57,6 +57,9 @@ patterns = (
   { name = "aborts"; type = "sequential";
     params = { steps = ( { name = "pause"; step = "exec"; params = { argv = [ "sleep", "0.3" ]; }; },
                          { name = "ab"; step = "mb_abort"; } ); }; },
+  { name = "overflow"; type = "sequential";
+    params = { steps = ( { name = "pause"; step = "exec"; params = { argv = [ "sleep", "0.3" ]; }; },
+                         { name = "deep"; step = "mb_overflow"; } ); }; },
   { name = "nop"; type = "sequential";
     params = { steps = ( { name = "n"; step = "noop"; } ); }; },
   { name = "meta"; type = "meta";
@@ -318,7 +321,8 @@ NDF_CGROUP=off "$top_builddir/tests/check_spawn" >"$S/spawn.log" 2>&1 \
 # (The pause lets the store record the execution as RUNNING first: a crash
 # before that leaves no row to mark CRASHED.)
 # A sanitizer's own handler takes these signals (ndf then leaves it be).
-crashes="crashy:boom:mb_null:139:11:SIGSEGV aborts:ab:mb_abort:134:6:SIGABRT"
+# A stack overflow too: the handler runs on the thread's alternate stack.
+crashes="crashy:boom:mb_null:139:11:SIGSEGV aborts:ab:mb_abort:134:6:SIGABRT overflow:deep:mb_overflow:139:11:SIGSEGV"
 case "${NDF_SAN_CFLAGS:-}" in
 *sanitize=*)
     crashes=""
