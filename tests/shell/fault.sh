@@ -280,6 +280,9 @@ expect_match "[${kids# }]" '^\[ ?\]$' "serve: no child (zombie or not) left unde
 expect_exit 5 "serve: a step looping past its deadline times out" -- \
     env NDF_RUNTIME_DIR=$S/run $R ctl run spin --timeout 0.3
 expect_exit 0 "serve: the server goes on with a replaced worker" -- env NDF_RUNTIME_DIR=$S/run $R ctl run nop
+expect_exit 0 "serve: ctl status" -- env NDF_RUNTIME_DIR=$S/run $R ctl status
+expect_match "$out" "^server: 1 worker\(s\) abandoned in steps that overran their deadline \(1 replaced, 0 not replaced\)$" \
+    "serve: ctl status reports the abandoned worker"
 expect_exit 0 "serve: ping" -- env NDF_RUNTIME_DIR=$S/run $R ctl ping
 expect_match "$out" '"workers":2,"workers_active":2,"workers_abandoned":1,"workers_replaced":1,"workers_unreplaced":0' \
     "serve: ping reports the abandoned and replaced worker"
