@@ -250,6 +250,48 @@ static const char *note_get(const char *t, const char *key, size_t *len)
     return NULL;
 }
 
+int crash_note_peek(const char *state_dir, long *pid, char **cause)
+{
+    if (!state_dir || !*state_dir)
+        return -1;
+    char *path = xasprintf("%s/%s", state_dir, CRASH_NOTE_NAME);
+    FILE *f = fopen(path, "re");
+    free(path);
+    if (!f)
+        return -1;
+    char buf[4096];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+    size_t l;
+    const char *v;
+    *pid = (v = note_get(buf, "pid", &l)) ? atol(v) : 0;
+    int sig = (v = note_get(buf, "signal", &l)) ? atoi(v) : 0;
+    strbuf sb;
+    sb_init(&sb);
+    sb_printf(&sb, "signal %d (%s)", sig, sig_short(sig));
+    if ((v = note_get(buf, "step", &l)) && l) {
+        sb_printf(&sb, " in step '%.*s'", (int)l, v);
+        const char *t, *pl, *fl;
+        size_t tl = 0, pll = 0, fll = 0;
+        t = note_get(buf, "type", &tl);
+        pl = note_get(buf, "plugin", &pll);
+        fl = note_get(buf, "file", &fll);
+        if (t && tl)
+            sb_printf(&sb, " (type %.*s", (int)tl, t);
+        if (t && tl && pl && pll)
+            sb_printf(&sb, ", plugin %.*s", (int)pll, pl);
+        if (t && tl && fl && fll)
+            sb_printf(&sb, ", file %.*s", (int)fll, fl);
+        if (t && tl)
+            sb_puts(&sb, ")");
+    } else {
+        sb_puts(&sb, " outside any step");
+    }
+    *cause = sb_steal(&sb);
+    return 0;
+}
+
 char *crash_note_take(const char *state_dir)
 {
     if (!state_dir || !*state_dir)

@@ -59,6 +59,12 @@ void crash_thread_init(void);
  * the note is removed.  NULL when there is none.  The caller frees it. */
 char *crash_note_take(const char *state_dir);
 
+/* Reads the note in `state_dir` without removing it: *pid gets the pid
+ * of the ndf that died, *cause (caller frees) "signal 11 (SIGSEGV) in step
+ * 'S' (type T, plugin P, file F)", for the store's CRASHED message.
+ * Returns 0, or -1 when there is no note. */
+int crash_note_peek(const char *state_dir, long *pid, char **cause);
+
 /* The note's file name within the state directory. */
 #define CRASH_NOTE_NAME "crash-note"
 

@@ -347,6 +347,9 @@ for c in $crashes; do
     expect_match "$err" "the previous ndf \\(pid [0-9]+\\) died of signal $5 \\($6\\) while running step '$2' .*execution $id \\(CRASHED in the store\\)" \
         "$1: the next start reports the note"
     expect_match "$out" "^$id +$1 +CRASHED " "$1: the execution is recorded CRASHED"
+    expect_exit 0 "$1: ndf status" -- $R status "$id"
+    expect_match "$out" "crashed: process [0-9]+ on [^ ]+ died of signal $5 \\($6\\) in step '$2' \\(type $3, plugin misbehave, file [^)]*misbehave.so\\)" \
+        "$1: the store's CRASHED message carries the note"
     [ ! -e "$S/state/crash-note" ] && ok "$1: the note is reported once" || not_ok "$1: the note is reported once"
 done
 
