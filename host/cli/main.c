@@ -4,7 +4,9 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include <ndf/version.h>
@@ -133,6 +135,9 @@ int main(int argc, char **argv)
      * pipe its parent made), and it leaves without running exit handlers,
      * which are the host's, not the scan's. */
     if (argc == 3 && strcmp(argv[1], SCANNER_ARG) == 0) {
+        /* A parent killed while it waits (Ctrl-C at start-up) takes a
+         * hanging scan with it. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
         int rc = loader_scan_child(&host_services, argv[2], SCANNER_FD);
         if (rc == 2)
             fprintf(stderr, "ndf: %s is the plugin scanner's mode, started by ndf itself "

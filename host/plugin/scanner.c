@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <ndf/sdk.h>
@@ -309,14 +310,34 @@ scan_verdict scanner_scan(const char *file, const char *hash, const struct stat 
             sb_add(&rep, buf, (size_t)r);
     }
     close(pfd[0]);
-    if (timed_out)
-        kill(-pid, SIGKILL);
+    /* The pipe may close before the child ends (a plugin can close any
+     * descriptor): its exit is waited for within the same deadline.
+     * WNOWAIT keeps the pid (and so the group's id) ours until the group
+     * is killed: nothing init started outlives its scan. */
+    siginfo_t si;
+    for (;;) {
+        if (timed_out) {
+            kill(-pid, SIGKILL);
+            break;
+        }
+        memset(&si, 0, sizeof si);
+        int wr = waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT);
+        if ((wr == 0 && si.si_pid == pid) || (wr < 0 && errno == ECHILD))
+            break;
+        if (now_mono() >= deadline) {
+            timed_out = 1;
+            continue;
+        }
+        struct timespec ts = {0, 2000000};
+        nanosleep(&ts, NULL);
+    }
+    while (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOWAIT) < 0 && errno == EINTR)
+        ;
+    kill(-pid, SIGKILL);
     int wst = 0;
     pid_t w;
     while ((w = waitpid(pid, &wst, 0)) < 0 && errno == EINTR)
         ;
-    /* Nothing init started outlives its scan. */
-    kill(-pid, SIGKILL);
     if (scan_hooks.reaped)
         scan_hooks.reaped(pid);
     out->seconds = now_mono() - t0;
