@@ -2,6 +2,7 @@
 # fixture plugins (one per refusal), and the ABI 1.0 compatibility fixture.
 libndfcore_la_SOURCES += \
 	host/plugin/loader.c host/plugin/loader.h \
+	host/plugin/scanner.c host/plugin/scanner.h \
 	host/plugin/elfcheck.c host/plugin/elfcheck.h \
 	host/plugin/elfdata.c host/plugin/elfdata.h \
 	host/base/sha256.c host/base/sha256.h
@@ -16,6 +17,27 @@ LOADER_FIXTURES = \
 	tests/fixtures/bad_schema.la tests/fixtures/compat_v1_0.la \
 	tests/fixtures/ctor_marker.la tests/fixtures/nonconforming.la
 check_LTLIBRARIES += $(LOADER_FIXTURES)
+
+# The plugin scanner's fixtures: one source, four faults (scan_bad.c).
+SCAN_FIXTURES = \
+	tests/fixtures/scan_init_segv.la tests/fixtures/scan_init_exit.la \
+	tests/fixtures/scan_init_hang.la tests/fixtures/scan_fini_segv.la
+check_LTLIBRARIES += $(SCAN_FIXTURES)
+tests_fixtures_scan_init_segv_la_SOURCES = tests/fixtures/scan_bad.c
+tests_fixtures_scan_init_segv_la_CFLAGS = $(PLUGIN_CFLAGS) -DSCAN_BAD=1
+tests_fixtures_scan_init_segv_la_LDFLAGS = $(FIXTURE_LINK_FLAGS)
+tests_fixtures_scan_init_exit_la_SOURCES = tests/fixtures/scan_bad.c
+tests_fixtures_scan_init_exit_la_CFLAGS = $(PLUGIN_CFLAGS) -DSCAN_BAD=2
+tests_fixtures_scan_init_exit_la_LDFLAGS = $(FIXTURE_LINK_FLAGS)
+tests_fixtures_scan_init_hang_la_SOURCES = tests/fixtures/scan_bad.c
+tests_fixtures_scan_init_hang_la_CFLAGS = $(PLUGIN_CFLAGS) -DSCAN_BAD=3
+tests_fixtures_scan_init_hang_la_LDFLAGS = $(FIXTURE_LINK_FLAGS)
+tests_fixtures_scan_fini_segv_la_SOURCES = tests/fixtures/scan_bad.c
+tests_fixtures_scan_fini_segv_la_CFLAGS = $(PLUGIN_CFLAGS) -DSCAN_BAD=4
+tests_fixtures_scan_fini_segv_la_LDFLAGS = $(FIXTURE_LINK_FLAGS)
+TESTS += tests/shell/scan.sh
+EXTRA_DIST += tests/shell/scan.sh tests/bench/bench_scan.sh
+BENCHMARKS += tests/bench/bench_scan.sh
 
 tests_fixtures_nonconforming_la_SOURCES = tests/fixtures/nonconforming.c
 tests_fixtures_nonconforming_la_CFLAGS = $(PLUGIN_CFLAGS)

@@ -105,6 +105,7 @@ void runtime_free(runtime *rt)
         free(rt->env_dirs[i]);
     free(rt->env_dirs);
     free(rt->store_error);
+    free(rt->crash_cause);
     memset(rt, 0, sizeof *rt);
 }
 
@@ -148,6 +149,13 @@ store *runtime_store(runtime *rt)
     rt->storage_tried = 1;
     store_opts o;
     history_opts(&rt->cfg->set, &o);
+    /* The executions of an ndf that died of a signal are marked CRASHED
+     * when the store opens: with its note's cause (signal, step, plugin). */
+    long crash_pid;
+    if (crash_note_peek(rt->cfg->set.storage_path, &crash_pid, &rt->crash_cause) == 0) {
+        o.crash_pid = crash_pid;
+        o.crash_cause = rt->crash_cause;
+    }
     if (store_open(rt->cfg->set.storage_path, &o, &rt->st) != NDF_OK) {
         rt->st = NULL;
         rt->store_error = xstrdup(err_msg());
@@ -196,12 +204,19 @@ static int load_plugins(runtime *rt)
 {
     if (rt->ld)
         return NDF_OK;
+    /* Verdicts are kept beside the store: they must outlive a reboot,
+     * which the runtime directory (the plugin cache) may not. */
+    char *verdicts = xasprintf("%s/plugin-verdicts", rt->cfg->set.storage_path);
     loader_opts lo = {
         .host = &host_services,
         .cache_dir = rt->cfg->set.cache_dir,
         .allow_insecure = rt->cfg->set.allow_insecure,
+        .no_scan = !rt->cfg->set.scan_plugins,
+        .verdict_dir = verdicts,
+        .scan_timeout = rt->cfg->set.scan_timeout,
     };
     rt->ld = loader_new(&lo);
+    free(verdicts);
     if (!rt->ld) {
         report(rt, RT_DIAG_FAILURE, "%s", err_msg());
         return NDF_ERR_IO;

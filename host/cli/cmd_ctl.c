@@ -225,6 +225,20 @@ static void print_record(FILE *out, const cJSON *resp, int json)
         cJSON_free(t);
     } else if (rec) {
         status_print(out, rec);
+        /* Overrunning steps hold workers the server gave up on: said here
+         * too, not only by ping, since that is where a stuck run is
+         * looked at. */
+        const cJSON *w = cJSON_GetObjectItemCaseSensitive(resp, "workers");
+        const cJSON *ab = cJSON_GetObjectItemCaseSensitive(w, "abandoned");
+        if (cJSON_IsNumber(ab) && ab->valuedouble > 0) {
+            const cJSON *rp = cJSON_GetObjectItemCaseSensitive(w, "replaced");
+            const cJSON *un = cJSON_GetObjectItemCaseSensitive(w, "unreplaced");
+            fprintf(out,
+                    "server: %.0f worker(s) abandoned in steps that overran their deadline "
+                    "(%.0f replaced, %.0f not replaced)\n",
+                    ab->valuedouble, cJSON_IsNumber(rp) ? rp->valuedouble : 0,
+                    cJSON_IsNumber(un) ? un->valuedouble : 0);
+        }
     }
 }
 

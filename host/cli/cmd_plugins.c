@@ -197,6 +197,8 @@ static void json_plugin_common(strbuf *sb, const plugin_info *pi)
     sb_json_str(sb, pi->hash[0] ? pi->hash : NULL);
     sb_printf(sb, ",\"loaded\":%s,\"reason\":", pi->loaded ? "true" : "false");
     sb_json_str(sb, pi->reason);
+    sb_printf(sb, ",\"quarantined\":%s,\"scanned\":%s", pi->quarantined ? "true" : "false",
+              pi->scanned == 2 ? "\"cached\"" : pi->scanned ? "\"now\"" : "null");
     sb_puts(sb, ",\"name\":");
     sb_json_str(sb, pi->name);
     sb_puts(sb, ",\"version\":");
@@ -300,6 +302,7 @@ static void print_provided(FILE *out, const provided *p)
 static void plugins_text(FILE *out, size_t i, const plugin_info *pi)
 {
     if (!pi->loaded) {
+        /* the reason says "quarantined: ..." for those */
         fprintf(out, "%srefused: %s\n", i ? "\n" : "", pi->reason);
         return;
     }
@@ -329,7 +332,7 @@ static int cmd_plugins(cmd_ctx *c, int argc, char **argv)
     if (rc != NDF_OK)
         return exit_code_for(rc);
 
-    size_t n = loader_count(a->ld), refused = 0;
+    size_t n = loader_count(a->ld), refused = 0, quarantined = 0;
     strbuf sb;
     sb_init(&sb);
     if (json)
@@ -338,6 +341,7 @@ static int cmd_plugins(cmd_ctx *c, int argc, char **argv)
         plugin_info pi;
         loader_plugin(a->ld, i, &pi);
         refused += !pi.loaded;
+        quarantined += pi.quarantined != 0;
         if (json) {
             sb_puts(&sb, i ? ",{" : "{");
             json_plugin_common(&sb, &pi);
@@ -349,8 +353,9 @@ static int cmd_plugins(cmd_ctx *c, int argc, char **argv)
     }
     if (json) {
         sb_printf(&sb,
-                  "],\"loaded\":%zu,\"refused\":%zu,\"host_abi\":{\"major\":%d,\"minor\":%d}}\n",
-                  n - refused, refused, NDF_ABI_MAJOR, NDF_ABI_MINOR);
+                  "],\"loaded\":%zu,\"refused\":%zu,\"quarantined\":%zu,\"host_abi\":{"
+                  "\"major\":%d,\"minor\":%d}}\n",
+                  n - refused, refused, quarantined, NDF_ABI_MAJOR, NDF_ABI_MINOR);
         fputs(sb.buf, c->out);
     } else if (n == 0) {
         size_t nd;
@@ -361,9 +366,11 @@ static int cmd_plugins(cmd_ctx *c, int argc, char **argv)
         fprintf(c->out, "\n");
     }
     sb_free(&sb);
-    if (refused)
-        cmd_error(c, "%zu of %zu plugin file%s refused\n", refused, n,
-                n == 1 ? "" : "s");
+    if (refused && quarantined)
+        cmd_error(c, "%zu of %zu plugin file%s refused (%zu quarantined)\n", refused, n,
+                  n == 1 ? "" : "s", quarantined);
+    else if (refused)
+        cmd_error(c, "%zu of %zu plugin file%s refused\n", refused, n, n == 1 ? "" : "s");
     return EXIT_OK;
 }
 

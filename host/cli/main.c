@@ -4,13 +4,19 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include <ndf/version.h>
 
 #include "app/runtime.h"
 #include "exec/pool.h"
+#include "exec/process.h"
+#include "exec/services.h"
+#include "plugin/loader.h"
+#include "plugin/scanner.h"
 #include "cli/commands.h"
 #include "cli/opt.h"
 #include "base/util.h"
@@ -124,6 +130,31 @@ int main(int argc, char **argv)
     const char *config_path = NULL;
     int config_explicit = 0, verbosity = 0, c;
     opt_parser p;
+
+    /* The plugin scanner's child: never a command (its report goes to a
+     * pipe its parent made), and it leaves without running exit handlers,
+     * which are the host's, not the scan's. */
+    if (argc == 3 && strcmp(argv[1], SCANNER_ARG) == 0) {
+        /* A parent killed while it waits (Ctrl-C at start-up) takes a
+         * hanging scan with it. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+        int rc = loader_scan_child(&host_services, argv[2], SCANNER_FD);
+        if (rc == 2)
+            fprintf(stderr, "ndf: %s is the plugin scanner's mode, started by ndf itself "
+                            "(use 'ndf inspect FILE')\n",
+                    SCANNER_ARG);
+        fflush(stderr);
+        _exit(rc);
+    }
+    /* Plugins are scanned by this very program, whatever its name or
+     * installed path (and even if it was replaced since it started). */
+    static const scanner_hooks hooks = {
+        .begin = process_child_begin,
+        .end = process_child_end,
+        .reaped = process_child_reaped,
+    };
+    if (access("/proc/self/exe", X_OK) == 0)
+        scanner_set_program("/proc/self/exe", &hooks);
 
     /* OPT_STOP ends at the command name: each command parses its own. */
     opt_init(&p, argc, argv, opts, OPT_STOP, stderr);

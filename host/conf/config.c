@@ -108,6 +108,11 @@ static char *default_storage_path(void)
     return xstrdup(LOCALSTATEDIR "/lib/ndf");
 }
 
+char *settings_default_state_dir(void)
+{
+    return default_storage_path();
+}
+
 static char *default_socket_path(void)
 {
     const char *v;
@@ -149,6 +154,8 @@ void settings_default(settings *s)
     s->nplugin_dirs = 1;
     s->allow_insecure = 0;
     s->cache_dir = NULL;
+    s->scan_plugins = 1;
+    s->scan_timeout = 0;
     s->socket_path = default_socket_path();
     s->socket_group = NULL;
     s->idle_timeout = 60.0;
@@ -421,6 +428,8 @@ static const key_def plugins_keys[] = {
     {"dirs", KT_PATHS, 0, 0, 0, 0},
     {"allow_insecure", KT_BOOL, 0, 0, 0, OFF(allow_insecure)},
     {"cache_dir", KT_PATH, 0, 0, 0, OFF(cache_dir)},
+    {"scan", KT_BOOL, 0, 0, 0, OFF(scan_plugins)},
+    {"scan_timeout", KT_NUM, 0, 3600, 1, OFF(scan_timeout)},
     {NULL, 0, 0, 0, 0, 0}};
 static const key_def server_keys[] = {
     {"socket", KT_PATH, 0, 0, 0, OFF(socket_path)},
@@ -1172,6 +1181,8 @@ void settings_to_json(const settings *s, strbuf *sb)
     }
     sb_printf(sb, "],\"allow_insecure\":%s,\"cache_dir\":", s->allow_insecure ? "true" : "false");
     sb_json_str(sb, s->cache_dir);
+    sb_printf(sb, ",\"scan\":%s,\"scan_timeout\":", s->scan_plugins ? "true" : "false");
+    sb_json_num(sb, s->scan_timeout, 0);
     sb_puts(sb, "},\"server\":{\"socket\":");
     sb_json_str(sb, s->socket_path);
     sb_puts(sb, ",\"group\":");

@@ -45,6 +45,8 @@ typedef struct settings {
     size_t nplugin_dirs;
     int allow_insecure;          /* relax the ownership checks (development) */
     char *cache_dir;             /* private copies of loaded plugins */
+    int scan_plugins;            /* load a new build in the plugin scanner first */
+    double scan_timeout;         /* seconds a scan may take; 0: $NDF_SCAN_TIMEOUT or 10 */
 
     /* server { } */
     char *socket_path;
@@ -78,6 +80,11 @@ typedef struct config {
     size_t nerrors;
     size_t nduplicates;         /* errors that are a pattern defined twice */
 } config;
+
+/* The state directory when storage.path is not set: $NDF_STATE_DIR, else
+ * $XDG_STATE_HOME/ndf, else ~/.local/state/ndf, else LOCALSTATEDIR/lib/ndf.
+ * Caller frees. */
+char *settings_default_state_dir(void);
 
 /* Fills `s` with the documented defaults. */
 void settings_default(settings *s);

@@ -5,10 +5,12 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -160,6 +162,53 @@ static void on_fatal(int sig)
     raise(sig);
 }
 
+/* ---- alternate signal stacks ----
+ *
+ * A step that overflows its stack leaves the handler no stack to run on:
+ * the kernel then kills the process without a note.  Every thread that
+ * runs steps gets a stack of its own for the handler (sigaltstack is per
+ * thread), unmapped when the thread ends. */
+
+#define ALT_STACK_SIZE (64 * 1024)
+
+static pthread_key_t alt_key;
+static pthread_once_t alt_once = PTHREAD_ONCE_INIT;
+static _Thread_local void *alt_stack;
+
+static void alt_release(void *mem)
+{
+    stack_t ss = {.ss_flags = SS_DISABLE};
+    sigaltstack(&ss, NULL);
+    munmap(mem, ALT_STACK_SIZE);
+}
+
+static void alt_key_make(void)
+{
+    pthread_key_create(&alt_key, alt_release);
+}
+
+void crash_thread_init(void)
+{
+    if (alt_stack)
+        return;
+    stack_t cur;
+    /* one set up by someone else (a sanitizer's) stays */
+    if (sigaltstack(NULL, &cur) == 0 && !(cur.ss_flags & SS_DISABLE))
+        return;
+    void *mem = mmap(NULL, ALT_STACK_SIZE, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+    if (mem == MAP_FAILED)
+        return; /* no note on an overflow, as before */
+    stack_t ss = {.ss_sp = mem, .ss_size = ALT_STACK_SIZE, .ss_flags = 0};
+    if (sigaltstack(&ss, NULL) != 0) {
+        munmap(mem, ALT_STACK_SIZE);
+        return;
+    }
+    alt_stack = mem;
+    pthread_once(&alt_once, alt_key_make);
+    pthread_setspecific(alt_key, mem);
+}
+
 void crash_arm(const char *state_dir)
 {
     int fd = -1;
@@ -168,13 +217,15 @@ void crash_arm(const char *state_dir)
     int old = atomic_exchange(&dir_fd, fd);
     if (old >= 0)
         close(old);
+    crash_thread_init();
     static _Atomic int armed;
     if (atomic_exchange(&armed, 1))
         return;
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_fatal;
-    sa.sa_flags = SA_RESETHAND | SA_NODEFER;
+    /* SA_ONSTACK: on the thread's alternate stack where it has one */
+    sa.sa_flags = SA_RESETHAND | SA_NODEFER | SA_ONSTACK;
     sigemptyset(&sa.sa_mask);
     for (size_t i = 0; i < ARRAY_SIZE(fatal); i++) {
         /* A handler someone else installed (a sanitizer's) stays. */
@@ -197,6 +248,48 @@ static const char *note_get(const char *t, const char *key, size_t *len)
             return v;
         }
     return NULL;
+}
+
+int crash_note_peek(const char *state_dir, long *pid, char **cause)
+{
+    if (!state_dir || !*state_dir)
+        return -1;
+    char *path = xasprintf("%s/%s", state_dir, CRASH_NOTE_NAME);
+    FILE *f = fopen(path, "re");
+    free(path);
+    if (!f)
+        return -1;
+    char buf[4096];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+    size_t l;
+    const char *v;
+    *pid = (v = note_get(buf, "pid", &l)) ? atol(v) : 0;
+    int sig = (v = note_get(buf, "signal", &l)) ? atoi(v) : 0;
+    strbuf sb;
+    sb_init(&sb);
+    sb_printf(&sb, "signal %d (%s)", sig, sig_short(sig));
+    if ((v = note_get(buf, "step", &l)) && l) {
+        sb_printf(&sb, " in step '%.*s'", (int)l, v);
+        const char *t, *pl, *fl;
+        size_t tl = 0, pll = 0, fll = 0;
+        t = note_get(buf, "type", &tl);
+        pl = note_get(buf, "plugin", &pll);
+        fl = note_get(buf, "file", &fll);
+        if (t && tl)
+            sb_printf(&sb, " (type %.*s", (int)tl, t);
+        if (t && tl && pl && pll)
+            sb_printf(&sb, ", plugin %.*s", (int)pll, pl);
+        if (t && tl && fl && fll)
+            sb_printf(&sb, ", file %.*s", (int)fll, fl);
+        if (t && tl)
+            sb_puts(&sb, ")");
+    } else {
+        sb_puts(&sb, " outside any step");
+    }
+    *cause = sb_steal(&sb);
+    return 0;
 }
 
 char *crash_note_take(const char *state_dir)

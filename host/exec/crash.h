@@ -47,10 +47,23 @@ static inline void crash_leave(crash_frame prev)
  * note, so that the handler needs no path lookup and no allocation. */
 void crash_arm(const char *state_dir);
 
+/* Gives the calling thread an alternate signal stack (once; unmapped when
+ * the thread ends), so that a step that overflows its stack still leaves a
+ * note.  crash_arm() does it for its caller; every thread that runs steps
+ * calls it when it starts.  Failure is silent: the handler then runs on
+ * the thread's own stack, as before. */
+void crash_thread_init(void);
+
 /* The note a crashed ndf left in `state_dir`, as one message ("the
  * previous ndf (pid N) died of signal 11 (SIGSEGV) while running step ...");
  * the note is removed.  NULL when there is none.  The caller frees it. */
 char *crash_note_take(const char *state_dir);
+
+/* Reads the note in `state_dir` without removing it: *pid gets the pid
+ * of the ndf that died, *cause (caller frees) "signal 11 (SIGSEGV) in step
+ * 'S' (type T, plugin P, file F)", for the store's CRASHED message.
+ * Returns 0, or -1 when there is no note. */
+int crash_note_peek(const char *state_dir, long *pid, char **cause);
 
 /* The note's file name within the state directory. */
 #define CRASH_NOTE_NAME "crash-note"

@@ -31,6 +31,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "exec/crash.h"
 #include "exec/pool.h"
 #include "exec/record.h"
 #include "base/util.h"
@@ -743,6 +744,7 @@ static void *worker_main(void *arg)
     worker *w = arg;
     pool *p = w->pool;
     tl_worker = w;
+    crash_thread_init();
     for (;;) {
         item *it = find_work(p, w, 0);
         if (!it) {

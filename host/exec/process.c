@@ -278,6 +278,21 @@ static void leader_reaped(pid_t pid)
     pthread_mutex_unlock(&kids_lock);
 }
 
+void process_child_begin(void)
+{
+    spawn_begin();
+}
+
+void process_child_end(pid_t pid)
+{
+    spawn_end(pid);
+}
+
+void process_child_reaped(pid_t pid)
+{
+    leader_reaped(pid);
+}
+
 typedef struct pidlist {
     pid_t *v;
     size_t n, cap;

@@ -5,6 +5,8 @@
 #ifndef NDF_PROCESS_H
 #define NDF_PROCESS_H
 
+#include <sys/types.h>
+
 #include <ndf/sdk.h>
 
 /* Runs the process `opts` describes in record node `node` and waits for it
@@ -30,6 +32,14 @@ int process_run(ndf_exec *node, const ndf_spawn *opts, ndf_spawn_result *result)
  * waits for.  process_run calls it at the end of every run; a long-lived
  * process may call it from its housekeeping too.  Any thread. */
 void process_reap_orphans(void);
+
+/* For children the host starts elsewhere (the plugin scanner) and waits for
+ * by pid: begin before the spawn, end with its pid after (0: it failed),
+ * reaped once waited for, so that process_reap_orphans never takes their
+ * exit status. */
+void process_child_begin(void);
+void process_child_end(pid_t pid);
+void process_child_reaped(pid_t pid);
 
 /* The NAME for attribute KEY: "NDF_ATTR_" + KEY uppercased, every byte
  * that is not [A-Za-z0-9] turned into '_'.  The caller frees it. */

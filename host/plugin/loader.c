@@ -21,6 +21,8 @@
 
 #include "plugin/loader.h"
 #include "plugin/elfcheck.h"
+#include "plugin/scanner.h"
+#include "conf/config.h"
 #include "base/fsutil.h"
 #include "base/hashmap.h"
 #include "base/sha256.h"
@@ -49,6 +51,8 @@ struct plugin {
     int loaded;
     int status;
     char *reason;
+    int quarantined; /* its scan crashed, exited or hung */
+    int scanned;     /* plugin_info.scanned */
     void *handle;
     const ndf_plugin *desc;
     void *state; /* from init(), handed back to fini() */
@@ -86,7 +90,11 @@ struct loader {
     char *cache_dir;
     int cache_fd;
     int allow_insecure;
-    int quiet;
+    int quiet;          /* the caller reports refusals */
+    int scan;           /* scan new builds out of process first (scanner.h) */
+    char *verdict_dir;  /* where the scanner keeps its verdicts, or NULL */
+    double scan_timeout;
+    int child_fd;       /* >= 0: this is the scanner's child; its report goes here */
     plugin **files; /* every file tried, in order */
     size_t nfiles;
     hashmap *types; /* name -> provided, of what loaded plugins provide */
@@ -302,6 +310,16 @@ loader *loader_new(const loader_opts *opts)
     l->cache_fd = fd;
     l->allow_insecure = opts && opts->allow_insecure;
     l->quiet = opts && opts->quiet;
+    l->child_fd = -1;
+    l->scan = scanner_program() && !opts->no_scan;
+    l->scan_timeout = opts->scan_timeout;
+    if (opts->verdict_dir && *opts->verdict_dir) {
+        l->verdict_dir = xstrdup(opts->verdict_dir);
+    } else if (l->scan) {
+        char *state = settings_default_state_dir();
+        l->verdict_dir = xasprintf("%s/plugin-verdicts", state);
+        free(state);
+    }
     if (l->allow_insecure)
         log_msg(NDF_LOG_WARN, "plugin ownership checks are OFF (plugins.allow_insecure); do "
                               "not use this in production");
@@ -367,8 +385,10 @@ static int refuse(loader *l, plugin *p, int status, const char *fmt, ...)
     }
     p->desc = NULL;
     remove_copy(l, p);
+    /* A quarantine is an error, shown at every verbosity: the build is
+     * never loaded, whatever the operator retries. */
     if (!l->quiet)
-        log_msg(NDF_LOG_WARN, "plugin %s", p->reason);
+        log_msg(p->quarantined ? NDF_LOG_ERROR : NDF_LOG_WARN, "plugin %s", p->reason);
     return err_set(status, "%s", p->reason);
 }
 
@@ -781,6 +801,25 @@ static plugin *find_loaded_name(const loader *l, const char *name)
     return NULL;
 }
 
+/* The scanner's child tells its parent what the descriptor says, so that a
+ * refused or quarantined build is shown as if the host had read it. */
+static void child_report_desc(const loader *l, const plugin *p)
+{
+    char num[64];
+    if (!p->desc_size)
+        return;
+    snprintf(num, sizeof num, "%u %u %zu", p->abi_major, p->abi_minor, p->desc_size);
+    scanner_report(l->child_fd, "abi", num);
+    if (p->name)
+        scanner_report(l->child_fd, "name", p->name);
+    if (p->version)
+        scanner_report(l->child_fd, "version", p->version);
+    if (p->license)
+        scanner_report(l->child_fd, "license", p->license);
+    if (p->description)
+        scanner_report(l->child_fd, "description", p->description);
+}
+
 /* ABI 1.1 state handoff from the build `l->replacing` to `p` (descriptor
  * `d`, initialized): the old build's state_save(), the new one's
  * state_restore().  Either side may lack its hook (then nothing is handed
@@ -882,6 +921,10 @@ static int check_and_init(loader *l, plugin *p)
                       "(or rename one plugin)",
                       p->name, other->path);
 
+    if (l->child_fd >= 0) {
+        child_report_desc(l, p);
+        scanner_report(l->child_fd, "stage", "init");
+    }
     ndf_registrar reg = {.l = l, .p = p};
     ndf_registrar *saved = current_reg;
     current_reg = &reg;
@@ -973,7 +1016,7 @@ static int load_at(loader *l, int dfd, const struct stat *dst, const char *dirpa
         rc = refuse(l, p, NDF_ERR_INVALID, "is not a regular file: a plugin is a shared object");
         goto out;
     }
-    if (!l->allow_insecure) {
+    if (!l->allow_insecure && l->child_fd < 0) {
         if ((rc = check_ancestors(l, p, dirpath)) != NDF_OK)
             goto out;
         if ((rc = check_owner_mode(l, p, dst, dirpath)) != NDF_OK)
@@ -994,6 +1037,21 @@ static int load_at(loader *l, int dfd, const struct stat *dst, const char *dirpa
                     : n < 4 ? "too short"
                             : "no ELF magic");
         goto out;
+    }
+    if (l->child_fd >= 0) {
+        /* The scanner's child loads the parent's private copy in place:
+         * the parent checked it and keeps it for its own dlopen. */
+        close(fd);
+        scanner_report(l->child_fd, "stage", "load");
+        p->handle = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+        if (!p->handle) {
+            const char *e = dlerror();
+            return refuse(l, p, NDF_ERR_INVALID,
+                          "cannot be loaded: %s; rebuild it against the installed SDK and "
+                          "libraries",
+                          e ? e : "unknown dlopen error");
+        }
+        return check_and_init(l, p);
     }
     /* Another ndf sharing the cache may remove an identical copy (its own,
      * same name) between our rename and our dlopen; copy again then.  Once
@@ -1018,6 +1076,35 @@ static int load_at(loader *l, int dfd, const struct stat *dst, const char *dirpa
         }
         if (cfd >= 0)
             close(cfd);
+        /* The first load of a build in this process happens in the
+         * scanner's child first: a crash, exit or hang there quarantines it
+         * and costs the host nothing. */
+        if (cfd >= 0 && l->scan && !p->scanned) {
+            scan_result sr;
+            scanner_scan(p->cached, p->hash, &st, l->verdict_dir, l->scan_timeout, &sr);
+            p->scanned = sr.cached ? 2 : 1;
+            if (sr.verdict != SCAN_OK) {
+                p->quarantined = sr.verdict == SCAN_QUARANTINED;
+                p->abi_major = sr.abi_major;
+                p->abi_minor = sr.abi_minor;
+                p->desc_size = sr.desc_size;
+                p->name = sr.name;
+                p->version = sr.version;
+                p->license = sr.license;
+                p->description = sr.description;
+                rc = refuse(l, p, sr.status, "%s%s", p->quarantined ? "quarantined: " : "",
+                            sr.message);
+                free(sr.message);
+                goto out;
+            }
+            /* the host reads the descriptor itself once loaded */
+            free(sr.name);
+            free(sr.version);
+            free(sr.license);
+            free(sr.description);
+            if (!sr.cached)
+                log_msg(NDF_LOG_DEBUG, "plugin %s: scanned in %.1f ms", path, sr.seconds * 1e3);
+        }
         p->handle = dlopen(p->cached, RTLD_NOW | RTLD_LOCAL);
         if (p->handle)
             break;
@@ -1315,7 +1402,7 @@ static size_t rescan_file(loader *l, int dfd, const struct stat *dst, const char
             np->reason = r;
         }
         if (!l->quiet)
-            log_msg(NDF_LOG_WARN, "plugin %s", np->reason);
+            log_msg(np->quarantined ? NDF_LOG_ERROR : NDF_LOG_WARN, "plugin %s", np->reason);
         l->nrefusals++;
         if (l->refusals)
             sb_printf(l->refusals, "%splugin %s", l->refusals->len ? "; " : "", np->reason);
@@ -1494,6 +1581,8 @@ void loader_plugin_describe(const plugin *p, plugin_info *info)
     info->nprovides = p->nprov;
     info->desc_size = p->desc_size;
     info->status = p->status;
+    info->quarantined = p->quarantined;
+    info->scanned = p->scanned;
 }
 
 loader *loader_scope_enter(loader *l)
@@ -1542,6 +1631,55 @@ const ndf_host *loader_host(const loader *l)
     return l->host;
 }
 
+int loader_scan_child(const ndf_host *host, const char *file, int fd)
+{
+    struct stat fst;
+    if (fstat(fd, &fst) != 0 || !S_ISFIFO(fst.st_mode))
+        return 2;
+    loader *l = xcalloc(1, sizeof *l);
+    l->types = hashmap_new();
+    l->steps = hashmap_new();
+    pthread_rwlock_init(&l->lock, NULL);
+    l->host = host;
+    l->cache_fd = -1;
+    l->allow_insecure = 1; /* the parent checked the installed file */
+    l->quiet = 1;
+    l->child_fd = fd;
+    scanner_report(fd, "ndf-scan", "1");
+    loader_load(l, file);
+    plugin *p = l->files[0];
+    char num[32];
+    snprintf(num, sizeof num, "%d", p->status);
+    scanner_report(fd, "status", num);
+    if (p->reason) {
+        /* the parent names the installed file, not this copy */
+        size_t n = strlen(p->path);
+        const char *why = p->reason;
+        if (strncmp(why, p->path, n) == 0 && strncmp(why + n, ": ", 2) == 0)
+            why += n + 2;
+        scanner_report(fd, "reason", why);
+    }
+    child_report_desc(l, p);
+    for (size_t i = 0; i < p->nprov; i++)
+        scanner_report(fd, p->prov[i]->kind == PROVIDED_STEP ? "step" : "pattern-type",
+                       p->prov[i]->name);
+    scanner_report(fd, "loaded", p->loaded ? "1" : "0");
+    if (p->loaded) {
+        scanner_report(fd, "stage", "fini");
+        if (p->desc->fini)
+            p->desc->fini(host, p->state);
+        p->loaded = 0;
+    }
+    if (p->handle) {
+        scanner_report(fd, "stage", "unload");
+        dlclose(p->handle);
+        p->handle = NULL;
+    }
+    scanner_report(fd, "end", "");
+    loader_free(l);
+    return 0;
+}
+
 void loader_free(loader *l)
 {
     if (!l)
@@ -1575,8 +1713,10 @@ void loader_free(loader *l)
     hashmap_free(l->types, NULL);
     hashmap_free(l->steps, NULL);
     pthread_rwlock_destroy(&l->lock);
-    close(l->cache_fd);
+    if (l->cache_fd >= 0)
+        close(l->cache_fd);
     free(l->cache_dir);
+    free(l->verdict_dir);
     free(l);
 }
 

@@ -36,6 +36,8 @@ typedef struct plugin_info {
     size_t nprovides;
     size_t desc_size; /* the descriptor's size field, 0 if unread */
     int status;       /* NDF_OK, or the ndf_status of the refusal */
+    int quarantined;  /* refused because its scan crashed, exited or hung */
+    int scanned;      /* 0: not scanned (scanning off), 1: scanned now, 2: verdict cached */
 } plugin_info;
 
 typedef struct loader_opts {
@@ -43,6 +45,12 @@ typedef struct loader_opts {
     const char *cache_dir; /* where private copies go; created 0700 */
     int allow_insecure;    /* skip the owner/mode checks (warns loudly) */
     int quiet;             /* do not log refusals (the caller reports them) */
+    /* The plugin scanner (scanner.h), used when a program was set with
+     * scanner_set_program() and `no_scan` is 0: */
+    int no_scan;             /* load in process unscanned */
+    const char *verdict_dir; /* where verdicts are kept; NULL: the default
+                              * state directory's plugin-verdicts */
+    double scan_timeout;     /* seconds; <= 0: $NDF_SCAN_TIMEOUT, else 10 */
 } loader_opts;
 
 /* A loader with no plugins.  `opts->host` is required (the loader sits below
@@ -52,6 +60,13 @@ typedef struct loader_opts {
  * 0700 and must be a directory owned by the effective user with no group or
  * other permissions.  Returns NULL with err_msg() set when it is not. */
 loader *loader_new(const loader_opts *opts);
+/* The scanner's child (`ndf __scan-plugin FILE`): loads FILE in place
+ * with every check of a first load, runs its init, then unloads it (fini),
+ * writing the report (scanner.h) to `fd` as it goes.  Returns the exit
+ * status for the child: 0 when the report is complete (the verdict is in
+ * it), 2 when `fd` is not the scanner's pipe (run by hand). */
+int loader_scan_child(const ndf_host *host, const char *file, int fd);
+
 /* Calls every loaded plugin's fini() (in reverse load order), unloads them
  * and removes their private copies. */
 void loader_free(loader *l);

@@ -382,6 +382,14 @@ char *protocol_response(const response *r)
         num_member(&sb, "generation", r->generation);
     if (r->ping)
         ping_members(&sb, r->ping);
+    if (r->workers) {
+        sb_printf(&sb, ",\"workers\":{\"threads\":%lu", r->workers->workers);
+        num_member(&sb, "active", r->workers->workers_active);
+        num_member(&sb, "abandoned", r->workers->workers_abandoned);
+        num_member(&sb, "replaced", r->workers->workers_replaced);
+        num_member(&sb, "unreplaced", r->workers->workers_unreplaced);
+        sb_puts(&sb, "}");
+    }
     if (r->has & RESP_PLUGINS_CHANGED)
         num_member(&sb, "plugins_changed", r->plugins_changed);
     str_member(&sb, "config", r->config);

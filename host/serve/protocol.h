@@ -88,7 +88,7 @@ enum {
 };
 
 /* An answer.  Its members are written in one fixed order (that of ndf(1)):
- * ok, error, id, status, exit, generation, the ping counters,
+ * ok, error, id, status, exit, generation, the ping counters, workers,
  * plugins_changed, config, used, stdout, stderr, record, text,
  * fallback_cause, primary_error, primary, delegation; NULL strings and members not in
  * `has` are left out.  Nothing is owned. */
@@ -101,6 +101,7 @@ typedef struct response {
     int exit;
     unsigned long generation;
     const protocol_ping *ping;
+    const protocol_ping *workers; /* status: only its worker counters, as "workers" */
     unsigned long plugins_changed;
     const char *config; /* reload: "reloaded", "kept" or "unchanged" */
     const char *used;   /* run with a fallback: the pattern that ran */

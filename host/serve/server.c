@@ -249,10 +249,32 @@ static char *req_delegate(server *s, const request *rq)
     return text;
 }
 
+/* The current executor's worker counters, for status: a step that
+ * overran its deadline holds an abandoned worker, which the operator looking
+ * at an execution should see. */
+static void worker_counts(server *s, protocol_ping *p)
+{
+    memset(p, 0, sizeof *p);
+    gen *g = genset_current(s->gs);
+    if (g && gen_runtime(g)->ex) {
+        pool_stats ps;
+        executor_health(gen_runtime(g)->ex, &ps);
+        p->workers = ps.threads;
+        p->workers_active = ps.active;
+        p->workers_abandoned = ps.abandoned;
+        p->workers_replaced = ps.replaced;
+        p->workers_unreplaced = ps.unreplaced;
+    }
+    if (g)
+        genset_release(s->gs, g);
+}
+
 static char *req_status(server *s, const request *rq)
 {
     const char *id = rq->id && *rq->id ? rq->id : NULL;
-    response a = {.ok = 1};
+    protocol_ping wc;
+    worker_counts(s, &wc);
+    response a = {.ok = 1, .workers = &wc};
     record *r = genset_find(s->gs, id);
     if (r) {
         char *text = answer_record(&a, r, NULL);

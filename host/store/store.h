@@ -156,6 +156,12 @@ typedef struct store_opts {
      * for libpq's defaults (PGHOST, PGDATABASE, ...).  Borrowed: the store
      * keeps a copy.  It may hold a password; the store never shows it. */
     const char *conninfo;
+    /* The crash note of the ndf that last died here (crash.h): recovery
+     * adds `crash_cause` to the CRASHED message of the executions of
+     * process `crash_pid` on this host.  0 / NULL: none.  Borrowed, and read
+     * only by the recovery store_open() makes. */
+    long crash_pid;
+    const char *crash_cause;
 } store_opts;
 
 /* sync normal, the defaults above, learning on with learning_params_default(),

@@ -1880,6 +1880,13 @@ static int pg_recover(store *st, size_t *count)
                                      dead[i].pid, s->host, node)
                          : xasprintf("crashed: process %ld on %s died before any step ran",
                                      dead[i].pid, s->host);
+        if (s->opts.crash_cause && s->opts.crash_pid == dead[i].pid) {
+            /* the note names the step that was running when it died, which
+             * the last progress written may not have reached */
+            free(msg);
+            msg = xasprintf("crashed: process %ld on %s died of %s", dead[i].pid, s->host,
+                            s->opts.crash_cause);
+        }
         p_int(&p, dead[i].seq);
         p_dbl(&p, now);
         p_text(&p, msg);

@@ -2121,6 +2121,13 @@ static int lite_recover(store *s, size_t *count)
                                      dead[i].pid, dead[i].host, node)
                          : xasprintf("crashed: process %ld on %s died before any step ran",
                                      dead[i].pid, dead[i].host);
+        if (s->opts.crash_cause && s->opts.crash_pid == dead[i].pid) {
+            /* the note names the step that was running when it died, which
+             * the last progress written may not have reached */
+            free(msg);
+            msg = xasprintf("crashed: process %ld on %s died of %s", dead[i].pid, dead[i].host,
+                            s->opts.crash_cause);
+        }
         if (!(rc = wprep(s,
                          "UPDATE executions SET status = 'CRASHED', end_time = ?2,"
                          " duration = max(0, ?2 - coalesce(start_time, ?2)),"

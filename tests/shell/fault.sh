@@ -57,6 +57,9 @@ patterns = (
   { name = "aborts"; type = "sequential";
     params = { steps = ( { name = "pause"; step = "exec"; params = { argv = [ "sleep", "0.3" ]; }; },
                          { name = "ab"; step = "mb_abort"; } ); }; },
+  { name = "overflow"; type = "sequential";
+    params = { steps = ( { name = "pause"; step = "exec"; params = { argv = [ "sleep", "0.3" ]; }; },
+                         { name = "deep"; step = "mb_overflow"; } ); }; },
   { name = "nop"; type = "sequential";
     params = { steps = ( { name = "n"; step = "noop"; } ); }; },
   { name = "meta"; type = "meta";
@@ -277,6 +280,9 @@ expect_match "[${kids# }]" '^\[ ?\]$' "serve: no child (zombie or not) left unde
 expect_exit 5 "serve: a step looping past its deadline times out" -- \
     env NDF_RUNTIME_DIR=$S/run $R ctl run spin --timeout 0.3
 expect_exit 0 "serve: the server goes on with a replaced worker" -- env NDF_RUNTIME_DIR=$S/run $R ctl run nop
+expect_exit 0 "serve: ctl status" -- env NDF_RUNTIME_DIR=$S/run $R ctl status
+expect_match "$out" "^server: 1 worker\(s\) abandoned in steps that overran their deadline \(1 replaced, 0 not replaced\)$" \
+    "serve: ctl status reports the abandoned worker"
 expect_exit 0 "serve: ping" -- env NDF_RUNTIME_DIR=$S/run $R ctl ping
 expect_match "$out" '"workers":2,"workers_active":2,"workers_abandoned":1,"workers_replaced":1,"workers_unreplaced":0' \
     "serve: ping reports the abandoned and replaced worker"
@@ -318,7 +324,8 @@ NDF_CGROUP=off "$top_builddir/tests/check_spawn" >"$S/spawn.log" 2>&1 \
 # (The pause lets the store record the execution as RUNNING first: a crash
 # before that leaves no row to mark CRASHED.)
 # A sanitizer's own handler takes these signals (ndf then leaves it be).
-crashes="crashy:boom:mb_null:139:11:SIGSEGV aborts:ab:mb_abort:134:6:SIGABRT"
+# A stack overflow too: the handler runs on the thread's alternate stack.
+crashes="crashy:boom:mb_null:139:11:SIGSEGV aborts:ab:mb_abort:134:6:SIGABRT overflow:deep:mb_overflow:139:11:SIGSEGV"
 case "${NDF_SAN_CFLAGS:-}" in
 *sanitize=*)
     crashes=""
@@ -340,6 +347,9 @@ for c in $crashes; do
     expect_match "$err" "the previous ndf \\(pid [0-9]+\\) died of signal $5 \\($6\\) while running step '$2' .*execution $id \\(CRASHED in the store\\)" \
         "$1: the next start reports the note"
     expect_match "$out" "^$id +$1 +CRASHED " "$1: the execution is recorded CRASHED"
+    expect_exit 0 "$1: ndf status" -- $R status "$id"
+    expect_match "$out" "crashed: process [0-9]+ on [^ ]+ died of signal $5 \\($6\\) in step '$2' \\(type $3, plugin misbehave, file [^)]*misbehave.so\\)" \
+        "$1: the store's CRASHED message carries the note"
     [ ! -e "$S/state/crash-note" ] && ok "$1: the note is reported once" || not_ok "$1: the note is reported once"
 done
 

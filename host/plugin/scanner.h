@@ -1,0 +1,77 @@
+/* The plugin scanner: before a build of a plugin is first loaded into the
+ * host, a child process (the ndf program itself, started with posix_spawn,
+ * never a fork of the threaded host) loads it, runs its init and fini, and
+ * reports on a pipe.  A build whose scan crashes, exits or hangs is
+ * quarantined by its content hash and never dlopen'd in the host; verdicts
+ * are kept in a directory so a known build is scanned once. */
+#ifndef NDF_SCANNER_H
+#define NDF_SCANNER_H
+
+#include <sys/stat.h>
+#include <sys/types.h>
+
+/* Hooks into the host's bookkeeping of its children: a child subreaper
+ * reaps zombies that are none of its own, and must not take the scanner's
+ * exit status.  `begin` is called before posix_spawn, `end` after it with
+ * the pid (0: it failed), `reaped` once the pid is waited for.  Any may be
+ * NULL. */
+typedef struct scanner_hooks {
+    void (*begin)(void);
+    void (*end)(pid_t pid);
+    void (*reaped)(pid_t pid);
+} scanner_hooks;
+
+/* Turns scanning on for every loader made afterwards (loader_opts can still
+ * turn it off): `program` is what to spawn (the ndf binary, e.g.
+ * "/proc/self/exe"), run as `program SCANNER_ARG FILE` with the report pipe
+ * on descriptor SCANNER_FD.  NULL turns scanning off (the default: test
+ * programs that are not ndf load in process as before).  Not thread-safe:
+ * call it at start-up. */
+void scanner_set_program(const char *program, const scanner_hooks *hooks);
+/* The program set, or NULL. */
+const char *scanner_program(void);
+
+#define SCANNER_ARG "__scan-plugin"
+#define SCANNER_FD 3
+/* Seconds a scan may take when neither the configuration nor
+ * $NDF_SCAN_TIMEOUT says. */
+#define SCANNER_DEFAULT_TIMEOUT 10.0
+
+typedef enum scan_verdict {
+    SCAN_OK = 0,      /* init and fini returned; load it */
+    SCAN_REFUSED,     /* the scanner's loader refused it: `status`, `message` */
+    SCAN_QUARANTINED, /* crashed, exited or hung: never load this build */
+} scan_verdict;
+
+typedef struct scan_result {
+    scan_verdict verdict;
+    int status;    /* an ndf_status for SCAN_REFUSED/QUARANTINED */
+    char *message; /* why (no file name), for SCAN_REFUSED/QUARANTINED; caller frees */
+    int cached;    /* the verdict came from the verdict directory */
+    double seconds; /* how long the scan took (0 when cached) */
+    /* What the child read of the descriptor (0 and NULL when it did not
+     * get that far); the strings are the caller's to free. */
+    unsigned abi_major, abi_minor;
+    size_t desc_size;
+    char *name, *version, *license, *description;
+} scan_result;
+
+/* Scans `file` (the private copy about to be loaded, whose sha-256 is
+ * `hash`; `st` is the stat of the file as installed, whose owner and mode
+ * are part of the verdict's key).  `verdict_dir` (may be NULL: nothing is
+ * cached) is created 0700 when missing.  `timeout` <= 0 means the default.
+ * Fills `out`; returns its verdict.  Never fails: a scanner that cannot be
+ * started refuses the build with that reason (not quarantined). */
+scan_verdict scanner_scan(const char *file, const char *hash, const struct stat *st,
+                          const char *verdict_dir, double timeout, scan_result *out);
+
+/* The verdict file of `hash` in `verdict_dir`; caller frees. */
+char *scanner_verdict_path(const char *verdict_dir, const char *hash);
+
+/* ---- the child's side ---- */
+
+/* Writes one report line "KEY VALUE\n" to `fd` (newlines in the value are
+ * replaced by spaces).  Returns 0 or -1. */
+int scanner_report(int fd, const char *key, const char *value);
+
+#endif

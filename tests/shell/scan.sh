@@ -1,0 +1,158 @@
+#!/bin/sh
+# The plugin scanner: a build whose init crashes, calls exit() or hangs, or
+# whose fini crashes, is quarantined by its content hash after a scan in a
+# child process, never loaded into the host, named with its path at every
+# verbosity, and listed by `ndf plugins`; verdicts are kept by hash (and
+# forgotten when the file's mode changes); a hot install under `ndf serve`
+# does not take the server down nor fail a healthy client.
+. "$top_srcdir/tests/shell/lib.sh"
+S=$SCRATCH
+FIX=${NDF_FIXTURE_DIR:?run through make check}
+CONF=$S/ndf.conf
+mkdir -m 700 "$S/plugins" "$S/hot" "$S/run"
+for f in good scan_init_segv scan_init_exit scan_init_hang scan_fini_segv init_fails; do
+    cp "$FIX/$f.so" "$S/plugins/"
+done
+BUILTIN=$NDF_PLUGIN_PATH
+export NDF_PLUGIN_PATH="$NDF_PLUGIN_PATH:$S/plugins"
+export NDF_RUNTIME_DIR="$S/run"
+cat >"$CONF" <<CONF
+storage: { path = "$S/state"; };
+plugins: { scan_timeout = 1.0; };
+patterns = (
+  { name = "nop"; type = "sequential"; params = { steps = ( { name = "n"; step = "noop"; } ); }; }
+);
+CONF
+R="$NDF -c $CONF"
+VD=$S/state/plugin-verdicts
+# Under AddressSanitizer its own handler takes the SIGSEGV and exits 1.
+CRASH='signal 11 \(SIGSEGV\)|exit status 1 '
+
+expect_exit 0 "ndf plugins survives plugins whose init or fini kill their process" -- $R plugins
+expect_match "$out" "^good 1\.2\.3" "the good plugin is loaded"
+expect_match "$out" "^steps " "and so are the plugins after the quarantined ones"
+expect_match "$out" "refused: $S/plugins/scan_init_segv.so: quarantined: its init crashed the plugin scanner \(pid [0-9]+\) with ($CRASH)" \
+    "an init that crashes: quarantined, named by path, with the signal"
+expect_match "$out" "refused: $S/plugins/scan_init_exit.so: quarantined: its init ended the plugin scanner \(pid [0-9]+\) with exit status 0 \(a plugin must never exit the process\)" \
+    "an init that calls exit(): quarantined, with the status"
+expect_match "$out" "refused: $S/plugins/scan_init_hang.so: quarantined: its init did not return within 1 s in the plugin scanner" \
+    "an init that hangs: quarantined after the timeout"
+expect_match "$out" "refused: $S/plugins/scan_fini_segv.so: quarantined: its fini crashed the plugin scanner \(pid [0-9]+\) with ($CRASH)" \
+    "a fini that crashes: quarantined"
+expect_match "$out" "so this build \(sha256 [0-9a-f]{16}\) is never loaded: fix the plugin and install a new build, or remove the file \(to scan this build again, delete $VD/[0-9a-f]{64}\)" \
+    "the message says what to do"
+expect_match "$out" "refused: $S/plugins/init_fails.so: init failed \([a-z ]+\): " \
+    "an init that fails cleanly is refused with its own message, not quarantined"
+expect_match "$err" "ndf plugins: 5 of 12 plugin files refused \(4 quarantined\)" "the summary counts the quarantined"
+[ ! -e "$S/state" ] && ok "no state directory is made for verdicts alone" \
+    || not_ok "no state directory is made for verdicts alone"
+
+# Every verbosity names the quarantined files.
+expect_exit 0 "ndf -q list" -- $R -q list
+for f in scan_init_segv scan_init_exit scan_init_hang scan_fini_segv; do
+    expect_match "$err" "^ndf: error: plugin $S/plugins/$f.so: quarantined: " "-q still names $f.so"
+done
+expect_exit 0 "ndf run runs beside quarantined plugins" -- $R run nop
+n=$(ls "$VD" | wc -l)
+[ "$n" -ge 11 ] && ok "verdicts are kept by hash once the store exists ($n)" \
+    || not_ok "verdicts are kept by hash once the store exists ($n files)"
+[ ! -e "$VD/$(sha256sum "$S/plugins/init_fails.so" | cut -c1-64)" ] && ok "a clean refusal is not kept" \
+    || not_ok "a clean refusal is not kept"
+perm=$(stat -c %a "$VD")
+[ "$perm" = 700 ] && ok "the verdict directory is private" || not_ok "the verdict directory is private ($perm)"
+
+# Cached: no second scan (the hanging one would cost the timeout again).
+expect_exit 0 "ndf plugins --json" -- $R plugins --json
+for f in good scan_init_hang scan_init_segv sequential; do
+    expect_match "$out" "\"file\":\"[^\"]*/$f.so\"[^}]*\"scanned\":\"cached\"" "$f: its verdict is reused"
+done
+expect_match "$out" "\"file\":\"[^\"]*/init_fails.so\"[^}]*\"scanned\":\"now\"" "a clean refusal is scanned again"
+expect_match "$out" "\"file\":\"[^\"]*/scan_init_exit.so\"[^}]*\"loaded\":false,\"reason\":\"[^\"]*\",\"quarantined\":true" \
+    "--json marks the quarantined"
+expect_match "$out" '"refused":5,"quarantined":4' "--json counts them"
+
+# A changed mode (or owner) is another key: scanned again.
+chmod 0500 "$S/plugins/scan_init_segv.so"
+expect_exit 0 "after chmod" -- $R plugins --json
+expect_match "$out" "\"file\":\"[^\"]*/scan_init_segv.so\"[^}]*\"quarantined\":true,\"scanned\":\"now\"" \
+    "a mode change invalidates the verdict"
+# Deleting the verdict scans again, as the message says.
+h=$(sha256sum "$S/plugins/scan_fini_segv.so" | cut -c1-64)
+rm "$VD/$h"
+expect_exit 0 "after deleting a verdict" -- $R plugins --json
+expect_match "$out" "\"file\":\"[^\"]*/scan_fini_segv.so\"[^}]*\"quarantined\":true,\"scanned\":\"now\"" \
+    "a deleted verdict is scanned again"
+# A verdict file that does not parse is no verdict.
+printf 'ok garbage\n' >"$VD/$h"
+expect_exit 0 "after corrupting a verdict" -- $R plugins --json
+expect_match "$out" "\"file\":\"[^\"]*/scan_fini_segv.so\"[^}]*\"quarantined\":true,\"scanned\":\"now\"" \
+    "a verdict that does not parse is scanned again"
+
+# Scanning off: the good plugins load in process as before (the bad ones
+# are moved away first: they would take this ndf down).
+mkdir -m 700 "$S/good"
+cp "$FIX/good.so" "$S/good/"
+cat >"$S/noscan.conf" <<CONF
+storage: { path = "$S/state2"; };
+plugins: { dirs = [ "$S/good" ]; scan = false; };
+CONF
+expect_exit 0 "plugins.scan = false" -- env NDF_PLUGIN_PATH= $NDF -c "$S/noscan.conf" plugins --json
+expect_match "$out" '"file":"[^"]*/good.so"[^}]*"loaded":true[^}]*"scanned":null' "loads unscanned"
+[ ! -e "$S/state2/plugin-verdicts" ] && ok "and keeps no verdict" || not_ok "and keeps no verdict"
+
+# ndf inspect scans too.
+expect_exit 7 "ndf inspect on a quarantined build" -- $R inspect "$S/plugins/scan_init_exit.so"
+expect_match "$err" "ndf inspect: $S/plugins/scan_init_exit.so: quarantined: its init ended the plugin scanner" \
+    "inspect names the file and the reason"
+expect_exit 0 "ndf inspect on a good build" -- $R inspect "$S/plugins/good.so"
+expect_exit 2 "the scanner's mode by hand" -- $NDF __scan-plugin "$S/plugins/good.so"
+expect_match "$err" "__scan-plugin is the plugin scanner's mode" "is refused with a word"
+
+# Hot install under the server: the server lives, a healthy client never
+# fails, the server log names the file.
+cat >"$S/serve.conf" <<CONF
+storage: { path = "$S/state3"; };
+plugins: { dirs = [ "$S/hot" ]; scan_timeout = 1.0; };
+executor: { threads = 2; };
+patterns = (
+  { name = "nop"; type = "sequential"; params = { steps = ( { name = "n"; step = "noop"; } ); }; }
+);
+CONF
+RS="env NDF_PLUGIN_PATH=$BUILTIN:$S/hot $NDF -c $S/serve.conf"
+$RS serve 2>"$S/serve.log" &
+SERVER=$!
+for i in $(seq 1 100); do
+    $RS ctl ping >/dev/null 2>&1 && break
+    sleep 0.05
+done
+: >"$S/fails"
+(
+    while [ ! -e "$S/stop" ]; do
+        $RS ctl run nop >/dev/null 2>&1 || echo x >>"$S/fails"
+    done
+) &
+CLIENT=$!
+for f in scan_init_segv scan_init_exit scan_init_hang scan_fini_segv; do
+    cp "$FIX/$f.so" "$S/hot/.$f.tmp"
+    mv "$S/hot/.$f.tmp" "$S/hot/$f.so"
+    $RS ctl reload >"$S/reload.out" 2>&1
+    expect_exit 0 "serve: alive after a hot install of $f.so" -- $RS ctl ping
+done
+touch "$S/stop"
+wait $CLIENT
+nf=$(wc -l <"$S/fails")
+[ "$nf" -eq 0 ] && ok "serve: the healthy client saw no failure" || not_ok "serve: the healthy client saw $nf failures"
+for f in scan_init_segv scan_init_exit scan_init_hang scan_fini_segv; do
+    expect_match "$(cat "$S/serve.log")" "plugin $S/hot/$f.so: quarantined: " "serve: the log names $f.so"
+done
+expect_exit 0 "serve: ctl plugins" -- $RS ctl plugins
+expect_match "$out" "refused: $S/hot/scan_init_hang.so: quarantined" "serve: ctl plugins lists the quarantined"
+kids=$(cat /proc/$SERVER/task/*/children 2>/dev/null | tr -s ' \n' ' ')
+expect_match "[${kids# }]" '^\[ ?\]$' "serve: no scanner left under the server"
+kill -TERM $SERVER
+wait $SERVER
+rc=$?
+[ "$rc" -eq 0 ] && ok "serve: exits 0" || not_ok "serve: exits 0 (got $rc)"
+left=$(ps -eo args | grep -c "[_]_scan-plugin $S" || true)
+[ "$left" -eq 0 ] && ok "no scanner process left" || not_ok "no scanner process left ($left)"
+finish
