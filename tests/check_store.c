@@ -613,8 +613,10 @@ START_TEST(test_backup_every)
         usleep(10000);
     ck_assert_int_eq(n, 2);
     usleep(200000); /* more intervals: still two, rotated */
-    ck_assert_int_eq(count_backups(), 2);
+    /* stopped first: one being written has three for an instant (the new
+     * file is in place before the oldest goes) */
     ck_assert_int_eq(store_backup_every(s, 0), NDF_OK);
+    ck_assert_int_eq(count_backups(), 2);
     char *newest = store_newest_backup(dir);
     usleep(200000);
     char *still = store_newest_backup(dir);

@@ -413,7 +413,10 @@ void pattern_reset_stats(pattern *p, const learning_params *lp)
 void pattern_stats(pattern *p, learning_state *out)
 {
     pthread_mutex_lock(&p->lock);
-    if (!p->resident && p->store && p->store->load) {
+    /* Paged out, only the per-domain counts are not in memory, and a
+     * pattern that never ran has none: no read (ndf list of 10,000 new
+     * patterns made 9,000 empty ones). */
+    if (!p->resident && p->store && p->store->load && p->learn.executions > 0) {
         memset(out, 0, sizeof *out);
         if (p->store->load(p->store->opaque, p->name, out) == NDF_OK) {
             pthread_mutex_unlock(&p->lock);

@@ -16,6 +16,7 @@
 #include <limits.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -282,8 +283,13 @@ struct store {
     long own_pid; /* (wlock) the process own_start is of */
     long long own_start;
 
-    pthread_mutex_t rlock; /* guards r, rs[] */
+    pthread_mutex_t rlock; /* guards r, rs[], rgen */
     sqlite3 *r;
+    /* how many times the writer recreated a removed database file
+     * (recreate_moved); the reader reopens when its rgen is older, so
+     * that a read never costs a stat of the path */
+    _Atomic unsigned wgen;
+    unsigned rgen;
     sqlite3_stmt *rs[2]; /* the registry's start-up reads, prepared once */
 
     /* the writer: a queue of jobs and the thread that commits them */
@@ -759,6 +765,7 @@ static int recreate_moved(store *s)
     }
     sqlite3_close(s->w);
     s->w = nw;
+    atomic_fetch_add(&s->wgen, 1);
     log_msg(NDF_LOG_WARN,
             "%s: the database file was removed while in use; recreated it, with everything "
             "it held, from the copy still open",
@@ -2192,10 +2199,11 @@ out:
 /* Opens the reader connection on first use; called with rlock held. */
 static int reader(store *s)
 {
+    unsigned gen = atomic_load(&s->wgen);
     if (s->r) {
-        /* the file it reads was removed (and perhaps recreated by the
-         * writer): read the one at the path */
-        if (!check_moved(s->path, s->r))
+        /* the writer recreated the file it reads (it was removed): read
+         * the new one */
+        if (s->rgen == gen)
             return NDF_OK;
         for (size_t i = 0; i < ARRAY_SIZE(s->rs); i++) {
             sqlite3_finalize(s->rs[i]);
@@ -2207,6 +2215,7 @@ static int reader(store *s)
     int rc = connect(s->dir, s->path, &s->opts, 0, &s->r);
     if (rc)
         return rc;
+    s->rgen = gen;
     sqlite3_exec(s->r, "PRAGMA query_only = ON", NULL, NULL, NULL);
     return NDF_OK;
 }
