@@ -161,8 +161,7 @@ static void put_learning(strbuf *sb, const learned *l)
     family(sb, "ndf_pattern_last_execution_timestamp_seconds", "gauge",
            "When the pattern last ran (Unix time; 0: never).");
     for (size_t i = 0; i < l->n; i++)
-        sample(sb, "ndf_pattern_last_execution_timestamp_seconds", l->names[i],
-               l->st[i].last_used);
+        sample(sb, "ndf_pattern_last_execution_timestamp_seconds", l->names[i], l->st[i].last_used);
 }
 
 /* ---- the window of kept executions ---- */
@@ -202,7 +201,7 @@ static int read_window(store *s, double window, pat_window **out, size_t *nout)
             w->by_status[v[i].status]++;
         if (v[i].status == STORE_RUNNING)
             continue;
-        double d = v[i].duration > 0 ? v[i].duration
+        double d = v[i].duration > 0                         ? v[i].duration
                    : v[i].end > v[i].start && v[i].start > 0 ? v[i].end - v[i].start
                                                              : -1;
         if (d < 0)
@@ -351,8 +350,9 @@ int cmd_metrics_check_textfile(cmd_ctx *c, const char *opt, const char *path)
     /* node_exporter's textfile collector reads *.prom and nothing else: a
      * file by another name would be written forever and never read */
     if (len < 5 || strcmp(path + len - 5, ".prom") != 0 || strcmp(base, ".prom") == 0) {
-        cmd_error(c, "%s %s: the name must end in .prom (node_exporter's textfile "
-                     "collector reads no other)\n",
+        cmd_error(c,
+                  "%s %s: the name must end in .prom (node_exporter's textfile "
+                  "collector reads no other)\n",
                   opt, path);
         return EXIT_USAGE;
     }

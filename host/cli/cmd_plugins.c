@@ -320,8 +320,7 @@ static int cmd_plugins(cmd_ctx *c, int argc, char **argv)
     if (rc >= 0)
         return rc;
     if (p.noperands) {
-        cmd_error(c, "unexpected argument '%s' (see 'ndf plugins --help')\n",
-                p.operands[0]);
+        cmd_error(c, "unexpected argument '%s' (see 'ndf plugins --help')\n", p.operands[0]);
         return EXIT_USAGE;
     }
     runtime *a = c->rt;
@@ -362,8 +361,7 @@ static int cmd_plugins(cmd_ctx *c, int argc, char **argv)
     }
     sb_free(&sb);
     if (refused)
-        cmd_error(c, "%zu of %zu plugin file%s refused\n", refused, n,
-                n == 1 ? "" : "s");
+        cmd_error(c, "%zu of %zu plugin file%s refused\n", refused, n, n == 1 ? "" : "s");
     return EXIT_OK;
 }
 
@@ -643,7 +641,7 @@ static int cmd_inspect(cmd_ctx *c, int argc, char **argv)
         return rc;
     if (p.noperands != 1) {
         cmd_error(c, "%s (see 'ndf inspect --help')\n",
-                !p.noperands ? "expected one plugin FILE" : "expected only one FILE");
+                  !p.noperands ? "expected one plugin FILE" : "expected only one FILE");
         return EXIT_USAGE;
     }
     const char *path = p.operands[0];
