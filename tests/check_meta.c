@@ -59,11 +59,13 @@ START_TEST(test_resource_wait_says_what_it_saw)
     /* Memory use never drops to 0: the wait runs into the deadline, and
      * the failure says what the phase needs (not the cpu it never set)
      * and what was measured. */
-    h_open_ok(&h, 2,
-              SUB("s1", "1") ",\n"
-              "{ name = \"m\"; type = \"meta\"; params = { timeout_seconds = 0.3; phases = ( "
-              "{ name = \"big\"; patterns = [\"s1\"]; "
-              "  resource_allocation = { memory = 0.0; }; } ); }; }");
+    h_open_ok(
+        &h, 2,
+        SUB("s1",
+            "1") ",\n"
+                 "{ name = \"m\"; type = \"meta\"; params = { timeout_seconds = 0.3; phases = ( "
+                 "{ name = \"big\"; patterns = [\"s1\"]; "
+                 "  resource_allocation = { memory = 0.0; }; } ); }; }");
     record *r;
     char *msg;
     ck_assert_int_ne(h_run(&h, "m", NULL, 0, &r, &msg), NDF_OK);

@@ -56,8 +56,7 @@ static int parse_opts(cmd_ctx *c, int argc, char **argv, const char *flag, int *
         }
     }
     if (p.noperands) {
-        cmd_error(c, "unexpected argument '%s' (see 'ndf %s --help')\n", p.operands[0],
-                  argv[0]);
+        cmd_error(c, "unexpected argument '%s' (see 'ndf %s --help')\n", p.operands[0], argv[0]);
         return EXIT_USAGE;
     }
     return -1;

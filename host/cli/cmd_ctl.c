@@ -92,9 +92,9 @@ static cJSON *ctl_call(ctl *t, cJSON *req, int *rc)
         int e = errno;
         if (e == ENOENT || e == ECONNREFUSED)
             cmd_error(t->c,
-                    "no ndf server is listening on %s (start one with 'ndf "
-                    "serve')\n",
-                    t->socket);
+                      "no ndf server is listening on %s (start one with 'ndf "
+                      "serve')\n",
+                      t->socket);
         else
             cmd_error(t->c, "cannot connect to %s: %s\n", t->socket, strerror(e));
         return NULL;
@@ -119,8 +119,7 @@ static cJSON *ctl_call(ctl *t, cJSON *req, int *rc)
     }
     close(fd);
     if (!sb.len) {
-        cmd_error(t->c, "the server at %s closed the connection without an answer\n",
-                t->socket);
+        cmd_error(t->c, "the server at %s closed the connection without an answer\n", t->socket);
         sb_free(&sb);
         return NULL;
     }
@@ -453,8 +452,7 @@ static int ctl_by_id(ctl *t, const char *verb, int argc, char **argv)
         case 'l':
         case 't':
             if (!is_rollback) {
-                cmd_error(c, "%s: --%s is for rollback\n", verb,
-                        o == 'l' ? "level" : "target");
+                cmd_error(c, "%s: --%s is for rollback\n", verb, o == 'l' ? "level" : "target");
                 return EXIT_USAGE;
             }
             *(o == 'l' ? &level : &target) = p.arg;
@@ -472,8 +470,7 @@ static int ctl_by_id(ctl *t, const char *verb, int argc, char **argv)
         }
     }
     if (p.noperands > 1 || (p.noperands == 0 && !is_status)) {
-        cmd_error(c, "%s: expected %s execution ID\n", verb,
-                is_status ? "at most one" : "one");
+        cmd_error(c, "%s: expected %s execution ID\n", verb, is_status ? "at most one" : "one");
         return EXIT_USAGE;
     }
     cJSON *req = request(verb);
@@ -511,8 +508,7 @@ static int write_file(ctl *t, const char *path, const char *data)
     if (strcmp(path, "-") == 0) {
         /* as `ndf export -o -`: standard output, not a file named "-" */
         if (fputs(data, t->c->out) < 0 || fflush(t->c->out) != 0) {
-            cmd_error(t->c, "export: cannot write to standard output: %s\n",
-                    strerror(errno));
+            cmd_error(t->c, "export: cannot write to standard output: %s\n", strerror(errno));
             return EXIT_IO;
         }
         return EXIT_OK;
@@ -623,8 +619,7 @@ static int ctl_send(ctl *t, int argc, char **argv)
     }
     int fd = transport_connect(t->socket);
     if (fd < 0) {
-        cmd_error(c, "no ndf server is listening on %s (%s)\n", t->socket,
-                strerror(errno));
+        cmd_error(c, "no ndf server is listening on %s (%s)\n", t->socket, strerror(errno));
         return EXIT_UNAVAILABLE;
     }
     char *line = NULL, *ans = NULL;

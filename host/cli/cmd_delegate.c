@@ -87,9 +87,9 @@ int cmd_delegate_parse(cmd_ctx *c, int argc, char **argv, cmd_delegate_args *da)
         case OPT_POLICY:
             if (delegate_policy_parse(p.arg, &da->o.policy) != 0) {
                 cmd_error(c,
-                        "--policy %s: expected thompson, greedy, ucb, fixed or "
-                        "epsilon_greedy\n",
-                        p.arg);
+                          "--policy %s: expected thompson, greedy, ucb, fixed or "
+                          "epsilon_greedy\n",
+                          p.arg);
                 rc = EXIT_USAGE, done = 1;
             }
             break;

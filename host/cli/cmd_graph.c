@@ -497,16 +497,17 @@ static int cmd_graph(cmd_ctx *c, int argc, char **argv)
         store_exec e;
         if (!s) {
             cmd_error(c,
-                    "no pattern '%s', and no store to look for an "
-                    "execution: %s\n",
-                    name, err_msg());
+                      "no pattern '%s', and no store to look for an "
+                      "execution: %s\n",
+                      name, err_msg());
             context_free(ctx);
             return EXIT_NOT_FOUND;
         }
         int st = store_get(s, name, &e);
         if (st) {
             cmd_error(c, "no pattern or execution '%s'%s%s\n", name,
-                    st == NDF_ERR_NOT_FOUND ? "" : ": ", st == NDF_ERR_NOT_FOUND ? "" : err_msg());
+                      st == NDF_ERR_NOT_FOUND ? "" : ": ",
+                      st == NDF_ERR_NOT_FOUND ? "" : err_msg());
             context_free(ctx);
             return st == NDF_ERR_NOT_FOUND ? EXIT_NOT_FOUND : exit_code_for(st);
         }

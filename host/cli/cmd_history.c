@@ -552,7 +552,7 @@ static int follow_stream(cmd_ctx *c, store *s, const char *id, followed *f, int 
                     names[f->stream], lost ? " [older output dropped]" : "");
         else if (lost && f->printed > 0)
             cmd_error(c, "%s (%s): %llu bytes dropped before they could be followed\n",
-                    *f->path ? f->path : "(pattern)", names[f->stream], (unsigned long long)lost);
+                      *f->path ? f->path : "(pattern)", names[f->stream], (unsigned long long)lost);
         fwrite(buf + from, 1, len - from, c->out);
         f->printed = total;
         *last = f;
@@ -750,9 +750,9 @@ static int cmd_restore(cmd_ctx *c, int argc, char **argv)
     const settings *set = &c->rt->cfg->set;
     if (!force && server_running(set->socket_path)) {
         cmd_error(c,
-                "a server answers on %s and uses the store; stop it first "
-                "(or --force)\n",
-                set->socket_path);
+                  "a server answers on %s and uses the store; stop it first "
+                  "(or --force)\n",
+                  set->socket_path);
         return EXIT_USAGE;
     }
     store_opts o;

@@ -161,8 +161,7 @@ static void put_learning(strbuf *sb, const learned *l)
     family(sb, "ndf_pattern_last_execution_timestamp_seconds", "gauge",
            "When the pattern last ran (Unix time; 0: never).");
     for (size_t i = 0; i < l->n; i++)
-        sample(sb, "ndf_pattern_last_execution_timestamp_seconds", l->names[i],
-               l->st[i].last_used);
+        sample(sb, "ndf_pattern_last_execution_timestamp_seconds", l->names[i], l->st[i].last_used);
 }
 
 /* ---- the window of kept executions ---- */
@@ -173,8 +172,10 @@ static int cmp_window(const void *a, const void *b)
 }
 
 /* Reads the executions started in the last `window` seconds (0: all kept)
- * into per-pattern figures, sorted by name. */
-static int read_window(store *s, double window, pat_window **out, size_t *nout)
+ * into per-pattern figures, sorted by name: one for each pattern of `l`
+ * too, with none in the window, so that its series read 0 rather than
+ * vanish (and an alert on them go quiet). */
+static int read_window(store *s, const learned *l, double window, pat_window **out, size_t *nout)
 {
     store_query q = {.pattern = NULL,
                      .status = -1,
@@ -188,23 +189,27 @@ static int read_window(store *s, double window, pat_window **out, size_t *nout)
     pat_window *all = NULL;
     size_t nall = 0;
     hashmap *by = hashmap_new(); /* name -> index + 1: the array moves as it grows */
-    for (size_t i = 0; i < n; i++) {
-        uintptr_t k = (uintptr_t)hashmap_get(by, v[i].pattern);
+    for (size_t i = 0; i < n + l->n; i++) {
+        const char *name = i < l->n ? l->names[i] : v[i - l->n].pattern;
+        uintptr_t k = (uintptr_t)hashmap_get(by, name);
         if (!k) {
             all = xrealloc(all, (nall + 1) * sizeof *all);
             memset(&all[nall], 0, sizeof all[nall]);
-            all[nall].name = xstrdup(v[i].pattern);
+            all[nall].name = xstrdup(name);
             k = ++nall;
-            hashmap_put(by, v[i].pattern, (void *)k);
+            hashmap_put(by, name, (void *)k);
         }
-        pat_window *w = &all[k - 1];
-        if ((unsigned)v[i].status < NSTATUS)
-            w->by_status[v[i].status]++;
-        if (v[i].status == STORE_RUNNING)
+        if (i < l->n)
             continue;
-        double d = v[i].duration > 0 ? v[i].duration
-                   : v[i].end > v[i].start && v[i].start > 0 ? v[i].end - v[i].start
-                                                             : -1;
+        const store_exec *e = &v[i - l->n];
+        pat_window *w = &all[k - 1];
+        if ((unsigned)e->status < NSTATUS)
+            w->by_status[e->status]++;
+        if (e->status == STORE_RUNNING)
+            continue;
+        double d = e->duration > 0                     ? e->duration
+                   : e->end > e->start && e->start > 0 ? e->end - e->start
+                                                       : -1;
         if (d < 0)
             continue;
         w->count++;
@@ -293,7 +298,7 @@ static int collect(store *s, executor *ex, double window, strbuf *sb)
     pat_window *w = NULL;
     size_t nw = 0;
     if (s && (rc = store_learning_all(s, take_learning, &l)) == NDF_OK)
-        rc = read_window(s, window, &w, &nw);
+        rc = read_window(s, &l, window, &w, &nw);
     if (rc == NDF_OK) {
         put_learning(sb, &l);
         put_window(sb, w, nw, window);
@@ -351,8 +356,9 @@ int cmd_metrics_check_textfile(cmd_ctx *c, const char *opt, const char *path)
     /* node_exporter's textfile collector reads *.prom and nothing else: a
      * file by another name would be written forever and never read */
     if (len < 5 || strcmp(path + len - 5, ".prom") != 0 || strcmp(base, ".prom") == 0) {
-        cmd_error(c, "%s %s: the name must end in .prom (node_exporter's textfile "
-                     "collector reads no other)\n",
+        cmd_error(c,
+                  "%s %s: the name must end in .prom (node_exporter's textfile "
+                  "collector reads no other)\n",
                   opt, path);
         return EXIT_USAGE;
     }

@@ -391,8 +391,7 @@ static int add_name(cmd_ctx *c, const char **list, size_t *n, const char *v, con
                     const np_args *a)
 {
     if (!name_ok(v, 0)) {
-        cmd_error(c, "%s name '%s' is not [a-z0-9_]+ of at most 64 bytes\n",
-                what, v);
+        cmd_error(c, "%s name '%s' is not [a-z0-9_]+ of at most 64 bytes\n", what, v);
         return -1;
     }
     for (size_t i = 0; i < a->nsteps; i++)
@@ -445,9 +444,9 @@ static int cmd_new_plugin(cmd_ctx *c, int argc, char **argv)
     a.name = p.operands[0];
     if (!name_ok(a.name, 1)) {
         cmd_error(c,
-                "plugin name '%s' is not [a-z0-9_][a-z0-9_-]* of at most 64 "
-                "bytes\n",
-                a.name);
+                  "plugin name '%s' is not [a-z0-9_][a-z0-9_-]* of at most 64 "
+                  "bytes\n",
+                  a.name);
         return EXIT_USAGE;
     }
     snprintf(a.ident, sizeof a.ident, "%s", a.name);
@@ -461,7 +460,7 @@ static int cmd_new_plugin(cmd_ctx *c, int argc, char **argv)
         int e = errno; /* dir_empty() changes errno */
         if (!(e == EEXIST && dir_empty(a.dir))) {
             cmd_error(c, "%s: %s\n", a.dir,
-                    e == EEXIST ? "exists and is not an empty directory" : strerror(e));
+                      e == EEXIST ? "exists and is not an empty directory" : strerror(e));
             return e == EEXIST ? EXIT_USAGE : EXIT_IO;
         }
     }

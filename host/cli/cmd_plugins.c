@@ -323,8 +323,7 @@ static int cmd_plugins(cmd_ctx *c, int argc, char **argv)
     if (rc >= 0)
         return rc;
     if (p.noperands) {
-        cmd_error(c, "unexpected argument '%s' (see 'ndf plugins --help')\n",
-                p.operands[0]);
+        cmd_error(c, "unexpected argument '%s' (see 'ndf plugins --help')\n", p.operands[0]);
         return EXIT_USAGE;
     }
     runtime *a = c->rt;
@@ -650,7 +649,7 @@ static int cmd_inspect(cmd_ctx *c, int argc, char **argv)
         return rc;
     if (p.noperands != 1) {
         cmd_error(c, "%s (see 'ndf inspect --help')\n",
-                !p.noperands ? "expected one plugin FILE" : "expected only one FILE");
+                  !p.noperands ? "expected one plugin FILE" : "expected only one FILE");
         return EXIT_USAGE;
     }
     const char *path = p.operands[0];

@@ -535,8 +535,8 @@ static int run_fallback(cmd_ctx *c, const run_args *ra, int st, record *r, int s
     if (c->verbosity >= 0 && !(r && show))
         cmd_error(c, "%s\n", err_msg());
     if (c->verbosity >= 0)
-        cmd_diag(c->err, c->entry->name, DIAG_WARNING, "falling back to '%s' (cause: %s)\n", ra->fallback,
-                fallback_cause_name(cause));
+        cmd_diag(c->err, c->entry->name, DIAG_WARNING, "falling back to '%s' (cause: %s)\n",
+                 ra->fallback, fallback_cause_name(cause));
     /* the hook writes the link into the record before it is stored */
     c->rt->hook.fallback_from = ra->name;
     c->rt->hook.fallback_cause = fallback_cause_name(cause);
@@ -926,7 +926,7 @@ static int cmd_batch(cmd_ctx *c, int argc, char **argv)
     FILE *f = is_stdin ? c->in : fopen(path, "r");
     if (!f) {
         cmd_error(c, "cannot open %s: %s\n", path,
-                is_stdin ? "no standard input" : strerror(errno));
+                  is_stdin ? "no standard input" : strerror(errno));
         return EXIT_NOT_FOUND;
     }
     const char *origin = is_stdin ? "<stdin>" : path;

@@ -161,8 +161,8 @@ static int run_served(void *opaque, const server_call *call)
 
 /* server_opts.check_run: a client's run is refused as `ndf run` refuses
  * it. */
-static int check_served_run(void *opaque, runtime *rt, const char *name,
-                            const ndf_context *ctx, double timeout)
+static int check_served_run(void *opaque, runtime *rt, const char *name, const ndf_context *ctx,
+                            double timeout)
 {
     (void)opaque;
     return cmd_plan_check(rt, name, ctx, timeout);
@@ -170,12 +170,14 @@ static int check_served_run(void *opaque, runtime *rt, const char *name,
 
 static int cmd_serve(cmd_ctx *c, int argc, char **argv)
 {
-    static const opt_spec opts[] = {
-        {"socket", 0, OPT_REQUIRED, 's'},   {"grace", 0, OPT_REQUIRED, 'g'},
-        {"debounce", 0, OPT_REQUIRED, 'd'}, {"no-watch", 0, OPT_NONE, 'W'},
-        {"metrics-textfile", 0, OPT_REQUIRED, 'm'},
-        {"metrics-interval", 0, OPT_REQUIRED, 'i'},
-        {"help", 'h', OPT_NONE, 'h'},       {0}};
+    static const opt_spec opts[] = {{"socket", 0, OPT_REQUIRED, 's'},
+                                    {"grace", 0, OPT_REQUIRED, 'g'},
+                                    {"debounce", 0, OPT_REQUIRED, 'd'},
+                                    {"no-watch", 0, OPT_NONE, 'W'},
+                                    {"metrics-textfile", 0, OPT_REQUIRED, 'm'},
+                                    {"metrics-interval", 0, OPT_REQUIRED, 'i'},
+                                    {"help", 'h', OPT_NONE, 'h'},
+                                    {0}};
     metrics_writer mw = {.c = c, .interval = 15};
     server_opts so = {.grace = 30,
                       .watch = 1,

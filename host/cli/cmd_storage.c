@@ -180,7 +180,7 @@ static int cleanup_stored(cmd_ctx *c, store *s, char **names, size_t n, double h
         /* with definitions that failed to load, "not defined" means nothing */
         if (c->rt->pattern_errors) {
             cmd_error(c, "some pattern definitions failed to load; "
-                            "stored state is left alone\n");
+                         "stored state is left alone\n");
             break;
         }
         learning_state l;
@@ -664,8 +664,7 @@ static int cmd_analytics(cmd_ctx *c, int argc, char **argv)
             char *end;
             long v = strtol(p.arg, &end, 10);
             if (*end || end == p.arg || v < 1 || v > 3650) {
-                cmd_error(c, "--days: not a number of days 1..3650: '%s'\n",
-                        p.arg);
+                cmd_error(c, "--days: not a number of days 1..3650: '%s'\n", p.arg);
                 return EXIT_USAGE;
             }
             days = (int)v;

@@ -262,8 +262,7 @@ static int parse(cmd_ctx *c, int argc, char **argv, ts_args *a)
         }
     }
     if (rc < 0 && p.noperands != 2) {
-        cmd_error(c,
-                "expected PLUGIN.so and STEP (see 'ndf test-step --help')\n");
+        cmd_error(c, "expected PLUGIN.so and STEP (see 'ndf test-step --help')\n");
         rc = EXIT_USAGE;
     }
     if (rc < 0) {

@@ -74,8 +74,8 @@ int exit_code_for(int status)
     }
 }
 
-static void diag_v(FILE *err, const char *command, int prio, const char *what,
-                   const char *fmt, va_list ap)
+static void diag_v(FILE *err, const char *command, int prio, const char *what, const char *fmt,
+                   va_list ap)
 {
     /* One line, one write: a server's or batch's threads may report at
      * once, and a line of one must not split another's. */

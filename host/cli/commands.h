@@ -89,8 +89,7 @@ enum { DIAG_ERR = 3, DIAG_WARNING = 4, DIAG_INFO = 6 };
  * first when `err` is the process's stderr and that is the journal
  * (log_to_journal()), so that journald files it by level as it does the
  * log's lines.  `command` NULL: "ndf: " alone. */
-void cmd_diag(FILE *err, const char *command, int prio, const char *fmt, ...)
-    ATTR_PRINTF(4, 5);
+void cmd_diag(FILE *err, const char *command, int prio, const char *fmt, ...) ATTR_PRINTF(4, 5);
 /* cmd_diag() of an error for command `c` on c->err. */
 void cmd_error(cmd_ctx *c, const char *fmt, ...) ATTR_PRINTF(2, 3);
 /* cmd_diag() of a warning ("warning: " after the command) for `c` on

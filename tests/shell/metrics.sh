@@ -69,6 +69,11 @@ expect_match "$out" '^ndf_execution_duration_seconds_bucket\{pattern="fine",le="
 expect_match "$out" '^ndf_store_up 1$' "the store is up"
 expect_match "$(printf '%s\n' "$out" | grep -c '^ndf_workers')" '^0$' \
     "no live gauges without a server"
+expect_exit 0 "metrics with a window no execution started in" -- $R metrics --window 0.000001
+expect_match "$out" '^ndf_executions\{pattern="fine",status="succeeded"\} 0$' \
+    "still has each pattern's series, at 0"
+expect_match "$out" '^ndf_execution_duration_seconds_count\{pattern="broken"\} 0$' "the histogram too"
+expect_match "$out" '^ndf_pattern_executions_total\{pattern="fine"\} 2$' "the counters are not windowed"
 
 # ---- the textfile collector's file ----
 mkdir "$SCRATCH/tf"
