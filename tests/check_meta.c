@@ -334,8 +334,9 @@ START_TEST(test_resource_wait_timeout_seconds)
     record *r;
     char *msg;
     ck_assert_int_eq(h_run(&h, "m", NULL, 0, &r, &msg), NDF_ERR_RESOURCE);
-    ck_assert_msg(strstr(msg, "phase 'p' failed: waiting for resources (memory 0): "
-                              "resources exhausted") != NULL, "%s", msg);
+    ck_assert_msg(strstr(msg, "phase 'p' failed: waiting for resources (the phase needs "
+                              "memory <= 0): ") != NULL, "%s", msg);
+    ck_assert_msg(strstr(msg, "cpu -1") == NULL, "%s", msg);
     ck_assert_state(r, "m/p", NDF_STATE_FAILED);
     ck_assert_state(r, "m/p/s1", NDF_STATE_SKIPPED);
     free(msg);

@@ -459,7 +459,7 @@ static int ctl_by_id(ctl *t, const char *verb, int argc, char **argv)
             break;
         case 'T':
             if (!is_wait) {
-                fprintf(c->err, "ndf ctl %s: --timeout is for wait\n", verb);
+                cmd_error(c, "%s: --timeout is for wait\n", verb);
                 return EXIT_USAGE;
             }
             if (cmd_parse_seconds(c, "--timeout", p.arg, &timeout))

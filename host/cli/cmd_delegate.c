@@ -354,14 +354,14 @@ int cmd_delegate_answer(cmd_ctx *c, const cJSON *resp, int json, int explain)
                 jstr(a, "status") ? jstr(a, "status") : "?", id ? id : "not started");
         if (jstr(a, "error")) {
             char *m = term_safe(jstr(a, "error"));
-            fprintf(c->err, "ndf: %s\n", m);
+            cmd_error(c, "%s\n", m);
             free(m);
         }
     }
     if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(resp, "ok"))) {
         const char *err = jstr(resp, "error");
         char *m = term_safe(err ? err : "failed");
-        fprintf(c->err, "ndf: %s\n", m);
+        cmd_error(c, "%s\n", m);
         free(m);
     }
     return rc;

@@ -52,7 +52,7 @@ static int cmd_record(cmd_ctx *c, int argc, char **argv)
         case 's':
         case 'f':
             if (outcome >= 0 && outcome != (o == 's')) {
-                fprintf(c->err, "ndf record: --success and --failure exclude each other\n");
+                cmd_error(c, "--success and --failure exclude each other\n");
                 rc = EXIT_USAGE;
             }
             outcome = o == 's';
@@ -60,7 +60,7 @@ static int cmd_record(cmd_ctx *c, int argc, char **argv)
         case 'd':
             if (cmd_parse_seconds(c, "--duration", p.arg, &duration) || duration > 1e9) {
                 if (duration > 1e9)
-                    fprintf(c->err, "ndf: --duration %s: at most 1e9 seconds\n", p.arg);
+                    cmd_error(c, "--duration %s: at most 1e9 seconds\n", p.arg);
                 rc = EXIT_USAGE;
             }
             break;
@@ -78,7 +78,7 @@ static int cmd_record(cmd_ctx *c, int argc, char **argv)
         goto out;
     }
     if (outcome < 0) {
-        fprintf(c->err, "ndf record: say how it went: --success or --failure\n");
+        cmd_error(c, "say how it went: --success or --failure\n");
         rc = EXIT_USAGE;
         goto out;
     }
@@ -96,7 +96,7 @@ static int cmd_record(cmd_ctx *c, int argc, char **argv)
     st = api_record(c->rt, name, &oc, id);
     context_free(ctx);
     if (st) {
-        fprintf(c->err, "ndf record: %s\n", err_msg());
+        cmd_error(c, "%s\n", err_msg());
         rc = st == NDF_ERR_INVALID ? EXIT_USAGE : exit_code_for(st);
         goto out;
     }

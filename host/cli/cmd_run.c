@@ -861,8 +861,11 @@ static size_t batch_run(cmd_ctx *c, bline *lines, size_t n, int parallel)
     size_t m = 0;
     /* Each line is refused as `ndf run` would refuse it, before any runs:
      * the others still run. */
+    /* A delegate line names no pattern until one is chosen, so it is not
+     * checked here: an attempt whose template cannot be resolved fails at
+     * that step, and the delegation falls back. */
     for (size_t i = 0; i < n; i++)
-        if (!lines[i].error &&
+        if (!lines[i].error && !lines[i].delegate &&
             cmd_plan_check(c->rt, lines[i].pattern, lines[i].ctx, lines[i].timeout) != NDF_OK) {
             lines[i].status = NDF_ERR_VALIDATION;
             lines[i].error = xstrdup(err_msg());

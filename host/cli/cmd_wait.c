@@ -60,7 +60,7 @@ static int cmd_wait(cmd_ctx *c, int argc, char **argv)
         }
     }
     if (p.noperands != 1) {
-        fprintf(c->err, "ndf wait: expected one execution ID\n");
+        cmd_error(c, "expected one execution ID\n");
         return EXIT_USAGE;
     }
     const char *id = p.operands[0];
@@ -74,11 +74,11 @@ static int cmd_wait(cmd_ctx *c, int argc, char **argv)
         memset(&e, 0, sizeof e);
         int st = store_get(s, id, &e);
         if (st == NDF_ERR_NOT_FOUND) {
-            fprintf(c->err, "ndf wait: no execution with id '%s' is kept\n", id);
+            cmd_error(c, "no execution with id '%s' is kept\n", id);
             return EXIT_NOT_FOUND;
         }
         if (st) {
-            fprintf(c->err, "ndf wait: %s\n", err_msg());
+            cmd_error(c, "%s\n", err_msg());
             return exit_code_for(st);
         }
         if (e.status != STORE_RUNNING)
@@ -86,10 +86,10 @@ static int cmd_wait(cmd_ctx *c, int argc, char **argv)
         store_exec_free(&e);
         double left = until - now_mono();
         if (left <= 0) {
-            fprintf(c->err,
-                    "ndf wait: execution '%s' is still running after %gs (the wait ended, the "
-                    "execution goes on)\n",
-                    id, timeout);
+            cmd_error(c,
+                      "execution '%s' is still running after %gs (the wait ended, the "
+                      "execution goes on)\n",
+                      id, timeout);
             return EXIT_TIMEOUT;
         }
         /* a store read is cheap; a tenth of a second is prompt enough */

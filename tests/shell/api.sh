@@ -53,7 +53,7 @@ expect_match "$names" '^"name":"zeta" "name":"alpha" "name":"m" "name":"mid" "na
 # ---- the type's gate: meta's complexity_threshold ----
 expect_exit 2 "a context below complexity_threshold is refused" -- \
     $R run m --attr complexity=2
-expect_match "$err" "^ndf: pattern 'm': not started: the context's complexity 2 is below complexity_threshold 5 \(use --force to run it anyway\)$" \
+expect_match "$err" "^ndf: run: pattern 'm': not started: the context's complexity 2 is below complexity_threshold 5 \(use --force to run it anyway\)$" \
     "the refusal names both numbers and the way round it"
 expect_exit 0 "runs did not change" -- $R runs m
 [ -z "$out" ] && ok "a refused run leaves no execution" || not_ok "a refused run was recorded: $out"
@@ -102,9 +102,9 @@ expect_exit 0 "export keeps the message" -- $R export zeta
 expect_match "$out" '"message":[[:space:]]*"agent gave up"' "the failure's message is kept"
 
 expect_exit 3 "record of an unknown pattern" -- $R record nosuch --success
-expect_match "$err" "^ndf record: pattern 'nosuch' not found$" "names it"
+expect_match "$err" "^ndf: record: pattern 'nosuch' not found$" "names it"
 expect_exit 2 "record without an outcome" -- $R record mid
-expect_match "$err" "^ndf record: say how it went: --success or --failure$" "says what is missing"
+expect_match "$err" "^ndf: record: say how it went: --success or --failure$" "says what is missing"
 expect_exit 2 "record with both outcomes" -- $R record mid --success --failure
 expect_exit 2 "record with a bad duration" -- $R record mid --success --duration -1
 expect_exit 2 "record with a bad context" -- $R record mid --success --priority 9
@@ -122,7 +122,7 @@ done
 id=$($R runs slow --status running 2>/dev/null | awk 'NR == 2 { print $1 }')
 [ -n "$id" ] && ok "the running execution is in the store" || not_ok "no running execution of slow"
 expect_exit 5 "ndf wait --timeout returns at the timeout" -- $R wait "$id" --timeout 0.3
-expect_match "$err" "^ndf wait: execution '$id' is still running after 0\.3s \(the wait ended, the execution goes on\)$" \
+expect_match "$err" "^ndf: wait: execution '$id' is still running after 0\.3s \(the wait ended, the execution goes on\)$" \
     "and says the execution goes on"
 kill -0 "$RUNNER" 2>/dev/null && ok "the run goes on after the wait" || not_ok "the run ended with the wait"
 touch "$SCRATCH/go"
@@ -179,7 +179,7 @@ n_rows=$($R runs alpha --limit 1000 | awk 'NR > 1' | wc -l)
 expect_exit 0 "ctl run --async" -- $C run slow --async --attr rc=0
 id=$out
 expect_exit 5 "wait --timeout returns at the timeout" -- $C wait "$id" --timeout 0.3
-expect_match "$err" "^ndf ctl wait: execution '$id' is still running after 0\.3s \(the wait ended, the execution goes on\)$" \
+expect_match "$err" "^ndf: ctl: wait: execution '$id' is still running after 0\.3s \(the wait ended, the execution goes on\)$" \
     "and says the execution goes on"
 expect_exit 0 "status after the timed-out wait" -- $C status "$id" --json
 expect_match "$out" '"state":"RUNNING"' "the execution is still running"
