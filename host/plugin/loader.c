@@ -1083,6 +1083,21 @@ static int load_at(loader *l, int dfd, const struct stat *dst, const char *dirpa
             scan_result sr;
             scanner_scan(p->cached, p->hash, &st, l->verdict_dir, l->scan_timeout, &sr);
             p->scanned = sr.cached ? 2 : 1;
+            /* Another ndf sharing the cache removed the copy while it was
+             * scanned (its own, same name, at its exit): copy again. */
+            if (sr.verdict == SCAN_REFUSED && attempt < 3 &&
+                faccessat(l->cache_fd, p->cached_name, F_OK, 0) != 0 && errno == ENOENT) {
+                free(sr.message);
+                free(sr.name);
+                free(sr.version);
+                free(sr.license);
+                free(sr.description);
+                p->scanned = 0;
+                free(p->cached);
+                free(p->cached_name);
+                p->cached = p->cached_name = NULL;
+                continue;
+            }
             if (sr.verdict != SCAN_OK) {
                 p->quarantined = sr.verdict == SCAN_QUARANTINED;
                 p->abi_major = sr.abi_major;

@@ -60,12 +60,13 @@ expect_match "$out" '^Executions: +1 \(1 succeeded' "analytics reads the shared 
 
 # several processes at once: counts equal rows, exactly
 for loop in 1 2 3 4; do
-    (for i in 1 2 3 4 5 6 7 8 9 10; do ndf run deploy >/dev/null 2>&1 || echo fail; done) \
+    (for i in 1 2 3 4 5 6 7 8 9 10; do ndf run deploy >/dev/null 2>"$SCRATCH/err$loop.$i" || echo fail; done) \
         >"$SCRATCH/loop$loop" &
 done
 wait
 if cat "$SCRATCH"/loop* | grep -q fail; then
     not_ok "a concurrent run failed"
+    cat "$SCRATCH"/err* | sort | uniq -c | head -5 | sed 's/^/#   /'
 else
     ok "40 concurrent runs succeeded"
 fi
