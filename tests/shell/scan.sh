@@ -43,7 +43,7 @@ expect_match "$out" "so this build \(sha256 [0-9a-f]{16}\) is never loaded: fix 
     "the message says what to do"
 expect_match "$out" "refused: $S/plugins/init_fails.so: init failed \([a-z ]+\): " \
     "an init that fails cleanly is refused with its own message, not quarantined"
-expect_match "$err" "ndf plugins: 5 of 12 plugin files refused \(4 quarantined\)" "the summary counts the quarantined"
+expect_match "$err" "ndf: plugins: 5 of 12 plugin files refused \(4 quarantined\)" "the summary counts the quarantined"
 [ ! -e "$S/state" ] && ok "no state directory is made for verdicts alone" \
     || not_ok "no state directory is made for verdicts alone"
 
@@ -102,7 +102,7 @@ expect_match "$out" '"file":"[^"]*/good.so"[^}]*"loaded":true[^}]*"scanned":null
 
 # ndf inspect scans too.
 expect_exit 7 "ndf inspect on a quarantined build" -- $R inspect "$S/plugins/scan_init_exit.so"
-expect_match "$err" "ndf inspect: $S/plugins/scan_init_exit.so: quarantined: its init ended the plugin scanner" \
+expect_match "$err" "ndf: inspect: $S/plugins/scan_init_exit.so: quarantined: its init ended the plugin scanner" \
     "inspect names the file and the reason"
 expect_exit 0 "ndf inspect on a good build" -- $R inspect "$S/plugins/good.so"
 expect_exit 2 "the scanner's mode by hand" -- $NDF __scan-plugin "$S/plugins/good.so"
