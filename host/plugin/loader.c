@@ -1084,9 +1084,12 @@ static int load_at(loader *l, int dfd, const struct stat *dst, const char *dirpa
             scanner_scan(p->cached, p->hash, &st, l->verdict_dir, l->scan_timeout, &sr);
             p->scanned = sr.cached ? 2 : 1;
             /* Another ndf sharing the cache removed the copy while it was
-             * scanned (its own, same name, at its exit): copy again. */
+             * scanned (its own, same name, at its exit): copy again.  The
+             * copy may be back by now, made by a third ndf, so the
+             * scanner's "not found" says it as well as a look does. */
             if (sr.verdict == SCAN_REFUSED && attempt < 3 &&
-                faccessat(l->cache_fd, p->cached_name, F_OK, 0) != 0 && errno == ENOENT) {
+                (sr.status == NDF_ERR_NOT_FOUND ||
+                 (faccessat(l->cache_fd, p->cached_name, F_OK, 0) != 0 && errno == ENOENT))) {
                 free(sr.message);
                 free(sr.name);
                 free(sr.version);
@@ -1124,8 +1127,9 @@ static int load_at(loader *l, int dfd, const struct stat *dst, const char *dirpa
         if (p->handle)
             break;
         const char *e = dlerror();
-        if (attempt < 3 && faccessat(l->cache_fd, p->cached_name, F_OK, 0) != 0 &&
-            errno == ENOENT) {
+        if (attempt < 3 && ((e && strstr(e, "No such file")) ||
+                            (faccessat(l->cache_fd, p->cached_name, F_OK, 0) != 0 &&
+                             errno == ENOENT))) {
             free(p->cached);
             free(p->cached_name);
             p->cached = p->cached_name = NULL;
