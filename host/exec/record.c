@@ -274,6 +274,17 @@ static void arena_free(record *r)
 /* Caller holds the record lock (or owns the record alone). */
 static ndf_exec *node_alloc(record *r, ndf_exec *parent, ndf_node_kind kind, const char *name)
 {
+    /* A plugin names its steps, tasks and phases from its parameters; a
+     * name is printed by status, logs, analytics, export and the server's
+     * progress lines, so it is kept terminal-safe from the start (and the
+     * node's path, the key of redrive and ${steps.NAME}, with it). */
+    char *safe = NULL;
+    for (const unsigned char *c = (const unsigned char *)(name ? name : ""); *c; c++)
+        if (*c < 0x20 || *c >= 0x7f) {
+            safe = term_safe(name);
+            name = safe;
+            break;
+        }
     size_t len = name ? strlen(name) : 0;
     ndf_exec *n = arena_alloc(r, sizeof *n + len + 1);
     /* Arena memory is not zeroed: every field is set here. */
@@ -302,6 +313,7 @@ static ndf_exec *node_alloc(record *r, ndf_exec *parent, ndf_node_kind kind, con
     n->metrics = NULL;
     n->nmetrics = 0;
     memcpy(n->name, name ? name : "", len + 1);
+    free(safe);
     return n;
 }
 

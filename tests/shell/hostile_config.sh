@@ -60,6 +60,23 @@ expect_match "$(cat "$SCRATCH/o")" 'd\\x1b\]0;owned\\x07 \\u009b2J \\xff' "show 
 expect_match "$(cat "$SCRATCH/o")" 't\\x1b\[6m' "and a raw ESC in a tag"
 expect_exit 0 "run it" -- "$NDF" -c "$D/ok.conf" run ok
 check_safe "run: the step's name is escaped"
+# the step's name as the execution keeps it: status, logs, analytics, export
+id=$("$NDF" -c "$D/ok.conf" runs ok --json | sed -n 's/.*"id":"\([^"]*\)".*/\1/p' | head -1)
+for cmd in "status" "status $id -v" "logs $id" "analytics ok" "export ok -f csv" "export ok"; do
+    # shellcheck disable=SC2086
+    "$NDF" -c "$D/ok.conf" $cmd >"$SCRATCH/o" 2>"$SCRATCH/e"
+    # logs prints the step's output as it was (its headers are ndf's);
+    # CSV rows end in CR LF
+    case $cmd in
+    logs*) out=$(grep '^==>' "$SCRATCH/o") ;;
+    *csv) out=$(tr -d '\r' <"$SCRATCH/o") ;;
+    *) out=$(cat "$SCRATCH/o") ;;
+    esac
+    err=$(cat "$SCRATCH/e")
+    check_safe "ndf $cmd: the step's name is escaped"
+done
+"$NDF" -c "$D/ok.conf" status "$id" -v >"$SCRATCH/o" 2>&1
+expect_match "$(cat "$SCRATCH/o")" 's\\x1b\[1m' "status shows the step's name with its escape"
 
 # a file name that is itself an escape sequence, with a syntax error in it,
 # and an @include of a file that does not exist, named with one
