@@ -83,15 +83,27 @@ static int cmd_wait(cmd_ctx *c, int argc, char **argv)
         }
         if (e.status != STORE_RUNNING)
             break;
-        store_exec_free(&e);
         double left = until - now_mono();
         if (left <= 0) {
+            if (json) {
+                strbuf sb;
+                sb_init(&sb);
+                sb_puts(&sb, "{\"id\":");
+                sb_json_str(&sb, e.id);
+                sb_puts(&sb, ",\"pattern\":");
+                sb_json_str(&sb, e.pattern);
+                sb_puts(&sb, ",\"status\":\"RUNNING\",\"done\":false}\n");
+                fwrite(sb.buf, 1, sb.len, c->out);
+                sb_free(&sb);
+            }
+            store_exec_free(&e);
             cmd_error(c,
                       "execution '%s' is still running after %gs (the wait ended, the "
                       "execution goes on)\n",
                       id, timeout);
             return EXIT_TIMEOUT;
         }
+        store_exec_free(&e);
         /* a store read is cheap; a tenth of a second is prompt enough */
         double d = left < 0.1 ? left : 0.1;
         struct timespec ts = {0, (long)(d * 1e9)};

@@ -124,6 +124,9 @@ id=$($R runs slow --status running 2>/dev/null | awk 'NR == 2 { print $1 }')
 expect_exit 5 "ndf wait --timeout returns at the timeout" -- $R wait "$id" --timeout 0.3
 expect_match "$err" "^ndf: wait: execution '$id' is still running after 0\.3s \(the wait ended, the execution goes on\)$" \
     "and says the execution goes on"
+expect_exit 5 "ndf wait --timeout --json returns at the timeout" -- $R wait "$id" --timeout 0.1 --json
+expect_match "$out" "^\{\"id\":\"$id\",\"pattern\":\"slow\",\"status\":\"RUNNING\",\"done\":false\}$" \
+    "and says it is not done"
 kill -0 "$RUNNER" 2>/dev/null && ok "the run goes on after the wait" || not_ok "the run ended with the wait"
 touch "$SCRATCH/go"
 expect_exit 0 "ndf wait ends with the execution" -- $R wait "$id" --json
