@@ -25,19 +25,20 @@ patterns = (
 CONF
 R="$NDF -c $CONF"
 VD=$S/state/plugin-verdicts
-# Under AddressSanitizer its own handler takes the SIGSEGV and exits 1.
+# Under AddressSanitizer its own handler takes the SIGSEGV and exits 1 (so
+# the scanner says the init "ended" it rather than "crashed" it).
 CRASH='signal 11 \(SIGSEGV\)|exit status 1 '
 
 expect_exit 0 "ndf plugins survives plugins whose init or fini kill their process" -- $R plugins
 expect_match "$out" "^good 1\.2\.3" "the good plugin is loaded"
 expect_match "$out" "^steps " "and so are the plugins after the quarantined ones"
-expect_match "$out" "refused: $S/plugins/scan_init_segv.so: quarantined: its init crashed the plugin scanner \(pid [0-9]+\) with ($CRASH)" \
+expect_match "$out" "refused: $S/plugins/scan_init_segv.so: quarantined: its init (crashed|ended) the plugin scanner \(pid [0-9]+\) with ($CRASH)" \
     "an init that crashes: quarantined, named by path, with the signal"
 expect_match "$out" "refused: $S/plugins/scan_init_exit.so: quarantined: its init ended the plugin scanner \(pid [0-9]+\) with exit status 0 \(a plugin must never exit the process\)" \
     "an init that calls exit(): quarantined, with the status"
 expect_match "$out" "refused: $S/plugins/scan_init_hang.so: quarantined: its init did not return within 1 s in the plugin scanner" \
     "an init that hangs: quarantined after the timeout"
-expect_match "$out" "refused: $S/plugins/scan_fini_segv.so: quarantined: its fini crashed the plugin scanner \(pid [0-9]+\) with ($CRASH)" \
+expect_match "$out" "refused: $S/plugins/scan_fini_segv.so: quarantined: its fini (crashed|ended) the plugin scanner \(pid [0-9]+\) with ($CRASH)" \
     "a fini that crashes: quarantined"
 expect_match "$out" "so this build \(sha256 [0-9a-f]{16}\) is never loaded: fix the plugin and install a new build, or remove the file \(to scan this build again, delete $VD/[0-9a-f]{64}\)" \
     "the message says what to do"
