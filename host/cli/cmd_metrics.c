@@ -491,7 +491,7 @@ static int cmd_metrics(cmd_ctx *c, int argc, char **argv)
     if (rc != EXIT_OK)
         return rc;
     if (a.interval > 0)
-        cmd_signals_arm();
+        cmd_signals_arm(NULL);
     /* the store is opened once: a textfile loop reads it on each round */
     int orc;
     store *s = cmd_open_store(c, RT_CONFIG, &orc);

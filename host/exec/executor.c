@@ -126,8 +126,18 @@ const char *fallback_cause_name(fallback_cause c)
     case FALLBACK_NOT_FOUND: return "not found";
     case FALLBACK_CONFIDENCE: return "confidence gate";
     case FALLBACK_TIMEOUT: return "timeout";
+    case FALLBACK_VALIDATION: return "validation";
     }
     return "unknown";
+}
+
+fallback_cause fallback_cause_of(int st)
+{
+    return st == NDF_ERR_NOT_FOUND    ? FALLBACK_NOT_FOUND
+           : st == NDF_ERR_CONFIDENCE ? FALLBACK_CONFIDENCE
+           : st == NDF_ERR_TIMEOUT    ? FALLBACK_TIMEOUT
+           : st == NDF_ERR_VALIDATION ? FALLBACK_VALIDATION
+                                      : FALLBACK_FAILURE;
 }
 
 /* The confidence gate of an explicit run: whether the pattern's trusted
@@ -567,10 +577,7 @@ int executor_execute_with_fallback(executor *ex, const char *primary, const char
     if (rc == NDF_OK || rc == NDF_ERR_CANCELLED || !fallback || !*fallback)
         return rc;
     out->primary_error = xstrdup(err_msg());
-    out->cause = rc == NDF_ERR_NOT_FOUND    ? FALLBACK_NOT_FOUND
-                 : rc == NDF_ERR_CONFIDENCE ? FALLBACK_CONFIDENCE
-                 : rc == NDF_ERR_TIMEOUT    ? FALLBACK_TIMEOUT
-                                            : FALLBACK_FAILURE;
+    out->cause = fallback_cause_of(rc);
     log_msg(2, "pattern '%s': %s; falling back to '%s' (%s)", primary, out->primary_error, fallback,
             fallback_cause_name(out->cause));
     out->used = fallback;
