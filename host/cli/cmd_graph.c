@@ -497,7 +497,7 @@ static int cmd_graph(cmd_ctx *c, int argc, char **argv)
         store_exec e;
         if (!s) {
             cmd_error(c,
-                      "no pattern '%s', and no store to look for an "
+                      "no pattern named '%s', and no store to look for an "
                       "execution: %s\n",
                       name, err_msg());
             context_free(ctx);
@@ -505,7 +505,7 @@ static int cmd_graph(cmd_ctx *c, int argc, char **argv)
         }
         int st = store_get(s, name, &e);
         if (st) {
-            cmd_error(c, "no pattern or execution '%s'%s%s\n", name,
+            cmd_error(c, "no pattern named '%s' and no execution with id '%s'%s%s\n", name, name,
                       st == NDF_ERR_NOT_FOUND ? "" : ": ",
                       st == NDF_ERR_NOT_FOUND ? "" : err_msg());
             context_free(ctx);

@@ -604,7 +604,8 @@ static int follow_logs(cmd_ctx *c, store *s, const char *id, const char *step, i
         if (!(st = store_get(s, id, &e))) {
             if (!has_node(&e, step))
                 st = err_set(NDF_ERR_NOT_FOUND,
-                             "execution %s has no step '%s' (see 'ndf status %s')", id, step, id);
+                             "execution %s has no step named '%s' (see 'ndf status %s')", id,
+                             step, id);
             store_exec_free(&e);
         }
     }
@@ -665,8 +666,8 @@ static int cmd_logs(cmd_ctx *c, int argc, char **argv)
                 st = print_stream(c->out, s, id, n->path, k, !step);
     }
     if (!st && step && !has_node(&e, step))
-        st = err_set(NDF_ERR_NOT_FOUND, "execution %s has no step '%s' (see 'ndf status %s')", id,
-                     step, id);
+        st = err_set(NDF_ERR_NOT_FOUND, "execution %s has no step named '%s' (see 'ndf status %s')",
+                     id, step, id);
     store_exec_free(&e);
     return st ? fail(c, st) : EXIT_OK;
 }

@@ -308,7 +308,7 @@ static int cmd_test_step(cmd_ctx *c, int argc, char **argv)
     if (!loader_find(ld, PROVIDED_STEP, a.step)) {
         plugin_info pi;
         loader_plugin(ld, 0, &pi);
-        cmd_error(c, "plugin %s has no step '%s' (steps:", pi.name, a.step);
+        cmd_error(c, "plugin %s has no step named '%s' (steps:", pi.name, a.step);
         for (size_t i = 0; i < pi.nprovides; i++)
             if (pi.provides[i]->kind == PROVIDED_STEP)
                 fprintf(c->err, " %s", pi.provides[i]->name);

@@ -317,7 +317,7 @@ static cJSON *plan_pattern_named(planner *pl, const char *name, const ndf_value 
         cJSON *n = cJSON_CreateObject();
         cJSON_AddStringToObject(n, "kind", "pattern");
         cJSON_AddStringToObject(n, "name", name);
-        char *m = xasprintf("pattern '%s' not found", name);
+        char *m = xasprintf("no pattern named '%s'", name);
         plan_error(pl, n, where, m);
         free(m);
         return n;
@@ -332,7 +332,7 @@ int plan_build(runtime *rt, const char *name, const ndf_context *ctx, double req
     *out = NULL;
     pattern *p;
     if (!rt->reg || registry_get(rt->reg, name, &p) != NDF_OK)
-        return err_set(NDF_ERR_NOT_FOUND, "pattern '%s' not found", name);
+        return err_set(NDF_ERR_NOT_FOUND, "no pattern named '%s'", name);
     const settings *s = &rt->cfg->set;
     planner pl = {
         .rt = rt,

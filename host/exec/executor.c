@@ -391,7 +391,7 @@ static int start(executor *ex, const char *name, const ndf_context *ctx, double 
     pattern *p;
     if (!ex->o.reg || registry_get(ex->o.reg, name, &p) != NDF_OK) {
         hashmap_free(reuse, free);
-        return err_set(NDF_ERR_NOT_FOUND, "pattern '%s' not found", name);
+        return err_set(NDF_ERR_NOT_FOUND, "no pattern named '%s'", name);
     }
     int rc;
     char warn[256] = "";
@@ -680,7 +680,7 @@ int executor_cancel(executor *ex, const char *id)
 {
     record *r = executor_find(ex, id);
     if (!r)
-        return err_set(NDF_ERR_NOT_FOUND, "no execution '%s'", id ? id : "");
+        return err_set(NDF_ERR_NOT_FOUND, "no execution with id '%s'", id ? id : "");
     cancel_record(r, 0);
     pthread_mutex_lock(&ex->lock);
     pthread_cond_broadcast(&ex->done_cond);
@@ -727,7 +727,7 @@ int executor_run_pattern(executor *ex, ndf_exec *node, const char *name, double 
                        name, EXECUTOR_MAX_NESTING);
     pattern *p;
     if (!ex || !ex->o.reg || registry_get(ex->o.reg, name, &p) != NDF_OK)
-        return err_set(NDF_ERR_NOT_FOUND, "pattern '%s' not found", name);
+        return err_set(NDF_ERR_NOT_FOUND, "no pattern named '%s'", name);
     int rc;
     ndf_exec *c = node_new(node, NDF_NODE_PATTERN, name);
     c->pat = p; /* the record keeps the pattern (and its steps) alive */

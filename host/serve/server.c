@@ -350,7 +350,7 @@ static char *req_cancel(server *s, const request *rq)
     if (r)
         record_unref(r);
     if (genset_cancel(s->gs, rq->id) != NDF_OK)
-        return fail(s, NDF_ERR_NOT_FOUND, "no running execution with id '%s'", rq->id);
+        return fail(s, NDF_ERR_NOT_FOUND, "no execution with id '%s' is running", rq->id);
     response a = {.ok = 1, .id = rq->id};
     return protocol_response(&a);
 }
@@ -795,6 +795,13 @@ static int start(server *s)
         .max_per_uid = set->max_conns_per_uid,
     };
     rc = transport_listen(&to, &s->tp);
+    if (rc != NDF_OK) {
+        /* the command's error ("ndf: serve: ..."), as start-up's others */
+        if (rt->report)
+            rt->report(rt->report_opaque, RT_DIAG_ERROR, err_msg());
+        else
+            log_msg(NDF_LOG_ERROR, "%s", err_msg());
+    }
     if (rc == NDF_OK && s->o.watch && (s->w = watch_new())) {
         size_t n;
         char *const *dirs = runtime_plugin_dirs(rt, set, &n);

@@ -226,7 +226,7 @@ JOURNAL_STREAM=$js "$NDF" -c "$SCRATCH/warn.conf" list 2>"$SCRATCH/journal"
 expect_match "$(cat "$SCRATCH/journal")" "^<4>ndf: list: warning: $SCRATCH/warn\\.conf:1: unknown key" \
     "and their warnings <4>"
 JOURNAL_STREAM=$js $R run nope 2>"$SCRATCH/journal"
-expect_match "$(cat "$SCRATCH/journal")" "^<3>ndf: run: pattern 'nope' not found" "a command's own errors <3>"
+expect_match "$(cat "$SCRATCH/journal")" "^<3>ndf: run: no pattern named 'nope'" "a command's own errors <3>"
 
 # ---- export --json ----
 expect_exit 0 "export --json" -- $R export fine --json
