@@ -296,7 +296,7 @@ static int ctl_run_parse(ctl *t, int argc, char **argv, cJSON **req, int *json, 
         }
         switch (o) {
         case 't':
-            if (cmd_parse_seconds(c, "--timeout", p.arg, &timeout))
+            if (cmd_parse_interval(c, "--timeout", p.arg, &timeout))
                 rc = EXIT_USAGE, done = 1;
             break;
         case 'f': force = 1; break;

@@ -362,10 +362,17 @@ int cmd_metrics_check_textfile(cmd_ctx *c, const char *opt, const char *path)
     base = base ? base + 1 : path;
     /* node_exporter's textfile collector reads *.prom and nothing else: a
      * file by another name would be written forever and never read */
-    if (len < 5 || strcmp(path + len - 5, ".prom") != 0 || strcmp(base, ".prom") == 0) {
+    if (len < 5 || strcmp(path + len - 5, ".prom") != 0) {
         cmd_error(c,
-                  "%s %s: the name must end in .prom (node_exporter's textfile "
+                  "%s '%s': the name must end in .prom (node_exporter's textfile "
                   "collector reads no other)\n",
+                  opt, path);
+        return EXIT_USAGE;
+    }
+    /* ".prom" alone, or a hidden name: what an operator meant is not
+     * that, and the writer's own temporary files are the hidden ones */
+    if (base[0] == '.') {
+        cmd_error(c, "%s '%s': the file needs a name before .prom that does not start with '.'\n",
                   opt, path);
         return EXIT_USAGE;
     }
@@ -466,12 +473,8 @@ int cmd_metrics_options(cmd_ctx *c, int argc, char **argv, cmd_metrics_args *a)
             a->textfile = p.arg;
             break;
         case 'i':
-            if (cmd_parse_seconds(c, "--interval", p.arg, &a->interval))
+            if (cmd_parse_interval(c, "--interval", p.arg, &a->interval))
                 return EXIT_USAGE;
-            if (!(a->interval > 0)) {
-                cmd_error(c, "--interval %s: expected a number of seconds above 0\n", p.arg);
-                return EXIT_USAGE;
-            }
             break;
         case 'h': return cmd_help(c);
         default: return cmd_bad_usage(c);

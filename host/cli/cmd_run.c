@@ -499,16 +499,10 @@ static int run_parse(cmd_ctx *c, int argc, char **argv, run_args *ra)
             continue;
         }
         switch (o) {
-        case OPT_TIMEOUT: {
-            char *end;
-            errno = 0;
-            ra->timeout = strtod(p.arg, &end);
-            if (errno || *end || end == p.arg || !(ra->timeout > 0) || !isfinite(ra->timeout)) {
-                cmd_error(c, "--timeout %s: expected a number of seconds above 0\n", p.arg);
+        case OPT_TIMEOUT:
+            if (cmd_parse_interval(c, "--timeout", p.arg, &ra->timeout))
                 rc = EXIT_USAGE, done = 1;
-            }
             break;
-        }
         case OPT_FALLBACK: ra->fallback = p.arg; break;
         case OPT_FORCE: ra->flags |= EXEC_FORCE; break;
         case OPT_JSON: ra->json = 1; break;

@@ -253,7 +253,7 @@ static int parse(cmd_ctx *c, int argc, char **argv, ts_args *a)
         case 'h': rc = cmd_help(c); break;
         case OPT_PARAMS: a->params = p.arg; break;
         case OPT_TIMEOUT:
-            if (cmd_parse_seconds(c, "--timeout", p.arg, &a->timeout))
+            if (cmd_parse_interval(c, "--timeout", p.arg, &a->timeout))
                 rc = EXIT_USAGE;
             break;
         case OPT_UNDO: a->undo = 1; break;

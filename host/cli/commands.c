@@ -208,6 +208,19 @@ int cmd_parse_seconds(cmd_ctx *c, const char *opt, const char *arg, double *out)
     return 0;
 }
 
+int cmd_parse_interval(cmd_ctx *c, const char *opt, const char *arg, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(arg, &end);
+    if (errno || end == arg || *end || !isfinite(v) || !(v > 0)) {
+        cmd_error(c, "%s %s: expected a number of seconds above 0\n", opt, arg);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
 store *cmd_open_store(cmd_ctx *c, unsigned what, int *rc)
 {
     runtime *a = c->rt;

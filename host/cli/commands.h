@@ -139,6 +139,9 @@ int cmd_context_finish(cmd_ctx *c, struct ctxopt *co, ndf_context **out);
 /* Parses `arg`, the value of option `opt`, as a number of seconds >= 0.
  * Returns 0, or -1 after saying why on c->err. */
 int cmd_parse_seconds(cmd_ctx *c, const char *opt, const char *arg, double *out);
+/* cmd_parse_seconds() for a period or deadline, which must be above 0
+ * (--interval, --timeout of a run): one message for any bad value. */
+int cmd_parse_interval(cmd_ctx *c, const char *opt, const char *arg, double *out);
 
 /* ---- `ndf delegate`'s command line and answer (cmd_delegate.c), shared
  * with `ndf ctl delegate` ---- */
