@@ -28,7 +28,9 @@ patterns = (
   { name = "badvar"; type = "sequential";
     params = { steps = (
       { name = "mark"; step = "exec"; params = { argv = [ "touch", "$SCRATCH/marked" ]; }; },
-      { name = "use"; step = "exec"; params = { argv = [ "echo", "\${attr.target}" ]; }; } ); }; }
+      { name = "use"; step = "exec"; params = { argv = [ "echo", "\${attr.target}" ]; }; } ); }; },
+  { name = "slow"; type = "sequential";
+    params = { steps = ( { name = "s"; step = "exec"; params = { argv = [ "sleep", "60" ]; }; } ); }; }
 );
 CONF
 R="$NDF -c $CONF"
@@ -146,6 +148,18 @@ if printf '%s\n' "$err" | grep -q 'pattern broken: broken:'; then
 else
     ok "the pattern is named once"
 fi
+
+# ---- a signal to a run is announced in the command's style ----
+$R run slow 2>"$SCRATCH/sig.err" &
+P=$!
+for i in $(seq 1 200); do grep -q '^pattern slow: started' "$SCRATCH/sig.err" && break; sleep 0.05; done
+# (SIGTERM: a background job of a non-interactive shell ignores SIGINT)
+kill -TERM $P
+wait $P
+rc=$?
+[ "$rc" -eq 143 ] && ok "SIGTERM ends the run with 143" || not_ok "SIGTERM ended the run with $rc"
+expect_match "$(cat "$SCRATCH/sig.err")" "^ndf: run: SIGTERM: cancelling \\(rollback runs; send it again to skip rollback\\)$" \
+    "and is announced as 'ndf: run: SIGTERM: cancelling ...'"
 
 # ---- ndf metrics on a fresh storage path ----
 sed "s|$SCRATCH/state|$SCRATCH/fresh/state|" "$CONF" >"$SCRATCH/fresh.conf"
