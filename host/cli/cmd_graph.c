@@ -489,7 +489,12 @@ static int cmd_graph(cmd_ctx *c, int argc, char **argv)
     gnode *root = NULL;
     cJSON *plan = NULL;
     /* A pattern by that name first; else an execution ID. */
-    plan_build(c->rt, name, ctx, 0, &plan);
+    int pst = plan_build(c->rt, name, ctx, 0, &plan);
+    if (!plan && pst == NDF_ERR_VALIDATION) {
+        cmd_error(c, "%s\n", err_msg());
+        context_free(ctx);
+        return EXIT_USAGE;
+    }
     if (plan) {
         root = from_plan(plan, &next);
     } else {

@@ -235,6 +235,23 @@ expect_match "$err" "^ndf: check-config: $SCRATCH/bad.conf:5: pattern: invalid n
     "with the same words"
 expect_exit 2 "run of a valid pattern still refuses a configuration with errors" -- \
     $NDF -c "$SCRATCH/bad.conf" run fine
+# a definition that does not build is named as such, not as missing
+cat >"$SCRATCH/unbuilt.conf" <<CONF
+storage: { path = "$SCRATCH/state"; };
+patterns = (
+  { name = "fine"; type = "sequential";
+    params = { steps = ( { name = "a"; step = "exec"; params = { argv = [ "true" ]; }; } ); }; },
+  { name = "unbuilt"; type = "sequential";
+    params = { steps = ( { name = "a"; step = "exec"; params = { argvv = [ "true" ]; }; } ); }; }
+);
+CONF
+for cmd in plan show graph; do
+    expect_exit 2 "$cmd of a definition that did not build exits 2" -- \
+        $NDF -c "$SCRATCH/unbuilt.conf" $cmd unbuilt
+    expect_match "$err" "^ndf: $cmd: pattern 'unbuilt' \\($SCRATCH/unbuilt.conf:5\\) did not build: see its errors above$" \
+        "$cmd says it did not build, with file:line"
+done
+expect_exit 3 "a name defined nowhere is still not found" -- $NDF -c "$SCRATCH/unbuilt.conf" plan nope
 printf 'storage: { path = "%s"; };\nexecutor: { threads = "x"; };\npatterns = ( { name = "fine"; type = "sequential"; } );\n' \
     "$SCRATCH/state" >"$SCRATCH/bad2.conf"
 expect_exit 2 "an error outside the pattern definitions stops list" -- $NDF -c "$SCRATCH/bad2.conf" list
