@@ -409,9 +409,12 @@ int cmd_plan_check(runtime *rt, const char *name, const ndf_context *ctx, double
      * through the run: refuse before anything starts (ndf plan shows all). */
     cJSON *plan = NULL;
     int rc = plan_build(rt, name, ctx, timeout, &plan);
+    int planned = plan != NULL;
     cJSON_Delete(plan);
-    if (rc != NDF_ERR_VALIDATION)
-        return NDF_OK; /* no such pattern: the executor says so, as it always has */
+    /* no such pattern (or one that did not build): the executor says so,
+     * as it always has */
+    if (rc != NDF_ERR_VALIDATION || !planned)
+        return NDF_OK;
     char *why = xstrdup(err_msg());
     err_set(rc, "pattern '%s' not started: %s (see 'ndf plan %s')", name, why, name);
     free(why);
