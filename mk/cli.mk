@@ -52,6 +52,12 @@ EXTRA_DIST += tests/shell/plan.sh
 TESTS += tests/shell/metrics.sh
 EXTRA_DIST += tests/shell/metrics.sh
 
+# What an operator reads when something is wrong: the one error style of
+# many commands and of every ctl verb, one wording for what is not there,
+# fallback causes, a report that creates nothing, bad definitions.
+TESTS += tests/shell/diagnostics.sh
+EXTRA_DIST += tests/shell/diagnostics.sh
+
 # make demo, three times in a row.
 TESTS += tests/shell/demo.sh
 EXTRA_DIST += tests/shell/demo.sh

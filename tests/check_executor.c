@@ -170,7 +170,7 @@ START_TEST(exec_not_found_and_gate)
     record *r = (record *)1;
     ck_assert_int_eq(executor_execute(ex, "nope", c, 0, 0, &r), NDF_ERR_NOT_FOUND);
     ck_assert_ptr_null(r);
-    ck_assert_str_eq(err_msg(), "pattern 'nope' not found");
+    ck_assert_str_eq(err_msg(), "no pattern named 'nope'");
     pattern *p;
     ck_assert_int_eq(registry_get(reg, "fails", &p), NDF_OK);
     p->gate = GATE_ENFORCE;
@@ -440,7 +440,7 @@ START_TEST(exec_batch_order)
         ck_assert_str_eq(res[1].rec->root->name, "fast");
         ck_assert_int_eq(res[2].status, NDF_ERR_NOT_FOUND);
         ck_assert_ptr_null(res[2].rec);
-        ck_assert_str_eq(res[2].error, "pattern 'nope' not found");
+        ck_assert_str_eq(res[2].error, "no pattern named 'nope'");
         ck_assert_int_eq(res[3].status, NDF_ERR_EXECUTION);
         ck_assert_str_eq(res[3].error, "fixture failure");
         ck_assert_int_eq(res[4].status, NDF_OK);

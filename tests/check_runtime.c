@@ -75,6 +75,49 @@ START_TEST(test_default_config)
 }
 END_TEST
 
+/* A definition the configuration reader leaves out (an invalid name, a
+ * duplicate) does not keep the others from being built; an error outside
+ * the definitions does. */
+START_TEST(test_definition_errors)
+{
+    static const char ok[] = "  { name = \"ok\"; type = \"sequential\";\n"
+                             "    params = { steps = ( { name = \"n\"; step = \"noop\"; } ); }; }";
+    char *body = xasprintf("patterns = (\n%s,\n  { name = \"bad name\"; type = \"sequential\"; },\n"
+                           "  { name = \"ok\"; type = \"sequential\"; }\n);\n",
+                           ok);
+    char *path = write_conf(body);
+    strbuf diags;
+    sb_init(&diags);
+    runtime rt;
+    runtime_init(&rt, path, 1, collect, &diags);
+    ck_assert_int_eq(runtime_load(&rt, RT_PATTERNS), NDF_ERR_VALIDATION);
+    ck_assert_ptr_nonnull(rt.reg);
+    ck_assert_uint_eq(registry_count(rt.reg), 1);
+    ck_assert_ptr_nonnull(strstr(diags.buf, "invalid name 'bad name'"));
+    ck_assert_ptr_nonnull(strstr(diags.buf, "duplicate pattern 'ok'"));
+    /* an executor is not started on a configuration with errors */
+    ck_assert_int_eq(runtime_load(&rt, RT_EXECUTOR), NDF_ERR_VALIDATION);
+    ck_assert_ptr_null(rt.ex);
+    runtime_free(&rt);
+    free(body);
+    free(path);
+
+    /* a bad setting: nothing is built */
+    body = xasprintf("executor: { threads = \"x\"; };\npatterns = (\n%s\n);\n", ok);
+    path = write_conf(body);
+    sb_free(&diags);
+    sb_init(&diags);
+    runtime_init(&rt, path, 1, collect, &diags);
+    ck_assert_int_eq(runtime_load(&rt, RT_PATTERNS), NDF_ERR_VALIDATION);
+    ck_assert_ptr_null(rt.reg);
+    ck_assert_ptr_null(rt.ld);
+    runtime_free(&rt);
+    sb_free(&diags);
+    free(body);
+    free(path);
+}
+END_TEST
+
 START_TEST(test_patterns_and_executor)
 {
     char *path = write_conf("patterns = (\n"
@@ -194,6 +237,7 @@ static Suite *runtime_suite(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, test_default_config);
     tcase_add_test(tc, test_patterns_and_executor);
+    tcase_add_test(tc, test_definition_errors);
     tcase_add_test(tc, test_view);
     tcase_add_test(tc, test_plugin_dirs);
     suite_add_tcase(s, tc);

@@ -26,7 +26,7 @@ int api_record(runtime *rt, const char *name, const api_outcome *o, char *id_out
         return NDF_ERR_INVALID;
     pattern *p;
     if (registry_get(rt->reg, name, &p) != NDF_OK)
-        return err_set(NDF_ERR_NOT_FOUND, "pattern '%s' not found", name);
+        return err_set(NDF_ERR_NOT_FOUND, "no pattern named '%s'", name);
     store *s = rt->no_store ? NULL : runtime_store(rt);
 
     /* The record an execution of that length, ending now, would leave:

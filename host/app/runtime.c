@@ -292,9 +292,12 @@ int runtime_start_executor(runtime *rt, void (*on_complete)(void *, pattern *, c
 
 int runtime_load(runtime *rt, unsigned what)
 {
-    int rc = load_config(rt);
-    if (rc)
-        return rc;
+    int crc = load_config(rt), rc = NDF_OK;
+    /* Errors confined to pattern definitions (each left out) still let
+     * the other patterns be built and used, as a definition that fails to
+     * build does; the configuration's status is returned all the same. */
+    if (crc && !(rt->cfg && rt->cfg->nerrors > 0 && rt->cfg->nerrors == rt->cfg->npattern_errors))
+        return crc;
     if (what & RT_NO_STORE)
         rt->no_store = 1;
     if (what & (RT_PLUGINS | RT_PATTERNS | RT_EXECUTOR)) {
@@ -304,7 +307,7 @@ int runtime_load(runtime *rt, unsigned what)
     }
     if ((what & (RT_PATTERNS | RT_EXECUTOR)) && !rt->reg)
         rc = runtime_build_registry(rt, NULL);
-    if ((what & RT_EXECUTOR) && !rt->ex && !rc)
+    if ((what & RT_EXECUTOR) && !rt->ex && !rc && !crc)
         rc = runtime_start_executor(rt, NULL, NULL);
-    return rc;
+    return crc ? crc : rc;
 }

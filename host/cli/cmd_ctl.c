@@ -147,15 +147,15 @@ static int int_of(const cJSON *o, const char *key, int dflt)
     return cJSON_IsNumber(v) ? v->valueint : dflt;
 }
 
-/* An error answer: its message on err, its exit code; EXIT_OK for an
- * answer that is not one. */
-static int ctl_failed(ctl *t, const char *verb, const cJSON *resp)
+/* An error answer: its message on err ("ndf: ctl: VERB: ..."), its exit
+ * code; EXIT_OK for an answer that is not one. */
+static int ctl_failed(ctl *t, const cJSON *resp)
 {
     if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(resp, "ok")))
         return EXIT_OK;
     const char *e = str_of(resp, "error");
     char *m = term_safe(e ? e : "failed"); /* the server's words, maybe quoting a client */
-    cmd_error(t->c, "%s: %s\n", verb, m);
+    cmd_error(t->c, "%s\n", m);
     free(m);
     int rc = int_of(resp, "exit", EXIT_FAILED);
     return rc ? rc : EXIT_FAILED;
@@ -191,8 +191,9 @@ static void run_nodes(FILE *err, const cJSON *n, int depth, unsigned *counts)
         run_nodes(err, k, depth + 1, counts);
 }
 
-static void run_summary(FILE *err, const cJSON *j, int failed)
+static void run_summary(cmd_ctx *c, const cJSON *j, int failed)
 {
+    FILE *err = c->err;
     unsigned counts[ARRAY_SIZE(state_names)] = {0};
     const cJSON *root = cJSON_GetObjectItemCaseSensitive(j, "root");
     fprintf(err, "pattern %s: started (execution %s)\n", str_of(root, "name"), str_of(j, "id"));
@@ -211,7 +212,7 @@ static void run_summary(FILE *err, const cJSON *j, int failed)
     fputc('\n', err);
     const char *e = str_of(j, "error");
     if (failed && e)
-        cmd_diag(err, "ctl", DIAG_ERR, "%s\n", e);
+        cmd_error(c, "%s\n", e);
 }
 
 static void print_record(FILE *out, const cJSON *resp, int json)
@@ -295,7 +296,7 @@ static int ctl_run_parse(ctl *t, int argc, char **argv, cJSON **req, int *json, 
         }
         switch (o) {
         case 't':
-            if (cmd_parse_seconds(c, "--timeout", p.arg, &timeout))
+            if (cmd_parse_interval(c, "--timeout", p.arg, &timeout))
                 rc = EXIT_USAGE, done = 1;
             break;
         case 'f': force = 1; break;
@@ -307,7 +308,7 @@ static int ctl_run_parse(ctl *t, int argc, char **argv, cJSON **req, int *json, 
         }
     }
     if (!done && p.noperands != 1) {
-        cmd_error(c, "run: expected one PATTERN (see 'ndf ctl --help')\n");
+        cmd_error(c, "expected one PATTERN (see 'ndf ctl --help')\n");
         rc = EXIT_USAGE, done = 1;
     }
     ndf_context *ctx = NULL;
@@ -317,7 +318,7 @@ static int ctl_run_parse(ctl *t, int argc, char **argv, cJSON **req, int *json, 
     if (done)
         return rc;
     if (*async && *fallback) {
-        cmd_error(c, "run: --fallback waits for the primary; it cannot be --async\n");
+        cmd_error(c, "--fallback waits for the primary; it cannot be --async\n");
         context_free(ctx);
         return EXIT_USAGE;
     }
@@ -344,22 +345,31 @@ static int ctl_run_parse(ctl *t, int argc, char **argv, cJSON **req, int *json, 
 /* A finished run's answer, printed as `ndf run` would. */
 static int ctl_run_report(ctl *t, const cJSON *resp, int json, const char *fallback)
 {
-    FILE *err = t->c->err;
     int rc = int_of(resp, "exit", EXIT_FAILED);
     const cJSON *prim = cJSON_GetObjectItemCaseSensitive(resp, "primary");
+    const cJSON *rec = cJSON_GetObjectItemCaseSensitive(resp, "record");
     const char *cause = str_of(resp, "fallback_cause");
-    if (!json && prim)
-        run_summary(err, prim, 1);
+    /* a fallback that could not start: "record" is the primary's, and
+     * "error" says why the fallback did not start */
+    const char *fb_error = cause && !prim ? str_of(resp, "error") : NULL;
+    if (!json && (prim || (fb_error && rec)))
+        run_summary(t->c, prim ? prim : rec, 1);
     if (!json && cause) {
         const char *perr = str_of(resp, "primary_error");
-        if (!prim && perr)
-            cmd_diag(err, "ctl", DIAG_ERR, "%s\n", perr);
-        cmd_diag(err, "ctl", DIAG_WARNING, "falling back to '%s' (cause: %s)\n", fallback, cause);
+        if (!prim && !(fb_error && rec) && perr)
+            cmd_error(t->c, "%s\n", perr);
+        cmd_diag(t->c->err, cmd_name(t->c), DIAG_WARNING, "falling back to '%s' (cause: %s)\n",
+                 fallback, cause);
     }
-    if (json)
+    if (json) {
         print_record(t->c->out, resp, 1);
-    else if (cJSON_GetObjectItemCaseSensitive(resp, "record"))
-        run_summary(err, cJSON_GetObjectItemCaseSensitive(resp, "record"), rc != EXIT_OK);
+    } else if (fb_error) {
+        char *m = term_safe(fb_error);
+        cmd_error(t->c, "%s\n", m);
+        free(m);
+    } else if (rec) {
+        run_summary(t->c, rec, rc != EXIT_OK);
+    }
     return rc;
 }
 
@@ -374,7 +384,7 @@ static int ctl_run(ctl *t, int argc, char **argv)
     cJSON_Delete(req);
     if (!resp)
         return rc;
-    if ((rc = ctl_failed(t, "run", resp)) != EXIT_OK) {
+    if ((rc = ctl_failed(t, resp)) != EXIT_OK) {
         cJSON_Delete(resp);
         return rc;
     }
@@ -421,7 +431,7 @@ static int ctl_delegate(ctl *t, int argc, char **argv)
         return rc;
     /* a refusal of the request itself has no delegation to print */
     if (!cJSON_GetObjectItemCaseSensitive(resp, "delegation"))
-        rc = ctl_failed(t, "delegate", resp);
+        rc = ctl_failed(t, resp);
     else
         rc = cmd_delegate_answer(t->c, resp, da.json, da.explain);
     cJSON_Delete(resp);
@@ -452,14 +462,14 @@ static int ctl_by_id(ctl *t, const char *verb, int argc, char **argv)
         case 'l':
         case 't':
             if (!is_rollback) {
-                cmd_error(c, "%s: --%s is for rollback\n", verb, o == 'l' ? "level" : "target");
+                cmd_error(c, "--%s is for rollback\n", o == 'l' ? "level" : "target");
                 return EXIT_USAGE;
             }
             *(o == 'l' ? &level : &target) = p.arg;
             break;
         case 'T':
             if (!is_wait) {
-                cmd_error(c, "%s: --timeout is for wait\n", verb);
+                cmd_error(c, "--timeout is for wait\n");
                 return EXIT_USAGE;
             }
             if (cmd_parse_seconds(c, "--timeout", p.arg, &timeout))
@@ -470,7 +480,7 @@ static int ctl_by_id(ctl *t, const char *verb, int argc, char **argv)
         }
     }
     if (p.noperands > 1 || (p.noperands == 0 && !is_status)) {
-        cmd_error(c, "%s: expected %s execution ID\n", verb, is_status ? "at most one" : "one");
+        cmd_error(c, "expected %s execution ID\n", is_status ? "at most one" : "one");
         return EXIT_USAGE;
     }
     cJSON *req = request(verb);
@@ -486,7 +496,7 @@ static int ctl_by_id(ctl *t, const char *verb, int argc, char **argv)
     cJSON_Delete(req);
     if (!resp)
         return rc;
-    if ((rc = ctl_failed(t, verb, resp)) == EXIT_OK) {
+    if ((rc = ctl_failed(t, resp)) == EXIT_OK) {
         if (strcmp(verb, "cancel") == 0)
             fprintf(c->out, "cancelled %s\n", p.operands[0]);
         else
@@ -501,6 +511,31 @@ static int ctl_by_id(ctl *t, const char *verb, int argc, char **argv)
 
 /* ---- the commands the server runs ---- */
 
+/* Prints the served command's standard error `se` on this side: its
+ * diagnostics ("ndf: VERB: ...", as the server ran VERB) in ctl's style,
+ * "ndf: ctl: VERB: ...", with the journal's priority when this side's
+ * stderr is the journal; its other lines (progress, summaries) as they
+ * are. */
+static void relay_stderr(ctl *t, const char *verb, const char *se)
+{
+    size_t vlen = strlen(verb);
+    while (*se) {
+        size_t n = strcspn(se, "\n");
+        char *line = xstrndup(se, n);
+        se += n + (se[n] == '\n');
+        const char *rest = line + 5;
+        if (strncmp(line, "ndf: ", 5) != 0) {
+            fprintf(t->c->err, "%s\n", line);
+        } else {
+            if (strncmp(rest, verb, vlen) == 0 && strncmp(rest + vlen, ": ", 2) == 0)
+                rest += vlen + 2;
+            cmd_diag(t->c->err, cmd_name(t->c),
+                     strncmp(rest, "warning: ", 9) == 0 ? DIAG_WARNING : DIAG_ERR, "%s\n", rest);
+        }
+        free(line);
+    }
+}
+
 /* Writes an export to `path` on this side: the server writes no file a
  * client names. */
 static int write_file(ctl *t, const char *path, const char *data)
@@ -508,7 +543,7 @@ static int write_file(ctl *t, const char *path, const char *data)
     if (strcmp(path, "-") == 0) {
         /* as `ndf export -o -`: standard output, not a file named "-" */
         if (fputs(data, t->c->out) < 0 || fflush(t->c->out) != 0) {
-            cmd_error(t->c, "export: cannot write to standard output: %s\n", strerror(errno));
+            cmd_error(t->c, "cannot write to standard output: %s\n", strerror(errno));
             return EXIT_IO;
         }
         return EXIT_OK;
@@ -521,7 +556,7 @@ static int write_file(ctl *t, const char *path, const char *data)
     if (f && fclose(f) != 0 && !e)
         e = errno;
     if (e) {
-        cmd_error(t->c, "export: cannot write %s: %s\n", path, strerror(e));
+        cmd_error(t->c, "cannot write %s: %s\n", path, strerror(e));
         return EXIT_IO;
     }
     return EXIT_OK;
@@ -552,7 +587,7 @@ static int ctl_local_args(ctl *t, const char *verb, int argc, char **argv, cJSON
                 is_ctx = 1, val = a + 10;
         }
         if ((is_out || is_ctx) && !val) {
-            cmd_error(t->c, "%s: %s needs a value\n", verb, a);
+            cmd_error(t->c, "%s needs a value\n", a);
             return EXIT_USAGE;
         }
         if (is_out) {
@@ -589,14 +624,14 @@ static int ctl_forward(ctl *t, const char *verb, int argc, char **argv)
     cJSON_Delete(req);
     if (!resp)
         return rc;
-    if ((rc = ctl_failed(t, verb, resp)) != EXIT_OK) {
+    if ((rc = ctl_failed(t, resp)) != EXIT_OK) {
         cJSON_Delete(resp);
         return rc;
     }
     const char *so = str_of(resp, "stdout"), *se = str_of(resp, "stderr");
     rc = int_of(resp, "exit", EXIT_FAILED);
     if (se)
-        fputs(se, t->c->err);
+        relay_stderr(t, verb, se);
     if (so && out && rc == EXIT_OK)
         rc = write_file(t, out, so);
     else if (so)
@@ -614,7 +649,7 @@ static int ctl_send(ctl *t, int argc, char **argv)
     cmd_ctx *c = t->c;
     (void)argv;
     if (argc > 1) {
-        cmd_error(c, "send: takes no arguments (the requests come on stdin)\n");
+        cmd_error(c, "takes no arguments (the requests come on stdin)\n");
         return EXIT_USAGE;
     }
     int fd = transport_connect(t->socket);
@@ -646,7 +681,7 @@ static int ctl_send(ctl *t, int argc, char **argv)
         int broken = off < (size_t)n; /* the server may have answered, then closed */
         ssize_t an = in ? getline(&ans, &acap, in) : -1;
         if (an <= 0) {
-            cmd_error(c, "send: the server closed the connection\n");
+            cmd_error(c, "the server closed the connection\n");
             rc = EXIT_UNAVAILABLE;
             break;
         }
@@ -668,7 +703,7 @@ static int ctl_simple(ctl *t, const char *verb, int argc, char **argv)
     if (argc > 1) {
         if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)
             return cmd_help(c);
-        cmd_error(c, "%s: takes no arguments\n", verb);
+        cmd_error(c, "takes no arguments\n");
         return EXIT_USAGE;
     }
     int rc;
@@ -687,7 +722,7 @@ static int ctl_simple(ctl *t, const char *verb, int argc, char **argv)
         fprintf(c->out, "generation %d serves (configuration %s, %d plugin change%s)\n",
                 int_of(resp, "generation", 0), cfg ? cfg : "?", changed, changed == 1 ? "" : "s");
     }
-    rc = ctl_failed(t, verb, resp);
+    rc = ctl_failed(t, resp);
     cJSON_Delete(resp);
     return rc;
 }
@@ -727,7 +762,7 @@ static int ctl_metrics_collect(ctl *t, double window, strbuf *sb)
         ping = ctl_call(t, req, &rc);
         cJSON_Delete(req);
     }
-    if (!resp || !ping || (rc = ctl_failed(t, "metrics", resp)) != EXIT_OK) {
+    if (!resp || !ping || (rc = ctl_failed(t, resp)) != EXIT_OK) {
         cJSON_Delete(resp);
         cJSON_Delete(ping);
         /* said, so that an alert fires rather than a stale file being read */
@@ -737,7 +772,7 @@ static int ctl_metrics_collect(ctl *t, double window, strbuf *sb)
     const char *so = str_of(resp, "stdout"), *se = str_of(resp, "stderr");
     rc = int_of(resp, "exit", EXIT_FAILED);
     if (se)
-        fputs(se, t->c->err);
+        relay_stderr(t, "metrics", se);
     if (so)
         sb_puts(sb, so);
     sb_puts(sb, "# HELP ndf_server_up 1 when the ndf server answered.\n"
@@ -796,7 +831,7 @@ static int ctl_metrics(ctl *t, int argc, char **argv)
     if (rc != EXIT_OK)
         return rc;
     if (a.interval > 0)
-        cmd_signals_arm();
+        cmd_signals_arm(NULL);
     do {
         strbuf sb;
         sb_init(&sb);
@@ -813,10 +848,37 @@ static int ctl_metrics(ctl *t, int argc, char **argv)
     return rc;
 }
 
-/* The verb argv[0] on the server at t->socket. */
+static int ctl_dispatch(ctl *t, const char *verb, int argc, char **argv);
+
+/* The verb argv[0] on the server at t->socket.  Its diagnostics, the
+ * option parser's included, read "ndf: ctl: VERB: ...": argv[0] names
+ * the command in the parser's messages. */
 static int ctl_verb(ctl *t, int argc, char **argv)
 {
     const char *verb = argv[0];
+    static const char *const own[] = {"delegate", "run",    "status",   "cancel", "rollback", "wait",
+                                      "reload",   "shutdown", "ping", "send",   "metrics"};
+    int known = 0;
+    for (size_t i = 0; i < ARRAY_SIZE(own) && !known; i++)
+        known = strcmp(verb, own[i]) == 0;
+    const cmd_entry *e = cmd_find(verb);
+    if (!known && !(e && (e->flags & CMD_SERVABLE))) {
+        cmd_error(t->c, "unknown verb '%s' (see 'ndf ctl --help')\n", verb);
+        return EXIT_USAGE;
+    }
+    char label[64];
+    snprintf(label, sizeof label, "ctl: %.50s", verb);
+    const char *old = t->c->name;
+    t->c->name = label;
+    argv[0] = label;
+    int rc = ctl_dispatch(t, verb, argc, argv);
+    argv[0] = (char *)verb;
+    t->c->name = old;
+    return rc;
+}
+
+static int ctl_dispatch(ctl *t, const char *verb, int argc, char **argv)
+{
     if (strcmp(verb, "delegate") == 0)
         return ctl_delegate(t, argc, argv);
     if (strcmp(verb, "run") == 0)
@@ -830,11 +892,7 @@ static int ctl_verb(ctl *t, int argc, char **argv)
         return ctl_send(t, argc, argv);
     if (strcmp(verb, "metrics") == 0)
         return ctl_metrics(t, argc, argv);
-    const cmd_entry *e = cmd_find(verb);
-    if (e && (e->flags & CMD_SERVABLE))
-        return ctl_forward(t, verb, argc, argv);
-    cmd_error(t->c, "unknown verb '%s' (see 'ndf ctl --help')\n", verb);
-    return EXIT_USAGE;
+    return ctl_forward(t, verb, argc, argv);
 }
 
 static int cmd_ctl(cmd_ctx *c, int argc, char **argv)

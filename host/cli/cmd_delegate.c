@@ -111,7 +111,7 @@ int cmd_delegate_parse(cmd_ctx *c, int argc, char **argv, cmd_delegate_args *da)
             }
             break;
         case OPT_TIMEOUT:
-            if (cmd_parse_seconds(c, "--timeout", p.arg, &da->timeout) != 0)
+            if (cmd_parse_interval(c, "--timeout", p.arg, &da->timeout) != 0)
                 rc = EXIT_USAGE, done = 1;
             break;
         case OPT_EXPLAIN: da->explain = 1; break;

@@ -489,7 +489,12 @@ static int cmd_graph(cmd_ctx *c, int argc, char **argv)
     gnode *root = NULL;
     cJSON *plan = NULL;
     /* A pattern by that name first; else an execution ID. */
-    plan_build(c->rt, name, ctx, 0, &plan);
+    int pst = plan_build(c->rt, name, ctx, 0, &plan);
+    if (!plan && pst == NDF_ERR_VALIDATION) {
+        cmd_error(c, "%s\n", err_msg());
+        context_free(ctx);
+        return EXIT_USAGE;
+    }
     if (plan) {
         root = from_plan(plan, &next);
     } else {
@@ -497,7 +502,7 @@ static int cmd_graph(cmd_ctx *c, int argc, char **argv)
         store_exec e;
         if (!s) {
             cmd_error(c,
-                      "no pattern '%s', and no store to look for an "
+                      "no pattern named '%s', and no store to look for an "
                       "execution: %s\n",
                       name, err_msg());
             context_free(ctx);
@@ -505,7 +510,7 @@ static int cmd_graph(cmd_ctx *c, int argc, char **argv)
         }
         int st = store_get(s, name, &e);
         if (st) {
-            cmd_error(c, "no pattern or execution '%s'%s%s\n", name,
+            cmd_error(c, "no pattern named '%s' and no execution with id '%s'%s%s\n", name, name,
                       st == NDF_ERR_NOT_FOUND ? "" : ": ",
                       st == NDF_ERR_NOT_FOUND ? "" : err_msg());
             context_free(ctx);

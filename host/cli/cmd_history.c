@@ -526,9 +526,10 @@ typedef struct followed {
 
 /* Prints what node `path` wrote to stream `k` since *f, with a header
  * when `header` and the stream differs from the last one printed
- * (*last). */
+ * (*last).  *open: what was printed last ends mid-line (a header then
+ * starts a line of its own). */
 static int follow_stream(cmd_ctx *c, store *s, const char *id, followed *f, int header,
-                         const followed **last)
+                         const followed **last, int *open)
 {
     static const char *const names[] = {"stdout", "stderr", "log"};
     char *buf;
@@ -548,12 +549,15 @@ static int follow_stream(cmd_ctx *c, store *s, const char *id, followed *f, int 
         /* a gap is never silent: a new header says so, or (one STEP, no
          * headers, the output kept raw) a note on standard error */
         if (header && (*last != f || lost))
-            fprintf(c->out, "==> %s (%s)%s <==\n", *f->path ? f->path : "(pattern)",
-                    names[f->stream], lost ? " [older output dropped]" : "");
+            fprintf(c->out, "%s==> %s (%s)%s <==\n", *open ? "\n" : "",
+                    *f->path ? f->path : "(pattern)", names[f->stream],
+                    lost ? " [older output dropped]" : "");
         else if (lost && f->printed > 0)
             cmd_error(c, "%s (%s): %llu bytes dropped before they could be followed\n",
                       *f->path ? f->path : "(pattern)", names[f->stream], (unsigned long long)lost);
         fwrite(buf + from, 1, len - from, c->out);
+        if (len > from)
+            *open = buf[len - 1] != '\n';
         f->printed = total;
         *last = f;
         fflush(c->out);
@@ -570,7 +574,7 @@ static int follow_logs(cmd_ctx *c, store *s, const char *id, const char *step, i
     followed *fs = NULL;
     size_t nf = 0;
     const followed *last = NULL;
-    int st, running, seen_step = 0;
+    int st, running, seen_step = 0, midline = 0;
     do {
         store_exec e;
         if ((st = store_get(s, id, &e)))
@@ -591,7 +595,7 @@ static int follow_logs(cmd_ctx *c, store *s, const char *id, const char *step, i
                     fs = xrealloc(fs, (nf + 1) * sizeof *fs);
                     fs[nf++] = (followed){xstrdup(n->path), k, 0};
                 }
-                st = follow_stream(c, s, id, &fs[j], !step, &last);
+                st = follow_stream(c, s, id, &fs[j], !step, &last, &midline);
             }
         }
         store_exec_free(&e);
@@ -604,7 +608,8 @@ static int follow_logs(cmd_ctx *c, store *s, const char *id, const char *step, i
         if (!(st = store_get(s, id, &e))) {
             if (!has_node(&e, step))
                 st = err_set(NDF_ERR_NOT_FOUND,
-                             "execution %s has no step '%s' (see 'ndf status %s')", id, step, id);
+                             "execution %s has no step named '%s' (see 'ndf status %s')", id,
+                             step, id);
             store_exec_free(&e);
         }
     }
@@ -665,8 +670,8 @@ static int cmd_logs(cmd_ctx *c, int argc, char **argv)
                 st = print_stream(c->out, s, id, n->path, k, !step);
     }
     if (!st && step && !has_node(&e, step))
-        st = err_set(NDF_ERR_NOT_FOUND, "execution %s has no step '%s' (see 'ndf status %s')", id,
-                     step, id);
+        st = err_set(NDF_ERR_NOT_FOUND, "execution %s has no step named '%s' (see 'ndf status %s')",
+                     id, step, id);
     store_exec_free(&e);
     return st ? fail(c, st) : EXIT_OK;
 }

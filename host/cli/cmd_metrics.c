@@ -13,10 +13,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cli/commands.h"
 #include "cli/opt.h"
+#include "conf/config.h"
 #include "exec/executor.h"
 #include "exec/pool.h"
 #include "exec/record.h"
@@ -289,11 +292,13 @@ static void windows_free(pat_window *w, size_t n)
 
 /* Appends the store's families (ndf_store_up 0 and nothing else from it
  * when `s` is NULL or cannot be read) and, when `ex` is not NULL, the
- * executor's live gauges.  Returns NDF_OK, or the status of the store read
- * that failed (err_msg() says why; the exposition is still complete). */
-static int collect(store *s, executor *ex, double window, strbuf *sb)
+ * executor's live gauges.  `absent`: there is no store yet (nothing has
+ * run), which reads as a store with no pattern in it.  Returns NDF_OK, or
+ * the status of the store read that failed (err_msg() says why; the
+ * exposition is still complete). */
+static int collect(store *s, int absent, executor *ex, double window, strbuf *sb)
 {
-    int rc = s ? NDF_OK : NDF_ERR_IO;
+    int rc = s || absent ? NDF_OK : NDF_ERR_IO;
     learned l = {0};
     pat_window *w = NULL;
     size_t nw = 0;
@@ -306,11 +311,13 @@ static int collect(store *s, executor *ex, double window, strbuf *sb)
     learned_free(&l);
     windows_free(w, nw);
 
-    family(sb, "ndf_store_up", "gauge", "1 when the store could be opened and read.");
+    family(sb, "ndf_store_up", "gauge",
+           "1 when the store could be opened and read, or does not exist yet (nothing has run).");
     sample(sb, "ndf_store_up", NULL, rc == NDF_OK);
-    if (s) {
-        store_stats st;
-        store_get_stats(s, &st);
+    if (s || absent) {
+        store_stats st = {0};
+        if (s)
+            store_get_stats(s, &st);
         family(sb, "ndf_store_degraded", "gauge", "1 when this process's last store write failed.");
         sample(sb, "ndf_store_degraded", NULL, st.degraded);
         family(sb, "ndf_store_pending_writes", "gauge",
@@ -355,10 +362,17 @@ int cmd_metrics_check_textfile(cmd_ctx *c, const char *opt, const char *path)
     base = base ? base + 1 : path;
     /* node_exporter's textfile collector reads *.prom and nothing else: a
      * file by another name would be written forever and never read */
-    if (len < 5 || strcmp(path + len - 5, ".prom") != 0 || strcmp(base, ".prom") == 0) {
+    if (len < 5 || strcmp(path + len - 5, ".prom") != 0) {
         cmd_error(c,
-                  "%s %s: the name must end in .prom (node_exporter's textfile "
+                  "%s '%s': the name must end in .prom (node_exporter's textfile "
                   "collector reads no other)\n",
+                  opt, path);
+        return EXIT_USAGE;
+    }
+    /* ".prom" alone, or a hidden name: what an operator meant is not
+     * that, and the writer's own temporary files are the hidden ones */
+    if (base[0] == '.') {
+        cmd_error(c, "%s '%s': the file needs a name before .prom that does not start with '.'\n",
                   opt, path);
         return EXIT_USAGE;
     }
@@ -459,12 +473,8 @@ int cmd_metrics_options(cmd_ctx *c, int argc, char **argv, cmd_metrics_args *a)
             a->textfile = p.arg;
             break;
         case 'i':
-            if (cmd_parse_seconds(c, "--interval", p.arg, &a->interval))
+            if (cmd_parse_interval(c, "--interval", p.arg, &a->interval))
                 return EXIT_USAGE;
-            if (!(a->interval > 0)) {
-                cmd_error(c, "--interval %s: expected a number of seconds above 0\n", p.arg);
-                return EXIT_USAGE;
-            }
             break;
         case 'h': return cmd_help(c);
         default: return cmd_bad_usage(c);
@@ -484,6 +494,21 @@ int cmd_metrics_options(cmd_ctx *c, int argc, char **argv, cmd_metrics_args *a)
     return EXIT_OK;
 }
 
+/* Whether the configuration's store is yet to be made: an SQLite store
+ * whose database file does not exist.  A report must not create one. */
+static int store_absent(cmd_ctx *c)
+{
+    const config *cfg = c->rt->cfg;
+    if (c->served || !cfg || cfg->set.storage_backend != STORE_BACKEND_SQLITE ||
+        !cfg->set.storage_path)
+        return 0;
+    char *db = xasprintf("%s/%s", cfg->set.storage_path, STORE_DB_NAME);
+    struct stat st;
+    int absent = lstat(db, &st) != 0 && errno == ENOENT;
+    free(db);
+    return absent;
+}
+
 static int cmd_metrics(cmd_ctx *c, int argc, char **argv)
 {
     cmd_metrics_args a;
@@ -491,14 +516,25 @@ static int cmd_metrics(cmd_ctx *c, int argc, char **argv)
     if (rc != EXIT_OK)
         return rc;
     if (a.interval > 0)
-        cmd_signals_arm();
-    /* the store is opened once: a textfile loop reads it on each round */
-    int orc;
-    store *s = cmd_open_store(c, RT_CONFIG, &orc);
+        cmd_signals_arm(NULL);
+    int st = runtime_load(c->rt, RT_CONFIG);
+    if (st)
+        return exit_code_for(st);
+    /* the store is opened once, when there is one: a textfile loop reads
+     * it on each round, and opens it once the first execution made it */
+    int orc = EXIT_OK, absent = store_absent(c), said = 0;
+    store *s = absent ? NULL : cmd_open_store(c, RT_CONFIG, &orc);
     do {
+        if (absent && !store_absent(c)) {
+            absent = 0;
+            s = cmd_open_store(c, RT_CONFIG, &orc);
+        }
+        if (absent && !said++)
+            cmd_warn(c, "no store yet in %s (nothing has run): no pattern to report\n",
+                     c->rt->cfg->set.storage_path);
         strbuf sb;
         sb_init(&sb);
-        int st = collect(s, c->served ? c->rt->ex : NULL, a.window, &sb);
+        st = collect(s, absent, c->served ? c->rt->ex : NULL, a.window, &sb);
         if (st && s)
             cmd_error(c, "%s\n", err_msg());
         rc = cmd_metrics_write(c, a.textfile, sb.buf ? sb.buf : "", sb.len);

@@ -15,6 +15,7 @@
 #include "model/context.h"
 #include "cli/ctxopt.h"
 #include "cli/opt.h"
+#include "cli/plan.h"
 #include "exec/executor.h"
 #include "model/delegate.h"
 #include "model/registry.h"
@@ -533,8 +534,9 @@ static int cmd_show(cmd_ctx *c, int argc, char **argv)
         return rc;
     pattern *p;
     if (registry_get(a->reg, name, &p) != NDF_OK) {
+        int st = plan_missing(a, name);
         cmd_error(c, "%s\n", err_msg());
-        return EXIT_NOT_FOUND;
+        return exit_code_for(st);
     }
     /* The store is the system of record: a server's in-memory state does
      * not see what other processes ran since it loaded the pattern. */

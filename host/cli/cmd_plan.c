@@ -83,7 +83,7 @@ static int cmd_plan(cmd_ctx *c, int argc, char **argv)
         }
         switch (o) {
         case OPT_TIMEOUT:
-            if (cmd_parse_seconds(c, "--timeout", p.arg, &timeout))
+            if (cmd_parse_interval(c, "--timeout", p.arg, &timeout))
                 rc = EXIT_USAGE, done = 1;
             break;
         case OPT_JSON: json = 1; break;

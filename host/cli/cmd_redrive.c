@@ -162,7 +162,7 @@ static int cmd_redrive(cmd_ctx *c, int argc, char **argv)
         switch (o) {
         case OPT_FROM_START: from_start = 1; break;
         case OPT_TIMEOUT:
-            if (cmd_parse_seconds(c, "--timeout", p.arg, &timeout))
+            if (cmd_parse_interval(c, "--timeout", p.arg, &timeout))
                 return EXIT_USAGE;
             break;
         case OPT_FORCE: flags |= EXEC_FORCE; break;

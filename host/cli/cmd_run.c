@@ -46,6 +46,7 @@ static struct {
     executor *ex; /* the executor to cancel, or NULL */
     int sig;      /* the first signal received, or 0 */
     int count;
+    char command[64]; /* who says "cancelling" ("" when nothing is cancelled) */
 } sigs = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 static const char *sig_name(int sig)
@@ -64,18 +65,24 @@ static void *signal_thread(void *arg)
         if (!sigs.sig)
             sigs.sig = sig;
         int n = ++sigs.count;
-        char msg[160];
+        char msg[256];
+        const char *prio = log_to_journal() ? "<4>" : "";
         if (n == 1)
             snprintf(msg, sizeof msg,
-                     "ndf: %s: cancelling (rollback runs; send it again to skip rollback)\n",
-                     sig_name(sig));
+                     "%sndf: %s: %s: cancelling (rollback runs; send it again to skip "
+                     "rollback)\n",
+                     prio, sigs.command, sig_name(sig));
         else
             snprintf(msg, sizeof msg,
-                     "ndf: %s again: skipping rollback, killing step processes\n", sig_name(sig));
+                     "%sndf: %s: %s again: skipping rollback, killing step processes\n", prio,
+                     sigs.command, sig_name(sig));
         /* write(2), not stdio: the main thread may hold stderr's lock
-         * while it draws progress, and this message must not wait. */
-        ssize_t w = write(STDERR_FILENO, msg, strlen(msg));
-        (void)w;
+         * while it draws progress, and this message must not wait.  A
+         * command that runs nothing (a metrics loop) just stops. */
+        if (sigs.command[0]) {
+            ssize_t w = write(STDERR_FILENO, msg, strlen(msg));
+            (void)w;
+        }
         if (sigs.ex)
             executor_cancel_all(sigs.ex, n > 1);
         pthread_mutex_unlock(&sigs.lock);
@@ -83,8 +90,11 @@ static void *signal_thread(void *arg)
     return NULL;
 }
 
-void cmd_signals_arm(void)
+void cmd_signals_arm(const char *command)
 {
+    pthread_mutex_lock(&sigs.lock);
+    snprintf(sigs.command, sizeof sigs.command, "%s", command ? command : "");
+    pthread_mutex_unlock(&sigs.lock);
     if (sigs.armed)
         return;
     sigemptyset(&sigs.set);
@@ -136,7 +146,7 @@ int cmd_signal_received(void)
 int cmd_start_executor(cmd_ctx *c, store_origin origin)
 {
     if (!c->served)
-        cmd_signals_arm();
+        cmd_signals_arm(cmd_name(c));
     int rc = cmd_load_executor(c->rt, origin);
     if (rc == EXIT_OK && !c->served)
         cmd_signals_watch(c->rt->ex);
@@ -399,9 +409,12 @@ int cmd_plan_check(runtime *rt, const char *name, const ndf_context *ctx, double
      * through the run: refuse before anything starts (ndf plan shows all). */
     cJSON *plan = NULL;
     int rc = plan_build(rt, name, ctx, timeout, &plan);
+    int planned = plan != NULL;
     cJSON_Delete(plan);
-    if (rc != NDF_ERR_VALIDATION)
-        return NDF_OK; /* no such pattern: the executor says so, as it always has */
+    /* no such pattern (or one that did not build): the executor says so,
+     * as it always has */
+    if (rc != NDF_ERR_VALIDATION || !planned)
+        return NDF_OK;
     char *why = xstrdup(err_msg());
     err_set(rc, "pattern '%s' not started: %s (see 'ndf plan %s')", name, why, name);
     free(why);
@@ -489,16 +502,10 @@ static int run_parse(cmd_ctx *c, int argc, char **argv, run_args *ra)
             continue;
         }
         switch (o) {
-        case OPT_TIMEOUT: {
-            char *end;
-            errno = 0;
-            ra->timeout = strtod(p.arg, &end);
-            if (errno || *end || end == p.arg || !(ra->timeout > 0) || !isfinite(ra->timeout)) {
-                cmd_error(c, "--timeout %s: expected a number of seconds above 0\n", p.arg);
+        case OPT_TIMEOUT:
+            if (cmd_parse_interval(c, "--timeout", p.arg, &ra->timeout))
                 rc = EXIT_USAGE, done = 1;
-            }
             break;
-        }
         case OPT_FALLBACK: ra->fallback = p.arg; break;
         case OPT_FORCE: ra->flags |= EXEC_FORCE; break;
         case OPT_JSON: ra->json = 1; break;
@@ -524,10 +531,7 @@ static int run_parse(cmd_ctx *c, int argc, char **argv, run_args *ra)
  * *r2 gets its record. */
 static int run_fallback(cmd_ctx *c, const run_args *ra, int st, record *r, int show, record **r2)
 {
-    fallback_cause cause = st == NDF_ERR_NOT_FOUND    ? FALLBACK_NOT_FOUND
-                           : st == NDF_ERR_CONFIDENCE ? FALLBACK_CONFIDENCE
-                           : st == NDF_ERR_TIMEOUT    ? FALLBACK_TIMEOUT
-                                                      : FALLBACK_FAILURE;
+    fallback_cause cause = fallback_cause_of(st);
     if (r && show)
         cmd_run_summary(c, r, st);
     /* The summary already said why the primary failed, when there was
@@ -535,7 +539,7 @@ static int run_fallback(cmd_ctx *c, const run_args *ra, int st, record *r, int s
     if (c->verbosity >= 0 && !(r && show))
         cmd_error(c, "%s\n", err_msg());
     if (c->verbosity >= 0)
-        cmd_diag(c->err, c->entry->name, DIAG_WARNING, "falling back to '%s' (cause: %s)\n",
+        cmd_diag(c->err, cmd_name(c), DIAG_WARNING, "falling back to '%s' (cause: %s)\n",
                  ra->fallback, fallback_cause_name(cause));
     /* the hook writes the link into the record before it is stored */
     c->rt->hook.fallback_from = ra->name;

@@ -209,13 +209,8 @@ static int cmd_serve(cmd_ctx *c, int argc, char **argv)
             mw.path = p.arg;
             break;
         case 'i':
-            if (cmd_parse_seconds(c, "--metrics-interval", p.arg, &mw.interval))
+            if (cmd_parse_interval(c, "--metrics-interval", p.arg, &mw.interval))
                 return EXIT_USAGE;
-            if (!(mw.interval > 0)) {
-                cmd_error(c, "--metrics-interval %s: expected a number of seconds above 0\n",
-                          p.arg);
-                return EXIT_USAGE;
-            }
             break;
         case 'h': return cmd_help(c);
         default: return cmd_bad_usage(c);

@@ -137,6 +137,16 @@ static int cmd_export(cmd_ctx *c, int argc, char **argv)
     strbuf sb;
     sb_init(&sb);
     int st = store_export(s, name, fmt, &sb);
+    if (st == NDF_ERR_NOT_FOUND) {
+        /* the one wording of a name that is not there; export reads the
+         * store alone, where a pattern is once it has run */
+        sb_free(&sb);
+        cmd_error(c,
+                  "no pattern named '%s' in the store (it has never run, or ndf cleanup "
+                  "removed it)\n",
+                  name);
+        return EXIT_NOT_FOUND;
+    }
     if (st) {
         sb_free(&sb);
         return fail_status(c, st);

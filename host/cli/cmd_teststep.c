@@ -253,7 +253,7 @@ static int parse(cmd_ctx *c, int argc, char **argv, ts_args *a)
         case 'h': rc = cmd_help(c); break;
         case OPT_PARAMS: a->params = p.arg; break;
         case OPT_TIMEOUT:
-            if (cmd_parse_seconds(c, "--timeout", p.arg, &a->timeout))
+            if (cmd_parse_interval(c, "--timeout", p.arg, &a->timeout))
                 rc = EXIT_USAGE;
             break;
         case OPT_UNDO: a->undo = 1; break;
@@ -308,7 +308,7 @@ static int cmd_test_step(cmd_ctx *c, int argc, char **argv)
     if (!loader_find(ld, PROVIDED_STEP, a.step)) {
         plugin_info pi;
         loader_plugin(ld, 0, &pi);
-        cmd_error(c, "plugin %s has no step '%s' (steps:", pi.name, a.step);
+        cmd_error(c, "plugin %s has no step named '%s' (steps:", pi.name, a.step);
         for (size_t i = 0; i < pi.nprovides; i++)
             if (pi.provides[i]->kind == PROVIDED_STEP)
                 fprintf(c->err, " %s", pi.provides[i]->name);

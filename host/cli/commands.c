@@ -109,11 +109,16 @@ void cmd_diag(FILE *err, const char *command, int prio, const char *fmt, ...)
     va_end(ap);
 }
 
+const char *cmd_name(const cmd_ctx *c)
+{
+    return c->name ? c->name : c->entry->name;
+}
+
 void cmd_error(cmd_ctx *c, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    diag_v(c->err, c->entry->name, DIAG_ERR, "", fmt, ap);
+    diag_v(c->err, cmd_name(c), DIAG_ERR, "", fmt, ap);
     va_end(ap);
 }
 
@@ -123,7 +128,7 @@ void cmd_warn(cmd_ctx *c, const char *fmt, ...)
         return;
     va_list ap;
     va_start(ap, fmt);
-    diag_v(c->err, c->entry->name, DIAG_WARNING, "warning: ", fmt, ap);
+    diag_v(c->err, cmd_name(c), DIAG_WARNING, "warning: ", fmt, ap);
     va_end(ap);
 }
 
@@ -197,6 +202,19 @@ int cmd_parse_seconds(cmd_ctx *c, const char *opt, const char *arg, double *out)
     double v = strtod(arg, &end);
     if (errno || end == arg || *end || !isfinite(v) || v < 0) {
         cmd_error(c, "%s %s: expected a number of seconds >= 0\n", opt, arg);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+int cmd_parse_interval(cmd_ctx *c, const char *opt, const char *arg, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(arg, &end);
+    if (errno || end == arg || *end || !isfinite(v) || !(v > 0)) {
+        cmd_error(c, "%s %s: expected a number of seconds above 0\n", opt, arg);
         return -1;
     }
     *out = v;

@@ -53,7 +53,13 @@ typedef struct cmd_ctx {
      * member); NULL when none was sent. */
     const ndf_context *context;
     int served; /* running for a socket client */
+    /* What diagnostics call the command, "ctl: run" for a verb of ndf ctl;
+     * NULL: entry->name (cmd_name()). */
+    const char *name;
 } cmd_ctx;
+
+/* The command's name in its diagnostics: c->name, else c->entry->name. */
+const char *cmd_name(const cmd_ctx *c);
 
 /* A handler's return when it refuses a served request outright (it named
  * a file or standard input of the server's side): err_msg() says why, and
@@ -133,6 +139,9 @@ int cmd_context_finish(cmd_ctx *c, struct ctxopt *co, ndf_context **out);
 /* Parses `arg`, the value of option `opt`, as a number of seconds >= 0.
  * Returns 0, or -1 after saying why on c->err. */
 int cmd_parse_seconds(cmd_ctx *c, const char *opt, const char *arg, double *out);
+/* cmd_parse_seconds() for a period or deadline, which must be above 0
+ * (--interval, --timeout of a run): one message for any bad value. */
+int cmd_parse_interval(cmd_ctx *c, const char *opt, const char *arg, double *out);
 
 /* ---- `ndf delegate`'s command line and answer (cmd_delegate.c), shared
  * with `ndf ctl delegate` ---- */
@@ -176,9 +185,11 @@ int cmd_start_executor(cmd_ctx *c, store_origin origin);
  * thread it starts later: call it before any) and takes them on a thread
  * of its own.  Once armed, the first signal cancels every execution of the
  * watched executor (rollback runs, processes get SIGTERM, the grace period,
- * SIGKILL) and refuses new ones; a second skips rollback and kills the
- * processes at once.  Idempotent. */
-void cmd_signals_arm(void);
+ * SIGKILL) and refuses new ones, saying so as "ndf: COMMAND: SIGINT:
+ * cancelling ..."; a second skips rollback and kills the processes at
+ * once.  `command` NULL: the command runs nothing, and a signal only ends
+ * it, without a word (cmd_signal_received()).  Idempotent. */
+void cmd_signals_arm(const char *command);
 /* The executor the signals cancel (NULL: none; before freeing it).  A
  * signal that came before is applied to it at once. */
 struct executor;

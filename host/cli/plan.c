@@ -317,7 +317,7 @@ static cJSON *plan_pattern_named(planner *pl, const char *name, const ndf_value 
         cJSON *n = cJSON_CreateObject();
         cJSON_AddStringToObject(n, "kind", "pattern");
         cJSON_AddStringToObject(n, "name", name);
-        char *m = xasprintf("pattern '%s' not found", name);
+        char *m = xasprintf("no pattern named '%s'", name);
         plan_error(pl, n, where, m);
         free(m);
         return n;
@@ -327,12 +327,26 @@ static cJSON *plan_pattern_named(planner *pl, const char *name, const ndf_value 
     return n;
 }
 
+int plan_missing(const runtime *rt, const char *name)
+{
+    /* a definition the configuration has, left out of the registry: its
+     * own errors were reported when the patterns were built */
+    for (size_t i = 0; rt->cfg && i < rt->cfg->npatterns; i++) {
+        const ndf_value *n = value_get(rt->cfg->patterns[i], "name");
+        if (n && n->type == NDF_VALUE_STRING && strcmp(n->u.s, name) == 0)
+            return err_set(NDF_ERR_VALIDATION,
+                           "pattern '%s' (%s:%d) did not build: see its errors above", name,
+                           n->file ? n->file : "?", n->line);
+    }
+    return err_set(NDF_ERR_NOT_FOUND, "no pattern named '%s'", name);
+}
+
 int plan_build(runtime *rt, const char *name, const ndf_context *ctx, double requested, cJSON **out)
 {
     *out = NULL;
     pattern *p;
     if (!rt->reg || registry_get(rt->reg, name, &p) != NDF_OK)
-        return err_set(NDF_ERR_NOT_FOUND, "pattern '%s' not found", name);
+        return plan_missing(rt, name);
     const settings *s = &rt->cfg->set;
     planner pl = {
         .rt = rt,

@@ -25,8 +25,13 @@ struct cJSON;
  * Step parameters are expanded as they would run (${execution_id} stays as
  * written).  Returns NDF_OK and *out; NDF_ERR_VALIDATION with *out set too
  * when a template cannot be resolved (its "errors" member lists every
- * problem, err_msg() says the first); NDF_ERR_NOT_FOUND (and *out NULL)
- * when there is no such pattern.  Free *out with cJSON_Delete(). */
+ * problem, err_msg() says the first); plan_missing()'s status (and *out
+ * NULL) when there is no such pattern.  Free *out with cJSON_Delete(). */
+/* Why pattern `name` is not among the runtime's built patterns:
+ * NDF_ERR_VALIDATION ("pattern 'X' (FILE:LINE) did not build: ...") when
+ * the configuration defines it but its definition failed, else
+ * NDF_ERR_NOT_FOUND ("no pattern named 'X'"); err_msg() says it. */
+int plan_missing(const runtime *rt, const char *name);
 int plan_build(runtime *rt, const char *name, const ndf_context *ctx, double requested,
                struct cJSON **out);
 

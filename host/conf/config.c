@@ -771,6 +771,7 @@ static void pattern_error(reader *r, const ndf_value *at, const char *pname, con
         diag_add(r->c, 1, at->file, at->line, "pattern '%s': %s", pname, msg);
     else
         diag_add(r->c, 1, at->file, at->line, "pattern: %s", msg);
+    r->c->npattern_errors++;
     free(msg);
 }
 
@@ -886,6 +887,7 @@ static void read_pattern(reader *r, const config_setting_t *s)
                      "duplicate pattern '%s' (first defined at %s:%d)", pname, first->file,
                      first->line);
             r->c->nduplicates++;
+            r->c->npattern_errors++;
             value_free(def);
             return;
         }
@@ -922,6 +924,7 @@ static void read_patterns(reader *r, const config_setting_t *s)
             diag_add(r->c, 1, setting_file(r, e), line,
                      "patterns[%d]: a pattern definition must be a group { ... }, not %s", i,
                      lc_type_name(config_setting_type(e)));
+            r->c->npattern_errors++;
             continue;
         }
         read_pattern(r, e);

@@ -79,6 +79,10 @@ typedef struct config {
     size_t ndiags;
     size_t nerrors;
     size_t nduplicates;         /* errors that are a pattern defined twice */
+    /* errors confined to one pattern definition, which was left out (the
+     * duplicates included): when they are all the errors, the other
+     * patterns can still be used */
+    size_t npattern_errors;
 } config;
 
 /* The state directory when storage.path is not set: $NDF_STATE_DIR, else

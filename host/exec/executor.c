@@ -126,8 +126,18 @@ const char *fallback_cause_name(fallback_cause c)
     case FALLBACK_NOT_FOUND: return "not found";
     case FALLBACK_CONFIDENCE: return "confidence gate";
     case FALLBACK_TIMEOUT: return "timeout";
+    case FALLBACK_VALIDATION: return "validation";
     }
     return "unknown";
+}
+
+fallback_cause fallback_cause_of(int st)
+{
+    return st == NDF_ERR_NOT_FOUND    ? FALLBACK_NOT_FOUND
+           : st == NDF_ERR_CONFIDENCE ? FALLBACK_CONFIDENCE
+           : st == NDF_ERR_TIMEOUT    ? FALLBACK_TIMEOUT
+           : st == NDF_ERR_VALIDATION ? FALLBACK_VALIDATION
+                                      : FALLBACK_FAILURE;
 }
 
 /* The confidence gate of an explicit run: whether the pattern's trusted
@@ -381,7 +391,7 @@ static int start(executor *ex, const char *name, const ndf_context *ctx, double 
     pattern *p;
     if (!ex->o.reg || registry_get(ex->o.reg, name, &p) != NDF_OK) {
         hashmap_free(reuse, free);
-        return err_set(NDF_ERR_NOT_FOUND, "pattern '%s' not found", name);
+        return err_set(NDF_ERR_NOT_FOUND, "no pattern named '%s'", name);
     }
     int rc;
     char warn[256] = "";
@@ -567,10 +577,7 @@ int executor_execute_with_fallback(executor *ex, const char *primary, const char
     if (rc == NDF_OK || rc == NDF_ERR_CANCELLED || !fallback || !*fallback)
         return rc;
     out->primary_error = xstrdup(err_msg());
-    out->cause = rc == NDF_ERR_NOT_FOUND    ? FALLBACK_NOT_FOUND
-                 : rc == NDF_ERR_CONFIDENCE ? FALLBACK_CONFIDENCE
-                 : rc == NDF_ERR_TIMEOUT    ? FALLBACK_TIMEOUT
-                                            : FALLBACK_FAILURE;
+    out->cause = fallback_cause_of(rc);
     log_msg(2, "pattern '%s': %s; falling back to '%s' (%s)", primary, out->primary_error, fallback,
             fallback_cause_name(out->cause));
     out->used = fallback;
@@ -673,7 +680,7 @@ int executor_cancel(executor *ex, const char *id)
 {
     record *r = executor_find(ex, id);
     if (!r)
-        return err_set(NDF_ERR_NOT_FOUND, "no execution '%s'", id ? id : "");
+        return err_set(NDF_ERR_NOT_FOUND, "no execution with id '%s'", id ? id : "");
     cancel_record(r, 0);
     pthread_mutex_lock(&ex->lock);
     pthread_cond_broadcast(&ex->done_cond);
@@ -720,7 +727,7 @@ int executor_run_pattern(executor *ex, ndf_exec *node, const char *name, double 
                        name, EXECUTOR_MAX_NESTING);
     pattern *p;
     if (!ex || !ex->o.reg || registry_get(ex->o.reg, name, &p) != NDF_OK)
-        return err_set(NDF_ERR_NOT_FOUND, "pattern '%s' not found", name);
+        return err_set(NDF_ERR_NOT_FOUND, "no pattern named '%s'", name);
     int rc;
     ndf_exec *c = node_new(node, NDF_NODE_PATTERN, name);
     c->pat = p; /* the record keeps the pattern (and its steps) alive */

@@ -143,9 +143,12 @@ typedef enum fallback_cause {
     FALLBACK_FAILURE = 1, /* it ran and failed */
     FALLBACK_NOT_FOUND = 2,
     FALLBACK_CONFIDENCE = 3, /* the confidence gate refused it */
-    FALLBACK_TIMEOUT = 4
+    FALLBACK_TIMEOUT = 4,
+    FALLBACK_VALIDATION = 5 /* refused before it started (its plan, its type) */
 } fallback_cause;
 const char *fallback_cause_name(fallback_cause c); /* "failure", "not found", ... */
+/* The cause a primary's status `st` (not NDF_OK) gives a fallback. */
+fallback_cause fallback_cause_of(int st);
 
 typedef struct fallback_result {
     int status;       /* of the pattern used */

@@ -99,9 +99,13 @@ void svc_node_log(ndf_exec *node, int level, const char *fmt, ...)
         return;
     size_t len = strlen(msg);
     if (node) {
-        /* a log line of its own: it says which execution and pattern */
-        log_msg(level, "execution %s: pattern %s: %s: %s", node->rec->id, pattern_of(node),
-                node->name, msg);
+        /* a log line of its own: it says which execution and pattern,
+         * and the node when it is not the pattern itself */
+        if (node->kind == NDF_NODE_PATTERN)
+            log_msg(level, "execution %s: pattern %s: %s", node->rec->id, node->name, msg);
+        else
+            log_msg(level, "execution %s: pattern %s: %s: %s", node->rec->id, pattern_of(node),
+                    node->name, msg);
         msg[len++] = '\n';
         node_append(node, REC_LOG, msg, len, 0);
     } else {

@@ -86,17 +86,56 @@ static char *answer_record(response *a, record *r, record *primary)
 
 /* seed execute_with_fallback: the record of the pattern used, and the
  * primary's when the fallback ran. */
+/* executor_execute() after the check `ndf run` makes before a pattern
+ * starts (s->o.check_run): a pattern it refuses never starts. */
+static int checked_execute(server *s, gen *g, const char *name, const ndf_context *ctx,
+                           double timeout, unsigned flags, record **out)
+{
+    *out = NULL;
+    if (s->o.check_run) {
+        genset_lock(s->gs);
+        err_clear();
+        int rc = s->o.check_run(s->o.opaque, gen_runtime(g), name, ctx, timeout);
+        genset_unlock(s->gs);
+        if (rc)
+            return rc;
+    }
+    return executor_execute(gen_runtime(g)->ex, name, ctx, timeout, flags, out);
+}
+
+/* seed execute_with_fallback (executor_execute_with_fallback), with each
+ * pattern checked as `ndf run --fallback` checks it. */
+static int execute_with_fallback(server *s, gen *g, const request *rq, const ndf_context *ctx,
+                                 unsigned flags, fallback_result *fr)
+{
+    memset(fr, 0, sizeof *fr);
+    fr->used = rq->pattern;
+    int rc = checked_execute(s, g, rq->pattern, ctx, rq->timeout, flags, &fr->primary);
+    fr->primary_status = fr->status = rc;
+    if (rc == NDF_OK || rc == NDF_ERR_CANCELLED)
+        return rc;
+    fr->primary_error = xstrdup(err_msg());
+    fr->cause = fallback_cause_of(rc);
+    log_msg(NDF_LOG_INFO, "falling back from '%s' to '%s' (cause: %s): %s", rq->pattern,
+            rq->fallback, fallback_cause_name(fr->cause), fr->primary_error);
+    fr->used = rq->fallback;
+    fr->status = rc = checked_execute(s, g, rq->fallback, ctx, rq->timeout, flags, &fr->fallback);
+    return rc;
+}
+
 static char *run_fallback(server *s, const request *rq, const ndf_context *ctx, unsigned flags)
 {
     gen *g = genset_current(s->gs);
     fallback_result fr;
-    int rc = executor_execute_with_fallback(gen_runtime(g)->ex, rq->pattern, rq->fallback, ctx,
-                                            rq->timeout, flags, &fr);
+    int rc = execute_with_fallback(s, g, rq, ctx, flags, &fr);
+    /* a fallback that did not start: why, beside the primary's record */
+    char *fb_error = rc && fr.cause != FALLBACK_NONE && !fr.fallback ? xstrdup(err_msg()) : NULL;
     unsigned long gid = gen_id(g);
     genset_release(s->gs, g);
     record *used = fr.fallback ? fr.fallback : fr.primary;
     if (!used) {
-        char *text = fail(s, rc, "%s", err_msg());
+        char *text = fail(s, rc, "%s", fb_error ? fb_error : err_msg());
+        free(fb_error);
         fallback_result_free(&fr);
         return text;
     }
@@ -118,8 +157,10 @@ static char *run_fallback(server *s, const request *rq, const ndf_context *ctx, 
     if (fr.cause != FALLBACK_NONE) {
         a.fallback_cause = fallback_cause_name(fr.cause);
         a.primary_error = fr.primary_error;
+        a.error = fb_error;
     }
     char *text = answer_record(&a, used, fr.primary && fr.fallback ? fr.primary : NULL);
+    free(fb_error);
     fallback_result_free(&fr);
     return text;
 }
@@ -309,7 +350,7 @@ static char *req_cancel(server *s, const request *rq)
     if (r)
         record_unref(r);
     if (genset_cancel(s->gs, rq->id) != NDF_OK)
-        return fail(s, NDF_ERR_NOT_FOUND, "no running execution with id '%s'", rq->id);
+        return fail(s, NDF_ERR_NOT_FOUND, "no execution with id '%s' is running", rq->id);
     response a = {.ok = 1, .id = rq->id};
     return protocol_response(&a);
 }
@@ -754,6 +795,13 @@ static int start(server *s)
         .max_per_uid = set->max_conns_per_uid,
     };
     rc = transport_listen(&to, &s->tp);
+    if (rc != NDF_OK) {
+        /* the command's error ("ndf: serve: ..."), as start-up's others */
+        if (rt->report)
+            rt->report(rt->report_opaque, RT_DIAG_ERROR, err_msg());
+        else
+            log_msg(NDF_LOG_ERROR, "%s", err_msg());
+    }
     if (rc == NDF_OK && s->o.watch && (s->w = watch_new())) {
         size_t n;
         char *const *dirs = runtime_plugin_dirs(rt, set, &n);

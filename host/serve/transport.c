@@ -486,50 +486,47 @@ static int make_parent(const char *path)
  * stale socket (removed) or nothing. */
 static int claim_path(const char *path)
 {
-    if (make_parent(path) != 0) {
-        log_msg(NDF_LOG_ERROR, "%s", err_msg());
+    if (make_parent(path) != 0)
         return NDF_ERR_IO;
-    }
     int probe = transport_connect(path);
     if (probe >= 0) {
         close(probe);
-        log_msg(NDF_LOG_ERROR, "another ndf server already listens on %s", path);
-        return NDF_ERR_IO;
+        return err_set(NDF_ERR_IO, "another ndf server already listens on %s", path);
     }
     struct stat st;
     if (lstat(path, &st) == 0) {
-        if (!S_ISSOCK(st.st_mode)) {
-            log_msg(NDF_LOG_ERROR,
-                    "%s exists and is not a socket: remove it or set server.socket elsewhere",
-                    path);
-            return NDF_ERR_IO;
-        }
+        if (!S_ISSOCK(st.st_mode))
+            return err_set(NDF_ERR_IO,
+                           "%s exists and is not a socket: remove it or set server.socket "
+                           "elsewhere",
+                           path);
         unlink(path); /* stale: its server is gone */
     }
     return NDF_OK;
 }
 
 /* Binds t->path born 0600 (no window where others may connect), then
- * gives it to the group.  Returns the descriptor, or -1 after logging. */
+ * gives it to the group.  Returns the descriptor, or -1 with err_msg()
+ * saying why. */
 static int bind_socket(transport *t, const struct sockaddr_un *sa)
 {
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0) {
-        log_msg(NDF_LOG_ERROR, "socket: %s", strerror(errno));
+        err_set(NDF_ERR_IO, "socket: %s", strerror(errno));
         return -1;
     }
     mode_t old = umask(0177);
     int rc = bind(fd, (const struct sockaddr *)sa, sizeof *sa);
     umask(old);
     if (rc != 0) {
-        log_msg(NDF_LOG_ERROR, "cannot bind %s: %s", t->path, strerror(errno));
+        err_set(NDF_ERR_IO, "cannot bind %s: %s", t->path, strerror(errno));
         close(fd);
         return -1;
     }
     if (t->o.group && *t->o.group) {
         struct group *gr = getgrnam(t->o.group);
         if (!gr || chown(t->path, (uid_t)-1, gr->gr_gid) != 0 || chmod(t->path, 0660) != 0) {
-            log_msg(NDF_LOG_ERROR, "cannot give %s to group '%s': %s", t->path, t->o.group,
+            err_set(NDF_ERR_IO, "cannot give %s to group '%s': %s", t->path, t->o.group,
                     gr ? strerror(errno) : "no such group");
             close(fd);
             unlink(t->path);
@@ -539,7 +536,7 @@ static int bind_socket(transport *t, const struct sockaddr_un *sa)
         t->gid = gr->gr_gid;
     }
     if (listen(fd, 128) != 0) {
-        log_msg(NDF_LOG_ERROR, "listen on %s: %s", t->path, strerror(errno));
+        err_set(NDF_ERR_IO, "listen on %s: %s", t->path, strerror(errno));
         close(fd);
         unlink(t->path);
         return -1;
@@ -552,9 +549,8 @@ int transport_listen(const transport_opts *opts, transport **out)
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
     *out = NULL;
     if (strlen(opts->path) >= sizeof sa.sun_path) {
-        log_msg(NDF_LOG_ERROR, "socket path %s is too long (at most %zu bytes)", opts->path,
-                sizeof sa.sun_path - 1);
-        return NDF_ERR_INVALID;
+        return err_set(NDF_ERR_INVALID, "socket path %s is too long (at most %zu bytes)",
+                       opts->path, sizeof sa.sun_path - 1);
     }
     strcpy(sa.sun_path, opts->path);
     int rc = claim_path(opts->path);

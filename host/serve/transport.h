@@ -61,7 +61,7 @@ typedef struct transport transport;
  * socket of a dead server is replaced, another server's is not).  The
  * directory must be owned by the user running ndf and writable by no one
  * else, or someone else could replace the socket.  Returns
- * NDF_OK and *out, or a status after logging why.  The strings of `opts`
+ * NDF_OK and *out, or a status with err_msg() saying why.  The strings of `opts`
  * are copied. */
 int transport_listen(const transport_opts *opts, transport **out);
 

@@ -2142,7 +2142,7 @@ static int pg_get(store *st, const char *id, store_exec *out)
             exec_from_row(r, 0, out);
             xseq = g_int(r, 0, 17);
         } else {
-            rc = err_set(NDF_ERR_NOT_FOUND, "no execution '%s' in %s", id, s->name);
+            rc = err_set(NDF_ERR_NOT_FOUND, "no execution with id '%s' in %s", id, s->name);
         }
         PQclear(r);
     }

@@ -2421,7 +2421,7 @@ static int lite_get(store *s, const char *id, store_exec *out)
             exec_from_row(st, out);
             xseq = sqlite3_column_int64(st, 17);
         } else if (r == SQLITE_DONE) {
-            rc = err_set(NDF_ERR_NOT_FOUND, "no execution '%s' in %s", id, s->path);
+            rc = err_set(NDF_ERR_NOT_FOUND, "no execution with id '%s' in %s", id, s->path);
         } else {
             rc = rfail(s, r, "cannot read an execution");
         }

@@ -102,7 +102,7 @@ expect_exit 0 "export keeps the message" -- $R export zeta
 expect_match "$out" '"message":[[:space:]]*"agent gave up"' "the failure's message is kept"
 
 expect_exit 3 "record of an unknown pattern" -- $R record nosuch --success
-expect_match "$err" "^ndf: record: pattern 'nosuch' not found$" "names it"
+expect_match "$err" "^ndf: record: no pattern named 'nosuch'$" "names it"
 expect_exit 2 "record without an outcome" -- $R record mid
 expect_match "$err" "^ndf: record: say how it went: --success or --failure$" "says what is missing"
 expect_exit 2 "record with both outcomes" -- $R record mid --success --failure

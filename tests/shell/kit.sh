@@ -32,7 +32,7 @@ expect_exit 0 "context options reach the step" -- "$NDF" test-step "$P/steps.so"
     --params '{"argv": ["sh", "-c", "echo $NDF_DOMAIN/$NDF_ATTR_SIZE"]}' --domain web --attr size=3
 expect_match "$out" '^web/3$' "as NDF_* variables"
 expect_exit 3 "an unknown step exits 3" -- "$NDF" test-step "$P/steps.so" nope
-expect_match "$err" "has no step 'nope' \(steps: exec sleep log fail noop pattern\)" "naming the steps it has"
+expect_match "$err" "has no step named 'nope' \(steps: exec sleep log fail noop pattern\)" "naming the steps it has"
 expect_exit 2 "parameters against the schema exit 2" -- \
     "$NDF" test-step "$P/steps.so" exec --params '{"argv": 5}'
 expect_match "$err" "'argv' must be a list" "saying what is wrong"

@@ -83,7 +83,7 @@ expect_match "$(stat -c %a "$SCRATCH/tf/ndf.prom")" '^644$' "readable by node_ex
 expect_match "$(ls -A "$SCRATCH/tf")" '^ndf\.prom$' "no temporary file is left beside it"
 promtool_check "$SCRATCH/tf/ndf.prom" "promtool check metrics accepts the textfile"
 expect_exit 2 "a textfile not named *.prom is refused" -- $R metrics --textfile "$SCRATCH/tf/ndf.txt"
-expect_match "$err" "^ndf: metrics: --textfile .*ndf\.txt: the name must end in \.prom" "saying why"
+expect_match "$err" "^ndf: metrics: --textfile .*ndf\.txt'?: the name must end in \.prom" "saying why"
 expect_exit 2 "--interval without --textfile is refused" -- $R metrics --interval 5
 expect_exit 2 "--interval 0 is refused" -- $R metrics --textfile "$SCRATCH/tf/ndf.prom" --interval 0
 expect_exit 2 "a bad --window is refused" -- $R metrics --window soon
@@ -174,7 +174,7 @@ expect_match "$out" '^$' "and prints no exposition"
 # serve --metrics-textfile: the server writes its own, and says when it stops
 expect_exit 2 "serve --metrics-textfile not named *.prom is refused" -- \
     $R serve --metrics-textfile "$SCRATCH/tf/srv.txt"
-expect_match "$err" "^ndf: serve: --metrics-textfile .*srv\.txt: the name must end in \.prom" "saying why"
+expect_match "$err" "^ndf: serve: --metrics-textfile .*srv\.txt'?: the name must end in \.prom" "saying why"
 expect_exit 2 "serve --metrics-interval 0 is refused" -- \
     $R serve --metrics-textfile "$SCRATCH/tf/srv.prom" --metrics-interval 0
 $R serve --metrics-textfile "$SCRATCH/tf/srv.prom" --metrics-interval 0.2 2>"$SCRATCH/serve2.log" &
@@ -226,7 +226,7 @@ JOURNAL_STREAM=$js "$NDF" -c "$SCRATCH/warn.conf" list 2>"$SCRATCH/journal"
 expect_match "$(cat "$SCRATCH/journal")" "^<4>ndf: list: warning: $SCRATCH/warn\\.conf:1: unknown key" \
     "and their warnings <4>"
 JOURNAL_STREAM=$js $R run nope 2>"$SCRATCH/journal"
-expect_match "$(cat "$SCRATCH/journal")" "^<3>ndf: run: pattern 'nope' not found" "a command's own errors <3>"
+expect_match "$(cat "$SCRATCH/journal")" "^<3>ndf: run: no pattern named 'nope'" "a command's own errors <3>"
 
 # ---- export --json ----
 expect_exit 0 "export --json" -- $R export fine --json

@@ -76,7 +76,7 @@ expect_match "$out" '"source":[[:space:]]*"the pattern.s timeout"' "carries the 
 expect_exit 0 "plan --timeout replaces the pattern's own" -- $R plan deploy --timeout 7
 expect_match "$out" '^  deadline: 7 s \(--timeout\)$' "and says so"
 expect_exit 3 "plan of an unknown pattern exits 3" -- $R plan nope
-expect_match "$err" "^ndf: plan: pattern 'nope' not found$" "in the command's error style"
+expect_match "$err" "^ndf: plan: no pattern named 'nope'$" "in the command's error style"
 expect_exit 2 "plan without a pattern is a usage error" -- $R plan
 
 # ---- unresolved templates ----
@@ -120,7 +120,7 @@ expect_match "$(cat "$SCRATCH/g.dot")" '^digraph ndf \{$' "dot output is a digra
 expect_match "$(grep -c -- '->' "$SCRATCH/g.dot")" '^2$' "with an edge per dependency"
 expect_exit 2 "graph --format with a bad value" -- $R graph deploy --format png
 expect_exit 3 "graph of something unknown exits 3" -- $R graph no-such-thing
-expect_match "$err" "^ndf: graph: no pattern or execution 'no-such-thing'$" "and says so"
+expect_match "$err" "^ndf: graph: no pattern named 'no-such-thing' and no execution with id 'no-such-thing'$" "and says so"
 
 # ---- the reason of a failure ----
 expect_exit 1 "a failing step fails the run" -- $R run backup --attr db=a
@@ -175,7 +175,7 @@ expect_match "$err" '^$' "nothing on stderr"
 expect_exit 2 "-c without a FILE after the command" -- $NDF list -c
 expect_match "$err" "^ndf: list: option '-c' requires a FILE$" "says so in the command's error style"
 expect_exit 3 "after '--' it is an operand again" -- $R plan -- -q
-expect_match "$err" "pattern '-q' not found" "and not an option"
+expect_match "$err" "no pattern named '-q'" "and not an option"
 
 # ---- logs: execution and pattern on every line; journald priorities ----
 expect_exit 1 "run -v logs the start and end of the execution" -- $R -v run backup --attr db=a

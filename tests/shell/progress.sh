@@ -114,7 +114,9 @@ expect_match "$?" '^0$' "burst: logs STEP --follow ended with the execution"
 wait "$F2"
 expect_match "$(cat "$SCRATCH/f1.err")" "gen \(stdout\): [0-9]+ bytes dropped before they could be followed" \
     "burst: a STEP's follower says on stderr that output went by unseen"
-expect_match "$(grep -c '^==> gen (stdout)' "$SCRATCH/f2.out")" '^2$' "burst: the headed follower repeats the header at the gap"
+# (at least once: a loaded machine may leave more than one gap)
+expect_match "$(grep -c '^==> gen (stdout)' "$SCRATCH/f2.out")" '^([2-9]|[1-9][0-9]+)$' \
+    "burst: the headed follower repeats the header at the gap"
 expect_match "$(grep '==>' "$SCRATCH/f2.out" | tail -1)" \
     '^==> gen \(stdout\) \[older output dropped\] <==$' "burst: and marks it dropped"
 expect_match "$(tail -1 "$SCRATCH/f1.out")" '^end$' "burst: the follower printed the end"

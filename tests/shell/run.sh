@@ -66,7 +66,7 @@ expect_exit 0 "logs of the whole execution" -- $R logs "$id"
 expect_match "$out" '^==> hello \(stdout\) <==$' "with a header per step and stream"
 expect_exit 3 "logs of an unknown step exits 3" -- $R logs "$id" nope
 expect_exit 3 "status of an unknown id exits 3" -- $R status no-such-id
-expect_match "$err" "no execution 'no-such-id'" "and says so"
+expect_match "$err" "no execution with id 'no-such-id'" "and says so"
 mode=$(stat -c %a "$SCRATCH/state")
 expect_match "$mode" '^700$' "the storage directory is private"
 # errno was read after the message was printed: a failing stderr turned
@@ -84,7 +84,7 @@ expect_exit 0 "show --json after a run" -- $R show --json fails
 expect_match "$out" '"last_execution":\{"time":[0-9.]+,"duration":[0-9.]+,"outcome":"failed"' \
     "show --json carries the last execution"
 expect_exit 3 "an unknown pattern exits 3" -- $R run nope
-expect_match "$err" "pattern 'nope' not found" "and says so"
+expect_match "$err" "no pattern named 'nope'" "and says so"
 
 $R run gated >/dev/null 2>&1
 $R run gated >/dev/null 2>&1

@@ -91,7 +91,7 @@ assert d["learning"]["executions"] == 6 and d["executions"][3]["domain"] == "we,
 ' "$SCRATCH/d.yaml"
 fi
 expect_exit 3 "export of an unknown pattern" -- ndf export nosuch
-expect_match "$err" "'nosuch' has no stored state" "the missing pattern is named"
+expect_match "$err" "no pattern named 'nosuch' in the store" "the missing pattern is named"
 # names are values in SQL, never file names: a path is just an unknown name
 expect_exit 3 "export of a path-like name" -- ndf export ../escape
 expect_exit 2 "export refuses an unknown format" -- ndf export deploy --format xml
