@@ -600,7 +600,7 @@ START_TEST(test_configured_agent_errors)
     sb_free(&sb);
     h_conf_extra = NULL;
     const char *e = h_errors(&h);
-    ck_assert_has(e, "ndf.conf:16: step 'agent': unknown agent 'nope' (configured: plain, rich, "
+    ck_assert_has(e, "ndf.conf:15: step 'agent': unknown agent 'nope' (configured: plain, rich, "
                      "slow, chatty, envy)");
     ck_assert_has(e, "pattern 'unserved': agent type 'tester' is served by no agent");
     ck_assert_has(e, "'agent_types' is filled in from ndf.conf's agents");

@@ -99,7 +99,8 @@ static void h_report(void *opaque, const char *msg)
  * build are counted in h->nerrors with their messages in h->errors, as are
  * sub-patterns required but not defined ("unknown pattern 'x'"). */
 /* Configuration put before the patterns by the next h_open (with @DIR@
- * substituted), e.g. an agents section; NULL for none. */
+ * substituted), e.g. an agents section, ending with a newline; NULL for
+ * none (the patterns' line numbers stay as they were). */
 static const char *h_conf_extra;
 
 static void h_open(harness *h, unsigned threads, const char *patterns)
@@ -114,7 +115,7 @@ static void h_open(harness *h, unsigned threads, const char *patterns)
     char *conf = xasprintf("plugins: { cache_dir = \"%s/cache\"; };\n"
                            "executor: { threads = %u; default_timeout = 30.0;\n"
                            "            pattern_timeout = 30.0; kill_grace = 0.5; };\n"
-                           "%s\n"
+                           "%s"
                            "patterns = (\n%s\n);\n",
                            h->dir, threads, extra, body);
     free(extra);

@@ -17,11 +17,10 @@ static const struct agent_key {
     const char *name;
     ndf_value_type type; /* NUMBER accepts INT too */
 } agent_keys[] = {
-    {"argv", NDF_VALUE_LIST},         {"env", NDF_VALUE_GROUP},
-    {"cwd", NDF_VALUE_STRING},        {"timeout", NDF_VALUE_NUMBER},
-    {"output_limit", NDF_VALUE_INT},  {"format", NDF_VALUE_STRING},
-    {"result", NDF_VALUE_STRING},     {"usage", NDF_VALUE_STRING},
-    {"agent_types", NDF_VALUE_LIST},  {NULL, NDF_VALUE_NONE},
+    {"argv", NDF_VALUE_LIST},      {"env", NDF_VALUE_GROUP},        {"cwd", NDF_VALUE_STRING},
+    {"timeout", NDF_VALUE_NUMBER}, {"output_limit", NDF_VALUE_INT}, {"format", NDF_VALUE_STRING},
+    {"result", NDF_VALUE_STRING},  {"usage", NDF_VALUE_STRING},     {"agent_types", NDF_VALUE_LIST},
+    {NULL, NDF_VALUE_NONE},
 };
 
 static const char *type_phrase(ndf_value_type t)
@@ -70,8 +69,7 @@ static size_t check_key(const ndf_value *m, const char *an, agents_report_fn rep
         strbuf sb = {0};
         for (const struct agent_key *q = agent_keys; q->name; q++)
             sb_printf(&sb, "%s%s", q == agent_keys ? "" : ", ", q->name);
-        say(report, arg, m, "agent '%s': unknown key '%s' (an agent sets %s)", an, m->name,
-            sb.buf);
+        say(report, arg, m, "agent '%s': unknown key '%s' (an agent sets %s)", an, m->name, sb.buf);
         sb_free(&sb);
         return 1;
     }
@@ -115,8 +113,7 @@ static size_t check_key(const ndf_value *m, const char *an, agents_report_fn rep
     } else if (strcmp(k->name, "timeout") == 0) {
         double t = value_number(m);
         if (!(t >= 0 && t <= 1e9)) {
-            say(report, arg, m, "agent '%s': 'timeout' is %g, out of range [0, 1000000000]", an,
-                t);
+            say(report, arg, m, "agent '%s': 'timeout' is %g, out of range [0, 1000000000]", an, t);
             bad++;
         }
     } else if (strcmp(k->name, "output_limit") == 0) {
@@ -176,8 +173,7 @@ size_t agents_check(const ndf_value *agents, agents_report_fn report, void *arg)
             bad += check_key(value_at(ag, i), ag->name, report, arg);
         /* an agent type served twice would make the choice depend on order */
         const ndf_value *types = value_get(ag, "agent_types");
-        for (size_t i = 0; types && types->type == NDF_VALUE_LIST && i < value_count(types);
-             i++) {
+        for (size_t i = 0; types && types->type == NDF_VALUE_LIST && i < value_count(types); i++) {
             const char *t = value_string(value_at(types, i));
             if (!t)
                 continue;
@@ -191,9 +187,8 @@ size_t agents_check(const ndf_value *agents, agents_report_fn report, void *arg)
                         say(report, arg, value_at(types, i),
                             "agent '%s': agent type '%s' is already served by agent '%s' "
                             "(%s:%d)",
-                            ag->name, t, other->name, value_at(ot, j)->file
-                                                           ? value_at(ot, j)->file
-                                                           : "?",
+                            ag->name, t, other->name,
+                            value_at(ot, j)->file ? value_at(ot, j)->file : "?",
                             value_at(ot, j)->line);
                         bad++;
                         b = a + 1; /* reported once */
@@ -340,9 +335,9 @@ int agents_apply(ndf_value *params, const ndf_param_spec *schema, const char *wh
         const ndf_value *ag = value_get(scope_agents, name->u.s);
         if (!ag || ag->type != NDF_VALUE_GROUP) {
             char *names = agent_names();
-            int rc = fail_at(name, "%s: unknown agent '%s' (%s%s)", what, name->u.s,
-                             *names ? "configured: " : "ndf.conf's agents section defines none",
-                             names);
+            int rc =
+                fail_at(name, "%s: unknown agent '%s' (%s%s)", what, name->u.s,
+                        *names ? "configured: " : "ndf.conf's agents section defines none", names);
             free(names);
             return rc;
         }

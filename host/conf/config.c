@@ -459,9 +459,9 @@ static const struct section {
     {"resources", resources_keys},   {"delegation", delegation_keys},
 };
 
-static const char *const top_names[] = {"confidence", "registry", "executor",     "storage",
-                                        "plugins",    "server",   "resources",    "delegation",
-                                        "agents", "patterns_dir", "patterns", NULL};
+static const char *const top_names[] = {"confidence", "registry",     "executor",  "storage",
+                                        "plugins",    "server",       "resources", "delegation",
+                                        "agents",     "patterns_dir", "patterns",  NULL};
 
 static int is_int_type(int t)
 {

@@ -3469,6 +3469,17 @@ static cJSON *exec_json(const store_exec *e)
             jstr(x, "exit_status", NULL);
         jstr(x, "message", n->message);
         jnum(x, "timeout", n->timeout);
+        if (n->result) {
+            jstr(x, "result", n->result);
+            if (n->result_len > strlen(n->result))
+                jnum(x, "result_length", (double)n->result_len);
+        }
+        /* kept as the object it was written as; anything else is left out */
+        cJSON *m = n->metrics ? cJSON_Parse(n->metrics) : NULL;
+        if (cJSON_IsObject(m))
+            jadd(x, "metrics", m);
+        else
+            cJSON_Delete(m);
     }
     return o;
 }

@@ -68,8 +68,8 @@ typedef struct agent {
 typedef struct agent_inst {
     agent one;
     size_t ntypes;
-    const char **type;          /* borrowed from the parameters, like params */
-    const ndf_value **params;   /* that type's complete parameters */
+    const char **type;        /* borrowed from the parameters, like params */
+    const ndf_value **params; /* that type's complete parameters */
     agent *a;
 } agent_inst;
 
@@ -536,8 +536,7 @@ static int build(const ndf_host *host, ndf_exec *node, const ndf_value *params, 
     return rc;
 }
 
-static int run_agent(const ndf_host *host, ndf_exec *node, const ndf_value *params,
-                     const agent *a)
+static int run_agent(const ndf_host *host, ndf_exec *node, const ndf_value *params, const agent *a)
 {
     const char *prog = host->value_string(host->value_at(host->value_get(params, "argv"), 0));
     strings argv = {0}, env = {0};

@@ -51,6 +51,14 @@ n = [x for x in d["nodes"] if x["path"] == "ask"][0]
 print(n["result"], n["metrics"]["input_tokens"], n["metrics"]["cost_usd"])')
 expect_match "$got" '^answer to: Review 42 12 0.5$' "status --json has the result and metrics"
 
+expect_exit 0 "export review" -- $R export review
+got=$(printf '%s\n' "$out" | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+n = [x for e in d["executions"] for x in e["nodes"] if x["path"] == "ask"][-1]
+print(n["result"], n["metrics"]["input_tokens"])')
+expect_match "$got" '^answer to: Review 42 12$' "export has the step's result and metrics"
+
 expect_exit 0 "run with agent type writer" -- $R run review --agent-type writer --attr pr=7
 id=$(printf '%s\n' "$err" | sed -n 's/.*(execution \([^)]*\)).*/\1/p' | tail -n 1)
 expect_exit 0 "status" -- $R status "$id"
