@@ -298,13 +298,31 @@ static cJSON *node_metrics(const store_node *n)
  * of what the store kept with -v) and the figures it reported. */
 static void node_result_text(FILE *out, int indent, const store_node *n, int verbose)
 {
-    if (n->result) {
-        size_t len = strlen(n->result), show = len;
-        const char *nl = verbose ? NULL : strchr(n->result, '\n');
-        if (nl)
-            show = (size_t)(nl - n->result);
-        if (!verbose && show > 160)
+    if (n->result && verbose) {
+        /* all of what the store kept, line by line */
+        fprintf(out, "%*sresult:\n", indent, "");
+        for (const char *p = n->result; *p;) {
+            size_t k = strcspn(p, "\n");
+            char *line = xmalloc(k + 1);
+            memcpy(line, p, k);
+            line[k] = '\0';
+            char *m = term_safe(line);
+            fprintf(out, "%*s%s\n", indent + 2, "", m);
+            free(m);
+            free(line);
+            p += k + (p[k] == '\n');
+        }
+        if (strlen(n->result) < n->result_len)
+            fprintf(out, "%*s... (%zu of %zu bytes kept)\n", indent + 2, "", strlen(n->result),
+                    n->result_len);
+    } else if (n->result) {
+        /* its first line, at most 160 bytes cut on a character boundary */
+        size_t show = strcspn(n->result, "\n");
+        if (show > 160) {
             show = 160;
+            while (show && ((unsigned char)n->result[show] & 0xc0) == 0x80)
+                show--;
+        }
         char *part = xmalloc(show + 1);
         memcpy(part, n->result, show);
         part[show] = '\0';
@@ -313,8 +331,8 @@ static void node_result_text(FILE *out, int indent, const store_node *n, int ver
         fprintf(out, "%*sresult: %s", indent, "", m);
         free(m);
         if (show < n->result_len)
-            fprintf(out, " ... (%zu of %zu bytes%s)", show, n->result_len,
-                    show < len ? "; -v shows what is kept" : " kept");
+            fprintf(out, " ... (%zu of %zu bytes; -v shows %s)", show, n->result_len,
+                    strlen(n->result) < n->result_len ? "what is kept" : "all");
         fputc('\n', out);
     }
     cJSON *j = node_metrics(n);
