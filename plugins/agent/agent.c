@@ -10,7 +10,13 @@
  * output_limit (an agent that writes more is stopped).  The answer becomes
  * the step's result (node_set_result), which later steps read as
  * ${steps.NAME.result}, and the numbers among the usage figures become the
- * step's metrics (node_set_metric). */
+ * step's metrics (node_set_metric).
+ *
+ * Agents configured in ndf.conf reach this plugin as ordinary parameters:
+ * the host merges the agent a step names into its parameters before the
+ * schema check, and for a step that names none and sets no argv fills
+ * `agent_types` with one complete parameter set per agent type, of which
+ * run() takes the context's (ndf-plugin(7)). */
 #include <cJSON.h>
 #include <ctype.h>
 #include <errno.h>
