@@ -501,7 +501,8 @@ START_TEST(test_configured_agents)
         {"override", "",
          "agent = \"envy\"; prompt = \"q\"; cwd = \"@DIR@\"; "
          "env = { AGENT_MODEL = \"from-step\"; };"},
-        {"ownargv", "", "agent = \"slow\"; argv = [\"/bin/echo\", \"mine\"]; prompt = \"q\";"},
+        {"ownargv", "",
+         "agent = \"slow\"; argv = [\"/bin/echo\", \"mine\"]; timeout = 30.0; prompt = \"q\";"},
     };
     strbuf sb;
     sb_init(&sb);
