@@ -36,6 +36,9 @@ tests_check_opt_LDADD = $(CHECK_LIBS)
 # ndf delegate: choice, fallbacks, explain, JSON, learning over runs.
 TESTS += tests/shell/delegate.sh
 EXTRA_DIST += tests/shell/delegate.sh
+# Agents configured in ndf.conf; step results and usage kept in the store.
+TESTS += tests/shell/agents.sh
+EXTRA_DIST += tests/shell/agents.sh
 # ndf ctl delegate (the socket verb) and "delegate" lines of ndf batch.
 TESTS += tests/shell/delegate_serve.sh
 EXTRA_DIST += tests/shell/delegate_serve.sh

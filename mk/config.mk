@@ -1,7 +1,8 @@
 # Configuration: reading ndf.conf (host/conf/config.c), the check-config and
 # config commands, the example configuration and ndf.conf(5).
 libndfcore_la_SOURCES += host/conf/config.c host/conf/config.h \
-	host/conf/conftext.c host/conf/conftext.h
+	host/conf/conftext.c host/conf/conftext.h \
+	host/conf/agents.c host/conf/agents.h
 
 check_PROGRAMS += tests/check_config
 tests_check_config_SOURCES = tests/check_config.c

@@ -444,6 +444,186 @@ START_TEST(test_definition_errors)
 }
 END_TEST
 
+/* ---- agents configured in ndf.conf ---- */
+
+/* The agents section the tests below run with (@FA@: the fake agent). */
+static void set_agents(void)
+{
+    static char *conf;
+    free(conf);
+    char *fa = fake_agent();
+    conf = xasprintf(
+        "agents = {\n"
+        "  plain = { argv = [\"/bin/sh\", \"%s\", \"echo\"]; agent_types = [\"coder\"]; };\n"
+        "  rich = { argv = [\"/bin/sh\", \"%s\", \"json\"]; format = \"json\";\n"
+        "           result = \"/result/text\"; usage = \"/usage\";\n"
+        "           agent_types = [\"reviewer\"]; };\n"
+        "  slow = { argv = [\"/bin/sh\", \"%s\", \"sleep\"]; timeout = 0.3; };\n"
+        "  chatty = { argv = [\"/bin/sh\", \"%s\", \"big\"]; output_limit = 1000; };\n"
+        "  envy = { argv = [\"/bin/sh\", \"%s\", \"env\"]; cwd = \"/\";\n"
+        "           env = { AGENT_MODEL = \"from-agent\"; OTHER = \"x\"; }; };\n"
+        "};\n",
+        fa, fa, fa, fa, fa);
+    free(fa);
+    h_conf_extra = conf;
+}
+
+/* A one-step pattern whose agent step has `params` (no argv of its own
+ * unless given), with pattern keys `extra`; free() it. */
+static char *conf_pattern(const char *name, const char *extra, const char *params)
+{
+    return xasprintf("{ name = \"%s\"; type = \"sequential\"; %s params = { steps = ( "
+                     "{ name = \"s\"; step = \"agent\"; params = { %s }; } ); }; }",
+                     name, extra, params);
+}
+
+static int run_type(harness *h, const char *name, const char *type, record **r, char **msg)
+{
+    ndf_context *c = context_new("payments.eu", type, 2);
+    int rc = h_run(h, name, c, 0, r, msg);
+    context_free(c);
+    return rc;
+}
+
+START_TEST(test_configured_agents)
+{
+    set_agents();
+    const char *const defs[][3] = {
+        /* an agent by name, its format and pointers with it */
+        {"named", "", "agent = \"rich\"; prompt = \"q\";"},
+        /* the agent chosen by the context's agent type */
+        {"mapped", "agent_types = [\"coder\", \"reviewer\"];", "prompt = \"q\";"},
+        {"anytype", "", "prompt = \"q\";"},
+        /* limits from the agent's definition */
+        {"slow", "", "agent = \"slow\"; prompt = \"q\";"},
+        {"chatty", "", "agent = \"chatty\"; prompt = \"q\";"},
+        /* what the step sets wins; env is merged member by member */
+        {"override", "",
+         "agent = \"envy\"; prompt = \"q\"; cwd = \"@DIR@\"; "
+         "env = { AGENT_MODEL = \"from-step\"; };"},
+        {"ownargv", "",
+         "agent = \"slow\"; argv = [\"/bin/echo\", \"mine\"]; timeout = 30.0; prompt = \"q\";"},
+    };
+    strbuf sb;
+    sb_init(&sb);
+    for (size_t i = 0; i < sizeof defs / sizeof *defs; i++) {
+        char *p = conf_pattern(defs[i][0], defs[i][1], defs[i][2]);
+        sb_printf(&sb, "%s%s\n", i ? "," : "", p);
+        free(p);
+    }
+    harness h;
+    h_open_ok(&h, 1, sb.buf);
+    sb_free(&sb);
+    h_conf_extra = NULL;
+    record *r;
+    char *msg;
+
+    ck_assert_msg(run_type(&h, "named", "", &r, &msg) == NDF_OK, "%s", msg);
+    ndf_exec *n = h_find(r->root, "named/s");
+    ck_assert_str_eq(n->result, "answer to: q");
+    ck_assert_uint_eq(n->nmetrics, 2);
+    ck_assert_str_eq(n->metrics[0].name, "input_tokens");
+    record_unref(r);
+    free(msg);
+
+    /* coder: the plain agent (text); reviewer: the rich one (JSON) */
+    ck_assert_msg(run_type(&h, "mapped", "coder", &r, &msg) == NDF_OK, "%s", msg);
+    n = h_find(r->root, "mapped/s");
+    ck_assert_str_eq(n->result, "answer to: q");
+    ck_assert_uint_eq(n->nmetrics, 0);
+    ck_assert_has(step_log(r, "mapped/s"), "agent 'plain' serves agent type 'coder'");
+    record_unref(r);
+    free(msg);
+    ck_assert_msg(run_type(&h, "mapped", "reviewer", &r, &msg) == NDF_OK, "%s", msg);
+    n = h_find(r->root, "mapped/s");
+    ck_assert_str_eq(n->result, "answer to: q");
+    ck_assert_uint_eq(n->nmetrics, 2);
+    ck_assert_has(step_log(r, "mapped/s"), "agent 'rich' serves agent type 'reviewer'");
+    record_unref(r);
+    free(msg);
+    /* a type no agent serves, or none: not the pattern's failure */
+    ck_assert_int_eq(run_type(&h, "anytype", "tester", &r, &msg), NDF_ERR_VALIDATION);
+    ck_assert_has(h_message(r, "anytype/s"),
+                  "no agent of ndf.conf serves agent type 'tester' (they serve: coder, reviewer)");
+    record_unref(r);
+    free(msg);
+    ck_assert_int_eq(run_type(&h, "anytype", "", &r, &msg), NDF_ERR_VALIDATION);
+    ck_assert_has(h_message(r, "anytype/s"), "the context has no agent type");
+    record_unref(r);
+    free(msg);
+
+    ck_assert_int_eq(run_type(&h, "slow", "", &r, &msg), NDF_ERR_TIMEOUT);
+    ck_assert_has(h_message(r, "slow/s"), "did not answer in time");
+    record_unref(r);
+    free(msg);
+    ck_assert_int_eq(run_type(&h, "chatty", "", &r, &msg), NDF_ERR_EXECUTION);
+    ck_assert_has(h_message(r, "chatty/s"), "longer than output_limit (1000 bytes)");
+    record_unref(r);
+    free(msg);
+
+    ck_assert_msg(run_type(&h, "override", "", &r, &msg) == NDF_OK, "%s", msg);
+    char real[PATH_MAX];
+    ck_assert_ptr_nonnull(realpath(h.dir, real));
+    char *want = xasprintf("from-step payments.eu %s", real);
+    ck_assert_str_eq(h_find(r->root, "override/s")->result, want);
+    free(want);
+    record_unref(r);
+    free(msg);
+    ck_assert_msg(run_type(&h, "ownargv", "", &r, &msg) == NDF_OK, "%s", msg);
+    ck_assert_str_eq(h_find(r->root, "ownargv/s")->result, "mine");
+    record_unref(r);
+    free(msg);
+    h_close(&h);
+}
+END_TEST
+
+START_TEST(test_configured_agent_errors)
+{
+    set_agents();
+    const char *const defs[][3] = {
+        {"unknown", "", "agent = \"nope\"; prompt = \"q\";"},
+        {"unserved", "agent_types = [\"coder\", \"tester\"];", "prompt = \"q\";"},
+        {"filled", "", "agent_types = { coder = { argv = [\"x\"]; }; }; prompt = \"q\";"},
+        /* the agent's settings are checked against the step's schema,
+         * with the step's own keys: rich's pointers need its format */
+        {"clash", "", "agent = \"rich\"; format = \"text\"; prompt = \"q\";"},
+        {"fine", "agent_types = [\"coder\"];", "prompt = \"q\";"},
+    };
+    strbuf sb;
+    sb_init(&sb);
+    for (size_t i = 0; i < sizeof defs / sizeof *defs; i++) {
+        char *p = conf_pattern(defs[i][0], defs[i][1], defs[i][2]);
+        sb_printf(&sb, "%s%s\n", i ? "," : "", p);
+        free(p);
+    }
+    harness h;
+    h_open(&h, 1, sb.buf);
+    sb_free(&sb);
+    h_conf_extra = NULL;
+    const char *e = h_errors(&h);
+    ck_assert_has(e, "ndf.conf:15: step 'agent': unknown agent 'nope' (configured: plain, rich, "
+                     "slow, chatty, envy)");
+    ck_assert_has(e, "pattern 'unserved': agent type 'tester' is served by no agent");
+    ck_assert_has(e, "'agent_types' is filled in from ndf.conf's agents");
+    ck_assert_has(e, "'result' picks from a JSON answer");
+    ck_assert_msg(h.nerrors == 4, "%zu errors:\n%s", h.nerrors, e);
+    record *r;
+    char *msg;
+    ck_assert_msg(run_type(&h, "fine", "coder", &r, &msg) == NDF_OK, "%s", msg);
+    record_unref(r);
+    free(msg);
+    h_close(&h);
+
+    /* no agents configured at all: a step without argv cannot run */
+    char *p = conf_pattern("bare", "", "prompt = \"q\";");
+    h_open(&h, 1, p);
+    free(p);
+    ck_assert_has(h_errors(&h), "step 'agent': no agent to run: set 'agent'");
+    ck_assert_uint_eq(h.nerrors, 1);
+    h_close(&h);
+}
+END_TEST
+
 static Suite *agent_suite(void)
 {
     Suite *s = suite_create("agent");
@@ -459,6 +639,8 @@ static Suite *agent_suite(void)
     tcase_add_test(tc, test_argv_env_cwd);
     tcase_add_test(tc, test_prompt_file);
     tcase_add_test(tc, test_definition_errors);
+    tcase_add_test(tc, test_configured_agents);
+    tcase_add_test(tc, test_configured_agent_errors);
     suite_add_tcase(s, tc);
     return s;
 }

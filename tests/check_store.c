@@ -454,6 +454,54 @@ START_TEST(test_record_and_get)
 }
 END_TEST
 
+/* A step's result and figures are kept with its node; a progress write
+ * (which never carries them) does not clear what the end wrote, and a node
+ * without them reads back as none. */
+START_TEST(test_step_results)
+{
+    store *s = open_default();
+    store_exec e = make_exec("r1", "pat", STORE_RUNNING, "web");
+    ck_assert_int_eq(store_begin(s, &e), NDF_OK);
+    store_node n = e.nodes[1];
+    n.state = NDF_STATE_RUNNING;
+    ck_assert_int_eq(store_progress(s, "r1", &n), NDF_OK);
+
+    e.status = STORE_SUCCEEDED;
+    e.end = now_wall();
+    e.nodes[0].state = e.nodes[1].state = NDF_STATE_COMPLETED;
+    e.nodes[1].result = xstrdup("answer: \"yes\"\n\xc3\xa9t\xc3\xa9");
+    e.nodes[1].result_len = 100000; /* the submitter cut it */
+    e.nodes[1].metrics = xstrdup("{\"input_tokens\":12,\"cost_usd\":0.5}");
+    ck_assert_msg(store_finish(s, &e, NULL) == NDF_OK, "%s", err_msg());
+    store_exec_free(&e);
+
+    store_exec got;
+    ck_assert_int_eq(store_get(s, "r1", &got), NDF_OK);
+    ck_assert_uint_eq(got.nnodes, 2);
+    ck_assert_ptr_null(got.nodes[0].result);
+    ck_assert_ptr_null(got.nodes[0].metrics);
+    ck_assert_uint_eq(got.nodes[0].result_len, 0);
+    ck_assert_str_eq(got.nodes[1].result, "answer: \"yes\"\n\xc3\xa9t\xc3\xa9");
+    ck_assert_uint_eq(got.nodes[1].result_len, 100000);
+    ck_assert_str_eq(got.nodes[1].metrics, "{\"input_tokens\":12,\"cost_usd\":0.5}");
+    store_exec_free(&got);
+
+    /* metrics alone, and an empty result (which is a result) */
+    store_exec f = make_exec("r2", "pat", STORE_FAILED, NULL);
+    f.nodes[1].metrics = xstrdup("{\"tokens\":3}");
+    f.nodes[0].result = xstrdup("");
+    ck_assert_msg(store_finish(s, &f, NULL) == NDF_OK, "%s", err_msg());
+    store_exec_free(&f);
+    ck_assert_int_eq(store_get(s, "r2", &got), NDF_OK);
+    ck_assert_str_eq(got.nodes[0].result, "");
+    ck_assert_ptr_null(got.nodes[0].metrics);
+    ck_assert_ptr_null(got.nodes[1].result);
+    ck_assert_str_eq(got.nodes[1].metrics, "{\"tokens\":3}");
+    store_exec_free(&got);
+    store_close(s);
+}
+END_TEST
+
 START_TEST(test_runs_query)
 {
     store *s = open_default();
@@ -2091,6 +2139,15 @@ START_TEST(test_pg_invalid_utf8)
     ck_assert_int_eq(store_get(s, "u1", &got), NDF_OK);
     ck_assert_str_eq(got.message, "bad ?? bytes ?? cut");
     store_exec_free(&got);
+    /* a step's result too: the record is kept, the bad bytes replaced */
+    e = make_exec("u2", "p", STORE_SUCCEEDED, NULL);
+    e.nodes[1].result = xstrdup("ok \xff");
+    e.nodes[1].result_len = 4;
+    ck_assert_msg(store_finish(s, &e, NULL) == NDF_OK, "%s", err_msg());
+    store_exec_free(&e);
+    ck_assert_int_eq(store_get(s, "u2", &got), NDF_OK);
+    ck_assert_str_eq(got.nodes[1].result, "ok ?");
+    store_exec_free(&got);
     store_close(s);
 }
 END_TEST
@@ -2105,6 +2162,7 @@ static Suite *store_suite(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_names);
     tcase_add_test(tc, test_record_and_get);
+    tcase_add_test(tc, test_step_results);
     tcase_add_test(tc, test_runs_query);
     tcase_add_test(tc, test_learning_disabled);
     tcase_add_test(tc, test_learning_all);

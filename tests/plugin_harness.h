@@ -98,6 +98,11 @@ static void h_report(void *opaque, const char *msg)
  * substituted) on an executor of `threads` workers.  Definitions that do not
  * build are counted in h->nerrors with their messages in h->errors, as are
  * sub-patterns required but not defined ("unknown pattern 'x'"). */
+/* Configuration put before the patterns by the next h_open (with @DIR@
+ * substituted), e.g. an agents section, ending with a newline; NULL for
+ * none (the patterns' line numbers stay as they were). */
+static const char *h_conf_extra;
+
 static void h_open(harness *h, unsigned threads, const char *patterns)
 {
     memset(h, 0, sizeof *h);
@@ -106,11 +111,14 @@ static void h_open(harness *h, unsigned threads, const char *patterns)
     ck_assert_msg(mkdtemp(h->dir) != NULL, "mkdtemp");
 
     char *body = h_subst(h, patterns);
+    char *extra = h_subst(h, h_conf_extra ? h_conf_extra : "");
     char *conf = xasprintf("plugins: { cache_dir = \"%s/cache\"; };\n"
                            "executor: { threads = %u; default_timeout = 30.0;\n"
                            "            pattern_timeout = 30.0; kill_grace = 0.5; };\n"
+                           "%s"
                            "patterns = (\n%s\n);\n",
-                           h->dir, threads, body);
+                           h->dir, threads, extra, body);
+    free(extra);
     char *path = h_path(h, "ndf.conf");
     h_write(path, conf);
     int rc = config_load(path, &h->cfg);

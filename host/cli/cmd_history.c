@@ -282,6 +282,78 @@ static const char *kind_name(int k)
     return node_kind_name((ndf_node_kind)k);
 }
 
+/* A node's metrics as stored (a JSON object of numbers), parsed; NULL
+ * when it has none or the column does not hold such an object. */
+static cJSON *node_metrics(const store_node *n)
+{
+    cJSON *j = n->metrics ? cJSON_Parse(n->metrics) : NULL;
+    if (j && !cJSON_IsObject(j)) {
+        cJSON_Delete(j);
+        j = NULL;
+    }
+    return j;
+}
+
+/* Under a node's line in `status`: what it answered (its first line, all
+ * of what the store kept with -v) and the figures it reported. */
+static void node_result_text(FILE *out, int indent, const store_node *n, int verbose)
+{
+    if (n->result && verbose) {
+        /* all of what the store kept, line by line */
+        fprintf(out, "%*sresult:\n", indent, "");
+        for (const char *p = n->result; *p;) {
+            size_t k = strcspn(p, "\n");
+            char *line = xmalloc(k + 1);
+            memcpy(line, p, k);
+            line[k] = '\0';
+            char *m = term_safe(line);
+            fprintf(out, "%*s%s\n", indent + 2, "", m);
+            free(m);
+            free(line);
+            p += k + (p[k] == '\n');
+        }
+        if (strlen(n->result) < n->result_len)
+            fprintf(out, "%*s... (%zu of %zu bytes kept)\n", indent + 2, "", strlen(n->result),
+                    n->result_len);
+    } else if (n->result) {
+        /* its first line, at most 160 bytes cut on a character boundary */
+        size_t show = strcspn(n->result, "\n");
+        if (show > 160) {
+            show = 160;
+            while (show && ((unsigned char)n->result[show] & 0xc0) == 0x80)
+                show--;
+        }
+        char *part = xmalloc(show + 1);
+        memcpy(part, n->result, show);
+        part[show] = '\0';
+        char *m = term_safe(part);
+        free(part);
+        fprintf(out, "%*sresult: %s", indent, "", m);
+        free(m);
+        if (show < n->result_len)
+            fprintf(out, " ... (%zu of %zu bytes; -v shows %s)", show, n->result_len,
+                    strlen(n->result) < n->result_len ? "what is kept" : "all");
+        fputc('\n', out);
+    }
+    cJSON *j = node_metrics(n);
+    const cJSON *c;
+    int first = 1;
+    cJSON_ArrayForEach(c, j)
+    {
+        if (!cJSON_IsNumber(c))
+            continue;
+        char *name = term_safe(c->string);
+        if (first)
+            fprintf(out, "%*susage: ", indent, "");
+        fprintf(out, "%s%s %.10g", first ? "" : ", ", name, c->valuedouble);
+        free(name);
+        first = 0;
+    }
+    if (!first)
+        fputc('\n', out);
+    cJSON_Delete(j);
+}
+
 static void status_text(FILE *out, store *s, const store_exec *e, const store_exec *kids,
                         size_t nkids, int verbose)
 {
@@ -330,6 +402,7 @@ static void status_text(FILE *out, store *s, const store_exec *e, const store_ex
         if (bytes)
             fprintf(out, "  [%zu bytes of output]", bytes);
         fputc('\n', out);
+        node_result_text(out, depth * 2 + 2, n, verbose);
         /* why a failed step failed is usually on its stderr: its tail (all
          * of its output with -v) under the line */
         size_t pl = strlen(n->path);
@@ -375,6 +448,30 @@ static void status_json(strbuf *sb, store *s, const store_exec *e, const store_e
         sb_json_num(sb, n->end, 0);
         sb_puts(sb, ",\"message\":");
         sb_json_str(sb, n->message);
+        if (n->result) {
+            sb_puts(sb, ",\"result\":");
+            sb_json_str(sb, n->result);
+            if (n->result_len > strlen(n->result))
+                sb_printf(sb, ",\"result_length\":%zu", n->result_len);
+        }
+        cJSON *mj = node_metrics(n);
+        if (mj) {
+            const cJSON *c;
+            int first = 1;
+            sb_puts(sb, ",\"metrics\":{");
+            cJSON_ArrayForEach(c, mj)
+            {
+                if (!cJSON_IsNumber(c))
+                    continue;
+                sb_puts(sb, first ? "" : ",");
+                sb_json_str(sb, c->string);
+                sb_puts(sb, ":");
+                sb_json_num(sb, c->valuedouble, 0);
+                first = 0;
+            }
+            sb_puts(sb, "}");
+            cJSON_Delete(mj);
+        }
         /* the newest RECORD_JSON_OUTPUT bytes of the captured output, as
          * the live record gives them: escaping takes up to six bytes for
          * one, which must not turn a 64 MiB output into 400 MB of JSON

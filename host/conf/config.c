@@ -19,6 +19,7 @@
 #include <libconfig.h>
 
 #include "conf/config.h"
+#include "conf/agents.h"
 #include "conf/conftext.h"
 #include "base/hashmap.h"
 #include "base/learning.h"
@@ -184,6 +185,7 @@ void settings_free(settings *s)
     free(s->socket_path);
     free(s->socket_group);
     free(s->patterns_dir);
+    value_free(s->agents);
     memset(s, 0, sizeof *s);
 }
 
@@ -457,9 +459,9 @@ static const struct section {
     {"resources", resources_keys},   {"delegation", delegation_keys},
 };
 
-static const char *const top_names[] = {"confidence", "registry", "executor",     "storage",
-                                        "plugins",    "server",   "resources",    "delegation",
-                                        "patterns_dir", "patterns", NULL};
+static const char *const top_names[] = {"confidence", "registry",     "executor",  "storage",
+                                        "plugins",    "server",       "resources", "delegation",
+                                        "agents",     "patterns_dir", "patterns",  NULL};
 
 static int is_int_type(int t)
 {
@@ -720,6 +722,30 @@ static void read_section(reader *r, const config_setting_t *grp, const struct se
                  "'confidence.learning_rate' has no effect with algorithm '%s' (only "
                  "weighted_average uses it)",
                  confidence_algorithm_name(r->c->set.learning.algorithm));
+}
+
+/* ---- agents ---- */
+
+static void agents_diag(void *arg, const char *file, int line, const char *msg)
+{
+    diag_add(arg, 1, file, line, "%s", msg);
+}
+
+/* The agents section, kept as a value tree (agents.c checks and applies
+ * it); a second one replaces the first, as libconfig keeps only one. */
+static void read_agents(reader *r, const config_setting_t *s)
+{
+    if (config_setting_type(s) != CONFIG_TYPE_GROUP) {
+        type_error(r, s, "agents", "a group { NAME = { argv = [...]; ... }; ... }");
+        return;
+    }
+    ndf_value *v = to_value(r, s, "agents", r->file, 0);
+    if (agents_check(v, agents_diag, r->c)) {
+        value_free(v);
+        return;
+    }
+    value_free(r->c->set.agents);
+    r->c->set.agents = v;
 }
 
 /* ---- pattern definitions ---- */
@@ -1057,6 +1083,10 @@ int config_load(const char *path, config **out)
                 patterns = s;
                 continue;
             }
+            if (strcmp(name, "agents") == 0) {
+                read_agents(&r, s);
+                continue;
+            }
             if (strcmp(name, "patterns_dir") == 0) {
                 static const key_def k = {"patterns_dir", KT_PATH, 0, 0, 0, OFF(patterns_dir)};
                 read_key(&r, s, "patterns_dir", &k);
@@ -1199,6 +1229,31 @@ void settings_to_json(const settings *s, strbuf *sb)
     sb_json_num(sb, s->delegation_prior_strength, 0);
     sb_puts(sb, ",\"epsilon\":");
     sb_json_num(sb, s->delegation_epsilon, 0);
+    /* env values stay out: they may hold an agent's credentials */
+    sb_puts(sb, "},\"agents\":{");
+    for (size_t a = 0; a < value_count(s->agents); a++) {
+        const ndf_value *ag = value_at(s->agents, a);
+        sb_puts(sb, a ? "," : "");
+        sb_json_str(sb, ag->name);
+        sb_puts(sb, ":{");
+        for (size_t i = 0; i < value_count(ag); i++) {
+            const ndf_value *m = value_at(ag, i);
+            sb_puts(sb, i ? "," : "");
+            sb_json_str(sb, m->name);
+            sb_puts(sb, ":");
+            if (m->type == NDF_VALUE_GROUP) {
+                sb_puts(sb, "[");
+                for (size_t j = 0; j < value_count(m); j++) {
+                    sb_puts(sb, j ? "," : "");
+                    sb_json_str(sb, value_at(m, j)->name);
+                }
+                sb_puts(sb, "]");
+            } else {
+                value_to_json(m, sb);
+            }
+        }
+        sb_puts(sb, "}");
+    }
     sb_puts(sb, "},\"patterns_dir\":");
     sb_json_str(sb, s->patterns_dir);
     sb_puts(sb, "}");

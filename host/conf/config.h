@@ -62,6 +62,9 @@ typedef struct settings {
     /* resources { } */
     int resources_system;        /* scope: 0 "ndf" (its own processes), 1 "system" */
 
+    /* agents { NAME = { argv = [...]; ... }; }: checked (agents.c), or NULL */
+    ndf_value *agents;
+
     char *patterns_dir;          /* absolute, or NULL */
 } settings;
 

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "model/context.h"
+#include "conf/agents.h"
 #include "plugin/loader.h"
 #include "exec/record.h"
 #include "exec/services.h"
@@ -135,7 +136,9 @@ static int svc_step_new(const char *type, const ndf_value *params, const ndf_val
         value_set_pos(copy, where->file, where->line);
     char what[160];
     snprintf(what, sizeof what, "step '%s'", p->name);
-    int rc = value_validate(copy, p->def.step->params, what);
+    int rc = agents_apply(copy, p->def.step->params, what);
+    if (!rc)
+        rc = value_validate(copy, p->def.step->params, what);
     if (rc) {
         value_free(copy);
         return rc;

@@ -9,6 +9,7 @@
 #include "base/util.h"
 #include "model/build.h"
 #include "model/pattern.h"
+#include "conf/agents.h"
 
 static void report(const build_opts *o, const char *msg)
 {
@@ -274,6 +275,30 @@ static void free_edges(edges *es)
     free(es->v);
 }
 
+/* A pattern with a step that picks its agent by the context's agent type
+ * must declare only agent types some agent serves: otherwise delegating
+ * it for one of them could only fail.  Returns the problems reported. */
+static size_t check_agent_types(const build_opts *o, const pattern *p)
+{
+    size_t bad = 0;
+    const ndf_value *at = value_get(p->def, "agent_types");
+    for (size_t i = 0; i < p->nagent_types; i++) {
+        if (agents_serves(p->agent_types[i]))
+            continue;
+        const ndf_value *e = value_at(at, i);
+        if (!e)
+            e = at ? at : p->def;
+        char *m = xasprintf("%s:%d: pattern '%s': agent type '%s' is served by no agent in "
+                            "ndf.conf, and its agent step picks its agent by the context's "
+                            "agent type (add it to an agent's agent_types, or name an agent)",
+                            e->file ? e->file : "?", e->line, p->name, p->agent_types[i]);
+        report(o, m);
+        free(m);
+        bad++;
+    }
+    return bad;
+}
+
 registry *build_registry(const build_opts *o, ndf_value *const *defs, size_t ndefs, size_t *nerrors)
 {
     const settings *set = o->set;
@@ -293,9 +318,18 @@ registry *build_registry(const build_opts *o, ndf_value *const *defs, size_t nde
     loader_free_requirements(stale, nstale);
     edges es = {0};
     hashmap *bulk = bulk_load(o, ndefs);
+    const ndf_value *prev_agents = agents_scope_enter(set->agents);
     for (size_t i = 0; i < ndefs; i++) {
         pattern *p;
+        agents_scope_take_mapped();
         int rc = pattern_build(o->ld, value_dup(defs[i]), &set->learning, &p);
+        size_t bad;
+        if (rc == NDF_OK && agents_scope_take_mapped() && (bad = check_agent_types(o, p))) {
+            errors += bad;
+            take_edges(&es, NULL);
+            pattern_unref(p);
+            continue;
+        }
         if (rc == NDF_OK) {
             carry_learning(o, bulk, p);
             rc = registry_register(reg, p);
@@ -309,6 +343,7 @@ registry *build_registry(const build_opts *o, ndf_value *const *defs, size_t nde
             errors++;
         }
     }
+    agents_scope_leave(prev_agents);
     hashmap_free(bulk, bulk_free);
     errors += check_cycles(o, reg, &es);
     errors += check_unknown(o, reg, &es);

@@ -118,6 +118,39 @@ static char *child_path(const ndf_exec *parent, size_t i, const char *path)
     return *path ? xasprintf("%s/%s", path, name) : xstrdup(name);
 }
 
+/* The node's result (its first STORE_RESULT_LIMIT bytes, cut on a UTF-8
+ * character boundary) and its metrics as a JSON object.  Caller holds the
+ * record lock. */
+static void fill_result(store_node *d, const ndf_exec *n)
+{
+    if (n->result) {
+        size_t len = strlen(n->result), keep = len;
+        if (keep > STORE_RESULT_LIMIT) {
+            keep = STORE_RESULT_LIMIT;
+            while (keep && ((unsigned char)n->result[keep] & 0xc0) == 0x80)
+                keep--;
+        }
+        d->result = xmalloc(keep + 1);
+        memcpy(d->result, n->result, keep);
+        d->result[keep] = '\0';
+        d->result_len = len;
+    }
+    if (n->nmetrics) {
+        strbuf sb;
+        sb_init(&sb);
+        sb_puts(&sb, "{");
+        for (size_t i = 0; i < n->nmetrics; i++) {
+            if (i)
+                sb_puts(&sb, ",");
+            sb_json_str(&sb, n->metrics[i].name);
+            sb_puts(&sb, ":");
+            sb_json_num(&sb, n->metrics[i].value, 0);
+        }
+        sb_puts(&sb, "}");
+        d->metrics = sb_steal(&sb);
+    }
+}
+
 /* Fills `d` from node `n` at `path` (taken), without its children.
  * `limit` is the enclosing execution's deadline: a node's own timeout is
  * kept only when tighter.  `final`: all the output kept, its older part
@@ -160,6 +193,8 @@ static void fill_node(store_node *d, const ndf_exec *n, char *path, double limit
             d->dropped[k] = t->dropped + skip;
         }
     }
+    if (final)
+        fill_result(d, n);
 }
 
 /* Appends `n` and its subtree to e's nodes, paths below `path` (taken).

@@ -19,11 +19,14 @@
 
 /* The schema version this build writes (PRAGMA user_version for SQLite).
  * Older databases are migrated forward on open; newer ones are refused. */
-#define STORE_SCHEMA_VERSION 3
+#define STORE_SCHEMA_VERSION 4
 /* The database file's name inside the storage directory. */
 #define STORE_DB_NAME "ndf.db"
 /* Bytes of each captured stream kept per node unless told otherwise. */
 #define STORE_OUTPUT_LIMIT (64u * 1024u)
+/* Bytes of a step's result kept with its node (the rest is cut, its full
+ * length kept); the whole result is in the node's log. */
+#define STORE_RESULT_LIMIT (64u * 1024u)
 
 typedef struct store store;
 
@@ -89,6 +92,14 @@ typedef struct store_node {
      * is then ignored.  Progress ignores it. */
     unsigned char *zout[STORE_NSTREAMS];
     size_t zoutlen[STORE_NSTREAMS];
+    /* What a step answered (ndf_host.node_set_result) and the figures it
+     * reported (node_set_metric, an agent's tokens and cost): the result's
+     * first STORE_RESULT_LIMIT bytes or fewer (the submitter cuts it) and
+     * its full length; the metrics as a JSON object {"name": number, ...}.
+     * NULL and 0 when none.  Query: owned like the other strings. */
+    char *result;
+    size_t result_len;
+    char *metrics;
 } store_node;
 
 /* One execution of a pattern (a sub-pattern's execution is one too, with

@@ -98,6 +98,10 @@ static const char *const migrations[STORE_SCHEMA_VERSION] = {
     "CREATE TABLE step_processes ("
     " exec_id TEXT NOT NULL, pgid BIGINT NOT NULL, pid_start BIGINT NOT NULL,"
     " token TEXT NOT NULL, PRIMARY KEY (exec_id, pgid));",
+    /* 3 -> 4: a step's result and reported figures (see the SQLite store's) */
+    "ALTER TABLE nodes ADD COLUMN result TEXT;"
+    "ALTER TABLE nodes ADD COLUMN result_length BIGINT;"
+    "ALTER TABLE nodes ADD COLUMN metrics TEXT;",
 };
 
 /* The work queue's tables (queue.h), PostgreSQL's alone: versioned apart
@@ -191,6 +195,7 @@ enum {
     W_CLAIM_HOLDER,
     W_ADD_PROCESS,
     W_DEL_PROCESSES,
+    W_NODE_RESULT,
     W_COUNT
 };
 
@@ -264,6 +269,8 @@ static const char *const wsql[W_COUNT] = {
                       " VALUES ($1, $2, $3, $4) ON CONFLICT (exec_id, pgid) DO UPDATE SET"
                       " pid_start = excluded.pid_start, token = excluded.token",
     [W_DEL_PROCESSES] = "DELETE FROM step_processes WHERE exec_id = $1",
+    [W_NODE_RESULT] = "UPDATE nodes SET result = $3, result_length = $4, metrics = $5"
+                      " WHERE exec_seq = $1 AND path = $2",
 };
 
 typedef struct pg_store {
@@ -814,6 +821,24 @@ static int write_outputs(pg_store *s, long long xseq, const store_node *n)
     return NDF_OK;
 }
 
+/* A step's result and metrics, apart from the node's upsert (see the
+ * SQLite store's). */
+static int write_node_result(pg_store *s, long long xseq, const store_node *n)
+{
+    if (!n->result && !n->metrics)
+        return NDF_OK;
+    pargs p = {0};
+    p_int(&p, xseq);
+    p_text(&p, n->path ? n->path : "");
+    p_text(&p, n->result);
+    if (n->result)
+        p_int(&p, (long long)n->result_len);
+    else
+        p_text(&p, NULL);
+    p_text(&p, n->metrics);
+    return wrun(s, W_NODE_RESULT, &p, NULL, "cannot write a step's result");
+}
+
 static int write_node(pg_store *s, long long xseq, const store_node *n)
 {
     pargs p = {0};
@@ -832,6 +857,8 @@ static int write_node(pg_store *s, long long xseq, const store_node *n)
     p_text(&p, n->message);
     p_time(&p, n->timeout);
     int rc = wrun(s, W_UPSERT_NODE, &p, NULL, "cannot write a node");
+    if (!rc)
+        rc = write_node_result(s, xseq, n);
     return rc ? rc : write_outputs(s, xseq, n);
 }
 
@@ -2091,7 +2118,8 @@ static int load_nodes(pg_store *s, long long xseq, store_exec *e)
         s,
         "SELECT n.path, n.seq, n.kind, n.state, n.start_time, n.end_time, n.attempt,"
         " n.exit_status, n.message, n.timeout,"
-        " o0.length, o0.dropped, o1.length, o1.dropped, o2.length, o2.dropped"
+        " o0.length, o0.dropped, o1.length, o1.dropped, o2.length, o2.dropped,"
+        " n.result, n.result_length, n.metrics"
         " FROM nodes n"
         " LEFT JOIN outputs o0 ON o0.exec_seq = n.exec_seq AND o0.path = n.path AND o0.stream = 0"
         " LEFT JOIN outputs o1 ON o1.exec_seq = n.exec_seq AND o1.path = n.path AND o1.stream = 1"
@@ -2121,6 +2149,9 @@ static int load_nodes(pg_store *s, long long xseq, store_exec *e)
             n->outlen[k] = (size_t)g_int(r, i, 10 + 2 * k);
             n->dropped[k] = (uint64_t)g_int(r, i, 11 + 2 * k);
         }
+        n->result = g_dup(r, i, 16);
+        n->result_len = n->result ? (size_t)g_int(r, i, 17) : 0;
+        n->metrics = g_dup(r, i, 18);
     }
     PQclear(r);
     return NDF_OK;

@@ -123,6 +123,8 @@ void store_exec_free(store_exec *e)
     for (size_t i = 0; i < e->nnodes; i++) {
         free(e->nodes[i].path);
         free(e->nodes[i].message);
+        free(e->nodes[i].result);
+        free(e->nodes[i].metrics);
         for (int k = 0; k < STORE_NSTREAMS; k++)
             free(e->nodes[i].out[k]), free(e->nodes[i].zout[k]);
     }
@@ -198,6 +200,7 @@ enum {
     W_CLAIM_HOLDER,
     W_ADD_PROCESS,
     W_DEL_PROCESSES,
+    W_NODE_RESULT,
     W_COUNT
 };
 
@@ -263,6 +266,8 @@ static const char *const wsql[W_COUNT] = {
                       " VALUES (?1, ?2, ?3, ?4) ON CONFLICT (exec_id, pgid) DO UPDATE SET"
                       " pid_start = excluded.pid_start, token = excluded.token",
     [W_DEL_PROCESSES] = "DELETE FROM step_processes WHERE exec_id = ?1",
+    [W_NODE_RESULT] = "UPDATE nodes SET result = ?3, result_length = ?4, metrics = ?5"
+                      " WHERE exec_seq = ?1 AND path = ?2",
 };
 
 struct store {
@@ -570,6 +575,12 @@ static const char *const migrations[STORE_SCHEMA_VERSION] = {
     "CREATE TABLE step_processes ("
     " exec_id TEXT NOT NULL, pgid INTEGER NOT NULL, pid_start INTEGER NOT NULL,"
     " token TEXT NOT NULL, PRIMARY KEY (exec_id, pgid));",
+    /* 3 -> 4: what a step answered and the figures it reported (an
+     * agent's result, tokens and cost), so that `status` shows them after
+     * the fact; rows written before keep NULL */
+    "ALTER TABLE nodes ADD COLUMN result TEXT;"
+    "ALTER TABLE nodes ADD COLUMN result_length INTEGER;"
+    "ALTER TABLE nodes ADD COLUMN metrics TEXT;",
 };
 
 static int pragma_int(sqlite3 *db, const char *sql, long long *out)
@@ -1007,6 +1018,28 @@ static int write_outputs(store *s, sqlite3_int64 xseq, const store_node *n)
     return NDF_OK;
 }
 
+/* A step's result and metrics, apart from the node's upsert: most nodes
+ * have none, and a progress write never carries them, so a node's row
+ * keeps what its end wrote. */
+static int write_node_result(store *s, sqlite3_int64 xseq, const store_node *n)
+{
+    if (!n->result && !n->metrics)
+        return NDF_OK;
+    sqlite3_stmt *q;
+    int rc = wstmt(s, W_NODE_RESULT, &q);
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(q, 1, xseq);
+    bind_text(q, 2, n->path ? n->path : "");
+    bind_text(q, 3, n->result);
+    if (n->result)
+        sqlite3_bind_int64(q, 4, (sqlite3_int64)n->result_len);
+    else
+        sqlite3_bind_null(q, 4);
+    bind_text(q, 5, n->metrics);
+    return wrun(s, q, "cannot write a step's result");
+}
+
 static int write_node(store *s, sqlite3_int64 xseq, const store_node *n)
 {
     sqlite3_stmt *q;
@@ -1028,6 +1061,8 @@ static int write_node(store *s, sqlite3_int64 xseq, const store_node *n)
     bind_text(q, 10, n->message);
     bind_time(q, 11, n->timeout);
     if ((rc = wrun(s, q, "cannot write a node")))
+        return rc;
+    if ((rc = write_node_result(s, xseq, n)))
         return rc;
     return write_outputs(s, xseq, n);
 }
@@ -2362,7 +2397,8 @@ static int load_nodes(store *s, sqlite3_int64 xseq, store_exec *e)
         " (SELECT length FROM outputs o WHERE o.exec_seq = n.exec_seq AND o.path = n.path"
         "  AND o.stream = 2),"
         " (SELECT dropped FROM outputs o WHERE o.exec_seq = n.exec_seq AND o.path = n.path"
-        "  AND o.stream = 2)"
+        "  AND o.stream = 2),"
+        " n.result, n.result_length, n.metrics"
         " FROM nodes n WHERE n.exec_seq = ?1 ORDER BY n.seq, n.path",
         -1, &st, NULL);
     if (rc != SQLITE_OK)
@@ -2394,6 +2430,9 @@ static int load_nodes(store *s, sqlite3_int64 xseq, store_exec *e)
             n->outlen[k] = (size_t)sqlite3_column_int64(st, 10 + 2 * k);
             n->dropped[k] = (uint64_t)sqlite3_column_int64(st, 11 + 2 * k);
         }
+        n->result = col_dup(st, 16);
+        n->result_len = n->result ? (size_t)sqlite3_column_int64(st, 17) : 0;
+        n->metrics = col_dup(st, 18);
     }
     sqlite3_finalize(st);
     if (rc != SQLITE_DONE)
@@ -3430,6 +3469,17 @@ static cJSON *exec_json(const store_exec *e)
             jstr(x, "exit_status", NULL);
         jstr(x, "message", n->message);
         jnum(x, "timeout", n->timeout);
+        if (n->result) {
+            jstr(x, "result", n->result);
+            if (n->result_len > strlen(n->result))
+                jnum(x, "result_length", (double)n->result_len);
+        }
+        /* kept as the object it was written as; anything else is left out */
+        cJSON *m = n->metrics ? cJSON_Parse(n->metrics) : NULL;
+        if (cJSON_IsObject(m))
+            jadd(x, "metrics", m);
+        else
+            cJSON_Delete(m);
     }
     return o;
 }

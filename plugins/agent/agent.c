@@ -10,7 +10,13 @@
  * output_limit (an agent that writes more is stopped).  The answer becomes
  * the step's result (node_set_result), which later steps read as
  * ${steps.NAME.result}, and the numbers among the usage figures become the
- * step's metrics (node_set_metric). */
+ * step's metrics (node_set_metric).
+ *
+ * Agents configured in ndf.conf reach this plugin as ordinary parameters:
+ * the host merges the agent a step names into its parameters before the
+ * schema check, and for a step that names none and sets no argv fills
+ * `agent_types` with one complete parameter set per agent type, of which
+ * run() takes the context's (ndf-plugin(7)). */
 #include <cJSON.h>
 #include <ctype.h>
 #include <errno.h>
@@ -27,9 +33,16 @@
 #define PROMPT_FILE_MAX ((size_t)1 << 20)
 
 static const ndf_param_spec agent_params[] = {
-    NDF_PARAM_LIST_RANGED("argv", NDF_VALUE_STRING, NDF_PARAM_REQUIRED, 1, 4096, NULL,
+    NDF_PARAM("agent", NDF_VALUE_STRING, 0, NULL,
+              "an agent of ndf.conf's agents section: its settings fill the parameters the "
+              "step leaves out"),
+    NDF_PARAM_LIST_RANGED("argv", NDF_VALUE_STRING, 0, 1, 4096, NULL,
                           "agent program and arguments, run without a shell (expanded); "
-                          "argv[0] is looked up in PATH"),
+                          "argv[0] is looked up in PATH; without it and without 'agent', the "
+                          "agent is chosen by the context's agent type"),
+    NDF_PARAM_GROUP("agent_types", NDF_PARAM_OPEN, NULL,
+                    "filled in by the host (not written in a pattern): per agent type, the "
+                    "step's parameters with that type's agent from ndf.conf"),
     NDF_PARAM_GROUP("env", 0, NULL, "extra environment: NAME = \"value\" members, values expanded"),
     NDF_PARAM("cwd", NDF_VALUE_STRING, 0, NULL, "working directory (expanded)"),
     NDF_PARAM("prompt", NDF_VALUE_STRING, 0, NULL,
@@ -49,11 +62,22 @@ static const ndf_param_spec agent_params[] = {
                      "bytes of answer accepted; a longer answer fails the step (at most 64 MiB)"),
     NDF_PARAM_END};
 
-/* What create() compiled from the parameters. */
+/* What create() compiled from one set of parameters. */
 typedef struct agent {
     char *prompt; /* the template, from prompt or prompt_file */
     int json;
 } agent;
+
+/* The step's instance: one agent, or one per agent type when the host
+ * filled `agent_types` (the step named no agent and set no argv), chosen
+ * when the step runs by the context's agent type. */
+typedef struct agent_inst {
+    agent one;
+    size_t ntypes;
+    const char **type;        /* borrowed from the parameters, like params */
+    const ndf_value **params; /* that type's complete parameters */
+    agent *a;
+} agent_inst;
 
 static int env_name_ok(const char *s)
 {
@@ -141,17 +165,27 @@ static int read_prompt_file(const ndf_host *host, const ndf_value *v, char **out
 
 static void agent_destroy(const ndf_host *host, void *instance)
 {
-    agent *a = instance;
-    if (a) {
-        free(a->prompt);
-        free(a);
-    }
+    (void)host;
+    agent_inst *st = instance;
+    if (!st)
+        return;
+    free(st->one.prompt);
+    for (size_t i = 0; i < st->ntypes; i++)
+        free(st->a[i].prompt);
+    free(st->a);
+    free(st->type);
+    free(st->params);
+    free(st);
 }
 
-static int agent_create(const ndf_host *host, const ndf_value *params, void **instance)
+/* Compiles one complete set of parameters into *a. */
+static int agent_compile(const ndf_host *host, const ndf_value *params, agent *a)
 {
-    *instance = NULL;
     const ndf_value *argv = host->value_get(params, "argv");
+    if (!argv)
+        return host->fail_at(params, NDF_ERR_VALIDATION,
+                             "step agent: no program: set 'argv', or name an agent of ndf.conf "
+                             "with 'agent'");
     const char *prog = host->value_string(host->value_at(argv, 0));
     if (!prog || !*prog)
         return host->fail_at(argv, NDF_ERR_VALIDATION, "step agent: 'argv[0]' is empty");
@@ -201,20 +235,44 @@ static int agent_create(const ndf_host *host, const ndf_value *params, void **in
                              "step agent: this host cannot limit a step's time (its services "
                              "table has no node_set_timeout); leave out 'timeout'");
 
-    agent *a = calloc(1, sizeof *a);
-    if (!a)
-        return host->fail(NDF_ERR_NOMEM, "step agent: out of memory");
     a->json = json;
-    int rc = NDF_OK;
     if (file)
-        rc = read_prompt_file(host, file, &a->prompt);
-    else if (!(a->prompt = strdup(host->value_string(prompt))))
-        rc = host->fail(NDF_ERR_NOMEM, "step agent: out of memory");
+        return read_prompt_file(host, file, &a->prompt);
+    if (!(a->prompt = strdup(host->value_string(prompt))))
+        return host->fail(NDF_ERR_NOMEM, "step agent: out of memory");
+    return NDF_OK;
+}
+
+static int agent_create(const ndf_host *host, const ndf_value *params, void **instance)
+{
+    *instance = NULL;
+    agent_inst *st = calloc(1, sizeof *st);
+    if (!st)
+        return host->fail(NDF_ERR_NOMEM, "step agent: out of memory");
+    const ndf_value *map = host->value_get(params, "agent_types");
+    int rc = NDF_OK;
+    if (host->value_get(params, "argv") || !map) {
+        rc = agent_compile(host, params, &st->one);
+    } else {
+        size_t n = host->value_count(map);
+        st->type = calloc(n ? n : 1, sizeof *st->type);
+        st->params = calloc(n ? n : 1, sizeof *st->params);
+        st->a = calloc(n ? n : 1, sizeof *st->a);
+        if (!st->type || !st->params || !st->a)
+            rc = host->fail(NDF_ERR_NOMEM, "step agent: out of memory");
+        for (size_t i = 0; i < n && !rc; i++) {
+            const ndf_value *v = host->value_at(map, i);
+            st->type[i] = host->value_name(v);
+            st->params[i] = v;
+            st->ntypes = i + 1;
+            rc = agent_compile(host, v, &st->a[i]);
+        }
+    }
     if (rc) {
-        agent_destroy(host, a);
+        agent_destroy(host, st);
         return rc;
     }
-    *instance = a;
+    *instance = st;
     return NDF_OK;
 }
 
@@ -484,9 +542,8 @@ static int build(const ndf_host *host, ndf_exec *node, const ndf_value *params, 
     return rc;
 }
 
-static int agent_run(const ndf_host *host, ndf_exec *node, const ndf_value *params, void *inst)
+static int run_agent(const ndf_host *host, ndf_exec *node, const ndf_value *params, const agent *a)
 {
-    const agent *a = inst;
     const char *prog = host->value_string(host->value_at(host->value_get(params, "argv"), 0));
     strings argv = {0}, env = {0};
     char *cwd = NULL, *prompt = NULL;
@@ -547,6 +604,42 @@ static int agent_run(const ndf_host *host, ndf_exec *node, const ndf_value *para
     host->free(cwd);
     host->free(prompt);
     return rc;
+}
+
+static int agent_run(const ndf_host *host, ndf_exec *node, const ndf_value *params, void *inst)
+{
+    const agent_inst *st = inst;
+    if (!st->ntypes)
+        return run_agent(host, node, params, &st->one);
+    const char *type = host->ctx_agent_type(host->exec_context(node));
+    if (!type)
+        type = "";
+    for (size_t i = 0; i < st->ntypes; i++)
+        if (strcmp(st->type[i], type) == 0) {
+            const char *name = host->value_string(host->value_get(st->params[i], "agent"));
+            host->node_log(node, NDF_LOG_INFO, "agent '%s' serves agent type '%s'",
+                           name ? name : "?", type);
+            return run_agent(host, node, st->params[i], &st->a[i]);
+        }
+    /* The context names no type, or one no agent serves: not the
+     * pattern's failure, so a validation error (not counted). */
+    char served[512];
+    size_t len = 0;
+    served[0] = '\0';
+    for (size_t i = 0; i < st->ntypes && len < sizeof served; i++) {
+        int n = snprintf(served + len, sizeof served - len, "%s%s", i ? ", " : "", st->type[i]);
+        if (n < 0)
+            break;
+        len += (size_t)n;
+    }
+    if (!*type)
+        return host->fail(NDF_ERR_VALIDATION,
+                          "step agent: the context has no agent type to choose an agent by "
+                          "(agents serve: %s)",
+                          served);
+    return host->fail(NDF_ERR_VALIDATION,
+                      "step agent: no agent of ndf.conf serves agent type '%s' (they serve: %s)",
+                      type, served);
 }
 
 static const ndf_step_def agent_step = {

@@ -35,7 +35,7 @@ pc_libs=$(pkg-config --libs $pkgs)
 # The host modules every harness may reach.  storage.c also holds the
 # executor's completion hook, which needs pattern.c: fuzz_shims.c stands in
 # for the two functions it calls (and aborts if a harness ever gets there).
-core="base/util.c base/hashmap.c base/fsutil.c base/value.c base/learning.c model/context.c cli/ctxopt.c conf/config.c conf/conftext.c store/storage.c serve/protocol.c"
+core="base/util.c base/hashmap.c base/fsutil.c base/value.c base/learning.c model/context.c cli/ctxopt.c conf/config.c conf/conftext.c conf/agents.c store/storage.c serve/protocol.c"
 
 harnesses=${*:-"fuzz_context_json fuzz_ctxopt_attr fuzz_config fuzz_storage_json fuzz_value_default fuzz_protocol"}
 
