@@ -42,9 +42,9 @@ kept() { # NDF PLUGINS DIR: "ok" when the store kept the newest LIMIT bytes of e
     id=$(NDF_PLUGIN_PATH=$2 "$1" -q -c "$3/ndf.conf" runs big --limit 1 | awk 'NR == 2 { print $1 }')
     for s in out err; do
         # logs ends what it prints with a newline when the output does not
+        tail -c "$LIMIT" "$3/$s" >"$3/want"
         NDF_PLUGIN_PATH=$2 "$1" -q -c "$3/ndf.conf" logs "$id" write --stream std$s |
-            head -c "$LIMIT" >"$3/kept"
-        tail -c "$LIMIT" "$3/$s" | cmp -s - "$3/kept" || { echo "WRONG"; return; }
+            head -c "$(wc -c <"$3/want")" | cmp -s - "$3/want" || { echo "WRONG"; return; }
     done
     echo "ok"
 }
@@ -57,7 +57,7 @@ measure() { # LABEL NDF PLUGINS
     one=$(NDF_PLUGIN_PATH=$3 /usr/bin/time -f %M "$2" -q -c "$d/ndf.conf" run big 2>&1 >/dev/null |
           tail -1)
     k1=$(kept "$2" "$3" "$d")
-    rm -f "$d/out" "$d/err" "$d/kept"
+    rm -f "$d/out" "$d/err" "$d/want"
     NDF_PLUGIN_PATH=$3 /usr/bin/time -f %M -o "$d/serve.rss" "$2" -q -c "$d/ndf.conf" serve \
         --no-watch 2>"$d/serve.log" &
     SERVER=$!
