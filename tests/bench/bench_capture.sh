@@ -27,6 +27,8 @@ conf() { # DIR: a configuration whose store is in DIR
     mkdir -p "$1"
     cat >"$1/ndf.conf" <<C
 storage: { path = "$1/state"; };
+# a loaded machine may take more than the default minute for it
+executor: { default_timeout = 900.0; pattern_timeout = 900.0; };
 patterns = (
     { name = "big"; type = "sequential";
       params = { steps = (
@@ -76,6 +78,7 @@ measure() { # LABEL NDF PLUGINS
     done
     fails=0
     for p in $pids; do wait "$p" || fails=$((fails + 1)); done
+    [ $fails -eq 0 ] || sed "s/^/$1: ctl run: /" "$d"/ctl*.err | sort | uniq -c | head -5 >&2
     # the server is time's child: stop it, and time reports its peak
     kill -TERM $(pgrep -P "$SERVER")
     wait "$SERVER" || true
