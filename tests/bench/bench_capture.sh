@@ -7,17 +7,22 @@
 # run` of it run at once, and checks that the store kept the newest LIMIT
 # bytes of each stream.  With NDF_BEFORE=/path/to/old/ndf (and
 # NDF_BEFORE_PLUGINS, its plugin directory) the same is measured for that
-# build, side by side.
+# build, side by side; then both again with a PostgreSQL store (a private
+# server, tests/shell/pglib.sh), when there is one.
 set -eu
 : "${top_builddir:?run through make bench}" "${top_srcdir:?}"
 NDF=${NDF_BIN:-$top_builddir/ndf}
 MB=${NDF_BENCH_CAPTURE_MB:-100}
 LIMIT=${NDF_BENCH_CAPTURE_LIMIT:-67108864}
 CONC=${NDF_BENCH_CAPTURE_CONC:-4}
-T=$(mktemp -d "${TMPDIR:-/tmp}/ndf-capture.XXXXXX")
+. "$top_srcdir/tests/shell/lib.sh"
+. "$top_srcdir/tests/shell/pglib.sh"
+T=$SCRATCH
 SERVER=
+STORE=
 cleanup() {
     [ -n "$SERVER" ] && kill $(pgrep -P "$SERVER") 2>/dev/null && wait "$SERVER" 2>/dev/null
+    pg_stop
     rm -rf "$T"
 }
 trap cleanup EXIT
@@ -26,7 +31,7 @@ trap cleanup EXIT
 conf() { # DIR: a configuration whose store is in DIR
     mkdir -p "$1"
     cat >"$1/ndf.conf" <<C
-storage: { path = "$1/state"; };
+storage: { path = "$1/state"; $STORE };
 # a loaded machine may take more than the default minute for it
 executor: { default_timeout = 900.0; pattern_timeout = 900.0; };
 patterns = (
@@ -89,8 +94,23 @@ measure() { # LABEL NDF PLUGINS
             l, a / 1024, k, c, b / 1024, f ? sprintf(" (%d runs FAILED)", f) : "" }'
 }
 
+both() { # SUFFIX
+    if [ -n "${NDF_BEFORE:-}" ]; then
+        measure "before$1" "$NDF_BEFORE" "${NDF_BEFORE_PLUGINS:?the plugin directory of NDF_BEFORE}"
+    fi
+    measure "after$1" "$NDF" "${NDF_PLUGIN_PATH:-$top_builddir/plugins/.libs}"
+}
 echo "a step writing 2 x $MB MB of random bytes, output_limit $LIMIT bytes"
-if [ -n "${NDF_BEFORE:-}" ]; then
-    measure before "$NDF_BEFORE" "${NDF_BEFORE_PLUGINS:?the plugin directory of NDF_BEFORE}"
-fi
-measure after "$NDF" "${NDF_PLUGIN_PATH:-$top_builddir/plugins/.libs}"
+echo "SQLite store:"
+both ""
+# the same with a PostgreSQL store, each build in a database of its own
+grep -q '^#define HAVE_LIBPQ 1' "$top_builddir/build-config.h" && NDF_HAVE_POSTGRESQL=yes
+pg_skip() { echo "PostgreSQL store: skipped ($*)"; exit 0; }
+pg_start
+trap cleanup EXIT
+echo "PostgreSQL store:"
+for b in before after; do pg_sql postgres "CREATE DATABASE capture_$b"; done
+STORE="backend = \"postgresql\"; conninfo = \"host=$PG_DIR user=postgres dbname=capture_before\";"
+[ -n "${NDF_BEFORE:-}" ] && measure before-pg "$NDF_BEFORE" "$NDF_BEFORE_PLUGINS"
+STORE="backend = \"postgresql\"; conninfo = \"host=$PG_DIR user=postgres dbname=capture_after\";"
+measure after-pg "$NDF" "${NDF_PLUGIN_PATH:-$top_builddir/plugins/.libs}"
