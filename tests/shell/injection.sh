@@ -44,6 +44,22 @@ check() {
         not_ok "$how: $(printf '%s' "$v" | head -1):$bad$( [ -e "$D/PWNED" ] || [ -e PWNED ] && echo ' (code ran)')"
     rm -f "$D"/*
 }
+# check-config warns at the command's line about a reference in quotes,
+# where ndf's quoting differs from what the quotes were written for
+expect_exit 0 "check-config accepts the command" -- "$NDF" -c "$CONF" check-config
+expect_match "$err" "inj\.conf:7: step exec: \\\$\\{\.\.\.\\} inside double quotes of a shell command is inserted as one literal value" \
+    "and warns about the reference inside double quotes"
+sed 's/ \\"dq \${attr.who}\\"/ dq/' "$CONF" >"$SCRATCH/sq.conf"
+expect_exit 0 "check-config of a reference in single quotes only" -- "$NDF" -c "$SCRATCH/sq.conf" check-config
+expect_match "$err" "sq\.conf:7: step exec: \\\$\\{\.\.\.\\} inside single quotes" "warns about it too"
+sed 's/ \\"dq \${attr.who}\\"/ dq/; s/ .sq \${attr.who}./ sq/' "$CONF" >"$SCRATCH/bare.conf"
+expect_exit 0 "check-config of bare references" -- "$NDF" -c "$SCRATCH/bare.conf" check-config
+if printf '%s\n' "$err" | grep -q 'inside .* quotes'; then
+    not_ok "bare references draw the quotes warning"
+else
+    ok "bare references draw no warning"
+fi
+
 cd "$D" || exit 1
 for raw in "$@"; do
     v=$(printf '%b' "$raw")
