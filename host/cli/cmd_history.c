@@ -522,6 +522,7 @@ typedef struct followed {
     char *path;
     int stream;
     uint64_t printed;
+    int open_line; /* what it printed last did not end a line */
 } followed;
 
 /* Prints what node `path` wrote to stream `k` since *f, with a header
@@ -548,12 +549,16 @@ static int follow_stream(cmd_ctx *c, store *s, const char *id, followed *f, int 
         /* a gap is never silent: a new header says so, or (one STEP, no
          * headers, the output kept raw) a note on standard error */
         if (header && (*last != f || lost))
-            fprintf(c->out, "==> %s (%s)%s <==\n", *f->path ? f->path : "(pattern)",
-                    names[f->stream], lost ? " [older output dropped]" : "");
+            /* a header starts a line of its own, after a cut one too */
+            fprintf(c->out, "%s==> %s (%s)%s <==\n", *last && (*last)->open_line ? "\n" : "",
+                    *f->path ? f->path : "(pattern)", names[f->stream],
+                    lost ? " [older output dropped]" : "");
         else if (lost && f->printed > 0)
             cmd_error(c, "%s (%s): %llu bytes dropped before they could be followed\n",
                       *f->path ? f->path : "(pattern)", names[f->stream], (unsigned long long)lost);
         fwrite(buf + from, 1, len - from, c->out);
+        if (len > from)
+            f->open_line = buf[len - 1] != '\n';
         f->printed = total;
         *last = f;
         fflush(c->out);
@@ -589,7 +594,7 @@ static int follow_logs(cmd_ctx *c, store *s, const char *id, const char *step, i
                     ;
                 if (j == nf) {
                     fs = xrealloc(fs, (nf + 1) * sizeof *fs);
-                    fs[nf++] = (followed){xstrdup(n->path), k, 0};
+                    fs[nf++] = (followed){.path = xstrdup(n->path), .stream = k};
                 }
                 st = follow_stream(c, s, id, &fs[j], !step, &last);
             }
