@@ -350,7 +350,8 @@ END_TEST
 /* ---- exact numbers ---- */
 
 /* libconfig 1.5 truncated an integer beyond 32 bits written without 'L'
- * (threads = 4294967300 was 4); every integer key at 2^31, 2^32, 2^63 and -1,
+ * (threads = 4294967300 was 4); every integer key at 2^31, 2^32, 2^63 - 1,
+ * -2^63, 2^63 and -1,
  * in decimal, and beyond 32 bits in hex, is now reported at its line. */
 static const struct wide_key {
     const char *section, *key, *range;
@@ -368,7 +369,10 @@ START_TEST(test_integer_keys_wide)
     } vals[] = {{"2147483648", "2147483648"},   {"4294967296", "4294967296"},
                 {"4294967300", "4294967300"},   {"-1", "-1"},
                 {"-2147483649", "-2147483649"}, {"0x100000004", "4294967300"},
-                {"0xFFFFFFFF", "4294967295"},   {"4294967297L", "4294967297"}};
+                {"0xFFFFFFFF", "4294967295"},   {"4294967297L", "4294967297"},
+                /* the 64-bit ends quoted exactly, not as a rounded double */
+                {"9223372036854775807", "9223372036854775807"},
+                {"-9223372036854775808", "-9223372036854775808"}};
     make_scratch();
     for (size_t i = 0; i < ARRAY_SIZE(vals); i++) {
         char *text = xasprintf("# wide\n%s:\n{ %s = %s; };\n", k->section, k->key, vals[i].lit);

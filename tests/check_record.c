@@ -117,9 +117,9 @@ START_TEST(json_output_bounded)
 {
     record *r = record_new("p", NULL, INFINITY);
     ndf_exec *n = r->root;
-    size_t len = 2u * RECORD_JSON_OUTPUT;
+    size_t len = 2u * RECORD_RAW_TAIL;
     char *zeros = xcalloc(1, len);
-    node_append(n, REC_STDOUT, zeros, len, 4u * RECORD_JSON_OUTPUT);
+    node_append(n, REC_STDOUT, zeros, len, 4u * RECORD_RAW_TAIL);
     /* the newest RECORD_RAW_TAIL raw, the rest of what is kept compressed */
     ck_assert_uint_eq(n->out[REC_STDOUT].len, RECORD_RAW_TAIL);
     ck_assert_uint_eq(n->out[REC_STDOUT].dropped, len - RECORD_RAW_TAIL);
@@ -130,7 +130,7 @@ START_TEST(json_output_bounded)
     record_to_json(r, &sb);
     ck_assert_uint_le(sb.len, 6u * RECORD_JSON_OUTPUT + 4096);
     ck_assert_uint_ge(sb.len, 6u * RECORD_JSON_OUTPUT);
-    char *want = xasprintf("\"stdout_truncated\":%u", RECORD_JSON_OUTPUT);
+    char *want = xasprintf("\"stdout_truncated\":%zu", len - RECORD_JSON_OUTPUT);
     ck_assert_ptr_nonnull(strstr(sb.buf, want));
     free(want);
     sb_free(&sb);

@@ -37,6 +37,7 @@
 
 #include "base/learning.h"
 #include "base/util.h"
+#include "base/ztail.h"
 #include "store/storage.h"
 #include "store/store.h"
 #include "store/store_backend.h"
@@ -1637,6 +1638,62 @@ START_TEST(test_outputs_bounded_and_compressed)
 }
 END_TEST
 
+/* An output handed over as a reader (the record's spilled tail) is
+ * copied into the row piece by piece, over the row progress wrote or as a
+ * new row; what is read back is exactly the newest bytes kept, with the
+ * counts given. */
+START_TEST(test_outputs_streamed)
+{
+    store *s = open_default();
+    size_t limit = 3 * ZTAIL_SEGMENT + 11, n = 7 * ZTAIL_SEGMENT + 5;
+    unsigned char *in = xmalloc(n);
+    uint64_t x = 88172645463325252u;
+    for (size_t i = 0; i < n; i++) { /* incompressible */
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        in[i] = (unsigned char)(x >> 24);
+    }
+    store_exec e = make_exec("st1", "p", STORE_RUNNING, NULL);
+    ck_assert_int_eq(store_begin(s, &e), NDF_OK);
+    store_node pn = e.nodes[1];
+    char early[] = "early\n";
+    pn.out[STORE_STDOUT] = early;
+    pn.outlen[STORE_STDOUT] = 6;
+    ck_assert_int_eq(store_progress(s, "st1", &pn), NDF_OK);
+    for (int round = 0; round < 2; round++) {
+        const char *id = round ? "st2" : "st1";
+        if (round) {
+            store_exec_free(&e);
+            e = make_exec(id, "p", STORE_SUCCEEDED, NULL);
+        }
+        ztail *z = ztail_new(limit);
+        ztail_add(z, (const char *)in, n);
+        e.status = STORE_SUCCEEDED;
+        e.nodes[1].state = e.nodes[0].state = NDF_STATE_COMPLETED;
+        e.nodes[0].end = e.nodes[1].end = now_wall();
+        ck_assert_int_eq(ztail_reader_open(z, "new", 3, 6, &e.nodes[1].zsrc[STORE_STDOUT]), 0);
+        ztail_free(z); /* the reader outlives its tail */
+        e.nodes[1].outlen[STORE_STDOUT] = limit + 3;
+        e.nodes[1].dropped[STORE_STDOUT] = n - limit;
+        ck_assert_msg(store_finish(s, &e, NULL) == NDF_OK, "%s", err_msg());
+        ztail_reader_free(e.nodes[1].zsrc[STORE_STDOUT]);
+        e.nodes[1].zsrc[STORE_STDOUT] = NULL;
+        char *buf;
+        size_t len;
+        uint64_t dropped;
+        ck_assert_int_eq(store_output(s, id, "work", STORE_STDOUT, &buf, &len, &dropped),
+                         NDF_OK);
+        ck_assert_uint_eq(len, limit + 3);
+        ck_assert_uint_eq(dropped, n - limit);
+        ck_assert(memcmp(buf, in + n - limit, limit) == 0);
+        ck_assert(memcmp(buf + limit, "new", 3) == 0);
+        free(buf);
+    }
+    store_exec_free(&e);
+    free(in);
+    store_close(s);
+}
+END_TEST
+
 /* ------------------------------------------------------------------ */
 /* retention */
 
@@ -2175,6 +2232,7 @@ static Suite *store_suite(void)
     tcase_add_test(tc, test_redrive_claim);
     tcase_add_test(tc, test_step_processes_recovered);
     tcase_add_test(tc, test_outputs_bounded_and_compressed);
+    tcase_add_test(tc, test_outputs_streamed);
     tcase_add_test(tc, test_retention);
     tcase_add_test(tc, test_reset_and_remove);
     tcase_add_test(tc, test_export_formats);

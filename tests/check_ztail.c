@@ -6,9 +6,12 @@
 #include "build-config.h"
 
 #include <check.h>
+#include <errno.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include "base/util.h"
@@ -106,9 +109,129 @@ START_TEST(test_many_segments)
 }
 END_TEST
 
+/* Random bytes: what deflate cannot shrink, the costly case for memory. */
+static unsigned char *random_bytes(size_t n, unsigned seed)
+{
+    unsigned char *b = xmalloc(n ? n : 1);
+    uint64_t x = seed * 0x9E3779B97F4A7C15u + 1;
+    for (size_t i = 0; i < n; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        b[i] = (unsigned char)(x >> 24);
+    }
+    return b;
+}
+
+/* The whole stream of reader `r`, read in pieces of `piece` bytes. */
+static unsigned char *read_whole(const ztail_reader *r, size_t piece, size_t *n)
+{
+    *n = (size_t)ztail_reader_size(r);
+    unsigned char *b = xmalloc(*n + 1);
+    for (size_t off = 0; off < *n;) {
+        long got = ztail_reader_read(r, off, b + off, piece);
+        ck_assert_int_gt(got, 0);
+        off += (size_t)got;
+    }
+    ck_assert_int_eq(ztail_reader_read(r, *n, b, 1), 0);
+    return b;
+}
+
+static void check_stream(const unsigned char *zb, size_t zn, const unsigned char *want, size_t n)
+{
+    uLongf got = (uLongf)n + 1;
+    unsigned char *out = xmalloc(n + 1);
+    ck_assert_int_eq(uncompress(out, &got, zb, (uLong)zn), Z_OK);
+    ck_assert_uint_eq(got, n);
+    ck_assert(memcmp(out, want, n) == 0);
+    free(out);
+}
+
+/* Incompressible output far past the limit: the closed segments live in
+ * the spill file, not in memory; the file stays within about twice what
+ * is kept (compacted as the dropped part grows); a reader opened on it
+ * yields the newest bytes even when read after the tail was fed on,
+ * compacted into a new file and freed. */
+START_TEST(test_spill_bounded)
+{
+    ztail_spill_dir(NULL);
+    size_t limit = 3 * ZTAIL_SEGMENT + 5, n = 40 * ZTAIL_SEGMENT + 77;
+    unsigned char *in = random_bytes(n, 21);
+    ztail *z = ztail_new(limit);
+    uint64_t worst = 0;
+    for (size_t off = 0; off < n; off += 65536) {
+        ztail_add(z, (const char *)in + off, n - off < 65536 ? n - off : 65536);
+        ck_assert_uint_eq(ztail_mem_bytes(z), 0);
+        if (ztail_file_bytes(z) > worst)
+            worst = ztail_file_bytes(z);
+    }
+    ck_assert_uint_gt(worst, 0);
+    /* kept compressed: the limit and a segment (random bytes grow a little) */
+    ck_assert_uint_le(worst, 2 * (limit + 2 * ZTAIL_SEGMENT) + ZTAIL_SEGMENT);
+    ztail_reader *r;
+    ck_assert_int_eq(ztail_reader_open(z, "tail!", 5, 6, &r), 0);
+    ck_assert_uint_eq(ztail_reader_raw(r), limit + 5);
+    unsigned char *want = xmalloc(limit + 5);
+    memcpy(want, in + n - limit, limit);
+    memcpy(want + limit, "tail!", 5);
+    /* fed on past another compaction, then freed: the reader is unmoved */
+    unsigned char *more = random_bytes(20 * ZTAIL_SEGMENT, 22);
+    ztail_add(z, (const char *)more, 20 * ZTAIL_SEGMENT);
+    ztail_free(z);
+    size_t zn;
+    unsigned char *zb = read_whole(r, 1000, &zn);
+    check_stream(zb, zn, want, limit + 5);
+    free(zb);
+    zb = read_whole(r, 1u << 20, &zn); /* read again: a replayed transaction does */
+    check_stream(zb, zn, want, limit + 5);
+    free(zb);
+    ztail_reader_free(r);
+    free(more);
+    free(want);
+    free(in);
+}
+END_TEST
+
+/* A spill directory that cannot take files falls back to $TMPDIR, and
+ * when that cannot either, to memory: slower to the limit, never wrong. */
+START_TEST(test_spill_unwritable)
+{
+    char *save = getenv("TMPDIR") ? xstrdup(getenv("TMPDIR")) : NULL;
+    ztail_spill_dir("/nonexistent/ndf-spill");
+    setenv("TMPDIR", "/nonexistent/ndf-tmp", 1);
+    size_t limit = 2 * ZTAIL_SEGMENT, n = 9 * ZTAIL_SEGMENT + 3;
+    unsigned char *in = random_bytes(n, 23);
+    ztail *z = ztail_new(limit);
+    ztail_add(z, (const char *)in, n);
+    ck_assert_uint_gt(ztail_mem_bytes(z), 0);
+    ck_assert_uint_eq(ztail_file_bytes(z), 0);
+    unsigned char *zb;
+    size_t zn;
+    ck_assert_int_eq(ztail_finish(z, NULL, 0, 6, &zb, &zn), 0);
+    check_stream(zb, zn, in + n - limit, limit);
+    free(zb);
+    ztail_free(z);
+    /* the configured directory gone, $TMPDIR still works */
+    if (save)
+        setenv("TMPDIR", save, 1);
+    else
+        unsetenv("TMPDIR");
+    z = ztail_new(limit);
+    ztail_add(z, (const char *)in, n);
+    ck_assert_uint_eq(ztail_mem_bytes(z), 0);
+    ck_assert_uint_gt(ztail_file_bytes(z), 0);
+    ck_assert_int_eq(ztail_finish(z, NULL, 0, 6, &zb, &zn), 0);
+    check_stream(zb, zn, in + n - limit, limit);
+    free(zb);
+    ztail_free(z);
+    ztail_spill_dir(NULL);
+    free(save);
+    free(in);
+}
+END_TEST
+
 START_TEST(test_free_null)
 {
     ztail_free(NULL);
+    ztail_reader_free(NULL);
 }
 END_TEST
 
@@ -122,6 +245,8 @@ static Suite *ztail_suite(void)
     tcase_add_test(tc, test_limit_inside_one_segment);
     tcase_add_test(tc, test_segment_edges);
     tcase_add_test(tc, test_many_segments);
+    tcase_add_test(tc, test_spill_bounded);
+    tcase_add_test(tc, test_spill_unwritable);
     tcase_add_test(tc, test_free_null);
     suite_add_tcase(s, tc);
     return s;

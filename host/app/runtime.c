@@ -16,6 +16,7 @@
 #include "exec/monitor.h"
 #include "exec/services.h"
 #include "base/util.h"
+#include "base/ztail.h"
 
 /* The compiled-in plugin directory, when neither NDF_PLUGIN_PATH nor the
  * configuration names any. */
@@ -164,6 +165,9 @@ store *runtime_store(runtime *rt)
         return NULL;
     }
     rt->owned |= RT_OWN_STORAGE;
+    /* the older part of large captured outputs waits beside the store
+     * that will take it, not in memory */
+    ztail_spill_dir(rt->cfg->set.storage_path);
     /* A crash note of the ndf that last died here is told once; this one
      * leaves its own if it dies. */
     char *note = crash_note_take(rt->cfg->set.storage_path);

@@ -3,22 +3,47 @@
  * Segments are cut from one raw deflate stream by Z_FULL_FLUSH, which
  * aligns the output to a byte and forgets the history, so any run of
  * whole segments is a valid deflate body on its own: dropping the oldest
- * costs nothing, and finishing is a concatenation, with only the first
- * kept segment (which starts inside) inflated and deflated again.  Their
+ * costs nothing, and reading is a concatenation, with only the first kept
+ * segment (which starts inside) inflated and deflated again.  Their
  * checksums are joined with adler32_combine(), so the kept bytes are
- * never read back. */
+ * never read back to checksum them.
+ *
+ * A closed segment is appended to the tail's spill file and its memory
+ * freed.  Data once written to a file is never overwritten: when the
+ * dropped part of the file outgrows the kept part, the kept segments are
+ * copied into a new file and the old one is let go when the last reader
+ * of it is done.  So a reader needs no lock, only a reference to the
+ * files its segments are in, and the disk a tail takes stays within about
+ * twice its kept compressed bytes (plus a segment), with each byte copied
+ * about once. */
+#define _GNU_SOURCE /* O_TMPFILE, mkostemp */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include "base/util.h"
 #include "base/ztail.h"
 
+/* An unlinked temporary file, shared by a tail and its readers. */
+typedef struct spill {
+    _Atomic int refs;
+    int fd;
+} spill;
+
 typedef struct seg {
-    unsigned char *z; /* raw deflate data, ending at a full flush once closed */
+    unsigned char *z; /* raw deflate data, ending at a full flush once closed;
+                         NULL once written to `f` */
     size_t zlen, zcap;
+    spill *f;      /* the file it is in (the tail's current one), or NULL */
+    uint64_t off;  /* where in f */
     size_t raw;    /* bytes it holds uncompressed */
     uLong adler;   /* adler32 of those bytes */
 } seg;
@@ -33,12 +58,115 @@ struct ztail {
     size_t raw;   /* raw bytes in all segments, skip included */
     size_t skip;  /* bytes of segs[0] dropped already */
     uint64_t dropped;
+    spill *f;       /* the spill file new segments go to; NULL: none yet */
+    uint64_t fend;  /* bytes written to f */
+    uint64_t flive; /* of which kept segments' */
+    int nofile;     /* a spill file could not be made or written: keep in memory */
 };
 
 /* Bytes deflate writes per segment while the step runs: speed matters more
  * than size there (the stored stream keeps this level for all but its
  * first segment and the newest bytes). */
 #define STREAM_LEVEL Z_BEST_SPEED
+
+static pthread_mutex_t dir_lock = PTHREAD_MUTEX_INITIALIZER;
+static char *spill_dir_path;
+
+void ztail_spill_dir(const char *dir)
+{
+    char *d = dir ? xstrdup(dir) : NULL;
+    pthread_mutex_lock(&dir_lock);
+    free(spill_dir_path);
+    spill_dir_path = d;
+    pthread_mutex_unlock(&dir_lock);
+}
+
+/* A new unlinked file in `dir`, or -1 (errno set). */
+static int tmpfile_in(const char *dir)
+{
+    int fd = -1;
+#ifdef O_TMPFILE
+    fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+#endif
+    if (fd < 0) {
+        /* no O_TMPFILE on this file system: a named file, unlinked at once */
+        char *path = xasprintf("%s/.ndf-output-XXXXXX", dir);
+        fd = mkostemp(path, O_CLOEXEC);
+        if (fd >= 0)
+            unlink(path);
+        free(path);
+    }
+    return fd;
+}
+
+/* A new unlinked file in the spill directory, else in $TMPDIR or /tmp (a
+ * storage directory not made yet, or full), or NULL (errno set). */
+static spill *spill_new(void)
+{
+    pthread_mutex_lock(&dir_lock);
+    char *dir = spill_dir_path ? xstrdup(spill_dir_path) : NULL;
+    pthread_mutex_unlock(&dir_lock);
+    int fd = dir ? tmpfile_in(dir) : -1;
+    free(dir);
+    if (fd < 0) {
+        const char *t = getenv("TMPDIR");
+        fd = tmpfile_in(t && *t == '/' ? t : "/tmp");
+    }
+    if (fd < 0)
+        return NULL;
+    spill *f = xcalloc(1, sizeof *f);
+    atomic_init(&f->refs, 1);
+    f->fd = fd;
+    return f;
+}
+
+static spill *spill_ref(spill *f)
+{
+    atomic_fetch_add_explicit(&f->refs, 1, memory_order_relaxed);
+    return f;
+}
+
+static void spill_unref(spill *f)
+{
+    if (f && atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel) == 1) {
+        close(f->fd);
+        free(f);
+    }
+}
+
+static int write_all(int fd, const void *p, size_t n, uint64_t off)
+{
+    const unsigned char *b = p;
+    while (n) {
+        ssize_t w = pwrite(fd, b, n, (off_t)off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            if (w == 0)
+                errno = ENOSPC;
+            return -1;
+        }
+        b += w, n -= (size_t)w, off += (uint64_t)w;
+    }
+    return 0;
+}
+
+static int read_all(int fd, void *p, size_t n, uint64_t off)
+{
+    unsigned char *b = p;
+    while (n) {
+        ssize_t r = pread(fd, b, n, (off_t)off);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0) {
+            if (r == 0)
+                errno = EIO; /* shorter than written: the file was tampered with */
+            return -1;
+        }
+        b += r, n -= (size_t)r, off += (uint64_t)r;
+    }
+    return 0;
+}
 
 /* deflateInit2 with valid arguments fails only for memory: handled as
  * x*alloc handle it. */
@@ -64,6 +192,7 @@ void ztail_free(ztail *z)
     free(z->segs);
     if (z->zs_ready)
         deflateEnd(&z->zs);
+    spill_unref(z->f);
     free(z);
 }
 
@@ -90,10 +219,81 @@ static void pump(z_stream *zs, seg *s, int flush)
     }
 }
 
+/* Writes closed segment `s` to the spill file and frees its memory; on
+ * failure it stays in memory, and so do all later ones (a full disk
+ * costs memory up to the limit, as before there were files, not output). */
+static void spill_seg(ztail *z, seg *s)
+{
+    if (z->nofile || !s->zlen)
+        return;
+    if (!z->f && !(z->f = spill_new())) {
+        z->nofile = 1;
+        return;
+    }
+    if (write_all(z->f->fd, s->z, s->zlen, z->fend) != 0) {
+        z->nofile = 1;
+        return;
+    }
+    s->f = z->f;
+    s->off = z->fend;
+    z->fend += s->zlen;
+    z->flive += s->zlen;
+    free(s->z);
+    s->z = NULL;
+    s->zcap = 0;
+}
+
 static void close_seg(ztail *z)
 {
-    pump(&z->zs, &z->segs[z->nsegs - 1], Z_FULL_FLUSH);
+    seg *s = &z->segs[z->nsegs - 1];
+    pump(&z->zs, s, Z_FULL_FLUSH);
     z->open = 0;
+    spill_seg(z, s);
+}
+
+/* Copies the kept segments of the spill file into a new one once the
+ * dropped part outgrows them; a failure keeps the old file (tried again
+ * as it grows). */
+static void compact(ztail *z)
+{
+    if (!z->f || z->fend - z->flive <= z->flive + ZTAIL_SEGMENT)
+        return;
+    spill *nf = spill_new();
+    if (!nf)
+        return;
+    enum { CHUNK = 64 * 1024 };
+    unsigned char *buf = xmalloc(CHUNK);
+    uint64_t at = 0;
+    int ok = 1;
+    for (size_t i = 0; ok && i < z->nsegs; i++) {
+        const seg *s = &z->segs[i];
+        if (s->f != z->f)
+            continue;
+        for (size_t done = 0; ok && done < s->zlen;) {
+            size_t n = s->zlen - done < CHUNK ? s->zlen - done : CHUNK;
+            ok = read_all(z->f->fd, buf, n, s->off + done) == 0 &&
+                 write_all(nf->fd, buf, n, at + done) == 0;
+            done += n;
+        }
+        at += s->zlen;
+    }
+    free(buf);
+    if (!ok) {
+        spill_unref(nf);
+        return;
+    }
+    at = 0;
+    for (size_t i = 0; i < z->nsegs; i++) {
+        seg *s = &z->segs[i];
+        if (s->f != z->f)
+            continue;
+        s->f = nf;
+        s->off = at;
+        at += s->zlen;
+    }
+    spill_unref(z->f);
+    z->f = nf;
+    z->fend = z->flive = at;
 }
 
 /* Drops what is past the limit: an offset into the first segment, and the
@@ -108,14 +308,18 @@ static void trim(ztail *z)
     size_t gone = 0;
     while (gone < z->nsegs && (gone + 1 < z->nsegs || !z->open) &&
            z->skip >= z->segs[gone].raw) {
-        z->skip -= z->segs[gone].raw;
-        z->raw -= z->segs[gone].raw;
-        free(z->segs[gone].z);
+        seg *s = &z->segs[gone];
+        z->skip -= s->raw;
+        z->raw -= s->raw;
+        if (s->f)
+            z->flive -= s->zlen;
+        free(s->z);
         gone++;
     }
     if (gone) {
         memmove(z->segs, z->segs + gone, (z->nsegs - gone) * sizeof *z->segs);
         z->nsegs -= gone;
+        compact(z);
     }
 }
 
@@ -162,15 +366,48 @@ uint64_t ztail_dropped(const ztail *z)
     return z->dropped;
 }
 
-static void put(seg *o, const void *p, size_t n)
+size_t ztail_mem_bytes(const ztail *z)
 {
-    if (o->zcap - o->zlen < n) {
-        while (o->zcap - o->zlen < n)
-            o->zcap = o->zcap ? o->zcap * 2 : 65536;
-        o->z = xrealloc(o->z, o->zcap);
+    size_t n = 0;
+    for (size_t i = 0; i < z->nsegs; i++)
+        if (!z->segs[i].f && !(z->open && i + 1 == z->nsegs))
+            n += z->segs[i].zlen;
+    return n;
+}
+
+uint64_t ztail_file_bytes(const ztail *z)
+{
+    return z->f ? z->fend : 0;
+}
+
+/* ---- readers ---- */
+
+/* One run of the stream: bytes in memory (owned) or in a spill file. */
+typedef struct piece {
+    unsigned char *mem;
+    spill *f;
+    uint64_t off;
+    size_t len;
+} piece;
+
+struct ztail_reader {
+    piece *p;
+    size_t np, cap;
+    uint64_t size, raw;
+};
+
+static void add_piece(ztail_reader *r, piece pc)
+{
+    if (!pc.len) {
+        free(pc.mem);
+        return;
     }
-    memcpy(o->z + o->zlen, p, n);
-    o->zlen += n;
+    if (r->np == r->cap) {
+        r->cap = r->cap ? r->cap * 2 : 8;
+        r->p = xrealloc(r->p, r->cap * sizeof *r->p);
+    }
+    r->p[r->np++] = pc;
+    r->size += pc.len;
 }
 
 /* Deflates `n` bytes at `p` as a raw deflate body onto `o`, ending with a
@@ -192,20 +429,30 @@ static int deflate_onto(seg *o, const unsigned char *p, size_t n, int level, int
 static int inflate_first(const ztail *z, unsigned char **out, size_t *n)
 {
     const seg *s = &z->segs[0];
+    unsigned char *in = s->z;
+    if (s->f) {
+        in = xmalloc(s->zlen ? s->zlen : 1);
+        if (read_all(s->f->fd, in, s->zlen, s->off) != 0) {
+            free(in);
+            return -1;
+        }
+    }
     unsigned char *b = xmalloc(s->raw ? s->raw : 1);
     z_stream zs;
     memset(&zs, 0, sizeof zs);
-    if (inflateInit2(&zs, -15) != Z_OK) {
-        free(b);
-        return -1;
+    int rc = Z_MEM_ERROR;
+    size_t got = 0;
+    if (inflateInit2(&zs, -15) == Z_OK) {
+        zs.next_in = in;
+        zs.avail_in = (uInt)s->zlen;
+        zs.next_out = b;
+        zs.avail_out = (uInt)s->raw;
+        rc = inflate(&zs, Z_SYNC_FLUSH);
+        got = s->raw - zs.avail_out;
+        inflateEnd(&zs);
     }
-    zs.next_in = s->z;
-    zs.avail_in = (uInt)s->zlen;
-    zs.next_out = b;
-    zs.avail_out = (uInt)s->raw;
-    int rc = inflate(&zs, Z_SYNC_FLUSH);
-    size_t got = s->raw - zs.avail_out;
-    inflateEnd(&zs);
+    if (in != s->z)
+        free(in);
     if ((rc != Z_OK && rc != Z_BUF_ERROR && rc != Z_STREAM_END) || got != s->raw) {
         free(b);
         return -1;
@@ -216,45 +463,138 @@ static int inflate_first(const ztail *z, unsigned char **out, size_t *n)
     return 0;
 }
 
-int ztail_finish(ztail *z, const char *tail, size_t taillen, int level, unsigned char **out,
-                 size_t *outlen)
+int ztail_reader_open(ztail *z, const char *tail, size_t taillen, int level, ztail_reader **out)
 {
+    *out = NULL;
     if (z->open) {
         if (z->segs[z->nsegs - 1].raw)
             close_seg(z);
         else
             free(z->segs[--z->nsegs].z), z->open = 0;
     }
-    seg o = {0};
+    ztail_reader *r = xcalloc(1, sizeof *r);
+    seg head = {0};
     static const unsigned char hdr[2] = {0x78, 0x9c};
-    put(&o, hdr, sizeof hdr);
+    head.z = xmalloc(sizeof hdr);
+    head.zcap = head.zlen = sizeof hdr;
+    memcpy(head.z, hdr, sizeof hdr);
     uLong adler = adler32(0, Z_NULL, 0);
     for (size_t i = 0; i < z->nsegs; i++) {
         const seg *s = &z->segs[i];
         if (i == 0 && z->skip) {
             unsigned char *b;
             size_t n;
-            if (inflate_first(z, &b, &n) != 0 || deflate_onto(&o, b, n, level, 0) != 0) {
-                free(o.z);
-                return -1;
-            }
-            adler = adler32_z(adler, b, n);
+            if (inflate_first(z, &b, &n) != 0)
+                goto fail;
+            int rc = deflate_onto(&head, b, n, level, 0);
+            if (rc == 0)
+                adler = adler32_z(adler, b, n);
             free(b);
+            if (rc != 0)
+                goto fail;
         } else {
-            put(&o, s->z, s->zlen);
+            if (i == 0 || (i == 1 && z->skip)) {
+                add_piece(r, (piece){.mem = head.z, .len = head.zlen});
+                head.z = NULL;
+            }
+            if (s->f) {
+                add_piece(r, (piece){.f = spill_ref(s->f), .off = s->off, .len = s->zlen});
+            } else {
+                unsigned char *c = xmalloc(s->zlen ? s->zlen : 1);
+                memcpy(c, s->z, s->zlen);
+                add_piece(r, (piece){.mem = c, .len = s->zlen});
+            }
             adler = adler32_combine(adler, s->adler, (z_off_t)s->raw);
         }
     }
-    if (deflate_onto(&o, (const unsigned char *)tail, taillen, level, 1) != 0) {
-        free(o.z);
-        return -1;
+    /* the header (and the first segment) when no segment followed them */
+    seg last = head.z ? head : (seg){0};
+    head.z = NULL;
+    if (deflate_onto(&last, (const unsigned char *)tail, taillen, level, 1) != 0) {
+        free(last.z);
+        goto fail;
     }
     if (taillen) /* adler32_z of a NULL buffer is the initial value, not a no-op */
         adler = adler32_z(adler, (const Bytef *)tail, taillen);
     unsigned char be[4] = {(unsigned char)(adler >> 24), (unsigned char)(adler >> 16),
                            (unsigned char)(adler >> 8), (unsigned char)adler};
-    put(&o, be, sizeof be);
-    *out = o.z;
-    *outlen = o.zlen;
+    if (last.zcap - last.zlen < sizeof be)
+        last.z = xrealloc(last.z, last.zcap = last.zlen + sizeof be);
+    memcpy(last.z + last.zlen, be, sizeof be);
+    last.zlen += sizeof be;
+    add_piece(r, (piece){.mem = last.z, .len = last.zlen});
+    r->raw = (uint64_t)ztail_kept(z) + taillen;
+    *out = r;
+    return 0;
+fail:
+    free(head.z);
+    ztail_reader_free(r);
+    return -1;
+}
+
+uint64_t ztail_reader_size(const ztail_reader *r)
+{
+    return r->size;
+}
+
+uint64_t ztail_reader_raw(const ztail_reader *r)
+{
+    return r->raw;
+}
+
+long ztail_reader_read(const ztail_reader *r, uint64_t off, void *buf, size_t n)
+{
+    if (n > (size_t)LONG_MAX)
+        n = (size_t)LONG_MAX;
+    unsigned char *b = buf;
+    size_t done = 0;
+    uint64_t at = 0;
+    for (size_t i = 0; i < r->np && done < n; i++) {
+        const piece *pc = &r->p[i];
+        if (off >= at + pc->len) {
+            at += pc->len;
+            continue;
+        }
+        size_t from = (size_t)(off - at);
+        size_t k = pc->len - from < n - done ? pc->len - from : n - done;
+        if (pc->mem)
+            memcpy(b + done, pc->mem + from, k);
+        else if (read_all(pc->f->fd, b + done, k, pc->off + from) != 0)
+            return -1;
+        done += k;
+        off += k;
+        at += pc->len;
+    }
+    return (long)done;
+}
+
+void ztail_reader_free(ztail_reader *r)
+{
+    if (!r)
+        return;
+    for (size_t i = 0; i < r->np; i++) {
+        free(r->p[i].mem);
+        spill_unref(r->p[i].f);
+    }
+    free(r->p);
+    free(r);
+}
+
+int ztail_finish(ztail *z, const char *tail, size_t taillen, int level, unsigned char **out,
+                 size_t *outlen)
+{
+    ztail_reader *r;
+    if (ztail_reader_open(z, tail, taillen, level, &r) != 0)
+        return -1;
+    size_t n = (size_t)r->size;
+    unsigned char *b = xmalloc(n ? n : 1);
+    if (ztail_reader_read(r, 0, b, n) != (long)n) {
+        free(b);
+        ztail_reader_free(r);
+        return -1;
+    }
+    ztail_reader_free(r);
+    *out = b;
+    *outlen = n;
     return 0;
 }

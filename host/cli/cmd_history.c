@@ -619,6 +619,7 @@ typedef struct followed {
     char *path;
     int stream;
     uint64_t printed;
+    int open_line; /* what it printed last did not end a line */
 } followed;
 
 /* Prints what node `path` wrote to stream `k` since *f, with a header
@@ -690,7 +691,7 @@ static int follow_logs(cmd_ctx *c, store *s, const char *id, const char *step, i
                     ;
                 if (j == nf) {
                     fs = xrealloc(fs, (nf + 1) * sizeof *fs);
-                    fs[nf++] = (followed){xstrdup(n->path), k, 0};
+                    fs[nf++] = (followed){.path = xstrdup(n->path), .stream = k};
                 }
                 st = follow_stream(c, s, id, &fs[j], !step, &last, &midline);
             }

@@ -484,15 +484,19 @@ static const char *fmt_num(char *buf, size_t n, double x)
     return buf;
 }
 
-/* Checks `x` against the key's range; reports and returns -1 when outside. */
+/* Checks `x` against the key's range; reports and returns -1 when outside.
+ * `exact`: the integer itself, quoted in full (a double rounds 2^63 - 1). */
 static int check_key_range(reader *r, const config_setting_t *s, const char *key,
-                           const key_def *k, double x)
+                           const key_def *k, double x, const long long *exact)
 {
     int ok = k->min_open ? x > k->min : x >= k->min;
     if (ok && x <= k->max && isfinite(x))
         return 0;
     char bx[32], blo[32], bhi[32];
-    fmt_num(bx, sizeof bx, x);
+    if (exact)
+        snprintf(bx, sizeof bx, "%lld", *exact);
+    else
+        fmt_num(bx, sizeof bx, x);
     fmt_num(blo, sizeof blo, k->min);
     if (isinf(k->max) && k->min_open)
         diag_add(r->c, 1, setting_file(r, s), setting_line(r, s), "'%s' is %s, must be greater than %s",
@@ -555,7 +559,7 @@ static void read_key(reader *r, const config_setting_t *s, const char *key, cons
             return;
         }
         long long x = config_setting_get_int64(s);
-        if (check_key_range(r, s, key, k, (double)x))
+        if (check_key_range(r, s, key, k, (double)x, &x))
             return;
         if (k->type == KT_INT)
             *(int *)(base + k->off) = (int)x;
@@ -565,15 +569,16 @@ static void read_key(reader *r, const config_setting_t *s, const char *key, cons
     }
     case KT_NUM: {
         double x;
+        long long ix = 0;
         if (is_int_type(t))
-            x = (double)config_setting_get_int64(s);
+            x = (double)(ix = config_setting_get_int64(s));
         else if (t == CONFIG_TYPE_FLOAT)
             x = config_setting_get_float(s);
         else {
             type_error(r, s, key, "a number");
             return;
         }
-        if (check_key_range(r, s, key, k, x))
+        if (check_key_range(r, s, key, k, x, is_int_type(t) ? &ix : NULL))
             return;
         *(double *)(base + k->off) = x;
         return;

@@ -26,14 +26,16 @@ struct executor;
 #define RECORD_OUTPUT_MAX (64u * 1024u * 1024u)
 /* The newest bytes of each stream that record_to_json writes: escaping may
  * take up to six bytes for one ("\u0000"), so the JSON of a node stays
- * within six times this whatever the output holds; all of what was kept is
- * in the store (ndf logs). */
-#define RECORD_JSON_OUTPUT (1024u * 1024u)
+ * within six times this whatever the output holds.  Small, because the
+ * server keeps the JSON of its last executions (and answers each run
+ * with it): all of what was kept is in the store (ndf logs). */
+#define RECORD_JSON_OUTPUT (64u * 1024u)
 
 /* The newest bytes of a stream kept raw in memory: a limit above it keeps
- * the older part compressed (tailbuf.z), so a step with a 64 MiB
- * output_limit holds its output deflated, not twice over in raw buffers. */
-#define RECORD_RAW_TAIL RECORD_JSON_OUTPUT
+ * the older part compressed in a spill file (tailbuf.z, base/ztail.h), so
+ * a step with a 64 MiB output_limit costs about this much memory per
+ * stream, not the limit. */
+#define RECORD_RAW_TAIL (1024u * 1024u)
 
 struct ztail;
 

@@ -154,7 +154,8 @@ static void fill_result(store_node *d, const ndf_exec *n)
 /* Fills `d` from node `n` at `path` (taken), without its children.
  * `limit` is the enclosing execution's deadline: a node's own timeout is
  * kept only when tighter.  `final`: all the output kept, its older part
- * handed over compressed as the record holds it (zout); else, for
+ * handed over as a reader of the compressed stream (zsrc), which the
+ * store copies from the spill file piece by piece; else, for
  * progress, only the newest STORE_OUTPUT_LIMIT bytes of each stream, the
  * rest counted as dropped (what `logs --follow` needs, at the cost it had
  * before any limit was raised).  Caller holds the record lock (messages
@@ -177,7 +178,7 @@ static void fill_node(store_node *d, const ndf_exec *n, char *path, double limit
         for (int k = 0; k < STORE_NSTREAMS; k++) {
             const tailbuf *t = &n->out[k];
             if (final && t->z &&
-                ztail_finish(t->z, t->buf, t->len, 6, &d->zout[k], &d->zoutlen[k]) == 0) {
+                ztail_reader_open(t->z, t->buf, t->len, 6, &d->zsrc[k]) == 0) {
                 size_t zk = ztail_kept(t->z);
                 d->outlen[k] = zk + t->len;
                 d->dropped[k] = t->dropped - zk;

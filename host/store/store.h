@@ -16,6 +16,7 @@
 
 #include "base/learning.h"
 #include "base/util.h"
+#include "base/ztail.h"
 
 /* The schema version this build writes (PRAGMA user_version for SQLite).
  * Older databases are migrated forward on open; newer ones are refused. */
@@ -100,6 +101,10 @@ typedef struct store_node {
     char *result;
     size_t result_len;
     char *metrics;
+    /* The same, read piece by piece (ztail.h) so that no one holds the
+     * whole stream: set instead of zout by the record of an execution's
+     * end, freed with the store_exec.  Progress ignores it. */
+    struct ztail_reader *zsrc[STORE_NSTREAMS];
 } store_node;
 
 /* One execution of a pattern (a sub-pattern's execution is one too, with

@@ -786,6 +786,92 @@ static int deflate_tail(const char *data, size_t len, size_t limit, int level, u
     return NDF_OK;
 }
 
+static void be_put(unsigned char *p, uint64_t v, int bytes)
+{
+    for (int i = bytes - 1; i >= 0; i--, v >>= 8)
+        p[i] = (unsigned char)v;
+}
+
+/* Stores stream `k` of `n` from its reader (zsrc) by COPY in binary
+ * format, the stream sent piece by piece, so that no one on this side
+ * holds it whole (a bytea parameter would be the whole stream in the
+ * parameter and again in libpq's buffer).  The row is deleted first:
+ * COPY has no ON CONFLICT. */
+static int write_output_stream(pg_store *s, long long xseq, const store_node *n, int k)
+{
+    const ztail_reader *r = n->zsrc[k];
+    uint64_t size = ztail_reader_size(r);
+    const char *path = n->path ? n->path : "";
+    size_t plen = strlen(path);
+    if (size > INT32_MAX || plen > INT32_MAX)
+        return err_set(NDF_ERR_RESOURCE, "%s: an output of %" PRIu64 " compressed bytes is over "
+                       "a field's limit", s->name, size);
+    pargs p = {0};
+    p_int(&p, xseq);
+    p_text(&p, path);
+    p_int(&p, k);
+    int rc = wsql_run(s, "DELETE FROM outputs WHERE exec_seq = $1 AND path = $2 AND stream = $3",
+                      &p, NULL, "cannot write a node's output");
+    if (rc)
+        return rc;
+    PGresult *res = PQexec(s->w, "COPY outputs (exec_seq, path, stream, length, dropped, data)"
+                                 " FROM STDIN (FORMAT binary)");
+    if (PQresultStatus(res) != PGRES_COPY_IN) {
+        rc = pg_fail(s, s->w, res, "cannot write a node's output", s->wstate);
+        PQclear(res);
+        return rc;
+    }
+    PQclear(res);
+    /* header (signature, flags, no extension), then one tuple of six
+     * fields, each a length and its bytes in the column's binary form */
+    enum { CHUNK = 64 * 1024 };
+    unsigned char *buf = xmalloc(CHUNK);
+    static const unsigned char sig[11] = {'P', 'G', 'C', 'O', 'P', 'Y', '\n', 0xff, '\r', '\n', 0};
+    size_t at = 0;
+    memcpy(buf, sig, sizeof sig), at += sizeof sig;
+    memset(buf + at, 0, 8), at += 8;
+    be_put(buf + at, 6, 2), at += 2;
+    be_put(buf + at, 8, 4), be_put(buf + at + 4, (uint64_t)xseq, 8), at += 12;
+    be_put(buf + at, plen, 4), at += 4;
+    const char *err = NULL;
+    int ok = PQputCopyData(s->w, (const char *)buf, (int)at) == 1 &&
+             (plen == 0 || PQputCopyData(s->w, path, (int)plen) == 1);
+    at = 0;
+    be_put(buf + at, 4, 4), be_put(buf + at + 4, (uint64_t)k, 4), at += 8;
+    be_put(buf + at, 8, 4), be_put(buf + at + 4, ztail_reader_raw(r), 8), at += 12;
+    be_put(buf + at, 8, 4), be_put(buf + at + 4, n->dropped[k], 8), at += 12;
+    be_put(buf + at, size, 4), at += 4;
+    ok = ok && PQputCopyData(s->w, (const char *)buf, (int)at) == 1;
+    for (uint64_t off = 0; ok && off < size;) {
+        size_t want = size - off < CHUNK ? (size_t)(size - off) : CHUNK;
+        long got = ztail_reader_read(r, off, buf, want);
+        if (got != (long)want) {
+            err = got < 0 ? strerror(errno) : "short read";
+            break;
+        }
+        ok = PQputCopyData(s->w, (const char *)buf, (int)want) == 1;
+        off += want;
+    }
+    if (ok && !err) {
+        be_put(buf, 0xffff, 2); /* the trailer: a field count of -1 */
+        ok = PQputCopyData(s->w, (const char *)buf, 2) == 1;
+    }
+    free(buf);
+    /* a failed read aborts the COPY: nothing of the row is kept */
+    int ended = PQputCopyEnd(s->w, err ? "ndf: a captured output could not be read back" : NULL);
+    res = PQgetResult(s->w);
+    if (err) {
+        rc = err_set(NDF_ERR_IO, "%s: cannot read a captured output back from its spill file: %s",
+                     s->name, err);
+    } else if (!ok || ended != 1 || PQresultStatus(res) != PGRES_COMMAND_OK) {
+        rc = pg_fail(s, s->w, res, "cannot write a node's output", s->wstate);
+    }
+    PQclear(res);
+    while ((res = PQgetResult(s->w)))
+        PQclear(res);
+    return rc;
+}
+
 static int write_outputs(pg_store *s, long long xseq, const store_node *n)
 {
     size_t limit = s->opts.output_limit ? s->opts.output_limit : STORE_OUTPUT_LIMIT;
@@ -793,6 +879,12 @@ static int write_outputs(pg_store *s, long long xseq, const store_node *n)
                     ? s->opts.compression_level
                     : 6;
     for (int k = 0; k < STORE_NSTREAMS; k++) {
+        if (n->zsrc[k]) {
+            int rc = write_output_stream(s, xseq, n, k);
+            if (rc)
+                return rc;
+            continue;
+        }
         int pre = n->zout[k] != NULL;
         size_t len = pre ? n->outlen[k] : n->out[k] ? n->outlen[k] : 0;
         if (!len && !n->dropped[k])
@@ -1548,6 +1640,7 @@ static int pg_progress(store *st, const char *id, const store_node *n)
     for (int k = 0; k < STORE_NSTREAMS; k++) {
         j->node.out[k] = NULL;
         j->node.zout[k] = NULL;
+        j->node.zsrc[k] = NULL;
         if (n->out[k] && n->outlen[k]) {
             j->node.out[k] = xmalloc(n->outlen[k]);
             memcpy(j->node.out[k], n->out[k], n->outlen[k]);

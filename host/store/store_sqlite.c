@@ -13,6 +13,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <math.h>
 #include <pthread.h>
@@ -126,7 +127,8 @@ void store_exec_free(store_exec *e)
         free(e->nodes[i].result);
         free(e->nodes[i].metrics);
         for (int k = 0; k < STORE_NSTREAMS; k++)
-            free(e->nodes[i].out[k]), free(e->nodes[i].zout[k]);
+            free(e->nodes[i].out[k]), free(e->nodes[i].zout[k]),
+                ztail_reader_free(e->nodes[i].zsrc[k]);
     }
     free(e->nodes);
     memset(e, 0, sizeof *e);
@@ -979,6 +981,73 @@ static int deflate_tail(const char *data, size_t len, size_t limit, int level, u
     return NDF_OK;
 }
 
+/* Stores stream `k` of `n` from its reader (zsrc): the row is written
+ * with a zeroblob of the stream's size (the last column, which SQLite
+ * writes as zeros without building it) and the stream is copied into it
+ * through incremental blob I/O, so no one holds it whole: not ndf, not
+ * SQLite's record. */
+static int write_output_stream(store *s, sqlite3_int64 xseq, const store_node *n, int k)
+{
+    const ztail_reader *r = n->zsrc[k];
+    uint64_t size = ztail_reader_size(r);
+    if (size > (uint64_t)sqlite3_limit(s->w, SQLITE_LIMIT_LENGTH, -1))
+        return err_set(NDF_ERR_RESOURCE, "%s: an output of %" PRIu64 " compressed bytes is over "
+                       "SQLite's limit", s->path, size);
+    sqlite3_stmt *q;
+    int rc = wstmt(s, W_UPSERT_OUTPUT, &q);
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(q, 1, xseq);
+    bind_text(q, 2, n->path ? n->path : "");
+    sqlite3_bind_int(q, 3, k);
+    sqlite3_bind_int64(q, 4, (sqlite3_int64)ztail_reader_raw(r));
+    sqlite3_bind_int64(q, 5, (sqlite3_int64)n->dropped[k]);
+    sqlite3_bind_zeroblob64(q, 6, size);
+    if ((rc = wrun(s, q, "cannot write a node's output")))
+        return rc;
+    sqlite3_stmt *id = NULL;
+    int r2 = sqlite3_prepare_v2(s->w,
+                                "SELECT rowid FROM outputs WHERE exec_seq = ?1 AND path = ?2"
+                                " AND stream = ?3",
+                                -1, &id, NULL);
+    if (r2 != SQLITE_OK)
+        return wfail(s, r2, "cannot write a node's output");
+    sqlite3_bind_int64(id, 1, xseq);
+    bind_text(id, 2, n->path ? n->path : "");
+    sqlite3_bind_int(id, 3, k);
+    r2 = sqlite3_step(id);
+    sqlite3_int64 rowid = r2 == SQLITE_ROW ? sqlite3_column_int64(id, 0) : 0;
+    sqlite3_finalize(id);
+    if (r2 != SQLITE_ROW)
+        return wfail(s, r2 == SQLITE_DONE ? SQLITE_CORRUPT : r2, "cannot write a node's output");
+    sqlite3_blob *b = NULL;
+    r2 = sqlite3_blob_open(s->w, "main", "outputs", "data", rowid, 1, &b);
+    if (r2 != SQLITE_OK) {
+        sqlite3_blob_close(b);
+        return wfail(s, r2, "cannot write a node's output");
+    }
+    enum { CHUNK = 64 * 1024 };
+    unsigned char *buf = xmalloc(CHUNK);
+    for (uint64_t off = 0; off < size && !rc;) {
+        size_t want = size - off < CHUNK ? (size_t)(size - off) : CHUNK;
+        long got = ztail_reader_read(r, off, buf, want);
+        if (got != (long)want) {
+            rc = err_set(NDF_ERR_IO, "%s: cannot read a captured output back from its spill file: %s",
+                         s->path, got < 0 ? strerror(errno) : "short read");
+            break;
+        }
+        r2 = sqlite3_blob_write(b, buf, (int)want, (int)off);
+        if (r2 != SQLITE_OK)
+            rc = wfail(s, r2, "cannot write a node's output");
+        off += want;
+    }
+    free(buf);
+    r2 = sqlite3_blob_close(b);
+    if (!rc && r2 != SQLITE_OK)
+        rc = wfail(s, r2, "cannot write a node's output");
+    return rc;
+}
+
 static int write_outputs(store *s, sqlite3_int64 xseq, const store_node *n)
 {
     size_t limit = s->opts.output_limit ? s->opts.output_limit : STORE_OUTPUT_LIMIT;
@@ -986,6 +1055,12 @@ static int write_outputs(store *s, sqlite3_int64 xseq, const store_node *n)
                     ? s->opts.compression_level
                     : 6;
     for (int k = 0; k < STORE_NSTREAMS; k++) {
+        if (n->zsrc[k]) {
+            int rc = write_output_stream(s, xseq, n, k);
+            if (rc)
+                return rc;
+            continue;
+        }
         int pre = n->zout[k] != NULL;
         size_t len = pre ? n->outlen[k] : n->out[k] ? n->outlen[k] : 0;
         if (!len && !n->dropped[k])
@@ -1629,6 +1704,7 @@ static int lite_progress(store *s, const char *id, const store_node *n)
     for (int k = 0; k < STORE_NSTREAMS; k++) {
         j->node.out[k] = NULL;
         j->node.zout[k] = NULL;
+        j->node.zsrc[k] = NULL;
         if (n->out[k] && n->outlen[k]) {
             j->node.out[k] = xmalloc(n->outlen[k]);
             memcpy(j->node.out[k], n->out[k], n->outlen[k]);

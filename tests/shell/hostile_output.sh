@@ -1,15 +1,18 @@
 #!/bin/sh
 # Step output under hostile sizes: what `ndf logs` prints is exactly the
 # newest output_limit bytes, past the 1 MiB the record keeps raw (the rest
-# is kept compressed while the step runs, and handed to the store so);
-# `status ID --json` carries at most the newest 1 MiB of a stream, so NUL
-# bytes (six bytes each in JSON) cannot blow it up; and a step writing
-# hundreds of MB through a 64 MiB limit does not hold it raw.
+# is kept compressed in a spill file while the step runs, and copied to the
+# store from there); `status ID --json` carries at most the newest 64 KiB
+# of a stream, so NUL bytes (six bytes each in JSON) cannot blow it up; and
+# a step writing hundreds of MB through a 64 MiB limit, compressible or
+# random, holds neither the output nor its compressed form in memory.
 . "$top_srcdir/tests/shell/lib.sh"
 STATE=$SCRATCH/state
 CONF=$SCRATCH/out.conf
 # OUT_MB: the size of the big run (default 300 MB; smaller under sanitizers)
 OUT_MB=${NDF_TEST_OUT_MB:-300}
+# RAND_MB: megabytes of random bytes on each of stdout and stderr (default 100)
+RAND_MB=${NDF_TEST_RAND_MB:-100}
 cat >"$CONF" <<EOF2
 storage: { path = "$STATE"; };
 patterns = (
@@ -19,7 +22,11 @@ patterns = (
       params = { argv = [ "head", "-c", "4194304", "/dev/zero" ]; output_limit = 8388608; }; } ); }; },
     { name = "flood"; type = "sequential"; params = { steps = ( { name = "s"; step = "exec";
       params = { shell = true; command = "head -c ${OUT_MB}000000 /dev/zero | tr -c x x; echo END";
-                 output_limit = 67108864; }; } ); }; }
+                 output_limit = 67108864; }; } ); }; },
+    { name = "noise"; type = "sequential"; params = { steps = ( { name = "s"; step = "exec";
+      params = { shell = true; output_limit = 67108864; command =
+          "head -c ${RAND_MB}000000 /dev/urandom | tee $SCRATCH/noise.out; head -c ${RAND_MB}000000 /dev/urandom | tee $SCRATCH/noise.err >&2"; };
+      } ); }; }
 );
 EOF2
 last_id() { "$NDF" -c "$CONF" runs "$1" --limit 1 --json | sed -n 's/^\[{"id":"\([^"]*\)".*/\1/p'; }
@@ -31,8 +38,8 @@ seq 1 700000 | tail -c 3000000 >"$SCRATCH/text.want"
 cmp -s "$SCRATCH/text.got" "$SCRATCH/text.want" && ok "logs prints exactly its newest 3,000,000 bytes" ||
     not_ok "logs differs from the newest 3,000,000 bytes ($(wc -c <"$SCRATCH/text.got") bytes)"
 expect_exit 0 "status --json of it" -- "$NDF" -c "$CONF" status "$id" --json
-expect_match "$out" "\"stdout_truncated\":$(( $(seq 1 700000 | wc -c) - 1048576 ))[,}]" \
-    "counts what its JSON leaves out (the newest 1 MiB is in it)"
+expect_match "$out" "\"stdout_truncated\":$(( $(seq 1 700000 | wc -c) - 65536 ))[,}]" \
+    "counts what its JSON leaves out (the newest 64 KiB is in it)"
 
 expect_exit 0 "4 MiB of NUL bytes through an 8 MiB limit" -- "$NDF" -c "$CONF" run nul
 id=$(last_id nul)
@@ -43,9 +50,9 @@ m=$("$NDF" -c "$CONF" logs "$id" s | wc -c)
     not_ok "logs printed $m bytes, $n of them not NUL"
 "$NDF" -c "$CONF" status "$id" --json >"$SCRATCH/nul.json"
 sz=$(wc -c <"$SCRATCH/nul.json")
-[ "$sz" -le $((6 * 1048576 + 8192)) ] && ok "status --json stays within six times 1 MiB ($sz bytes)" ||
+[ "$sz" -le $((6 * 65536 + 8192)) ] && ok "status --json stays within six times 64 KiB ($sz bytes)" ||
     not_ok "status --json is $sz bytes"
-expect_match "$(cat "$SCRATCH/nul.json")" '"stdout_truncated":3145728[,}]' "and counts the 3 MiB it leaves out"
+expect_match "$(cat "$SCRATCH/nul.json")" '"stdout_truncated":4128768[,}]' "and counts the 4 MiB - 64 KiB it leaves out"
 
 # the peak memory of the run: the old record held a 64 MiB limit raw twice
 # over (a sliding window), and the store copied and deflated it whole again
@@ -65,5 +72,22 @@ else
         not_ok "logs printed $(wc -c <"$SCRATCH/flood.got") bytes"
     db=$(du -k "$STATE/ndf.db" | cut -f1)
     [ "$db" -lt 8192 ] && ok "stored compressed (the store is $db KiB)" || not_ok "the store is $db KiB"
+    # random bytes do not compress: held in memory, even deflated, two
+    # streams kept at 64 MiB each cost over 128 MiB (364 MB before spill files)
+    /usr/bin/time -f '%M' -o "$SCRATCH/rss" "$NDF" -c "$CONF" run noise >/dev/null 2>&1
+    rc=$?
+    [ "$rc" -eq 0 ] && ok "2 x ${RAND_MB} MB of random bytes through a 64 MiB limit runs" ||
+        not_ok "noise exit $rc"
+    rss=$(tail -1 "$SCRATCH/rss")
+    [ "$rss" -lt 65536 ] && ok "its peak RSS stays under 64 MiB ($rss KiB)" ||
+        not_ok "its peak RSS is $rss KiB"
+    id=$(last_id noise)
+    for s in out err; do
+        tail -c 67108864 "$SCRATCH/noise.$s" >"$SCRATCH/want"
+        "$NDF" -c "$CONF" logs "$id" s --stream std$s | head -c "$(wc -c <"$SCRATCH/want")" |
+            cmp -s - "$SCRATCH/want" && ok "logs prints exactly the newest 64 MiB of std$s" ||
+            not_ok "the stored std$s differs from its newest 64 MiB"
+    done
+    rm -f "$SCRATCH/noise.out" "$SCRATCH/noise.err" "$SCRATCH/want"
 fi
 finish

@@ -302,6 +302,21 @@ write_conf "sleep_ms = 20000.0;" nop
 expect_exit 2 "reload with a semantic error exits 2" -- ctl reload
 expect_match "$err" "sleep_ms.*out of range" "and says what is wrong"
 expect_exit 0 "the old configuration still serves" -- ctl run nop
+# a cycle of sub-patterns (a meta phase and a pattern step) is refused at
+# reload as check-config refuses it; one run of it would have overflowed
+# the stack and killed the server
+write_conf "sleep_ms = 2.0;" nop
+sed -i '$d' "$CONF"
+cat >>"$CONF" <<EOF
+    ,{ name = "ca"; type = "meta"; params = { phases = ( { name = "ph"; patterns = [ "cb" ]; } ); }; },
+    { name = "cb"; type = "sequential";
+      params = { steps = ( { name = "s"; step = "pattern"; params = { pattern = "ca"; }; } ); }; }
+);
+EOF
+expect_exit 2 "reload of a configuration with a cycle exits 2" -- ctl reload
+expect_match "$err" "pattern 'ca' runs itself: ca -> cb \\(.*\\); cb -> ca \\(.*\\)" "and names every edge"
+expect_exit 0 "the old configuration serves on" -- ctl run nop
+expect_exit 3 "the cyclic patterns are not served" -- ctl run ca
 write_conf "sleep_ms = 1.0;" nop2
 expect_exit 0 "a valid configuration reloads" -- ctl reload
 expect_match "$out" "configuration reloaded" "and says so"
