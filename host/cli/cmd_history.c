@@ -619,7 +619,6 @@ typedef struct followed {
     char *path;
     int stream;
     uint64_t printed;
-    int open_line; /* what it printed last did not end a line */
 } followed;
 
 /* Prints what node `path` wrote to stream `k` since *f, with a header
