@@ -10,6 +10,7 @@ libndfcore_la_SOURCES += \
 	host/exec/process.c host/exec/process.h \
 	host/exec/cgroup.c host/exec/cgroup.h \
 	host/exec/crash.c host/exec/crash.h \
+	host/exec/isolate.c host/exec/isolate.h \
 	host/exec/services_exec.c
 
 EXEC_FIXTURES = tests/fixtures/exec_fixtures.c tests/fixtures/exec_fixtures.h
