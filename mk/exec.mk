@@ -43,8 +43,8 @@ tests_bench_bench_dispatch_SOURCES = tests/bench/bench_dispatch.c $(EXEC_FIXTURE
 tests_bench_bench_dispatch_CPPFLAGS = $(EXEC_TEST_CFLAGS)
 tests_bench_bench_dispatch_LDADD = libndfcore.la
 
-TESTS += tests/shell/run.sh tests/shell/fault.sh
-EXTRA_DIST += tests/shell/run.sh tests/shell/fault.sh
+TESTS += tests/shell/run.sh tests/shell/fault.sh tests/shell/isolation.sh
+EXTRA_DIST += tests/shell/run.sh tests/shell/fault.sh tests/shell/isolation.sh
 
 # The process-DAG benchmark is a script; its floor is a small C helper.
 EXTRA_PROGRAMS += tests/bench/bench_spawnloop

@@ -511,6 +511,8 @@ int isolate_wants(const provided *p)
     return want;
 }
 
+static void worker_kill(iworker *w);
+
 /* The key of the plugin that provides `p`, made on first use.  NULL with
  * err_msg() set when its file cannot be opened.  (iso_lock held) */
 static ikey *key_for(const provided *p)
@@ -538,6 +540,16 @@ static ikey *key_for(const provided *p)
                 strerror(errno));
         return NULL;
     }
+    /* A new build of a plugin (a reload): the old build's idle workers
+     * are done (executions still on it start workers as they need). */
+    for (ikey *o = keys; o; o = o->next)
+        if (strcmp(o->plugin, info.name ? info.name : "?") == 0)
+            while (o->idle) {
+                iworker *w = o->idle;
+                o->idle = w->next;
+                o->nidle--;
+                worker_kill(w);
+            }
     ikey *k = xcalloc(1, sizeof *k);
     snprintf(k->hash, sizeof k->hash, "%s", info.hash);
     k->plugin = xstrdup(info.name ? info.name : "?");
@@ -810,7 +822,12 @@ static int apply_done(rbuf *r, ndf_exec *node, double mem_mb, int *recycle)
             node_append(node, s == 0 ? REC_STDOUT : REC_STDERR, out, len, 0);
         free(out);
     }
+    /* The message the step gave its own node (node_set_state). */
+    char *note = r_str(r, NULL);
     double maxrss_kb = r_f64(r);
+    if (!r->bad && rc == NDF_OK && note)
+        node_set_message(node, note);
+    free(note);
     if (r->bad) {
         free(msg);
         free(result);
@@ -1245,11 +1262,13 @@ done:;
         }
         for (int s = 0; s < 2; s++)
             w_mem(&b, node->out[s].buf ? node->out[s].buf : "", node->out[s].len);
+        w_str(&b, node->message);
         pthread_mutex_unlock(&rec->lock);
     } else {
         w_u32(&b, 0);
         w_mem(&b, "", 0);
         w_mem(&b, "", 0);
+        w_str(&b, NULL);
     }
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
