@@ -66,3 +66,13 @@ TESTS += tests/check_services
 tests_check_services_SOURCES = tests/check_services.c $(EXEC_FIXTURES)
 tests_check_services_CPPFLAGS = $(EXEC_TEST_CFLAGS)
 tests_check_services_LDADD = $(CORE_TEST_LIBS)
+
+# Isolated steps: a warm worker against in process, and replacement after a
+# crash (it runs the ndf binary and the misbehave fixture).
+EXTRA_PROGRAMS += tests/bench/bench_isolate
+BENCHMARKS += tests/bench/bench_isolate
+CLEANFILES += tests/bench/bench_isolate
+tests_bench_bench_isolate_SOURCES = tests/bench/bench_isolate.c
+tests_bench_bench_isolate_CPPFLAGS = $(EXEC_TEST_CFLAGS)
+tests_bench_bench_isolate_LDADD = libndfcore.la
+tests_bench_bench_isolate_DEPENDENCIES = libndfcore.la tests/fixtures/misbehave.la

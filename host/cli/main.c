@@ -136,7 +136,7 @@ int main(int argc, char **argv)
      * pipe its parent made), and it leaves without running exit handlers,
      * which are the host's, not the scan's. */
     if (argc >= 2 && strcmp(argv[1], ISOLATE_WORKER_ARG) == 0) {
-        int rc = isolate_worker_main(argc, argv);
+        int rc = isolate_worker_main(argc, argv, &host_services);
         fflush(stderr);
         _exit(rc);
     }

@@ -30,7 +30,6 @@
 
 #include "exec/isolate.h"
 #include "exec/record.h"
-#include "exec/services.h"
 #include "model/context.h"
 #include "plugin/loader.h"
 #include "plugin/scanner.h"
@@ -57,7 +56,6 @@ enum {
     OP_READY = 1,
     OP_RUN = 2,
     OP_UNDO = 3,
-    OP_CANCEL = 4,
     OP_LOG = 5,
     OP_EXPAND = 6,
     OP_EXPAND_REPLY = 7,
@@ -358,6 +356,7 @@ static const char *sig_name(int sig)
 typedef struct iworker {
     pid_t pid;
     int fd;
+    int calls; /* numbers each call, for its cancellation signal */
     inbuf in;
     struct iworker *next;
 } iworker;
@@ -371,6 +370,8 @@ typedef struct ikey {
     int fd;          /* the private copy, open */
     iworker *idle;
     size_t nidle;
+    int spawning; /* a spare is being started in the background */
+    const char *program;
     struct ikey *next;
 } ikey;
 
@@ -715,6 +716,8 @@ static iworker *worker_start(ikey *k, const char *program)
     return w;
 }
 
+static void spare_locked(ikey *k, const char *program);
+
 /* A warm worker for `k`, or a new one.  NULL with err_msg() set. */
 static iworker *worker_take(ikey *k, const char *program)
 {
@@ -735,6 +738,7 @@ static iworker *worker_take(ikey *k, const char *program)
             pthread_mutex_lock(&iso_lock);
             continue;
         }
+        spare_locked(k, program);
         pthread_mutex_unlock(&iso_lock);
         return w;
     }
@@ -756,38 +760,64 @@ static void worker_give(ikey *k, iworker *w)
     pthread_mutex_unlock(&iso_lock);
 }
 
-/* After a worker was lost: a new one is started now, so the next step
- * does not pay for it. */
-static void worker_replace(ikey *k, const char *program)
+static void *spare_main(void *arg)
 {
-    atomic_fetch_add(&st_replaced, 1);
-    int keep = errno;
-    char *saved = xstrdup(err_msg());
-    iworker *w = worker_start(k, program);
+    ikey *k = arg;
+    iworker *w = worker_start(k, k->program);
     if (w)
         worker_give(k, w);
     else
-        log_msg(NDF_LOG_WARN, "replacing the step worker of plugin '%s': %s", k->plugin,
+        log_msg(NDF_LOG_WARN, "starting a spare step worker for plugin '%s': %s", k->plugin,
                 err_msg());
-    err_set(NDF_ERR_EXECUTION, "%s", saved);
-    free(saved);
-    errno = keep;
+    pthread_mutex_lock(&iso_lock);
+    k->spawning = 0;
+    pthread_mutex_unlock(&iso_lock);
+    return NULL;
 }
 
-static void send_run(iworker *w, ndf_exec *node, const ndf_step *step, int undo, int *ok)
+/* Keeps one spare warm: when the last idle worker of `k` was taken (or
+ * lost), another is started in the background, so the next call (the one
+ * after a crash above all) does not wait for a process to start.
+ * (iso_lock held) */
+static void spare_locked(ikey *k, const char *program)
 {
+    if (k->nidle || k->spawning)
+        return;
+    k->program = program;
+    pthread_attr_t a;
+    pthread_attr_init(&a);
+    pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+    pthread_t t;
+    if (pthread_create(&t, &a, spare_main, k) == 0)
+        k->spawning = 1;
+    pthread_attr_destroy(&a);
+}
+
+/* After a worker was lost: counted, and a spare started. */
+static void worker_replace(ikey *k, const char *program)
+{
+    atomic_fetch_add(&st_replaced, 1);
+    pthread_mutex_lock(&iso_lock);
+    spare_locked(k, program);
+    pthread_mutex_unlock(&iso_lock);
+}
+
+static void send_run(iworker *w, ndf_exec *node, const isolate_call *c, int *ok)
+{
+    const ndf_host *tbl = c->table;
     strbuf b;
-    frame_begin(&b, undo ? OP_UNDO : OP_RUN);
-    w_i64(&b, (int64_t)step->serial);
-    w_str(&b, step->type->name);
-    w_value(&b, step->params);
+    frame_begin(&b, c->undo ? OP_UNDO : OP_RUN);
+    w_i64(&b, ++w->calls);
+    w_i64(&b, (int64_t)c->serial);
+    w_str(&b, c->type->name);
+    w_value(&b, c->params);
     w_str(&b, node->name);
     w_str(&b, node->rec->id);
     const ndf_context *ctx = node->rec->ctx;
-    w_str(&b, ctx ? host_services.ctx_domain(ctx) : NULL);
-    w_str(&b, ctx ? host_services.ctx_agent_type(ctx) : NULL);
-    w_i64(&b, ctx ? host_services.ctx_priority(ctx) : 1);
-    w_value(&b, ctx ? host_services.ctx_attributes(ctx) : NULL);
+    w_str(&b, ctx ? tbl->ctx_domain(ctx) : NULL);
+    w_str(&b, ctx ? tbl->ctx_agent_type(ctx) : NULL);
+    w_i64(&b, ctx ? tbl->ctx_priority(ctx) : 1);
+    w_value(&b, ctx ? tbl->ctx_attributes(ctx) : NULL);
     double dl = atomic_load(&node->deadline);
     w_f64(&b, isfinite(dl) ? dl - now_mono() : -1);
     w_f64(&b, node->rec->kill_grace);
@@ -800,7 +830,8 @@ static void send_run(iworker *w, ndf_exec *node, const ndf_step *step, int undo,
 
 /* Applies a DONE frame to `node`; returns the step's status (err_msg set
  * when it failed).  *recycle is set when the worker should not be reused. */
-static int apply_done(rbuf *r, ndf_exec *node, double mem_mb, int *recycle)
+static int apply_done(rbuf *r, ndf_exec *node, const ndf_host *tbl, double mem_mb,
+                      int *recycle)
 {
     int rc = (int)r_i64(r);
     char *msg = r_str(r, NULL);
@@ -812,7 +843,7 @@ static int apply_done(rbuf *r, ndf_exec *node, double mem_mb, int *recycle)
         char *name = r_str(r, NULL);
         double v = r_f64(r);
         if (name && !r->bad)
-            host_services.node_set_metric(node, name, v);
+            tbl->node_set_metric(node, name, v);
         free(name);
     }
     for (int s = 0; s < 2 && !r->bad; s++) {
@@ -835,7 +866,7 @@ static int apply_done(rbuf *r, ndf_exec *node, double mem_mb, int *recycle)
         return err_set(NDF_ERR_EXECUTION, "the step worker's answer was malformed");
     }
     if (result)
-        host_services.node_set_result(node, result);
+        tbl->node_set_result(node, result);
     free(result);
     /* A worker that holds more than half its limit is leaking: the next
      * step gets a fresh one rather than an out-of-memory failure. */
@@ -847,9 +878,10 @@ static int apply_done(rbuf *r, ndf_exec *node, double mem_mb, int *recycle)
     return rc;
 }
 
-int isolate_run(ndf_exec *node, const ndf_step *step, int undo)
+int isolate_run(ndf_exec *node, const isolate_call *c)
 {
-    const provided *p = step->type;
+    const provided *p = c->type;
+    int undo = c->undo;
     pthread_mutex_lock(&iso_lock);
     const char *program = iso_program;
     double mem_mb = iso_mem_mb;
@@ -865,7 +897,7 @@ int isolate_run(ndf_exec *node, const ndf_step *step, int undo)
                        k->plugin, err_msg());
     atomic_fetch_add(&st_calls, 1);
     int sent;
-    send_run(w, node, step, undo, &sent);
+    send_run(w, node, c, &sent);
     double grace = node->rec->kill_grace > 0 ? node->rec->kill_grace : 2.0;
     double stop_at = 0;
     int stop_rc = 0, rc = NDF_OK, recycle = 0, lost = !sent;
@@ -875,10 +907,10 @@ int isolate_run(ndf_exec *node, const ndf_step *step, int undo)
         if (s && !stop_rc) {
             stop_rc = s;
             stop_at = now;
-            strbuf b;
-            frame_begin(&b, OP_CANCEL);
-            w_i64(&b, s);
-            frame_send(w->fd, &b);
+            /* A deadline the worker's node has as well; a cancellation is
+             * told (the call's number, so it never hits a later call). */
+            if (s == NDF_ERR_CANCELLED)
+                sigqueue(w->pid, SIGUSR1, (union sigval){.sival_int = w->calls});
         }
         if (stop_rc && now >= stop_at + grace) {
             pid_t pid = w->pid;
@@ -912,14 +944,15 @@ int isolate_run(ndf_exec *node, const ndf_step *step, int undo)
             int level = (int)r_i64(&r);
             char *text = r_str(&r, NULL);
             if (!r.bad && text)
-                svc_node_log(node, level < 0 || level > 3 ? NDF_LOG_INFO : level, "%s", text);
+                c->table->node_log(node, level < 0 || level > 3 ? NDF_LOG_INFO : level, "%s",
+                                   text);
             free(text);
             frame_drop(&w->in, n);
         } else if (op == OP_EXPAND) {
             char *tmpl = r_str(&r, NULL);
             char *out = NULL;
             int erc = r.bad || !tmpl ? err_set(NDF_ERR_INVALID, "malformed expand")
-                                     : svc_expand(node, tmpl, &out);
+                                     : c->table->expand(node, tmpl, &out);
             free(tmpl);
             frame_drop(&w->in, n);
             strbuf b;
@@ -931,7 +964,7 @@ int isolate_run(ndf_exec *node, const ndf_step *step, int undo)
             if (frame_send(w->fd, &b) != 0)
                 lost = 1;
         } else if (op == OP_DONE) {
-            rc = apply_done(&r, node, mem_mb, &recycle);
+            rc = apply_done(&r, node, c->table, mem_mb, &recycle);
             frame_drop(&w->in, n);
             break;
         } else {
@@ -979,6 +1012,18 @@ void isolate_get_stats(isolate_stats *out)
 void isolate_shutdown(void)
 {
     pthread_mutex_lock(&iso_lock);
+    /* Spares being started hold their key: let them finish. */
+    for (int busy = 1; busy;) {
+        busy = 0;
+        for (ikey *k = keys; k; k = k->next)
+            busy |= k->spawning;
+        if (busy) {
+            pthread_mutex_unlock(&iso_lock);
+            struct timespec ts = {0, 1000000};
+            nanosleep(&ts, NULL);
+            pthread_mutex_lock(&iso_lock);
+        }
+    }
     ikey *all = keys;
     keys = NULL;
     pthread_mutex_unlock(&iso_lock);
@@ -1001,30 +1046,49 @@ void isolate_shutdown(void)
 /* The worker's side                                                    */
 /* ==================================================================== */
 
+/* A step bound in this worker: the host's validated parameters and what
+ * the step's create() made of them, found again by the host's serial. */
 typedef struct bound {
     uint64_t serial;
-    ndf_step *step;
+    const provided *type;
+    ndf_value *params;
+    void *instance;
 } bound;
+
+static const ndf_host *wk_host; /* the table create()/destroy() are handed */
 
 static struct {
     int fd;
     loader *ld;
+    inbuf in;              /* (rlock) frames from the host */
+    pthread_mutex_t rlock; /* one reader: the main thread between calls,
+                              wk_expand during one */
     pthread_mutex_t wlock; /* one frame at a time on the socket */
-    pthread_mutex_t lock;  /* what follows */
-    pthread_cond_t cond;
-    ndf_exec *node;        /* the node running now, for CANCEL */
-    char *job;             /* a RUN/UNDO body waiting for the main thread */
-    size_t job_len;
-    int have_reply;        /* an EXPAND_REPLY arrived */
-    int reply_rc;
-    char *reply_text, *reply_msg;
-    int gone;              /* the host closed the socket */
+    pthread_mutex_t lock;  /* node and call */
+    ndf_exec *node;        /* the node running now, for cancellation */
+    int call;              /* its call number (the host's sigqueue value) */
     bound *steps;
     size_t nsteps;
 } wk = {.fd = -1,
+        .rlock = PTHREAD_MUTEX_INITIALIZER,
         .wlock = PTHREAD_MUTEX_INITIALIZER,
-        .lock = PTHREAD_MUTEX_INITIALIZER,
-        .cond = PTHREAD_COND_INITIALIZER};
+        .lock = PTHREAD_MUTEX_INITIALIZER};
+
+/* Reads the next frame into `in` (rlock held); the host's end of the
+ * socket closing ends the worker: there is nothing to finish for nobody. */
+static void wk_read_frame(const char **body, size_t *n)
+{
+    for (;;) {
+        int f = frame_next(&wk.in, body, n);
+        if (f > 0)
+            return;
+        if (f < 0)
+            _exit(0);
+        int r = in_fill(wk.fd, &wk.in);
+        if (r == 0 || (r < 0 && errno != EINTR && errno != EAGAIN))
+            _exit(0);
+    }
+}
 
 static void wk_send(strbuf *b)
 {
@@ -1061,23 +1125,25 @@ static int wk_expand(const ndf_exec *node, const char *tmpl, char **out)
     *out = NULL;
     if (!tmpl)
         return err_set(NDF_ERR_INVALID, "expand: no template");
-    static pthread_mutex_t one = PTHREAD_MUTEX_INITIALIZER;
-    pthread_mutex_lock(&one);
+    pthread_mutex_lock(&wk.rlock);
     strbuf b;
     frame_begin(&b, OP_EXPAND);
     w_str(&b, tmpl);
     wk_send(&b);
-    pthread_mutex_lock(&wk.lock);
-    while (!wk.have_reply && !wk.gone)
-        pthread_cond_wait(&wk.cond, &wk.lock);
-    int rc = wk.gone ? NDF_ERR_EXECUTION : wk.reply_rc;
-    char *text = wk.reply_text, *msg = wk.reply_msg;
-    wk.reply_text = wk.reply_msg = NULL;
-    wk.have_reply = 0;
-    pthread_mutex_unlock(&wk.lock);
-    pthread_mutex_unlock(&one);
+    const char *body;
+    size_t n;
+    wk_read_frame(&body, &n);
+    rbuf r = {body, n, 0};
+    unsigned op = r_u8(&r);
+    int rc = (int)r_i64(&r);
+    char *text = r_str(&r, NULL);
+    char *msg = r_str(&r, NULL);
+    frame_drop(&wk.in, n);
+    pthread_mutex_unlock(&wk.rlock);
+    if (op != OP_EXPAND_REPLY || r.bad)
+        rc = NDF_ERR_EXECUTION;
     if (rc) {
-        err_set(rc, "%s", msg ? msg : "expand failed in the host");
+        err_set(rc, "%s", msg ? msg : "expand: the host's answer was malformed");
         free(text);
     } else {
         *out = text ? text : xstrdup("");
@@ -1088,76 +1154,72 @@ static int wk_expand(const ndf_exec *node, const char *tmpl, char **out)
 
 static ndf_host wk_table;
 
-static void *wk_reader(void *arg)
+/* Cancellation arrives as SIGUSR1 (sigqueue'd with the call's number),
+ * not on the socket, so that only one thread ever reads it. */
+static void *wk_signals(void *arg)
 {
     (void)arg;
-    inbuf in = {0};
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGUSR1);
     for (;;) {
-        const char *body;
-        size_t n;
-        int f = frame_next(&in, &body, &n);
-        if (f < 0)
-            break;
-        if (f == 0) {
-            int r = in_fill(wk.fd, &in);
-            if (r == 0 || (r < 0 && errno != EINTR && errno != EAGAIN))
-                break;
+        siginfo_t si;
+        if (sigwaitinfo(&set, &si) < 0)
             continue;
-        }
-        rbuf r = {body, n, 0};
-        unsigned op = r_u8(&r);
         pthread_mutex_lock(&wk.lock);
-        if (op == OP_RUN || op == OP_UNDO) {
-            while (wk.job && !wk.gone)
-                pthread_cond_wait(&wk.cond, &wk.lock);
-            wk.job = xmalloc(n);
-            memcpy(wk.job, body, n);
-            wk.job_len = n;
-        } else if (op == OP_CANCEL) {
-            int why = (int)r_i64(&r);
-            if (wk.node && why == NDF_ERR_CANCELLED)
-                node_cancel(wk.node);
-            /* a deadline the worker's node has as well */
-        } else if (op == OP_EXPAND_REPLY) {
-            wk.reply_rc = (int)r_i64(&r);
-            free(wk.reply_text);
-            free(wk.reply_msg);
-            wk.reply_text = r_str(&r, NULL);
-            wk.reply_msg = r_str(&r, NULL);
-            wk.have_reply = 1;
-        }
-        pthread_cond_broadcast(&wk.cond);
+        if (wk.node && si.si_code == SI_QUEUE && si.si_value.sival_int == wk.call)
+            node_cancel(wk.node);
         pthread_mutex_unlock(&wk.lock);
-        frame_drop(&in, n);
     }
-    /* The host is gone or dropped this worker: nothing to finish. */
-    _exit(0);
     return NULL;
 }
 
+static void wk_unbind(bound *b)
+{
+    const ndf_step_def *d = b->type->def.step;
+    if (b->instance && DEF_HAS(d, destroy) && d->destroy)
+        d->destroy(wk_host, b->instance);
+    value_free(b->params);
+}
+
 /* The step bound with serial `serial`, bound now from `type` and `params`
- * when new.  NULL with err_msg() set. */
-static ndf_step *wk_bind(uint64_t serial, const char *type, const ndf_value *params)
+ * (ownership passes) when new.  NULL with err_msg() set. */
+static bound *wk_bind(uint64_t serial, const char *type, ndf_value **params)
 {
     for (size_t i = 0; i < wk.nsteps; i++)
         if (wk.steps[i].serial == serial)
-            return wk.steps[i].step;
+            return &wk.steps[i];
+    const provided *p = loader_find(wk.ld, PROVIDED_STEP, type);
+    if (!p) {
+        err_set(NDF_ERR_NOT_FOUND, "step '%s' is not in this build of the plugin", type);
+        return NULL;
+    }
     if (wk.nsteps >= 256) {
         for (size_t i = 0; i < wk.nsteps; i++)
-            host_services.step_free(wk.steps[i].step);
+            wk_unbind(&wk.steps[i]);
         wk.nsteps = 0;
     }
-    ndf_step *s = NULL;
-    loader *prev = loader_scope_enter(wk.ld);
-    int rc = host_services.step_new(type, params, params, &s);
-    loader_scope_leave(prev);
-    if (rc)
-        return NULL;
+    bound b = {serial, p, *params, NULL};
+    if (!b.params)
+        b.params = value_new_group(NULL);
+    *params = NULL;
+    const ndf_step_def *d = p->def.step;
+    if (DEF_HAS(d, create) && d->create) {
+        err_clear();
+        loader *prev = loader_scope_enter(wk.ld);
+        int rc = d->create(wk_host, b.params, &b.instance);
+        loader_scope_leave(prev);
+        if (rc) {
+            if (!*err_msg())
+                err_set(rc < 0 ? rc : NDF_ERR_VALIDATION, "step '%s' refused its parameters",
+                        type);
+            value_free(b.params);
+            return NULL;
+        }
+    }
     wk.steps = xrealloc(wk.steps, (wk.nsteps + 1) * sizeof *wk.steps);
-    wk.steps[wk.nsteps].serial = serial;
-    wk.steps[wk.nsteps].step = s;
-    wk.nsteps++;
-    return s;
+    wk.steps[wk.nsteps] = b;
+    return &wk.steps[wk.nsteps++];
 }
 
 static double thread_cpu(void)
@@ -1172,6 +1234,7 @@ static void wk_job(const char *body, size_t n)
 {
     rbuf r = {body, n, 0};
     unsigned op = r_u8(&r);
+    int call = (int)r_i64(&r);
     uint64_t serial = (uint64_t)r_i64(&r);
     char *type = r_str(&r, NULL);
     ndf_value *params = r_value(&r, 0);
@@ -1204,7 +1267,7 @@ static void wk_job(const char *body, size_t n)
         snprintf(rec->id, sizeof rec->id, "%s", id);
     rec->kill_grace = grace;
     node = node_new(rec->root, NDF_NODE_STEP, name ? name : type);
-    ndf_step *st = wk_bind(serial, type, params);
+    bound *st = wk_bind(serial, type, &params);
     if (!st) {
         rc = *err_msg() ? (int)NDF_ERR_VALIDATION : NDF_ERR_EXECUTION;
         char *m = xstrdup(err_msg());
@@ -1230,6 +1293,7 @@ static void wk_job(const char *body, size_t n)
     }
     pthread_mutex_lock(&wk.lock);
     wk.node = node;
+    wk.call = call;
     pthread_mutex_unlock(&wk.lock);
     node_set_state(node, NDF_STATE_RUNNING, NULL);
     err_clear();
@@ -1328,7 +1392,7 @@ static char *wk_copy(int src, const char *cache_dir, const char *name, char **di
     return path;
 }
 
-int isolate_worker_main(int argc, char **argv)
+int isolate_worker_main(int argc, char **argv, const ndf_host *table)
 {
     struct stat st;
     if (argc != 6 || fstat(SCANNER_FD, &st) != 0 || !S_ISSOCK(st.st_mode)) {
@@ -1338,6 +1402,15 @@ int isolate_worker_main(int argc, char **argv)
     }
     wk.fd = SCANNER_FD;
     int plugin_fd = SCANNER_FD + 1;
+    /* Before any thread exists, so every one (the step's too) inherits it. */
+    sigset_t usr1;
+    sigemptyset(&usr1);
+    sigaddset(&usr1, SIGUSR1);
+    pthread_sigmask(SIG_BLOCK, &usr1, NULL);
+    /* A crash is reported by the host; a core file of every crashed worker
+     * would fill the working directory. */
+    struct rlimit nocore = {0, 0};
+    setrlimit(RLIMIT_CORE, &nocore);
     fcntl(wk.fd, F_SETFD, FD_CLOEXEC);
     fcntl(plugin_fd, F_SETFD, FD_CLOEXEC);
     log_set_level(atoi(argv[5]));
@@ -1352,7 +1425,8 @@ int isolate_worker_main(int argc, char **argv)
 #else
     (void)mem_mb; /* AddressSanitizer reserves terabytes of address space */
 #endif
-    wk_table = host_services;
+    wk_host = table;
+    wk_table = *table;
     wk_table.node_log = wk_node_log;
     wk_table.expand = wk_expand;
 
@@ -1361,7 +1435,7 @@ int isolate_worker_main(int argc, char **argv)
     close(plugin_fd);
     int rc = NDF_OK;
     if (path) {
-        wk.ld = loader_new_in_place(&host_services, path);
+        wk.ld = loader_new_in_place(table, path);
         if (!wk.ld)
             rc = NDF_ERR_EXECUTION;
         unlink(path);
@@ -1379,20 +1453,19 @@ int isolate_worker_main(int argc, char **argv)
     if (rc)
         return 1;
     pthread_t t;
-    if (pthread_create(&t, NULL, wk_reader, NULL) != 0)
+    if (pthread_create(&t, NULL, wk_signals, NULL) != 0)
         return 1;
     for (;;) {
-        pthread_mutex_lock(&wk.lock);
-        while (!wk.job)
-            pthread_cond_wait(&wk.cond, &wk.lock);
-        char *job = wk.job;
-        size_t n = wk.job_len;
-        pthread_mutex_unlock(&wk.lock);
-        wk_job(job, n);
-        pthread_mutex_lock(&wk.lock);
-        free(wk.job);
-        wk.job = NULL;
-        pthread_cond_broadcast(&wk.cond);
-        pthread_mutex_unlock(&wk.lock);
+        const char *body;
+        size_t n;
+        pthread_mutex_lock(&wk.rlock);
+        wk_read_frame(&body, &n);
+        char *job = xmalloc(n);
+        memcpy(job, body, n);
+        frame_drop(&wk.in, n);
+        pthread_mutex_unlock(&wk.rlock);
+        if (n && ((unsigned char)job[0] == OP_RUN || (unsigned char)job[0] == OP_UNDO))
+            wk_job(job, n);
+        free(job);
     }
 }

@@ -8,6 +8,7 @@
 #define NDF_ISOLATE_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <ndf/sdk.h>
 #include "plugin/loader.h"
 
@@ -45,14 +46,26 @@ int isolate_wants(const provided *p);
 const char *isolate_mode_name(isolate_mode m);
 int isolate_mode_parse(const char *name, isolate_mode *out);
 
-/* Runs (undo = 0) or undoes (1) the bound `step` of an isolated plugin in a
- * worker, for record node `node`, which the caller has started: output,
- * log lines, result and metrics come back into the node; cancellation and
- * the node's deadline are passed on, and a worker that has not answered
- * kill_grace seconds after them is killed.  Returns the step's status, or
- * NDF_ERR_EXECUTION / NDF_ERR_TIMEOUT / NDF_ERR_CANCELLED with err_msg()
- * set when the worker failed it.  Any thread. */
-int isolate_run(ndf_exec *node, const ndf_step *step, int undo);
+/* One call: the bound step (its type, validated parameters and a serial
+ * unique in this process, by which the worker keeps its own binding), and
+ * the services table whose node_log, expand, node_set_result and
+ * node_set_metric put what the worker sends into the record. */
+typedef struct isolate_call {
+    const provided *type;
+    const ndf_value *params;
+    uint64_t serial;
+    int undo; /* 0: run, 1: undo */
+    const ndf_host *table;
+} isolate_call;
+
+/* Runs or undoes the call's step in a worker, for record node `node`,
+ * which the caller has started: output, log lines, result and metrics come
+ * back into the node; cancellation and the node's deadline are passed on,
+ * and a worker that has not answered kill_grace seconds after them is
+ * killed.  Returns the step's status, or NDF_ERR_EXECUTION /
+ * NDF_ERR_TIMEOUT / NDF_ERR_CANCELLED with err_msg() set when the worker
+ * failed it.  Any thread. */
+int isolate_run(ndf_exec *node, const isolate_call *call);
 
 /* Worker counters for `ndf ctl ping` and the benchmarks. */
 typedef struct isolate_stats {
@@ -67,8 +80,10 @@ void isolate_get_stats(isolate_stats *out);
 void isolate_shutdown(void);
 
 /* The worker's side: `ndf __step-worker CACHE_DIR NAME MEMORY_MB LOG_LEVEL`
- * with the socket on SCANNER_FD and the plugin file open on SCANNER_FD + 1.
- * Returns the process's exit status (2 when not started by ndf). */
-int isolate_worker_main(int argc, char **argv);
+ * with the socket on SCANNER_FD and the plugin file open on SCANNER_FD + 1;
+ * `table` is the services table (the worker hands steps a copy whose
+ * node_log and expand cross to the host).  Returns the process's exit
+ * status (2 when not started by ndf). */
+int isolate_worker_main(int argc, char **argv, const ndf_host *table);
 
 #endif

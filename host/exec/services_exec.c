@@ -331,7 +331,8 @@ int svc_run_step(ndf_exec *node, const ndf_step *step, double timeout_s)
     node_start_at(node, now);
     if (step->isolated) {
         err_clear();
-        rc = isolate_run(node, step, 0);
+        isolate_call c = {step->type, step->params, step->serial, 0, &host_services};
+        rc = isolate_run(node, &c);
     } else if (!(DEF_HAS(d, flags) && (d->flags & NDF_STEP_BLOCKING))) {
         /* The fast path: an in-process step that returns by itself is a
          * direct call. */
@@ -387,7 +388,8 @@ int svc_undo_step(ndf_exec *node, const ndf_step *step)
     int rc;
     if (step->isolated) {
         err_clear();
-        rc = isolate_run(node, step, 1);
+        isolate_call c = {step->type, step->params, step->serial, 1, &host_services};
+        rc = isolate_run(node, &c);
     } else if (DEF_HAS(d, flags) && (d->flags & NDF_STEP_BLOCKING))
         rc = run_detachable(step, node, 1);
     else

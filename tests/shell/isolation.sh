@@ -95,8 +95,12 @@ wpid=$(printf '%s\n' "$logs" | sed -n 's/.*echo in pid \([0-9]*\).*/\1/p' | head
 # alive PID: the process exists and is not a zombie.
 alive() { [ -r "/proc/$1/stat" ] && ! awk '{exit !($3 == "Z")}' "/proc/$1/stat" 2>/dev/null; }
 i=0
-while [ -n "$wpid" ] && alive "$wpid" && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
-if [ -n "$wpid" ] && ! alive "$wpid"; then ok "the worker ended with ndf run"; else not_ok "worker $wpid still runs"; fi
+while [ -n "$wpid" ] && alive "$wpid" && [ $i -lt 200 ]; do sleep 0.05; i=$((i + 1)); done
+if [ -n "$wpid" ] && ! alive "$wpid"; then
+    ok "the worker ended with ndf run"
+else
+    not_ok "worker $wpid still runs: $(cat "/proc/$wpid/stat" "/proc/$wpid/wchan" 2>&1; ls -l "/proc/$wpid/fd" 2>&1)"
+fi
 
 # ---- plugins.trust puts it back in process ----
 write_conf 'trust = [ "misbehave" ];'
