@@ -44,10 +44,12 @@
 #define PLUGINDIR "/usr/local/lib/ndf"
 #endif
 
-#if defined(__SANITIZE_ADDRESS__)
+/* The sanitizers reserve terabytes of address space: RLIMIT_AS would stop
+ * the worker before main. */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 #define ISOLATE_ASAN 1
 #elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
 #define ISOLATE_ASAN 1
 #endif
 #endif
@@ -1423,7 +1425,7 @@ int isolate_worker_main(int argc, char **argv, const ndf_host *table)
                     strerror(errno));
     }
 #else
-    (void)mem_mb; /* AddressSanitizer reserves terabytes of address space */
+    (void)mem_mb;
 #endif
     wk_host = table;
     wk_table = *table;
