@@ -934,8 +934,18 @@ int isolate_run(ndf_exec *node, const isolate_call *c)
         const char *body;
         size_t n;
         int f = worker_frame(w, until, &body, &n);
-        if (f == 0)
+        if (f == 0) {
+            /* A process the step forked may hold the socket open after the
+             * worker died: its end is looked for at every tick too. */
+            siginfo_t si;
+            memset(&si, 0, sizeof si);
+            if (waitid(P_PID, (id_t)w->pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 &&
+                si.si_pid == w->pid) {
+                lost = 1;
+                break;
+            }
             continue;
+        }
         if (f < 0) {
             lost = 1;
             break;
