@@ -10,6 +10,7 @@ libndfcore_la_SOURCES += \
 	host/exec/process.c host/exec/process.h \
 	host/exec/cgroup.c host/exec/cgroup.h \
 	host/exec/crash.c host/exec/crash.h \
+	host/exec/isolate.c host/exec/isolate.h \
 	host/exec/services_exec.c
 
 EXEC_FIXTURES = tests/fixtures/exec_fixtures.c tests/fixtures/exec_fixtures.h
@@ -42,8 +43,8 @@ tests_bench_bench_dispatch_SOURCES = tests/bench/bench_dispatch.c $(EXEC_FIXTURE
 tests_bench_bench_dispatch_CPPFLAGS = $(EXEC_TEST_CFLAGS)
 tests_bench_bench_dispatch_LDADD = libndfcore.la
 
-TESTS += tests/shell/run.sh tests/shell/fault.sh tests/shell/injection.sh
-EXTRA_DIST += tests/shell/run.sh tests/shell/fault.sh tests/shell/injection.sh
+TESTS += tests/shell/run.sh tests/shell/fault.sh tests/shell/injection.sh tests/shell/isolation.sh
+EXTRA_DIST += tests/shell/run.sh tests/shell/fault.sh tests/shell/injection.sh tests/shell/isolation.sh
 
 # What captured output costs in memory (a script; ndf.1's output_limit).
 BENCHMARKS += tests/bench/bench_capture.sh
@@ -69,3 +70,13 @@ TESTS += tests/check_services
 tests_check_services_SOURCES = tests/check_services.c $(EXEC_FIXTURES)
 tests_check_services_CPPFLAGS = $(EXEC_TEST_CFLAGS)
 tests_check_services_LDADD = $(CORE_TEST_LIBS)
+
+# Isolated steps: a warm worker against in process, and replacement after a
+# crash (it runs the ndf binary and the misbehave fixture).
+EXTRA_PROGRAMS += tests/bench/bench_isolate
+BENCHMARKS += tests/bench/bench_isolate
+CLEANFILES += tests/bench/bench_isolate
+tests_bench_bench_isolate_SOURCES = tests/bench/bench_isolate.c
+tests_bench_bench_isolate_CPPFLAGS = $(EXEC_TEST_CFLAGS)
+tests_bench_bench_isolate_LDADD = libndfcore.la
+tests_bench_bench_isolate_DEPENDENCIES = libndfcore.la tests/fixtures/misbehave.la

@@ -13,8 +13,10 @@
 #include "app/runtime.h"
 #include "model/build.h"
 #include "exec/crash.h"
+#include "exec/isolate.h"
 #include "exec/monitor.h"
 #include "exec/services.h"
+#include "plugin/scanner.h"
 #include "base/util.h"
 #include "base/ztail.h"
 
@@ -221,6 +223,19 @@ static int load_plugins(runtime *rt)
     };
     rt->ld = loader_new(&lo);
     free(verdicts);
+    /* Before any pattern binds a step: the binding decides where it runs. */
+    const settings *set = &rt->cfg->set;
+    isolate_opts io = {
+        .mode = (isolate_mode)set->isolation,
+        .isolate = set->isolate,
+        .nisolate = set->nisolate,
+        .trust = set->trust,
+        .ntrust = set->ntrust,
+        .memory_limit_mb = set->worker_memory_mb,
+        .cpu_limit_s = set->worker_cpu_s,
+        .max_idle = set->threads,
+    };
+    isolate_configure(&io, scanner_program());
     if (!rt->ld) {
         report(rt, RT_DIAG_FAILURE, "%s", err_msg());
         return NDF_ERR_IO;

@@ -12,6 +12,7 @@
 #include <ndf/version.h>
 
 #include "app/runtime.h"
+#include "exec/isolate.h"
 #include "exec/pool.h"
 #include "exec/process.h"
 #include "exec/services.h"
@@ -134,6 +135,11 @@ int main(int argc, char **argv)
     /* The plugin scanner's child: never a command (its report goes to a
      * pipe its parent made), and it leaves without running exit handlers,
      * which are the host's, not the scan's. */
+    if (argc >= 2 && strcmp(argv[1], ISOLATE_WORKER_ARG) == 0) {
+        int rc = isolate_worker_main(argc, argv, &host_services);
+        fflush(stderr);
+        _exit(rc);
+    }
     if (argc == 3 && strcmp(argv[1], SCANNER_ARG) == 0) {
         /* A parent killed while it waits (Ctrl-C at start-up) takes a
          * hanging scan with it. */

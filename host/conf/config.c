@@ -157,6 +157,11 @@ void settings_default(settings *s)
     s->cache_dir = NULL;
     s->scan_plugins = 1;
     s->scan_timeout = 0;
+    s->isolation = 0;
+    s->isolate = s->trust = NULL;
+    s->nisolate = s->ntrust = 0;
+    s->worker_memory_mb = 1024;
+    s->worker_cpu_s = 0;
     s->socket_path = default_socket_path();
     s->socket_group = NULL;
     s->idle_timeout = 60.0;
@@ -173,6 +178,15 @@ static void free_dirs(settings *s)
     s->nplugin_dirs = 0;
 }
 
+static void free_names(char ***v, size_t *n)
+{
+    for (size_t i = 0; i < *n; i++)
+        free((*v)[i]);
+    free(*v);
+    *v = NULL;
+    *n = 0;
+}
+
 void settings_free(settings *s)
 {
     if (!s)
@@ -181,6 +195,8 @@ void settings_free(settings *s)
     free(s->storage_path);
     free(s->storage_conninfo);
     free_dirs(s);
+    free_names(&s->isolate, &s->nisolate);
+    free_names(&s->trust, &s->ntrust);
     free(s->cache_dir);
     free(s->socket_path);
     free(s->socket_group);
@@ -381,7 +397,9 @@ typedef enum key_type {
     KT_GATE,  /* int: confidence_gate, "warn", "enforce" or "off" */
     KT_SYNC,   /* int: storage.sync, "normal" 0 or "full" 1 */
     KT_SCOPE,  /* int: resources.scope, "ndf" 0 or "system" 1 */
-    KT_BACKEND /* int: storage.backend, "sqlite" 0 or "postgresql" 1 */
+    KT_BACKEND, /* int: storage.backend, "sqlite" 0 or "postgresql" 1 */
+    KT_ISOLATION, /* int: plugins.isolation, "auto" 0, "none" 1, "process" 2 */
+    KT_NAMES      /* plugins.isolate / plugins.trust: a list of names */
 } key_type;
 
 typedef struct key_def {
@@ -432,6 +450,11 @@ static const key_def plugins_keys[] = {
     {"cache_dir", KT_PATH, 0, 0, 0, OFF(cache_dir)},
     {"scan", KT_BOOL, 0, 0, 0, OFF(scan_plugins)},
     {"scan_timeout", KT_NUM, 0, 3600, 1, OFF(scan_timeout)},
+    {"isolation", KT_ISOLATION, 0, 0, 0, OFF(isolation)},
+    {"isolate", KT_NAMES, 0, 0, 0, OFF(isolate)},
+    {"trust", KT_NAMES, 0, 0, 0, OFF(trust)},
+    {"memory_limit", KT_NUM, 0, 1048576, 0, OFF(worker_memory_mb)},
+    {"cpu_limit", KT_NUM, 0, 86400, 0, OFF(worker_cpu_s)},
     {NULL, 0, 0, 0, 0, 0}};
 static const key_def server_keys[] = {
     {"socket", KT_PATH, 0, 0, 0, OFF(socket_path)},
@@ -545,6 +568,42 @@ static void read_plugin_dirs(reader *r, const config_setting_t *s, const char *k
         set->plugin_dirs[i] = path_resolve(setting_file(r, s), config_setting_get_string(e));
     }
     set->nplugin_dirs = (size_t)n;
+}
+
+/* A list of plugin or step names ([a-z0-9_]+), or one string. */
+static void read_names(reader *r, const config_setting_t *s, const char *key, char ***v,
+                       size_t *nv)
+{
+    int t = config_setting_type(s);
+    int one = t == CONFIG_TYPE_STRING;
+    if (!one && t != CONFIG_TYPE_ARRAY && t != CONFIG_TYPE_LIST) {
+        type_error(r, s, key, "a list of plugin or step names");
+        return;
+    }
+    int n = one ? 1 : config_setting_length(s);
+    for (int i = 0; i < n; i++) {
+        const config_setting_t *e = one ? s : config_setting_get_elem(s, (unsigned)i);
+        int line = setting_line(r, e) > 0 ? setting_line(r, e) : setting_line(r, s);
+        if (config_setting_type(e) != CONFIG_TYPE_STRING) {
+            diag_add(r->c, 1, setting_file(r, s), line, "'%s[%d]' must be a string, not %s", key,
+                     i, lc_type_name(config_setting_type(e)));
+            return;
+        }
+        const char *name = config_setting_get_string(e);
+        size_t len = strlen(name);
+        if (len == 0 || len > 64 || strspn(name, "abcdefghijklmnopqrstuvwxyz0123456789_-.") != len) {
+            diag_add(r->c, 1, setting_file(r, s), line,
+                     "'%s[%d]' is not a plugin or step name (lower-case letters, digits, '_', "
+                     "'-' and '.')",
+                     key, i);
+            return;
+        }
+    }
+    free_names(v, nv);
+    *v = xcalloc((size_t)n + 1, sizeof **v);
+    for (int i = 0; i < n; i++)
+        (*v)[i] = xstrdup(config_setting_get_string(one ? s : config_setting_get_elem(s, (unsigned)i)));
+    *nv = (size_t)n;
 }
 
 static void read_key(reader *r, const config_setting_t *s, const char *key, const key_def *k)
@@ -686,6 +745,28 @@ static void read_key(reader *r, const config_setting_t *s, const char *key, cons
         }
 #endif
         *(int *)(base + k->off) = strcmp(v, "postgresql") == 0;
+        return;
+    }
+    case KT_ISOLATION: {
+        if (t != CONFIG_TYPE_STRING) {
+            type_error(r, s, key, "a string");
+            return;
+        }
+        const char *v = config_setting_get_string(s);
+        int m = strcmp(v, "auto") == 0 ? 0 : strcmp(v, "none") == 0 ? 1
+                : strcmp(v, "process") == 0 ? 2 : -1;
+        if (m < 0) {
+            diag_add(r->c, 1, setting_file(r, s), setting_line(r, s),
+                     "'%s' is '%s', expected auto, none or process", key, v);
+            return;
+        }
+        *(int *)(base + k->off) = m;
+        return;
+    }
+    case KT_NAMES: {
+        char ***v = (char ***)(base + k->off);
+        size_t *nv = k->off == OFF(isolate) ? &r->c->set.nisolate : &r->c->set.ntrust;
+        read_names(r, s, key, v, nv);
         return;
     }
     }
@@ -1221,6 +1302,23 @@ void settings_to_json(const settings *s, strbuf *sb)
     sb_json_str(sb, s->cache_dir);
     sb_printf(sb, ",\"scan\":%s,\"scan_timeout\":", s->scan_plugins ? "true" : "false");
     sb_json_num(sb, s->scan_timeout, 0);
+    sb_printf(sb, ",\"isolation\":\"%s\",\"isolate\":[",
+              s->isolation == 1 ? "none" : s->isolation == 2 ? "process" : "auto");
+    for (size_t i = 0; i < s->nisolate; i++) {
+        if (i)
+            sb_puts(sb, ",");
+        sb_json_str(sb, s->isolate[i]);
+    }
+    sb_puts(sb, "],\"trust\":[");
+    for (size_t i = 0; i < s->ntrust; i++) {
+        if (i)
+            sb_puts(sb, ",");
+        sb_json_str(sb, s->trust[i]);
+    }
+    sb_puts(sb, "],\"memory_limit\":");
+    sb_json_num(sb, s->worker_memory_mb, 0);
+    sb_puts(sb, ",\"cpu_limit\":");
+    sb_json_num(sb, s->worker_cpu_s, 0);
     sb_puts(sb, "},\"server\":{\"socket\":");
     sb_json_str(sb, s->socket_path);
     sb_puts(sb, ",\"group\":");

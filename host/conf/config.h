@@ -47,6 +47,13 @@ typedef struct settings {
     char *cache_dir;             /* private copies of loaded plugins */
     int scan_plugins;            /* load a new build in the plugin scanner first */
     double scan_timeout;         /* seconds a scan may take; 0: $NDF_SCAN_TIMEOUT or 10 */
+    int isolation;               /* 0 "auto", 1 "none", 2 "process" (isolate_mode's values) */
+    char **isolate;              /* plugin or step names whose steps run in a worker */
+    size_t nisolate;
+    char **trust;                /* plugin or step names whose steps run in process */
+    size_t ntrust;
+    double worker_memory_mb;     /* a step worker's address-space limit; 0: none */
+    double worker_cpu_s;         /* CPU seconds one isolated call may use; 0: none */
 
     /* server { } */
     char *socket_path;

@@ -4,6 +4,7 @@
 #include "build-config.h"
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,7 @@
 #include "model/context.h"
 #include "conf/agents.h"
 #include "plugin/loader.h"
+#include "exec/isolate.h"
 #include "exec/record.h"
 #include "exec/services.h"
 #include "base/util.h"
@@ -146,8 +148,13 @@ static int svc_step_new(const char *type, const ndf_value *params, const ndf_val
     ndf_step *s = xcalloc(1, sizeof *s);
     s->type = p;
     s->params = copy;
+    static atomic_uint_fast64_t serials;
+    s->serial = atomic_fetch_add(&serials, 1) + 1;
+    /* An isolated step's create() runs in its worker, on first use: a
+     * plugin that is not trusted runs no code in the host. */
+    s->isolated = isolate_wants(p);
     const ndf_step_def *d = p->def.step;
-    if (DEF_HAS(d, create) && d->create) {
+    if (!s->isolated && DEF_HAS(d, create) && d->create) {
         err_clear();
         rc = d->create(&host_services, copy, &s->instance);
         if (rc) {

@@ -3,6 +3,7 @@
 #ifndef NDF_SERVICES_H
 #define NDF_SERVICES_H
 
+#include <stdint.h>
 #include <ndf/sdk.h>
 #include "plugin/loader.h"
 #include "base/value.h"
@@ -15,6 +16,10 @@ struct ndf_step {
     const provided *type;
     ndf_value *params; /* validated GROUP, owned */
     void *instance;    /* from the step's create(), or NULL */
+    /* Isolated (isolate.h): run in a worker process, whose own binding
+     * (create() included) is made there and found again by `serial`. */
+    int isolated;
+    uint64_t serial;   /* unique in this process */
 };
 
 /* The execution half of the table, in services_exec.c. */

@@ -19,6 +19,7 @@
 #include "model/context.h"
 #include "exec/crash.h"
 #include "exec/executor.h"
+#include "exec/isolate.h"
 #include "exec/pool.h"
 #include "exec/monitor.h"
 #include "exec/record.h"
@@ -332,7 +333,11 @@ int svc_run_step(ndf_exec *node, const ndf_step *step, double timeout_s)
         return err_set(rc, "%s: not started: %s", node->name, ndf_status_name(rc));
     }
     node_start_at(node, now);
-    if (!(DEF_HAS(d, flags) && (d->flags & NDF_STEP_BLOCKING))) {
+    if (step->isolated) {
+        err_clear();
+        isolate_call c = {step->type, step->params, step->serial, 0, &host_services};
+        rc = isolate_run(node, &c);
+    } else if (!(DEF_HAS(d, flags) && (d->flags & NDF_STEP_BLOCKING))) {
         /* The fast path: an in-process step that returns by itself is a
          * direct call. */
         err_clear();
@@ -385,7 +390,11 @@ int svc_undo_step(ndf_exec *node, const ndf_step *step)
     node->deadline = now_mono() + budget;
     node->cleanup = 1;
     int rc;
-    if (DEF_HAS(d, flags) && (d->flags & NDF_STEP_BLOCKING))
+    if (step->isolated) {
+        err_clear();
+        isolate_call c = {step->type, step->params, step->serial, 1, &host_services};
+        rc = isolate_run(node, &c);
+    } else if (DEF_HAS(d, flags) && (d->flags & NDF_STEP_BLOCKING))
         rc = run_detachable(step, node, 1);
     else
         rc = call_step(step, node, 1);

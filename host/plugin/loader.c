@@ -95,6 +95,7 @@ struct loader {
     char *verdict_dir;  /* where the scanner keeps its verdicts, or NULL */
     double scan_timeout;
     int child_fd;       /* >= 0: this is the scanner's child; its report goes here */
+    int in_place;       /* load files where they are (a step worker) */
     plugin **files; /* every file tried, in order */
     size_t nfiles;
     hashmap *types; /* name -> provided, of what loaded plugins provide */
@@ -1038,11 +1039,12 @@ static int load_at(loader *l, int dfd, const struct stat *dst, const char *dirpa
                             : "no ELF magic");
         goto out;
     }
-    if (l->child_fd >= 0) {
+    if (l->child_fd >= 0 || l->in_place) {
         /* The scanner's child loads the parent's private copy in place:
          * the parent checked it and keeps it for its own dlopen. */
         close(fd);
-        scanner_report(l->child_fd, "stage", "load");
+        if (l->child_fd >= 0)
+            scanner_report(l->child_fd, "stage", "load");
         p->handle = dlopen(path, RTLD_NOW | RTLD_LOCAL);
         if (!p->handle) {
             const char *e = dlerror();
@@ -1648,6 +1650,28 @@ void loader_free_requirements(loader_requirement *r, size_t n)
 const ndf_host *loader_host(const loader *l)
 {
     return l->host;
+}
+
+loader *loader_new_in_place(const ndf_host *host, const char *file)
+{
+    loader *l = xcalloc(1, sizeof *l);
+    l->types = hashmap_new();
+    l->steps = hashmap_new();
+    pthread_rwlock_init(&l->lock, NULL);
+    l->host = host;
+    l->cache_fd = -1;
+    l->allow_insecure = 1; /* the host checked and scanned this very copy */
+    l->quiet = 1;
+    l->child_fd = -1;
+    l->in_place = 1;
+    if (loader_load(l, file) != NDF_OK) {
+        char *why = xstrdup(err_msg());
+        loader_free(l);
+        err_set(NDF_ERR_EXECUTION, "%s", why);
+        free(why);
+        return NULL;
+    }
+    return l;
 }
 
 int loader_scan_child(const ndf_host *host, const char *file, int fd)

@@ -67,6 +67,12 @@ loader *loader_new(const loader_opts *opts);
  * it), 2 when `fd` is not the scanner's pipe (run by hand). */
 int loader_scan_child(const ndf_host *host, const char *file, int fd);
 
+/* A loader holding the one plugin `file` (a private copy the host has
+ * already checked and scanned), loaded where it is, with no copy and no
+ * scan: what a step worker runs its steps from.  NULL with err_msg() set
+ * when it was refused.  Free with loader_free() (which leaves the file). */
+loader *loader_new_in_place(const ndf_host *host, const char *file);
+
 /* Calls every loaded plugin's fini() (in reverse load order), unloads them
  * and removes their private copies. */
 void loader_free(loader *l);

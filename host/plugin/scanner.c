@@ -221,6 +221,57 @@ static int lift_fd(int fd)
     return n;
 }
 
+int scanner_spawn(char *const argv[], const int *fds, int nfds, int quiet, pid_t *pid)
+{
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t attr;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    /* What a plugin prints while it is scanned would be printed again when
+     * the host loads it: the scan's own output goes nowhere. */
+    if (quiet) {
+        posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+        posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+    } else {
+        /* The host's stdout is its report (ndf run --json): never the child's. */
+        posix_spawn_file_actions_adddup2(&fa, 2, 1);
+    }
+    for (int i = 0; i < nfds; i++)
+        posix_spawn_file_actions_adddup2(&fa, fds[i], SCANNER_FD + i);
+    posix_spawnattr_init(&attr);
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    posix_spawnattr_setsigmask(&attr, &sigs);
+    sigfillset(&sigs);
+    sigdelset(&sigs, SIGKILL);
+    sigdelset(&sigs, SIGSTOP);
+    posix_spawnattr_setsigdefault(&attr, &sigs);
+    /* Its own group: whatever the plugin forks is killed with it. */
+    posix_spawnattr_setpgroup(&attr, 0);
+    posix_spawnattr_setflags(&attr,
+                             POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+    *pid = 0;
+    if (scan_hooks.begin)
+        scan_hooks.begin();
+    int e = posix_spawn(pid, argv[0], &fa, &attr, argv, environ);
+    if (scan_hooks.end)
+        scan_hooks.end(e ? 0 : *pid);
+    posix_spawn_file_actions_destroy(&fa);
+    posix_spawnattr_destroy(&attr);
+    return e;
+}
+
+void scanner_reaped(pid_t pid)
+{
+    if (scan_hooks.reaped)
+        scan_hooks.reaped(pid);
+}
+
+int scanner_lift_fd(int fd)
+{
+    return lift_fd(fd);
+}
+
 scan_verdict scanner_scan(const char *file, const char *hash, const struct stat *st,
                           const char *verdict_dir, double timeout, scan_result *out)
 {
@@ -247,36 +298,9 @@ scan_verdict scanner_scan(const char *file, const char *hash, const struct stat 
         fail_start(out, program, e);
         return out->verdict;
     }
-    posix_spawn_file_actions_t fa;
-    posix_spawnattr_t attr;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    /* What a plugin prints while it is scanned would be printed again when
-     * the host loads it: the scan's own output goes nowhere. */
-    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-    posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
-    posix_spawn_file_actions_adddup2(&fa, pfd[1], SCANNER_FD);
-    posix_spawnattr_init(&attr);
-    sigset_t sigs;
-    sigemptyset(&sigs);
-    posix_spawnattr_setsigmask(&attr, &sigs);
-    sigfillset(&sigs);
-    sigdelset(&sigs, SIGKILL);
-    sigdelset(&sigs, SIGSTOP);
-    posix_spawnattr_setsigdefault(&attr, &sigs);
-    /* Its own group: whatever init forks is killed with it. */
-    posix_spawnattr_setpgroup(&attr, 0);
-    posix_spawnattr_setflags(&attr,
-                             POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
     char *argv[] = {(char *)program, (char *)SCANNER_ARG, (char *)file, NULL};
     pid_t pid = 0;
-    if (scan_hooks.begin)
-        scan_hooks.begin();
-    int e = posix_spawn(&pid, program, &fa, &attr, argv, environ);
-    if (scan_hooks.end)
-        scan_hooks.end(e ? 0 : pid);
-    posix_spawn_file_actions_destroy(&fa);
-    posix_spawnattr_destroy(&attr);
+    int e = scanner_spawn(argv, &pfd[1], 1, 1, &pid);
     close(pfd[1]);
     if (e) {
         close(pfd[0]);
@@ -338,8 +362,7 @@ scan_verdict scanner_scan(const char *file, const char *hash, const struct stat 
     pid_t w;
     while ((w = waitpid(pid, &wst, 0)) < 0 && errno == EINTR)
         ;
-    if (scan_hooks.reaped)
-        scan_hooks.reaped(pid);
+    scanner_reaped(pid);
     out->seconds = now_mono() - t0;
 
     char stage[64], loaded[16], status[32], reason[2048], end[8];

@@ -68,6 +68,21 @@ scan_verdict scanner_scan(const char *file, const char *hash, const struct stat 
 /* The verdict file of `hash` in `verdict_dir`; caller frees. */
 char *scanner_verdict_path(const char *verdict_dir, const char *hash);
 
+/* Starts `argv` (argv[0] is the program) the way the scanner starts its
+ * child, for the other helpers that run the ndf program itself (the step
+ * workers): stdin from /dev/null, stdout and stderr to /dev/null when
+ * `quiet` (else both to the host's stderr), fds[i] as SCANNER_FD + i,
+ * default signal dispositions and an empty mask, its own process group,
+ * and the hooks of scanner_set_program() around it.  Returns 0 with *pid,
+ * or an errno value.  Every fds[i] must be above SCANNER_FD + nfds - 1
+ * (scanner_lift_fd does it for one). */
+int scanner_spawn(char *const argv[], const int *fds, int nfds, int quiet, pid_t *pid);
+/* Tells the hooks that `pid` (from scanner_spawn) was waited for. */
+void scanner_reaped(pid_t pid);
+/* Moves `fd` above SCANNER_FD (close-on-exec); returns the new one, or -1
+ * with errno (the old one is closed either way). */
+int scanner_lift_fd(int fd);
+
 /* ---- the child's side ---- */
 
 /* Writes one report line "KEY VALUE\n" to `fd` (newlines in the value are

@@ -1,0 +1,163 @@
+/* Benchmark: isolated step execution.  The "noop" step of the real steps
+ * plugin run through the services table (run_step) in process and in a
+ * warm step worker (plugins.isolation = "process"), side by side, per
+ * call; and the replacement of a worker after a crash: the time from the
+ * start of a step that crashes its worker (mb_null, the misbehave fixture)
+ * until the next isolated step has run, against a cold first call.
+ * Needs the ndf binary ($top_builddir/ndf) and the fixture
+ * ($top_builddir/tests/fixtures/.libs/misbehave.so).  BENCH_CALLS
+ * overrides the number of calls per round (default 20000). */
+#include "build-config.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "exec/isolate.h"
+#include "exec/record.h"
+#include "exec/services.h"
+#include "plugin/loader.h"
+#include "base/util.h"
+
+static int cmp_d(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Seconds per call of `calls` runs of `step`, best of 3 rounds. */
+static double per_call(const ndf_step *step, long calls)
+{
+    double best = INFINITY;
+    for (int r = 0; r < 3; r++) {
+        record *rec = record_new("bench", NULL, INFINITY);
+        double t0 = now_mono();
+        for (long i = 0; i < calls; i++) {
+            ndf_exec *n = node_new(rec->root, NDF_NODE_STEP, "n");
+            if (host_services.run_step(n, step, 0) != NDF_OK) {
+                fprintf(stderr, "bench_isolate: %s\n", err_msg());
+                exit(1);
+            }
+        }
+        best = fmin(best, (now_mono() - t0) / (double)calls);
+        record_unref(rec);
+    }
+    return best;
+}
+
+int main(void)
+{
+    const char *top = getenv("top_builddir");
+    const char *ppath = getenv("NDF_PLUGIN_PATH");
+    if (!top || !ppath) {
+        fprintf(stderr, "bench_isolate: run through make bench\n");
+        return 1;
+    }
+    long calls = 20000;
+    if (getenv("BENCH_CALLS"))
+        calls = atol(getenv("BENCH_CALLS"));
+    char *program = xasprintf("%s/ndf", top);
+    char *steps_so = xasprintf("%s/steps.so", ppath);
+    char *mb_so = xasprintf("%s/tests/fixtures/.libs/misbehave.so", top);
+    char cache[] = "/tmp/ndf-bench-isolate.XXXXXX";
+    if (!mkdtemp(cache))
+        return 1;
+    loader_opts lo = {.host = &host_services, .cache_dir = cache, .allow_insecure = 1};
+    log_set_level(0);
+    loader *ld = loader_new(&lo);
+    if (!ld || loader_load(ld, steps_so) != NDF_OK || loader_load(ld, mb_so) != NDF_OK) {
+        fprintf(stderr, "bench_isolate: %s (build with make check first)\n", err_msg());
+        return 1;
+    }
+    log_set_level(1);
+    loader *prev = loader_scope_enter(ld);
+    ndf_step *in_proc, *iso, *crash;
+    isolate_configure(NULL, NULL);
+    if (host_services.step_new("noop", NULL, NULL, &in_proc) != NDF_OK)
+        return 1;
+    isolate_opts io = {.mode = ISOLATE_PROCESS, .memory_limit_mb = 0};
+    isolate_configure(&io, program);
+    if (host_services.step_new("noop", NULL, NULL, &iso) != NDF_OK ||
+        host_services.step_new("mb_null", NULL, NULL, &crash) != NDF_OK)
+        return 1;
+    loader_scope_leave(prev);
+    if (!iso->isolated || in_proc->isolated) {
+        fprintf(stderr, "bench_isolate: isolation not applied as configured\n");
+        return 1;
+    }
+
+    /* A cold first call: the worker's start (spawn, dlopen, init). */
+    record *rec = record_new("bench", NULL, INFINITY);
+    double t0 = now_mono();
+    host_services.run_step(node_new(rec->root, NDF_NODE_STEP, "cold"), iso, 0);
+    double cold = now_mono() - t0;
+
+    double in_s = per_call(in_proc, calls);
+    double iso_s = per_call(iso, calls);
+    printf("no-op step, %ld calls, best of 3 rounds:\n", calls);
+    printf("  in process            %10.3f us/call\n", in_s * 1e6);
+    printf("  isolated, warm worker %10.3f us/call\n", iso_s * 1e6);
+    printf("  added by isolation    %10.3f us/call (goal <= 20)\n", (iso_s - in_s) * 1e6);
+
+    enum { CRASHES = 30 };
+    double crash_t[CRASHES], next_t[CRASHES], total[CRASHES];
+    log_set_level(0);
+    int storms = 0;
+    for (int i = 0; i < CRASHES; i++) {
+        /* A crash after a quiet moment: the worker it crashes and the spare
+         * are both warm (back-to-back crashes pay a process start each,
+         * which the cold call below shows). */
+        isolate_stats st;
+        double until = now_mono() + 5;
+        do {
+            isolate_get_stats(&st);
+            if (st.idle < 2)
+                usleep(1000);
+        } while (st.idle < 2 && now_mono() < until);
+        storms += st.idle < 2;
+        t0 = now_mono();
+        host_services.run_step(node_new(rec->root, NDF_NODE_STEP, "crash"), crash, 0);
+        double t1 = now_mono();
+        if (host_services.run_step(node_new(rec->root, NDF_NODE_STEP, "next"), iso, 0) != NDF_OK) {
+            fprintf(stderr, "bench_isolate: after a crash: %s\n", err_msg());
+            return 1;
+        }
+        double t2 = now_mono();
+        crash_t[i] = t1 - t0;
+        next_t[i] = t2 - t1;
+        total[i] = t2 - t0;
+    }
+    log_set_level(1);
+    qsort(crash_t, CRASHES, sizeof *crash_t, cmp_d);
+    qsort(next_t, CRASHES, sizeof *next_t, cmp_d);
+    qsort(total, CRASHES, sizeof *total, cmp_d);
+    printf("worker replacement after a crash (%d crashes, median / max):\n", CRASHES);
+    printf("  the crashing step (detect, reap, start the next worker) %8.3f / %8.3f ms\n",
+           crash_t[CRASHES / 2] * 1e3, crash_t[CRASHES - 1] * 1e3);
+    printf("  the next isolated step                                  %8.3f / %8.3f ms\n",
+           next_t[CRASHES / 2] * 1e3, next_t[CRASHES - 1] * 1e3);
+    printf("  crash to the next step done                             %8.3f / %8.3f ms (goal <= 10)\n",
+           total[CRASHES / 2] * 1e3, total[CRASHES - 1] * 1e3);
+    printf("  for comparison, a cold first call (worker start)        %8.3f ms\n", cold * 1e3);
+    if (storms)
+        printf("  (%d of the crashes came before the spare was ready)\n", storms);
+    double load[3];
+    if (getloadavg(load, 3) == 3)
+        printf("load average %.1f %.1f %.1f\n", load[0], load[1], load[2]);
+    isolate_stats st;
+    isolate_get_stats(&st);
+    printf("workers started %lu, replaced %lu, calls %lu\n", st.started, st.replaced, st.calls);
+    record_unref(rec);
+    host_services.step_free(in_proc);
+    host_services.step_free(iso);
+    host_services.step_free(crash);
+    isolate_shutdown();
+    loader_free(ld);
+    rmdir(cache);
+    free(program);
+    free(steps_so);
+    free(mb_so);
+    return 0;
+}

@@ -1,0 +1,195 @@
+#!/bin/sh
+# Isolated step execution: the issue's table re-run with the misbehaving
+# fixture's steps isolated (plugins.isolation = "auto": the fixture is not
+# installed with ndf).  Under `ndf run` each failure is the step's, with a
+# message naming the plugin, the step, the signal or status and the
+# worker's pid, and ndf exits 1 (execution failed), never with the step's
+# signal or exit status.  Under `ndf serve` with a client running a healthy
+# pattern throughout: the server lives, the healthy client sees no failure,
+# every failing execution is recorded with its reason, the leaking step
+# leaves the server's memory alone, and no worker outlives the server.
+# Results, metrics, log lines, output and ${steps.NAME.result} cross from
+# the worker to the host; plugins.trust puts a plugin back in process.
+#
+# NDF_ISOLATION_LEAKS=N: calls of the 100 MB leak under serve (default 6).
+. "$top_srcdir/tests/shell/lib.sh"
+S=$SCRATCH
+FIX=${NDF_FIXTURE_DIR:?run through make check}
+mkdir "$S/plugins"
+cp "$FIX/misbehave.so" "$S/plugins/"
+export NDF_PLUGIN_PATH="$NDF_PLUGIN_PATH:$S/plugins"
+RUN=$S/run
+mkdir -m 700 "$RUN"
+export NDF_RUNTIME_DIR=$RUN
+LEAKS=${NDF_ISOLATION_LEAKS:-6}
+CONF=$S/ndf.conf
+write_conf() { # extra plugins { } text
+    cat >"$CONF" <<EOF
+confidence: { threshold = 0.0; };
+executor: { threads = 4; default_timeout = 30.0; kill_grace = 0.5; };
+storage: { path = "$S/state"; history_limit = 100000; };
+plugins: { memory_limit = 400; $1 };
+patterns = (
+  { name = "nop"; type = "sequential"; params = { steps = ( { name = "n"; step = "noop"; } ); }; },
+  { name = "null"; type = "sequential"; params = { steps = ( { name = "b"; step = "mb_null"; } ); }; },
+  { name = "exit"; type = "sequential"; params = { steps = ( { name = "b"; step = "mb_exit"; } ); }; },
+  { name = "abort"; type = "sequential"; params = { steps = ( { name = "b"; step = "mb_abort"; } ); }; },
+  { name = "overflow"; type = "sequential"; params = { steps = ( { name = "b"; step = "mb_overflow"; } ); }; },
+  { name = "spin"; type = "sequential"; params = { steps = ( { name = "b"; step = "mb_spin"; timeout = 0.5; } ); }; },
+  { name = "leak"; type = "sequential"; params = { steps = ( { name = "b"; step = "mb_leak"; } ); }; },
+  { name = "undo"; type = "sequential";
+    params = { steps = ( { name = "a"; step = "mb_undo_crash"; }, { name = "b"; step = "mb_null"; } ); }; },
+  { name = "echo"; type = "sequential";
+    params = { steps = ( { name = "first"; step = "mb_echo"; params = { text = "one"; }; },
+                         { name = "second"; step = "mb_echo";
+                           params = { text = "two"; template = "\${domain}/\${steps.first.result}"; }; },
+                         { name = "sh"; step = "exec"; params = { argv = [ "sh", "-c", "echo out; echo err >&2" ]; }; } ); }; },
+  { name = "wait"; type = "sequential";
+    params = { steps = ( { name = "w"; step = "mb_echo"; params = { wait = 60.0; }; } ); }; }
+);
+EOF
+}
+write_conf ""
+export NDF_CONFIG=$CONF
+
+# leftovers: the pids of step workers of this test (their command line
+# names its runtime directory), space-separated.
+leftovers() { pgrep -f -- "__step-worker $RUN" | tr '\n' ' ' | sed 's/ $//'; }
+# last_id PATTERN: the newest execution of PATTERN.
+last_id() { "$NDF" runs "$1" 2>/dev/null | awk 'NR==2{print $1}'; }
+
+# ---- ndf run: each row of the table ----
+row() { # PATTERN STATE REGEX what [EXIT]
+    expect_exit "${5:-1}" "run $1: ndf survives, exit ${5:-1} ($4)" -- "$NDF" run "$1"
+    expect_match "$err" "step b: $2 \\([0-9.]+s\\): $3" "run $1: the step says why"
+    id=$(last_id "$1")
+    st=$("$NDF" status "$id" 2>&1)
+    expect_match "$st" "$2 +step b .*$3" "run $1: recorded $2 with the reason"
+    l=$(leftovers)
+    if [ -z "$l" ]; then ok "run $1: no worker left"; else not_ok "run $1: workers left: $l"; fi
+}
+W="of plugin 'misbehave'"
+# Under AddressSanitizer (CI) a worker's SIGSEGV is caught and reported by
+# the sanitizer, which then exits 1: either ending is the crash, named.
+SEGV="(with signal 11 \\(SIGSEGV\\)|with exit status 1 \\(a step must never exit the process\\))"
+row null FAILED "step 'mb_null' $W ended its isolated worker \\(pid [0-9]+\\) $SEGV" "NULL dereference"
+row exit FAILED "step 'mb_exit' $W ended its isolated worker \\(pid [0-9]+\\) with exit status 3 \\(a step must never exit the process\\)" "exit(3)"
+row abort FAILED "step 'mb_abort' $W ended its isolated worker \\(pid [0-9]+\\) with signal 6 \\(SIGABRT\\)" "abort"
+row overflow FAILED "step 'mb_overflow' $W ended its isolated worker \\(pid [0-9]+\\) $SEGV" "stack overflow"
+row spin TIMED_OUT "step 'mb_spin' $W did not return 0.5 s after its deadline: its isolated worker \\(pid [0-9]+\\) was killed \\(SIGKILL\\)" "a loop ignoring cancellation" 5
+
+expect_exit 1 "run undo: a crash in undo fails the rollback, not ndf" -- "$NDF" run undo
+expect_match "$err" "step a: FAILED \\([0-9.]+s\\): undo failed: step 'mb_undo_crash' $W \\(undo\\) ended its isolated worker \\(pid [0-9]+\\) $SEGV" \
+    "run undo: the undo's crash is named"
+expect_exit 0 "run leak: a leak in a worker completes" -- "$NDF" run leak
+
+# ---- what crosses the socket ----
+expect_exit 0 "run echo" -- "$NDF" run echo --domain dom
+id=$(last_id echo)
+logs=$("$NDF" logs "$id" 2>&1)
+expect_match "$logs" "expanded: dom/one" "expand in a worker sees the context and an earlier step's result"
+expect_match "$logs" "echo in pid [0-9]+" "node_log lines reach the record"
+expect_match "$logs" "^out$" "an isolated exec step's stdout reaches the record"
+expect_match "$logs" "^err$" "and its stderr"
+expect_match "$logs" "^result: two$" "the step's result is kept"
+expect_match "$logs" "^metric echo\\.len = 3$" "and its metric"
+wpid=$(printf '%s\n' "$logs" | sed -n 's/.*echo in pid \([0-9]*\).*/\1/p' | head -1)
+# The worker is gone with ndf run: its pid is not ndf's and not alive.
+# alive PID: the process exists and is not a zombie.
+alive() { [ -r "/proc/$1/stat" ] && ! awk '{exit !($3 == "Z")}' "/proc/$1/stat" 2>/dev/null; }
+i=0
+while [ -n "$wpid" ] && alive "$wpid" && [ $i -lt 200 ]; do sleep 0.05; i=$((i + 1)); done
+if [ -n "$wpid" ] && ! alive "$wpid"; then
+    ok "the worker ended with ndf run"
+else
+    not_ok "worker $wpid still runs: $(cat "/proc/$wpid/stat" "/proc/$wpid/wchan" 2>&1; ls -l "/proc/$wpid/fd" 2>&1)"
+fi
+
+# ---- plugins.trust puts it back in process ----
+write_conf 'trust = [ "misbehave" ];'
+expect_exit 0 "trusted: run echo" -- "$NDF" run echo --domain dom
+logs=$("$NDF" logs "$(last_id echo)" 2>&1)
+expect_match "$logs" "expanded: dom/one" "trusted: same outcome in process"
+write_conf 'isolation = "none";'
+expect_exit 0 "isolation none: run echo" -- "$NDF" run echo
+write_conf 'isolation = "bogus";'
+expect_exit 2 "an unknown isolation mode is a configuration error" -- "$NDF" check-config
+expect_match "$err" "ndf\\.conf:4: 'plugins\\.isolation' is 'bogus', expected auto, none or process" "named with file:line"
+write_conf 'isolate = [ 7 ];'
+expect_exit 2 "isolate takes names" -- "$NDF" check-config
+write_conf ""
+
+# ---- cancellation crosses to the worker ----
+env --default-signal=INT "$NDF" run wait >"$S/wait.out" 2>&1 &
+RP=$!
+i=0
+while [ -z "$(leftovers)" ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i + 1)); done
+l=$(leftovers)
+if [ -n "$l" ]; then ok "a worker runs the isolated step (pid $l)"; else not_ok "no worker seen"; fi
+sleep 0.3
+kill -INT $RP
+wait $RP
+rc=$?
+expect_match "$(cat "$S/wait.out")" "step w: CANCELLED" "SIGINT cancels an isolated step in its worker (exit $rc)"
+l=$(leftovers)
+if [ -z "$l" ]; then ok "no worker left after the cancelled run"; else not_ok "workers left: $l"; fi
+
+# ---- ndf serve, with a healthy client throughout ----
+"$NDF" serve 2>"$S/serve.log" &
+SERVER=$!
+for i in $(seq 1 200); do
+    "$NDF" ctl ping >/dev/null 2>&1 && break
+    sleep 0.05
+done
+: >"$S/healthy.fail"
+: >"$S/healthy.ok"
+(
+    while [ ! -e "$S/stop" ]; do
+        if "$NDF" ctl run nop >/dev/null 2>"$S/healthy.err"; then
+            echo . >>"$S/healthy.ok"
+        else
+            cat "$S/healthy.err" >>"$S/healthy.fail"
+        fi
+    done
+) &
+HEALTHY=$!
+rss() { awk '/^VmRSS/{print $2}' "/proc/$SERVER/status"; }
+sleep 0.3
+RSS0=$(rss)
+for p in null exit abort overflow spin; do
+    code=1
+    [ $p = spin ] && code=5
+    expect_exit $code "serve $p: the execution fails (exit $code)" -- "$NDF" ctl run "$p"
+    if kill -0 $SERVER 2>/dev/null; then ok "serve $p: the server lives"; else not_ok "serve $p: the server died"; fi
+    id=$(last_id "$p")
+    st=$("$NDF" status "$id" 2>&1)
+    expect_match "$st" "(FAILED|TIMED_OUT) +step b .*'mb_$p' $W .*isolated worker \\(pid [0-9]+\\)" "serve $p: recorded with the reason"
+done
+expect_exit 1 "serve undo" -- "$NDF" ctl run undo
+i=0
+while [ $i -lt "$LEAKS" ]; do
+    "$NDF" ctl run leak >/dev/null 2>&1 || not_ok "serve leak call $i failed"
+    i=$((i + 1))
+done
+ok "serve: $LEAKS leak calls of 100 MB"
+RSS1=$(rss)
+echo "# server VmRSS $RSS0 kB -> $RSS1 kB after $LEAKS leaks of 100 MB"
+if [ "$RSS1" -lt $((RSS0 + 51200)) ]; then ok "the server's memory did not take the leaks"; else not_ok "the server grew $RSS0 -> $RSS1 kB"; fi
+expect_exit 0 "serve echo" -- "$NDF" ctl run echo
+expect_exit 0 "ctl ping after the table" -- "$NDF" ctl ping
+touch "$S/stop"
+wait $HEALTHY
+nok=$(wc -l <"$S/healthy.ok")
+if [ -s "$S/healthy.fail" ]; then
+    not_ok "the healthy client failed: $(head -3 "$S/healthy.fail")"
+else
+    ok "the healthy client saw no failure ($nok runs)"
+fi
+[ "$nok" -gt 0 ] && ok "the healthy client ran throughout" || not_ok "the healthy client never ran"
+kill -TERM $SERVER
+wait $SERVER
+i=0
+while [ -n "$(leftovers)" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+l=$(leftovers)
+if [ -z "$l" ]; then ok "no worker outlives the server"; else not_ok "workers left after serve: $l"; fi
+finish
