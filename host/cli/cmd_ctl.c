@@ -47,8 +47,15 @@ static const char ctl_usage[] =
     "                     status, exiting as the execution did\n"
     "  redrive ID [--from-start] [--json]\n"
     "                     as 'ndf redrive ID', run by the server\n"
+    "  submit PATTERN [context options] [--queue-priority N] [--timeout S] [--json]\n"
+    "                     queue an execution for the workers of the shared store\n"
+    "                     (as 'ndf submit'); prints its id\n"
+    "  drain [--timeout S]\n"
+    "                     a worker ('ndf serve --worker') stops claiming, lets\n"
+    "                     what it holds finish (at most S seconds: exit 5 when\n"
+    "                     some still run), and says what it ran\n"
     "  list, show, similar, analytics, export, plugins, config, record,\n"
-    "  reset-stats, cleanup [ARGS]\n"
+    "  reset-stats, cleanup, workers [ARGS]\n"
     "                     as 'ndf VERB ARGS', answered by the server\n"
     "  reload             reload the configuration and plugins (a transaction)\n"
     "  ping               the server's generation and reload counters (JSON)\n"
@@ -545,7 +552,8 @@ static int ctl_local_args(ctl *t, const char *verb, int argc, char **argv, cJSON
                 is_out = 1, val = a + 9;
             else if (strncmp(a, "-o", 2) == 0 && a[2])
                 is_out = 1, val = a + 2;
-        } else if (strcmp(verb, "similar") == 0 || strcmp(verb, "record") == 0) {
+        } else if (strcmp(verb, "similar") == 0 || strcmp(verb, "record") == 0 ||
+                   strcmp(verb, "submit") == 0) {
             if (strcmp(a, "--context") == 0)
                 is_ctx = 1, val = i + 1 < argc ? argv[++i] : NULL;
             else if (strncmp(a, "--context=", 10) == 0)
@@ -831,7 +839,8 @@ static int ctl_verb(ctl *t, int argc, char **argv)
     if (strcmp(verb, "metrics") == 0)
         return ctl_metrics(t, argc, argv);
     const cmd_entry *e = cmd_find(verb);
-    if (e && (e->flags & CMD_SERVABLE))
+    /* drain is the server's own (its worker), not a command it runs */
+    if ((e && (e->flags & CMD_SERVABLE)) || strcmp(verb, "drain") == 0)
         return ctl_forward(t, verb, argc, argv);
     cmd_error(t->c, "unknown verb '%s' (see 'ndf ctl --help')\n", verb);
     return EXIT_USAGE;
