@@ -406,6 +406,12 @@ static int ctl_delegate(ctl *t, int argc, char **argv)
     int rc = cmd_delegate_parse(t->c, argc, argv, &da);
     if (!da.ctx)
         return rc;
+    if (da.submit) {
+        context_free(da.ctx);
+        cmd_error(t->c, "delegate: --submit is not served: 'ndf delegate --submit' chooses from "
+                        "the shared store's counts on any host\n");
+        return EXIT_USAGE;
+    }
     cJSON *req = request("delegate");
     rc = add_context(t, req, da.ctx);
     context_free(da.ctx);

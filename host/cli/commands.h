@@ -144,6 +144,7 @@ typedef struct cmd_delegate_args {
     delegate_opts o;
     double timeout;
     int explain, json;
+    int submit; /* --submit: queue the choice instead of running it */
 } cmd_delegate_args;
 
 /* Parses `ndf delegate`'s options (argv[0] is the verb) into *da.  Returns

@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "app/delegation.h"
 #include "base/hashmap.h"
 #include "base/util.h"
 #include "exec/executor.h"
@@ -222,10 +223,14 @@ static int start_item(worker *w, const queue_item *q, record **out)
         context_free(ctx);
         return rc;
     }
+    /* a delegation's choice (ndf delegate --submit) runs as its attempts
+     * do: the threshold governed the choice, the gate does not judge it
+     * again */
+    unsigned flags = ctx && context_has_attribute(ctx, DELEGATION_REASON_ATTR, NULL) ? EXEC_FORCE : 0;
     gen *g = genset_current(w->gs);
     claim_ctx cc = {w->st, q};
-    rc = executor_start_redrive(gen_runtime(g)->ex, q->pattern, ctx, q->timeout, 0, from, reuse,
-                                claim_start, &cc, out);
+    rc = executor_start_redrive(gen_runtime(g)->ex, q->pattern, ctx, q->timeout, flags, from,
+                                reuse, claim_start, &cc, out);
     if (rc == NDF_OK) {
         gen_track(g, *out);
         if (from)

@@ -52,6 +52,32 @@ expect_exit 2 "a bad --queue-priority" -- "$NDF" -c "$SCRATCH/lite.conf" submit 
 expect_exit 2 "no pattern" -- "$NDF" -c "$SCRATCH/lite.conf" submit
 expect_exit 2 "a control character in the name" -- "$NDF" -c "$SCRATCH/lite.conf" submit "$(printf 'a\033b')"
 
+# a worker needs the shared store; a server that is no worker cannot drain
+expect_exit 2 "serve --worker on an SQLite store exits 2" -- \
+    "$NDF" -c "$SCRATCH/lite.conf" serve --worker --no-watch --socket "$SCRATCH/lite.sock"
+expect_match "$err" 'a worker claims from the work queue of a shared store: set storage.backend = "postgresql"' \
+    "and says why"
+"$NDF" -c "$SCRATCH/lite.conf" serve --no-watch --socket "$SCRATCH/lite.sock" 2>"$SCRATCH/lite.log" &
+LS=$!
+t=0
+until "$NDF" -c "$SCRATCH/lite.conf" ctl --socket "$SCRATCH/lite.sock" ping >/dev/null 2>&1 || [ "$t" -ge 200 ]; do
+    sleep 0.05
+    t=$((t + 1))
+done
+expect_exit 2 "drain on a server that is no worker exits 2" -- \
+    "$NDF" -c "$SCRATCH/lite.conf" ctl --socket "$SCRATCH/lite.sock" drain
+expect_match "$err" 'not a queue worker' "and says so"
+expect_exit 2 "drain with a bad --timeout" -- \
+    "$NDF" -c "$SCRATCH/lite.conf" ctl --socket "$SCRATCH/lite.sock" drain --timeout x
+expect_exit 2 "ctl delegate --submit is refused" -- \
+    "$NDF" -c "$SCRATCH/lite.conf" ctl --socket "$SCRATCH/lite.sock" delegate --submit
+expect_exit 2 "ctl submit on an SQLite store" -- \
+    "$NDF" -c "$SCRATCH/lite.conf" ctl --socket "$SCRATCH/lite.sock" submit quick
+expect_match "$err" 'storage.backend = "postgresql"' "says the queue needs PostgreSQL"
+expect_exit 2 "delegate --submit on an SQLite store" -- "$NDF" -c "$SCRATCH/lite.conf" delegate --submit
+kill -TERM "$LS"
+wait "$LS"
+
 pg_start
 pg_sql postgres "CREATE DATABASE ndfq" >/dev/null
 CI="host=$PG_DIR user=postgres dbname=ndfq"
@@ -213,6 +239,17 @@ expect_exit 0 "ctl submit" -- ndf ctl submit quick --attr item=ctl
 ctlid=$out
 expect_match "$ctlid" '^q[0-9a-f]{24}$' "ctl submit prints the id"
 expect_exit 0 "wait for it" -- ndf wait "$ctlid" --timeout 60
+expect_exit 0 "delegate --submit" -- ndf delegate --submit --seed 7 --attr item=dlg
+dlg=$out
+expect_match "$dlg" '^q[0-9a-f]{24}$' "prints the queued id"
+expect_match "$err" "^delegate: chose '(seq3|par2|quick)' \(.*; seed 7\): queued\$" "and the choice"
+expect_exit 0 "a worker runs the choice" -- ndf wait "$dlg" --timeout 60 --json
+expect_match "$out" '"status":"SUCCEEDED","queue":"DONE"' "to its end"
+expect_exit 0 "delegate --submit --json" -- ndf delegate --submit --seed 7 --json --attr item=dlg2
+expect_match "$out" '^\{"id":"q[0-9a-f]{24}","pattern":"[a-z0-9]+","reason":"[^"]+","state":"QUEUED","delegation":\{' \
+    "--json gives the id, the choice and the delegation"
+dlg2=$(printf '%s' "$out" | sed 's/^{"id":"\([^"]*\)".*/\1/')
+expect_exit 0 "and it runs" -- ndf wait "$dlg2" --timeout 60
 expect_exit 0 "ctl drain" -- ndf ctl drain --timeout 30
 expect_match "$out" '^worker .*: drained: [0-9]+ claimed, [0-9]+ ended, [0-9]+ lease\(s\) lost, 0 still running$' \
     "drain reports what it ran"
