@@ -113,3 +113,12 @@ endif
 	  $(SHELL) $(srcdir)/tests/bench/store_pg.sh
 bench: bench-store-pg
 .PHONY: bench-store-pg
+# the work queue with 1, 2, 4 workers beside SQLite on one host, and the
+# claim latency (make bench)
+EXTRA_DIST += tests/bench/bench_queue.sh
+bench-queue: all
+	@echo "== tests/bench/bench_queue.sh"
+	@top_srcdir='$(abs_top_srcdir)' top_builddir='$(abs_top_builddir)' \
+	  $(SHELL) $(srcdir)/tests/bench/bench_queue.sh
+bench: bench-queue
+.PHONY: bench-queue

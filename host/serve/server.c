@@ -821,7 +821,8 @@ static int start(server *s)
                           .poll = set->worker_poll};
         if (!(s->wk = worker_start(s->gs, rt->st, &wo))) {
             log_msg(NDF_LOG_ERROR, "cannot be a queue worker: %s",
-                    rt->st ? err_msg() : "the store could not be opened");
+                    rt->st ? err_msg()
+                           : rt->store_error ? rt->store_error : "the store could not be opened");
             rc = NDF_ERR_INVALID;
         }
     }
