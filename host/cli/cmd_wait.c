@@ -6,6 +6,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -89,7 +90,12 @@ static int cmd_wait(cmd_ctx *c, int argc, char **argv)
         if (queued) {
             queue_item_free(&q);
             st = queue_get(s, id, &q);
-            if (st == NDF_OK && q.state == QUEUE_DONE && q.exec_id) {
+            if (st == NDF_OK && q.state == QUEUE_DONE && !q.exec_id) {
+                /* ended without an execution: it could not start */
+                e.pattern = xstrdup(q.pattern);
+                e.status = q.status == STORE_RUNNING ? STORE_FAILED : q.status;
+                e.message = q.message ? xstrdup(q.message) : NULL;
+            } else if (st == NDF_OK && q.state == QUEUE_DONE && q.exec_id) {
                 st = store_get(s, q.exec_id, &e);
                 if (st == NDF_ERR_NOT_FOUND) {
                     /* ended, and its record pruned since (history_limit) */
@@ -164,8 +170,17 @@ static int cmd_wait(cmd_ctx *c, int argc, char **argv)
         if (queued) {
             sb_puts(&sb, ",\"queue\":\"DONE\",\"execution\":");
             sb_json_str(&sb, e.id);
+            if (!e.id) {
+                sb_puts(&sb, ",\"message\":");
+                sb_json_str(&sb, e.message);
+            }
         }
         sb_puts(&sb, ",\"done\":true}\n");
+    } else if (queued && !e.id) {
+        char *why = term_safe(e.message ? e.message : "");
+        sb_printf(&sb, "queued item %s of '%s': DONE, not started: %s: %s\n", id, e.pattern,
+                  store_status_name(e.status), why);
+        free(why);
     } else if (queued) {
         sb_printf(&sb, "queued item %s: DONE, execution %s of '%s': %s\n", id, e.id, e.pattern,
                   store_status_name(e.status));

@@ -2,7 +2,9 @@
  * store, with what they hold and how fresh their heartbeat is. */
 #include "build-config.h"
 
+#include <cJSON.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "base/util.h"
@@ -23,6 +25,17 @@ static const char workers_usage[] =
     "              the database); their leases expire and others take their work\n"
     "  --json      one JSON array; each worker also with its patterns and plugins\n"
     "  -h, --help  show this help\n";
+
+/* A column that ndf wrote as a JSON array, as it is when it still is one
+ * (anyone with the database can write it), else []. */
+static void json_array(strbuf *sb, const char *text)
+{
+    cJSON *j = text ? cJSON_Parse(text) : NULL;
+    char *out = cJSON_IsArray(j) ? cJSON_PrintUnformatted(j) : NULL;
+    sb_puts(sb, out ? out : "[]");
+    free(out);
+    cJSON_Delete(j);
+}
 
 static int cmd_workers(cmd_ctx *c, int argc, char **argv)
 {
@@ -87,9 +100,11 @@ static int cmd_workers(cmd_ctx *c, int argc, char **argv)
             sb_json_num(&sb, w->age, 0);
             sb_puts(&sb, ",\"lease\":");
             sb_json_num(&sb, w->lease, 0);
-            /* written by ndf as JSON: inserted as they are */
-            sb_printf(&sb, ",\"patterns\":%s,\"plugins\":%s}", w->patterns ? w->patterns : "[]",
-                      w->plugins ? w->plugins : "[]");
+            sb_puts(&sb, ",\"patterns\":");
+            json_array(&sb, w->patterns);
+            sb_puts(&sb, ",\"plugins\":");
+            json_array(&sb, w->plugins);
+            sb_puts(&sb, "}");
         } else {
             char *name = term_safe(w->name), *host = term_safe(w->host ? w->host : "");
             sb_printf(&sb, "%-40s %-20s %8ld %8d %5d %-9s %7.1f\n", name, host, w->pid,

@@ -54,6 +54,9 @@ struct worker {
     char name[320];
     char host[256];
     pthread_t thread;
+    /* held by a claim round, from the claim to the last start: a drain
+     * takes it to know that nothing starts after it returns */
+    pthread_mutex_t claim_lock;
     pthread_mutex_t lock; /* guards the fields below and `stop`'s wakeup */
     pthread_cond_t cond;  /* CLOCK_MONOTONIC */
     int stop;
@@ -453,7 +456,11 @@ static void *worker_main(void *arg)
             nheld >= (size_t)w->o.capacity)
             continue;
         size_t got = 0;
-        rc = claim(w, (size_t)w->o.capacity - nheld, &got);
+        pthread_mutex_lock(&w->claim_lock);
+        /* a drain that came meanwhile has the last word */
+        rc = atomic_load(&w->draining) ? NDF_OK
+                                       : claim(w, (size_t)w->o.capacity - nheld, &got);
+        pthread_mutex_unlock(&w->claim_lock);
         if (rc) {
             set_offline(w, 1, rc);
             next_beat = next_claim = now + backoff;
@@ -503,6 +510,7 @@ worker *worker_start(genset *gs, store *st, const worker_opts *o)
         return NULL;
     }
     pthread_mutex_init(&w->lock, NULL);
+    pthread_mutex_init(&w->claim_lock, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -513,6 +521,7 @@ worker *worker_start(genset *gs, store *st, const worker_opts *o)
         err_set(NDF_ERR_RESOURCE, "cannot start the queue worker: %s", strerror(e));
         pthread_cond_destroy(&w->cond);
         pthread_mutex_destroy(&w->lock);
+        pthread_mutex_destroy(&w->claim_lock);
         queue_worker_remove(st, w->name);
         free(w);
         return NULL;
@@ -524,8 +533,13 @@ worker *worker_start(genset *gs, store *st, const worker_opts *o)
 
 void worker_drain(worker *w)
 {
-    if (w && !atomic_exchange(&w->draining, 1))
+    if (!w)
+        return;
+    if (!atomic_exchange(&w->draining, 1))
         log_msg(NDF_LOG_INFO, "worker %s: draining: claiming nothing more", w->name);
+    /* a claim round in progress starts what it claimed before this returns */
+    pthread_mutex_lock(&w->claim_lock);
+    pthread_mutex_unlock(&w->claim_lock);
 }
 
 void worker_get_stats(worker *w, worker_stats *out)
@@ -565,5 +579,6 @@ void worker_stop(worker *w)
         log_msg(NDF_LOG_WARN, "%s", err_msg());
     pthread_cond_destroy(&w->cond);
     pthread_mutex_destroy(&w->lock);
+    pthread_mutex_destroy(&w->claim_lock);
     free(w);
 }

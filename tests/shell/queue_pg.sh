@@ -239,6 +239,14 @@ expect_exit 0 "ctl submit" -- ndf ctl submit quick --attr item=ctl
 ctlid=$out
 expect_match "$ctlid" '^q[0-9a-f]{24}$' "ctl submit prints the id"
 expect_exit 0 "wait for it" -- ndf wait "$ctlid" --timeout 60
+# an item whose context a worker cannot read (written past ndf): it ends
+# FAILED with the reason, and wait says so
+pg_sql ndfq "INSERT INTO queue (id, pattern, context, submitted, state) VALUES ('qbadctx', 'quick', '{not json', 0, 'QUEUED')" >/dev/null
+expect_exit 1 "wait on an item that could not start exits 1" -- ndf wait qbadctx --timeout 60
+expect_match "$out" "^queued item qbadctx of 'quick': DONE, not started: FAILED: .*context of queued item qbadctx" \
+    "and says why"
+expect_exit 1 "wait --json on it" -- ndf wait qbadctx --json
+expect_match "$out" '"status":"FAILED","queue":"DONE","execution":null,"message":"' "gives the message"
 expect_exit 0 "delegate --submit" -- ndf delegate --submit --seed 7 --attr item=dlg
 dlg=$out
 expect_match "$dlg" '^q[0-9a-f]{24}$' "prints the queued id"
