@@ -319,9 +319,19 @@ static int renew_all(worker *w)
     int failed = NDF_OK;
     for (size_t i = 0; i < k; i++) {
         held *h = v[i]; /* only this thread frees held entries */
+        /* the new lease runs from the server's moment of the update, which
+         * is after this */
+        double t0 = now_mono();
         int rc = failed ? failed : queue_renew(w->st, h->qid, h->generation, w->o.lease);
         if (rc == NDF_OK) {
-            h->renewed = now_mono();
+            pthread_mutex_lock(&w->lock);
+            h->renewed = t0;
+            pthread_mutex_unlock(&w->lock);
+            continue;
+        }
+        if (rc == NDF_ERR_CANCELLED && atomic_load(&h->r->claimed)) {
+            /* it is ending: its recorded end completed the item (or, were
+             * the claim taken over, is refused); the reap will see it */
             continue;
         }
         if (rc == NDF_ERR_CANCELLED) {
@@ -347,6 +357,30 @@ static int renew_all(worker *w)
     return failed;
 }
 
+/* Cancels, without asking the database, every held execution whose lease
+ * may have run out by this host's clock (no renewal for a lease less one
+ * heartbeat): after a pause of the whole process (a stop signal, a stalled
+ * VM) this is the first thing the worker does, a tick after it resumes,
+ * rather than at its next heartbeat. */
+static void expire_local(worker *w)
+{
+    double now = now_mono();
+    pthread_mutex_lock(&w->lock);
+    for (held *h = w->held; h; h = h->next) {
+        if (h->lost || atomic_load(&h->r->claimed) ||
+            now - h->renewed < w->o.lease - w->o.heartbeat)
+            continue;
+        h->lost = 1;
+        w->lost++;
+        log_msg(NDF_LOG_WARN,
+                "execution %s: no renewal of queued item %s's lease for %.1fs: cancelling it",
+                h->r->id, h->qid, now - h->renewed);
+        /* genset_cancel takes the set's lock, never this one: no order */
+        genset_cancel(w->gs, h->r->id);
+    }
+    pthread_mutex_unlock(&w->lock);
+}
+
 /* Claims up to `want` items and starts them.  NDF_OK, or the status of a
  * database failure; *got gets the count claimed. */
 static int claim(worker *w, size_t want, size_t *got)
@@ -362,6 +396,8 @@ static int claim(worker *w, size_t want, size_t *got)
     }
     queue_item *items;
     size_t ni;
+    /* the leases run from the server's moment of the claim, after this */
+    double t0 = now_mono();
     int rc = queue_claim(w->st, w->name, (const char *const *)names, n, want, w->o.lease, &items,
                          &ni);
     names_free(names, n);
@@ -371,7 +407,6 @@ static int claim(worker *w, size_t want, size_t *got)
     int dbfail = NDF_OK;
     for (size_t i = 0; i < ni; i++) {
         const queue_item *q = &items[i];
-        double t0 = now_mono();
         record *r = NULL;
         int st = dbfail ? dbfail : start_item(w, q, &r);
         if (st) {
@@ -432,6 +467,7 @@ static void *worker_main(void *arg)
     double next_beat = 0, next_claim = 0, backoff = BACKOFF_MIN;
     while (!nap(w, WORKER_TICK)) {
         size_t nheld = reap(w);
+        expire_local(w);
         double now = now_mono();
         int rc = NDF_OK;
         if (now >= next_beat) {
