@@ -6,7 +6,9 @@
 # database connections are cut (pg_terminate_backend): every item ends
 # exactly once as a completed record, counts equal execution rows, and no
 # step an execution had recorded as completed ran again when another
-# worker took it over.  Then ndf workers, ndf ctl drain, and a clean stop.
+# worker took it over; then a worker paused (SIGSTOP) past its lease: its
+# items are taken over and nothing it finishes late is recorded.  Then ndf
+# workers, ndf ctl drain, and a clean stop.
 # On SQLite, submit says the queue needs PostgreSQL.
 . "$top_srcdir/tests/shell/lib.sh"
 . "$top_srcdir/tests/shell/pglib.sh"
@@ -228,6 +230,43 @@ for i in $(seq 0 $((N - 1))); do
     grep -q "^i$i " "$LOG" || missing=$((missing + 1))
 done
 [ "$missing" -eq 0 ] && ok "every item's steps ran" || not_ok "$missing item(s) never ran a step"
+
+# a worker paused past its lease (SIGSTOP: a stalled VM, a partition):
+# worker 2 takes its items over; when it resumes it cancels them, and
+# nothing it finishes late is recorded
+before=$(done_count)
+i=0
+while [ "$i" -lt 6 ]; do ndf submit seq3 --attr item=p$i >/dev/null; i=$((i + 1)); done
+t=0
+while [ "$(pg_sql ndfq "SELECT count(*) FROM executions WHERE pid = $W3 AND status = 'RUNNING'")" = 0 ] &&
+    [ "$t" -lt 600 ]; do
+    sleep 0.02
+    t=$((t + 1))
+done
+kill -STOP "$W3"
+sleep $((LEASE * 2 + 1))
+kill -CONT "$W3"
+wait_done $((before + 6)) 120
+expect_match "$(pg_sql ndfq "SELECT count(*) FROM queue WHERE state = 'DONE' AND status = 'SUCCEEDED'")" \
+    "^$((before + 6))\$" "the paused worker's items ended, SUCCEEDED"
+expect_match "$(pg_sql ndfq "SELECT count(*) FROM executions WHERE parent_id IS NULL AND status = 'SUCCEEDED'")" \
+    "^$((before + 6))\$" "each once: nothing the paused worker finished late was recorded"
+expect_match "$(pg_sql ndfq "SELECT count(*) FROM queue WHERE id IN (SELECT id FROM queue ORDER BY seq DESC LIMIT 6) AND attempts > 1")" \
+    '^[1-9]' "its items were taken over"
+sleep 1
+grep -Eq "lease.*(lost|cancelling)|no renewal" "$SCRATCH/w3.log" && ok "the resumed worker cancelled what it had lost" ||
+    not_ok "the resumed worker did not say it lost its leases"
+kill -0 "$W3" && ok "and goes on serving" || not_ok "worker 3 died"
+expect_match "$(pg_sql ndfq "SELECT count(*) FROM patterns p WHERE p.executions <> p.pruned + (SELECT count(*) FROM executions e WHERE e.pattern = p.name AND e.counted = 1)")" \
+    '^0$' "counts still equal execution rows"
+pg_sql ndfq "SELECT (e.context::json->'attributes'->>'item') || ' ' || n.path FROM executions e JOIN nodes n ON n.exec_seq = e.seq WHERE e.status = 'CRASHED' AND n.state = 'COMPLETED' AND n.path <> ''" \
+    >"$SCRATCH/completed"
+bad=0
+while read -r item step; do
+    c=$(grep -c "^$item $step\$" "$LOG")
+    [ "$c" -eq 1 ] || { bad=$((bad + 1)); echo "#   $item $step ran $c times"; }
+done <"$SCRATCH/completed"
+[ "$bad" -eq 0 ] && ok "still no step recorded completed ran again" || not_ok "$bad completed step(s) ran again"
 
 # the workers: two live, the killed one stale
 CONF=$SCRATCH/w3.conf
