@@ -346,6 +346,7 @@ static int renew_all(worker *w)
                     "execution %s: its lease of queued item %s may have expired (the database "
                     "is unreachable): cancelling it",
                     h->r->id, h->qid);
+            queue_unbind(w->st, h->r->id); /* as in expire_local() */
         }
         h->lost = 1;
         pthread_mutex_lock(&w->lock);
@@ -375,6 +376,11 @@ static void expire_local(worker *w)
         log_msg(NDF_LOG_WARN,
                 "execution %s: no renewal of queued item %s's lease for %.1fs: cancelling it",
                 h->r->id, h->qid, now - h->renewed);
+        /* unsure, not lost: its cancelled end must not end the item (that
+         * would be the item's outcome); unbound, it is recorded as an
+         * execution of its own, and the item, once its lease expires, is
+         * claimed again and redriven from it */
+        queue_unbind(w->st, h->r->id);
         /* genset_cancel takes the set's lock, never this one: no order */
         genset_cancel(w->gs, h->r->id);
     }

@@ -203,7 +203,10 @@ enum {
 };
 
 static const char *const wsql[W_COUNT] = {
-    [W_FIND] = "SELECT seq, status FROM executions WHERE id = $1",
+    /* locked: a queue worker taking the execution over (queue_abandon())
+     * waits for a progress write that found it RUNNING, so that what it
+     * reads to redrive includes that write */
+    [W_FIND] = "SELECT seq, status FROM executions WHERE id = $1 FOR UPDATE",
     [W_INSERT_EXEC] =
         "INSERT INTO executions (id, pattern, parent_id, redrive_of, origin, status, context,"
         " domain, host, pid, boot_id, pid_start, start_time, end_time, duration, message,"

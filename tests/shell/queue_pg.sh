@@ -14,7 +14,7 @@
 . "$top_srcdir/tests/shell/pglib.sh"
 
 N=${NDF_QUEUE_N:-60}
-LEASE=${NDF_QUEUE_LEASE:-2}
+LEASE=${NDF_QUEUE_LEASE:-4}
 LOG=$SCRATCH/steps.log
 : >"$LOG"
 
