@@ -5,3 +5,5 @@ TESTS += tests/shell/api.sh
 EXTRA_DIST += tests/shell/api.sh
 libndfcore_la_SOURCES += host/app/api.c host/app/api.h
 ndf_SOURCES += host/cli/cmd_record.c host/cli/cmd_wait.c
+# the work queue of a shared store: submit, and the workers that run it
+ndf_SOURCES += host/cli/cmd_submit.c host/cli/cmd_workers.c

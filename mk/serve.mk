@@ -7,7 +7,8 @@ libndfcore_la_SOURCES += \
 	host/serve/transport.c host/serve/transport.h \
 	host/serve/generation.c host/serve/generation.h \
 	host/serve/watch.c host/serve/watch.h \
-	host/serve/server.c host/serve/server.h
+	host/serve/server.c host/serve/server.h \
+	host/serve/worker.c host/serve/worker.h
 
 check_PROGRAMS += tests/check_protocol tests/check_transport
 TESTS += tests/check_protocol tests/check_transport

@@ -6,6 +6,7 @@ libndfcore_la_SOURCES += \
 	host/store/storage.c host/store/storage.h \
 	host/store/store.h host/store/store.c host/store/store_backend.h \
 	host/store/queue.h host/store/queue.c \
+	host/store/redrive.h host/store/redrive.c \
 	host/store/store_sqlite.c \
 	host/store/history.h host/store/history.c \
 	host/store/analytics.c host/store/analytics.h
@@ -74,8 +75,9 @@ endif
 TESTS += tests/check_queue
 # the same suite against a PostgreSQL 15 server the test starts (SKIPs
 # without the server or libpq)
-TESTS += tests/shell/store_pg.sh tests/shell/storage_pg.sh
-EXTRA_DIST += tests/shell/store_pg.sh tests/shell/storage_pg.sh tests/shell/pglib.sh
+TESTS += tests/shell/store_pg.sh tests/shell/storage_pg.sh tests/shell/queue_pg.sh
+EXTRA_DIST += tests/shell/store_pg.sh tests/shell/storage_pg.sh tests/shell/pglib.sh \
+	tests/shell/queue_pg.sh
 
 EXTRA_PROGRAMS += tests/bench/bench_store
 BENCHMARKS += tests/bench/bench_store
@@ -111,3 +113,12 @@ endif
 	  $(SHELL) $(srcdir)/tests/bench/store_pg.sh
 bench: bench-store-pg
 .PHONY: bench-store-pg
+# the work queue with 1, 2, 4 workers beside SQLite on one host, and the
+# claim latency (make bench)
+EXTRA_DIST += tests/bench/bench_queue.sh
+bench-queue: all
+	@echo "== tests/bench/bench_queue.sh"
+	@top_srcdir='$(abs_top_srcdir)' top_builddir='$(abs_top_builddir)' \
+	  $(SHELL) $(srcdir)/tests/bench/bench_queue.sh
+bench: bench-queue
+.PHONY: bench-queue

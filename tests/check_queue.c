@@ -114,6 +114,11 @@ START_TEST(test_sqlite_has_no_queue)
     ck_assert_int_eq(queue_submit(s, "p", NULL, 0, 0, &id), NDF_ERR_INVALID);
     ck_assert_ptr_null(id);
     ck_assert_msg(strstr(err_msg(), "postgresql"), "%s", err_msg());
+    queue_worker *wv;
+    size_t wn;
+    ck_assert_int_eq(queue_workers(s, &wv, &wn), NDF_ERR_INVALID);
+    ck_assert_int_eq(queue_start(s, "q", 1, "e"), NDF_ERR_INVALID);
+    ck_assert_int_eq(queue_abandon(s, "e", "q"), NDF_ERR_INVALID);
     store_close(s);
 }
 END_TEST
@@ -286,6 +291,133 @@ START_TEST(test_takeover_and_fencing)
 }
 END_TEST
 
+
+/* The worker's calls: the start noted on the item (fenced), the takeover's
+ * end of what the lost holder left RUNNING, an item that cannot start
+ * ended with its reason, one given back, and the workers table. */
+START_TEST(test_start_abandon_fail_release)
+{
+    store *s = open_store();
+    char *id, *bad, *back;
+    ck_assert_int_eq(queue_submit(s, "p", NULL, 2, 0, &id), NDF_OK);
+    ck_assert_int_eq(queue_submit(s, "p", NULL, 1, 0, &bad), NDF_OK);
+    ck_assert_int_eq(queue_submit(s, "p", NULL, 0, 0, &back), NDF_OK);
+    const char *pats[] = {"p"};
+    queue_item *v;
+    size_t n;
+    ck_assert_int_eq(queue_claim(s, "w1", pats, 1, 3, 0.2, &v, &n), NDF_OK);
+    ck_assert_uint_eq(n, 3);
+    long long g1 = v[0].generation, gbad = v[1].generation, gback = v[2].generation;
+    ck_assert_ptr_null(v[0].exec_id);
+    queue_items_free(v, n);
+
+    /* w1 starts `id` as execution e1, RUNNING with a completed step */
+    ck_assert_int_eq(queue_start(s, id, g1, "e1"), NDF_OK);
+    char root[] = "", step[] = "work";
+    store_node nodes[2];
+    memset(nodes, 0, sizeof nodes);
+    nodes[0].path = root;
+    nodes[0].kind = NDF_NODE_PATTERN;
+    nodes[0].state = NDF_STATE_RUNNING;
+    nodes[0].exit_status = -1;
+    nodes[1].path = step;
+    nodes[1].seq = 1;
+    nodes[1].kind = NDF_NODE_STEP;
+    nodes[1].state = NDF_STATE_COMPLETED;
+    nodes[1].start = now_wall() - 1;
+    nodes[1].end = now_wall() - 0.5;
+    store_exec e;
+    memset(&e, 0, sizeof e);
+    e.id = (char *)"e1";
+    e.pattern = (char *)"p";
+    e.status = STORE_RUNNING;
+    e.start = now_wall() - 2;
+    e.nodes = nodes;
+    e.nnodes = 2;
+    ck_assert_msg(store_begin(s, &e) == NDF_OK, "%s", err_msg());
+
+    /* `bad` cannot start: DONE with its reason, and not claimable again */
+    ck_assert_int_eq(queue_fail(s, bad, gbad, STORE_REFUSED, "confidence 0.1 below 0.5"),
+                     NDF_OK);
+    queue_item it;
+    ck_assert_int_eq(queue_get(s, bad, &it), NDF_OK);
+    ck_assert_int_eq(it.state, QUEUE_DONE);
+    ck_assert_int_eq(it.status, STORE_REFUSED);
+    ck_assert_str_eq(it.message, "confidence 0.1 below 0.5");
+    ck_assert_ptr_null(it.exec_id);
+    queue_item_free(&it);
+    ck_assert_int_eq(queue_fail(s, bad, gbad, STORE_FAILED, "again"), NDF_ERR_CANCELLED);
+    /* `back` is given back: queued again, for anyone */
+    ck_assert_int_eq(queue_release(s, back, gback), NDF_OK);
+    ck_assert_int_eq(queue_get(s, back, &it), NDF_OK);
+    ck_assert_int_eq(it.state, QUEUE_QUEUED);
+    queue_item_free(&it);
+
+    /* w1 goes silent; w2 takes `id` over and finds e1 */
+    wait_lease_over(s, id);
+    ck_assert_int_eq(queue_claim(s, "w2", pats, 1, 1, 60, &v, &n), NDF_OK);
+    ck_assert_uint_eq(n, 1);
+    ck_assert_str_eq(v[0].id, id);
+    ck_assert_str_eq(v[0].exec_id, "e1");
+    long long g2 = v[0].generation;
+    queue_items_free(v, n);
+    /* w1's late start notes are refused */
+    ck_assert_int_eq(queue_start(s, id, g1, "e-late"), NDF_ERR_CANCELLED);
+    ck_assert_int_eq(queue_abandon(s, "e1", id), NDF_OK);
+    store_exec got;
+    ck_assert_int_eq(store_get(s, "e1", &got), NDF_OK);
+    ck_assert_int_eq(got.status, STORE_CRASHED);
+    ck_assert_msg(got.message && strstr(got.message, id), "%s", got.message);
+    ck_assert(got.end >= nodes[1].end - 0.001);
+    ck_assert_int_eq(got.nnodes, 2);
+    ck_assert_int_eq(got.nodes[1].state, NDF_STATE_COMPLETED);
+    store_exec_free(&got);
+    /* abandoning again changes nothing */
+    ck_assert_int_eq(queue_abandon(s, "e1", id), NDF_OK);
+    ck_assert_int_eq(queue_start(s, id, g2, "e2"), NDF_OK);
+    ck_assert_int_eq(queue_get(s, id, &it), NDF_OK);
+    ck_assert_str_eq(it.exec_id, "e2");
+    queue_item_free(&it);
+
+    /* the workers table */
+    queue_worker w;
+    memset(&w, 0, sizeof w);
+    w.name = (char *)"h:1:2";
+    w.host = (char *)"h";
+    w.pid = 1;
+    w.capacity = 4;
+    w.load = 1;
+    w.lease = 30;
+    w.patterns = (char *)"[\"p\"]";
+    w.plugins = (char *)"[]";
+    ck_assert_int_eq(queue_worker_beat(s, &w), NDF_OK);
+    w.load = 3;
+    w.draining = 1;
+    ck_assert_int_eq(queue_worker_beat(s, &w), NDF_OK);
+    queue_worker *wv;
+    size_t wn;
+    ck_assert_int_eq(queue_workers(s, &wv, &wn), NDF_OK);
+    ck_assert_uint_eq(wn, 1);
+    ck_assert_str_eq(wv[0].name, "h:1:2");
+    ck_assert_int_eq(wv[0].load, 3);
+    ck_assert_int_eq(wv[0].draining, 1);
+    ck_assert_int_eq(wv[0].capacity, 4);
+    ck_assert_str_eq(wv[0].patterns, "[\"p\"]");
+    ck_assert(wv[0].age >= 0 && wv[0].age < wv[0].lease);
+    queue_workers_free(wv, wn);
+    ck_assert_int_eq(queue_worker_remove(s, "h:1:2"), NDF_OK);
+    ck_assert_int_eq(queue_workers(s, &wv, &wn), NDF_OK);
+    ck_assert_uint_eq(wn, 0);
+    free(wv);
+    w.name = (char *)"";
+    ck_assert_int_eq(queue_worker_beat(s, &w), NDF_ERR_INVALID);
+    free(id);
+    free(bad);
+    free(back);
+    store_close(s);
+}
+END_TEST
+
 #define NITEMS 300
 #define NWORKERS 4
 
@@ -366,6 +498,7 @@ static Suite *queue_suite(void)
     if (pg_base) {
         tcase_add_test(tc, test_priority_order);
         tcase_add_test(tc, test_takeover_and_fencing);
+        tcase_add_test(tc, test_start_abandon_fail_release);
         tcase_add_test(tc, test_concurrent_claims_disjoint);
     }
 #endif

@@ -2086,9 +2086,9 @@ START_TEST(test_pg_fresh_schema)
     store_close(s);
     ck_assert_int_eq(raw_int(pg_db, "SELECT value::int FROM ndf_meta WHERE key = 'schema_version'"),
                      STORE_SCHEMA_VERSION);
-    /* the five of the SQLite store, ndf_meta and the work queue */
+    /* the five of the SQLite store, ndf_meta, the work queue and its workers */
     ck_assert_int_eq(raw_int(pg_db, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"),
-                     8);
+                     9);
     /* timestamps keep their precision (double, not PostgreSQL's 4-byte REAL) */
     s = open_default();
     store_exec e = make_exec("t1", "p", STORE_SUCCEEDED, NULL);

@@ -47,8 +47,15 @@ static const char ctl_usage[] =
     "                     status, exiting as the execution did\n"
     "  redrive ID [--from-start] [--json]\n"
     "                     as 'ndf redrive ID', run by the server\n"
+    "  submit PATTERN [context options] [--queue-priority N] [--timeout S] [--json]\n"
+    "                     queue an execution for the workers of the shared store\n"
+    "                     (as 'ndf submit'); prints its id\n"
+    "  drain [--timeout S]\n"
+    "                     a worker ('ndf serve --worker') stops claiming, lets\n"
+    "                     what it holds finish (at most S seconds: exit 5 when\n"
+    "                     some still run), and says what it ran\n"
     "  list, show, similar, analytics, export, plugins, config, record,\n"
-    "  reset-stats, cleanup [ARGS]\n"
+    "  reset-stats, cleanup, workers [ARGS]\n"
     "                     as 'ndf VERB ARGS', answered by the server\n"
     "  reload             reload the configuration and plugins (a transaction)\n"
     "  ping               the server's generation and reload counters (JSON)\n"
@@ -409,6 +416,12 @@ static int ctl_delegate(ctl *t, int argc, char **argv)
     int rc = cmd_delegate_parse(t->c, argc, argv, &da);
     if (!da.ctx)
         return rc;
+    if (da.submit) {
+        context_free(da.ctx);
+        cmd_error(t->c, "delegate: --submit is not served: 'ndf delegate --submit' chooses from "
+                        "the shared store's counts on any host\n");
+        return EXIT_USAGE;
+    }
     cJSON *req = request("delegate");
     rc = add_context(t, req, da.ctx);
     context_free(da.ctx);
@@ -580,7 +593,8 @@ static int ctl_local_args(ctl *t, const char *verb, int argc, char **argv, cJSON
                 is_out = 1, val = a + 9;
             else if (strncmp(a, "-o", 2) == 0 && a[2])
                 is_out = 1, val = a + 2;
-        } else if (strcmp(verb, "similar") == 0 || strcmp(verb, "record") == 0) {
+        } else if (strcmp(verb, "similar") == 0 || strcmp(verb, "record") == 0 ||
+                   strcmp(verb, "submit") == 0) {
             if (strcmp(a, "--context") == 0)
                 is_ctx = 1, val = i + 1 < argc ? argv[++i] : NULL;
             else if (strncmp(a, "--context=", 10) == 0)
@@ -857,7 +871,7 @@ static int ctl_verb(ctl *t, int argc, char **argv)
 {
     const char *verb = argv[0];
     static const char *const own[] = {"delegate", "run",    "status",   "cancel", "rollback", "wait",
-                                      "reload",   "shutdown", "ping", "send",   "metrics"};
+                                      "reload",   "shutdown", "ping", "send",   "metrics", "drain"};
     int known = 0;
     for (size_t i = 0; i < ARRAY_SIZE(own) && !known; i++)
         known = strcmp(verb, own[i]) == 0;

@@ -21,10 +21,11 @@
 #include "exec/record.h"
 #include "model/context.h"
 #include "model/delegate.h"
+#include "store/queue.h"
 
 static const char delegate_usage[] =
     "Usage: ndf delegate [context options] [--explain] [--policy P] [--seed N]\n"
-    "                    [--max-fallbacks K] [--timeout S] [--json]\n"
+    "                    [--max-fallbacks K] [--timeout S] [--submit] [--json]\n"
     "\n"
     "Chooses the pattern that suits the context by its learned posterior, runs\n"
     "it, learns from the outcome, and falls back to the next candidate when it\n"
@@ -39,6 +40,9 @@ static const char delegate_usage[] =
     "                      delegation.max_fallbacks, 2)\n"
     "  --timeout S         each attempt's deadline in seconds\n"
     "  --explain           print the candidate table before running\n"
+    "  --submit            queue the chosen pattern in the shared store's work\n"
+    "                      queue (as 'ndf submit') instead of running it, and\n"
+    "                      print the queued id; no fallback then\n"
     "  --json              print the choice and the attempts as one JSON\n"
     "                      object on stdout\n"
     "\n" CTXOPT_HELP;
@@ -62,7 +66,7 @@ int cmd_delegate_parse(cmd_ctx *c, int argc, char **argv, cmd_delegate_args *da)
     memset(da, 0, sizeof *da);
     delegate_opts_default(&da->o);
     da->o.max_fallbacks = DELEGATION_FALLBACKS_CONFIGURED;
-    enum { OPT_POLICY = 1, OPT_SEED, OPT_MAXFB, OPT_TIMEOUT, OPT_EXPLAIN, OPT_JSON };
+    enum { OPT_POLICY = 1, OPT_SEED, OPT_MAXFB, OPT_TIMEOUT, OPT_EXPLAIN, OPT_JSON, OPT_SUBMIT };
     static const opt_spec opts[] = {CTXOPT_OPTIONS,
                                     {"policy", 0, OPT_REQUIRED, OPT_POLICY},
                                     {"seed", 0, OPT_REQUIRED, OPT_SEED},
@@ -70,6 +74,7 @@ int cmd_delegate_parse(cmd_ctx *c, int argc, char **argv, cmd_delegate_args *da)
                                     {"timeout", 0, OPT_REQUIRED, OPT_TIMEOUT},
                                     {"explain", 0, OPT_NONE, OPT_EXPLAIN},
                                     {"json", 0, OPT_NONE, OPT_JSON},
+                                    {"submit", 0, OPT_NONE, OPT_SUBMIT},
                                     {"help", 'h', OPT_NONE, 'h'},
                                     {0}};
     ctxopt co;
@@ -116,6 +121,7 @@ int cmd_delegate_parse(cmd_ctx *c, int argc, char **argv, cmd_delegate_args *da)
             break;
         case OPT_EXPLAIN: da->explain = 1; break;
         case OPT_JSON: da->json = 1; break;
+        case OPT_SUBMIT: da->submit = 1; break;
         case 'h': rc = cmd_help(c), done = 1; break;
         default: rc = cmd_bad_usage(c), done = 1; break;
         }
@@ -215,12 +221,88 @@ static int run_attempt(void *opaque, size_t k, const delegation_attempt *a,
     return st;
 }
 
+/* --submit: the choice made here, from the shared counts, and queued for
+ * a worker with the reason in its context (the worker then runs it past
+ * the confidence gate, as a delegation's attempt runs: the threshold
+ * governed the choice). */
+static int delegate_submit(cmd_ctx *c, cmd_delegate_args *da)
+{
+    int rc = runtime_load(c->rt, RT_CONFIG);
+    if (rc == NDF_OK && c->rt->cfg->set.storage_backend != STORE_BACKEND_POSTGRESQL) {
+        cmd_error(c,
+                  "--submit: the work queue needs a store several hosts share: set "
+                  "storage.backend = \"postgresql\" (this one is %s)\n",
+                  store_backend_name((store_backend)c->rt->cfg->set.storage_backend));
+        return EXIT_USAGE;
+    }
+    store *s = cmd_open_store(c, RT_PATTERNS, &rc);
+    if (!s)
+        return rc;
+    delegation_opts_from(c->rt, &da->o);
+    da->o.explain = da->explain || da->json;
+    delegate_result res;
+    int st = delegate_choose(c->rt->reg, da->ctx, &da->o, &res);
+    if (da->explain && !da->json)
+        explain_print(c->out, &res);
+    if (st) {
+        cmd_error(c, "%s\n", err_msg());
+        delegate_result_free(&res);
+        return st == NDF_ERR_NOT_FOUND ? EXIT_NO_CANDIDATE : exit_code_for(st);
+    }
+    const char *pat = res.cands[res.order[0]].name;
+    char *reason = delegate_reason(&res, 0);
+    ndf_context *actx = context_dup(da->ctx);
+    context_set_attr(actx, DELEGATION_REASON_ATTR,
+                     value_new_string(DELEGATION_REASON_ATTR, reason));
+    strbuf cj;
+    sb_init(&cj);
+    context_to_json(actx, &cj);
+    context_free(actx);
+    char *id = NULL;
+    st = queue_submit(s, pat, cj.buf, 0, da->timeout, &id);
+    sb_free(&cj);
+    if (st) {
+        cmd_error(c, "%s\n", err_msg());
+        rc = exit_code_for(st);
+    } else if (da->json) {
+        strbuf sb;
+        sb_init(&sb);
+        sb_puts(&sb, "{\"id\":");
+        sb_json_str(&sb, id);
+        sb_puts(&sb, ",\"pattern\":");
+        sb_json_str(&sb, pat);
+        sb_puts(&sb, ",\"reason\":");
+        sb_json_str(&sb, reason);
+        sb_puts(&sb, ",\"state\":\"QUEUED\",\"delegation\":");
+        delegate_result_to_json(&res, &sb);
+        sb_puts(&sb, "}\n");
+        fwrite(sb.buf, 1, sb.len, c->out);
+        sb_free(&sb);
+        rc = EXIT_OK;
+    } else {
+        if (c->verbosity >= 0)
+            fprintf(c->err, "delegate: chose '%s' (%s; seed %llu): queued\n", pat, reason,
+                    (unsigned long long)res.seed);
+        fprintf(c->out, "%s\n", id);
+        rc = EXIT_OK;
+    }
+    free(id);
+    free(reason);
+    delegate_result_free(&res);
+    return rc;
+}
+
 static int cmd_delegate(cmd_ctx *c, int argc, char **argv)
 {
     cmd_delegate_args da;
     int rc = cmd_delegate_parse(c, argc, argv, &da);
     if (!da.ctx)
         return rc;
+    if (da.submit) {
+        rc = delegate_submit(c, &da);
+        context_free(da.ctx);
+        return rc;
+    }
     if ((rc = cmd_start_executor(c, STORE_ORIGIN_DELEGATE))) {
         context_free(da.ctx);
         return rc;

@@ -18,7 +18,7 @@
 #include "base/util.h"
 
 static const char serve_usage[] =
-    "Usage: ndf serve [--socket PATH] [--grace SECONDS] [--no-watch]\n"
+    "Usage: ndf serve [--socket PATH] [--grace SECONDS] [--no-watch] [--worker]\n"
     "\n"
     "Runs ndf as a service: loads the configuration, plugins and patterns, and\n"
     "answers requests on a Unix socket (server.socket, mode 0600; 0660 with\n"
@@ -35,6 +35,9 @@ static const char serve_usage[] =
     "  --debounce SECONDS quiet time after a plugin file changes before the\n"
     "                     reload (default 0.2)\n"
     "  --no-watch         do not watch the plugin directories (inotify)\n"
+    "  --worker           also claim and run the executions queued in the shared\n"
+    "                     store (storage.backend = \"postgresql\"; 'ndf submit'),\n"
+    "                     as server.worker = true does\n"
     "  --metrics-textfile FILE.prom\n"
     "                     write 'ndf ctl metrics' into FILE.prom (atomically,\n"
     "                     for node_exporter's textfile collector) every\n"
@@ -174,6 +177,7 @@ static int cmd_serve(cmd_ctx *c, int argc, char **argv)
                                     {"grace", 0, OPT_REQUIRED, 'g'},
                                     {"debounce", 0, OPT_REQUIRED, 'd'},
                                     {"no-watch", 0, OPT_NONE, 'W'},
+                                    {"worker", 0, OPT_NONE, 'w'},
                                     {"metrics-textfile", 0, OPT_REQUIRED, 'm'},
                                     {"metrics-interval", 0, OPT_REQUIRED, 'i'},
                                     {"help", 'h', OPT_NONE, 'h'},
@@ -186,6 +190,8 @@ static int cmd_serve(cmd_ctx *c, int argc, char **argv)
                       .opaque = c,
                       .exit_code = exit_code_for,
                       .check_run = check_served_run,
+                      .drained_exit = EXIT_OK,
+                      .drain_timeout_exit = EXIT_TIMEOUT,
 
                       .no_candidate_exit = EXIT_NO_CANDIDATE};
     int o;
@@ -203,6 +209,7 @@ static int cmd_serve(cmd_ctx *c, int argc, char **argv)
                 return EXIT_USAGE;
             break;
         case 'W': so.watch = 0; break;
+        case 'w': so.worker = 1; break;
         case 'm':
             if (cmd_metrics_check_textfile(c, "--metrics-textfile", p.arg) != EXIT_OK)
                 return EXIT_USAGE;

@@ -6,25 +6,30 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "cli/commands.h"
 #include "cli/opt.h"
 #include "base/util.h"
+#include "store/queue.h"
 #include "store/store.h"
 
 static const char wait_usage[] =
     "Usage: ndf wait ID [--timeout S] [--json]\n"
     "\n"
     "Waits until execution ID, run by another ndf process on the same store,\n"
-    "has ended, at most S seconds when given (0: only look).  A timeout ends\n"
+    "has ended, at most S seconds when given (0: only look).  ID may be a\n"
+    "queued item's ('ndf submit'): wait follows it from QUEUED and CLAIMED to\n"
+    "DONE, then reports the execution that ran it.  A timeout ends\n"
     "the wait, not the execution: it goes on, and wait exits 5.  Otherwise\n"
     "prints how it ended and exits as its run did (0 succeeded, 1 failed,\n"
     "4 refused, 5 timed out, 10 cancelled); 3 when no such execution is kept.\n"
     "\n"
     "  --timeout S   wait at most S seconds\n"
-    "  --json        print {\"id\", \"pattern\", \"status\", \"done\"}\n"
+    "  --json        print {\"id\", \"pattern\", \"status\", \"done\"} (for a\n"
+    "                queued item also \"queue\", its state, and \"execution\")\n"
     "  -h, --help    show this help\n";
 
 static int exit_of(store_status st)
@@ -70,14 +75,49 @@ static int cmd_wait(cmd_ctx *c, int argc, char **argv)
         return rc;
     double until = timeout >= 0 ? now_mono() + timeout : INFINITY;
     store_exec e;
+    queue_item q;
+    memset(&q, 0, sizeof q);
+    int queued = 0; /* `id` names a queued item, not an execution */
     for (;;) {
         memset(&e, 0, sizeof e);
-        int st = store_get(s, id, &e);
+        const char *state = "RUNNING";
+        int st;
+        if (!queued) {
+            st = store_get(s, id, &e);
+            if (st == NDF_ERR_NOT_FOUND && store_get_backend(s) == STORE_BACKEND_POSTGRESQL)
+                queued = 1;
+        }
+        if (queued) {
+            queue_item_free(&q);
+            st = queue_get(s, id, &q);
+            if (st == NDF_OK && q.state == QUEUE_DONE && !q.exec_id) {
+                /* ended without an execution: it could not start */
+                e.pattern = xstrdup(q.pattern);
+                e.status = q.status == STORE_RUNNING ? STORE_FAILED : q.status;
+                e.message = q.message ? xstrdup(q.message) : NULL;
+            } else if (st == NDF_OK && q.state == QUEUE_DONE && q.exec_id) {
+                st = store_get(s, q.exec_id, &e);
+                if (st == NDF_ERR_NOT_FOUND) {
+                    /* ended, and its record pruned since (history_limit) */
+                    e.id = xstrdup(q.exec_id);
+                    e.pattern = xstrdup(q.pattern);
+                    e.status = q.status;
+                    st = NDF_OK;
+                }
+            } else if (st == NDF_OK) {
+                e.pattern = xstrdup(q.pattern);
+                e.status = STORE_RUNNING;
+                state = queue_state_name(q.state);
+            }
+        }
         if (st == NDF_ERR_NOT_FOUND) {
+            queue_item_free(&q);
             cmd_error(c, "no execution with id '%s' is kept\n", id);
             return EXIT_NOT_FOUND;
         }
         if (st) {
+            queue_item_free(&q);
+            store_exec_free(&e);
             cmd_error(c, "%s\n", err_msg());
             return exit_code_for(st);
         }
@@ -89,18 +129,27 @@ static int cmd_wait(cmd_ctx *c, int argc, char **argv)
                 strbuf sb;
                 sb_init(&sb);
                 sb_puts(&sb, "{\"id\":");
-                sb_json_str(&sb, e.id);
+                sb_json_str(&sb, id);
                 sb_puts(&sb, ",\"pattern\":");
                 sb_json_str(&sb, e.pattern);
-                sb_puts(&sb, ",\"status\":\"RUNNING\",\"done\":false}\n");
+                sb_puts(&sb, ",\"status\":");
+                sb_json_str(&sb, state);
+                if (queued) {
+                    sb_puts(&sb, ",\"queue\":");
+                    sb_json_str(&sb, queue_state_name(q.state));
+                }
+                sb_puts(&sb, ",\"done\":false}\n");
                 fwrite(sb.buf, 1, sb.len, c->out);
                 sb_free(&sb);
             }
             store_exec_free(&e);
             cmd_error(c,
-                      "execution '%s' is still running after %gs (the wait ended, the "
+                      "%s '%s' is still %s after %gs (the wait ended, the "
                       "execution goes on)\n",
-                      id, timeout);
+                      queued ? "queued item" : "execution", id,
+                      queued ? (q.state == QUEUE_QUEUED ? "queued" : "running") : "running",
+                      timeout);
+            queue_item_free(&q);
             return EXIT_TIMEOUT;
         }
         store_exec_free(&e);
@@ -113,18 +162,35 @@ static int cmd_wait(cmd_ctx *c, int argc, char **argv)
     sb_init(&sb);
     if (json) {
         sb_puts(&sb, "{\"id\":");
-        sb_json_str(&sb, e.id);
+        sb_json_str(&sb, queued ? id : e.id);
         sb_puts(&sb, ",\"pattern\":");
         sb_json_str(&sb, e.pattern);
         sb_puts(&sb, ",\"status\":");
         sb_json_str(&sb, store_status_name(e.status));
+        if (queued) {
+            sb_puts(&sb, ",\"queue\":\"DONE\",\"execution\":");
+            sb_json_str(&sb, e.id);
+            if (!e.id) {
+                sb_puts(&sb, ",\"message\":");
+                sb_json_str(&sb, e.message);
+            }
+        }
         sb_puts(&sb, ",\"done\":true}\n");
+    } else if (queued && !e.id) {
+        char *why = term_safe(e.message ? e.message : "");
+        sb_printf(&sb, "queued item %s of '%s': DONE, not started: %s: %s\n", id, e.pattern,
+                  store_status_name(e.status), why);
+        free(why);
+    } else if (queued) {
+        sb_printf(&sb, "queued item %s: DONE, execution %s of '%s': %s\n", id, e.id, e.pattern,
+                  store_status_name(e.status));
     } else {
         sb_printf(&sb, "execution %s of '%s': %s\n", e.id, e.pattern,
                   store_status_name(e.status));
     }
     fwrite(sb.buf, 1, sb.len, c->out);
     sb_free(&sb);
+    queue_item_free(&q);
     rc = exit_of(e.status);
     store_exec_free(&e);
     return rc;

@@ -32,6 +32,8 @@ const cmd_entry *const cmd_table[] = {
     &cmd_redrive_entry,
     &cmd_record_entry,
     &cmd_wait_entry,
+    &cmd_submit_entry,
+    &cmd_workers_entry,
     &cmd_runs_entry,
     &cmd_status_entry,
     &cmd_logs_entry,

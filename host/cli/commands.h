@@ -153,6 +153,7 @@ typedef struct cmd_delegate_args {
     delegate_opts o;
     double timeout;
     int explain, json;
+    int submit; /* --submit: queue the choice instead of running it */
 } cmd_delegate_args;
 
 /* Parses `ndf delegate`'s options (argv[0] is the verb) into *da.  Returns
@@ -301,6 +302,8 @@ extern const cmd_entry cmd_runs_entry, cmd_status_entry, cmd_logs_entry, cmd_bac
     cmd_restore_entry; /* cmd_history.c */
 extern const cmd_entry cmd_record_entry; /* cmd_record.c */
 extern const cmd_entry cmd_wait_entry;   /* cmd_wait.c */
+extern const cmd_entry cmd_submit_entry;  /* cmd_submit.c */
+extern const cmd_entry cmd_workers_entry; /* cmd_workers.c */
 extern const cmd_entry cmd_export_entry, cmd_cleanup_entry, cmd_reset_stats_entry,
     cmd_analytics_entry, cmd_monitor_entry;            /* cmd_storage.c */
 extern const cmd_entry cmd_serve_entry, cmd_ctl_entry; /* cmd_serve.c */

@@ -166,6 +166,10 @@ void settings_default(settings *s)
     s->socket_group = NULL;
     s->idle_timeout = 60.0;
     s->max_conns_per_uid = 128;
+    s->worker = 0;
+    s->worker_capacity = 0;
+    s->worker_lease = 30;
+    s->worker_poll = 0.5;
     s->patterns_dir = NULL;
 }
 
@@ -461,6 +465,10 @@ static const key_def server_keys[] = {
     {"group", KT_STR, 0, 0, 0, OFF(socket_group)},
     {"idle_timeout", KT_NUM, 0, 86400, 1, OFF(idle_timeout)},
     {"max_connections_per_uid", KT_INT, 1, 512, 0, OFF(max_conns_per_uid)},
+    {"worker", KT_BOOL, 0, 0, 0, OFF(worker)},
+    {"worker_capacity", KT_INT, 0, 4096, 0, OFF(worker_capacity)},
+    {"worker_lease", KT_NUM, 1, 86400, 0, OFF(worker_lease)},
+    {"worker_poll", KT_NUM, 0.01, 60, 0, OFF(worker_poll)},
     {NULL, 0, 0, 0, 0, 0}};
 
 static const key_def delegation_keys[] = {
@@ -1326,6 +1334,11 @@ void settings_to_json(const settings *s, strbuf *sb)
     sb_puts(sb, ",\"idle_timeout\":");
     sb_json_num(sb, s->idle_timeout, 0);
     sb_printf(sb, ",\"max_connections_per_uid\":%d", s->max_conns_per_uid);
+    sb_printf(sb, ",\"worker\":%s,\"worker_capacity\":%d,\"worker_lease\":",
+              s->worker ? "true" : "false", s->worker_capacity);
+    sb_json_num(sb, s->worker_lease, 0);
+    sb_puts(sb, ",\"worker_poll\":");
+    sb_json_num(sb, s->worker_poll, 0);
     sb_printf(sb, "},\"resources\":{\"scope\":\"%s\"", s->resources_system ? "system" : "ndf");
     sb_printf(sb, "},\"delegation\":{\"max_fallbacks\":%d,\"prior_strength\":",
               s->delegation_max_fallbacks);

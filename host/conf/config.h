@@ -60,6 +60,10 @@ typedef struct settings {
     char *socket_group;
     double idle_timeout;         /* seconds a connection may go without a complete request */
     int max_conns_per_uid;       /* connections one uid may hold at once */
+    int worker;                  /* claim the shared store's queued executions */
+    int worker_capacity;         /* executions held at once; 0: executor.threads */
+    double worker_lease;         /* seconds a claim holds without a heartbeat */
+    double worker_poll;          /* seconds between claims that found nothing */
 
     /* delegation { } */
     int delegation_max_fallbacks;     /* candidates tried after the first */

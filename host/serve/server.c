@@ -30,6 +30,7 @@
 #include "serve/server.h"
 #include "serve/transport.h"
 #include "serve/watch.h"
+#include "serve/worker.h"
 #include "base/util.h"
 
 #define REMOVAL_GRACE 1.0 /* s: quiet time after a plugin file went away */
@@ -44,6 +45,7 @@ typedef struct server {
     char *known; /* the commands served, for "unknown command" */
     int sig_fd, wake[2];
     _Atomic int stopping;
+    worker *wk; /* the queue worker, or NULL */
 } server;
 
 /* ---- answers ---- */
@@ -489,6 +491,49 @@ static char *req_command(server *s, const request *rq)
     return text;
 }
 
+/* ndf ctl drain [--timeout S]: the worker claims nothing more; the answer
+ * waits for what it holds to end (at most S seconds) and says what it
+ * ran.  The server goes on serving. */
+static char *req_drain(server *s, const request *rq)
+{
+    if (!s->wk)
+        return fail(s, NDF_ERR_INVALID,
+                    "this server is not a queue worker (ndf serve --worker, or server.worker = "
+                    "true)");
+    double timeout = INFINITY;
+    for (size_t i = 0; i < rq->nargs; i++) {
+        char *end = NULL;
+        if (strcmp(rq->args[i], "--timeout") == 0 && i + 1 < rq->nargs) {
+            timeout = strtod(rq->args[++i], &end);
+            if (!end || *end || end == rq->args[i] || !(timeout >= 0) || !isfinite(timeout))
+                return fail(s, NDF_ERR_INVALID, "drain: --timeout %.64s: expected seconds >= 0",
+                            rq->args[i]);
+        } else {
+            return fail(s, NDF_ERR_INVALID, "drain: unexpected argument '%.64s'", rq->args[i]);
+        }
+    }
+    worker_drain(s->wk);
+    double until = now_mono() + timeout;
+    worker_stats ws;
+    for (;;) {
+        worker_get_stats(s->wk, &ws);
+        if (ws.held == 0 || now_mono() >= until || atomic_load(&s->stopping))
+            break;
+        usleep(50000);
+    }
+    char *out = xasprintf("worker %s: %s: %zu claimed, %zu ended, %zu lease(s) lost, %zu "
+                          "still running\n",
+                          ws.name, ws.held ? "draining" : "drained", ws.claimed, ws.finished,
+                          ws.lost, ws.held);
+    response a = {.ok = 1, .has = RESP_EXIT, .exit = ws.held ? s->o.drain_timeout_exit
+                                                             : s->o.drained_exit};
+    a.out = out, a.out_len = strlen(out);
+    a.err = "", a.err_len = 0;
+    char *text = protocol_response(&a);
+    free(out);
+    return text;
+}
+
 /* The serving configuration's interval backups (storage.backup_interval). */
 static void schedule_backups(server *s, const settings *set)
 {
@@ -622,7 +667,9 @@ static char *handle(void *opaque, const transport_peer *peer, const char *line, 
         request_stop(s);
         break;
     }
-    default: text = req_command(s, &rq); break;
+    default:
+        text = strcmp(rq.cmd, "drain") == 0 ? req_drain(s, &rq) : req_command(s, &rq);
+        break;
     }
     request_free(&rq);
     return text;
@@ -705,6 +752,9 @@ static void loop(server *s)
 static void shutdown_server(server *s)
 {
     log_msg(NDF_LOG_INFO, "shutting down: no new connections");
+    /* claiming stops at once; the leases of what runs are renewed until it
+     * has ended */
+    worker_drain(s->wk);
     transport_stop(s->tp);
     /* Connections end after the request they are in; idle ones now. */
     transport_shutdown(s->tp);
@@ -727,6 +777,8 @@ static void shutdown_server(server *s)
         }
         usleep(20000);
     }
+    worker_stop(s->wk);
+    s->wk = NULL;
     int left = transport_wait(s->tp, 5);
     if (left)
         log_msg(NDF_LOG_WARN, "%d connection%s still open at exit", left, left == 1 ? "" : "s");
@@ -743,7 +795,7 @@ static char *known_commands(const server_opts *o)
     sb_puts(&sb, "run, delegate, status, cancel, rollback");
     for (size_t i = 0; i < o->ncommands; i++)
         sb_printf(&sb, ", %s", o->commands[i].name);
-    sb_puts(&sb, ", reload, ping, shutdown");
+    sb_puts(&sb, ", reload, ping, drain, shutdown");
     return sb_steal(&sb);
 }
 
@@ -809,6 +861,19 @@ static int start(server *s)
     }
     if (rc == NDF_OK)
         schedule_backups(s, set);
+    if (rc == NDF_OK && (s->o.worker || set->worker)) {
+        worker_opts wo = {.capacity = set->worker_capacity > 0 ? set->worker_capacity
+                                                                : (set->threads > 0 ? set->threads
+                                                                                    : 1),
+                          .lease = set->worker_lease,
+                          .poll = set->worker_poll};
+        if (!(s->wk = worker_start(s->gs, rt->st, &wo))) {
+            log_msg(NDF_LOG_ERROR, "cannot be a queue worker: %s",
+                    rt->st ? err_msg()
+                           : rt->store_error ? rt->store_error : "the store could not be opened");
+            rc = NDF_ERR_INVALID;
+        }
+    }
     if (rc == NDF_OK) {
         size_t np = registry_count(gen_runtime(g)->reg), nf = loader_count(rt->ld);
         log_msg(NDF_LOG_INFO, "serving on %s (pid %ld, %zu pattern%s, %zu plugin file%s)", to.path,
@@ -837,6 +902,7 @@ int server_run(runtime *rt, const server_opts *opts)
         loop(s);
         shutdown_server(s);
     }
+    worker_stop(s->wk);
     watch_free(s->w);
     if (s->sig_fd >= 0)
         close(s->sig_fd);

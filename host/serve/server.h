@@ -62,6 +62,12 @@ typedef struct server_opts {
     /* The exit code of a delegation that found no pattern for its context
      * (0: exit_code(NDF_ERR_NOT_FOUND)). */
     int no_candidate_exit;
+    /* Claim and run the shared store's queued executions (serve/worker.h),
+     * as server.worker = true does. */
+    int worker;
+    /* The exit codes of a drain that ended with nothing held, and of one
+     * whose wait ran out first. */
+    int drained_exit, drain_timeout_exit;
 } server_opts;
 
 /* Loads the configuration, plugins and patterns of `rt` as generation 1,

@@ -39,6 +39,7 @@ void queue_item_free(queue_item *q)
     free(q->context);
     free(q->worker);
     free(q->exec_id);
+    free(q->message);
     memset(q, 0, sizeof *q);
 }
 
@@ -98,4 +99,62 @@ int queue_get(store *s, const char *id, queue_item *out)
     memset(out, 0, sizeof *out);
     const store_ops *o = ops_of(s);
     return o->q_get ? o->q_get(s, id, out) : no_queue(s);
+}
+
+int queue_start(store *s, const char *id, long long generation, const char *exec_id)
+{
+    const store_ops *o = ops_of(s);
+    return o->q_start ? o->q_start(s, id, generation, exec_id) : no_queue(s);
+}
+
+int queue_fail(store *s, const char *id, long long generation, store_status status,
+               const char *message)
+{
+    const store_ops *o = ops_of(s);
+    return o->q_fail ? o->q_fail(s, id, generation, (int)status, message) : no_queue(s);
+}
+
+int queue_release(store *s, const char *id, long long generation)
+{
+    const store_ops *o = ops_of(s);
+    return o->q_release ? o->q_release(s, id, generation) : no_queue(s);
+}
+
+int queue_abandon(store *s, const char *exec_id, const char *id)
+{
+    const store_ops *o = ops_of(s);
+    return o->q_abandon ? o->q_abandon(s, exec_id, id) : no_queue(s);
+}
+
+void queue_workers_free(queue_worker *v, size_t n)
+{
+    for (size_t i = 0; v && i < n; i++) {
+        free(v[i].name);
+        free(v[i].host);
+        free(v[i].patterns);
+        free(v[i].plugins);
+    }
+    free(v);
+}
+
+int queue_worker_beat(store *s, const queue_worker *w)
+{
+    if (!w->name || !*w->name)
+        return err_set(NDF_ERR_INVALID, "a worker needs a name");
+    const store_ops *o = ops_of(s);
+    return o->q_worker_beat ? o->q_worker_beat(s, w) : no_queue(s);
+}
+
+int queue_workers(store *s, queue_worker **out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    const store_ops *o = ops_of(s);
+    return o->q_workers ? o->q_workers(s, out, n) : no_queue(s);
+}
+
+int queue_worker_remove(store *s, const char *name)
+{
+    const store_ops *o = ops_of(s);
+    return o->q_worker_remove ? o->q_worker_remove(s, name) : no_queue(s);
 }

@@ -44,6 +44,7 @@ typedef struct queue_item {
     store_status status;    /* DONE: how it ended */
     double now;             /* the server's clock when read */
     long long seq;          /* submission order */
+    char *message;          /* DONE without an execution: why it could not start */
 } queue_item;
 
 void queue_item_free(queue_item *q);
@@ -81,5 +82,56 @@ void queue_unbind(store *s, const char *exec_id);
 /* Item `id` into *out (free with queue_item_free()); NDF_ERR_NOT_FOUND
  * when there is none. */
 int queue_get(store *s, const char *id, queue_item *out);
+
+/* Notes on item `id`, claimed at `generation`, that it runs as execution
+ * `exec_id` (its exec_id until it ends), so that a worker taking it over
+ * after the lease expired finds what ran so far.  NDF_ERR_CANCELLED when
+ * the lease was lost. */
+int queue_start(store *s, const char *id, long long generation, const char *exec_id);
+
+/* Ends item `id`, claimed at `generation`, without an execution: it
+ * cannot start (its pattern's type refuses the context, the confidence
+ * gate refuses it...).  DONE with `status` and `message`.
+ * NDF_ERR_CANCELLED when the lease was lost. */
+int queue_fail(store *s, const char *id, long long generation, store_status status,
+               const char *message);
+/* Gives item `id`, claimed at `generation` and not started, back to the
+ * queue for any worker (this one is stopping).  Nothing when the lease was
+ * lost meanwhile. */
+int queue_release(store *s, const char *id, long long generation);
+
+/* Ends execution `exec_id`, left RUNNING by the worker that lost the lease
+ * of item `id`, as CRASHED (its end: the newest time recorded in it), so
+ * that it can be redriven; nothing when it is no longer RUNNING.  Called by
+ * the worker that claimed the item since: the lost holder can no longer
+ * record it (fencing), so nobody else would. */
+int queue_abandon(store *s, const char *exec_id, const char *id);
+
+/* A worker as the workers table knows it.  Strings owned; free with
+ * queue_workers_free(). */
+typedef struct queue_worker {
+    char *name;      /* unique: "HOST:PID:START" */
+    char *host;
+    long pid;
+    int capacity;    /* executions it runs at once */
+    int load;        /* executions it holds now */
+    int draining;    /* 1: it claims nothing more */
+    double lease;    /* its leases' length (s): a heartbeat older than that is stale */
+    char *patterns;  /* what it can run: JSON array of pattern names */
+    char *plugins;   /* its loaded plugins: JSON array of {"name", "version", "hash"} */
+    double started;  /* server time */
+    double heartbeat; /* server time of its last heartbeat */
+    double age;      /* seconds since then (server clock) */
+} queue_worker;
+
+void queue_workers_free(queue_worker *v, size_t n);
+
+/* Inserts or updates worker w->name with a heartbeat of now (server time);
+ * started, heartbeat and age are ignored. */
+int queue_worker_beat(store *s, const queue_worker *w);
+/* Every registered worker, freshest heartbeat first, into *out. */
+int queue_workers(store *s, queue_worker **out, size_t *n);
+/* Removes worker `name` (its clean exit). */
+int queue_worker_remove(store *s, const char *name);
 
 #endif

@@ -22,6 +22,7 @@ struct store_stats;
 struct store_cleanup_result;
 struct learning_state;
 struct queue_item;
+struct queue_worker;
 
 typedef struct store_ops {
     int backend; /* a store_backend */
@@ -65,6 +66,14 @@ typedef struct store_ops {
     int (*q_bind)(struct store *s, const char *exec_id, const char *id, long long generation);
     void (*q_unbind)(struct store *s, const char *exec_id);
     int (*q_get)(struct store *s, const char *id, struct queue_item *out);
+    int (*q_start)(struct store *s, const char *id, long long generation, const char *exec_id);
+    int (*q_fail)(struct store *s, const char *id, long long generation, int status,
+                  const char *message);
+    int (*q_release)(struct store *s, const char *id, long long generation);
+    int (*q_abandon)(struct store *s, const char *exec_id, const char *id);
+    int (*q_worker_beat)(struct store *s, const struct queue_worker *w);
+    int (*q_workers)(struct store *s, struct queue_worker **out, size_t *n);
+    int (*q_worker_remove)(struct store *s, const char *name);
 } store_ops;
 
 /* What every handle starts with. */

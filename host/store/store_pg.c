@@ -107,7 +107,7 @@ static const char *const migrations[STORE_SCHEMA_VERSION] = {
 /* The work queue's tables (queue.h), PostgreSQL's alone: versioned apart
  * (ndf_meta 'queue_version'), so that the shared schema version keeps
  * meaning the same tables in both backends. */
-#define QUEUE_SCHEMA_VERSION 1
+#define QUEUE_SCHEMA_VERSION 3
 static const char *const queue_migrations[QUEUE_SCHEMA_VERSION] = {
     /* 0 -> 1 */
     "CREATE TABLE queue ("
@@ -123,6 +123,14 @@ static const char *const queue_migrations[QUEUE_SCHEMA_VERSION] = {
     " attempts INTEGER NOT NULL DEFAULT 0,"
     " exec_id TEXT, status TEXT, ended DOUBLE PRECISION);"
     "CREATE INDEX queue_open ON queue (priority DESC, seq) WHERE state <> 'DONE';",
+    /* 1 -> 2: the workers that claim from it, with their heartbeat */
+    "CREATE TABLE workers ("
+    " name TEXT PRIMARY KEY, host TEXT NOT NULL, pid BIGINT NOT NULL,"
+    " capacity INTEGER NOT NULL, load INTEGER NOT NULL, draining INTEGER NOT NULL DEFAULT 0,"
+    " lease DOUBLE PRECISION NOT NULL, patterns TEXT, plugins TEXT,"
+    " started DOUBLE PRECISION NOT NULL, heartbeat DOUBLE PRECISION NOT NULL);",
+    /* 2 -> 3: why an item ended without an execution */
+    "ALTER TABLE queue ADD COLUMN message TEXT;",
 };
 
 /* The server's clock in seconds: leases are measured on it alone. */
@@ -200,7 +208,10 @@ enum {
 };
 
 static const char *const wsql[W_COUNT] = {
-    [W_FIND] = "SELECT seq, status FROM executions WHERE id = $1",
+    /* locked: a queue worker taking the execution over (queue_abandon())
+     * waits for a progress write that found it RUNNING, so that what it
+     * reads to redrive includes that write */
+    [W_FIND] = "SELECT seq, status FROM executions WHERE id = $1 FOR UPDATE",
     [W_INSERT_EXEC] =
         "INSERT INTO executions (id, pattern, parent_id, redrive_of, origin, status, context,"
         " domain, host, pid, boot_id, pid_start, start_time, end_time, duration, message,"
@@ -2596,7 +2607,8 @@ static int pg_import_legacy(store *st, const char *dir, size_t *imported)
 /* (the table is always aliased q) */
 #define ITEM_COLS                                                                                  \
     "q.id, q.pattern, q.context, q.priority, q.timeout, q.state, q.worker, q.submitted,"          \
-    " q.lease_until, q.generation, q.attempts, q.exec_id, q.status, " SQL_NOW ", q.seq"
+    " q.lease_until, q.generation, q.attempts, q.exec_id, q.status, " SQL_NOW ", q.seq,"      \
+    " q.message"
 
 static void item_from_row(const PGresult *r, int i, queue_item *q)
 {
@@ -2622,6 +2634,7 @@ static void item_from_row(const PGresult *r, int i, queue_item *q)
     q->status = stt;
     q->now = g_dbl(r, i, 13);
     q->seq = g_int(r, i, 14);
+    q->message = g_dup(r, i, 15);
 }
 
 static int pg_q_submit(store *st, const char *pattern, const char *context, int priority,
@@ -2786,6 +2799,172 @@ static int pg_q_get(store *st, const char *id, queue_item *out)
     return rc;
 }
 
+static int pg_q_start(store *st, const char *id, long long generation, const char *exec_id)
+{
+    pg_store *s = PG(st);
+    pargs p = {0};
+    p_text(&p, id);
+    p_int(&p, generation);
+    p_text(&p, exec_id);
+    pthread_mutex_lock(&s->rlock);
+    PGresult *r;
+    int rc = rquery(s,
+                    "UPDATE queue SET exec_id = $3 WHERE id = $1 AND generation = $2"
+                    " AND state = 'CLAIMED'",
+                    &p, &r, "cannot note a queued execution's start");
+    pthread_mutex_unlock(&s->rlock);
+    if (rc)
+        return rc;
+    long changed = strtol(PQcmdTuples(r), NULL, 10);
+    PQclear(r);
+    if (changed == 0)
+        return err_set(NDF_ERR_CANCELLED,
+                       "%s: queued item %s: the lease of generation %lld was lost", s->name, id,
+                       generation);
+    return NDF_OK;
+}
+
+static int pg_q_fail(store *st, const char *id, long long generation, int status,
+                     const char *message)
+{
+    pg_store *s = PG(st);
+    pargs p = {0};
+    p_text(&p, id);
+    p_int(&p, generation);
+    p_text(&p, store_status_name((store_status)status));
+    p_text(&p, message);
+    pthread_mutex_lock(&s->rlock);
+    PGresult *r;
+    int rc = rquery(s,
+                    "UPDATE queue SET state = 'DONE', status = $3, message = $4, exec_id = NULL,"
+                    " ended = " SQL_NOW " WHERE id = $1 AND generation = $2 AND state = 'CLAIMED'",
+                    &p, &r, "cannot end a queued execution");
+    pthread_mutex_unlock(&s->rlock);
+    if (rc)
+        return rc;
+    long changed = strtol(PQcmdTuples(r), NULL, 10);
+    PQclear(r);
+    if (changed == 0)
+        return err_set(NDF_ERR_CANCELLED,
+                       "%s: queued item %s: the lease of generation %lld was lost", s->name, id,
+                       generation);
+    return NDF_OK;
+}
+
+static int pg_q_release(store *st, const char *id, long long generation)
+{
+    pg_store *s = PG(st);
+    pargs p = {0};
+    p_text(&p, id);
+    p_int(&p, generation);
+    pthread_mutex_lock(&s->rlock);
+    PGresult *r;
+    int rc = rquery(s,
+                    "UPDATE queue SET state = 'QUEUED', lease_until = NULL WHERE id = $1"
+                    " AND generation = $2 AND state = 'CLAIMED'",
+                    &p, &r, "cannot give a queued execution back");
+    pthread_mutex_unlock(&s->rlock);
+    PQclear(r);
+    return rc;
+}
+
+static int pg_q_abandon(store *st, const char *exec_id, const char *id)
+{
+    pg_store *s = PG(st);
+    pargs p = {0};
+    p_text(&p, exec_id);
+    p_own(&p, xasprintf("crashed: its worker lost the lease of queued item %s", id));
+    pthread_mutex_lock(&s->rlock);
+    PGresult *r;
+    int rc = rquery(s,
+                    "UPDATE executions e SET status = 'CRASHED', message = $2,"
+                    " end_time = greatest(e.start_time, (SELECT max(greatest(n.start_time,"
+                    " n.end_time)) FROM nodes n WHERE n.exec_seq = e.seq))"
+                    " WHERE e.id = $1 AND e.status = 'RUNNING'",
+                    &p, &r, "cannot end the execution of a lost lease");
+    pthread_mutex_unlock(&s->rlock);
+    PQclear(r);
+    return rc;
+}
+
+static int pg_q_worker_beat(store *st, const queue_worker *w)
+{
+    pg_store *s = PG(st);
+    pargs p = {0};
+    p_text(&p, w->name);
+    p_text(&p, w->host ? w->host : s->host);
+    p_int(&p, w->pid);
+    p_int(&p, w->capacity);
+    p_int(&p, w->load);
+    p_int(&p, w->draining ? 1 : 0);
+    p_dbl(&p, w->lease);
+    p_text(&p, w->patterns);
+    p_text(&p, w->plugins);
+    pthread_mutex_lock(&s->rlock);
+    PGresult *r;
+    int rc = rquery(s,
+                    "INSERT INTO workers (name, host, pid, capacity, load, draining, lease,"
+                    " patterns, plugins, started, heartbeat) VALUES ($1, $2, $3, $4, $5, $6, $7,"
+                    " $8, $9, " SQL_NOW ", " SQL_NOW ") ON CONFLICT (name) DO UPDATE SET"
+                    " capacity = excluded.capacity, load = excluded.load,"
+                    " draining = excluded.draining, lease = excluded.lease,"
+                    " patterns = excluded.patterns, plugins = excluded.plugins,"
+                    " heartbeat = excluded.heartbeat",
+                    &p, &r, "cannot register a worker");
+    pthread_mutex_unlock(&s->rlock);
+    PQclear(r);
+    return rc;
+}
+
+static int pg_q_workers(store *st, queue_worker **out, size_t *n)
+{
+    pg_store *s = PG(st);
+    pargs p = {0};
+    pthread_mutex_lock(&s->rlock);
+    PGresult *r;
+    int rc = rquery(s,
+                    "SELECT name, host, pid, capacity, load, draining, lease, patterns, plugins,"
+                    " started, heartbeat, " SQL_NOW " - heartbeat FROM workers"
+                    " ORDER BY heartbeat DESC, name",
+                    &p, &r, "cannot read the workers");
+    pthread_mutex_unlock(&s->rlock);
+    if (rc)
+        return rc;
+    int cnt = PQntuples(r);
+    queue_worker *v = cnt ? xcalloc((size_t)cnt, sizeof *v) : NULL;
+    for (int i = 0; i < cnt; i++) {
+        v[i].name = g_dup(r, i, 0);
+        v[i].host = g_dup(r, i, 1);
+        v[i].pid = (long)g_int(r, i, 2);
+        v[i].capacity = (int)g_int(r, i, 3);
+        v[i].load = (int)g_int(r, i, 4);
+        v[i].draining = (int)g_int(r, i, 5);
+        v[i].lease = g_dbl(r, i, 6);
+        v[i].patterns = g_dup(r, i, 7);
+        v[i].plugins = g_dup(r, i, 8);
+        v[i].started = g_dbl(r, i, 9);
+        v[i].heartbeat = g_dbl(r, i, 10);
+        v[i].age = g_dbl(r, i, 11);
+    }
+    PQclear(r);
+    *out = v;
+    *n = (size_t)cnt;
+    return NDF_OK;
+}
+
+static int pg_q_worker_remove(store *st, const char *name)
+{
+    pg_store *s = PG(st);
+    pargs p = {0};
+    p_text(&p, name);
+    pthread_mutex_lock(&s->rlock);
+    PGresult *r;
+    int rc = rquery(s, "DELETE FROM workers WHERE name = $1", &p, &r, "cannot remove a worker");
+    pthread_mutex_unlock(&s->rlock);
+    PQclear(r);
+    return rc;
+}
+
 static const store_ops pg_ops = {
     .backend = STORE_BACKEND_POSTGRESQL,
     .close = pg_close,
@@ -2815,4 +2994,11 @@ static const store_ops pg_ops = {
     .q_bind = pg_q_bind,
     .q_unbind = pg_q_unbind,
     .q_get = pg_q_get,
+    .q_start = pg_q_start,
+    .q_fail = pg_q_fail,
+    .q_release = pg_q_release,
+    .q_abandon = pg_q_abandon,
+    .q_worker_beat = pg_q_worker_beat,
+    .q_workers = pg_q_workers,
+    .q_worker_remove = pg_q_worker_remove,
 };

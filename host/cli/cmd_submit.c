@@ -1,0 +1,174 @@
+/* ndf submit: queues an execution in the shared store's work queue
+ * (store/queue.h) for a worker (`ndf serve --worker`, on any host) to run,
+ * and prints its id for `ndf wait`.  Served as `ndf ctl submit`. */
+#include "build-config.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/util.h"
+#include "cli/commands.h"
+#include "cli/ctxopt.h"
+#include "cli/opt.h"
+#include "model/context.h"
+#include "store/queue.h"
+#include "store/store.h"
+
+/* Bounds of --queue-priority: wide enough for any scheme, narrow enough
+ * that no arithmetic on it overflows. */
+#define SUBMIT_PRIORITY_MAX 1000000
+
+static const char submit_usage[] =
+    "Usage: ndf submit PATTERN [context options] [--queue-priority N] [--timeout S] [--json]\n"
+    "\n"
+    "Queues an execution of PATTERN in the work queue of the shared store\n"
+    "(storage.backend = \"postgresql\") and prints its id.  A worker ('ndf serve\n"
+    "--worker' on any host sharing the store) that has PATTERN loaded runs it;\n"
+    "'ndf wait ID' waits for its end.  Exits 0 once the item is committed,\n"
+    "2 on a bad command line or a store without a queue (SQLite), 8 when the\n"
+    "store cannot be reached.\n"
+    "\n"
+    "Options:\n"
+    "  --queue-priority N  claimed before items of lower N (default 0; -1000000\n"
+    "                      to 1000000); equal priorities in submission order\n"
+    "  --timeout S         the execution's deadline in seconds, counted from\n"
+    "                      its start on a worker (default: the worker's)\n"
+    "  --json              print {\"id\", \"pattern\", \"priority\", \"state\"}\n"
+    "  -h, --help          show this help\n"
+    "\n" CTXOPT_HELP;
+
+/* A pattern name as a queue carries it: what a definition could be named,
+ * never a control byte a terminal would act on when it is listed. */
+static int name_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 256)
+        return 0;
+    for (const unsigned char *q = (const unsigned char *)s; *q; q++)
+        if (*q < 0x20 || *q == 0x7f)
+            return 0;
+    return 1;
+}
+
+static int cmd_submit(cmd_ctx *c, int argc, char **argv)
+{
+    enum { OPT_QPRIO = 1, OPT_TIMEOUT, OPT_JSON };
+    static const opt_spec opts[] = {CTXOPT_OPTIONS,
+                                    {"queue-priority", 0, OPT_REQUIRED, OPT_QPRIO},
+                                    {"timeout", 0, OPT_REQUIRED, OPT_TIMEOUT},
+                                    {"json", 0, OPT_NONE, OPT_JSON},
+                                    {"help", 'h', OPT_NONE, 'h'},
+                                    {0}};
+    ctxopt co;
+    ctxopt_init(&co);
+    opt_parser p;
+    opt_init(&p, argc, argv, opts, OPT_PERMUTE, c->err);
+    int o, rc = EXIT_OK, json = 0;
+    long prio = 0;
+    double timeout = 0;
+    while ((o = opt_next(&p)) != OPT_END) {
+        if (cmd_context_option(c, &co, o, p.arg, &rc)) {
+            if (rc != EXIT_OK)
+                goto out;
+            continue;
+        }
+        switch (o) {
+        case OPT_QPRIO: {
+            char *end;
+            errno = 0;
+            prio = strtol(p.arg, &end, 10);
+            if (errno || end == p.arg || *end || prio < -SUBMIT_PRIORITY_MAX ||
+                prio > SUBMIT_PRIORITY_MAX) {
+                cmd_error(c, "--queue-priority %s: expected an integer from %d to %d\n", p.arg,
+                          -SUBMIT_PRIORITY_MAX, SUBMIT_PRIORITY_MAX);
+                rc = EXIT_USAGE;
+                goto out;
+            }
+            break;
+        }
+        case OPT_TIMEOUT:
+            if (cmd_parse_seconds(c, "--timeout", p.arg, &timeout)) {
+                rc = EXIT_USAGE;
+                goto out;
+            }
+            break;
+        case OPT_JSON: json = 1; break;
+        case 'h': rc = cmd_help(c); goto out;
+        default: rc = cmd_bad_usage(c); goto out;
+        }
+    }
+    if (p.noperands != 1) {
+        cmd_error(c, "expected one PATTERN (see 'ndf submit --help')\n");
+        rc = EXIT_USAGE;
+        goto out;
+    }
+    const char *name = p.operands[0];
+    if (!name_ok(name)) {
+        cmd_error(c, "'%s' cannot be a pattern's name (1 to 256 bytes, no control characters)\n",
+                  name);
+        rc = EXIT_USAGE;
+        goto out;
+    }
+    ndf_context *ctx = NULL;
+    if ((rc = cmd_context_finish(c, &co, &ctx)) != EXIT_OK)
+        goto out;
+    /* Said before any store is opened: an SQLite store would otherwise be
+     * created only to refuse. */
+    int st = runtime_load(c->rt, RT_CONFIG);
+    if (st == NDF_OK && c->rt->cfg->set.storage_backend != STORE_BACKEND_POSTGRESQL) {
+        cmd_error(c,
+                  "the work queue needs a store several hosts share: set storage.backend = "
+                  "\"postgresql\" (and storage.conninfo) in %s; this one is %s\n",
+                  c->rt->config_path ? c->rt->config_path : "the configuration",
+                  store_backend_name((store_backend)c->rt->cfg->set.storage_backend));
+        context_free(ctx);
+        rc = EXIT_USAGE;
+        goto out;
+    }
+    store *s = cmd_open_store(c, RT_CONFIG, &rc);
+    if (!s) {
+        context_free(ctx);
+        goto out;
+    }
+    strbuf cj;
+    sb_init(&cj);
+    context_to_json(ctx, &cj);
+    context_free(ctx);
+    char *id = NULL;
+    st = queue_submit(s, name, cj.buf, (int)prio, timeout, &id);
+    sb_free(&cj);
+    if (st) {
+        cmd_error(c, "%s\n", err_msg());
+        rc = exit_code_for(st);
+        goto out;
+    }
+    if (json) {
+        strbuf sb;
+        sb_init(&sb);
+        sb_puts(&sb, "{\"id\":");
+        sb_json_str(&sb, id);
+        sb_puts(&sb, ",\"pattern\":");
+        sb_json_str(&sb, name);
+        sb_printf(&sb, ",\"priority\":%ld,\"state\":\"QUEUED\"}\n", prio);
+        fwrite(sb.buf, 1, sb.len, c->out);
+        sb_free(&sb);
+    } else {
+        fprintf(c->out, "%s\n", id);
+    }
+    free(id);
+    rc = EXIT_OK;
+out:
+    ctxopt_free(&co);
+    return rc;
+}
+
+const cmd_entry cmd_submit_entry = {
+    .name = "submit",
+    .summary = "queue an execution for the workers of a shared store",
+    .usage = submit_usage,
+    .flags = CMD_SERVABLE | CMD_CONTEXT,
+    .exec = cmd_submit,
+};

@@ -1,0 +1,321 @@
+#!/bin/sh
+# The work queue of a shared PostgreSQL store, end to end: ndf submit (and
+# ndf ctl submit), ndf wait on a queued id, three workers (ndf serve
+# --worker) on one machine running NDF_QUEUE_N (default 60) queued
+# executions of mixed patterns while one worker is SIGKILLed and another's
+# database connections are cut (pg_terminate_backend): every item ends
+# exactly once as a completed record, counts equal execution rows, and no
+# step an execution had recorded as completed ran again when another
+# worker took it over; then a worker paused (SIGSTOP) past its lease: its
+# items are taken over and nothing it finishes late is recorded.  Then ndf
+# workers, ndf ctl drain, and a clean stop.
+# On SQLite, submit says the queue needs PostgreSQL.
+. "$top_srcdir/tests/shell/lib.sh"
+. "$top_srcdir/tests/shell/pglib.sh"
+
+N=${NDF_QUEUE_N:-60}
+LEASE=${NDF_QUEUE_LEASE:-4}
+LOG=$SCRATCH/steps.log
+: >"$LOG"
+
+# write_conf FILE STORAGE-LINE [SERVER-KEYS]: patterns whose steps append "ITEM STEP"
+# to $LOG, so that a step that ran twice for one item shows
+write_conf() {
+    cat >"$1" <<EOF2
+$2
+confidence: { threshold = 0.0; };
+executor: { threads = 3; };
+server: { worker_lease = $LEASE; worker_poll = 0.1; ${3:-} };
+patterns = (
+    { name = "seq3"; type = "sequential";
+      params = { steps = (
+        { name = "a"; step = "exec"; params = { command = "echo \"\$\$NDF_ATTR_ITEM a\" >> $LOG; sleep 0.1"; shell = true; }; },
+        { name = "b"; step = "exec"; params = { command = "echo \"\$\$NDF_ATTR_ITEM b\" >> $LOG; sleep 1"; shell = true; }; },
+        { name = "c"; step = "exec"; params = { command = "echo \"\$\$NDF_ATTR_ITEM c\" >> $LOG; sleep 0.5"; shell = true; }; } ); }; },
+    { name = "par2"; type = "parallel";
+      params = { tasks = (
+        { name = "x"; step = "exec"; params = { command = "echo \"\$\$NDF_ATTR_ITEM x\" >> $LOG; sleep 0.1"; shell = true; }; },
+        { name = "y"; step = "exec"; params = { command = "echo \"\$\$NDF_ATTR_ITEM y\" >> $LOG"; shell = true; }; } ); }; },
+    { name = "quick"; type = "sequential";
+      params = { steps = ( { name = "q"; step = "exec"; params = { command = "echo \"\$\$NDF_ATTR_ITEM q\" >> $LOG"; shell = true; }; } ); }; }
+);
+EOF2
+}
+
+# SQLite: the queue is refused, saying what to set, and no database is made
+write_conf "$SCRATCH/lite.conf" "storage: { path = \"$SCRATCH/lite\"; };"
+expect_exit 2 "submit on an SQLite store exits 2" -- "$NDF" -c "$SCRATCH/lite.conf" submit seq3
+expect_match "$err" '^ndf: submit: the work queue needs .*storage.backend = "postgresql"' \
+    "and says the queue needs storage.backend = \"postgresql\""
+[ ! -e "$SCRATCH/lite/ndf.db" ] && ok "no SQLite database was made to refuse it" ||
+    not_ok "submit created an SQLite database"
+expect_exit 2 "workers on an SQLite store exits 2" -- "$NDF" -c "$SCRATCH/lite.conf" workers
+expect_exit 2 "a bad --queue-priority" -- "$NDF" -c "$SCRATCH/lite.conf" submit seq3 --queue-priority x
+expect_exit 2 "no pattern" -- "$NDF" -c "$SCRATCH/lite.conf" submit
+expect_exit 2 "a control character in the name" -- "$NDF" -c "$SCRATCH/lite.conf" submit "$(printf 'a\033b')"
+
+# a worker needs the shared store; a server that is no worker cannot drain
+expect_exit 2 "serve --worker on an SQLite store exits 2" -- \
+    "$NDF" -c "$SCRATCH/lite.conf" serve --worker --no-watch --socket "$SCRATCH/lite.sock"
+expect_match "$err" 'a worker claims from the work queue of a shared store: set storage.backend = "postgresql"' \
+    "and says why"
+"$NDF" -c "$SCRATCH/lite.conf" serve --no-watch --socket "$SCRATCH/lite.sock" 2>"$SCRATCH/lite.log" &
+LS=$!
+t=0
+until "$NDF" -c "$SCRATCH/lite.conf" ctl --socket "$SCRATCH/lite.sock" ping >/dev/null 2>&1 || [ "$t" -ge 200 ]; do
+    sleep 0.05
+    t=$((t + 1))
+done
+expect_exit 2 "drain on a server that is no worker exits 2" -- \
+    "$NDF" -c "$SCRATCH/lite.conf" ctl --socket "$SCRATCH/lite.sock" drain
+expect_match "$err" 'not a queue worker' "and says so"
+expect_exit 2 "drain with a bad --timeout" -- \
+    "$NDF" -c "$SCRATCH/lite.conf" ctl --socket "$SCRATCH/lite.sock" drain --timeout x
+expect_exit 2 "ctl delegate --submit is refused" -- \
+    "$NDF" -c "$SCRATCH/lite.conf" ctl --socket "$SCRATCH/lite.sock" delegate --submit
+expect_exit 2 "ctl submit on an SQLite store" -- \
+    "$NDF" -c "$SCRATCH/lite.conf" ctl --socket "$SCRATCH/lite.sock" submit quick
+expect_match "$err" 'storage.backend = "postgresql"' "says the queue needs PostgreSQL"
+expect_exit 2 "delegate --submit on an SQLite store" -- "$NDF" -c "$SCRATCH/lite.conf" delegate --submit
+kill -TERM "$LS"
+wait "$LS"
+
+pg_start
+pg_sql postgres "CREATE DATABASE ndfq" >/dev/null
+CI="host=$PG_DIR user=postgres dbname=ndfq"
+for w in 1 2 3; do
+    write_conf "$SCRATCH/w$w.conf" "storage: { path = \"$SCRATCH/state\"; backend = \"postgresql\"; conninfo = \"$CI application_name=ndfw$w\"; };" \
+        "socket = \"$SCRATCH/w$w.sock\";"
+done
+CONF=$SCRATCH/w1.conf
+ndf() { "$NDF" -c "$CONF" "$@"; }
+
+# submit and wait before any worker runs
+expect_exit 0 "submit prints an id" -- ndf submit quick --attr item=first
+first=$out
+expect_match "$first" '^q[0-9a-f]{24}$' "the id is a queue id"
+expect_exit 5 "wait --timeout 0 on a queued id exits 5" -- ndf wait "$first" --timeout 0 --json
+expect_match "$out" '"status":"QUEUED","queue":"QUEUED","done":false' "and says it is queued"
+expect_exit 0 "submit --json" -- ndf submit quick --attr item=second --queue-priority 5 --json
+expect_match "$out" '^\{"id":"q[0-9a-f]{24}","pattern":"quick","priority":5,"state":"QUEUED"\}$' \
+    "--json gives id, pattern, priority and state"
+second=$(printf '%s' "$out" | sed 's/.*"id":"\([^"]*\)".*/\1/')
+expect_exit 0 "submit of a pattern no worker has" -- ndf submit nosuch --attr item=none
+nosuch=$out
+expect_exit 3 "wait on an unknown id exits 3" -- ndf wait qffffffffffffffffffffffff --timeout 0
+
+# the mixed batch: seq3, par2, quick in turn
+i=0
+while [ "$i" -lt "$N" ]; do
+    case $((i % 3)) in 0) p=seq3 ;; 1) p=par2 ;; *) p=quick ;; esac
+    echo "$p --attr item=i$i"
+    i=$((i + 1))
+done >"$SCRATCH/batch"
+# four submitters at once
+split -n r/4 "$SCRATCH/batch" "$SCRATCH/part."
+for f in "$SCRATCH"/part.*; do
+    (while read -r p a v; do ndf submit "$p" "$a" "$v" >/dev/null || echo "fail $v"; done <"$f") \
+        >"$f.out" 2>&1 &
+done
+wait
+if cat "$SCRATCH"/part.*.out | grep -q .; then
+    not_ok "a submit failed"
+    cat "$SCRATCH"/part.*.out | head -5 | sed 's/^/#   /'
+else
+    ok "$N executions submitted by four processes at once"
+fi
+total=$((N + 2))
+expect_match "$(pg_sql ndfq "SELECT count(*) FROM queue WHERE state = 'QUEUED'")" "^$((total + 1))\$" \
+    "all are queued"
+
+start_worker() { # N
+    "$NDF" -c "$SCRATCH/w$1.conf" serve --worker --grace 20 --no-watch 2>"$SCRATCH/w$1.log" &
+    eval "W$1=\$!"
+}
+start_worker 1
+start_worker 2
+start_worker 3
+t=0
+while [ "$(pg_sql ndfq "SELECT count(*) FROM workers" 2>/dev/null)" != 3 ] && [ "$t" -lt 600 ]; do
+    sleep 0.1
+    t=$((t + 1))
+done
+if [ "$(pg_sql ndfq "SELECT count(*) FROM workers")" = 3 ]; then
+    ok "three workers registered"
+else
+    not_ok "three workers registered"
+    for w in 1 2 3; do tail -5 "$SCRATCH/w$w.log" | sed "s/^/#   w$w: /"; done
+    kill -KILL "$W1" "$W2" "$W3" 2>/dev/null
+    finish
+    exit
+fi
+
+done_count() { pg_sql ndfq "SELECT count(*) FROM queue WHERE state = 'DONE'"; }
+# wait_done COUNT SECONDS
+wait_done() {
+    t=0
+    while [ "$(done_count)" -lt "$1" ] && [ "$t" -lt $(($2 * 10)) ]; do
+        sleep 0.1
+        t=$((t + 1))
+    done
+}
+
+wait_done $((total / 3)) 120
+# killed while one of its executions has a step recorded as completed, so
+# that the takeover has something it must not run again
+t=0 armed=0
+while [ "$t" -lt 1200 ]; do
+    if [ "$(pg_sql ndfq "SELECT count(*) FROM executions e JOIN nodes n ON n.exec_seq = e.seq WHERE e.pid = $W1 AND e.status = 'RUNNING' AND n.state = 'COMPLETED' AND n.path <> ''")" != 0 ]; then
+        armed=1
+        break
+    fi
+    sleep 0.05
+    t=$((t + 1))
+done
+kill -KILL "$W1"
+wait "$W1" 2>/dev/null
+ok "worker 1 SIGKILLed after $(done_count) of $total"
+wait_done $((total / 2)) 120
+cut=$(pg_sql ndfq "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = 'ndfw2'")
+expect_match "$cut" '^[1-9]' "worker 2's database connections cut ($cut)"
+wait_done "$total" $((60 + N))
+expect_match "$(done_count)" "^$total\$" "every runnable item ended"
+expect_match "$(pg_sql ndfq "SELECT state FROM queue WHERE id = '$nosuch'")" '^QUEUED$' \
+    "the item no worker can run stays queued"
+
+expect_exit 0 "wait on a done queued id" -- ndf wait "$first" --json
+expect_match "$out" '"status":"SUCCEEDED","queue":"DONE","execution":"[^"]+","done":true' \
+    "reports the execution's end"
+expect_exit 0 "wait in text" -- ndf wait "$second"
+expect_match "$out" "^queued item $second: DONE, execution .* of 'quick': SUCCEEDED\$" "says both"
+
+# exactly once: one SUCCEEDED top-level execution per item, the item's own
+expect_match "$(pg_sql ndfq "SELECT count(*) FROM queue WHERE state = 'DONE' AND status = 'SUCCEEDED'")" \
+    "^$total\$" "every item ended SUCCEEDED"
+expect_match "$(pg_sql ndfq "SELECT count(*) FROM queue q JOIN executions e ON e.id = q.exec_id WHERE e.status = 'SUCCEEDED' AND e.parent_id IS NULL")" \
+    "^$total\$" "each names its SUCCEEDED execution"
+expect_match "$(pg_sql ndfq "SELECT count(*) FROM executions WHERE parent_id IS NULL AND status = 'SUCCEEDED'")" \
+    "^$total\$" "and no other execution succeeded: each ran to its end once"
+expect_match "$(pg_sql ndfq "SELECT count(*) FROM executions WHERE status = 'RUNNING'")" '^0$' \
+    "nothing is left RUNNING"
+expect_match "$(pg_sql ndfq "SELECT count(*) FROM patterns p WHERE p.executions <> p.pruned + (SELECT count(*) FROM executions e WHERE e.pattern = p.name AND e.counted = 1)")" \
+    '^0$' "counts equal execution rows"
+taken=$(pg_sql ndfq "SELECT count(*) FROM queue WHERE attempts > 1")
+expect_match "$taken" '^[1-9]' "the killed worker's items were taken over ($taken)"
+expect_match "$(pg_sql ndfq "SELECT count(*) FROM queue q JOIN executions e ON e.id = q.exec_id WHERE q.attempts > 1 AND e.redrive_of IS NOT NULL")" \
+    '^[1-9]' "and redriven from what was recorded"
+
+# no completed step ran twice: a step recorded COMPLETED in an execution
+# that was taken over appended its line exactly once; the items that ran
+# once appended every line once
+pg_sql ndfq "SELECT (e.context::json->'attributes'->>'item') || ' ' || n.path FROM executions e JOIN nodes n ON n.exec_seq = e.seq WHERE e.status = 'CRASHED' AND n.state = 'COMPLETED' AND n.path <> ''" \
+    >"$SCRATCH/completed"
+bad=0
+while read -r item step; do
+    c=$(grep -c "^$item $step\$" "$LOG")
+    [ "$c" -eq 1 ] || { bad=$((bad + 1)); echo "#   $item $step ran $c times"; }
+done <"$SCRATCH/completed"
+checked=$(wc -l <"$SCRATCH/completed")
+# armed: the kill came while a step of the worker's was recorded completed
+# (under a heavy load the progress writes may lag the whole window)
+[ "$bad" -eq 0 ] && [ "$checked" -ge "$armed" ] &&
+    ok "no step recorded completed ran again ($checked checked)" ||
+    not_ok "$bad completed step(s) ran again, of $checked (armed $armed)"
+pg_sql ndfq "SELECT e.context::json->'attributes'->>'item' FROM queue q JOIN executions e ON e.id = q.exec_id WHERE q.attempts = 1" \
+    | sort >"$SCRATCH/once"
+dup=$(sort "$LOG" | uniq -d | cut -d' ' -f1 | sort -u | comm -12 - "$SCRATCH/once" | head -3)
+[ -z "$dup" ] && ok "items claimed once ran each step once" || not_ok "steps ran twice for: $dup"
+missing=0
+for i in $(seq 0 $((N - 1))); do
+    grep -q "^i$i " "$LOG" || missing=$((missing + 1))
+done
+[ "$missing" -eq 0 ] && ok "every item's steps ran" || not_ok "$missing item(s) never ran a step"
+
+# a worker paused past its lease (SIGSTOP: a stalled VM, a partition):
+# worker 2 takes its items over; when it resumes it cancels them, and
+# nothing it finishes late is recorded
+before=$(done_count)
+i=0
+while [ "$i" -lt 6 ]; do ndf submit seq3 --attr item=p$i >/dev/null; i=$((i + 1)); done
+t=0
+while [ "$(pg_sql ndfq "SELECT count(*) FROM executions WHERE pid = $W3 AND status = 'RUNNING'")" = 0 ] &&
+    [ "$t" -lt 600 ]; do
+    sleep 0.02
+    t=$((t + 1))
+done
+kill -STOP "$W3"
+sleep $((LEASE * 2 + 1))
+kill -CONT "$W3"
+wait_done $((before + 6)) 120
+expect_match "$(pg_sql ndfq "SELECT count(*) FROM queue WHERE state = 'DONE' AND status = 'SUCCEEDED'")" \
+    "^$((before + 6))\$" "the paused worker's items ended, SUCCEEDED"
+expect_match "$(pg_sql ndfq "SELECT count(*) FROM executions WHERE parent_id IS NULL AND status = 'SUCCEEDED'")" \
+    "^$((before + 6))\$" "each once: nothing the paused worker finished late was recorded"
+expect_match "$(pg_sql ndfq "SELECT count(*) FROM queue WHERE id IN (SELECT id FROM queue ORDER BY seq DESC LIMIT 6) AND attempts > 1")" \
+    '^[1-9]' "its items were taken over"
+sleep 1
+grep -Eq "lease.*(lost|cancelling)|no renewal" "$SCRATCH/w3.log" && ok "the resumed worker cancelled what it had lost" ||
+    not_ok "the resumed worker did not say it lost its leases"
+kill -0 "$W3" && ok "and goes on serving" || not_ok "worker 3 died"
+expect_match "$(pg_sql ndfq "SELECT count(*) FROM patterns p WHERE p.executions <> p.pruned + (SELECT count(*) FROM executions e WHERE e.pattern = p.name AND e.counted = 1)")" \
+    '^0$' "counts still equal execution rows"
+pg_sql ndfq "SELECT (e.context::json->'attributes'->>'item') || ' ' || n.path FROM executions e JOIN nodes n ON n.exec_seq = e.seq WHERE e.status = 'CRASHED' AND n.state = 'COMPLETED' AND n.path <> ''" \
+    >"$SCRATCH/completed"
+bad=0
+while read -r item step; do
+    c=$(grep -c "^$item $step\$" "$LOG")
+    [ "$c" -eq 1 ] || { bad=$((bad + 1)); echo "#   $item $step ran $c times"; }
+done <"$SCRATCH/completed"
+[ "$bad" -eq 0 ] && ok "still no step recorded completed ran again" || not_ok "$bad completed step(s) ran again"
+
+# the workers: two live, the killed one stale
+CONF=$SCRATCH/w3.conf
+expect_exit 0 "workers" -- ndf workers
+expect_match "$(printf '%s\n' "$out" | grep -c claiming)" '^2$' "two live workers, claiming"
+printf '%s\n' "$out" | grep -q ":$W1:" && not_ok "the killed worker is listed as live" ||
+    ok "the killed worker is not listed"
+expect_exit 0 "workers --all --json" -- ndf workers --all --json
+expect_match "$out" "\"pid\":$W1,[^}]*\"state\":\"stale\"" "--all shows it stale"
+expect_match "$out" '"patterns":\["par2","quick","seq3"\]' "a worker says what it can run"
+expect_match "$out" '"plugins":\[\{"name":' "and its plugins"
+
+# ndf ctl submit, then drain worker 3
+expect_exit 0 "ctl submit" -- ndf ctl submit quick --attr item=ctl
+ctlid=$out
+expect_match "$ctlid" '^q[0-9a-f]{24}$' "ctl submit prints the id"
+expect_exit 0 "wait for it" -- ndf wait "$ctlid" --timeout 60
+# an item whose context a worker cannot read (written past ndf): it ends
+# FAILED with the reason, and wait says so
+pg_sql ndfq "INSERT INTO queue (id, pattern, context, submitted, state) VALUES ('qbadctx', 'quick', '{not json', 0, 'QUEUED')" >/dev/null
+expect_exit 1 "wait on an item that could not start exits 1" -- ndf wait qbadctx --timeout 60
+expect_match "$out" "^queued item qbadctx of 'quick': DONE, not started: FAILED: .*context of queued item qbadctx" \
+    "and says why"
+expect_exit 1 "wait --json on it" -- ndf wait qbadctx --json
+expect_match "$out" '"status":"FAILED","queue":"DONE","execution":null,"message":"' "gives the message"
+expect_exit 0 "delegate --submit" -- ndf delegate --submit --seed 7 --attr item=dlg
+dlg=$out
+expect_match "$dlg" '^q[0-9a-f]{24}$' "prints the queued id"
+expect_match "$err" "^delegate: chose '(seq3|par2|quick)' \(.*; seed 7\): queued\$" "and the choice"
+expect_exit 0 "a worker runs the choice" -- ndf wait "$dlg" --timeout 60 --json
+expect_match "$out" '"status":"SUCCEEDED","queue":"DONE"' "to its end"
+expect_exit 0 "delegate --submit --json" -- ndf delegate --submit --seed 7 --json --attr item=dlg2
+expect_match "$out" '^\{"id":"q[0-9a-f]{24}","pattern":"[a-z0-9]+","reason":"[^"]+","state":"QUEUED","delegation":\{' \
+    "--json gives the id, the choice and the delegation"
+dlg2=$(printf '%s' "$out" | sed 's/^{"id":"\([^"]*\)".*/\1/')
+expect_exit 0 "and it runs" -- ndf wait "$dlg2" --timeout 60
+expect_exit 0 "ctl drain" -- ndf ctl drain --timeout 30
+expect_match "$out" '^worker .*: drained: [0-9]+ claimed, [0-9]+ ended, [0-9]+ lease\(s\) lost, 0 still running$' \
+    "drain reports what it ran"
+expect_exit 0 "workers --json after the drain" -- ndf workers --json
+sleep "$LEASE"
+expect_exit 0 "workers --json after a heartbeat" -- ndf workers --json
+expect_match "$out" "\"pid\":$W3,[^}]*\"state\":\"draining\"" "the drained worker says so"
+kill -TERM "$W2" "$W3"
+wait "$W2" && ok "worker 2 stopped cleanly" || not_ok "worker 2's exit status"
+wait "$W3" && ok "worker 3 stopped cleanly" || not_ok "worker 3's exit status"
+expect_match "$(pg_sql ndfq "SELECT count(*) FROM workers WHERE pid IN ($W2, $W3)")" '^0$' \
+    "a worker that stops leaves the table"
+if [ "$fail" -ne 0 ]; then
+    for w in 1 2 3; do tail -15 "$SCRATCH/w$w.log" | sed "s/^/#   w$w: /"; done
+fi
+finish
