@@ -4,4 +4,4 @@
 TESTS += tests/shell/api.sh
 EXTRA_DIST += tests/shell/api.sh
 libndfcore_la_SOURCES += host/app/api.c host/app/api.h
-ndf_SOURCES += host/cli/cmd_record.c host/cli/cmd_wait.c
+ndf_SOURCES += host/cli/cmd_record.c host/cli/cmd_wait.c host/cli/cmd_define.c

@@ -53,6 +53,8 @@ typedef struct cmd_ctx {
      * member); NULL when none was sent. */
     const ndf_context *context;
     int served; /* running for a socket client */
+    struct genset *gs; /* served: the server's generations (a run-time change) */
+    long uid;          /* served: the client's uid */
 } cmd_ctx;
 
 /* A handler's return when it refuses a served request outright (it named
@@ -290,6 +292,8 @@ extern const cmd_entry cmd_runs_entry, cmd_status_entry, cmd_logs_entry, cmd_bac
     cmd_restore_entry; /* cmd_history.c */
 extern const cmd_entry cmd_record_entry; /* cmd_record.c */
 extern const cmd_entry cmd_wait_entry;   /* cmd_wait.c */
+extern const cmd_entry cmd_define_entry, cmd_undefine_entry, cmd_edit_entry, cmd_setting_entry,
+    cmd_definitions_entry; /* cmd_define.c */
 extern const cmd_entry cmd_export_entry, cmd_cleanup_entry, cmd_reset_stats_entry,
     cmd_analytics_entry, cmd_monitor_entry;            /* cmd_storage.c */
 extern const cmd_entry cmd_serve_entry, cmd_ctl_entry; /* cmd_serve.c */

@@ -555,3 +555,54 @@ void genset_reload(genset *gs, int with_config, reload_result *res)
     reap_locked(gs);
     pthread_mutex_unlock(&gs->reload_lock);
 }
+
+/* ---- run-time changes ---- */
+
+int genset_apply(genset *gs, int (*prepare)(void *opaque, config *cfg, strbuf *why),
+                 int (*commit)(void *opaque, strbuf *why), void *opaque,
+                 unsigned long *generation, char **why_out)
+{
+    strbuf why;
+    sb_init(&why);
+    *why_out = NULL;
+    pthread_mutex_lock(&gs->reload_lock);
+    int rc = NDF_OK;
+    config *ncfg = reload_config(gs, &why);
+    if (!ncfg) {
+        rc = NDF_ERR_VALIDATION;
+        char *files = sb_steal(&why);
+        sb_init(&why);
+        sb_printf(&why, "the configuration files have errors (fix them, then try again):\n%s",
+                  files ? files : "");
+        free(files);
+    }
+    if (!rc)
+        rc = prepare(opaque, ncfg, &why);
+    gen *ng = NULL;
+    if (!rc) {
+        cfgref *cr = cfgref_new(ncfg);
+        ncfg = NULL;
+        ng = gen_build(gs, cr, gs->cur, 1, &why);
+        cfgref_unref(cr);
+        if (!ng)
+            rc = NDF_ERR_VALIDATION;
+    }
+    /* durable before it serves: a change that could not be stored is not
+     * made at all */
+    if (!rc && (rc = commit(opaque, &why)) != NDF_OK) {
+        gen_free(ng);
+        ng = NULL;
+    }
+    config_free(ncfg);
+    if (ng) {
+        gen_swap(gs, ng);
+        log_msg(NDF_LOG_INFO, "run-time change: generation %lu serves", ng->id);
+    }
+    *generation = gs->cur->id;
+    if (rc)
+        *why_out = sb_steal(&why);
+    sb_free(&why);
+    reap_locked(gs);
+    pthread_mutex_unlock(&gs->reload_lock);
+    return rc;
+}

@@ -394,7 +394,7 @@ static char *req_wait(server *s, const request *rq)
  * serving generation, its output captured for the answer, so that the
  * client prints what `ndf COMMAND` would and exits as it would. */
 static char *run_command(server *s, const server_command *sc, const request *rq,
-                         const ndf_context *ctx)
+                         const ndf_context *ctx, long uid)
 {
     char **argv = xcalloc(rq->nargs + 2, sizeof *argv);
     argv[0] = (char *)sc->name;
@@ -405,7 +405,7 @@ static char *run_command(server *s, const server_command *sc, const request *rq,
     int rc = NDF_ERR_NOMEM;
     if (fo && fe) {
         gen *g = genset_current(s->gs);
-        server_call call = {sc, gen_runtime(g), (int)rq->nargs + 1, argv, ctx, fo, fe};
+        server_call call = {sc, gen_runtime(g), (int)rq->nargs + 1, argv, ctx, fo, fe, s->gs, uid};
         if (sc->flags & SERVER_CMD_LOADER)
             genset_lock(s->gs);
         err_clear();
@@ -429,7 +429,7 @@ static char *run_command(server *s, const server_command *sc, const request *rq,
     return text;
 }
 
-static char *req_command(server *s, const request *rq)
+static char *req_command(server *s, const request *rq, long uid)
 {
     const server_command *sc = NULL;
     for (size_t i = 0; !sc && i < s->o.ncommands; i++)
@@ -443,7 +443,7 @@ static char *req_command(server *s, const request *rq)
         if (rc)
             return fail(s, rc, "%s", err_msg());
     }
-    char *text = run_command(s, sc, rq, ctx);
+    char *text = run_command(s, sc, rq, ctx, uid);
     context_free(ctx);
     return text;
 }
@@ -581,7 +581,7 @@ static char *handle(void *opaque, const transport_peer *peer, const char *line, 
         request_stop(s);
         break;
     }
-    default: text = req_command(s, &rq); break;
+    default: text = req_command(s, &rq, (long)peer->uid); break;
     }
     request_free(&rq);
     return text;

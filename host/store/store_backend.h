@@ -22,6 +22,7 @@ struct store_stats;
 struct store_cleanup_result;
 struct learning_state;
 struct queue_item;
+struct store_def;
 
 typedef struct store_ops {
     int backend; /* a store_backend */
@@ -65,6 +66,9 @@ typedef struct store_ops {
     int (*q_bind)(struct store *s, const char *exec_id, const char *id, long long generation);
     void (*q_unbind)(struct store *s, const char *exec_id);
     int (*q_get)(struct store *s, const char *id, struct queue_item *out);
+    /* run-time definitions (store/defs.h) */
+    int (*defs)(struct store *s, struct store_def **out, size_t *n);
+    int (*def_put)(struct store *s, const struct store_def *d, int remove);
 } store_ops;
 
 /* What every handle starts with. */
