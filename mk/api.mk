@@ -1,7 +1,7 @@
 # The reference's imperative API at run time: record, the verbs every
 # command shares between one-shot use and ndf ctl, and the reference's
 # semantics (find_patterns_by_domain order, the type's gate, exit codes).
-TESTS += tests/shell/api.sh
-EXTRA_DIST += tests/shell/api.sh
+TESTS += tests/shell/api.sh tests/shell/define.sh
+EXTRA_DIST += tests/shell/api.sh tests/shell/define.sh
 libndfcore_la_SOURCES += host/app/api.c host/app/api.h
 ndf_SOURCES += host/cli/cmd_record.c host/cli/cmd_wait.c host/cli/cmd_define.c

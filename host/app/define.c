@@ -313,6 +313,19 @@ static int edit_apply(ndf_value *def, const define_request *rq, strbuf *why)
         }
     }
     if (strcmp(rq->op, "insert") == 0) {
+        /* a list member not there yet is an empty one (the first
+         * dependency of a task) */
+        ndf_value *parent = s[n - 1].member ? walk(def, s, n - 1, rq->path, why) : NULL;
+        if (parent && parent->type == NDF_VALUE_GROUP && !value_get(parent, s[n - 1].member))
+        {
+            ndf_value *nl = value_new_list(s[n - 1].member);
+            value_set_pos(nl, value_intern_file(DEFINE_REQUEST_ORIGIN), 1);
+            value_append(parent, nl);
+        }
+        else if (s[n - 1].member && !parent) {
+            rc = NDF_ERR_NOT_FOUND;
+            goto out;
+        }
         ndf_value *list = walk(def, s, n, rq->path, why);
         if (!list) {
             rc = NDF_ERR_NOT_FOUND;

@@ -41,6 +41,7 @@ struct gen {
 typedef struct snapshot {
     char id[48];
     char *json, *text;
+    int status, outcome; /* the record's status and record_outcome() */
 } snapshot;
 
 struct genset {
@@ -301,6 +302,8 @@ static void ring_put(genset *gs, record *r)
     free(sn->json);
     free(sn->text);
     snprintf(sn->id, sizeof sn->id, "%s", r->id);
+    sn->status = r->status;
+    sn->outcome = record_outcome(r);
     sn->json = sb_steal(&j);
     sn->text = sb_steal(&t);
     pthread_mutex_unlock(&gs->lock);
@@ -359,12 +362,21 @@ int genset_cancel(genset *gs, const char *id)
 
 int genset_snapshot(genset *gs, const char *id, char **json, char **text)
 {
+    int status, outcome;
+    return genset_finished(gs, id, json, text, &status, &outcome);
+}
+
+int genset_finished(genset *gs, const char *id, char **json, char **text, int *status,
+                    int *outcome)
+{
     int rc = -1;
     pthread_mutex_lock(&gs->lock);
     for (size_t i = 0; i < RING_SIZE && rc; i++)
         if (gs->ring[i].json && strcmp(gs->ring[i].id, id) == 0) {
             *json = xstrdup(gs->ring[i].json);
             *text = xstrdup(gs->ring[i].text);
+            *status = gs->ring[i].status;
+            *outcome = gs->ring[i].outcome;
             rc = 0;
         }
     pthread_mutex_unlock(&gs->lock);

@@ -55,6 +55,10 @@ int genset_cancel(genset *gs, const char *id);
 /* The JSON and text of finished execution `id` among the recent ones kept
  * past their generation: 0 with copies (the caller frees both), or -1. */
 int genset_snapshot(genset *gs, const char *id, char **json, char **text);
+/* genset_snapshot() with the execution's status and outcome
+ * (record_outcome()). */
+int genset_finished(genset *gs, const char *id, char **json, char **text, int *status,
+                    int *outcome);
 
 /* Housekeeping: frees old generations nobody uses and whose executions
  * are done, then unloads the plugins that freed.  Takes the reload lock. */

@@ -357,6 +357,20 @@ static char *req_rollback(server *s, const request *rq)
 static char *req_wait(server *s, const request *rq)
 {
     record *r = genset_find(s->gs, rq->id);
+    char *json, *txt;
+    int status, outcome;
+    if (!r && genset_finished(s->gs, rq->id, &json, &txt, &status, &outcome) == 0) {
+        /* finished, and its generation is gone: the snapshot answers */
+        response a = {.ok = 1, .has = RESP_STATUS | RESP_EXIT, .id = rq->id};
+        a.status = status;
+        a.exit = s->o.exit_code(outcome);
+        a.record = json;
+        a.text = txt;
+        char *text = protocol_response(&a);
+        free(json);
+        free(txt);
+        return text;
+    }
     if (!r)
         return fail(s, NDF_ERR_NOT_FOUND,
                     "no execution with id '%s' (running or among the recently finished)", rq->id);
