@@ -91,7 +91,7 @@ expect_match "$err$out" "added" "the new step runs in executions started after t
 expect_exit 0 "ctl edit: add a step to the running pattern" -- $C edit slow insert params.steps '{ name = "late"; step = "noop"; }'
 touch "$SCRATCH/go"
 expect_exit 0 "wait for the running execution" -- $C wait "$slow_id" --timeout 20
-expect_match "$out$err" "step wait: COMPLETED" "the wait shows the running execution's steps"
+expect_match "$out$err" "COMPLETED +step wait" "the wait shows the running execution's steps"
 case $out$err in *late*) not_ok "the running execution took the new definition" ;;
     *) ok "the running execution kept its definition" ;; esac
 expect_exit 0 "ctl edit: set_step_timeout" -- $C edit work set 'params.steps[added].timeout' 7
