@@ -551,9 +551,11 @@ static int ctl_local_args(ctl *t, const char *verb, int argc, char **argv, cJSON
             else if (strncmp(a, "--context=", 10) == 0)
                 is_ctx = 1, val = a + 10;
         }
-        if (strcmp(verb, "define") == 0 && (a[0] != '-' || strcmp(a, "-") == 0)) {
-            /* the definition's file is read here and sent as data */
-            if (i > 1 && strcmp(argv[i - 1], "--text") == 0) {
+        int is_batch = strcmp(verb, "batch") == 0;
+        if ((strcmp(verb, "define") == 0 || is_batch) && (a[0] != '-' || strcmp(a, "-") == 0)) {
+            /* the definition's or the batch's file is read here and sent
+             * as data */
+            if (i > 1 && (strcmp(argv[i - 1], "--text") == 0 || strcmp(argv[i - 1], "--items") == 0)) {
                 cJSON_AddItemToArray(args, cJSON_CreateString(a));
                 continue;
             }
@@ -580,12 +582,12 @@ static int ctl_local_args(ctl *t, const char *verb, int argc, char **argv, cJSON
                     errno = EFBIG;
             }
             if (!text || memchr(text, 0, len)) {
-                cmd_error(t->c, "define: cannot read %s: %s\n", a,
+                cmd_error(t->c, "%s: cannot read %s: %s\n", verb, a,
                           text ? "it holds a NUL byte" : strerror(errno));
                 free(text);
-                return EXIT_USAGE;
+                return is_batch && !text ? EXIT_NOT_FOUND : EXIT_USAGE;
             }
-            cJSON_AddItemToArray(args, cJSON_CreateString("--text"));
+            cJSON_AddItemToArray(args, cJSON_CreateString(is_batch ? "--items" : "--text"));
             cJSON_AddItemToArray(args, cJSON_CreateString(text));
             free(text);
             continue;
