@@ -134,6 +134,15 @@ expect_match "$out" "^\{\"id\":\"$id\",\"pattern\":\"slow\",\"status\":\"SUCCEED
 wait "$RUNNER"
 expect_exit 3 "ndf wait for an unknown execution" -- $R wait nosuch --timeout 0
 expect_exit 2 "ndf wait with a bad timeout" -- $R wait "$id" --timeout x
+# an id made moments ago may belong to a run that has not written its row
+# yet: it is waited for (bounded by --timeout); an old or malformed one is
+# not found at once
+fresh=$(date -u +%Y%m%dT%H%M%S)-7fffffff-1
+expect_exit 3 "ndf wait for a fresh id that never appears" -- $R wait "$fresh" --timeout 0.3
+expect_match "$err" "^ndf: wait: no execution with id '$fresh' is kept \(yet: the wait ended before its row was written\)$" \
+    "a fresh id is waited for until the timeout"
+expect_exit 3 "ndf wait for an old id" -- $R wait 20200101T000000-1-1
+expect_match "$err" "^ndf: wait: no execution with id '20200101T000000-1-1' is kept$" "an old id is not waited for"
 rm -f "$SCRATCH/go"
 
 # ---- through a server: record, reset-stats, cleanup ----
