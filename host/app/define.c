@@ -435,6 +435,19 @@ static int take_definition(define_change *out, ndf_value *def, strbuf *why)
         sb_init(&t);
         config_definition_text(out->def, &t);
         out->row.text = sb_steal(&t);
+        /* what is stored must read back as what was checked (a member
+         * name libconfig cannot write, say): else refuse it now rather
+         * than lose the pattern at the next start */
+        config *back;
+        int brc = config_parse_definitions("stored text", out->row.text, strlen(out->row.text),
+                                           &back);
+        if (brc != NDF_OK || back->npatterns != 1 || !value_equal(back->patterns[0], out->def)) {
+            why_add(why, "request: the definition cannot be written in the configuration's "
+                         "syntax (a member name must be A-Z a-z 0-9 - _ *, starting with a "
+                         "letter)");
+            rc = NDF_ERR_VALIDATION;
+        }
+        config_free(back);
         strbuf w;
         sb_init(&w);
         diags_to(c, 0, &w);

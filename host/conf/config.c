@@ -1606,7 +1606,10 @@ static void lc_value(strbuf *sb, const ndf_value *v, int indent)
         break;
     case NDF_VALUE_NUMBER: {
         char b[40];
-        snprintf(b, sizeof b, "%.17g", v->u.n);
+        /* the shortest form that reads back the same */
+        snprintf(b, sizeof b, "%.15g", v->u.n);
+        if (strtod(b, NULL) != v->u.n)
+            snprintf(b, sizeof b, "%.17g", v->u.n);
         if (!strpbrk(b, ".eEn"))
             strcat(b, ".0");
         sb_puts(sb, b);
