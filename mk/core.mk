@@ -6,6 +6,7 @@ libndfcore_la_SOURCES = \
 	host/base/value.c host/base/value.h \
 	host/exec/services.c host/exec/services.h \
 	host/app/runtime.c host/app/runtime.h \
+	host/app/define.c host/app/define.h \
 	host/app/delegation.c host/app/delegation.h
 libndfcore_la_CPPFLAGS = $(AM_CPPFLAGS) \
 	-DPLUGINDIR='"$(pkglibdir)"' -DSYSCONFDIR='"$(sysconfdir)"' \

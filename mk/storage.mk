@@ -7,6 +7,7 @@ libndfcore_la_SOURCES += \
 	host/store/store.h host/store/store.c host/store/store_backend.h \
 	host/store/queue.h host/store/queue.c \
 	host/store/redrive.h host/store/redrive.c \
+	host/store/defs.h host/store/defs.c \
 	host/store/store_sqlite.c \
 	host/store/history.h host/store/history.c \
 	host/store/analytics.c host/store/analytics.h

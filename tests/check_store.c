@@ -40,6 +40,7 @@
 #include "base/ztail.h"
 #include "store/storage.h"
 #include "store/store.h"
+#include "store/defs.h"
 #include "store/store_backend.h"
 
 static char scratch[512];
@@ -318,7 +319,7 @@ START_TEST(test_fresh_schema)
     store_close(s);
     ck_assert_int_eq(raw_int(dbpath, "PRAGMA user_version"), STORE_SCHEMA_VERSION);
     ck_assert_int_eq(raw_int(dbpath, "PRAGMA auto_vacuum"), 2);
-    ck_assert_int_eq(raw_int(dbpath, "SELECT count(*) FROM sqlite_master WHERE type='table'"), 6);
+    ck_assert_int_eq(raw_int(dbpath, "SELECT count(*) FROM sqlite_master WHERE type='table'"), 7);
     sqlite3 *db;
     ck_assert_int_eq(sqlite3_open(dbpath, &db), SQLITE_OK);
     sqlite3_stmt *st;
@@ -2086,9 +2087,9 @@ START_TEST(test_pg_fresh_schema)
     store_close(s);
     ck_assert_int_eq(raw_int(pg_db, "SELECT value::int FROM ndf_meta WHERE key = 'schema_version'"),
                      STORE_SCHEMA_VERSION);
-    /* the five of the SQLite store, ndf_meta, the work queue and its workers */
+    /* the six of the SQLite store, ndf_meta, the work queue and its workers */
     ck_assert_int_eq(raw_int(pg_db, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"),
-                     9);
+                     10);
     /* timestamps keep their precision (double, not PostgreSQL's 4-byte REAL) */
     s = open_default();
     store_exec e = make_exec("t1", "p", STORE_SUCCEEDED, NULL);
@@ -2210,6 +2211,52 @@ START_TEST(test_pg_invalid_utf8)
 END_TEST
 #endif
 
+/* Run-time definitions: rows put, replaced, listed in the order they were
+ * changed within a kind, removed; a missing row's removal is NOT_FOUND and
+ * non-UTF-8 text is refused before it reaches the database. */
+START_TEST(test_runtime_defs)
+{
+    store *s = open_default();
+    store_def *rows;
+    size_t n;
+    ck_assert_int_eq(store_defs(s, &rows, &n), NDF_OK);
+    ck_assert_uint_eq(n, 0);
+    store_def a = {(char *)STORE_DEF_PATTERN, (char *)"a", (char *)"patterns = ( { } );", 100.5,
+                   1000};
+    store_def b = {(char *)STORE_DEF_PATTERN, (char *)"b", (char *)"text b", 50, 1001};
+    store_def t = {(char *)STORE_DEF_SETTING, (char *)"confidence.threshold", (char *)"0.8", 70, 0};
+    ck_assert_int_eq(store_def_put(s, &a, 0), NDF_OK);
+    ck_assert_int_eq(store_def_put(s, &b, 0), NDF_OK);
+    ck_assert_int_eq(store_def_put(s, &t, 0), NDF_OK);
+    a.text = (char *)"replaced";
+    a.time = 200;
+    ck_assert_int_eq(store_def_put(s, &a, 0), NDF_OK);
+    ck_assert_int_eq(store_defs(s, &rows, &n), NDF_OK);
+    ck_assert_uint_eq(n, 3);
+    ck_assert_str_eq(rows[0].kind, STORE_DEF_PATTERN);
+    ck_assert_str_eq(rows[0].name, "b");
+    ck_assert_str_eq(rows[1].name, "a");
+    ck_assert_str_eq(rows[1].text, "replaced");
+    ck_assert(rows[1].time == 200);
+    ck_assert_int_eq(rows[1].uid, 1000);
+    ck_assert_str_eq(rows[2].kind, STORE_DEF_SETTING);
+    ck_assert_str_eq(rows[2].text, "0.8");
+    store_defs_free(rows, n);
+    ck_assert_int_eq(store_def_put(s, &b, 1), NDF_OK);
+    ck_assert_int_eq(store_def_put(s, &b, 1), NDF_ERR_NOT_FOUND);
+    store_def bad = {(char *)STORE_DEF_PATTERN, (char *)"c", (char *)"\xff\xfe", 1, 0};
+    ck_assert_int_eq(store_def_put(s, &bad, 0), NDF_ERR_VALIDATION);
+    store_close(s);
+    /* they outlive the handle */
+    s = open_default();
+    ck_assert_int_eq(store_defs(s, &rows, &n), NDF_OK);
+    ck_assert_uint_eq(n, 2);
+    ck_assert_str_eq(rows[0].name, "a");
+    store_defs_free(rows, n);
+    store_close(s);
+}
+END_TEST
+
 static Suite *store_suite(void)
 {
     Suite *s = suite_create(pg_base ? "store (postgresql)" : "store (sqlite)");
@@ -2220,6 +2267,7 @@ static Suite *store_suite(void)
     tcase_add_test(tc, test_names);
     tcase_add_test(tc, test_record_and_get);
     tcase_add_test(tc, test_step_results);
+    tcase_add_test(tc, test_runtime_defs);
     tcase_add_test(tc, test_runs_query);
     tcase_add_test(tc, test_learning_disabled);
     tcase_add_test(tc, test_learning_all);

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "app/runtime.h"
+#include "app/define.h"
 #include "model/build.h"
 #include "exec/crash.h"
 #include "exec/isolate.h"
@@ -252,8 +253,38 @@ static void report_build(void *opaque, const char *msg)
     report(opaque, RT_DIAG_ERROR, "%s", msg);
 }
 
+/* Lays the store's run-time definitions over the configuration's, once
+ * per configuration (a server's plugin reload rebuilds from one already
+ * overlaid).  A row that no longer checks is an error of its pattern. */
+static void overlay(runtime *rt)
+{
+    if (rt->cfg->overlaid || rt->no_store || !runtime_store(rt))
+        return;
+    strbuf why;
+    sb_init(&why);
+    size_t bad = 0;
+    if (define_overlay_store(rt->cfg, rt->st, &bad, &why) != NDF_OK) {
+        report(rt, RT_DIAG_WARNING, "run-time definitions not read: %s", err_msg());
+    } else if (bad) {
+        rt->pattern_errors += bad;
+        for (char *line = why.buf, *next; line; line = next) {
+            next = strchr(line, '\n');
+            if (next)
+                *next++ = 0;
+            report(rt, RT_DIAG_ERROR, "%s", line);
+        }
+    }
+    sb_free(&why);
+}
+
 int runtime_build_registry(runtime *rt, registry *prev)
 {
+    size_t overlay_errors = 0;
+    if (!rt->cfg->overlaid) {
+        size_t before = rt->pattern_errors;
+        overlay(rt);
+        overlay_errors = rt->pattern_errors - before;
+    }
     build_opts bo = {
         .ld = rt->ld,
         .set = &rt->cfg->set,
@@ -264,6 +295,7 @@ int runtime_build_registry(runtime *rt, registry *prev)
         .opaque = rt,
     };
     rt->reg = build_registry(&bo, rt->cfg->patterns, rt->cfg->npatterns, &rt->pattern_errors);
+    rt->pattern_errors += overlay_errors;
     rt->owned |= RT_OWN_REGISTRY;
     return rt->pattern_errors ? NDF_ERR_VALIDATION : NDF_OK;
 }

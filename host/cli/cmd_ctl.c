@@ -600,6 +600,47 @@ static int ctl_local_args(ctl *t, const char *verb, int argc, char **argv, cJSON
             else if (strncmp(a, "--context=", 10) == 0)
                 is_ctx = 1, val = a + 10;
         }
+        int is_batch = strcmp(verb, "batch") == 0;
+        if ((strcmp(verb, "define") == 0 || is_batch) && (a[0] != '-' || strcmp(a, "-") == 0)) {
+            /* the definition's or the batch's file is read here and sent
+             * as data */
+            if (i > 1 && (strcmp(argv[i - 1], "--text") == 0 || strcmp(argv[i - 1], "--items") == 0)) {
+                cJSON_AddItemToArray(args, cJSON_CreateString(a));
+                continue;
+            }
+            char *text = NULL;
+            size_t len = 0;
+            int is_stdin = strcmp(a, "-") == 0;
+            FILE *f = is_stdin ? t->c->in : fopen(a, "r");
+            if (f) {
+                strbuf sb;
+                sb_init(&sb);
+                char buf[65536];
+                size_t k;
+                while ((k = fread(buf, 1, sizeof buf, f)) > 0 && sb.len <= ((size_t)16 << 20))
+                    sb_add(&sb, buf, k);
+                int bad = ferror(f) || sb.len > ((size_t)16 << 20);
+                if (!is_stdin)
+                    fclose(f);
+                len = sb.len;
+                text = bad ? NULL : sb_steal(&sb);
+                if (!text && !bad)
+                    text = xstrdup("");
+                sb_free(&sb);
+                if (bad)
+                    errno = EFBIG;
+            }
+            if (!text || memchr(text, 0, len)) {
+                cmd_error(t->c, "%s: cannot read %s: %s\n", verb, a,
+                          text ? "it holds a NUL byte" : strerror(errno));
+                free(text);
+                return is_batch && !text ? EXIT_NOT_FOUND : EXIT_USAGE;
+            }
+            cJSON_AddItemToArray(args, cJSON_CreateString(is_batch ? "--items" : "--text"));
+            cJSON_AddItemToArray(args, cJSON_CreateString(text));
+            free(text);
+            continue;
+        }
         if ((is_out || is_ctx) && !val) {
             cmd_error(t->c, "%s needs a value\n", a);
             return EXIT_USAGE;

@@ -12,6 +12,7 @@
 
 #include "app/runtime.h"
 #include "cli/commands.h"
+#include "app/define.h"
 #include "model/context.h"
 #include "cli/ctxopt.h"
 #include "cli/opt.h"
@@ -147,7 +148,7 @@ static void list_json(strbuf *sb, const pattern *p, const learning_state *st,
     sb_printf(sb, ",\"executions\":%llu,\"successes\":%llu,\"success_rate\":",
               (unsigned long long)st->executions, (unsigned long long)st->successes);
     sb_json_num(sb, learning_success_rate(st), 6);
-    sb_puts(sb, "}");
+    sb_printf(sb, ",\"origin\":\"%s\"}", define_is_runtime(p->file) ? "run-time" : "file");
 }
 
 static void list_text(strbuf *sb, const pattern *p, const learning_state *st, int wname, int wtype)
@@ -157,9 +158,11 @@ static void list_text(strbuf *sb, const pattern *p, const learning_state *st, in
         snprintf(rate, sizeof rate, "%.1f%%", 100 * learning_success_rate(st));
     else
         snprintf(rate, sizeof rate, "-");
-    sb_printf(sb, "%-*s  %-*s  %10.3f  %-6s  %10llu  %7s\n", wname, p->name, wtype, p->type_name,
-              st->score, confidence_level_name(confidence_level_from_score(st->score)),
-              (unsigned long long)st->executions, rate);
+    sb_printf(sb, "%-*s  %-*s  %10.3f  %-6s  %10llu  %7s  %s\n", wname, p->name, wtype,
+              p->type_name, st->score,
+              confidence_level_name(confidence_level_from_score(st->score)),
+              (unsigned long long)st->executions, rate,
+              define_is_runtime(p->file) ? "run-time" : "file");
 }
 
 typedef struct ranked {
@@ -220,8 +223,8 @@ static void list_render(strbuf *sb, registry *reg, const char *domain, int json)
     if (json)
         sb_puts(sb, "{\"patterns\":[");
     else
-        sb_printf(sb, "%-*s  %-*s  %10s  %-6s  %10s  %7s\n", (int)wname, "NAME", (int)wtype, "TYPE",
-                  "CONFIDENCE", "LEVEL", "EXECUTIONS", "SUCCESS");
+        sb_printf(sb, "%-*s  %-*s  %10s  %-6s  %10s  %7s  %s\n", (int)wname, "NAME", (int)wtype,
+                  "TYPE", "CONFIDENCE", "LEVEL", "EXECUTIONS", "SUCCESS", "ORIGIN");
     size_t shown = 0;
     for (size_t i = 0; i < l.count; i++) {
         pattern *p = l.items[i];
@@ -391,7 +394,9 @@ static void show_text(strbuf *sb, const pattern *p, const learning_state *st,
     if (*p->description)
         sb_printf(sb, "description:  %s\n", p->description);
     if (p->file)
-        sb_printf(sb, "defined at:   %s:%d\n", p->file, p->line);
+        sb_printf(sb, "defined at:   %s:%d%s\n", p->file, p->line,
+                  define_is_runtime(p->file) ? " (run-time definition: ndf definitions, ndf undefine)"
+                                             : "");
     sb_printf(sb, "domains:      %s\n", d);
     sb_printf(sb, "agent types:  %s\n", at);
     sb_printf(sb, "tags:         %s\n", tags);

@@ -21,6 +21,7 @@
 #include "app/delegation.h"
 #include "app/runtime.h"
 #include "cli/commands.h"
+#include "serve/generation.h"
 #include "model/context.h"
 #include "cli/ctxopt.h"
 #include "cli/opt.h"
@@ -789,6 +790,7 @@ static void result_line(FILE *out, const bline *b, const batch_result *res)
 
 static const char batch_usage[] =
     "Usage: ndf batch [--sequential] FILE|-\n"
+    "       ndf batch [--sequential] --items TEXT\n"
     "\n"
     "Runs one pattern per input line, a JSON object\n"
     "  {\"pattern\": NAME, \"context\": {...}, \"timeout\": S}\n"
@@ -798,6 +800,8 @@ static const char batch_usage[] =
     "   \"max_fallbacks\": K, \"timeout\": S}\n"
     "delegates its context as 'ndf delegate' does; delegations run one after\n"
     "another, after the other lines, each learning from those before it.\n"
+    "--items takes the lines themselves instead of a file ('ndf ctl batch FILE'\n"
+    "reads FILE on the client's side and sends them so).\n"
     "Exits 1 if any failed.\n";
 
 static void blines_free(bline *lines, size_t n)
@@ -868,12 +872,17 @@ static size_t batch_run(cmd_ctx *c, bline *lines, size_t n, int parallel)
     /* A delegate line names no pattern until one is chosen, so it is not
      * checked here: an attempt whose template cannot be resolved fails at
      * that step, and the delegation falls back. */
+    /* served: the check reads the plugin loader, which a reload rescans */
+    if (c->served && c->gs)
+        genset_lock(c->gs);
     for (size_t i = 0; i < n; i++)
         if (!lines[i].error && !lines[i].delegate &&
             cmd_plan_check(c->rt, lines[i].pattern, lines[i].ctx, lines[i].timeout) != NDF_OK) {
             lines[i].status = NDF_ERR_VALIDATION;
             lines[i].error = xstrdup(err_msg());
         }
+    if (c->served && c->gs)
+        genset_unlock(c->gs);
     for (size_t i = 0; i < n; i++)
         if (!lines[i].error && !lines[i].delegate)
             items[m++] = (batch_item){lines[i].pattern, lines[i].ctx, lines[i].timeout};
@@ -912,29 +921,37 @@ static size_t batch_run(cmd_ctx *c, bline *lines, size_t n, int parallel)
 
 static int cmd_batch(cmd_ctx *c, int argc, char **argv)
 {
-    static const opt_spec opts[] = {
-        {"sequential", 's', OPT_NONE, 's'}, {"help", 'h', OPT_NONE, 'h'}, {0}};
+    static const opt_spec opts[] = {{"sequential", 's', OPT_NONE, 's'},
+                                    {"items", 0, OPT_REQUIRED, 'i'},
+                                    {"help", 'h', OPT_NONE, 'h'},
+                                    {0}};
     int parallel = 1, o;
+    const char *items = NULL;
     opt_parser p;
     opt_init(&p, argc, argv, opts, OPT_PERMUTE, c->err);
     while ((o = opt_next(&p)) != OPT_END) {
         switch (o) {
         case 's': parallel = 0; break;
+        case 'i': items = p.arg; break;
         case 'h': return cmd_help(c);
         default: return cmd_bad_usage(c);
         }
     }
-    if (p.noperands != 1) {
-        cmd_error(c, "expected one FILE or '-' (see 'ndf batch --help')\n");
+    if (items ? p.noperands != 0 : p.noperands != 1) {
+        cmd_error(c, "expected one FILE, '-' or --items (see 'ndf batch --help')\n");
         return EXIT_USAGE;
     }
-    const char *path = p.operands[0];
-    int is_stdin = strcmp(path, "-") == 0;
-    FILE *f = is_stdin ? c->in : fopen(path, "r");
+    if (!items && cmd_refuse_served(c, "ndf ctl batch reads FILE and sends its lines"))
+        return CMD_REFUSED;
+    const char *path = items ? "request" : p.operands[0];
+    int is_stdin = !items && strcmp(path, "-") == 0;
+    FILE *f = items       ? fmemopen((void *)items, strlen(items), "r")
+              : is_stdin ? c->in
+                         : fopen(path, "r");
     if (!f) {
         cmd_error(c, "cannot open %s: %s\n", path,
                   is_stdin ? "no standard input" : strerror(errno));
-        return EXIT_NOT_FOUND;
+        return items ? EXIT_IO : EXIT_NOT_FOUND;
     }
     const char *origin = is_stdin ? "<stdin>" : path;
     bline *lines;
@@ -947,7 +964,9 @@ static int cmd_batch(cmd_ctx *c, int argc, char **argv)
         blines_free(lines, n);
         return EXIT_IO;
     }
-    int rc = cmd_start_executor(c, STORE_ORIGIN_BATCH);
+    /* served, the generation's executor runs them (recorded with origin
+     * ctl, as the server's runs are); the shared runtime is not written */
+    int rc = c->served ? (c->rt->ex ? EXIT_OK : EXIT_IO) : cmd_start_executor(c, STORE_ORIGIN_BATCH);
     if (rc) {
         blines_free(lines, n);
         return rc;
@@ -1025,5 +1044,6 @@ const cmd_entry cmd_batch_entry = {
     .name = "batch",
     .summary = "run patterns listed as JSON lines, results in input order",
     .usage = batch_usage,
+    .flags = CMD_SERVABLE,
     .exec = cmd_batch,
 };

@@ -157,6 +157,8 @@ static int run_served(void *opaque, const server_call *call)
         .verbosity = serve->verbosity,
         .context = call->context,
         .served = 1,
+        .gs = call->gs,
+        .uid = call->uid,
     };
     int rc = e->exec(&c, call->argc, call->argv);
     return rc == CMD_REFUSED ? NDF_ERR_INVALID : rc;

@@ -26,6 +26,10 @@ static const char wait_usage[] =
     "the wait, not the execution: it goes on, and wait exits 5.  Otherwise\n"
     "prints how it ended and exits as its run did (0 succeeded, 1 failed,\n"
     "4 refused, 5 timed out, 10 cancelled); 3 when no such execution is kept.\n"
+    "An id that is not in the store yet but was made in the last 30 seconds\n"
+    "(its time is in it) is waited for as well, until it is 30 seconds old or\n"
+    "the timeout ends the wait: the process running it may not have written\n"
+    "its first row yet.\n"
     "\n"
     "  --timeout S   wait at most S seconds\n"
     "  --json        print {\"id\", \"pattern\", \"status\", \"done\"} (for a\n"
@@ -41,6 +45,28 @@ static int exit_of(store_status st)
     case STORE_CANCELLED: return EXIT_CANCELLED;
     default: return EXIT_FAILED;
     }
+}
+
+/* How long after its id was made an execution may still be missing from
+ * the store: the process that runs it writes the row when it starts, which
+ * a loaded machine may delay (plugin scan, store open). */
+#define FRESH_WINDOW 30.0
+
+/* The wall-clock time an execution id was made (record_make_id():
+ * YYYYMMDDTHHMMSS-PID-N, UTC), or -1 when `id` has not that form. */
+static double id_time(const char *id)
+{
+    int y, mo, d, h, mi, sec, end = 0;
+    unsigned pid, n;
+    if (sscanf(id, "%4d%2d%2dT%2d%2d%2d-%x-%u%n", &y, &mo, &d, &h, &mi, &sec, &pid, &n, &end) !=
+            8 ||
+        id[end] || strlen(id) < 19 || id[8] != 'T' || id[15] != '-')
+        return -1;
+    struct tm tm = {.tm_year = y - 1900, .tm_mon = mo - 1, .tm_mday = d,
+                    .tm_hour = h, .tm_min = mi, .tm_sec = sec};
+    if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60)
+        return -1;
+    return (double)timegm(&tm);
 }
 
 static int cmd_wait(cmd_ctx *c, int argc, char **argv)
@@ -111,9 +137,21 @@ static int cmd_wait(cmd_ctx *c, int argc, char **argv)
             }
         }
         if (st == NDF_ERR_NOT_FOUND) {
-            queue_item_free(&q);
-            cmd_error(c, "no execution with id '%s' is kept\n", id);
-            return EXIT_NOT_FOUND;
+            double made = id_time(id), age = made >= 0 ? now_wall() - made : INFINITY;
+            double left = until - now_mono();
+            if (age > FRESH_WINDOW || age < -FRESH_WINDOW || left <= 0) {
+                cmd_error(c, "no execution with id '%s' is kept%s\n", id,
+                          made >= 0 && age <= FRESH_WINDOW && age >= -FRESH_WINDOW
+                              ? " (yet: the wait ended before its row was written)"
+                              : "");
+                queue_item_free(&q);
+                return EXIT_NOT_FOUND;
+            }
+            double d = left < 0.1 ? left : 0.1;
+            struct timespec ts = {0, (long)(d * 1e9)};
+            nanosleep(&ts, NULL);
+            queued = 0; /* it may yet appear as an execution */
+            continue;
         }
         if (st) {
             queue_item_free(&q);

@@ -56,6 +56,8 @@ typedef struct cmd_ctx {
     /* What diagnostics call the command, "ctl: run" for a verb of ndf ctl;
      * NULL: entry->name (cmd_name()). */
     const char *name;
+    struct genset *gs; /* served: the server's generations (a run-time change) */
+    long uid;          /* served: the client's uid */
 } cmd_ctx;
 
 /* The command's name in its diagnostics: c->name, else c->entry->name. */
@@ -304,6 +306,8 @@ extern const cmd_entry cmd_record_entry; /* cmd_record.c */
 extern const cmd_entry cmd_wait_entry;   /* cmd_wait.c */
 extern const cmd_entry cmd_submit_entry;  /* cmd_submit.c */
 extern const cmd_entry cmd_workers_entry; /* cmd_workers.c */
+extern const cmd_entry cmd_define_entry, cmd_undefine_entry, cmd_edit_entry, cmd_setting_entry,
+    cmd_definitions_entry; /* cmd_define.c */
 extern const cmd_entry cmd_export_entry, cmd_cleanup_entry, cmd_reset_stats_entry,
     cmd_analytics_entry, cmd_monitor_entry;            /* cmd_storage.c */
 extern const cmd_entry cmd_serve_entry, cmd_ctl_entry; /* cmd_serve.c */

@@ -3,6 +3,7 @@
  * only file in ndf that includes <libconfig.h>. */
 #include "build-config.h"
 
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -966,10 +967,10 @@ static int check_generic(reader *r, const ndf_value *def, const char *pname)
     return bad;
 }
 
-static void read_pattern(reader *r, const config_setting_t *s)
+/* Checks definition `def` (taken over) and adds it to the patterns, or
+ * frees it after the diagnostics. */
+static void read_definition(reader *r, ndf_value *def)
 {
-    ndf_value *def = to_value(r, s, NULL, r->file, 0);
-
     /* Unknown keys are warnings: drop them so nothing later trips on them. */
     for (size_t i = 0; i < value_count(def);) {
         const ndf_value *m = value_at(def, i);
@@ -1026,6 +1027,23 @@ static void read_pattern(reader *r, const config_setting_t *s)
         c->patterns =
             xrealloc(c->patterns, (c->npatterns ? 2 * c->npatterns : 1) * sizeof *c->patterns);
     c->patterns[c->npatterns++] = def;
+}
+
+static void read_pattern(reader *r, const config_setting_t *s)
+{
+    read_definition(r, to_value(r, s, NULL, r->file, 0));
+}
+
+int config_check_definition(config *c, ndf_value *def)
+{
+    size_t before = c->nerrors, nd = c->ndiags;
+    reader r = {.c = c, .seen = hashmap_new()};
+    read_definition(&r, def);
+    hashmap_free(r.seen, free);
+    for (size_t i = nd; c->nerrors > before && i < c->ndiags; i++)
+        if (c->diags[i].is_error)
+            return err_set(NDF_ERR_VALIDATION, "%s", c->diags[i].text);
+    return NDF_OK;
 }
 
 static void read_patterns(reader *r, const config_setting_t *s)
@@ -1233,6 +1251,566 @@ void config_free(config *c)
         free(c->diags[i].text);
     free(c->diags);
     free(c);
+}
+
+/* ---- definitions sent as text (run-time definitions) ---- */
+
+/* The first byte of `s` that is neither blank nor in a comment, or NUL. */
+static const char *first_token(const char *s, const char *end)
+{
+    while (s < end) {
+        if (*s == ' ' || *s == '\t' || *s == '\r' || *s == '\n') {
+            s++;
+        } else if (*s == '#' || (*s == '/' && s + 1 < end && s[1] == '/')) {
+            while (s < end && *s != '\n')
+                s++;
+        } else if (*s == '/' && s + 1 < end && s[1] == '*') {
+            const char *e = s + 2;
+            while (e + 1 < end && !(e[0] == '*' && e[1] == '/'))
+                e++;
+            s = e + 2 <= end ? e + 2 : end;
+        } else {
+            return s;
+        }
+    }
+    return end;
+}
+
+/* JSON to libconfig, token by token, keeping every newline where it was
+ * so that a message's line is the line of the JSON text: keys lose their
+ * quotes and their ':' becomes '=', arrays become lists, strings are
+ * written again with libconfig's escapes.  Numbers, true and false are
+ * the same in both; null has no libconfig form and is refused. */
+typedef struct jconv {
+    const char *p, *end;
+    int line;
+    strbuf out;
+    char err[256];
+} jconv;
+
+static int jfail(jconv *j, const char *fmt, ...) ATTR_PRINTF(2, 3);
+static int jfail(jconv *j, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(j->err, sizeof j->err, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+static void jskip(jconv *j)
+{
+    while (j->p < j->end && (*j->p == ' ' || *j->p == '\t' || *j->p == '\r' || *j->p == '\n')) {
+        if (*j->p == '\n')
+            j->line++;
+        sb_add(&j->out, j->p, 1);
+        j->p++;
+    }
+}
+
+static int hexval(char c)
+{
+    return c >= '0' && c <= '9'   ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
+}
+
+static int j4hex(jconv *j, unsigned *u)
+{
+    *u = 0;
+    for (int i = 0; i < 4; i++) {
+        int h = j->p < j->end ? hexval(*j->p) : -1;
+        if (h < 0)
+            return jfail(j, "a \\u escape needs four hex digits");
+        *u = *u * 16 + (unsigned)h;
+        j->p++;
+    }
+    return 0;
+}
+
+/* Reads a JSON string at j->p (its opening quote) into `sb`, decoded. */
+static int jstring(jconv *j, strbuf *sb)
+{
+    j->p++;
+    while (j->p < j->end && *j->p != '"') {
+        unsigned char c = (unsigned char)*j->p;
+        if (c < 0x20)
+            return jfail(j, "a control character in a string (JSON needs an escape)");
+        if (c != '\\') {
+            sb_add(sb, j->p++, 1);
+            continue;
+        }
+        if (++j->p >= j->end)
+            break;
+        char e = *j->p++;
+        const char *map = strchr("\"\"\\\\//b\bf\fn\nr\rt\t", e);
+        if (e != 'u' && map && ((map - "\"\"\\\\//b\bf\fn\nr\rt\t") % 2) == 0) {
+            sb_add(sb, map + 1, 1);
+            continue;
+        }
+        if (e != 'u')
+            return jfail(j, "unknown escape '\\%c' in a string", e);
+        unsigned u, lo;
+        if (j4hex(j, &u))
+            return -1;
+        if (u >= 0xd800 && u < 0xdc00) {
+            if (j->end - j->p < 6 || j->p[0] != '\\' || j->p[1] != 'u')
+                return jfail(j, "a lone surrogate in a \\u escape");
+            j->p += 2;
+            if (j4hex(j, &lo))
+                return -1;
+            if (lo < 0xdc00 || lo >= 0xe000)
+                return jfail(j, "a lone surrogate in a \\u escape");
+            u = 0x10000 + ((u - 0xd800) << 10) + (lo - 0xdc00);
+        } else if (u >= 0xdc00 && u < 0xe000) {
+            return jfail(j, "a lone surrogate in a \\u escape");
+        }
+        if (u == 0)
+            return jfail(j, "\\u0000 in a string (a definition is text)");
+        char b[4];
+        size_t n;
+        if (u < 0x80)
+            b[0] = (char)u, n = 1;
+        else if (u < 0x800)
+            b[0] = (char)(0xc0 | (u >> 6)), b[1] = (char)(0x80 | (u & 0x3f)), n = 2;
+        else if (u < 0x10000)
+            b[0] = (char)(0xe0 | (u >> 12)), b[1] = (char)(0x80 | ((u >> 6) & 0x3f)),
+            b[2] = (char)(0x80 | (u & 0x3f)), n = 3;
+        else
+            b[0] = (char)(0xf0 | (u >> 18)), b[1] = (char)(0x80 | ((u >> 12) & 0x3f)),
+            b[2] = (char)(0x80 | ((u >> 6) & 0x3f)), b[3] = (char)(0x80 | (u & 0x3f)), n = 4;
+        sb_add(sb, b, n);
+    }
+    if (j->p >= j->end)
+        return jfail(j, "a string is not closed");
+    j->p++;
+    return 0;
+}
+
+/* Writes `s` as a libconfig string literal. */
+static void lc_string(strbuf *sb, const char *s)
+{
+    sb_add(sb, "\"", 1);
+    for (const unsigned char *q = (const unsigned char *)s; *q; q++) {
+        switch (*q) {
+        case '"': sb_puts(sb, "\\\""); break;
+        case '\\': sb_puts(sb, "\\\\"); break;
+        case '\n': sb_puts(sb, "\\n"); break;
+        case '\r': sb_puts(sb, "\\r"); break;
+        case '\t': sb_puts(sb, "\\t"); break;
+        case '\f': sb_puts(sb, "\\f"); break;
+        default:
+            if (*q < 0x20 || *q == 0x7f)
+                sb_printf(sb, "\\x%02x", *q);
+            else
+                sb_add(sb, (const char *)q, 1);
+        }
+    }
+    sb_add(sb, "\"", 1);
+}
+
+/* libconfig's names: [A-Za-z*][-A-Za-z0-9_*]* */
+static int lc_name_ok(const char *s)
+{
+    if (!(isalpha((unsigned char)*s) || *s == '*'))
+        return 0;
+    for (s++; *s; s++)
+        if (!(isalnum((unsigned char)*s) || *s == '-' || *s == '_' || *s == '*'))
+            return 0;
+    return 1;
+}
+
+static int jvalue(jconv *j, int depth);
+
+static int jcontainer(jconv *j, int depth, int object)
+{
+    if (depth > 64)
+        return jfail(j, "nested deeper than 64 levels");
+    sb_add(&j->out, object ? "{" : "(", 1);
+    j->p++;
+    jskip(j);
+    if (j->p < j->end && *j->p == (object ? '}' : ']')) {
+        sb_add(&j->out, object ? "}" : ")", 1);
+        j->p++;
+        return 0;
+    }
+    for (;;) {
+        if (object) {
+            if (j->p >= j->end || *j->p != '"')
+                return jfail(j, "expected a member name in quotes");
+            strbuf key;
+            sb_init(&key);
+            if (jstring(j, &key)) {
+                sb_free(&key);
+                return -1;
+            }
+            const char *k = key.buf ? key.buf : "";
+            if (!lc_name_ok(k)) {
+                jfail(j, "member name '%.64s' is not a configuration key (A-Z a-z 0-9 - _ *, "
+                         "starting with a letter)",
+                      k);
+                sb_free(&key);
+                return -1;
+            }
+            sb_puts(&j->out, k);
+            sb_free(&key);
+            jskip(j);
+            if (j->p >= j->end || *j->p != ':')
+                return jfail(j, "expected ':' after a member name");
+            sb_add(&j->out, " =", 2);
+            j->p++;
+            jskip(j);
+        }
+        if (jvalue(j, depth + 1))
+            return -1;
+        jskip(j);
+        if (j->p < j->end && *j->p == ',') {
+            sb_add(&j->out, object ? ";" : ",", 1);
+            j->p++;
+            jskip(j);
+            continue;
+        }
+        if (j->p < j->end && *j->p == (object ? '}' : ']')) {
+            sb_add(&j->out, object ? ";}" : ")", object ? 2 : 1);
+            j->p++;
+            return 0;
+        }
+        return jfail(j, "expected ',' or '%c'", object ? '}' : ']');
+    }
+}
+
+static int jvalue(jconv *j, int depth)
+{
+    if (j->p >= j->end)
+        return jfail(j, "the text ends where a value was expected");
+    char c = *j->p;
+    if (c == '{' || c == '[')
+        return jcontainer(j, depth, c == '{');
+    if (c == '"') {
+        strbuf v;
+        sb_init(&v);
+        int rc = jstring(j, &v);
+        if (!rc)
+            lc_string(&j->out, v.buf ? v.buf : "");
+        sb_free(&v);
+        return rc;
+    }
+    const char *s = j->p;
+    while (j->p < j->end && (isalnum((unsigned char)*j->p) || *j->p == '-' || *j->p == '+' ||
+                             *j->p == '.'))
+        j->p++;
+    size_t n = (size_t)(j->p - s);
+    if ((n == 4 && memcmp(s, "true", 4) == 0) || (n == 5 && memcmp(s, "false", 5) == 0) ||
+        (n && (isdigit((unsigned char)*s) || *s == '-'))) {
+        sb_add(&j->out, s, n);
+        return 0;
+    }
+    if (n == 4 && memcmp(s, "null", 4) == 0)
+        return jfail(j, "null is not a value a definition can hold (leave the member out)");
+    return jfail(j, "unexpected '%.*s'", n ? (int)(n > 20 ? 20 : n) : 1, s);
+}
+
+/* Converts JSON `text` into libconfig text in j->out (a top-level object
+ * or array of objects becomes a `patterns` list).  0, or -1 with j->err. */
+static int json_to_lc(jconv *j, const char *text, size_t len)
+{
+    j->p = text;
+    j->end = text + len;
+    j->line = 1;
+    sb_init(&j->out);
+    jskip(j);
+    int list = j->p < j->end && *j->p == '[';
+    sb_puts(&j->out, list ? "patterns = " : "patterns = (");
+    if (jvalue(j, 0))
+        return -1;
+    jskip(j);
+    if (j->p < j->end)
+        return jfail(j, "text after the definition");
+    sb_puts(&j->out, list ? ";\n" : ");\n");
+    return 0;
+}
+
+/* 1 when `text` is JSON rather than libconfig: an array, or an object
+ * whose first member name is quoted (a libconfig group's is bare). */
+static int looks_json(const char *text, size_t len)
+{
+    const char *end = text + len, *p = first_token(text, end);
+    if (p >= end)
+        return 0;
+    if (*p == '[')
+        return 1;
+    if (*p != '{')
+        return 0;
+    p++;
+    while (p < end && (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n'))
+        p++;
+    return p < end && (*p == '"' || *p == '}');
+}
+
+/* Parses libconfig `text` (already a complete file) as `origin` would be
+ * read: returns the libconfig root in `cf` (to destroy) or -1 after a
+ * diagnostic.  `txt` keeps the line map alive. */
+static int parse_text(reader *r, config_t *cf, const char *origin, const char *text, size_t len,
+                      conftext *txt)
+{
+    r->file = value_intern_file(origin);
+    r->txt = txt;
+    if (conftext_from_string(txt, origin, text, len) != 0) {
+        diag_add(r->c, 1, txt->err_file, txt->err_line, "%s", txt->err);
+        return -1;
+    }
+    if (config_read_string(cf, txt->text) != CONFIG_TRUE) {
+        const char *ef;
+        int el;
+        conftext_where(txt, config_error_line(cf), &ef, &el);
+        diag_add(r->c, 1, ef ? ef : r->file, el, "%s", config_error_text(cf));
+        return -1;
+    }
+    return 0;
+}
+
+int config_parse_definitions(const char *origin, const char *text, size_t len, config **out)
+{
+    config *c = xcalloc(1, sizeof *c);
+    *out = c;
+    settings_default(&c->set);
+    reader r = {.c = c, .seen = hashmap_new()};
+    strbuf src;
+    sb_init(&src);
+    const char *at = first_token(text, text + len);
+    if (looks_json(text, len)) {
+        jconv j;
+        memset(&j, 0, sizeof j);
+        if (json_to_lc(&j, text, len) != 0) {
+            diag_add(c, 1, value_intern_file(origin), j.line, "JSON: %s", j.err);
+            sb_free(&j.out);
+            goto done;
+        }
+        src = j.out;
+    } else if (at < text + len && *at == '{') {
+        /* a bare group: the definition alone, as in a patterns list; the
+         * wrapping stays on the first and last lines */
+        sb_puts(&src, "patterns = (");
+        sb_add(&src, text, len);
+        sb_puts(&src, "\n);\n");
+    } else {
+        sb_add(&src, text, len);
+    }
+    config_t cf;
+    config_init(&cf);
+    conftext txt;
+    if (parse_text(&r, &cf, origin, src.buf ? src.buf : "", src.len, &txt) == 0) {
+        config_setting_t *root = config_root_setting(&cf);
+        int n = config_setting_length(root);
+        for (int i = 0; i < n; i++) {
+            const config_setting_t *s = config_setting_get_elem(root, (unsigned)i);
+            if (strcmp(config_setting_name(s), "patterns") == 0)
+                read_patterns(&r, s);
+            else
+                diag_add(c, 1, setting_file(&r, s), setting_line(&r, s),
+                         "'%s': only pattern definitions ('patterns = ( ... )', or one "
+                         "{ ... }) are read here",
+                         config_setting_name(s));
+        }
+        if (!n)
+            diag_add(c, 1, r.file, 1, "no pattern definition in the text");
+    }
+    config_destroy(&cf);
+    conftext_free(&txt);
+done:
+    sb_free(&src);
+    hashmap_free(r.seen, free);
+    free(r.incdir);
+    for (size_t i = 0; i < c->ndiags; i++)
+        if (c->diags[i].is_error)
+            return err_set(c->nduplicates == c->nerrors ? NDF_ERR_EXISTS : NDF_ERR_VALIDATION,
+                           "%s", c->diags[i].text);
+    return NDF_OK;
+}
+
+/* The settings a running server may take from a run-time change: those a
+ * new generation reads (the pattern gate and learning, the executor's
+ * limits, delegation).  The others are read once at start or name files. */
+static const struct section *runtime_section(const char *name)
+{
+    static const char *const ok[] = {"confidence", "executor", "delegation", NULL};
+    for (size_t i = 0; ok[i]; i++)
+        if (strcmp(ok[i], name) == 0)
+            for (size_t j = 0; j < ARRAY_SIZE(sections); j++)
+                if (strcmp(sections[j].name, name) == 0)
+                    return &sections[j];
+    return NULL;
+}
+
+int config_apply_setting(config *c, const char *origin, const char *key, const char *literal)
+{
+    const char *dot = strchr(key, '.');
+    char sec[32];
+    if (!dot || (size_t)(dot - key) >= sizeof sec || strchr(dot + 1, '.'))
+        return err_set(NDF_ERR_INVALID, "setting '%s': expected SECTION.KEY (e.g. "
+                       "confidence.threshold)", key);
+    memcpy(sec, key, (size_t)(dot - key));
+    sec[dot - key] = 0;
+    const struct section *s = runtime_section(sec);
+    const key_def *k = s ? s->keys : NULL;
+    while (k && k->name && strcmp(k->name, dot + 1) != 0)
+        k++;
+    if (!k || !k->name)
+        return err_set(NDF_ERR_INVALID,
+                       "setting '%s' cannot be changed at run time (only the keys of "
+                       "confidence, executor and delegation; the others are read at start: "
+                       "change them in the configuration file)",
+                       key);
+    /* one line, so that a message's line is the value's */
+    char *text = xasprintf("%s = { %s = %s; };\n", sec, dot + 1, literal);
+    reader r = {.c = c, .seen = hashmap_new()};
+    size_t before = c->nerrors, nd = c->ndiags;
+    config_t cf;
+    config_init(&cf);
+    conftext txt;
+    if (strchr(literal, '\n') || strchr(literal, ';')) {
+        diag_add(c, 1, value_intern_file(origin), 1, "setting '%s': '%s' is not one value", key,
+                 literal);
+    } else if (parse_text(&r, &cf, origin, text, strlen(text), &txt) == 0) {
+        config_setting_t *g = config_setting_get_member(config_root_setting(&cf), sec);
+        if (g && config_setting_length(g) == 1)
+            read_section(&r, g, s);
+        else
+            diag_add(c, 1, r.file, 1, "setting '%s': '%s' is not one value", key, literal);
+    }
+    if (r.txt)
+        conftext_free(&txt);
+    config_destroy(&cf);
+    hashmap_free(r.seen, free);
+    free(text);
+    if (c->nerrors > before) {
+        for (size_t i = nd; i < c->ndiags; i++)
+            if (c->diags[i].is_error)
+                return err_set(NDF_ERR_VALIDATION, "%s", c->diags[i].text);
+    }
+    return NDF_OK;
+}
+
+ndf_value *config_parse_value(const char *origin, const char *literal, char **error)
+{
+    *error = NULL;
+    config *c = xcalloc(1, sizeof *c);
+    char *text = xasprintf("v = %s;\n", literal);
+    reader r = {.c = c, .seen = hashmap_new()};
+    config_t cf;
+    config_init(&cf);
+    conftext txt;
+    ndf_value *v = NULL;
+    if (parse_text(&r, &cf, origin, text, strlen(text), &txt) == 0) {
+        config_setting_t *root = config_root_setting(&cf);
+        const config_setting_t *s = config_setting_get_member(root, "v");
+        if (s && config_setting_length(root) == 1)
+            v = to_value(&r, s, NULL, r.file, 1);
+        else
+            diag_add(c, 1, r.file, 1, "'%s' is not one value", literal);
+    }
+    if (r.txt)
+        conftext_free(&txt);
+    config_destroy(&cf);
+    hashmap_free(r.seen, free);
+    free(text);
+    if (!v)
+        *error = xstrdup(c->ndiags ? c->diags[0].text : "not a value");
+    config_free(c);
+    return v;
+}
+
+/* Writes value `v` in libconfig syntax at `indent` levels. */
+static void lc_value(strbuf *sb, const ndf_value *v, int indent)
+{
+    switch (v->type) {
+    case NDF_VALUE_STRING: lc_string(sb, v->u.s); break;
+    case NDF_VALUE_INT:
+        /* 'L' beyond 32 bits: without it libconfig 1.5 truncates */
+        sb_printf(sb, "%lld%s", (long long)v->u.i,
+                  v->u.i > INT32_MAX || v->u.i < INT32_MIN ? "L" : "");
+        break;
+    case NDF_VALUE_NUMBER: {
+        char b[40];
+        /* the shortest form that reads back the same */
+        snprintf(b, sizeof b, "%.15g", v->u.n);
+        if (strtod(b, NULL) != v->u.n)
+            snprintf(b, sizeof b, "%.17g", v->u.n);
+        if (!strpbrk(b, ".eEn"))
+            strcat(b, ".0");
+        sb_puts(sb, b);
+        break;
+    }
+    case NDF_VALUE_BOOL: sb_puts(sb, v->u.b ? "true" : "false"); break;
+    case NDF_VALUE_GROUP:
+    case NDF_VALUE_LIST: {
+        int group = v->type == NDF_VALUE_GROUP;
+        size_t n = value_count(v);
+        sb_puts(sb, group ? "{" : "(");
+        for (size_t i = 0; i < n; i++) {
+            const ndf_value *m = value_at(v, i);
+            sb_printf(sb, "\n%*s", (indent + 1) * 4, "");
+            if (group)
+                sb_printf(sb, "%s = ", m->name);
+            lc_value(sb, m, indent + 1);
+            sb_puts(sb, group ? ";" : i + 1 < n ? "," : "");
+        }
+        if (n)
+            sb_printf(sb, "\n%*s", indent * 4, "");
+        sb_puts(sb, group ? "}" : ")");
+        break;
+    }
+    default: sb_puts(sb, "()"); break;
+    }
+}
+
+void config_definition_text(const ndf_value *def, strbuf *sb)
+{
+    sb_puts(sb, "patterns = (\n    ");
+    lc_value(sb, def, 1);
+    sb_puts(sb, "\n);\n");
+}
+
+void config_value_text(const ndf_value *v, strbuf *sb)
+{
+    lc_value(sb, v, 0);
+}
+
+ndf_value *config_take_definition(config *c, const char *name)
+{
+    for (size_t i = 0; i < c->npatterns; i++) {
+        const char *n = value_string(value_get(c->patterns[i], "name"));
+        if (n && strcmp(n, name) == 0) {
+            ndf_value *d = c->patterns[i];
+            memmove(&c->patterns[i], &c->patterns[i + 1],
+                    (c->npatterns - i - 1) * sizeof *c->patterns);
+            c->npatterns--;
+            return d;
+        }
+    }
+    return NULL;
+}
+
+const ndf_value *config_find_definition(const config *c, const char *name)
+{
+    for (size_t i = 0; i < c->npatterns; i++) {
+        const char *n = value_string(value_get(c->patterns[i], "name"));
+        if (n && strcmp(n, name) == 0)
+            return c->patterns[i];
+    }
+    return NULL;
+}
+
+void config_put_definition(config *c, ndf_value *def)
+{
+    const char *name = value_string(value_get(def, "name"));
+    if (name)
+        value_free(config_take_definition(c, name));
+    if ((c->npatterns & (c->npatterns - 1)) == 0)
+        c->patterns =
+            xrealloc(c->patterns, (c->npatterns ? 2 * c->npatterns : 1) * sizeof *c->patterns);
+    c->patterns[c->npatterns++] = def;
 }
 
 /* ---- JSON ---- */

@@ -97,6 +97,7 @@ typedef struct config {
      * duplicates included): when they are all the errors, the other
      * patterns can still be used */
     size_t npattern_errors;
+    int overlaid;               /* the run-time definitions of the store are applied */
 } config;
 
 /* The state directory when storage.path is not set: $NDF_STATE_DIR, else
@@ -117,6 +118,53 @@ int config_load(const char *path, config **out);
 /* Frees the configuration, its settings, definitions and diagnostics; NULL
  * is a no-op.  Values' file names stay valid (they are interned). */
 void config_free(config *c);
+
+/* ---- run-time definitions: text a client sends instead of a file ---- */
+
+struct strbuf;
+
+/* Reads the pattern definitions of `text` (`len` bytes) as a patterns_dir
+ * file is read, its messages naming `origin` and the line ("request:3:
+ * ..."): a `patterns = ( ... );` list, one bare group `{ ... }`, or the
+ * JSON form (an object, or an array of objects, with the same members).
+ * No @include.  Always fills *out (free with config_free()) with the
+ * definitions in out->patterns and the diagnostics; returns as
+ * config_load(). */
+int config_parse_definitions(const char *origin, const char *text, size_t len, config **out);
+
+/* Checks definition `def` (taken over) as a definition in a file is
+ * checked, at the positions its values carry: on NDF_OK it is the last of
+ * c->patterns; otherwise it is freed and NDF_ERR_VALIDATION returned, the
+ * diagnostics in c->diags. */
+int config_check_definition(config *c, ndf_value *def);
+
+/* Sets global setting `key` ("confidence.threshold") of `c` from
+ * `literal` (libconfig syntax: 0.8, "enforce"), checked as the key is in
+ * a file, messages naming `origin`.  Only the keys a new generation reads
+ * (confidence, executor, delegation) are accepted.  NDF_OK, else
+ * NDF_ERR_INVALID (no such key here) or NDF_ERR_VALIDATION (a bad value;
+ * the diagnostic is in c->diags too), with err_msg() saying why. */
+int config_apply_setting(config *c, const char *origin, const char *key, const char *literal);
+
+/* Parses one libconfig value (`"x"`, `30`, `{ a = 1; }`, `( "a", "b" )`)
+ * positioned at `origin`:1.  The value (caller frees), or NULL with a
+ * malloc'd message in *error. */
+ndf_value *config_parse_value(const char *origin, const char *literal, char **error);
+
+/* Appends definition `def` as a patterns file (`patterns = ( { ... } );`)
+ * that config_parse_definitions() reads back to an equal tree. */
+void config_definition_text(const ndf_value *def, struct strbuf *sb);
+/* Appends one value in libconfig syntax. */
+void config_value_text(const ndf_value *v, struct strbuf *sb);
+
+/* The definition named `name` in `c` (borrowed), or NULL. */
+const ndf_value *config_find_definition(const config *c, const char *name);
+/* Takes the definition named `name` out of `c` (the caller owns it), or
+ * NULL. */
+ndf_value *config_take_definition(config *c, const char *name);
+/* Puts `def` (taken over) into `c` in place of any definition of the same
+ * name (which is freed), else at the end. */
+void config_put_definition(config *c, ndf_value *def);
 
 /* Appends the effective settings as JSON (seed get_current_config). */
 struct strbuf;

@@ -26,6 +26,7 @@ typedef struct expander {
     int line;        /* lines of `out` so far + 1: the line being written */
     const char *incdir;
     uid_t main_owner;
+    int no_include; /* a client's text: it names no file ndf would read */
 } expander;
 
 enum { ST_INITIAL, ST_COMMENT, ST_STRING };
@@ -338,6 +339,10 @@ static int scan(expander *x, const char *file, const char *buf, size_t n, int de
                 int m = match_include(x, file, line, buf, n, i, &at, &len, &after);
                 if (m < 0)
                     return -1;
+                if (m && x->no_include)
+                    return fail(x, file, line,
+                                "@include is not allowed here (the text is sent as data; "
+                                "it names no file on the server)");
                 if (m) {
                     emit(x, buf, from, i);
                     if (depth + 1 > CONFTEXT_MAX_DEPTH)
@@ -470,6 +475,31 @@ int conftext_read(conftext *t, const char *file, const char *incdir)
     int rc = expand(&x, file, NULL, 0, 0);
     t->len = x.out.len;
     t->text = sb_steal(&x.out);
+    return rc;
+}
+
+int conftext_from_string(conftext *t, const char *origin, const char *text, size_t len)
+{
+    memset(t, 0, sizeof *t);
+    expander x = {.t = t, .line = 1, .no_include = 1};
+    sb_init(&x.out);
+    const char *file = value_intern_file(origin);
+    int rc;
+    const char *nul = memchr(text, '\0', len);
+    if (len > CONFTEXT_MAX_FILE) {
+        rc = fail(&x, file, 0, "the text is %zu bytes, more than %zu", len, CONFTEXT_MAX_FILE);
+    } else if (nul) {
+        int line = 1;
+        for (const char *q = text; (q = memchr(q, '\n', (size_t)(nul - q))); q++)
+            line++;
+        rc = fail(&x, file, line, "a NUL byte (a definition is text)");
+    } else {
+        rc = scan(&x, file, text, len, 0);
+    }
+    t->len = x.out.len;
+    t->text = sb_steal(&x.out);
+    if (!t->text)
+        t->text = xstrdup("");
     return rc;
 }
 

@@ -42,6 +42,13 @@ typedef struct conftext {
  * free with conftext_free(). */
 int conftext_read(conftext *t, const char *file, const char *incdir);
 
+/* As conftext_read() for `len` bytes of `text` that came from `origin`
+ * (a name for messages, e.g. "request"), not a file: its literals are
+ * checked the same way, and an @include is refused (a client's text must
+ * not make ndf read a file).  Returns 0, or -1 with t->err set; free with
+ * conftext_free() either way. */
+int conftext_from_string(conftext *t, const char *origin, const char *text, size_t len);
+
 /* The file and line that line `line` of the expanded text came from. */
 void conftext_where(const conftext *t, int line, const char **file, int *fline);
 

@@ -41,6 +41,7 @@ struct gen {
 typedef struct snapshot {
     char id[48];
     char *json, *text;
+    int status, outcome; /* the record's status and record_outcome() */
 } snapshot;
 
 struct genset {
@@ -301,6 +302,8 @@ static void ring_put(genset *gs, record *r)
     free(sn->json);
     free(sn->text);
     snprintf(sn->id, sizeof sn->id, "%s", r->id);
+    sn->status = r->status;
+    sn->outcome = record_outcome(r);
     sn->json = sb_steal(&j);
     sn->text = sb_steal(&t);
     pthread_mutex_unlock(&gs->lock);
@@ -359,12 +362,21 @@ int genset_cancel(genset *gs, const char *id)
 
 int genset_snapshot(genset *gs, const char *id, char **json, char **text)
 {
+    int status, outcome;
+    return genset_finished(gs, id, json, text, &status, &outcome);
+}
+
+int genset_finished(genset *gs, const char *id, char **json, char **text, int *status,
+                    int *outcome)
+{
     int rc = -1;
     pthread_mutex_lock(&gs->lock);
     for (size_t i = 0; i < RING_SIZE && rc; i++)
         if (gs->ring[i].json && strcmp(gs->ring[i].id, id) == 0) {
             *json = xstrdup(gs->ring[i].json);
             *text = xstrdup(gs->ring[i].text);
+            *status = gs->ring[i].status;
+            *outcome = gs->ring[i].outcome;
             rc = 0;
         }
     pthread_mutex_unlock(&gs->lock);
@@ -554,4 +566,55 @@ void genset_reload(genset *gs, int with_config, reload_result *res)
         atomic_fetch_add(&gs->reloads_failed, refused ? refused : 1);
     reap_locked(gs);
     pthread_mutex_unlock(&gs->reload_lock);
+}
+
+/* ---- run-time changes ---- */
+
+int genset_apply(genset *gs, int (*prepare)(void *opaque, config *cfg, strbuf *why),
+                 int (*commit)(void *opaque, strbuf *why), void *opaque,
+                 unsigned long *generation, char **why_out)
+{
+    strbuf why;
+    sb_init(&why);
+    *why_out = NULL;
+    pthread_mutex_lock(&gs->reload_lock);
+    int rc = NDF_OK;
+    config *ncfg = reload_config(gs, &why);
+    if (!ncfg) {
+        rc = NDF_ERR_VALIDATION;
+        char *files = sb_steal(&why);
+        sb_init(&why);
+        sb_printf(&why, "the configuration files have errors (fix them, then try again):\n%s",
+                  files ? files : "");
+        free(files);
+    }
+    if (!rc)
+        rc = prepare(opaque, ncfg, &why);
+    gen *ng = NULL;
+    if (!rc) {
+        cfgref *cr = cfgref_new(ncfg);
+        ncfg = NULL;
+        ng = gen_build(gs, cr, gs->cur, 1, &why);
+        cfgref_unref(cr);
+        if (!ng)
+            rc = NDF_ERR_VALIDATION;
+    }
+    /* durable before it serves: a change that could not be stored is not
+     * made at all */
+    if (!rc && (rc = commit(opaque, &why)) != NDF_OK) {
+        gen_free(ng);
+        ng = NULL;
+    }
+    config_free(ncfg);
+    if (ng) {
+        gen_swap(gs, ng);
+        log_msg(NDF_LOG_INFO, "run-time change: generation %lu serves", ng->id);
+    }
+    *generation = gs->cur->id;
+    if (rc)
+        *why_out = sb_steal(&why);
+    sb_free(&why);
+    reap_locked(gs);
+    pthread_mutex_unlock(&gs->reload_lock);
+    return rc;
 }

@@ -19,6 +19,7 @@
 
 #include "app/runtime.h"
 #include "exec/record.h"
+#include "base/util.h"
 
 typedef struct gen gen;
 typedef struct genset genset;
@@ -54,6 +55,10 @@ int genset_cancel(genset *gs, const char *id);
 /* The JSON and text of finished execution `id` among the recent ones kept
  * past their generation: 0 with copies (the caller frees both), or -1. */
 int genset_snapshot(genset *gs, const char *id, char **json, char **text);
+/* genset_snapshot() with the execution's status and outcome
+ * (record_outcome()). */
+int genset_finished(genset *gs, const char *id, char **json, char **text, int *status,
+                    int *outcome);
 
 /* Housekeeping: frees old generations nobody uses and whose executions
  * are done, then unloads the plugins that freed.  Takes the reload lock. */
@@ -92,5 +97,17 @@ typedef struct reload_result {
  * generation is rebuilt from the serving configuration, leaving out (with
  * a warning) the patterns that no longer build.  Free res->error. */
 void genset_reload(genset *gs, int with_config, reload_result *res);
+
+/* A run-time change (app/define), made as a configuration reload is
+ * made, under the reload lock: the configuration files are read again,
+ * `prepare` lays the run-time definitions with the change over them, a
+ * generation is built from the result (any pattern that fails fails it),
+ * `commit` makes the change durable, and only then does the generation
+ * serve; running executions finish in theirs.  NDF_OK, or the first
+ * failing status with the reasons in *why (malloc'd; the caller frees
+ * it); nothing changes then.  *generation: the one serving afterwards. */
+int genset_apply(genset *gs, int (*prepare)(void *opaque, config *cfg, strbuf *why),
+                 int (*commit)(void *opaque, strbuf *why), void *opaque,
+                 unsigned long *generation, char **why);
 
 #endif

@@ -400,6 +400,20 @@ static char *req_rollback(server *s, const request *rq)
 static char *req_wait(server *s, const request *rq)
 {
     record *r = genset_find(s->gs, rq->id);
+    char *json, *txt;
+    int status, outcome;
+    if (!r && genset_finished(s->gs, rq->id, &json, &txt, &status, &outcome) == 0) {
+        /* finished, and its generation is gone: the snapshot answers */
+        response a = {.ok = 1, .has = RESP_STATUS | RESP_EXIT, .id = rq->id};
+        a.status = status;
+        a.exit = s->o.exit_code(outcome);
+        a.record = json;
+        a.text = txt;
+        char *text = protocol_response(&a);
+        free(json);
+        free(txt);
+        return text;
+    }
     if (!r)
         return fail(s, NDF_ERR_NOT_FOUND,
                     "no execution with id '%s' (running or among the recently finished)", rq->id);
@@ -437,7 +451,7 @@ static char *req_wait(server *s, const request *rq)
  * serving generation, its output captured for the answer, so that the
  * client prints what `ndf COMMAND` would and exits as it would. */
 static char *run_command(server *s, const server_command *sc, const request *rq,
-                         const ndf_context *ctx)
+                         const ndf_context *ctx, long uid)
 {
     char **argv = xcalloc(rq->nargs + 2, sizeof *argv);
     argv[0] = (char *)sc->name;
@@ -448,7 +462,7 @@ static char *run_command(server *s, const server_command *sc, const request *rq,
     int rc = NDF_ERR_NOMEM;
     if (fo && fe) {
         gen *g = genset_current(s->gs);
-        server_call call = {sc, gen_runtime(g), (int)rq->nargs + 1, argv, ctx, fo, fe};
+        server_call call = {sc, gen_runtime(g), (int)rq->nargs + 1, argv, ctx, fo, fe, s->gs, uid};
         if (sc->flags & SERVER_CMD_LOADER)
             genset_lock(s->gs);
         err_clear();
@@ -472,7 +486,7 @@ static char *run_command(server *s, const server_command *sc, const request *rq,
     return text;
 }
 
-static char *req_command(server *s, const request *rq)
+static char *req_command(server *s, const request *rq, long uid)
 {
     const server_command *sc = NULL;
     for (size_t i = 0; !sc && i < s->o.ncommands; i++)
@@ -486,7 +500,7 @@ static char *req_command(server *s, const request *rq)
         if (rc)
             return fail(s, rc, "%s", err_msg());
     }
-    char *text = run_command(s, sc, rq, ctx);
+    char *text = run_command(s, sc, rq, ctx, uid);
     context_free(ctx);
     return text;
 }
@@ -668,7 +682,7 @@ static char *handle(void *opaque, const transport_peer *peer, const char *line, 
         break;
     }
     default:
-        text = strcmp(rq.cmd, "drain") == 0 ? req_drain(s, &rq) : req_command(s, &rq);
+        text = strcmp(rq.cmd, "drain") == 0 ? req_drain(s, &rq) : req_command(s, &rq, (long)peer->uid);
         break;
     }
     request_free(&rq);

@@ -11,6 +11,7 @@
 
 #include "app/runtime.h"
 #include "model/context.h"
+#include "serve/generation.h"
 
 /* server_command.flags */
 enum {
@@ -34,6 +35,8 @@ typedef struct server_call {
     char **argv;                /* the request's "args" after it */
     const ndf_context *context; /* the request's "context", or NULL */
     FILE *out, *err;            /* captured for the answer's "stdout" and "stderr" */
+    genset *gs;                 /* the generations, for a run-time change (genset_apply) */
+    long uid;                   /* the client's */
 } server_call;
 
 typedef struct server_opts {

@@ -23,6 +23,7 @@ struct store_cleanup_result;
 struct learning_state;
 struct queue_item;
 struct queue_worker;
+struct store_def;
 
 typedef struct store_ops {
     int backend; /* a store_backend */
@@ -74,6 +75,9 @@ typedef struct store_ops {
     int (*q_worker_beat)(struct store *s, const struct queue_worker *w);
     int (*q_workers)(struct store *s, struct queue_worker **out, size_t *n);
     int (*q_worker_remove)(struct store *s, const char *name);
+    /* run-time definitions (store/defs.h) */
+    int (*defs)(struct store *s, struct store_def **out, size_t *n);
+    int (*def_put)(struct store *s, const struct store_def *d, int remove);
 } store_ops;
 
 /* What every handle starts with. */

@@ -30,6 +30,7 @@
 #include "store/queue.h"
 #include "store/store.h"
 #include "store/store_backend.h"
+#include "store/defs.h"
 
 /* pg_advisory_xact_lock key under which the schema is created or migrated,
  * so that hosts starting at once do it one after the other ("ndf1"). */
@@ -102,6 +103,10 @@ static const char *const migrations[STORE_SCHEMA_VERSION] = {
     "ALTER TABLE nodes ADD COLUMN result TEXT;"
     "ALTER TABLE nodes ADD COLUMN result_length BIGINT;"
     "ALTER TABLE nodes ADD COLUMN metrics TEXT;",
+    /* 4 -> 5: run-time definitions */
+    "CREATE TABLE runtime_defs ("
+    " kind TEXT NOT NULL, name TEXT NOT NULL, text TEXT NOT NULL,"
+    " time DOUBLE PRECISION NOT NULL, uid BIGINT NOT NULL, PRIMARY KEY (kind, name));",
 };
 
 /* The work queue's tables (queue.h), PostgreSQL's alone: versioned apart
@@ -2965,6 +2970,70 @@ static int pg_q_worker_remove(store *st, const char *name)
     return rc;
 }
 
+/* ------------------------------------------------------------------ */
+/* run-time definitions */
+
+static int pg_defs(store *st, store_def **out, size_t *n)
+{
+    pg_store *s = PG(st);
+    *out = NULL;
+    *n = 0;
+    pargs p = {0};
+    pthread_mutex_lock(&s->rlock);
+    PGresult *r;
+    int rc = rquery(s,
+                    "SELECT kind, name, text, time, uid FROM runtime_defs"
+                    " ORDER BY kind COLLATE \"C\", time, name COLLATE \"C\"",
+                    &p, &r, "cannot read the run-time definitions");
+    pthread_mutex_unlock(&s->rlock);
+    if (rc)
+        return rc;
+    int cnt = PQntuples(r);
+    *out = cnt ? xcalloc((size_t)cnt, sizeof **out) : NULL;
+    for (int i = 0; i < cnt; i++) {
+        store_def *d = &(*out)[i];
+        d->kind = g_dup(r, i, 0);
+        d->name = g_dup(r, i, 1);
+        d->text = g_dup(r, i, 2);
+        d->time = g_dbl(r, i, 3);
+        d->uid = (long)g_int(r, i, 4);
+    }
+    *n = (size_t)cnt;
+    PQclear(r);
+    return NDF_OK;
+}
+
+static int pg_def_put(store *st, const store_def *d, int remove)
+{
+    pg_store *s = PG(st);
+    int rc = wbegin(s);
+    if (rc)
+        return rc;
+    pargs p = {0};
+    p_text(&p, d->kind);
+    p_text(&p, d->name);
+    PGresult *r = NULL;
+    if (remove) {
+        rc = wsql_run(s, "DELETE FROM runtime_defs WHERE kind = $1 AND name = $2", &p, &r,
+                      "cannot write a run-time definition");
+        if (!rc && strcmp(PQcmdTuples(r), "0") == 0)
+            rc = err_set(NDF_ERR_NOT_FOUND, "no run-time definition of %s '%s'", d->kind,
+                         d->name);
+        PQclear(r);
+    } else {
+        p_text(&p, d->text);
+        p_dbl(&p, d->time);
+        p_int(&p, d->uid);
+        rc = wsql_run(s,
+                      "INSERT INTO runtime_defs (kind, name, text, time, uid)"
+                      " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (kind, name) DO UPDATE"
+                      " SET text = excluded.text, time = excluded.time, uid = excluded.uid",
+                      &p, NULL, "cannot write a run-time definition");
+    }
+    return wend(s, rc);
+}
+
+
 static const store_ops pg_ops = {
     .backend = STORE_BACKEND_POSTGRESQL,
     .close = pg_close,
@@ -3001,4 +3070,6 @@ static const store_ops pg_ops = {
     .q_worker_beat = pg_q_worker_beat,
     .q_workers = pg_q_workers,
     .q_worker_remove = pg_q_worker_remove,
+    .defs = pg_defs,
+    .def_put = pg_def_put,
 };

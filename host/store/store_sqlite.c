@@ -37,6 +37,7 @@
 #include "store/storage.h"
 #include "store/store.h"
 #include "store/store_backend.h"
+#include "store/defs.h"
 
 /* PRAGMA application_id of an ndf database ("ndf1"), so that restore and
  * open refuse another program's SQLite file. */
@@ -583,6 +584,12 @@ static const char *const migrations[STORE_SCHEMA_VERSION] = {
     "ALTER TABLE nodes ADD COLUMN result TEXT;"
     "ALTER TABLE nodes ADD COLUMN result_length INTEGER;"
     "ALTER TABLE nodes ADD COLUMN metrics TEXT;",
+    /* 4 -> 5: run-time definitions (ndf define, ndf edit, ndf setting):
+     * a pattern's whole definition as libconfig text, or one global
+     * setting's value, with when and by whom */
+    "CREATE TABLE runtime_defs ("
+    " kind TEXT NOT NULL, name TEXT NOT NULL, text TEXT NOT NULL,"
+    " time REAL NOT NULL, uid INTEGER NOT NULL, PRIMARY KEY (kind, name));",
 };
 
 static int pragma_int(sqlite3 *db, const char *sql, long long *out)
@@ -4061,6 +4068,80 @@ static int lite_import_legacy(store *s, const char *dir, size_t *imported)
     return rc;
 }
 
+/* ------------------------------------------------------------------ */
+/* run-time definitions */
+
+static int lite_defs(store *s, store_def **out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    pthread_mutex_lock(&s->rlock);
+    sqlite3_stmt *st = NULL;
+    int rc = reader(s);
+    if (!rc) {
+        int r = sqlite3_prepare_v2(s->r,
+                                   "SELECT kind, name, text, time, uid FROM runtime_defs"
+                                   " ORDER BY kind, time, name",
+                                   -1, &st, NULL);
+        if (r != SQLITE_OK)
+            rc = rfail(s, r, "cannot read the run-time definitions");
+    }
+    size_t cap = 0;
+    int r = SQLITE_DONE;
+    while (!rc && (r = sqlite3_step(st)) == SQLITE_ROW) {
+        if (*n == cap) {
+            cap = cap ? cap * 2 : 8;
+            *out = xrealloc(*out, cap * sizeof **out);
+        }
+        store_def *d = &(*out)[(*n)++];
+        d->kind = col_dup(st, 0);
+        d->name = col_dup(st, 1);
+        d->text = col_dup(st, 2);
+        d->time = sqlite3_column_double(st, 3);
+        d->uid = (long)sqlite3_column_int64(st, 4);
+    }
+    if (!rc && r != SQLITE_DONE)
+        rc = rfail(s, r, "cannot read the run-time definitions");
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&s->rlock);
+    if (rc) {
+        store_defs_free(*out, *n);
+        *out = NULL;
+        *n = 0;
+    }
+    return rc;
+}
+
+static int lite_def_put(store *s, const store_def *d, int remove)
+{
+    int rc = wbegin(s);
+    if (rc)
+        return rc;
+    sqlite3_stmt *st;
+    const char *sql = remove ? "DELETE FROM runtime_defs WHERE kind = ?1 AND name = ?2"
+                             : "INSERT INTO runtime_defs (kind, name, text, time, uid)"
+                               " VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (kind, name) DO UPDATE"
+                               " SET text = excluded.text, time = excluded.time,"
+                               " uid = excluded.uid";
+    rc = wprep(s, sql, d->kind, &st);
+    if (!rc) {
+        bind_text(st, 2, d->name);
+        if (!remove) {
+            bind_text(st, 3, d->text);
+            sqlite3_bind_double(st, 4, d->time);
+            sqlite3_bind_int64(st, 5, d->uid);
+        }
+        int r = sqlite3_step(st);
+        if (r != SQLITE_DONE)
+            rc = wfail(s, r, "cannot write a run-time definition");
+        else if (remove && sqlite3_changes(s->w) == 0)
+            rc = err_set(NDF_ERR_NOT_FOUND, "no run-time definition of %s '%s'", d->kind,
+                         d->name);
+        sqlite3_finalize(st);
+    }
+    return wend(s, rc);
+}
+
 static const store_ops lite_ops = {
     .backend = STORE_BACKEND_SQLITE,
     .close = lite_close,
@@ -4086,4 +4167,6 @@ static const store_ops lite_ops = {
     .process = lite_process,
     .learning_all = lite_learning_all,
     .backup_every = lite_backup_every,
+    .defs = lite_defs,
+    .def_put = lite_def_put,
 };

@@ -134,6 +134,15 @@ expect_match "$out" "^\{\"id\":\"$id\",\"pattern\":\"slow\",\"status\":\"SUCCEED
 wait "$RUNNER"
 expect_exit 3 "ndf wait for an unknown execution" -- $R wait nosuch --timeout 0
 expect_exit 2 "ndf wait with a bad timeout" -- $R wait "$id" --timeout x
+# an id made moments ago may belong to a run that has not written its row
+# yet: it is waited for (bounded by --timeout); an old or malformed one is
+# not found at once
+fresh=$(date -u +%Y%m%dT%H%M%S)-7fffffff-1
+expect_exit 3 "ndf wait for a fresh id that never appears" -- $R wait "$fresh" --timeout 0.3
+expect_match "$err" "^ndf: wait: no execution with id '$fresh' is kept \(yet: the wait ended before its row was written\)$" \
+    "a fresh id is waited for until the timeout"
+expect_exit 3 "ndf wait for an old id" -- $R wait 20200101T000000-1-1
+expect_match "$err" "^ndf: wait: no execution with id '20200101T000000-1-1' is kept$" "an old id is not waited for"
 rm -f "$SCRATCH/go"
 
 # ---- through a server: record, reset-stats, cleanup ----
@@ -196,6 +205,23 @@ expect_exit 1 "wait exits as the execution did" -- $C wait "$id" --timeout 30
 expect_exit 3 "wait for an unknown execution" -- $C wait nosuch --timeout 1
 expect_exit 2 "wait with a bad timeout" -- $C wait "$id" --timeout -1
 expect_exit 2 "wait without an id" -- $C wait
+
+# ---- batch through the server: the client sends the lines, the output
+# and exit code are the one-shot's ----
+printf '{"pattern":"alpha"}\n# a comment\n{"pattern":"nosuch"}\n{"pattern":"down","timeout":5}\nnot json\n' >"$SCRATCH/b.jsonl"
+norm() { printf '%s\n' "$1" | sed 's/"id":"[^"]*",//; s/,"duration":[0-9.e+-]*//; s/"[^"]*b\.jsonl:/"FILE:/; s/"request:/"FILE:/'; }
+expect_exit 1 "one-shot batch with failures" -- $R batch "$SCRATCH/b.jsonl"
+one=$(norm "$out")
+expect_exit 1 "ctl batch with failures" -- $C batch "$SCRATCH/b.jsonl"
+two=$(norm "$out")
+[ "$one" = "$two" ] && ok "ctl batch prints what one-shot batch prints" \
+    || { not_ok "ctl batch differs"; printf '# one: %s\n# two: %s\n' "$one" "$two"; }
+expect_match "$two" '^\{"line":4,"pattern":"down","success":false' "a failed line is reported in its place"
+expect_exit 0 "ctl batch --sequential from standard input" -- sh -c "printf '{\"pattern\":\"alpha\"}\n' | $C batch --sequential -"
+expect_match "$out" '^\{"line":1,"pattern":"alpha","success":true' "the line ran on the server"
+expect_exit 3 "ctl batch of a missing file" -- $C batch "$SCRATCH/nosuch.jsonl"
+expect_match "$err" "^ndf: ctl: batch: cannot read .*nosuch.jsonl: No such file or directory$" "names the file (read on the client side)"
+expect_exit 2 "a served batch naming a server-side file is refused" -- sh -c "printf '%s\n' '{\"cmd\":\"batch\",\"args\":[\"/etc/passwd\"]}' | $C send | grep -q '\"ok\":false' && exit 2"
 
 expect_exit 0 "ctl cleanup" -- $C cleanup --json
 expect_match "$out" '^\{"dry_run":false,"executions_removed":[0-9]+' "cleanup answers through the server"

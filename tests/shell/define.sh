@@ -1,0 +1,175 @@
+#!/bin/sh
+# Patterns and settings defined at run time: ndf define / undefine / edit /
+# setting / definitions, one-shot and through a server while a client runs
+# the pattern being changed (no execution may fail; the change applies to
+# executions started after it, a running one keeps its definition), a
+# restart (the changes are still there), and a bad request of each kind (a
+# clear error, nothing changed).
+. "$top_srcdir/tests/shell/lib.sh"
+CONF=$SCRATCH/ndf.conf
+cat >"$CONF" <<CONF
+executor: { threads = 4; default_timeout = 30.0; };
+storage: { path = "$SCRATCH/state"; };
+confidence: { threshold = 0.0; min_samples = 1; };
+patterns = (
+  { name = "work"; type = "sequential"; domains = [ "web" ];
+    params = { steps = ( { name = "s"; step = "noop"; } ); }; },
+  { name = "par"; type = "parallel";
+    params = { tasks = ( { name = "t1"; step = "noop"; }, { name = "t2"; step = "noop"; } ); }; },
+  { name = "meta"; type = "meta";
+    params = { phases = ( { name = "p1"; patterns = [ "work" ]; } ); }; },
+  { name = "slow"; type = "sequential";
+    params = { steps = ( { name = "wait"; step = "exec"; params = { argv = [ "sh", "-c", "while [ ! -f $SCRATCH/go ]; do sleep 0.05; done" ]; }; } ); }; }
+);
+CONF
+R="$NDF -c $CONF"
+export NDF_RUNTIME_DIR=$SCRATCH/run
+mkdir -m 700 "$NDF_RUNTIME_DIR"
+
+# ---- one-shot ----
+cat >"$SCRATCH/extra.conf" <<'EOF2'
+# a definition as a patterns_dir file holds it
+{ name = "extra"; type = "sequential"; domains = [ "web" ];
+  params = { steps = ( { name = "one"; step = "noop"; } ); }; }
+EOF2
+expect_exit 0 "define a pattern (libconfig, one bare group)" -- $R define "$SCRATCH/extra.conf"
+expect_match "$out" "^defined pattern 'extra'$" "define says what it did"
+expect_exit 0 "list" -- $R list
+expect_match "$out" "^extra .* run-time$" "list marks a run-time definition's origin"
+expect_match "$out" "^work .* file$" "and a file's"
+expect_exit 0 "show" -- $R show extra
+expect_match "$out" "^defined at: +run-time\[[0-9T:-]+Z uid $(id -u)\]:2 \(run-time definition" \
+    "show says where and by whom it was defined"
+expect_exit 0 "a one-shot run of the run-time pattern" -- $R run extra
+expect_exit 12 "define of a name that exists" -- $R define "$SCRATCH/extra.conf"
+expect_match "$err" "^ndf: define: request:2: pattern 'extra' already exists \(defined at run time; --replace to replace it\)$" \
+    "'already exists' names the request line and the way round it"
+expect_exit 12 "define of a file pattern's name" -- $R define --text '{ name = "work"; type = "sequential"; params = { steps = ( { name = "x"; step = "noop"; } ); }; }'
+expect_match "$err" "already exists \(defined at $CONF:5; --replace to shadow it" "names the file's definition"
+printf '{"name": "jay", "type": "sequential",\n "params": {"steps": [{"name": "a", "step": "noop", "timeout": 2.5}]}}\n' >"$SCRATCH/jay.json"
+expect_exit 0 "define in the JSON form" -- $R define "$SCRATCH/jay.json"
+expect_exit 0 "definitions --export" -- $R definitions --export
+expect_match "$out" "timeout = 2.5;" "the JSON definition is kept as configuration text"
+printf '{"name": "bad", "type": "sequential",\n "params": {"steps": [{"name": "a", "step": "noop", "timeout": -1}]}}\n' >"$SCRATCH/bad.json"
+expect_exit 2 "a JSON definition that does not check" -- $R define "$SCRATCH/bad.json"
+expect_match "$err" "^ndf: define: request:2: pattern 'bad' .*timeout.* is -1, out of range" "the error names request:line"
+expect_exit 2 "a JSON null" -- $R define --text '{"name": "n", "type": null}'
+expect_match "$err" "request:1: JSON: null is not a value" "null is refused with a reason"
+expect_exit 2 "an @include in a definition" -- $R define --text "$(printf '@include "/etc/passwd"\n')"
+expect_match "$err" "request:1: @include is not allowed here" "a request names no file on the server side"
+expect_exit 2 "two definitions in one request" -- $R define --text 'patterns = ( { name = "a1"; type = "sequential"; params = { steps = ( { name = "x"; step = "noop"; } ); }; }, { name = "a2"; type = "sequential"; params = { steps = ( { name = "x"; step = "noop"; } ); }; } );'
+expect_exit 2 "a syntax error" -- $R define --text "$(printf '{ name = "s";\n  type = ; }')"
+expect_match "$err" "^ndf: define: request:2: syntax error" "a syntax error names request:line"
+expect_exit 0 "undefine" -- $R undefine jay
+expect_exit 3 "undefine of a file pattern" -- $R undefine work
+expect_match "$err" "pattern 'work' has no run-time definition \(it is defined at $CONF:5: remove it there\)" \
+    "undefine says where the pattern is defined"
+expect_exit 0 "list after undefine" -- $R list
+case $out in *jay*) not_ok "undefined pattern still listed" ;; *) ok "undefined pattern gone" ;; esac
+
+# ---- through a server ----
+"$NDF" -c "$CONF" serve --no-watch 2>"$SCRATCH/serve.log" &
+SERVER=$!
+for i in $(seq 1 100); do
+    $R ctl ping >/dev/null 2>&1 && break
+    sleep 0.05
+done
+C="$R ctl"
+# a client runs the pattern being changed throughout: nothing may fail
+( i=0; while [ ! -f "$SCRATCH/stop" ]; do
+      $C run work >/dev/null 2>&1 || echo "run $i failed" >>"$SCRATCH/client.err"; i=$((i + 1))
+  done; echo "$i" >"$SCRATCH/client.n" ) &
+CLIENT=$!
+
+# a running execution keeps the definition it started with
+expect_exit 0 "start a run that waits" -- $C run slow --async
+slow_id=$(printf '%s\n' "$out" | grep -o '[0-9]\{8\}T[0-9]\{6\}-[0-9a-f]*-[0-9]*' | head -1)
+expect_exit 0 "ctl edit: add_step" -- $C edit work insert params.steps '{ name = "added"; step = "noop"; }'
+expect_match "$out" "^pattern 'work': insert params.steps \(generation [0-9]+ serves\)$" "the server serves the change"
+expect_exit 0 "a run after add_step" -- $C run work
+expect_match "$err$out" "added" "the new step runs in executions started after the change"
+expect_exit 0 "ctl edit: add a step to the running pattern" -- $C edit slow insert params.steps '{ name = "late"; step = "noop"; }'
+touch "$SCRATCH/go"
+expect_exit 0 "wait for the running execution" -- $C wait "$slow_id" --timeout 20
+expect_match "$out$err" "COMPLETED +step wait" "the wait shows the running execution's steps"
+case $out$err in *late*) not_ok "the running execution took the new definition" ;;
+    *) ok "the running execution kept its definition" ;; esac
+expect_exit 0 "ctl edit: set_step_timeout" -- $C edit work set 'params.steps[added].timeout' 7
+expect_exit 0 "ctl edit: remove_step" -- $C edit work unset 'params.steps[s]'
+expect_exit 0 "a run after remove_step" -- $C run work
+case $out$err in *"step s:"*) not_ok "the removed step ran" ;; *) ok "the removed step is gone" ;; esac
+expect_exit 0 "ctl edit: add_task_dependency" -- $C edit par insert 'params.tasks[t2].depends_on' '"t1"'
+expect_exit 0 "ctl edit: set_task_resource_requirement" -- $C edit par set 'params.tasks[t1].cpu' 0.2
+expect_exit 0 "ctl run par" -- $C run par
+expect_exit 0 "ctl edit: add_phase" -- $C edit meta insert params.phases '{ name = "p2"; patterns = [ "extra" ]; }'
+expect_exit 0 "ctl edit: set_phase_success_criteria" -- $C edit meta set 'params.phases[p2].success_criteria' '{ min_success_rate = 1.0; }'
+expect_exit 0 "ctl run meta" -- $C run meta
+expect_match "$err$out" "p2" "the added phase runs"
+expect_exit 0 "ctl edit: set_confidence_threshold" -- $C edit work set confidence_threshold 0.1
+expect_exit 0 "ctl setting: set_global_confidence_threshold" -- $C setting confidence.threshold 0.05
+expect_exit 0 "ctl setting: set_pattern_timeout" -- $C setting executor.pattern_timeout 60
+printf '{ name = "served"; type = "sequential";\n  params = { steps = ( { name = "x"; step = "noop"; } ); }; }\n' >"$SCRATCH/served.conf"
+expect_exit 0 "ctl define (the client reads the file)" -- $C define "$SCRATCH/served.conf"
+expect_exit 0 "ctl run of the new pattern" -- $C run served
+expect_exit 0 "ctl define --replace" -- $C define --replace "$SCRATCH/served.conf"
+expect_match "$out" "^replaced pattern 'served'" "replace says so"
+expect_exit 0 "ctl config" -- $C config
+expect_match "$out" '"threshold":0.05' "the served configuration has the run-time setting"
+expect_exit 0 "ctl definitions --export" -- $C definitions --export
+before=$out
+
+# bad requests of each kind: a clear error, nothing changed
+expect_exit 2 "ctl define: syntax error" -- $C define --text "$(printf '{ name = "q";\n type = ; }')"
+expect_match "$err" "^ndf: ctl: define: request:2: syntax error|^ndf: define: request:2: syntax error" "names request:line"
+expect_exit 12 "ctl define: exists" -- $C define "$SCRATCH/served.conf"
+expect_exit 2 "ctl define: unknown type" -- $C define --text '{ name = "q"; type = "nosuch"; }'
+expect_exit 3 "ctl edit: no such pattern" -- $C edit nosuch set confidence_threshold 0.5
+expect_exit 3 "ctl edit: no such element" -- $C edit work set 'params.steps[nosuch].timeout' 3
+expect_exit 2 "ctl edit: a bad path" -- $C edit work set 'params..steps' 3
+expect_exit 2 "ctl edit: a value out of range" -- $C edit work set confidence_threshold 7
+expect_match "$err" "request:1: pattern 'work': 'confidence_threshold' is 7, out of range \[0, 1\]" "the range error names the key"
+expect_exit 2 "ctl edit: a step the plugins do not have" -- $C edit work set 'params.steps[added].step' '"nosuch"'
+expect_exit 2 "ctl edit: not a value" -- $C edit work set confidence_threshold '0.5; x = 1'
+expect_exit 2 "ctl edit: the name" -- $C edit work set name '"other"'
+expect_exit 2 "ctl edit: insert into a non-list" -- $C edit work insert confidence_threshold 1
+expect_exit 2 "ctl setting: a key read only at start" -- $C setting storage.path '"/tmp/x"'
+expect_exit 2 "ctl setting: a bad value" -- $C setting confidence.threshold '"high"'
+expect_exit 3 "ctl undefine: no such pattern" -- $C undefine nosuch
+expect_exit 3 "ctl setting --unset: no run-time value" -- $C setting --unset executor.kill_grace
+expect_exit 0 "ctl definitions --export after the bad requests" -- $C definitions --export
+[ "$out" = "$before" ] && ok "the bad requests changed nothing" || not_ok "the definitions changed"
+
+touch "$SCRATCH/stop"
+wait "$CLIENT"
+[ ! -s "$SCRATCH/client.err" ] && ok "no client execution failed ($(cat "$SCRATCH/client.n") runs)" \
+    || not_ok "client executions failed: $(head -3 "$SCRATCH/client.err")"
+
+# ---- a restart: still there ----
+kill -TERM "$SERVER"
+wait "$SERVER" && ok "the server stops cleanly" || not_ok "the server exited $?"
+"$NDF" -c "$CONF" serve --no-watch 2>"$SCRATCH/serve2.log" &
+SERVER=$!
+for i in $(seq 1 100); do
+    $R ctl ping >/dev/null 2>&1 && break
+    sleep 0.05
+done
+expect_exit 0 "ctl definitions --export after a restart" -- $C definitions --export
+[ "$out" = "$before" ] && ok "the definitions survive a restart" || not_ok "the definitions changed across a restart"
+expect_exit 0 "ctl run after the restart" -- $C run work
+expect_match "$err$out" "added" "the edited definition serves after the restart"
+expect_exit 0 "ctl run served after the restart" -- $C run served
+expect_exit 0 "ctl undefine" -- $C undefine work
+expect_match "$out" "^undefined the run-time definition of 'work' \($CONF:5 serves again\)" "the file's definition serves again"
+expect_exit 0 "ctl run work: the file's definition" -- $C run work
+expect_match "$err$out" "step s" "the file's steps run again"
+expect_exit 0 "ctl setting --unset" -- $C setting --unset confidence.threshold
+expect_exit 0 "ctl config" -- $C config
+expect_match "$out" '"threshold":0[,}]' "the file's threshold applies again"
+kill -TERM "$SERVER"
+wait "$SERVER" && ok "the server stops cleanly again" || not_ok "the server exited $?"
+# one-shot commands see what the server did
+expect_exit 0 "one-shot list" -- $R list
+expect_match "$out" "^served .* run-time$" "a one-shot list sees the server's run-time definition"
+expect_match "$out" "^work .* file$" "and the undefine"
+
+finish
