@@ -276,6 +276,11 @@ int runtime_start_executor(runtime *rt, void (*on_complete)(void *, pattern *, c
     if (rt->st) {
         eo.on_spawn = history_on_spawn;
         eo.spawn_arg = rt->st;
+        /* every execution, whoever starts it, has its RUNNING row before
+         * its first step, or does not run */
+        rt->hook.s = rt->st;
+        eo.on_start = history_on_start;
+        eo.start_arg = &rt->hook;
     }
     monitor_set_counting(s->resources_system ? MONITOR_COUNT_SYSTEM : MONITOR_COUNT_NDF);
     rt->ex = executor_new(&eo);

@@ -14,6 +14,7 @@
 #include "app/runtime.h"
 #include "cli/commands.h"
 #include "cli/opt.h"
+#include "store/history.h"
 #include "serve/server.h"
 #include "base/util.h"
 
@@ -145,6 +146,9 @@ static int run_served(void *opaque, const server_call *call)
         return err_set(NDF_ERR_INVALID, "bad request: '%s' is not served", call->command->name);
     if (call->context && !(e->flags & CMD_CONTEXT))
         return err_set(NDF_ERR_INVALID, "bad request: %s takes no \"context\"", e->name);
+    /* the counts it shows are the store's, whoever ran since */
+    if (call->rt->st && call->rt->reg && history_refresh(call->rt->st, call->rt->reg, NULL))
+        return NDF_ERR_IO;
     cmd_ctx c = {
         .entry = e,
         .rt = call->rt,

@@ -327,6 +327,7 @@ record *record_new(const char *name, const ndf_context *ctx, double deadline)
     r->root = node_alloc(r, NULL, NDF_NODE_PATTERN, name ? name : "");
     r->root->deadline = deadline;
     r->kill_grace = 2.0;
+    r->origin = -1;
     r->start_wall = now_wall();
     r->start = record_now();
     return r;

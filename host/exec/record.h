@@ -126,6 +126,7 @@ struct record {
     struct pool *pool;   /* where its groups run; NULL: no groups */
     double kill_grace;   /* seconds, processes and in-process steps */
     int force;           /* skip confidence gates of sub-patterns */
+    int origin;          /* EXEC_ORIGIN() of its start, or -1 */
     _Atomic int cancel;  /* 0, or NDF_ERR_CANCELLED once cancelled */
     /* Cancelled again (a second SIGINT): undo actions are skipped and
      * cleanup nodes stop too, processes get SIGKILL at once. */

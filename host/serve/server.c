@@ -30,6 +30,7 @@
 #include "serve/server.h"
 #include "serve/transport.h"
 #include "serve/watch.h"
+#include "store/history.h"
 #include "base/util.h"
 
 #define REMOVAL_GRACE 1.0 /* s: quiet time after a plugin file went away */
@@ -134,7 +135,7 @@ static char *req_run(server *s, const request *rq)
     } else {
         ctx = context_new("", "", NDF_PRIORITY_HIGHEST);
     }
-    unsigned flags = rq->force ? EXEC_FORCE : 0;
+    unsigned flags = (rq->force ? EXEC_FORCE : 0) | EXEC_ORIGIN(STORE_ORIGIN_CTL);
     if (rq->fallback) {
         char *text = run_fallback(s, rq, ctx, flags);
         context_free(ctx);
@@ -158,10 +159,6 @@ static char *req_run(server *s, const request *rq)
         return fail(s, rc, "%s", err_msg());
     }
     gen_track(g, r);
-    /* a RUNNING row, so that crash recovery and `ndf runs` see it */
-    store *hs = gen_runtime(g)->st;
-    if (hs && history_begin(hs, r, STORE_ORIGIN_CTL) != NDF_OK)
-        log_msg(NDF_LOG_ERROR, "execution %s: %s", r->id, err_msg());
     response a = {.ok = 1, .has = RESP_GENERATION, .id = r->id, .generation = gen_id(g)};
     char *text;
     if (rq->async) {
@@ -252,9 +249,21 @@ static char *req_delegate(server *s, const request *rq)
 /* The current executor's worker counters, for status: a step that
  * overran its deadline holds an abandoned worker, which the operator looking
  * at an execution should see. */
-static void worker_counts(server *s, protocol_ping *p)
+static void worker_counts(server *s, protocol_ping *p, store_stats *ss)
 {
     memset(p, 0, sizeof *p);
+    if (s->base->st) {
+        store_get_stats(s->base->st, ss);
+        p->store_path = store_path(s->base->st);
+        p->store_degraded = ss->degraded;
+        p->store_transactions = (unsigned long)ss->transactions;
+        p->store_executions = (unsigned long)ss->executions;
+        p->store_queued = (unsigned long)ss->queued;
+        p->store_backend = store_backend_name(store_get_backend(s->base->st));
+        p->store_schema = ss->schema;
+        p->store_last_error = ss->last_error;
+        p->store_last_error_time = ss->last_error_time;
+    }
     gen *g = genset_current(s->gs);
     if (g && gen_runtime(g)->ex) {
         pool_stats ps;
@@ -273,7 +282,8 @@ static char *req_status(server *s, const request *rq)
 {
     const char *id = rq->id && *rq->id ? rq->id : NULL;
     protocol_ping wc;
-    worker_counts(s, &wc);
+    store_stats ss; /* wc points into it */
+    worker_counts(s, &wc, &ss);
     response a = {.ok = 1, .workers = &wc};
     record *r = genset_find(s->gs, id);
     if (r) {
@@ -543,6 +553,33 @@ static void request_stop(server *s)
     (void)w;
 }
 
+/* Reads the counts a run (its pattern, and its fallback) or a delegation
+ * (every pattern) is judged by from the store.  Nonzero, with the answer
+ * in *text, when the store cannot be read: nothing is judged on stale
+ * counts. */
+static int refresh_counts(server *s, const request *rq, char **text)
+{
+    gen *g = genset_current(s->gs);
+    runtime *rt = g ? gen_runtime(g) : NULL;
+    int rc = NDF_OK;
+    if (rt && rt->st && rt->reg) {
+        if (rq->kind == REQ_DELEGATE) {
+            rc = history_refresh(rt->st, rt->reg, NULL);
+        } else {
+            if (rq->pattern)
+                rc = history_refresh(rt->st, rt->reg, rq->pattern);
+            if (!rc && rq->fallback)
+                rc = history_refresh(rt->st, rt->reg, rq->fallback);
+        }
+    }
+    if (g)
+        genset_release(s->gs, g);
+    if (rc == NDF_OK)
+        return 0;
+    *text = fail(s, rc, "%s", err_msg());
+    return 1;
+}
+
 /* The transport's handler: one request line, one answer line. */
 static char *handle(void *opaque, const transport_peer *peer, const char *line, size_t len)
 {
@@ -563,6 +600,12 @@ static char *handle(void *opaque, const transport_peer *peer, const char *line, 
                     "the server is at its connection limit; this connection is one of those "
                     "kept for its owner, which serve only ping, status and reload: try again "
                     "later");
+        request_free(&rq);
+        return text;
+    }
+    /* The store is the system of record: what other processes ran since
+     * counts for the gate, the choice and what is shown. */
+    if ((rq.kind == REQ_RUN || rq.kind == REQ_DELEGATE) && refresh_counts(s, &rq, &text)) {
         request_free(&rq);
         return text;
     }

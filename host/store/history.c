@@ -392,8 +392,25 @@ static void set_learning(pattern *p, learning_state *st)
     memset(st, 0, sizeof *st);
 }
 
+/* The record's end could not be committed: its status becomes the
+ * storage error (whatever its outcome), logged once. */
+static void mark_unrecorded(record *r, const char *why)
+{
+    log_msg(NDF_LOG_ERROR, "execution %s of pattern '%s' not recorded: %s", r->id, r->root->name,
+            why);
+    pthread_mutex_lock(&r->lock);
+    r->status = NDF_ERR_IO;
+    atomic_store(&r->unrecorded, 1);
+    free(r->error);
+    r->error = xasprintf("not recorded: %s", why);
+    pthread_mutex_unlock(&r->lock);
+}
+
 int history_record(store *s, record *r, store_origin origin, pattern *target)
 {
+    /* refused at its start (history_on_start): nothing ran, nothing to record */
+    if (atomic_load(&r->unrecorded))
+        return err_set(NDF_ERR_IO, "%s", r->error ? r->error : "not recorded");
     store_exec *v;
     size_t n;
     pattern **pats;
@@ -409,14 +426,7 @@ int history_record(store *s, record *r, store_origin origin, pattern *target)
         }
     } else {
         char *why = xstrdup(err_msg());
-        log_msg(NDF_LOG_ERROR, "execution %s of pattern '%s' not recorded: %s", r->id,
-                r->root->name, why);
-        pthread_mutex_lock(&r->lock);
-        r->status = NDF_ERR_IO;
-        atomic_store(&r->unrecorded, 1);
-        free(r->error);
-        r->error = xasprintf("not recorded: %s", why);
-        pthread_mutex_unlock(&r->lock);
+        mark_unrecorded(r, why);
         err_set(rc, "%s", why);
         free(why);
     }
@@ -472,6 +482,7 @@ typedef struct seen_node {
 typedef struct watched {
     hashmap *nodes; /* node address ("%p") -> seen_node */
     unsigned mark;  /* the sample that last saw it running */
+    double beat;    /* now_mono() of its last write (progress or heartbeat) */
 } watched;
 
 struct history_progress {
@@ -553,9 +564,11 @@ static void sample(history_progress *hp)
         record *r = v[i];
         if (atomic_load(&r->stored)) {
             watched *w = hashmap_get(hp->watched, r->id);
+            double now = now_mono();
             if (!w) {
                 w = xcalloc(1, sizeof *w);
                 w->nodes = hashmap_new();
+                w->beat = now;
                 hashmap_put(hp->watched, r->id, w);
             }
             w->mark = hp->mark;
@@ -563,6 +576,14 @@ static void sample(history_progress *hp)
             pthread_mutex_lock(&r->lock);
             sample_nodes(hp, r, w, r->root, &budget);
             pthread_mutex_unlock(&r->lock);
+            /* a step that runs long writes nothing: the heartbeat says it
+             * still ran, so that a crash ends it near when it died */
+            if (budget < PROGRESS_BUDGET) {
+                w->beat = now;
+            } else if (now - w->beat >= HISTORY_HEARTBEAT) {
+                store_progress(hp->s, r->id, NULL);
+                w->beat = now;
+            }
         }
         record_unref(r);
     }
@@ -661,8 +682,89 @@ void history_on_complete(void *opaque, pattern *p, const record *r)
         }
         pthread_mutex_unlock(&w->lock);
     }
-    if (h && h->s)
-        history_record(h->s, w, h->origin, p);
+    if (!h || !h->s)
+        return;
+    store_origin o = w->origin >= 0 ? (store_origin)w->origin : h->origin;
+    if (h->async)
+        history_record_async(h->s, w, o, p);
+    else
+        history_record(h->s, w, o, p);
+}
+
+int history_on_start(void *arg, record *r)
+{
+    history_hook *h = arg;
+    /* a redrive's claim wrote it already */
+    if (!h || !h->s || atomic_load(&r->stored))
+        return NDF_OK;
+    store_origin o = r->origin >= 0 ? (store_origin)r->origin : h->origin;
+    int rc = history_begin(h->s, r, o);
+    if (rc == NDF_OK)
+        return NDF_OK;
+    /* Not run, since it could not be recorded: a step that runs
+     * unrecorded is one crash recovery cannot stop and `ndf runs` never
+     * shows.  The caller's answer carries the message; the log has it
+     * once, at error priority, for a server's operator. */
+    char *why = xstrdup(err_msg());
+    log_msg(NDF_LOG_ERROR, "execution %s of pattern '%s' not started: cannot record it: %s", r->id,
+            r->root->name, why);
+    pthread_mutex_lock(&r->lock);
+    atomic_store(&r->unrecorded, 1);
+    pthread_mutex_unlock(&r->lock);
+    err_set(NDF_ERR_IO, "pattern '%s' not started: cannot record it: %s", r->root->name, why);
+    free(why);
+    return NDF_ERR_IO;
+}
+
+/* ---- handing the end to the writer without waiting ---- */
+
+typedef struct async_rec {
+    record *r;
+    pattern *target; /* a reference, or NULL */
+    pattern **pats;  /* borrowed from the record (it holds them) */
+    int *learn;      /* per execution: its outcome is counted */
+} async_rec;
+
+static void async_done(void *arg, int rc, const char *msg, learning_state *after, size_t n)
+{
+    async_rec *a = arg;
+    if (rc == NDF_OK) {
+        for (size_t i = 0; i < n; i++) {
+            pattern *p = i == 0 && a->target ? a->target : a->pats[i];
+            if (p && a->learn[i])
+                set_learning(p, &after[i]);
+        }
+    } else {
+        mark_unrecorded(a->r, msg && *msg ? msg : "write failed");
+    }
+    record_unref(a->r);
+    pattern_unref(a->target);
+    free(a->pats);
+    free(a->learn);
+    free(a);
+}
+
+int history_record_async(store *s, record *r, store_origin origin, pattern *target)
+{
+    if (atomic_load(&r->unrecorded))
+        return err_set(NDF_ERR_IO, "%s", r->error ? r->error : "not recorded");
+    store_exec *v;
+    size_t n;
+    async_rec *a = xcalloc(1, sizeof *a);
+    history_from_record(r, origin, &v, &n, &a->pats);
+    a->r = record_ref(r);
+    a->target = target ? pattern_ref(target) : NULL;
+    a->learn = xcalloc(n ? n : 1, sizeof *a->learn);
+    for (size_t i = 0; i < n; i++)
+        a->learn[i] = v[i].learn;
+    int rc = store_finish_async(s, v, n, async_done, a);
+    if (rc) {
+        char *why = xstrdup(err_msg());
+        async_done(a, rc, why, NULL, 0);
+        err_set(rc, "%s", why);
+        free(why);
+    }
+    return rc;
 }
 
 /* ---- the kept history as the old record, for analytics ---- */
@@ -746,4 +848,36 @@ int history_load(store *s, const char *name, size_t limit, stored_pattern *out)
     if (rc)
         stored_pattern_free(out);
     return rc;
+}
+
+/* ---- counts from the store, for a long-running process ---- */
+
+typedef struct refresh_arg {
+    registry *reg;
+} refresh_arg;
+
+static void refresh_one(void *arg, const char *name, learning_state *st)
+{
+    refresh_arg *a = arg;
+    pattern *p;
+    if (registry_get(a->reg, name, &p) != NDF_OK)
+        return; /* stored, but not defined in this configuration */
+    set_learning(p, st);
+    pattern_unref(p);
+}
+
+int history_refresh(store *s, registry *reg, const char *name)
+{
+    refresh_arg a = {reg};
+    if (!name)
+        return store_learning_all(s, refresh_one, &a);
+    learning_state st;
+    int rc = store_learning(s, name, &st);
+    if (rc == NDF_ERR_NOT_FOUND)
+        return NDF_OK; /* never ran anywhere: nothing to learn */
+    if (rc)
+        return rc;
+    refresh_one(&a, name, &st);
+    learning_free(&st);
+    return NDF_OK;
 }

@@ -119,6 +119,30 @@ int store_finish(store *s, const store_exec *e, learning_state *after)
     return ops_of(s)->finish_all(s, e, 1, after);
 }
 
+int store_finish_async(store *s, store_exec *v, size_t n, store_done_fn done, void *arg)
+{
+    const store_ops *o = ops_of(s);
+    if (o->finish_async)
+        return o->finish_async(s, v, n, done, arg);
+    learning_state *after = xcalloc(n ? n : 1, sizeof *after);
+    int rc = o->finish_all(s, v, n, after);
+    char *msg = rc ? xstrdup(err_msg()) : NULL;
+    done(arg, rc, msg, rc ? NULL : after, rc ? 0 : n);
+    if (!rc)
+        for (size_t i = 0; i < n; i++)
+            learning_free(&after[i]);
+    free(after);
+    free(msg);
+    store_exec_array_free(v, n);
+    return NDF_OK;
+}
+
+void store_flush(store *s)
+{
+    if (ops_of(s)->flush)
+        ops_of(s)->flush(s);
+}
+
 void store_get_stats(store *s, store_stats *out)
 {
     ops_of(s)->get_stats(s, out);

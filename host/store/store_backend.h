@@ -65,6 +65,13 @@ typedef struct store_ops {
     int (*q_bind)(struct store *s, const char *exec_id, const char *id, long long generation);
     void (*q_unbind)(struct store *s, const char *exec_id);
     int (*q_get)(struct store *s, const char *id, struct queue_item *out);
+    /* NULL: store.c writes at once through finish_all and calls `done`
+     * (finish_async), and there is nothing to wait for (flush) */
+    int (*finish_async)(struct store *s, struct store_exec *v, size_t n,
+                        void (*done)(void *arg, int rc, const char *msg,
+                                     struct learning_state *after, size_t n),
+                        void *arg);
+    void (*flush)(struct store *s);
 } store_ops;
 
 /* What every handle starts with. */
