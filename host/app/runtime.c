@@ -159,7 +159,8 @@ store *runtime_store(runtime *rt)
     if (store_open(rt->cfg->set.storage_path, &o, &rt->st) != NDF_OK) {
         rt->st = NULL;
         rt->store_error = xstrdup(err_msg());
-        report(rt, RT_DIAG_WARNING, "%s", rt->store_error);
+        if (!rt->store_needed)
+            report(rt, RT_DIAG_WARNING, "%s", rt->store_error);
         err_set(NDF_ERR_IO, "%s", rt->store_error);
         return NULL;
     }
@@ -302,6 +303,8 @@ int runtime_load(runtime *rt, unsigned what)
         return rc;
     if (what & RT_NO_STORE)
         rt->no_store = 1;
+    if ((what & RT_EXECUTOR) && !rt->no_store)
+        rt->store_needed = 1;
     if (what & (RT_PLUGINS | RT_PATTERNS | RT_EXECUTOR)) {
         rc = load_plugins(rt);
         if (rc)

@@ -554,9 +554,8 @@ static void request_stop(server *s)
 }
 
 /* Reads the counts a run (its pattern, and its fallback) or a delegation
- * (every pattern) is judged by from the store.  Nonzero, with the answer
- * in *text, when the store cannot be read: nothing is judged on stale
- * counts. */
+ * (every pattern) is judged by from the store.  Returns 0 to go on
+ * (nonzero, with the answer in *text, is kept for a refusal). */
 static int refresh_counts(server *s, const request *rq, char **text)
 {
     gen *g = genset_current(s->gs);
@@ -574,10 +573,15 @@ static int refresh_counts(server *s, const request *rq, char **text)
     }
     if (g)
         genset_release(s->gs, g);
-    if (rc == NDF_OK)
-        return 0;
-    *text = fail(s, rc, "%s", err_msg());
-    return 1;
+    (void)text;
+    /* A store that cannot be read is not a reason to refuse: the run's
+     * RUNNING row decides whether it may run (a store that cannot take it
+     * refuses it with the storage error); meanwhile the counts this
+     * server has are the best there are. */
+    if (rc != NDF_OK)
+        log_msg(NDF_LOG_WARN, "counts not read from the store, judging on this server's: %s",
+                err_msg());
+    return 0;
 }
 
 /* The transport's handler: one request line, one answer line. */

@@ -4,6 +4,7 @@
 #include "build-config.h"
 
 #include <math.h>
+#include <stdatomic.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -394,10 +395,18 @@ static void set_learning(pattern *p, learning_state *st)
 
 /* The record's end could not be committed: its status becomes the
  * storage error (whatever its outcome), logged once. */
+static _Atomic int log_errors;
+
+void history_log_errors(int on)
+{
+    atomic_store(&log_errors, on);
+}
+
 static void mark_unrecorded(record *r, const char *why)
 {
-    log_msg(NDF_LOG_ERROR, "execution %s of pattern '%s' not recorded: %s", r->id, r->root->name,
-            why);
+    if (atomic_load(&log_errors))
+        log_msg(NDF_LOG_ERROR, "execution %s of pattern '%s' not recorded: %s", r->id,
+                r->root->name, why);
     pthread_mutex_lock(&r->lock);
     r->status = NDF_ERR_IO;
     atomic_store(&r->unrecorded, 1);
@@ -703,11 +712,12 @@ int history_on_start(void *arg, record *r)
         return NDF_OK;
     /* Not run, since it could not be recorded: a step that runs
      * unrecorded is one crash recovery cannot stop and `ndf runs` never
-     * shows.  The caller's answer carries the message; the log has it
-     * once, at error priority, for a server's operator. */
+     * shows.  The caller's answer carries the message; a server's log
+     * has it too, at error priority (history_log_errors()). */
     char *why = xstrdup(err_msg());
-    log_msg(NDF_LOG_ERROR, "execution %s of pattern '%s' not started: cannot record it: %s", r->id,
-            r->root->name, why);
+    if (atomic_load(&log_errors))
+        log_msg(NDF_LOG_ERROR, "execution %s of pattern '%s' not started: cannot record it: %s",
+                r->id, r->root->name, why);
     pthread_mutex_lock(&r->lock);
     atomic_store(&r->unrecorded, 1);
     pthread_mutex_unlock(&r->lock);

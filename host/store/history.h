@@ -52,6 +52,12 @@ int history_record(store *s, struct record *r, store_origin origin, struct patte
 int history_record_async(store *s, struct record *r, store_origin origin,
                          struct pattern *target);
 
+/* 1: an execution that cannot be recorded is also logged at error
+ * priority (ndf serve, whose operator reads the log while clients get
+ * the answers); 0 (the default): only its status and message say it, which
+ * a one-shot command prints once. */
+void history_log_errors(int on);
+
 /* Records `r` as RUNNING (its root only), so that crash recovery, `ndf
  * runs` and `ndf status ID` see it while it runs.  A record that already
  * ended is not an error (its final row wins). */
