@@ -968,6 +968,15 @@ static int cmd_batch(cmd_ctx *c, int argc, char **argv)
     c->rt->hook.async = 1;
     size_t failed = batch_run(c, lines, n, parallel);
     blines_free(lines, n);
+    if (c->rt->st) {
+        /* how well the writer grouped them (ndf batch -v) */
+        store_stats ss;
+        store_get_stats(c->rt->st, &ss);
+        log_msg(NDF_LOG_INFO,
+                "batch: %llu execution ends recorded in %llu transactions (%.1f per transaction)",
+                (unsigned long long)ss.executions, (unsigned long long)ss.transactions,
+                ss.transactions ? (double)ss.executions / (double)ss.transactions : 0.0);
+    }
     return failed ? EXIT_FAILED : EXIT_OK;
 }
 

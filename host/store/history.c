@@ -445,7 +445,10 @@ int history_record(store *s, record *r, store_origin origin, pattern *target)
     return rc;
 }
 
-int history_begin(store *s, const record *r, store_origin origin)
+/* store_begin() of `r`'s RUNNING row, or store_begin_async() when `done`
+ * is given. */
+static int begin_row(store *s, const record *r, store_origin origin, store_done_fn done,
+                     void *arg)
 {
     store_exec e;
     memset(&e, 0, sizeof e);
@@ -470,13 +473,20 @@ int history_begin(store *s, const record *r, store_origin origin)
     root.exit_status = -1;
     e.nodes = &root;
     e.nnodes = 1;
-    int rc = store_begin(s, &e);
+    int rc = done ? store_begin_async(s, &e, done, arg) : store_begin(s, &e);
     sb_free(&sb);
+    if (done)
+        return rc;
     if (rc == NDF_ERR_EXISTS)
         rc = NDF_OK; /* it ended first: the final row is there */
     if (rc == NDF_OK)
         atomic_store(&((record *)(uintptr_t)r)->stored, 1);
     return rc;
+}
+
+int history_begin(store *s, const record *r, store_origin origin)
+{
+    return begin_row(s, r, origin, NULL, NULL);
 }
 
 /* ---- progress while executions run ---- */
@@ -700,6 +710,22 @@ void history_on_complete(void *opaque, pattern *p, const record *r)
         history_record(h->s, w, o, p);
 }
 
+/* The outcome of a RUNNING row handed to the writer (ndf batch): a row
+ * that could not be written makes the execution a storage error, and
+ * cancels what is left of it. */
+static void begin_done(void *arg, int rc, const char *msg, learning_state *after, size_t n)
+{
+    (void)after;
+    (void)n;
+    record *r = arg;
+    if (rc != NDF_OK && rc != NDF_ERR_EXISTS) {
+        mark_unrecorded(r, msg && *msg ? msg : "write failed");
+        if (r->ex)
+            executor_cancel(r->ex, r->id);
+    }
+    record_unref(r);
+}
+
 int history_on_start(void *arg, record *r)
 {
     history_hook *h = arg;
@@ -707,6 +733,24 @@ int history_on_start(void *arg, record *r)
     if (!h || !h->s || atomic_load(&r->stored))
         return NDF_OK;
     store_origin o = r->origin >= 0 ? (store_origin)r->origin : h->origin;
+    if (h->async) {
+        /* Queued, not waited for: the writer commits it before the
+         * step groups and the end of this execution, so crash recovery
+         * still finds them; a failure is the execution's (begin_done). */
+        record_ref(r);
+        if (begin_row(h->s, r, o, begin_done, r) == NDF_OK) {
+            atomic_store(&r->stored, 1);
+            /* a backend that wrote it at once has said how it went */
+            if (!atomic_load(&r->unrecorded))
+                return NDF_OK;
+            pthread_mutex_lock(&r->lock);
+            err_set(NDF_ERR_IO, "pattern '%s' not started: cannot record it: %s",
+                    r->root->name, r->error ? r->error : "write failed");
+            pthread_mutex_unlock(&r->lock);
+            return NDF_ERR_IO;
+        }
+        record_unref(r);
+    }
     int rc = history_begin(h->s, r, o);
     if (rc == NDF_OK)
         return NDF_OK;

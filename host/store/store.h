@@ -243,6 +243,13 @@ typedef void (*store_done_fn)(void *arg, int rc, const char *msg, learning_state
  * without a writer queue (PostgreSQL) writes at once and calls `done`
  * before returning NDF_OK. */
 int store_finish_async(store *s, store_exec *v, size_t n, store_done_fn done, void *arg);
+/* store_begin() handed to the writer without waiting: `e` is copied;
+ * `done` (not NULL) is called once with the outcome (after[] empty) from
+ * the writer's thread; later writes of the same execution (progress, its
+ * end) are committed after it.  Returns NDF_OK once queued or the
+ * refusal (then `done` is not called).  PostgreSQL writes at once and
+ * calls `done` before returning NDF_OK. */
+int store_begin_async(store *s, const store_exec *e, store_done_fn done, void *arg);
 /* Waits until every write queued before the call has been committed or
  * has failed, and its store_finish_async() `done` has returned.  The
  * rule for acknowledging: an execution's end is durable (storage.sync)

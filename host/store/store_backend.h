@@ -72,6 +72,12 @@ typedef struct store_ops {
                                      struct learning_state *after, size_t n),
                         void *arg);
     void (*flush)(struct store *s);
+    /* NULL: store.c writes at once through begin (begin_async); takes `e`
+     * (one execution, freed with store_exec_array_free()) */
+    int (*begin_async)(struct store *s, struct store_exec *e,
+                       void (*done)(void *arg, int rc, const char *msg,
+                                    struct learning_state *after, size_t n),
+                       void *arg);
 } store_ops;
 
 /* What every handle starts with. */

@@ -1522,7 +1522,7 @@ static void *writer_main(void *arg)
         for (job *j = batch; j; j = j->next)
             if (j->on_done)
                 j->on_done(j->done_arg, j->rc, j->msg, j->rc ? NULL : j->after,
-                           j->rc ? 0 : j->ne);
+                           j->rc || !j->after ? 0 : j->ne);
 
         pthread_mutex_lock(&s->qlock);
         if (committed) {
@@ -1638,6 +1638,27 @@ static int lite_finish_async(store *s, store_exec *v, size_t n, store_done_fn do
     j->e = j->owned = v;
     j->ne = n;
     j->after = xcalloc(n, sizeof *j->after);
+    j->on_done = done;
+    j->done_arg = arg;
+    pthread_mutex_lock(&s->qlock);
+    rc = enqueue_locked(s, j);
+    pthread_mutex_unlock(&s->qlock);
+    if (rc)
+        async_free(j);
+    return rc;
+}
+
+static int lite_begin_async(store *s, store_exec *e, store_done_fn done, void *arg)
+{
+    int rc = check_exec(e);
+    if (rc) {
+        store_exec_array_free(e, 1);
+        return rc;
+    }
+    job *j = xcalloc(1, sizeof *j);
+    j->kind = JOB_BEGIN;
+    j->e = j->owned = e;
+    j->ne = 1;
     j->on_done = done;
     j->done_arg = arg;
     pthread_mutex_lock(&s->qlock);
@@ -4048,4 +4069,5 @@ static const store_ops lite_ops = {
     .backup_every = lite_backup_every,
     .finish_async = lite_finish_async,
     .flush = lite_flush,
+    .begin_async = lite_begin_async,
 };
