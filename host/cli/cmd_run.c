@@ -900,7 +900,9 @@ static size_t batch_run(cmd_ctx *c, bline *lines, size_t n, int parallel)
         res[i].status = NDF_ERR_IO;
         free(res[i].error);
         pthread_mutex_lock(&r->lock);
-        res[i].error = xstrdup(r->error ? r->error : "not recorded");
+        res[i].error = xstrdup(r->unrecorded_why ? r->unrecorded_why
+                               : r->error        ? r->error
+                                                 : "not recorded");
         pthread_mutex_unlock(&r->lock);
     }
     size_t k = 0;

@@ -272,16 +272,16 @@ static int finish(executor *ex, record *r, pattern *p, int status, const char *m
         return 0;
     double end = now_mono();
     pthread_mutex_lock(&r->lock);
-    /* a storage error set while it ran (its RUNNING row was refused) stands */
-    if (!atomic_load(&r->unrecorded) || !r->error) {
-        r->status = status;
-        free(r->error);
-        r->error = status && msg && *msg ? xstrdup(msg)
-                   : status              ? xstrdup(ndf_status_name(status))
-                                         : NULL;
-    } else {
-        status = r->status;
+    /* a storage error the writer reported while it ran (its RUNNING row
+     * was refused) is its outcome */
+    if (atomic_load(&r->unrecorded) && r->unrecorded_why) {
+        status = NDF_ERR_IO;
+        msg = r->unrecorded_why;
     }
+    r->status = status;
+    r->error = status && msg && *msg ? xstrdup(msg)
+               : status              ? xstrdup(ndf_status_name(status))
+                                     : NULL;
     r->end = end;
     pthread_mutex_unlock(&r->lock);
     double start = atomic_load_explicit(&r->root->start, memory_order_relaxed);

@@ -369,6 +369,7 @@ void record_unref(record *r)
     arena_free(r);
     context_free(r->ctx);
     free(r->error);
+    free(r->unrecorded_why);
     free(r->fallback_from);
     free(r->fallback_cause);
     free(r->redrive_of);

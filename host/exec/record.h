@@ -140,6 +140,10 @@ struct record {
                             progress may be written for it */
     _Atomic int unrecorded; /* its end could not be committed (history.c):
                                a storage error, whatever the outcome */
+    /* (lock) why its rows could not be written, when the writer said so
+     * after the execution may have ended (a command that hands its rows
+     * to the writer reads it after flushing); NULL otherwise */
+    char *unrecorded_why;
     int status;          /* final ndf_status (valid once done) */
     char *error;         /* final message, or NULL */
     double start_wall, start, end;

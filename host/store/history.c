@@ -415,6 +415,21 @@ static void mark_unrecorded(record *r, const char *why)
     pthread_mutex_unlock(&r->lock);
 }
 
+/* mark_unrecorded() from the writer's thread, for an execution that may
+ * have ended and been read meanwhile: its status and message are left to
+ * whoever settles it (finish(), or the command after store_flush()). */
+static void mark_unrecorded_later(record *r, const char *why)
+{
+    if (atomic_load(&log_errors))
+        log_msg(NDF_LOG_ERROR, "execution %s of pattern '%s' not recorded: %s", r->id,
+                r->root->name, why);
+    pthread_mutex_lock(&r->lock);
+    if (!r->unrecorded_why)
+        r->unrecorded_why = xasprintf("not recorded: %s", why);
+    atomic_store(&r->unrecorded, 1);
+    pthread_mutex_unlock(&r->lock);
+}
+
 int history_record(store *s, record *r, store_origin origin, pattern *target)
 {
     /* refused at its start (history_on_start): nothing ran, nothing to record */
@@ -719,7 +734,7 @@ static void begin_done(void *arg, int rc, const char *msg, learning_state *after
     (void)n;
     record *r = arg;
     if (rc != NDF_OK && rc != NDF_ERR_EXISTS) {
-        mark_unrecorded(r, msg && *msg ? msg : "write failed");
+        mark_unrecorded_later(r, msg && *msg ? msg : "write failed");
         if (r->ex)
             executor_cancel(r->ex, r->id);
     }
@@ -745,7 +760,9 @@ int history_on_start(void *arg, record *r)
                 return NDF_OK;
             pthread_mutex_lock(&r->lock);
             err_set(NDF_ERR_IO, "pattern '%s' not started: cannot record it: %s",
-                    r->root->name, r->error ? r->error : "write failed");
+                    r->root->name, r->unrecorded_why ? r->unrecorded_why : "write failed");
+            free(r->unrecorded_why); /* the refusal's message is the one */
+            r->unrecorded_why = NULL;
             pthread_mutex_unlock(&r->lock);
             return NDF_ERR_IO;
         }
@@ -789,7 +806,7 @@ static void async_done(void *arg, int rc, const char *msg, learning_state *after
                 set_learning(p, &after[i]);
         }
     } else {
-        mark_unrecorded(a->r, msg && *msg ? msg : "write failed");
+        mark_unrecorded_later(a->r, msg && *msg ? msg : "write failed");
     }
     record_unref(a->r);
     pattern_unref(a->target);
@@ -801,7 +818,7 @@ static void async_done(void *arg, int rc, const char *msg, learning_state *after
 int history_record_async(store *s, record *r, store_origin origin, pattern *target)
 {
     if (atomic_load(&r->unrecorded))
-        return err_set(NDF_ERR_IO, "%s", r->error ? r->error : "not recorded");
+        return NDF_ERR_IO; /* its message is the record's */
     store_exec *v;
     size_t n;
     async_rec *a = xcalloc(1, sizeof *a);
