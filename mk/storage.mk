@@ -76,9 +76,10 @@ endif
 TESTS += tests/check_queue
 # the same suite against a PostgreSQL 15 server the test starts (SKIPs
 # without the server or libpq)
-TESTS += tests/shell/store_pg.sh tests/shell/storage_pg.sh tests/shell/queue_pg.sh
+TESTS += tests/shell/store_pg.sh tests/shell/storage_pg.sh tests/shell/queue_pg.sh \
+	tests/shell/store_record.sh
 EXTRA_DIST += tests/shell/store_pg.sh tests/shell/storage_pg.sh tests/shell/pglib.sh \
-	tests/shell/queue_pg.sh
+	tests/shell/queue_pg.sh tests/shell/store_record.sh
 
 EXTRA_PROGRAMS += tests/bench/bench_store
 BENCHMARKS += tests/bench/bench_store

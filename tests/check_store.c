@@ -1008,6 +1008,100 @@ START_TEST(test_commit_failure_is_an_error)
 }
 END_TEST
 
+/* What store_begin_async() and store_finish_async() report, counted. */
+typedef struct handoff {
+    atomic_int calls, ok, failed, with_state;
+} handoff;
+
+static void handoff_done(void *arg, int rc, const char *msg, learning_state *after, size_t n)
+{
+    handoff *h = arg;
+    (void)msg;
+    if (rc == NDF_OK)
+        atomic_fetch_add(&h->ok, 1);
+    else
+        atomic_fetch_add(&h->failed, 1);
+    if (n && after && after[0].executions > 0)
+        atomic_fetch_add(&h->with_state, 1);
+    atomic_fetch_add(&h->calls, 1);
+}
+
+static store_exec *heap_exec(const char *id, const char *pat, store_status st)
+{
+    store_exec *v = xmalloc(sizeof *v);
+    *v = make_exec(id, pat, st, NULL);
+    return v;
+}
+
+START_TEST(test_hand_off)
+{
+    store_opts o;
+    store_opts_default(&o);
+    o.busy_timeout_ms = 100;
+    store_close(open_with(&o));
+    /* writes that fail: each hand-off is told, once, and flush waits for it */
+    locker l = lock_db();
+    store *s = open_with(&o);
+    handoff a = {0};
+    store_exec b = make_exec("refused", "p", STORE_RUNNING, NULL);
+    ck_assert_int_eq(store_begin_async(s, &b, handoff_done, &a), NDF_OK);
+    store_exec_free(&b);
+    ck_assert_int_eq(store_finish_async(s, heap_exec("refused2", "p", STORE_SUCCEEDED), 1,
+                                        handoff_done, &a),
+                     NDF_OK);
+    store_flush(s);
+    ck_assert_int_eq(atomic_load(&a.calls), 2);
+    ck_assert_int_eq(atomic_load(&a.failed), 2);
+    store_stats st;
+    store_get_stats(s, &st);
+    ck_assert_int_eq(st.degraded, 1);
+    unlock_db(l);
+    store_exec got;
+    ck_assert_int_eq(store_get(s, "refused2", &got), NDF_ERR_NOT_FOUND);
+    store_close(s);
+    if (pg_base) /* written at once (the documented fallback): nothing queues */
+        return;
+    /* handed off while the writer cannot commit: nobody waits, and once
+     * it can, one transaction takes what queued meanwhile */
+    o.busy_timeout_ms = 60000;
+    l = lock_db();
+    s = open_with(&o);
+    handoff c = {0};
+    store_exec e = make_exec("h-begin", "q", STORE_RUNNING, NULL);
+    ck_assert_int_eq(store_begin_async(s, &e, handoff_done, &c), NDF_OK);
+    store_exec_free(&e);
+    for (int i = 0; i < 50; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "h%d", i);
+        ck_assert_int_eq(
+            store_finish_async(s, heap_exec(id, "q", STORE_SUCCEEDED), 1, handoff_done, &c),
+            NDF_OK);
+    }
+    ck_assert_int_eq(store_finish_async(s, heap_exec("h-begin", "q", STORE_FAILED), 1,
+                                        handoff_done, &c),
+                     NDF_OK);
+    do {
+        usleep(1000);
+        store_get_stats(s, &st);
+    } while (st.pending < 52);
+    ck_assert_int_eq(atomic_load(&c.calls), 0);
+    unlock_db(l);
+    store_flush(s);
+    ck_assert_int_eq(atomic_load(&c.ok), 52);
+    ck_assert_int_eq(atomic_load(&c.with_state), 51); /* every end, not the begin */
+    store_get_stats(s, &st);
+    ck_assert_uint_eq(st.executions, 51);
+    /* the first job may have waited for the lock alone */
+    ck_assert_uint_le(st.transactions, 2);
+    ck_assert_int_eq(executions_of(s, "q"), 51);
+    ck_assert_int_eq(store_get(s, "h-begin", &got), NDF_OK);
+    ck_assert_int_eq(got.status, STORE_FAILED);
+    store_exec_free(&got);
+    ck_assert_int_eq(store_check(s), NDF_OK);
+    store_close(s);
+}
+END_TEST
+
 /* ------------------------------------------------------------------ */
 /* crash recovery */
 
@@ -2276,6 +2370,7 @@ static Suite *store_suite(void)
     tcase_add_test(tc, test_group_commit_threads);
     tcase_add_test(tc, test_ack_after_commit);
     tcase_add_test(tc, test_commit_failure_is_an_error);
+    tcase_add_test(tc, test_hand_off);
     tcase_add_test(tc, test_crash_recovery);
     tcase_add_test(tc, test_redrive_claim);
     tcase_add_test(tc, test_step_processes_recovered);

@@ -54,15 +54,13 @@ int delegation_run_quiet(void *opaque, size_t k, const delegation_attempt *a,
     /* The threshold has governed the selection (delegate_rank): a
      * candidate confidently below it runs only when exploration chose it,
      * so the executor's gate does not judge it again. */
-    int rc = executor_start_fallback(rt->ex, a->pattern, ctx, q->timeout, EXEC_FORCE, fb_from,
-                                     fb_cause, &r);
+    int rc = executor_start_fallback(rt->ex, a->pattern, ctx, q->timeout,
+                                     EXEC_FORCE | EXEC_ORIGIN(q->origin), fb_from, fb_cause, &r);
     *out = NULL;
     if (rc)
         return rc;
     if (q->track)
         q->track(q->track_opaque, r);
-    if (rt->st && history_begin(rt->st, r, q->origin) != NDF_OK)
-        log_msg(NDF_LOG_ERROR, "execution %s: %s", r->id, err_msg());
     executor_wait(rt->ex, r, -1);
     rc = r->status;
     if (rc)

@@ -163,7 +163,8 @@ store *runtime_store(runtime *rt)
     if (store_open(rt->cfg->set.storage_path, &o, &rt->st) != NDF_OK) {
         rt->st = NULL;
         rt->store_error = xstrdup(err_msg());
-        report(rt, RT_DIAG_WARNING, "%s", rt->store_error);
+        if (!rt->store_needed)
+            report(rt, RT_DIAG_WARNING, "%s", rt->store_error);
         err_set(NDF_ERR_IO, "%s", rt->store_error);
         return NULL;
     }
@@ -327,6 +328,11 @@ int runtime_start_executor(runtime *rt, void (*on_complete)(void *, pattern *, c
     if (rt->st) {
         eo.on_spawn = history_on_spawn;
         eo.spawn_arg = rt->st;
+        /* every execution, whoever starts it, has its RUNNING row before
+         * its first step, or does not run */
+        rt->hook.s = rt->st;
+        eo.on_start = history_on_start;
+        eo.start_arg = &rt->hook;
     }
     monitor_set_counting(s->resources_system ? MONITOR_COUNT_SYSTEM : MONITOR_COUNT_NDF);
     rt->ex = executor_new(&eo);
@@ -351,6 +357,8 @@ int runtime_load(runtime *rt, unsigned what)
         return crc;
     if (what & RT_NO_STORE)
         rt->no_store = 1;
+    if ((what & RT_EXECUTOR) && !rt->no_store)
+        rt->store_needed = 1;
     if (what & (RT_PLUGINS | RT_PATTERNS | RT_EXECUTOR)) {
         rc = load_plugins(rt);
         if (rc)

@@ -70,6 +70,9 @@ typedef struct runtime {
     int config_status;     /* what loading the configuration returned */
     int storage_tried;     /* the store is opened once, and warned about once */
     char *store_error;     /* why it could not be opened, or NULL */
+    /* the command runs executions: a store that cannot be opened is its
+     * error (runtime_start_executor says it), not a warning first */
+    int store_needed;
     char *crash_cause;     /* the last crash note's cause, for the store's recovery */
     registry_store seam;   /* learning state through st, for the registry */
     /* The executor's on_complete data (history_on_complete): the store and

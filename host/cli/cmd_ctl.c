@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -222,6 +223,38 @@ static void run_summary(cmd_ctx *c, const cJSON *j, int failed)
         cmd_error(c, "%s\n", e);
 }
 
+/* The server's store, one line: where, which schema, and whether its
+ * last write failed (then why and when). */
+static void store_health(FILE *out, const cJSON *st)
+{
+    const cJSON *path = cJSON_GetObjectItemCaseSensitive(st, "path");
+    const cJSON *be = cJSON_GetObjectItemCaseSensitive(st, "backend");
+    const cJSON *schema = cJSON_GetObjectItemCaseSensitive(st, "schema");
+    const cJSON *state = cJSON_GetObjectItemCaseSensitive(st, "state");
+    const cJSON *le = cJSON_GetObjectItemCaseSensitive(st, "last_error");
+    const cJSON *lt = cJSON_GetObjectItemCaseSensitive(st, "last_error_time");
+    if (!cJSON_IsString(path) || !cJSON_IsString(state))
+        return;
+    char *p = term_safe(path->valuestring);
+    fprintf(out, "server store: %s (%s, schema %.0f): %s",
+            p, cJSON_IsString(be) ? be->valuestring : "?",
+            cJSON_IsNumber(schema) ? schema->valuedouble : 0, state->valuestring);
+    free(p);
+    if (cJSON_IsString(le) && *le->valuestring) {
+        char *m = term_safe(le->valuestring);
+        char when[32] = "";
+        if (cJSON_IsNumber(lt)) {
+            time_t t = (time_t)lt->valuedouble;
+            struct tm tm;
+            if (gmtime_r(&t, &tm))
+                strftime(when, sizeof when, " at %Y-%m-%dT%H:%M:%SZ", &tm);
+        }
+        fprintf(out, "; last error%s: %s", when, m);
+        free(m);
+    }
+    fputc('\n', out);
+}
+
 static void print_record(FILE *out, const cJSON *resp, int json)
 {
     const cJSON *rec = cJSON_GetObjectItemCaseSensitive(resp, "record");
@@ -246,6 +279,7 @@ static void print_record(FILE *out, const cJSON *resp, int json)
                     ab->valuedouble, cJSON_IsNumber(rp) ? rp->valuedouble : 0,
                     cJSON_IsNumber(un) ? un->valuedouble : 0);
         }
+        store_health(out, cJSON_GetObjectItemCaseSensitive(resp, "store"));
     }
 }
 

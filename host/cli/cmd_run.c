@@ -156,6 +156,7 @@ int cmd_start_executor(cmd_ctx *c, store_origin origin)
 
 int cmd_load_executor(runtime *rt, store_origin origin)
 {
+    rt->store_needed = 1;
     int rc = runtime_load(rt, RT_PATTERNS);
     if (rc)
         return exit_code_for(rc);
@@ -374,10 +375,9 @@ int cmd_run_follow(cmd_ctx *c, record *r, store_origin origin, int show)
     executor *ex = rt->ex;
     const char *name = r->root->name;
     int rc;
-    /* RUNNING in the store while it runs: `ndf runs`, `ndf status ID` and
-     * crash recovery see it; its end is recorded by the executor's hook */
-    if (rt->st && history_begin(rt->st, r, origin) != NDF_OK)
-        cmd_warn(c, "execution %s: %s\n", r->id, err_msg());
+    /* its RUNNING row was written before it started (history_on_start),
+     * its end is recorded by the executor's hook */
+    (void)origin;
     int fd = fileno(err);
     progress pg = {.err = err, .tty = fd >= 0 && isatty(fd) && !term_dumb(), .verbose = show > 1};
     if (show && !pg.tty)
@@ -900,6 +900,24 @@ static size_t batch_run(cmd_ctx *c, bline *lines, size_t n, int parallel)
                            STORE_ORIGIN_BATCH, NULL, NULL, &dl[i]) != NDF_OK)
             failed++;
     }
+    /* The ends were handed to the writer (history_hook.async): nothing is
+     * printed before they are committed, and one that was not is a
+     * storage error whatever its outcome. */
+    if (c->rt->st)
+        store_flush(c->rt->st);
+    for (size_t i = 0; i < m; i++) {
+        record *r = res[i].rec;
+        if (!r || !atomic_load(&r->unrecorded) || res[i].status == NDF_ERR_IO)
+            continue;
+        failed += res[i].status == NDF_OK;
+        res[i].status = NDF_ERR_IO;
+        free(res[i].error);
+        pthread_mutex_lock(&r->lock);
+        res[i].error = xstrdup(r->unrecorded_why ? r->unrecorded_why
+                               : r->error        ? r->error
+                                                 : "not recorded");
+        pthread_mutex_unlock(&r->lock);
+    }
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
         if (lines[i].error) {
@@ -971,8 +989,19 @@ static int cmd_batch(cmd_ctx *c, int argc, char **argv)
         blines_free(lines, n);
         return rc;
     }
+    /* one transaction may then carry the ends of many executions */
+    c->rt->hook.async = 1;
     size_t failed = batch_run(c, lines, n, parallel);
     blines_free(lines, n);
+    if (c->rt->st) {
+        /* how well the writer grouped them (ndf batch -v) */
+        store_stats ss;
+        store_get_stats(c->rt->st, &ss);
+        log_msg(NDF_LOG_INFO,
+                "batch: %llu execution ends recorded in %llu transactions (%.1f per transaction)",
+                (unsigned long long)ss.executions, (unsigned long long)ss.transactions,
+                ss.transactions ? (double)ss.executions / (double)ss.transactions : 0.0);
+    }
     return failed ? EXIT_FAILED : EXIT_OK;
 }
 

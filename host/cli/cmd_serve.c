@@ -14,6 +14,7 @@
 #include "app/runtime.h"
 #include "cli/commands.h"
 #include "cli/opt.h"
+#include "store/history.h"
 #include "serve/server.h"
 #include "base/util.h"
 
@@ -148,6 +149,11 @@ static int run_served(void *opaque, const server_call *call)
         return err_set(NDF_ERR_INVALID, "bad request: '%s' is not served", call->command->name);
     if (call->context && !(e->flags & CMD_CONTEXT))
         return err_set(NDF_ERR_INVALID, "bad request: %s takes no \"context\"", e->name);
+    /* the counts it shows are the store's, whoever ran since; a store
+     * that cannot be read leaves this server's (the command says what it
+     * cannot read itself) */
+    if (call->rt->st && call->rt->reg && history_refresh(call->rt->st, call->rt->reg, NULL))
+        log_msg(NDF_LOG_WARN, "counts not read from the store: %s", err_msg());
     cmd_ctx c = {
         .entry = e,
         .rt = call->rt,
@@ -239,6 +245,8 @@ static int cmd_serve(cmd_ctx *c, int argc, char **argv)
             served[so.ncommands++] = (server_command){
                 cmd_table[i]->name, cmd_table[i]->flags & CMD_LOADER ? SERVER_CMD_LOADER : 0};
     so.commands = served;
+    /* its clients get the answers; the operator reads the log */
+    history_log_errors(1);
     /* A service says what it does: info by default, -q for errors only. */
     if (c->verbosity == 0)
         log_set_level(NDF_LOG_INFO);

@@ -282,6 +282,12 @@ static int finish(executor *ex, record *r, pattern *p, int status, const char *m
         return 0;
     double end = now_mono();
     pthread_mutex_lock(&r->lock);
+    /* a storage error the writer reported while it ran (its RUNNING row
+     * was refused) is its outcome */
+    if (atomic_load(&r->unrecorded) && r->unrecorded_why) {
+        status = NDF_ERR_IO;
+        msg = r->unrecorded_why;
+    }
     r->status = status;
     r->error = status && msg && *msg ? xstrdup(msg)
                : status              ? xstrdup(ndf_status_name(status))
@@ -330,7 +336,15 @@ static int root_job(void *arg)
     log_msg(NDF_LOG_INFO, "execution %s: pattern %s: started (deadline %gs, %s)", r->id,
             j->p->name, t, timeout_source_name(src, j->p));
     atomic_store(&r->started, 1);
-    int rc = run_in_node(j->p, r->root);
+    int rc;
+    if (ex->o.on_start && (rc = ex->o.on_start(ex->o.start_arg, r)) != NDF_OK) {
+        /* nothing of it ran: the root says so, and why */
+        if (!*err_msg())
+            err_set(rc, "pattern '%s' not started", j->p->name);
+        node_set_state(r->root, NDF_STATE_FAILED, err_msg());
+    } else {
+        rc = run_in_node(j->p, r->root);
+    }
     finish(ex, r, j->p, rc, err_msg());
     pattern_unref(j->p);
     record_unref(r);
@@ -425,6 +439,7 @@ static int start(executor *ex, const char *name, const ndf_context *ctx, double 
     r->pool = ex->pool;
     r->kill_grace = ex->o.kill_grace;
     r->force = (flags & EXEC_FORCE) != 0;
+    r->origin = (int)((flags >> 8) & 0xffu) - 1;
     r->root->pat = pattern_ref(p);
     if (claim && (rc = claim(claim_arg, r)) != NDF_OK) {
         char *why = xstrdup(err_msg());

@@ -44,6 +44,14 @@ typedef struct executor_opts {
      * block for long: the step waits. */
     void (*on_spawn)(void *arg, const record *r, long pgid, const char *token);
     void *spawn_arg;
+    /* Called (may be NULL) from the worker thread that takes a top-level
+     * execution, before any of its work runs: NDF_OK lets it run; any
+     * other status ends it unstarted with that status and err_msg() as its
+     * message (its root FAILED, nothing run), and on_complete still sees
+     * it.  How every execution, whoever started it, gets its RUNNING row
+     * committed before its first step can start a process. */
+    int (*on_start)(void *arg, record *r);
+    void *start_arg;
 } executor_opts;
 
 /* Where an effective timeout came from (executor_timeout). */
@@ -85,6 +93,10 @@ const executor_opts *executor_options(executor *ex);
 
 /* Flags of an execution. */
 #define EXEC_FORCE 0x1u /* skip the confidence gate (here and in sub-patterns) */
+/* A tag for on_start and on_complete to read back (record->origin): how
+ * the execution was started, 0..254 (the store's store_origin).  Without
+ * it record->origin is -1. */
+#define EXEC_ORIGIN(o) ((((unsigned)(o) & 0xffu) + 1u) << 8)
 
 /* Starts pattern `name` in `ctx` and returns at once.  `timeout` > 0 is
  * the execution's deadline, else the pattern's own, else default_timeout

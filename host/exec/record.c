@@ -327,6 +327,7 @@ record *record_new(const char *name, const ndf_context *ctx, double deadline)
     r->root = node_alloc(r, NULL, NDF_NODE_PATTERN, name ? name : "");
     r->root->deadline = deadline;
     r->kill_grace = 2.0;
+    r->origin = -1;
     r->start_wall = now_wall();
     r->start = record_now();
     return r;
@@ -368,6 +369,7 @@ void record_unref(record *r)
     arena_free(r);
     context_free(r->ctx);
     free(r->error);
+    free(r->unrecorded_why);
     free(r->fallback_from);
     free(r->fallback_cause);
     free(r->redrive_of);

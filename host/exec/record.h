@@ -128,6 +128,7 @@ struct record {
     struct pool *pool;   /* where its groups run; NULL: no groups */
     double kill_grace;   /* seconds, processes and in-process steps */
     int force;           /* skip confidence gates of sub-patterns */
+    int origin;          /* EXEC_ORIGIN() of its start, or -1 */
     _Atomic int cancel;  /* 0, or NDF_ERR_CANCELLED once cancelled */
     /* Cancelled again (a second SIGINT): undo actions are skipped and
      * cleanup nodes stop too, processes get SIGKILL at once. */
@@ -141,6 +142,10 @@ struct record {
                             progress may be written for it */
     _Atomic int unrecorded; /* its end could not be committed (history.c):
                                a storage error, whatever the outcome */
+    /* (lock) why its rows could not be written, when the writer said so
+     * after the execution may have ended (a command that hands its rows
+     * to the writer reads it after flushing); NULL otherwise */
+    char *unrecorded_why;
     int status;          /* final ndf_status (valid once done) */
     char *error;         /* final message, or NULL */
     double start_wall, start, end;

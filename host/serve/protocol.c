@@ -334,6 +334,28 @@ static void raw_member(strbuf *sb, const char *key, const char *json)
             sb->buf[i] = ' ';
 }
 
+/* The store's health, as ping and status answer it ("store"). */
+static void store_member(strbuf *sb, const protocol_ping *p)
+{
+    if (!p->store_path)
+        return;
+    sb_puts(sb, ",\"store\":{\"path\":");
+    sb_json_str(sb, p->store_path);
+    sb_printf(sb, ",\"backend\":\"%s\",\"schema\":%d,\"state\":\"%s\",\"last_error\":",
+              p->store_backend ? p->store_backend : "sqlite", p->store_schema,
+              p->store_degraded ? "degraded" : "ok");
+    sb_json_str(sb, p->store_last_error && *p->store_last_error ? p->store_last_error : NULL);
+    sb_puts(sb, ",\"last_error_time\":");
+    if (p->store_last_error && *p->store_last_error)
+        sb_json_num(sb, p->store_last_error_time, 0);
+    else
+        sb_puts(sb, "null");
+    num_member(sb, "transactions", p->store_transactions);
+    num_member(sb, "executions", p->store_executions);
+    num_member(sb, "queued", p->store_queued);
+    sb_puts(sb, "}");
+}
+
 static void ping_members(strbuf *sb, const protocol_ping *p)
 {
     num_member(sb, "old_generations", p->old_generations);
@@ -343,23 +365,7 @@ static void ping_members(strbuf *sb, const protocol_ping *p)
     num_member(sb, "plugins_not_unloadable", p->plugins_not_unloadable);
     num_member(sb, "reloads", p->reloads);
     num_member(sb, "reloads_failed", p->reloads_failed);
-    if (p->store_path) {
-        sb_puts(sb, ",\"store\":{\"path\":");
-        sb_json_str(sb, p->store_path);
-        sb_printf(sb, ",\"backend\":\"%s\",\"schema\":%d,\"state\":\"%s\",\"last_error\":",
-                  p->store_backend ? p->store_backend : "sqlite", p->store_schema,
-                  p->store_degraded ? "degraded" : "ok");
-        sb_json_str(sb, p->store_last_error && *p->store_last_error ? p->store_last_error : NULL);
-        sb_puts(sb, ",\"last_error_time\":");
-        if (p->store_last_error && *p->store_last_error)
-            sb_json_num(sb, p->store_last_error_time, 0);
-        else
-            sb_puts(sb, "null");
-        num_member(sb, "transactions", p->store_transactions);
-        num_member(sb, "executions", p->store_executions);
-        num_member(sb, "queued", p->store_queued);
-        sb_puts(sb, "}");
-    }
+    store_member(sb, p);
     num_member(sb, "workers", p->workers);
     num_member(sb, "workers_active", p->workers_active);
     num_member(sb, "workers_abandoned", p->workers_abandoned);
@@ -383,6 +389,7 @@ char *protocol_response(const response *r)
     if (r->ping)
         ping_members(&sb, r->ping);
     if (r->workers) {
+        store_member(&sb, r->workers);
         sb_printf(&sb, ",\"workers\":{\"threads\":%lu", r->workers->workers);
         num_member(&sb, "active", r->workers->workers_active);
         num_member(&sb, "abandoned", r->workers->workers_abandoned);

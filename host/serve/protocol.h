@@ -101,7 +101,9 @@ typedef struct response {
     int exit;
     unsigned long generation;
     const protocol_ping *ping;
-    const protocol_ping *workers; /* status: only its worker counters, as "workers" */
+    /* status: only its worker counters, as "workers", and the store's
+     * health (its store_* members), as "store" */
+    const protocol_ping *workers;
     unsigned long plugins_changed;
     const char *config; /* reload: "reloaded", "kept" or "unchanged" */
     const char *used;   /* run with a fallback: the pattern that ran */

@@ -31,6 +31,7 @@
 #include "serve/transport.h"
 #include "serve/watch.h"
 #include "serve/worker.h"
+#include "store/history.h"
 #include "base/util.h"
 
 #define REMOVAL_GRACE 1.0 /* s: quiet time after a plugin file went away */
@@ -177,7 +178,7 @@ static char *req_run(server *s, const request *rq)
     } else {
         ctx = context_new("", "", NDF_PRIORITY_HIGHEST);
     }
-    unsigned flags = rq->force ? EXEC_FORCE : 0;
+    unsigned flags = (rq->force ? EXEC_FORCE : 0) | EXEC_ORIGIN(STORE_ORIGIN_CTL);
     if (rq->fallback) {
         char *text = run_fallback(s, rq, ctx, flags);
         context_free(ctx);
@@ -201,10 +202,6 @@ static char *req_run(server *s, const request *rq)
         return fail(s, rc, "%s", err_msg());
     }
     gen_track(g, r);
-    /* a RUNNING row, so that crash recovery and `ndf runs` see it */
-    store *hs = gen_runtime(g)->st;
-    if (hs && history_begin(hs, r, STORE_ORIGIN_CTL) != NDF_OK)
-        log_msg(NDF_LOG_ERROR, "execution %s: %s", r->id, err_msg());
     response a = {.ok = 1, .has = RESP_GENERATION, .id = r->id, .generation = gen_id(g)};
     char *text;
     if (rq->async) {
@@ -295,9 +292,21 @@ static char *req_delegate(server *s, const request *rq)
 /* The current executor's worker counters, for status: a step that
  * overran its deadline holds an abandoned worker, which the operator looking
  * at an execution should see. */
-static void worker_counts(server *s, protocol_ping *p)
+static void worker_counts(server *s, protocol_ping *p, store_stats *ss)
 {
     memset(p, 0, sizeof *p);
+    if (s->base->st) {
+        store_get_stats(s->base->st, ss);
+        p->store_path = store_path(s->base->st);
+        p->store_degraded = ss->degraded;
+        p->store_transactions = (unsigned long)ss->transactions;
+        p->store_executions = (unsigned long)ss->executions;
+        p->store_queued = (unsigned long)ss->queued;
+        p->store_backend = store_backend_name(store_get_backend(s->base->st));
+        p->store_schema = ss->schema;
+        p->store_last_error = ss->last_error;
+        p->store_last_error_time = ss->last_error_time;
+    }
     gen *g = genset_current(s->gs);
     if (g && gen_runtime(g)->ex) {
         pool_stats ps;
@@ -316,7 +325,8 @@ static char *req_status(server *s, const request *rq)
 {
     const char *id = rq->id && *rq->id ? rq->id : NULL;
     protocol_ping wc;
-    worker_counts(s, &wc);
+    store_stats ss; /* wc points into it */
+    worker_counts(s, &wc, &ss);
     response a = {.ok = 1, .workers = &wc};
     record *r = genset_find(s->gs, id);
     if (r) {
@@ -643,6 +653,37 @@ static void request_stop(server *s)
     (void)w;
 }
 
+/* Reads the counts a run (its pattern, and its fallback) or a delegation
+ * (every pattern) is judged by from the store.  Returns 0 to go on
+ * (nonzero, with the answer in *text, is kept for a refusal). */
+static int refresh_counts(server *s, const request *rq, char **text)
+{
+    gen *g = genset_current(s->gs);
+    runtime *rt = g ? gen_runtime(g) : NULL;
+    int rc = NDF_OK;
+    if (rt && rt->st && rt->reg) {
+        if (rq->kind == REQ_DELEGATE) {
+            rc = history_refresh(rt->st, rt->reg, NULL);
+        } else {
+            if (rq->pattern)
+                rc = history_refresh(rt->st, rt->reg, rq->pattern);
+            if (!rc && rq->fallback)
+                rc = history_refresh(rt->st, rt->reg, rq->fallback);
+        }
+    }
+    if (g)
+        genset_release(s->gs, g);
+    (void)text;
+    /* A store that cannot be read is not a reason to refuse: the run's
+     * RUNNING row decides whether it may run (a store that cannot take it
+     * refuses it with the storage error); meanwhile the counts this
+     * server has are the best there are. */
+    if (rc != NDF_OK)
+        log_msg(NDF_LOG_WARN, "counts not read from the store, judging on this server's: %s",
+                err_msg());
+    return 0;
+}
+
 /* The transport's handler: one request line, one answer line. */
 static char *handle(void *opaque, const transport_peer *peer, const char *line, size_t len)
 {
@@ -663,6 +704,12 @@ static char *handle(void *opaque, const transport_peer *peer, const char *line, 
                     "the server is at its connection limit; this connection is one of those "
                     "kept for its owner, which serve only ping, status and reload: try again "
                     "later");
+        request_free(&rq);
+        return text;
+    }
+    /* The store is the system of record: what other processes ran since
+     * counts for the gate, the choice and what is shown. */
+    if ((rq.kind == REQ_RUN || rq.kind == REQ_DELEGATE) && refresh_counts(s, &rq, &text)) {
         request_free(&rq);
         return text;
     }

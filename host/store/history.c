@@ -4,6 +4,7 @@
 #include "build-config.h"
 
 #include <math.h>
+#include <stdatomic.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -428,8 +429,48 @@ static void set_learning(pattern *p, learning_state *st)
     memset(st, 0, sizeof *st);
 }
 
+/* The record's end could not be committed: its status becomes the
+ * storage error (whatever its outcome), logged once. */
+static _Atomic int log_errors;
+
+void history_log_errors(int on)
+{
+    atomic_store(&log_errors, on);
+}
+
+static void mark_unrecorded(record *r, const char *why)
+{
+    if (atomic_load(&log_errors))
+        log_msg(NDF_LOG_ERROR, "execution %s of pattern '%s' not recorded: %s", r->id,
+                r->root->name, why);
+    pthread_mutex_lock(&r->lock);
+    r->status = NDF_ERR_IO;
+    atomic_store(&r->unrecorded, 1);
+    free(r->error);
+    r->error = xasprintf("not recorded: %s", why);
+    pthread_mutex_unlock(&r->lock);
+}
+
+/* mark_unrecorded() from the writer's thread, for an execution that may
+ * have ended and been read meanwhile: its status and message are left to
+ * whoever settles it (finish(), or the command after store_flush()). */
+static void mark_unrecorded_later(record *r, const char *why)
+{
+    if (atomic_load(&log_errors))
+        log_msg(NDF_LOG_ERROR, "execution %s of pattern '%s' not recorded: %s", r->id,
+                r->root->name, why);
+    pthread_mutex_lock(&r->lock);
+    if (!r->unrecorded_why)
+        r->unrecorded_why = xasprintf("not recorded: %s", why);
+    atomic_store(&r->unrecorded, 1);
+    pthread_mutex_unlock(&r->lock);
+}
+
 int history_record(store *s, record *r, store_origin origin, pattern *target)
 {
+    /* refused at its start (history_on_start): nothing ran, nothing to record */
+    if (atomic_load(&r->unrecorded))
+        return err_set(NDF_ERR_IO, "%s", r->error ? r->error : "not recorded");
     store_exec *v;
     size_t n;
     pattern **pats;
@@ -445,14 +486,7 @@ int history_record(store *s, record *r, store_origin origin, pattern *target)
         }
     } else {
         char *why = xstrdup(err_msg());
-        log_msg(NDF_LOG_ERROR, "execution %s of pattern '%s' not recorded: %s", r->id,
-                r->root->name, why);
-        pthread_mutex_lock(&r->lock);
-        r->status = NDF_ERR_IO;
-        atomic_store(&r->unrecorded, 1);
-        free(r->error);
-        r->error = xasprintf("not recorded: %s", why);
-        pthread_mutex_unlock(&r->lock);
+        mark_unrecorded(r, why);
         err_set(rc, "%s", why);
         free(why);
     }
@@ -462,7 +496,10 @@ int history_record(store *s, record *r, store_origin origin, pattern *target)
     return rc;
 }
 
-int history_begin(store *s, const record *r, store_origin origin)
+/* store_begin() of `r`'s RUNNING row, or store_begin_async() when `done`
+ * is given. */
+static int begin_row(store *s, const record *r, store_origin origin, store_done_fn done,
+                     void *arg)
 {
     store_exec e;
     memset(&e, 0, sizeof e);
@@ -487,13 +524,20 @@ int history_begin(store *s, const record *r, store_origin origin)
     root.exit_status = -1;
     e.nodes = &root;
     e.nnodes = 1;
-    int rc = store_begin(s, &e);
+    int rc = done ? store_begin_async(s, &e, done, arg) : store_begin(s, &e);
     sb_free(&sb);
+    if (done)
+        return rc;
     if (rc == NDF_ERR_EXISTS)
         rc = NDF_OK; /* it ended first: the final row is there */
     if (rc == NDF_OK)
         atomic_store(&((record *)(uintptr_t)r)->stored, 1);
     return rc;
+}
+
+int history_begin(store *s, const record *r, store_origin origin)
+{
+    return begin_row(s, r, origin, NULL, NULL);
 }
 
 /* ---- progress while executions run ---- */
@@ -508,6 +552,7 @@ typedef struct seen_node {
 typedef struct watched {
     hashmap *nodes; /* node address ("%p") -> seen_node */
     unsigned mark;  /* the sample that last saw it running */
+    double beat;    /* now_mono() of its last write (progress or heartbeat) */
 } watched;
 
 struct history_progress {
@@ -589,9 +634,11 @@ static void sample(history_progress *hp)
         record *r = v[i];
         if (atomic_load(&r->stored)) {
             watched *w = hashmap_get(hp->watched, r->id);
+            double now = now_mono();
             if (!w) {
                 w = xcalloc(1, sizeof *w);
                 w->nodes = hashmap_new();
+                w->beat = now;
                 hashmap_put(hp->watched, r->id, w);
             }
             w->mark = hp->mark;
@@ -599,6 +646,14 @@ static void sample(history_progress *hp)
             pthread_mutex_lock(&r->lock);
             sample_nodes(hp, r, w, r->root, &budget);
             pthread_mutex_unlock(&r->lock);
+            /* a step that runs long writes nothing: the heartbeat says it
+             * still ran, so that a crash ends it near when it died */
+            if (budget < PROGRESS_BUDGET) {
+                w->beat = now;
+            } else if (now - w->beat >= HISTORY_HEARTBEAT) {
+                store_progress(hp->s, r->id, NULL);
+                w->beat = now;
+            }
         }
         record_unref(r);
     }
@@ -697,8 +752,126 @@ void history_on_complete(void *opaque, pattern *p, const record *r)
         }
         pthread_mutex_unlock(&w->lock);
     }
-    if (h && h->s)
-        history_record(h->s, w, h->origin, p);
+    if (!h || !h->s)
+        return;
+    store_origin o = w->origin >= 0 ? (store_origin)w->origin : h->origin;
+    if (h->async)
+        history_record_async(h->s, w, o, p);
+    else
+        history_record(h->s, w, o, p);
+}
+
+/* The outcome of a RUNNING row handed to the writer (ndf batch): a row
+ * that could not be written makes the execution a storage error, and
+ * cancels what is left of it. */
+static void begin_done(void *arg, int rc, const char *msg, learning_state *after, size_t n)
+{
+    (void)after;
+    (void)n;
+    record *r = arg;
+    if (rc != NDF_OK && rc != NDF_ERR_EXISTS) {
+        mark_unrecorded_later(r, msg && *msg ? msg : "write failed");
+        if (r->ex)
+            executor_cancel(r->ex, r->id);
+    }
+    record_unref(r);
+}
+
+int history_on_start(void *arg, record *r)
+{
+    history_hook *h = arg;
+    /* a redrive's claim wrote it already */
+    if (!h || !h->s || atomic_load(&r->stored))
+        return NDF_OK;
+    store_origin o = r->origin >= 0 ? (store_origin)r->origin : h->origin;
+    if (h->async) {
+        /* Queued, not waited for: the writer commits it before the
+         * step groups and the end of this execution, so crash recovery
+         * still finds them; a failure is the execution's (begin_done). */
+        record_ref(r);
+        if (begin_row(h->s, r, o, begin_done, r) == NDF_OK) {
+            atomic_store(&r->stored, 1);
+            /* a backend that wrote it at once has said how it went */
+            if (!atomic_load(&r->unrecorded))
+                return NDF_OK;
+            pthread_mutex_lock(&r->lock);
+            err_set(NDF_ERR_IO, "pattern '%s' not started: cannot record it: %s",
+                    r->root->name, r->unrecorded_why ? r->unrecorded_why : "write failed");
+            free(r->unrecorded_why); /* the refusal's message is the one */
+            r->unrecorded_why = NULL;
+            pthread_mutex_unlock(&r->lock);
+            return NDF_ERR_IO;
+        }
+        record_unref(r);
+    }
+    int rc = history_begin(h->s, r, o);
+    if (rc == NDF_OK)
+        return NDF_OK;
+    /* Not run, since it could not be recorded: a step that runs
+     * unrecorded is one crash recovery cannot stop and `ndf runs` never
+     * shows.  The caller's answer carries the message; a server's log
+     * has it too, at error priority (history_log_errors()). */
+    char *why = xstrdup(err_msg());
+    if (atomic_load(&log_errors))
+        log_msg(NDF_LOG_ERROR, "execution %s of pattern '%s' not started: cannot record it: %s",
+                r->id, r->root->name, why);
+    pthread_mutex_lock(&r->lock);
+    atomic_store(&r->unrecorded, 1);
+    pthread_mutex_unlock(&r->lock);
+    err_set(NDF_ERR_IO, "pattern '%s' not started: cannot record it: %s", r->root->name, why);
+    free(why);
+    return NDF_ERR_IO;
+}
+
+/* ---- handing the end to the writer without waiting ---- */
+
+typedef struct async_rec {
+    record *r;
+    pattern *target; /* a reference, or NULL */
+    pattern **pats;  /* borrowed from the record (it holds them) */
+    int *learn;      /* per execution: its outcome is counted */
+} async_rec;
+
+static void async_done(void *arg, int rc, const char *msg, learning_state *after, size_t n)
+{
+    async_rec *a = arg;
+    if (rc == NDF_OK) {
+        for (size_t i = 0; i < n; i++) {
+            pattern *p = i == 0 && a->target ? a->target : a->pats[i];
+            if (p && a->learn[i])
+                set_learning(p, &after[i]);
+        }
+    } else {
+        mark_unrecorded_later(a->r, msg && *msg ? msg : "write failed");
+    }
+    record_unref(a->r);
+    pattern_unref(a->target);
+    free(a->pats);
+    free(a->learn);
+    free(a);
+}
+
+int history_record_async(store *s, record *r, store_origin origin, pattern *target)
+{
+    if (atomic_load(&r->unrecorded))
+        return NDF_ERR_IO; /* its message is the record's */
+    store_exec *v;
+    size_t n;
+    async_rec *a = xcalloc(1, sizeof *a);
+    history_from_record(r, origin, &v, &n, &a->pats);
+    a->r = record_ref(r);
+    a->target = target ? pattern_ref(target) : NULL;
+    a->learn = xcalloc(n ? n : 1, sizeof *a->learn);
+    for (size_t i = 0; i < n; i++)
+        a->learn[i] = v[i].learn;
+    int rc = store_finish_async(s, v, n, async_done, a);
+    if (rc) {
+        char *why = xstrdup(err_msg());
+        async_done(a, rc, why, NULL, 0);
+        err_set(rc, "%s", why);
+        free(why);
+    }
+    return rc;
 }
 
 /* ---- the kept history as the old record, for analytics ---- */
@@ -782,4 +955,36 @@ int history_load(store *s, const char *name, size_t limit, stored_pattern *out)
     if (rc)
         stored_pattern_free(out);
     return rc;
+}
+
+/* ---- counts from the store, for a long-running process ---- */
+
+typedef struct refresh_arg {
+    registry *reg;
+} refresh_arg;
+
+static void refresh_one(void *arg, const char *name, learning_state *st)
+{
+    refresh_arg *a = arg;
+    pattern *p;
+    if (registry_get(a->reg, name, &p) != NDF_OK)
+        return; /* stored, but not defined in this configuration */
+    set_learning(p, st);
+    pattern_unref(p);
+}
+
+int history_refresh(store *s, registry *reg, const char *name)
+{
+    refresh_arg a = {reg};
+    if (!name)
+        return store_learning_all(s, refresh_one, &a);
+    learning_state st;
+    int rc = store_learning(s, name, &st);
+    if (rc == NDF_ERR_NOT_FOUND)
+        return NDF_OK; /* never ran anywhere: nothing to learn */
+    if (rc)
+        return rc;
+    refresh_one(&a, name, &st);
+    learning_free(&st);
+    return NDF_OK;
 }

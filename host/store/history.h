@@ -45,6 +45,19 @@ void history_from_record(const struct record *r, store_origin origin, store_exec
  * logged and returned. */
 int history_record(store *s, struct record *r, store_origin origin, struct pattern *target);
 
+/* history_record() without waiting for the commit (store_finish_async()):
+ * the committed learning state, or the storage error, reaches the
+ * patterns and the record from the writer's thread.  The caller must
+ * store_flush() before it reads the record's status to acknowledge it. */
+int history_record_async(store *s, struct record *r, store_origin origin,
+                         struct pattern *target);
+
+/* 1: an execution that cannot be recorded is also logged at error
+ * priority (ndf serve, whose operator reads the log while clients get
+ * the answers); 0 (the default): only its status and message say it, which
+ * a one-shot command prints once. */
+void history_log_errors(int on);
+
 /* Records `r` as RUNNING (its root only), so that crash recovery, `ndf
  * runs` and `ndf status ID` see it while it runs.  A record that already
  * ended is not an error (its final row wins). */
@@ -52,12 +65,16 @@ int history_begin(store *s, const struct record *r, store_origin origin);
 
 /* Writes the progress of running executions into the store while they
  * run: every `interval_s` (0: HISTORY_PROGRESS_INTERVAL), the nodes whose
- * state or output changed, of each execution of `ex` recorded as RUNNING
+ * state or output changed (or a heartbeat when none did for
+ * HISTORY_HEARTBEAT seconds), of each execution of `ex` recorded as RUNNING
  * by history_begin().  So `ndf logs --follow` and `ndf status ID` see an
  * execution advance, and crash recovery names the step that was running
  * when its process died.  NULL (err_msg() says why) when the thread cannot
  * start.  Stop it before freeing `ex` or closing `s`. */
 #define HISTORY_PROGRESS_INTERVAL 0.25
+/* Seconds between heartbeats of an execution that wrote no progress:
+ * a crashed execution's recorded end is at most this much early. */
+#define HISTORY_HEARTBEAT 1.0
 typedef struct history_progress history_progress;
 history_progress *history_progress_start(store *s, struct executor *ex, double interval_s);
 /* Stops the thread (after its current sample) and frees `hp`; NULL is fine. */
@@ -76,13 +93,34 @@ typedef struct history_hook {
     /* set while a fallback runs: written into its record before it is
      * recorded (both borrowed) */
     const char *fallback_from, *fallback_cause;
+    /* 1: the end is handed to the writer (history_record_async()), the
+     * command flushes before it answers (ndf batch); 0: waited for */
+    int async;
 } history_hook;
+/* Records the end with the record's origin (EXEC_ORIGIN), else the hook's. */
 void history_on_complete(void *opaque, struct pattern *p, const struct record *r);
+/* The executor's on_start, `arg` a history_hook: records the execution
+ * as RUNNING (history_begin()) and waits for the commit, so that its steps
+ * run only once crash recovery and `ndf runs` can see it.  When that
+ * fails the execution is refused: NDF_ERR_IO, "pattern 'P' not started:
+ * cannot record it: REASON", logged at error priority, and its end is
+ * not recorded either. */
+int history_on_start(void *arg, struct record *r);
 
 /* The pattern's learning state and its newest `limit` (0: 1000) ended
  * executions as the record analytics reads (oldest first, the root's
  * children as steps).  NDF_ERR_NOT_FOUND when nothing is stored.  Free
  * with stored_pattern_free(). */
 int history_load(store *s, const char *name, size_t limit, stored_pattern *out);
+
+/* Puts the learning state stored for pattern `name` (NULL: every stored
+ * pattern) into the pattern of that name in `reg`.  The store is the
+ * system of record: a long-running process (ndf serve) calls this before
+ * it judges or shows counts, so that executions recorded by other
+ * processes (one-shot runs, other servers) count.  One indexed read for
+ * a name; one pass over the patterns table for all.  A pattern nothing
+ * is stored for is left as it is. */
+struct registry;
+int history_refresh(store *s, struct registry *reg, const char *name);
 
 #endif

@@ -119,6 +119,81 @@ int store_finish(store *s, const store_exec *e, learning_state *after)
     return ops_of(s)->finish_all(s, e, 1, after);
 }
 
+int store_finish_async(store *s, store_exec *v, size_t n, store_done_fn done, void *arg)
+{
+    const store_ops *o = ops_of(s);
+    if (o->finish_async)
+        return o->finish_async(s, v, n, done, arg);
+    learning_state *after = xcalloc(n ? n : 1, sizeof *after);
+    int rc = o->finish_all(s, v, n, after);
+    char *msg = rc ? xstrdup(err_msg()) : NULL;
+    done(arg, rc, msg, rc ? NULL : after, rc ? 0 : n);
+    if (!rc)
+        for (size_t i = 0; i < n; i++)
+            learning_free(&after[i]);
+    free(after);
+    free(msg);
+    store_exec_array_free(v, n);
+    return NDF_OK;
+}
+
+static char *dup_or_null(const char *p)
+{
+    return p ? xstrdup(p) : NULL;
+}
+
+/* A heap copy of the execution as store_begin() reads it: its strings and
+ * its nodes' paths and messages (not their outputs). */
+static store_exec *begin_copy(const store_exec *e)
+{
+    store_exec *c = xcalloc(1, sizeof *c);
+    *c = *e;
+    c->id = dup_or_null(e->id);
+    c->pattern = dup_or_null(e->pattern);
+    c->parent_id = dup_or_null(e->parent_id);
+    c->redrive_of = dup_or_null(e->redrive_of);
+    c->context = dup_or_null(e->context);
+    c->domain = dup_or_null(e->domain);
+    c->host = dup_or_null(e->host);
+    c->boot_id = dup_or_null(e->boot_id);
+    c->message = dup_or_null(e->message);
+    c->plugins = dup_or_null(e->plugins);
+    c->fallback_from = dup_or_null(e->fallback_from);
+    c->fallback_cause = dup_or_null(e->fallback_cause);
+    c->nodes = e->nnodes ? xcalloc(e->nnodes, sizeof *c->nodes) : NULL;
+    for (size_t i = 0; i < e->nnodes; i++) {
+        store_node *n = &c->nodes[i];
+        *n = e->nodes[i];
+        n->path = dup_or_null(e->nodes[i].path);
+        n->message = dup_or_null(e->nodes[i].message);
+        for (int k = 0; k < STORE_NSTREAMS; k++) {
+            n->out[k] = NULL;
+            n->outlen[k] = 0;
+            n->zout[k] = NULL;
+            n->zoutlen[k] = 0;
+        }
+    }
+    return c;
+}
+
+int store_begin_async(store *s, const store_exec *e, store_done_fn done, void *arg)
+{
+    const store_ops *o = ops_of(s);
+    if (o->begin_async)
+        return o->begin_async(s, begin_copy(e), done, arg);
+    int rc = o->begin(s, e);
+    char *msg = rc ? xstrdup(err_msg()) : NULL;
+    done(arg, rc, msg, NULL, 0);
+    free(msg);
+    return NDF_OK;
+}
+
+void store_flush(store *s)
+{
+    if (ops_of(s)->flush)
+        ops_of(s)->flush(s);
+}
+
 void store_get_stats(store *s, store_stats *out)
 {
     ops_of(s)->get_stats(s, out);

@@ -20,7 +20,7 @@
 
 /* The schema version this build writes (PRAGMA user_version for SQLite).
  * Older databases are migrated forward on open; newer ones are refused. */
-#define STORE_SCHEMA_VERSION 5
+#define STORE_SCHEMA_VERSION 6
 /* The database file's name inside the storage directory. */
 #define STORE_DB_NAME "ndf.db"
 /* Bytes of each captured stream kept per node unless told otherwise. */
@@ -218,7 +218,9 @@ const char *store_dir(const store *s);
  * Recording the start lets crash recovery, `runs` and `logs` see it. */
 int store_begin(store *s, const store_exec *e);
 /* Records a node's progress in running execution `id` (insert or update by
- * path) without waiting for the commit: it is queued, and a later
+ * path), and that the execution was heard of now (its heartbeat, the end
+ * crash recovery gives it); `n` NULL records the heartbeat alone.  Not
+ * waited for: it is queued, and a later
  * store_finish() of the same execution commits after it.  A failure is
  * logged and marks the store degraded; store_finish() records every node
  * again, so the final record does not depend on progress writes. */
@@ -238,6 +240,37 @@ int store_finish(store *s, const store_exec *e, learning_state *after);
  * executions) in one transaction: all are recorded or none.  `after` NULL,
  * or an array of `n` states filled on success. */
 int store_finish_all(store *s, const store_exec *v, size_t n, learning_state *after);
+
+/* What store_finish_async() calls once the executions' transaction has
+ * committed (`rc` NDF_OK; after[i] holds each execution's committed
+ * learning state, which `done` may take, zeroing it, or leave to be
+ * freed) or failed (`rc` its status, `msg` its message; after[] empty). */
+typedef void (*store_done_fn)(void *arg, int rc, const char *msg, learning_state *after,
+                              size_t n);
+/* store_finish_all() handed to the writer without waiting for it: `v`
+ * (`n` executions, heap-allocated) is taken and freed with
+ * store_exec_array_free() once written; `done` (not NULL) is called once
+ * with the outcome from the writer's thread.  So a command that answers
+ * only when all its executions ended (`ndf batch`) lets one transaction
+ * carry many of them instead of one per executor thread.  The caller
+ * owes its acknowledgements a store_flush() first.  Returns NDF_OK once
+ * queued (the outcome then goes to `done` alone) or the refusal, after
+ * which `done` has not been called and `v` has been freed.  A backend
+ * without a writer queue (PostgreSQL) writes at once and calls `done`
+ * before returning NDF_OK. */
+int store_finish_async(store *s, store_exec *v, size_t n, store_done_fn done, void *arg);
+/* store_begin() handed to the writer without waiting: `e` is copied;
+ * `done` (not NULL) is called once with the outcome (after[] empty) from
+ * the writer's thread; later writes of the same execution (progress, its
+ * end) are committed after it.  Returns NDF_OK once queued or the
+ * refusal (then `done` is not called).  PostgreSQL writes at once and
+ * calls `done` before returning NDF_OK. */
+int store_begin_async(store *s, const store_exec *e, store_done_fn done, void *arg);
+/* Waits until every write queued before the call has been committed or
+ * has failed, and its store_finish_async() `done` has returned.  The
+ * rule for acknowledging: an execution's end is durable (storage.sync)
+ * before the command that ran it exits or prints its result. */
+void store_flush(store *s);
 
 /* Records that running execution `id` started a step process: its process
  * group `pgid`, the leader's start time (store_pid_start_time(), clock

@@ -78,6 +78,19 @@ typedef struct store_ops {
     /* run-time definitions (store/defs.h) */
     int (*defs)(struct store *s, struct store_def **out, size_t *n);
     int (*def_put)(struct store *s, const struct store_def *d, int remove);
+    /* NULL: store.c writes at once through finish_all and calls `done`
+     * (finish_async), and there is nothing to wait for (flush) */
+    int (*finish_async)(struct store *s, struct store_exec *v, size_t n,
+                        void (*done)(void *arg, int rc, const char *msg,
+                                     struct learning_state *after, size_t n),
+                        void *arg);
+    void (*flush)(struct store *s);
+    /* NULL: store.c writes at once through begin (begin_async); takes `e`
+     * (one execution, freed with store_exec_array_free()) */
+    int (*begin_async)(struct store *s, struct store_exec *e,
+                       void (*done)(void *arg, int rc, const char *msg,
+                                    struct learning_state *after, size_t n),
+                       void *arg);
 } store_ops;
 
 /* What every handle starts with. */

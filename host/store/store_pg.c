@@ -107,6 +107,8 @@ static const char *const migrations[STORE_SCHEMA_VERSION] = {
     "CREATE TABLE runtime_defs ("
     " kind TEXT NOT NULL, name TEXT NOT NULL, text TEXT NOT NULL,"
     " time DOUBLE PRECISION NOT NULL, uid BIGINT NOT NULL, PRIMARY KEY (kind, name));",
+    /* 5 -> 6: a running execution's heartbeat (see the SQLite store's) */
+    "ALTER TABLE executions ADD COLUMN heartbeat DOUBLE PRECISION;",
 };
 
 /* The work queue's tables (queue.h), PostgreSQL's alone: versioned apart
@@ -1091,7 +1093,14 @@ static int apply_progress(pg_store *s, const char *id, const store_node *n)
                        id);
     if (st != STORE_RUNNING)
         return NDF_OK; /* it ended: the final record wins */
-    return write_node(s, seq, n);
+    pargs p = {0};
+    p_int(&p, seq);
+    p_dbl(&p, now_wall());
+    if ((rc = wsql_run(s, "UPDATE executions SET heartbeat = $2 WHERE seq = $1", &p, NULL,
+                       "cannot record progress")))
+        return rc;
+    /* no path: a heartbeat alone */
+    return n->path ? write_node(s, seq, n) : NDF_OK;
 }
 
 /* The queue item execution `id` is bound to: its id (caller frees) and
@@ -1645,11 +1654,19 @@ static int pg_finish_all(store *st, const store_exec *v, size_t n, learning_stat
 static int pg_progress(store *st, const char *id, const store_node *n)
 {
     pg_store *s = PG(st);
-    if (!id || !n)
-        return err_set(NDF_ERR_INVALID, "progress needs an execution id and a node");
+    if (!id)
+        return err_set(NDF_ERR_INVALID, "progress needs an execution id");
     job *j = xcalloc(1, sizeof *j);
     j->kind = JOB_PROGRESS;
     j->id = xstrdup(id);
+    if (!n) { /* a heartbeat: node.path stays NULL */
+        pthread_mutex_lock(&s->qlock);
+        int rc = enqueue_locked(s, j);
+        pthread_mutex_unlock(&s->qlock);
+        if (rc)
+            progress_free(j);
+        return rc;
+    }
     j->node = *n;
     j->node.path = xstrdup(n->path ? n->path : "");
     j->node.message = n->message ? xstrdup(n->message) : NULL;
@@ -1991,11 +2008,13 @@ static int pg_recover(store *st, size_t *count)
         goto out;
     for (size_t i = 0; i < ndead && !rc; i++) {
         char *node = NULL;
-        /* its end: the last the store heard of it (newest node start or end) */
+        /* its end: the last the store heard of it (heartbeat, newest node
+         * start or end) */
         double now = dead[i].start;
         p_int(&p, dead[i].seq);
         if ((rc = wsql_run(s,
-                           "SELECT greatest(max(start_time), max(end_time)) FROM nodes"
+                           "SELECT greatest(max(start_time), max(end_time),"
+                           " (SELECT heartbeat FROM executions WHERE seq = $1)) FROM nodes"
                            " WHERE exec_seq = $1",
                            &p, &r, "cannot look for crashed executions")))
             break;

@@ -173,6 +173,12 @@ typedef struct job {
     int rc;
     char *msg; /* the error's message, owned */
     int done;
+    /* FINISH by store_finish_async(): a heap job nobody waits for, owning
+     * its executions (`owned`, `ne` of them) and `after`; `on_done` is
+     * told the outcome */
+    store_done_fn on_done;
+    void *done_arg;
+    store_exec *owned;
     struct job *next;
 } job;
 
@@ -204,6 +210,7 @@ enum {
     W_ADD_PROCESS,
     W_DEL_PROCESSES,
     W_NODE_RESULT,
+    W_HEARTBEAT,
     W_COUNT
 };
 
@@ -271,6 +278,7 @@ static const char *const wsql[W_COUNT] = {
     [W_DEL_PROCESSES] = "DELETE FROM step_processes WHERE exec_id = ?1",
     [W_NODE_RESULT] = "UPDATE nodes SET result = ?3, result_length = ?4, metrics = ?5"
                       " WHERE exec_seq = ?1 AND path = ?2",
+    [W_HEARTBEAT] = "UPDATE executions SET heartbeat = ?2 WHERE seq = ?1",
 };
 
 struct store {
@@ -307,6 +315,9 @@ struct store {
     job *head, *tail;
     size_t queued;  /* jobs waiting for the writer */
     size_t pending; /* jobs queued or in the batch being committed */
+    /* jobs ever queued, and ever answered (in queue order): store_flush()
+     * waits for the second to reach what the first was */
+    uint64_t enqueued, answered;
     int started, stopping;
     pthread_t thread;
     uint64_t transactions, executions; /* (qlock) */
@@ -590,6 +601,9 @@ static const char *const migrations[STORE_SCHEMA_VERSION] = {
     "CREATE TABLE runtime_defs ("
     " kind TEXT NOT NULL, name TEXT NOT NULL, text TEXT NOT NULL,"
     " time REAL NOT NULL, uid INTEGER NOT NULL, PRIMARY KEY (kind, name));",
+    /* 5 -> 6: when the store last heard of a running execution (its
+     * progress writes touch it), the end crash recovery gives it */
+    "ALTER TABLE executions ADD COLUMN heartbeat REAL;",
 };
 
 static int pragma_int(sqlite3 *db, const char *sql, long long *out)
@@ -1285,7 +1299,15 @@ static int apply_progress(store *s, const char *id, const store_node *n)
                        id);
     if (st != STORE_RUNNING)
         return NDF_OK; /* it ended: the final record wins */
-    return write_node(s, seq, n);
+    sqlite3_stmt *q;
+    if ((rc = wstmt(s, W_HEARTBEAT, &q)))
+        return rc;
+    sqlite3_bind_int64(q, 1, seq);
+    sqlite3_bind_double(q, 2, now_wall());
+    if ((rc = wrun(s, q, "cannot record progress")))
+        return rc;
+    /* no path: a heartbeat alone */
+    return n->path ? write_node(s, seq, n) : NDF_OK;
 }
 
 static int apply_process(store *s, const job *j)
@@ -1481,6 +1503,18 @@ static void progress_free(job *j)
     free(j);
 }
 
+/* Frees a store_finish_async() job with what it owns. */
+static void async_free(job *j)
+{
+    if (j->after)
+        for (size_t i = 0; i < j->ne; i++)
+            learning_free(&j->after[i]);
+    free(j->after);
+    store_exec_array_free(j->owned, j->ne);
+    free(j->msg);
+    free(j);
+}
+
 /* Commits one batch: BEGIN IMMEDIATE, each job under its own savepoint (so
  * one bad job fails alone), pruning of the patterns it touched, COMMIT.  A
  * failed BEGIN or COMMIT fails every job of the batch. */
@@ -1601,6 +1635,11 @@ static void *writer_main(void *arg)
 
         size_t committed;
         run_batch(s, batch, &committed);
+        /* outside qlock: the callbacks take their callers' locks */
+        for (job *j = batch; j; j = j->next)
+            if (j->on_done)
+                j->on_done(j->done_arg, j->rc, j->msg, j->rc ? NULL : j->after,
+                           j->rc || !j->after ? 0 : j->ne);
 
         pthread_mutex_lock(&s->qlock);
         if (committed) {
@@ -1618,7 +1657,10 @@ static void *writer_main(void *arg)
         for (job *j = batch, *next; j; j = next) {
             next = j->next;
             s->pending--;
-            if (j->kind == JOB_PROGRESS || j->kind == JOB_PROCESS) {
+            s->answered++;
+            if (j->on_done) {
+                async_free(j);
+            } else if (j->kind == JOB_PROGRESS || j->kind == JOB_PROCESS) {
                 if (j->rc)
                     log_msg(NDF_LOG_ERROR, "%s", j->msg);
                 progress_free(j);
@@ -1652,6 +1694,7 @@ static int enqueue_locked(store *s, job *j)
     s->tail = j;
     s->queued++;
     s->pending++;
+    s->enqueued++;
     pthread_cond_signal(&s->qcv);
     return NDF_OK;
 }
@@ -1698,13 +1741,75 @@ static int lite_finish_all(store *s, const store_exec *v, size_t n, learning_sta
     return submit_wait(s, &j);
 }
 
+static int lite_finish_async(store *s, store_exec *v, size_t n, store_done_fn done, void *arg)
+{
+    int rc = NDF_OK;
+    for (size_t i = 0; i < n && !rc; i++)
+        rc = check_exec(&v[i]);
+    if (rc || !n) {
+        store_exec_array_free(v, n);
+        return rc;
+    }
+    job *j = xcalloc(1, sizeof *j);
+    j->kind = JOB_FINISH;
+    j->e = j->owned = v;
+    j->ne = n;
+    j->after = xcalloc(n, sizeof *j->after);
+    j->on_done = done;
+    j->done_arg = arg;
+    pthread_mutex_lock(&s->qlock);
+    rc = enqueue_locked(s, j);
+    pthread_mutex_unlock(&s->qlock);
+    if (rc)
+        async_free(j);
+    return rc;
+}
+
+static int lite_begin_async(store *s, store_exec *e, store_done_fn done, void *arg)
+{
+    int rc = check_exec(e);
+    if (rc) {
+        store_exec_array_free(e, 1);
+        return rc;
+    }
+    job *j = xcalloc(1, sizeof *j);
+    j->kind = JOB_BEGIN;
+    j->e = j->owned = e;
+    j->ne = 1;
+    j->on_done = done;
+    j->done_arg = arg;
+    pthread_mutex_lock(&s->qlock);
+    rc = enqueue_locked(s, j);
+    pthread_mutex_unlock(&s->qlock);
+    if (rc)
+        async_free(j);
+    return rc;
+}
+
+static void lite_flush(store *s)
+{
+    pthread_mutex_lock(&s->qlock);
+    uint64_t upto = s->enqueued;
+    while (s->answered < upto)
+        pthread_cond_wait(&s->dcv, &s->qlock);
+    pthread_mutex_unlock(&s->qlock);
+}
+
 static int lite_progress(store *s, const char *id, const store_node *n)
 {
-    if (!id || !n)
-        return err_set(NDF_ERR_INVALID, "progress needs an execution id and a node");
+    if (!id)
+        return err_set(NDF_ERR_INVALID, "progress needs an execution id");
     job *j = xcalloc(1, sizeof *j);
     j->kind = JOB_PROGRESS;
     j->id = xstrdup(id);
+    if (!n) { /* a heartbeat: node.path stays NULL */
+        pthread_mutex_lock(&s->qlock);
+        int rc = enqueue_locked(s, j);
+        pthread_mutex_unlock(&s->qlock);
+        if (rc)
+            progress_free(j);
+        return rc;
+    }
     j->node = *n;
     j->node.path = xstrdup(n->path ? n->path : "");
     j->node.message = n->message ? xstrdup(n->message) : NULL;
@@ -2142,14 +2247,16 @@ typedef struct dead_group {
     char *token;
 } dead_group;
 
-/* The last time the store heard of execution `seq` (its newest node start
- * or end), or `start` when none is later: a crashed execution's end. */
+/* The last time the store heard of execution `seq` (its heartbeat, its
+ * newest node start or end), or `start` when none is later: a crashed
+ * execution's end. */
 static double last_heard(store *s, sqlite3_int64 seq, double start)
 {
     sqlite3_stmt *st;
     double last = start;
     if (wprep(s,
-              "SELECT max(coalesce(max(start_time), 0), coalesce(max(end_time), 0))"
+              "SELECT max(coalesce(max(start_time), 0), coalesce(max(end_time), 0),"
+              " coalesce((SELECT heartbeat FROM executions WHERE seq = ?1), 0))"
               " FROM nodes WHERE exec_seq = ?1",
               NULL, &st))
         return last;
@@ -4169,4 +4276,7 @@ static const store_ops lite_ops = {
     .backup_every = lite_backup_every,
     .defs = lite_defs,
     .def_put = lite_def_put,
+    .finish_async = lite_finish_async,
+    .flush = lite_flush,
+    .begin_async = lite_begin_async,
 };

@@ -75,14 +75,15 @@ PY
 
 if part rate; then
 echo "durable executions/s, $N one-step no-op executions each:"
-printf '  %-7s %12s %10s %14s %10s %16s %10s %10s\n' sync batch "vs bare" "serve 8 cli" "vs bare" "bare SQLite" "per txn" "bare@1"
+printf '  %-7s %12s %10s %10s %14s %10s %16s %10s %10s\n' sync batch "per txn" "vs bare" "serve 8 cli" "vs bare" "bare SQLite" "per txn" "bare@1"
 for sync in normal full; do
     # batch
     conf "$sync" "$B/st-batch-$sync"
     "$NDF" -c "$B/ndf.conf" run nop >/dev/null 2>&1 # the store and the pattern row exist
     t0=$(now)
-    "$NDF" -c "$B/ndf.conf" batch "$B/batch.jsonl" >"$B/batch.out" 2>&1
+    "$NDF" -c "$B/ndf.conf" -v batch "$B/batch.jsonl" >"$B/batch.out" 2>"$B/batch.err"
     t1=$(now)
+    bper=$(sed -n 's/.*batch: .*(\([0-9.]*\) per transaction).*/\1/p' "$B/batch.err")
     okb=$(grep -c '"success":true' "$B/batch.out")
     [ "$okb" -eq "$N" ] || echo "  (batch: only $okb of $N succeeded)"
     rb=$(rate "$N" "$t0" "$t1")
@@ -104,12 +105,13 @@ for sync in normal full; do
         awk 'NR == 1 { t = $1; e = $2 } NR == 2 { printf "%.1f", ($2 - e) / ($1 - t) }')
     rbare=$(NDF_BENCH_EXECUTIONS=$N "$HELPER" bare "$B/bare-$sync" "$sync" "$per")
     rbare1=$(NDF_BENCH_EXECUTIONS=$((N / 4)) "$HELPER" bare "$B/bare1-$sync" "$sync" 1)
-    printf '  %-7s %12s %10s %14s %10s %16s %10s %10s\n' "$sync" "$rb" \
+    printf '  %-7s %12s %10s %10s %14s %10s %16s %10s %10s\n' "$sync" "$rb" "$bper" \
         "$(awk -v a="$rb" -v b="$rbare" 'BEGIN { printf "%.2f", a / b }')" "$rs" \
         "$(awk -v a="$rs" -v b="$rbare" 'BEGIN { printf "%.2f", a / b }')" "$rbare" "$per" "$rbare1"
 done
-echo "  (vs bare: the rate over bare SQLite doing the same inserts in transactions"
-echo "   of the serve run's mean size, per txn; bare@1: bare with one per transaction)"
+echo "  (per txn: execution ends per transaction, batch's from 'ndf batch -v', serve's"
+echo "   from ctl ping; vs bare: the rate over bare SQLite doing the same inserts in"
+echo "   transactions of the serve run's mean size; bare@1: one per transaction)"
 fi
 
 # ---- ndf list start-up ----

@@ -1,0 +1,199 @@
+#!/bin/sh
+# What every execution owes the store, whoever starts it, on each backend
+# (SQLite, and PostgreSQL when a server can be started):
+# - `ndf batch` writes each execution's RUNNING row and its step process
+#   groups before its steps run, so a SIGKILLed batch leaves CRASHED rows
+#   and no step processes once the next ndf opens the store;
+# - a crashed execution ends at its last heartbeat, not at its start;
+# - `ndf serve` judges and shows the counts the store holds: one-shot runs
+#   by other processes count for its confidence gate, `ctl list` and
+#   `ctl analytics`;
+# - an execution whose RUNNING row cannot be written does not run: `ndf
+#   serve` answers the storage error (exit 8) as `ndf run` does, says it
+#   once, and `ctl status` shows the store degraded until a write succeeds.
+# The full disk is a small tmpfs (root only; skipped otherwise); on
+# PostgreSQL a trigger raises the server's own disk_full error.
+. "$top_srcdir/tests/shell/lib.sh"
+
+CONF=$SCRATCH/ndf.conf
+RUN=$SCRATCH/run
+mkdir -m 700 "$RUN"
+export NDF_RUNTIME_DIR=$RUN
+export NDF_CGROUP=off
+ndf() { "$NDF" -c "$CONF" "$@"; }
+
+# write_conf STATE_DIR [STORAGE_EXTRA]
+write_conf() {
+    cat >"$CONF" <<EOF
+storage: { path = "$1"; ${2:-} };
+confidence: { threshold = 0.5; gate = "enforce"; min_samples = 3; };
+executor: { threads = 4; };
+patterns = (
+    { name = "nop"; type = "sequential"; params = { steps = ( { name = "n"; step = "noop"; } ); }; },
+    { name = "mark"; type = "sequential";
+      params = { steps = ( { name = "m"; step = "exec"; params = { shell = true;
+                             command = "echo ran >> $SCRATCH/marks"; }; } ); }; },
+    { name = "flaky"; type = "sequential";
+      params = { steps = ( { name = "x"; step = "exec"; params = { argv = [ "false" ]; }; } ); }; },
+    { name = "hang"; type = "sequential";
+      params = { steps = ( { name = "long"; step = "exec"; params = { shell = true;
+                             command = "echo \$\$\$\$ >> $SCRATCH/hang.pid; exec sleep 120"; }; } ); }; }
+);
+EOF
+}
+
+SERVER=
+start_server() {
+    "$NDF" -c "$CONF" serve --grace 1 2>>"$SCRATCH/serve.log" &
+    SERVER=$!
+    for w in $(seq 1 250); do
+        ndf ctl ping >/dev/null 2>&1 && return 0
+        sleep 0.02
+    done
+    return 1
+}
+stop_server() {
+    [ -n "$SERVER" ] || return 0
+    ndf ctl shutdown >/dev/null 2>&1
+    wait "$SERVER" 2>/dev/null
+    SERVER=
+}
+
+# ---- a killed batch ----
+batch_crash() { # backend name
+    rm -f "$SCRATCH/hang.pid"
+    printf '{"pattern":"hang"}\n{"pattern":"hang"}\n{"pattern":"nop"}\n' >"$SCRATCH/b.jsonl"
+    "$NDF" -c "$CONF" batch "$SCRATCH/b.jsonl" >"$SCRATCH/b.out" 2>"$SCRATCH/b.err" &
+    pid=$!
+    for w in $(seq 1 250); do
+        [ -f "$SCRATCH/hang.pid" ] && [ "$(wc -l <"$SCRATCH/hang.pid")" -ge 2 ] && break
+        sleep 0.02
+    done
+    # while it runs, its executions are in the store (a reader only: no
+    # recovery of a live process's rows)
+    expect_exit 0 "$1: ndf runs while the batch runs" -- ndf runs hang --status RUNNING --json
+    expect_match "$(printf '%s' "$out" | grep -o '"status":"RUNNING"' | wc -l)" '^2$' \
+        "$1: both running batch executions have their RUNNING row"
+    # past one heartbeat, and the step groups' rows (queued) committed
+    sleep 2
+    kill -9 "$pid"
+    wait "$pid" 2>/dev/null
+    pids=$(cat "$SCRATCH/hang.pid")
+    alive=0
+    for p in $pids; do kill -0 "$p" 2>/dev/null && alive=$((alive + 1)); done
+    expect_match "$alive" '^2$' "$1: the steps outlived the SIGKILLed batch (no cgroup)"
+    expect_exit 0 "$1: the next ndf recovers the store" -- ndf runs hang --json
+    expect_match "$err" "killed [1-9][0-9]* leftover process" "$1: recovery kills the batch's step processes"
+    expect_match "$(printf '%s' "$out" | grep -o '"status":"CRASHED"' | wc -l)" '^2$' \
+        "$1: both batch executions are CRASHED"
+    expect_match "$(printf '%s' "$out" | grep -o '"origin":"batch"' | wc -l)" '^2$' \
+        "$1: and say they came from batch"
+    # killed 2 s or more after they started: ended at a heartbeat, not at 0 s
+    expect_match "$out" '"duration":[1-9][0-9.e+-]*,.*"duration":[1-9]' \
+        "$1: a crashed one-step execution lasts until its last heartbeat (>= 1 s), not 0 s"
+    gone=0
+    for w in $(seq 1 100); do
+        alive=0
+        for p in $pids; do kill -0 "$p" 2>/dev/null && alive=1; done
+        [ $alive -eq 0 ] && { gone=1; break; }
+        sleep 0.02
+    done
+    [ $gone -eq 1 ] && ok "$1: the batch's step processes are gone" ||
+        { not_ok "$1: step processes $pids still run"; for p in $pids; do kill -9 "$p" 2>/dev/null; done; }
+}
+
+# ---- the server reads the store's counts ----
+served_counts() { # backend name
+    start_server || { not_ok "$1: the server did not start"; return; }
+    # counted before the server learns of them: one-shot runs elsewhere
+    for i in 1 2 3; do
+        expect_exit 1 "$1: one-shot run $i of flaky fails" -- ndf run flaky
+    done
+    expect_exit 4 "$1: ndf ctl run of flaky is refused by the gate on the store's counts" -- \
+        ndf ctl run flaky
+    expect_match "$err" "confidence" "$1: and says it is the confidence"
+    expect_exit 0 "$1: ctl list" -- ndf ctl list --json
+    expect_match "$out" '"name":"flaky"[^}]*"executions":3' "$1: ctl list shows the 3 one-shot runs"
+    expect_exit 0 "$1: ctl analytics flaky" -- ndf ctl analytics flaky --json
+    expect_match "$out" '"execution_count":3' "$1: ctl analytics shows them"
+    stop_server
+}
+
+# ---- a store that cannot take the RUNNING row ----
+# full_on / full_off make the store's writes fail and work again.
+refuse_unrecorded() { # backend name
+    start_server || { not_ok "$1: the server did not start"; return; }
+    expect_exit 0 "$1: a served run is recorded" -- ndf ctl run nop
+    acked=$(ndf runs nop --limit 1 --json | sed -n 's/^\[{"id":"\([^"]*\)".*/\1/p')
+    : >"$SCRATCH/marks"
+    full_on
+    expect_exit 8 "$1: a full store: ndf ctl run exits 8" -- ndf ctl run mark
+    expect_match "$err" "not started: cannot record it" "$1: it says the run did not start, and why"
+    expect_match "$(wc -l <"$SCRATCH/marks")" '^0$' "$1: the step did not run"
+    expect_exit 0 "$1: ctl status" -- ndf ctl status
+    expect_match "$out" "server store: .*: degraded; last error" "$1: ctl status shows the store degraded"
+    expect_exit 0 "$1: ctl ping" -- ndf ctl ping
+    expect_match "$out" '"store":\{"path":"[^"]*","backend":"[a-z]*","schema":[0-9]*,"state":"degraded","last_error":"' \
+        "$1: ping too, with backend, schema, state and the last error"
+    stop_server
+    full_on # a closing server may have given some space back
+    expect_exit 8 "$1: a full store: one-shot ndf run exits 8" -- ndf run mark
+    expect_match "$(printf '%s\n' "$err" | grep -c '^ndf')" '^1$' "$1: the storage error is said once"
+    expect_match "$(wc -l <"$SCRATCH/marks")" '^0$' "$1: the step did not run either"
+    full_off
+    start_server || { not_ok "$1: the server did not restart"; return; }
+    expect_exit 0 "$1: space back: served runs are recorded" -- ndf ctl run mark
+    expect_exit 0 "$1: ctl status" -- ndf ctl status
+    expect_match "$out" "server store: .*: ok" "$1: the store is ok again"
+    stop_server
+    expect_exit 0 "$1: what was acknowledged before is there" -- ndf status "$acked"
+}
+
+# ---- SQLite ----
+write_conf "$SCRATCH/state"
+batch_crash sqlite
+served_counts sqlite
+MNT=$SCRATCH/mnt
+mkdir "$MNT"
+if [ "$(id -u)" -eq 0 ] && mount -t tmpfs -o size=2m,mode=0700 tmpfs "$MNT" 2>/dev/null; then
+    trap 'umount "$MNT" 2>/dev/null; rm -rf "$SCRATCH"' EXIT
+    write_conf "$MNT/state"
+    expect_exit 0 "sqlite: the store on a small tmpfs" -- ndf run nop
+    full_on() {
+        dd if=/dev/zero of="$MNT/fill" bs=4k 2>/dev/null
+        # the WAL and the database may still have free pages: use them up
+        for i in $(seq 1 30); do ndf run nop >/dev/null 2>&1 || break; done
+    }
+    full_off() { rm -f "$MNT/fill"; }
+    refuse_unrecorded sqlite
+    umount "$MNT"
+else
+    echo "# SKIP sqlite full store: mounting a tmpfs needs root"
+fi
+
+# ---- PostgreSQL ----
+if [ "${NDF_HAVE_POSTGRESQL:-no}" = yes ] && [ -x "${NDF_TEST_PG_BINDIR:-/usr/lib/postgresql/15/bin}/initdb" ]; then
+    . "$top_srcdir/tests/shell/pglib.sh"
+    pg_start
+    for db in pgcrash pgcounts pgfull; do pg_sql postgres "CREATE DATABASE $db" >/dev/null; done
+    write_conf "$SCRATCH/pgstate" "backend = \"postgresql\"; conninfo = \"host=$PG_DIR user=postgres dbname=pgcrash\";"
+    batch_crash postgresql
+    write_conf "$SCRATCH/pgstate" "backend = \"postgresql\"; conninfo = \"host=$PG_DIR user=postgres dbname=pgcounts\";"
+    served_counts postgresql
+    write_conf "$SCRATCH/pgstate" "backend = \"postgresql\"; conninfo = \"host=$PG_DIR user=postgres dbname=pgfull\";"
+    expect_exit 0 "postgresql: the schema is made" -- ndf run nop
+    # the server's own disk_full error, from a trigger
+    full_on() {
+        pg_sql pgfull "CREATE OR REPLACE FUNCTION ndf_full() RETURNS trigger LANGUAGE plpgsql AS
+            \$\$ BEGIN RAISE EXCEPTION 'could not extend file: No space left on device'
+                 USING ERRCODE = 'disk_full'; END \$\$;
+            DROP TRIGGER IF EXISTS ndf_full ON executions;
+            CREATE TRIGGER ndf_full BEFORE INSERT ON executions FOR EACH ROW EXECUTE FUNCTION ndf_full();" >/dev/null
+    }
+    full_off() { pg_sql pgfull "DROP TRIGGER ndf_full ON executions" >/dev/null; }
+    refuse_unrecorded postgresql
+else
+    echo "# SKIP postgresql: no PostgreSQL server or ndf built without libpq"
+fi
+
+finish
