@@ -665,7 +665,7 @@ static int ctl_local_args(ctl *t, const char *verb, int argc, char **argv, cJSON
                     errno = EFBIG;
             }
             if (!text || memchr(text, 0, len)) {
-                cmd_error(t->c, "%s: cannot read %s: %s\n", verb, a,
+                cmd_error(t->c, "cannot read %s: %s\n", a,
                           text ? "it holds a NUL byte" : strerror(errno));
                 free(text);
                 return is_batch && !text ? EXIT_NOT_FOUND : EXIT_USAGE;
