@@ -65,7 +65,7 @@ static int parse_opts(cmd_ctx *c, opt_parser *p, int argc, char **argv, int *jso
                                     {"conformance", 0, OPT_NONE, 'C'},
                                     {"help", 'h', OPT_NONE, 'h'},
                                     {0}};
-    opt_init(p, argc, argv, opts, OPT_STOP, NULL);
+    opt_init(p, argc, argv, opts, OPT_PERMUTE, NULL);
     int o;
     while ((o = opt_next(p)) != OPT_END) {
         if (o == 'C' && !conf)

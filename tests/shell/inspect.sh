@@ -60,6 +60,10 @@ json_check '[s["name"] for s in j["steps"]] == ["good_echo"]' "JSON: steps"
 json_check 'j["pattern_types"][0]["params"][0]["children"][1] == {"name": "weight", "type": "number", "required": False, "default": "0.5", "range": {"min": 0, "max": 1}, "element_type": None, "open": False, "doc": "relative weight", "children": []}' \
     "JSON: a nested parameter, every field"
 json_check 'j["steps"][0]["params"][1]["element_type"] == "string"' "JSON: element type"
+expect_exit 0 "an option after the FILE is accepted (inspect FILE --json)" -- "$NDF" inspect "$P/good.so" --json
+json_check 'j["valid"] is True and j["name"] == "good"' "inspect FILE --json: the same JSON"
+expect_exit 0 "inspect FILE --conformance --json" -- "$NDF" inspect "$P/good.so" --conformance --json
+json_check 'j["verdict"] == "pass"' "inspect FILE --conformance --json: JSON"
 
 expect_exit 0 "inspect the compatibility fixture" -- "$NDF" inspect "$P/compat_v1_0.so"
 expect_match "$out" '^step compat_echo' "it provides compat_echo"
