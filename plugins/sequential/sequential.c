@@ -216,6 +216,14 @@ static int seq_run_pattern(const ndf_host *host, ndf_exec *exec, void *instance)
     double t0 = mono_now();
     if (s->timeout > 0)
         host->node_set_timeout(exec, s->timeout);
+    /* The deadline in force may be sooner than ours (executor.max_timeout,
+     * a caller's budget): that one is what a timeout message must name. */
+    double budget = s->timeout;
+    if (s->timeout > 0) {
+        double left = host->remaining(exec);
+        if (isfinite(left) && left < budget)
+            budget = (double)(long long)((left > 0 ? left : 0) * 100 + 0.5) / 100;
+    }
     /* Every step is in the record from the start, so progress reads
      * "3 of 7" and the untouched ones show PENDING. */
     for (size_t i = 0; i < s->n; i++)
@@ -235,7 +243,7 @@ static int seq_run_pattern(const ndf_host *host, ndf_exec *exec, void *instance)
     /* The host's clock decides when the deadline passed; a step's wait may
      * end a hair before ours reads t0 + timeout, so ask it too. */
     int own_timeout = rc == NDF_ERR_TIMEOUT && s->timeout > 0 &&
-                      (mono_now() >= t0 + s->timeout || host->remaining(exec) <= 0);
+                      (mono_now() >= t0 + budget || host->remaining(exec) <= 0);
     const char *why = rc == NDF_ERR_TIMEOUT ? "timed out" : rc == NDF_ERR_CANCELLED ? "was cancelled"
                                                                                   : "failed";
     for (size_t j = i + 1; j < s->n; j++)
@@ -254,7 +262,7 @@ static int seq_run_pattern(const ndf_host *host, ndf_exec *exec, void *instance)
     else if (undone)
         snprintf(tail, sizeof tail, "; rolled back %zu completed step(s)", undone);
     if (own_timeout)
-        return host->fail(rc, "sequence timed out after %gs in step '%s'%s", s->timeout,
+        return host->fail(rc, "sequence timed out after %gs in step '%s'%s", budget,
                           s->steps[i].name, tail);
     return host->fail(rc, "step '%s' (%zu of %zu) %s%s", s->steps[i].name, i + 1, s->n, why, tail);
 }
