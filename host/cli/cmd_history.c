@@ -175,12 +175,16 @@ static int parse_since(const char *arg, double now, double *out)
 /* ---- ndf runs ---- */
 
 static const char runs_usage[] =
-    "Usage: ndf runs [PATTERN] [--status S] [--since TIME] [--limit N] [--json]\n"
+    "Usage: ndf runs [PATTERN] [--all] [--status S] [--since TIME] [--limit N]\n"
+    "                [--json]\n"
     "\n"
     "Lists kept executions, newest first: id, pattern, status, start (UTC),\n"
     "duration, host and how it was started (run, batch, ctl, delegate,\n"
-    "redrive, external).  Sub-pattern executions are listed too.\n"
+    "redrive, external).  Only top-level executions are listed, so the first\n"
+    "is the last run; the sub-pattern executions of a meta pattern are listed\n"
+    "with --all, or when PATTERN names their pattern.\n"
     "\n"
+    "  -a, --all         sub-pattern executions too\n"
     "  -s, --status S    RUNNING, SUCCEEDED, FAILED, TIMED_OUT, CANCELLED,\n"
     "                    REFUSED, ROLLED_BACK or CRASHED\n"
     "  --since TIME      started at or after TIME: epoch seconds, 2024-05-01,\n"
@@ -194,9 +198,10 @@ static int cmd_runs(cmd_ctx *c, int argc, char **argv)
     static const opt_spec opts[] = {
         {"status", 's', OPT_REQUIRED, 's'}, {"since", 0, OPT_REQUIRED, 'S'},
         {"limit", 'n', OPT_REQUIRED, 'n'},  {"json", 0, OPT_NONE, 'j'},
-        {"help", 'h', OPT_NONE, 'h'},       {0}};
-    store_query q = {NULL, -1, 0, 50};
-    int json = 0, o;
+        {"all", 'a', OPT_NONE, 'a'},        {"help", 'h', OPT_NONE, 'h'},
+        {0}};
+    store_query q = {NULL, -1, 0, 50, 0};
+    int json = 0, all = 0, o;
     opt_parser p;
     opt_init(&p, argc, argv, opts, OPT_PERMUTE, c->err);
     while ((o = opt_next(&p)) != OPT_END) {
@@ -227,6 +232,7 @@ static int cmd_runs(cmd_ctx *c, int argc, char **argv)
             break;
         }
         case 'j': json = 1; break;
+        case 'a': all = 1; break;
         case 'h': return cmd_help(c);
         default: return cmd_bad_usage(c);
         }
@@ -237,6 +243,8 @@ static int cmd_runs(cmd_ctx *c, int argc, char **argv)
     }
     if (p.noperands)
         q.pattern = p.operands[0];
+    /* a pattern named is asked for wherever it ran */
+    q.top = !all && !q.pattern;
     int rc;
     store *s = cmd_open_store(c, RT_CONFIG, &rc);
     if (!s)
@@ -504,7 +512,8 @@ static void status_json(strbuf *sb, store *s, const store_exec *e, const store_e
 static const char status_usage[] =
     "Usage: ndf status [ID] [--json]\n"
     "\n"
-    "Shows a kept execution (the newest when no ID is given), however it was\n"
+    "Shows a kept execution (the newest top-level one when no ID is\n"
+    "given; a sub-pattern execution by its ID), however it was\n"
     "started: its status, timing, every step, task and phase, and the\n"
     "sub-pattern executions it ran.\n"
     "\n"
@@ -530,7 +539,8 @@ static int cmd_status(cmd_ctx *c, int argc, char **argv)
     if (!id) {
         store_exec *v;
         size_t n;
-        store_query q = {NULL, -1, 0, 1};
+        /* the last run: a top-level one, not a meta pattern's last sub-run */
+        store_query q = {NULL, -1, 0, 1, 1};
         int st = store_runs(s, &q, &v, &n);
         if (st)
             return fail(c, st);

@@ -907,7 +907,7 @@ int history_load(store *s, const char *name, size_t limit, stored_pattern *out)
         return rc;
     store_exec *v;
     size_t n;
-    store_query q = {name, -1, 0, limit ? limit : 1000};
+    store_query q = {name, -1, 0, limit ? limit : 1000, 0};
     if ((rc = store_runs(s, &q, &v, &n))) {
         learning_free(&out->learn);
         return rc;

@@ -288,6 +288,7 @@ typedef struct store_query {
     int status;          /* a store_status, or -1 for any */
     double since;        /* wall-clock seconds; executions started at or after; 0: any */
     size_t limit;        /* 0: 50; SIZE_MAX: all */
+    int top;             /* 1: top-level executions only (no sub-pattern's) */
 } store_query;
 
 /* Executions matching `q`, newest first, without their nodes; free with

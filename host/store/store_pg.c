@@ -2199,6 +2199,8 @@ static int pg_runs(store *st, const store_query *q, store_exec **out, size_t *n)
         p_dbl(&p, q->since);
         sb_printf(&sql, " AND start_time >= $%d", p.n);
     }
+    if (q && q->top)
+        sb_puts(&sql, " AND (parent_id IS NULL OR parent_id = '')");
     sb_puts(&sql, " ORDER BY seq DESC");
     size_t limit = q && q->limit ? q->limit : 50;
     if (limit <= (size_t)INT64_MAX) {

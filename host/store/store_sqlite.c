@@ -2519,6 +2519,8 @@ static int lite_runs(store *s, const store_query *q, store_exec **out, size_t *n
         sb_puts(&sql, " AND status = ?2");
     if (q && q->since > 0)
         sb_puts(&sql, " AND start_time >= ?3");
+    if (q && q->top)
+        sb_puts(&sql, " AND (parent_id IS NULL OR parent_id = '')");
     sb_puts(&sql, " ORDER BY seq DESC LIMIT ?4");
     char *text = sb_steal(&sql);
     pthread_mutex_lock(&s->rlock);
@@ -3699,7 +3701,7 @@ static int export_doc(store *s, const char *name, cJSON **out)
     /* through the store's interface, so that every backend exports alike */
     store_exec *v = NULL;
     size_t count = 0;
-    store_query q = {name, -1, 0, SIZE_MAX};
+    store_query q = {name, -1, 0, SIZE_MAX, 0};
     rc = store_runs(s, &q, &v, &count);
     for (size_t i = count; !rc && i-- > 0;) {
         store_exec e;

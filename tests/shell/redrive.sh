@@ -121,6 +121,13 @@ touch "$OKF"
 expect_exit 0 "meta redrive succeeds" -- ndf redrive "$mfirst"
 expect_match "$(logged)" '^m1 m2a m2b m3$' "meta redrive reused p1 and reran p2 whole, then p3"
 msecond=$(newest meta)
+# after a meta run, the last run is the meta's, not its last sub-pattern's
+expect_exit 0 "runs after a meta run" -- ndf runs --json --limit 1
+expect_match "$out" "^\\[\\{\"id\":\"$msecond\"" "runs lists the meta run first, as the README's last-run idiom reads it"
+expect_exit 0 "status with no ID after a meta run" -- ndf status --json
+expect_match "$out" "^\\{\"id\":\"$msecond\"" "status shows the meta run, not a sub-pattern's"
+expect_exit 0 "runs --all" -- ndf runs --all --json --limit 1
+expect_match "$out" "^\\[\\{\"id\":\"[^\"]*\",\"pattern\":\"m3\".*\"parent_id\":\"$msecond\"" "runs --all lists sub-pattern executions too"
 # the sub-pattern executions of the original: one is not redriven alone
 sub=$(ndf runs m2 --json --limit 5 | tr '{' '\n' | grep "\"parent_id\":\"$mfirst\"" |
     sed -n 's/^"id":"\([^"]*\)".*/\1/p' | head -1)
