@@ -316,6 +316,8 @@ int runtime_start_executor(runtime *rt, void (*on_complete)(void *, pattern *, c
         .reg = rt->reg,
         .on_complete = on_complete,
         .opaque = opaque,
+        /* a server (its own on_complete) logs a failed end as an error */
+        .fail_logged = on_complete != NULL,
     };
     if (!on_complete) {
         if (!runtime_store(rt)) {

@@ -439,6 +439,13 @@ int log_to_journal(void)
     return k;
 }
 
+static const char *log_command;
+
+void log_set_command(const char *name)
+{
+    log_command = name;
+}
+
 void log_vmsg(int level, const char *fmt, va_list ap)
 {
     static const char *const names[] = {"error: ", "warning: ", "", "debug: "};
@@ -448,7 +455,8 @@ void log_vmsg(int level, const char *fmt, va_list ap)
         return;
     int l = level < 0 ? 0 : level > 3 ? 3 : level;
     char buf[4096];
-    int n = snprintf(buf, sizeof buf, "%sndf: %s", log_to_journal() ? prio[l] : "", names[l]);
+    int n = snprintf(buf, sizeof buf, "%sndf: %s%s%s", log_to_journal() ? prio[l] : "",
+                     log_command ? log_command : "", log_command ? ": " : "", names[l]);
     int m = vsnprintf(buf + n, sizeof buf - (size_t)n - 1, fmt, ap);
     size_t len = (size_t)n + (m < 0 ? 0 : (size_t)m);
     if (len > sizeof buf - 2)

@@ -103,6 +103,10 @@ int glob_match(const char *pattern, const char *text);
  * message. */
 void log_set_level(int level);
 int log_get_level(void);
+/* The command a one-shot ndf runs: its log lines then read
+ * "ndf: COMMAND: warning: ...", as its other diagnostics do.  NULL (the
+ * server's log): "ndf: warning: ...".  Set once, before any thread. */
+void log_set_command(const char *name);
 void log_msg(int level, const char *fmt, ...) ATTR_PRINTF(2, 3);
 void log_vmsg(int level, const char *fmt, va_list ap);
 /* 1 when stderr is the systemd journal (JOURNAL_STREAM names it): log lines

@@ -59,6 +59,9 @@ static int run(const cmd_entry *e, const char *config_path, int config_explicit,
     runtime rt;
     runtime_init(&rt, config_path, config_explicit, cmd_report, &c);
     c.rt = &rt;
+    /* the server's log is a service's: its lines name no command */
+    if (strcmp(e->name, "serve") != 0)
+        log_set_command(e->name);
     int rc = e->exec(&c, argc, argv);
     cmd_signals_watch(NULL);
     /* Interrupted: the executions were cancelled and recorded; the exit

@@ -298,8 +298,11 @@ static int finish(executor *ex, record *r, pattern *p, int status, const char *m
     double dur = start > 0 ? end - start : 0;
     /* the end of every execution, for a service's log (ndf serve logs at
      * info; ndf run -v) */
+    int lvl = !ex->o.fail_logged          ? NDF_LOG_INFO
+              : status == NDF_ERR_CANCELLED ? NDF_LOG_WARN
+                                            : NDF_LOG_ERROR;
     if (status)
-        log_msg(NDF_LOG_INFO, "execution %s: pattern %s: %s in %.3fs: %s", r->id, r->root->name,
+        log_msg(lvl, "execution %s: pattern %s: %s in %.3fs: %s", r->id, r->root->name,
                 ndf_status_name(status), dur, r->error ? r->error : "");
     else
         log_msg(NDF_LOG_INFO, "execution %s: pattern %s: succeeded in %.3fs", r->id,

@@ -52,6 +52,10 @@ typedef struct executor_opts {
      * committed before its first step can start a process. */
     int (*on_start)(void *arg, record *r);
     void *start_arg;
+    /* 1: the end line of an execution that did not succeed is an error (a
+     * cancelled one a warning), as a server logs it; 0: info (ndf run
+     * reports the failure itself). */
+    int fail_logged;
 } executor_opts;
 
 /* Where an effective timeout came from (executor_timeout). */

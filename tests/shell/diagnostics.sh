@@ -141,7 +141,7 @@ wait $SERVER
 # ---- the confidence gate's warning names the pattern once ----
 for i in 1 2 3 4 5 6; do $R -q run broken >/dev/null 2>&1; done
 expect_exit 1 "broken runs below its threshold (gate warn)" -- $R run broken
-expect_match "$err" "^ndf: warning: execution [^ ]+: pattern broken: confidence [0-9.]+ is below its threshold" \
+expect_match "$err" "^ndf: run: warning: execution [^ ]+: pattern broken: confidence [0-9.]+ is below its threshold" \
     "the gate's warning names the execution and the pattern"
 if printf '%s\n' "$err" | grep -q 'pattern broken: broken:'; then
     not_ok "the pattern is named twice"

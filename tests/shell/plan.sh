@@ -190,20 +190,20 @@ expect_match "$err" "no pattern named '-q'" "and not an option"
 
 # ---- logs: execution and pattern on every line; journald priorities ----
 expect_exit 1 "run -v logs the start and end of the execution" -- $R -v run backup --attr db=a
-expect_match "$err" '^ndf: execution [^ ]+: pattern backup: started \(deadline 15s, the pattern.s timeout\)$' \
+expect_match "$err" '^ndf: run: execution [^ ]+: pattern backup: started \(deadline 15s, the pattern.s timeout\)$' \
     "the start, with the deadline and its source"
-expect_match "$err" '^ndf: execution [^ ]+: pattern backup: execution failed in [0-9.]+s: step .rotate.' \
+expect_match "$err" '^ndf: run: execution [^ ]+: pattern backup: execution failed in [0-9.]+s: step .rotate.' \
     "the end, with the status, the duration and the reason"
-expect_match "$err" '^ndf: warning: execution [^ ]+: pattern backup: rotate: attempt 1 of 3 failed' \
+expect_match "$err" '^ndf: run: warning: execution [^ ]+: pattern backup: rotate: attempt 1 of 3 failed' \
     "a step's warning names the execution and the pattern"
 : >"$SCRATCH/journal"
 js=$(stat -c '%d:%i' "$SCRATCH/journal")
 JOURNAL_STREAM=$js $R -v run backup --attr db=a 2>"$SCRATCH/journal"
-expect_match "$(cat "$SCRATCH/journal")" '^<4>ndf: warning: execution [^ ]+: pattern backup: rotate: attempt 1' \
+expect_match "$(cat "$SCRATCH/journal")" '^<4>ndf: run: warning: execution [^ ]+: pattern backup: rotate: attempt 1' \
     "on the journal (JOURNAL_STREAM names stderr), warnings carry <4>"
-expect_match "$(cat "$SCRATCH/journal")" '^<6>ndf: execution [^ ]+: pattern backup: started' "information <6>"
+expect_match "$(cat "$SCRATCH/journal")" '^<6>ndf: run: execution [^ ]+: pattern backup: started' "information <6>"
 JOURNAL_STREAM=1:1 $R -v run backup --attr db=a 2>"$SCRATCH/journal"
-expect_match "$(cat "$SCRATCH/journal")" '^ndf: warning: execution' "JOURNAL_STREAM naming another stream: no prefix"
+expect_match "$(cat "$SCRATCH/journal")" '^ndf: run: warning: execution' "JOURNAL_STREAM naming another stream: no prefix"
 
 # ---- --json on the reporting commands ----
 expect_exit 0 "check-config --json" -- $R check-config --json

@@ -53,7 +53,7 @@ expect_match "$err" "ndf: plugins: 5 of 12 plugin files refused \(4 quarantined\
 # Every verbosity names the quarantined files.
 expect_exit 0 "ndf -q list" -- $R -q list
 for f in scan_init_segv scan_init_exit scan_init_hang scan_fini_segv; do
-    expect_match "$err" "^ndf: error: plugin $S/plugins/$f.so: quarantined: " "-q still names $f.so"
+    expect_match "$err" "^ndf: list: error: plugin $S/plugins/$f.so: quarantined: " "-q still names $f.so"
 done
 expect_exit 0 "ndf run runs beside quarantined plugins" -- $R run nop
 n=$(ls "$VD" | wc -l)

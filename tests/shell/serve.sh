@@ -511,6 +511,26 @@ n=$(grep -c '^timed out then closed$' "$SCRATCH/idle.out")
     not_ok "idle connections are told and closed after server.idle_timeout: $(cat "$SCRATCH/idle.out")"
 kill -TERM "$ISERVER" 2>/dev/null
 wait "$ISERVER" 2>/dev/null
+# on the journal (JOURNAL_STREAM names its stderr) the server logs the end
+# of a failed execution as an error, as one-shot ndf run reports it
+printf 'storage: { path = "%s"; };\nplugins: { cache_dir = "%s"; };\n%s\n' \
+    "$SCRATCH/jstate" "$RUN/jcache" \
+    'patterns = ( { name = "nop"; type = "sequential"; params = { steps = ( { name = "n"; step = "noop"; } ); }; }, { name = "bad"; type = "sequential"; params = { steps = ( { name = "f"; step = "exec"; params = { argv = [ "false" ]; }; } ); }; } );' \
+    >"$SCRATCH/journal.conf"
+: >"$SCRATCH/jserve.log"
+JOURNAL_STREAM=$(stat -c '%d:%i' "$SCRATCH/jserve.log")
+export JOURNAL_STREAM
+start_server "$SCRATCH/journal.conf" "$RUN/j.sock" "$SCRATCH/jserve.log"
+JSERVER=$!
+unset JOURNAL_STREAM
+expect_exit 0 "a succeeding run on the journal" -- "$NDF" ctl --socket "$RUN/j.sock" run nop
+expect_exit 1 "a failing run on the journal" -- "$NDF" ctl --socket "$RUN/j.sock" run bad
+kill -TERM "$JSERVER" 2>/dev/null
+wait "$JSERVER" 2>/dev/null
+expect_match "$(cat "$SCRATCH/jserve.log")" '^<3>ndf: error: execution [^ ]+: pattern bad: execution failed in ' \
+    "serve logs a failed execution's end as an error (<3>)"
+expect_match "$(cat "$SCRATCH/jserve.log")" '^<6>ndf: execution [^ ]+: pattern nop: succeeded in ' \
+    "and a succeeded one's as information (<6>)"
 # server.max_connections_per_uid counts each uid on its own: a second uid
 # (nobody, a member of server.group through a supplementary group) that
 # holds its limit is refused more, while the owner still runs work in an
