@@ -370,6 +370,27 @@ START_TEST(test_recommendations)
     ck_assert(has(r, n, "Step 'slow' timed out 1 time: raise its timeout (5 s)"));
     free_recs(r, n);
     analytics_free(&a);
+
+    /* a step with no timeout of its own: the pattern's deadline, no "0 s" */
+    stored_pattern_free(&sp);
+    rec_init();
+    for (int i = 0; i < 6; i++)
+        add(1, i > 1, NULL, 100, 0.9, i <= 1 ? "s:timeout:4000:0" : "s:succeeded:50:0");
+    o = opts(5, 0.75, 4);
+    analytics_compute(&sp, &o, &a);
+    n = analytics_recommendations(&a, NULL, &o, &r);
+    ck_assert(has(r, n, "Step 's' timed out 2 times under the pattern's deadline (4 s)"));
+    ck_assert(!has(r, n, "(0 s)"));
+    free_recs(r, n);
+    analytics_free(&a);
+    /* and when the pattern's timeout is not known either */
+    o = opts(5, 0.75, 0);
+    analytics_compute(&sp, &o, &a);
+    n = analytics_recommendations(&a, NULL, &o, &r);
+    ck_assert(has(r, n, "Step 's' timed out 2 times with no timeout of its own"));
+    ck_assert(!has(r, n, "(0 s)"));
+    free_recs(r, n);
+    analytics_free(&a);
     stored_pattern_free(&sp);
 }
 END_TEST

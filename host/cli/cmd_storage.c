@@ -370,6 +370,9 @@ static const char analytics_usage[] =
     "Reports a pattern's performance from its stored history: counts, success\n"
     "rate, response times, resource usage, domains, steps, the trend over the\n"
     "last N days (default 7) and recommendations.  ndf(1) gives the formulas.\n"
+    "Counts and confidence are since the last 'ndf reset-stats'; response\n"
+    "times, resources, steps and the trend are over the kept history, which\n"
+    "a reset does not clear (a History: line says so when they differ).\n"
     "\n"
     "  -d, --days N  trend window in days (1..3650)\n"
     "  --json        print JSON (see ndf(1))\n"
@@ -591,6 +594,16 @@ static void analytics_text(strbuf *sb, const stored_pattern *sp, const analytics
                   "(max %.1f MiB)\n",
                   an->avg_cpu_s, an->max_cpu_s, an->avg_peak_rss_kb / 1024.0,
                   an->max_peak_rss_kb / 1024.0);
+        /* the store keeps no reset time: the history before 'ndf
+         * reset-stats' is still in these figures, so say what they cover */
+        if ((uint64_t)an->history_count > an->execution_count && sp->nhistory) {
+            fmt_time(when, sizeof when, sp->history[0].time);
+            sb_printf(sb,
+                      "History:         response time, resources and steps are over the %zu "
+                      "kept executions since %s (any before 'ndf reset-stats' and the uncounted "
+                      "included)\n",
+                      an->history_count, when);
+        }
     }
     fmt_time(when, sizeof when, an->last_execution);
     sb_printf(sb, "Last execution:  %s\n", when);

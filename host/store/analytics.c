@@ -466,11 +466,22 @@ size_t analytics_recommendations(const analytics *a, const trend *t, const analy
     /* timeouts that run close to their limit */
     for (size_t i = 0; i < a->nsteps; i++) {
         const step_stats *s = &a->steps[i];
-        if (s->timeouts)
+        if (s->timeouts && s->timeout_s > 0)
             rec_add(&r, xasprintf("Step '%s' timed out %zu time%s: raise its timeout (%.3g s) "
                                   "or make it faster.",
                                   s->name, s->timeouts, s->timeouts == 1 ? "" : "s",
                                   s->timeout_s));
+        else if (s->timeouts && o->timeout_s > 0)
+            /* no timeout of its own: the pattern's deadline cut it */
+            rec_add(&r, xasprintf("Step '%s' timed out %zu time%s under the pattern's deadline "
+                                  "(%.3g s): raise that, or make the step faster.",
+                                  s->name, s->timeouts, s->timeouts == 1 ? "" : "s",
+                                  o->timeout_s));
+        else if (s->timeouts)
+            rec_add(&r, xasprintf("Step '%s' timed out %zu time%s with no timeout of its own "
+                                  "(a deadline above it cut it): raise that deadline, or make "
+                                  "the step faster.",
+                                  s->name, s->timeouts, s->timeouts == 1 ? "" : "s"));
         else if (s->timeout_s > 0 && s->p95_ms >= TIMEOUT_NEAR * s->timeout_s * 1000.0)
             rec_add(&r, xasprintf("Step '%s' runs close to its timeout: p95 %.0f ms is %.0f%% "
                                   "of %.3g s; raise the timeout before it starts failing.",

@@ -125,6 +125,9 @@ expect_exit 0 "reset state exported" -- ndf export deploy
 expect_match "$out" '"executions":[[:space:]]*0,' "counts reset"
 expect_exit 0 "runs after reset" -- ndf runs deploy
 expect_match "$(printf '%s\n' "$out" | grep -c legacy-deploy)" '^6$' "the history stays"
+expect_exit 0 "analytics after reset" -- ndf analytics deploy
+expect_match "$out" "^History: .* over the 6 kept executions since .* \\(any before 'ndf reset-stats' and the uncounted included\\)$" \
+    "analytics says its tables still cover the executions before the reset"
 expect_exit 3 "reset-stats of an unknown pattern" -- ndf reset-stats nosuch
 
 # backup, a corrupt store, restore
