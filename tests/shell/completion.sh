@@ -47,4 +47,12 @@ expect_exit 0 "a command's options" -- c "$NDF" run --dry
 expect_match "$out" '^--dry-run$' "from the command's --help"
 expect_exit 0 "global options after the command" -- c "$NDF" list --qu
 expect_match "$out" '^--quiet$' "are offered too"
+expect_exit 0 "a pattern after ctl run" -- c "$NDF" -c "$CONF" ctl run nightly_
+expect_match "$out" '^nightly_backup nightly_report$' "ctl run completes pattern names"
+expect_exit 0 "a pattern after ctl --socket S run" -- c "$NDF" -c "$CONF" ctl --socket /x.sock run dep
+expect_match "$out" '^deploy$' "skipping ctl's own option and its value"
+expect_exit 0 "--format's values" -- c "$NDF" -c "$CONF" graph deploy --format ""
+expect_match "$out" '^dot text$' "from the usage's dot|text"
+expect_exit 0 "--format's values, a prefix" -- c "$NDF" graph deploy --format d
+expect_match "$out" '^dot$' "completes the prefix"
 finish
