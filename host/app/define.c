@@ -131,8 +131,9 @@ size_t define_overlay(config *cfg, const store_def *rows, size_t n, const define
             if (strcmp(r->kind, kind) != 0)
                 continue;
             if (pass == 0) {
-                if (config_apply_setting(cfg, from_pending ? DEFINE_REQUEST_ORIGIN
-                                                           : define_origin(r),
+                if (config_apply_setting(cfg, from_pending && !pending->as_stored
+                                                  ? DEFINE_REQUEST_ORIGIN
+                                                  : define_origin(r),
                                          r->name, r->text) != NDF_OK) {
                     char *msg = xasprintf("run-time setting '%s' left out: %s", r->name, err_msg());
                     why_add(why, msg);
@@ -141,8 +142,12 @@ size_t define_overlay(config *cfg, const store_def *rows, size_t n, const define
                 }
                 continue;
             }
-            ndf_value *def = from_pending && pending->def ? value_dup(pending->def)
-                                                          : row_definition(r, why);
+            /* as_stored: the pending change is read from its row's text,
+             * so its origin and lines are those a registry built from the
+             * stored row has (ctl show and one-shot show agree) */
+            ndf_value *def = from_pending && pending->def && !pending->as_stored
+                                 ? value_dup(pending->def)
+                                 : row_definition(r, why);
             if (!def) {
                 bad++;
                 continue;

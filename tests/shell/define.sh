@@ -113,6 +113,27 @@ expect_exit 0 "ctl define (the client reads the file)" -- $C define "$SCRATCH/se
 expect_exit 0 "ctl run of the new pattern" -- $C run served
 expect_exit 0 "ctl define --replace" -- $C define --replace "$SCRATCH/served.conf"
 expect_match "$out" "^replaced pattern 'served'" "replace says so"
+# the served generation carries the stored row's origin and lines, as a
+# registry built from the store (one-shot, or after SIGHUP) does
+expect_exit 0 "ctl show after ctl define" -- $C show served
+expect_match "$out" "^defined at: +run-time\[[0-9T:-]+Z uid $(id -u)\]:2 \(run-time definition" \
+    "ctl show names the run-time origin and the stored line right after a define"
+ctl_def=$(printf '%s\n' "$out" | grep '^defined at:')
+expect_exit 0 "one-shot show of the same" -- $R show served
+[ "$(printf '%s\n' "$out" | grep '^defined at:')" = "$ctl_def" ] && ok "ctl show and one-shot show agree on the origin" \
+    || not_ok "ctl show said '$ctl_def', one-shot '$(printf '%s\n' "$out" | grep '^defined at:')'"
+expect_exit 0 "ctl edit of a file's pattern" -- $C edit work set params.timeout_seconds 9
+expect_exit 0 "ctl show after ctl edit" -- $C show work
+expect_match "$out" "^defined at: +run-time\[[0-9T:-]+Z uid $(id -u)\]:[0-9]+ \(run-time definition" \
+    "ctl show names the run-time origin after an edit, not the file"
+ctl_def=$(printf '%s\n' "$out" | grep '^defined at:')
+expect_exit 0 "one-shot show after the edit" -- $R show work
+[ "$(printf '%s\n' "$out" | grep '^defined at:')" = "$ctl_def" ] && ok "ctl show and one-shot show agree after an edit" \
+    || not_ok "ctl show said '$ctl_def', one-shot '$(printf '%s\n' "$out" | grep '^defined at:')'"
+expect_exit 0 "ctl plan after ctl edit" -- $C plan work
+case "$out" in *"$CONF"*) not_ok "ctl plan names the file as the origin after an edit" ;;
+*run-time\[*) ok "ctl plan names the run-time origin after an edit" ;;
+*) not_ok "ctl plan names no run-time origin: $out" ;; esac
 expect_exit 0 "ctl config" -- $C config
 expect_match "$out" '"threshold":0.05' "the served configuration has the run-time setting"
 expect_exit 0 "ctl definitions --export" -- $C definitions --export
