@@ -443,7 +443,7 @@ static int cmd_definitions(cmd_ctx *c, int argc, char **argv)
                 sb_puts(&sb, ",\"name\":");
                 sb_json_str(&sb, d->name);
                 sb_puts(&sb, ",\"time\":");
-                sb_json_num(&sb, d->time, 3);
+                sb_json_num(&sb, d->time, 0);
                 sb_printf(&sb, ",\"uid\":%ld,\"origin\":", d->uid);
                 sb_json_str(&sb, origin);
                 sb_puts(&sb, ",\"text\":");

@@ -41,6 +41,11 @@ expect_exit 0 "show" -- $R show extra
 expect_match "$out" "^defined at: +run-time\[[0-9T:-]+Z uid $(id -u)\]:2 \(run-time definition" \
     "show says where and by whom it was defined"
 expect_exit 0 "a one-shot run of the run-time pattern" -- $R run extra
+# times in JSON in full (not 1.79598e+09)
+expect_exit 0 "show --json after a run" -- $R show extra --json
+expect_match "$out" '"last_used":[0-9]{10}' "show --json prints last_used in full"
+expect_exit 0 "definitions --json" -- $R definitions --json
+expect_match "$out" '"time":[0-9]{10}' "definitions --json prints the time in full"
 expect_exit 12 "define of a name that exists" -- $R define "$SCRATCH/extra.conf"
 expect_match "$err" "^ndf: define: request:2: pattern 'extra' already exists \(defined at run time; --replace to replace it\)$" \
     "'already exists' names the request line and the way round it"
@@ -111,6 +116,10 @@ expect_exit 0 "ctl setting: set_pattern_timeout" -- $C setting executor.pattern_
 printf '{ name = "served"; type = "sequential";\n  params = { steps = ( { name = "x"; step = "noop"; } ); }; }\n' >"$SCRATCH/served.conf"
 expect_exit 0 "ctl define (the client reads the file)" -- $C define "$SCRATCH/served.conf"
 expect_exit 0 "ctl run of the new pattern" -- $C run served
+expect_exit 0 "ctl show --json after a run" -- $C show served --json
+expect_match "$out" '"last_used":[0-9]{10}' "ctl show --json prints last_used in full"
+expect_exit 0 "ctl definitions --json" -- $C definitions --json
+expect_match "$out" '"time":[0-9]{10}' "ctl definitions --json prints the time in full"
 expect_exit 0 "ctl define --replace" -- $C define --replace "$SCRATCH/served.conf"
 expect_match "$out" "^replaced pattern 'served'" "replace says so"
 # the served generation carries the stored row's origin and lines, as a
