@@ -559,6 +559,29 @@ int define_prepare(const config *files, const store_def *rows, size_t n, const d
         }
         out->summary = xasprintf("pattern '%s': %s %s", rq->name, rq->op, rq->path);
         rc = take_definition(out, def, why);
+        if (rc == NDF_OK && strcmp(rq->op, "unset") != 0) {
+            /* the check drops what a definition does not hold (an
+             * unknown top-level key, with a warning): an edit whose value
+             * is not in what would be stored changes nothing, and is
+             * refused rather than reported done */
+            size_t ns;
+            strbuf scratch;
+            sb_init(&scratch);
+            step *st = path_parse(rq->path, &ns, &scratch);
+            if (st && !walk(out->def, st, ns, rq->path, &scratch)) {
+                if (out->warnings) {
+                    why_add(why, out->warnings);
+                }
+                char *msg = xasprintf("path '%s' is not part of a pattern definition (the "
+                                      "check drops it): the edit would store nothing",
+                                      rq->path);
+                why_add(why, msg);
+                free(msg);
+                rc = NDF_ERR_INVALID;
+            }
+            steps_free(st, st ? ns : 0);
+            sb_free(&scratch);
+        }
         break;
     }
     case DEFINE_SETTING:

@@ -62,6 +62,11 @@ expect_exit 2 "a JSON null" -- $R define --text '{"name": "n", "type": null}'
 expect_match "$err" "request:1: JSON: null is not a value" "null is refused with a reason"
 expect_exit 2 "an @include in a definition" -- $R define --text "$(printf '@include "/etc/passwd"\n')"
 expect_match "$err" "request:1: @include is not allowed here" "a request names no file on the server side"
+expect_exit 2 "edit: insert at a misspelled top-level key" -- $R edit work insert foo '{ a = 1; }'
+expect_match "$err" "path 'foo' is not part of a pattern definition" "a one-shot edit refuses the unknown key"
+expect_match "$err" "nothing changed" "and says nothing changed"
+expect_exit 0 "definitions after the refused edit" -- $R definitions
+case "$out" in *work*) not_ok "the refused edit stored a row for 'work'" ;; *) ok "the refused edit stored nothing" ;; esac
 expect_exit 2 "two definitions in one request" -- $R define --text 'patterns = ( { name = "a1"; type = "sequential"; params = { steps = ( { name = "x"; step = "noop"; } ); }; }, { name = "a2"; type = "sequential"; params = { steps = ( { name = "x"; step = "noop"; } ); }; } );'
 expect_exit 2 "a syntax error" -- $R define --text "$(printf '{ name = "s";\n  type = ; }')"
 expect_match "$err" "^ndf: define: request:2: syntax error" "a syntax error names request:line"
@@ -162,6 +167,10 @@ expect_exit 2 "ctl edit: a step the plugins do not have" -- $C edit work set 'pa
 expect_exit 2 "ctl edit: not a value" -- $C edit work set confidence_threshold '0.5; x = 1'
 expect_exit 2 "ctl edit: the name" -- $C edit work set name '"other"'
 expect_exit 2 "ctl edit: insert into a non-list" -- $C edit work insert confidence_threshold 1
+expect_exit 2 "ctl edit: insert at a misspelled top-level key" -- $C edit work insert foo '{ a = 1; }'
+expect_match "$err" "path 'foo' is not part of a pattern definition" "the unknown key is refused, not stored as nothing"
+expect_match "$err" "nothing changed" "and says nothing changed"
+expect_exit 2 "ctl edit: set of a misspelled top-level key" -- $C edit work set foo 3
 expect_exit 2 "ctl setting: a key read only at start" -- $C setting storage.path '"/tmp/x"'
 expect_exit 2 "ctl setting: a bad value" -- $C setting confidence.threshold '"high"'
 expect_exit 3 "ctl undefine: no such pattern" -- $C undefine nosuch
