@@ -121,6 +121,8 @@ expect_exit 0 "ctl setting: set_pattern_timeout" -- $C setting executor.pattern_
 printf '{ name = "served"; type = "sequential";\n  params = { steps = ( { name = "x"; step = "noop"; } ); }; }\n' >"$SCRATCH/served.conf"
 expect_exit 0 "ctl define (the client reads the file)" -- $C define "$SCRATCH/served.conf"
 expect_exit 0 "ctl run of the new pattern" -- $C run served
+expect_exit 0 "ctl run -q" -- $R -q ctl run served
+[ -z "$out$err" ] && ok "ctl run -q prints nothing, as run -q" || not_ok "ctl run -q printed: $err$out"
 expect_exit 0 "ctl show --json after a run" -- $C show served --json
 expect_match "$out" '"last_used":[0-9]{10}' "ctl show --json prints last_used in full"
 expect_exit 0 "ctl definitions --json" -- $C definitions --json
