@@ -131,8 +131,9 @@ size_t define_overlay(config *cfg, const store_def *rows, size_t n, const define
             if (strcmp(r->kind, kind) != 0)
                 continue;
             if (pass == 0) {
-                if (config_apply_setting(cfg, from_pending ? DEFINE_REQUEST_ORIGIN
-                                                           : define_origin(r),
+                if (config_apply_setting(cfg, from_pending && !pending->as_stored
+                                                  ? DEFINE_REQUEST_ORIGIN
+                                                  : define_origin(r),
                                          r->name, r->text) != NDF_OK) {
                     char *msg = xasprintf("run-time setting '%s' left out: %s", r->name, err_msg());
                     why_add(why, msg);
@@ -141,8 +142,12 @@ size_t define_overlay(config *cfg, const store_def *rows, size_t n, const define
                 }
                 continue;
             }
-            ndf_value *def = from_pending && pending->def ? value_dup(pending->def)
-                                                          : row_definition(r, why);
+            /* as_stored: the pending change is read from its row's text,
+             * so its origin and lines are those a registry built from the
+             * stored row has (ctl show and one-shot show agree) */
+            ndf_value *def = from_pending && pending->def && !pending->as_stored
+                                 ? value_dup(pending->def)
+                                 : row_definition(r, why);
             if (!def) {
                 bad++;
                 continue;
@@ -554,6 +559,29 @@ int define_prepare(const config *files, const store_def *rows, size_t n, const d
         }
         out->summary = xasprintf("pattern '%s': %s %s", rq->name, rq->op, rq->path);
         rc = take_definition(out, def, why);
+        if (rc == NDF_OK && strcmp(rq->op, "unset") != 0) {
+            /* the check drops what a definition does not hold (an
+             * unknown top-level key, with a warning): an edit whose value
+             * is not in what would be stored changes nothing, and is
+             * refused rather than reported done */
+            size_t ns;
+            strbuf scratch;
+            sb_init(&scratch);
+            step *st = path_parse(rq->path, &ns, &scratch);
+            if (st && !walk(out->def, st, ns, rq->path, &scratch)) {
+                if (out->warnings) {
+                    why_add(why, out->warnings);
+                }
+                char *msg = xasprintf("path '%s' is not part of a pattern definition (the "
+                                      "check drops it): the edit would store nothing",
+                                      rq->path);
+                why_add(why, msg);
+                free(msg);
+                rc = NDF_ERR_INVALID;
+            }
+            steps_free(st, st ? ns : 0);
+            sb_free(&scratch);
+        }
         break;
     }
     case DEFINE_SETTING:

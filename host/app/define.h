@@ -53,6 +53,12 @@ typedef struct define_change {
     ndf_value *def;   /* DEFINE_PATTERN, DEFINE_EDIT */
     char *summary;    /* one line for the client: "defined pattern 'x'" */
     char *warnings;   /* the check's warnings, one per line, or NULL */
+    /* define_overlay(): lay the change as its stored row reads back (the
+     * run-time origin, the stored text's lines), as every registry built
+     * from the store later has it: for a generation that serves on (the
+     * server).  0: with the request's positions ("request:LINE"), for a
+     * check whose messages the requester reads (one-shot). */
+    int as_stored;
 } define_change;
 
 void define_change_free(define_change *c);

@@ -27,7 +27,8 @@ static const char ctl_usage[] =
     "Usage: ndf ctl [--socket PATH] VERB [ARGS]\n"
     "\n"
     "Sends one request to a running 'ndf serve' and prints the answer as the\n"
-    "one-shot command would (same output and exit status).\n"
+    "one-shot command would (same exit status; 'ndf ctl run' shows no stderr\n"
+    "tail under a FAILED step, 'ndf ctl status' prints the live record: see ndf(1)).\n"
     "\n"
     "Verbs:\n"
     "  run PATTERN [context options] [--timeout S] [--force] [--fallback P]\n"
@@ -393,9 +394,12 @@ static int ctl_run_report(ctl *t, const cJSON *resp, int json, const char *fallb
     /* a fallback that could not start: "record" is the primary's, and
      * "error" says why the fallback did not start */
     const char *fb_error = cause && !prim ? str_of(resp, "error") : NULL;
-    if (!json && (prim || (fb_error && rec)))
+    /* -q, as ndf run -q: no summaries and no fallback notice, only a
+     * fallback that could not start (and the exit status) */
+    int show = !json && t->c->verbosity >= 0;
+    if (show && (prim || (fb_error && rec)))
         run_summary(t->c, prim ? prim : rec, 1);
-    if (!json && cause) {
+    if (show && cause) {
         const char *perr = str_of(resp, "primary_error");
         if (!prim && !(fb_error && rec) && perr)
             cmd_error(t->c, "%s\n", perr);
@@ -408,7 +412,7 @@ static int ctl_run_report(ctl *t, const cJSON *resp, int json, const char *fallb
         char *m = term_safe(fb_error);
         cmd_error(t->c, "%s\n", m);
         free(m);
-    } else if (rec) {
+    } else if (rec && show) {
         run_summary(t->c, rec, rc != EXIT_OK);
     }
     return rc;

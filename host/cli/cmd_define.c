@@ -134,6 +134,9 @@ static int prepare(void *opaque, config *cfg, strbuf *why)
     rc = define_prepare(cfg, rows, n, &x->rq, &x->chg, why);
     if (rc == NDF_OK) {
         x->prepared = 1;
+        /* the server's generation serves on: it must carry the origin a
+         * registry built from the stored row has */
+        x->chg.as_stored = x->c->served;
         if (define_overlay(cfg, rows, n, &x->chg, why))
             rc = NDF_ERR_VALIDATION;
     }
@@ -440,7 +443,7 @@ static int cmd_definitions(cmd_ctx *c, int argc, char **argv)
                 sb_puts(&sb, ",\"name\":");
                 sb_json_str(&sb, d->name);
                 sb_puts(&sb, ",\"time\":");
-                sb_json_num(&sb, d->time, 3);
+                sb_json_num(&sb, d->time, 0);
                 sb_printf(&sb, ",\"uid\":%ld,\"origin\":", d->uid);
                 sb_json_str(&sb, origin);
                 sb_puts(&sb, ",\"text\":");

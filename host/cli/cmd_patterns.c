@@ -360,7 +360,7 @@ static void show_json(strbuf *sb, const pattern *p, const learning_state *st,
     sb_json_num(sb, st->beta, 6);
     sb_printf(sb, ",\"converged\":%s,\"last_used\":", st->converged ? "true" : "false");
     if (st->last_used > 0)
-        sb_json_num(sb, st->last_used, 6);
+        sb_json_num(sb, st->last_used, 0);
     else
         sb_puts(sb, "null");
     sb_puts(sb, ",\"avg_duration\":");

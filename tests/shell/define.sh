@@ -41,6 +41,11 @@ expect_exit 0 "show" -- $R show extra
 expect_match "$out" "^defined at: +run-time\[[0-9T:-]+Z uid $(id -u)\]:2 \(run-time definition" \
     "show says where and by whom it was defined"
 expect_exit 0 "a one-shot run of the run-time pattern" -- $R run extra
+# times in JSON in full (not 1.79598e+09)
+expect_exit 0 "show --json after a run" -- $R show extra --json
+expect_match "$out" '"last_used":[0-9]{10}' "show --json prints last_used in full"
+expect_exit 0 "definitions --json" -- $R definitions --json
+expect_match "$out" '"time":[0-9]{10}' "definitions --json prints the time in full"
 expect_exit 12 "define of a name that exists" -- $R define "$SCRATCH/extra.conf"
 expect_match "$err" "^ndf: define: request:2: pattern 'extra' already exists \(defined at run time; --replace to replace it\)$" \
     "'already exists' names the request line and the way round it"
@@ -57,6 +62,11 @@ expect_exit 2 "a JSON null" -- $R define --text '{"name": "n", "type": null}'
 expect_match "$err" "request:1: JSON: null is not a value" "null is refused with a reason"
 expect_exit 2 "an @include in a definition" -- $R define --text "$(printf '@include "/etc/passwd"\n')"
 expect_match "$err" "request:1: @include is not allowed here" "a request names no file on the server side"
+expect_exit 2 "edit: insert at a misspelled top-level key" -- $R edit work insert foo '{ a = 1; }'
+expect_match "$err" "path 'foo' is not part of a pattern definition" "a one-shot edit refuses the unknown key"
+expect_match "$err" "nothing changed" "and says nothing changed"
+expect_exit 0 "definitions after the refused edit" -- $R definitions
+case "$out" in *work*) not_ok "the refused edit stored a row for 'work'" ;; *) ok "the refused edit stored nothing" ;; esac
 expect_exit 2 "two definitions in one request" -- $R define --text 'patterns = ( { name = "a1"; type = "sequential"; params = { steps = ( { name = "x"; step = "noop"; } ); }; }, { name = "a2"; type = "sequential"; params = { steps = ( { name = "x"; step = "noop"; } ); }; } );'
 expect_exit 2 "a syntax error" -- $R define --text "$(printf '{ name = "s";\n  type = ; }')"
 expect_match "$err" "^ndf: define: request:2: syntax error" "a syntax error names request:line"
@@ -111,8 +121,35 @@ expect_exit 0 "ctl setting: set_pattern_timeout" -- $C setting executor.pattern_
 printf '{ name = "served"; type = "sequential";\n  params = { steps = ( { name = "x"; step = "noop"; } ); }; }\n' >"$SCRATCH/served.conf"
 expect_exit 0 "ctl define (the client reads the file)" -- $C define "$SCRATCH/served.conf"
 expect_exit 0 "ctl run of the new pattern" -- $C run served
+expect_exit 0 "ctl run -q" -- $R -q ctl run served
+[ -z "$out$err" ] && ok "ctl run -q prints nothing, as run -q" || not_ok "ctl run -q printed: $err$out"
+expect_exit 0 "ctl show --json after a run" -- $C show served --json
+expect_match "$out" '"last_used":[0-9]{10}' "ctl show --json prints last_used in full"
+expect_exit 0 "ctl definitions --json" -- $C definitions --json
+expect_match "$out" '"time":[0-9]{10}' "ctl definitions --json prints the time in full"
 expect_exit 0 "ctl define --replace" -- $C define --replace "$SCRATCH/served.conf"
 expect_match "$out" "^replaced pattern 'served'" "replace says so"
+# the served generation carries the stored row's origin and lines, as a
+# registry built from the store (one-shot, or after SIGHUP) does
+expect_exit 0 "ctl show after ctl define" -- $C show served
+expect_match "$out" "^defined at: +run-time\[[0-9T:-]+Z uid $(id -u)\]:2 \(run-time definition" \
+    "ctl show names the run-time origin and the stored line right after a define"
+ctl_def=$(printf '%s\n' "$out" | grep '^defined at:')
+expect_exit 0 "one-shot show of the same" -- $R show served
+[ "$(printf '%s\n' "$out" | grep '^defined at:')" = "$ctl_def" ] && ok "ctl show and one-shot show agree on the origin" \
+    || not_ok "ctl show said '$ctl_def', one-shot '$(printf '%s\n' "$out" | grep '^defined at:')'"
+expect_exit 0 "ctl edit of a file's pattern" -- $C edit work set params.timeout_seconds 9
+expect_exit 0 "ctl show after ctl edit" -- $C show work
+expect_match "$out" "^defined at: +run-time\[[0-9T:-]+Z uid $(id -u)\]:[0-9]+ \(run-time definition" \
+    "ctl show names the run-time origin after an edit, not the file"
+ctl_def=$(printf '%s\n' "$out" | grep '^defined at:')
+expect_exit 0 "one-shot show after the edit" -- $R show work
+[ "$(printf '%s\n' "$out" | grep '^defined at:')" = "$ctl_def" ] && ok "ctl show and one-shot show agree after an edit" \
+    || not_ok "ctl show said '$ctl_def', one-shot '$(printf '%s\n' "$out" | grep '^defined at:')'"
+expect_exit 0 "ctl plan after ctl edit" -- $C plan work
+case "$out" in *"$CONF"*) not_ok "ctl plan names the file as the origin after an edit" ;;
+*run-time\[*) ok "ctl plan names the run-time origin after an edit" ;;
+*) not_ok "ctl plan names no run-time origin: $out" ;; esac
 expect_exit 0 "ctl config" -- $C config
 expect_match "$out" '"threshold":0.05' "the served configuration has the run-time setting"
 expect_exit 0 "ctl definitions --export" -- $C definitions --export
@@ -132,6 +169,10 @@ expect_exit 2 "ctl edit: a step the plugins do not have" -- $C edit work set 'pa
 expect_exit 2 "ctl edit: not a value" -- $C edit work set confidence_threshold '0.5; x = 1'
 expect_exit 2 "ctl edit: the name" -- $C edit work set name '"other"'
 expect_exit 2 "ctl edit: insert into a non-list" -- $C edit work insert confidence_threshold 1
+expect_exit 2 "ctl edit: insert at a misspelled top-level key" -- $C edit work insert foo '{ a = 1; }'
+expect_match "$err" "path 'foo' is not part of a pattern definition" "the unknown key is refused, not stored as nothing"
+expect_match "$err" "nothing changed" "and says nothing changed"
+expect_exit 2 "ctl edit: set of a misspelled top-level key" -- $C edit work set foo 3
 expect_exit 2 "ctl setting: a key read only at start" -- $C setting storage.path '"/tmp/x"'
 expect_exit 2 "ctl setting: a bad value" -- $C setting confidence.threshold '"high"'
 expect_exit 3 "ctl undefine: no such pattern" -- $C undefine nosuch
