@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -29,6 +30,7 @@
 #include <unistd.h>
 
 #include "exec/isolate.h"
+#include "exec/process.h"
 #include "exec/record.h"
 #include "model/context.h"
 #include "plugin/loader.h"
@@ -357,6 +359,7 @@ static const char *sig_name(int sig)
 
 typedef struct iworker {
     pid_t pid;
+    char token[48]; /* NDF_STEP of the worker and what its steps fork */
     int fd;
     int calls; /* numbers each call, for its cancellation signal */
     inbuf in;
@@ -565,7 +568,20 @@ static ikey *key_for(const provided *p)
     return k;
 }
 
-/* Kills the worker's process group, waits for it, frees it. */
+/* After worker `w` was killed and reaped: what its steps left running
+ * outside its process group (setsid), found by its token, is killed too;
+ * those reparented to this process are reaped. */
+static void worker_escapees(const iworker *w)
+{
+    if (w->token[0] && process_kill_token(w->token) > 0) {
+        struct timespec ts = {0, 5000000};
+        nanosleep(&ts, NULL);
+        process_reap_orphans();
+    }
+}
+
+/* Kills the worker's process group, waits for it, frees it, and kills
+ * what its steps left running (worker_escapees). */
 static void worker_kill(iworker *w)
 {
     if (!w)
@@ -578,6 +594,7 @@ static void worker_kill(iworker *w)
     while (waitpid(w->pid, &st, 0) < 0 && errno == EINTR)
         ;
     scanner_reaped(w->pid);
+    worker_escapees(w);
     free(w->in.buf);
     free(w);
 }
@@ -610,6 +627,7 @@ static void worker_reap(iworker *w, strbuf *sb)
     while ((r = waitpid(w->pid, &st, 0)) < 0 && errno == EINTR)
         ;
     scanner_reaped(w->pid);
+    worker_escapees(w);
     if (!done)
         sb_printf(sb, "closed its connection (killed)");
     else if (r == w->pid && WIFSIGNALED(st))
@@ -671,8 +689,28 @@ static iworker *worker_start(ikey *k, const char *program)
     char *argv[] = {(char *)program, (char *)ISOLATE_WORKER_ARG, k->cache_dir, k->plugin, mem,
                     lvl, NULL};
     int fds[2] = {child, k->fd};
+    /* The worker's environment carries its own NDF_STEP token (it is in
+     * /proc/PID/environ of everything its steps fork): "HOSTPID.wN". */
+    static atomic_ulong wseq;
+    char token[48];
+    snprintf(token, sizeof token, "%ld.w%lu", (long)getpid(), atomic_fetch_add(&wseq, 1) + 1);
+    size_t nenv = 0;
+    while (environ[nenv])
+        nenv++;
+    char **envp = xcalloc(nenv + 2, sizeof *envp);
+    size_t m = 0;
+    for (size_t i = 0; i < nenv; i++)
+        if (strncmp(environ[i], "NDF_STEP=", 9) != 0)
+            envp[m++] = environ[i];
+    char *tokvar = xasprintf("NDF_STEP=%s", token);
+    envp[m++] = tokvar;
+    envp[m] = NULL;
     pid_t pid = 0;
-    int e = scanner_spawn(argv, fds, 2, 0, &pid);
+    /* stdout and stderr to /dev/null: a process a step forks must not hold
+     * the host's (ndf run | tail would wait for it). */
+    int e = scanner_spawn_env(argv, fds, 2, 1, envp, &pid);
+    free(tokvar);
+    free(envp);
     close(child);
     if (e) {
         close(sv[0]);
@@ -682,6 +720,7 @@ static iworker *worker_start(ikey *k, const char *program)
     atomic_fetch_add(&st_started, 1);
     iworker *w = xcalloc(1, sizeof *w);
     w->pid = pid;
+    snprintf(w->token, sizeof w->token, "%s", token);
     w->fd = sv[0];
     const char *body;
     size_t n;
@@ -1086,6 +1125,14 @@ static struct {
         .wlock = PTHREAD_MUTEX_INITIALIZER,
         .lock = PTHREAD_MUTEX_INITIALIZER};
 
+/* The worker's end (the host is gone or spoke garbage): what its steps
+ * started goes with it. */
+static _Noreturn void wk_exit(void)
+{
+    process_kill_children();
+    _exit(0);
+}
+
 /* Reads the next frame into `in` (rlock held); the host's end of the
  * socket closing ends the worker: there is nothing to finish for nobody. */
 static void wk_read_frame(const char **body, size_t *n)
@@ -1095,10 +1142,10 @@ static void wk_read_frame(const char **body, size_t *n)
         if (f > 0)
             return;
         if (f < 0)
-            _exit(0);
+            wk_exit();
         int r = in_fill(wk.fd, &wk.in);
         if (r == 0 || (r < 0 && errno != EINTR && errno != EAGAIN))
-            _exit(0);
+            wk_exit();
     }
 }
 
@@ -1322,6 +1369,10 @@ static void wk_job(const char *body, size_t n)
     wk.node = NULL;
     pthread_mutex_unlock(&wk.lock);
 done:;
+    /* Nothing the call started outlives it (as for exec steps): its
+     * children, and the orphans reparented here (a subreaper), setsid'd
+     * daemons included. */
+    process_kill_children();
     strbuf b;
     frame_begin(&b, OP_DONE);
     w_i64(&b, rc);
@@ -1425,6 +1476,22 @@ int isolate_worker_main(int argc, char **argv, const ndf_host *table)
     setrlimit(RLIMIT_CORE, &nocore);
     fcntl(wk.fd, F_SETFD, FD_CLOEXEC);
     fcntl(plugin_fd, F_SETFD, FD_CLOEXEC);
+    /* Nothing else of the host's reaches a step or what it starts. */
+    int closed = -1;
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 34))
+    closed = close_range((unsigned)plugin_fd + 1, ~0u, 0);
+#endif
+    if (closed != 0) {
+        long max = sysconf(_SC_OPEN_MAX);
+        for (long fd = plugin_fd + 1; fd < (max > 0 && max < 65536 ? max : 65536); fd++)
+            close((int)fd);
+    }
+    /* What a step forks is this worker's to stop: orphans are reparented
+     * here (a child subreaper) and killed at the end of the call; every
+     * one carries the worker's NDF_STEP token (the host put it in its
+     * environment), so the host finds those left behind when the worker
+     * itself is killed (setsid'd ones too). */
+    prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
     log_set_level(atoi(argv[5]));
     double mem_mb = strtod(argv[4], NULL);
 #ifndef ISOLATE_ASAN

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -325,6 +326,8 @@ static int read_pids(const char *path, pidlist *out)
  * thread, its main thread, so that thread's children list has them all
  * (leaders started by other threads are in theirs, not read here).  On a
  * kernel without those lists, every child, from a scan of /proc. */
+static void children_scan(pidlist *out);
+
 static void children_of_self(pidlist *out)
 {
     static int no_lists;
@@ -335,6 +338,13 @@ static void children_of_self(pidlist *out)
             return;
         no_lists = 1;
     }
+    children_scan(out);
+}
+
+/* Every child of this process (of any of its threads), from a scan of
+ * /proc. */
+static void children_scan(pidlist *out)
+{
     DIR *d = opendir("/proc");
     if (!d)
         return;
@@ -386,6 +396,54 @@ static int has_token(pid_t pid, const char *token)
         found = strcmp(sb.buf + i, want) == 0;
     sb_free(&sb);
     return found;
+}
+
+int process_kill_token(const char *token)
+{
+    if (!token || !*token)
+        return 0;
+    DIR *d = opendir("/proc");
+    if (!d)
+        return 0;
+    pid_t self = getpid();
+    int found = 0;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        if (de->d_name[0] < '1' || de->d_name[0] > '9')
+            continue;
+        pid_t pid = (pid_t)atol(de->d_name);
+        char path[64];
+        struct stat sb;
+        snprintf(path, sizeof path, "/proc/%ld", (long)pid);
+        if (pid == self || stat(path, &sb) != 0 || sb.st_uid != geteuid())
+            continue;
+        if (has_token(pid, token) && kill(pid, SIGKILL) == 0)
+            found++;
+    }
+    closedir(d);
+    return found;
+}
+
+void process_kill_children(void)
+{
+    /* Killing a child hands its own children to this process (a
+     * subreaper): rounds until none is left; bounded against a tree that
+     * forks faster than it is killed (the caller is then replaced). */
+    for (int round = 0; round < 200; round++) {
+        pidlist kids = {0};
+        children_scan(&kids);
+        for (size_t i = 0; i < kids.n; i++) {
+            kill(-kids.v[i], SIGKILL); /* a group it leads, if any */
+            kill(kids.v[i], SIGKILL);
+        }
+        for (size_t i = 0; i < kids.n; i++)
+            while (waitpid(kids.v[i], NULL, 0) < 0 && errno == EINTR)
+                ;
+        size_t n = kids.n;
+        free(kids.v);
+        if (!n)
+            return;
+    }
 }
 
 /* Reaps zombie children that are not leaders: orphans of step trees that

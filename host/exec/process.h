@@ -33,6 +33,20 @@ int process_run(ndf_exec *node, const ndf_spawn *opts, ndf_spawn_result *result)
  * process may call it from its housekeeping too.  Any thread. */
 void process_reap_orphans(void);
 
+/* SIGKILLs every process of this user (effective uid) but this one whose
+ * environment carries NDF_STEP=`token`, wherever it is in the process
+ * tree (setsid'd ones too): how the host stops what an isolated step's
+ * worker left running once the worker is gone.  Returns how many were
+ * signalled; the caller reaps (process_reap_orphans) those that were
+ * reparented to it. */
+int process_kill_token(const char *token);
+
+/* SIGKILLs and reaps every child of this process, and the children
+ * reparented to it as they die (a child subreaper), until none is left:
+ * the step worker's end of a call.  Not for a process that has children
+ * it still needs. */
+void process_kill_children(void);
+
 /* For children the host starts elsewhere (the plugin scanner) and waits for
  * by pid: begin before the spawn, end with its pid after (0: it failed),
  * reaped once waited for, so that process_reap_orphans never takes their

@@ -223,6 +223,12 @@ static int lift_fd(int fd)
 
 int scanner_spawn(char *const argv[], const int *fds, int nfds, int quiet, pid_t *pid)
 {
+    return scanner_spawn_env(argv, fds, nfds, quiet, environ, pid);
+}
+
+int scanner_spawn_env(char *const argv[], const int *fds, int nfds, int quiet, char *const envp[],
+                      pid_t *pid)
+{
     posix_spawn_file_actions_t fa;
     posix_spawnattr_t attr;
     posix_spawn_file_actions_init(&fa);
@@ -253,7 +259,7 @@ int scanner_spawn(char *const argv[], const int *fds, int nfds, int quiet, pid_t
     *pid = 0;
     if (scan_hooks.begin)
         scan_hooks.begin();
-    int e = posix_spawn(pid, argv[0], &fa, &attr, argv, environ);
+    int e = posix_spawn(pid, argv[0], &fa, &attr, argv, envp);
     if (scan_hooks.end)
         scan_hooks.end(e ? 0 : *pid);
     posix_spawn_file_actions_destroy(&fa);

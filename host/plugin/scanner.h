@@ -77,6 +77,9 @@ char *scanner_verdict_path(const char *verdict_dir, const char *hash);
  * or an errno value.  Every fds[i] must be above SCANNER_FD + nfds - 1
  * (scanner_lift_fd does it for one). */
 int scanner_spawn(char *const argv[], const int *fds, int nfds, int quiet, pid_t *pid);
+/* scanner_spawn with the environment `envp` instead of the host's. */
+int scanner_spawn_env(char *const argv[], const int *fds, int nfds, int quiet, char *const envp[],
+                      pid_t *pid);
 /* Tells the hooks that `pid` (from scanner_spawn) was waited for. */
 void scanner_reaped(pid_t pid);
 /* Moves `fd` above SCANNER_FD (close-on-exec); returns the new one, or -1

@@ -44,6 +44,11 @@ patterns = (
                          { name = "second"; step = "mb_echo";
                            params = { text = "two"; template = "\${domain}/\${steps.first.result}"; }; },
                          { name = "sh"; step = "exec"; params = { argv = [ "sh", "-c", "echo out; echo err >&2" ]; }; } ); }; },
+  { name = "daemon"; type = "sequential";
+    params = { steps = ( { name = "d"; step = "mb_daemon"; params = { pidfile = "$S/daemon.pid"; }; } ); }; },
+  { name = "daemon_spin"; type = "sequential";
+    params = { steps = ( { name = "d"; step = "mb_daemon"; timeout = 0.5;
+                           params = { pidfile = "$S/daemon_spin.pid"; spin = true; }; } ); }; },
   { name = "wait"; type = "sequential";
     params = { steps = ( { name = "w"; step = "mb_echo"; params = { wait = 60.0; }; } ); }; }
 );
@@ -104,6 +109,40 @@ if [ -n "$wpid" ] && ! alive "$wpid"; then
 else
     not_ok "worker $wpid still runs: $(cat "/proc/$wpid/stat" "/proc/$wpid/wchan" 2>&1; ls -l "/proc/$wpid/fd" 2>&1)"
 fi
+
+# ---- a step's setsid'd daemon (double fork) does not outlive its call ----
+# gone PIDFILE WHAT: the pid in PIDFILE is not alive (within 5 s).
+gone() {
+    dpid=$(cat "$1" 2>/dev/null)
+    i=0
+    while [ -n "$dpid" ] && alive "$dpid" && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+    if [ -z "$dpid" ]; then
+        not_ok "$2: the daemon wrote no pid"
+    elif alive "$dpid"; then
+        not_ok "$2: daemon $dpid still runs: $(tr '\0' ' ' <"/proc/$dpid/environ" | grep -o 'NDF_STEP=[^ ]*'; ls -l "/proc/$dpid/fd" 2>&1)"
+        kill -KILL "$dpid" 2>/dev/null
+    else
+        ok "$2: daemon $dpid is gone"
+    fi
+}
+# stdout and stderr through a pipe, bounded: a daemon holding either
+# would hang `cat` (timeout's 124)
+timeout 20 sh -c '{ "$1" run daemon; echo "exit $?"; } 2>&1 | cat' sh "$NDF" >"$S/daemon.out" 2>&1
+rc=$?
+if [ $rc -eq 0 ] && grep -q '^exit 0$' "$S/daemon.out"; then
+    ok "run daemon | cat ends"
+else
+    not_ok "run daemon | cat: timeout's exit $rc: $(cat "$S/daemon.out")"
+fi
+gone "$S/daemon.pid" "run daemon"
+# the worker killed (a step ignoring its deadline) with the daemon running:
+# the host finds the daemon by the worker's NDF_STEP token
+timeout 20 sh -c '"$1" run daemon_spin 2>&1 | cat' sh "$NDF" >"$S/daemon_spin.out" 2>&1
+expect_match "$(cat "$S/daemon_spin.out")" "step d: TIMED_OUT" "run daemon_spin: the worker is killed at the deadline"
+gone "$S/daemon_spin.pid" "run daemon_spin"
+l=$(leftovers)
+if [ -z "$l" ]; then ok "run daemon: no worker left"; else not_ok "run daemon: workers left: $l"; fi
+rm -f "$S/daemon.pid" "$S/daemon_spin.pid"
 
 # ---- plugins.trust puts it back in process ----
 write_conf 'trust = [ "misbehave" ];'
@@ -176,6 +215,8 @@ RSS1=$(rss)
 echo "# server VmRSS $RSS0 kB -> $RSS1 kB after $LEAKS leaks of 100 MB"
 if [ "$RSS1" -lt $((RSS0 + 51200)) ]; then ok "the server's memory did not take the leaks"; else not_ok "the server grew $RSS0 -> $RSS1 kB"; fi
 expect_exit 0 "serve echo" -- "$NDF" ctl run echo
+expect_exit 0 "serve daemon" -- "$NDF" ctl run daemon
+expect_exit 5 "serve daemon_spin" -- "$NDF" ctl run daemon_spin
 expect_exit 0 "ctl ping after the table" -- "$NDF" ctl ping
 touch "$S/stop"
 wait $HEALTHY
@@ -192,4 +233,6 @@ i=0
 while [ -n "$(leftovers)" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
 l=$(leftovers)
 if [ -z "$l" ]; then ok "no worker outlives the server"; else not_ok "workers left after serve: $l"; fi
+gone "$S/daemon.pid" "serve daemon"
+gone "$S/daemon_spin.pid" "serve daemon_spin"
 finish
