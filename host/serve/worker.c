@@ -302,6 +302,25 @@ static size_t reap(worker *w)
     return n;
 }
 
+/* Notes on `h`'s execution when its lease may run out: no step of it starts
+ * past that moment, even before this thread sees it (a tick after a pause
+ * of the whole process).  The margin is expire_local()'s. */
+static void lease_mark(worker *w, held *h)
+{
+    atomic_store(&h->r->lease_end, h->renewed + w->o.lease - w->o.heartbeat);
+}
+
+/* Cancels `h`'s execution, its lease lost or maybe lost: without rollback
+ * (the worker that takes the item over reuses the steps that completed
+ * here, so none is undone on this host) and with its processes killed at
+ * once. */
+static void cancel_lost(worker *w, held *h)
+{
+    atomic_store(&h->r->lease_end, now_mono());
+    /* genset_cancel_hard takes the set's lock, never w->lock: no order */
+    genset_cancel_hard(w->gs, h->r->id, 1);
+}
+
 /* Renews every lease held.  A lease found lost is cancelled at once; one
  * that cannot be renewed (the database is away) is cancelled once it may
  * have expired, so that nothing runs past a lease another worker can take.
@@ -326,6 +345,7 @@ static int renew_all(worker *w)
         if (rc == NDF_OK) {
             pthread_mutex_lock(&w->lock);
             h->renewed = t0;
+            lease_mark(w, h);
             pthread_mutex_unlock(&w->lock);
             continue;
         }
@@ -352,7 +372,7 @@ static int renew_all(worker *w)
         pthread_mutex_lock(&w->lock);
         w->lost++;
         pthread_mutex_unlock(&w->lock);
-        genset_cancel(w->gs, h->r->id);
+        cancel_lost(w, h);
     }
     free(v);
     return failed;
@@ -381,8 +401,7 @@ static void expire_local(worker *w)
          * execution of its own, and the item, once its lease expires, is
          * claimed again and redriven from it */
         queue_unbind(w->st, h->r->id);
-        /* genset_cancel takes the set's lock, never this one: no order */
-        genset_cancel(w->gs, h->r->id);
+        cancel_lost(w, h);
     }
     pthread_mutex_unlock(&w->lock);
 }
@@ -427,6 +446,7 @@ static int claim(worker *w, size_t want, size_t *got)
         h->generation = q->generation;
         h->r = r;
         h->renewed = t0;
+        lease_mark(w, h);
         pthread_mutex_lock(&w->lock);
         h->next = w->held;
         w->held = h;
