@@ -302,14 +302,6 @@ static size_t reap(worker *w)
     return n;
 }
 
-/* Notes on `h`'s execution when its lease may run out: no step of it starts
- * past that moment, even before this thread sees it (a tick after a pause
- * of the whole process).  The margin is expire_local()'s. */
-static void lease_mark(worker *w, held *h)
-{
-    atomic_store(&h->r->lease_end, h->renewed + w->o.lease - w->o.heartbeat);
-}
-
 /* Cancels `h`'s execution, its lease lost or maybe lost: without rollback
  * (the worker that takes the item over reuses the steps that completed
  * here, so none is undone on this host) and with its processes killed at
@@ -345,7 +337,6 @@ static int renew_all(worker *w)
         if (rc == NDF_OK) {
             pthread_mutex_lock(&w->lock);
             h->renewed = t0;
-            lease_mark(w, h);
             pthread_mutex_unlock(&w->lock);
             continue;
         }
@@ -446,7 +437,6 @@ static int claim(worker *w, size_t want, size_t *got)
         h->generation = q->generation;
         h->r = r;
         h->renewed = t0;
-        lease_mark(w, h);
         pthread_mutex_lock(&w->lock);
         h->next = w->held;
         w->held = h;
