@@ -355,19 +355,6 @@ static int root_job(void *arg)
     return rc;
 }
 
-/* Marks `r` cancelled (once; `hard` may follow a first soft cancellation).
- * Its work sees it through node_stop_status(). */
-static void cancel_record(record *r, int hard)
-{
-    /* The time first: a waiter that sees `cancel` reads it. */
-    if (atomic_load(&r->cancel_at) == 0)
-        atomic_store(&r->cancel_at, now_mono());
-    int zero = 0;
-    atomic_compare_exchange_strong(&r->cancel, &zero, NDF_ERR_CANCELLED);
-    if (hard)
-        atomic_store(&r->hard_cancel, 1);
-}
-
 int executor_start(executor *ex, const char *name, const ndf_context *ctx, double timeout,
                    unsigned flags, record **out)
 {
@@ -467,7 +454,7 @@ static int start(executor *ex, const char *name, const ndf_context *ctx, double 
     running_add(ex, r);
     int stopping = atomic_load(&ex->stopping);
     if (stopping) /* cancel_all ran since the check above */
-        cancel_record(r, stopping > 1);
+        record_cancel(r, stopping > 1);
     pthread_mutex_unlock(&ex->lock);
     record_unref(old);
 
@@ -696,10 +683,15 @@ size_t executor_running(executor *ex, record ***out)
 
 int executor_cancel(executor *ex, const char *id)
 {
+    return executor_cancel_hard(ex, id, 0);
+}
+
+int executor_cancel_hard(executor *ex, const char *id, int hard)
+{
     record *r = executor_find(ex, id);
     if (!r)
         return err_set(NDF_ERR_NOT_FOUND, "no execution with id '%s'", id ? id : "");
-    cancel_record(r, 0);
+    record_cancel(r, hard);
     pthread_mutex_lock(&ex->lock);
     pthread_cond_broadcast(&ex->done_cond);
     pthread_mutex_unlock(&ex->lock);
@@ -715,7 +707,7 @@ size_t executor_cancel_all(executor *ex, int hard)
         atomic_store(&ex->stopping, want);
     size_t n = ex->nrunning;
     for (size_t i = 0; i < n; i++)
-        cancel_record(ex->running[i], hard);
+        record_cancel(ex->running[i], hard);
     pthread_cond_broadcast(&ex->done_cond);
     pthread_mutex_unlock(&ex->lock);
     return n;

@@ -218,6 +218,10 @@ size_t executor_running(executor *ex, record ***out);
 /* Cancels a running execution: its nodes see NDF_ERR_CANCELLED, its
  * processes are stopped.  NDF_OK or NDF_ERR_NOT_FOUND. */
 int executor_cancel(executor *ex, const char *id);
+/* executor_cancel(), `hard` as a second signal: its undo actions are
+ * skipped, cleanup stops, its processes are killed without a grace period
+ * (what a worker that lost a lease does: the steps are the next holder's). */
+int executor_cancel_hard(executor *ex, const char *id, int hard);
 /* Cancels every running execution and refuses new ones from now on
  * (NDF_ERR_CANCELLED, "ndf is stopping"): what a signal to ndf does.
  * `hard` (a second signal) also skips their undo actions, stops cleanup

@@ -601,6 +601,26 @@ int node_stop_status_at(const ndf_exec *node, double now)
     return 0;
 }
 
+void record_cancel(record *r, int hard)
+{
+    /* The time first: a waiter that sees `cancel` reads it. */
+    if (atomic_load(&r->cancel_at) == 0)
+        atomic_store(&r->cancel_at, now_mono());
+    int zero = 0;
+    atomic_compare_exchange_strong(&r->cancel, &zero, NDF_ERR_CANCELLED);
+    if (hard)
+        atomic_store(&r->hard_cancel, 1);
+}
+
+int record_lease_lost(record *r, double now)
+{
+    double end = atomic_load_explicit(&r->lease_end, memory_order_relaxed);
+    if (!(end > 0) || now < end)
+        return 0;
+    record_cancel(r, 1);
+    return 1;
+}
+
 int node_stop_status(const ndf_exec *node)
 {
     int c = atomic_load_explicit(&node->rec->cancel, memory_order_relaxed);

@@ -134,6 +134,10 @@ struct record {
      * cleanup nodes stop too, processes get SIGKILL at once. */
     _Atomic int hard_cancel;
     _Atomic double cancel_at; /* now_mono() of the first cancellation */
+    /* A queued execution's: the now_mono() past which the lease of its
+     * item may be lost (0: none).  From then on no step of it starts and
+     * nothing of it is undone: the steps are the next holder's. */
+    _Atomic double lease_end;
     size_t run_idx;           /* (executor lock) its slot in the running list */
     _Atomic int started; /* its work began (the root deadline is set) */
     _Atomic int claimed; /* someone is finishing it (once) */
@@ -263,6 +267,13 @@ void node_limit_deadline(ndf_exec *node, double deadline);
  * was cancelled, unless the node is cleaning up) or NDF_ERR_TIMEOUT (its
  * deadline passed). */
 int node_stop_status(const ndf_exec *node);
+/* Cancels `r` (once; `hard`, as a second signal, may follow a first soft
+ * cancellation: its undo actions are skipped, cleanup stops, its processes
+ * are killed at once).  Its work sees it through node_stop_status(). */
+void record_cancel(record *r, int hard);
+/* 1 when `r`'s lease (lease_end) has run out at `now`, which cancels it
+ * hard; else 0. */
+int record_lease_lost(record *r, double now);
 /* node_stop_status() at time `now`. */
 int node_stop_status_at(const ndf_exec *node, double now);
 /* Cancels `node` and everything under it, now and made later: stop checks

@@ -326,6 +326,13 @@ int svc_run_step(ndf_exec *node, const ndf_step *step, double timeout_s)
     if (timeout_s > 0)
         node_limit_deadline(node, now + timeout_s);
     int rc = node_stop_status_at(node, now);
+    if (!rc && record_lease_lost(node->rec, now)) {
+        /* a queued execution whose lease may be lost (the host was paused
+         * past it): the next holder runs this step */
+        node_set_state(node, NDF_STATE_CANCELLED, "not started: the lease of its queued item was lost");
+        return err_set(NDF_ERR_CANCELLED, "%s: not started: the lease of its queued item was lost",
+                       node->name);
+    }
     if (rc) {
         node_set_state(node, state_for(rc),
                        rc == NDF_ERR_CANCELLED ? "not started: cancelled"
@@ -375,6 +382,12 @@ int svc_undo_step(ndf_exec *node, const ndf_step *step)
     if (!DEF_HAS(d, undo) || !d->undo) {
         node_set_state(node, NDF_STATE_ROLLED_BACK, "nothing to undo");
         return NDF_OK;
+    }
+    if (record_lease_lost(node->rec, now_mono())) {
+        /* the next holder of its queued item reuses what completed here */
+        node_set_message(node, "not undone: the lease of its queued item was lost");
+        return err_set(NDF_ERR_CANCELLED, "%s: not undone: the lease of its queued item was lost",
+                       node->name);
     }
     if (atomic_load(&node->rec->hard_cancel)) {
         node_set_message(node, "not undone: rollback skipped (cancelled twice)");

@@ -350,12 +350,17 @@ record *genset_find(genset *gs, const char *id)
 
 int genset_cancel(genset *gs, const char *id)
 {
+    return genset_cancel_hard(gs, id, 0);
+}
+
+int genset_cancel_hard(genset *gs, const char *id, int hard)
+{
     int rc = NDF_ERR_NOT_FOUND;
     pthread_mutex_lock(&gs->lock);
     if (gs->cur)
-        rc = executor_cancel(gs->cur->rt.ex, id);
+        rc = executor_cancel_hard(gs->cur->rt.ex, id, hard);
     for (size_t i = 0; rc && i < gs->nold; i++)
-        rc = executor_cancel(gs->old[i]->rt.ex, id);
+        rc = executor_cancel_hard(gs->old[i]->rt.ex, id, hard);
     pthread_mutex_unlock(&gs->lock);
     return rc ? NDF_ERR_NOT_FOUND : NDF_OK;
 }

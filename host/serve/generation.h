@@ -52,6 +52,8 @@ void gen_track(gen *g, record *r);
 record *genset_find(genset *gs, const char *id);
 /* Cancels execution `id` wherever it runs: NDF_OK or NDF_ERR_NOT_FOUND. */
 int genset_cancel(genset *gs, const char *id);
+/* genset_cancel(), `hard` as executor_cancel_hard(): nothing is undone. */
+int genset_cancel_hard(genset *gs, const char *id, int hard);
 /* The JSON and text of finished execution `id` among the recent ones kept
  * past their generation: 0 with copies (the caller frees both), or -1. */
 int genset_snapshot(genset *gs, const char *id, char **json, char **text);

@@ -302,6 +302,17 @@ static size_t reap(worker *w)
     return n;
 }
 
+/* Cancels `h`'s execution, its lease lost or maybe lost: without rollback
+ * (the worker that takes the item over reuses the steps that completed
+ * here, so none is undone on this host) and with its processes killed at
+ * once. */
+static void cancel_lost(worker *w, held *h)
+{
+    atomic_store(&h->r->lease_end, now_mono());
+    /* genset_cancel_hard takes the set's lock, never w->lock: no order */
+    genset_cancel_hard(w->gs, h->r->id, 1);
+}
+
 /* Renews every lease held.  A lease found lost is cancelled at once; one
  * that cannot be renewed (the database is away) is cancelled once it may
  * have expired, so that nothing runs past a lease another worker can take.
@@ -352,7 +363,7 @@ static int renew_all(worker *w)
         pthread_mutex_lock(&w->lock);
         w->lost++;
         pthread_mutex_unlock(&w->lock);
-        genset_cancel(w->gs, h->r->id);
+        cancel_lost(w, h);
     }
     free(v);
     return failed;
@@ -381,8 +392,7 @@ static void expire_local(worker *w)
          * execution of its own, and the item, once its lease expires, is
          * claimed again and redriven from it */
         queue_unbind(w->st, h->r->id);
-        /* genset_cancel takes the set's lock, never this one: no order */
-        genset_cancel(w->gs, h->r->id);
+        cancel_lost(w, h);
     }
     pthread_mutex_unlock(&w->lock);
 }

@@ -8,7 +8,9 @@
 # step an execution had recorded as completed ran again when another
 # worker took it over; then a worker paused (SIGSTOP) past its lease: its
 # items are taken over and nothing it finishes late is recorded.  Then ndf
-# workers, ndf ctl drain, and a clean stop.
+# workers, ndf ctl drain, and a clean stop.  Last, a worker paused past its
+# lease with a completed step that has an undo: resumed, it undoes nothing
+# and starts no step (the takeover reused them).
 # On SQLite, submit says the queue needs PostgreSQL.
 . "$top_srcdir/tests/shell/lib.sh"
 . "$top_srcdir/tests/shell/pglib.sh"
@@ -315,7 +317,63 @@ wait "$W2" && ok "worker 2 stopped cleanly" || not_ok "worker 2's exit status"
 wait "$W3" && ok "worker 3 stopped cleanly" || not_ok "worker 3's exit status"
 expect_match "$(pg_sql ndfq "SELECT count(*) FROM workers WHERE pid IN ($W2, $W3)")" '^0$' \
     "a worker that stops leaves the table"
+
+# a worker paused past its lease with a completed step that has an undo:
+# the worker that takes the item over reuses that step, so the stale one,
+# resumed, must neither undo it nor start a step of its own
+pg_sql postgres "CREATE DATABASE ndfl" >/dev/null
+JLOG=$SCRATCH/job.log
+: >"$JLOG"
+for w in a b; do
+    cat >"$SCRATCH/l$w.conf" <<EOF2
+storage: { path = "$SCRATCH/lstate"; backend = "postgresql"; conninfo = "host=$PG_DIR user=postgres dbname=ndfl application_name=ndfl$w"; };
+confidence: { threshold = 0.0; };
+executor: { threads = 3; };
+server: { worker_lease = 6.0; worker_poll = 0.1; socket = "$SCRATCH/l$w.sock"; };
+patterns = (
+    { name = "job"; type = "sequential";
+      params = { steps = (
+        { name = "one"; step = "exec"; params = { command = "echo one >> $JLOG"; shell = true;
+          undo = "echo one-UNDO >> $JLOG"; }; },
+        { name = "two"; step = "exec"; params = { command = "sleep 4"; shell = true; }; },
+        { name = "three"; step = "exec"; params = { command = "echo three >> $JLOG"; shell = true; }; } ); }; }
+);
+EOF2
+done
+"$NDF" -c "$SCRATCH/la.conf" serve --worker --grace 20 --no-watch 2>"$SCRATCH/la.log" &
+LA=$!
+expect_exit 0 "submit a job with an undo" -- "$NDF" -c "$SCRATCH/la.conf" submit job
+job=$out
+t=0
+until grep -q '^one$' "$JLOG" || [ "$t" -ge 300 ]; do
+    sleep 0.05
+    t=$((t + 1))
+done
+sleep 1.5
+kill -STOP "$LA"
+"$NDF" -c "$SCRATCH/lb.conf" serve --worker --grace 20 --no-watch 2>"$SCRATCH/lb.log" &
+LB=$!
+expect_exit 0 "the other worker takes it over and ends it" -- \
+    "$NDF" -c "$SCRATCH/lb.conf" wait "$job" --timeout 60 --json
+expect_match "$out" '"status":"SUCCEEDED","queue":"DONE"' "SUCCEEDED"
+kill -CONT "$LA"
+sleep 2
+grep -q "no renewal of queued item $job" "$SCRATCH/la.log" && ok "the resumed worker cancelled it" ||
+    not_ok "the resumed worker did not say it lost the lease"
+grep -q UNDO "$JLOG" && not_ok "the stale worker undid a step the takeover reused: $(tr '\n' ' ' <"$JLOG")" ||
+    ok "no undo ran on the stale worker"
+expect_match "$(grep -c '^one$' "$JLOG") $(grep -c '^three$' "$JLOG")" '^1 1$' \
+    "each step with an effect ran once (one reused, three not started by the stale worker)"
+expect_match "$(pg_sql ndfl "SELECT count(*) FROM executions WHERE parent_id IS NULL AND status = 'SUCCEEDED'") $(pg_sql ndfl "SELECT state || ' ' || status FROM queue WHERE id = '$job'")" \
+    '^1 DONE SUCCEEDED$' "the item ended SUCCEEDED, once"
+kill -0 "$LA" && ok "the resumed worker goes on serving" || not_ok "the resumed worker died"
+kill -TERM "$LA" "$LB"
+wait "$LA" && ok "worker a stopped cleanly" || not_ok "worker a's exit status"
+wait "$LB" && ok "worker b stopped cleanly" || not_ok "worker b's exit status"
+
 if [ "$fail" -ne 0 ]; then
     for w in 1 2 3; do tail -15 "$SCRATCH/w$w.log" | sed "s/^/#   w$w: /"; done
+    for w in a b; do tail -15 "$SCRATCH/l$w.log" | sed "s/^/#   l$w: /"; done
+    sed 's/^/#   job: /' "$JLOG"
 fi
 finish
