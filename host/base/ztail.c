@@ -62,6 +62,7 @@ struct ztail {
     uint64_t fend;  /* bytes written to f */
     uint64_t flive; /* of which kept segments' */
     int nofile;     /* a spill file could not be made or written: keep in memory */
+    int dir_full;   /* the spill directory could not take a write: $TMPDIR only */
 };
 
 /* Bytes deflate writes per segment while the step runs: speed matters more
@@ -99,13 +100,17 @@ static int tmpfile_in(const char *dir)
     return fd;
 }
 
-/* A new unlinked file in the spill directory, else in $TMPDIR or /tmp (a
- * storage directory not made yet, or full), or NULL (errno set). */
-static spill *spill_new(void)
+/* A new unlinked file in the spill directory (unless `tmp_only`: it
+ * could not take a write), else in $TMPDIR or /tmp (a storage directory
+ * not made yet, or full), or NULL (errno set). */
+static spill *spill_new(int tmp_only)
 {
-    pthread_mutex_lock(&dir_lock);
-    char *dir = spill_dir_path ? xstrdup(spill_dir_path) : NULL;
-    pthread_mutex_unlock(&dir_lock);
+    char *dir = NULL;
+    if (!tmp_only) {
+        pthread_mutex_lock(&dir_lock);
+        dir = spill_dir_path ? xstrdup(spill_dir_path) : NULL;
+        pthread_mutex_unlock(&dir_lock);
+    }
     int fd = dir ? tmpfile_in(dir) : -1;
     free(dir);
     if (fd < 0) {
@@ -219,20 +224,29 @@ static void pump(z_stream *zs, seg *s, int flush)
     }
 }
 
-/* Writes closed segment `s` to the spill file and frees its memory; on
- * failure it stays in memory, and so do all later ones (a full disk
+static int move_to(ztail *z, spill *nf);
+
+/* Writes closed segment `s` to the spill file and frees its memory.  When
+ * the file cannot take it (its directory is full), the kept segments move
+ * to a new file in $TMPDIR and the write is tried there; when that fails
+ * too it stays in memory, and so do all later ones (a full disk everywhere
  * costs memory up to the limit, as before there were files, not output). */
 static void spill_seg(ztail *z, seg *s)
 {
     if (z->nofile || !s->zlen)
         return;
-    if (!z->f && !(z->f = spill_new())) {
+    if (!z->f && !(z->f = spill_new(z->dir_full))) {
         z->nofile = 1;
         return;
     }
     if (write_all(z->f->fd, s->z, s->zlen, z->fend) != 0) {
-        z->nofile = 1;
-        return;
+        spill *nf = z->dir_full ? NULL : spill_new(1);
+        z->dir_full = 1;
+        if (!nf || move_to(z, nf) != 0 ||
+            write_all(z->f->fd, s->z, s->zlen, z->fend) != 0) {
+            z->nofile = 1;
+            return;
+        }
     }
     s->f = z->f;
     s->off = z->fend;
@@ -258,9 +272,16 @@ static void compact(ztail *z)
 {
     if (!z->f || z->fend - z->flive <= z->flive + ZTAIL_SEGMENT)
         return;
-    spill *nf = spill_new();
-    if (!nf)
-        return;
+    spill *nf = spill_new(z->dir_full);
+    if (nf && move_to(z, nf) != 0)
+        z->dir_full = 1; /* tried again as it grows, in $TMPDIR */
+}
+
+/* Copies the kept segments of the current spill file into `nf` (taken
+ * over) and makes it the current one; 0, or -1 with the old file kept and
+ * `nf` let go. */
+static int move_to(ztail *z, spill *nf)
+{
     enum { CHUNK = 64 * 1024 };
     unsigned char *buf = xmalloc(CHUNK);
     uint64_t at = 0;
@@ -280,7 +301,7 @@ static void compact(ztail *z)
     free(buf);
     if (!ok) {
         spill_unref(nf);
-        return;
+        return -1;
     }
     at = 0;
     for (size_t i = 0; i < z->nsegs; i++) {
@@ -294,6 +315,7 @@ static void compact(ztail *z)
     spill_unref(z->f);
     z->f = nf;
     z->fend = z->flive = at;
+    return 0;
 }
 
 /* Drops what is past the limit: an offset into the first segment, and the

@@ -1554,6 +1554,12 @@ static void run_batch(store *s, job *batch, size_t *committed)
             job_fail(j, rc);
             if (j->kind == JOB_FINISH)
                 drop_after(j);
+            /* SQLITE_FULL, IOERR, NOMEM... may have rolled the whole
+             * transaction back, savepoint and earlier jobs with it: every
+             * job of the batch fails with this job's error (the real
+             * cause, not a missing savepoint's) */
+            if (sqlite3_get_autocommit(s->w))
+                goto abort;
             if ((rc = wsimple(s, W_ROLLBACK_TO, "cannot roll back a savepoint")))
                 goto abort;
         }

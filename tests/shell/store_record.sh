@@ -167,6 +167,45 @@ if [ "$(id -u)" -eq 0 ] && mount -t tmpfs -o size=2m,mode=0700 tmpfs "$MNT" 2>/d
     full_off() { rm -f "$MNT/fill"; }
     refuse_unrecorded sqlite
     umount "$MNT"
+    # ---- a capture on a full disk ----
+    # storage.path fills while two 20 MB streams go through a 16 MiB
+    # output_limit: the spill files move to $TMPDIR (memory stays bounded,
+    # not 2 x 16 MiB compressed), and the end that cannot be written says
+    # the disk is full (not a missing savepoint).
+    mount -t tmpfs -o size=8m,mode=0700 tmpfs "$MNT"
+    BIGCONF=$SCRATCH/big.conf
+    cat >"$BIGCONF" <<EOF
+storage: { path = "$MNT/state"; };
+patterns = (
+    { name = "big"; type = "sequential";
+      params = { steps = ( { name = "s"; step = "exec"; params = { shell = true;
+          output_limit = 16777216;
+          command = "head -c 20000000 /dev/urandom; head -c 20000000 /dev/urandom >&2"; }; } ); }; }
+);
+EOF
+    sed "s|$MNT/state|$SCRATCH/bigstate|" "$BIGCONF" >"$SCRATCH/bignormal.conf"
+    rss() { # conf: max RSS (KiB) of one run of big; its stderr in $SCRATCH/big.err
+        TMPDIR=$SCRATCH /usr/bin/time -f 'rss %M' -o "$SCRATCH/rss" "$NDF" -c "$1" run big \
+            >/dev/null 2>"$SCRATCH/big.err"
+        brc=$?
+    }
+    if [ -x /usr/bin/time ]; then
+        rss "$SCRATCH/bignormal.conf"
+        normal=$(sed -n 's/^rss //p' "$SCRATCH/rss")
+        rss "$BIGCONF"
+        full=$(sed -n 's/^rss //p' "$SCRATCH/rss")
+        expect_match "$brc" '^8$' "sqlite: a capture whose store fills: exit 8"
+        [ "${full:-999999}" -le $((${normal:-0} + 10240)) ] &&
+            ok "sqlite: a full storage.path costs no memory ($full KiB, $normal KiB on a normal disk)" ||
+            not_ok "sqlite: a full storage.path: max RSS $full KiB, $normal KiB on a normal disk"
+        err=$(cat "$SCRATCH/big.err")
+        expect_match "$err" "not recorded: .*database or disk is full" "sqlite: it says the disk is full"
+        case $err in *savepoint*) not_ok "sqlite: the error names a savepoint: $err" ;;
+        *) ok "sqlite: not a missing savepoint" ;; esac
+    else
+        echo "# SKIP capture on a full disk: no /usr/bin/time"
+    fi
+    umount "$MNT"
 else
     echo "# SKIP sqlite full store: mounting a tmpfs needs root"
 fi
