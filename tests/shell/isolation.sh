@@ -75,8 +75,11 @@ row() { # PATTERN STATE REGEX what [EXIT]
 }
 W="of plugin 'misbehave'"
 # Under AddressSanitizer (CI) a worker's SIGSEGV is caught and reported by
-# the sanitizer, which then exits 1: either ending is the crash, named.
+# the sanitizer, which then exits 1, or aborts with abort_on_error=1: any of
+# these endings is the crash, named.
 SEGV="(with signal 11 \\(SIGSEGV\\)|with exit status 1 \\(a step must never exit the process\\))"
+[ -n "${NDF_SAN_CFLAGS:-}" ] &&
+    SEGV="(with signal 11 \\(SIGSEGV\\)|with signal 6 \\(SIGABRT\\)|with exit status 1 \\(a step must never exit the process\\))"
 row null FAILED "step 'mb_null' $W ended its isolated worker \\(pid [0-9]+\\) $SEGV" "NULL dereference"
 row exit FAILED "step 'mb_exit' $W ended its isolated worker \\(pid [0-9]+\\) with exit status 3 \\(a step must never exit the process\\)" "exit(3)"
 row abort FAILED "step 'mb_abort' $W ended its isolated worker \\(pid [0-9]+\\) with signal 6 \\(SIGABRT\\)" "abort"
