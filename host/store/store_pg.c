@@ -2131,6 +2131,24 @@ static int rquery(pg_store *s, const char *sql, pargs *p, PGresult **res, const 
     return rc;
 }
 
+/* rquery() on the readers' connection, which other threads share. */
+static int rquery_locked(pg_store *s, const char *sql, pargs *p, PGresult **res, const char *what)
+{
+    pthread_mutex_lock(&s->rlock);
+    int rc = rquery(s, sql, p, res, what);
+    pthread_mutex_unlock(&s->rlock);
+    return rc;
+}
+
+/* A statement whose result is only whether it worked. */
+static int rcommand(pg_store *s, const char *sql, pargs *p, const char *what)
+{
+    PGresult *r;
+    int rc = rquery_locked(s, sql, p, &r, what);
+    PQclear(r);
+    return rc;
+}
+
 #define EXEC_COLS                                                                                  \
     "id, pattern, parent_id, redrive_of, origin, status, context, domain, host, pid, boot_id,"     \
     " start_time, end_time, duration, message, plugins, counted, seq, timeout, cpu,"               \
@@ -2332,16 +2350,14 @@ static int pg_output(store *st, const char *id, const char *path, int stream, ch
     p_text(&p, id);
     p_text(&p, path ? path : "");
     p_int(&p, stream);
-    pthread_mutex_lock(&s->rlock);
     PGresult *r;
-    int rc = rquery(
+    int rc = rquery_locked(
         s,
         "SELECT n.path, o.length, o.dropped, o.data FROM executions e"
         " JOIN nodes n ON n.exec_seq = e.seq AND n.path = $2"
         " LEFT JOIN outputs o ON o.exec_seq = e.seq AND o.path = n.path AND o.stream = $3"
         " WHERE e.id = $1",
         &p, &r, "cannot read an output");
-    pthread_mutex_unlock(&s->rlock);
     if (rc)
         return rc;
     if (PQntuples(r) == 0) {
@@ -2435,11 +2451,9 @@ static int pg_patterns(store *st, char ***names, size_t *n)
     *names = NULL;
     *n = 0;
     pargs p = {0};
-    pthread_mutex_lock(&s->rlock);
     PGresult *r;
-    int rc = rquery(s, "SELECT name FROM patterns ORDER BY name COLLATE \"C\"", &p, &r,
-                    "cannot list patterns");
-    pthread_mutex_unlock(&s->rlock);
+    int rc = rquery_locked(s, "SELECT name FROM patterns ORDER BY name COLLATE \"C\"", &p, &r,
+                           "cannot list patterns");
     if (rc)
         return rc;
     int cnt = PQntuples(r);
@@ -2455,15 +2469,14 @@ static int pg_check(store *st)
 {
     pg_store *s = PG(st);
     pargs p = {0};
-    pthread_mutex_lock(&s->rlock);
     PGresult *r;
-    int rc = rquery(s,
-                    "SELECT p.name, p.executions, p.pruned, (SELECT count(*) FROM executions e"
-                    " WHERE e.pattern = p.name AND e.counted = 1) FROM patterns p"
-                    " UNION ALL SELECT pattern, 0, 0, count(*) FROM executions WHERE counted = 1"
-                    " AND pattern NOT IN (SELECT name FROM patterns) GROUP BY pattern",
-                    &p, &r, "cannot check the counts");
-    pthread_mutex_unlock(&s->rlock);
+    int rc =
+        rquery_locked(s,
+                      "SELECT p.name, p.executions, p.pruned, (SELECT count(*) FROM executions e"
+                      " WHERE e.pattern = p.name AND e.counted = 1) FROM patterns p"
+                      " UNION ALL SELECT pattern, 0, 0, count(*) FROM executions WHERE counted = 1"
+                      " AND pattern NOT IN (SELECT name FROM patterns) GROUP BY pattern",
+                      &p, &r, "cannot check the counts");
     if (rc)
         return rc;
     for (int i = 0; i < PQntuples(r) && !rc; i++) {
@@ -2672,15 +2685,13 @@ static int pg_q_submit(store *st, const char *pattern, const char *context, int 
     p_text(&p, context);
     p_int(&p, priority);
     p_dbl(&p, timeout > 0 ? timeout : 0);
-    pthread_mutex_lock(&s->rlock);
     PGresult *r;
-    int rc = rquery(s,
-                    "INSERT INTO queue (id, pattern, context, priority, timeout, submitted,"
-                    " state) VALUES ('q' || substr(md5(random()::text || clock_timestamp()::text"
-                    " || pg_backend_pid()::text), 1, 24), $1, $2, $3, $4, " SQL_NOW
-                    ", 'QUEUED') RETURNING id",
-                    &p, &r, "cannot queue an execution");
-    pthread_mutex_unlock(&s->rlock);
+    int rc = rquery_locked(
+        s,
+        "INSERT INTO queue (id, pattern, context, priority, timeout, submitted,"
+        " state) VALUES ('q' || substr(md5(random()::text || clock_timestamp()::text"
+        " || pg_backend_pid()::text), 1, 24), $1, $2, $3, $4, " SQL_NOW ", 'QUEUED') RETURNING id",
+        &p, &r, "cannot queue an execution");
     if (rc)
         return rc;
     *id = g_dup(r, 0, 0);
@@ -2756,13 +2767,11 @@ static int pg_q_renew(store *st, const char *id, long long generation, double le
     p_text(&p, id);
     p_int(&p, generation);
     p_dbl(&p, lease_s);
-    pthread_mutex_lock(&s->rlock);
     PGresult *r;
-    int rc = rquery(s,
-                    "UPDATE queue SET lease_until = " SQL_NOW " + $3 WHERE id = $1"
-                    " AND generation = $2 AND state = 'CLAIMED'",
-                    &p, &r, "cannot renew a lease");
-    pthread_mutex_unlock(&s->rlock);
+    int rc = rquery_locked(s,
+                           "UPDATE queue SET lease_until = " SQL_NOW " + $3 WHERE id = $1"
+                           " AND generation = $2 AND state = 'CLAIMED'",
+                           &p, &r, "cannot renew a lease");
     if (rc)
         return rc;
     long changed = strtol(PQcmdTuples(r), NULL, 10);
@@ -2810,11 +2819,9 @@ static int pg_q_get(store *st, const char *id, queue_item *out)
     pg_store *s = PG(st);
     pargs p = {0};
     p_text(&p, id);
-    pthread_mutex_lock(&s->rlock);
     PGresult *r;
-    int rc = rquery(s, "SELECT " ITEM_COLS " FROM queue q WHERE q.id = $1", &p, &r,
-                    "cannot read a queued execution");
-    pthread_mutex_unlock(&s->rlock);
+    int rc = rquery_locked(s, "SELECT " ITEM_COLS " FROM queue q WHERE q.id = $1", &p, &r,
+                           "cannot read a queued execution");
     if (rc)
         return rc;
     if (PQntuples(r) == 0)
@@ -2832,13 +2839,11 @@ static int pg_q_start(store *st, const char *id, long long generation, const cha
     p_text(&p, id);
     p_int(&p, generation);
     p_text(&p, exec_id);
-    pthread_mutex_lock(&s->rlock);
     PGresult *r;
-    int rc = rquery(s,
-                    "UPDATE queue SET exec_id = $3 WHERE id = $1 AND generation = $2"
-                    " AND state = 'CLAIMED'",
-                    &p, &r, "cannot note a queued execution's start");
-    pthread_mutex_unlock(&s->rlock);
+    int rc = rquery_locked(s,
+                           "UPDATE queue SET exec_id = $3 WHERE id = $1 AND generation = $2"
+                           " AND state = 'CLAIMED'",
+                           &p, &r, "cannot note a queued execution's start");
     if (rc)
         return rc;
     long changed = strtol(PQcmdTuples(r), NULL, 10);
@@ -2859,13 +2864,12 @@ static int pg_q_fail(store *st, const char *id, long long generation, int status
     p_int(&p, generation);
     p_text(&p, store_status_name((store_status)status));
     p_text(&p, message);
-    pthread_mutex_lock(&s->rlock);
     PGresult *r;
-    int rc = rquery(s,
-                    "UPDATE queue SET state = 'DONE', status = $3, message = $4, exec_id = NULL,"
-                    " ended = " SQL_NOW " WHERE id = $1 AND generation = $2 AND state = 'CLAIMED'",
-                    &p, &r, "cannot end a queued execution");
-    pthread_mutex_unlock(&s->rlock);
+    int rc = rquery_locked(
+        s,
+        "UPDATE queue SET state = 'DONE', status = $3, message = $4, exec_id = NULL,"
+        " ended = " SQL_NOW " WHERE id = $1 AND generation = $2 AND state = 'CLAIMED'",
+        &p, &r, "cannot end a queued execution");
     if (rc)
         return rc;
     long changed = strtol(PQcmdTuples(r), NULL, 10);
@@ -2883,15 +2887,10 @@ static int pg_q_release(store *st, const char *id, long long generation)
     pargs p = {0};
     p_text(&p, id);
     p_int(&p, generation);
-    pthread_mutex_lock(&s->rlock);
-    PGresult *r;
-    int rc = rquery(s,
+    return rcommand(s,
                     "UPDATE queue SET state = 'QUEUED', lease_until = NULL WHERE id = $1"
                     " AND generation = $2 AND state = 'CLAIMED'",
-                    &p, &r, "cannot give a queued execution back");
-    pthread_mutex_unlock(&s->rlock);
-    PQclear(r);
-    return rc;
+                    &p, "cannot give a queued execution back");
 }
 
 static int pg_q_abandon(store *st, const char *exec_id, const char *id)
@@ -2900,17 +2899,12 @@ static int pg_q_abandon(store *st, const char *exec_id, const char *id)
     pargs p = {0};
     p_text(&p, exec_id);
     p_own(&p, xasprintf("crashed: its worker lost the lease of queued item %s", id));
-    pthread_mutex_lock(&s->rlock);
-    PGresult *r;
-    int rc = rquery(s,
+    return rcommand(s,
                     "UPDATE executions e SET status = 'CRASHED', message = $2,"
                     " end_time = greatest(e.start_time, (SELECT max(greatest(n.start_time,"
                     " n.end_time)) FROM nodes n WHERE n.exec_seq = e.seq))"
                     " WHERE e.id = $1 AND e.status = 'RUNNING'",
-                    &p, &r, "cannot end the execution of a lost lease");
-    pthread_mutex_unlock(&s->rlock);
-    PQclear(r);
-    return rc;
+                    &p, "cannot end the execution of a lost lease");
 }
 
 static int pg_q_worker_beat(store *st, const queue_worker *w)
@@ -2926,9 +2920,7 @@ static int pg_q_worker_beat(store *st, const queue_worker *w)
     p_dbl(&p, w->lease);
     p_text(&p, w->patterns);
     p_text(&p, w->plugins);
-    pthread_mutex_lock(&s->rlock);
-    PGresult *r;
-    int rc = rquery(s,
+    return rcommand(s,
                     "INSERT INTO workers (name, host, pid, capacity, load, draining, lease,"
                     " patterns, plugins, started, heartbeat) VALUES ($1, $2, $3, $4, $5, $6, $7,"
                     " $8, $9, " SQL_NOW ", " SQL_NOW ") ON CONFLICT (name) DO UPDATE SET"
@@ -2936,24 +2928,20 @@ static int pg_q_worker_beat(store *st, const queue_worker *w)
                     " draining = excluded.draining, lease = excluded.lease,"
                     " patterns = excluded.patterns, plugins = excluded.plugins,"
                     " heartbeat = excluded.heartbeat",
-                    &p, &r, "cannot register a worker");
-    pthread_mutex_unlock(&s->rlock);
-    PQclear(r);
-    return rc;
+                    &p, "cannot register a worker");
 }
 
 static int pg_q_workers(store *st, queue_worker **out, size_t *n)
 {
     pg_store *s = PG(st);
     pargs p = {0};
-    pthread_mutex_lock(&s->rlock);
     PGresult *r;
-    int rc = rquery(s,
-                    "SELECT name, host, pid, capacity, load, draining, lease, patterns, plugins,"
-                    " started, heartbeat, " SQL_NOW " - heartbeat FROM workers"
-                    " ORDER BY heartbeat DESC, name",
-                    &p, &r, "cannot read the workers");
-    pthread_mutex_unlock(&s->rlock);
+    int rc =
+        rquery_locked(s,
+                      "SELECT name, host, pid, capacity, load, draining, lease, patterns, plugins,"
+                      " started, heartbeat, " SQL_NOW " - heartbeat FROM workers"
+                      " ORDER BY heartbeat DESC, name",
+                      &p, &r, "cannot read the workers");
     if (rc)
         return rc;
     int cnt = PQntuples(r);
@@ -2983,12 +2971,7 @@ static int pg_q_worker_remove(store *st, const char *name)
     pg_store *s = PG(st);
     pargs p = {0};
     p_text(&p, name);
-    pthread_mutex_lock(&s->rlock);
-    PGresult *r;
-    int rc = rquery(s, "DELETE FROM workers WHERE name = $1", &p, &r, "cannot remove a worker");
-    pthread_mutex_unlock(&s->rlock);
-    PQclear(r);
-    return rc;
+    return rcommand(s, "DELETE FROM workers WHERE name = $1", &p, "cannot remove a worker");
 }
 
 /* ------------------------------------------------------------------ */
@@ -3000,13 +2983,11 @@ static int pg_defs(store *st, store_def **out, size_t *n)
     *out = NULL;
     *n = 0;
     pargs p = {0};
-    pthread_mutex_lock(&s->rlock);
     PGresult *r;
-    int rc = rquery(s,
-                    "SELECT kind, name, text, time, uid FROM runtime_defs"
-                    " ORDER BY kind COLLATE \"C\", time, name COLLATE \"C\"",
-                    &p, &r, "cannot read the run-time definitions");
-    pthread_mutex_unlock(&s->rlock);
+    int rc = rquery_locked(s,
+                           "SELECT kind, name, text, time, uid FROM runtime_defs"
+                           " ORDER BY kind COLLATE \"C\", time, name COLLATE \"C\"",
+                           &p, &r, "cannot read the run-time definitions");
     if (rc)
         return rc;
     int cnt = PQntuples(r);
