@@ -1747,6 +1747,17 @@ static int lite_finish_all(store *s, const store_exec *v, size_t n, learning_sta
     return submit_wait(s, &j);
 }
 
+/* Hands job `j` to the writer; freed here when the writer cannot take it. */
+static int enqueue_async(store *s, job *j)
+{
+    pthread_mutex_lock(&s->qlock);
+    int rc = enqueue_locked(s, j);
+    pthread_mutex_unlock(&s->qlock);
+    if (rc)
+        async_free(j);
+    return rc;
+}
+
 static int lite_finish_async(store *s, store_exec *v, size_t n, store_done_fn done, void *arg)
 {
     int rc = NDF_OK;
@@ -1763,12 +1774,7 @@ static int lite_finish_async(store *s, store_exec *v, size_t n, store_done_fn do
     j->after = xcalloc(n, sizeof *j->after);
     j->on_done = done;
     j->done_arg = arg;
-    pthread_mutex_lock(&s->qlock);
-    rc = enqueue_locked(s, j);
-    pthread_mutex_unlock(&s->qlock);
-    if (rc)
-        async_free(j);
-    return rc;
+    return enqueue_async(s, j);
 }
 
 static int lite_begin_async(store *s, store_exec *e, store_done_fn done, void *arg)
@@ -1784,12 +1790,7 @@ static int lite_begin_async(store *s, store_exec *e, store_done_fn done, void *a
     j->ne = 1;
     j->on_done = done;
     j->done_arg = arg;
-    pthread_mutex_lock(&s->qlock);
-    rc = enqueue_locked(s, j);
-    pthread_mutex_unlock(&s->qlock);
-    if (rc)
-        async_free(j);
-    return rc;
+    return enqueue_async(s, j);
 }
 
 static void lite_flush(store *s)
