@@ -428,6 +428,8 @@ static int start(executor *ex, const char *name, const ndf_context *ctx, double 
     r->ex = ex;
     r->pool = ex->pool;
     r->kill_grace = ex->o.kill_grace;
+    r->on_spawn = ex->o.on_spawn;
+    r->spawn_arg = ex->o.spawn_arg;
     r->force = (flags & EXEC_FORCE) != 0;
     r->origin = (int)((flags >> 8) & 0xffu) - 1;
     r->root->pat = pattern_ref(p);

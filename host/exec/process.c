@@ -30,7 +30,6 @@
 #include "model/context.h"
 #include "exec/cgroup.h"
 #include "exec/record.h"
-#include "exec/executor.h"
 #include "exec/process.h"
 #include "base/util.h"
 
@@ -639,9 +638,8 @@ static int child_start(child *c, const ndf_spawn *opts)
         return spawn_failed(c, e, cwd);
     }
     record *r = c->node->rec;
-    const executor_opts *eo = r->ex ? executor_options(r->ex) : NULL;
-    if (eo && eo->on_spawn)
-        eo->on_spawn(eo->spawn_arg, r, (long)c->pid, c->token);
+    if (r->on_spawn)
+        r->on_spawn(r->spawn_arg, r, (long)c->pid, c->token);
     child_started(c);
     return NDF_OK;
 }

@@ -127,6 +127,10 @@ struct record {
                             driven by hand (tests): no sub-patterns */
     struct pool *pool;   /* where its groups run; NULL: no groups */
     double kill_grace;   /* seconds, processes and in-process steps */
+    /* the executor's on_spawn hook (executor_opts), for process.c, which
+     * sits below the executor */
+    void (*on_spawn)(void *arg, const struct record *r, long pgid, const char *token);
+    void *spawn_arg;
     int force;           /* skip confidence gates of sub-patterns */
     int origin;          /* EXEC_ORIGIN() of its start, or -1 */
     _Atomic int cancel;  /* 0, or NDF_ERR_CANCELLED once cancelled */
