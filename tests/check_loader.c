@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "plugin/loader.h"
@@ -271,8 +272,8 @@ START_TEST(cache_is_content_addressed)
     hex_of(buf, (size_t)st.st_size, hex);
     ck_assert_str_eq(pi.hash, hex);
 
-    /* <cache>/<name>.<first 16 hex>.so, a private read-only copy. */
-    char *want = xasprintf("%s/good.%.16s.so", cachedir, hex);
+    /* <cache>/<name>.<first 16 hex>.p<pid>.so, a private read-only copy. */
+    char *want = xasprintf("%s/good.%.16s.p%ld.so", cachedir, hex, (long)getpid());
     ck_assert_str_eq(pi.cached, want);
     ck_assert_str_eq(loader_cache_dir(l), cachedir);
     struct stat cst;
@@ -304,6 +305,66 @@ START_TEST(free_cleans_cache)
     loader_free(l);
     ck_assert_uint_eq(count_dir(cachedir), 0);
     loader_free(NULL);
+}
+END_TEST
+
+/* Processes sharing the cache own their copies: one that leaves removes
+ * only its own, and the copies of one that died are swept by the next. */
+START_TEST(cache_shared_between_processes)
+{
+    char *path = copy_fixture("good", plugdir, "good.so");
+    loader *l = new_loader(0);
+    ck_assert_int_eq(loader_load(l, path), NDF_OK);
+    plugin_info pi = info_of(l, 0);
+    char *mine = xstrdup(pi.cached);
+
+    /* another process loads the same build and leaves */
+    pid_t c = fork();
+    ck_assert_int_ne(c, -1);
+    if (c == 0) {
+        loader *l2 = new_loader(0);
+        int rc = loader_load(l2, path);
+        loader_free(l2);
+        _exit(rc == NDF_OK ? 0 : 1);
+    }
+    int ws;
+    ck_assert_int_eq(waitpid(c, &ws, 0), c);
+    ck_assert(WIFEXITED(ws) && WEXITSTATUS(ws) == 0);
+    ck_assert_msg(access(mine, F_OK) == 0, "%s was removed by another process", mine);
+    ck_assert_uint_eq(count_dir(cachedir), 1);
+
+    /* copies of a dead process are swept; a live one's, ours and names
+     * that are not copies are kept */
+    char *dead = xasprintf("%s/x.0123456789abcdef.p%ld.so", cachedir, (long)c);
+    char *dead_g = xasprintf("%s/x.0123456789abcdef.p%ld.g3.so", cachedir, (long)c);
+    char *live = xasprintf("%s/y.0123456789abcdef.p1.so", cachedir);
+    char *other = xasprintf("%s/z.so", cachedir);
+    char *odd = xasprintf("%s/w.p12x.so", cachedir);
+    const char *made[] = {dead, dead_g, live, other, odd};
+    for (size_t i = 0; i < 5; i++) {
+        int fd = open(made[i], O_WRONLY | O_CREAT | O_EXCL, 0600);
+        ck_assert_int_ge(fd, 0);
+        close(fd);
+    }
+    loader *l3 = new_loader(0);
+    ck_assert_int_eq(access(dead, F_OK), -1);
+    ck_assert_int_eq(access(dead_g, F_OK), -1);
+    ck_assert_int_eq(access(live, F_OK), 0);
+    ck_assert_int_eq(access(other, F_OK), 0);
+    ck_assert_int_eq(access(odd, F_OK), 0);
+    ck_assert_int_eq(access(mine, F_OK), 0);
+    loader_free(l3);
+    for (size_t i = 2; i < 5; i++)
+        unlink(made[i]);
+    loader_free(l);
+    ck_assert_int_eq(access(mine, F_OK), -1);
+    free(dead);
+    free(dead_g);
+    free(live);
+    free(other);
+    free(odd);
+    free(mine);
+    free(path);
 }
 END_TEST
 
@@ -1156,6 +1217,7 @@ static Suite *loader_suite(void)
     tcase_add_test(t, good_loads);
     tcase_add_test(t, cache_is_content_addressed);
     tcase_add_test(t, free_cleans_cache);
+    tcase_add_test(t, cache_shared_between_processes);
     tcase_add_test(t, init_failure_registers_nothing);
     tcase_add_test(t, register_outside_init);
     tcase_add_test(t, fail_with_last_error);

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -257,6 +258,54 @@ static int open_private_dir(const char *path, int private_, int *fd_out)
     return NDF_OK;
 }
 
+/* The pid in a copy's name ("NAME.HASH.pPID[.gN].so"), or 0 when the name
+ * is not one of ours. */
+static long copy_owner(const char *name)
+{
+    size_t len = strlen(name);
+    if (len < 4 || strcmp(name + len - 3, ".so") != 0)
+        return 0;
+    const char *end = name + len - 3;
+    const char *q = end;
+    while (q > name && q[-1] >= '0' && q[-1] <= '9')
+        q--;
+    if (q < end && q - name >= 2 && q[-1] == 'g' && q[-2] == '.') {
+        end = q - 2;
+        q = end;
+        while (q > name && q[-1] >= '0' && q[-1] <= '9')
+            q--;
+    }
+    if (q == end || end - q > 10 || q - name < 2 || q[-1] != 'p' || q[-2] != '.')
+        return 0;
+    long pid = 0;
+    for (; q < end; q++)
+        pid = pid * 10 + (*q - '0');
+    return pid;
+}
+
+/* Removes the copies left by processes that died without removing them
+ * (SIGKILL, a crash): their pid no longer exists.  A reused pid keeps its
+ * predecessor's copies until that process is gone too, which costs only
+ * disk space. */
+static void sweep_dead_copies(int cache_fd)
+{
+    int dfd = dup(cache_fd);
+    DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
+    if (!d) {
+        if (dfd >= 0)
+            close(dfd);
+        return;
+    }
+    long self = (long)getpid();
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        long pid = copy_owner(e->d_name);
+        if (pid > 0 && pid != self && kill((pid_t)pid, 0) != 0 && errno == ESRCH)
+            unlinkat(cache_fd, e->d_name, 0);
+    }
+    closedir(d);
+}
+
 static char *default_cache_dir(int *in_tmp)
 {
     const char *e = getenv("NDF_RUNTIME_DIR");
@@ -301,6 +350,8 @@ loader *loader_new(const loader_opts *opts)
         close(fd);
         goto fail;
     }
+
+    sweep_dead_copies(fd);
 
     loader *l = xcalloc(1, sizeof *l);
     l->types = hashmap_new();
@@ -646,10 +697,16 @@ static int copy_to_cache(loader *l, plugin *p, int fd, const char *base)
     /* A new build replacing a plugin gets a name of its own even when its
      * content equals a retired build still mapped (v1 -> v2 -> v1): dlopen
      * would otherwise hand back that same instance, its statics and all. */
-    p->cached_name = xasprintf("%.*s.%.16s.so", (int)blen, base, p->hash);
+    /* The copy's name carries our pid: processes sharing the cache (a
+     * server and the one-shot commands beside it) each own their copies,
+     * so one leaving never removes a file another's isolated workers
+     * still have to open by name. */
+    long pid = (long)getpid();
+    p->cached_name = xasprintf("%.*s.%.16s.p%ld.so", (int)blen, base, p->hash, pid);
     if (l->replacing || retired_uses(l, p->cached_name)) {
         free(p->cached_name);
-        p->cached_name = xasprintf("%.*s.%.16s.g%lu.so", (int)blen, base, p->hash, ++l->gen_seq);
+        p->cached_name =
+            xasprintf("%.*s.%.16s.p%ld.g%lu.so", (int)blen, base, p->hash, pid, ++l->gen_seq);
     }
     /* Not durable: the cache is rebuilt from the plugin files after a
      * crash, so an fsync per load would buy nothing. */
