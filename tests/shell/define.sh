@@ -70,6 +70,28 @@ case "$out" in *work*) not_ok "the refused edit stored a row for 'work'" ;; *) o
 expect_exit 2 "two definitions in one request" -- $R define --text 'patterns = ( { name = "a1"; type = "sequential"; params = { steps = ( { name = "x"; step = "noop"; } ); }; }, { name = "a2"; type = "sequential"; params = { steps = ( { name = "x"; step = "noop"; } ); }; } );'
 expect_exit 2 "a syntax error" -- $R define --text "$(printf '{ name = "s";\n  type = ; }')"
 expect_match "$err" "^ndf: define: request:2: syntax error" "a syntax error names request:line"
+# a name with a control character in it is refused whole, never read as
+# some other name: a newline, a tab, DEL; an empty component and '..' too
+nl=$(printf 'params.steps[s].time\nout')
+tab=$(printf 'params.steps[s]\t.timeout')
+del=$(printf 'confidence\177_threshold')
+for p in "$nl" "$tab" "$del"; do
+    expect_exit 2 "edit: a PATH with a control character" -- $R edit work set "$p" 3
+    expect_match "$err" "holds a control character \(byte 0x[0-9a-f]{2} at offset [0-9]+\)" \
+        "the control character is named"
+    expect_match "$err" "nothing changed" "and nothing changed"
+done
+expect_exit 2 "edit unset: a PATH with a newline" -- $R edit work unset "$nl"
+expect_exit 2 "edit insert: a PATH with a newline" -- $R edit work insert "$(printf 'params.ste\nps')" '{ name = "x"; step = "noop"; }'
+expect_exit 2 "edit: an empty component" -- $R edit work set 'params..timeout' 3
+expect_exit 2 "edit: '..'" -- $R edit work set '..' 3
+expect_exit 2 "edit: an empty selector" -- $R edit work set 'params.steps[].timeout' 3
+expect_exit 2 "setting: a KEY with a newline" -- $R setting "$(printf 'confidence.thre\nshold')" 0.5
+expect_match "$err" "setting 'confidence.thre.x0ashold' holds a control character" \
+    "the setting's key is refused, the newline shown escaped"
+expect_exit 2 "setting --unset: a KEY with a tab" -- $R setting --unset "$(printf 'confidence.\tthreshold')"
+expect_exit 0 "definitions after the refused names" -- $R definitions
+case "$out" in *work*|*threshold*) not_ok "a refused name stored a row: $out" ;; *) ok "the refused names stored nothing" ;; esac
 expect_exit 0 "undefine" -- $R undefine jay
 expect_exit 3 "undefine of a file pattern" -- $R undefine work
 expect_match "$err" "pattern 'work' has no run-time definition \(it is defined at $CONF:5: remove it there\)" \
@@ -175,6 +197,17 @@ expect_match "$err" "nothing changed" "and says nothing changed"
 expect_exit 2 "ctl edit: set of a misspelled top-level key" -- $C edit work set foo 3
 expect_exit 2 "ctl setting: a key read only at start" -- $C setting storage.path '"/tmp/x"'
 expect_exit 2 "ctl setting: a bad value" -- $C setting confidence.threshold '"high"'
+expect_exit 2 "ctl edit: a PATH with a newline" -- $C edit work set "$(printf 'params.steps[added].time\nout')" 3
+expect_match "$err" "holds a control character \(byte 0x0a" "the server refuses the newline"
+expect_exit 2 "ctl edit: a PATH with a tab" -- $C edit work set "$(printf 'params\t.timeout_seconds')" 3
+expect_exit 2 "ctl edit: an empty component" -- $C edit work set 'params.steps[added]..timeout' 3
+expect_exit 2 "ctl setting: a KEY with a newline" -- $C setting "$(printf 'confidence.thre\nshold')" 0.5
+expect_match "$err" "holds a control character" "the server refuses the setting's key"
+printf '%s\n' '{"cmd":"edit","args":["work","set","params.steps[added].time\u0000out","3"]}' \
+    '{"cmd":"setting","args":["confidence.thre\u0000shold","0.5"]}' >"$SCRATCH/nul.in"
+expect_exit 0 "a NUL in an edit PATH and a setting KEY, as JSON over the socket" -- sh -c "$NDF -c $CONF ctl send <'$SCRATCH/nul.in'"
+expect_match "$(printf '%s\n' "$out" | sed -n 1p)" '"ok":false,.*NUL' "the NUL in the PATH is refused"
+expect_match "$(printf '%s\n' "$out" | sed -n 2p)" '"ok":false,.*NUL' "the NUL in the KEY is refused"
 expect_exit 3 "ctl undefine: no such pattern" -- $C undefine nosuch
 expect_exit 3 "ctl setting --unset: no run-time value" -- $C setting --unset executor.kill_grace
 expect_exit 0 "ctl definitions --export after the bad requests" -- $C definitions --export
