@@ -246,4 +246,50 @@ expect_exit 0 "one-shot list" -- $R list
 expect_match "$out" "^served .* run-time$" "a one-shot list sees the server's run-time definition"
 expect_match "$out" "^work .* file$" "and the undefine"
 
+# ---- one-shot changes while a server runs: the next request sees them ----
+# (the one-shot commands keep their plugin copies in a runtime directory of
+# their own: they share the store, not the server's private copies)
+rm -f "$SCRATCH/stop" "$SCRATCH/client.err"
+"$NDF" -c "$CONF" serve --no-watch 2>"$SCRATCH/serve3.log" &
+SERVER=$!
+for i in $(seq 1 100); do
+    $R ctl ping >/dev/null 2>&1 && break
+    sleep 0.05
+done
+mkdir -m 700 "$SCRATCH/run1"
+O="env NDF_RUNTIME_DIR=$SCRATCH/run1 $R"
+( i=0; while [ ! -f "$SCRATCH/stop" ]; do
+      $C run work >/dev/null 2>&1 || echo "run $i failed" >>"$SCRATCH/client.err"; i=$((i + 1))
+  done; echo "$i" >"$SCRATCH/client.n" ) &
+CLIENT=$!
+expect_exit 0 "one-shot edit while the server runs" -- $O edit work insert params.steps '{ name = "oneshot"; step = "noop"; }'
+expect_exit 0 "ctl show right after it, no reload" -- $C show work
+expect_match "$out" '"name":"oneshot"' "the server serves the one-shot edit"
+expect_exit 0 "ctl run right after it" -- $C run work
+expect_match "$err$out" "step oneshot" "the next ctl run runs the added step"
+expect_exit 0 "one-shot define while the server runs" -- $O define --text '{ name = "fresh"; type = "sequential"; params = { steps = ( { name = "f"; step = "noop"; } ); }; }'
+expect_exit 0 "ctl run of the one-shot definition, no reload" -- $C run fresh
+expect_exit 0 "one-shot setting while the server runs" -- $O setting confidence.threshold 0.02
+expect_exit 0 "ctl config right after it" -- $C config
+expect_match "$out" '"threshold":0.02' "the server serves the one-shot setting"
+expect_exit 0 "one-shot undefine while the server runs" -- $O undefine fresh
+expect_exit 3 "ctl run of the undefined pattern, no reload" -- $C run fresh
+expect_match "$err" "no pattern named 'fresh'" "the server dropped it"
+expect_exit 0 "one-shot setting --unset" -- $O setting --unset confidence.threshold
+expect_exit 0 "one-shot undefine of the edit" -- $O undefine work
+expect_exit 0 "ctl show after the undefine" -- $C show work
+case "$out" in *oneshot*) not_ok "the server still serves the undefined edit" ;;
+    *) ok "the file's definition serves again" ;; esac
+touch "$SCRATCH/stop"
+wait "$CLIENT"
+[ ! -s "$SCRATCH/client.err" ] && ok "no client execution failed ($(cat "$SCRATCH/client.n") runs)" \
+    || not_ok "client executions failed: $(head -3 "$SCRATCH/client.err")"
+grep -q "run-time definitions changed in the store: generation [0-9]* serves" "$SCRATCH/serve3.log" \
+    && ok "the server logs each change it took" || not_ok "no change logged: $(tail -3 "$SCRATCH/serve3.log")"
+n=$(grep -c "run-time definitions changed in the store" "$SCRATCH/serve3.log")
+[ "$n" -le 6 ] && ok "one new generation per change at most ($n for 6 changes)" \
+    || not_ok "$n new generations for 6 changes"
+kill -TERM "$SERVER"
+wait "$SERVER" && ok "the server stops cleanly a third time" || not_ok "the server exited $?"
+
 finish
