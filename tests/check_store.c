@@ -319,7 +319,7 @@ START_TEST(test_fresh_schema)
     store_close(s);
     ck_assert_int_eq(raw_int(dbpath, "PRAGMA user_version"), STORE_SCHEMA_VERSION);
     ck_assert_int_eq(raw_int(dbpath, "PRAGMA auto_vacuum"), 2);
-    ck_assert_int_eq(raw_int(dbpath, "SELECT count(*) FROM sqlite_master WHERE type='table'"), 7);
+    ck_assert_int_eq(raw_int(dbpath, "SELECT count(*) FROM sqlite_master WHERE type='table'"), 8);
     sqlite3 *db;
     ck_assert_int_eq(sqlite3_open(dbpath, &db), SQLITE_OK);
     sqlite3_stmt *st;
@@ -2181,9 +2181,9 @@ START_TEST(test_pg_fresh_schema)
     store_close(s);
     ck_assert_int_eq(raw_int(pg_db, "SELECT value::int FROM ndf_meta WHERE key = 'schema_version'"),
                      STORE_SCHEMA_VERSION);
-    /* the six of the SQLite store, ndf_meta, the work queue and its workers */
+    /* the seven of the SQLite store, ndf_meta, the work queue and its workers */
     ck_assert_int_eq(raw_int(pg_db, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"),
-                     10);
+                     11);
     /* timestamps keep their precision (double, not PostgreSQL's 4-byte REAL) */
     s = open_default();
     store_exec e = make_exec("t1", "p", STORE_SUCCEEDED, NULL);
@@ -2315,6 +2315,8 @@ START_TEST(test_runtime_defs)
     size_t n;
     ck_assert_int_eq(store_defs(s, &rows, &n), NDF_OK);
     ck_assert_uint_eq(n, 0);
+    uint64_t v0, v;
+    ck_assert_int_eq(store_defs_version(s, &v0), NDF_OK);
     store_def a = {(char *)STORE_DEF_PATTERN, (char *)"a", (char *)"patterns = ( { } );", 100.5,
                    1000};
     store_def b = {(char *)STORE_DEF_PATTERN, (char *)"b", (char *)"text b", 50, 1001};
@@ -2325,6 +2327,9 @@ START_TEST(test_runtime_defs)
     a.text = (char *)"replaced";
     a.time = 200;
     ck_assert_int_eq(store_def_put(s, &a, 0), NDF_OK);
+    /* every change moves the count, a replacement too */
+    ck_assert_int_eq(store_defs_version(s, &v), NDF_OK);
+    ck_assert_uint_eq(v, v0 + 4);
     ck_assert_int_eq(store_defs(s, &rows, &n), NDF_OK);
     ck_assert_uint_eq(n, 3);
     ck_assert_str_eq(rows[0].kind, STORE_DEF_PATTERN);
@@ -2340,6 +2345,9 @@ START_TEST(test_runtime_defs)
     ck_assert_int_eq(store_def_put(s, &b, 1), NDF_ERR_NOT_FOUND);
     store_def bad = {(char *)STORE_DEF_PATTERN, (char *)"c", (char *)"\xff\xfe", 1, 0};
     ck_assert_int_eq(store_def_put(s, &bad, 0), NDF_ERR_VALIDATION);
+    /* a removal counts; a refused change does not */
+    ck_assert_int_eq(store_defs_version(s, &v), NDF_OK);
+    ck_assert_uint_eq(v, v0 + 5);
     store_close(s);
     /* they outlive the handle */
     s = open_default();
@@ -2347,6 +2355,8 @@ START_TEST(test_runtime_defs)
     ck_assert_uint_eq(n, 2);
     ck_assert_str_eq(rows[0].name, "a");
     store_defs_free(rows, n);
+    ck_assert_int_eq(store_defs_version(s, &v), NDF_OK);
+    ck_assert_uint_eq(v, v0 + 5);
     store_close(s);
 }
 END_TEST

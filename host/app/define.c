@@ -409,6 +409,27 @@ out:
 
 /* ---- requests ---- */
 
+/* NDF_OK when `s`, the PATH of an edit or the KEY of a setting (`what`),
+ * holds no control character (a newline, a tab, DEL...): such a name can
+ * only be a mistake or an attempt to forge a line of a message or of the
+ * stored text, and the check further on would read it as some other name
+ * and change that one.  Else NDF_ERR_INVALID with the reason in `why`. */
+static int name_clean(const char *what, const char *s, strbuf *why)
+{
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        if (*p < 0x20 || *p == 0x7f) {
+            char *safe = term_safe(s);
+            char *msg = xasprintf("%s '%s' holds a control character (byte 0x%02x at offset "
+                                  "%zu): names are printable text",
+                                  what, safe, *p, (size_t)(p - (const unsigned char *)s));
+            why_add(why, msg);
+            free(msg);
+            free(safe);
+            return NDF_ERR_INVALID;
+        }
+    return NDF_OK;
+}
+
 /* The definition of `name` in effect: its row's, else the files'. */
 static ndf_value *effective(const config *files, const store_def *rows, size_t n,
                             const char *name, strbuf *why)
@@ -472,6 +493,10 @@ int define_prepare(const config *files, const store_def *rows, size_t n, const d
     out->row.time = now_wall();
     out->row.uid = rq->uid;
     int rc = NDF_OK;
+    if ((rq->verb == DEFINE_EDIT && (rc = name_clean("path", rq->path ? rq->path : "", why))) ||
+        ((rq->verb == DEFINE_SETTING || rq->verb == DEFINE_UNSETTING) &&
+         (rc = name_clean("setting", rq->name ? rq->name : "", why))))
+        return rc;
     switch (rq->verb) {
     case DEFINE_PATTERN: {
         config *c;

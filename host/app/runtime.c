@@ -264,6 +264,9 @@ static void overlay(runtime *rt)
     strbuf why;
     sb_init(&why);
     size_t bad = 0;
+    /* read before the rows: a change between the two reads is then seen
+     * as one still to take, never as one taken */
+    rt->defs_read = store_defs_version(rt->st, &rt->defs_version) == NDF_OK;
     if (define_overlay_store(rt->cfg, rt->st, &bad, &why) != NDF_OK) {
         report(rt, RT_DIAG_WARNING, "run-time definitions not read: %s", err_msg());
     } else if (bad) {

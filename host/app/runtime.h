@@ -10,6 +10,7 @@
 #define NDF_RUNTIME_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "conf/config.h"
 #include "plugin/loader.h"
@@ -82,6 +83,12 @@ typedef struct runtime {
     history_progress *progress; /* writes running executions' progress (rt->st) */
     size_t pattern_errors; /* definitions that failed to build */
     int no_store;          /* RT_NO_STORE: the registry is built without the store */
+    /* The store's run-time definitions change count (store_defs_version)
+     * read just before the rows this runtime's configuration was overlaid
+     * with; defs_read: 1 when it was read.  A server compares it with the
+     * store's to see another process's change. */
+    uint64_t defs_version;
+    int defs_read;
 
     /* NDF_PLUGIN_PATH, split once at runtime_init(): it replaces the
      * configured directories, and the environment does not change under a

@@ -15,6 +15,7 @@
 #include "model/registry.h"
 #include "plugin/loader.h"
 #include "serve/generation.h"
+#include "store/defs.h"
 #include "store/history.h"
 #include "base/util.h"
 
@@ -55,6 +56,10 @@ struct genset {
     snapshot ring[RING_SIZE];
     size_t ring_next;
     _Atomic unsigned long reloads_ok, reloads_failed;
+    /* The store's run-time definitions change count the serving
+     * generation's rows were read at (store_defs_version); written under
+     * the reload lock, read without it. */
+    _Atomic uint64_t defs_seen;
 };
 
 /* ---- configurations and generations ---- */
@@ -223,6 +228,10 @@ static void gen_swap(genset *gs, gen *ng)
         gs->old[gs->nold++] = old;
     }
     gs->cur = ng;
+    /* a generation built from files read afresh read the rows too (a
+     * plugin reload reuses the serving configuration, rows and all) */
+    if (ng->rt.defs_read)
+        atomic_store(&gs->defs_seen, ng->rt.defs_version);
     pthread_mutex_unlock(&gs->lock);
 }
 
@@ -575,6 +584,48 @@ void genset_reload(genset *gs, int with_config, reload_result *res)
 
 /* ---- run-time changes ---- */
 
+int genset_defs_refresh(genset *gs)
+{
+    store *st = gs->base->st;
+    uint64_t v;
+    if (!st || store_defs_version(st, &v) != NDF_OK || v == atomic_load(&gs->defs_seen))
+        return 0;
+    pthread_mutex_lock(&gs->reload_lock);
+    /* another thread may have taken it while this one waited */
+    if (store_defs_version(st, &v) != NDF_OK || v == atomic_load(&gs->defs_seen)) {
+        pthread_mutex_unlock(&gs->reload_lock);
+        return 0;
+    }
+    strbuf why;
+    sb_init(&why);
+    config *ncfg = reload_config(gs, &why);
+    gen *ng = NULL;
+    if (ncfg) {
+        cfgref *cr = cfgref_new(ncfg);
+        ng = gen_build(gs, cr, gs->cur, 1, &why);
+        cfgref_unref(cr);
+    }
+    int rc = 0;
+    if (ng) {
+        gen_swap(gs, ng);
+        log_msg(NDF_LOG_INFO,
+                "run-time definitions changed in the store: generation %lu serves", ng->id);
+        rc = 1;
+    } else {
+        /* said once: the same count is not tried again until it moves
+         * (or ndf ctl reload, once the files are fixed) */
+        atomic_store(&gs->defs_seen, v);
+        log_msg(NDF_LOG_ERROR,
+                "run-time definitions changed in the store, but the generation with them does "
+                "not build; generation %lu serves on: %s",
+                gs->cur->id, why.len ? why.buf : "cannot build a generation");
+    }
+    sb_free(&why);
+    reap_locked(gs);
+    pthread_mutex_unlock(&gs->reload_lock);
+    return rc;
+}
+
 int genset_apply(genset *gs, int (*prepare)(void *opaque, config *cfg, strbuf *why),
                  int (*commit)(void *opaque, strbuf *why), void *opaque,
                  unsigned long *generation, char **why_out)
@@ -584,6 +635,9 @@ int genset_apply(genset *gs, int (*prepare)(void *opaque, config *cfg, strbuf *w
     *why_out = NULL;
     pthread_mutex_lock(&gs->reload_lock);
     int rc = NDF_OK;
+    store *st = gs->base->st;
+    uint64_t v0 = 0, v1 = 0;
+    int counted = st && store_defs_version(st, &v0) == NDF_OK;
     config *ncfg = reload_config(gs, &why);
     if (!ncfg) {
         rc = NDF_ERR_VALIDATION;
@@ -613,6 +667,12 @@ int genset_apply(genset *gs, int (*prepare)(void *opaque, config *cfg, strbuf *w
     config_free(ncfg);
     if (ng) {
         gen_swap(gs, ng);
+        /* the rows it serves are those read after v0, with this change
+         * (one count more); another process's change in between leaves
+         * v0, so that genset_defs_refresh takes it */
+        if (counted)
+            atomic_store(&gs->defs_seen,
+                         store_defs_version(st, &v1) == NDF_OK && v1 == v0 + 1 ? v1 : v0);
         log_msg(NDF_LOG_INFO, "run-time change: generation %lu serves", ng->id);
     }
     *generation = gs->cur->id;

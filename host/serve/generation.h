@@ -108,6 +108,15 @@ void genset_reload(genset *gs, int with_config, reload_result *res);
  * serve; running executions finish in theirs.  NDF_OK, or the first
  * failing status with the reasons in *why (malloc'd; the caller frees
  * it); nothing changes then.  *generation: the one serving afterwards. */
+/* Serves the run-time definitions another process changed in the store
+ * since the serving generation read them (store_defs_version moved): a
+ * generation is built as genset_apply builds one (files read again, rows
+ * laid over them) and swapped in; running executions finish in theirs.
+ * One read of one row when nothing changed.  Returns 1 when a new
+ * generation serves; 0 when nothing changed, or when it does not build
+ * (logged once, the serving one stays). */
+int genset_defs_refresh(genset *gs);
+
 int genset_apply(genset *gs, int (*prepare)(void *opaque, config *cfg, strbuf *why),
                  int (*commit)(void *opaque, strbuf *why), void *opaque,
                  unsigned long *generation, char **why);

@@ -35,6 +35,7 @@
 #include "base/util.h"
 
 #define REMOVAL_GRACE 1.0 /* s: quiet time after a plugin file went away */
+#define DEFS_CHECK_S 1.0 /* s: how often the loop looks for run-time changes made one-shot */
 #define TICK_MS 100       /* housekeeping: reap runs and generations, unload plugins */
 
 typedef struct server {
@@ -707,6 +708,11 @@ static char *handle(void *opaque, const transport_peer *peer, const char *line, 
         request_free(&rq);
         return text;
     }
+    /* A one-shot define, edit or setting is made in the store: the
+     * request is answered by a generation that has it.  One read of one
+     * row when nothing changed. */
+    if (rq.kind != REQ_PING && rq.kind != REQ_SHUTDOWN && rq.kind != REQ_RELOAD)
+        genset_defs_refresh(s->gs);
     /* The store is the system of record: what other processes ran since
      * counts for the gate, the choice and what is shown. */
     if ((rq.kind == REQ_RUN || rq.kind == REQ_DELEGATE) && refresh_counts(s, &rq, &text)) {
@@ -764,7 +770,7 @@ static void read_signals(server *s)
  * signals, plugin changes (debounced), housekeeping every tick. */
 static void loop(server *s)
 {
-    double debounce_at = 0;
+    double debounce_at = 0, defs_at = 0;
     while (!atomic_load(&s->stopping)) {
         int timeout = TICK_MS;
         if (debounce_at > 0) {
@@ -803,6 +809,12 @@ static void loop(server *s)
             debounce_at = 0;
             reload(s, 0, &res);
             free(res.error);
+        }
+        /* a queue worker's claims and the next request see a one-shot
+         * change without waiting for a client to ask */
+        if (now_mono() >= defs_at) {
+            genset_defs_refresh(s->gs);
+            defs_at = now_mono() + DEFS_CHECK_S;
         }
         genset_reap(s->gs);
     }

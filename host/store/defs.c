@@ -28,6 +28,11 @@ int store_def_put(store *s, const store_def *d, int remove)
     return ops_of(s)->def_put(s, d, remove);
 }
 
+int store_defs_version(store *s, uint64_t *out)
+{
+    return ops_of(s)->defs_version(s, out);
+}
+
 void store_defs_free(store_def *d, size_t n)
 {
     for (size_t i = 0; i < n; i++) {

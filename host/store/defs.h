@@ -7,6 +7,7 @@
 #define NDF_STORE_DEFS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "store/store.h"
 
@@ -30,5 +31,11 @@ int store_defs(store *s, store_def **out, size_t *n);
  * is none).  NDF_OK or the store's error. */
 int store_def_put(store *s, const store_def *d, int remove);
 void store_defs_free(store_def *d, size_t n);
+/* The count of changes made to the rows since the store was created
+ * (store_def_put moves it in the same transaction): one read of one row,
+ * so that a process holding a registry built from the rows can tell
+ * cheaply that another process changed them.  NDF_OK with *out, or the
+ * store's error. */
+int store_defs_version(store *s, uint64_t *out);
 
 #endif

@@ -78,6 +78,7 @@ typedef struct store_ops {
     /* run-time definitions (store/defs.h) */
     int (*defs)(struct store *s, struct store_def **out, size_t *n);
     int (*def_put)(struct store *s, const struct store_def *d, int remove);
+    int (*defs_version)(struct store *s, uint64_t *out);
     /* NULL: store.c writes at once through finish_all and calls `done`
      * (finish_async), and there is nothing to wait for (flush) */
     int (*finish_async)(struct store *s, struct store_exec *v, size_t n,

@@ -109,6 +109,11 @@ static const char *const migrations[STORE_SCHEMA_VERSION] = {
     " time DOUBLE PRECISION NOT NULL, uid BIGINT NOT NULL, PRIMARY KEY (kind, name));",
     /* 5 -> 6: a running execution's heartbeat (see the SQLite store's) */
     "ALTER TABLE executions ADD COLUMN heartbeat DOUBLE PRECISION;",
+    /* 6 -> 7: the run-time definitions' change count (see the SQLite
+     * store's) */
+    "CREATE TABLE runtime_defs_version (id INTEGER PRIMARY KEY CHECK (id = 0),"
+    " n BIGINT NOT NULL);"
+    "INSERT INTO runtime_defs_version (id, n) VALUES (0, 0);",
 };
 
 /* The work queue's tables (queue.h), PostgreSQL's alone: versioned apart
@@ -3032,7 +3037,28 @@ static int pg_def_put(store *st, const store_def *d, int remove)
                       " SET text = excluded.text, time = excluded.time, uid = excluded.uid",
                       &p, NULL, "cannot write a run-time definition");
     }
+    if (!rc) {
+        pargs none = {0};
+        rc = wsql_run(s, "UPDATE runtime_defs_version SET n = n + 1 WHERE id = 0", &none, NULL,
+                      "cannot count a run-time definition's change");
+    }
     return wend(s, rc);
+}
+
+static int pg_defs_version(store *st, uint64_t *out)
+{
+    pg_store *s = PG(st);
+    *out = 0;
+    pargs p = {0};
+    PGresult *r;
+    int rc = rquery_locked(s, "SELECT n FROM runtime_defs_version WHERE id = 0", &p, &r,
+                           "cannot read the run-time definitions' change count");
+    if (rc)
+        return rc;
+    if (PQntuples(r) == 1)
+        *out = (uint64_t)g_int(r, 0, 0);
+    PQclear(r);
+    return NDF_OK;
 }
 
 
@@ -3074,4 +3100,5 @@ static const store_ops pg_ops = {
     .q_worker_remove = pg_q_worker_remove,
     .defs = pg_defs,
     .def_put = pg_def_put,
+    .defs_version = pg_defs_version,
 };

@@ -604,6 +604,12 @@ static const char *const migrations[STORE_SCHEMA_VERSION] = {
     /* 5 -> 6: when the store last heard of a running execution (its
      * progress writes touch it), the end crash recovery gives it */
     "ALTER TABLE executions ADD COLUMN heartbeat REAL;",
+    /* 6 -> 7: a count of the changes to runtime_defs, moved in the
+     * transaction of each, so that a server sees another process's change
+     * with one read of one row (store_defs_version) */
+    "CREATE TABLE runtime_defs_version (id INTEGER PRIMARY KEY CHECK (id = 0),"
+    " n INTEGER NOT NULL);"
+    "INSERT INTO runtime_defs_version (id, n) VALUES (0, 0);",
 };
 
 static int pragma_int(sqlite3 *db, const char *sql, long long *out)
@@ -4255,7 +4261,33 @@ static int lite_def_put(store *s, const store_def *d, int remove)
                          d->name);
         sqlite3_finalize(st);
     }
+    if (!rc && !(rc = wprep(s, "UPDATE runtime_defs_version SET n = n + 1 WHERE id = 0", NULL,
+                            &st))) {
+        int r = sqlite3_step(st);
+        if (r != SQLITE_DONE)
+            rc = wfail(s, r, "cannot count a run-time definition's change");
+        sqlite3_finalize(st);
+    }
     return wend(s, rc);
+}
+
+static int lite_defs_version(store *s, uint64_t *out)
+{
+    *out = 0;
+    pthread_mutex_lock(&s->rlock);
+    sqlite3_stmt *st = NULL;
+    int rc = reader(s);
+    if (!rc) {
+        int r = sqlite3_prepare_v2(s->r, "SELECT n FROM runtime_defs_version WHERE id = 0", -1,
+                                   &st, NULL);
+        if (r != SQLITE_OK || ((r = sqlite3_step(st)) != SQLITE_ROW && r != SQLITE_DONE))
+            rc = rfail(s, r, "cannot read the run-time definitions' change count");
+        else if (r == SQLITE_ROW)
+            *out = (uint64_t)sqlite3_column_int64(st, 0);
+    }
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&s->rlock);
+    return rc;
 }
 
 static const store_ops lite_ops = {
@@ -4285,6 +4317,7 @@ static const store_ops lite_ops = {
     .backup_every = lite_backup_every,
     .defs = lite_defs,
     .def_put = lite_def_put,
+    .defs_version = lite_defs_version,
     .finish_async = lite_finish_async,
     .flush = lite_flush,
     .begin_async = lite_begin_async,

@@ -70,6 +70,28 @@ case "$out" in *work*) not_ok "the refused edit stored a row for 'work'" ;; *) o
 expect_exit 2 "two definitions in one request" -- $R define --text 'patterns = ( { name = "a1"; type = "sequential"; params = { steps = ( { name = "x"; step = "noop"; } ); }; }, { name = "a2"; type = "sequential"; params = { steps = ( { name = "x"; step = "noop"; } ); }; } );'
 expect_exit 2 "a syntax error" -- $R define --text "$(printf '{ name = "s";\n  type = ; }')"
 expect_match "$err" "^ndf: define: request:2: syntax error" "a syntax error names request:line"
+# a name with a control character in it is refused whole, never read as
+# some other name: a newline, a tab, DEL; an empty component and '..' too
+nl=$(printf 'params.steps[s].time\nout')
+tab=$(printf 'params.steps[s]\t.timeout')
+del=$(printf 'confidence\177_threshold')
+for p in "$nl" "$tab" "$del"; do
+    expect_exit 2 "edit: a PATH with a control character" -- $R edit work set "$p" 3
+    expect_match "$err" "holds a control character \(byte 0x[0-9a-f]{2} at offset [0-9]+\)" \
+        "the control character is named"
+    expect_match "$err" "nothing changed" "and nothing changed"
+done
+expect_exit 2 "edit unset: a PATH with a newline" -- $R edit work unset "$nl"
+expect_exit 2 "edit insert: a PATH with a newline" -- $R edit work insert "$(printf 'params.ste\nps')" '{ name = "x"; step = "noop"; }'
+expect_exit 2 "edit: an empty component" -- $R edit work set 'params..timeout' 3
+expect_exit 2 "edit: '..'" -- $R edit work set '..' 3
+expect_exit 2 "edit: an empty selector" -- $R edit work set 'params.steps[].timeout' 3
+expect_exit 2 "setting: a KEY with a newline" -- $R setting "$(printf 'confidence.thre\nshold')" 0.5
+expect_match "$err" "setting 'confidence.thre.x0ashold' holds a control character" \
+    "the setting's key is refused, the newline shown escaped"
+expect_exit 2 "setting --unset: a KEY with a tab" -- $R setting --unset "$(printf 'confidence.\tthreshold')"
+expect_exit 0 "definitions after the refused names" -- $R definitions
+case "$out" in *work*|*threshold*) not_ok "a refused name stored a row: $out" ;; *) ok "the refused names stored nothing" ;; esac
 expect_exit 0 "undefine" -- $R undefine jay
 expect_exit 3 "undefine of a file pattern" -- $R undefine work
 expect_match "$err" "pattern 'work' has no run-time definition \(it is defined at $CONF:5: remove it there\)" \
@@ -175,6 +197,17 @@ expect_match "$err" "nothing changed" "and says nothing changed"
 expect_exit 2 "ctl edit: set of a misspelled top-level key" -- $C edit work set foo 3
 expect_exit 2 "ctl setting: a key read only at start" -- $C setting storage.path '"/tmp/x"'
 expect_exit 2 "ctl setting: a bad value" -- $C setting confidence.threshold '"high"'
+expect_exit 2 "ctl edit: a PATH with a newline" -- $C edit work set "$(printf 'params.steps[added].time\nout')" 3
+expect_match "$err" "holds a control character \(byte 0x0a" "the server refuses the newline"
+expect_exit 2 "ctl edit: a PATH with a tab" -- $C edit work set "$(printf 'params\t.timeout_seconds')" 3
+expect_exit 2 "ctl edit: an empty component" -- $C edit work set 'params.steps[added]..timeout' 3
+expect_exit 2 "ctl setting: a KEY with a newline" -- $C setting "$(printf 'confidence.thre\nshold')" 0.5
+expect_match "$err" "holds a control character" "the server refuses the setting's key"
+printf '%s\n' '{"cmd":"edit","args":["work","set","params.steps[added].time\u0000out","3"]}' \
+    '{"cmd":"setting","args":["confidence.thre\u0000shold","0.5"]}' >"$SCRATCH/nul.in"
+expect_exit 0 "a NUL in an edit PATH and a setting KEY, as JSON over the socket" -- sh -c "$NDF -c $CONF ctl send <'$SCRATCH/nul.in'"
+expect_match "$(printf '%s\n' "$out" | sed -n 1p)" '"ok":false,.*NUL' "the NUL in the PATH is refused"
+expect_match "$(printf '%s\n' "$out" | sed -n 2p)" '"ok":false,.*NUL' "the NUL in the KEY is refused"
 expect_exit 3 "ctl undefine: no such pattern" -- $C undefine nosuch
 expect_exit 3 "ctl setting --unset: no run-time value" -- $C setting --unset executor.kill_grace
 expect_exit 0 "ctl definitions --export after the bad requests" -- $C definitions --export
@@ -212,5 +245,51 @@ wait "$SERVER" && ok "the server stops cleanly again" || not_ok "the server exit
 expect_exit 0 "one-shot list" -- $R list
 expect_match "$out" "^served .* run-time$" "a one-shot list sees the server's run-time definition"
 expect_match "$out" "^work .* file$" "and the undefine"
+
+# ---- one-shot changes while a server runs: the next request sees them ----
+# (the one-shot commands keep their plugin copies in a runtime directory of
+# their own: they share the store, not the server's private copies)
+rm -f "$SCRATCH/stop" "$SCRATCH/client.err"
+"$NDF" -c "$CONF" serve --no-watch 2>"$SCRATCH/serve3.log" &
+SERVER=$!
+for i in $(seq 1 100); do
+    $R ctl ping >/dev/null 2>&1 && break
+    sleep 0.05
+done
+mkdir -m 700 "$SCRATCH/run1"
+O="env NDF_RUNTIME_DIR=$SCRATCH/run1 $R"
+( i=0; while [ ! -f "$SCRATCH/stop" ]; do
+      $C run work >/dev/null 2>&1 || echo "run $i failed" >>"$SCRATCH/client.err"; i=$((i + 1))
+  done; echo "$i" >"$SCRATCH/client.n" ) &
+CLIENT=$!
+expect_exit 0 "one-shot edit while the server runs" -- $O edit work insert params.steps '{ name = "oneshot"; step = "noop"; }'
+expect_exit 0 "ctl show right after it, no reload" -- $C show work
+expect_match "$out" '"name":"oneshot"' "the server serves the one-shot edit"
+expect_exit 0 "ctl run right after it" -- $C run work
+expect_match "$err$out" "step oneshot" "the next ctl run runs the added step"
+expect_exit 0 "one-shot define while the server runs" -- $O define --text '{ name = "fresh"; type = "sequential"; params = { steps = ( { name = "f"; step = "noop"; } ); }; }'
+expect_exit 0 "ctl run of the one-shot definition, no reload" -- $C run fresh
+expect_exit 0 "one-shot setting while the server runs" -- $O setting confidence.threshold 0.02
+expect_exit 0 "ctl config right after it" -- $C config
+expect_match "$out" '"threshold":0.02' "the server serves the one-shot setting"
+expect_exit 0 "one-shot undefine while the server runs" -- $O undefine fresh
+expect_exit 3 "ctl run of the undefined pattern, no reload" -- $C run fresh
+expect_match "$err" "no pattern named 'fresh'" "the server dropped it"
+expect_exit 0 "one-shot setting --unset" -- $O setting --unset confidence.threshold
+expect_exit 0 "one-shot undefine of the edit" -- $O undefine work
+expect_exit 0 "ctl show after the undefine" -- $C show work
+case "$out" in *oneshot*) not_ok "the server still serves the undefined edit" ;;
+    *) ok "the file's definition serves again" ;; esac
+touch "$SCRATCH/stop"
+wait "$CLIENT"
+[ ! -s "$SCRATCH/client.err" ] && ok "no client execution failed ($(cat "$SCRATCH/client.n") runs)" \
+    || not_ok "client executions failed: $(head -3 "$SCRATCH/client.err")"
+grep -q "run-time definitions changed in the store: generation [0-9]* serves" "$SCRATCH/serve3.log" \
+    && ok "the server logs each change it took" || not_ok "no change logged: $(tail -3 "$SCRATCH/serve3.log")"
+n=$(grep -c "run-time definitions changed in the store" "$SCRATCH/serve3.log")
+[ "$n" -le 6 ] && ok "one new generation per change at most ($n for 6 changes)" \
+    || not_ok "$n new generations for 6 changes"
+kill -TERM "$SERVER"
+wait "$SERVER" && ok "the server stops cleanly a third time" || not_ok "the server exited $?"
 
 finish
