@@ -47,3 +47,7 @@ EXTRA_DIST += tests/oot/quorum/quorum.c tests/oot/quorum/Makefile
 print-tests:
 	@echo $(TESTS)
 .PHONY: print-tests
+
+# The order the tests start in (longest first), in GNU make's own syntax.
+EXTRA_DIST += mk/test-order.gmk
+-include $(top_srcdir)/mk/test-order.gmk

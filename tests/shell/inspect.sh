@@ -19,23 +19,6 @@ done
 printf 'not a plugin\n' >"$P/notelf.so"
 chmod 644 "$P/notelf.so"
 
-have_python=0
-command -v python3 >/dev/null 2>&1 && have_python=1
-# json_check FILTER DESCRIPTION: evaluates a Python expression over the JSON
-# in $out (bound to `j`); passes when it is true.
-json_check() {
-    if [ "$have_python" -eq 0 ]; then
-        ok "$2 # SKIP no python3"
-        return
-    fi
-    if printf '%s\n' "$out" | python3 -c "import json,sys; j=json.load(sys.stdin); sys.exit(0 if ($1) else 1)"; then
-        ok "$2"
-    else
-        not_ok "$2"
-        printf '%s\n' "$out" | head -5 | sed 's/^/#   /'
-    fi
-}
-
 # --- a valid plugin ---
 expect_exit 0 "inspect a valid plugin exits 0" -- "$NDF" inspect "$P/good.so"
 expect_match "$out" '^verdict: compatible$' "the verdict is compatible"
@@ -52,18 +35,19 @@ expect_match "$out" '^    retries \(int, default 0, range 0\.\.100\)' "an int pa
 expect_match "$out" '^    tags \(list of string\): labels$' "a list's element type"
 
 expect_exit 0 "inspect --json exits 0" -- "$NDF" inspect --json "$P/good.so"
-json_check 'j["valid"] is True and j["verdict"] == "compatible"' "JSON: valid and verdict"
-json_check 'j["name"] == "good" and j["abi"]["major"] == 1' "JSON: descriptor"
-json_check 'j["host_abi"]["major"] == 1 and len(j["sha256"]) == 64' "JSON: host ABI and hash"
-json_check '[t["name"] for t in j["pattern_types"]] == ["good_trivial"]' "JSON: pattern types"
-json_check '[s["name"] for s in j["steps"]] == ["good_echo"]' "JSON: steps"
-json_check 'j["pattern_types"][0]["params"][0]["children"][1] == {"name": "weight", "type": "number", "required": False, "default": "0.5", "range": {"min": 0, "max": 1}, "element_type": None, "open": False, "doc": "relative weight", "children": []}' \
-    "JSON: a nested parameter, every field"
-json_check 'j["steps"][0]["params"][1]["element_type"] == "string"' "JSON: element type"
+json_checks "$out" \
+    'j["valid"] is True and j["verdict"] == "compatible"' "JSON: valid and verdict" \
+    'j["name"] == "good" and j["abi"]["major"] == 1' "JSON: descriptor" \
+    'j["host_abi"]["major"] == 1 and len(j["sha256"]) == 64' "JSON: host ABI and hash" \
+    '[t["name"] for t in j["pattern_types"]] == ["good_trivial"]' "JSON: pattern types" \
+    '[s["name"] for s in j["steps"]] == ["good_echo"]' "JSON: steps" \
+    'j["pattern_types"][0]["params"][0]["children"][1] == {"name": "weight", "type": "number", "required": False, "default": "0.5", "range": {"min": 0, "max": 1}, "element_type": None, "open": False, "doc": "relative weight", "children": []}' \
+    "JSON: a nested parameter, every field" \
+    'j["steps"][0]["params"][1]["element_type"] == "string"' "JSON: element type"
 expect_exit 0 "an option after the FILE is accepted (inspect FILE --json)" -- "$NDF" inspect "$P/good.so" --json
-json_check 'j["valid"] is True and j["name"] == "good"' "inspect FILE --json: the same JSON"
+json_checks "$out" 'j["valid"] is True and j["name"] == "good"' "inspect FILE --json: the same JSON"
 expect_exit 0 "inspect FILE --conformance --json" -- "$NDF" inspect "$P/good.so" --conformance --json
-json_check 'j["verdict"] == "pass"' "inspect FILE --conformance --json: JSON"
+json_checks "$out" 'j["verdict"] == "pass"' "inspect FILE --conformance --json: JSON"
 
 expect_exit 0 "inspect the compatibility fixture" -- "$NDF" inspect "$P/compat_v1_0.so"
 expect_match "$out" '^step compat_echo' "it provides compat_echo"
@@ -83,7 +67,7 @@ check_invalid notelf 'is not an ELF shared object'
 expect_match "$out" '^verdict: refused$' "a refused plugin's verdict"
 
 expect_exit 7 "inspect --json of an invalid plugin exits 7" -- "$NDF" inspect --json "$P/bad_major.so"
-json_check 'j["valid"] is False and "ABI 2.0" in j["verdict"] and j["abi"]["major"] == 2' \
+json_checks "$out" 'j["valid"] is False and "ABI 2.0" in j["verdict"] and j["abi"]["major"] == 2' \
     "JSON: the refusal and the ABI read"
 
 # Ownership and mode are part of the verdict.
@@ -119,10 +103,11 @@ expect_match "$out" "^refused: $D/z_dup_step\\.so: step 'good_echo' is already r
     "a step taken by an earlier plugin"
 expect_match "$err" 'ndf: plugins: 3 of 5 plugin files refused' "the refusals are counted on stderr"
 expect_exit 0 "plugins --json exits 0" -- env NDF_PLUGIN_PATH="$D" "$NDF" -c /dev/null plugins --json
-json_check 'j["loaded"] == 2 and j["refused"] == 3 and len(j["plugins"]) == 5' "JSON: every file tried"
-json_check '[p["name"] for p in j["plugins"] if p["loaded"]] == ["compat_v1_0", "good"]' \
-    "JSON: loaded in name order"
-json_check 'j["plugins"][2]["steps"] == ["good_echo"] and j["plugins"][0]["reason"].startswith("'"$D"'/bad_major.so: ")' \
+json_checks "$out" \
+    'j["loaded"] == 2 and j["refused"] == 3 and len(j["plugins"]) == 5' "JSON: every file tried" \
+    '[p["name"] for p in j["plugins"] if p["loaded"]] == ["compat_v1_0", "good"]' \
+    "JSON: loaded in name order" \
+    'j["plugins"][2]["steps"] == ["good_echo"] and j["plugins"][0]["reason"].startswith("'"$D"'/bad_major.so: ")' \
     "JSON: provides and reasons"
 expect_exit 0 "plugins --help exits 0" -- "$NDF" plugins --help
 expect_exit 2 "plugins rejects an unknown option" -- "$NDF" plugins --bogus

@@ -43,3 +43,69 @@ finish() {
     printf '1..%d\n# %d passed, %d failed\n' $((pass + fail)) "$pass" "$fail"
     [ "$fail" -eq 0 ]
 }
+
+# A python3 that is a version manager's shim (pyenv) runs a shell script
+# on every call, which costs more than the interpreter itself: calls go to
+# the interpreter the shim resolves to, looked up once per test (in a file,
+# so that calls in subshells and pipelines share it).
+case $(command -v python3 2>/dev/null) in
+*/shims/python3)
+    python3() {
+        if [ ! -s "$SCRATCH/.python3" ]; then
+            command python3 -c 'import sys; print(sys.executable)' >"$SCRATCH/.python3.$$" 2>/dev/null &&
+                mv -f "$SCRATCH/.python3.$$" "$SCRATCH/.python3"
+        fi
+        _py=
+        [ -s "$SCRATCH/.python3" ] && read -r _py <"$SCRATCH/.python3"
+        if [ -n "$_py" ] && [ -x "$_py" ]; then
+            "$_py" "$@"
+        else
+            command python3 "$@"
+        fi
+    }
+    ;;
+esac
+
+# json_checks TEXT EXPR DESCRIPTION [EXPR DESCRIPTION]...: one python3 for
+# several checks of the same JSON (bound to `j`); each EXPR is one check,
+# passed when true.  Without python3 every check is skipped.
+json_checks() {
+    _json=$1
+    shift
+    if ! command -v python3 >/dev/null 2>&1; then
+        while [ $# -ge 2 ]; do ok "$2 # SKIP no python3"; shift 2; done
+        return
+    fi
+    printf '%s\n' "$_json" >"$SCRATCH/json_checks.in"
+    python3 -c '
+import json, sys
+try:
+    j = json.load(open(sys.argv[1]))
+    err = None
+except Exception as e:
+    j, err = None, "no JSON: %s" % e
+args = sys.argv[2:]
+for i in range(0, len(args) - 1, 2):
+    res = "0"
+    why = err or ""
+    if err is None:
+        try:
+            res = "1" if eval(args[i]) else "0"
+        except Exception as e:
+            why = "%s: %s" % (type(e).__name__, e)
+    print(res + "\t" + why.replace("\n", " "))
+' "$SCRATCH/json_checks.in" "$@" >"$SCRATCH/json_checks.out" 2>&1
+    exec 3<"$SCRATCH/json_checks.out"
+    while [ $# -ge 2 ]; do
+        _r= _why=
+        IFS='	' read -r _r _why <&3
+        if [ "$_r" = 1 ]; then
+            ok "$2"
+        else
+            not_ok "$2${_why:+ ($_why)}"
+            printf '%s\n' "$_json" | head -5 | sed 's/^/#   /'
+        fi
+        shift 2
+    done
+    exec 3<&-
+}
