@@ -17,11 +17,12 @@ libndfcore_la_LIBADD += $(SQLITE_LIBS)
 # the shared store of several hosts (issue 16): PostgreSQL through libpq,
 # kept to store_pg.c; optional (configure --with-postgresql)
 if HAVE_LIBPQ
-libndfcore_la_SOURCES += host/store/store_pg.c
+# libpq is loaded with dlopen() by pqload.c when a PostgreSQL store is
+# opened, not linked: its headers only (a process on SQLite never maps it)
+libndfcore_la_SOURCES += host/store/store_pg.c host/store/pqload.c host/store/pqload.h
 libndfcore_la_CPPFLAGS += $(LIBPQ_CFLAGS)
-libndfcore_la_LIBADD += $(LIBPQ_LIBS)
 else
-EXTRA_DIST += host/store/store_pg.c
+EXTRA_DIST += host/store/store_pg.c host/store/pqload.c host/store/pqload.h
 endif
 
 check_PROGRAMS += tests/check_storage

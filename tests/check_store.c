@@ -31,6 +31,9 @@
 #include <sqlite3.h>
 #ifdef HAVE_LIBPQ
 #include <libpq-fe.h>
+/* the test calls libpq itself; only the loader's entry points are wanted */
+#define PQLOAD_NO_MACROS
+#include "store/pqload.h"
 #endif
 #include <yaml.h>
 #include <ndf/sdk.h>
@@ -2308,6 +2311,29 @@ END_TEST
 /* Run-time definitions: rows put, replaced, listed in the order they were
  * changed within a kind, removed; a missing row's removal is NOT_FOUND and
  * non-UTF-8 text is refused before it reaches the database. */
+#ifdef HAVE_LIBPQ
+/* libpq is loaded on first use: a missing library, or one without the
+ * functions, is a storage error naming the file, never a crash; the real
+ * one loads with every function resolved. */
+START_TEST(test_pq_load)
+{
+    pq_api a;
+    ck_assert_int_eq(pq_load_from("libndf-no-such-libpq.so.5", &a), NDF_ERR_IO);
+    ck_assert_msg(strstr(err_msg(), "cannot load libndf-no-such-libpq.so.5") &&
+                      strstr(err_msg(), "libpq5"),
+                  "%s", err_msg());
+    ck_assert_int_eq(pq_load_from("libz.so.1", &a), NDF_ERR_IO);
+    ck_assert_msg(strstr(err_msg(), "libz.so.1 has no PQclear"), "%s", err_msg());
+    ck_assert_int_eq(pq_load_from(NDF_LIBPQ_SONAME, &a), NDF_OK);
+    ck_assert_ptr_nonnull(a.PQuser);
+    ck_assert_ptr_nonnull(a.PQconnectdbParams);
+    ck_assert_int_eq(pq_load(), NDF_OK);
+    ck_assert_int_eq(pq_load(), NDF_OK);
+    ck_assert_ptr_eq(pq_fn.PQclear, a.PQclear);
+}
+END_TEST
+#endif
+
 START_TEST(test_runtime_defs)
 {
     store *s = open_default();
@@ -2424,6 +2450,9 @@ static Suite *store_suite(void)
     tcase_add_test(lite, test_fault_directory_removed_while_open);
     tcase_add_test(lite, test_backup_restore_rotation);
     tcase_add_test(lite, test_import_legacy);
+#ifdef HAVE_LIBPQ
+    tcase_add_test(lite, test_pq_load);
+#endif
     suite_add_tcase(s, lite);
     return s;
 }

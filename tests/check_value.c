@@ -133,6 +133,12 @@ START_TEST(test_validate_errors)
     value_append(value_get(g, "steps"), s1);
     expect_error(g, "f.conf:19: pattern 'p': missing required parameter 'steps[1].name'");
 
+    /* the path of a member of a list element (written only for a message) */
+    g = good_params();
+    s0 = value_at(value_get(g, "steps"), 0);
+    value_append(s0, at(value_new_bool("colour", 1), "f.conf", 23));
+    expect_error(g, "f.conf:23: pattern 'p': unknown parameter 'steps[0].colour'");
+
     g = good_params();
     ndf_value *tags = at(value_new_list("tags"), "f.conf", 20);
     value_append(tags, at(value_new_string(NULL, "ok"), "f.conf", 20));

@@ -24,6 +24,12 @@ void sha256_update(sha256_ctx *c, const void *data, size_t n);
 /* Finishes the hash into `out`; the context must be re-initialized before
  * it is used again. */
 void sha256_final(sha256_ctx *c, unsigned char out[SHA256_DIGEST_SIZE]);
+/* Whether the processor's SHA instructions are used (x86-64 with the SHA
+ * extensions; decided at the first hash).  allow = 0 forces the portable
+ * code, 1 uses the instructions when the processor has them; returns 1
+ * when they are used from now on.  For tests and benchmarks, which compare
+ * the two; the digest is the same. */
+int sha256_accelerated(int allow);
 /* Writes the digest as lower-case hex with a terminating NUL. */
 void sha256_hex(const unsigned char digest[SHA256_DIGEST_SIZE], char out[SHA256_HEX_SIZE]);
 

@@ -960,10 +960,15 @@ unsigned pool_free(pool *p, double wait_s)
     if (wait_s >= 0) {
         double until = now_mono() + wait_s;
         /* Abandoned threads are not waited for: they were given up on
-         * already. */
+         * already.  Idle workers leave within microseconds of the wake-up:
+         * the first naps are short (a one-shot `ndf run` slept 5 ms here
+         * at every exit), then 5 ms for work still running. */
+        long nap_ns = 50 * 1000;
         while (atomic_load(&p->live) > atomic_load(&p->stuck) && now_mono() < until) {
-            struct timespec ts = {0, 5 * 1000 * 1000};
+            struct timespec ts = {0, nap_ns};
             nanosleep(&ts, NULL);
+            if (nap_ns < 5 * 1000 * 1000)
+                nap_ns *= 2;
         }
         unsigned left = atomic_load(&p->live);
         if (left > 0) {

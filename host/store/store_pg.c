@@ -11,7 +11,8 @@
  * connection before COMMIT, or lost a deadlock to another host's batch,
  * is replayed whole.  The connection string may hold a password: it is
  * kept, never printed; messages name the database by user, host, port and
- * name.  libpq stays inside this file. */
+ * name.  libpq stays inside this file (and pqload.c, which loads it on
+ * first use). */
 #include "build-config.h"
 
 #include <errno.h>
@@ -27,6 +28,7 @@
 #include <zlib.h>
 #include <ndf/sdk.h>
 
+#include "store/pqload.h"
 #include "store/queue.h"
 #include "store/store.h"
 #include "store/store_backend.h"
@@ -1904,6 +1906,9 @@ static void pg_close(store *st)
 int store_pg_open(const char *dir, const store_opts *opts, store **out)
 {
     *out = NULL;
+    int lrc = pq_load();
+    if (lrc)
+        return lrc;
     pg_store *s = xcalloc(1, sizeof *s);
     s->ops = &pg_ops;
     s->opts = *opts;

@@ -9,10 +9,12 @@
 #     NDF_BENCH_HISTORY (default 100) executions each;
 #  3. one `ndf run` of the no-op pattern as a whole process beside `make -f`
 #     of a one-recipe makefile running /bin/true (hyperfine when installed,
-#     else a loop timer), and the same process stopped earlier (--version,
-#     check-config, plugins, list) to say where its time goes;
+#     else a loop timer), with the ratio, and the same process stopped
+#     earlier (--version, check-config, plugins, list) to say where its
+#     time goes, and with its step isolated in a worker;
 #  4. a 10,000-task parallel pattern run 50 times: first, middle and last.
 # Figures are printed, never asserted.  NDF_BENCH_EXECUTIONS (10000),
+# NDF_BENCH_RUNS (100) for part one,
 # NDF_BENCH_DIR (default $top_builddir) for the scratch space.
 set -u
 : "${top_builddir:?run through make bench}"
@@ -32,12 +34,18 @@ export NDF_PLUGIN_PATH=${NDF_PLUGIN_PATH:-$top_builddir/plugins/.libs}
 SOCK=$B/run/ndf.sock
 now() { date +%s.%N; }
 rate() { awk -v n="$1" -v a="$2" -v b="$3" 'BEGIN { printf "%.0f", n / (b - a) }'; }
-# conf SYNC DIR: the no-op pattern, storing in DIR
+# conf SYNC DIR: the no-op pattern, storing in DIR.  The core plugins run
+# in process, as an installed ndf runs the plugins of its own directory
+# (isolation = auto); the build tree's plugins, reached through
+# NDF_PLUGIN_PATH, would otherwise count as third-party and run their
+# steps in a worker process.  ISOLATION=process measures that instead.
+ISOLATION=none
 conf() {
     cat >"$B/ndf.conf" <<EOF
 storage: { path = "$2"; sync = "$1"; history_limit = 1000000; };
 confidence: { threshold = 0.0; };
 executor: { threads = 4; };
+plugins: { isolation = "$ISOLATION"; };
 server: { socket = "$SOCK"; };
 patterns = (
     { name = "nop"; type = "sequential"; params = { steps = ( { name = "n"; step = "noop"; } ); }; }
@@ -161,23 +169,47 @@ rm -rf "$B/list-empty" "$B/list-full"
 fi
 
 # ---- one ndf run as a whole process ----
+# mean wall and CPU (user + system) of each command from hyperfine's JSON
+# export, then run nop / make
 if part one; then
 echo
+ISOLATION=process
 conf normal "$B/st-one"
-"$NDF" -c "$B/ndf.conf" run nop >/dev/null 2>&1
+cp "$B/ndf.conf" "$B/iso.conf"
+ISOLATION=none
+conf normal "$B/st-one"
+cp "$B/ndf.conf" "$B/one.conf"
+"$NDF" -c "$B/one.conf" run nop >/dev/null 2>&1 # the store exists, the verdicts are cached
+"$NDF" -c "$B/iso.conf" run nop >/dev/null 2>&1
 printf 'all:\n\t@/bin/true\n' >"$B/one.mk"
-if command -v hyperfine >/dev/null 2>&1; then
-    hyperfine -N --warmup 5 --runs 100 --style basic \
-        "$NDF -c $B/ndf.conf run nop" "make -s -f $B/one.mk" \
-        "$NDF --version" "$NDF -c $B/ndf.conf check-config" "$NDF -c $B/ndf.conf plugins" \
-        "$NDF -c $B/ndf.conf list" 2>&1 | grep -E 'Benchmark|Time \(mean|±|rror|non-zero' | sed 's/^/  /'
+RUNS=${NDF_BENCH_RUNS:-100}
+echo "one process, mean of $RUNS (wall ms / cpu ms = user + system):"
+set -- "$NDF -c $B/one.conf run nop" "make -s -f $B/one.mk" "$NDF --version" \
+    "$NDF -c $B/one.conf check-config" "$NDF -c $B/one.conf plugins" \
+    "$NDF -c $B/one.conf list" "$NDF -c $B/iso.conf run nop"
+if command -v hyperfine >/dev/null 2>&1 && command -v python3 >/dev/null 2>&1; then
+    hyperfine -N --warmup 5 --runs "$RUNS" --style none --export-json "$B/one.json" "$@" \
+        >/dev/null 2>&1
+    python3 - "$B/one.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))["results"]
+names = ["ndf run nop", "make -s -f one.mk", "ndf --version", "ndf check-config",
+         "ndf plugins", "ndf list", "ndf run nop, step isolated"]
+rows = []
+for name, x in zip(names, r):
+    wall = x["mean"] * 1000
+    cpu = (x["user"] + x["system"]) * 1000
+    rows.append((name, wall, cpu))
+    print("  %-28s wall %8.1f ms   cpu %6.1f ms" % (name, wall, cpu))
+print("  ndf run / make:              wall %.2fx         cpu %.2fx   (goal <= 2x)"
+      % (rows[0][1] / rows[1][1], rows[0][2] / rows[1][2]))
+PY
 else
-    echo "one process, mean of 100 (ms; hyperfine not installed):"
-    for c in "$NDF -c $B/ndf.conf run nop" "make -s -f $B/one.mk" "$NDF --version" \
-        "$NDF -c $B/ndf.conf check-config" "$NDF -c $B/ndf.conf plugins" "$NDF -c $B/ndf.conf list"; do
+    for c in "$@"; do
         # shellcheck disable=SC2086
-        printf '  %-60s %8s\n' "$c" "$(time_cmd 100 $c)"
+        printf '  %-60s %8s\n' "$c" "$(time_cmd "$RUNS" $c)"
     done
+    echo "  (hyperfine or python3 missing: no ratio computed)"
 fi
 fi
 

@@ -32,9 +32,32 @@ if [ "${NDF_HAVE_POSTGRESQL:-no}" != yes ]; then
     exit
 fi
 
+# libpq (and the TLS, Kerberos and LDAP libraries under it) is loaded when
+# a PostgreSQL store is opened, not linked: a command on SQLite never maps
+# it.  glibc's loader says what it maps under LD_DEBUG=files.
+cat >"$SCRATCH/lite.conf" <<EOF2
+storage: { path = "$SCRATCH/lite"; };
+patterns = ( { name = "n"; type = "sequential"; params = { steps = ( { name = "a"; step = "noop"; } ); }; } );
+EOF2
+maps=$(LD_DEBUG=files "$NDF" -c "$SCRATCH/lite.conf" runs 2>&1 >/dev/null)
+case $maps in
+*"file=libc.so"*)
+    case $maps in
+    *libpq*) not_ok "a command on SQLite maps libpq" ;;
+    *) ok "a command on SQLite does not map libpq" ;;
+    esac ;;
+*) ok "# SKIP the loader does not report what it maps (not glibc)" ;;
+esac
+
 pg_start
 pg_sql postgres "CREATE DATABASE ndfcli" >/dev/null
 write_conf "host=$PG_DIR user=postgres dbname=ndfcli"
+maps=$(LD_DEBUG=files "$NDF" -c "$CONF" runs 2>&1 >/dev/null)
+case $maps in
+*"file=libc.so"*)
+    expect_match "$maps" 'file=libpq[.]so[.0-9]* .*dynamically loaded' \
+        "a command on PostgreSQL loads libpq when it opens the store" ;;
+esac
 
 expect_exit 0 "run records in PostgreSQL" -- ndf run deploy
 expect_exit 1 "a failing run" -- ndf run broken
