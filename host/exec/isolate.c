@@ -599,9 +599,16 @@ static void worker_kill(iworker *w)
     free(w);
 }
 
+/* The worker's exit status when a step closed the worker's end of its
+ * connection (the descriptor is gone, not the host): the host tells that
+ * apart from a step's exit().  A step that calls exit(WK_EXIT_FD_CLOSED)
+ * is reported as closing it, which is no worse a diagnosis. */
+#define WK_EXIT_FD_CLOSED 125
+
 /* How the worker ended, once its socket said it did: its exit status or
- * signal, waited for within a moment (then killed).  Writes the phrase
- * into `sb` ("with signal 11 (SIGSEGV)"). */
+ * signal, waited for within a moment (then killed).  Writes what follows
+ * "its isolated worker (pid N) " into `sb` ("was killed by signal 11
+ * (SIGSEGV)"). */
 static void worker_reap(iworker *w, strbuf *sb)
 {
     siginfo_t si;
@@ -629,15 +636,27 @@ static void worker_reap(iworker *w, strbuf *sb)
     scanner_reaped(w->pid);
     worker_escapees(w);
     if (!done)
-        sb_printf(sb, "closed its connection (killed)");
+        /* Its end of the socket closed while it lived on: only a step
+         * closing descriptors it does not own does that. */
+        sb_printf(sb, "closed its connection to the host but went on running, so it was killed "
+                      "(SIGKILL): a step must not close descriptors it did not open");
     else if (r == w->pid && WIFSIGNALED(st))
-        sb_printf(sb, "with signal %d (SIG%s)%s", WTERMSIG(st), sig_name(WTERMSIG(st)),
+        sb_printf(sb, "was killed by signal %d (SIG%s)%s", WTERMSIG(st), sig_name(WTERMSIG(st)),
                   WTERMSIG(st) == SIGXCPU ? ": plugins.cpu_limit reached" : "");
+    else if (r == w->pid && WIFEXITED(st) && WEXITSTATUS(st) == WK_EXIT_FD_CLOSED)
+        sb_printf(sb, "lost its connection to the host because the step closed it: a step must "
+                      "not close descriptors it did not open");
     else if (r == w->pid && WIFEXITED(st))
-        sb_printf(sb, "with exit status %d (a step must never exit the process)",
-                  WEXITSTATUS(st));
+        sb_printf(sb, "exited with status %d: a step must never exit the process%s",
+                  WEXITSTATUS(st),
+#ifdef ISOLATE_ASAN
+                  " (or a sanitizer ended it after a crash it reported)"
+#else
+                  ""
+#endif
+        );
     else
-        sb_printf(sb, "(its status was lost)");
+        sb_printf(sb, "ended, and its exit status was lost");
     free(w->in.buf);
     free(w);
 }
@@ -729,10 +748,11 @@ static iworker *worker_start(ikey *k, const char *program)
         strbuf why;
         sb_init(&why);
         if (f == 0) {
-            sb_printf(&why, "did not load the plugin within %.0f s (killed)", READY_TIMEOUT);
+            sb_printf(&why, "did not load the plugin within %.0f s, so it was killed (SIGKILL)",
+                      READY_TIMEOUT);
             worker_kill(w);
         } else {
-            sb_puts(&why, "ended while loading the plugin ");
+            sb_puts(&why, "ended while loading the plugin: it ");
             worker_reap(w, &why);
         }
         err_set(NDF_ERR_EXECUTION, "the step worker (pid %ld) for plugin '%s' %s", (long)pid,
@@ -896,7 +916,12 @@ static int apply_done(rbuf *r, ndf_exec *node, const ndf_host *tbl, double mem_m
     }
     /* The message the step gave its own node (node_set_state). */
     char *note = r_str(r, NULL);
+    int measured = (int)r_u8(r);
+    double user = r_f64(r), sys = r_f64(r);
     double maxrss_kb = r_f64(r);
+    if (!r->bad && measured)
+        node_add_usage(node, USAGE_WORKER, user, sys,
+                       maxrss_kb > 0 && maxrss_kb < (double)LONG_MAX ? (long)maxrss_kb : 0);
     if (!r->bad && rc == NDF_OK && note)
         node_set_message(node, note);
     free(note);
@@ -1030,8 +1055,8 @@ int isolate_run(ndf_exec *node, const isolate_call *c)
         sb_init(&why);
         pid_t pid = w->pid;
         worker_reap(w, &why);
-        rc = err_set(NDF_ERR_EXECUTION, "step '%s' of plugin '%s' %s its isolated worker (pid %ld) %s",
-                     p->name, k->plugin, undo ? "(undo) ended" : "ended", (long)pid, why.buf);
+        rc = err_set(NDF_ERR_EXECUTION, "step '%s' of plugin '%s'%s: its isolated worker (pid %ld) %s",
+                     p->name, k->plugin, undo ? " (undo)" : "", (long)pid, why.buf);
         sb_free(&why);
         worker_replace(k, program);
         return rc;
@@ -1130,6 +1155,10 @@ static struct {
 static _Noreturn void wk_exit(void)
 {
     process_kill_children();
+    /* A step that closed the socket (it closed descriptors it does not
+     * own) is told apart from the host's going away. */
+    if (fcntl(wk.fd, F_GETFD) < 0 && errno == EBADF)
+        _exit(WK_EXIT_FD_CLOSED);
     _exit(0);
 }
 
@@ -1281,12 +1310,76 @@ static bound *wk_bind(uint64_t serial, const char *type, ndf_value **params)
     return &wk.steps[wk.nsteps++];
 }
 
-static double thread_cpu(void)
+static double tv_s(const struct timeval *tv)
 {
-    struct timespec ts;
-    if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0)
-        return 0;
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+    return (double)tv->tv_sec + (double)tv->tv_usec / 1e6;
+}
+
+/* Resets the kernel's peak-RSS mark of this process to its current RSS
+ * (Linux >= 4.0), so that the peak read after a call is that call's, not
+ * the worker's lifetime's.  0, or -1 when it cannot be. */
+static int wk_peak_reset(void)
+{
+    int fd = open("/proc/self/clear_refs", O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    int ok = write(fd, "5", 1) == 1;
+    close(fd);
+    return ok ? 0 : -1;
+}
+
+/* VmHWM of this process in KiB, or -1. */
+static long wk_peak_kb(void)
+{
+    FILE *f = fopen("/proc/self/status", "re");
+    if (!f)
+        return -1;
+    char line[256];
+    long kb = -1;
+    while (fgets(line, sizeof line, f))
+        if (strncmp(line, "VmHWM:", 6) == 0) {
+            kb = strtol(line + 6, NULL, 10);
+            break;
+        }
+    fclose(f);
+    return kb;
+}
+
+/* The usage of this worker and its reaped children, for the deltas of one
+ * call. */
+typedef struct wk_usage {
+    struct rusage self, kids;
+    int peak_reset;
+} wk_usage;
+
+static void wk_usage_begin(wk_usage *u)
+{
+    u->peak_reset = wk_peak_reset() == 0;
+    if (getrusage(RUSAGE_SELF, &u->self) != 0)
+        memset(&u->self, 0, sizeof u->self);
+    if (getrusage(RUSAGE_CHILDREN, &u->kids) != 0)
+        memset(&u->kids, 0, sizeof u->kids);
+}
+
+/* What the call used since wk_usage_begin: CPU of every thread of the
+ * worker and of the children it reaped, and the peak RSS of the worker
+ * during the call (its lifetime's where the mark could not be reset), or
+ * of a child that outgrew it. */
+static void wk_usage_end(const wk_usage *u, double *user, double *sys, long *maxrss)
+{
+    struct rusage self, kids;
+    if (getrusage(RUSAGE_SELF, &self) != 0)
+        self = u->self;
+    if (getrusage(RUSAGE_CHILDREN, &kids) != 0)
+        kids = u->kids;
+    *user = tv_s(&self.ru_utime) - tv_s(&u->self.ru_utime) + tv_s(&kids.ru_utime) -
+            tv_s(&u->kids.ru_utime);
+    *sys = tv_s(&self.ru_stime) - tv_s(&u->self.ru_stime) + tv_s(&kids.ru_stime) -
+           tv_s(&u->kids.ru_stime);
+    long peak = u->peak_reset ? wk_peak_kb() : -1;
+    *maxrss = peak >= 0 ? peak : self.ru_maxrss;
+    if (kids.ru_maxrss > u->kids.ru_maxrss && kids.ru_maxrss > *maxrss)
+        *maxrss = kids.ru_maxrss;
 }
 
 static void wk_job(const char *body, size_t n)
@@ -1309,6 +1402,8 @@ static void wk_job(const char *body, size_t n)
     int rc = NDF_OK;
     record *rec = NULL;
     ndf_exec *node = NULL;
+    wk_usage usage;
+    int measured = 0;
     err_clear();
     if (r.bad || !type) {
         rc = err_set(NDF_ERR_EXECUTION, "the step worker got a malformed request");
@@ -1356,13 +1451,13 @@ static void wk_job(const char *body, size_t n)
     pthread_mutex_unlock(&wk.lock);
     node_set_state(node, NDF_STATE_RUNNING, NULL);
     err_clear();
-    double c0 = thread_cpu();
+    wk_usage_begin(&usage);
+    measured = 1;
     if (op == OP_UNDO)
         rc = DEF_HAS(d, undo) && d->undo ? d->undo(&wk_table, node, st->params, st->instance)
                                          : NDF_OK;
     else
         rc = d->run(&wk_table, node, st->params, st->instance);
-    (void)c0;
     if (rc > 0 || rc < NDF_STATUS_MIN)
         rc = NDF_ERR_EXECUTION;
     pthread_mutex_lock(&wk.lock);
@@ -1397,9 +1492,20 @@ done:;
         w_mem(&b, "", 0);
         w_str(&b, NULL);
     }
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    w_f64(&b, (double)ru.ru_maxrss);
+    /* After process_kill_children: what the step's processes used is the
+     * call's too. */
+    double user = 0, sys = 0;
+    long maxrss = 0;
+    if (measured)
+        wk_usage_end(&usage, &user, &sys, &maxrss);
+    else {
+        struct rusage ru;
+        maxrss = getrusage(RUSAGE_SELF, &ru) == 0 ? ru.ru_maxrss : 0;
+    }
+    w_u8(&b, (unsigned)measured);
+    w_f64(&b, user);
+    w_f64(&b, sys);
+    w_f64(&b, (double)maxrss);
     wk_send(&b);
     if (rec)
         record_unref(rec);

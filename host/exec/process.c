@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -489,6 +490,7 @@ typedef struct child {
     pid_t pid;               /* the leader, and the group's id */
     int out, err, in, pidfd; /* our ends; -1 once closed */
     int status;              /* wait status, once reaped */
+    struct rusage ru;        /* the leader's (and what it waited for), once reaped */
     int reaped;              /* the leader is reaped (its group may live on) */
     int done;                /* the group is gone, or given up on */
     int stop_cause;          /* 0, NDF_ERR_TIMEOUT or NDF_ERR_CANCELLED */
@@ -717,7 +719,7 @@ static void child_escalate(child *c, double now)
 static int child_reap(child *c, double now)
 {
     if (!c->reaped) {
-        pid_t w = waitpid(c->pid, &c->status, WNOHANG);
+        pid_t w = wait4(c->pid, &c->status, WNOHANG, &c->ru);
         if (w == c->pid) {
             c->reaped = 1;
             leader_reaped(c->pid);
@@ -806,7 +808,7 @@ static void child_close(child *c, int rc)
 {
     if (!c->reaped && rc) {
         kill(-c->pid, SIGKILL);
-        while (waitpid(c->pid, &c->status, 0) < 0 && errno == EINTR)
+        while (wait4(c->pid, &c->status, 0, &c->ru) < 0 && errno == EINTR)
             ;
         c->reaped = 1;
         leader_reaped(c->pid);
@@ -1025,6 +1027,13 @@ int process_run(ndf_exec *node, const ndf_spawn *opts, ndf_spawn_result *result)
             rc = child_pump(&c, now);
     }
     child_close(&c, rc);
+    /* wait4's figures: the leader and the descendants it waited for.  What
+     * left its tree (a daemon reaped here as an orphan) is not counted. */
+    if (c.reaped)
+        node_add_usage(node, USAGE_CHILD,
+                       (double)c.ru.ru_utime.tv_sec + (double)c.ru.ru_utime.tv_usec / 1e6,
+                       (double)c.ru.ru_stime.tv_sec + (double)c.ru.ru_stime.tv_usec / 1e6,
+                       c.ru.ru_maxrss);
     escaped_stop(&c);
     cgroup_stop(&c);
     process_reap_orphans();
