@@ -336,6 +336,9 @@ START_TEST(results_metrics_and_expansion)
     ck_assert_int_eq(H->node_set_metric(a, "bad name", 1), NDF_ERR_INVALID);
     ck_assert_int_eq(H->node_set_metric(a, "", 1), NDF_ERR_INVALID);
     ck_assert_int_eq(H->node_set_metric(a, "nan", NAN), NDF_ERR_INVALID);
+    /* the host's own measurements cannot be forged by a step */
+    ck_assert_int_eq(H->node_set_metric(a, "ndf.thread_cpu_s", 0), NDF_ERR_INVALID);
+    ck_assert_msg(strstr(H->last_error(), "'ndf.' are the host's") != NULL, "%s", H->last_error());
     char many[16];
     int rc = NDF_OK, k;
     for (k = 0; k < 40 && rc == NDF_OK; k++) {
