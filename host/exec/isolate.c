@@ -405,8 +405,14 @@ static char **dup_names(char *const *v, size_t n)
     return out;
 }
 
+static void escapees_wait_at_exit(void);
+
 void isolate_configure(const isolate_opts *o, const char *program)
 {
+    /* ndf's exit waits for the escapee hunts under way (worker_escapees). */
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    if (program)
+        pthread_once(&once, escapees_wait_at_exit);
     pthread_mutex_lock(&iso_lock);
     iso_program = program;
     free_names(iso_isolate, iso_nisolate);
@@ -517,6 +523,29 @@ int isolate_wants(const provided *p)
     return want;
 }
 
+int isolate_decide(const provided *p, isolate_mode mode)
+{
+    if (mode == ISOLATE_AUTO)
+        return isolate_wants(p);
+    if (mode == ISOLATE_NONE)
+        return 0;
+    if (!p || p->kind != PROVIDED_STEP || !p->owner)
+        return err_set(NDF_ERR_VALIDATION, "step '%s' is not a plugin's: it cannot be isolated",
+                       p ? p->name : "?"), -1;
+    pthread_mutex_lock(&iso_lock);
+    const char *program = iso_program;
+    pthread_mutex_unlock(&iso_lock);
+    plugin_info info;
+    loader_plugin_describe(p->owner, &info);
+    if (!program || !info.cached)
+        return err_set(NDF_ERR_VALIDATION,
+                       "step '%s' cannot be isolated here: %s", p->name,
+                       !program ? "this program starts no step workers"
+                                : "its plugin has no loaded copy for a worker to load"),
+               -1;
+    return 1;
+}
+
 static void worker_kill(iworker *w);
 
 /* The key of the plugin that provides `p`, made on first use.  NULL with
@@ -568,16 +597,67 @@ static ikey *key_for(const provided *p)
     return k;
 }
 
-/* After worker `w` was killed and reaped: what its steps left running
- * outside its process group (setsid), found by its token, is killed too;
- * those reparented to this process are reaped. */
-static void worker_escapees(const iworker *w)
+/* Escapee hunts still running (escapees_main), which isolate_shutdown
+ * waits for: nothing a worker's steps started outlives ndf. */
+static pthread_mutex_t hunt_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t hunt_cond = PTHREAD_COND_INITIALIZER;
+static int hunts;
+
+static void escapees_kill(const char *token)
 {
-    if (w->token[0] && process_kill_token(w->token) > 0) {
+    if (process_kill_token(token) > 0) {
         struct timespec ts = {0, 5000000};
         nanosleep(&ts, NULL);
         process_reap_orphans();
     }
+}
+
+static void *escapees_main(void *arg)
+{
+    escapees_kill(arg);
+    free(arg);
+    pthread_mutex_lock(&hunt_lock);
+    if (--hunts == 0)
+        pthread_cond_broadcast(&hunt_cond);
+    pthread_mutex_unlock(&hunt_lock);
+    return NULL;
+}
+
+/* After worker `w` was killed and reaped: what its steps left running
+ * outside its process group (setsid), found by its token, is killed too;
+ * those reparented to this process are reaped.  That takes a scan of
+ * /proc, so it runs beside the caller, which goes on at once (the failed
+ * step's answer, and the next call on a spare, need not wait for it). */
+static void worker_escapees(const iworker *w)
+{
+    if (!w->token[0])
+        return;
+    char *token = xstrdup(w->token);
+    pthread_mutex_lock(&hunt_lock);
+    hunts++;
+    pthread_mutex_unlock(&hunt_lock);
+    pthread_attr_t a;
+    pthread_attr_init(&a);
+    pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+    pthread_t t;
+    int e = pthread_create(&t, &a, escapees_main, token);
+    pthread_attr_destroy(&a);
+    if (e)
+        escapees_main(token);
+}
+
+/* Waits for the escapee hunts under way. */
+static void escapees_wait(void)
+{
+    pthread_mutex_lock(&hunt_lock);
+    while (hunts)
+        pthread_cond_wait(&hunt_cond, &hunt_lock);
+    pthread_mutex_unlock(&hunt_lock);
+}
+
+static void escapees_wait_at_exit(void)
+{
+    atexit(escapees_wait);
 }
 
 /* Kills the worker's process group, waits for it, frees it, and kills
@@ -1116,6 +1196,7 @@ void isolate_shutdown(void)
         free(k->cache_dir);
         free(k);
     }
+    escapees_wait();
 }
 
 /* ==================================================================== */
@@ -1315,34 +1396,60 @@ static double tv_s(const struct timeval *tv)
     return (double)tv->tv_sec + (double)tv->tv_usec / 1e6;
 }
 
+/* /proc/self/clear_refs and /proc/self/status, opened once (a call's
+ * accounting then costs a write and a pread, not four more system calls);
+ * -1 where they cannot be, or once a step closed them. */
+static int wk_clear_fd = -1, wk_status_fd = -1;
+static struct stat wk_clear_st, wk_status_st;
+
+static int wk_proc_open(const char *path, int flags, struct stat *st)
+{
+    int fd = open(path, flags | O_CLOEXEC);
+    int hi = fd >= 0 ? fcntl(fd, F_DUPFD_CLOEXEC, 64) : -1;
+    if (fd >= 0)
+        close(fd);
+    if (hi >= 0 && fstat(hi, st) != 0) {
+        close(hi);
+        hi = -1;
+    }
+    return hi;
+}
+
+static void wk_usage_open(void)
+{
+    wk_clear_fd = wk_proc_open("/proc/self/clear_refs", O_WRONLY, &wk_clear_st);
+    wk_status_fd = wk_proc_open("/proc/self/status", O_RDONLY, &wk_status_st);
+}
+
+/* 1 while `fd` is still the file opened as `was`: a step may close
+ * descriptors it does not own and open others in their place. */
+static int wk_proc_same(int fd, const struct stat *was)
+{
+    struct stat st;
+    return fd >= 0 && fstat(fd, &st) == 0 && st.st_dev == was->st_dev && st.st_ino == was->st_ino;
+}
+
 /* Resets the kernel's peak-RSS mark of this process to its current RSS
  * (Linux >= 4.0), so that the peak read after a call is that call's, not
  * the worker's lifetime's.  0, or -1 when it cannot be. */
 static int wk_peak_reset(void)
 {
-    int fd = open("/proc/self/clear_refs", O_WRONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    int ok = write(fd, "5", 1) == 1;
-    close(fd);
-    return ok ? 0 : -1;
+    return wk_proc_same(wk_clear_fd, &wk_clear_st) && write(wk_clear_fd, "5", 1) == 1 ? 0 : -1;
 }
 
-/* VmHWM of this process in KiB, or -1. */
+/* VmHWM of this process in KiB, or -1.  (getrusage's ru_maxrss will not
+ * do: it starts at the peak of the host that posix_spawn'd the worker.) */
 static long wk_peak_kb(void)
 {
-    FILE *f = fopen("/proc/self/status", "re");
-    if (!f)
+    char buf[4096];
+    ssize_t n = wk_proc_same(wk_status_fd, &wk_status_st)
+                    ? pread(wk_status_fd, buf, sizeof buf - 1, 0)
+                    : -1;
+    if (n <= 0)
         return -1;
-    char line[256];
-    long kb = -1;
-    while (fgets(line, sizeof line, f))
-        if (strncmp(line, "VmHWM:", 6) == 0) {
-            kb = strtol(line + 6, NULL, 10);
-            break;
-        }
-    fclose(f);
-    return kb;
+    buf[n] = '\0';
+    const char *p = strstr(buf, "\nVmHWM:");
+    return p ? strtol(p + 7, NULL, 10) : -1;
 }
 
 /* The usage of this worker and its reaped children, for the deltas of one
@@ -1598,6 +1705,7 @@ int isolate_worker_main(int argc, char **argv, const ndf_host *table)
      * environment), so the host finds those left behind when the worker
      * itself is killed (setsid'd ones too). */
     prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+    wk_usage_open();
     log_set_level(atoi(argv[5]));
     double mem_mb = strtod(argv[4], NULL);
 #ifndef ISOLATE_ASAN

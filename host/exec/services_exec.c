@@ -622,9 +622,14 @@ int svc_task_new(const ndf_task_spec *spec, ndf_task **out)
         !(spec->backoff_s < 1e6) || !(spec->backoff_max_s < 1e6))
         return svc_fail_at_value(spec->where, NDF_ERR_VALIDATION,
                                  "task: retries must be 0..1000 and times finite");
+    const ndf_value *iso = SPEC_HAS(spec, isolation) ? spec->isolation : NULL;
+    if (iso && !spec->step)
+        return svc_fail_at_value(iso, NDF_ERR_VALIDATION,
+                                 "'isolation' applies to a step, not to pattern '%s'",
+                                 spec->pattern);
     ndf_task *t = xcalloc(1, sizeof *t);
     if (spec->step) {
-        int rc = host_services.step_new(spec->step, spec->params, spec->where, &t->step);
+        int rc = svc_step_bind(spec->step, spec->params, spec->where, iso, &t->step);
         if (rc) {
             free(t);
             return rc;

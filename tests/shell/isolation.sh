@@ -63,6 +63,11 @@ patterns = (
   { name = "innocent"; type = "sequential";
     params = { steps = ( { name = "small"; step = "exec"; params = { argv = [ "true" ]; }; },
                          { name = "idle"; step = "noop"; } ); }; },
+  { name = "perstep"; type = "sequential";
+    params = { steps = ( { name = "iso"; step = "mb_echo"; },
+                         { name = "inproc"; step = "mb_echo"; isolation = "none"; },
+                         { name = "sh"; step = "exec"; isolation = "process"; params = { argv = [ "sh", "-c", "echo parent \$PPID" ]; }; },
+                         { name = "sh2"; step = "exec"; params = { argv = [ "sh", "-c", "echo parent \$PPID" ]; }; } ); }; },
   { name = "wait"; type = "sequential";
     params = { steps = ( { name = "w"; step = "mb_echo"; params = { wait = 60.0; }; } ); }; }
 );
@@ -209,6 +214,37 @@ gone "$S/daemon_spin.pid" "run daemon_spin"
 l=$(leftovers)
 if [ -z "$l" ]; then ok "run daemon: no worker left"; else not_ok "run daemon: workers left: $l"; fi
 rm -f "$S/daemon.pid" "$S/daemon_spin.pid"
+
+# ---- isolation on a step binding overrides its plugin's policy ----
+expect_exit 0 "run perstep" -- "$NDF" run perstep
+id=$(last_id perstep)
+hp=$("$NDF" status "$id" 2>&1 | sed -n 's/.*(pid \([0-9]*\))$/\1/p' | head -1)
+# pid_of NODE: the pid mb_echo logged in NODE; parent_of NODE: the parent
+# pid an exec step's shell printed
+pid_of() { "$NDF" logs "$id" "$1" 2>&1 | sed -n 's/.*echo in pid \([0-9]*\).*/\1/p' | head -1; }
+parent_of() { "$NDF" logs "$id" "$1" 2>&1 | sed -n 's/^parent \([0-9]*\)$/\1/p' | head -1; }
+p1=$(pid_of iso)
+p2=$(pid_of inproc)
+p3=$(parent_of sh)
+p4=$(parent_of sh2)
+[ -n "$hp" ] && [ -n "$p1" ] && [ "$p1" != "$hp" ] && ok "perstep: the plugin's step runs in a worker by default ($p1, ndf $hp)" ||
+    not_ok "perstep: iso in pid '$p1', ndf '$hp'"
+[ -n "$p2" ] && [ "$p2" = "$hp" ] && ok "perstep: isolation = \"none\" runs it in ndf itself" ||
+    not_ok "perstep: inproc in pid '$p2', ndf '$hp'"
+[ -n "$p3" ] && [ "$p3" != "$hp" ] && ok "perstep: isolation = \"process\" puts a bundled step in a worker ($p3)" ||
+    not_ok "perstep: sh's parent '$p3', ndf '$hp'"
+[ -n "$p4" ] && [ "$p4" = "$hp" ] && ok "perstep: the same bundled step without the key runs in process" ||
+    not_ok "perstep: sh2's parent '$p4', ndf '$hp'"
+cat >"$S/bad_iso.conf" <<EOF
+plugins: { };
+patterns = (
+  { name = "b"; type = "sequential";
+    params = { steps = ( { name = "x"; step = "noop";
+                           isolation = "sometimes"; } ); }; }
+);
+EOF
+expect_exit 2 "a binding's unknown isolation is a configuration error" -- env NDF_CONFIG="$S/bad_iso.conf" "$NDF" check-config
+expect_match "$err" "bad_iso\\.conf:5: 'isolation' is 'sometimes', expected none or process" "named with file:line"
 
 # ---- plugins.trust puts it back in process ----
 write_conf 'trust = [ "misbehave" ];'
