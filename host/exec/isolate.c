@@ -376,6 +376,8 @@ typedef struct ikey {
     iworker *idle;
     size_t nidle;
     int spawning; /* a spare is being started in the background */
+    int lost;     /* a worker of this build crashed, exited or overran:
+                     it keeps two spares warm, not one (spare_locked) */
     const char *program;
     struct ikey *next;
 } ikey;
@@ -605,7 +607,7 @@ static int hunts;
 
 static void escapees_kill(const char *token)
 {
-    if (process_kill_token(token) > 0) {
+    if (process_kill_token_below(token) > 0) {
         struct timespec ts = {0, 5000000};
         nanosleep(&ts, NULL);
         process_reap_orphans();
@@ -804,6 +806,9 @@ static iworker *worker_start(ikey *k, const char *program)
     char *tokvar = xasprintf("NDF_STEP=%s", token);
     envp[m++] = tokvar;
     envp[m] = NULL;
+    /* What a worker's steps leave behind when it dies comes to this
+     * process, where worker_escapees looks for it. */
+    process_become_subreaper();
     pid_t pid = 0;
     /* stdout and stderr to /dev/null: a process a step forks must not hold
      * the host's (ndf run | tail would wait for it). */
@@ -883,6 +888,9 @@ static iworker *worker_take(ikey *k, const char *program)
         pthread_mutex_unlock(&iso_lock);
         return w;
     }
+    /* None warm (the first call of a build): a spare starts beside this
+     * one, so the second call does not wait too. */
+    spare_locked(k, program);
     pthread_mutex_unlock(&iso_lock);
     return worker_start(k, program);
 }
@@ -901,28 +909,46 @@ static void worker_give(ikey *k, iworker *w)
     pthread_mutex_unlock(&iso_lock);
 }
 
+/* How many idle workers `k` keeps warm.  (iso_lock held) */
+static size_t spare_target(const ikey *k)
+{
+    size_t t = k->lost ? 2 : 1;
+    return t < (size_t)iso_max_idle ? t : (size_t)iso_max_idle;
+}
+
 static void *spare_main(void *arg)
 {
     ikey *k = arg;
-    iworker *w = worker_start(k, k->program);
-    if (w)
+    for (;;) {
+        pthread_mutex_lock(&iso_lock);
+        int enough = k->nidle >= spare_target(k);
+        if (enough)
+            k->spawning = 0;
+        pthread_mutex_unlock(&iso_lock);
+        if (enough)
+            break;
+        iworker *w = worker_start(k, k->program);
+        if (!w) {
+            log_msg(NDF_LOG_WARN, "starting a spare step worker for plugin '%s': %s", k->plugin,
+                    err_msg());
+            pthread_mutex_lock(&iso_lock);
+            k->spawning = 0;
+            pthread_mutex_unlock(&iso_lock);
+            break;
+        }
         worker_give(k, w);
-    else
-        log_msg(NDF_LOG_WARN, "starting a spare step worker for plugin '%s': %s", k->plugin,
-                err_msg());
-    pthread_mutex_lock(&iso_lock);
-    k->spawning = 0;
-    pthread_mutex_unlock(&iso_lock);
+    }
     return NULL;
 }
 
-/* Keeps one spare warm: when the last idle worker of `k` was taken (or
- * lost), another is started in the background, so the next call (the one
- * after a crash above all) does not wait for a process to start.
- * (iso_lock held) */
+/* Keeps spares warm: when a call leaves fewer idle workers of `k` than
+ * spare_target (one; two for a build whose worker was lost, so that the
+ * call after a crash finds one ready even when the crash came right after
+ * the previous one was taken), more are started in the background, so the
+ * next call does not wait for a process to start.  (iso_lock held) */
 static void spare_locked(ikey *k, const char *program)
 {
-    if (k->nidle || k->spawning)
+    if (k->nidle >= spare_target(k) || k->spawning)
         return;
     k->program = program;
     pthread_attr_t a;
@@ -939,6 +965,7 @@ static void worker_replace(ikey *k, const char *program)
 {
     atomic_fetch_add(&st_replaced, 1);
     pthread_mutex_lock(&iso_lock);
+    k->lost = 1;
     spare_locked(k, program);
     pthread_mutex_unlock(&iso_lock);
 }

@@ -424,6 +424,61 @@ int process_kill_token(const char *token)
     return found;
 }
 
+/* Appends the children of every thread of `pid` (0: this process) to
+ * `out`.  -1 when the kernel keeps no children lists. */
+static int children_all(pid_t pid, pidlist *out)
+{
+    char dir[64];
+    if (pid)
+        snprintf(dir, sizeof dir, "/proc/%ld/task", (long)pid);
+    else
+        snprintf(dir, sizeof dir, "/proc/self/task");
+    DIR *d = opendir(dir);
+    if (!d)
+        return pid ? 0 : -1; /* a process that ended has none */
+    int rc = 0;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        if (de->d_name[0] < '1' || de->d_name[0] > '9')
+            continue;
+        char path[128];
+        snprintf(path, sizeof path, "%s/%s/children", dir, de->d_name);
+        if (read_pids(path, out) != 0 && errno == ENOENT && !pid) {
+            rc = -1;
+            break;
+        }
+    }
+    closedir(d);
+    return rc;
+}
+
+int process_kill_token_below(const char *token)
+{
+    if (!token || !*token)
+        return 0;
+    pidlist all = {0};
+    if (children_all(0, &all) != 0) {
+        free(all.v);
+        return process_kill_token(token);
+    }
+    /* Breadth first over the descendants: the list grows as it is read;
+     * bounded against a tree that forks faster than it is walked. */
+    int found = 0;
+    for (size_t i = 0; i < all.n && i < 65536; i++) {
+        if (has_token(all.v[i], token) && kill(all.v[i], SIGKILL) == 0)
+            found++;
+        children_all(all.v[i], &all);
+    }
+    free(all.v);
+    return found;
+}
+
+void process_become_subreaper(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, become_subreaper);
+}
+
 void process_kill_children(void)
 {
     /* Killing a child hands its own children to this process (a
@@ -1018,8 +1073,7 @@ int process_run(ndf_exec *node, const ndf_spawn *opts, ndf_spawn_result *result)
         return err_set(NDF_ERR_INVALID,
                        "spawn: NDF_SPAWN_CAPTURE_STDOUT needs an ndf_spawn_result of ABI 1.2");
     /* Process-wide, once: see become_subreaper. */
-    static pthread_once_t once = PTHREAD_ONCE_INIT;
-    pthread_once(&once, become_subreaper);
+    process_become_subreaper();
 
     child c;
     child_init(&c, node, opts);
