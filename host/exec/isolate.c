@@ -362,6 +362,7 @@ typedef struct iworker {
     char token[48]; /* NDF_STEP of the worker and what its steps fork */
     int fd;
     int calls; /* numbers each call, for its cancellation signal */
+    char told[48]; /* the execution its pid and token were last recorded for */
     inbuf in;
     struct iworker *next;
 } iworker;
@@ -657,9 +658,17 @@ static void escapees_wait(void)
     pthread_mutex_unlock(&hunt_lock);
 }
 
+static void drain_flush(void);
+
+static void isolate_at_exit(void)
+{
+    escapees_wait();
+    drain_flush();
+}
+
 static void escapees_wait_at_exit(void)
 {
-    atexit(escapees_wait);
+    atexit(isolate_at_exit);
 }
 
 /* Kills the worker's process group, waits for it, frees it, and kills
@@ -768,6 +777,201 @@ static int worker_frame(iworker *w, double deadline, const char **body, size_t *
     }
 }
 
+/* ---- workers' stderr ----
+ *
+ * A worker's stderr (its warnings, a sanitizer's report of a crash in a
+ * step, what a step prints) is a pipe one thread drains into the host's
+ * log, line by line, at most DRAIN_BYTES per worker: never the host's own
+ * stderr, which a process a step forks could hold open (ndf run | cat
+ * would wait for it). */
+#define DRAIN_MAX 64              /* pipes drained at once; more: /dev/null */
+#define DRAIN_BYTES (64u << 10)   /* logged per worker; the rest is dropped */
+#define DRAIN_LINE 1024           /* a longer line is logged in pieces */
+
+typedef struct drain_src {
+    int fd;
+    long pid;
+    char plugin[64];
+    size_t logged;
+    int dropped;
+    size_t len;
+    char line[DRAIN_LINE];
+} drain_src;
+
+static struct {
+    pthread_mutex_t lock;
+    drain_src *v[DRAIN_MAX]; /* (lock) added by starters, removed by the drain thread */
+    size_t n;
+    int wake[2]; /* a byte tells the thread of a new source */
+    int ok;      /* the thread runs */
+} dr = {.lock = PTHREAD_MUTEX_INITIALIZER, .wake = {-1, -1}};
+
+static void drain_emit(drain_src *d)
+{
+    if (!d->len)
+        return;
+    d->line[d->len] = '\0';
+    if (d->logged < DRAIN_BYTES) {
+        log_msg(NDF_LOG_WARN, "step worker %ld (plugin '%s'): %s", d->pid, d->plugin, d->line);
+        d->logged += d->len;
+    } else if (!d->dropped) {
+        log_msg(NDF_LOG_WARN, "step worker %ld (plugin '%s'): more than %u KiB on stderr; the rest "
+                              "is dropped",
+                d->pid, d->plugin, DRAIN_BYTES >> 10);
+        d->dropped = 1;
+    }
+    d->len = 0;
+}
+
+/* Reads what `d` has; 0 at its end (every writer gone). */
+static int drain_read(drain_src *d)
+{
+    char buf[4096];
+    ssize_t n = read(d->fd, buf, sizeof buf);
+    if (n < 0 && (errno == EINTR || errno == EAGAIN))
+        return 1;
+    if (n <= 0) {
+        drain_emit(d);
+        return 0;
+    }
+    for (ssize_t i = 0; i < n; i++) {
+        if (buf[i] == '\n')
+            drain_emit(d);
+        else {
+            d->line[d->len++] = buf[i];
+            if (d->len == DRAIN_LINE - 1)
+                drain_emit(d);
+        }
+    }
+    return 1;
+}
+
+/* Removes and frees source `d`.  (dr.lock held) */
+static void drain_drop_locked(drain_src *d)
+{
+    for (size_t j = 0; j < dr.n; j++)
+        if (dr.v[j] == d) {
+            dr.v[j] = dr.v[--dr.n];
+            break;
+        }
+    close(d->fd);
+    free(d);
+}
+
+static void *drain_main(void *arg)
+{
+    (void)arg;
+    struct pollfd pf[DRAIN_MAX + 1];
+    drain_src *src[DRAIN_MAX];
+    for (;;) {
+        pthread_mutex_lock(&dr.lock);
+        size_t n = dr.n;
+        memcpy(src, dr.v, n * sizeof *src);
+        pthread_mutex_unlock(&dr.lock);
+        pf[0] = (struct pollfd){.fd = dr.wake[0], .events = POLLIN};
+        for (size_t i = 0; i < n; i++)
+            pf[i + 1] = (struct pollfd){.fd = src[i]->fd, .events = POLLIN};
+        if (poll(pf, (nfds_t)n + 1, -1) < 0)
+            continue;
+        if (pf[0].revents) {
+            char b[64];
+            while (read(dr.wake[0], b, sizeof b) > 0)
+                ;
+        }
+        /* Under the lock, so that drain_flush (ndf's exit) never reads a
+         * source at the same time. */
+        pthread_mutex_lock(&dr.lock);
+        for (size_t i = 0; i < n; i++)
+            if (pf[i + 1].revents && !drain_read(src[i]))
+                drain_drop_locked(src[i]);
+        pthread_mutex_unlock(&dr.lock);
+    }
+    return NULL;
+}
+
+/* At ndf's exit: what the workers wrote and the thread has not read yet
+ * is logged (the last words of a worker that crashed just before). */
+static void drain_flush(void)
+{
+    pthread_mutex_lock(&dr.lock);
+    for (size_t i = 0; i < dr.n;) {
+        drain_src *d = dr.v[i];
+        struct pollfd pf = {.fd = d->fd, .events = POLLIN};
+        int alive = 1;
+        for (int rounds = 0; alive && rounds < 64 && poll(&pf, 1, 0) > 0; rounds++)
+            alive = drain_read(d);
+        if (alive) {
+            drain_emit(d);
+            i++;
+        } else {
+            drain_drop_locked(d);
+        }
+    }
+    pthread_mutex_unlock(&dr.lock);
+}
+
+static void drain_start(void)
+{
+    if (pipe2(dr.wake, O_CLOEXEC | O_NONBLOCK) != 0)
+        return;
+    pthread_attr_t a;
+    pthread_attr_init(&a);
+    pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+    pthread_t t;
+    dr.ok = pthread_create(&t, &a, drain_main, NULL) == 0;
+    pthread_attr_destroy(&a);
+}
+
+/* A pipe for a worker's stderr: 0 with *rd (the host's end, lifted above
+ * the spawn's descriptors) and *wr (the worker's, to close after the
+ * spawn); -1 when it cannot be drained (the worker's stderr is then
+ * /dev/null). */
+static int drain_pipe(int *rd, int *wr)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, drain_start);
+    pthread_mutex_lock(&dr.lock);
+    int room = dr.ok && dr.n < DRAIN_MAX;
+    pthread_mutex_unlock(&dr.lock);
+    int p[2];
+    if (!room || pipe2(p, O_CLOEXEC) != 0)
+        return -1;
+    *rd = fcntl(p[0], F_DUPFD_CLOEXEC, SCANNER_FD + 8);
+    *wr = fcntl(p[1], F_DUPFD_CLOEXEC, SCANNER_FD + 8);
+    close(p[0]);
+    close(p[1]);
+    if (*rd < 0 || *wr < 0) {
+        if (*rd >= 0)
+            close(*rd);
+        if (*wr >= 0)
+            close(*wr);
+        return -1;
+    }
+    return 0;
+}
+
+/* Hands the host's end `rd` of worker `pid`'s stderr to the drain thread
+ * (which closes it at its end). */
+static void drain_add(int rd, long pid, const char *plugin_name)
+{
+    drain_src *d = xcalloc(1, sizeof *d);
+    d->fd = rd;
+    d->pid = pid;
+    snprintf(d->plugin, sizeof d->plugin, "%s", plugin_name);
+    pthread_mutex_lock(&dr.lock);
+    int added = dr.n < DRAIN_MAX;
+    if (added)
+        dr.v[dr.n++] = d;
+    pthread_mutex_unlock(&dr.lock);
+    if (!added) {
+        close(rd);
+        free(d);
+        return;
+    }
+    ssize_t w = write(dr.wake[1], "", 1);
+    (void)w; /* a full pipe has woken the thread already */
+}
+
 /* Starts a worker for key `k` and waits for READY.  NULL with err_msg()
  * set.  (iso_lock not held) */
 static iworker *worker_start(ikey *k, const char *program)
@@ -810,12 +1014,24 @@ static iworker *worker_start(ikey *k, const char *program)
      * process, where worker_escapees looks for it. */
     process_become_subreaper();
     pid_t pid = 0;
-    /* stdout and stderr to /dev/null: a process a step forks must not hold
-     * the host's (ndf run | tail would wait for it). */
-    int e = scanner_spawn_env(argv, fds, 2, 1, envp, &pid);
+    /* stdout to /dev/null, stderr to a pipe drained into the log: a
+     * process a step forks must not hold the host's (ndf run | tail would
+     * wait for it). */
+    int err_rd = -1, err_wr = -1;
+    if (drain_pipe(&err_rd, &err_wr) != 0)
+        err_rd = err_wr = -1;
+    int e = scanner_spawn_err(argv, fds, 2, 1, err_wr, envp, &pid);
     free(tokvar);
     free(envp);
     close(child);
+    if (err_wr >= 0)
+        close(err_wr);
+    if (err_rd >= 0) {
+        if (e)
+            close(err_rd);
+        else
+            drain_add(err_rd, (long)pid, k->plugin);
+    }
     if (e) {
         close(sv[0]);
         err_set(NDF_ERR_EXECUTION, "cannot start a step worker (%s): %s", program, strerror(e));
@@ -1069,6 +1285,15 @@ int isolate_run(ndf_exec *node, const isolate_call *c)
         return err_set(NDF_ERR_EXECUTION, "isolated step '%s' of plugin '%s': %s", p->name,
                        k->plugin, err_msg());
     atomic_fetch_add(&st_calls, 1);
+    /* The store learns the worker's group and token as for an exec step's
+     * processes: if ndf itself is killed during the call, the next ndf to
+     * open the store kills the worker and what its step left (setsid'd
+     * daemons included). */
+    record *rec = node->rec;
+    if (rec->on_spawn && strcmp(w->told, rec->id) != 0) {
+        rec->on_spawn(rec->spawn_arg, rec, (long)w->pid, w->token);
+        snprintf(w->told, sizeof w->told, "%s", rec->id);
+    }
     int sent;
     send_run(w, node, c, &sent);
     double grace = node->rec->kill_grace > 0 ? node->rec->kill_grace : 2.0;

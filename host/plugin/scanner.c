@@ -229,6 +229,12 @@ int scanner_spawn(char *const argv[], const int *fds, int nfds, int quiet, pid_t
 int scanner_spawn_env(char *const argv[], const int *fds, int nfds, int quiet, char *const envp[],
                       pid_t *pid)
 {
+    return scanner_spawn_err(argv, fds, nfds, quiet, -1, envp, pid);
+}
+
+int scanner_spawn_err(char *const argv[], const int *fds, int nfds, int quiet, int err_fd,
+                      char *const envp[], pid_t *pid)
+{
     posix_spawn_file_actions_t fa;
     posix_spawnattr_t attr;
     posix_spawn_file_actions_init(&fa);
@@ -237,7 +243,10 @@ int scanner_spawn_env(char *const argv[], const int *fds, int nfds, int quiet, c
      * the host loads it: the scan's own output goes nowhere. */
     if (quiet) {
         posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-        posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+        if (err_fd >= 0)
+            posix_spawn_file_actions_adddup2(&fa, err_fd, 2);
+        else
+            posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
     } else {
         /* The host's stdout is its report (ndf run --json): never the child's. */
         posix_spawn_file_actions_adddup2(&fa, 2, 1);

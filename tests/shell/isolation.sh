@@ -68,6 +68,11 @@ patterns = (
                          { name = "inproc"; step = "mb_echo"; isolation = "none"; },
                          { name = "sh"; step = "exec"; isolation = "process"; params = { argv = [ "sh", "-c", "echo parent \$PPID" ]; }; },
                          { name = "sh2"; step = "exec"; params = { argv = [ "sh", "-c", "echo parent \$PPID" ]; }; } ); }; },
+  { name = "daemon_hang"; type = "sequential";
+    params = { steps = ( { name = "d"; step = "mb_daemon";
+                           params = { pidfile = "$S/hang.pid"; spin = true; }; } ); }; },
+  { name = "say"; type = "sequential";
+    params = { steps = ( { name = "s"; step = "mb_echo"; params = { say = "a warning from the step"; }; } ); }; },
   { name = "wait"; type = "sequential";
     params = { steps = ( { name = "w"; step = "mb_echo"; params = { wait = 60.0; }; } ); }; }
 );
@@ -215,6 +220,11 @@ l=$(leftovers)
 if [ -z "$l" ]; then ok "run daemon: no worker left"; else not_ok "run daemon: workers left: $l"; fi
 rm -f "$S/daemon.pid" "$S/daemon_spin.pid"
 
+# ---- a worker's stderr reaches the host's log ----
+expect_exit 0 "run say" -- "$NDF" run say
+expect_match "$err" "step worker [0-9]+ \\(plugin 'misbehave'\\): a warning from the step" \
+    "what a step writes to its worker's stderr is logged, naming the worker"
+
 # ---- isolation on a step binding overrides its plugin's policy ----
 expect_exit 0 "run perstep" -- "$NDF" run perstep
 id=$(last_id perstep)
@@ -274,6 +284,30 @@ rc=$?
 expect_match "$(cat "$S/wait.out")" "step w: CANCELLED" "SIGINT cancels an isolated step in its worker (exit $rc)"
 l=$(leftovers)
 if [ -z "$l" ]; then ok "no worker left after the cancelled run"; else not_ok "workers left: $l"; fi
+
+# ---- ndf SIGKILLed during an isolated call ----
+# The store knows the worker's group and token: the next ndf to open it
+# kills the worker and the daemon its step left (setsid'd).
+rm -f "$S/hang.pid"
+"$NDF" run daemon_hang >/dev/null 2>&1 &
+RP=$!
+i=0
+while [ ! -s "$S/hang.pid" ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i + 1)); done
+sleep 0.5 # the worker's row is queued, not waited for
+kill -KILL $RP
+wait $RP 2>/dev/null
+l=$(leftovers)
+[ -n "$l" ] && ok "ndf killed: its worker ($l) outlived it (busy in the step)" ||
+    not_ok "ndf killed: no worker left to recover (the test proves nothing)"
+expect_exit 0 "ndf killed: the next command recovers the store" -- "$NDF" runs daemon_hang --limit 1 --json
+expect_match "$err" "killed [1-9][0-9]* leftover process" "recovery says it killed the worker's leftovers"
+expect_match "$out" '"status":"CRASHED"' "the execution is CRASHED"
+gone "$S/hang.pid" "ndf killed"
+i=0
+while [ -n "$(leftovers)" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+l=$(leftovers)
+if [ -z "$l" ]; then ok "ndf killed: recovery killed its worker"; else not_ok "ndf killed: workers left: $l"; kill -KILL $l; fi
+rm -f "$S/hang.pid"
 
 # ---- ndf serve, with a healthy client throughout ----
 "$NDF" serve 2>"$S/serve.log" &
