@@ -98,7 +98,7 @@ static void exec_json(strbuf *sb, const store_exec *e)
     sb_json_str(sb, e->fallback_from);
     sb_puts(sb, ",\"fallback_cause\":");
     sb_json_str(sb, e->fallback_cause);
-    /* measured per step (ndf(1), RESOURCE ACCOUNTING); 0 peak: none measured */
+    /* measured per step (ndf(1), Resource accounting); 0 peak: none measured */
     sb_puts(sb, ",\"cpu\":");
     sb_json_num(sb, e->cpu, 6);
     sb_printf(sb, ",\"peak_rss_kb\":%ld", e->peak_rss_kb);
@@ -394,7 +394,7 @@ static void status_text(FILE *out, store *s, const store_exec *e, const store_ex
         fprintf(out, "used: cpu %.3fs", e->cpu);
         if (e->peak_rss_kb > 0)
             fprintf(out, ", largest process peak %.1f MiB", (double)e->peak_rss_kb / 1024.0);
-        fputs(" (its steps' own: see ndf(1), RESOURCE ACCOUNTING)\n", out);
+        fputs(" (measured per step: see ndf(1), Resource accounting)\n", out);
     }
     for (size_t i = 0; i < e->nnodes; i++) {
         const store_node *n = &e->nodes[i];

@@ -168,8 +168,9 @@ static void call_unref(step_call *c)
 }
 
 /* CPU seconds of the calling thread: what an in-process step costs, apart
- * from every other thread of the host (a clock read, no system call on
- * Linux's vDSO). */
+ * from every other thread of the host.  A system call (the vDSO does not
+ * serve this clock): about 0.1 us on bare metal, far more in some VMs (see
+ * BENCHMARKS.md), which is what a no-op step now costs above its dispatch. */
 static double thread_cpu_s(void)
 {
     struct timespec ts;

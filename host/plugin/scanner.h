@@ -19,6 +19,10 @@ typedef struct scanner_hooks {
     void (*begin)(void);
     void (*end)(pid_t pid);
     void (*reaped)(pid_t pid);
+    /* Kills (SIGKILL) and reaps what a scan left outside the scanner's
+     * process group (an init that double-forks and calls setsid): every
+     * process carrying NDF_STEP=`token`, the scanner's.  May be NULL. */
+    void (*kill_token)(const char *token);
 } scanner_hooks;
 
 /* Turns scanning on for every loader made afterwards (loader_opts can still
