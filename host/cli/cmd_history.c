@@ -347,22 +347,26 @@ static void node_result_text(FILE *out, int indent, const store_node *n, int ver
                     strlen(n->result) < n->result_len ? "what is kept" : "all");
         fputc('\n', out);
     }
+    /* what the step reported (usage:), then what ndf measured of it
+     * (measured:, the "ndf." names a step cannot set) */
     cJSON *j = node_metrics(n);
-    const cJSON *c;
-    int first = 1;
-    cJSON_ArrayForEach(c, j)
-    {
-        if (!cJSON_IsNumber(c))
-            continue;
-        char *name = term_safe(c->string);
-        if (first)
-            fprintf(out, "%*susage: ", indent, "");
-        fprintf(out, "%s%s %.10g", first ? "" : ", ", name, c->valuedouble);
-        free(name);
-        first = 0;
+    for (int host = 0; host < 2; host++) {
+        const cJSON *c;
+        int first = 1;
+        cJSON_ArrayForEach(c, j)
+        {
+            if (!cJSON_IsNumber(c) || (strncmp(c->string, "ndf.", 4) == 0) != host)
+                continue;
+            char *name = term_safe(c->string);
+            if (first)
+                fprintf(out, "%*s%s: ", indent, "", host ? "measured" : "usage");
+            fprintf(out, "%s%s %.10g", first ? "" : ", ", name, c->valuedouble);
+            free(name);
+            first = 0;
+        }
+        if (!first)
+            fputc('\n', out);
     }
-    if (!first)
-        fputc('\n', out);
     cJSON_Delete(j);
 }
 

@@ -118,11 +118,11 @@ expect_match "$err" "step a: FAILED \\([0-9.]+s\\): undo failed: step 'mb_undo_c
 expect_exit 0 "run leak: a leak in a worker completes" -- "$NDF" run leak
 
 # ---- resource accounting: each figure on the node that used it ----
-# fig ID NODE NAME: the figure NAME on step NODE's usage line in `status`.
+# fig ID NODE NAME: the figure NAME on step NODE's measured: line in `status`.
 fig() {
     "$NDF" status "$1" 2>/dev/null | awk -v n="$2" -v f="$3" '
         $2 == "step" { on = ($3 == n); next }
-        on && /usage: / { sub(/.*usage: /, ""); k = split($0, a, ", ")
+        on && /measured: / { sub(/.*measured: /, ""); k = split($0, a, ", ")
             for (i = 1; i <= k; i++) { split(a[i], b, " "); if (b[1] == f) print b[2] } exit }'
 }
 # atleast X Y / below X Y: numeric comparisons of figures (empty: false)
