@@ -18,10 +18,11 @@ LOADER_FIXTURES = \
 	tests/fixtures/ctor_marker.la tests/fixtures/nonconforming.la
 check_LTLIBRARIES += $(LOADER_FIXTURES)
 
-# The plugin scanner's fixtures: one source, four faults (scan_bad.c).
+# The plugin scanner's fixtures: one source, five faults (scan_bad.c).
 SCAN_FIXTURES = \
 	tests/fixtures/scan_init_segv.la tests/fixtures/scan_init_exit.la \
-	tests/fixtures/scan_init_hang.la tests/fixtures/scan_fini_segv.la
+	tests/fixtures/scan_init_hang.la tests/fixtures/scan_fini_segv.la \
+	tests/fixtures/scan_init_daemon.la
 check_LTLIBRARIES += $(SCAN_FIXTURES)
 tests_fixtures_scan_init_segv_la_SOURCES = tests/fixtures/scan_bad.c
 tests_fixtures_scan_init_segv_la_CFLAGS = $(PLUGIN_CFLAGS) -DSCAN_BAD=1
@@ -35,6 +36,9 @@ tests_fixtures_scan_init_hang_la_LDFLAGS = $(FIXTURE_LINK_FLAGS)
 tests_fixtures_scan_fini_segv_la_SOURCES = tests/fixtures/scan_bad.c
 tests_fixtures_scan_fini_segv_la_CFLAGS = $(PLUGIN_CFLAGS) -DSCAN_BAD=4
 tests_fixtures_scan_fini_segv_la_LDFLAGS = $(FIXTURE_LINK_FLAGS)
+tests_fixtures_scan_init_daemon_la_SOURCES = tests/fixtures/scan_bad.c
+tests_fixtures_scan_init_daemon_la_CFLAGS = $(PLUGIN_CFLAGS) -DSCAN_BAD=5
+tests_fixtures_scan_init_daemon_la_LDFLAGS = $(FIXTURE_LINK_FLAGS)
 TESTS += tests/shell/scan.sh
 EXTRA_DIST += tests/shell/scan.sh tests/bench/bench_scan.sh
 BENCHMARKS += tests/bench/bench_scan.sh

@@ -67,6 +67,42 @@ START_TEST(tree_states_progress)
 }
 END_TEST
 
+/* Usage is kept per node and source; the total sums CPU over the tree and
+ * takes the largest peak, never adding peaks of different processes. */
+START_TEST(usage_per_node)
+{
+    record *r = record_new("p", NULL, INFINITY);
+    ndf_exec *ph = node_new(r->root, NDF_NODE_PHASE, "ph");
+    ndf_exec *a = node_new(ph, NDF_NODE_STEP, "a");
+    ndf_exec *b = node_new(r->root, NDF_NODE_STEP, "b");
+    double cpu = 0;
+    long rss = 0;
+    node_usage_total(r->root, &cpu, &rss);
+    ck_assert_double_eq(cpu, 0);
+    ck_assert_int_eq(rss, 0);
+    node_add_usage(a, USAGE_THREAD, 0.25, 0, 0);
+    node_add_usage(a, USAGE_CHILD, 0.5, 0.25, 2000);
+    node_add_usage(a, USAGE_CHILD, 0.5, 0, 1000); /* a second process, smaller */
+    node_add_usage(b, USAGE_WORKER, 1, 0.5, 3000);
+    node_add_usage(b, USAGE_WORKER, -1, 0, 0); /* a clock that went back counts 0 */
+    ck_assert_uint_eq(a->usage.sources, USAGE_THREAD | USAGE_CHILD);
+    ck_assert_double_eq(a->usage.child_user_s, 1.0);
+    ck_assert_int_eq(a->usage.child_maxrss_kb, 2000);
+    ck_assert_uint_eq(b->usage.sources, USAGE_WORKER);
+    cpu = 0;
+    rss = 0;
+    node_usage_total(ph, &cpu, &rss);
+    ck_assert_double_eq(cpu, 1.5);
+    ck_assert_int_eq(rss, 2000);
+    cpu = 0;
+    rss = 0;
+    node_usage_total(r->root, &cpu, &rss);
+    ck_assert_double_eq(cpu, 3.0);
+    ck_assert_int_eq(rss, 3000);
+    record_unref(r);
+}
+END_TEST
+
 START_TEST(deadlines_inherit)
 {
     record *r = record_new("p", NULL, now_mono() + 100);
@@ -315,6 +351,7 @@ static Suite *suite(void)
     TCase *tc = tcase_create("record");
     tcase_add_test(tc, tree_states_progress);
     tcase_add_test(tc, deadlines_inherit);
+    tcase_add_test(tc, usage_per_node);
     tcase_add_test(tc, output_bounded_tail);
     tcase_add_test(tc, json_output_bounded);
     tcase_add_test(tc, output_compressed_beyond_raw_tail);

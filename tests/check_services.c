@@ -307,6 +307,22 @@ END_TEST
 
 /* ---- results, metrics and ${steps.NAME.result} ---- */
 
+/* A binding's isolation key is for steps: on a pattern task it is an
+ * error placed at the key. */
+START_TEST(task_isolation_needs_a_step)
+{
+    ndf_value *iso = value_new_string("isolation", "process");
+    value_set_pos(iso, value_intern_file("x.conf"), 7);
+    ndf_task_spec spec = {.size = sizeof spec, .pattern = "p", .isolation = iso};
+    ndf_task *t = NULL;
+    ck_assert_int_eq(H->task_new(&spec, &t), NDF_ERR_VALIDATION);
+    ck_assert_ptr_null(t);
+    ck_assert_msg(strstr(H->last_error(), "x.conf:7: 'isolation' applies to a step") != NULL,
+                  "%s", H->last_error());
+    value_free(iso);
+}
+END_TEST
+
 START_TEST(results_metrics_and_expansion)
 {
     ndf_exec *a = H->node_new(R->root, NDF_NODE_STEP, "fetch.v2");
@@ -336,6 +352,9 @@ START_TEST(results_metrics_and_expansion)
     ck_assert_int_eq(H->node_set_metric(a, "bad name", 1), NDF_ERR_INVALID);
     ck_assert_int_eq(H->node_set_metric(a, "", 1), NDF_ERR_INVALID);
     ck_assert_int_eq(H->node_set_metric(a, "nan", NAN), NDF_ERR_INVALID);
+    /* the host's own measurements cannot be forged by a step */
+    ck_assert_int_eq(H->node_set_metric(a, "ndf.thread_cpu_s", 0), NDF_ERR_INVALID);
+    ck_assert_msg(strstr(H->last_error(), "'ndf.' are the host's") != NULL, "%s", H->last_error());
     char many[16];
     int rc = NDF_OK, k;
     for (k = 0; k < 40 && rc == NDF_OK; k++) {
@@ -426,6 +445,7 @@ static Suite *services_suite(void)
     tcase_add_test(tc, group_wait_any_helps_a_saturated_pool);
     tcase_add_test(tc, group_cancel_kills_processes);
     tcase_add_test(tc, results_metrics_and_expansion);
+    tcase_add_test(tc, task_isolation_needs_a_step);
     tcase_add_test(tc, spawn_capture);
     tcase_add_test(tc, table_has_the_1_2_members);
     suite_add_tcase(s, tc);

@@ -98,6 +98,10 @@ static void exec_json(strbuf *sb, const store_exec *e)
     sb_json_str(sb, e->fallback_from);
     sb_puts(sb, ",\"fallback_cause\":");
     sb_json_str(sb, e->fallback_cause);
+    /* measured per step (ndf(1), Resource accounting); 0 peak: none measured */
+    sb_puts(sb, ",\"cpu\":");
+    sb_json_num(sb, e->cpu, 6);
+    sb_printf(sb, ",\"peak_rss_kb\":%ld", e->peak_rss_kb);
     sb_puts(sb, ",\"context\":");
     cJSON *ctx = e->context ? cJSON_Parse(e->context) : NULL;
     if (ctx)
@@ -343,22 +347,26 @@ static void node_result_text(FILE *out, int indent, const store_node *n, int ver
                     strlen(n->result) < n->result_len ? "what is kept" : "all");
         fputc('\n', out);
     }
+    /* what the step reported (usage:), then what ndf measured of it
+     * (measured:, the "ndf." names a step cannot set) */
     cJSON *j = node_metrics(n);
-    const cJSON *c;
-    int first = 1;
-    cJSON_ArrayForEach(c, j)
-    {
-        if (!cJSON_IsNumber(c))
-            continue;
-        char *name = term_safe(c->string);
-        if (first)
-            fprintf(out, "%*susage: ", indent, "");
-        fprintf(out, "%s%s %.10g", first ? "" : ", ", name, c->valuedouble);
-        free(name);
-        first = 0;
+    for (int host = 0; host < 2; host++) {
+        const cJSON *c;
+        int first = 1;
+        cJSON_ArrayForEach(c, j)
+        {
+            if (!cJSON_IsNumber(c) || (strncmp(c->string, "ndf.", 4) == 0) != host)
+                continue;
+            char *name = term_safe(c->string);
+            if (first)
+                fprintf(out, "%*s%s: ", indent, "", host ? "measured" : "usage");
+            fprintf(out, "%s%s %.10g", first ? "" : ", ", name, c->valuedouble);
+            free(name);
+            first = 0;
+        }
+        if (!first)
+            fputc('\n', out);
     }
-    if (!first)
-        fputc('\n', out);
     cJSON_Delete(j);
 }
 
@@ -385,6 +393,12 @@ static void status_text(FILE *out, store *s, const store_exec *e, const store_ex
         char *m = term_safe(e->message);
         fprintf(out, "error: %s\n", m);
         free(m);
+    }
+    if (e->cpu > 0 || e->peak_rss_kb > 0) {
+        fprintf(out, "used: cpu %.3fs", e->cpu);
+        if (e->peak_rss_kb > 0)
+            fprintf(out, ", largest process peak %.1f MiB", (double)e->peak_rss_kb / 1024.0);
+        fputs(" (measured per step: see ndf(1), Resource accounting)\n", out);
     }
     for (size_t i = 0; i < e->nnodes; i++) {
         const store_node *n = &e->nodes[i];

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <signal.h>
 #include <string.h>
+#include <time.h>
 #include <sys/prctl.h>
 #include <unistd.h>
 
@@ -125,6 +126,18 @@ static int take_globals(int argc, char **argv, const char **config_path, int *co
     return out;
 }
 
+/* What a plugin's init left running after its scan (a setsid'd daemon):
+ * found among ndf's descendants (it is a child subreaper, so they are
+ * reparented to it), killed and reaped. */
+static void scan_kill_token(const char *token)
+{
+    if (process_kill_token_below(token) > 0) {
+        struct timespec ts = {0, 5000000};
+        nanosleep(&ts, NULL);
+        process_reap_orphans();
+    }
+}
+
 int main(int argc, char **argv)
 {
     static const opt_spec opts[] = {
@@ -161,9 +174,13 @@ int main(int argc, char **argv)
         .begin = process_child_begin,
         .end = process_child_end,
         .reaped = process_child_reaped,
+        .kill_token = scan_kill_token,
     };
-    if (access("/proc/self/exe", X_OK) == 0)
+    if (access("/proc/self/exe", X_OK) == 0) {
+        /* what an init leaves behind comes to ndf (scan_kill_token) */
+        process_become_subreaper();
         scanner_set_program("/proc/self/exe", &hooks);
+    }
 
     /* OPT_STOP ends at the command name: each command parses its own. */
     opt_init(&p, argc, argv, opts, OPT_STOP, stderr);

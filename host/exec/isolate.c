@@ -362,6 +362,7 @@ typedef struct iworker {
     char token[48]; /* NDF_STEP of the worker and what its steps fork */
     int fd;
     int calls; /* numbers each call, for its cancellation signal */
+    char told[48]; /* the execution its pid and token were last recorded for */
     inbuf in;
     struct iworker *next;
 } iworker;
@@ -376,6 +377,8 @@ typedef struct ikey {
     iworker *idle;
     size_t nidle;
     int spawning; /* a spare is being started in the background */
+    int lost;     /* a worker of this build crashed, exited or overran:
+                     it keeps two spares warm, not one (spare_locked) */
     const char *program;
     struct ikey *next;
 } ikey;
@@ -405,8 +408,14 @@ static char **dup_names(char *const *v, size_t n)
     return out;
 }
 
+static void escapees_wait_at_exit(void);
+
 void isolate_configure(const isolate_opts *o, const char *program)
 {
+    /* ndf's exit waits for the escapee hunts under way (worker_escapees). */
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    if (program)
+        pthread_once(&once, escapees_wait_at_exit);
     pthread_mutex_lock(&iso_lock);
     iso_program = program;
     free_names(iso_isolate, iso_nisolate);
@@ -517,6 +526,29 @@ int isolate_wants(const provided *p)
     return want;
 }
 
+int isolate_decide(const provided *p, isolate_mode mode)
+{
+    if (mode == ISOLATE_AUTO)
+        return isolate_wants(p);
+    if (mode == ISOLATE_NONE)
+        return 0;
+    if (!p || p->kind != PROVIDED_STEP || !p->owner)
+        return err_set(NDF_ERR_VALIDATION, "step '%s' is not a plugin's: it cannot be isolated",
+                       p ? p->name : "?"), -1;
+    pthread_mutex_lock(&iso_lock);
+    const char *program = iso_program;
+    pthread_mutex_unlock(&iso_lock);
+    plugin_info info;
+    loader_plugin_describe(p->owner, &info);
+    if (!program || !info.cached)
+        return err_set(NDF_ERR_VALIDATION,
+                       "step '%s' cannot be isolated here: %s", p->name,
+                       !program ? "this program starts no step workers"
+                                : "its plugin has no loaded copy for a worker to load"),
+               -1;
+    return 1;
+}
+
 static void worker_kill(iworker *w);
 
 /* The key of the plugin that provides `p`, made on first use.  NULL with
@@ -568,16 +600,75 @@ static ikey *key_for(const provided *p)
     return k;
 }
 
-/* After worker `w` was killed and reaped: what its steps left running
- * outside its process group (setsid), found by its token, is killed too;
- * those reparented to this process are reaped. */
-static void worker_escapees(const iworker *w)
+/* Escapee hunts still running (escapees_main), which isolate_shutdown
+ * waits for: nothing a worker's steps started outlives ndf. */
+static pthread_mutex_t hunt_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t hunt_cond = PTHREAD_COND_INITIALIZER;
+static int hunts;
+
+static void escapees_kill(const char *token)
 {
-    if (w->token[0] && process_kill_token(w->token) > 0) {
+    if (process_kill_token_below(token) > 0) {
         struct timespec ts = {0, 5000000};
         nanosleep(&ts, NULL);
         process_reap_orphans();
     }
+}
+
+static void *escapees_main(void *arg)
+{
+    escapees_kill(arg);
+    free(arg);
+    pthread_mutex_lock(&hunt_lock);
+    if (--hunts == 0)
+        pthread_cond_broadcast(&hunt_cond);
+    pthread_mutex_unlock(&hunt_lock);
+    return NULL;
+}
+
+/* After worker `w` was killed and reaped: what its steps left running
+ * outside its process group (setsid), found by its token, is killed too;
+ * those reparented to this process are reaped.  That takes a scan of
+ * /proc, so it runs beside the caller, which goes on at once (the failed
+ * step's answer, and the next call on a spare, need not wait for it). */
+static void worker_escapees(const iworker *w)
+{
+    if (!w->token[0])
+        return;
+    char *token = xstrdup(w->token);
+    pthread_mutex_lock(&hunt_lock);
+    hunts++;
+    pthread_mutex_unlock(&hunt_lock);
+    pthread_attr_t a;
+    pthread_attr_init(&a);
+    pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+    pthread_t t;
+    int e = pthread_create(&t, &a, escapees_main, token);
+    pthread_attr_destroy(&a);
+    if (e)
+        escapees_main(token);
+}
+
+/* Waits for the escapee hunts under way. */
+static void escapees_wait(void)
+{
+    pthread_mutex_lock(&hunt_lock);
+    while (hunts)
+        pthread_cond_wait(&hunt_cond, &hunt_lock);
+    pthread_mutex_unlock(&hunt_lock);
+}
+
+static void drain_flush(void);
+
+static void isolate_at_exit(void)
+{
+    escapees_wait();
+    drain_flush();
+}
+
+static void escapees_wait_at_exit(void)
+{
+    atexit(isolate_at_exit);
 }
 
 /* Kills the worker's process group, waits for it, frees it, and kills
@@ -599,9 +690,16 @@ static void worker_kill(iworker *w)
     free(w);
 }
 
+/* The worker's exit status when a step closed the worker's end of its
+ * connection (the descriptor is gone, not the host): the host tells that
+ * apart from a step's exit().  A step that calls exit(WK_EXIT_FD_CLOSED)
+ * is reported as closing it, which is no worse a diagnosis. */
+#define WK_EXIT_FD_CLOSED 125
+
 /* How the worker ended, once its socket said it did: its exit status or
- * signal, waited for within a moment (then killed).  Writes the phrase
- * into `sb` ("with signal 11 (SIGSEGV)"). */
+ * signal, waited for within a moment (then killed).  Writes what follows
+ * "its isolated worker (pid N) " into `sb` ("was killed by signal 11
+ * (SIGSEGV)"). */
 static void worker_reap(iworker *w, strbuf *sb)
 {
     siginfo_t si;
@@ -629,15 +727,27 @@ static void worker_reap(iworker *w, strbuf *sb)
     scanner_reaped(w->pid);
     worker_escapees(w);
     if (!done)
-        sb_printf(sb, "closed its connection (killed)");
+        /* Its end of the socket closed while it lived on: only a step
+         * closing descriptors it does not own does that. */
+        sb_printf(sb, "closed its connection to the host but went on running, so it was killed "
+                      "(SIGKILL): a step must not close descriptors it did not open");
     else if (r == w->pid && WIFSIGNALED(st))
-        sb_printf(sb, "with signal %d (SIG%s)%s", WTERMSIG(st), sig_name(WTERMSIG(st)),
+        sb_printf(sb, "was killed by signal %d (SIG%s)%s", WTERMSIG(st), sig_name(WTERMSIG(st)),
                   WTERMSIG(st) == SIGXCPU ? ": plugins.cpu_limit reached" : "");
+    else if (r == w->pid && WIFEXITED(st) && WEXITSTATUS(st) == WK_EXIT_FD_CLOSED)
+        sb_printf(sb, "lost its connection to the host because the step closed it: a step must "
+                      "not close descriptors it did not open");
     else if (r == w->pid && WIFEXITED(st))
-        sb_printf(sb, "with exit status %d (a step must never exit the process)",
-                  WEXITSTATUS(st));
+        sb_printf(sb, "exited with status %d: a step must never exit the process%s",
+                  WEXITSTATUS(st),
+#ifdef ISOLATE_ASAN
+                  " (or a sanitizer ended it after a crash it reported)"
+#else
+                  ""
+#endif
+        );
     else
-        sb_printf(sb, "(its status was lost)");
+        sb_printf(sb, "ended, and its exit status was lost");
     free(w->in.buf);
     free(w);
 }
@@ -665,6 +775,201 @@ static int worker_frame(iworker *w, double deadline, const char **body, size_t *
         if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR))
             return -1;
     }
+}
+
+/* ---- workers' stderr ----
+ *
+ * A worker's stderr (its warnings, a sanitizer's report of a crash in a
+ * step, what a step prints) is a pipe one thread drains into the host's
+ * log, line by line, at most DRAIN_BYTES per worker: never the host's own
+ * stderr, which a process a step forks could hold open (ndf run | cat
+ * would wait for it). */
+#define DRAIN_MAX 64              /* pipes drained at once; more: /dev/null */
+#define DRAIN_BYTES (64u << 10)   /* logged per worker; the rest is dropped */
+#define DRAIN_LINE 1024           /* a longer line is logged in pieces */
+
+typedef struct drain_src {
+    int fd;
+    long pid;
+    char plugin[64];
+    size_t logged;
+    int dropped;
+    size_t len;
+    char line[DRAIN_LINE];
+} drain_src;
+
+static struct {
+    pthread_mutex_t lock;
+    drain_src *v[DRAIN_MAX]; /* (lock) added by starters, removed by the drain thread */
+    size_t n;
+    int wake[2]; /* a byte tells the thread of a new source */
+    int ok;      /* the thread runs */
+} dr = {.lock = PTHREAD_MUTEX_INITIALIZER, .wake = {-1, -1}};
+
+static void drain_emit(drain_src *d)
+{
+    if (!d->len)
+        return;
+    d->line[d->len] = '\0';
+    if (d->logged < DRAIN_BYTES) {
+        log_msg(NDF_LOG_WARN, "step worker %ld (plugin '%s'): %s", d->pid, d->plugin, d->line);
+        d->logged += d->len;
+    } else if (!d->dropped) {
+        log_msg(NDF_LOG_WARN, "step worker %ld (plugin '%s'): more than %u KiB on stderr; the rest "
+                              "is dropped",
+                d->pid, d->plugin, DRAIN_BYTES >> 10);
+        d->dropped = 1;
+    }
+    d->len = 0;
+}
+
+/* Reads what `d` has; 0 at its end (every writer gone). */
+static int drain_read(drain_src *d)
+{
+    char buf[4096];
+    ssize_t n = read(d->fd, buf, sizeof buf);
+    if (n < 0 && (errno == EINTR || errno == EAGAIN))
+        return 1;
+    if (n <= 0) {
+        drain_emit(d);
+        return 0;
+    }
+    for (ssize_t i = 0; i < n; i++) {
+        if (buf[i] == '\n')
+            drain_emit(d);
+        else {
+            d->line[d->len++] = buf[i];
+            if (d->len == DRAIN_LINE - 1)
+                drain_emit(d);
+        }
+    }
+    return 1;
+}
+
+/* Removes and frees source `d`.  (dr.lock held) */
+static void drain_drop_locked(drain_src *d)
+{
+    for (size_t j = 0; j < dr.n; j++)
+        if (dr.v[j] == d) {
+            dr.v[j] = dr.v[--dr.n];
+            break;
+        }
+    close(d->fd);
+    free(d);
+}
+
+static void *drain_main(void *arg)
+{
+    (void)arg;
+    struct pollfd pf[DRAIN_MAX + 1];
+    drain_src *src[DRAIN_MAX];
+    for (;;) {
+        pthread_mutex_lock(&dr.lock);
+        size_t n = dr.n;
+        memcpy(src, dr.v, n * sizeof *src);
+        pthread_mutex_unlock(&dr.lock);
+        pf[0] = (struct pollfd){.fd = dr.wake[0], .events = POLLIN};
+        for (size_t i = 0; i < n; i++)
+            pf[i + 1] = (struct pollfd){.fd = src[i]->fd, .events = POLLIN};
+        if (poll(pf, (nfds_t)n + 1, -1) < 0)
+            continue;
+        if (pf[0].revents) {
+            char b[64];
+            while (read(dr.wake[0], b, sizeof b) > 0)
+                ;
+        }
+        /* Under the lock, so that drain_flush (ndf's exit) never reads a
+         * source at the same time. */
+        pthread_mutex_lock(&dr.lock);
+        for (size_t i = 0; i < n; i++)
+            if (pf[i + 1].revents && !drain_read(src[i]))
+                drain_drop_locked(src[i]);
+        pthread_mutex_unlock(&dr.lock);
+    }
+    return NULL;
+}
+
+/* At ndf's exit: what the workers wrote and the thread has not read yet
+ * is logged (the last words of a worker that crashed just before). */
+static void drain_flush(void)
+{
+    pthread_mutex_lock(&dr.lock);
+    for (size_t i = 0; i < dr.n;) {
+        drain_src *d = dr.v[i];
+        struct pollfd pf = {.fd = d->fd, .events = POLLIN};
+        int alive = 1;
+        for (int rounds = 0; alive && rounds < 64 && poll(&pf, 1, 0) > 0; rounds++)
+            alive = drain_read(d);
+        if (alive) {
+            drain_emit(d);
+            i++;
+        } else {
+            drain_drop_locked(d);
+        }
+    }
+    pthread_mutex_unlock(&dr.lock);
+}
+
+static void drain_start(void)
+{
+    if (pipe2(dr.wake, O_CLOEXEC | O_NONBLOCK) != 0)
+        return;
+    pthread_attr_t a;
+    pthread_attr_init(&a);
+    pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+    pthread_t t;
+    dr.ok = pthread_create(&t, &a, drain_main, NULL) == 0;
+    pthread_attr_destroy(&a);
+}
+
+/* A pipe for a worker's stderr: 0 with *rd (the host's end, lifted above
+ * the spawn's descriptors) and *wr (the worker's, to close after the
+ * spawn); -1 when it cannot be drained (the worker's stderr is then
+ * /dev/null). */
+static int drain_pipe(int *rd, int *wr)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, drain_start);
+    pthread_mutex_lock(&dr.lock);
+    int room = dr.ok && dr.n < DRAIN_MAX;
+    pthread_mutex_unlock(&dr.lock);
+    int p[2];
+    if (!room || pipe2(p, O_CLOEXEC) != 0)
+        return -1;
+    *rd = fcntl(p[0], F_DUPFD_CLOEXEC, SCANNER_FD + 8);
+    *wr = fcntl(p[1], F_DUPFD_CLOEXEC, SCANNER_FD + 8);
+    close(p[0]);
+    close(p[1]);
+    if (*rd < 0 || *wr < 0) {
+        if (*rd >= 0)
+            close(*rd);
+        if (*wr >= 0)
+            close(*wr);
+        return -1;
+    }
+    return 0;
+}
+
+/* Hands the host's end `rd` of worker `pid`'s stderr to the drain thread
+ * (which closes it at its end). */
+static void drain_add(int rd, long pid, const char *plugin_name)
+{
+    drain_src *d = xcalloc(1, sizeof *d);
+    d->fd = rd;
+    d->pid = pid;
+    snprintf(d->plugin, sizeof d->plugin, "%s", plugin_name);
+    pthread_mutex_lock(&dr.lock);
+    int added = dr.n < DRAIN_MAX;
+    if (added)
+        dr.v[dr.n++] = d;
+    pthread_mutex_unlock(&dr.lock);
+    if (!added) {
+        close(rd);
+        free(d);
+        return;
+    }
+    ssize_t w = write(dr.wake[1], "", 1);
+    (void)w; /* a full pipe has woken the thread already */
 }
 
 /* Starts a worker for key `k` and waits for READY.  NULL with err_msg()
@@ -705,13 +1010,28 @@ static iworker *worker_start(ikey *k, const char *program)
     char *tokvar = xasprintf("NDF_STEP=%s", token);
     envp[m++] = tokvar;
     envp[m] = NULL;
+    /* What a worker's steps leave behind when it dies comes to this
+     * process, where worker_escapees looks for it. */
+    process_become_subreaper();
     pid_t pid = 0;
-    /* stdout and stderr to /dev/null: a process a step forks must not hold
-     * the host's (ndf run | tail would wait for it). */
-    int e = scanner_spawn_env(argv, fds, 2, 1, envp, &pid);
+    /* stdout to /dev/null, stderr to a pipe drained into the log: a
+     * process a step forks must not hold the host's (ndf run | tail would
+     * wait for it). */
+    int err_rd = -1, err_wr = -1;
+    if (drain_pipe(&err_rd, &err_wr) != 0)
+        err_rd = err_wr = -1;
+    int e = scanner_spawn_err(argv, fds, 2, 1, err_wr, envp, &pid);
     free(tokvar);
     free(envp);
     close(child);
+    if (err_wr >= 0)
+        close(err_wr);
+    if (err_rd >= 0) {
+        if (e)
+            close(err_rd);
+        else
+            drain_add(err_rd, (long)pid, k->plugin);
+    }
     if (e) {
         close(sv[0]);
         err_set(NDF_ERR_EXECUTION, "cannot start a step worker (%s): %s", program, strerror(e));
@@ -729,10 +1049,11 @@ static iworker *worker_start(ikey *k, const char *program)
         strbuf why;
         sb_init(&why);
         if (f == 0) {
-            sb_printf(&why, "did not load the plugin within %.0f s (killed)", READY_TIMEOUT);
+            sb_printf(&why, "did not load the plugin within %.0f s, so it was killed (SIGKILL)",
+                      READY_TIMEOUT);
             worker_kill(w);
         } else {
-            sb_puts(&why, "ended while loading the plugin ");
+            sb_puts(&why, "ended while loading the plugin: it ");
             worker_reap(w, &why);
         }
         err_set(NDF_ERR_EXECUTION, "the step worker (pid %ld) for plugin '%s' %s", (long)pid,
@@ -783,6 +1104,9 @@ static iworker *worker_take(ikey *k, const char *program)
         pthread_mutex_unlock(&iso_lock);
         return w;
     }
+    /* None warm (the first call of a build): a spare starts beside this
+     * one, so the second call does not wait too. */
+    spare_locked(k, program);
     pthread_mutex_unlock(&iso_lock);
     return worker_start(k, program);
 }
@@ -801,28 +1125,46 @@ static void worker_give(ikey *k, iworker *w)
     pthread_mutex_unlock(&iso_lock);
 }
 
+/* How many idle workers `k` keeps warm.  (iso_lock held) */
+static size_t spare_target(const ikey *k)
+{
+    size_t t = k->lost ? 2 : 1;
+    return t < (size_t)iso_max_idle ? t : (size_t)iso_max_idle;
+}
+
 static void *spare_main(void *arg)
 {
     ikey *k = arg;
-    iworker *w = worker_start(k, k->program);
-    if (w)
+    for (;;) {
+        pthread_mutex_lock(&iso_lock);
+        int enough = k->nidle >= spare_target(k);
+        if (enough)
+            k->spawning = 0;
+        pthread_mutex_unlock(&iso_lock);
+        if (enough)
+            break;
+        iworker *w = worker_start(k, k->program);
+        if (!w) {
+            log_msg(NDF_LOG_WARN, "starting a spare step worker for plugin '%s': %s", k->plugin,
+                    err_msg());
+            pthread_mutex_lock(&iso_lock);
+            k->spawning = 0;
+            pthread_mutex_unlock(&iso_lock);
+            break;
+        }
         worker_give(k, w);
-    else
-        log_msg(NDF_LOG_WARN, "starting a spare step worker for plugin '%s': %s", k->plugin,
-                err_msg());
-    pthread_mutex_lock(&iso_lock);
-    k->spawning = 0;
-    pthread_mutex_unlock(&iso_lock);
+    }
     return NULL;
 }
 
-/* Keeps one spare warm: when the last idle worker of `k` was taken (or
- * lost), another is started in the background, so the next call (the one
- * after a crash above all) does not wait for a process to start.
- * (iso_lock held) */
+/* Keeps spares warm: when a call leaves fewer idle workers of `k` than
+ * spare_target (one; two for a build whose worker was lost, so that the
+ * call after a crash finds one ready even when the crash came right after
+ * the previous one was taken), more are started in the background, so the
+ * next call does not wait for a process to start.  (iso_lock held) */
 static void spare_locked(ikey *k, const char *program)
 {
-    if (k->nidle || k->spawning)
+    if (k->nidle >= spare_target(k) || k->spawning)
         return;
     k->program = program;
     pthread_attr_t a;
@@ -839,6 +1181,7 @@ static void worker_replace(ikey *k, const char *program)
 {
     atomic_fetch_add(&st_replaced, 1);
     pthread_mutex_lock(&iso_lock);
+    k->lost = 1;
     spare_locked(k, program);
     pthread_mutex_unlock(&iso_lock);
 }
@@ -896,7 +1239,12 @@ static int apply_done(rbuf *r, ndf_exec *node, const ndf_host *tbl, double mem_m
     }
     /* The message the step gave its own node (node_set_state). */
     char *note = r_str(r, NULL);
+    int measured = (int)r_u8(r);
+    double user = r_f64(r), sys = r_f64(r);
     double maxrss_kb = r_f64(r);
+    if (!r->bad && measured)
+        node_add_usage(node, USAGE_WORKER, user, sys,
+                       maxrss_kb > 0 && maxrss_kb < (double)LONG_MAX ? (long)maxrss_kb : 0);
     if (!r->bad && rc == NDF_OK && note)
         node_set_message(node, note);
     free(note);
@@ -937,6 +1285,15 @@ int isolate_run(ndf_exec *node, const isolate_call *c)
         return err_set(NDF_ERR_EXECUTION, "isolated step '%s' of plugin '%s': %s", p->name,
                        k->plugin, err_msg());
     atomic_fetch_add(&st_calls, 1);
+    /* The store learns the worker's group and token as for an exec step's
+     * processes: if ndf itself is killed during the call, the next ndf to
+     * open the store kills the worker and what its step left (setsid'd
+     * daemons included). */
+    record *rec = node->rec;
+    if (rec->on_spawn && strcmp(w->told, rec->id) != 0) {
+        rec->on_spawn(rec->spawn_arg, rec, (long)w->pid, w->token);
+        snprintf(w->told, sizeof w->told, "%s", rec->id);
+    }
     int sent;
     send_run(w, node, c, &sent);
     double grace = node->rec->kill_grace > 0 ? node->rec->kill_grace : 2.0;
@@ -1030,8 +1387,8 @@ int isolate_run(ndf_exec *node, const isolate_call *c)
         sb_init(&why);
         pid_t pid = w->pid;
         worker_reap(w, &why);
-        rc = err_set(NDF_ERR_EXECUTION, "step '%s' of plugin '%s' %s its isolated worker (pid %ld) %s",
-                     p->name, k->plugin, undo ? "(undo) ended" : "ended", (long)pid, why.buf);
+        rc = err_set(NDF_ERR_EXECUTION, "step '%s' of plugin '%s'%s: its isolated worker (pid %ld) %s",
+                     p->name, k->plugin, undo ? " (undo)" : "", (long)pid, why.buf);
         sb_free(&why);
         worker_replace(k, program);
         return rc;
@@ -1091,6 +1448,7 @@ void isolate_shutdown(void)
         free(k->cache_dir);
         free(k);
     }
+    escapees_wait();
 }
 
 /* ==================================================================== */
@@ -1130,6 +1488,10 @@ static struct {
 static _Noreturn void wk_exit(void)
 {
     process_kill_children();
+    /* A step that closed the socket (it closed descriptors it does not
+     * own) is told apart from the host's going away. */
+    if (fcntl(wk.fd, F_GETFD) < 0 && errno == EBADF)
+        _exit(WK_EXIT_FD_CLOSED);
     _exit(0);
 }
 
@@ -1281,12 +1643,102 @@ static bound *wk_bind(uint64_t serial, const char *type, ndf_value **params)
     return &wk.steps[wk.nsteps++];
 }
 
-static double thread_cpu(void)
+static double tv_s(const struct timeval *tv)
 {
-    struct timespec ts;
-    if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0)
-        return 0;
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+    return (double)tv->tv_sec + (double)tv->tv_usec / 1e6;
+}
+
+/* /proc/self/clear_refs and /proc/self/status, opened once (a call's
+ * accounting then costs a write and a pread, not four more system calls);
+ * -1 where they cannot be, or once a step closed them. */
+static int wk_clear_fd = -1, wk_status_fd = -1;
+static struct stat wk_clear_st, wk_status_st;
+
+static int wk_proc_open(const char *path, int flags, struct stat *st)
+{
+    int fd = open(path, flags | O_CLOEXEC);
+    int hi = fd >= 0 ? fcntl(fd, F_DUPFD_CLOEXEC, 64) : -1;
+    if (fd >= 0)
+        close(fd);
+    if (hi >= 0 && fstat(hi, st) != 0) {
+        close(hi);
+        hi = -1;
+    }
+    return hi;
+}
+
+static void wk_usage_open(void)
+{
+    wk_clear_fd = wk_proc_open("/proc/self/clear_refs", O_WRONLY, &wk_clear_st);
+    wk_status_fd = wk_proc_open("/proc/self/status", O_RDONLY, &wk_status_st);
+}
+
+/* 1 while `fd` is still the file opened as `was`: a step may close
+ * descriptors it does not own and open others in their place. */
+static int wk_proc_same(int fd, const struct stat *was)
+{
+    struct stat st;
+    return fd >= 0 && fstat(fd, &st) == 0 && st.st_dev == was->st_dev && st.st_ino == was->st_ino;
+}
+
+/* Resets the kernel's peak-RSS mark of this process to its current RSS
+ * (Linux >= 4.0), so that the peak read after a call is that call's, not
+ * the worker's lifetime's.  0, or -1 when it cannot be. */
+static int wk_peak_reset(void)
+{
+    return wk_proc_same(wk_clear_fd, &wk_clear_st) && write(wk_clear_fd, "5", 1) == 1 ? 0 : -1;
+}
+
+/* VmHWM of this process in KiB, or -1.  (getrusage's ru_maxrss will not
+ * do: it starts at the peak of the host that posix_spawn'd the worker.) */
+static long wk_peak_kb(void)
+{
+    char buf[4096];
+    ssize_t n = wk_proc_same(wk_status_fd, &wk_status_st)
+                    ? pread(wk_status_fd, buf, sizeof buf - 1, 0)
+                    : -1;
+    if (n <= 0)
+        return -1;
+    buf[n] = '\0';
+    const char *p = strstr(buf, "\nVmHWM:");
+    return p ? strtol(p + 7, NULL, 10) : -1;
+}
+
+/* The usage of this worker and its reaped children, for the deltas of one
+ * call. */
+typedef struct wk_usage {
+    struct rusage self, kids;
+    int peak_reset;
+} wk_usage;
+
+static void wk_usage_begin(wk_usage *u)
+{
+    u->peak_reset = wk_peak_reset() == 0;
+    if (getrusage(RUSAGE_SELF, &u->self) != 0)
+        memset(&u->self, 0, sizeof u->self);
+    if (getrusage(RUSAGE_CHILDREN, &u->kids) != 0)
+        memset(&u->kids, 0, sizeof u->kids);
+}
+
+/* What the call used since wk_usage_begin: CPU of every thread of the
+ * worker and of the children it reaped, and the peak RSS of the worker
+ * during the call (its lifetime's where the mark could not be reset), or
+ * of a child that outgrew it. */
+static void wk_usage_end(const wk_usage *u, double *user, double *sys, long *maxrss)
+{
+    struct rusage self, kids;
+    if (getrusage(RUSAGE_SELF, &self) != 0)
+        self = u->self;
+    if (getrusage(RUSAGE_CHILDREN, &kids) != 0)
+        kids = u->kids;
+    *user = tv_s(&self.ru_utime) - tv_s(&u->self.ru_utime) + tv_s(&kids.ru_utime) -
+            tv_s(&u->kids.ru_utime);
+    *sys = tv_s(&self.ru_stime) - tv_s(&u->self.ru_stime) + tv_s(&kids.ru_stime) -
+           tv_s(&u->kids.ru_stime);
+    long peak = u->peak_reset ? wk_peak_kb() : -1;
+    *maxrss = peak >= 0 ? peak : self.ru_maxrss;
+    if (kids.ru_maxrss > u->kids.ru_maxrss && kids.ru_maxrss > *maxrss)
+        *maxrss = kids.ru_maxrss;
 }
 
 static void wk_job(const char *body, size_t n)
@@ -1309,6 +1761,8 @@ static void wk_job(const char *body, size_t n)
     int rc = NDF_OK;
     record *rec = NULL;
     ndf_exec *node = NULL;
+    wk_usage usage;
+    int measured = 0;
     err_clear();
     if (r.bad || !type) {
         rc = err_set(NDF_ERR_EXECUTION, "the step worker got a malformed request");
@@ -1356,13 +1810,13 @@ static void wk_job(const char *body, size_t n)
     pthread_mutex_unlock(&wk.lock);
     node_set_state(node, NDF_STATE_RUNNING, NULL);
     err_clear();
-    double c0 = thread_cpu();
+    wk_usage_begin(&usage);
+    measured = 1;
     if (op == OP_UNDO)
         rc = DEF_HAS(d, undo) && d->undo ? d->undo(&wk_table, node, st->params, st->instance)
                                          : NDF_OK;
     else
         rc = d->run(&wk_table, node, st->params, st->instance);
-    (void)c0;
     if (rc > 0 || rc < NDF_STATUS_MIN)
         rc = NDF_ERR_EXECUTION;
     pthread_mutex_lock(&wk.lock);
@@ -1397,9 +1851,20 @@ done:;
         w_mem(&b, "", 0);
         w_str(&b, NULL);
     }
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    w_f64(&b, (double)ru.ru_maxrss);
+    /* After process_kill_children: what the step's processes used is the
+     * call's too. */
+    double user = 0, sys = 0;
+    long maxrss = 0;
+    if (measured)
+        wk_usage_end(&usage, &user, &sys, &maxrss);
+    else {
+        struct rusage ru;
+        maxrss = getrusage(RUSAGE_SELF, &ru) == 0 ? ru.ru_maxrss : 0;
+    }
+    w_u8(&b, (unsigned)measured);
+    w_f64(&b, user);
+    w_f64(&b, sys);
+    w_f64(&b, (double)maxrss);
     wk_send(&b);
     if (rec)
         record_unref(rec);
@@ -1492,6 +1957,7 @@ int isolate_worker_main(int argc, char **argv, const ndf_host *table)
      * environment), so the host finds those left behind when the worker
      * itself is killed (setsid'd ones too). */
     prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+    wk_usage_open();
     log_set_level(atoi(argv[5]));
     double mem_mb = strtod(argv[4], NULL);
 #ifndef ISOLATE_ASAN

@@ -41,6 +41,13 @@ void isolate_configure(const isolate_opts *opts, const char *program);
 /* 1 when the steps `p` (a step a plugin provides) should run in a worker. */
 int isolate_wants(const provided *p);
 
+/* Where one binding of `p` runs when the binding itself says (`mode`
+ * ISOLATE_NONE or ISOLATE_PROCESS; ISOLATE_AUTO: the plugin's policy,
+ * isolate_wants): 0 in process, 1 in a worker, or -1 with err_msg() set
+ * when a worker was asked for and none can run it (no step worker
+ * program, or a step that is not a plugin's). */
+int isolate_decide(const provided *p, isolate_mode mode);
+
 /* The mode's name ("auto", "none", "process"), and the parser of it
  * (0, or -1 for an unknown name). */
 const char *isolate_mode_name(isolate_mode m);

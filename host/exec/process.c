@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -423,12 +424,74 @@ int process_kill_token(const char *token)
     return found;
 }
 
+/* Appends the children of every thread of `pid` (0: this process) to
+ * `out`.  -1 when the kernel keeps no children lists. */
+static int children_all(pid_t pid, pidlist *out)
+{
+    char dir[64];
+    if (pid)
+        snprintf(dir, sizeof dir, "/proc/%ld/task", (long)pid);
+    else
+        snprintf(dir, sizeof dir, "/proc/self/task");
+    DIR *d = opendir(dir);
+    if (!d)
+        return pid ? 0 : -1; /* a process that ended has none */
+    int rc = 0;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        if (de->d_name[0] < '1' || de->d_name[0] > '9')
+            continue;
+        char path[128];
+        snprintf(path, sizeof path, "%s/%s/children", dir, de->d_name);
+        if (read_pids(path, out) != 0 && errno == ENOENT && !pid) {
+            rc = -1;
+            break;
+        }
+    }
+    closedir(d);
+    return rc;
+}
+
+int process_kill_token_below(const char *token)
+{
+    if (!token || !*token)
+        return 0;
+    pidlist all = {0};
+    if (children_all(0, &all) != 0) {
+        free(all.v);
+        return process_kill_token(token);
+    }
+    /* Breadth first over the descendants: the list grows as it is read;
+     * bounded against a tree that forks faster than it is walked. */
+    int found = 0;
+    for (size_t i = 0; i < all.n && i < 65536; i++) {
+        if (has_token(all.v[i], token) && kill(all.v[i], SIGKILL) == 0)
+            found++;
+        children_all(all.v[i], &all);
+    }
+    free(all.v);
+    return found;
+}
+
+void process_become_subreaper(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, become_subreaper);
+}
+
 void process_kill_children(void)
 {
     /* Killing a child hands its own children to this process (a
      * subreaper): rounds until none is left; bounded against a tree that
      * forks faster than it is killed (the caller is then replaced). */
     for (int round = 0; round < 200; round++) {
+        /* No child at all, alive or not (any thread's: they share them
+         * for wait): one system call instead of a scan of /proc, which is
+         * what most calls of a step worker find. */
+        siginfo_t si;
+        memset(&si, 0, sizeof si);
+        if (waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) < 0 && errno == ECHILD)
+            return;
         pidlist kids = {0};
         children_scan(&kids);
         for (size_t i = 0; i < kids.n; i++) {
@@ -489,6 +552,7 @@ typedef struct child {
     pid_t pid;               /* the leader, and the group's id */
     int out, err, in, pidfd; /* our ends; -1 once closed */
     int status;              /* wait status, once reaped */
+    struct rusage ru;        /* the leader's (and what it waited for), once reaped */
     int reaped;              /* the leader is reaped (its group may live on) */
     int done;                /* the group is gone, or given up on */
     int stop_cause;          /* 0, NDF_ERR_TIMEOUT or NDF_ERR_CANCELLED */
@@ -717,7 +781,7 @@ static void child_escalate(child *c, double now)
 static int child_reap(child *c, double now)
 {
     if (!c->reaped) {
-        pid_t w = waitpid(c->pid, &c->status, WNOHANG);
+        pid_t w = wait4(c->pid, &c->status, WNOHANG, &c->ru);
         if (w == c->pid) {
             c->reaped = 1;
             leader_reaped(c->pid);
@@ -806,7 +870,7 @@ static void child_close(child *c, int rc)
 {
     if (!c->reaped && rc) {
         kill(-c->pid, SIGKILL);
-        while (waitpid(c->pid, &c->status, 0) < 0 && errno == EINTR)
+        while (wait4(c->pid, &c->status, 0, &c->ru) < 0 && errno == EINTR)
             ;
         c->reaped = 1;
         leader_reaped(c->pid);
@@ -1009,8 +1073,7 @@ int process_run(ndf_exec *node, const ndf_spawn *opts, ndf_spawn_result *result)
         return err_set(NDF_ERR_INVALID,
                        "spawn: NDF_SPAWN_CAPTURE_STDOUT needs an ndf_spawn_result of ABI 1.2");
     /* Process-wide, once: see become_subreaper. */
-    static pthread_once_t once = PTHREAD_ONCE_INIT;
-    pthread_once(&once, become_subreaper);
+    process_become_subreaper();
 
     child c;
     child_init(&c, node, opts);
@@ -1025,6 +1088,13 @@ int process_run(ndf_exec *node, const ndf_spawn *opts, ndf_spawn_result *result)
             rc = child_pump(&c, now);
     }
     child_close(&c, rc);
+    /* wait4's figures: the leader and the descendants it waited for.  What
+     * left its tree (a daemon reaped here as an orphan) is not counted. */
+    if (c.reaped)
+        node_add_usage(node, USAGE_CHILD,
+                       (double)c.ru.ru_utime.tv_sec + (double)c.ru.ru_utime.tv_usec / 1e6,
+                       (double)c.ru.ru_stime.tv_sec + (double)c.ru.ru_stime.tv_usec / 1e6,
+                       c.ru.ru_maxrss);
     escaped_stop(&c);
     cgroup_stop(&c);
     process_reap_orphans();

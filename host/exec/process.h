@@ -41,6 +41,17 @@ void process_reap_orphans(void);
  * reparented to it. */
 int process_kill_token(const char *token);
 
+/* The same, among the descendants of this process only (a walk of the
+ * kernel's children lists, far cheaper than a scan of every process of the
+ * user), which holds every escapee once this process is a child subreaper
+ * (process_become_subreaper): an orphan is reparented to the nearest
+ * subreaper above it.  Falls back to process_kill_token where the kernel
+ * keeps no children lists. */
+int process_kill_token_below(const char *token);
+
+/* Makes this process a child subreaper (once; any thread). */
+void process_become_subreaper(void);
+
 /* SIGKILLs and reaps every child of this process, and the children
  * reparented to it as they die (a child subreaper), until none is left:
  * the step worker's end of a call.  Not for a process that has children

@@ -312,6 +312,7 @@ static ndf_exec *node_alloc(record *r, ndf_exec *parent, ndf_node_kind kind, con
     n->result = NULL;
     n->metrics = NULL;
     n->nmetrics = 0;
+    memset(&n->usage, 0, sizeof n->usage);
     memcpy(n->name, name ? name : "", len + 1);
     free(safe);
     return n;
@@ -578,6 +579,49 @@ static const ndf_exec *find_result_locked(const ndf_exec *n, const char *name)
             return f;
     }
     return NULL;
+}
+
+void node_add_usage(ndf_exec *node, node_usage_source source, double user_s, double sys_s,
+                    long maxrss_kb)
+{
+    if (!node)
+        return;
+    user_s = user_s > 0 ? user_s : 0;
+    sys_s = sys_s > 0 ? sys_s : 0;
+    pthread_mutex_lock(&node->rec->lock);
+    node_usage *u = &node->usage;
+    u->sources |= (unsigned)source;
+    switch (source) {
+    case USAGE_THREAD: u->thread_cpu_s += user_s + sys_s; break;
+    case USAGE_CHILD:
+        u->child_user_s += user_s;
+        u->child_sys_s += sys_s;
+        if (maxrss_kb > u->child_maxrss_kb)
+            u->child_maxrss_kb = maxrss_kb;
+        break;
+    case USAGE_WORKER:
+        u->worker_user_s += user_s;
+        u->worker_sys_s += sys_s;
+        if (maxrss_kb > u->worker_maxrss_kb)
+            u->worker_maxrss_kb = maxrss_kb;
+        break;
+    }
+    pthread_mutex_unlock(&node->rec->lock);
+}
+
+void node_usage_total(const ndf_exec *node, double *cpu_s, long *maxrss_kb)
+{
+    const node_usage *u = &node->usage;
+    *cpu_s += u->thread_cpu_s + u->child_user_s + u->child_sys_s + u->worker_user_s +
+              u->worker_sys_s;
+    if (u->child_maxrss_kb > *maxrss_kb)
+        *maxrss_kb = u->child_maxrss_kb;
+    if (u->worker_maxrss_kb > *maxrss_kb)
+        *maxrss_kb = u->worker_maxrss_kb;
+    size_t nk;
+    ndf_exec *const *kids = node_kids(node, &nk);
+    for (size_t i = 0; i < nk; i++)
+        node_usage_total(kids[i], cpu_s, maxrss_kb);
 }
 
 char *node_find_result(ndf_exec *root, const char *name)

@@ -67,6 +67,25 @@ typedef struct node_metric {
     double value;
 } node_metric;
 
+/* What a node's step used, as far as it can be measured per node (the
+ * process-wide figures mix every execution of the process).  Each source
+ * is kept apart because each means something else; see ndf(1), status. */
+typedef enum node_usage_source {
+    USAGE_THREAD = 1, /* the host thread that called an in-process step */
+    USAGE_CHILD = 2,  /* processes the step started, from wait4() */
+    USAGE_WORKER = 4, /* the isolated worker during the call */
+} node_usage_source;
+typedef struct node_usage {
+    unsigned sources;        /* node_usage_source bits: what was measured */
+    double thread_cpu_s;     /* USAGE_THREAD: CLOCK_THREAD_CPUTIME_ID delta */
+    double child_user_s;     /* USAGE_CHILD: summed over the step's processes */
+    double child_sys_s;
+    long child_maxrss_kb;    /* the largest process's peak (not a sum) */
+    double worker_user_s;    /* USAGE_WORKER: getrusage delta over the call */
+    double worker_sys_s;
+    long worker_maxrss_kb;   /* the worker's peak during the call */
+} node_usage;
+
 /* A node.  Fields marked (lock) are guarded by the record's lock.  What
  * readers (status, progress, the CLI's live view) look at while the node
  * runs is atomic: `state`, the children and the timings.  The rest is
@@ -111,6 +130,7 @@ struct ndf_exec {
     char *result;                  /* (lock) node_set_result, or NULL */
     struct node_metric *metrics;   /* (lock) node_set_metric */
     size_t nmetrics;               /* (lock) */
+    struct node_usage usage;       /* (lock) node_add_usage */
     char name[];         /* inline, NUL-terminated */
 };
 
@@ -291,6 +311,16 @@ char *node_result_dup(const ndf_exec *node);
 /* Sets metric `name` (valid per ndf_host.node_set_metric) to `value`.
  * 0, or -1 when the node already has NODE_METRICS_MAX others. */
 int node_set_metric(ndf_exec *node, const char *name, double value);
+/* Adds what one call of the node's step used, measured by `source` (one
+ * node_usage_source): CPU seconds (user and system; a thread's CPU time
+ * goes in `user_s` alone) and a peak RSS in KiB (0: not measured), which
+ * is kept as a maximum.  Any thread. */
+void node_add_usage(ndf_exec *node, node_usage_source source, double user_s, double sys_s,
+                    long maxrss_kb);
+/* The sum over `node` and every node under it: CPU seconds of all sources,
+ * and the largest measured peak RSS (0: none measured).  Caller holds the
+ * record lock. */
+void node_usage_total(const ndf_exec *node, double *cpu_s, long *maxrss_kb);
 /* The first node named `name` under `root` (depth first) that has a result;
  * a copy of that result (caller frees), or NULL. */
 char *node_find_result(ndf_exec *root, const char *name);

@@ -127,7 +127,27 @@ static const ndf_value *svc_ctx_attributes(const ndf_context *c)
 static int svc_step_new(const char *type, const ndf_value *params, const ndf_value *where,
                         ndf_step **out)
 {
+    return svc_step_bind(type, params, where, NULL, out);
+}
+
+int svc_step_bind(const char *type, const ndf_value *params, const ndf_value *where,
+                  const ndf_value *isolation, ndf_step **out)
+{
     *out = NULL;
+    isolate_mode mode = ISOLATE_AUTO;
+    if (isolation) {
+        const char *m = isolation->type == NDF_VALUE_STRING ? isolation->u.s : NULL;
+        if (!m || (strcmp(m, "none") != 0 && strcmp(m, "process") != 0)) {
+            char *shown = m ? xstrdup(m) : NULL;
+            int rc = svc_fail_at_value(isolation, NDF_ERR_VALIDATION,
+                                       "'isolation' is %s%s%s, expected none or process",
+                                       shown ? "'" : "", shown ? shown : "not a string",
+                                       shown ? "'" : "");
+            free(shown);
+            return rc;
+        }
+        isolate_mode_parse(m, &mode);
+    }
     loader *ld = loader_scope();
     const provided *p = ld ? loader_find(ld, PROVIDED_STEP, type) : NULL;
     if (!p)
@@ -152,7 +172,15 @@ static int svc_step_new(const char *type, const ndf_value *params, const ndf_val
     s->serial = atomic_fetch_add(&serials, 1) + 1;
     /* An isolated step's create() runs in its worker, on first use: a
      * plugin that is not trusted runs no code in the host. */
-    s->isolated = isolate_wants(p);
+    s->isolated = isolate_decide(p, mode);
+    if (s->isolated < 0) {
+        char *why = xstrdup(err_msg());
+        svc_fail_at_value(isolation, NDF_ERR_VALIDATION, "%s", why);
+        free(why);
+        value_free(copy);
+        free(s);
+        return NDF_ERR_VALIDATION;
+    }
     const ndf_step_def *d = p->def.step;
     if (!s->isolated && DEF_HAS(d, create) && d->create) {
         err_clear();

@@ -65,5 +65,10 @@ int svc_task_run(ndf_exec *node, const ndf_task *task);
 int svc_task_undo(ndf_exec *node, const ndf_task *task);
 /* fail_at() for the host's own callers (services_exec.c). */
 int svc_fail_at_value(const ndf_value *where, int status, const char *fmt, ...) NDF_PRINTF(3, 4);
+/* ndf_host.step_new with the binding's "isolation" value (NULL: the
+ * plugin's policy; else "none" or "process", any other an error placed at
+ * its file:line). */
+int svc_step_bind(const char *type, const ndf_value *params, const ndf_value *where,
+                  const ndf_value *isolation, ndf_step **out);
 
 #endif

@@ -167,13 +167,27 @@ static void call_unref(step_call *c)
     free(c);
 }
 
+/* CPU seconds of the calling thread: what an in-process step costs, apart
+ * from every other thread of the host.  A system call (the vDSO does not
+ * serve this clock): about 0.1 us on bare metal, far more in some VMs (see
+ * BENCHMARKS.md), which is what a no-op step now costs above its dispatch. */
+static double thread_cpu_s(void)
+{
+    struct timespec ts;
+    if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0)
+        return 0;
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 static int call_step(const ndf_step *step, ndf_exec *node, int undo)
 {
     const ndf_step_def *d = step->type->def.step;
     err_clear();
     crash_frame prev = crash_enter(node, step->type);
+    double c0 = thread_cpu_s();
     int rc = undo ? d->undo(&host_services, node, step->params, step->instance)
                   : d->run(&host_services, node, step->params, step->instance);
+    node_add_usage(node, USAGE_THREAD, thread_cpu_s() - c0, 0, 0);
     crash_leave(prev);
     if (rc > 0 || rc < NDF_STATUS_MIN)
         rc = NDF_ERR_EXECUTION;
@@ -349,7 +363,9 @@ int svc_run_step(ndf_exec *node, const ndf_step *step, double timeout_s)
          * direct call. */
         err_clear();
         crash_frame prev = crash_enter(node, step->type);
+        double c0 = thread_cpu_s();
         rc = d->run(&host_services, node, step->params, step->instance);
+        node_add_usage(node, USAGE_THREAD, thread_cpu_s() - c0, 0, 0);
         crash_leave(prev);
         if (rc == NDF_OK) {
             node_complete_at(node, record_now());
@@ -553,6 +569,11 @@ int svc_node_set_metric(ndf_exec *node, const char *name, double value)
 {
     if (!node || !name)
         return err_set(NDF_ERR_INVALID, "node_set_metric: no node or no name");
+    /* "ndf." names are the host's own measurements (node_add_usage): a
+     * step cannot set them, so what status shows under them is measured. */
+    if (strncmp(name, "ndf.", 4) == 0)
+        return err_set(NDF_ERR_INVALID, "%s: metric names beginning with 'ndf.' are the host's",
+                       node->name);
     if (!metric_name_ok(name))
         return err_set(NDF_ERR_INVALID,
                        "%s: metric name '%s' is not [A-Za-z0-9_.]+ of at most %d bytes", node->name,
@@ -602,9 +623,14 @@ int svc_task_new(const ndf_task_spec *spec, ndf_task **out)
         !(spec->backoff_s < 1e6) || !(spec->backoff_max_s < 1e6))
         return svc_fail_at_value(spec->where, NDF_ERR_VALIDATION,
                                  "task: retries must be 0..1000 and times finite");
+    const ndf_value *iso = SPEC_HAS(spec, isolation) ? spec->isolation : NULL;
+    if (iso && !spec->step)
+        return svc_fail_at_value(iso, NDF_ERR_VALIDATION,
+                                 "'isolation' applies to a step, not to pattern '%s'",
+                                 spec->pattern);
     ndf_task *t = xcalloc(1, sizeof *t);
     if (spec->step) {
-        int rc = host_services.step_new(spec->step, spec->params, spec->where, &t->step);
+        int rc = svc_step_bind(spec->step, spec->params, spec->where, iso, &t->step);
         if (rc) {
             free(t);
             return rc;

@@ -9,6 +9,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -229,6 +230,12 @@ int scanner_spawn(char *const argv[], const int *fds, int nfds, int quiet, pid_t
 int scanner_spawn_env(char *const argv[], const int *fds, int nfds, int quiet, char *const envp[],
                       pid_t *pid)
 {
+    return scanner_spawn_err(argv, fds, nfds, quiet, -1, envp, pid);
+}
+
+int scanner_spawn_err(char *const argv[], const int *fds, int nfds, int quiet, int err_fd,
+                      char *const envp[], pid_t *pid)
+{
     posix_spawn_file_actions_t fa;
     posix_spawnattr_t attr;
     posix_spawn_file_actions_init(&fa);
@@ -237,7 +244,10 @@ int scanner_spawn_env(char *const argv[], const int *fds, int nfds, int quiet, c
      * the host loads it: the scan's own output goes nowhere. */
     if (quiet) {
         posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-        posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+        if (err_fd >= 0)
+            posix_spawn_file_actions_adddup2(&fa, err_fd, 2);
+        else
+            posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
     } else {
         /* The host's stdout is its report (ndf run --json): never the child's. */
         posix_spawn_file_actions_adddup2(&fa, 2, 1);
@@ -305,8 +315,26 @@ scan_verdict scanner_scan(const char *file, const char *hash, const struct stat 
         return out->verdict;
     }
     char *argv[] = {(char *)program, (char *)SCANNER_ARG, (char *)file, NULL};
+    /* The scanner's environment carries a token of its own, which whatever
+     * init starts inherits: how what left its process group is found. */
+    static atomic_ulong scans;
+    char token[48];
+    snprintf(token, sizeof token, "%ld.s%lu", (long)getpid(), atomic_fetch_add(&scans, 1) + 1);
+    size_t nenv = 0;
+    while (environ[nenv])
+        nenv++;
+    char **envp = xcalloc(nenv + 2, sizeof *envp);
+    size_t m = 0;
+    for (size_t i = 0; i < nenv; i++)
+        if (strncmp(environ[i], "NDF_STEP=", 9) != 0)
+            envp[m++] = environ[i];
+    char *tokvar = xasprintf("NDF_STEP=%s", token);
+    envp[m++] = tokvar;
+    envp[m] = NULL;
     pid_t pid = 0;
-    int e = scanner_spawn(argv, &pfd[1], 1, 1, &pid);
+    int e = scanner_spawn_env(argv, &pfd[1], 1, 1, envp, &pid);
+    free(tokvar);
+    free(envp);
     close(pfd[1]);
     if (e) {
         close(pfd[0]);
@@ -325,9 +353,26 @@ scan_verdict scanner_scan(const char *file, const char *hash, const struct stat 
             break;
         }
         struct pollfd p = {.fd = pfd[0], .events = POLLIN};
-        int n = poll(&p, 1, left > 3600 ? 3600000 : (int)(left * 1000) + 1);
+        /* A tick: a process init started may hold the pipe open after the
+         * scanner itself ended, so the end of the scanner is looked for
+         * too (its report is whole by then). */
+        int n = poll(&p, 1, left > 0.05 ? 50 : (int)(left * 1000) + 1);
         if (n < 0 && errno == EINTR)
             continue;
+        if (n == 0) {
+            siginfo_t si0;
+            memset(&si0, 0, sizeof si0);
+            if (waitid(P_PID, (id_t)pid, &si0, WEXITED | WNOHANG | WNOWAIT) == 0 &&
+                si0.si_pid == pid) {
+                struct pollfd q = {.fd = pfd[0], .events = POLLIN};
+                char buf[4096];
+                ssize_t r;
+                while (poll(&q, 1, 0) > 0 && (r = read(pfd[0], buf, sizeof buf)) > 0)
+                    if (rep.len + (size_t)r <= REPORT_MAX)
+                        sb_add(&rep, buf, (size_t)r);
+                break;
+            }
+        }
         if (n <= 0)
             continue;
         char buf[4096];
@@ -369,6 +414,8 @@ scan_verdict scanner_scan(const char *file, const char *hash, const struct stat 
     while ((w = waitpid(pid, &wst, 0)) < 0 && errno == EINTR)
         ;
     scanner_reaped(pid);
+    if (scan_hooks.kill_token)
+        scan_hooks.kill_token(token);
     out->seconds = now_mono() - t0;
 
     char stage[64], loaded[16], status[32], reason[2048], end[8];

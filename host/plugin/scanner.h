@@ -19,6 +19,10 @@ typedef struct scanner_hooks {
     void (*begin)(void);
     void (*end)(pid_t pid);
     void (*reaped)(pid_t pid);
+    /* Kills (SIGKILL) and reaps what a scan left outside the scanner's
+     * process group (an init that double-forks and calls setsid): every
+     * process carrying NDF_STEP=`token`, the scanner's.  May be NULL. */
+    void (*kill_token)(const char *token);
 } scanner_hooks;
 
 /* Turns scanning on for every loader made afterwards (loader_opts can still
@@ -80,6 +84,11 @@ int scanner_spawn(char *const argv[], const int *fds, int nfds, int quiet, pid_t
 /* scanner_spawn with the environment `envp` instead of the host's. */
 int scanner_spawn_env(char *const argv[], const int *fds, int nfds, int quiet, char *const envp[],
                       pid_t *pid);
+/* scanner_spawn_env with, when `quiet` and `err_fd` >= 0, the child's
+ * stderr on `err_fd` (above SCANNER_FD + nfds - 1, like fds) instead of
+ * /dev/null. */
+int scanner_spawn_err(char *const argv[], const int *fds, int nfds, int quiet, int err_fd,
+                      char *const envp[], pid_t *pid);
 /* Tells the hooks that `pid` (from scanner_spawn) was waited for. */
 void scanner_reaped(pid_t pid);
 /* Moves `fd` above SCANNER_FD (close-on-exec); returns the new one, or -1

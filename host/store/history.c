@@ -136,7 +136,8 @@ static void fill_result(store_node *d, const ndf_exec *n)
         d->result[keep] = '\0';
         d->result_len = len;
     }
-    if (n->nmetrics) {
+    const node_usage *u = &n->usage;
+    if (n->nmetrics || u->sources) {
         strbuf sb;
         sb_init(&sb);
         sb_puts(&sb, "{");
@@ -147,6 +148,29 @@ static void fill_result(store_node *d, const ndf_exec *n)
             sb_puts(&sb, ":");
             sb_json_num(&sb, n->metrics[i].value, 0);
         }
+        /* The host's measurements sit beside the step's own metrics, under
+         * names a step cannot set (svc_node_set_metric refuses "ndf."):
+         * one home on both store backends and in every export. */
+        int first = n->nmetrics == 0;
+#define USAGE_FIG(name, v, digits)                                                                 \
+    do {                                                                                           \
+        sb_puts(&sb, first ? "\"" name "\":" : ",\"" name "\":");                                  \
+        sb_json_num(&sb, (v), (digits));                                                           \
+        first = 0;                                                                                 \
+    } while (0)
+        if (u->sources & USAGE_THREAD)
+            USAGE_FIG("ndf.thread_cpu_s", u->thread_cpu_s, 6);
+        if (u->sources & USAGE_CHILD) {
+            USAGE_FIG("ndf.proc_user_s", u->child_user_s, 6);
+            USAGE_FIG("ndf.proc_sys_s", u->child_sys_s, 6);
+            USAGE_FIG("ndf.proc_maxrss_kb", (double)u->child_maxrss_kb, 0);
+        }
+        if (u->sources & USAGE_WORKER) {
+            USAGE_FIG("ndf.worker_user_s", u->worker_user_s, 6);
+            USAGE_FIG("ndf.worker_sys_s", u->worker_sys_s, 6);
+            USAGE_FIG("ndf.worker_maxrss_kb", (double)u->worker_maxrss_kb, 0);
+        }
+#undef USAGE_FIG
         sb_puts(&sb, "}");
         d->metrics = sb_steal(&sb);
     }
@@ -335,6 +359,7 @@ static void find_subs(builder *b, const ndf_exec *n, const char *path, const cha
             /* a sub-pattern the confidence gate refused never ran */
             e->learn = st != NDF_STATE_SKIPPED;
             e->plugins = plugins_json(k->pat, k);
+            node_usage_total(k, &e->cpu, &e->peak_rss_kb);
             size_t cap = 0;
             add_nodes(e, &cap, k, xstrdup(""), k->deadline);
             inner = e->id;
@@ -342,33 +367,6 @@ static void find_subs(builder *b, const ndf_exec *n, const char *path, const cha
         find_subs(b, k, kp, inner);
         free(kp);
     }
-}
-
-static double tv_s(const struct timeval *tv)
-{
-    return (double)tv->tv_sec + (double)tv->tv_usec / 1e6;
-}
-
-/* cpu time of the process and its reaped children since the previous
- * completion (exact when executions do not overlap, as in `ndf run`), and
- * the peak RSS of either (an upper bound). */
-static pthread_mutex_t cpu_lock = PTHREAD_MUTEX_INITIALIZER;
-static double cpu_prev;
-
-static void process_usage(double *cpu_delta, long *peak_kb)
-{
-    struct rusage self, kids;
-    if (getrusage(RUSAGE_SELF, &self) != 0)
-        memset(&self, 0, sizeof self);
-    if (getrusage(RUSAGE_CHILDREN, &kids) != 0)
-        memset(&kids, 0, sizeof kids);
-    double total =
-        tv_s(&self.ru_utime) + tv_s(&self.ru_stime) + tv_s(&kids.ru_utime) + tv_s(&kids.ru_stime);
-    pthread_mutex_lock(&cpu_lock);
-    *cpu_delta = total > cpu_prev ? total - cpu_prev : 0;
-    cpu_prev = total;
-    pthread_mutex_unlock(&cpu_lock);
-    *peak_kb = self.ru_maxrss > kids.ru_maxrss ? self.ru_maxrss : kids.ru_maxrss;
 }
 
 void history_from_record(const record *rc, store_origin origin, store_exec **out, size_t *n,
@@ -402,7 +400,11 @@ void history_from_record(const record *rc, store_origin origin, store_exec **out
     e->fallback_cause = r->fallback_cause ? xstrdup(r->fallback_cause) : NULL;
     if (isfinite(r->root->deadline) && r->root->start > 0 && r->root->deadline > r->root->start)
         e->timeout = r->root->deadline - r->root->start;
-    process_usage(&e->cpu, &e->peak_rss_kb);
+    /* What its steps were measured to use (node_add_usage), not the
+     * process's figures, which include every other execution's. */
+    e->cpu = 0;
+    e->peak_rss_kb = 0;
+    node_usage_total(r->root, &e->cpu, &e->peak_rss_kb);
     e->plugins = plugins_json(r->root->pat, r->root);
     size_t cap = 0;
     add_nodes(e, &cap, r->root, xstrdup(""), r->root->deadline);

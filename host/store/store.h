@@ -127,8 +127,9 @@ typedef struct store_exec {
     char *message;        /* the failure's message, NULL on success */
     char *plugins;        /* plugin generations and hashes it pinned (JSON), or NULL */
     double timeout;       /* its limit in seconds, 0 when none */
-    double cpu;           /* cpu seconds used (an upper bound when executions overlap) */
-    long peak_rss_kb;     /* peak memory of its process, 0 when unknown */
+    double cpu;           /* cpu seconds its steps were measured to use (node_add_usage) */
+    long peak_rss_kb;     /* the largest measured peak of a step's process or worker
+                             during its call, 0 when none was measured */
     double confidence;    /* query: the pattern's score after it (set by the store) */
     char *fallback_from;  /* it ran as the fallback of this pattern, or NULL */
     char *fallback_cause; /* why: "failure", "not_found", "confidence", "timeout" */

@@ -134,6 +134,11 @@ typedef struct ndf_task_spec {
     int retries;                /* attempts after the first failed one */
     double backoff_s;           /* delay before the first retry; < 0: 0.1 s */
     double backoff_max_s;       /* cap of the doubling delay; <= 0: 5 s */
+    /* Read only when the struct is this long (an older plugin's is not):
+     * the binding's "isolation" value ("none" or "process"), which
+     * overrides the plugin's policy for this step alone; NULL: the
+     * plugin's.  See ndf-plugin(7), ISOLATION. */
+    const ndf_value *isolation;
 } ndf_task_spec;
 
 typedef struct ndf_host {
@@ -387,6 +392,7 @@ static inline void ndf_task_spec_read(const struct ndf_host *host, const ndf_val
                           ? host->value_number(host->value_get(entry, "backoff"))
                           : -1;
     spec->backoff_max_s = host->value_number(host->value_get(entry, "backoff_max"));
+    spec->isolation = host->value_get(entry, "isolation");
 }
 
 /* The schema entries ndf_task_spec_read() reads besides `step`/`params`,
@@ -398,6 +404,8 @@ static inline void ndf_task_spec_read(const struct ndf_host *host, const ndf_val
     NDF_PARAM_RANGED("backoff", NDF_VALUE_NUMBER, 0, "0.1", 0, 3600,                       \
                      "seconds before the first retry; doubled for each further one"),     \
     NDF_PARAM_RANGED("backoff_max", NDF_VALUE_NUMBER, 0, "5", 0, 3600,                     \
-                     "cap on the delay between retries, in seconds")
+                     "cap on the delay between retries, in seconds"),                     \
+    NDF_PARAM("isolation", NDF_VALUE_STRING, 0, NULL,                                      \
+              "\"none\" or \"process\": where this step runs, whatever its plugin's policy")
 
 #endif

@@ -22,6 +22,8 @@ RUN=$S/run
 mkdir -m 700 "$RUN"
 export NDF_RUNTIME_DIR=$RUN
 LEAKS=${NDF_ISOLATION_LEAKS:-6}
+# bytes dd copies one at a time in the accounting test: CPU time of a process
+ACCT_N=${NDF_ISOLATION_ACCT_N:-200000}
 CONF=$S/ndf.conf
 write_conf() { # extra plugins { } text
     cat >"$CONF" <<EOF
@@ -49,6 +51,28 @@ patterns = (
   { name = "daemon_spin"; type = "sequential";
     params = { steps = ( { name = "d"; step = "mb_daemon"; timeout = 0.5;
                            params = { pidfile = "$S/daemon_spin.pid"; spin = true; }; } ); }; },
+  { name = "closefds"; type = "sequential"; params = { steps = ( { name = "b"; step = "mb_closefds"; } ); }; },
+  { name = "closefds_linger"; type = "sequential";
+    params = { steps = ( { name = "b"; step = "mb_closefds"; params = { seconds = 30.0; }; } ); }; },
+  { name = "acct"; type = "sequential";
+    params = { steps = ( { name = "cpu"; step = "exec"; params = { argv = [ "dd", "if=/dev/zero", "of=/dev/null", "bs=1", "count=$ACCT_N" ]; }; },
+                         { name = "burn"; step = "mb_burn"; params = { seconds = 0.2; }; },
+                         { name = "idle"; step = "noop"; } ); }; },
+  { name = "hungry"; type = "sequential";
+    params = { steps = ( { name = "big"; step = "exec"; params = { argv = [ "dd", "if=/dev/zero", "of=/dev/null", "bs=100M", "count=1" ]; }; } ); }; },
+  { name = "innocent"; type = "sequential";
+    params = { steps = ( { name = "small"; step = "exec"; params = { argv = [ "true" ]; }; },
+                         { name = "idle"; step = "noop"; } ); }; },
+  { name = "perstep"; type = "sequential";
+    params = { steps = ( { name = "iso"; step = "mb_echo"; },
+                         { name = "inproc"; step = "mb_echo"; isolation = "none"; },
+                         { name = "sh"; step = "exec"; isolation = "process"; params = { argv = [ "sh", "-c", "echo parent \$PPID" ]; }; },
+                         { name = "sh2"; step = "exec"; params = { argv = [ "sh", "-c", "echo parent \$PPID" ]; }; } ); }; },
+  { name = "daemon_hang"; type = "sequential";
+    params = { steps = ( { name = "d"; step = "mb_daemon";
+                           params = { pidfile = "$S/hang.pid"; spin = true; }; } ); }; },
+  { name = "say"; type = "sequential";
+    params = { steps = ( { name = "s"; step = "mb_echo"; params = { say = "a warning from the step"; }; } ); }; },
   { name = "wait"; type = "sequential";
     params = { steps = ( { name = "w"; step = "mb_echo"; params = { wait = 60.0; }; } ); }; }
 );
@@ -77,19 +101,68 @@ W="of plugin 'misbehave'"
 # Under AddressSanitizer (CI) a worker's SIGSEGV is caught and reported by
 # the sanitizer, which then exits 1, or aborts with abort_on_error=1: any of
 # these endings is the crash, named.
-SEGV="(with signal 11 \\(SIGSEGV\\)|with exit status 1 \\(a step must never exit the process\\))"
+SEGV="(was killed by signal 11 \\(SIGSEGV\\)|exited with status 1: a step must never exit the process)"
 [ -n "${NDF_SAN_CFLAGS:-}" ] &&
-    SEGV="(with signal 11 \\(SIGSEGV\\)|with signal 6 \\(SIGABRT\\)|with exit status 1 \\(a step must never exit the process\\))"
-row null FAILED "step 'mb_null' $W ended its isolated worker \\(pid [0-9]+\\) $SEGV" "NULL dereference"
-row exit FAILED "step 'mb_exit' $W ended its isolated worker \\(pid [0-9]+\\) with exit status 3 \\(a step must never exit the process\\)" "exit(3)"
-row abort FAILED "step 'mb_abort' $W ended its isolated worker \\(pid [0-9]+\\) with signal 6 \\(SIGABRT\\)" "abort"
-row overflow FAILED "step 'mb_overflow' $W ended its isolated worker \\(pid [0-9]+\\) $SEGV" "stack overflow"
+    SEGV="(was killed by signal 11 \\(SIGSEGV\\)|was killed by signal 6 \\(SIGABRT\\)|exited with status 1: a step must never exit the process)"
+row null FAILED "step 'mb_null' $W: its isolated worker \\(pid [0-9]+\\) $SEGV" "NULL dereference"
+row exit FAILED "step 'mb_exit' $W: its isolated worker \\(pid [0-9]+\\) exited with status 3: a step must never exit the process" "exit(3)"
+row abort FAILED "step 'mb_abort' $W: its isolated worker \\(pid [0-9]+\\) was killed by signal 6 \\(SIGABRT\\)" "abort"
+row overflow FAILED "step 'mb_overflow' $W: its isolated worker \\(pid [0-9]+\\) $SEGV" "stack overflow"
+row closefds FAILED "step 'mb_closefds' $W: its isolated worker \\(pid [0-9]+\\) lost its connection to the host because the step closed it: a step must not close descriptors it did not open" "closes fds 3-63"
+row closefds_linger FAILED "step 'mb_closefds' $W: its isolated worker \\(pid [0-9]+\\) closed its connection to the host but went on running, so it was killed \\(SIGKILL\\): a step must not close descriptors it did not open" "closes fds 3-63 and goes on"
 row spin TIMED_OUT "step 'mb_spin' $W did not return 0.5 s after its deadline: its isolated worker \\(pid [0-9]+\\) was killed \\(SIGKILL\\)" "a loop ignoring cancellation" 5
 
 expect_exit 1 "run undo: a crash in undo fails the rollback, not ndf" -- "$NDF" run undo
-expect_match "$err" "step a: FAILED \\([0-9.]+s\\): undo failed: step 'mb_undo_crash' $W \\(undo\\) ended its isolated worker \\(pid [0-9]+\\) $SEGV" \
+expect_match "$err" "step a: FAILED \\([0-9.]+s\\): undo failed: step 'mb_undo_crash' $W \\(undo\\): its isolated worker \\(pid [0-9]+\\) $SEGV" \
     "run undo: the undo's crash is named"
 expect_exit 0 "run leak: a leak in a worker completes" -- "$NDF" run leak
+
+# ---- resource accounting: each figure on the node that used it ----
+# fig ID NODE NAME: the figure NAME on step NODE's measured: line in `status`.
+fig() {
+    "$NDF" status "$1" 2>/dev/null | awk -v n="$2" -v f="$3" '
+        $2 == "step" { on = ($3 == n); next }
+        on && /measured: / { sub(/.*measured: /, ""); k = split($0, a, ", ")
+            for (i = 1; i <= k; i++) { split(a[i], b, " "); if (b[1] == f) print b[2] } exit }'
+}
+# atleast X Y / below X Y: numeric comparisons of figures (empty: false)
+atleast() { [ -n "$1" ] && awk -v x="$1" -v y="$2" 'BEGIN { exit !(x + 0 >= y + 0) }'; }
+below() { [ -n "$1" ] && awk -v x="$1" -v y="$2" 'BEGIN { exit !(x + 0 < y + 0) }'; }
+expect_exit 0 "run acct" -- "$NDF" run acct
+id=$(last_id acct)
+pu=$(fig "$id" cpu ndf.proc_user_s)
+ps=$(fig "$id" cpu ndf.proc_sys_s)
+pcpu=$(awk -v a="$pu" -v b="$ps" 'BEGIN { print a + b }')
+atleast "$pcpu" 0.05 && ok "acct: the exec step's process CPU is on its node ($pcpu s)" ||
+    not_ok "acct: exec step's process CPU $pu + $ps: $("$NDF" status "$id" 2>&1)"
+[ -z "$(fig "$id" cpu ndf.worker_user_s)" ] && ok "acct: no worker figure on the exec node" ||
+    not_ok "acct: the exec node has a worker figure"
+wu=$(awk -v a="$(fig "$id" burn ndf.worker_user_s)" -v b="$(fig "$id" burn ndf.worker_sys_s)" 'BEGIN { print a + b }')
+atleast "$wu" 0.15 && ok "acct: the isolated step's CPU is its worker's during the call ($wu s)" ||
+    not_ok "acct: mb_burn's worker CPU '$wu': $("$NDF" status "$id" 2>&1)"
+[ -z "$(fig "$id" burn ndf.proc_user_s)" ] && ok "acct: no process figure on the isolated node" ||
+    not_ok "acct: the isolated node has a process figure"
+it=$(fig "$id" idle ndf.thread_cpu_s)
+below "$it" 0.05 && ok "acct: the in-process no-op shows its own thread's CPU only ($it s)" ||
+    not_ok "acct: noop's thread CPU '$it': $("$NDF" status "$id" 2>&1)"
+j=$("$NDF" status --json "$id" 2>&1)
+tot=$(printf '%s\n' "$j" | sed -n 's/.*"cpu":\([0-9.e+-]*\).*/\1/p' | head -1)
+atleast "$tot" "$(awk -v a="$pcpu" -v b="$wu" 'BEGIN { print a + b }')" &&
+    ok "acct: the execution's cpu ($tot s) sums its steps'" || not_ok "acct: execution cpu '$tot' in $j"
+expect_match "$j" '"ndf\.worker_maxrss_kb":[1-9]' "acct: --json has the worker's peak"
+expect_match "$("$NDF" status "$id" 2>&1)" "^used: cpu [0-9.]+s, largest process peak [0-9.]+ MiB" "acct: status says what the execution used"
+# A 100 MiB process beside an innocent one in the same ndf process: the
+# innocent execution does not show it (process-wide figures did).
+expect_exit 0 "batch: hungry and innocent at once" -- "$NDF" batch --items '{"pattern": "hungry"}
+{"pattern": "innocent"}'
+hid=$(last_id hungry)
+iid=$(last_id innocent)
+hk=$(fig "$hid" big ndf.proc_maxrss_kb)
+atleast "$hk" 100000 && ok "hungry: its dd's peak is on its node ($hk kB)" || not_ok "hungry: peak '$hk'"
+ij=$("$NDF" status --json "$iid" 2>&1)
+ik=$(printf '%s\n' "$ij" | sed -n 's/.*"peak_rss_kb":\([0-9]*\).*/\1/p' | head -1)
+below "$ik" 51200 && ok "innocent: its peak ($ik kB) is its own, not the 100 MiB beside it" ||
+    not_ok "innocent: peak '$ik' kB: $ij"
 
 # ---- what crosses the socket ----
 expect_exit 0 "run echo" -- "$NDF" run echo --domain dom
@@ -147,6 +220,42 @@ l=$(leftovers)
 if [ -z "$l" ]; then ok "run daemon: no worker left"; else not_ok "run daemon: workers left: $l"; fi
 rm -f "$S/daemon.pid" "$S/daemon_spin.pid"
 
+# ---- a worker's stderr reaches the host's log ----
+expect_exit 0 "run say" -- "$NDF" run say
+expect_match "$err" "step worker [0-9]+ \\(plugin 'misbehave'\\): a warning from the step" \
+    "what a step writes to its worker's stderr is logged, naming the worker"
+
+# ---- isolation on a step binding overrides its plugin's policy ----
+expect_exit 0 "run perstep" -- "$NDF" run perstep
+id=$(last_id perstep)
+hp=$("$NDF" status "$id" 2>&1 | sed -n 's/.*(pid \([0-9]*\))$/\1/p' | head -1)
+# pid_of NODE: the pid mb_echo logged in NODE; parent_of NODE: the parent
+# pid an exec step's shell printed
+pid_of() { "$NDF" logs "$id" "$1" 2>&1 | sed -n 's/.*echo in pid \([0-9]*\).*/\1/p' | head -1; }
+parent_of() { "$NDF" logs "$id" "$1" 2>&1 | sed -n 's/^parent \([0-9]*\)$/\1/p' | head -1; }
+p1=$(pid_of iso)
+p2=$(pid_of inproc)
+p3=$(parent_of sh)
+p4=$(parent_of sh2)
+[ -n "$hp" ] && [ -n "$p1" ] && [ "$p1" != "$hp" ] && ok "perstep: the plugin's step runs in a worker by default ($p1, ndf $hp)" ||
+    not_ok "perstep: iso in pid '$p1', ndf '$hp'"
+[ -n "$p2" ] && [ "$p2" = "$hp" ] && ok "perstep: isolation = \"none\" runs it in ndf itself" ||
+    not_ok "perstep: inproc in pid '$p2', ndf '$hp'"
+[ -n "$p3" ] && [ "$p3" != "$hp" ] && ok "perstep: isolation = \"process\" puts a bundled step in a worker ($p3)" ||
+    not_ok "perstep: sh's parent '$p3', ndf '$hp'"
+[ -n "$p4" ] && [ "$p4" = "$hp" ] && ok "perstep: the same bundled step without the key runs in process" ||
+    not_ok "perstep: sh2's parent '$p4', ndf '$hp'"
+cat >"$S/bad_iso.conf" <<EOF
+plugins: { };
+patterns = (
+  { name = "b"; type = "sequential";
+    params = { steps = ( { name = "x"; step = "noop";
+                           isolation = "sometimes"; } ); }; }
+);
+EOF
+expect_exit 2 "a binding's unknown isolation is a configuration error" -- env NDF_CONFIG="$S/bad_iso.conf" "$NDF" check-config
+expect_match "$err" "bad_iso\\.conf:5: 'isolation' is 'sometimes', expected none or process" "named with file:line"
+
 # ---- plugins.trust puts it back in process ----
 write_conf 'trust = [ "misbehave" ];'
 expect_exit 0 "trusted: run echo" -- "$NDF" run echo --domain dom
@@ -175,6 +284,30 @@ rc=$?
 expect_match "$(cat "$S/wait.out")" "step w: CANCELLED" "SIGINT cancels an isolated step in its worker (exit $rc)"
 l=$(leftovers)
 if [ -z "$l" ]; then ok "no worker left after the cancelled run"; else not_ok "workers left: $l"; fi
+
+# ---- ndf SIGKILLed during an isolated call ----
+# The store knows the worker's group and token: the next ndf to open it
+# kills the worker and the daemon its step left (setsid'd).
+rm -f "$S/hang.pid"
+"$NDF" run daemon_hang >/dev/null 2>&1 &
+RP=$!
+i=0
+while [ ! -s "$S/hang.pid" ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i + 1)); done
+sleep 0.5 # the worker's row is queued, not waited for
+kill -KILL $RP
+wait $RP 2>/dev/null
+l=$(leftovers)
+[ -n "$l" ] && ok "ndf killed: its worker ($l) outlived it (busy in the step)" ||
+    not_ok "ndf killed: no worker left to recover (the test proves nothing)"
+expect_exit 0 "ndf killed: the next command recovers the store" -- "$NDF" runs daemon_hang --limit 1 --json
+expect_match "$err" "killed [1-9][0-9]* leftover process" "recovery says it killed the worker's leftovers"
+expect_match "$out" '"status":"CRASHED"' "the execution is CRASHED"
+gone "$S/hang.pid" "ndf killed"
+i=0
+while [ -n "$(leftovers)" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+l=$(leftovers)
+if [ -z "$l" ]; then ok "ndf killed: recovery killed its worker"; else not_ok "ndf killed: workers left: $l"; kill -KILL $l; fi
+rm -f "$S/hang.pid"
 
 # ---- ndf serve, with a healthy client throughout ----
 "$NDF" serve 2>"$S/serve.log" &
@@ -205,7 +338,7 @@ for p in null exit abort overflow spin; do
     if kill -0 $SERVER 2>/dev/null; then ok "serve $p: the server lives"; else not_ok "serve $p: the server died"; fi
     id=$(last_id "$p")
     st=$("$NDF" status "$id" 2>&1)
-    expect_match "$st" "(FAILED|TIMED_OUT) +step b .*'mb_$p' $W .*isolated worker \\(pid [0-9]+\\)" "serve $p: recorded with the reason"
+    expect_match "$st" "(FAILED|TIMED_OUT) +step b .*'mb_$p' $W.*isolated worker \\(pid [0-9]+\\)" "serve $p: recorded with the reason"
 done
 expect_exit 1 "serve undo" -- "$NDF" ctl run undo
 i=0

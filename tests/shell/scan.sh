@@ -158,4 +158,36 @@ rc=$?
 [ "$rc" -eq 0 ] && ok "serve: exits 0" || not_ok "serve: exits 0 (got $rc)"
 left=$(ps -eo args | grep -c "[_]_scan-plugin $S" || true)
 [ "$left" -eq 0 ] && ok "no scanner process left" || not_ok "no scanner process left ($left)"
+
+# ---- an init that leaves a setsid'd daemon in the scanner ----
+# The daemon left the scanner's process group and holds its report pipe:
+# the scan ends with the scanner (not at its timeout), and the daemon is
+# found by the scanner's token and killed.
+mkdir -m 700 "$S/dplugins"
+cp "$FIX/scan_init_daemon.so" "$S/dplugins/"
+rm -rf "$S/state"
+export NDF_TEST_SCAN_PIDFILE="$S/scan_daemon.pid"
+expect_exit 0 "an init that leaves a daemon: ndf plugins" -- env NDF_PLUGIN_PATH="$BUILTIN:$S/dplugins" $R plugins
+unset NDF_TEST_SCAN_PIDFILE
+# a scan that waited for the daemon's end of the pipe would have ended at
+# scan_timeout and quarantined the build as hung
+expect_match "$out" "^scan_init_daemon " "its build is loaded: the scan ended with the scanner"
+case "$out" in
+*"scan_init_daemon.so: quarantined"*) not_ok "the build was quarantined: $out" ;;
+*) ok "the build is not quarantined" ;;
+esac
+dpid=$(cat "$S/scan_daemon.pid" 2>/dev/null)
+i=0
+while [ -n "$dpid" ] && [ -r "/proc/$dpid/stat" ] && ! awk '{exit !($3 == "Z")}' "/proc/$dpid/stat" && [ $i -lt 100 ]; do
+    sleep 0.05
+    i=$((i + 1))
+done
+if [ -z "$dpid" ]; then
+    not_ok "the init's daemon wrote no pid (the test proves nothing)"
+elif [ -r "/proc/$dpid/stat" ] && ! awk '{exit !($3 == "Z")}' "/proc/$dpid/stat"; then
+    not_ok "the init's daemon $dpid outlived its scan"
+    kill -KILL "$dpid" 2>/dev/null
+else
+    ok "the init's daemon ($dpid) did not outlive its scan"
+fi
 finish
