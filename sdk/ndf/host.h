@@ -79,6 +79,11 @@ typedef enum ndf_log_level {
 #else
 #define NDF_SINCE_1_2_
 #endif
+#if defined(__GNUC__) && defined(NDF_SDK_MIN_MINOR) && NDF_SDK_MIN_MINOR < 3
+#define NDF_SINCE_1_3_ NDF_SINCE_WARN_("1.3")
+#else
+#define NDF_SINCE_1_3_
+#endif
 #define NDF_SINCE(minor) NDF_SINCE_1_##minor##_
 
 /* Bits of ndf_spawn.flags (ABI 1.2). */
@@ -134,10 +139,12 @@ typedef struct ndf_task_spec {
     int retries;                /* attempts after the first failed one */
     double backoff_s;           /* delay before the first retry; < 0: 0.1 s */
     double backoff_max_s;       /* cap of the doubling delay; <= 0: 5 s */
-    /* Read only when the struct is this long (an older plugin's is not):
-     * the binding's "isolation" value ("none" or "process"), which
-     * overrides the plugin's policy for this step alone; NULL: the
-     * plugin's.  See ndf-plugin(7), ISOLATION. */
+    /* ABI 1.3.  Read only when the struct is this long (an older
+     * plugin's is not): the binding's "isolation" value ("none" or
+     * "process"), which overrides the plugin's policy for this step alone;
+     * NULL: the plugin's.  A host older than 1.3 ignores it.  See
+     * ndf-plugin(7), ISOLATION.  Written by ndf_task_spec_read(), so it is
+     * not marked NDF_SINCE: a plugin never reads it. */
     const ndf_value *isolation;
 } ndf_task_spec;
 

@@ -7,7 +7,7 @@
 #define NDF_VERSION_H
 
 #define NDF_ABI_MAJOR 1
-#define NDF_ABI_MINOR 2
+#define NDF_ABI_MINOR 3
 
 /* Encodes a major/minor pair as one comparable number. */
 #define NDF_ABI_VERSION(major, minor) (((major) << 16) | (minor))
