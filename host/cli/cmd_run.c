@@ -591,6 +591,15 @@ static int cmd_run(cmd_ctx *c, int argc, char **argv)
     else if (!st && show)
         cmd_run_summary(c, r, st);
     record *last = r2 ? r2 : r;
+    /* -q keeps errors: the one that decides the exit status is said even
+     * without the summary that would have carried it */
+    if (st && last && !ra.json && c->verbosity < 0) {
+        pthread_mutex_lock(&last->lock);
+        char *m = term_safe(last->error ? last->error : ndf_status_name(last->status));
+        pthread_mutex_unlock(&last->lock);
+        cmd_error(c, "%s\n", m);
+        free(m);
+    }
     if (last) {
         if (ra.json) {
             strbuf sb;
