@@ -181,7 +181,8 @@ typedef struct seen {
     int state;
 } seen;
 
-void cmd_output_tail(FILE *out, int indent, const char *text, size_t len, int all, const char *more)
+static void tail_lines(FILE *out, int indent, const char *text, size_t len, int all,
+                       const char *more, uint64_t earlier)
 {
     while (len > 0 && text[len - 1] == '\n')
         len--;
@@ -191,9 +192,10 @@ void cmd_output_tail(FILE *out, int indent, const char *text, size_t len, int al
     for (size_t i = 0; i < len; i++)
         nlines += text[i] == '\n';
     size_t skip = !all && nlines > CMD_TAIL_LINES ? nlines - CMD_TAIL_LINES : 0;
-    if (skip)
-        fprintf(out, "%*s| ... %zu earlier line%s%s%s\n", indent, "", skip, skip == 1 ? "" : "s",
-                more ? ": " : "", more ? more : "");
+    uint64_t before = skip + earlier;
+    if (before)
+        fprintf(out, "%*s| ... %llu earlier line%s%s%s\n", indent, "", (unsigned long long)before,
+                before == 1 ? "" : "s", more ? ": " : "", more ? more : "");
     size_t line = 0, i = 0;
     while (i < len) {
         size_t end = i;
@@ -214,6 +216,17 @@ void cmd_output_tail(FILE *out, int indent, const char *text, size_t len, int al
         }
         i = end + 1;
     }
+}
+
+void cmd_output_tail(FILE *out, int indent, const char *text, size_t len, int all, const char *more)
+{
+    tail_lines(out, indent, text, len, all, more, 0);
+}
+
+void cmd_output_tail_after(FILE *out, int indent, const char *text, size_t len, uint64_t earlier,
+                           const char *more)
+{
+    tail_lines(out, indent, text, len, 0, more, earlier);
 }
 
 typedef struct progress {
