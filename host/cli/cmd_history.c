@@ -537,10 +537,48 @@ static void status_text(FILE *out, store *s, const store_exec *e, const store_ex
                 store_status_name(kids[i].status));
 }
 
+static int cmp_size(const void *a, const void *b)
+{
+    size_t x = *(const size_t *)a, y = *(const size_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* The bytes each result and stream of `e` may put in its JSON: at most
+ * RECORD_JSON_OUTPUT, and, as record_to_json does, less when they would
+ * add up to more than RECORD_JSON_TOTAL (the largest cut to one share,
+ * the smaller ones whole). */
+static size_t json_share(const store_exec *e)
+{
+    size_t *v = xcalloc(e->nnodes * (STORE_NSTREAMS + 1) + 1, sizeof *v), nv = 0, total = 0;
+    for (size_t i = 0; i < e->nnodes; i++) {
+        const store_node *n = &e->nodes[i];
+        size_t parts[STORE_NSTREAMS + 1] = {n->result ? strlen(n->result) : 0};
+        for (int k = 0; k < STORE_NSTREAMS; k++)
+            parts[k + 1] = n->outlen[k];
+        for (int k = 0; k <= STORE_NSTREAMS; k++)
+            if (parts[k]) {
+                v[nv] = parts[k] < RECORD_JSON_OUTPUT ? parts[k] : RECORD_JSON_OUTPUT;
+                total += v[nv++];
+            }
+    }
+    size_t c = RECORD_JSON_OUTPUT;
+    if (total > RECORD_JSON_TOTAL) {
+        qsort(v, nv, sizeof *v, cmp_size);
+        size_t left = RECORD_JSON_TOTAL, i = 0;
+        while (i < nv && v[i] <= left / (nv - i))
+            left -= v[i++];
+        c = i < nv ? left / (nv - i) : RECORD_JSON_OUTPUT;
+    }
+    free(v);
+    return c ? c : 1;
+}
+
 static void status_json(strbuf *sb, store *s, const store_exec *e, const store_exec *kids,
                         size_t nkids)
 {
     static const char *const streams[] = {"stdout", "stderr", "log"};
+    size_t share = json_share(e);
+    uint64_t omitted = 0;
     sb_puts(sb, "{");
     exec_json(sb, e);
     sb_puts(sb, ",\"nodes\":[");
@@ -559,10 +597,12 @@ static void status_json(strbuf *sb, store *s, const store_exec *e, const store_e
         sb_puts(sb, ",\"message\":");
         sb_json_str(sb, n->message);
         if (n->result) {
+            size_t rl = strlen(n->result), keep = rl < share ? rl : share;
             sb_puts(sb, ",\"result\":");
-            sb_json_str(sb, n->result);
-            if (n->result_len > strlen(n->result))
-                sb_printf(sb, ",\"result_length\":%zu", n->result_len);
+            sb_json_strn(sb, n->result, keep);
+            omitted += (rl < RECORD_JSON_OUTPUT ? rl : RECORD_JSON_OUTPUT) - keep;
+            if (n->result_len > keep)
+                sb_printf(sb, ",\"result_length\":%zu", n->result_len > rl ? n->result_len : rl);
         }
         cJSON *mj = node_metrics(n);
         if (mj) {
@@ -591,10 +631,11 @@ static void status_json(strbuf *sb, store *s, const store_exec *e, const store_e
             uint64_t dropped = 0;
             if (!n->outlen[k])
                 continue;
-            window w = {xmalloc(RECORD_JSON_OUTPUT), 0, RECORD_JSON_OUTPUT, 0, 0, 0};
-            if (store_output_each(s, e->id, n->path, k, -(int64_t)RECORD_JSON_OUTPUT, window_piece,
-                                  &w, &len, &dropped) == NDF_OK) {
+            window w = {xmalloc(share), 0, share, 0, 0, 0};
+            if (store_output_each(s, e->id, n->path, k, -(int64_t)share, window_piece, &w, &len,
+                                  &dropped) == NDF_OK) {
                 size_t skip = len - w.len;
+                omitted += (len < RECORD_JSON_OUTPUT ? len : RECORD_JSON_OUTPUT) - w.len;
                 sb_printf(sb, ",\"%s\":", streams[k]);
                 sb_json_strn(sb, w.buf, w.len);
                 if (dropped || skip)
@@ -605,7 +646,10 @@ static void status_json(strbuf *sb, store *s, const store_exec *e, const store_e
         }
         sb_puts(sb, "}");
     }
-    sb_puts(sb, "],\"sub_executions\":[");
+    sb_puts(sb, "]");
+    if (omitted)
+        sb_printf(sb, ",\"output_omitted\":%llu", (unsigned long long)omitted);
+    sb_puts(sb, ",\"sub_executions\":[");
     for (size_t i = 0; i < nkids; i++) {
         sb_puts(sb, i ? ",{" : "{");
         exec_json(sb, &kids[i]);

@@ -30,6 +30,19 @@ patterns = (
       } ); }; }
 );
 EOF2
+# WIDE: tasks of the wide pattern, each writing past the per-node bound
+WIDE=${NDF_TEST_WIDE:-200}
+{
+    printf 'patterns = ( { name = "wide"; type = "parallel"; params = { tasks = (\n'
+    i=1
+    while [ $i -le "$WIDE" ]; do
+        [ $i -gt 1 ] && printf ',\n'
+        printf '{ name = "t%d"; step = "exec"; params = { argv = [ "head", "-c", "70000", "/dev/zero" ]; }; }' $i
+        i=$((i + 1))
+    done
+    printf '\n); }; } );\n'
+} >"$SCRATCH/wide.conf"
+printf 'storage: { path = "%s"; };\n@include "%s"\n' "$STATE" "$SCRATCH/wide.conf" >"$SCRATCH/wide-main.conf"
 last_id() { "$NDF" -c "$CONF" runs "$1" --limit 1 --json | sed -n 's/^\[{"id":"\([^"]*\)".*/\1/p'; }
 
 expect_exit 0 "4.9 MB of text through a 3,000,000-byte limit" -- "$NDF" -c "$CONF" run text
@@ -54,6 +67,24 @@ sz=$(wc -c <"$SCRATCH/nul.json")
 [ "$sz" -le $((6 * 65536 + 8192)) ] && ok "status --json stays within six times 64 KiB ($sz bytes)" ||
     not_ok "status --json is $sz bytes"
 expect_match "$(cat "$SCRATCH/nul.json")" '"stdout_truncated":4128768[,}]' "and counts the 4 MiB - 64 KiB it leaves out"
+
+# the whole record is bounded, not only each node: $WIDE tasks at the
+# per-node bound (64 KiB of NUL bytes, 384 KiB of JSON each) share 1 MiB
+# of output text (6 MiB of JSON at most), and say what they left out
+expect_exit 0 "$WIDE parallel tasks, each past the per-node bound" -- \
+    "$NDF" -c "$SCRATCH/wide-main.conf" run wide --json
+sz=$(printf '%s' "$out" | wc -c)
+[ "$sz" -le $((6 * 1048576 + WIDE * 300 + 8192)) ] && ok "run --json of it stays within the record's bound ($sz bytes)" ||
+    not_ok "run --json of it is $sz bytes"
+expect_match "$out" '"output_omitted":[1-9]' "and says how much the bound left out"
+id=$("$NDF" -c "$SCRATCH/wide-main.conf" runs wide --limit 1 --json | sed -n 's/^\[{"id":"\([^"]*\)".*/\1/p')
+expect_exit 0 "status --json of it" -- "$NDF" -c "$SCRATCH/wide-main.conf" status "$id" --json
+sz=$(printf '%s' "$out" | wc -c)
+[ "$sz" -le $((6 * 1048576 + WIDE * 600 + 8192)) ] && ok "status --json of it stays within the bound too ($sz bytes)" ||
+    not_ok "status --json of it is $sz bytes"
+expect_match "$out" '"output_omitted":[1-9]' "and says so"
+n=$("$NDF" -c "$SCRATCH/wide-main.conf" logs "$id" t1 | wc -c)
+[ "$n" -eq 65537 ] && ok "logs still prints all a task kept" || not_ok "logs printed $n bytes of t1"
 
 # the peak memory of the run: the old record held a 64 MiB limit raw twice
 # over (a sliding window), and the store copied and deflated it whole again
