@@ -796,45 +796,81 @@ typedef struct followed {
     uint64_t printed;
 } followed;
 
+/* One follow_stream() read: what is new is printed as the pieces come. */
+typedef struct follow_out {
+    cmd_ctx *c;
+    followed *f;
+    int header;
+    const followed **last;
+    int *open;
+    const size_t *len;
+    const uint64_t *dropped;
+    int begun, news;
+    uint64_t pos;  /* kept bytes handed out so far */
+    uint64_t from; /* the first kept byte not printed yet */
+} follow_out;
+
+/* Once per read, before the first new byte: the header or the note. */
+static void follow_begin(follow_out *o)
+{
+    static const char *const names[] = {"stdout", "stderr", "log"};
+    followed *f = o->f;
+    o->begun = 1;
+    uint64_t total = *o->dropped + *o->len;
+    if (total <= f->printed)
+        return;
+    o->news = 1;
+    uint64_t lost = 0; /* bytes that went before we saw them */
+    if (f->printed < *o->dropped)
+        lost = *o->dropped - f->printed;
+    else
+        o->from = f->printed - *o->dropped;
+    /* a gap is never silent: a new header says so, or (one STEP, no
+     * headers, the output kept raw) a note on standard error */
+    if (o->header && (*o->last != f || lost))
+        fprintf(o->c->out, "%s==> %s (%s)%s <==\n", *o->open ? "\n" : "",
+                *f->path ? f->path : "(pattern)", names[f->stream],
+                lost ? " [older output dropped]" : "");
+    else if (lost && f->printed > 0)
+        cmd_error(o->c, "%s (%s): %llu bytes dropped before they could be followed\n",
+                  *f->path ? f->path : "(pattern)", names[f->stream], (unsigned long long)lost);
+}
+
+static int follow_piece(void *arg, const char *buf, size_t n)
+{
+    follow_out *o = arg;
+    if (!o->begun)
+        follow_begin(o);
+    uint64_t at = o->pos;
+    o->pos += n;
+    if (!o->news || o->pos <= o->from)
+        return NDF_OK;
+    size_t skip = at >= o->from ? 0 : (size_t)(o->from - at);
+    fwrite(buf + skip, 1, n - skip, o->c->out);
+    *o->open = buf[n - 1] != '\n';
+    return NDF_OK;
+}
+
 /* Prints what node `path` wrote to stream `k` since *f, with a header
  * when `header` and the stream differs from the last one printed
- * (*last).  *open: what was printed last ends mid-line (a header then
- * starts a line of its own). */
+ * (*last), as it is read from the store.  *open: what was printed last
+ * ends mid-line (a header then starts a line of its own). */
 static int follow_stream(cmd_ctx *c, store *s, const char *id, followed *f, int header,
                          const followed **last, int *open)
 {
-    static const char *const names[] = {"stdout", "stderr", "log"};
-    char *buf;
-    size_t len;
-    uint64_t dropped;
-    int st = store_output(s, id, f->path, f->stream, &buf, &len, &dropped);
+    size_t len = 0;
+    uint64_t dropped = 0;
+    follow_out o = {c, f, header, last, open, &len, &dropped, 0, 0, 0, 0};
+    int st = store_output_each(s, id, f->path, f->stream, 0, follow_piece, &o, &len, &dropped);
     if (st)
         return st == NDF_ERR_NOT_FOUND ? NDF_OK : st;
-    uint64_t total = dropped + len;
-    if (total > f->printed) {
-        size_t from = 0;
-        uint64_t lost = 0; /* bytes that went before we saw them */
-        if (f->printed < dropped)
-            lost = dropped - f->printed;
-        else
-            from = (size_t)(f->printed - dropped);
-        /* a gap is never silent: a new header says so, or (one STEP, no
-         * headers, the output kept raw) a note on standard error */
-        if (header && (*last != f || lost))
-            fprintf(c->out, "%s==> %s (%s)%s <==\n", *open ? "\n" : "",
-                    *f->path ? f->path : "(pattern)", names[f->stream],
-                    lost ? " [older output dropped]" : "");
-        else if (lost && f->printed > 0)
-            cmd_error(c, "%s (%s): %llu bytes dropped before they could be followed\n",
-                      *f->path ? f->path : "(pattern)", names[f->stream], (unsigned long long)lost);
-        fwrite(buf + from, 1, len - from, c->out);
-        if (len > from)
-            *open = buf[len - 1] != '\n';
-        f->printed = total;
+    if (!o.begun)
+        follow_begin(&o);
+    if (o.news) {
+        f->printed = dropped + len;
         *last = f;
         fflush(c->out);
     }
-    free(buf);
     return NDF_OK;
 }
 
