@@ -604,9 +604,11 @@ static int cmd_run(cmd_ctx *c, int argc, char **argv)
     else if (!st && show)
         cmd_run_summary(c, r, st);
     record *last = r2 ? r2 : r;
-    /* -q keeps errors: the one that decides the exit status is said even
-     * without the summary that would have carried it */
-    if (st && last && !ra.json && c->verbosity < 0) {
+    int code = run_exit_code(last, st);
+    /* -q: the pattern's own outcome (failed, timed out, cancelled) is told
+     * by the exit status alone, but an error of ndf's (a storage error,
+     * exit 8) that decides it is said even without the summary */
+    if (last && !ra.json && c->verbosity < 0 && !cmd_outcome_code(code)) {
         pthread_mutex_lock(&last->lock);
         char *m = term_safe(last->error ? last->error : ndf_status_name(last->status));
         pthread_mutex_unlock(&last->lock);
@@ -622,7 +624,6 @@ static int cmd_run(cmd_ctx *c, int argc, char **argv)
             sb_free(&sb);
         }
     }
-    int code = run_exit_code(last, st);
     record_unref(r);
     record_unref(r2);
     context_free(ra.ctx);
