@@ -278,6 +278,8 @@ char *store_unrecorded_message(const store_exec *e, const char *why)
 void store_perr_fail(store_perr *p, const char *msg)
 {
     if (p->hold) {
+        if (p->told)
+            return; /* an end's failure since the last commit said it */
         if (!p->held)
             snprintf(p->msg, sizeof p->msg, "%s", msg ? msg : "write failed");
         p->held = 1;
@@ -291,11 +293,13 @@ void store_perr_fail(store_perr *p, const char *msg)
 void store_perr_ok(store_perr *p)
 {
     p->logged = 0;
+    p->told = 0;
 }
 
 void store_perr_end_failed(store_perr *p)
 {
     p->held = 0;
+    p->told = 1;
 }
 
 void store_perr_close(store_perr *p)

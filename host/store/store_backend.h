@@ -130,13 +130,15 @@ char *store_unrecorded_message(const struct store_exec *e, const char *why);
  * full disk is said once, not once per heartbeat: only the first failure
  * since the last commit is logged; with `hold` (a one-shot command) not
  * even that, but kept, and dropped when an execution's end fails too (its
- * caller says why, and that is the error that decides the exit status),
- * else logged as a warning when the store closes.  Plain data under the
+ * caller says why, and that is the error that decides the exit status) as
+ * are those that fail after it until a commit, else logged as a warning
+ * when the store closes.  Plain data under the
  * writer's queue lock; zero it and set `hold` at open. */
 typedef struct store_perr {
     int hold;
     int logged; /* a failure since the last commit was logged */
     int held;   /* msg waits for store_perr_close() */
+    int told;   /* an end failed since the last commit: its caller said why */
     char msg[512];
 } store_perr;
 void store_perr_fail(store_perr *p, const char *msg);
