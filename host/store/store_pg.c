@@ -1500,7 +1500,7 @@ static int mark_exec_row(pg_store *s, const store_exec *e, const char *msg)
  * node rows progress wrote) say so in small updates that insert nothing,
  * or crash recovery would call a process that ended "died".  Caller holds
  * wlock, outside any transaction. */
-static void mark_unrecorded_rows(pg_store *s, job *j)
+static int mark_unrecorded_rows(pg_store *s, job *j)
 {
     for (size_t i = 0; i < j->ne; i++) {
         const store_exec *e = &j->e[i];
@@ -1528,10 +1528,13 @@ static void mark_unrecorded_rows(pg_store *s, job *j)
             rollback(s);
             rc = mark_exec_row(s, e, msg);
         }
-        if (rc)
-            log_msg(NDF_LOG_DEBUG, "execution %s: %s", e->id, err_msg());
         free(msg);
+        if (rc) {
+            log_msg(NDF_LOG_DEBUG, "execution %s: %s", e->id, err_msg());
+            return -1; /* the next would fail alike */
+        }
     }
+    return 0;
 }
 
 static void run_batch(pg_store *s, job *batch, size_t *committed)
@@ -1580,8 +1583,9 @@ static void run_batch(pg_store *s, job *batch, size_t *committed)
         *committed = finished + 1;
     if (PQstatus(s->w) == CONNECTION_OK)
         for (job *j = batch; j; j = j->next)
-            if (j->kind == JOB_FINISH && (j->rc == NDF_ERR_IO || j->rc == NDF_ERR_RESOURCE))
-                mark_unrecorded_rows(s, j);
+            if (j->kind == JOB_FINISH && (j->rc == NDF_ERR_IO || j->rc == NDF_ERR_RESOURCE) &&
+                mark_unrecorded_rows(s, j) != 0)
+                break;
     pthread_mutex_unlock(&s->wlock);
 }
 

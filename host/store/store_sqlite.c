@@ -1523,7 +1523,9 @@ static void async_free(job *j)
  * succeeds where the end's rows and outputs could not (the WAL reuses the
  * frames the failed transaction wrote); otherwise crash recovery would
  * call a process that ended "died".  A row that cannot be marked either
- * is left to recovery.  Caller holds wlock, outside any transaction. */
+ * is left to recovery, and so are the rest (-1): they would fail alike,
+ * or wait out a lock again.  Caller holds wlock, outside any
+ * transaction. */
 static int mark_exec_row(store *s, const store_exec *e, const char *msg)
 {
     sqlite3_stmt *q = NULL;
@@ -1567,12 +1569,16 @@ static int mark_node_rows(store *s, const store_exec *e)
     return r;
 }
 
-static void mark_unrecorded_rows(store *s, job *j)
+static int mark_unrecorded_rows(store *s, job *j)
 {
     for (size_t i = 0; i < j->ne; i++) {
         const store_exec *e = &j->e[i];
         char *msg = store_unrecorded_message(e, j->msg);
         int r = sqlite3_exec(s->w, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+        if ((r & 0xff) == SQLITE_BUSY || (r & 0xff) == SQLITE_LOCKED) {
+            free(msg); /* another process writes: its lock was waited for once */
+            return -1;
+        }
         if (r == SQLITE_OK && (r = mark_exec_row(s, e, msg)) == SQLITE_OK &&
             (r = mark_node_rows(s, e)) == SQLITE_OK)
             r = sqlite3_exec(s->w, "COMMIT", NULL, NULL, NULL);
@@ -1582,11 +1588,15 @@ static void mark_unrecorded_rows(store *s, job *j)
                 sqlite3_exec(s->w, "ROLLBACK", NULL, NULL, NULL);
             r = mark_exec_row(s, e, msg);
         }
-        if (r != SQLITE_OK)
+        free(msg);
+        if (r != SQLITE_OK) {
             log_msg(NDF_LOG_DEBUG, "%s: execution %s: cannot mark it unrecorded either: %s",
                     s->path, e->id, sqlite3_errstr(r));
-        free(msg);
+            /* the next would fail alike (or wait out the lock again) */
+            return -1;
+        }
     }
+    return 0;
 }
 
 /* Commits one batch: BEGIN IMMEDIATE, each job under its own savepoint (so
@@ -1688,8 +1698,9 @@ abort:;
     free(why);
 out:
     for (job *j = batch; j; j = j->next)
-        if (j->kind == JOB_FINISH && (j->rc == NDF_ERR_IO || j->rc == NDF_ERR_RESOURCE))
-            mark_unrecorded_rows(s, j);
+        if (j->kind == JOB_FINISH && (j->rc == NDF_ERR_IO || j->rc == NDF_ERR_RESOURCE) &&
+            mark_unrecorded_rows(s, j) != 0)
+            break;
     pthread_mutex_unlock(&s->wlock);
 }
 
