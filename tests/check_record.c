@@ -4,6 +4,7 @@
 #include "build-config.h"
 
 #include <check.h>
+#include <cJSON.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -171,6 +172,62 @@ START_TEST(json_output_bounded)
     free(want);
     sb_free(&sb);
     free(zeros);
+    record_unref(r);
+}
+END_TEST
+
+/* The JSON of a whole record is bounded, not only each node's: 200
+ * tasks each at the per-node bound (and a few small ones) share
+ * RECORD_JSON_TOTAL, the largest parts cut to one share, the small ones
+ * whole; the record says how much its bound left out. */
+START_TEST(json_record_bounded)
+{
+    record *r = record_new("wide", NULL, INFINITY);
+    size_t ntasks = 200;
+    char *big = xmalloc(RECORD_JSON_OUTPUT + 100);
+    memset(big, 'x', RECORD_JSON_OUTPUT + 100);
+    for (size_t i = 0; i < ntasks; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "t%zu", i);
+        ndf_exec *t = node_new(r->root, NDF_NODE_TASK, name);
+        node_append(t, REC_STDOUT, big, RECORD_JSON_OUTPUT + 100, 0);
+        node_append(t, REC_STDERR, big, RECORD_JSON_OUTPUT, 0);
+    }
+    /* small parts: kept whole */
+    ndf_exec *small = node_new(r->root, NDF_NODE_TASK, "small");
+    node_append(small, REC_STDOUT, "tiny\n", 5, 0);
+    big[RECORD_JSON_OUTPUT + 99] = 0;
+    node_set_result(small, big); /* a result past the per-node bound too */
+    strbuf sb;
+    sb_init(&sb);
+    record_to_json(r, &sb);
+    ck_assert_uint_le(sb.len, RECORD_JSON_TOTAL + ntasks * 256 + 4096);
+    ck_assert_ptr_nonnull(strstr(sb.buf, "\"stdout\":\"tiny\\n\""));
+    /* 2 x ntasks streams and the result share what the tiny one leaves */
+    size_t share = (RECORD_JSON_TOTAL - 5) / (2 * ntasks + 1);
+    char *want = xasprintf("\"stdout_truncated\":%zu", RECORD_JSON_OUTPUT + 100 - share);
+    ck_assert_msg(strstr(sb.buf, want), "no %s", want);
+    free(want);
+    want = xasprintf("\"result_length\":%zu", (size_t)RECORD_JSON_OUTPUT + 99);
+    ck_assert_msg(strstr(sb.buf, want), "no %s", want);
+    free(want);
+    ck_assert_ptr_nonnull(strstr(sb.buf, "\"output_omitted\":"));
+    /* still one JSON document */
+    cJSON *j = cJSON_Parse(sb.buf);
+    ck_assert_ptr_nonnull(j);
+    cJSON_Delete(j);
+    sb_free(&sb);
+    /* within the bound: every part whole, nothing omitted */
+    record *r2 = record_new("narrow", NULL, INFINITY);
+    for (int i = 0; i < 3; i++)
+        node_append(node_new(r2->root, NDF_NODE_TASK, i ? "b" : "a"), REC_STDOUT, big, 1000, 0);
+    sb_init(&sb);
+    record_to_json(r2, &sb);
+    ck_assert_ptr_null(strstr(sb.buf, "output_omitted"));
+    ck_assert_ptr_null(strstr(sb.buf, "_truncated"));
+    sb_free(&sb);
+    record_unref(r2);
+    free(big);
     record_unref(r);
 }
 END_TEST
@@ -354,6 +411,7 @@ static Suite *suite(void)
     tcase_add_test(tc, usage_per_node);
     tcase_add_test(tc, output_bounded_tail);
     tcase_add_test(tc, json_output_bounded);
+    tcase_add_test(tc, json_record_bounded);
     tcase_add_test(tc, output_compressed_beyond_raw_tail);
     tcase_add_test(tc, ids_unique);
     tcase_add_test(tc, json_escaping);

@@ -1740,6 +1740,26 @@ END_TEST
  * copied into the row piece by piece, over the row progress wrote or as a
  * new row; what is read back is exactly the newest bytes kept, with the
  * counts given. */
+/* What store_output_each() handed out, piece by piece. */
+typedef struct pieces {
+    char *buf;
+    size_t len, biggest;
+    int calls, stop_after;
+} pieces;
+
+static int collect_piece(void *arg, const char *buf, size_t n)
+{
+    pieces *p = arg;
+    ck_assert_uint_gt(n, 0);
+    p->buf = xrealloc(p->buf, p->len + n);
+    memcpy(p->buf + p->len, buf, n);
+    p->len += n;
+    if (n > p->biggest)
+        p->biggest = n;
+    p->calls++;
+    return p->stop_after && p->calls == p->stop_after ? NDF_ERR_CANCELLED : NDF_OK;
+}
+
 START_TEST(test_outputs_streamed)
 {
     store *s = open_default();
@@ -1784,6 +1804,40 @@ START_TEST(test_outputs_streamed)
         ck_assert_uint_eq(dropped, n - limit);
         ck_assert(memcmp(buf, in + n - limit, limit) == 0);
         ck_assert(memcmp(buf + limit, "new", 3) == 0);
+        /* the same piece by piece, from an offset, the newest bytes, and
+         * stopped by its callback */
+        int64_t froms[] = {0, 1, (int64_t)ZTAIL_SEGMENT + 7, (int64_t)(limit + 2), (int64_t)(limit + 3),
+                           -5, -(int64_t)(2 * ZTAIL_SEGMENT), -(int64_t)(limit + 100)};
+        for (size_t f = 0; f < sizeof froms / sizeof *froms; f++) {
+            pieces pc = {0};
+            size_t l2 = 0;
+            uint64_t d2 = 0;
+            ck_assert_int_eq(store_output_each(s, id, "work", STORE_STDOUT, froms[f], collect_piece,
+                                               &pc, &l2, &d2),
+                             NDF_OK);
+            size_t start = froms[f] >= 0 ? (size_t)froms[f]
+                           : (size_t)-froms[f] >= len ? 0 : len - (size_t)-froms[f];
+            ck_assert_uint_eq(l2, len);
+            ck_assert_uint_eq(d2, dropped);
+            ck_assert_uint_eq(pc.len, len - start);
+            ck_assert_uint_le(pc.biggest, STORE_OUTPUT_PIECE);
+            ck_assert(pc.len == 0 || memcmp(pc.buf, buf + start, pc.len) == 0);
+            free(pc.buf);
+        }
+        pieces stop = {.stop_after = 2};
+        ck_assert_int_eq(store_output_each(s, id, "work", STORE_STDOUT, 0, collect_piece, &stop,
+                                           NULL, NULL),
+                         NDF_ERR_CANCELLED);
+        ck_assert_int_eq(stop.calls, 2);
+        free(stop.buf);
+        pieces none = {0};
+        ck_assert_int_eq(store_output_each(s, id, "work", STORE_STDERR, 0, collect_piece, &none,
+                                           NULL, NULL),
+                         NDF_OK);
+        ck_assert_int_eq(none.calls, 0);
+        ck_assert_int_eq(store_output_each(s, id, "nope", STORE_STDOUT, 0, collect_piece, &none,
+                                           NULL, NULL),
+                         NDF_ERR_NOT_FOUND);
         free(buf);
     }
     store_exec_free(&e);

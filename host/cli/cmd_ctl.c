@@ -414,6 +414,12 @@ static int ctl_run_report(ctl *t, const cJSON *resp, int json, const char *fallb
         free(m);
     } else if (rec && show) {
         run_summary(t->c, rec, rc != EXIT_OK);
+    } else if (rec && !cmd_outcome_code(rc)) {
+        /* -q keeps an error of ndf's that decides the exit status, as ndf run -q */
+        const char *e = str_of(rec, "error");
+        char *m = term_safe(e ? e : str_of(rec, "status") ? str_of(rec, "status") : "failed");
+        cmd_error(t->c, "%s\n", m);
+        free(m);
     }
     return rc;
 }

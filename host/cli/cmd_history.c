@@ -370,6 +370,111 @@ static void node_result_text(FILE *out, int indent, const store_node *n, int ver
     cJSON_Delete(j);
 }
 
+
+/* ---- reading a kept output piece by piece ---- */
+
+/* The newest `cap` bytes of an output seen so far, and its newlines. */
+typedef struct window {
+    char *buf;
+    size_t len, cap;
+    uint64_t lines; /* newlines before the window */
+    uint64_t gone;  /* bytes before the window */
+    char before;    /* the byte just before it */
+} window;
+
+static void window_drop(window *w, const char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        w->lines += p[i] == '\n';
+    if (n) {
+        w->gone += n;
+        w->before = p[n - 1];
+    }
+}
+
+static int window_piece(void *arg, const char *buf, size_t n)
+{
+    window *w = arg;
+    if (n >= w->cap) {
+        window_drop(w, w->buf, w->len);
+        window_drop(w, buf, n - w->cap);
+        memcpy(w->buf, buf + n - w->cap, w->cap);
+        w->len = w->cap;
+        return NDF_OK;
+    }
+    if (w->len + n > w->cap) {
+        size_t drop = w->len + n - w->cap;
+        window_drop(w, w->buf, drop);
+        memmove(w->buf, w->buf + drop, w->len - drop);
+        w->len -= drop;
+    }
+    memcpy(w->buf + w->len, buf, n);
+    w->len += n;
+    return NDF_OK;
+}
+
+/* What output_tail() prints as it reads with `all`: every line after
+ * `indent` spaces and "| ", control characters as ?, the newlines that
+ * end the output left out. */
+typedef struct lines_out {
+    FILE *out;
+    int indent, bol;
+    size_t pending; /* newlines not printed yet */
+} lines_out;
+
+static int lines_piece(void *arg, const char *buf, size_t n)
+{
+    lines_out *l = arg;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)buf[i];
+        if (ch == '\n') {
+            l->pending++;
+            continue;
+        }
+        for (; l->pending; l->pending--) {
+            if (l->bol)
+                fprintf(l->out, "%*s| ", l->indent, "");
+            fputc('\n', l->out);
+            l->bol = 1;
+        }
+        if (l->bol)
+            fprintf(l->out, "%*s| ", l->indent, "");
+        l->bol = 0;
+        fputc(ch < 0x20 && ch != '\t' ? '?' : ch == 0x7f ? '?' : ch, l->out);
+    }
+    return ferror(l->out) ? err_set(NDF_ERR_IO, "cannot write the output: %s", strerror(errno))
+                          : NDF_OK;
+}
+
+/* Under a failed step in `status`: its stream `k`, all of it (`all`, read
+ * and printed piece by piece) or its last CMD_TAIL_LINES lines (from its
+ * newest 64 KiB, the earlier lines counted as they go by), so that a
+ * 64 MiB output is never held. */
+static void output_tail(FILE *out, store *s, const char *id, const char *path, int k, int indent,
+                        int all, const char *more)
+{
+    if (all) {
+        lines_out l = {out, indent, 1, 0};
+        if (store_output_each(s, id, path, k, 0, lines_piece, &l, NULL, NULL) == NDF_OK && !l.bol)
+            fputc('\n', out);
+        return;
+    }
+    window w = {xmalloc(64 * 1024), 0, 64 * 1024, 0, 0, 0};
+    if (store_output_each(s, id, path, k, 0, window_piece, &w, NULL, NULL) == NDF_OK) {
+        /* from the first whole line of the window, unless one line fills it */
+        size_t from = 0;
+        if (w.gone && w.before != '\n') {
+            const char *nl = memchr(w.buf, '\n', w.len);
+            if (nl && (size_t)(nl - w.buf) + 1 < w.len) {
+                from = (size_t)(nl - w.buf) + 1;
+                w.lines++;
+            }
+        }
+        cmd_output_tail_after(out, indent, w.buf + from, w.len - from, w.lines, more);
+    }
+    free(w.buf);
+}
+
 static void status_text(FILE *out, store *s, const store_exec *e, const store_exec *kids,
                         size_t nkids, int verbose)
 {
@@ -432,16 +537,13 @@ static void status_text(FILE *out, store *s, const store_exec *e, const store_ex
                    e->nodes[i + 1].path[pl] != '/';
         if (leaf && *n->path && (n->state == NDF_STATE_FAILED || n->state == NDF_STATE_TIMED_OUT))
             for (int k = verbose ? 0 : 1; k < 2; k++) {
-                char *buf;
-                size_t len;
-                if (!n->outlen[k] || store_output(s, e->id, n->path, k, &buf, &len, NULL))
+                if (!n->outlen[k])
                     continue;
                 if (verbose)
                     fprintf(out, "%*s%s:\n", depth * 2 + 2, "", k ? "stderr" : "stdout");
                 char more[200];
                 snprintf(more, sizeof more, "ndf logs %s %s shows all", e->id, n->path);
-                cmd_output_tail(out, depth * 2 + 2, buf, len, verbose, more);
-                free(buf);
+                output_tail(out, s, e->id, n->path, k, depth * 2 + 2, verbose, more);
             }
     }
     for (size_t i = 0; i < nkids; i++)
@@ -449,10 +551,48 @@ static void status_text(FILE *out, store *s, const store_exec *e, const store_ex
                 store_status_name(kids[i].status));
 }
 
+static int cmp_size(const void *a, const void *b)
+{
+    size_t x = *(const size_t *)a, y = *(const size_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* The bytes each result and stream of `e` may put in its JSON: at most
+ * RECORD_JSON_OUTPUT, and, as record_to_json does, less when they would
+ * add up to more than RECORD_JSON_TOTAL (the largest cut to one share,
+ * the smaller ones whole). */
+static size_t json_share(const store_exec *e)
+{
+    size_t *v = xcalloc(e->nnodes * (STORE_NSTREAMS + 1) + 1, sizeof *v), nv = 0, total = 0;
+    for (size_t i = 0; i < e->nnodes; i++) {
+        const store_node *n = &e->nodes[i];
+        size_t parts[STORE_NSTREAMS + 1] = {n->result ? strlen(n->result) : 0};
+        for (int k = 0; k < STORE_NSTREAMS; k++)
+            parts[k + 1] = n->outlen[k];
+        for (int k = 0; k <= STORE_NSTREAMS; k++)
+            if (parts[k]) {
+                v[nv] = parts[k] < RECORD_JSON_OUTPUT ? parts[k] : RECORD_JSON_OUTPUT;
+                total += v[nv++];
+            }
+    }
+    size_t c = RECORD_JSON_OUTPUT;
+    if (total > RECORD_JSON_TOTAL) {
+        qsort(v, nv, sizeof *v, cmp_size);
+        size_t left = RECORD_JSON_TOTAL, i = 0;
+        while (i < nv && v[i] <= left / (nv - i))
+            left -= v[i++];
+        c = i < nv ? left / (nv - i) : RECORD_JSON_OUTPUT;
+    }
+    free(v);
+    return c ? c : 1;
+}
+
 static void status_json(strbuf *sb, store *s, const store_exec *e, const store_exec *kids,
                         size_t nkids)
 {
     static const char *const streams[] = {"stdout", "stderr", "log"};
+    size_t share = json_share(e);
+    uint64_t omitted = 0;
     sb_puts(sb, "{");
     exec_json(sb, e);
     sb_puts(sb, ",\"nodes\":[");
@@ -471,10 +611,12 @@ static void status_json(strbuf *sb, store *s, const store_exec *e, const store_e
         sb_puts(sb, ",\"message\":");
         sb_json_str(sb, n->message);
         if (n->result) {
+            size_t rl = strlen(n->result), keep = rl < share ? rl : share;
             sb_puts(sb, ",\"result\":");
-            sb_json_str(sb, n->result);
-            if (n->result_len > strlen(n->result))
-                sb_printf(sb, ",\"result_length\":%zu", n->result_len);
+            sb_json_strn(sb, n->result, keep);
+            omitted += (rl < RECORD_JSON_OUTPUT ? rl : RECORD_JSON_OUTPUT) - keep;
+            if (n->result_len > keep)
+                sb_printf(sb, ",\"result_length\":%zu", n->result_len > rl ? n->result_len : rl);
         }
         cJSON *mj = node_metrics(n);
         if (mj) {
@@ -499,22 +641,29 @@ static void status_json(strbuf *sb, store *s, const store_exec *e, const store_e
          * one, which must not turn a 64 MiB output into 400 MB of JSON
          * (`ndf logs` prints all of it) */
         for (int k = 0; k < STORE_NSTREAMS; k++) {
-            char *buf;
-            size_t len;
+            size_t len = 0;
             uint64_t dropped = 0;
-            if (!n->outlen[k] || store_output(s, e->id, n->path, k, &buf, &len, &dropped))
+            if (!n->outlen[k])
                 continue;
-            size_t skip = len > RECORD_JSON_OUTPUT ? len - RECORD_JSON_OUTPUT : 0;
-            sb_printf(sb, ",\"%s\":", streams[k]);
-            sb_json_strn(sb, buf + skip, len - skip);
-            if (dropped || skip)
-                sb_printf(sb, ",\"%s_truncated\":%llu", streams[k],
-                          (unsigned long long)(dropped + skip));
-            free(buf);
+            window w = {xmalloc(share), 0, share, 0, 0, 0};
+            if (store_output_each(s, e->id, n->path, k, -(int64_t)share, window_piece, &w, &len,
+                                  &dropped) == NDF_OK) {
+                size_t skip = len - w.len;
+                omitted += (len < RECORD_JSON_OUTPUT ? len : RECORD_JSON_OUTPUT) - w.len;
+                sb_printf(sb, ",\"%s\":", streams[k]);
+                sb_json_strn(sb, w.buf, w.len);
+                if (dropped || skip)
+                    sb_printf(sb, ",\"%s_truncated\":%llu", streams[k],
+                              (unsigned long long)(dropped + skip));
+            }
+            free(w.buf);
         }
         sb_puts(sb, "}");
     }
-    sb_puts(sb, "],\"sub_executions\":[");
+    sb_puts(sb, "]");
+    if (omitted)
+        sb_printf(sb, ",\"output_omitted\":%llu", (unsigned long long)omitted);
+    sb_puts(sb, ",\"sub_executions\":[");
     for (size_t i = 0; i < nkids; i++) {
         sb_puts(sb, i ? ",{" : "{");
         exec_json(sb, &kids[i]);
@@ -608,25 +757,41 @@ static const char logs_usage[] =
     "                (its progress is stored every 0.25 s), until it ends\n"
     "  -h, --help  show this help\n";
 
-static int print_stream(FILE *out, store *s, const char *id, const char *path, int k, int header)
+/* What print_stream() writes as the store hands it out. */
+typedef struct stream_out {
+    FILE *out;
+    const char *path;
+    int k, header, started;
+    char last; /* the last byte written */
+    const size_t *len;
+    const uint64_t *dropped;
+} stream_out;
+
+static int stream_piece(void *arg, const char *buf, size_t n)
 {
     static const char *const names[] = {"stdout", "stderr", "log"};
-    char *buf;
-    size_t len;
-    uint64_t dropped;
-    int st = store_output(s, id, path, k, &buf, &len, &dropped);
-    if (st)
-        return st;
-    if (len) {
-        if (header)
-            fprintf(out, "==> %s (%s)%s <==\n", *path ? path : "(pattern)", names[k],
-                    dropped ? " [older output dropped]" : "");
-        fwrite(buf, 1, len, out);
-        if (buf[len - 1] != '\n')
-            fputc('\n', out);
-    }
-    free(buf);
+    stream_out *o = arg;
+    if (!o->started && o->header)
+        fprintf(o->out, "==> %s (%s)%s <==\n", *o->path ? o->path : "(pattern)", names[o->k],
+                *o->dropped ? " [older output dropped]" : "");
+    o->started = 1;
+    if (fwrite(buf, 1, n, o->out) != n)
+        return err_set(NDF_ERR_IO, "cannot write the output: %s", strerror(errno));
+    o->last = buf[n - 1];
     return NDF_OK;
+}
+
+/* Prints a kept stream as it is read from the store, a piece at a time:
+ * `ndf logs` of a 64 MiB output holds one piece, not the output. */
+static int print_stream(FILE *out, store *s, const char *id, const char *path, int k, int header)
+{
+    size_t len = 0;
+    uint64_t dropped = 0;
+    stream_out o = {out, path, k, header, 0, '\n', &len, &dropped};
+    int st = store_output_each(s, id, path, k, 0, stream_piece, &o, &len, &dropped);
+    if (o.started && o.last != '\n')
+        fputc('\n', out);
+    return st;
 }
 
 static int has_node(const store_exec *e, const char *path)
@@ -645,45 +810,81 @@ typedef struct followed {
     uint64_t printed;
 } followed;
 
+/* One follow_stream() read: what is new is printed as the pieces come. */
+typedef struct follow_out {
+    cmd_ctx *c;
+    followed *f;
+    int header;
+    const followed **last;
+    int *open;
+    const size_t *len;
+    const uint64_t *dropped;
+    int begun, news;
+    uint64_t pos;  /* kept bytes handed out so far */
+    uint64_t from; /* the first kept byte not printed yet */
+} follow_out;
+
+/* Once per read, before the first new byte: the header or the note. */
+static void follow_begin(follow_out *o)
+{
+    static const char *const names[] = {"stdout", "stderr", "log"};
+    followed *f = o->f;
+    o->begun = 1;
+    uint64_t total = *o->dropped + *o->len;
+    if (total <= f->printed)
+        return;
+    o->news = 1;
+    uint64_t lost = 0; /* bytes that went before we saw them */
+    if (f->printed < *o->dropped)
+        lost = *o->dropped - f->printed;
+    else
+        o->from = f->printed - *o->dropped;
+    /* a gap is never silent: a new header says so, or (one STEP, no
+     * headers, the output kept raw) a note on standard error */
+    if (o->header && (*o->last != f || lost))
+        fprintf(o->c->out, "%s==> %s (%s)%s <==\n", *o->open ? "\n" : "",
+                *f->path ? f->path : "(pattern)", names[f->stream],
+                lost ? " [older output dropped]" : "");
+    else if (lost && f->printed > 0)
+        cmd_error(o->c, "%s (%s): %llu bytes dropped before they could be followed\n",
+                  *f->path ? f->path : "(pattern)", names[f->stream], (unsigned long long)lost);
+}
+
+static int follow_piece(void *arg, const char *buf, size_t n)
+{
+    follow_out *o = arg;
+    if (!o->begun)
+        follow_begin(o);
+    uint64_t at = o->pos;
+    o->pos += n;
+    if (!o->news || o->pos <= o->from)
+        return NDF_OK;
+    size_t skip = at >= o->from ? 0 : (size_t)(o->from - at);
+    fwrite(buf + skip, 1, n - skip, o->c->out);
+    *o->open = buf[n - 1] != '\n';
+    return NDF_OK;
+}
+
 /* Prints what node `path` wrote to stream `k` since *f, with a header
  * when `header` and the stream differs from the last one printed
- * (*last).  *open: what was printed last ends mid-line (a header then
- * starts a line of its own). */
+ * (*last), as it is read from the store.  *open: what was printed last
+ * ends mid-line (a header then starts a line of its own). */
 static int follow_stream(cmd_ctx *c, store *s, const char *id, followed *f, int header,
                          const followed **last, int *open)
 {
-    static const char *const names[] = {"stdout", "stderr", "log"};
-    char *buf;
-    size_t len;
-    uint64_t dropped;
-    int st = store_output(s, id, f->path, f->stream, &buf, &len, &dropped);
+    size_t len = 0;
+    uint64_t dropped = 0;
+    follow_out o = {c, f, header, last, open, &len, &dropped, 0, 0, 0, 0};
+    int st = store_output_each(s, id, f->path, f->stream, 0, follow_piece, &o, &len, &dropped);
     if (st)
         return st == NDF_ERR_NOT_FOUND ? NDF_OK : st;
-    uint64_t total = dropped + len;
-    if (total > f->printed) {
-        size_t from = 0;
-        uint64_t lost = 0; /* bytes that went before we saw them */
-        if (f->printed < dropped)
-            lost = dropped - f->printed;
-        else
-            from = (size_t)(f->printed - dropped);
-        /* a gap is never silent: a new header says so, or (one STEP, no
-         * headers, the output kept raw) a note on standard error */
-        if (header && (*last != f || lost))
-            fprintf(c->out, "%s==> %s (%s)%s <==\n", *open ? "\n" : "",
-                    *f->path ? f->path : "(pattern)", names[f->stream],
-                    lost ? " [older output dropped]" : "");
-        else if (lost && f->printed > 0)
-            cmd_error(c, "%s (%s): %llu bytes dropped before they could be followed\n",
-                      *f->path ? f->path : "(pattern)", names[f->stream], (unsigned long long)lost);
-        fwrite(buf + from, 1, len - from, c->out);
-        if (len > from)
-            *open = buf[len - 1] != '\n';
-        f->printed = total;
+    if (!o.begun)
+        follow_begin(&o);
+    if (o.news) {
+        f->printed = dropped + len;
         *last = f;
         fflush(c->out);
     }
-    free(buf);
     return NDF_OK;
 }
 

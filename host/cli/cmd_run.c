@@ -181,7 +181,8 @@ typedef struct seen {
     int state;
 } seen;
 
-void cmd_output_tail(FILE *out, int indent, const char *text, size_t len, int all, const char *more)
+static void tail_lines(FILE *out, int indent, const char *text, size_t len, int all,
+                       const char *more, uint64_t earlier)
 {
     while (len > 0 && text[len - 1] == '\n')
         len--;
@@ -191,9 +192,10 @@ void cmd_output_tail(FILE *out, int indent, const char *text, size_t len, int al
     for (size_t i = 0; i < len; i++)
         nlines += text[i] == '\n';
     size_t skip = !all && nlines > CMD_TAIL_LINES ? nlines - CMD_TAIL_LINES : 0;
-    if (skip)
-        fprintf(out, "%*s| ... %zu earlier line%s%s%s\n", indent, "", skip, skip == 1 ? "" : "s",
-                more ? ": " : "", more ? more : "");
+    uint64_t before = skip + earlier;
+    if (before)
+        fprintf(out, "%*s| ... %llu earlier line%s%s%s\n", indent, "", (unsigned long long)before,
+                before == 1 ? "" : "s", more ? ": " : "", more ? more : "");
     size_t line = 0, i = 0;
     while (i < len) {
         size_t end = i;
@@ -214,6 +216,17 @@ void cmd_output_tail(FILE *out, int indent, const char *text, size_t len, int al
         }
         i = end + 1;
     }
+}
+
+void cmd_output_tail(FILE *out, int indent, const char *text, size_t len, int all, const char *more)
+{
+    tail_lines(out, indent, text, len, all, more, 0);
+}
+
+void cmd_output_tail_after(FILE *out, int indent, const char *text, size_t len, uint64_t earlier,
+                           const char *more)
+{
+    tail_lines(out, indent, text, len, 0, more, earlier);
 }
 
 typedef struct progress {
@@ -591,6 +604,17 @@ static int cmd_run(cmd_ctx *c, int argc, char **argv)
     else if (!st && show)
         cmd_run_summary(c, r, st);
     record *last = r2 ? r2 : r;
+    int code = run_exit_code(last, st);
+    /* -q: the pattern's own outcome (failed, timed out, cancelled) is told
+     * by the exit status alone, but an error of ndf's (a storage error,
+     * exit 8) that decides it is said even without the summary */
+    if (last && !ra.json && c->verbosity < 0 && !cmd_outcome_code(code)) {
+        pthread_mutex_lock(&last->lock);
+        char *m = term_safe(last->error ? last->error : ndf_status_name(last->status));
+        pthread_mutex_unlock(&last->lock);
+        cmd_error(c, "%s\n", m);
+        free(m);
+    }
     if (last) {
         if (ra.json) {
             strbuf sb;
@@ -600,7 +624,6 @@ static int cmd_run(cmd_ctx *c, int argc, char **argv)
             sb_free(&sb);
         }
     }
-    int code = run_exit_code(last, st);
     record_unref(r);
     record_unref(r2);
     context_free(ra.ctx);

@@ -239,6 +239,18 @@ void cmd_run_summary(cmd_ctx *c, struct record *r, int rc);
  * cursor or changes colours. */
 void cmd_output_tail(FILE *out, int indent, const char *text, size_t len, int all,
                      const char *more);
+/* cmd_output_tail() of a text that had `earlier` lines before it (the
+ * newest part of a long output, which starts at a line's start), counted
+ * with those it leaves out. */
+/* 1 for the exit codes of an execution's own outcome (0, 1, 5, 10), which
+ * `-q` leaves to the exit status; any other is an error to print. */
+static inline int cmd_outcome_code(int code)
+{
+    return code == EXIT_OK || code == EXIT_FAILED || code == EXIT_TIMEOUT ||
+           code == EXIT_CANCELLED;
+}
+void cmd_output_tail_after(FILE *out, int indent, const char *text, size_t len, uint64_t earlier,
+                           const char *more);
 
 /* Prints an execution record (record_to_json's object, parsed) on `out`
  * as `ndf status` does: the summary line, then every node indented. */

@@ -803,8 +803,70 @@ static double node_duration(const ndf_exec *n, double now)
     return (end > 0 ? end : now) - start;
 }
 
+/* The parts of a record's JSON that grow with what steps produced: each
+ * node's result and the newest RECORD_JSON_OUTPUT bytes of each stream.
+ * Bounded per node, they are not per record (1,000 parallel tasks at the
+ * per-node bound make hundreds of MB), so the record shares
+ * RECORD_JSON_TOTAL among them: every part gets at most `cap` bytes, the
+ * cap the largest that keeps their sum within the total, so the largest
+ * parts are cut first and small ones stay whole. */
+typedef struct json_budget {
+    size_t cap;       /* bytes one part may keep */
+    uint64_t omitted; /* bytes the cap left out, in all */
+} json_budget;
+
+static size_t part_sizes(const ndf_exec *n, size_t **v, size_t *nv, size_t *cap)
+{
+    size_t total = 0;
+    size_t sizes[4] = {n->result ? strlen(n->result) : 0, 0, 0, 0};
+    if (sizes[0] > RECORD_JSON_OUTPUT)
+        sizes[0] = RECORD_JSON_OUTPUT;
+    for (int i = 0; i < 3; i++)
+        sizes[i + 1] = n->out[i].len > RECORD_JSON_OUTPUT ? RECORD_JSON_OUTPUT : n->out[i].len;
+    for (int i = 0; i < 4; i++) {
+        if (!sizes[i])
+            continue;
+        if (*nv == *cap) {
+            *cap = *cap ? *cap * 2 : 64;
+            *v = xrealloc(*v, *cap * sizeof **v);
+        }
+        (*v)[(*nv)++] = sizes[i];
+        total += sizes[i];
+    }
+    size_t nk;
+    ndf_exec *const *kids = node_kids(n, &nk);
+    for (size_t i = 0; i < nk; i++)
+        total += part_sizes(kids[i], v, nv, cap);
+    return total;
+}
+
+static int cmp_size(const void *a, const void *b)
+{
+    size_t x = *(const size_t *)a, y = *(const size_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* The cap for the parts under `root`.  Caller holds the record lock. */
+static size_t json_cap(const ndf_exec *root)
+{
+    size_t *v = NULL, nv = 0, cap = 0;
+    size_t total = part_sizes(root, &v, &nv, &cap);
+    size_t c = RECORD_JSON_OUTPUT;
+    if (total > RECORD_JSON_TOTAL) {
+        /* water-filling: the smallest parts fit whole while the rest,
+         * sharing what is left equally, get at least as much */
+        qsort(v, nv, sizeof *v, cmp_size);
+        size_t left = RECORD_JSON_TOTAL, i = 0;
+        while (i < nv && v[i] <= left / (nv - i))
+            left -= v[i++];
+        c = i < nv ? left / (nv - i) : RECORD_JSON_OUTPUT;
+    }
+    free(v);
+    return c;
+}
+
 /* Caller holds the record lock. */
-static void node_json(const ndf_exec *n, strbuf *sb, double now)
+static void node_json(const ndf_exec *n, strbuf *sb, double now, json_budget *jb)
 {
     ndf_state st = atomic_load_explicit(&n->state, memory_order_acquire);
     sb_puts(sb, "{\"kind\":");
@@ -825,8 +887,15 @@ static void node_json(const ndf_exec *n, strbuf *sb, double now)
         sb_json_str(sb, n->message);
     }
     if (n->result) {
+        /* its first bytes (a result is read from its start), its length
+         * when cut; the whole result is in the node's log */
+        size_t len = strlen(n->result), keep = len < jb->cap ? len : jb->cap;
         sb_puts(sb, ",\"result\":");
-        sb_json_str(sb, n->result);
+        sb_json_strn(sb, n->result, keep);
+        if (keep < len) {
+            sb_printf(sb, ",\"result_length\":%zu", len);
+            jb->omitted += (len < RECORD_JSON_OUTPUT ? len : RECORD_JSON_OUTPUT) - keep;
+        }
     }
     if (n->nmetrics) {
         sb_puts(sb, ",\"metrics\":{");
@@ -845,7 +914,10 @@ static void node_json(const ndf_exec *n, strbuf *sb, double now)
         if (!t->len && !t->dropped)
             continue;
         sb_printf(sb, ",\"%s\":", streams[i]);
-        size_t skip = t->len > RECORD_JSON_OUTPUT ? t->len - RECORD_JSON_OUTPUT : 0;
+        size_t want = t->len > RECORD_JSON_OUTPUT ? RECORD_JSON_OUTPUT : t->len;
+        size_t keep = want < jb->cap ? want : jb->cap;
+        size_t skip = t->len - keep;
+        jb->omitted += want - keep;
         sb_json_strn(sb, t->buf ? t->buf + skip : "", t->len - skip);
         if (t->dropped || skip)
             sb_printf(sb, ",\"%s_truncated\":%llu", streams[i],
@@ -858,7 +930,7 @@ static void node_json(const ndf_exec *n, strbuf *sb, double now)
         for (size_t i = 0; i < nk; i++) {
             if (i)
                 sb_add(sb, ",", 1);
-            node_json(kids[i], sb, now);
+            node_json(kids[i], sb, now, jb);
         }
         sb_add(sb, "]", 1);
     }
@@ -908,8 +980,12 @@ void record_to_json(record *r, strbuf *sb)
     sb_printf(sb, ",\"started\":%.3f", r->start_wall);
     sb_puts(sb, ",\"duration\":");
     sb_json_num(sb, (r->end > 0 ? r->end : now) - r->start, 6);
+    json_budget jb = {json_cap(r->root), 0};
     sb_puts(sb, ",\"root\":");
-    node_json(r->root, sb, now);
+    node_json(r->root, sb, now, &jb);
+    /* the record's own bound cut parts: say so, and by how much */
+    if (jb.omitted)
+        sb_printf(sb, ",\"output_omitted\":%llu", (unsigned long long)jb.omitted);
     sb_add(sb, "}", 1);
     pthread_mutex_unlock(&r->lock);
 }

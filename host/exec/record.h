@@ -30,6 +30,12 @@ struct executor;
  * server keeps the JSON of its last executions (and answers each run
  * with it): all of what was kept is in the store (ndf logs). */
 #define RECORD_JSON_OUTPUT (64u * 1024u)
+/* What record_to_json writes of all the results and outputs of one
+ * record together: past it, the largest parts are cut further (each to
+ * the same share, smaller ones kept whole), so a record stays within six
+ * times this plus its fixed fields however many nodes it has; the record
+ * then says how many bytes the bound left out ("output_omitted"). */
+#define RECORD_JSON_TOTAL (1024u * 1024u)
 
 /* The newest bytes of a stream kept raw in memory: a limit above it keeps
  * the older part compressed in a spill file (tailbuf.z, base/ztail.h), so

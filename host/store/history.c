@@ -27,6 +27,9 @@
 #include "store/history.h"
 #include "store/store_backend.h"
 
+/* Set by a server (history_log_errors()). */
+static _Atomic int log_errors;
+
 void history_opts(const settings *set, store_opts *o)
 {
     store_opts_default(o);
@@ -42,6 +45,9 @@ void history_opts(const settings *set, store_opts *o)
     /* the record bounds each stream already (a step's output_limit, at
      * most RECORD_OUTPUT_MAX): the store keeps what it is handed */
     o->output_limit = RECORD_OUTPUT_MAX;
+    /* a server logs what fails as it happens; a one-shot command says a
+     * full disk once, in the error that decides its exit status */
+    o->hold_progress_errors = !atomic_load(&log_errors);
 }
 
 /* ---- the registry's seam ---- */
@@ -433,7 +439,6 @@ static void set_learning(pattern *p, learning_state *st)
 
 /* The record's end could not be committed: its status becomes the
  * storage error (whatever its outcome), logged once. */
-static _Atomic int log_errors;
 
 void history_log_errors(int on)
 {

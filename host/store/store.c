@@ -16,6 +16,8 @@
 #include <sys/types.h>
 #include <unistd.h>
 
+#include <zlib.h>
+
 #include <ndf/sdk.h>
 
 #include "store/store.h"
@@ -214,10 +216,209 @@ int store_children(store *s, const char *id, store_exec **out, size_t *n)
     return ops_of(s)->children(s, id, out, n);
 }
 
+int store_output_each(store *s, const char *id, const char *path, int stream, int64_t from,
+                      store_output_fn each, void *arg, size_t *len, uint64_t *dropped)
+{
+    size_t l = 0;
+    uint64_t d = 0;
+    if (stream < 0 || stream >= STORE_NSTREAMS)
+        return err_set(NDF_ERR_INVALID, "no output stream %d", stream);
+    int rc = ops_of(s)->output_each(s, id, path ? path : "", stream, from, each, arg, len ? len : &l,
+                                    dropped ? dropped : &d);
+    return rc;
+}
+
+typedef struct gather {
+    char *buf;
+    size_t len, cap;
+    const size_t *want; /* set by the backend before the first piece */
+} gather;
+
+static int gather_piece(void *arg, const char *buf, size_t n)
+{
+    gather *g = arg;
+    if (!g->buf) {
+        g->cap = *g->want + 1;
+        g->buf = xmalloc(g->cap);
+    }
+    if (n > g->cap - 1 - g->len)
+        return err_set(NDF_ERR_IO, "an output grew while it was read");
+    memcpy(g->buf + g->len, buf, n);
+    g->len += n;
+    return NDF_OK;
+}
+
 int store_output(store *s, const char *id, const char *path, int stream, char **buf, size_t *len,
                  uint64_t *dropped)
 {
-    return ops_of(s)->output(s, id, path, stream, buf, len, dropped);
+    size_t want = 0;
+    gather g = {NULL, 0, 0, &want};
+    *buf = NULL;
+    *len = 0;
+    int rc = store_output_each(s, id, path, stream, 0, gather_piece, &g, &want, dropped);
+    if (rc) {
+        free(g.buf);
+        return rc;
+    }
+    if (!g.buf)
+        g.buf = xmalloc(1);
+    g.buf[g.len] = 0;
+    *buf = g.buf;
+    *len = g.len;
+    return NDF_OK;
+}
+
+char *store_unrecorded_message(const store_exec *e, const char *why)
+{
+    store_status st = e->status == STORE_RUNNING ? STORE_FAILED : e->status;
+    return xasprintf("not recorded: %s (the execution had ended %s)",
+                     why && *why ? why : "write failed", store_status_name(st));
+}
+
+void store_perr_fail(store_perr *p, const char *msg)
+{
+    if (p->hold) {
+        if (p->told)
+            return; /* an end's failure since the last commit said it */
+        if (!p->held)
+            snprintf(p->msg, sizeof p->msg, "%s", msg ? msg : "write failed");
+        p->held = 1;
+        return;
+    }
+    if (!p->logged)
+        log_msg(NDF_LOG_ERROR, "%s", msg ? msg : "write failed");
+    p->logged = 1;
+}
+
+void store_perr_ok(store_perr *p)
+{
+    p->logged = 0;
+    p->told = 0;
+}
+
+void store_perr_end_failed(store_perr *p)
+{
+    p->held = 0;
+    p->told = 1;
+}
+
+void store_perr_close(store_perr *p)
+{
+    if (p->held)
+        log_msg(NDF_LOG_WARN, "progress of a running execution not recorded: %s", p->msg);
+    p->held = 0;
+}
+
+/* ---- inflating an output as it is read ---- */
+
+struct store_unz {
+    z_stream z;
+    int ready, zrc;
+    size_t len;    /* raw bytes the row says it holds */
+    uint64_t from; /* the first raw byte to hand out */
+    uint64_t out;  /* raw bytes inflated so far */
+    int (*each)(void *, const char *, size_t);
+    void *arg;
+    unsigned char buf[STORE_OUTPUT_PIECE];
+};
+
+store_unz *store_unz_new(size_t len, int64_t from,
+                         int (*each)(void *arg, const char *buf, size_t n), void *arg)
+{
+    store_unz *u = xcalloc(1, sizeof *u);
+    u->len = len;
+    uint64_t newest = 0 - (uint64_t)from; /* for a negative `from` */
+    if (from < 0)
+        u->from = newest >= len ? 0 : len - newest;
+    else
+        u->from = (uint64_t)from;
+    u->each = each;
+    u->arg = arg;
+    u->zrc = inflateInit(&u->z);
+    u->ready = u->zrc == Z_OK;
+    return u;
+}
+
+/* Hands out what the window holds past `from`. */
+static int unz_hand(store_unz *u, size_t have)
+{
+    uint64_t start = u->out;
+    u->out += have;
+    if (u->out > u->len)
+        return STORE_UNZ_DAMAGED;
+    if (u->out <= u->from || !have)
+        return NDF_OK;
+    size_t skip = start >= u->from ? 0 : (size_t)(u->from - start);
+    return u->each(u->arg, (const char *)u->buf + skip, have - skip);
+}
+
+int store_unz_feed(store_unz *u, const void *z, size_t n)
+{
+    if (!u->ready)
+        return STORE_UNZ_DAMAGED;
+    u->z.next_in = (Bytef *)(uintptr_t)z;
+    while (n > 0) {
+        uInt chunk = n > (1u << 30) ? (1u << 30) : (uInt)n;
+        u->z.avail_in = chunk;
+        n -= chunk;
+        while (u->z.avail_in > 0) {
+            if (u->zrc == Z_STREAM_END)
+                return STORE_UNZ_DAMAGED; /* bytes after the end */
+            u->z.next_out = u->buf;
+            u->z.avail_out = sizeof u->buf;
+            u->zrc = inflate(&u->z, Z_NO_FLUSH);
+            if (u->zrc != Z_OK && u->zrc != Z_STREAM_END)
+                return STORE_UNZ_DAMAGED;
+            int rc = unz_hand(u, sizeof u->buf - u->z.avail_out);
+            if (rc)
+                return rc;
+        }
+    }
+    /* what inflate keeps back once the input is used up */
+    while (u->zrc == Z_OK) {
+        u->z.next_out = u->buf;
+        u->z.avail_out = sizeof u->buf;
+        u->zrc = inflate(&u->z, Z_NO_FLUSH);
+        if (u->zrc == Z_BUF_ERROR) { /* no progress possible: wants more input */
+            u->zrc = Z_OK;
+            break;
+        }
+        if (u->zrc != Z_OK && u->zrc != Z_STREAM_END)
+            return STORE_UNZ_DAMAGED;
+        size_t have = sizeof u->buf - u->z.avail_out;
+        int rc = unz_hand(u, have);
+        if (rc)
+            return rc;
+        if (!have)
+            break;
+    }
+    return NDF_OK;
+}
+
+int store_unz_end(store_unz *u)
+{
+    if (!u->len && !u->out && u->z.total_in == 0)
+        return NDF_OK; /* nothing stored, nothing fed */
+    if (!u->ready || u->zrc != Z_STREAM_END || u->out != u->len) {
+        if (u->zrc == Z_OK || u->zrc == Z_STREAM_END)
+            u->zrc = Z_DATA_ERROR;
+        return STORE_UNZ_DAMAGED;
+    }
+    return NDF_OK;
+}
+
+int store_unz_zrc(const store_unz *u)
+{
+    return u->zrc;
+}
+
+void store_unz_free(store_unz *u)
+{
+    if (!u)
+        return;
+    if (u->ready)
+        inflateEnd(&u->z);
+    free(u);
 }
 
 int store_learning(store *s, const char *name, learning_state *out)

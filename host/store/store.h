@@ -179,6 +179,12 @@ typedef struct store_opts {
      * only by the recovery store_open() makes. */
     long crash_pid;
     const char *crash_cause;
+    /* 1 (a one-shot command): a failed progress write is not logged when
+     * it happens but at store_close(), and not at all once an execution's
+     * end has failed too (the caller reports that one), so a full disk is
+     * said once; 0 (a server): the first failure of a run of them is
+     * logged at once. */
+    int hold_progress_errors;
 } store_opts;
 
 /* sync normal, the defaults above, learning on with learning_params_default(),
@@ -303,9 +309,28 @@ int store_children(store *s, const char *id, store_exec **out, size_t *n);
 /* A node's captured stream (STORE_STDOUT, ...), decompressed into *buf
  * (*len bytes, NUL-terminated; caller frees), and how many bytes were
  * dropped before it.  NDF_ERR_NOT_FOUND when the execution or node is not
- * kept; an empty buffer when the node wrote nothing to that stream. */
+ * kept; an empty buffer when the node wrote nothing to that stream.
+ * Holds the whole output (up to 64 MiB): for small ones; print a big one
+ * with store_output_each(). */
 int store_output(store *s, const char *id, const char *path, int stream, char **buf, size_t *len,
                  uint64_t *dropped);
+
+/* What store_output_each() hands out: the next `n` (> 0) bytes of the
+ * output.  A non-zero return (a negative ndf_status) stops the read,
+ * which returns it.  It must not call the store. */
+typedef int (*store_output_fn)(void *arg, const char *buf, size_t n);
+/* The bytes of an output store_output_each() hands out per call at most. */
+#define STORE_OUTPUT_PIECE (64u * 1024u)
+/* store_output() piece by piece, so that no one holds the output whole
+ * (SQLite reads the stored blob in pieces, PostgreSQL its bytea, both
+ * inflated as they come): *len (the stored bytes) and *dropped (those
+ * lost before them) are set first, then `each` gets the bytes from offset
+ * `from` to the end, in order, from one consistent snapshot of the row.
+ * A negative `from` asks for the newest -from bytes (all of them when
+ * there are fewer).  Errors as store_output(); a row found damaged part
+ * way is NDF_ERR_IO after the pieces before the damage were handed out. */
+int store_output_each(store *s, const char *id, const char *path, int stream, int64_t from,
+                      store_output_fn each, void *arg, size_t *len, uint64_t *dropped);
 
 /* The pattern's learning state from the patterns table only (no history is
  * read).  NDF_ERR_NOT_FOUND when nothing is stored.  Free with

@@ -38,8 +38,9 @@ typedef struct store_ops {
     int (*runs)(struct store *s, const struct store_query *q, struct store_exec **out, size_t *n);
     int (*get)(struct store *s, const char *id, struct store_exec *out);
     int (*children)(struct store *s, const char *id, struct store_exec **out, size_t *n);
-    int (*output)(struct store *s, const char *id, const char *path, int stream, char **buf,
-                  size_t *len, uint64_t *dropped);
+    int (*output_each)(struct store *s, const char *id, const char *path, int stream,
+                       int64_t from, int (*each)(void *arg, const char *buf, size_t n),
+                       void *arg, size_t *len, uint64_t *dropped);
     int (*learning)(struct store *s, const char *name, struct learning_state *out);
     int (*patterns)(struct store *s, char ***names, size_t *n);
     int (*reset_stats)(struct store *s, const char *name);
@@ -119,6 +120,57 @@ int store_pg_open(const char *dir, const struct store_opts *opts, struct store *
     " AND status IN ('RUNNING', 'SUCCEEDED') LIMIT 1"
 
 /* Helpers the backends share (store.c). */
+
+/* The message a RUNNING row gets when the end of execution `e` could
+ * not be written for the store's sake (`why`): "not recorded: WHY (the
+ * execution had ended STATUS)".  Caller frees. */
+char *store_unrecorded_message(const struct store_exec *e, const char *why);
+
+/* What a writer does with its failed progress and process writes
+ * (store_progress(), store_process(): nobody waits for them), so that a
+ * full disk is said once, not once per heartbeat: only the first failure
+ * since the last commit is logged; with `hold` (a one-shot command) not
+ * even that, but kept, and dropped when an execution's end fails too (its
+ * caller says why, and that is the error that decides the exit status) as
+ * are those that fail after it until a commit, else logged as a warning
+ * when the store closes.  Plain data under the
+ * writer's queue lock; zero it and set `hold` at open. */
+typedef struct store_perr {
+    int hold;
+    int logged; /* a failure since the last commit was logged */
+    int held;   /* msg waits for store_perr_close() */
+    int told;   /* an end failed since the last commit: its caller said why */
+    char msg[512];
+} store_perr;
+void store_perr_fail(store_perr *p, const char *msg);
+/* A transaction committed. */
+void store_perr_ok(store_perr *p);
+/* An execution's start or end failed: its caller reports the cause. */
+void store_perr_end_failed(store_perr *p);
+/* The store closes (the writer has stopped). */
+void store_perr_close(store_perr *p);
+
+/* Largest output a query inflates: a damaged row must not ask for more. */
+#define STORE_MAX_OUTPUT ((size_t)64 << 20)
+
+/* An output_each() in progress: inflates a stored zlib stream (RFC 1950)
+ * of `len` raw bytes as its compressed pieces arrive and hands the raw
+ * bytes from offset `from` (negative: the newest -from) to `each`, in
+ * pieces of at most STORE_OUTPUT_PIECE, never holding more than one. */
+typedef struct store_unz store_unz;
+store_unz *store_unz_new(size_t len, int64_t from,
+                         int (*each)(void *arg, const char *buf, size_t n), void *arg);
+/* Inflates `n` more compressed bytes.  Returns NDF_OK, the non-zero
+ * return of `each`, or STORE_UNZ_DAMAGED (the stream is not zlib, or
+ * inflates to more than `len`). */
+int store_unz_feed(store_unz *u, const void *z, size_t n);
+/* After the last piece: NDF_OK when the stream ended at exactly `len`
+ * bytes (an empty one when `len` is 0), else STORE_UNZ_DAMAGED. */
+int store_unz_end(store_unz *u);
+/* The zlib return code behind STORE_UNZ_DAMAGED, for messages. */
+int store_unz_zrc(const store_unz *u);
+void store_unz_free(store_unz *u);
+#define STORE_UNZ_DAMAGED 1
 
 /* This machine's boot id (/proc/sys/kernel/random/boot_id), or "" into
  * `out` (n bytes). */

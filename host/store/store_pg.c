@@ -328,6 +328,7 @@ typedef struct pg_store {
     uint64_t transactions, executions;
     int degraded;
     char last_error[512]; /* (qlock) store_stats */
+    store_perr perr;                   /* (qlock) */
     double last_error_time;
 } pg_store;
 
@@ -1488,6 +1489,61 @@ static int try_batch(pg_store *s, job *batch, size_t *finished, int *at_commit, 
     return wsql_run(s, "COMMIT", NULL, NULL, "cannot commit");
 }
 
+static int mark_exec_row(pg_store *s, const store_exec *e, const char *msg)
+{
+    pargs p = {0};
+    p_text(&p, e->id);
+    p_time(&p, e->end > 0 ? e->end : now_wall());
+    p_dbl(&p, e->duration >= 0 && isfinite(e->duration) ? e->duration : 0);
+    p_text(&p, msg);
+    return wsql_run(s,
+                    "UPDATE executions SET status = 'FAILED', end_time = $2, duration = $3,"
+                    " message = $4 WHERE id = $1 AND status = 'RUNNING'",
+                    &p, NULL, "cannot mark an execution unrecorded");
+}
+
+/* The end of FINISH job `j` could not be written for the store's own sake:
+ * as store_sqlite.c's mark_unrecorded_rows(), its RUNNING rows (and the
+ * node rows progress wrote) say so in small updates that insert nothing,
+ * or crash recovery would call a process that ended "died".  Caller holds
+ * wlock, outside any transaction. */
+static int mark_unrecorded_rows(pg_store *s, job *j)
+{
+    for (size_t i = 0; i < j->ne; i++) {
+        const store_exec *e = &j->e[i];
+        char *msg = store_unrecorded_message(e, j->msg);
+        int rc = wsql_run(s, "BEGIN", NULL, NULL, "cannot mark an execution unrecorded");
+        if (!rc)
+            rc = mark_exec_row(s, e, msg);
+        for (size_t k = 0; !rc && k < e->nnodes; k++) {
+            const store_node *n = &e->nodes[k];
+            pargs p = {0};
+            p_text(&p, e->id);
+            p_text(&p, n->path ? n->path : "");
+            p_text(&p, state_str(n->state));
+            p_time(&p, n->start);
+            p_time(&p, n->end);
+            rc = wsql_run(s,
+                          "UPDATE nodes SET state = $3, start_time = $4, end_time = $5"
+                          " WHERE exec_seq = (SELECT seq FROM executions WHERE id = $1)"
+                          " AND path = $2",
+                          &p, NULL, "cannot mark an execution unrecorded");
+        }
+        if (!rc)
+            rc = wsql_run(s, "COMMIT", NULL, NULL, "cannot mark an execution unrecorded");
+        if (rc) {
+            rollback(s);
+            rc = mark_exec_row(s, e, msg);
+        }
+        free(msg);
+        if (rc) {
+            log_msg(NDF_LOG_DEBUG, "execution %s: %s", e->id, err_msg());
+            return -1; /* the next would fail alike */
+        }
+    }
+    return 0;
+}
+
 static void run_batch(pg_store *s, job *batch, size_t *committed)
 {
     size_t finished = 0;
@@ -1532,6 +1588,11 @@ static void run_batch(pg_store *s, job *batch, size_t *committed)
     }
     if (!rc && !empty)
         *committed = finished + 1;
+    if (PQstatus(s->w) == CONNECTION_OK)
+        for (job *j = batch; j; j = j->next)
+            if (j->kind == JOB_FINISH && (j->rc == NDF_ERR_IO || j->rc == NDF_ERR_RESOURCE) &&
+                mark_unrecorded_rows(s, j) != 0)
+                break;
     pthread_mutex_unlock(&s->wlock);
 }
 
@@ -1566,7 +1627,12 @@ static void *writer_main(void *arg)
             s->transactions++;
             s->executions += committed - 1;
             s->degraded = 0;
+            store_perr_ok(&s->perr);
         }
+        for (job *j = batch; j; j = j->next)
+            if ((j->kind == JOB_FINISH || j->kind == JOB_BEGIN) &&
+                (j->rc == NDF_ERR_IO || j->rc == NDF_ERR_RESOURCE))
+                store_perr_end_failed(&s->perr);
         for (job *j = batch; j; j = j->next)
             if (j->rc == NDF_ERR_IO) {
                 s->degraded = 1;
@@ -1578,7 +1644,7 @@ static void *writer_main(void *arg)
             s->pending--;
             if (j->kind == JOB_PROGRESS || j->kind == JOB_PROCESS) {
                 if (j->rc)
-                    log_msg(NDF_LOG_ERROR, "%s", j->msg);
+                    store_perr_fail(&s->perr, j->msg);
                 progress_free(j);
             } else {
                 j->done = 1;
@@ -1875,6 +1941,7 @@ static void pg_close(store *st)
     pthread_mutex_unlock(&s->qlock);
     if (started)
         pthread_join(s->thread, NULL);
+    store_perr_close(&s->perr);
     if (s->w)
         PQfinish(s->w);
     if (s->r)
@@ -1912,6 +1979,7 @@ int store_pg_open(const char *dir, const store_opts *opts, store **out)
     pg_store *s = xcalloc(1, sizeof *s);
     s->ops = &pg_ops;
     s->opts = *opts;
+    s->perr.hold = opts->hold_progress_errors;
     s->opts.conninfo = NULL; /* borrowed: the copy below is what is used */
     s->conninfo = xstrdup(opts->conninfo ? opts->conninfo : "");
     s->dir = xstrdup(dir ? dir : "");
@@ -2343,70 +2411,122 @@ static int pg_get(store *st, const char *id, store_exec *out)
     return rc;
 }
 
-/* Largest output a query inflates: a damaged row must not ask for more. */
-#define STORE_MAX_OUTPUT ((size_t)64 << 20)
+/* One query of output_each() on the readers' connection, its rows in
+ * binary (a bytea piece arrives as its bytes, not as hex text).  Caller
+ * holds rlock, inside the read-only transaction. */
+static int rquery_bin(pg_store *s, const char *sql, pargs *p, PGresult **res)
+{
+    PGresult *r = PQexecParams(s->r, sql, p->n, NULL, p->v, p->len, p->fmt, 1);
+    p_free(p);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        int rc = pg_fail(s, s->r, r, "cannot read an output", NULL);
+        PQclear(r);
+        return rc;
+    }
+    *res = r;
+    return NDF_OK;
+}
 
-static int pg_output(store *st, const char *id, const char *path, int stream, char **buf,
-                     size_t *len, uint64_t *dropped)
+static long long bin_int8(const PGresult *r, int col)
+{
+    const unsigned char *v = (const unsigned char *)PQgetvalue(r, 0, col);
+    if (PQgetisnull(r, 0, col) || PQgetlength(r, 0, col) != 8)
+        return 0;
+    uint64_t x = 0;
+    for (int i = 0; i < 8; i++)
+        x = x << 8 | v[i];
+    return (long long)x;
+}
+
+/* The bytea in pieces (substring of the stored value, which PostgreSQL
+ * slices out of its TOAST chunks), every piece in one REPEATABLE READ
+ * transaction so that a progress write replacing the row is not seen
+ * half-way. */
+static int pg_output_each(store *st, const char *id, const char *path, int stream, int64_t from,
+                          store_output_fn each, void *arg, size_t *len, uint64_t *dropped)
 {
     pg_store *s = PG(st);
-    *buf = NULL;
     *len = 0;
-    if (dropped)
-        *dropped = 0;
-    if (stream < 0 || stream >= STORE_NSTREAMS)
-        return err_set(NDF_ERR_INVALID, "no output stream %d", stream);
+    *dropped = 0;
+    pthread_mutex_lock(&s->rlock);
+    store_unz *u = NULL;
+    PGresult *r = NULL;
+    int rc, in_tx = 0;
+    pg_ensure(s, &s->r, &rc);
+    if (rc)
+        goto out;
+    r = PQexec(s->r, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+    if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+        rc = pg_fail(s, s->r, r, "cannot read an output", NULL);
+        goto out;
+    }
+    in_tx = 1;
+    PQclear(r);
+    r = NULL;
     pargs p = {0};
     p_text(&p, id);
-    p_text(&p, path ? path : "");
+    p_text(&p, path);
     p_int(&p, stream);
-    PGresult *r;
-    int rc = rquery_locked(
-        s,
-        "SELECT n.path, o.length, o.dropped, o.data FROM executions e"
-        " JOIN nodes n ON n.exec_seq = e.seq AND n.path = $2"
-        " LEFT JOIN outputs o ON o.exec_seq = e.seq AND o.path = n.path AND o.stream = $3"
-        " WHERE e.id = $1",
-        &p, &r, "cannot read an output");
-    if (rc)
-        return rc;
+    if ((rc = rquery_bin(s,
+                         "SELECT o.length::int8, o.dropped::int8, octet_length(o.data)::int8,"
+                         " o.exec_seq IS NULL FROM executions e"
+                         " JOIN nodes n ON n.exec_seq = e.seq AND n.path = $2"
+                         " LEFT JOIN outputs o ON o.exec_seq = e.seq AND o.path = n.path"
+                         " AND o.stream = $3 WHERE e.id = $1",
+                         &p, &r)))
+        goto out;
     if (PQntuples(r) == 0) {
-        PQclear(r);
-        return err_set(NDF_ERR_NOT_FOUND, "execution %s has no node '%s' in %s", id,
-                       path ? path : "", s->name);
+        rc = err_set(NDF_ERR_NOT_FOUND, "execution %s has no node '%s' in %s", id, path, s->name);
+        goto out;
     }
-    size_t want = (size_t)g_int(r, 0, 1);
-    if (dropped)
-        *dropped = (uint64_t)g_int(r, 0, 2);
-    if (want > STORE_MAX_OUTPUT) {
-        PQclear(r);
-        return err_set(NDF_ERR_IO, "%s: output of %s '%s' claims %zu bytes; damaged row", s->name,
-                       id, path, want);
-    }
-    size_t zlen = 0;
-    unsigned char *z = NULL;
-    if (!PQgetisnull(r, 0, 3)) {
-        z = PQunescapeBytea((const unsigned char *)PQgetvalue(r, 0, 3), &zlen);
-        if (!z) {
-            PQclear(r);
-            return err_set(NDF_ERR_RESOURCE, "%s: out of memory reading an output", s->name);
-        }
-    }
+    if (PQgetlength(r, 0, 3) == 1 && PQgetvalue(r, 0, 3)[0])
+        goto out; /* the node wrote nothing to that stream */
+    long long want = bin_int8(r, 0), zlen = bin_int8(r, 2);
+    *dropped = (uint64_t)bin_int8(r, 1);
     PQclear(r);
-    char *b = xmalloc(want + 1);
-    uLongf got = (uLongf)want;
-    int zr = want ? uncompress((Bytef *)b, &got, z, (uLong)zlen) : Z_OK;
-    if (z)
-        PQfreemem(z);
-    if (zr != Z_OK || got != want) {
-        free(b);
-        return err_set(NDF_ERR_IO, "%s: output of %s '%s' is damaged (zlib %d)", s->name, id,
-                       path, zr);
+    r = NULL;
+    if (want < 0 || (uint64_t)want > STORE_MAX_OUTPUT) {
+        rc = err_set(NDF_ERR_IO, "%s: output of %s '%s' claims %lld bytes; damaged row", s->name,
+                     id, path, want);
+        goto out;
     }
-    b[want] = 0;
-    *buf = b;
-    *len = want;
-    return NDF_OK;
+    *len = (size_t)want;
+    u = store_unz_new(*len, from, each, arg);
+    /* bigger pieces than the blob's: each is a round trip */
+    const long long piece = 1 << 20;
+    for (long long off = 0; off < zlen && !rc; off += piece) {
+        pargs q = {0};
+        p_text(&q, id);
+        p_text(&q, path);
+        p_int(&q, stream);
+        p_int(&q, off + 1);
+        p_int(&q, piece);
+        if ((rc = rquery_bin(s,
+                             "SELECT substring(o.data FROM $4::int8::int FOR $5::int8::int)"
+                             " FROM executions e JOIN outputs o ON o.exec_seq = e.seq"
+                             " AND o.path = $2 AND o.stream = $3 WHERE e.id = $1",
+                             &q, &r)))
+            break;
+        if (PQntuples(r) != 1) {
+            rc = STORE_UNZ_DAMAGED;
+            break;
+        }
+        rc = store_unz_feed(u, PQgetvalue(r, 0, 0), (size_t)PQgetlength(r, 0, 0));
+        PQclear(r);
+        r = NULL;
+    }
+    if (!rc)
+        rc = store_unz_end(u);
+    if (rc == STORE_UNZ_DAMAGED)
+        rc = err_set(NDF_ERR_IO, "%s: output of %s '%s' is damaged (zlib %d)", s->name, id, path,
+                     store_unz_zrc(u));
+out:
+    PQclear(r);
+    if (in_tx)
+        PQclear(PQexec(s->r, "ROLLBACK"));
+    store_unz_free(u);
+    pthread_mutex_unlock(&s->rlock);
+    return rc;
 }
 
 static int pg_learning(store *st, const char *name, learning_state *out)
@@ -3079,7 +3199,7 @@ static const store_ops pg_ops = {
     .runs = pg_runs,
     .get = pg_get,
     .children = pg_children,
-    .output = pg_output,
+    .output_each = pg_output_each,
     .learning = pg_learning,
     .patterns = pg_patterns,
     .reset_stats = pg_reset_stats,

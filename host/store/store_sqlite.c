@@ -323,6 +323,7 @@ struct store {
     uint64_t transactions, executions; /* (qlock) */
     int degraded;                      /* (qlock) */
     char last_error[512];              /* (qlock) store_stats */
+    store_perr perr;                   /* (qlock) */
     double last_error_time;            /* (qlock) */
 
     /* interval backups (store_backup_every) */
@@ -1521,6 +1522,89 @@ static void async_free(job *j)
     free(j);
 }
 
+/* The end of FINISH job `j` could not be written for the store's own sake
+ * (a full disk, an I/O error): its executions' RUNNING rows, left behind
+ * by the rollback, say so (FAILED, "not recorded: ..."), in one small
+ * write per row that changes no row's size much, so that it often
+ * succeeds where the end's rows and outputs could not (the WAL reuses the
+ * frames the failed transaction wrote); otherwise crash recovery would
+ * call a process that ended "died".  A row that cannot be marked either
+ * is left to recovery, and so are the rest (-1): they would fail alike,
+ * or wait out a lock again.  Caller holds wlock, outside any
+ * transaction. */
+static int mark_exec_row(store *s, const store_exec *e, const char *msg)
+{
+    sqlite3_stmt *q = NULL;
+    int r = sqlite3_prepare_v2(s->w,
+                               "UPDATE executions SET status = 'FAILED', end_time = ?2,"
+                               " duration = ?3, message = ?4 WHERE id = ?1 AND status = 'RUNNING'",
+                               -1, &q, NULL);
+    if (r == SQLITE_OK) {
+        bind_text(q, 1, e->id);
+        bind_time(q, 2, e->end > 0 ? e->end : now_wall());
+        sqlite3_bind_double(q, 3, e->duration >= 0 && isfinite(e->duration) ? e->duration : 0);
+        bind_text(q, 4, msg);
+        r = sqlite3_step(q);
+    }
+    sqlite3_finalize(q);
+    return r == SQLITE_DONE ? SQLITE_OK : r;
+}
+
+/* The final state of the nodes whose rows progress wrote (no new rows,
+ * no output): what `status` shows instead of RUNNING. */
+static int mark_node_rows(store *s, const store_exec *e)
+{
+    sqlite3_stmt *q = NULL;
+    int r = sqlite3_prepare_v2(s->w,
+                               "UPDATE nodes SET state = ?3, start_time = ?4, end_time = ?5"
+                               " WHERE exec_seq = (SELECT seq FROM executions WHERE id = ?1)"
+                               " AND path = ?2",
+                               -1, &q, NULL);
+    for (size_t i = 0; r == SQLITE_OK && i < e->nnodes; i++) {
+        const store_node *n = &e->nodes[i];
+        sqlite3_reset(q);
+        bind_text(q, 1, e->id);
+        bind_text(q, 2, n->path ? n->path : "");
+        bind_text(q, 3, state_str(n->state));
+        bind_time(q, 4, n->start);
+        bind_time(q, 5, n->end);
+        r = sqlite3_step(q);
+        r = r == SQLITE_DONE ? SQLITE_OK : r;
+    }
+    sqlite3_finalize(q);
+    return r;
+}
+
+static int mark_unrecorded_rows(store *s, job *j)
+{
+    for (size_t i = 0; i < j->ne; i++) {
+        const store_exec *e = &j->e[i];
+        char *msg = store_unrecorded_message(e, j->msg);
+        int r = sqlite3_exec(s->w, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+        if ((r & 0xff) == SQLITE_BUSY || (r & 0xff) == SQLITE_LOCKED) {
+            free(msg); /* another process writes: its lock was waited for once */
+            return -1;
+        }
+        if (r == SQLITE_OK && (r = mark_exec_row(s, e, msg)) == SQLITE_OK &&
+            (r = mark_node_rows(s, e)) == SQLITE_OK)
+            r = sqlite3_exec(s->w, "COMMIT", NULL, NULL, NULL);
+        if (r != SQLITE_OK) {
+            /* the row alone, which is what recovery would get wrong */
+            if (!sqlite3_get_autocommit(s->w))
+                sqlite3_exec(s->w, "ROLLBACK", NULL, NULL, NULL);
+            r = mark_exec_row(s, e, msg);
+        }
+        free(msg);
+        if (r != SQLITE_OK) {
+            log_msg(NDF_LOG_DEBUG, "%s: execution %s: cannot mark it unrecorded either: %s",
+                    s->path, e->id, sqlite3_errstr(r));
+            /* the next would fail alike (or wait out the lock again) */
+            return -1;
+        }
+    }
+    return 0;
+}
+
 /* Commits one batch: BEGIN IMMEDIATE, each job under its own savepoint (so
  * one bad job fails alone), pruning of the patterns it touched, COMMIT.  A
  * failed BEGIN or COMMIT fails every job of the batch. */
@@ -1619,6 +1703,10 @@ abort:;
     }
     free(why);
 out:
+    for (job *j = batch; j; j = j->next)
+        if (j->kind == JOB_FINISH && (j->rc == NDF_ERR_IO || j->rc == NDF_ERR_RESOURCE) &&
+            mark_unrecorded_rows(s, j) != 0)
+            break;
     pthread_mutex_unlock(&s->wlock);
 }
 
@@ -1658,7 +1746,12 @@ static void *writer_main(void *arg)
             s->transactions++;
             s->executions += committed - 1;
             s->degraded = 0;
+            store_perr_ok(&s->perr);
         }
+        for (job *j = batch; j; j = j->next)
+            if ((j->kind == JOB_FINISH || j->kind == JOB_BEGIN) &&
+                (j->rc == NDF_ERR_IO || j->rc == NDF_ERR_RESOURCE))
+                store_perr_end_failed(&s->perr);
         /* a job refused for its own sake (a duplicate id) is not a storage fault */
         for (job *j = batch; j; j = j->next)
             if (j->rc == NDF_ERR_IO) {
@@ -1674,7 +1767,7 @@ static void *writer_main(void *arg)
                 async_free(j);
             } else if (j->kind == JOB_PROGRESS || j->kind == JOB_PROCESS) {
                 if (j->rc)
-                    log_msg(NDF_LOG_ERROR, "%s", j->msg);
+                    store_perr_fail(&s->perr, j->msg);
                 progress_free(j);
             } else {
                 j->done = 1;
@@ -1988,6 +2081,7 @@ int store_sqlite_open(const char *dir, const store_opts *opts, store **out)
         s->opts = *opts;
     else
         store_opts_default(&s->opts);
+    s->perr.hold = s->opts.hold_progress_errors;
     if (s->opts.backups <= 0)
         s->opts.backups = 5;
     if (s->opts.backups > 100)
@@ -2044,6 +2138,7 @@ static void lite_close(store *s)
     /* the writer drains the queue before it stops */
     if (started)
         pthread_join(s->thread, NULL);
+    store_perr_close(&s->perr);
     hashmap_free(s->since_prune, NULL);
     for (int i = 0; i < W_COUNT; i++)
         sqlite3_finalize(s->ws[i]);
@@ -2679,25 +2774,24 @@ static int lite_get(store *s, const char *id, store_exec *out)
     return rc;
 }
 
-/* Largest output a query inflates: a damaged row must not ask for more. */
-#define STORE_MAX_OUTPUT ((size_t)64 << 20)
-
-static int lite_output(store *s, const char *id, const char *path, int stream, char **buf,
-                       size_t *len, uint64_t *dropped)
+/* Hands the stored blob to the inflater in pieces (incremental blob I/O),
+ * inside the read transaction of the SELECT that found it, so a progress
+ * write that replaces the row meanwhile is not seen half-way. */
+static int lite_output_each(store *s, const char *id, const char *path, int stream, int64_t from,
+                            store_output_fn each, void *arg, size_t *len, uint64_t *dropped)
 {
-    *buf = NULL;
     *len = 0;
-    if (dropped)
-        *dropped = 0;
-    if (stream < 0 || stream >= STORE_NSTREAMS)
-        return err_set(NDF_ERR_INVALID, "no output stream %d", stream);
+    *dropped = 0;
     pthread_mutex_lock(&s->rlock);
     sqlite3_stmt *st = NULL;
+    sqlite3_blob *b = NULL;
+    store_unz *u = NULL;
+    unsigned char *zbuf = NULL;
     int rc = reader(s);
     if (!rc) {
         int r = sqlite3_prepare_v2(
             s->r,
-            "SELECT n.path, o.length, o.dropped, o.data FROM executions e"
+            "SELECT n.path, o.length, o.dropped, o.rowid FROM executions e"
             " JOIN nodes n ON n.exec_seq = e.seq AND n.path = ?2"
             " LEFT JOIN outputs o ON o.exec_seq = e.seq AND o.path = n.path AND o.stream = ?3"
             " WHERE e.id = ?1",
@@ -2705,41 +2799,58 @@ static int lite_output(store *s, const char *id, const char *path, int stream, c
         if (r != SQLITE_OK)
             rc = rfail(s, r, "cannot read an output");
     }
-    if (!rc) {
-        bind_text(st, 1, id);
-        bind_text(st, 2, path ? path : "");
-        sqlite3_bind_int(st, 3, stream);
-        int r = sqlite3_step(st);
-        if (r == SQLITE_DONE) {
-            rc = err_set(NDF_ERR_NOT_FOUND, "execution %s has no node '%s' in %s", id,
-                         path ? path : "", s->path);
-        } else if (r != SQLITE_ROW) {
-            rc = rfail(s, r, "cannot read an output");
-        } else {
-            size_t want = (size_t)sqlite3_column_int64(st, 1);
-            if (dropped)
-                *dropped = (uint64_t)sqlite3_column_int64(st, 2);
-            const void *z = sqlite3_column_blob(st, 3);
-            int zlen = sqlite3_column_bytes(st, 3);
-            if (want > STORE_MAX_OUTPUT) {
-                rc = err_set(NDF_ERR_IO, "%s: output of %s '%s' claims %zu bytes; damaged row",
-                             s->path, id, path, want);
-            } else {
-                char *b = xmalloc(want + 1);
-                uLongf got = (uLongf)want;
-                int zr = want ? uncompress((Bytef *)b, &got, z, (uLong)zlen) : Z_OK;
-                if (zr != Z_OK || got != want) {
-                    free(b);
-                    rc = err_set(NDF_ERR_IO, "%s: output of %s '%s' is damaged (zlib %d)", s->path,
-                                 id, path, zr);
-                } else {
-                    b[want] = 0;
-                    *buf = b;
-                    *len = want;
-                }
-            }
-        }
+    if (rc)
+        goto out;
+    bind_text(st, 1, id);
+    bind_text(st, 2, path);
+    sqlite3_bind_int(st, 3, stream);
+    int r = sqlite3_step(st);
+    if (r == SQLITE_DONE) {
+        rc = err_set(NDF_ERR_NOT_FOUND, "execution %s has no node '%s' in %s", id, path, s->path);
+        goto out;
     }
+    if (r != SQLITE_ROW) {
+        rc = rfail(s, r, "cannot read an output");
+        goto out;
+    }
+    sqlite3_int64 want = sqlite3_column_int64(st, 1);
+    *dropped = (uint64_t)sqlite3_column_int64(st, 2);
+    if (sqlite3_column_type(st, 3) == SQLITE_NULL)
+        goto out; /* the node wrote nothing to that stream */
+    if (want < 0 || (uint64_t)want > STORE_MAX_OUTPUT) {
+        rc = err_set(NDF_ERR_IO, "%s: output of %s '%s' claims %lld bytes; damaged row", s->path,
+                     id, path, (long long)want);
+        goto out;
+    }
+    *len = (size_t)want;
+    sqlite3_int64 rowid = sqlite3_column_int64(st, 3);
+    r = sqlite3_blob_open(s->r, "main", "outputs", "data", rowid, 0, &b);
+    if (r != SQLITE_OK) {
+        rc = rfail(s, r, "cannot read an output");
+        goto out;
+    }
+    int zlen = sqlite3_blob_bytes(b);
+    u = store_unz_new(*len, from, each, arg);
+    zbuf = xmalloc(STORE_OUTPUT_PIECE);
+    for (int off = 0; off < zlen && !rc;) {
+        int n = zlen - off < (int)STORE_OUTPUT_PIECE ? zlen - off : (int)STORE_OUTPUT_PIECE;
+        if ((r = sqlite3_blob_read(b, zbuf, n, off)) != SQLITE_OK) {
+            rc = rfail(s, r, "cannot read an output");
+            break;
+        }
+        rc = store_unz_feed(u, zbuf, (size_t)n);
+        off += n;
+    }
+    if (!rc)
+        rc = store_unz_end(u);
+    if (rc == STORE_UNZ_DAMAGED)
+        rc = err_set(NDF_ERR_IO, "%s: output of %s '%s' is damaged (zlib %d)", s->path, id, path,
+                     store_unz_zrc(u));
+out:
+    free(zbuf);
+    store_unz_free(u);
+    if (b)
+        sqlite3_blob_close(b);
     sqlite3_finalize(st);
     pthread_mutex_unlock(&s->rlock);
     return rc;
@@ -4302,7 +4413,7 @@ static const store_ops lite_ops = {
     .runs = lite_runs,
     .get = lite_get,
     .children = lite_children,
-    .output = lite_output,
+    .output_each = lite_output_each,
     .learning = lite_learning,
     .patterns = lite_patterns,
     .reset_stats = lite_reset_stats,

@@ -3,7 +3,8 @@
 # of random (incompressible) bytes to its standard output and as many to
 # its standard error, with output_limit LIMIT (default 100 MB each at the
 # 64 MiB maximum); what is kept is 2 x LIMIT.  Prints the peak RSS of
-# `ndf run` (one-shot) and of `ndf serve` while CONC (default 4) `ndf ctl
+# `ndf run` (one-shot), of `ndf logs` printing one kept stream, and of
+# `ndf serve` while CONC (default 4) `ndf ctl
 # run` of it run at once, and checks that the store kept the newest LIMIT
 # bytes of each stream.  With NDF_BEFORE=/path/to/old/ndf (and
 # NDF_BEFORE_PLUGINS, its plugin directory) the same is measured for that
@@ -64,6 +65,10 @@ measure() { # LABEL NDF PLUGINS
     one=$(NDF_PLUGIN_PATH=$3 /usr/bin/time -f %M "$2" -q -c "$d/ndf.conf" run big 2>&1 >/dev/null |
           tail -1)
     k1=$(kept "$2" "$3" "$d")
+    # reading it back: ndf logs of one stream (LIMIT bytes kept)
+    lid=$(NDF_PLUGIN_PATH=$3 "$2" -q -c "$d/ndf.conf" runs big --limit 1 | awk 'NR == 2 { print $1 }')
+    logs=$(NDF_PLUGIN_PATH=$3 /usr/bin/time -f %M "$2" -q -c "$d/ndf.conf" logs "$lid" write \
+        --stream stdout 2>&1 >/dev/null | tail -1)
     rm -f "$d/out" "$d/err" "$d/want"
     NDF_PLUGIN_PATH=$3 /usr/bin/time -f %M -o "$d/serve.rss" "$2" -q -c "$d/ndf.conf" serve \
         --no-watch 2>"$d/serve.log" &
@@ -89,9 +94,9 @@ measure() { # LABEL NDF PLUGINS
     wait "$SERVER" || true
     SERVER=
     srv=$(tail -1 "$d/serve.rss")
-    awk -v l="$1" -v a="$one" -v b="$srv" -v k="$k1" -v c="$CONC" -v f="$fails" 'BEGIN {
-        printf "%-7s one-shot run: peak RSS %7.1f MB (stored output %s)   serve with %d ctl run at once: peak RSS %7.1f MB%s\n",
-            l, a / 1024, k, c, b / 1024, f ? sprintf(" (%d runs FAILED)", f) : "" }'
+    awk -v l="$1" -v a="$one" -v b="$srv" -v k="$k1" -v c="$CONC" -v f="$fails" -v g="$logs" 'BEGIN {
+        printf "%-7s one-shot run: peak RSS %7.1f MB (stored output %s)   logs of one stream: peak RSS %7.1f MB   serve with %d ctl run at once: peak RSS %7.1f MB%s\n",
+            l, a / 1024, k, g / 1024, c, b / 1024, f ? sprintf(" (%d runs FAILED)", f) : "" }'
 }
 
 both() { # SUFFIX

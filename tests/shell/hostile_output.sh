@@ -5,7 +5,8 @@
 # store from there); `status ID --json` carries at most the newest 64 KiB
 # of a stream, so NUL bytes (six bytes each in JSON) cannot blow it up; and
 # a step writing hundreds of MB through a 64 MiB limit, compressible or
-# random, holds neither the output nor its compressed form in memory.
+# random, holds neither the output nor its compressed form in memory;
+# nor do `ndf logs` and `status --json` when they read it back.
 . "$top_srcdir/tests/shell/lib.sh"
 STATE=$SCRATCH/state
 CONF=$SCRATCH/out.conf
@@ -29,6 +30,20 @@ patterns = (
       } ); }; }
 );
 EOF2
+# WIDE: tasks of the wide pattern, each writing past the per-node bound
+# (200; 40 under sanitizers, still 2.5 times the record's bound)
+if [ -n "${NDF_SAN_CFLAGS:-}" ]; then WIDE=${NDF_TEST_WIDE:-40}; else WIDE=${NDF_TEST_WIDE:-200}; fi
+{
+    printf 'patterns = ( { name = "wide"; type = "parallel"; params = { tasks = (\n'
+    i=1
+    while [ $i -le "$WIDE" ]; do
+        [ $i -gt 1 ] && printf ',\n'
+        printf '{ name = "t%d"; step = "exec"; params = { argv = [ "head", "-c", "70000", "/dev/zero" ]; }; }' $i
+        i=$((i + 1))
+    done
+    printf '\n); }; } );\n'
+} >"$SCRATCH/wide.conf"
+printf 'storage: { path = "%s"; };\n@include "%s"\n' "$STATE" "$SCRATCH/wide.conf" >"$SCRATCH/wide-main.conf"
 last_id() { "$NDF" -c "$CONF" runs "$1" --limit 1 --json | sed -n 's/^\[{"id":"\([^"]*\)".*/\1/p'; }
 
 expect_exit 0 "4.9 MB of text through a 3,000,000-byte limit" -- "$NDF" -c "$CONF" run text
@@ -54,6 +69,24 @@ sz=$(wc -c <"$SCRATCH/nul.json")
     not_ok "status --json is $sz bytes"
 expect_match "$(cat "$SCRATCH/nul.json")" '"stdout_truncated":4128768[,}]' "and counts the 4 MiB - 64 KiB it leaves out"
 
+# the whole record is bounded, not only each node: $WIDE tasks at the
+# per-node bound (64 KiB of NUL bytes, 384 KiB of JSON each) share 1 MiB
+# of output text (6 MiB of JSON at most), and say what they left out
+expect_exit 0 "$WIDE parallel tasks, each past the per-node bound" -- \
+    "$NDF" -c "$SCRATCH/wide-main.conf" run wide --json
+sz=$(printf '%s' "$out" | wc -c)
+[ "$sz" -le $((6 * 1048576 + WIDE * 300 + 8192)) ] && ok "run --json of it stays within the record's bound ($sz bytes)" ||
+    not_ok "run --json of it is $sz bytes"
+expect_match "$out" '"output_omitted":[1-9]' "and says how much the bound left out"
+id=$("$NDF" -c "$SCRATCH/wide-main.conf" runs wide --limit 1 --json | sed -n 's/^\[{"id":"\([^"]*\)".*/\1/p')
+expect_exit 0 "status --json of it" -- "$NDF" -c "$SCRATCH/wide-main.conf" status "$id" --json
+sz=$(printf '%s' "$out" | wc -c)
+[ "$sz" -le $((6 * 1048576 + WIDE * 600 + 8192)) ] && ok "status --json of it stays within the bound too ($sz bytes)" ||
+    not_ok "status --json of it is $sz bytes"
+expect_match "$out" '"output_omitted":[1-9]' "and says so"
+n=$("$NDF" -c "$SCRATCH/wide-main.conf" logs "$id" t1 | wc -c)
+[ "$n" -eq 65537 ] && ok "logs still prints all a task kept" || not_ok "logs printed $n bytes of t1"
+
 # the peak memory of the run: the old record held a 64 MiB limit raw twice
 # over (a sliding window), and the store copied and deflated it whole again
 if [ -n "${NDF_SAN_CFLAGS:-}" ] || [ ! -x /usr/bin/time ]; then
@@ -66,7 +99,18 @@ else
     [ "$rss" -lt 65536 ] && ok "its peak RSS stays under 64 MiB ($rss KiB)" ||
         not_ok "its peak RSS is $rss KiB"
     id=$(last_id flood)
-    "$NDF" -c "$CONF" logs "$id" s >"$SCRATCH/flood.got"
+    # logs reads the stored output in pieces, inflating as it writes: its
+    # memory is the store's page cache (16 MiB at most), not the output
+    # (it held the whole output and its compressed row)
+    /usr/bin/time -f '%M' -o "$SCRATCH/rss" "$NDF" -c "$CONF" logs "$id" s >"$SCRATCH/flood.got"
+    rss=$(tail -1 "$SCRATCH/rss")
+    [ "$rss" -lt 40960 ] && ok "logs of a 64 MiB output: peak RSS under 40 MiB ($rss KiB)" ||
+        not_ok "logs of a 64 MiB output: peak RSS $rss KiB"
+    /usr/bin/time -f '%M' -o "$SCRATCH/rss" "$NDF" -c "$CONF" status "$id" --json >"$SCRATCH/flood.json"
+    rss=$(tail -1 "$SCRATCH/rss")
+    [ "$rss" -lt 40960 ] && ok "status --json of it: peak RSS under 40 MiB ($rss KiB)" ||
+        not_ok "status --json of a 64 MiB output: peak RSS $rss KiB"
+    expect_match "$(cat "$SCRATCH/flood.json")" '"stdout_truncated":[0-9]+' "and it says what it left out"
     [ "$(wc -c <"$SCRATCH/flood.got")" -eq 67108864 ] && [ "$(tail -c 4 "$SCRATCH/flood.got")" = "END" ] &&
         ok "logs prints its newest 64 MiB, ending in END" ||
         not_ok "logs printed $(wc -c <"$SCRATCH/flood.got") bytes"

@@ -11,6 +11,10 @@
 # - an execution whose RUNNING row cannot be written does not run: `ndf
 #   serve` answers the storage error (exit 8) as `ndf run` does, says it
 #   once, and `ctl status` shows the store degraded until a write succeeds.
+# - an execution whose end cannot be written (the disk filled while it
+#   ran) ends FAILED "not recorded: ..." with its steps' final states, not
+#   CRASHED by the next command's recovery; the error is said once, even
+#   under -q.
 # The full disk is a small tmpfs (root only; skipped otherwise); on
 # PostgreSQL a trigger raises the server's own disk_full error.
 . "$top_srcdir/tests/shell/lib.sh"
@@ -149,6 +153,30 @@ refuse_unrecorded() { # backend name
     expect_exit 0 "$1: what was acknowledged before is there" -- ndf status "$acked"
 }
 
+# ---- an end that could not be written ----
+# The execution ran; only its end did not fit.  The next command must not
+# call it CRASHED ("process ... died"): its row says it ended, that its
+# record was not written and why, and its steps' final states.  -q keeps
+# the error that decides the exit status.
+unrecorded_end() { # backend conf
+    expect_exit 8 "$1: the same with -q: exit 8" -- "$NDF" -q -c "$2" run big
+    expect_match "$err" "^ndf: run: not recorded: .*(disk is full|No space left)" \
+        "$1: -q still says why the exit status is 8"
+    expect_match "$(printf '%s\n' "$err" | wc -l)" '^1$' "$1: once"
+    expect_exit 0 "$1: the next command" -- "$NDF" -c "$2" runs big --json
+    case $err in *crashed*) not_ok "$1: recovery calls it crashed: $err" ;;
+    *) ok "$1: recovery leaves it alone" ;; esac
+    case $out in *CRASHED* | *RUNNING*) not_ok "$1: left CRASHED or RUNNING: $out" ;;
+    *) ok "$1: neither CRASHED nor RUNNING" ;; esac
+    expect_match "$out" '"status":"FAILED"' "$1: it is FAILED"
+    expect_match "$out" '"message":"not recorded: [^"]*(disk is full|No space left)[^"]*\(the execution had ended SUCCEEDED\)"' \
+        "$1: saying its end was not recorded, why, and how it had ended"
+    expect_exit 0 "$1: status of it" -- "$NDF" -c "$2" status
+    expect_match "$out" "COMPLETED +pattern big" "$1: its final state"
+    case $out in *RUNNING*) not_ok "$1: status shows a node RUNNING: $out" ;;
+    *) ok "$1: no node left RUNNING" ;; esac
+}
+
 # ---- SQLite ----
 write_conf "$SCRATCH/state"
 batch_crash sqlite
@@ -205,6 +233,40 @@ EOF
     else
         echo "# SKIP capture on a full disk: no /usr/bin/time"
     fi
+    TMPDIR=$SCRATCH unrecorded_end sqlite "$BIGCONF"
+    umount "$MNT"
+    # ---- progress writes that fail before the end does ----
+    # the disk fills while the step runs: heartbeat and progress writes
+    # fail, then the end; the error is said once, -q or not
+    mount -t tmpfs -o size=4m,mode=0700 tmpfs "$MNT"
+    SLOWCONF=$SCRATCH/slow.conf
+    cat >"$SLOWCONF" <<EOF
+storage: { path = "$MNT/state"; };
+patterns = (
+    { name = "nop"; type = "sequential"; params = { steps = ( { name = "n"; step = "noop"; } ); }; },
+    { name = "slow"; type = "sequential";
+      params = { steps = ( { name = "s"; step = "exec"; params = { shell = true;
+          output_limit = 2000000;
+          command = "echo > $SCRATCH/slow.started; while [ ! -f $SCRATCH/slow.go ]; do sleep 0.05; done; head -c 1500000 /dev/urandom; sleep 1.5; head -c 1500000 /dev/urandom >&2"; }; } ); }; }
+);
+EOF
+    for q in "" -q; do
+        rm -f "$MNT/fill" "$SCRATCH/slow.started" "$SCRATCH/slow.go"
+        "$NDF" -c "$SLOWCONF" run nop >/dev/null 2>&1
+        TMPDIR=$SCRATCH "$NDF" $q -c "$SLOWCONF" run slow >/dev/null 2>"$SCRATCH/slow.err" &
+        spid=$!
+        for w in $(seq 1 250); do [ -f "$SCRATCH/slow.started" ] && break; sleep 0.02; done
+        dd if=/dev/zero of="$MNT/fill" bs=4k 2>/dev/null
+        : >"$SCRATCH/slow.go"
+        wait "$spid"
+        src=$?
+        expect_match "$src" '^8$' "sqlite: run $q: the disk fills while it runs: exit 8"
+        expect_match "$(grep -c 'disk is full' "$SCRATCH/slow.err")" '^1$' \
+            "sqlite: run $q: the full disk is said once (not per heartbeat and progress write)"
+        expect_match "$(cat "$SCRATCH/slow.err")" "ndf: run: not recorded: .*disk is full" \
+            "sqlite: run $q: in the error that decides the exit status"
+        [ -z "$q" ] || expect_match "$(wc -l <"$SCRATCH/slow.err")" '^1$' "sqlite: run -q: that line alone"
+    done
     umount "$MNT"
 else
     echo "# SKIP sqlite full store: mounting a tmpfs needs root"
@@ -231,6 +293,23 @@ if [ "${NDF_HAVE_POSTGRESQL:-no}" = yes ] && [ -x "${NDF_TEST_PG_BINDIR:-/usr/li
     }
     full_off() { pg_sql pgfull "DROP TRIGGER ndf_full ON executions" >/dev/null; }
     refuse_unrecorded postgresql
+    # an end whose outputs cannot be written (progress writes of outputs
+    # fail too): what crash recovery and -q make of it
+    pg_sql postgres "CREATE DATABASE pgend" >/dev/null
+    cat >"$SCRATCH/pgbig.conf" <<EOF
+storage: { path = "$SCRATCH/pgstate"; backend = "postgresql"; conninfo = "host=$PG_DIR user=postgres dbname=pgend"; };
+patterns = (
+    { name = "big"; type = "sequential";
+      params = { steps = ( { name = "s"; step = "exec"; params = { shell = true;
+          command = "head -c 100000 /dev/urandom; sleep 0.6; head -c 100000 /dev/urandom >&2"; }; } ); }; }
+);
+EOF
+    expect_exit 0 "postgresql: the schema is made" -- "$NDF" -c "$SCRATCH/pgbig.conf" runs
+    pg_sql pgend "CREATE OR REPLACE FUNCTION ndf_full() RETURNS trigger LANGUAGE plpgsql AS
+        \$\$ BEGIN RAISE EXCEPTION 'could not extend file: No space left on device'
+             USING ERRCODE = 'disk_full'; END \$\$;
+        CREATE TRIGGER ndf_full BEFORE INSERT ON outputs FOR EACH ROW EXECUTE FUNCTION ndf_full();" >/dev/null
+    unrecorded_end postgresql "$SCRATCH/pgbig.conf"
 else
     echo "# SKIP postgresql: no PostgreSQL server or ndf built without libpq"
 fi
