@@ -579,24 +579,31 @@ static void set_offline(worker *w, int offline, int rc)
 }
 
 /* Waits up to `s` seconds for a wakeup (an end, stop), and, when
- * `listen`, for a submission: returns 1 when one was committed. */
+ * `listen`, for a submission: returns 1 when one was committed.  Without
+ * `listen` (no room, draining) what the LISTEN connection received is
+ * still read, so that a worker that claims nothing for long does not hold
+ * the server's notification queue back. */
 static int wait_for(worker *w, double s, int listen)
 {
     double now = now_mono();
-    if (listen && now >= w->listen_next) {
-        int rc = queue_wait(w->st, w->wake[0], s);
+    if (now >= w->listen_next) {
+        int rc = queue_wait(w->st, w->wake[0], listen ? s : 0);
         if (rc >= 0) {
             w->listen_backoff = 0;
-            drain_wake(w);
-            return rc;
+            if (listen) {
+                drain_wake(w);
+                return rc;
+            }
+        } else {
+            /* polled meanwhile, as without notifications; said once */
+            log_msg(w->listen_backoff > 0 ? NDF_LOG_DEBUG : NDF_LOG_WARN,
+                    "worker %s: %s: polling the queue every %gs meanwhile", w->name, err_msg(),
+                    w->o.poll);
+            w->listen_backoff = w->listen_backoff > 0 ? fmin(w->listen_backoff * 2, BACKOFF_MAX)
+                                                      : BACKOFF_MIN;
+            w->listen_next = now + w->listen_backoff;
+            s -= now_mono() - now;
         }
-        /* polled meanwhile, as without notifications */
-        w->listen_backoff = w->listen_backoff > 0 ? fmin(w->listen_backoff * 2, BACKOFF_MAX)
-                                                  : BACKOFF_MIN;
-        w->listen_next = now + w->listen_backoff;
-        log_msg(NDF_LOG_WARN, "worker %s: %s: polling the queue every %gs meanwhile", w->name,
-                err_msg(), w->o.poll);
-        s -= now_mono() - now;
     }
     if (s > 0) {
         struct pollfd pfd = {.fd = w->wake[0], .events = POLLIN};

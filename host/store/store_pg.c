@@ -3060,6 +3060,10 @@ static int pg_q_wait(store *st, int wake_fd, double timeout_s)
         if (!PQconsumeInput(s->l)) {
             char m[1024];
             pg_message(m, sizeof m, PQerrorMessage(s->l));
+            /* libpq's lines, as one */
+            for (char *c = m; *c; c++)
+                if (*c == '\n' || *c == '\t')
+                    *c = ' ';
             rc = err_set(NDF_ERR_IO,
                          "%s: lost the connection that listens for queued executions: %s",
                          s->name, m);
