@@ -6,11 +6,15 @@
 # database connections are cut (pg_terminate_backend): every item ends
 # exactly once as a completed record, counts equal execution rows, and no
 # step an execution had recorded as completed ran again when another
-# worker took it over; then a worker paused (SIGSTOP) past its lease: its
-# items are taken over and nothing it finishes late is recorded.  Then ndf
-# workers, ndf ctl drain, and a clean stop.  Last, a worker paused past its
-# lease with a completed step that has an undo: resumed, it undoes nothing
-# and starts no step (the takeover reused them).
+# worker took it over; then a worker paused (SIGSTOP) past its lease while
+# its thread waits on a database lock: its items are taken over, nothing it
+# finishes late is recorded, and once resumed it starts no step of them
+# (each step checks the claim's local deadline).  Every execution has
+# origin queue (ndf runs --origin).  Then ndf workers, ndf ctl drain while
+# the worker runs items with more queued, and a clean stop.  Then a worker
+# paused past its lease with a completed step that has an undo: resumed, it
+# undoes nothing and starts no step (the takeover reused them).  Last, ndf
+# workers shows the live LOAD of a worker whose heartbeat is 20 s apart.
 # On SQLite, submit says the queue needs PostgreSQL.
 . "$top_srcdir/tests/shell/lib.sh"
 . "$top_srcdir/tests/shell/pglib.sh"
@@ -42,6 +46,11 @@ patterns = (
       params = { tasks = (
         { name = "x"; step = "exec"; params = { command = "echo \"\$\$NDF_ATTR_ITEM x\" >> $LOG; sleep 0.1"; shell = true; }; },
         { name = "y"; step = "exec"; params = { command = "echo \"\$\$NDF_ATTR_ITEM y\" >> $LOG"; shell = true; }; } ); }; },
+    { name = "fence"; type = "sequential";
+      params = { steps = (
+        { name = "f1"; step = "exec"; params = { command = "echo \"\$\$NDF_ATTR_ITEM f1 \$\$(date +%s.%N) \$\${NDF_STEP%%.*}\" >> $TLOG; echo \"\$\$NDF_ATTR_ITEM f1\" >> $LOG"; shell = true; }; },
+        { name = "f2"; step = "exec"; params = { command = "echo \"\$\$NDF_ATTR_ITEM f2 \$\$(date +%s.%N) \$\${NDF_STEP%%.*}\" >> $TLOG; echo \"\$\$NDF_ATTR_ITEM f2\" >> $LOG; sleep 3"; shell = true; }; },
+        { name = "f3"; step = "exec"; params = { command = "echo \"\$\$NDF_ATTR_ITEM f3 \$\$(date +%s.%N) \$\${NDF_STEP%%.*}\" >> $TLOG; echo \"\$\$NDF_ATTR_ITEM f3\" >> $LOG"; shell = true; }; } ); }; },
     { name = "quick"; type = "sequential";
       params = { steps = ( { name = "q"; step = "exec"; params = { command = "echo \"\$\$NDF_ATTR_ITEM q\" >> $LOG"; shell = true; }; } ); }; }
 );
@@ -242,7 +251,7 @@ done
 # nothing it finishes late is recorded
 before=$(done_count)
 i=0
-while [ "$i" -lt 6 ]; do ndf submit seq3 --attr item=p$i >/dev/null; i=$((i + 1)); done
+while [ "$i" -lt 6 ]; do ndf submit fence --attr item=p$i >/dev/null; i=$((i + 1)); done
 t=0
 while [ "$(pg_sql ndfq "SELECT count(*) FROM executions WHERE pid = $W3 AND status = 'RUNNING'")" = 0 ] &&
     [ "$t" -lt 600 ]; do
@@ -326,7 +335,7 @@ printf '%s\n' "$out" | grep -q ":$W1:" && not_ok "the killed worker is listed as
     ok "the killed worker is not listed"
 expect_exit 0 "workers --all --json" -- ndf workers --all --json
 expect_match "$out" "\"pid\":$W1,[^}]*\"state\":\"stale\"" "--all shows it stale"
-expect_match "$out" '"patterns":\["par2","quick","seq3"\]' "a worker says what it can run"
+expect_match "$out" '"patterns":\["fence","par2","quick","seq3"\]' "a worker says what it can run"
 expect_match "$out" '"plugins":\[\{"name":' "and its plugins"
 
 # ndf ctl submit, then drain worker 3
@@ -345,7 +354,7 @@ expect_match "$out" '"status":"FAILED","queue":"DONE","execution":null,"message"
 expect_exit 0 "delegate --submit" -- ndf delegate --submit --seed 7 --attr item=dlg
 dlg=$out
 expect_match "$dlg" '^q[0-9a-f]{24}$' "prints the queued id"
-expect_match "$err" "^delegate: chose '(seq3|par2|quick)' \(.*; seed 7\): queued\$" "and the choice"
+expect_match "$err" "^delegate: chose '(seq3|par2|quick|fence)' \(.*; seed 7\): queued\$" "and the choice"
 expect_exit 0 "a worker runs the choice" -- ndf wait "$dlg" --timeout 60 --json
 expect_match "$out" '"status":"SUCCEEDED","queue":"DONE"' "to its end"
 expect_exit 0 "delegate --submit --json" -- ndf delegate --submit --seed 7 --json --attr item=dlg2
@@ -353,9 +362,31 @@ expect_match "$out" '^\{"id":"q[0-9a-f]{24}","pattern":"[a-z0-9]+","reason":"[^"
     "--json gives the id, the choice and the delegation"
 dlg2=$(printf '%s' "$out" | sed 's/^{"id":"\([^"]*\)".*/\1/')
 expect_exit 0 "and it runs" -- ndf wait "$dlg2" --timeout 60
-expect_exit 0 "ctl drain" -- ndf ctl drain --timeout 30
+# drained while it runs items, with more queued: what it holds ends
+# SUCCEEDED, it claims nothing after, and worker 2 runs the rest
+pg_sql ndfq "INSERT INTO queue (id, pattern, context, submitted, state) SELECT 'qdrain' || g, 'seq3', '{\"attributes\":{\"item\":\"dr' || g || '\"}}', extract(epoch from clock_timestamp()), 'QUEUED' FROM generate_series(1, 9) g; NOTIFY ndf_queue" >/dev/null
+t=0
+until [ "$(pg_sql ndfq "SELECT count(*) FROM executions WHERE pid = $W3 AND status = 'RUNNING'")" != 0 ] ||
+    [ "$t" -ge 300 ]; do
+    sleep 0.02
+    t=$((t + 1))
+done
+expect_exit 0 "ctl drain while it runs items" -- ndf ctl drain --timeout 30
+drained=$(pg_sql ndfq "SELECT extract(epoch from clock_timestamp())")
 expect_match "$out" '^worker .*: drained: [0-9]+ claimed, [0-9]+ ended, [0-9]+ lease\(s\) lost, 0 still running$' \
     "drain reports what it ran"
+t=0
+until [ "$(pg_sql ndfq "SELECT count(*) FROM queue WHERE id LIKE 'qdrain%' AND state = 'DONE'")" = 9 ] ||
+    [ "$t" -ge 1200 ]; do
+    sleep 0.1
+    t=$((t + 1))
+done
+expect_match "$(pg_sql ndfq "SELECT count(*) FROM queue WHERE id LIKE 'qdrain%' AND state = 'DONE' AND status = 'SUCCEEDED'") $(pg_sql ndfq "SELECT count(DISTINCT e.pid) FROM queue q JOIN executions e ON e.id = q.exec_id WHERE q.id LIKE 'qdrain%'")" \
+    '^9 2$' "the items queued meanwhile ended SUCCEEDED, run by both workers"
+expect_match "$(pg_sql ndfq "SELECT count(*) FROM queue WHERE worker LIKE '%:$W3:%' AND claimed > $drained")" \
+    '^0$' "the drained worker claimed nothing after the drain"
+expect_match "$(pg_sql ndfq "SELECT count(*) || ' ' || count(*) FILTER (WHERE status = 'SUCCEEDED') FROM executions WHERE pid = $W3 AND context::json->'attributes'->>'item' LIKE 'dr%'")" \
+    '^([1-9][0-9]*) \1$' "and what it held when drained ended SUCCEEDED"
 expect_exit 0 "workers --json after the drain" -- ndf workers --json
 sleep "$LEASE"
 expect_exit 0 "workers --json after a heartbeat" -- ndf workers --json
