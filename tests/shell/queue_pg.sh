@@ -272,6 +272,7 @@ until [ "$(pg_sql ndfq "SELECT count(*) FROM pg_stat_activity WHERE application_
     t=$((t + 1))
 done
 kill -STOP "$W3"
+echo "# worker 3 paused $(awk -v t="$(date +%s.%N)" -v l="$(awk '$1 ~ /^p[0-9]+$/' "$TLOG" | head -1 | cut -d' ' -f3)" 'BEGIN { printf "%.1f", t - l }') s after the first fence step started, after $t look(s) for its lock wait"
 # past the steps' deadline (a lease less one heartbeat after the last
 # renewal, before the heartbeat that waits) and within the lock's wait
 sleep "$(awk -v l="$LEASE" 'BEGIN { print l * 3 / 4 }')"
@@ -460,7 +461,7 @@ confidence: { threshold = 0.0; };
 executor: { threads = 2; };
 server: { worker_lease = 60; worker_poll = 0.1; socket = "$SCRATCH/lc.sock"; };
 patterns = ( { name = "hold"; type = "sequential";
-    params = { steps = ( { name = "h"; step = "exec"; params = { command = "echo held >> $HLOG; sleep 3"; shell = true; }; } ); }; } );
+    params = { steps = ( { name = "h"; step = "exec"; params = { command = "echo held >> $HLOG; sleep 8"; shell = true; }; } ); }; } );
 EOF2
 "$NDF" -c "$SCRATCH/lc.conf" serve --worker --no-watch 2>"$SCRATCH/lc.log" &
 LC=$!
@@ -477,8 +478,8 @@ t=0
 until [ -s "$HLOG" ] || [ "$t" -ge 300 ]; do sleep 0.05; t=$((t + 1)); done
 t=0
 until [ "$(load_of)" = 1 ] || [ "$t" -ge 50 ]; do sleep 0.1; t=$((t + 1)); done
-expect_match "$(load_of)" '^1$' "workers shows LOAD 1 while it runs (well before the next heartbeat)"
 expect_exit 0 "workers in text" -- "$NDF" -c "$SCRATCH/lc.conf" workers
+expect_match "$(load_of)" '^1$' "workers shows LOAD 1 while it runs (well before the next heartbeat)"
 expect_match "$(printf '%s\n' "$out" | grep " $LC ")" " $LC +2 +1 claiming " "with capacity 2 and load 1"
 expect_exit 0 "it ends" -- "$NDF" -c "$SCRATCH/lc.conf" wait "$hold" --timeout 60
 t=0
