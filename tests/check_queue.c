@@ -119,6 +119,7 @@ START_TEST(test_sqlite_has_no_queue)
     ck_assert_int_eq(queue_workers(s, &wv, &wn), NDF_ERR_INVALID);
     ck_assert_int_eq(queue_start(s, "q", 1, "e"), NDF_ERR_INVALID);
     ck_assert_int_eq(queue_abandon(s, "e", "q"), NDF_ERR_INVALID);
+    ck_assert_int_eq(queue_wait(s, -1, 0), NDF_ERR_INVALID);
     store_close(s);
 }
 END_TEST
@@ -422,6 +423,98 @@ END_TEST
 #define NWORKERS 4
 
 /* Workers claiming at once take every item, none twice. */
+/* A RUNNING row of an execution bound to a claim notes it on the item in
+ * its own transaction (no queue_start), and is refused, recording nothing,
+ * once the claim's generation is no longer current. */
+START_TEST(test_bound_begin_notes_the_item)
+{
+    store *s = open_store();
+    char *id;
+    ck_assert_int_eq(queue_submit(s, "p", NULL, 0, 0, &id), NDF_OK);
+    const char *pats[] = {"p"};
+    queue_item *v;
+    size_t n;
+    ck_assert_int_eq(queue_claim(s, "w1", pats, 1, 1, 0.2, &v, &n), NDF_OK);
+    ck_assert_uint_eq(n, 1);
+    long long g1 = v[0].generation;
+    queue_items_free(v, n);
+    store_exec e;
+    memset(&e, 0, sizeof e);
+    e.id = (char *)"b1";
+    e.pattern = (char *)"p";
+    e.status = STORE_RUNNING;
+    e.origin = STORE_ORIGIN_QUEUE;
+    e.start = now_wall();
+    ck_assert_int_eq(queue_bind(s, "b1", id, g1), NDF_OK);
+    ck_assert_msg(store_begin(s, &e) == NDF_OK, "%s", err_msg());
+    queue_item q;
+    ck_assert_int_eq(queue_get(s, id, &q), NDF_OK);
+    ck_assert_str_eq(q.exec_id, "b1");
+    queue_item_free(&q);
+    store_exec got;
+    ck_assert_int_eq(store_get(s, "b1", &got), NDF_OK);
+    ck_assert_int_eq(got.origin, STORE_ORIGIN_QUEUE);
+    store_exec_free(&got);
+    queue_unbind(s, "b1");
+
+    /* taken over by w2: w1's next start is refused and not recorded */
+    usleep(300000);
+    ck_assert_int_eq(queue_claim(s, "w2", pats, 1, 1, 30, &v, &n), NDF_OK);
+    ck_assert_uint_eq(n, 1);
+    ck_assert_int_gt(v[0].generation, g1);
+    queue_items_free(v, n);
+    e.id = (char *)"b2";
+    ck_assert_int_eq(queue_bind(s, "b2", id, g1), NDF_OK);
+    ck_assert_int_eq(store_begin(s, &e), NDF_ERR_CANCELLED);
+    ck_assert_msg(strstr(err_msg(), "lost before it started") != NULL, "%s", err_msg());
+    queue_unbind(s, "b2");
+    ck_assert_int_eq(store_get(s, "b2", &got), NDF_ERR_NOT_FOUND);
+    ck_assert_int_eq(queue_get(s, id, &q), NDF_OK);
+    ck_assert_str_eq(q.exec_id, "b1");
+    queue_item_free(&q);
+    /* the writer goes on: an unbound start is recorded */
+    e.id = (char *)"b3";
+    ck_assert_msg(store_begin(s, &e) == NDF_OK, "%s", err_msg());
+    free(id);
+    store_close(s);
+}
+END_TEST
+
+/* queue_wait(): a submission committed by another handle wakes it (also
+ * one that came before the call), the time running out or the wake fd
+ * answers 0, and each notification is read once. */
+START_TEST(test_wait_for_submissions)
+{
+    store *s = open_store(), *other = open_store();
+    int fds[2];
+    ck_assert_int_eq(pipe(fds), 0);
+    /* the first call opens the LISTEN connection: nothing yet */
+    ck_assert_int_eq(queue_wait(s, fds[0], 0.05), 0);
+    char *id;
+    ck_assert_int_eq(queue_submit(other, "p", NULL, 0, 0, &id), NDF_OK);
+    free(id);
+    ck_assert_int_eq(queue_wait(s, fds[0], 5), 1);
+    ck_assert_int_eq(queue_wait(s, fds[0], 0), 0); /* read once */
+    ck_assert_int_eq(write(fds[1], "x", 1), 1);
+    ck_assert_int_eq(queue_wait(s, fds[0], 5), 0); /* woken, not notified */
+    char c;
+    ck_assert_int_eq(read(fds[0], &c, 1), 1);
+    /* a give-back wakes the workers too */
+    const char *pats[] = {"p"};
+    queue_item *v;
+    size_t n;
+    ck_assert_int_eq(queue_claim(s, "w1", pats, 1, 1, 30, &v, &n), NDF_OK);
+    ck_assert_uint_eq(n, 1);
+    ck_assert_int_eq(queue_release(s, v[0].id, v[0].generation), NDF_OK);
+    queue_items_free(v, n);
+    ck_assert_int_eq(queue_wait(s, -1, 5), 1);
+    close(fds[0]);
+    close(fds[1]);
+    store_close(other);
+    store_close(s);
+}
+END_TEST
+
 START_TEST(test_concurrent_claims_disjoint)
 {
     store *s = open_store();
@@ -500,6 +593,8 @@ static Suite *queue_suite(void)
         tcase_add_test(tc, test_takeover_and_fencing);
         tcase_add_test(tc, test_start_abandon_fail_release);
         tcase_add_test(tc, test_concurrent_claims_disjoint);
+        tcase_add_test(tc, test_bound_begin_notes_the_item);
+        tcase_add_test(tc, test_wait_for_submissions);
     }
 #endif
     suite_add_tcase(s, tc);

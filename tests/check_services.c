@@ -96,6 +96,40 @@ START_TEST(cancel_pending_running_final_and_later_children)
 }
 END_TEST
 
+/* ---- a queued execution's lease deadline ---- */
+
+/* A step starts before the record's lease_end and never after it; the one
+ * refused sets lease_lapsed and cancels the execution hard (nothing is
+ * undone), whatever thread notices first. */
+START_TEST(no_step_starts_past_the_lease_deadline)
+{
+    ndf_step *s = fx_step(&fx_count_def, NULL);
+    atomic_store(&fx_count, 0);
+    ndf_exec *first = H->node_new(R->root, NDF_NODE_STEP, "first");
+    atomic_store(&R->lease_end, now_mono() + 60);
+    ck_assert_int_eq(H->run_step(first, s, 0), NDF_OK);
+    ck_assert_int_eq(atomic_load(&fx_count), 1);
+    ck_assert_int_eq(atomic_load(&R->lease_lapsed), 0);
+
+    /* the deadline passed (a pause of the process): not started */
+    atomic_store(&R->lease_end, now_mono() - 0.001);
+    ndf_exec *second = H->node_new(R->root, NDF_NODE_STEP, "second");
+    ck_assert_int_eq(H->run_step(second, s, 0), NDF_ERR_CANCELLED);
+    ck_assert_int_eq(atomic_load(&fx_count), 1);
+    ck_assert_int_eq(H->node_state(second), NDF_STATE_CANCELLED);
+    ck_assert_msg(strstr(msg_of(second), "lease of its queued item was lost") != NULL, "%s",
+                  msg_of(second));
+    ck_assert_int_eq(atomic_load(&R->lease_lapsed), 1);
+    ck_assert_int_eq(atomic_load(&R->hard_cancel), 1);
+    /* a renewal after that changes nothing: the record is cancelled */
+    atomic_store(&R->lease_end, now_mono() + 60);
+    ndf_exec *third = H->node_new(R->root, NDF_NODE_STEP, "third");
+    ck_assert_int_eq(H->run_step(third, s, 0), NDF_ERR_CANCELLED);
+    ck_assert_int_eq(atomic_load(&fx_count), 1);
+    fx_step_free(s);
+}
+END_TEST
+
 /* ---- groups: wait for any, cancel the rest ---- */
 
 typedef struct job {
@@ -447,6 +481,7 @@ static Suite *services_suite(void)
     tcase_add_test(tc, group_cancel_kills_processes);
     tcase_add_test(tc, results_metrics_and_expansion);
     tcase_add_test(tc, task_isolation_needs_a_step);
+    tcase_add_test(tc, no_step_starts_past_the_lease_deadline);
     tcase_add_test(tc, spawn_capture);
     tcase_add_test(tc, table_has_the_1_2_members);
     suite_add_tcase(s, tc);

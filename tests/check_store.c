@@ -306,7 +306,7 @@ static size_t count_runs(store *s, const char *pat)
 {
     store_exec *v;
     size_t n;
-    store_query q = {pat, -1, 0, 1000000, 0};
+    store_query q = {pat, -1, 0, 1000000, 0, NULL};
     ck_assert_int_eq(store_runs(s, &q, &v, &n), NDF_OK);
     store_exec_array_free(v, n);
     return n;
@@ -518,7 +518,7 @@ START_TEST(test_runs_query)
     }
     store_exec *v;
     size_t n;
-    store_query q = {NULL, -1, 0, 0, 0};
+    store_query q = {NULL, -1, 0, 0, 0, NULL};
     ck_assert_int_eq(store_runs(s, &q, &v, &n), NDF_OK);
     ck_assert_uint_eq(n, 30);
     ck_assert_str_eq(v[0].id, "r29"); /* newest first */
@@ -526,7 +526,7 @@ START_TEST(test_runs_query)
     ck_assert_uint_eq(v[0].nnodes, 0);
     store_exec_array_free(v, n);
 
-    store_query qa = {"b", STORE_FAILED, 0, 3, 0};
+    store_query qa = {"b", STORE_FAILED, 0, 3, 0, NULL};
     ck_assert_int_eq(store_runs(s, &qa, &v, &n), NDF_OK);
     /* b: 0,3,6,...,27; failed among them: 0, 15 */
     ck_assert_uint_eq(n, 2);
@@ -534,12 +534,12 @@ START_TEST(test_runs_query)
     ck_assert_str_eq(v[1].id, "r00");
     store_exec_array_free(v, n);
 
-    store_query ql = {"a", -1, 0, 4, 0};
+    store_query ql = {"a", -1, 0, 4, 0, NULL};
     ck_assert_int_eq(store_runs(s, &ql, &v, &n), NDF_OK);
     ck_assert_uint_eq(n, 4);
     store_exec_array_free(v, n);
 
-    store_query qs = {NULL, -1, now_wall() + 3600, 0, 0};
+    store_query qs = {NULL, -1, now_wall() + 3600, 0, 0, NULL};
     ck_assert_int_eq(store_runs(s, &qs, &v, &n), NDF_OK);
     ck_assert_uint_eq(n, 0);
     free(v);
@@ -1548,7 +1548,7 @@ START_TEST(test_fault_truncated)
     if (rc == NDF_OK) {
         store_exec *v;
         size_t n;
-        store_query q = {NULL, -1, 0, 100000, 0};
+        store_query q = {NULL, -1, 0, 100000, 0, NULL};
         rc = store_runs(s, &q, &v, &n);
         if (rc == NDF_OK) {
             store_exec_array_free(v, n);
@@ -2163,7 +2163,7 @@ START_TEST(test_import_legacy)
     ck_assert_msg(store_check(s) == NDF_OK, "%s", err_msg());
     store_exec *v;
     size_t n;
-    store_query q = {"legacy", STORE_TIMED_OUT, 0, 0, 0};
+    store_query q = {"legacy", STORE_TIMED_OUT, 0, 0, 0, NULL};
     ck_assert_int_eq(store_runs(s, &q, &v, &n), NDF_OK);
     ck_assert_uint_eq(n, 1);
     ck_assert_int_eq(v[0].origin, STORE_ORIGIN_EXTERNAL);

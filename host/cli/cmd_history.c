@@ -179,18 +179,19 @@ static int parse_since(const char *arg, double now, double *out)
 /* ---- ndf runs ---- */
 
 static const char runs_usage[] =
-    "Usage: ndf runs [PATTERN] [--all] [--status S] [--since TIME] [--limit N]\n"
-    "                [--json]\n"
+    "Usage: ndf runs [PATTERN] [--all] [--status S] [--origin O] [--since TIME]\n"
+    "                [--limit N] [--json]\n"
     "\n"
     "Lists kept executions, newest first: id, pattern, status, start (UTC),\n"
     "duration, host and how it was started (run, batch, ctl, delegate,\n"
-    "redrive, external).  Only top-level executions are listed, so the first\n"
+    "redrive, external, queue).  Only top-level executions are listed, so the first\n"
     "is the last run; the sub-pattern executions of a meta pattern are listed\n"
     "with --all, or when PATTERN names their pattern.\n"
     "\n"
     "  -a, --all         sub-pattern executions too\n"
     "  -s, --status S    RUNNING, SUCCEEDED, FAILED, TIMED_OUT, CANCELLED,\n"
     "                    REFUSED, ROLLED_BACK or CRASHED\n"
+    "  -o, --origin O    run, batch, ctl, delegate, redrive, external or queue\n"
     "  --since TIME      started at or after TIME: epoch seconds, 2024-05-01,\n"
     "                    2024-05-01T12:00:00Z, or an age: 30m, 2h, 7d\n"
     "  -n, --limit N     at most N (default 50)\n"
@@ -203,8 +204,8 @@ static int cmd_runs(cmd_ctx *c, int argc, char **argv)
         {"status", 's', OPT_REQUIRED, 's'}, {"since", 0, OPT_REQUIRED, 'S'},
         {"limit", 'n', OPT_REQUIRED, 'n'},  {"json", 0, OPT_NONE, 'j'},
         {"all", 'a', OPT_NONE, 'a'},        {"help", 'h', OPT_NONE, 'h'},
-        {0}};
-    store_query q = {NULL, -1, 0, 50, 0};
+        {"origin", 'o', OPT_REQUIRED, 'o'}, {0}};
+    store_query q = {NULL, -1, 0, 50, 0, NULL};
     int json = 0, all = 0, o;
     opt_parser p;
     opt_init(&p, argc, argv, opts, OPT_PERMUTE, c->err);
@@ -217,6 +218,19 @@ static int cmd_runs(cmd_ctx *c, int argc, char **argv)
                 return EXIT_USAGE;
             }
             q.status = (int)st;
+            break;
+        }
+        case 'o': {
+            store_origin so;
+            if (store_origin_parse(p.arg, &so) != 0) {
+                char *safe = term_safe(p.arg);
+                cmd_error(c, "--origin: unknown origin '%s' (run, batch, ctl, delegate, redrive, "
+                             "external or queue)\n",
+                          safe);
+                free(safe);
+                return EXIT_USAGE;
+            }
+            q.origin = store_origin_name(so);
             break;
         }
         case 'S':
@@ -703,7 +717,7 @@ static int cmd_status(cmd_ctx *c, int argc, char **argv)
         store_exec *v;
         size_t n;
         /* the last run: a top-level one, not a meta pattern's last sub-run */
-        store_query q = {NULL, -1, 0, 1, 1};
+        store_query q = {NULL, -1, 0, 1, 1, NULL};
         int st = store_runs(s, &q, &v, &n);
         if (st)
             return fail(c, st);

@@ -661,6 +661,7 @@ int record_lease_lost(record *r, double now)
     double end = atomic_load_explicit(&r->lease_end, memory_order_relaxed);
     if (!(end > 0) || now < end)
         return 0;
+    atomic_store(&r->lease_lapsed, 1);
     record_cancel(r, 1);
     return 1;
 }

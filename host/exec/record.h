@@ -168,6 +168,9 @@ struct record {
      * item may be lost (0: none).  From then on no step of it starts and
      * nothing of it is undone: the steps are the next holder's. */
     _Atomic double lease_end;
+    /* set once a step or undo was refused past lease_end: its end is not
+     * its queued item's (the item is claimed again and redriven from it) */
+    _Atomic int lease_lapsed;
     size_t run_idx;           /* (executor lock) its slot in the running list */
     _Atomic int started; /* its work began (the root deadline is set) */
     _Atomic int claimed; /* someone is finishing it (once) */
@@ -302,7 +305,7 @@ int node_stop_status(const ndf_exec *node);
  * are killed at once).  Its work sees it through node_stop_status(). */
 void record_cancel(record *r, int hard);
 /* 1 when `r`'s lease (lease_end) has run out at `now`, which cancels it
- * hard; else 0. */
+ * hard and sets lease_lapsed; else 0. */
 int record_lease_lost(record *r, double now);
 /* node_stop_status() at time `now`. */
 int node_stop_status_at(const ndf_exec *node, double now);

@@ -17,6 +17,7 @@
 #include "serve/generation.h"
 #include "store/defs.h"
 #include "store/history.h"
+#include "store/queue.h"
 #include "base/util.h"
 
 #define RING_SIZE 256 /* finished executions whose record outlives their generation */
@@ -60,6 +61,9 @@ struct genset {
      * generation's rows were read at (store_defs_version); written under
      * the reload lock, read without it. */
     _Atomic uint64_t defs_seen;
+    pthread_mutex_t end_lock; /* guards on_end, end_arg (genset_on_end) */
+    void (*on_end)(void *arg, const record *r);
+    void *end_arg;
 };
 
 /* ---- configurations and generations ---- */
@@ -138,7 +142,14 @@ static void on_complete(void *opaque, pattern *p, const record *r)
     }
     record *w = (record *)(uintptr_t)r; /* finishing it is this thread's */
     if (g->rt.st) {
-        history_record(g->rt.st, w, STORE_ORIGIN_CTL, q ? q : p);
+        /* a queued execution that refused a step past its local lease
+         * deadline may have lost the claim: its end must not be the item's
+         * (recorded unbound, as an execution of its own) */
+        if (atomic_load(&w->lease_lapsed))
+            queue_unbind(g->rt.st, r->id);
+        /* the origin its start gave (a queued execution's is "queue") */
+        history_record(g->rt.st, w, r->origin >= 0 ? (store_origin)r->origin : STORE_ORIGIN_CTL,
+                       q ? q : p);
     } else {
         log_msg(NDF_LOG_ERROR, "execution %s not recorded: no store", r->id);
         pthread_mutex_lock(&w->lock);
@@ -150,6 +161,18 @@ static void on_complete(void *opaque, pattern *p, const record *r)
     if (q)
         pattern_unref(q);
     genset_release(g->gs, cur);
+    pthread_mutex_lock(&g->gs->end_lock);
+    if (g->gs->on_end)
+        g->gs->on_end(g->gs->end_arg, r);
+    pthread_mutex_unlock(&g->gs->end_lock);
+}
+
+void genset_on_end(genset *gs, void (*fn)(void *arg, const record *r), void *arg)
+{
+    pthread_mutex_lock(&gs->end_lock);
+    gs->on_end = fn;
+    gs->end_arg = arg;
+    pthread_mutex_unlock(&gs->end_lock);
 }
 
 static void why_add(strbuf *why, const char *msg)
@@ -241,6 +264,7 @@ genset *genset_new(runtime *base)
     gs->base = base;
     pthread_mutex_init(&gs->reload_lock, NULL);
     pthread_mutex_init(&gs->lock, NULL);
+    pthread_mutex_init(&gs->end_lock, NULL);
     return gs;
 }
 
@@ -276,6 +300,7 @@ void genset_free(genset *gs)
     }
     pthread_mutex_destroy(&gs->reload_lock);
     pthread_mutex_destroy(&gs->lock);
+    pthread_mutex_destroy(&gs->end_lock);
     free(gs);
 }
 

@@ -73,6 +73,13 @@ void genset_cancel_all(genset *gs);
 /* The reload lock, for a reader of the loader (a served command). */
 void genset_lock(genset *gs);
 void genset_unlock(genset *gs);
+/* Calls `fn` (NULL: none) with `arg` at the end of every execution of the
+ * set's generations, once its end is recorded, on the thread that
+ * recorded it and under a lock of the set's own (taken before any lock
+ * `fn` takes): `fn` must be short, must not wait for an execution and
+ * must not call into the set.  After the call that clears it returns, `fn`
+ * is not running and is not called again. */
+void genset_on_end(genset *gs, void (*fn)(void *arg, const record *r), void *arg);
 
 typedef struct genset_stats {
     unsigned long generation, old_generations;

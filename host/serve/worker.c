@@ -3,11 +3,19 @@
  * starts run on the serving generation's pool like a client's; what ties
  * one to its claim is the store's binding (queue_bind()), so the end is
  * recorded by the generation's on_complete as any other, and refused there
- * when the claim was taken over meanwhile. */
+ * when the claim was taken over meanwhile.
+ *
+ * The thread sleeps on a pipe (a byte: an execution of its ended, or stop)
+ * and, when it has room, on the store's LISTEN connection (a submission
+ * was committed), so that neither an end nor a submission waits for a
+ * poll interval; the items of a claim round start in parallel, so that
+ * their RUNNING rows share the store's group commits. */
 #include "build-config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -36,6 +44,10 @@
 /* Backoff after a failed database call, doubling up to the maximum. */
 #define BACKOFF_MIN 0.5
 #define BACKOFF_MAX 10.0
+/* The least time between two heartbeats that only say a changed load. */
+#define LOAD_EVERY 0.25
+/* Threads that start the items of one claim round at once. */
+#define STARTERS_MAX 16
 
 /* A claim being run. */
 typedef struct held {
@@ -44,6 +56,7 @@ typedef struct held {
     record *r;          /* a reference */
     double renewed;     /* now_mono() of the claim or the last renewal */
     int lost;           /* lease lost: cancelled, its end will not be recorded */
+    int ended;          /* (w->lock) its end is recorded (on_end): its room is free */
     struct held *next;
 } held;
 
@@ -57,14 +70,34 @@ struct worker {
     /* held by a claim round, from the claim to the last start: a drain
      * takes it to know that nothing starts after it returns */
     pthread_mutex_t claim_lock;
-    pthread_mutex_t lock; /* guards the fields below and `stop`'s wakeup */
-    pthread_cond_t cond;  /* CLOCK_MONOTONIC */
-    int stop;
+    pthread_mutex_t lock; /* guards the fields below */
+    int wake[2];          /* a byte in it wakes the thread (nonblocking) */
+    _Atomic int stop;
     _Atomic int draining;
     held *held;
     size_t nheld, claimed, finished, lost;
     int offline;
+    /* the thread's own */
+    int load_said;      /* the load the workers table has, -1: unknown */
+    double load_at;     /* now_mono() of that heartbeat */
+    double listen_next; /* now_mono() before which queue_wait() is not tried */
+    double listen_backoff;
 };
+
+static void wake(worker *w)
+{
+    char c = 0;
+    /* full: a wakeup is pending anyway */
+    ssize_t k = write(w->wake[1], &c, 1);
+    (void)k;
+}
+
+static void drain_wake(worker *w)
+{
+    char buf[64];
+    while (read(w->wake[0], buf, sizeof buf) > 0)
+        ;
+}
 
 /* The names of the generation's patterns, for the claim's filter. */
 static char **pattern_names(registry *reg, size_t *n)
@@ -131,8 +164,9 @@ static void describe(worker *w, queue_worker *q)
     genset_release(w->gs, g);
 }
 
-/* One heartbeat: the worker's row. */
-static int beat(worker *w, size_t load)
+/* One heartbeat: the worker's row; `full`: with what it can run, else
+ * the row keeps that and only says the load. */
+static int beat(worker *w, size_t load, int full)
 {
     queue_worker q;
     memset(&q, 0, sizeof q);
@@ -143,11 +177,44 @@ static int beat(worker *w, size_t load)
     q.load = (int)load;
     q.draining = atomic_load(&w->draining);
     q.lease = w->o.lease;
-    describe(w, &q);
+    if (full)
+        describe(w, &q);
     int rc = queue_worker_beat(w->st, &q);
     free(q.patterns);
     free(q.plugins);
+    if (rc == NDF_OK) {
+        w->load_said = (int)load;
+        w->load_at = now_mono();
+    }
     return rc;
+}
+
+/* The executions held, in the workers table soon after they change (a
+ * heartbeat is a third of a lease apart): at most one write per
+ * LOAD_EVERY.  A failure is left to the next full heartbeat. */
+static void say_load(worker *w, size_t load, double now)
+{
+    if ((int)load == w->load_said || now - w->load_at < LOAD_EVERY)
+        return;
+    if (beat(w, load, 0) != NDF_OK) {
+        log_msg(NDF_LOG_DEBUG, "worker %s: %s", w->name, err_msg());
+        w->load_at = now; /* tried again after LOAD_EVERY, not at once */
+    }
+}
+
+/* The generation's end hook (genset_on_end): an execution of ours whose
+ * end is recorded frees its room at once, not at the next tick. */
+static void on_end(void *arg, const record *r)
+{
+    worker *w = arg;
+    int ours = 0;
+    pthread_mutex_lock(&w->lock);
+    for (held *h = w->held; h && !ours; h = h->next)
+        if (h->r == r)
+            ours = h->ended = 1;
+    pthread_mutex_unlock(&w->lock);
+    if (ours)
+        wake(w);
 }
 
 /* The claim hook of a queued execution (executor_claim_fn), before any of
@@ -156,16 +223,20 @@ static int beat(worker *w, size_t load)
 typedef struct claim_ctx {
     store *st;
     const queue_item *q;
+    double lease_end; /* now_mono() past which the claim may be lost */
 } claim_ctx;
 
 static int claim_start(void *arg, const record *r)
 {
     claim_ctx *cc = arg;
+    /* before any of its work is queued: no step starts past the lease
+     * unless a renewal moved it (the record is not shared yet) */
+    atomic_store(&((record *)(uintptr_t)r)->lease_end, cc->lease_end);
+    /* bound, its RUNNING row notes it on the item in the same commit, and
+     * is refused when the claim was lost meanwhile */
     int rc = queue_bind(cc->st, r->id, cc->q->id, cc->q->generation);
     if (rc == NDF_OK)
-        rc = queue_start(cc->st, cc->q->id, cc->q->generation, r->id);
-    if (rc == NDF_OK)
-        rc = history_begin(cc->st, r, STORE_ORIGIN_CTL);
+        rc = history_begin(cc->st, r, STORE_ORIGIN_QUEUE);
     if (rc)
         queue_unbind(cc->st, r->id);
     return rc;
@@ -207,7 +278,7 @@ static int takeover(worker *w, const queue_item *q, char **from, hashmap **reuse
 /* Starts claimed item `q`.  Returns NDF_OK with *out (a reference), or the
  * status that kept it from starting (err_msg() says why); a database
  * failure is NDF_ERR_IO. */
-static int start_item(worker *w, const queue_item *q, record **out)
+static int start_item(worker *w, const queue_item *q, double lease_end, record **out)
 {
     *out = NULL;
     ndf_context *ctx = NULL;
@@ -230,8 +301,9 @@ static int start_item(worker *w, const queue_item *q, record **out)
      * do: the threshold governed the choice, the gate does not judge it
      * again */
     unsigned flags = ctx && context_has_attribute(ctx, DELEGATION_REASON_ATTR, NULL) ? EXEC_FORCE : 0;
+    flags |= EXEC_ORIGIN(STORE_ORIGIN_QUEUE);
     gen *g = genset_current(w->gs);
-    claim_ctx cc = {w->st, q};
+    claim_ctx cc = {w->st, q, lease_end};
     rc = executor_start_redrive(gen_runtime(g)->ex, q->pattern, ctx, q->timeout, flags, from,
                                 reuse, claim_start, &cc, out);
     if (rc == NDF_OK) {
@@ -284,7 +356,7 @@ static size_t reap(worker *w)
     pthread_mutex_lock(&w->lock);
     for (held **pp = &w->held; *pp;) {
         held *h = *pp;
-        if (atomic_load(&h->r->done)) {
+        if (h->ended || atomic_load(&h->r->done)) {
             *pp = h->next;
             w->nheld--;
             w->finished++;
@@ -330,6 +402,8 @@ static int renew_all(worker *w)
     int failed = NDF_OK;
     for (size_t i = 0; i < k; i++) {
         held *h = v[i]; /* only this thread frees held entries */
+        if (atomic_load(&h->r->lease_lapsed))
+            continue; /* past its deadline already: expire_local() cancels it */
         /* the new lease runs from the server's moment of the update, which
          * is after this */
         double t0 = now_mono();
@@ -338,6 +412,9 @@ static int renew_all(worker *w)
             pthread_mutex_lock(&w->lock);
             h->renewed = t0;
             pthread_mutex_unlock(&w->lock);
+            /* the renewal was of this claim's generation: its steps may
+             * start until a lease less one heartbeat from before it */
+            atomic_store(&h->r->lease_end, t0 + w->o.lease - w->o.heartbeat);
             continue;
         }
         if (rc == NDF_ERR_CANCELLED && atomic_load(&h->r->claimed)) {
@@ -373,14 +450,18 @@ static int renew_all(worker *w)
  * may have run out by this host's clock (no renewal for a lease less one
  * heartbeat): after a pause of the whole process (a stop signal, a stalled
  * VM) this is the first thing the worker does, a tick after it resumes,
- * rather than at its next heartbeat. */
+ * rather than at its next heartbeat.  (In the moment before, no step of
+ * it starts: each compares the record's lease_end, the same deadline,
+ * with the clock, and one refused sets lease_lapsed.) */
 static void expire_local(worker *w)
 {
     double now = now_mono();
     pthread_mutex_lock(&w->lock);
     for (held *h = w->held; h; h = h->next) {
-        if (h->lost || atomic_load(&h->r->claimed) ||
-            now - h->renewed < w->o.lease - w->o.heartbeat)
+        if (h->lost)
+            continue;
+        if (!atomic_load(&h->r->lease_lapsed) &&
+            (atomic_load(&h->r->claimed) || now - h->renewed < w->o.lease - w->o.heartbeat))
             continue;
         h->lost = 1;
         w->lost++;
@@ -395,6 +476,55 @@ static void expire_local(worker *w)
         cancel_lost(w, h);
     }
     pthread_mutex_unlock(&w->lock);
+}
+
+/* The items of one claim round, started by up to STARTERS_MAX threads at
+ * once: each start waits for its RUNNING row's commit, and started
+ * together they share the store's group commits. */
+typedef struct claim_round {
+    worker *w;
+    const queue_item *items;
+    size_t n;
+    double lease_end;
+    _Atomic size_t next;
+    _Atomic int dbfail;
+} claim_round;
+
+static void start_one(claim_round *rd, const queue_item *q)
+{
+    worker *w = rd->w;
+    record *r = NULL;
+    int st = atomic_load(&rd->dbfail);
+    if (!st)
+        st = start_item(w, q, rd->lease_end, &r);
+    if (st) {
+        if (st == NDF_ERR_IO)
+            atomic_store(&rd->dbfail, st); /* the rest wait for their leases to expire */
+        else
+            not_started(w, q, st);
+        return;
+    }
+    held *h = xcalloc(1, sizeof *h);
+    h->qid = xstrdup(q->id);
+    h->generation = q->generation;
+    h->r = r;
+    /* as renewed at the claim: the deadline its steps were given */
+    h->renewed = rd->lease_end - (w->o.lease - w->o.heartbeat);
+    pthread_mutex_lock(&w->lock);
+    h->next = w->held;
+    w->held = h;
+    w->nheld++;
+    w->claimed++;
+    pthread_mutex_unlock(&w->lock);
+}
+
+static void *starter_main(void *arg)
+{
+    claim_round *rd = arg;
+    size_t i;
+    while ((i = atomic_fetch_add(&rd->next, 1)) < rd->n)
+        start_one(rd, &rd->items[i]);
+    return NULL;
 }
 
 /* Claims up to `want` items and starts them.  NDF_OK, or the status of a
@@ -420,48 +550,19 @@ static int claim(worker *w, size_t want, size_t *got)
     if (rc)
         return rc;
     *got = ni;
-    int dbfail = NDF_OK;
-    for (size_t i = 0; i < ni; i++) {
-        const queue_item *q = &items[i];
-        record *r = NULL;
-        int st = dbfail ? dbfail : start_item(w, q, &r);
-        if (st) {
-            if (st == NDF_ERR_IO)
-                dbfail = st; /* the rest wait for their leases to expire */
-            else
-                not_started(w, q, st);
-            continue;
-        }
-        held *h = xcalloc(1, sizeof *h);
-        h->qid = xstrdup(q->id);
-        h->generation = q->generation;
-        h->r = r;
-        h->renewed = t0;
-        pthread_mutex_lock(&w->lock);
-        h->next = w->held;
-        w->held = h;
-        w->nheld++;
-        w->claimed++;
-        pthread_mutex_unlock(&w->lock);
-    }
+    claim_round rd = {.w = w, .items = items, .n = ni, .lease_end = t0 + w->o.lease - w->o.heartbeat};
+    atomic_init(&rd.next, 0);
+    atomic_init(&rd.dbfail, NDF_OK);
+    pthread_t th[STARTERS_MAX];
+    size_t nth = 0;
+    while (ni > 1 && nth < ni - 1 && nth < STARTERS_MAX - 1 &&
+           pthread_create(&th[nth], NULL, starter_main, &rd) == 0)
+        nth++;
+    starter_main(&rd); /* this thread starts its share too */
+    for (size_t i = 0; i < nth; i++)
+        pthread_join(th[i], NULL);
     queue_items_free(items, ni);
-    return dbfail;
-}
-
-/* Sleeps up to `s` seconds or until stopped; returns 1 when stopped. */
-static int nap(worker *w, double s)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    double t = (double)ts.tv_sec + ts.tv_nsec / 1e9 + s;
-    ts.tv_sec = (time_t)t;
-    ts.tv_nsec = (long)((t - (double)ts.tv_sec) * 1e9);
-    pthread_mutex_lock(&w->lock);
-    while (!w->stop && pthread_cond_timedwait(&w->cond, &w->lock, &ts) != ETIMEDOUT)
-        ;
-    int stop = w->stop;
-    pthread_mutex_unlock(&w->lock);
-    return stop;
+    return atomic_load(&rd.dbfail);
 }
 
 static void set_offline(worker *w, int offline, int rc)
@@ -477,17 +578,53 @@ static void set_offline(worker *w, int offline, int rc)
         log_msg(NDF_LOG_INFO, "worker %s: the database answers again: claiming", w->name);
 }
 
+/* Waits up to `s` seconds for a wakeup (an end, stop), and, when
+ * `listen`, for a submission: returns 1 when one was committed.  Without
+ * `listen` (no room, draining) what the LISTEN connection received is
+ * still read, so that a worker that claims nothing for long does not hold
+ * the server's notification queue back. */
+static int wait_for(worker *w, double s, int listen)
+{
+    double now = now_mono();
+    if (now >= w->listen_next) {
+        int rc = queue_wait(w->st, w->wake[0], listen ? s : 0);
+        if (rc >= 0) {
+            w->listen_backoff = 0;
+            if (listen) {
+                drain_wake(w);
+                return rc;
+            }
+        } else {
+            /* polled meanwhile, as without notifications; said once */
+            log_msg(w->listen_backoff > 0 ? NDF_LOG_DEBUG : NDF_LOG_WARN,
+                    "worker %s: %s: polling the queue every %gs meanwhile", w->name, err_msg(),
+                    w->o.poll);
+            w->listen_backoff = w->listen_backoff > 0 ? fmin(w->listen_backoff * 2, BACKOFF_MAX)
+                                                      : BACKOFF_MIN;
+            w->listen_next = now + w->listen_backoff;
+            s -= now_mono() - now;
+        }
+    }
+    if (s > 0) {
+        struct pollfd pfd = {.fd = w->wake[0], .events = POLLIN};
+        (void)poll(&pfd, 1, (int)ceil(s * 1000));
+    }
+    drain_wake(w);
+    return 0;
+}
+
 static void *worker_main(void *arg)
 {
     worker *w = arg;
     double next_beat = 0, next_claim = 0, backoff = BACKOFF_MIN;
-    while (!nap(w, WORKER_TICK)) {
+    int notified = 0;
+    while (!atomic_load(&w->stop)) {
         size_t nheld = reap(w);
         expire_local(w);
         double now = now_mono();
         int rc = NDF_OK;
         if (now >= next_beat) {
-            rc = beat(w, nheld);
+            rc = beat(w, nheld, 1);
             if (rc == NDF_OK)
                 rc = renew_all(w);
             else
@@ -497,31 +634,44 @@ static void *worker_main(void *arg)
                 set_offline(w, 1, rc);
                 next_claim = now + backoff;
                 backoff = fmin(backoff * 2, BACKOFF_MAX);
-                continue;
-            }
-            if (w->offline) {
+            } else if (w->offline) {
                 set_offline(w, 0, NDF_OK);
                 backoff = BACKOFF_MIN;
             }
         }
-        if (w->offline || atomic_load(&w->draining) || now < next_claim ||
-            nheld >= (size_t)w->o.capacity)
-            continue;
-        size_t got = 0;
-        pthread_mutex_lock(&w->claim_lock);
-        /* a drain that came meanwhile has the last word */
-        rc = atomic_load(&w->draining) ? NDF_OK
-                                       : claim(w, (size_t)w->o.capacity - nheld, &got);
-        pthread_mutex_unlock(&w->claim_lock);
-        if (rc) {
-            set_offline(w, 1, rc);
-            next_beat = next_claim = now + backoff;
-            backoff = fmin(backoff * 2, BACKOFF_MAX);
-            continue;
+        int room = !w->offline && !atomic_load(&w->draining) && nheld < (size_t)w->o.capacity;
+        if (room && (now >= next_claim || notified)) {
+            size_t want = (size_t)w->o.capacity - nheld, got = 0;
+            notified = 0;
+            pthread_mutex_lock(&w->claim_lock);
+            /* a drain that came meanwhile has the last word */
+            rc = atomic_load(&w->draining) ? NDF_OK : claim(w, want, &got);
+            pthread_mutex_unlock(&w->claim_lock);
+            if (rc) {
+                set_offline(w, 1, rc);
+                next_beat = next_claim = now + backoff;
+                backoff = fmin(backoff * 2, BACKOFF_MAX);
+            } else {
+                /* a round that filled the room may have left more: ask
+                 * again as soon as there is room; else after the poll
+                 * interval, or at the next submission */
+                next_claim = got == want ? now : now + w->o.poll;
+                if (got) {
+                    say_load(w, reap(w), now_mono());
+                    continue;
+                }
+            }
         }
-        /* an empty queue is asked again after the poll interval; a queue
-         * that gave work, as soon as there is room */
-        next_claim = got ? now : now + w->o.poll;
+        now = now_mono();
+        say_load(w, nheld, now);
+        /* a tick while executions are held (expire_local()); else until
+         * the next heartbeat, claim, or load to say */
+        double until = fmin(next_beat, room ? next_claim : INFINITY);
+        if (nheld)
+            until = fmin(until, now + WORKER_TICK);
+        if (w->load_said != (int)nheld)
+            until = fmin(until, w->load_at + LOAD_EVERY);
+        notified = wait_for(w, until - now, room) || notified;
     }
     return NULL;
 }
@@ -541,6 +691,7 @@ worker *worker_start(genset *gs, store *st, const worker_opts *o)
     w->gs = gs;
     w->st = st;
     w->o = *o;
+    w->load_said = -1;
     if (w->o.capacity < 1)
         w->o.capacity = 1;
     if (!(w->o.lease > 0))
@@ -556,28 +707,28 @@ worker *worker_start(genset *gs, store *st, const worker_opts *o)
     clock_gettime(CLOCK_REALTIME, &ts);
     snprintf(w->name, sizeof w->name, "%s:%ld:%lld", w->host, (long)getpid(),
              (long long)ts.tv_sec);
-    int rc = beat(w, 0);
-    if (rc) {
+    if (pipe2(w->wake, O_NONBLOCK | O_CLOEXEC) != 0) {
+        err_set(NDF_ERR_RESOURCE, "cannot start the queue worker: %s", strerror(errno));
         free(w);
         return NULL;
     }
     pthread_mutex_init(&w->lock, NULL);
     pthread_mutex_init(&w->claim_lock, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&w->cond, &ca);
-    pthread_condattr_destroy(&ca);
-    int e = pthread_create(&w->thread, NULL, worker_main, w);
-    if (e) {
-        err_set(NDF_ERR_RESOURCE, "cannot start the queue worker: %s", strerror(e));
-        pthread_cond_destroy(&w->cond);
+    int rc = beat(w, 0, 1);
+    int e = rc ? 0 : pthread_create(&w->thread, NULL, worker_main, w);
+    if (rc || e) {
+        if (e) {
+            err_set(NDF_ERR_RESOURCE, "cannot start the queue worker: %s", strerror(e));
+            queue_worker_remove(st, w->name);
+        }
         pthread_mutex_destroy(&w->lock);
         pthread_mutex_destroy(&w->claim_lock);
-        queue_worker_remove(st, w->name);
+        close(w->wake[0]);
+        close(w->wake[1]);
         free(w);
         return NULL;
     }
+    genset_on_end(gs, on_end, w);
     log_msg(NDF_LOG_INFO, "worker %s: claiming from %s (capacity %d, lease %gs)", w->name,
             store_path(st), w->o.capacity, w->o.lease);
     return w;
@@ -612,11 +763,10 @@ void worker_stop(worker *w)
 {
     if (!w)
         return;
-    pthread_mutex_lock(&w->lock);
-    w->stop = 1;
-    pthread_cond_signal(&w->cond);
-    pthread_mutex_unlock(&w->lock);
+    atomic_store(&w->stop, 1);
+    wake(w);
     pthread_join(w->thread, NULL);
+    genset_on_end(w->gs, NULL, NULL);
     reap(w);
     for (held *h = w->held, *next; h; h = next) {
         next = h->next;
@@ -629,8 +779,9 @@ void worker_stop(worker *w)
     }
     if (queue_worker_remove(w->st, w->name) != NDF_OK)
         log_msg(NDF_LOG_WARN, "%s", err_msg());
-    pthread_cond_destroy(&w->cond);
     pthread_mutex_destroy(&w->lock);
     pthread_mutex_destroy(&w->claim_lock);
+    close(w->wake[0]);
+    close(w->wake[1]);
     free(w);
 }

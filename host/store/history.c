@@ -383,7 +383,9 @@ void history_from_record(const record *rc, store_origin origin, store_exec **out
     store_exec *e = new_exec(&b, r->root->pat);
     e->id = xstrdup(r->id);
     e->pattern = xstrdup(r->root->name);
-    e->origin = r->redrive_of ? STORE_ORIGIN_REDRIVE : origin;
+    /* a queued execution keeps its origin when it resumes another (a
+     * takeover): its redrive_of says what it resumed */
+    e->origin = r->redrive_of && origin != STORE_ORIGIN_QUEUE ? STORE_ORIGIN_REDRIVE : origin;
     e->redrive_of = r->redrive_of ? xstrdup(r->redrive_of) : NULL;
     strbuf sb;
     sb_init(&sb);
@@ -512,7 +514,7 @@ static int begin_row(store *s, const record *r, store_origin origin, store_done_
     memset(&e, 0, sizeof e);
     e.id = (char *)(uintptr_t)r->id;
     e.pattern = r->root->name;
-    e.origin = r->redrive_of ? STORE_ORIGIN_REDRIVE : origin;
+    e.origin = r->redrive_of && origin != STORE_ORIGIN_QUEUE ? STORE_ORIGIN_REDRIVE : origin;
     e.redrive_of = r->redrive_of;
     e.status = STORE_RUNNING;
     strbuf sb;
@@ -914,7 +916,7 @@ int history_load(store *s, const char *name, size_t limit, stored_pattern *out)
         return rc;
     store_exec *v;
     size_t n;
-    store_query q = {name, -1, 0, limit ? limit : 1000, 0};
+    store_query q = {name, -1, 0, limit ? limit : 1000, 0, NULL};
     if ((rc = store_runs(s, &q, &v, &n))) {
         learning_free(&out->learn);
         return rc;

@@ -158,3 +158,9 @@ int queue_worker_remove(store *s, const char *name)
     const store_ops *o = ops_of(s);
     return o->q_worker_remove ? o->q_worker_remove(s, name) : no_queue(s);
 }
+
+int queue_wait(store *s, int wake_fd, double timeout_s)
+{
+    const store_ops *o = ops_of(s);
+    return o->q_wait ? o->q_wait(s, wake_fd, timeout_s) : no_queue(s);
+}

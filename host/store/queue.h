@@ -86,7 +86,10 @@ int queue_get(store *s, const char *id, queue_item *out);
 /* Notes on item `id`, claimed at `generation`, that it runs as execution
  * `exec_id` (its exec_id until it ends), so that a worker taking it over
  * after the lease expired finds what ran so far.  NDF_ERR_CANCELLED when
- * the lease was lost. */
+ * the lease was lost.  (An execution bound with queue_bind() before its
+ * store_begin() needs no call: its RUNNING row's transaction notes it, and
+ * its store_begin() fails with NDF_ERR_CANCELLED, recording nothing, when
+ * the lease was lost.) */
 int queue_start(store *s, const char *id, long long generation, const char *exec_id);
 
 /* Ends item `id`, claimed at `generation`, without an execution: it
@@ -127,11 +130,23 @@ typedef struct queue_worker {
 void queue_workers_free(queue_worker *v, size_t n);
 
 /* Inserts or updates worker w->name with a heartbeat of now (server time);
- * started, heartbeat and age are ignored. */
+ * started, heartbeat and age are ignored, and so are patterns and plugins
+ * when NULL (the row keeps what it had: a heartbeat that only says the
+ * load). */
 int queue_worker_beat(store *s, const queue_worker *w);
 /* Every registered worker, freshest heartbeat first, into *out. */
 int queue_workers(store *s, queue_worker **out, size_t *n);
 /* Removes worker `name` (its clean exit). */
 int queue_worker_remove(store *s, const char *name);
+
+/* Waits up to `timeout_s` seconds for a submission (or an item given
+ * back) to be committed by any host, on a connection of its own that
+ * LISTENs for them: 1 when one was (or had been since the last call), 0
+ * when the time ran out or `wake_fd` (may be -1) became readable (the
+ * caller drains it), or the status of a database failure (the connection
+ * is opened again at the next call).  Items whose lease expired send
+ * nothing: a worker still claims every poll interval.  One thread at a
+ * time waits; a `timeout_s` of 0 only reads what arrived. */
+int queue_wait(store *s, int wake_fd, double timeout_s);
 
 #endif

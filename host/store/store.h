@@ -56,7 +56,8 @@ typedef enum store_origin {
     STORE_ORIGIN_CTL = 2,
     STORE_ORIGIN_DELEGATE = 3,
     STORE_ORIGIN_REDRIVE = 4,
-    STORE_ORIGIN_EXTERNAL = 5 /* imported, or written by another program */
+    STORE_ORIGIN_EXTERNAL = 5, /* imported, or written by another program */
+    STORE_ORIGIN_QUEUE = 6     /* claimed from the work queue by a worker */
 } store_origin;
 
 /* "run", "batch", ... */
@@ -296,6 +297,7 @@ typedef struct store_query {
     double since;        /* wall-clock seconds; executions started at or after; 0: any */
     size_t limit;        /* 0: 50; SIZE_MAX: all */
     int top;             /* 1: top-level executions only (no sub-pattern's) */
+    const char *origin;  /* NULL: any; else an origin's name (store_origin_name) */
 } store_query;
 
 /* Executions matching `q`, newest first, without their nodes; free with

@@ -76,6 +76,7 @@ typedef struct store_ops {
     int (*q_worker_beat)(struct store *s, const struct queue_worker *w);
     int (*q_workers)(struct store *s, struct queue_worker **out, size_t *n);
     int (*q_worker_remove)(struct store *s, const char *name);
+    int (*q_wait)(struct store *s, int wake_fd, double timeout_s);
     /* run-time definitions (store/defs.h) */
     int (*defs)(struct store *s, struct store_def **out, size_t *n);
     int (*def_put)(struct store *s, const struct store_def *d, int remove);

@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -146,6 +147,9 @@ static const char *const queue_migrations[QUEUE_SCHEMA_VERSION] = {
     /* 2 -> 3: why an item ended without an execution */
     "ALTER TABLE queue ADD COLUMN message TEXT;",
 };
+
+/* The channel on which a submission wakes the workers. */
+#define QUEUE_CHANNEL "ndf_queue"
 
 /* The server's clock in seconds: leases are measured on it alone. */
 #define SQL_NOW "extract(epoch from clock_timestamp())::double precision"
@@ -314,6 +318,11 @@ typedef struct pg_store {
 
     pthread_mutex_t rlock; /* guards r */
     PGconn *r;
+
+    /* the queue's LISTEN connection (queue_wait()), used by one thread at
+     * a time; opened on first use */
+    pthread_mutex_t llock;
+    PGconn *l;
 
     /* executions whose end completes a queue claim (queue_bind()) */
     pthread_mutex_t bindlock;
@@ -1049,6 +1058,51 @@ static int check_exec(const store_exec *e)
     return NDF_OK;
 }
 
+/* The queue item execution `id` is bound to: its id (caller frees) and
+ * generation, or NULL. */
+static char *bound_item(pg_store *s, const char *id, long long *generation)
+{
+    char *qid = NULL;
+    pthread_mutex_lock(&s->bindlock);
+    for (binding *b = s->bindings; b; b = b->next) {
+        if (strcmp(b->exec_id, id) == 0) {
+            qid = xstrdup(b->qid);
+            *generation = b->generation;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&s->bindlock);
+    return qid;
+}
+
+/* A bound execution's start, noted on its item in the transaction that
+ * records it RUNNING (one commit per start): a worker taking the item over
+ * after the lease expired finds what ran so far.  NDF_ERR_CANCELLED, the
+ * job's own fault (the others in the batch go on), when the claim's
+ * generation is no longer current; takes `qid`. */
+static int note_item_start(pg_store *s, char *qid, long long generation, const char *exec_id)
+{
+    pargs p = {0};
+    p_own(&p, qid);
+    p_int(&p, generation);
+    p_text(&p, exec_id);
+    PGresult *r;
+    int rc = wsql_run(s,
+                      "UPDATE queue SET exec_id = $3 WHERE id = $1 AND generation = $2"
+                      " AND state = 'CLAIMED'",
+                      &p, &r, "cannot note a queued execution's start");
+    if (rc)
+        return rc;
+    long changed = strtol(PQcmdTuples(r), NULL, 10);
+    PQclear(r);
+    if (changed == 0)
+        return err_set(NDF_ERR_CANCELLED,
+                       "%s: execution %s: the lease of generation %lld of its queued item was "
+                       "lost before it started",
+                       s->name, exec_id, generation);
+    return NDF_OK;
+}
+
 static int apply_begin(pg_store *s, const store_exec *e)
 {
     long long seq;
@@ -1086,7 +1140,9 @@ static int apply_begin(pg_store *s, const store_exec *e)
     for (size_t i = 0; i < e->nnodes; i++)
         if ((rc = write_node(s, seq, &e->nodes[i])))
             return rc;
-    return NDF_OK;
+    long long gen = 0;
+    char *qid = e->parent_id ? NULL : bound_item(s, e->id, &gen);
+    return qid ? note_item_start(s, qid, gen, e->id) : NDF_OK;
 }
 
 static int apply_progress(pg_store *s, const char *id, const store_node *n)
@@ -1109,23 +1165,6 @@ static int apply_progress(pg_store *s, const char *id, const store_node *n)
         return rc;
     /* no path: a heartbeat alone */
     return n->path ? write_node(s, seq, n) : NDF_OK;
-}
-
-/* The queue item execution `id` is bound to: its id (caller frees) and
- * generation, or NULL. */
-static char *bound_item(pg_store *s, const char *id, long long *generation)
-{
-    char *qid = NULL;
-    pthread_mutex_lock(&s->bindlock);
-    for (binding *b = s->bindings; b; b = b->next) {
-        if (strcmp(b->exec_id, id) == 0) {
-            qid = xstrdup(b->qid);
-            *generation = b->generation;
-            break;
-        }
-    }
-    pthread_mutex_unlock(&s->bindlock);
-    return qid;
 }
 
 /* Fencing: marks the item DONE only if `generation` still holds it. */
@@ -1946,6 +1985,9 @@ static void pg_close(store *st)
         PQfinish(s->w);
     if (s->r)
         PQfinish(s->r);
+    if (s->l)
+        PQfinish(s->l);
+    pthread_mutex_destroy(&s->llock);
     pthread_mutex_destroy(&s->wlock);
     pthread_mutex_destroy(&s->rlock);
     pthread_mutex_destroy(&s->qlock);
@@ -1988,6 +2030,7 @@ int store_pg_open(const char *dir, const store_opts *opts, store **out)
     pthread_mutex_init(&s->rlock, NULL);
     pthread_mutex_init(&s->qlock, NULL);
     pthread_mutex_init(&s->bindlock, NULL);
+    pthread_mutex_init(&s->llock, NULL);
     pthread_cond_init(&s->qcv, NULL);
     pthread_cond_init(&s->dcv, NULL);
     if (gethostname(s->host, sizeof s->host) != 0)
@@ -2294,6 +2337,10 @@ static int pg_runs(store *st, const store_query *q, store_exec **out, size_t *n)
     if (q && q->since > 0) {
         p_dbl(&p, q->since);
         sb_printf(&sql, " AND start_time >= $%d", p.n);
+    }
+    if (q && q->origin) {
+        p_text(&p, q->origin);
+        sb_printf(&sql, " AND origin = $%d", p.n);
     }
     if (q && q->top)
         sb_puts(&sql, " AND (parent_id IS NULL OR parent_id = '')");
@@ -2816,11 +2863,13 @@ static int pg_q_submit(store *st, const char *pattern, const char *context, int 
     p_int(&p, priority);
     p_dbl(&p, timeout > 0 ? timeout : 0);
     PGresult *r;
+    /* the notification wakes the idle workers (queue_wait()) at the commit */
     int rc = rquery_locked(
         s,
-        "INSERT INTO queue (id, pattern, context, priority, timeout, submitted,"
+        "WITH i AS (INSERT INTO queue (id, pattern, context, priority, timeout, submitted,"
         " state) VALUES ('q' || substr(md5(random()::text || clock_timestamp()::text"
-        " || pg_backend_pid()::text), 1, 24), $1, $2, $3, $4, " SQL_NOW ", 'QUEUED') RETURNING id",
+        " || pg_backend_pid()::text), 1, 24), $1, $2, $3, $4, " SQL_NOW ", 'QUEUED') RETURNING id)"
+        " SELECT id, pg_notify('" QUEUE_CHANNEL "', '') FROM i",
         &p, &r, "cannot queue an execution");
     if (rc)
         return rc;
@@ -3018,8 +3067,9 @@ static int pg_q_release(store *st, const char *id, long long generation)
     p_text(&p, id);
     p_int(&p, generation);
     return rcommand(s,
-                    "UPDATE queue SET state = 'QUEUED', lease_until = NULL WHERE id = $1"
-                    " AND generation = $2 AND state = 'CLAIMED'",
+                    "WITH u AS (UPDATE queue SET state = 'QUEUED', lease_until = NULL WHERE id = $1"
+                    " AND generation = $2 AND state = 'CLAIMED' RETURNING id)"
+                    " SELECT pg_notify('" QUEUE_CHANNEL "', '') FROM u",
                     &p, "cannot give a queued execution back");
 }
 
@@ -3056,7 +3106,8 @@ static int pg_q_worker_beat(store *st, const queue_worker *w)
                     " $8, $9, " SQL_NOW ", " SQL_NOW ") ON CONFLICT (name) DO UPDATE SET"
                     " capacity = excluded.capacity, load = excluded.load,"
                     " draining = excluded.draining, lease = excluded.lease,"
-                    " patterns = excluded.patterns, plugins = excluded.plugins,"
+                    " patterns = coalesce(excluded.patterns, workers.patterns),"
+                    " plugins = coalesce(excluded.plugins, workers.plugins),"
                     " heartbeat = excluded.heartbeat",
                     &p, "cannot register a worker");
 }
@@ -3102,6 +3153,76 @@ static int pg_q_worker_remove(store *st, const char *name)
     pargs p = {0};
     p_text(&p, name);
     return rcommand(s, "DELETE FROM workers WHERE name = $1", &p, "cannot remove a worker");
+}
+
+/* Opens the LISTEN connection (with llock held). */
+static int listen_ready(pg_store *s)
+{
+    int rc;
+    if (s->l && PQstatus(s->l) == CONNECTION_OK)
+        return NDF_OK;
+    if (!pg_ensure(s, &s->l, &rc) || rc)
+        return rc;
+    PGresult *r = PQexec(s->l, "LISTEN " QUEUE_CHANNEL);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+        rc = pg_fail(s, s->l, r, "cannot listen for queued executions", NULL);
+        PQclear(r);
+        PQfinish(s->l);
+        s->l = NULL;
+        return rc;
+    }
+    PQclear(r);
+    return NDF_OK;
+}
+
+static int pg_q_wait(store *st, int wake_fd, double timeout_s)
+{
+    pg_store *s = PG(st);
+    pthread_mutex_lock(&s->llock);
+    int rc = listen_ready(s);
+    if (rc) {
+        pthread_mutex_unlock(&s->llock);
+        return rc;
+    }
+    int got = 0;
+    /* what arrived since the last call first: no wait when there was any */
+    for (;;) {
+        if (!PQconsumeInput(s->l)) {
+            char m[1024];
+            pg_message(m, sizeof m, PQerrorMessage(s->l));
+            /* libpq's lines, as one */
+            for (char *c = m; *c; c++)
+                if (*c == '\n' || *c == '\t')
+                    *c = ' ';
+            rc = err_set(NDF_ERR_IO,
+                         "%s: lost the connection that listens for queued executions: %s",
+                         s->name, m);
+            PQfinish(s->l);
+            s->l = NULL;
+            break;
+        }
+        PGnotify *n;
+        while ((n = PQnotifies(s->l))) {
+            got = 1;
+            PQfreemem(n);
+        }
+        if (got || timeout_s <= 0)
+            break;
+        struct pollfd fds[2] = {{.fd = PQsocket(s->l), .events = POLLIN},
+                                {.fd = wake_fd, .events = POLLIN}};
+        int ms = timeout_s > 86400 ? 86400000 : (int)ceil(timeout_s * 1000);
+        int k = poll(fds, wake_fd >= 0 ? 2 : 1, ms);
+        if (k < 0 && errno != EINTR) {
+            rc = err_set(NDF_ERR_IO, "%s: cannot wait for queued executions: %s", s->name,
+                         strerror(errno));
+            break;
+        }
+        if (k <= 0 || (wake_fd >= 0 && fds[1].revents))
+            break; /* the time is up, or the caller was woken */
+        timeout_s = 0; /* read what came, then answer */
+    }
+    pthread_mutex_unlock(&s->llock);
+    return rc ? rc : got;
 }
 
 /* ------------------------------------------------------------------ */
@@ -3223,6 +3344,7 @@ static const store_ops pg_ops = {
     .q_worker_beat = pg_q_worker_beat,
     .q_workers = pg_q_workers,
     .q_worker_remove = pg_q_worker_remove,
+    .q_wait = pg_q_wait,
     .defs = pg_defs,
     .def_put = pg_def_put,
     .defs_version = pg_defs_version,

@@ -48,8 +48,8 @@
 
 static const char *const status_names[] = {"RUNNING",   "SUCCEEDED", "FAILED",      "TIMED_OUT",
                                            "CANCELLED", "REFUSED",   "ROLLED_BACK", "CRASHED"};
-static const char *const origin_names[] = {"run",      "batch",   "ctl",
-                                           "delegate", "redrive", "external"};
+static const char *const origin_names[] = {"run",     "batch",    "ctl",  "delegate",
+                                           "redrive", "external", "queue"};
 /* ndf_state and ndf_node_kind as stored (the record's names). */
 static const char *const state_names[] = {"PENDING",   "RUNNING",   "COMPLETED",
                                           "FAILED",    "SKIPPED",   "ROLLED_BACK",
@@ -2627,6 +2627,8 @@ static int lite_runs(store *s, const store_query *q, store_exec **out, size_t *n
         sb_puts(&sql, " AND status = ?2");
     if (q && q->since > 0)
         sb_puts(&sql, " AND start_time >= ?3");
+    if (q && q->origin)
+        sb_puts(&sql, " AND origin = ?5");
     if (q && q->top)
         sb_puts(&sql, " AND (parent_id IS NULL OR parent_id = '')");
     sb_puts(&sql, " ORDER BY seq DESC LIMIT ?4");
@@ -2646,6 +2648,8 @@ static int lite_runs(store *s, const store_query *q, store_exec **out, size_t *n
             bind_text(st, 2, store_status_name((store_status)q->status));
         if (q && q->since > 0)
             sqlite3_bind_double(st, 3, q->since);
+        if (q && q->origin)
+            bind_text(st, 5, q->origin);
         sqlite3_bind_int64(st, 4, q && q->limit ? (sqlite3_int64)q->limit : 50);
         rc = collect_execs(s, st, out, n);
     }
@@ -3825,7 +3829,7 @@ static int export_doc(store *s, const char *name, cJSON **out)
     /* through the store's interface, so that every backend exports alike */
     store_exec *v = NULL;
     size_t count = 0;
-    store_query q = {name, -1, 0, SIZE_MAX, 0};
+    store_query q = {name, -1, 0, SIZE_MAX, 0, NULL};
     rc = store_runs(s, &q, &v, &count);
     for (size_t i = count; !rc && i-- > 0;) {
         store_exec e;

@@ -327,7 +327,7 @@ static void latency(const char *dir, long n)
     size_t cnt;
     double t0 = now_mono();
     for (int i = 0; i < reps; i++) {
-        store_query q = {NULL, -1, 0, 50, 0};
+        store_query q = {NULL, -1, 0, 50, 0, NULL};
         if (store_runs(s, &q, &v, &cnt) != NDF_OK)
             die("store_runs");
         store_exec_array_free(v, cnt);
@@ -335,7 +335,7 @@ static void latency(const char *dir, long n)
     double all = (now_mono() - t0) * 1000 / reps;
     t0 = now_mono();
     for (int i = 0; i < reps; i++) {
-        store_query q = {"history07", -1, 0, 50, 0};
+        store_query q = {"history07", -1, 0, 50, 0, NULL};
         if (store_runs(s, &q, &v, &cnt) != NDF_OK)
             die("store_runs");
         store_exec_array_free(v, cnt);
@@ -358,7 +358,7 @@ static void latency(const char *dir, long n)
     t0 = now_mono();
     if (store_open(dir, &o, &s) != NDF_OK)
         die("store_open");
-    store_query q = {NULL, -1, 0, 50, 0};
+    store_query q = {NULL, -1, 0, 50, 0, NULL};
     if (store_runs(s, &q, &v, &cnt) != NDF_OK)
         die("store_runs");
     store_exec_array_free(v, cnt);

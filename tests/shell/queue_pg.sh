@@ -7,10 +7,14 @@
 # exactly once as a completed record, counts equal execution rows, and no
 # step an execution had recorded as completed ran again when another
 # worker took it over; then a worker paused (SIGSTOP) past its lease: its
-# items are taken over and nothing it finishes late is recorded.  Then ndf
-# workers, ndf ctl drain, and a clean stop.  Last, a worker paused past its
-# lease with a completed step that has an undo: resumed, it undoes nothing
-# and starts no step (the takeover reused them).
+# items are taken over, nothing it finishes late is recorded, and once
+# resumed it starts no step of them (each step checks the claim's local
+# deadline).  Every execution has
+# origin queue (ndf runs --origin).  Then ndf workers, ndf ctl drain while
+# the worker runs items with more queued, and a clean stop.  Then a worker
+# paused past its lease with a completed step that has an undo: resumed, it
+# undoes nothing and starts no step (the takeover reused them).  Last, ndf
+# workers shows the live LOAD of a worker whose heartbeat is 20 s apart.
 # On SQLite, submit says the queue needs PostgreSQL.
 . "$top_srcdir/tests/shell/lib.sh"
 . "$top_srcdir/tests/shell/pglib.sh"
@@ -19,6 +23,10 @@ N=${NDF_QUEUE_N:-60}
 LEASE=${NDF_QUEUE_LEASE:-4}
 LOG=$SCRATCH/steps.log
 : >"$LOG"
+# "ITEM STEP TIME PID" of each seq3 step as it starts: the ndf process
+# that started it (NDF_STEP is "PID.N") and when
+TLOG=$SCRATCH/starts.log
+: >"$TLOG"
 
 # write_conf FILE STORAGE-LINE [SERVER-KEYS]: patterns whose steps append "ITEM STEP"
 # to $LOG, so that a step that ran twice for one item shows
@@ -31,9 +39,9 @@ server: { worker_lease = $LEASE; worker_poll = 0.1; ${3:-} };
 patterns = (
     { name = "seq3"; type = "sequential";
       params = { steps = (
-        { name = "a"; step = "exec"; params = { command = "echo \"\$\$NDF_ATTR_ITEM a\" >> $LOG; sleep 0.1"; shell = true; }; },
-        { name = "b"; step = "exec"; params = { command = "echo \"\$\$NDF_ATTR_ITEM b\" >> $LOG; sleep 1"; shell = true; }; },
-        { name = "c"; step = "exec"; params = { command = "echo \"\$\$NDF_ATTR_ITEM c\" >> $LOG; sleep 0.5"; shell = true; }; } ); }; },
+        { name = "a"; step = "exec"; params = { command = "echo \"\$\$NDF_ATTR_ITEM a \$\$(date +%s.%N) \$\${NDF_STEP%%.*}\" >> $TLOG; echo \"\$\$NDF_ATTR_ITEM a\" >> $LOG; sleep 0.1"; shell = true; }; },
+        { name = "b"; step = "exec"; params = { command = "echo \"\$\$NDF_ATTR_ITEM b \$\$(date +%s.%N) \$\${NDF_STEP%%.*}\" >> $TLOG; echo \"\$\$NDF_ATTR_ITEM b\" >> $LOG; sleep 1"; shell = true; }; },
+        { name = "c"; step = "exec"; params = { command = "echo \"\$\$NDF_ATTR_ITEM c \$\$(date +%s.%N) \$\${NDF_STEP%%.*}\" >> $TLOG; echo \"\$\$NDF_ATTR_ITEM c\" >> $LOG; sleep 0.5"; shell = true; }; } ); }; },
     { name = "par2"; type = "parallel";
       params = { tasks = (
         { name = "x"; step = "exec"; params = { command = "echo \"\$\$NDF_ATTR_ITEM x\" >> $LOG; sleep 0.1"; shell = true; }; },
@@ -247,6 +255,7 @@ while [ "$(pg_sql ndfq "SELECT count(*) FROM executions WHERE pid = $W3 AND stat
 done
 kill -STOP "$W3"
 sleep $((LEASE * 2 + 1))
+resumed=$(date +%s.%N)
 kill -CONT "$W3"
 wait_done $((before + 6)) 120
 expect_match "$(pg_sql ndfq "SELECT count(*) FROM queue WHERE state = 'DONE' AND status = 'SUCCEEDED'")" \
@@ -269,6 +278,33 @@ while read -r item step; do
     [ "$c" -eq 1 ] || { bad=$((bad + 1)); echo "#   $item $step ran $c times"; }
 done <"$SCRATCH/completed"
 [ "$bad" -eq 0 ] && ok "still no step recorded completed ran again" || not_ok "$bad completed step(s) ran again"
+# fencing: once resumed, the paused worker started no step of an execution
+# it held before the pause, past their deadline (every step checks it
+# first); a step it started after the resume belongs to an item it claimed
+# again since (a second execution of the item on worker 3)
+held=$(awk -v pid="$W3" -v t="$resumed" '$1 ~ /^p[0-9]+$/ && $4 == pid && $3 < t' "$TLOG" | wc -l)
+late=0
+for item in $(awk -v pid="$W3" -v t="$resumed" '$1 ~ /^p[0-9]+$/ && $4 == pid && $3 >= t { print $1 }' "$TLOG" | sort -u); do
+    there=$(pg_sql ndfq "SELECT count(*) FROM executions WHERE pid = $W3 AND parent_id IS NULL AND context::json->'attributes'->>'item' = '$item'")
+    [ "$there" -ge 2 ] || { late=$((late + 1)); echo "#   $item: a step of its execution on worker 3 started after the resume"; }
+done
+[ "$late" -eq 0 ] && [ "$held" -ge 1 ] &&
+    ok "no step of a lost execution started after the resume ($held started before the pause)" ||
+    not_ok "steps of lost executions started after the resume: $late item(s) ($held before the pause)"
+# the executions that ran queued items say so, a takeover too
+expect_match "$(pg_sql ndfq "SELECT count(*) FROM executions WHERE parent_id IS NULL AND origin <> 'queue'")" \
+    '^0$' "every execution a worker ran has origin queue"
+expect_match "$(pg_sql ndfq "SELECT count(*) FROM queue q JOIN executions e ON e.id = q.exec_id WHERE q.attempts > 1 AND e.redrive_of IS NOT NULL AND e.origin = 'queue'")" \
+    '^[1-9]' "a takeover too, with redrive_of"
+expect_exit 0 "runs --origin queue" -- ndf runs --origin queue --limit 1000 --json
+expect_match "$(printf '%s' "$out" | grep -o '"origin":"queue"' | wc -l)" \
+    "^$(pg_sql ndfq "SELECT count(*) FROM executions WHERE parent_id IS NULL")\$" "lists them all"
+expect_exit 0 "runs --origin run lists none" -- ndf runs --origin run --json
+expect_match "$out" '^\[\]$' "an empty array"
+expect_exit 0 "runs shows the origin" -- ndf runs --limit 1
+expect_match "$(printf '%s\n' "$out" | sed -n 2p)" ' queue ' "in its ORIGIN column"
+expect_exit 2 "runs --origin of an unknown origin" -- ndf runs --origin nosuch
+expect_match "$err" "^ndf: runs: --origin: unknown origin 'nosuch'" "names it"
 
 # the workers: two live, the killed one stale
 CONF=$SCRATCH/w3.conf
@@ -305,9 +341,31 @@ expect_match "$out" '^\{"id":"q[0-9a-f]{24}","pattern":"[a-z0-9]+","reason":"[^"
     "--json gives the id, the choice and the delegation"
 dlg2=$(printf '%s' "$out" | sed 's/^{"id":"\([^"]*\)".*/\1/')
 expect_exit 0 "and it runs" -- ndf wait "$dlg2" --timeout 60
-expect_exit 0 "ctl drain" -- ndf ctl drain --timeout 30
+# drained while it runs items, with more queued: what it holds ends
+# SUCCEEDED, it claims nothing after, and worker 2 runs the rest
+pg_sql ndfq "INSERT INTO queue (id, pattern, context, submitted, state) SELECT 'qdrain' || g, 'seq3', '{\"attributes\":{\"item\":\"dr' || g || '\"}}', extract(epoch from clock_timestamp()), 'QUEUED' FROM generate_series(1, 9) g; NOTIFY ndf_queue" >/dev/null
+t=0
+until [ "$(pg_sql ndfq "SELECT count(*) FROM executions WHERE pid = $W3 AND status = 'RUNNING'")" != 0 ] ||
+    [ "$t" -ge 300 ]; do
+    sleep 0.02
+    t=$((t + 1))
+done
+expect_exit 0 "ctl drain while it runs items" -- ndf ctl drain --timeout 30
+drained=$(pg_sql ndfq "SELECT extract(epoch from clock_timestamp())")
 expect_match "$out" '^worker .*: drained: [0-9]+ claimed, [0-9]+ ended, [0-9]+ lease\(s\) lost, 0 still running$' \
     "drain reports what it ran"
+t=0
+until [ "$(pg_sql ndfq "SELECT count(*) FROM queue WHERE id LIKE 'qdrain%' AND state = 'DONE'")" = 9 ] ||
+    [ "$t" -ge 1200 ]; do
+    sleep 0.1
+    t=$((t + 1))
+done
+expect_match "$(pg_sql ndfq "SELECT count(*) FROM queue WHERE id LIKE 'qdrain%' AND state = 'DONE' AND status = 'SUCCEEDED'") $(pg_sql ndfq "SELECT count(DISTINCT e.pid) FROM queue q JOIN executions e ON e.id = q.exec_id WHERE q.id LIKE 'qdrain%'")" \
+    '^9 2$' "the items queued meanwhile ended SUCCEEDED, run by both workers"
+expect_match "$(pg_sql ndfq "SELECT count(*) FROM queue WHERE worker LIKE '%:$W3:%' AND claimed > $drained")" \
+    '^0$' "the drained worker claimed nothing after the drain"
+expect_match "$(pg_sql ndfq "SELECT count(*) || ' ' || count(*) FILTER (WHERE status = 'SUCCEEDED') FROM executions WHERE pid = $W3 AND context::json->'attributes'->>'item' LIKE 'dr%'")" \
+    '^([1-9][0-9]*) \1$' "and what it held when drained ended SUCCEEDED"
 expect_exit 0 "workers --json after the drain" -- ndf workers --json
 sleep "$LEASE"
 expect_exit 0 "workers --json after a heartbeat" -- ndf workers --json
@@ -370,6 +428,43 @@ kill -0 "$LA" && ok "the resumed worker goes on serving" || not_ok "the resumed 
 kill -TERM "$LA" "$LB"
 wait "$LA" && ok "worker a stopped cleanly" || not_ok "worker a's exit status"
 wait "$LB" && ok "worker b stopped cleanly" || not_ok "worker b's exit status"
+
+# the load in the workers table is the live one, not the last heartbeat's:
+# a worker with a 60 s lease (a heartbeat every 20 s) says within a few
+# seconds that it holds an execution, and then that it holds none
+HLOG=$SCRATCH/hold.log
+cat >"$SCRATCH/lc.conf" <<EOF2
+storage: { path = "$SCRATCH/lstate"; backend = "postgresql"; conninfo = "host=$PG_DIR user=postgres dbname=ndfl application_name=ndflc"; };
+confidence: { threshold = 0.0; };
+executor: { threads = 2; };
+server: { worker_lease = 60; worker_poll = 0.1; socket = "$SCRATCH/lc.sock"; };
+patterns = ( { name = "hold"; type = "sequential";
+    params = { steps = ( { name = "h"; step = "exec"; params = { command = "echo held >> $HLOG; sleep 8"; shell = true; }; } ); }; } );
+EOF2
+"$NDF" -c "$SCRATCH/lc.conf" serve --worker --no-watch 2>"$SCRATCH/lc.log" &
+LC=$!
+# load_of: the live worker's load (empty while it is not registered)
+load_of() {
+    "$NDF" -c "$SCRATCH/lc.conf" workers --json 2>/dev/null |
+        sed -n "s/.*\"pid\":$LC,[^}]*\"load\":\([0-9]*\).*/\1/p"
+}
+t=0
+until [ "$(load_of)" = 0 ] || [ "$t" -ge 300 ]; do sleep 0.05; t=$((t + 1)); done
+expect_exit 0 "submit to a worker with a long lease" -- "$NDF" -c "$SCRATCH/lc.conf" submit hold
+hold=$out
+t=0
+until [ -s "$HLOG" ] || [ "$t" -ge 300 ]; do sleep 0.05; t=$((t + 1)); done
+t=0
+until [ "$(load_of)" = 1 ] || [ "$t" -ge 50 ]; do sleep 0.1; t=$((t + 1)); done
+expect_exit 0 "workers in text" -- "$NDF" -c "$SCRATCH/lc.conf" workers
+expect_match "$(load_of)" '^1$' "workers shows LOAD 1 while it runs (well before the next heartbeat)"
+expect_match "$(printf '%s\n' "$out" | grep " $LC ")" " $LC +2 +1 claiming " "with capacity 2 and load 1"
+expect_exit 0 "it ends" -- "$NDF" -c "$SCRATCH/lc.conf" wait "$hold" --timeout 60
+t=0
+until [ "$(load_of)" = 0 ] || [ "$t" -ge 50 ]; do sleep 0.1; t=$((t + 1)); done
+expect_match "$(load_of)" '^0$' "and LOAD 0 once it ended"
+kill -TERM "$LC"
+wait "$LC" && ok "that worker stopped cleanly" || not_ok "that worker's exit status"
 
 if [ "$fail" -ne 0 ]; then
     for w in 1 2 3; do tail -15 "$SCRATCH/w$w.log" | sed "s/^/#   w$w: /"; done
