@@ -23,6 +23,7 @@
 #define PQLOAD_FUNCS(X)                                                                            \
     X(PQclear)                                                                                     \
     X(PQcmdTuples)                                                                                 \
+    X(PQconsumeInput)                                                                              \
     X(PQconnectdbParams)                                                                           \
     X(PQdb)                                                                                        \
     X(PQerrorMessage)                                                                              \
@@ -32,9 +33,11 @@
     X(PQfinish)                                                                                    \
     X(PQfreemem)                                                                                   \
     X(PQgetResult)                                                                                 \
+    X(PQgetlength)                                                                                 \
     X(PQgetisnull)                                                                                 \
     X(PQgetvalue)                                                                                  \
     X(PQhost)                                                                                      \
+    X(PQnotifies)                                                                                  \
     X(PQntuples)                                                                                   \
     X(PQport)                                                                                      \
     X(PQprepare)                                                                                   \
@@ -44,6 +47,7 @@
     X(PQresultErrorMessage)                                                                        \
     X(PQresultStatus)                                                                              \
     X(PQsetNoticeProcessor)                                                                        \
+    X(PQsocket)                                                                                    \
     X(PQstatus)                                                                                    \
     X(PQtransactionStatus)                                                                         \
     X(PQunescapeBytea)                                                                             \
@@ -72,6 +76,10 @@ int pq_load_from(const char *soname, pq_api *api);
 
 #ifndef PQLOAD_NO_MACROS
 #define PQclear pq_fn.PQclear
+#define PQsocket pq_fn.PQsocket
+#define PQnotifies pq_fn.PQnotifies
+#define PQgetlength pq_fn.PQgetlength
+#define PQconsumeInput pq_fn.PQconsumeInput
 #define PQcmdTuples pq_fn.PQcmdTuples
 #define PQconnectdbParams pq_fn.PQconnectdbParams
 #define PQdb pq_fn.PQdb
