@@ -927,7 +927,7 @@ static int ctl_metrics(ctl *t, int argc, char **argv)
 {
     cmd_metrics_args a;
     int rc = cmd_metrics_options(t->c, argc, argv, &a);
-    if (rc != EXIT_OK)
+    if (rc != EXIT_OK || a.help)
         return rc;
     if (a.interval > 0)
         cmd_signals_arm(NULL);

@@ -457,6 +457,7 @@ int cmd_metrics_options(cmd_ctx *c, int argc, char **argv, cmd_metrics_args *a)
     a->window = 86400;
     a->textfile = NULL;
     a->interval = 0;
+    a->help = 0;
     int o;
     opt_parser p;
     opt_init(&p, argc, argv, opts, OPT_PERMUTE, c->err);
@@ -476,7 +477,7 @@ int cmd_metrics_options(cmd_ctx *c, int argc, char **argv, cmd_metrics_args *a)
             if (cmd_parse_interval(c, "--interval", p.arg, &a->interval))
                 return EXIT_USAGE;
             break;
-        case 'h': return cmd_help(c);
+        case 'h': a->help = 1; return cmd_help(c);
         default: return cmd_bad_usage(c);
         }
     }
@@ -513,7 +514,7 @@ static int cmd_metrics(cmd_ctx *c, int argc, char **argv)
 {
     cmd_metrics_args a;
     int rc = cmd_metrics_options(c, argc, argv, &a);
-    if (rc != EXIT_OK)
+    if (rc != EXIT_OK || a.help)
         return rc;
     if (a.interval > 0)
         cmd_signals_arm(NULL);

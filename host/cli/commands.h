@@ -278,6 +278,7 @@ typedef struct cmd_metrics_args {
     double window;        /* seconds of kept executions counted; 0: all */
     const char *textfile; /* NULL: standard output */
     double interval;      /* > 0: write the textfile again every this many seconds */
+    int help;             /* --help was given and answered: do nothing more */
 } cmd_metrics_args;
 
 /* Parses `ndf metrics`'s options (also `ndf ctl metrics`'s) into *a.

@@ -193,6 +193,21 @@ expect_match "$(cat "$SCRATCH/tf/srv.prom")" '^ndf_server_up 0$' "and leaves ndf
 expect_match "$(grep -c 'no ndf server' "$SCRATCH/serve2.log")" '^0$' \
     "without complaining of its own socket coming and going"
 
+# ---- --help answers and does nothing else ----
+# A store that cannot be opened: a command that went on after its help
+# would fail (exit 8) or say so.
+touch "$SCRATCH/notadir"
+sed "s|path = \"$SCRATCH/state\"|path = \"$SCRATCH/notadir/state\"|" "$CONF" >"$SCRATCH/nostore.conf"
+for args in "metrics" "ctl metrics" "runs" "status" "logs" "analytics" "cleanup" "backup" \
+    "reset-stats" "export" "run" "batch"; do
+    # shellcheck disable=SC2086
+    out=$("$NDF" -c "$SCRATCH/nostore.conf" $args --help 2>"$SCRATCH/help.err")
+    rc=$?
+    [ "$rc" -eq 0 ] && [ ! -s "$SCRATCH/help.err" ] && case $out in Usage*) true ;; *) false ;; esac &&
+        ok "ndf $args --help: the usage, exit 0, nothing else" ||
+        not_ok "ndf $args --help: exit $rc, stderr '$(head -c 200 "$SCRATCH/help.err")'"
+done
+
 # ---- one error style ----
 # A sample of refusals from several commands and layers: each line is
 # "ndf: COMMAND: message".
