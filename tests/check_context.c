@@ -344,6 +344,20 @@ START_TEST(test_json_hostile)
     ck_assert_int_eq(context_from_json(deep, "deep.json", &c), NDF_ERR_INVALID);
     ck_assert(strncmp(err_msg(), "deep.json: invalid JSON at line 1, column ", 42) == 0);
     free(deep);
+    /* at most CONTEXT_MAX_ATTRS attributes: each one added checks the
+     * names before it, so a hostile count would cost its square; the count
+     * is refused before any is added */
+    strbuf many;
+    sb_init(&many);
+    sb_puts(&many, "{\"attributes\": {");
+    for (int i = 0; i <= CONTEXT_MAX_ATTRS; i++)
+        sb_printf(&many, "%s\"k%d\": %d", i ? ", " : "", i, i);
+    sb_puts(&many, "}}");
+    c = (ndf_context *)1;
+    ck_assert_int_eq(context_from_json(many.buf, "many.json", &c), NDF_ERR_INVALID);
+    ck_assert_ptr_null(c);
+    ck_assert_str_eq(err_msg(), "many.json: 10001 attributes; a context holds at most 10000");
+    sb_free(&many);
 }
 END_TEST
 

@@ -347,6 +347,12 @@ int context_from_json(const char *text, const char *origin, ndf_context **out)
                 rc = err_set(NDF_ERR_INVALID, "%s: 'attributes' must be an object", origin);
                 goto done;
             }
+            int nattrs = cJSON_GetArraySize(m);
+            if (nattrs > CONTEXT_MAX_ATTRS) {
+                rc = err_set(NDF_ERR_INVALID, "%s: %d attributes; a context holds at most %d",
+                             origin, nattrs, CONTEXT_MAX_ATTRS);
+                goto done;
+            }
             const cJSON *a;
             cJSON_ArrayForEach(a, m)
             {

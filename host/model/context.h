@@ -61,6 +61,10 @@ int context_from_json(const char *text, const char *origin, ndf_context **out);
  * endless pipe cannot exhaust memory). */
 #define CONTEXT_MAX_FILE ((size_t)16 << 20)
 #define CONTEXT_MAX_FILE_TEXT "16 MiB"
+/* The most attributes a JSON context may carry: a context is a handful of
+ * facts, and a bound keeps a hostile one (sent to a server, or queued for
+ * every worker to parse) from costing more than a moment. */
+#define CONTEXT_MAX_ATTRS 10000
 int context_from_json_file(const char *path, ndf_context **out);
 /* Appends the context as a JSON object. */
 struct strbuf;
