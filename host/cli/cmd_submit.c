@@ -41,11 +41,13 @@ static const char submit_usage[] =
     "\n" CTXOPT_HELP;
 
 /* A pattern name as a queue carries it: what a definition could be named,
- * never a control byte a terminal would act on when it is listed. */
+ * never a control byte a terminal would act on when it is listed, and
+ * UTF-8, as the store keeps it (PostgreSQL would store another name that no
+ * worker could claim). */
 static int name_ok(const char *s)
 {
     size_t n = strlen(s);
-    if (n == 0 || n > 256)
+    if (n == 0 || n > 256 || !utf8_valid(s, n))
         return 0;
     for (const unsigned char *q = (const unsigned char *)s; *q; q++)
         if (*q < 0x20 || *q == 0x7f)
@@ -107,8 +109,12 @@ static int cmd_submit(cmd_ctx *c, int argc, char **argv)
     }
     const char *name = p.operands[0];
     if (!name_ok(name)) {
-        cmd_error(c, "'%s' cannot be a pattern's name (1 to 256 bytes, no control characters)\n",
-                  name);
+        char *shown = term_safe(name);
+        cmd_error(c,
+                  "'%s' cannot be a pattern's name (1 to 256 bytes of UTF-8, no control "
+                  "characters)\n",
+                  shown);
+        free(shown);
         rc = EXIT_USAGE;
         goto out;
     }

@@ -63,6 +63,8 @@ expect_exit 2 "workers on an SQLite store exits 2" -- "$NDF" -c "$SCRATCH/lite.c
 expect_exit 2 "a bad --queue-priority" -- "$NDF" -c "$SCRATCH/lite.conf" submit seq3 --queue-priority x
 expect_exit 2 "no pattern" -- "$NDF" -c "$SCRATCH/lite.conf" submit
 expect_exit 2 "a control character in the name" -- "$NDF" -c "$SCRATCH/lite.conf" submit "$(printf 'a\033b')"
+expect_exit 2 "a name that is not UTF-8" -- "$NDF" -c "$SCRATCH/lite.conf" submit "$(printf 'a\377b')"
+expect_match "$err" "cannot be a pattern's name .*UTF-8" "says why"
 
 # a worker needs the shared store; a server that is no worker cannot drain
 expect_exit 2 "serve --worker on an SQLite store exits 2" -- \
