@@ -565,12 +565,6 @@ static void status_text(FILE *out, store *s, const store_exec *e, const store_ex
                 store_status_name(kids[i].status));
 }
 
-static int cmp_size(const void *a, const void *b)
-{
-    size_t x = *(const size_t *)a, y = *(const size_t *)b;
-    return x < y ? -1 : x > y;
-}
-
 /* The bytes each result and stream of `e` may put in its JSON: at most
  * RECORD_JSON_OUTPUT, and, as record_to_json does, less when they would
  * add up to more than RECORD_JSON_TOTAL (the largest cut to one share,
@@ -589,14 +583,7 @@ static size_t json_share(const store_exec *e)
                 total += v[nv++];
             }
     }
-    size_t c = RECORD_JSON_OUTPUT;
-    if (total > RECORD_JSON_TOTAL) {
-        qsort(v, nv, sizeof *v, cmp_size);
-        size_t left = RECORD_JSON_TOTAL, i = 0;
-        while (i < nv && v[i] <= left / (nv - i))
-            left -= v[i++];
-        c = i < nv ? left / (nv - i) : RECORD_JSON_OUTPUT;
-    }
+    size_t c = record_json_share(v, nv, total);
     free(v);
     return c ? c : 1;
 }

@@ -847,21 +847,25 @@ static int cmp_size(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+size_t record_json_share(size_t *v, size_t n, size_t total)
+{
+    if (total <= RECORD_JSON_TOTAL)
+        return RECORD_JSON_OUTPUT;
+    /* water-filling: the smallest parts fit whole while the rest, sharing
+     * what is left equally, get at least as much */
+    qsort(v, n, sizeof *v, cmp_size);
+    size_t left = RECORD_JSON_TOTAL, i = 0;
+    while (i < n && v[i] <= left / (n - i))
+        left -= v[i++];
+    return i < n ? left / (n - i) : RECORD_JSON_OUTPUT;
+}
+
 /* The cap for the parts under `root`.  Caller holds the record lock. */
 static size_t json_cap(const ndf_exec *root)
 {
     size_t *v = NULL, nv = 0, cap = 0;
     size_t total = part_sizes(root, &v, &nv, &cap);
-    size_t c = RECORD_JSON_OUTPUT;
-    if (total > RECORD_JSON_TOTAL) {
-        /* water-filling: the smallest parts fit whole while the rest,
-         * sharing what is left equally, get at least as much */
-        qsort(v, nv, sizeof *v, cmp_size);
-        size_t left = RECORD_JSON_TOTAL, i = 0;
-        while (i < nv && v[i] <= left / (nv - i))
-            left -= v[i++];
-        c = i < nv ? left / (nv - i) : RECORD_JSON_OUTPUT;
-    }
+    size_t c = record_json_share(v, nv, total);
     free(v);
     return c;
 }

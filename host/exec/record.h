@@ -36,6 +36,12 @@ struct executor;
  * times this plus its fixed fields however many nodes it has; the record
  * then says how many bytes the bound left out ("output_omitted"). */
 #define RECORD_JSON_TOTAL (1024u * 1024u)
+/* The share each of the `n` parts `v` (their sizes, each at most
+ * RECORD_JSON_OUTPUT, adding up to `total`) may keep under
+ * RECORD_JSON_TOTAL: RECORD_JSON_OUTPUT when they fit, else the largest
+ * share that lets the smaller parts stay whole.  Sorts `v`.  Also used for
+ * a stored execution's JSON (ndf status --json). */
+size_t record_json_share(size_t *v, size_t n, size_t total);
 
 /* The newest bytes of a stream kept raw in memory: a limit above it keeps
  * the older part compressed in a spill file (tailbuf.z, base/ztail.h), so
