@@ -999,17 +999,8 @@ static iworker *worker_start(ikey *k, const char *program)
     static atomic_ulong wseq;
     char token[48];
     snprintf(token, sizeof token, "%ld.w%lu", (long)getpid(), atomic_fetch_add(&wseq, 1) + 1);
-    size_t nenv = 0;
-    while (environ[nenv])
-        nenv++;
-    char **envp = xcalloc(nenv + 2, sizeof *envp);
-    size_t m = 0;
-    for (size_t i = 0; i < nenv; i++)
-        if (strncmp(environ[i], "NDF_STEP=", 9) != 0)
-            envp[m++] = environ[i];
-    char *tokvar = xasprintf("NDF_STEP=%s", token);
-    envp[m++] = tokvar;
-    envp[m] = NULL;
+    char *tokvar;
+    char **envp = scanner_env_token(token, &tokvar);
     /* What a worker's steps leave behind when it dies comes to this
      * process, where worker_escapees looks for it. */
     process_become_subreaper();

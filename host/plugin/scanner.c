@@ -227,6 +227,22 @@ int scanner_spawn(char *const argv[], const int *fds, int nfds, int quiet, pid_t
     return scanner_spawn_env(argv, fds, nfds, quiet, environ, pid);
 }
 
+char **scanner_env_token(const char *token, char **var)
+{
+    size_t nenv = 0;
+    while (environ[nenv])
+        nenv++;
+    char **envp = xcalloc(nenv + 2, sizeof *envp);
+    size_t m = 0;
+    for (size_t i = 0; i < nenv; i++)
+        if (strncmp(environ[i], "NDF_STEP=", 9) != 0)
+            envp[m++] = environ[i];
+    *var = xasprintf("NDF_STEP=%s", token);
+    envp[m++] = *var;
+    envp[m] = NULL;
+    return envp;
+}
+
 int scanner_spawn_env(char *const argv[], const int *fds, int nfds, int quiet, char *const envp[],
                       pid_t *pid)
 {
@@ -320,17 +336,8 @@ scan_verdict scanner_scan(const char *file, const char *hash, const struct stat 
     static atomic_ulong scans;
     char token[48];
     snprintf(token, sizeof token, "%ld.s%lu", (long)getpid(), atomic_fetch_add(&scans, 1) + 1);
-    size_t nenv = 0;
-    while (environ[nenv])
-        nenv++;
-    char **envp = xcalloc(nenv + 2, sizeof *envp);
-    size_t m = 0;
-    for (size_t i = 0; i < nenv; i++)
-        if (strncmp(environ[i], "NDF_STEP=", 9) != 0)
-            envp[m++] = environ[i];
-    char *tokvar = xasprintf("NDF_STEP=%s", token);
-    envp[m++] = tokvar;
-    envp[m] = NULL;
+    char *tokvar;
+    char **envp = scanner_env_token(token, &tokvar);
     pid_t pid = 0;
     int e = scanner_spawn_env(argv, &pfd[1], 1, 1, envp, &pid);
     free(tokvar);

@@ -72,6 +72,11 @@ scan_verdict scanner_scan(const char *file, const char *hash, const struct stat 
 /* The verdict file of `hash` in `verdict_dir`; caller frees. */
 char *scanner_verdict_path(const char *verdict_dir, const char *hash);
 
+/* environ without its NDF_STEP, plus "NDF_STEP=token" (in *var): the
+ * token a child carries and whatever it starts inherits.  The caller frees
+ * the array and *var, not the strings of environ. */
+char **scanner_env_token(const char *token, char **var);
+
 /* Starts `argv` (argv[0] is the program) the way the scanner starts its
  * child, for the other helpers that run the ndf program itself (the step
  * workers): stdin from /dev/null, stdout and stderr to /dev/null when
