@@ -1075,6 +1075,12 @@ static char *bound_item(pg_store *s, const char *id, long long *generation)
     return qid;
 }
 
+/* Binds a claimed item to the execution that runs it, only while the
+ * claim's generation is current: the writer does it in the execution's
+ * RUNNING transaction, queue_start on its own. */
+#define Q_NOTE_START                                                                               \
+    "UPDATE queue SET exec_id = $3 WHERE id = $1 AND generation = $2 AND state = 'CLAIMED'"
+
 /* A bound execution's start, noted on its item in the transaction that
  * records it RUNNING (one commit per start): a worker taking the item over
  * after the lease expired finds what ran so far.  NDF_ERR_CANCELLED, the
@@ -1087,10 +1093,7 @@ static int note_item_start(pg_store *s, char *qid, long long generation, const c
     p_int(&p, generation);
     p_text(&p, exec_id);
     PGresult *r;
-    int rc = wsql_run(s,
-                      "UPDATE queue SET exec_id = $3 WHERE id = $1 AND generation = $2"
-                      " AND state = 'CLAIMED'",
-                      &p, &r, "cannot note a queued execution's start");
+    int rc = wsql_run(s, Q_NOTE_START, &p, &r, "cannot note a queued execution's start");
     if (rc)
         return rc;
     long changed = strtol(PQcmdTuples(r), NULL, 10);
@@ -3019,10 +3022,7 @@ static int pg_q_start(store *st, const char *id, long long generation, const cha
     p_int(&p, generation);
     p_text(&p, exec_id);
     PGresult *r;
-    int rc = rquery_locked(s,
-                           "UPDATE queue SET exec_id = $3 WHERE id = $1 AND generation = $2"
-                           " AND state = 'CLAIMED'",
-                           &p, &r, "cannot note a queued execution's start");
+    int rc = rquery_locked(s, Q_NOTE_START, &p, &r, "cannot note a queued execution's start");
     if (rc)
         return rc;
     long changed = strtol(PQcmdTuples(r), NULL, 10);
