@@ -35,6 +35,9 @@ static const char serve_usage[] =
     "                     before they are cancelled (default 30)\n"
     "  --debounce SECONDS quiet time after a plugin file changes before the\n"
     "                     reload (default 0.2)\n"
+    "  --removal-grace SECONDS\n"
+    "                     how long a deleted plugin file may take to come back\n"
+    "                     before its plugin is retired (default 1)\n"
     "  --no-watch         do not watch the plugin directories (inotify)\n"
     "  --worker           also claim and run the executions queued in the shared\n"
     "                     store (storage.backend = \"postgresql\"; 'ndf submit'),\n"
@@ -184,6 +187,7 @@ static int cmd_serve(cmd_ctx *c, int argc, char **argv)
     static const opt_spec opts[] = {{"socket", 0, OPT_REQUIRED, 's'},
                                     {"grace", 0, OPT_REQUIRED, 'g'},
                                     {"debounce", 0, OPT_REQUIRED, 'd'},
+                                    {"removal-grace", 0, OPT_REQUIRED, 'R'},
                                     {"no-watch", 0, OPT_NONE, 'W'},
                                     {"worker", 0, OPT_NONE, 'w'},
                                     {"metrics-textfile", 0, OPT_REQUIRED, 'm'},
@@ -194,6 +198,7 @@ static int cmd_serve(cmd_ctx *c, int argc, char **argv)
     server_opts so = {.grace = 30,
                       .watch = 1,
                       .debounce = 0.2,
+                      .removal_grace = 1.0,
                       .run_command = run_served,
                       .opaque = c,
                       .exit_code = exit_code_for,
@@ -214,6 +219,10 @@ static int cmd_serve(cmd_ctx *c, int argc, char **argv)
             break;
         case 'd':
             if (cmd_parse_seconds(c, "--debounce", p.arg, &so.debounce))
+                return EXIT_USAGE;
+            break;
+        case 'R':
+            if (cmd_parse_seconds(c, "--removal-grace", p.arg, &so.removal_grace))
                 return EXIT_USAGE;
             break;
         case 'W': so.watch = 0; break;

@@ -34,7 +34,6 @@
 #include "store/history.h"
 #include "base/util.h"
 
-#define REMOVAL_GRACE 1.0 /* s: quiet time after a plugin file went away */
 #define DEFS_CHECK_S 1.0 /* s: how often the loop looks for run-time changes made one-shot */
 #define TICK_MS 100       /* housekeeping: reap runs and generations, unload plugins */
 
@@ -796,11 +795,12 @@ static void loop(server *s)
             break;
         if (s->w && (pf[2].revents & POLLIN)) {
             int seen = watch_read(s->w);
-            /* A file that went away gets a second to come back before its
+            /* A file that went away gets a while to come back before its
              * plugin is retired, so an unlink-then-create install does not
              * take its patterns away for a moment. */
-            double quiet = seen == WATCH_REMOVED && s->o.debounce < REMOVAL_GRACE ? REMOVAL_GRACE
-                                                                                  : s->o.debounce;
+            double quiet = seen == WATCH_REMOVED && s->o.debounce < s->o.removal_grace
+                               ? s->o.removal_grace
+                               : s->o.debounce;
             if (seen && now_mono() + quiet > debounce_at)
                 debounce_at = now_mono() + quiet;
         }

@@ -44,6 +44,7 @@ typedef struct server_opts {
     double grace;            /* SIGTERM: seconds running executions get to finish */
     int watch;               /* reload plugins when their directories change (inotify) */
     double debounce;         /* seconds of quiet after a change before reloading */
+    double removal_grace;    /* seconds a deleted plugin file may take to come back */
 
     const server_command *commands;
     size_t ncommands;

@@ -42,7 +42,7 @@ write_conf "sleep_ms = 2.0;" nop
 export NDF_CONFIG=$CONF
 cp "$FIX/reload_v1.so" "$WATCH/reload.so"
 
-"$NDF" serve --grace 20 --debounce 0.05 2>"$SCRATCH/serve.log" &
+"$NDF" serve --grace 20 --debounce 0.05 --removal-grace 3 2>"$SCRATCH/serve.log" &
 SERVER=$!
 for i in $(seq 1 100); do
     "$NDF" ctl ping >/dev/null 2>&1 && break
@@ -284,10 +284,10 @@ wait_version 1 && ok "the retried build serves" || not_ok "ctl reload did not re
 
 # ---- a removed plugin ----
 rm "$WATCH/reload.so"
-sleep 0.1 # past the 0.05 s debounce, well inside the 1 s grace (slow under TSan)
+sleep 0.1 # past the 0.05 s debounce, well inside the 3 s --removal-grace (slow under TSan)
 ctl run nop >/dev/null 2>&1 && [ -n "$(serving)" ] && ok "a removed file gets a grace period (an installer may be replacing it)" \
     || not_ok "the plugin went away at once"
-for t in $(seq 1 60); do ctl run probe >/dev/null 2>&1 || break; sleep 0.05; done
+for t in $(seq 1 200); do ctl run probe >/dev/null 2>&1 || break; sleep 0.05; done
 expect_exit 3 "the removed plugin's pattern is gone" -- ctl run probe
 expect_match "$(cat "$SCRATCH/serve.log")" "unknown pattern type 'reload_seq'" "the log says why it no longer validates"
 expect_exit 0 "other patterns still run" -- ctl run nop
