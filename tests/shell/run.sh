@@ -133,9 +133,12 @@ expect_exit 1 "and again, below its threshold now" -- $R run quiet
 expect_no_match "$err" "running it anyway" "without a word"
 
 start=$(date +%s)
-expect_exit 5 "a hung process tree times out with exit 5" -- $R run hangs --timeout 0.5
+# 2 s: the tree must have written its pid before the deadline, or the
+# check below would look at /proc//stat
+expect_exit 5 "a hung process tree times out with exit 5" -- $R run hangs --timeout 2
 expect_match "$err" 'killed by signal 15 \(timeout\)' "the step was stopped with SIGTERM"
 pid=$(cat "$SCRATCH/pid")
+[ -n "$pid" ] || not_ok "the tree wrote no pid within 2 s"
 state=$(sed 's/.*) \(.\).*/\1/' "/proc/$pid/stat" 2>/dev/null || echo gone)
 expect_match "$state" '^(gone|Z|X)$' "the backgrounded child did not survive"
 [ $(($(date +%s) - start)) -lt 10 ] && ok "it did not wait for the tree" || not_ok "it waited"
