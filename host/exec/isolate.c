@@ -25,6 +25,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -705,6 +706,15 @@ static void worker_reap(iworker *w, strbuf *sb)
     siginfo_t si;
     double until = now_mono() + 0.5;
     int done = 0;
+    /* A pidfd turns readable the moment the worker ends: the crash is
+     * reported (and the next call served) when the kernel has torn the
+     * worker down, not at the next tick of a sleeping poll, which costs
+     * a scheduler round trip each on a loaded machine. */
+#ifdef SYS_pidfd_open
+    int pfd = (int)syscall(SYS_pidfd_open, w->pid, 0);
+#else
+    int pfd = -1;
+#endif
     while (!done && now_mono() < until) {
         memset(&si, 0, sizeof si);
         int r = waitid(P_PID, (id_t)w->pid, &si, WEXITED | WNOHANG | WNOWAIT);
@@ -712,11 +722,20 @@ static void worker_reap(iworker *w, strbuf *sb)
             done = 1;
         else if (r < 0 && errno != EINTR)
             break;
-        else {
+        else if (pfd >= 0) {
+            struct pollfd p = {pfd, POLLIN, 0};
+            int ms = (int)((until - now_mono()) * 1e3) + 1;
+            if (poll(&p, 1, ms > 0 ? ms : 0) < 0 && errno != EINTR) {
+                close(pfd);
+                pfd = -1;
+            }
+        } else {
             struct timespec ts = {0, 1000000};
             nanosleep(&ts, NULL);
         }
     }
+    if (pfd >= 0)
+        close(pfd);
     close(w->fd);
     w->fd = -1;
     kill(-w->pid, SIGKILL);
