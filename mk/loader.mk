@@ -39,8 +39,9 @@ tests_fixtures_scan_fini_segv_la_LDFLAGS = $(FIXTURE_LINK_FLAGS)
 tests_fixtures_scan_init_daemon_la_SOURCES = tests/fixtures/scan_bad.c
 tests_fixtures_scan_init_daemon_la_CFLAGS = $(PLUGIN_CFLAGS) -DSCAN_BAD=5
 tests_fixtures_scan_init_daemon_la_LDFLAGS = $(FIXTURE_LINK_FLAGS)
-TESTS += tests/shell/scan.sh
-EXTRA_DIST += tests/shell/scan.sh tests/bench/bench_scan.sh
+# scan_pg.sh SKIPs without a PostgreSQL server or libpq (pglib.sh)
+TESTS += tests/shell/scan.sh tests/shell/scan_pg.sh
+EXTRA_DIST += tests/shell/scan.sh tests/shell/scan_pg.sh tests/bench/bench_scan.sh
 BENCHMARKS += tests/bench/bench_scan.sh
 
 tests_fixtures_nonconforming_la_SOURCES = tests/fixtures/nonconforming.c

@@ -467,6 +467,83 @@ START_TEST(table_has_the_1_2_members)
 }
 END_TEST
 
+/* ---- the CPU time of an in-process step call ---- */
+
+static double thread_cpu(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Its instance: milliseconds of thread CPU to burn (> 0) or of sleep (< 0);
+ * 0 returns at once. */
+static int cpu_run(const ndf_host *h, ndf_exec *n, const ndf_value *p, void *inst)
+{
+    (void)h, (void)n, (void)p;
+    long ms = *(const long *)inst;
+    if (ms > 0) {
+        double until = thread_cpu() + (double)ms / 1e3;
+        while (thread_cpu() < until)
+            ;
+    } else if (ms < 0) {
+        msleep((int)-ms);
+    }
+    return NDF_OK;
+}
+static const ndf_step_def cpu_def = {.size = sizeof(ndf_step_def), .name = "cpu", .run = cpu_run};
+
+/* One call with `ms`; returns the node's thread CPU figure and its wall
+ * time in *wall. */
+static double cpu_call(ndf_step *st, long *inst, long ms, double *wall)
+{
+    *inst = ms;
+    ndf_exec *n = node_new(R->root, NDF_NODE_STEP, "c");
+    double t0 = now_mono();
+    ck_assert_int_eq(H->run_step(n, st, 0), NDF_OK);
+    *wall = now_mono() - t0;
+    ck_assert_uint_eq(n->usage.sources & USAGE_THREAD, USAGE_THREAD);
+    return n->usage.thread_cpu_s;
+}
+
+START_TEST(step_cpu_exact_when_long_bounded_when_short)
+{
+    long inst = 0;
+    ndf_step *st = fx_step(&cpu_def, &inst);
+    double wall, cpu;
+    /* A first call is measured with the thread clock: a 40 ms sleep is
+     * charged (almost) nothing, not its wall time. */
+    cpu = cpu_call(st, &inst, -40, &wall);
+    ck_assert_msg(cpu < 0.01, "a sleeping first call charged %.6f s (wall %.6f)", cpu, wall);
+    ck_assert_int_eq(atomic_load(&st->cpu_short), 0);
+    /* A long call after a long one: exact, 30 ms of CPU burnt. */
+    cpu = cpu_call(st, &inst, 30, &wall);
+    ck_assert_msg(cpu >= 0.030 && cpu <= wall + 1e-4, "30 ms burnt, charged %.6f s (wall %.6f)",
+                  cpu, wall);
+    /* A short call: the next is expected short and timed by wall alone,
+     * charged at most its wall time and never more than the threshold. */
+    cpu_call(st, &inst, 0, &wall);
+    ck_assert_int_eq(atomic_load(&st->cpu_short), 1);
+    cpu = cpu_call(st, &inst, 0, &wall);
+    ck_assert_msg(cpu >= 0 && cpu < 1e-3 && cpu <= wall, "a no-op charged %.6f s", cpu);
+    ck_assert_int_eq(atomic_load(&st->cpu_short), 1);
+    /* Expected short, ran long sleeping: charged the thread's CPU since
+     * its last reading (little: it slept), not its 40 ms of wall; then
+     * the next call is measured exactly again. */
+    cpu = cpu_call(st, &inst, -40, &wall);
+    ck_assert_msg(cpu < 0.01 && cpu <= wall, "a mispredicted sleep charged %.6f s (wall %.6f)",
+                  cpu, wall);
+    ck_assert_int_eq(atomic_load(&st->cpu_short), 0);
+    /* Expected short, ran long burning: at least what it burnt. */
+    cpu_call(st, &inst, 0, &wall);
+    ck_assert_int_eq(atomic_load(&st->cpu_short), 1);
+    cpu = cpu_call(st, &inst, 20, &wall);
+    ck_assert_msg(cpu >= 0.020 && cpu <= wall + 1e-4,
+                  "a mispredicted 20 ms burn charged %.6f s (wall %.6f)", cpu, wall);
+    fx_step_free(st);
+}
+END_TEST
+
 static Suite *services_suite(void)
 {
     Suite *s = suite_create("services");
@@ -484,6 +561,7 @@ static Suite *services_suite(void)
     tcase_add_test(tc, no_step_starts_past_the_lease_deadline);
     tcase_add_test(tc, spawn_capture);
     tcase_add_test(tc, table_has_the_1_2_members);
+    tcase_add_test(tc, step_cpu_exact_when_long_bounded_when_short);
     suite_add_tcase(s, tc);
     return s;
 }

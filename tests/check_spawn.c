@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "model/context.h"
+#include "exec/cgroup.h"
 #include "exec/process.h"
 #include "exec/record.h"
 #include "exec/services.h"
@@ -213,6 +214,58 @@ START_TEST(leftovers_stopped)
 }
 END_TEST
 
+/* The CPU seconds of the step's processes on `n`. */
+static double child_cpu(const ndf_exec *n)
+{
+    return n->usage.child_user_s + n->usage.child_sys_s;
+}
+
+/* A daemon that left the step's group burns ~0.15 s of CPU (100,000 rounds
+ * of shell arithmetic), says so, and lingers; the step waits for the word
+ * and ends.  `linger` 0: the daemon ends by itself before the step. */
+static double escapee_cpu(int linger)
+{
+    char dir[] = "/tmp/ndf-check-spawn.XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    char *script = xasprintf("setsid sh -c 'i=0; while [ $i -lt 100000 ]; do i=$((i + 1)); done; "
+                             "echo x > %s/burnt; %s' & while [ ! -s %s/burnt ]; do sleep 0.05; "
+                             "done; sleep %s",
+                             dir, linger ? "exec sleep 100" : "exit 0", dir, linger ? "0" : "0.3");
+    const char *argv[] = {"sh", "-c", script, NULL};
+    ndf_exec *n = node_new(rec->root, NDF_NODE_STEP, "s");
+    ck_assert_int_eq(run(n, argv, NULL, NULL), NDF_OK);
+    ck_assert_uint_eq(n->usage.sources & USAGE_CHILD, USAGE_CHILD);
+    double cpu = child_cpu(n);
+    char *f = xasprintf("%s/burnt", dir);
+    unlink(f);
+    free(f);
+    rmdir(dir);
+    free(script);
+    return cpu;
+}
+
+START_TEST(escaped_daemon_cpu_counted)
+{
+    /* Stopped and reaped by the step's end: its wait4 figures are added
+     * (the step's own shell only sleeps). */
+    double cpu = escapee_cpu(1);
+    ck_assert_msg(cpu >= 0.08, "the escaped daemon's CPU is not the step's: %.3f s", cpu);
+}
+END_TEST
+
+START_TEST(escaped_daemon_ended_cpu_in_cgroup)
+{
+    /* Ended by itself before the step: reaped as an anonymous orphan, so
+     * only a step cgroup sees what it used. */
+    if (!cgroup_base()) {
+        fprintf(stderr, "# SKIP no delegated cgroup2 tree: the cgroup CPU figure is not tested\n");
+        return;
+    }
+    double cpu = escapee_cpu(0);
+    ck_assert_msg(cpu >= 0.08, "the cgroup's CPU figure misses the daemon: %.3f s", cpu);
+}
+END_TEST
+
 static void *cancel_later(void *arg)
 {
     struct timespec ts = {0, 200 * 1000 * 1000};
@@ -313,6 +366,8 @@ static Suite *suite(void)
     tcase_add_test(tc, cancelled);
     tcase_add_test(tc, many_threads);
     tcase_add_test(tc, expand_templates);
+    tcase_add_test(tc, escaped_daemon_cpu_counted);
+    tcase_add_test(tc, escaped_daemon_ended_cpu_in_cgroup);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -212,19 +212,15 @@ static int load_plugins(runtime *rt)
 {
     if (rt->ld)
         return NDF_OK;
-    /* Verdicts are kept beside the store: they must outlive a reboot,
-     * which the runtime directory (the plugin cache) may not. */
-    char *verdicts = xasprintf("%s/plugin-verdicts", rt->cfg->set.storage_path);
     loader_opts lo = {
         .host = &host_services,
         .cache_dir = rt->cfg->set.cache_dir,
         .allow_insecure = rt->cfg->set.allow_insecure,
         .no_scan = !rt->cfg->set.scan_plugins,
-        .verdict_dir = verdicts,
+        .verdict_dir = rt->cfg->set.verdict_dir,
         .scan_timeout = rt->cfg->set.scan_timeout,
     };
     rt->ld = loader_new(&lo);
-    free(verdicts);
     /* Before any pattern binds a step: the binding decides where it runs. */
     const settings *set = &rt->cfg->set;
     isolate_opts io = {

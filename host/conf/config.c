@@ -158,6 +158,7 @@ void settings_default(settings *s)
     s->cache_dir = NULL;
     s->scan_plugins = 1;
     s->scan_timeout = 0;
+    s->verdict_dir = NULL;
     s->isolation = 0;
     s->isolate = s->trust = NULL;
     s->nisolate = s->ntrust = 0;
@@ -203,6 +204,7 @@ void settings_free(settings *s)
     free_names(&s->isolate, &s->nisolate);
     free_names(&s->trust, &s->ntrust);
     free(s->cache_dir);
+    free(s->verdict_dir);
     free(s->socket_path);
     free(s->socket_group);
     free(s->patterns_dir);
@@ -455,6 +457,7 @@ static const key_def plugins_keys[] = {
     {"cache_dir", KT_PATH, 0, 0, 0, OFF(cache_dir)},
     {"scan", KT_BOOL, 0, 0, 0, OFF(scan_plugins)},
     {"scan_timeout", KT_NUM, 0, 3600, 1, OFF(scan_timeout)},
+    {"verdict_dir", KT_PATH, 0, 0, 0, OFF(verdict_dir)},
     {"isolation", KT_ISOLATION, 0, 0, 0, OFF(isolation)},
     {"isolate", KT_NAMES, 0, 0, 0, OFF(isolate)},
     {"trust", KT_NAMES, 0, 0, 0, OFF(trust)},
@@ -1888,6 +1891,8 @@ void settings_to_json(const settings *s, strbuf *sb)
     sb_json_str(sb, s->cache_dir);
     sb_printf(sb, ",\"scan\":%s,\"scan_timeout\":", s->scan_plugins ? "true" : "false");
     sb_json_num(sb, s->scan_timeout, 0);
+    sb_puts(sb, ",\"verdict_dir\":");
+    sb_json_str(sb, s->verdict_dir);
     sb_printf(sb, ",\"isolation\":\"%s\",\"isolate\":[",
               s->isolation == 1 ? "none" : s->isolation == 2 ? "process" : "auto");
     for (size_t i = 0; i < s->nisolate; i++) {

@@ -47,6 +47,7 @@ typedef struct settings {
     char *cache_dir;             /* private copies of loaded plugins */
     int scan_plugins;            /* load a new build in the plugin scanner first */
     double scan_timeout;         /* seconds a scan may take; 0: $NDF_SCAN_TIMEOUT or 10 */
+    char *verdict_dir;           /* where scan verdicts are kept; NULL: the state dir's */
     int isolation;               /* 0 "auto", 1 "none", 2 "process" (isolate_mode's values) */
     char **isolate;              /* plugin or step names whose steps run in a worker */
     size_t nisolate;

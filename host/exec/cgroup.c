@@ -217,6 +217,29 @@ int cgroup_populated(cgroup *cg)
     return populated;
 }
 
+int cgroup_cpu(cgroup *cg, double *user_s, double *sys_s)
+{
+    char *p = xasprintf("%s/cpu.stat", cg->path);
+    FILE *f = fopen(p, "re");
+    free(p);
+    if (!f)
+        return -1;
+    char line[128];
+    int have = 0;
+    unsigned long long v;
+    while (fgets(line, sizeof line, f)) {
+        if (sscanf(line, "user_usec %llu", &v) == 1) {
+            *user_s = (double)v / 1e6;
+            have |= 1;
+        } else if (sscanf(line, "system_usec %llu", &v) == 1) {
+            *sys_s = (double)v / 1e6;
+            have |= 2;
+        }
+    }
+    fclose(f);
+    return have == 3 ? 0 : -1;
+}
+
 int cgroup_signal(cgroup *cg, int sig)
 {
     if (sig == SIGKILL && cg_write(cg, "cgroup.kill", "1") == 0)

@@ -49,6 +49,13 @@ void cgroup_free(cgroup *cg);
  * could not be moved into. */
 void cgroup_release(cgroup *cg, int reuse);
 
+/* The CPU seconds used by every process that was ever in `cg` (cpu.stat's
+ * user_usec and system_usec: the whole tree, escaped daemons and processes
+ * that ended by themselves included; a kept cgroup's count goes on, so a
+ * caller takes the difference of two readings).  0, or -1 when it cannot
+ * be read. */
+int cgroup_cpu(cgroup *cg, double *user_s, double *sys_s);
+
 /* The path of `cg`'s directory, for messages and tests. */
 const char *cgroup_path(const cgroup *cg);
 

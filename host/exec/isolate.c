@@ -25,6 +25,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -705,6 +706,15 @@ static void worker_reap(iworker *w, strbuf *sb)
     siginfo_t si;
     double until = now_mono() + 0.5;
     int done = 0;
+    /* A pidfd turns readable the moment the worker ends: the crash is
+     * reported (and the next call served) when the kernel has torn the
+     * worker down, not at the next tick of a sleeping poll, which costs
+     * a scheduler round trip each on a loaded machine. */
+#ifdef SYS_pidfd_open
+    int pfd = (int)syscall(SYS_pidfd_open, w->pid, 0);
+#else
+    int pfd = -1;
+#endif
     while (!done && now_mono() < until) {
         memset(&si, 0, sizeof si);
         int r = waitid(P_PID, (id_t)w->pid, &si, WEXITED | WNOHANG | WNOWAIT);
@@ -712,11 +722,20 @@ static void worker_reap(iworker *w, strbuf *sb)
             done = 1;
         else if (r < 0 && errno != EINTR)
             break;
-        else {
+        else if (pfd >= 0) {
+            struct pollfd p = {pfd, POLLIN, 0};
+            int ms = (int)((until - now_mono()) * 1e3) + 1;
+            if (poll(&p, 1, ms > 0 ? ms : 0) < 0 && errno != EINTR) {
+                close(pfd);
+                pfd = -1;
+            }
+        } else {
             struct timespec ts = {0, 1000000};
             nanosleep(&ts, NULL);
         }
     }
+    if (pfd >= 0)
+        close(pfd);
     close(w->fd);
     w->fd = -1;
     kill(-w->pid, SIGKILL);
@@ -1699,15 +1718,36 @@ static long wk_peak_kb(void)
  * call. */
 typedef struct wk_usage {
     struct rusage self, kids;
-    int peak_reset;
 } wk_usage;
+
+/* What a warm call can skip (each system call costs microseconds in some
+ * VMs, more than a no-op step):
+ * - the children's usage before a call is what it was after the last:
+ *   nothing reaps between calls (process_kill_children runs inside one);
+ * - the peak mark is reset only after a call that faulted pages in, and
+ *   VmHWM read only after such a call or once after the reset: the
+ *   resident size grows only by page faults (the kernel counts those made
+ *   for the process too: populate, mlock), so after a call without one the
+ *   mark read before still bounds it (exactly, unless memory was freed). */
+static struct {
+    int known;             /* the fields below are from an earlier call */
+    struct rusage kids;    /* RUSAGE_CHILDREN after the last call */
+    long faults;           /* minor + major faults of the worker then */
+    int armed;             /* the peak mark was reset since the last faults */
+    long peak;             /* VmHWM read since that reset, or -1 */
+} wk_acct = {.peak = -1};
 
 static void wk_usage_begin(wk_usage *u)
 {
-    u->peak_reset = wk_peak_reset() == 0;
+    if (!wk_acct.armed) {
+        wk_acct.armed = wk_peak_reset() == 0;
+        wk_acct.peak = -1;
+    }
     if (getrusage(RUSAGE_SELF, &u->self) != 0)
         memset(&u->self, 0, sizeof u->self);
-    if (getrusage(RUSAGE_CHILDREN, &u->kids) != 0)
+    if (wk_acct.known)
+        u->kids = wk_acct.kids;
+    else if (getrusage(RUSAGE_CHILDREN, &u->kids) != 0)
         memset(&u->kids, 0, sizeof u->kids);
 }
 
@@ -1726,10 +1766,31 @@ static void wk_usage_end(const wk_usage *u, double *user, double *sys, long *max
             tv_s(&u->kids.ru_utime);
     *sys = tv_s(&self.ru_stime) - tv_s(&u->self.ru_stime) + tv_s(&kids.ru_stime) -
            tv_s(&u->kids.ru_stime);
-    long peak = u->peak_reset ? wk_peak_kb() : -1;
+    long faults = self.ru_minflt + self.ru_majflt;
+    /* since the last call's end, not this call's start: what the worker
+     * did between calls may have faulted too */
+    int faulted = !wk_acct.known || faults != wk_acct.faults;
+    long peak = -1;
+    if (wk_acct.armed) {
+        if (!faulted && wk_acct.peak >= 0) {
+            peak = wk_acct.peak;
+        } else {
+            peak = wk_peak_kb();
+            wk_acct.peak = peak;
+            if (faulted)
+                wk_acct.armed = 0; /* reset before the next call */
+        }
+    }
     *maxrss = peak >= 0 ? peak : self.ru_maxrss;
     if (kids.ru_maxrss > u->kids.ru_maxrss && kids.ru_maxrss > *maxrss)
         *maxrss = kids.ru_maxrss;
+    wk_acct.known = 1;
+    wk_acct.kids = kids;
+    /* after the reads above, which may fault themselves */
+    struct rusage again;
+    wk_acct.faults = faulted && getrusage(RUSAGE_SELF, &again) == 0
+                         ? again.ru_minflt + again.ru_majflt
+                         : faults;
 }
 
 static void wk_job(const char *body, size_t n)

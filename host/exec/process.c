@@ -562,8 +562,11 @@ typedef struct child {
     int blocked_pipe; /* SIGPIPE blocked in this thread; oldmask restores */
     sigset_t oldmask;
     size_t escaped;  /* processes that left the group, stopped at the end */
+    struct rusage esc_ru; /* theirs, summed (maxrss: the largest), as reaped */
     int cg_left;     /* processes the cgroup still held at the end */
     cgroup *cg;      /* the step's cgroup, or NULL (see cgroup.h) */
+    int cg_cpu;      /* 1: cg_user/cg_sys are the cgroup's use over the step */
+    double cg_user, cg_sys;
     char token[48];  /* NDF_STEP of its processes: "hostpid.n" */
     int capture;  /* NDF_SPAWN_CAPTURE_STDOUT: stdout into `cap` */
     int overflow; /* it wrote more than `limit` to a captured stdout */
@@ -688,6 +691,9 @@ static int child_start(child *c, const ndf_spawn *opts)
         cgroup_release(c->cg, e != 0); /* not kept when it refused a process */
         c->cg = NULL;
     }
+    /* A kept cgroup's CPU count goes on from step to step: from here. */
+    if (c->cg && cgroup_cpu(c->cg, &c->cg_user, &c->cg_sys) == 0)
+        c->cg_cpu = 1;
     posix_spawn_file_actions_destroy(&fa);
     posix_spawnattr_destroy(&attr);
     env_free(&env);
@@ -901,6 +907,18 @@ static void signal_all(const pidlist *l, int sig)
         }
 }
 
+/* Adds `b`'s CPU times to `a`'s; the larger peak is kept (peaks of
+ * processes that did not run at once are not a sum). */
+static void rusage_add(struct rusage *a, const struct rusage *b)
+{
+    a->ru_utime.tv_sec += b->ru_utime.tv_sec;
+    a->ru_utime.tv_usec += b->ru_utime.tv_usec;
+    a->ru_stime.tv_sec += b->ru_stime.tv_sec;
+    a->ru_stime.tv_usec += b->ru_stime.tv_usec;
+    if (b->ru_maxrss > a->ru_maxrss)
+        a->ru_maxrss = b->ru_maxrss;
+}
+
 /* Stops the processes of the step's tree that left its process group
  * (setsid, setpgid) and were reparented here when their parent died: told
  * apart by the step's NDF_STEP token in their environment, they get
@@ -938,7 +956,10 @@ static void escaped_stop(child *c)
             for (size_t i = 0; i < mine.n; i++) {
                 if (mine.v[i] <= 0)
                     continue;
-                pid_t w = waitpid(mine.v[i], NULL, WNOHANG);
+                struct rusage ru;
+                pid_t w = wait4(mine.v[i], NULL, WNOHANG, &ru);
+                if (w == mine.v[i])
+                    rusage_add(&c->esc_ru, &ru);
                 if (w == mine.v[i] || (w < 0 && errno == ECHILD))
                     mine.v[i] = -1;
                 else
@@ -966,6 +987,7 @@ static void cgroup_stop(child *c)
 {
     if (!c->cg)
         return;
+    double u, s;
     if (cgroup_populated(c->cg)) {
         int hard = atomic_load(&c->node->rec->hard_cancel);
         c->cg_left = cgroup_signal(c->cg, hard ? SIGKILL : SIGTERM);
@@ -985,6 +1007,14 @@ static void cgroup_stop(child *c)
             struct timespec ts = {0, 5 * 1000 * 1000};
             nanosleep(&ts, NULL);
         }
+    }
+    /* Once nothing runs in it: the whole tree's use, what ended by itself
+     * and what escaped included. */
+    if (c->cg_cpu && cgroup_cpu(c->cg, &u, &s) == 0) {
+        c->cg_user = u - c->cg_user;
+        c->cg_sys = s - c->cg_sys;
+    } else {
+        c->cg_cpu = 0;
     }
     cgroup_free(c->cg);
     c->cg = NULL;
@@ -1088,15 +1118,27 @@ int process_run(ndf_exec *node, const ndf_spawn *opts, ndf_spawn_result *result)
             rc = child_pump(&c, now);
     }
     child_close(&c, rc);
-    /* wait4's figures: the leader and the descendants it waited for.  What
-     * left its tree (a daemon reaped here as an orphan) is not counted. */
-    if (c.reaped)
-        node_add_usage(node, USAGE_CHILD,
-                       (double)c.ru.ru_utime.tv_sec + (double)c.ru.ru_utime.tv_usec / 1e6,
-                       (double)c.ru.ru_stime.tv_sec + (double)c.ru.ru_stime.tv_usec / 1e6,
-                       c.ru.ru_maxrss);
     escaped_stop(&c);
     cgroup_stop(&c);
+    /* wait4's figures: the leader and the descendants it waited for, and
+     * the escaped processes escaped_stop stopped and reaped (what they
+     * waited for included); one that ended by itself before the step did
+     * was reaped as an anonymous orphan and is not in them.  A cgroup
+     * counts the whole tree; its count starts when the leader was moved
+     * in, so the larger of the two is kept. */
+    if (c.reaped || c.escaped || c.cg_cpu) {
+        struct rusage ru = {0};
+        if (c.reaped)
+            ru = c.ru;
+        rusage_add(&ru, &c.esc_ru);
+        double u = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6;
+        double s = (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+        if (c.cg_cpu && c.cg_user > u)
+            u = c.cg_user;
+        if (c.cg_cpu && c.cg_sys > s)
+            s = c.cg_sys;
+        node_add_usage(node, USAGE_CHILD, u, s, ru.ru_maxrss);
+    }
     process_reap_orphans();
     if (!rc)
         rc = child_result(&c, result);

@@ -3,6 +3,7 @@
 #ifndef NDF_SERVICES_H
 #define NDF_SERVICES_H
 
+#include <stdatomic.h>
 #include <stdint.h>
 #include <ndf/sdk.h>
 #include "plugin/loader.h"
@@ -20,6 +21,9 @@ struct ndf_step {
      * (create() included) is made there and found again by `serial`. */
     int isolated;
     uint64_t serial;   /* unique in this process */
+    /* Its last in-process call took under a millisecond, so the next is
+     * not measured with the thread CPU clock (services_exec.c). */
+    atomic_int cpu_short;
 };
 
 /* The execution half of the table, in services_exec.c. */

@@ -321,6 +321,51 @@ static char *default_cache_dir(int *in_tmp)
 
 static int check_ancestors_of(const char *path, const char *what);
 
+/* The scanner's verdict directory, made (with its parents, mode 0700) and
+ * checked, or NULL: verdicts are not kept.  An "ok" verdict lets a build
+ * skip its scan, so whoever can write one can get a crashing init loaded
+ * into the host: the directory must be a real directory of the user running
+ * ndf, writable by nobody else, under parents nobody else can swap.  A
+ * failure costs every command a scan, not the command: one warning. */
+static char *open_verdict_dir(const char *configured, int allow_insecure)
+{
+    char *dir;
+    if (configured && *configured) {
+        dir = xstrdup(configured);
+    } else {
+        char *state = settings_default_state_dir();
+        dir = xasprintf("%s/plugin-verdicts", state);
+        free(state);
+    }
+    int rc = fs_mkdir_p(dir, 0700, "the plugin verdict directory");
+    if (rc == NDF_OK) {
+        struct stat st;
+        if (lstat(dir, &st) != 0)
+            rc = err_set(NDF_ERR_IO, "cannot stat %s: %s", dir, strerror(errno));
+        else if (!S_ISDIR(st.st_mode))
+            rc = err_set(NDF_ERR_INVALID, "%s is not a directory%s", dir,
+                         S_ISLNK(st.st_mode) ? " (a symbolic link is not accepted)" : "");
+        else if (st.st_uid != geteuid() || (st.st_mode & 022))
+            rc = err_set(NDF_ERR_INVALID,
+                         "%s is owned by uid %u with mode %04o; it must be owned by the user "
+                         "running ndf (uid %u) and writable by nobody else",
+                         dir, (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777),
+                         (unsigned)geteuid());
+        else if (!allow_insecure)
+            rc = check_ancestors_of(dir, "the plugin verdict directory");
+    }
+    if (rc == NDF_OK)
+        return dir;
+    static atomic_int warned;
+    if (!atomic_exchange(&warned, 1))
+        log_msg(NDF_LOG_WARN,
+                "plugin scan verdicts are not kept, so every command scans each plugin again: "
+                "%s (fix it, or set plugins.verdict_dir)",
+                err_msg());
+    free(dir);
+    return NULL;
+}
+
 loader *loader_new(const loader_opts *opts)
 {
     if (!opts || !opts->host) {
@@ -365,13 +410,8 @@ loader *loader_new(const loader_opts *opts)
     l->child_fd = -1;
     l->scan = scanner_program() && !opts->no_scan;
     l->scan_timeout = opts->scan_timeout;
-    if (opts->verdict_dir && *opts->verdict_dir) {
-        l->verdict_dir = xstrdup(opts->verdict_dir);
-    } else if (l->scan) {
-        char *state = settings_default_state_dir();
-        l->verdict_dir = xasprintf("%s/plugin-verdicts", state);
-        free(state);
-    }
+    if (l->scan)
+        l->verdict_dir = open_verdict_dir(opts->verdict_dir, l->allow_insecure);
     if (l->allow_insecure)
         log_msg(NDF_LOG_WARN, "plugin ownership checks are OFF (plugins.allow_insecure); do "
                               "not use this in production");

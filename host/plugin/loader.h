@@ -48,8 +48,10 @@ typedef struct loader_opts {
     /* The plugin scanner (scanner.h), used when a program was set with
      * scanner_set_program() and `no_scan` is 0: */
     int no_scan;             /* load in process unscanned */
-    const char *verdict_dir; /* where verdicts are kept; NULL: the default
-                              * state directory's plugin-verdicts */
+    const char *verdict_dir; /* where verdicts are kept (made 0700 with its
+                              * parents; one that another user could write
+                              * keeps none, with a warning); NULL: the
+                              * default state directory's plugin-verdicts */
     double scan_timeout;     /* seconds; <= 0: $NDF_SCAN_TIMEOUT, else 10 */
 } loader_opts;
 

@@ -138,13 +138,7 @@ static int verdict_read(const char *dir, const char *hash, const struct stat *st
 static void verdict_write(const char *dir, const char *hash, const struct stat *st,
                           const scan_result *r)
 {
-    /* Only inside a state directory that exists: a command that writes
-     * nothing else (check-config) must not create one for this. */
-    if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
-        log_msg(NDF_LOG_DEBUG, "plugin scan verdict not kept: cannot create %s: %s", dir,
-                strerror(errno));
-        return;
-    }
+    /* The loader made and checked `dir`. */
     strbuf sb;
     sb_init(&sb);
     sb_puts(&sb, r->verdict == SCAN_OK ? "ok " : "quarantined ");

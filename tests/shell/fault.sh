@@ -52,6 +52,9 @@ patterns = (
   { name = "orphan_exits"; type = "sequential";
     params = { steps = ( { name = "o"; step = "exec";
                            params = { argv = [ "sh", "-c", "setsid sh -c 'exit 0' & sleep 0.2" ]; }; } ); }; },
+  { name = "burnout"; type = "sequential";
+    params = { steps = ( { name = "b"; step = "exec";
+                           params = { argv = [ "sh", "-c", "setsid sh -c 'i=0; while [ \$\$i -lt 200000 ]; do i=\$\$((i + 1)); done; echo \$\$\$\$ > $S/burnt.pids; exec sleep 314' & while [ ! -s $S/burnt.pids ]; do sleep 0.2; done" ]; }; } ); }; },
   { name = "spin"; type = "sequential";
     params = { steps = ( { name = "s"; step = "mb_spin"; } ); }; },
   { name = "crashy"; type = "sequential";
@@ -246,6 +249,18 @@ for cg in off on; do
         $R logs "$(sed -n 's/.*(execution \([^)]*\)).*/\1/p' "$S/err" | tail -1)" daemon --stream log
     expect_match "$out" "left 1 process\(es\) outside its process group" "cgroup $cg: the step's log says so"
 done
+# What an escaped daemon used is counted with its step when the step stops
+# and reaps it: the daemon burns about 0.3 s of CPU (200,000 rounds of
+# shell arithmetic), the step itself only sleeps.
+rm -f "$S"/*.pids
+expect_exit 0 "a daemon that burns CPU and lingers" -- env NDF_CGROUP=off $R run burnout
+no_survivors "the burning daemon was stopped with its step" "$S/burnt.pids"
+bid=$($R runs burnout 2>/dev/null | awk 'NR==2{print $1}')
+bcpu=$($R status "$bid" 2>/dev/null | awk '/measured: / { sub(/.*measured: /, ""); k = split($0, a, ", ")
+    for (i = 1; i <= k; i++) { split(a[i], b, " "); if (b[1] ~ /^ndf\.proc_(user|sys)_s$/) s += b[2] } print s + 0; exit }')
+awk -v x="$bcpu" 'BEGIN { exit !(x >= 0.15) }' && ok "the escaped daemon's CPU is the step's ($bcpu s)" ||
+    not_ok "the escaped daemon's CPU is not counted: $bcpu s: $($R status "$bid" 2>&1)"
+
 # A process that escaped and cleared its environment: only a cgroup finds it
 # (it forks after the instant between the spawn and the move into the
 # cgroup, which only the process group and NDF_STEP cover).

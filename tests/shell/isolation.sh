@@ -58,6 +58,10 @@ patterns = (
     params = { steps = ( { name = "cpu"; step = "exec"; params = { argv = [ "dd", "if=/dev/zero", "of=/dev/null", "bs=1", "count=$ACCT_N" ]; }; },
                          { name = "burn"; step = "mb_burn"; params = { seconds = 0.2; }; },
                          { name = "idle"; step = "noop"; } ); }; },
+  { name = "balloon"; type = "sequential";
+    params = { steps = ( { name = "b"; step = "mb_balloon"; },
+                         { name = "e1"; step = "mb_echo"; },
+                         { name = "e2"; step = "mb_echo"; } ); }; },
   { name = "hungry"; type = "sequential";
     params = { steps = ( { name = "big"; step = "exec"; params = { argv = [ "dd", "if=/dev/zero", "of=/dev/null", "bs=100M", "count=1" ]; }; } ); }; },
   { name = "innocent"; type = "sequential";
@@ -151,6 +155,29 @@ atleast "$tot" "$(awk -v a="$pcpu" -v b="$wu" 'BEGIN { print a + b }')" &&
     ok "acct: the execution's cpu ($tot s) sums its steps'" || not_ok "acct: execution cpu '$tot' in $j"
 expect_match "$j" '"ndf\.worker_maxrss_kb":[1-9]' "acct: --json has the worker's peak"
 expect_match "$("$NDF" status "$id" 2>&1)" "^used: cpu [0-9.]+s, largest process peak [0-9.]+ MiB" "acct: status says what the execution used"
+# A worker's peak is per call: 100 MB mapped and unmapped within one call
+# is on that call, not on the next calls the same worker serves (the mark
+# is reset after a call that faulted memory in, and kept after one that
+# did not).
+expect_exit 0 "run balloon" -- "$NDF" run balloon
+id=$(last_id balloon)
+blog=$("$NDF" logs "$id" 2>&1)
+bp=$(printf '%s\n' "$blog" | sed -n 's/.*balloon in pid \([0-9]*\).*/\1/p' | head -1)
+ep=$(printf '%s\n' "$blog" | sed -n 's/.*echo in pid \([0-9]*\).*/\1/p' | sort -u | tr '\n' ' ')
+bk=$(fig "$id" b ndf.worker_maxrss_kb)
+e1k=$(fig "$id" e1 ndf.worker_maxrss_kb)
+e2k=$(fig "$id" e2 ndf.worker_maxrss_kb)
+atleast "$bk" 100000 && ok "balloon: its 100 MB are on its call ($bk kB)" || not_ok "balloon: peak '$bk' kB"
+if [ -n "$bp" ] && [ "$ep" = "$bp " ]; then
+    below "$e1k" 51200 && ok "balloon: the next call in the same worker has its own peak ($e1k kB)" ||
+        not_ok "balloon: the next call shows the balloon: '$e1k' kB"
+    below "$e2k" 51200 && ok "balloon: and so has the one after ($e2k kB)" ||
+        not_ok "balloon: the third call shows '$e2k' kB"
+else
+    ok "# SKIP balloon: the calls ran in different workers ($bp / $ep)"
+    ok "# SKIP balloon: (idem)"
+fi
+
 # A 100 MiB process beside an innocent one in the same ndf process: the
 # innocent execution does not show it (process-wide figures did).
 expect_exit 0 "batch: hungry and innocent at once" -- "$NDF" batch --items '{"pattern": "hungry"}

@@ -16,6 +16,9 @@ done
 BUILTIN=$NDF_PLUGIN_PATH
 export NDF_PLUGIN_PATH="$NDF_PLUGIN_PATH:$S/plugins"
 export NDF_RUNTIME_DIR="$S/run"
+# Verdicts go to the default state directory, not beside the store.
+unset NDF_STATE_DIR
+export XDG_STATE_HOME="$S/xdg"
 cat >"$CONF" <<CONF
 storage: { path = "$S/state"; };
 # The hang fixture never returns, so the limit only sets how long its scan
@@ -26,7 +29,7 @@ patterns = (
 );
 CONF
 R="$NDF -c $CONF"
-VD=$S/state/plugin-verdicts
+VD=$S/xdg/ndf/plugin-verdicts
 # Under AddressSanitizer its own handler takes the SIGSEGV and exits 1 (so
 # the scanner says the init "ended" it rather than "crashed" it).
 CRASH='signal 11 \(SIGSEGV\)|exit status 1 '
@@ -47,8 +50,11 @@ expect_match "$out" "so this build \(sha256 [0-9a-f]{16}\) is never loaded: fix 
 expect_match "$out" "refused: $S/plugins/init_fails.so: init failed \([a-z ]+\): " \
     "an init that fails cleanly is refused with its own message, not quarantined"
 expect_match "$err" "ndf: plugins: 5 of 12 plugin files refused \(4 quarantined\)" "the summary counts the quarantined"
-[ ! -e "$S/state" ] && ok "no state directory is made for verdicts alone" \
-    || not_ok "no state directory is made for verdicts alone"
+[ ! -e "$S/state" ] && ok "the store's directory is not made by ndf plugins" \
+    || not_ok "the store's directory is not made by ndf plugins"
+n=$(ls "$VD" 2>/dev/null | wc -l)
+[ "$n" -ge 11 ] && ok "verdicts are kept in \$XDG_STATE_HOME/ndf/plugin-verdicts without a store ($n)" \
+    || not_ok "verdicts are kept in \$XDG_STATE_HOME/ndf/plugin-verdicts without a store ($n files)"
 
 # Every verbosity names the quarantined files.
 expect_exit 0 "ndf -q list" -- $R -q list
@@ -57,12 +63,14 @@ for f in scan_init_segv scan_init_exit scan_init_hang scan_fini_segv; do
 done
 expect_exit 0 "ndf run runs beside quarantined plugins" -- $R run nop
 n=$(ls "$VD" | wc -l)
-[ "$n" -ge 11 ] && ok "verdicts are kept by hash once the store exists ($n)" \
-    || not_ok "verdicts are kept by hash once the store exists ($n files)"
+[ "$n" -ge 11 ] && ok "verdicts are kept by hash ($n)" \
+    || not_ok "verdicts are kept by hash ($n files)"
 [ ! -e "$VD/$(sha256sum "$S/plugins/init_fails.so" | cut -c1-64)" ] && ok "a clean refusal is not kept" \
     || not_ok "a clean refusal is not kept"
 perm=$(stat -c %a "$VD")
 [ "$perm" = 700 ] && ok "the verdict directory is private" || not_ok "the verdict directory is private ($perm)"
+perm=$(stat -c %a "$S/xdg/ndf")
+[ "$perm" = 700 ] && ok "its parents are made private" || not_ok "its parents are made private ($perm)"
 
 # Cached: no second scan (the hanging one would cost the timeout again).
 expect_exit 0 "ndf plugins --json" -- $R plugins --json
@@ -99,9 +107,64 @@ cat >"$S/noscan.conf" <<CONF
 storage: { path = "$S/state2"; };
 plugins: { dirs = [ "$S/good" ]; scan = false; };
 CONF
+rm -f "$VD/$(sha256sum "$S/good/good.so" | cut -c1-64)"
 expect_exit 0 "plugins.scan = false" -- env NDF_PLUGIN_PATH= $NDF -c "$S/noscan.conf" plugins --json
 expect_match "$out" '"file":"[^"]*/good.so"[^}]*"loaded":true[^}]*"scanned":null' "loads unscanned"
-[ ! -e "$S/state2/plugin-verdicts" ] && ok "and keeps no verdict" || not_ok "and keeps no verdict"
+[ ! -e "$S/state2/plugin-verdicts" ] && [ ! -e "$S/xdg/ndf/plugin-verdicts/$(sha256sum "$S/good/good.so" | cut -c1-64)" ] &&
+    ok "and keeps no verdict" || not_ok "and keeps no verdict"
+
+# plugins.verdict_dir: made with its parents, relative to the file; a
+# directory someone else could write (a symbolic link, group- or
+# world-writable, another owner) keeps nothing, with one warning, and the
+# command still works (scanning every time).
+vconf() { # verdict_dir
+    cat >"$S/v.conf" <<CONF
+storage: { path = "$S/state4"; };
+plugins: { dirs = [ "$S/good" ]; verdict_dir = "$1"; };
+CONF
+}
+VR="env NDF_PLUGIN_PATH= $NDF -c $S/v.conf"
+vconf "vd/deep"
+expect_exit 0 "plugins.verdict_dir" -- $VR plugins --json
+expect_match "$out" '"file":"[^"]*/good.so"[^}]*"loaded":true[^}]*"scanned":"now"' "scanned once"
+[ -f "$S/vd/deep/$(sha256sum "$S/good/good.so" | cut -c1-64)" ] && ok "the verdict is in verdict_dir, relative to the file" \
+    || not_ok "the verdict is in verdict_dir, relative to the file"
+expect_match "$(stat -c %a "$S/vd") $(stat -c %a "$S/vd/deep")" '^700 700$' "verdict_dir and its parents are made 0700"
+expect_exit 0 "plugins.verdict_dir, again" -- $VR plugins --json
+expect_match "$out" '"file":"[^"]*/good.so"[^}]*"scanned":"cached"' "then cached"
+expect_exit 0 "ndf config shows it" -- $VR config --json
+expect_match "$out" "\"verdict_dir\":\"$S/vd/deep\"" "ndf config --json shows plugins.verdict_dir"
+
+hostile() { # what
+    expect_exit 0 "verdict_dir $1: the command works" -- $VR plugins --json
+    expect_match "$out" '"file":"[^"]*/good.so"[^}]*"loaded":true[^}]*"scanned":"now"' "verdict_dir $1: scanned"
+    w=$(printf '%s\n' "$err" | grep -c "plugin scan verdicts are not kept")
+    [ "$w" -eq 1 ] && ok "verdict_dir $1: one warning" || not_ok "verdict_dir $1: $w warnings: $err"
+    expect_match "$err" "$2" "verdict_dir $1: the warning says why"
+    expect_exit 0 "verdict_dir $1, again" -- $VR plugins --json
+    expect_match "$out" '"file":"[^"]*/good.so"[^}]*"scanned":"now"' "verdict_dir $1: nothing was kept"
+}
+mkdir -m 700 "$S/vreal"
+ln -s "$S/vreal" "$S/vlink"
+vconf "vlink"
+hostile "a symbolic link" "$S/vlink is not a directory \(a symbolic link is not accepted\)"
+[ -z "$(ls "$S/vreal")" ] && ok "nothing was written through the link" || not_ok "a verdict was written through the link"
+mkdir -m 700 "$S/vgroup" && chmod 770 "$S/vgroup"
+vconf "vgroup"
+hostile "group-writable" "$S/vgroup is owned by uid [0-9]+ with mode 0770; it must be owned by the user running ndf"
+mkdir -m 700 "$S/vworld" && chmod 1777 "$S/vworld"
+vconf "vworld"
+hostile "world-writable" "mode 1777"
+mkdir -m 700 "$S/vparent" && chmod 777 "$S/vparent"
+vconf "vparent/v"
+hostile "under a world-writable parent" "its parent directory $S/vparent is world-writable"
+if [ "$(id -u)" -eq 0 ] && id nobody >/dev/null 2>&1; then
+    mkdir -m 700 "$S/vother" && chown nobody "$S/vother"
+    vconf "vother"
+    hostile "owned by another user" "$S/vother is owned by uid $(id -u nobody) with mode 0700"
+else
+    ok "# SKIP another owner needs root (running as uid $(id -u))"
+fi
 
 # ndf inspect scans too.
 expect_exit 7 "ndf inspect on a quarantined build" -- $R inspect "$S/plugins/scan_init_exit.so"
@@ -165,7 +228,7 @@ left=$(ps -eo args | grep -c "[_]_scan-plugin $S" || true)
 # found by the scanner's token and killed.
 mkdir -m 700 "$S/dplugins"
 cp "$FIX/scan_init_daemon.so" "$S/dplugins/"
-rm -rf "$S/state"
+rm -rf "$VD"
 export NDF_TEST_SCAN_PIDFILE="$S/scan_daemon.pid"
 expect_exit 0 "an init that leaves a daemon: ndf plugins" -- env NDF_PLUGIN_PATH="$BUILTIN:$S/dplugins" $R plugins
 unset NDF_TEST_SCAN_PIDFILE
