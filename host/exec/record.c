@@ -745,6 +745,10 @@ void node_append(ndf_exec *node, record_stream s, const char *buf, size_t len, s
 {
     if (!len)
         return;
+    if (node->rec->on_output && s != REC_LOG) {
+        node->rec->on_output(node->rec->output_arg, node, (int)s, buf, len, limit);
+        return;
+    }
     pthread_mutex_lock(&node->rec->lock);
     if (node->out == record_no_output)
         node->out = xcalloc(3, sizeof *node->out);

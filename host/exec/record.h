@@ -163,6 +163,15 @@ struct record {
      * sits below the executor */
     void (*on_spawn)(void *arg, const struct record *r, long pgid, const char *token);
     void *spawn_arg;
+    /* Where stdout and stderr appended to its nodes go instead of into
+     * them (NULL: kept in the node): a step worker's record forwards each
+     * piece to the host as it comes, and the host keeps it under the
+     * step's limit, so an isolated step's output is bounded, spilled and
+     * seen live exactly as an in-process step's.  Called without the
+     * record's lock, from the thread that read the output. */
+    void (*on_output)(void *arg, ndf_exec *node, int stream, const char *buf, size_t len,
+                      size_t limit);
+    void *output_arg;
     int force;           /* skip confidence gates of sub-patterns */
     int origin;          /* EXEC_ORIGIN() of its start, or -1 */
     _Atomic int cancel;  /* 0, or NDF_ERR_CANCELLED once cancelled */
