@@ -727,8 +727,10 @@ static void tail_add(record *r, tailbuf *t, const char *buf, size_t len, size_t 
     if (!t->tight && limit > RECORD_TIGHT_TAIL) {
         size_t off = t->mem ? (size_t)(t->buf - t->mem) : 0;
         size_t keep = limit < RECORD_RAW_TAIL ? limit : RECORD_RAW_TAIL;
-        size_t grow = t->len + len < keep ? t->len + len : keep;
-        if (off + t->len + len + 1 > t->cap && r->out_held + 2 * grow + 2 > RECORD_OUTPUT_BUDGET)
+        size_t grow = 2 * (t->len + len < keep ? t->len + len : keep) + 2;
+        if (grow < 256)
+            grow = 256;
+        if (off + t->len + len + 1 > t->cap && r->out_held + grow > RECORD_OUTPUT_BUDGET)
             tail_tighten(r, t, limit);
     }
     size_t w = t->tight ? RECORD_TIGHT_TAIL : RECORD_RAW_TAIL;
@@ -811,9 +813,21 @@ static void node_seal_output(ndf_exec *node)
     record *r = node->rec;
     pthread_mutex_lock(&r->lock);
     if (node->out != record_no_output)
-        for (int i = 0; i < 3; i++)
-            if (node->out[i].z)
-                ztail_seal(node->out[i].z);
+        for (int i = 0; i < 3; i++) {
+            tailbuf *t = &node->out[i];
+            if (t->z)
+                ztail_seal(t->z);
+            /* a tight stream's buffer shrinks to what it keeps */
+            if (t->tight && t->cap > t->len + 1) {
+                char *mem = xmalloc(t->len + 1);
+                memcpy(mem, t->buf, t->len);
+                mem[t->len] = '\0';
+                free(t->mem);
+                r->out_held -= t->cap - (t->len + 1);
+                t->mem = t->buf = mem;
+                t->cap = t->len + 1;
+            }
+        }
     pthread_mutex_unlock(&r->lock);
 }
 

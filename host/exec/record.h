@@ -52,8 +52,9 @@ size_t record_json_share(size_t *v, size_t n, size_t total);
  * a stream's buffer would take them past it, that stream keeps only its
  * newest RECORD_TIGHT_TAIL bytes raw and the rest of its limit compressed
  * in a spill file, as a stream past RECORD_RAW_TAIL does (and its
- * compressor is freed when its node ends), so a thousand tasks of 1 MB
- * output each hold neither 1 MB each nor their sum. */
+ * compressor is freed and its buffer cut to those bytes when its node
+ * ends), so a thousand tasks of 1 MB output each hold the budget and
+ * 16 KiB each, not 2 MB each. */
 #define RECORD_OUTPUT_BUDGET (64u * 1024u * 1024u)
 #define RECORD_TIGHT_TAIL (16u * 1024u)
 
