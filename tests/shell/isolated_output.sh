@@ -102,4 +102,31 @@ expect_match "$?" '^0$' "the run succeeded"
 wait "$FOLLOW"
 expect_match "$?" '^0$' "logs --follow ended with the execution"
 expect_match "$(tr '\n' ' ' <"$SCRATCH/follow.out")" '^first second $' "and printed the step's output once"
+
+# ---- ndf reaps its step workers before it exits ----
+# run under a child subreaper that does not reap: a worker left to exit
+# after ndf (when its socket closes) would be its zombie, as under a
+# container's first process that reaps nobody
+cat >"$SCRATCH/reaper.py" <<'EOF2'
+import ctypes, os, subprocess, sys, time
+ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+rc = subprocess.call(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+time.sleep(0.5)
+me, left = os.getpid(), []
+for pid in os.listdir('/proc'):
+    try:
+        with open('/proc/%s/stat' % pid) as f:
+            st = f.read()
+    except OSError:
+        continue
+    if int(st[st.rindex(')') + 2:].split()[1]) == me:
+        left.append('%s(%s)' % (pid, st[st.index('(') + 1:st.rindex(')')]))
+print(rc, len(left), ' '.join(left))
+EOF2
+if command -v python3 >/dev/null 2>&1; then
+    got=$(python3 "$SCRATCH/reaper.py" "$NDF" -c "$CONF" run small)
+    expect_match "$got" '^0 0 ?$' "no step worker outlives ndf run (exit status, processes left: $got)"
+else
+    ok "no step worker outlives ndf run # SKIP no python3"
+fi
 finish
