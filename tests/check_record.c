@@ -326,6 +326,40 @@ START_TEST(output_budget_shared)
     }
     /* all but what the budget holds raw (at least 1,000,000 bytes each) */
     ck_assert_uint_ge(tight, ntasks - RECORD_OUTPUT_BUDGET / total);
+    /* a stream that already spills (limit past the raw window) keeps its
+     * whole limit when the budget makes it tight: 5 MiB through 3 MiB */
+    size_t big = 5u * RECORD_RAW_TAIL, blimit = 3u * RECORD_RAW_TAIL;
+    char *bin = xmalloc(big);
+    for (size_t i = 0; i < big; i++)
+        bin[i] = (char)('A' + (i * 13 + i / 777) % 26);
+    record *r2 = record_new("one", NULL, INFINITY);
+    ndf_exec *late = node_new(r2->root, NDF_NODE_TASK, "late");
+    node_append(late, REC_STDOUT, bin, 2 * RECORD_RAW_TAIL, blimit); /* spilling, not tight */
+    ck_assert_int_eq(late->out[REC_STDOUT].tight, 0);
+    ck_assert_ptr_nonnull(late->out[REC_STDOUT].z);
+    for (size_t k = 0; k < 20; k++) { /* 40 streams of up to 2 MB: the budget is spent */
+        ndf_exec *pre = node_new(r2->root, NDF_NODE_TASK, "pre");
+        node_append(pre, REC_STDOUT, in, total, limit);
+        node_append(pre, REC_STDERR, in, total, limit);
+    }
+    node_append(late, REC_STDOUT, bin + 2 * RECORD_RAW_TAIL, big - 2 * RECORD_RAW_TAIL, blimit);
+    const tailbuf *lb = &late->out[REC_STDOUT];
+    ck_assert_int_eq(lb->tight, 1);
+    ck_assert_uint_eq(lb->len, RECORD_TIGHT_TAIL);
+    ck_assert_uint_eq(ztail_kept(lb->z) + lb->len, blimit);
+    ck_assert_uint_eq(lb->dropped - ztail_kept(lb->z), big - blimit);
+    unsigned char *zb;
+    size_t zn;
+    ck_assert_int_eq(ztail_finish(lb->z, lb->buf, lb->len, 6, &zb, &zn), 0);
+    uLongf got = blimit + 1;
+    unsigned char *out = xmalloc(got);
+    ck_assert_int_eq(uncompress(out, &got, zb, (uLong)zn), Z_OK);
+    ck_assert_uint_eq(got, blimit);
+    ck_assert(memcmp(out, bin + big - blimit, blimit) == 0);
+    free(out);
+    free(zb);
+    free(bin);
+    record_unref(r2);
     free(in);
     record_unref(r);
 }
