@@ -755,7 +755,9 @@ static const char logs_usage[] =
     "\n"
     "  --stream S  only stdout, stderr or log lines\n"
     "  -f, --follow  print output as it arrives while the execution is RUNNING\n"
-    "                (its progress is stored every 0.25 s), until it ends\n"
+    "                (its progress is stored every 0.25 s), until it ends;\n"
+    "                then exits as its run did (1 when it failed or its\n"
+    "                process died: crash recovery runs once a second)\n"
     "  -h, --help  show this help\n";
 
 /* What print_stream() writes as the store hands it out. */
