@@ -43,8 +43,8 @@ tests_bench_bench_dispatch_SOURCES = tests/bench/bench_dispatch.c $(EXEC_FIXTURE
 tests_bench_bench_dispatch_CPPFLAGS = $(EXEC_TEST_CFLAGS)
 tests_bench_bench_dispatch_LDADD = libndfcore.la
 
-TESTS += tests/shell/run.sh tests/shell/fault.sh tests/shell/injection.sh tests/shell/isolation.sh
-EXTRA_DIST += tests/shell/run.sh tests/shell/fault.sh tests/shell/injection.sh tests/shell/isolation.sh
+TESTS += tests/shell/run.sh tests/shell/fault.sh tests/shell/injection.sh tests/shell/isolation.sh tests/shell/isolated_output.sh
+EXTRA_DIST += tests/shell/run.sh tests/shell/fault.sh tests/shell/injection.sh tests/shell/isolation.sh tests/shell/isolated_output.sh
 
 # What captured output costs in memory (a script; ndf.1's output_limit).
 BENCHMARKS += tests/bench/bench_capture.sh

@@ -276,6 +276,95 @@ START_TEST(output_compressed_beyond_raw_tail)
 }
 END_TEST
 
+/* The nodes of one record share RECORD_OUTPUT_BUDGET of raw buffers: 100
+ * tasks of 1,000,000 bytes each (limit 1,000,000, all below the raw
+ * window) hold at most the budget, those past it keep RECORD_TIGHT_TAIL
+ * raw (in a buffer of that size once they ended) and the rest compressed, and every task keeps exactly its bytes;
+ * an ended node's compressor is freed and its output still reads back. */
+START_TEST(output_budget_shared)
+{
+    record *r = record_new("wide", NULL, INFINITY);
+    size_t total = 1000000, limit = 1000000, ntasks = 100;
+    char *in = xmalloc(total);
+    for (size_t i = 0; i < total; i++)
+        in[i] = (char)('a' + (i * 7 + i / 1000) % 26);
+    ndf_exec *t[100];
+    for (size_t k = 0; k < ntasks; k++) {
+        char name[16];
+        snprintf(name, sizeof name, "t%zu", k);
+        t[k] = node_new(r->root, NDF_NODE_TASK, name);
+        node_set_state(t[k], NDF_STATE_RUNNING, NULL);
+        for (size_t off = 0; off < total; off += 16384)
+            node_append(t[k], REC_STDOUT, in + off, total - off < 16384 ? total - off : 16384,
+                        limit);
+        node_set_state(t[k], NDF_STATE_COMPLETED, NULL);
+        /* the budget, and the newest bytes of each ended tight stream */
+        ck_assert_uint_le(r->out_held, RECORD_OUTPUT_BUDGET + (k + 1) * (RECORD_TIGHT_TAIL + 1));
+    }
+    ck_assert_int_eq(atomic_load(&r->out_tight), 1);
+    size_t tight = 0;
+    for (size_t k = 0; k < ntasks; k++) {
+        const tailbuf *b = &t[k]->out[REC_STDOUT];
+        size_t zk = b->z ? ztail_kept(b->z) : 0;
+        ck_assert_uint_eq(zk + b->len, total);
+        ck_assert_uint_eq(b->dropped, zk);
+        if (!b->tight)
+            continue;
+        tight++;
+        ck_assert_uint_eq(b->len, RECORD_TIGHT_TAIL);
+        ck_assert_uint_eq(b->cap, RECORD_TIGHT_TAIL + 1);
+        unsigned char *zb;
+        size_t zn;
+        ck_assert_int_eq(ztail_finish(b->z, b->buf, b->len, 6, &zb, &zn), 0);
+        uLongf got = total + 1;
+        unsigned char *out = xmalloc(got);
+        ck_assert_int_eq(uncompress(out, &got, zb, (uLong)zn), Z_OK);
+        ck_assert_uint_eq(got, total);
+        ck_assert(memcmp(out, in, total) == 0);
+        free(out);
+        free(zb);
+    }
+    /* all but what the budget holds raw (at least 1,000,000 bytes each) */
+    ck_assert_uint_ge(tight, ntasks - RECORD_OUTPUT_BUDGET / total);
+    /* a stream that already spills (limit past the raw window) keeps its
+     * whole limit when the budget makes it tight: 5 MiB through 3 MiB */
+    size_t big = 5u * RECORD_RAW_TAIL, blimit = 3u * RECORD_RAW_TAIL;
+    char *bin = xmalloc(big);
+    for (size_t i = 0; i < big; i++)
+        bin[i] = (char)('A' + (i * 13 + i / 777) % 26);
+    record *r2 = record_new("one", NULL, INFINITY);
+    ndf_exec *late = node_new(r2->root, NDF_NODE_TASK, "late");
+    node_append(late, REC_STDOUT, bin, 2 * RECORD_RAW_TAIL, blimit); /* spilling, not tight */
+    ck_assert_int_eq(late->out[REC_STDOUT].tight, 0);
+    ck_assert_ptr_nonnull(late->out[REC_STDOUT].z);
+    for (size_t k = 0; k < 20; k++) { /* 40 streams of up to 2 MB: the budget is spent */
+        ndf_exec *pre = node_new(r2->root, NDF_NODE_TASK, "pre");
+        node_append(pre, REC_STDOUT, in, total, limit);
+        node_append(pre, REC_STDERR, in, total, limit);
+    }
+    node_append(late, REC_STDOUT, bin + 2 * RECORD_RAW_TAIL, big - 2 * RECORD_RAW_TAIL, blimit);
+    const tailbuf *lb = &late->out[REC_STDOUT];
+    ck_assert_int_eq(lb->tight, 1);
+    ck_assert_uint_eq(lb->len, RECORD_TIGHT_TAIL);
+    ck_assert_uint_eq(ztail_kept(lb->z) + lb->len, blimit);
+    ck_assert_uint_eq(lb->dropped - ztail_kept(lb->z), big - blimit);
+    unsigned char *zb;
+    size_t zn;
+    ck_assert_int_eq(ztail_finish(lb->z, lb->buf, lb->len, 6, &zb, &zn), 0);
+    uLongf got = blimit + 1;
+    unsigned char *out = xmalloc(got);
+    ck_assert_int_eq(uncompress(out, &got, zb, (uLong)zn), Z_OK);
+    ck_assert_uint_eq(got, blimit);
+    ck_assert(memcmp(out, bin + big - blimit, blimit) == 0);
+    free(out);
+    free(zb);
+    free(bin);
+    record_unref(r2);
+    free(in);
+    record_unref(r);
+}
+END_TEST
+
 START_TEST(ids_unique)
 {
     char a[48], b[48];
@@ -413,6 +502,7 @@ static Suite *suite(void)
     tcase_add_test(tc, json_output_bounded);
     tcase_add_test(tc, json_record_bounded);
     tcase_add_test(tc, output_compressed_beyond_raw_tail);
+    tcase_add_test(tc, output_budget_shared);
     tcase_add_test(tc, ids_unique);
     tcase_add_test(tc, json_escaping);
     tcase_add_test(tc, json_and_text);

@@ -73,6 +73,45 @@ static void run_case(size_t limit, size_t n, size_t maxpiece, size_t tn, unsigne
     free(tail);
 }
 
+/* Sealing mid-segment (the compressor freed, a new one for what follows)
+ * and growing the limit keep the stream exact: the model is the newest
+ * `limit` bytes of everything fed, whatever the limit was before. */
+START_TEST(test_seal_and_grow)
+{
+    size_t n = 3 * ZTAIL_SEGMENT + 1234;
+    unsigned char *in = stream_bytes(n, 42);
+    ztail *z = ztail_new(ZTAIL_SEGMENT / 2);
+    size_t cuts[] = {1000, ZTAIL_SEGMENT / 3, ZTAIL_SEGMENT + 5, 2 * ZTAIL_SEGMENT, n};
+    size_t off = 0;
+    for (size_t i = 0; i < sizeof cuts / sizeof *cuts; i++) {
+        ztail_add(z, (const char *)in + off, cuts[i] - off);
+        off = cuts[i];
+        ztail_seal(z);
+        ztail_seal(z); /* twice: nothing open, nothing to free */
+        if (i == 1)
+            ztail_grow(z, 2 * ZTAIL_SEGMENT); /* from here on, twice the segment */
+        if (i == 2)
+            ztail_grow(z, 10); /* smaller: ignored */
+    }
+    size_t want = 2 * ZTAIL_SEGMENT;
+    ck_assert_uint_eq(ztail_kept(z), want);
+    ck_assert_uint_eq(ztail_dropped(z), n - want);
+    unsigned char *zb;
+    size_t zn;
+    ck_assert_int_eq(ztail_finish(z, "tail", 4, 6, &zb, &zn), 0);
+    uLongf got = (uLongf)(want + 5);
+    unsigned char *out = xmalloc(got);
+    ck_assert_int_eq(uncompress(out, &got, zb, (uLong)zn), Z_OK);
+    ck_assert_uint_eq(got, want + 4);
+    ck_assert(memcmp(out, in + (n - want), want) == 0);
+    ck_assert(memcmp(out + want, "tail", 4) == 0);
+    free(zb);
+    free(out);
+    ztail_free(z);
+    free(in);
+}
+END_TEST
+
 START_TEST(test_nothing_fed)
 {
     run_case(1000, 0, 1, 0, 1);
@@ -248,6 +287,7 @@ static Suite *ztail_suite(void)
     tcase_add_test(tc, test_spill_bounded);
     tcase_add_test(tc, test_spill_unwritable);
     tcase_add_test(tc, test_free_null);
+    tcase_add_test(tc, test_seal_and_grow);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -378,6 +378,29 @@ void ztail_add(ztail *z, const char *buf, size_t len)
     }
 }
 
+void ztail_grow(ztail *z, size_t limit)
+{
+    if (limit > z->limit)
+        z->limit = limit;
+}
+
+void ztail_seal(ztail *z)
+{
+    if (z->open) {
+        if (z->segs[z->nsegs - 1].raw)
+            close_seg(z);
+        else
+            free(z->segs[--z->nsegs].z), z->open = 0;
+    }
+    /* each segment ends at a full flush, so the next one may come from a
+     * new compressor: readers join raw deflate data, not streams */
+    if (z->zs_ready) {
+        deflateEnd(&z->zs);
+        z->zs_ready = 0;
+    }
+    trim(z);
+}
+
 size_t ztail_kept(const ztail *z)
 {
     return z->raw - z->skip;

@@ -37,6 +37,13 @@ ztail *ztail_new(size_t limit);
 /* Frees it (readers opened on it stay valid); NULL is a no-op. */
 void ztail_free(ztail *z);
 
+/* Raises the limit to `limit` (a smaller one is ignored). */
+void ztail_grow(ztail *z, size_t limit);
+/* Ends the open segment and frees the compressor (about 256 KiB), for a
+ * tail that is fed no more for now: what is kept stays, and a later
+ * ztail_add starts a new segment with a new compressor. */
+void ztail_seal(ztail *z);
+
 /* Appends `len` bytes; the oldest bytes past the limit are dropped (in
  * whole segments, the rest counted by an offset into the first). */
 void ztail_add(ztail *z, const char *buf, size_t len);

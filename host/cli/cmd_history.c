@@ -755,7 +755,9 @@ static const char logs_usage[] =
     "\n"
     "  --stream S  only stdout, stderr or log lines\n"
     "  -f, --follow  print output as it arrives while the execution is RUNNING\n"
-    "                (its progress is stored every 0.25 s), until it ends\n"
+    "                (its progress is stored every 0.25 s), until it ends;\n"
+    "                then exits as its run did (1 when it failed or its\n"
+    "                process died: crash recovery runs once a second)\n"
     "  -h, --help  show this help\n";
 
 /* What print_stream() writes as the store hands it out. */
@@ -897,12 +899,19 @@ static int follow_logs(cmd_ctx *c, store *s, const char *id, const char *step, i
     followed *fs = NULL;
     size_t nf = 0;
     const followed *last = NULL;
-    int st, running, seen_step = 0, midline = 0;
+    int st, running, seen_step = 0, midline = 0, final = STORE_RUNNING;
+    double recover_at = 0;
+    char *pat = NULL, *why = NULL;
     do {
         store_exec e;
         if ((st = store_get(s, id, &e)))
             break;
         running = e.status == STORE_RUNNING;
+        if (!running) {
+            final = e.status;
+            pat = xstrdup(e.pattern ? e.pattern : "");
+            why = e.message ? xstrdup(e.message) : NULL;
+        }
         for (size_t i = 0; i < e.nnodes && !st; i++) {
             const store_node *n = &e.nodes[i];
             if (step && strcmp(n->path, step) != 0)
@@ -922,8 +931,12 @@ static int follow_logs(cmd_ctx *c, store *s, const char *id, const char *step, i
             }
         }
         store_exec_free(&e);
-        if (!st && running)
+        if (!st && running) {
+            /* its process may have died (SIGKILL): recovery ends it
+             * CRASHED, and the next read prints what it left */
+            cmd_recover_tick(s, &recover_at);
             usleep(200000);
+        }
     } while (!st && running);
     /* the step may appear only once it starts: unknown only at the end */
     if (!st && step && !seen_step) {
@@ -939,7 +952,17 @@ static int follow_logs(cmd_ctx *c, store *s, const char *id, const char *step, i
     for (size_t j = 0; j < nf; j++)
         free(fs[j].path);
     free(fs);
-    return st ? fail(c, st) : EXIT_OK;
+    /* the output is on stdout; how it ended, when not well, on stderr,
+     * and in the exit code, as `ndf wait` gives it */
+    if (!st && final != STORE_SUCCEEDED) {
+        char *safe = why ? term_safe(why) : NULL;
+        cmd_error(c, "execution %s of '%s' ended %s%s%s\n", id, pat,
+                  store_status_name((store_status)final), safe ? ": " : "", safe ? safe : "");
+        free(safe);
+    }
+    free(pat);
+    free(why);
+    return st ? fail(c, st) : cmd_exit_of_stored(final);
 }
 
 static int cmd_logs(cmd_ctx *c, int argc, char **argv)

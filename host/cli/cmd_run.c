@@ -608,7 +608,7 @@ static int cmd_run(cmd_ctx *c, int argc, char **argv)
     /* -q: the pattern's own outcome (failed, timed out, cancelled) is told
      * by the exit status alone, but an error of ndf's (a storage error,
      * exit 8) that decides it is said even without the summary */
-    if (last && !ra.json && c->verbosity < 0 && !cmd_outcome_code(code)) {
+    if (last && (ra.json || c->verbosity < 0) && !cmd_outcome_code(code)) {
         pthread_mutex_lock(&last->lock);
         char *m = term_safe(last->error ? last->error : ndf_status_name(last->status));
         pthread_mutex_unlock(&last->lock);
@@ -885,8 +885,9 @@ static int batch_read(FILE *f, const char *origin, bline **out, size_t *nout)
 }
 
 /* Runs the lines that parsed (all at once unless !parallel) and prints one
- * result per line in input order.  Returns how many failed. */
-static size_t batch_run(cmd_ctx *c, bline *lines, size_t n, int parallel)
+ * result per line in input order.  Returns how many failed; *io is set
+ * when one of them failed for the store's sake (its end not recorded). */
+static size_t batch_run(cmd_ctx *c, bline *lines, size_t n, int parallel, int *io)
 {
     batch_item *items = xcalloc(n ? n : 1, sizeof *items);
     size_t m = 0;
@@ -919,9 +920,10 @@ static size_t batch_run(cmd_ctx *c, bline *lines, size_t n, int parallel)
             continue;
         delegation_opts_from(c->rt, &lines[i].o);
         lines[i].o.explain = 1;
-        if (delegation_run(c->rt, lines[i].ctx, &lines[i].o, lines[i].timeout,
-                           STORE_ORIGIN_BATCH, NULL, NULL, &dl[i]) != NDF_OK)
-            failed++;
+        int drc = delegation_run(c->rt, lines[i].ctx, &lines[i].o, lines[i].timeout,
+                                 STORE_ORIGIN_BATCH, NULL, NULL, &dl[i]);
+        failed += drc != NDF_OK;
+        *io |= drc == NDF_ERR_IO;
     }
     /* The ends were handed to the writer (history_hook.async): nothing is
      * printed before they are committed, and one that was not is a
@@ -941,6 +943,8 @@ static size_t batch_run(cmd_ctx *c, bline *lines, size_t n, int parallel)
                                                  : "not recorded");
         pthread_mutex_unlock(&r->lock);
     }
+    for (size_t i = 0; i < m; i++)
+        *io |= res[i].status == NDF_ERR_IO;
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
         if (lines[i].error) {
@@ -1014,7 +1018,8 @@ static int cmd_batch(cmd_ctx *c, int argc, char **argv)
     }
     /* one transaction may then carry the ends of many executions */
     c->rt->hook.async = 1;
-    size_t failed = batch_run(c, lines, n, parallel);
+    int io = 0;
+    size_t failed = batch_run(c, lines, n, parallel, &io);
     blines_free(lines, n);
     if (c->rt->st) {
         /* how well the writer grouped them (ndf batch -v) */
@@ -1025,7 +1030,9 @@ static int cmd_batch(cmd_ctx *c, int argc, char **argv)
                 (unsigned long long)ss.executions, (unsigned long long)ss.transactions,
                 ss.transactions ? (double)ss.executions / (double)ss.transactions : 0.0);
     }
-    return failed ? EXIT_FAILED : EXIT_OK;
+    /* a storage error is the batch's, whatever the other items did: its
+     * results are not all in the store */
+    return io ? EXIT_IO : failed ? EXIT_FAILED : EXIT_OK;
 }
 
 /* ---- status ---- */

@@ -36,17 +36,6 @@ static const char wait_usage[] =
     "                queued item also \"queue\", its state, and \"execution\")\n"
     "  -h, --help    show this help\n";
 
-static int exit_of(store_status st)
-{
-    switch (st) {
-    case STORE_SUCCEEDED: return EXIT_OK;
-    case STORE_REFUSED: return EXIT_CONFIDENCE;
-    case STORE_TIMED_OUT: return EXIT_TIMEOUT;
-    case STORE_CANCELLED: return EXIT_CANCELLED;
-    default: return EXIT_FAILED;
-    }
-}
-
 /* How long after its id was made an execution may still be missing from
  * the store: the process that runs it writes the row when it starts, which
  * a loaded machine may delay (plugin scan, store open). */
@@ -104,6 +93,7 @@ static int cmd_wait(cmd_ctx *c, int argc, char **argv)
     queue_item q;
     memset(&q, 0, sizeof q);
     int queued = 0; /* `id` names a queued item, not an execution */
+    double recover_at = 0;
     for (;;) {
         memset(&e, 0, sizeof e);
         const char *state = "RUNNING";
@@ -191,6 +181,9 @@ static int cmd_wait(cmd_ctx *c, int argc, char **argv)
             return EXIT_TIMEOUT;
         }
         store_exec_free(&e);
+        /* a process killed while it ran it must not be waited for forever */
+        if (!queued)
+            cmd_recover_tick(s, &recover_at);
         /* a store read is cheap; a tenth of a second is prompt enough */
         double d = left < 0.1 ? left : 0.1;
         struct timespec ts = {0, (long)(d * 1e9)};
@@ -229,7 +222,7 @@ static int cmd_wait(cmd_ctx *c, int argc, char **argv)
     fwrite(sb.buf, 1, sb.len, c->out);
     sb_free(&sb);
     queue_item_free(&q);
-    rc = exit_of(e.status);
+    rc = cmd_exit_of_stored(e.status);
     store_exec_free(&e);
     return rc;
 }

@@ -81,6 +81,28 @@ int exit_code_for(int status)
     }
 }
 
+int cmd_exit_of_stored(int st)
+{
+    switch (st) {
+    case STORE_SUCCEEDED: return EXIT_OK;
+    case STORE_REFUSED: return EXIT_CONFIDENCE;
+    case STORE_TIMED_OUT: return EXIT_TIMEOUT;
+    case STORE_CANCELLED: return EXIT_CANCELLED;
+    default: return EXIT_FAILED;
+    }
+}
+
+void cmd_recover_tick(store *s, double *next)
+{
+    double now = now_mono();
+    if (now < *next)
+        return;
+    *next = now + 1.0;
+    /* a failure is the store's to report at the next read */
+    if (store_recover(s, NULL) != NDF_OK)
+        err_clear();
+}
+
 static void diag_v(FILE *err, const char *command, int prio, const char *what, const char *fmt,
                    va_list ap)
 {

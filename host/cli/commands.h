@@ -32,6 +32,17 @@ enum {
 
 /* Maps an ndf_status to the exit code above. */
 int exit_code_for(int status);
+/* The exit code of a command that reports how stored execution status
+ * `st` ended: as its run exited (0 succeeded, 4 refused, 5 timed out, 10
+ * cancelled, 1 otherwise). */
+int cmd_exit_of_stored(int st);
+/* For a command that watches a RUNNING execution another process runs
+ * (logs --follow, wait): once a second (*next, now_mono(); start it at 0)
+ * runs the store's crash recovery, so an execution whose process died
+ * (SIGKILL, a power cut on another boot) ends CRASHED, as the next
+ * store_open() would end it, instead of being watched forever.  Recovery
+ * looks at this host's processes only. */
+void cmd_recover_tick(struct store *s, double *next);
 
 /* cmd_entry.flags */
 enum {

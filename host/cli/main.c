@@ -83,6 +83,10 @@ static int run(const cmd_entry *e, const char *config_path, int config_explicit,
         fflush(stderr);
         _exit(rc);
     }
+    /* The idle step workers are killed and reaped here, not left to see
+     * their socket close after ndf is gone (where nobody may reap them:
+     * a container whose first process does not) */
+    isolate_shutdown();
     return rc;
 }
 

@@ -1,7 +1,8 @@
 /* Isolated step execution, both sides.  The host keeps warm workers per
  * plugin build; a call is one RUN (or UNDO) frame out and one DONE frame
- * back, with LOG and EXPAND frames from the worker and CANCEL and
- * EXPAND_REPLY frames from the host in between.  Frames are a 32-bit
+ * back, with LOG, OUTPUT and EXPAND frames from the worker and
+ * EXPAND_REPLY frames from the host in between (cancellation is a
+ * signal).  Frames are a 32-bit
  * length and a body whose first byte is the operation; both ends are the
  * same ndf binary on the same machine, so numbers travel in native byte
  * order.  Values travel whole (type, name, file, line), so a step's
@@ -65,6 +66,7 @@ enum {
     OP_EXPAND = 6,
     OP_EXPAND_REPLY = 7,
     OP_DONE = 8,
+    OP_OUTPUT = 9,
 };
 
 /* A frame larger than this is a broken peer, not a message. */
@@ -72,6 +74,10 @@ enum {
 /* Values nested deeper than this are refused (a configuration cannot make
  * them, a hostile peer could). */
 #define VALUE_DEPTH_MAX 64
+/* The most stdout or stderr one OUTPUT frame carries: a step's processes
+ * are read 16 KiB at a time, so this only splits what a plugin appends
+ * in one piece. */
+#define OUTPUT_FRAME_MAX (1u << 20)
 /* How long a worker has to load its plugin and say READY. */
 #define READY_TIMEOUT 10.0
 
@@ -1381,6 +1387,20 @@ int isolate_run(ndf_exec *node, const isolate_call *c)
             free(out);
             if (frame_send(w->fd, &b) != 0)
                 lost = 1;
+        } else if (op == OP_OUTPUT) {
+            /* kept here as an in-process step's output is: the step's
+             * limit (cut as process.c cuts it), spilled past the raw
+             * window, seen by progress writes while the step runs */
+            unsigned stream = r_u8(&r);
+            int64_t limit = r_i64(&r);
+            size_t len = 0;
+            char *text = r_str(&r, &len);
+            if (!r.bad && text && stream <= REC_STDERR && limit >= 0)
+                node_append(node, (record_stream)stream, text, len,
+                            (uint64_t)limit > RECORD_OUTPUT_MAX ? RECORD_OUTPUT_MAX
+                                                                : (size_t)limit);
+            free(text);
+            frame_drop(&w->in, n);
         } else if (op == OP_DONE) {
             rc = apply_done(&r, node, c->table, mem_mb, &recycle);
             frame_drop(&w->in, n);
@@ -1546,6 +1566,28 @@ static void wk_node_log(ndf_exec *node, int level, const char *fmt, ...)
     w_i64(&b, level);
     w_str(&b, msg);
     wk_send(&b);
+}
+
+/* The record's on_output: stdout and stderr of the running step go to
+ * the host as they are read (the host keeps them under the step's limit,
+ * and logs --follow sees them while the step runs); nothing is kept
+ * here. */
+static void wk_output(void *arg, ndf_exec *node, int stream, const char *buf, size_t len,
+                      size_t limit)
+{
+    (void)arg;
+    (void)node;
+    while (len) {
+        size_t k = len < OUTPUT_FRAME_MAX ? len : OUTPUT_FRAME_MAX;
+        strbuf b;
+        frame_begin(&b, OP_OUTPUT);
+        w_u8(&b, (unsigned)stream);
+        w_i64(&b, (int64_t)limit);
+        w_mem(&b, buf, k);
+        wk_send(&b);
+        buf += k;
+        len -= k;
+    }
 }
 
 /* ${steps.NAME.result} needs the host's record: every expansion is asked
@@ -1831,6 +1873,7 @@ static void wk_job(const char *body, size_t n)
     if (id)
         snprintf(rec->id, sizeof rec->id, "%s", id);
     rec->kill_grace = grace;
+    rec->on_output = wk_output;
     node = node_new(rec->root, NDF_NODE_STEP, name ? name : type);
     bound *st = wk_bind(serial, type, &params);
     if (!st) {

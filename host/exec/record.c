@@ -460,6 +460,8 @@ void node_set_message(ndf_exec *node, const char *msg)
     free(old);
 }
 
+static void node_seal_output(ndf_exec *node);
+
 void node_set_state_at(ndf_exec *node, ndf_state state, const char *msg, double now)
 {
     if (!msg && state == NDF_STATE_RUNNING) {
@@ -480,6 +482,8 @@ void node_set_state_at(ndf_exec *node, ndf_state state, const char *msg, double 
     if (msg)
         node_set_message(node, msg);
     atomic_store_explicit(&node->state, state, memory_order_release);
+    if (STATE_FINAL(state) && atomic_load_explicit(&node->rec->out_tight, memory_order_relaxed))
+        node_seal_output(node);
 }
 
 void node_set_state(ndf_exec *node, ndf_state state, const char *msg)
@@ -678,18 +682,62 @@ int node_stop_status(const ndf_exec *node)
     return 0;
 }
 
+/* Moves the oldest raw bytes of `t` past RECORD_TIGHT_TAIL into its
+ * compressed part and keeps the rest in a buffer of its size: the
+ * record's budget is spent (record lock held). */
+static void tail_tighten(record *r, tailbuf *t, size_t limit)
+{
+    size_t w = RECORD_TIGHT_TAIL;
+    t->tight = 1;
+    atomic_store_explicit(&r->out_tight, 1, memory_order_relaxed);
+    if (t->z)
+        ztail_grow(t->z, limit - w);
+    if (t->len > w) {
+        if (!t->z)
+            t->z = ztail_new(limit - w);
+        ztail_add(t->z, t->buf, t->len - w);
+        t->dropped += t->len - w;
+        t->buf += t->len - w;
+        t->len = w;
+    }
+    size_t want = 2 * w + 2;
+    if (t->cap > want) {
+        char *mem = xmalloc(want);
+        memcpy(mem, t->buf, t->len);
+        mem[t->len] = '\0';
+        free(t->mem);
+        r->out_held -= t->cap - want;
+        t->mem = t->buf = mem;
+        t->cap = want;
+    }
+}
+
 /* Dropping the oldest bytes slides t->buf forward in its allocation; the
  * kept bytes are moved back to its start only when the end is reached,
  * and the allocation is then twice what is kept, so each byte is moved
  * about once: linear in the output whatever the limit (moving the whole
  * tail for every 16 KiB read took 53 s of CPU for 256 MiB at a 64 MiB
- * limit). */
-static void tail_add(tailbuf *t, const char *buf, size_t len, size_t limit)
+ * limit).  The raw window is RECORD_RAW_TAIL, or RECORD_TIGHT_TAIL once
+ * the record's buffers would pass RECORD_OUTPUT_BUDGET (record lock
+ * held). */
+static void tail_add(record *r, tailbuf *t, const char *buf, size_t len, size_t limit)
 {
-    if (limit > RECORD_RAW_TAIL) {
+    /* a buffer that must grow, by at most twice what it would keep, when
+     * the execution's buffers are at their budget */
+    if (!t->tight && limit > RECORD_TIGHT_TAIL) {
+        size_t off = t->mem ? (size_t)(t->buf - t->mem) : 0;
+        size_t keep = limit < RECORD_RAW_TAIL ? limit : RECORD_RAW_TAIL;
+        size_t grow = 2 * (t->len + len < keep ? t->len + len : keep) + 2;
+        if (grow < 256)
+            grow = 256;
+        if (off + t->len + len + 1 > t->cap && r->out_held + grow > RECORD_OUTPUT_BUDGET)
+            tail_tighten(r, t, limit);
+    }
+    size_t w = t->tight ? RECORD_TIGHT_TAIL : RECORD_RAW_TAIL;
+    if (limit > w) {
         /* what leaves the raw window, oldest first, goes to the
          * compressed part, which keeps the rest of the limit */
-        size_t w = RECORD_RAW_TAIL, from_buf = 0, from_new = 0;
+        size_t from_buf = 0, from_new = 0;
         if (len >= w)
             from_buf = t->len, from_new = len - w;
         else if (t->len + len > w)
@@ -729,6 +777,7 @@ static void tail_add(tailbuf *t, const char *buf, size_t len, size_t limit)
             if (t->len)
                 memcpy(mem, t->buf, t->len);
             free(t->mem);
+            r->out_held += want - t->cap;
             t->mem = mem;
             t->cap = want;
         } else {
@@ -745,11 +794,41 @@ void node_append(ndf_exec *node, record_stream s, const char *buf, size_t len, s
 {
     if (!len)
         return;
+    if (node->rec->on_output && s != REC_LOG) {
+        node->rec->on_output(node->rec->output_arg, node, (int)s, buf, len, limit);
+        return;
+    }
     pthread_mutex_lock(&node->rec->lock);
     if (node->out == record_no_output)
         node->out = xcalloc(3, sizeof *node->out);
-    tail_add(&node->out[s], buf, len, limit ? limit : RECORD_OUTPUT_LIMIT);
+    tail_add(node->rec, &node->out[s], buf, len, limit ? limit : RECORD_OUTPUT_LIMIT);
     pthread_mutex_unlock(&node->rec->lock);
+}
+
+/* A node that ended writes no more: past the budget, the compressors of
+ * its spilled streams are freed (a thousand ended tasks would otherwise
+ * hold 256 KiB each). */
+static void node_seal_output(ndf_exec *node)
+{
+    record *r = node->rec;
+    pthread_mutex_lock(&r->lock);
+    if (node->out != record_no_output)
+        for (int i = 0; i < 3; i++) {
+            tailbuf *t = &node->out[i];
+            if (t->z)
+                ztail_seal(t->z);
+            /* a tight stream's buffer shrinks to what it keeps */
+            if (t->tight && t->cap > t->len + 1) {
+                char *mem = xmalloc(t->len + 1);
+                memcpy(mem, t->buf, t->len);
+                mem[t->len] = '\0';
+                free(t->mem);
+                r->out_held -= t->cap - (t->len + 1);
+                t->mem = t->buf = mem;
+                t->cap = t->len + 1;
+            }
+        }
+    pthread_mutex_unlock(&r->lock);
 }
 
 /* Caller holds the record lock. */

@@ -48,6 +48,15 @@ size_t record_json_share(size_t *v, size_t n, size_t total);
  * a step with a 64 MiB output_limit costs about this much memory per
  * stream, not the limit. */
 #define RECORD_RAW_TAIL (1024u * 1024u)
+/* The raw output buffers of all the nodes of one execution together: once
+ * a stream's buffer would take them past it, that stream keeps only its
+ * newest RECORD_TIGHT_TAIL bytes raw and the rest of its limit compressed
+ * in a spill file, as a stream past RECORD_RAW_TAIL does (and its
+ * compressor is freed and its buffer cut to those bytes when its node
+ * ends), so a thousand tasks of 1 MB output each hold the budget and
+ * 16 KiB each, not 2 MB each. */
+#define RECORD_OUTPUT_BUDGET (64u * 1024u * 1024u)
+#define RECORD_TIGHT_TAIL (16u * 1024u)
 
 struct ztail;
 
@@ -61,6 +70,7 @@ typedef struct tailbuf {
     uint64_t dropped;
     char *mem; /* the allocation buf slides along (freed with the node) */
     struct ztail *z; /* NULL until bytes past RECORD_RAW_TAIL are kept */
+    int tight;       /* past the record's budget: RECORD_TIGHT_TAIL raw */
 } tailbuf;
 
 /* What a node's `out` points at until output arrives: three empty buffers,
@@ -163,6 +173,15 @@ struct record {
      * sits below the executor */
     void (*on_spawn)(void *arg, const struct record *r, long pgid, const char *token);
     void *spawn_arg;
+    /* Where stdout and stderr appended to its nodes go instead of into
+     * them (NULL: kept in the node): a step worker's record forwards each
+     * piece to the host as it comes, and the host keeps it under the
+     * step's limit, so an isolated step's output is bounded, spilled and
+     * seen live exactly as an in-process step's.  Called without the
+     * record's lock, from the thread that read the output. */
+    void (*on_output)(void *arg, ndf_exec *node, int stream, const char *buf, size_t len,
+                      size_t limit);
+    void *output_arg;
     int force;           /* skip confidence gates of sub-patterns */
     int origin;          /* EXEC_ORIGIN() of its start, or -1 */
     _Atomic int cancel;  /* 0, or NDF_ERR_CANCELLED once cancelled */
@@ -189,6 +208,8 @@ struct record {
      * after the execution may have ended (a command that hands its rows
      * to the writer reads it after flushing); NULL otherwise */
     char *unrecorded_why;
+    size_t out_held;     /* (lock) bytes of its nodes' raw output buffers */
+    _Atomic int out_tight; /* a stream went past RECORD_OUTPUT_BUDGET */
     int status;          /* final ndf_status (valid once done) */
     char *error;         /* final message, or NULL */
     double start_wall, start, end;

@@ -6,7 +6,10 @@
 # of a stream, so NUL bytes (six bytes each in JSON) cannot blow it up; and
 # a step writing hundreds of MB through a 64 MiB limit, compressible or
 # random, holds neither the output nor its compressed form in memory;
-# nor do `ndf logs` and `status --json` when they read it back.
+# nor do `ndf logs` and `status --json` when they read it back; and
+# hundreds of tasks each below that bound share one budget.
+#
+# NDF_TEST_MANY: tasks of 1,000,000 bytes each in the budget check (200)
 . "$top_srcdir/tests/shell/lib.sh"
 STATE=$SCRATCH/state
 CONF=$SCRATCH/out.conf
@@ -133,5 +136,36 @@ else
             not_ok "the stored std$s differs from its newest 64 MiB"
     done
     rm -f "$SCRATCH/noise.out" "$SCRATCH/noise.err" "$SCRATCH/want"
+
+    # the whole execution's raw capture is bounded too: $MANY tasks each
+    # keeping 1,000,000 bytes (below the 1 MiB that one stream keeps raw)
+    # held 2 MB each in memory until the execution ended (800 of them: 1.6
+    # GB); past the 64 MiB budget the streams keep 16 KiB raw and the rest
+    # in spill files, and logs still prints every byte
+    MANY=${NDF_TEST_MANY:-200}
+    seq 1 200000 | head -c 1000000 >"$SCRATCH/mb"
+    {
+        printf 'storage: { path = "%s"; };\npatterns = ( { name = "many"; type = "parallel"; params = { tasks = (\n' "$STATE"
+        i=1
+        while [ $i -le "$MANY" ]; do
+            [ $i -gt 1 ] && printf ',\n'
+            printf '{ name = "t%d"; step = "exec"; params = { argv = [ "cat", "%s" ]; output_limit = 1000000; }; }' $i "$SCRATCH/mb"
+            i=$((i + 1))
+        done
+        printf '\n); }; } );\n'
+    } >"$SCRATCH/many.conf"
+    /usr/bin/time -f '%M' -o "$SCRATCH/rss" "$NDF" -c "$SCRATCH/many.conf" run many >/dev/null 2>&1
+    rc=$?
+    [ "$rc" -eq 0 ] && ok "$MANY tasks of 1,000,000 bytes each run" || not_ok "many exit $rc"
+    rss=$(tail -1 "$SCRATCH/rss")
+    # (200 tasks: 132 MiB; 410 MiB without the budget)
+    [ "$rss" -lt 262144 ] && ok "their peak RSS stays under 256 MiB ($rss KiB)" ||
+        not_ok "their peak RSS is $rss KiB"
+    id=$("$NDF" -c "$SCRATCH/many.conf" runs many --limit 1 --json | sed -n 's/^\[{"id":"\([^"]*\)".*/\1/p')
+    { cat "$SCRATCH/mb"; echo; } >"$SCRATCH/want"
+    for t in t1 "t$MANY"; do
+        "$NDF" -c "$SCRATCH/many.conf" logs "$id" "$t" | cmp -s - "$SCRATCH/want" &&
+            ok "logs prints all 1,000,000 bytes of $t" || not_ok "logs of $t differs"
+    done
 fi
 finish

@@ -83,6 +83,31 @@ touch "$GO"
 expect_exit 0 "the crashed execution is redriven" -- ndf redrive "$id"
 expect_match "$(tr '\n' ' ' <"$LOG")" '^b c $' "the redrive reran b and c, not a"
 
+# ---- logs --follow and wait of a SIGKILLed run end, with its state ----
+rm -f "$GO" "$LOG"
+"$NDF" -c "$CONF" run live 2>/dev/null &
+RUNNER=$!
+wait_for has_id
+id=$(running_id)
+wait_for sh -c "'$NDF' -c '$CONF' logs '$id' b | grep -q first"
+# (timeout: a follower that never notices would hang the suite)
+timeout 60 "$NDF" -c "$CONF" logs --follow "$id" b >"$SCRATCH/kf.out" 2>"$SCRATCH/kf.err" &
+KFOLLOW=$!
+timeout 60 "$NDF" -c "$CONF" wait "$id" >"$SCRATCH/kw.out" 2>"$SCRATCH/kw.err" &
+KWAIT=$!
+wait_for grep -q first "$SCRATCH/kf.out"
+kill -9 "$RUNNER"
+wait "$RUNNER" 2>/dev/null
+wait "$KFOLLOW"
+expect_match "$?" '^1$' "logs --follow of a SIGKILLed run ends, exit 1 (failed), as its run's end"
+expect_match "$(cat "$SCRATCH/kf.out")" '^first$' "it printed the output the run left"
+expect_match "$(cat "$SCRATCH/kf.err")" "^ndf: logs: execution $id of 'live' ended CRASHED: .*died while 'b' was running" \
+    "and says on stderr how it ended"
+wait "$KWAIT"
+expect_match "$?" '^1$' "wait of a SIGKILLed run ends too, exit 1"
+expect_match "$(cat "$SCRATCH/kw.out")" "execution $id of 'live': CRASHED" "saying CRASHED"
+touch "$GO"
+
 # ---- output dropped while following is never a silent gap ----
 G1=$SCRATCH/go1 G2=$SCRATCH/go2 BCONF=$SCRATCH/burst.conf
 cat >"$BCONF" <<EOF

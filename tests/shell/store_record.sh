@@ -175,6 +175,16 @@ unrecorded_end() { # backend conf
     expect_match "$out" "COMPLETED +pattern big" "$1: its final state"
     case $out in *RUNNING*) not_ok "$1: status shows a node RUNNING: $out" ;;
     *) ok "$1: no node left RUNNING" ;; esac
+    # run --json: the error is in the JSON and on stderr, exit 8
+    expect_exit 8 "$1: run --json: exit 8" -- "$NDF" -c "$2" run big --json
+    expect_match "$err" "^ndf: run: not recorded: .*(disk is full|No space left)" \
+        "$1: run --json says the storage error on stderr too"
+    expect_match "$out" '"error":"not recorded: ' "$1: and in its JSON"
+    # a batch whose item could not be recorded: exit 8, not 1
+    printf '{"pattern":"big"}\n' >"$SCRATCH/big.jsonl"
+    expect_exit 8 "$1: batch with an item whose end is not recorded: exit 8" -- \
+        "$NDF" -c "$2" batch "$SCRATCH/big.jsonl"
+    expect_match "$out" '"error":"not recorded: ' "$1: its line says why"
 }
 
 # ---- SQLite ----
