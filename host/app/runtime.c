@@ -222,6 +222,8 @@ static int load_plugins(runtime *rt)
         .no_scan = !rt->cfg->set.scan_plugins,
         .verdict_dir = verdicts,
         .scan_timeout = rt->cfg->set.scan_timeout,
+        .index = 1,
+        .lazy = rt->lazy_plugins,
     };
     rt->ld = loader_new(&lo);
     free(verdicts);

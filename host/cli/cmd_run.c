@@ -157,6 +157,8 @@ int cmd_start_executor(cmd_ctx *c, store_origin origin)
 int cmd_load_executor(runtime *rt, store_origin origin)
 {
     rt->store_needed = 1;
+    /* a run needs the plugins of the patterns it builds, not the others */
+    rt->lazy_plugins = 1;
     int rc = runtime_load(rt, RT_PATTERNS);
     if (rc)
         return exit_code_for(rc);
