@@ -349,7 +349,9 @@ int runtime_start_executor(runtime *rt, void (*on_complete)(void *, pattern *, c
     }
     rt->owned |= RT_OWN_EXECUTOR;
     /* without it a run is still recorded, only not while it runs */
-    if (rt->st && !(rt->progress = history_progress_start(rt->st, rt->ex, 0)))
+    if (rt->st && rt->progress_on_demand)
+        rt->progress = history_progress_new(rt->st, rt->ex, 0);
+    else if (rt->st && !(rt->progress = history_progress_start(rt->st, rt->ex, 0)))
         report(rt, RT_DIAG_WARNING, "%s", err_msg());
     return NDF_OK;
 }

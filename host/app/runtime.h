@@ -87,6 +87,10 @@ typedef struct runtime {
      * what they provide (loader_opts.lazy), for a command that lists none
      * and runs only what its configuration defines. */
     int lazy_plugins;
+    /* Set before the executor starts: the progress thread waits for
+     * history_progress_kick(rt->progress), from the thread that follows
+     * the command's one execution at a time. */
+    int progress_on_demand;
     /* The store's run-time definitions change count (store_defs_version)
      * read just before the rows this runtime's configuration was overlaid
      * with; defs_read: 1 when it was read.  A server compares it with the
