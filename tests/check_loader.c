@@ -1237,6 +1237,171 @@ START_TEST(compat_v1_0)
 }
 END_TEST
 
+
+/* ---- lazy loading from the index ---- */
+
+static loader *new_lazy_loader(int lazy)
+{
+    loader_opts o = {.host = &host_services, .cache_dir = cachedir, .quiet = 1, .index = 1,
+                     .lazy = lazy};
+    loader *l = loader_new(&o);
+    ck_assert_msg(l != NULL, "loader_new: %s", err_msg());
+    return l;
+}
+
+static char *read_text(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    ck_assert_msg(f != NULL, "%s: %s", path, strerror(errno));
+    strbuf sb;
+    sb_init(&sb);
+    char buf[4096];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, f)) > 0)
+        sb_add(&sb, buf, n);
+    fclose(f);
+    return sb_steal(&sb);
+}
+
+/* Replaces the first `from` in the index with `to` (same length or not). */
+static void index_edit(const char *from, const char *to)
+{
+    char *ip = path_in(cachedir, "plugins.index");
+    char *text = read_text(ip);
+    char *at = strstr(text, from);
+    ck_assert_msg(at != NULL, "'%s' not in the index:\n%s", from, text);
+    char *out = xasprintf("%.*s%s%s", (int)(at - text), text, to, at + strlen(from));
+    FILE *f = fopen(ip, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs(out, f);
+    fclose(f);
+    free(out);
+    free(text);
+    free(ip);
+}
+
+/* A scan writes what each file provides; a lazy scan that finds every
+ * file as described loads none, then each as a name it provides is asked
+ * for (and nothing for a name none provides); listing loads the rest. */
+START_TEST(lazy_loads_what_is_asked)
+{
+    free(copy_fixture("good", plugdir, "good.so"));
+    free(copy_fixture("reload_v1", plugdir, "reload.so"));
+    char *dirs[] = {plugdir};
+    loader *l = new_lazy_loader(0);
+    ck_assert_uint_eq(loader_scan(l, dirs, 1), 2);
+    loader_free(l);
+    char *ip = path_in(cachedir, "plugins.index");
+    char *text = read_text(ip);
+    ck_assert_has(text, "\tgood\t,good_trivial,\t,good_echo,\n");
+    ck_assert_has(text, "\treload\t,reload_seq,\t,reload_step,\n");
+    free(text);
+
+    l = new_lazy_loader(1);
+    ck_assert_uint_eq(loader_scan(l, dirs, 1), 0);
+    ck_assert_uint_eq(count_dir(cachedir), 1); /* the index, no copy */
+    ck_assert_ptr_null(loader_find(l, PROVIDED_STEP, "nobody_has_it"));
+    ck_assert_uint_eq(count_dir(cachedir), 1);
+    const provided *p = loader_find(l, PROVIDED_STEP, "good_echo");
+    ck_assert_ptr_nonnull(p);
+    ck_assert_str_eq(loader_provided_plugin(p, NULL), "good");
+    ck_assert_uint_eq(count_dir(cachedir), 2); /* good's copy */
+    ck_assert_ptr_eq(loader_find(l, PROVIDED_PATTERN_TYPE, "good_trivial")->owner, p->owner);
+    ck_assert_uint_eq(count_dir(cachedir), 2);
+    ck_assert_uint_eq(loader_count(l), 2);
+    ck_assert_uint_eq(count_dir(cachedir), 3);
+    ck_assert_int_eq(info_of(l, 0).loaded, 1);
+    ck_assert_int_eq(info_of(l, 1).loaded, 1);
+    loader_free(l);
+
+    /* a file changed since (touched): everything is loaded, the index
+     * rewritten */
+    char *g = path_in(plugdir, "good.so");
+    struct timespec ts[2] = {{0, UTIME_OMIT}, {12345, 0}};
+    ck_assert_int_eq(utimensat(AT_FDCWD, g, ts, 0), 0);
+    l = new_lazy_loader(1);
+    ck_assert_uint_eq(loader_scan(l, dirs, 1), 2);
+    ck_assert_uint_eq(count_dir(cachedir), 3);
+    loader_free(l);
+    l = new_lazy_loader(1);
+    ck_assert_uint_eq(loader_scan(l, dirs, 1), 0);
+    loader_free(l);
+
+    /* a new file the index does not know: everything */
+    free(copy_fixture("dup_step", plugdir, "z_dup_step.so"));
+    l = new_lazy_loader(1);
+    ck_assert_uint_eq(loader_scan(l, dirs, 1), 2); /* dup_step refused, as ever */
+    ck_assert_int_eq(info_of(l, 2).loaded, 0);
+    loader_free(l);
+    /* ... and a refused file has no entry: every lazy scan loads all, so
+     * its refusal is said each time */
+    l = new_lazy_loader(1);
+    ck_assert_uint_eq(loader_scan(l, dirs, 1), 2);
+    loader_free(l);
+    free(g);
+    free(ip);
+}
+END_TEST
+
+/* The index is a hint: a file that does not provide what its entry says
+ * gets every file loaded; two entries claiming one name (which an eager
+ * scan would resolve by order) make the scan eager; a corrupt index is
+ * no index. */
+START_TEST(lazy_index_is_a_hint)
+{
+    free(copy_fixture("good", plugdir, "good.so"));
+    free(copy_fixture("reload_v1", plugdir, "reload.so"));
+    char *dirs[] = {plugdir};
+    loader *l = new_lazy_loader(0);
+    ck_assert_uint_eq(loader_scan(l, dirs, 1), 2);
+    loader_free(l);
+
+    index_edit("\tgood\t,good_trivial,\t,good_echo,", "\tgood\t,good_trivial,\t,reload_step,");
+    index_edit("\treload\t,reload_seq,\t,reload_step,", "\treload\t,reload_seq,\t,good_echo,");
+    l = new_lazy_loader(1);
+    ck_assert_uint_eq(loader_scan(l, dirs, 1), 0);
+    const provided *p = loader_find(l, PROVIDED_STEP, "reload_step");
+    ck_assert_ptr_nonnull(p);
+    ck_assert_str_eq(loader_provided_plugin(p, NULL), "reload");
+    ck_assert_uint_eq(count_dir(cachedir), 3); /* both loaded */
+    loader_free(l);
+
+    l = new_lazy_loader(0); /* rewrites the truth */
+    loader_scan(l, dirs, 1);
+    loader_free(l);
+    index_edit(",reload_step,", ",good_echo,");
+    l = new_lazy_loader(1);
+    ck_assert_uint_eq(loader_scan(l, dirs, 1), 2);
+    loader_free(l);
+
+    char *ip = path_in(cachedir, "plugins.index");
+    static const char *const corrupt[] = {
+        "", "ndf-plugin-index 9\n", "ndf-plugin-index 1\n/x\tnot\n",
+        "ndf-plugin-index 1\n/a.so\t1 2\tBAD NAME\t,\t,\n",
+        "ndf-plugin-index 1\n/a.so\t1 2\tp\t,a b,\t,\n", "\xff\xfe\t\t\t\t\n",
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(corrupt); i++) {
+        write_file(ip, corrupt[i]);
+        l = new_lazy_loader(1);
+        ck_assert_uint_eq(loader_scan(l, dirs, 1), 2);
+        ck_assert_ptr_nonnull(loader_find(l, PROVIDED_STEP, "good_echo"));
+        loader_free(l);
+    }
+    /* an index that is not ours is not read */
+    write_file(ip, "");
+    l = new_lazy_loader(0);
+    loader_scan(l, dirs, 1);
+    loader_free(l);
+    if (geteuid() == 0) {
+        ck_assert_int_eq(chown(ip, 1, 1), 0);
+        l = new_lazy_loader(1);
+        ck_assert_uint_eq(loader_scan(l, dirs, 1), 2);
+        loader_free(l);
+    }
+    free(ip);
+}
+END_TEST
+
 static Suite *loader_suite(void)
 {
     Suite *s = suite_create("loader");
@@ -1303,6 +1468,12 @@ static Suite *loader_suite(void)
     t = tcase_create("compat");
     tcase_add_checked_fixture(t, setup, teardown);
     tcase_add_test(t, compat_v1_0);
+    suite_add_tcase(s, t);
+
+    t = tcase_create("lazy");
+    tcase_add_checked_fixture(t, setup, teardown);
+    tcase_add_test(t, lazy_loads_what_is_asked);
+    tcase_add_test(t, lazy_index_is_a_hint);
     suite_add_tcase(s, t);
     return s;
 }

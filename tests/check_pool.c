@@ -1,13 +1,14 @@
 /* Check suite for host/exec/pool.c: priorities, groups (nesting on one
  * thread, deadlines, cancellation, max_concurrent, spawning from work),
- * work stealing that hands plain data between threads, and the error a
- * failed pthread_create reports. */
+ * work stealing that hands plain data between threads, threads started
+ * as work needs them, and the error a failed pthread_create reports. */
 #include "build-config.h"
 
 #include <check.h>
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -440,17 +441,115 @@ int __wrap_pthread_create(pthread_t *t, const pthread_attr_t *a, void *(*fn)(voi
 
 START_TEST(pool_new_reports_thread_error)
 {
-    atomic_store(&create_budget, 2);
+    atomic_store(&create_budget, 0);
     pool *p = pool_new(4);
     atomic_store(&create_budget, -1);
     ck_assert_ptr_null(p);
-    ck_assert_msg(strstr(err_msg(), "cannot start worker thread 2"), "%s", err_msg());
+    ck_assert_msg(strstr(err_msg(), "cannot start worker thread 0"), "%s", err_msg());
     ck_assert_msg(strstr(err_msg(), strerror(EAGAIN)), "%s", err_msg());
     ck_assert_msg(!strstr(err_msg(), strerror(ENOTTY)), "%s", err_msg());
-    /* The two workers that started were stopped: a new pool works. */
     p = pool_new(2);
     ck_assert_ptr_nonnull(p);
     pool_free(p, -1);
+}
+END_TEST
+
+/* Work that waits until `want` pieces run at once: only as many threads
+ * as that can finish it. */
+static _Atomic int together_in, together_want;
+static _Atomic int together_masked; /* of those, how many had SIGUSR1 blocked */
+
+static int together(void *arg)
+{
+    (void)arg;
+    sigset_t m;
+    pthread_sigmask(SIG_SETMASK, NULL, &m);
+    if (sigismember(&m, SIGUSR1))
+        atomic_fetch_add(&together_masked, 1);
+    atomic_fetch_add(&together_in, 1);
+    while (atomic_load(&together_in) < atomic_load(&together_want))
+        msleep(1);
+    atomic_fetch_add(&counter, 1);
+    return 0;
+}
+
+static void wait_idle(pool *p, unsigned n)
+{
+    pool_stats st;
+    for (;;) {
+        pool_health(p, &st);
+        if (st.idle >= n)
+            return;
+        msleep(1);
+    }
+}
+
+/* Threads start as work needs them: work queued one piece at a time,
+ * each taken by the idle worker, never starts a second thread; work that
+ * needs four at once gets them, each with the mask of the thread that
+ * made the pool, whichever thread queued the work. */
+START_TEST(pool_threads_on_demand)
+{
+    sigset_t usr1, old;
+    sigemptyset(&usr1);
+    sigaddset(&usr1, SIGUSR1);
+    pthread_sigmask(SIG_BLOCK, &usr1, &old);
+    pool *p = pool_new(4);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    pool_stats st;
+    pool_health(p, &st);
+    ck_assert_uint_eq(st.threads, 4);
+    ck_assert_uint_eq(st.active, 4);
+    ck_assert_uint_eq(st.running, 1);
+    atomic_store(&counter, 0);
+    for (int i = 1; i <= 20; i++) {
+        wait_idle(p, 1);
+        pool_submit(p, 3, bump, NULL);
+        while (atomic_load(&counter) < i)
+            msleep(1);
+    }
+    pool_health(p, &st);
+    ck_assert_uint_eq(st.running, 1);
+    atomic_store(&together_in, 0);
+    atomic_store(&together_masked, 0);
+    atomic_store(&together_want, 4);
+    for (int i = 0; i < 4; i++)
+        pool_submit(p, 3, together, NULL);
+    while (atomic_load(&counter) < 24)
+        msleep(1);
+    ck_assert_int_eq(atomic_load(&together_masked), 4);
+    pool_health(p, &st);
+    ck_assert_uint_eq(st.running, 4);
+    ck_assert_uint_eq(st.active, 4);
+    ck_assert_uint_eq(pool_free(p, -1), 0);
+}
+END_TEST
+
+/* A thread that cannot be started on demand costs concurrency, not work:
+ * what is queued runs on the workers there are, and the next queue tries
+ * again. */
+START_TEST(pool_lazy_start_fails)
+{
+    pool *p = pool_new(2);
+    atomic_store(&counter, 0);
+    atomic_store(&create_budget, 0);
+    for (int i = 0; i < 10; i++)
+        pool_submit(p, 3, bump, NULL);
+    while (atomic_load(&counter) < 10)
+        msleep(1);
+    pool_stats st;
+    pool_health(p, &st);
+    ck_assert_uint_eq(st.active, 2);
+    atomic_store(&create_budget, -1);
+    atomic_store(&together_in, 0);
+    atomic_store(&together_want, 2);
+    pool_submit(p, 3, together, NULL);
+    pool_submit(p, 3, together, NULL);
+    while (atomic_load(&counter) < 12)
+        msleep(1);
+    pool_health(p, &st);
+    ck_assert_uint_eq(st.running, 2);
+    ck_assert_uint_eq(pool_free(p, -1), 0);
 }
 END_TEST
 
@@ -467,6 +566,8 @@ static Suite *suite(void)
     tcase_add_test(tc, pool_spawn_from_work);
     tcase_add_test(tc, pool_steal_hands_over_data);
     tcase_add_test(tc, pool_new_reports_thread_error);
+    tcase_add_test(tc, pool_threads_on_demand);
+    tcase_add_test(tc, pool_lazy_start_fails);
     tcase_add_test(tc, pool_abandon_replaces);
     tcase_add_test(tc, pool_free_leaves_abandoned);
     suite_add_tcase(s, tc);

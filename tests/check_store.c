@@ -1105,6 +1105,116 @@ START_TEST(test_hand_off)
 }
 END_TEST
 
+/* Callers waiting for their commits commit the queued batch themselves
+ * (no hand-off), several executions per transaction once they queued
+ * while one was being committed; a batch with a callback's job is the
+ * writer thread's, so no callback runs on a waiting caller's thread. */
+static _Thread_local int in_waiter;
+static atomic_int cb_on_waiter;
+
+static void waiter_cb(void *arg, int rc, const char *msg, learning_state *after, size_t n)
+{
+    if (in_waiter)
+        atomic_fetch_add(&cb_on_waiter, 1);
+    handoff_done(arg, rc, msg, after, n);
+}
+
+typedef struct waiter {
+    store *s;
+    char id[32];
+    int rc;
+} waiter;
+
+static void *finish_waiting(void *arg)
+{
+    waiter *w = arg;
+    in_waiter = 1;
+    store_exec e = make_exec(w->id, "w", STORE_SUCCEEDED, NULL);
+    w->rc = store_finish(w->s, &e, NULL);
+    store_exec_free(&e);
+    return NULL;
+}
+
+static int count_tasks(void)
+{
+    DIR *d = opendir("/proc/self/task");
+    if (!d)
+        return -1;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)))
+        n += e->d_name[0] != '.';
+    closedir(d);
+    return n;
+}
+
+START_TEST(test_waiters_commit)
+{
+    if (pg_base) /* the PostgreSQL store writes on the caller's connection */
+        return;
+    store_opts o;
+    store_opts_default(&o);
+    o.busy_timeout_ms = 60000;
+    /* a waiter alone commits its own: no writer thread is started */
+    int tasks = count_tasks();
+    store *s = open_with(&o);
+    store_exec e = make_exec("alone", "w", STORE_SUCCEEDED, NULL);
+    ck_assert_int_eq(store_finish(s, &e, NULL), NDF_OK);
+    store_exec_free(&e);
+    if (tasks > 0)
+        ck_assert_int_eq(count_tasks(), tasks);
+    store_close(s);
+    locker l = lock_db();
+    s = open_with(&o);
+    handoff c = {0};
+    atomic_store(&cb_on_waiter, 0);
+    /* the writer thread takes this one and waits for the lock */
+    ck_assert_int_eq(
+        store_finish_async(s, heap_exec("cb1", "w", STORE_SUCCEEDED), 1, waiter_cb, &c), NDF_OK);
+    store_stats st;
+    enum { NW = 8 };
+    waiter w[NW];
+    pthread_t t[NW];
+    for (int i = 0; i < NW; i++) {
+        w[i].s = s;
+        snprintf(w[i].id, sizeof w[i].id, "w%d", i);
+        ck_assert_int_eq(pthread_create(&t[i], NULL, finish_waiting, &w[i]), 0);
+    }
+    do {
+        usleep(1000);
+        store_get_stats(s, &st);
+    } while (st.pending < 1 + NW);
+    /* queued behind the waiters: their batch is the writer's */
+    ck_assert_int_eq(
+        store_finish_async(s, heap_exec("cb2", "w", STORE_SUCCEEDED), 1, waiter_cb, &c), NDF_OK);
+    unlock_db(l);
+    for (int i = 0; i < NW; i++) {
+        pthread_join(t[i], NULL);
+        ck_assert_int_eq(w[i].rc, NDF_OK);
+    }
+    store_flush(s);
+    ck_assert_int_eq(atomic_load(&c.ok), 2);
+    ck_assert_int_eq(atomic_load(&cb_on_waiter), 0);
+    store_get_stats(s, &st);
+    ck_assert_uint_eq(st.executions, NW + 2);
+    ck_assert_uint_le(st.transactions, 3);
+    ck_assert_int_eq(executions_of(s, "w"), NW + 3);
+
+    /* waiters alone: the first commits its own, or the queue, itself */
+    for (int i = 0; i < NW; i++) {
+        snprintf(w[i].id, sizeof w[i].id, "v%d", i);
+        ck_assert_int_eq(pthread_create(&t[i], NULL, finish_waiting, &w[i]), 0);
+    }
+    for (int i = 0; i < NW; i++) {
+        pthread_join(t[i], NULL);
+        ck_assert_int_eq(w[i].rc, NDF_OK);
+    }
+    ck_assert_int_eq(executions_of(s, "w"), 2 * NW + 3);
+    ck_assert_int_eq(store_check(s), NDF_OK);
+    store_close(s);
+}
+END_TEST
+
 /* ------------------------------------------------------------------ */
 /* crash recovery */
 
@@ -2461,6 +2571,7 @@ static Suite *store_suite(void)
     tcase_add_test(tc, test_ack_after_commit);
     tcase_add_test(tc, test_commit_failure_is_an_error);
     tcase_add_test(tc, test_hand_off);
+    tcase_add_test(tc, test_waiters_commit);
     tcase_add_test(tc, test_crash_recovery);
     tcase_add_test(tc, test_redrive_claim);
     tcase_add_test(tc, test_step_processes_recovered);

@@ -219,6 +219,8 @@ static int load_plugins(runtime *rt)
         .no_scan = !rt->cfg->set.scan_plugins,
         .verdict_dir = rt->cfg->set.verdict_dir,
         .scan_timeout = rt->cfg->set.scan_timeout,
+        .index = 1,
+        .lazy = rt->lazy_plugins,
     };
     rt->ld = loader_new(&lo);
     /* Before any pattern binds a step: the binding decides where it runs. */
@@ -343,7 +345,9 @@ int runtime_start_executor(runtime *rt, void (*on_complete)(void *, pattern *, c
     }
     rt->owned |= RT_OWN_EXECUTOR;
     /* without it a run is still recorded, only not while it runs */
-    if (rt->st && !(rt->progress = history_progress_start(rt->st, rt->ex, 0)))
+    if (rt->st && rt->progress_on_demand)
+        rt->progress = history_progress_new(rt->st, rt->ex, 0);
+    else if (rt->st && !(rt->progress = history_progress_start(rt->st, rt->ex, 0)))
         report(rt, RT_DIAG_WARNING, "%s", err_msg());
     return NDF_OK;
 }

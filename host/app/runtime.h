@@ -83,6 +83,14 @@ typedef struct runtime {
     history_progress *progress; /* writes running executions' progress (rt->st) */
     size_t pattern_errors; /* definitions that failed to build */
     int no_store;          /* RT_NO_STORE: the registry is built without the store */
+    /* Set before loading: plugins are loaded as the patterns built ask for
+     * what they provide (loader_opts.lazy), for a command that lists none
+     * and runs only what its configuration defines. */
+    int lazy_plugins;
+    /* Set before the executor starts: the progress thread waits for
+     * history_progress_kick(rt->progress), from the thread that follows
+     * the command's one execution at a time. */
+    int progress_on_demand;
     /* The store's run-time definitions change count (store_defs_version)
      * read just before the rows this runtime's configuration was overlaid
      * with; defs_read: 1 when it was read.  A server compares it with the

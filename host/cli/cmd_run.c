@@ -157,6 +157,12 @@ int cmd_start_executor(cmd_ctx *c, store_origin origin)
 int cmd_load_executor(runtime *rt, store_origin origin)
 {
     rt->store_needed = 1;
+    /* a run needs the plugins of the patterns it builds, not the others */
+    rt->lazy_plugins = 1;
+    /* these follow their one execution (cmd_run_follow), which starts the
+     * progress thread once the execution outlasts a wait */
+    rt->progress_on_demand = origin == STORE_ORIGIN_RUN || origin == STORE_ORIGIN_DELEGATE ||
+                             origin == STORE_ORIGIN_REDRIVE;
     int rc = runtime_load(rt, RT_PATTERNS);
     if (rc)
         return exit_code_for(rc);
@@ -393,11 +399,16 @@ int cmd_run_follow(cmd_ctx *c, record *r, store_origin origin, int show)
     (void)origin;
     int fd = fileno(err);
     progress pg = {.err = err, .tty = fd >= 0 && isatty(fd) && !term_dumb(), .verbose = show > 1};
+    int kicked = 0;
     if (show && !pg.tty)
         fprintf(err, "pattern %s: started (execution %s)\n", name, r->id);
-    while (!executor_wait(ex, r, pg.tty ? 0.1 : 0.25))
+    while (!executor_wait(ex, r, pg.tty ? 0.1 : 0.25)) {
+        if (!kicked && history_progress_kick(rt->progress) != NDF_OK)
+            log_msg(NDF_LOG_WARN, "%s", err_msg());
+        kicked = 1;
         if (show)
             progress_draw(&pg, r);
+    }
     if (show)
         progress_draw(&pg, r);
     if (show && pg.tty) {

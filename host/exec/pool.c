@@ -23,6 +23,7 @@
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -182,8 +183,11 @@ static int deque_maybe_nonempty(deque *q)
 
 /* A worker slot's life: FREE (no thread), ACTIVE (a worker thread),
  * ABANDONED (its thread is stuck in work the executor gave up on; it exits
- * when that work returns, and the slot is FREE again). */
-enum { W_FREE, W_ACTIVE, W_ABANDONED };
+ * when that work returns, and the slot is FREE again).  LAZY: a worker
+ * asked for whose thread is not started yet; it counts as active, and its
+ * thread starts when work is queued and no worker is idle (a one-shot run
+ * of one step paid for three threads it never used). */
+enum { W_FREE, W_ACTIVE, W_ABANDONED, W_LAZY };
 
 typedef struct worker {
     deque dq[NPRIO];
@@ -227,8 +231,12 @@ struct pool {
     gqueue global[NPRIO];
     _Atomic int stop;
     _Atomic unsigned live;   /* threads inside worker_main */
-    _Atomic unsigned active; /* slots W_ACTIVE: workers that can take work */
+    _Atomic unsigned active; /* slots W_ACTIVE or W_LAZY: workers that can take work */
     _Atomic unsigned stuck;  /* slots W_ABANDONED */
+    _Atomic unsigned lazy;   /* slots W_LAZY: workers not started yet */
+    _Atomic unsigned idle;   /* worker threads asleep in idle_wait */
+    sigset_t sigmask; /* pool_new's caller's: every worker's, whoever starts it */
+    unsigned start_warned; /* (slot_lock) a lazy start failed: said once */
     _Atomic unsigned long replaced, unreplaced; /* abandoned workers, counted */
     pthread_mutex_t slot_lock; /* slot states and threads: abandon, start, free */
     /* The event count idle threads sleep on: EV_EPOCH bumps wake them;
@@ -317,6 +325,8 @@ void pool_health(pool *p, pool_stats *out)
 {
     out->threads = p->threads;
     out->active = atomic_load(&p->active);
+    out->running = atomic_load(&p->live);
+    out->idle = atomic_load(&p->idle);
     out->abandoned = atomic_load(&p->stuck);
     out->replaced = atomic_load(&p->replaced);
     out->unreplaced = atomic_load(&p->unreplaced);
@@ -469,6 +479,8 @@ static item *gqueue_pop(gqueue *q, int groups_only)
     return it;
 }
 
+static void start_lazy(pool *p);
+
 /* Places an item where it is cheapest: the calling worker's own deque, else
  * the global queue. */
 static void enqueue(pool *p, item *it)
@@ -479,6 +491,9 @@ static void enqueue(pool *p, item *it)
     else
         gqueue_push(&p->global[it->prio], it);
     notify(p);
+    /* one relaxed load once every worker runs */
+    if (atomic_load_explicit(&p->lazy, memory_order_relaxed) > 0)
+        start_lazy(p);
 }
 
 /* Steals work of priority index `pr` from the other workers, starting after
@@ -758,6 +773,10 @@ static void *worker_main(void *arg)
             }
         }
         if (it) {
+            /* woken for one item of a burst: the next may need a thread */
+            if (atomic_load_explicit(&p->lazy, memory_order_relaxed) > 0 &&
+                pool_has_news(p, NULL))
+                start_lazy(p);
             run_item(it);
             /* Given up on while inside it: a replacement has this
              * worker's place, and this thread leaves, unless the pool is
@@ -769,7 +788,9 @@ static void *worker_main(void *arg)
         worker_flush(w);
         if (atomic_load(&p->stop))
             break;
+        atomic_fetch_add(&p->idle, 1);
         idle_wait(p, INFINITY, NULL);
+        atomic_fetch_sub(&p->idle, 1);
     }
     worker_flush(w);
     if (atomic_load(&w->state) == W_ABANDONED) {
@@ -801,7 +822,14 @@ static int worker_start(pool *p, worker *w)
     atomic_store(&w->state, W_ACTIVE);
     atomic_fetch_add(&p->live, 1);
     atomic_fetch_add(&p->active, 1);
+    /* A thread inherits its creator's signal mask, and a lazy worker's
+     * creator may be any thread that queues work: give each the mask of
+     * the pool's creator (ndf takes its signals in one thread of its own,
+     * and blocks them everywhere else). */
+    sigset_t old;
+    pthread_sigmask(SIG_SETMASK, &p->sigmask, &old);
     int e = pthread_create(&w->thread, NULL, worker_main, w);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (e) {
         atomic_store(&w->state, W_FREE);
         atomic_fetch_sub(&p->live, 1);
@@ -810,6 +838,43 @@ static int worker_start(pool *p, worker *w)
     }
     w->joinable = 1;
     return 0;
+}
+
+/* Starts the thread of a LAZY slot when work is queued and no worker
+ * sleeps to take it.  A worker busy spinning for work may make this start
+ * one thread early; never more than pool_size() run. */
+static void start_lazy(pool *p)
+{
+    if (atomic_load(&p->idle) > 0)
+        return;
+    pthread_mutex_lock(&p->slot_lock);
+    if (atomic_load(&p->stop) || atomic_load(&p->lazy) == 0 || atomic_load(&p->idle) > 0) {
+        pthread_mutex_unlock(&p->slot_lock);
+        return;
+    }
+    for (unsigned i = 0; i < p->n; i++) {
+        worker *w = &p->w[i];
+        if (atomic_load(&w->state) != W_LAZY)
+            continue;
+        /* counted as active since pool_new: worker_start counts it again */
+        atomic_fetch_sub(&p->active, 1);
+        atomic_fetch_sub(&p->lazy, 1);
+        int e = worker_start(p, w);
+        if (e) {
+            /* the workers already running take the work; a later queue
+             * tries again */
+            atomic_store(&w->state, W_LAZY);
+            atomic_fetch_add(&p->active, 1);
+            atomic_fetch_add(&p->lazy, 1);
+            if (!p->start_warned++)
+                log_msg(NDF_LOG_WARN,
+                        "executor: cannot start worker thread %u: %s (the work waits for the "
+                        "workers running; said once)",
+                        i, strerror(e));
+        }
+        break;
+    }
+    pthread_mutex_unlock(&p->slot_lock);
 }
 
 unsigned pool_abandon(pool *p, const void *tag)
@@ -911,21 +976,24 @@ pool *pool_new(unsigned threads)
     pool *p = pool_alloc(threads);
     if (!p)
         return NULL;
+    pthread_sigmask(SIG_SETMASK, NULL, &p->sigmask);
+    /* The first worker now, so that a pool always has one and a thread
+     * that cannot be created is this call's error; the others when work
+     * needs them (start_lazy). */
     pthread_mutex_lock(&p->slot_lock);
-    for (unsigned i = 0; i < threads; i++) {
-        /* pthread_create returns its error; errno is not set. */
-        int e = worker_start(p, &p->w[i]);
-        if (e) {
-            pthread_mutex_unlock(&p->slot_lock);
-            err_set(NDF_ERR_RESOURCE, "executor: cannot start worker thread %u: %s", i,
-                    strerror(e));
-            /* The others' deques stay empty, and pool_free joins only the
-             * started threads. */
-            pool_free(p, -1);
-            return NULL;
-        }
+    for (unsigned i = 1; i < threads; i++) {
+        atomic_store(&p->w[i].state, W_LAZY);
+        atomic_fetch_add(&p->active, 1);
+        atomic_fetch_add(&p->lazy, 1);
     }
+    /* pthread_create returns its error; errno is not set. */
+    int e = worker_start(p, &p->w[0]);
     pthread_mutex_unlock(&p->slot_lock);
+    if (e) {
+        err_set(NDF_ERR_RESOURCE, "executor: cannot start worker thread 0: %s", strerror(e));
+        pool_free(p, -1);
+        return NULL;
+    }
     return p;
 }
 
@@ -1151,6 +1219,10 @@ static void group_drain(ndf_group *g, worker *self, int st)
          * clock. */
         item *it = find_work(p, self, 1);
         if (it) {
+            /* woken for one item of a burst: the next may need a thread */
+            if (atomic_load_explicit(&p->lazy, memory_order_relaxed) > 0 &&
+                pool_has_news(p, NULL))
+                start_lazy(p);
             run_item(it);
             continue;
         }
@@ -1187,6 +1259,10 @@ int pool_group_wait(ndf_group *g)
             break;
         item *it = find_work(p, self, 1);
         if (it) {
+            /* woken for one item of a burst: the next may need a thread */
+            if (atomic_load_explicit(&p->lazy, memory_order_relaxed) > 0 &&
+                pool_has_news(p, NULL))
+                start_lazy(p);
             run_item(it);
             continue;
         }

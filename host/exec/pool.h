@@ -8,9 +8,12 @@
 
 typedef struct pool pool;
 
-/* A pool of `threads` workers (at least 1), started at once.  NULL with
- * err_msg() set (naming the error pthread_create returned) when a thread
- * cannot be created; the workers already started are stopped and joined. */
+/* A pool of `threads` workers (at least 1).  The first worker's thread
+ * starts at once; each other's when work is queued while no worker is idle,
+ * so a pool runs no more threads than its work has needed at once.  NULL
+ * with err_msg() set (naming the error pthread_create returned) when the
+ * first thread cannot be created.  Workers get the signal mask of the
+ * thread calling pool_new, whichever thread starts them. */
 pool *pool_new(unsigned threads);
 /* Runs what is still queued, stops the workers and frees the pool.  A worker
  * still inside work after `wait_s` seconds (an in-process step that overran
@@ -33,6 +36,8 @@ unsigned pool_abandon(pool *p, const void *tag);
 typedef struct pool_stats {
     unsigned threads;                /* asked for */
     unsigned active;                 /* workers that can take work */
+    unsigned running;                /* worker threads started and not gone */
+    unsigned idle;                   /* of those, asleep for want of work */
     unsigned abandoned;              /* threads stuck in abandoned work now */
     unsigned long replaced;          /* abandoned workers replaced, ever */
     unsigned long unreplaced;        /* abandoned and not replaced, ever */

@@ -72,6 +72,7 @@ struct plugin {
     ino_t ino;
     off_t fsize;
     struct timespec mtim;
+    struct timespec ctim; /* for the index only */
     mode_t mode; /* ... and its mode and owner: fixing them retries a refusal */
     uid_t uid;
     gid_t gid;
@@ -113,7 +114,26 @@ struct loader {
     size_t nretired;
     unsigned long gen_seq;
     size_t unloaded, not_unloadable;
+    int index;           /* loader_opts.index */
+    int lazy;            /* loader_opts.lazy */
+    struct deferred *defer; /* lazy: the files found, in scan order */
+    size_t ndefer;
+    _Atomic size_t nleft; /* of those, not loaded yet */
+    pthread_mutex_t lazy_lock; /* recursive: an init may look a name up */
 };
+
+/* A file a lazy scan did not load, with what the index says it provides. */
+typedef struct deferred {
+    char *dir, *name, *path;
+    char *plugin;       /* the plugin's name */
+    char *types, *steps; /* ",a,b," */
+    int done;           /* loaded or refused */
+} deferred;
+
+#define INDEX_NAME "plugins.index"
+#define INDEX_MAGIC "ndf-plugin-index 1\n"
+#define INDEX_MAX_BYTES (1 << 20)
+#define INDEX_MAX_ENTRIES 512
 
 /* The registrar of the init() running on this thread: registration is only
  * valid from inside init(), and a plugin that kept the pointer for later is
@@ -184,7 +204,8 @@ static void table_add(loader *l, provided *p)
     hashmap_put(table_for(l, p->kind), p->name, p);
 }
 
-const provided *loader_find(const loader *l, provided_kind kind, const char *name)
+/* loader_find among the plugins loaded, never loading one. */
+static const provided *find_loaded(const loader *l, provided_kind kind, const char *name)
 {
     if (!l || !name)
         return NULL;
@@ -196,6 +217,16 @@ const provided *loader_find(const loader *l, provided_kind kind, const char *nam
     const provided *p = hashmap_get(m, name);
     pthread_rwlock_unlock(lk);
     return p;
+}
+
+static const provided *lazy_find(loader *l, provided_kind kind, const char *name);
+
+const provided *loader_find(const loader *l, provided_kind kind, const char *name)
+{
+    const provided *p = find_loaded(l, kind, name);
+    if (p || !l || !name || !atomic_load(&l->nleft))
+        return p;
+    return lazy_find((loader *)(uintptr_t)l, kind, name);
 }
 
 /* Refills the tables from the plugins that serve, after a rescan replaced
@@ -409,6 +440,13 @@ loader *loader_new(const loader_opts *opts)
     l->quiet = opts && opts->quiet;
     l->child_fd = -1;
     l->scan = scanner_program() && !opts->no_scan;
+    l->index = opts->index || opts->lazy;
+    l->lazy = opts->lazy;
+    pthread_mutexattr_t ma;
+    pthread_mutexattr_init(&ma);
+    pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_RECURSIVE);
+    pthread_mutex_init(&l->lazy_lock, &ma);
+    pthread_mutexattr_destroy(&ma);
     l->scan_timeout = opts->scan_timeout;
     if (l->scan)
         l->verdict_dir = open_verdict_dir(opts->verdict_dir, l->allow_insecure);
@@ -606,7 +644,7 @@ int loader_registrar_add(ndf_registrar *reg, provided_kind kind, const void *def
         return rc;
     }
 
-    const provided *other = loader_find(reg->l, kind, name);
+    const provided *other = find_loaded(reg->l, kind, name);
     if (other && other->owner == reg->l->replacing)
         other = NULL; /* the new build of a plugin takes over its own names */
     if (other)
@@ -1107,6 +1145,7 @@ static int load_at(loader *l, int dfd, const struct stat *dst, const char *dirpa
     p->ino = st.st_ino;
     p->fsize = st.st_size;
     p->mtim = st.st_mtim;
+    p->ctim = st.st_ctim;
     p->mode = st.st_mode;
     p->uid = st.st_uid;
     p->gid = st.st_gid;
@@ -1342,8 +1381,364 @@ static char *join_path(const char *dir, const char *name)
     return xasprintf("%s%s%s", dir, trailing ? "" : "/", name);
 }
 
+/* ---- the index of what each file provides; lazy loading ---- */
+
+/* What identifies a file's content without reading it: a change of any
+ * of these (a new build renamed into place, written over, touched,
+ * chmod'ed, chown'ed) invalidates its entry.  ctime cannot be set back by
+ * anyone but root. */
+static void file_ident(char *buf, size_t n, dev_t dev, ino_t ino, off_t size,
+                       const struct timespec *mt, const struct timespec *ct, mode_t mode,
+                       uid_t uid, gid_t gid)
+{
+    snprintf(buf, n, "%ju %ju %jd %jd.%09ld %jd.%09ld %o %u %u", (uintmax_t)dev, (uintmax_t)ino,
+             (intmax_t)size, (intmax_t)mt->tv_sec, mt->tv_nsec, (intmax_t)ct->tv_sec,
+             ct->tv_nsec, (unsigned)mode, (unsigned)uid, (unsigned)gid);
+}
+
+/* One line of the index: "PATH\tIDENT\tPLUGIN\t,TYPES,\t,STEPS,". */
+typedef struct index_entry {
+    char *line; /* owned; the fields below point into it */
+    const char *ident, *plugin, *types, *steps;
+} index_entry;
+
+static void entry_free(void *v)
+{
+    index_entry *e = v;
+    if (e) {
+        free(e->line);
+        free(e);
+    }
+}
+
+/* ",a,b," names valid for `kind`'s table (or "," for none). */
+static int names_valid(const char *list)
+{
+    size_t len = strlen(list);
+    if (len < 1 || list[0] != ',' || list[len - 1] != ',')
+        return 0;
+    for (const char *q = list + 1; *q;) {
+        const char *e = strchr(q, ',');
+        if (e == q)
+            break; /* the final comma */
+        char name[NAME_MAX_LEN + 1];
+        size_t nl = (size_t)(e - q);
+        if (nl > NAME_MAX_LEN)
+            return 0;
+        memcpy(name, q, nl);
+        name[nl] = 0;
+        if (!ident_valid(name, 0))
+            return 0;
+        q = e + 1;
+    }
+    return 1;
+}
+
+/* The index's entries by path (an empty map when there is none, or it is
+ * not ours, or not an index).  Malformed lines are skipped: the index is
+ * a hint, checked by loading. */
+static hashmap *index_read(const loader *l)
+{
+    hashmap *m = hashmap_new();
+    int fd = openat(l->cache_fd, INDEX_NAME, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0)
+        return m;
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid() ||
+        st.st_size > INDEX_MAX_BYTES || st.st_size < (off_t)strlen(INDEX_MAGIC)) {
+        close(fd);
+        return m;
+    }
+    size_t len = (size_t)st.st_size;
+    char *buf = xmalloc(len + 1);
+    size_t got = 0;
+    while (got < len) {
+        ssize_t n = pread(fd, buf + got, len - got, (off_t)got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+    }
+    close(fd);
+    buf[got] = 0;
+    if (got != len || strncmp(buf, INDEX_MAGIC, strlen(INDEX_MAGIC)) != 0) {
+        free(buf);
+        return m;
+    }
+    for (char *line = buf + strlen(INDEX_MAGIC), *next; *line; line = next) {
+        next = strchr(line, '\n');
+        if (!next)
+            break; /* a last line without its newline was cut short */
+        *next++ = 0;
+        size_t tabs = 0;
+        for (const char *q = line; *q; q++)
+            tabs += *q == '\t';
+        if (tabs != 4)
+            continue;
+        char *f[5];
+        f[0] = line;
+        for (int k = 1; k < 5; k++) {
+            char *t = strchr(f[k - 1], '\t');
+            *t = 0;
+            f[k] = t + 1;
+        }
+        if (f[0][0] != '/' || !ident_valid(f[2], 1) || !names_valid(f[3]) || !names_valid(f[4]))
+            continue;
+        index_entry *e = xcalloc(1, sizeof *e);
+        size_t total = (size_t)(f[4] - f[0]) + strlen(f[4]) + 1;
+        e->line = xmalloc(total);
+        memcpy(e->line, f[0], total);
+        e->ident = e->line + (f[1] - f[0]);
+        e->plugin = e->line + (f[2] - f[0]);
+        e->types = e->line + (f[3] - f[0]);
+        e->steps = e->line + (f[4] - f[0]);
+        entry_free(hashmap_put(m, e->line, e));
+    }
+    free(buf);
+    return m;
+}
+
+static void sb_names(strbuf *sb, const plugin *p, provided_kind kind)
+{
+    sb_puts(sb, ",");
+    for (size_t i = 0; i < p->nprov; i++)
+        if (p->prov[i]->kind == kind)
+            sb_printf(sb, "%s,", p->prov[i]->name);
+}
+
+/* An absolute path, with nothing in it that would break a line. */
+static int index_path_ok(const char *path)
+{
+    return path[0] == '/' && !strpbrk(path, "\t\n");
+}
+
+/* After an eager scan: writes the index of the plugins that loaded
+ * (those refused have no entry: a lazy scan then sees a file it cannot
+ * place and loads everything, saying again why it refuses one), keeping
+ * the entries of files other configurations found elsewhere.  Written
+ * only when it changed; not durable (it is a hint, rebuilt by any scan). */
+static void index_update(loader *l)
+{
+    hashmap *old = index_read(l);
+    strbuf sb;
+    sb_init(&sb);
+    sb_puts(&sb, INDEX_MAGIC);
+    size_t n = 0;
+    for (size_t i = 0; i < l->nfiles; i++) {
+        plugin *p = l->files[i];
+        if (!index_path_ok(p->path))
+            continue;
+        entry_free(hashmap_remove(old, p->path));
+        if (!p->loaded || p->retired || !p->name)
+            continue;
+        char ident[256];
+        file_ident(ident, sizeof ident, p->dev, p->ino, p->fsize, &p->mtim, &p->ctim, p->mode,
+                   p->uid, p->gid);
+        sb_printf(&sb, "%s\t%s\t%s\t", p->path, ident, p->name);
+        sb_names(&sb, p, PROVIDED_PATTERN_TYPE);
+        sb_puts(&sb, "\t");
+        sb_names(&sb, p, PROVIDED_STEP);
+        sb_puts(&sb, "\n");
+        n++;
+    }
+    size_t pos = 0;
+    const char *key;
+    void *val;
+    while (n < INDEX_MAX_ENTRIES && hashmap_next(old, &pos, &key, &val)) {
+        index_entry *e = val;
+        sb_printf(&sb, "%s\t%s\t%s\t%s\t%s\n", e->line, e->ident, e->plugin, e->types,
+                  e->steps);
+        n++;
+    }
+    hashmap_free(old, entry_free);
+    /* unchanged (the usual case): no write */
+    int fd = openat(l->cache_fd, INDEX_NAME, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+    if (fd >= 0) {
+        char *cur = xmalloc(sb.len + 1);
+        ssize_t got = pread(fd, cur, sb.len + 1, 0);
+        close(fd);
+        int same = got == (ssize_t)sb.len && memcmp(cur, sb.buf, sb.len) == 0;
+        free(cur);
+        if (same) {
+            sb_free(&sb);
+            return;
+        }
+    }
+    fs_atomic a;
+    if (fs_atomic_begin(&a, l->cache_fd, l->cache_dir, INDEX_NAME, 0600) == NDF_OK) {
+        if (fs_write_all(a.fd, sb.buf, sb.len) == 0)
+            fs_atomic_commit(&a, INDEX_NAME, 0);
+        else
+            fs_atomic_abort(&a);
+    }
+    sb_free(&sb);
+}
+
+/* ",a,b," holds `name`. */
+static int list_has(const char *list, const char *name)
+{
+    size_t nl = strlen(name);
+    for (const char *q = strstr(list, name); q; q = strstr(q + 1, name))
+        if (q[-1] == ',' && q[nl] == ',')
+            return 1;
+    return 0;
+}
+
+/* Adds each name of ",a,b," to `seen` (prefixed by `kind`); 0 when one
+ * was there already. */
+static int names_unique(hashmap *seen, char kind, const char *list)
+{
+    for (const char *q = list + 1; *q;) {
+        const char *e = strchr(q, ',');
+        if (e == q)
+            break;
+        char key[NAME_MAX_LEN + 3];
+        snprintf(key, sizeof key, "%c:%.*s", kind, (int)(e - q), q);
+        if (hashmap_get(seen, key))
+            return 0;
+        hashmap_put(seen, key, (void *)1);
+        q = e + 1;
+    }
+    return 1;
+}
+
+static void defer_free(deferred *d, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(d[i].dir);
+        free(d[i].name);
+        free(d[i].path);
+        free(d[i].plugin);
+        free(d[i].types);
+        free(d[i].steps);
+    }
+    free(d);
+}
+
+/* A lazy scan: defers every file when the index describes each one as it
+ * is now and no plugin name, type or step is provided twice (which file
+ * would win, or be refused, depends on the order an eager scan loads
+ * them in).  1 when deferred, 0 when the caller must load them all (the
+ * messages of a directory that cannot be read are the eager scan's). */
+static int lazy_scan(loader *l, char *const *dirs, size_t ndirs)
+{
+    hashmap *idx = index_read(l);
+    hashmap *seen = hashmap_new();
+    deferred *d = NULL;
+    size_t nd = 0;
+    int ok = hashmap_count(idx) > 0;
+    for (size_t i = 0; ok && i < ndirs; i++) {
+        /* not open_plugin_dir: the eager scan that follows a failure
+         * says why, once */
+        int dfd = open(dirs[i], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd < 0) {
+            ok = 0;
+            break;
+        }
+        size_t nnames = 0;
+        char **names = list_plugins(dfd, dirs[i], &nnames);
+        for (size_t j = 0; j < nnames; j++) {
+            char *path = join_path(dirs[i], names[j]);
+            struct stat st;
+            index_entry *e = ok ? hashmap_get(idx, path) : NULL;
+            char ident[256];
+            if (e && fstatat(dfd, names[j], &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+                S_ISREG(st.st_mode)) {
+                file_ident(ident, sizeof ident, st.st_dev, st.st_ino, st.st_size, &st.st_mtim,
+                           &st.st_ctim, st.st_mode, st.st_uid, st.st_gid);
+                char pkey[NAME_MAX_LEN + 3];
+                snprintf(pkey, sizeof pkey, "P:%s", e->plugin);
+                ok = strcmp(ident, e->ident) == 0 && !hashmap_get(seen, pkey) &&
+                     names_unique(seen, 't', e->types) && names_unique(seen, 's', e->steps);
+                hashmap_put(seen, pkey, (void *)1);
+            } else {
+                ok = 0;
+            }
+            if (ok) {
+                d = xrealloc(d, (nd + 1) * sizeof *d);
+                d[nd++] = (deferred){.dir = xstrdup(dirs[i]),
+                                     .name = xstrdup(names[j]),
+                                     .path = path,
+                                     .plugin = xstrdup(e->plugin),
+                                     .types = xstrdup(e->types),
+                                     .steps = xstrdup(e->steps)};
+                path = NULL;
+            }
+            free(path);
+            free(names[j]);
+        }
+        free(names);
+        close(dfd);
+    }
+    hashmap_free(idx, entry_free);
+    hashmap_free(seen, NULL);
+    if (!ok || !nd) {
+        defer_free(d, nd);
+        return 0;
+    }
+    l->defer = d;
+    l->ndefer = nd;
+    atomic_store(&l->nleft, nd);
+    return 1;
+}
+
+/* Loads deferred file `d` now.  Caller holds lazy_lock. */
+static void lazy_load(loader *l, deferred *d)
+{
+    if (d->done)
+        return;
+    d->done = 1;
+    int dfd;
+    struct stat dst;
+    char *dir = d->dir;
+    if (open_plugin_dir(dir, &dfd, &dst) == 0) {
+        load_at(l, dfd, &dst, dir, d->name, d->path);
+        close(dfd);
+    }
+    atomic_fetch_sub(&l->nleft, 1);
+}
+
+/* Loads every file still deferred, in scan order. */
+static void lazy_load_all(loader *l)
+{
+    if (!atomic_load(&l->nleft))
+        return;
+    pthread_mutex_lock(&l->lazy_lock);
+    for (size_t i = 0; i < l->ndefer; i++)
+        lazy_load(l, &l->defer[i]);
+    pthread_mutex_unlock(&l->lazy_lock);
+}
+
+static const provided *lazy_find(loader *l, provided_kind kind, const char *name)
+{
+    const char *plugin_name = NULL;
+    pthread_mutex_lock(&l->lazy_lock);
+    const provided *p = find_loaded(l, kind, name);
+    for (size_t i = 0; !p && i < l->ndefer; i++) {
+        deferred *d = &l->defer[i];
+        if (d->done || !list_has(kind == PROVIDED_PATTERN_TYPE ? d->types : d->steps, name))
+            continue;
+        plugin_name = d->plugin;
+        lazy_load(l, d);
+        p = find_loaded(l, kind, name);
+        break;
+    }
+    /* The index promised it and the file did not keep the promise (or was
+     * refused): everything, as an eager scan would have. */
+    if (!p && plugin_name) {
+        for (size_t i = 0; i < l->ndefer; i++)
+            lazy_load(l, &l->defer[i]);
+        p = find_loaded(l, kind, name);
+    }
+    pthread_mutex_unlock(&l->lazy_lock);
+    return p;
+}
+
 size_t loader_scan(loader *l, char *const *dirs, size_t ndirs)
 {
+    if (l->lazy && !l->nfiles && !l->ndefer && lazy_scan(l, dirs, ndirs))
+        return 0;
     size_t loaded = 0;
     for (size_t i = 0; i < ndirs; i++) {
         const char *dir = dirs[i];
@@ -1363,6 +1758,8 @@ size_t loader_scan(loader *l, char *const *dirs, size_t ndirs)
         free(names);
         close(dfd);
     }
+    if (l->index && l->cache_fd >= 0)
+        index_update(l);
     return loaded;
 }
 
@@ -1569,6 +1966,7 @@ size_t loader_rescan_ex(loader *l, char *const *dirs, size_t ndirs, int retry_re
 static size_t loader_rescan_dirs(loader *l, char *const *dirs, size_t ndirs)
 {
     size_t changes = 0;
+    lazy_load_all(l);
     for (size_t i = 0; i < l->nfiles; i++)
         l->files[i]->seen = 0;
     for (size_t i = 0; i < ndirs; i++) {
@@ -1673,6 +2071,7 @@ void loader_generations(const loader *l, loader_gen_stats *out)
 
 size_t loader_count(const loader *l)
 {
+    lazy_load_all((loader *)(uintptr_t)l);
     return l->nfiles;
 }
 
@@ -1755,6 +2154,7 @@ loader *loader_new_in_place(const ndf_host *host, const char *file)
     l->types = hashmap_new();
     l->steps = hashmap_new();
     pthread_rwlock_init(&l->lock, NULL);
+    pthread_mutex_init(&l->lazy_lock, NULL);
     l->host = host;
     l->cache_fd = -1;
     l->allow_insecure = 1; /* the host checked and scanned this very copy */
@@ -1780,6 +2180,7 @@ int loader_scan_child(const ndf_host *host, const char *file, int fd)
     l->types = hashmap_new();
     l->steps = hashmap_new();
     pthread_rwlock_init(&l->lock, NULL);
+    pthread_mutex_init(&l->lazy_lock, NULL);
     l->host = host;
     l->cache_fd = -1;
     l->allow_insecure = 1; /* the parent checked the installed file */
@@ -1850,9 +2251,11 @@ void loader_free(loader *l)
         plugin_free(p);
     }
     free(l->files);
+    defer_free(l->defer, l->ndefer);
     hashmap_free(l->types, NULL);
     hashmap_free(l->steps, NULL);
     pthread_rwlock_destroy(&l->lock);
+    pthread_mutex_destroy(&l->lazy_lock);
     if (l->cache_fd >= 0)
         close(l->cache_fd);
     free(l->cache_dir);

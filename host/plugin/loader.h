@@ -53,6 +53,16 @@ typedef struct loader_opts {
                               * keeps none, with a warning); NULL: the
                               * default state directory's plugin-verdicts */
     double scan_timeout;     /* seconds; <= 0: $NDF_SCAN_TIMEOUT, else 10 */
+    /* The index of what each plugin file provides ("plugins.index" in the
+     * cache directory, keyed by each file's path and identity: device,
+     * inode, size, mtime, ctime, mode, owner): */
+    int index; /* loader_scan refreshes it after loading every file */
+    /* loader_scan loads nothing when the index describes every file found,
+     * with no name provided twice; each file is then loaded, with every
+     * check of a scan, when loader_find asks for a name it provides, or
+     * all of them when loader_count or a rescan needs them.  For a command
+     * that runs what its configuration names and lists no plugins. */
+    int lazy;
 } loader_opts;
 
 /* A loader with no plugins.  `opts->host` is required (the loader sits below
@@ -83,13 +93,16 @@ void loader_free(loader *l);
  * order and its files sorted by name (strcmp).  Names starting with '.' are
  * skipped (installers and editors write temporary files so); symbolic links
  * are tried and refused.  A refused file is recorded (see loader_plugin) and
- * logged, never fatal.  Returns the number loaded. */
+ * logged, never fatal.  Returns the number loaded (0 when a lazy loader
+ * deferred them all). */
 size_t loader_scan(loader *l, char *const *dirs, size_t ndirs);
 /* Loads one file.  NDF_OK, or a status with err_msg() naming the file, the
  * reason and what to do; the refusal is recorded either way. */
 int loader_load(loader *l, const char *path);
 
-size_t loader_count(const loader *l); /* files tried, loaded or refused */
+/* Files tried, loaded or refused (a lazy loader loads what it deferred
+ * first). */
+size_t loader_count(const loader *l);
 /* Fills `info` for the i-th file tried; pointers live as long as `l`. */
 void loader_plugin(const loader *l, size_t i, plugin_info *info);
 
@@ -100,7 +113,9 @@ void loader_plugin_describe(const plugin *p, plugin_info *info);
 /* The directory private copies go to; lives as long as `l`. */
 const char *loader_cache_dir(const loader *l);
 
-/* Lookups among loaded plugins; NULL when absent.  Constant time. */
+/* Lookups among loaded plugins; NULL when absent.  Constant time, but for
+ * a name a lazy loader's deferred file provides, which is loaded first
+ * (any thread; loads are serialized). */
 const provided *loader_find(const loader *l, provided_kind kind, const char *name);
 
 /* The services table this loader hands to plugins. */

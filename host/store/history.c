@@ -569,6 +569,8 @@ struct history_progress {
     executor *ex;
     double interval;
     pthread_t thread;
+    int started;    /* the thread runs (set by its starter, before it runs) */
+    int sample_now; /* started late: the first sample is taken at once */
     pthread_mutex_t lock;
     pthread_cond_t cv;
     int stopping;
@@ -689,9 +691,13 @@ static void *progress_main(void *arg)
 {
     history_progress *hp = arg;
     pthread_mutex_lock(&hp->lock);
+    int now = hp->sample_now;
     while (!hp->stopping) {
-        struct timespec ts = record_timespec(now_mono() + hp->interval);
-        pthread_cond_timedwait(&hp->cv, &hp->lock, &ts);
+        if (!now) {
+            struct timespec ts = record_timespec(now_mono() + hp->interval);
+            pthread_cond_timedwait(&hp->cv, &hp->lock, &ts);
+        }
+        now = 0;
         if (hp->stopping)
             break;
         pthread_mutex_unlock(&hp->lock);
@@ -702,7 +708,7 @@ static void *progress_main(void *arg)
     return NULL;
 }
 
-history_progress *history_progress_start(store *s, executor *ex, double interval_s)
+history_progress *history_progress_new(store *s, executor *ex, double interval_s)
 {
     history_progress *hp = xcalloc(1, sizeof *hp);
     hp->s = s;
@@ -715,15 +721,31 @@ history_progress *history_progress_start(store *s, executor *ex, double interval
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&hp->cv, &ca);
     pthread_condattr_destroy(&ca);
+    return hp;
+}
+
+int history_progress_kick(history_progress *hp)
+{
+    if (!hp || hp->started)
+        return NDF_OK;
+    hp->sample_now = 1;
+    int e = pthread_create(&hp->thread, NULL, progress_main, hp);
+    if (e)
+        return err_set(NDF_ERR_RESOURCE, "cannot start the progress thread: %s", strerror(e));
+    hp->started = 1;
+    return NDF_OK;
+}
+
+history_progress *history_progress_start(store *s, executor *ex, double interval_s)
+{
+    history_progress *hp = history_progress_new(s, ex, interval_s);
     int e = pthread_create(&hp->thread, NULL, progress_main, hp);
     if (e) {
         err_set(NDF_ERR_RESOURCE, "cannot start the progress thread: %s", strerror(e));
-        hashmap_free(hp->watched, NULL);
-        pthread_mutex_destroy(&hp->lock);
-        pthread_cond_destroy(&hp->cv);
-        free(hp);
+        history_progress_stop(hp);
         return NULL;
     }
+    hp->started = 1;
     return hp;
 }
 
@@ -735,7 +757,8 @@ void history_progress_stop(history_progress *hp)
     hp->stopping = 1;
     pthread_cond_broadcast(&hp->cv);
     pthread_mutex_unlock(&hp->lock);
-    pthread_join(hp->thread, NULL);
+    if (hp->started)
+        pthread_join(hp->thread, NULL);
     hashmap_free(hp->watched, watched_free);
     pthread_mutex_destroy(&hp->lock);
     pthread_cond_destroy(&hp->cv);

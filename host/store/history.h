@@ -77,6 +77,16 @@ int history_begin(store *s, const struct record *r, store_origin origin);
 #define HISTORY_HEARTBEAT 1.0
 typedef struct history_progress history_progress;
 history_progress *history_progress_start(store *s, struct executor *ex, double interval_s);
+/* history_progress_start() without the thread, for a command whose one
+ * execution most often ends before the first sample (a one-shot `ndf
+ * run` of short steps paid a thread for nothing): history_progress_kick()
+ * starts it.  Never NULL. */
+history_progress *history_progress_new(store *s, struct executor *ex, double interval_s);
+/* Starts `hp`'s thread unless it runs already, sampling at once; for the
+ * thread that waits for the execution, once it has run for a while.
+ * NDF_OK, or NDF_ERR_RESOURCE (err_msg() says why; the run goes on
+ * unsampled).  One thread at a time. */
+int history_progress_kick(history_progress *hp);
 /* Stops the thread (after its current sample) and frees `hp`; NULL is fine. */
 void history_progress_stop(history_progress *hp);
 

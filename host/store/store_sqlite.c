@@ -308,13 +308,16 @@ struct store {
     unsigned rgen;
     sqlite3_stmt *rs[2]; /* the registry's start-up reads, prepared once */
 
-    /* the writer: a queue of jobs and the thread that commits them */
+    /* the writer: a queue of jobs, committed by the writer thread or by a
+     * caller waiting for its own (submit_wait) */
     pthread_mutex_t qlock;
     pthread_cond_t qcv; /* the writer waits for jobs */
     pthread_cond_t dcv; /* callers wait for their job */
     job *head, *tail;
-    size_t queued;  /* jobs waiting for the writer */
-    size_t pending; /* jobs queued or in the batch being committed */
+    size_t queued;    /* jobs waiting for the writer */
+    size_t queued_cb; /* of those, jobs with a callback (on_done) */
+    size_t pending;   /* jobs queued or in the batch being committed */
+    int busy;         /* a batch is being committed (commit_queued) */
     /* jobs ever queued, and ever answered (in queue order): store_flush()
      * waits for the second to reach what the first was */
     uint64_t enqueued, answered;
@@ -1710,86 +1713,115 @@ out:
     pthread_mutex_unlock(&s->wlock);
 }
 
+/* Commits the jobs queued (batch_max at most) as one transaction: the
+ * writer thread's work, or a waiting caller's (submit_wait).  Called, and
+ * returns, with qlock held; s->busy is set while it runs, so one batch at
+ * a time is committed. */
+static void commit_queued(store *s)
+{
+    size_t max = s->opts.batch_max > 0 ? (size_t)s->opts.batch_max : 256;
+    job *batch = s->head, *last = s->head;
+    size_t n = 1, ncb = batch->on_done != NULL;
+    while (last->next && n < max) {
+        last = last->next;
+        ncb += last->on_done != NULL;
+        n++;
+    }
+    s->head = last->next;
+    if (!s->head)
+        s->tail = NULL;
+    last->next = NULL;
+    s->queued -= n;
+    s->queued_cb -= ncb;
+    s->busy = 1;
+    pthread_mutex_unlock(&s->qlock);
+
+    size_t committed;
+    run_batch(s, batch, &committed);
+    /* outside qlock: the callbacks take their callers' locks */
+    for (job *j = batch; j; j = j->next)
+        if (j->on_done)
+            j->on_done(j->done_arg, j->rc, j->msg, j->rc ? NULL : j->after,
+                       j->rc || !j->after ? 0 : j->ne);
+
+    pthread_mutex_lock(&s->qlock);
+    if (committed) {
+        s->transactions++;
+        s->executions += committed - 1;
+        s->degraded = 0;
+        store_perr_ok(&s->perr);
+    }
+    for (job *j = batch; j; j = j->next)
+        if ((j->kind == JOB_FINISH || j->kind == JOB_BEGIN) &&
+            (j->rc == NDF_ERR_IO || j->rc == NDF_ERR_RESOURCE))
+            store_perr_end_failed(&s->perr);
+    /* a job refused for its own sake (a duplicate id) is not a storage fault */
+    for (job *j = batch; j; j = j->next)
+        if (j->rc == NDF_ERR_IO) {
+            s->degraded = 1;
+            snprintf(s->last_error, sizeof s->last_error, "%s", j->msg ? j->msg : "");
+            s->last_error_time = now_wall();
+        }
+    for (job *j = batch, *next; j; j = next) {
+        next = j->next;
+        s->pending--;
+        s->answered++;
+        if (j->on_done) {
+            async_free(j);
+        } else if (j->kind == JOB_PROGRESS || j->kind == JOB_PROCESS) {
+            if (j->rc)
+                store_perr_fail(&s->perr, j->msg);
+            progress_free(j);
+        } else {
+            j->done = 1;
+        }
+    }
+    s->busy = 0;
+    pthread_cond_broadcast(&s->dcv);
+    /* the writer may be waiting for this batch to end to take the next */
+    if (s->head && s->started)
+        pthread_cond_signal(&s->qcv);
+}
+
 static void *writer_main(void *arg)
 {
     store *s = arg;
-    size_t max = s->opts.batch_max > 0 ? (size_t)s->opts.batch_max : 256;
     pthread_mutex_lock(&s->qlock);
     for (;;) {
-        while (!s->head && !s->stopping)
+        while ((!s->head || s->busy) && !(s->stopping && !s->head))
             pthread_cond_wait(&s->qcv, &s->qlock);
         if (!s->head)
             break;
-        job *batch = s->head, *last = s->head;
-        size_t n = 1;
-        while (last->next && n < max) {
-            last = last->next;
-            n++;
-        }
-        s->head = last->next;
-        if (!s->head)
-            s->tail = NULL;
-        last->next = NULL;
-        s->queued -= n;
-        pthread_mutex_unlock(&s->qlock);
-
-        size_t committed;
-        run_batch(s, batch, &committed);
-        /* outside qlock: the callbacks take their callers' locks */
-        for (job *j = batch; j; j = j->next)
-            if (j->on_done)
-                j->on_done(j->done_arg, j->rc, j->msg, j->rc ? NULL : j->after,
-                           j->rc || !j->after ? 0 : j->ne);
-
-        pthread_mutex_lock(&s->qlock);
-        if (committed) {
-            s->transactions++;
-            s->executions += committed - 1;
-            s->degraded = 0;
-            store_perr_ok(&s->perr);
-        }
-        for (job *j = batch; j; j = j->next)
-            if ((j->kind == JOB_FINISH || j->kind == JOB_BEGIN) &&
-                (j->rc == NDF_ERR_IO || j->rc == NDF_ERR_RESOURCE))
-                store_perr_end_failed(&s->perr);
-        /* a job refused for its own sake (a duplicate id) is not a storage fault */
-        for (job *j = batch; j; j = j->next)
-            if (j->rc == NDF_ERR_IO) {
-                s->degraded = 1;
-                snprintf(s->last_error, sizeof s->last_error, "%s", j->msg ? j->msg : "");
-                s->last_error_time = now_wall();
-            }
-        for (job *j = batch, *next; j; j = next) {
-            next = j->next;
-            s->pending--;
-            s->answered++;
-            if (j->on_done) {
-                async_free(j);
-            } else if (j->kind == JOB_PROGRESS || j->kind == JOB_PROCESS) {
-                if (j->rc)
-                    store_perr_fail(&s->perr, j->msg);
-                progress_free(j);
-            } else {
-                j->done = 1;
-            }
-        }
-        pthread_cond_broadcast(&s->dcv);
+        commit_queued(s);
     }
     pthread_mutex_unlock(&s->qlock);
     return NULL;
 }
 
-/* Queues `j` (starting the writer on first use).  Called with qlock held. */
-static int enqueue_locked(store *s, job *j)
+/* Starts the writer thread unless it runs.  Called with qlock held. */
+static int start_writer(store *s)
+{
+    if (s->started)
+        return NDF_OK;
+    int e = pthread_create(&s->thread, NULL, writer_main, s);
+    if (e)
+        return err_set(NDF_ERR_RESOURCE, "%s: cannot start the writer thread: %s", s->path,
+                       strerror(e));
+    s->started = 1;
+    return NDF_OK;
+}
+
+/* Queues `j`.  A job nobody waits for (a callback's, progress) starts the
+ * writer thread on first use; a waited-for job may be committed by its
+ * own caller (submit_wait).  Called with qlock held. */
+static int enqueue_locked(store *s, job *j, int waited)
 {
     if (s->stopping)
         return err_set(NDF_ERR_IO, "%s: the store is closing", s->path);
-    if (!s->started) {
-        int e = pthread_create(&s->thread, NULL, writer_main, s);
-        if (e)
-            return err_set(NDF_ERR_RESOURCE, "%s: cannot start the writer thread: %s", s->path,
-                           strerror(e));
-        s->started = 1;
+    if (!waited) {
+        int rc = start_writer(s);
+        if (rc)
+            return rc;
     }
     j->next = NULL;
     if (s->tail)
@@ -1798,23 +1830,43 @@ static int enqueue_locked(store *s, job *j)
         s->head = j;
     s->tail = j;
     s->queued++;
+    s->queued_cb += j->on_done != NULL;
     s->pending++;
     s->enqueued++;
-    pthread_cond_signal(&s->qcv);
+    if (s->started)
+        pthread_cond_signal(&s->qcv);
     return NDF_OK;
 }
 
-/* Queues `j` and waits for its transaction. */
+/* Queues `j` and waits for its transaction.  Group commit without a hand-
+ * off: when no batch is being committed, the caller commits what is
+ * queued itself (its job and those queued beside it), and the callers
+ * that queued while it did wait for it or commit the next batch.  A batch
+ * holding a callback's job is left to the writer thread, so that no
+ * callback runs on a thread that may hold its caller's locks. */
 static int submit_wait(store *s, job *j)
 {
     pthread_mutex_lock(&s->qlock);
-    int rc = enqueue_locked(s, j);
+    int rc = enqueue_locked(s, j, 1);
     if (rc) {
         pthread_mutex_unlock(&s->qlock);
         return rc;
     }
-    while (!j->done)
+    while (!j->done) {
+        if (!s->busy && s->head) {
+            if (!s->queued_cb) {
+                commit_queued(s);
+                continue;
+            }
+            if ((rc = start_writer(s)) != NDF_OK) {
+                /* nobody else can: commit it here after all */
+                commit_queued(s);
+                continue;
+            }
+            pthread_cond_signal(&s->qcv);
+        }
         pthread_cond_wait(&s->dcv, &s->qlock);
+    }
     pthread_mutex_unlock(&s->qlock);
     if (j->rc) {
         rc = err_set(j->rc, "%s", j->msg ? j->msg : "write failed");
@@ -1850,7 +1902,7 @@ static int lite_finish_all(store *s, const store_exec *v, size_t n, learning_sta
 static int enqueue_async(store *s, job *j)
 {
     pthread_mutex_lock(&s->qlock);
-    int rc = enqueue_locked(s, j);
+    int rc = enqueue_locked(s, j, 0);
     pthread_mutex_unlock(&s->qlock);
     if (rc)
         async_free(j);
@@ -1910,7 +1962,7 @@ static int lite_progress(store *s, const char *id, const store_node *n)
     j->id = xstrdup(id);
     if (!n) { /* a heartbeat: node.path stays NULL */
         pthread_mutex_lock(&s->qlock);
-        int rc = enqueue_locked(s, j);
+        int rc = enqueue_locked(s, j, 0);
         pthread_mutex_unlock(&s->qlock);
         if (rc)
             progress_free(j);
@@ -1931,7 +1983,7 @@ static int lite_progress(store *s, const char *id, const store_node *n)
         }
     }
     pthread_mutex_lock(&s->qlock);
-    int rc = enqueue_locked(s, j);
+    int rc = enqueue_locked(s, j, 0);
     pthread_mutex_unlock(&s->qlock);
     if (rc)
         progress_free(j);
@@ -1947,7 +1999,7 @@ static int lite_process(store *s, const char *id, long pgid, long long start, co
     j->pgid = pgid;
     j->pstart = start;
     pthread_mutex_lock(&s->qlock);
-    int rc = enqueue_locked(s, j);
+    int rc = enqueue_locked(s, j, 0);
     pthread_mutex_unlock(&s->qlock);
     if (rc)
         progress_free(j);

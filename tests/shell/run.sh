@@ -233,4 +233,22 @@ expect_match "$out" '"line":3,.*not a JSON object' "a non-object is refused"
 expect_match "$out" '"line":4,.*line longer than 1048576 bytes' "an over-long line is refused"
 printf '{"pattern":"ok"}\n' | $R batch - >/dev/null 2>&1 && ok "an all-good batch exits 0" ||
     not_ok "an all-good batch exits 0"
+# A run loads the plugins its patterns use (here sequential, parallel and
+# steps), once a scan has indexed what each file provides; a command that
+# lists them loads them all.  glibc's loader says what it maps under
+# LD_DEBUG=files; the copies are named NAME.HASH.pPID.so.
+$R run ok >/dev/null 2>&1
+maps=$(LD_DEBUG=files $R run ok 2>&1 >/dev/null)
+case $maps in
+*"file=libc.so"*)
+    expect_match "$maps" 'file=[^ ]*/sequential[.][0-9a-f]*[.]p[0-9]*[.]so' "a run loads the type its patterns use"
+    expect_match "$maps" 'file=[^ ]*/steps[.][0-9a-f]*[.]p[0-9]*[.]so' "and the plugin of their steps"
+    case $maps in
+    *"/meta."*|*"/agent."*) not_ok "a run loads plugins its patterns do not use" ;;
+    *) ok "a run does not load the plugins its patterns do not use" ;;
+    esac
+    maps=$(LD_DEBUG=files $R plugins 2>&1 >/dev/null)
+    expect_match "$maps" 'file=[^ ]*/meta[.][0-9a-f]*[.]p[0-9]*[.]so' "ndf plugins loads them all" ;;
+*) ok "# SKIP the loader does not report what it maps (not glibc)" ;;
+esac
 finish
