@@ -467,7 +467,8 @@ int svc_undo_step(ndf_exec *node, const ndf_step *step)
         rc = call_step(step, node, 1);
     node->cleanup = 0;
     if (rc == NDF_OK) {
-        node_set_state(node, NDF_STATE_ROLLED_BACK, NULL);
+        /* a replay's node still says where its outcome came from */
+        node_set_state(node, NDF_STATE_ROLLED_BACK, node->reused ? "undone by a rollback" : NULL);
         return NDF_OK;
     }
     char msg[2100];

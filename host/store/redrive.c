@@ -350,6 +350,7 @@ static void release(store *st, const char *id, int rc, store_status was, const c
 static int record_end(store *st, const store_exec *e, record *r, int rc, store_status was,
                       const char *was_msg)
 {
+    int rolled = 0; /* the root is to say so */
     char *why = rc ? xstrdup(*err_msg() ? err_msg() : ndf_status_name(rc)) : NULL;
     store_node *v;
     const char *ff;
@@ -365,6 +366,7 @@ static int record_end(store *st, const store_exec *e, record *r, int rc, store_s
         v[n].state = NDF_STATE_ROLLED_BACK;
         v[n].message = xstrdup("rolled back");
         n++;
+        rolled = 1;
     }
     int wrc;
     if (!rc && !n) {
@@ -391,6 +393,8 @@ static int record_end(store *st, const store_exec *e, record *r, int rc, store_s
     }
     free(failed_at);
     free(why);
+    if (!wrc && rolled)
+        node_set_state(r->root, NDF_STATE_ROLLED_BACK, "rolled back");
     return rc;
 }
 
@@ -452,6 +456,15 @@ int rollback_stored(executor *ex, store *st, const char *id, const char *level,
     }
     rc = executor_rollback(r, level, target);
     rc = record_end(st, &e, r, rc, was, was_msg);
+    if (!rc) {
+        /* what the caller prints is the rollback, which went well, not
+         * the replay's run, which failed where the execution had */
+        pthread_mutex_lock(&r->lock);
+        r->status = NDF_OK;
+        free(r->error);
+        r->error = NULL;
+        pthread_mutex_unlock(&r->lock);
+    }
     goto out;
 give_back:
     release(st, id, rc, was, was_msg);
