@@ -168,8 +168,10 @@ E1=$?
 expect_match "$(undone)" "^c b $id a\$" "each undo ran once"
 
 # ---- a server: ctl rollback, and ctl beside a one-shot ----
-ndf serve --no-watch 2>"$SCRATCH/serve.log" &
+# the program itself, not the function: $! must be the server's pid
+"$NDF" -c "$CONF" serve --no-watch 2>"$SCRATCH/serve.log" &
 SERVER=$!
+trap 'kill $SERVER 2>/dev/null; rm -rf "$SCRATCH"' EXIT
 for i in $(seq 1 200); do
     ndf ctl ping >/dev/null 2>&1 && break
     sleep 0.05
