@@ -173,6 +173,16 @@ int rollback_check(const store_exec *e, int replay)
         k++;
         /* ${steps.NAME.result} in an undo must see what the step answered,
          * not the part of it the store kept */
+        /* A step that ran a sub-pattern (the core `pattern` step): the
+         * replay cannot take its outcome whole (its sub-pattern's run
+         * data would be missing) and must not run it, which is work. */
+        size_t pl = strlen(nd->path);
+        if (replay && nd->kind == NDF_NODE_STEP && i + 1 < e->nnodes &&
+            strncmp(e->nodes[i + 1].path, nd->path, pl) == 0 && e->nodes[i + 1].path[pl] == '/')
+            return err_set(NDF_ERR_INVALID,
+                           "execution %s: step '%s' ran a sub-pattern: it cannot be rolled back "
+                           "from the store ('ndf ctl rollback %s' on the server that ran it can)",
+                           e->id, nd->path, e->id);
         if (replay && nd->result && nd->result_len > strlen(nd->result))
             return err_set(NDF_ERR_INVALID,
                            "execution %s: the result of '%s' was kept cut (%zu of %zu bytes): an "

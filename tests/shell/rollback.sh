@@ -50,6 +50,8 @@ patterns = (
       params = { steps = ( { name = "n"; step = "exec"; params = { shell = true; command = "true"; }; } ); }; },
     { name = "autorb"; type = "sequential";
       params = { steps = ( $(step x1), { name = "x2"; step = "exec"; params = { shell = true; command = "false"; }; } ); }; },
+    { name = "viastep"; type = "sequential";
+      params = { steps = ( { name = "inner"; step = "pattern"; params = { pattern = "mb"; }; } ); }; },
     { name = "slow"; type = "sequential";
       params = { steps = ( { name = "s"; step = "exec"; params = { shell = true;
                              command = "sleep 3"; undo = "echo slow >> $UNDO"; }; } ); }; }
@@ -126,6 +128,10 @@ rm -f "$UNDO"
 expect_exit 2 "a failed run already rolled back by itself is refused" -- ndf rollback "$id"
 expect_match "$err" "nothing to undo" "and says so"
 [ ! -e "$UNDO" ] && ok "no undo ran again" || not_ok "no undo ran again: $(undone)"
+expect_exit 0 "viastep runs" -- ndf run viastep
+id=$(newest viastep)
+expect_exit 2 "a step that ran a sub-pattern is refused" -- ndf rollback "$id"
+expect_match "$err" "step 'inner' ran a sub-pattern" "and says so"
 expect_exit 3 "an unknown id is refused" -- ndf rollback 20200101T000000-1-1
 expect_exit 2 "no id is a usage error" -- ndf rollback
 
