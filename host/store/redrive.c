@@ -379,8 +379,9 @@ static int record_end(store *st, const store_exec *e, record *r, int rc, store_s
         rolled = 1;
     }
     int wrc;
-    if (!rc && !n) {
-        /* the level and target chose nothing to undo: nothing changed */
+    if (!n) {
+        /* nothing changed (the level and target chose nothing to undo,
+         * or the type refused them): the claim goes back as it was */
         wrc = store_rollback_end(st, e->id, was, was_msg, NULL, 0);
     } else {
         char *msg = rc ? xasprintf("rollback failed at '%s': %s", ff ? ff : "?", why)
@@ -396,6 +397,8 @@ static int record_end(store *st, const store_exec *e, record *r, int rc, store_s
         rc = err_set(wrc, "execution %s: the rollback %s, but its end could not be recorded: %s",
                      e->id, rc ? "failed" : "ran", m);
         free(m);
+    } else if (rc && !n) {
+        err_set(rc, "execution %s: %s (nothing was undone)", e->id, why);
     } else if (rc) {
         err_set(rc, "execution %s: rollback failed at '%s': %s (it is FAILED; a rollback again "
                     "undoes what is left)",

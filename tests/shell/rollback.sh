@@ -67,6 +67,11 @@ undone() { [ -e "$UNDO" ] && tr '\n' ' ' <"$UNDO" | sed 's/ $//'; }
 expect_exit 0 "seq runs" -- ndf run seq
 id=$(newest seq)
 rm -f "$UNDO"
+expect_exit 3 "a target that is not a step is refused" -- ndf rollback "$id" --target nosuch
+expect_match "$err" "no step 'nosuch'.*nothing was undone" "and says so"
+expect_exit 0 "which left it as it was" -- ndf status "$id"
+expect_match "$out" "SUCCEEDED" "SUCCEEDED"
+[ ! -e "$UNDO" ] && ok "and undid nothing" || not_ok "and undid nothing: $(undone)"
 expect_exit 0 "ndf rollback of a succeeded sequence" -- ndf rollback "$id"
 expect_match "$(undone)" "^c b $id a\$" "seq: each undo once, newest first, with the original id"
 expect_match "$out" "ROLLED_BACK +step a" "the rollback's record shows the undone steps"
