@@ -213,6 +213,7 @@ struct record {
     _Atomic int replay;
     _Atomic size_t reuse_hits; /* reuse paths found by record_reuse_node */
     _Atomic size_t replay_undoable; /* steps reused by a replay that have an undo */
+    _Atomic size_t undos_run;       /* undo actions of steps that have one, begun */
     /* (alloc_lock) Nodes and children arrays are carved from chunks that
      * live as long as the record: a million-step execution costs no malloc
      * per step.  alloc_lock is a spin lock held for a few instructions. */

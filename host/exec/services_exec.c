@@ -447,6 +447,8 @@ int svc_undo_step(ndf_exec *node, const ndf_step *step)
         node_set_message(node, "not undone: rollback skipped (cancelled twice)");
         return err_set(NDF_ERR_CANCELLED, "%s: rollback skipped (cancelled twice)", node->name);
     }
+    if (step_undoable(step))
+        atomic_fetch_add(&node->rec->undos_run, 1);
     /* Rollback runs after the deadline that made it necessary: it gets a
      * budget of its own and ignores the execution's cancellation (not a
      * second one). */

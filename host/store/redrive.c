@@ -533,7 +533,17 @@ int rollback_live(store *st, record *r, const char *level, const char *target)
         release(st, r->id, rc, was, was_msg);
         goto out;
     }
+    size_t before = atomic_load(&r->undos_run);
     rc = executor_rollback(r, level, target);
+    if (!rc && atomic_load(&r->undos_run) == before) {
+        /* as a one-shot refuses it (replay_undoable) */
+        rc = err_set(NDF_ERR_INVALID,
+                     "execution %s: nothing to undo: none of its steps that completed has an "
+                     "undo action",
+                     r->id);
+        release(st, r->id, rc, was, was_msg);
+        goto out;
+    }
     rc = record_end(st, &e, r, rc, was, was_msg);
 out:
     free(was_msg);

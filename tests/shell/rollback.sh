@@ -209,6 +209,11 @@ E1=$?
     ok "ctl and one-shot at once: one succeeds, one is refused ($E1, $E2)" ||
     not_ok "ctl and one-shot at once: exits $E1 and $E2: $(cat "$SCRATCH/r1" "$SCRATCH/r2")"
 expect_match "$(undone)" "^c b $id a\$" "each undo ran once"
+id=$(ctlid noundo)
+expect_exit 2 "ctl: an execution with no undo action is refused" -- ndf ctl rollback "$id"
+expect_match "$err" "nothing to undo" "and says so"
+expect_exit 0 "its status" -- ndf status "$id"
+expect_match "$out" "SUCCEEDED" "and it is left SUCCEEDED"
 id=$(ctlid seq)
 expect_exit 0 "one-shot rollback of an execution the server holds" -- ndf rollback "$id"
 expect_exit 2 "then ctl rollback is refused" -- ndf ctl rollback "$id"
