@@ -15,6 +15,7 @@ ndf_SOURCES = \
 	host/cli/cmd_storage.c \
 	host/cli/cmd_history.c \
 	host/cli/cmd_redrive.c \
+	host/cli/cmd_rollback.c \
 	host/cli/cmd_serve.c \
 	host/cli/cmd_ctl.c \
 	host/cli/plan.c host/cli/plan.h \

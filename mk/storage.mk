@@ -41,9 +41,11 @@ tests_check_analytics_LDADD = $(CORE_TEST_LIBS)
 TESTS += tests/check_analytics
 
 TESTS += tests/shell/storage.sh tests/shell/redrive.sh tests/shell/progress.sh \
-	tests/shell/crash.sh tests/shell/faults.sh tests/shell/concurrency.sh
+	tests/shell/crash.sh tests/shell/faults.sh tests/shell/concurrency.sh \
+	tests/shell/rollback.sh
 EXTRA_DIST += tests/shell/storage.sh tests/shell/redrive.sh tests/shell/progress.sh \
-	tests/shell/crash.sh tests/shell/faults.sh tests/shell/concurrency.sh
+	tests/shell/crash.sh tests/shell/faults.sh tests/shell/concurrency.sh \
+	tests/shell/rollback.sh
 # the shell tests' view into a store (invariants, ids, counts); built, not run
 check_PROGRAMS += tests/store_probe
 tests_store_probe_SOURCES = tests/store_probe.c

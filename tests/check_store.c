@@ -1435,6 +1435,137 @@ START_TEST(test_redrive_claim)
 END_TEST
 
 /* ------------------------------------------------------------------ */
+/* rollback: the claim, its refusals, the end, a claim given back */
+
+START_TEST(test_rollback_claim)
+{
+    store *s = open_default();
+    ck_assert_int_eq(finish(s, "ok1", "p", STORE_SUCCEEDED, NULL), NDF_OK);
+    ck_assert_int_eq(finish(s, "bad1", "p", STORE_FAILED, NULL), NDF_OK);
+    uint64_t counted = executions_of(s, "p");
+    store_status was = STORE_RUNNING;
+    char *msg = (char *)"unset";
+    ck_assert_int_eq(store_rollback_claim(s, "ok1", "claimed", &was, &msg), NDF_OK);
+    ck_assert_int_eq(was, STORE_SUCCEEDED);
+    ck_assert_ptr_null(msg);
+    store_exec e;
+    ck_assert_int_eq(store_get(s, "ok1", &e), NDF_OK);
+    ck_assert_int_eq(e.status, STORE_ROLLED_BACK);
+    ck_assert_str_eq(e.message, "claimed");
+    store_exec_free(&e);
+    /* a second claim, while it is rolled back and after */
+    ck_assert_int_eq(store_rollback_claim(s, "ok1", "x", NULL, NULL), NDF_ERR_INVALID);
+    ck_assert_msg(strstr(err_msg(), "already rolled back: claimed"), "%s", err_msg());
+    store_node undone = {.path = (char *)"work", .state = NDF_STATE_ROLLED_BACK,
+                         .message = (char *)"undone by a rollback"};
+    ck_assert_int_eq(store_rollback_end(s, "ok1", STORE_ROLLED_BACK, "rolled back", &undone, 1),
+                     NDF_OK);
+    ck_assert_int_eq(store_get(s, "ok1", &e), NDF_OK);
+    ck_assert_int_eq(e.status, STORE_ROLLED_BACK);
+    ck_assert_str_eq(e.message, "rolled back");
+    ck_assert_str_eq(e.nodes[1].path, "work");
+    ck_assert_int_eq(e.nodes[1].state, NDF_STATE_ROLLED_BACK);
+    ck_assert_str_eq(e.nodes[1].message, "undone by a rollback");
+    ck_assert_int_eq(e.nodes[0].state, NDF_STATE_COMPLETED); /* the rest is kept */
+    ck_assert_int_eq(e.nodes[1].exit_status, 0);
+    store_exec_free(&e);
+    ck_assert_int_eq(store_rollback_claim(s, "ok1", "x", NULL, NULL), NDF_ERR_INVALID);
+    /* the learning counts stay as the run ended */
+    ck_assert_uint_eq(executions_of(s, "p"), counted);
+    ck_assert_int_eq(store_check(s), NDF_OK);
+
+    /* an end with no claim */
+    ck_assert_int_eq(store_rollback_end(s, "bad1", STORE_ROLLED_BACK, "x", NULL, 0),
+                     NDF_ERR_NOT_FOUND);
+    /* a claim given back: the status and message it had */
+    ck_assert_int_eq(store_rollback_claim(s, "bad1", "claimed", &was, &msg), NDF_OK);
+    ck_assert_int_eq(was, STORE_FAILED);
+    ck_assert_str_eq(msg, "step 'work' failed: exit status 3");
+    ck_assert_int_eq(store_rollback_end(s, "bad1", was, msg, NULL, 0), NDF_OK);
+    free(msg);
+    ck_assert_int_eq(store_get(s, "bad1", &e), NDF_OK);
+    ck_assert_int_eq(e.status, STORE_FAILED);
+    ck_assert_str_eq(e.message, "step 'work' failed: exit status 3");
+    store_exec_free(&e);
+    /* a failed rollback leaves it FAILED: claimable again */
+    ck_assert_int_eq(store_rollback_claim(s, "bad1", "claimed", NULL, NULL), NDF_OK);
+    ck_assert_int_eq(store_rollback_end(s, "bad1", STORE_FAILED, "rollback failed at 'work'", NULL, 0),
+                     NDF_OK);
+    ck_assert_int_eq(store_rollback_claim(s, "bad1", "again", NULL, NULL), NDF_OK);
+
+    /* refusals, each with its reason */
+    ck_assert_int_eq(store_rollback_claim(s, "nosuch", "x", NULL, NULL), NDF_ERR_NOT_FOUND);
+    e = make_exec("run1", "p", STORE_RUNNING, NULL);
+    ck_assert_int_eq(store_begin(s, &e), NDF_OK);
+    store_exec_free(&e);
+    ck_assert_int_eq(store_rollback_claim(s, "run1", "x", NULL, NULL), NDF_ERR_INVALID);
+    ck_assert_msg(strstr(err_msg(), "still running"), "%s", err_msg());
+    e = make_exec("sub1", "p", STORE_SUCCEEDED, NULL);
+    e.parent_id = xstrdup("ok1");
+    ck_assert_int_eq(store_finish(s, &e, NULL), NDF_OK);
+    store_exec_free(&e);
+    ck_assert_int_eq(store_rollback_claim(s, "sub1", "x", NULL, NULL), NDF_ERR_INVALID);
+    ck_assert_msg(strstr(err_msg(), "sub-pattern of ok1"), "%s", err_msg());
+    ck_assert_int_eq(finish(s, "ref1", "p", STORE_REFUSED, NULL), NDF_OK);
+    ck_assert_int_eq(store_rollback_claim(s, "ref1", "x", NULL, NULL), NDF_ERR_INVALID);
+    ck_assert_msg(strstr(err_msg(), "never ran"), "%s", err_msg());
+    /* a refusal is the caller's fault, not a storage fault */
+    store_stats st;
+    store_get_stats(s, &st);
+    ck_assert_int_eq(st.degraded, 0);
+    ck_assert_int_eq(finish(s, "many", "p", STORE_SUCCEEDED, NULL), NDF_OK);
+    store_close(s);
+
+    /* processes claiming at once: one wins */
+    int go[2], res[2];
+    ck_assert_int_eq(pipe(go), 0);
+    ck_assert_int_eq(pipe(res), 0);
+    pid_t kids[NCLAIM];
+    for (int c = 0; c < NCLAIM; c++) {
+        kids[c] = fork();
+        ck_assert_int_ge(kids[c], 0);
+        if (kids[c] == 0) {
+            close(go[1]);
+            store *cs;
+            store_opts o;
+            store_opts_default(&o);
+            o.busy_timeout_ms = 30000;
+            char b = 'x';
+            if (open_store(&o, &cs) != NDF_OK) {
+                (void)!write(res[1], &b, 1);
+                _exit(10);
+            }
+            if (read(go[0], &b, 1) != 0) /* everyone starts when the pipe closes */
+                _exit(11);
+            int rc = store_rollback_claim(cs, "many", "claimed", NULL, NULL);
+            b = rc == NDF_OK ? 'w' : rc == NDF_ERR_INVALID ? 'l' : 'e';
+            (void)!write(res[1], &b, 1);
+            store_close(cs);
+            _exit(0);
+        }
+    }
+    close(go[0]);
+    close(res[1]);
+    close(go[1]);
+    int won = 0, lost = 0;
+    char b;
+    for (int c = 0; c < NCLAIM; c++) {
+        ck_assert_int_eq(read(res[0], &b, 1), 1);
+        won += b == 'w';
+        lost += b == 'l';
+    }
+    for (int c = 0; c < NCLAIM; c++) {
+        int status;
+        ck_assert_int_eq(waitpid(kids[c], &status, 0), kids[c]);
+        ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child %d: %#x", c, status);
+    }
+    close(res[0]);
+    ck_assert_int_eq(won, 1);
+    ck_assert_int_eq(lost, NCLAIM - 1);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
 /* step processes left by a dead ndf */
 
 /* A process group leader running sleep with NDF_STEP=`token`. */
@@ -2574,6 +2705,7 @@ static Suite *store_suite(void)
     tcase_add_test(tc, test_waiters_commit);
     tcase_add_test(tc, test_crash_recovery);
     tcase_add_test(tc, test_redrive_claim);
+    tcase_add_test(tc, test_rollback_claim);
     tcase_add_test(tc, test_step_processes_recovered);
     tcase_add_test(tc, test_outputs_bounded_and_compressed);
     tcase_add_test(tc, test_outputs_streamed);

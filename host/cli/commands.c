@@ -30,6 +30,7 @@ const cmd_entry *const cmd_table[] = {
     &cmd_delegate_entry,
     &cmd_batch_entry,
     &cmd_redrive_entry,
+    &cmd_rollback_entry,
     &cmd_record_entry,
     &cmd_wait_entry,
     &cmd_submit_entry,

@@ -324,6 +324,7 @@ extern const cmd_entry cmd_list_entry, cmd_show_entry, cmd_similar_entry; /* cmd
 extern const cmd_entry cmd_run_entry, cmd_batch_entry;                    /* cmd_run.c */
 extern const cmd_entry cmd_delegate_entry;                                /* cmd_delegate.c */
 extern const cmd_entry cmd_redrive_entry;                                 /* cmd_redrive.c */
+extern const cmd_entry cmd_rollback_entry;                                /* cmd_rollback.c */
 extern const cmd_entry cmd_runs_entry, cmd_status_entry, cmd_logs_entry, cmd_backup_entry,
     cmd_restore_entry; /* cmd_history.c */
 extern const cmd_entry cmd_record_entry; /* cmd_record.c */

@@ -6,6 +6,7 @@
 #include "build-config.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -308,9 +309,11 @@ static int finish(executor *ex, record *r, pattern *p, int status, const char *m
         log_msg(NDF_LOG_INFO, "execution %s: pattern %s: succeeded in %.3fs", r->id,
                 r->root->name, dur);
     /* as the store counts it (history_from_record): the outcome table */
-    if (ex->o.reg && p && delegate_outcome_counts(delegate_outcome_of(status)))
+    /* a replay re-enacts an outcome already counted and stored */
+    int replay = atomic_load(&r->replay) != 0;
+    if (!replay && ex->o.reg && p && delegate_outcome_counts(delegate_outcome_of(status)))
         registry_record(ex->o.reg, p, status == NDF_OK, r->ctx->domain, dur);
-    if (ex->o.on_complete && p)
+    if (!replay && ex->o.on_complete && p)
         ex->o.on_complete(ex->o.opaque, p, r);
     pthread_mutex_lock(&ex->lock);
     atomic_store(&r->done, 1);
@@ -340,7 +343,8 @@ static int root_job(void *arg)
             j->p->name, t, timeout_source_name(src, j->p));
     atomic_store(&r->started, 1);
     int rc;
-    if (ex->o.on_start && (rc = ex->o.on_start(ex->o.start_arg, r)) != NDF_OK) {
+    if (!atomic_load(&r->replay) && ex->o.on_start &&
+        (rc = ex->o.on_start(ex->o.start_arg, r)) != NDF_OK) {
         /* nothing of it ran: the root says so, and why */
         if (!*err_msg())
             err_set(rc, "pattern '%s' not started", j->p->name);
@@ -399,6 +403,8 @@ static int start(executor *ex, const char *name, const ndf_context *ctx, double 
     }
     int rc;
     char warn[256] = "";
+    if (flags & EXEC_REPLAY)
+        flags |= EXEC_FORCE;
     if (!(flags & EXEC_FORCE) &&
         ((rc = gate_check(ex, p, warn, sizeof warn)) || (rc = type_gate(p, ctx)))) {
         pattern_unref(p);
@@ -433,6 +439,11 @@ static int start(executor *ex, const char *name, const ndf_context *ctx, double 
     r->force = (flags & EXEC_FORCE) != 0;
     r->origin = (int)((flags >> 8) & 0xffu) - 1;
     r->root->pat = pattern_ref(p);
+    if ((flags & EXEC_REPLAY) && from) {
+        /* its undo actions see the id the work ran under (${execution_id}) */
+        snprintf(r->id, sizeof r->id, "%s", from);
+        atomic_store(&r->replay, RECORD_REPLAY_RUN);
+    }
     if (claim && (rc = claim(claim_arg, r)) != NDF_OK) {
         char *why = xstrdup(err_msg());
         record_unref(r); /* frees `reuse` with it */
@@ -760,13 +771,32 @@ int executor_run_pattern(executor *ex, ndf_exec *node, const char *name, double 
     double start, end;
     node_times(c, &start, &end);
     double dur = start > 0 ? (end > 0 ? end : now_mono()) - start : 0;
-    if (ex->o.reg) {
+    if (ex->o.reg && !atomic_load(&node->rec->replay)) {
         char msg[sizeof "" + 2048];
         snprintf(msg, sizeof msg, "%s", err_msg()); /* registry code may touch it */
         registry_record(ex->o.reg, p, rc == NDF_OK, node->rec->ctx->domain, dur);
         if (rc)
             err_set(rc, "%s", msg);
     }
+    return rc;
+}
+
+int executor_rollback(record *r, const char *level, const char *target)
+{
+    pattern *p = r->root->pat;
+    const ndf_pattern_type_def *d = p && p->type ? p->type->def.ptype : NULL;
+    if (!(d && d->size >= offsetof(ndf_pattern_type_def, rollback) + sizeof d->rollback &&
+          d->rollback))
+        return err_set(NDF_ERR_INVALID, "pattern type '%s' of '%s' has no rollback",
+                       p && p->type ? p->type->name : "?", r->root->name);
+    if (atomic_load(&r->replay))
+        atomic_store(&r->replay, RECORD_REPLAY_UNDO);
+    err_clear();
+    int rc = d->rollback(&host_services, r->root, p->instance, level ? level : "pattern", target);
+    if (rc > 0 || rc < NDF_STATUS_MIN)
+        rc = NDF_ERR_EXECUTION;
+    if (rc && !*err_msg())
+        err_set(rc, "rollback of '%s' %s", r->root->name, ndf_status_name(rc));
     return rc;
 }
 

@@ -97,6 +97,14 @@ const executor_opts *executor_options(executor *ex);
 
 /* Flags of an execution. */
 #define EXEC_FORCE 0x1u /* skip the confidence gate (here and in sub-patterns) */
+/* A rollback's replay (executor_start_redrive with the reuse set of
+ * rollback_reuse(), `from` the stored execution): the record takes
+ * `from` as its id, runs no step (a node not in the reuse set fails at
+ * once, without retries or waits for resources), defers every undo until
+ * executor_rollback(), learns nothing and is neither started nor
+ * completed in on_start / on_complete (it has no row of its own).
+ * Implies EXEC_FORCE. */
+#define EXEC_REPLAY 0x2u
 /* A tag for on_start and on_complete to read back (record->origin): how
  * the execution was started, 0..254 (the store's store_origin).  Without
  * it record->origin is -1. */
@@ -228,6 +236,13 @@ int executor_cancel_hard(executor *ex, const char *id, int hard);
  * in progress and kills their processes without a grace period.  Returns
  * how many were running.  Any thread; not async-signal-safe. */
 size_t executor_cancel_all(executor *ex, int hard);
+
+/* seed trigger_rollback on finished execution `r`: the pattern type's
+ * rollback() on its root, at `level` (NULL: "pattern") down to `target`
+ * (may be NULL), each type in its own order.  A replay (EXEC_REPLAY) is
+ * switched to undoing first.  NDF_OK, or the status with err_msg() set:
+ * NDF_ERR_INVALID when the type has no rollback. */
+int executor_rollback(record *r, const char *level, const char *target);
 
 /* Runs pattern `name` as a sub-execution in a new PATTERN child of `node`
  * (ndf_host.run_pattern).  `timeout_s` > 0 bounds it, else the pattern's or

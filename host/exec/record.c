@@ -308,6 +308,7 @@ static ndf_exec *node_alloc(record *r, ndf_exec *parent, ndf_node_kind kind, con
     n->step = NULL;
     n->cleanup = 0;
     n->reused = 0;
+    n->replay_undone = 0;
     atomic_init(&n->cancelled, parent ? atomic_load(&parent->cancelled) : 0);
     n->result = NULL;
     n->metrics = NULL;
@@ -1126,6 +1127,43 @@ char *record_node_path(const ndf_exec *node)
     return sb_steal(&sb);
 }
 
+record_reuse *record_reuse_new(const char *message, const char *result, int undone)
+{
+    size_t ml = message ? strlen(message) : 0, rl = result ? strlen(result) : 0;
+    record_reuse *v = xmalloc(sizeof *v + ml + 1 + (result ? rl + 1 : 0));
+    memcpy(v->message, message ? message : "", ml + 1);
+    v->result = NULL;
+    v->undone = undone;
+    if (result) {
+        v->result = v->message + ml + 1;
+        memcpy(v->result, result, rl + 1);
+    }
+    return v;
+}
+
+/* A replay's record_reuse_node(): the stored outcome and result.  A
+ * sub-pattern is found but runs again (returns 0), so that its type
+ * rebuilds its own run data for the rollback; its nodes are reused one by
+ * one. */
+static int replay_reuse(ndf_exec *node, const record_reuse *was)
+{
+    record *r = node->rec;
+    atomic_fetch_add(&r->reuse_hits, 1);
+    if (node->kind == NDF_NODE_PATTERN)
+        return 0;
+    node->reused = 1;
+    node->replay_undone = was->undone;
+    double now = record_now();
+    node_start_at(node, now);
+    if (was->result)
+        node_set_result(node, was->result);
+    char *msg = *was->message ? xasprintf(REPLAY_NOTE ": %s", was->message)
+                              : xstrdup(REPLAY_NOTE);
+    node_set_state_at(node, NDF_STATE_COMPLETED, msg, now);
+    free(msg);
+    return 1;
+}
+
 int record_reuse_node(ndf_exec *node)
 {
     record *r = node->rec;
@@ -1136,6 +1174,8 @@ int record_reuse_node(ndf_exec *node)
     free(path);
     if (!was)
         return 0;
+    if (atomic_load(&r->replay))
+        return replay_reuse(node, (const record_reuse *)was);
     node->reused = 1;
     double now = record_now();
     node_start_at(node, now);

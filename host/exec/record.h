@@ -146,6 +146,8 @@ struct ndf_exec {
                             does not stop it (its own deadline does) */
     int reused;          /* a redrive took its recorded outcome instead of
                             running it (record_reuse_node) */
+    int replay_undone;   /* a replay's node whose work a rollback already
+                            undid: its undo is not run again */
     /* node_cancel(): set on the node and everything under it, inherited by
      * children made later, so checking it costs one load. */
     _Atomic int cancelled;
@@ -222,6 +224,17 @@ struct record {
      * or nothing is reused (--from-start). */
     char *redrive_of;
     struct hashmap *reuse;
+    /* A rollback's replay of a stored execution (executor_start with
+     * EXEC_REPLAY): RECORD_REPLAY_RUN while its pattern runs again with
+     * every completed node's outcome (and result) taken from the store
+     * and every other node failing at once, so that the pattern type's
+     * run data is rebuilt without running anything; RECORD_REPLAY_UNDO
+     * once its rollback() may run the undo actions.  Its reuse values are
+     * record_reuse, not messages.  0: not a replay. */
+    _Atomic int replay;
+    _Atomic size_t reuse_hits; /* reuse paths found by record_reuse_node */
+    _Atomic size_t replay_undoable; /* steps reused by a replay that have an undo */
+    _Atomic size_t undos_run;       /* undo actions of steps that have one, begun */
     /* (alloc_lock) Nodes and children arrays are carved from chunks that
      * live as long as the record: a million-step execution costs no malloc
      * per step.  alloc_lock is a spin lock held for a few instructions. */
@@ -380,6 +393,26 @@ char *record_node_path(const ndf_exec *node);
  * without running it, and returns 1; else 0.  What run_step and
  * run_pattern call before running anything. */
 int record_reuse_node(ndf_exec *node);
+
+/* record->replay */
+enum { RECORD_REPLAY_RUN = 1, RECORD_REPLAY_UNDO = 2 };
+/* The value a replay's reuse set maps a node path to: the stored node's
+ * message and result (NULL: none; points into the same allocation), one
+ * malloc'd block that free() releases.  record_reuse_new() makes one. */
+typedef struct record_reuse {
+    char *result;
+    int undone; /* its work was undone already: the type sees it
+                   completed (a sequence goes on past it), its undo
+                   does not run again */
+    char message[];
+} record_reuse;
+record_reuse *record_reuse_new(const char *message, const char *result, int undone);
+/* The message svc_undo_step() leaves on a node whose undo failed (its
+ * state FAILED): the work it undoes may still be there, so a later
+ * rollback tries it again. */
+#define RECORD_UNDO_FAILED "undo failed: "
+/* How a replay's reused node's message begins. */
+#define REPLAY_NOTE "replayed from the store"
 /* The status that stands for how execution `r` (done) ended, for exit
  * codes: once its pattern started, only its outcome (NDF_OK,
  * NDF_ERR_TIMEOUT, NDF_ERR_CANCELLED, else NDF_ERR_EXECUTION), whatever

@@ -381,13 +381,36 @@ static ndf_state state_for(int rc)
     }
 }
 
+/* 1 when undoing `step` would run something: its type declares an undo
+ * and, when its schema takes an `undo` parameter (the exec step's
+ * command), the binding gives one (what `ndf plan` calls its rollback). */
+static int step_undoable(const ndf_step *step)
+{
+    const ndf_step_def *d = step->type->def.step;
+    if (!DEF_HAS(d, undo) || !d->undo)
+        return 0;
+    for (const ndf_param_spec *ps = d->params; ps && ps->name; ps++)
+        if (strcmp(ps->name, "undo") == 0)
+            return value_get(step->params, "undo") != NULL;
+    return 1;
+}
+
 int svc_run_step(ndf_exec *node, const ndf_step *step, double timeout_s)
 {
     if (!node || !step)
         return err_set(NDF_ERR_INVALID, "run_step: no node or no step");
     /* a redrive takes the outcome the step had in the execution it redrives */
-    if (node->rec->reuse && record_reuse_node(node))
+    if (node->rec->reuse && record_reuse_node(node)) {
+        if (atomic_load(&node->rec->replay) && !node->replay_undone && step_undoable(step))
+            atomic_fetch_add(&node->rec->replay_undoable, 1);
         return NDF_OK;
+    }
+    if (atomic_load(&node->rec->replay)) {
+        /* a rollback's replay runs nothing: what did not complete then
+         * has nothing to undo now */
+        node_set_state(node, NDF_STATE_FAILED, "not run: it did not complete in the stored execution");
+        return err_set(NDF_ERR_EXECUTION, "%s: not run (rollback replay)", node->name);
+    }
     const ndf_step_def *d = step->type->def.step;
     node->step = step->type;
     /* One clock read serves the step deadline, the stop check and the
@@ -450,10 +473,25 @@ int svc_run_step(ndf_exec *node, const ndf_step *step, double timeout_s)
     return rc;
 }
 
+/* An undo a pattern type asks for while a rollback's replay rebuilds its
+ * run data (its run() rolls back on the failure the replay makes): not
+ * done now, the node unchanged, so the rollback() that follows does it,
+ * once, in the type's order. */
+static int replay_deferred(ndf_exec *node)
+{
+    return err_set(NDF_ERR_CANCELLED, "%s: undo deferred to the rollback", node->name);
+}
+
 int svc_undo_step(ndf_exec *node, const ndf_step *step)
 {
     if (!node || !step)
         return err_set(NDF_ERR_INVALID, "undo_step: no node or no step");
+    if (atomic_load(&node->rec->replay) == RECORD_REPLAY_RUN)
+        return replay_deferred(node);
+    if (node->replay_undone) {
+        node_set_state(node, NDF_STATE_ROLLED_BACK, NULL);
+        return NDF_OK; /* an earlier rollback did it */
+    }
     const ndf_step_def *d = step->type->def.step;
     if (!DEF_HAS(d, undo) || !d->undo) {
         node_set_state(node, NDF_STATE_ROLLED_BACK, "nothing to undo");
@@ -469,6 +507,8 @@ int svc_undo_step(ndf_exec *node, const ndf_step *step)
         node_set_message(node, "not undone: rollback skipped (cancelled twice)");
         return err_set(NDF_ERR_CANCELLED, "%s: rollback skipped (cancelled twice)", node->name);
     }
+    if (step_undoable(step))
+        atomic_fetch_add(&node->rec->undos_run, 1);
     /* Rollback runs after the deadline that made it necessary: it gets a
      * budget of its own and ignores the execution's cancellation (not a
      * second one). */
@@ -489,7 +529,8 @@ int svc_undo_step(ndf_exec *node, const ndf_step *step)
         rc = call_step(step, node, 1);
     node->cleanup = 0;
     if (rc == NDF_OK) {
-        node_set_state(node, NDF_STATE_ROLLED_BACK, NULL);
+        /* a replay's node still says where its outcome came from */
+        node_set_state(node, NDF_STATE_ROLLED_BACK, node->reused ? "undone by a rollback" : NULL);
         return NDF_OK;
     }
     char msg[2100];
@@ -529,6 +570,8 @@ int svc_rollback_pattern(ndf_exec *node, const char *level, const char *target)
 {
     if (!node)
         return err_set(NDF_ERR_INVALID, "rollback_pattern: no node");
+    if (atomic_load(&node->rec->replay) == RECORD_REPLAY_RUN)
+        return replay_deferred(node);
     ndf_exec *sub = sub_execution(node);
     if (!sub)
         return err_set(NDF_ERR_NOT_FOUND, "%s: no pattern ran here to roll back", node->name);
@@ -728,7 +771,8 @@ int svc_task_run(ndf_exec *node, const ndf_task *t)
     for (int attempt = 0;; attempt++) {
         int rc = t->step ? svc_run_step(node, t->step, t->timeout)
                          : svc_run_pattern(node, t->pattern, t->timeout);
-        if (rc == NDF_OK || attempt >= t->retries || rc == NDF_ERR_CANCELLED)
+        if (rc == NDF_OK || attempt >= t->retries || rc == NDF_ERR_CANCELLED ||
+            atomic_load(&node->rec->replay))
             return rc;
         /* The node's own deadline was reset per attempt by run_step; what
          * stops retrying is the enclosing one (the parent's) or a stop. */
@@ -799,6 +843,8 @@ int svc_sleep(ndf_exec *node, double seconds)
 
 int svc_resources_wait(ndf_exec *node, double cpu, double memory)
 {
+    if (node && atomic_load(&node->rec->replay))
+        return NDF_OK; /* a replay runs nothing that would need them */
     char seen[256];
     int ok;
     double began = now_mono(), said = 0;

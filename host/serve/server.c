@@ -32,6 +32,7 @@
 #include "serve/watch.h"
 #include "serve/worker.h"
 #include "store/history.h"
+#include "store/redrive.h"
 #include "base/util.h"
 
 #define DEFS_CHECK_S 1.0 /* s: how often the loop looks for run-time changes made one-shot */
@@ -367,32 +368,27 @@ static char *req_cancel(server *s, const request *rq)
     return protocol_response(&a);
 }
 
-/* seed trigger_rollback on a finished execution: the pattern type's
- * rollback(), run on the record's root node. */
+/* seed trigger_rollback on a finished execution this server ran: the
+ * pattern type's rollback() on the record's root node, claimed in the
+ * store first and its end recorded there (rollback_live), so that a
+ * one-shot `ndf rollback` and this one exclude each other. */
 static char *req_rollback(server *s, const request *rq)
 {
     record *r = genset_find(s->gs, rq->id);
     if (!r)
         return fail(s, NDF_ERR_NOT_FOUND,
-                    "no execution with id '%s' (rollback needs one of the recently finished "
-                    "executions)",
-                    rq->id);
+                    "no execution with id '%s' among the recently finished ones of this server "
+                    "('ndf rollback %s' rolls back one kept in the store)",
+                    rq->id, rq->id);
     char *text;
-    pattern *p = r->root->pat;
-    const ndf_pattern_type_def *d = p && p->type ? p->type->def.ptype : NULL;
+    int rc;
     if (!atomic_load(&r->done)) {
         text =
             fail(s, NDF_ERR_INVALID, "execution '%s' is still running: cancel it or wait", rq->id);
-    } else if (!(d && d->size >= offsetof(ndf_pattern_type_def, rollback) + sizeof d->rollback &&
-                 d->rollback)) {
-        text = fail(s, NDF_ERR_INVALID, "pattern type '%s' of '%s' has no rollback",
-                    p && p->type ? p->type->name : "?", r->root->name);
     } else {
         err_clear();
-        int rc = d->rollback(&host_services, r->root, p->instance,
-                             rq->level ? rq->level : "pattern", rq->target);
-        if (rc > 0 || rc < NDF_STATUS_MIN)
-            rc = NDF_ERR_EXECUTION;
+        rc = s->base->st ? rollback_live(s->base->st, r, rq->level, rq->target)
+                         : executor_rollback(r, rq->level, rq->target);
         response a = {.ok = 1};
         text = rc ? fail(s, rc, "rollback of '%s' (%s): %s", r->root->name, rq->id,
                          *err_msg() ? err_msg() : ndf_status_name(rc))

@@ -474,6 +474,65 @@ int store_reset_stats(store *s, const char *name)
     return ops_of(s)->reset_stats(s, name);
 }
 
+int store_rollback_claim(store *s, const char *id, const char *message, store_status *was,
+                         char **was_message)
+{
+    int st = STORE_RUNNING;
+    char *msg = NULL;
+    int rc = ops_of(s)->rollback_claim(s, id, message, &st, &msg);
+    if (was)
+        *was = (store_status)st;
+    if (was_message)
+        *was_message = msg;
+    else
+        free(msg);
+    return rc;
+}
+
+int store_rollback_end(store *s, const char *id, store_status status, const char *message,
+                       const store_node *nodes, size_t n)
+{
+    return ops_of(s)->rollback_end(s, id, (int)status, message, nodes, n);
+}
+
+int store_rollback_claimable(const char *status, const char *parent, int *out)
+{
+    store_status st;
+    if (parent || store_status_parse(status, &st))
+        return 0;
+    switch (st) {
+    case STORE_SUCCEEDED:
+    case STORE_FAILED:
+    case STORE_TIMED_OUT:
+    case STORE_CANCELLED:
+    case STORE_CRASHED: *out = (int)st; return 1;
+    default: return 0;
+    }
+}
+
+int store_rollback_refused(const char *id, int found, const char *status, const char *parent,
+                           const char *message, const char *host, long pid)
+{
+    if (!found)
+        return err_set(NDF_ERR_NOT_FOUND, "no execution with id '%s' is kept", id);
+    if (parent)
+        return err_set(NDF_ERR_INVALID,
+                       "execution %s ran as a sub-pattern of %s: roll that one back (its rollback "
+                       "undoes this one's steps)",
+                       id, parent);
+    if (strcmp(status, "RUNNING") == 0)
+        return err_set(NDF_ERR_INVALID,
+                       "execution %s is still running (process %ld on %s): wait for it to end, "
+                       "or cancel it",
+                       id, pid, host ? host : "?");
+    if (strcmp(status, "ROLLED_BACK") == 0)
+        return err_set(NDF_ERR_INVALID, "execution %s is already rolled back%s%s", id,
+                       message ? ": " : "", message ? message : "");
+    if (strcmp(status, "REFUSED") == 0)
+        return err_set(NDF_ERR_INVALID, "execution %s never ran (refused): nothing to undo", id);
+    return err_set(NDF_ERR_INVALID, "execution %s is %s: it cannot be rolled back", id, status);
+}
+
 int store_remove_pattern(store *s, const char *name)
 {
     return ops_of(s)->remove_pattern(s, name);

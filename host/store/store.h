@@ -349,6 +349,28 @@ int store_patterns(store *s, char ***names, size_t *n);
  * (keeping `created`); its kept executions stay, no longer counted.
  * NDF_ERR_NOT_FOUND when nothing is stored. */
 int store_reset_stats(store *s, const char *name);
+/* seed trigger_rollback, the store's half: claims top-level execution
+ * `id` for a rollback in one write transaction, setting it ROLLED_BACK
+ * (message `message`, may be NULL) only while it is SUCCEEDED, FAILED,
+ * TIMED_OUT, CANCELLED or CRASHED, so that of two rollbacks (processes,
+ * servers, hosts sharing the store) exactly one gets it.  Its learning
+ * counts are left as they are.  *was and *was_message (may be NULL; caller
+ * frees) get the status and message it had.  When it is not claimed, the
+ * reason, read from its row: NDF_ERR_NOT_FOUND (no such execution kept)
+ * or NDF_ERR_INVALID (a sub-pattern's execution, still running, refused
+ * before it ran, already rolled back or being rolled back). */
+int store_rollback_claim(store *s, const char *id, const char *message, store_status *was,
+                         char **was_message);
+/* Records the end of a rollback claimed with store_rollback_claim(), in
+ * one transaction: the `n` nodes' new states and messages (by path; the
+ * rest of each node is kept), and the execution's status (STORE_ROLLED_BACK,
+ * or STORE_FAILED when an undo failed: a later rollback undoes what is
+ * left) and message.  NDF_ERR_NOT_FOUND when the execution is no longer
+ * ROLLED_BACK (pruned since, or its claim was not this caller's).  A
+ * claim given back without a rollback: the status and message it had
+ * (*was), no nodes. */
+int store_rollback_end(store *s, const char *id, store_status status, const char *message,
+                       const store_node *nodes, size_t n);
 /* Removes the pattern's state and all its executions.  NDF_ERR_NOT_FOUND
  * when there was nothing. */
 int store_remove_pattern(store *s, const char *name);

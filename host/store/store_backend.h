@@ -77,6 +77,11 @@ typedef struct store_ops {
     int (*q_workers)(struct store *s, struct queue_worker **out, size_t *n);
     int (*q_worker_remove)(struct store *s, const char *name);
     int (*q_wait)(struct store *s, int wake_fd, double timeout_s);
+    /* rollback (store_rollback_claim, store_rollback_end) */
+    int (*rollback_claim)(struct store *s, const char *id, const char *message, int *was,
+                          char **was_message);
+    int (*rollback_end)(struct store *s, const char *id, int status, const char *message,
+                        const struct store_node *nodes, size_t n);
     /* run-time definitions (store/defs.h) */
     int (*defs)(struct store *s, struct store_def **out, size_t *n);
     int (*def_put)(struct store *s, const struct store_def *d, int remove);
@@ -121,6 +126,18 @@ int store_pg_open(const char *dir, const struct store_opts *opts, struct store *
     " AND status IN ('RUNNING', 'SUCCEEDED') LIMIT 1"
 
 /* Helpers the backends share (store.c). */
+
+/* 1 when an execution whose row has `status` (a store_status name) and
+ * `parent` (its parent_id, NULL for a top-level one) may be claimed for a
+ * rollback: SUCCEEDED, FAILED, TIMED_OUT, CANCELLED or CRASHED, top
+ * level; *out gets the status. */
+int store_rollback_claimable(const char *status, const char *parent, int *out);
+/* Why a rollback of `id` could not claim it, from its row as read after
+ * the claim changed nothing: `found` 0 when there is none, else its
+ * status (a store_status name), parent_id (may be NULL), message (may be
+ * NULL), host and pid.  Returns the status, err_msg() set. */
+int store_rollback_refused(const char *id, int found, const char *status, const char *parent,
+                           const char *message, const char *host, long pid);
 
 /* The message a RUNNING row gets when the end of execution `e` could
  * not be written for the store's sake (`why`): "not recorded: WHY (the

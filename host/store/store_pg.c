@@ -2705,6 +2705,93 @@ static int pg_reset_stats(store *st, const char *name)
     return wend(s, rc);
 }
 
+/* ---- rollback: the claim and the end, each one transaction ---- */
+
+/* A text column, or NULL when it is NULL. */
+static const char *g_text(const PGresult *r, int row, int col)
+{
+    return PQgetisnull(r, row, col) ? NULL : PQgetvalue(r, row, col);
+}
+
+static int pg_rollback_claim(store *st, const char *id, const char *message, int *was,
+                             char **was_message)
+{
+    pg_store *s = PG(st);
+    int rc = wbegin(s);
+    if (rc)
+        return rc;
+    PGresult *r = NULL;
+    pargs p = {0};
+    p_text(&p, id);
+    /* FOR UPDATE: a second claim waits for the first one's transaction
+     * and then reads the status it left */
+    rc = wsql_run(s,
+                  "SELECT status, parent_id, message, host, pid FROM executions WHERE id = $1"
+                  " FOR UPDATE",
+                  &p, &r, "cannot read an execution");
+    if (!rc) {
+        int found = PQntuples(r) > 0;
+        const char *status = found ? g_text(r, 0, 0) : NULL;
+        const char *parent = found ? g_text(r, 0, 1) : NULL;
+        if (!status || !store_rollback_claimable(status, parent, was))
+            rc = store_rollback_refused(id, found, status, parent, found ? g_text(r, 0, 2) : NULL,
+                                        found ? g_text(r, 0, 3) : NULL,
+                                        found ? (long)g_int(r, 0, 4) : 0);
+        else
+            *was_message = g_dup(r, 0, 2);
+    }
+    PQclear(r);
+    if (!rc) {
+        pargs q = {0};
+        p_text(&q, id);
+        p_text(&q, message);
+        rc = wsql_run(s, "UPDATE executions SET status = 'ROLLED_BACK', message = $2 WHERE id = $1",
+                      &q, NULL, "cannot claim an execution for its rollback");
+    }
+    if (rc) {
+        free(*was_message);
+        *was_message = NULL;
+    }
+    return wend(s, rc);
+}
+
+static int pg_rollback_end(store *st, const char *id, int status, const char *message,
+                           const store_node *nodes, size_t n)
+{
+    pg_store *s = PG(st);
+    int rc = wbegin(s);
+    if (rc)
+        return rc;
+    for (size_t i = 0; !rc && i < n; i++) {
+        pargs p = {0};
+        p_text(&p, id);
+        p_text(&p, nodes[i].path);
+        p_text(&p, state_str(nodes[i].state));
+        p_text(&p, nodes[i].message);
+        rc = wsql_run(s,
+                      "UPDATE nodes SET state = $3, message = $4 WHERE path = $2 AND exec_seq ="
+                      " (SELECT seq FROM executions WHERE id = $1)",
+                      &p, NULL, "cannot record a rollback");
+    }
+    PGresult *r = NULL;
+    if (!rc) {
+        pargs p = {0};
+        p_text(&p, id);
+        p_text(&p, store_status_name((store_status)status));
+        p_text(&p, message);
+        rc = wsql_run(s,
+                      "UPDATE executions SET status = $2, message = $3 WHERE id = $1"
+                      " AND status = 'ROLLED_BACK'",
+                      &p, &r, "cannot record a rollback");
+        if (!rc && strtol(PQcmdTuples(r), NULL, 10) == 0)
+            rc = err_set(NDF_ERR_NOT_FOUND,
+                         "%s: execution %s is no longer kept as being rolled back (pruned?)",
+                         s->name, id);
+        PQclear(r);
+    }
+    return wend(s, rc);
+}
+
 static int pg_remove_pattern(store *st, const char *name)
 {
     pg_store *s = PG(st);
@@ -3325,6 +3412,8 @@ static const store_ops pg_ops = {
     .patterns = pg_patterns,
     .reset_stats = pg_reset_stats,
     .remove_pattern = pg_remove_pattern,
+    .rollback_claim = pg_rollback_claim,
+    .rollback_end = pg_rollback_end,
     .cleanup = pg_cleanup,
     .backup = pg_backup,
     .import_legacy = pg_import_legacy,

@@ -3136,6 +3136,90 @@ static int lite_reset_stats(store *s, const char *name)
     return wend(s, rc);
 }
 
+/* ---- rollback: the claim and the end, each one transaction ---- */
+
+static int lite_rollback_claim(store *s, const char *id, const char *message, int *was,
+                               char **was_message)
+{
+    int rc = wbegin(s);
+    if (rc)
+        return rc;
+    /* BEGIN IMMEDIATE holds the write lock: the row read is the row
+     * changed */
+    sqlite3_stmt *st = NULL;
+    if (!(rc = wprep(s, "SELECT status, parent_id, message, host, pid FROM executions WHERE id = ?1",
+                     id, &st))) {
+        int r = sqlite3_step(st);
+        const char *status = r == SQLITE_ROW ? (const char *)sqlite3_column_text(st, 0) : NULL;
+        const char *parent = r == SQLITE_ROW ? (const char *)sqlite3_column_text(st, 1) : NULL;
+        if (r != SQLITE_ROW && r != SQLITE_DONE)
+            rc = wfail(s, r, "cannot read an execution");
+        else if (!status || !store_rollback_claimable(status, parent, was))
+            rc = store_rollback_refused(id, r == SQLITE_ROW, status, parent,
+                                        (const char *)sqlite3_column_text(st, 2),
+                                        (const char *)sqlite3_column_text(st, 3),
+                                        (long)sqlite3_column_int64(st, 4));
+        else
+            *was_message = col_dup(st, 2);
+        sqlite3_finalize(st);
+        st = NULL;
+    }
+    if (!rc && !(rc = wprep(s, "UPDATE executions SET status = 'ROLLED_BACK', message = ?2"
+                               " WHERE id = ?1",
+                            id, &st))) {
+        bind_text(st, 2, message);
+        int r = sqlite3_step(st);
+        if (r != SQLITE_DONE)
+            rc = wfail(s, r, "cannot claim an execution for its rollback");
+        sqlite3_finalize(st);
+    }
+    if (rc) {
+        free(*was_message);
+        *was_message = NULL;
+    }
+    return wend(s, rc);
+}
+
+static int lite_rollback_end(store *s, const char *id, int status, const char *message,
+                             const store_node *nodes, size_t n)
+{
+    int rc = wbegin(s);
+    if (rc)
+        return rc;
+    sqlite3_stmt *st = NULL;
+    rc = wprep(s,
+               "UPDATE nodes SET state = ?3, message = ?4 WHERE path = ?2 AND exec_seq ="
+               " (SELECT seq FROM executions WHERE id = ?1)",
+               id, &st);
+    for (size_t i = 0; !rc && i < n; i++) {
+        sqlite3_reset(st);
+        bind_text(st, 2, nodes[i].path);
+        bind_text(st, 3, state_str(nodes[i].state));
+        bind_text(st, 4, nodes[i].message);
+        int r = sqlite3_step(st);
+        if (r != SQLITE_DONE)
+            rc = wfail(s, r, "cannot record a rollback");
+    }
+    sqlite3_finalize(st);
+    st = NULL;
+    if (!rc && !(rc = wprep(s,
+                            "UPDATE executions SET status = ?2, message = ?3 WHERE id = ?1"
+                            " AND status = 'ROLLED_BACK'",
+                            id, &st))) {
+        bind_text(st, 2, status_names[status]);
+        bind_text(st, 3, message);
+        int r = sqlite3_step(st);
+        if (r != SQLITE_DONE)
+            rc = wfail(s, r, "cannot record a rollback");
+        else if (sqlite3_changes64(s->w) == 0)
+            rc = err_set(NDF_ERR_NOT_FOUND,
+                         "%s: execution %s is no longer kept as being rolled back (pruned?)",
+                         s->path, id);
+        sqlite3_finalize(st);
+    }
+    return wend(s, rc);
+}
+
 static int lite_remove_pattern(store *s, const char *name)
 {
     long long ex = 0, pat = 0;
@@ -4473,6 +4557,8 @@ static const store_ops lite_ops = {
     .learning = lite_learning,
     .patterns = lite_patterns,
     .reset_stats = lite_reset_stats,
+    .rollback_claim = lite_rollback_claim,
+    .rollback_end = lite_rollback_end,
     .remove_pattern = lite_remove_pattern,
     .cleanup = lite_cleanup,
     .backup = lite_backup,

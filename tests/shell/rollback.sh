@@ -1,0 +1,224 @@
+#!/bin/sh
+# `ndf rollback ID` (one-shot) and `ndf ctl rollback ID`: for each pattern
+# type a run whose completed steps append their undo to a log, then a
+# rollback: each undo runs once, in the type's order (a sequence newest
+# first, a parallel pattern in reverse dependency order, a meta pattern
+# phase by phase), the execution is ROLLED_BACK, and a second rollback is
+# refused.  Then an undo that fails (FAILED, and a rollback again undoes
+# only what is left), the refusals (nothing to undo, already undone when
+# it failed, a sub-pattern's execution, unknown id, still running, a
+# definition changed since), two one-shots at once and a one-shot beside
+# a server's ctl rollback (exactly one wins each time).
+. "$top_srcdir/tests/shell/lib.sh"
+
+STATE=$SCRATCH/state
+UNDO=$SCRATCH/undo
+OKF=$SCRATCH/ok
+CONF=$SCRATCH/ndf.conf
+RUN=$SCRATCH/run
+mkdir -m 700 "$RUN"
+export NDF_RUNTIME_DIR=$RUN
+# step NAME [undo-fails-unless-$OKF]: does nothing, its undo logs its name
+# (and the execution id for "b", which checks ${execution_id} is the
+# original's)
+step() {
+    u="echo $1 >> $UNDO"
+    [ "$1" = b ] && u="echo b \${execution_id} >> $UNDO"
+    [ "${2:-}" = fails ] && u="test -e $OKF && echo $1 >> $UNDO"
+    printf '{ name = "%s"; step = "exec"; %s params = { shell = true; command = "true"; undo = "%s"; }; }' \
+        "$1" "${3:+depends_on = [ \"$3\" ];}" "$u"
+}
+write_conf() { # the name of seq's second step
+    cat >"$CONF" <<EOF2
+storage: { path = "$STATE"; };
+confidence: { threshold = 0.0; };
+server: { socket = "$RUN/ndf.sock"; };
+patterns = (
+    { name = "seq"; type = "sequential";
+      params = { steps = ( $(step a), $(step ${1:-b}), $(step c) ); }; },
+    { name = "seqfail"; type = "sequential";
+      params = { steps = ( $(step f1), $(step f2 fails), $(step f3) ); }; },
+    { name = "par"; type = "parallel";
+      params = { max_concurrent = 2;
+                 tasks = ( $(step t3 "" t2), $(step t1), $(step t2 "" t1) ); }; },
+    { name = "ma"; type = "sequential"; params = { steps = ( $(step ma1), $(step ma2) ); }; },
+    { name = "mb"; type = "sequential"; params = { steps = ( $(step mb1) ); }; },
+    { name = "meta"; type = "meta";
+      params = { phases = ( { name = "p1"; patterns = [ "ma" ]; },
+                            { name = "p2"; patterns = [ "mb" ]; } ); }; },
+    { name = "noundo"; type = "sequential";
+      params = { steps = ( { name = "n"; step = "exec"; params = { shell = true; command = "true"; }; } ); }; },
+    { name = "autorb"; type = "sequential";
+      params = { steps = ( $(step x1), { name = "x2"; step = "exec"; params = { shell = true; command = "false"; }; } ); }; },
+    { name = "viastep"; type = "sequential";
+      params = { steps = ( { name = "inner"; step = "pattern"; params = { pattern = "mb"; }; } ); }; },
+    { name = "slow"; type = "sequential";
+      params = { steps = ( { name = "s"; step = "exec"; params = { shell = true;
+                             command = "sleep 3"; undo = "echo slow >> $UNDO"; }; } ); }; }
+);
+EOF2
+}
+write_conf
+ndf() { "$NDF" -c "$CONF" "$@"; }
+newest() { ndf runs "$1" --limit 1 --json | sed -n 's/^\[{"id":"\([^"]*\)".*/\1/p'; }
+undone() { [ -e "$UNDO" ] && tr '\n' ' ' <"$UNDO" | sed 's/ $//'; }
+
+# ---- sequential: newest first, ${execution_id} the original's ----
+expect_exit 0 "seq runs" -- ndf run seq
+id=$(newest seq)
+rm -f "$UNDO"
+expect_exit 3 "a target that is not a step is refused" -- ndf rollback "$id" --target nosuch
+expect_match "$err" "no step 'nosuch'.*nothing was undone" "and says so"
+expect_exit 0 "which left it as it was" -- ndf status "$id"
+expect_match "$out" "SUCCEEDED" "SUCCEEDED"
+[ ! -e "$UNDO" ] && ok "and undid nothing" || not_ok "and undid nothing: $(undone)"
+expect_exit 0 "ndf rollback of a succeeded sequence" -- ndf rollback "$id"
+expect_match "$(undone)" "^c b $id a\$" "seq: each undo once, newest first, with the original id"
+expect_match "$out" "ROLLED_BACK +step a" "the rollback's record shows the undone steps"
+expect_exit 0 "status after the rollback" -- ndf status "$id"
+expect_match "$out" "ROLLED_BACK" "status says rolled back"
+expect_match "$out" "ROLLED_BACK +step c .*undone by a rollback" "the stored steps say they were undone"
+expect_exit 0 "runs --status rolled_back" -- ndf runs seq --status ROLLED_BACK --json
+expect_match "$out" "\"id\":\"$id\"" "runs lists it as ROLLED_BACK"
+expect_exit 2 "a second one-shot rollback is refused" -- ndf rollback "$id"
+expect_match "$err" "^ndf: rollback: execution $id is already rolled back" "and says why"
+expect_match "$(undone)" "^c b $id a\$" "nothing was undone twice"
+expect_exit 0 "learning keeps the counts of a rolled-back run" -- ndf show seq
+expect_match "$out" '^executions: +1 \(1 succeeded' "the rolled-back run still counts as it ended"
+
+# ---- parallel: reverse dependency order ----
+expect_exit 0 "par runs" -- ndf run par
+id=$(newest par)
+rm -f "$UNDO"
+expect_exit 0 "ndf rollback of a parallel pattern" -- ndf rollback "$id"
+expect_match "$(undone)" "^t3 t2 t1\$" "par: dependents undone before their dependencies, once"
+expect_exit 0 "par status" -- ndf status "$id"
+expect_match "$out" "ROLLED_BACK" "par is rolled back"
+
+# ---- meta: phases newest first, each sub-pattern's steps newest first ----
+expect_exit 0 "meta runs" -- ndf run meta
+id=$(newest meta)
+rm -f "$UNDO"
+expect_exit 2 "an unknown level is refused" -- ndf rollback "$id" --level sideways
+expect_exit 0 "ndf rollback --level complete of a meta pattern" -- ndf rollback "$id" --level complete
+expect_match "$(undone)" "^mb1 ma2 ma1\$" "meta: phase p2 then p1, each sequence newest first, once"
+sub=$(newest ma)
+expect_exit 2 "a sub-pattern's execution is refused" -- ndf rollback "$sub"
+expect_match "$err" "ran as a sub-pattern of $id" "and the parent is named"
+
+# ---- an undo that fails: FAILED, then a rollback again undoes the rest ----
+expect_exit 0 "seqfail runs" -- ndf run seqfail
+id=$(newest seqfail)
+rm -f "$UNDO" "$OKF"
+expect_exit 1 "a rollback whose undo fails exits 1" -- ndf rollback "$id"
+expect_match "$err" "rollback failed at 'f2'" "and names the step"
+expect_match "$(undone)" "^f3 f1\$" "the other undo actions ran"
+expect_exit 0 "status after the failed rollback" -- ndf status "$id"
+expect_match "$out" "FAILED in" "the execution is FAILED"
+touch "$OKF"
+: >"$UNDO"
+expect_exit 0 "a rollback again succeeds" -- ndf rollback "$id"
+expect_match "$(undone)" "^f2\$" "and undoes only what was left"
+
+# ---- refusals ----
+expect_exit 0 "noundo runs" -- ndf run noundo
+id=$(newest noundo)
+expect_exit 2 "an execution with no undo action is refused" -- ndf rollback "$id"
+expect_match "$err" "nothing to undo" "and says so"
+expect_exit 0 "its status" -- ndf status "$id"
+expect_match "$out" "SUCCEEDED" "and it is left SUCCEEDED"
+expect_exit 1 "autorb fails and rolls itself back" -- ndf run autorb
+id=$(newest autorb)
+rm -f "$UNDO"
+expect_exit 2 "a failed run already rolled back by itself is refused" -- ndf rollback "$id"
+expect_match "$err" "nothing to undo" "and says so"
+[ ! -e "$UNDO" ] && ok "no undo ran again" || not_ok "no undo ran again: $(undone)"
+expect_exit 0 "viastep runs" -- ndf run viastep
+id=$(newest viastep)
+expect_exit 2 "a step that ran a sub-pattern is refused" -- ndf rollback "$id"
+expect_match "$err" "step 'inner' ran a sub-pattern" "and says so"
+expect_exit 3 "an unknown id is refused" -- ndf rollback 20200101T000000-1-1
+expect_exit 2 "no id is a usage error" -- ndf rollback
+
+ndf run slow >/dev/null 2>&1 &
+SLOW=$!
+for i in $(seq 1 100); do
+    id=$(newest slow)
+    [ -n "$id" ] && break
+    sleep 0.05
+done
+expect_exit 2 "a running execution is refused" -- ndf rollback "$id"
+expect_match "$err" "still running" "and says so"
+wait $SLOW
+
+# a definition changed since: its steps no longer match
+expect_exit 0 "seq runs again" -- ndf run seq
+id=$(newest seq)
+write_conf bb
+rm -f "$UNDO"
+expect_exit 2 "a definition changed since is refused" -- ndf rollback "$id"
+expect_match "$err" "changed since it ran" "and says so"
+[ ! -e "$UNDO" ] && ok "nothing was undone" || not_ok "nothing was undone: $(undone)"
+expect_exit 0 "its status" -- ndf status "$id"
+expect_match "$out" "SUCCEEDED" "and it is left as it was"
+write_conf
+
+# ---- two one-shots at once: one wins ----
+expect_exit 0 "seq runs" -- ndf run seq
+id=$(newest seq)
+rm -f "$UNDO"
+ndf rollback "$id" >"$SCRATCH/r1" 2>&1 &
+P1=$!
+ndf rollback "$id" >"$SCRATCH/r2" 2>&1
+E2=$?
+wait $P1
+E1=$?
+[ $((E1 + E2)) -eq 2 ] && { [ $E1 -eq 0 ] || [ $E2 -eq 0 ]; } &&
+    ok "two one-shots at once: one succeeds, one is refused ($E1, $E2)" ||
+    not_ok "two one-shots at once: exits $E1 and $E2: $(cat "$SCRATCH/r1" "$SCRATCH/r2")"
+expect_match "$(undone)" "^c b $id a\$" "each undo ran once"
+
+# ---- a server: ctl rollback, and ctl beside a one-shot ----
+# the program itself, not the function: $! must be the server's pid
+"$NDF" -c "$CONF" serve --no-watch 2>"$SCRATCH/serve.log" &
+SERVER=$!
+trap 'kill $SERVER 2>/dev/null; rm -rf "$SCRATCH"' EXIT
+for i in $(seq 1 200); do
+    ndf ctl ping >/dev/null 2>&1 && break
+    sleep 0.05
+done
+ctlid() { ndf ctl run "$1" --json | sed -n 's/^{"id":"\([^"]*\)".*/\1/p'; }
+id=$(ctlid seq)
+rm -f "$UNDO"
+expect_exit 0 "ctl rollback" -- ndf ctl rollback "$id"
+expect_match "$(undone)" "^c b $id a\$" "ctl: each undo once, newest first"
+expect_exit 0 "status after ctl rollback" -- ndf status "$id"
+expect_match "$out" "ROLLED_BACK in" "the store says rolled back"
+expect_exit 2 "a second ctl rollback is refused" -- ndf ctl rollback "$id"
+expect_match "$err" "already rolled back" "and says why"
+expect_exit 2 "a one-shot after ctl is refused" -- ndf rollback "$id"
+id=$(ctlid seq)
+rm -f "$UNDO"
+ndf ctl rollback "$id" >"$SCRATCH/r1" 2>&1 &
+P1=$!
+ndf rollback "$id" >"$SCRATCH/r2" 2>&1
+E2=$?
+wait $P1
+E1=$?
+[ $((E1 + E2)) -eq 2 ] && { [ $E1 -eq 0 ] || [ $E2 -eq 0 ]; } &&
+    ok "ctl and one-shot at once: one succeeds, one is refused ($E1, $E2)" ||
+    not_ok "ctl and one-shot at once: exits $E1 and $E2: $(cat "$SCRATCH/r1" "$SCRATCH/r2")"
+expect_match "$(undone)" "^c b $id a\$" "each undo ran once"
+id=$(ctlid noundo)
+expect_exit 2 "ctl: an execution with no undo action is refused" -- ndf ctl rollback "$id"
+expect_match "$err" "nothing to undo" "and says so"
+expect_exit 0 "its status" -- ndf status "$id"
+expect_match "$out" "SUCCEEDED" "and it is left SUCCEEDED"
+id=$(ctlid seq)
+expect_exit 0 "one-shot rollback of an execution the server holds" -- ndf rollback "$id"
+expect_exit 2 "then ctl rollback is refused" -- ndf ctl rollback "$id"
+expect_match "$err" "already rolled back" "and says why"
+kill $SERVER
+wait $SERVER
+
+finish
