@@ -426,6 +426,22 @@ expect_match "$(grep -c '^one$' "$JLOG") $(grep -c '^three$' "$JLOG")" '^1 1$' \
     "each step with an effect ran once (one reused, three not started by the stale worker)"
 expect_match "$(pg_sql ndfl "SELECT count(*) FROM executions WHERE parent_id IS NULL AND status = 'SUCCEEDED'") $(pg_sql ndfl "SELECT state || ' ' || status FROM queue WHERE id = '$job'")" \
     '^1 DONE SUCCEEDED$' "the item ended SUCCEEDED, once"
+# fenced: the stale worker says its result was discarded, and nothing of
+# that execution that reads as an outcome (a success, a rollback)
+lx=$(pg_sql ndfl "SELECT id FROM executions WHERE pid = $LA AND parent_id IS NULL")
+t=0
+until grep -q "execution $lx: pattern job: lease lost; result discarded" "$SCRATCH/la.log" ||
+    [ "$t" -ge 100 ]; do
+    sleep 0.1
+    t=$((t + 1))
+done
+expect_match "$(grep "execution $lx: pattern job: " "$SCRATCH/la.log")"     "^ndf: warning: execution $lx: pattern job: lease lost; result discarded"     "the stale worker logs that it lost the lease and discarded the result"
+grep "execution $lx: pattern job: " "$SCRATCH/la.log" | grep -Eiv 'started|lease lost; result discarded' >"$SCRATCH/la.outcome"
+[ -s "$SCRATCH/la.outcome" ] && not_ok "the stale worker logged an outcome: $(head -3 "$SCRATCH/la.outcome")" ||
+    ok "and no line that reads as an outcome (succeeded, rollback, failure)"
+expect_match "$(pg_sql ndfl "SELECT status || ' ' || message FROM executions WHERE id = '$lx'")" \
+    '^(CANCELLED lease lost; result discarded|CRASHED .*lost the lease.*)$' \
+    "its own record says so"
 kill -0 "$LA" && ok "the resumed worker goes on serving" || not_ok "the resumed worker died"
 kill -TERM "$LA" "$LB"
 wait "$LA" && ok "worker a stopped cleanly" || not_ok "worker a's exit status"
@@ -468,7 +484,121 @@ expect_match "$(load_of)" '^0$' "and LOAD 0 once it ended"
 kill -TERM "$LC"
 wait "$LC" && ok "that worker stopped cleanly" || not_ok "that worker's exit status"
 
+# Frozen work.  A step that ignores cancellation (mb_spin, in process) and
+# a worker process that is stopped (SIGSTOP): ndf ctl drain --timeout ends
+# at its timeout, says what still runs and gives it back, another worker
+# takes it over; SIGTERM stops a worker within its grace, kill grace and
+# 2 s even with a thread that never returns.
+pg_sql postgres "CREATE DATABASE ndfz" >/dev/null
+mkdir "$SCRATCH/plugins"
+cp "$NDF_FIXTURE_DIR/misbehave.so" "$SCRATCH/plugins/"
+ZFLAG=$SCRATCH/zslow
+ZLOG=$SCRATCH/z.log
+: >"$ZLOG"
+for w in a b; do
+    cat >"$SCRATCH/z$w.conf" <<EOF2
+storage: { path = "$SCRATCH/zstate"; backend = "postgresql"; conninfo = "host=$PG_DIR user=postgres dbname=ndfz application_name=ndfz$w"; };
+plugins: { trust = [ "misbehave" ]; };
+confidence: { threshold = 0.0; };
+executor: { threads = 3; kill_grace = 3.0; };
+server: { worker_lease = 4.0; worker_poll = 0.1; socket = "$SCRATCH/z$w.sock"; };
+patterns = (
+    { name = "spin"; type = "sequential";
+      params = { steps = ( { name = "s"; step = "mb_spin"; params = { seconds = 30.0; }; } ); }; },
+    { name = "slow"; type = "sequential";
+      params = { steps = (
+        { name = "one"; step = "exec"; params = { command = "echo \"\$\$NDF_ATTR_ITEM one\" >> $ZLOG"; shell = true; }; },
+        { name = "two"; step = "exec"; params = { command = "if [ -e $ZFLAG ]; then sleep 60; fi; echo \"\$\$NDF_ATTR_ITEM two\" >> $ZLOG"; shell = true; }; } ); }; }
+);
+EOF2
+done
+zndf() { # a|b ARGS...
+    zw=$1
+    shift
+    NDF_PLUGIN_PATH="$NDF_PLUGIN_PATH:$SCRATCH/plugins" "$NDF" -c "$SCRATCH/z$zw.conf" "$@"
+}
+zserve() { # a|b
+    NDF_PLUGIN_PATH="$NDF_PLUGIN_PATH:$SCRATCH/plugins" "$NDF" -c "$SCRATCH/z$1.conf" serve --worker --grace 2 --no-watch 2>>"$SCRATCH/z$1.log" &
+}
+: >"$ZFLAG"
+zserve a
+ZA=$!
+t=0
+until [ "$(pg_sql ndfz "SELECT count(*) FROM workers WHERE pid = $ZA")" = 1 ] || [ "$t" -ge 300 ]; do
+    sleep 0.05
+    t=$((t + 1))
+done
+expect_exit 0 "submit an item that blocks" -- zndf a submit slow --attr item=z1
+z1=$out
+expect_exit 0 "submit one whose step ignores cancellation" -- zndf a submit spin
+z2=$out
+t=0
+until [ "$(pg_sql ndfz "SELECT count(*) FROM executions WHERE pid = $ZA AND status = 'RUNNING' AND parent_id IS NULL")" = 2 ] &&
+    grep -q '^z1 one$' "$ZLOG" || [ "$t" -ge 300 ]; do
+    sleep 0.05
+    t=$((t + 1))
+done
+t0=$(date +%s)
+expect_exit 5 "drain --timeout 1 with work that does not end exits 5" -- \
+    zndf a ctl --socket "$SCRATCH/za.sock" drain --timeout 1
+took=$(($(date +%s) - t0))
+[ "$took" -le 6 ] && ok "drain ended at its timeout (${took}s)" || not_ok "drain took ${took}s with --timeout 1"
+expect_match "$out" '^worker .*: draining: 2 claimed, 0 ended, 0 lease\(s\) lost, 2 still running after 1s: 2 given back' \
+    "it says what still runs and that it was given back"
+rm -f "$ZFLAG"
+zserve b
+ZB=$!
+expect_exit 0 "another worker takes the given-back item over" -- zndf b wait "$z1" --timeout 60 --json
+expect_match "$out" '"status":"SUCCEEDED","queue":"DONE"' "and ends it SUCCEEDED"
+expect_match "$(pg_sql ndfz "SELECT e.pid || ' ' || (e.redrive_of IS NOT NULL) FROM queue q JOIN executions e ON e.id = q.exec_id WHERE q.id = '$z1'")" \
+    "^$ZB true$" "run by the other worker, redriven from what the drained one recorded"
+expect_match "$(grep -c '^z1 one$' "$ZLOG")" '^1$' "its completed step did not run again"
+expect_match "$(pg_sql ndfz "SELECT status || ': ' || message FROM executions WHERE pid = $ZA AND parent_id IS NULL AND context::json->'attributes'->>'item' = 'z1'")" \
+    '^CANCELLED: lease lost; result discarded$' "the drained worker's execution of it ended CANCELLED, discarded"
+grep "pattern slow: " "$SCRATCH/za.log" | grep -Ev 'started|lease lost; result discarded' >"$SCRATCH/za.outcome"
+[ -s "$SCRATCH/za.outcome" ] && not_ok "the drained worker logged an outcome: $(head -2 "$SCRATCH/za.outcome")" ||
+    ok "the drained worker logs no outcome of it"
+# the thread in mb_spin never returns; the executor gives up on it
+t=0
+until grep -q "pattern spin: lease lost; result discarded" "$SCRATCH/za.log" || [ "$t" -ge 300 ]; do
+    sleep 0.1
+    t=$((t + 1))
+done
+expect_exit 5 "drain again while a thread is still inside a step" -- \
+    zndf a ctl --socket "$SCRATCH/za.sock" drain --timeout 0
+expect_match "$out" '^worker .*: draining: .* 0 still running; 1 thread\(s\) still inside steps that ignored their cancellation$' \
+    "it is not reported drained"
+# the other worker takes the spinning item over, and is stopped while its
+# thread spins: --grace 2, then kill_grace 3 and 2 s (the executor used
+# to wait two kill graces more for the thread)
+t=0
+until [ "$(pg_sql ndfz "SELECT count(*) FROM executions WHERE pid = $ZB AND status = 'RUNNING' AND pattern = 'spin'")" = 1 ] ||
+    [ "$t" -ge 300 ]; do
+    sleep 0.1
+    t=$((t + 1))
+done
+expect_match "$(pg_sql ndfz "SELECT attempts FROM queue WHERE id = '$z2'")" '^2$' \
+    "the other worker took the spinning item over"
+t0=$(date +%s)
+kill -TERM "$ZB"
+wait "$ZB" && ok "SIGTERM stops a worker with a thread stuck in a step" || not_ok "exit status after SIGTERM"
+took=$(($(date +%s) - t0))
+[ "$took" -le 10 ] && ok "within its grace, kill grace and 2 s (${took}s)" || not_ok "SIGTERM took ${took}s"
+expect_match "$(grep -c "queued item $z2 given back" "$SCRATCH/zb.log")" '^1$' "it gave the item back"
+# a worker process that is stopped: the drain's client does not wait on it
+kill -STOP "$ZA"
+t0=$(date +%s)
+expect_exit 5 "drain of a stopped worker exits 5" -- zndf a ctl --socket "$SCRATCH/za.sock" drain --timeout 1
+took=$(($(date +%s) - t0))
+expect_match "$err" "^ndf: ctl: drain: the server at .* did not answer within 6s: it is stopped or frozen" \
+    "and says the server is stopped or frozen"
+[ "$took" -le 10 ] && ok "at its timeout and a margin (${took}s)" || not_ok "the drain of a stopped worker took ${took}s"
+kill -CONT "$ZA"
+kill -TERM "$ZA"
+wait "$ZA" && ok "the resumed worker stops at SIGTERM" || not_ok "exit status of the resumed worker"
+
 if [ "$fail" -ne 0 ]; then
+    for w in a b; do tail -15 "$SCRATCH/z$w.log" | sed "s/^/#   z$w: /"; done
     for w in 1 2 3; do tail -15 "$SCRATCH/w$w.log" | sed "s/^/#   w$w: /"; done
     for w in a b; do tail -15 "$SCRATCH/l$w.log" | sed "s/^/#   l$w: /"; done
     sed 's/^/#   job: /' "$JLOG"
