@@ -290,6 +290,25 @@ void sb_json_strn(strbuf *sb, const char *s, size_t len)
     sb_add(sb, "\"", 1);
 }
 
+const char *json_nul_escape(const char *s, size_t len)
+{
+    int in_string = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (!in_string) {
+            in_string = s[i] == '"';
+            continue;
+        }
+        if (s[i] == '"') {
+            in_string = 0;
+        } else if (s[i] == '\\' && i + 1 < len) {
+            if (s[i + 1] == 'u' && i + 5 < len && strncmp(s + i + 2, "0000", 4) == 0)
+                return s + i;
+            i++; /* the escaped character: never a closing quote */
+        }
+    }
+    return NULL;
+}
+
 int utf8_valid(const char *s, size_t len)
 {
     const unsigned char *p = (const unsigned char *)s;

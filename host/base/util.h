@@ -81,6 +81,12 @@ void sb_json_num(strbuf *sb, double x, int digits);
 /* 1 when the `len` bytes at `s` are valid UTF-8 (no overlongs, surrogates
  * or code points above U+10FFFF), else 0. */
 int utf8_valid(const char *s, size_t len);
+/* The first "\u0000" escape inside a string of the JSON text `s` (`len`
+ * bytes, no raw NUL), or NULL: cJSON decodes it into a NUL that ends the C
+ * string, so "p\u0000evil" would read as "p" and the rest be lost without
+ * a word.  Readers of JSON that becomes names, arguments or contexts refuse
+ * it. */
+const char *json_nul_escape(const char *s, size_t len);
 /* A copy of the C string `s` with every invalid UTF-8 byte replaced by
  * U+FFFD, for writers (YAML) that refuse invalid text.  Caller frees. */
 char *utf8_repair(const char *s);
