@@ -87,6 +87,19 @@ int utf8_valid(const char *s, size_t len);
  * a word.  Readers of JSON that becomes names, arguments or contexts refuse
  * it. */
 const char *json_nul_escape(const char *s, size_t len);
+
+/* The longest timeout or interval ndf takes, in seconds (about 31 years):
+ * beyond it a deadline added to a clock reading loses its precision, or
+ * overflows what it is turned into (milliseconds in an int, a time_t). */
+#define SECONDS_MAX 1e9
+#define SECONDS_MAX_TEXT "1000000000"
+/* Reads a number of seconds as the options and requests give them: plain
+ * decimal (digits, at most one point, an exponent), from 0 to SECONDS_MAX;
+ * no sign, space, hexadecimal, nan or inf.  0 with *out set, or -1. */
+int parse_seconds(const char *s, double *out);
+/* Reads a whole decimal number from `min` to `max`: an optional '-' and
+ * digits, nothing else (no space, no '+').  0 with *out set, or -1. */
+int parse_long_in(const char *s, long min, long max, long *out);
 /* A copy of the C string `s` with every invalid UTF-8 byte replaced by
  * U+FFFD, for writers (YAML) that refuse invalid text.  Caller frees. */
 char *utf8_repair(const char *s);

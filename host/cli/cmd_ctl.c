@@ -751,10 +751,8 @@ static int ctl_forward(ctl *t, const char *verb, int argc, char **argv)
         /* the server answers at the drain's --timeout; one that does not
          * answer by a margin past it is frozen: say so, not wait on it */
         for (int i = 1; i + 1 < argc; i++) {
-            char *end;
             double v;
-            if (strcmp(argv[i], "--timeout") == 0 &&
-                (v = strtod(argv[i + 1], &end), end != argv[i + 1] && !*end && v >= 0 && isfinite(v)))
+            if (strcmp(argv[i], "--timeout") == 0 && parse_seconds(argv[i + 1], &v) == 0)
                 t->answer_within = v + DRAIN_ANSWER_MARGIN;
         }
     }

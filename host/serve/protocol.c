@@ -101,8 +101,8 @@ static int parse_wait(const cJSON *j, request *r, char **error)
     if (required_string(j, "id", &r->id, error) || member(j, "timeout", cJSON_Number, &t, error))
         return -1;
     r->timeout = t ? t->valuedouble : -1;
-    if (t && !(r->timeout >= 0 && isfinite(r->timeout))) {
-        *error = xstrdup("bad request: \"timeout\" must be >= 0 seconds");
+    if (t && !(r->timeout >= 0 && r->timeout <= SECONDS_MAX)) {
+        *error = xstrdup("bad request: \"timeout\" must be from 0 to " SECONDS_MAX_TEXT " seconds");
         return -1;
     }
     return 0;
@@ -116,8 +116,8 @@ static int parse_run(const cJSON *j, request *r, char **error)
         opt_bool(j, "async", &r->async, error) || opt_string(j, "fallback", &r->fallback, error))
         return -1;
     r->timeout = t ? t->valuedouble : 0;
-    if (t && !(r->timeout >= 0 && isfinite(r->timeout))) {
-        *error = xstrdup("bad request: \"timeout\" must be >= 0 seconds");
+    if (t && !(r->timeout >= 0 && r->timeout <= SECONDS_MAX)) {
+        *error = xstrdup("bad request: \"timeout\" must be from 0 to " SECONDS_MAX_TEXT " seconds");
         return -1;
     }
     if (r->fallback && r->async) {
@@ -157,8 +157,8 @@ static int parse_delegate(const cJSON *j, request *r, char **error)
         return -1;
     r->max_fallbacks = (unsigned)mf;
     r->timeout = t ? t->valuedouble : 0;
-    if (t && !(r->timeout >= 0 && isfinite(r->timeout))) {
-        *error = xstrdup("bad request: \"timeout\" must be >= 0 seconds");
+    if (t && !(r->timeout >= 0 && r->timeout <= SECONDS_MAX)) {
+        *error = xstrdup("bad request: \"timeout\" must be from 0 to " SECONDS_MAX_TEXT " seconds");
         return -1;
     }
     return 0;

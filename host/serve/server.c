@@ -530,11 +530,11 @@ static char *req_drain(server *s, const request *rq)
                     "true)");
     double timeout = INFINITY;
     for (size_t i = 0; i < rq->nargs; i++) {
-        char *end = NULL;
         if (strcmp(rq->args[i], "--timeout") == 0 && i + 1 < rq->nargs) {
-            timeout = strtod(rq->args[++i], &end);
-            if (!end || *end || end == rq->args[i] || !(timeout >= 0) || !isfinite(timeout))
-                return fail(s, NDF_ERR_INVALID, "drain: --timeout %.64s: expected seconds >= 0",
+            if (parse_seconds(rq->args[++i], &timeout) != 0)
+                return fail(s, NDF_ERR_INVALID,
+                            "drain: --timeout %.64s: expected a number of seconds from 0 to "
+                            SECONDS_MAX_TEXT,
                             rq->args[i]);
         } else {
             return fail(s, NDF_ERR_INVALID, "drain: unexpected argument '%.64s'", rq->args[i]);

@@ -61,6 +61,32 @@ expect_match "$err" '^ndf: submit: the work queue needs .*storage.backend = "pos
     not_ok "submit created an SQLite database"
 expect_exit 2 "workers on an SQLite store exits 2" -- "$NDF" -c "$SCRATCH/lite.conf" workers
 expect_exit 2 "a bad --queue-priority" -- "$NDF" -c "$SCRATCH/lite.conf" submit seq3 --queue-priority x
+# numbers are read whole, and within their range, before the store is asked
+for v in " 5" 5x +5 1000001 -1000001 0x10 5.0 ""; do
+    expect_exit 2 "--queue-priority '$v' is refused" -- "$NDF" -c "$SCRATCH/lite.conf" submit seq3 --queue-priority "$v"
+    expect_match "$err" "^ndf: submit: --queue-priority .*: expected a whole number from -1000000 to 1000000\$" \
+        "naming the option and its range"
+done
+for v in 1e300 nan inf " 5" -1 0x10; do
+    expect_exit 2 "submit --timeout '$v' is refused" -- "$NDF" -c "$SCRATCH/lite.conf" submit seq3 --timeout "$v"
+    expect_match "$err" "^ndf: submit: --timeout .*: expected a number of seconds from 0 to 1000000000\$" \
+        "naming the option and its range"
+    expect_exit 2 "delegate --submit --timeout '$v' is refused" -- "$NDF" -c "$SCRATCH/lite.conf" delegate --submit --timeout "$v"
+    expect_match "$err" "^ndf: delegate: --timeout .*: expected a number of seconds above 0, at most 1000000000\$" \
+        "the same way"
+done
+printf '{"attributes":{"v":"abc\\u0000def"}}\n' >"$SCRATCH/nul.json"
+expect_exit 2 "submit --context with \\u0000 in a value" -- "$NDF" -c "$SCRATCH/lite.conf" submit seq3 --context "$SCRATCH/nul.json"
+expect_match "$err" "^ndf: submit: .*nul.json: line 1, column 24: a string holds .u0000 \(NUL\), which no attribute name or value may hold\$" \
+    "is refused, saying where, not cut short"
+expect_exit 2 "delegate --context with it" -- "$NDF" -c "$SCRATCH/lite.conf" delegate --submit --context "$SCRATCH/nul.json"
+expect_match "$err" "u0000 \(NUL\)" "refused the same way"
+expect_exit 2 "run --context with it" -- "$NDF" -c "$SCRATCH/lite.conf" run quick --context "$SCRATCH/nul.json"
+expect_match "$err" "u0000 \(NUL\)" "refused the same way"
+printf '{"pattern":"quick","context":{"attributes":{"v":"a\\u0000b"}}}\n' >"$SCRATCH/nul.jsonl"
+expect_exit 1 "batch with it" -- "$NDF" -c "$SCRATCH/lite.conf" batch "$SCRATCH/nul.jsonl"
+expect_match "$out" '"status":"invalid","error":"[^"]*nul.jsonl:1: column 51: a string holds ..u0000 \(NUL\)' \
+    "refuses the line, saying where"
 expect_exit 2 "no pattern" -- "$NDF" -c "$SCRATCH/lite.conf" submit
 expect_exit 2 "a control character in the name" -- "$NDF" -c "$SCRATCH/lite.conf" submit "$(printf 'a\033b')"
 expect_exit 2 "a name that is not UTF-8" -- "$NDF" -c "$SCRATCH/lite.conf" submit "$(printf 'a\377b')"
@@ -85,6 +111,31 @@ expect_exit 2 "drain with a bad --timeout" -- \
     "$NDF" -c "$SCRATCH/lite.conf" ctl --socket "$SCRATCH/lite.sock" drain --timeout x
 expect_exit 2 "ctl delegate --submit is refused" -- \
     "$NDF" -c "$SCRATCH/lite.conf" ctl --socket "$SCRATCH/lite.sock" delegate --submit
+for v in " 5" 5x 1000001; do
+    expect_exit 2 "ctl submit --queue-priority '$v'" -- \
+        "$NDF" -c "$SCRATCH/lite.conf" ctl --socket "$SCRATCH/lite.sock" submit quick --queue-priority "$v"
+    expect_match "$err" "^ndf: ctl: submit: --queue-priority .*: expected a whole number" "is refused by the server too"
+done
+expect_exit 2 "ctl submit --timeout 1e300" -- \
+    "$NDF" -c "$SCRATCH/lite.conf" ctl --socket "$SCRATCH/lite.sock" submit quick --timeout 1e300
+expect_match "$err" "^ndf: ctl: submit: --timeout 1e300: expected a number of seconds from 0 to 1000000000" "likewise"
+expect_exit 2 "ctl run --timeout nan" -- \
+    "$NDF" -c "$SCRATCH/lite.conf" ctl --socket "$SCRATCH/lite.sock" run quick --timeout nan
+expect_match "$err" "^ndf: ctl: run: --timeout nan: expected a number of seconds above 0, at most 1000000000" "likewise"
+cat >"$SCRATCH/req1" <<'EOF2'
+{"cmd":"run","pattern":"quick","timeout":1e300}
+EOF2
+cat >"$SCRATCH/req2" <<'EOF2'
+{"cmd":"run","pattern":"quick","context":{"attributes":{"v":"a\u0000b"}}}
+EOF2
+expect_exit 0 "a request with a timeout of 1e300" -- \
+    "$NDF" -c "$SCRATCH/lite.conf" ctl --socket "$SCRATCH/lite.sock" send <"$SCRATCH/req1"
+expect_match "$out" '"ok":false.*timeout.* must be from 0 to 1000000000 seconds' "is refused by the protocol"
+expect_exit 0 "a request whose context holds \\u0000" -- \
+    "$NDF" -c "$SCRATCH/lite.conf" ctl --socket "$SCRATCH/lite.sock" send <"$SCRATCH/req2"
+expect_match "$out" '"ok":false.*u0000 \(NUL\)' "is refused by the protocol"
+expect_exit 2 "drain --timeout 1e300" -- \
+    "$NDF" -c "$SCRATCH/lite.conf" ctl --socket "$SCRATCH/lite.sock" drain --timeout 1e300
 expect_exit 2 "ctl submit on an SQLite store" -- \
     "$NDF" -c "$SCRATCH/lite.conf" ctl --socket "$SCRATCH/lite.sock" submit quick
 expect_match "$err" 'storage.backend = "postgresql"' "says the queue needs PostgreSQL"
