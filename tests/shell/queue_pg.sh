@@ -559,7 +559,9 @@ patterns = (
     { name = "slow"; type = "sequential";
       params = { steps = (
         { name = "one"; step = "exec"; params = { command = "echo \"\$\$NDF_ATTR_ITEM one\" >> $ZLOG"; shell = true; }; },
-        { name = "two"; step = "exec"; params = { command = "if [ -e $ZFLAG ]; then sleep 60; fi; echo \"\$\$NDF_ATTR_ITEM two\" >> $ZLOG"; shell = true; }; } ); }; }
+        { name = "two"; step = "exec"; params = { command = "if [ -e $ZFLAG ]; then sleep 60; fi; echo \"\$\$NDF_ATTR_ITEM two\" >> $ZLOG"; shell = true; }; } ); }; },
+    { name = "hold"; type = "sequential";
+      params = { steps = ( { name = "h"; step = "exec"; params = { command = "sleep 9"; shell = true; }; } ); }; }
 );
 EOF2
 done
@@ -647,6 +649,40 @@ expect_match "$err" "^ndf: ctl: drain: the server at .* did not answer within 6s
 kill -CONT "$ZA"
 kill -TERM "$ZA"
 wait "$ZA" && ok "the resumed worker stops at SIGTERM" || not_ok "exit status of the resumed worker"
+
+# the connection that LISTENs is cut again and again while the worker holds
+# an item for two leases: it reconnects without blocking its thread, which
+# renews the lease all along (the item is never taken over, nothing is
+# cancelled)
+: >"$SCRATCH/zb.log"
+zserve b
+ZB=$!
+expect_exit 0 "submit an item held for two leases" -- zndf b submit hold
+z4=$out
+t=0
+until [ "$(pg_sql ndfz "SELECT count(*) FROM executions WHERE pid = $ZB AND status = 'RUNNING' AND pattern = 'hold'")" = 1 ] ||
+    [ "$t" -ge 300 ]; do
+    sleep 0.05
+    t=$((t + 1))
+done
+cuts=0
+for i in 1 2 3 4 5 6; do
+    n=$(pg_sql ndfz "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = 'ndfzb' AND query LIKE '%LISTEN%'")
+    cuts=$((cuts + n))
+    sleep 1
+done
+expect_match "$cuts" '^[1-9]' "the LISTEN connection was cut ($cuts times)"
+expect_exit 0 "the item ends" -- zndf b wait "$z4" --timeout 60 --json
+expect_match "$out" '"status":"SUCCEEDED","queue":"DONE"' "SUCCEEDED"
+expect_match "$(pg_sql ndfz "SELECT attempts FROM queue WHERE id = '$z4'")" '^1$' \
+    "claimed once: its lease was renewed all along"
+grep -q "lost the connection that listens" "$SCRATCH/zb.log" && ok "the worker saw the cut" ||
+    not_ok "the worker did not say its LISTEN connection was cut"
+grep -Eq "no renewal|may have expired|cancelling it" "$SCRATCH/zb.log" &&
+    not_ok "the worker gave up a lease: $(grep -E 'no renewal|may have expired|cancelling it' "$SCRATCH/zb.log" | head -2)" ||
+    ok "and never doubted its lease"
+kill -TERM "$ZB"
+wait "$ZB" && ok "that worker stops cleanly" || not_ok "exit status of that worker"
 
 if [ "$fail" -ne 0 ]; then
     for w in a b; do tail -15 "$SCRATCH/z$w.log" | sed "s/^/#   z$w: /"; done
