@@ -225,13 +225,18 @@ wait_done() {
 
 wait_done $((total / 3)) 120
 # killed while one of its executions has a step recorded as completed, so
-# that the takeover has something it must not run again
+# that the takeover has something it must not run again.  The worker is
+# stopped while that is looked up, and killed stopped: otherwise the
+# execution seen could end between the look and the kill (with few items,
+# NDF_QUEUE_N=30, it was often the only one, and nothing was taken over)
 t=0 armed=0
 while [ "$t" -lt 1200 ]; do
+    kill -STOP "$W1"
     if [ "$(pg_sql ndfq "SELECT count(*) FROM executions e JOIN nodes n ON n.exec_seq = e.seq WHERE e.pid = $W1 AND e.status = 'RUNNING' AND n.state = 'COMPLETED' AND n.path <> ''")" != 0 ]; then
         armed=1
         break
     fi
+    kill -CONT "$W1"
     sleep 0.05
     t=$((t + 1))
 done
