@@ -549,7 +549,7 @@ static char *req_drain(server *s, const request *rq)
             break;
         /* to the deadline, not past it */
         double left = until - now_mono();
-        usleep(left < 0.05 ? (useconds_t)(left * 1e6) + 1 : 50000);
+        usleep(left <= 0 ? 1 : left < 0.05 ? (useconds_t)(left * 1e6) + 1 : 50000);
     }
     size_t back = 0;
     if (ws.held && isfinite(timeout))
