@@ -207,8 +207,8 @@ int cmd_parse_seconds(cmd_ctx *c, const char *opt, const char *arg, double *out)
 {
     if (parse_seconds(arg, out) != 0) {
         char *shown = term_safe(arg);
-        cmd_error(c, "%s %s: expected a number of seconds from 0 to " SECONDS_MAX_TEXT "\n",
-                  opt, shown);
+        cmd_error(c, "%s %s: expected a number of seconds from 0 to " SECONDS_MAX_TEXT "\n", opt,
+                  shown);
         free(shown);
         return -1;
     }
@@ -220,9 +220,7 @@ int cmd_parse_interval(cmd_ctx *c, const char *opt, const char *arg, double *out
     double v;
     if (parse_seconds(arg, &v) != 0 || !(v > 0)) {
         char *shown = term_safe(arg);
-        cmd_error(c,
-                  "%s %s: expected a number of seconds above 0, at most " SECONDS_MAX_TEXT
-                  "\n",
+        cmd_error(c, "%s %s: expected a number of seconds above 0, at most " SECONDS_MAX_TEXT "\n",
                   opt, shown);
         free(shown);
         return -1;
@@ -252,8 +250,7 @@ int cmd_queue_check(cmd_ctx *c, const char *what)
         cmd_error(c,
                   "%sthe work queue needs a store several hosts share: set storage.backend = "
                   "\"postgresql\" (and storage.conninfo) in %s; this one is %s\n",
-                  what ? what : "",
-                  c->rt->config_path ? c->rt->config_path : "the configuration",
+                  what ? what : "", c->rt->config_path ? c->rt->config_path : "the configuration",
                   store_backend_name((store_backend)c->rt->cfg->set.storage_backend));
         return EXIT_USAGE;
     }

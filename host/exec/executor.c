@@ -322,8 +322,8 @@ static int finish(executor *ex, record *r, pattern *p, int status, const char *m
         log_msg(NDF_LOG_WARN, "execution %s: pattern %s: " LEASE_LOST_MSG " (after %.3fs)", r->id,
                 r->root->name, dur);
     else
-        log_msg(status ? lvl : NDF_LOG_INFO, "execution %s: pattern %s: %s", r->id,
-                r->root->name, said);
+        log_msg(status ? lvl : NDF_LOG_INFO, "execution %s: pattern %s: %s", r->id, r->root->name,
+                said);
     free(said);
     pthread_mutex_lock(&ex->lock);
     atomic_store(&r->done, 1);

@@ -533,8 +533,8 @@ static char *req_drain(server *s, const request *rq)
         if (strcmp(rq->args[i], "--timeout") == 0 && i + 1 < rq->nargs) {
             if (parse_seconds(rq->args[++i], &timeout) != 0)
                 return fail(s, NDF_ERR_INVALID,
-                            "drain: --timeout %.64s: expected a number of seconds from 0 to "
-                            SECONDS_MAX_TEXT,
+                            "drain: --timeout %.64s: expected a number of seconds from 0 "
+                            "to " SECONDS_MAX_TEXT,
                             rq->args[i]);
         } else {
             return fail(s, NDF_ERR_INVALID, "drain: unexpected argument '%.64s'", rq->args[i]);
@@ -559,18 +559,20 @@ static char *req_drain(server *s, const request *rq)
     strbuf sb;
     sb_init(&sb);
     sb_printf(&sb, "worker %s: %s: %zu claimed, %zu ended, %zu lease(s) lost, %zu still running",
-              ws.name, ws.held || stuck ? "draining" : "drained", ws.claimed, ws.finished,
-              ws.lost, ws.held);
+              ws.name, ws.held || stuck ? "draining" : "drained", ws.claimed, ws.finished, ws.lost,
+              ws.held);
     if (back)
-        sb_printf(&sb, " after %gs: %zu given back (cancelled without rollback; another worker "
-                       "takes each over and redrives it from what it recorded)",
+        sb_printf(&sb,
+                  " after %gs: %zu given back (cancelled without rollback; another worker "
+                  "takes each over and redrives it from what it recorded)",
                   timeout, back);
     if (stuck)
         sb_printf(&sb, "; %u thread(s) still inside steps that ignored their cancellation", stuck);
     sb_puts(&sb, "\n");
     char *out = sb_steal(&sb);
-    response a = {.ok = 1, .has = RESP_EXIT, .exit = ws.held || stuck ? s->o.drain_timeout_exit
-                                                                      : s->o.drained_exit};
+    response a = {.ok = 1,
+                  .has = RESP_EXIT,
+                  .exit = ws.held || stuck ? s->o.drain_timeout_exit : s->o.drained_exit};
     a.out = out, a.out_len = strlen(out);
     a.err = "", a.err_len = 0;
     char *text = protocol_response(&a);

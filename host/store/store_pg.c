@@ -3253,8 +3253,8 @@ static int listen_ready(pg_store *s, double deadline, int wake_fd)
         }
         if (s->lpoll == PGRES_POLLING_FAILED)
             return listen_fail(s, "cannot connect to listen for queued executions");
-        int k = listen_poll(s, s->lpoll == PGRES_POLLING_READING ? POLLIN : POLLOUT, deadline,
-                            wake_fd);
+        int k =
+            listen_poll(s, s->lpoll == PGRES_POLLING_READING ? POLLIN : POLLOUT, deadline, wake_fd);
         if (k <= 0)
             return k;
         s->lpoll = PQconnectPoll(s->l);
