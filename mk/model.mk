@@ -60,3 +60,11 @@ CLEANFILES += tests/bench/bench_delegate
 tests_bench_bench_delegate_SOURCES = tests/bench/bench_delegate.c
 tests_bench_bench_delegate_CPPFLAGS = $(libndfcore_la_CPPFLAGS)
 tests_bench_bench_delegate_LDADD = libndfcore.la
+
+# Reading a JSON context of up to the 10,000-attribute bound (make bench).
+EXTRA_PROGRAMS += tests/bench/bench_context
+BENCHMARKS += tests/bench/bench_context
+CLEANFILES += tests/bench/bench_context
+tests_bench_bench_context_SOURCES = tests/bench/bench_context.c
+tests_bench_bench_context_CPPFLAGS = $(libndfcore_la_CPPFLAGS)
+tests_bench_bench_context_LDADD = libndfcore.la

@@ -358,6 +358,52 @@ START_TEST(test_json_hostile)
     ck_assert_ptr_null(c);
     ck_assert_str_eq(err_msg(), "many.json: 10001 attributes; a context holds at most 10000");
     sb_free(&many);
+    /* the bound itself is read, a later duplicate replacing the earlier
+     * member in its place */
+    sb_init(&many);
+    sb_puts(&many, "{\"attributes\": {");
+    for (int i = 0; i < CONTEXT_MAX_ATTRS - 1; i++)
+        sb_printf(&many, "\"k%d\": %d, ", i, i);
+    sb_puts(&many, "\"k7\": \"again\"}}");
+    ck_assert_int_eq(context_from_json(many.buf, "many.json", &c), NDF_OK);
+    ck_assert_uint_eq(value_count(c->attrs), CONTEXT_MAX_ATTRS - 1);
+    ck_assert_str_eq(value_at(c->attrs, 7)->name, "k7");
+    ck_assert_str_eq(value_string(value_at(c->attrs, 7)), "again");
+    ck_assert_int_eq(value_int(value_get(c->attrs, "k9998")), 9998);
+    context_free(c);
+    sb_free(&many);
+}
+END_TEST
+
+/* cJSON decodes \u0000 into a NUL that ends the C string: "abc\u0000def"
+ * would be "abc" without a word.  Refused in a value, a name, a list
+ * element, a domain; an escaped backslash before "u0000" is no escape. */
+START_TEST(test_json_nul)
+{
+    static const char *const bad[] = {
+        "{\"attributes\": {\"v\": \"abc\\u0000def\"}}",
+        "{\"attributes\": {\"a\\u0000b\": 1}}",
+        "{\"attributes\": {\"l\": [\"x\", \"\\u0000\"]}}",
+        "{\"domain\": \"d\\u0000\"}",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        ndf_context *c = (ndf_context *)1;
+        ck_assert_int_eq(context_from_json(bad[i], "nul.json", &c), NDF_ERR_INVALID);
+        ck_assert_ptr_null(c);
+        ck_assert_msg(strstr(err_msg(), "nul.json: line 1, column ") == err_msg() &&
+                          strstr(err_msg(), "a string holds \\u0000 (NUL), which no attribute "
+                                            "name or value may hold"),
+                      "%s", err_msg());
+    }
+    ndf_context *c;
+    ck_assert_int_eq(context_from_json("{\"attributes\": {\"v\": \"a\\\\u0000b\"}}", "ok", &c),
+                     NDF_OK);
+    ck_assert_str_eq(value_string(value_get(c->attrs, "v")), "a\\u0000b");
+    context_free(c);
+    ck_assert_int_eq(context_from_json("{\"attributes\": {\"v\": \"a\\u0001b\"}}", "ok", &c),
+                     NDF_OK);
+    ck_assert_str_eq(value_string(value_get(c->attrs, "v")), "a\001b");
+    context_free(c);
 }
 END_TEST
 
@@ -399,6 +445,7 @@ static Suite *context_suite(void)
     tcase_add_test(tc, test_json_errors);
     tcase_add_test(tc, test_json_file);
     tcase_add_test(tc, test_json_hostile);
+    tcase_add_test(tc, test_json_nul);
     tcase_add_test(tc, test_parse_attr_hostile);
     suite_add_tcase(s, tc);
     return s;

@@ -68,6 +68,37 @@ START_TEST(test_utf8)
 }
 END_TEST
 
+/* Numbers as the options and requests give them: whole, in range, plain. */
+START_TEST(test_parse_numbers)
+{
+    double d;
+    ck_assert_int_eq(parse_seconds("0", &d), 0);
+    ck_assert(d == 0);
+    ck_assert_int_eq(parse_seconds("2.5", &d), 0);
+    ck_assert(d == 2.5);
+    ck_assert_int_eq(parse_seconds(".5", &d), 0);
+    ck_assert_int_eq(parse_seconds("1e9", &d), 0);
+    ck_assert(d == 1e9);
+    static const char *const bad_s[] = {"",      " 5",         "5 ",  "+5",  "-1",
+                                        "1e300", "1000000001", "nan", "inf", "infinity",
+                                        "0x10",  "5s",         "1e",  "--1"};
+    for (size_t i = 0; i < sizeof bad_s / sizeof *bad_s; i++)
+        ck_assert_msg(parse_seconds(bad_s[i], &d) == -1, "'%s' taken", bad_s[i]);
+    long v;
+    ck_assert_int_eq(parse_long_in("-7", -10, 10, &v), 0);
+    ck_assert_int_eq(v, -7);
+    ck_assert_int_eq(parse_long_in("10", -10, 10, &v), 0);
+    static const char *const bad_l[] = {"",    " 5",  "+5",  "5x", "11",
+                                        "-11", "0x5", "5.0", "-",  "99999999999999999999999"};
+    for (size_t i = 0; i < sizeof bad_l / sizeof *bad_l; i++)
+        ck_assert_msg(parse_long_in(bad_l[i], -10, 10, &v) == -1, "'%s' taken", bad_l[i]);
+    const char *j = "{\"a\": \"x\\\\u0000\", \"b\\u0000\": 1}";
+    ck_assert_ptr_eq(json_nul_escape(j, strlen(j)), strstr(j, "\\u0000\":"));
+    ck_assert_ptr_null(json_nul_escape("{\"a\": \"\\\\u0000\"}", 13));
+    ck_assert_ptr_null(json_nul_escape("\\u0000", 6)); /* outside a string */
+}
+END_TEST
+
 START_TEST(test_strbuf)
 {
     strbuf sb;
@@ -178,6 +209,7 @@ static Suite *util_suite(void)
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, test_name_valid);
     tcase_add_test(tc, test_glob);
+    tcase_add_test(tc, test_parse_numbers);
     tcase_add_test(tc, test_strbuf);
     tcase_add_test(tc, test_utf8);
     tcase_add_test(tc, test_err);

@@ -4,6 +4,7 @@
 #include "build-config.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <math.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -288,6 +289,59 @@ void sb_json_strn(strbuf *sb, const char *s, size_t len)
     }
     sb_add(sb, s + i - run, run);
     sb_add(sb, "\"", 1);
+}
+
+int parse_seconds(const char *s, double *out)
+{
+    /* strtod() would also take leading space, a sign, hexadecimal, "nan"
+     * and "infinity": the first byte must start a decimal number, and
+     * every byte belong to one */
+    if (!s || !((*s >= '0' && *s <= '9') || *s == '.'))
+        return -1;
+    for (const char *p = s; *p; p++)
+        if (!((*p >= '0' && *p <= '9') || *p == '.' || *p == 'e' || *p == 'E' || *p == '-' ||
+              *p == '+'))
+            return -1;
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || !isfinite(v) || v < 0 || v > SECONDS_MAX)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+int parse_long_in(const char *s, long min, long max, long *out)
+{
+    const char *d = s && *s == '-' ? s + 1 : s;
+    if (!d || *d < '0' || *d > '9')
+        return -1;
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || *end || v < min || v > max)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+const char *json_nul_escape(const char *s, size_t len)
+{
+    int in_string = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (!in_string) {
+            in_string = s[i] == '"';
+            continue;
+        }
+        if (s[i] == '"') {
+            in_string = 0;
+        } else if (s[i] == '\\' && i + 1 < len) {
+            if (s[i + 1] == 'u' && i + 5 < len && strncmp(s + i + 2, "0000", 4) == 0)
+                return s + i;
+            i++; /* the escaped character: never a closing quote */
+        }
+    }
+    return NULL;
 }
 
 int utf8_valid(const char *s, size_t len)

@@ -81,6 +81,25 @@ void sb_json_num(strbuf *sb, double x, int digits);
 /* 1 when the `len` bytes at `s` are valid UTF-8 (no overlongs, surrogates
  * or code points above U+10FFFF), else 0. */
 int utf8_valid(const char *s, size_t len);
+/* The first "\u0000" escape inside a string of the JSON text `s` (`len`
+ * bytes, no raw NUL), or NULL: cJSON decodes it into a NUL that ends the C
+ * string, so "p\u0000evil" would read as "p" and the rest be lost without
+ * a word.  Readers of JSON that becomes names, arguments or contexts refuse
+ * it. */
+const char *json_nul_escape(const char *s, size_t len);
+
+/* The longest timeout or interval ndf takes, in seconds (about 31 years):
+ * beyond it a deadline added to a clock reading loses its precision, or
+ * overflows what it is turned into (milliseconds in an int, a time_t). */
+#define SECONDS_MAX 1e9
+#define SECONDS_MAX_TEXT "1000000000"
+/* Reads a number of seconds as the options and requests give them: plain
+ * decimal (digits, at most one point, an exponent), from 0 to SECONDS_MAX;
+ * no sign, space, hexadecimal, nan or inf.  0 with *out set, or -1. */
+int parse_seconds(const char *s, double *out);
+/* Reads a whole decimal number from `min` to `max`: an optional '-' and
+ * digits, nothing else (no space, no '+').  0 with *out set, or -1. */
+int parse_long_in(const char *s, long min, long max, long *out);
 /* A copy of the C string `s` with every invalid UTF-8 byte replaced by
  * U+FFFD, for writers (YAML) that refuse invalid text.  Caller frees. */
 char *utf8_repair(const char *s);

@@ -5,6 +5,8 @@
 
 #include <cJSON.h>
 #include <errno.h>
+#include <math.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,7 +78,14 @@ static const char ctl_usage[] =
 typedef struct ctl {
     const char *socket;
     cmd_ctx *c;
+    /* > 0: seconds the answer may take, past which the server is taken to
+     * be stopped or frozen (drain --timeout); 0: as long as it takes */
+    double answer_within;
 } ctl;
+
+/* What a drain's answer may take past its --timeout: the server answers
+ * at the timeout, after giving back what still runs (no waiting). */
+#define DRAIN_ANSWER_MARGIN 5.0
 
 static void send_all(int fd, const char *p, size_t len)
 {
@@ -116,7 +125,23 @@ static cJSON *ctl_call(ctl *t, cJSON *req, int *rc)
     strbuf sb;
     sb_init(&sb);
     char buf[65536];
+    double until = t->answer_within > 0 ? now_mono() + t->answer_within : 0;
+    int late = 0;
     for (;;) {
+        if (until > 0) {
+            double left = until - now_mono();
+            struct pollfd pfd = {.fd = fd, .events = POLLIN};
+            /* in slices that fit an int of milliseconds */
+            int k = left > 0 ? poll(&pfd, 1, (int)ceil(fmin(left, 3600) * 1000)) : 0;
+            if (k == 0 && now_mono() < until)
+                continue;
+            if (k < 0 && errno == EINTR)
+                continue;
+            if (k == 0) {
+                late = 1;
+                break;
+            }
+        }
         ssize_t n = recv(fd, buf, sizeof buf, 0);
         if (n < 0 && errno == EINTR)
             continue;
@@ -127,6 +152,16 @@ static cJSON *ctl_call(ctl *t, cJSON *req, int *rc)
             break;
     }
     close(fd);
+    if (late) {
+        cmd_error(t->c,
+                  "the server at %s did not answer within %gs: it is stopped or frozen (a "
+                  "SIGSTOP, a stalled host); what it holds is taken over by other workers when "
+                  "its leases expire\n",
+                  t->socket, t->answer_within);
+        sb_free(&sb);
+        *rc = EXIT_TIMEOUT;
+        return NULL;
+    }
     if (!sb.len) {
         cmd_error(t->c, "the server at %s closed the connection without an answer\n", t->socket);
         sb_free(&sb);
@@ -712,6 +747,15 @@ static int ctl_local_args(ctl *t, const char *verb, int argc, char **argv, cJSON
  * what names a file on this side. */
 static int ctl_forward(ctl *t, const char *verb, int argc, char **argv)
 {
+    if (strcmp(verb, "drain") == 0) {
+        /* the server answers at the drain's --timeout; one that does not
+         * answer by a margin past it is frozen: say so, not wait on it */
+        for (int i = 1; i + 1 < argc; i++) {
+            double v;
+            if (strcmp(argv[i], "--timeout") == 0 && parse_seconds(argv[i + 1], &v) == 0)
+                t->answer_within = v + DRAIN_ANSWER_MARGIN;
+        }
+    }
     cJSON *req = request(verb);
     const char *out = NULL;
     int rc = ctl_local_args(t, verb, argc, argv, req, &out);

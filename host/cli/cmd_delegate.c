@@ -227,16 +227,12 @@ static int run_attempt(void *opaque, size_t k, const delegation_attempt *a,
  * governed the choice). */
 static int delegate_submit(cmd_ctx *c, cmd_delegate_args *da)
 {
-    int rc = runtime_load(c->rt, RT_CONFIG);
-    if (rc == NDF_OK && c->rt->cfg->set.storage_backend != STORE_BACKEND_POSTGRESQL) {
-        cmd_error(c,
-                  "--submit: the work queue needs a store several hosts share: set "
-                  "storage.backend = \"postgresql\" (this one is %s)\n",
-                  store_backend_name((store_backend)c->rt->cfg->set.storage_backend));
-        return EXIT_USAGE;
-    }
-    store *s = cmd_open_store(c, RT_PATTERNS, &rc);
-    if (!s)
+    /* the queue is checked first: a store without one refuses before the
+     * choice is made (and before an SQLite store is created to refuse) */
+    int rc = cmd_queue_check(c, "--submit: ");
+    if (rc != EXIT_OK)
+        return rc;
+    if (!cmd_open_store(c, RT_PATTERNS, &rc))
         return rc;
     delegation_opts_from(c->rt, &da->o);
     da->o.explain = da->explain || da->json;
@@ -254,16 +250,11 @@ static int delegate_submit(cmd_ctx *c, cmd_delegate_args *da)
     ndf_context *actx = context_dup(da->ctx);
     context_set_attr(actx, DELEGATION_REASON_ATTR,
                      value_new_string(DELEGATION_REASON_ATTR, reason));
-    strbuf cj;
-    sb_init(&cj);
-    context_to_json(actx, &cj);
-    context_free(actx);
     char *id = NULL;
-    st = queue_submit(s, pat, cj.buf, 0, da->timeout, &id);
-    sb_free(&cj);
-    if (st) {
-        cmd_error(c, "%s\n", err_msg());
-        rc = exit_code_for(st);
+    rc = cmd_queue_submit(c, RT_PATTERNS, pat, actx, 0, da->timeout, &id);
+    context_free(actx);
+    if (rc != EXIT_OK) {
+        /* said */
     } else if (da->json) {
         strbuf sb;
         sb_init(&sb);

@@ -708,7 +708,15 @@ static char *parse_delegate_opts(const cJSON *j, delegate_opts *o, const char *o
 
 static void parse_line(bline *b, const char *text, const char *origin)
 {
-    const char *end = NULL;
+    const char *end = NULL, *nul = json_nul_escape(text, strlen(text));
+    if (nul) {
+        /* cJSON would cut the string there: a pattern name or context
+         * that reads as another, without a word */
+        b->error = xasprintf("%s:%ld: column %ld: a string holds \\u0000 (NUL), which no "
+                             "pattern name or context may hold",
+                             origin, b->lineno, (long)(nul - text) + 1);
+        return;
+    }
     cJSON *j = cJSON_ParseWithOpts(text, &end, 1);
     if (!j) {
         /* cJSON stops at the first byte it cannot take (or at its nesting

@@ -17,10 +17,6 @@
 #include "store/queue.h"
 #include "store/store.h"
 
-/* Bounds of --queue-priority: wide enough for any scheme, narrow enough
- * that no arithmetic on it overflows. */
-#define SUBMIT_PRIORITY_MAX 1000000
-
 static const char submit_usage[] =
     "Usage: ndf submit PATTERN [context options] [--queue-priority N] [--timeout S] [--json]\n"
     "\n"
@@ -32,10 +28,12 @@ static const char submit_usage[] =
     "store cannot be reached.\n"
     "\n"
     "Options:\n"
-    "  --queue-priority N  claimed before items of lower N (default 0; -1000000\n"
-    "                      to 1000000); equal priorities in submission order\n"
-    "  --timeout S         the execution's deadline in seconds, counted from\n"
-    "                      its start on a worker (default: the worker's)\n"
+    "  --queue-priority N  claimed before items of lower N (default 0; a whole\n"
+    "                      number from -1000000 to 1000000); equal priorities\n"
+    "                      in submission order\n"
+    "  --timeout S         the execution's deadline in seconds (at most\n"
+    "                      1000000000), counted from its start on a worker\n"
+    "                      (default: the worker's)\n"
     "  --json              print {\"id\", \"pattern\", \"priority\", \"state\"}\n"
     "  -h, --help          show this help\n"
     "\n" CTXOPT_HELP;
@@ -68,8 +66,7 @@ static int cmd_submit(cmd_ctx *c, int argc, char **argv)
     ctxopt_init(&co);
     opt_parser p;
     opt_init(&p, argc, argv, opts, OPT_PERMUTE, c->err);
-    int o, rc = EXIT_OK, json = 0;
-    long prio = 0;
+    int o, rc = EXIT_OK, json = 0, prio = 0;
     double timeout = 0;
     while ((o = opt_next(&p)) != OPT_END) {
         if (cmd_context_option(c, &co, o, p.arg, &rc)) {
@@ -78,19 +75,12 @@ static int cmd_submit(cmd_ctx *c, int argc, char **argv)
             continue;
         }
         switch (o) {
-        case OPT_QPRIO: {
-            char *end;
-            errno = 0;
-            prio = strtol(p.arg, &end, 10);
-            if (errno || end == p.arg || *end || prio < -SUBMIT_PRIORITY_MAX ||
-                prio > SUBMIT_PRIORITY_MAX) {
-                cmd_error(c, "--queue-priority %s: expected an integer from %d to %d\n", p.arg,
-                          -SUBMIT_PRIORITY_MAX, SUBMIT_PRIORITY_MAX);
+        case OPT_QPRIO:
+            if (cmd_parse_queue_priority(c, p.arg, &prio)) {
                 rc = EXIT_USAGE;
                 goto out;
             }
             break;
-        }
         case OPT_TIMEOUT:
             if (cmd_parse_seconds(c, "--timeout", p.arg, &timeout)) {
                 rc = EXIT_USAGE;
@@ -121,36 +111,11 @@ static int cmd_submit(cmd_ctx *c, int argc, char **argv)
     ndf_context *ctx = NULL;
     if ((rc = cmd_context_finish(c, &co, &ctx)) != EXIT_OK)
         goto out;
-    /* Said before any store is opened: an SQLite store would otherwise be
-     * created only to refuse. */
-    int st = runtime_load(c->rt, RT_CONFIG);
-    if (st == NDF_OK && c->rt->cfg->set.storage_backend != STORE_BACKEND_POSTGRESQL) {
-        cmd_error(c,
-                  "the work queue needs a store several hosts share: set storage.backend = "
-                  "\"postgresql\" (and storage.conninfo) in %s; this one is %s\n",
-                  c->rt->config_path ? c->rt->config_path : "the configuration",
-                  store_backend_name((store_backend)c->rt->cfg->set.storage_backend));
-        context_free(ctx);
-        rc = EXIT_USAGE;
-        goto out;
-    }
-    store *s = cmd_open_store(c, RT_CONFIG, &rc);
-    if (!s) {
-        context_free(ctx);
-        goto out;
-    }
-    strbuf cj;
-    sb_init(&cj);
-    context_to_json(ctx, &cj);
-    context_free(ctx);
     char *id = NULL;
-    st = queue_submit(s, name, cj.buf, (int)prio, timeout, &id);
-    sb_free(&cj);
-    if (st) {
-        cmd_error(c, "%s\n", err_msg());
-        rc = exit_code_for(st);
+    rc = cmd_queue_submit(c, RT_CONFIG, name, ctx, prio, timeout, &id);
+    context_free(ctx);
+    if (rc != EXIT_OK)
         goto out;
-    }
     if (json) {
         strbuf sb;
         sb_init(&sb);
@@ -158,7 +123,7 @@ static int cmd_submit(cmd_ctx *c, int argc, char **argv)
         sb_json_str(&sb, id);
         sb_puts(&sb, ",\"pattern\":");
         sb_json_str(&sb, name);
-        sb_printf(&sb, ",\"priority\":%ld,\"state\":\"QUEUED\"}\n", prio);
+        sb_printf(&sb, ",\"priority\":%d,\"state\":\"QUEUED\"}\n", prio);
         fwrite(sb.buf, 1, sb.len, c->out);
         sb_free(&sb);
     } else {

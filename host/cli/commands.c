@@ -11,6 +11,7 @@
 
 #include "cli/commands.h"
 #include "cli/ctxopt.h"
+#include "store/queue.h"
 #include "store/store.h"
 #include "base/util.h"
 
@@ -227,28 +228,78 @@ int cmd_context_finish(cmd_ctx *c, ctxopt *co, ndf_context **out)
 
 int cmd_parse_seconds(cmd_ctx *c, const char *opt, const char *arg, double *out)
 {
-    char *end;
-    errno = 0;
-    double v = strtod(arg, &end);
-    if (errno || end == arg || *end || !isfinite(v) || v < 0) {
-        cmd_error(c, "%s %s: expected a number of seconds >= 0\n", opt, arg);
+    if (parse_seconds(arg, out) != 0) {
+        char *shown = term_safe(arg);
+        cmd_error(c, "%s %s: expected a number of seconds from 0 to " SECONDS_MAX_TEXT "\n", opt,
+                  shown);
+        free(shown);
+        return -1;
+    }
+    return 0;
+}
+
+int cmd_parse_interval(cmd_ctx *c, const char *opt, const char *arg, double *out)
+{
+    double v;
+    if (parse_seconds(arg, &v) != 0 || !(v > 0)) {
+        char *shown = term_safe(arg);
+        cmd_error(c, "%s %s: expected a number of seconds above 0, at most " SECONDS_MAX_TEXT "\n",
+                  opt, shown);
+        free(shown);
         return -1;
     }
     *out = v;
     return 0;
 }
 
-int cmd_parse_interval(cmd_ctx *c, const char *opt, const char *arg, double *out)
+int cmd_parse_queue_priority(cmd_ctx *c, const char *arg, int *out)
 {
-    char *end;
-    errno = 0;
-    double v = strtod(arg, &end);
-    if (errno || end == arg || *end || !isfinite(v) || !(v > 0)) {
-        cmd_error(c, "%s %s: expected a number of seconds above 0\n", opt, arg);
+    long v;
+    if (parse_long_in(arg, -QUEUE_PRIORITY_MAX, QUEUE_PRIORITY_MAX, &v) != 0) {
+        char *shown = term_safe(arg);
+        cmd_error(c, "--queue-priority %s: expected a whole number from %d to %d\n", shown,
+                  -QUEUE_PRIORITY_MAX, QUEUE_PRIORITY_MAX);
+        free(shown);
         return -1;
     }
-    *out = v;
+    *out = (int)v;
     return 0;
+}
+
+int cmd_queue_check(cmd_ctx *c, const char *what)
+{
+    int st = runtime_load(c->rt, RT_CONFIG);
+    if (st == NDF_OK && c->rt->cfg->set.storage_backend != STORE_BACKEND_POSTGRESQL) {
+        cmd_error(c,
+                  "%sthe work queue needs a store several hosts share: set storage.backend = "
+                  "\"postgresql\" (and storage.conninfo) in %s; this one is %s\n",
+                  what ? what : "", c->rt->config_path ? c->rt->config_path : "the configuration",
+                  store_backend_name((store_backend)c->rt->cfg->set.storage_backend));
+        return EXIT_USAGE;
+    }
+    return EXIT_OK;
+}
+
+int cmd_queue_submit(cmd_ctx *c, unsigned load, const char *pat, const ndf_context *ctx,
+                     int priority, double timeout, char **id)
+{
+    *id = NULL;
+    int rc = cmd_queue_check(c, NULL);
+    if (rc != EXIT_OK)
+        return rc;
+    store *s = cmd_open_store(c, load, &rc);
+    if (!s)
+        return rc;
+    strbuf cj;
+    sb_init(&cj);
+    context_to_json(ctx, &cj);
+    int st = queue_submit(s, pat, cj.buf, priority, timeout, id);
+    sb_free(&cj);
+    if (st) {
+        cmd_error(c, "%s\n", err_msg());
+        return exit_code_for(st);
+    }
+    return EXIT_OK;
 }
 
 store *cmd_open_store(cmd_ctx *c, unsigned what, int *rc)

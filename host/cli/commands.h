@@ -156,6 +156,24 @@ int cmd_parse_seconds(cmd_ctx *c, const char *opt, const char *arg, double *out)
  * (--interval, --timeout of a run): one message for any bad value. */
 int cmd_parse_interval(cmd_ctx *c, const char *opt, const char *arg, double *out);
 
+/* Bounds of --queue-priority: wide enough for any scheme, narrow enough
+ * that no arithmetic on it overflows. */
+#define QUEUE_PRIORITY_MAX 1000000
+/* --queue-priority ARG into *out: a whole number within the bounds, or -1
+ * after saying so on c->err (the caller exits EXIT_USAGE). */
+int cmd_parse_queue_priority(cmd_ctx *c, const char *arg, int *out);
+/* EXIT_OK when the configured store has a work queue; else EXIT_USAGE
+ * after saying which setting it needs, `what` ("--submit: " or NULL)
+ * before it.  Asked before any store is opened: an SQLite store would
+ * otherwise be created only to refuse. */
+int cmd_queue_check(cmd_ctx *c, const char *what);
+/* Queues `pat` in context `ctx` in the shared store's work queue (ndf
+ * submit, ndf delegate --submit), after cmd_queue_check(); the store is
+ * opened with runtime_load() flags `load`.  EXIT_OK with *id (caller
+ * frees), or the exit code after the message. */
+int cmd_queue_submit(cmd_ctx *c, unsigned load, const char *pat, const ndf_context *ctx,
+                     int priority, double timeout, char **id);
+
 /* ---- `ndf delegate`'s command line and answer (cmd_delegate.c), shared
  * with `ndf ctl delegate` ---- */
 

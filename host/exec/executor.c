@@ -282,6 +282,12 @@ static int finish(executor *ex, record *r, pattern *p, int status, const char *m
     if (!atomic_compare_exchange_strong(&r->claimed, &zero, 1))
         return 0;
     double end = now_mono();
+    /* a queued execution whose lease was lost: its work is the item's next
+     * holder's, so whatever it reached here is no outcome of the item */
+    if (atomic_load(&r->lease_lapsed)) {
+        status = NDF_ERR_CANCELLED;
+        msg = LEASE_LOST_MSG;
+    }
     pthread_mutex_lock(&r->lock);
     /* a storage error the writer reported while it ran (its RUNNING row
      * was refused) is its outcome */
@@ -298,16 +304,16 @@ static int finish(executor *ex, record *r, pattern *p, int status, const char *m
     double start = atomic_load_explicit(&r->root->start, memory_order_relaxed);
     double dur = start > 0 ? end - start : 0;
     /* the end of every execution, for a service's log (ndf serve logs at
-     * info; ndf run -v) */
+     * info; ndf run -v): said after on_complete, which may learn that the
+     * lease of its queued item was lost (the store refused its end) */
     int lvl = !ex->o.fail_logged          ? NDF_LOG_INFO
               : status == NDF_ERR_CANCELLED ? NDF_LOG_WARN
                                             : NDF_LOG_ERROR;
-    if (status)
-        log_msg(lvl, "execution %s: pattern %s: %s in %.3fs: %s", r->id, r->root->name,
-                ndf_status_name(status), dur, r->error ? r->error : "");
-    else
-        log_msg(NDF_LOG_INFO, "execution %s: pattern %s: succeeded in %.3fs", r->id,
-                r->root->name, dur);
+    pthread_mutex_lock(&r->lock);
+    char *said = status ? xasprintf("%s in %.3fs: %s", ndf_status_name(status), dur,
+                                    r->error ? r->error : "")
+                        : xasprintf("succeeded in %.3fs", dur);
+    pthread_mutex_unlock(&r->lock);
     /* as the store counts it (history_from_record): the outcome table */
     /* a replay re-enacts an outcome already counted and stored */
     int replay = atomic_load(&r->replay) != 0;
@@ -315,6 +321,13 @@ static int finish(executor *ex, record *r, pattern *p, int status, const char *m
         registry_record(ex->o.reg, p, status == NDF_OK, r->ctx->domain, dur);
     if (!replay && ex->o.on_complete && p)
         ex->o.on_complete(ex->o.opaque, p, r);
+    if (atomic_load(&r->lease_lapsed))
+        log_msg(NDF_LOG_WARN, "execution %s: pattern %s: " LEASE_LOST_MSG " (after %.3fs)", r->id,
+                r->root->name, dur);
+    else
+        log_msg(status ? lvl : NDF_LOG_INFO, "execution %s: pattern %s: %s", r->id, r->root->name,
+                said);
+    free(said);
     pthread_mutex_lock(&ex->lock);
     atomic_store(&r->done, 1);
     record *listed = running_remove(ex, r);

@@ -21,6 +21,9 @@ struct executor;
 
 /* Bytes of stdout / stderr / log lines kept per node unless told otherwise. */
 #define RECORD_OUTPUT_LIMIT (64u * 1024u)
+/* What a queued execution whose lease was lost says of its end: it is
+ * neither a success nor a failure of the item, which another worker runs. */
+#define LEASE_LOST_MSG "lease lost; result discarded"
 /* The most a step may ask to keep (ndf_spawn.output_limit): larger asks are
  * cut to it. */
 #define RECORD_OUTPUT_MAX (64u * 1024u * 1024u)
@@ -195,8 +198,10 @@ struct record {
      * item may be lost (0: none).  From then on no step of it starts and
      * nothing of it is undone: the steps are the next holder's. */
     _Atomic double lease_end;
-    /* set once a step or undo was refused past lease_end: its end is not
-     * its queued item's (the item is claimed again and redriven from it) */
+    /* set once a step or undo was refused past lease_end, or its worker
+     * gave its lease up: its end is not its queued item's (the item is
+     * claimed again and redriven from it), and it ends CANCELLED with
+     * LEASE_LOST_MSG whatever it reached */
     _Atomic int lease_lapsed;
     size_t run_idx;           /* (executor lock) its slot in the running list */
     _Atomic int started; /* its work began (the root deadline is set) */

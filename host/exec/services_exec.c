@@ -101,6 +101,11 @@ void svc_node_log(ndf_exec *node, int level, const char *fmt, ...)
         return;
     size_t len = strlen(msg);
     if (node) {
+        /* once the lease of its queued item is lost, what it says (a
+         * rollback refused, a failure of the cancel) is no outcome: the
+         * item's next holder runs it; the record keeps the line */
+        if (atomic_load(&node->rec->lease_lapsed) && level < NDF_LOG_DEBUG)
+            level = NDF_LOG_DEBUG;
         /* a log line of its own: it says which execution and pattern,
          * and the node when it is not the pattern itself */
         if (node->kind == NDF_NODE_PATTERN)

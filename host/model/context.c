@@ -7,11 +7,13 @@
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "model/context.h"
+#include "base/hashmap.h"
 #include "base/util.h"
 
 ndf_context *context_new(const char *domain, const char *agent_type, int priority)
@@ -297,7 +299,15 @@ static int json_attr(const cJSON *j, const char *origin, const char *key, ndf_va
 int context_from_json(const char *text, const char *origin, ndf_context **out)
 {
     *out = NULL;
-    const char *end = NULL;
+    const char *end = NULL, *nul = json_nul_escape(text, strlen(text));
+    if (nul) {
+        int line, col;
+        position(text, nul, &line, &col);
+        return err_set(NDF_ERR_INVALID,
+                       "%s: line %d, column %d: a string holds \\u0000 (NUL), which no "
+                       "attribute name or value may hold",
+                       origin, line, col);
+    }
     cJSON *root = cJSON_ParseWithLengthOpts(text, strlen(text) + 1, &end, 1);
     if (!root) {
         int line, col;
@@ -353,6 +363,12 @@ int context_from_json(const char *text, const char *origin, ndf_context **out)
                              origin, nattrs, CONTEXT_MAX_ATTRS);
                 goto done;
             }
+            /* a later member of the same name replaces the earlier one, in
+             * its place (as context_set_attr()), found through an index of
+             * the names rather than a scan of those before it: up to the
+             * bound, a linear read rather than a quadratic one */
+            hashmap *seen = hashmap_new();
+            ndf_value *g = c->attrs;
             const cJSON *a;
             cJSON_ArrayForEach(a, m)
             {
@@ -360,13 +376,23 @@ int context_from_json(const char *text, const char *origin, ndf_context **out)
                 if (!utf8_ok(a->string)) {
                     rc = err_set(NDF_ERR_INVALID, "%s: an attribute name is not valid UTF-8",
                                  origin);
-                    goto done;
+                    break;
                 }
-                rc = json_attr(a, origin, a->string, &v);
-                if (rc)
-                    goto done;
-                context_set_attr(c, a->string, v);
+                if ((rc = json_attr(a, origin, a->string, &v)))
+                    break;
+                v->name = xstrdup(a->string);
+                size_t at = (size_t)(uintptr_t)hashmap_get(seen, a->string);
+                if (at) {
+                    value_free(g->u.c.items[at - 1]);
+                    g->u.c.items[at - 1] = v;
+                } else {
+                    hashmap_put(seen, a->string, (void *)(uintptr_t)(value_count(g) + 1));
+                    value_insert(g, value_count(g), v);
+                }
             }
+            hashmap_free(seen, NULL);
+            if (rc)
+                goto done;
         } else {
             rc = err_set(NDF_ERR_INVALID,
                          "%s: unknown key '%s' (expected domain, agent_type, priority, "

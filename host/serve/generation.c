@@ -10,6 +10,7 @@
 #include "app/runtime.h"
 #include "conf/config.h"
 #include "exec/executor.h"
+#include "exec/pool.h"
 #include "exec/record.h"
 #include "model/pattern.h"
 #include "model/registry.h"
@@ -498,6 +499,24 @@ void genset_cancel_all(genset *gs)
         pthread_mutex_unlock(&g->lock);
     }
     pthread_mutex_unlock(&gs->lock);
+}
+
+size_t genset_abandon_all(genset *gs)
+{
+    size_t n = 0;
+    pthread_mutex_lock(&gs->lock);
+    for (size_t i = 0; i <= gs->nold; i++) {
+        gen *g = i < gs->nold ? gs->old[i] : gs->cur;
+        if (!g)
+            continue;
+        pthread_mutex_lock(&g->lock);
+        for (size_t j = 0; j < g->nruns; j++)
+            if (!atomic_load(&g->runs[j]->done))
+                n += pool_abandon(executor_pool(g->rt.ex), g->runs[j]);
+        pthread_mutex_unlock(&g->lock);
+    }
+    pthread_mutex_unlock(&gs->lock);
+    return n;
 }
 
 void genset_stats_get(genset *gs, genset_stats *out)

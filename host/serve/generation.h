@@ -69,6 +69,10 @@ void genset_reap(genset *gs);
 size_t genset_running(genset *gs);
 /* Cancels every running execution. */
 void genset_cancel_all(genset *gs);
+/* Gives up on the threads still inside the running executions (a shutdown
+ * past its grace and kill grace): they are no longer waited for when the
+ * executors stop.  Returns how many.  Any thread. */
+size_t genset_abandon_all(genset *gs);
 
 /* The reload lock, for a reader of the loader (a served command). */
 void genset_lock(genset *gs);

@@ -25,28 +25,6 @@ static const struct {
     {"shutdown", REQ_SHUTDOWN}, {"delegate", REQ_DELEGATE}, {"wait", REQ_WAIT},
 };
 
-/* A "\u0000" escape inside a string of the JSON text: cJSON would decode
- * it into a NUL that ends the C string, so "p\u0000evil" would name "p".
- * The text is known to hold no raw NUL byte. */
-static int nul_escape(const char *s, size_t len)
-{
-    int in_string = 0;
-    for (size_t i = 0; i < len; i++) {
-        if (!in_string) {
-            in_string = s[i] == '"';
-            continue;
-        }
-        if (s[i] == '"') {
-            in_string = 0;
-        } else if (s[i] == '\\' && i + 1 < len) {
-            if (s[i + 1] == 'u' && i + 5 < len && strncmp(s + i + 2, "0000", 4) == 0)
-                return 1;
-            i++; /* the escaped character: never a closing quote */
-        }
-    }
-    return 0;
-}
-
 /* Member `key` of type `want` (cJSON type bits): 0 with *out NULL when
  * absent or null, 0 with *out set when of that type, else -1 with *error. */
 static int member(const cJSON *req, const char *key, int want, const cJSON **out, char **error)
@@ -123,8 +101,8 @@ static int parse_wait(const cJSON *j, request *r, char **error)
     if (required_string(j, "id", &r->id, error) || member(j, "timeout", cJSON_Number, &t, error))
         return -1;
     r->timeout = t ? t->valuedouble : -1;
-    if (t && !(r->timeout >= 0 && isfinite(r->timeout))) {
-        *error = xstrdup("bad request: \"timeout\" must be >= 0 seconds");
+    if (t && !(r->timeout >= 0 && r->timeout <= SECONDS_MAX)) {
+        *error = xstrdup("bad request: \"timeout\" must be from 0 to " SECONDS_MAX_TEXT " seconds");
         return -1;
     }
     return 0;
@@ -138,8 +116,8 @@ static int parse_run(const cJSON *j, request *r, char **error)
         opt_bool(j, "async", &r->async, error) || opt_string(j, "fallback", &r->fallback, error))
         return -1;
     r->timeout = t ? t->valuedouble : 0;
-    if (t && !(r->timeout >= 0 && isfinite(r->timeout))) {
-        *error = xstrdup("bad request: \"timeout\" must be >= 0 seconds");
+    if (t && !(r->timeout >= 0 && r->timeout <= SECONDS_MAX)) {
+        *error = xstrdup("bad request: \"timeout\" must be from 0 to " SECONDS_MAX_TEXT " seconds");
         return -1;
     }
     if (r->fallback && r->async) {
@@ -179,8 +157,8 @@ static int parse_delegate(const cJSON *j, request *r, char **error)
         return -1;
     r->max_fallbacks = (unsigned)mf;
     r->timeout = t ? t->valuedouble : 0;
-    if (t && !(r->timeout >= 0 && isfinite(r->timeout))) {
-        *error = xstrdup("bad request: \"timeout\" must be >= 0 seconds");
+    if (t && !(r->timeout >= 0 && r->timeout <= SECONDS_MAX)) {
+        *error = xstrdup("bad request: \"timeout\" must be from 0 to " SECONDS_MAX_TEXT " seconds");
         return -1;
     }
     return 0;
@@ -262,7 +240,7 @@ int protocol_parse(const char *text, size_t len, request *req, char **error)
         *error = xstrdup("malformed request: not valid UTF-8");
         return -1;
     }
-    if (nul_escape(text, len)) {
+    if (json_nul_escape(text, len)) {
         *error = xstrdup("bad request: a string holds \\u0000 (NUL), which no name, argument "
                          "or context may");
         return -1;

@@ -21,6 +21,7 @@
 #include "app/delegation.h"
 #include "app/runtime.h"
 #include "exec/executor.h"
+#include "exec/pool.h"
 #include "exec/record.h"
 #include "exec/services.h"
 #include "model/context.h"
@@ -512,8 +513,10 @@ static char *req_command(server *s, const request *rq, long uid)
 }
 
 /* ndf ctl drain [--timeout S]: the worker claims nothing more; the answer
- * waits for what it holds to end (at most S seconds) and says what it
- * ran.  The server goes on serving. */
+ * waits for what it holds to end (at most S seconds: what still runs then
+ * is given back, worker_give_back()) and says what it ran.  Threads still
+ * inside steps that ignored a cancellation are said too: the worker is
+ * not drained while they run.  The server goes on serving. */
 static char *req_drain(server *s, const request *rq)
 {
     if (!s->wk)
@@ -522,31 +525,49 @@ static char *req_drain(server *s, const request *rq)
                     "true)");
     double timeout = INFINITY;
     for (size_t i = 0; i < rq->nargs; i++) {
-        char *end = NULL;
         if (strcmp(rq->args[i], "--timeout") == 0 && i + 1 < rq->nargs) {
-            timeout = strtod(rq->args[++i], &end);
-            if (!end || *end || end == rq->args[i] || !(timeout >= 0) || !isfinite(timeout))
-                return fail(s, NDF_ERR_INVALID, "drain: --timeout %.64s: expected seconds >= 0",
+            if (parse_seconds(rq->args[++i], &timeout) != 0)
+                return fail(s, NDF_ERR_INVALID,
+                            "drain: --timeout %.64s: expected a number of seconds from 0 "
+                            "to " SECONDS_MAX_TEXT,
                             rq->args[i]);
         } else {
             return fail(s, NDF_ERR_INVALID, "drain: unexpected argument '%.64s'", rq->args[i]);
         }
     }
     worker_drain(s->wk);
-    double until = now_mono() + timeout;
+    double t0 = now_mono(), until = t0 + timeout;
     worker_stats ws;
     for (;;) {
         worker_get_stats(s->wk, &ws);
         if (ws.held == 0 || now_mono() >= until || atomic_load(&s->stopping))
             break;
-        usleep(50000);
+        /* to the deadline, not past it */
+        double left = until - now_mono();
+        usleep(left <= 0 ? 1 : left < 0.05 ? (useconds_t)(left * 1e6) + 1 : 50000);
     }
-    char *out = xasprintf("worker %s: %s: %zu claimed, %zu ended, %zu lease(s) lost, %zu "
-                          "still running\n",
-                          ws.name, ws.held ? "draining" : "drained", ws.claimed, ws.finished,
-                          ws.lost, ws.held);
-    response a = {.ok = 1, .has = RESP_EXIT, .exit = ws.held ? s->o.drain_timeout_exit
-                                                             : s->o.drained_exit};
+    size_t back = 0;
+    if (ws.held && isfinite(timeout))
+        back = worker_give_back(s->wk);
+    worker_get_stats(s->wk, &ws);
+    unsigned stuck = pool_stuck_threads();
+    strbuf sb;
+    sb_init(&sb);
+    sb_printf(&sb, "worker %s: %s: %zu claimed, %zu ended, %zu lease(s) lost, %zu still running",
+              ws.name, ws.held || stuck ? "draining" : "drained", ws.claimed, ws.finished, ws.lost,
+              ws.held);
+    if (back)
+        sb_printf(&sb,
+                  " after %gs: %zu given back (cancelled without rollback; another worker "
+                  "takes each over and redrives it from what it recorded)",
+                  timeout, back);
+    if (stuck)
+        sb_printf(&sb, "; %u thread(s) still inside steps that ignored their cancellation", stuck);
+    sb_puts(&sb, "\n");
+    char *out = sb_steal(&sb);
+    response a = {.ok = 1,
+                  .has = RESP_EXIT,
+                  .exit = ws.held || stuck ? s->o.drain_timeout_exit : s->o.drained_exit};
     a.out = out, a.out_len = strlen(out);
     a.err = "", a.err_len = 0;
     char *text = protocol_response(&a);
@@ -834,12 +855,18 @@ static void shutdown_server(server *s)
         if (!cancelled && now_mono() >= deadline) {
             log_msg(NDF_LOG_WARN, "%zu execution%s still running after %.1fs: cancelling", running,
                     running == 1 ? "" : "s", s->o.grace);
+            /* a queued item is another worker's to finish, from what its
+             * execution recorded here: its end is not the item's */
+            worker_give_back(s->wk);
             genset_cancel_all(s->gs);
             cancelled = 1;
             gen *g = genset_current(s->gs);
             deadline = now_mono() + gen_runtime(g)->cfg->set.kill_grace + 2;
             genset_release(s->gs, g);
         } else if (cancelled && now_mono() >= deadline) {
+            /* given up on: the executors' exit does not wait for their
+             * threads again */
+            genset_abandon_all(s->gs);
             log_msg(NDF_LOG_WARN, "%zu execution%s did not stop; leaving them", running,
                     running == 1 ? "" : "s");
             break;

@@ -55,7 +55,9 @@ typedef struct held {
     long long generation;
     record *r;          /* a reference */
     double renewed;     /* now_mono() of the claim or the last renewal */
-    int lost;           /* lease lost: cancelled, its end will not be recorded */
+    int lost;           /* (w->lock) lease lost or given up: cancelled, its end is not the item's */
+    int given_back;     /* (w->lock) given up by worker_give_back(): its item is
+                         * released for another worker once its end is recorded */
     int ended;          /* (w->lock) its end is recorded (on_end): its room is free */
     struct held *next;
 } held;
@@ -75,7 +77,7 @@ struct worker {
     _Atomic int stop;
     _Atomic int draining;
     held *held;
-    size_t nheld, claimed, finished, lost;
+    size_t nheld, claimed, finished, lost, given_back;
     int offline;
     /* the thread's own */
     int load_said;      /* the load the workers table has, -1: unknown */
@@ -350,9 +352,14 @@ static void not_started(worker *w, const queue_item *q, int rc)
     free(why);
 }
 
-/* Drops what ended from the held list; returns how many are held. */
+/* Drops what ended from the held list; returns how many are held.  An
+ * item given back (worker_give_back()) whose execution has ended is
+ * released for any worker at once, rather than when its lease expires
+ * (the release is fenced by the generation: nothing when another worker
+ * holds it already). */
 static size_t reap(worker *w)
 {
+    held *back = NULL;
     pthread_mutex_lock(&w->lock);
     for (held **pp = &w->held; *pp;) {
         held *h = *pp;
@@ -363,14 +370,27 @@ static size_t reap(worker *w)
             if (h->lost || atomic_load(&h->r->unrecorded))
                 queue_unbind(w->st, h->r->id);
             record_unref(h->r);
-            free(h->qid);
-            free(h);
+            h->r = NULL;
+            if (h->given_back) {
+                h->next = back; /* released below, unlocked: a round trip */
+                back = h;
+            } else {
+                free(h->qid);
+                free(h);
+            }
         } else {
             pp = &h->next;
         }
     }
     size_t n = w->nheld;
     pthread_mutex_unlock(&w->lock);
+    for (held *h = back, *next; h; h = next) {
+        next = h->next;
+        if (queue_release(w->st, h->qid, h->generation) != NDF_OK)
+            log_msg(NDF_LOG_DEBUG, "worker %s: %s (its lease expires instead)", w->name, err_msg());
+        free(h->qid);
+        free(h);
+    }
     return n;
 }
 
@@ -380,6 +400,9 @@ static size_t reap(worker *w)
  * once. */
 static void cancel_lost(worker *w, held *h)
 {
+    /* whatever it reaches now is no outcome of its item (finish() says
+     * LEASE_LOST_MSG), and on_complete records it unbound */
+    atomic_store(&h->r->lease_lapsed, 1);
     atomic_store(&h->r->lease_end, now_mono());
     /* genset_cancel_hard takes the set's lock, never w->lock: no order */
     genset_cancel_hard(w->gs, h->r->id, 1);
@@ -403,7 +426,7 @@ static int renew_all(worker *w)
     for (size_t i = 0; i < k; i++) {
         held *h = v[i]; /* only this thread frees held entries */
         if (atomic_load(&h->r->lease_lapsed))
-            continue; /* past its deadline already: expire_local() cancels it */
+            continue; /* past its deadline already, or given up */
         /* the new lease runs from the server's moment of the update, which
          * is after this */
         double t0 = now_mono();
@@ -436,11 +459,14 @@ static int renew_all(worker *w)
                     h->r->id, h->qid);
             queue_unbind(w->st, h->r->id); /* as in expire_local() */
         }
-        h->lost = 1;
         pthread_mutex_lock(&w->lock);
-        w->lost++;
+        /* not when worker_give_back() took it meanwhile */
+        if (!h->lost) {
+            h->lost = 1;
+            w->lost++;
+            cancel_lost(w, h);
+        }
         pthread_mutex_unlock(&w->lock);
-        cancel_lost(w, h);
     }
     free(v);
     return failed;
@@ -745,6 +771,31 @@ void worker_drain(worker *w)
     pthread_mutex_unlock(&w->claim_lock);
 }
 
+size_t worker_give_back(worker *w)
+{
+    if (!w)
+        return 0;
+    size_t n = 0;
+    pthread_mutex_lock(&w->lock);
+    for (held *h = w->held; h; h = h->next) {
+        if (h->lost || h->ended || atomic_load(&h->r->done))
+            continue;
+        h->lost = h->given_back = 1;
+        w->given_back++;
+        n++;
+        log_msg(NDF_LOG_WARN,
+                "execution %s: queued item %s given back: cancelled without rollback, its "
+                "lease no longer renewed",
+                h->r->id, h->qid);
+        /* its cancelled end is its own, not the item's: the worker that
+         * claims the item next redrives it from what it recorded */
+        queue_unbind(w->st, h->r->id);
+        cancel_lost(w, h);
+    }
+    pthread_mutex_unlock(&w->lock);
+    return n;
+}
+
 void worker_get_stats(worker *w, worker_stats *out)
 {
     memset(out, 0, sizeof *out);
@@ -753,6 +804,7 @@ void worker_get_stats(worker *w, worker_stats *out)
     out->claimed = w->claimed;
     out->finished = w->finished;
     out->lost = w->lost;
+    out->given_back = w->given_back;
     out->offline = w->offline;
     pthread_mutex_unlock(&w->lock);
     out->draining = atomic_load(&w->draining);

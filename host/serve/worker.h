@@ -33,11 +33,23 @@ worker *worker_start(genset *gs, store *st, const worker_opts *o);
 /* Stops claiming for good (ndf ctl drain); what is held runs on. */
 void worker_drain(worker *w);
 
+/* Gives up every execution held that has not ended (ndf ctl drain past
+ * its --timeout, a shutdown past its grace): each is cancelled hard,
+ * without rollback (the steps it completed are the next holder's), its
+ * lease is no longer renewed, its end is recorded as an execution of its
+ * own (CANCELLED, "lease lost; result discarded"), and its item is then
+ * given back to the queue, where another worker claims it and redrives it
+ * from what was recorded.  A step that ignores the cancellation may run
+ * on in its thread; the item is not held up for it (its lease expires).
+ * Returns how many were given up.  Any thread. */
+size_t worker_give_back(worker *w);
+
 typedef struct worker_stats {
-    size_t held;      /* executions held now */
+    size_t held;      /* executions held now (given back ones until they end) */
     size_t claimed;   /* claims since the start */
     size_t finished;  /* claimed executions that ended */
     size_t lost;      /* leases lost (cancelled, not recorded) */
+    size_t given_back; /* given up by worker_give_back() */
     int draining;     /* worker_drain() was called */
     int offline;      /* the database is not reachable now */
     char name[320];   /* its row in the workers table */

@@ -493,6 +493,19 @@ int history_record(store *s, record *r, store_origin origin, pattern *target)
                 set_learning(p, &after[i]);
             learning_free(&after[i]);
         }
+    } else if (rc == NDF_ERR_CANCELLED || atomic_load(&r->lease_lapsed)) {
+        /* fenced: the lease of its queued item was lost (the store refused
+         * an end bound to a generation no longer current, or the worker
+         * that took it over ended it as CRASHED already); its end is the
+         * next holder's, not an error of this one */
+        log_msg(rc == NDF_ERR_CANCELLED || rc == NDF_ERR_EXISTS ? NDF_LOG_DEBUG : NDF_LOG_WARN,
+                "execution %s: not recorded: %s", r->id, err_msg());
+        atomic_store(&r->lease_lapsed, 1);
+        pthread_mutex_lock(&r->lock);
+        r->status = NDF_ERR_CANCELLED;
+        free(r->error);
+        r->error = xstrdup(LEASE_LOST_MSG);
+        pthread_mutex_unlock(&r->lock);
     } else {
         char *why = xstrdup(err_msg());
         mark_unrecorded(r, why);

@@ -25,6 +25,8 @@
     X(PQcmdTuples)                                                                                 \
     X(PQconsumeInput)                                                                              \
     X(PQconnectdbParams)                                                                           \
+    X(PQconnectPoll)                                                                               \
+    X(PQconnectStartParams)                                                                        \
     X(PQdb)                                                                                        \
     X(PQerrorMessage)                                                                              \
     X(PQexec)                                                                                      \
@@ -36,6 +38,7 @@
     X(PQgetlength)                                                                                 \
     X(PQgetisnull)                                                                                 \
     X(PQgetvalue)                                                                                  \
+    X(PQisBusy)                                                                                    \
     X(PQhost)                                                                                      \
     X(PQnotifies)                                                                                  \
     X(PQntuples)                                                                                   \
@@ -46,6 +49,7 @@
     X(PQresultErrorField)                                                                          \
     X(PQresultErrorMessage)                                                                        \
     X(PQresultStatus)                                                                              \
+    X(PQsendQuery)                                                                                 \
     X(PQsetNoticeProcessor)                                                                        \
     X(PQsocket)                                                                                    \
     X(PQstatus)                                                                                    \
@@ -76,6 +80,10 @@ int pq_load_from(const char *soname, pq_api *api);
 
 #ifndef PQLOAD_NO_MACROS
 #define PQclear pq_fn.PQclear
+#define PQconnectPoll pq_fn.PQconnectPoll
+#define PQconnectStartParams pq_fn.PQconnectStartParams
+#define PQisBusy pq_fn.PQisBusy
+#define PQsendQuery pq_fn.PQsendQuery
 #define PQsocket pq_fn.PQsocket
 #define PQnotifies pq_fn.PQnotifies
 #define PQgetlength pq_fn.PQgetlength

@@ -144,7 +144,10 @@ int queue_worker_remove(store *s, const char *name);
  * LISTENs for them: 1 when one was (or had been since the last call), 0
  * when the time ran out or `wake_fd` (may be -1) became readable (the
  * caller drains it), or the status of a database failure (the connection
- * is opened again at the next call).  Items whose lease expired send
+ * is opened again at the next call).  That connection is opened without
+ * blocking, as far as each call's time allows (a call never waits past
+ * it, whatever the network does): what is committed before it listens
+ * sends it nothing, and is found by the caller's poll.  Items whose lease expired send
  * nothing: a worker still claims every poll interval.  One thread at a
  * time waits; a `timeout_s` of 0 only reads what arrived. */
 int queue_wait(store *s, int wake_fd, double timeout_s);

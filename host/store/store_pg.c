@@ -323,6 +323,12 @@ typedef struct pg_store {
      * a time; opened on first use */
     pthread_mutex_t llock;
     PGconn *l;
+    /* (llock) how far the LISTEN connection is: it is opened without
+     * blocking, a step per pg_q_wait(), so that the worker thread that
+     * waits on it is never held past its own deadline by a connect */
+    enum { L_NONE, L_CONNECTING, L_SENT, L_READY } lstate;
+    PostgresPollingStatusType lpoll;
+    double lstarted; /* now_mono() of the connect's start */
 
     /* executions whose end completes a queue claim (queue_bind()) */
     pthread_mutex_t bindlock;
@@ -515,14 +521,11 @@ static void quiet_notices(void *arg, const char *message)
     (void)message;
 }
 
-/* Connects to the configured database with ndf's session settings. */
-static int pg_connect(pg_store *s, PGconn **out)
+/* The configured connection string as libpq's dbname parameter: a bare
+ * word is a service name from pg_service.conf.  Caller frees. */
+static char *conn_dbname(const pg_store *s)
 {
-    *out = NULL;
     const char *ci = s->conninfo ? s->conninfo : "";
-    char *expanded = NULL;
-    /* a bare word is a service name from pg_service.conf (quoted for
-     * libpq: a backslash or quote in it is escaped) */
     if (*ci && !strchr(ci, '=') && strncmp(ci, "postgresql://", 13) != 0 &&
         strncmp(ci, "postgres://", 11) != 0) {
         strbuf sb;
@@ -534,10 +537,18 @@ static int pg_connect(pg_store *s, PGconn **out)
             sb_printf(&sb, "%c", *c);
         }
         sb_puts(&sb, "'");
-        expanded = sb_steal(&sb);
+        return sb_steal(&sb);
     }
+    return xstrdup(ci);
+}
+
+/* Connects to the configured database with ndf's session settings. */
+static int pg_connect(pg_store *s, PGconn **out)
+{
+    *out = NULL;
+    char *expanded = conn_dbname(s);
     const char *keys[] = {"dbname", "fallback_application_name", "connect_timeout", NULL};
-    const char *vals[] = {expanded ? expanded : ci, "ndf", "10", NULL};
+    const char *vals[] = {expanded, "ndf", "10", NULL};
     PGconn *c = PQconnectdbParams(keys, vals, 1);
     free(expanded);
     if (!c)
@@ -3242,50 +3253,139 @@ static int pg_q_worker_remove(store *st, const char *name)
     return rcommand(s, "DELETE FROM workers WHERE name = $1", &p, "cannot remove a worker");
 }
 
-/* Opens the LISTEN connection (with llock held). */
-static int listen_ready(pg_store *s)
+/* Seconds a connect of the LISTEN connection may take (pg_connect()'s
+ * connect_timeout). */
+#define LISTEN_CONNECT_TIMEOUT 10
+
+/* Drops the LISTEN connection after `what` failed (with llock held):
+ * the next pg_q_wait() opens another.  Returns the error. */
+static int listen_fail(pg_store *s, const char *what)
 {
-    int rc;
-    if (s->l && PQstatus(s->l) == CONNECTION_OK)
-        return NDF_OK;
-    if (!pg_ensure(s, &s->l, &rc) || rc)
-        return rc;
-    PGresult *r = PQexec(s->l, "LISTEN " QUEUE_CHANNEL);
-    if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-        rc = pg_fail(s, s->l, r, "cannot listen for queued executions", NULL);
-        PQclear(r);
+    char m[1024];
+    pg_message(m, sizeof m, s->l ? PQerrorMessage(s->l) : "out of memory");
+    /* libpq's lines, as one */
+    for (char *c = m; *c; c++)
+        if (*c == '\n' || *c == '\t')
+            *c = ' ';
+    if (s->l)
         PQfinish(s->l);
-        s->l = NULL;
-        return rc;
+    s->l = NULL;
+    s->lstate = L_NONE;
+    return err_set(NDF_ERR_IO, "%s: %s: %s", s->name, what, m);
+}
+
+/* Waits until `deadline` (now_mono()) for the LISTEN connection's socket
+ * to be ready for `events`, or for `wake_fd`: 1 when the socket is, 0 when
+ * the time is up or the caller was woken, or an error. */
+static int listen_poll(pg_store *s, short events, double deadline, int wake_fd)
+{
+    for (;;) {
+        double left = deadline - now_mono();
+        struct pollfd fds[2] = {{.fd = PQsocket(s->l), .events = events},
+                                {.fd = wake_fd, .events = POLLIN}};
+        int ms = left <= 0 ? 0 : left > 86400 ? 86400000 : (int)ceil(left * 1000);
+        int k = poll(fds, wake_fd >= 0 ? 2 : 1, ms);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k < 0)
+            return err_set(NDF_ERR_IO, "%s: cannot wait for queued executions: %s", s->name,
+                           strerror(errno));
+        if (k == 0 || (wake_fd >= 0 && fds[1].revents))
+            return 0;
+        return 1;
     }
-    PQclear(r);
-    return NDF_OK;
+}
+
+/* Takes the LISTEN connection as far as `deadline` allows (with llock
+ * held): connected without blocking (PQconnectStartParams, then
+ * PQconnectPoll as the socket allows), then LISTEN sent and its answer
+ * read.  1 when it listens, 0 when the time ran out or the caller was
+ * woken first (the next call goes on from there), or an error. */
+static int listen_ready(pg_store *s, double deadline, int wake_fd)
+{
+    if (s->lstate == L_READY && s->l && PQstatus(s->l) == CONNECTION_OK)
+        return 1;
+    if (s->lstate == L_READY || !s->l) {
+        if (s->l)
+            PQfinish(s->l);
+        char *db = conn_dbname(s);
+        const char *keys[] = {"dbname", "fallback_application_name", NULL};
+        const char *vals[] = {db, "ndf", NULL};
+        s->l = PQconnectStartParams(keys, vals, 1);
+        free(db);
+        if (!s->l || PQstatus(s->l) == CONNECTION_BAD)
+            return listen_fail(s, "cannot connect to listen for queued executions");
+        s->lstate = L_CONNECTING;
+        s->lpoll = PGRES_POLLING_WRITING; /* as libpq says to begin */
+        s->lstarted = now_mono();
+    }
+    /* libpq's connect_timeout binds only its blocking connect: a host that
+     * never answers is given up here, as pg_connect() would */
+    if (s->lstate != L_READY && now_mono() - s->lstarted > LISTEN_CONNECT_TIMEOUT) {
+        if (s->l)
+            PQfinish(s->l);
+        s->l = NULL;
+        s->lstate = L_NONE;
+        return err_set(NDF_ERR_IO,
+                       "%s: cannot connect to listen for queued executions: no answer within %ds",
+                       s->name, LISTEN_CONNECT_TIMEOUT);
+    }
+    while (s->lstate == L_CONNECTING) {
+        if (s->lpoll == PGRES_POLLING_OK) {
+            PQsetNoticeProcessor(s->l, quiet_notices, NULL);
+            if (!PQsendQuery(s->l, "SET client_min_messages = warning; LISTEN " QUEUE_CHANNEL))
+                return listen_fail(s, "cannot listen for queued executions");
+            s->lstate = L_SENT;
+            break;
+        }
+        if (s->lpoll == PGRES_POLLING_FAILED)
+            return listen_fail(s, "cannot connect to listen for queued executions");
+        int k =
+            listen_poll(s, s->lpoll == PGRES_POLLING_READING ? POLLIN : POLLOUT, deadline, wake_fd);
+        if (k <= 0)
+            return k;
+        s->lpoll = PQconnectPoll(s->l);
+    }
+    while (s->lstate == L_SENT) {
+        if (!PQconsumeInput(s->l))
+            return listen_fail(s, "lost the connection that listens for queued executions");
+        while (!PQisBusy(s->l)) {
+            PGresult *r = PQgetResult(s->l);
+            if (!r) {
+                s->lstate = L_READY;
+                return 1;
+            }
+            int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+            PQclear(r);
+            if (!ok)
+                return listen_fail(s, "cannot listen for queued executions");
+        }
+        int k = listen_poll(s, POLLIN, deadline, wake_fd);
+        if (k <= 0)
+            return k;
+    }
+    return 1;
 }
 
 static int pg_q_wait(store *st, int wake_fd, double timeout_s)
 {
     pg_store *s = PG(st);
     pthread_mutex_lock(&s->llock);
-    int rc = listen_ready(s);
-    if (rc) {
+    double deadline = now_mono() + (timeout_s > 0 ? timeout_s : 0);
+    int rc = listen_ready(s, deadline, wake_fd);
+    if (rc <= 0) {
+        /* not listening yet (its connect goes on at the next call), or it
+         * failed: no notification either way */
         pthread_mutex_unlock(&s->llock);
         return rc;
     }
+    rc = NDF_OK;
+    timeout_s = deadline - now_mono();
     int got = 0;
     /* what arrived since the last call first: no wait when there was any */
     for (;;) {
         if (!PQconsumeInput(s->l)) {
-            char m[1024];
-            pg_message(m, sizeof m, PQerrorMessage(s->l));
-            /* libpq's lines, as one */
-            for (char *c = m; *c; c++)
-                if (*c == '\n' || *c == '\t')
-                    *c = ' ';
-            rc = err_set(NDF_ERR_IO,
-                         "%s: lost the connection that listens for queued executions: %s",
-                         s->name, m);
-            PQfinish(s->l);
-            s->l = NULL;
+            rc = listen_fail(s, "lost the connection that listens for queued executions");
             break;
         }
         PGnotify *n;

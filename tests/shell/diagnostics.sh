@@ -202,16 +202,27 @@ expect_exit 2 "a name not ending in .prom" -- $R metrics --textfile "$SCRATCH/x.
 expect_match "$err" "must end in \\.prom" "says so"
 expect_exit 2 "serve checks its textfile the same way" -- $R serve --metrics-textfile .prom
 expect_match "$err" "^ndf: serve: --metrics-textfile '.prom': the file needs a name" "in the same words"
-for v in 0 -1 x; do
-    expect_exit 2 "metrics --interval $v" -- $R metrics --textfile "$SCRATCH/y.prom" --interval "$v"
-    expect_match "$err" "^ndf: metrics: --interval $v: expected a number of seconds above 0$" \
-        "--interval $v: one message"
-    expect_exit 2 "serve --metrics-interval $v" -- $R serve --metrics-interval "$v"
-    expect_match "$err" "^ndf: serve: --metrics-interval $v: expected a number of seconds above 0$" \
-        "--metrics-interval $v: the same message"
-    expect_exit 2 "run --timeout $v" -- $R run fine --timeout "$v"
-    expect_match "$err" "^ndf: run: --timeout $v: expected a number of seconds above 0$" \
-        "run --timeout $v: the same message"
+# (a huge number, nan, hexadecimal, a leading space or sign: refused too)
+for v in 0 -1 x 1e300 nan inf 0x10 " 5" +5; do
+    re=$(printf '%s' "$v" | sed 's/+/[+]/')
+    expect_exit 2 "metrics --interval '$v'" -- $R metrics --textfile "$SCRATCH/y.prom" --interval "$v"
+    expect_match "$err" "^ndf: metrics: --interval $re: expected a number of seconds above 0, at most 1000000000$" \
+        "--interval '$v': one message"
+    expect_exit 2 "serve --metrics-interval '$v'" -- $R serve --metrics-interval "$v"
+    expect_match "$err" "^ndf: serve: --metrics-interval $re: expected a number of seconds above 0, at most 1000000000$" \
+        "--metrics-interval '$v': the same message"
+    expect_exit 2 "run --timeout '$v'" -- $R run fine --timeout "$v"
+    expect_match "$err" "^ndf: run: --timeout $re: expected a number of seconds above 0, at most 1000000000$" \
+        "run --timeout '$v': the same message"
+    expect_exit 2 "delegate --timeout '$v'" -- $R delegate --timeout "$v"
+    expect_match "$err" "^ndf: delegate: --timeout $re: expected a number of seconds above 0, at most 1000000000$" \
+        "delegate --timeout '$v': the same message"
+done
+for v in -1 x 1e300 nan 0x10 " 5" +5; do
+    re=$(printf '%s' "$v" | sed 's/+/[+]/')
+    expect_exit 2 "wait --timeout '$v'" -- $R wait someid --timeout "$v"
+    expect_match "$err" "^ndf: wait: --timeout $re: expected a number of seconds from 0 to 1000000000$" \
+        "wait --timeout '$v': says the range"
 done
 
 # ---- a bad pattern definition does not hide the others ----

@@ -61,6 +61,32 @@ expect_match "$err" '^ndf: submit: the work queue needs .*storage.backend = "pos
     not_ok "submit created an SQLite database"
 expect_exit 2 "workers on an SQLite store exits 2" -- "$NDF" -c "$SCRATCH/lite.conf" workers
 expect_exit 2 "a bad --queue-priority" -- "$NDF" -c "$SCRATCH/lite.conf" submit seq3 --queue-priority x
+# numbers are read whole, and within their range, before the store is asked
+for v in " 5" 5x +5 1000001 -1000001 0x10 5.0 ""; do
+    expect_exit 2 "--queue-priority '$v' is refused" -- "$NDF" -c "$SCRATCH/lite.conf" submit seq3 --queue-priority "$v"
+    expect_match "$err" "^ndf: submit: --queue-priority .*: expected a whole number from -1000000 to 1000000\$" \
+        "naming the option and its range"
+done
+for v in 1e300 nan inf " 5" -1 0x10; do
+    expect_exit 2 "submit --timeout '$v' is refused" -- "$NDF" -c "$SCRATCH/lite.conf" submit seq3 --timeout "$v"
+    expect_match "$err" "^ndf: submit: --timeout .*: expected a number of seconds from 0 to 1000000000\$" \
+        "naming the option and its range"
+    expect_exit 2 "delegate --submit --timeout '$v' is refused" -- "$NDF" -c "$SCRATCH/lite.conf" delegate --submit --timeout "$v"
+    expect_match "$err" "^ndf: delegate: --timeout .*: expected a number of seconds above 0, at most 1000000000\$" \
+        "the same way"
+done
+printf '{"attributes":{"v":"abc\\u0000def"}}\n' >"$SCRATCH/nul.json"
+expect_exit 2 "submit --context with \\u0000 in a value" -- "$NDF" -c "$SCRATCH/lite.conf" submit seq3 --context "$SCRATCH/nul.json"
+expect_match "$err" "^ndf: submit: .*nul.json: line 1, column 24: a string holds .u0000 \(NUL\), which no attribute name or value may hold\$" \
+    "is refused, saying where, not cut short"
+expect_exit 2 "delegate --context with it" -- "$NDF" -c "$SCRATCH/lite.conf" delegate --submit --context "$SCRATCH/nul.json"
+expect_match "$err" "u0000 \(NUL\)" "refused the same way"
+expect_exit 2 "run --context with it" -- "$NDF" -c "$SCRATCH/lite.conf" run quick --context "$SCRATCH/nul.json"
+expect_match "$err" "u0000 \(NUL\)" "refused the same way"
+printf '{"pattern":"quick","context":{"attributes":{"v":"a\\u0000b"}}}\n' >"$SCRATCH/nul.jsonl"
+expect_exit 1 "batch with it" -- "$NDF" -c "$SCRATCH/lite.conf" batch "$SCRATCH/nul.jsonl"
+expect_match "$out" '"status":"invalid","error":"[^"]*nul.jsonl:1: column 51: a string holds ..u0000 \(NUL\)' \
+    "refuses the line, saying where"
 expect_exit 2 "no pattern" -- "$NDF" -c "$SCRATCH/lite.conf" submit
 expect_exit 2 "a control character in the name" -- "$NDF" -c "$SCRATCH/lite.conf" submit "$(printf 'a\033b')"
 expect_exit 2 "a name that is not UTF-8" -- "$NDF" -c "$SCRATCH/lite.conf" submit "$(printf 'a\377b')"
@@ -85,6 +111,31 @@ expect_exit 2 "drain with a bad --timeout" -- \
     "$NDF" -c "$SCRATCH/lite.conf" ctl --socket "$SCRATCH/lite.sock" drain --timeout x
 expect_exit 2 "ctl delegate --submit is refused" -- \
     "$NDF" -c "$SCRATCH/lite.conf" ctl --socket "$SCRATCH/lite.sock" delegate --submit
+for v in " 5" 5x 1000001; do
+    expect_exit 2 "ctl submit --queue-priority '$v'" -- \
+        "$NDF" -c "$SCRATCH/lite.conf" ctl --socket "$SCRATCH/lite.sock" submit quick --queue-priority "$v"
+    expect_match "$err" "^ndf: ctl: submit: --queue-priority .*: expected a whole number" "is refused by the server too"
+done
+expect_exit 2 "ctl submit --timeout 1e300" -- \
+    "$NDF" -c "$SCRATCH/lite.conf" ctl --socket "$SCRATCH/lite.sock" submit quick --timeout 1e300
+expect_match "$err" "^ndf: ctl: submit: --timeout 1e300: expected a number of seconds from 0 to 1000000000" "likewise"
+expect_exit 2 "ctl run --timeout nan" -- \
+    "$NDF" -c "$SCRATCH/lite.conf" ctl --socket "$SCRATCH/lite.sock" run quick --timeout nan
+expect_match "$err" "^ndf: ctl: run: --timeout nan: expected a number of seconds above 0, at most 1000000000" "likewise"
+cat >"$SCRATCH/req1" <<'EOF2'
+{"cmd":"run","pattern":"quick","timeout":1e300}
+EOF2
+cat >"$SCRATCH/req2" <<'EOF2'
+{"cmd":"run","pattern":"quick","context":{"attributes":{"v":"a\u0000b"}}}
+EOF2
+expect_exit 0 "a request with a timeout of 1e300" -- \
+    "$NDF" -c "$SCRATCH/lite.conf" ctl --socket "$SCRATCH/lite.sock" send <"$SCRATCH/req1"
+expect_match "$out" '"ok":false.*timeout.* must be from 0 to 1000000000 seconds' "is refused by the protocol"
+expect_exit 0 "a request whose context holds \\u0000" -- \
+    "$NDF" -c "$SCRATCH/lite.conf" ctl --socket "$SCRATCH/lite.sock" send <"$SCRATCH/req2"
+expect_match "$out" '"ok":false.*u0000 \(NUL\)' "is refused by the protocol"
+expect_exit 2 "drain --timeout 1e300" -- \
+    "$NDF" -c "$SCRATCH/lite.conf" ctl --socket "$SCRATCH/lite.sock" drain --timeout 1e300
 expect_exit 2 "ctl submit on an SQLite store" -- \
     "$NDF" -c "$SCRATCH/lite.conf" ctl --socket "$SCRATCH/lite.sock" submit quick
 expect_match "$err" 'storage.backend = "postgresql"' "says the queue needs PostgreSQL"
@@ -174,13 +225,18 @@ wait_done() {
 
 wait_done $((total / 3)) 120
 # killed while one of its executions has a step recorded as completed, so
-# that the takeover has something it must not run again
+# that the takeover has something it must not run again.  The worker is
+# stopped while that is looked up, and killed stopped: otherwise the
+# execution seen could end between the look and the kill (with few items,
+# NDF_QUEUE_N=30, it was often the only one, and nothing was taken over)
 t=0 armed=0
 while [ "$t" -lt 1200 ]; do
+    kill -STOP "$W1"
     if [ "$(pg_sql ndfq "SELECT count(*) FROM executions e JOIN nodes n ON n.exec_seq = e.seq WHERE e.pid = $W1 AND e.status = 'RUNNING' AND n.state = 'COMPLETED' AND n.path <> ''")" != 0 ]; then
         armed=1
         break
     fi
+    kill -CONT "$W1"
     sleep 0.05
     t=$((t + 1))
 done
@@ -249,13 +305,17 @@ done
 before=$(done_count)
 i=0
 while [ "$i" -lt 6 ]; do ndf submit seq3 --attr item=p$i >/dev/null; i=$((i + 1)); done
+# stopped, then looked at: an execution seen RUNNING before the stop could
+# commit its end in between (it did under ThreadSanitizer), and then
+# nothing would be held through the pause
 t=0
-while [ "$(pg_sql ndfq "SELECT count(*) FROM executions WHERE pid = $W3 AND status = 'RUNNING'")" = 0 ] &&
-    [ "$t" -lt 600 ]; do
+while [ "$t" -lt 600 ]; do
+    kill -STOP "$W3"
+    [ "$(pg_sql ndfq "SELECT count(*) FROM executions WHERE pid = $W3 AND status = 'RUNNING'")" = 0 ] || break
+    kill -CONT "$W3"
     sleep 0.02
     t=$((t + 1))
 done
-kill -STOP "$W3"
 sleep $((LEASE * 2 + 1))
 resumed=$(date +%s.%N)
 kill -CONT "$W3"
@@ -426,6 +486,22 @@ expect_match "$(grep -c '^one$' "$JLOG") $(grep -c '^three$' "$JLOG")" '^1 1$' \
     "each step with an effect ran once (one reused, three not started by the stale worker)"
 expect_match "$(pg_sql ndfl "SELECT count(*) FROM executions WHERE parent_id IS NULL AND status = 'SUCCEEDED'") $(pg_sql ndfl "SELECT state || ' ' || status FROM queue WHERE id = '$job'")" \
     '^1 DONE SUCCEEDED$' "the item ended SUCCEEDED, once"
+# fenced: the stale worker says its result was discarded, and nothing of
+# that execution that reads as an outcome (a success, a rollback)
+lx=$(pg_sql ndfl "SELECT id FROM executions WHERE pid = $LA AND parent_id IS NULL")
+t=0
+until grep -q "execution $lx: pattern job: lease lost; result discarded" "$SCRATCH/la.log" ||
+    [ "$t" -ge 100 ]; do
+    sleep 0.1
+    t=$((t + 1))
+done
+expect_match "$(grep "execution $lx: pattern job: " "$SCRATCH/la.log")"     "^ndf: warning: execution $lx: pattern job: lease lost; result discarded"     "the stale worker logs that it lost the lease and discarded the result"
+grep "execution $lx: pattern job: " "$SCRATCH/la.log" | grep -Eiv 'started|lease lost; result discarded' >"$SCRATCH/la.outcome"
+[ -s "$SCRATCH/la.outcome" ] && not_ok "the stale worker logged an outcome: $(head -3 "$SCRATCH/la.outcome")" ||
+    ok "and no line that reads as an outcome (succeeded, rollback, failure)"
+expect_match "$(pg_sql ndfl "SELECT status || ' ' || message FROM executions WHERE id = '$lx'")" \
+    '^(CANCELLED lease lost; result discarded|CRASHED .*lost the lease.*)$' \
+    "its own record says so"
 kill -0 "$LA" && ok "the resumed worker goes on serving" || not_ok "the resumed worker died"
 kill -TERM "$LA" "$LB"
 wait "$LA" && ok "worker a stopped cleanly" || not_ok "worker a's exit status"
@@ -468,7 +544,157 @@ expect_match "$(load_of)" '^0$' "and LOAD 0 once it ended"
 kill -TERM "$LC"
 wait "$LC" && ok "that worker stopped cleanly" || not_ok "that worker's exit status"
 
+# Frozen work.  A step that ignores cancellation (mb_spin, in process) and
+# a worker process that is stopped (SIGSTOP): ndf ctl drain --timeout ends
+# at its timeout, says what still runs and gives it back, another worker
+# takes it over; SIGTERM stops a worker within its grace, kill grace and
+# 2 s even with a thread that never returns.
+pg_sql postgres "CREATE DATABASE ndfz" >/dev/null
+mkdir "$SCRATCH/plugins"
+cp "$NDF_FIXTURE_DIR/misbehave.so" "$SCRATCH/plugins/"
+ZFLAG=$SCRATCH/zslow
+ZLOG=$SCRATCH/z.log
+: >"$ZLOG"
+for w in a b; do
+    cat >"$SCRATCH/z$w.conf" <<EOF2
+storage: { path = "$SCRATCH/zstate"; backend = "postgresql"; conninfo = "host=$PG_DIR user=postgres dbname=ndfz application_name=ndfz$w"; };
+plugins: { trust = [ "misbehave" ]; };
+confidence: { threshold = 0.0; };
+executor: { threads = 3; kill_grace = 3.0; };
+server: { worker_lease = 4.0; worker_poll = 0.1; socket = "$SCRATCH/z$w.sock"; };
+patterns = (
+    { name = "spin"; type = "sequential";
+      params = { steps = ( { name = "s"; step = "mb_spin"; params = { seconds = 30.0; }; } ); }; },
+    { name = "slow"; type = "sequential";
+      params = { steps = (
+        { name = "one"; step = "exec"; params = { command = "echo \"\$\$NDF_ATTR_ITEM one\" >> $ZLOG"; shell = true; }; },
+        { name = "two"; step = "exec"; params = { command = "if [ -e $ZFLAG ]; then sleep 60; fi; echo \"\$\$NDF_ATTR_ITEM two\" >> $ZLOG"; shell = true; }; } ); }; },
+    { name = "hold"; type = "sequential";
+      params = { steps = ( { name = "h"; step = "exec"; params = { command = "sleep 9"; shell = true; }; } ); }; }
+);
+EOF2
+done
+zndf() { # a|b ARGS...
+    zw=$1
+    shift
+    NDF_PLUGIN_PATH="$NDF_PLUGIN_PATH:$SCRATCH/plugins" "$NDF" -c "$SCRATCH/z$zw.conf" "$@"
+}
+zserve() { # a|b
+    NDF_PLUGIN_PATH="$NDF_PLUGIN_PATH:$SCRATCH/plugins" "$NDF" -c "$SCRATCH/z$1.conf" serve --worker --grace 2 --no-watch 2>>"$SCRATCH/z$1.log" &
+}
+: >"$ZFLAG"
+zserve a
+ZA=$!
+t=0
+until [ "$(pg_sql ndfz "SELECT count(*) FROM workers WHERE pid = $ZA")" = 1 ] || [ "$t" -ge 300 ]; do
+    sleep 0.05
+    t=$((t + 1))
+done
+expect_exit 0 "submit an item that blocks" -- zndf a submit slow --attr item=z1
+z1=$out
+expect_exit 0 "submit one whose step ignores cancellation" -- zndf a submit spin
+z2=$out
+t=0
+until [ "$(pg_sql ndfz "SELECT count(*) FROM executions WHERE pid = $ZA AND status = 'RUNNING' AND parent_id IS NULL")" = 2 ] &&
+    grep -q '^z1 one$' "$ZLOG" || [ "$t" -ge 300 ]; do
+    sleep 0.05
+    t=$((t + 1))
+done
+t0=$(date +%s)
+expect_exit 5 "drain --timeout 1 with work that does not end exits 5" -- \
+    zndf a ctl --socket "$SCRATCH/za.sock" drain --timeout 1
+took=$(($(date +%s) - t0))
+[ "$took" -le 6 ] && ok "drain ended at its timeout (${took}s)" || not_ok "drain took ${took}s with --timeout 1"
+expect_match "$out" '^worker .*: draining: 2 claimed, 0 ended, 0 lease\(s\) lost, 2 still running after 1s: 2 given back' \
+    "it says what still runs and that it was given back"
+rm -f "$ZFLAG"
+zserve b
+ZB=$!
+expect_exit 0 "another worker takes the given-back item over" -- zndf b wait "$z1" --timeout 60 --json
+expect_match "$out" '"status":"SUCCEEDED","queue":"DONE"' "and ends it SUCCEEDED"
+expect_match "$(pg_sql ndfz "SELECT e.pid || ' ' || (e.redrive_of IS NOT NULL) FROM queue q JOIN executions e ON e.id = q.exec_id WHERE q.id = '$z1'")" \
+    "^$ZB true$" "run by the other worker, redriven from what the drained one recorded"
+expect_match "$(grep -c '^z1 one$' "$ZLOG")" '^1$' "its completed step did not run again"
+expect_match "$(pg_sql ndfz "SELECT status || ': ' || message FROM executions WHERE pid = $ZA AND parent_id IS NULL AND context::json->'attributes'->>'item' = 'z1'")" \
+    '^CANCELLED: lease lost; result discarded$' "the drained worker's execution of it ended CANCELLED, discarded"
+grep "pattern slow: " "$SCRATCH/za.log" | grep -Ev 'started|lease lost; result discarded' >"$SCRATCH/za.outcome"
+[ -s "$SCRATCH/za.outcome" ] && not_ok "the drained worker logged an outcome: $(head -2 "$SCRATCH/za.outcome")" ||
+    ok "the drained worker logs no outcome of it"
+# the thread in mb_spin never returns; the executor gives up on it
+t=0
+until grep -q "pattern spin: lease lost; result discarded" "$SCRATCH/za.log" || [ "$t" -ge 300 ]; do
+    sleep 0.1
+    t=$((t + 1))
+done
+expect_exit 5 "drain again while a thread is still inside a step" -- \
+    zndf a ctl --socket "$SCRATCH/za.sock" drain --timeout 0
+expect_match "$out" '^worker .*: draining: .* 0 still running; 1 thread\(s\) still inside steps that ignored their cancellation$' \
+    "it is not reported drained"
+# the other worker takes the spinning item over, and is stopped while its
+# thread spins: --grace 2, then kill_grace 3 and 2 s (the executor used
+# to wait two kill graces more for the thread)
+t=0
+until [ "$(pg_sql ndfz "SELECT count(*) FROM executions WHERE pid = $ZB AND status = 'RUNNING' AND pattern = 'spin'")" = 1 ] ||
+    [ "$t" -ge 300 ]; do
+    sleep 0.1
+    t=$((t + 1))
+done
+expect_match "$(pg_sql ndfz "SELECT attempts FROM queue WHERE id = '$z2'")" '^2$' \
+    "the other worker took the spinning item over"
+t0=$(date +%s)
+kill -TERM "$ZB"
+wait "$ZB" && ok "SIGTERM stops a worker with a thread stuck in a step" || not_ok "exit status after SIGTERM"
+took=$(($(date +%s) - t0))
+[ "$took" -le 10 ] && ok "within its grace, kill grace and 2 s (${took}s)" || not_ok "SIGTERM took ${took}s"
+expect_match "$(grep -c "queued item $z2 given back" "$SCRATCH/zb.log")" '^1$' "it gave the item back"
+# a worker process that is stopped: the drain's client does not wait on it
+kill -STOP "$ZA"
+t0=$(date +%s)
+expect_exit 5 "drain of a stopped worker exits 5" -- zndf a ctl --socket "$SCRATCH/za.sock" drain --timeout 1
+took=$(($(date +%s) - t0))
+expect_match "$err" "^ndf: ctl: drain: the server at .* did not answer within 6s: it is stopped or frozen" \
+    "and says the server is stopped or frozen"
+[ "$took" -le 10 ] && ok "at its timeout and a margin (${took}s)" || not_ok "the drain of a stopped worker took ${took}s"
+kill -CONT "$ZA"
+kill -TERM "$ZA"
+wait "$ZA" && ok "the resumed worker stops at SIGTERM" || not_ok "exit status of the resumed worker"
+
+# the connection that LISTENs is cut again and again while the worker holds
+# an item for two leases: it reconnects without blocking its thread, which
+# renews the lease all along (the item is never taken over, nothing is
+# cancelled)
+: >"$SCRATCH/zb.log"
+zserve b
+ZB=$!
+expect_exit 0 "submit an item held for two leases" -- zndf b submit hold
+z4=$out
+t=0
+until [ "$(pg_sql ndfz "SELECT count(*) FROM executions WHERE pid = $ZB AND status = 'RUNNING' AND pattern = 'hold'")" = 1 ] ||
+    [ "$t" -ge 300 ]; do
+    sleep 0.05
+    t=$((t + 1))
+done
+cuts=0
+for i in 1 2 3 4 5 6; do
+    n=$(pg_sql ndfz "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = 'ndfzb' AND query LIKE '%LISTEN%'")
+    cuts=$((cuts + n))
+    sleep 1
+done
+expect_match "$cuts" '^[1-9]' "the LISTEN connection was cut ($cuts times)"
+expect_exit 0 "the item ends" -- zndf b wait "$z4" --timeout 60 --json
+expect_match "$out" '"status":"SUCCEEDED","queue":"DONE"' "SUCCEEDED"
+expect_match "$(pg_sql ndfz "SELECT attempts FROM queue WHERE id = '$z4'")" '^1$' \
+    "claimed once: its lease was renewed all along"
+grep -q "lost the connection that listens" "$SCRATCH/zb.log" && ok "the worker saw the cut" ||
+    not_ok "the worker did not say its LISTEN connection was cut"
+grep -Eq "no renewal|may have expired|cancelling it" "$SCRATCH/zb.log" &&
+    not_ok "the worker gave up a lease: $(grep -E 'no renewal|may have expired|cancelling it' "$SCRATCH/zb.log" | head -2)" ||
+    ok "and never doubted its lease"
+kill -TERM "$ZB"
+wait "$ZB" && ok "that worker stops cleanly" || not_ok "exit status of that worker"
+
 if [ "$fail" -ne 0 ]; then
+    for w in a b; do tail -15 "$SCRATCH/z$w.log" | sed "s/^/#   z$w: /"; done
     for w in 1 2 3; do tail -15 "$SCRATCH/w$w.log" | sed "s/^/#   w$w: /"; done
     for w in a b; do tail -15 "$SCRATCH/l$w.log" | sed "s/^/#   l$w: /"; done
     sed 's/^/#   job: /' "$JLOG"
