@@ -93,7 +93,7 @@ alive() {
 interrupt() {
     pat=$1 sig=$2
     shift 2
-    env --default-signal=INT $R run "$pat" >"$S/out" 2>"$S/err" &
+    env --default-signal=INT,HUP,TERM $R run "$pat" >"$S/out" 2>"$S/err" &
     npid=$!
     for f in "$@"; do
         wait_file "$f" || not_ok "$pat: $f was never written"
@@ -201,7 +201,7 @@ interrupt seq HUP "$S/seq_tree.pids"
 expect_match "$(last_status seq)" '^CANCELLED$' "SIGHUP: recorded CANCELLED"
 
 rm -f "$S"/*.pids "$S"/*.undone
-env --default-signal=INT $R run seq_ign >"$S/out" 2>"$S/err" &
+env --default-signal=INT,HUP,TERM $R run seq_ign >"$S/out" 2>"$S/err" &
 npid=$!
 wait_file "$S/ign_tree.pids"
 kill -INT $npid
@@ -318,7 +318,7 @@ rc=$?
 expect_exit 5 "a step looping past its deadline: ndf run exits 5, no crash" -- $R run spin --timeout 0.3
 expect_match "$err" "overran its deadline by" "it says the pattern overran"
 expect_match "$err" "worker stuck in overrunning work abandoned and replaced" "and that its worker was replaced"
-env --default-signal=INT $R run spin >"$S/out" 2>"$S/err" &
+env --default-signal=INT,HUP,TERM $R run spin >"$S/out" 2>"$S/err" &
 npid=$!
 i=0
 while [ "$(last_status spin)" != RUNNING ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i + 1)); done

@@ -298,7 +298,7 @@ expect_exit 2 "isolate takes names" -- "$NDF" check-config
 write_conf ""
 
 # ---- cancellation crosses to the worker ----
-env --default-signal=INT "$NDF" run wait >"$S/wait.out" 2>&1 &
+env --default-signal=INT,HUP,TERM "$NDF" run wait >"$S/wait.out" 2>&1 &
 RP=$!
 i=0
 while [ -z "$(leftovers)" ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i + 1)); done
