@@ -9,6 +9,7 @@ libndfcore_la_SOURCES += \
 	host/store/redrive.h host/store/redrive.c \
 	host/store/defs.h host/store/defs.c \
 	host/store/store_sqlite.c \
+	host/store/unrec.h host/store/unrec.c \
 	host/store/history.h host/store/history.c \
 	host/store/analytics.c host/store/analytics.h
 # the store's database (issue 10): SQLite, kept to store_sqlite.c
