@@ -14,7 +14,9 @@
 # - an execution whose end cannot be written (the disk filled while it
 #   ran) ends FAILED "not recorded: ..." with its steps' final states, not
 #   CRASHED by the next command's recovery; the error is said once, even
-#   under -q.
+#   under -q  When the disk has no room left for that "not recorded"
+#   mark either, the end goes into the preallocated unrecorded-end note
+#   and the next command's recovery writes it (SQLite).
 # The full disk is a small tmpfs (root only; skipped otherwise); on
 # PostgreSQL a trigger raises the server's own disk_full error.
 . "$top_srcdir/tests/shell/lib.sh"
@@ -277,6 +279,65 @@ EOF
             "sqlite: run $q: in the error that decides the exit status"
         [ -z "$q" ] || expect_match "$(wc -l <"$SCRATCH/slow.err")" '^1$' "sqlite: run -q: that line alone"
     done
+    umount "$MNT"
+    # ---- an end that neither commits nor can be marked ----
+    # the disk fills from outside while the step runs and nothing is left
+    # to reuse: the end and the smaller "not recorded" mark both fail; the
+    # end goes into the preallocated note, and the next command's recovery
+    # ends the row FAILED "not recorded" instead of calling it crashed
+    mount -t tmpfs -o size=2m,mode=0700 tmpfs "$MNT"
+    NOTECONF=$SCRATCH/note.conf
+    NOTE=$MNT/state/unrecorded.note
+    cat >"$NOTECONF" <<EOF
+storage: { path = "$MNT/state"; };
+patterns = (
+    { name = "nop"; type = "sequential"; params = { steps = ( { name = "n"; step = "noop"; } ); }; },
+    { name = "wait"; type = "sequential";
+      params = { steps = ( { name = "s"; step = "exec"; params = { shell = true;
+          command = "echo > $SCRATCH/note.started; while [ ! -f $SCRATCH/note.go ]; do sleep 0.05; done; echo done"; }; } ); }; }
+);
+EOF
+    expect_exit 0 "sqlite note: the store on a small tmpfs" -- "$NDF" -c "$NOTECONF" run nop
+    expect_match "$(stat -c '%a %s' "$NOTE" 2>&1)" '^600 32768$' \
+        "sqlite note: preallocated beside the database, owner only"
+    "$NDF" -c "$NOTECONF" run wait >/dev/null 2>"$SCRATCH/note.err" &
+    npid=$!
+    for w in $(seq 1 250); do [ -f "$SCRATCH/note.started" ] && break; sleep 0.02; done
+    dd if=/dev/zero of="$MNT/fill" bs=4k 2>/dev/null
+    for i in $(seq 1 "${NDF_TEST_FULL_RUNS:-30}"); do
+        "$NDF" -c "$NOTECONF" run nop >/dev/null 2>&1 || break
+    done
+    : >"$SCRATCH/note.go"
+    wait "$npid"
+    expect_match "$?" '^8$' "sqlite note: end and mark fail: exit 8"
+    expect_match "$(grep -c 'not recorded' "$SCRATCH/note.err")" '^1$' "sqlite note: one 'not recorded' line"
+    nid=$(sed -n 's/.*(execution \([^)]*\)).*/\1/p' "$SCRATCH/note.err" | head -n 1)
+    # the row could not be marked: without the note it stays RUNNING and
+    # the next command calls it crashed
+    expect_match "$(grep -a -c "${nid:-none}" "$NOTE")" '^1$' "sqlite note: the mark failed too, the end is in the note"
+    rm -f "$MNT/fill"
+    expect_exit 0 "sqlite note: the next command" -- "$NDF" -c "$NOTECONF" runs wait --json
+    case $err in *crash*) not_ok "sqlite note: recovery calls it crashed: $err" ;;
+    *) ok "sqlite note: no crashed warning" ;; esac
+    expect_exit 0 "sqlite note: status of it" -- "$NDF" -c "$NOTECONF" status "${nid:-none}"
+    expect_match "$out" "^execution $nid: FAILED" "sqlite note: it is FAILED"
+    expect_match "$out" 'not recorded: .*disk is full \(the execution had ended SUCCEEDED\)' \
+        "sqlite note: saying its end was not recorded, why, and how it had ended"
+    expect_match "$(grep -a -c "${nid:-none}" "$NOTE")" '^0$' "sqlite note: its slot is freed once the row is written"
+    # a hostile note is refused with a warning, never trusted
+    rm -f "$NOTE"
+    ln -s "$SCRATCH/elsewhere" "$NOTE"
+    expect_exit 0 "sqlite note: a symlink in its place" -- "$NDF" -c "$NOTECONF" run nop
+    expect_match "$err" "unrecorded.note: cannot open" "sqlite note: the symlink is refused"
+    [ ! -e "$SCRATCH/elsewhere" ] && ok "sqlite note: nothing created through it" ||
+        not_ok "sqlite note: a file was created through the symlink"
+    rm -f "$NOTE"
+    head -c 1000 /dev/zero >"$NOTE"
+    expect_exit 0 "sqlite note: the wrong size" -- "$NDF" -c "$NOTECONF" run nop
+    expect_match "$err" "unrecorded.note: ignored: 1000 bytes" "sqlite note: the wrong size is refused"
+    head -c 32768 /dev/urandom >"$NOTE"
+    expect_exit 0 "sqlite note: garbage" -- "$NDF" -c "$NOTECONF" run nop
+    expect_match "$err" "unrecorded.note: 64 unreadable slot" "sqlite note: garbage is said and ignored"
     umount "$MNT"
 else
     echo "# SKIP sqlite full store: mounting a tmpfs needs root"
