@@ -99,6 +99,12 @@ tests_check_history_CPPFLAGS = $(CORE_TEST_CFLAGS)
 tests_check_history_LDADD = $(CORE_TEST_LIBS)
 TESTS += tests/check_history
 
+check_PROGRAMS += tests/check_unrec
+tests_check_unrec_SOURCES = tests/check_unrec.c
+tests_check_unrec_CPPFLAGS = $(CORE_TEST_CFLAGS)
+tests_check_unrec_LDADD = $(CORE_TEST_LIBS)
+TESTS += tests/check_unrec
+
 # the two backends side by side (make bench): bench_store_pg against a
 # private PostgreSQL that tests/bench/store_pg.sh starts
 EXTRA_DIST += tests/bench/store_pg.sh
