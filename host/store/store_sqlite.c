@@ -2509,6 +2509,16 @@ static int lite_recover(store *s, size_t *count)
         *count = 0;
     /* read first: the write lock is taken only when there is work */
     pthread_mutex_lock(&s->wlock);
+    /* the note's entries of processes already dead, read before the rows:
+     * one whose row is not among the dead RUNNING ones read next was
+     * written (by another recovery, or a recovery that died before it
+     * freed the slot) and its slot is stale */
+    unrec_entry *stale = NULL;
+    size_t nstale = unrec_of_pid(s->note, 0, &stale), kept = 0;
+    for (size_t i = 0; i < nstale; i++)
+        if (!process_alive(s, s->host, stale[i].pid, stale[i].boot, 0))
+            stale[kept++] = stale[i];
+    nstale = kept;
     int rc = wprep(s,
                    "SELECT seq, host, pid, boot_id, pid_start, id, start_time FROM executions"
                    " WHERE status = 'RUNNING'",
@@ -2545,6 +2555,15 @@ static int lite_recover(store *s, size_t *count)
     else if (rc > 0)
         rc = wfail(s, rc, "cannot look for crashed executions");
     sqlite3_finalize(st);
+    for (size_t i = 0; i < nstale && !rc; i++) {
+        int running = 0;
+        for (size_t k = 0; k < ndead && !running; k++)
+            running = dead[k].id && dead[k].pid == stale[i].pid &&
+                      strcmp(dead[k].id, stale[i].id) == 0;
+        if (!running)
+            unrec_drop(s->note, &stale[i]);
+    }
+    free(stale);
     pthread_mutex_unlock(&s->wlock);
     if (rc || !ndead)
         goto out;

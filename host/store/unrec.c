@@ -241,7 +241,7 @@ size_t unrec_of_pid(unrec *u, long pid, unrec_entry **v)
     slot sl;
     lock(u, LOCK_SH);
     for (int i = 0; i < UNREC_SLOTS; i++)
-        if (read_slot(u, i, &sl) == 0 && is_valid(&sl) && sl.pid == pid) {
+        if (read_slot(u, i, &sl) == 0 && is_valid(&sl) && (pid == 0 || sl.pid == pid)) {
             *v = xrealloc(*v, (n + 1) * sizeof **v);
             to_entry(&sl, &(*v)[n++]);
         }

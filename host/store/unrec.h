@@ -38,7 +38,8 @@ int unrec_put(unrec *u, const unrec_entry *e);
 /* The entry for execution `id` of process `pid`: 1 and *out, or 0. */
 int unrec_find(unrec *u, const char *id, long pid, unrec_entry *out);
 
-/* The entries of process `pid` (malloc'd array in *v, count returned). */
+/* The entries of process `pid`, of all with 0 (malloc'd array in *v,
+ * count returned). */
 size_t unrec_of_pid(unrec *u, long pid, unrec_entry **v);
 
 /* Frees the slot holding (e->id, e->pid), if one still does. */

@@ -324,6 +324,27 @@ EOF
     expect_match "$out" 'not recorded: .*disk is full \(the execution had ended SUCCEEDED\)' \
         "sqlite note: saying its end was not recorded, why, and how it had ended"
     expect_match "$(grep -a -c "${nid:-none}" "$NOTE")" '^0$' "sqlite note: its slot is freed once the row is written"
+    # a slot whose row was written (a recovery that died before it freed
+    # it) is freed by the next recovery once its process is gone; one of a
+    # live process is kept
+    deadpid=$(sh -c 'echo $$')
+    python3 - "$NOTE" "$deadpid" $$ <<'EOF'
+import struct, sys
+def slot(pid, eid):
+    boot = open('/proc/sys/kernel/random/boot_id').read().strip().encode()
+    b = b'NDFUNR1\0' + struct.pack('<qdd', pid, 1.0, 0.5) + b'SUCCEEDED'.ljust(16, b'\0') \
+        + eid.encode().ljust(64, b'\0') + boot.ljust(64, b'\0') + b'full'.ljust(328, b'\0')
+    h = 1469598103934665603
+    for c in b:
+        h = ((h ^ c) * 1099511628211) & 0xffffffffffffffff
+    return b + struct.pack('<Q', h)
+with open(sys.argv[1], 'r+b') as f:
+    f.seek(5 * 512); f.write(slot(int(sys.argv[2]), 'gone-1'))
+    f.seek(6 * 512); f.write(slot(int(sys.argv[3]), 'live-1'))
+EOF
+    expect_exit 0 "sqlite note: a command after a stale slot" -- "$NDF" -c "$NOTECONF" run nop
+    expect_match "$(grep -a -c gone-1 "$NOTE")" '^0$' "sqlite note: the stale slot of a dead process is freed"
+    expect_match "$(grep -a -c live-1 "$NOTE")" '^1$' "sqlite note: a live process's slot is kept"
     # a hostile note is refused with a warning, never trusted
     rm -f "$NOTE"
     ln -s "$SCRATCH/elsewhere" "$NOTE"
