@@ -123,9 +123,11 @@ unrec *unrec_open(const char *dir)
     int fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY, 0600);
     struct stat st;
     if (fd < 0) {
-        /* ELOOP: a symlink, which is never followed */
-        log_msg(errno == ENOSPC ? NDF_LOG_DEBUG : NDF_LOG_WARN,
-                "%s: cannot open the unrecorded-end note: %s", path, strerror(errno));
+        /* ELOOP: a symlink, which is never followed.  A store this
+         * process cannot write (or a full disk) is no hostile note. */
+        int quiet = errno == ENOSPC || errno == EDQUOT || errno == EACCES || errno == EROFS;
+        log_msg(quiet ? NDF_LOG_DEBUG : NDF_LOG_WARN, "%s: cannot open the unrecorded-end note: %s",
+                path, strerror(errno));
         goto fail;
     }
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid()) {
