@@ -294,7 +294,10 @@ patterns = (
     { name = "nop"; type = "sequential"; params = { steps = ( { name = "n"; step = "noop"; } ); }; },
     { name = "wait"; type = "sequential";
       params = { steps = ( { name = "s"; step = "exec"; params = { shell = true;
-          command = "echo > $SCRATCH/note.started; while [ ! -f $SCRATCH/note.go ]; do sleep 0.05; done; echo done"; }; } ); }; }
+          command = "echo > $SCRATCH/note.started; while [ ! -f $SCRATCH/note.go ]; do sleep 0.05; done; echo done"; }; } ); }; },
+    { name = "wait2"; type = "sequential";
+      params = { steps = ( { name = "s"; step = "exec"; params = { shell = true;
+          command = "echo > $SCRATCH/note2.started; while [ ! -f $SCRATCH/note2.go ]; do sleep 0.05; done"; }; } ); }; }
 );
 EOF
     expect_exit 0 "sqlite note: the store on a small tmpfs" -- "$NDF" -c "$NOTECONF" run nop
@@ -345,6 +348,32 @@ EOF
     expect_exit 0 "sqlite note: a command after a stale slot" -- "$NDF" -c "$NOTECONF" run nop
     expect_match "$(grep -a -c gone-1 "$NOTE")" '^0$' "sqlite note: the stale slot of a dead process is freed"
     expect_match "$(grep -a -c live-1 "$NOTE")" '^1$' "sqlite note: a live process's slot is kept"
+    dd if=/dev/zero of="$NOTE" bs=512 seek=6 count=1 conv=notrunc 2>/dev/null
+    # the process that noted an end survives it: when it closes the store
+    # (the disk has room again) it writes the mark itself and frees the slot
+    rm -f "$SCRATCH/note.started" "$SCRATCH/note.go"
+    printf '{"pattern":"wait"}\n{"pattern":"wait2"}\n' >"$SCRATCH/note.jsonl"
+    "$NDF" -c "$NOTECONF" batch "$SCRATCH/note.jsonl" >"$SCRATCH/note.out" 2>"$SCRATCH/note.err" &
+    npid=$!
+    for w in $(seq 1 250); do [ -f "$SCRATCH/note.started" ] && break; sleep 0.02; done
+    dd if=/dev/zero of="$MNT/fill" bs=4k 2>/dev/null
+    for i in $(seq 1 "${NDF_TEST_FULL_RUNS:-30}"); do
+        "$NDF" -c "$NOTECONF" run nop >/dev/null 2>&1 || break
+    done
+    : >"$SCRATCH/note.go"
+    for w in $(seq 1 250); do [ "$(grep -a -c NDFUNR1 "$NOTE")" = 1 ] && break; sleep 0.02; done
+    expect_match "$(grep -a -c NDFUNR1 "$NOTE")" '^1$' "sqlite note: batch: the first item's end is in the note"
+    rm -f "$MNT/fill"
+    for w in $(seq 1 250); do [ -f "$SCRATCH/note2.started" ] && break; sleep 0.02; done
+    : >"$SCRATCH/note2.go"
+    wait "$npid"
+    expect_match "$?" '^8$' "sqlite note: batch: exit 8"
+    expect_match "$(grep -a -c NDFUNR1 "$NOTE")" '^0$' "sqlite note: batch: its close wrote the mark and freed the slot"
+    expect_exit 0 "sqlite note: batch: the next command" -- "$NDF" -c "$NOTECONF" runs wait --json
+    case $err in *crash*) not_ok "sqlite note: batch: recovery calls it crashed: $err" ;;
+    *) ok "sqlite note: batch: no crashed warning" ;; esac
+    expect_match "$out" '^\[\{"id":"[^"]*","pattern":"wait","status":"FAILED".*"message":"not recorded: [^"]*disk is full \(the execution had ended SUCCEEDED\)"' \
+        "sqlite note: batch: the item is FAILED, not recorded"
     # a hostile note is refused with a warning, never trusted
     rm -f "$NOTE"
     ln -s "$SCRATCH/elsewhere" "$NOTE"
