@@ -196,7 +196,7 @@ int unrec_put(unrec *u, const unrec_entry *e)
     copy_str(sl.boot, sizeof sl.boot, e->boot);
     copy_str(sl.cause, sizeof sl.cause, e->cause);
     sl.sum = fnv(&sl, offsetof(slot, sum));
-    int rc = -1, at = -1;
+    int rc = -1, at = -1, err = 0;
     lock(u, LOCK_EX);
     for (int i = 0; i < UNREC_SLOTS; i++) {
         if (read_slot(u, i, &cur) != 0)
@@ -211,10 +211,12 @@ int unrec_put(unrec *u, const unrec_entry *e)
     if (at >= 0 && pwrite(u->fd, &sl, sizeof sl, (off_t)at * UNREC_SLOT_SIZE) == (ssize_t)sizeof sl &&
         fdatasync(u->fd) == 0)
         rc = 0;
+    else
+        err = errno;
     unlock(u);
     if (rc)
         log_msg(NDF_LOG_DEBUG, "%s: execution %s: %s", u->path, e->id,
-                at < 0 ? "no free slot" : strerror(errno));
+                at < 0 ? "no free slot" : strerror(err));
     return rc;
 }
 
