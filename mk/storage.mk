@@ -9,6 +9,7 @@ libndfcore_la_SOURCES += \
 	host/store/redrive.h host/store/redrive.c \
 	host/store/defs.h host/store/defs.c \
 	host/store/store_sqlite.c \
+	host/store/unrec.h host/store/unrec.c \
 	host/store/history.h host/store/history.c \
 	host/store/analytics.c host/store/analytics.h
 # the store's database (issue 10): SQLite, kept to store_sqlite.c
@@ -99,6 +100,12 @@ tests_check_history_SOURCES = tests/check_history.c
 tests_check_history_CPPFLAGS = $(CORE_TEST_CFLAGS)
 tests_check_history_LDADD = $(CORE_TEST_LIBS)
 TESTS += tests/check_history
+
+check_PROGRAMS += tests/check_unrec
+tests_check_unrec_SOURCES = tests/check_unrec.c
+tests_check_unrec_CPPFLAGS = $(CORE_TEST_CFLAGS)
+tests_check_unrec_LDADD = $(CORE_TEST_LIBS)
+TESTS += tests/check_unrec
 
 # the two backends side by side (make bench): bench_store_pg against a
 # private PostgreSQL that tests/bench/store_pg.sh starts

@@ -271,8 +271,13 @@ int store_output(store *s, const char *id, const char *path, int stream, char **
 char *store_unrecorded_message(const store_exec *e, const char *why)
 {
     store_status st = e->status == STORE_RUNNING ? STORE_FAILED : e->status;
+    return store_unrecorded_text(why, store_status_name(st));
+}
+
+char *store_unrecorded_text(const char *why, const char *status)
+{
     return xasprintf("not recorded: %s (the execution had ended %s)",
-                     why && *why ? why : "write failed", store_status_name(st));
+                     why && *why ? why : "write failed", status);
 }
 
 void store_perr_fail(store_perr *p, const char *msg)

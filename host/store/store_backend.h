@@ -143,6 +143,8 @@ int store_rollback_refused(const char *id, int found, const char *status, const 
  * not be written for the store's sake (`why`): "not recorded: WHY (the
  * execution had ended STATUS)".  Caller frees. */
 char *store_unrecorded_message(const struct store_exec *e, const char *why);
+/* The same from the final status's name (the unrecorded-end note). */
+char *store_unrecorded_text(const char *why, const char *status);
 
 /* What a writer does with its failed progress and process writes
  * (store_progress(), store_process(): nobody waits for them), so that a

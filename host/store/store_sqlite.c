@@ -38,6 +38,7 @@
 #include "store/store.h"
 #include "store/store_backend.h"
 #include "store/defs.h"
+#include "store/unrec.h"
 
 /* PRAGMA application_id of an ndf database ("ndf1"), so that restore and
  * open refuse another program's SQLite file. */
@@ -297,6 +298,7 @@ struct store {
      * them, not after every commit */
     hashmap *since_prune;
     long own_pid; /* (wlock) the process own_start is of */
+    unrec *note;  /* (wlock) the unrecorded-end note; NULL: none to use */
     long long own_start;
 
     pthread_mutex_t rlock; /* guards r, rs[], rgen */
@@ -1578,15 +1580,42 @@ static int mark_node_rows(store *s, const store_exec *e)
     return r;
 }
 
-static int mark_unrecorded_rows(store *s, job *j)
+/* Execution `e` (its end not written because `why`) into the note, for
+ * crash recovery or store_close() to mark it: the last resort when its
+ * row could not be marked either. */
+static void note_unrecorded(store *s, const store_exec *e, const char *why)
+{
+    unrec_entry n;
+    memset(&n, 0, sizeof n);
+    n.pid = e->pid > 0 ? e->pid : (long)getpid();
+    n.end = e->end > 0 ? e->end : now_wall();
+    n.duration = e->duration >= 0 && isfinite(e->duration) ? e->duration : 0;
+    snprintf(n.status, sizeof n.status, "%s",
+             store_status_name(e->status == STORE_RUNNING ? STORE_FAILED : e->status));
+    snprintf(n.id, sizeof n.id, "%s", e->id ? e->id : "");
+    snprintf(n.boot, sizeof n.boot, "%s", e->boot_id ? e->boot_id : s->boot_id);
+    snprintf(n.cause, sizeof n.cause, "%s", why && *why ? why : "write failed");
+    if (e->pid >= 0 && unrec_put(s->note, &n) == 0)
+        log_msg(NDF_LOG_DEBUG, "%s: execution %s: its end is in %s", s->path, n.id, UNREC_NAME);
+}
+
+/* *gave_up: an earlier row could not be marked; the rest go to the note
+ * without trying (they would fail alike, or wait out a lock again). */
+static int mark_unrecorded_rows(store *s, job *j, int *gave_up)
 {
     for (size_t i = 0; i < j->ne; i++) {
         const store_exec *e = &j->e[i];
+        if (*gave_up) {
+            note_unrecorded(s, e, j->msg);
+            continue;
+        }
         char *msg = store_unrecorded_message(e, j->msg);
         int r = sqlite3_exec(s->w, "BEGIN IMMEDIATE", NULL, NULL, NULL);
         if ((r & 0xff) == SQLITE_BUSY || (r & 0xff) == SQLITE_LOCKED) {
             free(msg); /* another process writes: its lock was waited for once */
-            return -1;
+            *gave_up = 1;
+            note_unrecorded(s, e, j->msg);
+            continue;
         }
         if (r == SQLITE_OK && (r = mark_exec_row(s, e, msg)) == SQLITE_OK &&
             (r = mark_node_rows(s, e)) == SQLITE_OK)
@@ -1601,11 +1630,11 @@ static int mark_unrecorded_rows(store *s, job *j)
         if (r != SQLITE_OK) {
             log_msg(NDF_LOG_DEBUG, "%s: execution %s: cannot mark it unrecorded either: %s",
                     s->path, e->id, sqlite3_errstr(r));
-            /* the next would fail alike (or wait out the lock again) */
-            return -1;
+            *gave_up = 1;
+            note_unrecorded(s, e, j->msg);
         }
     }
-    return 0;
+    return *gave_up ? -1 : 0;
 }
 
 /* Commits one batch: BEGIN IMMEDIATE, each job under its own savepoint (so
@@ -1705,11 +1734,11 @@ abort:;
         j->msg = xstrdup(why);
     }
     free(why);
-out:
+out:;
+    int gave_up = 0;
     for (job *j = batch; j; j = j->next)
-        if (j->kind == JOB_FINISH && (j->rc == NDF_ERR_IO || j->rc == NDF_ERR_RESOURCE) &&
-            mark_unrecorded_rows(s, j) != 0)
-            break;
+        if (j->kind == JOB_FINISH && (j->rc == NDF_ERR_IO || j->rc == NDF_ERR_RESOURCE))
+            mark_unrecorded_rows(s, j, &gave_up);
     pthread_mutex_unlock(&s->wlock);
 }
 
@@ -2156,6 +2185,8 @@ int store_sqlite_open(const char *dir, const store_opts *opts, store **out)
 
     int rc = prepare_dir(d);
     if (!rc)
+        s->note = unrec_open(d); /* before the disk fills: it allocates */
+    if (!rc)
         rc = connect(d, s->path, &s->opts, 1, &s->w);
     if (!rc)
         rc = migrate(d, s->path, s->w);
@@ -2169,6 +2200,72 @@ int store_sqlite_open(const char *dir, const store_opts *opts, store **out)
     }
     *out = s;
     return NDF_OK;
+}
+
+/* Marks the RUNNING row of noted execution `n` as its writer would have
+ * (FAILED "not recorded: ..."), its RUNNING nodes FAILED.  Caller holds
+ * wlock inside a transaction.  *changed: the row was RUNNING. */
+static int mark_noted(store *s, const unrec_entry *n, int *changed)
+{
+    char *msg = store_unrecorded_text(n->cause, n->status);
+    sqlite3_stmt *q = NULL;
+    int r = sqlite3_prepare_v2(s->w,
+                               "UPDATE executions SET status = 'FAILED', end_time = ?2,"
+                               " duration = ?3, message = ?4"
+                               " WHERE id = ?1 AND pid = ?5 AND status = 'RUNNING'",
+                               -1, &q, NULL);
+    if (r == SQLITE_OK) {
+        bind_text(q, 1, n->id);
+        bind_time(q, 2, n->end);
+        sqlite3_bind_double(q, 3, n->duration);
+        bind_text(q, 4, msg);
+        sqlite3_bind_int64(q, 5, n->pid);
+        r = sqlite3_step(q);
+        *changed = sqlite3_changes(s->w) > 0;
+    }
+    sqlite3_finalize(q);
+    free(msg);
+    if (r == SQLITE_DONE && *changed) {
+        r = sqlite3_prepare_v2(s->w,
+                               "UPDATE nodes SET state = 'FAILED', end_time = ?2,"
+                               " message = coalesce(message, 'its end was not recorded')"
+                               " WHERE exec_seq = (SELECT seq FROM executions WHERE id = ?1)"
+                               " AND state = 'RUNNING'",
+                               -1, &q, NULL);
+        if (r == SQLITE_OK) {
+            bind_text(q, 1, n->id);
+            bind_time(q, 2, n->end);
+            r = sqlite3_step(q);
+        }
+        sqlite3_finalize(q);
+    }
+    return r == SQLITE_DONE ? SQLITE_OK : r;
+}
+
+/* The ends this process put in the note: the disk may have room now. */
+static void retry_noted(store *s)
+{
+    unrec_entry *v;
+    size_t n = s->w ? unrec_of_pid(s->note, (long)getpid(), &v) : 0;
+    if (!n)
+        return;
+    pthread_mutex_lock(&s->wlock);
+    for (size_t i = 0; i < n; i++) {
+        int changed = 0;
+        int r = sqlite3_exec(s->w, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+        if (r == SQLITE_OK && (r = mark_noted(s, &v[i], &changed)) == SQLITE_OK)
+            r = sqlite3_exec(s->w, "COMMIT", NULL, NULL, NULL);
+        if (r != SQLITE_OK) {
+            if (!sqlite3_get_autocommit(s->w))
+                sqlite3_exec(s->w, "ROLLBACK", NULL, NULL, NULL);
+            log_msg(NDF_LOG_DEBUG, "%s: execution %s: still not marked: %s", s->path, v[i].id,
+                    sqlite3_errstr(r));
+            break; /* left to the recovery of the next command */
+        }
+        unrec_drop(s->note, &v[i]);
+    }
+    pthread_mutex_unlock(&s->wlock);
+    free(v);
 }
 
 static void lite_close(store *s)
@@ -2190,6 +2287,8 @@ static void lite_close(store *s)
     /* the writer drains the queue before it stops */
     if (started)
         pthread_join(s->thread, NULL);
+    retry_noted(s);
+    unrec_close(s->note);
     store_perr_close(&s->perr);
     hashmap_free(s->since_prune, NULL);
     for (int i = 0; i < W_COUNT; i++)
@@ -2397,7 +2496,9 @@ typedef struct dead_exec {
     char *host;
     char *id;
     double start;
-    int here; /* this host and boot: its step processes can be stopped */
+    int here;  /* this host and boot: its step processes can be stopped */
+    int noted; /* its end is in the note: it did not crash */
+    unrec_entry note;
 } dead_exec;
 
 /* A step process group recorded by a crashed execution. */
@@ -2460,6 +2561,16 @@ static int lite_recover(store *s, size_t *count)
         *count = 0;
     /* read first: the write lock is taken only when there is work */
     pthread_mutex_lock(&s->wlock);
+    /* the note's entries of processes already dead, read before the rows:
+     * one whose row is not among the dead RUNNING ones read next was
+     * written (by another recovery, or a recovery that died before it
+     * freed the slot) and its slot is stale */
+    unrec_entry *stale = NULL;
+    size_t nstale = unrec_of_pid(s->note, 0, &stale), kept = 0;
+    for (size_t i = 0; i < nstale; i++)
+        if (!process_alive(s, s->host, stale[i].pid, stale[i].boot, 0))
+            stale[kept++] = stale[i];
+    nstale = kept;
     int rc = wprep(s,
                    "SELECT seq, host, pid, boot_id, pid_start, id, start_time FROM executions"
                    " WHERE status = 'RUNNING'",
@@ -2483,6 +2594,11 @@ static int lite_recover(store *s, size_t *count)
         dead[ndead].start = sqlite3_column_double(st, 6);
         dead[ndead].here = host && strcmp(host, s->host) == 0 && boot && s->boot_id[0] &&
                            strcmp(boot, s->boot_id) == 0;
+        /* an entry is trusted only for a row of this host with its id,
+         * pid and boot */
+        dead[ndead].noted = dead[ndead].id && host && strcmp(host, s->host) == 0 &&
+                            unrec_find(s->note, dead[ndead].id, pid, &dead[ndead].note) &&
+                            strcmp(dead[ndead].note.boot, boot ? boot : "") == 0;
         ndead++;
         rc = 0;
     }
@@ -2491,6 +2607,15 @@ static int lite_recover(store *s, size_t *count)
     else if (rc > 0)
         rc = wfail(s, rc, "cannot look for crashed executions");
     sqlite3_finalize(st);
+    for (size_t i = 0; i < nstale && !rc; i++) {
+        int running = 0;
+        for (size_t k = 0; k < ndead && !running; k++)
+            running = dead[k].id && dead[k].pid == stale[i].pid &&
+                      strcmp(dead[k].id, stale[i].id) == 0;
+        if (!running)
+            unrec_drop(s->note, &stale[i]);
+    }
+    free(stale);
     pthread_mutex_unlock(&s->wlock);
     if (rc || !ndead)
         goto out;
@@ -2498,6 +2623,20 @@ static int lite_recover(store *s, size_t *count)
     if ((rc = wbegin(s)))
         goto out;
     for (size_t i = 0; i < ndead && !rc; i++) {
+        if (dead[i].noted) {
+            int changed = 0;
+            int r = mark_noted(s, &dead[i].note, &changed);
+            if (r != SQLITE_OK)
+                rc = wfail(s, r, "cannot mark an unrecorded execution");
+            else if (changed)
+                fixed++;
+            if (!rc && dead[i].id)
+                rc = take_groups(s, dead[i].id, dead[i].here, &groups, &ngroups);
+            if (!rc && changed)
+                log_msg(NDF_LOG_INFO, "%s: execution %s ended %s; its end was not recorded: %s",
+                        s->path, dead[i].id, dead[i].note.status, dead[i].note.cause);
+            continue;
+        }
         char *node = NULL;
         double now = last_heard(s, dead[i].seq, dead[i].start);
         if ((rc = wprep(s,
@@ -2556,6 +2695,10 @@ static int lite_recover(store *s, size_t *count)
         free(node);
     }
     rc = wend(s, rc);
+    /* the slots once the rows they stood for are committed */
+    for (size_t i = 0; i < ndead && !rc; i++)
+        if (dead[i].noted)
+            unrec_drop(s->note, &dead[i].note);
     /* after the commit: a process killed for a row that then rolled back
      * would be a step of a run still marked RUNNING */
     for (size_t i = 0; i < ngroups && !rc; i++) {

@@ -14,7 +14,9 @@
 # - an execution whose end cannot be written (the disk filled while it
 #   ran) ends FAILED "not recorded: ..." with its steps' final states, not
 #   CRASHED by the next command's recovery; the error is said once, even
-#   under -q.
+#   under -q  When the disk has no room left for that "not recorded"
+#   mark either, the end goes into the preallocated unrecorded-end note
+#   and the next command's recovery writes it (SQLite).
 # The full disk is a small tmpfs (root only; skipped otherwise); on
 # PostgreSQL a trigger raises the server's own disk_full error.
 . "$top_srcdir/tests/shell/lib.sh"
@@ -277,6 +279,116 @@ EOF
             "sqlite: run $q: in the error that decides the exit status"
         [ -z "$q" ] || expect_match "$(wc -l <"$SCRATCH/slow.err")" '^1$' "sqlite: run -q: that line alone"
     done
+    umount "$MNT"
+    # ---- an end that neither commits nor can be marked ----
+    # the disk fills from outside while the step runs and nothing is left
+    # to reuse: the end and the smaller "not recorded" mark both fail; the
+    # end goes into the preallocated note, and the next command's recovery
+    # ends the row FAILED "not recorded" instead of calling it crashed
+    mount -t tmpfs -o size=2m,mode=0700 tmpfs "$MNT"
+    NOTECONF=$SCRATCH/note.conf
+    NOTE=$MNT/state/unrecorded.note
+    noted() { grep -a -o NDFUNR1 "$NOTE" | wc -l | tr -d ' '; } # entries (by their magic)
+    cat >"$NOTECONF" <<EOF
+storage: { path = "$MNT/state"; };
+patterns = (
+    { name = "nop"; type = "sequential"; params = { steps = ( { name = "n"; step = "noop"; } ); }; },
+    { name = "wait"; type = "sequential";
+      params = { steps = ( { name = "s"; step = "exec"; params = { shell = true;
+          command = "echo > $SCRATCH/note.started; while [ ! -f $SCRATCH/note.go ]; do sleep 0.05; done; echo done"; }; } ); }; },
+    { name = "wait2"; type = "sequential";
+      params = { steps = ( { name = "s"; step = "exec"; params = { shell = true;
+          command = "echo > $SCRATCH/note2.started; while [ ! -f $SCRATCH/note2.go ]; do sleep 0.05; done"; }; } ); }; }
+);
+EOF
+    expect_exit 0 "sqlite note: the store on a small tmpfs" -- "$NDF" -c "$NOTECONF" run nop
+    expect_match "$(stat -c '%a %s' "$NOTE" 2>&1)" '^600 32768$' \
+        "sqlite note: preallocated beside the database, owner only"
+    "$NDF" -c "$NOTECONF" run wait >/dev/null 2>"$SCRATCH/note.err" &
+    npid=$!
+    for w in $(seq 1 250); do [ -f "$SCRATCH/note.started" ] && break; sleep 0.02; done
+    dd if=/dev/zero of="$MNT/fill" bs=4k 2>/dev/null
+    for i in $(seq 1 "${NDF_TEST_FULL_RUNS:-30}"); do
+        "$NDF" -c "$NOTECONF" run nop >/dev/null 2>&1 || break
+    done
+    : >"$SCRATCH/note.go"
+    wait "$npid"
+    expect_match "$?" '^8$' "sqlite note: end and mark fail: exit 8"
+    expect_match "$(grep -c 'not recorded' "$SCRATCH/note.err")" '^1$' "sqlite note: one 'not recorded' line"
+    nid=$(sed -n 's/.*(execution \([^)]*\)).*/\1/p' "$SCRATCH/note.err" | head -n 1)
+    # the row could not be marked: without the note it stays RUNNING and
+    # the next command calls it crashed
+    expect_match "$(grep -a -c "${nid:-none}" "$NOTE")" '^1$' "sqlite note: the mark failed too, the end is in the note"
+    rm -f "$MNT/fill"
+    expect_exit 0 "sqlite note: the next command" -- "$NDF" -c "$NOTECONF" runs wait --json
+    case $err in *crash*) not_ok "sqlite note: recovery calls it crashed: $err" ;;
+    *) ok "sqlite note: no crashed warning" ;; esac
+    expect_exit 0 "sqlite note: status of it" -- "$NDF" -c "$NOTECONF" status "${nid:-none}"
+    expect_match "$out" "^execution $nid: FAILED" "sqlite note: it is FAILED"
+    expect_match "$out" 'not recorded: .*disk is full \(the execution had ended SUCCEEDED\)' \
+        "sqlite note: saying its end was not recorded, why, and how it had ended"
+    expect_match "$(grep -a -c "${nid:-none}" "$NOTE")" '^0$' "sqlite note: its slot is freed once the row is written"
+    # a slot whose row was written (a recovery that died before it freed
+    # it) is freed by the next recovery once its process is gone; one of a
+    # live process is kept
+    deadpid=$(sh -c 'echo $$')
+    python3 - "$NOTE" "$deadpid" $$ <<'EOF'
+import struct, sys
+def slot(pid, eid):
+    boot = open('/proc/sys/kernel/random/boot_id').read().strip().encode()
+    b = b'NDFUNR1\0' + struct.pack('<qdd', pid, 1.0, 0.5) + b'SUCCEEDED'.ljust(16, b'\0') \
+        + eid.encode().ljust(64, b'\0') + boot.ljust(64, b'\0') + b'full'.ljust(328, b'\0')
+    h = 1469598103934665603
+    for c in b:
+        h = ((h ^ c) * 1099511628211) & 0xffffffffffffffff
+    return b + struct.pack('<Q', h)
+with open(sys.argv[1], 'r+b') as f:
+    f.seek(5 * 512); f.write(slot(int(sys.argv[2]), 'gone-1'))
+    f.seek(6 * 512); f.write(slot(int(sys.argv[3]), 'live-1'))
+EOF
+    expect_exit 0 "sqlite note: a command after a stale slot" -- "$NDF" -c "$NOTECONF" run nop
+    expect_match "$(grep -a -c gone-1 "$NOTE")" '^0$' "sqlite note: the stale slot of a dead process is freed"
+    expect_match "$(grep -a -c live-1 "$NOTE")" '^1$' "sqlite note: a live process's slot is kept"
+    dd if=/dev/zero of="$NOTE" bs=512 seek=6 count=1 conv=notrunc 2>/dev/null
+    # the process that noted an end survives it: when it closes the store
+    # (the disk has room again) it writes the mark itself and frees the slot
+    rm -f "$SCRATCH/note.started" "$SCRATCH/note.go"
+    printf '{"pattern":"wait"}\n{"pattern":"wait2"}\n' >"$SCRATCH/note.jsonl"
+    "$NDF" -c "$NOTECONF" batch "$SCRATCH/note.jsonl" >"$SCRATCH/note.out" 2>"$SCRATCH/note.err" &
+    npid=$!
+    for w in $(seq 1 250); do [ -f "$SCRATCH/note.started" ] && break; sleep 0.02; done
+    dd if=/dev/zero of="$MNT/fill" bs=4k 2>/dev/null
+    for i in $(seq 1 "${NDF_TEST_FULL_RUNS:-30}"); do
+        "$NDF" -c "$NOTECONF" run nop >/dev/null 2>&1 || break
+    done
+    : >"$SCRATCH/note.go"
+    for w in $(seq 1 250); do [ "$(noted)" = 1 ] && break; sleep 0.02; done
+    expect_match "$(noted)" '^1$' "sqlite note: batch: the first item's end is in the note"
+    rm -f "$MNT/fill"
+    for w in $(seq 1 250); do [ -f "$SCRATCH/note2.started" ] && break; sleep 0.02; done
+    : >"$SCRATCH/note2.go"
+    wait "$npid"
+    expect_match "$?" '^8$' "sqlite note: batch: exit 8"
+    expect_match "$(noted)" '^0$' "sqlite note: batch: its close wrote the mark and freed the slot"
+    expect_exit 0 "sqlite note: batch: the next command" -- "$NDF" -c "$NOTECONF" runs wait --json
+    case $err in *crash*) not_ok "sqlite note: batch: recovery calls it crashed: $err" ;;
+    *) ok "sqlite note: batch: no crashed warning" ;; esac
+    expect_match "$out" '^\[\{"id":"[^"]*","pattern":"wait","status":"FAILED".*"message":"not recorded: [^"]*disk is full \(the execution had ended SUCCEEDED\)"' \
+        "sqlite note: batch: the item is FAILED, not recorded"
+    # a hostile note is refused with a warning, never trusted
+    rm -f "$NOTE"
+    ln -s "$SCRATCH/elsewhere" "$NOTE"
+    expect_exit 0 "sqlite note: a symlink in its place" -- "$NDF" -c "$NOTECONF" run nop
+    expect_match "$err" "unrecorded.note: cannot open" "sqlite note: the symlink is refused"
+    [ ! -e "$SCRATCH/elsewhere" ] && ok "sqlite note: nothing created through it" ||
+        not_ok "sqlite note: a file was created through the symlink"
+    rm -f "$NOTE"
+    head -c 1000 /dev/zero >"$NOTE"
+    expect_exit 0 "sqlite note: the wrong size" -- "$NDF" -c "$NOTECONF" run nop
+    expect_match "$err" "unrecorded.note: ignored: 1000 bytes" "sqlite note: the wrong size is refused"
+    head -c 32768 /dev/urandom >"$NOTE"
+    expect_exit 0 "sqlite note: garbage" -- "$NDF" -c "$NOTECONF" run nop
+    expect_match "$err" "unrecorded.note: 64 unreadable slot" "sqlite note: garbage is said and ignored"
     umount "$MNT"
 else
     echo "# SKIP sqlite full store: mounting a tmpfs needs root"
