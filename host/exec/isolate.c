@@ -633,11 +633,11 @@ static void *escapees_main(void *arg)
     return NULL;
 }
 
-/* After worker `w` was killed and reaped: what its steps left running
- * outside its process group (setsid), found by its token, is killed too;
- * those reparented to this process are reaped.  That takes a scan of
- * /proc, so it runs beside the caller, which goes on at once (the failed
- * step's answer, and the next call on a spare, need not wait for it). */
+/* After idle worker `w` was killed and reaped: what its steps left
+ * running outside its process group (setsid), found by its token, is
+ * killed too; those reparented to this process are reaped.  No call is
+ * waiting on it, so it runs beside the caller (a worker killed during a
+ * call is hunted at once: worker_escapees_now). */
 static void worker_escapees(const iworker *w)
 {
     if (!w->token[0])
@@ -678,9 +678,35 @@ static void escapees_wait_at_exit(void)
     atexit(isolate_at_exit);
 }
 
+/* Kills what worker `w` (killed and reaped) had its current call's steps
+ * start, before the call is answered: the step's processes carry a token
+ * below the worker's (process.c) and, the worker gone, are reparented to
+ * this process, a child subreaper.  They are killed until none is left
+ * and reaped, so no step of a killed worker runs on beside its failed
+ * node, or a second copy of it, or past ndf's exit.  Bounded (a process
+ * in uninterruptible sleep): what is left then goes to the hunt beside. */
+static void worker_escapees_now(const iworker *w)
+{
+    if (!w->token[0])
+        return;
+    double until = now_mono() + 2.0;
+    int left = 1;
+    while (left && now_mono() < until) {
+        left = process_kill_token_below(w->token) > 0;
+        if (left) {
+            struct timespec ts = {0, 2000000};
+            nanosleep(&ts, NULL);
+        }
+        process_reap_orphans();
+    }
+    if (left)
+        worker_escapees(w);
+}
+
 /* Kills the worker's process group, waits for it, frees it, and kills
- * what its steps left running (worker_escapees). */
-static void worker_kill(iworker *w)
+ * what its steps left running: at once for a worker killed during a call
+ * (`busy`), beside the caller for an idle one (worker_escapees). */
+static void worker_kill_as(iworker *w, int busy)
 {
     if (!w)
         return;
@@ -692,9 +718,17 @@ static void worker_kill(iworker *w)
     while (waitpid(w->pid, &st, 0) < 0 && errno == EINTR)
         ;
     scanner_reaped(w->pid);
-    worker_escapees(w);
+    if (busy)
+        worker_escapees_now(w);
+    else
+        worker_escapees(w);
     free(w->in.buf);
     free(w);
+}
+
+static void worker_kill(iworker *w)
+{
+    worker_kill_as(w, 0);
 }
 
 /* The worker's exit status when a step closed the worker's end of its
@@ -750,7 +784,7 @@ static void worker_reap(iworker *w, strbuf *sb)
     while ((r = waitpid(w->pid, &st, 0)) < 0 && errno == EINTR)
         ;
     scanner_reaped(w->pid);
-    worker_escapees(w);
+    worker_escapees_now(w);
     if (!done)
         /* Its end of the socket closed while it lived on: only a step
          * closing descriptors it does not own does that. */
@@ -1313,6 +1347,11 @@ int isolate_run(ndf_exec *node, const isolate_call *c)
     int sent;
     send_run(w, node, c, &sent);
     double grace = node->rec->kill_grace > 0 ? node->rec->kill_grace : 2.0;
+    /* The worker stops its step's processes itself at the deadline plus
+     * kill_grace (SIGKILL to their groups) and answers: the host kills the
+     * worker a moment later, so that normal path is not raced.  What a
+     * killed worker's step left is then hunted down (worker_kill_as). */
+    double margin = grace / 4 < 0.1 ? 0.1 : grace / 4 > 0.5 ? 0.5 : grace / 4;
     double stop_at = 0;
     int stop_rc = 0, rc = NDF_OK, recycle = 0, lost = !sent;
     while (!lost) {
@@ -1326,9 +1365,9 @@ int isolate_run(ndf_exec *node, const isolate_call *c)
             if (s == NDF_ERR_CANCELLED)
                 sigqueue(w->pid, SIGUSR1, (union sigval){.sival_int = w->calls});
         }
-        if (stop_rc && now >= stop_at + grace) {
+        if (stop_rc && now >= stop_at + grace + margin) {
             pid_t pid = w->pid;
-            worker_kill(w);
+            worker_kill_as(w, 1);
             w = NULL;
             rc = err_set(stop_rc,
                          "step '%s' of plugin '%s' did not return %.3g s after its %s: its "
@@ -1340,7 +1379,7 @@ int isolate_run(ndf_exec *node, const isolate_call *c)
         }
         /* Cancellation from another thread is noticed within 50 ms. */
         double dl = atomic_load(&node->deadline);
-        double until = stop_rc ? stop_at + grace : now + 0.05;
+        double until = stop_rc ? stop_at + grace + margin : now + 0.05;
         if (!stop_rc && isfinite(dl) && dl < until)
             until = dl;
         const char *body;
@@ -1425,7 +1464,7 @@ int isolate_run(ndf_exec *node, const isolate_call *c)
     }
     if (recycle) {
         char *saved = xstrdup(err_msg());
-        worker_kill(w);
+        worker_kill_as(w, 1);
         worker_replace(k, program);
         err_set(rc, "%s", saved);
         free(saved);
@@ -2048,9 +2087,10 @@ int isolate_worker_main(int argc, char **argv, const ndf_host *table)
     }
     /* What a step forks is this worker's to stop: orphans are reparented
      * here (a child subreaper) and killed at the end of the call; every
-     * one carries the worker's NDF_STEP token (the host put it in its
-     * environment), so the host finds those left behind when the worker
-     * itself is killed (setsid'd ones too). */
+     * one carries the worker's NDF_STEP token, or one below it (the host
+     * put it in its environment; an exec step's processes get "TOKEN/..."),
+     * so the host finds those left behind when the worker itself is killed
+     * (setsid'd ones too). */
     prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
     wk_usage_open();
     log_set_level(atoi(argv[5]));

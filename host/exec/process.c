@@ -372,6 +372,17 @@ static void children_scan(pidlist *out)
     closedir(d);
 }
 
+/* NDF_STEP as this process was started with, read once (a step's token
+ * is made while other threads may be reading the environment). */
+static char *outer_token;
+
+static void outer_token_read(void)
+{
+    const char *t = getenv("NDF_STEP");
+    if (t && *t)
+        outer_token = xstrdup(t);
+}
+
 /* Whether process `pid` carries NDF_STEP=`token` in its environment
  * (read from /proc, the first MiB at most: a zombie's is empty). */
 static int has_token(pid_t pid, const char *token)
@@ -388,12 +399,18 @@ static int has_token(pid_t pid, const char *token)
     while (sb.len < (1u << 20) && (n = read(fd, buf, sizeof buf)) > 0)
         sb_add(&sb, buf, (size_t)n);
     close(fd);
-    char want[96];
-    snprintf(want, sizeof want, "NDF_STEP=%s", token);
+    char want[PROCESS_TOKEN_MAX + 16];
+    int wn = snprintf(want, sizeof want, "NDF_STEP=%s", token);
     int found = 0;
+    if (wn < 0 || (size_t)wn >= sizeof want)
+        sb.len = 0;
     sb_add(&sb, "", 1); /* the last entry ends even when cut */
+    /* A token names the tokens below it as well ("T/..."): the processes
+     * a step started inside a step worker (or a nested ndf) carry the
+     * worker's token followed by their own. */
     for (size_t i = 0; i < sb.len && !found; i += strlen(sb.buf + i) + 1)
-        found = strcmp(sb.buf + i, want) == 0;
+        found = strncmp(sb.buf + i, want, (size_t)wn) == 0 &&
+                (sb.buf[i + (size_t)wn] == 0 || sb.buf[i + (size_t)wn] == '/');
     sb_free(&sb);
     return found;
 }
@@ -567,7 +584,7 @@ typedef struct child {
     cgroup *cg;      /* the step's cgroup, or NULL (see cgroup.h) */
     int cg_cpu;      /* 1: cg_user/cg_sys are the cgroup's use over the step */
     double cg_user, cg_sys;
-    char token[48];  /* NDF_STEP of its processes: "hostpid.n" */
+    char token[PROCESS_TOKEN_MAX]; /* NDF_STEP of its processes: "hostpid.n" */
     int capture;  /* NDF_SPAWN_CAPTURE_STDOUT: stdout into `cap` */
     int overflow; /* it wrote more than `limit` to a captured stdout */
     strbuf cap;
@@ -595,7 +612,17 @@ static void child_init(child *c, ndf_exec *node, const ndf_spawn *opts)
     c->phase = CHILD_RUNNING;
     c->kill_at = c->give_up = INFINITY;
     static _Atomic unsigned long seq;
-    snprintf(c->token, sizeof c->token, "%ld.%lu", (long)getpid(), atomic_fetch_add(&seq, 1) + 1);
+    unsigned long n = atomic_fetch_add(&seq, 1) + 1;
+    /* Under a token of its own (a step worker's, or an ndf started by a
+     * step), below it: whoever hunts by the outer token finds these too. */
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, outer_token_read);
+    const char *outer = outer_token;
+    int w = -1;
+    if (outer && *outer)
+        w = snprintf(c->token, sizeof c->token, "%s/%ld.%lu", outer, (long)getpid(), n);
+    if (w < 0 || (size_t)w >= sizeof c->token)
+        snprintf(c->token, sizeof c->token, "%ld.%lu", (long)getpid(), n);
 }
 
 /* What posix_spawn does for the child: stdin from `in_r` (or /dev/null when

@@ -33,8 +33,12 @@ int process_run(ndf_exec *node, const ndf_spawn *opts, ndf_spawn_result *result)
  * process may call it from its housekeeping too.  Any thread. */
 void process_reap_orphans(void);
 
+/* The room for an NDF_STEP token, terminator included. */
+#define PROCESS_TOKEN_MAX 128
+
 /* SIGKILLs every process of this user (effective uid) but this one whose
- * environment carries NDF_STEP=`token`, wherever it is in the process
+ * environment carries NDF_STEP=`token` (or a token below it, "`token`/..."),
+ * wherever it is in the process
  * tree (setsid'd ones too): how the host stops what an isolated step's
  * worker left running once the worker is gone.  Returns how many were
  * signalled; the caller reaps (process_reap_orphans) those that were

@@ -11,7 +11,12 @@
 # Results, metrics, log lines, output and ${steps.NAME.result} cross from
 # the worker to the host; plugins.trust puts a plugin back in process.
 #
+# A killed or lost worker takes every process its call's step started
+# with it, before the step's node is finished and before ndf exits.
+#
 # NDF_ISOLATION_LEAKS=N: calls of the 100 MB leak under serve (default 6).
+# NDF_ISOLATION_TREE_N=N: rounds of each way of ending an isolated exec
+# step's process tree (default 2).
 . "$top_srcdir/tests/shell/lib.sh"
 S=$SCRATCH
 FIX=${NDF_FIXTURE_DIR:?run through make check}
@@ -335,6 +340,96 @@ while [ -n "$(leftovers)" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
 l=$(leftovers)
 if [ -z "$l" ]; then ok "ndf killed: recovery killed its worker"; else not_ok "ndf killed: workers left: $l"; kill -KILL $l; fi
 rm -f "$S/hang.pid"
+
+# ---- a killed worker's step leaves no process behind ----
+# An exec step in a worker: a shell that ignores SIGTERM (or not), its
+# child sleep and a setsid'd sleep, their pids written down.  The run
+# ends by its timeout (the worker stops the step at the deadline plus
+# kill_grace and the host kills the worker just after), by SIGTERM to
+# `ndf run` (cancellation), or by the worker being SIGKILLed mid-call (the
+# host alone must then find the step's processes, re-parented to it).
+# After each, none of them is alive: not beside the failed node, not past
+# ndf's exit.
+TREE_N=${NDF_ISOLATION_TREE_N:-2}
+TC=$S/tree.conf
+TP=$S/tree.pids
+cat >"$TC" <<EOF
+executor: { threads = 2; kill_grace = 0.5; };
+storage: { path = "$S/tree_state"; };
+patterns = (
+  { name = "stubborn"; type = "sequential"; params = { steps = ( { name = "s"; step = "exec"; isolation = "process";
+      params = { shell = true; command = "trap '' TERM INT; echo \$\$\$\$ >> $TP; sleep 20 & echo \$\$! >> $TP; setsid sleep 20 & echo \$\$! >> $TP; wait"; }; } ); }; },
+  { name = "polite"; type = "sequential"; params = { steps = ( { name = "s"; step = "exec"; isolation = "process";
+      params = { shell = true; command = "echo \$\$\$\$ >> $TP; sleep 20 & echo \$\$! >> $TP; setsid sleep 20 & echo \$\$! >> $TP; wait"; }; } ); }; }
+);
+EOF
+# tree_alive: the pids of $TP still running as the step's sh or sleep.
+tree_alive() {
+    for p in $(cat "$TP" 2>/dev/null); do
+        [ -r "/proc/$p/status" ] || continue
+        [ "$(awk '/^State:/{print $2}' "/proc/$p/status" 2>/dev/null)" = Z ] && continue
+        case $(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null) in
+        sleep\ 20* | sh\ *) printf '%s ' "$p" ;;
+        esac
+    done
+}
+# tree_wait: until the step wrote its three pids (5 s at most).
+tree_wait() {
+    i=0
+    while [ "$(cat "$TP" 2>/dev/null | wc -l)" -lt 3 ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+}
+tree_check() { # WHAT
+    n=$(cat "$TP" 2>/dev/null | wc -l)
+    if [ "$n" -lt 3 ]; then
+        not_ok "$1: the step did not start its processes ($n pids)"
+        return
+    fi
+    a=$(tree_alive)
+    if [ -z "$a" ]; then
+        ok "$1: none of the step's processes is left"
+    else
+        not_ok "$1: the step's processes outlived it: $a"
+        kill -KILL $a 2>/dev/null
+    fi
+    l=$(leftovers)
+    [ -z "$l" ] && ok "$1: no worker left" || not_ok "$1: workers left: $l"
+}
+r=0
+while [ $r -lt "$TREE_N" ]; do
+    r=$((r + 1))
+    for pt in stubborn polite; do
+        rm -f "$TP"
+        expect_exit 5 "$pt round $r: timed out (exit 5)" -- env NDF_CONFIG="$TC" "$NDF" run "$pt" --timeout 1
+        tree_check "$pt round $r, timeout"
+
+        rm -f "$TP"
+        env --default-signal=INT,HUP,TERM NDF_CONFIG="$TC" "$NDF" run "$pt" >"$S/tree.out" 2>&1 &
+        RP=$!
+        tree_wait
+        kill -TERM $RP
+        wait $RP
+        rc=$?
+        expect_match "$(cat "$S/tree.out")" "step s: CANCELLED" "$pt round $r: SIGTERM cancels the run (exit $rc)"
+        tree_check "$pt round $r, SIGTERM to ndf run"
+
+        rm -f "$TP"
+        env NDF_CONFIG="$TC" "$NDF" run "$pt" >"$S/tree.out" 2>&1 &
+        RP=$!
+        tree_wait
+        wk=$(awk '/^PPid:/{print $2}' "/proc/$(head -1 "$TP")/status" 2>/dev/null)
+        case " $(leftovers) " in
+        *" $wk "*) kill -KILL "$wk" ;;
+        *) not_ok "$pt round $r: the step's shell ($(head -1 "$TP")) is not a worker's child ($wk)" ;;
+        esac
+        wait $RP
+        rc=$?
+        [ $rc -eq 1 ] && ok "$pt round $r: a killed worker fails the run (exit 1)" ||
+            not_ok "$pt round $r: a killed worker: exit $rc, wanted 1"
+        expect_match "$(cat "$S/tree.out")" "its isolated worker \\(pid $wk\\) was killed by signal 9 \\(SIGKILL\\)" \
+            "$pt round $r: the killed worker is named"
+        tree_check "$pt round $r, worker killed"
+    done
+done
 
 # ---- ndf serve, with a healthy client throughout ----
 "$NDF" serve 2>"$S/serve.log" &
