@@ -134,6 +134,15 @@ expect_match "$out" '"ok":false.*timeout.* must be from 0 to 1000000000 seconds'
 expect_exit 0 "a request whose context holds \\u0000" -- \
     "$NDF" -c "$SCRATCH/lite.conf" ctl --socket "$SCRATCH/lite.sock" send <"$SCRATCH/req2"
 expect_match "$out" '"ok":false.*u0000 \(NUL\)' "is refused by the protocol"
+# a member the verb does not take is refused, not ignored (drain's
+# options go in "args")
+for v in 1e300 '"abc"' 5; do
+    printf '{"cmd":"drain","timeout":%s}\n' "$v" >"$SCRATCH/req3"
+    expect_exit 0 "a drain request with a \"timeout\" member of $v" -- \
+        "$NDF" -c "$SCRATCH/lite.conf" ctl --socket "$SCRATCH/lite.sock" send <"$SCRATCH/req3"
+    expect_match "$out" '"ok":false,"error":"bad request: \\"drain\\" takes no member \\"timeout\\"' \
+        "is refused by the protocol"
+done
 expect_exit 2 "drain --timeout 1e300" -- \
     "$NDF" -c "$SCRATCH/lite.conf" ctl --socket "$SCRATCH/lite.sock" drain --timeout 1e300
 expect_exit 2 "ctl submit on an SQLite store" -- \
@@ -358,6 +367,17 @@ expect_match "$(pg_sql ndfq "SELECT count(*) FROM executions WHERE parent_id IS 
     '^0$' "every execution a worker ran has origin queue"
 expect_match "$(pg_sql ndfq "SELECT count(*) FROM queue q JOIN executions e ON e.id = q.exec_id WHERE q.attempts > 1 AND e.redrive_of IS NOT NULL AND e.origin = 'queue'")" \
     '^[1-9]' "a takeover too, with redrive_of"
+# what a takeover ended reads as crash recovery has it: its duration is how
+# long it was seen running (end - start), its running steps FAILED
+LOST="status = 'CRASHED' AND message LIKE 'crashed: its worker lost the lease%'"
+expect_match "$(pg_sql ndfq "SELECT count(*) FROM executions WHERE $LOST AND end_time > start_time")" \
+    '^[1-9]' "a takeover ended the executions it took over as CRASHED"
+expect_match "$(pg_sql ndfq "SELECT count(*) FROM executions WHERE $LOST AND (duration IS NULL OR end_time IS NULL OR abs(duration - (end_time - start_time)) > 0.001)")" \
+    '^0$' "with their duration end - start"
+expect_match "$(pg_sql ndfq "SELECT count(*) FROM nodes n JOIN executions e ON e.seq = n.exec_seq WHERE e.status = 'CRASHED' AND n.state = 'RUNNING'")" \
+    '^0$' "and no step of them left RUNNING"
+expect_match "$(pg_sql ndfq "SELECT count(*) FROM nodes n JOIN executions e ON e.seq = n.exec_seq WHERE e.status = 'CRASHED' AND e.message LIKE 'crashed: its worker lost the lease%' AND n.state = 'FAILED' AND n.message = 'interrupted: its worker lost the lease' AND n.end_time <= e.end_time")" \
+    '^[1-9]' "but FAILED, ending by the execution's end"
 expect_exit 0 "runs --origin queue" -- ndf runs --origin queue --limit 1000 --json
 expect_match "$(printf '%s' "$out" | grep -o '"origin":"queue"' | wc -l)" \
     "^$(pg_sql ndfq "SELECT count(*) FROM executions WHERE parent_id IS NULL")\$" "lists them all"
