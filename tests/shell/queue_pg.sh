@@ -149,6 +149,16 @@ expect_exit 2 "ctl submit on an SQLite store" -- \
     "$NDF" -c "$SCRATCH/lite.conf" ctl --socket "$SCRATCH/lite.sock" submit quick
 expect_match "$err" 'storage.backend = "postgresql"' "says the queue needs PostgreSQL"
 expect_exit 2 "delegate --submit on an SQLite store" -- "$NDF" -c "$SCRATCH/lite.conf" delegate --submit
+# an answer that is slow to come: ctl waits on while the server answers a
+# ping (a run longer than the silence), gives up when it does not (stopped)
+expect_exit 0 "ctl run of a run longer than the silence waits for it" -- \
+    env NDF_CTL_SILENCE=0.3 "$NDF" -c "$SCRATCH/lite.conf" ctl --socket "$SCRATCH/lite.sock" run seq3 --attr item=litectl -q
+kill -STOP "$LS"
+expect_exit 5 "ctl list on a stopped server exits 5" -- \
+    env NDF_CTL_SILENCE=0.5 "$NDF" -c "$SCRATCH/lite.conf" ctl --socket "$SCRATCH/lite.sock" list
+expect_match "$err" "^ndf: ctl: the server at .*lite.sock has not answered for 0.5s and does not answer a ping: it is stopped or frozen" \
+    "saying the server does not answer"
+kill -CONT "$LS"
 kill -TERM "$LS"
 wait "$LS"
 
