@@ -896,6 +896,25 @@ static int ctl_send(ctl *t, int argc, char **argv)
             off += (size_t)w;
         }
         int broken = off < (size_t)n; /* the server may have answered, then closed */
+        /* the server sends nothing unasked, so `in` holds no answer yet:
+         * a silent one is pinged as ctl_call() does */
+        double silence = ctl_silence();
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+        int k;
+        while ((k = poll(&pfd, 1, (int)ceil(fmin(silence, 3600) * 1000))) <= 0) {
+            if (k < 0 && errno == EINTR)
+                continue;
+            if (k < 0 || !server_answers(t->socket, silence))
+                break;
+        }
+        if (k == 0) {
+            cmd_error(c,
+                      "the server at %s has not answered for %gs and does not answer a ping: "
+                      "it is stopped or frozen\n",
+                      t->socket, silence);
+            rc = EXIT_TIMEOUT;
+            break;
+        }
         ssize_t an = in ? getline(&ans, &acap, in) : -1;
         if (an <= 0) {
             cmd_error(c, "the server closed the connection\n");

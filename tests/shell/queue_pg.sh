@@ -156,8 +156,12 @@ expect_exit 0 "ctl run of a run longer than the silence waits for it" -- \
 kill -STOP "$LS"
 expect_exit 5 "ctl list on a stopped server exits 5" -- \
     env NDF_CTL_SILENCE=0.5 "$NDF" -c "$SCRATCH/lite.conf" ctl --socket "$SCRATCH/lite.sock" list
-expect_match "$err" "^ndf: ctl: the server at .*lite.sock has not answered for 0.5s and does not answer a ping: it is stopped or frozen" \
+expect_match "$err" "^ndf: ctl: list: the server at .*lite.sock has not answered for 0.5s and does not answer a ping: it is stopped or frozen" \
     "saying the server does not answer"
+expect_exit 5 "ctl send to a stopped server exits 5" -- \
+    env NDF_CTL_SILENCE=0.5 "$NDF" -c "$SCRATCH/lite.conf" ctl --socket "$SCRATCH/lite.sock" send <"$SCRATCH/req3"
+expect_match "$err" "^ndf: ctl: send: the server at .*lite.sock has not answered for 0.5s and does not answer a ping" \
+    "the same way"
 kill -CONT "$LS"
 kill -TERM "$LS"
 wait "$LS"
