@@ -88,9 +88,28 @@ START_TEST(test_missing_and_extra)
     expect_refused("{\"cmd\":\"run\"}", "\"pattern\" (a string) is required");
     expect_refused("{\"cmd\":\"cancel\"}", "\"id\" (a string) is required");
     expect_refused("{\"cmd\":\"rollback\",\"level\":\"phase\"}", "\"id\" (a string) is required");
-    /* null is absent; other members are ignored; keys are case-sensitive */
+    /* a member the verb does not take is refused, not ignored: a drain
+     * whose "timeout" was dropped would drain for good */
+    expect_refused("{\"cmd\":\"run\",\"pattern\":\"p\",\"x\":[1]}", "\"run\" takes no member \"x\"");
+    expect_refused("{\"cmd\":\"run\",\"pattern\":\"p\",\"Force\":true}",
+                   "\"run\" takes no member \"Force\"");
+    expect_refused("{\"cmd\":\"drain\",\"timeout\":1e300}", "\"drain\" takes no member \"timeout\"");
+    expect_refused("{\"cmd\":\"drain\",\"timeout\":\"abc\"}", "\"drain\" takes no member \"timeout\"");
+    expect_refused("{\"cmd\":\"drain\",\"args\":[],\"timeout\":null}", "takes no member \"timeout\"");
+    expect_refused("{\"cmd\":\"ping\",\"id\":\"x\"}", "\"ping\" takes no member \"id\"");
+    expect_refused("{\"cmd\":\"status\",\"timeout\":1}", "\"status\" takes no member \"timeout\"");
+    expect_refused("{\"cmd\":\"cancel\",\"id\":\"x\",\"level\":\"phase\"}", "takes no member \"level\"");
+    expect_refused("{\"cmd\":\"wait\",\"id\":\"x\",\"force\":true}", "takes no member \"force\"");
+    expect_refused("{\"cmd\":\"delegate\",\"pattern\":\"p\"}", "takes no member \"pattern\"");
+    expect_refused("{\"cmd\":\"rollback\",\"id\":\"x\",\"timeout\":1}", "takes no member \"timeout\"");
+    expect_refused("{\"cmd\":\"list\",\"pattern\":\"p\"}", "\"list\" takes no member \"pattern\"");
+    /* given twice: which one counts would be the parser's accident */
+    expect_refused("{\"cmd\":\"run\",\"pattern\":\"p\",\"pattern\":\"q\"}", "\"pattern\" is given twice");
+    expect_refused("{\"cmd\":\"run\",\"cmd\":\"ping\",\"pattern\":\"p\"}", "\"cmd\" is given twice");
+    /* null is absent; keys are case-sensitive; every member of a verb passes */
     request rq;
-    const char *l = "{\"cmd\":\"run\",\"pattern\":\"p\",\"timeout\":null,\"x\":[1],\"Force\":true}";
+    const char *l = "{\"cmd\":\"run\",\"pattern\":\"p\",\"timeout\":null,\"force\":null,\"async\":false,"
+                    "\"context\":null,\"fallback\":null}";
     ck_assert_ptr_null(parse(l, strlen(l), &rq));
     ck_assert_int_eq(rq.kind, REQ_RUN);
     ck_assert_str_eq(rq.pattern, "p");
@@ -103,6 +122,21 @@ START_TEST(test_missing_and_extra)
     ck_assert_int_eq(rq.kind, REQ_STATUS);
     ck_assert_ptr_null(rq.id);
     request_free(&rq);
+    static const char *const whole[] = {
+        "{\"cmd\":\"delegate\",\"context\":{},\"timeout\":1,\"policy\":\"greedy\",\"explain\":true,"
+        "\"seed\":1,\"max_fallbacks\":2}",
+        "{\"cmd\":\"rollback\",\"id\":\"x\",\"level\":\"phase\",\"target\":\"t\"}",
+        "{\"cmd\":\"wait\",\"id\":\"x\",\"timeout\":0}",
+        "{\"cmd\":\"cancel\",\"id\":\"x\"}",
+        "{\"cmd\":\"similar\",\"args\":[],\"context\":{}}",
+        "{\"cmd\":\"drain\",\"args\":[\"--timeout\",\"5\"]}",
+        "{\"cmd\":\"ping\"}"};
+    for (size_t i = 0; i < sizeof whole / sizeof *whole; i++) {
+        char *e = parse(whole[i], strlen(whole[i]), &rq);
+        ck_assert_msg(e == NULL, "%s: %s", whole[i], e ? e : "");
+        request_free(&rq);
+    }
+    expect_refused("{\"cmd\":\"reload\",\"cmd\":null}", "\"cmd\" is given twice");
 }
 END_TEST
 

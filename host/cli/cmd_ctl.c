@@ -100,8 +100,59 @@ static void send_all(int fd, const char *p, size_t len)
     }
 }
 
+/* How long an answer may be silent before ctl asks the server, on a second
+ * connection, whether it is there: a run or a drain may take long by
+ * design, a stopped server never answers.  NDF_CTL_SILENCE (seconds)
+ * overrides it. */
+#define CTL_SILENCE 10.0
+
+static double ctl_silence(void)
+{
+    const char *e = getenv("NDF_CTL_SILENCE");
+    double v;
+    if (e && parse_seconds(e, &v) == 0 && v > 0)
+        return v;
+    return CTL_SILENCE;
+}
+
+/* 1 when the server at `path` answers a ping within `within` seconds. */
+static int server_answers(const char *path, double within)
+{
+    int fd = transport_connect(path);
+    if (fd < 0)
+        return 0;
+    static const char ping[] = "{\"cmd\":\"ping\"}\n";
+    send_all(fd, ping, sizeof ping - 1);
+    double until = now_mono() + within;
+    int answered = 0;
+    char buf[4096];
+    for (;;) {
+        double left = until - now_mono();
+        if (left <= 0)
+            break;
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+        int k = poll(&pfd, 1, (int)ceil(fmin(left, 3600) * 1000));
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            continue;
+        ssize_t n = recv(fd, buf, sizeof buf, 0);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        if (memchr(buf, '\n', (size_t)n)) {
+            answered = 1;
+            break;
+        }
+    }
+    close(fd);
+    return answered;
+}
+
 /* Sends `req` and reads one answer line; NULL (after printing why) when
- * the server is not there or the answer is not a JSON object. */
+ * the server is not there, does not answer (exit 5), or the answer is not
+ * a JSON object. */
 static cJSON *ctl_call(ctl *t, cJSON *req, int *rc)
 {
     *rc = EXIT_UNAVAILABLE;
@@ -126,9 +177,22 @@ static cJSON *ctl_call(ctl *t, cJSON *req, int *rc)
     sb_init(&sb);
     char buf[65536];
     double until = t->answer_within > 0 ? now_mono() + t->answer_within : 0;
-    int late = 0;
+    double silence = ctl_silence();
+    int late = 0, frozen = 0;
     for (;;) {
-        if (until > 0) {
+        if (until <= 0) {
+            struct pollfd pfd = {.fd = fd, .events = POLLIN};
+            int k = poll(&pfd, 1, (int)ceil(fmin(silence, 3600) * 1000));
+            if (k < 0 && errno == EINTR)
+                continue;
+            if (k == 0) {
+                /* silent: waiting on is right only while it answers */
+                if (server_answers(t->socket, silence))
+                    continue;
+                frozen = 1;
+                break;
+            }
+        } else {
             double left = until - now_mono();
             struct pollfd pfd = {.fd = fd, .events = POLLIN};
             /* in slices that fit an int of milliseconds */
@@ -152,6 +216,16 @@ static cJSON *ctl_call(ctl *t, cJSON *req, int *rc)
             break;
     }
     close(fd);
+    if (frozen) {
+        cmd_error(t->c,
+                  "the server at %s has not answered for %gs and does not answer a ping: it is "
+                  "stopped or frozen (a SIGSTOP, a stalled host); what it holds is taken over "
+                  "by other workers when its leases expire\n",
+                  t->socket, silence);
+        sb_free(&sb);
+        *rc = EXIT_TIMEOUT;
+        return NULL;
+    }
     if (late) {
         cmd_error(t->c,
                   "the server at %s did not answer within %gs: it is stopped or frozen (a "
@@ -822,6 +896,25 @@ static int ctl_send(ctl *t, int argc, char **argv)
             off += (size_t)w;
         }
         int broken = off < (size_t)n; /* the server may have answered, then closed */
+        /* the server sends nothing unasked, so `in` holds no answer yet:
+         * a silent one is pinged as ctl_call() does */
+        double silence = ctl_silence();
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+        int k;
+        while ((k = poll(&pfd, 1, (int)ceil(fmin(silence, 3600) * 1000))) <= 0) {
+            if (k < 0 && errno == EINTR)
+                continue;
+            if (k < 0 || !server_answers(t->socket, silence))
+                break;
+        }
+        if (k == 0) {
+            cmd_error(c,
+                      "the server at %s has not answered for %gs and does not answer a ping: "
+                      "it is stopped or frozen\n",
+                      t->socket, silence);
+            rc = EXIT_TIMEOUT;
+            break;
+        }
         ssize_t an = in ? getline(&ans, &acap, in) : -1;
         if (an <= 0) {
             cmd_error(c, "the server closed the connection\n");

@@ -197,6 +197,57 @@ static int rollback_level_valid(const char *s)
     return 0;
 }
 
+/* The members each kind takes, "cmd" aside (NULL-terminated). */
+static const char *const *members_of(request_kind k)
+{
+    static const char *const run[] = {"pattern", "context", "timeout", "force",
+                                      "async",   "fallback", NULL};
+    static const char *const delegate[] = {"context", "timeout",       "policy", "explain",
+                                           "seed",    "max_fallbacks", NULL};
+    static const char *const id[] = {"id", NULL};
+    static const char *const rollback[] = {"id", "level", "target", NULL};
+    static const char *const wait[] = {"id", "timeout", NULL};
+    static const char *const command[] = {"args", "context", NULL};
+    static const char *const none[] = {NULL};
+    switch (k) {
+    case REQ_RUN: return run;
+    case REQ_DELEGATE: return delegate;
+    case REQ_STATUS:
+    case REQ_CANCEL: return id;
+    case REQ_ROLLBACK: return rollback;
+    case REQ_WAIT: return wait;
+    case REQ_COMMAND: return command;
+    default: return none;
+    }
+}
+
+/* A member the request's kind does not take, or one given twice, is
+ * refused: ignored, a misplaced option (a "timeout" beside a command's
+ * "args") would run the request without it. */
+static int known_members(const cJSON *j, const request *r, char **error)
+{
+    const char *const *allowed = members_of(r->kind);
+    const cJSON *m;
+    cJSON_ArrayForEach(m, j)
+    {
+        const char *key = m->string ? m->string : "";
+        size_t i = 0;
+        if (strcmp(key, "cmd") != 0)
+            while (allowed[i] && strcmp(allowed[i], key) != 0)
+                i++;
+        if (strcmp(key, "cmd") != 0 && !allowed[i]) {
+            *error = xasprintf("bad request: \"%s\" takes no member \"%.64s\"", r->cmd, key);
+            return -1;
+        }
+        for (const cJSON *o = m->next; o; o = o->next)
+            if (o->string && strcmp(o->string, key) == 0) {
+                *error = xasprintf("bad request: member \"%.64s\" is given twice", key);
+                return -1;
+            }
+    }
+    return 0;
+}
+
 static int parse_members(const cJSON *j, request *r, char **error)
 {
     if (required_string(j, "cmd", &r->cmd, error))
@@ -205,6 +256,8 @@ static int parse_members(const cJSON *j, request *r, char **error)
     for (size_t i = 0; i < ARRAY_SIZE(kinds); i++)
         if (strcmp(r->cmd, kinds[i].name) == 0)
             r->kind = kinds[i].kind;
+    if (known_members(j, r, error))
+        return -1;
     switch (r->kind) {
     case REQ_RUN: return parse_run(j, r, error);
     case REQ_DELEGATE: return parse_delegate(j, r, error);

@@ -54,9 +54,9 @@ typedef struct request {
 
 /* Parses one request line (`len` bytes, its newline excluded).  Returns 0
  * with *req filled (free with request_free()), or -1 with *error set to
- * the message for the client (malloc'd; the caller frees it).  Members
- * other than those of the request's kind are ignored; a member that is
- * null counts as absent. */
+ * the message for the client (malloc'd; the caller frees it).  A member
+ * other than those of the request's kind, or one given twice, is refused;
+ * a member that is null counts as absent. */
 int protocol_parse(const char *text, size_t len, request *req, char **error);
 void request_free(request *req);
 

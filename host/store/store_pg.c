@@ -3175,14 +3175,51 @@ static int pg_q_abandon(store *st, const char *exec_id, const char *id)
 {
     pg_store *s = PG(st);
     pargs p = {0};
+    PGresult *r = NULL;
+    int rc = wbegin(s);
+    if (rc)
+        return rc;
+    /* the row lock first: the statements after it then see the progress a
+     * write that held it committed (read committed takes a new snapshot
+     * per statement) */
     p_text(&p, exec_id);
+    rc = wsql_run(s, "SELECT seq FROM executions WHERE id = $1 AND status = 'RUNNING' FOR UPDATE",
+                  &p, &r, "cannot end the execution of a lost lease");
+    if (rc || PQntuples(r) == 0) {
+        PQclear(r);
+        return wend(s, rc);
+    }
+    long long seq = g_int(r, 0, 0);
+    PQclear(r);
+    /* its end, as crash recovery has it: the last the store heard of it
+     * (heartbeat, newest node start or end) */
+    p_int(&p, seq);
+    rc = wsql_run(s,
+                  "SELECT greatest(e.start_time, e.heartbeat, (SELECT max(greatest(n.start_time,"
+                  " n.end_time)) FROM nodes n WHERE n.exec_seq = e.seq)) FROM executions e"
+                  " WHERE e.seq = $1",
+                  &p, &r, "cannot end the execution of a lost lease");
+    if (rc)
+        return wend(s, rc);
+    double end = PQntuples(r) > 0 && !PQgetisnull(r, 0, 0) ? g_dbl(r, 0, 0) : 0;
+    PQclear(r);
+    p_int(&p, seq);
     p_own(&p, xasprintf("crashed: its worker lost the lease of queued item %s", id));
-    return rcommand(s,
-                    "UPDATE executions e SET status = 'CRASHED', message = $2,"
-                    " end_time = greatest(e.start_time, (SELECT max(greatest(n.start_time,"
-                    " n.end_time)) FROM nodes n WHERE n.exec_seq = e.seq))"
-                    " WHERE e.id = $1 AND e.status = 'RUNNING'",
-                    &p, "cannot end the execution of a lost lease");
+    p_time(&p, end);
+    rc = wsql_run(s,
+                  "UPDATE executions SET status = 'CRASHED', message = $2, end_time = $3,"
+                  " duration = greatest(0, $3 - coalesce(start_time, $3)) WHERE seq = $1",
+                  &p, NULL, "cannot end the execution of a lost lease");
+    if (!rc) {
+        p_int(&p, seq);
+        p_time(&p, end);
+        rc = wsql_run(s,
+                      "UPDATE nodes SET state = 'FAILED', end_time = $2,"
+                      " message = coalesce(message, 'interrupted: its worker lost the lease')"
+                      " WHERE exec_seq = $1 AND state = 'RUNNING'",
+                      &p, NULL, "cannot end the nodes of a lost lease");
+    }
+    return wend(s, rc);
 }
 
 static int pg_q_worker_beat(store *st, const queue_worker *w)

@@ -134,12 +134,35 @@ expect_match "$out" '"ok":false.*timeout.* must be from 0 to 1000000000 seconds'
 expect_exit 0 "a request whose context holds \\u0000" -- \
     "$NDF" -c "$SCRATCH/lite.conf" ctl --socket "$SCRATCH/lite.sock" send <"$SCRATCH/req2"
 expect_match "$out" '"ok":false.*u0000 \(NUL\)' "is refused by the protocol"
+# a member the verb does not take is refused, not ignored (drain's
+# options go in "args")
+for v in 1e300 '"abc"' 5; do
+    printf '{"cmd":"drain","timeout":%s}\n' "$v" >"$SCRATCH/req3"
+    expect_exit 0 "a drain request with a \"timeout\" member of $v" -- \
+        "$NDF" -c "$SCRATCH/lite.conf" ctl --socket "$SCRATCH/lite.sock" send <"$SCRATCH/req3"
+    expect_match "$out" '"ok":false,"error":"bad request: \\"drain\\" takes no member \\"timeout\\"' \
+        "is refused by the protocol"
+done
 expect_exit 2 "drain --timeout 1e300" -- \
     "$NDF" -c "$SCRATCH/lite.conf" ctl --socket "$SCRATCH/lite.sock" drain --timeout 1e300
 expect_exit 2 "ctl submit on an SQLite store" -- \
     "$NDF" -c "$SCRATCH/lite.conf" ctl --socket "$SCRATCH/lite.sock" submit quick
 expect_match "$err" 'storage.backend = "postgresql"' "says the queue needs PostgreSQL"
 expect_exit 2 "delegate --submit on an SQLite store" -- "$NDF" -c "$SCRATCH/lite.conf" delegate --submit
+# an answer that is slow to come: ctl waits on while the server answers a
+# ping (a run longer than the silence), gives up when it does not (stopped)
+expect_exit 0 "ctl run of a run longer than the silence waits for it" -- \
+    env NDF_CTL_SILENCE=0.3 "$NDF" -c "$SCRATCH/lite.conf" ctl --socket "$SCRATCH/lite.sock" run seq3 --attr item=litectl -q
+kill -STOP "$LS"
+expect_exit 5 "ctl list on a stopped server exits 5" -- \
+    env NDF_CTL_SILENCE=0.5 "$NDF" -c "$SCRATCH/lite.conf" ctl --socket "$SCRATCH/lite.sock" list
+expect_match "$err" "^ndf: ctl: list: the server at .*lite.sock has not answered for 0.5s and does not answer a ping: it is stopped or frozen" \
+    "saying the server does not answer"
+expect_exit 5 "ctl send to a stopped server exits 5" -- \
+    env NDF_CTL_SILENCE=0.5 "$NDF" -c "$SCRATCH/lite.conf" ctl --socket "$SCRATCH/lite.sock" send <"$SCRATCH/req3"
+expect_match "$err" "^ndf: ctl: send: the server at .*lite.sock has not answered for 0.5s and does not answer a ping" \
+    "the same way"
+kill -CONT "$LS"
 kill -TERM "$LS"
 wait "$LS"
 
@@ -358,6 +381,17 @@ expect_match "$(pg_sql ndfq "SELECT count(*) FROM executions WHERE parent_id IS 
     '^0$' "every execution a worker ran has origin queue"
 expect_match "$(pg_sql ndfq "SELECT count(*) FROM queue q JOIN executions e ON e.id = q.exec_id WHERE q.attempts > 1 AND e.redrive_of IS NOT NULL AND e.origin = 'queue'")" \
     '^[1-9]' "a takeover too, with redrive_of"
+# what a takeover ended reads as crash recovery has it: its duration is how
+# long it was seen running (end - start), its running steps FAILED
+LOST="status = 'CRASHED' AND message LIKE 'crashed: its worker lost the lease%'"
+expect_match "$(pg_sql ndfq "SELECT count(*) FROM executions WHERE $LOST AND end_time > start_time")" \
+    '^[1-9]' "a takeover ended the executions it took over as CRASHED"
+expect_match "$(pg_sql ndfq "SELECT count(*) FROM executions WHERE $LOST AND (duration IS NULL OR end_time IS NULL OR abs(duration - (end_time - start_time)) > 0.001)")" \
+    '^0$' "with their duration end - start"
+expect_match "$(pg_sql ndfq "SELECT count(*) FROM nodes n JOIN executions e ON e.seq = n.exec_seq WHERE e.status = 'CRASHED' AND n.state = 'RUNNING'")" \
+    '^0$' "and no step of them left RUNNING"
+expect_match "$(pg_sql ndfq "SELECT count(*) FROM nodes n JOIN executions e ON e.seq = n.exec_seq WHERE e.status = 'CRASHED' AND e.message LIKE 'crashed: its worker lost the lease%' AND n.state = 'FAILED' AND n.message = 'interrupted: its worker lost the lease' AND n.end_time <= e.end_time")" \
+    '^[1-9]' "but FAILED, ending by the execution's end"
 expect_exit 0 "runs --origin queue" -- ndf runs --origin queue --limit 1000 --json
 expect_match "$(printf '%s' "$out" | grep -o '"origin":"queue"' | wc -l)" \
     "^$(pg_sql ndfq "SELECT count(*) FROM executions WHERE parent_id IS NULL")\$" "lists them all"
