@@ -385,8 +385,10 @@ static char *open_verdict_dir(const char *configured, int allow_insecure)
         else if (!allow_insecure)
             rc = check_ancestors_of(dir, "the plugin verdict directory");
     }
-    if (rc == NDF_OK)
+    if (rc == NDF_OK) {
+        scanner_sweep_verdicts(dir);
         return dir;
+    }
     static atomic_int warned;
     if (!atomic_exchange(&warned, 1))
         log_msg(NDF_LOG_WARN,
