@@ -117,8 +117,10 @@ static int verdict_read(const char *dir, const char *hash, const struct stat *st
     int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) {
         if (errno == ELOOP)
-            log_msg(NDF_LOG_WARN, "plugin scan verdict %s ignored (a symbolic link); scanning "
-                                  "again", path);
+            log_msg(NDF_LOG_WARN,
+                    "plugin scan verdict %s ignored (a symbolic link); scanning "
+                    "again",
+                    path);
         free(path);
         return 0;
     }
@@ -557,8 +559,9 @@ scan_verdict scanner_scan(const char *file, const char *hash, const struct stat 
     if (msg.len) {
         out->verdict = SCAN_QUARANTINED;
         out->status = NDF_ERR_EXECUTION;
-        sb_printf(&msg, ", so this build (sha256 %.16s) is never loaded: fix the plugin and "
-                        "install a new build, or remove the file",
+        sb_printf(&msg,
+                  ", so this build (sha256 %.16s) is never loaded: fix the plugin and "
+                  "install a new build, or remove the file",
                   hash ? hash : "?");
         out->message = sb_steal(&msg);
     } else if (!ld || strcmp(ld, "1") != 0) {
