@@ -1402,6 +1402,57 @@ START_TEST(lazy_index_is_a_hint)
 }
 END_TEST
 
+/* An entry that leaves out a name its file provides (which could hide a
+ * name another file provides too) or names another plugin is caught when
+ * its file is loaded: every file is loaded then, as an eager scan would. */
+START_TEST(lazy_entry_hiding_a_name)
+{
+    free(copy_fixture("good", plugdir, "good.so"));
+    free(copy_fixture("reload_v1", plugdir, "reload.so"));
+    char *dirs[] = {plugdir};
+    loader *l = new_lazy_loader(0);
+    ck_assert_uint_eq(loader_scan(l, dirs, 1), 2);
+    loader_free(l);
+
+    /* the truth: only good's copy */
+    l = new_lazy_loader(1);
+    ck_assert_uint_eq(loader_scan(l, dirs, 1), 0);
+    ck_assert_ptr_nonnull(loader_find(l, PROVIDED_PATTERN_TYPE, "good_trivial"));
+    ck_assert_uint_eq(count_dir(cachedir), 2);
+    loader_free(l);
+
+    index_edit("\tgood\t,good_trivial,\t,good_echo,", "\tgood\t,good_trivial,\t,");
+    l = new_lazy_loader(1);
+    ck_assert_uint_eq(loader_scan(l, dirs, 1), 0);
+    const provided *p = loader_find(l, PROVIDED_PATTERN_TYPE, "good_trivial");
+    ck_assert_ptr_nonnull(p);
+    ck_assert_str_eq(loader_provided_plugin(p, NULL), "good");
+    ck_assert_uint_eq(count_dir(cachedir), 3); /* both loaded */
+    loader_free(l);
+
+    l = new_lazy_loader(0);
+    loader_scan(l, dirs, 1);
+    loader_free(l);
+    index_edit("\treload\t,reload_seq,", "\treloax\t,reload_seq,");
+    l = new_lazy_loader(1);
+    ck_assert_uint_eq(loader_scan(l, dirs, 1), 0);
+    ck_assert_ptr_nonnull(loader_find(l, PROVIDED_STEP, "reload_step"));
+    ck_assert_uint_eq(count_dir(cachedir), 3);
+    loader_free(l);
+
+    /* an entry listing more than its file provides */
+    l = new_lazy_loader(0);
+    loader_scan(l, dirs, 1);
+    loader_free(l);
+    index_edit("\treload\t,reload_seq,", "\treload\t,reload_seq,nobody_type,");
+    l = new_lazy_loader(1);
+    ck_assert_uint_eq(loader_scan(l, dirs, 1), 0);
+    ck_assert_ptr_nonnull(loader_find(l, PROVIDED_STEP, "reload_step"));
+    ck_assert_uint_eq(count_dir(cachedir), 3);
+    loader_free(l);
+}
+END_TEST
+
 static Suite *loader_suite(void)
 {
     Suite *s = suite_create("loader");
@@ -1474,6 +1525,7 @@ static Suite *loader_suite(void)
     tcase_add_checked_fixture(t, setup, teardown);
     tcase_add_test(t, lazy_loads_what_is_asked);
     tcase_add_test(t, lazy_index_is_a_hint);
+    tcase_add_test(t, lazy_entry_hiding_a_name);
     suite_add_tcase(s, t);
     return s;
 }

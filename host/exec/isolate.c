@@ -1629,6 +1629,26 @@ static void wk_output(void *arg, ndf_exec *node, int stream, const char *buf, si
     }
 }
 
+/* A pattern runs on the host's executor, which a worker does not have
+ * (its record holds the one step node): the step fails, saying how to run
+ * it in the host instead. */
+static int wk_run_pattern(ndf_exec *node, const char *name, double timeout_s)
+{
+    (void)node;
+    (void)timeout_s;
+    plugin_info info;
+    memset(&info, 0, sizeof info);
+    if (wk.ld && loader_count(wk.ld) > 0)
+        loader_plugin(wk.ld, 0, &info);
+    const char *pl = info.name ? info.name : "?";
+    return err_set(NDF_ERR_EXECUTION,
+                   "run_pattern '%s': this step runs isolated in a step worker (its plugin '%s' "
+                   "is not installed with ndf), and a worker cannot run patterns; trust the "
+                   "plugin (plugins.trust = [ \"%s\" ]) or run steps in process "
+                   "(plugins.isolation = \"none\")",
+                   name ? name : "", pl, pl);
+}
+
 /* ${steps.NAME.result} needs the host's record: every expansion is asked
  * of the host, so its result is the one the host would give. */
 static int wk_expand(const ndf_exec *node, const char *tmpl, char **out)
@@ -2109,6 +2129,7 @@ int isolate_worker_main(int argc, char **argv, const ndf_host *table)
     wk_table = *table;
     wk_table.node_log = wk_node_log;
     wk_table.expand = wk_expand;
+    wk_table.run_pattern = wk_run_pattern;
 
     char *dir = NULL;
     char *path = wk_copy(plugin_fd, argv[2], argv[3], &dir);

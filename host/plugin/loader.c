@@ -385,8 +385,10 @@ static char *open_verdict_dir(const char *configured, int allow_insecure)
         else if (!allow_insecure)
             rc = check_ancestors_of(dir, "the plugin verdict directory");
     }
-    if (rc == NDF_OK)
+    if (rc == NDF_OK) {
+        scanner_sweep_verdicts(dir);
         return dir;
+    }
     static atomic_int warned;
     if (!atomic_exchange(&warned, 1))
         log_msg(NDF_LOG_WARN,
@@ -1585,6 +1587,15 @@ static int list_has(const char *list, const char *name)
     return 0;
 }
 
+/* The number of names in ",a,b," ("," holds none). */
+static size_t list_len(const char *list)
+{
+    size_t commas = 0;
+    for (const char *q = list; *q; q++)
+        commas += *q == ',';
+    return commas ? commas - 1 : 0;
+}
+
 /* Adds each name of ",a,b," to `seen` (prefixed by `kind`); 0 when one
  * was there already. */
 static int names_unique(hashmap *seen, char kind, const char *list)
@@ -1684,19 +1695,43 @@ static int lazy_scan(loader *l, char *const *dirs, size_t ndirs)
 }
 
 /* Loads deferred file `d` now.  Caller holds lazy_lock. */
-static void lazy_load(loader *l, deferred *d)
+/* Loads `d`; 0 when the file provides a name its entry left out (or is
+ * another plugin): an entry that hides a name can hide a name provided
+ * twice, which only loading every file finds.  A file never loaded is not
+ * checked: see ndf(1) on what the index is trusted for. */
+static int lazy_load(loader *l, deferred *d)
 {
     if (d->done)
-        return;
+        return 1;
     d->done = 1;
     int dfd;
     struct stat dst;
     char *dir = d->dir;
+    int kept = 1;
     if (open_plugin_dir(dir, &dfd, &dst) == 0) {
+        size_t before = l->nfiles;
         load_at(l, dfd, &dst, dir, d->name, d->path);
         close(dfd);
+        plugin *p = l->nfiles > before ? l->files[l->nfiles - 1] : NULL;
+        if (p && p->loaded) {
+            if (!p->name || strcmp(p->name, d->plugin) != 0)
+                kept = 0;
+            size_t ntypes = 0, nsteps = 0;
+            for (size_t i = 0; kept && i < p->nprov; i++) {
+                int type = p->prov[i]->kind == PROVIDED_PATTERN_TYPE;
+                if (type)
+                    ntypes++;
+                else
+                    nsteps++;
+                kept = list_has(type ? d->types : d->steps, p->prov[i]->name);
+            }
+            /* every name provided is listed; as many as listed: exact */
+            if (kept && (ntypes != list_len(d->types) || nsteps != list_len(d->steps)))
+                kept = 0;
+        }
     }
     atomic_fetch_sub(&l->nleft, 1);
+    return kept;
 }
 
 /* Loads every file still deferred, in scan order. */
@@ -1720,12 +1755,15 @@ static const provided *lazy_find(loader *l, provided_kind kind, const char *name
         if (d->done || !list_has(kind == PROVIDED_PATTERN_TYPE ? d->types : d->steps, name))
             continue;
         plugin_name = d->plugin;
-        lazy_load(l, d);
+        int kept = lazy_load(l, d);
         p = find_loaded(l, kind, name);
+        if (!kept)
+            p = NULL;
         break;
     }
     /* The index promised it and the file did not keep the promise (or was
-     * refused): everything, as an eager scan would have. */
+     * refused, or provides more than its entry said): everything, as an
+     * eager scan would have. */
     if (!p && plugin_name) {
         for (size_t i = 0; i < l->ndefer; i++)
             lazy_load(l, &l->defer[i]);

@@ -4,6 +4,7 @@
  * side is loader_scan_child() (loader.c), which writes the report. */
 #include "build-config.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -78,14 +79,60 @@ static void verdict_key(strbuf *sb, const struct stat *st)
               (unsigned)(st->st_mode & 07777), PACKAGE_VERSION, NDF_ABI_MAJOR, NDF_ABI_MINOR);
 }
 
+/* What a quarantine message ends with when it is shown: built from the
+ * directory in use, never kept in the file (a copied or moved directory
+ * would name the old one). */
+#define DELETE_HINT " (to scan this build again, delete "
+
+static void add_delete_hint(scan_result *r, const char *dir, const char *hash)
+{
+    if (r->verdict != SCAN_QUARANTINED || !r->message || !dir || !hash || !*hash)
+        return;
+    char *vp = scanner_verdict_path(dir, hash);
+    char *m = xasprintf("%s%s%s)", r->message, DELETE_HINT, vp);
+    free(vp);
+    free(r->message);
+    r->message = m;
+}
+
+/* An "ok" verdict skips the scan, so a file the directory's owner did not
+ * write is no verdict: the directory is checked once (the loader), each
+ * file as it is opened, since a file can be linked or left in a directory
+ * that was once looser.  Returns NULL or why it is refused. */
+static const char *verdict_file_refusal(const struct stat *vst)
+{
+    if (!S_ISREG(vst->st_mode))
+        return "not a regular file";
+    if (vst->st_uid != geteuid())
+        return "not owned by the user running ndf";
+    if (vst->st_mode & 022)
+        return "writable by group or others";
+    return NULL;
+}
+
 static int verdict_read(const char *dir, const char *hash, const struct stat *st,
                         scan_result *out)
 {
     char *path = scanner_verdict_path(dir, hash);
     int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
-    free(path);
-    if (fd < 0)
+    if (fd < 0) {
+        if (errno == ELOOP)
+            log_msg(NDF_LOG_WARN,
+                    "plugin scan verdict %s ignored (a symbolic link); scanning "
+                    "again",
+                    path);
+        free(path);
         return 0;
+    }
+    struct stat vst;
+    const char *bad = fstat(fd, &vst) != 0 ? strerror(errno) : verdict_file_refusal(&vst);
+    if (bad) {
+        log_msg(NDF_LOG_WARN, "plugin scan verdict %s ignored (%s); scanning again", path, bad);
+        free(path);
+        close(fd);
+        return 0;
+    }
+    free(path);
     char buf[4096];
     size_t len = 0;
     for (;;) {
@@ -128,6 +175,10 @@ static int verdict_read(const char *dir, const char *hash, const struct stat *st
                 *end = '\0';
             out->verdict = SCAN_QUARANTINED;
             out->status = status < 0 ? status : NDF_ERR_EXECUTION;
+            /* verdicts written by earlier builds kept the hint, path and all */
+            char *hint = strstr(nl + 1, DELETE_HINT);
+            if (hint)
+                *hint = '\0';
             out->message = xstrdup(nl[1] ? nl + 1 : "quarantined (no reason kept)");
         }
     }
@@ -146,9 +197,46 @@ static void verdict_write(const char *dir, const char *hash, const struct stat *
     sb_printf(&sb, " %d\n", r->status);
     if (r->verdict == SCAN_QUARANTINED)
         sb_printf(&sb, "%s\n", r->message);
-    if (fs_replace(dir, hash, sb.buf, sb.len, 0600) != NDF_OK)
-        log_msg(NDF_LOG_DEBUG, "plugin scan verdict not kept: %s", err_msg());
+    if (fs_replace(dir, hash, sb.buf, sb.len, 0600) != NDF_OK) {
+        /* A full disk costs every later command a scan: say it, once. */
+        static atomic_int warned;
+        if (!atomic_exchange(&warned, 1))
+            log_msg(NDF_LOG_WARN,
+                    "plugin scan verdicts are not kept, so every command scans each plugin "
+                    "again: %s",
+                    err_msg());
+        else
+            log_msg(NDF_LOG_DEBUG, "plugin scan verdict not kept: %s", err_msg());
+    }
     sb_free(&sb);
+}
+
+/* A temporary file this old belongs to no live write (a write takes
+ * milliseconds): its writer was killed between create and rename. */
+#define STALE_TMP_SECONDS 60
+
+void scanner_sweep_verdicts(const char *dir)
+{
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
+    if (!d) {
+        if (dfd >= 0)
+            close(dfd);
+        return;
+    }
+    time_t now = time(NULL);
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        /* fs_atomic's names: ".HASH.tmp-XXXXXXXX" */
+        const char *t = e->d_name[0] == '.' ? strstr(e->d_name, ".tmp-") : NULL;
+        if (!t || t == e->d_name || strlen(t) != 13)
+            continue;
+        struct stat st;
+        if (fstatat(dfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+            (S_ISREG(st.st_mode) || S_ISLNK(st.st_mode)) && now - st.st_mtime > STALE_TMP_SECONDS)
+            unlinkat(dfd, e->d_name, 0);
+    }
+    closedir(d);
 }
 
 /* ---- one scan ---- */
@@ -302,8 +390,10 @@ scan_verdict scanner_scan(const char *file, const char *hash, const struct stat 
                           const char *verdict_dir, double timeout, scan_result *out)
 {
     memset(out, 0, sizeof *out);
-    if (verdict_dir && hash && *hash && verdict_read(verdict_dir, hash, st, out))
+    if (verdict_dir && hash && *hash && verdict_read(verdict_dir, hash, st, out)) {
+        add_delete_hint(out, verdict_dir, hash);
         return out->verdict;
+    }
     const char *program = scan_program;
     timeout = scan_timeout(timeout);
     double t0 = now_mono();
@@ -469,14 +559,10 @@ scan_verdict scanner_scan(const char *file, const char *hash, const struct stat 
     if (msg.len) {
         out->verdict = SCAN_QUARANTINED;
         out->status = NDF_ERR_EXECUTION;
-        sb_printf(&msg, ", so this build (sha256 %.16s) is never loaded: fix the plugin and "
-                        "install a new build, or remove the file",
+        sb_printf(&msg,
+                  ", so this build (sha256 %.16s) is never loaded: fix the plugin and "
+                  "install a new build, or remove the file",
                   hash ? hash : "?");
-        if (verdict_dir && hash && *hash) {
-            char *vp = scanner_verdict_path(verdict_dir, hash);
-            sb_printf(&msg, " (to scan this build again, delete %s)", vp);
-            free(vp);
-        }
         out->message = sb_steal(&msg);
     } else if (!ld || strcmp(ld, "1") != 0) {
         out->verdict = SCAN_REFUSED;
@@ -491,7 +577,9 @@ scan_verdict scanner_scan(const char *file, const char *hash, const struct stat 
     sb_free(&rep);
     /* A refusal is not kept: it names a cause (a missing file, the
      * environment) that may be fixed without a new build. */
-    if (verdict_dir && hash && *hash && out->verdict != SCAN_REFUSED)
+    if (verdict_dir && hash && *hash && out->verdict != SCAN_REFUSED) {
         verdict_write(verdict_dir, hash, st, out);
+        add_delete_hint(out, verdict_dir, hash);
+    }
     return out->verdict;
 }

@@ -63,11 +63,18 @@ typedef struct scan_result {
 /* Scans `file` (the private copy about to be loaded, whose sha-256 is
  * `hash`; `st` is the stat of the file as installed, whose owner and mode
  * are part of the verdict's key).  `verdict_dir` (may be NULL: nothing is
- * cached) is created 0700 when missing.  `timeout` <= 0 means the default.
+ * cached) must exist and have been checked by the caller; a verdict file in
+ * it is used only when it is a regular file owned by the
+ * effective user and writable by nobody else (else it is scanned again, with
+ * a warning).  `timeout` <= 0 means the default.
  * Fills `out`; returns its verdict.  Never fails: a scanner that cannot be
  * started refuses the build with that reason (not quarantined). */
 scan_verdict scanner_scan(const char *file, const char *hash, const struct stat *st,
                           const char *verdict_dir, double timeout, scan_result *out);
+
+/* Removes the temporary files that writers killed mid-write left in
+ * `verdict_dir` (those older than a minute).  Best effort, silent. */
+void scanner_sweep_verdicts(const char *verdict_dir);
 
 /* The verdict file of `hash` in `verdict_dir`; caller frees. */
 char *scanner_verdict_path(const char *verdict_dir, const char *hash);

@@ -38,6 +38,7 @@ storage: { path = "$S/state"; history_limit = 100000; };
 plugins: { memory_limit = 400; $1 };
 patterns = (
   { name = "nop"; type = "sequential"; params = { steps = ( { name = "n"; step = "noop"; } ); }; },
+  { name = "outer"; type = "sequential"; params = { steps = ( { name = "sub"; step = "pattern"; params = { pattern = "nop"; }; } ); }; },
   { name = "null"; type = "sequential"; params = { steps = ( { name = "b"; step = "mb_null"; } ); }; },
   { name = "exit"; type = "sequential"; params = { steps = ( { name = "b"; step = "mb_exit"; } ); }; },
   { name = "abort"; type = "sequential"; params = { steps = ( { name = "b"; step = "mb_abort"; } ); }; },
@@ -295,6 +296,18 @@ logs=$("$NDF" logs "$(last_id echo)" 2>&1)
 expect_match "$logs" "expanded: dom/one" "trusted: same outcome in process"
 write_conf 'isolation = "none";'
 expect_exit 0 "isolation none: run echo" -- "$NDF" run echo
+# The pattern step needs the host's executor: from a build tree without
+# NDF_BUNDLED_PLUGIN_DIR its plugin is not "installed with ndf", so it runs
+# isolated, and the failure says why and what to do.
+write_conf ""
+expect_exit 0 "pattern step, bundled: in process" -- "$NDF" run outer
+expect_exit 1 "pattern step, not bundled: isolated, fails" -- env -u NDF_BUNDLED_PLUGIN_DIR "$NDF" run outer
+expect_match "$err" "run_pattern 'nop': this step runs isolated in a step worker \\(its plugin 'steps' is not installed with ndf\\), and a worker cannot run patterns; trust the plugin \\(plugins\\.trust = \\[ \"steps\" \\]\\) or run steps in process \\(plugins\\.isolation = \"none\"\\)" \
+    "pattern step isolated: the message says why and what to do"
+write_conf 'trust = [ "steps" ];'
+expect_exit 0 "pattern step, not bundled, trusted" -- env -u NDF_BUNDLED_PLUGIN_DIR "$NDF" run outer
+write_conf 'isolation = "none";'
+expect_exit 0 "pattern step, not bundled, isolation none" -- env -u NDF_BUNDLED_PLUGIN_DIR "$NDF" run outer
 write_conf 'isolation = "bogus";'
 expect_exit 2 "an unknown isolation mode is a configuration error" -- "$NDF" check-config
 expect_match "$err" "ndf\\.conf:4: 'plugins\\.isolation' is 'bogus', expected auto, none or process" "named with file:line"

@@ -99,6 +99,79 @@ expect_exit 0 "after corrupting a verdict" -- $R plugins --json
 expect_match "$out" "\"file\":\"[^\"]*/scan_fini_segv.so\"[^}]*\"quarantined\":true,\"scanned\":\"now\"" \
     "a verdict that does not parse is scanned again"
 
+# A verdict file is trusted only when the user alone wrote it: a planted
+# "ok" for a build whose init crashes would get that build into ndf.
+hs=$(sha256sum "$S/plugins/scan_init_segv.so" | cut -c1-64)
+plant_ok() { # mode [owner]
+    sed -n '1s/^quarantined /ok /p' "$VD/$hs" >"$S/planted"
+    rm -f "$VD/$hs"
+    cp "$S/planted" "$VD/$hs"
+    chmod "$1" "$VD/$hs"
+    [ -z "${2:-}" ] || chown "$2" "$VD/$hs"
+}
+planted() { # what
+    expect_exit 0 "a planted ok verdict ($1): ndf run survives" -- $R run nop
+    expect_match "$err" "plugin $S/plugins/scan_init_segv.so: quarantined: its init" "a planted ok verdict ($1): scanned again, quarantined"
+    expect_match "$err" "plugin scan verdict $VD/$hs ignored \\($2\\); scanning again" "a planted ok verdict ($1): the warning says why"
+    expect_match "$(head -c 12 "$VD/$hs")" '^quarantined ' "a planted ok verdict ($1): replaced by the scan's"
+}
+plant_ok 0666
+planted "writable by others" "writable by group or others"
+plant_ok 0620
+planted "writable by the group" "writable by group or others"
+if [ "$(id -u)" = 0 ]; then
+    plant_ok 0600 12345
+    planted "another owner" "not owned by the user running ndf"
+else
+    ok "a planted verdict of another owner # SKIP needs root to chown"
+fi
+sed -n '1s/^quarantined /ok /p' "$VD/$hs" >"$S/planted"
+rm -f "$VD/$hs"
+ln -s "$S/planted" "$VD/$hs"
+planted "a symbolic link" "a symbolic link"
+[ ! -L "$VD/$hs" ] && ok "the link is replaced by a verdict file" || not_ok "the link is still there"
+# A verdict that cannot be written (here a directory in its place, as a
+# full disk would) is one warning, and the command works.
+rm -f "$VD/$hs"
+mkdir "$VD/$hs"
+expect_exit 0 "an unwritable verdict: ndf run survives" -- $R run nop
+expect_match "$err" "plugin scan verdict $VD/$hs ignored \\(not a regular file\\)" "a directory is no verdict"
+w=$(printf '%s\n' "$err" | grep -c "plugin scan verdicts are not kept, so every command scans each plugin again: cannot replace $VD/$hs")
+[ "$w" -eq 1 ] && ok "a verdict that cannot be written: one warning" || not_ok "a verdict that cannot be written: $w warnings: $err"
+rmdir "$VD/$hs"
+
+# Temporary files of a writer killed mid-write are swept once stale.
+touch -d '2 minutes ago' "$VD/.$hs.tmp-0000dead"
+touch "$VD/.$hs.tmp-0000beef" "$VD/.$hs.tmp-0000old"
+touch -d '2 minutes ago' "$VD/.$hs.tmp-0000old" "$VD/.keep"
+expect_exit 0 "with stale temporary verdicts" -- $R plugins --json
+[ ! -e "$VD/.$hs.tmp-0000dead" ] && ok "a stale temporary verdict is swept" || not_ok "a stale temporary verdict is left"
+[ -e "$VD/.$hs.tmp-0000beef" ] && ok "a fresh one (a write in progress) is left" || not_ok "a fresh temporary verdict was swept"
+[ -e "$VD/.$hs.tmp-0000old" ] && [ -e "$VD/.keep" ] && ok "names that are no temporary verdict are left" \
+    || not_ok "a file that is no temporary verdict was swept"
+rm -f "$VD/.$hs.tmp-0000beef" "$VD/.$hs.tmp-0000old" "$VD/.keep"
+
+# The way to scan again names the directory in use, not the one the
+# verdict was written in: a copied directory, and a verdict of an earlier
+# ndf that kept the path in its text.
+cp -a "$VD" "$S/vcopy"
+cat >"$S/copy.conf" <<CONF
+storage: { path = "$S/state"; };
+plugins: { scan_timeout = 5.0; verdict_dir = "$S/vcopy"; };
+CONF
+expect_exit 0 "a copied verdict directory" -- $NDF -c "$S/copy.conf" plugins --json
+expect_match "$out" "\"file\":\"[^\"]*/scan_init_segv.so\"[^}]*to scan this build again, delete $S/vcopy/$hs\\)\"[^}]*\"scanned\":\"cached\"" \
+    "a copied verdict directory: the message names the copy"
+printf '%s (to scan this build again, delete /gone/%s)\n' "$(sed -n 2p "$S/vcopy/$hs")" "$hs" >"$S/line2"
+{ sed -n 1p "$S/vcopy/$hs"; cat "$S/line2"; } >"$S/vnew" && mv "$S/vnew" "$S/vcopy/$hs" && chmod 600 "$S/vcopy/$hs"
+expect_exit 0 "an old verdict that kept its path" -- $NDF -c "$S/copy.conf" plugins --json
+expect_match "$out" "\"file\":\"[^\"]*/scan_init_segv.so\"[^}]*or remove the file \\(to scan this build again, delete $S/vcopy/$hs\\)\"[^}]*\"scanned\":\"cached\"" \
+    "an old verdict that kept its path: the message names the directory in use, once"
+case $out in
+*/gone/*) not_ok "an old verdict that kept its path: the stale path is shown" ;;
+*) ok "an old verdict that kept its path: the stale path is not shown" ;;
+esac
+
 # Scanning off: the good plugins load in process as before (the bad ones
 # are moved away first: they would take this ndf down).
 mkdir -m 700 "$S/good"
