@@ -52,6 +52,9 @@ patterns = (
       params = { steps = ( $(step x1), { name = "x2"; step = "exec"; params = { shell = true; command = "false"; }; } ); }; },
     { name = "viastep"; type = "sequential";
       params = { steps = ( { name = "inner"; step = "pattern"; params = { pattern = "mb"; }; } ); }; },
+    { name = "rd"; type = "sequential";
+      params = { rollback_enabled = false; steps = ( $(step r1),
+                           { name = "r2"; step = "exec"; params = { shell = true; command = "test -e $OKF"; }; } ); }; },
     { name = "slow"; type = "sequential";
       params = { steps = ( { name = "s"; step = "exec"; params = { shell = true;
                              command = "sleep 3"; undo = "echo slow >> $UNDO"; }; } ); }; }
@@ -162,6 +165,34 @@ expect_match "$err" "changed since it ran" "and says so"
 expect_exit 0 "its status" -- ndf status "$id"
 expect_match "$out" "SUCCEEDED" "and it is left as it was"
 write_conf
+
+# ---- a redriven execution: only the redrive may be rolled back ----
+rm -f "$OKF" "$UNDO"
+expect_exit 1 "rd fails" -- ndf run rd
+id=$(newest rd)
+touch "$OKF"
+expect_exit 0 "its redrive succeeds" -- ndf redrive "$id"
+id2=$(newest rd)
+[ "$id2" != "$id" ] && ok "the redrive is a new execution" || not_ok "the redrive is a new execution"
+[ ! -e "$UNDO" ] && ok "r1 was reused, not undone" || not_ok "r1 was reused: $(undone)"
+expect_exit 2 "the redriven execution is refused" -- ndf rollback "$id"
+expect_match "$err" "execution $id was redriven as $id2: roll back that one" "and names the redrive"
+expect_exit 0 "and left as it was" -- ndf status "$id"
+expect_match "$out" "FAILED in" "FAILED"
+expect_exit 0 "the redrive's rollback" -- ndf rollback "$id2"
+expect_match "$(undone)" "^r1\$" "undoes its reused step once"
+expect_exit 2 "the redriven execution is still refused after it" -- ndf rollback "$id"
+expect_match "$(undone)" "^r1\$" "and r1 is not undone twice"
+rm -f "$OKF" "$UNDO"
+expect_exit 1 "rd fails again" -- ndf run rd
+id=$(newest rd)
+touch "$OKF"
+expect_exit 0 "its redrive succeeds" -- ndf redrive "$id"
+id2=$(newest rd)
+expect_exit 2 "the redriven execution first: refused" -- ndf rollback "$id"
+expect_exit 0 "then the redrive's rollback" -- ndf rollback "$id2"
+expect_match "$(undone)" "^r1\$" "r1 undone once in the other order too"
+expect_exit 2 "a redrive of the rolled-back redrive is refused" -- ndf redrive "$id2"
 
 # ---- two one-shots at once: one wins ----
 expect_exit 0 "seq runs" -- ndf run seq
