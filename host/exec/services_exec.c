@@ -406,8 +406,10 @@ int svc_run_step(ndf_exec *node, const ndf_step *step, double timeout_s)
         return err_set(NDF_ERR_INVALID, "run_step: no node or no step");
     /* a redrive takes the outcome the step had in the execution it redrives */
     if (node->rec->reuse && record_reuse_node(node)) {
-        if (atomic_load(&node->rec->replay) && !node->replay_undone && step_undoable(step))
+        if (atomic_load(&node->rec->replay) && !node->replay_undone && step_undoable(step)) {
+            node->replay_has_undo = 1;
             atomic_fetch_add(&node->rec->replay_undoable, 1);
+        }
         return NDF_OK;
     }
     if (atomic_load(&node->rec->replay)) {

@@ -55,6 +55,13 @@ patterns = (
     { name = "rd"; type = "sequential";
       params = { rollback_enabled = false; steps = ( $(step r1),
                            { name = "r2"; step = "exec"; params = { shell = true; command = "test -e $OKF"; }; } ); }; },
+    { name = "pf"; type = "parallel";
+      params = { rollback_enabled = false;
+                 tasks = ( $(step p1), $(step p2 "" p1),
+                           { name = "p3"; step = "exec"; depends_on = [ "p1" ]; params = { shell = true; command = "false"; undo = "echo p3 >> $UNDO"; }; } ); }; },
+    { name = "outer"; type = "meta";
+      params = { phases = ( { name = "o1"; patterns = [ "ma" ]; },
+                            { name = "o2"; patterns = [ "pf" ]; } ); }; },
     { name = "slow"; type = "sequential";
       params = { steps = ( { name = "s"; step = "exec"; params = { shell = true;
                              command = "sleep 3"; undo = "echo slow >> $UNDO"; }; } ); }; }
@@ -78,8 +85,11 @@ expect_match "$out" "SUCCEEDED" "SUCCEEDED"
 expect_exit 0 "ndf rollback of a succeeded sequence" -- ndf rollback "$id"
 expect_match "$(undone)" "^c b $id a\$" "seq: each undo once, newest first, with the original id"
 expect_match "$out" "ROLLED_BACK +step a" "the rollback's record shows the undone steps"
+expect_match "$out" "^execution $id: rolled back in" "and says rolled back, not ok"
+case "$err" in *error*) not_ok "and prints no error line: $err" ;; *) ok "and prints no error line" ;; esac
 expect_exit 0 "status after the rollback" -- ndf status "$id"
 expect_match "$out" "ROLLED_BACK" "status says rolled back"
+expect_match "$out" "^message: rolled back: 3 node" "and labels its message as no error"
 expect_match "$out" "ROLLED_BACK +step c .*undone by a rollback" "the stored steps say they were undone"
 expect_exit 0 "runs --status rolled_back" -- ndf runs seq --status ROLLED_BACK --json
 expect_match "$out" "\"id\":\"$id\"" "runs lists it as ROLLED_BACK"
@@ -108,6 +118,31 @@ expect_match "$(undone)" "^mb1 ma2 ma1\$" "meta: phase p2 then p1, each sequence
 sub=$(newest ma)
 expect_exit 2 "a sub-pattern's execution is refused" -- ndf rollback "$sub"
 expect_match "$err" "ran as a sub-pattern of $id" "and the parent is named"
+
+# ---- meta with a failed parallel sub-pattern: honest about what is left ----
+expect_exit 1 "outer fails in its second phase" -- ndf run outer
+id=$(newest outer)
+rm -f "$UNDO"
+expect_exit 2 "a level that undoes nothing is refused" -- ndf rollback "$id" --level phase
+expect_match "$err" "nothing to undo at level phase" "and says so"
+expect_exit 0 "and leaves it as it was" -- ndf status "$id"
+expect_match "$out" "FAILED in" "FAILED"
+[ ! -e "$UNDO" ] && ok "and undid nothing" || not_ok "and undid nothing: $(undone)"
+expect_exit 0 "--level complete of it" -- ndf rollback "$id" --level complete
+expect_match "$(undone)" "^ma2 ma1\$" "undoes the completed phase"
+expect_exit 0 "status" -- ndf status "$id"
+expect_match "$out" "FAILED in" "is not recorded ROLLED_BACK while completed work is left"
+expect_match "$out" "partly rolled back at level complete: [0-9]+ node\(s\) undone, 2 completed" "and says it is partly rolled back"
+: >"$UNDO"
+expect_exit 0 "a rollback again at level pattern" -- ndf rollback "$id"
+expect_match "$(undone)" "^(p2 )?p1\$" "undoes the failed sub-pattern's completed tasks, not ma again"
+expect_exit 0 "status" -- ndf status "$id"
+# p2 is reached by the replay only when it takes its turn before p3 fails
+case "$(undone)" in
+p2*) expect_match "$out" "ROLLED_BACK in" "ROLLED_BACK once nothing with an undo is left" ;;
+*) expect_match "$out" "partly rolled back at level pattern: [0-9]+ node\(s\) undone, 1 completed" \
+    "p2, not reached by the replay, is counted as left" ;;
+esac
 
 # ---- an undo that fails: FAILED, then a rollback again undoes the rest ----
 expect_exit 0 "seqfail runs" -- ndf run seqfail
@@ -142,6 +177,7 @@ expect_exit 2 "a step that ran a sub-pattern is refused" -- ndf rollback "$id"
 expect_match "$err" "step 'inner' ran a sub-pattern" "and says so"
 expect_exit 3 "an unknown id is refused" -- ndf rollback 20200101T000000-1-1
 expect_exit 2 "no id is a usage error" -- ndf rollback
+expect_exit 2 "an empty id is a usage error" -- ndf rollback ""
 
 ndf run slow >/dev/null 2>&1 &
 SLOW=$!
