@@ -310,6 +310,7 @@ static ndf_exec *node_alloc(record *r, ndf_exec *parent, ndf_node_kind kind, con
     n->reused = 0;
     n->replay_undone = 0;
     n->replay_has_undo = 0;
+    n->step_timeout = 0;
     atomic_init(&n->cancelled, parent ? atomic_load(&parent->cancelled) : 0);
     n->result = NULL;
     n->metrics = NULL;

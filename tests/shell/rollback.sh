@@ -62,6 +62,9 @@ patterns = (
     { name = "outer"; type = "meta";
       params = { phases = ( { name = "o1"; patterns = [ "ma" ]; },
                             { name = "o2"; patterns = [ "pf" ]; } ); }; },
+    { name = "hang"; type = "sequential";
+      params = { steps = ( { name = "h"; step = "exec"; timeout = 1.0;
+                             params = { shell = true; command = "true"; undo = "sleep 300"; }; } ); }; },
     { name = "slow"; type = "sequential";
       params = { steps = ( { name = "s"; step = "exec"; params = { shell = true;
                              command = "sleep 3"; undo = "echo slow >> $UNDO"; }; } ); }; }
@@ -157,6 +160,14 @@ touch "$OKF"
 : >"$UNDO"
 expect_exit 0 "a rollback again succeeds" -- ndf rollback "$id"
 expect_match "$(undone)" "^f2\$" "and undoes only what was left"
+
+# ---- an undo is bounded by its step's timeout ----
+expect_exit 0 "hang runs" -- ndf run hang
+id=$(newest hang)
+expect_exit 1 "an undo that outlives its step's timeout fails the rollback" -- ndf rollback "$id"
+expect_match "$err" "undoing step 'h' failed \(timed out\)" "and says it timed out"
+expect_exit 0 "status" -- ndf status "$id"
+expect_match "$out" "undo failed" "the step says its undo failed"
 
 # ---- refusals ----
 expect_exit 0 "noundo runs" -- ndf run noundo
