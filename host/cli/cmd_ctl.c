@@ -645,7 +645,8 @@ static int ctl_by_id(ctl *t, const char *verb, int argc, char **argv)
         default: return cmd_bad_usage(c);
         }
     }
-    if (p.noperands > 1 || (p.noperands == 0 && !is_status)) {
+    if (p.noperands > 1 || (p.noperands == 0 && !is_status) ||
+        (p.noperands == 1 && !*p.operands[0])) {
         cmd_error(c, "expected %s execution ID\n", is_status ? "at most one" : "one");
         return EXIT_USAGE;
     }
@@ -665,8 +666,17 @@ static int ctl_by_id(ctl *t, const char *verb, int argc, char **argv)
     if ((rc = ctl_failed(t, resp)) == EXIT_OK) {
         if (strcmp(verb, "cancel") == 0)
             fprintf(c->out, "cancelled %s\n", p.operands[0]);
-        else
+        else {
+            if (is_rollback && !json) {
+                /* the record's own status is its run's ("ok"): what
+                 * this command did is a rollback */
+                cJSON *rec = cJSON_GetObjectItemCaseSensitive(resp, "record");
+                if (cJSON_IsObject(rec))
+                    cJSON_ReplaceItemInObjectCaseSensitive(rec, "status",
+                                                           cJSON_CreateString("rolled back"));
+            }
             print_record(c->out, resp, json);
+        }
         /* wait ends as the execution did, as run does */
         if (is_wait)
             rc = int_of(resp, "exit", EXIT_OK);

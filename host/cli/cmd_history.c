@@ -510,7 +510,11 @@ static void status_text(FILE *out, store *s, const store_exec *e, const store_ex
                 e->fallback_cause ? e->fallback_cause : "?");
     if (e->message) {
         char *m = term_safe(e->message);
-        fprintf(out, "error: %s\n", m);
+        /* a rolled-back or succeeded execution's message is no error */
+        fprintf(out, "%s: %s\n",
+                e->status == STORE_ROLLED_BACK || e->status == STORE_SUCCEEDED ? "message"
+                                                                                : "error",
+                m);
         free(m);
     }
     if (e->cpu > 0 || e->peak_rss_kb > 0) {

@@ -82,7 +82,7 @@ static int cmd_rollback(cmd_ctx *c, int argc, char **argv)
         default: return cmd_bad_usage(c);
         }
     }
-    if (p.noperands != 1) {
+    if (p.noperands != 1 || !*p.operands[0]) {
         cmd_error(c, "expected one execution ID (see 'ndf runs')\n");
         return EXIT_USAGE;
     }
@@ -108,6 +108,10 @@ static int cmd_rollback(cmd_ctx *c, int argc, char **argv)
         fprintf(c->out, "%s\n", sb.buf);
     } else {
         cJSON *j = cJSON_Parse(sb.buf);
+        /* the record's own status is its replay's ("ok"): what this
+         * command did is a rollback */
+        if (j && cJSON_GetObjectItemCaseSensitive(j, "status"))
+            cJSON_ReplaceItemInObjectCaseSensitive(j, "status", cJSON_CreateString("rolled back"));
         if (j)
             status_print(c->out, j);
         cJSON_Delete(j);

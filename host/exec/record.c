@@ -309,6 +309,8 @@ static ndf_exec *node_alloc(record *r, ndf_exec *parent, ndf_node_kind kind, con
     n->cleanup = 0;
     n->reused = 0;
     n->replay_undone = 0;
+    n->replay_has_undo = 0;
+    n->step_timeout = 0;
     atomic_init(&n->cancelled, parent ? atomic_load(&parent->cancelled) : 0);
     n->result = NULL;
     n->metrics = NULL;

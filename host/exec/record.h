@@ -151,6 +151,10 @@ struct ndf_exec {
                             running it (record_reuse_node) */
     int replay_undone;   /* a replay's node whose work a rollback already
                             undid: its undo is not run again */
+    double step_timeout; /* the timeout its step ran with (s, <= 0 none):
+                            its undo's too */
+    int replay_has_undo; /* a replay's reused step that has an undo action:
+                            work a rollback that leaves it left undone */
     /* node_cancel(): set on the node and everything under it, inherited by
      * children made later, so checking it costs one load. */
     _Atomic int cancelled;

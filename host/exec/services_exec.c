@@ -106,6 +106,12 @@ void svc_node_log(ndf_exec *node, int level, const char *fmt, ...)
          * item's next holder runs it; the record keeps the line */
         if (atomic_load(&node->rec->lease_lapsed) && level < NDF_LOG_DEBUG)
             level = NDF_LOG_DEBUG;
+        /* nor is what a rollback's replay says while its pattern runs
+         * again: its failures are the stored ones, made on purpose, and
+         * an undo its type asks for then is deferred, not failed (the
+         * rollback that follows runs it) */
+        if (atomic_load(&node->rec->replay) == RECORD_REPLAY_RUN && level < NDF_LOG_DEBUG)
+            level = NDF_LOG_DEBUG;
         /* a log line of its own: it says which execution and pattern,
          * and the node when it is not the pattern itself */
         if (node->kind == NDF_NODE_PATTERN)
@@ -404,10 +410,13 @@ int svc_run_step(ndf_exec *node, const ndf_step *step, double timeout_s)
 {
     if (!node || !step)
         return err_set(NDF_ERR_INVALID, "run_step: no node or no step");
+    node->step_timeout = timeout_s;
     /* a redrive takes the outcome the step had in the execution it redrives */
     if (node->rec->reuse && record_reuse_node(node)) {
-        if (atomic_load(&node->rec->replay) && !node->replay_undone && step_undoable(step))
+        if (atomic_load(&node->rec->replay) && !node->replay_undone && step_undoable(step)) {
+            node->replay_has_undo = 1;
             atomic_fetch_add(&node->rec->replay_undoable, 1);
+        }
         return NDF_OK;
     }
     if (atomic_load(&node->rec->replay)) {
@@ -516,10 +525,13 @@ int svc_undo_step(ndf_exec *node, const ndf_step *step)
         atomic_fetch_add(&node->rec->undos_run, 1);
     /* Rollback runs after the deadline that made it necessary: it gets a
      * budget of its own and ignores the execution's cancellation (not a
-     * second one). */
+     * second one).  The budget is what the step itself had, as an undo
+     * is as much work as the step; else executor.default_timeout, else a
+     * minute, so that a hung undo cannot hold a rollback for good. */
     executor *ex = exec_of(node);
-    double budget = ex && executor_options(ex)->pattern_timeout > 0
-                        ? executor_options(ex)->pattern_timeout
+    double budget = node->step_timeout > 0 ? node->step_timeout
+                    : ex && executor_options(ex)->default_timeout > 0
+                        ? executor_options(ex)->default_timeout
                         : 60.0;
     node->deadline = now_mono() + budget;
     node->cleanup = 1;

@@ -258,6 +258,29 @@ static hashmap *replay_nodes(record *r)
     return m;
 }
 
+/* A replay's node that exists but never started: its pattern stopped
+ * (a sibling that did not complete then fails at once in the replay, and
+ * may do so before this one's turn), which is no change of definition. */
+static int unreached(int st)
+{
+    return st == NDF_STATE_PENDING || st == NDF_STATE_SKIPPED || st == NDF_STATE_CANCELLED;
+}
+
+/* The stored completed nodes of `e` the replay `r` did not reach: work a
+ * rollback of it cannot undo this time. */
+static size_t unreached_done(const store_exec *e, record *r)
+{
+    hashmap *m = replay_nodes(r);
+    size_t k = 0;
+    for (size_t i = 0; i < e->nnodes; i++) {
+        const store_node *nd = &e->nodes[i];
+        ndf_exec *x = undoable(nd) ? hashmap_get(m, nd->path) : NULL;
+        k += x && unreached(atomic_load(&x->state));
+    }
+    hashmap_free(m, NULL);
+    return k;
+}
+
 int rollback_matches(const store_exec *e, record *r)
 {
     hashmap *m = replay_nodes(r);
@@ -268,7 +291,7 @@ int rollback_matches(const store_exec *e, record *r)
             continue;
         ndf_exec *x = hashmap_get(m, nd->path);
         int st = x ? atomic_load(&x->state) : -1;
-        if (!x || !succeeded(st))
+        if (!x || (!succeeded(st) && !unreached(st)))
             rc = err_set(NDF_ERR_VALIDATION,
                          "execution %s: '%s' %s in the current definition of '%s': the pattern "
                          "changed since it ran, so its undo actions are not the ones that ran "
@@ -357,8 +380,21 @@ static void release(store *st, const char *id, int rc, store_status was, const c
 
 /* Records the end of the rollback `r` of `e` (status `rc`); returns `rc`,
  * or the store's error when the end could not be written. */
+/* The reused steps of the replay `r` that have an undo action and are
+ * still COMPLETED after its rollback: work the level left done. */
+static size_t still_done(ndf_exec *n)
+{
+    int s = atomic_load(&n->state);
+    size_t k = n->replay_has_undo && (s == NDF_STATE_COMPLETED || s == NDF_STATE_DEGRADED);
+    size_t nk;
+    ndf_exec *const *kids = node_kids(n, &nk);
+    for (size_t i = 0; i < nk; i++)
+        k += still_done(kids[i]);
+    return k;
+}
+
 static int record_end(store *st, const store_exec *e, record *r, int rc, store_status was,
-                      const char *was_msg)
+                      const char *was_msg, const char *level)
 {
     int rolled = 0; /* the root is to say so */
     char *why = rc ? xstrdup(*err_msg() ? err_msg() : ndf_status_name(rc)) : NULL;
@@ -367,7 +403,11 @@ static int record_end(store *st, const store_exec *e, record *r, int rc, store_s
     size_t n = rollback_changes(e, r, &v, &ff), undone = 0;
     for (size_t i = 0; i < n; i++)
         undone += v[i].state == NDF_STATE_ROLLED_BACK;
-    if (!rc && undone) {
+    /* ROLLED_BACK only when no completed work with an undo is left: a
+     * level that leaves some keeps the status it had, says so, and a
+     * rollback again may undo the rest */
+    size_t left = !rc && undone ? still_done(r->root) + unreached_done(e, r) : 0;
+    if (!rc && undone && !left) {
         /* the root says so too, as a run that rolled itself back does */
         v = xrealloc(v, (n + 1) * sizeof *v);
         memset(&v[n], 0, sizeof v[n]);
@@ -383,6 +423,12 @@ static int record_end(store *st, const store_exec *e, record *r, int rc, store_s
         /* nothing changed (the level and target chose nothing to undo,
          * or the type refused them): the claim goes back as it was */
         wrc = store_rollback_end(st, e->id, was, was_msg, NULL, 0);
+    } else if (left) {
+        char *msg = xasprintf("partly rolled back at level %s: %zu node(s) undone, %zu completed "
+                              "step(s) with an undo left (it had ended %s)",
+                              level ? level : "pattern", undone, left, store_status_name(was));
+        wrc = store_rollback_end(st, e->id, was, msg, v, n);
+        free(msg);
     } else {
         char *msg = rc ? xasprintf("rollback failed at '%s': %s", ff ? ff : "?", why)
                        : xasprintf("rolled back: %zu node(s) undone (it had ended %s)", undone,
@@ -397,6 +443,9 @@ static int record_end(store *st, const store_exec *e, record *r, int rc, store_s
         rc = err_set(wrc, "execution %s: the rollback %s, but its end could not be recorded: %s",
                      e->id, rc ? "failed" : "ran", m);
         free(m);
+    } else if (!rc && !n) {
+        rc = err_set(NDF_ERR_INVALID, "execution %s: nothing to undo at level %s (it is left %s)",
+                     e->id, level ? level : "pattern", store_status_name(was));
     } else if (rc && !n) {
         err_set(rc, "execution %s: %s (nothing was undone)", e->id, why);
     } else if (rc) {
@@ -468,7 +517,7 @@ int rollback_stored(executor *ex, store *st, const char *id, const char *level,
         goto give_back;
     }
     rc = executor_rollback(r, level, target);
-    rc = record_end(st, &e, r, rc, was, was_msg);
+    rc = record_end(st, &e, r, rc, was, was_msg, level);
     if (!rc) {
         /* what the caller prints is the rollback, which went well, not
          * the replay's run, which failed where the execution had */
@@ -544,7 +593,7 @@ int rollback_live(store *st, record *r, const char *level, const char *target)
         release(st, r->id, rc, was, was_msg);
         goto out;
     }
-    rc = record_end(st, &e, r, rc, was, was_msg);
+    rc = record_end(st, &e, r, rc, was, was_msg, level);
 out:
     free(was_msg);
     store_exec_free(&e);

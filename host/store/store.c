@@ -538,6 +538,12 @@ int store_rollback_refused(const char *id, int found, const char *status, const 
     return err_set(NDF_ERR_INVALID, "execution %s is %s: it cannot be rolled back", id, status);
 }
 
+int store_rollback_redriven(const char *id, const char *by)
+{
+    return err_set(NDF_ERR_INVALID, "execution %s was redriven as %s: roll back that one", id,
+                   by ? by : "another execution");
+}
+
 int store_remove_pattern(store *s, const char *name)
 {
     return ops_of(s)->remove_pattern(s, name);

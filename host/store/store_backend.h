@@ -125,6 +125,19 @@ int store_pg_open(const char *dir, const struct store_opts *opts, struct store *
     "SELECT id, status FROM executions WHERE redrive_root = " SQL_REDRIVE_ROOT(P)                  \
     " AND status IN ('RUNNING', 'SUCCEEDED') LIMIT 1"
 
+/* The latest execution of the redrive chain of execution P that started
+ * after P: its id.  Such a redrive reused P's completed steps, so they
+ * are its work now and only its rollback may undo them. */
+#define SQL_REDRIVEN_AS(P)                                                                         \
+    "SELECT x.id FROM executions x WHERE x.redrive_root = " SQL_REDRIVE_ROOT(P)                    \
+    " AND x.seq > (SELECT y.seq FROM executions y WHERE y.id = " P ") ORDER BY x.seq DESC LIMIT 1"
+
+/* 1 when execution P is claimed by a rollback that has not ended: a
+ * redrive of it then waits for no one and is refused. */
+#define SQL_BEING_ROLLED_BACK(P)                                                                   \
+    "SELECT 1 FROM executions WHERE id = " P " AND status = 'ROLLED_BACK'"                         \
+    " AND message LIKE 'being rolled back by %'"
+
 /* Helpers the backends share (store.c). */
 
 /* 1 when an execution whose row has `status` (a store_status name) and
@@ -138,6 +151,8 @@ int store_rollback_claimable(const char *status, const char *parent, int *out);
  * NULL), host and pid.  Returns the status, err_msg() set. */
 int store_rollback_refused(const char *id, int found, const char *status, const char *parent,
                            const char *message, const char *host, long pid);
+/* Why a rollback of `id` is refused when it was redriven as `by`. */
+int store_rollback_redriven(const char *id, const char *by);
 
 /* The message a RUNNING row gets when the end of execution `e` could
  * not be written for the store's sake (`why`): "not recorded: WHY (the

@@ -1133,6 +1133,22 @@ static int apply_begin(pg_store *s, const store_exec *e)
         pargs p = {0};
         p_text(&p, e->redrive_of);
         PGresult *r;
+        /* FOR UPDATE: a rollback's claim of the same row (FOR UPDATE too)
+         * and this redrive wait for each other, so one of them sees the
+         * other's row */
+        if ((rc = wsql_run(s, "SELECT status, message FROM executions WHERE id = $1 FOR UPDATE",
+                           &p, &r, "cannot read an execution")))
+            return rc;
+        int rolling = PQntuples(r) > 0 && strcmp(PQgetvalue(r, 0, 0), "ROLLED_BACK") == 0 &&
+                      strncmp(PQgetvalue(r, 0, 1), "being rolled back by ", 21) == 0;
+        PQclear(r);
+        if (rolling) {
+            snprintf(s->wstate, sizeof s->wstate, "23505"); /* its own fault: the rest go on */
+            return err_set(NDF_ERR_INVALID,
+                           "execution %s is being rolled back: it cannot be redriven",
+                           e->redrive_of);
+        }
+        p_text(&p, e->redrive_of);
         if ((rc = wrun(s, W_CLAIM_HOLDER, &p, &r, "cannot look up the redrives of an execution")))
             return rc;
         if (PQntuples(r) > 0) {
@@ -2752,12 +2768,30 @@ static int pg_rollback_claim(store *st, const char *id, const char *message, int
             *was_message = g_dup(r, 0, 2);
     }
     PQclear(r);
+    r = NULL;
+    if (!rc) {
+        pargs q = {0};
+        p_text(&q, id);
+        rc = wsql_run(s, SQL_REDRIVEN_AS("$1"), &q, &r,
+                      "cannot look up the redrives of an execution");
+        if (!rc && PQntuples(r) > 0)
+            rc = store_rollback_redriven(id, g_text(r, 0, 0));
+        PQclear(r);
+        r = NULL;
+    }
+    /* the redrive test again in the UPDATE itself, so the claim and the
+     * test are one statement */
     if (!rc) {
         pargs q = {0};
         p_text(&q, id);
         p_text(&q, message);
-        rc = wsql_run(s, "UPDATE executions SET status = 'ROLLED_BACK', message = $2 WHERE id = $1",
-                      &q, NULL, "cannot claim an execution for its rollback");
+        rc = wsql_run(s,
+                      "UPDATE executions SET status = 'ROLLED_BACK', message = $2 WHERE id = $1"
+                      " AND NOT EXISTS (" SQL_REDRIVEN_AS("$1") ") RETURNING id",
+                      &q, &r, "cannot claim an execution for its rollback");
+        if (!rc && PQntuples(r) != 1)
+            rc = store_rollback_redriven(id, NULL);
+        PQclear(r);
     }
     if (rc) {
         free(*was_message);

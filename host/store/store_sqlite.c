@@ -1278,6 +1278,26 @@ static int check_claim(store *s, const store_exec *e)
     return NDF_OK;
 }
 
+static int wprep(store *s, const char *sql, const char *a1, sqlite3_stmt **out);
+
+/* A rollback's claim and a redrive's insert each hold the write lock, so
+ * this test and the insert after it see the same row. */
+static int check_not_rolling_back(store *s, const char *id)
+{
+    sqlite3_stmt *q;
+    int rc = wprep(s, SQL_BEING_ROLLED_BACK("?1"), id, &q);
+    if (rc)
+        return rc;
+    int r = sqlite3_step(q);
+    sqlite3_finalize(q);
+    if (r == SQLITE_ROW)
+        return err_set(NDF_ERR_INVALID,
+                       "execution %s is being rolled back: it cannot be redriven", id);
+    if (r != SQLITE_DONE)
+        return wfail(s, r, "cannot read an execution");
+    return NDF_OK;
+}
+
 static int apply_begin(store *s, const store_exec *e)
 {
     int rc = check_exec(e);
@@ -1290,6 +1310,8 @@ static int apply_begin(store *s, const store_exec *e)
     if (seq)
         return err_set(NDF_ERR_EXISTS, "%s: execution %s is already recorded", s->path, e->id);
     if (e->redrive_of && (rc = check_claim(s, e)))
+        return rc;
+    if (e->redrive_of && (rc = check_not_rolling_back(s, e->redrive_of)))
         return rc;
     if ((rc = insert_exec(s, e, STORE_RUNNING, 0, &seq)))
         return rc;
@@ -3307,13 +3329,26 @@ static int lite_rollback_claim(store *s, const char *id, const char *message, in
         sqlite3_finalize(st);
         st = NULL;
     }
+    if (!rc && !(rc = wprep(s, SQL_REDRIVEN_AS("?1"), id, &st))) {
+        int r = sqlite3_step(st);
+        if (r == SQLITE_ROW)
+            rc = store_rollback_redriven(id, (const char *)sqlite3_column_text(st, 0));
+        else if (r != SQLITE_DONE)
+            rc = wfail(s, r, "cannot look up the redrives of an execution");
+        sqlite3_finalize(st);
+        st = NULL;
+    }
+    /* the redrive test again in the UPDATE itself, so the claim and the
+     * test are one statement whatever the transaction does */
     if (!rc && !(rc = wprep(s, "UPDATE executions SET status = 'ROLLED_BACK', message = ?2"
-                               " WHERE id = ?1",
+                               " WHERE id = ?1 AND NOT EXISTS (" SQL_REDRIVEN_AS("?1") ")",
                             id, &st))) {
         bind_text(st, 2, message);
         int r = sqlite3_step(st);
         if (r != SQLITE_DONE)
             rc = wfail(s, r, "cannot claim an execution for its rollback");
+        else if (sqlite3_changes(s->w) != 1)
+            rc = store_rollback_redriven(id, NULL);
         sqlite3_finalize(st);
     }
     if (rc) {

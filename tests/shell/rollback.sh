@@ -52,6 +52,19 @@ patterns = (
       params = { steps = ( $(step x1), { name = "x2"; step = "exec"; params = { shell = true; command = "false"; }; } ); }; },
     { name = "viastep"; type = "sequential";
       params = { steps = ( { name = "inner"; step = "pattern"; params = { pattern = "mb"; }; } ); }; },
+    { name = "rd"; type = "sequential";
+      params = { rollback_enabled = false; steps = ( $(step r1),
+                           { name = "r2"; step = "exec"; params = { shell = true; command = "test -e $OKF"; }; } ); }; },
+    { name = "pf"; type = "parallel";
+      params = { rollback_enabled = false;
+                 tasks = ( $(step p1), $(step p2 "" p1),
+                           { name = "p3"; step = "exec"; depends_on = [ "p1" ]; params = { shell = true; command = "false"; undo = "echo p3 >> $UNDO"; }; } ); }; },
+    { name = "outer"; type = "meta";
+      params = { phases = ( { name = "o1"; patterns = [ "ma" ]; },
+                            { name = "o2"; patterns = [ "pf" ]; } ); }; },
+    { name = "hang"; type = "sequential";
+      params = { steps = ( { name = "h"; step = "exec"; timeout = 1.0;
+                             params = { shell = true; command = "true"; undo = "sleep 300"; }; } ); }; },
     { name = "slow"; type = "sequential";
       params = { steps = ( { name = "s"; step = "exec"; params = { shell = true;
                              command = "sleep 3"; undo = "echo slow >> $UNDO"; }; } ); }; }
@@ -75,8 +88,11 @@ expect_match "$out" "SUCCEEDED" "SUCCEEDED"
 expect_exit 0 "ndf rollback of a succeeded sequence" -- ndf rollback "$id"
 expect_match "$(undone)" "^c b $id a\$" "seq: each undo once, newest first, with the original id"
 expect_match "$out" "ROLLED_BACK +step a" "the rollback's record shows the undone steps"
+expect_match "$out" "^execution $id: rolled back in" "and says rolled back, not ok"
+case "$err" in *error*) not_ok "and prints no error line: $err" ;; *) ok "and prints no error line" ;; esac
 expect_exit 0 "status after the rollback" -- ndf status "$id"
 expect_match "$out" "ROLLED_BACK" "status says rolled back"
+expect_match "$out" "^message: rolled back: 3 node" "and labels its message as no error"
 expect_match "$out" "ROLLED_BACK +step c .*undone by a rollback" "the stored steps say they were undone"
 expect_exit 0 "runs --status rolled_back" -- ndf runs seq --status ROLLED_BACK --json
 expect_match "$out" "\"id\":\"$id\"" "runs lists it as ROLLED_BACK"
@@ -106,6 +122,31 @@ sub=$(newest ma)
 expect_exit 2 "a sub-pattern's execution is refused" -- ndf rollback "$sub"
 expect_match "$err" "ran as a sub-pattern of $id" "and the parent is named"
 
+# ---- meta with a failed parallel sub-pattern: honest about what is left ----
+expect_exit 1 "outer fails in its second phase" -- ndf run outer
+id=$(newest outer)
+rm -f "$UNDO"
+expect_exit 2 "a level that undoes nothing is refused" -- ndf rollback "$id" --level phase
+expect_match "$err" "nothing to undo at level phase" "and says so"
+expect_exit 0 "and leaves it as it was" -- ndf status "$id"
+expect_match "$out" "FAILED in" "FAILED"
+[ ! -e "$UNDO" ] && ok "and undid nothing" || not_ok "and undid nothing: $(undone)"
+expect_exit 0 "--level complete of it" -- ndf rollback "$id" --level complete
+expect_match "$(undone)" "^ma2 ma1\$" "undoes the completed phase"
+expect_exit 0 "status" -- ndf status "$id"
+expect_match "$out" "FAILED in" "is not recorded ROLLED_BACK while completed work is left"
+expect_match "$out" "partly rolled back at level complete: [0-9]+ node\(s\) undone, 2 completed" "and says it is partly rolled back"
+: >"$UNDO"
+expect_exit 0 "a rollback again at level pattern" -- ndf rollback "$id"
+expect_match "$(undone)" "^(p2 )?p1\$" "undoes the failed sub-pattern's completed tasks, not ma again"
+expect_exit 0 "status" -- ndf status "$id"
+# p2 is reached by the replay only when it takes its turn before p3 fails
+case "$(undone)" in
+p2*) expect_match "$out" "ROLLED_BACK in" "ROLLED_BACK once nothing with an undo is left" ;;
+*) expect_match "$out" "partly rolled back at level pattern: [0-9]+ node\(s\) undone, 1 completed" \
+    "p2, not reached by the replay, is counted as left" ;;
+esac
+
 # ---- an undo that fails: FAILED, then a rollback again undoes the rest ----
 expect_exit 0 "seqfail runs" -- ndf run seqfail
 id=$(newest seqfail)
@@ -119,6 +160,14 @@ touch "$OKF"
 : >"$UNDO"
 expect_exit 0 "a rollback again succeeds" -- ndf rollback "$id"
 expect_match "$(undone)" "^f2\$" "and undoes only what was left"
+
+# ---- an undo is bounded by its step's timeout ----
+expect_exit 0 "hang runs" -- ndf run hang
+id=$(newest hang)
+expect_exit 1 "an undo that outlives its step's timeout fails the rollback" -- ndf rollback "$id"
+expect_match "$err" "undoing step 'h' failed \(timed out\)" "and says it timed out"
+expect_exit 0 "status" -- ndf status "$id"
+expect_match "$out" "undo failed" "the step says its undo failed"
 
 # ---- refusals ----
 expect_exit 0 "noundo runs" -- ndf run noundo
@@ -139,6 +188,7 @@ expect_exit 2 "a step that ran a sub-pattern is refused" -- ndf rollback "$id"
 expect_match "$err" "step 'inner' ran a sub-pattern" "and says so"
 expect_exit 3 "an unknown id is refused" -- ndf rollback 20200101T000000-1-1
 expect_exit 2 "no id is a usage error" -- ndf rollback
+expect_exit 2 "an empty id is a usage error" -- ndf rollback ""
 
 ndf run slow >/dev/null 2>&1 &
 SLOW=$!
@@ -162,6 +212,34 @@ expect_match "$err" "changed since it ran" "and says so"
 expect_exit 0 "its status" -- ndf status "$id"
 expect_match "$out" "SUCCEEDED" "and it is left as it was"
 write_conf
+
+# ---- a redriven execution: only the redrive may be rolled back ----
+rm -f "$OKF" "$UNDO"
+expect_exit 1 "rd fails" -- ndf run rd
+id=$(newest rd)
+touch "$OKF"
+expect_exit 0 "its redrive succeeds" -- ndf redrive "$id"
+id2=$(newest rd)
+[ "$id2" != "$id" ] && ok "the redrive is a new execution" || not_ok "the redrive is a new execution"
+[ ! -e "$UNDO" ] && ok "r1 was reused, not undone" || not_ok "r1 was reused: $(undone)"
+expect_exit 2 "the redriven execution is refused" -- ndf rollback "$id"
+expect_match "$err" "execution $id was redriven as $id2: roll back that one" "and names the redrive"
+expect_exit 0 "and left as it was" -- ndf status "$id"
+expect_match "$out" "FAILED in" "FAILED"
+expect_exit 0 "the redrive's rollback" -- ndf rollback "$id2"
+expect_match "$(undone)" "^r1\$" "undoes its reused step once"
+expect_exit 2 "the redriven execution is still refused after it" -- ndf rollback "$id"
+expect_match "$(undone)" "^r1\$" "and r1 is not undone twice"
+rm -f "$OKF" "$UNDO"
+expect_exit 1 "rd fails again" -- ndf run rd
+id=$(newest rd)
+touch "$OKF"
+expect_exit 0 "its redrive succeeds" -- ndf redrive "$id"
+id2=$(newest rd)
+expect_exit 2 "the redriven execution first: refused" -- ndf rollback "$id"
+expect_exit 0 "then the redrive's rollback" -- ndf rollback "$id2"
+expect_match "$(undone)" "^r1\$" "r1 undone once in the other order too"
+expect_exit 2 "a redrive of the rolled-back redrive is refused" -- ndf redrive "$id2"
 
 # ---- two one-shots at once: one wins ----
 expect_exit 0 "seq runs" -- ndf run seq
