@@ -34,15 +34,6 @@ patterns = (
 EOF2
 ndf() { "$NDF" -c "$CONF" "$@"; }
 last_id() { ndf runs "$1" --limit 1 --json | sed -n 's/^\[{"id":"\([^"]*\)".*/\1/p'; }
-# waits up to 20 s for command "$@" to succeed
-wait_for() {
-    i=0
-    while ! "$@" >/dev/null 2>&1; do
-        i=$((i + 1))
-        [ $i -ge 400 ] && return 1
-        sleep 0.05
-    done
-}
 seq 1 600000 >"$SCRATCH/text" # 4.5 MB of numbered lines
 # with_nl: its input, and the newline logs adds to output that does not end in one
 with_nl() { python3 -c 'import sys; b = sys.stdin.buffer.read(); sys.stdout.buffer.write(b if b.endswith(b"\n") else b + b"\n")'; }

@@ -39,6 +39,16 @@ expect_match() {
     fi
 }
 
+# wait_for CMD...: waits up to 20 s for CMD to succeed; 1 if it never does
+wait_for() {
+    i=0
+    while ! "$@" >/dev/null 2>&1; do
+        i=$((i + 1))
+        [ $i -ge 400 ] && return 1
+        sleep 0.05
+    done
+}
+
 finish() {
     printf '1..%d\n# %d passed, %d failed\n' $((pass + fail)) "$pass" "$fail"
     [ "$fail" -eq 0 ]

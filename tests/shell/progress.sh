@@ -23,15 +23,6 @@ patterns = (
 );
 EOF
 ndf() { "$NDF" -c "$CONF" "$@"; }
-# waits up to 20 s for command "$@" to succeed
-wait_for() {
-    i=0
-    while ! "$@" >/dev/null 2>&1; do
-        i=$((i + 1))
-        [ $i -ge 400 ] && return 1
-        sleep 0.05
-    done
-}
 running_id() { ndf runs live --status RUNNING --limit 1 --json | sed -n 's/^\[{"id":"\([^"]*\)".*/\1/p'; }
 has_id() { [ -n "$(running_id)" ]; }
 
