@@ -31,6 +31,10 @@ struct unrec {
     int fd;
     char *path;
     pthread_mutex_t lock;
+    /* the whole note, read in one pread per scan (under the lock) rather
+     * than a pread per slot: every store open scans it */
+    unsigned char *buf;
+    int loaded;
 };
 
 typedef struct slot {
@@ -97,17 +101,25 @@ static void copy_str(char *dst, size_t n, const char *src)
     dst[len] = 0;
 }
 
-static int read_slot(unrec *u, int i, slot *sl)
+static int read_slot(const unrec *u, int i, slot *sl)
 {
-    ssize_t r = pread(u->fd, sl, sizeof *sl, (off_t)i * UNREC_SLOT_SIZE);
-    return r == (ssize_t)sizeof *sl ? 0 : -1;
+    if (!u->loaded)
+        return -1;
+    memcpy(sl, u->buf + (size_t)i * UNREC_SLOT_SIZE, sizeof *sl);
+    return 0;
 }
 
+/* Takes the lock and reads the note as it is now. */
 static void lock(unrec *u, int how)
 {
+    const size_t size = (size_t)UNREC_SLOTS * UNREC_SLOT_SIZE;
     pthread_mutex_lock(&u->lock);
     while (flock(u->fd, how) != 0 && errno == EINTR)
         ;
+    ssize_t r;
+    while ((r = pread(u->fd, u->buf, size, 0)) < 0 && errno == EINTR)
+        ;
+    u->loaded = r == (ssize_t)size;
 }
 
 static void unlock(unrec *u)
@@ -153,6 +165,7 @@ unrec *unrec_open(const char *dir)
     unrec *u = xcalloc(1, sizeof *u);
     u->fd = fd;
     u->path = path;
+    u->buf = xmalloc((size_t)UNREC_SLOTS * UNREC_SLOT_SIZE);
     pthread_mutex_init(&u->lock, NULL);
     int bad = 0;
     slot sl;
@@ -178,6 +191,7 @@ void unrec_close(unrec *u)
     close(u->fd);
     pthread_mutex_destroy(&u->lock);
     free(u->path);
+    free(u->buf);
     free(u);
 }
 
