@@ -51,3 +51,10 @@ print-tests:
 # The order the tests start in (longest first), in GNU make's own syntax.
 EXTRA_DIST += mk/test-order.gmk
 -include $(top_srcdir)/mk/test-order.gmk
+
+# The cluster the PostgreSQL tests copy instead of running initdb each
+# (tests/shell/pglib.sh makes it on first use).
+clean-local: clean-local-pg-template
+clean-local-pg-template:
+	-rm -rf tests/pg-template tests/pg-template.*
+.PHONY: clean-local-pg-template

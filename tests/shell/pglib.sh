@@ -1,5 +1,6 @@
 # A private PostgreSQL 15 server for a shell test, sourced after lib.sh:
-# pg_start initdb's a cluster in a temporary directory and starts it on a
+# pg_start makes a cluster in a temporary directory (a copy of one initdb
+# made for the build tree, see pg_initdb) and starts it on a
 # Unix socket there only (no TCP), with trust authentication; it is stopped
 # and removed when the test exits, whatever way it exits.  Without the
 # server binaries, or with an ndf built without libpq, the test SKIPs
@@ -37,6 +38,39 @@ pg_stop() {
     PG_DIR=
 }
 
+# initdb takes seconds; a copy of a fresh cluster a fraction of one.  The
+# first test of a build tree to need a cluster makes it with initdb and
+# leaves a copy in $top_builddir/tests/pg-template (with the initdb
+# --version it came from: another server version makes its own); the
+# others copy that.  Tests running at once may each make one: the first
+# rename wins.  NDF_TEST_PG_FRESH=1 runs initdb every time.
+pg_initdb() {
+    _tmpl=$top_builddir/tests/pg-template
+    _ver=$("$PG_BIN/initdb" --version 2>/dev/null)
+    if [ "${NDF_TEST_PG_FRESH:-0}" != 1 ] && [ -n "$_ver" ] && [ -f "$_tmpl/PG_VERSION" ] &&
+        [ "$(cat "$_tmpl/.ndf-initdb" 2>/dev/null)" = "$_ver" ] &&
+        cp -a "$_tmpl" "$PG_DIR/data" 2>/dev/null; then
+        rm -f "$PG_DIR/data/.ndf-initdb"
+        return 0
+    fi
+    rm -rf "$PG_DIR/data"
+    if ! pg_as_owner "$PG_BIN/initdb" -D "$PG_DIR/data" -U postgres -A trust -E UTF8 \
+        --locale=C --no-sync >"$PG_DIR/initdb.log" 2>&1; then
+        sed 's/^/#   initdb: /' "$PG_DIR/initdb.log"
+        echo "Bail out! initdb failed"
+        exit 99
+    fi
+    [ "${NDF_TEST_PG_FRESH:-0}" != 1 ] && [ -n "$_ver" ] && [ ! -e "$_tmpl" ] || return 0
+    # published whole or not at all: a copy made aside, then renamed
+    if cp -a "$PG_DIR/data" "$_tmpl.$$" 2>/dev/null &&
+        printf '%s\n' "$_ver" >"$_tmpl.$$/.ndf-initdb" &&
+        mv -T "$_tmpl.$$" "$_tmpl" 2>/dev/null; then
+        :
+    else
+        rm -rf "$_tmpl.$$"
+    fi
+}
+
 pg_start() {
     [ "${NDF_HAVE_POSTGRESQL:-no}" = yes ] ||
         pg_skip "ndf was built without PostgreSQL (apt-get install libpq-dev, then configure --with-postgresql)"
@@ -53,12 +87,7 @@ pg_start() {
     trap 'exit 130' INT TERM HUP
     chmod 755 "$PG_DIR"
     [ "$(id -u)" -eq 0 ] && chown postgres "$PG_DIR"
-    if ! pg_as_owner "$PG_BIN/initdb" -D "$PG_DIR/data" -U postgres -A trust -E UTF8 \
-        --locale=C --no-sync >"$PG_DIR/initdb.log" 2>&1; then
-        sed 's/^/#   initdb: /' "$PG_DIR/initdb.log"
-        echo "Bail out! initdb failed"
-        exit 99
-    fi
+    pg_initdb
     # fsync off: a test server need not survive a power cut (the benchmark's does)
     if ! pg_as_owner "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/server.log" -w -t 60 \
         -o "-c listen_addresses='' -k $PG_DIR -c max_connections=100 -c fsync=${PG_FSYNC:-off}" \
