@@ -330,14 +330,20 @@ i=0
 while [ "$i" -lt 6 ]; do ndf submit seq3 --attr item=p$i >/dev/null; i=$((i + 1)); done
 # stopped, then looked at: an execution seen RUNNING before the stop could
 # commit its end in between (it did under ThreadSanitizer), and then
-# nothing would be held through the pause
+# nothing would be held through the pause.  Stopped only once it is seen
+# running one: stopped while each look is made, a worker slowed down (a
+# sanitizer build, a loaded machine) claimed nothing, worker 2 took all six
+w3_running() { pg_sql ndfq "SELECT count(*) FROM executions WHERE pid = $W3 AND status = 'RUNNING'"; }
 t=0
 while [ "$t" -lt 600 ]; do
-    kill -STOP "$W3"
-    [ "$(pg_sql ndfq "SELECT count(*) FROM executions WHERE pid = $W3 AND status = 'RUNNING'")" = 0 ] || break
-    kill -CONT "$W3"
-    sleep 0.02
     t=$((t + 1))
+    if [ "$(w3_running)" = 0 ]; then
+        sleep 0.02
+        continue
+    fi
+    kill -STOP "$W3"
+    [ "$(w3_running)" = 0 ] || break
+    kill -CONT "$W3"
 done
 sleep $((LEASE * 2 + 1))
 resumed=$(date +%s.%N)
