@@ -235,9 +235,16 @@ EOF
         rss "$BIGCONF"
         full=$(sed -n 's/^rss //p' "$SCRATCH/rss")
         expect_match "$brc" '^8$' "sqlite: a capture whose store fills: exit 8"
-        [ "${full:-999999}" -le $((${normal:-0} + 10240)) ] &&
-            ok "sqlite: a full storage.path costs no memory ($full KiB, $normal KiB on a normal disk)" ||
-            not_ok "sqlite: a full storage.path: max RSS $full KiB, $normal KiB on a normal disk"
+        # Under AddressSanitizer freed memory sits in its quarantine (256
+        # MiB) and the peak RSS of two runs differs by tens of MiB with no
+        # difference in what they hold: the plain build measures it.
+        if [ -n "${NDF_SAN_CFLAGS:-}" ]; then
+            ok "# SKIP sqlite: a full storage.path's memory in a sanitizer build ($full KiB, $normal KiB on a normal disk)"
+        else
+            [ "${full:-999999}" -le $((${normal:-0} + 10240)) ] &&
+                ok "sqlite: a full storage.path costs no memory ($full KiB, $normal KiB on a normal disk)" ||
+                not_ok "sqlite: a full storage.path: max RSS $full KiB, $normal KiB on a normal disk"
+        fi
         err=$(cat "$SCRATCH/big.err")
         expect_match "$err" "not recorded: .*database or disk is full" "sqlite: it says the disk is full"
         case $err in *savepoint*) not_ok "sqlite: the error names a savepoint: $err" ;;
