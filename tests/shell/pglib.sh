@@ -41,8 +41,8 @@ pg_stop() {
 # initdb takes seconds; a copy of a fresh cluster a fraction of one.  The
 # first test of a build tree to need a cluster makes it with initdb and
 # leaves a copy in $top_builddir/tests/pg-template (with the initdb
-# --version it came from: another server version makes its own); the
-# others copy that.  Tests running at once may each make one: the first
+# --version it came from: under another server the tests run initdb each,
+# until `make clean` removes the copy); the others copy that.  Tests running at once may each make one: the first
 # rename wins.  NDF_TEST_PG_FRESH=1 runs initdb every time.
 pg_initdb() {
     _tmpl=$top_builddir/tests/pg-template
