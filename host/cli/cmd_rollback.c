@@ -10,6 +10,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #include <cJSON.h>
@@ -86,6 +87,10 @@ static int cmd_rollback(cmd_ctx *c, int argc, char **argv)
         cmd_error(c, "expected one execution ID (see 'ndf runs')\n");
         return EXIT_USAGE;
     }
+    if (!c->served) {
+        cmd_signals_arm(cmd_name(c));
+        cmd_signals_rollback();
+    }
     int rc = cmd_start_executor(c, STORE_ORIGIN_RUN);
     if (rc)
         return rc;
@@ -95,7 +100,12 @@ static int cmd_rollback(cmd_ctx *c, int argc, char **argv)
         return EXIT_IO;
     }
     record *r = NULL;
-    int st = rollback_stored(rt->ex, rt->st, p.operands[0], level, target, &r);
+    int st = rollback_stored(rt->ex, rt->st, p.operands[0], level, target,
+                             c->served ? NULL : cmd_signals_undo, NULL, &r);
+    /* a signal that did not stop the undo actions changed nothing: the
+     * exit status is the rollback's own */
+    if (!(r && atomic_load(&r->hard_cancel)))
+        cmd_signals_keep_status();
     if (st) {
         cmd_error(c, "%s\n", err_msg());
         record_unref(r);

@@ -101,6 +101,15 @@ static int redrivable(const store_exec *e, const hashmap *by_path, int from_star
                        "can be redriven (ndf run %s runs the pattern again)",
                        e->id, e->status == STORE_SUCCEEDED ? "succeeded" : "never ran", e->pattern);
     }
+    /* a rollback that died recorded none of what it undid: resuming would
+     * build on work that may be gone */
+    if (!from_start && e->status == STORE_FAILED && e->message &&
+        strncmp(e->message, "rollback interrupted", 20) == 0)
+        return err_set(NDF_ERR_INVALID,
+                       "execution %s: its rollback was interrupted, so its completed work may be "
+                       "partly undone: 'ndf rollback %s' finishes the rollback (--from-start "
+                       "runs all of it again)",
+                       e->id, e->id);
     size_t undone = rolled_back(e, by_path);
     if (undone && !from_start)
         return err_set(NDF_ERR_INVALID,
@@ -378,8 +387,6 @@ static void release(store *st, const char *id, int rc, store_status was, const c
     free(why);
 }
 
-/* Records the end of the rollback `r` of `e` (status `rc`); returns `rc`,
- * or the store's error when the end could not be written. */
 /* The reused steps of the replay `r` that have an undo action and are
  * still COMPLETED after its rollback: work the level left done. */
 static size_t still_done(ndf_exec *n)
@@ -393,8 +400,11 @@ static size_t still_done(ndf_exec *n)
     return k;
 }
 
-static int record_end(store *st, const store_exec *e, record *r, int rc, store_status was,
-                      const char *was_msg, const char *level)
+/* Records the end of the rollback `r` of `e` (status `rc`; `stopped`:
+ * it was stopped on request, a signal); returns `rc`, or the store's
+ * error when the end could not be written. */
+static int record_end(store *st, const store_exec *e, record *r, int rc, int stopped,
+                      store_status was, const char *was_msg, const char *level)
 {
     int rolled = 0; /* the root is to say so */
     char *why = rc ? xstrdup(*err_msg() ? err_msg() : ndf_status_name(rc)) : NULL;
@@ -430,9 +440,16 @@ static int record_end(store *st, const store_exec *e, record *r, int rc, store_s
         wrc = store_rollback_end(st, e->id, was, msg, v, n);
         free(msg);
     } else {
-        char *msg = rc ? xasprintf("rollback failed at '%s': %s", ff ? ff : "?", why)
-                       : xasprintf("rolled back: %zu node(s) undone (it had ended %s)", undone,
-                                   store_status_name(was));
+        char *msg = stopped && ff
+                        ? xasprintf("rollback interrupted by signal at '%s'; 'ndf rollback %s' "
+                                    "runs the undo actions again",
+                                    ff, e->id)
+                    : stopped ? xasprintf("rollback interrupted by signal after %zu undo(s); 'ndf "
+                                          "rollback %s' runs the undo actions again",
+                                          undone, e->id)
+                    : rc ? xasprintf("rollback failed at '%s': %s", ff ? ff : "?", why)
+                         : xasprintf("rolled back: %zu node(s) undone (it had ended %s)", undone,
+                                     store_status_name(was));
         wrc = store_rollback_end(st, e->id, rc ? STORE_FAILED : STORE_ROLLED_BACK, msg, v, n);
         free(msg);
     }
@@ -440,9 +457,32 @@ static int record_end(store *st, const store_exec *e, record *r, int rc, store_s
     rollback_changes_free(v, n);
     if (wrc) {
         char *m = xstrdup(err_msg());
+        /* Give the claim up all the same, as a rollback that died: its
+         * nodes unrecorded, the undo actions to run again.  When that
+         * cannot be written either, the claim stays with this process,
+         * and crash recovery does it once the process has exited. */
+        char *gone = xasprintf("rollback interrupted: its end could not be recorded (%s); 'ndf "
+                               "rollback %s' runs the undo actions again",
+                               m, e->id);
+        if (store_rollback_end(st, e->id, STORE_FAILED, gone, NULL, 0))
+            log_msg(NDF_LOG_ERROR,
+                    "execution %s: cannot give its rollback claim up (%s): it is recovered as "
+                    "interrupted once this process has exited",
+                    e->id, err_msg());
+        free(gone);
         rc = err_set(wrc, "execution %s: the rollback %s, but its end could not be recorded: %s",
                      e->id, rc ? "failed" : "ran", m);
         free(m);
+    } else if (stopped && !n) {
+        rc = err_set(rc ? rc : NDF_ERR_CANCELLED,
+                     "execution %s: rollback interrupted by signal before any undo ran (nothing "
+                     "was undone; it is left %s)",
+                     e->id, store_status_name(was));
+    } else if (stopped) {
+        rc = err_set(rc ? rc : NDF_ERR_CANCELLED,
+                     "execution %s: rollback interrupted by signal%s%s%s; it is FAILED and 'ndf "
+                     "rollback %s' runs the undo actions again",
+                     e->id, ff ? " at '" : "", ff ? failed_at : "", ff ? "'" : "", e->id);
     } else if (!rc && !n) {
         rc = err_set(NDF_ERR_INVALID, "execution %s: nothing to undo at level %s (it is left %s)",
                      e->id, level ? level : "pattern", store_status_name(was));
@@ -461,7 +501,7 @@ static int record_end(store *st, const store_exec *e, record *r, int rc, store_s
 }
 
 int rollback_stored(executor *ex, store *st, const char *id, const char *level,
-                    const char *target, record **out)
+                    const char *target, rollback_watch_fn watch, void *watch_arg, record **out)
 {
     *out = NULL;
     store_exec e;
@@ -516,8 +556,12 @@ int rollback_stored(executor *ex, store *st, const char *id, const char *level,
                      e.id);
         goto give_back;
     }
+    if (watch)
+        watch(watch_arg, r);
     rc = executor_rollback(r, level, target);
-    rc = record_end(st, &e, r, rc, was, was_msg, level);
+    if (watch)
+        watch(watch_arg, NULL);
+    rc = record_end(st, &e, r, rc, atomic_load(&r->hard_cancel), was, was_msg, level);
     if (!rc) {
         /* what the caller prints is the rollback, which went well, not
          * the replay's run, which failed where the execution had */
@@ -593,7 +637,7 @@ int rollback_live(store *st, record *r, const char *level, const char *target)
         release(st, r->id, rc, was, was_msg);
         goto out;
     }
-    rc = record_end(st, &e, r, rc, was, was_msg, level);
+    rc = record_end(st, &e, r, rc, 0, was, was_msg, level);
 out:
     free(was_msg);
     store_exec_free(&e);

@@ -544,6 +544,24 @@ int store_rollback_redriven(const char *id, const char *by)
                    by ? by : "another execution");
 }
 
+int store_redrive_rolling_back(const char *id, const char *claimed)
+{
+    if (!claimed || strcmp(claimed, id) == 0)
+        return err_set(NDF_ERR_INVALID, "execution %s is being rolled back: it cannot be redriven",
+                       id);
+    return err_set(NDF_ERR_INVALID,
+                   "execution %s cannot be redriven: %s, of the same chain of redrives, is being "
+                   "rolled back (its undo actions may be undoing the work a redrive would reuse)",
+                   id, claimed);
+}
+
+char *store_rollback_interrupted_message(const char *id, long pid, const char *host)
+{
+    return xasprintf("rollback interrupted: process %ld on %s died while undoing; 'ndf rollback "
+                     "%s' runs the undo actions again",
+                     pid, host ? host : "?", id);
+}
+
 int store_remove_pattern(store *s, const char *name)
 {
     return ops_of(s)->remove_pattern(s, name);

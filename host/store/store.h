@@ -20,7 +20,7 @@
 
 /* The schema version this build writes (PRAGMA user_version for SQLite).
  * Older databases are migrated forward on open; newer ones are refused. */
-#define STORE_SCHEMA_VERSION 7
+#define STORE_SCHEMA_VERSION 8
 /* The database file's name inside the storage directory. */
 #define STORE_DB_NAME "ndf.db"
 /* Bytes of each captured stream kept per node unless told otherwise. */

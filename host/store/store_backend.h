@@ -132,11 +132,13 @@ int store_pg_open(const char *dir, const struct store_opts *opts, struct store *
     "SELECT x.id FROM executions x WHERE x.redrive_root = " SQL_REDRIVE_ROOT(P)                    \
     " AND x.seq > (SELECT y.seq FROM executions y WHERE y.id = " P ") ORDER BY x.seq DESC LIMIT 1"
 
-/* 1 when execution P is claimed by a rollback that has not ended: a
- * redrive of it then waits for no one and is refused. */
+/* The execution of P's redrive chain that a rollback holds a claim on
+ * (rollback_claims), if any: its id.  A redrive of any execution of the
+ * chain is then refused, as that rollback may be undoing the work the
+ * redrive would reuse. */
 #define SQL_BEING_ROLLED_BACK(P)                                                                   \
-    "SELECT 1 FROM executions WHERE id = " P " AND status = 'ROLLED_BACK'"                         \
-    " AND message LIKE 'being rolled back by %'"
+    "SELECT c.exec_id FROM rollback_claims c JOIN executions x ON x.id = c.exec_id"                \
+    " WHERE coalesce(x.redrive_root, x.id) = " SQL_REDRIVE_ROOT(P) " LIMIT 1"
 
 /* Helpers the backends share (store.c). */
 
@@ -153,6 +155,13 @@ int store_rollback_refused(const char *id, int found, const char *status, const 
                            const char *message, const char *host, long pid);
 /* Why a rollback of `id` is refused when it was redriven as `by`. */
 int store_rollback_redriven(const char *id, const char *by);
+/* Why a redrive of `id` is refused while a rollback holds the claim on
+ * `claimed` (an execution of its chain, maybe `id` itself). */
+int store_redrive_rolling_back(const char *id, const char *claimed);
+/* The message of an execution whose rollback, claimed by process `pid`
+ * on `host`, died before it ended (crash recovery makes it FAILED with
+ * it).  Caller frees. */
+char *store_rollback_interrupted_message(const char *id, long pid, const char *host);
 
 /* The message a RUNNING row gets when the end of execution `e` could
  * not be written for the store's sake (`why`): "not recorded: WHY (the

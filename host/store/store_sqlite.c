@@ -616,6 +616,12 @@ static const char *const migrations[STORE_SCHEMA_VERSION] = {
     "CREATE TABLE runtime_defs_version (id INTEGER PRIMARY KEY CHECK (id = 0),"
     " n INTEGER NOT NULL);"
     "INSERT INTO runtime_defs_version (id, n) VALUES (0, 0);",
+    /* 7 -> 8: who holds a rollback's claim on an execution (its process,
+     * named as a RUNNING row names its own) and what the execution was,
+     * so that crash recovery can tell a claim whose rollback died */
+    "CREATE TABLE rollback_claims ("
+    " exec_id TEXT PRIMARY KEY, host TEXT NOT NULL, pid INTEGER NOT NULL, boot_id TEXT,"
+    " pid_start INTEGER, time REAL NOT NULL, was_status TEXT NOT NULL, was_message TEXT);",
 };
 
 static int pragma_int(sqlite3 *db, const char *sql, long long *out)
@@ -1289,13 +1295,12 @@ static int check_not_rolling_back(store *s, const char *id)
     if (rc)
         return rc;
     int r = sqlite3_step(q);
-    sqlite3_finalize(q);
     if (r == SQLITE_ROW)
-        return err_set(NDF_ERR_INVALID,
-                       "execution %s is being rolled back: it cannot be redriven", id);
-    if (r != SQLITE_DONE)
-        return wfail(s, r, "cannot read an execution");
-    return NDF_OK;
+        rc = store_redrive_rolling_back(id, (const char *)sqlite3_column_text(q, 0));
+    else if (r != SQLITE_DONE)
+        rc = wfail(s, r, "cannot read an execution");
+    sqlite3_finalize(q);
+    return rc;
 }
 
 static int apply_begin(store *s, const store_exec *e)
@@ -2573,7 +2578,7 @@ static int take_groups(store *s, const char *id, int here, dead_group **v, size_
     return rc ? rc : wexec(s, "DELETE FROM step_processes WHERE exec_id = ?1", id, NULL);
 }
 
-static int lite_recover(store *s, size_t *count)
+static int recover_running(store *s, size_t *count)
 {
     size_t ndead = 0, cap = 0, fixed = 0, ngroups = 0;
     dead_exec *dead = NULL;
@@ -2741,6 +2746,113 @@ out:
     if (!rc && count)
         *count = fixed;
     return rc;
+}
+
+/* A rollback claim whose holder died. */
+typedef struct dead_claim {
+    char *id;
+    char *host;
+    long pid;
+    int here;
+} dead_claim;
+
+/* The rollback claims whose holder died (as recover_running tells a
+ * RUNNING row's): each execution becomes FAILED "rollback interrupted",
+ * keeping the node states its rollback recorded (none: a rollback writes
+ * them at its end), the claim is dropped, and the undo processes it left
+ * are stopped.  A claim of another host is left alone. */
+static int recover_claims(store *s, size_t *count)
+{
+    dead_claim *dead = NULL;
+    dead_group *groups = NULL;
+    size_t ndead = 0, ngroups = 0;
+    sqlite3_stmt *st = NULL;
+    pthread_mutex_lock(&s->wlock);
+    int rc = wprep(s, "SELECT exec_id, host, pid, boot_id, pid_start FROM rollback_claims", NULL,
+                   &st);
+    while (!rc && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        rc = 0;
+        const char *host = (const char *)sqlite3_column_text(st, 1);
+        const char *boot = (const char *)sqlite3_column_text(st, 3);
+        long pid = (long)sqlite3_column_int64(st, 2);
+        if (process_alive(s, host, pid, boot, sqlite3_column_int64(st, 4)))
+            continue;
+        dead = xrealloc(dead, (ndead + 1) * sizeof *dead);
+        dead[ndead].id = col_dup(st, 0);
+        dead[ndead].host = xstrdup(host ? host : "?");
+        dead[ndead].pid = pid;
+        dead[ndead].here = boot && s->boot_id[0] && strcmp(boot, s->boot_id) == 0;
+        ndead++;
+    }
+    if (rc == SQLITE_DONE)
+        rc = NDF_OK;
+    else if (rc > 0)
+        rc = wfail(s, rc, "cannot look for interrupted rollbacks");
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&s->wlock);
+    if (rc || !ndead)
+        goto out;
+    size_t fixed = 0;
+    if ((rc = wbegin(s)))
+        goto out;
+    for (size_t i = 0; i < ndead && !rc; i++) {
+        long long gone = 0;
+        /* the same holder still: another recovery may have been first */
+        if (!(rc = wprep(s, "DELETE FROM rollback_claims WHERE exec_id = ?1 AND pid = ?2", dead[i].id,
+                         &st))) {
+            sqlite3_bind_int64(st, 2, dead[i].pid);
+            int r = sqlite3_step(st);
+            if (r != SQLITE_DONE)
+                rc = wfail(s, r, "cannot drop an interrupted rollback's claim");
+            gone = sqlite3_changes64(s->w);
+            sqlite3_finalize(st);
+        }
+        if (rc || !gone)
+            continue;
+        char *msg = store_rollback_interrupted_message(dead[i].id, dead[i].pid, dead[i].host);
+        if (!(rc = wprep(s,
+                         "UPDATE executions SET status = 'FAILED', message = ?2"
+                         " WHERE id = ?1 AND status = 'ROLLED_BACK'",
+                         dead[i].id, &st))) {
+            bind_text(st, 2, msg);
+            int r = sqlite3_step(st);
+            if (r != SQLITE_DONE)
+                rc = wfail(s, r, "cannot mark an interrupted rollback");
+            else
+                fixed += sqlite3_changes64(s->w) > 0;
+            sqlite3_finalize(st);
+        }
+        if (!rc)
+            rc = take_groups(s, dead[i].id, dead[i].here, &groups, &ngroups);
+        if (!rc)
+            log_msg(NDF_LOG_WARN, "%s: execution %s: %s", s->path, dead[i].id, msg);
+        free(msg);
+    }
+    rc = wend(s, rc);
+    for (size_t i = 0; i < ngroups && !rc; i++) {
+        int k = store_kill_step_group(groups[i].pgid, groups[i].start, groups[i].token);
+        if (k > 0)
+            log_msg(NDF_LOG_WARN, "%s: killed %d leftover undo process(es) of group %ld", s->path,
+                    k, groups[i].pgid);
+    }
+    if (!rc && count)
+        *count += fixed;
+out:
+    for (size_t i = 0; i < ngroups; i++)
+        free(groups[i].token);
+    free(groups);
+    for (size_t i = 0; i < ndead; i++) {
+        free(dead[i].id);
+        free(dead[i].host);
+    }
+    free(dead);
+    return rc;
+}
+
+static int lite_recover(store *s, size_t *count)
+{
+    int rc = recover_running(s, count);
+    return rc ? rc : recover_claims(s, count);
 }
 
 /* ------------------------------------------------------------------ */
@@ -3350,6 +3462,27 @@ static int lite_rollback_claim(store *s, const char *id, const char *message, in
         else if (sqlite3_changes(s->w) != 1)
             rc = store_rollback_redriven(id, NULL);
         sqlite3_finalize(st);
+        st = NULL;
+    }
+    /* its holder, in the claim's transaction: crash recovery gives the
+     * claim of a holder that died up (a claim row left by a holder that
+     * is gone is replaced) */
+    if (!rc && !(rc = wprep(s,
+                            "INSERT OR REPLACE INTO rollback_claims (exec_id, host, pid, boot_id,"
+                            " pid_start, time, was_status, was_message)"
+                            " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                            id, &st))) {
+        bind_text(st, 2, s->host);
+        sqlite3_bind_int64(st, 3, (sqlite3_int64)getpid());
+        bind_text(st, 4, s->boot_id);
+        sqlite3_bind_int64(st, 5, own_start_time(s));
+        sqlite3_bind_double(st, 6, now_wall());
+        bind_text(st, 7, status_names[*was]);
+        bind_text(st, 8, *was_message);
+        int r = sqlite3_step(st);
+        if (r != SQLITE_DONE)
+            rc = wfail(s, r, "cannot claim an execution for its rollback");
+        sqlite3_finalize(st);
     }
     if (rc) {
         free(*was_message);
@@ -3395,6 +3528,11 @@ static int lite_rollback_end(store *s, const char *id, int status, const char *m
                          s->path, id);
         sqlite3_finalize(st);
     }
+    /* the undo actions' processes ended with them */
+    if (!rc)
+        rc = wexec(s, "DELETE FROM rollback_claims WHERE exec_id = ?1", id, NULL);
+    if (!rc)
+        rc = wexec(s, "DELETE FROM step_processes WHERE exec_id = ?1", id, NULL);
     return wend(s, rc);
 }
 
