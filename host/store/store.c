@@ -688,7 +688,9 @@ static long long stat_field(long pid, int want)
     return p ? strtoll(p + 1, NULL, 10) : -1;
 }
 
-/* 1 when process `pid` has NDF_STEP=`token` in its environment. */
+/* 1 when process `pid` has NDF_STEP=`token` in its environment, or a
+ * token below it ("`token`/..."): a process a step started inside an
+ * isolated plugin's worker, whose group the store does not know. */
 static int carries_token(long pid, const char *token)
 {
     char path[64];
@@ -708,7 +710,7 @@ static int carries_token(long pid, const char *token)
     int found = 0;
     for (size_t i = 0; i < sb.len && !found; i += strlen(sb.buf + i) + 1)
         found = strncmp(sb.buf + i, "NDF_STEP=", 9) == 0 && strncmp(sb.buf + i + 9, token, tl) == 0 &&
-                sb.buf[i + 9 + tl] == 0;
+                (sb.buf[i + 9 + tl] == 0 || sb.buf[i + 9 + tl] == '/');
     sb_free(&sb);
     return found;
 }

@@ -236,7 +236,9 @@ int store_claim_refused(const char *of, const char *holder, const char *status);
  * never another's: the group is killed only when its leader is the one
  * recorded (same start time) or a member still carries the step's token
  * (NDF_STEP) in its environment; members that left the group (setsid) but
- * carry the token are killed one by one.  Only processes of this user
+ * carry the token, or one below it (the processes a step started inside
+ * an isolated plugin's worker, each in a group of its own), are killed one
+ * by one.  Only processes of this user
  * (effective uid).  Returns the processes found. */
 int store_kill_step_group(long pgid, long long start, const char *token);
 

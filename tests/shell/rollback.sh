@@ -14,6 +14,9 @@
 STATE=$SCRATCH/state
 UNDO=$SCRATCH/undo
 OKF=$SCRATCH/ok
+PIDF=$SCRATCH/undo.pid # the pid of slowundo's undo of u, which waits for $GO ($$$$ in
+# its config: ndf reads $$ as a plain $)
+GO=$SCRATCH/go
 CONF=$SCRATCH/ndf.conf
 RUN=$SCRATCH/run
 mkdir -m 700 "$RUN"
@@ -65,6 +68,10 @@ patterns = (
     { name = "hang"; type = "sequential";
       params = { steps = ( { name = "h"; step = "exec"; timeout = 1.0;
                              params = { shell = true; command = "true"; undo = "sleep 300"; }; } ); }; },
+    { name = "slowundo"; type = "sequential";
+      params = { steps = ( $(step v1),
+                           { name = "u"; step = "exec"; params = { shell = true; command = "true";
+                             undo = "echo u >> $UNDO; echo \$\$\$\$ > $PIDF; while [ ! -e $GO ]; do sleep 0.05; done"; }; } ); }; },
     { name = "slow"; type = "sequential";
       params = { steps = ( { name = "s"; step = "exec"; params = { shell = true;
                              command = "sleep 3"; undo = "echo slow >> $UNDO"; }; } ); }; }
@@ -256,9 +263,94 @@ E1=$?
     not_ok "two one-shots at once: exits $E1 and $E2: $(cat "$SCRATCH/r1" "$SCRATCH/r2")"
 expect_match "$(undone)" "^c b $id a\$" "each undo ran once"
 
+# ---- a rollback killed while an undo runs: recovered as interrupted ----
+gone() { ! kill -0 "$1" 2>/dev/null; }
+undo_pid() { cat "$PIDF" 2>/dev/null; }
+expect_exit 0 "slowundo runs" -- ndf run slowundo
+id=$(newest slowundo)
+rm -f "$UNDO" "$PIDF" "$GO"
+# no cgroup (which would take the undo with ndf): only the store knows
+# the undo's process group
+NDF_CGROUP=off "$NDF" -c "$CONF" rollback "$id" >"$SCRATCH/r1" 2>&1 & # $! the program's pid
+RB=$!
+wait_for test -s "$PIDF" && ok "the slow undo started" || not_ok "the slow undo started: $(cat "$SCRATCH/r1")"
+upid=$(undo_pid)
+sleep 0.5 # the group's row is queued, not waited for
+expect_exit 0 "ndf runs beside a live rollback" -- ndf runs slowundo
+expect_exit 0 "ndf status beside a live rollback" -- ndf status "$id"
+expect_match "$out" "being rolled back by ndf process $RB " "a live claimer's claim is not recovered"
+kill -KILL $RB
+wait $RB
+sleep 0.2
+gone "$upid" && not_ok "the undo outlives the killed rollback until a recovery" ||
+    ok "the undo outlives the killed rollback until a recovery"
+expect_exit 0 "the next command's recovery" -- ndf status "$id"
+expect_match "$err" "killed [1-9][0-9]* leftover undo process" "kills the undo's leftovers"
+expect_match "$out" "FAILED in" "makes the execution FAILED"
+expect_match "$out" "rollback interrupted: process $RB on .* died while undoing; 'ndf rollback $id' runs the undo actions again" \
+    "and says the rollback was interrupted"
+wait_for gone "$upid" && ok "the killed rollback's undo process is gone" ||
+    not_ok "the killed rollback's undo process $upid is still there"
+expect_exit 2 "a redrive without --from-start is refused" -- ndf redrive "$id"
+expect_match "$err" "its rollback was interrupted" "and says why"
+touch "$GO"
+expect_exit 0 "ndf rollback again succeeds" -- ndf rollback "$id"
+expect_match "$(undone)" "^u u v1\$" "the undo of u ran again, then v1's"
+expect_exit 0 "status" -- ndf status "$id"
+expect_match "$out" "ROLLED_BACK in" "ROLLED_BACK"
+
+# ---- signals to ndf rollback: the first lets the undo actions finish ----
+expect_exit 0 "slowundo runs" -- ndf run slowundo
+id=$(newest slowundo)
+rm -f "$UNDO" "$PIDF" "$GO"
+"$NDF" -c "$CONF" rollback "$id" >"$SCRATCH/r1" 2>"$SCRATCH/r1.err" &
+RB=$!
+wait_for test -s "$PIDF"
+kill -TERM $RB
+wait_for grep -q "letting the undo actions finish" "$SCRATCH/r1.err" &&
+    ok "one SIGTERM: says it lets the undo actions finish" ||
+    not_ok "one SIGTERM: says it lets the undo actions finish: $(cat "$SCRATCH/r1.err")"
+expect_match "$(cat "$SCRATCH/r1.err")" "^ndf: rollback: SIGTERM: letting the undo actions finish; send it again to stop them\$" \
+    "in those words"
+touch "$GO"
+wait $RB
+E1=$?
+[ $E1 -eq 0 ] && ok "and exits 0 once the rollback completed" || not_ok "exit $E1 after one SIGTERM: $(cat "$SCRATCH/r1.err")"
+expect_match "$(undone)" "^u v1\$" "the undo in progress and the remaining one ran"
+expect_exit 0 "status" -- ndf status "$id"
+expect_match "$out" "ROLLED_BACK in" "ROLLED_BACK"
+
+# ---- a second signal stops them ----
+expect_exit 0 "slowundo runs" -- ndf run slowundo
+id=$(newest slowundo)
+rm -f "$UNDO" "$PIDF" "$GO"
+"$NDF" -c "$CONF" rollback "$id" >"$SCRATCH/r1" 2>"$SCRATCH/r1.err" &
+RB=$!
+wait_for test -s "$PIDF"
+upid=$(undo_pid)
+# SIGTERM: a background job of a non-interactive shell ignores SIGINT
+kill -TERM $RB
+wait_for grep -q "letting the undo actions finish" "$SCRATCH/r1.err"
+kill -TERM $RB
+wait $RB
+E1=$?
+[ $E1 -eq 143 ] && ok "two SIGTERMs: exit 143 (128 + SIGTERM)" || not_ok "two SIGTERMs: exit $E1: $(cat "$SCRATCH/r1.err")"
+expect_match "$(cat "$SCRATCH/r1.err")" "SIGTERM again: stopping the undo actions" "says it stops them"
+expect_match "$(cat "$SCRATCH/r1.err")" "rollback interrupted by signal at 'u'" "and where"
+gone "$upid" && ok "the running undo was killed" || not_ok "the running undo $upid was not killed"
+expect_match "$(undone)" "^u\$" "no undo ran after the second signal"
+expect_exit 0 "status" -- ndf status "$id"
+expect_match "$out" "FAILED in" "FAILED"
+expect_match "$out" "rollback interrupted by signal at 'u'; 'ndf rollback $id' runs the undo actions again" "and says so"
+touch "$GO"
+: >"$UNDO"
+expect_exit 0 "ndf rollback again" -- ndf rollback "$id"
+expect_match "$(undone)" "^u v1\$" "undoes u again, then v1"
+
 # ---- a server: ctl rollback, and ctl beside a one-shot ----
-# the program itself, not the function: $! must be the server's pid
-"$NDF" -c "$CONF" serve --no-watch 2>"$SCRATCH/serve.log" &
+# the program itself, not the function: $! must be the server's pid; no
+# cgroup, as above
+NDF_CGROUP=off "$NDF" -c "$CONF" serve --no-watch 2>"$SCRATCH/serve.log" &
 SERVER=$!
 trap 'kill $SERVER 2>/dev/null; rm -rf "$SCRATCH"' EXIT
 for i in $(seq 1 200); do
@@ -296,7 +388,29 @@ id=$(ctlid seq)
 expect_exit 0 "one-shot rollback of an execution the server holds" -- ndf rollback "$id"
 expect_exit 2 "then ctl rollback is refused" -- ndf ctl rollback "$id"
 expect_match "$err" "already rolled back" "and says why"
-kill $SERVER
+
+# ---- a server SIGKILLed during ctl rollback ----
+id=$(ctlid slowundo)
+rm -f "$UNDO" "$PIDF" "$GO"
+ndf ctl rollback "$id" >"$SCRATCH/r1" 2>&1 &
+CTL=$!
+wait_for test -s "$PIDF" && ok "ctl: the slow undo started" || not_ok "ctl: the slow undo started: $(cat "$SCRATCH/r1")"
+upid=$(undo_pid)
+sleep 0.5
+expect_exit 0 "ndf status beside the server's live rollback" -- ndf status "$id"
+expect_match "$out" "being rolled back by ndf process $SERVER " "the server's claim is not recovered"
+kill -KILL $SERVER
 wait $SERVER
+wait $CTL
+gone "$upid" && not_ok "the undo outlives the killed server until a recovery" ||
+    ok "the undo outlives the killed server until a recovery"
+expect_exit 0 "the next command's recovery" -- ndf status "$id"
+expect_match "$out" "rollback interrupted: process $SERVER on .* died while undoing" \
+    "the dead server's rollback is interrupted"
+wait_for gone "$upid" && ok "its undo process is gone" || not_ok "its undo process $upid is still there"
+touch "$GO"
+: >"$UNDO"
+expect_exit 0 "a one-shot rollback then succeeds" -- ndf rollback "$id"
+expect_match "$(undone)" "^u v1\$" "and runs the undo actions"
 
 finish
