@@ -322,7 +322,7 @@ START_TEST(test_fresh_schema)
     store_close(s);
     ck_assert_int_eq(raw_int(dbpath, "PRAGMA user_version"), STORE_SCHEMA_VERSION);
     ck_assert_int_eq(raw_int(dbpath, "PRAGMA auto_vacuum"), 2);
-    ck_assert_int_eq(raw_int(dbpath, "SELECT count(*) FROM sqlite_master WHERE type='table'"), 8);
+    ck_assert_int_eq(raw_int(dbpath, "SELECT count(*) FROM sqlite_master WHERE type='table'"), 9);
     sqlite3 *db;
     ck_assert_int_eq(sqlite3_open(dbpath, &db), SQLITE_OK);
     sqlite3_stmt *st;
@@ -1565,6 +1565,97 @@ START_TEST(test_rollback_claim)
 }
 END_TEST
 
+/* A redriven execution cannot be rolled back, and no execution of a
+ * chain of redrives can be redriven while one of them is being rolled
+ * back; a claim and a redrive racing: never both. */
+START_TEST(test_rollback_redriven)
+{
+    store *s = open_default();
+    ck_assert_int_eq(finish(s, "orig", "p", STORE_FAILED, NULL), NDF_OK);
+    ck_assert_int_eq(begin_redrive(s, "rd1", "orig"), NDF_OK);
+    ck_assert_int_eq(end_redrive(s, "rd1", "orig", STORE_FAILED), NDF_OK);
+    ck_assert_int_eq(store_rollback_claim(s, "orig", "x", NULL, NULL), NDF_ERR_INVALID);
+    ck_assert_msg(strstr(err_msg(), "execution orig was redriven as rd1"), "%s", err_msg());
+    store_exec e;
+    ck_assert_int_eq(store_get(s, "orig", &e), NDF_OK);
+    ck_assert_int_eq(e.status, STORE_FAILED); /* left as it was */
+    store_exec_free(&e);
+
+    store_status was;
+    char *msg = NULL;
+    ck_assert_int_eq(store_rollback_claim(s, "rd1", "claimed", &was, &msg), NDF_OK);
+    ck_assert_int_eq(begin_redrive(s, "rd2", "rd1"), NDF_ERR_INVALID);
+    ck_assert_msg(strstr(err_msg(), "execution rd1 is being rolled back"), "%s", err_msg());
+    /* the original too: rd1's undo actions undo the work it reused */
+    ck_assert_int_eq(begin_redrive(s, "rd2", "orig"), NDF_ERR_INVALID);
+    ck_assert_msg(strstr(err_msg(), "rd1, of the same chain of redrives, is being rolled back"),
+                  "%s", err_msg());
+    ck_assert_int_eq(store_get(s, "rd2", &e), NDF_ERR_NOT_FOUND);
+    ck_assert_int_eq(store_rollback_end(s, "rd1", was, msg, NULL, 0), NDF_OK);
+    free(msg);
+    ck_assert_int_eq(begin_redrive(s, "rd2", "orig"), NDF_OK); /* the claim given back */
+    ck_assert_int_eq(end_redrive(s, "rd2", "orig", STORE_FAILED), NDF_OK);
+    ck_assert_int_eq(store_rollback_claim(s, "rd1", "x", NULL, NULL), NDF_ERR_INVALID);
+    ck_assert_msg(strstr(err_msg(), "execution rd1 was redriven as rd2"), "%s", err_msg());
+    store_close(s);
+
+    /* processes at once: half claim rd2 for a rollback, half redrive the
+     * original (its chain's newest is rd2): one of all of them wins */
+    int go[2], res[2];
+    ck_assert_int_eq(pipe(go), 0);
+    ck_assert_int_eq(pipe(res), 0);
+    pid_t kids[NCLAIM];
+    for (int c = 0; c < NCLAIM; c++) {
+        kids[c] = fork();
+        ck_assert_int_ge(kids[c], 0);
+        if (kids[c] == 0) {
+            close(go[1]);
+            store *cs;
+            store_opts o;
+            store_opts_default(&o);
+            o.busy_timeout_ms = 30000;
+            char b = 'x';
+            if (open_store(&o, &cs) != NDF_OK) {
+                (void)!write(res[1], &b, 1);
+                _exit(10);
+            }
+            if (read(go[0], &b, 1) != 0)
+                _exit(11);
+            int rc;
+            if (c % 2) {
+                rc = store_rollback_claim(cs, "rd2", "claimed", NULL, NULL);
+            } else {
+                char id[16];
+                snprintf(id, sizeof id, "race%d", c);
+                rc = begin_redrive(cs, id, "orig");
+            }
+            b = rc == NDF_OK ? 'w' : rc == NDF_ERR_INVALID ? 'l' : 'e';
+            (void)!write(res[1], &b, 1);
+            store_close(cs);
+            _exit(0);
+        }
+    }
+    close(go[0]);
+    close(res[1]);
+    close(go[1]);
+    int won = 0, lost = 0;
+    char b;
+    for (int c = 0; c < NCLAIM; c++) {
+        ck_assert_int_eq(read(res[0], &b, 1), 1);
+        won += b == 'w';
+        lost += b == 'l';
+    }
+    for (int c = 0; c < NCLAIM; c++) {
+        int status;
+        ck_assert_int_eq(waitpid(kids[c], &status, 0), kids[c]);
+        ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child %d: %#x", c, status);
+    }
+    close(res[0]);
+    ck_assert_int_eq(won, 1);
+    ck_assert_int_eq(lost, NCLAIM - 1);
+}
+END_TEST
+
 /* ------------------------------------------------------------------ */
 /* step processes left by a dead ndf */
 
@@ -1659,6 +1750,135 @@ START_TEST(test_step_processes_recovered)
     store_exec_free(&got);
     store_exec_free(&e);
     store_exec_free(&done);
+    store_close(s);
+}
+END_TEST
+
+/* A rollback's claim names its holder; crash recovery makes the claim of
+ * a holder that died FAILED "rollback interrupted" and kills the undo
+ * processes it left, and leaves a live holder's claim and another host's
+ * alone. */
+START_TEST(test_rollback_claim_recovered)
+{
+    store *s = open_default();
+    ck_assert_int_eq(finish(s, "dead1", "p", STORE_SUCCEEDED, NULL), NDF_OK);
+    ck_assert_int_eq(finish(s, "live1", "p", STORE_SUCCEEDED, NULL), NDF_OK);
+    ck_assert_int_eq(finish(s, "other1", "p", STORE_SUCCEEDED, NULL), NDF_OK);
+    store_close(s);
+    pid_t undo = spawn_step("ck-undo-1");
+
+    /* a holder that dies holding its claim, an undo of it running */
+    pid_t k = fork();
+    ck_assert_int_ge(k, 0);
+    if (k == 0) {
+        store *cs;
+        if (open_store(NULL, &cs) != NDF_OK)
+            _exit(10);
+        if (store_rollback_claim(cs, "dead1", "being rolled back", NULL, NULL) != NDF_OK)
+            _exit(11);
+        if (store_process(cs, "dead1", undo, store_pid_start_time(undo), "ck-undo-1") != NDF_OK)
+            _exit(12);
+        store_close(cs); /* writes what is queued; the claim stays */
+        _exit(0);
+    }
+    int status;
+    ck_assert_int_eq(waitpid(k, &status, 0), k);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "holder: %#x", status);
+    char *q = xasprintf("SELECT count(*) FROM rollback_claims WHERE exec_id = 'dead1'"
+                        " AND pid = %ld AND pid_start > 0 AND host <> '' AND was_status = "
+                        "'SUCCEEDED'",
+                        (long)k);
+    ck_assert_int_eq(raw_int(dbpath, q), 1);
+    free(q);
+    ck_assert_int_eq(raw_int(dbpath, "SELECT count(*) FROM step_processes WHERE exec_id = 'dead1'"),
+                     1);
+
+    /* a live holder, which ends its rollback when told */
+    int held[2], told[2];
+    ck_assert_int_eq(pipe(held), 0);
+    ck_assert_int_eq(pipe(told), 0);
+    pid_t live = fork();
+    ck_assert_int_ge(live, 0);
+    if (live == 0) {
+        close(held[0]);
+        close(told[1]);
+        store *cs;
+        char b = 'x';
+        if (open_store(NULL, &cs) != NDF_OK)
+            _exit(10);
+        if (store_rollback_claim(cs, "live1", "live claim", NULL, NULL) != NDF_OK)
+            _exit(11);
+        (void)!write(held[1], &b, 1);
+        if (read(told[0], &b, 1) != 0)
+            _exit(12);
+        int rc = store_rollback_end(cs, "live1", STORE_ROLLED_BACK, "rolled back", NULL, 0);
+        store_close(cs);
+        _exit(rc == NDF_OK ? 0 : 13);
+    }
+    close(held[1]);
+    close(told[0]);
+    char b;
+    ck_assert_int_eq(read(held[0], &b, 1), 1);
+
+    /* another host's claim, its holder's pid dead here */
+    raw_exec(dbpath, "UPDATE executions SET status = 'ROLLED_BACK' WHERE id = 'other1'");
+    q = xasprintf("INSERT INTO rollback_claims (exec_id, host, pid, boot_id, pid_start, time,"
+                  " was_status) VALUES ('other1', 'elsewhere.invalid', %ld, NULL, 1, 0,"
+                  " 'SUCCEEDED')",
+                  (long)dead_pid());
+    raw_exec(dbpath, q);
+    free(q);
+
+    s = open_default(); /* recovers on open: count it by hand after */
+    store_exec e;
+    ck_assert_int_eq(store_get(s, "dead1", &e), NDF_OK);
+    ck_assert_int_eq(e.status, STORE_FAILED);
+    char *want = xasprintf("rollback interrupted: process %ld on ", (long)k);
+    ck_assert_msg(e.message && strncmp(e.message, want, strlen(want)) == 0, "%s", e.message);
+    free(want);
+    ck_assert_msg(strstr(e.message, "died while undoing; 'ndf rollback dead1' runs the undo "
+                                    "actions again"),
+                  "%s", e.message);
+    ck_assert_int_eq(e.nodes[1].state, NDF_STATE_COMPLETED); /* the nodes as they were */
+    store_exec_free(&e);
+    ck_assert_int_eq(waitpid(undo, &status, 0), undo);
+    ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL, "undo: %#x", status);
+    ck_assert_int_eq(raw_int(dbpath, "SELECT count(*) FROM rollback_claims WHERE exec_id = 'dead1'"),
+                     0);
+    ck_assert_int_eq(raw_int(dbpath, "SELECT count(*) FROM step_processes WHERE exec_id = 'dead1'"),
+                     0);
+    size_t n = 99;
+    ck_assert_int_eq(store_recover(s, &n), NDF_OK);
+    ck_assert_uint_eq(n, 0); /* done once */
+
+    /* the live holder's and the other host's claims are kept */
+    ck_assert_int_eq(store_get(s, "live1", &e), NDF_OK);
+    ck_assert_int_eq(e.status, STORE_ROLLED_BACK);
+    ck_assert_str_eq(e.message, "live claim");
+    store_exec_free(&e);
+    ck_assert_int_eq(store_get(s, "other1", &e), NDF_OK);
+    ck_assert_int_eq(e.status, STORE_ROLLED_BACK);
+    store_exec_free(&e);
+    ck_assert_int_eq(raw_int(dbpath, "SELECT count(*) FROM rollback_claims"), 2);
+
+    /* the interrupted one may be rolled back again */
+    store_status was;
+    ck_assert_int_eq(store_rollback_claim(s, "dead1", "again", &was, NULL), NDF_OK);
+    ck_assert_int_eq(was, STORE_FAILED);
+    ck_assert_int_eq(store_rollback_end(s, "dead1", STORE_ROLLED_BACK, "rolled back", NULL, 0),
+                     NDF_OK);
+    ck_assert_int_eq(raw_int(dbpath, "SELECT count(*) FROM rollback_claims WHERE exec_id = 'dead1'"),
+                     0);
+
+    close(told[1]); /* the live holder ends its rollback */
+    ck_assert_int_eq(waitpid(live, &status, 0), live);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "live holder: %#x", status);
+    close(held[0]);
+    ck_assert_int_eq(store_get(s, "live1", &e), NDF_OK);
+    ck_assert_int_eq(e.status, STORE_ROLLED_BACK);
+    ck_assert_str_eq(e.message, "rolled back");
+    store_exec_free(&e);
+    ck_assert_int_eq(raw_int(dbpath, "SELECT count(*) FROM rollback_claims"), 1);
     store_close(s);
 }
 END_TEST
@@ -2479,9 +2699,9 @@ START_TEST(test_pg_fresh_schema)
     store_close(s);
     ck_assert_int_eq(raw_int(pg_db, "SELECT value::int FROM ndf_meta WHERE key = 'schema_version'"),
                      STORE_SCHEMA_VERSION);
-    /* the seven of the SQLite store, ndf_meta, the work queue and its workers */
+    /* the eight of the SQLite store, ndf_meta, the work queue and its workers */
     ck_assert_int_eq(raw_int(pg_db, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"),
-                     11);
+                     12);
     /* timestamps keep their precision (double, not PostgreSQL's 4-byte REAL) */
     s = open_default();
     store_exec e = make_exec("t1", "p", STORE_SUCCEEDED, NULL);
@@ -2706,7 +2926,9 @@ static Suite *store_suite(void)
     tcase_add_test(tc, test_crash_recovery);
     tcase_add_test(tc, test_redrive_claim);
     tcase_add_test(tc, test_rollback_claim);
+    tcase_add_test(tc, test_rollback_redriven);
     tcase_add_test(tc, test_step_processes_recovered);
+    tcase_add_test(tc, test_rollback_claim_recovered);
     tcase_add_test(tc, test_outputs_bounded_and_compressed);
     tcase_add_test(tc, test_outputs_streamed);
     tcase_add_test(tc, test_retention);
