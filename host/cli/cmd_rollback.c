@@ -108,7 +108,7 @@ static int cmd_rollback(cmd_ctx *c, int argc, char **argv)
                              c->served ? NULL : cmd_signals_undo, NULL, &r);
     /* a signal that did not stop the undo actions changed nothing: the
      * exit status is the rollback's own */
-    if (!(r && atomic_load(&r->hard_cancel)))
+    if (!(st && r && atomic_load(&r->hard_cancel)))
         cmd_signals_keep_status();
     if (st) {
         cmd_error(c, "%s\n", err_msg());

@@ -152,7 +152,7 @@ void cmd_signals_watch(executor *ex)
 {
     pthread_mutex_lock(&sigs.lock);
     sigs.ex = ex;
-    if (ex && sigs.count)
+    if (ex && sigs.count && !sigs.rollback)
         executor_cancel_all(ex, sigs.count > 1);
     pthread_mutex_unlock(&sigs.lock);
 }

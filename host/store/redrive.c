@@ -561,7 +561,9 @@ int rollback_stored(executor *ex, store *st, const char *id, const char *level,
     rc = executor_rollback(r, level, target);
     if (watch)
         watch(watch_arg, NULL);
-    rc = record_end(st, &e, r, rc, atomic_load(&r->hard_cancel), was, was_msg, level);
+    /* stopped: a hard cancel that came once they had all run stopped
+     * nothing */
+    rc = record_end(st, &e, r, rc, rc && atomic_load(&r->hard_cancel), was, was_msg, level);
     if (!rc) {
         /* what the caller prints is the rollback, which went well, not
          * the replay's run, which failed where the execution had */

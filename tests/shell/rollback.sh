@@ -299,6 +299,44 @@ expect_match "$(undone)" "^u u v1\$" "the undo of u ran again, then v1's"
 expect_exit 0 "status" -- ndf status "$id"
 expect_match "$out" "ROLLED_BACK in" "ROLLED_BACK"
 
+# ---- the end of a rollback cannot be written (a full disk) ----
+MNT=$SCRATCH/mnt
+mkdir "$MNT"
+if mount -t tmpfs -o size=2m,mode=0700 tmpfs "$MNT" 2>/dev/null; then
+    trap 'umount "$MNT" 2>/dev/null; rm -rf "$SCRATCH"' EXIT
+    sed "s|path = \"$STATE\"|path = \"$MNT/state\"|" "$CONF" >"$SCRATCH/full.conf"
+    nf() { "$NDF" -c "$SCRATCH/full.conf" "$@"; }
+    expect_exit 0 "tmpfs: slowundo runs" -- nf run slowundo
+    id=$(nf runs slowundo --limit 1 --json | sed -n 's/^\[{"id":"\([^"]*\)".*/\1/p')
+    rm -f "$UNDO" "$PIDF" "$GO"
+    "$NDF" -c "$SCRATCH/full.conf" rollback "$id" >"$SCRATCH/r1" 2>"$SCRATCH/r1.err" &
+    RB=$!
+    wait_for test -s "$PIDF"
+    dd if=/dev/zero of="$MNT/fill" bs=4k 2>/dev/null
+    touch "$GO"
+    wait $RB
+    E1=$?
+    rm -f "$MNT/fill"
+    if [ $E1 -eq 0 ]; then
+        # SQLite may reuse room its WAL file already has
+        echo "# SKIP the end of the rollback fitted in the full disk"
+    else
+        [ $E1 -eq 8 ] && ok "a full disk at the rollback's end: exit 8" ||
+            not_ok "a full disk at the rollback's end: exit $E1: $(cat "$SCRATCH/r1.err")"
+        expect_match "$(cat "$SCRATCH/r1.err")" "the rollback ran, but its end could not be recorded" "and says so"
+        expect_exit 0 "the next command's recovery" -- nf status "$id"
+        expect_match "$out" "FAILED in" "makes it FAILED, not ROLLED_BACK for good"
+        expect_match "$out" "rollback interrupted" "interrupted"
+        : >"$UNDO"
+        expect_exit 0 "ndf rollback again succeeds" -- nf rollback "$id"
+        expect_match "$(undone)" "^u v1\$" "and runs the undo actions again"
+    fi
+    umount "$MNT"
+    trap 'rm -rf "$SCRATCH"' EXIT
+else
+    echo "# SKIP a full disk: mount -t tmpfs is not permitted here"
+fi
+
 # ---- signals to ndf rollback: the first lets the undo actions finish ----
 expect_exit 0 "slowundo runs" -- ndf run slowundo
 id=$(newest slowundo)
