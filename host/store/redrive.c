@@ -168,6 +168,13 @@ int rollback_check(const store_exec *e, int replay)
                        "or cancel it",
                        e->id, e->pid, e->host ? e->host : "?");
     case STORE_ROLLED_BACK:
+        /* as the claim says it (store_rollback_refused) */
+        if (e->message && strncmp(e->message, "being rolled back by ", 21) == 0)
+            return err_set(NDF_ERR_INVALID,
+                           "execution %s is %s: one rollback of it runs at a time (if that "
+                           "process is gone, the next ndf to open the store on its host "
+                           "recovers it)",
+                           e->id, e->message);
         return err_set(NDF_ERR_INVALID, "execution %s is already rolled back%s%s", e->id,
                        e->message ? ": " : "", e->message ? e->message : "");
     default:

@@ -530,6 +530,12 @@ int store_rollback_refused(const char *id, int found, const char *status, const 
                        "execution %s is still running (process %ld on %s): wait for it to end, "
                        "or cancel it",
                        id, pid, host ? host : "?");
+    if (strcmp(status, "ROLLED_BACK") == 0 && message &&
+        strncmp(message, "being rolled back by ", 21) == 0)
+        return err_set(NDF_ERR_INVALID,
+                       "execution %s is %s: one rollback of it runs at a time (if that process "
+                       "is gone, the next ndf to open the store on its host recovers it)",
+                       id, message);
     if (strcmp(status, "ROLLED_BACK") == 0)
         return err_set(NDF_ERR_INVALID, "execution %s is already rolled back%s%s", id,
                        message ? ": " : "", message ? message : "");

@@ -279,6 +279,9 @@ sleep 0.5 # the group's row is queued, not waited for
 expect_exit 0 "ndf runs beside a live rollback" -- ndf runs slowundo
 expect_exit 0 "ndf status beside a live rollback" -- ndf status "$id"
 expect_match "$out" "being rolled back by ndf process $RB " "a live claimer's claim is not recovered"
+expect_exit 2 "a second rollback meanwhile is refused" -- ndf rollback "$id"
+expect_match "$err" "execution $id is being rolled back by ndf process $RB on .*: one rollback of it runs at a time" \
+    "and says who holds it"
 kill -KILL $RB
 wait $RB
 sleep 0.2
