@@ -2324,8 +2324,10 @@ static int recover_claims(store *st, size_t *count)
                       "UPDATE executions SET status = 'FAILED', message = $2"
                       " WHERE id = $1 AND status = 'ROLLED_BACK'",
                       &p, &r, "cannot mark an interrupted rollback");
+        int marked = 0;
         if (!rc) {
-            fixed += strtoul(PQcmdTuples(r), NULL, 10) > 0;
+            marked = strtoul(PQcmdTuples(r), NULL, 10) > 0;
+            fixed += marked;
             PQclear(r);
             p_text(&p, dead[i].id);
             rc = wsql_run(s,
@@ -2342,7 +2344,7 @@ static int recover_claims(store *st, size_t *count)
             if (!rc)
                 PQclear(r);
         }
-        if (!rc)
+        if (!rc && marked)
             log_msg(NDF_LOG_WARN, "%s: execution %s: %s", s->name, dead[i].id, msg);
         free(msg);
     }

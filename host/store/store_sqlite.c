@@ -2810,6 +2810,7 @@ static int recover_claims(store *s, size_t *count)
         if (rc || !gone)
             continue;
         char *msg = store_rollback_interrupted_message(dead[i].id, dead[i].pid, dead[i].host);
+        long long marked = 0;
         if (!(rc = wprep(s,
                          "UPDATE executions SET status = 'FAILED', message = ?2"
                          " WHERE id = ?1 AND status = 'ROLLED_BACK'",
@@ -2819,12 +2820,13 @@ static int recover_claims(store *s, size_t *count)
             if (r != SQLITE_DONE)
                 rc = wfail(s, r, "cannot mark an interrupted rollback");
             else
-                fixed += sqlite3_changes64(s->w) > 0;
+                marked = sqlite3_changes64(s->w);
+            fixed += marked > 0;
             sqlite3_finalize(st);
         }
         if (!rc)
             rc = take_groups(s, dead[i].id, dead[i].here, &groups, &ngroups);
-        if (!rc)
+        if (!rc && marked)
             log_msg(NDF_LOG_WARN, "%s: execution %s: %s", s->path, dead[i].id, msg);
         free(msg);
     }
