@@ -80,8 +80,8 @@ static void *signal_thread(void *arg)
                          "them\n",
                          prio, sigs.command, sig_name(sig));
             else
-                snprintf(msg, sizeof msg, "%sndf: %s: %s again: stopping the undo actions\n",
-                         prio, sigs.command, sig_name(sig));
+                snprintf(msg, sizeof msg, "%sndf: %s: %s again: stopping the undo actions\n", prio,
+                         sigs.command, sig_name(sig));
             ssize_t w = write(STDERR_FILENO, msg, strlen(msg));
             (void)w;
             if (n > 1 && sigs.undoing)
