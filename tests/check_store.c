@@ -1879,6 +1879,12 @@ START_TEST(test_rollback_claim_recovered)
     ck_assert_str_eq(e.message, "rolled back");
     store_exec_free(&e);
     ck_assert_int_eq(raw_int(dbpath, "SELECT count(*) FROM rollback_claims"), 1);
+    /* retention leaves an execution being rolled back */
+    store_cleanup_result res;
+    ck_assert_int_eq(store_cleanup(s, 0, 1.0, now_wall() + 1e6, &res), NDF_OK);
+    ck_assert_int_eq(store_get(s, "live1", &e), NDF_ERR_NOT_FOUND);
+    ck_assert_int_eq(store_get(s, "other1", &e), NDF_OK);
+    store_exec_free(&e);
     store_close(s);
 }
 END_TEST

@@ -1392,7 +1392,8 @@ static int prune_pattern(pg_store *s, const char *pat, long keep, uint64_t *remo
     PGresult *r;
     int rc = wsql_run(s,
                       "SELECT seq, counted FROM executions WHERE pattern = $1"
-                      " AND status <> 'RUNNING' ORDER BY seq DESC OFFSET $2",
+                      " AND status <> 'RUNNING' AND id NOT IN (SELECT exec_id FROM rollback_claims)"
+                      " ORDER BY seq DESC OFFSET $2",
                       &p, &r, "cannot list executions to prune");
     if (rc)
         return rc;
@@ -3040,6 +3041,7 @@ static int pg_cleanup(store *st, long history_limit, double max_age_s, double no
         p_dbl(&p, now - max_age_s);
         rc = wsql_run(s,
                       "SELECT seq, pattern, counted FROM executions WHERE status <> 'RUNNING'"
+                      " AND id NOT IN (SELECT exec_id FROM rollback_claims)"
                       " AND coalesce(end_time, start_time, 0) < $1",
                       &p, &r, "cannot list old executions");
         if (!rc && PQntuples(r) > 0) {

@@ -266,7 +266,8 @@ static const char *const wsql[W_COUNT] = {
     [W_ALL_DOMAINS] = "SELECT domain, executions, successes FROM pattern_domains"
                       " WHERE pattern = ?1 ORDER BY domain",
     [W_PRUNE_LIST] = "SELECT seq, counted FROM executions WHERE pattern = ?1"
-                     " AND status <> 'RUNNING' ORDER BY seq DESC LIMIT -1 OFFSET ?2",
+                     " AND status <> 'RUNNING' AND id NOT IN (SELECT exec_id FROM rollback_claims)"
+                     " ORDER BY seq DESC LIMIT -1 OFFSET ?2",
     [W_DEL_NODES] = "DELETE FROM nodes WHERE exec_seq = ?1",
     [W_DEL_OUTPUTS] = "DELETE FROM outputs WHERE exec_seq = ?1",
     [W_DEL_EXEC] = "DELETE FROM executions WHERE seq = ?1",
@@ -3598,6 +3599,7 @@ static int lite_cleanup(store *s, long history_limit, double max_age_s, double n
     if (max_age_s > 0) {
         rc = wprep(s,
                    "SELECT seq, pattern, counted FROM executions WHERE status <> 'RUNNING'"
+                   " AND id NOT IN (SELECT exec_id FROM rollback_claims)"
                    " AND coalesce(end_time, start_time, 0) < ?1",
                    NULL, &st);
         if (!rc) {
