@@ -264,7 +264,11 @@ E1=$?
 expect_match "$(undone)" "^c b $id a\$" "each undo ran once"
 
 # ---- a rollback killed while an undo runs: recovered as interrupted ----
-gone() { ! kill -0 "$1" 2>/dev/null; }
+# gone PID: no such process, or a zombie (killed; its parent died, and
+# who reaps it then is not ndf)
+gone() {
+    ! kill -0 "$1" 2>/dev/null || [ "$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -c1)" = Z ]
+}
 undo_pid() { cat "$PIDF" 2>/dev/null; }
 expect_exit 0 "slowundo runs" -- ndf run slowundo
 id=$(newest slowundo)
