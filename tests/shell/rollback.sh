@@ -15,7 +15,8 @@ STATE=$SCRATCH/state
 UNDO=$SCRATCH/undo
 OKF=$SCRATCH/ok
 PIDF=$SCRATCH/undo.pid # the pid of slowundo's undo of u, which waits for $GO ($$$$ in
-# its config: ndf reads $$ as a plain $)
+# its config: ndf reads $$ as a plain $); u runs in a step worker, whose
+# processes crash recovery finds by the token below the worker's
 GO=$SCRATCH/go
 CONF=$SCRATCH/ndf.conf
 RUN=$SCRATCH/run
@@ -70,8 +71,12 @@ patterns = (
                              params = { shell = true; command = "true"; undo = "sleep 300"; }; } ); }; },
     { name = "slowundo"; type = "sequential";
       params = { steps = ( $(step v1),
-                           { name = "u"; step = "exec"; params = { shell = true; command = "true";
+                           { name = "u"; step = "exec"; isolation = "process"; params = { shell = true; command = "true";
                              undo = "echo u >> $UNDO; echo \$\$\$\$ > $PIDF; while [ ! -e $GO ]; do sleep 0.05; done"; }; } ); }; },
+    { name = "autoslow"; type = "sequential";
+      params = { steps = ( { name = "u"; step = "exec"; isolation = "process"; params = { shell = true; command = "true";
+                             undo = "echo \$\$\$\$ > $PIDF; while [ ! -e $GO ]; do sleep 0.05; done"; }; },
+                           { name = "f"; step = "exec"; params = { shell = true; command = "false"; }; } ); }; },
     { name = "slow"; type = "sequential";
       params = { steps = ( { name = "s"; step = "exec"; params = { shell = true;
                              command = "sleep 3"; undo = "echo slow >> $UNDO"; }; } ); }; }
@@ -305,6 +310,23 @@ expect_exit 0 "ndf rollback again succeeds" -- ndf rollback "$id"
 expect_match "$(undone)" "^u u v1\$" "the undo of u ran again, then v1's"
 expect_exit 0 "status" -- ndf status "$id"
 expect_match "$out" "ROLLED_BACK in" "ROLLED_BACK"
+
+# ---- a run killed during its own rollback after a failure ----
+rm -f "$PIDF" "$GO"
+NDF_CGROUP=off "$NDF" -c "$CONF" run autoslow >/dev/null 2>&1 &
+RB=$!
+wait_for test -s "$PIDF" && ok "autoslow's undo started" || not_ok "autoslow's undo started"
+upid=$(undo_pid)
+sleep 0.5 # the group's row is queued, not waited for
+kill -KILL $RB
+wait $RB
+gone "$upid" && not_ok "its undo outlives the killed run until a recovery" ||
+    ok "its undo outlives the killed run until a recovery"
+expect_exit 0 "the next command's recovery" -- ndf runs autoslow --limit 1
+expect_match "$out" "CRASHED" "makes the run CRASHED"
+wait_for gone "$upid" && ok "and kills the undo process of its rollback" ||
+    not_ok "the undo process $upid of the killed run's rollback is still there"
+touch "$GO"
 
 # ---- the end of a rollback cannot be written (a full disk) ----
 MNT=$SCRATCH/mnt
