@@ -1517,9 +1517,12 @@ START_TEST(test_rollback_claim)
     store_close(s);
 
     /* processes claiming at once: one wins */
-    int go[2], res[2];
+    /* all open (and recover) before any claims: a winner that has exited
+     * holding its claim is a dead holder for a later open */
+    int go[2], res[2], rdy[2];
     ck_assert_int_eq(pipe(go), 0);
     ck_assert_int_eq(pipe(res), 0);
+    ck_assert_int_eq(pipe(rdy), 0);
     pid_t kids[NCLAIM];
     for (int c = 0; c < NCLAIM; c++) {
         kids[c] = fork();
@@ -1531,7 +1534,9 @@ START_TEST(test_rollback_claim)
             store_opts_default(&o);
             o.busy_timeout_ms = 30000;
             char b = 'x';
-            if (open_store(&o, &cs) != NDF_OK) {
+            int orc = open_store(&o, &cs);
+            (void)!write(rdy[1], &b, 1);
+            if (orc != NDF_OK) {
                 (void)!write(res[1], &b, 1);
                 _exit(10);
             }
@@ -1546,6 +1551,12 @@ START_TEST(test_rollback_claim)
     }
     close(go[0]);
     close(res[1]);
+    close(rdy[1]);
+    for (int c = 0; c < NCLAIM; c++) {
+        char r;
+        ck_assert_int_eq(read(rdy[0], &r, 1), 1);
+    }
+    close(rdy[0]);
     close(go[1]);
     int won = 0, lost = 0;
     char b;
@@ -1601,9 +1612,12 @@ START_TEST(test_rollback_redriven)
 
     /* processes at once: half claim rd2 for a rollback, half redrive the
      * original (its chain's newest is rd2): one of all of them wins */
-    int go[2], res[2];
+    /* all open (and recover) before any claims: a winner that has exited
+     * holding its claim is a dead holder for a later open */
+    int go[2], res[2], rdy[2];
     ck_assert_int_eq(pipe(go), 0);
     ck_assert_int_eq(pipe(res), 0);
+    ck_assert_int_eq(pipe(rdy), 0);
     pid_t kids[NCLAIM];
     for (int c = 0; c < NCLAIM; c++) {
         kids[c] = fork();
@@ -1615,7 +1629,9 @@ START_TEST(test_rollback_redriven)
             store_opts_default(&o);
             o.busy_timeout_ms = 30000;
             char b = 'x';
-            if (open_store(&o, &cs) != NDF_OK) {
+            int orc = open_store(&o, &cs);
+            (void)!write(rdy[1], &b, 1);
+            if (orc != NDF_OK) {
                 (void)!write(res[1], &b, 1);
                 _exit(10);
             }
@@ -1637,6 +1653,12 @@ START_TEST(test_rollback_redriven)
     }
     close(go[0]);
     close(res[1]);
+    close(rdy[1]);
+    for (int c = 0; c < NCLAIM; c++) {
+        char r;
+        ck_assert_int_eq(read(rdy[0], &r, 1), 1);
+    }
+    close(rdy[0]);
     close(go[1]);
     int won = 0, lost = 0;
     char b;
@@ -1836,8 +1858,9 @@ START_TEST(test_rollback_claim_recovered)
     char *want = xasprintf("rollback interrupted: process %ld on ", (long)k);
     ck_assert_msg(e.message && strncmp(e.message, want, strlen(want)) == 0, "%s", e.message);
     free(want);
-    ck_assert_msg(strstr(e.message, "died while undoing; 'ndf rollback dead1' runs the undo "
-                                    "actions again"),
+    ck_assert_msg(strstr(e.message, "died before recording its end (it had ended SUCCEEDED; its "
+                                    "undo actions may have run in part); 'ndf rollback dead1' "
+                                    "runs the undo actions again"),
                   "%s", e.message);
     ck_assert_int_eq(e.nodes[1].state, NDF_STATE_COMPLETED); /* the nodes as they were */
     store_exec_free(&e);
@@ -1885,6 +1908,126 @@ START_TEST(test_rollback_claim_recovered)
     ck_assert_int_eq(store_get(s, "live1", &e), NDF_ERR_NOT_FOUND);
     ck_assert_int_eq(store_get(s, "other1", &e), NDF_OK);
     store_exec_free(&e);
+    store_close(s);
+}
+END_TEST
+
+/* A store of schema 7 as the release before the claims table left it: a
+ * claim is only the execution's message.  Opened by this build, each
+ * becomes a claim row, so a dead holder's is recovered (a zombie's too),
+ * a live one's kept, another host's left alone, and retention and the
+ * redrive refusal see them. */
+START_TEST(test_rollback_claim_migrated)
+{
+    char host[256] = "";
+    ck_assert_int_eq(gethostname(host, sizeof host - 1), 0);
+    store *s = open_default();
+    ck_assert_int_eq(finish(s, "old-dead", "p", STORE_SUCCEEDED, NULL), NDF_OK);
+    ck_assert_int_eq(finish(s, "old-live", "p", STORE_SUCCEEDED, NULL), NDF_OK);
+    ck_assert_int_eq(finish(s, "old-zombie", "p", STORE_SUCCEEDED, NULL), NDF_OK);
+    ck_assert_int_eq(finish(s, "old-other", "p", STORE_SUCCEEDED, NULL), NDF_OK);
+    ck_assert_int_eq(finish(s, "old-done", "p", STORE_SUCCEEDED, NULL), NDF_OK);
+    store_close(s);
+    pid_t undo = spawn_step("ck-undo-old");
+    pid_t live = fork();
+    ck_assert_int_ge(live, 0);
+    if (live == 0) {
+        pause();
+        _exit(0);
+    }
+    pid_t zombie = fork(); /* exits, not reaped until the end */
+    ck_assert_int_ge(zombie, 0);
+    if (zombie == 0)
+        _exit(0);
+    for (int i = 0; i < 500 && !store_pid_zombie(zombie); i++)
+        usleep(10000);
+    ck_assert(store_pid_zombie(zombie));
+    ck_assert(!store_pid_zombie(live));
+
+    /* back to schema 7, with the claims as that release wrote them */
+    raw_exec(dbpath, "DROP TABLE rollback_claims");
+    raw_exec(dbpath, pg_base ? "UPDATE ndf_meta SET value = '7' WHERE key = 'schema_version'"
+                             : "PRAGMA user_version = 7");
+    struct {
+        const char *id, *host;
+        long pid;
+    } old[] = {{"old-dead", host, (long)dead_pid()},
+               {"old-live", host, (long)live},
+               {"old-zombie", host, (long)zombie},
+               {"old-other", "elsewhere.invalid", (long)dead_pid()}};
+    for (size_t i = 0; i < sizeof old / sizeof *old; i++) {
+        char *q = xasprintf("UPDATE executions SET status = 'ROLLED_BACK', message = 'being "
+                            "rolled back by ndf process %ld on %s' WHERE id = '%s'",
+                            old[i].pid, old[i].host, old[i].id);
+        raw_exec(dbpath, q);
+        free(q);
+    }
+    /* one that ended: not a claim */
+    raw_exec(dbpath, "UPDATE executions SET status = 'ROLLED_BACK', message = 'rolled back: 1 "
+                     "node(s) undone' WHERE id = 'old-done'");
+    char *q = xasprintf("INSERT INTO step_processes (exec_id, pgid, pid_start, token) VALUES"
+                        " ('old-dead', %ld, %lld, 'ck-undo-old')",
+                        (long)undo, store_pid_start_time(undo));
+    raw_exec(dbpath, q);
+    free(q);
+
+    s = open_default(); /* migrates, then recovers */
+    ck_assert_int_eq(raw_int(dbpath, pg_base ? "SELECT value::int FROM ndf_meta WHERE key ="
+                                               " 'schema_version'"
+                                             : "PRAGMA user_version"),
+                     STORE_SCHEMA_VERSION);
+    store_exec e;
+    const char *gone[] = {"old-dead", "old-zombie"};
+    for (size_t i = 0; i < 2; i++) {
+        ck_assert_int_eq(store_get(s, gone[i], &e), NDF_OK);
+        ck_assert_int_eq(e.status, STORE_FAILED);
+        ck_assert_msg(e.message && strstr(e.message, "rollback interrupted: process ") &&
+                          strstr(e.message, "(an older ndf) died before recording its end") &&
+                          strstr(e.message, "the status it had before was not recorded"),
+                      "%s", e.message);
+        ck_assert_int_eq(e.nodes[1].state, NDF_STATE_COMPLETED);
+        store_exec_free(&e);
+    }
+    int status;
+    ck_assert_int_eq(waitpid(undo, &status, 0), undo); /* its undo process killed */
+    ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL, "undo: %#x", status);
+    ck_assert_int_eq(store_get(s, "old-live", &e), NDF_OK);
+    ck_assert_int_eq(e.status, STORE_ROLLED_BACK);
+    store_exec_free(&e);
+    q = xasprintf("SELECT count(*) FROM rollback_claims WHERE exec_id = 'old-live' AND pid = %ld"
+                  " AND host = '%s' AND boot_id IS NULL AND was_status = 'FAILED'",
+                  (long)live, host);
+    ck_assert_int_eq(raw_int(dbpath, q), 1);
+    free(q);
+    ck_assert_int_eq(raw_int(dbpath, "SELECT count(*) FROM rollback_claims"), 2);
+    ck_assert_int_eq(store_get(s, "old-done", &e), NDF_OK);
+    ck_assert_int_eq(e.status, STORE_ROLLED_BACK);
+    store_exec_free(&e);
+
+    /* the live one is a claim: no second rollback, no redrive, kept */
+    ck_assert_int_eq(store_rollback_claim(s, "old-live", "x", NULL, NULL), NDF_ERR_INVALID);
+    ck_assert_int_eq(begin_redrive(s, "rd-live", "old-live"), NDF_ERR_INVALID);
+    ck_assert_msg(strstr(err_msg(), "execution old-live is being rolled back"), "%s", err_msg());
+    store_cleanup_result res;
+    ck_assert_int_eq(store_cleanup(s, 0, 1.0, now_wall() + 1e6, &res), NDF_OK);
+    ck_assert_int_eq(store_get(s, "old-live", &e), NDF_OK);
+    store_exec_free(&e);
+    ck_assert_int_eq(store_get(s, "old-done", &e), NDF_ERR_NOT_FOUND);
+
+    /* its holder gone, the next recovery ends it; the status it had is
+     * said unknown */
+    kill(live, SIGKILL);
+    ck_assert_int_eq(waitpid(live, &status, 0), live);
+    size_t n = 0;
+    ck_assert_int_eq(store_recover(s, &n), NDF_OK);
+    ck_assert_uint_eq(n, 1);
+    ck_assert_int_eq(store_get(s, "old-live", &e), NDF_OK);
+    ck_assert_int_eq(e.status, STORE_FAILED);
+    ck_assert_msg(strstr(e.message, "the status it had before was not recorded"), "%s",
+                  e.message);
+    store_exec_free(&e);
+    ck_assert_int_eq(raw_int(dbpath, "SELECT count(*) FROM rollback_claims"), 1); /* other */
+    ck_assert_int_eq(waitpid(zombie, &status, 0), zombie);
     store_close(s);
 }
 END_TEST
@@ -2935,6 +3078,7 @@ static Suite *store_suite(void)
     tcase_add_test(tc, test_rollback_redriven);
     tcase_add_test(tc, test_step_processes_recovered);
     tcase_add_test(tc, test_rollback_claim_recovered);
+    tcase_add_test(tc, test_rollback_claim_migrated);
     tcase_add_test(tc, test_outputs_bounded_and_compressed);
     tcase_add_test(tc, test_outputs_streamed);
     tcase_add_test(tc, test_retention);

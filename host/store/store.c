@@ -561,11 +561,21 @@ int store_redrive_rolling_back(const char *id, const char *claimed)
                    id, claimed);
 }
 
-char *store_rollback_interrupted_message(const char *id, long pid, const char *host)
+char *store_rollback_interrupted_message(const char *id, long pid, const char *host,
+                                         const char *was_status, const char *was_message)
 {
-    return xasprintf("rollback interrupted: process %ld on %s died while undoing; 'ndf rollback "
-                     "%s' runs the undo actions again",
-                     pid, host ? host : "?", id);
+    /* The holder wrote nothing between its claim and its end: how far its
+     * undo actions got is not known, and is not claimed. */
+    if (was_message && strcmp(was_message, STORE_CLAIM_UNRECORDED) == 0)
+        return xasprintf("rollback interrupted: process %ld on %s (an older ndf) died before "
+                         "recording its end; its undo actions may have run in part, and the "
+                         "status it had before was not recorded; 'ndf rollback %s' runs the "
+                         "undo actions again",
+                         pid, host ? host : "?", id);
+    return xasprintf("rollback interrupted: process %ld on %s died before recording its end (it "
+                     "had ended %s; its undo actions may have run in part); 'ndf rollback %s' "
+                     "runs the undo actions again",
+                     pid, host ? host : "?", was_status ? was_status : "?", id);
 }
 
 int store_remove_pattern(store *s, const char *name)
@@ -642,6 +652,23 @@ long long store_pid_start_time(long pid)
     return p ? strtoll(p + 1, NULL, 10) : 0;
 }
 
+int store_pid_zombie(long pid)
+{
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    buf[n] = 0;
+    /* the state follows the command name, which may hold anything */
+    const char *p = strrchr(buf, ')');
+    return p && p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X');
+}
+
 int store_process_alive(const char *myhost, const char *myboot, const char *host, long pid,
                         const char *boot, long long started)
 {
@@ -655,6 +682,8 @@ int store_process_alive(const char *myhost, const char *myboot, const char *host
         return 0;
     if (started > 0 && store_pid_start_time(pid) != started)
         return 0; /* the pid was reused */
+    if (store_pid_zombie(pid))
+        return 0; /* it exited; its parent has not reaped it yet */
     return 1;
 }
 

@@ -158,10 +158,17 @@ int store_rollback_redriven(const char *id, const char *by);
 /* Why a redrive of `id` is refused while a rollback holds the claim on
  * `claimed` (an execution of its chain, maybe `id` itself). */
 int store_redrive_rolling_back(const char *id, const char *claimed);
+/* The was_message of a claim an older ndf made (migrated from the
+ * execution's message, which was all it kept): the status it had is not
+ * known.  No quote in it: it is spliced into the migration's SQL. */
+#define STORE_CLAIM_UNRECORDED                                                                     \
+    "the status it had before this rollback was not recorded (the claim was made by an older ndf)"
 /* The message of an execution whose rollback, claimed by process `pid`
  * on `host`, died before it ended (crash recovery makes it FAILED with
- * it).  Caller frees. */
-char *store_rollback_interrupted_message(const char *id, long pid, const char *host);
+ * it); `was_status` and `was_message` are the claim's (what it had ended
+ * as).  Caller frees. */
+char *store_rollback_interrupted_message(const char *id, long pid, const char *host,
+                                         const char *was_status, const char *was_message);
 
 /* The message a RUNNING row gets when the end of execution `e` could
  * not be written for the store's sake (`why`): "not recorded: WHY (the
@@ -223,9 +230,14 @@ void store_read_boot_id(char *out, size_t n);
  * /proc/PID/stat), which tells a live process from a later one given the
  * same pid; 0 when unknown. */
 long long store_pid_start_time(long pid);
+/* 1 when process `pid` has exited and waits to be reaped (state Z or X
+ * in /proc/PID/stat): dead, whatever kill(pid, 0) says. */
+int store_pid_zombie(long pid);
 /* 0 when the process that recorded an execution (host, pid, boot id, start
  * time) is known to be dead from this machine (`myhost`, `myboot`): same
- * host, and another boot, no such pid, or the pid reused; 1 otherwise. */
+ * host, and another boot, no such pid, a zombie, or the pid reused; 1
+ * otherwise.  Without a boot id and start time (a claim an older ndf
+ * made), the pid alone: alive while a process has it. */
 int store_process_alive(const char *myhost, const char *myboot, const char *host, long pid,
                         const char *boot, long long started);
 /* The message for a redrive of `of` refused because execution `holder`

@@ -121,7 +121,15 @@ static const char *const migrations[STORE_SCHEMA_VERSION] = {
     "CREATE TABLE rollback_claims ("
     " exec_id TEXT PRIMARY KEY, host TEXT NOT NULL, pid BIGINT NOT NULL, boot_id TEXT,"
     " pid_start BIGINT, time DOUBLE PRECISION NOT NULL, was_status TEXT NOT NULL,"
-    " was_message TEXT);",
+    " was_message TEXT);"
+    /* the claims an older ndf made (see the SQLite store's) */
+    "INSERT INTO rollback_claims (exec_id, host, pid, boot_id, pid_start, time, was_status,"
+    " was_message)"
+    " SELECT id, substring(message from '^being rolled back by ndf process [0-9]+ on (.+)$'),"
+    " substring(message from '^being rolled back by ndf process ([0-9]+) on ')::bigint, NULL,"
+    " NULL, extract(epoch from now()), 'FAILED', '" STORE_CLAIM_UNRECORDED "'"
+    " FROM executions WHERE status = 'ROLLED_BACK'"
+    " AND message ~ '^being rolled back by ndf process [0-9]{1,18} on .';",
 };
 
 /* The work queue's tables (queue.h), PostgreSQL's alone: versioned apart
@@ -2116,6 +2124,8 @@ typedef struct dead_exec {
     char *id;
     double start;
     int here; /* this boot: its step processes can be stopped */
+    char *was_status, *was_message; /* a claim's: what it had ended as */
+    char *msg;                      /* a claim's new message, once marked */
 } dead_exec;
 
 typedef struct dead_group {
@@ -2279,8 +2289,9 @@ static int recover_claims(store *st, size_t *count)
     pargs p = {0};
     if (!rc) {
         p_text(&p, s->host);
-        rc = wsql_run(s, "SELECT exec_id, host, pid, boot_id, pid_start FROM rollback_claims"
-                         " WHERE host = $1",
+        rc = wsql_run(s,
+                      "SELECT exec_id, host, pid, boot_id, pid_start, was_status, was_message"
+                      " FROM rollback_claims WHERE host = $1",
                       &p, &r, "cannot look for interrupted rollbacks");
     }
     if (!rc) {
@@ -2294,7 +2305,12 @@ static int recover_claims(store *st, size_t *count)
                 continue;
             dead[ndead].pid = pid;
             dead[ndead].id = xstrdup(PQgetvalue(r, i, 0));
-            dead[ndead].here = boot && s->boot_id[0] && strcmp(boot, s->boot_id) == 0;
+            dead[ndead].was_status = g_dup(r, i, 5);
+            dead[ndead].was_message = g_dup(r, i, 6);
+            /* this boot's, or of unknown boot (an older ndf's claim): its
+             * groups are checked by start time and token before any kill */
+            dead[ndead].here =
+                !boot || !*boot || (s->boot_id[0] && strcmp(boot, s->boot_id) == 0);
             ndead++;
         }
         PQclear(r);
@@ -2318,7 +2334,8 @@ static int recover_claims(store *st, size_t *count)
         PQclear(r);
         if (!gone)
             continue;
-        char *msg = store_rollback_interrupted_message(dead[i].id, dead[i].pid, s->host);
+        char *msg = store_rollback_interrupted_message(dead[i].id, dead[i].pid, s->host,
+                                                       dead[i].was_status, dead[i].was_message);
         p_text(&p, dead[i].id);
         p_text(&p, msg);
         rc = wsql_run(s,
@@ -2345,11 +2362,16 @@ static int recover_claims(store *st, size_t *count)
             if (!rc)
                 PQclear(r);
         }
-        if (!rc && marked)
-            log_msg(NDF_LOG_WARN, "%s: execution %s: %s", s->name, dead[i].id, msg);
-        free(msg);
+        if (marked)
+            dead[i].msg = msg;
+        else
+            free(msg);
     }
     rc = wend(s, rc);
+    /* said once it is so (see the SQLite store's) */
+    for (size_t i = 0; i < ndead && !rc; i++)
+        if (dead[i].msg)
+            log_msg(NDF_LOG_WARN, "%s: execution %s: %s", s->name, dead[i].id, dead[i].msg);
     for (size_t i = 0; i < ngroups && !rc; i++) {
         int k = store_kill_step_group(groups[i].pgid, groups[i].start, groups[i].token);
         if (k > 0)
@@ -2362,8 +2384,12 @@ out:
     for (size_t i = 0; i < ngroups; i++)
         free(groups[i].token);
     free(groups);
-    for (size_t i = 0; i < ndead; i++)
+    for (size_t i = 0; i < ndead; i++) {
         free(dead[i].id);
+        free(dead[i].was_status);
+        free(dead[i].was_message);
+        free(dead[i].msg);
+    }
     free(dead);
     return rc;
 }

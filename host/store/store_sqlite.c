@@ -622,7 +622,20 @@ static const char *const migrations[STORE_SCHEMA_VERSION] = {
      * so that crash recovery can tell a claim whose rollback died */
     "CREATE TABLE rollback_claims ("
     " exec_id TEXT PRIMARY KEY, host TEXT NOT NULL, pid INTEGER NOT NULL, boot_id TEXT,"
-    " pid_start INTEGER, time REAL NOT NULL, was_status TEXT NOT NULL, was_message TEXT);",
+    " pid_start INTEGER, time REAL NOT NULL, was_status TEXT NOT NULL, was_message TEXT);"
+    /* the claims an older ndf made, named only in the execution's message
+     * ("being rolled back by ndf process PID on HOST"): given a holder so
+     * that recovery, retention and the redrive refusal see them.  Its boot
+     * and start time were not kept (recovery then goes by the pid alone),
+     * nor the status it had. */
+    "INSERT INTO rollback_claims (exec_id, host, pid, boot_id, pid_start, time, was_status,"
+    " was_message)"
+    " SELECT id, substr(rest, instr(rest, ' on ') + 4),"
+    " CAST(substr(rest, 1, instr(rest, ' on ') - 1) AS INTEGER), NULL, NULL,"
+    " (julianday('now') - 2440587.5) * 86400.0, 'FAILED', '" STORE_CLAIM_UNRECORDED "'"
+    " FROM (SELECT id, substr(message, 34) AS rest FROM executions"
+    " WHERE status = 'ROLLED_BACK' AND message LIKE 'being rolled back by ndf process % on %')"
+    " WHERE instr(rest, ' on ') > 1 AND substr(rest, 1, instr(rest, ' on ') - 1) NOT GLOB '*[^0-9]*';",
 };
 
 static int pragma_int(sqlite3 *db, const char *sql, long long *out)
@@ -2505,17 +2518,7 @@ static int wend(store *s, int rc)
 
 static int process_alive(store *s, const char *host, long pid, const char *boot, long long started)
 {
-    if (!host || strcmp(host, s->host) != 0)
-        return 1; /* another machine: nothing to tell from here */
-    if (boot && *boot && s->boot_id[0] && strcmp(boot, s->boot_id) != 0)
-        return 0;
-    if (pid <= 0)
-        return 1;
-    if (kill((pid_t)pid, 0) != 0 && errno == ESRCH)
-        return 0;
-    if (started > 0 && pid_start_time(pid) != started)
-        return 0; /* the pid was reused */
-    return 1;
+    return store_process_alive(s->host, s->boot_id, host, pid, boot, started);
 }
 
 typedef struct dead_exec {
@@ -2753,6 +2756,8 @@ out:
 typedef struct dead_claim {
     char *id;
     char *host;
+    char *was_status, *was_message; /* what it had ended as */
+    char *msg;                      /* its new message, once marked */
     long pid;
     int here;
 } dead_claim;
@@ -2769,8 +2774,10 @@ static int recover_claims(store *s, size_t *count)
     size_t ndead = 0, ngroups = 0;
     sqlite3_stmt *st = NULL;
     pthread_mutex_lock(&s->wlock);
-    int rc = wprep(s, "SELECT exec_id, host, pid, boot_id, pid_start FROM rollback_claims", NULL,
-                   &st);
+    int rc = wprep(s,
+                   "SELECT exec_id, host, pid, boot_id, pid_start, was_status, was_message"
+                   " FROM rollback_claims",
+                   NULL, &st);
     while (!rc && (rc = sqlite3_step(st)) == SQLITE_ROW) {
         rc = 0;
         const char *host = (const char *)sqlite3_column_text(st, 1);
@@ -2781,8 +2788,13 @@ static int recover_claims(store *s, size_t *count)
         dead = xrealloc(dead, (ndead + 1) * sizeof *dead);
         dead[ndead].id = col_dup(st, 0);
         dead[ndead].host = xstrdup(host ? host : "?");
+        dead[ndead].was_status = col_dup(st, 5);
+        dead[ndead].was_message = col_dup(st, 6);
+        dead[ndead].msg = NULL;
         dead[ndead].pid = pid;
-        dead[ndead].here = boot && s->boot_id[0] && strcmp(boot, s->boot_id) == 0;
+        /* this boot's, or of unknown boot (an older ndf's claim): its
+         * groups are checked by start time and token before any kill */
+        dead[ndead].here = !boot || !*boot || (s->boot_id[0] && strcmp(boot, s->boot_id) == 0);
         ndead++;
     }
     if (rc == SQLITE_DONE)
@@ -2810,7 +2822,8 @@ static int recover_claims(store *s, size_t *count)
         }
         if (rc || !gone)
             continue;
-        char *msg = store_rollback_interrupted_message(dead[i].id, dead[i].pid, dead[i].host);
+        char *msg = store_rollback_interrupted_message(dead[i].id, dead[i].pid, dead[i].host,
+                                                       dead[i].was_status, dead[i].was_message);
         long long marked = 0;
         if (!(rc = wprep(s,
                          "UPDATE executions SET status = 'FAILED', message = ?2"
@@ -2827,11 +2840,17 @@ static int recover_claims(store *s, size_t *count)
         }
         if (!rc)
             rc = take_groups(s, dead[i].id, dead[i].here, &groups, &ngroups);
-        if (!rc && marked)
-            log_msg(NDF_LOG_WARN, "%s: execution %s: %s", s->path, dead[i].id, msg);
-        free(msg);
+        if (marked)
+            dead[i].msg = msg;
+        else
+            free(msg);
     }
     rc = wend(s, rc);
+    /* said once it is so: a commit that fails (a full disk) leaves the
+     * claim to the next recovery, which says it then */
+    for (size_t i = 0; i < ndead && !rc; i++)
+        if (dead[i].msg)
+            log_msg(NDF_LOG_WARN, "%s: execution %s: %s", s->path, dead[i].id, dead[i].msg);
     for (size_t i = 0; i < ngroups && !rc; i++) {
         int k = store_kill_step_group(groups[i].pgid, groups[i].start, groups[i].token);
         if (k > 0)
@@ -2847,6 +2866,9 @@ out:
     for (size_t i = 0; i < ndead; i++) {
         free(dead[i].id);
         free(dead[i].host);
+        free(dead[i].was_status);
+        free(dead[i].was_message);
+        free(dead[i].msg);
     }
     free(dead);
     return rc;

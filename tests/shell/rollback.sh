@@ -299,7 +299,7 @@ gone "$upid" && not_ok "the undo outlives the killed rollback until a recovery" 
 expect_exit 0 "the next command's recovery" -- ndf status "$id"
 expect_match "$err" "killed [1-9][0-9]* leftover undo process" "kills the undo's leftovers"
 expect_match "$out" "FAILED in" "makes the execution FAILED"
-expect_match "$out" "rollback interrupted: process $RB on .* died while undoing; 'ndf rollback $id' runs the undo actions again" \
+expect_match "$out" "rollback interrupted: process $RB on .* died before recording its end (it had ended SUCCEEDED; its undo actions may have run in part); 'ndf rollback $id' runs the undo actions again" \
     "and says the rollback was interrupted"
 wait_for gone "$upid" && ok "the killed rollback's undo process is gone" ||
     not_ok "the killed rollback's undo process $upid is still there"
@@ -472,7 +472,7 @@ wait $CTL
 gone "$upid" && not_ok "the undo outlives the killed server until a recovery" ||
     ok "the undo outlives the killed server until a recovery"
 expect_exit 0 "the next command's recovery" -- ndf status "$id"
-expect_match "$out" "rollback interrupted: process $SERVER on .* died while undoing" \
+expect_match "$out" "rollback interrupted: process $SERVER on .* died before recording its end" \
     "the dead server's rollback is interrupted"
 wait_for gone "$upid" && ok "its undo process is gone" || not_ok "its undo process $upid is still there"
 touch "$GO"
