@@ -1315,14 +1315,22 @@ END_TEST
 /* the redrive claim */
 
 /* Begins a RUNNING redrive `id` of `of`; the store's answer. */
-static int begin_redrive(store *s, const char *id, const char *of)
+/* A redrive's RUNNING row: `resumes` 1 when it reuses `of`'s completed
+ * steps, 0 for --from-start. */
+static int begin_redrive_as(store *s, const char *id, const char *of, int resumes)
 {
     store_exec e = make_exec(id, "p", STORE_RUNNING, NULL);
     e.redrive_of = xstrdup(of);
     e.origin = STORE_ORIGIN_REDRIVE;
+    e.resumes = resumes;
     int rc = store_begin(s, &e);
     store_exec_free(&e);
     return rc;
+}
+
+static int begin_redrive(store *s, const char *id, const char *of)
+{
+    return begin_redrive_as(s, id, of, 0);
 }
 
 static int end_redrive(store *s, const char *id, const char *of, store_status st)
@@ -1908,6 +1916,59 @@ START_TEST(test_rollback_claim_recovered)
     ck_assert_int_eq(store_get(s, "live1", &e), NDF_ERR_NOT_FOUND);
     ck_assert_int_eq(store_get(s, "other1", &e), NDF_OK);
     store_exec_free(&e);
+    store_close(s);
+}
+END_TEST
+
+/* A redrive resuming an execution whose completed step a later redrive
+ * of its chain had undone by its rollback is refused (its work is gone),
+ * and so is one after such a rollback was interrupted (what it undid is
+ * not known); --from-start reuses nothing and runs. */
+START_TEST(test_redrive_after_chain_rollback)
+{
+    store *s = open_default();
+    const char *orig[] = {"u-orig", "i-orig"};
+    for (int i = 0; i < 2; i++) {
+        store_exec e = make_exec(orig[i], "p", STORE_FAILED, NULL);
+        e.nodes[1].state = NDF_STATE_COMPLETED; /* its step did its work; the run failed after */
+        ck_assert_int_eq(store_finish(s, &e, NULL), NDF_OK);
+        store_exec_free(&e);
+    }
+    /* redriven, the redrive failed, then rolled back: 'work' undone */
+    ck_assert_int_eq(begin_redrive_as(s, "u-rd", "u-orig", 1), NDF_OK);
+    ck_assert_int_eq(end_redrive(s, "u-rd", "u-orig", STORE_FAILED), NDF_OK);
+    store_status was;
+    ck_assert_int_eq(store_rollback_claim(s, "u-rd", "claimed", &was, NULL), NDF_OK);
+    store_node undone = {0};
+    undone.path = (char *)"work";
+    undone.state = NDF_STATE_ROLLED_BACK;
+    undone.message = (char *)"undone by a rollback";
+    ck_assert_int_eq(store_rollback_end(s, "u-rd", STORE_ROLLED_BACK, "rolled back", &undone, 1),
+                     NDF_OK);
+    ck_assert_int_eq(begin_redrive_as(s, "u-2", "u-orig", 1), NDF_ERR_INVALID);
+    ck_assert_msg(strstr(err_msg(), "execution u-orig cannot be resumed: step 'work' it "
+                                    "completed was undone since by the rollback of u-rd") &&
+                      strstr(err_msg(), "--from-start"),
+                  "%s", err_msg());
+    store_exec e;
+    ck_assert_int_eq(store_get(s, "u-2", &e), NDF_ERR_NOT_FOUND);
+    ck_assert_int_eq(begin_redrive_as(s, "u-2", "u-orig", 0), NDF_OK); /* --from-start */
+    ck_assert_int_eq(end_redrive(s, "u-2", "u-orig", STORE_FAILED), NDF_OK);
+
+    /* the redrive's rollback interrupted: what it undid is not known */
+    ck_assert_int_eq(begin_redrive_as(s, "i-rd", "i-orig", 1), NDF_OK);
+    ck_assert_int_eq(end_redrive(s, "i-rd", "i-orig", STORE_FAILED), NDF_OK);
+    ck_assert_int_eq(store_rollback_claim(s, "i-rd", "claimed", &was, NULL), NDF_OK);
+    ck_assert_int_eq(store_rollback_end(s, "i-rd", STORE_FAILED,
+                                        "rollback interrupted by signal at 'work'", NULL, 0),
+                     NDF_OK);
+    ck_assert_int_eq(begin_redrive_as(s, "i-2", "i-orig", 1), NDF_ERR_INVALID);
+    ck_assert_msg(strstr(err_msg(), "the rollback of i-rd"), "%s", err_msg());
+    /* an execution whose later redrive was not rolled back resumes */
+    ck_assert_int_eq(finish(s, "n-orig", "p", STORE_FAILED, NULL), NDF_OK);
+    ck_assert_int_eq(begin_redrive_as(s, "n-rd", "n-orig", 1), NDF_OK);
+    ck_assert_int_eq(end_redrive(s, "n-rd", "n-orig", STORE_FAILED), NDF_OK);
+    ck_assert_int_eq(begin_redrive_as(s, "n-2", "n-orig", 1), NDF_OK);
     store_close(s);
 }
 END_TEST
@@ -3079,6 +3140,7 @@ static Suite *store_suite(void)
     tcase_add_test(tc, test_step_processes_recovered);
     tcase_add_test(tc, test_rollback_claim_recovered);
     tcase_add_test(tc, test_rollback_claim_migrated);
+    tcase_add_test(tc, test_redrive_after_chain_rollback);
     tcase_add_test(tc, test_outputs_bounded_and_compressed);
     tcase_add_test(tc, test_outputs_streamed);
     tcase_add_test(tc, test_retention);

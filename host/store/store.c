@@ -561,6 +561,15 @@ int store_redrive_rolling_back(const char *id, const char *claimed)
                    id, claimed);
 }
 
+int store_redrive_undone(const char *id, const char *by, const char *path)
+{
+    return err_set(NDF_ERR_INVALID,
+                   "execution %s cannot be resumed: step '%s' it completed was undone since by "
+                   "the rollback of %s, of the same chain of redrives, so its work is gone "
+                   "(--from-start runs all of it again)",
+                   id, path, by);
+}
+
 char *store_rollback_interrupted_message(const char *id, long pid, const char *host,
                                          const char *was_status, const char *was_message)
 {

@@ -135,6 +135,9 @@ typedef struct store_exec {
     char *fallback_from;  /* it ran as the fallback of this pattern, or NULL */
     char *fallback_cause; /* why: "failure", "not_found", "confidence", "timeout" */
     int learn;            /* submission: 1 to count the outcome in learning */
+    int resumes;          /* submission: a redrive that reuses the completed steps of
+                             redrive_of (not --from-start): refused when one of them
+                             was undone since (store_begin) */
     int counted;          /* query: 1 when the outcome was counted */
     store_node *nodes;
     size_t nnodes;

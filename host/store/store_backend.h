@@ -140,6 +140,22 @@ int store_pg_open(const char *dir, const struct store_opts *opts, struct store *
     "SELECT c.exec_id FROM rollback_claims c JOIN executions x ON x.id = c.exec_id"                \
     " WHERE coalesce(x.redrive_root, x.id) = " SQL_REDRIVE_ROOT(P) " LIMIT 1"
 
+/* A step execution P completed that a later execution of its chain of
+ * redrives had undone by its rollback (its node there ROLLED_BACK, or
+ * there at all when that rollback was interrupted without recording what
+ * it undid): that execution's id and the step's path.  A redrive resuming
+ * P must not reuse it. */
+#define SQL_UNDONE_LATER(P)                                                                        \
+    "SELECT x.id, m.path FROM executions x JOIN nodes n ON n.exec_seq = x.seq"                     \
+    " JOIN nodes m ON m.path = n.path"                                                             \
+    " WHERE m.exec_seq = (SELECT y.seq FROM executions y WHERE y.id = " P ")"                      \
+    " AND m.state IN ('COMPLETED', 'DEGRADED') AND m.path <> ''"                                   \
+    " AND coalesce(x.redrive_root, x.id) = " SQL_REDRIVE_ROOT(P)                                   \
+    " AND x.seq > (SELECT y.seq FROM executions y WHERE y.id = " P ")"                             \
+    " AND (n.state = 'ROLLED_BACK'"                                                                \
+    " OR (x.status = 'FAILED' AND x.message LIKE 'rollback interrupted%'))"                        \
+    " ORDER BY x.seq LIMIT 1"
+
 /* Helpers the backends share (store.c). */
 
 /* 1 when an execution whose row has `status` (a store_status name) and
@@ -158,6 +174,9 @@ int store_rollback_redriven(const char *id, const char *by);
 /* Why a redrive of `id` is refused while a rollback holds the claim on
  * `claimed` (an execution of its chain, maybe `id` itself). */
 int store_redrive_rolling_back(const char *id, const char *claimed);
+/* Why a redrive resuming `id` is refused: its step `path` was undone by
+ * the rollback of `by`, a later execution of its chain (SQL_UNDONE_LATER). */
+int store_redrive_undone(const char *id, const char *by, const char *path);
 /* The was_message of a claim an older ndf made (migrated from the
  * execution's message, which was all it kept): the status it had is not
  * known.  No quote in it: it is spliced into the migration's SQL. */

@@ -1165,6 +1165,19 @@ static int apply_begin(pg_store *s, const store_exec *e)
             return rc;
         }
         PQclear(r);
+        if (e->resumes) {
+            p_text(&p, e->redrive_of);
+            if ((rc = wsql_run(s, SQL_UNDONE_LATER("$1"), &p, &r, "cannot read an execution")))
+                return rc;
+            if (PQntuples(r) > 0) {
+                rc = store_redrive_undone(e->redrive_of, PQgetvalue(r, 0, 0),
+                                          PQgetvalue(r, 0, 1));
+                PQclear(r);
+                snprintf(s->wstate, sizeof s->wstate, "23505"); /* its own fault */
+                return rc;
+            }
+            PQclear(r);
+        }
         p_text(&p, e->redrive_of);
         if ((rc = wrun(s, W_CLAIM_HOLDER, &p, &r, "cannot look up the redrives of an execution")))
             return rc;

@@ -1317,6 +1317,23 @@ static int check_not_rolling_back(store *s, const char *id)
     return rc;
 }
 
+/* In the redrive's insert's transaction, as check_not_rolling_back. */
+static int check_not_undone(store *s, const char *id)
+{
+    sqlite3_stmt *q;
+    int rc = wprep(s, SQL_UNDONE_LATER("?1"), id, &q);
+    if (rc)
+        return rc;
+    int r = sqlite3_step(q);
+    if (r == SQLITE_ROW)
+        rc = store_redrive_undone(id, (const char *)sqlite3_column_text(q, 0),
+                                  (const char *)sqlite3_column_text(q, 1));
+    else if (r != SQLITE_DONE)
+        rc = wfail(s, r, "cannot read an execution");
+    sqlite3_finalize(q);
+    return rc;
+}
+
 static int apply_begin(store *s, const store_exec *e)
 {
     int rc = check_exec(e);
@@ -1331,6 +1348,8 @@ static int apply_begin(store *s, const store_exec *e)
     if (e->redrive_of && (rc = check_claim(s, e)))
         return rc;
     if (e->redrive_of && (rc = check_not_rolling_back(s, e->redrive_of)))
+        return rc;
+    if (e->redrive_of && e->resumes && (rc = check_not_undone(s, e->redrive_of)))
         return rc;
     if ((rc = insert_exec(s, e, STORE_RUNNING, 0, &seq)))
         return rc;
