@@ -408,9 +408,10 @@ static size_t still_done(ndf_exec *n)
 }
 
 /* Records the end of the rollback `r` of `e` (status `rc`; `stopped`:
- * it was stopped on request, a signal); returns `rc`, or the store's
- * error when the end could not be written. */
-static int record_end(store *st, const store_exec *e, record *r, int rc, int stopped,
+ * what stopped it on request, "signal" or "the server's shutdown", NULL
+ * when nothing did); returns `rc`, or the store's error when the end
+ * could not be written. */
+static int record_end(store *st, const store_exec *e, record *r, int rc, const char *stopped,
                       store_status was, const char *was_msg, const char *level)
 {
     int rolled = 0; /* the root is to say so */
@@ -448,12 +449,12 @@ static int record_end(store *st, const store_exec *e, record *r, int rc, int sto
         free(msg);
     } else {
         char *msg = stopped && ff
-                        ? xasprintf("rollback interrupted by signal at '%s'; 'ndf rollback %s' "
+                        ? xasprintf("rollback interrupted by %s at '%s'; 'ndf rollback %s' "
                                     "runs the undo actions again",
-                                    ff, e->id)
-                    : stopped ? xasprintf("rollback interrupted by signal after %zu undo(s); 'ndf "
+                                    stopped, ff, e->id)
+                    : stopped ? xasprintf("rollback interrupted by %s after %zu undo(s); 'ndf "
                                           "rollback %s' runs the undo actions again",
-                                          undone, e->id)
+                                          stopped, undone, e->id)
                     : rc ? xasprintf("rollback failed at '%s': %s", ff ? ff : "?", why)
                          : xasprintf("rolled back: %zu node(s) undone (it had ended %s)", undone,
                                      store_status_name(was));
@@ -482,14 +483,15 @@ static int record_end(store *st, const store_exec *e, record *r, int rc, int sto
         free(m);
     } else if (stopped && !n) {
         rc = err_set(rc ? rc : NDF_ERR_CANCELLED,
-                     "execution %s: rollback interrupted by signal before any undo ran (nothing "
+                     "execution %s: rollback interrupted by %s before any undo ran (nothing "
                      "was undone; it is left %s)",
-                     e->id, store_status_name(was));
+                     e->id, stopped, store_status_name(was));
     } else if (stopped) {
         rc = err_set(rc ? rc : NDF_ERR_CANCELLED,
-                     "execution %s: rollback interrupted by signal%s%s%s; it is FAILED and 'ndf "
+                     "execution %s: rollback interrupted by %s%s%s%s; it is FAILED and 'ndf "
                      "rollback %s' runs the undo actions again",
-                     e->id, ff ? " at '" : "", ff ? failed_at : "", ff ? "'" : "", e->id);
+                     e->id, stopped, ff ? " at '" : "", ff ? failed_at : "", ff ? "'" : "",
+                     e->id);
     } else if (!rc && !n) {
         rc = err_set(NDF_ERR_INVALID, "execution %s: nothing to undo at level %s (it is left %s)",
                      e->id, level ? level : "pattern", store_status_name(was));
@@ -570,7 +572,8 @@ int rollback_stored(executor *ex, store *st, const char *id, const char *level,
         watch(watch_arg, NULL);
     /* stopped: a hard cancel that came once they had all run stopped
      * nothing */
-    rc = record_end(st, &e, r, rc, rc && atomic_load(&r->hard_cancel), was, was_msg, level);
+    rc = record_end(st, &e, r, rc, rc && atomic_load(&r->hard_cancel) ? "signal" : NULL, was,
+                    was_msg, level);
     if (!rc) {
         /* what the caller prints is the rollback, which went well, not
          * the replay's run, which failed where the execution had */
@@ -636,7 +639,10 @@ int rollback_live(store *st, record *r, const char *level, const char *target)
         goto out;
     }
     size_t before = atomic_load(&r->undos_run);
+    /* a hard cancel from before (the run's own) is not a stop of this */
+    int hard_before = atomic_load(&r->hard_cancel);
     rc = executor_rollback(r, level, target);
+    int stopped = rc && !hard_before && atomic_load(&r->hard_cancel);
     if (!rc && atomic_load(&r->undos_run) == before) {
         /* as a one-shot refuses it (replay_undoable) */
         rc = err_set(NDF_ERR_INVALID,
@@ -646,7 +652,7 @@ int rollback_live(store *st, record *r, const char *level, const char *target)
         release(st, r->id, rc, was, was_msg);
         goto out;
     }
-    rc = record_end(st, &e, r, rc, 0, was, was_msg, level);
+    rc = record_end(st, &e, r, rc, stopped ? "the server's shutdown" : NULL, was, was_msg, level);
 out:
     free(was_msg);
     store_exec_free(&e);

@@ -299,7 +299,7 @@ gone "$upid" && not_ok "the undo outlives the killed rollback until a recovery" 
 expect_exit 0 "the next command's recovery" -- ndf status "$id"
 expect_match "$err" "killed [1-9][0-9]* leftover undo process" "kills the undo's leftovers"
 expect_match "$out" "FAILED in" "makes the execution FAILED"
-expect_match "$out" "rollback interrupted: process $RB on .* died before recording its end (it had ended SUCCEEDED; its undo actions may have run in part); 'ndf rollback $id' runs the undo actions again" \
+expect_match "$out" "rollback interrupted: process $RB on .* died before recording its end .it had ended SUCCEEDED; its undo actions may have run in part.; 'ndf rollback $id' runs the undo actions again" \
     "and says the rollback was interrupted"
 wait_for gone "$upid" && ok "the killed rollback's undo process is gone" ||
     not_ok "the killed rollback's undo process $upid is still there"
@@ -479,5 +479,48 @@ touch "$GO"
 : >"$UNDO"
 expect_exit 0 "a one-shot rollback then succeeds" -- ndf rollback "$id"
 expect_match "$(undone)" "^u v1\$" "and runs the undo actions"
+
+# ---- a server stopped (SIGTERM) during ctl rollback ----
+# after its grace it stops the undo actions as a one-shot's second signal
+# does, records it, answers the client, and only then exits
+NDF_CGROUP=off "$NDF" -c "$CONF" serve --no-watch --grace 1 2>"$SCRATCH/serve2.log" &
+SERVER=$!
+trap 'kill $SERVER 2>/dev/null; rm -rf "$SCRATCH"' EXIT
+for i in $(seq 1 200); do
+    ndf ctl ping >/dev/null 2>&1 && break
+    sleep 0.05
+done
+id=$(ctlid slowundo)
+rm -f "$UNDO" "$PIDF" "$GO"
+ndf ctl rollback "$id" >"$SCRATCH/r1" 2>&1 &
+CTL=$!
+wait_for test -s "$PIDF" && ok "shutdown: the slow undo started" ||
+    not_ok "shutdown: the slow undo started: $(cat "$SCRATCH/r1")"
+upid=$(undo_pid)
+kill -TERM $SERVER
+wait $SERVER
+E1=$?
+[ $E1 -eq 0 ] && ok "the server stopped by SIGTERM exits 0" || not_ok "the server exits $E1"
+gone "$upid" && ok "its undo process was stopped before it exited" ||
+    not_ok "its undo process $upid outlives the server"
+expect_match "$(cat "$SCRATCH/serve2.log")" "1 rollback still running after 1.0s: stopping its undo actions"     "the server says it stops the rollback"
+wait $CTL
+E2=$?
+[ $E2 -ne 0 ] && [ $E2 -ne 9 ] && ok "ctl rollback is answered: exit $E2" ||
+    not_ok "ctl rollback: exit $E2: $(cat "$SCRATCH/r1")"
+expect_match "$(cat "$SCRATCH/r1")" "rollback interrupted by the server's shutdown at 'u'" "and told why"
+expect_exit 0 "status after the shutdown" -- ndf status "$id"
+expect_match "$out" "FAILED in" "the execution is FAILED"
+expect_match "$out" "rollback interrupted by the server's shutdown at 'u'; 'ndf rollback $id' runs the undo actions again" \
+    "and says the rollback was interrupted"
+case "$err" in
+*leftover*) not_ok "nothing was left to recover: $err" ;;
+*) ok "nothing was left to recover" ;;
+esac
+expect_match "$(undone)" "^u\$" "no undo ran after the stop"
+touch "$GO"
+: >"$UNDO"
+expect_exit 0 "a one-shot rollback then succeeds" -- ndf rollback "$id"
+expect_match "$(undone)" "^u v1\$" "and runs the undo actions again"
 
 finish
