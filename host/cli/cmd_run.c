@@ -82,11 +82,13 @@ static void *signal_thread(void *arg)
             else
                 snprintf(msg, sizeof msg, "%sndf: %s: %s again: stopping the undo actions\n", prio,
                          sigs.command, sig_name(sig));
-            ssize_t w = write(STDERR_FILENO, msg, strlen(msg));
-            (void)w;
+            /* the stop first, the message after the lock: a stderr that
+             * blocks (a full pipe) must not hold the stop back */
             if (n > 1 && sigs.undoing)
                 record_cancel(sigs.undoing, 1);
             pthread_mutex_unlock(&sigs.lock);
+            ssize_t w = write(STDERR_FILENO, msg, strlen(msg));
+            (void)w;
             continue;
         }
         if (n == 1)
@@ -1150,6 +1152,10 @@ void status_print(FILE *out, const cJSON *j)
     const cJSON *from = cJSON_GetObjectItemCaseSensitive(j, "fallback_from");
     const cJSON *cause = cJSON_GetObjectItemCaseSensitive(j, "fallback_cause");
     const cJSON *dur = cJSON_GetObjectItemCaseSensitive(j, "duration");
+    /* a rollback's answer: how long the rollback took, not its run */
+    const cJSON *rdur = cJSON_GetObjectItemCaseSensitive(j, "rollback_duration");
+    if (cJSON_IsNumber(rdur))
+        dur = rdur;
     fprintf(out, "execution %s: %s", cJSON_IsString(id) ? id->valuestring : "?",
             cJSON_IsString(status) ? status->valuestring : "running");
     if (cJSON_IsNumber(dur))

@@ -436,13 +436,33 @@ static char *req_rollback(server *s, const request *rq)
                     rq->id);
     } else {
         err_clear();
+        double t0 = now_mono();
         rc = s->base->st ? rollback_live(s->base->st, r, rq->level, rq->target)
                          : executor_rollback(r, rq->level, rq->target);
+        double took = now_mono() - t0;
         rolling_remove(s, r);
-        response a = {.ok = 1};
-        text = rc ? fail(s, rc, "rollback of '%s' (%s): %s", r->root->name, rq->id,
-                         *err_msg() ? err_msg() : ndf_status_name(rc))
-                  : answer_record(&a, r, NULL);
+        if (rc) {
+            text = fail(s, rc, "rollback of '%s' (%s): %s", r->root->name, rq->id,
+                        *err_msg() ? err_msg() : ndf_status_name(rc));
+        } else {
+            /* the record's duration is its run's; the rollback's own is
+             * added */
+            strbuf j, t;
+            sb_init(&j);
+            sb_init(&t);
+            record_to_json(r, &j);
+            record_to_text(r, &t);
+            if (j.len && j.buf[j.len - 1] == '}') {
+                j.len--;
+                sb_puts(&j, ",\"rollback_duration\":");
+                sb_json_num(&j, took, 0);
+                sb_puts(&j, "}");
+            }
+            response a = {.ok = 1, .record = j.buf, .text = t.buf};
+            text = protocol_response(&a);
+            sb_free(&j);
+            sb_free(&t);
+        }
     }
     record_unref(r);
     return text;

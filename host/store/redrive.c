@@ -89,6 +89,12 @@ static int redrivable(const store_exec *e, const hashmap *by_path, int from_star
         return err_set(NDF_ERR_INVALID,
                        "execution %s is still running (cancel it first, or wait for it)", e->id);
     case STORE_ROLLED_BACK:
+        /* a claim: the undo actions still run, and may yet fail */
+        if (e->message && strncmp(e->message, "being rolled back by ", 21) == 0)
+            return err_set(NDF_ERR_INVALID,
+                           "execution %s is %s: it cannot be redriven while its undo actions "
+                           "run (from the start or not); wait for that rollback to end",
+                           e->id, e->message);
         if (from_start)
             return NDF_OK;
         return err_set(NDF_ERR_INVALID,

@@ -242,6 +242,12 @@ expect_exit 0 "the redrive's rollback" -- ndf rollback "$id2"
 expect_match "$(undone)" "^r1\$" "undoes its reused step once"
 expect_exit 2 "the redriven execution is still refused after it" -- ndf rollback "$id"
 expect_match "$(undone)" "^r1\$" "and r1 is not undone twice"
+# its redrive's rollback undid r1, which the redrive had reused from it
+expect_exit 2 "resuming the redriven execution after its redrive's rollback is refused" -- ndf redrive "$id"
+expect_match "$err" "execution $id cannot be resumed: step 'r1' it completed was undone since by the rollback of $id2.*--from-start" \
+    "and says which step and which rollback"
+expect_exit 0 "--from-start runs it all again" -- ndf redrive "$id" --from-start
+expect_match "$err" "0 node\(s\) reused" "reusing nothing"
 rm -f "$OKF" "$UNDO"
 expect_exit 1 "rd fails again" -- ndf run rd
 id=$(newest rd)
@@ -291,6 +297,14 @@ expect_match "$out" "being rolled back by ndf process $RB " "a live claimer's cl
 expect_exit 2 "a second rollback meanwhile is refused" -- ndf rollback "$id"
 expect_match "$err" "execution $id is being rolled back by ndf process $RB on .*: one rollback of it runs at a time" \
     "and says who holds it"
+expect_exit 5 "ndf wait meanwhile waits for the rollback's end" -- ndf wait "$id" --timeout 0.3
+expect_match "$err" "execution '$id' is still being rolled back by ndf process $RB on .* after 0.3s" \
+    "and says it is being rolled back"
+expect_exit 2 "a redrive meanwhile is refused" -- ndf redrive "$id"
+expect_match "$err" "execution $id is being rolled back by ndf process $RB on [^:]*: it cannot be redriven while its undo actions run" \
+    "and says it is being rolled back, not that it was"
+expect_exit 2 "a redrive --from-start meanwhile is refused" -- ndf redrive "$id" --from-start
+expect_match "$err" "is being rolled back" "the same way"
 kill -KILL $RB
 wait $RB
 sleep 0.2
