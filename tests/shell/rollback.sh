@@ -393,10 +393,14 @@ wait_for grep -q "letting the undo actions finish" "$SCRATCH/r1.err" &&
     not_ok "one SIGTERM: says it lets the undo actions finish: $(cat "$SCRATCH/r1.err")"
 expect_match "$(cat "$SCRATCH/r1.err")" "^ndf: rollback: SIGTERM: letting the undo actions finish; send it again to stop them\$" \
     "in those words"
+sleep 0.5 # the rollback takes at least this long: its duration says so
 touch "$GO"
 wait $RB
 E1=$?
 [ $E1 -eq 0 ] && ok "and exits 0 once the rollback completed" || not_ok "exit $E1 after one SIGTERM: $(cat "$SCRATCH/r1.err")"
+took=$(sed -n 's/^execution .*: rolled back in \([0-9.]*\)s$/\1/p' "$SCRATCH/r1")
+awk -v t="${took:-0}" 'BEGIN { exit !(t >= 0.5) }' && ok "it prints the rollback's own duration ($took s)" ||
+    not_ok "the rollback's duration: '$took': $(head -1 "$SCRATCH/r1")"
 expect_match "$(undone)" "^u v1\$" "the undo in progress and the remaining one ran"
 expect_exit 0 "status" -- ndf status "$id"
 expect_match "$out" "ROLLED_BACK in" "ROLLED_BACK"
@@ -418,6 +422,10 @@ E1=$?
 [ $E1 -eq 143 ] && ok "two SIGTERMs: exit 143 (128 + SIGTERM)" || not_ok "two SIGTERMs: exit $E1: $(cat "$SCRATCH/r1.err")"
 expect_match "$(cat "$SCRATCH/r1.err")" "SIGTERM again: stopping the undo actions" "says it stops them"
 expect_match "$(cat "$SCRATCH/r1.err")" "rollback interrupted by signal at 'u'" "and where"
+expect_match "$(cat "$SCRATCH/r1.err")" "rollback: stopped \(cancelled\) at step 'u'; 1 more undo action\(s\) not run" \
+    "one line for the undo actions not run"
+grep -q "undoing step 'v1'" "$SCRATCH/r1.err" && not_ok "no error for v1's undo, which never ran: $(cat "$SCRATCH/r1.err")" ||
+    ok "no error for v1's undo, which never ran"
 gone "$upid" && ok "the running undo was killed" || not_ok "the running undo $upid was not killed"
 expect_match "$(undone)" "^u\$" "no undo ran after the second signal"
 expect_exit 0 "status" -- ndf status "$id"
@@ -469,6 +477,16 @@ id=$(ctlid seq)
 expect_exit 0 "one-shot rollback of an execution the server holds" -- ndf rollback "$id"
 expect_exit 2 "then ctl rollback is refused" -- ndf ctl rollback "$id"
 expect_match "$err" "already rolled back" "and says why"
+
+# ctl rollback prints the rollback's duration, not its run's
+id=$(ctlid slowundo)
+rm -f "$GO"
+(sleep 0.5; touch "$GO") &
+expect_exit 0 "ctl rollback of a slow undo" -- ndf ctl rollback "$id"
+wait $!
+took=$(printf '%s\n' "$out" | sed -n 's/^execution .*: rolled back in \([0-9.]*\)s$/\1/p')
+awk -v t="${took:-0}" 'BEGIN { exit !(t >= 0.5) }' && ok "ctl prints the rollback's own duration ($took s)" ||
+    not_ok "ctl: the rollback's duration: '$took': $(printf '%s\n' "$out" | head -1)"
 
 # ---- a server SIGKILLed during ctl rollback ----
 id=$(ctlid slowundo)
