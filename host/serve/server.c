@@ -375,10 +375,6 @@ static char *req_cancel(server *s, const request *rq)
     return protocol_response(&a);
 }
 
-/* seed trigger_rollback on a finished execution this server ran: the
- * pattern type's rollback() on the record's root node, claimed in the
- * store first and its end recorded there (rollback_live), so that a
- * one-shot `ndf rollback` and this one exclude each other. */
 /* Adds `r` to the rollbacks in flight; 0 once the shutdown has begun. */
 static int rolling_add(server *s, record *r)
 {
@@ -416,6 +412,10 @@ static size_t rolling_count(server *s, int stop)
     return n;
 }
 
+/* seed trigger_rollback on a finished execution this server ran: the
+ * pattern type's rollback() on the record's root node, claimed in the
+ * store first and its end recorded there (rollback_live), so that a
+ * one-shot `ndf rollback` and this one exclude each other. */
 static char *req_rollback(server *s, const request *rq)
 {
     record *r = genset_find(s->gs, rq->id);
@@ -951,8 +951,9 @@ static void shutdown_server(server *s)
     double grace_end = deadline_start + s->o.grace;
     while ((rolling = rolling_count(s, 0)) > 0) {
         if (!stopped && now_mono() >= grace_end) {
-            log_msg(NDF_LOG_WARN, "%zu rollback%s still running after %.1fs: stopping %s undo actions",
-                    rolling, rolling == 1 ? "" : "s", s->o.grace, rolling == 1 ? "its" : "their");
+            log_msg(NDF_LOG_WARN,
+                    "%zu rollback%s still running after %.1fs: stopping %s undo actions", rolling,
+                    rolling == 1 ? "" : "s", s->o.grace, rolling == 1 ? "its" : "their");
             rolling_count(s, 1);
             stopped = 1;
             gen *g = genset_current(s->gs);

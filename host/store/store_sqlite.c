@@ -635,7 +635,8 @@ static const char *const migrations[STORE_SCHEMA_VERSION] = {
     " (julianday('now') - 2440587.5) * 86400.0, 'FAILED', '" STORE_CLAIM_UNRECORDED "'"
     " FROM (SELECT id, substr(message, 34) AS rest FROM executions"
     " WHERE status = 'ROLLED_BACK' AND message LIKE 'being rolled back by ndf process % on %')"
-    " WHERE instr(rest, ' on ') > 1 AND substr(rest, 1, instr(rest, ' on ') - 1) NOT GLOB '*[^0-9]*';",
+    " WHERE instr(rest, ' on ') > 1"
+    " AND substr(rest, 1, instr(rest, ' on ') - 1) NOT GLOB '*[^0-9]*';",
 };
 
 static int pragma_int(sqlite3 *db, const char *sql, long long *out)
