@@ -480,13 +480,18 @@ expect_match "$err" "already rolled back" "and says why"
 
 # ctl rollback prints the rollback's duration, not its run's
 id=$(ctlid slowundo)
-rm -f "$GO"
-(sleep 0.5; touch "$GO") &
-expect_exit 0 "ctl rollback of a slow undo" -- ndf ctl rollback "$id"
-wait $!
-took=$(printf '%s\n' "$out" | sed -n 's/^execution .*: rolled back in \([0-9.]*\)s$/\1/p')
+rm -f "$GO" "$PIDF"
+ndf ctl rollback "$id" >"$SCRATCH/r1" 2>&1 &
+CTL=$!
+wait_for test -s "$PIDF"
+sleep 0.5 # the undo, and so the rollback, takes at least this long
+touch "$GO"
+wait $CTL
+E1=$?
+[ $E1 -eq 0 ] && ok "ctl rollback of a slow undo" || not_ok "ctl rollback of a slow undo: exit $E1: $(cat "$SCRATCH/r1")"
+took=$(sed -n 's/^execution .*: rolled back in \([0-9.]*\)s$/\1/p' "$SCRATCH/r1")
 awk -v t="${took:-0}" 'BEGIN { exit !(t >= 0.5) }' && ok "ctl prints the rollback's own duration ($took s)" ||
-    not_ok "ctl: the rollback's duration: '$took': $(printf '%s\n' "$out" | head -1)"
+    not_ok "ctl: the rollback's duration: '$took': $(head -1 "$SCRATCH/r1")"
 
 # ---- a server SIGKILLed during ctl rollback ----
 id=$(ctlid slowundo)
