@@ -322,7 +322,7 @@ START_TEST(test_fresh_schema)
     store_close(s);
     ck_assert_int_eq(raw_int(dbpath, "PRAGMA user_version"), STORE_SCHEMA_VERSION);
     ck_assert_int_eq(raw_int(dbpath, "PRAGMA auto_vacuum"), 2);
-    ck_assert_int_eq(raw_int(dbpath, "SELECT count(*) FROM sqlite_master WHERE type='table'"), 8);
+    ck_assert_int_eq(raw_int(dbpath, "SELECT count(*) FROM sqlite_master WHERE type='table'"), 9);
     sqlite3 *db;
     ck_assert_int_eq(sqlite3_open(dbpath, &db), SQLITE_OK);
     sqlite3_stmt *st;
@@ -1315,14 +1315,22 @@ END_TEST
 /* the redrive claim */
 
 /* Begins a RUNNING redrive `id` of `of`; the store's answer. */
-static int begin_redrive(store *s, const char *id, const char *of)
+/* A redrive's RUNNING row: `resumes` 1 when it reuses `of`'s completed
+ * steps, 0 for --from-start. */
+static int begin_redrive_as(store *s, const char *id, const char *of, int resumes)
 {
     store_exec e = make_exec(id, "p", STORE_RUNNING, NULL);
     e.redrive_of = xstrdup(of);
     e.origin = STORE_ORIGIN_REDRIVE;
+    e.resumes = resumes;
     int rc = store_begin(s, &e);
     store_exec_free(&e);
     return rc;
+}
+
+static int begin_redrive(store *s, const char *id, const char *of)
+{
+    return begin_redrive_as(s, id, of, 0);
 }
 
 static int end_redrive(store *s, const char *id, const char *of, store_status st)
@@ -1517,9 +1525,12 @@ START_TEST(test_rollback_claim)
     store_close(s);
 
     /* processes claiming at once: one wins */
-    int go[2], res[2];
+    /* all open (and recover) before any claims: a winner that has exited
+     * holding its claim is a dead holder for a later open */
+    int go[2], res[2], rdy[2];
     ck_assert_int_eq(pipe(go), 0);
     ck_assert_int_eq(pipe(res), 0);
+    ck_assert_int_eq(pipe(rdy), 0);
     pid_t kids[NCLAIM];
     for (int c = 0; c < NCLAIM; c++) {
         kids[c] = fork();
@@ -1531,7 +1542,9 @@ START_TEST(test_rollback_claim)
             store_opts_default(&o);
             o.busy_timeout_ms = 30000;
             char b = 'x';
-            if (open_store(&o, &cs) != NDF_OK) {
+            int orc = open_store(&o, &cs);
+            (void)!write(rdy[1], &b, 1);
+            if (orc != NDF_OK) {
                 (void)!write(res[1], &b, 1);
                 _exit(10);
             }
@@ -1546,6 +1559,114 @@ START_TEST(test_rollback_claim)
     }
     close(go[0]);
     close(res[1]);
+    close(rdy[1]);
+    for (int c = 0; c < NCLAIM; c++) {
+        char r;
+        ck_assert_int_eq(read(rdy[0], &r, 1), 1);
+    }
+    close(rdy[0]);
+    close(go[1]);
+    int won = 0, lost = 0;
+    char b;
+    for (int c = 0; c < NCLAIM; c++) {
+        ck_assert_int_eq(read(res[0], &b, 1), 1);
+        won += b == 'w';
+        lost += b == 'l';
+    }
+    for (int c = 0; c < NCLAIM; c++) {
+        int status;
+        ck_assert_int_eq(waitpid(kids[c], &status, 0), kids[c]);
+        ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child %d: %#x", c, status);
+    }
+    close(res[0]);
+    ck_assert_int_eq(won, 1);
+    ck_assert_int_eq(lost, NCLAIM - 1);
+}
+END_TEST
+
+/* A redriven execution cannot be rolled back, and no execution of a
+ * chain of redrives can be redriven while one of them is being rolled
+ * back; a claim and a redrive racing: never both. */
+START_TEST(test_rollback_redriven)
+{
+    store *s = open_default();
+    ck_assert_int_eq(finish(s, "orig", "p", STORE_FAILED, NULL), NDF_OK);
+    ck_assert_int_eq(begin_redrive(s, "rd1", "orig"), NDF_OK);
+    ck_assert_int_eq(end_redrive(s, "rd1", "orig", STORE_FAILED), NDF_OK);
+    ck_assert_int_eq(store_rollback_claim(s, "orig", "x", NULL, NULL), NDF_ERR_INVALID);
+    ck_assert_msg(strstr(err_msg(), "execution orig was redriven as rd1"), "%s", err_msg());
+    store_exec e;
+    ck_assert_int_eq(store_get(s, "orig", &e), NDF_OK);
+    ck_assert_int_eq(e.status, STORE_FAILED); /* left as it was */
+    store_exec_free(&e);
+
+    store_status was;
+    char *msg = NULL;
+    ck_assert_int_eq(store_rollback_claim(s, "rd1", "claimed", &was, &msg), NDF_OK);
+    ck_assert_int_eq(begin_redrive(s, "rd2", "rd1"), NDF_ERR_INVALID);
+    ck_assert_msg(strstr(err_msg(), "execution rd1 is being rolled back"), "%s", err_msg());
+    /* the original too: rd1's undo actions undo the work it reused */
+    ck_assert_int_eq(begin_redrive(s, "rd2", "orig"), NDF_ERR_INVALID);
+    ck_assert_msg(strstr(err_msg(), "rd1, of the same chain of redrives, is being rolled back"),
+                  "%s", err_msg());
+    ck_assert_int_eq(store_get(s, "rd2", &e), NDF_ERR_NOT_FOUND);
+    ck_assert_int_eq(store_rollback_end(s, "rd1", was, msg, NULL, 0), NDF_OK);
+    free(msg);
+    ck_assert_int_eq(begin_redrive(s, "rd2", "orig"), NDF_OK); /* the claim given back */
+    ck_assert_int_eq(end_redrive(s, "rd2", "orig", STORE_FAILED), NDF_OK);
+    ck_assert_int_eq(store_rollback_claim(s, "rd1", "x", NULL, NULL), NDF_ERR_INVALID);
+    ck_assert_msg(strstr(err_msg(), "execution rd1 was redriven as rd2"), "%s", err_msg());
+    store_close(s);
+
+    /* processes at once: half claim rd2 for a rollback, half redrive the
+     * original (its chain's newest is rd2): one of all of them wins */
+    /* all open (and recover) before any claims: a winner that has exited
+     * holding its claim is a dead holder for a later open */
+    int go[2], res[2], rdy[2];
+    ck_assert_int_eq(pipe(go), 0);
+    ck_assert_int_eq(pipe(res), 0);
+    ck_assert_int_eq(pipe(rdy), 0);
+    pid_t kids[NCLAIM];
+    for (int c = 0; c < NCLAIM; c++) {
+        kids[c] = fork();
+        ck_assert_int_ge(kids[c], 0);
+        if (kids[c] == 0) {
+            close(go[1]);
+            store *cs;
+            store_opts o;
+            store_opts_default(&o);
+            o.busy_timeout_ms = 30000;
+            char b = 'x';
+            int orc = open_store(&o, &cs);
+            (void)!write(rdy[1], &b, 1);
+            if (orc != NDF_OK) {
+                (void)!write(res[1], &b, 1);
+                _exit(10);
+            }
+            if (read(go[0], &b, 1) != 0)
+                _exit(11);
+            int rc;
+            if (c % 2) {
+                rc = store_rollback_claim(cs, "rd2", "claimed", NULL, NULL);
+            } else {
+                char id[16];
+                snprintf(id, sizeof id, "race%d", c);
+                rc = begin_redrive(cs, id, "orig");
+            }
+            b = rc == NDF_OK ? 'w' : rc == NDF_ERR_INVALID ? 'l' : 'e';
+            (void)!write(res[1], &b, 1);
+            store_close(cs);
+            _exit(0);
+        }
+    }
+    close(go[0]);
+    close(res[1]);
+    close(rdy[1]);
+    for (int c = 0; c < NCLAIM; c++) {
+        char r;
+        ck_assert_int_eq(read(rdy[0], &r, 1), 1);
+    }
+    close(rdy[0]);
     close(go[1]);
     int won = 0, lost = 0;
     char b;
@@ -1659,6 +1780,315 @@ START_TEST(test_step_processes_recovered)
     store_exec_free(&got);
     store_exec_free(&e);
     store_exec_free(&done);
+    store_close(s);
+}
+END_TEST
+
+/* A rollback's claim names its holder; crash recovery makes the claim of
+ * a holder that died FAILED "rollback interrupted" and kills the undo
+ * processes it left, and leaves a live holder's claim and another host's
+ * alone. */
+START_TEST(test_rollback_claim_recovered)
+{
+    store *s = open_default();
+    ck_assert_int_eq(finish(s, "dead1", "p", STORE_SUCCEEDED, NULL), NDF_OK);
+    ck_assert_int_eq(finish(s, "live1", "p", STORE_SUCCEEDED, NULL), NDF_OK);
+    ck_assert_int_eq(finish(s, "other1", "p", STORE_SUCCEEDED, NULL), NDF_OK);
+    store_close(s);
+    pid_t undo = spawn_step("ck-undo-1");
+
+    /* a holder that dies holding its claim, an undo of it running */
+    pid_t k = fork();
+    ck_assert_int_ge(k, 0);
+    if (k == 0) {
+        store *cs;
+        if (open_store(NULL, &cs) != NDF_OK)
+            _exit(10);
+        if (store_rollback_claim(cs, "dead1", "being rolled back", NULL, NULL) != NDF_OK)
+            _exit(11);
+        if (store_process(cs, "dead1", undo, store_pid_start_time(undo), "ck-undo-1") != NDF_OK)
+            _exit(12);
+        store_close(cs); /* writes what is queued; the claim stays */
+        _exit(0);
+    }
+    int status;
+    ck_assert_int_eq(waitpid(k, &status, 0), k);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "holder: %#x", status);
+    char *q = xasprintf("SELECT count(*) FROM rollback_claims WHERE exec_id = 'dead1'"
+                        " AND pid = %ld AND pid_start > 0 AND host <> '' AND was_status = "
+                        "'SUCCEEDED'",
+                        (long)k);
+    ck_assert_int_eq(raw_int(dbpath, q), 1);
+    free(q);
+    ck_assert_int_eq(raw_int(dbpath, "SELECT count(*) FROM step_processes WHERE exec_id = 'dead1'"),
+                     1);
+
+    /* a live holder, which ends its rollback when told */
+    int held[2], told[2];
+    ck_assert_int_eq(pipe(held), 0);
+    ck_assert_int_eq(pipe(told), 0);
+    pid_t live = fork();
+    ck_assert_int_ge(live, 0);
+    if (live == 0) {
+        close(held[0]);
+        close(told[1]);
+        store *cs;
+        char b = 'x';
+        if (open_store(NULL, &cs) != NDF_OK)
+            _exit(10);
+        if (store_rollback_claim(cs, "live1", "live claim", NULL, NULL) != NDF_OK)
+            _exit(11);
+        (void)!write(held[1], &b, 1);
+        if (read(told[0], &b, 1) != 0)
+            _exit(12);
+        int rc = store_rollback_end(cs, "live1", STORE_ROLLED_BACK, "rolled back", NULL, 0);
+        store_close(cs);
+        _exit(rc == NDF_OK ? 0 : 13);
+    }
+    close(held[1]);
+    close(told[0]);
+    char b;
+    ck_assert_int_eq(read(held[0], &b, 1), 1);
+
+    /* another host's claim, its holder's pid dead here */
+    raw_exec(dbpath, "UPDATE executions SET status = 'ROLLED_BACK' WHERE id = 'other1'");
+    q = xasprintf("INSERT INTO rollback_claims (exec_id, host, pid, boot_id, pid_start, time,"
+                  " was_status) VALUES ('other1', 'elsewhere.invalid', %ld, NULL, 1, 0,"
+                  " 'SUCCEEDED')",
+                  (long)dead_pid());
+    raw_exec(dbpath, q);
+    free(q);
+
+    s = open_default(); /* recovers on open: count it by hand after */
+    store_exec e;
+    ck_assert_int_eq(store_get(s, "dead1", &e), NDF_OK);
+    ck_assert_int_eq(e.status, STORE_FAILED);
+    char *want = xasprintf("rollback interrupted: process %ld on ", (long)k);
+    ck_assert_msg(e.message && strncmp(e.message, want, strlen(want)) == 0, "%s", e.message);
+    free(want);
+    ck_assert_msg(strstr(e.message, "died before recording its end (it had ended SUCCEEDED; its "
+                                    "undo actions may have run in part); 'ndf rollback dead1' "
+                                    "runs the undo actions again"),
+                  "%s", e.message);
+    ck_assert_int_eq(e.nodes[1].state, NDF_STATE_COMPLETED); /* the nodes as they were */
+    store_exec_free(&e);
+    ck_assert_int_eq(waitpid(undo, &status, 0), undo);
+    ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL, "undo: %#x", status);
+    ck_assert_int_eq(raw_int(dbpath, "SELECT count(*) FROM rollback_claims WHERE exec_id = 'dead1'"),
+                     0);
+    ck_assert_int_eq(raw_int(dbpath, "SELECT count(*) FROM step_processes WHERE exec_id = 'dead1'"),
+                     0);
+    size_t n = 99;
+    ck_assert_int_eq(store_recover(s, &n), NDF_OK);
+    ck_assert_uint_eq(n, 0); /* done once */
+
+    /* the live holder's and the other host's claims are kept */
+    ck_assert_int_eq(store_get(s, "live1", &e), NDF_OK);
+    ck_assert_int_eq(e.status, STORE_ROLLED_BACK);
+    ck_assert_str_eq(e.message, "live claim");
+    store_exec_free(&e);
+    ck_assert_int_eq(store_get(s, "other1", &e), NDF_OK);
+    ck_assert_int_eq(e.status, STORE_ROLLED_BACK);
+    store_exec_free(&e);
+    ck_assert_int_eq(raw_int(dbpath, "SELECT count(*) FROM rollback_claims"), 2);
+
+    /* the interrupted one may be rolled back again */
+    store_status was;
+    ck_assert_int_eq(store_rollback_claim(s, "dead1", "again", &was, NULL), NDF_OK);
+    ck_assert_int_eq(was, STORE_FAILED);
+    ck_assert_int_eq(store_rollback_end(s, "dead1", STORE_ROLLED_BACK, "rolled back", NULL, 0),
+                     NDF_OK);
+    ck_assert_int_eq(raw_int(dbpath, "SELECT count(*) FROM rollback_claims WHERE exec_id = 'dead1'"),
+                     0);
+
+    close(told[1]); /* the live holder ends its rollback */
+    ck_assert_int_eq(waitpid(live, &status, 0), live);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "live holder: %#x", status);
+    close(held[0]);
+    ck_assert_int_eq(store_get(s, "live1", &e), NDF_OK);
+    ck_assert_int_eq(e.status, STORE_ROLLED_BACK);
+    ck_assert_str_eq(e.message, "rolled back");
+    store_exec_free(&e);
+    ck_assert_int_eq(raw_int(dbpath, "SELECT count(*) FROM rollback_claims"), 1);
+    /* retention leaves an execution being rolled back */
+    store_cleanup_result res;
+    ck_assert_int_eq(store_cleanup(s, 0, 1.0, now_wall() + 1e6, &res), NDF_OK);
+    ck_assert_int_eq(store_get(s, "live1", &e), NDF_ERR_NOT_FOUND);
+    ck_assert_int_eq(store_get(s, "other1", &e), NDF_OK);
+    store_exec_free(&e);
+    store_close(s);
+}
+END_TEST
+
+/* A redrive resuming an execution whose completed step a later redrive
+ * of its chain had undone by its rollback is refused (its work is gone),
+ * and so is one after such a rollback was interrupted (what it undid is
+ * not known); --from-start reuses nothing and runs. */
+START_TEST(test_redrive_after_chain_rollback)
+{
+    store *s = open_default();
+    const char *orig[] = {"u-orig", "i-orig"};
+    for (int i = 0; i < 2; i++) {
+        store_exec e = make_exec(orig[i], "p", STORE_FAILED, NULL);
+        e.nodes[1].state = NDF_STATE_COMPLETED; /* its step did its work; the run failed after */
+        ck_assert_int_eq(store_finish(s, &e, NULL), NDF_OK);
+        store_exec_free(&e);
+    }
+    /* redriven, the redrive failed, then rolled back: 'work' undone */
+    ck_assert_int_eq(begin_redrive_as(s, "u-rd", "u-orig", 1), NDF_OK);
+    ck_assert_int_eq(end_redrive(s, "u-rd", "u-orig", STORE_FAILED), NDF_OK);
+    store_status was;
+    ck_assert_int_eq(store_rollback_claim(s, "u-rd", "claimed", &was, NULL), NDF_OK);
+    store_node undone = {0};
+    undone.path = (char *)"work";
+    undone.state = NDF_STATE_ROLLED_BACK;
+    undone.message = (char *)"undone by a rollback";
+    ck_assert_int_eq(store_rollback_end(s, "u-rd", STORE_ROLLED_BACK, "rolled back", &undone, 1),
+                     NDF_OK);
+    ck_assert_int_eq(begin_redrive_as(s, "u-2", "u-orig", 1), NDF_ERR_INVALID);
+    ck_assert_msg(strstr(err_msg(), "execution u-orig cannot be resumed: step 'work' it "
+                                    "completed was undone since by the rollback of u-rd") &&
+                      strstr(err_msg(), "--from-start"),
+                  "%s", err_msg());
+    store_exec e;
+    ck_assert_int_eq(store_get(s, "u-2", &e), NDF_ERR_NOT_FOUND);
+    ck_assert_int_eq(begin_redrive_as(s, "u-2", "u-orig", 0), NDF_OK); /* --from-start */
+    ck_assert_int_eq(end_redrive(s, "u-2", "u-orig", STORE_FAILED), NDF_OK);
+
+    /* the redrive's rollback interrupted: what it undid is not known */
+    ck_assert_int_eq(begin_redrive_as(s, "i-rd", "i-orig", 1), NDF_OK);
+    ck_assert_int_eq(end_redrive(s, "i-rd", "i-orig", STORE_FAILED), NDF_OK);
+    ck_assert_int_eq(store_rollback_claim(s, "i-rd", "claimed", &was, NULL), NDF_OK);
+    ck_assert_int_eq(store_rollback_end(s, "i-rd", STORE_FAILED,
+                                        "rollback interrupted by signal at 'work'", NULL, 0),
+                     NDF_OK);
+    ck_assert_int_eq(begin_redrive_as(s, "i-2", "i-orig", 1), NDF_ERR_INVALID);
+    ck_assert_msg(strstr(err_msg(), "the rollback of i-rd"), "%s", err_msg());
+    /* an execution whose later redrive was not rolled back resumes */
+    ck_assert_int_eq(finish(s, "n-orig", "p", STORE_FAILED, NULL), NDF_OK);
+    ck_assert_int_eq(begin_redrive_as(s, "n-rd", "n-orig", 1), NDF_OK);
+    ck_assert_int_eq(end_redrive(s, "n-rd", "n-orig", STORE_FAILED), NDF_OK);
+    ck_assert_int_eq(begin_redrive_as(s, "n-2", "n-orig", 1), NDF_OK);
+    store_close(s);
+}
+END_TEST
+
+/* A store of schema 7 as the release before the claims table left it: a
+ * claim is only the execution's message.  Opened by this build, each
+ * becomes a claim row, so a dead holder's is recovered (a zombie's too),
+ * a live one's kept, another host's left alone, and retention and the
+ * redrive refusal see them. */
+START_TEST(test_rollback_claim_migrated)
+{
+    char host[256] = "";
+    ck_assert_int_eq(gethostname(host, sizeof host - 1), 0);
+    store *s = open_default();
+    ck_assert_int_eq(finish(s, "old-dead", "p", STORE_SUCCEEDED, NULL), NDF_OK);
+    ck_assert_int_eq(finish(s, "old-live", "p", STORE_SUCCEEDED, NULL), NDF_OK);
+    ck_assert_int_eq(finish(s, "old-zombie", "p", STORE_SUCCEEDED, NULL), NDF_OK);
+    ck_assert_int_eq(finish(s, "old-other", "p", STORE_SUCCEEDED, NULL), NDF_OK);
+    ck_assert_int_eq(finish(s, "old-done", "p", STORE_SUCCEEDED, NULL), NDF_OK);
+    store_close(s);
+    pid_t undo = spawn_step("ck-undo-old");
+    pid_t live = fork();
+    ck_assert_int_ge(live, 0);
+    if (live == 0) {
+        pause();
+        _exit(0);
+    }
+    pid_t zombie = fork(); /* exits, not reaped until the end */
+    ck_assert_int_ge(zombie, 0);
+    if (zombie == 0)
+        _exit(0);
+    for (int i = 0; i < 500 && !store_pid_zombie(zombie); i++)
+        usleep(10000);
+    ck_assert(store_pid_zombie(zombie));
+    ck_assert(!store_pid_zombie(live));
+
+    /* back to schema 7, with the claims as that release wrote them */
+    raw_exec(dbpath, "DROP TABLE rollback_claims");
+    raw_exec(dbpath, pg_base ? "UPDATE ndf_meta SET value = '7' WHERE key = 'schema_version'"
+                             : "PRAGMA user_version = 7");
+    struct {
+        const char *id, *host;
+        long pid;
+    } old[] = {{"old-dead", host, (long)dead_pid()},
+               {"old-live", host, (long)live},
+               {"old-zombie", host, (long)zombie},
+               {"old-other", "elsewhere.invalid", (long)dead_pid()}};
+    for (size_t i = 0; i < sizeof old / sizeof *old; i++) {
+        char *q = xasprintf("UPDATE executions SET status = 'ROLLED_BACK', message = 'being "
+                            "rolled back by ndf process %ld on %s' WHERE id = '%s'",
+                            old[i].pid, old[i].host, old[i].id);
+        raw_exec(dbpath, q);
+        free(q);
+    }
+    /* one that ended: not a claim */
+    raw_exec(dbpath, "UPDATE executions SET status = 'ROLLED_BACK', message = 'rolled back: 1 "
+                     "node(s) undone' WHERE id = 'old-done'");
+    char *q = xasprintf("INSERT INTO step_processes (exec_id, pgid, pid_start, token) VALUES"
+                        " ('old-dead', %ld, %lld, 'ck-undo-old')",
+                        (long)undo, store_pid_start_time(undo));
+    raw_exec(dbpath, q);
+    free(q);
+
+    s = open_default(); /* migrates, then recovers */
+    ck_assert_int_eq(raw_int(dbpath, pg_base ? "SELECT value::int FROM ndf_meta WHERE key ="
+                                               " 'schema_version'"
+                                             : "PRAGMA user_version"),
+                     STORE_SCHEMA_VERSION);
+    store_exec e;
+    const char *gone[] = {"old-dead", "old-zombie"};
+    for (size_t i = 0; i < 2; i++) {
+        ck_assert_int_eq(store_get(s, gone[i], &e), NDF_OK);
+        ck_assert_int_eq(e.status, STORE_FAILED);
+        ck_assert_msg(e.message && strstr(e.message, "rollback interrupted: process ") &&
+                          strstr(e.message, "(an older ndf) died before recording its end") &&
+                          strstr(e.message, "the status it had before was not recorded"),
+                      "%s", e.message);
+        ck_assert_int_eq(e.nodes[1].state, NDF_STATE_COMPLETED);
+        store_exec_free(&e);
+    }
+    int status;
+    ck_assert_int_eq(waitpid(undo, &status, 0), undo); /* its undo process killed */
+    ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL, "undo: %#x", status);
+    ck_assert_int_eq(store_get(s, "old-live", &e), NDF_OK);
+    ck_assert_int_eq(e.status, STORE_ROLLED_BACK);
+    store_exec_free(&e);
+    q = xasprintf("SELECT count(*) FROM rollback_claims WHERE exec_id = 'old-live' AND pid = %ld"
+                  " AND host = '%s' AND boot_id IS NULL AND was_status = 'FAILED'",
+                  (long)live, host);
+    ck_assert_int_eq(raw_int(dbpath, q), 1);
+    free(q);
+    ck_assert_int_eq(raw_int(dbpath, "SELECT count(*) FROM rollback_claims"), 2);
+    ck_assert_int_eq(store_get(s, "old-done", &e), NDF_OK);
+    ck_assert_int_eq(e.status, STORE_ROLLED_BACK);
+    store_exec_free(&e);
+
+    /* the live one is a claim: no second rollback, no redrive, kept */
+    ck_assert_int_eq(store_rollback_claim(s, "old-live", "x", NULL, NULL), NDF_ERR_INVALID);
+    ck_assert_int_eq(begin_redrive(s, "rd-live", "old-live"), NDF_ERR_INVALID);
+    ck_assert_msg(strstr(err_msg(), "execution old-live is being rolled back"), "%s", err_msg());
+    store_cleanup_result res;
+    ck_assert_int_eq(store_cleanup(s, 0, 1.0, now_wall() + 1e6, &res), NDF_OK);
+    ck_assert_int_eq(store_get(s, "old-live", &e), NDF_OK);
+    store_exec_free(&e);
+    ck_assert_int_eq(store_get(s, "old-done", &e), NDF_ERR_NOT_FOUND);
+
+    /* its holder gone, the next recovery ends it; the status it had is
+     * said unknown */
+    kill(live, SIGKILL);
+    ck_assert_int_eq(waitpid(live, &status, 0), live);
+    size_t n = 0;
+    ck_assert_int_eq(store_recover(s, &n), NDF_OK);
+    ck_assert_uint_eq(n, 1);
+    ck_assert_int_eq(store_get(s, "old-live", &e), NDF_OK);
+    ck_assert_int_eq(e.status, STORE_FAILED);
+    ck_assert_msg(strstr(e.message, "the status it had before was not recorded"), "%s",
+                  e.message);
+    store_exec_free(&e);
+    ck_assert_int_eq(raw_int(dbpath, "SELECT count(*) FROM rollback_claims"), 1); /* other */
+    ck_assert_int_eq(waitpid(zombie, &status, 0), zombie);
     store_close(s);
 }
 END_TEST
@@ -2479,9 +2909,9 @@ START_TEST(test_pg_fresh_schema)
     store_close(s);
     ck_assert_int_eq(raw_int(pg_db, "SELECT value::int FROM ndf_meta WHERE key = 'schema_version'"),
                      STORE_SCHEMA_VERSION);
-    /* the seven of the SQLite store, ndf_meta, the work queue and its workers */
+    /* the eight of the SQLite store, ndf_meta, the work queue and its workers */
     ck_assert_int_eq(raw_int(pg_db, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"),
-                     11);
+                     12);
     /* timestamps keep their precision (double, not PostgreSQL's 4-byte REAL) */
     s = open_default();
     store_exec e = make_exec("t1", "p", STORE_SUCCEEDED, NULL);
@@ -2706,7 +3136,11 @@ static Suite *store_suite(void)
     tcase_add_test(tc, test_crash_recovery);
     tcase_add_test(tc, test_redrive_claim);
     tcase_add_test(tc, test_rollback_claim);
+    tcase_add_test(tc, test_rollback_redriven);
     tcase_add_test(tc, test_step_processes_recovered);
+    tcase_add_test(tc, test_rollback_claim_recovered);
+    tcase_add_test(tc, test_rollback_claim_migrated);
+    tcase_add_test(tc, test_redrive_after_chain_rollback);
     tcase_add_test(tc, test_outputs_bounded_and_compressed);
     tcase_add_test(tc, test_outputs_streamed);
     tcase_add_test(tc, test_retention);

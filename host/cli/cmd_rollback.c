@@ -10,6 +10,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #include <cJSON.h>
@@ -37,12 +38,18 @@ static const char rollback_usage[] =
     "sub-pattern's execution, when nothing of it has an undo, and when its\n"
     "pattern's definition changed so that its steps no longer match.\n"
     "`ndf ctl rollback ID` asks a server that ran it; either way one\n"
-    "rollback of an execution runs at a time.\n"
+    "rollback of an execution runs at a time.  A first SIGINT or SIGTERM\n"
+    "lets the undo actions finish; a second stops them (FAILED \"rollback\n"
+    "interrupted\", exit 128 + the signal; a SIGTERM sent to the whole\n"
+    "process group also reaches the undo actions).  A rollback whose process died\n"
+    "is made FAILED \"rollback interrupted\" by the next ndf's crash\n"
+    "recovery; 'ndf rollback ID' then runs the undo actions again.\n"
     "\n"
     "Options:\n"
     "  --level L     pattern, phase or complete (meta patterns; default pattern)\n"
     "  --target NAME the phase (step, task) after which to undo\n"
-    "  --json        print the rollback's record as JSON\n";
+    "  --json        print the rollback's record as JSON (its duration is the\n"
+    "                replay's; rollback_duration is the rollback's own)\n";
 
 /* The rollback levels of trigger_rollback, long and short (as the
  * server's protocol checks them). */
@@ -86,6 +93,12 @@ static int cmd_rollback(cmd_ctx *c, int argc, char **argv)
         cmd_error(c, "expected one execution ID (see 'ndf runs')\n");
         return EXIT_USAGE;
     }
+    if (!c->served) {
+        /* rollback mode before the thread takes signals: a first signal
+         * in between would be taken as a run's cancellation */
+        cmd_signals_rollback();
+        cmd_signals_arm(cmd_name(c));
+    }
     int rc = cmd_start_executor(c, STORE_ORIGIN_RUN);
     if (rc)
         return rc;
@@ -95,7 +108,14 @@ static int cmd_rollback(cmd_ctx *c, int argc, char **argv)
         return EXIT_IO;
     }
     record *r = NULL;
-    int st = rollback_stored(rt->ex, rt->st, p.operands[0], level, target, &r);
+    double t0 = now_mono();
+    int st = rollback_stored(rt->ex, rt->st, p.operands[0], level, target,
+                             c->served ? NULL : cmd_signals_undo, NULL, &r);
+    double took = now_mono() - t0;
+    /* a signal that did not stop the undo actions changed nothing: the
+     * exit status is the rollback's own */
+    if (!(st && r && atomic_load(&r->hard_cancel)))
+        cmd_signals_keep_status();
     if (st) {
         cmd_error(c, "%s\n", err_msg());
         record_unref(r);
@@ -104,6 +124,13 @@ static int cmd_rollback(cmd_ctx *c, int argc, char **argv)
     strbuf sb;
     sb_init(&sb);
     record_to_json(r, &sb);
+    /* the record's duration is its replay's; the rollback's own is added */
+    if (sb.len && sb.buf[sb.len - 1] == '}') {
+        sb.len--;
+        sb_puts(&sb, ",\"rollback_duration\":");
+        sb_json_num(&sb, took, 0);
+        sb_puts(&sb, "}");
+    }
     if (json) {
         fprintf(c->out, "%s\n", sb.buf);
     } else {

@@ -47,6 +47,9 @@ static struct {
     executor *ex; /* the executor to cancel, or NULL */
     int sig;      /* the first signal received, or 0 */
     int count;
+    int rollback;     /* cmd_signals_rollback(): the first signal cancels nothing */
+    record *undoing;  /* the record whose undo actions run (a reference), or NULL */
+    int kept;         /* cmd_signals_keep_status() */
     char command[64]; /* who says "cancelling" ("" when nothing is cancelled) */
 } sigs = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
@@ -68,6 +71,26 @@ static void *signal_thread(void *arg)
         int n = ++sigs.count;
         char msg[256];
         const char *prio = log_to_journal() ? "<4>" : "";
+        if (sigs.rollback) {
+            /* undo actions left half done are worse than a slow exit:
+             * only a second signal stops them */
+            if (n == 1)
+                snprintf(msg, sizeof msg,
+                         "%sndf: %s: %s: letting the undo actions finish; send it again to stop "
+                         "them\n",
+                         prio, sigs.command, sig_name(sig));
+            else
+                snprintf(msg, sizeof msg, "%sndf: %s: %s again: stopping the undo actions\n", prio,
+                         sigs.command, sig_name(sig));
+            /* the stop first, the message after the lock: a stderr that
+             * blocks (a full pipe) must not hold the stop back */
+            if (n > 1 && sigs.undoing)
+                record_cancel(sigs.undoing, 1);
+            pthread_mutex_unlock(&sigs.lock);
+            ssize_t w = write(STDERR_FILENO, msg, strlen(msg));
+            (void)w;
+            continue;
+        }
         if (n == 1)
             snprintf(msg, sizeof msg,
                      "%sndf: %s: %s: cancelling (rollback runs; send it again to skip "
@@ -131,9 +154,43 @@ void cmd_signals_watch(executor *ex)
 {
     pthread_mutex_lock(&sigs.lock);
     sigs.ex = ex;
-    if (ex && sigs.count)
+    if (ex && sigs.count && !sigs.rollback)
         executor_cancel_all(ex, sigs.count > 1);
     pthread_mutex_unlock(&sigs.lock);
+}
+
+void cmd_signals_rollback(void)
+{
+    pthread_mutex_lock(&sigs.lock);
+    sigs.rollback = 1;
+    pthread_mutex_unlock(&sigs.lock);
+}
+
+void cmd_signals_undo(void *arg, record *r)
+{
+    (void)arg;
+    pthread_mutex_lock(&sigs.lock);
+    record_unref(sigs.undoing);
+    sigs.undoing = r ? record_ref(r) : NULL;
+    /* a second signal that came during the replay stops them all */
+    if (r && sigs.rollback && sigs.count > 1)
+        record_cancel(r, 1);
+    pthread_mutex_unlock(&sigs.lock);
+}
+
+void cmd_signals_keep_status(void)
+{
+    pthread_mutex_lock(&sigs.lock);
+    sigs.kept = 1;
+    pthread_mutex_unlock(&sigs.lock);
+}
+
+int cmd_signals_kept(void)
+{
+    pthread_mutex_lock(&sigs.lock);
+    int k = sigs.kept;
+    pthread_mutex_unlock(&sigs.lock);
+    return k;
 }
 
 int cmd_signal_received(void)
@@ -1095,6 +1152,10 @@ void status_print(FILE *out, const cJSON *j)
     const cJSON *from = cJSON_GetObjectItemCaseSensitive(j, "fallback_from");
     const cJSON *cause = cJSON_GetObjectItemCaseSensitive(j, "fallback_cause");
     const cJSON *dur = cJSON_GetObjectItemCaseSensitive(j, "duration");
+    /* a rollback's answer: how long the rollback took, not its run */
+    const cJSON *rdur = cJSON_GetObjectItemCaseSensitive(j, "rollback_duration");
+    if (cJSON_IsNumber(rdur))
+        dur = rdur;
     fprintf(out, "execution %s: %s", cJSON_IsString(id) ? id->valuestring : "?",
             cJSON_IsString(status) ? status->valuestring : "running");
     if (cJSON_IsNumber(dur))

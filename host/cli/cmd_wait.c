@@ -26,6 +26,8 @@ static const char wait_usage[] =
     "the wait, not the execution: it goes on, and wait exits 5.  Otherwise\n"
     "prints how it ended and exits as its run did (0 succeeded, 1 failed,\n"
     "4 refused, 5 timed out, 10 cancelled); 3 when no such execution is kept.\n"
+    "An execution being rolled back ('ndf rollback') is waited for until its\n"
+    "rollback has ended, which is then how it ended.\n"
     "An id that is not in the store yet but was made in the last 30 seconds\n"
     "(its time is in it) is waited for as well, until it is 30 seconds old or\n"
     "the timeout ends the wait: the process running it may not have written\n"
@@ -149,7 +151,11 @@ static int cmd_wait(cmd_ctx *c, int argc, char **argv)
             cmd_error(c, "%s\n", err_msg());
             return exit_code_for(st);
         }
-        if (e.status != STORE_RUNNING)
+        /* a rollback's claim is not an end: its undo actions run, and it
+         * may yet end FAILED; the rollback's end is waited for */
+        int rolling = !queued && e.status == STORE_ROLLED_BACK && e.message &&
+                      strncmp(e.message, "being rolled back by ", 21) == 0;
+        if (e.status != STORE_RUNNING && !rolling)
             break;
         double left = until - now_mono();
         if (left <= 0) {
@@ -161,7 +167,9 @@ static int cmd_wait(cmd_ctx *c, int argc, char **argv)
                 sb_puts(&sb, ",\"pattern\":");
                 sb_json_str(&sb, e.pattern);
                 sb_puts(&sb, ",\"status\":");
-                sb_json_str(&sb, state);
+                sb_json_str(&sb, rolling ? "ROLLED_BACK" : state);
+                if (rolling)
+                    sb_puts(&sb, ",\"being_rolled_back\":true");
                 if (queued) {
                     sb_puts(&sb, ",\"queue\":");
                     sb_json_str(&sb, queue_state_name(q.state));
@@ -170,13 +178,19 @@ static int cmd_wait(cmd_ctx *c, int argc, char **argv)
                 fwrite(sb.buf, 1, sb.len, c->out);
                 sb_free(&sb);
             }
+            if (rolling)
+                cmd_error(c,
+                          "execution '%s' is still %s after %gs (the wait ended, the "
+                          "rollback goes on)\n",
+                          id, e.message, timeout);
+            else
+                cmd_error(c,
+                          "%s '%s' is still %s after %gs (the wait ended, the "
+                          "execution goes on)\n",
+                          queued ? "queued item" : "execution", id,
+                          queued ? (q.state == QUEUE_QUEUED ? "queued" : "running") : "running",
+                          timeout);
             store_exec_free(&e);
-            cmd_error(c,
-                      "%s '%s' is still %s after %gs (the wait ended, the "
-                      "execution goes on)\n",
-                      queued ? "queued item" : "execution", id,
-                      queued ? (q.state == QUEUE_QUEUED ? "queued" : "running") : "running",
-                      timeout);
             queue_item_free(&q);
             return EXIT_TIMEOUT;
         }

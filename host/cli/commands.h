@@ -228,6 +228,20 @@ struct executor;
 void cmd_signals_watch(struct executor *ex);
 /* The first signal received since cmd_signals_arm(), or 0. */
 int cmd_signal_received(void);
+/* Signals as `ndf rollback` takes them, from now on: the first lets the
+ * undo actions finish (it cancels nothing), the second stops them (the
+ * record told to cmd_signals_undo() is cancelled hard: the undo running
+ * is killed, no other runs).  Call after cmd_signals_arm(). */
+void cmd_signals_rollback(void);
+/* A rollback_watch_fn (store/redrive.h): `r` is the record whose undo
+ * actions run from now on, NULL when they have ended. */
+struct record;
+void cmd_signals_undo(void *arg, struct record *r);
+/* The command ended as it would have without the signals it got (a
+ * rollback that was let finish): main() keeps its exit status instead of
+ * 128 + the signal. */
+void cmd_signals_keep_status(void);
+int cmd_signals_kept(void);
 
 /* Starts pattern `name` on rt->ex with `ctx` (copied by the executor),
  * records it as RUNNING with rt->hook.origin, shows its progress on `err`

@@ -68,7 +68,7 @@ static int run(const cmd_entry *e, const char *config_path, int config_explicit,
     /* Interrupted: the executions were cancelled and recorded; the exit
      * status says which signal ended the command, as a shell expects. */
     int sig = cmd_signal_received();
-    if (sig)
+    if (sig && !cmd_signals_kept())
         rc = 128 + sig;
     runtime_free(&rt);
     fflush(stdout);

@@ -804,6 +804,9 @@ int executor_rollback(record *r, const char *level, const char *target)
                        p && p->type ? p->type->name : "?", r->root->name);
     if (atomic_load(&r->replay))
         atomic_store(&r->replay, RECORD_REPLAY_UNDO);
+    /* the workers its undo actions run in are recorded again: the rows of
+     * its run went with its end */
+    atomic_fetch_add(&r->rollbacks, 1);
     err_clear();
     int rc = d->rollback(&host_services, r->root, p->instance, level ? level : "pattern", target);
     if (rc > 0 || rc < NDF_STATUS_MIN)

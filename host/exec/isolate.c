@@ -370,6 +370,7 @@ typedef struct iworker {
     int fd;
     int calls; /* numbers each call, for its cancellation signal */
     char told[48]; /* the execution its pid and token were last recorded for */
+    int told_rollbacks; /* and its record's rollbacks then */
     inbuf in;
     struct iworker *next;
 } iworker;
@@ -1340,9 +1341,11 @@ int isolate_run(ndf_exec *node, const isolate_call *c)
      * open the store kills the worker and what its step left (setsid'd
      * daemons included). */
     record *rec = node->rec;
-    if (rec->on_spawn && strcmp(w->told, rec->id) != 0) {
+    int rb = atomic_load(&rec->rollbacks);
+    if (rec->on_spawn && (strcmp(w->told, rec->id) != 0 || w->told_rollbacks != rb)) {
         rec->on_spawn(rec->spawn_arg, rec, (long)w->pid, w->token);
         snprintf(w->told, sizeof w->told, "%s", rec->id);
+        w->told_rollbacks = rb;
     }
     int sent;
     send_run(w, node, c, &sent);

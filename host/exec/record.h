@@ -197,6 +197,9 @@ struct record {
     /* Cancelled again (a second SIGINT): undo actions are skipped and
      * cleanup nodes stop too, processes get SIGKILL at once. */
     _Atomic int hard_cancel;
+    /* Counts the rollbacks run on it (executor_rollback): a rollback's
+     * processes are recorded anew, the rows of its run being gone. */
+    _Atomic int rollbacks;
     _Atomic double cancel_at; /* now_mono() of the first cancellation */
     /* A queued execution's: the now_mono() past which the lease of its
      * item may be lost (0: none).  From then on no step of it starts and

@@ -49,6 +49,12 @@ typedef struct server {
     int sig_fd, wake[2];
     _Atomic int stopping;
     worker *wk; /* the queue worker, or NULL */
+    /* the records whose rollback a connection runs (req_rollback): the
+     * shutdown waits for them, and stops their undo actions at its grace */
+    pthread_mutex_t roll_lock;
+    record **rolling;
+    size_t nrolling;
+    int roll_closed; /* shutting down: no rollback starts */
 } server;
 
 /* ---- answers ---- */
@@ -369,6 +375,43 @@ static char *req_cancel(server *s, const request *rq)
     return protocol_response(&a);
 }
 
+/* Adds `r` to the rollbacks in flight; 0 once the shutdown has begun. */
+static int rolling_add(server *s, record *r)
+{
+    pthread_mutex_lock(&s->roll_lock);
+    int ok = !s->roll_closed;
+    if (ok) {
+        s->rolling = xrealloc(s->rolling, (s->nrolling + 1) * sizeof *s->rolling);
+        s->rolling[s->nrolling++] = r;
+    }
+    pthread_mutex_unlock(&s->roll_lock);
+    return ok;
+}
+
+static void rolling_remove(server *s, record *r)
+{
+    pthread_mutex_lock(&s->roll_lock);
+    for (size_t i = 0; i < s->nrolling; i++)
+        if (s->rolling[i] == r) {
+            s->rolling[i] = s->rolling[--s->nrolling];
+            break;
+        }
+    pthread_mutex_unlock(&s->roll_lock);
+}
+
+/* The rollbacks in flight; `stop`: stops their undo actions as a second
+ * signal stops a one-shot's (the running one killed, no other run). */
+static size_t rolling_count(server *s, int stop)
+{
+    pthread_mutex_lock(&s->roll_lock);
+    s->roll_closed = 1;
+    size_t n = s->nrolling;
+    for (size_t i = 0; stop && i < n; i++)
+        record_cancel(s->rolling[i], 1);
+    pthread_mutex_unlock(&s->roll_lock);
+    return n;
+}
+
 /* seed trigger_rollback on a finished execution this server ran: the
  * pattern type's rollback() on the record's root node, claimed in the
  * store first and its end recorded there (rollback_live), so that a
@@ -386,14 +429,40 @@ static char *req_rollback(server *s, const request *rq)
     if (!atomic_load(&r->done)) {
         text =
             fail(s, NDF_ERR_INVALID, "execution '%s' is still running: cancel it or wait", rq->id);
+    } else if (!rolling_add(s, r)) {
+        text = fail(s, NDF_ERR_CANCELLED,
+                    "the server is shutting down: no rollback starts now ('ndf rollback %s' "
+                    "rolls it back from the store)",
+                    rq->id);
     } else {
         err_clear();
+        double t0 = now_mono();
         rc = s->base->st ? rollback_live(s->base->st, r, rq->level, rq->target)
                          : executor_rollback(r, rq->level, rq->target);
-        response a = {.ok = 1};
-        text = rc ? fail(s, rc, "rollback of '%s' (%s): %s", r->root->name, rq->id,
-                         *err_msg() ? err_msg() : ndf_status_name(rc))
-                  : answer_record(&a, r, NULL);
+        double took = now_mono() - t0;
+        rolling_remove(s, r);
+        if (rc) {
+            text = fail(s, rc, "rollback of '%s' (%s): %s", r->root->name, rq->id,
+                        *err_msg() ? err_msg() : ndf_status_name(rc));
+        } else {
+            /* the record's duration is its run's; the rollback's own is
+             * added */
+            strbuf j, t;
+            sb_init(&j);
+            sb_init(&t);
+            record_to_json(r, &j);
+            record_to_text(r, &t);
+            if (j.len && j.buf[j.len - 1] == '}') {
+                j.len--;
+                sb_puts(&j, ",\"rollback_duration\":");
+                sb_json_num(&j, took, 0);
+                sb_puts(&j, "}");
+            }
+            response a = {.ok = 1, .record = j.buf, .text = t.buf};
+            text = protocol_response(&a);
+            sb_free(&j);
+            sb_free(&t);
+        }
     }
     record_unref(r);
     return text;
@@ -848,7 +917,8 @@ static void shutdown_server(server *s)
     transport_stop(s->tp);
     /* Connections end after the request they are in; idle ones now. */
     transport_shutdown(s->tp);
-    double deadline = now_mono() + s->o.grace;
+    double deadline_start = now_mono();
+    double deadline = deadline_start + s->o.grace;
     size_t running;
     int cancelled = 0;
     while ((running = genset_running(s->gs)) > 0) {
@@ -869,6 +939,29 @@ static void shutdown_server(server *s)
             genset_abandon_all(s->gs);
             log_msg(NDF_LOG_WARN, "%zu execution%s did not stop; leaving them", running,
                     running == 1 ? "" : "s");
+            break;
+        }
+        usleep(20000);
+    }
+    /* Rollbacks run on their connections' threads, on records that have
+     * ended: the same grace, then their undo actions are stopped (and
+     * recorded as interrupted) before the connection is answered. */
+    size_t rolling;
+    int stopped = 0;
+    double grace_end = deadline_start + s->o.grace;
+    while ((rolling = rolling_count(s, 0)) > 0) {
+        if (!stopped && now_mono() >= grace_end) {
+            log_msg(NDF_LOG_WARN,
+                    "%zu rollback%s still running after %.1fs: stopping %s undo actions", rolling,
+                    rolling == 1 ? "" : "s", s->o.grace, rolling == 1 ? "its" : "their");
+            rolling_count(s, 1);
+            stopped = 1;
+            gen *g = genset_current(s->gs);
+            grace_end = now_mono() + gen_runtime(g)->cfg->set.kill_grace + 2;
+            genset_release(s->gs, g);
+        } else if (stopped && now_mono() >= grace_end) {
+            log_msg(NDF_LOG_WARN, "%zu rollback%s did not stop; leaving %s", rolling,
+                    rolling == 1 ? "" : "s", rolling == 1 ? "it" : "them");
             break;
         }
         usleep(20000);
@@ -989,6 +1082,7 @@ int server_run(runtime *rt, const server_opts *opts)
     if (s->o.debounce <= 0)
         s->o.debounce = 0.2;
     s->sig_fd = s->wake[0] = s->wake[1] = -1;
+    pthread_mutex_init(&s->roll_lock, NULL);
     s->known = known_commands(opts);
     s->gs = genset_new(rt);
     int rc = setup_signals(s);
@@ -1020,6 +1114,8 @@ int server_run(runtime *rt, const server_opts *opts)
     genset_free(s->gs);
     loader_collect(rt->ld);
     free(s->known);
+    free(s->rolling);
+    pthread_mutex_destroy(&s->roll_lock);
     free(s);
     return rc;
 }

@@ -529,6 +529,7 @@ static int begin_row(store *s, const record *r, store_origin origin, store_done_
     e.pattern = r->root->name;
     e.origin = r->redrive_of && origin != STORE_ORIGIN_QUEUE ? STORE_ORIGIN_REDRIVE : origin;
     e.redrive_of = r->redrive_of;
+    e.resumes = r->redrive_of && r->reuse;
     e.status = STORE_RUNNING;
     strbuf sb;
     sb_init(&sb);

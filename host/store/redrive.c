@@ -89,6 +89,12 @@ static int redrivable(const store_exec *e, const hashmap *by_path, int from_star
         return err_set(NDF_ERR_INVALID,
                        "execution %s is still running (cancel it first, or wait for it)", e->id);
     case STORE_ROLLED_BACK:
+        /* a claim: the undo actions still run, and may yet fail */
+        if (e->message && strncmp(e->message, "being rolled back by ", 21) == 0)
+            return err_set(NDF_ERR_INVALID,
+                           "execution %s is %s: it cannot be redriven while its undo actions "
+                           "run (from the start or not); wait for that rollback to end",
+                           e->id, e->message);
         if (from_start)
             return NDF_OK;
         return err_set(NDF_ERR_INVALID,
@@ -101,6 +107,15 @@ static int redrivable(const store_exec *e, const hashmap *by_path, int from_star
                        "can be redriven (ndf run %s runs the pattern again)",
                        e->id, e->status == STORE_SUCCEEDED ? "succeeded" : "never ran", e->pattern);
     }
+    /* a rollback that died recorded none of what it undid: resuming would
+     * build on work that may be gone */
+    if (!from_start && e->status == STORE_FAILED && e->message &&
+        strncmp(e->message, "rollback interrupted", 20) == 0)
+        return err_set(NDF_ERR_INVALID,
+                       "execution %s: its rollback was interrupted, so its completed work may be "
+                       "partly undone: 'ndf rollback %s' finishes the rollback (--from-start "
+                       "runs all of it again)",
+                       e->id, e->id);
     size_t undone = rolled_back(e, by_path);
     if (undone && !from_start)
         return err_set(NDF_ERR_INVALID,
@@ -159,6 +174,13 @@ int rollback_check(const store_exec *e, int replay)
                        "or cancel it",
                        e->id, e->pid, e->host ? e->host : "?");
     case STORE_ROLLED_BACK:
+        /* as the claim says it (store_rollback_refused) */
+        if (e->message && strncmp(e->message, "being rolled back by ", 21) == 0)
+            return err_set(NDF_ERR_INVALID,
+                           "execution %s is %s: one rollback of it runs at a time (if that "
+                           "process is gone, the next ndf to open the store on its host "
+                           "recovers it)",
+                           e->id, e->message);
         return err_set(NDF_ERR_INVALID, "execution %s is already rolled back%s%s", e->id,
                        e->message ? ": " : "", e->message ? e->message : "");
     default:
@@ -378,8 +400,6 @@ static void release(store *st, const char *id, int rc, store_status was, const c
     free(why);
 }
 
-/* Records the end of the rollback `r` of `e` (status `rc`); returns `rc`,
- * or the store's error when the end could not be written. */
 /* The reused steps of the replay `r` that have an undo action and are
  * still COMPLETED after its rollback: work the level left done. */
 static size_t still_done(ndf_exec *n)
@@ -393,8 +413,12 @@ static size_t still_done(ndf_exec *n)
     return k;
 }
 
-static int record_end(store *st, const store_exec *e, record *r, int rc, store_status was,
-                      const char *was_msg, const char *level)
+/* Records the end of the rollback `r` of `e` (status `rc`; `stopped`:
+ * what stopped it on request, "signal" or "the server's shutdown", NULL
+ * when nothing did); returns `rc`, or the store's error when the end
+ * could not be written. */
+static int record_end(store *st, const store_exec *e, record *r, int rc, const char *stopped,
+                      store_status was, const char *was_msg, const char *level)
 {
     int rolled = 0; /* the root is to say so */
     char *why = rc ? xstrdup(*err_msg() ? err_msg() : ndf_status_name(rc)) : NULL;
@@ -430,9 +454,16 @@ static int record_end(store *st, const store_exec *e, record *r, int rc, store_s
         wrc = store_rollback_end(st, e->id, was, msg, v, n);
         free(msg);
     } else {
-        char *msg = rc ? xasprintf("rollback failed at '%s': %s", ff ? ff : "?", why)
-                       : xasprintf("rolled back: %zu node(s) undone (it had ended %s)", undone,
-                                   store_status_name(was));
+        char *msg = stopped && ff
+                        ? xasprintf("rollback interrupted by %s at '%s'; 'ndf rollback %s' "
+                                    "runs the undo actions again",
+                                    stopped, ff, e->id)
+                    : stopped ? xasprintf("rollback interrupted by %s after %zu undo(s); 'ndf "
+                                          "rollback %s' runs the undo actions again",
+                                          stopped, undone, e->id)
+                    : rc ? xasprintf("rollback failed at '%s': %s", ff ? ff : "?", why)
+                         : xasprintf("rolled back: %zu node(s) undone (it had ended %s)", undone,
+                                     store_status_name(was));
         wrc = store_rollback_end(st, e->id, rc ? STORE_FAILED : STORE_ROLLED_BACK, msg, v, n);
         free(msg);
     }
@@ -440,9 +471,33 @@ static int record_end(store *st, const store_exec *e, record *r, int rc, store_s
     rollback_changes_free(v, n);
     if (wrc) {
         char *m = xstrdup(err_msg());
+        /* Give the claim up all the same, as a rollback that died: its
+         * nodes unrecorded, the undo actions to run again.  When that
+         * cannot be written either, the claim stays with this process,
+         * and crash recovery does it once the process has exited. */
+        char *gone = xasprintf("rollback interrupted: its end could not be recorded (%s); 'ndf "
+                               "rollback %s' runs the undo actions again",
+                               m, e->id);
+        if (store_rollback_end(st, e->id, STORE_FAILED, gone, NULL, 0))
+            log_msg(NDF_LOG_ERROR,
+                    "execution %s: cannot give its rollback claim up (%s): it is recovered as "
+                    "interrupted once this process has exited",
+                    e->id, err_msg());
+        free(gone);
         rc = err_set(wrc, "execution %s: the rollback %s, but its end could not be recorded: %s",
                      e->id, rc ? "failed" : "ran", m);
         free(m);
+    } else if (stopped && !n) {
+        rc = err_set(rc ? rc : NDF_ERR_CANCELLED,
+                     "execution %s: rollback interrupted by %s before any undo ran (nothing "
+                     "was undone; it is left %s)",
+                     e->id, stopped, store_status_name(was));
+    } else if (stopped) {
+        rc = err_set(rc ? rc : NDF_ERR_CANCELLED,
+                     "execution %s: rollback interrupted by %s%s%s%s; it is FAILED and 'ndf "
+                     "rollback %s' runs the undo actions again",
+                     e->id, stopped, ff ? " at '" : "", ff ? failed_at : "", ff ? "'" : "",
+                     e->id);
     } else if (!rc && !n) {
         rc = err_set(NDF_ERR_INVALID, "execution %s: nothing to undo at level %s (it is left %s)",
                      e->id, level ? level : "pattern", store_status_name(was));
@@ -461,7 +516,7 @@ static int record_end(store *st, const store_exec *e, record *r, int rc, store_s
 }
 
 int rollback_stored(executor *ex, store *st, const char *id, const char *level,
-                    const char *target, record **out)
+                    const char *target, rollback_watch_fn watch, void *watch_arg, record **out)
 {
     *out = NULL;
     store_exec e;
@@ -516,8 +571,15 @@ int rollback_stored(executor *ex, store *st, const char *id, const char *level,
                      e.id);
         goto give_back;
     }
+    if (watch)
+        watch(watch_arg, r);
     rc = executor_rollback(r, level, target);
-    rc = record_end(st, &e, r, rc, was, was_msg, level);
+    if (watch)
+        watch(watch_arg, NULL);
+    /* stopped: a hard cancel that came once they had all run stopped
+     * nothing */
+    rc = record_end(st, &e, r, rc, rc && atomic_load(&r->hard_cancel) ? "signal" : NULL, was,
+                    was_msg, level);
     if (!rc) {
         /* what the caller prints is the rollback, which went well, not
          * the replay's run, which failed where the execution had */
@@ -583,7 +645,10 @@ int rollback_live(store *st, record *r, const char *level, const char *target)
         goto out;
     }
     size_t before = atomic_load(&r->undos_run);
+    /* a hard cancel from before (the run's own) is not a stop of this */
+    int hard_before = atomic_load(&r->hard_cancel);
     rc = executor_rollback(r, level, target);
+    int stopped = rc && !hard_before && atomic_load(&r->hard_cancel);
     if (!rc && atomic_load(&r->undos_run) == before) {
         /* as a one-shot refuses it (replay_undoable) */
         rc = err_set(NDF_ERR_INVALID,
@@ -593,7 +658,7 @@ int rollback_live(store *st, record *r, const char *level, const char *target)
         release(st, r->id, rc, was, was_msg);
         goto out;
     }
-    rc = record_end(st, &e, r, rc, was, was_msg, level);
+    rc = record_end(st, &e, r, rc, stopped ? "the server's shutdown" : NULL, was, was_msg, level);
 out:
     free(was_msg);
     store_exec_free(&e);

@@ -52,16 +52,24 @@ size_t rollback_changes(const store_exec *e, struct record *r, store_node **out,
 void rollback_changes_free(store_node *v, size_t n);
 
 struct executor;
+/* Told the replay's record `r` when its undo actions start, and NULL when
+ * they have ended: a caller that takes signals stops them by cancelling
+ * `r` hard (record_cancel(r, 1): the undo running is killed as at its
+ * deadline, no other runs), which the rollback then records as
+ * interrupted ("rollback interrupted by signal at ..."). */
+typedef void (*rollback_watch_fn)(void *arg, struct record *r);
 /* One-shot trigger_rollback of stored execution `id`: checks it
  * (rollback_check), claims it in the store (store_rollback_claim), replays
  * it on `ex` (EXEC_REPLAY), refuses when the current definition does not
  * rebuild it (rollback_matches) or nothing of it has an undo, else runs
  * its pattern type's rollback at `level` / `target` and records the end
  * (store_rollback_end).  A refusal after the claim gives the claim back.
+ * `watch` (may be NULL) is told of the undo actions (rollback_watch_fn).
  * Returns the rollback's status (err_msg() set) and, when the replay ran,
  * *out (a reference: the replay's record, with the undone nodes). */
 int rollback_stored(struct executor *ex, store *st, const char *id, const char *level,
-                    const char *target, struct record **out);
+                    const char *target, rollback_watch_fn watch, void *watch_arg,
+                    struct record **out);
 
 /* trigger_rollback of execution `r` that this process ran and still
  * holds (a server): the same checks and claim as rollback_stored() from

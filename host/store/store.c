@@ -530,6 +530,12 @@ int store_rollback_refused(const char *id, int found, const char *status, const 
                        "execution %s is still running (process %ld on %s): wait for it to end, "
                        "or cancel it",
                        id, pid, host ? host : "?");
+    if (strcmp(status, "ROLLED_BACK") == 0 && message &&
+        strncmp(message, "being rolled back by ", 21) == 0)
+        return err_set(NDF_ERR_INVALID,
+                       "execution %s is %s: one rollback of it runs at a time (if that process "
+                       "is gone, the next ndf to open the store on its host recovers it)",
+                       id, message);
     if (strcmp(status, "ROLLED_BACK") == 0)
         return err_set(NDF_ERR_INVALID, "execution %s is already rolled back%s%s", id,
                        message ? ": " : "", message ? message : "");
@@ -542,6 +548,43 @@ int store_rollback_redriven(const char *id, const char *by)
 {
     return err_set(NDF_ERR_INVALID, "execution %s was redriven as %s: roll back that one", id,
                    by ? by : "another execution");
+}
+
+int store_redrive_rolling_back(const char *id, const char *claimed)
+{
+    if (!claimed || strcmp(claimed, id) == 0)
+        return err_set(NDF_ERR_INVALID, "execution %s is being rolled back: it cannot be redriven",
+                       id);
+    return err_set(NDF_ERR_INVALID,
+                   "execution %s cannot be redriven: %s, of the same chain of redrives, is being "
+                   "rolled back (its undo actions may be undoing the work a redrive would reuse)",
+                   id, claimed);
+}
+
+int store_redrive_undone(const char *id, const char *by, const char *path)
+{
+    return err_set(NDF_ERR_INVALID,
+                   "execution %s cannot be resumed: step '%s' it completed was undone since by "
+                   "the rollback of %s, of the same chain of redrives, so its work is gone "
+                   "(--from-start runs all of it again)",
+                   id, path, by);
+}
+
+char *store_rollback_interrupted_message(const char *id, long pid, const char *host,
+                                         const char *was_status, const char *was_message)
+{
+    /* The holder wrote nothing between its claim and its end: how far its
+     * undo actions got is not known, and is not claimed. */
+    if (was_message && strcmp(was_message, STORE_CLAIM_UNRECORDED) == 0)
+        return xasprintf("rollback interrupted: process %ld on %s (an older ndf) died before "
+                         "recording its end; its undo actions may have run in part, and the "
+                         "status it had before was not recorded; 'ndf rollback %s' runs the "
+                         "undo actions again",
+                         pid, host ? host : "?", id);
+    return xasprintf("rollback interrupted: process %ld on %s died before recording its end (it "
+                     "had ended %s; its undo actions may have run in part); 'ndf rollback %s' "
+                     "runs the undo actions again",
+                     pid, host ? host : "?", was_status ? was_status : "?", id);
 }
 
 int store_remove_pattern(store *s, const char *name)
@@ -618,6 +661,23 @@ long long store_pid_start_time(long pid)
     return p ? strtoll(p + 1, NULL, 10) : 0;
 }
 
+int store_pid_zombie(long pid)
+{
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    buf[n] = 0;
+    /* the state follows the command name, which may hold anything */
+    const char *p = strrchr(buf, ')');
+    return p && p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X');
+}
+
 int store_process_alive(const char *myhost, const char *myboot, const char *host, long pid,
                         const char *boot, long long started)
 {
@@ -631,6 +691,8 @@ int store_process_alive(const char *myhost, const char *myboot, const char *host
         return 0;
     if (started > 0 && store_pid_start_time(pid) != started)
         return 0; /* the pid was reused */
+    if (store_pid_zombie(pid))
+        return 0; /* it exited; its parent has not reaped it yet */
     return 1;
 }
 
@@ -670,7 +732,9 @@ static long long stat_field(long pid, int want)
     return p ? strtoll(p + 1, NULL, 10) : -1;
 }
 
-/* 1 when process `pid` has NDF_STEP=`token` in its environment. */
+/* 1 when process `pid` has NDF_STEP=`token` in its environment, or a
+ * token below it ("`token`/..."): a process a step started inside an
+ * isolated plugin's worker, whose group the store does not know. */
 static int carries_token(long pid, const char *token)
 {
     char path[64];
@@ -690,7 +754,7 @@ static int carries_token(long pid, const char *token)
     int found = 0;
     for (size_t i = 0; i < sb.len && !found; i += strlen(sb.buf + i) + 1)
         found = strncmp(sb.buf + i, "NDF_STEP=", 9) == 0 && strncmp(sb.buf + i + 9, token, tl) == 0 &&
-                sb.buf[i + 9 + tl] == 0;
+                (sb.buf[i + 9 + tl] == 0 || sb.buf[i + 9 + tl] == '/');
     sb_free(&sb);
     return found;
 }

@@ -20,7 +20,7 @@
 
 /* The schema version this build writes (PRAGMA user_version for SQLite).
  * Older databases are migrated forward on open; newer ones are refused. */
-#define STORE_SCHEMA_VERSION 7
+#define STORE_SCHEMA_VERSION 8
 /* The database file's name inside the storage directory. */
 #define STORE_DB_NAME "ndf.db"
 /* Bytes of each captured stream kept per node unless told otherwise. */
@@ -135,6 +135,9 @@ typedef struct store_exec {
     char *fallback_from;  /* it ran as the fallback of this pattern, or NULL */
     char *fallback_cause; /* why: "failure", "not_found", "confidence", "timeout" */
     int learn;            /* submission: 1 to count the outcome in learning */
+    int resumes;          /* submission: a redrive that reuses the completed steps of
+                             redrive_of (not --from-start): refused when one of them
+                             was undone since (store_begin) */
     int counted;          /* query: 1 when the outcome was counted */
     store_node *nodes;
     size_t nnodes;

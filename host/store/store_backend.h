@@ -132,11 +132,29 @@ int store_pg_open(const char *dir, const struct store_opts *opts, struct store *
     "SELECT x.id FROM executions x WHERE x.redrive_root = " SQL_REDRIVE_ROOT(P)                    \
     " AND x.seq > (SELECT y.seq FROM executions y WHERE y.id = " P ") ORDER BY x.seq DESC LIMIT 1"
 
-/* 1 when execution P is claimed by a rollback that has not ended: a
- * redrive of it then waits for no one and is refused. */
+/* The execution of P's redrive chain that a rollback holds a claim on
+ * (rollback_claims), if any: its id.  A redrive of any execution of the
+ * chain is then refused, as that rollback may be undoing the work the
+ * redrive would reuse. */
 #define SQL_BEING_ROLLED_BACK(P)                                                                   \
-    "SELECT 1 FROM executions WHERE id = " P " AND status = 'ROLLED_BACK'"                         \
-    " AND message LIKE 'being rolled back by %'"
+    "SELECT c.exec_id FROM rollback_claims c JOIN executions x ON x.id = c.exec_id"                \
+    " WHERE coalesce(x.redrive_root, x.id) = " SQL_REDRIVE_ROOT(P) " LIMIT 1"
+
+/* A step execution P completed that a later execution of its chain of
+ * redrives had undone by its rollback (its node there ROLLED_BACK, or
+ * there at all when that rollback was interrupted without recording what
+ * it undid): that execution's id and the step's path.  A redrive resuming
+ * P must not reuse it. */
+#define SQL_UNDONE_LATER(P)                                                                        \
+    "SELECT x.id, m.path FROM executions x JOIN nodes n ON n.exec_seq = x.seq"                     \
+    " JOIN nodes m ON m.path = n.path"                                                             \
+    " WHERE m.exec_seq = (SELECT y.seq FROM executions y WHERE y.id = " P ")"                      \
+    " AND m.state IN ('COMPLETED', 'DEGRADED') AND m.path <> ''"                                   \
+    " AND coalesce(x.redrive_root, x.id) = " SQL_REDRIVE_ROOT(P)                                   \
+    " AND x.seq > (SELECT y.seq FROM executions y WHERE y.id = " P ")"                             \
+    " AND (n.state = 'ROLLED_BACK'"                                                                \
+    " OR (x.status = 'FAILED' AND x.message LIKE 'rollback interrupted%'))"                        \
+    " ORDER BY x.seq LIMIT 1"
 
 /* Helpers the backends share (store.c). */
 
@@ -153,6 +171,23 @@ int store_rollback_refused(const char *id, int found, const char *status, const 
                            const char *message, const char *host, long pid);
 /* Why a rollback of `id` is refused when it was redriven as `by`. */
 int store_rollback_redriven(const char *id, const char *by);
+/* Why a redrive of `id` is refused while a rollback holds the claim on
+ * `claimed` (an execution of its chain, maybe `id` itself). */
+int store_redrive_rolling_back(const char *id, const char *claimed);
+/* Why a redrive resuming `id` is refused: its step `path` was undone by
+ * the rollback of `by`, a later execution of its chain (SQL_UNDONE_LATER). */
+int store_redrive_undone(const char *id, const char *by, const char *path);
+/* The was_message of a claim an older ndf made (migrated from the
+ * execution's message, which was all it kept): the status it had is not
+ * known.  No quote in it: it is spliced into the migration's SQL. */
+#define STORE_CLAIM_UNRECORDED                                                                     \
+    "the status it had before this rollback was not recorded (the claim was made by an older ndf)"
+/* The message of an execution whose rollback, claimed by process `pid`
+ * on `host`, died before it ended (crash recovery makes it FAILED with
+ * it); `was_status` and `was_message` are the claim's (what it had ended
+ * as).  Caller frees. */
+char *store_rollback_interrupted_message(const char *id, long pid, const char *host,
+                                         const char *was_status, const char *was_message);
 
 /* The message a RUNNING row gets when the end of execution `e` could
  * not be written for the store's sake (`why`): "not recorded: WHY (the
@@ -214,9 +249,14 @@ void store_read_boot_id(char *out, size_t n);
  * /proc/PID/stat), which tells a live process from a later one given the
  * same pid; 0 when unknown. */
 long long store_pid_start_time(long pid);
+/* 1 when process `pid` has exited and waits to be reaped (state Z or X
+ * in /proc/PID/stat): dead, whatever kill(pid, 0) says. */
+int store_pid_zombie(long pid);
 /* 0 when the process that recorded an execution (host, pid, boot id, start
  * time) is known to be dead from this machine (`myhost`, `myboot`): same
- * host, and another boot, no such pid, or the pid reused; 1 otherwise. */
+ * host, and another boot, no such pid, a zombie, or the pid reused; 1
+ * otherwise.  Without a boot id and start time (a claim an older ndf
+ * made), the pid alone: alive while a process has it. */
 int store_process_alive(const char *myhost, const char *myboot, const char *host, long pid,
                         const char *boot, long long started);
 /* The message for a redrive of `of` refused because execution `holder`
@@ -227,7 +267,9 @@ int store_claim_refused(const char *of, const char *holder, const char *status);
  * never another's: the group is killed only when its leader is the one
  * recorded (same start time) or a member still carries the step's token
  * (NDF_STEP) in its environment; members that left the group (setsid) but
- * carry the token are killed one by one.  Only processes of this user
+ * carry the token, or one below it (the processes a step started inside
+ * an isolated plugin's worker, each in a group of its own), are killed one
+ * by one.  Only processes of this user
  * (effective uid).  Returns the processes found. */
 int store_kill_step_group(long pgid, long long start, const char *token);
 

@@ -117,6 +117,19 @@ static const char *const migrations[STORE_SCHEMA_VERSION] = {
     "CREATE TABLE runtime_defs_version (id INTEGER PRIMARY KEY CHECK (id = 0),"
     " n BIGINT NOT NULL);"
     "INSERT INTO runtime_defs_version (id, n) VALUES (0, 0);",
+    /* 7 -> 8: rollback claims' holders (see the SQLite store's) */
+    "CREATE TABLE rollback_claims ("
+    " exec_id TEXT PRIMARY KEY, host TEXT NOT NULL, pid BIGINT NOT NULL, boot_id TEXT,"
+    " pid_start BIGINT, time DOUBLE PRECISION NOT NULL, was_status TEXT NOT NULL,"
+    " was_message TEXT);"
+    /* the claims an older ndf made (see the SQLite store's) */
+    "INSERT INTO rollback_claims (exec_id, host, pid, boot_id, pid_start, time, was_status,"
+    " was_message)"
+    " SELECT id, substring(message from '^being rolled back by ndf process [0-9]+ on (.+)$'),"
+    " substring(message from '^being rolled back by ndf process ([0-9]+) on ')::bigint, NULL,"
+    " NULL, extract(epoch from now()), 'FAILED', '" STORE_CLAIM_UNRECORDED "'"
+    " FROM executions WHERE status = 'ROLLED_BACK'"
+    " AND message ~ '^being rolled back by ndf process [0-9]{1,18} on .';",
 };
 
 /* The work queue's tables (queue.h), PostgreSQL's alone: versioned apart
@@ -1133,20 +1146,37 @@ static int apply_begin(pg_store *s, const store_exec *e)
         pargs p = {0};
         p_text(&p, e->redrive_of);
         PGresult *r;
-        /* FOR UPDATE: a rollback's claim of the same row (FOR UPDATE too)
-         * and this redrive wait for each other, so one of them sees the
-         * other's row */
-        if ((rc = wsql_run(s, "SELECT status, message FROM executions WHERE id = $1 FOR UPDATE",
-                           &p, &r, "cannot read an execution")))
+        /* FOR UPDATE of the chain's root, as a rollback's claim of any
+         * execution of the chain takes it first (pg_rollback_claim): the
+         * two wait for each other, and the later one's reads below see
+         * the claim or the redrive the first committed */
+        if ((rc = wsql_run(s,
+                           "SELECT 1 FROM executions WHERE id = " SQL_REDRIVE_ROOT("$1")
+                           " FOR UPDATE",
+                           &p, NULL, "cannot read an execution")))
             return rc;
-        int rolling = PQntuples(r) > 0 && strcmp(PQgetvalue(r, 0, 0), "ROLLED_BACK") == 0 &&
-                      strncmp(PQgetvalue(r, 0, 1), "being rolled back by ", 21) == 0;
-        PQclear(r);
-        if (rolling) {
+        p_text(&p, e->redrive_of);
+        if ((rc = wsql_run(s, SQL_BEING_ROLLED_BACK("$1"), &p, &r, "cannot read an execution")))
+            return rc;
+        if (PQntuples(r) > 0) {
+            rc = store_redrive_rolling_back(e->redrive_of, PQgetvalue(r, 0, 0));
+            PQclear(r);
             snprintf(s->wstate, sizeof s->wstate, "23505"); /* its own fault: the rest go on */
-            return err_set(NDF_ERR_INVALID,
-                           "execution %s is being rolled back: it cannot be redriven",
-                           e->redrive_of);
+            return rc;
+        }
+        PQclear(r);
+        if (e->resumes) {
+            p_text(&p, e->redrive_of);
+            if ((rc = wsql_run(s, SQL_UNDONE_LATER("$1"), &p, &r, "cannot read an execution")))
+                return rc;
+            if (PQntuples(r) > 0) {
+                rc = store_redrive_undone(e->redrive_of, PQgetvalue(r, 0, 0),
+                                          PQgetvalue(r, 0, 1));
+                PQclear(r);
+                snprintf(s->wstate, sizeof s->wstate, "23505"); /* its own fault */
+                return rc;
+            }
+            PQclear(r);
         }
         p_text(&p, e->redrive_of);
         if ((rc = wrun(s, W_CLAIM_HOLDER, &p, &r, "cannot look up the redrives of an execution")))
@@ -1383,7 +1413,8 @@ static int prune_pattern(pg_store *s, const char *pat, long keep, uint64_t *remo
     PGresult *r;
     int rc = wsql_run(s,
                       "SELECT seq, counted FROM executions WHERE pattern = $1"
-                      " AND status <> 'RUNNING' ORDER BY seq DESC OFFSET $2",
+                      " AND status <> 'RUNNING' AND id NOT IN (SELECT exec_id FROM rollback_claims)"
+                      " ORDER BY seq DESC OFFSET $2",
                       &p, &r, "cannot list executions to prune");
     if (rc)
         return rc;
@@ -2106,6 +2137,8 @@ typedef struct dead_exec {
     char *id;
     double start;
     int here; /* this boot: its step processes can be stopped */
+    char *was_status, *was_message; /* a claim's: what it had ended as */
+    char *msg;                      /* a claim's new message, once marked */
 } dead_exec;
 
 typedef struct dead_group {
@@ -2114,7 +2147,7 @@ typedef struct dead_group {
     char *token;
 } dead_group;
 
-static int pg_recover(store *st, size_t *count)
+static int recover_running(store *st, size_t *count)
 {
     pg_store *s = PG(st);
     size_t ndead = 0, fixed = 0, ngroups = 0;
@@ -2251,6 +2284,133 @@ out:
     if (!rc && count)
         *count = fixed;
     return rc;
+}
+
+/* This host's rollback claims whose holder died (see the SQLite store's
+ * recover_claims): FAILED "rollback interrupted", claim dropped, undo
+ * processes stopped.  Another host's claims are left alone, as its
+ * RUNNING rows are. */
+static int recover_claims(store *st, size_t *count)
+{
+    pg_store *s = PG(st);
+    size_t ndead = 0, fixed = 0, ngroups = 0;
+    dead_exec *dead = NULL;
+    dead_group *groups = NULL;
+    PGresult *r = NULL;
+    pthread_mutex_lock(&s->wlock);
+    int rc = wready(s);
+    pargs p = {0};
+    if (!rc) {
+        p_text(&p, s->host);
+        rc = wsql_run(s,
+                      "SELECT exec_id, host, pid, boot_id, pid_start, was_status, was_message"
+                      " FROM rollback_claims WHERE host = $1",
+                      &p, &r, "cannot look for interrupted rollbacks");
+    }
+    if (!rc) {
+        int n = PQntuples(r);
+        dead = xcalloc(n ? (size_t)n : 1, sizeof *dead);
+        for (int i = 0; i < n; i++) {
+            const char *boot = PQgetisnull(r, i, 3) ? NULL : PQgetvalue(r, i, 3);
+            long pid = (long)g_int(r, i, 2);
+            if (store_process_alive(s->host, s->boot_id, PQgetvalue(r, i, 1), pid, boot,
+                                    g_int(r, i, 4)))
+                continue;
+            dead[ndead].pid = pid;
+            dead[ndead].id = xstrdup(PQgetvalue(r, i, 0));
+            dead[ndead].was_status = g_dup(r, i, 5);
+            dead[ndead].was_message = g_dup(r, i, 6);
+            /* this boot's, or of unknown boot (an older ndf's claim): its
+             * groups are checked by start time and token before any kill */
+            dead[ndead].here =
+                !boot || !*boot || (s->boot_id[0] && strcmp(boot, s->boot_id) == 0);
+            ndead++;
+        }
+        PQclear(r);
+    }
+    pthread_mutex_unlock(&s->wlock);
+    if (rc || !ndead)
+        goto out;
+    if ((rc = wbegin(s)))
+        goto out;
+    for (size_t i = 0; i < ndead && !rc; i++) {
+        /* the same holder still: another recovery may have been first */
+        p_text(&p, dead[i].id);
+        p_int(&p, dead[i].pid);
+        p_text(&p, s->host);
+        if ((rc = wsql_run(s,
+                           "DELETE FROM rollback_claims WHERE exec_id = $1 AND pid = $2"
+                           " AND host = $3",
+                           &p, &r, "cannot drop an interrupted rollback's claim")))
+            break;
+        long gone = strtol(PQcmdTuples(r), NULL, 10);
+        PQclear(r);
+        if (!gone)
+            continue;
+        char *msg = store_rollback_interrupted_message(dead[i].id, dead[i].pid, s->host,
+                                                       dead[i].was_status, dead[i].was_message);
+        p_text(&p, dead[i].id);
+        p_text(&p, msg);
+        rc = wsql_run(s,
+                      "UPDATE executions SET status = 'FAILED', message = $2"
+                      " WHERE id = $1 AND status = 'ROLLED_BACK'",
+                      &p, &r, "cannot mark an interrupted rollback");
+        int marked = 0;
+        if (!rc) {
+            marked = strtoul(PQcmdTuples(r), NULL, 10) > 0;
+            fixed += marked;
+            PQclear(r);
+            p_text(&p, dead[i].id);
+            rc = wsql_run(s,
+                          "DELETE FROM step_processes WHERE exec_id = $1"
+                          " RETURNING pgid, pid_start, token",
+                          &p, &r, "cannot read an interrupted rollback's processes");
+            for (int k = 0; !rc && dead[i].here && k < PQntuples(r); k++) {
+                groups = xrealloc(groups, (ngroups + 1) * sizeof *groups);
+                groups[ngroups].pgid = (long)g_int(r, k, 0);
+                groups[ngroups].start = g_int(r, k, 1);
+                groups[ngroups].token = g_dup(r, k, 2);
+                ngroups++;
+            }
+            if (!rc)
+                PQclear(r);
+        }
+        if (marked)
+            dead[i].msg = msg;
+        else
+            free(msg);
+    }
+    rc = wend(s, rc);
+    /* said once it is so (see the SQLite store's) */
+    for (size_t i = 0; i < ndead && !rc; i++)
+        if (dead[i].msg)
+            log_msg(NDF_LOG_WARN, "%s: execution %s: %s", s->name, dead[i].id, dead[i].msg);
+    for (size_t i = 0; i < ngroups && !rc; i++) {
+        int k = store_kill_step_group(groups[i].pgid, groups[i].start, groups[i].token);
+        if (k > 0)
+            log_msg(NDF_LOG_WARN, "%s: killed %d leftover undo process(es) of group %ld", s->name,
+                    k, groups[i].pgid);
+    }
+    if (!rc && count)
+        *count += fixed;
+out:
+    for (size_t i = 0; i < ngroups; i++)
+        free(groups[i].token);
+    free(groups);
+    for (size_t i = 0; i < ndead; i++) {
+        free(dead[i].id);
+        free(dead[i].was_status);
+        free(dead[i].was_message);
+        free(dead[i].msg);
+    }
+    free(dead);
+    return rc;
+}
+
+static int pg_recover(store *st, size_t *count)
+{
+    int rc = recover_running(st, count);
+    return rc ? rc : recover_claims(st, count);
 }
 
 /* ------------------------------------------------------------------ */
@@ -2749,6 +2909,16 @@ static int pg_rollback_claim(store *st, const char *id, const char *message, int
         return rc;
     PGresult *r = NULL;
     pargs p = {0};
+    /* The row of the chain's root first, as a redrive of any execution of
+     * the chain locks it (apply_begin): a claim and a redrive of the same
+     * chain wait for each other, so that under READ COMMITTED the later
+     * one's statements see what the first committed (its redrive, its
+     * claim) whatever the executions they name. */
+    p_text(&p, id);
+    rc = wsql_run(s, "SELECT 1 FROM executions WHERE id = " SQL_REDRIVE_ROOT("$1") " FOR UPDATE",
+                  &p, NULL, "cannot read an execution");
+    if (rc)
+        return wend(s, rc);
     p_text(&p, id);
     /* FOR UPDATE: a second claim waits for the first one's transaction
      * and then reads the status it left */
@@ -2793,6 +2963,26 @@ static int pg_rollback_claim(store *st, const char *id, const char *message, int
             rc = store_rollback_redriven(id, NULL);
         PQclear(r);
     }
+    /* its holder, in the claim's transaction (see the SQLite store's) */
+    if (!rc) {
+        pargs q = {0};
+        p_text(&q, id);
+        p_text(&q, s->host);
+        p_int(&q, (long long)getpid());
+        p_text(&q, s->boot_id);
+        p_int(&q, store_pid_start_time((long)getpid()));
+        p_dbl(&q, now_wall());
+        p_text(&q, store_status_name((store_status)*was));
+        p_text(&q, *was_message);
+        rc = wsql_run(s,
+                      "INSERT INTO rollback_claims (exec_id, host, pid, boot_id, pid_start, time,"
+                      " was_status, was_message) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+                      " ON CONFLICT (exec_id) DO UPDATE SET host = excluded.host,"
+                      " pid = excluded.pid, boot_id = excluded.boot_id,"
+                      " pid_start = excluded.pid_start, time = excluded.time,"
+                      " was_status = excluded.was_status, was_message = excluded.was_message",
+                      &q, NULL, "cannot claim an execution for its rollback");
+    }
     if (rc) {
         free(*was_message);
         *was_message = NULL;
@@ -2833,6 +3023,14 @@ static int pg_rollback_end(store *st, const char *id, int status, const char *me
                          "%s: execution %s is no longer kept as being rolled back (pruned?)",
                          s->name, id);
         PQclear(r);
+    }
+    /* the undo actions' processes ended with them */
+    static const char *const drop[] = {"DELETE FROM rollback_claims WHERE exec_id = $1",
+                                       "DELETE FROM step_processes WHERE exec_id = $1"};
+    for (size_t i = 0; i < ARRAY_SIZE(drop) && !rc; i++) {
+        pargs p = {0};
+        p_text(&p, id);
+        rc = wsql_run(s, drop[i], &p, NULL, "cannot record a rollback");
     }
     return wend(s, rc);
 }
@@ -2882,6 +3080,7 @@ static int pg_cleanup(store *st, long history_limit, double max_age_s, double no
         p_dbl(&p, now - max_age_s);
         rc = wsql_run(s,
                       "SELECT seq, pattern, counted FROM executions WHERE status <> 'RUNNING'"
+                      " AND id NOT IN (SELECT exec_id FROM rollback_claims)"
                       " AND coalesce(end_time, start_time, 0) < $1",
                       &p, &r, "cannot list old executions");
         if (!rc && PQntuples(r) > 0) {

@@ -266,7 +266,8 @@ static const char *const wsql[W_COUNT] = {
     [W_ALL_DOMAINS] = "SELECT domain, executions, successes FROM pattern_domains"
                       " WHERE pattern = ?1 ORDER BY domain",
     [W_PRUNE_LIST] = "SELECT seq, counted FROM executions WHERE pattern = ?1"
-                     " AND status <> 'RUNNING' ORDER BY seq DESC LIMIT -1 OFFSET ?2",
+                     " AND status <> 'RUNNING' AND id NOT IN (SELECT exec_id FROM rollback_claims)"
+                     " ORDER BY seq DESC LIMIT -1 OFFSET ?2",
     [W_DEL_NODES] = "DELETE FROM nodes WHERE exec_seq = ?1",
     [W_DEL_OUTPUTS] = "DELETE FROM outputs WHERE exec_seq = ?1",
     [W_DEL_EXEC] = "DELETE FROM executions WHERE seq = ?1",
@@ -616,6 +617,26 @@ static const char *const migrations[STORE_SCHEMA_VERSION] = {
     "CREATE TABLE runtime_defs_version (id INTEGER PRIMARY KEY CHECK (id = 0),"
     " n INTEGER NOT NULL);"
     "INSERT INTO runtime_defs_version (id, n) VALUES (0, 0);",
+    /* 7 -> 8: who holds a rollback's claim on an execution (its process,
+     * named as a RUNNING row names its own) and what the execution was,
+     * so that crash recovery can tell a claim whose rollback died */
+    "CREATE TABLE rollback_claims ("
+    " exec_id TEXT PRIMARY KEY, host TEXT NOT NULL, pid INTEGER NOT NULL, boot_id TEXT,"
+    " pid_start INTEGER, time REAL NOT NULL, was_status TEXT NOT NULL, was_message TEXT);"
+    /* the claims an older ndf made, named only in the execution's message
+     * ("being rolled back by ndf process PID on HOST"): given a holder so
+     * that recovery, retention and the redrive refusal see them.  Its boot
+     * and start time were not kept (recovery then goes by the pid alone),
+     * nor the status it had. */
+    "INSERT INTO rollback_claims (exec_id, host, pid, boot_id, pid_start, time, was_status,"
+    " was_message)"
+    " SELECT id, substr(rest, instr(rest, ' on ') + 4),"
+    " CAST(substr(rest, 1, instr(rest, ' on ') - 1) AS INTEGER), NULL, NULL,"
+    " (julianday('now') - 2440587.5) * 86400.0, 'FAILED', '" STORE_CLAIM_UNRECORDED "'"
+    " FROM (SELECT id, substr(message, 34) AS rest FROM executions"
+    " WHERE status = 'ROLLED_BACK' AND message LIKE 'being rolled back by ndf process % on %')"
+    " WHERE instr(rest, ' on ') > 1"
+    " AND substr(rest, 1, instr(rest, ' on ') - 1) NOT GLOB '*[^0-9]*';",
 };
 
 static int pragma_int(sqlite3 *db, const char *sql, long long *out)
@@ -1289,13 +1310,29 @@ static int check_not_rolling_back(store *s, const char *id)
     if (rc)
         return rc;
     int r = sqlite3_step(q);
-    sqlite3_finalize(q);
     if (r == SQLITE_ROW)
-        return err_set(NDF_ERR_INVALID,
-                       "execution %s is being rolled back: it cannot be redriven", id);
-    if (r != SQLITE_DONE)
-        return wfail(s, r, "cannot read an execution");
-    return NDF_OK;
+        rc = store_redrive_rolling_back(id, (const char *)sqlite3_column_text(q, 0));
+    else if (r != SQLITE_DONE)
+        rc = wfail(s, r, "cannot read an execution");
+    sqlite3_finalize(q);
+    return rc;
+}
+
+/* In the redrive's insert's transaction, as check_not_rolling_back. */
+static int check_not_undone(store *s, const char *id)
+{
+    sqlite3_stmt *q;
+    int rc = wprep(s, SQL_UNDONE_LATER("?1"), id, &q);
+    if (rc)
+        return rc;
+    int r = sqlite3_step(q);
+    if (r == SQLITE_ROW)
+        rc = store_redrive_undone(id, (const char *)sqlite3_column_text(q, 0),
+                                  (const char *)sqlite3_column_text(q, 1));
+    else if (r != SQLITE_DONE)
+        rc = wfail(s, r, "cannot read an execution");
+    sqlite3_finalize(q);
+    return rc;
 }
 
 static int apply_begin(store *s, const store_exec *e)
@@ -1312,6 +1349,8 @@ static int apply_begin(store *s, const store_exec *e)
     if (e->redrive_of && (rc = check_claim(s, e)))
         return rc;
     if (e->redrive_of && (rc = check_not_rolling_back(s, e->redrive_of)))
+        return rc;
+    if (e->redrive_of && e->resumes && (rc = check_not_undone(s, e->redrive_of)))
         return rc;
     if ((rc = insert_exec(s, e, STORE_RUNNING, 0, &seq)))
         return rc;
@@ -2499,17 +2538,7 @@ static int wend(store *s, int rc)
 
 static int process_alive(store *s, const char *host, long pid, const char *boot, long long started)
 {
-    if (!host || strcmp(host, s->host) != 0)
-        return 1; /* another machine: nothing to tell from here */
-    if (boot && *boot && s->boot_id[0] && strcmp(boot, s->boot_id) != 0)
-        return 0;
-    if (pid <= 0)
-        return 1;
-    if (kill((pid_t)pid, 0) != 0 && errno == ESRCH)
-        return 0;
-    if (started > 0 && pid_start_time(pid) != started)
-        return 0; /* the pid was reused */
-    return 1;
+    return store_process_alive(s->host, s->boot_id, host, pid, boot, started);
 }
 
 typedef struct dead_exec {
@@ -2573,7 +2602,7 @@ static int take_groups(store *s, const char *id, int here, dead_group **v, size_
     return rc ? rc : wexec(s, "DELETE FROM step_processes WHERE exec_id = ?1", id, NULL);
 }
 
-static int lite_recover(store *s, size_t *count)
+static int recover_running(store *s, size_t *count)
 {
     size_t ndead = 0, cap = 0, fixed = 0, ngroups = 0;
     dead_exec *dead = NULL;
@@ -2741,6 +2770,134 @@ out:
     if (!rc && count)
         *count = fixed;
     return rc;
+}
+
+/* A rollback claim whose holder died. */
+typedef struct dead_claim {
+    char *id;
+    char *host;
+    char *was_status, *was_message; /* what it had ended as */
+    char *msg;                      /* its new message, once marked */
+    long pid;
+    int here;
+} dead_claim;
+
+/* The rollback claims whose holder died (as recover_running tells a
+ * RUNNING row's): each execution becomes FAILED "rollback interrupted",
+ * keeping the node states its rollback recorded (none: a rollback writes
+ * them at its end), the claim is dropped, and the undo processes it left
+ * are stopped.  A claim of another host is left alone. */
+static int recover_claims(store *s, size_t *count)
+{
+    dead_claim *dead = NULL;
+    dead_group *groups = NULL;
+    size_t ndead = 0, ngroups = 0;
+    sqlite3_stmt *st = NULL;
+    pthread_mutex_lock(&s->wlock);
+    int rc = wprep(s,
+                   "SELECT exec_id, host, pid, boot_id, pid_start, was_status, was_message"
+                   " FROM rollback_claims",
+                   NULL, &st);
+    while (!rc && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        rc = 0;
+        const char *host = (const char *)sqlite3_column_text(st, 1);
+        const char *boot = (const char *)sqlite3_column_text(st, 3);
+        long pid = (long)sqlite3_column_int64(st, 2);
+        if (process_alive(s, host, pid, boot, sqlite3_column_int64(st, 4)))
+            continue;
+        dead = xrealloc(dead, (ndead + 1) * sizeof *dead);
+        dead[ndead].id = col_dup(st, 0);
+        dead[ndead].host = xstrdup(host ? host : "?");
+        dead[ndead].was_status = col_dup(st, 5);
+        dead[ndead].was_message = col_dup(st, 6);
+        dead[ndead].msg = NULL;
+        dead[ndead].pid = pid;
+        /* this boot's, or of unknown boot (an older ndf's claim): its
+         * groups are checked by start time and token before any kill */
+        dead[ndead].here = !boot || !*boot || (s->boot_id[0] && strcmp(boot, s->boot_id) == 0);
+        ndead++;
+    }
+    if (rc == SQLITE_DONE)
+        rc = NDF_OK;
+    else if (rc > 0)
+        rc = wfail(s, rc, "cannot look for interrupted rollbacks");
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&s->wlock);
+    if (rc || !ndead)
+        goto out;
+    size_t fixed = 0;
+    if ((rc = wbegin(s)))
+        goto out;
+    for (size_t i = 0; i < ndead && !rc; i++) {
+        long long gone = 0;
+        /* the same holder still: another recovery may have been first */
+        if (!(rc = wprep(s, "DELETE FROM rollback_claims WHERE exec_id = ?1 AND pid = ?2", dead[i].id,
+                         &st))) {
+            sqlite3_bind_int64(st, 2, dead[i].pid);
+            int r = sqlite3_step(st);
+            if (r != SQLITE_DONE)
+                rc = wfail(s, r, "cannot drop an interrupted rollback's claim");
+            gone = sqlite3_changes64(s->w);
+            sqlite3_finalize(st);
+        }
+        if (rc || !gone)
+            continue;
+        char *msg = store_rollback_interrupted_message(dead[i].id, dead[i].pid, dead[i].host,
+                                                       dead[i].was_status, dead[i].was_message);
+        long long marked = 0;
+        if (!(rc = wprep(s,
+                         "UPDATE executions SET status = 'FAILED', message = ?2"
+                         " WHERE id = ?1 AND status = 'ROLLED_BACK'",
+                         dead[i].id, &st))) {
+            bind_text(st, 2, msg);
+            int r = sqlite3_step(st);
+            if (r != SQLITE_DONE)
+                rc = wfail(s, r, "cannot mark an interrupted rollback");
+            else
+                marked = sqlite3_changes64(s->w);
+            fixed += marked > 0;
+            sqlite3_finalize(st);
+        }
+        if (!rc)
+            rc = take_groups(s, dead[i].id, dead[i].here, &groups, &ngroups);
+        if (marked)
+            dead[i].msg = msg;
+        else
+            free(msg);
+    }
+    rc = wend(s, rc);
+    /* said once it is so: a commit that fails (a full disk) leaves the
+     * claim to the next recovery, which says it then */
+    for (size_t i = 0; i < ndead && !rc; i++)
+        if (dead[i].msg)
+            log_msg(NDF_LOG_WARN, "%s: execution %s: %s", s->path, dead[i].id, dead[i].msg);
+    for (size_t i = 0; i < ngroups && !rc; i++) {
+        int k = store_kill_step_group(groups[i].pgid, groups[i].start, groups[i].token);
+        if (k > 0)
+            log_msg(NDF_LOG_WARN, "%s: killed %d leftover undo process(es) of group %ld", s->path,
+                    k, groups[i].pgid);
+    }
+    if (!rc && count)
+        *count += fixed;
+out:
+    for (size_t i = 0; i < ngroups; i++)
+        free(groups[i].token);
+    free(groups);
+    for (size_t i = 0; i < ndead; i++) {
+        free(dead[i].id);
+        free(dead[i].host);
+        free(dead[i].was_status);
+        free(dead[i].was_message);
+        free(dead[i].msg);
+    }
+    free(dead);
+    return rc;
+}
+
+static int lite_recover(store *s, size_t *count)
+{
+    int rc = recover_running(s, count);
+    return rc ? rc : recover_claims(s, count);
 }
 
 /* ------------------------------------------------------------------ */
@@ -3350,6 +3507,27 @@ static int lite_rollback_claim(store *s, const char *id, const char *message, in
         else if (sqlite3_changes(s->w) != 1)
             rc = store_rollback_redriven(id, NULL);
         sqlite3_finalize(st);
+        st = NULL;
+    }
+    /* its holder, in the claim's transaction: crash recovery gives the
+     * claim of a holder that died up (a claim row left by a holder that
+     * is gone is replaced) */
+    if (!rc && !(rc = wprep(s,
+                            "INSERT OR REPLACE INTO rollback_claims (exec_id, host, pid, boot_id,"
+                            " pid_start, time, was_status, was_message)"
+                            " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                            id, &st))) {
+        bind_text(st, 2, s->host);
+        sqlite3_bind_int64(st, 3, (sqlite3_int64)getpid());
+        bind_text(st, 4, s->boot_id);
+        sqlite3_bind_int64(st, 5, own_start_time(s));
+        sqlite3_bind_double(st, 6, now_wall());
+        bind_text(st, 7, status_names[*was]);
+        bind_text(st, 8, *was_message);
+        int r = sqlite3_step(st);
+        if (r != SQLITE_DONE)
+            rc = wfail(s, r, "cannot claim an execution for its rollback");
+        sqlite3_finalize(st);
     }
     if (rc) {
         free(*was_message);
@@ -3395,6 +3573,11 @@ static int lite_rollback_end(store *s, const char *id, int status, const char *m
                          s->path, id);
         sqlite3_finalize(st);
     }
+    /* the undo actions' processes ended with them */
+    if (!rc)
+        rc = wexec(s, "DELETE FROM rollback_claims WHERE exec_id = ?1", id, NULL);
+    if (!rc)
+        rc = wexec(s, "DELETE FROM step_processes WHERE exec_id = ?1", id, NULL);
     return wend(s, rc);
 }
 
@@ -3458,6 +3641,7 @@ static int lite_cleanup(store *s, long history_limit, double max_age_s, double n
     if (max_age_s > 0) {
         rc = wprep(s,
                    "SELECT seq, pattern, counted FROM executions WHERE status <> 'RUNNING'"
+                   " AND id NOT IN (SELECT exec_id FROM rollback_claims)"
                    " AND coalesce(end_time, start_time, 0) < ?1",
                    NULL, &st);
         if (!rc) {

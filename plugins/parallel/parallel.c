@@ -520,6 +520,26 @@ static size_t undo_completed(prun *r, size_t only, size_t *undone)
             continue;
         ++*undone;
         int rc = host->task_undo(r->nodes[i], p->tasks[i].task);
+        if (rc == NDF_ERR_CANCELLED) {
+            /* the rollback was stopped (undo actions ignore a first
+             * cancellation): no other is tried, and those left are said
+             * in one line */
+            failed++;
+            size_t left = 0;
+            for (size_t j = k; j-- > 0;) {
+                size_t t = p->topo[j];
+                left += atomic_load(&r->done[t]) && !(mark && mark[t] != 1);
+            }
+            if (left)
+                host->node_log(r->exec, NDF_LOG_ERROR,
+                               "rollback: stopped (cancelled) at task '%s'; %zu more undo "
+                               "action(s) not run",
+                               p->tasks[i].name, left);
+            else
+                host->node_log(r->exec, NDF_LOG_ERROR, "rollback: stopped (cancelled) at task '%s'",
+                               p->tasks[i].name);
+            break;
+        }
         if (rc) {
             failed++;
             host->node_log(r->exec, NDF_LOG_ERROR, "rollback: undoing task '%s' failed (%s)",

@@ -172,7 +172,10 @@ static void run_free(void *p)
 }
 
 /* Undoes the completed steps in [lower, upper), newest first.  An undo that
- * fails is reported and the others still run.  Returns how many failed. */
+ * fails is reported and the others still run; one cancelled means the
+ * rollback was stopped (undo actions ignore a first cancellation): no
+ * other is tried, and those left are said in one line.  Returns how many
+ * failed. */
 static size_t undo_range(const ndf_host *host, ndf_exec *exec, seq_run *r, const seq *s,
                          size_t lower, size_t upper)
 {
@@ -181,6 +184,21 @@ static size_t undo_range(const ndf_host *host, ndf_exec *exec, seq_run *r, const
         if (!r->done[i])
             continue;
         int rc = host->task_undo(r->nodes[i], s->steps[i].task);
+        if (rc == NDF_ERR_CANCELLED) {
+            failed++;
+            size_t left = 0;
+            for (size_t j = i; j-- > lower;)
+                left += r->done[j] != 0;
+            if (left)
+                host->node_log(exec, NDF_LOG_ERROR,
+                               "rollback: stopped (cancelled) at step '%s'; %zu more undo "
+                               "action(s) not run",
+                               s->steps[i].name, left);
+            else
+                host->node_log(exec, NDF_LOG_ERROR, "rollback: stopped (cancelled) at step '%s'",
+                               s->steps[i].name);
+            break;
+        }
         if (rc) {
             failed++;
             host->node_log(exec, NDF_LOG_ERROR, "rollback: undoing step '%s' failed (%s)",
