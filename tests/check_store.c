@@ -1988,11 +1988,18 @@ START_TEST(test_rollback_claim_migrated)
     ck_assert_int_eq(finish(s, "old-zombie", "p", STORE_SUCCEEDED, NULL), NDF_OK);
     ck_assert_int_eq(finish(s, "old-other", "p", STORE_SUCCEEDED, NULL), NDF_OK);
     ck_assert_int_eq(finish(s, "old-done", "p", STORE_SUCCEEDED, NULL), NDF_OK);
+    ck_assert_int_eq(finish(s, "old-ends", "p", STORE_SUCCEEDED, NULL), NDF_OK);
     store_close(s);
     pid_t undo = spawn_step("ck-undo-old");
     pid_t live = fork();
     ck_assert_int_ge(live, 0);
     if (live == 0) {
+        pause();
+        _exit(0);
+    }
+    pid_t live2 = fork(); /* ends its rollback after the migration */
+    ck_assert_int_ge(live2, 0);
+    if (live2 == 0) {
         pause();
         _exit(0);
     }
@@ -2015,7 +2022,8 @@ START_TEST(test_rollback_claim_migrated)
     } old[] = {{"old-dead", host, (long)dead_pid()},
                {"old-live", host, (long)live},
                {"old-zombie", host, (long)zombie},
-               {"old-other", "elsewhere.invalid", (long)dead_pid()}};
+               {"old-other", "elsewhere.invalid", (long)dead_pid()},
+               {"old-ends", host, (long)live2}};
     for (size_t i = 0; i < sizeof old / sizeof *old; i++) {
         char *q = xasprintf("UPDATE executions SET status = 'ROLLED_BACK', message = 'being "
                             "rolled back by ndf process %ld on %s' WHERE id = '%s'",
@@ -2060,7 +2068,7 @@ START_TEST(test_rollback_claim_migrated)
                   (long)live, host);
     ck_assert_int_eq(raw_int(dbpath, q), 1);
     free(q);
-    ck_assert_int_eq(raw_int(dbpath, "SELECT count(*) FROM rollback_claims"), 2);
+    ck_assert_int_eq(raw_int(dbpath, "SELECT count(*) FROM rollback_claims"), 3);
     ck_assert_int_eq(store_get(s, "old-done", &e), NDF_OK);
     ck_assert_int_eq(e.status, STORE_ROLLED_BACK);
     store_exec_free(&e);
@@ -2079,6 +2087,12 @@ START_TEST(test_rollback_claim_migrated)
      * said unknown */
     kill(live, SIGKILL);
     ck_assert_int_eq(waitpid(live, &status, 0), live);
+    /* the older ndf that held old-ends records its end, which knows
+     * nothing of the claim row, and exits: what it recorded stands */
+    raw_exec(dbpath, "UPDATE executions SET status = 'ROLLED_BACK', message = 'rolled back: 1 "
+                     "node(s) undone (it had ended SUCCEEDED)' WHERE id = 'old-ends'");
+    kill(live2, SIGKILL);
+    ck_assert_int_eq(waitpid(live2, &status, 0), live2);
     size_t n = 0;
     ck_assert_int_eq(store_recover(s, &n), NDF_OK);
     ck_assert_uint_eq(n, 1);
@@ -2086,6 +2100,10 @@ START_TEST(test_rollback_claim_migrated)
     ck_assert_int_eq(e.status, STORE_FAILED);
     ck_assert_msg(strstr(e.message, "the status it had before was not recorded"), "%s",
                   e.message);
+    store_exec_free(&e);
+    ck_assert_int_eq(store_get(s, "old-ends", &e), NDF_OK);
+    ck_assert_int_eq(e.status, STORE_ROLLED_BACK);
+    ck_assert_str_eq(e.message, "rolled back: 1 node(s) undone (it had ended SUCCEEDED)");
     store_exec_free(&e);
     ck_assert_int_eq(raw_int(dbpath, "SELECT count(*) FROM rollback_claims"), 1); /* other */
     ck_assert_int_eq(waitpid(zombie, &status, 0), zombie);

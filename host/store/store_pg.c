@@ -2351,9 +2351,11 @@ static int recover_claims(store *st, size_t *count)
                                                        dead[i].was_status, dead[i].was_message);
         p_text(&p, dead[i].id);
         p_text(&p, msg);
+        /* still as the claim left it (see the SQLite store's) */
         rc = wsql_run(s,
                       "UPDATE executions SET status = 'FAILED', message = $2"
-                      " WHERE id = $1 AND status = 'ROLLED_BACK'",
+                      " WHERE id = $1 AND status = 'ROLLED_BACK'"
+                      " AND message LIKE 'being rolled back%'",
                       &p, &r, "cannot mark an interrupted rollback");
         int marked = 0;
         if (!rc) {

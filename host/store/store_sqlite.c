@@ -2845,9 +2845,13 @@ static int recover_claims(store *s, size_t *count)
         char *msg = store_rollback_interrupted_message(dead[i].id, dead[i].pid, dead[i].host,
                                                        dead[i].was_status, dead[i].was_message);
         long long marked = 0;
+        /* still as the claim left it: an older ndf's claim, migrated
+         * while that ndf ran, is not dropped by its end, and what that
+         * end recorded stands */
         if (!(rc = wprep(s,
                          "UPDATE executions SET status = 'FAILED', message = ?2"
-                         " WHERE id = ?1 AND status = 'ROLLED_BACK'",
+                         " WHERE id = ?1 AND status = 'ROLLED_BACK'"
+                         " AND message LIKE 'being rolled back%'",
                          dead[i].id, &st))) {
             bind_text(st, 2, msg);
             int r = sqlite3_step(st);
