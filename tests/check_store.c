@@ -15,6 +15,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <math.h>
 #include <pthread.h>
 #include <signal.h>
@@ -2011,6 +2012,10 @@ START_TEST(test_rollback_claim_migrated)
         usleep(10000);
     ck_assert(store_pid_zombie(zombie));
     ck_assert(!store_pid_zombie(live));
+    /* a pid no process can have is dead, not a process group's */
+    ck_assert(!store_process_alive(host, "", host, (long)INT_MAX + 1, NULL, 0));
+    ck_assert(!store_process_alive(host, "", host, LONG_MAX, NULL, 0));
+    ck_assert(store_process_alive(host, "", host, (long)live, NULL, 0));
 
     /* back to schema 7, with the claims as that release wrote them */
     raw_exec(dbpath, "DROP TABLE rollback_claims");

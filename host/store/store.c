@@ -7,6 +7,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -687,6 +688,8 @@ int store_process_alive(const char *myhost, const char *myboot, const char *host
         return 0;
     if (pid <= 0)
         return 1;
+    if (pid > INT_MAX)
+        return 0; /* no process has it; cast, it would name a group */
     if (kill((pid_t)pid, 0) != 0 && errno == ESRCH)
         return 0;
     if (started > 0 && store_pid_start_time(pid) != started)
