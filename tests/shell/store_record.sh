@@ -186,7 +186,14 @@ unrecorded_end() { # backend conf
     printf '{"pattern":"big"}\n' >"$SCRATCH/big.jsonl"
     expect_exit 8 "$1: batch with an item whose end is not recorded: exit 8" -- \
         "$NDF" -c "$2" batch "$SCRATCH/big.jsonl"
-    expect_match "$out" '"error":"not recorded: ' "$1: its line says why"
+    # The disk may be full already when the batch opens the store (how
+    # much the runs above left depends on their timing, under ASan most):
+    # then no item runs, and exit 8 comes from the open, which says so
+    if [ -z "$out" ] && printf '%s' "$err" | grep -q 'cannot open: .*No space left'; then
+        ok "# SKIP $1: the disk was full before the batch's item ran (exit 8: $err)"
+    else
+        expect_match "$out" '"error":"not recorded: ' "$1: its line says why"
+    fi
 }
 
 # ---- SQLite ----
