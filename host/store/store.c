@@ -805,3 +805,15 @@ int store_kill_step_group(long pgid, long long start, const char *token)
         kill(-(pid_t)pgid, SIGKILL);
     return ours ? found : 0;
 }
+
+void store_stop_groups(const char *where, const char *what, store_group *v, size_t n, int stop)
+{
+    for (size_t i = 0; i < n; i++) {
+        int k = stop ? store_kill_step_group(v[i].pgid, v[i].start, v[i].token) : 0;
+        if (k > 0)
+            log_msg(NDF_LOG_WARN, "%s: killed %d leftover %sprocess(es) of group %ld", where, k,
+                    what, v[i].pgid);
+        free(v[i].token);
+    }
+    free(v);
+}

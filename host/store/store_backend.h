@@ -272,5 +272,16 @@ int store_claim_refused(const char *of, const char *holder, const char *status);
  * by one.  Only processes of this user
  * (effective uid).  Returns the processes found. */
 int store_kill_step_group(long pgid, long long start, const char *token);
+/* A step process group recorded for an execution (step_processes), read
+ * by a recovery and stopped once what it wrote is committed. */
+typedef struct store_group {
+    long pgid;
+    long long start;
+    char *token;
+} store_group;
+/* Stops each of the `n` groups `v` (store_kill_step_group) when `stop`,
+ * saying so ("WHERE: killed K leftover WHAT process(es) of group G"), and
+ * frees them. */
+void store_stop_groups(const char *where, const char *what, store_group *v, size_t n, int stop);
 
 #endif

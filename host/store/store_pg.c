@@ -2141,18 +2141,35 @@ typedef struct dead_exec {
     char *msg;                      /* a claim's new message, once marked */
 } dead_exec;
 
-typedef struct dead_group {
-    long pgid;
-    long long start;
-    char *token;
-} dead_group;
+/* Deletes execution `id`'s step process rows, keeping their groups in
+ * `*v` when `here` (this host and boot: they can be stopped). */
+static int take_groups(pg_store *s, const char *id, int here, store_group **v, size_t *n)
+{
+    pargs p = {0};
+    PGresult *r;
+    p_text(&p, id);
+    int rc = wsql_run(
+        s, "DELETE FROM step_processes WHERE exec_id = $1 RETURNING pgid, pid_start, token", &p, &r,
+        "cannot read a dead execution's step processes");
+    if (rc)
+        return rc;
+    for (int k = 0; here && k < PQntuples(r); k++) {
+        *v = xrealloc(*v, (*n + 1) * sizeof **v);
+        (*v)[*n].pgid = (long)g_int(r, k, 0);
+        (*v)[*n].start = g_int(r, k, 1);
+        (*v)[*n].token = g_dup(r, k, 2);
+        ++*n;
+    }
+    PQclear(r);
+    return NDF_OK;
+}
 
 static int recover_running(store *st, size_t *count)
 {
     pg_store *s = PG(st);
     size_t ndead = 0, fixed = 0, ngroups = 0;
     dead_exec *dead = NULL;
-    dead_group *groups = NULL;
+    store_group *groups = NULL;
     if (count)
         *count = 0;
     PGresult *r = NULL;
@@ -2245,39 +2262,17 @@ static int recover_running(store *st, size_t *count)
                           " WHERE exec_seq = $1 AND state = 'RUNNING'",
                           &p, NULL, "cannot mark a crashed execution's nodes");
         }
-        if (!rc) {
-            p_text(&p, dead[i].id);
-            rc = wsql_run(s,
-                          "DELETE FROM step_processes WHERE exec_id = $1"
-                          " RETURNING pgid, pid_start, token",
-                          &p, &r, "cannot read a crashed execution's processes");
-            for (int k = 0; !rc && dead[i].here && k < PQntuples(r); k++) {
-                groups = xrealloc(groups, (ngroups + 1) * sizeof *groups);
-                groups[ngroups].pgid = (long)g_int(r, k, 0);
-                groups[ngroups].start = g_int(r, k, 1);
-                groups[ngroups].token = g_dup(r, k, 2);
-                ngroups++;
-            }
-            if (!rc)
-                PQclear(r);
-        }
+        if (!rc)
+            rc = take_groups(s, dead[i].id, dead[i].here, &groups, &ngroups);
         if (!rc)
             log_msg(NDF_LOG_WARN, "%s: execution %s %s", s->name, dead[i].id, msg);
         free(msg);
         free(node);
     }
     rc = wend(s, rc);
-    /* after the commit, as in the SQLite store */
-    for (size_t i = 0; i < ngroups && !rc; i++) {
-        int k = store_kill_step_group(groups[i].pgid, groups[i].start, groups[i].token);
-        if (k > 0)
-            log_msg(NDF_LOG_WARN, "%s: killed %d leftover process(es) of group %ld", s->name, k,
-                    groups[i].pgid);
-    }
 out:
-    for (size_t i = 0; i < ngroups; i++)
-        free(groups[i].token);
-    free(groups);
+    /* after the commit, as in the SQLite store */
+    store_stop_groups(s->name, "", groups, ngroups, !rc);
     for (size_t i = 0; i < ndead; i++)
         free(dead[i].id);
     free(dead);
@@ -2295,7 +2290,7 @@ static int recover_claims(store *st, size_t *count)
     pg_store *s = PG(st);
     size_t ndead = 0, fixed = 0, ngroups = 0;
     dead_exec *dead = NULL;
-    dead_group *groups = NULL;
+    store_group *groups = NULL;
     PGresult *r = NULL;
     pthread_mutex_lock(&s->wlock);
     int rc = wready(s);
@@ -2362,20 +2357,7 @@ static int recover_claims(store *st, size_t *count)
             marked = strtoul(PQcmdTuples(r), NULL, 10) > 0;
             fixed += marked;
             PQclear(r);
-            p_text(&p, dead[i].id);
-            rc = wsql_run(s,
-                          "DELETE FROM step_processes WHERE exec_id = $1"
-                          " RETURNING pgid, pid_start, token",
-                          &p, &r, "cannot read an interrupted rollback's processes");
-            for (int k = 0; !rc && dead[i].here && k < PQntuples(r); k++) {
-                groups = xrealloc(groups, (ngroups + 1) * sizeof *groups);
-                groups[ngroups].pgid = (long)g_int(r, k, 0);
-                groups[ngroups].start = g_int(r, k, 1);
-                groups[ngroups].token = g_dup(r, k, 2);
-                ngroups++;
-            }
-            if (!rc)
-                PQclear(r);
+            rc = take_groups(s, dead[i].id, dead[i].here, &groups, &ngroups);
         }
         if (marked)
             dead[i].msg = msg;
@@ -2387,18 +2369,10 @@ static int recover_claims(store *st, size_t *count)
     for (size_t i = 0; i < ndead && !rc; i++)
         if (dead[i].msg)
             log_msg(NDF_LOG_WARN, "%s: execution %s: %s", s->name, dead[i].id, dead[i].msg);
-    for (size_t i = 0; i < ngroups && !rc; i++) {
-        int k = store_kill_step_group(groups[i].pgid, groups[i].start, groups[i].token);
-        if (k > 0)
-            log_msg(NDF_LOG_WARN, "%s: killed %d leftover undo process(es) of group %ld", s->name,
-                    k, groups[i].pgid);
-    }
     if (!rc && count)
         *count += fixed;
 out:
-    for (size_t i = 0; i < ngroups; i++)
-        free(groups[i].token);
-    free(groups);
+    store_stop_groups(s->name, "undo ", groups, ngroups, !rc);
     for (size_t i = 0; i < ndead; i++) {
         free(dead[i].id);
         free(dead[i].was_status);

@@ -2552,13 +2552,6 @@ typedef struct dead_exec {
     unrec_entry note;
 } dead_exec;
 
-/* A step process group recorded by a crashed execution. */
-typedef struct dead_group {
-    long pgid;
-    long long start;
-    char *token;
-} dead_group;
-
 /* The last time the store heard of execution `seq` (its heartbeat, its
  * newest node start or end), or `start` when none is later: a crashed
  * execution's end. */
@@ -2581,7 +2574,7 @@ static double last_heard(store *s, sqlite3_int64 seq, double start)
 
 /* Takes the step process groups of execution `id` out of the table,
  * appending those worth stopping (`here`) to *v. */
-static int take_groups(store *s, const char *id, int here, dead_group **v, size_t *n)
+static int take_groups(store *s, const char *id, int here, store_group **v, size_t *n)
 {
     sqlite3_stmt *st;
     int rc = wprep(s, "SELECT pgid, pid_start, token FROM step_processes WHERE exec_id = ?1", id,
@@ -2606,7 +2599,7 @@ static int recover_running(store *s, size_t *count)
 {
     size_t ndead = 0, cap = 0, fixed = 0, ngroups = 0;
     dead_exec *dead = NULL;
-    dead_group *groups = NULL;
+    store_group *groups = NULL;
     sqlite3_stmt *st = NULL;
     if (count)
         *count = 0;
@@ -2750,18 +2743,10 @@ static int recover_running(store *s, size_t *count)
     for (size_t i = 0; i < ndead && !rc; i++)
         if (dead[i].noted)
             unrec_drop(s->note, &dead[i].note);
+out:
     /* after the commit: a process killed for a row that then rolled back
      * would be a step of a run still marked RUNNING */
-    for (size_t i = 0; i < ngroups && !rc; i++) {
-        int k = store_kill_step_group(groups[i].pgid, groups[i].start, groups[i].token);
-        if (k > 0)
-            log_msg(NDF_LOG_WARN, "%s: killed %d leftover process(es) of group %ld", s->path, k,
-                    groups[i].pgid);
-    }
-out:
-    for (size_t i = 0; i < ngroups; i++)
-        free(groups[i].token);
-    free(groups);
+    store_stop_groups(s->path, "", groups, ngroups, !rc);
     for (size_t i = 0; i < ndead; i++) {
         free(dead[i].host);
         free(dead[i].id);
@@ -2790,7 +2775,7 @@ typedef struct dead_claim {
 static int recover_claims(store *s, size_t *count)
 {
     dead_claim *dead = NULL;
-    dead_group *groups = NULL;
+    store_group *groups = NULL;
     size_t ndead = 0, ngroups = 0;
     sqlite3_stmt *st = NULL;
     pthread_mutex_lock(&s->wlock);
@@ -2875,18 +2860,10 @@ static int recover_claims(store *s, size_t *count)
     for (size_t i = 0; i < ndead && !rc; i++)
         if (dead[i].msg)
             log_msg(NDF_LOG_WARN, "%s: execution %s: %s", s->path, dead[i].id, dead[i].msg);
-    for (size_t i = 0; i < ngroups && !rc; i++) {
-        int k = store_kill_step_group(groups[i].pgid, groups[i].start, groups[i].token);
-        if (k > 0)
-            log_msg(NDF_LOG_WARN, "%s: killed %d leftover undo process(es) of group %ld", s->path,
-                    k, groups[i].pgid);
-    }
     if (!rc && count)
         *count += fixed;
 out:
-    for (size_t i = 0; i < ngroups; i++)
-        free(groups[i].token);
-    free(groups);
+    store_stop_groups(s->path, "undo ", groups, ngroups, !rc);
     for (size_t i = 0; i < ndead; i++) {
         free(dead[i].id);
         free(dead[i].host);
