@@ -1346,6 +1346,85 @@ static int end_redrive(store *s, const char *id, const char *of, store_status st
 
 #define NCLAIM 4
 
+/* NCLAIM processes, each with a store of its own, all open (and recover)
+ * before any of them tries `attempt(store, n)`, then all at once: exactly
+ * one may succeed, every other is refused (NDF_ERR_INVALID).  They stay
+ * alive until all have answered: one that exited would be a dead claimer
+ * (a crashed redrive, a dead rollback) whose claim a later open frees. */
+static void race_one_winner(int (*attempt)(store *, int))
+{
+    int go[2], res[2], rdy[2], done[2];
+    ck_assert_int_eq(pipe(go), 0);
+    ck_assert_int_eq(pipe(res), 0);
+    ck_assert_int_eq(pipe(rdy), 0);
+    ck_assert_int_eq(pipe(done), 0);
+    pid_t kids[NCLAIM];
+    for (int c = 0; c < NCLAIM; c++) {
+        kids[c] = fork();
+        ck_assert_int_ge(kids[c], 0);
+        if (kids[c] == 0) {
+            close(go[1]);
+            close(done[1]);
+            store *cs;
+            store_opts o;
+            store_opts_default(&o);
+            o.busy_timeout_ms = 30000;
+            char b = 'x';
+            int orc = open_store(&o, &cs);
+            (void)!write(rdy[1], &b, 1);
+            if (orc != NDF_OK) {
+                (void)!write(res[1], &b, 1);
+                _exit(10);
+            }
+            if (read(go[0], &b, 1) != 0) /* everyone starts when the pipe closes */
+                _exit(11);
+            int rc = attempt(cs, c);
+            b = rc == NDF_OK ? 'w' : rc == NDF_ERR_INVALID ? 'l' : 'e';
+            (void)!write(res[1], &b, 1);
+            (void)!read(done[0], &b, 1);
+            store_close(cs);
+            _exit(0);
+        }
+    }
+    close(go[0]);
+    close(done[0]);
+    close(res[1]);
+    close(rdy[1]);
+    char b;
+    for (int c = 0; c < NCLAIM; c++)
+        ck_assert_int_eq(read(rdy[0], &b, 1), 1);
+    close(rdy[0]);
+    close(go[1]);
+    int won = 0, lost = 0;
+    for (int c = 0; c < NCLAIM; c++) {
+        ck_assert_int_eq(read(res[0], &b, 1), 1);
+        won += b == 'w';
+        lost += b == 'l';
+    }
+    close(done[1]);
+    for (int c = 0; c < NCLAIM; c++) {
+        int status;
+        ck_assert_int_eq(waitpid(kids[c], &status, 0), kids[c]);
+        ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child %d: %#x", c, status);
+    }
+    close(res[0]);
+    ck_assert_int_eq(won, 1);
+    ck_assert_int_eq(lost, NCLAIM - 1);
+}
+
+static int redrive_many(store *cs, int c)
+{
+    char id[32];
+    snprintf(id, sizeof id, "m%d", c);
+    return begin_redrive(cs, id, "many");
+}
+
+static int claim_many(store *cs, int c)
+{
+    (void)c;
+    return store_rollback_claim(cs, "many", "claimed", NULL, NULL);
+}
+
 START_TEST(test_redrive_claim)
 {
     store *s = open_default();
@@ -1375,71 +1454,10 @@ START_TEST(test_redrive_claim)
     ck_assert_int_eq(finish(s, "many", "p", STORE_FAILED, NULL), NDF_OK);
     store_close(s);
 
-    /* processes claiming at once: one wins.  They stay alive until all
-     * have answered: a claimer that exited would be a crashed redrive,
-     * whose claim the next store_open() rightly frees. */
-    int ready[2], go[2], res[2], done[2];
-    ck_assert_int_eq(pipe(ready), 0);
-    ck_assert_int_eq(pipe(go), 0);
-    ck_assert_int_eq(pipe(res), 0);
-    ck_assert_int_eq(pipe(done), 0);
-    pid_t kids[NCLAIM];
-    for (int c = 0; c < NCLAIM; c++) {
-        kids[c] = fork();
-        ck_assert_int_ge(kids[c], 0);
-        if (kids[c] == 0) {
-            close(go[1]);
-            close(done[1]);
-            store *cs;
-            store_opts o;
-            store_opts_default(&o);
-            o.busy_timeout_ms = 30000;
-            char b = 'x';
-            if (open_store(&o, &cs) != NDF_OK) {
-                (void)!write(ready[1], &b, 1);
-                (void)!write(res[1], &b, 1);
-                _exit(10);
-            }
-            b = 'r';
-            (void)!write(ready[1], &b, 1);
-            if (read(go[0], &b, 1) != 0) /* everyone starts when the pipe closes */
-                _exit(11);
-            char id[32];
-            snprintf(id, sizeof id, "m%d", c);
-            int rc = begin_redrive(cs, id, "many");
-            b = rc == NDF_OK ? 'w' : rc == NDF_ERR_INVALID ? 'l' : 'e';
-            (void)!write(res[1], &b, 1);
-            (void)!read(done[0], &b, 1);
-            store_close(cs);
-            _exit(0);
-        }
-    }
-    close(go[0]);
-    close(done[0]);
-    close(ready[1]);
-    close(res[1]);
-    char b;
-    for (int c = 0; c < NCLAIM; c++)
-        ck_assert_int_eq(read(ready[0], &b, 1), 1);
-    close(go[1]);
-    int won = 0, lost = 0;
-    for (int c = 0; c < NCLAIM; c++) {
-        ck_assert_int_eq(read(res[0], &b, 1), 1);
-        won += b == 'w';
-        lost += b == 'l';
-    }
+    /* processes claiming at once: one wins */
+    race_one_winner(redrive_many);
     ck_assert_int_eq(raw_int(dbpath, "SELECT count(*) FROM executions WHERE redrive_of = 'many'"),
                      1);
-    close(done[1]);
-    for (int c = 0; c < NCLAIM; c++) {
-        int status;
-        ck_assert_int_eq(waitpid(kids[c], &status, 0), kids[c]);
-        ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child %d: %#x", c, status);
-    }
-    close(ready[0]);
-    close(res[0]);
-    ck_assert_int_eq(won, 1);
-    ck_assert_int_eq(lost, NCLAIM - 1);
 }
 END_TEST
 
@@ -1526,64 +1544,18 @@ START_TEST(test_rollback_claim)
     store_close(s);
 
     /* processes claiming at once: one wins */
-    /* all open (and recover) before any claims: a winner that has exited
-     * holding its claim is a dead holder for a later open */
-    int go[2], res[2], rdy[2];
-    ck_assert_int_eq(pipe(go), 0);
-    ck_assert_int_eq(pipe(res), 0);
-    ck_assert_int_eq(pipe(rdy), 0);
-    pid_t kids[NCLAIM];
-    for (int c = 0; c < NCLAIM; c++) {
-        kids[c] = fork();
-        ck_assert_int_ge(kids[c], 0);
-        if (kids[c] == 0) {
-            close(go[1]);
-            store *cs;
-            store_opts o;
-            store_opts_default(&o);
-            o.busy_timeout_ms = 30000;
-            char b = 'x';
-            int orc = open_store(&o, &cs);
-            (void)!write(rdy[1], &b, 1);
-            if (orc != NDF_OK) {
-                (void)!write(res[1], &b, 1);
-                _exit(10);
-            }
-            if (read(go[0], &b, 1) != 0) /* everyone starts when the pipe closes */
-                _exit(11);
-            int rc = store_rollback_claim(cs, "many", "claimed", NULL, NULL);
-            b = rc == NDF_OK ? 'w' : rc == NDF_ERR_INVALID ? 'l' : 'e';
-            (void)!write(res[1], &b, 1);
-            store_close(cs);
-            _exit(0);
-        }
-    }
-    close(go[0]);
-    close(res[1]);
-    close(rdy[1]);
-    for (int c = 0; c < NCLAIM; c++) {
-        char r;
-        ck_assert_int_eq(read(rdy[0], &r, 1), 1);
-    }
-    close(rdy[0]);
-    close(go[1]);
-    int won = 0, lost = 0;
-    char b;
-    for (int c = 0; c < NCLAIM; c++) {
-        ck_assert_int_eq(read(res[0], &b, 1), 1);
-        won += b == 'w';
-        lost += b == 'l';
-    }
-    for (int c = 0; c < NCLAIM; c++) {
-        int status;
-        ck_assert_int_eq(waitpid(kids[c], &status, 0), kids[c]);
-        ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child %d: %#x", c, status);
-    }
-    close(res[0]);
-    ck_assert_int_eq(won, 1);
-    ck_assert_int_eq(lost, NCLAIM - 1);
+    race_one_winner(claim_many);
 }
 END_TEST
+
+static int claim_or_redrive(store *cs, int c)
+{
+    if (c % 2)
+        return store_rollback_claim(cs, "rd2", "claimed", NULL, NULL);
+    char id[16];
+    snprintf(id, sizeof id, "race%d", c);
+    return begin_redrive(cs, id, "orig");
+}
 
 /* A redriven execution cannot be rolled back, and no execution of a
  * chain of redrives can be redriven while one of them is being rolled
@@ -1621,69 +1593,7 @@ START_TEST(test_rollback_redriven)
 
     /* processes at once: half claim rd2 for a rollback, half redrive the
      * original (its chain's newest is rd2): one of all of them wins */
-    /* all open (and recover) before any claims: a winner that has exited
-     * holding its claim is a dead holder for a later open */
-    int go[2], res[2], rdy[2];
-    ck_assert_int_eq(pipe(go), 0);
-    ck_assert_int_eq(pipe(res), 0);
-    ck_assert_int_eq(pipe(rdy), 0);
-    pid_t kids[NCLAIM];
-    for (int c = 0; c < NCLAIM; c++) {
-        kids[c] = fork();
-        ck_assert_int_ge(kids[c], 0);
-        if (kids[c] == 0) {
-            close(go[1]);
-            store *cs;
-            store_opts o;
-            store_opts_default(&o);
-            o.busy_timeout_ms = 30000;
-            char b = 'x';
-            int orc = open_store(&o, &cs);
-            (void)!write(rdy[1], &b, 1);
-            if (orc != NDF_OK) {
-                (void)!write(res[1], &b, 1);
-                _exit(10);
-            }
-            if (read(go[0], &b, 1) != 0)
-                _exit(11);
-            int rc;
-            if (c % 2) {
-                rc = store_rollback_claim(cs, "rd2", "claimed", NULL, NULL);
-            } else {
-                char id[16];
-                snprintf(id, sizeof id, "race%d", c);
-                rc = begin_redrive(cs, id, "orig");
-            }
-            b = rc == NDF_OK ? 'w' : rc == NDF_ERR_INVALID ? 'l' : 'e';
-            (void)!write(res[1], &b, 1);
-            store_close(cs);
-            _exit(0);
-        }
-    }
-    close(go[0]);
-    close(res[1]);
-    close(rdy[1]);
-    for (int c = 0; c < NCLAIM; c++) {
-        char r;
-        ck_assert_int_eq(read(rdy[0], &r, 1), 1);
-    }
-    close(rdy[0]);
-    close(go[1]);
-    int won = 0, lost = 0;
-    char b;
-    for (int c = 0; c < NCLAIM; c++) {
-        ck_assert_int_eq(read(res[0], &b, 1), 1);
-        won += b == 'w';
-        lost += b == 'l';
-    }
-    for (int c = 0; c < NCLAIM; c++) {
-        int status;
-        ck_assert_int_eq(waitpid(kids[c], &status, 0), kids[c]);
-        ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child %d: %#x", c, status);
-    }
-    close(res[0]);
-    ck_assert_int_eq(won, 1);
-    ck_assert_int_eq(lost, NCLAIM - 1);
+    race_one_winner(claim_or_redrive);
 }
 END_TEST
 
