@@ -850,6 +850,7 @@ static int worker_frame(iworker *w, double deadline, const char **body, size_t *
 
 typedef struct drain_src {
     int fd;
+    unsigned long id; /* tells it from a later source at the same address */
     long pid;
     char plugin[64];
     size_t logged;
@@ -864,6 +865,7 @@ static struct {
     size_t n;
     int wake[2]; /* a byte tells the thread of a new source */
     int ok;      /* the thread runs */
+    unsigned long ids; /* (lock) the last source's id */
 } dr = {.lock = PTHREAD_MUTEX_INITIALIZER, .wake = {-1, -1}};
 
 static void drain_emit(drain_src *d)
@@ -918,19 +920,31 @@ static void drain_drop_locked(drain_src *d)
     free(d);
 }
 
+/* The source `id` if it is still drained, else NULL.  (dr.lock held) */
+static drain_src *drain_find_locked(unsigned long id)
+{
+    for (size_t j = 0; j < dr.n; j++)
+        if (dr.v[j]->id == id)
+            return dr.v[j];
+    return NULL;
+}
+
 static void *drain_main(void *arg)
 {
     (void)arg;
     struct pollfd pf[DRAIN_MAX + 1];
-    drain_src *src[DRAIN_MAX];
+    unsigned long ids[DRAIN_MAX];
     for (;;) {
+        /* ids and descriptors copied, not the sources: drain_flush (ndf's
+         * exit) may free one while this thread polls */
         pthread_mutex_lock(&dr.lock);
         size_t n = dr.n;
-        memcpy(src, dr.v, n * sizeof *src);
+        for (size_t i = 0; i < n; i++) {
+            ids[i] = dr.v[i]->id;
+            pf[i + 1] = (struct pollfd){.fd = dr.v[i]->fd, .events = POLLIN};
+        }
         pthread_mutex_unlock(&dr.lock);
         pf[0] = (struct pollfd){.fd = dr.wake[0], .events = POLLIN};
-        for (size_t i = 0; i < n; i++)
-            pf[i + 1] = (struct pollfd){.fd = src[i]->fd, .events = POLLIN};
         if (poll(pf, (nfds_t)n + 1, -1) < 0)
             continue;
         if (pf[0].revents) {
@@ -938,12 +952,14 @@ static void *drain_main(void *arg)
             while (read(dr.wake[0], b, sizeof b) > 0)
                 ;
         }
-        /* Under the lock, so that drain_flush (ndf's exit) never reads a
-         * source at the same time. */
+        /* Under the lock, so that drain_flush never reads a source at the
+         * same time; only those still drained */
         pthread_mutex_lock(&dr.lock);
-        for (size_t i = 0; i < n; i++)
-            if (pf[i + 1].revents && !drain_read(src[i]))
-                drain_drop_locked(src[i]);
+        for (size_t i = 0; i < n; i++) {
+            drain_src *d = pf[i + 1].revents ? drain_find_locked(ids[i]) : NULL;
+            if (d && !drain_read(d))
+                drain_drop_locked(d);
+        }
         pthread_mutex_unlock(&dr.lock);
     }
     return NULL;
@@ -1020,8 +1036,10 @@ static void drain_add(int rd, long pid, const char *plugin_name)
     snprintf(d->plugin, sizeof d->plugin, "%s", plugin_name);
     pthread_mutex_lock(&dr.lock);
     int added = dr.n < DRAIN_MAX;
-    if (added)
+    if (added) {
+        d->id = ++dr.ids;
         dr.v[dr.n++] = d;
+    }
     pthread_mutex_unlock(&dr.lock);
     if (!added) {
         close(rd);
