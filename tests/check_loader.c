@@ -1402,6 +1402,23 @@ START_TEST(lazy_index_is_a_hint)
 }
 END_TEST
 
+/* The index written afresh by an eager scan of `dirs`, then its entry
+ * `from` forged into `to`: a lazy run that loads that file (asking for
+ * reload_step) finds it out and loads every file (the cache holds both
+ * plugins' copies). */
+static void forged_entry_loads_all(char **dirs, const char *from, const char *to)
+{
+    loader *l = new_lazy_loader(0);
+    loader_scan(l, dirs, 1);
+    loader_free(l);
+    index_edit(from, to);
+    l = new_lazy_loader(1);
+    ck_assert_uint_eq(loader_scan(l, dirs, 1), 0);
+    ck_assert_ptr_nonnull(loader_find(l, PROVIDED_STEP, "reload_step"));
+    ck_assert_uint_eq(count_dir(cachedir), 3);
+    loader_free(l);
+}
+
 /* An entry that leaves out a name its file provides (which could hide a
  * name another file provides too) or names another plugin is caught when
  * its file is loaded: every file is loaded then, as an eager scan would. */
@@ -1430,26 +1447,10 @@ START_TEST(lazy_entry_hiding_a_name)
     ck_assert_uint_eq(count_dir(cachedir), 3); /* both loaded */
     loader_free(l);
 
-    l = new_lazy_loader(0);
-    loader_scan(l, dirs, 1);
-    loader_free(l);
-    index_edit("\treload\t,reload_seq,", "\treloax\t,reload_seq,");
-    l = new_lazy_loader(1);
-    ck_assert_uint_eq(loader_scan(l, dirs, 1), 0);
-    ck_assert_ptr_nonnull(loader_find(l, PROVIDED_STEP, "reload_step"));
-    ck_assert_uint_eq(count_dir(cachedir), 3);
-    loader_free(l);
-
-    /* an entry listing more than its file provides */
-    l = new_lazy_loader(0);
-    loader_scan(l, dirs, 1);
-    loader_free(l);
-    index_edit("\treload\t,reload_seq,", "\treload\t,reload_seq,nobody_type,");
-    l = new_lazy_loader(1);
-    ck_assert_uint_eq(loader_scan(l, dirs, 1), 0);
-    ck_assert_ptr_nonnull(loader_find(l, PROVIDED_STEP, "reload_step"));
-    ck_assert_uint_eq(count_dir(cachedir), 3);
-    loader_free(l);
+    /* an entry naming another plugin; one listing more than its file
+     * provides */
+    forged_entry_loads_all(dirs, "\treload\t,reload_seq,", "\treloax\t,reload_seq,");
+    forged_entry_loads_all(dirs, "\treload\t,reload_seq,", "\treload\t,reload_seq,nobody_type,");
 }
 END_TEST
 
